@@ -1,0 +1,17 @@
+namespace Trellis.Broker.Protocol;
+
+/// <summary>What the server tells an MQTT 5 client in CONNACK (§3.2.2.3).</summary>
+internal sealed record ConnAckProperties
+{
+    public uint? SessionExpiryInterval { get; init; }
+
+    public uint MaximumPacketSize { get; init; }
+
+    public ushort TopicAliasMaximum { get; init; }
+
+    public string? AssignedClientIdentifier { get; init; }
+
+    public ushort? ServerKeepAlive { get; init; }
+
+    public string? ReasonString { get; init; }
+}

@@ -1,0 +1,25 @@
+namespace Trellis.Storage;
+
+/// <summary>Where Trellis keeps its state. Everything lives under one folder so a backup is a copy.</summary>
+public sealed class DataFolder
+{
+    public DataFolder(string root)
+    {
+        Root = System.IO.Path.GetFullPath(root);
+        Directory.CreateDirectory(Root);
+        Directory.CreateDirectory(PkiDirectory);
+    }
+
+    public string Root { get; }
+
+    public string RegistryPath => System.IO.Path.Combine(Root, "trellis.db");
+
+    /// <summary>CA and server key material (mode 0600 files).</summary>
+    public string PkiDirectory => System.IO.Path.Combine(Root, "pki");
+
+    /// <summary>The CA certificate devices trust; a copy of pki/ca.pem at the root for convenience.</summary>
+    public string CaCertificatePath => System.IO.Path.Combine(Root, "ca.pem");
+
+    /// <summary>An AWS shared-credentials file with the admin key under profile "trellis".</summary>
+    public string CredentialsPath => System.IO.Path.Combine(Root, "credentials");
+}

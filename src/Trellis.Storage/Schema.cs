@@ -1,0 +1,84 @@
+namespace Trellis.Storage;
+
+/// <summary>
+/// Forward-only migrations of the registry database. Append a new entry to change the schema;
+/// never edit one that has shipped.
+/// </summary>
+public static class Schema
+{
+    public static IReadOnlyList<string> Migrations { get; } =
+    [
+        """
+        CREATE TABLE things (
+            name TEXT PRIMARY KEY,
+            id TEXT NOT NULL,
+            type_name TEXT,
+            attributes TEXT NOT NULL DEFAULT '{}',
+            version INTEGER NOT NULL DEFAULT 1,
+            created_ms INTEGER NOT NULL
+        );
+        CREATE TABLE certificates (
+            id TEXT PRIMARY KEY,
+            pem TEXT NOT NULL,
+            status TEXT NOT NULL,
+            ca_certificate_id TEXT,
+            created_ms INTEGER NOT NULL,
+            updated_ms INTEGER NOT NULL
+        );
+        CREATE TABLE policies (
+            name TEXT PRIMARY KEY,
+            default_version INTEGER NOT NULL,
+            next_version INTEGER NOT NULL,
+            created_ms INTEGER NOT NULL,
+            updated_ms INTEGER NOT NULL
+        );
+        CREATE TABLE policy_versions (
+            policy_name TEXT NOT NULL REFERENCES policies(name) ON DELETE CASCADE,
+            version INTEGER NOT NULL,
+            document TEXT NOT NULL,
+            created_ms INTEGER NOT NULL,
+            PRIMARY KEY (policy_name, version)
+        );
+        CREATE TABLE policy_targets (
+            policy_name TEXT NOT NULL REFERENCES policies(name) ON DELETE CASCADE,
+            target TEXT NOT NULL,
+            PRIMARY KEY (policy_name, target)
+        );
+        CREATE INDEX policy_targets_target ON policy_targets(target);
+        CREATE TABLE thing_principals (
+            thing_name TEXT NOT NULL REFERENCES things(name) ON DELETE CASCADE,
+            principal TEXT NOT NULL,
+            exclusive INTEGER NOT NULL DEFAULT 0,
+            PRIMARY KEY (thing_name, principal)
+        );
+        CREATE INDEX thing_principals_principal ON thing_principals(principal);
+        CREATE TABLE retained_messages (
+            topic TEXT PRIMARY KEY,
+            qos INTEGER NOT NULL,
+            payload BLOB NOT NULL,
+            properties TEXT,
+            sender TEXT NOT NULL,
+            received_ms INTEGER NOT NULL
+        );
+        CREATE TABLE sessions (
+            client_id TEXT PRIMARY KEY,
+            protocol_level INTEGER NOT NULL,
+            expiry_seconds INTEGER NOT NULL,
+            disconnected_ms INTEGER NOT NULL,
+            subscriptions TEXT NOT NULL
+        );
+        CREATE TABLE session_messages (
+            client_id TEXT NOT NULL,
+            seq INTEGER NOT NULL,
+            topic TEXT NOT NULL,
+            qos INTEGER NOT NULL,
+            retain INTEGER NOT NULL,
+            payload BLOB NOT NULL,
+            properties TEXT,
+            sender TEXT NOT NULL,
+            received_ms INTEGER NOT NULL,
+            PRIMARY KEY (client_id, seq)
+        );
+        """,
+    ];
+}
