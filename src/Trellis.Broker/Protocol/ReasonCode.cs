@@ -19,6 +19,7 @@ internal static class ReasonCode
     public const byte NotAuthorized = 0x87;
     public const byte ServerUnavailable = 0x88;
     public const byte ServerBusy = 0x89;
+    public const byte ServerShuttingDown = 0x8B;
     public const byte BadAuthenticationMethod = 0x8C;
     public const byte KeepAliveTimeout = 0x8D;
     public const byte SessionTakenOver = 0x8E;

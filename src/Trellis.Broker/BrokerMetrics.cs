@@ -1,0 +1,46 @@
+using System.Diagnostics.Metrics;
+
+namespace Trellis.Broker;
+
+/// <summary>Broker counters, exported through the <c>Trellis.Broker</c> meter and readable as a snapshot.</summary>
+public sealed class BrokerMetrics : IDisposable
+{
+    private readonly Meter _meter = new("Trellis.Broker");
+    private long _received;
+    private long _sent;
+    private long _dropped;
+    private long _connections;
+    private long _deniedPublishes;
+
+    public BrokerMetrics()
+    {
+        _meter.CreateObservableCounter("trellis.broker.messages.received", () => Volatile.Read(ref _received), description: "PUBLISH packets received from clients");
+        _meter.CreateObservableCounter("trellis.broker.messages.sent", () => Volatile.Read(ref _sent), description: "PUBLISH packets written to clients");
+        _meter.CreateObservableCounter("trellis.broker.messages.dropped", () => Volatile.Read(ref _dropped), description: "Deliveries dropped because a client's queue was full");
+        _meter.CreateObservableUpDownCounter("trellis.broker.connections", () => Volatile.Read(ref _connections), description: "Open MQTT connections");
+    }
+
+    public long MessagesReceived => Volatile.Read(ref _received);
+
+    public long MessagesSent => Volatile.Read(ref _sent);
+
+    public long MessagesDropped => Volatile.Read(ref _dropped);
+
+    public long Connections => Volatile.Read(ref _connections);
+
+    public long DeniedPublishes => Volatile.Read(ref _deniedPublishes);
+
+    internal void Received() => Interlocked.Increment(ref _received);
+
+    internal void Sent(int count) => Interlocked.Add(ref _sent, count);
+
+    internal void Dropped() => Interlocked.Increment(ref _dropped);
+
+    internal void Denied() => Interlocked.Increment(ref _deniedPublishes);
+
+    internal void ConnectionOpened() => Interlocked.Increment(ref _connections);
+
+    internal void ConnectionClosed() => Interlocked.Decrement(ref _connections);
+
+    public void Dispose() => _meter.Dispose();
+}

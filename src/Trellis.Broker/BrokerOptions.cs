@@ -1,0 +1,48 @@
+using System.ComponentModel.DataAnnotations;
+
+namespace Trellis.Broker;
+
+/// <summary>MQTT broker settings, bound from the <c>Broker</c> configuration section.</summary>
+public sealed class BrokerOptions
+{
+    /// <summary>Largest MQTT packet accepted from a client, in bytes (default 128 KiB, as AWS IoT).</summary>
+    [Range(64, 268_435_455)]
+    public int MaxPacketBytes { get; set; } = 128 * 1024;
+
+    /// <summary>Messages queued for one client beyond which new ones are dropped and counted.</summary>
+    [Range(1, 10_000_000)]
+    public int MaxQueuedMessagesPerClient { get; set; } = 10_000;
+
+    /// <summary>QoS 1/2 messages in flight to one client at once (further capped by the client's Receive Maximum).</summary>
+    [Range(1, 65_535)]
+    public int MaxInflightPerClient { get; set; } = 100;
+
+    /// <summary>Seconds a new connection may take to send CONNECT before it is closed.</summary>
+    [Range(1, 3600)]
+    public int ConnectTimeoutSeconds { get; set; } = 10;
+
+    /// <summary>Seconds a started packet may take to arrive whole before the connection is closed.</summary>
+    [Range(1, 3600)]
+    public int IncompletePacketTimeoutSeconds { get; set; } = 30;
+
+    /// <summary>Session expiry applied to MQTT 3.1.1 clean-session=0 clients (AWS IoT: 1 hour).</summary>
+    [Range(0, uint.MaxValue)]
+    public long PersistentSessionExpirySeconds { get; set; } = 3600;
+
+    /// <summary>Upper bound on the session expiry an MQTT 5 client may ask for (default 7 days).</summary>
+    [Range(0, uint.MaxValue)]
+    public long MaxSessionExpirySeconds { get; set; } = 7 * 24 * 3600;
+
+    /// <summary>Topic aliases an MQTT 5 client may use towards the broker.</summary>
+    [Range(0, 65_535)]
+    public int TopicAliasMaximum { get; set; } = 64;
+
+    /// <summary>Accept clients without credentials under an allow-all policy (development only).</summary>
+    public bool AllowAnonymous { get; set; }
+
+    /// <summary>AWS region used in resource ARNs for policy evaluation.</summary>
+    public string Region { get; set; } = "us-east-1";
+
+    /// <summary>AWS account id used in resource ARNs for policy evaluation.</summary>
+    public string AccountId { get; set; } = "000000000000";
+}

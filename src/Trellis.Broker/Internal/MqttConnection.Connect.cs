@@ -1,0 +1,113 @@
+using Trellis.Broker.Protocol;
+
+namespace Trellis.Broker.Internal;
+
+internal sealed partial class MqttConnection
+{
+    /// <summary>AWS IoT limits client ids to 128 characters.</summary>
+    private const int MaxClientIdLength = 128;
+
+    private bool HandleConnect(byte flags, ReadOnlySpan<byte> body)
+    {
+        if (!MqttDecoder.TryDecodeConnect(flags, body, out var packet, out var error))
+        {
+            _broker.Logger.ConnectRejected(packet.ClientId, RemoteAddress, error.Message);
+            if (error.ReasonCode == ReasonCode.UnsupportedProtocolVersion || packet.ProtocolLevel == 5)
+            {
+                // MQTT 3.1.1 §3.1.2.2: an unsupported level gets CONNACK 0x01; MQTT 5 clients get the reason code.
+                RefuseConnect(packet.ProtocolLevel == 5, error.ReasonCode, error.Message);
+            }
+            else
+            {
+                Abort();
+            }
+
+            return false;
+        }
+
+        var v5 = packet.IsV5;
+        string? assigned = null;
+        if (packet.ClientId.Length == 0)
+        {
+            if (!v5 && !packet.CleanStart)
+            {
+                // MQTT 3.1.1 §3.1.3.1: an empty id needs CleanSession=1.
+                return RefuseConnect(false, ReasonCode.ClientIdentifierNotValid, "empty client id with clean session 0");
+            }
+
+            assigned = "trellis-" + Guid.NewGuid().ToString("N");
+            packet.ClientId = assigned;
+        }
+        else if (packet.ClientId.Length > MaxClientIdLength)
+        {
+            return RefuseConnect(v5, ReasonCode.ClientIdentifierNotValid, $"client id longer than {MaxClientIdLength} characters");
+        }
+
+        if (v5 && packet.AuthenticationMethod is not null)
+        {
+            return RefuseConnect(v5, ReasonCode.BadAuthenticationMethod, $"authentication method '{packet.AuthenticationMethod}' is not supported");
+        }
+
+        var auth = _broker.Authenticator.Authenticate(new ConnectRequest(packet.ClientId, packet.UserName, packet.Password, ClientCertificate, IsTls, RemoteAddress));
+        if (auth.Principal is null)
+        {
+            _broker.Logger.ConnectRejected(packet.ClientId, RemoteAddress, auth.Message ?? "not authorized");
+            return RefuseConnect(v5, auth.ReasonCode, auth.Message);
+        }
+
+        if (!auth.Principal.Policy.CanConnect(packet.ClientId))
+        {
+            _broker.Logger.ConnectRejected(packet.ClientId, RemoteAddress, "policy does not allow iot:Connect for this client id");
+            return RefuseConnect(v5, ReasonCode.NotAuthorized, "iot:Connect not allowed for this client id");
+        }
+
+        Connect = packet;
+        Principal = auth.Principal;
+        ClientMaxPacketSize = packet.MaximumPacketSize;
+        InflightWindow = Math.Min(_broker.Options.MaxInflightPerClient, packet.ReceiveMaximum);
+
+        var sessionPresent = _broker.AttachSession(this, packet, auth.Principal, out var session);
+        Session = session;
+
+        var options = _broker.Options;
+        lock (_controlLock)
+        {
+            MqttEncoder.WriteConnAck(Control, v5, sessionPresent, ReasonCode.Success, v5
+                ? new ConnAckProperties
+                {
+                    MaximumPacketSize = (uint)options.MaxPacketBytes,
+                    TopicAliasMaximum = (ushort)options.TopicAliasMaximum,
+                    AssignedClientIdentifier = assigned,
+                    SessionExpiryInterval = packet.SessionExpirySeconds != session.ExpirySeconds ? session.ExpirySeconds : null,
+                }
+                : null);
+        }
+
+        if (sessionPresent)
+        {
+            foreach (var id in session.PrepareResume())
+            {
+                SendControl(PacketType.PubRel, id);
+            }
+        }
+
+        _ = WriteLoopAsync();
+        Wake();
+        _broker.OnConnected(this);
+        return true;
+    }
+
+    private bool RefuseConnect(bool v5, byte reason, string? message)
+    {
+        DisconnectReason = "AUTHORIZATION_FAILURE";
+        lock (_controlLock)
+        {
+            MqttEncoder.WriteConnAck(Control, v5, false, reason, v5 && message is not null ? new ConnAckProperties { ReasonString = message, MaximumPacketSize = (uint)_broker.Options.MaxPacketBytes } : null);
+            _closeAfterFlush = true;
+        }
+
+        _ = WriteLoopAsync();
+        Wake();
+        return false;
+    }
+}

@@ -1,0 +1,385 @@
+using System.Buffers;
+using Trellis.Broker.Protocol;
+
+namespace Trellis.Broker.Internal;
+
+internal sealed partial class MqttConnection
+{
+    private async Task ReadLoopAsync()
+    {
+        var token = _cts.Token;
+        var maxPacket = _broker.Options.MaxPacketBytes;
+        while (true)
+        {
+            var result = await _input.ReadAsync(token);
+            var buffer = result.Buffer;
+            var keepGoing = true;
+            while (keepGoing)
+            {
+                var status = MqttFrame.TryRead(buffer, maxPacket, out var header, out var headerLength, out var remainingLength);
+                if (status == FrameStatus.Incomplete)
+                {
+                    break;
+                }
+
+                if (status == FrameStatus.TooLarge)
+                {
+                    _broker.Logger.PacketTooLarge(ClientId, RemoteAddress, headerLength + remainingLength, maxPacket);
+                    Reject(ReasonCode.PacketTooLarge, "CLIENT_ERROR", $"packet of {headerLength + (long)remainingLength} bytes exceeds the maximum of {maxPacket}");
+                    return;
+                }
+
+                if (status == FrameStatus.MalformedLength)
+                {
+                    Reject(ReasonCode.MalformedPacket, "CLIENT_ERROR", "remaining length longer than 4 bytes");
+                    return;
+                }
+
+                var body = buffer.Slice(headerLength, remainingLength);
+                keepGoing = body.IsSingleSegment
+                    ? HandlePacket(header, body.FirstSpan)
+                    : HandlePacket(header, body.ToArray());
+                buffer = buffer.Slice(headerLength + remainingLength);
+                LastActivityMs = _broker.NowMs;
+            }
+
+            PartialSinceMs = buffer.IsEmpty ? 0 : PartialSinceMs == 0 ? _broker.NowMs : PartialSinceMs;
+            _input.AdvanceTo(buffer.Start, buffer.End);
+            if (!keepGoing || result.IsCompleted || result.IsCanceled)
+            {
+                return;
+            }
+
+            if (Session is not null)
+            {
+                Wake();
+                await _broker.WaitForCongestionAsync(this, token);
+            }
+        }
+    }
+
+    /// <summary>Handles one packet. Returns false when the connection must end.</summary>
+    private bool HandlePacket(byte header, ReadOnlySpan<byte> body)
+    {
+        var type = (PacketType)(header >> 4);
+        var flags = (byte)(header & 0x0F);
+        if (Connect is null)
+        {
+            if (type != PacketType.Connect)
+            {
+                // MQTT §3.1.0-1: the first packet must be CONNECT, else close without a CONNACK.
+                _broker.Logger.FirstPacketNotConnect(RemoteAddress, type.ToString());
+                DisconnectReason = "CLIENT_ERROR";
+                Abort();
+                return false;
+            }
+
+            return HandleConnect(flags, body);
+        }
+
+        var v5 = IsV5;
+        switch (type)
+        {
+            case PacketType.Publish:
+                return HandlePublish(flags, body, v5);
+            case PacketType.PubAck:
+                return HandleAck(type, flags, body, v5);
+            case PacketType.PubRec:
+                return HandleAck(type, flags, body, v5);
+            case PacketType.PubRel:
+                return HandleAck(type, flags, body, v5);
+            case PacketType.PubComp:
+                return HandleAck(type, flags, body, v5);
+            case PacketType.Subscribe:
+                return HandleSubscribe(flags, body, v5);
+            case PacketType.Unsubscribe:
+                return HandleUnsubscribe(flags, body, v5);
+            case PacketType.PingReq:
+                if (flags != 0 || body.Length != 0)
+                {
+                    return Reject(ReasonCode.MalformedPacket, "CLIENT_ERROR", "malformed PINGREQ");
+                }
+
+                lock (_controlLock)
+                {
+                    MqttEncoder.WritePingResp(Control);
+                }
+
+                return true;
+            case PacketType.Disconnect:
+                return HandleDisconnect(flags, body, v5);
+            case PacketType.Connect:
+                return Reject(ReasonCode.ProtocolError, "CLIENT_ERROR", "second CONNECT on one connection (§3.1.0-2)");
+            case PacketType.Auth:
+                return Reject(ReasonCode.ProtocolError, "CLIENT_ERROR", "AUTH without an authentication method in CONNECT");
+            default:
+                return Reject(ReasonCode.MalformedPacket, "CLIENT_ERROR", $"packet type {(int)type} is not sent by clients");
+        }
+    }
+
+    /// <summary>Logs a protocol violation and closes (with DISCONNECT for MQTT 5). Always returns false.</summary>
+    private bool Reject(byte reason, string awsReason, string message)
+    {
+        _broker.Logger.ProtocolViolation(ClientId, RemoteAddress, message);
+        Close(reason, awsReason, message);
+        return false;
+    }
+
+    private bool HandlePublish(byte flags, ReadOnlySpan<byte> body, bool v5)
+    {
+        if (!MqttDecoder.TryDecodePublish(flags, body, v5, out var packet, out var error))
+        {
+            return Reject(error.ReasonCode, "CLIENT_ERROR", error.Message);
+        }
+
+        var topic = packet.Topic;
+        if (packet.TopicAlias != 0)
+        {
+            if (packet.TopicAlias > _broker.Options.TopicAliasMaximum)
+            {
+                return Reject(ReasonCode.TopicAliasInvalid, "CLIENT_ERROR", $"topic alias {packet.TopicAlias} above the maximum {_broker.Options.TopicAliasMaximum}");
+            }
+
+            _topicAliases ??= new string?[_broker.Options.TopicAliasMaximum + 1];
+            if (topic.Length > 0)
+            {
+                _topicAliases[packet.TopicAlias] = topic;
+            }
+            else if (_topicAliases[packet.TopicAlias] is { } known)
+            {
+                topic = known;
+            }
+            else
+            {
+                return Reject(ReasonCode.ProtocolError, "CLIENT_ERROR", $"topic alias {packet.TopicAlias} used before it was set");
+            }
+        }
+
+        _broker.Metrics.Received();
+        if (!IsPublishAllowed(topic, packet.Retain))
+        {
+            _broker.Logger.PublishDenied(ClientId, topic);
+            if (!v5)
+            {
+                // MQTT 3.1.1 has no negative PUBACK: close the connection, as AWS IoT does.
+                DisconnectReason = "AUTHORIZATION_FAILURE";
+                Abort();
+                return false;
+            }
+
+            if (packet.Qos == 1)
+            {
+                SendControl(PacketType.PubAck, packet.PacketId, ReasonCode.NotAuthorized);
+            }
+            else if (packet.Qos == 2)
+            {
+                SendControl(PacketType.PubRec, packet.PacketId, ReasonCode.NotAuthorized);
+            }
+
+            return true;
+        }
+
+        if (packet.Qos == 2 && !Session!.BeginIncomingQos2(packet.PacketId))
+        {
+            // A resend of a QoS 2 message we already routed: acknowledge again, do not deliver twice.
+            SendControl(PacketType.PubRec, packet.PacketId);
+            return true;
+        }
+
+        var message = new MqttMessage
+        {
+            Topic = topic,
+            Payload = packet.Payload,
+            Qos = packet.Qos,
+            Retain = packet.Retain,
+            Properties = packet.Properties,
+            SenderClientId = ClientId,
+            ReceivedAtMs = _broker.NowMs,
+        };
+
+        var matched = _broker.Publish(message, Session);
+        var reason = matched == 0 && v5 ? ReasonCode.NoMatchingSubscribers : ReasonCode.Success;
+        if (packet.Qos == 1)
+        {
+            SendControl(PacketType.PubAck, packet.PacketId, reason);
+        }
+        else if (packet.Qos == 2)
+        {
+            SendControl(PacketType.PubRec, packet.PacketId, reason);
+        }
+
+        return true;
+    }
+
+    private bool IsPublishAllowed(string topic, bool retain)
+    {
+        var principal = Principal!;
+        if (principal.Refresh(_broker.Authenticator.PolicyGeneration))
+        {
+            _publishAllowed?.Clear();
+            Session!.ClearReceiveCache();
+        }
+
+        // Cache per connection: most devices publish to a handful of topics.
+        _publishAllowed ??= new Dictionary<string, bool>(StringComparer.Ordinal);
+        if (!_publishAllowed.TryGetValue(topic, out var allowed))
+        {
+            allowed = principal.Policy.CanPublish(topic);
+            if (_publishAllowed.Count >= 1024)
+            {
+                _publishAllowed.Clear();
+            }
+
+            _publishAllowed[topic] = allowed;
+        }
+
+        return allowed && (!retain || principal.Policy.CanRetainPublish(topic));
+    }
+
+    private bool HandleAck(PacketType type, byte flags, ReadOnlySpan<byte> body, bool v5)
+    {
+        if (!MqttDecoder.TryDecodeAck(type, flags, body, v5, out var ack, out var error))
+        {
+            return Reject(error.ReasonCode, "CLIENT_ERROR", error.Message);
+        }
+
+        var session = Session!;
+        switch (type)
+        {
+            case PacketType.PubAck:
+                if (session.Acknowledge(ack.PacketId))
+                {
+                    Wake();
+                }
+
+                break;
+            case PacketType.PubRec:
+                if (ack.ReasonCode >= 0x80)
+                {
+                    // The client refused the message: the QoS 2 flow ends here (§4.3.3).
+                    session.Received(ack.PacketId);
+                    session.Completed(ack.PacketId);
+                    Wake();
+                }
+                else
+                {
+                    var known = session.Received(ack.PacketId);
+                    SendControl(PacketType.PubRel, ack.PacketId, known ? ReasonCode.Success : ReasonCode.PacketIdentifierNotFound);
+                }
+
+                break;
+            case PacketType.PubRel:
+                var released = session.ReleaseIncomingQos2(ack.PacketId);
+                SendControl(PacketType.PubComp, ack.PacketId, released ? ReasonCode.Success : ReasonCode.PacketIdentifierNotFound);
+                break;
+            case PacketType.PubComp:
+                if (session.Completed(ack.PacketId))
+                {
+                    Wake();
+                }
+
+                break;
+        }
+
+        return true;
+    }
+
+    private bool HandleSubscribe(byte flags, ReadOnlySpan<byte> body, bool v5)
+    {
+        if (!MqttDecoder.TryDecodeSubscribe(flags, body, v5, out var packet, out var error))
+        {
+            return Reject(error.ReasonCode, "CLIENT_ERROR", error.Message);
+        }
+
+        var principal = Principal!;
+        if (principal.Refresh(_broker.Authenticator.PolicyGeneration))
+        {
+            _publishAllowed?.Clear();
+            Session!.ClearReceiveCache();
+        }
+
+        Span<byte> codes = packet.Filters.Count <= 64 ? stackalloc byte[packet.Filters.Count] : new byte[packet.Filters.Count];
+        var granted = new List<TopicSubscription>(packet.Filters.Count);
+        var withRetained = new List<TopicSubscription>();
+        for (var i = 0; i < packet.Filters.Count; i++)
+        {
+            codes[i] = _broker.Subscribe(this, packet.Filters[i], v5, out var accepted, out var sendRetained);
+            if (accepted is not null)
+            {
+                granted.Add(accepted);
+                if (sendRetained)
+                {
+                    withRetained.Add(accepted);
+                }
+            }
+        }
+
+        lock (_controlLock)
+        {
+            MqttEncoder.WriteSubAck(Control, packet.PacketId, codes, v5);
+        }
+
+        // Retained messages follow the SUBACK (§3.3.1.3).
+        foreach (var subscription in withRetained)
+        {
+            _broker.DeliverRetained(Session!, subscription);
+        }
+
+        _broker.OnSubscriptionsChanged(this, granted.Select(s => s.Filter).ToList(), subscribed: true);
+        return true;
+    }
+
+    private bool HandleUnsubscribe(byte flags, ReadOnlySpan<byte> body, bool v5)
+    {
+        if (!MqttDecoder.TryDecodeUnsubscribe(flags, body, v5, out var packet, out var error))
+        {
+            return Reject(error.ReasonCode, "CLIENT_ERROR", error.Message);
+        }
+
+        Span<byte> codes = packet.Filters.Count <= 64 ? stackalloc byte[packet.Filters.Count] : new byte[packet.Filters.Count];
+        var removed = new List<string>();
+        for (var i = 0; i < packet.Filters.Count; i++)
+        {
+            var existed = _broker.Unsubscribe(Session!, packet.Filters[i]);
+            codes[i] = existed ? ReasonCode.Success : ReasonCode.NoSubscriptionExisted;
+            if (existed)
+            {
+                removed.Add(packet.Filters[i]);
+            }
+        }
+
+        lock (_controlLock)
+        {
+            MqttEncoder.WriteUnsubAck(Control, packet.PacketId, codes, v5);
+        }
+
+        _broker.OnSubscriptionsChanged(this, removed, subscribed: false);
+        return true;
+    }
+
+    private bool HandleDisconnect(byte flags, ReadOnlySpan<byte> body, bool v5)
+    {
+        if (!MqttDecoder.TryDecodeDisconnect(flags, body, v5, out var reason, out var expiry, out var error))
+        {
+            return Reject(error.ReasonCode, "CLIENT_ERROR", error.Message);
+        }
+
+        if (expiry is { } newExpiry)
+        {
+            if (Session!.ExpirySeconds == 0 && newExpiry != 0)
+            {
+                // MQTT 5 §3.14.2.2.2: a session that was to end may not be extended at DISCONNECT.
+                return Reject(ReasonCode.ProtocolError, "CLIENT_ERROR", "session expiry set at DISCONNECT after CONNECT gave 0");
+            }
+
+            Session.ExpirySeconds = (uint)Math.Min(newExpiry, _broker.Options.MaxSessionExpirySeconds);
+        }
+
+        // §3.14.4: DISCONNECT 0x04 asks for the will to be published; any other normal DISCONNECT discards it.
+        WillDiscarded = reason != ReasonCode.DisconnectWithWill;
+        ClientInitiated = true;
+        DisconnectReason = "CLIENT_INITIATED_DISCONNECT";
+        Abort();
+        return false;
+    }
+}

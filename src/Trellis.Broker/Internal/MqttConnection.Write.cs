@@ -1,0 +1,123 @@
+using System.Buffers;
+using Trellis.Broker.Protocol;
+
+namespace Trellis.Broker.Internal;
+
+internal sealed partial class MqttConnection
+{
+    /// <summary>Messages encoded per flush: bounds latency while keeping syscalls few.</summary>
+    private const int BatchSize = 256;
+
+    private async Task WriteLoopAsync()
+    {
+        var batch = new List<(ushort PacketId, Outgoing Item, bool Dup)>(16);
+        var token = _cts.Token;
+        try
+        {
+            while (await _wake.Reader.WaitToReadAsync(token))
+            {
+                _wake.Reader.TryRead(out _);
+                while (true)
+                {
+                    var wrote = false;
+                    bool closeNow;
+                    lock (_controlLock)
+                    {
+                        if (_control is { WrittenCount: > 0 })
+                        {
+                            _output.Write(_control.WrittenSpan);
+                            _control.ResetWrittenCount();
+                            wrote = true;
+                        }
+
+                        closeNow = _closeAfterFlush;
+                    }
+
+                    var more = false;
+                    if (!closeNow && Session is { } session)
+                    {
+                        batch.Clear();
+                        var now = _broker.NowMs;
+                        session.TakeBatch(batch, InflightWindow, BatchSize, now);
+                        foreach (var (packetId, item, dup) in batch)
+                        {
+                            WriteMessage(packetId, item, dup, now);
+                        }
+
+                        wrote |= batch.Count > 0;
+                        more = batch.Count == BatchSize;
+                        if (batch.Count > 0)
+                        {
+                            _broker.Metrics.Sent(batch.Count);
+                            MqttBroker.OnQueueDrained(session);
+                        }
+                    }
+
+                    if (wrote)
+                    {
+                        var flush = await _output.FlushAsync(token);
+                        if (flush.IsCompleted || flush.IsCanceled)
+                        {
+                            return;
+                        }
+                    }
+
+                    if (closeNow)
+                    {
+                        Abort();
+                        return;
+                    }
+
+                    if (!more)
+                    {
+                        break;
+                    }
+                }
+            }
+        }
+        catch (OperationCanceledException)
+        {
+        }
+        catch (Exception e)
+        {
+            _broker.Logger.ConnectionFault(ClientId, RemoteAddress, "write: " + e.GetType().Name + ": " + e.Message);
+            Abort();
+        }
+    }
+
+    private void WriteMessage(ushort packetId, Outgoing item, bool dup, long now)
+    {
+        var message = item.Message;
+        var v5 = IsV5;
+        var session = Session!;
+        if (!session.CanReceive(message.Topic, _broker.Authenticator.PolicyGeneration))
+        {
+            // iot:Receive is checked on delivery too: a policy detached after queueing still applies.
+            if (item.Qos > 0)
+            {
+                session.Forget(packetId);
+            }
+
+            return;
+        }
+
+        if (ClientMaxPacketSize != 0 && message.Payload.Length + message.Topic.Length + 16 > ClientMaxPacketSize)
+        {
+            // MQTT 5 §3.1.2.11.4: a packet larger than the client's maximum is discarded for it.
+            if (item.Qos > 0)
+            {
+                session.Forget(packetId);
+            }
+
+            return;
+        }
+
+        if (item.Qos == 0 && item.SubscriptionId is null && !item.Retain && message.Properties?.MessageExpiryInterval is null)
+        {
+            _output.Write(message.GetQos0Frame(v5, false));
+            return;
+        }
+
+        MqttEncoder.WritePublish(_output, message, item.Qos, packetId, v5, item.Retain, item.SubscriptionId, dup, now);
+    }
+}

@@ -1,0 +1,189 @@
+using System.Buffers;
+using System.IO.Pipelines;
+using System.Security.Cryptography.X509Certificates;
+using System.Threading.Channels;
+using Trellis.Broker.Protocol;
+
+namespace Trellis.Broker.Internal;
+
+/// <summary>
+/// One client network connection: a read loop that decodes and handles packets, and a writer
+/// loop that is the only code touching the output pipe. Control packets (acks, SUBACK, PINGRESP)
+/// are encoded into <see cref="_control"/> by the reader and written by the writer.
+/// </summary>
+internal sealed partial class MqttConnection : IDisposable
+{
+    private readonly MqttBroker _broker;
+    private readonly PipeReader _input;
+    private readonly PipeWriter _output;
+    private readonly Action _abortTransport;
+    private readonly CancellationTokenSource _cts = new();
+    private readonly Channel<byte> _wake = Channel.CreateBounded<byte>(new BoundedChannelOptions(1)
+    {
+        FullMode = BoundedChannelFullMode.DropWrite,
+        SingleReader = true,
+    });
+
+    private readonly Lock _controlLock = new();
+    private ArrayBufferWriter<byte>? _control;
+    private Dictionary<string, bool>? _publishAllowed;
+    private string?[]? _topicAliases;
+    private int _closing;
+    private bool _closeAfterFlush;
+
+    public MqttConnection(MqttBroker broker, IDuplexPipe transport, Action abortTransport, X509Certificate2? clientCertificate, bool isTls, string remoteAddress, string listener)
+    {
+        _broker = broker;
+        _input = transport.Input;
+        _output = transport.Output;
+        _abortTransport = abortTransport;
+        ClientCertificate = clientCertificate;
+        IsTls = isTls;
+        RemoteAddress = remoteAddress;
+        Listener = listener;
+        OpenedAtMs = broker.NowMs;
+        LastActivityMs = OpenedAtMs;
+    }
+
+    public X509Certificate2? ClientCertificate { get; }
+
+    public bool IsTls { get; }
+
+    public string RemoteAddress { get; }
+
+    public string Listener { get; }
+
+    public long OpenedAtMs { get; }
+
+    public long LastActivityMs;
+
+    /// <summary>A subscriber this connection's publishes filled up; the read loop waits for it.</summary>
+    public Session? CongestedOn;
+
+    /// <summary>When a partial packet started waiting for its remaining bytes (0 = none pending).</summary>
+    public long PartialSinceMs;
+
+    public ConnectPacket? Connect { get; private set; }
+
+    public Session? Session { get; private set; }
+
+    public ClientPrincipal? Principal { get; private set; }
+
+    public bool IsV5 => Connect?.IsV5 ?? false;
+
+    public string ClientId => Connect?.ClientId ?? string.Empty;
+
+    public string SessionIdentifier { get; } = Guid.NewGuid().ToString();
+
+    /// <summary>AWS's versionNumber: increments with each connect of this client id.</summary>
+    public long VersionNumber { get; set; }
+
+    /// <summary>Why the connection ended, in AWS lifecycle-event terms.</summary>
+    public string DisconnectReason { get; private set; } = "CONNECTION_LOST";
+
+    public bool ClientInitiated { get; private set; }
+
+    public bool TakenOver { get; set; }
+
+    /// <summary>True when the will must not be published (clean DISCONNECT).</summary>
+    public bool WillDiscarded { get; private set; }
+
+    public int InflightWindow { get; private set; } = 1;
+
+    public uint ClientMaxPacketSize { get; private set; }
+
+    public CancellationToken Closed => _cts.Token;
+
+    public async Task RunAsync()
+    {
+        try
+        {
+            await ReadLoopAsync();
+        }
+        catch (OperationCanceledException)
+        {
+        }
+        catch (Exception e)
+        {
+            // A fault closes only this connection (IOException from a reset socket, or a bug).
+            _broker.Logger.ConnectionFault(ClientId, RemoteAddress, e.GetType().Name + ": " + e.Message);
+        }
+        finally
+        {
+            await ShutdownAsync();
+        }
+    }
+
+    /// <summary>Signals the writer that there is something to send.</summary>
+    public void Wake() => _wake.Writer.TryWrite(0);
+
+    /// <summary>Closes the connection, with an MQTT 5 DISCONNECT carrying <paramref name="reason"/> when the client speaks 5.0.</summary>
+    public void Close(byte reason, string awsReason, string? reasonString = null)
+    {
+        if (Interlocked.Exchange(ref _closing, 1) == 1)
+        {
+            return;
+        }
+
+        DisconnectReason = awsReason;
+        if (IsV5 && Session is not null)
+        {
+            lock (_controlLock)
+            {
+                MqttEncoder.WriteDisconnect(Control, reason, reasonString);
+                _closeAfterFlush = true;
+            }
+
+            Wake();
+
+            // The writer aborts after flushing; make sure we go even if it is stuck on a dead socket.
+            _ = Task.Delay(TimeSpan.FromSeconds(2), CancellationToken.None).ContinueWith(_ => Abort(), TaskScheduler.Default);
+        }
+        else
+        {
+            Abort();
+        }
+    }
+
+    public void Abort()
+    {
+        try
+        {
+            _cts.Cancel();
+        }
+        catch (ObjectDisposedException)
+        {
+        }
+
+        _abortTransport();
+    }
+
+    private ArrayBufferWriter<byte> Control => _control ??= new ArrayBufferWriter<byte>(64);
+
+    private void SendControl(PacketType type, ushort packetId, byte reason = 0)
+    {
+        lock (_controlLock)
+        {
+            MqttEncoder.WriteAck(Control, type, packetId, IsV5, reason);
+        }
+    }
+
+    private async Task ShutdownAsync()
+    {
+        Interlocked.Exchange(ref _closing, 1);
+        try
+        {
+            await _cts.CancelAsync();
+        }
+        catch (ObjectDisposedException)
+        {
+        }
+
+        _wake.Writer.TryComplete();
+        _abortTransport();
+        await _broker.OnConnectionClosedAsync(this);
+        Dispose();
+    }
+
+    public void Dispose() => _cts.Dispose();
+}

@@ -1,0 +1,52 @@
+using Microsoft.Extensions.Logging;
+
+namespace Trellis.Broker;
+
+/// <summary>Broker log events: ids 1000–1999.</summary>
+internal static partial class Log
+{
+    [LoggerMessage(1001, LogLevel.Information, "Client {ClientId} connected from {Remote} ({Listener}, MQTT {Version}, principal {Principal})")]
+    public static partial void ClientConnected(this ILogger logger, string clientId, string remote, string listener, string version, string principal);
+
+    [LoggerMessage(1002, LogLevel.Information, "Client {ClientId} disconnected: {Reason}")]
+    public static partial void ClientDisconnected(this ILogger logger, string clientId, string reason);
+
+    [LoggerMessage(1003, LogLevel.Warning, "Refused connect from client '{ClientId}' at {Remote}: {Reason}")]
+    public static partial void ConnectRejected(this ILogger logger, string clientId, string remote, string reason);
+
+    [LoggerMessage(1004, LogLevel.Warning, "Closed connection of client '{ClientId}' at {Remote}: protocol violation: {Message}")]
+    public static partial void ProtocolViolation(this ILogger logger, string clientId, string remote, string message);
+
+    [LoggerMessage(1005, LogLevel.Warning, "Closed connection of client '{ClientId}' at {Remote}: packet of {Size} bytes exceeds Broker:MaxPacketBytes={Max}")]
+    public static partial void PacketTooLarge(this ILogger logger, string clientId, string remote, long size, int max);
+
+    [LoggerMessage(1006, LogLevel.Warning, "Closed connection from {Remote}: first packet was {Type}, not CONNECT")]
+    public static partial void FirstPacketNotConnect(this ILogger logger, string remote, string type);
+
+    [LoggerMessage(1007, LogLevel.Information, "Denied publish by client {ClientId} to '{Topic}': its policies do not allow iot:Publish there")]
+    public static partial void PublishDenied(this ILogger logger, string clientId, string topic);
+
+    [LoggerMessage(1008, LogLevel.Information, "Denied subscription by client {ClientId} to '{Filter}': its policies do not allow iot:Subscribe there")]
+    public static partial void SubscribeDenied(this ILogger logger, string clientId, string filter);
+
+    [LoggerMessage(1009, LogLevel.Warning, "Queue of client {ClientId} is full ({Limit} messages): dropping new deliveries until it catches up ({Dropped} dropped so far). Raise Broker:MaxQueuedMessagesPerClient or speed up the subscriber.")]
+    public static partial void QueueFull(this ILogger logger, string clientId, int limit, long dropped);
+
+    [LoggerMessage(1010, LogLevel.Warning, "Connection of client '{ClientId}' at {Remote} failed: {Message}")]
+    public static partial void ConnectionFault(this ILogger logger, string clientId, string remote, string message);
+
+    [LoggerMessage(1011, LogLevel.Information, "Closed connection of client '{ClientId}' at {Remote}: {Reason}")]
+    public static partial void TimedOut(this ILogger logger, string clientId, string remote, string reason);
+
+    [LoggerMessage(1012, LogLevel.Warning, "Disconnected client {ClientId}: {Reason}")]
+    public static partial void PrincipalRevoked(this ILogger logger, string clientId, string reason);
+
+    [LoggerMessage(1013, LogLevel.Information, "Restored {Sessions} persistent sessions ({Messages} queued messages) and {Retained} retained messages from the data folder")]
+    public static partial void StateRestored(this ILogger logger, int sessions, int messages, int retained);
+
+    [LoggerMessage(1014, LogLevel.Information, "Saved {Sessions} persistent sessions ({Messages} queued messages) to the data folder")]
+    public static partial void StateSaved(this ILogger logger, int sessions, int messages);
+
+    [LoggerMessage(1015, LogLevel.Information, "Will message of client {ClientId} was not published: its policies do not allow publishing to '{Topic}'")]
+    public static partial void WillDenied(this ILogger logger, string clientId, string topic);
+}

@@ -1,0 +1,69 @@
+using System.Buffers;
+using System.Text.Json;
+using Trellis.Broker.Internal;
+
+namespace Trellis.Broker;
+
+/// <summary>AWS IoT lifecycle events (<c>$aws/events/presence/…</c>, <c>$aws/events/subscriptions/…</c>).</summary>
+public sealed partial class MqttBroker
+{
+    internal void OnConnected(MqttConnection connection)
+    {
+        var version = _connectVersions.AddOrUpdate(connection.ClientId, 1, static (_, v) => v + 1);
+        connection.VersionNumber = version;
+        var principal = connection.Principal!;
+        Logger.ClientConnected(connection.ClientId, connection.RemoteAddress, connection.Listener, connection.IsV5 ? "5.0" : "3.1.1", principal.PrincipalIdentifier);
+        PublishEvent($"$aws/events/presence/connected/{connection.ClientId}", connection, "connected", w => { });
+    }
+
+    internal void OnSubscriptionsChanged(MqttConnection connection, List<string> filters, bool subscribed)
+    {
+        if (filters.Count == 0)
+        {
+            return;
+        }
+
+        var eventType = subscribed ? "subscribed" : "unsubscribed";
+        PublishEvent($"$aws/events/subscriptions/{eventType}/{connection.ClientId}", connection, eventType, w =>
+        {
+            w.WriteStartArray("topics");
+            foreach (var filter in filters)
+            {
+                w.WriteStringValue(filter);
+            }
+
+            w.WriteEndArray();
+        });
+    }
+
+    private void PublishDisconnectedEvent(MqttConnection connection) =>
+        PublishEvent($"$aws/events/presence/disconnected/{connection.ClientId}", connection, "disconnected", w =>
+        {
+            w.WriteBoolean("clientInitiatedDisconnect", connection.ClientInitiated);
+            w.WriteString("disconnectReason", connection.DisconnectReason);
+        });
+
+    private void PublishEvent(string topic, MqttConnection connection, string eventType, Action<Utf8JsonWriter> extra)
+    {
+        var buffer = new ArrayBufferWriter<byte>(256);
+        using (var w = new Utf8JsonWriter(buffer))
+        {
+            w.WriteStartObject();
+            w.WriteString("clientId", connection.ClientId);
+            w.WriteNumber("timestamp", NowMs);
+            w.WriteString("eventType", eventType);
+            w.WriteString("sessionIdentifier", connection.SessionIdentifier);
+            w.WriteString("principalIdentifier", connection.Principal?.PrincipalIdentifier ?? string.Empty);
+            if (eventType is "connected" or "disconnected")
+            {
+                w.WriteString("ipAddress", connection.RemoteAddress);
+                w.WriteNumber("versionNumber", connection.VersionNumber);
+            }
+
+            extra(w);
+            w.WriteEndObject();
+        }
+
+        PublishFromServer(topic, buffer.WrittenMemory.ToArray(), qos: 1);
+    }
+}

@@ -1,0 +1,235 @@
+using Trellis.Broker.Internal;
+using Trellis.Broker.Protocol;
+using Trellis.Core.Topics;
+
+namespace Trellis.Broker;
+
+public sealed partial class MqttBroker
+{
+    /// <summary>Queue depth above which a publisher waits for the subscriber (back-pressure) instead of racing ahead.</summary>
+    private int BackPressureDepth => Math.Min(1000, Math.Max(1, Options.MaxQueuedMessagesPerClient / 2));
+
+    /// <summary>Routes a message to every matching subscription. Returns how many subscribers got it.</summary>
+    internal int Publish(MqttMessage message, Session? sender)
+    {
+        if (message.Retain)
+        {
+            SetRetained(message);
+        }
+
+        var state = new RouteState(this, message, sender, Interlocked.Increment(ref _routeStamp));
+        _index.Match(message.Topic, ref state, static (ref RouteState s, Subscriber subscriber) => s.Deliver(subscriber));
+        if (sender?.Connection is { } connection && state.Congested is { } congested)
+        {
+            connection.CongestedOn = congested;
+        }
+
+        return state.Matched;
+    }
+
+    /// <summary>Adds one subscription. Returns the SUBACK reason code.</summary>
+    internal byte Subscribe(MqttConnection connection, TopicSubscription requested, bool v5, out TopicSubscription? accepted, out bool sendRetained)
+    {
+        accepted = null;
+        sendRetained = false;
+        var session = connection.Session!;
+        var filter = requested.Filter;
+        string? group = null;
+        if (SharedSubscription.TryParse(filter, out var shareName, out var shareFilter, out var valid))
+        {
+            if (!valid || requested.NoLocal)
+            {
+                // MQTT 5 §3.8.3.1: No Local on a shared subscription is a protocol error; we refuse the filter.
+                return v5 ? ReasonCode.TopicFilterInvalid : ReasonCode.UnspecifiedError;
+            }
+
+            group = shareName;
+            filter = shareFilter;
+        }
+        else if (!TopicValidator.IsValidTopicFilter(filter))
+        {
+            return v5 ? ReasonCode.TopicFilterInvalid : ReasonCode.UnspecifiedError;
+        }
+
+        if (!connection.Principal!.Policy.CanSubscribe(requested.Filter))
+        {
+            Logger.SubscribeDenied(connection.ClientId, requested.Filter);
+            return v5 ? ReasonCode.NotAuthorized : ReasonCode.UnspecifiedError;
+        }
+
+        var maxQos = Math.Min(requested.MaxQos, (byte)2);
+        accepted = requested with { MaxQos = (byte)maxQos };
+        session.AddSubscription(accepted, out var existed);
+        _index.Add(session, accepted, group, filter);
+        sendRetained = group is null && (accepted.RetainHandling == 0 || (accepted.RetainHandling == 1 && !existed));
+        return (byte)maxQos;
+    }
+
+    internal bool Unsubscribe(Session session, string filter)
+    {
+        if (!session.RemoveSubscription(filter))
+        {
+            return false;
+        }
+
+        RemoveFromIndex(session, filter);
+        return true;
+    }
+
+    private void RemoveFromIndex(Session session, string filter)
+    {
+        if (SharedSubscription.TryParse(filter, out var group, out var shareFilter, out var valid))
+        {
+            if (valid)
+            {
+                _index.Remove(session, group, shareFilter);
+            }
+        }
+        else
+        {
+            _index.Remove(session, null, filter);
+        }
+    }
+
+    /// <summary>Sends the retained messages matching a new subscription (RETAIN=1, §3.3.1.3).</summary>
+    internal void DeliverRetained(Session session, TopicSubscription subscription)
+    {
+        var delivered = false;
+        foreach (var (topic, message) in _retained)
+        {
+            if (!TopicMatcher.Matches(subscription.Filter, topic) || message.IsExpired(NowMs) || !session.CanReceive(topic, Authenticator.PolicyGeneration))
+            {
+                continue;
+            }
+
+            var qos = Math.Min(message.Qos, subscription.MaxQos);
+            if (session.TryEnqueue(new Outgoing(message, (byte)qos, true, subscription.SubscriptionIdentifier), Options.MaxQueuedMessagesPerClient))
+            {
+                delivered = true;
+            }
+        }
+
+        if (delivered)
+        {
+            session.Connection?.Wake();
+        }
+    }
+
+    private void SetRetained(MqttMessage message)
+    {
+        if (message.Payload.IsEmpty)
+        {
+            // §3.3.1.3: a retained message with an empty payload deletes the retained message.
+            if (_retained.TryRemove(message.Topic, out _))
+            {
+                _store?.DeleteRetained(message.Topic);
+            }
+
+            return;
+        }
+
+        _retained[message.Topic] = message;
+        _store?.SaveRetained(message);
+    }
+
+    /// <summary>
+    /// Back-pressure: after a read batch, a publisher whose messages filled a subscriber's queue
+    /// waits (up to 100 ms at a time) for that subscriber to drain, so TCP flow control slows
+    /// the publisher instead of the broker accepting what it cannot deliver. A subscriber that
+    /// makes no progress in that time is marked stalled: publishers stop waiting for it and its
+    /// overflow is dropped and counted, so one stuck client never stalls the others.
+    /// </summary>
+    internal async ValueTask WaitForCongestionAsync(MqttConnection connection, CancellationToken cancellationToken)
+    {
+        var session = connection.CongestedOn;
+        if (session is null)
+        {
+            return;
+        }
+
+        connection.CongestedOn = null;
+        var depth = BackPressureDepth;
+        for (var round = 0; round < 50 && session.QueueCount > depth && !session.Stalled && session.Connection is not null; round++)
+        {
+            var sentBefore = Volatile.Read(ref session.SentCount);
+            var drained = session.WaitDrainedAsync();
+            var winner = await Task.WhenAny(drained, Task.Delay(100, cancellationToken));
+            if (winner != drained && Volatile.Read(ref session.SentCount) == sentBefore)
+            {
+                session.Stalled = true;
+            }
+        }
+    }
+
+    internal static void OnQueueDrained(Session session)
+    {
+        Interlocked.Increment(ref session.SentCount);
+        session.Stalled = false;
+        session.SignalDrained();
+    }
+
+    /// <summary>Per-publish routing state: which message, who sent it, what got congested.</summary>
+    private ref struct RouteState(MqttBroker broker, MqttMessage message, Session? sender, long stamp)
+    {
+        public int Matched;
+
+        public Session? Congested;
+
+        public void Deliver(Subscriber subscriber)
+        {
+            var session = subscriber.Session;
+            var options = subscriber.Options;
+            if (options.NoLocal && session == sender)
+            {
+                return;
+            }
+
+            // Overlapping subscriptions of one session deliver the message once.
+            if (Interlocked.Exchange(ref session.RouteStamp, stamp) == stamp)
+            {
+                return;
+            }
+
+            if (!session.CanReceive(message.Topic, broker.Authenticator.PolicyGeneration))
+            {
+                return;
+            }
+
+            var qos = Math.Min(message.Qos, options.MaxQos);
+            var connection = session.Connection;
+            if (connection is null)
+            {
+                // Offline persistent session: keep QoS 1/2 (durably), drop QoS 0 as AWS IoT does.
+                if (qos == 0)
+                {
+                    return;
+                }
+
+                broker._store?.Journal(session, message, (byte)qos);
+            }
+
+            var retain = options.RetainAsPublished && message.Retain;
+            if (!session.TryEnqueue(new Outgoing(message, (byte)qos, retain, options.SubscriptionIdentifier), broker.Options.MaxQueuedMessagesPerClient))
+            {
+                broker.Metrics.Dropped();
+                if (!session.OverflowLogged)
+                {
+                    session.OverflowLogged = true;
+                    broker.Logger.QueueFull(session.ClientId, broker.Options.MaxQueuedMessagesPerClient, session.Dropped);
+                }
+
+                return;
+            }
+
+            Matched++;
+            if (connection is not null)
+            {
+                connection.Wake();
+                if (session.QueueCount > broker.BackPressureDepth && !session.Stalled)
+                {
+                    Congested = session;
+                }
+            }
+        }
+    }
+}

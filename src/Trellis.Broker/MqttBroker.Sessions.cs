@@ -1,0 +1,237 @@
+using Trellis.Broker.Internal;
+using Trellis.Broker.Protocol;
+
+namespace Trellis.Broker;
+
+public sealed partial class MqttBroker
+{
+    /// <summary>
+    /// Binds a new connection to its session (MQTT §4.1): resumes it, or starts a new one, and takes
+    /// it over from an older connection with the same client id. Returns "session present".
+    /// </summary>
+    internal bool AttachSession(MqttConnection connection, ConnectPacket connect, ClientPrincipal principal, out Session session)
+    {
+        var expiry = connect.IsV5
+            ? (uint)Math.Min(connect.SessionExpirySeconds, Options.MaxSessionExpirySeconds)
+            : connect.CleanStart ? 0u : (uint)Options.PersistentSessionExpirySeconds;
+
+        if (_pendingWills.TryRemove(connect.ClientId, out var pendingWill))
+        {
+            // A delayed will is cancelled when the client comes back in time (MQTT 5 §3.1.3.2.2).
+            pendingWill.Cancel();
+            pendingWill.Dispose();
+        }
+
+        MqttConnection? previous;
+        bool present;
+        Session? discarded = null;
+        lock (_sessionsLock)
+        {
+            _sessions.TryGetValue(connect.ClientId, out var existing);
+            previous = existing?.Connection;
+            if (existing is not null && !connect.CleanStart)
+            {
+                session = existing;
+                present = true;
+            }
+            else
+            {
+                discarded = existing;
+                session = new Session(connect.ClientId);
+                present = false;
+                _sessions[connect.ClientId] = session;
+            }
+
+            session.ExpirySeconds = expiry;
+            session.ProtocolLevel = connect.ProtocolLevel;
+            session.Principal = principal;
+            session.ClearReceiveCache();
+            session.Connection = connection;
+        }
+
+        if (discarded is not null)
+        {
+            foreach (var subscription in discarded.GetSubscriptions())
+            {
+                RemoveFromIndex(discarded, subscription.Filter);
+            }
+
+            _store?.DeleteSession(discarded.ClientId);
+        }
+
+        if (previous is not null && previous != connection)
+        {
+            // AWS IoT and MQTT §3.1.4: one connection per client id; the newer one wins.
+            previous.TakenOver = true;
+            previous.Close(ReasonCode.SessionTakenOver, "DUPLICATE_CLIENTID", "another connection took over this client id");
+        }
+
+        return present;
+    }
+
+    internal async Task OnConnectionClosedAsync(MqttConnection connection)
+    {
+        if (!_connections.TryRemove(connection, out _))
+        {
+            return;
+        }
+
+        Metrics.ConnectionClosed();
+        var session = connection.Session;
+        var connect = connection.Connect;
+        if (session is null || connect is null)
+        {
+            return;
+        }
+
+        var ended = false;
+        lock (_sessionsLock)
+        {
+            if (session.Connection == connection)
+            {
+                session.Connection = null;
+                session.DisconnectedAtMs = NowMs;
+                if (session.ExpirySeconds == 0 && _sessions.TryGetValue(session.ClientId, out var current) && current == session)
+                {
+                    _sessions.Remove(session.ClientId);
+                    ended = true;
+                }
+            }
+        }
+
+        if (ended)
+        {
+            foreach (var subscription in session.GetSubscriptions())
+            {
+                RemoveFromIndex(session, subscription.Filter);
+            }
+        }
+
+        if (connect.Will is { } will && !connection.WillDiscarded)
+        {
+            var delay = Math.Min(connect.WillDelaySeconds, session.ExpirySeconds);
+            if (delay == 0 || ended || connection.TakenOver)
+            {
+                PublishWill(connection, will);
+            }
+            else
+            {
+                ScheduleWill(connection, will, TimeSpan.FromSeconds(delay));
+            }
+        }
+
+        Logger.ClientDisconnected(connection.ClientId, connection.DisconnectReason);
+        PublishDisconnectedEvent(connection);
+        await Task.CompletedTask;
+    }
+
+    private void PublishWill(MqttConnection connection, MqttMessage will)
+    {
+        var policy = connection.Principal!.Policy;
+        if (!policy.CanPublish(will.Topic) || (will.Retain && !policy.CanRetainPublish(will.Topic)))
+        {
+            Logger.WillDenied(connection.ClientId, will.Topic);
+            return;
+        }
+
+        var message = new MqttMessage
+        {
+            Topic = will.Topic,
+            Payload = will.Payload,
+            Qos = will.Qos,
+            Retain = will.Retain,
+            Properties = will.Properties,
+            SenderClientId = connection.ClientId,
+            ReceivedAtMs = NowMs,
+        };
+        Publish(message, null);
+    }
+
+    private void ScheduleWill(MqttConnection connection, MqttMessage will, TimeSpan delay)
+    {
+        var cts = new CancellationTokenSource();
+        _pendingWills[connection.ClientId] = cts;
+        _ = Task.Delay(delay, _time, cts.Token).ContinueWith(
+            t =>
+            {
+                if (!t.IsCanceled && _pendingWills.TryRemove(new KeyValuePair<string, CancellationTokenSource>(connection.ClientId, cts)))
+                {
+                    PublishWill(connection, will);
+                    cts.Dispose();
+                }
+            },
+            CancellationToken.None,
+            TaskContinuationOptions.None,
+            TaskScheduler.Default);
+    }
+
+    /// <summary>Once a second: connect, keep-alive and incomplete-packet timeouts; expired sessions.</summary>
+    private async Task SweepAsync(CancellationToken cancellationToken)
+    {
+        using var timer = new PeriodicTimer(TimeSpan.FromSeconds(1), _time);
+        while (await timer.WaitForNextTickAsync(cancellationToken))
+        {
+            var now = NowMs;
+            foreach (var connection in _connections.Keys)
+            {
+                if (connection.Connect is null)
+                {
+                    if (now - connection.OpenedAtMs > Options.ConnectTimeoutSeconds * 1000L)
+                    {
+                        Logger.TimedOut(connection.ClientId, connection.RemoteAddress, $"no CONNECT within {Options.ConnectTimeoutSeconds} s");
+                        connection.Abort();
+                    }
+
+                    continue;
+                }
+
+                var keepAlive = connection.Connect.KeepAliveSeconds;
+
+                // MQTT §3.1.2.10: close after 1.5 × keep-alive without a packet.
+                if (keepAlive > 0 && now - connection.LastActivityMs > keepAlive * 1500L)
+                {
+                    Logger.TimedOut(connection.ClientId, connection.RemoteAddress, $"keep-alive of {keepAlive} s expired");
+                    connection.Close(ReasonCode.KeepAliveTimeout, "MQTT_KEEP_ALIVE_TIMEOUT");
+                }
+                else if (connection.PartialSinceMs > 0 && now - connection.PartialSinceMs > Options.IncompletePacketTimeoutSeconds * 1000L)
+                {
+                    Logger.TimedOut(connection.ClientId, connection.RemoteAddress, $"a packet stayed incomplete for {Options.IncompletePacketTimeoutSeconds} s");
+                    connection.Close(ReasonCode.MalformedPacket, "CLIENT_ERROR", "incomplete packet");
+                }
+            }
+
+            List<Session>? expired = null;
+            lock (_sessionsLock)
+            {
+                foreach (var session in _sessions.Values)
+                {
+                    if (session.Connection is null && now - session.DisconnectedAtMs > session.ExpirySeconds * 1000L)
+                    {
+                        (expired ??= []).Add(session);
+                    }
+                }
+
+                if (expired is not null)
+                {
+                    foreach (var session in expired)
+                    {
+                        _sessions.Remove(session.ClientId);
+                    }
+                }
+            }
+
+            if (expired is not null)
+            {
+                foreach (var session in expired)
+                {
+                    foreach (var subscription in session.GetSubscriptions())
+                    {
+                        RemoveFromIndex(session, subscription.Filter);
+                    }
+
+                    _store?.DeleteSession(session.ClientId);
+                }
+            }
+        }
+    }
+}

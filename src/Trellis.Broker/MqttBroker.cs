@@ -1,0 +1,160 @@
+using System.Collections.Concurrent;
+using System.IO.Pipelines;
+using System.Security.Cryptography.X509Certificates;
+using Microsoft.Extensions.Hosting;
+using Microsoft.Extensions.Logging;
+using Microsoft.Extensions.Options;
+using Trellis.Broker.Internal;
+using Trellis.Broker.Persistence;
+using Trellis.Broker.Protocol;
+
+namespace Trellis.Broker;
+
+/// <summary>
+/// The MQTT broker: sessions, the subscription index, retained messages, routing with policy
+/// checks on every publish, subscription and delivery. Transports hand it connections through
+/// <see cref="RunConnectionAsync"/>.
+/// </summary>
+public sealed partial class MqttBroker : IHostedService, IAsyncDisposable
+{
+    private readonly ConcurrentDictionary<MqttConnection, byte> _connections = new();
+    private readonly Dictionary<string, Session> _sessions = new(StringComparer.Ordinal);
+    private readonly Lock _sessionsLock = new();
+    private readonly SubscriptionIndex _index = new();
+    private readonly ConcurrentDictionary<string, MqttMessage> _retained = new(StringComparer.Ordinal);
+    private readonly ConcurrentDictionary<string, CancellationTokenSource> _pendingWills = new(StringComparer.Ordinal);
+    private readonly ConcurrentDictionary<string, long> _connectVersions = new(StringComparer.Ordinal);
+    private readonly BrokerStore? _store;
+    private readonly TimeProvider _time;
+    private readonly CancellationTokenSource _stopping = new();
+    private Task? _sweeper;
+    private long _routeStamp;
+
+    public MqttBroker(IOptions<BrokerOptions> options, IBrokerAuthenticator authenticator, ILogger<MqttBroker> logger, TimeProvider time, BrokerStore? store = null)
+    {
+        Options = options.Value;
+        Authenticator = authenticator;
+        Logger = logger;
+        _time = time;
+        _store = store;
+        Metrics = new BrokerMetrics();
+    }
+
+    public BrokerOptions Options { get; }
+
+    public IBrokerAuthenticator Authenticator { get; }
+
+    public BrokerMetrics Metrics { get; }
+
+    internal ILogger Logger { get; }
+
+    internal long NowMs => _time.GetUtcNow().ToUnixTimeMilliseconds();
+
+    public int SessionCount
+    {
+        get
+        {
+            lock (_sessionsLock)
+            {
+                return _sessions.Count;
+            }
+        }
+    }
+
+    public int RetainedCount => _retained.Count;
+
+    /// <summary>Serves one network connection until it closes.</summary>
+    public async Task RunConnectionAsync(IDuplexPipe transport, Action abort, X509Certificate2? clientCertificate, bool isTls, string remoteAddress, string listener)
+    {
+        var connection = new MqttConnection(this, transport, abort, clientCertificate, isTls, remoteAddress, listener);
+        _connections.TryAdd(connection, 0);
+        Metrics.ConnectionOpened();
+        await connection.RunAsync();
+    }
+
+    public Task StartAsync(CancellationToken cancellationToken)
+    {
+        if (_store is not null)
+        {
+            Restore(_store);
+        }
+
+        _sweeper = SweepAsync(_stopping.Token);
+        return Task.CompletedTask;
+    }
+
+    public async Task StopAsync(CancellationToken cancellationToken)
+    {
+        await _stopping.CancelAsync();
+        foreach (var connection in _connections.Keys)
+        {
+            connection.TakenOver = false;
+            connection.Close(ReasonCode.ServerShuttingDown, "SERVER_INITIATED_DISCONNECT", "server shutting down");
+        }
+
+        // Give writers a moment to flush their DISCONNECT packets.
+        var deadline = _time.GetUtcNow().AddSeconds(2);
+        while (!_connections.IsEmpty && _time.GetUtcNow() < deadline)
+        {
+            await Task.Delay(20, CancellationToken.None);
+        }
+
+        if (_sweeper is not null)
+        {
+            try
+            {
+                await _sweeper;
+            }
+            catch (OperationCanceledException)
+            {
+            }
+        }
+
+        if (_store is not null)
+        {
+            Save(_store);
+        }
+    }
+
+    public async ValueTask DisposeAsync()
+    {
+        _stopping.Dispose();
+        Metrics.Dispose();
+        await Task.CompletedTask;
+    }
+
+    /// <summary>Publishes a message made by the server (lifecycle events, shadows …) without a publish policy check.</summary>
+    public int PublishFromServer(string topic, ReadOnlyMemory<byte> payload, byte qos = 0, bool retain = false)
+    {
+        var message = new MqttMessage
+        {
+            Topic = topic,
+            Payload = payload,
+            Qos = qos,
+            Retain = retain,
+            ReceivedAtMs = NowMs,
+        };
+        return Publish(message, null);
+    }
+
+    /// <summary>Disconnects every live connection whose principal matches (certificate revoked or deactivated).</summary>
+    public int DisconnectWhere(Func<ClientPrincipal, bool> predicate, string reason)
+    {
+        var count = 0;
+        foreach (var connection in _connections.Keys)
+        {
+            if (connection.Principal is { } principal && predicate(principal))
+            {
+                Logger.PrincipalRevoked(connection.ClientId, reason);
+                connection.Close(ReasonCode.NotAuthorized, "AUTHORIZATION_FAILURE", reason);
+                count++;
+            }
+        }
+
+        return count;
+    }
+
+    /// <summary>The client ids with a live connection.</summary>
+    public IReadOnlyList<string> ConnectedClientIds() =>
+        _connections.Keys.Where(c => c.Session is not null).Select(c => c.ClientId).ToList();
+}
