@@ -1,0 +1,31 @@
+namespace Trellis.Core.Errors;
+
+/// <summary>
+/// Typed errors returned by domain operations. Each front-end maps them to its protocol
+/// (AWS error type + HTTP status for the API, reason codes for MQTT). <see cref="Code"/> is the
+/// AWS error type name and is part of the API contract.
+/// </summary>
+public abstract record TrellisError(string Code, string Message)
+{
+    public sealed record NotFound(string Message) : TrellisError("ResourceNotFoundException", Message);
+
+    public sealed record AlreadyExists(string Message, string? ResourceId = null, string? ResourceArn = null) : TrellisError("ResourceAlreadyExistsException", Message);
+
+    public sealed record InvalidRequest(string Message) : TrellisError("InvalidRequestException", Message);
+
+    public sealed record VersionConflict(string Message) : TrellisError("VersionConflictException", Message);
+
+    public sealed record DeleteConflict(string Message) : TrellisError("DeleteConflictException", Message);
+
+    public sealed record CertificateState(string Message) : TrellisError("CertificateStateException", Message);
+
+    public sealed record MalformedPolicy(string Message) : TrellisError("MalformedPolicyException", Message);
+
+    public sealed record VersionsLimitExceeded(string Message) : TrellisError("VersionsLimitExceededException", Message);
+
+    public sealed record LimitExceeded(string Message) : TrellisError("LimitExceededException", Message);
+
+    public sealed record Unauthorized(string Message) : TrellisError("UnauthorizedException", Message);
+
+    public sealed record AccessDenied(string Message) : TrellisError("AccessDeniedException", Message);
+}

@@ -1,0 +1,96 @@
+using System.Security.Cryptography;
+using System.Text;
+
+namespace Trellis.Registry;
+
+/// <summary>
+/// API access keys. The first admin key lives in the data folder's <c>credentials</c> file, an AWS
+/// shared-credentials file with profile <c>trellis</c>, so boto3 and the AWS CLI can use it as is.
+/// </summary>
+public sealed class AccessKeys
+{
+    public const string Profile = "trellis";
+    private readonly Dictionary<string, string> _secrets = new(StringComparer.Ordinal);
+
+    private AccessKeys(string adminKeyId, string adminSecret)
+    {
+        AdminAccessKeyId = adminKeyId;
+        _secrets[adminKeyId] = adminSecret;
+    }
+
+    public string AdminAccessKeyId { get; }
+
+    public string? SecretFor(string accessKeyId) => _secrets.TryGetValue(accessKeyId, out var secret) ? secret : null;
+
+    /// <summary>True when the pair is a known key and its secret (constant-time comparison).</summary>
+    public bool Verify(string accessKeyId, byte[]? secret)
+    {
+        if (secret is null || SecretFor(accessKeyId) is not { } expected)
+        {
+            return false;
+        }
+
+        return CryptographicOperations.FixedTimeEquals(Encoding.UTF8.GetBytes(expected), secret);
+    }
+
+    /// <summary>Reads the credentials file, creating it with a new admin key on first start.</summary>
+    public static AccessKeys LoadOrCreate(string path)
+    {
+        if (File.Exists(path))
+        {
+            string? id = null, secret = null;
+            var inProfile = false;
+            foreach (var raw in File.ReadAllLines(path))
+            {
+                var line = raw.Trim();
+                if (line.StartsWith('['))
+                {
+                    inProfile = line == $"[{Profile}]";
+                    continue;
+                }
+
+                var eq = line.IndexOf('=', StringComparison.Ordinal);
+                if (!inProfile || eq < 0)
+                {
+                    continue;
+                }
+
+                var key = line[..eq].Trim();
+                var value = line[(eq + 1)..].Trim();
+                if (key == "aws_access_key_id")
+                {
+                    id = value;
+                }
+                else if (key == "aws_secret_access_key")
+                {
+                    secret = value;
+                }
+            }
+
+            if (id is null || secret is null)
+            {
+                throw new InvalidOperationException($"{path} has no [{Profile}] profile with aws_access_key_id and aws_secret_access_key. Fix the file or delete it to have a new admin key made.");
+            }
+
+            return new AccessKeys(id, secret);
+        }
+
+        const string Alphabet = "ABCDEFGHIJKLMNOPQRSTUVWXYZ234567";
+        var newId = "TRLS" + RandomNumberGenerator.GetString(Alphabet, 16);
+        var newSecret = Convert.ToBase64String(RandomNumberGenerator.GetBytes(30));
+        File.WriteAllText(path, $"""
+            # Trellis admin API key. Use it with boto3 or the AWS CLI:
+            #   AWS_SHARED_CREDENTIALS_FILE={path} AWS_PROFILE={Profile} aws iot list-things --endpoint-url http://127.0.0.1:8080
+            [{Profile}]
+            aws_access_key_id = {newId}
+            aws_secret_access_key = {newSecret}
+
+            """);
+        if (!OperatingSystem.IsWindows())
+        {
+            File.SetUnixFileMode(path, UnixFileMode.UserRead | UnixFileMode.UserWrite);
+        }
+
+        return new AccessKeys(newId, newSecret);
+    }
+}

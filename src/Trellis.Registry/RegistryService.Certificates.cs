@@ -1,0 +1,213 @@
+using System.Security.Cryptography.X509Certificates;
+using Microsoft.Data.Sqlite;
+using Trellis.Core.Errors;
+using Trellis.Security.Pki;
+
+namespace Trellis.Registry;
+
+public sealed partial class RegistryService
+{
+    public NewCertificate CreateKeysAndCertificate(bool setAsActive)
+    {
+        var (certificate, publicKey, privateKey) = _ca.IssueWithNewKey();
+        using (certificate)
+        {
+            return new NewCertificate(Store(certificate, setAsActive), publicKey, privateKey);
+        }
+    }
+
+    public Result<NewCertificate> CreateCertificateFromCsr(string? csrPem, bool setAsActive)
+    {
+        if (string.IsNullOrWhiteSpace(csrPem))
+        {
+            return new TrellisError.InvalidRequest("certificateSigningRequest is required.");
+        }
+
+        if (!_ca.TryIssueFromCsr(csrPem, out var certificate, out var error))
+        {
+            return new TrellisError.InvalidRequest(error);
+        }
+
+        using (certificate)
+        {
+            return new NewCertificate(Store(certificate!, setAsActive), null, null);
+        }
+    }
+
+    private CertificateRecord Store(X509Certificate2 certificate, bool active)
+    {
+        var id = CertificateAuthority.CertificateId(certificate);
+        var now = NowMs;
+        lock (_writeLock)
+        {
+            using var connection = _db.Open();
+            using var insert = Command(connection,
+                "INSERT INTO certificates(id, pem, status, ca_certificate_id, created_ms, updated_ms) VALUES ($id, $pem, $s, $ca, $ts, $ts)",
+                ("$id", id), ("$pem", certificate.ExportCertificatePem() + "\n"), ("$s", active ? CertificateStatus.Active : CertificateStatus.Inactive),
+                ("$ca", CertificateAuthority.CertificateId(_ca.Certificate)), ("$ts", now));
+            insert.ExecuteNonQuery();
+            return ReadCertificate(connection, id)!;
+        }
+    }
+
+    public Result<CertificateRecord> DescribeCertificate(string id)
+    {
+        if (ValidateCertificateId(id) is { } invalid)
+        {
+            return invalid;
+        }
+
+        using var connection = _db.Open();
+        return ReadCertificate(connection, id.ToLowerInvariant()) is { } certificate ? certificate : NotFoundCertificate(id);
+    }
+
+    /// <summary>The certificate's record, or null: the broker's lookup at connect.</summary>
+    public CertificateRecord? FindCertificate(string id)
+    {
+        using var connection = _db.Open();
+        return ReadCertificate(connection, id);
+    }
+
+    public Page<CertificateRecord> ListCertificates(string? marker, int? pageSize, bool ascending)
+    {
+        using var connection = _db.Open();
+        var size = PageSize(pageSize);
+        var after = DecodeToken(marker);
+        var sql = ascending
+            ? "SELECT id, pem, status, ca_certificate_id, created_ms, updated_ms FROM certificates WHERE ($after IS NULL OR (created_ms || ':' || id) > $after) ORDER BY created_ms, id LIMIT $limit"
+            : "SELECT id, pem, status, ca_certificate_id, created_ms, updated_ms FROM certificates WHERE ($after IS NULL OR (created_ms || ':' || id) < $after) ORDER BY created_ms DESC, id DESC LIMIT $limit";
+        using var command = Command(connection, sql, ("$after", after), ("$limit", size + 1));
+        using var reader = command.ExecuteReader();
+        var items = new List<CertificateRecord>();
+        while (reader.Read())
+        {
+            items.Add(MapCertificate(reader));
+        }
+
+        string? next = null;
+        if (items.Count > size)
+        {
+            items.RemoveAt(size);
+            next = EncodeToken($"{items[^1].CreatedMs}:{items[^1].Id}");
+        }
+
+        return new Page<CertificateRecord>(items, next);
+    }
+
+    public TrellisError? UpdateCertificate(string id, string? newStatus)
+    {
+        if (ValidateCertificateId(id) is { } invalid)
+        {
+            return invalid;
+        }
+
+        if (newStatus is null || !CertificateStatus.All.Contains(newStatus))
+        {
+            return new TrellisError.InvalidRequest($"newStatus must be one of {string.Join(", ", CertificateStatus.All)}.");
+        }
+
+        if (newStatus is not (CertificateStatus.Active or CertificateStatus.Inactive or CertificateStatus.Revoked))
+        {
+            return new TrellisError.InvalidRequest($"Status {newStatus} cannot be set with UpdateCertificate here: use ACTIVE, INACTIVE or REVOKED.");
+        }
+
+        id = id.ToLowerInvariant();
+        lock (_writeLock)
+        {
+            using var connection = _db.Open();
+            if (ReadCertificate(connection, id) is not { } certificate)
+            {
+                return NotFoundCertificate(id);
+            }
+
+            if (certificate.Status == CertificateStatus.Revoked && newStatus != CertificateStatus.Revoked)
+            {
+                return new TrellisError.CertificateState($"Certificate {id} is REVOKED; a revoked certificate cannot be reactivated. Issue a new one.");
+            }
+
+            using var update = Command(connection, "UPDATE certificates SET status = $s, updated_ms = $ts WHERE id = $id", ("$s", newStatus), ("$ts", NowMs), ("$id", id));
+            update.ExecuteNonQuery();
+            Changed();
+        }
+
+        CertificateStatusChanged?.Invoke(id, newStatus);
+        return null;
+    }
+
+    public TrellisError? DeleteCertificate(string id, bool forceDelete)
+    {
+        if (ValidateCertificateId(id) is { } invalid)
+        {
+            return invalid;
+        }
+
+        id = id.ToLowerInvariant();
+        lock (_writeLock)
+        {
+            using var connection = _db.Open();
+            if (ReadCertificate(connection, id) is not { } certificate)
+            {
+                return NotFoundCertificate(id);
+            }
+
+            if (certificate.Status == CertificateStatus.Active)
+            {
+                return new TrellisError.CertificateState($"Certificate {id} is ACTIVE: deactivate it (UpdateCertificate newStatus=INACTIVE) before deleting it.");
+            }
+
+            using (var things = Command(connection, "SELECT COUNT(*) FROM thing_principals WHERE principal = $p", ("$p", certificate.Arn)))
+            {
+                if ((long)things.ExecuteScalar()! > 0)
+                {
+                    return new TrellisError.DeleteConflict($"Certificate {id} is attached to one or more things: detach it (DetachThingPrincipal) first.");
+                }
+            }
+
+            var policies = _targetPolicies.TryGetValue(certificate.Arn, out var attached) ? attached.ToList() : [];
+            if (policies.Count > 0 && !forceDelete)
+            {
+                return new TrellisError.DeleteConflict($"Certificate {id} has policies attached ({string.Join(", ", policies)}): detach them or use forceDelete.");
+            }
+
+            using var transaction = connection.BeginTransaction();
+            using (var delete = Command(connection, "DELETE FROM policy_targets WHERE target = $t; DELETE FROM certificates WHERE id = $id", ("$t", certificate.Arn), ("$id", id)))
+            {
+                delete.Transaction = transaction;
+                delete.ExecuteNonQuery();
+            }
+
+            transaction.Commit();
+            _targetPolicies.Remove(certificate.Arn);
+            Changed();
+            return null;
+        }
+    }
+
+    /// <summary>Parses a certificate ARN (arn:aws:iot:region:account:cert/ID) to its id, or null.</summary>
+    public static string? CertificateIdFromArn(string principal)
+    {
+        var marker = principal.IndexOf(":cert/", StringComparison.Ordinal);
+        return principal.StartsWith("arn:", StringComparison.Ordinal) && marker > 0 ? principal[(marker + 6)..].ToLowerInvariant() : null;
+    }
+
+    private CertificateRecord? ReadCertificate(SqliteConnection connection, string id)
+    {
+        using var command = Command(connection, "SELECT id, pem, status, ca_certificate_id, created_ms, updated_ms FROM certificates WHERE id = $id", ("$id", id));
+        using var reader = command.ExecuteReader();
+        return reader.Read() ? MapCertificate(reader) : null;
+    }
+
+    private CertificateRecord MapCertificate(SqliteDataReader reader) => new(
+        reader.GetString(0),
+        Options.Arn("cert/" + reader.GetString(0)),
+        reader.GetString(1),
+        reader.GetString(2),
+        reader.IsDBNull(3) ? null : reader.GetString(3),
+        reader.GetInt64(4),
+        reader.GetInt64(5));
+
+    private static TrellisError? ValidateCertificateId(string id) =>
+        id.Length == 64 && id.All(char.IsAsciiHexDigit) ? null : new TrellisError.InvalidRequest($"Certificate id '{id}' is invalid: it is 64 hexadecimal characters.");
+
+    private static TrellisError NotFoundCertificate(string id) => new TrellisError.NotFound($"The certificate {id} does not exist.");
+}
