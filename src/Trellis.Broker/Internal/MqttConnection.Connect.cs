@@ -91,7 +91,7 @@ internal sealed partial class MqttConnection
             }
         }
 
-        _ = WriteLoopAsync();
+        _writer = WriteLoopAsync();
         Wake();
         _broker.OnConnected(this);
         return true;
@@ -106,7 +106,7 @@ internal sealed partial class MqttConnection
             _closeAfterFlush = true;
         }
 
-        _ = WriteLoopAsync();
+        _writer = WriteLoopAsync();
         Wake();
         return false;
     }

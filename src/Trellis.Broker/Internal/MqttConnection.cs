@@ -30,6 +30,7 @@ internal sealed partial class MqttConnection : IDisposable
     private string?[]? _topicAliases;
     private int _closing;
     private bool _closeAfterFlush;
+    private Task? _writer;
 
     public MqttConnection(MqttBroker broker, IDuplexPipe transport, Action abortTransport, X509Certificate2? clientCertificate, bool isTls, string remoteAddress, string listener)
     {
@@ -171,6 +172,19 @@ internal sealed partial class MqttConnection : IDisposable
     private async Task ShutdownAsync()
     {
         Interlocked.Exchange(ref _closing, 1);
+        bool flushFirst;
+        lock (_controlLock)
+        {
+            flushFirst = _closeAfterFlush;
+        }
+
+        if (flushFirst && _writer is { } writer)
+        {
+            // Let the writer send the final CONNACK or DISCONNECT before the socket goes.
+            Wake();
+            await Task.WhenAny(writer, Task.Delay(TimeSpan.FromSeconds(2), CancellationToken.None));
+        }
+
         try
         {
             await _cts.CancelAsync();

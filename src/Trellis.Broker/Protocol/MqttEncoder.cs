@@ -30,7 +30,7 @@ internal static class MqttEncoder
                 propLen += 5;
             }
 
-            propLen += 5 + 2 + 2 + 2 + 2 + 2; // max packet size, retain/wildcard/sub-id/shared available
+            propLen += 5 + 2 + 2 + 2 + 2; // max packet size; retain, wildcard, sub-id, shared available
             if (props.TopicAliasMaximum > 0)
             {
                 propLen += 3;

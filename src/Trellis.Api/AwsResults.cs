@@ -1,0 +1,60 @@
+using System.Text.Json.Nodes;
+using Microsoft.AspNetCore.Http;
+using Trellis.Core.Errors;
+
+namespace Trellis.Api;
+
+/// <summary>AWS rest-json responses: JSON bodies, and errors as <c>x-amzn-ErrorType</c> plus <c>{"message": …}</c>.</summary>
+public static class AwsResults
+{
+    public static IResult Json(JsonObject body, int status = StatusCodes.Status200OK) =>
+        Results.Text(body.ToJsonString(), "application/json", statusCode: status);
+
+    public static IResult Empty() => Results.Text("{}", "application/json");
+
+    public static IResult Error(TrellisError error)
+    {
+        var body = new JsonObject { ["message"] = error.Message };
+        if (error is TrellisError.AlreadyExists exists)
+        {
+            body["resourceId"] = exists.ResourceId;
+            body["resourceArn"] = exists.ResourceArn;
+        }
+
+        return new ErrorResult(error.Code, StatusFor(error), body);
+    }
+
+    public static IResult Error(string errorType, int status, string message) =>
+        new ErrorResult(errorType, status, new JsonObject { ["message"] = message });
+
+    /// <summary>The HTTP status of each error, from botocore's iot service model.</summary>
+    public static int StatusFor(TrellisError error) => error switch
+    {
+        TrellisError.NotFound => 404,
+        TrellisError.AlreadyExists => 409,
+        TrellisError.VersionConflict => 409,
+        TrellisError.DeleteConflict => 409,
+        TrellisError.VersionsLimitExceeded => 409,
+        TrellisError.CertificateState => 406,
+        TrellisError.LimitExceeded => 410,
+        TrellisError.Unauthorized => 401,
+        TrellisError.AccessDenied => 403,
+        TrellisError.MalformedPolicy => 400,
+        TrellisError.InvalidRequest => 400,
+        _ => 500,
+    };
+
+    /// <summary>Epoch seconds with milliseconds, as AWS rest-json timestamps.</summary>
+    public static double Timestamp(long unixMs) => unixMs / 1000.0;
+
+    private sealed class ErrorResult(string errorType, int status, JsonObject body) : IResult
+    {
+        public async Task ExecuteAsync(HttpContext httpContext)
+        {
+            httpContext.Response.StatusCode = status;
+            httpContext.Response.Headers["x-amzn-ErrorType"] = errorType;
+            httpContext.Response.ContentType = "application/json";
+            await httpContext.Response.WriteAsync(body.ToJsonString());
+        }
+    }
+}

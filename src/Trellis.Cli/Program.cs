@@ -1,0 +1,6 @@
+using System.CommandLine;
+using Trellis.Cli;
+
+var root = new RootCommand("Trellis: a self-hosted IoT platform (MQTT broker, device registry, AWS IoT-compatible API).");
+root.Subcommands.Add(ServeCommand.Create());
+return await root.Parse(args).InvokeAsync();

@@ -1,0 +1,98 @@
+using System.CommandLine;
+using System.Globalization;
+using Trellis.Server;
+
+namespace Trellis.Cli;
+
+/// <summary><c>trellis serve</c>: runs the server. Every flag has a <c>TRELLIS_*</c> environment variable.</summary>
+internal static class ServeCommand
+{
+    public static Command Create()
+    {
+        var defaults = new TrellisServerOptions();
+        var data = Flag("--data", "TRELLIS_DATA", defaults.DataDirectory, "Data folder (registry, CA, credentials)");
+        var mqtt = Flag("--mqtt", "TRELLIS_MQTT", defaults.Mqtt, "MQTT over TCP, HOST:PORT (port 0 = any free port, 'off' disables)");
+        var mqtts = Flag("--mqtts", "TRELLIS_MQTTS", defaults.Mqtts, "MQTT over TLS with device certificates, HOST:PORT");
+        var ws = Flag("--ws", "TRELLIS_WS", defaults.WebSocket, "MQTT over WebSockets at /mqtt, HOST:PORT");
+        var http = Flag("--http", "TRELLIS_HTTP", defaults.Http, "Management API, HOST:PORT");
+        var logLevel = Flag("--log-level", "TRELLIS_LOG_LEVEL", defaults.LogLevel, "Trace, Debug, Information, Warning or Error");
+        var hostname = new Option<string[]>("--hostname") { Description = "Host name or IP added to the server certificate (repeatable; env TRELLIS_HOSTNAME, comma-separated)", AllowMultipleArgumentsPerToken = false };
+        var anonymous = new Option<bool>("--allow-anonymous") { Description = "Accept MQTT clients without credentials under an allow-all policy (development only; env TRELLIS_ALLOW_ANONYMOUS=1)" };
+        var maxPacket = new Option<int?>("--max-packet-bytes") { Description = "Largest MQTT packet accepted (default 131072; env TRELLIS_MAX_PACKET_BYTES)" };
+
+        var command = new Command("serve", "Run the Trellis server with its embedded storage in the data folder.")
+        {
+            data, mqtt, mqtts, ws, http, hostname, anonymous, maxPacket, logLevel,
+        };
+        command.SetAction(async (parse, cancellationToken) =>
+        {
+            var hostnames = parse.GetValue(hostname) is { Length: > 0 } given
+                ? given
+                : (Environment.GetEnvironmentVariable("TRELLIS_HOSTNAME") ?? string.Empty).Split(',', StringSplitOptions.RemoveEmptyEntries | StringSplitOptions.TrimEntries);
+            var options = new TrellisServerOptions
+            {
+                DataDirectory = parse.GetValue(data)!,
+                Mqtt = parse.GetValue(mqtt)!,
+                Mqtts = parse.GetValue(mqtts)!,
+                WebSocket = parse.GetValue(ws)!,
+                Http = parse.GetValue(http)!,
+                Hostnames = hostnames,
+                AllowAnonymous = parse.GetValue(anonymous) || Environment.GetEnvironmentVariable("TRELLIS_ALLOW_ANONYMOUS") is "1" or "true",
+                MaxPacketBytes = parse.GetValue(maxPacket)
+                    ?? (int.TryParse(Environment.GetEnvironmentVariable("TRELLIS_MAX_PACKET_BYTES"), NumberStyles.None, CultureInfo.InvariantCulture, out var m) ? m : defaults.MaxPacketBytes),
+                LogLevel = parse.GetValue(logLevel)!,
+            };
+
+            TrellisServer server;
+            try
+            {
+                server = await TrellisServer.StartAsync(options, cancellationToken: cancellationToken);
+            }
+            catch (Exception e) when (e is ArgumentException or IOException or InvalidOperationException)
+            {
+                await Console.Error.WriteLineAsync($"trellis: cannot start: {e.Message}");
+                return 1;
+            }
+
+            await using (server)
+            {
+                PrintBanner(server);
+                await server.WaitForShutdownAsync(CancellationToken.None);
+            }
+
+            return 0;
+        });
+        return command;
+    }
+
+    private static Option<string> Flag(string name, string env, string fallback, string description) => new(name)
+    {
+        Description = $"{description} (env {env}; default {fallback})",
+        DefaultValueFactory = _ => Environment.GetEnvironmentVariable(env) is { Length: > 0 } value ? value : fallback,
+    };
+
+    private static void PrintBanner(TrellisServer server)
+    {
+        var data = server.Data;
+        var http = server.Port("http");
+        Console.WriteLine("Trellis is running.");
+        Console.WriteLine($"  MQTT (TCP)          {Describe(server, "mqtt")}");
+        Console.WriteLine($"  MQTT (TLS, X.509)   {Describe(server, "mqtts")}");
+        Console.WriteLine($"  MQTT (WebSocket)    {Describe(server, "ws", "/mqtt")}");
+        Console.WriteLine($"  Management API      http://127.0.0.1:{http}");
+        Console.WriteLine($"  Data folder         {data.Root}");
+        Console.WriteLine($"  Device CA           {data.CaCertificatePath}");
+        Console.WriteLine($"  Admin credentials   {data.CredentialsPath} (profile trellis)");
+        Console.WriteLine();
+        Console.WriteLine("Try it:");
+        Console.WriteLine($"  AWS_SHARED_CREDENTIALS_FILE={data.CredentialsPath} AWS_PROFILE=trellis aws iot list-things --endpoint-url http://127.0.0.1:{http} --region us-east-1");
+        Console.WriteLine($"  python3 -c \"import boto3; print(boto3.Session(profile_name='trellis').client('iot', endpoint_url='http://127.0.0.1:{http}', region_name='us-east-1').list_things())\"");
+        Console.Out.Flush();
+    }
+
+    private static string Describe(TrellisServer server, string listener, string path = "")
+    {
+        var port = server.Port(listener);
+        return port == 0 ? "off" : $"port {port}{path}";
+    }
+}

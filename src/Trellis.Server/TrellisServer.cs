@@ -1,0 +1,207 @@
+using Microsoft.AspNetCore.Builder;
+using Microsoft.AspNetCore.Connections;
+using Microsoft.AspNetCore.Hosting;
+using Microsoft.AspNetCore.Http;
+using Microsoft.AspNetCore.Server.Kestrel.Core;
+using Microsoft.AspNetCore.Server.Kestrel.Https;
+using Microsoft.Extensions.DependencyInjection;
+using Microsoft.Extensions.Hosting;
+using Microsoft.Extensions.Logging;
+using Trellis.Api;
+using Trellis.Broker;
+using Trellis.Broker.Hosting;
+using Trellis.Broker.Identity;
+using Trellis.Broker.Persistence;
+using Trellis.Registry;
+using Trellis.Security.Pki;
+using Trellis.Security.SigV4;
+using Trellis.Storage;
+
+namespace Trellis.Server;
+
+/// <summary>
+/// The one program: broker, registry and management API over one data folder. Used by
+/// <c>trellis serve</c> and, in-process, by the integration tests.
+/// </summary>
+public sealed class TrellisServer : IAsyncDisposable
+{
+    private readonly WebApplication _app;
+    private readonly Dictionary<string, ListenOptions> _listeners;
+
+    private TrellisServer(WebApplication app, Dictionary<string, ListenOptions> listeners, DataFolder data, IReadOnlyList<string> hostnames)
+    {
+        _app = app;
+        _listeners = listeners;
+        Data = data;
+        Hostnames = hostnames;
+    }
+
+    public DataFolder Data { get; }
+
+    public IReadOnlyList<string> Hostnames { get; }
+
+    public IServiceProvider Services => _app.Services;
+
+    public MqttBroker Broker => _app.Services.GetRequiredService<MqttBroker>();
+
+    public RegistryService Registry => _app.Services.GetRequiredService<RegistryService>();
+
+    public AccessKeys AccessKeys => _app.Services.GetRequiredService<AccessKeys>();
+
+    /// <summary>The bound port of a listener ("mqtt", "mqtts", "ws", "http"), or 0 when it is off.</summary>
+    public int Port(string listener) => _listeners.TryGetValue(listener, out var options) ? options.IPEndPoint!.Port : 0;
+
+    public static async Task<TrellisServer> StartAsync(TrellisServerOptions options, Action<ILoggingBuilder>? configureLogging = null, CancellationToken cancellationToken = default)
+    {
+        var mqtt = ListenAddress.Parse(options.Mqtt, "--mqtt");
+        var mqtts = ListenAddress.Parse(options.Mqtts, "--mqtts");
+        var ws = ListenAddress.Parse(options.WebSocket, "--ws");
+        var http = ListenAddress.Parse(options.Http, "--http") ?? throw new ArgumentException("--http cannot be off: the management API is required.");
+
+        var data = new DataFolder(options.DataDirectory);
+        var time = TimeProvider.System;
+        var ca = CertificateAuthority.LoadOrCreate(data.PkiDirectory, time);
+        await File.WriteAllTextAsync(data.CaCertificatePath, ca.CertificatePem + "\n", cancellationToken);
+        var hostnames = new List<string> { "localhost", "127.0.0.1", "::1" };
+        hostnames.AddRange(options.Hostnames.Where(h => !hostnames.Contains(h, StringComparer.OrdinalIgnoreCase)));
+        var serverCertificate = ca.LoadOrCreateServerCertificate(data.PkiDirectory, hostnames);
+        var database = new SqliteDatabase(data.RegistryPath, Schema.Migrations);
+        var accessKeys = AccessKeys.LoadOrCreate(data.CredentialsPath);
+        var brokerOptions = new BrokerOptions { AllowAnonymous = options.AllowAnonymous, MaxPacketBytes = options.MaxPacketBytes };
+        var registryOptions = new RegistryOptions { Region = brokerOptions.Region, AccountId = brokerOptions.AccountId };
+
+        var builder = WebApplication.CreateSlimBuilder();
+        builder.Logging.ClearProviders();
+        builder.Logging.AddSimpleConsole(c =>
+        {
+            c.SingleLine = true;
+            c.TimestampFormat = "HH:mm:ss.fff ";
+        });
+        builder.Logging.SetMinimumLevel(Enum.Parse<LogLevel>(options.LogLevel, ignoreCase: true));
+        builder.Logging.AddFilter("Microsoft.AspNetCore", LogLevel.Warning);
+        builder.Logging.AddFilter("Microsoft.Hosting", LogLevel.Warning);
+        configureLogging?.Invoke(builder.Logging);
+
+        var services = builder.Services;
+        services.AddSingleton(time);
+        services.AddSingleton(data);
+        services.AddSingleton(ca);
+        services.AddSingleton(database);
+        services.AddSingleton(accessKeys);
+        services.AddSingleton(registryOptions);
+        services.AddSingleton<RegistryService>();
+        services.AddSingleton(new SigV4Verifier(accessKeys.SecretFor, time));
+        services.AddSingleton(Microsoft.Extensions.Options.Options.Create(brokerOptions));
+        services.AddSingleton<BrokerStore>();
+        services.AddSingleton<IBrokerAuthenticator, RegistryAuthenticator>();
+        services.AddSingleton<MqttBroker>();
+        services.AddHostedService(sp => sp.GetRequiredService<MqttBroker>());
+        services.AddSingleton<MqttConnectionHandler>();
+        services.Configure<HostOptions>(h => h.ShutdownTimeout = TimeSpan.FromSeconds(10));
+
+        var listeners = new Dictionary<string, ListenOptions>();
+        builder.WebHost.ConfigureKestrel(kestrel =>
+        {
+            kestrel.AddServerHeader = false;
+            if (mqtt is not null)
+            {
+                kestrel.Listen(mqtt, l =>
+                {
+                    listeners["mqtt"] = l;
+                    l.UseConnectionHandler<MqttConnectionHandler>();
+                });
+            }
+
+            if (mqtts is not null)
+            {
+                kestrel.Listen(mqtts, l =>
+                {
+                    listeners["mqtts"] = l;
+                    l.UseHttps(https =>
+                    {
+                        https.ServerCertificate = serverCertificate;
+                        https.ClientCertificateMode = ClientCertificateMode.RequireCertificate;
+                        https.CheckCertificateRevocation = false;
+                        https.ClientCertificateValidation = (certificate, _, _) => ca.Verifies(certificate);
+
+                        // No ALPN list: AWS SDKs offer "x-amzn-mqtt-ca" and must not fail the handshake over it.
+                        https.OnAuthenticate = (_, ssl) => ssl.ApplicationProtocols = null;
+                    });
+                    l.UseConnectionHandler<MqttConnectionHandler>();
+                });
+            }
+
+            if (ws is not null)
+            {
+                kestrel.Listen(ws, l => listeners["ws"] = l);
+            }
+
+            kestrel.Listen(http, l => listeners["http"] = l);
+        });
+
+        var app = builder.Build();
+        var registry = app.Services.GetRequiredService<RegistryService>();
+        var broker = app.Services.GetRequiredService<MqttBroker>();
+        registry.CertificateStatusChanged += (id, status) =>
+        {
+            if (status != CertificateStatus.Active)
+            {
+                broker.DisconnectWhere(p => p.CertificateId == id, $"certificate {id} is now {status}");
+            }
+        };
+
+        TrellisServer? server = null;
+        app.UseWebSockets();
+        app.Use(async (context, next) =>
+        {
+            // The WebSocket listener serves only /mqtt; the API listener serves everything.
+            if (listeners.TryGetValue("ws", out var wsListener) && context.Connection.LocalPort == wsListener.IPEndPoint!.Port
+                && !context.Request.Path.StartsWithSegments("/mqtt", StringComparison.Ordinal))
+            {
+                context.Response.StatusCode = StatusCodes.Status404NotFound;
+                await context.Response.WriteAsJsonAsync(new { message = "This port serves MQTT over WebSockets at /mqtt only; the management API is on the --http port." });
+                return;
+            }
+
+            await next(context);
+        });
+        app.UseMiddleware<SigV4Middleware>();
+        app.MapGet("/health", () => Results.Text("{\"status\":\"ok\"}", "application/json"));
+        app.MapMqttWebSocket();
+        app.MapThingsApi();
+        app.MapCertificatesApi();
+        app.MapPoliciesApi();
+        app.MapPrincipalsApi(() => server!.TlsEndpointAddress);
+        app.MapFallback((HttpContext context) =>
+            AwsResults.Error("UnknownOperationException", StatusCodes.Status404NotFound, $"No operation at {context.Request.Method} {context.Request.Path}."));
+
+        await app.StartAsync(cancellationToken);
+        server = new TrellisServer(app, listeners, data, hostnames);
+        if (options.AllowAnonymous)
+        {
+            app.Services.GetRequiredService<ILogger<TrellisServer>>().AnonymousAllowed();
+        }
+
+        return server;
+    }
+
+    /// <summary>DescribeEndpoint's answer: the host devices dial, with the port when it is not 8883.</summary>
+    public string TlsEndpointAddress
+    {
+        get
+        {
+            var host = Hostnames.Count > 3 ? Hostnames[3] : "localhost";
+            var port = Port("mqtts");
+            return port == 8883 ? host : $"{host}:{port}";
+        }
+    }
+
+    public Task WaitForShutdownAsync(CancellationToken cancellationToken = default) => _app.WaitForShutdownAsync(cancellationToken);
+
+    public async Task StopAsync(CancellationToken cancellationToken = default) => await _app.StopAsync(cancellationToken);
+
+    public async ValueTask DisposeAsync()
+    {
+        await _app.DisposeAsync();
+    }
+}

@@ -1,0 +1,32 @@
+namespace Trellis.Server;
+
+/// <summary>What <c>trellis serve</c> takes as flags and <c>TRELLIS_*</c> environment variables.</summary>
+public sealed record TrellisServerOptions
+{
+    /// <summary>Data folder: registry database, CA, server certificate, credentials.</summary>
+    public string DataDirectory { get; init; } = "./data";
+
+    /// <summary>MQTT over plain TCP, HOST:PORT ("off" disables it).</summary>
+    public string Mqtt { get; init; } = "0.0.0.0:1883";
+
+    /// <summary>MQTT over TLS with client certificates, HOST:PORT ("off" disables it).</summary>
+    public string Mqtts { get; init; } = "0.0.0.0:8883";
+
+    /// <summary>MQTT over WebSockets at path /mqtt, HOST:PORT ("off" disables it).</summary>
+    public string WebSocket { get; init; } = "0.0.0.0:8083";
+
+    /// <summary>Management API (AWS IoT control-plane routes), HOST:PORT.</summary>
+    public string Http { get; init; } = "0.0.0.0:8080";
+
+    /// <summary>Extra host names or IP addresses for the server certificate (localhost and 127.0.0.1 are always in it).</summary>
+    public IReadOnlyList<string> Hostnames { get; init; } = [];
+
+    /// <summary>Accept MQTT clients without credentials on the plain listeners (development only).</summary>
+    public bool AllowAnonymous { get; init; }
+
+    /// <summary>Largest MQTT packet accepted, in bytes.</summary>
+    public int MaxPacketBytes { get; init; } = 128 * 1024;
+
+    /// <summary>Minimum log level: Trace, Debug, Information, Warning, Error.</summary>
+    public string LogLevel { get; init; } = "Information";
+}
