@@ -154,6 +154,15 @@ public sealed partial class MqttBroker : IHostedService, IAsyncDisposable
         return count;
     }
 
+    /// <summary>The filters a client's session holds (empty when there is no session).</summary>
+    public IReadOnlyList<string> SubscriptionsOf(string clientId)
+    {
+        lock (_sessionsLock)
+        {
+            return _sessions.TryGetValue(clientId, out var session) ? [.. session.GetSubscriptions().Select(s => s.Filter)] : [];
+        }
+    }
+
     /// <summary>The client ids with a live connection.</summary>
     public IReadOnlyList<string> ConnectedClientIds() =>
         _connections.Keys.Where(c => c.Session is not null).Select(c => c.ClientId).ToList();

@@ -68,6 +68,7 @@ public sealed class TrellisServer : IAsyncDisposable
         var database = new SqliteDatabase(data.RegistryPath, Schema.Migrations);
         var accessKeys = AccessKeys.LoadOrCreate(data.CredentialsPath);
         var brokerOptions = new BrokerOptions { AllowAnonymous = options.AllowAnonymous, MaxPacketBytes = options.MaxPacketBytes };
+        options.ConfigureBroker?.Invoke(brokerOptions);
         var registryOptions = new RegistryOptions { Region = brokerOptions.Region, AccountId = brokerOptions.AccountId };
 
         var builder = WebApplication.CreateSlimBuilder();

@@ -27,6 +27,9 @@ public sealed record TrellisServerOptions
     /// <summary>Largest MQTT packet accepted, in bytes.</summary>
     public int MaxPacketBytes { get; init; } = 128 * 1024;
 
+    /// <summary>Further broker settings for embedding hosts and tests (timeouts, queue sizes).</summary>
+    public Action<Trellis.Broker.BrokerOptions>? ConfigureBroker { get; init; }
+
     /// <summary>Minimum log level: Trace, Debug, Information, Warning, Error.</summary>
     public string LogLevel { get; init; } = "Information";
 }

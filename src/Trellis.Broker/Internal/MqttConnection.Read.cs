@@ -379,7 +379,6 @@ internal sealed partial class MqttConnection
         WillDiscarded = reason != ReasonCode.DisconnectWithWill;
         ClientInitiated = true;
         DisconnectReason = "CLIENT_INITIATED_DISCONNECT";
-        Abort();
         return false;
     }
 }

@@ -64,7 +64,7 @@ internal sealed partial class MqttConnection
 
                     if (closeNow)
                     {
-                        Abort();
+                        EndAfterFlush();
                         return;
                     }
 

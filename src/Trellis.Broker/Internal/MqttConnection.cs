@@ -31,6 +31,7 @@ internal sealed partial class MqttConnection : IDisposable
     private int _closing;
     private bool _closeAfterFlush;
     private Task? _writer;
+    private bool _hardAbort;
 
     public MqttConnection(MqttBroker broker, IDuplexPipe transport, Action abortTransport, X509Certificate2? clientCertificate, bool isTls, string remoteAddress, string listener)
     {
@@ -146,8 +147,10 @@ internal sealed partial class MqttConnection : IDisposable
         }
     }
 
+    /// <summary>Hard close: the socket is reset, unsent data is dropped.</summary>
     public void Abort()
     {
+        Volatile.Write(ref _hardAbort, true);
         try
         {
             _cts.Cancel();
@@ -178,11 +181,11 @@ internal sealed partial class MqttConnection : IDisposable
             flushFirst = _closeAfterFlush;
         }
 
-        if (flushFirst && _writer is { } writer)
+        if (flushFirst && _writer is { } pending)
         {
             // Let the writer send the final CONNACK or DISCONNECT before the socket goes.
             Wake();
-            await Task.WhenAny(writer, Task.Delay(TimeSpan.FromSeconds(2), CancellationToken.None));
+            await Task.WhenAny(pending, Task.Delay(TimeSpan.FromSeconds(2), CancellationToken.None));
         }
 
         try
@@ -194,9 +197,37 @@ internal sealed partial class MqttConnection : IDisposable
         }
 
         _wake.Writer.TryComplete();
-        _abortTransport();
+        if (_writer is { } writer)
+        {
+            // The writer must be done with the pipe before it is completed.
+            await Task.WhenAny(writer, Task.Delay(TimeSpan.FromSeconds(2), CancellationToken.None));
+        }
+
+        if (Volatile.Read(ref _hardAbort))
+        {
+            _abortTransport();
+        }
+        else
+        {
+            // Graceful close: what was written (a refusing CONNACK, a DISCONNECT) still reaches the client.
+            await _output.CompleteAsync();
+            await _input.CompleteAsync();
+        }
+
         await _broker.OnConnectionClosedAsync(this);
         Dispose();
+    }
+
+    /// <summary>Ends the read loop after the writer flushed its last packet; the socket closes gracefully.</summary>
+    private void EndAfterFlush()
+    {
+        try
+        {
+            _cts.Cancel();
+        }
+        catch (ObjectDisposedException)
+        {
+        }
     }
 
     public void Dispose() => _cts.Dispose();

@@ -1,0 +1,13 @@
+namespace Trellis.IntegrationTests.TestKit;
+
+/// <summary>Policy documents the tests use.</summary>
+public static class Policies
+{
+    /// <summary>The per-thing policy from AWS's guides: a device may use only devices/{its name}/….</summary>
+    public const string PerThing = """
+        {"Version":"2012-10-17","Statement":[
+          {"Effect":"Allow","Action":"iot:Connect","Resource":"arn:aws:iot:*:*:client/${iot:Connection.Thing.ThingName}"},
+          {"Effect":"Allow","Action":["iot:Publish","iot:Receive","iot:RetainPublish"],"Resource":"arn:aws:iot:*:*:topic/devices/${iot:Connection.Thing.ThingName}/*"},
+          {"Effect":"Allow","Action":"iot:Subscribe","Resource":"arn:aws:iot:*:*:topicfilter/devices/${iot:Connection.Thing.ThingName}/*"}]}
+        """;
+}

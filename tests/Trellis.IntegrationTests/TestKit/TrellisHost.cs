@@ -1,0 +1,140 @@
+using System.Text.Json;
+using Microsoft.Extensions.Logging;
+using Trellis.Server;
+
+namespace Trellis.IntegrationTests.TestKit;
+
+/// <summary>
+/// The real server in-process on 127.0.0.1 with free ports and a temporary data folder. Tests share
+/// one per collection and isolate themselves with unique names.
+/// </summary>
+public class TrellisHost : IAsyncLifetime
+{
+    private static int _counter;
+
+    public TrellisHost()
+        : this(allowAnonymous: false)
+    {
+    }
+
+    protected TrellisHost(bool allowAnonymous)
+    {
+        AllowAnonymous = allowAnonymous;
+        DataDirectory = Path.Combine(Path.GetTempPath(), $"trellis-test-{Environment.ProcessId}-{Interlocked.Increment(ref _counter)}");
+    }
+
+    public bool AllowAnonymous { get; }
+
+    public string DataDirectory { get; }
+
+    public TrellisServer Server { get; private set; } = null!;
+
+    public LogSink Logs { get; private set; } = new();
+
+    public int MqttPort => Server.Port("mqtt");
+
+    public int MqttsPort => Server.Port("mqtts");
+
+    public int WsPort => Server.Port("ws");
+
+    public int HttpPort => Server.Port("http");
+
+    public string Endpoint => $"http://127.0.0.1:{HttpPort}";
+
+    public string CaPath => Server.Data.CaCertificatePath;
+
+    /// <summary>Environment for boto3 and the AWS CLI: the server's credentials file and profile.</summary>
+    public Dictionary<string, string> AwsEnvironment => new()
+    {
+        ["AWS_SHARED_CREDENTIALS_FILE"] = Server.Data.CredentialsPath,
+        ["AWS_PROFILE"] = "trellis",
+        ["AWS_DEFAULT_REGION"] = "us-east-1",
+        ["AWS_EC2_METADATA_DISABLED"] = "true",
+    };
+
+    public virtual async ValueTask InitializeAsync() => await StartAsync();
+
+    public async Task StartAsync()
+    {
+        Logs = new LogSink();
+        Server = await TrellisServer.StartAsync(
+            new TrellisServerOptions
+            {
+                DataDirectory = DataDirectory,
+                Mqtt = "127.0.0.1:0",
+                Mqtts = "127.0.0.1:0",
+                WebSocket = "127.0.0.1:0",
+                Http = "127.0.0.1:0",
+                AllowAnonymous = AllowAnonymous,
+                ConfigureBroker = b =>
+                {
+                    b.ConnectTimeoutSeconds = 2;
+                    b.IncompletePacketTimeoutSeconds = 2;
+                },
+            },
+            logging =>
+            {
+                logging.ClearProviders();
+                logging.AddProvider(Logs);
+            });
+    }
+
+    /// <summary>Stops the server (as on SIGTERM) and starts it again on the same data folder.</summary>
+    public async Task RestartAsync()
+    {
+        await Server.StopAsync();
+        await Server.DisposeAsync();
+        await StartAsync();
+    }
+
+    public virtual async ValueTask DisposeAsync()
+    {
+        await Server.StopAsync();
+        await Server.DisposeAsync();
+        var errors = Logs.Errors.ToList();
+        try
+        {
+            Directory.Delete(DataDirectory, recursive: true);
+        }
+        catch (IOException)
+        {
+        }
+
+        GC.SuppressFinalize(this);
+        if (errors.Count > 0)
+        {
+            throw new InvalidOperationException("The server logged unexpected errors:\n" + string.Join('\n', errors));
+        }
+    }
+
+    /// <summary>Creates a thing, an active certificate and a policy with boto3, as the AWS tutorials do.</summary>
+    public async Task<Device> ProvisionAsync(string thingName, string policyName, string policyJson, CancellationToken cancellationToken)
+    {
+        var policyFile = Path.Combine(DataDirectory, $"{policyName}.json");
+        await File.WriteAllTextAsync(policyFile, policyJson, cancellationToken);
+        var script = Path.Combine(AppContext.BaseDirectory, "Scripts", "provision.py");
+        var result = await ExternalTool.RunAsync("python3", [script, Endpoint, thingName, Path.Combine(DataDirectory, "devices"), policyName, policyFile], TimeSpan.FromSeconds(60), AwsEnvironment, cancellationToken);
+        Assert.True(result.ExitCode == 0, "provision.py failed: " + result.Output);
+        using var json = JsonDocument.Parse(result.Stdout);
+        var root = json.RootElement;
+        return new Device(thingName, root.GetProperty("certificateId").GetString()!, root.GetProperty("certificateArn").GetString()!, root.GetProperty("cert").GetString()!, root.GetProperty("key").GetString()!);
+    }
+
+    /// <summary>mosquitto_* arguments for a TLS connection as <paramref name="device"/>.</summary>
+    public List<string> TlsArgs(Device device, string? clientId = null, string version = "mqttv311") =>
+    [
+        "-h", "127.0.0.1", "-p", MqttsPort.ToString(System.Globalization.CultureInfo.InvariantCulture),
+        "--cafile", CaPath, "--cert", device.CertPath, "--key", device.KeyPath,
+        "-i", clientId ?? device.ThingName, "-V", version,
+    ];
+
+    /// <summary>mosquitto_* arguments for the plain listener with the admin access key as user name and password.</summary>
+    public List<string> AdminArgs(string clientId, string version = "mqttv311") =>
+    [
+        "-h", "127.0.0.1", "-p", MqttPort.ToString(System.Globalization.CultureInfo.InvariantCulture),
+        "-u", Server.AccessKeys.AdminAccessKeyId, "-P", Server.AccessKeys.SecretFor(Server.AccessKeys.AdminAccessKeyId)!,
+        "-i", clientId, "-V", version,
+    ];
+
+    public static string Unique(string prefix) => $"{prefix}{Guid.NewGuid():N}"[..(prefix.Length + 12)];
+}
