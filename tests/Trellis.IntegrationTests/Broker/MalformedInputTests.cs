@@ -1,0 +1,199 @@
+using System.Text;
+using Trellis.IntegrationTests.TestKit;
+
+namespace Trellis.IntegrationTests.Broker;
+
+/// <summary>
+/// Hostile bytes on the MQTT port: each gets the answer the MQTT specification asks for, and an
+/// unrelated client keeps being served throughout.
+/// </summary>
+[Collection(TrellisServerGroup.Name)]
+public sealed class MalformedInputTests(TrellisHost host) : IAsyncLifetime
+{
+    private static readonly TimeSpan Timeout = TimeSpan.FromSeconds(10);
+    private ExternalTool.Background? _canary;
+    private readonly string _canaryTopic = TrellisHost.Unique("canary/");
+    private int _canaryCount;
+
+    public async ValueTask InitializeAsync()
+    {
+        _canary = ExternalTool.StartBackground("mosquitto_sub", [.. host.AdminArgs(TrellisHost.Unique("canary")), "-t", _canaryTopic, "-q", "1"]);
+        await Eventually.TrueAsync(() => host.Server.Broker.ConnectedClientIds().Any(c => c.StartsWith("canary", StringComparison.Ordinal)), Timeout);
+        await Task.Delay(200);
+    }
+
+    public ValueTask DisposeAsync()
+    {
+        _canary?.Dispose();
+        return ValueTask.CompletedTask;
+    }
+
+    [Fact]
+    public async Task Garbage_bytes_close_the_connection_without_a_connack()
+    {
+        var (bytes, closed) = await SendRawAsync([0xFF, 0x13, 0x37, 0x00, 0x42, 0xFF, 0xFF], CancellationToken);
+
+        Assert.True(closed);
+        Assert.Empty(bytes);
+        await AssertCanaryServedAsync();
+    }
+
+    [Fact]
+    public async Task Remaining_length_longer_than_four_bytes_closes_the_connection()
+    {
+        using var raw = await ConnectedAsync(CancellationToken);
+        await raw.SendAsync([0x30, 0xFF, 0xFF, 0xFF, 0xFF, 0x7F], CancellationToken);
+
+        var (_, closed) = await raw.ReadUntilClosedAsync(Timeout, CancellationToken);
+
+        Assert.True(closed);
+        await AssertCanaryServedAsync();
+    }
+
+    [Fact]
+    public async Task Declared_length_over_the_maximum_gets_disconnect_packet_too_large_on_mqtt5()
+    {
+        using var raw = await ConnectedAsync(CancellationToken, level: 5);
+
+        // Declares 1 MiB against the 128 KiB maximum; the body never comes.
+        await raw.SendAsync([0x30, 0x80, 0x80, 0x40], CancellationToken);
+        var (bytes, closed) = await raw.ReadUntilClosedAsync(Timeout, CancellationToken);
+
+        Assert.True(closed);
+        Assert.Equal(0xE0, bytes[0]);
+        Assert.Equal(0x95, bytes[2]);
+        await AssertCanaryServedAsync();
+    }
+
+    [Fact]
+    public async Task Oversized_publish_from_mosquitto_is_refused_and_others_keep_working()
+    {
+        var payload = Path.Combine(host.DataDirectory, "big.bin");
+        await File.WriteAllBytesAsync(payload, new byte[200 * 1024], CancellationToken);
+
+        var result = await ExternalTool.RunAsync("mosquitto_pub", [.. host.AdminArgs(TrellisHost.Unique("big")), "-t", _canaryTopic, "-f", payload, "-q", "1"], Timeout, cancellationToken: CancellationToken);
+
+        Assert.NotEqual(0, result.ExitCode);
+        Assert.True(host.Logs.Contains("exceeds Broker:MaxPacketBytes"));
+        await AssertCanaryServedAsync();
+    }
+
+    [Theory]
+    [InlineData("MQTT", 7, false, 0x01)]
+    [InlineData("MQTX", 4, false, 0x01)]
+    [InlineData("MQTX", 5, true, 0x84)]
+    public async Task Wrong_protocol_name_or_level_gets_the_unsupported_version_connack(string protocol, byte level, bool v5, byte expected)
+    {
+        using var raw = await RawMqtt.ConnectAsync(host.MqttPort, CancellationToken);
+        await raw.SendAsync(RawMqtt.Connect("bad-proto", null, null, level, protocol), CancellationToken);
+
+        var connack = await raw.ReadPacketAsync(Timeout, CancellationToken);
+        var (_, closed) = await raw.ReadUntilClosedAsync(Timeout, CancellationToken);
+
+        Assert.Equal(0x20, connack[0]);
+        Assert.Equal(expected, v5 ? connack[3] : connack[3]);
+        Assert.True(closed);
+        await AssertCanaryServedAsync();
+    }
+
+    [Fact]
+    public async Task Packet_before_connect_closes_the_connection_without_a_connack()
+    {
+        var (bytes, closed) = await SendRawAsync(RawMqtt.Publish("a/b"u8.ToArray(), [1]), CancellationToken);
+
+        Assert.True(closed);
+        Assert.Empty(bytes);
+        await AssertCanaryServedAsync();
+    }
+
+    [Fact]
+    public async Task Invalid_utf8_in_a_topic_gets_disconnect_malformed_packet()
+    {
+        using var raw = await ConnectedAsync(CancellationToken, level: 5);
+        await raw.SendAsync(RawMqtt.Publish([(byte)'a', 0xC3, 0x28], [1], v5: true), CancellationToken);
+
+        var (bytes, closed) = await raw.ReadUntilClosedAsync(Timeout, CancellationToken);
+
+        Assert.True(closed);
+        Assert.Equal([0xE0], bytes.Take(1));
+        Assert.Equal(0x81, bytes[2]);
+        await AssertCanaryServedAsync();
+    }
+
+    [Fact]
+    public async Task Wildcard_in_a_publish_topic_gets_disconnect_topic_name_invalid()
+    {
+        using var raw = await ConnectedAsync(CancellationToken, level: 5);
+        await raw.SendAsync(RawMqtt.Publish(Encoding.UTF8.GetBytes(_canaryTopic + "/#"), [1], v5: true), CancellationToken);
+
+        var (bytes, closed) = await raw.ReadUntilClosedAsync(Timeout, CancellationToken);
+
+        Assert.True(closed);
+        Assert.Equal(0x90, bytes[2]);
+        await AssertCanaryServedAsync();
+    }
+
+    [Fact]
+    public async Task Wildcard_in_a_publish_topic_closes_an_mqtt311_connection()
+    {
+        using var raw = await ConnectedAsync(CancellationToken);
+        await raw.SendAsync(RawMqtt.Publish(Encoding.UTF8.GetBytes(_canaryTopic + "/+"), [1]), CancellationToken);
+
+        var (bytes, closed) = await raw.ReadUntilClosedAsync(Timeout, CancellationToken);
+
+        Assert.True(closed);
+        Assert.Empty(bytes);
+        await AssertCanaryServedAsync();
+    }
+
+    [Fact]
+    public async Task Half_sent_packet_is_closed_after_the_incomplete_packet_timeout()
+    {
+        using var raw = await ConnectedAsync(CancellationToken);
+
+        // A PUBLISH that declares 100 bytes and sends 5.
+        await raw.SendAsync([0x30, 100, 0x00, 0x03, (byte)'a', (byte)'/', (byte)'b'], CancellationToken);
+        var (_, closed) = await raw.ReadUntilClosedAsync(TimeSpan.FromSeconds(8), CancellationToken);
+
+        Assert.True(closed);
+        await AssertCanaryServedAsync();
+    }
+
+    [Fact]
+    public async Task Connection_that_never_sends_connect_is_closed()
+    {
+        using var raw = await RawMqtt.ConnectAsync(host.MqttPort, CancellationToken);
+
+        var (_, closed) = await raw.ReadUntilClosedAsync(TimeSpan.FromSeconds(8), CancellationToken);
+
+        Assert.True(closed);
+    }
+
+    private static CancellationToken CancellationToken => TestContext.Current.CancellationToken;
+
+    private async Task<RawMqtt> ConnectedAsync(CancellationToken ct, byte level = 4)
+    {
+        var raw = await RawMqtt.ConnectAsync(host.MqttPort, ct);
+        var user = host.Server.AccessKeys.AdminAccessKeyId;
+        await raw.SendAsync(RawMqtt.Connect(TrellisHost.Unique("raw"), user, host.Server.AccessKeys.SecretFor(user), level), ct);
+        var connack = await raw.ReadPacketAsync(Timeout, ct);
+        Assert.Equal(0x20, connack[0]);
+        Assert.Equal(0, connack[3]);
+        return raw;
+    }
+
+    private async Task<(byte[] Bytes, bool Closed)> SendRawAsync(byte[] bytes, CancellationToken ct)
+    {
+        using var raw = await RawMqtt.ConnectAsync(host.MqttPort, ct);
+        await raw.SendAsync(bytes, ct);
+        return await raw.ReadUntilClosedAsync(Timeout, ct);
+    }
+
+    private async Task AssertCanaryServedAsync()
+    {
+        var marker = $"alive-{Interlocked.Increment(ref _canaryCount)}";
+        var pub = await ExternalTool.RunAsync("mosquitto_pub", [.. host.AdminArgs(TrellisHost.Unique("p")), "-t", _canaryTopic, "-m", marker, "-q", "1"], Timeout, cancellationToken: CancellationToken);
+        Assert.True(pub.ExitCode == 0, pub.Output);
+        Assert.True(await _canary!.WaitForLineAsync(l => l == marker, Timeout, CancellationToken), "the unrelated subscriber stopped being served");
+    }
+}
