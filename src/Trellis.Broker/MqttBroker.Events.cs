@@ -9,8 +9,9 @@ public sealed partial class MqttBroker
 {
     internal void OnConnected(MqttConnection connection)
     {
-        var version = _connectVersions.AddOrUpdate(connection.ClientId, 1, static (_, v) => v + 1);
-        connection.VersionNumber = version;
+        // AWS uses versionNumber to order a client's connect and disconnect events; a broker-wide
+        // monotonic counter orders them without keeping state per client id.
+        connection.VersionNumber = Interlocked.Increment(ref _eventVersion);
         var principal = connection.Principal!;
         Logger.ClientConnected(connection.ClientId, connection.RemoteAddress, connection.Listener, connection.IsV5 ? "5.0" : "3.1.1", principal.PrincipalIdentifier);
         PublishEvent($"$aws/events/presence/connected/{connection.ClientId}", connection, "connected", w => { });
@@ -45,6 +46,13 @@ public sealed partial class MqttBroker
 
     private void PublishEvent(string topic, MqttConnection connection, string eventType, Action<Utf8JsonWriter> extra)
     {
+        // Wildcards at the first level never match '$' topics (MQTT §4.7.2): with no '$' filter
+        // subscribed, nobody can receive the event, so it is not built (no garbage per connect).
+        if (_index.DollarCount == 0)
+        {
+            return;
+        }
+
         var buffer = new ArrayBufferWriter<byte>(256);
         using (var w = new Utf8JsonWriter(buffer))
         {

@@ -50,6 +50,9 @@ public sealed partial class MqttBroker
                 messages++;
             }
 
+            // The stored rows stay until the client has them all (a crash before then replays them).
+            session.JournalSeq = stored.Messages.Count > 0 ? 1 : 0;
+
             lock (_sessionsLock)
             {
                 _sessions[stored.ClientId] = session;

@@ -59,6 +59,11 @@ public sealed partial class MqttBroker
             _store?.DeleteSession(discarded.ClientId);
         }
 
+        if (expiry > 0)
+        {
+            _store?.UpsertSession(session);
+        }
+
         if (previous is not null && previous != connection)
         {
             // AWS IoT and MQTT §3.1.4: one connection per client id; the newer one wins.
@@ -105,6 +110,15 @@ public sealed partial class MqttBroker
             {
                 RemoveFromIndex(session, subscription.Filter);
             }
+
+            if (session.JournalSeq > 0)
+            {
+                _store?.DeleteSession(session.ClientId);
+            }
+        }
+        else if (session.ExpirySeconds > 0 && session.Connection is null)
+        {
+            _store?.UpsertSession(session);
         }
 
         if (connect.Will is { } will && !connection.WillDiscarded)
@@ -123,6 +137,25 @@ public sealed partial class MqttBroker
         Logger.ClientDisconnected(connection.ClientId, connection.DisconnectReason);
         PublishDisconnectedEvent(connection);
         await Task.CompletedTask;
+    }
+
+    /// <summary>After subscriptions change, a persistent session is written down at once.</summary>
+    internal void OnSessionChanged(Session session)
+    {
+        if (session.ExpirySeconds > 0)
+        {
+            _store?.UpsertSession(session);
+        }
+    }
+
+    /// <summary>Called after an acknowledgement: once a journaled session has nothing pending, its journal goes.</summary>
+    internal void OnDelivered(Session session)
+    {
+        if (session.JournalSeq > 0 && !session.HasPendingDeliveries)
+        {
+            session.JournalSeq = 0;
+            _store?.ClearJournal(session.ClientId);
+        }
     }
 
     private void PublishWill(MqttConnection connection, MqttMessage will)

@@ -23,12 +23,12 @@ public sealed partial class MqttBroker : IHostedService, IAsyncDisposable
     private readonly SubscriptionIndex _index = new();
     private readonly ConcurrentDictionary<string, MqttMessage> _retained = new(StringComparer.Ordinal);
     private readonly ConcurrentDictionary<string, CancellationTokenSource> _pendingWills = new(StringComparer.Ordinal);
-    private readonly ConcurrentDictionary<string, long> _connectVersions = new(StringComparer.Ordinal);
     private readonly BrokerStore? _store;
     private readonly TimeProvider _time;
     private readonly CancellationTokenSource _stopping = new();
     private Task? _sweeper;
     private long _routeStamp;
+    private long _eventVersion;
 
     public MqttBroker(IOptions<BrokerOptions> options, IBrokerAuthenticator authenticator, ILogger<MqttBroker> logger, TimeProvider time, BrokerStore? store = null)
     {

@@ -49,7 +49,9 @@ public sealed class TrellisServer : IAsyncDisposable
     public AccessKeys AccessKeys => _app.Services.GetRequiredService<AccessKeys>();
 
     /// <summary>The bound port of a listener ("mqtt", "mqtts", "ws", "http"), or 0 when it is off.</summary>
-    public int Port(string listener) => _listeners.TryGetValue(listener, out var options) ? options.IPEndPoint!.Port : 0;
+    public int Port(string listener) => listener == "mqtt"
+        ? _app.Services.GetService<MqttSocketListener>()?.Port ?? 0
+        : _listeners.TryGetValue(listener, out var options) ? options.IPEndPoint!.Port : 0;
 
     public static async Task<TrellisServer> StartAsync(TrellisServerOptions options, Action<ILoggingBuilder>? configureLogging = null, CancellationToken cancellationToken = default)
     {
@@ -98,21 +100,18 @@ public sealed class TrellisServer : IAsyncDisposable
         services.AddSingleton<MqttBroker>();
         services.AddHostedService(sp => sp.GetRequiredService<MqttBroker>());
         services.AddSingleton<MqttConnectionHandler>();
+        if (mqtt is not null)
+        {
+            // Plain TCP runs on the broker's own socket listener; TLS and WebSockets on Kestrel.
+            services.AddSingleton(sp => new MqttSocketListener(sp.GetRequiredService<MqttBroker>(), mqtt));
+            services.AddHostedService(sp => sp.GetRequiredService<MqttSocketListener>());
+        }
         services.Configure<HostOptions>(h => h.ShutdownTimeout = TimeSpan.FromSeconds(10));
 
         var listeners = new Dictionary<string, ListenOptions>();
         builder.WebHost.ConfigureKestrel(kestrel =>
         {
             kestrel.AddServerHeader = false;
-            if (mqtt is not null)
-            {
-                kestrel.Listen(mqtt, l =>
-                {
-                    listeners["mqtt"] = l;
-                    l.UseConnectionHandler<MqttConnectionHandler>();
-                });
-            }
-
             if (mqtts is not null)
             {
                 kestrel.Listen(mqtts, l =>
@@ -168,6 +167,7 @@ public sealed class TrellisServer : IAsyncDisposable
         });
         app.UseMiddleware<SigV4Middleware>();
         app.MapGet("/health", () => Results.Text("{\"status\":\"ok\"}", "application/json"));
+        app.MapTrellisMetrics();
         app.MapMqttWebSocket();
         app.MapThingsApi();
         app.MapCertificatesApi();

@@ -16,6 +16,10 @@ namespace Trellis.Broker.Identity;
 public sealed class RegistryAuthenticator(RegistryService registry, AccessKeys accessKeys, IOptions<BrokerOptions> options) : IBrokerAuthenticator
 {
     private readonly BrokerOptions _options = options.Value;
+    private CompiledPolicySet? _allowAll;
+
+    /// <summary>One shared allow-all set: anonymous and access-key clients hold no policy copy each.</summary>
+    private CompiledPolicySet AllowAll => _allowAll ??= CompiledPolicySet.AllowAll(_options.Region, _options.AccountId);
 
     public long PolicyGeneration => registry.PolicyGeneration;
 
@@ -36,7 +40,7 @@ public sealed class RegistryAuthenticator(RegistryService registry, AccessKeys a
             if (accessKeys.Verify(user, request.Password))
             {
                 // An API access key is an operator's identity: full access, still evaluated per operation.
-                return AuthenticationResult.Allow(new ClientPrincipal(CompiledPolicySet.AllowAll(_options.Region, _options.AccountId), 0)
+                return AuthenticationResult.Allow(new ClientPrincipal(AllowAll, 0)
                 {
                     PrincipalIdentifier = user,
                 });
@@ -57,7 +61,7 @@ public sealed class RegistryAuthenticator(RegistryService registry, AccessKeys a
     public ClientPrincipal RestoredPrincipal(string clientId) => AnonymousPrincipal();
 
     private ClientPrincipal AnonymousPrincipal() =>
-        new(CompiledPolicySet.AllowAll(_options.Region, _options.AccountId), 0) { Anonymous = true, PrincipalIdentifier = "anonymous" };
+        new(AllowAll, 0) { Anonymous = true, PrincipalIdentifier = "anonymous" };
 
     private AuthenticationResult AuthenticateCertificate(ConnectRequest request, X509Certificate2 certificate)
     {

@@ -62,6 +62,7 @@ internal sealed partial class MqttConnection
         }
 
         Connect = packet;
+        packet.Password = null; // not needed after authentication; do not keep secrets in memory
         Principal = auth.Principal;
         ClientMaxPacketSize = packet.MaximumPacketSize;
         InflightWindow = Math.Min(_broker.Options.MaxInflightPerClient, packet.ReceiveMaximum);
@@ -91,7 +92,6 @@ internal sealed partial class MqttConnection
             }
         }
 
-        _writer = WriteLoopAsync();
         Wake();
         _broker.OnConnected(this);
         return true;
@@ -106,7 +106,6 @@ internal sealed partial class MqttConnection
             _closeAfterFlush = true;
         }
 
-        _writer = WriteLoopAsync();
         Wake();
         return false;
     }

@@ -14,6 +14,7 @@ internal sealed partial class MqttConnection
             var result = await _input.ReadAsync(token);
             var buffer = result.Buffer;
             var keepGoing = true;
+            var paused = false;
             while (keepGoing)
             {
                 var status = MqttFrame.TryRead(buffer, maxPacket, out var header, out var headerLength, out var remainingLength);
@@ -41,11 +42,21 @@ internal sealed partial class MqttConnection
                     : HandlePacket(header, body.ToArray());
                 buffer = buffer.Slice(headerLength + remainingLength);
                 LastActivityMs = _broker.NowMs;
+
+                // Back-pressure at packet granularity: stop consuming as soon as a subscriber is
+                // congested; the rest stays in the pipe (and then in the socket) until it drains.
+                if (CongestedOn is not null)
+                {
+                    paused = true;
+                    break;
+                }
             }
 
             PartialSinceMs = buffer.IsEmpty ? 0 : PartialSinceMs == 0 ? _broker.NowMs : PartialSinceMs;
             _input.AdvanceTo(buffer.Start, buffer.End);
-            if (!keepGoing || result.IsCompleted || result.IsCanceled)
+            // A peer that closed after sending still gets its buffered packets handled (they may
+            // be acknowledged QoS 0 publishes or a DISCONNECT); stop only when nothing whole is left.
+            if (!keepGoing || result.IsCanceled || (result.IsCompleted && !paused))
             {
                 return;
             }
@@ -249,6 +260,7 @@ internal sealed partial class MqttConnection
             case PacketType.PubAck:
                 if (session.Acknowledge(ack.PacketId))
                 {
+                    _broker.OnDelivered(session);
                     Wake();
                 }
 
@@ -275,6 +287,7 @@ internal sealed partial class MqttConnection
             case PacketType.PubComp:
                 if (session.Completed(ack.PacketId))
                 {
+                    _broker.OnDelivered(session);
                     Wake();
                 }
 
@@ -325,6 +338,7 @@ internal sealed partial class MqttConnection
             _broker.DeliverRetained(Session!, subscription);
         }
 
+        _broker.OnSessionChanged(Session!);
         _broker.OnSubscriptionsChanged(this, granted.Select(s => s.Filter).ToList(), subscribed: true);
         return true;
     }
@@ -351,6 +365,11 @@ internal sealed partial class MqttConnection
         lock (_controlLock)
         {
             MqttEncoder.WriteUnsubAck(Control, packet.PacketId, codes, v5);
+        }
+
+        if (removed.Count > 0)
+        {
+            _broker.OnSessionChanged(Session!);
         }
 
         _broker.OnSubscriptionsChanged(this, removed, subscribed: false);

@@ -14,72 +14,79 @@ internal sealed partial class MqttConnection
         var token = _cts.Token;
         try
         {
-            while (await _wake.Reader.WaitToReadAsync(token))
+            while (true)
             {
-                _wake.Reader.TryRead(out _);
-                while (true)
+                Volatile.Write(ref _writeRequested, 0);
+                var wrote = false;
+                bool closeNow;
+                lock (_controlLock)
                 {
-                    var wrote = false;
-                    bool closeNow;
-                    lock (_controlLock)
+                    if (_control is { WrittenCount: > 0 })
                     {
-                        if (_control is { WrittenCount: > 0 })
-                        {
-                            _output.Write(_control.WrittenSpan);
-                            _control.ResetWrittenCount();
-                            wrote = true;
-                        }
-
-                        closeNow = _closeAfterFlush;
+                        _output.Write(_control.WrittenSpan);
+                        _control.ResetWrittenCount();
+                        wrote = true;
                     }
 
-                    var more = false;
-                    if (!closeNow && Session is { } session)
-                    {
-                        batch.Clear();
-                        var now = _broker.NowMs;
-                        session.TakeBatch(batch, InflightWindow, BatchSize, now);
-                        foreach (var (packetId, item, dup) in batch)
-                        {
-                            WriteMessage(packetId, item, dup, now);
-                        }
+                    closeNow = _closeAfterFlush;
+                }
 
-                        wrote |= batch.Count > 0;
-                        more = batch.Count == BatchSize;
-                        if (batch.Count > 0)
-                        {
-                            _broker.Metrics.Sent(batch.Count);
-                            MqttBroker.OnQueueDrained(session);
-                        }
+                var more = false;
+                if (!closeNow && Session is { } session)
+                {
+                    batch.Clear();
+                    var now = _broker.NowMs;
+                    session.TakeBatch(batch, InflightWindow, BatchSize, now);
+                    foreach (var (packetId, item, dup) in batch)
+                    {
+                        WriteMessage(packetId, item, dup, now);
                     }
 
-                    if (wrote)
+                    wrote |= batch.Count > 0;
+                    more = batch.Count == BatchSize;
+                    if (batch.Count > 0)
                     {
-                        var flush = await _output.FlushAsync(token);
-                        if (flush.IsCompleted || flush.IsCanceled)
-                        {
-                            return;
-                        }
+                        _broker.Metrics.Sent(batch.Count);
+                        MqttBroker.OnQueueDrained(session);
                     }
+                }
 
-                    if (closeNow)
+                if (wrote)
+                {
+                    var flush = await _output.FlushAsync(token);
+                    if (flush.IsCompleted || flush.IsCanceled)
                     {
-                        EndAfterFlush();
                         return;
                     }
+                }
 
-                    if (!more)
-                    {
-                        break;
-                    }
+                if (closeNow)
+                {
+                    _closeFlushed.TrySetResult();
+                    EndAfterFlush();
+                    return;
+                }
+
+                if (more || Volatile.Read(ref _writeRequested) == 1)
+                {
+                    continue;
+                }
+
+                // Nothing left: stand down, unless a Wake slipped in between the check and here.
+                Volatile.Write(ref _writerRunning, 0);
+                if (Volatile.Read(ref _writeRequested) == 0 || Interlocked.CompareExchange(ref _writerRunning, 1, 0) != 0)
+                {
+                    return;
                 }
             }
         }
         catch (OperationCanceledException)
         {
+            _closeFlushed.TrySetResult();
         }
         catch (Exception e)
         {
+            _closeFlushed.TrySetResult();
             _broker.Logger.ConnectionFault(ClientId, RemoteAddress, "write: " + e.GetType().Name + ": " + e.Message);
             Abort();
         }

@@ -1,7 +1,6 @@
 using System.Buffers;
 using System.IO.Pipelines;
 using System.Security.Cryptography.X509Certificates;
-using System.Threading.Channels;
 using Trellis.Broker.Protocol;
 
 namespace Trellis.Broker.Internal;
@@ -11,18 +10,13 @@ namespace Trellis.Broker.Internal;
 /// loop that is the only code touching the output pipe. Control packets (acks, SUBACK, PINGRESP)
 /// are encoded into <see cref="_control"/> by the reader and written by the writer.
 /// </summary>
-internal sealed partial class MqttConnection : IDisposable
+internal sealed partial class MqttConnection : IDisposable, IThreadPoolWorkItem
 {
     private readonly MqttBroker _broker;
     private readonly PipeReader _input;
     private readonly PipeWriter _output;
     private readonly Action _abortTransport;
     private readonly CancellationTokenSource _cts = new();
-    private readonly Channel<byte> _wake = Channel.CreateBounded<byte>(new BoundedChannelOptions(1)
-    {
-        FullMode = BoundedChannelFullMode.DropWrite,
-        SingleReader = true,
-    });
 
     private readonly Lock _controlLock = new();
     private ArrayBufferWriter<byte>? _control;
@@ -31,6 +25,9 @@ internal sealed partial class MqttConnection : IDisposable
     private int _closing;
     private bool _closeAfterFlush;
     private Task? _writer;
+    private readonly TaskCompletionSource _closeFlushed = new(TaskCreationOptions.RunContinuationsAsynchronously);
+    private int _writerRunning;
+    private int _writeRequested;
     private bool _hardAbort;
 
     public MqttConnection(MqttBroker broker, IDuplexPipe transport, Action abortTransport, X509Certificate2? clientCertificate, bool isTls, string remoteAddress, string listener)
@@ -116,8 +113,20 @@ internal sealed partial class MqttConnection : IDisposable
         }
     }
 
-    /// <summary>Signals the writer that there is something to send.</summary>
-    public void Wake() => _wake.Writer.TryWrite(0);
+    /// <summary>
+    /// Signals that there is something to send. The writer runs on demand on the thread pool and
+    /// exits when there is nothing left, so an idle connection holds no writer task or buffer.
+    /// </summary>
+    public void Wake()
+    {
+        Volatile.Write(ref _writeRequested, 1);
+        if (Interlocked.CompareExchange(ref _writerRunning, 1, 0) == 0)
+        {
+            ThreadPool.UnsafeQueueUserWorkItem(this, preferLocal: false);
+        }
+    }
+
+    void IThreadPoolWorkItem.Execute() => _writer = WriteLoopAsync();
 
     /// <summary>Closes the connection, with an MQTT 5 DISCONNECT carrying <paramref name="reason"/> when the client speaks 5.0.</summary>
     public void Close(byte reason, string awsReason, string? reasonString = null)
@@ -181,11 +190,11 @@ internal sealed partial class MqttConnection : IDisposable
             flushFirst = _closeAfterFlush;
         }
 
-        if (flushFirst && _writer is { } pending)
+        if (flushFirst)
         {
             // Let the writer send the final CONNACK or DISCONNECT before the socket goes.
             Wake();
-            await Task.WhenAny(pending, Task.Delay(TimeSpan.FromSeconds(2), CancellationToken.None));
+            await Task.WhenAny(_closeFlushed.Task, Task.Delay(TimeSpan.FromSeconds(2), CancellationToken.None));
         }
 
         try
@@ -196,7 +205,6 @@ internal sealed partial class MqttConnection : IDisposable
         {
         }
 
-        _wake.Writer.TryComplete();
         if (_writer is { } writer)
         {
             // The writer must be done with the pipe before it is completed.

@@ -11,12 +11,13 @@ internal sealed class Session(string clientId)
 {
     private readonly Lock _lock = new();
     private readonly Queue<Outgoing> _queue = new();
-    private readonly Dictionary<ushort, Inflight> _inflight = [];
-    private readonly HashSet<ushort> _awaitingPubComp = [];
-    private readonly HashSet<ushort> _incomingQos2 = [];
+    // QoS 1/2 state is created on first use: a QoS 0 or idle session carries none of it.
+    private Dictionary<ushort, Inflight>? _inflight;
+    private HashSet<ushort>? _awaitingPubComp;
+    private HashSet<ushort>? _incomingQos2;
     private readonly Dictionary<string, TopicSubscription> _subscriptions = new(StringComparer.Ordinal);
-    private readonly Queue<(ushort Id, Outgoing Item)> _retransmit = new();
-    private System.Collections.Concurrent.ConcurrentDictionary<string, bool> _receiveAllowed = new(StringComparer.Ordinal);
+    private Queue<(ushort Id, Outgoing Item)>? _retransmit;
+    private System.Collections.Concurrent.ConcurrentDictionary<string, bool>? _receiveAllowed;
     private int _receiveCacheCount;
     private ushort _nextPacketId;
     private long _sendSequence;
@@ -109,14 +110,14 @@ internal sealed class Session(string clientId)
     {
         lock (_lock)
         {
-            while (batch.Count < max && _retransmit.TryDequeue(out var again))
+            while (batch.Count < max && _retransmit is not null && _retransmit.TryDequeue(out var again))
             {
                 batch.Add((again.Id, again.Item, true));
             }
 
             while (batch.Count < max && _queue.TryPeek(out var next))
             {
-                if (next.Qos > 0 && _inflight.Count + _awaitingPubComp.Count >= window)
+                if (next.Qos > 0 && (_inflight?.Count ?? 0) + (_awaitingPubComp?.Count ?? 0) >= window)
                 {
                     break;
                 }
@@ -131,7 +132,7 @@ internal sealed class Session(string clientId)
                 if (next.Qos > 0)
                 {
                     id = NextPacketId();
-                    _inflight[id] = new Inflight(next, ++_sendSequence);
+                    (_inflight ??= [])[id] = new Inflight(next, ++_sendSequence);
                 }
 
                 batch.Add((id, next, false));
@@ -147,7 +148,7 @@ internal sealed class Session(string clientId)
     {
         lock (_lock)
         {
-            return _inflight.TryGetValue(packetId, out var entry) && entry.Item.Qos == 1 && _inflight.Remove(packetId);
+            return _inflight is not null && _inflight.TryGetValue(packetId, out var entry) && entry.Item.Qos == 1 && _inflight.Remove(packetId);
         }
     }
 
@@ -156,7 +157,7 @@ internal sealed class Session(string clientId)
     {
         lock (_lock)
         {
-            _inflight.Remove(packetId);
+            _inflight?.Remove(packetId);
         }
     }
 
@@ -174,7 +175,14 @@ internal sealed class Session(string clientId)
             ClearReceiveCache();
         }
 
-        var cache = _receiveAllowed;
+        // Created on first delivery: an idle session holds no cache (memory per idle connection).
+        var cache = Volatile.Read(ref _receiveAllowed);
+        if (cache is null)
+        {
+            cache = new System.Collections.Concurrent.ConcurrentDictionary<string, bool>(1, 8, StringComparer.Ordinal);
+            cache = Interlocked.CompareExchange(ref _receiveAllowed, cache, null) ?? cache;
+        }
+
         if (cache.TryGetValue(topic, out var allowed))
         {
             return allowed;
@@ -192,7 +200,7 @@ internal sealed class Session(string clientId)
 
     public void ClearReceiveCache()
     {
-        _receiveAllowed = new System.Collections.Concurrent.ConcurrentDictionary<string, bool>(StringComparer.Ordinal);
+        Volatile.Write(ref _receiveAllowed, null);
         Volatile.Write(ref _receiveCacheCount, 0);
     }
 
@@ -201,14 +209,14 @@ internal sealed class Session(string clientId)
     {
         lock (_lock)
         {
-            if (_inflight.TryGetValue(packetId, out var entry) && entry.Item.Qos == 2)
+            if (_inflight is not null && _inflight.TryGetValue(packetId, out var entry) && entry.Item.Qos == 2)
             {
                 _inflight.Remove(packetId);
-                _awaitingPubComp.Add(packetId);
+                (_awaitingPubComp ??= []).Add(packetId);
                 return true;
             }
 
-            return _awaitingPubComp.Contains(packetId);
+            return _awaitingPubComp?.Contains(packetId) ?? false;
         }
     }
 
@@ -216,7 +224,7 @@ internal sealed class Session(string clientId)
     {
         lock (_lock)
         {
-            return _awaitingPubComp.Remove(packetId);
+            return _awaitingPubComp?.Remove(packetId) ?? false;
         }
     }
 
@@ -225,7 +233,7 @@ internal sealed class Session(string clientId)
     {
         lock (_lock)
         {
-            return _incomingQos2.Add(packetId);
+            return (_incomingQos2 ??= []).Add(packetId);
         }
     }
 
@@ -233,7 +241,7 @@ internal sealed class Session(string clientId)
     {
         lock (_lock)
         {
-            return _incomingQos2.Remove(packetId);
+            return _incomingQos2?.Remove(packetId) ?? false;
         }
     }
 
@@ -242,13 +250,16 @@ internal sealed class Session(string clientId)
     {
         lock (_lock)
         {
-            _retransmit.Clear();
-            foreach (var (id, entry) in _inflight.OrderBy(e => e.Value.Sequence))
+            _retransmit?.Clear();
+            if (_inflight is not null)
             {
-                _retransmit.Enqueue((id, entry.Item));
+                foreach (var (id, entry) in _inflight.OrderBy(e => e.Value.Sequence))
+                {
+                    (_retransmit ??= new()).Enqueue((id, entry.Item));
+                }
             }
 
-            return [.. _awaitingPubComp];
+            return _awaitingPubComp is null ? [] : [.. _awaitingPubComp];
         }
     }
 
@@ -258,7 +269,7 @@ internal sealed class Session(string clientId)
         {
             lock (_lock)
             {
-                return _queue.Count > 0 || _inflight.Count > 0 || _retransmit.Count > 0;
+                return _queue.Count > 0 || _inflight?.Count > 0 || _retransmit?.Count > 0;
             }
         }
     }
@@ -293,7 +304,7 @@ internal sealed class Session(string clientId)
     {
         lock (_lock)
         {
-            var pending = _inflight.OrderBy(e => e.Value.Sequence).Select(e => e.Value.Item).ToList();
+            var pending = _inflight is null ? [] : _inflight.OrderBy(e => e.Value.Sequence).Select(e => e.Value.Item).ToList();
             pending.AddRange(_queue.Where(o => o.Qos > 0));
             return pending;
         }
@@ -306,7 +317,7 @@ internal sealed class Session(string clientId)
         {
             _nextPacketId = (ushort)(_nextPacketId == ushort.MaxValue ? 1 : _nextPacketId + 1);
         }
-        while (_inflight.ContainsKey(_nextPacketId) || _awaitingPubComp.Contains(_nextPacketId));
+        while ((_inflight?.ContainsKey(_nextPacketId) ?? false) || (_awaitingPubComp?.Contains(_nextPacketId) ?? false));
 
         return _nextPacketId;
     }

@@ -12,8 +12,12 @@ internal sealed class SubscriptionIndex
     private readonly Node _root = new();
     private readonly Lock _writeLock = new();
     private int _count;
+    private int _dollarCount;
 
     public int Count => Volatile.Read(ref _count);
+
+    /// <summary>Subscriptions whose filter starts with '$': only these can match server topics such as $aws/events/….</summary>
+    public int DollarCount => Volatile.Read(ref _dollarCount);
 
     public void Add(Session session, TopicSubscription options, string? shareGroup, string filter)
     {
@@ -60,6 +64,10 @@ internal sealed class SubscriptionIndex
             }
 
             _count++;
+            if (filter.StartsWith('$'))
+            {
+                _dollarCount++;
+            }
         }
     }
 
@@ -106,6 +114,11 @@ internal sealed class SubscriptionIndex
             if (removed)
             {
                 _count--;
+                if (filter.StartsWith('$'))
+                {
+                    _dollarCount--;
+                }
+
                 Prune(path, node);
             }
 

@@ -81,6 +81,34 @@ public sealed class BrokerStore(SqliteDatabase database)
         command.ExecuteNonQuery();
     }
 
+    /// <summary>Records a persistent session's subscriptions and expiry, so a crash does not lose the session.</summary>
+    internal void UpsertSession(Session session)
+    {
+        using var connection = database.Open();
+        using var command = connection.CreateCommand();
+        command.CommandText = """
+            INSERT INTO sessions(client_id, protocol_level, expiry_seconds, disconnected_ms, subscriptions) VALUES ($c, $l, $e, $d, $s)
+            ON CONFLICT(client_id) DO UPDATE SET protocol_level=excluded.protocol_level, expiry_seconds=excluded.expiry_seconds,
+                disconnected_ms=excluded.disconnected_ms, subscriptions=excluded.subscriptions
+            """;
+        command.Parameters.AddWithValue("$c", session.ClientId);
+        command.Parameters.AddWithValue("$l", (int)session.ProtocolLevel);
+        command.Parameters.AddWithValue("$e", (long)session.ExpirySeconds);
+        command.Parameters.AddWithValue("$d", session.DisconnectedAtMs);
+        command.Parameters.AddWithValue("$s", JsonSerializer.Serialize(session.GetSubscriptions().Select(StoredSubscription.From).ToList(), StoreJsonContext.Default.ListStoredSubscription));
+        command.ExecuteNonQuery();
+    }
+
+    /// <summary>Forgets a session's journaled messages once they are all delivered and acknowledged.</summary>
+    internal void ClearJournal(string clientId)
+    {
+        using var connection = database.Open();
+        using var command = connection.CreateCommand();
+        command.CommandText = "DELETE FROM session_messages WHERE client_id = $c";
+        command.Parameters.AddWithValue("$c", clientId);
+        command.ExecuteNonQuery();
+    }
+
     internal void DeleteSession(string clientId)
     {
         using var connection = database.Open();

@@ -11,15 +11,17 @@ namespace Trellis.IntegrationTests.TestKit;
 public class TrellisHost : IAsyncLifetime
 {
     private static int _counter;
+    private readonly Action<Trellis.Broker.BrokerOptions>? _configureBroker;
 
     public TrellisHost()
         : this(allowAnonymous: false)
     {
     }
 
-    protected TrellisHost(bool allowAnonymous)
+    protected TrellisHost(bool allowAnonymous, Action<Trellis.Broker.BrokerOptions>? configureBroker = null)
     {
         AllowAnonymous = allowAnonymous;
+        _configureBroker = configureBroker;
         DataDirectory = Path.Combine(Path.GetTempPath(), $"trellis-test-{Environment.ProcessId}-{Interlocked.Increment(ref _counter)}");
     }
 
@@ -70,6 +72,7 @@ public class TrellisHost : IAsyncLifetime
                 {
                     b.ConnectTimeoutSeconds = 2;
                     b.IncompletePacketTimeoutSeconds = 2;
+                    _configureBroker?.Invoke(b);
                 },
             },
             logging =>

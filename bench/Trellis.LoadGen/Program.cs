@@ -1,0 +1,278 @@
+using System.Diagnostics;
+using System.Globalization;
+using System.Net.Sockets;
+using System.Text.Json;
+using Trellis.LoadGen;
+
+// trellis-loadgen --name NAME --port PORT --pid PID --scenario fanin|fanout|p2p|overload|idle [--qos 0|1] [--rates a,b,c] [--seconds 3] [--connections 10000]
+var options = Args.Parse(args);
+var broker = new BrokerProcess(options.Pid);
+using var cts = new CancellationTokenSource(TimeSpan.FromMinutes(30));
+var ct = cts.Token;
+
+switch (options.Scenario)
+{
+    case "idle":
+        await IdleAsync();
+        break;
+    case "overload":
+        await OverloadAsync();
+        break;
+    default:
+        await LadderAsync();
+        break;
+}
+
+return 0;
+
+async Task LadderAsync()
+{
+    var (publishers, subscribers, expectedPerMessage) = await SetUpAsync(options.Scenario);
+    var consecutiveFailures = 0;
+    var best = (Rate: 0.0, P50: double.NaN, P99: double.NaN, Cpu: 0.0, Rss: 0L);
+    var step = 0;
+
+    // Warm-up (JIT, connection buffers) at the lowest rate; not reported.
+    await RunStepAsync(publishers, subscribers, expectedPerMessage, options.Rates[0], -1, TimeSpan.FromSeconds(2));
+    foreach (var rate in options.Rates)
+    {
+        step++;
+        var result = await RunStepAsync(publishers, subscribers, expectedPerMessage, rate, step, TimeSpan.FromSeconds(options.Seconds));
+        Emit(new Dictionary<string, object?>
+        {
+            ["broker"] = options.Name,
+            ["scenario"] = options.Scenario,
+            ["qos"] = options.Qos,
+            ["offered"] = rate,
+            ["sent"] = result.Sent,
+            ["expected"] = result.Expected,
+            ["received"] = result.Received,
+            ["lossPct"] = result.LossPct,
+            ["p50ms"] = result.P50,
+            ["p99ms"] = result.P99,
+            ["cpuPct"] = result.Cpu,
+            ["rssMiB"] = result.Rss / 1024,
+            ["passed"] = result.Passed,
+        });
+        if (result.Passed)
+        {
+            consecutiveFailures = 0;
+            if (rate > best.Rate)
+            {
+                best = (rate, result.P50, result.P99, result.Cpu, result.Rss);
+            }
+        }
+        else if (++consecutiveFailures >= 2)
+        {
+            break;
+        }
+    }
+
+    Emit(new Dictionary<string, object?>
+    {
+        ["summary"] = true,
+        ["broker"] = options.Name,
+        ["scenario"] = options.Scenario,
+        ["qos"] = options.Qos,
+        ["zeroLossRate"] = best.Rate,
+        ["deliveriesPerSecond"] = best.Rate * expectedPerMessage,
+        ["p50ms"] = best.P50,
+        ["p99ms"] = best.P99,
+        ["cpuPct"] = best.Cpu,
+        ["rssMiB"] = best.Rss / 1024,
+    });
+    await cts.CancelAsync();
+}
+
+async Task OverloadAsync()
+{
+    var (publishers, subscribers, expectedPerMessage) = await SetUpAsync("fanin");
+    var window = TimeSpan.FromSeconds(options.Seconds);
+    foreach (var s in subscribers)
+    {
+        s.Reset(1);
+    }
+
+    var cpuBefore = broker.CpuNanoseconds();
+    var started = Stopwatch.GetTimestamp();
+    await Task.WhenAll(publishers.Select(p => p.RunAsync(0, window, 1, ct)));
+    var elapsed = Stopwatch.GetElapsedTime(started).TotalSeconds;
+    var deliveredInWindow = subscribers.Sum(s => Interlocked.Read(ref s.Received));
+    var cpu = (broker.CpuNanoseconds() - cpuBefore) / (elapsed * 1e7);
+    var sent = publishers.Sum(p => Interlocked.Read(ref p.Sent));
+    await WaitForDrainAsync(subscribers, sent * expectedPerMessage, TimeSpan.FromSeconds(5));
+    var received = subscribers.Sum(s => Interlocked.Read(ref s.Received));
+    var histogram = Merge(subscribers);
+    Emit(new Dictionary<string, object?>
+    {
+        ["summary"] = true,
+        ["broker"] = options.Name,
+        ["scenario"] = "overload",
+        ["qos"] = options.Qos,
+        ["acceptedPerSecond"] = Math.Round(sent / elapsed),
+        ["deliveredPerSecond"] = Math.Round(deliveredInWindow / elapsed),
+        ["lossPct"] = sent == 0 ? 0 : Math.Round(100.0 * (sent - received) / sent, 3),
+        ["p50ms"] = histogram.PercentileMs(0.5),
+        ["p99ms"] = histogram.PercentileMs(0.99),
+        ["cpuPct"] = Math.Round(cpu),
+        ["rssMiB"] = broker.RssKiB() / 1024,
+    });
+    await cts.CancelAsync();
+}
+
+async Task IdleAsync()
+{
+    var before = broker.RssKiB();
+    var sockets = new List<Socket>(options.Connections);
+    var prefix = $"idle-{Environment.ProcessId}-";
+    for (var i = 0; i < options.Connections; i += 200)
+    {
+        var batch = Enumerable.Range(i, Math.Min(200, options.Connections - i)).Select(n => MqttWire.OpenAsync(options.Host, options.Port, prefix + n, ct));
+        sockets.AddRange(await Task.WhenAll(batch));
+    }
+
+    await Task.Delay(TimeSpan.FromSeconds(3), ct);
+    var after = broker.RssKiB();
+    Emit(new Dictionary<string, object?>
+    {
+        ["summary"] = true,
+        ["broker"] = options.Name,
+        ["scenario"] = "idle",
+        ["connections"] = sockets.Count,
+        ["rssBeforeMiB"] = before / 1024,
+        ["rssAfterMiB"] = after / 1024,
+        ["kibPerConnection"] = Math.Round((after - before) / (double)sockets.Count, 2),
+    });
+    foreach (var socket in sockets)
+    {
+        socket.Dispose();
+    }
+}
+
+async Task<(List<Publisher> Publishers, List<Subscriber> Subscribers, int ExpectedPerMessage)> SetUpAsync(string scenario)
+{
+    var (pubCount, subCount, topicOf) = scenario switch
+    {
+        "fanin" => (20, 1, (Func<int, string>)(_ => "bench/fanin")),
+        "fanout" => (1, 1000, _ => "bench/fanout"),
+        "p2p" => (500, 500, i => $"bench/p2p/{i}"),
+        _ => throw new ArgumentException($"unknown scenario {scenario}"),
+    };
+    var run = $"{Environment.ProcessId}-{scenario}";
+    var subscribers = new List<Subscriber>();
+    for (var i = 0; i < subCount; i++)
+    {
+        var socket = await MqttWire.OpenAsync(options.Host, options.Port, $"sub-{run}-{i}", ct);
+        await MqttWire.SubscribeAsync(socket, topicOf(i), (byte)options.Qos, ct);
+        var subscriber = new Subscriber(socket, 0);
+        subscribers.Add(subscriber);
+        _ = Task.Run(() => subscriber.RunAsync(ct), ct);
+    }
+
+    var publishers = new List<Publisher>();
+    for (var i = 0; i < pubCount; i++)
+    {
+        var socket = await MqttWire.OpenAsync(options.Host, options.Port, $"pub-{run}-{i}", ct);
+        var publisher = new Publisher(socket, topicOf(i), (byte)options.Qos, options.PayloadBytes);
+        publishers.Add(publisher);
+        if (options.Qos > 0)
+        {
+            _ = Task.Run(() => publisher.DrainAcksAsync(ct), ct);
+        }
+    }
+
+    await Task.Delay(500, ct);
+    return (publishers, subscribers, scenario == "fanout" ? subCount : 1);
+}
+
+async Task<StepResult> RunStepAsync(List<Publisher> publishers, List<Subscriber> subscribers, int expectedPerMessage, double rate, int step, TimeSpan duration)
+{
+    foreach (var s in subscribers)
+    {
+        s.Reset(step);
+    }
+
+    var cpuBefore = broker.CpuNanoseconds();
+    var started = Stopwatch.GetTimestamp();
+    var perPublisher = rate / publishers.Count;
+    await Task.WhenAll(publishers.Select(p => Task.Run(() => p.RunAsync(perPublisher, duration, step, ct), ct)));
+    var sent = publishers.Sum(p => Interlocked.Read(ref p.Sent));
+    var expected = sent * expectedPerMessage;
+    await WaitForDrainAsync(subscribers, expected, TimeSpan.FromSeconds(3));
+    var elapsed = Stopwatch.GetElapsedTime(started).TotalSeconds;
+    var cpu = (broker.CpuNanoseconds() - cpuBefore) / (elapsed * 1e7);
+    var received = subscribers.Sum(s => Interlocked.Read(ref s.Received));
+    var histogram = Merge(subscribers);
+    var loss = expected == 0 ? 0 : 100.0 * (expected - received) / expected;
+    var p99 = histogram.PercentileMs(0.99);
+
+    // The offered rate must actually have been offered: a generator that fell behind does not pass the step.
+    var offeredOk = sent >= rate * duration.TotalSeconds * 0.97;
+    return new StepResult(sent, expected, received, Math.Round(loss, 3), histogram.PercentileMs(0.5), p99, Math.Round(cpu), broker.RssKiB(), received >= expected && p99 < 50 && offeredOk);
+}
+
+static async Task WaitForDrainAsync(List<Subscriber> subscribers, long expected, TimeSpan timeout)
+{
+    var deadline = Stopwatch.GetTimestamp() + (long)(timeout.TotalSeconds * Stopwatch.Frequency);
+    long last = -1;
+    var stableSince = Stopwatch.GetTimestamp();
+    while (Stopwatch.GetTimestamp() < deadline)
+    {
+        var received = subscribers.Sum(s => Interlocked.Read(ref s.Received));
+        if (received >= expected)
+        {
+            return;
+        }
+
+        if (received != last)
+        {
+            last = received;
+            stableSince = Stopwatch.GetTimestamp();
+        }
+        else if (Stopwatch.GetElapsedTime(stableSince) > TimeSpan.FromMilliseconds(750))
+        {
+            return;
+        }
+
+        await Task.Delay(20);
+    }
+}
+
+static LatencyHistogram Merge(List<Subscriber> subscribers)
+{
+    var merged = new LatencyHistogram();
+    foreach (var s in subscribers)
+    {
+        merged.Merge(s.Histogram);
+    }
+
+    return merged;
+}
+
+static void Emit(Dictionary<string, object?> values) => Console.WriteLine(JsonSerializer.Serialize(values));
+
+internal sealed record StepResult(long Sent, long Expected, long Received, double LossPct, double P50, double P99, double Cpu, long Rss, bool Passed);
+
+internal sealed record Args(string Name, string Host, int Port, int Pid, string Scenario, int Qos, double[] Rates, double Seconds, int Connections, int PayloadBytes)
+{
+    public static Args Parse(string[] args)
+    {
+        string Get(string name, string fallback)
+        {
+            var i = Array.IndexOf(args, name);
+            return i >= 0 && i + 1 < args.Length ? args[i + 1] : fallback;
+        }
+
+        return new Args(
+            Get("--name", "broker"),
+            Get("--host", "127.0.0.1"),
+            int.Parse(Get("--port", "1883"), CultureInfo.InvariantCulture),
+            int.Parse(Get("--pid", "0"), CultureInfo.InvariantCulture),
+            Get("--scenario", "fanin"),
+            int.Parse(Get("--qos", "0"), CultureInfo.InvariantCulture),
+            Get("--rates", "10000,20000,40000,60000,80000,100000,120000,140000,160000,180000,200000,250000,300000").Split(',').Select(r => double.Parse(r, CultureInfo.InvariantCulture)).ToArray(),
+            double.Parse(Get("--seconds", "3"), CultureInfo.InvariantCulture),
+            int.Parse(Get("--connections", "10000"), CultureInfo.InvariantCulture),
+            int.Parse(Get("--payload", "64"), CultureInfo.InvariantCulture));
+    }
+}

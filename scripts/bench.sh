@@ -1,0 +1,77 @@
+#!/usr/bin/env bash
+# Runs the end-to-end benchmarks against Trellis and Debian's Mosquitto on this machine, in turn,
+# with the same load generator and workloads. Results: bench/results/<timestamp>.jsonl and a
+# markdown table on stdout (paste it into docs/benchmarks.md with the machine details).
+#
+# usage: scripts/bench.sh [scenario ...]   (default: fanin-q0 fanin-q1 fanout p2p idle overload)
+set -euo pipefail
+root="$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)"
+cd "$root"
+export DOTNET_NOLOGO=1 DOTNET_CLI_TELEMETRY_OPTOUT=1
+"$root/scripts/install-deps.sh" >/dev/null
+ulimit -n "$(ulimit -Hn)" 2>/dev/null || true  # 10 000 idle connections need more than the default 1024 descriptors
+
+dotnet build bench/Trellis.LoadGen/Trellis.LoadGen.csproj -c Release --nologo -v quiet -clp:ErrorsOnly
+dotnet build src/Trellis.Cli/Trellis.Cli.csproj -c Release --nologo -v quiet -clp:ErrorsOnly
+loadgen="dotnet $root/artifacts/bin/Trellis.LoadGen/release/Trellis.LoadGen.dll"
+
+work="$(mktemp -d)"
+mosq_port=21883
+trellis_port=22883
+cat > "$work/mosquitto.conf" <<CONF
+listener $mosq_port 127.0.0.1
+allow_anonymous true
+persistence false
+max_queued_messages 10000
+max_connections -1
+set_tcp_nodelay true
+log_dest none
+CONF
+
+pids=()
+cleanup() { for p in "${pids[@]}"; do kill "$p" 2>/dev/null || true; done; rm -rf "$work"; }
+trap cleanup EXIT
+
+start_brokers() {
+  mosquitto -c "$work/mosquitto.conf" & mosq_pid=$!
+  dotnet "$root/artifacts/bin/Trellis.Cli/release/trellis.dll" serve --data "$work/data" --allow-anonymous \
+    --mqtt 127.0.0.1:$trellis_port --mqtts off --ws off --http 127.0.0.1:0 --log-level Warning > "$work/trellis.log" 2>&1 & trellis_pid=$!
+  pids+=("$mosq_pid" "$trellis_pid")
+  for _ in $(seq 1 100); do
+    if (exec 3<>/dev/tcp/127.0.0.1/$trellis_port) 2>/dev/null && (exec 3<>/dev/tcp/127.0.0.1/$mosq_port) 2>/dev/null; then return; fi
+    sleep 0.1
+  done
+  echo "brokers did not start"; cat "$work/trellis.log"; exit 1
+}
+stop_brokers() { kill "$mosq_pid" "$trellis_pid" 2>/dev/null || true; wait "$mosq_pid" "$trellis_pid" 2>/dev/null || true; rm -rf "$work/data"; }
+
+mkdir -p bench/results
+out="bench/results/$(date -u +%Y%m%dT%H%M%SZ).jsonl"
+scenarios=("$@")
+[[ ${#scenarios[@]} -gt 0 ]] || scenarios=(fanin-q0 fanin-q1 fanout p2p idle overload)
+
+run() { # broker-name port pid scenario-args...
+  local name=$1 port=$2 pid=$3; shift 3
+  $loadgen --name "$name" --port "$port" --pid "$pid" "$@" | tee -a "$out"
+}
+
+for scenario in "${scenarios[@]}"; do
+  case $scenario in
+    fanin-q0) a=(--scenario fanin --qos 0 --rates 20000,40000,60000,80000,100000,120000,140000,160000,200000,250000,300000,350000,400000,500000) ;;
+    fanin-q1) a=(--scenario fanin --qos 1 --rates 10000,20000,40000,60000,80000,100000,120000,140000,160000,200000,250000,300000) ;;
+    fanout)   a=(--scenario fanout --qos 0 --rates 20,50,100,150,200,300,400,500,600,800,1000) ;;
+    p2p)      a=(--scenario p2p --qos 0 --rates 10000,20000,40000,60000,80000,100000,120000,150000) ;;
+    idle)     a=(--scenario idle --connections 10000) ;;
+    overload) a=(--scenario overload --qos 0 --seconds 5) ;;
+    *) echo "unknown scenario $scenario"; exit 2 ;;
+  esac
+  # A fresh pair of brokers per scenario; Mosquitto and Trellis take turns on the same workload.
+  start_brokers
+  run mosquitto $mosq_port "$mosq_pid" "${a[@]}"
+  run trellis $trellis_port "$trellis_pid" "${a[@]}"
+  stop_brokers
+done
+
+echo
+echo "results: $out"
+python3 "$root/bench/report.py" "$out"

@@ -1,0 +1,99 @@
+using System.Collections.Concurrent;
+using System.Net;
+using System.Net.Sockets;
+using Microsoft.Extensions.Hosting;
+
+namespace Trellis.Broker.Hosting;
+
+/// <summary>
+/// The plain-TCP MQTT listener on raw sockets (TLS and WebSockets go through Kestrel). Owning this
+/// path keeps an idle connection small (see docs/architecture.md, "memory per connection").
+/// </summary>
+public sealed class MqttSocketListener(MqttBroker broker, IPEndPoint endpoint) : IHostedService, IDisposable
+{
+    // 10 000 clients may connect at once after a broker restart.
+    private const int Backlog = 4096;
+    private readonly CancellationTokenSource _stopping = new();
+    private readonly ConcurrentDictionary<SocketTransport, byte> _open = new();
+    private Socket? _listener;
+    private Task? _accepting;
+
+    /// <summary>The bound port (the real one when configured with port 0).</summary>
+    public int Port => (_listener?.LocalEndPoint as IPEndPoint)?.Port ?? 0;
+
+    public Task StartAsync(CancellationToken cancellationToken)
+    {
+        _listener = new Socket(endpoint.AddressFamily, SocketType.Stream, ProtocolType.Tcp);
+        if (endpoint.Address.Equals(IPAddress.IPv6Any))
+        {
+            _listener.DualMode = true;
+        }
+
+        _listener.SetSocketOption(SocketOptionLevel.Socket, SocketOptionName.ReuseAddress, true);
+        _listener.Bind(endpoint);
+        _listener.Listen(Backlog);
+        _accepting = AcceptLoopAsync(_stopping.Token);
+        return Task.CompletedTask;
+    }
+
+    public async Task StopAsync(CancellationToken cancellationToken)
+    {
+        await _stopping.CancelAsync();
+        _listener?.Dispose();
+        if (_accepting is not null)
+        {
+            await _accepting;
+        }
+    }
+
+    public void Dispose()
+    {
+        _listener?.Dispose();
+        _stopping.Dispose();
+    }
+
+    private async Task AcceptLoopAsync(CancellationToken cancellationToken)
+    {
+        while (!cancellationToken.IsCancellationRequested)
+        {
+            Socket socket;
+            try
+            {
+                socket = await _listener!.AcceptAsync(cancellationToken);
+            }
+            catch (OperationCanceledException)
+            {
+                return;
+            }
+            catch (ObjectDisposedException)
+            {
+                return;
+            }
+            catch (SocketException)
+            {
+                // A connection reset before it was accepted: keep accepting.
+                continue;
+            }
+
+            socket.NoDelay = true;
+            _ = ServeAsync(socket);
+        }
+    }
+
+    private async Task ServeAsync(Socket socket)
+    {
+        var transport = new SocketTransport(socket);
+        _open.TryAdd(transport, 0);
+        var remote = socket.RemoteEndPoint is IPEndPoint ip ? ip.Address.ToString() : "unknown";
+        try
+        {
+            transport.Start();
+            await broker.RunConnectionAsync(transport, transport.Abort, null, isTls: false, remote, $"mqtt:{Port}");
+        }
+        finally
+        {
+            _open.TryRemove(transport, out _);
+            await transport.DisposeAsync();
+        }
+    }
+}

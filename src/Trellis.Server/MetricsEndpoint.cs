@@ -1,0 +1,32 @@
+using System.Globalization;
+using System.Text;
+using Microsoft.AspNetCore.Builder;
+using Microsoft.AspNetCore.Http;
+using Microsoft.AspNetCore.Routing;
+using Trellis.Broker;
+
+namespace Trellis.Server;
+
+/// <summary>
+/// <c>GET /metrics</c> in the Prometheus text format, so a scraper needs no SigV4. The same
+/// counters are published on the <c>Trellis.Broker</c> meter for OpenTelemetry.
+/// </summary>
+public static class MetricsEndpoint
+{
+    public static IEndpointConventionBuilder MapTrellisMetrics(this IEndpointRouteBuilder app) =>
+        app.MapGet("/metrics", (MqttBroker broker) =>
+        {
+            var m = broker.Metrics;
+            var text = new StringBuilder();
+            Append(text, "trellis_broker_messages_received_total", "counter", "PUBLISH packets received from clients", m.MessagesReceived);
+            Append(text, "trellis_broker_messages_sent_total", "counter", "PUBLISH packets written to clients", m.MessagesSent);
+            Append(text, "trellis_broker_messages_dropped_total", "counter", "Deliveries dropped because a client's queue was full", m.MessagesDropped);
+            Append(text, "trellis_broker_connections", "gauge", "Open MQTT connections", m.Connections);
+            Append(text, "trellis_broker_sessions", "gauge", "MQTT sessions, connected or persisted", broker.SessionCount);
+            Append(text, "trellis_broker_retained_messages", "gauge", "Retained messages", broker.RetainedCount);
+            return Results.Text(text.ToString(), "text/plain; version=0.0.4");
+        });
+
+    private static void Append(StringBuilder text, string name, string type, string help, long value) =>
+        text.Append(CultureInfo.InvariantCulture, $"# HELP {name} {help}\n# TYPE {name} {type}\n{name} {value}\n");
+}

@@ -1,0 +1,181 @@
+using System.Diagnostics;
+using System.Globalization;
+using System.Text.RegularExpressions;
+using Trellis.IntegrationTests.TestKit;
+
+namespace Trellis.IntegrationTests.Api;
+
+/// <summary><c>trellis serve</c> as a real process: first start, printed ports, kill -9 durability, SIGTERM.</summary>
+public sealed partial class CliServeTests : IDisposable
+{
+    private static readonly TimeSpan Timeout = TimeSpan.FromSeconds(20);
+    private readonly string _data = Path.Combine(Path.GetTempPath(), $"trellis-cli-{Guid.NewGuid():N}");
+
+    private static CancellationToken Ct => TestContext.Current.CancellationToken;
+
+    [Fact]
+    public async Task Serve_creates_the_data_folder_prints_ports_and_keeps_acknowledged_messages_across_kill_9()
+    {
+        var clientId = TrellisHost.Unique("durable");
+        using (var first = await ServerProcess.StartAsync(_data, Ct))
+        {
+            Assert.True(File.Exists(Path.Combine(_data, "ca.pem")));
+            Assert.True(File.Exists(Path.Combine(_data, "credentials")));
+            Assert.True(File.Exists(Path.Combine(_data, "trellis.db")));
+            Assert.Contains("aws iot list-things", first.Banner, StringComparison.Ordinal);
+
+            var subscribe = await ExternalTool.RunAsync("mosquitto_sub", [.. first.Anonymous(clientId), "-c", "-q", "1", "-t", "durable/t", "-E"], Timeout, cancellationToken: Ct);
+            Assert.True(subscribe.ExitCode == 0, subscribe.Output);
+            for (var i = 1; i <= 3; i++)
+            {
+                var pub = await ExternalTool.RunAsync("mosquitto_pub", [.. first.Anonymous(TrellisHost.Unique("p")), "-t", "durable/t", "-m", $"m{i}", "-q", "1"], Timeout, cancellationToken: Ct);
+                Assert.True(pub.ExitCode == 0, pub.Output);
+            }
+
+            // No shutdown: the PUBACKs above must already mean "durable".
+            first.Kill9();
+        }
+
+        using var second = await ServerProcess.StartAsync(_data, Ct);
+        var resumed = await ExternalTool.RunAsync("mosquitto_sub", [.. second.Anonymous(clientId), "-c", "-q", "1", "-t", "durable/t", "-C", "3", "-W", "10"], Timeout, cancellationToken: Ct);
+
+        Assert.Equal(["m1", "m2", "m3"], resumed.Stdout.Split('\n', StringSplitOptions.RemoveEmptyEntries));
+        var exit = await second.TerminateAsync(Ct);
+        Assert.Equal(0, exit);
+        Assert.Contains("Saved", second.Output, StringComparison.Ordinal);
+    }
+
+    [Fact]
+    public async Task Bad_listen_address_stops_start_up_with_a_message()
+    {
+        var dll = ServerProcess.DllPath();
+        var result = await ExternalTool.RunAsync("dotnet", [dll, "serve", "--data", _data, "--mqtt", "not-an-address"], Timeout, cancellationToken: Ct);
+
+        Assert.Equal(1, result.ExitCode);
+        Assert.Contains("--mqtt", result.Stderr, StringComparison.Ordinal);
+    }
+
+    public void Dispose()
+    {
+        try
+        {
+            Directory.Delete(_data, recursive: true);
+        }
+        catch (IOException)
+        {
+        }
+        catch (UnauthorizedAccessException)
+        {
+        }
+    }
+
+    [GeneratedRegex(@"MQTT \(TCP\)\s+port (\d+)")]
+    private static partial Regex MqttPortPattern();
+
+    private sealed class ServerProcess : IDisposable
+    {
+        private readonly Process _process;
+        private readonly System.Text.StringBuilder _output = new();
+        private readonly Lock _lock = new();
+
+        private ServerProcess(Process process)
+        {
+            _process = process;
+            process.OutputDataReceived += (_, e) => Append(e.Data);
+            process.ErrorDataReceived += (_, e) => Append(e.Data);
+            process.BeginOutputReadLine();
+            process.BeginErrorReadLine();
+        }
+
+        public int MqttPort { get; private set; }
+
+        public string Banner { get; private set; } = string.Empty;
+
+        public string Output
+        {
+            get
+            {
+                lock (_lock)
+                {
+                    return _output.ToString();
+                }
+            }
+        }
+
+        public static string DllPath()
+        {
+            var dir = new DirectoryInfo(AppContext.BaseDirectory);
+            while (dir is not null && !File.Exists(Path.Combine(dir.FullName, "Trellis.slnx")))
+            {
+                dir = dir.Parent;
+            }
+
+            var dll = Path.Combine(dir!.FullName, "artifacts", "bin", "Trellis.Cli", "release", "trellis.dll");
+            Assert.True(File.Exists(dll), $"{dll} is missing: build Trellis.slnx -c Release first");
+            return dll;
+        }
+
+        public static async Task<ServerProcess> StartAsync(string data, CancellationToken ct)
+        {
+            var info = new ProcessStartInfo("dotnet")
+            {
+                RedirectStandardOutput = true,
+                RedirectStandardError = true,
+                UseShellExecute = false,
+            };
+            foreach (var arg in new[] { DllPath(), "serve", "--mqtt", "127.0.0.1:0", "--mqtts", "127.0.0.1:0", "--ws", "127.0.0.1:0", "--http", "127.0.0.1:0", "--allow-anonymous" })
+            {
+                info.ArgumentList.Add(arg);
+            }
+
+            // The data folder comes from the environment, as TRELLIS_* variables are documented to work.
+            info.Environment["TRELLIS_DATA"] = data;
+            var server = new ServerProcess(Process.Start(info)!);
+            Assert.True(await Eventually.TrueAsync(() => MqttPortPattern().IsMatch(server.Output) && server.Output.Contains("Try it:", StringComparison.Ordinal), Timeout, ct), "no banner: " + server.Output);
+            server.MqttPort = int.Parse(MqttPortPattern().Match(server.Output).Groups[1].Value, CultureInfo.InvariantCulture);
+            server.Banner = server.Output;
+            return server;
+        }
+
+        public List<string> Anonymous(string clientId) =>
+            ["-h", "127.0.0.1", "-p", MqttPort.ToString(CultureInfo.InvariantCulture), "-i", clientId];
+
+        public void Kill9()
+        {
+            _process.Kill();
+            _process.WaitForExit(10_000);
+        }
+
+        public async Task<int> TerminateAsync(CancellationToken ct)
+        {
+            using var kill = Process.Start("kill", ["-TERM", _process.Id.ToString(CultureInfo.InvariantCulture)]);
+            await kill.WaitForExitAsync(ct);
+            using var cts = CancellationTokenSource.CreateLinkedTokenSource(ct);
+            cts.CancelAfter(Timeout);
+            await _process.WaitForExitAsync(cts.Token);
+            return _process.ExitCode;
+        }
+
+        public void Dispose()
+        {
+            if (!_process.HasExited)
+            {
+                _process.Kill();
+                _process.WaitForExit(10_000);
+            }
+
+            _process.Dispose();
+        }
+
+        private void Append(string? line)
+        {
+            if (line is not null)
+            {
+                lock (_lock)
+                {
+                    _output.AppendLine(line);
+                }
+            }
+        }
+    }
+}

@@ -1,0 +1,49 @@
+using System.Globalization;
+using Trellis.IntegrationTests.TestKit;
+
+namespace Trellis.IntegrationTests.Broker;
+
+/// <summary>A subscriber that stops reading must not stall publishers or other subscribers; what it misses is counted.</summary>
+public sealed class SlowSubscriberTests : IAsyncLifetime
+{
+    private readonly SmallQueueHost _host = new();
+
+    public ValueTask InitializeAsync() => _host.InitializeAsync();
+
+    public ValueTask DisposeAsync() => _host.DisposeAsync();
+
+    [Fact]
+    public async Task Stuck_subscriber_drops_are_counted_while_others_get_everything()
+    {
+        var ct = TestContext.Current.CancellationToken;
+        var topic = TrellisHost.Unique("slow/");
+        var user = _host.Server.AccessKeys.AdminAccessKeyId;
+
+        // A subscriber that never reads its socket.
+        using var stuck = await RawMqtt.ConnectAsync(_host.MqttPort, ct);
+        await stuck.SendAsync(RawMqtt.Connect(TrellisHost.Unique("stuck"), user, _host.Server.AccessKeys.SecretFor(user)), ct);
+        await stuck.ReadPacketAsync(TimeSpan.FromSeconds(5), ct);
+        await stuck.SendAsync(RawMqtt.Frame(0x82, [0x00, 0x01, 0x00, (byte)topic.Length, .. System.Text.Encoding.UTF8.GetBytes(topic), 0x00]), ct);
+        await stuck.ReadPacketAsync(TimeSpan.FromSeconds(5), ct);
+        using var healthy = ExternalTool.StartBackground("mosquitto_sub", [.. _host.AdminArgs(TrellisHost.Unique("ok")), "-t", topic]);
+        await Eventually.TrueAsync(() => _host.Server.Broker.ConnectedClientIds().Count(c => _host.Server.Broker.SubscriptionsOf(c).Contains(topic)) == 2, TimeSpan.FromSeconds(10), ct);
+        var payload = Path.Combine(_host.DataDirectory, "payload.bin");
+        await File.WriteAllBytesAsync(payload, new byte[16 * 1024], ct);
+
+        // 2000 messages of 16 KiB (32 MiB) overflow the stuck client's socket buffers and its 100-message queue.
+        var started = DateTime.UtcNow;
+        var publish = await ExternalTool.RunAsync("bash", ["-c", $"for i in $(seq 1 20); do mosquitto_pub -h 127.0.0.1 -p {_host.MqttPort.ToString(CultureInfo.InvariantCulture)} -u {user} -P '{_host.Server.AccessKeys.SecretFor(user)}' -t '{topic}' -f {payload} -q 0 --repeat 100 || exit 1; done"], TimeSpan.FromSeconds(60), cancellationToken: ct);
+        var took = DateTime.UtcNow - started;
+
+        Assert.True(publish.ExitCode == 0, publish.Output);
+        Assert.True(took < TimeSpan.FromSeconds(30), $"publishing took {took.TotalSeconds:F1} s: the stuck subscriber stalled the publisher");
+        Assert.True(await Eventually.TrueAsync(() => healthy.Lines.Count == 2000, TimeSpan.FromSeconds(20), ct), $"healthy subscriber got {healthy.Lines.Count} of 2000");
+        Assert.True(_host.Server.Broker.Metrics.MessagesDropped > 0);
+        Assert.True(_host.Logs.Contains("Queue of client stuck"));
+        using var http = new HttpClient();
+        var metrics = await http.GetStringAsync($"{_host.Endpoint}/metrics", ct);
+        Assert.Contains($"trellis_broker_messages_dropped_total {_host.Server.Broker.Metrics.MessagesDropped}", metrics, StringComparison.Ordinal);
+    }
+
+    private sealed class SmallQueueHost() : TrellisHost(false, b => b.MaxQueuedMessagesPerClient = 100);
+}
