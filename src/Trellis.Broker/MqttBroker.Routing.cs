@@ -133,11 +133,12 @@ public sealed partial class MqttBroker
     }
 
     /// <summary>
-    /// Back-pressure: after a read batch, a publisher whose messages filled a subscriber's queue
-    /// waits (up to 100 ms at a time) for that subscriber to drain, so TCP flow control slows
-    /// the publisher instead of the broker accepting what it cannot deliver. A subscriber that
-    /// makes no progress in that time is marked stalled: publishers stop waiting for it and its
-    /// overflow is dropped and counted, so one stuck client never stalls the others.
+    /// Back-pressure: a publisher whose message pushed a subscriber's queue past
+    /// <see cref="BackPressureDepth"/> stops reading (its read loop breaks right after that packet)
+    /// and waits here until the subscriber drains, so TCP flow control slows the publisher instead
+    /// of the broker accepting what it cannot deliver. A subscriber whose writer has taken nothing
+    /// for <see cref="StallTimeoutMs"/> is marked stalled: publishers stop waiting for it and its
+    /// overflow is dropped and counted, so one stuck client never stalls the others for long.
     /// </summary>
     internal async ValueTask WaitForCongestionAsync(MqttConnection connection, CancellationToken cancellationToken)
     {
@@ -149,21 +150,25 @@ public sealed partial class MqttBroker
 
         connection.CongestedOn = null;
         var depth = BackPressureDepth;
-        for (var round = 0; round < 50 && session.QueueCount > depth && !session.Stalled && session.Connection is not null; round++)
+        while (session.QueueCount > depth && !session.Stalled && session.Connection is not null)
         {
-            var sentBefore = Volatile.Read(ref session.SentCount);
-            var drained = session.WaitDrainedAsync();
-            var winner = await Task.WhenAny(drained, Task.Delay(100, cancellationToken));
-            if (winner != drained && Volatile.Read(ref session.SentCount) == sentBefore)
+            if (Environment.TickCount64 - Volatile.Read(ref session.LastProgressMs) > StallTimeoutMs)
             {
                 session.Stalled = true;
+                return;
             }
+
+            var drained = session.WaitDrainedAsync();
+            await Task.WhenAny(drained, Task.Delay(50, cancellationToken));
         }
     }
 
+    /// <summary>A subscriber that takes nothing from its queue for this long no longer holds publishers back.</summary>
+    private const long StallTimeoutMs = 2000;
+
     internal static void OnQueueDrained(Session session)
     {
-        Interlocked.Increment(ref session.SentCount);
+        Volatile.Write(ref session.LastProgressMs, Environment.TickCount64);
         session.Stalled = false;
         session.SignalDrained();
     }

@@ -24,6 +24,10 @@ public static class MetricsEndpoint
             Append(text, "trellis_broker_connections", "gauge", "Open MQTT connections", m.Connections);
             Append(text, "trellis_broker_sessions", "gauge", "MQTT sessions, connected or persisted", broker.SessionCount);
             Append(text, "trellis_broker_retained_messages", "gauge", "Retained messages", broker.RetainedCount);
+            var gc = GC.GetGCMemoryInfo();
+            Append(text, "dotnet_gc_heap_bytes", "gauge", "Managed heap size after the last garbage collection", gc.HeapSizeBytes);
+            Append(text, "dotnet_gc_allocated_bytes_total", "counter", "Bytes allocated on the managed heap since start", GC.GetTotalAllocatedBytes());
+            Append(text, "process_working_set_bytes", "gauge", "Resident memory of the process", Environment.WorkingSet);
             return Results.Text(text.ToString(), "text/plain; version=0.0.4");
         });
 

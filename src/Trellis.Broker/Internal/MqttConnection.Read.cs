@@ -52,8 +52,18 @@ internal sealed partial class MqttConnection
                 }
             }
 
-            PartialSinceMs = buffer.IsEmpty ? 0 : PartialSinceMs == 0 ? _broker.NowMs : PartialSinceMs;
-            _input.AdvanceTo(buffer.Start, buffer.End);
+            PartialSinceMs = buffer.IsEmpty || paused ? 0 : PartialSinceMs == 0 ? _broker.NowMs : PartialSinceMs;
+            if (paused)
+            {
+                // Examined only what was consumed: the next read returns the rest at once, and the
+                // pipe keeps its pause threshold. (Marking everything examined would let the
+                // socket reader keep filling the pipe without bound while we wait.)
+                _input.AdvanceTo(buffer.Start);
+            }
+            else
+            {
+                _input.AdvanceTo(buffer.Start, buffer.End);
+            }
             // A peer that closed after sending still gets its buffered packets handled (they may
             // be acknowledged QoS 0 publishes or a DISCONNECT); stop only when nothing whole is left.
             if (!keepGoing || result.IsCanceled || (result.IsCompleted && !paused))

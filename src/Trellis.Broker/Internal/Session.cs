@@ -55,8 +55,11 @@ internal sealed class Session(string clientId)
     /// <summary>Stamp of the last message routed here, so overlapping subscriptions deliver once.</summary>
     public long RouteStamp;
 
-    /// <summary>Messages handed to the writer so far; publishers use it to tell a slow subscriber from a stuck one.</summary>
-    public long SentCount;
+    /// <summary>
+    /// When the writer last took from the queue, or the queue last became non-empty
+    /// (<see cref="Environment.TickCount64"/>): tells a slow subscriber from a stuck one.
+    /// </summary>
+    public long LastProgressMs = Environment.TickCount64;
 
     /// <summary>True while the subscriber makes no progress: publishers stop waiting for it and its overflow is dropped.</summary>
     public volatile bool Stalled;
@@ -93,6 +96,11 @@ internal sealed class Session(string clientId)
             {
                 Dropped++;
                 return false;
+            }
+
+            if (_queue.Count == 0)
+            {
+                LastProgressMs = Environment.TickCount64;
             }
 
             _queue.Enqueue(item);
