@@ -59,8 +59,8 @@ for scenario in "${scenarios[@]}"; do
   case $scenario in
     fanin-q0) a=(--scenario fanin --qos 0 --rates 20000,40000,60000,80000,100000,120000,140000,160000,200000,250000,300000,350000,400000,500000) ;;
     fanin-q1) a=(--scenario fanin --qos 1 --rates 10000,20000,40000,60000,80000,100000,120000,140000,160000,200000,250000,300000) ;;
-    fanout)   a=(--scenario fanout --qos 0 --rates 20,50,100,150,200,300,400,500,600,800,1000) ;;
-    p2p)      a=(--scenario p2p --qos 0 --rates 10000,20000,40000,60000,80000,100000,120000,150000) ;;
+    fanout)   a=(--scenario fanout --qos 0 --rates 20,50,100,150,200,300,400,500,600,800,1000,1200,1500,2000) ;;
+    p2p)      a=(--scenario p2p --qos 0 --rates 10000,20000,40000,60000,80000,100000,120000,150000,200000,250000,300000) ;;
     idle)     a=(--scenario idle --connections 10000) ;;
     overload) a=(--scenario overload --qos 0 --seconds 5) ;;
     *) echo "unknown scenario $scenario"; exit 2 ;;

@@ -229,7 +229,15 @@ public sealed partial class MqttBroker
             Matched++;
             if (connection is not null)
             {
-                connection.Wake();
+                if (sender?.Connection is { } publisher)
+                {
+                    publisher.DeferWake(connection);
+                }
+                else
+                {
+                    connection.Wake();
+                }
+
                 if (session.QueueCount > broker.BackPressureDepth && !session.Stalled)
                 {
                     Congested = session;

@@ -11,7 +11,10 @@ namespace Trellis.Broker.Hosting;
 internal sealed class SocketTransport : IDuplexPipe, IAsyncDisposable
 {
     // Back-pressure: past 256 KiB unread, stop reading the socket so TCP slows the sender.
+    // The broker's read loop resumes inline when data is flushed: one thread-pool hop per
+    // receive instead of two (the socket completion already runs on the pool).
     private static readonly PipeOptions InputOptions = new(
+        readerScheduler: PipeScheduler.Inline,
         pauseWriterThreshold: 256 * 1024,
         resumeWriterThreshold: 128 * 1024,
         minimumSegmentSize: 4096,

@@ -52,6 +52,7 @@ internal sealed partial class MqttConnection
                 }
             }
 
+            FlushDeferredWakes();
             PartialSinceMs = buffer.IsEmpty || paused ? 0 : PartialSinceMs == 0 ? _broker.NowMs : PartialSinceMs;
             if (paused)
             {

@@ -8,7 +8,7 @@ internal sealed partial class MqttConnection
     /// <summary>Messages encoded per flush: bounds latency while keeping syscalls few.</summary>
     private const int BatchSize = 256;
 
-    private async Task WriteLoopAsync()
+    private async Task WriteLoopAsync(bool inline)
     {
         var batch = new List<(ushort PacketId, Outgoing Item, bool Dup)>(16);
         var token = _cts.Token;
@@ -69,6 +69,13 @@ internal sealed partial class MqttConnection
 
                 if (more || Volatile.Read(ref _writeRequested) == 1)
                 {
+                    if (inline)
+                    {
+                        // Started on a publisher's thread: one batch there, the rest on the pool.
+                        inline = false;
+                        await Task.Yield();
+                    }
+
                     continue;
                 }
 

@@ -27,6 +27,7 @@ internal sealed partial class MqttConnection : IDisposable, IThreadPoolWorkItem
     private Task? _writer;
     private readonly TaskCompletionSource _closeFlushed = new(TaskCreationOptions.RunContinuationsAsynchronously);
     private int _writerRunning;
+    private HashSet<MqttConnection>? _deferredWakes;
     private int _writeRequested;
     private bool _hardAbort;
 
@@ -126,7 +127,37 @@ internal sealed partial class MqttConnection : IDisposable, IThreadPoolWorkItem
         }
     }
 
-    void IThreadPoolWorkItem.Execute() => _writer = WriteLoopAsync();
+    void IThreadPoolWorkItem.Execute() => _writer = WriteLoopAsync(inline: false);
+
+    /// <summary>
+    /// Called from another connection's read loop: the wake is deferred to the end of that read
+    /// batch and then run inline (<see cref="FlushDeferredWakes"/>), which saves a thread-pool hop
+    /// per delivery and still writes a whole batch of messages per syscall.
+    /// </summary>
+    public void DeferWake(MqttConnection target)
+    {
+        Volatile.Write(ref target._writeRequested, 1);
+        (_deferredWakes ??= []).Add(target);
+    }
+
+    /// <summary>Runs the deferred wakes of this read batch: writers start on this thread.</summary>
+    private void FlushDeferredWakes()
+    {
+        if (_deferredWakes is not { Count: > 0 } targets)
+        {
+            return;
+        }
+
+        foreach (var target in targets)
+        {
+            if (Interlocked.CompareExchange(ref target._writerRunning, 1, 0) == 0)
+            {
+                target._writer = target.WriteLoopAsync(inline: true);
+            }
+        }
+
+        targets.Clear();
+    }
 
     /// <summary>Closes the connection, with an MQTT 5 DISCONNECT carrying <paramref name="reason"/> when the client speaks 5.0.</summary>
     public void Close(byte reason, string awsReason, string? reasonString = null)
@@ -184,6 +215,7 @@ internal sealed partial class MqttConnection : IDisposable, IThreadPoolWorkItem
     private async Task ShutdownAsync()
     {
         Interlocked.Exchange(ref _closing, 1);
+        FlushDeferredWakes();
         bool flushFirst;
         lock (_controlLock)
         {
