@@ -149,7 +149,7 @@ internal sealed partial class MqttConnection
 
     private bool HandlePublish(byte flags, ReadOnlySpan<byte> body, bool v5)
     {
-        if (!MqttDecoder.TryDecodePublish(flags, body, v5, out var packet, out var error))
+        if (!MqttDecoder.TryDecodePublish(flags, body, v5, _topics ??= new TopicCache(), out var packet, out var error))
         {
             return Reject(error.ReasonCode, "CLIENT_ERROR", error.Message);
         }

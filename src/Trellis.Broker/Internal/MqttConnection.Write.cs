@@ -10,7 +10,8 @@ internal sealed partial class MqttConnection
 
     private async Task WriteLoopAsync(bool inline)
     {
-        var batch = new List<(ushort PacketId, Outgoing Item, bool Dup)>(16);
+        // Rented per writer run: an idle connection keeps no batch array.
+        var batch = ArrayPool<(ushort PacketId, Outgoing Item, bool Dup)>.Shared.Rent(BatchSize);
         var token = _cts.Token;
         try
         {
@@ -34,19 +35,20 @@ internal sealed partial class MqttConnection
                 var more = false;
                 if (!closeNow && Session is { } session)
                 {
-                    batch.Clear();
                     var now = _broker.NowMs;
-                    session.TakeBatch(batch, InflightWindow, BatchSize, now);
-                    foreach (var (packetId, item, dup) in batch)
+                    var taken = session.TakeBatch(batch.AsSpan(0, BatchSize), InflightWindow, now);
+                    for (var i = 0; i < taken; i++)
                     {
+                        var (packetId, item, dup) = batch[i];
                         WriteMessage(packetId, item, dup, now);
+                        batch[i] = default; // do not keep messages alive in the pooled array
                     }
 
-                    wrote |= batch.Count > 0;
-                    more = batch.Count == BatchSize;
-                    if (batch.Count > 0)
+                    wrote |= taken > 0;
+                    more = taken == BatchSize;
+                    if (taken > 0)
                     {
-                        _broker.Metrics.Sent(batch.Count);
+                        _broker.Metrics.Sent(taken);
                         MqttBroker.OnQueueDrained(session);
                     }
                 }
@@ -96,6 +98,10 @@ internal sealed partial class MqttConnection
             _closeFlushed.TrySetResult();
             _broker.Logger.ConnectionFault(ClientId, RemoteAddress, "write: " + e.GetType().Name + ": " + e.Message);
             Abort();
+        }
+        finally
+        {
+            ArrayPool<(ushort PacketId, Outgoing Item, bool Dup)>.Shared.Return(batch);
         }
     }
 

@@ -22,6 +22,7 @@ internal sealed partial class MqttConnection : IDisposable, IThreadPoolWorkItem
     private ArrayBufferWriter<byte>? _control;
     private Dictionary<string, bool>? _publishAllowed;
     private string?[]? _topicAliases;
+    private TopicCache? _topics;
     private int _closing;
     private bool _closeAfterFlush;
     private Task? _writer;

@@ -114,16 +114,17 @@ internal sealed class Session(string clientId)
     /// Takes what may be sent now: first retransmissions after a reconnect, then queued messages
     /// while the QoS 1/2 window has room. QoS &gt; 0 messages get a packet id and enter the window.
     /// </summary>
-    public int TakeBatch(List<(ushort PacketId, Outgoing Item, bool Dup)> batch, int window, int max, long nowMs)
+    public int TakeBatch(Span<(ushort PacketId, Outgoing Item, bool Dup)> batch, int window, long nowMs)
     {
+        var count = 0;
         lock (_lock)
         {
-            while (batch.Count < max && _retransmit is not null && _retransmit.TryDequeue(out var again))
+            while (count < batch.Length && _retransmit is not null && _retransmit.TryDequeue(out var again))
             {
-                batch.Add((again.Id, again.Item, true));
+                batch[count++] = (again.Id, again.Item, true);
             }
 
-            while (batch.Count < max && _queue.TryPeek(out var next))
+            while (count < batch.Length && _queue.TryPeek(out var next))
             {
                 if (next.Qos > 0 && (_inflight?.Count ?? 0) + (_awaitingPubComp?.Count ?? 0) >= window)
                 {
@@ -143,11 +144,11 @@ internal sealed class Session(string clientId)
                     (_inflight ??= [])[id] = new Inflight(next, ++_sendSequence);
                 }
 
-                batch.Add((id, next, false));
+                batch[count++] = (id, next, false);
             }
 
             _queueCount = _queue.Count;
-            return batch.Count;
+            return count;
         }
     }
 

@@ -30,14 +30,7 @@ public sealed class BrokerStore(SqliteDatabase database)
         command.ExecuteNonQuery();
     }
 
-    internal void DeleteRetained(string topic)
-    {
-        using var connection = database.Open();
-        using var command = connection.CreateCommand();
-        command.CommandText = "DELETE FROM retained_messages WHERE topic = $topic";
-        command.Parameters.AddWithValue("$topic", topic);
-        command.ExecuteNonQuery();
-    }
+    internal void DeleteRetained(string topic) => Execute("DELETE FROM retained_messages WHERE topic = $c", topic);
 
     internal List<MqttMessage> LoadRetained()
     {
@@ -86,6 +79,12 @@ public sealed class BrokerStore(SqliteDatabase database)
     {
         using var connection = database.Open();
         using var command = connection.CreateCommand();
+        AddSession(command, session);
+        command.ExecuteNonQuery();
+    }
+
+    private static void AddSession(SqliteCommand command, Session session)
+    {
         command.CommandText = """
             INSERT INTO sessions(client_id, protocol_level, expiry_seconds, disconnected_ms, subscriptions) VALUES ($c, $l, $e, $d, $s)
             ON CONFLICT(client_id) DO UPDATE SET protocol_level=excluded.protocol_level, expiry_seconds=excluded.expiry_seconds,
@@ -96,29 +95,22 @@ public sealed class BrokerStore(SqliteDatabase database)
         command.Parameters.AddWithValue("$e", (long)session.ExpirySeconds);
         command.Parameters.AddWithValue("$d", session.DisconnectedAtMs);
         command.Parameters.AddWithValue("$s", JsonSerializer.Serialize(session.GetSubscriptions().Select(StoredSubscription.From).ToList(), StoreJsonContext.Default.ListStoredSubscription));
-        command.ExecuteNonQuery();
     }
 
     /// <summary>Forgets a session's journaled messages once they are all delivered and acknowledged.</summary>
-    internal void ClearJournal(string clientId)
-    {
-        using var connection = database.Open();
-        using var command = connection.CreateCommand();
-        command.CommandText = "DELETE FROM session_messages WHERE client_id = $c";
-        command.Parameters.AddWithValue("$c", clientId);
-        command.ExecuteNonQuery();
-    }
+    internal void ClearJournal(string clientId) => Execute("DELETE FROM session_messages WHERE client_id = $c", clientId);
 
-    internal void DeleteSession(string clientId)
+    internal void DeleteSession(string clientId) =>
+        Execute("DELETE FROM sessions WHERE client_id = $c; DELETE FROM session_messages WHERE client_id = $c", clientId);
+
+    /// <summary>One statement (or a short script) with one key parameter, in its own implicit transaction.</summary>
+    private void Execute(string sql, string key)
     {
         using var connection = database.Open();
-        using var transaction = connection.BeginTransaction();
         using var command = connection.CreateCommand();
-        command.Transaction = transaction;
-        command.CommandText = "DELETE FROM sessions WHERE client_id = $c; DELETE FROM session_messages WHERE client_id = $c";
-        command.Parameters.AddWithValue("$c", clientId);
+        command.CommandText = sql;
+        command.Parameters.AddWithValue("$c", key);
         command.ExecuteNonQuery();
-        transaction.Commit();
     }
 
     /// <summary>Replaces the stored sessions with <paramref name="sessions"/> and what they still owe their clients.</summary>
@@ -140,12 +132,7 @@ public sealed class BrokerStore(SqliteDatabase database)
             using (var insert = connection.CreateCommand())
             {
                 insert.Transaction = transaction;
-                insert.CommandText = "INSERT INTO sessions(client_id, protocol_level, expiry_seconds, disconnected_ms, subscriptions) VALUES ($c, $l, $e, $d, $s)";
-                insert.Parameters.AddWithValue("$c", session.ClientId);
-                insert.Parameters.AddWithValue("$l", (int)session.ProtocolLevel);
-                insert.Parameters.AddWithValue("$e", (long)session.ExpirySeconds);
-                insert.Parameters.AddWithValue("$d", session.DisconnectedAtMs);
-                insert.Parameters.AddWithValue("$s", JsonSerializer.Serialize(session.GetSubscriptions().Select(StoredSubscription.From).ToList(), StoreJsonContext.Default.ListStoredSubscription));
+                AddSession(insert, session);
                 insert.ExecuteNonQuery();
             }
 

@@ -126,7 +126,14 @@ internal static partial class MqttDecoder
         }
     }
 
-    public static bool TryDecodePublish(byte flags, ReadOnlySpan<byte> body, bool v5, out PublishPacket packet, out DecodeError error)
+    public static bool TryDecodePublish(byte flags, ReadOnlySpan<byte> body, bool v5, out PublishPacket packet, out DecodeError error) =>
+        TryDecodePublish(flags, body, v5, null, out packet, out error);
+
+    /// <summary>
+    /// Decodes PUBLISH; <paramref name="topics"/> remembers the last topic of this connection, so a
+    /// device publishing to the same topic again costs no string allocation or re-validation.
+    /// </summary>
+    public static bool TryDecodePublish(byte flags, ReadOnlySpan<byte> body, bool v5, TopicCache? topics, out PublishPacket packet, out DecodeError error)
     {
         packet = default;
         error = default;
@@ -145,10 +152,21 @@ internal static partial class MqttDecoder
             }
 
             var reader = new PacketReader(body);
-            var topic = reader.ReadString("topic name");
-            if (topic.Length > 0 && !Core.Topics.TopicValidator.IsValidTopicName(topic))
+            string topic;
+            if (topics is not null && topics.TryGet(reader.PeekBinary(), out var cached))
             {
-                throw new MqttProtocolException(ReasonCode.TopicNameInvalid, $"topic name '{topic}' contains a wildcard");
+                reader.ReadBinary();
+                topic = cached;
+            }
+            else
+            {
+                topic = reader.ReadString("topic name");
+                if (topic.Length > 0 && !Core.Topics.TopicValidator.IsValidTopicName(topic))
+                {
+                    throw new MqttProtocolException(ReasonCode.TopicNameInvalid, $"topic name '{topic}' contains a wildcard");
+                }
+
+                topics?.Remember(topic);
             }
 
             ushort packetId = 0;

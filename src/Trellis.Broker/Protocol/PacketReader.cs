@@ -53,6 +53,18 @@ internal ref struct PacketReader(ReadOnlySpan<byte> span)
         throw new MqttProtocolException(ReasonCode.MalformedPacket, "variable byte integer longer than 4 bytes");
     }
 
+    /// <summary>The next length-prefixed field without consuming it (empty when it does not fit).</summary>
+    public readonly ReadOnlySpan<byte> PeekBinary()
+    {
+        if (_span.Length - _position < 2)
+        {
+            return [];
+        }
+
+        var length = BinaryPrimitives.ReadUInt16BigEndian(_span[_position..]);
+        return _span.Length - _position - 2 < length ? [] : _span.Slice(_position + 2, length);
+    }
+
     public ReadOnlySpan<byte> ReadBinary()
     {
         var length = ReadUInt16();
