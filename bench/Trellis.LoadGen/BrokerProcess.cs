@@ -8,15 +8,21 @@ namespace Trellis.LoadGen;
 /// </summary>
 internal sealed class BrokerProcess(int pid)
 {
+    private Dictionary<string, long> _threads = [];
+
+    /// <summary>
+    /// CPU time used since the previous call, summed per thread: threads that appeared count from
+    /// zero, threads that ended between calls lose only their last slice (never a negative total).
+    /// </summary>
     public long CpuNanoseconds()
     {
-        long total = 0;
+        var now = new Dictionary<string, long>();
         foreach (var task in Directory.EnumerateDirectories($"/proc/{pid}/task"))
         {
             try
             {
                 var fields = File.ReadAllText(Path.Combine(task, "schedstat")).Split(' ');
-                total += long.Parse(fields[0], CultureInfo.InvariantCulture);
+                now[Path.GetFileName(task)] = long.Parse(fields[0], CultureInfo.InvariantCulture);
             }
             catch (IOException)
             {
@@ -24,7 +30,14 @@ internal sealed class BrokerProcess(int pid)
             }
         }
 
-        return total;
+        long delta = 0;
+        foreach (var (tid, ns) in now)
+        {
+            delta += Math.Max(0, ns - _threads.GetValueOrDefault(tid));
+        }
+
+        _threads = now;
+        return delta;
     }
 
     public long RssKiB()
