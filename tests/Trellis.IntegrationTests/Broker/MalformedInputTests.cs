@@ -169,6 +169,41 @@ public sealed class MalformedInputTests(TrellisHost host) : IAsyncLifetime
         Assert.True(closed);
     }
 
+    [Fact]
+    public async Task Silent_client_is_disconnected_after_one_and_a_half_keep_alives()
+    {
+        using var raw = await RawMqtt.ConnectAsync(host.MqttPort, CancellationToken);
+        var user = host.Server.AccessKeys.AdminAccessKeyId;
+        var connect = RawMqtt.Connect(TrellisHost.Unique("ka"), user, host.Server.AccessKeys.SecretFor(user));
+        connect[11] = 1; // keep-alive 1 s (bytes 10-11 of this CONNECT)
+        await raw.SendAsync(connect, CancellationToken);
+        await raw.ReadPacketAsync(Timeout, CancellationToken);
+        var started = DateTime.UtcNow;
+
+        var (_, closed) = await raw.ReadUntilClosedAsync(TimeSpan.FromSeconds(8), CancellationToken);
+
+        Assert.True(closed);
+        Assert.InRange((DateTime.UtcNow - started).TotalSeconds, 1.4, 3.5);
+        await AssertCanaryServedAsync();
+    }
+
+    [Fact]
+    public async Task Certificate_from_another_ca_is_refused_in_the_tls_handshake()
+    {
+        var dir = Path.Combine(host.DataDirectory, TrellisHost.Unique("rogue"));
+        Directory.CreateDirectory(dir);
+        var key = Path.Combine(dir, "rogue.key");
+        var cert = Path.Combine(dir, "rogue.crt");
+        var gen = await ExternalTool.RunAsync("openssl", ["req", "-x509", "-newkey", "ec", "-pkeyopt", "ec_paramgen_curve:prime256v1", "-nodes", "-keyout", key, "-out", cert, "-days", "1", "-subj", "/CN=rogue"], Timeout, cancellationToken: CancellationToken);
+        Assert.True(gen.ExitCode == 0, gen.Output);
+
+        var result = await ExternalTool.RunAsync("mosquitto_pub", ["-h", "127.0.0.1", "-p", host.MqttsPort.ToString(System.Globalization.CultureInfo.InvariantCulture), "--cafile", host.CaPath, "--cert", cert, "--key", key, "-i", "rogue", "-t", "x", "-m", "1"], Timeout, cancellationToken: CancellationToken);
+
+        Assert.NotEqual(0, result.ExitCode);
+        Assert.DoesNotContain("rogue", host.Server.Broker.ConnectedClientIds());
+        await AssertCanaryServedAsync();
+    }
+
     private static CancellationToken CancellationToken => TestContext.Current.CancellationToken;
 
     private async Task<RawMqtt> ConnectedAsync(CancellationToken ct, byte level = 4)
