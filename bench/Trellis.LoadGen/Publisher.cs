@@ -80,6 +80,30 @@ internal sealed class Publisher
         }
     }
 
+    /// <summary>Sends <paramref name="count"/> messages (at most one batch) now; used by the shared pacer.</summary>
+    public async ValueTask SendAsync(int count, long sequence, int step, CancellationToken ct)
+    {
+        count = Math.Min(count, MaxBatch);
+        for (var i = 0; i < count; i++)
+        {
+            var at = i * _template.Length;
+            _template.CopyTo(_batch, at);
+            if (_packetIdOffset >= 0)
+            {
+                _packetId = (ushort)(_packetId == ushort.MaxValue ? 1 : _packetId + 1);
+                BinaryPrimitives.WriteUInt16BigEndian(_batch.AsSpan(at + _packetIdOffset), _packetId);
+            }
+
+            var payload = _batch.AsSpan(at + _payloadOffset);
+            BinaryPrimitives.WriteInt64LittleEndian(payload, Stopwatch.GetTimestamp());
+            BinaryPrimitives.WriteInt64LittleEndian(payload[8..], sequence + i);
+            BinaryPrimitives.WriteInt32LittleEndian(payload[16..], step);
+        }
+
+        await _socket.SendAsync(_batch.AsMemory(0, count * _template.Length), ct);
+        Interlocked.Add(ref Sent, count);
+    }
+
     /// <summary>QoS 1: drains PUBACKs so the socket never fills with them.</summary>
     public async Task DrainAcksAsync(CancellationToken ct)
     {
