@@ -9,10 +9,10 @@ for p in "${packages[@]}"; do
   dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q "install ok installed" || missing+=("$p")
 done
 
+SUDO=""
+[ "$(id -u)" -eq 0 ] || SUDO="sudo"
 if ((${#missing[@]})); then
   echo "install-deps: installing ${missing[*]}"
-  SUDO=""
-  [ "$(id -u)" -eq 0 ] || SUDO="sudo"
   export DEBIAN_FRONTEND=noninteractive
   $SUDO apt-get update -qq
   $SUDO apt-get install -y -qq --no-install-recommends "${missing[@]}" >/dev/null
@@ -23,9 +23,13 @@ if ((${#missing[@]})); then
   fi
 fi
 
-# boto3 and the AWS CLI: the machine's python3 usually has them; install them for it if not.
-if ! python3 -c 'import boto3' 2>/dev/null || ! command -v aws >/dev/null; then
-  echo "install-deps: installing boto3 and awscli for $(command -v python3)"
-  python3 -m pip install --quiet boto3 awscli
+# boto3 and the AWS CLI: the machine's python3 usually has them. If not, Debian's packages.
+if ! command -v aws >/dev/null; then
+  echo "install-deps: installing the AWS CLI (Debian package awscli)"
+  $SUDO apt-get install -y -qq --no-install-recommends awscli >/dev/null
+fi
+if ! python3 -c 'import boto3' 2>/dev/null; then
+  echo "install-deps: boto3 is missing for $(command -v python3); trying pip, else use Debian's python3-boto3 via /usr/bin/python3 first on PATH"
+  python3 -m pip install --quiet boto3 || { echo "install-deps: cannot install boto3 for $(command -v python3)"; exit 1; }
 fi
 echo "install-deps: ok"
