@@ -95,7 +95,7 @@ async Task OverloadAsync()
 
     broker.CpuNanoseconds();
     var started = Stopwatch.GetTimestamp();
-    await Task.WhenAll(publishers.Select(p => p.RunAsync(0, window, 1, ct)));
+    await Task.WhenAll(publishers.Select(p => p.RunUnthrottledAsync(window, 1, ct)));
     var elapsed = Stopwatch.GetElapsedTime(started).TotalSeconds;
     var deliveredInWindow = subscribers.Sum(s => Interlocked.Read(ref s.Received));
     var cpu = broker.CpuNanoseconds() / (elapsed * 1e7);

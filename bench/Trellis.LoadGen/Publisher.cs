@@ -29,50 +29,16 @@ internal sealed class Publisher
 
     public long Acked;
 
-    /// <summary>Sends for <paramref name="duration"/> at <paramref name="rate"/> msg/s (0 = unthrottled).</summary>
-    public async Task RunAsync(double rate, TimeSpan duration, int step, CancellationToken ct)
+    /// <summary>Sends as fast as the socket takes it for <paramref name="duration"/> (the overload scenario).</summary>
+    public async Task RunUnthrottledAsync(TimeSpan duration, int step, CancellationToken ct)
     {
         Interlocked.Exchange(ref Sent, 0);
-        var start = Stopwatch.GetTimestamp();
-        var end = start + (long)(duration.TotalSeconds * Stopwatch.Frequency);
-        long sent = 0;
+        var end = Stopwatch.GetTimestamp() + (long)(duration.TotalSeconds * Stopwatch.Frequency);
         try
         {
-            while (true)
+            while (Stopwatch.GetTimestamp() < end && !ct.IsCancellationRequested)
             {
-                var now = Stopwatch.GetTimestamp();
-                if (now >= end || ct.IsCancellationRequested)
-                {
-                    break;
-                }
-
-                long due = rate <= 0 ? MaxBatch : (long)(rate * (now - start) / Stopwatch.Frequency) - sent;
-                if (due <= 0)
-                {
-                    await Task.Delay(1, ct);
-                    continue;
-                }
-
-                var count = (int)Math.Min(due, MaxBatch);
-                for (var i = 0; i < count; i++)
-                {
-                    var at = i * _template.Length;
-                    _template.CopyTo(_batch, at);
-                    if (_packetIdOffset >= 0)
-                    {
-                        _packetId = (ushort)(_packetId == ushort.MaxValue ? 1 : _packetId + 1);
-                        BinaryPrimitives.WriteUInt16BigEndian(_batch.AsSpan(at + _packetIdOffset), _packetId);
-                    }
-
-                    var payload = _batch.AsSpan(at + _payloadOffset);
-                    BinaryPrimitives.WriteInt64LittleEndian(payload, Stopwatch.GetTimestamp());
-                    BinaryPrimitives.WriteInt64LittleEndian(payload[8..], sent + i);
-                    BinaryPrimitives.WriteInt32LittleEndian(payload[16..], step);
-                }
-
-                await _socket.SendAsync(_batch.AsMemory(0, count * _template.Length), ct);
-                sent += count;
-                Interlocked.Exchange(ref Sent, sent);
+                await SendAsync(MaxBatch, Interlocked.Read(ref Sent), step, ct);
             }
         }
         catch (OperationCanceledException)

@@ -17,6 +17,7 @@ public sealed class BrokerMetrics : IDisposable
         _meter.CreateObservableCounter("trellis.broker.messages.received", () => Volatile.Read(ref _received), description: "PUBLISH packets received from clients");
         _meter.CreateObservableCounter("trellis.broker.messages.sent", () => Volatile.Read(ref _sent), description: "PUBLISH packets written to clients");
         _meter.CreateObservableCounter("trellis.broker.messages.dropped", () => Volatile.Read(ref _dropped), description: "Deliveries dropped because a client's queue was full");
+        _meter.CreateObservableCounter("trellis.broker.publishes.denied", () => Volatile.Read(ref _deniedPublishes), description: "PUBLISH packets refused by policy");
         _meter.CreateObservableUpDownCounter("trellis.broker.connections", () => Volatile.Read(ref _connections), description: "Open MQTT connections");
     }
 

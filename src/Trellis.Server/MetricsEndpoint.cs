@@ -21,6 +21,7 @@ public static class MetricsEndpoint
             Append(text, "trellis_broker_messages_received_total", "counter", "PUBLISH packets received from clients", m.MessagesReceived);
             Append(text, "trellis_broker_messages_sent_total", "counter", "PUBLISH packets written to clients", m.MessagesSent);
             Append(text, "trellis_broker_messages_dropped_total", "counter", "Deliveries dropped because a client's queue was full", m.MessagesDropped);
+            Append(text, "trellis_broker_publishes_denied_total", "counter", "PUBLISH packets refused by policy", m.DeniedPublishes);
             Append(text, "trellis_broker_connections", "gauge", "Open MQTT connections", m.Connections);
             Append(text, "trellis_broker_sessions", "gauge", "MQTT sessions, connected or persisted", broker.SessionCount);
             Append(text, "trellis_broker_retained_messages", "gauge", "Retained messages", broker.RetainedCount);

@@ -180,6 +180,7 @@ internal sealed partial class MqttConnection
         _broker.Metrics.Received();
         if (!IsPublishAllowed(topic, packet.Retain))
         {
+            _broker.Metrics.Denied();
             _broker.Logger.PublishDenied(ClientId, topic);
             if (!v5)
             {

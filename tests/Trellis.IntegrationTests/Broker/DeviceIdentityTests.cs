@@ -46,6 +46,7 @@ public sealed class DeviceIdentityTests(TrellisHost host)
         var marker = await ExternalTool.RunAsync("mosquitto_pub", [.. host.TlsArgs(device, version: "mqttv5"), "-t", $"devices/{device.ThingName}/marker", "-m", "m", "-q", "1"], Timeout, cancellationToken: ct);
 
         Assert.Contains("Not authorized", denied.Output, StringComparison.Ordinal);
+        Assert.True(host.Server.Broker.Metrics.DeniedPublishes > 0);
         Assert.Equal(0, marker.ExitCode);
         Assert.True(await watcher.WaitForLineAsync(l => l.EndsWith("/marker m", StringComparison.Ordinal), Timeout, ct));
         Assert.DoesNotContain(watcher.Lines, l => l.StartsWith(forbidden, StringComparison.Ordinal));
