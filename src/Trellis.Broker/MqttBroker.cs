@@ -83,14 +83,22 @@ public sealed partial class MqttBroker : IHostedService, IAsyncDisposable
         return Task.CompletedTask;
     }
 
+    /// <summary>
+    /// Closes every client connection (MQTT 5 clients get DISCONNECT 0x8B). Called as soon as the
+    /// host starts stopping, so Kestrel's graceful wait for TLS and WebSocket connections ends at once.
+    /// </summary>
+    public void DisconnectAll()
+    {
+        foreach (var connection in _connections.Keys)
+        {
+            connection.Close(ReasonCode.ServerShuttingDown, "SERVER_INITIATED_DISCONNECT", "server shutting down");
+        }
+    }
+
     public async Task StopAsync(CancellationToken cancellationToken)
     {
         await _stopping.CancelAsync();
-        foreach (var connection in _connections.Keys)
-        {
-            connection.TakenOver = false;
-            connection.Close(ReasonCode.ServerShuttingDown, "SERVER_INITIATED_DISCONNECT", "server shutting down");
-        }
+        DisconnectAll();
 
         // Give writers a moment to flush their DISCONNECT packets.
         var deadline = _time.GetUtcNow().AddSeconds(2);

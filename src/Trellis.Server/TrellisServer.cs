@@ -142,6 +142,7 @@ public sealed class TrellisServer : IAsyncDisposable
         var app = builder.Build();
         var registry = app.Services.GetRequiredService<RegistryService>();
         var broker = app.Services.GetRequiredService<MqttBroker>();
+        app.Lifetime.ApplicationStopping.Register(broker.DisconnectAll);
         registry.CertificateStatusChanged += (id, status) =>
         {
             if (status != CertificateStatus.Active)
