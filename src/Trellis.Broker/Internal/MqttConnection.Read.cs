@@ -52,6 +52,13 @@ internal sealed partial class MqttConnection
                 }
             }
 
+            // Acks for this batch go out now, on this thread, with the subscribers' deliveries. A
+            // batch that produced nothing to send (QoS 0 publishes) schedules no writer at all.
+            if (_control is { WrittenCount: > 0 })
+            {
+                DeferWake(this);
+            }
+
             FlushDeferredWakes();
             PartialSinceMs = buffer.IsEmpty || paused ? 0 : PartialSinceMs == 0 ? _broker.NowMs : PartialSinceMs;
             if (paused)
@@ -65,6 +72,7 @@ internal sealed partial class MqttConnection
             {
                 _input.AdvanceTo(buffer.Start, buffer.End);
             }
+
             // A peer that closed after sending still gets its buffered packets handled (they may
             // be acknowledged QoS 0 publishes or a DISCONNECT); stop only when nothing whole is left.
             if (!keepGoing || result.IsCanceled || (result.IsCompleted && !paused))
@@ -74,7 +82,6 @@ internal sealed partial class MqttConnection
 
             if (Session is not null)
             {
-                Wake();
                 await _broker.WaitForCongestionAsync(this, token);
             }
         }
