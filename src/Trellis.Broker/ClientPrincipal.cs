@@ -23,8 +23,6 @@ public sealed class ClientPrincipal
     /// <summary>AWS's principalIdentifier for lifecycle events: the certificate id, or the user name.</summary>
     public string PrincipalIdentifier { get; init; } = string.Empty;
 
-    public bool Anonymous { get; init; }
-
     /// <summary>Recompiles the policy set for this principal; null for principals whose policy never changes.</summary>
     public Func<CompiledPolicySet>? Recompile { get; init; }
 

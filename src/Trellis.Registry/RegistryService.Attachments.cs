@@ -67,18 +67,8 @@ public sealed partial class RegistryService
             names = _targetPolicies.TryGetValue(target, out var set) ? [.. set.Order(StringComparer.Ordinal)] : [];
         }
 
-        var after = DecodeToken(marker);
-        var size = PageSize(pageSize);
-        var page = names.Where(n => after is null || string.CompareOrdinal(n, after) > 0).Take(size + 1).ToList();
-        string? next = null;
-        if (page.Count > size)
-        {
-            page.RemoveAt(size);
-            next = EncodeToken(page[^1]);
-        }
-
-        var items = page.Select(n => GetPolicy(n).Value).OfType<PolicyRecord>().ToList();
-        return new Page<PolicyRecord>(items, next);
+        var page = PageOfKeys(names, marker, pageSize);
+        return new Page<PolicyRecord>(page.Items.Select(n => GetPolicy(n).Value).OfType<PolicyRecord>().ToList(), page.NextToken);
     }
 
     public Result<Page<string>> ListTargetsForPolicy(string policyName, string? marker, int? pageSize)
@@ -94,17 +84,7 @@ public sealed partial class RegistryService
             targets = [.. _targetPolicies.Where(t => t.Value.Contains(policyName)).Select(t => t.Key).Order(StringComparer.Ordinal)];
         }
 
-        var after = DecodeToken(marker);
-        var size = PageSize(pageSize);
-        var page = targets.Where(t => after is null || string.CompareOrdinal(t, after) > 0).Take(size + 1).ToList();
-        string? next = null;
-        if (page.Count > size)
-        {
-            page.RemoveAt(size);
-            next = EncodeToken(page[^1]);
-        }
-
-        return new Page<string>(page, next);
+        return PageOfKeys(targets, marker, pageSize);
     }
 
     public TrellisError? AttachThingPrincipal(string thingName, string? principal, bool exclusive)
@@ -203,14 +183,7 @@ public sealed partial class RegistryService
             items.Add(reader.GetString(0));
         }
 
-        string? next = null;
-        if (items.Count > size)
-        {
-            items.RemoveAt(size);
-            next = EncodeToken(items[^1]);
-        }
-
-        return new Page<string>(items, next);
+        return ToPage(items, size, i => i);
     }
 
     private TrellisError? ValidateTarget(Microsoft.Data.Sqlite.SqliteConnection connection, string? target)

@@ -84,14 +84,7 @@ public sealed partial class RegistryService
             items.Add(MapCertificate(reader));
         }
 
-        string? next = null;
-        if (items.Count > size)
-        {
-            items.RemoveAt(size);
-            next = EncodeToken($"{items[^1].CreatedMs}:{items[^1].Id}");
-        }
-
-        return new Page<CertificateRecord>(items, next);
+        return ToPage(items, size, c => $"{c.CreatedMs}:{c.Id}");
     }
 
     public TrellisError? UpdateCertificate(string id, string? newStatus)

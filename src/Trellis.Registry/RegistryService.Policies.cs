@@ -72,14 +72,7 @@ public sealed partial class RegistryService
             items.Add(MapPolicy(reader));
         }
 
-        string? next = null;
-        if (items.Count > size)
-        {
-            items.RemoveAt(size);
-            next = EncodeToken(items[^1].Name);
-        }
-
-        return new Page<PolicyRecord>(items, next);
+        return ToPage(items, size, p => p.Name);
     }
 
     public TrellisError? DeletePolicy(string name)

@@ -96,14 +96,7 @@ public sealed partial class RegistryService
             things.Add(MapThing(reader));
         }
 
-        string? next = null;
-        if (things.Count > size)
-        {
-            things.RemoveAt(size);
-            next = EncodeToken(things[^1].Name);
-        }
-
-        return new Page<ThingRecord>(things, next);
+        return ToPage(things, size, t => t.Name);
     }
 
     public Result<ThingRecord> UpdateThing(string name, string? typeName, bool removeThingType, IReadOnlyDictionary<string, string?>? attributes, bool merge, long? expectedVersion)

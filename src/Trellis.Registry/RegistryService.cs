@@ -115,6 +115,30 @@ public sealed partial class RegistryService
         }
     }
 
+    /// <summary>
+    /// Turns up to <paramref name="size"/> + 1 rows into a page: the extra row only says there is
+    /// more, and the last returned row's key becomes the next token.
+    /// </summary>
+    private static Page<T> ToPage<T>(List<T> rows, int size, Func<T, string> key)
+    {
+        string? next = null;
+        if (rows.Count > size)
+        {
+            rows.RemoveAt(size);
+            next = EncodeToken(key(rows[^1]));
+        }
+
+        return new Page<T>(rows, next);
+    }
+
+    /// <summary>One page of an in-memory, ordinally sorted list of keys.</summary>
+    private static Page<string> PageOfKeys(IEnumerable<string> sortedKeys, string? token, int? requested)
+    {
+        var after = DecodeToken(token);
+        var size = PageSize(requested);
+        return ToPage(sortedKeys.Where(k => after is null || string.CompareOrdinal(k, after) > 0).Take(size + 1).ToList(), size, k => k);
+    }
+
     private static int PageSize(int? requested, int max = 250) => Math.Clamp(requested ?? 50, 1, max);
 
     private static SqliteCommand Command(SqliteConnection connection, string sql, params (string Name, object? Value)[] parameters)

@@ -61,7 +61,7 @@ public sealed class RegistryAuthenticator(RegistryService registry, AccessKeys a
     public ClientPrincipal RestoredPrincipal(string clientId) => AnonymousPrincipal();
 
     private ClientPrincipal AnonymousPrincipal() =>
-        new(AllowAll, 0) { Anonymous = true, PrincipalIdentifier = "anonymous" };
+        new(AllowAll, 0) { PrincipalIdentifier = "anonymous" };
 
     private AuthenticationResult AuthenticateCertificate(ConnectRequest request, X509Certificate2 certificate)
     {

@@ -49,16 +49,4 @@ internal sealed class MqttMessage
     /// <summary>True when an MQTT 5 message expiry interval has passed.</summary>
     public bool IsExpired(long nowMs) =>
         Properties?.MessageExpiryInterval is { } expiry && nowMs - ReceivedAtMs >= expiry * 1000L;
-
-    /// <summary>A copy with another QoS and retain flag (used for retained-message storage and wills).</summary>
-    public MqttMessage With(byte qos, bool retain) => new()
-    {
-        Topic = Topic,
-        Payload = Payload,
-        Qos = qos,
-        Retain = retain,
-        Properties = Properties,
-        SenderClientId = SenderClientId,
-        ReceivedAtMs = ReceivedAtMs,
-    };
 }

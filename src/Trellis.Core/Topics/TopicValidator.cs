@@ -50,7 +50,4 @@ public static class TopicValidator
 
         return true;
     }
-
-    /// <summary>True when the filter contains a '+' or '#' level.</summary>
-    public static bool HasWildcards(ReadOnlySpan<char> filter) => filter.IndexOfAny('+', '#') >= 0;
 }

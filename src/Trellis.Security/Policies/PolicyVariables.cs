@@ -25,8 +25,6 @@ public sealed class PolicyVariables
         }
     }
 
-    public IReadOnlyDictionary<string, string> Values => _values;
-
     /// <summary>Replaces every <c>${name}</c>; returns null when one has no value.</summary>
     public string? Substitute(string resource)
     {
