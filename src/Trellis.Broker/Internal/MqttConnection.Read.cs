@@ -15,6 +15,7 @@ internal sealed partial class MqttConnection
             var buffer = result.Buffer;
             var keepGoing = true;
             var paused = false;
+            var handled = false;
             while (keepGoing)
             {
                 var status = MqttFrame.TryRead(buffer, maxPacket, out var header, out var headerLength, out var remainingLength);
@@ -41,7 +42,7 @@ internal sealed partial class MqttConnection
                     ? HandlePacket(header, body.FirstSpan)
                     : HandlePacket(header, body.ToArray());
                 buffer = buffer.Slice(headerLength + remainingLength);
-                LastActivityMs = _broker.NowMs;
+                handled = true;
 
                 // Back-pressure at packet granularity: stop consuming as soon as a subscriber is
                 // congested; the rest stays in the pipe (and then in the socket) until it drains.
@@ -60,6 +61,13 @@ internal sealed partial class MqttConnection
             }
 
             FlushDeferredWakes();
+
+            // Keep-alive counts whole packets; one clock read per read batch is enough.
+            if (handled)
+            {
+                LastActivityMs = _broker.NowMs;
+            }
+
             PartialSinceMs = buffer.IsEmpty || paused ? 0 : PartialSinceMs == 0 ? _broker.NowMs : PartialSinceMs;
             if (paused)
             {
