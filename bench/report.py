@@ -1,10 +1,25 @@
-"""Turns a bench/results/*.jsonl file into the markdown tables of docs/benchmarks.md."""
+"""Turns a bench/results/*.jsonl file into the markdown tables of docs/benchmarks.md.
+
+A traffic scenario may have run several rounds (BENCH_ROUNDS, brokers alternating). Every figure
+quoted is then the median over the rounds: a broker's zero-loss rate is the median of its rounds'
+zero-loss rates, and the latency at a rate is the median of the rounds' p50 and p99 at that rate.
+"""
 import json
+import statistics
 import sys
+from collections import defaultdict
 
 rows = [json.loads(l) for l in open(sys.argv[1]) if l.strip().startswith("{")]
-summaries = [r for r in rows if r.get("summary")]
-steps = [r for r in rows if not r.get("summary")]
+TRAFFIC = ("fanin", "fanout", "p2p")
+NAMES = {"fanin": "fan-in", "fanout": "fan-out", "p2p": "point-to-point"}
+
+summaries = defaultdict(list)  # (broker, scenario, qos) -> [summary per round]
+steps = defaultdict(list)      # (broker, scenario, qos, offered) -> [step per round]
+for r in rows:
+    if r.get("summary"):
+        summaries[(r["broker"], r["scenario"], r.get("qos"))].append(r)
+    elif r["scenario"] in TRAFFIC:
+        steps[(r["broker"], r["scenario"], r["qos"], r["offered"])].append(r)
 
 
 def fmt(v, digits=1):
@@ -15,38 +30,69 @@ def fmt(v, digits=1):
     return f"{v:,}"
 
 
-def step(broker, scenario, qos, rate):
-    for r in steps:
-        if r["broker"] == broker and r["scenario"] == scenario and r["qos"] == qos and r["offered"] == rate:
-            return r
-    return None
+def median(values):
+    values = [v for v in values if v is not None]
+    return statistics.median_low(values) if values else None
 
 
-print("| scenario | broker | zero-loss rate, p99 < 50 ms (msg/s offered) | deliveries/s | p50 ms | p99 ms | broker CPU % (of 200) | RSS MiB |")
+def at_rate(broker, scenario, qos, rate):
+    """Median p50, p99, CPU and the number of rounds that passed at one offered rate."""
+    runs = steps.get((broker, scenario, qos, rate), [])
+    if not runs:
+        return None
+    return {
+        "p50": median(r["p50ms"] for r in runs),
+        "p99": median(r["p99ms"] for r in runs),
+        "cpu": median(r["cpuPct"] for r in runs),
+        "rss": median(r["rssMiB"] for r in runs),
+        "passed": sum(1 for r in runs if r["passed"]),
+        "rounds": len(runs),
+    }
+
+
+traffic = sorted({(s, q) for (_, s, q) in summaries if s in TRAFFIC}, key=lambda k: (TRAFFIC.index(k[0]), k[1]))
+print("| scenario | broker | rounds | zero-loss rate, p99 < 50 ms (msg/s offered, median) | each round | deliveries/s | p50 ms | p99 ms | broker CPU % (of 200) | RSS MiB |")
+print("|---|---|---|---|---|---|---|---|---|---|")
+for scenario, qos in traffic:
+    for broker in ("mosquitto", "trellis"):
+        runs = summaries.get((broker, scenario, qos), [])
+        if not runs:
+            continue
+        rate = median(r["zeroLossRate"] for r in runs)
+        per_delivery = 1000 if scenario == "fanout" else 1
+        m = at_rate(broker, scenario, qos, rate) if rate else None
+        each = ", ".join(fmt(r["zeroLossRate"], 0) for r in runs)
+        print(f'| {NAMES[scenario]} QoS {qos} | {broker} | {len(runs)} | {fmt(rate, 0)} | {each} | {fmt(rate * per_delivery if rate else None, 0)} | '
+              f'{fmt(m and m["p50"], 2)} | {fmt(m and m["p99"], 2)} | {fmt(m and m["cpu"], 0)} | {fmt(m and m["rss"])} |')
+print()
+print("Latency at the same offered rate, every rate up to Mosquitto's zero-loss rate (median p50 / p99 ms; passed = rounds with no loss and p99 < 50 ms):")
+print()
+print("| scenario | rate | Mosquitto p50 / p99 | passed | Trellis p50 / p99 | passed | Trellis p50 ≤ Mosquitto | Trellis p99 ≤ Mosquitto |")
 print("|---|---|---|---|---|---|---|---|")
-for r in summaries:
-    if r["scenario"] in ("fanin", "fanout", "p2p"):
-        name = f'{r["scenario"]} QoS {r["qos"]}'
-        print(f'| {name} | {r["broker"]} | {fmt(r["zeroLossRate"], 0)} | {fmt(r["deliveriesPerSecond"], 0)} | {fmt(r["p50ms"], 2)} | {fmt(r["p99ms"], 2)} | {fmt(r["cpuPct"], 0)} | {fmt(r["rssMiB"])} |')
-print()
-print("Latency at the same offered rate (Mosquitto's highest zero-loss rate):")
-print()
-print("| scenario | rate | Mosquitto p50 / p99 ms | Trellis p50 / p99 ms | Trellis loss % |")
-print("|---|---|---|---|---|")
-for r in summaries:
-    if r["broker"] == "mosquitto" and r["scenario"] in ("fanin", "fanout", "p2p") and r["zeroLossRate"]:
-        t = step("trellis", r["scenario"], r["qos"], r["zeroLossRate"])
-        if t:
-            print(f'| {r["scenario"]} QoS {r["qos"]} | {fmt(r["zeroLossRate"], 0)} | {fmt(r["p50ms"], 2)} / {fmt(r["p99ms"], 2)} | {fmt(t["p50ms"], 2)} / {fmt(t["p99ms"], 2)} | {fmt(t["lossPct"], 3)} |')
+for scenario, qos in traffic:
+    runs = summaries.get(("mosquitto", scenario, qos), [])
+    ceiling = median(r["zeroLossRate"] for r in runs)
+    if not ceiling:
+        continue
+    rates = sorted({k[3] for k in steps if k[0] == "mosquitto" and k[1] == scenario and k[2] == qos and k[3] <= ceiling})
+    for rate in rates:
+        m = at_rate("mosquitto", scenario, qos, rate)
+        t = at_rate("trellis", scenario, qos, rate)
+        if not m or not t:
+            continue
+        print(f'| {NAMES[scenario]} QoS {qos} | {fmt(rate, 0)} | {fmt(m["p50"], 2)} / {fmt(m["p99"], 2)} | {m["passed"]}/{m["rounds"]} | '
+              f'{fmt(t["p50"], 2)} / {fmt(t["p99"], 2)} | {t["passed"]}/{t["rounds"]} | {"yes" if t["p50"] <= m["p50"] else "no"} | {"yes" if t["p99"] <= m["p99"] else "no"} |')
 print()
 print("| overload (20 → 1, unthrottled, QoS 0, 5 s) | accepted msg/s | delivered msg/s | loss % after drain | broker CPU % | RSS MiB |")
 print("|---|---|---|---|---|---|")
-for r in summaries:
-    if r["scenario"] == "overload":
-        print(f'| {r["broker"]} | {fmt(r["acceptedPerSecond"], 0)} | {fmt(r["deliveredPerSecond"], 0)} | {fmt(r["lossPct"], 3)} | {fmt(r["cpuPct"], 0)} | {fmt(r["rssMiB"])} |')
+for (broker, scenario, _), runs in summaries.items():
+    if scenario == "overload":
+        for r in runs:
+            print(f'| {broker} | {fmt(r["acceptedPerSecond"], 0)} | {fmt(r["deliveredPerSecond"], 0)} | {fmt(r["lossPct"], 3)} | {fmt(r["cpuPct"], 0)} | {fmt(r["rssMiB"])} |')
 print()
 print("| idle connections | broker | RSS before MiB | RSS after MiB | KiB per connection |")
 print("|---|---|---|---|---|")
-for r in summaries:
-    if r["scenario"] == "idle":
-        print(f'| {fmt(r["connections"])} | {r["broker"]} | {fmt(r["rssBeforeMiB"])} | {fmt(r["rssAfterMiB"])} | {fmt(r["kibPerConnection"], 2)} |')
+for (broker, scenario, _), runs in summaries.items():
+    if scenario == "idle":
+        for r in runs:
+            print(f'| {fmt(r["connections"])} | {broker} | {fmt(r["rssBeforeMiB"])} | {fmt(r["rssAfterMiB"])} | {fmt(r["kibPerConnection"], 2)} |')

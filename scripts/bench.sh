@@ -4,6 +4,8 @@
 # markdown table on stdout (paste it into docs/benchmarks.md with the machine details).
 #
 # usage: scripts/bench.sh [scenario ...]   (default: fanin-q0 fanin-q1 fanout p2p idle overload)
+#        BENCH_ROUNDS=N (default 3): traffic scenarios run N times, brokers alternating; the report
+#        quotes medians, because single runs on a shared 2-core VM move by 10-30 %.
 set -euo pipefail
 root="$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)"
 cd "$root"
@@ -50,9 +52,10 @@ out="bench/results/$(date -u +%Y%m%dT%H%M%SZ).jsonl"
 scenarios=("$@")
 [[ ${#scenarios[@]} -gt 0 ]] || scenarios=(fanin-q0 fanin-q1 fanout p2p idle overload)
 
-run() { # broker-name port pid scenario-args...
-  local name=$1 port=$2 pid=$3; shift 3
-  $loadgen --name "$name" --port "$port" --pid "$pid" "$@" | tee -a "$out"
+rounds=${BENCH_ROUNDS:-3}
+run() { # round broker-name port pid scenario-args...
+  local round=$1 name=$2 port=$3 pid=$4; shift 4
+  $loadgen --name "$name" --port "$port" --pid "$pid" "$@" | sed -u "s/^{/{\"round\":$round,/" | tee -a "$out"
 }
 
 for scenario in "${scenarios[@]}"; do
@@ -65,11 +68,15 @@ for scenario in "${scenarios[@]}"; do
     overload) a=(--scenario overload --qos 0 --seconds 5) ;;
     *) echo "unknown scenario $scenario"; exit 2 ;;
   esac
-  # A fresh pair of brokers per scenario; Mosquitto and Trellis take turns on the same workload.
-  start_brokers
-  run mosquitto $mosq_port "$mosq_pid" "${a[@]}"
-  run trellis $trellis_port "$trellis_pid" "${a[@]}"
-  stop_brokers
+  # A fresh pair of brokers per round; Mosquitto and Trellis take turns on the same workload.
+  n=$rounds
+  [[ $scenario == idle || $scenario == overload ]] && n=1
+  for round in $(seq 1 "$n"); do
+    start_brokers
+    run "$round" mosquitto $mosq_port "$mosq_pid" "${a[@]}"
+    run "$round" trellis $trellis_port "$trellis_pid" "${a[@]}"
+    stop_brokers
+  done
 done
 
 echo
