@@ -49,4 +49,7 @@ internal static partial class Log
 
     [LoggerMessage(1015, LogLevel.Information, "Will message of client {ClientId} was not published: its policies do not allow publishing to '{Topic}'")]
     public static partial void WillDenied(this ILogger logger, string clientId, string topic);
+
+    [LoggerMessage(1016, LogLevel.Error, "A service request of client {ClientId} failed: {Reason}. The request was acknowledged without a reply; this is a bug, please report it with this log line.")]
+    public static partial void ServiceRequestFailed(this ILogger logger, string clientId, string reason);
 }

@@ -10,14 +10,18 @@ public sealed partial class MqttBroker
     private int BackPressureDepth => Math.Min(1000, Math.Max(1, Options.MaxQueuedMessagesPerClient / 2));
 
     /// <summary>Routes a message to every matching subscription. Returns how many subscribers got it.</summary>
-    internal int Publish(MqttMessage message, Session? sender)
+    internal int Publish(MqttMessage message, Session? sender) => Publish(message, sender, out _);
+
+    /// <summary>Routes a message; <paramref name="stamp"/> is the route stamp every reached session now carries.</summary>
+    internal int Publish(MqttMessage message, Session? sender, out long stamp)
     {
         if (message.Retain)
         {
             SetRetained(message);
         }
 
-        var state = new RouteState(this, message, sender, Interlocked.Increment(ref _routeStamp));
+        stamp = Interlocked.Increment(ref _routeStamp);
+        var state = new RouteState(this, message, sender, stamp);
         _index.Match(message.Topic, ref state, static (ref RouteState s, Subscriber subscriber) => s.Deliver(subscriber));
         if (sender?.Connection is { } connection && state.Congested is { } congested)
         {

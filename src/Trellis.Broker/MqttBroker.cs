@@ -29,6 +29,7 @@ public sealed partial class MqttBroker : IHostedService, IAsyncDisposable
     private Task? _sweeper;
     private long _routeStamp;
     private long _eventVersion;
+    private IServerTopicHandler[] _handlers = [];
 
     public MqttBroker(IOptions<BrokerOptions> options, IBrokerAuthenticator authenticator, ILogger<MqttBroker> logger, TimeProvider time, BrokerStore? store = null)
     {
@@ -143,6 +144,70 @@ public sealed partial class MqttBroker : IHostedService, IAsyncDisposable
             ReceivedAtMs = NowMs,
         };
         return Publish(message, null);
+    }
+
+    /// <summary>
+    /// Publishes a server reply to every subscriber and also to <paramref name="requesterClientId"/>
+    /// when that client is connected but not subscribed to the topic (AWS delivers shadow replies
+    /// to the requester either way). The requester's Receive policy still applies.
+    /// </summary>
+    public int PublishReply(string topic, ReadOnlyMemory<byte> payload, string? requesterClientId, byte qos = 1)
+    {
+        var message = new MqttMessage
+        {
+            Topic = topic,
+            Payload = payload,
+            Qos = qos,
+            ReceivedAtMs = NowMs,
+        };
+        var matched = Publish(message, null, out var stamp);
+        if (requesterClientId is null)
+        {
+            return matched;
+        }
+
+        Session? session;
+        lock (_sessionsLock)
+        {
+            _sessions.TryGetValue(requesterClientId, out session);
+        }
+
+        if (session?.Connection is not { } connection || Volatile.Read(ref session.RouteStamp) == stamp
+            || !session.CanReceive(topic, Authenticator.PolicyGeneration))
+        {
+            return matched;
+        }
+
+        if (session.TryEnqueue(new Outgoing(message, qos, false, null), Options.MaxQueuedMessagesPerClient))
+        {
+            connection.Wake();
+            matched++;
+        }
+
+        return matched;
+    }
+
+    /// <summary>Adds a service for requests on reserved topics (see <see cref="IServerTopicHandler"/>).</summary>
+    public void AddTopicHandler(IServerTopicHandler handler)
+    {
+        lock (_sessionsLock)
+        {
+            _handlers = [.. _handlers, handler];
+        }
+    }
+
+    /// <summary>The handler for a published topic, if a service owns it.</summary>
+    internal IServerTopicHandler? HandlerFor(string topic)
+    {
+        foreach (var handler in _handlers)
+        {
+            if (handler.Handles(topic))
+            {
+                return handler;
+            }
+        }
+
+        return null;
     }
 
     /// <summary>Disconnects every live connection whose principal matches (certificate revoked or deactivated).</summary>

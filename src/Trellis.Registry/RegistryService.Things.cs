@@ -69,6 +69,16 @@ public sealed partial class RegistryService
         return ReadThing(connection, name) is { } thing ? thing : NotFoundThing(name);
     }
 
+    /// <summary>Whether a thing is registered (one indexed point read).</summary>
+    public bool ThingExists(string name)
+    {
+        using var connection = _db.Open();
+        using var command = connection.CreateCommand();
+        command.CommandText = "SELECT 1 FROM things WHERE name = $name";
+        command.Parameters.AddWithValue("$name", name);
+        return command.ExecuteScalar() is not null;
+    }
+
     public Page<ThingRecord> ListThings(string? nextToken, int? maxResults, string? attributeName, string? attributeValue, bool prefix, string? typeName)
     {
         using var connection = _db.Open();

@@ -15,6 +15,7 @@ using Trellis.Broker.Persistence;
 using Trellis.Registry;
 using Trellis.Security.Pki;
 using Trellis.Security.SigV4;
+using Trellis.Shadows;
 using Trellis.Storage;
 
 namespace Trellis.Server;
@@ -100,6 +101,17 @@ public sealed class TrellisServer : IAsyncDisposable
         services.AddSingleton<MqttBroker>();
         services.AddHostedService(sp => sp.GetRequiredService<MqttBroker>());
         services.AddSingleton<MqttConnectionHandler>();
+        services.AddSingleton(_ => new ShadowStore(new SqliteDatabase(data.ShadowsPath, ShadowStore.Migrations)));
+        services.AddSingleton(options.Shadows);
+        services.AddSingleton<IShadowPublisher, BrokerShadowPublisher>();
+        services.AddSingleton(sp => new ShadowService(
+            sp.GetRequiredService<ShadowStore>(),
+            sp.GetRequiredService<ShadowOptions>(),
+            sp.GetRequiredService<IShadowPublisher>(),
+            sp.GetRequiredService<RegistryService>().ThingExists,
+            time,
+            sp.GetRequiredService<ILogger<ShadowService>>()));
+        services.AddSingleton<IMessagePublisher, BrokerMessagePublisher>();
         if (mqtt is not null)
         {
             // Plain TCP runs on the broker's own socket listener; TLS and WebSockets on Kestrel.
@@ -143,6 +155,7 @@ public sealed class TrellisServer : IAsyncDisposable
         var registry = app.Services.GetRequiredService<RegistryService>();
         var broker = app.Services.GetRequiredService<MqttBroker>();
         app.Lifetime.ApplicationStopping.Register(broker.DisconnectAll);
+        broker.AddTopicHandler(new ShadowTopicHandler(app.Services.GetRequiredService<ShadowService>()));
         registry.CertificateStatusChanged += (id, status) =>
         {
             if (status != CertificateStatus.Active)
@@ -174,6 +187,7 @@ public sealed class TrellisServer : IAsyncDisposable
         app.MapCertificatesApi();
         app.MapPoliciesApi();
         app.MapPrincipalsApi(() => server!.TlsEndpointAddress);
+        app.MapDataPlaneApi(brokerOptions.MaxPacketBytes);
         app.MapFallback((HttpContext context) =>
             AwsResults.Error("UnknownOperationException", StatusCodes.Status404NotFound, $"No operation at {context.Request.Method} {context.Request.Path}."));
 

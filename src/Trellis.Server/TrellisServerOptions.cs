@@ -30,6 +30,9 @@ public sealed record TrellisServerOptions
     /// <summary>Further broker settings for embedding hosts and tests (timeouts, queue sizes).</summary>
     public Action<Trellis.Broker.BrokerOptions>? ConfigureBroker { get; init; }
 
+    /// <summary>Shadow limits (document size, nesting depth, updates per second per thing).</summary>
+    public Trellis.Shadows.ShadowOptions Shadows { get; init; } = new();
+
     /// <summary>Minimum log level: Trace, Debug, Information, Warning, Error.</summary>
     public string LogLevel { get; init; } = "Information";
 }

@@ -14,6 +14,9 @@ public sealed class DataFolder
 
     public string RegistryPath => System.IO.Path.Combine(Root, "trellis.db");
 
+    /// <summary>Device shadows: a database of its own, so shadow writes never wait for registry writes.</summary>
+    public string ShadowsPath => System.IO.Path.Combine(Root, "shadows.db");
+
     /// <summary>CA and server key material (mode 0600 files).</summary>
     public string PkiDirectory => System.IO.Path.Combine(Root, "pki");
 

@@ -45,8 +45,9 @@ internal sealed partial class MqttConnection
                 handled = true;
 
                 // Back-pressure at packet granularity: stop consuming as soon as a subscriber is
-                // congested; the rest stays in the pipe (and then in the socket) until it drains.
-                if (CongestedOn is not null)
+                // congested, or a service request is being handled; the rest stays in the pipe
+                // (and then in the socket) until it drains.
+                if (CongestedOn is not null || _pendingRequest is not null)
                 {
                     paused = true;
                     break;
@@ -88,11 +89,39 @@ internal sealed partial class MqttConnection
                 return;
             }
 
+            if (_pendingRequest is { } request)
+            {
+                await CompleteRequestAsync(request);
+            }
+
             if (Session is not null)
             {
                 await _broker.WaitForCongestionAsync(this, token);
             }
         }
+    }
+
+    /// <summary>Waits for a service request of this client, then sends its acknowledgement.</summary>
+    private async Task CompleteRequestAsync(Task request)
+    {
+        _pendingRequest = null;
+        try
+        {
+            await request;
+        }
+        catch (Exception e)
+        {
+            _broker.Logger.ServiceRequestFailed(ClientId, e.GetType().Name + ": " + e.Message);
+        }
+
+        var (qos, packetId) = _pendingAck;
+        if (qos == 0)
+        {
+            return;
+        }
+
+        SendControl(qos == 1 ? PacketType.PubAck : PacketType.PubRec, packetId);
+        Wake();
     }
 
     /// <summary>Handles one packet. Returns false when the connection must end.</summary>
@@ -236,6 +265,17 @@ internal sealed partial class MqttConnection
         };
 
         var matched = _broker.Publish(message, Session);
+        if (_broker.HandlerFor(topic) is { } handler)
+        {
+            // A service request (shadow …): handled off this thread; the read loop waits for it
+            // and only then acknowledges, so a PUBACK means the request was handled.
+            var payload = packet.Payload;
+            var clientId = ClientId;
+            _pendingRequest = Task.Run(() => handler.HandleAsync(topic, payload, clientId));
+            _pendingAck = (packet.Qos, packet.PacketId);
+            return true;
+        }
+
         var reason = matched == 0 && v5 ? ReasonCode.NoMatchingSubscribers : ReasonCode.Success;
         if (packet.Qos == 1)
         {

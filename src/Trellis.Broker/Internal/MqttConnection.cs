@@ -31,6 +31,8 @@ internal sealed partial class MqttConnection : IDisposable, IThreadPoolWorkItem
     private HashSet<MqttConnection>? _deferredWakes;
     private int _writeRequested;
     private bool _hardAbort;
+    private Task? _pendingRequest;
+    private (byte Qos, ushort PacketId) _pendingAck;
 
     public MqttConnection(MqttBroker broker, IDuplexPipe transport, Action abortTransport, X509Certificate2? clientCertificate, bool isTls, string remoteAddress, string listener)
     {
@@ -242,6 +244,14 @@ internal sealed partial class MqttConnection : IDisposable, IThreadPoolWorkItem
         {
             // The writer must be done with the pipe before it is completed.
             await Task.WhenAny(writer, Task.Delay(TimeSpan.FromSeconds(2), CancellationToken.None));
+        }
+
+        // Take the writer slot for good: a late Wake (a server reply racing the close) can no
+        // longer start a writer on a completed pipe.
+        var deadline = Environment.TickCount64 + 2000;
+        while (Interlocked.CompareExchange(ref _writerRunning, 1, 0) != 0 && Environment.TickCount64 < deadline)
+        {
+            await Task.Delay(5, CancellationToken.None);
         }
 
         if (Volatile.Read(ref _hardAbort))

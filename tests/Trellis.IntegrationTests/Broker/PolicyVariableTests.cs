@@ -51,7 +51,7 @@ public sealed class PolicyVariableTests(TrellisHost host)
               {"Effect":"Allow","Action":"iot:Publish","Resource":"arn:aws:iot:*:*:topic/org/${iot:Certificate.Subject.Organization}/${iot:Certificate.Subject.CommonName}"}]}
             """]);
         await AwsAsync(["iot", "attach-policy", "--policy-name", policyName, "--target", certArn]);
-        var device = new Device(name, certArn.Split('/')[^1], certArn, certPath, key);
+        var device = new ProvisionedDevice(name, certArn.Split('/')[^1], certArn, certPath, key);
 
         var own = await ExternalTool.RunAsync("mosquitto_pub", [.. host.TlsArgs(device, version: "mqttv5"), "-t", $"org/Trellis Tests/{name}", "-m", "1", "-q", "1"], Timeout, cancellationToken: Ct);
         var other = await ExternalTool.RunAsync("mosquitto_pub", [.. host.TlsArgs(device, version: "mqttv5"), "-t", "org/Trellis Tests/someone-else", "-m", "1", "-q", "1"], Timeout, cancellationToken: Ct);

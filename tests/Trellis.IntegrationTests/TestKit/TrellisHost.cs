@@ -111,7 +111,7 @@ public class TrellisHost : IAsyncLifetime
     }
 
     /// <summary>Creates a thing, an active certificate and a policy with boto3, as the AWS tutorials do.</summary>
-    public async Task<Device> ProvisionAsync(string thingName, string policyName, string policyJson, CancellationToken cancellationToken)
+    public async Task<ProvisionedDevice> ProvisionAsync(string thingName, string policyName, string policyJson, CancellationToken cancellationToken)
     {
         var policyFile = Path.Combine(DataDirectory, $"{policyName}.json");
         await File.WriteAllTextAsync(policyFile, policyJson, cancellationToken);
@@ -120,11 +120,11 @@ public class TrellisHost : IAsyncLifetime
         Assert.True(result.ExitCode == 0, "provision.py failed: " + result.Output);
         using var json = JsonDocument.Parse(result.Stdout);
         var root = json.RootElement;
-        return new Device(thingName, root.GetProperty("certificateId").GetString()!, root.GetProperty("certificateArn").GetString()!, root.GetProperty("cert").GetString()!, root.GetProperty("key").GetString()!);
+        return new ProvisionedDevice(thingName, root.GetProperty("certificateId").GetString()!, root.GetProperty("certificateArn").GetString()!, root.GetProperty("cert").GetString()!, root.GetProperty("key").GetString()!);
     }
 
     /// <summary>mosquitto_* arguments for a TLS connection as <paramref name="device"/>.</summary>
-    public List<string> TlsArgs(Device device, string? clientId = null, string version = "mqttv311") =>
+    public List<string> TlsArgs(ProvisionedDevice device, string? clientId = null, string version = "mqttv311") =>
     [
         "-h", "127.0.0.1", "-p", MqttsPort.ToString(System.Globalization.CultureInfo.InvariantCulture),
         "--cafile", CaPath, "--cert", device.CertPath, "--key", device.KeyPath,
