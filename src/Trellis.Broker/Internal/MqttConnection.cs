@@ -240,18 +240,13 @@ internal sealed partial class MqttConnection : IDisposable, IThreadPoolWorkItem
         {
         }
 
-        if (_writer is { } writer)
+        // Take the writer slot for good: a late Wake (a server reply racing the close) can no
+        // longer start a writer on the pipe we are about to complete.
+        Interlocked.Exchange(ref _writerRunning, 1);
+        if (_writer is { IsCompleted: false } writer)
         {
             // The writer must be done with the pipe before it is completed.
             await Task.WhenAny(writer, Task.Delay(TimeSpan.FromSeconds(2), CancellationToken.None));
-        }
-
-        // Take the writer slot for good: a late Wake (a server reply racing the close) can no
-        // longer start a writer on a completed pipe.
-        var deadline = Environment.TickCount64 + 2000;
-        while (Interlocked.CompareExchange(ref _writerRunning, 1, 0) != 0 && Environment.TickCount64 < deadline)
-        {
-            await Task.Delay(5, CancellationToken.None);
         }
 
         if (Volatile.Read(ref _hardAbort))

@@ -32,7 +32,13 @@ public sealed partial class CliServeTests : IDisposable
                 Assert.True(pub.ExitCode == 0, pub.Output);
             }
 
-            // No shutdown: the PUBACKs above must already mean "durable".
+            // A shadow: created over HTTP (200), updated over MQTT (/update/accepted).
+            var created = await IotDataAsync(first, """[{"op":"create_thing","thing":"durable-lamp"},{"op":"update","thing":"durable-lamp","payload":{"state":{"desired":{"on":true}}}}]""");
+            Assert.Equal(200, created[1]!["status"]!.GetValue<int>());
+            var accepted = await ExternalTool.RunAsync("mosquitto_rr", [.. first.Anonymous(TrellisHost.Unique("rr")), "-t", "$aws/things/durable-lamp/shadow/update", "-e", "$aws/things/durable-lamp/shadow/update/accepted", "-m", """{"state":{"reported":{"on":true}}}""", "-W", "10"], Timeout, cancellationToken: Ct);
+            Assert.Contains("\"version\":2", accepted.Stdout, StringComparison.Ordinal);
+
+            // No shutdown: the PUBACKs and the accepted shadow updates above must already mean "durable".
             first.Kill9();
         }
 
@@ -40,6 +46,9 @@ public sealed partial class CliServeTests : IDisposable
         var resumed = await ExternalTool.RunAsync("mosquitto_sub", [.. second.Anonymous(clientId), "-c", "-q", "1", "-t", "durable/t", "-C", "3", "-W", "10"], Timeout, cancellationToken: Ct);
 
         Assert.Equal(["m1", "m2", "m3"], resumed.Stdout.Split('\n', StringSplitOptions.RemoveEmptyEntries));
+        var shadow = await IotDataAsync(second, """[{"op":"get","thing":"durable-lamp"}]""");
+        Assert.Equal("""{"desired":{"on":true},"reported":{"on":true}}""", shadow[0]!["body"]!["state"]!.ToJsonString());
+        Assert.Equal(2, shadow[0]!["body"]!["version"]!.GetValue<int>());
         var exit = await second.TerminateAsync(Ct);
         Assert.Equal(0, exit);
         Assert.Contains("Saved", second.Output, StringComparison.Ordinal);
@@ -72,6 +81,24 @@ public sealed partial class CliServeTests : IDisposable
     [GeneratedRegex(@"MQTT \(TCP\)\s+port (\d+)")]
     private static partial Regex MqttPortPattern();
 
+    [GeneratedRegex(@"Management API\s+http://127\.0\.0\.1:(\d+)")]
+    private static partial Regex HttpPortPattern();
+
+    /// <summary>boto3 against a server process (Scripts/iotdata.py), with the credentials of its data folder.</summary>
+    private async Task<System.Text.Json.Nodes.JsonArray> IotDataAsync(ServerProcess server, string operations)
+    {
+        var script = Path.Combine(AppContext.BaseDirectory, "Scripts", "iotdata.py");
+        var env = new Dictionary<string, string>
+        {
+            ["AWS_SHARED_CREDENTIALS_FILE"] = Path.Combine(_data, "credentials"),
+            ["AWS_PROFILE"] = "trellis",
+            ["AWS_EC2_METADATA_DISABLED"] = "true",
+        };
+        var result = await ExternalTool.RunAsync("python3", [script, $"http://127.0.0.1:{server.HttpPort}", operations], TimeSpan.FromSeconds(60), env, Ct);
+        Assert.True(result.ExitCode == 0, "iotdata.py failed: " + result.Output);
+        return System.Text.Json.Nodes.JsonNode.Parse(result.Stdout)!.AsArray();
+    }
+
     private sealed class ServerProcess : IDisposable
     {
         private readonly Process _process;
@@ -88,6 +115,8 @@ public sealed partial class CliServeTests : IDisposable
         }
 
         public int MqttPort { get; private set; }
+
+        public int HttpPort { get; private set; }
 
         public string Banner { get; private set; } = string.Empty;
 
@@ -133,6 +162,7 @@ public sealed partial class CliServeTests : IDisposable
             var server = new ServerProcess(Process.Start(info)!);
             Assert.True(await Eventually.TrueAsync(() => MqttPortPattern().IsMatch(server.Output) && server.Output.Contains("Try it:", StringComparison.Ordinal), Timeout, ct), "no banner: " + server.Output);
             server.MqttPort = int.Parse(MqttPortPattern().Match(server.Output).Groups[1].Value, CultureInfo.InvariantCulture);
+            server.HttpPort = int.Parse(HttpPortPattern().Match(server.Output).Groups[1].Value, CultureInfo.InvariantCulture);
             server.Banner = server.Output;
             return server;
         }
