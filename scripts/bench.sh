@@ -3,7 +3,7 @@
 # with the same load generator and workloads. Results: bench/results/<timestamp>.jsonl and a
 # markdown table on stdout (paste it into docs/benchmarks.md with the machine details).
 #
-# usage: scripts/bench.sh [scenario ...]   (default: fanin-q0 fanin-q1 fanout p2p idle overload)
+# usage: scripts/bench.sh [scenario ...]   (default: fanin-q0 fanin-q1 fanout p2p idle overload shadow)
 #        BENCH_ROUNDS=N (default 3): traffic scenarios run N times, brokers alternating; the report
 #        quotes medians, because single runs on a shared 2-core VM move by 10-30 %.
 set -euo pipefail
@@ -50,7 +50,7 @@ stop_brokers() { kill "$mosq_pid" "$trellis_pid" 2>/dev/null || true; wait "$mos
 mkdir -p bench/results
 out="bench/results/$(date -u +%Y%m%dT%H%M%SZ).jsonl"
 scenarios=("$@")
-[[ ${#scenarios[@]} -gt 0 ]] || scenarios=(fanin-q0 fanin-q1 fanout p2p idle overload)
+[[ ${#scenarios[@]} -gt 0 ]] || scenarios=(fanin-q0 fanin-q1 fanout p2p idle overload shadow)
 
 rounds=${BENCH_ROUNDS:-3}
 run() { # round broker-name port pid scenario-args...
@@ -58,7 +58,27 @@ run() { # round broker-name port pid scenario-args...
   $loadgen --name "$name" --port "$port" --pid "$pid" "$@" | sed -u "s/^{/{\"round\":$round,/" | tee -a "$out"
 }
 
+# Shadows have no Mosquitto counterpart: Trellis alone, over MQTT across 1000 things, then the
+# store's and the shadow service's in-process capacity across 10 000 things.
+shadow_bench() {
+  start_brokers
+  python3 "$root/bench/create_things.py" "http://127.0.0.1:$(trellis_http_port)" "$work/data/credentials" 1000 bench-thing-
+  for round in $(seq 1 "$rounds"); do
+    run "$round" trellis $trellis_port "$trellis_pid" --scenario shadow --things 1000 --rates 1000,2000,5000,10000,15000,20000
+  done
+  stop_brokers
+  $loadgen --scenario shadow-store --things 10000 --in-flight 512 --seconds 5 | tee -a "$out"
+}
+trellis_http_port() { # the banner is printed once start-up is complete
+  for _ in $(seq 1 100); do
+    grep -qE 'Management API +http' "$work/trellis.log" && break
+    sleep 0.1
+  done
+  grep -oE 'Management API +http://127.0.0.1:[0-9]+' "$work/trellis.log" | grep -oE '[0-9]+$'
+}
+
 for scenario in "${scenarios[@]}"; do
+  if [[ $scenario == shadow ]]; then shadow_bench; continue; fi
   case $scenario in
     fanin-q0) a=(--scenario fanin --qos 0 --rates 20000,40000,60000,80000,100000,120000,140000,160000,200000,250000,300000,350000,400000,500000) ;;
     fanin-q1) a=(--scenario fanin --qos 1 --rates 10000,20000,40000,60000,80000,100000,120000,140000,160000,200000,250000,300000) ;;

@@ -4,7 +4,8 @@ using System.Net.Sockets;
 using System.Text.Json;
 using Trellis.LoadGen;
 
-// trellis-loadgen --name NAME --port PORT --pid PID --scenario fanin|fanout|p2p|overload|idle [--qos 0|1] [--rates a,b,c] [--seconds 3] [--connections 10000]
+// trellis-loadgen --name NAME --port PORT --pid PID --scenario fanin|fanout|p2p|overload|idle|shadow|shadow-store
+//                 [--qos 0|1] [--rates a,b,c] [--seconds 3] [--connections 10000] [--things 1000] [--thing-prefix bench-thing-] [--in-flight 1000]
 var options = Args.Parse(args);
 var broker = new BrokerProcess(options.Pid);
 using var cts = new CancellationTokenSource(TimeSpan.FromMinutes(30));
@@ -17,6 +18,12 @@ switch (options.Scenario)
         break;
     case "overload":
         await OverloadAsync();
+        break;
+    case "shadow":
+        await ShadowLadderAsync();
+        break;
+    case "shadow-store":
+        await ShadowStoreBench.RunAsync(options.Things, options.InFlight, options.Seconds, Emit);
         break;
     default:
         await LadderAsync();
@@ -149,6 +156,122 @@ async Task IdleAsync()
     {
         socket.Dispose();
     }
+}
+
+// Shadow updates across many things over MQTT: every update changes desired, so each accepted
+// update yields one delta; the step passes when every delta arrives, nothing is rejected, and the
+// update-to-delta p99 is under 50 ms.
+async Task ShadowLadderAsync()
+{
+    var devices = new List<ShadowDevice>();
+    for (var i = 0; i < options.Things; i++)
+    {
+        var thing = options.ThingPrefix + i;
+        var socket = await MqttWire.OpenAsync(options.Host, options.Port, thing, ct);
+        await MqttWire.SubscribeAsync(socket, $"$aws/things/{thing}/shadow/update/delta", 0, ct);
+        await MqttWire.SubscribeAsync(socket, $"$aws/things/{thing}/shadow/update/rejected", 0, ct);
+        var device = new ShadowDevice(socket, thing);
+        devices.Add(device);
+        _ = Task.Run(() => device.RunReaderAsync(ct), ct);
+    }
+
+    var best = (Rate: 0.0, P50: (double?)null, P99: (double?)null, Cpu: 0.0, Rss: 0L);
+    var failures = 0;
+    var step = 0;
+    await ShadowStepAsync(devices, options.Rates[0], -1, TimeSpan.FromSeconds(2));
+    foreach (var rate in options.Rates)
+    {
+        var r = await ShadowStepAsync(devices, rate, ++step, TimeSpan.FromSeconds(options.Seconds));
+        Emit(new Dictionary<string, object?>
+        {
+            ["broker"] = options.Name,
+            ["scenario"] = "shadow",
+            ["things"] = devices.Count,
+            ["offered"] = rate,
+            ["sent"] = r.Sent,
+            ["deltas"] = r.Deltas,
+            ["rejected"] = r.Rejected,
+            ["p50ms"] = r.P50,
+            ["p99ms"] = r.P99,
+            ["cpuPct"] = r.Cpu,
+            ["rssMiB"] = r.Rss / 1024,
+            ["passed"] = r.Passed,
+        });
+        if (r.Passed)
+        {
+            failures = 0;
+            best = rate > best.Rate ? (rate, (double?)r.P50, (double?)r.P99, r.Cpu, r.Rss) : best;
+        }
+        else if (++failures >= 2)
+        {
+            break;
+        }
+    }
+
+    Emit(new Dictionary<string, object?>
+    {
+        ["summary"] = true,
+        ["broker"] = options.Name,
+        ["scenario"] = "shadow",
+        ["things"] = devices.Count,
+        ["zeroLossRate"] = best.Rate,
+        ["p50ms"] = best.P50,
+        ["p99ms"] = best.P99,
+        ["cpuPct"] = best.Cpu,
+        ["rssMiB"] = best.Rss / 1024,
+    });
+    await cts.CancelAsync();
+}
+
+async Task<(long Sent, long Deltas, long Rejected, double P50, double P99, double Cpu, long Rss, bool Passed)> ShadowStepAsync(List<ShadowDevice> devices, double rate, int step, TimeSpan duration)
+{
+    foreach (var d in devices)
+    {
+        d.Reset(step);
+    }
+
+    broker.CpuNanoseconds();
+    var started = Stopwatch.GetTimestamp();
+    var perDevice = rate / devices.Count;
+    var end = started + (long)(duration.TotalSeconds * Stopwatch.Frequency);
+    while (Stopwatch.GetTimestamp() < end)
+    {
+        var due = perDevice * (Stopwatch.GetTimestamp() - started) / Stopwatch.Frequency;
+        for (var i = 0; i < devices.Count; i++)
+        {
+            // Devices are phase-shifted (i/N of a period) so that low per-device rates spread evenly in time.
+            var d = devices[i];
+            var dueHere = (long)(due + ((double)i / devices.Count));
+            var sent = Interlocked.Read(ref d.Sent);
+            if (dueHere > sent)
+            {
+                await d.SendAsync((int)(dueHere - sent), sent, ct);
+            }
+        }
+
+        await Task.Delay(1, ct);
+    }
+
+    var total = devices.Sum(d => Interlocked.Read(ref d.Sent));
+    var deadline = Stopwatch.GetTimestamp() + (3 * Stopwatch.Frequency);
+    while (devices.Sum(d => Interlocked.Read(ref d.Deltas) + Interlocked.Read(ref d.Rejected)) < total && Stopwatch.GetTimestamp() < deadline)
+    {
+        await Task.Delay(20, ct);
+    }
+
+    var elapsed = Stopwatch.GetElapsedTime(started).TotalSeconds;
+    var cpu = broker.CpuNanoseconds() / (elapsed * 1e7);
+    var histogram = new LatencyHistogram();
+    foreach (var d in devices)
+    {
+        histogram.Merge(d.Histogram);
+    }
+
+    var deltas = devices.Sum(d => Interlocked.Read(ref d.Deltas));
+    var rejected = devices.Sum(d => Interlocked.Read(ref d.Rejected));
+    var p99 = histogram.PercentileMs(0.99);
+    var offeredOk = total >= rate * duration.TotalSeconds * 0.97;
+    return (total, deltas, rejected, histogram.PercentileMs(0.5), p99, Math.Round(cpu), broker.RssKiB(), deltas >= total && rejected == 0 && p99 < 50 && offeredOk);
 }
 
 async Task<(List<Publisher> Publishers, List<Subscriber> Subscribers, int ExpectedPerMessage)> SetUpAsync(string scenario)
@@ -290,7 +413,7 @@ static void Emit(Dictionary<string, object?> values) => Console.WriteLine(JsonSe
 
 internal sealed record StepResult(long Sent, long Expected, long Received, double LossPct, double P50, double P99, double Cpu, long Rss, bool Passed);
 
-internal sealed record Args(string Name, string Host, int Port, int Pid, string Scenario, int Qos, double[] Rates, double Seconds, int Connections, int PayloadBytes)
+internal sealed record Args(string Name, string Host, int Port, int Pid, string Scenario, int Qos, double[] Rates, double Seconds, int Connections, int PayloadBytes, int Things, string ThingPrefix, int InFlight)
 {
     public static Args Parse(string[] args)
     {
@@ -310,6 +433,9 @@ internal sealed record Args(string Name, string Host, int Port, int Pid, string 
             Get("--rates", "10000,20000,40000,60000,80000,100000,120000,140000,160000,180000,200000,250000,300000").Split(',').Select(r => double.Parse(r, CultureInfo.InvariantCulture)).ToArray(),
             double.Parse(Get("--seconds", "3"), CultureInfo.InvariantCulture),
             int.Parse(Get("--connections", "10000"), CultureInfo.InvariantCulture),
-            int.Parse(Get("--payload", "64"), CultureInfo.InvariantCulture));
+            int.Parse(Get("--payload", "64"), CultureInfo.InvariantCulture),
+            int.Parse(Get("--things", "1000"), CultureInfo.InvariantCulture),
+            Get("--thing-prefix", "bench-thing-"),
+            int.Parse(Get("--in-flight", "1000"), CultureInfo.InvariantCulture));
     }
 }

@@ -187,6 +187,14 @@ public sealed partial class MqttBroker : IHostedService, IAsyncDisposable
         return matched;
     }
 
+    /// <summary>Whether any subscription matches <paramref name="topic"/> (policies aside).</summary>
+    public bool HasSubscribers(string topic)
+    {
+        var found = false;
+        _index.Match(topic, ref found, static (ref bool f, Subscriber _) => f = true);
+        return found;
+    }
+
     /// <summary>Adds a service for requests on reserved topics (see <see cref="IServerTopicHandler"/>).</summary>
     public void AddTopicHandler(IServerTopicHandler handler)
     {

@@ -193,6 +193,7 @@ public sealed partial class RegistryService
             using var delete = Command(connection, "DELETE FROM things WHERE name = $n", ("$n", name));
             delete.ExecuteNonQuery();
             Changed();
+            ThingDeleted?.Invoke(name);
             return null;
         }
     }

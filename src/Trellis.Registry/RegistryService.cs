@@ -34,6 +34,9 @@ public sealed partial class RegistryService
     /// <summary>Raised after a certificate's status changed (id, new status).</summary>
     public event Action<string, string>? CertificateStatusChanged;
 
+    /// <summary>Raised after a thing was deleted (its name).</summary>
+    public event Action<string>? ThingDeleted;
+
     /// <summary>Moves on whenever anything that affects a connection's policies changes.</summary>
     public long PolicyGeneration => Volatile.Read(ref _generation);
 

@@ -9,6 +9,8 @@ internal sealed class BrokerShadowPublisher(MqttBroker broker) : IShadowPublishe
 {
     public void Publish(string topic, byte[] payload, string? requesterClientId) =>
         broker.PublishReply(topic, payload, requesterClientId);
+
+    public bool HasSubscribers(string topic) => broker.HasSubscribers(topic);
 }
 
 /// <summary>Hands MQTT publishes on <c>$aws/things/{thing}/shadow/…/get|update|delete</c> to the shadow service.</summary>

@@ -155,7 +155,9 @@ public sealed class TrellisServer : IAsyncDisposable
         var registry = app.Services.GetRequiredService<RegistryService>();
         var broker = app.Services.GetRequiredService<MqttBroker>();
         app.Lifetime.ApplicationStopping.Register(broker.DisconnectAll);
-        broker.AddTopicHandler(new ShadowTopicHandler(app.Services.GetRequiredService<ShadowService>()));
+        var shadows = app.Services.GetRequiredService<ShadowService>();
+        broker.AddTopicHandler(new ShadowTopicHandler(shadows));
+        registry.ThingDeleted += shadows.ForgetThing;
         registry.CertificateStatusChanged += (id, status) =>
         {
             if (status != CertificateStatus.Active)

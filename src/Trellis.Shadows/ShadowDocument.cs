@@ -27,6 +27,9 @@ public sealed class ShadowDocument
     /// <summary>False for a shadow that never existed or was deleted.</summary>
     public bool Exists { get; private set; }
 
+    private string? _storageJson;
+    private int _stateBytes;
+
     public static ShadowDocument Absent(long version = 0) => new() { Version = version };
 
     /// <summary>Applies a validated update, returning the new document (this one is unchanged).</summary>
@@ -92,18 +95,8 @@ public sealed class ShadowDocument
     /// <summary>Size of the state document (desired and reported, no metadata) as compact UTF-8 JSON.</summary>
     public int StateBytes()
     {
-        var state = new JsonObject();
-        if (Desired is not null)
-        {
-            state["desired"] = Desired.DeepClone();
-        }
-
-        if (Reported is not null)
-        {
-            state["reported"] = Reported.DeepClone();
-        }
-
-        return System.Text.Encoding.UTF8.GetByteCount(state.ToJsonString());
+        Serialize();
+        return _stateBytes;
     }
 
     /// <summary><c>{"desired": …, "reported": …}</c> (sections that exist), optionally with the delta.</summary>
@@ -145,12 +138,59 @@ public sealed class ShadowDocument
     }
 
     /// <summary>The stored form: state, metadata and timestamp (the version is kept in its own column).</summary>
-    public string ToStorageJson() => new JsonObject
+    public string ToStorageJson()
     {
-        ["state"] = StateNode(withDelta: false),
-        ["metadata"] = MetadataNode(),
-        ["timestamp"] = Timestamp,
-    }.ToJsonString();
+        Serialize();
+        return _storageJson!;
+    }
+
+    /// <summary>
+    /// Writes the stored form once, straight from the nodes (no copies), and notes the size of the
+    /// state part on the way. A document is not changed after <see cref="Apply"/> returns it.
+    /// </summary>
+    private void Serialize()
+    {
+        if (_storageJson is not null)
+        {
+            return;
+        }
+
+        var buffer = new System.Buffers.ArrayBufferWriter<byte>(512);
+        using (var writer = new System.Text.Json.Utf8JsonWriter(buffer))
+        {
+            writer.WriteStartObject();
+            writer.WritePropertyName("state");
+            writer.Flush();
+            var stateStart = buffer.WrittenCount;
+            WriteSections(writer, Desired, Reported);
+            writer.Flush();
+            _stateBytes = buffer.WrittenCount - stateStart;
+            writer.WritePropertyName("metadata");
+            WriteSections(writer, DesiredMetadata, ReportedMetadata);
+            writer.WriteNumber("timestamp", Timestamp);
+            writer.WriteEndObject();
+        }
+
+        _storageJson = System.Text.Encoding.UTF8.GetString(buffer.WrittenSpan);
+    }
+
+    private static void WriteSections(System.Text.Json.Utf8JsonWriter writer, JsonObject? desired, JsonObject? reported)
+    {
+        writer.WriteStartObject();
+        if (desired is not null)
+        {
+            writer.WritePropertyName("desired");
+            desired.WriteTo(writer);
+        }
+
+        if (reported is not null)
+        {
+            writer.WritePropertyName("reported");
+            reported.WriteTo(writer);
+        }
+
+        writer.WriteEndObject();
+    }
 
     public static ShadowDocument FromStorage(string? json, long version, bool deleted)
     {

@@ -14,6 +14,9 @@ public interface IShadowPublisher
     /// subscribed (as AWS does for shadow replies). Receive policies still apply.
     /// </summary>
     void Publish(string topic, byte[] payload, string? requesterClientId);
+
+    /// <summary>Whether anyone subscribes to <paramref name="topic"/> (notifications nobody receives are not built).</summary>
+    bool HasSubscribers(string topic);
 }
 
 /// <summary>The answer to one shadow request: a JSON document, or an error.</summary>
@@ -42,6 +45,10 @@ public sealed partial class ShadowService(
 {
     private readonly ConcurrentDictionary<ShadowKey, Entry> _entries = new();
     private readonly ConcurrentDictionary<string, RateBucket> _rates = new(StringComparer.Ordinal);
+
+    // Things known to exist: a registry lookup per request would put SQLite on every update.
+    // Creation needs no invalidation; deletion calls ForgetThing.
+    private readonly ConcurrentDictionary<string, byte> _knownThings = new(StringComparer.Ordinal);
     private long _updates;
     private long _rejected;
 
@@ -121,11 +128,6 @@ public sealed partial class ShadowService(
             ["version"] = document.Version,
             ["timestamp"] = document.Timestamp,
         };
-        if (document.Delta() is { } delta && document.DeltaMetadata(delta) is { } deltaMetadata)
-        {
-            body["metadata"]!["delta"] = deltaMetadata;
-        }
-
         AddToken(body, clientToken);
         return ShadowResult.Ok(body);
     }
@@ -209,14 +211,19 @@ public sealed partial class ShadowService(
             publisher.Publish($"{key.TopicPrefix}/update/delta", Encoding.UTF8.GetBytes(message.ToJsonString()), null);
         }
 
-        var documents = new JsonObject
+        var documentsTopic = $"{key.TopicPrefix}/update/documents";
+        if (publisher.HasSubscribers(documentsTopic))
         {
-            ["previous"] = Snapshot(previous),
-            ["current"] = Snapshot(next),
-            ["timestamp"] = timestamp,
-        };
-        AddToken(documents, update.ClientToken);
-        publisher.Publish($"{key.TopicPrefix}/update/documents", Encoding.UTF8.GetBytes(documents.ToJsonString()), null);
+            var documents = new JsonObject
+            {
+                ["previous"] = Snapshot(previous),
+                ["current"] = Snapshot(next),
+                ["timestamp"] = timestamp,
+            };
+            AddToken(documents, update.ClientToken);
+            publisher.Publish(documentsTopic, Encoding.UTF8.GetBytes(documents.ToJsonString()), null);
+        }
+
         return result;
     }
 
@@ -378,8 +385,22 @@ public sealed partial class ShadowService(
             return ShadowError.Invalid($"Invalid shadow name: '{key.Name}'");
         }
 
-        return thingExists(key.Thing) ? null : ShadowError.NoThing(key.Thing);
+        if (_knownThings.ContainsKey(key.Thing))
+        {
+            return null;
+        }
+
+        if (!thingExists(key.Thing))
+        {
+            return ShadowError.NoThing(key.Thing);
+        }
+
+        _knownThings.TryAdd(key.Thing, 0);
+        return null;
     }
+
+    /// <summary>Call when a thing is deleted: its shadows stay stored (as in AWS) but are no longer served.</summary>
+    public void ForgetThing(string thing) => _knownThings.TryRemove(thing, out _);
 
     private static bool IsValidName(string name, int maxLength) =>
         name.Length is > 0 && name.Length <= maxLength && name.All(c => char.IsAsciiLetterOrDigit(c) || c is ':' or '_' or '-');

@@ -1,4 +1,7 @@
+using System.Buffers;
 using System.Text.Json.Nodes;
+using MQTTnet;
+using MQTTnet.Protocol;
 using Trellis.Device;
 using Trellis.IntegrationTests.TestKit;
 
@@ -254,6 +257,77 @@ public sealed class ShadowTests(TrellisHost host)
             Assert.Equal(current.Version + 1, await shadow.UpdateAsync(null, new JsonObject { ["x"] = 1 }, current.Version, Ct));
         }
 
+    }
+
+    [Fact]
+    public async Task Updates_beyond_twenty_per_second_per_thing_are_throttled_with_429()
+    {
+        var thing = TrellisHost.Unique("fast");
+        await IotDataAsync(new { op = "create_thing", thing });
+        var prefix = $"$aws/things/{thing}/shadow";
+        using var client = new MqttClientFactory().CreateMqttClient();
+        var replies = new List<(string Topic, JsonNode Body)>();
+        client.ApplicationMessageReceivedAsync += e =>
+        {
+            lock (replies)
+            {
+                replies.Add((e.ApplicationMessage.Topic, JsonNode.Parse(e.ApplicationMessage.Payload.ToArray())!));
+            }
+
+            return Task.CompletedTask;
+        };
+        var admin = host.Server.AccessKeys.AdminAccessKeyId;
+        await client.ConnectAsync(new MqttClientOptionsBuilder().WithTcpServer("127.0.0.1", host.MqttPort).WithCredentials(admin, host.Server.AccessKeys.SecretFor(admin)).WithClientId(TrellisHost.Unique("burst")).Build(), Ct);
+        await client.SubscribeAsync($"{prefix}/update/+", MqttQualityOfServiceLevel.AtLeastOnce, Ct);
+
+        // A burst of 40 updates on one connection, well within a second.
+        for (var i = 0; i < 40; i++)
+        {
+            await client.PublishStringAsync($"{prefix}/update", "{\"state\":{\"reported\":{\"n\":" + i + "}}}", MqttQualityOfServiceLevel.AtMostOnce, cancellationToken: Ct);
+        }
+
+        Assert.True(await Eventually.TrueAsync(() => Count(r => r.Topic.EndsWith("/accepted", StringComparison.Ordinal) || r.Topic.EndsWith("/rejected", StringComparison.Ordinal)) >= 40, Timeout, Ct));
+        var accepted = Count(r => r.Topic.EndsWith("/accepted", StringComparison.Ordinal));
+        List<JsonNode> rejected;
+        lock (replies)
+        {
+            rejected = [.. replies.Where(r => r.Topic.EndsWith("/rejected", StringComparison.Ordinal)).Select(r => r.Body)];
+        }
+
+        Assert.InRange(accepted, 20, 30); // a bucket of 20, refilled at 20/s while the burst runs
+        Assert.Equal(40 - accepted, rejected.Count);
+        Assert.All(rejected, r => Assert.Equal((429, "Too Many Requests"), (r["code"]!.GetValue<int>(), r["message"]!.GetValue<string>())));
+
+        // Throttled updates wrote nothing: the version counts the accepted ones only.
+        var get = await IotDataAsync(new { op = "get", thing });
+        Assert.Equal(accepted, get[0]!["body"]!["version"]!.GetValue<int>());
+        await client.DisconnectAsync(cancellationToken: Ct);
+
+        int Count(Func<(string Topic, JsonNode Body), bool> predicate)
+        {
+            lock (replies)
+            {
+                return replies.Count(predicate);
+            }
+        }
+    }
+
+    [Fact]
+    public async Task Update_documents_carry_previous_and_current_for_subscribers()
+    {
+        var thing = TrellisHost.Unique("docs");
+        await IotDataAsync(new { op = "create_thing", thing }, new { op = "update", thing, payload = new { state = new { reported = new { a = 1 } } } });
+        using var sub = ExternalTool.StartBackground("mosquitto_sub", [.. host.AdminArgs(TrellisHost.Unique("op")), "-t", $"$aws/things/{thing}/shadow/update/documents", "-q", "1"]);
+        Assert.True(await Eventually.TrueAsync(() => host.Server.Broker.HasSubscribers($"$aws/things/{thing}/shadow/update/documents"), Timeout, Ct));
+
+        await AdminRequestAsync($"$aws/things/{thing}/shadow/update", $"$aws/things/{thing}/shadow/update/accepted", """{"state":{"reported":{"a":2}},"clientToken":"d1"}""");
+
+        Assert.True(await sub.WaitForLineAsync(l => l.Contains("\"d1\"", StringComparison.Ordinal), Timeout, Ct), "no documents message: " + string.Join('|', sub.Lines));
+        var documents = JsonNode.Parse(sub.Lines.First(l => l.Contains("\"d1\"", StringComparison.Ordinal)))!;
+        Assert.Equal(1, documents["previous"]!["version"]!.GetValue<int>());
+        Assert.Equal("""{"reported":{"a":1}}""", documents["previous"]!["state"]!.ToJsonString());
+        Assert.Equal(2, documents["current"]!["version"]!.GetValue<int>());
+        Assert.Equal("""{"reported":{"a":2}}""", documents["current"]!["state"]!.ToJsonString());
     }
 
     [Fact]

@@ -1,0 +1,200 @@
+using System.Buffers.Binary;
+using System.Buffers.Text;
+using System.Diagnostics;
+using System.Net.Sockets;
+using System.Text;
+
+namespace Trellis.LoadGen;
+
+/// <summary>
+/// One simulated device for the shadow scenario: publishes QoS 1 shadow updates that change
+/// desired (so every accepted update produces a delta), and reads its own deltas, measuring
+/// update-to-delta latency from the send timestamp carried in the desired state.
+/// </summary>
+internal sealed class ShadowDevice
+{
+    private static readonly byte[] DeltaSuffix = "/update/delta"u8.ToArray();
+    private static readonly byte[] RejectedSuffix = "/update/rejected"u8.ToArray();
+    private static readonly byte[] TsKey = "\"ts\":"u8.ToArray();
+    private static readonly byte[] StepKey = "\"step\":"u8.ToArray();
+
+    private readonly Socket _socket;
+    private readonly byte[] _topic;
+    private readonly byte[] _buffer = new byte[64 * 1024];
+    private readonly byte[] _out = new byte[16 * 1024];
+    private ushort _packetId;
+
+    public ShadowDevice(Socket socket, string thing)
+    {
+        _socket = socket;
+        Thing = thing;
+        _topic = Encoding.UTF8.GetBytes($"$aws/things/{thing}/shadow/update");
+    }
+
+    public string Thing { get; }
+
+    public long Sent;
+
+    public long Deltas;
+
+    public long Rejected;
+
+    public int Step { get; private set; }
+
+    public LatencyHistogram Histogram { get; private set; } = new();
+
+    public void Reset(int step)
+    {
+        Histogram = new LatencyHistogram();
+        Interlocked.Exchange(ref Deltas, 0);
+        Interlocked.Exchange(ref Rejected, 0);
+        Interlocked.Exchange(ref Sent, 0);
+        Step = step;
+    }
+
+    /// <summary>Sends <paramref name="count"/> updates in one write.</summary>
+    public async ValueTask SendAsync(int count, long sequence, CancellationToken ct)
+    {
+        var length = 0;
+        for (var i = 0; i < count && length < _out.Length - 512; i++)
+        {
+            var payload = Encoding.UTF8.GetBytes($"{{\"state\":{{\"desired\":{{\"step\":{Step},\"seq\":{sequence + i},\"ts\":{Stopwatch.GetTimestamp()}}}}}}}");
+            var remaining = 2 + _topic.Length + 2 + payload.Length;
+            _out[length++] = 0x32; // PUBLISH, QoS 1
+            length += WriteLength(_out.AsSpan(length), remaining);
+            BinaryPrimitives.WriteUInt16BigEndian(_out.AsSpan(length), (ushort)_topic.Length);
+            length += 2;
+            _topic.CopyTo(_out, length);
+            length += _topic.Length;
+            _packetId = (ushort)(_packetId == ushort.MaxValue ? 1 : _packetId + 1);
+            BinaryPrimitives.WriteUInt16BigEndian(_out.AsSpan(length), _packetId);
+            length += 2;
+            payload.CopyTo(_out, length);
+            length += payload.Length;
+            Interlocked.Increment(ref Sent);
+        }
+
+        await _socket.SendAsync(_out.AsMemory(0, length), ct);
+    }
+
+    /// <summary>Reads replies and deltas; acks QoS 1 deliveries.</summary>
+    public async Task RunReaderAsync(CancellationToken ct)
+    {
+        var filled = 0;
+        var acks = new byte[4096];
+        try
+        {
+            while (!ct.IsCancellationRequested)
+            {
+                var n = await _socket.ReceiveAsync(_buffer.AsMemory(filled), ct);
+                if (n == 0)
+                {
+                    return;
+                }
+
+                filled += n;
+                var offset = 0;
+                var ackBytes = 0;
+                var now = Stopwatch.GetTimestamp();
+                while (filled - offset >= 2)
+                {
+                    var header = _buffer[offset];
+                    var length = 0;
+                    var multiplier = 1;
+                    var i = offset + 1;
+                    var complete = false;
+                    while (i < filled)
+                    {
+                        var b = _buffer[i++];
+                        length += (b & 0x7F) * multiplier;
+                        multiplier *= 128;
+                        if ((b & 0x80) == 0)
+                        {
+                            complete = true;
+                            break;
+                        }
+                    }
+
+                    if (!complete || filled - i < length)
+                    {
+                        break;
+                    }
+
+                    if ((header & 0xF0) == 0x30)
+                    {
+                        var qos = (header >> 1) & 3;
+                        var topicLength = BinaryPrimitives.ReadUInt16BigEndian(_buffer.AsSpan(i));
+                        var topicStart = i + 2;
+                        var p = i + 2 + topicLength;
+                        if (qos > 0)
+                        {
+                            MqttWire.PutPubAck(acks.AsSpan(ackBytes), BinaryPrimitives.ReadUInt16BigEndian(_buffer.AsSpan(p)));
+                            ackBytes += 4;
+                            p += 2;
+                            if (ackBytes + 4 > acks.Length)
+                            {
+                                await _socket.SendAsync(acks.AsMemory(0, ackBytes), ct);
+                                ackBytes = 0;
+                            }
+                        }
+
+                        Count(_buffer.AsSpan(topicStart, topicLength), _buffer.AsSpan(p, i + length - p), now);
+                    }
+
+                    offset = i + length;
+                }
+
+                if (ackBytes > 0)
+                {
+                    await _socket.SendAsync(acks.AsMemory(0, ackBytes), ct);
+                }
+
+                Buffer.BlockCopy(_buffer, offset, _buffer, 0, filled - offset);
+                filled -= offset;
+            }
+        }
+        catch (OperationCanceledException)
+        {
+        }
+        catch (SocketException)
+        {
+        }
+    }
+
+    private void Count(ReadOnlySpan<byte> topic, ReadOnlySpan<byte> payload, long now)
+    {
+        if (topic.EndsWith(DeltaSuffix) && Number(payload, StepKey) == Step && Number(payload, TsKey) is { } sentAt and > 0)
+        {
+            Histogram.Record((now - sentAt) * 1_000_000 / Stopwatch.Frequency);
+            Interlocked.Increment(ref Deltas);
+        }
+        else if (topic.EndsWith(RejectedSuffix))
+        {
+            Interlocked.Increment(ref Rejected);
+        }
+    }
+
+    private static long? Number(ReadOnlySpan<byte> json, ReadOnlySpan<byte> key)
+    {
+        var at = json.IndexOf(key);
+        return at >= 0 && Utf8Parser.TryParse(json[(at + key.Length)..], out long value, out _) ? value : null;
+    }
+
+    private static int WriteLength(Span<byte> destination, int length)
+    {
+        var i = 0;
+        do
+        {
+            var digit = (byte)(length % 128);
+            length /= 128;
+            if (length > 0)
+            {
+                digit |= 0x80;
+            }
+
+            destination[i++] = digit;
+        }
+        while (length > 0);
+        return i;
+    }
+}
