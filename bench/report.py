@@ -15,8 +15,15 @@ NAMES = {"fanin": "fan-in", "fanout": "fan-out", "p2p": "point-to-point"}
 
 summaries = defaultdict(list)  # (broker, scenario, qos) -> [summary per round]
 steps = defaultdict(list)      # (broker, scenario, qos, offered) -> [step per round]
+shadow_steps = defaultdict(list)  # offered -> [step per round]
+shadow_store = []
 for r in rows:
-    if r.get("summary"):
+    if r["scenario"] == "shadow-store":
+        shadow_store.append(r)
+    elif r["scenario"] == "shadow":
+        if not r.get("summary"):
+            shadow_steps[r["offered"]].append(r)
+    elif r.get("summary"):
         summaries[(r["broker"], r["scenario"], r.get("qos"))].append(r)
     elif r["scenario"] in TRAFFIC:
         steps[(r["broker"], r["scenario"], r["qos"], r["offered"])].append(r)
@@ -96,3 +103,23 @@ for (broker, scenario, _), runs in summaries.items():
     if scenario == "idle":
         for r in runs:
             print(f'| {fmt(r["connections"])} | {broker} | {fmt(r["rssBeforeMiB"])} | {fmt(r["rssAfterMiB"])} | {fmt(r["kibPerConnection"], 2)} |')
+
+if shadow_steps:
+    print()
+    print("Shadow updates over MQTT, 1000 things (median over rounds; passed = every delta arrived, nothing rejected, p99 < 50 ms):")
+    print()
+    print("| updates/s offered | per thing | deltas received | rejected | p50 ms | p99 ms | broker CPU % | passed |")
+    print("|---|---|---|---|---|---|---|---|")
+    for rate in sorted(shadow_steps):
+        runs = shadow_steps[rate]
+        things = runs[0]["things"]
+        print(f'| {fmt(rate, 0)} | {fmt(rate / things, 0)} | {fmt(median(r["deltas"] for r in runs), 0)} / {fmt(median(r["sent"] for r in runs), 0)} | {fmt(median(r["rejected"] for r in runs), 0)} | '
+              f'{fmt(median(r["p50ms"] for r in runs), 2)} | {fmt(median(r["p99ms"] for r in runs), 2)} | {fmt(median(r["cpuPct"] for r in runs), 0)} | {sum(1 for r in runs if r["passed"])}/{len(runs)} |')
+if shadow_store:
+    print()
+    print("| in-process, 10 000 things | operations/s | writes per commit | p50 ms | p99 ms |")
+    print("|---|---|---|---|---|")
+    for r in shadow_store:
+        ops = r.get("writesPerSecond", r.get("updatesPerSecond"))
+        label = "store: durable writes" if r["part"] == "store" else "service: parse, merge, delta, durable write"
+        print(f'| {label} ({r["inFlight"]} in flight) | {fmt(ops, 0)} | {fmt(r["writesPerCommit"])} | {fmt(r["p50ms"], 2)} | {fmt(r["p99ms"], 2)} |')

@@ -8,6 +8,16 @@ internal sealed class LatencyHistogram
 
     public long Count { get; private set; }
 
+    /// <summary>
+    /// Empties the histogram for the next step. Reused, not reallocated: 800 KB per reader per step
+    /// (1000 readers in fan-out) made the generator's own GC pauses show up as broker latency.
+    /// </summary>
+    public void Clear()
+    {
+        Array.Clear(_buckets);
+        Count = 0;
+    }
+
     public void Record(long micros)
     {
         var index = micros < 0 ? 0 : Math.Min(micros / BucketMicros, _buckets.Length - 1);

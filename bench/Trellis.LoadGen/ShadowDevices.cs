@@ -41,11 +41,11 @@ internal sealed class ShadowDevice
 
     public int Step { get; private set; }
 
-    public LatencyHistogram Histogram { get; private set; } = new();
+    public LatencyHistogram Histogram { get; } = new();
 
     public void Reset(int step)
     {
-        Histogram = new LatencyHistogram();
+        Histogram.Clear();
         Interlocked.Exchange(ref Deltas, 0);
         Interlocked.Exchange(ref Rejected, 0);
         Interlocked.Exchange(ref Sent, 0);

@@ -10,7 +10,7 @@ internal sealed class Subscriber(Socket socket, int step)
     private readonly byte[] _buffer = new byte[256 * 1024];
     private readonly byte[] _acks = new byte[64 * 1024];
 
-    public LatencyHistogram Histogram { get; private set; } = new();
+    public LatencyHistogram Histogram { get; } = new();
 
     public long Received;
 
@@ -18,7 +18,7 @@ internal sealed class Subscriber(Socket socket, int step)
 
     public void Reset(int newStep)
     {
-        Histogram = new LatencyHistogram();
+        Histogram.Clear();
         Interlocked.Exchange(ref Received, 0);
         Step = newStep;
     }

@@ -3,4 +3,5 @@ using System.Text.Json.Serialization;
 namespace Trellis.Registry;
 
 [JsonSerializable(typeof(IReadOnlyDictionary<string, string>))]
+[JsonSerializable(typeof(IReadOnlyList<string>))]
 internal sealed partial class RegistryJsonContext : JsonSerializerContext;

@@ -174,28 +174,27 @@ public sealed partial class RegistryService
         return command.ExecuteScalar() is null ? null : ReadThing(connection, clientId);
     }
 
-    private static Result<Page<string>> ReadStringPage(Microsoft.Data.Sqlite.SqliteCommand command, int size)
-    {
-        using var reader = command.ExecuteReader();
-        var items = new List<string>();
-        while (reader.Read())
-        {
-            items.Add(reader.GetString(0));
-        }
-
-        return ToPage(items, size, i => i);
-    }
+    private static Result<Page<string>> ReadStringPage(Microsoft.Data.Sqlite.SqliteCommand command, int size) =>
+        ToPage(ReadAll(command, r => r.GetString(0)), size, i => i);
 
     private TrellisError? ValidateTarget(Microsoft.Data.Sqlite.SqliteConnection connection, string? target)
     {
         if (string.IsNullOrEmpty(target))
         {
-            return new TrellisError.InvalidRequest("A target principal (certificate ARN) is required.");
+            return new TrellisError.InvalidRequest("A target (certificate or thing group ARN) is required.");
+        }
+
+        if (ThingGroupNameFromArn(target) is { } group)
+        {
+            // Normalized to this server's region and account so the policy index finds it.
+            return target == ThingGroupArn(group)
+                ? ReadThingGroup(connection, group) is null ? NotFoundThingGroup(group) : null
+                : new TrellisError.InvalidRequest($"Target '{target}' is not a thing group of this server: use {ThingGroupArn(group)}.");
         }
 
         if (CertificateIdFromArn(target) is not { } id)
         {
-            return new TrellisError.InvalidRequest($"Target '{target}' is not a certificate ARN (arn:aws:iot:REGION:ACCOUNT:cert/ID).");
+            return new TrellisError.InvalidRequest($"Target '{target}' is not a certificate ARN (arn:aws:iot:REGION:ACCOUNT:cert/ID) or a thing group ARN (arn:aws:iot:REGION:ACCOUNT:thinggroup/NAME).");
         }
 
         return ReadCertificate(connection, id) is null ? NotFoundCertificate(id) : null;

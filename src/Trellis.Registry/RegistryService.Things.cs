@@ -34,15 +34,14 @@ public sealed partial class RegistryService
             return badAttributes;
         }
 
-        if (typeName is not null)
-        {
-            // Thing types arrive with the fleet-identity issue; until then a named type must not silently pass.
-            return new TrellisError.NotFound($"Thing type '{typeName}' does not exist.");
-        }
-
         lock (_writeLock)
         {
             using var connection = _db.Open();
+            if (typeName is not null && ValidateTypeForThing(connection, typeName) is { } badType)
+            {
+                return badType;
+            }
+
             if (ReadThing(connection, name) is { } existing)
             {
                 // CreateThing is idempotent for an identical request (AWS behaviour).
@@ -99,23 +98,11 @@ public sealed partial class RegistryService
         }
 
         using var command = Command(connection, sql + " ORDER BY name LIMIT $limit", [.. parameters]);
-        using var reader = command.ExecuteReader();
-        var things = new List<ThingRecord>();
-        while (reader.Read())
-        {
-            things.Add(MapThing(reader));
-        }
-
-        return ToPage(things, size, t => t.Name);
+        return ToPage(ReadAll(command, MapThing), size, t => t.Name);
     }
 
     public Result<ThingRecord> UpdateThing(string name, string? typeName, bool removeThingType, IReadOnlyDictionary<string, string?>? attributes, bool merge, long? expectedVersion)
     {
-        if (typeName is not null)
-        {
-            return new TrellisError.NotFound($"Thing type '{typeName}' does not exist.");
-        }
-
         if (attributes is not null && ValidateAttributes(attributes.Where(a => a.Value is not null).ToDictionary(a => a.Key, a => a.Value!)) is { } badAttributes)
         {
             return badAttributes;
@@ -132,6 +119,11 @@ public sealed partial class RegistryService
             if (expectedVersion is { } expected && expected != thing.Version)
             {
                 return new TrellisError.VersionConflict($"The version for thing {name} does not match the expected version ({thing.Version} != {expected}).");
+            }
+
+            if (typeName is not null && typeName != thing.TypeName && ValidateTypeForThing(connection, typeName) is { } badType)
+            {
+                return badType;
             }
 
             var merged = new Dictionary<string, string>(merge ? thing.Attributes : new Dictionary<string, string>(), StringComparer.Ordinal);

@@ -142,6 +142,19 @@ public sealed partial class RegistryService
         return ToPage(sortedKeys.Where(k => after is null || string.CompareOrdinal(k, after) > 0).Take(size + 1).ToList(), size, k => k);
     }
 
+    /// <summary>Every row of a query, mapped.</summary>
+    private static List<T> ReadAll<T>(SqliteCommand command, Func<SqliteDataReader, T> map)
+    {
+        using var reader = command.ExecuteReader();
+        var rows = new List<T>();
+        while (reader.Read())
+        {
+            rows.Add(map(reader));
+        }
+
+        return rows;
+    }
+
     private static int PageSize(int? requested, int max = 250) => Math.Clamp(requested ?? 50, 1, max);
 
     private static SqliteCommand Command(SqliteConnection connection, string sql, params (string Name, object? Value)[] parameters)

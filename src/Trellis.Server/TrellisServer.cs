@@ -186,6 +186,7 @@ public sealed class TrellisServer : IAsyncDisposable
         app.MapTrellisMetrics();
         app.MapMqttWebSocket();
         app.MapThingsApi();
+        app.MapThingGroupsApi();
         app.MapCertificatesApi();
         app.MapPoliciesApi();
         app.MapPrincipalsApi(() => server!.TlsEndpointAddress);

@@ -80,5 +80,32 @@ public static class Schema
             PRIMARY KEY (client_id, seq)
         );
         """,
+        """
+        CREATE TABLE thing_types (
+            name TEXT PRIMARY KEY,
+            id TEXT NOT NULL,
+            description TEXT,
+            searchable_attributes TEXT NOT NULL DEFAULT '[]',
+            deprecated INTEGER NOT NULL DEFAULT 0,
+            deprecated_ms INTEGER,
+            created_ms INTEGER NOT NULL
+        );
+        CREATE TABLE thing_groups (
+            name TEXT PRIMARY KEY,
+            id TEXT NOT NULL,
+            parent TEXT REFERENCES thing_groups(name),
+            description TEXT,
+            attributes TEXT NOT NULL DEFAULT '{}',
+            version INTEGER NOT NULL DEFAULT 1,
+            created_ms INTEGER NOT NULL
+        );
+        CREATE INDEX thing_groups_parent ON thing_groups(parent);
+        CREATE TABLE thing_group_members (
+            group_name TEXT NOT NULL REFERENCES thing_groups(name) ON DELETE CASCADE,
+            thing_name TEXT NOT NULL REFERENCES things(name) ON DELETE CASCADE,
+            PRIMARY KEY (group_name, thing_name)
+        );
+        CREATE INDEX thing_group_members_thing ON thing_group_members(thing_name);
+        """,
     ];
 }

@@ -112,6 +112,13 @@ public sealed class RegistryAuthenticator(RegistryService registry, AccessKeys a
             variables["iot:Connection.Thing.IsAttached"] = "false";
         }
 
-        return CompiledPolicySet.Compile(registry.PoliciesFor([certificateArn]), variables, _options.Region, _options.AccountId);
+        // The certificate's policies, and those of the thing's groups and their ancestors.
+        List<string> targets = [certificateArn];
+        if (thing is not null)
+        {
+            targets.AddRange(registry.PolicyGroupArnsFor(thing.Name));
+        }
+
+        return CompiledPolicySet.Compile(registry.PoliciesFor(targets), variables, _options.Region, _options.AccountId);
     }
 }
