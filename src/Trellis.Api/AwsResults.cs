@@ -12,6 +12,9 @@ public static class AwsResults
 
     public static IResult Empty() => Results.Text("{}", "application/json");
 
+    /// <summary>An empty success, or the error.</summary>
+    public static IResult Done(TrellisError? error) => error is null ? Empty() : Error(error);
+
     public static IResult Error(TrellisError error)
     {
         var body = new JsonObject { ["message"] = error.Message };

@@ -17,7 +17,7 @@ public static class ThingGroupsApi
         app.MapGet("/thing-types/{thingTypeName}", DescribeThingType).WithName("DescribeThingType");
         app.MapGet("/thing-types", ListThingTypes).WithName("ListThingTypes");
         app.MapPost("/thing-types/{thingTypeName}/deprecate", DeprecateThingTypeAsync).WithName("DeprecateThingType");
-        app.MapDelete("/thing-types/{thingTypeName}", (string thingTypeName, RegistryService registry) => Done(registry.DeleteThingType(thingTypeName))).WithName("DeleteThingType");
+        app.MapDelete("/thing-types/{thingTypeName}", (string thingTypeName, RegistryService registry) => AwsResults.Done(registry.DeleteThingType(thingTypeName))).WithName("DeleteThingType");
 
         // The fixed routes first: "addThingToThingGroup" is not a group name.
         app.MapPut("/thing-groups/addThingToThingGroup", (HttpRequest request, RegistryService registry) => MembershipAsync(request, registry, add: true)).WithName("AddThingToThingGroup");
@@ -105,7 +105,7 @@ public static class ThingGroupsApi
             return AwsResults.Error(body.Error ?? undo.Error!);
         }
 
-        return Done(registry.DeprecateThingType(thingTypeName, undo.Value ?? false));
+        return AwsResults.Done(registry.DeprecateThingType(thingTypeName, undo.Value ?? false));
     }
 
     private static async Task<IResult> CreateThingGroupAsync(string thingGroupName, HttpRequest request, RegistryService registry)
@@ -207,7 +207,7 @@ public static class ThingGroupsApi
     private static IResult DeleteThingGroup(string thingGroupName, HttpRequest request, RegistryService registry)
     {
         var expected = RequestBody.QueryInt(request, "expectedVersion");
-        return expected.IsSuccess ? Done(registry.DeleteThingGroup(thingGroupName, expected.Value)) : AwsResults.Error(expected.Error!);
+        return expected.IsSuccess ? AwsResults.Done(registry.DeleteThingGroup(thingGroupName, expected.Value)) : AwsResults.Error(expected.Error!);
     }
 
     private static async Task<IResult> MembershipAsync(HttpRequest request, RegistryService registry, bool add)
@@ -224,7 +224,7 @@ public static class ThingGroupsApi
             return AwsResults.Error(error);
         }
 
-        return Done(add
+        return AwsResults.Done(add
             ? registry.AddThingToThingGroup(values[0].Value, values[1].Value, values[2].Value, values[3].Value)
             : registry.RemoveThingFromThingGroup(values[0].Value, values[1].Value, values[2].Value, values[3].Value));
     }
@@ -330,6 +330,4 @@ public static class ThingGroupsApi
             body["nextToken"] = token;
         }
     }
-
-    private static IResult Done(Core.Errors.TrellisError? error) => error is null ? AwsResults.Empty() : AwsResults.Error(error);
 }

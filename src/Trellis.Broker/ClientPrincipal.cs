@@ -20,6 +20,9 @@ public sealed class ClientPrincipal
 
     public string? ThingName { get; init; }
 
+    /// <summary>The device token the client authenticated with, if any.</summary>
+    public string? TokenId { get; init; }
+
     /// <summary>AWS's principalIdentifier for lifecycle events: the certificate id, or the user name.</summary>
     public string PrincipalIdentifier { get; init; } = string.Empty;
 

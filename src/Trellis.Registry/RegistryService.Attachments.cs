@@ -192,9 +192,16 @@ public sealed partial class RegistryService
                 : new TrellisError.InvalidRequest($"Target '{target}' is not a thing group of this server: use {ThingGroupArn(group)}.");
         }
 
+        if (DeviceTokenIdFromArn(target) is { } tokenId)
+        {
+            return ReadDeviceToken(connection, tokenId) is { } token
+                ? target == token.Arn ? null : new TrellisError.InvalidRequest($"Target '{target}' is not a device token of this server: use {token.Arn}.")
+                : NotFoundToken(tokenId);
+        }
+
         if (CertificateIdFromArn(target) is not { } id)
         {
-            return new TrellisError.InvalidRequest($"Target '{target}' is not a certificate ARN (arn:aws:iot:REGION:ACCOUNT:cert/ID) or a thing group ARN (arn:aws:iot:REGION:ACCOUNT:thinggroup/NAME).");
+            return new TrellisError.InvalidRequest($"Target '{target}' is not a certificate ARN (arn:aws:iot:REGION:ACCOUNT:cert/ID), a thing group ARN (…:thinggroup/NAME) or a device token ARN (…:devicetoken/ID).");
         }
 
         return ReadCertificate(connection, id) is null ? NotFoundCertificate(id) : null;

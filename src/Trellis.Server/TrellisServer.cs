@@ -158,6 +158,7 @@ public sealed class TrellisServer : IAsyncDisposable
         var shadows = app.Services.GetRequiredService<ShadowService>();
         broker.AddTopicHandler(new ShadowTopicHandler(shadows));
         registry.ThingDeleted += shadows.ForgetThing;
+        registry.DeviceTokenDisabled += id => broker.DisconnectWhere(p => p.TokenId == id, $"device token {id} was revoked or expired");
         registry.CertificateStatusChanged += (id, status) =>
         {
             if (status != CertificateStatus.Active)
@@ -187,6 +188,7 @@ public sealed class TrellisServer : IAsyncDisposable
         app.MapMqttWebSocket();
         app.MapThingsApi();
         app.MapThingGroupsApi();
+        app.MapDeviceTokensApi();
         app.MapCertificatesApi();
         app.MapPoliciesApi();
         app.MapPrincipalsApi(() => server!.TlsEndpointAddress);

@@ -107,5 +107,18 @@ public static class Schema
         );
         CREATE INDEX thing_group_members_thing ON thing_group_members(thing_name);
         """,
+        """
+        CREATE TABLE device_tokens (
+            id TEXT PRIMARY KEY,
+            thing_name TEXT NOT NULL REFERENCES things(name) ON DELETE CASCADE,
+            salt BLOB NOT NULL,
+            hash BLOB NOT NULL,
+            description TEXT,
+            created_ms INTEGER NOT NULL,
+            expires_ms INTEGER,
+            revoked_ms INTEGER
+        );
+        CREATE INDEX device_tokens_thing ON device_tokens(thing_name);
+        """,
     ];
 }

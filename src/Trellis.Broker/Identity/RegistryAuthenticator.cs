@@ -10,8 +10,9 @@ namespace Trellis.Broker.Identity;
 
 /// <summary>
 /// Authenticates MQTT clients against the registry: device certificates on TLS (the certificate
-/// must be registered and ACTIVE; its attached policies apply), API access keys as user name and
-/// password on the plain listeners, and anonymous clients only in development mode.
+/// must be registered and ACTIVE; its attached policies apply), API access keys or a thing's name and
+/// device token as user name and password on the plain listeners, and anonymous clients only in
+/// development mode.
 /// </summary>
 public sealed class RegistryAuthenticator(RegistryService registry, AccessKeys accessKeys, IOptions<BrokerOptions> options) : IBrokerAuthenticator
 {
@@ -46,7 +47,12 @@ public sealed class RegistryAuthenticator(RegistryService registry, AccessKeys a
                 });
             }
 
-            return AuthenticationResult.Deny(ReasonCode.BadUserNameOrPassword, $"unknown user name '{user}' or wrong password");
+            if (registry.VerifyDeviceToken(user, request.Password) is { } token)
+            {
+                return AuthenticateToken(request, token);
+            }
+
+            return AuthenticationResult.Deny(ReasonCode.BadUserNameOrPassword, $"unknown user name '{user}' or wrong password (a device token is only accepted with its thing's name as user name, while it is active)");
         }
 
         if (_options.AllowAnonymous)
@@ -89,10 +95,32 @@ public sealed class RegistryAuthenticator(RegistryService registry, AccessKeys a
         return AuthenticationResult.Allow(principal);
     }
 
-    private CompiledPolicySet Compile(string certificateArn, X509Certificate2 certificate, string clientId, ThingRecord? thing)
+    /// <summary>
+    /// A device token: the thing is the connection's thing when the client id is the thing's name
+    /// (as with certificates); the token's own policies and the thing's group policies apply.
+    /// </summary>
+    private AuthenticationResult AuthenticateToken(ConnectRequest request, DeviceTokenRecord token)
+    {
+        var generation = registry.PolicyGeneration;
+        ThingRecord? ThingNow() => request.ClientId == token.ThingName && registry.DescribeThing(token.ThingName) is { IsSuccess: true } thing ? thing.Value : null;
+        var principal = new ClientPrincipal(Compile(token.Arn, null, request.ClientId, ThingNow()), generation)
+        {
+            TokenId = token.Id,
+            ThingName = ThingNow()?.Name,
+            PrincipalIdentifier = token.Id,
+            Recompile = () => Compile(token.Arn, null, request.ClientId, ThingNow()),
+        };
+        return AuthenticationResult.Allow(principal);
+    }
+
+    private CompiledPolicySet Compile(string principalArn, X509Certificate2? certificate, string clientId, ThingRecord? thing)
     {
         var variables = new PolicyVariables { ["iot:ClientId"] = clientId };
-        CertificateVariables.Fill(variables, certificate);
+        if (certificate is not null)
+        {
+            CertificateVariables.Fill(variables, certificate);
+        }
+
         if (thing is not null)
         {
             variables["iot:Connection.Thing.ThingName"] = thing.Name;
@@ -112,8 +140,8 @@ public sealed class RegistryAuthenticator(RegistryService registry, AccessKeys a
             variables["iot:Connection.Thing.IsAttached"] = "false";
         }
 
-        // The certificate's policies, and those of the thing's groups and their ancestors.
-        List<string> targets = [certificateArn];
+        // The principal's (certificate's or token's) policies, and those of the thing's groups and their ancestors.
+        List<string> targets = [principalArn];
         if (thing is not null)
         {
             targets.AddRange(registry.PolicyGroupArnsFor(thing.Name));

@@ -151,13 +151,5 @@ public sealed class ThingGroupTests(TrellisHost host)
 
     private static (int, string?) Error(JsonNode? result) => (Status(result), result!["error"]?.GetValue<string>());
 
-    /// <summary>Runs boto3 iot calls in order (Scripts/iot_calls.py).</summary>
-    private async Task<JsonNode?[]> CallAsync(params (string Call, object Args)[] calls)
-    {
-        var script = Path.Combine(AppContext.BaseDirectory, "Scripts", "iot_calls.py");
-        var json = JsonSerializer.Serialize(calls.Select(c => new { call = c.Call, args = c.Args }));
-        var result = await ExternalTool.RunAsync("python3", [script, host.Endpoint, json], TimeSpan.FromSeconds(60), host.AwsEnvironment, Ct);
-        Assert.True(result.ExitCode == 0, "iot_calls.py failed: " + result.Output);
-        return [.. JsonNode.Parse(result.Stdout)!.AsArray()];
-    }
+    private Task<JsonNode?[]> CallAsync(params (string Call, object Args)[] calls) => host.IotCallsAsync(calls, Ct);
 }

@@ -139,5 +139,15 @@ public class TrellisHost : IAsyncLifetime
         "-i", clientId, "-V", version,
     ];
 
+    /// <summary>Runs boto3 "iot" calls in order (Scripts/iot_calls.py); one result per call: status, body or error.</summary>
+    public async Task<System.Text.Json.Nodes.JsonNode?[]> IotCallsAsync((string Call, object Args)[] calls, CancellationToken cancellationToken)
+    {
+        var script = Path.Combine(AppContext.BaseDirectory, "Scripts", "iot_calls.py");
+        var json = JsonSerializer.Serialize(calls.Select(c => new { call = c.Call, args = c.Args }));
+        var result = await ExternalTool.RunAsync("python3", [script, Endpoint, json], TimeSpan.FromSeconds(60), AwsEnvironment, cancellationToken);
+        Assert.True(result.ExitCode == 0, "iot_calls.py failed: " + result.Output);
+        return [.. System.Text.Json.Nodes.JsonNode.Parse(result.Stdout)!.AsArray()];
+    }
+
     public static string Unique(string prefix) => $"{prefix}{Guid.NewGuid():N}"[..(prefix.Length + 12)];
 }
