@@ -36,7 +36,7 @@ async Task LadderAsync()
 {
     var (publishers, subscribers, expectedPerMessage) = await SetUpAsync(options.Scenario);
     var consecutiveFailures = 0;
-    var best = (Rate: 0.0, P50: double.NaN, P99: double.NaN, Cpu: 0.0, Rss: 0L);
+    var best = (Rate: 0.0, P50: (double?)null, P99: (double?)null, Cpu: 0.0, Rss: 0L);
     var step = 0;
 
     // Warm-up (JIT, connection buffers) at the lowest rate; not reported.
@@ -66,7 +66,7 @@ async Task LadderAsync()
             consecutiveFailures = 0;
             if (rate > best.Rate)
             {
-                best = (rate, result.P50, result.P99, result.Cpu, result.Rss);
+                best = (rate, (double?)result.P50, (double?)result.P99, result.Cpu, result.Rss);
             }
         }
         else if (++consecutiveFailures >= 2)
@@ -409,7 +409,9 @@ static LatencyHistogram Merge(List<Subscriber> subscribers)
     return merged;
 }
 
-static void Emit(Dictionary<string, object?> values) => Console.WriteLine(JsonSerializer.Serialize(values));
+// NaN (no samples) and infinity (beyond the histogram) are written as null: JSON has neither.
+static void Emit(Dictionary<string, object?> values) =>
+    Console.WriteLine(JsonSerializer.Serialize(values.ToDictionary(v => v.Key, v => v.Value is double d && !double.IsFinite(d) ? null : v.Value)));
 
 internal sealed record StepResult(long Sent, long Expected, long Received, double LossPct, double P50, double P99, double Cpu, long Rss, bool Passed);
 

@@ -143,6 +143,9 @@ internal sealed partial class MqttConnection : IDisposable, IThreadPoolWorkItem
         (_deferredWakes ??= []).Add(target);
     }
 
+    /// <summary>Deliveries of one read batch to more connections than this are split across threads.</summary>
+    private const int ParallelFanOutThreshold = 128;
+
     /// <summary>Runs the deferred wakes of this read batch: writers start on this thread.</summary>
     private void FlushDeferredWakes()
     {
@@ -151,8 +154,29 @@ internal sealed partial class MqttConnection : IDisposable, IThreadPoolWorkItem
             return;
         }
 
+        // A large fan-out: the second half of the writers goes to the thread pool first, so that
+        // the other cores send while this thread sends the first half.
+        var inlineCount = targets.Count > ParallelFanOutThreshold ? targets.Count / 2 : targets.Count;
+        var index = 0;
+        if (inlineCount < targets.Count)
+        {
+            foreach (var target in targets)
+            {
+                if (index++ >= inlineCount && Interlocked.CompareExchange(ref target._writerRunning, 1, 0) == 0)
+                {
+                    ThreadPool.UnsafeQueueUserWorkItem(target, preferLocal: false);
+                }
+            }
+        }
+
+        index = 0;
         foreach (var target in targets)
         {
+            if (index++ >= inlineCount)
+            {
+                break;
+            }
+
             if (Interlocked.CompareExchange(ref target._writerRunning, 1, 0) == 0)
             {
                 target._writer = target.WriteLoopAsync(inline: true);
