@@ -30,7 +30,7 @@ internal sealed class BrokerMessagePublisher(MqttBroker broker, ShadowService sh
         broker.PublishFromServer(topic, payload, qos, retain);
         if (ShadowTopic.TryParseRequest(topic, out _, out _))
         {
-            await shadows.HandleMqttAsync(topic, payload, string.Empty);
+            await shadows.HandleMqttAsync(topic, payload, null);
         }
     }
 }

@@ -94,6 +94,7 @@ public sealed class TrellisServer : IAsyncDisposable
         services.AddSingleton(accessKeys);
         services.AddSingleton(registryOptions);
         services.AddSingleton<RegistryService>();
+        services.AddSingleton(new AuditLog(database));
         services.AddSingleton(new SigV4Verifier(accessKeys.SecretFor, time));
         services.AddSingleton(Microsoft.Extensions.Options.Options.Create(brokerOptions));
         services.AddSingleton<BrokerStore>();
@@ -183,12 +184,14 @@ public sealed class TrellisServer : IAsyncDisposable
             await next(context);
         });
         app.UseMiddleware<SigV4Middleware>();
+        app.UseMiddleware<AuditMiddleware>();
         app.MapGet("/health", () => Results.Text("{\"status\":\"ok\"}", "application/json"));
         app.MapTrellisMetrics();
         app.MapMqttWebSocket();
         app.MapThingsApi();
         app.MapThingGroupsApi();
         app.MapDeviceTokensApi();
+        app.MapAuditApi();
         app.MapCertificatesApi();
         app.MapPoliciesApi();
         app.MapPrincipalsApi(() => server!.TlsEndpointAddress);

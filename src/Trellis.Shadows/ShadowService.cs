@@ -65,7 +65,7 @@ public sealed partial class ShadowService(
     /// <c>…/accepted</c> or <c>…/rejected</c> (also straight to the requester). Returns false when
     /// the topic is not a shadow request.
     /// </summary>
-    public async Task<bool> HandleMqttAsync(string topic, ReadOnlyMemory<byte> payload, string clientId)
+    public async Task<bool> HandleMqttAsync(string topic, ReadOnlyMemory<byte> payload, string? clientId)
     {
         if (!ShadowTopic.TryParseRequest(topic, out var key, out var operation))
         {

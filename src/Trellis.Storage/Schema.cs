@@ -120,5 +120,19 @@ public static class Schema
         );
         CREATE INDEX device_tokens_thing ON device_tokens(thing_name);
         """,
+        """
+        CREATE TABLE audit_log (
+            seq INTEGER PRIMARY KEY AUTOINCREMENT,
+            time_ms INTEGER NOT NULL,
+            access_key TEXT,
+            operation TEXT NOT NULL,
+            method TEXT NOT NULL,
+            path TEXT NOT NULL,
+            target TEXT,
+            status INTEGER NOT NULL,
+            error_type TEXT
+        );
+        CREATE INDEX audit_log_time ON audit_log(time_ms);
+        """,
     ];
 }

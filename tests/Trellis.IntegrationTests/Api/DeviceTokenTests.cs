@@ -82,19 +82,7 @@ public sealed class DeviceTokenTests(TrellisHost host)
         Assert.Equal(404, (await SignedAsync("DELETE", "/api/tokens/0000000000000000"))["status"]!.GetValue<int>());
     }
 
-    private async Task<JsonNode> SignedAsync(string method, string path, string? body = null)
-    {
-        var script = Path.Combine(AppContext.BaseDirectory, "Scripts", "signed_request.py");
-        List<string> args = [script, host.Endpoint, method, path];
-        if (body is not null)
-        {
-            args.Add(body);
-        }
-
-        var result = await ExternalTool.RunAsync("python3", args, TimeSpan.FromSeconds(60), host.AwsEnvironment, Ct);
-        Assert.True(result.ExitCode == 0, "signed_request.py failed: " + result.Output);
-        return JsonNode.Parse(result.Stdout)!;
-    }
+    private Task<JsonNode> SignedAsync(string method, string path, string? body = null) => host.SignedRequestAsync(method, path, body, Ct);
 
     private Task<JsonNode?[]> CallAsync(params (string Call, object Args)[] calls) => host.IotCallsAsync(calls, Ct);
 }

@@ -149,5 +149,20 @@ public class TrellisHost : IAsyncLifetime
         return [.. System.Text.Json.Nodes.JsonNode.Parse(result.Stdout)!.AsArray()];
     }
 
+    /// <summary>One SigV4-signed request with botocore's signer (Scripts/signed_request.py), for routes boto3 has no method for.</summary>
+    public async Task<System.Text.Json.Nodes.JsonNode> SignedRequestAsync(string method, string path, string? body, CancellationToken cancellationToken)
+    {
+        var script = Path.Combine(AppContext.BaseDirectory, "Scripts", "signed_request.py");
+        List<string> args = [script, Endpoint, method, path];
+        if (body is not null)
+        {
+            args.Add(body);
+        }
+
+        var result = await ExternalTool.RunAsync("python3", args, TimeSpan.FromSeconds(60), AwsEnvironment, cancellationToken);
+        Assert.True(result.ExitCode == 0, "signed_request.py failed: " + result.Output);
+        return System.Text.Json.Nodes.JsonNode.Parse(result.Stdout)!;
+    }
+
     public static string Unique(string prefix) => $"{prefix}{Guid.NewGuid():N}"[..(prefix.Length + 12)];
 }
