@@ -115,10 +115,7 @@ public static class AuditApi
         }
 
         var body = new JsonObject { ["events"] = events };
-        if (page.NextToken is not null)
-        {
-            body["nextToken"] = page.NextToken;
-        }
+        AwsResults.WithNext(body, page.NextToken);
 
         return AwsResults.Json(body);
 

@@ -12,6 +12,17 @@ public static class AwsResults
 
     public static IResult Empty() => Results.Text("{}", "application/json");
 
+    /// <summary>Adds the paging token (<c>nextToken</c>, or <c>nextMarker</c> for the marker-paged routes) when there is a next page.</summary>
+    public static JsonObject WithNext(JsonObject body, string? next, string name = "nextToken")
+    {
+        if (next is not null)
+        {
+            body[name] = next;
+        }
+
+        return body;
+    }
+
     /// <summary>An empty success, or the error.</summary>
     public static IResult Done(TrellisError? error) => error is null ? Empty() : Error(error);
 

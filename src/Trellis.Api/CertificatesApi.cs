@@ -122,10 +122,7 @@ public static class CertificatesApi
         }
 
         var body = new JsonObject { ["certificates"] = items };
-        if (page.NextToken is not null)
-        {
-            body["nextMarker"] = page.NextToken;
-        }
+        AwsResults.WithNext(body, page.NextToken, "nextMarker");
 
         return AwsResults.Json(body);
     }

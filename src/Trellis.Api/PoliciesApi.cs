@@ -214,10 +214,7 @@ public static class PoliciesApi
         }
 
         var body = new JsonObject { ["targets"] = new JsonArray([.. result.Value!.Items.Select(t => (JsonNode)t)]) };
-        if (result.Value.NextToken is not null)
-        {
-            body["nextMarker"] = result.Value.NextToken;
-        }
+        AwsResults.WithNext(body, result.Value.NextToken, "nextMarker");
 
         return AwsResults.Json(body);
     }
@@ -243,10 +240,7 @@ public static class PoliciesApi
         }
 
         var body = new JsonObject { ["policies"] = policies };
-        if (page.NextToken is not null)
-        {
-            body["nextMarker"] = page.NextToken;
-        }
+        AwsResults.WithNext(body, page.NextToken, "nextMarker");
 
         return AwsResults.Json(body);
     }

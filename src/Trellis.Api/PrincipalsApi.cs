@@ -72,10 +72,7 @@ public static class PrincipalsApi
     private static IResult StringPage(string name, Page<string> page)
     {
         var body = new JsonObject { [name] = new JsonArray([.. page.Items.Select(i => (JsonNode)i)]) };
-        if (page.NextToken is not null)
-        {
-            body["nextToken"] = page.NextToken;
-        }
+        AwsResults.WithNext(body, page.NextToken);
 
         return AwsResults.Json(body);
     }

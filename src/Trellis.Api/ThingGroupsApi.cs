@@ -92,7 +92,7 @@ public static class ThingGroupsApi
 
         var page = registry.ListThingTypes(Query(request, "nextToken"), max.Value, Query(request, "thingTypeName"));
         var body = new JsonObject { ["thingTypes"] = new JsonArray([.. page.Items.Select(t => (JsonNode?)TypeDefinition(t))]) };
-        AddToken(body, page.NextToken);
+        AwsResults.WithNext(body, page.NextToken);
         return AwsResults.Json(body);
     }
 
@@ -245,7 +245,7 @@ public static class ThingGroupsApi
         }
 
         var body = new JsonObject { ["things"] = new JsonArray([.. page.Value!.Items.Select(t => (JsonNode?)t)]) };
-        AddToken(body, page.Value.NextToken);
+        AwsResults.WithNext(body, page.Value.NextToken);
         return AwsResults.Json(body);
     }
 
@@ -264,7 +264,7 @@ public static class ThingGroupsApi
     private static IResult GroupList(Page<ThingGroupRecord> page)
     {
         var body = new JsonObject { ["thingGroups"] = new JsonArray([.. page.Items.Select(g => (JsonNode?)new JsonObject { ["groupName"] = g.Name, ["groupArn"] = g.Arn })]) };
-        AddToken(body, page.NextToken);
+        AwsResults.WithNext(body, page.NextToken);
         return AwsResults.Json(body);
     }
 
@@ -323,11 +323,4 @@ public static class ThingGroupsApi
     private static string? Query(HttpRequest request, string name) =>
         request.Query[name].ToString() is { Length: > 0 } value ? value : null;
 
-    private static void AddToken(JsonObject body, string? token)
-    {
-        if (token is not null)
-        {
-            body["nextToken"] = token;
-        }
-    }
 }

@@ -109,10 +109,7 @@ public static class ThingsApi
         }
 
         var body = new JsonObject { ["things"] = things };
-        if (page.NextToken is not null)
-        {
-            body["nextToken"] = page.NextToken;
-        }
+        AwsResults.WithNext(body, page.NextToken);
 
         return AwsResults.Json(body);
     }
