@@ -3,4 +3,10 @@ using Trellis.Cli;
 
 var root = new RootCommand("Trellis: a self-hosted IoT platform (MQTT broker, device registry, AWS IoT-compatible API).");
 root.Subcommands.Add(ServeCommand.Create());
+ManageCommands.AddGlobalOptions(root);
+foreach (var command in ManageCommands.Create())
+{
+    root.Subcommands.Add(command);
+}
+
 return await root.Parse(args).InvokeAsync();

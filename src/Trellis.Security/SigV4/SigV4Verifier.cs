@@ -86,13 +86,7 @@ public sealed class SigV4Verifier(Func<string, string?> secretForAccessKey, Time
             return SigV4Result.Fail("UnrecognizedClientException", $"The access key '{accessKey}' is not known to this server.");
         }
 
-        var canonical = CanonicalRequest(request, signedHeaders);
-        var stringToSign = $"{Algorithm}\n{amzDate}\n{date}/{region}/{service}/aws4_request\n{Hex(SHA256.HashData(Encoding.UTF8.GetBytes(canonical)))}";
-        var key = Hmac(Encoding.UTF8.GetBytes("AWS4" + secret), date);
-        key = Hmac(key, region);
-        key = Hmac(key, service);
-        key = Hmac(key, "aws4_request");
-        var expected = Hex(Hmac(key, stringToSign));
+        var expected = Signature(request, signedHeaders, secret, amzDate, region, service);
         if (!CryptographicOperations.FixedTimeEquals(Encoding.ASCII.GetBytes(expected), Encoding.ASCII.GetBytes(signature)))
         {
             return SigV4Result.Fail("InvalidSignatureException",
@@ -100,6 +94,19 @@ public sealed class SigV4Verifier(Func<string, string?> secretForAccessKey, Time
         }
 
         return SigV4Result.Ok(accessKey);
+    }
+
+    /// <summary>The SigV4 signature of a request (shared with <see cref="SigV4Signer"/>).</summary>
+    internal static string Signature(SigV4Request request, string signedHeaders, string secret, string amzDate, string region, string service)
+    {
+        var date = amzDate[..8];
+        var canonical = CanonicalRequest(request, signedHeaders);
+        var stringToSign = $"AWS4-HMAC-SHA256\n{amzDate}\n{date}/{region}/{service}/aws4_request\n{Hex(SHA256.HashData(Encoding.UTF8.GetBytes(canonical)))}";
+        var key = Hmac(Encoding.UTF8.GetBytes("AWS4" + secret), date);
+        key = Hmac(key, region);
+        key = Hmac(key, service);
+        key = Hmac(key, "aws4_request");
+        return Hex(Hmac(key, stringToSign));
     }
 
     private static string CanonicalRequest(SigV4Request request, string signedHeaders)
@@ -115,10 +122,9 @@ public sealed class SigV4Verifier(Func<string, string?> secretForAccessKey, Time
         }
 
         builder.Append('\n').Append(signedHeaders).Append('\n');
-        var payloadHash = request.Headers.TryGetValue("x-amz-content-sha256", out var declared) && declared != "UNSIGNED-PAYLOAD" && declared.Length == 64
-            ? declared
-            : Hex(SHA256.HashData(request.Body.Span));
-        builder.Append(payloadHash);
+        // Always the hash of the body as received: a declared x-amz-content-sha256 is only a signed
+        // header, and trusting it would let a body be swapped under a valid signature.
+        builder.Append(Hex(SHA256.HashData(request.Body.Span)));
         return builder.ToString();
     }
 

@@ -131,18 +131,7 @@ public sealed partial class CliServeTests : IDisposable
             }
         }
 
-        public static string DllPath()
-        {
-            var dir = new DirectoryInfo(AppContext.BaseDirectory);
-            while (dir is not null && !File.Exists(Path.Combine(dir.FullName, "Trellis.slnx")))
-            {
-                dir = dir.Parent;
-            }
-
-            var dll = Path.Combine(dir!.FullName, "artifacts", "bin", "Trellis.Cli", "release", "trellis.dll");
-            Assert.True(File.Exists(dll), $"{dll} is missing: build Trellis.slnx -c Release first");
-            return dll;
-        }
+        public static string DllPath() => TrellisCli.DllPath();
 
         public static async Task<ServerProcess> StartAsync(string data, CancellationToken ct)
         {

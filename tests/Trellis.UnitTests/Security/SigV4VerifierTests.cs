@@ -27,6 +27,21 @@ public sealed class SigV4VerifierTests
         new(key => key == AccessKey ? Secret : null, new FakeTimeProvider(now));
 
     [Fact]
+    public void Signer_output_verifies_and_any_change_breaks_it()
+    {
+        var now = new DateTimeOffset(2026, 11, 27, 12, 0, 0, TimeSpan.Zero);
+        var verifier = new SigV4Verifier(k => k == "AKIDEXAMPLE" ? "secret-key" : null, new FakeTimeProvider(now));
+        var body = "{\"thingName\":\"lamp\"}"u8.ToArray();
+        var headers = SigV4Signer.Sign("POST", "127.0.0.1:8080", "/things/lamp%201", "b=2&a=1", body, "AKIDEXAMPLE", "secret-key", "us-east-1", "iot", now);
+        headers["host"] = "127.0.0.1:8080";
+
+        Assert.True(verifier.Verify(new SigV4Request("POST", "/things/lamp%201", "b=2&a=1", headers, body), ["iot"]).Success);
+        Assert.False(verifier.Verify(new SigV4Request("POST", "/things/lamp%202", "b=2&a=1", headers, body), ["iot"]).Success);
+        Assert.False(verifier.Verify(new SigV4Request("POST", "/things/lamp%201", "b=2&a=1", headers, "{}"u8.ToArray()), ["iot"]).Success);
+        Assert.False(verifier.Verify(new SigV4Request("PUT", "/things/lamp%201", "b=2&a=1", headers, body), ["iot"]).Success);
+    }
+
+    [Fact]
     public void Aws_example_signature_verifies()
     {
         var result = Verifier(new DateTimeOffset(2015, 8, 30, 12, 36, 0, TimeSpan.Zero)).Verify(Request(Signature), ["iam"]);

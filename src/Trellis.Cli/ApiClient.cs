@@ -1,0 +1,129 @@
+using System.Net.Http.Headers;
+using System.Text;
+using System.Text.Json.Nodes;
+using Trellis.Security.SigV4;
+
+namespace Trellis.Cli;
+
+/// <summary>The answer to one API call: status, JSON body, and the AWS error type and message when it failed.</summary>
+internal sealed record ApiAnswer(int Status, JsonNode? Body, string? ErrorType, string? Message)
+{
+    public bool Ok => Status is >= 200 and < 300;
+}
+
+/// <summary>SigV4-signed calls to a Trellis endpoint, as boto3 makes them (signing name <c>iot</c>).</summary>
+internal sealed class ApiClient(Uri endpoint, string accessKeyId, string secret) : IDisposable
+{
+    private readonly HttpClient _http = new() { BaseAddress = endpoint, Timeout = TimeSpan.FromSeconds(30) };
+
+    public Uri Endpoint => endpoint;
+
+    /// <summary>Sends a request. <paramref name="path"/> must be percent-encoded already (use <see cref="Segment"/>).</summary>
+    public async Task<ApiAnswer> SendAsync(HttpMethod method, string path, string? query = null, JsonNode? body = null, CancellationToken cancellationToken = default)
+    {
+        var bytes = body is null ? [] : Encoding.UTF8.GetBytes(body.ToJsonString());
+        var host = endpoint.IsDefaultPort ? endpoint.Host : $"{endpoint.Host}:{endpoint.Port}";
+        var headers = SigV4Signer.Sign(method.Method, host, path, query ?? string.Empty, bytes, accessKeyId, secret, "us-east-1", "iot", DateTimeOffset.UtcNow);
+        using var request = new HttpRequestMessage(method, path + (string.IsNullOrEmpty(query) ? string.Empty : "?" + query));
+        foreach (var (name, value) in headers)
+        {
+            request.Headers.TryAddWithoutValidation(name, value);
+        }
+
+        if (body is not null)
+        {
+            request.Content = new ByteArrayContent(bytes);
+            request.Content.Headers.ContentType = new MediaTypeHeaderValue("application/json");
+        }
+
+        using var response = await _http.SendAsync(request, cancellationToken);
+        var text = await response.Content.ReadAsStringAsync(cancellationToken);
+        JsonNode? json = null;
+        try
+        {
+            json = text.Length == 0 ? null : JsonNode.Parse(text);
+        }
+        catch (System.Text.Json.JsonException)
+        {
+        }
+
+        var status = (int)response.StatusCode;
+        var errorType = response.Headers.TryGetValues("x-amzn-ErrorType", out var types) ? types.FirstOrDefault() : null;
+        return new ApiAnswer(status, json, errorType ?? (status >= 400 ? $"HTTP {status}" : null), json?["message"]?.GetValue<string>());
+    }
+
+    public static string Segment(string value) => Uri.EscapeDataString(value);
+
+    public void Dispose() => _http.Dispose();
+}
+
+/// <summary>Where the CLI's credentials come from: environment, the data folder's file, or an AWS shared-credentials file.</summary>
+internal static class CliCredentials
+{
+    public static (string AccessKeyId, string Secret)? Resolve(string dataDirectory, string? profile, out string tried)
+    {
+        if (Environment.GetEnvironmentVariable("AWS_ACCESS_KEY_ID") is { Length: > 0 } envKey
+            && Environment.GetEnvironmentVariable("AWS_SECRET_ACCESS_KEY") is { Length: > 0 } envSecret)
+        {
+            tried = "AWS_ACCESS_KEY_ID";
+            return (envKey, envSecret);
+        }
+
+        var files = new List<string> { Path.Combine(dataDirectory, "credentials") };
+        if (Environment.GetEnvironmentVariable("AWS_SHARED_CREDENTIALS_FILE") is { Length: > 0 } shared)
+        {
+            files.Add(shared);
+        }
+
+        files.Add(Path.Combine(Environment.GetFolderPath(Environment.SpecialFolder.UserProfile), ".aws", "credentials"));
+        var name = profile ?? Environment.GetEnvironmentVariable("AWS_PROFILE") ?? "trellis";
+        tried = $"profile '{name}' in {string.Join(", ", files)}";
+        foreach (var file in files.Where(File.Exists))
+        {
+            if (ReadProfile(file, name) is { } found)
+            {
+                return found;
+            }
+        }
+
+        return null;
+    }
+
+    private static (string, string)? ReadProfile(string file, string profile)
+    {
+        string? section = null, key = null, secret = null;
+        foreach (var raw in File.ReadLines(file))
+        {
+            var line = raw.Trim();
+            if (line.StartsWith('[') && line.EndsWith(']'))
+            {
+                if (section == profile && key is not null && secret is not null)
+                {
+                    return (key, secret);
+                }
+
+                section = line[1..^1].Trim();
+                key = secret = null;
+                continue;
+            }
+
+            var eq = line.IndexOf('=', StringComparison.Ordinal);
+            if (section != profile || eq <= 0)
+            {
+                continue;
+            }
+
+            var (name, value) = (line[..eq].Trim(), line[(eq + 1)..].Trim());
+            if (name == "aws_access_key_id")
+            {
+                key = value;
+            }
+            else if (name == "aws_secret_access_key")
+            {
+                secret = value;
+            }
+        }
+
+        return section == profile && key is not null && secret is not null ? (key, secret) : null;
+    }
+}

@@ -1,0 +1,281 @@
+using System.CommandLine;
+using System.Net.Sockets;
+using System.Text.Json;
+using System.Text.Json.Nodes;
+using Spectre.Console;
+
+namespace Trellis.Cli;
+
+/// <summary>
+/// Management commands over the API (SigV4-signed, as boto3 does): <c>things</c>, <c>groups</c>,
+/// <c>tokens</c>, <c>audit</c>. Tables for people, <c>--output json</c> for scripts. Exit codes:
+/// 0 done, 1 the API refused (the AWS error is printed), 3 the endpoint cannot be reached or no
+/// credentials were found.
+/// </summary>
+internal static class ManageCommands
+{
+    private static readonly Option<string> Endpoint = new("--endpoint")
+    {
+        Description = "Trellis API (env TRELLIS_ENDPOINT; default http://127.0.0.1:8080)",
+        DefaultValueFactory = _ => Environment.GetEnvironmentVariable("TRELLIS_ENDPOINT") is { Length: > 0 } e ? e : "http://127.0.0.1:8080",
+        Recursive = true,
+    };
+
+    private static readonly Option<string> Data = new("--data")
+    {
+        Description = "Data folder whose 'credentials' file to use (env TRELLIS_DATA; default ./data)",
+        DefaultValueFactory = _ => Environment.GetEnvironmentVariable("TRELLIS_DATA") is { Length: > 0 } d ? d : "./data",
+        Recursive = true,
+    };
+
+    private static readonly Option<string?> Profile = new("--profile") { Description = "Credentials profile (default: AWS_PROFILE, else 'trellis')", Recursive = true };
+
+    private static readonly Option<string> Output = new("--output")
+    {
+        Description = "table (default) or json",
+        DefaultValueFactory = _ => "table",
+        Recursive = true,
+    };
+
+    public static IEnumerable<Command> Create()
+    {
+        Output.AcceptOnlyFromAmong("table", "json");
+        yield return Things();
+        yield return Groups();
+        yield return Tokens();
+        yield return Audit();
+    }
+
+    public static void AddGlobalOptions(RootCommand root)
+    {
+        root.Options.Add(Endpoint);
+        root.Options.Add(Data);
+        root.Options.Add(Profile);
+        root.Options.Add(Output);
+    }
+
+    private static Command Things()
+    {
+        var name = new Argument<string>("name") { Description = "Thing name" };
+        var type = new Option<string?>("--type") { Description = "Thing type" };
+        var attributes = new Option<string[]>("--attribute") { Description = "Attribute as key=value (repeatable)" };
+        var max = new Option<int?>("--max") { Description = "At most this many" };
+
+        var list = new Command("list", "List things.") { max };
+        list.SetAction((r, ct) => RunAsync(r, api => api.SendAsync(HttpMethod.Get, "/things", Query(("maxResults", r.GetValue(max)?.ToString(System.Globalization.CultureInfo.InvariantCulture))), null, ct),
+            body => Table(body["things"], "thingName", "thingTypeName", "version")));
+
+        var create = new Command("create", "Create a thing.") { name, type, attributes };
+        create.SetAction((r, ct) =>
+        {
+            var body = new JsonObject();
+            if (r.GetValue(type) is { } t)
+            {
+                body["thingTypeName"] = t;
+            }
+
+            var pairs = r.GetValue(attributes) ?? [];
+            if (pairs.Length > 0)
+            {
+                var map = new JsonObject();
+                foreach (var pair in pairs)
+                {
+                    var eq = pair.IndexOf('=', StringComparison.Ordinal);
+                    if (eq <= 0)
+                    {
+                        return Task.FromResult(Usage($"--attribute wants key=value, not '{pair}'"));
+                    }
+
+                    map[pair[..eq]] = pair[(eq + 1)..];
+                }
+
+                body["attributePayload"] = new JsonObject { ["attributes"] = map };
+            }
+
+            return RunAsync(r, api => api.SendAsync(HttpMethod.Post, "/things/" + ApiClient.Segment(r.GetValue(name)!), null, body, ct), Fields);
+        });
+
+        var describe = new Command("describe", "Show a thing.") { name };
+        describe.SetAction((r, ct) => RunAsync(r, api => api.SendAsync(HttpMethod.Get, "/things/" + ApiClient.Segment(r.GetValue(name)!), null, null, ct), Fields));
+
+        var delete = new Command("delete", "Delete a thing.") { name };
+        delete.SetAction((r, ct) => RunAsync(r, api => api.SendAsync(HttpMethod.Delete, "/things/" + ApiClient.Segment(r.GetValue(name)!), null, null, ct), _ => AnsiConsole.MarkupLine("[green]deleted[/]")));
+
+        return new Command("things", "Things in the registry.") { list, create, describe, delete };
+    }
+
+    private static Command Groups()
+    {
+        var name = new Argument<string>("name") { Description = "Thing group name" };
+        var thing = new Argument<string>("thing") { Description = "Thing name" };
+        var parent = new Option<string?>("--parent") { Description = "Parent group" };
+
+        var list = new Command("list", "List thing groups.");
+        list.SetAction((r, ct) => RunAsync(r, api => api.SendAsync(HttpMethod.Get, "/thing-groups", null, null, ct), body => Table(body["thingGroups"], "groupName", "groupArn")));
+
+        var create = new Command("create", "Create a thing group.") { name, parent };
+        create.SetAction((r, ct) =>
+        {
+            var body = new JsonObject();
+            if (r.GetValue(parent) is { } p)
+            {
+                body["parentGroupName"] = p;
+            }
+
+            return RunAsync(r, api => api.SendAsync(HttpMethod.Post, "/thing-groups/" + ApiClient.Segment(r.GetValue(name)!), null, body, ct), Fields);
+        });
+
+        var add = new Command("add-thing", "Put a thing in a group (the group's policies then apply to it).") { name, thing };
+        add.SetAction((r, ct) => RunAsync(r,
+            api => api.SendAsync(HttpMethod.Put, "/thing-groups/addThingToThingGroup", null, new JsonObject { ["thingGroupName"] = r.GetValue(name), ["thingName"] = r.GetValue(thing) }, ct),
+            _ => AnsiConsole.MarkupLine("[green]added[/]")));
+
+        return new Command("groups", "Thing groups.") { list, create, add };
+    }
+
+    private static Command Tokens()
+    {
+        var thing = new Argument<string>("thing") { Description = "Thing name" };
+        var id = new Argument<string>("token-id") { Description = "Token id" };
+        var expires = new Option<long?>("--expires-in") { Description = "Seconds until the token expires (default: never)" };
+        var description = new Option<string?>("--description") { Description = "What the token is for" };
+
+        var create = new Command("create", "Create a device token for a thing; it is shown once.") { thing, expires, description };
+        create.SetAction((r, ct) =>
+        {
+            var body = new JsonObject();
+            if (r.GetValue(expires) is { } seconds)
+            {
+                body["expiresInSeconds"] = seconds;
+            }
+
+            if (r.GetValue(description) is { } text)
+            {
+                body["description"] = text;
+            }
+
+            return RunAsync(r, api => api.SendAsync(HttpMethod.Post, $"/api/things/{ApiClient.Segment(r.GetValue(thing)!)}/tokens", null, body, ct), body =>
+            {
+                Fields(body);
+                AnsiConsole.MarkupLine("[yellow]Store the token now: it is not shown again.[/]");
+            });
+        });
+
+        var list = new Command("list", "List a thing's tokens (never the secrets).") { thing };
+        list.SetAction((r, ct) => RunAsync(r, api => api.SendAsync(HttpMethod.Get, $"/api/things/{ApiClient.Segment(r.GetValue(thing)!)}/tokens", null, null, ct),
+            body => Table(body["tokens"], "tokenId", "status", "description")));
+
+        var revoke = new Command("revoke", "Revoke a token; its connections are dropped.") { id };
+        revoke.SetAction((r, ct) => RunAsync(r, api => api.SendAsync(HttpMethod.Delete, "/api/tokens/" + ApiClient.Segment(r.GetValue(id)!), null, null, ct), _ => AnsiConsole.MarkupLine("[green]revoked[/]")));
+
+        return new Command("tokens", "Device tokens for constrained devices (user name = thing name, password = token).") { create, list, revoke };
+    }
+
+    private static Command Audit()
+    {
+        var operation = new Option<string?>("--operation") { Description = "Only this operation, e.g. AttachPolicy" };
+        var target = new Option<string?>("--target") { Description = "Only targets containing this text" };
+        var since = new Option<string?>("--since") { Description = "From this time (ISO 8601)" };
+        var failed = new Option<bool>("--failed") { Description = "Only calls that failed" };
+        var max = new Option<int?>("--max") { Description = "At most this many" };
+        var audit = new Command("audit", "Who changed what: the audit log of management calls.") { operation, target, since, failed, max };
+        audit.SetAction((r, ct) => RunAsync(r,
+            api => api.SendAsync(HttpMethod.Get, "/api/audit", Query(("operation", r.GetValue(operation)), ("target", r.GetValue(target)), ("since", r.GetValue(since)),
+                ("failed", r.GetValue(failed) ? "true" : null), ("maxResults", r.GetValue(max)?.ToString(System.Globalization.CultureInfo.InvariantCulture))), null, ct),
+            body => Table(body["events"], "time", "accessKeyId", "operation", "target", "status", "errorType")));
+        return audit;
+    }
+
+    /// <summary>Resolves credentials, calls the API, prints the answer; returns the exit code.</summary>
+    private static async Task<int> RunAsync(ParseResult parse, Func<ApiClient, Task<ApiAnswer>> call, Action<JsonNode> print)
+    {
+        if (!Uri.TryCreate(parse.GetValue(Endpoint), UriKind.Absolute, out var endpoint))
+        {
+            return Usage($"--endpoint must be a URL such as http://127.0.0.1:8080, not '{parse.GetValue(Endpoint)}'");
+        }
+
+        if (CliCredentials.Resolve(parse.GetValue(Data)!, parse.GetValue(Profile), out var tried) is not { } credentials)
+        {
+            await Console.Error.WriteLineAsync($"trellis: no credentials found ({tried}). Point --data at the server's data folder, or set AWS_ACCESS_KEY_ID and AWS_SECRET_ACCESS_KEY.");
+            return 3;
+        }
+
+        using var api = new ApiClient(endpoint, credentials.AccessKeyId, credentials.Secret);
+        ApiAnswer answer;
+        try
+        {
+            answer = await call(api);
+        }
+        catch (Exception e) when (e is HttpRequestException or SocketException or TaskCanceledException)
+        {
+            await Console.Error.WriteLineAsync($"trellis: cannot reach {endpoint}: {e.Message}. Is `trellis serve` running there?");
+            return 3;
+        }
+
+        if (!answer.Ok)
+        {
+            await Console.Error.WriteLineAsync($"trellis: {answer.ErrorType}: {answer.Message ?? "(no message)"}");
+            return 1;
+        }
+
+        var body = answer.Body ?? new JsonObject();
+        if (parse.GetValue(Output) == "json")
+        {
+            Console.WriteLine(body.ToJsonString(new JsonSerializerOptions { WriteIndented = true }));
+        }
+        else
+        {
+            print(body);
+        }
+
+        return 0;
+    }
+
+    private static int Usage(string message)
+    {
+        Console.Error.WriteLine("trellis: " + message);
+        return 2;
+    }
+
+    private static string? Query(params (string Name, string? Value)[] parts)
+    {
+        var given = parts.Where(p => p.Value is not null).Select(p => $"{Uri.EscapeDataString(p.Name)}={Uri.EscapeDataString(p.Value!)}").ToList();
+        return given.Count == 0 ? null : string.Join('&', given);
+    }
+
+    /// <summary>A list as a table with the given columns.</summary>
+    private static void Table(JsonNode? items, params string[] columns)
+    {
+        var table = new Table().Border(TableBorder.Rounded);
+        foreach (var column in columns)
+        {
+            table.AddColumn(column);
+        }
+
+        foreach (var item in items?.AsArray() ?? [])
+        {
+            table.AddRow(columns.Select(c => Markup.Escape(Text(item?[c]))).ToArray());
+        }
+
+        AnsiConsole.Write(table);
+    }
+
+    /// <summary>One object as field / value rows.</summary>
+    private static void Fields(JsonNode body)
+    {
+        var table = new Table().Border(TableBorder.Rounded).AddColumn("field").AddColumn("value");
+        foreach (var (key, value) in body.AsObject())
+        {
+            table.AddRow(Markup.Escape(key), Markup.Escape(Text(value)));
+        }
+
+        AnsiConsole.Write(table);
+    }
+
+    private static string Text(JsonNode? node) => node switch
+    {
+        null => string.Empty,
+        JsonValue v when v.TryGetValue<string>(out var s) => s,
+        _ => node.ToJsonString(),
+    };
+}

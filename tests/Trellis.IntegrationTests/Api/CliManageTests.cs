@@ -1,0 +1,47 @@
+using System.Text.Json.Nodes;
+using Trellis.IntegrationTests.TestKit;
+
+namespace Trellis.IntegrationTests.Api;
+
+/// <summary>The <c>trellis</c> management commands as a real process, SigV4-signed with the data folder's credentials.</summary>
+[Collection(TrellisServerGroup.Name)]
+public sealed class CliManageTests(TrellisHost host)
+{
+    private static CancellationToken Ct => TestContext.Current.CancellationToken;
+
+    [Fact]
+    public async Task Things_groups_tokens_and_audit_work_with_tables_json_and_exit_codes()
+    {
+        var thing = TrellisHost.Unique("cli");
+        var group = TrellisHost.Unique("cligroup");
+
+        var create = await TrellisCli.RunAsync(host, ["things", "create", thing, "--attribute", "site=lyon"], Ct);
+        Assert.True(create.ExitCode == 0, create.Output);
+        Assert.Contains(thing, create.Stdout, StringComparison.Ordinal);
+
+        var describe = await TrellisCli.RunAsync(host, ["things", "describe", thing, "--output", "json"], Ct);
+        Assert.Equal(0, describe.ExitCode);
+        Assert.Equal("lyon", JsonNode.Parse(describe.Stdout)!["attributes"]!["site"]!.GetValue<string>());
+
+        var missing = await TrellisCli.RunAsync(host, ["things", "describe", "no-such-thing"], Ct);
+        Assert.Equal(1, missing.ExitCode);
+        Assert.Contains("ResourceNotFoundException", missing.Stderr, StringComparison.Ordinal);
+
+        Assert.Equal(0, (await TrellisCli.RunAsync(host, ["groups", "create", group], Ct)).ExitCode);
+        Assert.Equal(0, (await TrellisCli.RunAsync(host, ["groups", "add-thing", group, thing], Ct)).ExitCode);
+        Assert.Contains(group, host.Server.Registry.ListThingGroupsForThing(thing, null, null).Value!.Items.Select(g => g.Name));
+
+        var token = await TrellisCli.RunAsync(host, ["tokens", "create", thing, "--output", "json"], Ct);
+        Assert.Equal(0, token.ExitCode);
+        var secret = JsonNode.Parse(token.Stdout)!["token"]!.GetValue<string>();
+        Assert.NotNull(host.Server.Registry.VerifyDeviceToken(thing, System.Text.Encoding.UTF8.GetBytes(secret)));
+
+        var audit = await TrellisCli.RunAsync(host, ["audit", "--target", thing, "--output", "json"], Ct);
+        Assert.Equal(0, audit.ExitCode);
+        Assert.Contains("CreateThing", JsonNode.Parse(audit.Stdout)!["events"]!.AsArray().Select(e => e!["operation"]!.GetValue<string>()));
+
+        var unreachable = await ExternalTool.RunAsync("dotnet", [TrellisCli.DllPath(), "things", "list", "--endpoint", "http://127.0.0.1:1", "--data", host.DataDirectory], TimeSpan.FromSeconds(60), cancellationToken: Ct);
+        Assert.Equal(3, unreachable.ExitCode);
+        Assert.Contains("cannot reach", unreachable.Stderr, StringComparison.Ordinal);
+    }
+}
