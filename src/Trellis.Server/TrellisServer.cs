@@ -95,7 +95,8 @@ public sealed class TrellisServer : IAsyncDisposable
         services.AddSingleton(registryOptions);
         services.AddSingleton<RegistryService>();
         services.AddSingleton(new AuditLog(database));
-        services.AddSingleton(new SigV4Verifier(accessKeys.SecretFor, time));
+        services.AddSingleton(sp => new ApiUsers(database, accessKeys, time));
+        services.AddSingleton(sp => new SigV4Verifier(sp.GetRequiredService<ApiUsers>().SecretFor, time));
         services.AddSingleton(Microsoft.Extensions.Options.Options.Create(brokerOptions));
         services.AddSingleton<BrokerStore>();
         services.AddSingleton<IBrokerAuthenticator, RegistryAuthenticator>();
@@ -185,6 +186,7 @@ public sealed class TrellisServer : IAsyncDisposable
         });
         app.UseMiddleware<SigV4Middleware>();
         app.UseMiddleware<AuditMiddleware>();
+        app.UseMiddleware<RoleMiddleware>();
         app.MapGet("/health", () => Results.Text("{\"status\":\"ok\"}", "application/json"));
         app.MapTrellisMetrics();
         app.MapMqttWebSocket();
@@ -192,6 +194,7 @@ public sealed class TrellisServer : IAsyncDisposable
         app.MapThingGroupsApi();
         app.MapDeviceTokensApi();
         app.MapAuditApi();
+        app.MapUsersApi();
         app.MapCertificatesApi();
         app.MapPoliciesApi();
         app.MapPrincipalsApi(() => server!.TlsEndpointAddress);

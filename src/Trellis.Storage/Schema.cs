@@ -134,5 +134,14 @@ public static class Schema
         );
         CREATE INDEX audit_log_time ON audit_log(time_ms);
         """,
+        """
+        CREATE TABLE api_users (
+            access_key_id TEXT PRIMARY KEY,
+            secret TEXT NOT NULL,
+            name TEXT NOT NULL UNIQUE,
+            role TEXT NOT NULL,
+            created_ms INTEGER NOT NULL
+        );
+        """,
     ];
 }

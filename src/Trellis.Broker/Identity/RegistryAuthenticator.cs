@@ -14,10 +14,17 @@ namespace Trellis.Broker.Identity;
 /// device token as user name and password on the plain listeners, and anonymous clients only in
 /// development mode.
 /// </summary>
-public sealed class RegistryAuthenticator(RegistryService registry, AccessKeys accessKeys, IOptions<BrokerOptions> options) : IBrokerAuthenticator
+public sealed class RegistryAuthenticator(RegistryService registry, ApiUsers users, IOptions<BrokerOptions> options) : IBrokerAuthenticator
 {
     private readonly BrokerOptions _options = options.Value;
     private CompiledPolicySet? _allowAll;
+
+    private CompiledPolicySet? _readOnly;
+
+    /// <summary>Viewer keys on MQTT: connect, subscribe and receive anything; publish nothing.</summary>
+    private CompiledPolicySet ReadOnly => _readOnly ??= CompiledPolicySet.Compile(
+        [PolicyDocument.TryParse("""{"Version":"2012-10-17","Statement":[{"Effect":"Allow","Action":["iot:Connect","iot:Subscribe","iot:Receive"],"Resource":"*"}]}""", out var document, out _) ? document! : throw new InvalidOperationException("read-only policy")],
+        new PolicyVariables(), _options.Region, _options.AccountId);
 
     /// <summary>One shared allow-all set: anonymous and access-key clients hold no policy copy each.</summary>
     private CompiledPolicySet AllowAll => _allowAll ??= CompiledPolicySet.AllowAll(_options.Region, _options.AccountId);
@@ -38,10 +45,12 @@ public sealed class RegistryAuthenticator(RegistryService registry, AccessKeys a
 
         if (request.UserName is { } user)
         {
-            if (accessKeys.Verify(user, request.Password))
+            if (users.SecretFor(user) is { } secret && request.Password is { } password
+                && System.Security.Cryptography.CryptographicOperations.FixedTimeEquals(System.Text.Encoding.UTF8.GetBytes(secret), password))
             {
-                // An API access key is an operator's identity: full access, still evaluated per operation.
-                return AuthenticationResult.Allow(new ClientPrincipal(AllowAll, 0)
+                // An API access key is a person's or service's identity: admin and operator keys
+                // may do anything, viewer keys only watch; still evaluated per operation.
+                return AuthenticationResult.Allow(new ClientPrincipal(users.RoleOf(user) == ApiRoles.Viewer ? ReadOnly : AllowAll, 0)
                 {
                     PrincipalIdentifier = user,
                 });

@@ -140,11 +140,21 @@ public class TrellisHost : IAsyncLifetime
     ];
 
     /// <summary>Runs boto3 "iot" calls in order (Scripts/iot_calls.py); one result per call: status, body or error.</summary>
-    public async Task<System.Text.Json.Nodes.JsonNode?[]> IotCallsAsync((string Call, object Args)[] calls, CancellationToken cancellationToken)
+    public async Task<System.Text.Json.Nodes.JsonNode?[]> IotCallsAsync((string Call, object Args)[] calls, CancellationToken cancellationToken, (string KeyId, string Secret)? credentials = null)
     {
         var script = Path.Combine(AppContext.BaseDirectory, "Scripts", "iot_calls.py");
         var json = JsonSerializer.Serialize(calls.Select(c => new { call = c.Call, args = c.Args }));
-        var result = await ExternalTool.RunAsync("python3", [script, Endpoint, json], TimeSpan.FromSeconds(60), AwsEnvironment, cancellationToken);
+        var env = AwsEnvironment;
+        if (credentials is { } given)
+        {
+            // Another API user's key instead of the data folder's admin key.
+            env.Remove("AWS_PROFILE");
+            env["AWS_SHARED_CREDENTIALS_FILE"] = "/dev/null";
+            env["AWS_ACCESS_KEY_ID"] = given.KeyId;
+            env["AWS_SECRET_ACCESS_KEY"] = given.Secret;
+        }
+
+        var result = await ExternalTool.RunAsync("python3", [script, Endpoint, json], TimeSpan.FromSeconds(60), env, cancellationToken);
         Assert.True(result.ExitCode == 0, "iot_calls.py failed: " + result.Output);
         return [.. System.Text.Json.Nodes.JsonNode.Parse(result.Stdout)!.AsArray()];
     }

@@ -1,0 +1,94 @@
+using System.Text.Json.Nodes;
+using Microsoft.AspNetCore.Builder;
+using Microsoft.AspNetCore.Http;
+using Microsoft.AspNetCore.Routing;
+using Trellis.Registry;
+
+namespace Trellis.Api;
+
+/// <summary>
+/// Enforces API roles after SigV4: <c>viewer</c> may only read (GET, Describe…, List…),
+/// <c>operator</c> may do everything but manage users, <c>admin</c> everything. A refusal is a 403
+/// AccessDeniedException that names the permission (<c>iot:{Operation}</c>) and the role.
+/// </summary>
+public sealed class RoleMiddleware(RequestDelegate next, ApiUsers users)
+{
+    private static readonly HashSet<string> AdminOnly = new(StringComparer.Ordinal) { "CreateApiUser", "ListApiUsers", "DeleteApiUser" };
+
+    public async Task InvokeAsync(HttpContext context)
+    {
+        var operation = context.GetEndpoint()?.Metadata.GetMetadata<IEndpointNameMetadata>()?.EndpointName;
+        if (context.Items["trellis.accessKeyId"] is not string key || operation is null)
+        {
+            await next(context);
+            return;
+        }
+
+        var role = users.RoleOf(key) ?? ApiRoles.Viewer;
+        var method = context.Request.Method;
+        var read = HttpMethods.IsGet(method) || HttpMethods.IsHead(method) || operation.StartsWith("List", StringComparison.Ordinal);
+        string? why = null;
+        if (AdminOnly.Contains(operation) && role != ApiRoles.Admin)
+        {
+            why = "only admin keys manage API users";
+        }
+        else if (!read && role == ApiRoles.Viewer)
+        {
+            why = "viewer keys are read-only";
+        }
+
+        if (why is not null)
+        {
+            await AwsResults.Error("AccessDeniedException", StatusCodes.Status403Forbidden,
+                $"User {key} (role {role}) is not authorized to perform: iot:{operation}: {why}. Ask an admin for an operator or admin key.").ExecuteAsync(context);
+            return;
+        }
+
+        await next(context);
+    }
+}
+
+/// <summary><c>/api/users</c>: API access keys for people and services, with roles (admin only).</summary>
+public static class UsersApi
+{
+    public static IEndpointRouteBuilder MapUsersApi(this IEndpointRouteBuilder app)
+    {
+        app.MapPost("/api/users", CreateAsync).WithName("CreateApiUser");
+        app.MapGet("/api/users", (ApiUsers users) => AwsResults.Json(new JsonObject
+        {
+            ["users"] = new JsonArray([.. users.List().Select(u => (JsonNode?)Describe(u))]),
+        })).WithName("ListApiUsers");
+        app.MapDelete("/api/users/{accessKeyId}", (string accessKeyId, ApiUsers users) => AwsResults.Done(users.Delete(accessKeyId))).WithName("DeleteApiUser");
+        return app;
+    }
+
+    private static async Task<IResult> CreateAsync(HttpRequest request, ApiUsers users)
+    {
+        var body = await RequestBody.ReadObjectAsync(request, request.HttpContext.RequestAborted);
+        var name = body.IsSuccess ? RequestBody.OptionalString(body.Value!, "name") : default;
+        var role = body.IsSuccess ? RequestBody.OptionalString(body.Value!, "role") : default;
+        if (!body.IsSuccess || !name.IsSuccess || !role.IsSuccess)
+        {
+            return AwsResults.Error(body.Error ?? name.Error ?? role.Error!);
+        }
+
+        var result = users.Create(name.Value, role.Value);
+        if (!result.IsSuccess)
+        {
+            return AwsResults.Error(result.Error!);
+        }
+
+        // The only time the secret is shown.
+        var answer = Describe(result.Value.User);
+        answer["secretAccessKey"] = result.Value.Secret;
+        return AwsResults.Json(answer);
+    }
+
+    private static JsonObject Describe(ApiUser user) => new()
+    {
+        ["accessKeyId"] = user.AccessKeyId,
+        ["name"] = user.Name,
+        ["role"] = user.Role,
+        ["creationDate"] = AwsResults.Timestamp(user.CreatedMs),
+    };
+}

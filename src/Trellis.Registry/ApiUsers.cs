@@ -1,0 +1,123 @@
+using System.Collections.Concurrent;
+using System.Security.Cryptography;
+using Trellis.Core.Errors;
+using Trellis.Storage;
+
+namespace Trellis.Registry;
+
+/// <summary>Roles of API access keys.</summary>
+public static class ApiRoles
+{
+    /// <summary>Everything, including users (and, later, CAs).</summary>
+    public const string Admin = "admin";
+
+    /// <summary>Everything but users and CAs.</summary>
+    public const string Operator = "operator";
+
+    /// <summary>Read-only.</summary>
+    public const string Viewer = "viewer";
+
+    public static bool IsValid(string role) => role is Admin or Operator or Viewer;
+}
+
+/// <summary>An API user: an access key with a role.</summary>
+public sealed record ApiUser(string AccessKeyId, string Name, string Role, long CreatedMs);
+
+/// <summary>
+/// Access keys for people and services, each with a role. SigV4 needs the secret itself to check a
+/// signature, so secrets are kept (in the registry database, like the admin key in the data
+/// folder's credentials file); they are returned once, at creation. The data folder's admin key is
+/// always an admin.
+/// </summary>
+public sealed class ApiUsers(SqliteDatabase db, AccessKeys adminKey, TimeProvider time)
+{
+    private readonly ConcurrentDictionary<string, (string Secret, ApiUser User)> _cache = new(StringComparer.Ordinal);
+
+    /// <summary>The secret of a key (the admin key's or a user's), for SigV4 verification.</summary>
+    public string? SecretFor(string accessKeyId) => adminKey.SecretFor(accessKeyId) ?? Find(accessKeyId)?.Secret;
+
+    /// <summary>The role of a key; null for an unknown key.</summary>
+    public string? RoleOf(string accessKeyId) =>
+        accessKeyId == adminKey.AdminAccessKeyId ? ApiRoles.Admin : Find(accessKeyId)?.User.Role;
+
+    public Result<(ApiUser User, string Secret)> Create(string? name, string? role)
+    {
+        if (string.IsNullOrWhiteSpace(name) || name.Length > 128)
+        {
+            return new TrellisError.InvalidRequest("name is required (at most 128 characters).");
+        }
+
+        if (role is null || !ApiRoles.IsValid(role))
+        {
+            return new TrellisError.InvalidRequest($"role must be {ApiRoles.Admin}, {ApiRoles.Operator} or {ApiRoles.Viewer}.");
+        }
+
+        const string Alphabet = "ABCDEFGHIJKLMNOPQRSTUVWXYZ234567";
+        var id = "TRLS" + RandomNumberGenerator.GetString(Alphabet, 16);
+        var secret = Convert.ToBase64String(RandomNumberGenerator.GetBytes(30));
+        var user = new ApiUser(id, name, role, time.GetUtcNow().ToUnixTimeMilliseconds());
+        using var connection = db.Open();
+        using var command = connection.CreateCommand();
+        command.CommandText = "INSERT INTO api_users(access_key_id, secret, name, role, created_ms) SELECT $id, $s, $n, $r, $c WHERE NOT EXISTS (SELECT 1 FROM api_users WHERE name = $n)";
+        command.Parameters.AddWithValue("$id", id);
+        command.Parameters.AddWithValue("$s", secret);
+        command.Parameters.AddWithValue("$n", name);
+        command.Parameters.AddWithValue("$r", role);
+        command.Parameters.AddWithValue("$c", user.CreatedMs);
+        if (command.ExecuteNonQuery() == 0)
+        {
+            return new TrellisError.AlreadyExists($"An API user named '{name}' already exists.");
+        }
+
+        return (user, secret);
+    }
+
+    public List<ApiUser> List()
+    {
+        using var connection = db.Open();
+        using var command = connection.CreateCommand();
+        command.CommandText = "SELECT access_key_id, name, role, created_ms FROM api_users ORDER BY name";
+        using var reader = command.ExecuteReader();
+        var users = new List<ApiUser>();
+        while (reader.Read())
+        {
+            users.Add(new ApiUser(reader.GetString(0), reader.GetString(1), reader.GetString(2), reader.GetInt64(3)));
+        }
+
+        return users;
+    }
+
+    /// <summary>Deletes a user; its key stops working at once.</summary>
+    public TrellisError? Delete(string accessKeyId)
+    {
+        using var connection = db.Open();
+        using var command = connection.CreateCommand();
+        command.CommandText = "DELETE FROM api_users WHERE access_key_id = $id";
+        command.Parameters.AddWithValue("$id", accessKeyId);
+        var deleted = command.ExecuteNonQuery() > 0;
+        _cache.TryRemove(accessKeyId, out _);
+        return deleted ? null : new TrellisError.NotFound($"API user with access key {accessKeyId} cannot be found.");
+    }
+
+    private (string Secret, ApiUser User)? Find(string accessKeyId)
+    {
+        if (_cache.TryGetValue(accessKeyId, out var cached))
+        {
+            return cached;
+        }
+
+        using var connection = db.Open();
+        using var command = connection.CreateCommand();
+        command.CommandText = "SELECT secret, name, role, created_ms FROM api_users WHERE access_key_id = $id";
+        command.Parameters.AddWithValue("$id", accessKeyId);
+        using var reader = command.ExecuteReader();
+        if (!reader.Read())
+        {
+            return null;
+        }
+
+        var found = (reader.GetString(0), new ApiUser(accessKeyId, reader.GetString(1), reader.GetString(2), reader.GetInt64(3)));
+        _cache[accessKeyId] = found;
+        return found;
+    }
+}

@@ -1,0 +1,63 @@
+using System.Text.Json.Nodes;
+using Trellis.IntegrationTests.TestKit;
+
+namespace Trellis.IntegrationTests.Api;
+
+/// <summary>API users with roles, driven by boto3 with each user's own key.</summary>
+[Collection(TrellisServerGroup.Name)]
+public sealed class ApiUserTests(TrellisHost host)
+{
+    private static CancellationToken Ct => TestContext.Current.CancellationToken;
+
+    [Fact]
+    public async Task Viewer_reads_operator_changes_only_admin_manages_users_and_deleted_keys_stop_working()
+    {
+        var viewer = await CreateUserAsync(TrellisHost.Unique("ann"), "viewer");
+        var operatorKey = await CreateUserAsync(TrellisHost.Unique("bob"), "operator");
+        var thing = TrellisHost.Unique("roles");
+
+        var asViewer = await host.IotCallsAsync([("list_things", new { }), ("create_thing", new { thingName = thing })], Ct, viewer);
+        Assert.Equal(200, asViewer[0]!["status"]!.GetValue<int>());
+        Assert.Equal(403, asViewer[1]!["status"]!.GetValue<int>());
+        Assert.Equal("AccessDeniedException", asViewer[1]!["error"]!.GetValue<string>());
+        Assert.Contains("iot:CreateThing", asViewer[1]!["message"]!.GetValue<string>(), StringComparison.Ordinal);
+
+        var asOperator = await host.IotCallsAsync([("create_thing", new { thingName = thing }), ("describe_thing", new { thingName = thing })], Ct, operatorKey);
+        Assert.All(asOperator, r => Assert.Equal(200, r!["status"]!.GetValue<int>()));
+
+        // Users are the admin's: the operator is refused, naming the permission.
+        var script = Path.Combine(AppContext.BaseDirectory, "Scripts", "signed_request.py");
+        var env = host.AwsEnvironment;
+        env.Remove("AWS_PROFILE");
+        env["AWS_SHARED_CREDENTIALS_FILE"] = "/dev/null";
+        env["AWS_ACCESS_KEY_ID"] = operatorKey.KeyId;
+        env["AWS_SECRET_ACCESS_KEY"] = operatorKey.Secret;
+        var refused = await ExternalTool.RunAsync("python3", [script, host.Endpoint, "POST", "/api/users", """{"name":"mallory","role":"admin"}"""], TimeSpan.FromSeconds(60), env, Ct);
+        var refusedBody = JsonNode.Parse(refused.Stdout)!;
+        Assert.Equal(403, refusedBody["status"]!.GetValue<int>());
+        Assert.Contains("iot:CreateApiUser", refusedBody["body"]!["message"]!.GetValue<string>(), StringComparison.Ordinal);
+
+        // The audit log names who did what.
+        var audit = await host.SignedRequestAsync("GET", $"/api/audit?target={thing}", null, Ct);
+        var events = audit["body"]!["events"]!.AsArray();
+        Assert.Equal([viewer.KeyId, operatorKey.KeyId], events.Select(e => e!["accessKeyId"]!.GetValue<string>()));
+        Assert.Equal([403, 200], events.Select(e => e!["status"]!.GetValue<int>()));
+
+        // Deleted: the key is unknown at once.
+        var delete = await host.SignedRequestAsync("DELETE", $"/api/users/{viewer.KeyId}", null, Ct);
+        Assert.Equal(200, delete["status"]!.GetValue<int>());
+        var afterDelete = await host.IotCallsAsync([("list_things", new { })], Ct, viewer);
+        Assert.Equal(403, afterDelete[0]!["status"]!.GetValue<int>());
+        Assert.Equal("UnrecognizedClientException", afterDelete[0]!["error"]!.GetValue<string>());
+
+        var badRole = await host.SignedRequestAsync("POST", "/api/users", """{"name":"x","role":"superuser"}""", Ct);
+        Assert.Equal(400, badRole["status"]!.GetValue<int>());
+    }
+
+    private async Task<(string KeyId, string Secret)> CreateUserAsync(string name, string role)
+    {
+        var created = await host.SignedRequestAsync("POST", "/api/users", $$"""{"name":"{{name}}","role":"{{role}}"}""", Ct);
+        Assert.Equal(200, created["status"]!.GetValue<int>());
+        return (created["body"]!["accessKeyId"]!.GetValue<string>(), created["body"]!["secretAccessKey"]!.GetValue<string>());
+    }
+}
