@@ -1,4 +1,3 @@
-using System.Text.Json.Nodes;
 using Trellis.IntegrationTests.TestKit;
 
 namespace Trellis.IntegrationTests.Api;
@@ -26,14 +25,7 @@ public sealed class ApiUserTests(TrellisHost host)
         Assert.All(asOperator, r => Assert.Equal(200, r!["status"]!.GetValue<int>()));
 
         // Users are the admin's: the operator is refused, naming the permission.
-        var script = Path.Combine(AppContext.BaseDirectory, "Scripts", "signed_request.py");
-        var env = host.AwsEnvironment;
-        env.Remove("AWS_PROFILE");
-        env["AWS_SHARED_CREDENTIALS_FILE"] = "/dev/null";
-        env["AWS_ACCESS_KEY_ID"] = operatorKey.KeyId;
-        env["AWS_SECRET_ACCESS_KEY"] = operatorKey.Secret;
-        var refused = await ExternalTool.RunAsync("python3", [script, host.Endpoint, "POST", "/api/users", """{"name":"mallory","role":"admin"}"""], TimeSpan.FromSeconds(60), env, Ct);
-        var refusedBody = JsonNode.Parse(refused.Stdout)!;
+        var refusedBody = await host.SignedRequestAsync("POST", "/api/users", """{"name":"mallory","role":"admin"}""", Ct, operatorKey);
         Assert.Equal(403, refusedBody["status"]!.GetValue<int>());
         Assert.Contains("iot:CreateApiUser", refusedBody["body"]!["message"]!.GetValue<string>(), StringComparison.Ordinal);
 

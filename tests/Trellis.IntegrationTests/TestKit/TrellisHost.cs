@@ -144,23 +144,13 @@ public class TrellisHost : IAsyncLifetime
     {
         var script = Path.Combine(AppContext.BaseDirectory, "Scripts", "iot_calls.py");
         var json = JsonSerializer.Serialize(calls.Select(c => new { call = c.Call, args = c.Args }));
-        var env = AwsEnvironment;
-        if (credentials is { } given)
-        {
-            // Another API user's key instead of the data folder's admin key.
-            env.Remove("AWS_PROFILE");
-            env["AWS_SHARED_CREDENTIALS_FILE"] = "/dev/null";
-            env["AWS_ACCESS_KEY_ID"] = given.KeyId;
-            env["AWS_SECRET_ACCESS_KEY"] = given.Secret;
-        }
-
-        var result = await ExternalTool.RunAsync("python3", [script, Endpoint, json], TimeSpan.FromSeconds(60), env, cancellationToken);
+        var result = await ExternalTool.RunAsync("python3", [script, Endpoint, json], TimeSpan.FromSeconds(60), AwsEnvironmentFor(credentials), cancellationToken);
         Assert.True(result.ExitCode == 0, "iot_calls.py failed: " + result.Output);
         return [.. System.Text.Json.Nodes.JsonNode.Parse(result.Stdout)!.AsArray()];
     }
 
     /// <summary>One SigV4-signed request with botocore's signer (Scripts/signed_request.py), for routes boto3 has no method for.</summary>
-    public async Task<System.Text.Json.Nodes.JsonNode> SignedRequestAsync(string method, string path, string? body, CancellationToken cancellationToken)
+    public async Task<System.Text.Json.Nodes.JsonNode> SignedRequestAsync(string method, string path, string? body, CancellationToken cancellationToken, (string KeyId, string Secret)? credentials = null)
     {
         var script = Path.Combine(AppContext.BaseDirectory, "Scripts", "signed_request.py");
         List<string> args = [script, Endpoint, method, path];
@@ -169,9 +159,24 @@ public class TrellisHost : IAsyncLifetime
             args.Add(body);
         }
 
-        var result = await ExternalTool.RunAsync("python3", args, TimeSpan.FromSeconds(60), AwsEnvironment, cancellationToken);
+        var result = await ExternalTool.RunAsync("python3", args, TimeSpan.FromSeconds(60), AwsEnvironmentFor(credentials), cancellationToken);
         Assert.True(result.ExitCode == 0, "signed_request.py failed: " + result.Output);
         return System.Text.Json.Nodes.JsonNode.Parse(result.Stdout)!;
+    }
+
+    /// <summary>The AWS environment for the data folder's admin key, or for another API user's key.</summary>
+    public Dictionary<string, string> AwsEnvironmentFor((string KeyId, string Secret)? credentials)
+    {
+        var env = AwsEnvironment;
+        if (credentials is { } given)
+        {
+            env.Remove("AWS_PROFILE");
+            env["AWS_SHARED_CREDENTIALS_FILE"] = "/dev/null";
+            env["AWS_ACCESS_KEY_ID"] = given.KeyId;
+            env["AWS_SECRET_ACCESS_KEY"] = given.Secret;
+        }
+
+        return env;
     }
 
     public static string Unique(string prefix) => $"{prefix}{Guid.NewGuid():N}"[..(prefix.Length + 12)];
