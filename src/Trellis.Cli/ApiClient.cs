@@ -19,13 +19,17 @@ internal sealed class ApiClient(Uri endpoint, string accessKeyId, string secret)
     public Uri Endpoint => endpoint;
 
     /// <summary>Sends a request. <paramref name="path"/> must be percent-encoded already (use <see cref="Segment"/>).</summary>
-    public async Task<ApiAnswer> SendAsync(HttpMethod method, string path, string? query = null, JsonNode? body = null, CancellationToken cancellationToken = default)
+    public Task<ApiAnswer> SendAsync(HttpMethod method, string path, string? query = null, JsonNode? body = null, CancellationToken cancellationToken = default) =>
+        SendAsync(method, path, query, body, null, cancellationToken);
+
+    /// <summary>As above, with extra headers (AWS puts some parameters in headers, e.g. <c>x-amzn-principal</c>).</summary>
+    public async Task<ApiAnswer> SendAsync(HttpMethod method, string path, string? query, JsonNode? body, IReadOnlyDictionary<string, string>? extraHeaders, CancellationToken cancellationToken)
     {
         var bytes = body is null ? [] : Encoding.UTF8.GetBytes(body.ToJsonString());
         var host = endpoint.IsDefaultPort ? endpoint.Host : $"{endpoint.Host}:{endpoint.Port}";
         var headers = SigV4Signer.Sign(method.Method, host, path, query ?? string.Empty, bytes, accessKeyId, secret, "us-east-1", "iot", DateTimeOffset.UtcNow);
         using var request = new HttpRequestMessage(method, path + (string.IsNullOrEmpty(query) ? string.Empty : "?" + query));
-        foreach (var (name, value) in headers)
+        foreach (var (name, value) in headers.Concat(extraHeaders ?? new Dictionary<string, string>()))
         {
             request.Headers.TryAddWithoutValidation(name, value);
         }

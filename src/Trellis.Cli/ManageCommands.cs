@@ -21,6 +21,8 @@ internal static class ManageCommands
         Recursive = true,
     };
 
+    public static Option<string> DataOption => Data;
+
     private static readonly Option<string> Data = new("--data")
     {
         Description = "Data folder whose 'credentials' file to use (env TRELLIS_DATA; default ./data)",
@@ -185,6 +187,9 @@ internal static class ManageCommands
             body => Table(body["events"], "time", "accessKeyId", "operation", "target", "status", "errorType")));
         return audit;
     }
+
+    /// <summary>Several API calls in one command (provisioning): the steps return the answer to print, or the first failure.</summary>
+    public static Task<int> RunStepsAsync(ParseResult parse, Func<ApiClient, Task<ApiAnswer>> steps) => RunAsync(parse, steps, Fields);
 
     /// <summary>Resolves credentials, calls the API, prints the answer; returns the exit code.</summary>
     private static async Task<int> RunAsync(ParseResult parse, Func<ApiClient, Task<ApiAnswer>> call, Action<JsonNode> print)

@@ -9,4 +9,6 @@ foreach (var command in ManageCommands.Create())
     root.Subcommands.Add(command);
 }
 
+root.Subcommands.Add(ProvisionCommand.Create());
+
 return await root.Parse(args).InvokeAsync();

@@ -44,4 +44,29 @@ public sealed class CliManageTests(TrellisHost host)
         Assert.Equal(3, unreachable.ExitCode);
         Assert.Contains("cannot reach", unreachable.Stderr, StringComparison.Ordinal);
     }
+
+    [Fact]
+    public async Task Provision_writes_a_device_folder_whose_sample_command_connects_and_publishes()
+    {
+        var thing = TrellisHost.Unique("prov");
+        var folder = Path.Combine(host.DataDirectory, "provisioned", thing);
+        var provision = await TrellisCli.RunAsync(host, ["provision", "--thing", thing, "--out", folder, "--output", "json"], Ct);
+        Assert.True(provision.ExitCode == 0, provision.Output);
+        var summary = JsonNode.Parse(provision.Stdout)!;
+        Assert.Equal("TrellisDefaultDevicePolicy", summary["policyName"]!.GetValue<string>());
+        Assert.Null(summary["warning"]);
+        if (!OperatingSystem.IsWindows())
+        {
+            Assert.Equal(UnixFileMode.UserRead | UnixFileMode.UserWrite, File.GetUnixFileMode(Path.Combine(folder, thing + ".private.key")));
+        }
+
+        // The generated command is the device's first message: over TLS, with its certificate, under its policy.
+        var script = await File.ReadAllTextAsync(Path.Combine(folder, "connect.sh"), Ct);
+        var run = await ExternalTool.RunAsync("sh", [Path.Combine(folder, "connect.sh")], TimeSpan.FromSeconds(30), cancellationToken: Ct);
+        Assert.True(run.ExitCode == 0 && run.Stdout.Trim() == $"hello from {thing}", script + "\n" + run.Output);
+
+        // A second device reuses the default policy; an existing thing is fine too.
+        var again = await TrellisCli.RunAsync(host, ["provision", "--thing", thing, "--out", folder + "-2"], Ct);
+        Assert.True(again.ExitCode == 0, again.Output);
+    }
 }

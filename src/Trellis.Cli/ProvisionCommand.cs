@@ -1,0 +1,122 @@
+using System.CommandLine;
+using System.Globalization;
+using System.Text.Json.Nodes;
+
+namespace Trellis.Cli;
+
+/// <summary>
+/// <c>trellis provision --thing NAME --out DIR</c>: a ready device folder. Creates the thing, an
+/// active certificate and key, attaches a policy (the given one, or a per-thing default that
+/// allows the device its own <c>devices/{thing}/…</c> topics and its shadow), and writes the
+/// certificate, the key (mode 0600), the server's CA and a sample mosquitto command.
+/// </summary>
+internal static class ProvisionCommand
+{
+    public const string DefaultPolicyName = "TrellisDefaultDevicePolicy";
+
+    private const string DefaultPolicy = """
+        {"Version":"2012-10-17","Statement":[
+          {"Effect":"Allow","Action":"iot:Connect","Resource":"arn:aws:iot:*:*:client/${iot:Connection.Thing.ThingName}"},
+          {"Effect":"Allow","Action":["iot:Publish","iot:Receive"],"Resource":["arn:aws:iot:*:*:topic/devices/${iot:Connection.Thing.ThingName}/*","arn:aws:iot:*:*:topic/$aws/things/${iot:Connection.Thing.ThingName}/shadow/*"]},
+          {"Effect":"Allow","Action":"iot:Subscribe","Resource":["arn:aws:iot:*:*:topicfilter/devices/${iot:Connection.Thing.ThingName}/*","arn:aws:iot:*:*:topicfilter/$aws/things/${iot:Connection.Thing.ThingName}/shadow/*"]}]}
+        """;
+
+    public static Command Create()
+    {
+        var thing = new Option<string>("--thing") { Description = "Thing name (created if it does not exist)", Required = true };
+        var output = new Option<string>("--out") { Description = "Folder to write the device files to", Required = true };
+        var policy = new Option<string?>("--policy") { Description = $"Policy to attach (default: {DefaultPolicyName}, created on first use)" };
+        var command = new Command("provision", "Create a thing with its certificate and policy, and write a ready device folder.") { thing, output, policy };
+        command.SetAction((parse, ct) => ManageCommands.RunStepsAsync(parse, async api =>
+        {
+            var name = parse.GetValue(thing)!;
+            var thingAnswer = await api.SendAsync(HttpMethod.Post, "/things/" + ApiClient.Segment(name), null, new JsonObject(), ct);
+            if (!thingAnswer.Ok && thingAnswer.ErrorType != "ResourceAlreadyExistsException")
+            {
+                return thingAnswer;
+            }
+
+            var policyName = parse.GetValue(policy) ?? DefaultPolicyName;
+            if (parse.GetValue(policy) is null)
+            {
+                var created = await api.SendAsync(HttpMethod.Post, "/policies/" + ApiClient.Segment(policyName), null, new JsonObject { ["policyDocument"] = DefaultPolicy }, ct);
+                if (!created.Ok && created.ErrorType != "ResourceAlreadyExistsException")
+                {
+                    return created;
+                }
+            }
+
+            var certificate = await api.SendAsync(HttpMethod.Post, "/keys-and-certificate", "setAsActive=true", new JsonObject(), ct);
+            if (!certificate.Ok)
+            {
+                return certificate;
+            }
+
+            var arn = certificate.Body!["certificateArn"]!.GetValue<string>();
+            var attach = await api.SendAsync(HttpMethod.Put, "/target-policies/" + ApiClient.Segment(policyName), null, new JsonObject { ["target"] = arn }, ct);
+            if (!attach.Ok)
+            {
+                return attach;
+            }
+
+            var principal = await api.SendAsync(HttpMethod.Put, $"/things/{ApiClient.Segment(name)}/principals", null, null, new Dictionary<string, string> { ["x-amzn-principal"] = arn }, ct);
+            if (!principal.Ok)
+            {
+                return principal;
+            }
+
+            var endpoint = await api.SendAsync(HttpMethod.Get, "/endpoint", "endpointType=iot%3AData-ATS", null, ct);
+            var address = endpoint.Body?["endpointAddress"]?.GetValue<string>() ?? "localhost";
+            var (host, port) = address.Contains(':', StringComparison.Ordinal) ? (address[..address.LastIndexOf(':')], address[(address.LastIndexOf(':') + 1)..]) : (address, "8883");
+
+            var folder = Path.GetFullPath(parse.GetValue(output)!);
+            Directory.CreateDirectory(folder);
+            var certPath = Path.Combine(folder, name + ".cert.pem");
+            var keyPath = Path.Combine(folder, name + ".private.key");
+            await File.WriteAllTextAsync(certPath, certificate.Body["certificatePem"]!.GetValue<string>(), ct);
+            await File.WriteAllTextAsync(keyPath, certificate.Body["keyPair"]!["PrivateKey"]!.GetValue<string>(), ct);
+            if (!OperatingSystem.IsWindows())
+            {
+                File.SetUnixFileMode(keyPath, UnixFileMode.UserRead | UnixFileMode.UserWrite);
+            }
+
+            var caSource = Path.Combine(parse.GetValue(ManageCommands.DataOption)!, "ca.pem");
+            var caPath = Path.Combine(folder, "ca.pem");
+            var haveCa = File.Exists(caSource);
+            if (haveCa)
+            {
+                File.Copy(caSource, caPath, overwrite: true);
+            }
+
+            var sample = string.Create(CultureInfo.InvariantCulture, $"""
+                #!/bin/sh
+                # {name}: publish one message on its own topic and read it back, over TLS with its certificate.
+                cd "$(dirname "$0")"
+                mosquitto_rr -h {host} -p {port} --cafile ca.pem --cert {name}.cert.pem --key {name}.private.key -i {name} \
+                  -t devices/{name}/hello -e devices/{name}/hello -m 'hello from {name}' -W 10
+
+                """);
+            await File.WriteAllTextAsync(Path.Combine(folder, "connect.sh"), sample, ct);
+            if (!OperatingSystem.IsWindows())
+            {
+                File.SetUnixFileMode(Path.Combine(folder, "connect.sh"), UnixFileMode.UserRead | UnixFileMode.UserWrite | UnixFileMode.UserExecute | UnixFileMode.GroupRead | UnixFileMode.OtherRead);
+            }
+
+            var summary = new JsonObject
+            {
+                ["thingName"] = name,
+                ["certificateArn"] = arn,
+                ["policyName"] = policyName,
+                ["folder"] = folder,
+                ["endpoint"] = $"{host}:{port}",
+            };
+            if (!haveCa)
+            {
+                summary["warning"] = $"no ca.pem in {parse.GetValue(ManageCommands.DataOption)}: copy the server's data/ca.pem into {folder}";
+            }
+
+            return new ApiAnswer(200, summary, null, null);
+        }));
+        return command;
+    }
+}
