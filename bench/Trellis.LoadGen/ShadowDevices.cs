@@ -11,22 +11,20 @@ namespace Trellis.LoadGen;
 /// desired (so every accepted update produces a delta), and reads its own deltas, measuring
 /// update-to-delta latency from the send timestamp carried in the desired state.
 /// </summary>
-internal sealed class ShadowDevice
+internal sealed class ShadowDevice : PublishReader
 {
     private static readonly byte[] DeltaSuffix = "/update/delta"u8.ToArray();
     private static readonly byte[] RejectedSuffix = "/update/rejected"u8.ToArray();
     private static readonly byte[] TsKey = "\"ts\":"u8.ToArray();
     private static readonly byte[] StepKey = "\"step\":"u8.ToArray();
 
-    private readonly Socket _socket;
     private readonly byte[] _topic;
-    private readonly byte[] _buffer = new byte[64 * 1024];
     private readonly byte[] _out = new byte[16 * 1024];
     private ushort _packetId;
 
     public ShadowDevice(Socket socket, string thing)
+        : base(socket, 64 * 1024)
     {
-        _socket = socket;
         Thing = thing;
         _topic = Encoding.UTF8.GetBytes($"$aws/things/{thing}/shadow/update");
     }
@@ -74,94 +72,10 @@ internal sealed class ShadowDevice
             Interlocked.Increment(ref Sent);
         }
 
-        await _socket.SendAsync(_out.AsMemory(0, length), ct);
+        await Socket.SendAsync(_out.AsMemory(0, length), ct);
     }
 
-    /// <summary>Reads replies and deltas; acks QoS 1 deliveries.</summary>
-    public async Task RunReaderAsync(CancellationToken ct)
-    {
-        var filled = 0;
-        var acks = new byte[4096];
-        try
-        {
-            while (!ct.IsCancellationRequested)
-            {
-                var n = await _socket.ReceiveAsync(_buffer.AsMemory(filled), ct);
-                if (n == 0)
-                {
-                    return;
-                }
-
-                filled += n;
-                var offset = 0;
-                var ackBytes = 0;
-                var now = Stopwatch.GetTimestamp();
-                while (filled - offset >= 2)
-                {
-                    var header = _buffer[offset];
-                    var length = 0;
-                    var multiplier = 1;
-                    var i = offset + 1;
-                    var complete = false;
-                    while (i < filled)
-                    {
-                        var b = _buffer[i++];
-                        length += (b & 0x7F) * multiplier;
-                        multiplier *= 128;
-                        if ((b & 0x80) == 0)
-                        {
-                            complete = true;
-                            break;
-                        }
-                    }
-
-                    if (!complete || filled - i < length)
-                    {
-                        break;
-                    }
-
-                    if ((header & 0xF0) == 0x30)
-                    {
-                        var qos = (header >> 1) & 3;
-                        var topicLength = BinaryPrimitives.ReadUInt16BigEndian(_buffer.AsSpan(i));
-                        var topicStart = i + 2;
-                        var p = i + 2 + topicLength;
-                        if (qos > 0)
-                        {
-                            MqttWire.PutPubAck(acks.AsSpan(ackBytes), BinaryPrimitives.ReadUInt16BigEndian(_buffer.AsSpan(p)));
-                            ackBytes += 4;
-                            p += 2;
-                            if (ackBytes + 4 > acks.Length)
-                            {
-                                await _socket.SendAsync(acks.AsMemory(0, ackBytes), ct);
-                                ackBytes = 0;
-                            }
-                        }
-
-                        Count(_buffer.AsSpan(topicStart, topicLength), _buffer.AsSpan(p, i + length - p), now);
-                    }
-
-                    offset = i + length;
-                }
-
-                if (ackBytes > 0)
-                {
-                    await _socket.SendAsync(acks.AsMemory(0, ackBytes), ct);
-                }
-
-                Buffer.BlockCopy(_buffer, offset, _buffer, 0, filled - offset);
-                filled -= offset;
-            }
-        }
-        catch (OperationCanceledException)
-        {
-        }
-        catch (SocketException)
-        {
-        }
-    }
-
-    private void Count(ReadOnlySpan<byte> topic, ReadOnlySpan<byte> payload, long now)
+    protected override void OnPublish(ReadOnlySpan<byte> topic, ReadOnlySpan<byte> payload, long now)
     {
         if (topic.EndsWith(DeltaSuffix) && Number(payload, StepKey) == Step && Number(payload, TsKey) is { } sentAt and > 0)
         {
