@@ -7,8 +7,8 @@ using Spectre.Console;
 namespace Trellis.Cli;
 
 /// <summary>
-/// Management commands over the API (SigV4-signed, as boto3 does): <c>things</c>, <c>groups</c>,
-/// <c>tokens</c>, <c>audit</c>. Tables for people, <c>--output json</c> for scripts. Exit codes:
+/// Management commands over the API (SigV4-signed, as boto3 does): <c>things</c>, <c>types</c>,
+/// <c>groups</c>, <c>certs</c>, <c>policies</c>, <c>tokens</c>, <c>audit</c>. Tables for people, <c>--output json</c> for scripts. Exit codes:
 /// 0 done, 1 the API refused (the AWS error is printed), 3 the endpoint cannot be reached or no
 /// credentials were found.
 /// </summary>
@@ -43,7 +43,10 @@ internal static class ManageCommands
     {
         Output.AcceptOnlyFromAmong("table", "json");
         yield return Things();
+        yield return Types();
         yield return Groups();
+        yield return Certificates();
+        yield return Policies();
         yield return Tokens();
         yield return Audit();
     }
@@ -104,6 +107,109 @@ internal static class ManageCommands
         delete.SetAction((r, ct) => RunAsync(r, api => api.SendAsync(HttpMethod.Delete, "/things/" + ApiClient.Segment(r.GetValue(name)!), null, null, ct), _ => AnsiConsole.MarkupLine("[green]deleted[/]")));
 
         return new Command("things", "Things in the registry.") { list, create, describe, delete };
+    }
+
+    private static Command Types()
+    {
+        var name = new Argument<string>("name") { Description = "Thing type name" };
+        var description = new Option<string?>("--description") { Description = "What things of this type are" };
+        var undo = new Option<bool>("--undo") { Description = "Undo a deprecation" };
+
+        var list = new Command("list", "List thing types.");
+        list.SetAction((r, ct) => RunAsync(r, api => api.SendAsync(HttpMethod.Get, "/thing-types", null, null, ct),
+            body => Table(new JsonArray([.. body["thingTypes"]!.AsArray().Select(t => (JsonNode?)new JsonObject
+            {
+                ["thingTypeName"] = t!["thingTypeName"]?.DeepClone(),
+                ["deprecated"] = t["thingTypeMetadata"]?["deprecated"]?.DeepClone(),
+                ["description"] = t["thingTypeProperties"]?["thingTypeDescription"]?.DeepClone(),
+            })]), "thingTypeName", "deprecated", "description")));
+
+        var create = new Command("create", "Create a thing type.") { name, description };
+        create.SetAction((r, ct) =>
+        {
+            var body = new JsonObject();
+            if (r.GetValue(description) is { } text)
+            {
+                body["thingTypeProperties"] = new JsonObject { ["thingTypeDescription"] = text };
+            }
+
+            return RunAsync(r, api => api.SendAsync(HttpMethod.Post, "/thing-types/" + ApiClient.Segment(r.GetValue(name)!), null, body, ct), Fields);
+        });
+
+        var deprecate = new Command("deprecate", "Deprecate a thing type (no new things may use it), or undo that.") { name, undo };
+        deprecate.SetAction((r, ct) => RunAsync(r,
+            api => api.SendAsync(HttpMethod.Post, $"/thing-types/{ApiClient.Segment(r.GetValue(name)!)}/deprecate", null, new JsonObject { ["undoDeprecate"] = r.GetValue(undo) }, ct),
+            _ => AnsiConsole.MarkupLine(r.GetValue(undo) ? "[green]in use again[/]" : "[green]deprecated[/]")));
+
+        var delete = new Command("delete", "Delete a deprecated thing type that no thing uses.") { name };
+        delete.SetAction((r, ct) => RunAsync(r, api => api.SendAsync(HttpMethod.Delete, "/thing-types/" + ApiClient.Segment(r.GetValue(name)!), null, null, ct), _ => AnsiConsole.MarkupLine("[green]deleted[/]")));
+
+        return new Command("types", "Thing types.") { list, create, deprecate, delete };
+    }
+
+    private static Command Certificates()
+    {
+        var id = new Argument<string>("certificate-id") { Description = "Certificate id (64 hex characters)" };
+
+        var list = new Command("list", "List certificates.");
+        list.SetAction((r, ct) => RunAsync(r, api => api.SendAsync(HttpMethod.Get, "/certificates", null, null, ct), body => Table(body["certificates"], "certificateId", "status")));
+
+        var describe = new Command("describe", "Show a certificate.") { id };
+        describe.SetAction((r, ct) => RunAsync(r, api => api.SendAsync(HttpMethod.Get, "/certificates/" + ApiClient.Segment(r.GetValue(id)!), null, null, ct),
+            body => Fields(body["certificateDescription"] ?? body)));
+
+        var commands = new List<Command> { list, describe };
+        foreach (var (verb, status, help) in new[] { ("activate", "ACTIVE", "Activate a certificate."), ("deactivate", "INACTIVE", "Deactivate a certificate; its connections are dropped."), ("revoke", "REVOKED", "Revoke a certificate for good; its connections are dropped.") })
+        {
+            var command = new Command(verb, help) { id };
+            command.SetAction((r, ct) => RunAsync(r, api => api.SendAsync(HttpMethod.Put, "/certificates/" + ApiClient.Segment(r.GetValue(id)!), "newStatus=" + status, null, ct),
+                _ => AnsiConsole.MarkupLine($"[green]{status}[/]")));
+            commands.Add(command);
+        }
+
+        var certs = new Command("certs", "Device certificates.");
+        foreach (var command in commands)
+        {
+            certs.Subcommands.Add(command);
+        }
+
+        return certs;
+    }
+
+    private static Command Policies()
+    {
+        var name = new Argument<string>("name") { Description = "Policy name" };
+        var file = new Argument<FileInfo>("document") { Description = "Policy document (JSON file)" };
+        var target = new Argument<string>("target") { Description = "Certificate, thing group or device token ARN" };
+
+        var list = new Command("list", "List policies.");
+        list.SetAction((r, ct) => RunAsync(r, api => api.SendAsync(HttpMethod.Get, "/policies", null, null, ct), body => Table(body["policies"], "policyName", "policyArn")));
+
+        var get = new Command("get", "Show a policy and its document.") { name };
+        get.SetAction((r, ct) => RunAsync(r, api => api.SendAsync(HttpMethod.Get, "/policies/" + ApiClient.Segment(r.GetValue(name)!), null, null, ct), Fields));
+
+        var create = new Command("create", "Create a policy from a JSON document file.") { name, file };
+        create.SetAction(async (r, ct) =>
+        {
+            var path = r.GetValue(file)!;
+            if (!path.Exists)
+            {
+                return Usage($"{path.FullName} does not exist");
+            }
+
+            var document = await File.ReadAllTextAsync(path.FullName, ct);
+            return await RunAsync(r, api => api.SendAsync(HttpMethod.Post, "/policies/" + ApiClient.Segment(r.GetValue(name)!), null, new JsonObject { ["policyDocument"] = document }, ct), Fields);
+        });
+
+        var attach = new Command("attach", "Attach a policy to a certificate, thing group or device token.") { name, target };
+        attach.SetAction((r, ct) => RunAsync(r, api => api.SendAsync(HttpMethod.Put, "/target-policies/" + ApiClient.Segment(r.GetValue(name)!), null, new JsonObject { ["target"] = r.GetValue(target) }, ct),
+            _ => AnsiConsole.MarkupLine("[green]attached[/]")));
+
+        var detach = new Command("detach", "Detach a policy; live connections lose it at once.") { name, target };
+        detach.SetAction((r, ct) => RunAsync(r, api => api.SendAsync(HttpMethod.Post, "/target-policies/" + ApiClient.Segment(r.GetValue(name)!), null, new JsonObject { ["target"] = r.GetValue(target) }, ct),
+            _ => AnsiConsole.MarkupLine("[green]detached[/]")));
+
+        return new Command("policies", "Policies.") { list, get, create, attach, detach };
     }
 
     private static Command Groups()

@@ -69,4 +69,36 @@ public sealed class CliManageTests(TrellisHost host)
         var again = await TrellisCli.RunAsync(host, ["provision", "--thing", thing, "--out", folder + "-2"], Ct);
         Assert.True(again.ExitCode == 0, again.Output);
     }
+
+    [Fact]
+    public async Task Types_policies_and_certificates_commands_follow_the_api()
+    {
+        var type = TrellisHost.Unique("ctype");
+        Assert.Equal(0, (await TrellisCli.RunAsync(host, ["types", "create", type, "--description", "sensors"], Ct)).ExitCode);
+        var types = await TrellisCli.RunAsync(host, ["types", "list", "--output", "json"], Ct);
+        Assert.Contains(type, types.Stdout, StringComparison.Ordinal);
+        var early = await TrellisCli.RunAsync(host, ["types", "delete", type], Ct);
+        Assert.Equal(1, early.ExitCode);
+        Assert.Contains("must be deprecated", early.Stderr, StringComparison.Ordinal);
+        Assert.Equal(0, (await TrellisCli.RunAsync(host, ["types", "deprecate", type], Ct)).ExitCode);
+        Assert.Equal(0, (await TrellisCli.RunAsync(host, ["types", "delete", type], Ct)).ExitCode);
+
+        var policy = TrellisHost.Unique("cpol");
+        var file = Path.Combine(host.DataDirectory, policy + ".json");
+        await File.WriteAllTextAsync(file, Policies.PerThing, Ct);
+        Assert.Equal(0, (await TrellisCli.RunAsync(host, ["policies", "create", policy, file], Ct)).ExitCode);
+        Assert.Equal(policy, JsonNode.Parse((await TrellisCli.RunAsync(host, ["policies", "get", policy, "--output", "json"], Ct)).Stdout)!["policyName"]!.GetValue<string>());
+
+        var thing = TrellisHost.Unique("ccert");
+        var provision = await TrellisCli.RunAsync(host, ["provision", "--thing", thing, "--out", Path.Combine(host.DataDirectory, thing), "--policy", policy, "--output", "json"], Ct);
+        Assert.True(provision.ExitCode == 0, provision.Output);
+        var arn = JsonNode.Parse(provision.Stdout)!["certificateArn"]!.GetValue<string>();
+        var id = arn[(arn.LastIndexOf('/') + 1)..];
+        Assert.Contains(id, (await TrellisCli.RunAsync(host, ["certs", "list", "--output", "json"], Ct)).Stdout, StringComparison.Ordinal);
+        Assert.Equal(0, (await TrellisCli.RunAsync(host, ["certs", "deactivate", id], Ct)).ExitCode);
+        var described = JsonNode.Parse((await TrellisCli.RunAsync(host, ["certs", "describe", id, "--output", "json"], Ct)).Stdout)!;
+        Assert.Equal("INACTIVE", described["certificateDescription"]!["status"]!.GetValue<string>());
+        Assert.Equal(0, (await TrellisCli.RunAsync(host, ["policies", "detach", policy, arn], Ct)).ExitCode);
+        Assert.Equal(1, (await TrellisCli.RunAsync(host, ["policies", "create", policy, file], Ct)).ExitCode); // already exists
+    }
 }
