@@ -23,6 +23,8 @@ internal static class ManageCommands
 
     public static Option<string> DataOption => Data;
 
+    public static Option<string> OutputOption => Output;
+
     private static readonly Option<string> Data = new("--data")
     {
         Description = "Data folder whose 'credentials' file to use (env TRELLIS_DATA; default ./data)",

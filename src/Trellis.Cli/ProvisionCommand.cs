@@ -1,6 +1,7 @@
 using System.CommandLine;
 using System.Globalization;
 using System.Text.Json.Nodes;
+using Spectre.Console;
 
 namespace Trellis.Cli;
 
@@ -27,96 +28,179 @@ internal static class ProvisionCommand
         var output = new Option<string>("--out") { Description = "Folder to write the device files to", Required = true };
         var policy = new Option<string?>("--policy") { Description = $"Policy to attach (default: {DefaultPolicyName}, created on first use)" };
         var command = new Command("provision", "Create a thing with its certificate and policy, and write a ready device folder.") { thing, output, policy };
-        command.SetAction((parse, ct) => ManageCommands.RunStepsAsync(parse, async api =>
+        command.SetAction((parse, ct) => ManageCommands.RunStepsAsync(parse, api =>
+            ProvisionOneAsync(api, parse.GetValue(thing)!, parse.GetValue(policy), Path.GetFullPath(parse.GetValue(output)!), parse.GetValue(ManageCommands.DataOption)!, ct)));
+        command.Subcommands.Add(Bulk());
+        return command;
+    }
+
+    /// <summary>Provisions one device into <paramref name="folder"/>; returns the summary, or the first API failure.</summary>
+    internal static async Task<ApiAnswer> ProvisionOneAsync(ApiClient api, string name, string? policy, string folder, string dataDirectory, CancellationToken ct)
+    {
+        var thingAnswer = await api.SendAsync(HttpMethod.Post, "/things/" + ApiClient.Segment(name), null, new JsonObject(), ct);
+        if (!thingAnswer.Ok && thingAnswer.ErrorType != "ResourceAlreadyExistsException")
         {
-            var name = parse.GetValue(thing)!;
-            var thingAnswer = await api.SendAsync(HttpMethod.Post, "/things/" + ApiClient.Segment(name), null, new JsonObject(), ct);
-            if (!thingAnswer.Ok && thingAnswer.ErrorType != "ResourceAlreadyExistsException")
+            return thingAnswer;
+        }
+
+        var policyName = policy ?? DefaultPolicyName;
+        if (policy is null)
+        {
+            var created = await api.SendAsync(HttpMethod.Post, "/policies/" + ApiClient.Segment(policyName), null, new JsonObject { ["policyDocument"] = DefaultPolicy }, ct);
+            if (!created.Ok && created.ErrorType != "ResourceAlreadyExistsException")
             {
-                return thingAnswer;
+                return created;
+            }
+        }
+
+        var certificate = await api.SendAsync(HttpMethod.Post, "/keys-and-certificate", "setAsActive=true", new JsonObject(), ct);
+        if (!certificate.Ok)
+        {
+            return certificate;
+        }
+
+        var arn = certificate.Body!["certificateArn"]!.GetValue<string>();
+        var attach = await api.SendAsync(HttpMethod.Put, "/target-policies/" + ApiClient.Segment(policyName), null, new JsonObject { ["target"] = arn }, ct);
+        if (!attach.Ok)
+        {
+            return attach;
+        }
+
+        var principal = await api.SendAsync(HttpMethod.Put, $"/things/{ApiClient.Segment(name)}/principals", null, null, new Dictionary<string, string> { ["x-amzn-principal"] = arn }, ct);
+        if (!principal.Ok)
+        {
+            return principal;
+        }
+
+        var endpoint = await api.SendAsync(HttpMethod.Get, "/endpoint", "endpointType=iot%3AData-ATS", null, ct);
+        var address = endpoint.Body?["endpointAddress"]?.GetValue<string>() ?? "localhost";
+        var (host, port) = address.Contains(':', StringComparison.Ordinal) ? (address[..address.LastIndexOf(':')], address[(address.LastIndexOf(':') + 1)..]) : (address, "8883");
+
+        Directory.CreateDirectory(folder);
+        var certPath = Path.Combine(folder, name + ".cert.pem");
+        var keyPath = Path.Combine(folder, name + ".private.key");
+        await File.WriteAllTextAsync(certPath, certificate.Body["certificatePem"]!.GetValue<string>(), ct);
+        await File.WriteAllTextAsync(keyPath, certificate.Body["keyPair"]!["PrivateKey"]!.GetValue<string>(), ct);
+        if (!OperatingSystem.IsWindows())
+        {
+            File.SetUnixFileMode(keyPath, UnixFileMode.UserRead | UnixFileMode.UserWrite);
+        }
+
+        var caSource = Path.Combine(dataDirectory, "ca.pem");
+        var caPath = Path.Combine(folder, "ca.pem");
+        var haveCa = File.Exists(caSource);
+        if (haveCa)
+        {
+            File.Copy(caSource, caPath, overwrite: true);
+        }
+
+        var sample = string.Create(CultureInfo.InvariantCulture, $"""
+            #!/bin/sh
+            # {name}: publish one message on its own topic and read it back, over TLS with its certificate.
+            cd "$(dirname "$0")"
+            mosquitto_rr -h {host} -p {port} --cafile ca.pem --cert {name}.cert.pem --key {name}.private.key -i {name} \
+              -t devices/{name}/hello -e devices/{name}/hello -m 'hello from {name}' -W 10
+
+            """);
+        await File.WriteAllTextAsync(Path.Combine(folder, "connect.sh"), sample, ct);
+        if (!OperatingSystem.IsWindows())
+        {
+            File.SetUnixFileMode(Path.Combine(folder, "connect.sh"), UnixFileMode.UserRead | UnixFileMode.UserWrite | UnixFileMode.UserExecute | UnixFileMode.GroupRead | UnixFileMode.OtherRead);
+        }
+
+        var summary = new JsonObject
+        {
+            ["thingName"] = name,
+            ["certificateArn"] = arn,
+            ["policyName"] = policyName,
+            ["folder"] = folder,
+            ["endpoint"] = $"{host}:{port}",
+        };
+        if (!haveCa)
+        {
+            summary["warning"] = $"no ca.pem in {dataDirectory}: copy the server's data/ca.pem into {folder}";
+        }
+
+        return new ApiAnswer(200, summary, null, null);
+    }
+
+    /// <summary>
+    /// <c>trellis provision bulk --csv FILE --out DIR</c>: one device folder per CSV row (first
+    /// column the thing name, optional second column a policy). Finished devices are listed in
+    /// <c>DIR/.provisioned</c>, so a second run after an interruption skips them and makes no
+    /// duplicates.
+    /// </summary>
+    private static Command Bulk()
+    {
+        var csv = new Option<FileInfo>("--csv") { Description = "CSV file: thingName[,policyName] per line (a header line 'thingName' and # comments are skipped)", Required = true };
+        var output = new Option<string>("--out") { Description = "Folder for the device folders (one per thing)", Required = true };
+        var policy = new Option<string?>("--policy") { Description = $"Policy for rows without one (default: {DefaultPolicyName})" };
+        var command = new Command("bulk", "Provision many devices from a CSV file, with a progress bar; resumable.") { csv, output, policy };
+        command.SetAction(async (parse, ct) =>
+        {
+            var file = parse.GetValue(csv)!;
+            if (!file.Exists)
+            {
+                await Console.Error.WriteLineAsync($"trellis: {file.FullName} does not exist");
+                return 2;
             }
 
-            var policyName = parse.GetValue(policy) ?? DefaultPolicyName;
-            if (parse.GetValue(policy) is null)
+            var rows = (await File.ReadAllLinesAsync(file.FullName, ct))
+                .Select(l => l.Trim())
+                .Where(l => l.Length > 0 && !l.StartsWith('#') && !l.StartsWith("thingName", StringComparison.OrdinalIgnoreCase))
+                .Select(l => l.Split(',', StringSplitOptions.TrimEntries))
+                .Select(c => (Thing: c[0], Policy: c.Length > 1 && c[1].Length > 0 ? c[1] : parse.GetValue(policy)))
+                .ToList();
+            var root = Path.GetFullPath(parse.GetValue(output)!);
+            Directory.CreateDirectory(root);
+            var journal = Path.Combine(root, ".provisioned");
+            var done = File.Exists(journal) ? new HashSet<string>(await File.ReadAllLinesAsync(journal, ct), StringComparer.Ordinal) : new HashSet<string>(StringComparer.Ordinal);
+            var interactive = parse.GetValue(ManageCommands.OutputOption) == "table";
+            return await ManageCommands.RunStepsAsync(parse, async api =>
             {
-                var created = await api.SendAsync(HttpMethod.Post, "/policies/" + ApiClient.Segment(policyName), null, new JsonObject { ["policyDocument"] = DefaultPolicy }, ct);
-                if (!created.Ok && created.ErrorType != "ResourceAlreadyExistsException")
+                var (provisioned, skipped) = (0, 0);
+                ApiAnswer? failure = null;
+                async Task RunAsync(Action<int>? advance)
                 {
-                    return created;
+                    foreach (var (thing, rowPolicy) in rows)
+                    {
+                        if (done.Contains(thing))
+                        {
+                            skipped++;
+                            advance?.Invoke(1);
+                            continue;
+                        }
+
+                        var answer = await ProvisionOneAsync(api, thing, rowPolicy, Path.Combine(root, thing), parse.GetValue(ManageCommands.DataOption)!, ct);
+                        if (!answer.Ok)
+                        {
+                            failure = answer with { Message = $"{thing}: {answer.Message} (the {provisioned + skipped} devices before it are done; run the same command again to resume)" };
+                            return;
+                        }
+
+                        await File.AppendAllTextAsync(journal, thing + "\n", ct);
+                        done.Add(thing);
+                        provisioned++;
+                        advance?.Invoke(1);
+                    }
                 }
-            }
 
-            var certificate = await api.SendAsync(HttpMethod.Post, "/keys-and-certificate", "setAsActive=true", new JsonObject(), ct);
-            if (!certificate.Ok)
-            {
-                return certificate;
-            }
+                if (interactive)
+                {
+                    await AnsiConsole.Progress().StartAsync(async context =>
+                    {
+                        var task = context.AddTask($"provisioning {rows.Count} devices", maxValue: rows.Count);
+                        await RunAsync(n => task.Increment(n));
+                    });
+                }
+                else
+                {
+                    await RunAsync(null);
+                }
 
-            var arn = certificate.Body!["certificateArn"]!.GetValue<string>();
-            var attach = await api.SendAsync(HttpMethod.Put, "/target-policies/" + ApiClient.Segment(policyName), null, new JsonObject { ["target"] = arn }, ct);
-            if (!attach.Ok)
-            {
-                return attach;
-            }
-
-            var principal = await api.SendAsync(HttpMethod.Put, $"/things/{ApiClient.Segment(name)}/principals", null, null, new Dictionary<string, string> { ["x-amzn-principal"] = arn }, ct);
-            if (!principal.Ok)
-            {
-                return principal;
-            }
-
-            var endpoint = await api.SendAsync(HttpMethod.Get, "/endpoint", "endpointType=iot%3AData-ATS", null, ct);
-            var address = endpoint.Body?["endpointAddress"]?.GetValue<string>() ?? "localhost";
-            var (host, port) = address.Contains(':', StringComparison.Ordinal) ? (address[..address.LastIndexOf(':')], address[(address.LastIndexOf(':') + 1)..]) : (address, "8883");
-
-            var folder = Path.GetFullPath(parse.GetValue(output)!);
-            Directory.CreateDirectory(folder);
-            var certPath = Path.Combine(folder, name + ".cert.pem");
-            var keyPath = Path.Combine(folder, name + ".private.key");
-            await File.WriteAllTextAsync(certPath, certificate.Body["certificatePem"]!.GetValue<string>(), ct);
-            await File.WriteAllTextAsync(keyPath, certificate.Body["keyPair"]!["PrivateKey"]!.GetValue<string>(), ct);
-            if (!OperatingSystem.IsWindows())
-            {
-                File.SetUnixFileMode(keyPath, UnixFileMode.UserRead | UnixFileMode.UserWrite);
-            }
-
-            var caSource = Path.Combine(parse.GetValue(ManageCommands.DataOption)!, "ca.pem");
-            var caPath = Path.Combine(folder, "ca.pem");
-            var haveCa = File.Exists(caSource);
-            if (haveCa)
-            {
-                File.Copy(caSource, caPath, overwrite: true);
-            }
-
-            var sample = string.Create(CultureInfo.InvariantCulture, $"""
-                #!/bin/sh
-                # {name}: publish one message on its own topic and read it back, over TLS with its certificate.
-                cd "$(dirname "$0")"
-                mosquitto_rr -h {host} -p {port} --cafile ca.pem --cert {name}.cert.pem --key {name}.private.key -i {name} \
-                  -t devices/{name}/hello -e devices/{name}/hello -m 'hello from {name}' -W 10
-
-                """);
-            await File.WriteAllTextAsync(Path.Combine(folder, "connect.sh"), sample, ct);
-            if (!OperatingSystem.IsWindows())
-            {
-                File.SetUnixFileMode(Path.Combine(folder, "connect.sh"), UnixFileMode.UserRead | UnixFileMode.UserWrite | UnixFileMode.UserExecute | UnixFileMode.GroupRead | UnixFileMode.OtherRead);
-            }
-
-            var summary = new JsonObject
-            {
-                ["thingName"] = name,
-                ["certificateArn"] = arn,
-                ["policyName"] = policyName,
-                ["folder"] = folder,
-                ["endpoint"] = $"{host}:{port}",
-            };
-            if (!haveCa)
-            {
-                summary["warning"] = $"no ca.pem in {parse.GetValue(ManageCommands.DataOption)}: copy the server's data/ca.pem into {folder}";
-            }
-
-            return new ApiAnswer(200, summary, null, null);
-        }));
+                return failure ?? new ApiAnswer(200, new JsonObject { ["provisioned"] = provisioned, ["skipped"] = skipped, ["folder"] = root }, null, null);
+            });
+        });
         return command;
     }
 }

@@ -101,4 +101,32 @@ public sealed class CliManageTests(TrellisHost host)
         Assert.Equal(0, (await TrellisCli.RunAsync(host, ["policies", "detach", policy, arn], Ct)).ExitCode);
         Assert.Equal(1, (await TrellisCli.RunAsync(host, ["policies", "create", policy, file], Ct)).ExitCode); // already exists
     }
+
+    [Fact]
+    public async Task Bulk_provisioning_resumes_without_duplicates()
+    {
+        var prefix = TrellisHost.Unique("bulk");
+        var csv = Path.Combine(host.DataDirectory, prefix + ".csv");
+        var folder = Path.Combine(host.DataDirectory, prefix);
+        var names = Enumerable.Range(0, 5).Select(i => $"{prefix}-{i}").ToList();
+
+        // First run: the first three rows (as if interrupted after them).
+        await File.WriteAllLinesAsync(csv, ["thingName", .. names.Take(3)], Ct);
+        var first = await TrellisCli.RunAsync(host, ["provision", "bulk", "--csv", csv, "--out", folder, "--output", "json"], Ct);
+        Assert.True(first.ExitCode == 0, first.Output);
+        Assert.Equal(3, JsonNode.Parse(first.Stdout)!["provisioned"]!.GetValue<int>());
+
+        // The whole file again: the three are skipped, the two others made; one certificate per thing.
+        await File.WriteAllLinesAsync(csv, ["thingName", .. names], Ct);
+        var second = await TrellisCli.RunAsync(host, ["provision", "bulk", "--csv", csv, "--out", folder, "--output", "json"], Ct);
+        Assert.True(second.ExitCode == 0, second.Output);
+        var summary = JsonNode.Parse(second.Stdout)!;
+        Assert.Equal(2, summary["provisioned"]!.GetValue<int>());
+        Assert.Equal(3, summary["skipped"]!.GetValue<int>());
+        foreach (var name in names)
+        {
+            Assert.True(File.Exists(Path.Combine(folder, name, name + ".cert.pem")), name);
+            Assert.Single(host.Server.Registry.ListThingPrincipals(name, null, null).Value!.Items);
+        }
+    }
 }
