@@ -84,50 +84,12 @@ internal static class CliCredentials
         tried = $"profile '{name}' in {string.Join(", ", files)}";
         foreach (var file in files.Where(File.Exists))
         {
-            if (ReadProfile(file, name) is { } found)
+            if (Trellis.Registry.AccessKeys.ReadProfile(file, name) is { } found)
             {
                 return found;
             }
         }
 
         return null;
-    }
-
-    private static (string, string)? ReadProfile(string file, string profile)
-    {
-        string? section = null, key = null, secret = null;
-        foreach (var raw in File.ReadLines(file))
-        {
-            var line = raw.Trim();
-            if (line.StartsWith('[') && line.EndsWith(']'))
-            {
-                if (section == profile && key is not null && secret is not null)
-                {
-                    return (key, secret);
-                }
-
-                section = line[1..^1].Trim();
-                key = secret = null;
-                continue;
-            }
-
-            var eq = line.IndexOf('=', StringComparison.Ordinal);
-            if (section != profile || eq <= 0)
-            {
-                continue;
-            }
-
-            var (name, value) = (line[..eq].Trim(), line[(eq + 1)..].Trim());
-            if (name == "aws_access_key_id")
-            {
-                key = value;
-            }
-            else if (name == "aws_secret_access_key")
-            {
-                secret = value;
-            }
-        }
-
-        return section == profile && key is not null && secret is not null ? (key, secret) : null;
     }
 }

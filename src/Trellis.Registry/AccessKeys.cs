@@ -1,5 +1,4 @@
 using System.Security.Cryptography;
-using System.Text;
 
 namespace Trellis.Registry;
 
@@ -22,57 +21,14 @@ public sealed class AccessKeys
 
     public string? SecretFor(string accessKeyId) => _secrets.TryGetValue(accessKeyId, out var secret) ? secret : null;
 
-    /// <summary>True when the pair is a known key and its secret (constant-time comparison).</summary>
-    public bool Verify(string accessKeyId, byte[]? secret)
-    {
-        if (secret is null || SecretFor(accessKeyId) is not { } expected)
-        {
-            return false;
-        }
-
-        return CryptographicOperations.FixedTimeEquals(Encoding.UTF8.GetBytes(expected), secret);
-    }
-
     /// <summary>Reads the credentials file, creating it with a new admin key on first start.</summary>
     public static AccessKeys LoadOrCreate(string path)
     {
         if (File.Exists(path))
         {
-            string? id = null, secret = null;
-            var inProfile = false;
-            foreach (var raw in File.ReadAllLines(path))
-            {
-                var line = raw.Trim();
-                if (line.StartsWith('['))
-                {
-                    inProfile = line == $"[{Profile}]";
-                    continue;
-                }
-
-                var eq = line.IndexOf('=', StringComparison.Ordinal);
-                if (!inProfile || eq < 0)
-                {
-                    continue;
-                }
-
-                var key = line[..eq].Trim();
-                var value = line[(eq + 1)..].Trim();
-                if (key == "aws_access_key_id")
-                {
-                    id = value;
-                }
-                else if (key == "aws_secret_access_key")
-                {
-                    secret = value;
-                }
-            }
-
-            if (id is null || secret is null)
-            {
-                throw new InvalidOperationException($"{path} has no [{Profile}] profile with aws_access_key_id and aws_secret_access_key. Fix the file or delete it to have a new admin key made.");
-            }
-
-            return new AccessKeys(id, secret);
+            return ReadProfile(path, Profile) is var (id, secret)
+                ? new AccessKeys(id, secret)
+                : throw new InvalidOperationException($"{path} has no [{Profile}] profile with aws_access_key_id and aws_secret_access_key. Fix the file or delete it to have a new admin key made.");
         }
 
         const string Alphabet = "ABCDEFGHIJKLMNOPQRSTUVWXYZ234567";
@@ -92,5 +48,44 @@ public sealed class AccessKeys
         }
 
         return new AccessKeys(newId, newSecret);
+    }
+
+    /// <summary>The key id and secret of one profile of an AWS shared-credentials file, or null.</summary>
+    public static (string AccessKeyId, string Secret)? ReadProfile(string path, string profile)
+    {
+        string? section = null, id = null, secret = null;
+        foreach (var raw in File.ReadLines(path))
+        {
+            var line = raw.Trim();
+            if (line.StartsWith('[') && line.EndsWith(']'))
+            {
+                if (section == profile && id is not null && secret is not null)
+                {
+                    return (id, secret);
+                }
+
+                section = line[1..^1].Trim();
+                id = secret = null;
+                continue;
+            }
+
+            var eq = line.IndexOf('=', StringComparison.Ordinal);
+            if (section != profile || eq <= 0)
+            {
+                continue;
+            }
+
+            var (key, value) = (line[..eq].Trim(), line[(eq + 1)..].Trim());
+            if (key == "aws_access_key_id")
+            {
+                id = value;
+            }
+            else if (key == "aws_secret_access_key")
+            {
+                secret = value;
+            }
+        }
+
+        return section == profile && id is not null && secret is not null ? (id, secret) : null;
     }
 }

@@ -36,6 +36,11 @@ public sealed class ApiUsers(SqliteDatabase db, AccessKeys adminKey, TimeProvide
     /// <summary>The secret of a key (the admin key's or a user's), for SigV4 verification.</summary>
     public string? SecretFor(string accessKeyId) => adminKey.SecretFor(accessKeyId) ?? Find(accessKeyId)?.Secret;
 
+    /// <summary>True when the pair is a known key (the admin's or a user's) and its secret, compared in constant time.</summary>
+    public bool Verify(string accessKeyId, byte[]? secret) =>
+        secret is not null && SecretFor(accessKeyId) is { } expected
+        && CryptographicOperations.FixedTimeEquals(System.Text.Encoding.UTF8.GetBytes(expected), secret);
+
     /// <summary>The role of a key; null for an unknown key.</summary>
     public string? RoleOf(string accessKeyId) =>
         accessKeyId == adminKey.AdminAccessKeyId ? ApiRoles.Admin : Find(accessKeyId)?.User.Role;

@@ -16,7 +16,7 @@ internal sealed class BrokerShadowPublisher(MqttBroker broker) : IShadowPublishe
 /// <summary>Hands MQTT publishes on <c>$aws/things/{thing}/shadow/…/get|update|delete</c> to the shadow service.</summary>
 internal sealed class ShadowTopicHandler(ShadowService shadows) : IServerTopicHandler
 {
-    public bool Handles(string topic) => ShadowTopic.IsShadowTopic(topic) && ShadowTopic.TryParseRequest(topic, out _, out _);
+    public bool Handles(string topic) => ShadowTopic.TryParseRequest(topic, out _, out _);
 
     public Task HandleAsync(string topic, ReadOnlyMemory<byte> payload, string clientId) =>
         shadows.HandleMqttAsync(topic, payload, clientId);
@@ -28,9 +28,6 @@ internal sealed class BrokerMessagePublisher(MqttBroker broker, ShadowService sh
     public async Task PublishAsync(string topic, ReadOnlyMemory<byte> payload, byte qos, bool retain)
     {
         broker.PublishFromServer(topic, payload, qos, retain);
-        if (ShadowTopic.TryParseRequest(topic, out _, out _))
-        {
-            await shadows.HandleMqttAsync(topic, payload, null);
-        }
+        await shadows.HandleMqttAsync(topic, payload, null); // does nothing unless the topic is a shadow request
     }
 }

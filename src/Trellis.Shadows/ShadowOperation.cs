@@ -73,8 +73,4 @@ public static class ShadowTopic
         key = new ShadowKey(thing.ToString(), name.ToString());
         return true;
     }
-
-    /// <summary>Whether a topic belongs to the shadow service at all (requests and replies).</summary>
-    public static bool IsShadowTopic(string topic) =>
-        topic.StartsWith(Prefix, StringComparison.Ordinal) && topic.Contains("/shadow/", StringComparison.Ordinal);
 }

@@ -45,8 +45,7 @@ public sealed class RegistryAuthenticator(RegistryService registry, ApiUsers use
 
         if (request.UserName is { } user)
         {
-            if (users.SecretFor(user) is { } secret && request.Password is { } password
-                && System.Security.Cryptography.CryptographicOperations.FixedTimeEquals(System.Text.Encoding.UTF8.GetBytes(secret), password))
+            if (users.Verify(user, request.Password))
             {
                 // An API access key is a person's or service's identity: admin and operator keys
                 // may do anything, viewer keys only watch; still evaluated per operation.
@@ -112,10 +111,11 @@ public sealed class RegistryAuthenticator(RegistryService registry, ApiUsers use
     {
         var generation = registry.PolicyGeneration;
         ThingRecord? ThingNow() => request.ClientId == token.ThingName && registry.DescribeThing(token.ThingName) is { IsSuccess: true } thing ? thing.Value : null;
-        var principal = new ClientPrincipal(Compile(token.Arn, null, request.ClientId, ThingNow()), generation)
+        var thing = ThingNow();
+        var principal = new ClientPrincipal(Compile(token.Arn, null, request.ClientId, thing), generation)
         {
             TokenId = token.Id,
-            ThingName = ThingNow()?.Name,
+            ThingName = thing?.Name,
             PrincipalIdentifier = token.Id,
             Recompile = () => Compile(token.Arn, null, request.ClientId, ThingNow()),
         };
