@@ -328,12 +328,12 @@ public sealed partial class ShadowService(
     };
 
     /// <summary>The clientToken of a request that may be invalid, for echoing in its rejection.</summary>
-    private static string? TokenOf(ReadOnlyMemory<byte> payload)
+    private string? TokenOf(ReadOnlyMemory<byte> payload)
     {
         try
         {
             return JsonNode.Parse(payload.Span) is JsonObject obj && obj["clientToken"] is JsonValue v && v.TryGetValue<string>(out var token)
-                && Encoding.UTF8.GetByteCount(token) <= 64 ? token : null;
+                && Encoding.UTF8.GetByteCount(token) <= options.MaxClientTokenBytes ? token : null;
         }
         catch (System.Text.Json.JsonException)
         {
