@@ -55,6 +55,9 @@ public static class AwsResults
         TrellisError.AccessDenied => 403,
         TrellisError.MalformedPolicy => 400,
         TrellisError.InvalidRequest => 400,
+        TrellisError.CertificateValidation => 400,
+        TrellisError.RegistrationCodeValidation => 400,
+        TrellisError.ResourceRegistrationFailure => 400,
         _ => 500,
     };
 

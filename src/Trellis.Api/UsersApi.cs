@@ -8,12 +8,18 @@ namespace Trellis.Api;
 
 /// <summary>
 /// Enforces API roles after SigV4: <c>viewer</c> may only read (GET, Describe…, List…),
-/// <c>operator</c> may do everything but manage users, <c>admin</c> everything. A refusal is a 403
+/// <c>operator</c> may do everything but manage users and trusted CAs, <c>admin</c> everything. A refusal is a 403
 /// AccessDeniedException that names the permission (<c>iot:{Operation}</c>) and the role.
 /// </summary>
 public sealed class RoleMiddleware(RequestDelegate next, ApiUsers users)
 {
-    private static readonly HashSet<string> AdminOnly = new(StringComparer.Ordinal) { "CreateApiUser", "ListApiUsers", "DeleteApiUser" };
+    private static readonly HashSet<string> UserOperations = new(StringComparer.Ordinal) { "CreateApiUser", "ListApiUsers", "DeleteApiUser" };
+
+    /// <summary>Trusting a CA lets anything it signs in: only admins change which CAs are trusted.</summary>
+    private static readonly HashSet<string> CaOperations = new(StringComparer.Ordinal)
+    {
+        "RegisterCACertificate", "UpdateCACertificate", "DeleteCACertificate", "GetRegistrationCode", "RegisterCertificateWithoutCA",
+    };
 
     public async Task InvokeAsync(HttpContext context)
     {
@@ -28,9 +34,13 @@ public sealed class RoleMiddleware(RequestDelegate next, ApiUsers users)
         var method = context.Request.Method;
         var read = HttpMethods.IsGet(method) || HttpMethods.IsHead(method) || operation.StartsWith("List", StringComparison.Ordinal);
         string? why = null;
-        if (AdminOnly.Contains(operation) && role != ApiRoles.Admin)
+        if (UserOperations.Contains(operation) && role != ApiRoles.Admin)
         {
             why = "only admin keys manage API users";
+        }
+        else if (CaOperations.Contains(operation) && role != ApiRoles.Admin)
+        {
+            why = "only admin keys manage trusted CAs";
         }
         else if (!read && role == ApiRoles.Viewer)
         {

@@ -161,30 +161,48 @@ public sealed partial class MqttBroker : IHostedService, IAsyncDisposable
             ReceivedAtMs = NowMs,
         };
         var matched = Publish(message, null, out var stamp);
-        if (requesterClientId is null)
-        {
-            return matched;
-        }
+        return requesterClientId is null ? matched : matched + Deliver(requesterClientId, message, stamp);
+    }
 
+    /// <summary>
+    /// Sends a server reply to one connected client only, whatever the subscriptions (fleet
+    /// provisioning answers carry private keys: AWS returns them on the requesting connection
+    /// alone). The client's Receive policy still applies. Returns 1 when it was queued.
+    /// </summary>
+    public int SendToClient(string clientId, string topic, ReadOnlyMemory<byte> payload, byte qos = 1) =>
+        Deliver(clientId, new MqttMessage { Topic = topic, Payload = payload, Qos = qos, ReceivedAtMs = NowMs }, stamp: -1);
+
+    /// <summary>The principal of a connected client, or null.</summary>
+    public ClientPrincipal? PrincipalOf(string clientId)
+    {
+        lock (_sessionsLock)
+        {
+            return _sessions.TryGetValue(clientId, out var session) ? session.Connection?.Principal : null;
+        }
+    }
+
+    /// <summary>Queues <paramref name="message"/> for one client unless routing already did (same <paramref name="stamp"/>).</summary>
+    private int Deliver(string clientId, MqttMessage message, long stamp)
+    {
         Session? session;
         lock (_sessionsLock)
         {
-            _sessions.TryGetValue(requesterClientId, out session);
+            _sessions.TryGetValue(clientId, out session);
         }
 
         if (session?.Connection is not { } connection || Volatile.Read(ref session.RouteStamp) == stamp
-            || !session.CanReceive(topic, Authenticator.PolicyGeneration))
+            || !session.CanReceive(message.Topic, Authenticator.PolicyGeneration))
         {
-            return matched;
+            return 0;
         }
 
-        if (session.TryEnqueue(new Outgoing(message, qos, false, null), Options.MaxQueuedMessagesPerClient))
+        if (session.TryEnqueue(new Outgoing(message, message.Qos, false, null), Options.MaxQueuedMessagesPerClient))
         {
             connection.Wake();
-            matched++;
+            return 1;
         }
 
-        return matched;
+        return 0;
     }
 
     /// <summary>Whether any subscription matches <paramref name="topic"/> (policies aside).</summary>

@@ -7,16 +7,22 @@ namespace Trellis.Registry;
 
 public sealed partial class RegistryService
 {
-    public NewCertificate CreateKeysAndCertificate(bool setAsActive)
+    public NewCertificate CreateKeysAndCertificate(bool setAsActive) =>
+        CreateKeysAndCertificate(setAsActive ? CertificateStatus.Active : CertificateStatus.Inactive);
+
+    public Result<NewCertificate> CreateCertificateFromCsr(string? csrPem, bool setAsActive) =>
+        CreateCertificateFromCsr(csrPem, setAsActive ? CertificateStatus.Active : CertificateStatus.Inactive);
+
+    private NewCertificate CreateKeysAndCertificate(string status)
     {
         var (certificate, publicKey, privateKey) = _ca.IssueWithNewKey();
         using (certificate)
         {
-            return new NewCertificate(Store(certificate, setAsActive), publicKey, privateKey);
+            return new NewCertificate(Store(certificate, status), publicKey, privateKey);
         }
     }
 
-    public Result<NewCertificate> CreateCertificateFromCsr(string? csrPem, bool setAsActive)
+    private Result<NewCertificate> CreateCertificateFromCsr(string? csrPem, string status)
     {
         if (string.IsNullOrWhiteSpace(csrPem))
         {
@@ -30,11 +36,11 @@ public sealed partial class RegistryService
 
         using (certificate)
         {
-            return new NewCertificate(Store(certificate!, setAsActive), null, null);
+            return new NewCertificate(Store(certificate!, status), null, null);
         }
     }
 
-    private CertificateRecord Store(X509Certificate2 certificate, bool active)
+    private CertificateRecord Store(X509Certificate2 certificate, string status)
     {
         var id = CertificateAuthority.CertificateId(certificate);
         var now = NowMs;
@@ -43,7 +49,7 @@ public sealed partial class RegistryService
             using var connection = _db.Open();
             using var insert = Command(connection,
                 "INSERT INTO certificates(id, pem, status, ca_certificate_id, created_ms, updated_ms) VALUES ($id, $pem, $s, $ca, $ts, $ts)",
-                ("$id", id), ("$pem", certificate.ExportCertificatePem() + "\n"), ("$s", active ? CertificateStatus.Active : CertificateStatus.Inactive),
+                ("$id", id), ("$pem", certificate.ExportCertificatePem() + "\n"), ("$s", status),
                 ("$ca", CertificateAuthority.CertificateId(_ca.Certificate)), ("$ts", now));
             insert.ExecuteNonQuery();
             return ReadCertificate(connection, id)!;

@@ -13,6 +13,7 @@ using Trellis.Broker.Hosting;
 using Trellis.Broker.Identity;
 using Trellis.Broker.Persistence;
 using Trellis.Registry;
+using Trellis.Registry.Provisioning;
 using Trellis.Security.Pki;
 using Trellis.Security.SigV4;
 using Trellis.Shadows;
@@ -114,6 +115,13 @@ public sealed class TrellisServer : IAsyncDisposable
             time,
             sp.GetRequiredService<ILogger<ShadowService>>()));
         services.AddSingleton<IMessagePublisher, BrokerMessagePublisher>();
+        services.AddSingleton(options.Provisioning);
+        services.AddSingleton(sp => new FleetProvisioningService(
+            sp.GetRequiredService<RegistryService>(),
+            new HttpClient(new SocketsHttpHandler { PooledConnectionLifetime = TimeSpan.FromMinutes(5) }),
+            options.Provisioning,
+            sp.GetRequiredService<ILogger<FleetProvisioningService>>()));
+        services.AddHostedService<ClaimSweeper>();
         if (mqtt is not null)
         {
             // Plain TCP runs on the broker's own socket listener; TLS and WebSockets on Kestrel.
@@ -123,6 +131,7 @@ public sealed class TrellisServer : IAsyncDisposable
         services.Configure<HostOptions>(h => h.ShutdownTimeout = TimeSpan.FromSeconds(10));
 
         var listeners = new Dictionary<string, ListenOptions>();
+        RegistryService? registryForTls = null;
         builder.WebHost.ConfigureKestrel(kestrel =>
         {
             kestrel.AddServerHeader = false;
@@ -136,7 +145,8 @@ public sealed class TrellisServer : IAsyncDisposable
                         https.ServerCertificate = serverCertificate;
                         https.ClientCertificateMode = ClientCertificateMode.RequireCertificate;
                         https.CheckCertificateRevocation = false;
-                        https.ClientCertificateValidation = (certificate, _, _) => ca.Verifies(certificate);
+                        // Trellis's CA, a registered CA (JITP, auto-registration) or a certificate registered without a CA.
+                        https.ClientCertificateValidation = (certificate, _, _) => registryForTls!.AcceptsClientCertificate(certificate);
 
                         // No ALPN list: AWS SDKs offer "x-amzn-mqtt-ca" and must not fail the handshake over it.
                         https.OnAuthenticate = (_, ssl) => ssl.ApplicationProtocols = null;
@@ -155,10 +165,13 @@ public sealed class TrellisServer : IAsyncDisposable
 
         var app = builder.Build();
         var registry = app.Services.GetRequiredService<RegistryService>();
+        registryForTls = registry;
         var broker = app.Services.GetRequiredService<MqttBroker>();
         app.Lifetime.ApplicationStopping.Register(broker.DisconnectAll);
         var shadows = app.Services.GetRequiredService<ShadowService>();
         broker.AddTopicHandler(new ShadowTopicHandler(shadows));
+        broker.AddTopicHandler(new FleetProvisioningTopicHandler(app.Services.GetRequiredService<FleetProvisioningService>(), broker));
+        registry.CertificateAutoRegistered += (certificate, caId) => CertificateEvents.PublishRegistered(broker, registryOptions, certificate, caId);
         registry.ThingDeleted += shadows.ForgetThing;
         registry.DeviceTokenDisabled += id => broker.DisconnectWhere(p => p.TokenId == id, $"device token {id} was revoked or expired");
         registry.CertificateStatusChanged += (id, status) =>
@@ -196,6 +209,8 @@ public sealed class TrellisServer : IAsyncDisposable
         app.MapAuditApi();
         app.MapUsersApi();
         app.MapCertificatesApi();
+        app.MapCaCertificatesApi();
+        app.MapProvisioningTemplatesApi();
         app.MapPoliciesApi();
         app.MapPrincipalsApi(() => server!.TlsEndpointAddress);
         app.MapDataPlaneApi(brokerOptions.MaxPacketBytes);

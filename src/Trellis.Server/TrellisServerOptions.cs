@@ -33,6 +33,9 @@ public sealed record TrellisServerOptions
     /// <summary>Shadow limits (document size, nesting depth, updates per second per thing).</summary>
     public Trellis.Shadows.ShadowOptions Shadows { get; init; } = new();
 
+    /// <summary>Fleet provisioning: ownership token lifetime, webhook timeout.</summary>
+    public Trellis.Registry.Provisioning.ProvisioningOptions Provisioning { get; init; } = new();
+
     /// <summary>Minimum log level: Trace, Debug, Information, Warning, Error.</summary>
     public string LogLevel { get; init; } = "Information";
 }

@@ -143,5 +143,47 @@ public static class Schema
             created_ms INTEGER NOT NULL
         );
         """,
+        """
+        CREATE TABLE settings (
+            key TEXT PRIMARY KEY,
+            value TEXT NOT NULL
+        );
+        CREATE TABLE ca_certificates (
+            id TEXT PRIMARY KEY,
+            pem TEXT NOT NULL,
+            status TEXT NOT NULL,
+            auto_registration TEXT NOT NULL,
+            registration_config TEXT,
+            mode TEXT NOT NULL,
+            created_ms INTEGER NOT NULL,
+            updated_ms INTEGER NOT NULL
+        );
+        CREATE INDEX certificates_ca ON certificates(ca_certificate_id);
+        CREATE TABLE provisioning_templates (
+            name TEXT PRIMARY KEY,
+            description TEXT,
+            enabled INTEGER NOT NULL,
+            type TEXT NOT NULL,
+            role_arn TEXT NOT NULL,
+            hook TEXT,
+            default_version INTEGER NOT NULL,
+            next_version INTEGER NOT NULL,
+            created_ms INTEGER NOT NULL,
+            updated_ms INTEGER NOT NULL
+        );
+        CREATE TABLE provisioning_template_versions (
+            template_name TEXT NOT NULL REFERENCES provisioning_templates(name) ON DELETE CASCADE,
+            version INTEGER NOT NULL,
+            body TEXT NOT NULL,
+            created_ms INTEGER NOT NULL,
+            PRIMARY KEY (template_name, version)
+        );
+        CREATE TABLE ownership_tokens (
+            hash TEXT PRIMARY KEY,
+            certificate_id TEXT NOT NULL,
+            expires_ms INTEGER NOT NULL
+        );
+        CREATE INDEX ownership_tokens_expiry ON ownership_tokens(expires_ms);
+        """,
     ];
 }

@@ -40,7 +40,7 @@ public sealed class RegistryAuthenticator(RegistryService registry, ApiUsers use
 
         if (request.IsTls)
         {
-            return AuthenticationResult.Deny(ReasonCode.NotAuthorized, "the TLS listener needs a client certificate issued by the Trellis CA");
+            return AuthenticationResult.Deny(ReasonCode.NotAuthorized, "the TLS listener needs a client certificate issued by the Trellis CA or a registered CA");
         }
 
         if (request.UserName is { } user)
@@ -83,12 +83,21 @@ public sealed class RegistryAuthenticator(RegistryService registry, ApiUsers use
         var record = registry.FindCertificate(id);
         if (record is null)
         {
-            return AuthenticationResult.Deny(ReasonCode.NotAuthorized, $"certificate {id} is not registered with this server");
+            // First connect of a certificate from a registered CA: JITP or auto-registration.
+            var registered = registry.AutoRegister(certificate);
+            if (!registered.IsSuccess)
+            {
+                return AuthenticationResult.Deny(ReasonCode.NotAuthorized, registered.Error!.Message);
+            }
+
+            record = registered.Value!;
         }
 
         if (record.Status != CertificateStatus.Active)
         {
-            return AuthenticationResult.Deny(ReasonCode.NotAuthorized, $"certificate {id} is {record.Status}; activate it with UpdateCertificate or issue a new one");
+            return AuthenticationResult.Deny(ReasonCode.NotAuthorized, record.Status == CertificateStatus.PendingActivation
+                ? $"certificate {id} is PENDING_ACTIVATION: it registered itself through its CA; activate it with UpdateCertificate (or give the CA a JITP template)"
+                : $"certificate {id} is {record.Status}; activate it with UpdateCertificate or issue a new one");
         }
 
         var generation = registry.PolicyGeneration;

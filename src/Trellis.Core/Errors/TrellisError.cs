@@ -28,4 +28,11 @@ public abstract record TrellisError(string Code, string Message)
     public sealed record Unauthorized(string Message) : TrellisError("UnauthorizedException", Message);
 
     public sealed record AccessDenied(string Message) : TrellisError("AccessDeniedException", Message);
+
+    public sealed record CertificateValidation(string Message) : TrellisError("CertificateValidationException", Message);
+
+    public sealed record RegistrationCodeValidation(string Message) : TrellisError("RegistrationCodeValidationException", Message);
+
+    /// <summary>A provisioning template could not be applied (RegisterThing).</summary>
+    public sealed record ResourceRegistrationFailure(string Message) : TrellisError("ResourceRegistrationFailureException", Message);
 }

@@ -50,6 +50,22 @@ public static class CertificateVariables
         }
     }
 
+    /// <summary>The subject's single-valued attributes by field name (CommonName, Organization, …), first of each.</summary>
+    public static Dictionary<string, string> SubjectFields(X509Certificate2 certificate)
+    {
+        var fields = new Dictionary<string, string>(StringComparer.Ordinal);
+        foreach (var rdn in certificate.SubjectName.EnumerateRelativeDistinguishedNames())
+        {
+            if (!rdn.HasMultipleElements && rdn.GetSingleElementType().Value is { } oid && OidNames.TryGetValue(oid, out var field)
+                && rdn.GetSingleElementValue() is { } value)
+            {
+                fields.TryAdd(field, value);
+            }
+        }
+
+        return fields;
+    }
+
     private static void AddName(PolicyVariables variables, string prefix, X500DistinguishedName name)
     {
         foreach (var rdn in name.EnumerateRelativeDistinguishedNames())
