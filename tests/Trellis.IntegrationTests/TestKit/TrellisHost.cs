@@ -60,7 +60,7 @@ public class TrellisHost : IAsyncLifetime
     {
         Logs = new LogSink();
         Server = await TrellisServer.StartAsync(
-            new TrellisServerOptions
+            Configure(new TrellisServerOptions
             {
                 DataDirectory = DataDirectory,
                 Mqtt = "127.0.0.1:0",
@@ -74,13 +74,16 @@ public class TrellisHost : IAsyncLifetime
                     b.IncompletePacketTimeoutSeconds = 2;
                     _configureBroker?.Invoke(b);
                 },
-            },
+            }),
             logging =>
             {
                 logging.ClearProviders();
                 logging.AddProvider(Logs);
             });
     }
+
+    /// <summary>Further server options for a derived host (short timeouts for a test).</summary>
+    protected virtual TrellisServerOptions Configure(TrellisServerOptions options) => options;
 
     /// <summary>Stops the server (as on SIGTERM) and starts it again on the same data folder.</summary>
     public async Task RestartAsync()
