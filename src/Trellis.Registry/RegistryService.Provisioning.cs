@@ -206,7 +206,7 @@ public sealed partial class RegistryService
 
         if (reader.GetInt64(1) < NowMs)
         {
-            return new TrellisError.InvalidRequest("The certificate ownership token has expired (it is valid for one hour). Create a new certificate.");
+            return new TrellisError.InvalidRequest("The certificate ownership token has expired (its unprovisioned certificate is deleted): create a new certificate and register within the token's lifetime (one hour by default).");
         }
 
         return ReadCertificate(connection, reader.GetString(0)) is { } certificate
@@ -226,8 +226,9 @@ public sealed partial class RegistryService
     }
 
     /// <summary>
-    /// Deletes expired ownership tokens and their certificates that were never provisioned (still
-    /// PENDING_ACTIVATION and attached to nothing), as AWS does after an hour. Returns how many certificates went.
+    /// Deletes the certificates of expired ownership tokens that were never provisioned (still
+    /// PENDING_ACTIVATION and attached to nothing), as AWS does after an hour, and tokens a day past
+    /// their expiry. Returns how many certificates went.
     /// </summary>
     public int SweepExpiredClaims()
     {
@@ -243,7 +244,8 @@ public sealed partial class RegistryService
                 ("$pending", CertificateStatus.PendingActivation), ("$now", NowMs), ("$prefix", Options.Arn("cert/")));
             sweep.Transaction = transaction;
             var deleted = Convert.ToInt32(sweep.ExecuteScalar(), System.Globalization.CultureInfo.InvariantCulture);
-            using var tokens = Command(connection, "DELETE FROM ownership_tokens WHERE expires_ms < $now", ("$now", NowMs));
+            // Expired tokens stay a day longer, so that a late device hears "expired" rather than "unknown".
+            using var tokens = Command(connection, "DELETE FROM ownership_tokens WHERE expires_ms < $cutoff", ("$cutoff", NowMs - (long)TimeSpan.FromDays(1).TotalMilliseconds));
             tokens.Transaction = transaction;
             tokens.ExecuteNonQuery();
             transaction.Commit();
