@@ -8,11 +8,11 @@ namespace Trellis.Cli;
 
 /// <summary>
 /// Management commands over the API (SigV4-signed, as boto3 does): <c>things</c>, <c>types</c>,
-/// <c>groups</c>, <c>certs</c>, <c>policies</c>, <c>tokens</c>, <c>audit</c>. Tables for people, <c>--output json</c> for scripts. Exit codes:
+/// <c>groups</c>, <c>certs</c>, <c>policies</c>, <c>tokens</c>, <c>templates</c>, <c>cas</c>, <c>audit</c>. Tables for people, <c>--output json</c> for scripts. Exit codes:
 /// 0 done, 1 the API refused (the AWS error is printed), 3 the endpoint cannot be reached or no
 /// credentials were found.
 /// </summary>
-internal static class ManageCommands
+internal static partial class ManageCommands
 {
     private static readonly Option<string> Endpoint = new("--endpoint")
     {
@@ -50,6 +50,8 @@ internal static class ManageCommands
         yield return Certificates();
         yield return Policies();
         yield return Tokens();
+        yield return Templates();
+        yield return CaCertificates();
         yield return Audit();
     }
 

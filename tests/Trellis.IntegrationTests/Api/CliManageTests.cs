@@ -46,6 +46,49 @@ public sealed class CliManageTests(TrellisHost host)
     }
 
     [Fact]
+    public async Task Templates_and_cas_commands_manage_provisioning()
+    {
+        var dir = Directory.CreateDirectory(Path.Combine(host.DataDirectory, TrellisHost.Unique("clitpl"))).FullName;
+        var name = TrellisHost.Unique("clitpl");
+        var bad = Path.Combine(dir, "bad.json");
+        var good = Path.Combine(dir, "good.json");
+        await File.WriteAllTextAsync(bad, """{"Resources":{"thing":{"Type":"AWS::IoT::Thing","Properties":{"ThingName":{"Ref":"Serial"}}}}}""", Ct);
+        await File.WriteAllTextAsync(good, """{"Parameters":{"Serial":{"Type":"String"}},"Resources":{"thing":{"Type":"AWS::IoT::Thing","Properties":{"ThingName":{"Ref":"Serial"}}}}}""", Ct);
+
+        var refused = await TrellisCli.RunAsync(host, ["templates", "create", name, bad], Ct);
+        Assert.Equal(1, refused.ExitCode);
+        Assert.Contains("refers to 'Serial', which is not declared", refused.Stderr, StringComparison.Ordinal);
+        var created = await TrellisCli.RunAsync(host, ["templates", "create", name, good, "--description", "line 3", "--hook", "http://127.0.0.1:9/hook"], Ct);
+        Assert.True(created.ExitCode == 0, created.Output);
+        Assert.Equal(0, (await TrellisCli.RunAsync(host, ["templates", "new-version", name, good, "--set-default"], Ct)).ExitCode);
+        Assert.Equal(0, (await TrellisCli.RunAsync(host, ["templates", "disable", name], Ct)).ExitCode);
+        var described = JsonNode.Parse((await TrellisCli.RunAsync(host, ["templates", "describe", name, "--output", "json"], Ct)).Stdout)!;
+        Assert.False(described["enabled"]!.GetValue<bool>());
+        Assert.Equal(2, described["defaultVersionId"]!.GetValue<int>());
+        Assert.Equal("http://127.0.0.1:9/hook", described["preProvisioningHook"]!["targetArn"]!.GetValue<string>());
+        var listed = await TrellisCli.RunAsync(host, ["templates", "list"], Ct);
+        Assert.Contains(name, listed.Stdout, StringComparison.Ordinal);
+
+        // cas: the code, then a CA registered with its verification certificate.
+        var code = (await TrellisCli.RunAsync(host, ["cas", "code"], Ct)).Stdout.Trim();
+        Assert.Matches("^[0-9a-f]{64}$", code);
+        var ca = await OpensslCa.CreateAsync(dir, "cli-ca", Ct);
+        var (verification, _) = await ca.IssueAsync("verification", $"/CN={code}", Ct);
+        var noProof = await TrellisCli.RunAsync(host, ["cas", "register", ca.CertPath], Ct);
+        Assert.Equal(1, noProof.ExitCode);
+        Assert.Contains("verificationCertificate is required", noProof.Stderr, StringComparison.Ordinal);
+        var registered = await TrellisCli.RunAsync(host, ["cas", "register", ca.CertPath, "--verification", verification, "--output", "json"], Ct);
+        Assert.True(registered.ExitCode == 0, registered.Output);
+        var id = JsonNode.Parse(registered.Stdout)!["certificateId"]!.GetValue<string>();
+        Assert.Contains(id, (await TrellisCli.RunAsync(host, ["cas", "list"], Ct)).Stdout, StringComparison.Ordinal);
+        Assert.Equal(0, (await TrellisCli.RunAsync(host, ["cas", "deactivate", id], Ct)).ExitCode);
+        Assert.Equal("INACTIVE", host.Server.Registry.DescribeCaCertificate(id).Value!.Status);
+        Assert.Equal(0, (await TrellisCli.RunAsync(host, ["cas", "delete", id], Ct)).ExitCode);
+        Assert.Equal(0, (await TrellisCli.RunAsync(host, ["templates", "delete", name], Ct)).ExitCode);
+        Assert.False(host.Server.Registry.DescribeProvisioningTemplate(name).IsSuccess);
+    }
+
+    [Fact]
     public async Task Provision_writes_a_device_folder_whose_sample_command_connects_and_publishes()
     {
         var thing = TrellisHost.Unique("prov");
