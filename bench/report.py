@@ -17,8 +17,14 @@ summaries = defaultdict(list)  # (broker, scenario, qos) -> [summary per round]
 steps = defaultdict(list)      # (broker, scenario, qos, offered) -> [step per round]
 shadow_steps = defaultdict(list)  # offered -> [step per round]
 shadow_store = []
+provision_runs = defaultdict(list)  # keys -> [summary per round]
+connect_runs = defaultdict(list)    # (auth, broker) -> [summary per round]
 for r in rows:
-    if r["scenario"] == "shadow-store":
+    if r["scenario"] == "provision":
+        provision_runs[r["keys"]].append(r)
+    elif r["scenario"] == "connect":
+        connect_runs[(r["auth"], r["broker"])].append(r)
+    elif r["scenario"] == "shadow-store":
         shadow_store.append(r)
     elif r["scenario"] == "shadow":
         if not r.get("summary"):
@@ -123,3 +129,30 @@ if shadow_store:
         ops = r.get("writesPerSecond", r.get("updatesPerSecond"))
         label = "store: durable writes" if r["part"] == "store" else "service: parse, merge, delta, durable write"
         print(f'| {label} ({r["inFlight"]} in flight) | {fmt(ops, 0)} | {fmt(r["writesPerCommit"])} | {fmt(r["p50ms"], 2)} | {fmt(r["p99ms"], 2)} |')
+
+if provision_runs:
+    print()
+    print("Fleet provisioning by claim, end to end per device: claim connect (TLS), certificate, RegisterThing, reconnect with the new certificate (median over rounds):")
+    print()
+    print("| keys | devices | concurrency | errors | devices/s | each round | p50 ms | p99 ms | broker CPU % |")
+    print("|---|---|---|---|---|---|---|---|---|")
+    for keys in ("server", "csr"):
+        runs = provision_runs.get(keys, [])
+        if runs:
+            label = "made by the server (RSA-2048, CreateKeysAndCertificate)" if keys == "server" else "made by the device (P-256, CreateCertificateFromCsr)"
+            print(f'| {label} | {runs[0]["devices"]} | {runs[0]["concurrency"]} | {sum(r["errors"] for r in runs)} | {fmt(median(r["devicesPerSecond"] for r in runs))} | '
+                  f'{", ".join(fmt(r["devicesPerSecond"]) for r in runs)} | {fmt(median(r["p50ms"] for r in runs), 0)} | {fmt(median(r["p99ms"] for r in runs), 0)} | {fmt(median(r["cpuPct"] for r in runs), 0)} |')
+if connect_runs:
+    print()
+    print("Connects of the provisioned devices, all staying connected (second pass; median over rounds):")
+    print()
+    print("| credential | broker | devices | concurrency | errors | connects/s | each round | p50 ms | p99 ms | broker CPU % | RSS MiB |")
+    print("|---|---|---|---|---|---|---|---|---|---|---|")
+    for auth in ("token", "cert"):
+        for broker in ("mosquitto", "trellis"):
+            runs = connect_runs.get((auth, broker), [])
+            if runs:
+                label = "token (user name + password, TCP)" if auth == "token" else "certificate (TLS)"
+                print(f'| {label} | {broker} | {runs[0]["devices"]} | {runs[0]["concurrency"]} | {sum(r["errors"] for r in runs)} | {fmt(median(r["connectsPerSecond"] for r in runs), 0)} | '
+                      f'{", ".join(fmt(r["connectsPerSecond"], 0) for r in runs)} | {fmt(median(r["p50ms"] for r in runs), 2)} | {fmt(median(r["p99ms"] for r in runs), 2)} | '
+                      f'{fmt(median(r["cpuPct"] for r in runs), 0)} | {fmt(median(r["rssMiB"] for r in runs))} |')

@@ -3,7 +3,7 @@
 # with the same load generator and workloads. Results: bench/results/<timestamp>.jsonl and a
 # markdown table on stdout (paste it into docs/benchmarks.md with the machine details).
 #
-# usage: scripts/bench.sh [scenario ...]   (default: fanin-q0 fanin-q1 fanout p2p idle overload shadow)
+# usage: scripts/bench.sh [scenario ...]   (default: fanin-q0 fanin-q1 fanout p2p idle overload shadow provision)
 #        BENCH_ROUNDS=N (default 3): traffic scenarios run N times, brokers alternating; the report
 #        quotes medians, because single runs on a shared 2-core VM move by 10-30 %.
 set -euo pipefail
@@ -50,7 +50,7 @@ stop_brokers() { kill "$mosq_pid" "$trellis_pid" 2>/dev/null || true; wait "$mos
 mkdir -p bench/results
 out="bench/results/$(date -u +%Y%m%dT%H%M%SZ).jsonl"
 scenarios=("$@")
-[[ ${#scenarios[@]} -gt 0 ]] || scenarios=(fanin-q0 fanin-q1 fanout p2p idle overload shadow)
+[[ ${#scenarios[@]} -gt 0 ]] || scenarios=(fanin-q0 fanin-q1 fanout p2p idle overload shadow provision)
 
 rounds=${BENCH_ROUNDS:-3}
 run() { # round broker-name port pid scenario-args...
@@ -77,8 +77,57 @@ trellis_http_port() { # the banner is printed once start-up is complete
   grep -oE 'Management API +http://127.0.0.1:[0-9]+' "$work/trellis.log" | grep -oE '[0-9]+$'
 }
 
+# Fleet provisioning by claim, then connects of the provisioned devices with a device token (plain
+# TCP) and with their certificate (TLS). Mosquitto, which provisions nothing, gets the same
+# credentials for the connect comparison: the tokens in a password file, and a TLS listener with
+# Trellis's CA and server certificate that requires client certificates.
+provision_bench() {
+  local tls_port=22884 mosq_tls_port=21884 prov="$work/prov"
+  for round in $(seq 1 "$rounds"); do
+    dotnet "$root/artifacts/bin/Trellis.Cli/release/trellis.dll" serve --data "$work/data" \
+      --mqtt 127.0.0.1:$trellis_port --mqtts 127.0.0.1:$tls_port --ws off --http 127.0.0.1:0 --log-level Warning > "$work/trellis.log" 2>&1 & trellis_pid=$!
+    pids+=("$trellis_pid")
+    local http; http=$(trellis_http_port)
+    python3 "$root/bench/setup_provisioning.py" "http://127.0.0.1:$http" "$work/data/credentials" "$prov"
+    # Keys made by the server (RSA-2048, as AWS does: ~0.2 s of CPU each here), then keys made by the device (CSR).
+    run "$round" trellis $tls_port "$trellis_pid" --scenario provision --keys server --devices 200 --concurrency 16 --serial-prefix "r$round-server-" \
+      --out "$prov/server-keyed" --ca "$work/data/ca.pem" --claim-cert "$prov/claim.pem" --claim-key "$prov/claim.key"
+    run "$round" trellis $tls_port "$trellis_pid" --scenario provision --keys csr --devices 1000 --concurrency 16 --serial-prefix "r$round-" \
+      --out "$prov/devices" --ca "$work/data/ca.pem" --claim-cert "$prov/claim.pem" --claim-key "$prov/claim.key"
+    python3 "$root/bench/create_tokens.py" "http://127.0.0.1:$http" "$work/data/credentials" "$prov/devices" "$prov/tokens.tsv"
+    run "$round" trellis $trellis_port "$trellis_pid" --scenario connect --auth token --tokens "$prov/tokens.tsv" --concurrency 32
+    run "$round" trellis $tls_port "$trellis_pid" --scenario connect --auth cert --devices-dir "$prov/devices" --ca "$work/data/ca.pem" --concurrency 32
+
+    sed 's/\t/:/' "$prov/tokens.tsv" > "$work/passwords" && mosquitto_passwd -U "$work/passwords"
+    cat > "$work/mosquitto-auth.conf" <<CONF
+per_listener_settings true
+persistence false
+log_dest none
+# started as root, Mosquitto would switch to its own user, which cannot read the 0600 key in this private folder
+user $(id -un)
+listener $mosq_port 127.0.0.1
+allow_anonymous false
+password_file $work/passwords
+listener $mosq_tls_port 127.0.0.1
+cafile $work/data/ca.pem
+certfile $work/data/pki/server.pem
+keyfile $work/data/pki/server.key
+require_certificate true
+use_identity_as_username true
+CONF
+    mosquitto -c "$work/mosquitto-auth.conf" & mosq_pid=$!
+    pids+=("$mosq_pid")
+    sleep 0.5
+    run "$round" mosquitto $mosq_port "$mosq_pid" --scenario connect --auth token --tokens "$prov/tokens.tsv" --concurrency 32
+    run "$round" mosquitto $mosq_tls_port "$mosq_pid" --scenario connect --auth cert --devices-dir "$prov/devices" --ca "$work/data/ca.pem" --concurrency 32
+    stop_brokers
+    rm -rf "$prov"
+  done
+}
+
 for scenario in "${scenarios[@]}"; do
   if [[ $scenario == shadow ]]; then shadow_bench; continue; fi
+  if [[ $scenario == provision ]]; then provision_bench; continue; fi
   case $scenario in
     fanin-q0) a=(--scenario fanin --qos 0 --rates 20000,40000,60000,80000,100000,120000,140000,160000,200000,250000,300000,350000,400000,500000) ;;
     fanin-q1) a=(--scenario fanin --qos 1 --rates 10000,20000,40000,60000,80000,100000,120000,140000,160000,200000,250000,300000) ;;

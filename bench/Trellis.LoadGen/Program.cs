@@ -4,8 +4,10 @@ using System.Net.Sockets;
 using System.Text.Json;
 using Trellis.LoadGen;
 
-// trellis-loadgen --name NAME --port PORT --pid PID --scenario fanin|fanout|p2p|overload|idle|shadow|shadow-store
+// trellis-loadgen --name NAME --port PORT --pid PID --scenario fanin|fanout|p2p|overload|idle|shadow|shadow-store|provision|connect
 //                 [--qos 0|1] [--rates a,b,c] [--seconds 3] [--connections 10000] [--things 1000] [--thing-prefix bench-thing-] [--in-flight 1000]
+//   provision: --devices N --concurrency C --template T --serial-prefix P --out DIR --ca ca.pem --claim-cert F --claim-key F (port = TLS)
+//   connect:   --auth token|cert --tokens tokens.tsv | --devices-dir DIR --concurrency C --ca ca.pem
 var options = Args.Parse(args);
 var broker = new BrokerProcess(options.Pid);
 using var cts = new CancellationTokenSource(TimeSpan.FromMinutes(30));
@@ -24,6 +26,12 @@ switch (options.Scenario)
         break;
     case "shadow-store":
         await ShadowStoreBench.RunAsync(options.Things, options.InFlight, options.Seconds, Emit);
+        break;
+    case "provision":
+        await ProvisioningBench.ProvisionAsync(args, broker, Emit, ct);
+        break;
+    case "connect":
+        await ProvisioningBench.ConnectAsync(args, options.Name, broker, Emit, ct);
         break;
     default:
         await LadderAsync();

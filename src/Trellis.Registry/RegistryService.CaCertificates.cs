@@ -332,9 +332,9 @@ public sealed partial class RegistryService
     /// status is decided: issued by Trellis's CA or a registered CA, or registered without a CA.
     /// </summary>
     public bool AcceptsClientCertificate(X509Certificate2 certificate) =>
-        _ca.Verifies(certificate)
-        || IssuingCa(certificate) is not null
-        || FindCertificate(CertificateAuthority.CertificateId(certificate)) is not null;
+        IssuingCa(certificate) is not null
+        || FindCertificate(CertificateAuthority.CertificateId(certificate)) is not null
+        || _ca.Verifies(certificate);
 
     private Dictionary<string, (CaCertificateRecord Record, X509Certificate2 Certificate)> CaIndex()
     {

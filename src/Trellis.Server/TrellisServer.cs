@@ -145,11 +145,25 @@ public sealed class TrellisServer : IAsyncDisposable
                         https.ServerCertificate = serverCertificate;
                         https.ClientCertificateMode = ClientCertificateMode.RequireCertificate;
                         https.CheckCertificateRevocation = false;
-                        // Trellis's CA, a registered CA (JITP, auto-registration) or a certificate registered without a CA.
-                        https.ClientCertificateValidation = (certificate, _, _) => registryForTls!.AcceptsClientCertificate(certificate);
-
-                        // No ALPN list: AWS SDKs offer "x-amzn-mqtt-ca" and must not fail the handshake over it.
-                        https.OnAuthenticate = (_, ssl) => ssl.ApplicationProtocols = null;
+                        // Chains are built against Trellis's CA only, never the system trust store (sorting and
+                        // comparing its hundreds of roots cost more than the rest of the handshake). A certificate
+                        // that does not chain to it may still come from a registered CA (JITP, auto-registration)
+                        // or be registered without a CA: the registry decides those.
+                        https.ClientCertificateValidation = (certificate, _, errors) =>
+                            errors == System.Net.Security.SslPolicyErrors.None || registryForTls!.AcceptsClientCertificate(certificate);
+                        https.OnAuthenticate = (_, ssl) =>
+                        {
+                            // No ALPN list: AWS SDKs offer "x-amzn-mqtt-ca" and must not fail the handshake over it.
+                            ssl.ApplicationProtocols = null;
+                            var policy = new System.Security.Cryptography.X509Certificates.X509ChainPolicy
+                            {
+                                TrustMode = System.Security.Cryptography.X509Certificates.X509ChainTrustMode.CustomRootTrust,
+                                RevocationMode = System.Security.Cryptography.X509Certificates.X509RevocationMode.NoCheck,
+                                DisableCertificateDownloads = true,
+                            };
+                            policy.CustomTrustStore.Add(ca.Certificate);
+                            ssl.CertificateChainPolicy = policy;
+                        };
                     });
                     l.UseConnectionHandler<MqttConnectionHandler>();
                 });

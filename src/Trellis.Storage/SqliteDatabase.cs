@@ -8,7 +8,10 @@ namespace Trellis.Storage;
 /// </summary>
 public sealed class SqliteDatabase
 {
+    private static readonly object Configured = new();
+
     private readonly string _connectionString;
+    private readonly System.Runtime.CompilerServices.ConditionalWeakTable<object, object> _configured = [];
 
     public SqliteDatabase(string path, IReadOnlyList<string> migrations)
     {
@@ -29,12 +32,20 @@ public sealed class SqliteDatabase
     {
         var connection = new SqliteConnection(_connectionString);
         connection.Open();
-        using var pragma = connection.CreateCommand();
 
-        // WAL + synchronous=NORMAL: a committed transaction survives a process kill (kill -9);
-        // busy_timeout lets concurrent writers wait instead of failing.
-        pragma.CommandText = "PRAGMA journal_mode=WAL; PRAGMA synchronous=NORMAL; PRAGMA busy_timeout=10000; PRAGMA foreign_keys=ON;";
-        pragma.ExecuteNonQuery();
+        // The pool hands back the same native connection again and again: its settings stick, so
+        // they are applied once per native connection, not on every open (the broker opens one per CONNECT).
+        if (connection.Handle is { } handle && !_configured.TryGetValue(handle, out _))
+        {
+            using var pragma = connection.CreateCommand();
+
+            // WAL + synchronous=NORMAL: a committed transaction survives a process kill (kill -9);
+            // busy_timeout lets concurrent writers wait instead of failing.
+            pragma.CommandText = "PRAGMA journal_mode=WAL; PRAGMA synchronous=NORMAL; PRAGMA busy_timeout=10000; PRAGMA foreign_keys=ON;";
+            pragma.ExecuteNonQuery();
+            _configured.AddOrUpdate(handle, Configured);
+        }
+
         return connection;
     }
 
