@@ -129,18 +129,7 @@ internal static class ProvisioningBench
             {
                 var parts = line.Split('\t');
                 var options = new MqttClientOptionsBuilder().WithTcpServer(host, port).WithClientId(parts[0]).WithCredentials(parts[0], parts[1]).WithCleanSession(true).Build();
-                plan.Add((parts[0], async () =>
-                {
-                    var client = factory.CreateMqttClient();
-                    var result = await client.ConnectAsync(options, ct);
-                    if (result.ResultCode != MqttClientConnectResultCode.Success)
-                    {
-                        client.Dispose();
-                        throw new InvalidOperationException($"CONNACK {result.ResultCode}");
-                    }
-
-                    return new Connected(client);
-                }));
+                plan.Add((parts[0], () => Connected.ConnectAsync(factory, options, ct)));
             }
         }
         else
@@ -244,6 +233,19 @@ internal static class ProvisioningBench
     /// <summary>A plain MQTTnet connection, disconnected on dispose.</summary>
     private sealed class Connected(IMqttClient client) : IAsyncDisposable
     {
+        public static async Task<IAsyncDisposable> ConnectAsync(MqttClientFactory factory, MqttClientOptions options, CancellationToken ct)
+        {
+            var client = factory.CreateMqttClient();
+            var result = await client.ConnectAsync(options, ct);
+            if (result.ResultCode != MqttClientConnectResultCode.Success)
+            {
+                client.Dispose();
+                throw new InvalidOperationException($"CONNACK {result.ResultCode}");
+            }
+
+            return new Connected(client);
+        }
+
         public async ValueTask DisposeAsync()
         {
             try
