@@ -26,14 +26,35 @@ public sealed partial class FleetProvisioningService(RegistryService registry, H
         || (topic.StartsWith(TemplatesPrefix, StringComparison.Ordinal) && (topic.EndsWith("/provision/json", StringComparison.Ordinal) || topic.EndsWith("/provision/cbor", StringComparison.Ordinal))
             && topic.AsSpan(TemplatesPrefix.Length).IndexOf('/') == topic.Length - TemplatesPrefix.Length - "/provision/json".Length);
 
-    /// <summary>Handles one request; returns the reply's topic (…/accepted or …/rejected) and payload.</summary>
+    /// <summary>Handles one request; returns the reply's topic (…/accepted or …/rejected) and payload, in the request's format (JSON or CBOR).</summary>
     public async Task<(string Topic, byte[] Payload)> HandleAsync(string topic, ReadOnlyMemory<byte> payload, string clientId, string? claimCertificateId, CancellationToken cancellationToken)
     {
-        if (topic.EndsWith("/cbor", StringComparison.Ordinal))
+        var cbor = topic.EndsWith("/cbor", StringComparison.Ordinal);
+        JsonObject? body = null;
+        string? invalid = null;
+        if (cbor)
         {
-            return Rejected(topic, 400, "InvalidPayload", "CBOR payloads are not supported yet: use the /json topics.");
+            if (!CborJson.TryDecode(payload, out var decoded, out var error))
+            {
+                invalid = error;
+            }
+
+            body = decoded as JsonObject;
+        }
+        else
+        {
+            body = ParseObject(payload);
         }
 
+        var (replyTopic, reply) = invalid is not null
+            ? Rejected(topic, 400, "InvalidPayload", invalid)
+            : await HandleDocumentAsync(topic, body, clientId, claimCertificateId, cancellationToken);
+        return (replyTopic, cbor ? CborJson.Encode(reply) : Encoding.UTF8.GetBytes(reply.ToJsonString()));
+    }
+
+    private async Task<(string, JsonObject)> HandleDocumentAsync(string topic, JsonObject? body, string clientId, string? claimCertificateId, CancellationToken cancellationToken)
+    {
+        var format = topic.EndsWith("/cbor", StringComparison.Ordinal) ? "CBOR" : "JSON";
         try
         {
             if (topic.StartsWith(CreatePrefix, StringComparison.Ordinal))
@@ -43,17 +64,16 @@ public sealed partial class FleetProvisioningService(RegistryService registry, H
 
             if (topic.StartsWith(CreateFromCsrPrefix, StringComparison.Ordinal))
             {
-                var body = ParseObject(payload);
                 if (body?["certificateSigningRequest"] is not JsonValue csr || !csr.TryGetValue<string>(out var csrPem))
                 {
-                    return Rejected(topic, 400, "InvalidPayload", "The payload must be a JSON object with certificateSigningRequest (a PEM PKCS#10 request).");
+                    return Rejected(topic, 400, "InvalidPayload", $"The payload must be a {format} map with certificateSigningRequest (a PEM PKCS#10 request).");
                 }
 
                 return CreateCertificate(topic, csrPem);
             }
 
             var name = topic[TemplatesPrefix.Length..topic.IndexOf("/provision/", TemplatesPrefix.Length, StringComparison.Ordinal)];
-            return await RegisterThingAsync(topic, name, payload, clientId, claimCertificateId, cancellationToken);
+            return await RegisterThingAsync(topic, name, body, format, clientId, claimCertificateId, cancellationToken);
         }
         catch (Exception e) when (e is not OperationCanceledException)
         {
@@ -62,7 +82,7 @@ public sealed partial class FleetProvisioningService(RegistryService registry, H
         }
     }
 
-    private (string, byte[]) CreateCertificate(string topic, string? csrPem)
+    private (string, JsonObject) CreateCertificate(string topic, string? csrPem)
     {
         var created = registry.CreateClaimedCertificate(csrPem, options.OwnershipTokenLifetime);
         if (!created.IsSuccess)
@@ -85,12 +105,11 @@ public sealed partial class FleetProvisioningService(RegistryService registry, H
         return Accepted(topic, reply);
     }
 
-    private async Task<(string, byte[])> RegisterThingAsync(string topic, string templateName, ReadOnlyMemory<byte> payload, string clientId, string? claimCertificateId, CancellationToken cancellationToken)
+    private async Task<(string, JsonObject)> RegisterThingAsync(string topic, string templateName, JsonObject? body, string format, string clientId, string? claimCertificateId, CancellationToken cancellationToken)
     {
-        var body = ParseObject(payload);
         if (body?["certificateOwnershipToken"] is not JsonValue tokenValue || !tokenValue.TryGetValue<string>(out var token))
         {
-            return Rejected(topic, 400, "InvalidPayload", "The payload must be a JSON object with certificateOwnershipToken and, optionally, parameters.");
+            return Rejected(topic, 400, "InvalidPayload", $"The payload must be a {format} map with certificateOwnershipToken and, optionally, parameters.");
         }
 
         var parameters = new Dictionary<string, string>(StringComparer.Ordinal);
@@ -248,10 +267,10 @@ public sealed partial class FleetProvisioningService(RegistryService registry, H
         }
     }
 
-    private static (string, byte[]) Accepted(string topic, JsonObject body) => (topic + "/accepted", Encoding.UTF8.GetBytes(body.ToJsonString()));
+    private static (string, JsonObject) Accepted(string topic, JsonObject body) => (topic + "/accepted", body);
 
-    private static (string, byte[]) Rejected(string topic, int status, string code, string message) =>
-        (topic + "/rejected", Encoding.UTF8.GetBytes(new JsonObject { ["statusCode"] = status, ["errorCode"] = code, ["errorMessage"] = message }.ToJsonString()));
+    private static (string, JsonObject) Rejected(string topic, int status, string code, string message) =>
+        (topic + "/rejected", new JsonObject { ["statusCode"] = status, ["errorCode"] = code, ["errorMessage"] = message });
 
     [LoggerMessage(EventId = 5001, Level = LogLevel.Information, Message = "Provisioned thing {Thing} with certificate {CertificateId} through template {Template} (client {ClientId}).")]
     private static partial void LogProvisioned(ILogger logger, string thing, string certificateId, string template, string clientId);

@@ -1,3 +1,5 @@
+using System.Buffers;
+using System.Formats.Cbor;
 using System.Globalization;
 using System.Net;
 using System.Security.Cryptography;
@@ -149,6 +151,92 @@ public sealed class FleetProvisioningTests(TrellisHost host)
         Assert.Equal(403, failed.StatusCode);
         Assert.Contains("hook failed", failed.Reason, StringComparison.Ordinal);
         Assert.Equal(404, (await host.IotCallsAsync([("describe_thing", new { thingName = $"dev-{serial}x" })], Ct))[0]!["status"]!.GetValue<int>());
+    }
+
+    [Fact]
+    public async Task The_cbor_topics_serve_the_same_api_in_cbor()
+    {
+        var (template, _, _) = await CreateFleetTemplateAsync(hook: null);
+        var claim = await CreateClaimAsync();
+        await using var device = await TrellisDevice.ConnectAsync(ClaimOptions(claim, TrellisHost.Unique("cbor")), Ct);
+        var replies = System.Threading.Channels.Channel.CreateUnbounded<(string Topic, byte[] Payload)>();
+        device.Mqtt.ApplicationMessageReceivedAsync += e =>
+        {
+            replies.Writer.TryWrite((e.ApplicationMessage.Topic, e.ApplicationMessage.Payload.ToArray()));
+            return Task.CompletedTask;
+        };
+        var provision = $"$aws/provisioning-templates/{template}/provision/cbor";
+        await device.Mqtt.SubscribeAsync(new MQTTnet.MqttClientSubscribeOptionsBuilder()
+            .WithTopicFilter("$aws/certificates/create-from-csr/cbor/+").WithTopicFilter(provision + "/+").Build(), Ct);
+
+        async Task<(string Topic, Dictionary<string, object> Body)> RequestAsync(string topic, byte[] payload)
+        {
+            await device.Mqtt.PublishAsync(new MQTTnet.MqttApplicationMessageBuilder().WithTopic(topic).WithPayload(payload)
+                .WithQualityOfServiceLevel(MQTTnet.Protocol.MqttQualityOfServiceLevel.AtLeastOnce).Build(), Ct);
+            var (replyTopic, reply) = await replies.Reader.ReadAsync(Ct).AsTask().WaitAsync(Timeout, Ct);
+            return (replyTopic, ReadMap(new CborReader(reply)));
+        }
+
+        using var key = ECDsa.Create(ECCurve.NamedCurves.nistP256);
+        var csr = new CertificateRequest("CN=cbor-device", key, HashAlgorithmName.SHA256).CreateSigningRequestPem();
+        var created = await RequestAsync("$aws/certificates/create-from-csr/cbor", WriteMap(("certificateSigningRequest", csr)));
+        Assert.EndsWith("/accepted", created.Topic, StringComparison.Ordinal);
+        Assert.Contains("BEGIN CERTIFICATE", (string)created.Body["certificatePem"], StringComparison.Ordinal);
+
+        var serial = TrellisHost.Unique("C");
+        var writer = new CborWriter();
+        writer.WriteStartMap(2);
+        writer.WriteTextString("certificateOwnershipToken");
+        writer.WriteTextString((string)created.Body["certificateOwnershipToken"]);
+        writer.WriteTextString("parameters");
+        writer.WriteStartMap(1);
+        writer.WriteTextString("SerialNumber");
+        writer.WriteTextString(serial);
+        writer.WriteEndMap();
+        writer.WriteEndMap();
+        var registered = await RequestAsync(provision, writer.Encode());
+        Assert.EndsWith("/accepted", registered.Topic, StringComparison.Ordinal);
+        Assert.Equal($"dev-{serial}", (string)registered.Body["thingName"]);
+        Assert.Equal($"devices/dev-{serial}/telemetry", (string)((Dictionary<string, object>)registered.Body["deviceConfiguration"])["telemetryTopic"]);
+
+        // Not CBOR: refused, in CBOR, with the reason.
+        var broken = await RequestAsync(provision, [0xbf, 0x61]);
+        Assert.EndsWith("/rejected", broken.Topic, StringComparison.Ordinal);
+        Assert.Equal(400L, (long)(ulong)broken.Body["statusCode"]);
+        Assert.Equal("InvalidPayload", (string)broken.Body["errorCode"]);
+    }
+
+    private static byte[] WriteMap(params (string Key, string Value)[] entries)
+    {
+        var writer = new CborWriter();
+        writer.WriteStartMap(entries.Length);
+        foreach (var (k, v) in entries)
+        {
+            writer.WriteTextString(k);
+            writer.WriteTextString(v);
+        }
+
+        writer.WriteEndMap();
+        return writer.Encode();
+    }
+
+    private static Dictionary<string, object> ReadMap(CborReader reader)
+    {
+        var map = new Dictionary<string, object>(StringComparer.Ordinal);
+        reader.ReadStartMap();
+        while (reader.PeekState() != CborReaderState.EndMap)
+        {
+            var key = reader.ReadTextString();
+            map[key] = reader.PeekState() switch
+            {
+                CborReaderState.StartMap => ReadMap(reader),
+                CborReaderState.UnsignedInteger => reader.ReadUInt64(),
+                _ => reader.ReadTextString(),
+            };
+        }
+
+        reader.ReadEndMap();
+        return map;
     }
 
     [Fact]
