@@ -162,7 +162,26 @@ internal static partial class ManageCommands
         describe.SetAction((r, ct) => RunAsync(r, api => api.SendAsync(HttpMethod.Get, "/certificates/" + ApiClient.Segment(r.GetValue(id)!), null, null, ct),
             body => Fields(body["certificateDescription"] ?? body)));
 
-        var commands = new List<Command> { list, describe };
+        var pem = new Argument<FileInfo>("certificate") { Description = "Device certificate (PEM file)" };
+        var withoutCa = new Option<bool>("--without-ca") { Description = "Register a certificate whose CA is not registered (self-signed included; admin keys only)" };
+        var active = new Option<bool>("--active") { Description = "Register it ACTIVE (default INACTIVE)" };
+        var register = new Command("register", "Register a device certificate made elsewhere (signed by a registered CA, or --without-ca).") { pem, withoutCa, active };
+        register.SetAction(async (r, ct) =>
+        {
+            if (await ReadFileAsync(r.GetValue(pem)!, ct) is not { } certificatePem)
+            {
+                return Usage($"{r.GetValue(pem)!.FullName} does not exist");
+            }
+
+            var body = new JsonObject { ["certificatePem"] = certificatePem, ["status"] = r.GetValue(active) ? "ACTIVE" : "INACTIVE" };
+            return await RunAsync(r, api => api.SendAsync(HttpMethod.Post, r.GetValue(withoutCa) ? "/certificate/register-no-ca" : "/certificate/register", null, body, ct), Fields);
+        });
+
+        var delete = new Command("delete", "Delete a certificate that is not ACTIVE and attached to no thing.") { id };
+        delete.SetAction((r, ct) => RunAsync(r, api => api.SendAsync(HttpMethod.Delete, "/certificates/" + ApiClient.Segment(r.GetValue(id)!), null, null, ct),
+            _ => AnsiConsole.MarkupLine("[green]deleted[/]")));
+
+        var commands = new List<Command> { list, describe, register, delete };
         foreach (var (verb, status, help) in new[] { ("activate", "ACTIVE", "Activate a certificate."), ("deactivate", "INACTIVE", "Deactivate a certificate; its connections are dropped."), ("revoke", "REVOKED", "Revoke a certificate for good; its connections are dropped.") })
         {
             var command = new Command(verb, help) { id };
@@ -242,7 +261,25 @@ internal static partial class ManageCommands
             api => api.SendAsync(HttpMethod.Put, "/thing-groups/addThingToThingGroup", null, new JsonObject { ["thingGroupName"] = r.GetValue(name), ["thingName"] = r.GetValue(thing) }, ct),
             _ => AnsiConsole.MarkupLine("[green]added[/]")));
 
-        return new Command("groups", "Thing groups.") { list, create, add };
+        var remove = new Command("remove-thing", "Take a thing out of a group (it loses the group's policies at once).") { name, thing };
+        remove.SetAction((r, ct) => RunAsync(r,
+            api => api.SendAsync(HttpMethod.Put, "/thing-groups/removeThingFromThingGroup", null, new JsonObject { ["thingGroupName"] = r.GetValue(name), ["thingName"] = r.GetValue(thing) }, ct),
+            _ => AnsiConsole.MarkupLine("[green]removed[/]")));
+
+        var describe = new Command("describe", "Show a thing group, with its parents.") { name };
+        describe.SetAction((r, ct) => RunAsync(r, api => api.SendAsync(HttpMethod.Get, "/thing-groups/" + ApiClient.Segment(r.GetValue(name)!), null, null, ct), Fields));
+
+        var recursive = new Option<bool>("--recursive") { Description = "Include the things of child groups" };
+        var things = new Command("things", "List the things in a group.") { name, recursive };
+        things.SetAction((r, ct) => RunAsync(r,
+            api => api.SendAsync(HttpMethod.Get, $"/thing-groups/{ApiClient.Segment(r.GetValue(name)!)}/things", r.GetValue(recursive) ? "recursive=true" : null, null, ct),
+            body => Console.WriteLine(string.Join(Environment.NewLine, body["things"]?.AsArray().Select(t => t?.GetValue<string>()) ?? []))));
+
+        var delete = new Command("delete", "Delete a thing group (not while it has child groups).") { name };
+        delete.SetAction((r, ct) => RunAsync(r, api => api.SendAsync(HttpMethod.Delete, "/thing-groups/" + ApiClient.Segment(r.GetValue(name)!), null, null, ct),
+            _ => AnsiConsole.MarkupLine("[green]deleted[/]")));
+
+        return new Command("groups", "Thing groups.") { list, create, describe, things, add, remove, delete };
     }
 
     private static Command Tokens()

@@ -329,12 +329,14 @@ public sealed partial class RegistryService
 
     /// <summary>
     /// Whether the TLS listener lets a client certificate through to the MQTT CONNECT, where its
-    /// status is decided: issued by Trellis's CA or a registered CA, or registered without a CA.
+    /// status is decided: within its validity, and issued by Trellis's CA or a registered CA, or
+    /// registered without a CA. An expired certificate is refused even when it is registered.
     /// </summary>
     public bool AcceptsClientCertificate(X509Certificate2 certificate) =>
-        IssuingCa(certificate) is not null
-        || FindCertificate(CertificateAuthority.CertificateId(certificate)) is not null
-        || _ca.Verifies(certificate);
+        ValidityError(certificate, "certificate") is null
+        && (IssuingCa(certificate) is not null
+            || FindCertificate(CertificateAuthority.CertificateId(certificate)) is not null
+            || _ca.Verifies(certificate));
 
     private Dictionary<string, (CaCertificateRecord Record, X509Certificate2 Certificate)> CaIndex()
     {

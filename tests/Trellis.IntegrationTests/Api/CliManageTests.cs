@@ -1,5 +1,6 @@
 using System.Text.Json.Nodes;
 using Trellis.IntegrationTests.TestKit;
+using Trellis.Registry;
 
 namespace Trellis.IntegrationTests.Api;
 
@@ -30,6 +31,9 @@ public sealed class CliManageTests(TrellisHost host)
         Assert.Equal(0, (await TrellisCli.RunAsync(host, ["groups", "create", group], Ct)).ExitCode);
         Assert.Equal(0, (await TrellisCli.RunAsync(host, ["groups", "add-thing", group, thing], Ct)).ExitCode);
         Assert.Contains(group, host.Server.Registry.ListThingGroupsForThing(thing, null, null).Value!.Items.Select(g => g.Name));
+        Assert.Contains(thing, (await TrellisCli.RunAsync(host, ["groups", "things", group], Ct)).Stdout, StringComparison.Ordinal);
+        Assert.Equal(0, (await TrellisCli.RunAsync(host, ["groups", "remove-thing", group, thing], Ct)).ExitCode);
+        Assert.Empty(host.Server.Registry.ListThingGroupsForThing(thing, null, null).Value!.Items);
 
         var token = await TrellisCli.RunAsync(host, ["tokens", "create", thing, "--output", "json"], Ct);
         Assert.Equal(0, token.ExitCode);
@@ -81,6 +85,12 @@ public sealed class CliManageTests(TrellisHost host)
         Assert.True(registered.ExitCode == 0, registered.Output);
         var id = JsonNode.Parse(registered.Stdout)!["certificateId"]!.GetValue<string>();
         Assert.Contains(id, (await TrellisCli.RunAsync(host, ["cas", "list"], Ct)).Stdout, StringComparison.Ordinal);
+        var (device, _) = await ca.IssueAsync("cli-device", "/CN=cli-device", Ct);
+        var certificate = await TrellisCli.RunAsync(host, ["certs", "register", device, "--active", "--output", "json"], Ct);
+        Assert.True(certificate.ExitCode == 0, certificate.Output);
+        var certificateId = JsonNode.Parse(certificate.Stdout)!["certificateId"]!.GetValue<string>();
+        Assert.Equal(CertificateStatus.Active, host.Server.Registry.FindCertificate(certificateId)!.Status);
+        Assert.Equal(id, host.Server.Registry.FindCertificate(certificateId)!.CaCertificateId);
         Assert.Equal(0, (await TrellisCli.RunAsync(host, ["cas", "deactivate", id], Ct)).ExitCode);
         Assert.Equal("INACTIVE", host.Server.Registry.DescribeCaCertificate(id).Value!.Status);
         Assert.Equal(0, (await TrellisCli.RunAsync(host, ["cas", "delete", id], Ct)).ExitCode);
