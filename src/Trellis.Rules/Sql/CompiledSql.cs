@@ -1,0 +1,110 @@
+using System.Text.Json.Nodes;
+using Trellis.Core.Topics;
+
+namespace Trellis.Rules.Sql;
+
+/// <summary>
+/// A rule's SQL, compiled once: the FROM topic filter, the WHERE test and the SELECT projection as
+/// closures. <see cref="Evaluate"/> runs them for one message without re-reading the SQL.
+/// </summary>
+public sealed class CompiledSql
+{
+    private readonly Func<RuleContext, object?>? _where;
+    private readonly (Func<RuleContext, object?> Value, string? Key, bool Star)[] _items;
+    private readonly Func<RuleContext, object?>? _value;
+
+    private CompiledSql(string topicFilter, Func<RuleContext, object?>? where, (Func<RuleContext, object?>, string?, bool)[] items, Func<RuleContext, object?>? value)
+    {
+        TopicFilter = topicFilter;
+        _where = where;
+        _items = items;
+        _value = value;
+    }
+
+    /// <summary>The FROM clause's topic filter.</summary>
+    public string TopicFilter { get; }
+
+    /// <summary>Compiles AWS IoT SQL; a mistake throws <see cref="SqlSyntaxException"/> with its line and column.</summary>
+    public static CompiledSql Compile(string sql)
+    {
+        var statement = SqlParser.Parse(sql);
+        if (!TopicValidator.IsValidTopicFilter(statement.Topic))
+        {
+            throw new SqlSyntaxException($"'{statement.Topic}' in FROM is not a valid topic filter (+ and # only as whole levels, # last)", 1, sql.IndexOf(statement.Topic, StringComparison.Ordinal) + 1);
+        }
+
+        var where = statement.Where is null ? null : SqlCompiler.Compile(statement.Where);
+        if (statement.Value is { } valueExpression)
+        {
+            return new CompiledSql(statement.Topic, where, [], SqlCompiler.Compile(valueExpression));
+        }
+
+        var items = statement.Items.Select((item, i) => (
+            SqlCompiler.Compile(item.Expression),
+            item.Alias ?? item.Expression switch
+            {
+                StarExpr => null,
+                FieldExpr field => field.Name,
+                MemberExpr member => member.Name,
+                CallExpr call => call.Name,
+                _ => "_" + (i + 1).ToString(System.Globalization.CultureInfo.InvariantCulture),
+            },
+            item.Expression is StarExpr && item.Alias is null)).ToArray();
+        return new CompiledSql(statement.Topic, where, items, null);
+    }
+
+    /// <summary>
+    /// The rule's output for one message: a JSON document, the raw bytes (<c>SELECT *</c> of a
+    /// payload that is not JSON), or null when WHERE is not true (or VALUE is Undefined).
+    /// </summary>
+    public object? Evaluate(RuleContext context)
+    {
+        if (_where is not null && SqlValues.Bool(_where(context)) != true)
+        {
+            return null;
+        }
+
+        if (_value is not null)
+        {
+            var value = _value(context);
+            return SqlValues.IsUndefined(value) ? null : value is byte[] bytes ? bytes : SqlValues.ToNode(value) ?? JsonValue.Create((string?)null);
+        }
+
+        if (_items.Length == 1 && _items[0].Star && context.Payload is byte[] raw)
+        {
+            return raw;
+        }
+
+        var output = new JsonObject();
+        foreach (var (evaluate, key, star) in _items)
+        {
+            var value = evaluate(context);
+            if (star)
+            {
+                if (value is JsonObject payload)
+                {
+                    foreach (var (name, node) in payload)
+                    {
+                        output[name] = node?.DeepClone();
+                    }
+                }
+
+                continue;
+            }
+
+            if (!SqlValues.IsUndefined(value))
+            {
+                output[key!] = SqlValues.ToNode(value);
+            }
+        }
+
+        return output;
+    }
+
+    /// <summary>Evaluates one expression (a substitution template's <c>${…}</c>) as text; null when Undefined.</summary>
+    public static Func<RuleContext, string?> CompileTemplateExpression(string expression)
+    {
+        var compiled = SqlCompiler.Compile(SqlParser.ParseExpression(expression));
+        return context => compiled(context) is var value && SqlValues.IsUndefined(value) ? null : SqlValues.Text(value);
+    }
+}
