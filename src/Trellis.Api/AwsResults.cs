@@ -56,6 +56,7 @@ public static class AwsResults
         TrellisError.MalformedPolicy => 400,
         TrellisError.InvalidRequest => 400,
         TrellisError.CertificateValidation => 400,
+        TrellisError.SqlParse => 400,
         TrellisError.RegistrationCodeValidation => 400,
         TrellisError.ResourceRegistrationFailure => 400,
         _ => 500,

@@ -15,6 +15,7 @@ public sealed partial class MqttBroker
     /// <summary>Routes a message; <paramref name="stamp"/> is the route stamp every reached session now carries.</summary>
     internal int Publish(MqttMessage message, Session? sender, out long stamp)
     {
+        Observe(message, sender);
         if (message.Retain)
         {
             SetRetained(message);
@@ -247,6 +248,17 @@ public sealed partial class MqttBroker
                     Congested = session;
                 }
             }
+        }
+    }
+
+    /// <summary>Hands a message to the observer (the rules engine) when it wants its topic.</summary>
+    internal void Observe(MqttMessage message, Session? sender)
+    {
+        if (_observer is { } observer && observer.Wants(message.Topic))
+        {
+            var principal = sender?.Connection?.Principal?.PrincipalIdentifier;
+            observer.OnPublished(new PublishedMessage(
+                message.Topic, message.Payload, message.Qos, sender is null ? null : message.SenderClientId, principal, message.ReceivedAtMs, message.Origin));
         }
     }
 }

@@ -30,6 +30,7 @@ public sealed partial class MqttBroker : IHostedService, IAsyncDisposable
     private long _routeStamp;
     private long _eventVersion;
     private IServerTopicHandler[] _handlers = [];
+    private IPublishObserver? _observer;
 
     public MqttBroker(IOptions<BrokerOptions> options, IBrokerAuthenticator authenticator, ILogger<MqttBroker> logger, TimeProvider time, BrokerStore? store = null)
     {
@@ -132,8 +133,11 @@ public sealed partial class MqttBroker : IHostedService, IAsyncDisposable
         await Task.CompletedTask;
     }
 
-    /// <summary>Publishes a message made by the server (lifecycle events, shadows …) without a publish policy check.</summary>
-    public int PublishFromServer(string topic, ReadOnlyMemory<byte> payload, byte qos = 0, bool retain = false)
+    /// <summary>
+    /// Publishes a message made by the server (lifecycle events, shadows, rule republishes …)
+    /// without a publish policy check. <paramref name="origin"/> names its maker for observers.
+    /// </summary>
+    public int PublishFromServer(string topic, ReadOnlyMemory<byte> payload, byte qos = 0, bool retain = false, string? origin = null)
     {
         var message = new MqttMessage
         {
@@ -142,6 +146,7 @@ public sealed partial class MqttBroker : IHostedService, IAsyncDisposable
             Qos = qos,
             Retain = retain,
             ReceivedAtMs = NowMs,
+            Origin = origin,
         };
         return Publish(message, null);
     }
@@ -212,6 +217,9 @@ public sealed partial class MqttBroker : IHostedService, IAsyncDisposable
         _index.Match(topic, ref found, static (ref bool f, Subscriber _) => f = true);
         return found;
     }
+
+    /// <summary>Sets the observer of every routed message (the rules engine).</summary>
+    public void SetPublishObserver(IPublishObserver observer) => _observer = observer;
 
     /// <summary>Adds a service for requests on reserved topics (see <see cref="IServerTopicHandler"/>).</summary>
     public void AddTopicHandler(IServerTopicHandler handler)

@@ -14,6 +14,7 @@ using Trellis.Broker.Identity;
 using Trellis.Broker.Persistence;
 using Trellis.Registry;
 using Trellis.Registry.Provisioning;
+using Trellis.Rules;
 using Trellis.Security.Pki;
 using Trellis.Security.SigV4;
 using Trellis.Shadows;
@@ -122,6 +123,14 @@ public sealed class TrellisServer : IAsyncDisposable
             options.Provisioning,
             sp.GetRequiredService<ILogger<FleetProvisioningService>>()));
         services.AddHostedService<ClaimSweeper>();
+        services.AddSingleton(sp => new RuleEngine(
+            database,
+            new BrokerRulePublisher(sp.GetRequiredService<MqttBroker>),
+            time,
+            sp.GetRequiredService<ILogger<RuleEngine>>(),
+            registryOptions.Arn,
+            registryOptions.AccountId));
+        services.AddHostedService<RulesWorker>();
         if (mqtt is not null)
         {
             // Plain TCP runs on the broker's own socket listener; TLS and WebSockets on Kestrel.
@@ -184,6 +193,7 @@ public sealed class TrellisServer : IAsyncDisposable
         app.Lifetime.ApplicationStopping.Register(broker.DisconnectAll);
         var shadows = app.Services.GetRequiredService<ShadowService>();
         broker.AddTopicHandler(new ShadowTopicHandler(shadows));
+        broker.SetPublishObserver(new RulesObserver(app.Services.GetRequiredService<RuleEngine>()));
         broker.AddTopicHandler(new FleetProvisioningTopicHandler(app.Services.GetRequiredService<FleetProvisioningService>(), broker));
         registry.CertificateAutoRegistered += (certificate, caId) => CertificateEvents.PublishRegistered(broker, registryOptions, certificate, caId);
         registry.ThingDeleted += shadows.ForgetThing;
@@ -225,6 +235,7 @@ public sealed class TrellisServer : IAsyncDisposable
         app.MapCertificatesApi();
         app.MapCaCertificatesApi();
         app.MapProvisioningTemplatesApi();
+        app.MapRulesApi();
         app.MapPoliciesApi();
         app.MapPrincipalsApi(() => server!.TlsEndpointAddress);
         app.MapDataPlaneApi(brokerOptions.MaxPacketBytes);

@@ -185,5 +185,18 @@ public static class Schema
         );
         CREATE INDEX ownership_tokens_expiry ON ownership_tokens(expires_ms);
         """,
+        """
+        CREATE TABLE topic_rules (
+            name TEXT PRIMARY KEY,
+            sql TEXT NOT NULL,
+            description TEXT,
+            disabled INTEGER NOT NULL,
+            sql_version TEXT NOT NULL,
+            actions TEXT NOT NULL,
+            error_action TEXT,
+            created_ms INTEGER NOT NULL,
+            updated_ms INTEGER NOT NULL
+        );
+        """,
     ];
 }

@@ -264,6 +264,22 @@ internal sealed partial class MqttConnection
             ReceivedAtMs = _broker.NowMs,
         };
 
+        if (topic.StartsWith("$aws/rules/", StringComparison.Ordinal))
+        {
+            // Basic Ingest: straight to the rule, no fan-out to subscribers (as on AWS).
+            _broker.Observe(message, Session);
+            if (packet.Qos == 1)
+            {
+                SendControl(PacketType.PubAck, packet.PacketId);
+            }
+            else if (packet.Qos == 2)
+            {
+                SendControl(PacketType.PubRec, packet.PacketId);
+            }
+
+            return true;
+        }
+
         var matched = _broker.Publish(message, Session);
         if (_broker.HandlerFor(topic) is { } handler)
         {

@@ -23,6 +23,9 @@ internal sealed class MqttMessage
     /// <summary>The client id of the publisher; empty for messages the server makes.</summary>
     public string SenderClientId { get; init; } = string.Empty;
 
+    /// <summary>What made a server message (e.g. "rule:name" for a rule's republish), so observers can avoid loops.</summary>
+    public string? Origin { get; init; }
+
     /// <summary>When the broker received it (Unix ms), for message expiry and lifecycle timestamps.</summary>
     public long ReceivedAtMs { get; init; }
 

@@ -33,6 +33,9 @@ public abstract record TrellisError(string Code, string Message)
 
     public sealed record RegistrationCodeValidation(string Message) : TrellisError("RegistrationCodeValidationException", Message);
 
+    /// <summary>A rule's SQL does not compile; the message names the line and column.</summary>
+    public sealed record SqlParse(string Message) : TrellisError("SqlParseException", Message);
+
     /// <summary>A provisioning template could not be applied (RegisterThing).</summary>
     public sealed record ResourceRegistrationFailure(string Message) : TrellisError("ResourceRegistrationFailureException", Message);
 }

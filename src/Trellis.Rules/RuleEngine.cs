@@ -1,0 +1,511 @@
+using System.Text;
+using System.Text.Json.Nodes;
+using System.Text.RegularExpressions;
+using System.Threading.Channels;
+using Microsoft.Data.Sqlite;
+using Microsoft.Extensions.Logging;
+using Trellis.Core.Errors;
+using Trellis.Core.Topics;
+using Trellis.Rules.Sql;
+using Trellis.Storage;
+
+namespace Trellis.Rules;
+
+/// <summary>
+/// Topic rules: stored in the registry database, compiled once, and evaluated for every routed
+/// message whose topic matches their FROM filter (or that is sent to <c>$aws/rules/{name}</c>).
+/// The broker only queues a message here (<see cref="Wants"/> and <see cref="Enqueue"/>); one worker
+/// evaluates the rules and runs their actions off the broker's threads, in arrival order.
+/// </summary>
+public sealed partial class RuleEngine
+{
+    public const string BasicIngestPrefix = "$aws/rules/";
+
+    private static readonly HashSet<string> SqlVersions = new(StringComparer.Ordinal) { "2015-10-08", "2016-03-23", "beta" };
+
+    private readonly SqliteDatabase _db;
+    private readonly IRulePublisher _publisher;
+    private readonly TimeProvider _time;
+    private readonly ILogger _logger;
+    private readonly Func<string, string> _arn;
+    private readonly string _accountId;
+    private readonly Lock _writeLock = new();
+    private readonly Channel<Queued> _queue;
+    private CompiledRule[] _rules = [];
+    private long _matched;
+    private long _failedActions;
+    private long _dropped;
+
+    public RuleEngine(SqliteDatabase db, IRulePublisher publisher, TimeProvider time, ILogger<RuleEngine> logger, Func<string, string> arn, string accountId, int queueCapacity = 100_000)
+    {
+        _db = db;
+        _publisher = publisher;
+        _time = time;
+        _logger = logger;
+        _arn = arn;
+        _accountId = accountId;
+        _queue = Channel.CreateBounded<Queued>(new BoundedChannelOptions(queueCapacity) { SingleReader = true, FullMode = BoundedChannelFullMode.DropWrite });
+        Reload();
+    }
+
+    /// <summary>Messages that matched at least one rule.</summary>
+    public long Matched => Interlocked.Read(ref _matched);
+
+    /// <summary>Action runs that failed (each also went to the rule's error action, if it has one).</summary>
+    public long FailedActions => Interlocked.Read(ref _failedActions);
+
+    /// <summary>Messages not evaluated because the queue was full (counted and logged, never silent).</summary>
+    public long Dropped => Interlocked.Read(ref _dropped);
+
+    [GeneratedRegex("^[a-zA-Z0-9_]{1,128}$")]
+    private static partial Regex RuleNamePattern();
+
+    /// <summary>Cheap, on the broker's packet thread: does any enabled rule take this topic?</summary>
+    public bool Wants(string topic)
+    {
+        var rules = Volatile.Read(ref _rules);
+        if (rules.Length == 0)
+        {
+            return false;
+        }
+
+        if (topic.StartsWith(BasicIngestPrefix, StringComparison.Ordinal))
+        {
+            return true;
+        }
+
+        foreach (var rule in rules)
+        {
+            if (TopicMatcher.Matches(rule.Sql.TopicFilter, topic))
+            {
+                return true;
+            }
+        }
+
+        return false;
+    }
+
+    /// <summary>Queues a message for the rules; never blocks. A full queue drops the message and counts it.</summary>
+    public void Enqueue(string topic, ReadOnlyMemory<byte> payload, string? clientId, string? principal, string? origin)
+    {
+        if (!_queue.Writer.TryWrite(new Queued(topic, payload, clientId, principal, origin, _time.GetUtcNow().ToUnixTimeMilliseconds())))
+        {
+            if (Interlocked.Increment(ref _dropped) % 10_000 == 1)
+            {
+                LogDropped(_logger, topic, Dropped);
+            }
+        }
+    }
+
+    /// <summary>The worker: evaluates queued messages until <paramref name="cancellationToken"/> ends it.</summary>
+    public async Task RunAsync(CancellationToken cancellationToken)
+    {
+        try
+        {
+            await foreach (var message in _queue.Reader.ReadAllAsync(cancellationToken))
+            {
+                Process(message);
+            }
+        }
+        catch (OperationCanceledException) when (cancellationToken.IsCancellationRequested)
+        {
+        }
+    }
+
+    /// <summary>Waits until everything queued so far has been processed (tests, shutdown).</summary>
+    public async Task DrainAsync(TimeSpan timeout)
+    {
+        var deadline = _time.GetUtcNow() + timeout;
+        while (_queue.Reader.Count > 0 && _time.GetUtcNow() < deadline)
+        {
+            await Task.Delay(10);
+        }
+    }
+
+    public Result<TopicRuleRecord> Create(string name, JsonObject? payload)
+    {
+        if (!RuleNamePattern().IsMatch(name))
+        {
+            return new TrellisError.InvalidRequest($"Rule name '{name}' is invalid: use 1-128 characters from a-z A-Z 0-9 _");
+        }
+
+        var checkedPayload = Check(payload);
+        if (!checkedPayload.IsSuccess)
+        {
+            return checkedPayload.Error!;
+        }
+
+        lock (_writeLock)
+        {
+            using var connection = _db.Open();
+            if (Read(connection, name) is not null)
+            {
+                return new TrellisError.AlreadyExists($"The rule '{name}' already exists.", name, _arn("rule/" + name));
+            }
+
+            var p = checkedPayload.Value!;
+            var now = _time.GetUtcNow().ToUnixTimeMilliseconds();
+            using var insert = Command(connection,
+                "INSERT INTO topic_rules(name, sql, description, disabled, sql_version, actions, error_action, created_ms, updated_ms) VALUES ($n, $s, $d, $x, $v, $a, $e, $t, $t)",
+                ("$n", name), ("$s", p.Sql), ("$d", p.Description), ("$x", p.Disabled ? 1 : 0), ("$v", p.SqlVersion), ("$a", p.Actions.ToJsonString()), ("$e", p.ErrorAction?.ToJsonString()), ("$t", now));
+            insert.ExecuteNonQuery();
+            Reload(connection);
+            return Read(connection, name)!;
+        }
+    }
+
+    public TrellisError? Replace(string name, JsonObject? payload)
+    {
+        var checkedPayload = Check(payload);
+        if (!checkedPayload.IsSuccess)
+        {
+            return checkedPayload.Error;
+        }
+
+        var p = checkedPayload.Value!;
+        return Update(name, "UPDATE topic_rules SET sql = $s, description = $d, disabled = $x, sql_version = $v, actions = $a, error_action = $e, updated_ms = $t WHERE name = $n",
+            ("$s", p.Sql), ("$d", p.Description), ("$x", p.Disabled ? 1 : 0), ("$v", p.SqlVersion), ("$a", p.Actions.ToJsonString()), ("$e", p.ErrorAction?.ToJsonString()));
+    }
+
+    public TrellisError? SetDisabled(string name, bool disabled) =>
+        Update(name, "UPDATE topic_rules SET disabled = $x, updated_ms = $t WHERE name = $n", ("$x", disabled ? 1 : 0));
+
+    public TrellisError? Delete(string name) => Update(name, "DELETE FROM topic_rules WHERE name = $n");
+
+    public Result<TopicRuleRecord> Get(string name)
+    {
+        using var connection = _db.Open();
+        return Read(connection, name) is { } rule ? rule : NotFound(name);
+    }
+
+    /// <summary>Rules in name order, optionally only those whose FROM filter is <paramref name="topic"/> or only (dis)abled ones.</summary>
+    public (List<TopicRuleRecord> Rules, string? NextToken) List(string? topic, bool? disabled, string? nextToken, int? maxResults)
+    {
+        using var connection = _db.Open();
+        using var command = Command(connection, "SELECT name, sql, description, disabled, sql_version, actions, error_action, created_ms, updated_ms FROM topic_rules WHERE ($after IS NULL OR name > $after) ORDER BY name",
+            ("$after", nextToken));
+        var size = Math.Clamp(maxResults ?? 1000, 1, 10_000);
+        var rules = new List<TopicRuleRecord>();
+        using var reader = command.ExecuteReader();
+        while (reader.Read())
+        {
+            var rule = Map(reader);
+            if ((topic is null || rule.TopicPattern == topic) && (disabled is null || rule.Disabled == disabled))
+            {
+                rules.Add(rule);
+                if (rules.Count > size)
+                {
+                    break;
+                }
+            }
+        }
+
+        string? next = null;
+        if (rules.Count > size)
+        {
+            rules.RemoveAt(size);
+            next = rules[^1].Name;
+        }
+
+        return (rules, next);
+    }
+
+    private TrellisError? Update(string name, string sql, params (string, object?)[] parameters)
+    {
+        lock (_writeLock)
+        {
+            using var connection = _db.Open();
+            if (Read(connection, name) is null)
+            {
+                return NotFound(name);
+            }
+
+            using var update = Command(connection, sql, [("$n", name), ("$t", _time.GetUtcNow().ToUnixTimeMilliseconds()), .. parameters]);
+            update.ExecuteNonQuery();
+            Reload(connection);
+            return null;
+        }
+    }
+
+    private void Reload(SqliteConnection? connection = null)
+    {
+        var owned = connection is null ? _db.Open() : null;
+        try
+        {
+            using var command = Command(connection ?? owned!, "SELECT name, sql, description, disabled, sql_version, actions, error_action, created_ms, updated_ms FROM topic_rules WHERE disabled = 0 ORDER BY name");
+            using var reader = command.ExecuteReader();
+            var compiled = new List<CompiledRule>();
+            while (reader.Read())
+            {
+                var record = Map(reader);
+                var rule = CompileRule(record);
+                if (rule.IsSuccess)
+                {
+                    compiled.Add(rule.Value!);
+                }
+                else
+                {
+                    LogUncompilable(_logger, record.Name, rule.Error!.Message);
+                }
+            }
+
+            Volatile.Write(ref _rules, [.. compiled]);
+        }
+        finally
+        {
+            owned?.Dispose();
+        }
+    }
+
+    private Result<CompiledRule> CompileRule(TopicRuleRecord record)
+    {
+        CompiledSql sql;
+        try
+        {
+            sql = CompiledSql.Compile(record.Sql);
+        }
+        catch (SqlSyntaxException e)
+        {
+            return new TrellisError.SqlParse(e.Message);
+        }
+
+        var actions = new List<IRuleAction>();
+        for (var i = 0; i < record.Actions.Count; i++)
+        {
+            var action = RuleActions.Compile(record.Actions[i], _publisher, $"actions[{i}]");
+            if (!action.IsSuccess)
+            {
+                return action.Error!;
+            }
+
+            actions.Add(action.Value!);
+        }
+
+        IRuleAction? errorAction = null;
+        if (record.ErrorAction is not null)
+        {
+            var compiled = RuleActions.Compile(record.ErrorAction, _publisher, "errorAction");
+            if (!compiled.IsSuccess)
+            {
+                return compiled.Error!;
+            }
+
+            errorAction = compiled.Value;
+        }
+
+        return new CompiledRule(record.Name, sql, [.. actions], errorAction);
+    }
+
+    /// <summary>Checks a topicRulePayload completely (SQL, actions, error action) before anything is stored.</summary>
+    private Result<RulePayload> Check(JsonObject? payload)
+    {
+        if (payload is null)
+        {
+            return new TrellisError.InvalidRequest("topicRulePayload is required.");
+        }
+
+        if (payload["sql"] is not JsonValue sqlValue || !sqlValue.TryGetValue<string>(out var sql) || string.IsNullOrWhiteSpace(sql))
+        {
+            return new TrellisError.InvalidRequest("topicRulePayload.sql is required.");
+        }
+
+        if (payload["actions"] is not JsonArray actions)
+        {
+            return new TrellisError.InvalidRequest("topicRulePayload.actions is required: a list of actions (it may be empty).");
+        }
+
+        var version = payload["awsIotSqlVersion"] is JsonValue v && v.TryGetValue<string>(out var given) ? given : "2016-03-23";
+        if (!SqlVersions.Contains(version))
+        {
+            return new TrellisError.InvalidRequest($"awsIotSqlVersion must be 2016-03-23 (or 2015-10-08, beta), not '{version}'.");
+        }
+
+        var record = new TopicRuleRecord("check", string.Empty, sql, string.Empty, payload["description"]?.GetValue<string>(),
+            payload["ruleDisabled"] is JsonValue d && d.TryGetValue<bool>(out var disabled) && disabled, version,
+            (JsonArray)actions.DeepClone(), payload["errorAction"]?.DeepClone() as JsonObject, 0, 0);
+        if (payload["errorAction"] is not null and not JsonObject)
+        {
+            return new TrellisError.InvalidRequest("topicRulePayload.errorAction must be one action object.");
+        }
+
+        var compiled = CompileRule(record);
+        return compiled.IsSuccess
+            ? new RulePayload(sql, record.Description, record.Disabled, version, record.Actions, record.ErrorAction)
+            : compiled.Error!;
+    }
+
+    private void Process(Queued message)
+    {
+        var rules = Volatile.Read(ref _rules);
+        var basicIngest = message.Topic.StartsWith(BasicIngestPrefix, StringComparison.Ordinal);
+        string? ingestRule = null;
+        var topic = message.Topic;
+        if (basicIngest)
+        {
+            // $aws/rules/{name}[/rest]: only that rule; topic() is the rest.
+            var rest = message.Topic.AsSpan(BasicIngestPrefix.Length);
+            var slash = rest.IndexOf('/');
+            ingestRule = slash < 0 ? rest.ToString() : rest[..slash].ToString();
+            topic = slash < 0 ? string.Empty : rest[(slash + 1)..].ToString();
+        }
+
+        RuleContext? context = null;
+        foreach (var rule in rules)
+        {
+            if (basicIngest ? rule.Name != ingestRule : !TopicMatcher.Matches(rule.Sql.TopicFilter, topic))
+            {
+                continue;
+            }
+
+            // A rule does not see its own republishes: that loop would never end.
+            if (message.Origin is { } origin && origin.Length == rule.Name.Length + 5 && origin.EndsWith(rule.Name, StringComparison.Ordinal) && origin.StartsWith("rule:", StringComparison.Ordinal))
+            {
+                continue;
+            }
+
+            context ??= new RuleContext
+            {
+                Topic = topic,
+                Payload = RuleContext.ParsePayload(message.Payload),
+                RawPayload = message.Payload,
+                ClientId = message.ClientId,
+                Principal = message.Principal,
+                TimestampMs = message.TimestampMs,
+                AccountId = _accountId,
+            };
+            Run(rule, context, message);
+        }
+    }
+
+    private void Run(CompiledRule rule, RuleContext context, Queued message)
+    {
+        object? output;
+        try
+        {
+            output = rule.Sql.Evaluate(context);
+        }
+        catch (Exception e) when (e is InvalidOperationException or ArgumentException or FormatException or OverflowException)
+        {
+            Fail(rule, context, message, [("Sql", rule.Name, e.Message)]);
+            return;
+        }
+
+        if (output is null)
+        {
+            return;
+        }
+
+        Interlocked.Increment(ref _matched);
+        var bytes = output as byte[] ?? Encoding.UTF8.GetBytes(((JsonNode)output).ToJsonString());
+        List<(string, string, string)>? failures = null;
+        foreach (var action in rule.Actions)
+        {
+            try
+            {
+                action.Execute(context, bytes, rule.Name);
+            }
+            catch (Exception e) when (e is not OutOfMemoryException)
+            {
+                (failures ??= []).Add((action.Name, rule.Name, e.Message));
+            }
+        }
+
+        if (failures is not null)
+        {
+            Fail(rule, context, message, failures);
+        }
+    }
+
+    /// <summary>Counts, logs and reports failures to the rule's error action, in AWS's error message shape.</summary>
+    private void Fail(CompiledRule rule, RuleContext context, Queued message, List<(string Action, string Resource, string Error)> failures)
+    {
+        Interlocked.Add(ref _failedActions, failures.Count);
+        LogActionFailed(_logger, rule.Name, message.Topic, failures[0].Error);
+        if (rule.ErrorAction is null)
+        {
+            return;
+        }
+
+        var report = new JsonObject
+        {
+            ["ruleName"] = rule.Name,
+            ["topic"] = message.Topic,
+            ["cloudwatchTraceId"] = Guid.NewGuid().ToString(),
+            ["clientId"] = message.ClientId ?? "n/a",
+            ["base64OriginalPayload"] = Convert.ToBase64String(message.Payload.Span),
+            ["failures"] = new JsonArray([.. failures.Select(f => (JsonNode)new JsonObject { ["failedAction"] = f.Action, ["failedResource"] = f.Resource, ["errorMessage"] = f.Error })]),
+        };
+        try
+        {
+            rule.ErrorAction.Execute(context, Encoding.UTF8.GetBytes(report.ToJsonString()), rule.Name);
+        }
+        catch (Exception e) when (e is not OutOfMemoryException)
+        {
+            Interlocked.Increment(ref _failedActions);
+            LogActionFailed(_logger, rule.Name + " (errorAction)", message.Topic, e.Message);
+        }
+    }
+
+    private TopicRuleRecord? Read(SqliteConnection connection, string name)
+    {
+        using var command = Command(connection, "SELECT name, sql, description, disabled, sql_version, actions, error_action, created_ms, updated_ms FROM topic_rules WHERE name = $n", ("$n", name));
+        using var reader = command.ExecuteReader();
+        return reader.Read() ? Map(reader) : null;
+    }
+
+    private TopicRuleRecord Map(SqliteDataReader reader)
+    {
+        var sql = reader.GetString(1);
+        string pattern;
+        try
+        {
+            pattern = CompiledSql.Compile(sql).TopicFilter;
+        }
+        catch (SqlSyntaxException)
+        {
+            pattern = string.Empty;
+        }
+
+        return new TopicRuleRecord(
+            reader.GetString(0),
+            _arn("rule/" + reader.GetString(0)),
+            sql,
+            pattern,
+            reader.IsDBNull(2) ? null : reader.GetString(2),
+            reader.GetInt64(3) != 0,
+            reader.GetString(4),
+            JsonNode.Parse(reader.GetString(5)) as JsonArray ?? [],
+            reader.IsDBNull(6) ? null : JsonNode.Parse(reader.GetString(6)) as JsonObject,
+            reader.GetInt64(7),
+            reader.GetInt64(8));
+    }
+
+    private static SqliteCommand Command(SqliteConnection connection, string sql, params (string Name, object? Value)[] parameters)
+    {
+        var command = connection.CreateCommand();
+        command.CommandText = sql;
+        foreach (var (name, value) in parameters)
+        {
+            command.Parameters.AddWithValue(name, value ?? DBNull.Value);
+        }
+
+        return command;
+    }
+
+    private static TrellisError NotFound(string name) => new TrellisError.NotFound($"The rule '{name}' does not exist.");
+
+    [LoggerMessage(EventId = 6001, Level = LogLevel.Warning, Message = "Rule {Rule} on {Topic}: {Error}. The rule's errorAction (if any) got the failure; other rules are not affected.")]
+    private static partial void LogActionFailed(ILogger logger, string rule, string topic, string error);
+
+    [LoggerMessage(EventId = 6002, Level = LogLevel.Warning, Message = "The rules queue is full: a message on {Topic} was not evaluated ({Dropped} so far). Rules are falling behind the message rate; fewer or cheaper rules, or more CPU, are needed.")]
+    private static partial void LogDropped(ILogger logger, string topic, long dropped);
+
+    [LoggerMessage(EventId = 6003, Level = LogLevel.Error, Message = "Rule {Rule} in the database does not compile and is skipped: {Error}. Replace it with ReplaceTopicRule.")]
+    private static partial void LogUncompilable(ILogger logger, string rule, string error);
+
+    private sealed record CompiledRule(string Name, CompiledSql Sql, IRuleAction[] Actions, IRuleAction? ErrorAction);
+
+    private sealed record RulePayload(string Sql, string? Description, bool Disabled, string SqlVersion, JsonArray Actions, JsonObject? ErrorAction);
+
+    private readonly record struct Queued(string Topic, ReadOnlyMemory<byte> Payload, string? ClientId, string? Principal, string? Origin, long TimestampMs);
+}

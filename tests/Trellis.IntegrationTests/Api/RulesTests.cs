@@ -1,0 +1,132 @@
+using System.Text.Json.Nodes;
+using Trellis.IntegrationTests.TestKit;
+
+namespace Trellis.IntegrationTests.Api;
+
+/// <summary>Topic rules created with boto3 and fed by mosquitto_pub; their output read with mosquitto_sub.</summary>
+[Collection(TrellisServerGroup.Name)]
+public sealed class RulesTests(TrellisHost host)
+{
+    private static readonly TimeSpan Timeout = TimeSpan.FromSeconds(15);
+
+    private static CancellationToken Ct => TestContext.Current.CancellationToken;
+
+    [Fact]
+    public async Task A_rule_filters_transforms_and_republishes_with_substitution_templates()
+    {
+        var rule = TrellisHost.Unique("heat_");
+        var prefix = TrellisHost.Unique("plant");
+        var created = await host.IotCallsAsync(
+        [
+            ("create_topic_rule", new
+            {
+                ruleName = rule,
+                topicRulePayload = new
+                {
+                    sql = $"SELECT temp, topic(2) AS device, temp * 1.8 + 32 AS fahrenheit, clientid() AS sender FROM '{prefix}/+/telemetry' WHERE temp > 20",
+                    actions = new object[] { new { republish = new { topic = $"{prefix}-alerts/${{topic(2)}}", roleArn = "arn:aws:iam::000000000000:role/r", qos = 1 } } },
+                    awsIotSqlVersion = "2016-03-23",
+                },
+            }),
+            ("get_topic_rule", new { ruleName = rule }),
+            ("list_topic_rules", new { topic = $"{prefix}/+/telemetry" }),
+        ], Ct);
+        Assert.True(created[0]!["status"]!.GetValue<int>() == 200, created[0]!.ToJsonString());
+        Assert.Equal($"{prefix}/+/telemetry", created[2]!["body"]!["rules"]![0]!["topicPattern"]!.GetValue<string>());
+        Assert.EndsWith($":rule/{rule}", created[1]!["body"]!["ruleArn"]!.GetValue<string>(), StringComparison.Ordinal);
+
+        var subscriber = TrellisHost.Unique("sub");
+        using var alerts = ExternalTool.StartBackground("mosquitto_sub", [.. host.AdminArgs(subscriber), "-t", $"{prefix}-alerts/#", "-v", "-q", "1"]);
+        Assert.True(await Eventually.TrueAsync(() => host.Server.Broker.SubscriptionsOf(subscriber).Count > 0, Timeout, Ct), alerts.Stderr);
+        var sender = TrellisHost.Unique("pub");
+        foreach (var (device, temp) in new[] { ("cold-1", 10), ("hot-1", 25) })
+        {
+            var pub = await ExternalTool.RunAsync("mosquitto_pub", [.. host.AdminArgs(sender), "-t", $"{prefix}/{device}/telemetry", "-m", $"{{\"temp\":{temp}}}", "-q", "1"], Timeout, cancellationToken: Ct);
+            Assert.True(pub.ExitCode == 0, pub.Output);
+        }
+
+        string? line = null;
+        Assert.True(await alerts.WaitForLineAsync(l => (line = l).StartsWith($"{prefix}-alerts/hot-1 ", StringComparison.Ordinal), Timeout, Ct), "no alert: " + alerts.Stderr);
+        var output = JsonNode.Parse(line![(line!.IndexOf(' ', StringComparison.Ordinal) + 1)..])!;
+        Assert.Equal(25, output["temp"]!.GetValue<int>());
+        Assert.Equal("hot-1", output["device"]!.GetValue<string>());
+        Assert.Equal(77.0, output["fahrenheit"]!.GetValue<double>());
+        Assert.Equal(sender, output["sender"]!.GetValue<string>());
+        Assert.False(await alerts.WaitForLineAsync(l => l.Contains("cold-1", StringComparison.Ordinal), TimeSpan.FromMilliseconds(500), Ct), "the WHERE clause let a cold reading through");
+
+        // Disabled, the rule stops; enabled again, it works; deleted, it is gone.
+        Assert.Equal(200, (await host.IotCallsAsync([("disable_topic_rule", new { ruleName = rule })], Ct))[0]!["status"]!.GetValue<int>());
+        await ExternalTool.RunAsync("mosquitto_pub", [.. host.AdminArgs(sender), "-t", $"{prefix}/hot-2/telemetry", "-m", "{\"temp\":30}", "-q", "1"], Timeout, cancellationToken: Ct);
+        Assert.False(await alerts.WaitForLineAsync(l => l.Contains("hot-2", StringComparison.Ordinal), TimeSpan.FromMilliseconds(500), Ct), "a disabled rule fired");
+        var end = await host.IotCallsAsync([("enable_topic_rule", new { ruleName = rule }), ("delete_topic_rule", new { ruleName = rule }), ("get_topic_rule", new { ruleName = rule })], Ct);
+        Assert.Equal(200, end[1]!["status"]!.GetValue<int>());
+        Assert.Equal(404, end[2]!["status"]!.GetValue<int>());
+    }
+
+    [Fact]
+    public async Task Mistakes_in_rules_are_refused_with_their_place_and_failures_go_to_the_error_action()
+    {
+        static object Rule(string sql, object[] actions, object? errorAction = null) => errorAction is null
+            ? new { sql, actions }
+            : new { sql, actions, errorAction };
+        var republish = new { republish = new { topic = "out", roleArn = "arn:aws:iam::000000000000:role/r" } };
+        var name = TrellisHost.Unique("bad_");
+        var refused = await host.IotCallsAsync(
+        [
+            ("create_topic_rule", new { ruleName = name, topicRulePayload = Rule("SELECT temp FROM 'a'\nWHERE temp >", [republish]) }),
+            ("create_topic_rule", new { ruleName = name, topicRulePayload = Rule("SELECT nosuch(temp) FROM 'a'", [republish]) }),
+            ("create_topic_rule", new { ruleName = name, topicRulePayload = Rule("SELECT * FROM 'a'", [new { lambda = new { functionArn = "arn:aws:lambda:us-east-1:000000000000:function:f" } }]) }),
+            ("create_topic_rule", new { ruleName = name, topicRulePayload = Rule("SELECT * FROM 'a'", [new { republish = new { topic = "out/${nope(", roleArn = "r" } }]) }),
+        ], Ct);
+        Assert.Equal("SqlParseException", refused[0]!["error"]!.GetValue<string>());
+        Assert.Contains("line 2, column 13", refused[0]!["message"]!.GetValue<string>(), StringComparison.Ordinal);
+        Assert.Equal("SqlParseException", refused[1]!["error"]!.GetValue<string>());
+        Assert.Contains("unknown function 'nosuch'", refused[1]!["message"]!.GetValue<string>(), StringComparison.Ordinal);
+        Assert.Equal("InvalidRequestException", refused[2]!["error"]!.GetValue<string>());
+        Assert.Contains("'lambda' is not supported", refused[2]!["message"]!.GetValue<string>(), StringComparison.Ordinal);
+        Assert.Equal("InvalidRequestException", refused[3]!["error"]!.GetValue<string>());
+
+        // A republish whose topic comes out invalid fails; its error action reports it; a second rule on the same topic is unaffected.
+        var prefix = TrellisHost.Unique("err");
+        var broken = TrellisHost.Unique("broken_");
+        var healthy = TrellisHost.Unique("healthy_");
+        var setup = await host.IotCallsAsync(
+        [
+            ("create_topic_rule", new { ruleName = broken, topicRulePayload = Rule($"SELECT * FROM '{prefix}/in'", [new { republish = new { topic = $"{prefix}/out/${{target}}", roleArn = "r" } }], new { republish = new { topic = $"{prefix}/errors", roleArn = "r" } }) }),
+            ("create_topic_rule", new { ruleName = healthy, topicRulePayload = Rule($"SELECT VALUE payload FROM '{prefix}/in'", [new { republish = new { topic = $"{prefix}/copy", roleArn = "r" } }]) }),
+        ], Ct);
+        Assert.All(setup, r => Assert.Equal(200, r!["status"]!.GetValue<int>()));
+        var subscriber = TrellisHost.Unique("sub");
+        using var watch = ExternalTool.StartBackground("mosquitto_sub", [.. host.AdminArgs(subscriber), "-t", $"{prefix}/#", "-v"]);
+        Assert.True(await Eventually.TrueAsync(() => host.Server.Broker.SubscriptionsOf(subscriber).Count > 0, Timeout, Ct), watch.Stderr);
+        await ExternalTool.RunAsync("mosquitto_pub", [.. host.AdminArgs(TrellisHost.Unique("pub")), "-t", $"{prefix}/in", "-m", """{"target":"a/+/b","payload":{"n":1}}"""], Timeout, cancellationToken: Ct);
+        string? error = null;
+        Assert.True(await watch.WaitForLineAsync(l => (error = l).StartsWith($"{prefix}/errors ", StringComparison.Ordinal), Timeout, Ct), "no error report: " + watch.Stderr);
+        var report = JsonNode.Parse(error![(error!.IndexOf(' ', StringComparison.Ordinal) + 1)..])!;
+        Assert.Equal(broken, report["ruleName"]!.GetValue<string>());
+        Assert.Equal("RepublishAction", report["failures"]![0]!["failedAction"]!.GetValue<string>());
+        Assert.Contains("not a valid topic name", report["failures"]![0]!["errorMessage"]!.GetValue<string>(), StringComparison.Ordinal);
+        Assert.True(await watch.WaitForLineAsync(l => l == $"{prefix}/copy {{\"n\":1}}", Timeout, Ct), "the healthy rule did not run: " + watch.Stderr);
+    }
+
+    [Fact]
+    public async Task Basic_ingest_reaches_the_rule_without_fan_out_and_binary_payloads_pass_through()
+    {
+        var rule = TrellisHost.Unique("ingest_");
+        var prefix = TrellisHost.Unique("bin");
+        var created = await host.IotCallsAsync(
+        [
+            ("create_topic_rule", new { ruleName = rule, topicRulePayload = new { sql = $"SELECT * FROM '{prefix}/never'", actions = new object[] { new { republish = new { topic = $"{prefix}/out/${{topic()}}", roleArn = "r" } } } } }),
+        ], Ct);
+        Assert.Equal(200, created[0]!["status"]!.GetValue<int>());
+        var subscriber = TrellisHost.Unique("sub");
+        using var watch = ExternalTool.StartBackground("mosquitto_sub", [.. host.AdminArgs(subscriber), "-t", $"{prefix}/#", "-t", "$aws/rules/#", "-v"]);
+        Assert.True(await Eventually.TrueAsync(() => host.Server.Broker.SubscriptionsOf(subscriber).Count > 1, Timeout, Ct), watch.Stderr);
+
+        // Not JSON: SELECT * passes the bytes through unchanged.
+        var pub = await ExternalTool.RunAsync("mosquitto_pub", [.. host.AdminArgs(TrellisHost.Unique("pub")), "-t", $"$aws/rules/{rule}/line-3", "-m", "raw,not,json", "-q", "1"], Timeout, cancellationToken: Ct);
+        Assert.True(pub.ExitCode == 0, pub.Output);
+        Assert.True(await watch.WaitForLineAsync(l => l == $"{prefix}/out/line-3 raw,not,json", Timeout, Ct), "basic ingest did not reach the rule: " + watch.Stderr);
+        Assert.False(await watch.WaitForLineAsync(l => l.StartsWith("$aws/rules/", StringComparison.Ordinal), TimeSpan.FromMilliseconds(300), Ct), "a Basic Ingest message was fanned out to subscribers");
+    }
+}
