@@ -11,6 +11,16 @@ public interface IRulePublisher
     void Publish(string topic, byte[] payload, byte qos, bool retain, string origin);
 }
 
+/// <summary>Where the store action writes: Trellis's time-series store.</summary>
+public interface ITelemetrySink
+{
+    /// <summary>Queues one point; waits while the store's queue is full.</summary>
+    ValueTask WriteAsync(long timestampMs, string thing, string measure, double value, CancellationToken cancellationToken);
+}
+
+/// <summary>The targets actions can reach.</summary>
+public sealed record RuleTargets(IRulePublisher Publisher, ITelemetrySink? Telemetry);
+
 /// <summary>One compiled action of a rule.</summary>
 public interface IRuleAction
 {
@@ -18,15 +28,15 @@ public interface IRuleAction
     string Name { get; }
 
     /// <summary>Runs the action for one output; an exception is the failure reported to the error action.</summary>
-    void Execute(RuleContext context, byte[] output, string ruleName);
+    ValueTask ExecuteAsync(RuleContext context, byte[] output, JsonNode? document, string ruleName, CancellationToken cancellationToken);
 }
 
 /// <summary>Parses and checks actions in AWS's shape (<c>{"republish": {"topic": …, "qos": …}}</c>).</summary>
 public static class RuleActions
 {
-    public static readonly IReadOnlyList<string> Supported = ["republish"];
+    public static readonly IReadOnlyList<string> Supported = ["republish", "timestream (Trellis's own time-series store)"];
 
-    public static Result<IRuleAction> Compile(JsonNode? action, IRulePublisher publisher, string where)
+    public static Result<IRuleAction> Compile(JsonNode? action, RuleTargets targets, string where)
     {
         if (action is not JsonObject obj || obj.Count != 1)
         {
@@ -34,6 +44,11 @@ public static class RuleActions
         }
 
         var (kind, settings) = obj.First();
+        if (kind == "timestream")
+        {
+            return CompileStore(settings, targets, where);
+        }
+
         if (kind != "republish")
         {
             return new TrellisError.InvalidRequest(
@@ -67,14 +82,75 @@ public static class RuleActions
         }
 
         var retain = republish["retain"] is JsonValue r && r.TryGetValue<bool>(out var flag) && flag;
-        return new RepublishAction(template, (byte)qos, retain, publisher);
+        return new RepublishAction(template, (byte)qos, retain, targets.Publisher);
+    }
+
+    /// <summary>
+    /// AWS's timestream action, writing to Trellis's store: each numeric (or boolean) top-level
+    /// field of the rule's output that is not a dimension becomes a point of that measure. The
+    /// dimension named <c>thing</c> names the thing (default: the client id).
+    /// </summary>
+    private static Result<IRuleAction> CompileStore(JsonNode? settings, RuleTargets targets, string where)
+    {
+        if (targets.Telemetry is null)
+        {
+            return new TrellisError.InvalidRequest($"{where}.timestream: the time-series store is not available on this server.");
+        }
+
+        if (settings is not JsonObject store)
+        {
+            return new TrellisError.InvalidRequest($"{where}.timestream must be an object with dimensions (and optionally timestamp).");
+        }
+
+        try
+        {
+            var dimensions = new List<(string Name, RuleTemplate Value)>();
+            if (store["dimensions"] is JsonArray list)
+            {
+                foreach (var item in list)
+                {
+                    if (item?["name"] is not JsonValue n || !n.TryGetValue<string>(out var name) || item["value"] is not JsonValue v || !v.TryGetValue<string>(out var value))
+                    {
+                        return new TrellisError.InvalidRequest($"{where}.timestream.dimensions: each dimension needs a name and a value.");
+                    }
+
+                    dimensions.Add((name, RuleTemplate.Compile(value)));
+                }
+            }
+
+            RuleTemplate? timestamp = null;
+            long scale = 1;
+            if (store["timestamp"] is JsonObject time)
+            {
+                timestamp = RuleTemplate.Compile(time["value"]?.GetValue<string>() ?? "${timestamp()}");
+                var unit = time["unit"]?.GetValue<string>() ?? "MILLISECONDS";
+                scale = unit switch
+                {
+                    "MILLISECONDS" => 1,
+                    "SECONDS" => 1000,
+                    "MICROSECONDS" => -1000,
+                    "NANOSECONDS" => -1_000_000,
+                    _ => 0,
+                };
+                if (scale == 0)
+                {
+                    return new TrellisError.InvalidRequest($"{where}.timestream.timestamp.unit must be SECONDS, MILLISECONDS, MICROSECONDS or NANOSECONDS.");
+                }
+            }
+
+            return new StoreAction(dimensions, timestamp, scale, targets.Telemetry);
+        }
+        catch (SqlSyntaxException e)
+        {
+            return new TrellisError.InvalidRequest($"{where}.timestream: {e.Message}");
+        }
     }
 
     private sealed class RepublishAction(RuleTemplate topic, byte qos, bool retain, IRulePublisher publisher) : IRuleAction
     {
         public string Name => "RepublishAction";
 
-        public void Execute(RuleContext context, byte[] output, string ruleName)
+        public ValueTask ExecuteAsync(RuleContext context, byte[] output, JsonNode? document, string ruleName, CancellationToken cancellationToken)
         {
             var target = topic.Render(context);
             if (!TopicValidator.IsValidTopicName(target))
@@ -83,6 +159,60 @@ public static class RuleActions
             }
 
             publisher.Publish(target, output, qos, retain, "rule:" + ruleName);
+            return ValueTask.CompletedTask;
+        }
+    }
+
+    private sealed class StoreAction(List<(string Name, RuleTemplate Value)> dimensions, RuleTemplate? timestamp, long scale, ITelemetrySink sink) : IRuleAction
+    {
+        public string Name => "TimestreamAction";
+
+        public async ValueTask ExecuteAsync(RuleContext context, byte[] output, JsonNode? document, string ruleName, CancellationToken cancellationToken)
+        {
+            if (document is not JsonObject fields)
+            {
+                throw new InvalidOperationException("the store action needs a JSON object as the rule's output (its numeric fields become measures)");
+            }
+
+            var thing = dimensions.FirstOrDefault(d => d.Name == "thing").Value?.Render(context) is { Length: > 0 } named ? named : context.ClientId ?? "unknown";
+            var time = context.TimestampMs;
+            if (timestamp is not null)
+            {
+                var text = timestamp.Render(context);
+                if (!long.TryParse(text, System.Globalization.NumberStyles.Integer, System.Globalization.CultureInfo.InvariantCulture, out var value))
+                {
+                    throw new InvalidOperationException($"the timestamp '{text}' is not a whole number");
+                }
+
+                time = scale > 0 ? value * scale : value / -scale;
+            }
+
+            var measures = 0;
+            foreach (var (name, node) in fields)
+            {
+                if (dimensions.Any(d => d.Name == name) || node is not JsonValue v)
+                {
+                    continue;
+                }
+
+                double? number = v.GetValueKind() switch
+                {
+                    System.Text.Json.JsonValueKind.Number => double.Parse(v.ToJsonString(), System.Globalization.CultureInfo.InvariantCulture),
+                    System.Text.Json.JsonValueKind.True => 1,
+                    System.Text.Json.JsonValueKind.False => 0,
+                    _ => null,
+                };
+                if (number is { } measure)
+                {
+                    await sink.WriteAsync(time, thing, name, measure, cancellationToken);
+                    measures++;
+                }
+            }
+
+            if (measures == 0)
+            {
+                throw new InvalidOperationException("the rule's output has no numeric field to store");
+            }
         }
     }
 }

@@ -24,7 +24,7 @@ public sealed partial class RuleEngine
     private static readonly HashSet<string> SqlVersions = new(StringComparer.Ordinal) { "2015-10-08", "2016-03-23", "beta" };
 
     private readonly SqliteDatabase _db;
-    private readonly IRulePublisher _publisher;
+    private readonly RuleTargets _targets;
     private readonly TimeProvider _time;
     private readonly ILogger _logger;
     private readonly Func<string, string> _arn;
@@ -36,10 +36,10 @@ public sealed partial class RuleEngine
     private long _failedActions;
     private long _dropped;
 
-    public RuleEngine(SqliteDatabase db, IRulePublisher publisher, TimeProvider time, ILogger<RuleEngine> logger, Func<string, string> arn, string accountId, int queueCapacity = 100_000)
+    public RuleEngine(SqliteDatabase db, RuleTargets targets, TimeProvider time, ILogger<RuleEngine> logger, Func<string, string> arn, string accountId, int queueCapacity = 100_000)
     {
         _db = db;
-        _publisher = publisher;
+        _targets = targets;
         _time = time;
         _logger = logger;
         _arn = arn;
@@ -104,7 +104,7 @@ public sealed partial class RuleEngine
         {
             await foreach (var message in _queue.Reader.ReadAllAsync(cancellationToken))
             {
-                Process(message);
+                await ProcessAsync(message, cancellationToken);
             }
         }
         catch (OperationCanceledException) when (cancellationToken.IsCancellationRequested)
@@ -272,7 +272,7 @@ public sealed partial class RuleEngine
         var actions = new List<IRuleAction>();
         for (var i = 0; i < record.Actions.Count; i++)
         {
-            var action = RuleActions.Compile(record.Actions[i], _publisher, $"actions[{i}]");
+            var action = RuleActions.Compile(record.Actions[i], _targets, $"actions[{i}]");
             if (!action.IsSuccess)
             {
                 return action.Error!;
@@ -284,7 +284,7 @@ public sealed partial class RuleEngine
         IRuleAction? errorAction = null;
         if (record.ErrorAction is not null)
         {
-            var compiled = RuleActions.Compile(record.ErrorAction, _publisher, "errorAction");
+            var compiled = RuleActions.Compile(record.ErrorAction, _targets, "errorAction");
             if (!compiled.IsSuccess)
             {
                 return compiled.Error!;
@@ -334,7 +334,7 @@ public sealed partial class RuleEngine
             : compiled.Error!;
     }
 
-    private void Process(Queued message)
+    private async Task ProcessAsync(Queued message, CancellationToken cancellationToken)
     {
         var rules = Volatile.Read(ref _rules);
         var basicIngest = message.Topic.StartsWith(BasicIngestPrefix, StringComparison.Ordinal);
@@ -373,11 +373,11 @@ public sealed partial class RuleEngine
                 TimestampMs = message.TimestampMs,
                 AccountId = _accountId,
             };
-            Run(rule, context, message);
+            await RunAsync(rule, context, message, cancellationToken);
         }
     }
 
-    private void Run(CompiledRule rule, RuleContext context, Queued message)
+    private async Task RunAsync(CompiledRule rule, RuleContext context, Queued message, CancellationToken cancellationToken)
     {
         object? output;
         try
@@ -386,7 +386,7 @@ public sealed partial class RuleEngine
         }
         catch (Exception e) when (e is InvalidOperationException or ArgumentException or FormatException or OverflowException)
         {
-            Fail(rule, context, message, [("Sql", rule.Name, e.Message)]);
+            await FailAsync(rule, context, message, [("Sql", rule.Name, e.Message)], cancellationToken);
             return;
         }
 
@@ -402,9 +402,9 @@ public sealed partial class RuleEngine
         {
             try
             {
-                action.Execute(context, bytes, rule.Name);
+                await action.ExecuteAsync(context, bytes, output as JsonNode, rule.Name, cancellationToken);
             }
-            catch (Exception e) when (e is not OutOfMemoryException)
+            catch (Exception e) when (e is not OutOfMemoryException and not OperationCanceledException)
             {
                 (failures ??= []).Add((action.Name, rule.Name, e.Message));
             }
@@ -412,12 +412,12 @@ public sealed partial class RuleEngine
 
         if (failures is not null)
         {
-            Fail(rule, context, message, failures);
+            await FailAsync(rule, context, message, failures, cancellationToken);
         }
     }
 
     /// <summary>Counts, logs and reports failures to the rule's error action, in AWS's error message shape.</summary>
-    private void Fail(CompiledRule rule, RuleContext context, Queued message, List<(string Action, string Resource, string Error)> failures)
+    private async Task FailAsync(CompiledRule rule, RuleContext context, Queued message, List<(string Action, string Resource, string Error)> failures, CancellationToken cancellationToken)
     {
         Interlocked.Add(ref _failedActions, failures.Count);
         LogActionFailed(_logger, rule.Name, message.Topic, failures[0].Error);
@@ -437,9 +437,9 @@ public sealed partial class RuleEngine
         };
         try
         {
-            rule.ErrorAction.Execute(context, Encoding.UTF8.GetBytes(report.ToJsonString()), rule.Name);
+            await rule.ErrorAction.ExecuteAsync(context, Encoding.UTF8.GetBytes(report.ToJsonString()), report, rule.Name, cancellationToken);
         }
-        catch (Exception e) when (e is not OutOfMemoryException)
+        catch (Exception e) when (e is not OutOfMemoryException and not OperationCanceledException)
         {
             Interlocked.Increment(ref _failedActions);
             LogActionFailed(_logger, rule.Name + " (errorAction)", message.Topic, e.Message);

@@ -11,6 +11,19 @@ internal sealed class BrokerRulePublisher(Func<MqttBroker> broker) : IRulePublis
         broker().PublishFromServer(topic, payload, qos, retain, origin);
 }
 
+/// <summary>The store action writes into the embedded time-series store.</summary>
+internal sealed class StoreSink(Trellis.Telemetry.TelemetryStore store) : ITelemetrySink
+{
+    public ValueTask WriteAsync(long timestampMs, string thing, string measure, double value, CancellationToken cancellationToken) =>
+        store.WriteAsync(new Trellis.Telemetry.TelemetryPoint(timestampMs, thing, measure, value), cancellationToken);
+}
+
+/// <summary>Runs the time-series store's writer for the life of the server; on stop it writes what is queued.</summary>
+internal sealed class TelemetryWriter(Trellis.Telemetry.TelemetryStore store) : BackgroundService
+{
+    protected override Task ExecuteAsync(CancellationToken stoppingToken) => store.RunAsync(stoppingToken);
+}
+
 /// <summary>The broker hands every routed message the rules want to the engine's queue.</summary>
 internal sealed class RulesObserver(RuleEngine rules) : IPublishObserver
 {

@@ -123,9 +123,11 @@ public sealed class TrellisServer : IAsyncDisposable
             options.Provisioning,
             sp.GetRequiredService<ILogger<FleetProvisioningService>>()));
         services.AddHostedService<ClaimSweeper>();
+        services.AddSingleton(sp => new Trellis.Telemetry.TelemetryStore(data.TelemetryPath, sp.GetRequiredService<ILogger<Trellis.Telemetry.TelemetryStore>>()));
+        services.AddHostedService<TelemetryWriter>();
         services.AddSingleton(sp => new RuleEngine(
             database,
-            new BrokerRulePublisher(sp.GetRequiredService<MqttBroker>),
+            new RuleTargets(new BrokerRulePublisher(sp.GetRequiredService<MqttBroker>), new StoreSink(sp.GetRequiredService<Trellis.Telemetry.TelemetryStore>())),
             time,
             sp.GetRequiredService<ILogger<RuleEngine>>(),
             registryOptions.Arn,
@@ -236,6 +238,7 @@ public sealed class TrellisServer : IAsyncDisposable
         app.MapCaCertificatesApi();
         app.MapProvisioningTemplatesApi();
         app.MapRulesApi();
+        app.MapTelemetryApi();
         app.MapPoliciesApi();
         app.MapPrincipalsApi(() => server!.TlsEndpointAddress);
         app.MapDataPlaneApi(brokerOptions.MaxPacketBytes);

@@ -17,6 +17,9 @@ public sealed class DataFolder
     /// <summary>Device shadows: a database of its own, so shadow writes never wait for registry writes.</summary>
     public string ShadowsPath => System.IO.Path.Combine(Root, "shadows.db");
 
+    /// <summary>The time-series store (DuckDB).</summary>
+    public string TelemetryPath => System.IO.Path.Combine(Root, "telemetry.duckdb");
+
     /// <summary>CA and server key material (mode 0600 files).</summary>
     public string PkiDirectory => System.IO.Path.Combine(Root, "pki");
 

@@ -129,4 +129,86 @@ public sealed class RulesTests(TrellisHost host)
         Assert.True(await watch.WaitForLineAsync(l => l == $"{prefix}/out/line-3 raw,not,json", Timeout, Ct), "basic ingest did not reach the rule: " + watch.Stderr);
         Assert.False(await watch.WaitForLineAsync(l => l.StartsWith("$aws/rules/", StringComparison.Ordinal), TimeSpan.FromMilliseconds(300), Ct), "a Basic Ingest message was fanned out to subscribers");
     }
+
+    [Fact]
+    public async Task A_store_rule_writes_measures_that_the_telemetry_api_ranges_downsamples_and_reads_latest()
+    {
+        var rule = TrellisHost.Unique("store_");
+        var prefix = TrellisHost.Unique("ts");
+        var group = TrellisHost.Unique("tsgroup");
+        var created = await host.IotCallsAsync(
+        [
+            ("create_topic_rule", new
+            {
+                ruleName = rule,
+                topicRulePayload = new
+                {
+                    sql = $"SELECT temp, hum, online, label FROM '{prefix}/+/telemetry'",
+                    actions = new object[]
+                    {
+                        new
+                        {
+                            timestream = new
+                            {
+                                roleArn = "r", databaseName = "trellis", tableName = "telemetry",
+                                dimensions = new[] { new { name = "thing", value = "${topic(2)}" } },
+                                timestamp = new { value = "${at}", unit = "MILLISECONDS" },
+                            },
+                        },
+                    },
+                },
+            }),
+            ("create_thing_group", new { thingGroupName = group }),
+            ("create_thing", new { thingName = $"{prefix}-a" }),
+            ("create_thing", new { thingName = $"{prefix}-b" }),
+            ("add_thing_to_thing_group", new { thingGroupName = group, thingName = $"{prefix}-a" }),
+            ("add_thing_to_thing_group", new { thingGroupName = group, thingName = $"{prefix}-b" }),
+        ], Ct);
+        Assert.All(created, r => Assert.True(r!["status"]!.GetValue<int>() == 200, r.ToJsonString()));
+
+        // Six readings of thing a, one minute apart, and one of thing b.
+        var start = DateTimeOffset.UtcNow.AddMinutes(-30).ToUnixTimeMilliseconds() / 180_000 * 180_000; // buckets are aligned to the Unix epoch
+        var sender = host.AdminArgs(TrellisHost.Unique("pub"));
+        foreach (var (thing, temp, at) in Enumerable.Range(0, 6).Select(i => ($"{prefix}-a", 20 + i, start + (i * 60_000))).Append(($"{prefix}-b", 99, start)))
+        {
+            var pub = await ExternalTool.RunAsync("mosquitto_pub", [.. sender, "-t", $"{prefix}/{thing}/telemetry", "-m", $"{{\"temp\":{temp},\"hum\":50,\"online\":true,\"label\":\"x\",\"at\":{at}}}", "-q", "1"], Timeout, cancellationToken: Ct);
+            Assert.True(pub.ExitCode == 0, pub.Output);
+        }
+
+        var from = start.ToString(System.Globalization.CultureInfo.InvariantCulture);
+        var to = (start + 3_600_000).ToString(System.Globalization.CultureInfo.InvariantCulture);
+        JsonNode? range = null;
+        for (var attempt = 0; attempt < 50 && range?["body"]?["points"]?.AsArray().Count != 6; attempt++)
+        {
+            await Task.Delay(attempt == 0 ? 0 : 100, Ct);
+            range = await host.SignedRequestAsync("GET", $"/api/telemetry/things/{prefix}-a/temp?from={from}&to={to}", null, Ct);
+        }
+
+        Assert.True(range?["body"]?["points"]?.AsArray().Count == 6, "points did not arrive: " + range?.ToJsonString() + string.Join("\n", host.Logs.Entries.Where(e => e.Level >= Microsoft.Extensions.Logging.LogLevel.Warning).Select(e => e.Message)));
+        Assert.Equal(25, range!["body"]!["points"]![5]!["v"]!.GetValue<double>());
+        Assert.Equal(start + 300_000, range["body"]!["points"]![5]!["t"]!.GetValue<long>());
+
+        var online = await host.SignedRequestAsync("GET", $"/api/telemetry/things/{prefix}-a/online?from={from}&to={to}", null, Ct);
+        Assert.Equal(1, online["body"]!["points"]![0]!["v"]!.GetValue<double>());
+        var label = await host.SignedRequestAsync("GET", $"/api/telemetry/things/{prefix}-a/label?from={from}&to={to}", null, Ct);
+        Assert.Empty(label["body"]!["points"]!.AsArray());
+
+        var buckets = await host.SignedRequestAsync("GET", $"/api/telemetry/things/{prefix}-a/temp/downsample?from={from}&to={to}&bucketSeconds=180", null, Ct);
+        var first = buckets["body"]!["buckets"]![0]!;
+        Assert.Equal(2, buckets["body"]!["buckets"]!.AsArray().Count);
+        Assert.Equal(21, first["avg"]!.GetValue<double>());
+        Assert.Equal(20, first["min"]!.GetValue<double>());
+        Assert.Equal(22, first["max"]!.GetValue<double>());
+        Assert.Equal(3, first["count"]!.GetValue<long>());
+        Assert.Equal(20, first["first"]!.GetValue<double>());
+        Assert.Equal(22, first["last"]!.GetValue<double>());
+
+        var latest = await host.SignedRequestAsync("GET", $"/api/telemetry/groups/{group}/latest/temp", null, Ct);
+        var values = latest["body"]!["latest"]!.AsArray().ToDictionary(p => p!["thing"]!.GetValue<string>(), p => p!["v"]!.GetValue<double>());
+        Assert.Equal(25, values[$"{prefix}-a"]);
+        Assert.Equal(99, values[$"{prefix}-b"]);
+
+        var bad = await host.SignedRequestAsync("GET", $"/api/telemetry/things/{prefix}-a/temp?from=yesterday", null, Ct);
+        Assert.Equal(400, bad["status"]!.GetValue<int>());
+    }
 }

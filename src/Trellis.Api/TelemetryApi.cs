@@ -1,0 +1,147 @@
+using System.Globalization;
+using System.Text.Json.Nodes;
+using Microsoft.AspNetCore.Builder;
+using Microsoft.AspNetCore.Http;
+using Microsoft.AspNetCore.Routing;
+using Trellis.Core.Errors;
+using Trellis.Registry;
+using Trellis.Telemetry;
+
+namespace Trellis.Api;
+
+/// <summary><c>/api/telemetry/…</c>: ranges, downsampling and latest values from the time-series store (Trellis only).</summary>
+public static class TelemetryApi
+{
+    private const int MaxPoints = 100_000;
+
+    public static IEndpointRouteBuilder MapTelemetryApi(this IEndpointRouteBuilder app)
+    {
+        app.MapGet("/api/telemetry/things/{thing}/{measure}", RangeAsync).WithName("GetTelemetry");
+        app.MapGet("/api/telemetry/things/{thing}/{measure}/downsample", (string thing, string measure, HttpRequest request, TelemetryStore store) => DownsampleAsync(thing, measure, request, store))
+            .WithName("DownsampleTelemetry");
+        app.MapGet("/api/telemetry/measures/{measure}/downsample", (string measure, HttpRequest request, TelemetryStore store) => DownsampleAsync(null, measure, request, store))
+            .WithName("DownsampleTelemetryForAllThings");
+        app.MapGet("/api/telemetry/groups/{group}/latest/{measure}", LatestForGroup).WithName("GetLatestTelemetryForGroup");
+        return app;
+    }
+
+    private static async Task<IResult> RangeAsync(string thing, string measure, HttpRequest request, TelemetryStore store)
+    {
+        var window = Window(request);
+        var limit = RequestBody.QueryInt(request, "limit");
+        if (!window.IsSuccess || !limit.IsSuccess)
+        {
+            return AwsResults.Error(window.Error ?? limit.Error!);
+        }
+
+        await store.FlushAsync(TimeSpan.FromSeconds(2));
+        var (from, to) = window.Value;
+        var points = store.Range(thing, measure, from, to, Math.Min(limit.Value ?? 10_000, MaxPoints));
+        return AwsResults.Json(new JsonObject
+        {
+            ["thing"] = thing,
+            ["measure"] = measure,
+            ["from"] = from,
+            ["to"] = to,
+            ["points"] = new JsonArray([.. points.Select(p => (JsonNode)new JsonObject { ["t"] = p.TimestampMs, ["v"] = p.Value })]),
+        });
+    }
+
+    private static async Task<IResult> DownsampleAsync(string? thing, string measure, HttpRequest request, TelemetryStore store)
+    {
+        var window = Window(request);
+        var bucket = RequestBody.QueryInt(request, "bucketSeconds");
+        if (!window.IsSuccess || !bucket.IsSuccess)
+        {
+            return AwsResults.Error(window.Error ?? bucket.Error!);
+        }
+
+        var (from, to) = window.Value;
+        var seconds = bucket.Value ?? 60;
+        if ((to - from) / 1000 / seconds > MaxPoints)
+        {
+            return AwsResults.Error(new TrellisError.InvalidRequest($"{(to - from) / 1000 / seconds} buckets is too many (at most {MaxPoints}): use a larger bucketSeconds or a shorter range."));
+        }
+
+        await store.FlushAsync(TimeSpan.FromSeconds(2));
+        var buckets = store.Downsample(thing, measure, from, to, seconds);
+        return AwsResults.Json(new JsonObject
+        {
+            ["thing"] = thing,
+            ["measure"] = measure,
+            ["bucketSeconds"] = seconds,
+            ["buckets"] = new JsonArray([.. buckets.Select(b => (JsonNode)new JsonObject
+            {
+                ["t"] = b.StartMs,
+                ["avg"] = b.Avg,
+                ["min"] = b.Min,
+                ["max"] = b.Max,
+                ["sum"] = b.Sum,
+                ["count"] = b.Count,
+                ["first"] = b.First,
+                ["last"] = b.Last,
+            })]),
+        });
+    }
+
+    private static IResult LatestForGroup(string group, string measure, RegistryService registry, TelemetryStore store)
+    {
+        var things = new List<string>();
+        string? token = null;
+        do
+        {
+            var page = registry.ListThingsInThingGroup(group, recursive: true, token, 250);
+            if (!page.IsSuccess)
+            {
+                return AwsResults.Error(page.Error!);
+            }
+
+            things.AddRange(page.Value!.Items);
+            token = page.Value.NextToken;
+        }
+        while (token is not null);
+
+        var latest = store.Latest(measure, things);
+        return AwsResults.Json(new JsonObject
+        {
+            ["group"] = group,
+            ["measure"] = measure,
+            ["things"] = things.Count,
+            ["latest"] = new JsonArray([.. latest.Select(p => (JsonNode)new JsonObject { ["thing"] = p.Thing, ["t"] = p.TimestampMs, ["v"] = p.Value })]),
+        });
+    }
+
+    /// <summary><c>from</c> and <c>to</c> as ISO-8601 or epoch milliseconds; default the last hour.</summary>
+    private static Result<(long From, long To)> Window(HttpRequest request)
+    {
+        var now = DateTimeOffset.UtcNow.ToUnixTimeMilliseconds();
+        var to = Time(request, "to", now);
+        var from = Time(request, "from", (to.Value == 0 ? now : to.Value) - 3_600_000);
+        if (!to.IsSuccess || !from.IsSuccess)
+        {
+            return to.Error ?? from.Error!;
+        }
+
+        return from.Value < to.Value
+            ? (from.Value, to.Value)
+            : new TrellisError.InvalidRequest("'from' must be before 'to'.");
+    }
+
+    private static Result<long> Time(HttpRequest request, string name, long fallback)
+    {
+        var raw = request.Query[name].ToString();
+        if (raw.Length == 0)
+        {
+            return fallback;
+        }
+
+        if (long.TryParse(raw, NumberStyles.None, CultureInfo.InvariantCulture, out var ms))
+        {
+            return ms;
+        }
+
+        return DateTimeOffset.TryParse(raw, CultureInfo.InvariantCulture, DateTimeStyles.AssumeUniversal, out var time)
+            ? time.ToUnixTimeMilliseconds()
+            : new TrellisError.InvalidRequest($"'{name}' must be an ISO-8601 time or epoch milliseconds, not '{raw}'.");
+    }
+}
