@@ -22,6 +22,7 @@ public static class TelemetryApi
         app.MapGet("/api/telemetry/measures/{measure}/downsample", (string measure, HttpRequest request, TelemetryStore store) => DownsampleAsync(null, measure, request, store))
             .WithName("DownsampleTelemetryForAllThings");
         app.MapGet("/api/telemetry/groups/{group}/latest/{measure}", LatestForGroup).WithName("GetLatestTelemetryForGroup");
+        app.MapGet("/api/telemetry/export", ExportAsync).WithName("ExportTelemetry");
         return app;
     }
 
@@ -109,6 +110,30 @@ public static class TelemetryApi
             ["things"] = things.Count,
             ["latest"] = new JsonArray([.. latest.Select(p => (JsonNode)new JsonObject { ["thing"] = p.Thing, ["t"] = p.TimestampMs, ["v"] = p.Value })]),
         });
+    }
+
+    /// <summary>CSV or Parquet of a time range (optionally one thing or measure), streamed as a file.</summary>
+    private static async Task<IResult> ExportAsync(HttpRequest request, TelemetryStore store)
+    {
+        var window = Window(request);
+        if (!window.IsSuccess)
+        {
+            return AwsResults.Error(window.Error!);
+        }
+
+        var format = request.Query["format"].ToString() is { Length: > 0 } f ? f : "csv";
+        if (format is not ("csv" or "parquet"))
+        {
+            return AwsResults.Error(new TrellisError.InvalidRequest($"format must be csv or parquet, not '{format}'."));
+        }
+
+        await store.FlushAsync(TimeSpan.FromSeconds(2));
+        var file = Path.Combine(Path.GetTempPath(), $"trellis-export-{Guid.NewGuid():N}.{format}");
+        var (from, to) = window.Value;
+        string? Query(string name) => request.Query[name].ToString() is { Length: > 0 } value ? value : null;
+        store.Export(file, format == "parquet", Query("thing"), Query("measure"), from, to);
+        var stream = new FileStream(file, FileMode.Open, FileAccess.Read, FileShare.Read, 65536, FileOptions.DeleteOnClose | FileOptions.Asynchronous);
+        return Results.File(stream, format == "parquet" ? "application/vnd.apache.parquet" : "text/csv", $"telemetry-{from}-{to}.{format}");
     }
 
     /// <summary><c>from</c> and <c>to</c> as ISO-8601 or epoch milliseconds; default the last hour.</summary>

@@ -56,6 +56,43 @@ internal sealed class ApiClient(Uri endpoint, string accessKeyId, string secret)
         return new ApiAnswer(status, json, errorType ?? (status >= 400 ? $"HTTP {status}" : null), json?["message"]?.GetValue<string>());
     }
 
+    /// <summary>A signed GET whose successful answer is a file: streamed to <paramref name="file"/>.</summary>
+    public async Task<ApiAnswer> DownloadAsync(string path, string? query, string file, CancellationToken cancellationToken)
+    {
+        var host = endpoint.IsDefaultPort ? endpoint.Host : $"{endpoint.Host}:{endpoint.Port}";
+        var headers = SigV4Signer.Sign("GET", host, path, query ?? string.Empty, ReadOnlyMemory<byte>.Empty, accessKeyId, secret, "us-east-1", "iot", DateTimeOffset.UtcNow);
+        using var request = new HttpRequestMessage(HttpMethod.Get, path + (string.IsNullOrEmpty(query) ? string.Empty : "?" + query));
+        foreach (var (name, value) in headers)
+        {
+            request.Headers.TryAddWithoutValidation(name, value);
+        }
+
+        using var response = await _http.SendAsync(request, HttpCompletionOption.ResponseHeadersRead, cancellationToken);
+        var status = (int)response.StatusCode;
+        if (!response.IsSuccessStatusCode)
+        {
+            var text = await response.Content.ReadAsStringAsync(cancellationToken);
+            var errorType = response.Headers.TryGetValues("x-amzn-ErrorType", out var types) ? types.FirstOrDefault() : $"HTTP {status}";
+            string? message = null;
+            try
+            {
+                message = JsonNode.Parse(text)?["message"]?.GetValue<string>();
+            }
+            catch (System.Text.Json.JsonException)
+            {
+            }
+
+            return new ApiAnswer(status, null, errorType, message);
+        }
+
+        await using (var output = File.Create(file))
+        {
+            await response.Content.CopyToAsync(output, cancellationToken);
+        }
+
+        return new ApiAnswer(status, new JsonObject { ["file"] = Path.GetFullPath(file), ["bytes"] = new FileInfo(file).Length }, null, null);
+    }
+
     public static string Segment(string value) => Uri.EscapeDataString(value);
 
     public void Dispose() => _http.Dispose();

@@ -43,7 +43,7 @@ internal static partial class ManageCommands
 
     public static IEnumerable<Command> Create()
     {
-        Output.AcceptOnlyFromAmong("table", "json");
+        Output.AcceptOnlyFromAmong("table", "json", "csv");
         yield return Things();
         yield return Types();
         yield return Groups();
@@ -52,6 +52,8 @@ internal static partial class ManageCommands
         yield return Tokens();
         yield return Templates();
         yield return CaCertificates();
+        yield return Query();
+        yield return Export();
         yield return Audit();
     }
 
@@ -371,7 +373,7 @@ internal static partial class ManageCommands
         }
 
         var body = answer.Body ?? new JsonObject();
-        if (parse.GetValue(Output) == "json")
+        if (parse.GetValue(Output) == "json" && body["file"] is null)
         {
             Console.WriteLine(body.ToJsonString(new JsonSerializerOptions { WriteIndented = true }));
         }

@@ -151,6 +151,24 @@ public sealed partial class TelemetryStore : IAsyncDisposable
         return points;
     }
 
+    /// <summary>
+    /// Writes the points of [from, to) (optionally of one thing and/or measure) to <paramref name="file"/>
+    /// as CSV with a header, or as Parquet (columns time TIMESTAMP, thing, measure, value), for
+    /// Spark and BI tools. Returns how many rows were written.
+    /// </summary>
+    public long Export(string file, bool parquet, string? thing, string? measure, long fromMs, long toMs)
+    {
+        var union = Union(fromMs, toMs) ?? "SELECT CAST(NULL AS TIMESTAMP) AS ts, CAST(NULL AS VARCHAR) AS thing, CAST(NULL AS VARCHAR) AS measure, CAST(NULL AS DOUBLE) AS value WHERE false";
+        using var connection = Open();
+        using var command = connection.CreateCommand();
+        var format = parquet ? "(FORMAT PARQUET)" : "(FORMAT CSV, HEADER)";
+        command.CommandText =
+            $"COPY (SELECT ts AS time, thing, measure, value FROM ({union}) WHERE ($thing IS NULL OR thing = $thing) AND ($measure IS NULL OR measure = $measure) " +
+            $"AND ts >= make_timestamp($from * 1000) AND ts < make_timestamp($to * 1000) ORDER BY ts, thing, measure) TO '{file.Replace("'", "''", StringComparison.Ordinal)}' {format}";
+        Parameters(command, ("thing", thing), ("measure", measure), ("from", fromMs), ("to", toMs));
+        return command.ExecuteNonQuery();
+    }
+
     public async ValueTask DisposeAsync()
     {
         _queue.Writer.TryComplete();

@@ -210,5 +210,29 @@ public sealed class RulesTests(TrellisHost host)
 
         var bad = await host.SignedRequestAsync("GET", $"/api/telemetry/things/{prefix}-a/temp?from=yesterday", null, Ct);
         Assert.Equal(400, bad["status"]!.GetValue<int>());
+
+        // The CLI: a CSV of the raw points, and a Parquet export read back with DuckDB.
+        var csv = await TrellisCli.RunAsync(host, ["query", $"{prefix}-a", "temp", "--from", from, "--to", to, "--output", "csv"], Ct);
+        Assert.True(csv.ExitCode == 0, csv.Output);
+        var csvLines = csv.Stdout.Trim().Split('\n');
+        Assert.Equal("time,v", csvLines[0]);
+        Assert.Equal(7, csvLines.Length);
+        Assert.EndsWith(",25", csvLines[6], StringComparison.Ordinal);
+        var parquet = Path.Combine(host.DataDirectory, prefix + ".parquet");
+        var export = await TrellisCli.RunAsync(host, ["export", "--format", "parquet", "--out", parquet, "--from", from, "--to", to, "--measure", "temp"], Ct);
+        Assert.True(export.ExitCode == 0, export.Output);
+        await using var duck = new DuckDB.NET.Data.DuckDBConnection("Data Source=:memory:");
+        await duck.OpenAsync(Ct);
+        await using var read = duck.CreateCommand();
+        read.CommandText = $"SELECT thing, count(*), max(value), min(time) FROM read_parquet('{parquet}') GROUP BY thing ORDER BY thing";
+        await using var rows = await read.ExecuteReaderAsync(Ct);
+        Assert.True(await rows.ReadAsync(Ct));
+        Assert.Equal($"{prefix}-a", rows.GetString(0));
+        Assert.Equal(6, rows.GetInt64(1));
+        Assert.Equal(25, rows.GetDouble(2));
+        Assert.Equal(DateTimeOffset.FromUnixTimeMilliseconds(start).UtcDateTime, rows.GetDateTime(3));
+        Assert.True(await rows.ReadAsync(Ct));
+        Assert.Equal($"{prefix}-b", rows.GetString(0));
+        Assert.False(await rows.ReadAsync(Ct));
     }
 }
