@@ -19,8 +19,11 @@ shadow_steps = defaultdict(list)  # offered -> [step per round]
 shadow_store = []
 provision_runs = defaultdict(list)  # keys -> [summary per round]
 connect_runs = defaultdict(list)    # (auth, broker) -> [summary per round]
+telemetry = []
 for r in rows:
-    if r["scenario"] == "provision":
+    if r["scenario"] == "telemetry-store":
+        telemetry.append(r)
+    elif r["scenario"] == "provision":
         provision_runs[r["keys"]].append(r)
     elif r["scenario"] == "connect":
         connect_runs[(r["auth"], r["broker"])].append(r)
@@ -156,3 +159,15 @@ if connect_runs:
                 print(f'| {label} | {broker} | {runs[0]["devices"]} | {runs[0]["concurrency"]} | {sum(r["errors"] for r in runs)} | {fmt(median(r["connectsPerSecond"] for r in runs), 0)} | '
                       f'{", ".join(fmt(r["connectsPerSecond"], 0) for r in runs)} | {fmt(median(r["p50ms"] for r in runs), 2)} | {fmt(median(r["p99ms"] for r in runs), 2)} | '
                       f'{fmt(median(r["cpuPct"] for r in runs), 0)} | {fmt(median(r["rssMiB"] for r in runs))} |')
+
+if telemetry:
+    print()
+    print("Time-series store, in-process:")
+    print()
+    print("| part | figure |")
+    print("|---|---|")
+    for r in telemetry:
+        if r["part"] == "append":
+            print(f'| append {fmt(r["points"])} points across {fmt(r["things"])} things | {fmt(r["pointsPerSecond"], 0)} points/s |')
+        else:
+            print(f'| {r["query"]} ({fmt(r["rows"])} rows) | median {fmt(r["medianMs"], 2)} ms, max {fmt(r["maxMs"], 2)} ms |')

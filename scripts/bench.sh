@@ -3,7 +3,7 @@
 # with the same load generator and workloads. Results: bench/results/<timestamp>.jsonl and a
 # markdown table on stdout (paste it into docs/benchmarks.md with the machine details).
 #
-# usage: scripts/bench.sh [scenario ...]   (default: fanin-q0 fanin-q1 fanout p2p idle overload shadow provision)
+# usage: scripts/bench.sh [scenario ...]   (default: fanin-q0 fanin-q1 fanout p2p idle overload shadow provision telemetry)
 #        BENCH_ROUNDS=N (default 3): traffic scenarios run N times, brokers alternating; the report
 #        quotes medians, because single runs on a shared 2-core VM move by 10-30 %.
 set -euo pipefail
@@ -50,7 +50,7 @@ stop_brokers() { kill "$mosq_pid" "$trellis_pid" 2>/dev/null || true; wait "$mos
 mkdir -p bench/results
 out="bench/results/$(date -u +%Y%m%dT%H%M%SZ).jsonl"
 scenarios=("$@")
-[[ ${#scenarios[@]} -gt 0 ]] || scenarios=(fanin-q0 fanin-q1 fanout p2p idle overload shadow provision)
+[[ ${#scenarios[@]} -gt 0 ]] || scenarios=(fanin-q0 fanin-q1 fanout p2p idle overload shadow provision telemetry)
 
 rounds=${BENCH_ROUNDS:-3}
 run() { # round broker-name port pid scenario-args...
@@ -128,6 +128,7 @@ CONF
 for scenario in "${scenarios[@]}"; do
   if [[ $scenario == shadow ]]; then shadow_bench; continue; fi
   if [[ $scenario == provision ]]; then provision_bench; continue; fi
+  if [[ $scenario == telemetry ]]; then $loadgen --scenario telemetry-store --things 10000 --points 10000000 | tee -a "$out"; continue; fi
   case $scenario in
     fanin-q0) a=(--scenario fanin --qos 0 --rates 20000,40000,60000,80000,100000,120000,140000,160000,200000,250000,300000,350000,400000,500000) ;;
     fanin-q1) a=(--scenario fanin --qos 1 --rates 10000,20000,40000,60000,80000,100000,120000,140000,160000,200000,250000,300000) ;;
