@@ -167,7 +167,9 @@ if telemetry:
     print("| part | figure |")
     print("|---|---|")
     for r in telemetry:
-        if r["part"] == "append":
+        if r["part"] == "compact":
+            print(f'| compact {r["days"]} finished day(s) (rewrite sorted by thing, measure, time) | {fmt(r["seconds"], 2)} s |')
+        elif r["part"] == "append":
             print(f'| append {fmt(r["points"])} points across {fmt(r["things"])} things | {fmt(r["pointsPerSecond"], 0)} points/s |')
         else:
             print(f'| {r["query"]} ({fmt(r["rows"])} rows) | median {fmt(r["medianMs"], 2)} ms, max {fmt(r["maxMs"], 2)} ms |')

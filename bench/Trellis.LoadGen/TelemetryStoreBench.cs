@@ -43,10 +43,23 @@ internal static class TelemetryStoreBench
                 ["pointsPerSecond"] = Math.Round(store.Written / appendSeconds),
             });
 
+            // The day is over (it is in the past): compaction sorts it by thing, measure and time.
+            clock.Restart();
+            var compacted = store.Compact();
+            emit(new Dictionary<string, object?>
+            {
+                ["summary"] = true,
+                ["scenario"] = "telemetry-store",
+                ["part"] = "compact",
+                ["days"] = compacted.Count,
+                ["seconds"] = Math.Round(clock.Elapsed.TotalSeconds, 2),
+            });
+
             var end = start + 86_400_000;
             Report(emit, "downsample one thing, 24 h per minute", () => store.Downsample("thing-42", "temp", start, end, 60).Count);
             Report(emit, $"latest value of {things} things", () => store.Latest("temp", names).Count);
-            Report(emit, "aggregate over the whole range (hourly buckets, all things)", () => store.Downsample(null, "temp", start, end, 3600).Count);
+            Report(emit, "aggregate over the whole range (avg, min, max, sum, count of all points)", () => (int)store.Summary(null, "temp", start, end).Count);
+            Report(emit, "hourly buckets over the whole range, all things (avg, min, max, sum, count, first, last)", () => store.Downsample(null, "temp", start, end, 3600).Count);
             await cts.CancelAsync();
             await writer;
         }

@@ -23,6 +23,7 @@ public static class TelemetryApi
             .WithName("DownsampleTelemetryForAllThings");
         app.MapGet("/api/telemetry/groups/{group}/latest/{measure}", LatestForGroup).WithName("GetLatestTelemetryForGroup");
         app.MapGet("/api/telemetry/export", ExportAsync).WithName("ExportTelemetry");
+        app.MapGet("/api/telemetry/measures/{measure}/summary", SummaryAsync).WithName("SummarizeTelemetry");
         return app;
     }
 
@@ -109,6 +110,33 @@ public static class TelemetryApi
             ["measure"] = measure,
             ["things"] = things.Count,
             ["latest"] = new JsonArray([.. latest.Select(p => (JsonNode)new JsonObject { ["thing"] = p.Thing, ["t"] = p.TimestampMs, ["v"] = p.Value })]),
+        });
+    }
+
+    /// <summary>avg, min, max, sum and count of a measure over a range, for all things or <c>?thing=</c>.</summary>
+    private static async Task<IResult> SummaryAsync(string measure, HttpRequest request, TelemetryStore store)
+    {
+        var window = Window(request);
+        if (!window.IsSuccess)
+        {
+            return AwsResults.Error(window.Error!);
+        }
+
+        await store.FlushAsync(TimeSpan.FromSeconds(2));
+        var (from, to) = window.Value;
+        var thing = request.Query["thing"].ToString() is { Length: > 0 } t ? t : null;
+        var summary = store.Summary(thing, measure, from, to);
+        return AwsResults.Json(new JsonObject
+        {
+            ["thing"] = thing,
+            ["measure"] = measure,
+            ["from"] = from,
+            ["to"] = to,
+            ["avg"] = summary.Avg,
+            ["min"] = summary.Min,
+            ["max"] = summary.Max,
+            ["sum"] = summary.Sum,
+            ["count"] = summary.Count,
         });
     }
 

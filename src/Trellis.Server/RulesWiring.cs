@@ -24,6 +24,20 @@ internal sealed class TelemetryWriter(Trellis.Telemetry.TelemetryStore store) : 
     protected override Task ExecuteAsync(CancellationToken stoppingToken) => store.RunAsync(stoppingToken);
 }
 
+/// <summary>Compacts finished days of the time-series store every ten minutes, beside the writer.</summary>
+internal sealed class TelemetryMaintenance(Trellis.Telemetry.TelemetryStore store) : BackgroundService
+{
+    protected override async Task ExecuteAsync(CancellationToken stoppingToken)
+    {
+        using var timer = new PeriodicTimer(TimeSpan.FromMinutes(10));
+        do
+        {
+            await Task.Run(store.Compact, stoppingToken);
+        }
+        while (await timer.WaitForNextTickAsync(stoppingToken));
+    }
+}
+
 /// <summary>The broker hands every routed message the rules want to the engine's queue.</summary>
 internal sealed class RulesObserver(RuleEngine rules) : IPublishObserver
 {

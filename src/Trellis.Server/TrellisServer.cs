@@ -125,6 +125,7 @@ public sealed class TrellisServer : IAsyncDisposable
         services.AddHostedService<ClaimSweeper>();
         services.AddSingleton(sp => new Trellis.Telemetry.TelemetryStore(data.TelemetryPath, sp.GetRequiredService<ILogger<Trellis.Telemetry.TelemetryStore>>()));
         services.AddHostedService<TelemetryWriter>();
+        services.AddHostedService<TelemetryMaintenance>();
         services.AddSingleton(sp => new RuleEngine(
             database,
             new RuleTargets(new BrokerRulePublisher(sp.GetRequiredService<MqttBroker>), new StoreSink(sp.GetRequiredService<Trellis.Telemetry.TelemetryStore>())),

@@ -8,9 +8,13 @@ namespace Trellis.Telemetry;
 
 /// <summary>
 /// The embedded time-series store: DuckDB in the data folder (<c>telemetry.duckdb</c>), one table
-/// per UTC day (<c>p_YYYYMMDD</c>), so a time range reads only its days and retention drops whole
-/// days. Points arrive through a bounded queue and are appended in batches by one writer; the
-/// latest value of every (thing, measure) is also kept in memory for "latest per thing" queries.
+/// per UTC day (<c>p_YYYYMMDD</c>), so a time range reads only its days. Points arrive through a
+/// bounded queue and are appended in batches by one writer; the latest value of every (thing,
+/// measure) is also kept in memory for "latest per thing" queries. Once a day is over (plus a
+/// grace period for late points) it is compacted: rewritten sorted by thing, measure and time, so
+/// that one thing's range reads only the blocks that hold it. Compaction runs on its own
+/// connection; points that arrive later for a compacted day go to <c>p_YYYYMMDD_late</c>, so the
+/// writer never waits for it.
 /// </summary>
 public sealed partial class TelemetryStore : IAsyncDisposable
 {
@@ -22,12 +26,16 @@ public sealed partial class TelemetryStore : IAsyncDisposable
     private readonly SortedSet<string> _partitions = new(StringComparer.Ordinal);
     private readonly Lock _partitionsLock = new();
     private readonly int _batchSize;
+    private readonly TimeProvider _time;
+    private readonly HashSet<string> _closed = new(StringComparer.Ordinal);
+    private readonly Lock _appendLock = new();
     private long _written;
     private long _pending;
 
-    public TelemetryStore(string path, ILogger<TelemetryStore> logger, int queueCapacity = 1_000_000, int batchSize = 50_000)
+    public TelemetryStore(string path, ILogger<TelemetryStore> logger, int queueCapacity = 1_000_000, int batchSize = 50_000, TimeProvider? time = null)
     {
         Path = path;
+        _time = time ?? TimeProvider.System;
         _logger = logger;
         _batchSize = batchSize;
         _connectionString = $"Data Source={path}";
@@ -36,6 +44,9 @@ public sealed partial class TelemetryStore : IAsyncDisposable
         _queue = Channel.CreateBounded<TelemetryPoint>(new BoundedChannelOptions(queueCapacity) { SingleReader = true, FullMode = BoundedChannelFullMode.Wait });
         LoadPartitions();
     }
+
+    /// <summary>How long after its end a day still takes points directly, before compaction closes it.</summary>
+    public static TimeSpan CompactionGrace { get; } = TimeSpan.FromHours(2);
 
     public string Path { get; }
 
@@ -136,6 +147,26 @@ public sealed partial class TelemetryStore : IAsyncDisposable
         return buckets;
     }
 
+    /// <summary>One aggregate over [from, to): avg, min, max, sum and count (first/last omitted: they need ordering).</summary>
+    public TelemetryBucket Summary(string? thing, string measure, long fromMs, long toMs)
+    {
+        var union = Union(fromMs, toMs);
+        if (union is null)
+        {
+            return new TelemetryBucket(fromMs, null, null, null, null, 0, null, null);
+        }
+
+        using var connection = Open();
+        using var command = connection.CreateCommand();
+        command.CommandText =
+            $"SELECT avg(value), min(value), max(value), sum(value), count(*) FROM ({union}) " +
+            "WHERE ($thing IS NULL OR thing = $thing) AND measure = $measure AND ts >= make_timestamp($from * 1000) AND ts < make_timestamp($to * 1000)";
+        Parameters(command, ("thing", thing), ("measure", measure), ("from", fromMs), ("to", toMs));
+        using var reader = command.ExecuteReader();
+        reader.Read();
+        return new TelemetryBucket(fromMs, Nullable(reader, 0), Nullable(reader, 1), Nullable(reader, 2), Nullable(reader, 3), reader.GetInt64(4), null, null);
+    }
+
     /// <summary>The latest value of <paramref name="measure"/> for each of <paramref name="things"/> that has one (from memory, no scan).</summary>
     public List<TelemetryPoint> Latest(string measure, IEnumerable<string> things)
     {
@@ -191,18 +222,23 @@ public sealed partial class TelemetryStore : IAsyncDisposable
 
         try
         {
-            foreach (var day in batch.GroupBy(p => Partition(p.TimestampMs)))
+            // The lock only orders appends against compaction closing a day: a closed day's points go to its _late table.
+            lock (_appendLock)
             {
-                EnsurePartition(day.Key);
-                using var appender = _writer.CreateAppender(day.Key);
-                foreach (var point in day)
+                foreach (var day in batch.GroupBy(p => Partition(p.TimestampMs)))
                 {
-                    appender.CreateRow()
-                        .AppendValue(DateTime.UnixEpoch.AddMilliseconds(point.TimestampMs))
-                        .AppendValue(point.Thing)
-                        .AppendValue(point.Measure)
-                        .AppendValue(point.Value)
-                        .EndRow();
+                    var table = _closed.Contains(day.Key) ? day.Key + "_late" : day.Key;
+                    EnsurePartition(table);
+                    using var appender = _writer.CreateAppender(table);
+                    foreach (var point in day)
+                    {
+                        appender.CreateRow()
+                            .AppendValue(DateTime.UnixEpoch.AddMilliseconds(point.TimestampMs))
+                            .AppendValue(point.Thing)
+                            .AppendValue(point.Measure)
+                            .AppendValue(point.Value)
+                            .EndRow();
+                    }
                 }
             }
 
@@ -222,6 +258,60 @@ public sealed partial class TelemetryStore : IAsyncDisposable
         {
             Interlocked.Add(ref _pending, -batch.Count);
         }
+    }
+
+    /// <summary>
+    /// Compacts every day that ended more than <see cref="CompactionGrace"/> ago and is not compacted
+    /// yet: closes it to direct appends, then rewrites it sorted by thing, measure and time on a
+    /// connection of its own. Returns the days compacted.
+    /// </summary>
+    public List<string> Compact()
+    {
+        var now = _time.GetUtcNow();
+        List<string> due;
+        lock (_partitionsLock)
+        {
+            due = _partitions.Where(p => !p.EndsWith("_late", StringComparison.Ordinal) && DayEnd(p) + CompactionGrace <= now).ToList();
+        }
+
+        var done = new List<string>();
+        using var connection = Open();
+        foreach (var day in due)
+        {
+            lock (_appendLock)
+            {
+                if (!_closed.Add(day))
+                {
+                    continue;
+                }
+            }
+
+            using var command = connection.CreateCommand();
+            command.CommandText =
+                $"BEGIN TRANSACTION; CREATE TABLE {day}__sorted AS SELECT * FROM {day} ORDER BY thing, measure, ts; DROP TABLE {day}; " +
+                $"ALTER TABLE {day}__sorted RENAME TO {day}; INSERT INTO compacted VALUES ('{day}'); COMMIT;";
+            try
+            {
+                command.ExecuteNonQuery();
+                done.Add(day);
+            }
+            catch (DuckDBException e)
+            {
+                using var rollback = connection.CreateCommand();
+                rollback.CommandText = "ROLLBACK";
+                try
+                {
+                    rollback.ExecuteNonQuery();
+                }
+                catch (DuckDBException)
+                {
+                }
+
+                LogCompactionFailed(_logger, day, e);
+            }
+        }
+
+        return done;
     }
 
     private void EnsurePartition(string name)
@@ -245,14 +335,35 @@ public sealed partial class TelemetryStore : IAsyncDisposable
 
     private void LoadPartitions()
     {
-        using var command = _writer.CreateCommand();
-        command.CommandText = "SELECT table_name FROM information_schema.tables WHERE table_name LIKE 'p\\_%' ESCAPE '\\' ORDER BY table_name";
-        using var reader = command.ExecuteReader();
-        while (reader.Read())
+        using (var create = _writer.CreateCommand())
         {
-            _partitions.Add(reader.GetString(0));
+            create.CommandText = "CREATE TABLE IF NOT EXISTS compacted (partition VARCHAR PRIMARY KEY)";
+            create.ExecuteNonQuery();
+        }
+
+        using (var command = _writer.CreateCommand())
+        {
+            command.CommandText = "SELECT table_name FROM information_schema.tables WHERE table_name LIKE 'p\\_%' ESCAPE '\\' AND table_name NOT LIKE '%\\_\\_sorted' ESCAPE '\\' ORDER BY table_name";
+            using var reader = command.ExecuteReader();
+            while (reader.Read())
+            {
+                _partitions.Add(reader.GetString(0));
+            }
+        }
+
+        using (var command = _writer.CreateCommand())
+        {
+            command.CommandText = "SELECT partition FROM compacted";
+            using var reader = command.ExecuteReader();
+            while (reader.Read())
+            {
+                _closed.Add(reader.GetString(0));
+            }
         }
     }
+
+    private static DateTimeOffset DayEnd(string partition) =>
+        DateTimeOffset.ParseExact(partition.AsSpan(2, 8), "yyyyMMdd", CultureInfo.InvariantCulture, DateTimeStyles.AssumeUniversal).AddDays(1);
 
     /// <summary>The day tables that overlap [from, to), as one UNION ALL; null when there are none.</summary>
     private string? Union(long fromMs, long toMs)
@@ -262,7 +373,8 @@ public sealed partial class TelemetryStore : IAsyncDisposable
         List<string> days;
         lock (_partitionsLock)
         {
-            days = _partitions.GetViewBetween(first, last).ToList();
+            // "\uffff" after the last day takes its _late table too.
+            days = _partitions.GetViewBetween(first, last + "\uffff").ToList();
         }
 
         return days.Count == 0 ? null : string.Join(" UNION ALL ", days.Select(d => $"SELECT * FROM {d}"));
@@ -280,6 +392,9 @@ public sealed partial class TelemetryStore : IAsyncDisposable
     }
 
     private static double? Nullable(System.Data.Common.DbDataReader reader, int column) => reader.IsDBNull(column) ? null : reader.GetDouble(column);
+
+    [LoggerMessage(EventId = 7002, Level = LogLevel.Warning, Message = "Compacting telemetry day {Day} failed; it stays unsorted (queries still work, slower) and is retried at the next maintenance run.")]
+    private static partial void LogCompactionFailed(ILogger logger, string day, Exception exception);
 
     [LoggerMessage(EventId = 7001, Level = LogLevel.Error, Message = "Writing {Count} telemetry points to the store failed; they are lost. Check disk space and the data folder.")]
     private static partial void LogWriteFailed(ILogger logger, int count, Exception exception);

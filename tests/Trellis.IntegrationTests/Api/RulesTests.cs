@@ -203,6 +203,10 @@ public sealed class RulesTests(TrellisHost host)
         Assert.Equal(20, first["first"]!.GetValue<double>());
         Assert.Equal(22, first["last"]!.GetValue<double>());
 
+        var summary = await host.SignedRequestAsync("GET", $"/api/telemetry/measures/temp/summary?from={from}&to={to}&thing={prefix}-a", null, Ct);
+        Assert.Equal(22.5, summary["body"]!["avg"]!.GetValue<double>());
+        Assert.Equal(6, summary["body"]!["count"]!.GetValue<long>());
+
         var latest = await host.SignedRequestAsync("GET", $"/api/telemetry/groups/{group}/latest/temp", null, Ct);
         var values = latest["body"]!["latest"]!.AsArray().ToDictionary(p => p!["thing"]!.GetValue<string>(), p => p!["v"]!.GetValue<double>());
         Assert.Equal(25, values[$"{prefix}-a"]);
