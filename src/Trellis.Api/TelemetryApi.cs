@@ -24,6 +24,11 @@ public static class TelemetryApi
         app.MapGet("/api/telemetry/groups/{group}/latest/{measure}", LatestForGroup).WithName("GetLatestTelemetryForGroup");
         app.MapGet("/api/telemetry/export", ExportAsync).WithName("ExportTelemetry");
         app.MapGet("/api/telemetry/measures/{measure}/summary", SummaryAsync).WithName("SummarizeTelemetry");
+        app.MapGet("/api/telemetry/retention", (TelemetryStore store) => AwsResults.Json(new JsonObject
+        {
+            ["retention"] = new JsonObject([.. store.Retention().Select(r => KeyValuePair.Create(r.Key, (JsonNode?)r.Value))]),
+        })).WithName("GetTelemetryRetention");
+        app.MapPut("/api/telemetry/retention/{measure}", SetRetentionAsync).WithName("SetTelemetryRetention");
         return app;
     }
 
@@ -111,6 +116,25 @@ public static class TelemetryApi
             ["things"] = things.Count,
             ["latest"] = new JsonArray([.. latest.Select(p => (JsonNode)new JsonObject { ["thing"] = p.Thing, ["t"] = p.TimestampMs, ["v"] = p.Value })]),
         });
+    }
+
+    /// <summary>Body <c>{"days": N}</c> keeps the measure ("*": every measure without its own) N days; <c>{"days": null}</c> keeps it forever.</summary>
+    private static async Task<IResult> SetRetentionAsync(string measure, HttpRequest request, TelemetryStore store)
+    {
+        var body = await RequestBody.ReadObjectAsync(request, request.HttpContext.RequestAborted);
+        if (!body.IsSuccess)
+        {
+            return AwsResults.Error(body.Error!);
+        }
+
+        var days = RequestBody.OptionalLong(body.Value!, "days");
+        if (!days.IsSuccess || days.Value is < 1 or > 36_500)
+        {
+            return AwsResults.Error(days.Error ?? new TrellisError.InvalidRequest("days must be a whole number from 1 to 36500, or null to keep the measure forever."));
+        }
+
+        store.SetRetention(measure, (int?)days.Value);
+        return AwsResults.Empty();
     }
 
     /// <summary>avg, min, max, sum and count of a measure over a range, for all things or <c>?thing=</c>.</summary>

@@ -24,7 +24,7 @@ internal sealed class TelemetryWriter(Trellis.Telemetry.TelemetryStore store) : 
     protected override Task ExecuteAsync(CancellationToken stoppingToken) => store.RunAsync(stoppingToken);
 }
 
-/// <summary>Compacts finished days of the time-series store every ten minutes, beside the writer.</summary>
+/// <summary>Compacts finished days of the time-series store and applies retention every ten minutes, beside the writer.</summary>
 internal sealed class TelemetryMaintenance(Trellis.Telemetry.TelemetryStore store) : BackgroundService
 {
     protected override async Task ExecuteAsync(CancellationToken stoppingToken)
@@ -32,7 +32,7 @@ internal sealed class TelemetryMaintenance(Trellis.Telemetry.TelemetryStore stor
         using var timer = new PeriodicTimer(TimeSpan.FromMinutes(10));
         do
         {
-            await Task.Run(store.Compact, stoppingToken);
+            await Task.Run(() => (store.ApplyRetention(), store.Compact()), stoppingToken);
         }
         while (await timer.WaitForNextTickAsync(stoppingToken));
     }

@@ -260,6 +260,94 @@ public sealed partial class TelemetryStore : IAsyncDisposable
         }
     }
 
+    /// <summary>Keeps <paramref name="measure"/> (or every measure without its own setting, for "*") for <paramref name="days"/> days; null keeps it forever.</summary>
+    public void SetRetention(string measure, int? days)
+    {
+        using var connection = Open();
+        using var command = connection.CreateCommand();
+        command.CommandText = days is null
+            ? "DELETE FROM retention WHERE measure = $measure"
+            : "INSERT OR REPLACE INTO retention VALUES ($measure, $days)";
+        Parameters(command, ("measure", measure), ("days", days));
+        command.ExecuteNonQuery();
+    }
+
+    /// <summary>Retention in days by measure ("*" is the default for the others).</summary>
+    public Dictionary<string, int> Retention()
+    {
+        using var connection = Open();
+        using var command = connection.CreateCommand();
+        command.CommandText = "SELECT measure, days FROM retention ORDER BY measure";
+        using var reader = command.ExecuteReader();
+        var retention = new Dictionary<string, int>(StringComparer.Ordinal);
+        while (reader.Read())
+        {
+            retention[reader.GetString(0)] = reader.GetInt32(1);
+        }
+
+        return retention;
+    }
+
+    /// <summary>
+    /// Applies retention: a day whose every measure has expired is dropped whole (with its _late
+    /// table); otherwise the expired measures' points are deleted from it. Runs on its own
+    /// connection, beside the writer. Returns the days dropped.
+    /// </summary>
+    public List<string> ApplyRetention()
+    {
+        var retention = Retention();
+        var dropped = new List<string>();
+        if (retention.Count == 0)
+        {
+            return dropped;
+        }
+
+        var now = _time.GetUtcNow();
+        bool Expired(DateTimeOffset dayEnd, int days) => dayEnd.AddDays(days) <= now;
+        List<string> days;
+        lock (_partitionsLock)
+        {
+            days = _partitions.Select(p => p[..10]).Distinct(StringComparer.Ordinal).ToList();
+        }
+
+        using var connection = Open();
+        foreach (var day in days)
+        {
+            var end = DayEnd(day);
+            var explicitMeasures = retention.Where(r => r.Key != "*").ToList();
+            var defaultExpired = retention.TryGetValue("*", out var fallback) && Expired(end, fallback);
+            var tables = new[] { day, day + "_late" };
+            if (defaultExpired && explicitMeasures.All(r => Expired(end, r.Value)))
+            {
+                Execute(connection, string.Join(' ', tables.Select(t => $"DROP TABLE IF EXISTS {t};")));
+                lock (_partitionsLock)
+                {
+                    _partitions.Remove(day);
+                    _partitions.Remove(day + "_late");
+                }
+
+                dropped.Add(day);
+                continue;
+            }
+
+            foreach (var table in tables.Where(t => { lock (_partitionsLock) { return _partitions.Contains(t); } }))
+            {
+                foreach (var (measure, keep) in explicitMeasures.Where(r => Expired(end, r.Value)))
+                {
+                    Execute(connection, $"DELETE FROM {table} WHERE measure = '{measure.Replace("'", "''", StringComparison.Ordinal)}'");
+                }
+
+                if (defaultExpired)
+                {
+                    var kept = string.Join(", ", explicitMeasures.Select(r => $"'{r.Key.Replace("'", "''", StringComparison.Ordinal)}'"));
+                    Execute(connection, kept.Length == 0 ? $"DELETE FROM {table}" : $"DELETE FROM {table} WHERE measure NOT IN ({kept})");
+                }
+            }
+        }
+
+        return dropped;
+    }
+
     /// <summary>
     /// Compacts every day that ended more than <see cref="CompactionGrace"/> ago and is not compacted
     /// yet: closes it to direct appends, then rewrites it sorted by thing, measure and time on a
@@ -337,7 +425,7 @@ public sealed partial class TelemetryStore : IAsyncDisposable
     {
         using (var create = _writer.CreateCommand())
         {
-            create.CommandText = "CREATE TABLE IF NOT EXISTS compacted (partition VARCHAR PRIMARY KEY)";
+            create.CommandText = "CREATE TABLE IF NOT EXISTS compacted (partition VARCHAR PRIMARY KEY); CREATE TABLE IF NOT EXISTS retention (measure VARCHAR PRIMARY KEY, days INTEGER NOT NULL)";
             create.ExecuteNonQuery();
         }
 
@@ -359,6 +447,20 @@ public sealed partial class TelemetryStore : IAsyncDisposable
             {
                 _closed.Add(reader.GetString(0));
             }
+        }
+    }
+
+    private void Execute(DuckDBConnection connection, string sql)
+    {
+        using var command = connection.CreateCommand();
+        command.CommandText = sql;
+        try
+        {
+            command.ExecuteNonQuery();
+        }
+        catch (DuckDBException e)
+        {
+            LogRetentionFailed(_logger, sql, e);
         }
     }
 
@@ -395,6 +497,9 @@ public sealed partial class TelemetryStore : IAsyncDisposable
 
     [LoggerMessage(EventId = 7002, Level = LogLevel.Warning, Message = "Compacting telemetry day {Day} failed; it stays unsorted (queries still work, slower) and is retried at the next maintenance run.")]
     private static partial void LogCompactionFailed(ILogger logger, string day, Exception exception);
+
+    [LoggerMessage(EventId = 7003, Level = LogLevel.Warning, Message = "Applying telemetry retention failed ({Sql}); it is retried at the next maintenance run.")]
+    private static partial void LogRetentionFailed(ILogger logger, string sql, Exception exception);
 
     [LoggerMessage(EventId = 7001, Level = LogLevel.Error, Message = "Writing {Count} telemetry points to the store failed; they are lost. Check disk space and the data folder.")]
     private static partial void LogWriteFailed(ILogger logger, int count, Exception exception);
