@@ -3,7 +3,7 @@
 # already there is not asked for again, so a warm machine spends no time here.
 set -euo pipefail
 
-packages=(mosquitto mosquitto-clients openssl python3-boto3)
+packages=(mosquitto mosquitto-clients openssl python3-boto3 nats-server)
 missing=()
 for p in "${packages[@]}"; do
   dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q "install ok installed" || missing+=("$p")
@@ -20,6 +20,10 @@ if ((${#missing[@]})); then
   # their own on free ports, and the system one would take Trellis's default port.
   if [[ " ${missing[*]} " == *" mosquitto "* ]] && command -v systemctl >/dev/null; then
     $SUDO systemctl disable --now mosquitto >/dev/null 2>&1 || true
+  fi
+  # The same for nats-server: the tests start their own on a free port.
+  if [[ " ${missing[*]} " == *" nats-server "* ]] && command -v systemctl >/dev/null; then
+    $SUDO systemctl disable --now nats-server >/dev/null 2>&1 || true
   fi
 fi
 

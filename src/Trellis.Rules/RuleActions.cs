@@ -18,8 +18,8 @@ public interface ITelemetrySink
     ValueTask WriteAsync(long timestampMs, string thing, string measure, double value, CancellationToken cancellationToken);
 }
 
-/// <summary>The targets actions can reach.</summary>
-public sealed record RuleTargets(IRulePublisher Publisher, ITelemetrySink? Telemetry);
+/// <summary>The targets actions can reach; external ones (http, nats) through the durable outbox.</summary>
+public sealed record RuleTargets(IRulePublisher Publisher, ITelemetrySink? Telemetry, Outbox? Outbox = null);
 
 /// <summary>One compiled action of a rule.</summary>
 public interface IRuleAction
@@ -34,7 +34,7 @@ public interface IRuleAction
 /// <summary>Parses and checks actions in AWS's shape (<c>{"republish": {"topic": …, "qos": …}}</c>).</summary>
 public static class RuleActions
 {
-    public static readonly IReadOnlyList<string> Supported = ["republish", "timestream (Trellis's own time-series store)"];
+    public static readonly IReadOnlyList<string> Supported = ["republish", "timestream (Trellis's own time-series store)", "http", "nats"];
 
     public static Result<IRuleAction> Compile(JsonNode? action, RuleTargets targets, string where)
     {
@@ -47,6 +47,11 @@ public static class RuleActions
         if (kind == "timestream")
         {
             return CompileStore(settings, targets, where);
+        }
+
+        if (kind is "http" or "nats")
+        {
+            return CompileExternal(kind, settings, targets, where);
         }
 
         if (kind != "republish")
@@ -83,6 +88,68 @@ public static class RuleActions
 
         var retain = republish["retain"] is JsonValue r && r.TryGetValue<bool>(out var flag) && flag;
         return new RepublishAction(template, (byte)qos, retain, targets.Publisher);
+    }
+
+    /// <summary>
+    /// External targets through the outbox. http: <c>{"url": "https://…/${topic(2)}", "headers": [{"key", "value"}]}</c>
+    /// (AWS's shape); nats: <c>{"url": "nats://host:4222", "subject": "telemetry.${topic(2)}", "jetStream": false}</c>.
+    /// </summary>
+    private static Result<IRuleAction> CompileExternal(string kind, JsonNode? settings, RuleTargets targets, string where)
+    {
+        if (targets.Outbox is null)
+        {
+            return new TrellisError.InvalidRequest($"{where}.{kind}: external actions are not available on this server.");
+        }
+
+        if (settings is not JsonObject config)
+        {
+            return new TrellisError.InvalidRequest($"{where}.{kind} must be an object.");
+        }
+
+        string? Text(string name) => config[name] is JsonValue v && v.TryGetValue<string>(out var text) ? text : null;
+        try
+        {
+            if (kind == "http")
+            {
+                if (Text("url") is not { } url || !url.StartsWith("http", StringComparison.OrdinalIgnoreCase))
+                {
+                    return new TrellisError.InvalidRequest($"{where}.http.url is required: an http(s) URL (substitution templates allowed).");
+                }
+
+                var template = RuleTemplate.Compile(url);
+                if (template.IsConstant && !Uri.TryCreate(url, UriKind.Absolute, out _))
+                {
+                    return new TrellisError.InvalidRequest($"{where}.http.url '{url}' is not a valid URL.");
+                }
+
+                var headers = config["headers"] is JsonArray list && list.All(h => h?["key"] is JsonValue && h["value"] is JsonValue) ? list.ToJsonString() : null;
+                if (config["headers"] is not null && headers is null)
+                {
+                    return new TrellisError.InvalidRequest($"{where}.http.headers must be a list of {{\"key\": …, \"value\": …}}.");
+                }
+
+                // One ordered queue per destination host.
+                var key = template.IsConstant ? new Uri(url).GetLeftPart(UriPartial.Authority) : url[..Math.Max(0, url.IndexOf("${", StringComparison.Ordinal))];
+                return new OutboxAction("HttpAction", "http|" + key, template, headers, targets.Outbox);
+            }
+
+            if (Text("url") is not { } server || !server.StartsWith("nats://", StringComparison.OrdinalIgnoreCase) || !Uri.TryCreate(server, UriKind.Absolute, out _))
+            {
+                return new TrellisError.InvalidRequest($"{where}.nats.url is required: the server, such as nats://127.0.0.1:4222.");
+            }
+
+            if (Text("subject") is not { Length: > 0 } subject)
+            {
+                return new TrellisError.InvalidRequest($"{where}.nats.subject is required (substitution templates allowed).");
+            }
+
+            var jetStream = config["jetStream"] is JsonValue js && js.TryGetValue<bool>(out var flag) && flag;
+            return new OutboxAction("NatsAction", $"nats|{server}|{(jetStream ? "js" : "core")}", RuleTemplate.Compile(subject), null, targets.Outbox);
+        }
+        catch (SqlSyntaxException e)
+        {
+            return new TrellisError.InvalidRequest($"{where}.{kind}: {e.Message}");
+        }
     }
 
     /// <summary>
@@ -213,6 +280,22 @@ public static class RuleActions
             {
                 throw new InvalidOperationException("the rule's output has no numeric field to store");
             }
+        }
+    }
+
+    /// <summary>Stores the message in the outbox (durably) for its target; the dispatcher delivers it.</summary>
+    private sealed class OutboxAction(string name, string target, RuleTemplate address, string? headers, Outbox outbox) : IRuleAction
+    {
+        public string Name => name;
+
+        public ValueTask ExecuteAsync(RuleContext context, byte[] output, JsonNode? document, string ruleName, CancellationToken cancellationToken)
+        {
+            if (outbox.Enqueue(target, ruleName, address.Render(context), headers, output, context.Topic, context.ClientId) is { } error)
+            {
+                throw new InvalidOperationException(error.Message);
+            }
+
+            return ValueTask.CompletedTask;
         }
     }
 }

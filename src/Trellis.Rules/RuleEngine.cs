@@ -417,10 +417,14 @@ public sealed partial class RuleEngine
     }
 
     /// <summary>Counts, logs and reports failures to the rule's error action, in AWS's error message shape.</summary>
-    private async Task FailAsync(CompiledRule rule, RuleContext context, Queued message, List<(string Action, string Resource, string Error)> failures, CancellationToken cancellationToken)
+    private async Task FailAsync(CompiledRule rule, RuleContext context, Queued message, List<(string Action, string Resource, string Error)> failures, CancellationToken cancellationToken, bool countAgain = true)
     {
-        Interlocked.Add(ref _failedActions, failures.Count);
-        LogActionFailed(_logger, rule.Name, message.Topic, failures[0].Error);
+        if (countAgain)
+        {
+            Interlocked.Add(ref _failedActions, failures.Count);
+            LogActionFailed(_logger, rule.Name, message.Topic, failures[0].Error);
+        }
+
         if (rule.ErrorAction is null)
         {
             return;
@@ -444,6 +448,22 @@ public sealed partial class RuleEngine
             Interlocked.Increment(ref _failedActions);
             LogActionFailed(_logger, rule.Name + " (errorAction)", message.Topic, e.Message);
         }
+    }
+
+    /// <summary>An outbox message expired: the rule's errorAction gets AWS's failure report (if the rule still exists).</summary>
+    public async Task ReportExpiredAsync(OutboxEntry entry, string reason)
+    {
+        Interlocked.Increment(ref _failedActions);
+        LogActionFailed(_logger, entry.Rule, entry.Topic, reason);
+        var rule = Volatile.Read(ref _rules).FirstOrDefault(r => r.Name == entry.Rule);
+        if (rule?.ErrorAction is null)
+        {
+            return;
+        }
+
+        var message = new Queued(entry.Topic, entry.Payload, entry.ClientId, null, null, entry.CreatedMs);
+        var context = new RuleContext { Topic = entry.Topic, Payload = RuleContext.ParsePayload(entry.Payload), RawPayload = entry.Payload, ClientId = entry.ClientId, TimestampMs = entry.CreatedMs, AccountId = _accountId };
+        await FailAsync(rule, context, message, [(entry.Target.StartsWith("nats", StringComparison.Ordinal) ? "NatsAction" : "HttpAction", entry.Address, reason)], CancellationToken.None, countAgain: false);
     }
 
     private TopicRuleRecord? Read(SqliteConnection connection, string name)

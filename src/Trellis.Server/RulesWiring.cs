@@ -38,6 +38,26 @@ internal sealed class TelemetryMaintenance(Trellis.Telemetry.TelemetryStore stor
     }
 }
 
+/// <summary>Delivers the rules' outbox for the life of the server.</summary>
+internal sealed class OutboxWorker(Outbox outbox, RuleEngine rules, Microsoft.Extensions.Logging.ILogger<OutboxDispatcher> logger) : BackgroundService
+{
+    protected override async Task ExecuteAsync(CancellationToken stoppingToken)
+    {
+        using var http = new HttpClient(new SocketsHttpHandler { PooledConnectionLifetime = TimeSpan.FromMinutes(5) }) { Timeout = TimeSpan.FromSeconds(10) };
+        await using var dispatcher = new OutboxDispatcher(outbox, target => target.StartsWith("http|", StringComparison.Ordinal)
+            ? new HttpConnector(http)
+            : new NatsConnector(target.Split('|')[1], target.EndsWith("|js", StringComparison.Ordinal)), rules.ReportExpiredAsync, logger);
+        dispatcher.Start(stoppingToken);
+        try
+        {
+            await Task.Delay(Timeout.Infinite, stoppingToken);
+        }
+        catch (OperationCanceledException)
+        {
+        }
+    }
+}
+
 /// <summary>The broker hands every routed message the rules want to the engine's queue.</summary>
 internal sealed class RulesObserver(RuleEngine rules) : IPublishObserver
 {

@@ -126,9 +126,12 @@ public sealed class TrellisServer : IAsyncDisposable
         services.AddSingleton(sp => new Trellis.Telemetry.TelemetryStore(data.TelemetryPath, sp.GetRequiredService<ILogger<Trellis.Telemetry.TelemetryStore>>()));
         services.AddHostedService<TelemetryWriter>();
         services.AddHostedService<TelemetryMaintenance>();
+        services.AddSingleton(options.Outbox);
+        services.AddSingleton(sp => new Outbox(new SqliteDatabase(data.OutboxPath, Outbox.Migrations), options.Outbox, time));
+        services.AddHostedService<OutboxWorker>();
         services.AddSingleton(sp => new RuleEngine(
             database,
-            new RuleTargets(new BrokerRulePublisher(sp.GetRequiredService<MqttBroker>), new StoreSink(sp.GetRequiredService<Trellis.Telemetry.TelemetryStore>())),
+            new RuleTargets(new BrokerRulePublisher(sp.GetRequiredService<MqttBroker>), new StoreSink(sp.GetRequiredService<Trellis.Telemetry.TelemetryStore>()), sp.GetRequiredService<Outbox>()),
             time,
             sp.GetRequiredService<ILogger<RuleEngine>>(),
             registryOptions.Arn,

@@ -36,6 +36,9 @@ public sealed record TrellisServerOptions
     /// <summary>Fleet provisioning: ownership token lifetime, webhook timeout.</summary>
     public Trellis.Registry.Provisioning.ProvisioningOptions Provisioning { get; init; } = new();
 
+    /// <summary>The rules' outbox: how many messages and how long they may wait for an external target.</summary>
+    public Trellis.Rules.OutboxOptions Outbox { get; init; } = new();
+
     /// <summary>Minimum log level: Trace, Debug, Information, Warning, Error.</summary>
     public string LogLevel { get; init; } = "Information";
 }

@@ -17,6 +17,9 @@ public sealed class DataFolder
     /// <summary>Device shadows: a database of its own, so shadow writes never wait for registry writes.</summary>
     public string ShadowsPath => System.IO.Path.Combine(Root, "shadows.db");
 
+    /// <summary>The durable outbox of external rule actions.</summary>
+    public string OutboxPath => System.IO.Path.Combine(Root, "outbox.db");
+
     /// <summary>The time-series store (DuckDB).</summary>
     public string TelemetryPath => System.IO.Path.Combine(Root, "telemetry.duckdb");
 

@@ -1,0 +1,231 @@
+using System.Globalization;
+using System.Net;
+using System.Net.Sockets;
+using System.Text;
+using System.Text.Json.Nodes;
+using NATS.Client.Core;
+using NATS.Client.JetStream;
+using NATS.Client.JetStream.Models;
+using Trellis.IntegrationTests.TestKit;
+
+namespace Trellis.IntegrationTests.Api;
+
+/// <summary>
+/// External rule actions through the durable outbox, against real peers: Debian's nats-server
+/// (JetStream on disk) stopped and restarted mid-test, and an HTTP receiver that fails for a while.
+/// </summary>
+[Collection(TrellisServerGroup.Name)]
+public sealed class RuleOutboxTests(TrellisHost host)
+{
+    private static readonly TimeSpan Timeout = TimeSpan.FromSeconds(20);
+
+    private static CancellationToken Ct => TestContext.Current.CancellationToken;
+
+    [Fact]
+    public async Task The_nats_action_delivers_everything_in_order_across_a_nats_server_restart()
+    {
+        var port = FreePort();
+        var store = Directory.CreateDirectory(Path.Combine(host.DataDirectory, TrellisHost.Unique("nats"))).FullName;
+        var url = $"nats://127.0.0.1:{port}";
+        var nats = await StartNatsAsync(port, store);
+        try
+        {
+            await using (var client = new NatsConnection(new NatsOpts { Url = url }))
+            {
+                await new NatsJSContext(client).CreateStreamAsync(new StreamConfig("TELE", ["tele.>"]), Ct);
+            }
+
+            var prefix = TrellisHost.Unique("seq");
+            var rule = TrellisHost.Unique("nats_");
+            // "nats" is a Trellis action (boto3 validates against AWS's list), so this one is a signed request of its own.
+            var payload = new JsonObject
+            {
+                ["sql"] = $"SELECT n, topic(2) AS device FROM '{prefix}/+'",
+                ["actions"] = new JsonArray(new JsonObject { ["nats"] = new JsonObject { ["url"] = url, ["subject"] = "tele.${topic(2)}", ["jetStream"] = true } }),
+            };
+            var created = await host.SignedRequestAsync("POST", $"/rules/{rule}", payload.ToJsonString(), Ct);
+            Assert.True(created["status"]!.GetValue<int>() == 200, created.ToJsonString());
+
+            await PublishAsync(prefix, 0, 10);
+            Assert.True(await WaitForStreamAsync(url, 10), "the first ten are not in the stream");
+
+            // nats-server goes away: the next twenty wait in the outbox (on disk) and the broker keeps acknowledging.
+            nats.Dispose();
+            await PublishAsync(prefix, 10, 20);
+            var outbox = (Trellis.Rules.Outbox)host.Server.Services.GetService(typeof(Trellis.Rules.Outbox))!;
+            Assert.True(await Eventually.TrueAsync(() => outbox.Waiting($"nats|{url}|js") == 20, Timeout, Ct), $"waiting: {outbox.Waiting($"nats|{url}|js")}");
+
+            // Back: everything arrives, once, in order.
+            nats = await StartNatsAsync(port, store);
+            Assert.True(await Eventually.TrueAsync(() => outbox.Waiting($"nats|{url}|js") == 0, TimeSpan.FromSeconds(60), Ct), "the outbox did not drain");
+            await using var reader = new NatsConnection(new NatsOpts { Url = url });
+            var consumer = await new NatsJSContext(reader).CreateOrderedConsumerAsync("TELE", cancellationToken: Ct);
+            var seen = new List<long>();
+            using var read = CancellationTokenSource.CreateLinkedTokenSource(Ct);
+            read.CancelAfter(Timeout);
+            await foreach (var message in consumer.ConsumeAsync<byte[]>(cancellationToken: read.Token))
+            {
+                seen.Add(JsonNode.Parse(message.Data!)!["n"]!.GetValue<long>());
+                if (seen.Count == 30)
+                {
+                    break;
+                }
+            }
+
+            Assert.Equal(Enumerable.Range(0, 30).Select(i => (long)i), seen);
+            Assert.Equal(30, await StreamCountAsync(url));
+        }
+        finally
+        {
+            nats.Dispose();
+        }
+    }
+
+    [Fact]
+    public async Task The_http_action_retries_a_failing_receiver_and_delivers_in_order_with_headers()
+    {
+        using var receiver = new FlakyReceiver(failures: 3);
+        var prefix = TrellisHost.Unique("web");
+        var rule = TrellisHost.Unique("http_");
+        var created = await host.IotCallsAsync([("create_topic_rule", new
+        {
+            ruleName = rule,
+            topicRulePayload = new
+            {
+                sql = $"SELECT n FROM '{prefix}/+'",
+                actions = new object[] { new { http = new { url = receiver.Url + "${topic(2)}", headers = new[] { new { key = "x-api-key", value = "k-1" } } } } },
+            },
+        })], Ct);
+        Assert.True(created[0]!["status"]!.GetValue<int>() == 200, created[0]!.ToJsonString());
+
+        await PublishAsync(prefix, 0, 5);
+        Assert.True(await Eventually.TrueAsync(() => receiver.Received.Count == 5, TimeSpan.FromSeconds(30), Ct), $"received {receiver.Received.Count}, refused {receiver.Refused}");
+        Assert.Equal(3, receiver.Refused);
+        Assert.Equal(Enumerable.Range(0, 5).Select(i => $"{{\"n\":{i}}}"), receiver.Received.Select(r => r.Body));
+        Assert.All(receiver.Received, r => Assert.Equal("k-1", r.ApiKey));
+        Assert.All(receiver.Received, r => Assert.Equal("/hook/dev", r.Path));
+    }
+
+    private async Task PublishAsync(string prefix, int from, int count)
+    {
+        var args = host.AdminArgs(TrellisHost.Unique("pub"));
+        for (var n = from; n < from + count; n++)
+        {
+            var pub = await ExternalTool.RunAsync("mosquitto_pub", [.. args, "-t", $"{prefix}/dev", "-m", $"{{\"n\":{n}}}", "-q", "1"], Timeout, cancellationToken: Ct);
+            Assert.True(pub.ExitCode == 0, pub.Output);
+        }
+    }
+
+    private static async Task<bool> WaitForStreamAsync(string url, long count)
+    {
+        for (var attempt = 0; attempt < 100; attempt++)
+        {
+            if (await StreamCountAsync(url) == count)
+            {
+                return true;
+            }
+
+            await Task.Delay(200, Ct);
+        }
+
+        return false;
+    }
+
+    private static async Task<long> StreamCountAsync(string url)
+    {
+        try
+        {
+            await using var client = new NatsConnection(new NatsOpts { Url = url });
+            var stream = await new NatsJSContext(client).GetStreamAsync("TELE");
+            return stream.Info.State.Messages;
+        }
+        catch (NatsException)
+        {
+            return -1;
+        }
+    }
+
+    private static async Task<ExternalTool.Background> StartNatsAsync(int port, string store)
+    {
+        var server = ExternalTool.StartBackground("nats-server", ["-a", "127.0.0.1", "-p", port.ToString(CultureInfo.InvariantCulture), "-js", "-sd", store]);
+        Assert.True(await Eventually.TrueAsync(() =>
+        {
+            try
+            {
+                using var socket = new TcpClient();
+                socket.Connect(IPAddress.Loopback, port);
+                return true;
+            }
+            catch (SocketException)
+            {
+                return false;
+            }
+        }, Timeout, Ct), "nats-server did not start: " + server.Stderr);
+        return server;
+    }
+
+    private static int FreePort()
+    {
+        using var listener = new TcpListener(IPAddress.Loopback, 0);
+        listener.Start();
+        return ((IPEndPoint)listener.LocalEndpoint).Port;
+    }
+
+    /// <summary>An HTTP receiver that answers 503 to its first requests, then 200, recording what it took.</summary>
+    private sealed class FlakyReceiver : IDisposable
+    {
+        private readonly HttpListener _listener = new();
+        private int _failures;
+
+        public FlakyReceiver(int failures)
+        {
+            _failures = failures;
+            Url = $"http://127.0.0.1:{FreePort()}/hook/";
+            _listener.Prefixes.Add(Url);
+            _listener.Start();
+            _ = Task.Run(ServeAsync);
+        }
+
+        public string Url { get; }
+
+        public int Refused { get; private set; }
+
+        public List<(string Body, string? ApiKey, string Path)> Received { get; } = [];
+
+        public void Dispose() => _listener.Close();
+
+        private async Task ServeAsync()
+        {
+            while (_listener.IsListening)
+            {
+                HttpListenerContext context;
+                try
+                {
+                    context = await _listener.GetContextAsync();
+                }
+                catch (Exception e) when (e is HttpListenerException or ObjectDisposedException)
+                {
+                    return;
+                }
+
+                using var reader = new StreamReader(context.Request.InputStream, Encoding.UTF8);
+                var body = await reader.ReadToEndAsync();
+                if (_failures > 0)
+                {
+                    _failures--;
+                    Refused++;
+                    context.Response.StatusCode = 503;
+                }
+                else
+                {
+                    lock (Received)
+                    {
+                        Received.Add((body, context.Request.Headers["x-api-key"], context.Request.Url!.AbsolutePath));
+                    }
+                }
+
+                context.Response.Close();
+            }
+        }
+    }
+}
