@@ -34,7 +34,7 @@ public interface IRuleAction
 /// <summary>Parses and checks actions in AWS's shape (<c>{"republish": {"topic": …, "qos": …}}</c>).</summary>
 public static class RuleActions
 {
-    public static readonly IReadOnlyList<string> Supported = ["republish", "timestream (Trellis's own time-series store)", "http", "nats"];
+    public static readonly IReadOnlyList<string> Supported = ["republish", "timestream (Trellis's own time-series store)", "http", "nats", "kafka"];
 
     public static Result<IRuleAction> Compile(JsonNode? action, RuleTargets targets, string where)
     {
@@ -49,7 +49,7 @@ public static class RuleActions
             return CompileStore(settings, targets, where);
         }
 
-        if (kind is "http" or "nats")
+        if (kind is "http" or "nats" or "kafka")
         {
             return CompileExternal(kind, settings, targets, where);
         }
@@ -133,6 +133,11 @@ public static class RuleActions
                 return new OutboxAction("HttpAction", "http|" + key, template, headers, targets.Outbox);
             }
 
+            if (kind == "kafka")
+            {
+                return CompileKafka(config, targets.Outbox, where);
+            }
+
             if (Text("url") is not { } server || !server.StartsWith("nats://", StringComparison.OrdinalIgnoreCase) || !Uri.TryCreate(server, UriKind.Absolute, out _))
             {
                 return new TrellisError.InvalidRequest($"{where}.nats.url is required: the server, such as nats://127.0.0.1:4222.");
@@ -150,6 +155,47 @@ public static class RuleActions
         {
             return new TrellisError.InvalidRequest($"{where}.{kind}: {e.Message}");
         }
+    }
+
+    /// <summary>
+    /// AWS's kafka action: <c>{"topic", "key", "partition", "clientProperties": {"bootstrap.servers": …}, "headers": [{"key", "value"}], "destinationArn"}</c>.
+    /// One ordered outbox queue per bootstrap address and client properties.
+    /// </summary>
+    private static Result<IRuleAction> CompileKafka(JsonObject config, Outbox outbox, string where)
+    {
+        if (config["topic"]?.GetValue<string>() is not { Length: > 0 } topic)
+        {
+            return new TrellisError.InvalidRequest($"{where}.kafka.topic is required (substitution templates allowed).");
+        }
+
+        if (config["clientProperties"] is not JsonObject properties || properties["bootstrap.servers"]?.GetValue<string>() is not { Length: > 0 })
+        {
+            return new TrellisError.InvalidRequest($"{where}.kafka.clientProperties must hold bootstrap.servers (and any other producer settings).");
+        }
+
+        var extras = new JsonObject();
+        if (config["key"]?.GetValue<string>() is { } key)
+        {
+            extras["key"] = key;
+        }
+
+        if (config["partition"]?.GetValue<string>() is { } partition)
+        {
+            if (!int.TryParse(partition, System.Globalization.NumberStyles.None, System.Globalization.CultureInfo.InvariantCulture, out var number))
+            {
+                return new TrellisError.InvalidRequest($"{where}.kafka.partition must be a partition number.");
+            }
+
+            extras["partition"] = number;
+        }
+
+        if (config["headers"] is JsonArray headers)
+        {
+            extras["headers"] = headers.DeepClone();
+        }
+
+        var target = "kafka|" + properties.ToJsonString();
+        return new OutboxAction("KafkaAction", target, RuleTemplate.Compile(topic), extras.Count == 0 ? null : extras.ToJsonString(), outbox);
     }
 
     /// <summary>

@@ -463,7 +463,7 @@ public sealed partial class RuleEngine
 
         var message = new Queued(entry.Topic, entry.Payload, entry.ClientId, null, null, entry.CreatedMs);
         var context = new RuleContext { Topic = entry.Topic, Payload = RuleContext.ParsePayload(entry.Payload), RawPayload = entry.Payload, ClientId = entry.ClientId, TimestampMs = entry.CreatedMs, AccountId = _accountId };
-        await FailAsync(rule, context, message, [(entry.Target.StartsWith("nats", StringComparison.Ordinal) ? "NatsAction" : "HttpAction", entry.Address, reason)], CancellationToken.None, countAgain: false);
+        await FailAsync(rule, context, message, [(entry.Target.Split('|')[0] switch { "nats" => "NatsAction", "kafka" => "KafkaAction", _ => "HttpAction" }, entry.Address, reason)], CancellationToken.None, countAgain: false);
     }
 
     private TopicRuleRecord? Read(SqliteConnection connection, string name)

@@ -44,9 +44,12 @@ internal sealed class OutboxWorker(Outbox outbox, RuleEngine rules, Microsoft.Ex
     protected override async Task ExecuteAsync(CancellationToken stoppingToken)
     {
         using var http = new HttpClient(new SocketsHttpHandler { PooledConnectionLifetime = TimeSpan.FromMinutes(5) }) { Timeout = TimeSpan.FromSeconds(10) };
-        await using var dispatcher = new OutboxDispatcher(outbox, target => target.StartsWith("http|", StringComparison.Ordinal)
-            ? new HttpConnector(http)
-            : new NatsConnector(target.Split('|')[1], target.EndsWith("|js", StringComparison.Ordinal)), rules.ReportExpiredAsync, logger);
+        await using var dispatcher = new OutboxDispatcher(outbox, target => target.Split('|')[0] switch
+        {
+            "http" => new HttpConnector(http),
+            "kafka" => new KafkaConnector(System.Text.Json.Nodes.JsonNode.Parse(target[6..])!.AsObject().ToDictionary(p => p.Key, p => p.Value!.GetValue<string>())),
+            _ => new NatsConnector(target.Split('|')[1], target.EndsWith("|js", StringComparison.Ordinal)),
+        }, rules.ReportExpiredAsync, logger);
         dispatcher.Start(stoppingToken);
         try
         {

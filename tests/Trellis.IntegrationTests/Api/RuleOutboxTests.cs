@@ -106,6 +106,78 @@ public sealed class RuleOutboxTests(TrellisHost host)
         Assert.All(receiver.Received, r => Assert.Equal("/hook/dev", r.Path));
     }
 
+    [Fact]
+    public async Task The_kafka_action_queues_for_the_producer_and_delivers_when_a_broker_is_given()
+    {
+        // No Kafka broker can be installed here: without TRELLIS_TEST_KAFKA the broker address is a closed
+        // port, and the test proves the path up to the producer (the message waits in the outbox, in order).
+        var bootstrap = Environment.GetEnvironmentVariable("TRELLIS_TEST_KAFKA") is { Length: > 0 } given ? given : $"127.0.0.1:{FreePort()}";
+        var prefix = TrellisHost.Unique("kafka");
+        var rule = TrellisHost.Unique("kafka_");
+        var topic = TrellisHost.Unique("trellis-test-");
+        var created = await host.IotCallsAsync([("create_topic_rule", new
+        {
+            ruleName = rule,
+            topicRulePayload = new
+            {
+                sql = $"SELECT n FROM '{prefix}/+'",
+                actions = new object[]
+                {
+                    new
+                    {
+                        kafka = new
+                        {
+                            destinationArn = "arn:aws:iot:us-east-1:000000000000:ruledestination/vpc/x",
+                            topic,
+                            key = "${topic(2)}",
+                            clientProperties = new Dictionary<string, string> { ["bootstrap.servers"] = bootstrap },
+                            headers = new[] { new { key = "source", value = "trellis" } },
+                        },
+                    },
+                },
+            },
+        })], Ct);
+        Assert.True(created[0]!["status"]!.GetValue<int>() == 200, created[0]!.ToJsonString());
+        var refused = await host.IotCallsAsync([("create_topic_rule", new
+        {
+            ruleName = rule + "_bad",
+            topicRulePayload = new { sql = $"SELECT n FROM '{prefix}/+'", actions = new object[] { new { kafka = new { destinationArn = "d", topic, clientProperties = new Dictionary<string, string>() } } } },
+        })], Ct);
+        Assert.Contains("bootstrap.servers", refused[0]!["message"]!.GetValue<string>(), StringComparison.Ordinal);
+
+        await PublishAsync(prefix, 0, 3);
+        var outbox = (Trellis.Rules.Outbox)host.Server.Services.GetService(typeof(Trellis.Rules.Outbox))!;
+        var target = "kafka|" + new JsonObject { ["bootstrap.servers"] = bootstrap }.ToJsonString();
+        if (Environment.GetEnvironmentVariable("TRELLIS_TEST_KAFKA") is not { Length: > 0 })
+        {
+            Assert.True(await Eventually.TrueAsync(() => outbox.Waiting(target) == 3, Timeout, Ct), $"waiting: {outbox.Waiting(target)}");
+            Assert.True(await Eventually.TrueAsync(() => host.Logs.Contains("is not taking messages"), TimeSpan.FromSeconds(30), Ct), "the failed delivery was not logged");
+            Assert.Equal(200, (await host.IotCallsAsync([("delete_topic_rule", new { ruleName = rule })], Ct))[0]!["status"]!.GetValue<int>());
+            return;
+        }
+
+        Assert.True(await Eventually.TrueAsync(() => outbox.Waiting(target) == 0, TimeSpan.FromSeconds(60), Ct), "not delivered to Kafka");
+        using var consumer = new Confluent.Kafka.ConsumerBuilder<string, string>(new Confluent.Kafka.ConsumerConfig
+        {
+            BootstrapServers = bootstrap,
+            GroupId = TrellisHost.Unique("g"),
+            AutoOffsetReset = Confluent.Kafka.AutoOffsetReset.Earliest,
+        }).Build();
+        consumer.Subscribe(topic);
+        var values = new List<string>();
+        var deadline = DateTime.UtcNow + Timeout;
+        while (values.Count < 3 && DateTime.UtcNow < deadline)
+        {
+            if (consumer.Consume(TimeSpan.FromSeconds(1)) is { } result)
+            {
+                Assert.Equal("dev", result.Message.Key);
+                values.Add(result.Message.Value);
+            }
+        }
+
+        Assert.Equal(["{\"n\":0}", "{\"n\":1}", "{\"n\":2}"], values);
+    }
+
     private async Task PublishAsync(string prefix, int from, int count)
     {
         var args = host.AdminArgs(TrellisHost.Unique("pub"));
