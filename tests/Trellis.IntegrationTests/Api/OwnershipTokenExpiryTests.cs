@@ -4,7 +4,10 @@ using Trellis.Server;
 
 namespace Trellis.IntegrationTests.Api;
 
-/// <summary>A server whose ownership tokens live two seconds instead of an hour, swept every half second.</summary>
+/// <summary>
+/// A server whose ownership tokens live two seconds instead of an hour (swept every half second),
+/// and whose rules' outbox keeps a message two seconds instead of a day.
+/// </summary>
 public sealed class ShortClaimHost : TrellisHost
 {
     protected override TrellisServerOptions Configure(TrellisServerOptions options) => options with
@@ -14,6 +17,7 @@ public sealed class ShortClaimHost : TrellisHost
             OwnershipTokenLifetime = TimeSpan.FromSeconds(2),
             SweepInterval = TimeSpan.FromMilliseconds(500),
         },
+        Outbox = new Rules.OutboxOptions { MaxAge = TimeSpan.FromSeconds(2), MaxBackoff = TimeSpan.FromSeconds(1) },
     };
 }
 
@@ -64,5 +68,48 @@ public sealed class OwnershipTokenExpiryTests(ShortClaimHost host)
         await provisioning.RegisterThingAsync(template, inTime.OwnershipToken, null, Ct);
         await Task.Delay(TimeSpan.FromSeconds(3), Ct);
         Assert.Equal("ACTIVE", host.Server.Registry.FindCertificate(inTime.CertificateId)?.Status);
+    }
+}
+
+/// <summary>A message that waits too long in the outbox expires to the rule's errorAction.</summary>
+[Collection(ShortClaimGroup.Name)]
+public sealed class OutboxExpiryTests(ShortClaimHost host)
+{
+    private static CancellationToken Ct => TestContext.Current.CancellationToken;
+
+    [Fact]
+    public async Task A_message_the_target_never_takes_expires_to_the_error_action()
+    {
+        using var closed = new System.Net.Sockets.TcpListener(System.Net.IPAddress.Loopback, 0);
+        closed.Start();
+        var port = ((System.Net.IPEndPoint)closed.LocalEndpoint).Port;
+        closed.Stop();
+        var prefix = TrellisHost.Unique("exp");
+        var rule = TrellisHost.Unique("expire_");
+        var created = await host.IotCallsAsync([("create_topic_rule", new
+        {
+            ruleName = rule,
+            topicRulePayload = new
+            {
+                sql = $"SELECT n FROM '{prefix}/in'",
+                actions = new object[] { new { http = new { url = $"http://127.0.0.1:{port}/down" } } },
+                errorAction = new { republish = new { topic = $"{prefix}/errors", roleArn = "r" } },
+            },
+        })], Ct);
+        Assert.True(created[0]!["status"]!.GetValue<int>() == 200, created[0]!.ToJsonString());
+        var subscriber = TrellisHost.Unique("sub");
+        using var errors = ExternalTool.StartBackground("mosquitto_sub", [.. host.AdminArgs(subscriber), "-t", $"{prefix}/errors"]);
+        Assert.True(await Eventually.TrueAsync(() => host.Server.Broker.SubscriptionsOf(subscriber).Count > 0, TimeSpan.FromSeconds(10), Ct), errors.Stderr);
+
+        var pub = await ExternalTool.RunAsync("mosquitto_pub", [.. host.AdminArgs(TrellisHost.Unique("pub")), "-t", $"{prefix}/in", "-m", "{\"n\":7}", "-q", "1"], TimeSpan.FromSeconds(10), cancellationToken: Ct);
+        Assert.True(pub.ExitCode == 0, pub.Output);
+        string? line = null;
+        Assert.True(await errors.WaitForLineAsync(l => (line = l).Contains("failures", StringComparison.Ordinal), TimeSpan.FromSeconds(15), Ct), "no expiry report: " + errors.Stderr);
+        var report = System.Text.Json.Nodes.JsonNode.Parse(line!)!;
+        Assert.Equal(rule, report["ruleName"]!.GetValue<string>());
+        Assert.Equal("HttpAction", report["failures"]![0]!["failedAction"]!.GetValue<string>());
+        Assert.Contains("not delivered", report["failures"]![0]!["errorMessage"]!.GetValue<string>(), StringComparison.Ordinal);
+        var outbox = (Rules.Outbox)host.Server.Services.GetService(typeof(Rules.Outbox))!;
+        Assert.Equal(0, outbox.Waiting($"http|http://127.0.0.1:{port}"));
     }
 }
