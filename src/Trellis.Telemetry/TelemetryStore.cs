@@ -167,6 +167,112 @@ public sealed partial class TelemetryStore : IAsyncDisposable
         return new TelemetryBucket(fromMs, Nullable(reader, 0), Nullable(reader, 1), Nullable(reader, 2), Nullable(reader, 3), reader.GetInt64(4), null, null);
     }
 
+    /// <summary>
+    /// The analysts' SQL endpoint: one SELECT (DuckDB's dialect) over the view <c>points</c> (time
+    /// ts, thing, measure, value; every day of the store). Anything but a single SELECT, table
+    /// functions (read_csv, glob …) and <c>getenv</c> are refused before the query runs, so the
+    /// endpoint reads the store and nothing else. At most <paramref name="maxRows"/> rows are returned.
+    /// </summary>
+    public (List<string> Columns, List<object?[]> Rows, bool Truncated) Query(string sql, int maxRows, TimeSpan timeout)
+    {
+        using var connection = Open();
+        using (var check = connection.CreateCommand())
+        {
+            check.CommandText = "SELECT json_serialize_sql(CAST($sql AS VARCHAR))";
+            Parameters(check, ("sql", sql));
+            var parsed = System.Text.Json.Nodes.JsonNode.Parse((string)check.ExecuteScalar()!)!;
+            if (parsed["error"]?.GetValue<bool>() == true)
+            {
+                throw new InvalidOperationException(parsed["error_message"]?.GetValue<string>() is { } message && message.StartsWith("Only SELECT", StringComparison.Ordinal)
+                    ? "only a SELECT is allowed: the SQL endpoint is read-only"
+                    : $"SQL error: {parsed["error_message"]?.GetValue<string>()}");
+            }
+
+            if (parsed["statements"]?.AsArray().Count != 1)
+            {
+                throw new InvalidOperationException("send one SELECT statement");
+            }
+
+            if (Forbidden(parsed) is { } forbidden)
+            {
+                throw new InvalidOperationException(forbidden);
+            }
+        }
+
+        using (var view = connection.CreateCommand())
+        {
+            view.CommandText = "CREATE TEMP VIEW points AS " + (Union(0, 253402300799999) ?? "SELECT CAST(NULL AS TIMESTAMP) AS ts, CAST(NULL AS VARCHAR) AS thing, CAST(NULL AS VARCHAR) AS measure, CAST(NULL AS DOUBLE) AS value WHERE false");
+            view.ExecuteNonQuery();
+        }
+
+        using var command = connection.CreateCommand();
+        command.CommandText = sql;
+        using var cancel = new CancellationTokenSource(timeout);
+        using var registration = cancel.Token.Register(command.Cancel);
+        using var reader = command.ExecuteReader();
+        var columns = Enumerable.Range(0, reader.FieldCount).Select(reader.GetName).ToList();
+        var rows = new List<object?[]>();
+        var truncated = false;
+        while (reader.Read())
+        {
+            if (rows.Count == maxRows)
+            {
+                truncated = true;
+                break;
+            }
+
+            var row = new object?[reader.FieldCount];
+            for (var i = 0; i < row.Length; i++)
+            {
+                row[i] = reader.IsDBNull(i) ? null : reader.GetValue(i);
+            }
+
+            rows.Add(row);
+        }
+
+        return (columns, rows, truncated);
+    }
+
+    /// <summary>Why a parsed statement is refused (a table function or a function that reads the machine), or null.</summary>
+    private static string? Forbidden(System.Text.Json.Nodes.JsonNode? node)
+    {
+        switch (node)
+        {
+            case System.Text.Json.Nodes.JsonObject obj:
+                if (obj["type"]?.GetValueKind() == System.Text.Json.JsonValueKind.String && obj["type"]!.GetValue<string>() == "TABLE_FUNCTION")
+                {
+                    return "table functions (read_csv, read_parquet, glob …) are not allowed: the SQL endpoint reads the store's points only";
+                }
+
+                if (obj["function_name"]?.GetValueKind() == System.Text.Json.JsonValueKind.String && obj["function_name"]!.GetValue<string>() is "getenv" or "current_setting")
+                {
+                    return $"the function {obj["function_name"]!.GetValue<string>()} is not allowed here";
+                }
+
+                foreach (var (_, child) in obj)
+                {
+                    if (Forbidden(child) is { } reason)
+                    {
+                        return reason;
+                    }
+                }
+
+                return null;
+            case System.Text.Json.Nodes.JsonArray array:
+                foreach (var child in array)
+                {
+                    if (Forbidden(child) is { } reason)
+                    {
+                        return reason;
+                    }
+                }
+
+                return null;
+            default:
+                return null;
+        }
+    }
+
     /// <summary>The latest value of <paramref name="measure"/> for each of <paramref name="things"/> that has one (from memory, no scan).</summary>
     public List<TelemetryPoint> Latest(string measure, IEnumerable<string> things)
     {

@@ -215,6 +215,25 @@ public sealed class RulesTests(TrellisHost host)
         var bad = await host.SignedRequestAsync("GET", $"/api/telemetry/things/{prefix}-a/temp?from=yesterday", null, Ct);
         Assert.Equal(400, bad["status"]!.GetValue<int>());
 
+        // The analysts' SQL endpoint: one SELECT over the view points; nothing else.
+        var sql = await host.SignedRequestAsync("POST", "/api/telemetry/sql",
+            new JsonObject { ["sql"] = $"SELECT thing, count(*) AS n, max(value) AS top FROM points WHERE measure = 'temp' AND thing LIKE '{prefix}-%' GROUP BY thing ORDER BY thing" }.ToJsonString(), Ct);
+        Assert.True(sql["status"]!.GetValue<int>() == 200, sql.ToJsonString());
+        Assert.Equal(["thing", "n", "top"], sql["body"]!["columns"]!.AsArray().Select(c => c!.GetValue<string>()));
+        Assert.Equal($"[[\"{prefix}-a\",6,25],[\"{prefix}-b\",1,99]]", sql["body"]!["rows"]!.ToJsonString());
+        foreach (var (statement, reason) in new[]
+        {
+            ("DELETE FROM points", "read-only"),
+            ("SELECT * FROM read_csv('/etc/passwd')", "table functions"),
+            ("SELECT getenv('HOME')", "getenv"),
+            ("SELEC 1", "syntax error"),
+        })
+        {
+            var refused = await host.SignedRequestAsync("POST", "/api/telemetry/sql", new JsonObject { ["sql"] = statement }.ToJsonString(), Ct);
+            Assert.Equal(400, refused["status"]!.GetValue<int>());
+            Assert.Contains(reason, refused["body"]!["message"]!.GetValue<string>(), StringComparison.Ordinal);
+        }
+
         // The CLI: a CSV of the raw points, and a Parquet export read back with DuckDB.
         var csv = await TrellisCli.RunAsync(host, ["query", $"{prefix}-a", "temp", "--from", from, "--to", to, "--output", "csv"], Ct);
         Assert.True(csv.ExitCode == 0, csv.Output);
