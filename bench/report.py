@@ -21,7 +21,7 @@ provision_runs = defaultdict(list)  # keys -> [summary per round]
 connect_runs = defaultdict(list)    # (auth, broker) -> [summary per round]
 telemetry = []
 for r in rows:
-    if r["scenario"] == "telemetry-store":
+    if r["scenario"] in ("telemetry-store", "rules"):
         telemetry.append(r)
     elif r["scenario"] == "provision":
         provision_runs[r["keys"]].append(r)
@@ -167,7 +167,9 @@ if telemetry:
     print("| part | figure |")
     print("|---|---|")
     for r in telemetry:
-        if r["part"] == "compact":
+        if r["scenario"] == "rules":
+            print(f'| rules engine alone: a store rule over {fmt(r["messages"])} queued messages (2 measures each) | {fmt(r["messagesPerSecond"], 0)} messages/s, {fmt(r["pointsPerSecond"], 0)} points/s |')
+        elif r["part"] == "compact":
             print(f'| compact {r["days"]} finished day(s) (rewrite sorted by thing, measure, time) | {fmt(r["seconds"], 2)} s |')
         elif r["part"] == "append":
             print(f'| append {fmt(r["points"])} points across {fmt(r["things"])} things | {fmt(r["pointsPerSecond"], 0)} points/s |')

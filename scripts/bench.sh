@@ -128,7 +128,11 @@ CONF
 for scenario in "${scenarios[@]}"; do
   if [[ $scenario == shadow ]]; then shadow_bench; continue; fi
   if [[ $scenario == provision ]]; then provision_bench; continue; fi
-  if [[ $scenario == telemetry ]]; then $loadgen --scenario telemetry-store --things 10000 --points 10000000 | tee -a "$out"; continue; fi
+  if [[ $scenario == telemetry ]]; then
+    $loadgen --scenario telemetry-store --things 10000 --points 10000000 | tee -a "$out"
+    $loadgen --scenario rules --messages 1000000 | tee -a "$out"
+    continue
+  fi
   case $scenario in
     fanin-q0) a=(--scenario fanin --qos 0 --rates 20000,40000,60000,80000,100000,120000,140000,160000,200000,250000,300000,350000,400000,500000) ;;
     fanin-q1) a=(--scenario fanin --qos 1 --rates 10000,20000,40000,60000,80000,100000,120000,140000,160000,200000,250000,300000) ;;
