@@ -60,29 +60,9 @@ public static class CaCertificatesApi
         }
 
         var c = result.Value!;
-        using var x509 = System.Security.Cryptography.X509Certificates.X509Certificate2.CreateFromPem(c.Pem);
-        var body = new JsonObject
-        {
-            ["certificateDescription"] = new JsonObject
-            {
-                ["certificateArn"] = c.Arn,
-                ["certificateId"] = c.Id,
-                ["status"] = c.Status,
-                ["certificatePem"] = c.Pem,
-                ["ownedBy"] = registry.Options.AccountId,
-                ["creationDate"] = AwsResults.Timestamp(c.CreatedMs),
-                ["autoRegistrationStatus"] = c.AutoRegistrationStatus,
-                ["lastModifiedDate"] = AwsResults.Timestamp(c.UpdatedMs),
-                ["customerVersion"] = 1,
-                ["generationId"] = c.UpdatedMs.ToString(System.Globalization.CultureInfo.InvariantCulture),
-                ["validity"] = new JsonObject
-                {
-                    ["notBefore"] = new DateTimeOffset(x509.NotBefore.ToUniversalTime()).ToUnixTimeSeconds(),
-                    ["notAfter"] = new DateTimeOffset(x509.NotAfter.ToUniversalTime()).ToUnixTimeSeconds(),
-                },
-                ["certificateMode"] = c.Mode,
-            },
-        };
+        var description = CertificatesApi.Description(c.Arn, c.Id, c.Status, c.Pem, registry.Options.AccountId, c.CreatedMs, c.UpdatedMs, c.Mode);
+        description["autoRegistrationStatus"] = c.AutoRegistrationStatus;
+        var body = new JsonObject { ["certificateDescription"] = description };
         if (c.RegistrationConfig is { } config)
         {
             var registration = new JsonObject();

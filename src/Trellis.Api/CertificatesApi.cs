@@ -73,29 +73,33 @@ public static class CertificatesApi
         }
 
         var c = result.Value!;
-        using var x509 = System.Security.Cryptography.X509Certificates.X509Certificate2.CreateFromPem(c.Pem);
-        return AwsResults.Json(new JsonObject
+        var description = Description(c.Arn, c.Id, c.Status, c.Pem, registry.Options.AccountId, c.CreatedMs, c.UpdatedMs, "DEFAULT");
+        description["caCertificateId"] = c.CaCertificateId;
+        return AwsResults.Json(new JsonObject { ["certificateDescription"] = description });
+    }
+
+    /// <summary>AWS's CertificateDescription / CACertificateDescription fields common to device and CA certificates.</summary>
+    internal static JsonObject Description(string arn, string id, string status, string pem, string accountId, long createdMs, long updatedMs, string mode)
+    {
+        using var x509 = System.Security.Cryptography.X509Certificates.X509Certificate2.CreateFromPem(pem);
+        return new JsonObject
         {
-            ["certificateDescription"] = new JsonObject
+            ["certificateArn"] = arn,
+            ["certificateId"] = id,
+            ["status"] = status,
+            ["certificatePem"] = pem,
+            ["ownedBy"] = accountId,
+            ["creationDate"] = AwsResults.Timestamp(createdMs),
+            ["lastModifiedDate"] = AwsResults.Timestamp(updatedMs),
+            ["customerVersion"] = 1,
+            ["generationId"] = updatedMs.ToString(System.Globalization.CultureInfo.InvariantCulture),
+            ["validity"] = new JsonObject
             {
-                ["certificateArn"] = c.Arn,
-                ["certificateId"] = c.Id,
-                ["caCertificateId"] = c.CaCertificateId,
-                ["status"] = c.Status,
-                ["certificatePem"] = c.Pem,
-                ["ownedBy"] = registry.Options.AccountId,
-                ["creationDate"] = AwsResults.Timestamp(c.CreatedMs),
-                ["lastModifiedDate"] = AwsResults.Timestamp(c.UpdatedMs),
-                ["customerVersion"] = 1,
-                ["generationId"] = c.UpdatedMs.ToString(System.Globalization.CultureInfo.InvariantCulture),
-                ["validity"] = new JsonObject
-                {
-                    ["notBefore"] = new DateTimeOffset(x509.NotBefore.ToUniversalTime()).ToUnixTimeSeconds(),
-                    ["notAfter"] = new DateTimeOffset(x509.NotAfter.ToUniversalTime()).ToUnixTimeSeconds(),
-                },
-                ["certificateMode"] = "DEFAULT",
+                ["notBefore"] = new DateTimeOffset(x509.NotBefore.ToUniversalTime()).ToUnixTimeSeconds(),
+                ["notAfter"] = new DateTimeOffset(x509.NotAfter.ToUniversalTime()).ToUnixTimeSeconds(),
             },
-        });
+            ["certificateMode"] = mode,
+        };
     }
 
     private static IResult ListCertificates(HttpRequest request, RegistryService registry)
