@@ -20,7 +20,12 @@ shadow_store = []
 provision_runs = defaultdict(list)  # keys -> [summary per round]
 connect_runs = defaultdict(list)    # (auth, broker) -> [summary per round]
 telemetry = []
+ingest_steps = defaultdict(list)   # (broker, offered) -> [step per round]
+ingest_summary = defaultdict(list) # broker -> [summary per round]
 for r in rows:
+    if r["scenario"] == "ingest":
+        (ingest_summary[r["broker"]] if r.get("summary") else ingest_steps[(r["broker"], r["offered"])]).append(r)
+        continue
     if r["scenario"] in ("telemetry-store", "rules"):
         telemetry.append(r)
     elif r["scenario"] == "provision":
@@ -175,3 +180,19 @@ if telemetry:
             print(f'| append {fmt(r["points"])} points across {fmt(r["things"])} things | {fmt(r["pointsPerSecond"], 0)} points/s |')
         else:
             print(f'| {r["query"]} ({fmt(r["rows"])} rows) | median {fmt(r["medianMs"], 2)} ms, max {fmt(r["maxMs"], 2)} ms |')
+
+if ingest_summary:
+    print()
+    print("End-to-end ingest: MQTT publish (QoS 0, 100 publishers) -> store rule -> queryable points; Mosquitto gets the same publishers and stores nothing (median over rounds):")
+    print()
+    print("| messages/s offered | Mosquitto: sent, broker CPU % | Trellis: points queryable / expected | Trellis points/s | queryable after (s) | Trellis broker CPU % | passed |")
+    print("|---|---|---|---|---|---|---|")
+    for rate in sorted({k[1] for k in ingest_steps}):
+        m = ingest_steps.get(("mosquitto", rate), [])
+        t = ingest_steps.get(("trellis", rate), [])
+        mtext = f'{fmt(median(r["sent"] for r in m), 0)}, {fmt(median(r["cpuPct"] for r in m), 0)}' if m else "–"
+        if t:
+            print(f'| {fmt(rate, 0)} | {mtext} | {fmt(median(r["points"] for r in t), 0)} / {fmt(median(r["sent"] * 2 for r in t), 0)} | {fmt(median(r["pointsPerSecond"] for r in t), 0)} | '
+                  f'{fmt(median(r["queryableAfterSeconds"] for r in t), 2)} | {fmt(median(r["cpuPct"] for r in t), 0)} | {sum(1 for r in t if r["passed"])}/{len(t)} |')
+    for broker, runs in ingest_summary.items():
+        print(f'\n{broker}: highest rate with nothing lost, per round: {", ".join(fmt(r["zeroLossRate"], 0) for r in runs)} messages/s')

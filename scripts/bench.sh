@@ -3,7 +3,7 @@
 # with the same load generator and workloads. Results: bench/results/<timestamp>.jsonl and a
 # markdown table on stdout (paste it into docs/benchmarks.md with the machine details).
 #
-# usage: scripts/bench.sh [scenario ...]   (default: fanin-q0 fanin-q1 fanout p2p idle overload shadow provision telemetry)
+# usage: scripts/bench.sh [scenario ...]   (default: fanin-q0 fanin-q1 fanout p2p idle overload shadow provision telemetry ingest)
 #        BENCH_ROUNDS=N (default 3): traffic scenarios run N times, brokers alternating; the report
 #        quotes medians, because single runs on a shared 2-core VM move by 10-30 %.
 set -euo pipefail
@@ -50,7 +50,7 @@ stop_brokers() { kill "$mosq_pid" "$trellis_pid" 2>/dev/null || true; wait "$mos
 mkdir -p bench/results
 out="bench/results/$(date -u +%Y%m%dT%H%M%SZ).jsonl"
 scenarios=("$@")
-[[ ${#scenarios[@]} -gt 0 ]] || scenarios=(fanin-q0 fanin-q1 fanout p2p idle overload shadow provision telemetry)
+[[ ${#scenarios[@]} -gt 0 ]] || scenarios=(fanin-q0 fanin-q1 fanout p2p idle overload shadow provision telemetry ingest)
 
 rounds=${BENCH_ROUNDS:-3}
 run() { # round broker-name port pid scenario-args...
@@ -128,6 +128,21 @@ CONF
 for scenario in "${scenarios[@]}"; do
   if [[ $scenario == shadow ]]; then shadow_bench; continue; fi
   if [[ $scenario == provision ]]; then provision_bench; continue; fi
+  if [[ $scenario == ingest ]]; then
+    # MQTT publish -> store rule -> queryable points; Mosquitto gets the same publishers and stores nothing.
+    ingest=(--scenario ingest --publishers 100 --seconds 3 --rates 10000,50000,100000,150000,200000,250000,300000,350000,400000)
+    for round in $(seq 1 "$rounds"); do
+      start_brokers
+      http=$(trellis_http_port)
+      python3 "$root/bench/create_ingest_rule.py" "http://127.0.0.1:$http" "$work/data/credentials"
+      key=$(grep aws_access_key_id "$work/data/credentials" | cut -d= -f2 | tr -d ' ')
+      secret=$(grep aws_secret_access_key "$work/data/credentials" | cut -d= -f2 | tr -d ' ')
+      run "$round" mosquitto $mosq_port "$mosq_pid" "${ingest[@]}"
+      run "$round" trellis $trellis_port "$trellis_pid" "${ingest[@]}" --api "http://127.0.0.1:$http" --key-id "$key" --secret "$secret"
+      stop_brokers
+    done
+    continue
+  fi
   if [[ $scenario == telemetry ]]; then
     $loadgen --scenario telemetry-store --things 10000 --points 10000000 | tee -a "$out"
     $loadgen --scenario rules --messages 1000000 | tee -a "$out"

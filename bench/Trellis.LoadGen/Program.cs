@@ -4,7 +4,7 @@ using System.Net.Sockets;
 using System.Text.Json;
 using Trellis.LoadGen;
 
-// trellis-loadgen --name NAME --port PORT --pid PID --scenario fanin|fanout|p2p|overload|idle|shadow|shadow-store|provision|connect|telemetry-store|rules
+// trellis-loadgen --name NAME --port PORT --pid PID --scenario fanin|fanout|p2p|overload|idle|shadow|shadow-store|provision|connect|telemetry-store|rules|ingest
 //                 [--qos 0|1] [--rates a,b,c] [--seconds 3] [--connections 10000] [--things 1000] [--thing-prefix bench-thing-] [--in-flight 1000]
 //   provision: --devices N --concurrency C --template T --serial-prefix P --out DIR --ca ca.pem --claim-cert F --claim-key F (port = TLS)
 //   connect:   --auth token|cert --tokens tokens.tsv | --devices-dir DIR --concurrency C --ca ca.pem
@@ -32,6 +32,9 @@ switch (options.Scenario)
         break;
     case "connect":
         await ProvisioningBench.ConnectAsync(args, options.Name, broker, Emit, ct);
+        break;
+    case "ingest":
+        await IngestBench.RunAsync(args, options.Name, options.Host, options.Port, broker, options.Rates, options.Seconds, Emit, ct);
         break;
     case "rules":
         await RulesBench.RunAsync(int.Parse(args.SkipWhile(a => a != "--messages").Skip(1).FirstOrDefault() ?? "1000000", CultureInfo.InvariantCulture), Emit);
