@@ -131,7 +131,7 @@ for scenario in "${scenarios[@]}"; do
   if [[ $scenario == ingest ]]; then
     # MQTT publish -> store rule -> queryable points; Mosquitto gets the same publishers and stores nothing.
     ingest=(--scenario ingest --publishers 100 --seconds 3 --rates 10000,50000,100000,150000,200000,250000,300000,350000,400000)
-    for round in $(seq 1 "$rounds"); do
+    for round in $(seq 1 "${INGEST_ROUNDS:-$rounds}"); do
       start_brokers
       http=$(trellis_http_port)
       python3 "$root/bench/create_ingest_rule.py" "http://127.0.0.1:$http" "$work/data/credentials"
@@ -141,6 +141,14 @@ for scenario in "${scenarios[@]}"; do
       run "$round" trellis $trellis_port "$trellis_pid" "${ingest[@]}" --api "http://127.0.0.1:$http" --key-id "$key" --secret "$secret"
       stop_brokers
     done
+    # Memory under sustained ingest: 100k messages/s (200k points/s) for five minutes, RSS every 5 s.
+    start_brokers
+    http=$(trellis_http_port)
+    python3 "$root/bench/create_ingest_rule.py" "http://127.0.0.1:$http" "$work/data/credentials"
+    key=$(grep aws_access_key_id "$work/data/credentials" | cut -d= -f2 | tr -d ' ')
+    secret=$(grep aws_secret_access_key "$work/data/credentials" | cut -d= -f2 | tr -d ' ')
+    run 1 trellis $trellis_port "$trellis_pid" --scenario ingest --publishers 100 --rates 100000 --sustain 300 --api "http://127.0.0.1:$http" --key-id "$key" --secret "$secret"
+    stop_brokers
     continue
   fi
   if [[ $scenario == telemetry ]]; then

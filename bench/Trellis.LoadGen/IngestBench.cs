@@ -37,6 +37,12 @@ internal static class IngestBench
         }
 
         long stored = api.Length > 0 ? await CountAsync(http, api, keyId, secret, ct) : 0;
+        if (int.Parse(Get(args, "--sustain", "0"), CultureInfo.InvariantCulture) is var sustain and > 0)
+        {
+            await SustainAsync(sockets, frames, rates[0], sustain, name, broker, http, api, keyId, secret, stored, emit, ct);
+            return;
+        }
+
         var best = 0.0;
         var failures = 0;
         foreach (var rate in rates)
@@ -114,6 +120,42 @@ internal static class IngestBench
         {
             socket.Dispose();
         }
+    }
+
+    /// <summary>
+    /// One rate held for <paramref name="seconds"/>: every 5 s the broker's RSS and the points stored
+    /// so far, to see whether memory stays flat under sustained ingest.
+    /// </summary>
+    private static async Task SustainAsync(List<Socket> sockets, List<byte[]> frames, double rate, int seconds, string name, BrokerProcess broker,
+        HttpClient http, string api, string keyId, string secret, long stored, Action<Dictionary<string, object?>> emit, CancellationToken ct)
+    {
+        long sent = 0;
+        var samples = new List<Dictionary<string, object?>>();
+        for (var elapsed = 5; elapsed <= seconds; elapsed += 5)
+        {
+            sent += await PaceAsync(sockets, frames, rate, TimeSpan.FromSeconds(5), ct);
+            samples.Add(new Dictionary<string, object?>
+            {
+                ["seconds"] = elapsed,
+                ["rssMiB"] = broker.RssKiB() / 1024,
+                ["points"] = api.Length > 0 ? await CountAsync(http, api, keyId, secret, ct) - stored : null,
+            });
+        }
+
+        await Task.Delay(2000, ct);
+        var points = api.Length > 0 ? await CountAsync(http, api, keyId, secret, ct) - stored : (long?)null;
+        emit(new Dictionary<string, object?>
+        {
+            ["summary"] = true,
+            ["broker"] = name,
+            ["scenario"] = "ingest-sustained",
+            ["offered"] = rate,
+            ["seconds"] = seconds,
+            ["sent"] = sent,
+            ["points"] = points,
+            ["rssMiB"] = samples.Select(x => x["rssMiB"]).ToList(),
+            ["pointsOverTime"] = samples.Select(x => x["points"]).ToList(),
+        });
     }
 
     /// <summary>One pacer for all publishers, every millisecond, in batches (as the traffic scenarios do).</summary>

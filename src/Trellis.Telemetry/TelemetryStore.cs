@@ -32,7 +32,7 @@ public sealed partial class TelemetryStore : IAsyncDisposable
     private long _written;
     private long _pending;
 
-    public TelemetryStore(string path, ILogger<TelemetryStore> logger, int queueCapacity = 1_000_000, int batchSize = 50_000, TimeProvider? time = null)
+    public TelemetryStore(string path, ILogger<TelemetryStore> logger, int queueCapacity = 1_000_000, int batchSize = 50_000, TimeProvider? time = null, int memoryLimitMiB = 256)
     {
         Path = path;
         _time = time ?? TimeProvider.System;
@@ -41,6 +41,14 @@ public sealed partial class TelemetryStore : IAsyncDisposable
         _connectionString = $"Data Source={path}";
         _writer = new DuckDBConnection(_connectionString);
         _writer.Open();
+
+        // DuckDB would otherwise cache up to 80 % of the machine's memory as the store grows; a
+        // fixed budget keeps the server's memory flat under sustained ingest (queries spill to disk).
+        using (var limit = _writer.CreateCommand())
+        {
+            limit.CommandText = $"SET memory_limit = '{memoryLimitMiB.ToString(CultureInfo.InvariantCulture)}MB'";
+            limit.ExecuteNonQuery();
+        }
         _queue = Channel.CreateBounded<TelemetryPoint>(new BoundedChannelOptions(queueCapacity) { SingleReader = true, FullMode = BoundedChannelFullMode.Wait });
         LoadPartitions();
     }
