@@ -156,16 +156,4 @@ public sealed partial class RegistryService
     }
 
     private static int PageSize(int? requested, int max = 250) => Math.Clamp(requested ?? 50, 1, max);
-
-    private static SqliteCommand Command(SqliteConnection connection, string sql, params (string Name, object? Value)[] parameters)
-    {
-        var command = connection.CreateCommand();
-        command.CommandText = sql;
-        foreach (var (name, value) in parameters)
-        {
-            command.Parameters.AddWithValue(name, value ?? DBNull.Value);
-        }
-
-        return command;
-    }
 }

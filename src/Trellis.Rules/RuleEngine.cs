@@ -500,18 +500,6 @@ public sealed partial class RuleEngine
             reader.GetInt64(8));
     }
 
-    private static SqliteCommand Command(SqliteConnection connection, string sql, params (string Name, object? Value)[] parameters)
-    {
-        var command = connection.CreateCommand();
-        command.CommandText = sql;
-        foreach (var (name, value) in parameters)
-        {
-            command.Parameters.AddWithValue(name, value ?? DBNull.Value);
-        }
-
-        return command;
-    }
-
     private static TrellisError NotFound(string name) => new TrellisError.NotFound($"The rule '{name}' does not exist.");
 
     [LoggerMessage(EventId = 6001, Level = LogLevel.Warning, Message = "Rule {Rule} on {Topic}: {Error}. The rule's errorAction (if any) got the failure; other rules are not affected.")]
