@@ -104,8 +104,7 @@ public static class CaCertificatesApi
             return AwsResults.Error(config.Error ?? remove.Error!);
         }
 
-        string? Query(string name) => request.Query[name].ToString() is { Length: > 0 } value ? value : null;
-        return AwsResults.Done(registry.UpdateCaCertificate(caCertificateId, Query("newStatus"), Query("newAutoRegistrationStatus"), config.Value, remove.Value ?? false));
+        return AwsResults.Done(registry.UpdateCaCertificate(caCertificateId, RequestBody.QueryString(request, "newStatus"), RequestBody.QueryString(request, "newAutoRegistrationStatus"), config.Value, remove.Value ?? false));
     }
 
     private static IResult ListCaCertificates(HttpRequest request, RegistryService registry)
@@ -117,7 +116,7 @@ public static class CaCertificatesApi
             return AwsResults.Error(size.Error ?? ascending.Error!);
         }
 
-        var page = registry.ListCaCertificates(Query(request, "marker"), size.Value, ascending.Value, Query(request, "templateName"));
+        var page = registry.ListCaCertificates(RequestBody.QueryString(request, "marker"), size.Value, ascending.Value, RequestBody.QueryString(request, "templateName"));
         var items = new JsonArray();
         foreach (var c in page.Items)
         {
@@ -142,7 +141,7 @@ public static class CaCertificatesApi
             return AwsResults.Error(size.Error ?? ascending.Error!);
         }
 
-        var page = registry.ListCertificatesByCa(caCertificateId, Query(request, "marker"), size.Value, ascending.Value);
+        var page = registry.ListCertificatesByCa(caCertificateId, RequestBody.QueryString(request, "marker"), size.Value, ascending.Value);
         if (!page.IsSuccess)
         {
             return AwsResults.Error(page.Error!);
@@ -236,6 +235,4 @@ public static class CaCertificatesApi
             ? (CaRegistrationConfig?)null
             : new CaRegistrationConfig(templateName.Value, templateBody.Value, roleArn.Value);
     }
-
-    private static string? Query(HttpRequest request, string name) => request.Query[name].ToString() is { Length: > 0 } value ? value : null;
 }

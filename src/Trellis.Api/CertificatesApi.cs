@@ -111,7 +111,7 @@ public static class CertificatesApi
             return AwsResults.Error(size.Error ?? ascending.Error!);
         }
 
-        var page = registry.ListCertificates(request.Query["marker"].ToString() is { Length: > 0 } m ? m : null, size.Value, ascending.Value);
+        var page = registry.ListCertificates(RequestBody.QueryString(request, "marker"), size.Value, ascending.Value);
         var items = new JsonArray();
         foreach (var c in page.Items)
         {

@@ -86,7 +86,7 @@ public static class PoliciesApi
             return AwsResults.Error(size.Error ?? ascending.Error!);
         }
 
-        var page = registry.ListPolicies(request.Query["marker"].ToString() is { Length: > 0 } m ? m : null, size.Value, ascending.Value);
+        var page = registry.ListPolicies(RequestBody.QueryString(request, "marker"), size.Value, ascending.Value);
         return PolicyPage(page);
     }
 
@@ -195,7 +195,7 @@ public static class PoliciesApi
             return AwsResults.Error(size.Error!);
         }
 
-        var result = registry.ListAttachedPolicies(Uri.UnescapeDataString(target), request.Query["marker"].ToString() is { Length: > 0 } m ? m : null, size.Value);
+        var result = registry.ListAttachedPolicies(Uri.UnescapeDataString(target), RequestBody.QueryString(request, "marker"), size.Value);
         return result.IsSuccess ? PolicyPage(result.Value!) : AwsResults.Error(result.Error!);
     }
 
@@ -207,7 +207,7 @@ public static class PoliciesApi
             return AwsResults.Error(size.Error!);
         }
 
-        var result = registry.ListTargetsForPolicy(policyName, request.Query["marker"].ToString() is { Length: > 0 } m ? m : null, size.Value);
+        var result = registry.ListTargetsForPolicy(policyName, RequestBody.QueryString(request, "marker"), size.Value);
         if (!result.IsSuccess)
         {
             return AwsResults.Error(result.Error!);

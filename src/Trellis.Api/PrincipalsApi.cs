@@ -42,7 +42,7 @@ public static class PrincipalsApi
             return AwsResults.Error(max.Error!);
         }
 
-        var result = registry.ListThingPrincipals(thingName, request.Query["nextToken"].ToString() is { Length: > 0 } t ? t : null, max.Value);
+        var result = registry.ListThingPrincipals(thingName, RequestBody.QueryString(request, "nextToken"), max.Value);
         return result.IsSuccess ? StringPage("principals", result.Value!) : AwsResults.Error(result.Error!);
     }
 
@@ -54,7 +54,7 @@ public static class PrincipalsApi
             return AwsResults.Error(max.Error!);
         }
 
-        var result = registry.ListPrincipalThings(request.Headers["x-amzn-principal"].ToString(), request.Query["nextToken"].ToString() is { Length: > 0 } t ? t : null, max.Value);
+        var result = registry.ListPrincipalThings(request.Headers["x-amzn-principal"].ToString(), RequestBody.QueryString(request, "nextToken"), max.Value);
         return result.IsSuccess ? StringPage("things", result.Value!) : AwsResults.Error(result.Error!);
     }
 

@@ -85,7 +85,7 @@ public static class ProvisioningTemplatesApi
             return AwsResults.Error(size.Error!);
         }
 
-        var page = registry.ListProvisioningTemplates(request.Query["nextToken"].ToString() is { Length: > 0 } token ? token : null, size.Value);
+        var page = registry.ListProvisioningTemplates(RequestBody.QueryString(request, "nextToken"), size.Value);
         return AwsResults.Json(AwsResults.WithNext(new JsonObject { ["templates"] = new JsonArray([.. page.Items.Select(t => (JsonNode)Summary(t))]) }, page.NextToken));
     }
 

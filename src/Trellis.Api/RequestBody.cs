@@ -128,6 +128,9 @@ public static class RequestBody
         return (attributes, merge.Value ?? false);
     }
 
+    /// <summary>A query-string value, or null when it is absent or empty.</summary>
+    public static string? QueryString(HttpRequest request, string name) => request.Query[name].ToString() is { Length: > 0 } value ? value : null;
+
     /// <summary>Query-string boolean as botocore sends it ("true"/"false").</summary>
     public static Result<bool> QueryBool(HttpRequest request, string name, bool fallback = false)
     {

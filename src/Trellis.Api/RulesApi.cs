@@ -78,8 +78,8 @@ public static class RulesApi
         }
 
         bool? disabled = request.Query["ruleDisabled"].ToString() is { Length: > 0 } flag ? bool.TryParse(flag, out var b) && b : null;
-        var topic = request.Query["topic"].ToString() is { Length: > 0 } t ? t : null;
-        var token = request.Query["nextToken"].ToString() is { Length: > 0 } n ? n : null;
+        var topic = RequestBody.QueryString(request, "topic");
+        var token = RequestBody.QueryString(request, "nextToken");
         var (list, next) = rules.List(topic, disabled, token, max.Value);
         var items = new JsonArray([.. list.Select(r => (JsonNode)new JsonObject
         {

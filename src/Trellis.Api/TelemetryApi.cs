@@ -200,7 +200,7 @@ public static class TelemetryApi
 
         await store.FlushAsync(TimeSpan.FromSeconds(2));
         var (from, to) = window.Value;
-        var thing = request.Query["thing"].ToString() is { Length: > 0 } t ? t : null;
+        var thing = RequestBody.QueryString(request, "thing");
         var summary = store.Summary(thing, measure, from, to);
         return AwsResults.Json(new JsonObject
         {
@@ -225,7 +225,7 @@ public static class TelemetryApi
             return AwsResults.Error(window.Error!);
         }
 
-        var format = request.Query["format"].ToString() is { Length: > 0 } f ? f : "csv";
+        var format = RequestBody.QueryString(request, "format") ?? "csv";
         if (format is not ("csv" or "parquet"))
         {
             return AwsResults.Error(new TrellisError.InvalidRequest($"format must be csv or parquet, not '{format}'."));
@@ -234,8 +234,7 @@ public static class TelemetryApi
         await store.FlushAsync(TimeSpan.FromSeconds(2));
         var file = Path.Combine(Path.GetTempPath(), $"trellis-export-{Guid.NewGuid():N}.{format}");
         var (from, to) = window.Value;
-        string? Query(string name) => request.Query[name].ToString() is { Length: > 0 } value ? value : null;
-        store.Export(file, format == "parquet", Query("thing"), Query("measure"), from, to);
+        store.Export(file, format == "parquet", RequestBody.QueryString(request, "thing"), RequestBody.QueryString(request, "measure"), from, to);
         var stream = new FileStream(file, FileMode.Open, FileAccess.Read, FileShare.Read, 65536, FileOptions.DeleteOnClose | FileOptions.Asynchronous);
         return Results.File(stream, format == "parquet" ? "application/vnd.apache.parquet" : "text/csv", $"telemetry-{from}-{to}.{format}");
     }

@@ -90,7 +90,7 @@ public static class ThingGroupsApi
             return AwsResults.Error(max.Error!);
         }
 
-        var page = registry.ListThingTypes(Query(request, "nextToken"), max.Value, Query(request, "thingTypeName"));
+        var page = registry.ListThingTypes(RequestBody.QueryString(request, "nextToken"), max.Value, RequestBody.QueryString(request, "thingTypeName"));
         var body = new JsonObject { ["thingTypes"] = new JsonArray([.. page.Items.Select(t => (JsonNode?)TypeDefinition(t))]) };
         AwsResults.WithNext(body, page.NextToken);
         return AwsResults.Json(body);
@@ -176,7 +176,7 @@ public static class ThingGroupsApi
             return AwsResults.Error(max.Error ?? recursive.Error!);
         }
 
-        var page = registry.ListThingGroups(Query(request, "nextToken"), max.Value, Query(request, "parentGroup"), Query(request, "namePrefixFilter"), recursive.Value);
+        var page = registry.ListThingGroups(RequestBody.QueryString(request, "nextToken"), max.Value, RequestBody.QueryString(request, "parentGroup"), RequestBody.QueryString(request, "namePrefixFilter"), recursive.Value);
         return page.IsSuccess ? GroupList(page.Value!) : AwsResults.Error(page.Error!);
     }
 
@@ -238,7 +238,7 @@ public static class ThingGroupsApi
             return AwsResults.Error(max.Error ?? recursive.Error!);
         }
 
-        var page = registry.ListThingsInThingGroup(thingGroupName, recursive.Value, Query(request, "nextToken"), max.Value);
+        var page = registry.ListThingsInThingGroup(thingGroupName, recursive.Value, RequestBody.QueryString(request, "nextToken"), max.Value);
         if (!page.IsSuccess)
         {
             return AwsResults.Error(page.Error!);
@@ -257,7 +257,7 @@ public static class ThingGroupsApi
             return AwsResults.Error(max.Error!);
         }
 
-        var page = registry.ListThingGroupsForThing(thingName, Query(request, "nextToken"), max.Value);
+        var page = registry.ListThingGroupsForThing(thingName, RequestBody.QueryString(request, "nextToken"), max.Value);
         return page.IsSuccess ? GroupList(page.Value!) : AwsResults.Error(page.Error!);
     }
 
@@ -319,8 +319,4 @@ public static class ThingGroupsApi
 
     private static JsonObject Attributes(IReadOnlyDictionary<string, string> attributes) =>
         new(attributes.Select(a => KeyValuePair.Create(a.Key, (JsonNode?)a.Value)));
-
-    private static string? Query(HttpRequest request, string name) =>
-        request.Query[name].ToString() is { Length: > 0 } value ? value : null;
-
 }

@@ -90,12 +90,12 @@ public static class ThingsApi
         }
 
         var page = registry.ListThings(
-            q["nextToken"].ToString() is { Length: > 0 } token ? token : null,
+            RequestBody.QueryString(request, "nextToken"),
             max.Value,
             attributeName.Length > 0 ? attributeName : null,
             attributeValue.Length > 0 ? attributeValue : null,
             prefix.Value,
-            q["thingTypeName"].ToString() is { Length: > 0 } type ? type : null);
+            RequestBody.QueryString(request, "thingTypeName"));
         var things = new JsonArray();
         foreach (var thing in page.Items)
         {
