@@ -22,7 +22,11 @@ connect_runs = defaultdict(list)    # (auth, broker) -> [summary per round]
 telemetry = []
 ingest_steps = defaultdict(list)   # (broker, offered) -> [step per round]
 ingest_summary = defaultdict(list) # broker -> [summary per round]
+sustained = []                     # ingest-sustained summaries
 for r in rows:
+    if r["scenario"] == "ingest-sustained":
+        sustained.append(r)
+        continue
     if r["scenario"] == "ingest":
         (ingest_summary[r["broker"]] if r.get("summary") else ingest_steps[(r["broker"], r["offered"])]).append(r)
         continue
@@ -196,3 +200,14 @@ if ingest_summary:
                   f'{fmt(median(r["queryableAfterSeconds"] for r in t), 2)} | {fmt(median(r["cpuPct"] for r in t), 0)} | {sum(1 for r in t if r["passed"])}/{len(t)} |')
     for broker, runs in ingest_summary.items():
         print(f'\n{broker}: highest rate with nothing lost, per round: {", ".join(fmt(r["zeroLossRate"], 0) for r in runs)} messages/s')
+
+for r in sustained:
+    print()
+    print(f'Sustained ingest: {fmt(r["offered"], 0)} messages/s for {r["seconds"]} s; {fmt(r["sent"], 0)} sent, {fmt(r["points"], 0)} points stored. Every 30 s:')
+    print()
+    print("| s | points stored | RSS MiB | store engine MiB | managed heap MiB |")
+    print("|---|---|---|---|---|")
+    store = r.get("storeMiB") or [None] * len(r["rssMiB"])
+    heap = r.get("heapMiB") or [None] * len(r["rssMiB"])
+    for i in range(5, len(r["rssMiB"]), 6):
+        print(f'| {(i + 1) * 5} | {fmt(r["pointsOverTime"][i], 0)} | {fmt(r["rssMiB"][i])} | {fmt(store[i])} | {fmt(heap[i])} |')

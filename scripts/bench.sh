@@ -141,13 +141,13 @@ for scenario in "${scenarios[@]}"; do
       run "$round" trellis $trellis_port "$trellis_pid" "${ingest[@]}" --api "http://127.0.0.1:$http" --key-id "$key" --secret "$secret"
       stop_brokers
     done
-    # Memory under sustained ingest: 100k messages/s (200k points/s) for five minutes, RSS every 5 s.
+    # Memory under sustained ingest: 100k messages/s (200k points/s) for ten minutes (long enough for the store's cache to reach its cap), RSS every 5 s.
     start_brokers
     http=$(trellis_http_port)
     python3 "$root/bench/create_ingest_rule.py" "http://127.0.0.1:$http" "$work/data/credentials"
     key=$(grep aws_access_key_id "$work/data/credentials" | cut -d= -f2 | tr -d ' ')
     secret=$(grep aws_secret_access_key "$work/data/credentials" | cut -d= -f2 | tr -d ' ')
-    run 1 trellis $trellis_port "$trellis_pid" --scenario ingest --publishers 100 --rates 100000 --sustain 300 --api "http://127.0.0.1:$http" --key-id "$key" --secret "$secret"
+    run 1 trellis $trellis_port "$trellis_pid" --scenario ingest --publishers 100 --rates 100000 --sustain 600 --api "http://127.0.0.1:$http" --key-id "$key" --secret "$secret"
     stop_brokers
     continue
   fi

@@ -3,7 +3,7 @@
 # already there is not asked for again, so a warm machine spends no time here.
 set -euo pipefail
 
-packages=(mosquitto mosquitto-clients openssl python3-boto3 nats-server)
+packages=(mosquitto mosquitto-clients openssl python3-boto3 nats-server curl)
 missing=()
 for p in "${packages[@]}"; do
   dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q "install ok installed" || missing+=("$p")

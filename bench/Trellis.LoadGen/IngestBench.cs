@@ -134,11 +134,14 @@ internal static class IngestBench
         for (var elapsed = 5; elapsed <= seconds; elapsed += 5)
         {
             sent += await PaceAsync(sockets, frames, rate, TimeSpan.FromSeconds(5), ct);
+            var metrics = api.Length > 0 ? await MetricsAsync(http, api, ct) : [];
             samples.Add(new Dictionary<string, object?>
             {
                 ["seconds"] = elapsed,
                 ["rssMiB"] = broker.RssKiB() / 1024,
                 ["points"] = api.Length > 0 ? await CountAsync(http, api, keyId, secret, ct) - stored : null,
+                ["storeMiB"] = metrics.GetValueOrDefault("trellis_telemetry_engine_memory_bytes") / 1_048_576,
+                ["heapMiB"] = metrics.GetValueOrDefault("dotnet_gc_heap_bytes") / 1_048_576,
             });
         }
 
@@ -155,7 +158,20 @@ internal static class IngestBench
             ["points"] = points,
             ["rssMiB"] = samples.Select(x => x["rssMiB"]).ToList(),
             ["pointsOverTime"] = samples.Select(x => x["points"]).ToList(),
+            ["storeMiB"] = samples.Select(x => x["storeMiB"]).ToList(),
+            ["heapMiB"] = samples.Select(x => x["heapMiB"]).ToList(),
         });
+    }
+
+    /// <summary>The server's Prometheus gauges and counters (no signature needed).</summary>
+    private static async Task<Dictionary<string, long>> MetricsAsync(HttpClient http, string api, CancellationToken ct)
+    {
+        var text = await http.GetStringAsync(api.TrimEnd('/') + "/metrics", ct);
+        return text.Split('\n')
+            .Where(l => l.Length > 0 && l[0] != '#')
+            .Select(l => l.Split(' '))
+            .Where(p => p.Length == 2 && long.TryParse(p[1], System.Globalization.CultureInfo.InvariantCulture, out _))
+            .ToDictionary(p => p[0], p => long.Parse(p[1], System.Globalization.CultureInfo.InvariantCulture));
     }
 
     /// <summary>One pacer for all publishers, every millisecond, in batches (as the traffic scenarios do).</summary>

@@ -36,7 +36,7 @@ internal static class RulesBench
             var payloads = Enumerable.Range(0, 100).Select(i => Encoding.UTF8.GetBytes($"{{\"temp\":{20 + (i / 10.0)},\"hum\":{40 + i % 7},\"fw\":\"1.4.2\"}}")).ToArray();
             for (var i = 0; i < messages; i++)
             {
-                engine.Enqueue(topics[i % topics.Length], payloads[i % payloads.Length], "dev", null, null);
+                engine.TryEnqueue(topics[i % topics.Length], payloads[i % payloads.Length], "dev", null, null, mayRefuse: false);
             }
 
             using var cts = new CancellationTokenSource();

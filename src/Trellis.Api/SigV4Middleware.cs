@@ -13,8 +13,11 @@ public sealed class SigV4Middleware(RequestDelegate next, SigV4Verifier verifier
     /// <summary>Signing names this endpoint answers to: control plane, data plane, jobs data plane.</summary>
     private static readonly string[] Services = ["iot", "iotdata", "iot-jobs-data", "execute-api"];
 
-    /// <summary>Paths served without a signature (health checks, Prometheus metrics, MQTT over WebSockets).</summary>
-    private static readonly string[] Anonymous = ["/health", "/metrics", "/mqtt"];
+    /// <summary>
+    /// Paths served without a signature: health checks, Prometheus metrics, MQTT over WebSockets,
+    /// and the enableUrl of topic rule destinations (whose token is the credential).
+    /// </summary>
+    private static readonly string[] Anonymous = ["/health", "/metrics", "/mqtt", "/confirmdestination"];
 
     public async Task InvokeAsync(HttpContext context)
     {

@@ -12,10 +12,18 @@ public sealed partial class MqttBroker
     /// <summary>Routes a message to every matching subscription. Returns how many subscribers got it.</summary>
     internal int Publish(MqttMessage message, Session? sender) => Publish(message, sender, out _);
 
-    /// <summary>Routes a message; <paramref name="stamp"/> is the route stamp every reached session now carries.</summary>
+    /// <summary>
+    /// Routes a message; <paramref name="stamp"/> is the route stamp every reached session now
+    /// carries. A client's publish (<paramref name="sender"/> set) was already shown to the
+    /// observer by its connection.
+    /// </summary>
     internal int Publish(MqttMessage message, Session? sender, out long stamp)
     {
-        Observe(message, sender);
+        if (sender is null)
+        {
+            Observe(message, null);
+        }
+
         if (message.Retain)
         {
             SetRetained(message);
@@ -251,14 +259,29 @@ public sealed partial class MqttBroker
         }
     }
 
-    /// <summary>Hands a message to the observer (the rules engine) when it wants its topic.</summary>
-    internal void Observe(MqttMessage message, Session? sender)
+    /// <summary>
+    /// Hands a message to the observer (the rules engine) when it wants its topic. Returns the
+    /// message as the observer must see it when the observer is full and the message is a client's
+    /// (<paramref name="sender"/> set): the connection then waits with <see cref="ObserveAsync"/>
+    /// before it acknowledges. Server messages are never refused.
+    /// </summary>
+    internal PublishedMessage? Observe(MqttMessage message, Session? sender)
     {
         if (_observer is { } observer && observer.Wants(message.Topic))
         {
             var principal = sender?.Connection?.Principal?.PrincipalIdentifier;
-            observer.OnPublished(new PublishedMessage(
-                message.Topic, message.Payload, message.Qos, sender is null ? null : message.SenderClientId, principal, message.ReceivedAtMs, message.Origin));
+            var published = new PublishedMessage(
+                message.Topic, message.Payload, message.Qos, sender is null ? null : message.SenderClientId, principal, message.ReceivedAtMs, message.Origin);
+            if (!observer.TryObserve(published, mayRefuse: sender is not null))
+            {
+                return published;
+            }
         }
+
+        return null;
     }
+
+    /// <summary>Waits until the observer takes a message it refused as full.</summary>
+    internal ValueTask ObserveAsync(PublishedMessage message, CancellationToken cancellationToken) =>
+        _observer!.ObserveAsync(message, cancellationToken);
 }

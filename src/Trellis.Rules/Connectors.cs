@@ -11,14 +11,23 @@ public interface IConnector : IAsyncDisposable
     Task<(int Delivered, string? Error)> SendAsync(IReadOnlyList<OutboxEntry> batch, CancellationToken cancellationToken);
 }
 
-/// <summary>Webhooks: POST of the rule's output to the URL, with the action's headers; any 2xx is delivered.</summary>
-public sealed class HttpConnector(HttpClient http) : IConnector
+/// <summary>
+/// Webhooks: POST of the rule's output to the URL, with the action's headers; any 2xx is delivered.
+/// A message whose destination was disabled after it was queued waits (until enabled, or until it
+/// expires to the error action).
+/// </summary>
+public sealed class HttpConnector(HttpClient http, Func<string, string?>? refusal = null) : IConnector
 {
     public async Task<(int Delivered, string? Error)> SendAsync(IReadOnlyList<OutboxEntry> batch, CancellationToken cancellationToken)
     {
         for (var i = 0; i < batch.Count; i++)
         {
             var entry = batch[i];
+            if (refusal?.Invoke(entry.Address) is { } refused)
+            {
+                return (i, refused);
+            }
+
             using var request = new HttpRequestMessage(HttpMethod.Post, entry.Address) { Content = new ByteArrayContent(entry.Payload) };
             request.Content.Headers.ContentType = new System.Net.Http.Headers.MediaTypeHeaderValue("application/json");
             if (entry.Headers is not null && JsonNode.Parse(entry.Headers) is JsonArray headers)

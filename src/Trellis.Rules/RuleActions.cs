@@ -18,8 +18,8 @@ public interface ITelemetrySink
     ValueTask WriteAsync(long timestampMs, string thing, string measure, double value, CancellationToken cancellationToken);
 }
 
-/// <summary>The targets actions can reach; external ones (http, nats) through the durable outbox.</summary>
-public sealed record RuleTargets(IRulePublisher Publisher, ITelemetrySink? Telemetry, Outbox? Outbox = null);
+/// <summary>The targets actions can reach; external ones (http, nats, kafka) through the durable outbox; http only to confirmed destinations.</summary>
+public sealed record RuleTargets(IRulePublisher Publisher, ITelemetrySink? Telemetry, Outbox? Outbox = null, TopicRuleDestinations? Destinations = null);
 
 /// <summary>One compiled action of a rule.</summary>
 public interface IRuleAction
@@ -128,9 +128,22 @@ public static class RuleActions
                     return new TrellisError.InvalidRequest($"{where}.http.headers must be a list of {{\"key\": …, \"value\": …}}.");
                 }
 
+                // As on AWS: the confirmation URL (default: the URL) is a prefix of the URL, and a URL
+                // with substitution templates names it explicitly.
+                var confirmationUrl = Text("confirmationUrl");
+                if (confirmationUrl is null && !template.IsConstant)
+                {
+                    return new TrellisError.InvalidRequest($"{where}.http.confirmationUrl is required when the url has substitution templates: give the fixed prefix of the url that a topic rule destination confirms.");
+                }
+
+                if (confirmationUrl is not null && !confirmationUrl.Contains("${", StringComparison.Ordinal) && !url.StartsWith(confirmationUrl, StringComparison.Ordinal))
+                {
+                    return new TrellisError.InvalidRequest($"{where}.http.confirmationUrl '{confirmationUrl}' must be a prefix of the url '{url}'.");
+                }
+
                 // One ordered queue per destination host.
                 var key = template.IsConstant ? new Uri(url).GetLeftPart(UriPartial.Authority) : url[..Math.Max(0, url.IndexOf("${", StringComparison.Ordinal))];
-                return new OutboxAction("HttpAction", "http|" + key, template, headers, targets.Outbox);
+                return new OutboxAction("HttpAction", "http|" + key, template, headers, targets.Outbox, targets.Destinations is { } destinations ? destinations.Refusal : null);
             }
 
             if (kind == "kafka")
@@ -330,13 +343,19 @@ public static class RuleActions
     }
 
     /// <summary>Stores the message in the outbox (durably) for its target; the dispatcher delivers it.</summary>
-    private sealed class OutboxAction(string name, string target, RuleTemplate address, string? headers, Outbox outbox) : IRuleAction
+    private sealed class OutboxAction(string name, string target, RuleTemplate address, string? headers, Outbox outbox, Func<string, string?>? refusal = null) : IRuleAction
     {
         public string Name => name;
 
         public ValueTask ExecuteAsync(RuleContext context, byte[] output, JsonNode? document, string ruleName, CancellationToken cancellationToken)
         {
-            if (outbox.Enqueue(target, ruleName, address.Render(context), headers, output, context.Topic, context.ClientId) is { } error)
+            var rendered = address.Render(context);
+            if (refusal?.Invoke(rendered) is { } refused)
+            {
+                throw new InvalidOperationException(refused);
+            }
+
+            if (outbox.Enqueue(target, ruleName, rendered, headers, output, context.Topic, context.ClientId) is { } error)
             {
                 throw new InvalidOperationException(error.Message);
             }

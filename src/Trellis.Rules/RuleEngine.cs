@@ -14,7 +14,7 @@ namespace Trellis.Rules;
 /// <summary>
 /// Topic rules: stored in the registry database, compiled once, and evaluated for every routed
 /// message whose topic matches their FROM filter (or that is sent to <c>$aws/rules/{name}</c>).
-/// The broker only queues a message here (<see cref="Wants"/> and <see cref="Enqueue"/>); one worker
+/// The broker only queues a message here (<see cref="Wants"/> and <see cref="TryEnqueue"/>); one worker
 /// evaluates the rules and runs their actions off the broker's threads, in arrival order.
 /// </summary>
 public sealed partial class RuleEngine
@@ -31,10 +31,14 @@ public sealed partial class RuleEngine
     private readonly string _accountId;
     private readonly Lock _writeLock = new();
     private readonly Channel<Queued> _queue;
+    private readonly int _capacity;
+    private readonly Lock _roomLock = new();
+    private TaskCompletionSource? _room;
     private CompiledRule[] _rules = [];
+    private long _queued;
     private long _matched;
     private long _failedActions;
-    private long _dropped;
+    private long _heldBack;
 
     public RuleEngine(SqliteDatabase db, RuleTargets targets, TimeProvider time, ILogger<RuleEngine> logger, Func<string, string> arn, string accountId, int queueCapacity = 100_000)
     {
@@ -44,7 +48,8 @@ public sealed partial class RuleEngine
         _logger = logger;
         _arn = arn;
         _accountId = accountId;
-        _queue = Channel.CreateBounded<Queued>(new BoundedChannelOptions(queueCapacity) { SingleReader = true, FullMode = BoundedChannelFullMode.DropWrite });
+        _capacity = queueCapacity;
+        _queue = Channel.CreateUnbounded<Queued>(new UnboundedChannelOptions { SingleReader = true });
         Reload();
     }
 
@@ -54,8 +59,11 @@ public sealed partial class RuleEngine
     /// <summary>Action runs that failed (each also went to the rule's error action, if it has one).</summary>
     public long FailedActions => Interlocked.Read(ref _failedActions);
 
-    /// <summary>Messages not evaluated because the queue was full (counted and logged, never silent).</summary>
-    public long Dropped => Interlocked.Read(ref _dropped);
+    /// <summary>Client messages that found the queue full: their publisher waited (and its acknowledgement with it) until there was room.</summary>
+    public long HeldBack => Interlocked.Read(ref _heldBack);
+
+    /// <summary>Messages queued and not yet evaluated.</summary>
+    public long QueueLength => Interlocked.Read(ref _queued);
 
     [GeneratedRegex("^[a-zA-Z0-9_]{1,128}$")]
     private static partial Regex RuleNamePattern();
@@ -85,16 +93,58 @@ public sealed partial class RuleEngine
         return false;
     }
 
-    /// <summary>Queues a message for the rules; never blocks. A full queue drops the message and counts it.</summary>
-    public void Enqueue(string topic, ReadOnlyMemory<byte> payload, string? clientId, string? principal, string? origin)
+    /// <summary>
+    /// Queues a message for the rules; never blocks. When the queue holds its capacity and
+    /// <paramref name="mayRefuse"/> is set (a client's publish), the message is refused instead:
+    /// the caller then waits in <see cref="EnqueueAsync"/> and holds the client's acknowledgement,
+    /// so a publisher faster than the rules is slowed down and nothing is dropped. Server messages
+    /// (lifecycle events, rule republishes) are always taken: the worker itself produces some of
+    /// them and must never wait for its own queue.
+    /// </summary>
+    public bool TryEnqueue(string topic, ReadOnlyMemory<byte> payload, string? clientId, string? principal, string? origin, bool mayRefuse)
     {
-        if (!_queue.Writer.TryWrite(new Queued(topic, payload, clientId, principal, origin, _time.GetUtcNow().ToUnixTimeMilliseconds())))
+        if (mayRefuse && Interlocked.Read(ref _queued) >= _capacity)
         {
-            if (Interlocked.Increment(ref _dropped) % 10_000 == 1)
+            if (Interlocked.Increment(ref _heldBack) % 10_000 == 1)
             {
-                LogDropped(_logger, topic, Dropped);
+                LogHeldBack(_logger, topic, HeldBack);
             }
+
+            return false;
         }
+
+        Write(new Queued(topic, payload, clientId, principal, origin, _time.GetUtcNow().ToUnixTimeMilliseconds()));
+        return true;
+    }
+
+    /// <summary>Queues a message once the queue is below its capacity.</summary>
+    public async ValueTask EnqueueAsync(string topic, ReadOnlyMemory<byte> payload, string? clientId, string? principal, string? origin, CancellationToken cancellationToken)
+    {
+        while (Interlocked.Read(ref _queued) >= _capacity)
+        {
+            Task room;
+            lock (_roomLock)
+            {
+                _room ??= new TaskCompletionSource(TaskCreationOptions.RunContinuationsAsynchronously);
+                room = _room.Task;
+            }
+
+            // Checked again after registering: the worker may have drained everything in between.
+            if (Interlocked.Read(ref _queued) < _capacity)
+            {
+                break;
+            }
+
+            await room.WaitAsync(cancellationToken);
+        }
+
+        Write(new Queued(topic, payload, clientId, principal, origin, _time.GetUtcNow().ToUnixTimeMilliseconds()));
+    }
+
+    private void Write(Queued message)
+    {
+        Interlocked.Increment(ref _queued);
+        _queue.Writer.TryWrite(message);
     }
 
     /// <summary>The worker: evaluates queued messages until <paramref name="cancellationToken"/> ends it.</summary>
@@ -105,6 +155,19 @@ public sealed partial class RuleEngine
             await foreach (var message in _queue.Reader.ReadAllAsync(cancellationToken))
             {
                 await ProcessAsync(message, cancellationToken);
+
+                // Waiting publishers resume once a quarter of the queue is free, not at every message.
+                if (Interlocked.Decrement(ref _queued) <= _capacity - Math.Max(1, _capacity / 4) && Volatile.Read(ref _room) is not null)
+                {
+                    TaskCompletionSource? room;
+                    lock (_roomLock)
+                    {
+                        room = _room;
+                        _room = null;
+                    }
+
+                    room?.TrySetResult();
+                }
             }
         }
         catch (OperationCanceledException) when (cancellationToken.IsCancellationRequested)
@@ -116,7 +179,7 @@ public sealed partial class RuleEngine
     public async Task DrainAsync(TimeSpan timeout)
     {
         var deadline = _time.GetUtcNow() + timeout;
-        while (_queue.Reader.Count > 0 && _time.GetUtcNow() < deadline)
+        while (Interlocked.Read(ref _queued) > 0 && _time.GetUtcNow() < deadline)
         {
             await Task.Delay(10);
         }
@@ -505,8 +568,8 @@ public sealed partial class RuleEngine
     [LoggerMessage(EventId = 6001, Level = LogLevel.Warning, Message = "Rule {Rule} on {Topic}: {Error}. The rule's errorAction (if any) got the failure; other rules are not affected.")]
     private static partial void LogActionFailed(ILogger logger, string rule, string topic, string error);
 
-    [LoggerMessage(EventId = 6002, Level = LogLevel.Warning, Message = "The rules queue is full: a message on {Topic} was not evaluated ({Dropped} so far). Rules are falling behind the message rate; fewer or cheaper rules, or more CPU, are needed.")]
-    private static partial void LogDropped(ILogger logger, string topic, long dropped);
+    [LoggerMessage(EventId = 6002, Level = LogLevel.Warning, Message = "The rules queue is full: the publisher of a message on {Topic} waits for room, and its acknowledgement with it ({HeldBack} such waits so far). Rules are falling behind the message rate; fewer or cheaper rules, or more CPU, would keep publishers at full speed.")]
+    private static partial void LogHeldBack(ILogger logger, string topic, long heldBack);
 
     [LoggerMessage(EventId = 6003, Level = LogLevel.Error, Message = "Rule {Rule} in the database does not compile and is skipped: {Error}. Replace it with ReplaceTopicRule.")]
     private static partial void LogUncompilable(ILogger logger, string rule, string error);

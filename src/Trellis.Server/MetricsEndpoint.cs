@@ -4,6 +4,8 @@ using Microsoft.AspNetCore.Builder;
 using Microsoft.AspNetCore.Http;
 using Microsoft.AspNetCore.Routing;
 using Trellis.Broker;
+using Trellis.Rules;
+using Trellis.Telemetry;
 
 namespace Trellis.Server;
 
@@ -14,7 +16,7 @@ namespace Trellis.Server;
 public static class MetricsEndpoint
 {
     public static IEndpointConventionBuilder MapTrellisMetrics(this IEndpointRouteBuilder app) =>
-        app.MapGet("/metrics", (MqttBroker broker) =>
+        app.MapGet("/metrics", (MqttBroker broker, RuleEngine rules, TelemetryStore telemetry) =>
         {
             var m = broker.Metrics;
             var text = new StringBuilder();
@@ -25,6 +27,13 @@ public static class MetricsEndpoint
             Append(text, "trellis_broker_connections", "gauge", "Open MQTT connections", m.Connections);
             Append(text, "trellis_broker_sessions", "gauge", "MQTT sessions, connected or persisted", broker.SessionCount);
             Append(text, "trellis_broker_retained_messages", "gauge", "Retained messages", broker.RetainedCount);
+            Append(text, "trellis_rules_queued", "gauge", "Messages waiting for the rules engine", rules.QueueLength);
+            Append(text, "trellis_rules_held_back_total", "counter", "Client publishes whose acknowledgement waited because the rules queue was full", rules.HeldBack);
+            Append(text, "trellis_rules_matched_total", "counter", "Messages that matched at least one rule", rules.Matched);
+            Append(text, "trellis_rules_failed_actions_total", "counter", "Rule actions that failed", rules.FailedActions);
+            Append(text, "trellis_telemetry_points_written_total", "counter", "Points committed to the time-series store", telemetry.Written);
+            Append(text, "trellis_telemetry_points_queued", "gauge", "Points waiting for the time-series store's writer", telemetry.Pending);
+            Append(text, "trellis_telemetry_engine_memory_bytes", "gauge", "Memory held by the time-series store's engine (DuckDB)", telemetry.EngineMemoryBytes());
             var gc = GC.GetGCMemoryInfo();
             Append(text, "dotnet_gc_heap_bytes", "gauge", "Managed heap size after the last garbage collection", gc.HeapSizeBytes);
             Append(text, "dotnet_gc_allocated_bytes_total", "counter", "Bytes allocated on the managed heap since start", GC.GetTotalAllocatedBytes());

@@ -39,14 +39,14 @@ internal sealed class TelemetryMaintenance(Trellis.Telemetry.TelemetryStore stor
 }
 
 /// <summary>Delivers the rules' outbox for the life of the server.</summary>
-internal sealed class OutboxWorker(Outbox outbox, RuleEngine rules, Microsoft.Extensions.Logging.ILogger<OutboxDispatcher> logger) : BackgroundService
+internal sealed class OutboxWorker(Outbox outbox, RuleEngine rules, TopicRuleDestinations destinations, Microsoft.Extensions.Logging.ILogger<OutboxDispatcher> logger) : BackgroundService
 {
     protected override async Task ExecuteAsync(CancellationToken stoppingToken)
     {
         using var http = new HttpClient(new SocketsHttpHandler { PooledConnectionLifetime = TimeSpan.FromMinutes(5) }) { Timeout = TimeSpan.FromSeconds(10) };
         await using var dispatcher = new OutboxDispatcher(outbox, target => target.Split('|')[0] switch
         {
-            "http" => new HttpConnector(http),
+            "http" => new HttpConnector(http, destinations.Refusal),
             "kafka" => new KafkaConnector(System.Text.Json.Nodes.JsonNode.Parse(target[6..])!.AsObject().ToDictionary(p => p.Key, p => p.Value!.GetValue<string>())),
             _ => new NatsConnector(target.Split('|')[1], target.EndsWith("|js", StringComparison.Ordinal)),
         }, rules.ReportExpiredAsync, logger);
@@ -66,8 +66,11 @@ internal sealed class RulesObserver(RuleEngine rules) : IPublishObserver
 {
     public bool Wants(string topic) => rules.Wants(topic);
 
-    public void OnPublished(in PublishedMessage message) =>
-        rules.Enqueue(message.Topic, message.Payload, message.ClientId, message.Principal, message.Origin);
+    public bool TryObserve(in PublishedMessage message, bool mayRefuse) =>
+        rules.TryEnqueue(message.Topic, message.Payload, message.ClientId, message.Principal, message.Origin, mayRefuse);
+
+    public ValueTask ObserveAsync(PublishedMessage message, CancellationToken cancellationToken) =>
+        rules.EnqueueAsync(message.Topic, message.Payload, message.ClientId, message.Principal, message.Origin, cancellationToken);
 }
 
 /// <summary>Runs the rules engine's worker for the life of the server.</summary>

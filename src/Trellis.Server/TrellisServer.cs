@@ -123,19 +123,30 @@ public sealed class TrellisServer : IAsyncDisposable
             options.Provisioning,
             sp.GetRequiredService<ILogger<FleetProvisioningService>>()));
         services.AddHostedService<ClaimSweeper>();
-        services.AddSingleton(sp => new Trellis.Telemetry.TelemetryStore(data.TelemetryPath, sp.GetRequiredService<ILogger<Trellis.Telemetry.TelemetryStore>>()));
+        services.AddSingleton(sp => new Trellis.Telemetry.TelemetryStore(data.TelemetryPath, sp.GetRequiredService<ILogger<Trellis.Telemetry.TelemetryStore>>(), memoryLimitMiB: Math.Max(16, options.TelemetryMemoryMiB)));
         services.AddHostedService<TelemetryWriter>();
         services.AddHostedService<TelemetryMaintenance>();
         services.AddSingleton(options.Outbox);
         services.AddSingleton(sp => new Outbox(new SqliteDatabase(data.OutboxPath, Outbox.Migrations), options.Outbox, time));
         services.AddHostedService<OutboxWorker>();
+        services.AddSingleton(sp => new TopicRuleDestinations(
+            database,
+            new HttpClient { Timeout = TimeSpan.FromSeconds(10) },
+            time,
+            sp.GetRequiredService<ILogger<TopicRuleDestinations>>(),
+            registryOptions.Arn));
         services.AddSingleton(sp => new RuleEngine(
             database,
-            new RuleTargets(new BrokerRulePublisher(sp.GetRequiredService<MqttBroker>), new StoreSink(sp.GetRequiredService<Trellis.Telemetry.TelemetryStore>()), sp.GetRequiredService<Outbox>()),
+            new RuleTargets(
+                new BrokerRulePublisher(sp.GetRequiredService<MqttBroker>),
+                new StoreSink(sp.GetRequiredService<Trellis.Telemetry.TelemetryStore>()),
+                sp.GetRequiredService<Outbox>(),
+                sp.GetRequiredService<TopicRuleDestinations>()),
             time,
             sp.GetRequiredService<ILogger<RuleEngine>>(),
             registryOptions.Arn,
-            registryOptions.AccountId));
+            registryOptions.AccountId,
+            options.RulesQueueCapacity));
         services.AddHostedService<RulesWorker>();
         if (mqtt is not null)
         {

@@ -39,6 +39,12 @@ public sealed record TrellisServerOptions
     /// <summary>The rules' outbox: how many messages and how long they may wait for an external target.</summary>
     public Trellis.Rules.OutboxOptions Outbox { get; init; } = new();
 
+    /// <summary>Messages that may wait for the rules engine; beyond it publishers wait (their acknowledgement is held) until the rules catch up.</summary>
+    public int RulesQueueCapacity { get; init; } = 100_000;
+
+    /// <summary>Memory the time-series store (DuckDB) may hold for its block cache and queries, in MiB; beyond it, it evicts and spills to disk.</summary>
+    public int TelemetryMemoryMiB { get; init; } = 256;
+
     /// <summary>Minimum log level: Trace, Debug, Information, Warning, Error.</summary>
     public string LogLevel { get; init; } = "Information";
 }

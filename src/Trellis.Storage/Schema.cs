@@ -198,5 +198,17 @@ public static class Schema
             updated_ms INTEGER NOT NULL
         );
         """,
+        """
+        CREATE TABLE topic_rule_destinations (
+            arn TEXT PRIMARY KEY,
+            confirmation_url TEXT NOT NULL UNIQUE,
+            status TEXT NOT NULL,
+            status_reason TEXT,
+            token_hash TEXT,
+            created_ms INTEGER NOT NULL,
+            updated_ms INTEGER NOT NULL
+        );
+        CREATE INDEX topic_rule_destinations_token ON topic_rule_destinations(token_hash);
+        """,
     ];
 }

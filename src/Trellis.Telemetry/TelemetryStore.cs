@@ -61,6 +61,18 @@ public sealed partial class TelemetryStore : IAsyncDisposable
     /// <summary>Points committed to the store since start.</summary>
     public long Written => Interlocked.Read(ref _written);
 
+    /// <summary>Points queued and not yet committed.</summary>
+    public long Pending => Interlocked.Read(ref _pending);
+
+    /// <summary>What DuckDB's buffer manager holds now (it is capped by the memory limit given at start).</summary>
+    public long EngineMemoryBytes()
+    {
+        using var connection = Open();
+        using var command = connection.CreateCommand();
+        command.CommandText = "SELECT CAST(coalesce(sum(memory_usage_bytes), 0) AS BIGINT) FROM duckdb_memory()";
+        return (long)command.ExecuteScalar()!;
+    }
+
     /// <summary>Queues a point; waits while the queue is full (back-pressure, nothing dropped).</summary>
     public ValueTask WriteAsync(TelemetryPoint point, CancellationToken cancellationToken = default)
     {

@@ -101,7 +101,7 @@ internal sealed partial class MqttConnection
         }
     }
 
-    /// <summary>Waits for a service request of this client, then sends its acknowledgement.</summary>
+    /// <summary>Waits for a service request of this client (or for the rules to take its message), then sends its acknowledgement.</summary>
     private async Task CompleteRequestAsync(Task request)
     {
         _pendingRequest = null;
@@ -109,18 +109,22 @@ internal sealed partial class MqttConnection
         {
             await request;
         }
+        catch (OperationCanceledException) when (_cts.IsCancellationRequested)
+        {
+            return; // the connection is closing: nothing was taken, nothing is acknowledged
+        }
         catch (Exception e)
         {
             _broker.Logger.ServiceRequestFailed(ClientId, e.GetType().Name + ": " + e.Message);
         }
 
-        var (qos, packetId) = _pendingAck;
+        var (qos, packetId, reason) = _pendingAck;
         if (qos == 0)
         {
             return;
         }
 
-        SendControl(qos == 1 ? PacketType.PubAck : PacketType.PubRec, packetId);
+        SendControl(qos == 1 ? PacketType.PubAck : PacketType.PubRec, packetId, reason);
         Wake();
     }
 
@@ -264,10 +268,20 @@ internal sealed partial class MqttConnection
             ReceivedAtMs = _broker.NowMs,
         };
 
+        // The rules see the message first. When their queue is full the acknowledgement waits
+        // (and this connection stops reading) until they take it: slowed down, never dropped.
+        var refused = _broker.Observe(message, Session);
+        var observing = refused is { } late ? _broker.ObserveAsync(late, _cts.Token).AsTask() : null;
         if (topic.StartsWith("$aws/rules/", StringComparison.Ordinal))
         {
             // Basic Ingest: straight to the rule, no fan-out to subscribers (as on AWS).
-            _broker.Observe(message, Session);
+            if (observing is not null)
+            {
+                _pendingRequest = observing;
+                _pendingAck = (packet.Qos, packet.PacketId, ReasonCode.Success);
+                return true;
+            }
+
             if (packet.Qos == 1)
             {
                 SendControl(PacketType.PubAck, packet.PacketId);
@@ -287,12 +301,20 @@ internal sealed partial class MqttConnection
             // and only then acknowledges, so a PUBACK means the request was handled.
             var payload = packet.Payload;
             var clientId = ClientId;
-            _pendingRequest = Task.Run(() => handler.HandleAsync(topic, payload, clientId));
-            _pendingAck = (packet.Qos, packet.PacketId);
+            var request = Task.Run(() => handler.HandleAsync(topic, payload, clientId));
+            _pendingRequest = observing is null ? request : Task.WhenAll(request, observing);
+            _pendingAck = (packet.Qos, packet.PacketId, ReasonCode.Success);
             return true;
         }
 
         var reason = matched == 0 && v5 ? ReasonCode.NoMatchingSubscribers : ReasonCode.Success;
+        if (observing is not null)
+        {
+            _pendingRequest = observing;
+            _pendingAck = (packet.Qos, packet.PacketId, reason);
+            return true;
+        }
+
         if (packet.Qos == 1)
         {
             SendControl(PacketType.PubAck, packet.PacketId, reason);

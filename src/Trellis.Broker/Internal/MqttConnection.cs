@@ -32,7 +32,7 @@ internal sealed partial class MqttConnection : IDisposable, IThreadPoolWorkItem
     private int _writeRequested;
     private bool _hardAbort;
     private Task? _pendingRequest;
-    private (byte Qos, ushort PacketId) _pendingAck;
+    private (byte Qos, ushort PacketId, byte Reason) _pendingAck;
 
     public MqttConnection(MqttBroker broker, IDuplexPipe transport, Action abortTransport, X509Certificate2? clientCertificate, bool isTls, string remoteAddress, string listener)
     {

@@ -80,10 +80,10 @@ public sealed class OutboxExpiryTests(ShortClaimHost host)
     [Fact]
     public async Task A_message_the_target_never_takes_expires_to_the_error_action()
     {
-        using var closed = new System.Net.Sockets.TcpListener(System.Net.IPAddress.Loopback, 0);
-        closed.Start();
-        var port = ((System.Net.IPEndPoint)closed.LocalEndpoint).Port;
-        closed.Stop();
+        // A receiver confirms the destination, then goes away for good.
+        using var receiver = new HttpReceiver();
+        var url = receiver.Url + "down";
+        var port = new Uri(url).Port;
         var prefix = TrellisHost.Unique("exp");
         var rule = TrellisHost.Unique("expire_");
         var created = await host.IotCallsAsync([("create_topic_rule", new
@@ -92,11 +92,13 @@ public sealed class OutboxExpiryTests(ShortClaimHost host)
             topicRulePayload = new
             {
                 sql = $"SELECT n FROM '{prefix}/in'",
-                actions = new object[] { new { http = new { url = $"http://127.0.0.1:{port}/down" } } },
+                actions = new object[] { new { http = new { url, confirmationUrl = receiver.Url } } },
                 errorAction = new { republish = new { topic = $"{prefix}/errors", roleArn = "r" } },
             },
         })], Ct);
         Assert.True(created[0]!["status"]!.GetValue<int>() == 200, created[0]!.ToJsonString());
+        Assert.True(await Eventually.TrueAsync(() => receiver.EnableAnswers.Contains(200), TimeSpan.FromSeconds(10), Ct), "the destination was not confirmed");
+        receiver.Dispose();
         var subscriber = TrellisHost.Unique("sub");
         using var errors = ExternalTool.StartBackground("mosquitto_sub", [.. host.AdminArgs(subscriber), "-t", $"{prefix}/errors"]);
         Assert.True(await Eventually.TrueAsync(() => host.Server.Broker.SubscriptionsOf(subscriber).Count > 0, TimeSpan.FromSeconds(10), Ct), errors.Stderr);

@@ -1,7 +1,6 @@
 using System.Globalization;
 using System.Net;
 using System.Net.Sockets;
-using System.Text;
 using System.Text.Json.Nodes;
 using NATS.Client.Core;
 using NATS.Client.JetStream;
@@ -24,7 +23,7 @@ public sealed class RuleOutboxTests(TrellisHost host)
     [Fact]
     public async Task The_nats_action_delivers_everything_in_order_across_a_nats_server_restart()
     {
-        var port = FreePort();
+        var port = HttpReceiver.FreePort();
         var store = Directory.CreateDirectory(Path.Combine(host.DataDirectory, TrellisHost.Unique("nats"))).FullName;
         var url = $"nats://127.0.0.1:{port}";
         var nats = await StartNatsAsync(port, store);
@@ -84,7 +83,7 @@ public sealed class RuleOutboxTests(TrellisHost host)
     [Fact]
     public async Task The_http_action_retries_a_failing_receiver_and_delivers_in_order_with_headers()
     {
-        using var receiver = new FlakyReceiver(failures: 3);
+        using var receiver = new HttpReceiver(failures: 3);
         var prefix = TrellisHost.Unique("web");
         var rule = TrellisHost.Unique("http_");
         var created = await host.IotCallsAsync([("create_topic_rule", new
@@ -93,10 +92,13 @@ public sealed class RuleOutboxTests(TrellisHost host)
             topicRulePayload = new
             {
                 sql = $"SELECT n FROM '{prefix}/+'",
-                actions = new object[] { new { http = new { url = receiver.Url + "${topic(2)}", headers = new[] { new { key = "x-api-key", value = "k-1" } } } } },
+                actions = new object[] { new { http = new { url = receiver.Url + "${topic(2)}", confirmationUrl = receiver.Url, headers = new[] { new { key = "x-api-key", value = "k-1" } } } } },
             },
         })], Ct);
         Assert.True(created[0]!["status"]!.GetValue<int>() == 200, created[0]!.ToJsonString());
+
+        // The rule's new confirmation URL got a destination and a confirmation message; the receiver confirmed it.
+        Assert.True(await Eventually.TrueAsync(() => receiver.EnableAnswers.Contains(200), Timeout, Ct), "the destination was not confirmed");
 
         await PublishAsync(prefix, 0, 5);
         Assert.True(await Eventually.TrueAsync(() => receiver.Received.Count == 5, TimeSpan.FromSeconds(30), Ct), $"received {receiver.Received.Count}, refused {receiver.Refused}");
@@ -111,7 +113,7 @@ public sealed class RuleOutboxTests(TrellisHost host)
     {
         // No Kafka broker can be installed here: without TRELLIS_TEST_KAFKA the broker address is a closed
         // port, and the test proves the path up to the producer (the message waits in the outbox, in order).
-        var bootstrap = Environment.GetEnvironmentVariable("TRELLIS_TEST_KAFKA") is { Length: > 0 } given ? given : $"127.0.0.1:{FreePort()}";
+        var bootstrap = Environment.GetEnvironmentVariable("TRELLIS_TEST_KAFKA") is { Length: > 0 } given ? given : $"127.0.0.1:{HttpReceiver.FreePort()}";
         var prefix = TrellisHost.Unique("kafka");
         var rule = TrellisHost.Unique("kafka_");
         var topic = TrellisHost.Unique("trellis-test-");
@@ -234,70 +236,5 @@ public sealed class RuleOutboxTests(TrellisHost host)
             }
         }, Timeout, Ct), "nats-server did not start: " + server.Stderr);
         return server;
-    }
-
-    private static int FreePort()
-    {
-        using var listener = new TcpListener(IPAddress.Loopback, 0);
-        listener.Start();
-        return ((IPEndPoint)listener.LocalEndpoint).Port;
-    }
-
-    /// <summary>An HTTP receiver that answers 503 to its first requests, then 200, recording what it took.</summary>
-    private sealed class FlakyReceiver : IDisposable
-    {
-        private readonly HttpListener _listener = new();
-        private int _failures;
-
-        public FlakyReceiver(int failures)
-        {
-            _failures = failures;
-            Url = $"http://127.0.0.1:{FreePort()}/hook/";
-            _listener.Prefixes.Add(Url);
-            _listener.Start();
-            _ = Task.Run(ServeAsync);
-        }
-
-        public string Url { get; }
-
-        public int Refused { get; private set; }
-
-        public List<(string Body, string? ApiKey, string Path)> Received { get; } = [];
-
-        public void Dispose() => _listener.Close();
-
-        private async Task ServeAsync()
-        {
-            while (_listener.IsListening)
-            {
-                HttpListenerContext context;
-                try
-                {
-                    context = await _listener.GetContextAsync();
-                }
-                catch (Exception e) when (e is HttpListenerException or ObjectDisposedException)
-                {
-                    return;
-                }
-
-                using var reader = new StreamReader(context.Request.InputStream, Encoding.UTF8);
-                var body = await reader.ReadToEndAsync();
-                if (_failures > 0)
-                {
-                    _failures--;
-                    Refused++;
-                    context.Response.StatusCode = 503;
-                }
-                else
-                {
-                    lock (Received)
-                    {
-                        Received.Add((body, context.Request.Headers["x-api-key"], context.Request.Url!.AbsolutePath));
-                    }
-                }
-
-                context.Response.Close();
-            }
-        }
     }
 }

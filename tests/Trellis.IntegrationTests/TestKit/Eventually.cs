@@ -18,4 +18,20 @@ public static class Eventually
 
         return condition();
     }
+
+    public static async Task<bool> TrueAsync(Func<Task<bool>> condition, TimeSpan timeout, CancellationToken cancellationToken = default)
+    {
+        var deadline = DateTime.UtcNow + timeout;
+        while (DateTime.UtcNow < deadline)
+        {
+            if (await condition())
+            {
+                return true;
+            }
+
+            await Task.Delay(100, cancellationToken);
+        }
+
+        return await condition();
+    }
 }
