@@ -52,6 +52,8 @@ internal static partial class ManageCommands
         yield return Tokens();
         yield return Templates();
         yield return CaCertificates();
+        yield return TopicRules();
+        yield return RuleDestinations();
         yield return Query();
         yield return Export();
         yield return Audit();

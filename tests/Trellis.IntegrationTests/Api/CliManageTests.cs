@@ -50,6 +50,47 @@ public sealed class CliManageTests(TrellisHost host)
     }
 
     [Fact]
+    public async Task Rules_and_destinations_commands_manage_topic_rules()
+    {
+        var rule = TrellisHost.Unique("cli_");
+        var prefix = TrellisHost.Unique("clirule");
+
+        // A nats action, which boto3 and the AWS CLI refuse client-side, through the CLI.
+        var create = await TrellisCli.RunAsync(host,
+            ["rules", "create", rule, "--sql", $"SELECT temp FROM '{prefix}/+'", "--action", """{"nats": {"url": "nats://127.0.0.1:4222", "subject": "t.${topic(2)}"}}""",
+             "--error-action", "{\"republish\": {\"topic\": \"" + prefix + "-errors\"}}", "--description", "from the cli"], Ct);
+        Assert.True(create.ExitCode == 0, create.Output);
+        var describe = await TrellisCli.RunAsync(host, ["rules", "describe", rule, "--output", "json"], Ct);
+        Assert.Equal("t.${topic(2)}", JsonNode.Parse(describe.Stdout)!["rule"]!["actions"]![0]!["nats"]!["subject"]!.GetValue<string>());
+        Assert.Contains(rule, (await TrellisCli.RunAsync(host, ["rules", "list"], Ct)).Stdout, StringComparison.Ordinal);
+
+        var bad = await TrellisCli.RunAsync(host, ["rules", "replace", rule, "--sql", $"SELECT FROM '{prefix}/+'", "--action", """{"republish": {"topic": "x"}}"""], Ct);
+        Assert.Equal(1, bad.ExitCode);
+        Assert.Contains("SqlParseException", bad.Stderr, StringComparison.Ordinal);
+        var notJson = await TrellisCli.RunAsync(host, ["rules", "replace", rule, "--sql", "SELECT 1 FROM 'x'", "--action", "{republish"], Ct);
+        Assert.Equal(2, notJson.ExitCode);
+
+        Assert.Equal(0, (await TrellisCli.RunAsync(host, ["rules", "disable", rule], Ct)).ExitCode);
+        Assert.Contains("true", JsonNode.Parse((await TrellisCli.RunAsync(host, ["rules", "describe", rule, "--output", "json"], Ct)).Stdout)!["rule"]!["ruleDisabled"]!.ToJsonString(), StringComparison.Ordinal);
+        Assert.Equal(0, (await TrellisCli.RunAsync(host, ["rules", "delete", rule], Ct)).ExitCode);
+        Assert.Equal(1, (await TrellisCli.RunAsync(host, ["rules", "describe", rule], Ct)).ExitCode);
+
+        // A destination: created, confirmed with the token its URL received, disabled, deleted.
+        using var receiver = new HttpReceiver(confirm: false);
+        var destination = await TrellisCli.RunAsync(host, ["destinations", "create", receiver.Url, "--output", "json"], Ct);
+        Assert.True(destination.ExitCode == 0, destination.Output);
+        var arn = JsonNode.Parse(destination.Stdout)!["topicRuleDestination"]!["arn"]!.GetValue<string>();
+        Assert.True(await Eventually.TrueAsync(() => receiver.Confirmations.Count == 1, TimeSpan.FromSeconds(10), Ct), "no confirmation message");
+        var confirm = await TrellisCli.RunAsync(host, ["destinations", "confirm", receiver.Confirmations[0]["confirmationToken"]!.GetValue<string>()], Ct);
+        Assert.True(confirm.ExitCode == 0, confirm.Output);
+        Assert.Equal(0, (await TrellisCli.RunAsync(host, ["destinations", "disable", arn], Ct)).ExitCode);
+        var listed = await TrellisCli.RunAsync(host, ["destinations", "list", "--output", "json"], Ct);
+        Assert.Equal("DISABLED", JsonNode.Parse(listed.Stdout)!["destinationSummaries"]!.AsArray().Single(d => d!["arn"]!.GetValue<string>() == arn)!["status"]!.GetValue<string>());
+        Assert.Equal(0, (await TrellisCli.RunAsync(host, ["destinations", "delete", arn], Ct)).ExitCode);
+        Assert.DoesNotContain(arn, (await TrellisCli.RunAsync(host, ["destinations", "list"], Ct)).Stdout, StringComparison.Ordinal);
+    }
+
+    [Fact]
     public async Task Templates_and_cas_commands_manage_provisioning()
     {
         var dir = Directory.CreateDirectory(Path.Combine(host.DataDirectory, TrellisHost.Unique("clitpl"))).FullName;
