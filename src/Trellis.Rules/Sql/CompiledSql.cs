@@ -10,10 +10,10 @@ namespace Trellis.Rules.Sql;
 public sealed class CompiledSql
 {
     private readonly Func<RuleContext, object?>? _where;
-    private readonly (Func<RuleContext, object?> Value, string? Key, bool Star)[] _items;
+    private readonly SqlCompiler.Item[] _items;
     private readonly Func<RuleContext, object?>? _value;
 
-    private CompiledSql(string topicFilter, Func<RuleContext, object?>? where, (Func<RuleContext, object?>, string?, bool)[] items, Func<RuleContext, object?>? value)
+    private CompiledSql(string topicFilter, Func<RuleContext, object?>? where, SqlCompiler.Item[] items, Func<RuleContext, object?>? value)
     {
         TopicFilter = topicFilter;
         _where = where;
@@ -39,17 +39,7 @@ public sealed class CompiledSql
             return new CompiledSql(statement.Topic, where, [], SqlCompiler.Compile(valueExpression));
         }
 
-        var items = statement.Items.Select((item, i) => (
-            SqlCompiler.Compile(item.Expression),
-            item.Alias ?? item.Expression switch
-            {
-                StarExpr => null,
-                FieldExpr field => field.Name,
-                MemberExpr member => member.Name,
-                CallExpr call => call.Name,
-                _ => "_" + (i + 1).ToString(System.Globalization.CultureInfo.InvariantCulture),
-            },
-            item.Expression is StarExpr && item.Alias is null)).ToArray();
+        var items = SqlCompiler.CompileItems(statement.Items);
         return new CompiledSql(statement.Topic, where, items, null);
     }
 
@@ -75,30 +65,7 @@ public sealed class CompiledSql
             return raw;
         }
 
-        var output = new JsonObject();
-        foreach (var (evaluate, key, star) in _items)
-        {
-            var value = evaluate(context);
-            if (star)
-            {
-                if (value is JsonObject payload)
-                {
-                    foreach (var (name, node) in payload)
-                    {
-                        output[name] = node?.DeepClone();
-                    }
-                }
-
-                continue;
-            }
-
-            if (!SqlValues.IsUndefined(value))
-            {
-                output[key!] = SqlValues.ToNode(value);
-            }
-        }
-
-        return output;
+        return SqlCompiler.Project(_items, context);
     }
 
     /// <summary>Evaluates one expression (a substitution template's <c>${…}</c>) as text; null when Undefined.</summary>

@@ -21,6 +21,18 @@ public sealed class RuleContext
 
     public string AccountId { get; init; } = "000000000000";
 
+    /// <summary>The same message with <paramref name="payload"/> in place of its payload (a nested query's element).</summary>
+    public RuleContext WithPayload(object? payload) => new()
+    {
+        Topic = Topic,
+        Payload = payload,
+        RawPayload = RawPayload,
+        ClientId = ClientId,
+        Principal = Principal,
+        TimestampMs = TimestampMs,
+        AccountId = AccountId,
+    };
+
     /// <summary>Parses a payload: JSON when it is JSON, otherwise the bytes themselves.</summary>
     public static object? ParsePayload(ReadOnlyMemory<byte> payload)
     {

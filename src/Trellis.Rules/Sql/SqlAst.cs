@@ -25,6 +25,9 @@ internal sealed record CastExpr(Expr Value, string Type, int Line, int Column) :
 
 internal sealed record CaseExpr(Expr? Subject, IReadOnlyList<(Expr When, Expr Then)> Branches, Expr? Else, int Line, int Column) : Expr(Line, Column);
 
+/// <summary>A nested query, <c>(SELECT … FROM arrayExpr [WHERE …])</c>: the array of its results for each element.</summary>
+internal sealed record SubqueryExpr(IReadOnlyList<SelectItem> Items, Expr? Value, Expr Source, Expr? Where, int Line, int Column) : Expr(Line, Column);
+
 internal sealed record SelectItem(Expr Expression, string? Alias);
 
 internal sealed record SqlStatement(IReadOnlyList<SelectItem> Items, Expr? Value, string Topic, Expr? Where);

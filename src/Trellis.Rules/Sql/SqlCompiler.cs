@@ -17,8 +17,101 @@ internal static class SqlCompiler
         CallExpr call => SqlFunctions.Compile(call, call.Arguments.Select(Compile).ToArray()),
         CastExpr cast => CompileCast(cast),
         CaseExpr @case => CompileCase(@case),
+        SubqueryExpr subquery => CompileSubquery(subquery),
         _ => throw new SqlSyntaxException($"unsupported expression {expression.GetType().Name}", expression.Line, expression.Column),
     };
+
+    /// <summary>A compiled SELECT item: its value, the output key, and whether it is a bare <c>*</c>.</summary>
+    public readonly record struct Item(Func<RuleContext, object?> Value, string? Key, bool Star);
+
+    /// <summary>SELECT items with AWS's output names: the alias, else the field, member or function name, else _1, _2 ….</summary>
+    public static Item[] CompileItems(IReadOnlyList<SelectItem> items) => [.. items.Select((item, i) => new Item(
+        Compile(item.Expression),
+        item.Alias ?? item.Expression switch
+        {
+            StarExpr => null,
+            FieldExpr field => field.Name,
+            MemberExpr member => member.Name,
+            CallExpr call => call.Name,
+            _ => "_" + (i + 1).ToString(System.Globalization.CultureInfo.InvariantCulture),
+        },
+        item.Expression is StarExpr && item.Alias is null))];
+
+    /// <summary>The SELECT list's output object for one context: <c>*</c> copies the payload's fields; Undefined values are left out.</summary>
+    public static JsonObject Project(Item[] items, RuleContext context)
+    {
+        var output = new JsonObject();
+        foreach (var (evaluate, key, star) in items)
+        {
+            var value = evaluate(context);
+            if (star)
+            {
+                if (value is JsonObject payload)
+                {
+                    foreach (var (name, node) in payload)
+                    {
+                        output[name] = node?.DeepClone();
+                    }
+                }
+
+                continue;
+            }
+
+            if (!SqlValues.IsUndefined(value))
+            {
+                output[key!] = SqlValues.ToNode(value);
+            }
+        }
+
+        return output;
+    }
+
+    /// <summary>
+    /// <c>(SELECT … FROM source [WHERE …])</c>: for each element of the source array (an object
+    /// counts as one element) where WHERE holds, the SELECT list's object or the VALUE; the results
+    /// as an array. Inside, field names refer to the element; functions still see the message.
+    /// </summary>
+    private static Func<RuleContext, object?> CompileSubquery(SubqueryExpr subquery)
+    {
+        var source = Compile(subquery.Source);
+        var where = subquery.Where is null ? null : Compile(subquery.Where);
+        var value = subquery.Value is null ? null : Compile(subquery.Value);
+        var items = CompileItems(subquery.Items);
+        return context =>
+        {
+            IEnumerable<JsonNode?>? elements = source(context) switch
+            {
+                JsonArray array => array,
+                JsonObject obj => new JsonNode?[] { obj }, // an array, not a collection expression: that would be a JsonArray, which re-parents obj
+                _ => null,
+            };
+            if (elements is null)
+            {
+                return Undefined.Value;
+            }
+
+            var results = new JsonArray();
+            foreach (var element in elements)
+            {
+                var inner = context.WithPayload(SqlValues.FromNode(element));
+                if (where is not null && SqlValues.Bool(where(inner)) != true)
+                {
+                    continue;
+                }
+
+                if (value is null)
+                {
+                    results.Add(Project(items, inner));
+                }
+                else if (value(inner) is var result && !SqlValues.IsUndefined(result))
+                {
+                    results.Add(SqlValues.ToNode(result));
+                }
+            }
+
+            return results;
+        };
+    }
 
     public static object? Member(object? target, string name) =>
         target is JsonObject obj && obj.TryGetPropertyValue(name, out var node) ? SqlValues.FromNode(node) : Undefined.Value;

@@ -4,7 +4,8 @@ namespace Trellis.Rules.Sql;
 
 /// <summary>
 /// Recursive-descent parser for AWS IoT SQL (2016-03-23):
-/// <c>SELECT (* | VALUE expr | expr [AS alias], …) FROM 'topic/filter' [WHERE expr]</c>.
+/// <c>SELECT (* | VALUE expr | expr [AS alias], …) FROM 'topic/filter' [WHERE expr]</c>, with nested
+/// queries <c>(SELECT … FROM arrayExpr [WHERE expr])</c> as expressions.
 /// </summary>
 internal sealed class SqlParser
 {
@@ -32,31 +33,7 @@ internal sealed class SqlParser
 
     private SqlStatement Statement()
     {
-        ExpectKeyword("SELECT");
-        var items = new List<SelectItem>();
-        Expr? value = null;
-        if (Current.Is("VALUE"))
-        {
-            Advance();
-            value = Expression();
-        }
-        else
-        {
-            do
-            {
-                var expression = Current.Is("*") ? new StarExpr(Current.Line, Advance().Column) : Expression();
-                string? alias = null;
-                if (Current.Is("AS"))
-                {
-                    Advance();
-                    alias = Expect(TokenKind.Identifier, "a name after AS").Text;
-                }
-
-                items.Add(new SelectItem(expression, alias));
-            }
-            while (TryConsume(","));
-        }
-
+        var (items, value) = SelectList();
         ExpectKeyword("FROM");
         var topic = Expect(TokenKind.String, "a topic filter in single quotes after FROM, such as FROM 'sensors/+/temperature'");
         Expr? where = null;
@@ -72,6 +49,55 @@ internal sealed class SqlParser
         }
 
         return new SqlStatement(items, value, topic.Text, where);
+    }
+
+    /// <summary><c>SELECT (VALUE expr | * | expr [AS alias], …)</c>.</summary>
+    private (List<SelectItem> Items, Expr? Value) SelectList()
+    {
+        ExpectKeyword("SELECT");
+        var items = new List<SelectItem>();
+        if (Current.Is("VALUE"))
+        {
+            Advance();
+            return (items, Expression());
+        }
+
+        do
+        {
+            var expression = Current.Is("*") ? new StarExpr(Current.Line, Advance().Column) : Expression();
+            string? alias = null;
+            if (Current.Is("AS"))
+            {
+                Advance();
+                alias = Expect(TokenKind.Identifier, "a name after AS").Text;
+            }
+
+            items.Add(new SelectItem(expression, alias));
+        }
+        while (TryConsume(","));
+        return (items, null);
+    }
+
+    /// <summary>After the opening parenthesis: <c>SELECT … FROM expr [WHERE expr])</c>.</summary>
+    private SubqueryExpr Subquery(Token start)
+    {
+        var (items, value) = SelectList();
+        ExpectKeyword("FROM");
+        if (Current.Kind == TokenKind.String)
+        {
+            throw Error("an array of the message after FROM in a nested query, such as FROM readings (a topic filter belongs to the outer FROM)");
+        }
+
+        var source = Expression();
+        Expr? where = null;
+        if (Current.Is("WHERE"))
+        {
+            Advance();
+            where = Expression();
+        }
+
+        ExpectSymbol(")");
+        return new SubqueryExpr(items, value, source, where, start.Line, start.Column);
     }
 
     private Expr Expression() => Or();
@@ -222,6 +248,11 @@ internal sealed class SqlParser
             case TokenKind.Symbol when token.Is("("):
                 {
                     Advance();
+                    if (Current.Is("SELECT"))
+                    {
+                        return Subquery(token);
+                    }
+
                     var inner = Expression();
                     ExpectSymbol(")");
                     return inner;

@@ -128,11 +128,53 @@ public sealed class RuleSqlTests
     [InlineData("SELECT regexp_matches(a, '(') FROM 'a'", 1, 26, "not a valid regular expression")]
     [InlineData("SELECT a FROM 'a' WHERE a = 1 ORDER", 1, 31, "unexpected 'ORDER'")]
     [InlineData("SELECT a ; FROM 'a'", 1, 10, "unexpected character ';'")]
+    [InlineData("SELECT (SELECT v FROM 'e') AS x FROM 'a'", 1, 23, "an array of the message after FROM in a nested query")]
+    [InlineData("SELECT (SELECT v FROM e WHERE v > 1 AS x FROM 'a'", 1, 37, "expected ')'")]
     public void Mistakes_are_reported_with_line_and_column(string sql, int line, int column, string message)
     {
         var error = Assert.Throws<SqlSyntaxException>(() => CompiledSql.Compile(sql));
         Assert.Contains(message, error.Message, StringComparison.Ordinal);
         Assert.Equal((line, column), (error.Line, error.Column));
+    }
+
+    private const string SenMl = """
+        {"e": [{"n": "temperature", "u": "Cel", "t": 1234, "v": 22.5},
+               {"n": "light", "u": "lm", "t": 1235, "v": 135},
+               {"n": "acidity", "u": "pH", "t": 1235, "v": 7}],
+         "site": {"name": "lyon"}, "count": 3}
+        """;
+
+    [Fact]
+    public void Nested_queries_select_from_arrays_inside_the_message()
+    {
+        var output = Run(
+            """
+            SELECT (SELECT VALUE n FROM e) AS sensors,
+                   (SELECT v FROM e WHERE n = 'temperature') AS temperature,
+                   get((SELECT v FROM e WHERE n = 'temperature'), 0).v AS flat,
+                   (SELECT n, v * 2 AS twice, topic(2) AS device FROM e WHERE v > 10) AS big,
+                   (SELECT VALUE name FROM site) AS names,
+                   (SELECT VALUE n FROM e WHERE u = 'none') AS nothing,
+                   (SELECT VALUE n FROM count) AS scalar
+            FROM 'dt/+/senml'
+            """,
+            "dt/dev-4/senml",
+            SenMl);
+        Assert.Equal("""["temperature","light","acidity"]""", output["sensors"]!.ToJsonString());
+        Assert.Equal("""[{"v":22.5}]""", output["temperature"]!.ToJsonString());
+        Assert.Equal(22.5, output["flat"]!.GetValue<double>());
+        Assert.Equal("""[{"n":"temperature","twice":45,"device":"dev-4"},{"n":"light","twice":270,"device":"dev-4"}]""", output["big"]!.ToJsonString());
+        Assert.Equal("""["lyon"]""", output["names"]!.ToJsonString());
+        Assert.Equal("[]", output["nothing"]!.ToJsonString());
+        Assert.False(output.ContainsKey("scalar")); // FROM a number: Undefined, left out
+    }
+
+    [Fact]
+    public void A_nested_query_works_in_where_and_value()
+    {
+        var rule = CompiledSql.Compile("SELECT VALUE (SELECT VALUE v FROM e WHERE u = 'Cel') FROM 'dt/#' WHERE get((SELECT VALUE v FROM e WHERE n = 'light'), 0) > 100");
+        Assert.Equal("[22.5]", Assert.IsAssignableFrom<JsonNode>(rule.Evaluate(Message("dt/x", SenMl))).ToJsonString());
+        Assert.Null(rule.Evaluate(Message("dt/x", SenMl.Replace("135", "99", StringComparison.Ordinal))));
     }
 
     [Fact]
