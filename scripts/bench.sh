@@ -6,6 +6,8 @@
 # usage: scripts/bench.sh [scenario ...]   (default: fanin-q0 fanin-q1 fanout p2p idle overload shadow provision telemetry ingest)
 #        BENCH_ROUNDS=N (default 3): traffic scenarios run N times, brokers alternating; the report
 #        quotes medians, because single runs on a shared 2-core VM move by 10-30 %.
+#        ingest: INGEST_ROUNDS=N ladder rounds (default BENCH_ROUNDS), INGEST_SUSTAIN=S seconds of the
+#        sustained-ingest memory run (default 600; 0 skips it).
 set -euo pipefail
 root="$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)"
 cd "$root"
@@ -141,13 +143,14 @@ for scenario in "${scenarios[@]}"; do
       run "$round" trellis $trellis_port "$trellis_pid" "${ingest[@]}" --api "http://127.0.0.1:$http" --key-id "$key" --secret "$secret"
       stop_brokers
     done
+    [[ ${INGEST_SUSTAIN:-600} -gt 0 ]] || continue
     # Memory under sustained ingest: 100k messages/s (200k points/s) for ten minutes (long enough for the store's cache to reach its cap), RSS every 5 s.
     start_brokers
     http=$(trellis_http_port)
     python3 "$root/bench/create_ingest_rule.py" "http://127.0.0.1:$http" "$work/data/credentials"
     key=$(grep aws_access_key_id "$work/data/credentials" | cut -d= -f2 | tr -d ' ')
     secret=$(grep aws_secret_access_key "$work/data/credentials" | cut -d= -f2 | tr -d ' ')
-    run 1 trellis $trellis_port "$trellis_pid" --scenario ingest --publishers 100 --rates 100000 --sustain 600 --api "http://127.0.0.1:$http" --key-id "$key" --secret "$secret"
+    run 1 trellis $trellis_port "$trellis_pid" --scenario ingest --publishers 100 --rates 100000 --sustain "${INGEST_SUSTAIN:-600}" --api "http://127.0.0.1:$http" --key-id "$key" --secret "$secret"
     stop_brokers
     continue
   fi

@@ -11,12 +11,15 @@ namespace Trellis.LoadGen;
 /// End to end ingest: publishers send JSON telemetry (<c>{"temp":…,"hum":…}</c>, QoS 0) on
 /// <c>ingest/dev-N/t</c> at a ladder of rates. Against Trellis a store rule turns each message into
 /// two points, and after each step the points are counted through the SQL endpoint until they stop
-/// coming: a step passes when every point is queryable. Against Mosquitto (which stores nothing) the
+/// coming: a step passes when every point is queryable within a second of the last publish. Against Mosquitto (which stores nothing) the
 /// same publishers only show what the broker accepts, side by side.
 /// </summary>
 internal static class IngestBench
 {
     private const string Payload = "{\"temp\":21.5,\"hum\":40}";
+
+    /// <summary>How long after the last publish every point must be queryable for a step to pass.</summary>
+    private const double MaxLagSeconds = 1.0;
 
     public static async Task RunAsync(string[] args, string name, string host, int port, BrokerProcess broker, double[] rates, double seconds, Action<Dictionary<string, object?>> emit, CancellationToken ct)
     {
@@ -82,8 +85,12 @@ internal static class IngestBench
                 lagSeconds = Math.Round(clock.Elapsed.TotalSeconds - sendSeconds, 2);
             }
 
+            // Publishers are held back (not dropped) when the rules fall behind, so every point
+            // arrives in the end: a step passes only if the server also kept up, i.e. the last
+            // point was queryable within a second of the last publish. The rate is measured over
+            // publishing plus that lag.
             var offeredOk = sent >= rate * seconds * 0.97;
-            var passed = offeredOk && (points is null || points == sent * 2);
+            var passed = offeredOk && (points is null || (points == sent * 2 && lagSeconds <= MaxLagSeconds));
             emit(new Dictionary<string, object?>
             {
                 ["broker"] = name,
@@ -91,7 +98,7 @@ internal static class IngestBench
                 ["offered"] = rate,
                 ["sent"] = sent,
                 ["points"] = points,
-                ["pointsPerSecond"] = points is null ? null : Math.Round(points.Value / seconds),
+                ["pointsPerSecond"] = points is null ? null : Math.Round(points.Value / (sendSeconds + lagSeconds!.Value)),
                 ["queryableAfterSeconds"] = lagSeconds,
                 ["cpuPct"] = Math.Round(cpu),
                 ["rssMiB"] = broker.RssKiB() / 1024,

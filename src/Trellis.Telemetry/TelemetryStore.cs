@@ -53,6 +53,9 @@ public sealed partial class TelemetryStore : IAsyncDisposable
         LoadPartitions();
     }
 
+    /// <summary>How long the writer gathers points before a commit when fewer than a batch are waiting.</summary>
+    public static TimeSpan CoalesceDelay { get; } = TimeSpan.FromMilliseconds(50);
+
     /// <summary>How long after its end a day still takes points directly, before compaction closes it.</summary>
     public static TimeSpan CompactionGrace { get; } = TimeSpan.FromHours(2);
 
@@ -88,6 +91,13 @@ public sealed partial class TelemetryStore : IAsyncDisposable
         {
             while (await _queue.Reader.WaitToReadAsync(cancellationToken))
             {
+                // Every append is a commit (a WAL write and its sync): at low rates, gather points
+                // for a moment instead of committing a handful at a time.
+                if (_queue.Reader.Count < _batchSize)
+                {
+                    await Task.Delay(CoalesceDelay, cancellationToken);
+                }
+
                 while (batch.Count < _batchSize && _queue.Reader.TryRead(out var point))
                 {
                     batch.Add(point);
