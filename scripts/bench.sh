@@ -8,6 +8,7 @@
 #        quotes medians, because single runs on a shared 2-core VM move by 10-30 %.
 #        ingest: INGEST_ROUNDS=N ladder rounds (default BENCH_ROUNDS), INGEST_SUSTAIN=S seconds of the
 #        sustained-ingest memory run (default 600; 0 skips it).
+#        TRELLIS_BENCH_ENV="NAME=VALUE …": extra environment for the Trellis process (runtime experiments).
 set -euo pipefail
 root="$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)"
 cd "$root"
@@ -38,7 +39,7 @@ trap cleanup EXIT
 
 start_brokers() {
   mosquitto -c "$work/mosquitto.conf" & mosq_pid=$!
-  dotnet "$root/artifacts/bin/Trellis.Cli/release/trellis.dll" serve --data "$work/data" --allow-anonymous \
+  env ${TRELLIS_BENCH_ENV:-} dotnet "$root/artifacts/bin/Trellis.Cli/release/trellis.dll" serve --data "$work/data" --allow-anonymous \
     --mqtt 127.0.0.1:$trellis_port --mqtts off --ws off --http 127.0.0.1:0 --log-level Warning > "$work/trellis.log" 2>&1 & trellis_pid=$!
   pids+=("$mosq_pid" "$trellis_pid")
   for _ in $(seq 1 100); do
@@ -86,7 +87,7 @@ trellis_http_port() { # the banner is printed once start-up is complete
 provision_bench() {
   local tls_port=22884 mosq_tls_port=21884 prov="$work/prov"
   for round in $(seq 1 "$rounds"); do
-    dotnet "$root/artifacts/bin/Trellis.Cli/release/trellis.dll" serve --data "$work/data" \
+    env ${TRELLIS_BENCH_ENV:-} dotnet "$root/artifacts/bin/Trellis.Cli/release/trellis.dll" serve --data "$work/data" \
       --mqtt 127.0.0.1:$trellis_port --mqtts 127.0.0.1:$tls_port --ws off --http 127.0.0.1:0 --log-level Warning > "$work/trellis.log" 2>&1 & trellis_pid=$!
     pids+=("$trellis_pid")
     local http; http=$(trellis_http_port)

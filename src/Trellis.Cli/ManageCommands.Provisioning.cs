@@ -85,13 +85,7 @@ internal static partial class ManageCommands
             _ => AnsiConsole.MarkupLine("[green]deleted[/]")));
         commands.Add(delete);
 
-        var templates = new Command("templates", "Provisioning templates: fleet provisioning by claim and JITP.");
-        foreach (var command in commands)
-        {
-            templates.Subcommands.Add(command);
-        }
-
-        return templates;
+        return Group("templates", "Provisioning templates: fleet provisioning by claim and JITP.", commands);
     }
 
     private static Command CaCertificates()
@@ -166,13 +160,7 @@ internal static partial class ManageCommands
             _ => AnsiConsole.MarkupLine("[green]deleted[/]")));
         commands.Add(delete);
 
-        var cas = new Command("cas", "Your own CAs (bring your own CA, JITP).");
-        foreach (var command in commands)
-        {
-            cas.Subcommands.Add(command);
-        }
-
-        return cas;
+        return Group("cas", "Your own CAs (bring your own CA, JITP).", commands);
     }
 
     private static async Task<string?> ReadFileAsync(FileInfo file, CancellationToken cancellationToken) =>

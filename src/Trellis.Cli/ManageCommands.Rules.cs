@@ -65,13 +65,7 @@ internal static partial class ManageCommands
             _ => AnsiConsole.MarkupLine("[green]deleted[/]")));
         commands.Add(delete);
 
-        var rules = new Command("rules", "Topic rules: SQL over messages, with actions (republish, store, http, nats, kafka).");
-        foreach (var command in commands)
-        {
-            rules.Subcommands.Add(command);
-        }
-
-        return rules;
+        return Group("rules", "Topic rules: SQL over messages, with actions (republish, store, http, nats, kafka).", commands);
     }
 
     private static async Task<JsonNode?> RulePayloadAsync(string? sql, string[] actions, string? errorAction, FileInfo? file, string? description, CancellationToken cancellationToken)
@@ -149,12 +143,6 @@ internal static partial class ManageCommands
             _ => AnsiConsole.MarkupLine("[green]deleted[/]")));
         commands.Add(delete);
 
-        var destinations = new Command("destinations", "HTTP topic rule destinations: the URLs http actions may send to, once confirmed.");
-        foreach (var command in commands)
-        {
-            destinations.Subcommands.Add(command);
-        }
-
-        return destinations;
+        return Group("destinations", "HTTP topic rule destinations: the URLs http actions may send to, once confirmed.", commands);
     }
 }

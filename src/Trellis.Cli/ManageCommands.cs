@@ -194,13 +194,7 @@ internal static partial class ManageCommands
             commands.Add(command);
         }
 
-        var certs = new Command("certs", "Device certificates.");
-        foreach (var command in commands)
-        {
-            certs.Subcommands.Add(command);
-        }
-
-        return certs;
+        return Group("certs", "Device certificates.", commands);
     }
 
     private static Command Policies()
@@ -385,6 +379,18 @@ internal static partial class ManageCommands
         }
 
         return 0;
+    }
+
+    /// <summary>A command such as <c>trellis rules</c> whose subcommands do the work.</summary>
+    private static Command Group(string name, string description, IEnumerable<Command> commands)
+    {
+        var group = new Command(name, description);
+        foreach (var command in commands)
+        {
+            group.Subcommands.Add(command);
+        }
+
+        return group;
     }
 
     private static int Usage(string message)
