@@ -6,9 +6,11 @@ using Trellis.LoadGen;
 
 // trellis-loadgen --name NAME --port PORT --pid PID --scenario fanin|fanout|p2p|overload|idle|shadow|shadow-store|provision|connect|telemetry-store|rules|ingest
 //                 [--qos 0|1] [--rates a,b,c] [--seconds 3] [--connections 10000] [--things 1000] [--thing-prefix bench-thing-] [--in-flight 1000]
+//                 [--pairs 500] (p2p; any other number of pairs is reported as scenario p2p-N)
 //   provision: --devices N --concurrency C --template T --serial-prefix P --out DIR --ca ca.pem --claim-cert F --claim-key F (port = TLS)
 //   connect:   --auth token|cert --tokens tokens.tsv | --devices-dir DIR --concurrency C --ca ca.pem
 var options = Args.Parse(args);
+var scenarioName = options.Scenario == "p2p" && options.Pairs != 500 ? $"p2p-{options.Pairs}" : options.Scenario;
 var broker = new BrokerProcess(options.Pid);
 using var cts = new CancellationTokenSource(TimeSpan.FromMinutes(30));
 var ct = cts.Token;
@@ -65,7 +67,7 @@ async Task LadderAsync()
         Emit(new Dictionary<string, object?>
         {
             ["broker"] = options.Name,
-            ["scenario"] = options.Scenario,
+            ["scenario"] = scenarioName,
             ["qos"] = options.Qos,
             ["offered"] = rate,
             ["sent"] = result.Sent,
@@ -96,7 +98,7 @@ async Task LadderAsync()
     {
         ["summary"] = true,
         ["broker"] = options.Name,
-        ["scenario"] = options.Scenario,
+        ["scenario"] = scenarioName,
         ["qos"] = options.Qos,
         ["zeroLossRate"] = best.Rate,
         ["deliveriesPerSecond"] = best.Rate * expectedPerMessage,
@@ -297,7 +299,7 @@ async Task<(List<Publisher> Publishers, List<Subscriber> Subscribers, int Expect
     {
         "fanin" => (20, 1, (Func<int, string>)(_ => "bench/fanin")),
         "fanout" => (1, 1000, _ => "bench/fanout"),
-        "p2p" => (500, 500, i => $"bench/p2p/{i}"),
+        "p2p" => (options.Pairs, options.Pairs, i => $"bench/p2p/{i}"),
         _ => throw new ArgumentException($"unknown scenario {scenario}"),
     };
     var run = $"{Environment.ProcessId}-{scenario}";
@@ -432,7 +434,7 @@ static void Emit(Dictionary<string, object?> values) =>
 
 internal sealed record StepResult(long Sent, long Expected, long Received, double LossPct, double P50, double P99, double Cpu, long Rss, bool Passed);
 
-internal sealed record Args(string Name, string Host, int Port, int Pid, string Scenario, int Qos, double[] Rates, double Seconds, int Connections, int PayloadBytes, int Things, string ThingPrefix, int InFlight)
+internal sealed record Args(string Name, string Host, int Port, int Pid, string Scenario, int Qos, double[] Rates, double Seconds, int Connections, int PayloadBytes, int Things, string ThingPrefix, int InFlight, int Pairs)
 {
     public static Args Parse(string[] args)
     {
@@ -455,6 +457,7 @@ internal sealed record Args(string Name, string Host, int Port, int Pid, string 
             int.Parse(Get("--payload", "64"), CultureInfo.InvariantCulture),
             int.Parse(Get("--things", "1000"), CultureInfo.InvariantCulture),
             Get("--thing-prefix", "bench-thing-"),
-            int.Parse(Get("--in-flight", "1000"), CultureInfo.InvariantCulture));
+            int.Parse(Get("--in-flight", "1000"), CultureInfo.InvariantCulture),
+            int.Parse(Get("--pairs", "500"), CultureInfo.InvariantCulture));
     }
 }
