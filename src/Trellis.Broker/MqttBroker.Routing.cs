@@ -281,7 +281,11 @@ public sealed partial class MqttBroker
         return null;
     }
 
-    /// <summary>Waits until the observer takes a message it refused as full.</summary>
-    internal ValueTask ObserveAsync(PublishedMessage message, CancellationToken cancellationToken) =>
-        _observer!.ObserveAsync(message, cancellationToken);
+    /// <summary>
+    /// Waits until the observer takes a message it refused as full. Only the broker's shutdown
+    /// ends the wait: a message already routed to subscribers reaches the rules too, even when its
+    /// publisher disconnects meanwhile (the connection stops waiting, this does not).
+    /// </summary>
+    internal ValueTask ObserveAsync(PublishedMessage message) =>
+        _observer!.ObserveAsync(message, _stopping.Token);
 }

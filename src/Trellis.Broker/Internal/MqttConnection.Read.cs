@@ -107,11 +107,11 @@ internal sealed partial class MqttConnection
         _pendingRequest = null;
         try
         {
-            await request;
+            await request.WaitAsync(_cts.Token);
         }
         catch (OperationCanceledException) when (_cts.IsCancellationRequested)
         {
-            return; // the connection is closing: nothing was taken, nothing is acknowledged
+            return; // the connection is closing: no acknowledgement (the request itself still completes)
         }
         catch (Exception e)
         {
@@ -271,7 +271,7 @@ internal sealed partial class MqttConnection
         // The rules see the message first. When their queue is full the acknowledgement waits
         // (and this connection stops reading) until they take it: slowed down, never dropped.
         var refused = _broker.Observe(message, Session);
-        var observing = refused is { } late ? _broker.ObserveAsync(late, _cts.Token).AsTask() : null;
+        var observing = refused is { } late ? _broker.ObserveAsync(late).AsTask() : null;
         if (topic.StartsWith("$aws/rules/", StringComparison.Ordinal))
         {
             // Basic Ingest: straight to the rule, no fan-out to subscribers (as on AWS).
