@@ -139,7 +139,7 @@ public sealed partial class TopicRuleDestinations
     }
 
     /// <summary>
-    /// ENABLED (only from DISABLED: a new destination is enabled by its owner's confirmation),
+    /// ENABLED (only once its owner has confirmed it: a new destination is enabled by that confirmation),
     /// DISABLED, or IN_PROGRESS, which sends a new confirmation message with a new token.
     /// </summary>
     public TrellisError? Update(string arn, string? status, string baseUrl)
@@ -159,10 +159,11 @@ public sealed partial class TopicRuleDestinations
                 return NotFound(arn);
             }
 
-            if (status == Enabled && destination.Status is InProgress or Error)
+            // A destination holds a token until its owner confirms it: one disabled before that was never confirmed.
+            if (status == Enabled && AwaitsConfirmation(connection, arn))
             {
                 return new TrellisError.InvalidRequest(
-                    $"The topic rule destination {arn} is {destination.Status}: it is enabled by its owner's confirmation (the enableUrl or ConfirmTopicRuleDestination), not by UpdateTopicRuleDestination. Set IN_PROGRESS to send a new confirmation message.");
+                    $"The topic rule destination {arn} ({destination.Status}) was never confirmed: it is enabled by its owner's confirmation (the enableUrl or ConfirmTopicRuleDestination), not by UpdateTopicRuleDestination. Set IN_PROGRESS to send a new confirmation message.");
             }
 
             if (status == InProgress)
@@ -296,6 +297,12 @@ public sealed partial class TopicRuleDestinations
         using var command = Command(connection, $"SELECT {Columns} FROM topic_rule_destinations WHERE {column} = $v", ("$v", value));
         using var reader = command.ExecuteReader();
         return reader.Read() ? Map(reader) : null;
+    }
+
+    private static bool AwaitsConfirmation(SqliteConnection connection, string arn)
+    {
+        using var command = Command(connection, "SELECT token_hash IS NOT NULL FROM topic_rule_destinations WHERE arn = $a", ("$a", arn));
+        return Convert.ToInt64(command.ExecuteScalar(), System.Globalization.CultureInfo.InvariantCulture) != 0;
     }
 
     private static TopicRuleDestination Map(SqliteDataReader reader) => new(

@@ -137,6 +137,12 @@ public sealed class RuleDestinationsTests(TrellisHost host)
         Assert.True(await Eventually.TrueAsync(async () => (state = (await host.IotCallsAsync([("get_topic_rule_destination", new { arn = closedArn })], Ct))[0]!["body"]!["topicRuleDestination"])!["status"]!.GetValue<string>() == "ERROR", Timeout, Ct), state?.ToJsonString());
         Assert.Contains(closed, state!["statusReason"]!.GetValue<string>(), StringComparison.Ordinal);
 
+        // Disabling it first does not make it enableable: it was never confirmed.
+        var sidestep = await host.IotCallsAsync([("update_topic_rule_destination", new { arn = closedArn, status = "DISABLED" }), ("update_topic_rule_destination", new { arn = closedArn, status = "ENABLED" })], Ct);
+        Assert.Equal(200, sidestep[0]!["status"]!.GetValue<int>());
+        Assert.Equal("InvalidRequestException", sidestep[1]!["error"]!.GetValue<string>());
+        Assert.Contains("never confirmed", sidestep[1]!["message"]!.GetValue<string>(), StringComparison.Ordinal);
+
         // Mistakes in http actions are refused when the rule is created.
         var prefix = TrellisHost.Unique("bad");
         var refused = await host.IotCallsAsync(
