@@ -30,7 +30,14 @@ public static class RulesApi
         return app;
     }
 
-    private static async Task<IResult> CreateAsync(string ruleName, HttpRequest request, RuleEngine rules, TopicRuleDestinations destinations)
+    private static Task<IResult> CreateAsync(string ruleName, HttpRequest request, RuleEngine rules, TopicRuleDestinations destinations) =>
+        SaveAsync(request, destinations, payload => rules.Create(ruleName, payload).Error);
+
+    private static Task<IResult> ReplaceAsync(string ruleName, HttpRequest request, RuleEngine rules, TopicRuleDestinations destinations) =>
+        SaveAsync(request, destinations, payload => rules.Replace(ruleName, payload));
+
+    /// <summary>Reads the TopicRulePayload, saves the rule, then creates the destinations its http actions name.</summary>
+    private static async Task<IResult> SaveAsync(HttpRequest request, TopicRuleDestinations destinations, Func<JsonObject, Core.Errors.TrellisError?> save)
     {
         var body = await RequestBody.ReadObjectAsync(request, request.HttpContext.RequestAborted);
         if (!body.IsSuccess)
@@ -39,26 +46,7 @@ public static class RulesApi
         }
 
         var payload = Payload(body.Value!);
-        var created = rules.Create(ruleName, payload);
-        if (!created.IsSuccess)
-        {
-            return AwsResults.Error(created.Error!);
-        }
-
-        EnsureDestinations(payload, request, destinations);
-        return AwsResults.Empty();
-    }
-
-    private static async Task<IResult> ReplaceAsync(string ruleName, HttpRequest request, RuleEngine rules, TopicRuleDestinations destinations)
-    {
-        var body = await RequestBody.ReadObjectAsync(request, request.HttpContext.RequestAborted);
-        if (!body.IsSuccess)
-        {
-            return AwsResults.Error(body.Error!);
-        }
-
-        var payload = Payload(body.Value!);
-        if (rules.Replace(ruleName, payload) is { } error)
+        if (save(payload) is { } error)
         {
             return AwsResults.Error(error);
         }

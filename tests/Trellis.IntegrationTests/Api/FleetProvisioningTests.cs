@@ -352,7 +352,7 @@ public sealed class FleetProvisioningTests(TrellisHost host)
 
         public HookReceiver()
         {
-            var port = FreePort();
+            var port = HttpReceiver.FreePort();
             Url = $"http://127.0.0.1:{port}/hook/";
             _listener.Prefixes.Add(Url);
             _listener.Start();
@@ -370,13 +370,6 @@ public sealed class FleetProvisioningTests(TrellisHost host)
                 _listener.Stop();
                 _listener.Close();
             }
-        }
-
-        private static int FreePort()
-        {
-            using var socket = new System.Net.Sockets.TcpListener(IPAddress.Loopback, 0);
-            socket.Start();
-            return ((IPEndPoint)socket.LocalEndpoint).Port;
         }
 
         private async Task ServeAsync()
