@@ -37,6 +37,13 @@ public sealed class BrokerOptions
     [Range(0, 65_535)]
     public int TopicAliasMaximum { get; set; } = 64;
 
+    /// <summary>
+    /// Threads that serve plain-TCP MQTT connections, each with its own epoll loop (Linux); 0 uses
+    /// the runtime's socket engine instead (one thread-pool dispatch per socket event).
+    /// </summary>
+    [Range(0, 64)]
+    public int EventLoops { get; set; } = 1;
+
     /// <summary>Accept clients without credentials under an allow-all policy (development only).</summary>
     public bool AllowAnonymous { get; set; }
 

@@ -62,6 +62,10 @@ public sealed class TrellisServer : IAsyncDisposable
         var mqtts = ListenAddress.Parse(options.Mqtts, "--mqtts");
         var ws = ListenAddress.Parse(options.WebSocket, "--ws");
         var http = ListenAddress.Parse(options.Http, "--http") ?? throw new ArgumentException("--http cannot be off: the management API is required.");
+        if (options.MqttThreads is < 0 or > 64)
+        {
+            throw new ArgumentException($"--mqtt-threads must be between 0 (the .NET socket engine) and 64, not {options.MqttThreads}.");
+        }
 
         var data = new DataFolder(options.DataDirectory);
         var time = TimeProvider.System;
@@ -72,7 +76,7 @@ public sealed class TrellisServer : IAsyncDisposable
         var serverCertificate = ca.LoadOrCreateServerCertificate(data.PkiDirectory, hostnames);
         var database = new SqliteDatabase(data.RegistryPath, Schema.Migrations);
         var accessKeys = AccessKeys.LoadOrCreate(data.CredentialsPath);
-        var brokerOptions = new BrokerOptions { AllowAnonymous = options.AllowAnonymous, MaxPacketBytes = options.MaxPacketBytes };
+        var brokerOptions = new BrokerOptions { AllowAnonymous = options.AllowAnonymous, MaxPacketBytes = options.MaxPacketBytes, EventLoops = options.MqttThreads };
         options.ConfigureBroker?.Invoke(brokerOptions);
         var registryOptions = new RegistryOptions { Region = brokerOptions.Region, AccountId = brokerOptions.AccountId };
 

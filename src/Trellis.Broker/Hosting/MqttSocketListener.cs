@@ -7,7 +7,8 @@ namespace Trellis.Broker.Hosting;
 
 /// <summary>
 /// The plain-TCP MQTT listener on raw sockets (TLS and WebSockets go through Kestrel). Owning this
-/// path keeps an idle connection small (see docs/architecture.md, "memory per connection").
+/// path keeps an idle connection small (see docs/architecture.md, "memory per connection"). On Linux
+/// its connections are served by <see cref="BrokerOptions.EventLoops"/> epoll loops of its own.
 /// </summary>
 public sealed class MqttSocketListener(MqttBroker broker, IPEndPoint endpoint) : IHostedService, IDisposable
 {
@@ -17,7 +18,9 @@ public sealed class MqttSocketListener(MqttBroker broker, IPEndPoint endpoint) :
     /// <summary>128 KiB: far above the loopback and LAN bandwidth-delay product at 500k msg/s.</summary>
     private const int ReceiveBufferBytes = 128 * 1024;
     private readonly CancellationTokenSource _stopping = new();
-    private readonly ConcurrentDictionary<SocketTransport, byte> _open = new();
+    private readonly ConcurrentDictionary<IMqttTransport, byte> _open = new();
+    private EventLoop[] _loops = [];
+    private int _nextLoop;
     private Socket? _listener;
     private Task? _accepting;
 
@@ -35,6 +38,10 @@ public sealed class MqttSocketListener(MqttBroker broker, IPEndPoint endpoint) :
         _listener.SetSocketOption(SocketOptionLevel.Socket, SocketOptionName.ReuseAddress, true);
         _listener.Bind(endpoint);
         _listener.Listen(Backlog);
+        var loops = Native.EventLoopsSupported ? broker.Options.EventLoops : 0;
+        _loops = Enumerable.Range(0, loops)
+            .Select(i => new EventLoop($"MQTT loop {i}", e => broker.Logger.ConnectionFault("-", "event loop", e.GetType().Name + ": " + e.Message)))
+            .ToArray();
         _accepting = AcceptLoopAsync(_stopping.Token);
         return Task.CompletedTask;
     }
@@ -52,6 +59,11 @@ public sealed class MqttSocketListener(MqttBroker broker, IPEndPoint endpoint) :
     public void Dispose()
     {
         _listener?.Dispose();
+        foreach (var loop in _loops)
+        {
+            loop.Dispose();
+        }
+
         _stopping.Dispose();
     }
 
@@ -90,7 +102,9 @@ public sealed class MqttSocketListener(MqttBroker broker, IPEndPoint endpoint) :
 
     private async Task ServeAsync(Socket socket)
     {
-        var transport = new SocketTransport(socket);
+        IMqttTransport transport = _loops.Length > 0
+            ? new LoopTransport(socket, _loops[(uint)Interlocked.Increment(ref _nextLoop) % (uint)_loops.Length])
+            : new SocketTransport(socket);
         _open.TryAdd(transport, 0);
         var remote = socket.RemoteEndPoint is IPEndPoint ip ? ip.Address.ToString() : "unknown";
         try

@@ -6,9 +6,10 @@ namespace Trellis.Broker.Hosting;
 /// <summary>
 /// A TCP connection as a duplex pipe, built for many idle clients: it waits for data with a
 /// zero-byte receive, so an idle connection holds no receive buffer, and writes through a stream
-/// pipe writer that rents a buffer only while there is something to send.
+/// pipe writer that rents a buffer only while there is something to send. Used where the event
+/// loops are not (other systems, or <see cref="BrokerOptions.EventLoops"/> = 0).
 /// </summary>
-internal sealed class SocketTransport : IDuplexPipe, IAsyncDisposable
+internal sealed class SocketTransport : IMqttTransport
 {
     // Back-pressure: past 256 KiB unread, stop reading the socket so TCP slows the sender.
     // The broker's read loop resumes inline when data is flushed: one thread-pool hop per

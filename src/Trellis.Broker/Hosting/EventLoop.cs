@@ -1,0 +1,130 @@
+using System.Collections.Concurrent;
+
+namespace Trellis.Broker.Hosting;
+
+/// <summary>
+/// One epoll loop on a dedicated thread, as Mosquitto runs: when a socket becomes readable the loop
+/// thread reads it and runs the broker's packet handling (and the deliveries it makes) right there.
+/// The runtime's own socket engine would instead hand every readiness event from its epoll thread
+/// to a thread-pool worker, which costs a thread hop, an extra receive call and a wake-up per event;
+/// with many connections that each send a message at a time that was most of the broker's CPU.
+/// Sends still go out on the thread that produced them (see <see cref="LoopTransport"/>).
+/// </summary>
+internal sealed unsafe class EventLoop : IDisposable
+{
+    private const int MaxEvents = 256;
+    private const ulong WakeToken = 0;
+    private readonly int _epoll;
+    private readonly int _wake;
+    private readonly Thread _thread;
+    private readonly ConcurrentDictionary<ulong, LoopTransport> _transports = new();
+    private readonly ConcurrentQueue<LoopTransport> _resumed = new();
+    private long _nextToken;
+    private volatile bool _stopping;
+
+    private readonly Action<Exception> _onError;
+
+    public EventLoop(string name, Action<Exception> onError)
+    {
+        _onError = onError;
+        _epoll = Native.EpollCreate();
+        _wake = Native.EventFdCreate();
+        var error = Native.EpollAdd(_epoll, _wake, Native.EPOLLIN, WakeToken);
+        if (error != 0)
+        {
+            throw new IOException($"epoll_ctl(eventfd) failed: errno {error}");
+        }
+
+        _thread = new Thread(Run) { IsBackground = true, Name = name };
+        _thread.Start();
+    }
+
+    /// <summary>Watches the transport's socket; readable data is pushed into its input pipe from now on.</summary>
+    public void Register(LoopTransport transport)
+    {
+        var token = (ulong)Interlocked.Increment(ref _nextToken);
+        transport.Token = token;
+        _transports[token] = transport;
+
+        // Edge-triggered: one event per arrival, and the loop reads until the socket is empty.
+        var error = Native.EpollAdd(_epoll, (int)transport.Fd, Native.EPOLLIN | Native.EPOLLRDHUP | Native.EPOLLET, token);
+        if (error != 0)
+        {
+            _transports.TryRemove(token, out _);
+            throw new IOException($"epoll_ctl(ADD) failed: errno {error}");
+        }
+    }
+
+    /// <summary>Stops dispatching events to the transport (late events for its token are ignored).</summary>
+    public void Unregister(LoopTransport transport) => _transports.TryRemove(transport.Token, out _);
+
+    /// <summary>Removes a descriptor from the epoll set; only while it is certainly still open.</summary>
+    public void Forget(nint fd) => Native.EpollDel(_epoll, (int)fd);
+
+    /// <summary>A transport whose input pipe had filled up can take data again: read it on the loop thread.</summary>
+    public void Resume(LoopTransport transport)
+    {
+        _resumed.Enqueue(transport);
+        Native.Signal(_wake);
+    }
+
+    public void Dispose()
+    {
+        _stopping = true;
+        Native.Signal(_wake);
+        if (Thread.CurrentThread != _thread)
+        {
+            _thread.Join(TimeSpan.FromSeconds(5));
+        }
+
+        Native.Close(_wake);
+        Native.Close(_epoll);
+    }
+
+    private void Run()
+    {
+        var events = stackalloc byte[MaxEvents * 16];
+        var size = Native.EventSize;
+        var dataOffset = Native.EventDataOffset;
+        while (!_stopping)
+        {
+            var count = Native.Wait(_epoll, events, MaxEvents, -1);
+            if (count < 0)
+            {
+                continue; // EINTR
+            }
+
+            for (var i = 0; i < count; i++)
+            {
+                var token = *(ulong*)(events + (i * size) + dataOffset);
+                if (token == WakeToken)
+                {
+                    Native.Drain(_wake);
+                    while (_resumed.TryDequeue(out var resumed))
+                    {
+                        try
+                        {
+                            resumed.OnResumed();
+                        }
+                        catch (Exception e)
+                        {
+                            _onError(e);
+                        }
+                    }
+                }
+                else if (_transports.TryGetValue(token, out var transport))
+                {
+                    // A fault while serving one connection must not stop the loop that serves the others.
+                    try
+                    {
+                        transport.OnReadable();
+                    }
+                    catch (Exception e)
+                    {
+                        _onError(e);
+                    }
+                }
+            }
+        }
+    }
+}

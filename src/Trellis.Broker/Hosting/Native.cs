@@ -1,0 +1,101 @@
+using System.Runtime.InteropServices;
+
+namespace Trellis.Broker.Hosting;
+
+/// <summary>The few Linux calls the event loops need (epoll, eventfd, non-blocking recv/send).</summary>
+internal static unsafe partial class Native
+{
+    public const int EAGAIN = 11;
+    public const int EINTR = 4;
+    public const int EpollCtlAdd = 1;
+    public const int EpollCtlDel = 2;
+    public const uint EPOLLIN = 0x001;
+    public const uint EPOLLERR = 0x008;
+    public const uint EPOLLHUP = 0x010;
+    public const uint EPOLLRDHUP = 0x2000;
+    public const uint EPOLLET = 1u << 31;
+    public const int MsgDontWait = 0x40;
+    public const int MsgNoSignal = 0x4000;
+    private const int CloExec = 0x80000;
+    private const int EfdNonBlock = 0x800;
+
+    /// <summary>
+    /// struct epoll_event is packed on x86-64 (12 bytes, data at offset 4) and naturally aligned
+    /// elsewhere (16 bytes, data at offset 8).
+    /// </summary>
+    public static readonly int EventSize = RuntimeInformation.ProcessArchitecture == Architecture.X64 ? 12 : 16;
+
+    public static readonly int EventDataOffset = RuntimeInformation.ProcessArchitecture == Architecture.X64 ? 4 : 8;
+
+    /// <summary>Where the event loops can run: Linux on x86-64 or Arm64.</summary>
+    public static bool EventLoopsSupported =>
+        OperatingSystem.IsLinux() && RuntimeInformation.ProcessArchitecture is Architecture.X64 or Architecture.Arm64;
+
+    public static int EpollCreate() => Check(epoll_create1(CloExec), "epoll_create1");
+
+    public static int EventFdCreate() => Check(eventfd(0, CloExec | EfdNonBlock), "eventfd");
+
+    public static int EpollAdd(int epfd, int fd, uint events, ulong data)
+    {
+        var ev = stackalloc byte[16];
+        *(uint*)ev = events;
+        *(ulong*)(ev + EventDataOffset) = data;
+        return epoll_ctl(epfd, EpollCtlAdd, fd, ev) == 0 ? 0 : Marshal.GetLastPInvokeError();
+    }
+
+    public static void EpollDel(int epfd, int fd)
+    {
+        var ev = stackalloc byte[16];
+        _ = epoll_ctl(epfd, EpollCtlDel, fd, ev);
+    }
+
+    public static int Wait(int epfd, byte* events, int max, int timeoutMs) => epoll_wait(epfd, events, max, timeoutMs);
+
+    public static void Signal(int eventFd)
+    {
+        ulong one = 1;
+        _ = write(eventFd, &one, 8);
+    }
+
+    public static void Drain(int eventFd)
+    {
+        ulong value;
+        _ = read(eventFd, &value, 8);
+    }
+
+    public static int Close(int fd) => close(fd);
+
+    public static nint Recv(nint fd, byte* buffer, nint length) => recv((int)fd, buffer, length, MsgDontWait);
+
+    public static nint Send(nint fd, byte* buffer, nint length) => send((int)fd, buffer, length, MsgDontWait | MsgNoSignal);
+
+    private static int Check(int result, string call) =>
+        result >= 0 ? result : throw new IOException($"{call} failed: errno {Marshal.GetLastPInvokeError()}");
+
+    [LibraryImport("libc", SetLastError = true)]
+    private static partial int epoll_create1(int flags);
+
+    [LibraryImport("libc", SetLastError = true)]
+    private static partial int epoll_ctl(int epfd, int op, int fd, byte* ev);
+
+    [LibraryImport("libc", SetLastError = true)]
+    private static partial int epoll_wait(int epfd, byte* events, int maxevents, int timeout);
+
+    [LibraryImport("libc", SetLastError = true)]
+    private static partial int eventfd(uint initval, int flags);
+
+    [LibraryImport("libc", SetLastError = true)]
+    private static partial nint read(int fd, void* buffer, nint count);
+
+    [LibraryImport("libc", SetLastError = true)]
+    private static partial nint write(int fd, void* buffer, nint count);
+
+    [LibraryImport("libc", SetLastError = true)]
+    private static partial int close(int fd);
+
+    [LibraryImport("libc", SetLastError = true)]
+    private static partial nint recv(int fd, byte* buffer, nint length, int flags);
+
+    [LibraryImport("libc", SetLastError = true)]
+    private static partial nint send(int fd, byte* buffer, nint length, int flags);
+}

@@ -1,0 +1,91 @@
+using System.Diagnostics;
+using System.Globalization;
+using Trellis.IntegrationTests.TestKit;
+
+namespace Trellis.IntegrationTests.Broker;
+
+/// <summary>
+/// The plain-TCP listener with its epoll loops (one, two) and with the runtime's socket engine (0):
+/// a publisher bursting more than every buffer can hold to a subscriber that stops reading is held
+/// back (TCP flow control), and once the subscriber reads again every message arrives, whole.
+/// </summary>
+public sealed class TransportTests
+{
+    [Theory]
+    [InlineData(0)]
+    [InlineData(1)]
+    [InlineData(2)]
+    public async Task A_stopped_subscriber_holds_the_publisher_back_and_then_gets_everything(int mqttThreads)
+    {
+        var ct = TestContext.Current.CancellationToken;
+        await using var host = new ThreadsHost(mqttThreads);
+        await host.InitializeAsync();
+        var topic = TrellisHost.Unique("transport/");
+        var payload = Path.Combine(host.DataDirectory, "payload.bin");
+        await File.WriteAllBytesAsync(payload, Enumerable.Range(0, 16 * 1024).Select(i => (byte)i).ToArray(), ct);
+
+        // 3000 x 16 KiB = 48 MiB: more than the subscriber's queue (1000 messages), the sockets'
+        // buffers and the publisher's input pipe together, so the publisher must be slowed down.
+        const int count = 3000;
+        using var subscriber = Start("mosquitto_sub", [.. host.AdminArgs(TrellisHost.Unique("sub")), "-t", topic, "-q", "1", "-C", count.ToString(CultureInfo.InvariantCulture), "-F", "%l"]);
+        var lengths = new List<string>();
+        subscriber.OutputDataReceived += (_, e) =>
+        {
+            if (e.Data is not null)
+            {
+                lock (lengths)
+                {
+                    lengths.Add(e.Data);
+                }
+            }
+        };
+        subscriber.BeginOutputReadLine();
+        await Eventually.TrueAsync(() => host.Server.Broker.ConnectedClientIds().Any(c => host.Server.Broker.SubscriptionsOf(c).Contains(topic)), TimeSpan.FromSeconds(10), ct);
+
+        Signal("STOP", subscriber);
+        using var publisher = Start("mosquitto_pub", [.. host.AdminArgs(TrellisHost.Unique("pub")), "-t", topic, "-q", "1", "-f", payload, "--repeat", count.ToString(CultureInfo.InvariantCulture)]);
+        await Task.Delay(TimeSpan.FromSeconds(1), ct);
+        var heldBack = !publisher.HasExited;
+        Signal("CONT", subscriber);
+
+        try
+        {
+            await publisher.WaitForExitAsync(ct).WaitAsync(TimeSpan.FromSeconds(60), ct);
+            await subscriber.WaitForExitAsync(ct).WaitAsync(TimeSpan.FromSeconds(60), ct);
+        }
+        finally
+        {
+            publisher.Kill();
+            subscriber.Kill();
+        }
+
+        Assert.True(heldBack, "the publisher finished 48 MiB while its subscriber was stopped: nothing held it back");
+        Assert.Equal(0, publisher.ExitCode);
+        lock (lengths)
+        {
+            Assert.Equal(count, lengths.Count);
+            Assert.All(lengths, l => Assert.Equal("16384", l));
+        }
+
+        Assert.Equal(0, host.Server.Broker.Metrics.MessagesDropped);
+    }
+
+    private static Process Start(string tool, IEnumerable<string> args)
+    {
+        var info = new ProcessStartInfo(ExternalTool.Resolve(tool)) { RedirectStandardOutput = true, UseShellExecute = false };
+        foreach (var arg in args)
+        {
+            info.ArgumentList.Add(arg);
+        }
+
+        return Process.Start(info) ?? throw new InvalidOperationException($"could not start {tool}");
+    }
+
+    private static void Signal(string signal, Process process)
+    {
+        using var kill = Process.Start("kill", ["-" + signal, process.Id.ToString(CultureInfo.InvariantCulture)]);
+        kill.WaitForExit();
+    }
+
+    private sealed class ThreadsHost(int threads) : TrellisHost(false, b => b.EventLoops = threads);
+}
