@@ -8,7 +8,8 @@ namespace Trellis.Broker.Hosting;
 /// The runtime's own socket engine would instead hand every readiness event from its epoll thread
 /// to a thread-pool worker, which costs a thread hop, an extra receive call and a wake-up per event;
 /// with many connections that each send a message at a time that was most of the broker's CPU.
-/// Sends still go out on the thread that produced them (see <see cref="LoopTransport"/>).
+/// A connection with more to read than one receive takes continues on the thread pool, and sends go
+/// out on the thread that produced them (see <see cref="LoopTransport"/>).
 /// </summary>
 internal sealed unsafe class EventLoop : IDisposable
 {
@@ -18,8 +19,9 @@ internal sealed unsafe class EventLoop : IDisposable
     private readonly int _wake;
     private readonly Thread _thread;
     private readonly ConcurrentDictionary<ulong, LoopTransport> _transports = new();
-    private readonly ConcurrentQueue<LoopTransport> _resumed = new();
+    private readonly Lock _fdLock = new();
     private long _nextToken;
+    private bool _closed;
     private volatile bool _stopping;
 
     private readonly Action<Exception> _onError;
@@ -59,19 +61,31 @@ internal sealed unsafe class EventLoop : IDisposable
     public void Unregister(LoopTransport transport) => _transports.TryRemove(transport.Token, out _);
 
     /// <summary>Removes a descriptor from the epoll set; only while it is certainly still open.</summary>
-    public void Forget(nint fd) => Native.EpollDel(_epoll, (int)fd);
-
-    /// <summary>A transport whose input pipe had filled up can take data again: read it on the loop thread.</summary>
-    public void Resume(LoopTransport transport)
+    public void Forget(nint fd)
     {
-        _resumed.Enqueue(transport);
-        Native.Signal(_wake);
+        lock (_fdLock)
+        {
+            if (!_closed)
+            {
+                Native.EpollDel(_epoll, (int)fd);
+            }
+        }
     }
 
     public void Dispose()
     {
-        _stopping = true;
-        Native.Signal(_wake);
+        lock (_fdLock)
+        {
+            if (_closed)
+            {
+                return;
+            }
+
+            _stopping = true;
+            Native.Signal(_wake);
+            _closed = true;
+        }
+
         if (Thread.CurrentThread != _thread)
         {
             _thread.Join(TimeSpan.FromSeconds(5));
@@ -86,6 +100,7 @@ internal sealed unsafe class EventLoop : IDisposable
         var events = stackalloc byte[MaxEvents * 16];
         var size = Native.EventSize;
         var dataOffset = Native.EventDataOffset;
+        Internal.MqttConnection.EnterLoopThread();
         while (!_stopping)
         {
             var count = Native.Wait(_epoll, events, MaxEvents, -1);
@@ -96,34 +111,33 @@ internal sealed unsafe class EventLoop : IDisposable
 
             for (var i = 0; i < count; i++)
             {
-                var token = *(ulong*)(events + (i * size) + dataOffset);
+                var ev = events + (i * size);
+                var token = *(ulong*)(ev + dataOffset);
                 if (token == WakeToken)
                 {
-                    Native.Drain(_wake);
-                    while (_resumed.TryDequeue(out var resumed))
-                    {
-                        try
-                        {
-                            resumed.OnResumed();
-                        }
-                        catch (Exception e)
-                        {
-                            _onError(e);
-                        }
-                    }
+                    Native.Drain(_wake); // Dispose: the while condition ends the loop
                 }
                 else if (_transports.TryGetValue(token, out var transport))
                 {
                     // A fault while serving one connection must not stop the loop that serves the others.
                     try
                     {
-                        transport.OnReadable();
+                        transport.OnReadable(*(uint*)ev);
                     }
                     catch (Exception e)
                     {
                         _onError(e);
                     }
                 }
+            }
+
+            try
+            {
+                Internal.MqttConnection.FlushLoopWakes();
+            }
+            catch (Exception e)
+            {
+                _onError(e);
             }
         }
     }

@@ -5,17 +5,24 @@ using System.Runtime.InteropServices;
 namespace Trellis.Broker.Hosting;
 
 /// <summary>
-/// A TCP connection served by an <see cref="EventLoop"/>: the loop thread reads the socket into the
-/// input pipe, whose reader (the broker's read loop) then runs inline on that thread. Writes go
-/// straight to the socket from whichever thread flushes, and only wait (through the runtime's
-/// socket engine) when the socket's send buffer is full. An idle connection holds no buffer.
+/// A TCP connection served by an <see cref="EventLoop"/>. When the socket becomes readable, the loop
+/// thread reads it into the input pipe and the pipe's reader (the broker's read loop) runs inline on
+/// that thread: a connection that sends a message at a time costs one <c>recv</c>, no thread hop.
+/// A connection with more to read than one receive takes (a publisher streaming batches) is handed to
+/// the thread pool until its socket is empty, so the loop stays free for the light ones (a
+/// subscriber's acknowledgements must not wait behind a publisher's stream). Writes go straight to
+/// the socket from whichever thread flushes, and only wait (through the runtime's socket engine) when
+/// the socket's send buffer is full. An idle connection holds no buffer.
 /// </summary>
-internal sealed class LoopTransport : IMqttTransport
+internal sealed class LoopTransport : IMqttTransport, IThreadPoolWorkItem
 {
     /// <summary>Read size per receive call; the pipe's segments are this size.</summary>
     private const int ReadSize = 4096;
 
-    // Same back-pressure as SocketTransport: past 256 KiB unread the loop stops reading this socket.
+    /// <summary>Bytes read before the broker is given them (a flush) and the thread is offered to others.</summary>
+    private const int PassBytes = 64 * 1024;
+
+    // Same back-pressure as SocketTransport: past 256 KiB unread, reading this socket stops.
     private static readonly PipeOptions InputOptions = new(
         readerScheduler: PipeScheduler.Inline,
         pauseWriterThreshold: 256 * 1024,
@@ -29,10 +36,14 @@ internal sealed class LoopTransport : IMqttTransport
     private readonly Action _flushCompleted;
     private ValueTask<FlushResult> _pendingFlush;
 
-    // Loop-thread state: the input pipe's writer is only ever used on the loop thread.
-    private bool _paused;
+    /// <summary>
+    /// Who reads: 0 nobody (the loop starts a reader on the next event), 1 a reader owns the input
+    /// pipe's writer, 2 a reader owns it and was asked to look again. Exactly one thread reads at a
+    /// time; ownership moves between the loop and the thread pool with the work.
+    /// </summary>
+    private int _readState;
     private bool _inputDone;
-    private volatile bool _readerGone;
+    private volatile bool _peerClosed;
     private volatile bool _closeRequested;
 
     public LoopTransport(Socket socket, EventLoop loop)
@@ -42,6 +53,21 @@ internal sealed class LoopTransport : IMqttTransport
         Fd = socket.SafeHandle.DangerousGetHandle();
         _flushCompleted = OnFlushCompleted;
         Output = PipeWriter.Create(new SendStream(this), new StreamPipeWriterOptions(minimumBufferSize: ReadSize, leaveOpen: true));
+    }
+
+    private enum Pass
+    {
+        /// <summary>The socket is empty.</summary>
+        Empty,
+
+        /// <summary>There may be more to read: continue on the thread pool.</summary>
+        More,
+
+        /// <summary>The broker is not taking data; reading resumes when it catches up.</summary>
+        Paused,
+
+        /// <summary>The input is over.</summary>
+        Ended,
     }
 
     public PipeReader Input => _input.Reader;
@@ -78,41 +104,61 @@ internal sealed class LoopTransport : IMqttTransport
         return ValueTask.CompletedTask;
     }
 
-    /// <summary>The loop saw the socket readable (or closed by the peer). Loop thread only.</summary>
-    internal void OnReadable()
+    /// <summary>On the loop thread: the socket is readable, or the peer closed (<paramref name="events"/> says).</summary>
+    internal void OnReadable(uint events)
     {
-        if (!_paused && !_inputDone)
+        if ((events & (Native.EPOLLRDHUP | Native.EPOLLHUP | Native.EPOLLERR)) != 0)
         {
-            ReadAvailable();
+            _peerClosed = true;
+        }
+
+        if (Interlocked.Exchange(ref _readState, 2) == 0)
+        {
+            Drain(onLoop: true);
         }
     }
 
-    /// <summary>
-    /// On the loop thread: the broker caught up with a full input pipe (read what waited in the socket
-    /// meanwhile), or the connection is closing (end the input).
-    /// </summary>
-    internal void OnResumed()
+    void IThreadPoolWorkItem.Execute() => Drain(onLoop: false);
+
+    /// <summary>Reads while this thread owns the input; releases it only when nobody asked to look again.</summary>
+    private void Drain(bool onLoop)
     {
-        if (_inputDone)
+        while (true)
         {
-            return;
-        }
+            Volatile.Write(ref _readState, 1);
+            switch (ReadPass(onLoop))
+            {
+                case Pass.More:
+                    // Still owned: a pool thread continues (and yields between passes to other work).
+                    ThreadPool.UnsafeQueueUserWorkItem(this, preferLocal: false);
+                    return;
+                case Pass.Paused:
+                    return; // still owned: OnFlushCompleted continues
+                case Pass.Ended:
+                    EndInput();
+                    return; // owned for good: later events start no reader
+                default:
+                    if (Interlocked.CompareExchange(ref _readState, 0, 1) == 1)
+                    {
+                        return;
+                    }
 
-        if (_closeRequested || _readerGone)
-        {
-            EndInput();
-            return;
+                    break; // asked to look again (new data, or a close)
+            }
         }
-
-        _paused = false;
-        ReadAvailable();
     }
 
-    private unsafe void ReadAvailable()
+    private unsafe Pass ReadPass(bool onLoop)
     {
+        if (_closeRequested)
+        {
+            return Pass.Ended;
+        }
+
         var writer = _input.Writer;
-        var received = false;
+        var read = 0;
         var ended = false;
+        var more = false;
         var handleAdded = false;
         try
         {
@@ -129,12 +175,21 @@ internal sealed class LoopTransport : IMqttTransport
                 if (n > 0)
                 {
                     writer.Advance((int)n);
-                    received = true;
+                    read += (int)n;
 
                     // A short read emptied the socket; with edge-triggered epoll the next arrival raises a
-                    // new event, so there is no need for another call that would only say EAGAIN.
-                    if (n < memory.Length)
+                    // new event, so there is no need for another call that would only say EAGAIN. Not
+                    // after the peer's close was reported: no further event comes for that.
+                    if (n < memory.Length && !_peerClosed)
                     {
+                        break;
+                    }
+
+                    if (n == memory.Length && (onLoop || read >= PassBytes))
+                    {
+                        // More than one receive's worth: let the pool read the rest (from the loop), or
+                        // give the broker this much and the pool thread to others (on the pool).
+                        more = true;
                         break;
                     }
 
@@ -169,7 +224,12 @@ internal sealed class LoopTransport : IMqttTransport
             }
         }
 
-        if (received)
+        if (more && onLoop)
+        {
+            return Pass.More; // the pool thread hands this data to the broker with the rest
+        }
+
+        if (read > 0)
         {
             // The broker's read loop runs inside this call (inline reader scheduler).
             var flush = writer.FlushAsync();
@@ -177,10 +237,9 @@ internal sealed class LoopTransport : IMqttTransport
             {
                 // The broker is not taking data (a congested subscriber, a held publish): stop reading
                 // this socket until it catches up, so TCP slows the sender down.
-                _paused = true;
                 _pendingFlush = flush;
                 flush.ConfigureAwait(false).GetAwaiter().UnsafeOnCompleted(_flushCompleted);
-                return;
+                return Pass.Paused;
             }
 
 #pragma warning disable VSTHRD002 // the flush has completed: Result does not wait
@@ -188,32 +247,38 @@ internal sealed class LoopTransport : IMqttTransport
 #pragma warning restore VSTHRD002
         }
 
-        if (ended || _closeRequested)
-        {
-            EndInput();
-        }
+        return ended || _closeRequested ? Pass.Ended : more ? Pass.More : Pass.Empty;
     }
 
-    /// <summary>A paused flush finished (on whichever thread let the broker catch up): continue on the loop.</summary>
+    /// <summary>A paused flush finished, on the thread that let the broker catch up: read on from there.</summary>
     private void OnFlushCompleted()
     {
+        bool readerGone;
         try
         {
 #pragma warning disable VSTHRD002 // called when the flush has completed: Result does not wait
             var result = _pendingFlush.Result;
 #pragma warning restore VSTHRD002
-            _readerGone = result.IsCompleted || result.IsCanceled;
+            readerGone = result.IsCompleted || result.IsCanceled;
         }
         catch (InvalidOperationException)
         {
-            _readerGone = true;
+            readerGone = true;
         }
 
         _pendingFlush = default;
-        _loop.Resume(this);
+        if (readerGone)
+        {
+            EndInput();
+            return;
+        }
+
+        // Events that came while paused found the input owned and only asked for another look (a
+        // close among them set _peerClosed): this pass reads what they announced.
+        Drain(onLoop: false);
     }
 
-    /// <summary>No more input: the broker's read loop sees the end of the stream. Loop thread only.</summary>
+    /// <summary>No more input: the broker's read loop sees the end of the stream. Only by the owner of the input.</summary>
     private void EndInput()
     {
         if (_inputDone)
@@ -246,9 +311,16 @@ internal sealed class LoopTransport : IMqttTransport
 
     private void Close(bool shutdown)
     {
-        // The input pipe belongs to the loop thread: it ends it there.
         _closeRequested = true;
-        _loop.Resume(this);
+        _loop.Unregister(this);
+
+        // Nobody reading: end the input here. Otherwise the reader ends it on its next pass (a
+        // paused reader ends when the broker completes its side of the pipe, or never needs to).
+        if (Interlocked.Exchange(ref _readState, 2) == 0)
+        {
+            EndInput();
+        }
+
         if (shutdown)
         {
             try

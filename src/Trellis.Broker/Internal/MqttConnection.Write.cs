@@ -10,6 +10,8 @@ internal sealed partial class MqttConnection
 
     private async Task WriteLoopAsync(bool inline)
     {
+        Interlocked.Increment(ref _writerActive);
+
         // Rented per writer run: an idle connection keeps no batch array.
         var batch = ArrayPool<(ushort PacketId, Outgoing Item, bool Dup)>.Shared.Rent(BatchSize);
         var token = _cts.Token;
@@ -102,6 +104,7 @@ internal sealed partial class MqttConnection
         finally
         {
             ArrayPool<(ushort PacketId, Outgoing Item, bool Dup)>.Shared.Return(batch);
+            Interlocked.Decrement(ref _writerActive);
         }
     }
 

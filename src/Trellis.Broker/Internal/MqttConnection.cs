@@ -28,6 +28,9 @@ internal sealed partial class MqttConnection : IDisposable, IThreadPoolWorkItem
     private Task? _writer;
     private readonly TaskCompletionSource _closeFlushed = new(TaskCreationOptions.RunContinuationsAsynchronously);
     private int _writerRunning;
+
+    /// <summary>How many <see cref="WriteLoopAsync"/> runs are under way (first line to last, awaits included): 0 or 1, briefly 2 as one stands down.</summary>
+    private int _writerActive;
     private HashSet<MqttConnection>? _deferredWakes;
     private int _writeRequested;
     private bool _hardAbort;
@@ -146,6 +149,30 @@ internal sealed partial class MqttConnection : IDisposable, IThreadPoolWorkItem
     /// <summary>Deliveries of one read batch to more connections than this are split across threads.</summary>
     private const int ParallelFanOutThreshold = 128;
 
+    /// <summary>
+    /// On an event-loop thread: the writers woken while the loop handles one batch of readiness events,
+    /// started together at the end of that batch (<see cref="FlushLoopWakes"/>). Sending back to back
+    /// lets one wake-up of a receiving peer cover several messages, where a send per event would wake
+    /// it (an interrupt to another CPU) every time.
+    /// </summary>
+    [ThreadStatic]
+    private static HashSet<MqttConnection>? t_loopWakes;
+
+    /// <summary>Writers woken on a loop thread are started at most this many at a time, so the first message waits little.</summary>
+    private const int LoopWakeBatch = 64;
+
+    /// <summary>Marks the calling thread as an event loop's: writers woken on it wait for <see cref="FlushLoopWakes"/>.</summary>
+    internal static void EnterLoopThread() => t_loopWakes = [];
+
+    /// <summary>Starts the writers woken during the event loop's batch that just ended.</summary>
+    internal static void FlushLoopWakes()
+    {
+        if (t_loopWakes is { Count: > 0 } targets)
+        {
+            StartWriters(targets);
+        }
+    }
+
     /// <summary>Runs the deferred wakes of this read batch: writers start on this thread.</summary>
     private void FlushDeferredWakes()
     {
@@ -154,6 +181,25 @@ internal sealed partial class MqttConnection : IDisposable, IThreadPoolWorkItem
             return;
         }
 
+        if (t_loopWakes is { } loopWakes)
+        {
+            // On a loop thread: the writers start when the loop's batch ends (or the set is large).
+            loopWakes.UnionWith(targets);
+            targets.Clear();
+            if (loopWakes.Count >= LoopWakeBatch)
+            {
+                StartWriters(loopWakes);
+            }
+
+            return;
+        }
+
+        StartWriters(targets);
+    }
+
+    /// <summary>Starts the writers of <paramref name="targets"/> that are not running, then clears the set.</summary>
+    private static void StartWriters(HashSet<MqttConnection> targets)
+    {
         // A large fan-out: the second half of the writers goes to the thread pool first, so that
         // the other cores send while this thread sends the first half.
         var inlineCount = targets.Count > ParallelFanOutThreshold ? targets.Count / 2 : targets.Count;
@@ -267,10 +313,19 @@ internal sealed partial class MqttConnection : IDisposable, IThreadPoolWorkItem
         // Take the writer slot for good: a late Wake (a server reply racing the close) can no
         // longer start a writer on the pipe we are about to complete.
         Interlocked.Exchange(ref _writerRunning, 1);
-        if (_writer is { IsCompleted: false } writer)
+
+        // The writer must be done with the pipe before it is completed. One that another thread has
+        // just started may still be running its first batch before its task is even stored.
+        var deadline = Environment.TickCount64 + 2000;
+        while (Volatile.Read(ref _writerActive) > 0 && Environment.TickCount64 < deadline)
         {
-            // The writer must be done with the pipe before it is completed.
-            await Task.WhenAny(writer, Task.Delay(TimeSpan.FromSeconds(2), CancellationToken.None));
+            if (_writer is { IsCompleted: false } writer)
+            {
+                await Task.WhenAny(writer, Task.Delay(TimeSpan.FromMilliseconds(Math.Max(1, deadline - Environment.TickCount64)), CancellationToken.None));
+                break;
+            }
+
+            await Task.Delay(1, CancellationToken.None);
         }
 
         if (Volatile.Read(ref _hardAbort))

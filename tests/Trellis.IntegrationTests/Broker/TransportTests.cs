@@ -70,6 +70,38 @@ public sealed class TransportTests
         Assert.Equal(0, host.Server.Broker.Metrics.MessagesDropped);
     }
 
+    [Theory]
+    [InlineData(0)]
+    [InlineData(1)]
+    [InlineData(2)]
+    public async Task A_client_that_publishes_and_closes_at_once_is_served_and_closed(int mqttThreads)
+    {
+        var ct = TestContext.Current.CancellationToken;
+        await using var host = new ThreadsHost(mqttThreads);
+        await host.InitializeAsync();
+        var user = host.Server.AccessKeys.AdminAccessKeyId;
+        var topic = TrellisHost.Unique("fin/");
+        const int attempts = 20;
+        using var subscriber = ExternalTool.StartBackground("mosquitto_sub", [.. host.AdminArgs(TrellisHost.Unique("sub")), "-t", topic, "-C", attempts.ToString(CultureInfo.InvariantCulture)]);
+        await Eventually.TrueAsync(() => host.Server.Broker.ConnectedClientIds().Any(c => host.Server.Broker.SubscriptionsOf(c).Contains(topic)), TimeSpan.FromSeconds(10), ct);
+        for (var i = 0; i < attempts; i++)
+        {
+            using var raw = await RawMqtt.ConnectAsync(host.MqttPort, ct);
+            await raw.SendAsync(RawMqtt.Connect(TrellisHost.Unique("fin"), user, host.Server.AccessKeys.SecretFor(user)), ct);
+            await raw.ReadPacketAsync(TimeSpan.FromSeconds(5), ct); // CONNACK
+
+            // A PUBLISH and the FIN back to back usually arrive as one readiness event: the broker must
+            // handle the publish and see the close (no further event will tell it).
+            await raw.SendAsync(RawMqtt.Publish(System.Text.Encoding.UTF8.GetBytes(topic), System.Text.Encoding.UTF8.GetBytes($"m{i}")), ct);
+            raw.ShutdownSend();
+            var (_, closed) = await raw.ReadUntilClosedAsync(TimeSpan.FromSeconds(5), ct);
+            Assert.True(closed, $"attempt {i}: the broker did not close a connection whose client had closed");
+        }
+
+        Assert.True(await Eventually.TrueAsync(() => subscriber.Lines.Count == attempts, TimeSpan.FromSeconds(10), ct), $"subscriber got {subscriber.Lines.Count} of {attempts}");
+        Assert.Equal(Enumerable.Range(0, attempts).Select(i => $"m{i}"), subscriber.Lines);
+    }
+
     private static Process Start(string tool, IEnumerable<string> args)
     {
         var info = new ProcessStartInfo(ExternalTool.Resolve(tool)) { RedirectStandardOutput = true, UseShellExecute = false };

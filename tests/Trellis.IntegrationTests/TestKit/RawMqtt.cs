@@ -19,6 +19,9 @@ public sealed class RawMqtt : IDisposable
 
     public Task SendAsync(byte[] bytes, CancellationToken ct) => _stream.WriteAsync(bytes, ct).AsTask();
 
+    /// <summary>Half-closes the connection (FIN): nothing more will be sent, answers can still be read.</summary>
+    public void ShutdownSend() => _client.Client.Shutdown(SocketShutdown.Send);
+
     /// <summary>Reads what arrives until the peer closes or <paramref name="timeout"/>; Closed tells which.</summary>
     public async Task<(byte[] Bytes, bool Closed)> ReadUntilClosedAsync(TimeSpan timeout, CancellationToken ct)
     {
