@@ -20,11 +20,10 @@ internal sealed unsafe class EventLoop : IDisposable
     private readonly Thread _thread;
     private readonly ConcurrentDictionary<ulong, LoopTransport> _transports = new();
     private readonly Lock _fdLock = new();
+    private readonly Action<Exception> _onError;
     private long _nextToken;
     private bool _closed;
     private volatile bool _stopping;
-
-    private readonly Action<Exception> _onError;
 
     public EventLoop(string name, Action<Exception> onError)
     {
@@ -48,7 +47,7 @@ internal sealed unsafe class EventLoop : IDisposable
         transport.Token = token;
         _transports[token] = transport;
 
-        // Edge-triggered: one event per arrival, and the loop reads until the socket is empty.
+        // Edge-triggered: one event per arrival; whoever reads the socket reads it until it is empty.
         var error = Native.EpollAdd(_epoll, (int)transport.Fd, Native.EPOLLIN | Native.EPOLLRDHUP | Native.EPOLLET, token);
         if (error != 0)
         {

@@ -158,6 +158,10 @@ internal sealed partial class MqttConnection : IDisposable, IThreadPoolWorkItem
     [ThreadStatic]
     private static HashSet<MqttConnection>? t_loopWakes;
 
+    /// <summary>The set <see cref="t_loopWakes"/> is swapped with while its writers start (they may wake others).</summary>
+    [ThreadStatic]
+    private static HashSet<MqttConnection>? t_spareWakes;
+
     /// <summary>Writers woken on a loop thread are started at most this many at a time, so the first message waits little.</summary>
     private const int LoopWakeBatch = 64;
 
@@ -167,10 +171,17 @@ internal sealed partial class MqttConnection : IDisposable, IThreadPoolWorkItem
     /// <summary>Starts the writers woken during the event loop's batch that just ended.</summary>
     internal static void FlushLoopWakes()
     {
-        if (t_loopWakes is { Count: > 0 } targets)
+        if (t_loopWakes is not { Count: > 0 } targets)
         {
-            StartWriters(targets);
+            return;
         }
+
+        // A writer started here can close its connection inline, whose read loop then defers wakes
+        // of its own: they go to the other set, for the next flush, not into the one being read.
+        t_loopWakes = t_spareWakes ?? [];
+        t_spareWakes = null;
+        StartWriters(targets);
+        t_spareWakes = targets;
     }
 
     /// <summary>Runs the deferred wakes of this read batch: writers start on this thread.</summary>
@@ -188,7 +199,7 @@ internal sealed partial class MqttConnection : IDisposable, IThreadPoolWorkItem
             targets.Clear();
             if (loopWakes.Count >= LoopWakeBatch)
             {
-                StartWriters(loopWakes);
+                FlushLoopWakes();
             }
 
             return;
