@@ -12,14 +12,11 @@ namespace Trellis.IntegrationTests.Broker;
 public sealed class TransportTests
 {
     [Theory]
-    [InlineData(0)]
-    [InlineData(1)]
-    [InlineData(2)]
+    [MemberData(nameof(LoopThreads))]
     public async Task A_stopped_subscriber_holds_the_publisher_back_and_then_gets_everything(int mqttThreads)
     {
         var ct = TestContext.Current.CancellationToken;
-        await using var host = new ThreadsHost(mqttThreads);
-        await host.InitializeAsync();
+        await using var host = await StartAsync(mqttThreads);
         var topic = TrellisHost.Unique("transport/");
         var payload = Path.Combine(host.DataDirectory, "payload.bin");
         await File.WriteAllBytesAsync(payload, Enumerable.Range(0, 16 * 1024).Select(i => (byte)i).ToArray(), ct);
@@ -40,7 +37,7 @@ public sealed class TransportTests
             }
         };
         subscriber.BeginOutputReadLine();
-        await Eventually.TrueAsync(() => host.Server.Broker.ConnectedClientIds().Any(c => host.Server.Broker.SubscriptionsOf(c).Contains(topic)), TimeSpan.FromSeconds(10), ct);
+        await SubscribedAsync(host, topic, ct);
 
         Signal("STOP", subscriber);
         using var publisher = Start("mosquitto_pub", [.. host.AdminArgs(TrellisHost.Unique("pub")), "-t", topic, "-q", "1", "-f", payload, "--repeat", count.ToString(CultureInfo.InvariantCulture)]);
@@ -71,19 +68,16 @@ public sealed class TransportTests
     }
 
     [Theory]
-    [InlineData(0)]
-    [InlineData(1)]
-    [InlineData(2)]
+    [MemberData(nameof(LoopThreads))]
     public async Task A_client_that_publishes_and_closes_at_once_is_served_and_closed(int mqttThreads)
     {
         var ct = TestContext.Current.CancellationToken;
-        await using var host = new ThreadsHost(mqttThreads);
-        await host.InitializeAsync();
+        await using var host = await StartAsync(mqttThreads);
         var user = host.Server.AccessKeys.AdminAccessKeyId;
         var topic = TrellisHost.Unique("fin/");
         const int attempts = 20;
         using var subscriber = ExternalTool.StartBackground("mosquitto_sub", [.. host.AdminArgs(TrellisHost.Unique("sub")), "-t", topic, "-C", attempts.ToString(CultureInfo.InvariantCulture)]);
-        await Eventually.TrueAsync(() => host.Server.Broker.ConnectedClientIds().Any(c => host.Server.Broker.SubscriptionsOf(c).Contains(topic)), TimeSpan.FromSeconds(10), ct);
+        await SubscribedAsync(host, topic, ct);
         for (var i = 0; i < attempts; i++)
         {
             using var raw = await RawMqtt.ConnectAsync(host.MqttPort, ct);
@@ -101,6 +95,19 @@ public sealed class TransportTests
         Assert.True(await Eventually.TrueAsync(() => subscriber.Lines.Count == attempts, TimeSpan.FromSeconds(10), ct), $"subscriber got {subscriber.Lines.Count} of {attempts}");
         Assert.Equal(Enumerable.Range(0, attempts).Select(i => $"m{i}"), subscriber.Lines);
     }
+
+    /// <summary>0: the .NET socket engine; 1 and 2: the broker's own epoll loops.</summary>
+    public static TheoryData<int> LoopThreads => [0, 1, 2];
+
+    private static async Task<ThreadsHost> StartAsync(int mqttThreads)
+    {
+        var host = new ThreadsHost(mqttThreads);
+        await host.InitializeAsync();
+        return host;
+    }
+
+    private static Task SubscribedAsync(TrellisHost host, string topic, CancellationToken ct) =>
+        Eventually.TrueAsync(() => host.Server.Broker.ConnectedClientIds().Any(c => host.Server.Broker.SubscriptionsOf(c).Contains(topic)), TimeSpan.FromSeconds(10), ct);
 
     private static Process Start(string tool, IEnumerable<string> args)
     {
