@@ -1,7 +1,7 @@
 namespace Trellis.Rules.Sql;
 
 /// <summary>One message as a rule sees it: its topic and payload, who sent it and when.</summary>
-public sealed class RuleContext
+public sealed record RuleContext
 {
     public required string Topic { get; init; }
 
@@ -22,16 +22,7 @@ public sealed class RuleContext
     public string AccountId { get; init; } = "000000000000";
 
     /// <summary>The same message with <paramref name="payload"/> in place of its payload (a nested query's element).</summary>
-    public RuleContext WithPayload(object? payload) => new()
-    {
-        Topic = Topic,
-        Payload = payload,
-        RawPayload = RawPayload,
-        ClientId = ClientId,
-        Principal = Principal,
-        TimestampMs = TimestampMs,
-        AccountId = AccountId,
-    };
+    public RuleContext WithPayload(object? payload) => this with { Payload = payload };
 
     /// <summary>Parses a payload: JSON when it is JSON, otherwise the bytes themselves.</summary>
     public static object? ParsePayload(ReadOnlyMemory<byte> payload)
