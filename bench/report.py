@@ -10,8 +10,9 @@ import sys
 from collections import defaultdict
 
 rows = [json.loads(l) for l in open(sys.argv[1]) if l.strip().startswith("{")]
-TRAFFIC = ("fanin", "fanout", "p2p", "p2p-1")
-NAMES = {"fanin": "fan-in", "fanout": "fan-out", "p2p": "point-to-point", "p2p-1": "point-to-point, one pair"}
+TRAFFIC = ("fanin", "fanout", "p2p", "p2p-1", "p2p-lockstep")
+NAMES = {"fanin": "fan-in", "fanout": "fan-out", "p2p": "point-to-point", "p2p-1": "point-to-point, one pair",
+         "p2p-lockstep": "point-to-point, publishers in lockstep"}
 
 summaries = defaultdict(list)  # (broker, scenario, qos) -> [summary per round]
 steps = defaultdict(list)      # (broker, scenario, qos, offered) -> [step per round]

@@ -3,7 +3,7 @@
 # with the same load generator and workloads. Results: bench/results/<timestamp>.jsonl and a
 # markdown table on stdout (paste it into docs/benchmarks.md with the machine details).
 #
-# usage: scripts/bench.sh [scenario ...]   (default: fanin-q0 fanin-q1 fanout p2p p2p-1 idle overload shadow provision telemetry ingest)
+# usage: scripts/bench.sh [scenario ...]   (default: fanin-q0 fanin-q1 fanout p2p p2p-1 p2p-lockstep idle overload shadow provision telemetry ingest)
 #        BENCH_ROUNDS=N (default 3): traffic scenarios run N times, brokers alternating; the report
 #        quotes medians, because single runs on a shared 2-core VM move by 10-30 %.
 #        ingest: INGEST_ROUNDS=N ladder rounds (default BENCH_ROUNDS), INGEST_SUSTAIN=S seconds of the
@@ -53,7 +53,7 @@ stop_brokers() { kill "$mosq_pid" "$trellis_pid" 2>/dev/null || true; wait "$mos
 mkdir -p bench/results
 out="bench/results/$(date -u +%Y%m%dT%H%M%SZ).jsonl"
 scenarios=("$@")
-[[ ${#scenarios[@]} -gt 0 ]] || scenarios=(fanin-q0 fanin-q1 fanout p2p p2p-1 idle overload shadow provision telemetry ingest)
+[[ ${#scenarios[@]} -gt 0 ]] || scenarios=(fanin-q0 fanin-q1 fanout p2p p2p-1 p2p-lockstep idle overload shadow provision telemetry ingest)
 
 rounds=${BENCH_ROUNDS:-3}
 run() { # round broker-name port pid scenario-args...
@@ -166,6 +166,7 @@ for scenario in "${scenarios[@]}"; do
     fanout)   a=(--scenario fanout --qos 0 --rates 20,50,100,150,200,300,400,500,600,800,1000,1200,1500,2000) ;;
     p2p)      a=(--scenario p2p --qos 0 --rates 10000,20000,40000,60000,80000,100000,120000,150000,200000,250000,300000) ;;
     p2p-1)    a=(--scenario p2p --pairs 1 --qos 0 --rates 1000,5000,10000,20000) ;;  # latency without contention: one publisher, one subscriber
+    p2p-lockstep) a=(--scenario p2p --lockstep --qos 0 --rates 10000,20000,40000,60000,80000,100000,120000,150000,200000,250000,300000) ;;  # all 500 publishers due at once: bursts
     idle)     a=(--scenario idle --connections 10000) ;;
     overload) a=(--scenario overload --qos 0 --seconds 5) ;;
     *) echo "unknown scenario $scenario"; exit 2 ;;

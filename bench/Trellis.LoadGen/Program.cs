@@ -7,10 +7,11 @@ using Trellis.LoadGen;
 // trellis-loadgen --name NAME --port PORT --pid PID --scenario fanin|fanout|p2p|overload|idle|shadow|shadow-store|provision|connect|telemetry-store|rules|ingest
 //                 [--qos 0|1] [--rates a,b,c] [--seconds 3] [--connections 10000] [--things 1000] [--thing-prefix bench-thing-] [--in-flight 1000]
 //                 [--pairs 500] (p2p; any other number of pairs is reported as scenario p2p-N)
+//                 [--lockstep] (all publishers' messages due at the same instant; reported as SCENARIO-lockstep)
 //   provision: --devices N --concurrency C --template T --serial-prefix P --out DIR --ca ca.pem --claim-cert F --claim-key F (port = TLS)
 //   connect:   --auth token|cert --tokens tokens.tsv | --devices-dir DIR --concurrency C --ca ca.pem
 var options = Args.Parse(args);
-var scenarioName = options.Scenario == "p2p" && options.Pairs != 500 ? $"p2p-{options.Pairs}" : options.Scenario;
+var scenarioName = (options.Scenario == "p2p" && options.Pairs != 500 ? $"p2p-{options.Pairs}" : options.Scenario) + (options.Lockstep ? "-lockstep" : "");
 var broker = new BrokerProcess(options.Pid);
 using var cts = new CancellationTokenSource(TimeSpan.FromMinutes(30));
 var ct = cts.Token;
@@ -356,7 +357,11 @@ async Task<StepResult> RunStepAsync(List<Publisher> publishers, List<Subscriber>
 
 // One pacer for all publishers: every millisecond it sends what is due on each connection. A task
 // per publisher (500 in point-to-point) would burn the generator's CPU on timer wake-ups, and that
-// CPU is shared with the broker under test.
+// CPU is shared with the broker under test. Publisher i runs i/N of a period behind publisher 0, so
+// the offered rate is spread evenly over time, as independent devices send. With --lockstep every
+// publisher's message falls due at the same instant (at 10k msg/s over 500 publishers: a burst of
+// 500 every 50 ms, sent at over 100k msg/s while it lasts), which is how the generator paced until
+// 2026-11-28; the p2p-lockstep scenario keeps that stress case.
 async Task PaceAsync(List<Publisher> publishers, double rate, TimeSpan duration, int step)
 {
     foreach (var p in publishers)
@@ -375,11 +380,13 @@ async Task PaceAsync(List<Publisher> publishers, double rate, TimeSpan duration,
             return;
         }
 
-        var dueTotal = (long)(perPublisher * (now - start) / Stopwatch.Frequency);
-        foreach (var p in publishers)
+        var periods = perPublisher * (now - start) / Stopwatch.Frequency;
+        for (var i = 0; i < publishers.Count; i++)
         {
+            var p = publishers[i];
+            var phase = options.Lockstep ? 0 : (double)i / publishers.Count;
             var sent = Interlocked.Read(ref p.Sent);
-            var due = dueTotal - sent;
+            var due = (long)(periods + phase) - sent;
             if (due > 0)
             {
                 await p.SendAsync((int)Math.Min(due, int.MaxValue), sent, step, ct);
@@ -434,7 +441,7 @@ static void Emit(Dictionary<string, object?> values) =>
 
 internal sealed record StepResult(long Sent, long Expected, long Received, double LossPct, double P50, double P99, double Cpu, long Rss, bool Passed);
 
-internal sealed record Args(string Name, string Host, int Port, int Pid, string Scenario, int Qos, double[] Rates, double Seconds, int Connections, int PayloadBytes, int Things, string ThingPrefix, int InFlight, int Pairs)
+internal sealed record Args(string Name, string Host, int Port, int Pid, string Scenario, int Qos, double[] Rates, double Seconds, int Connections, int PayloadBytes, int Things, string ThingPrefix, int InFlight, int Pairs, bool Lockstep)
 {
     public static Args Parse(string[] args)
     {
@@ -458,6 +465,7 @@ internal sealed record Args(string Name, string Host, int Port, int Pid, string 
             int.Parse(Get("--things", "1000"), CultureInfo.InvariantCulture),
             Get("--thing-prefix", "bench-thing-"),
             int.Parse(Get("--in-flight", "1000"), CultureInfo.InvariantCulture),
-            int.Parse(Get("--pairs", "500"), CultureInfo.InvariantCulture));
+            int.Parse(Get("--pairs", "500"), CultureInfo.InvariantCulture),
+            args.Contains("--lockstep"));
     }
 }

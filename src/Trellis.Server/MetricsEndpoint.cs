@@ -37,9 +37,19 @@ public static class MetricsEndpoint
             var gc = GC.GetGCMemoryInfo();
             Append(text, "dotnet_gc_heap_bytes", "gauge", "Managed heap size after the last garbage collection", gc.HeapSizeBytes);
             Append(text, "dotnet_gc_allocated_bytes_total", "counter", "Bytes allocated on the managed heap since start", GC.GetTotalAllocatedBytes());
+            text.Append("# HELP dotnet_gc_collections_total Garbage collections since start, by generation\n# TYPE dotnet_gc_collections_total counter\n");
+            for (var generation = 0; generation <= GC.MaxGeneration; generation++)
+            {
+                text.Append(CultureInfo.InvariantCulture, $"dotnet_gc_collections_total{{generation=\"{generation}\"}} {GC.CollectionCount(generation)}\n");
+            }
+
+            AppendSeconds(text, "dotnet_gc_pause_seconds_total", "counter", "Time the runtime was paused for garbage collection since start", GC.GetTotalPauseDuration());
             Append(text, "process_working_set_bytes", "gauge", "Resident memory of the process", Environment.WorkingSet);
             return Results.Text(text.ToString(), "text/plain; version=0.0.4");
         });
+
+    private static void AppendSeconds(StringBuilder text, string name, string type, string help, TimeSpan value) =>
+        text.Append(CultureInfo.InvariantCulture, $"# HELP {name} {help}\n# TYPE {name} {type}\n{name} {value.TotalSeconds:0.######}\n");
 
     private static void Append(StringBuilder text, string name, string type, string help, long value) =>
         text.Append(CultureInfo.InvariantCulture, $"# HELP {name} {help}\n# TYPE {name} {type}\n{name} {value}\n");

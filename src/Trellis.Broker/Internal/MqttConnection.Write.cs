@@ -137,7 +137,7 @@ internal sealed partial class MqttConnection
 
         if (item.Qos == 0 && item.SubscriptionId is null && !item.Retain && message.Properties?.MessageExpiryInterval is null)
         {
-            _output.Write(message.GetQos0Frame(v5, false));
+            message.WriteQos0(_output, v5);
             return;
         }
 

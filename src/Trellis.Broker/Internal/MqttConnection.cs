@@ -162,8 +162,13 @@ internal sealed partial class MqttConnection : IDisposable, IThreadPoolWorkItem
     [ThreadStatic]
     private static HashSet<MqttConnection>? t_spareWakes;
 
-    /// <summary>Writers woken on a loop thread are started at most this many at a time, so the first message waits little.</summary>
-    private const int LoopWakeBatch = 64;
+    /// <summary>
+    /// Writers woken on a loop thread are started at most this many at a time. Measured at 500
+    /// publisher/subscriber pairs: groups of 4 lowered p50 at 10k-20k msg/s against groups of 64
+    /// (a delivery no longer waits for the rest of a long batch to be read) and cost no CPU; the
+    /// peer still gets several messages per wake-up.
+    /// </summary>
+    private const int LoopWakeBatch = 4;
 
     /// <summary>Marks the calling thread as an event loop's: writers woken on it wait for <see cref="FlushLoopWakes"/>.</summary>
     internal static void EnterLoopThread() => t_loopWakes = [];
@@ -195,7 +200,12 @@ internal sealed partial class MqttConnection : IDisposable, IThreadPoolWorkItem
         if (t_loopWakes is { } loopWakes)
         {
             // On a loop thread: the writers start when the loop's batch ends (or the set is large).
-            loopWakes.UnionWith(targets);
+            // Item by item: UnionWith takes an IEnumerable and would box the set's enumerator.
+            foreach (var target in targets)
+            {
+                loopWakes.Add(target);
+            }
+
             targets.Clear();
             if (loopWakes.Count >= LoopWakeBatch)
             {

@@ -159,10 +159,23 @@ internal static class MqttEncoder
 
     public static byte[] EncodePublishFrame(MqttMessage message, byte qos, ushort packetId, bool v5, bool retain, uint? subscriptionId, bool dup = false, long nowMs = 0)
     {
-        var buffer = new ArrayBufferWriter<byte>(message.Payload.Length + message.Topic.Length + 16);
+        // Encoded in a per-thread scratch buffer, then copied once into an array of the exact size.
+        var buffer = t_frameScratch ??= new ArrayBufferWriter<byte>(256);
+        buffer.ResetWrittenCount();
         WritePublish(buffer, message, qos, packetId, v5, retain, subscriptionId, dup, nowMs);
-        return buffer.WrittenSpan.ToArray();
+        var frame = buffer.WrittenSpan.ToArray();
+        if (buffer.Capacity > MaxScratchBytes)
+        {
+            t_frameScratch = null; // a large message's buffer is not kept for the thread's lifetime
+        }
+
+        return frame;
     }
+
+    private const int MaxScratchBytes = 16 * 1024;
+
+    [ThreadStatic]
+    private static ArrayBufferWriter<byte>? t_frameScratch;
 
     public static void WritePublish(IBufferWriter<byte> writer, MqttMessage message, byte qos, ushort packetId, bool v5, bool retain, uint? subscriptionId, bool dup = false, long nowMs = 0)
     {

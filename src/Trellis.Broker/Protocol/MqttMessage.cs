@@ -1,3 +1,5 @@
+using System.Buffers;
+
 namespace Trellis.Broker.Protocol;
 
 /// <summary>
@@ -8,6 +10,7 @@ internal sealed class MqttMessage
 {
     private byte[]? _v3Qos0Frame;
     private byte[]? _v5Qos0Frame;
+    private int _qos0Deliveries;
 
     public required string Topic { get; init; }
 
@@ -29,23 +32,44 @@ internal sealed class MqttMessage
     /// <summary>When the broker received it (Unix ms), for message expiry and lifecycle timestamps.</summary>
     public long ReceivedAtMs { get; init; }
 
-    /// <summary>The cached QoS 0 PUBLISH frame for a protocol version, built on first use.</summary>
-    public byte[] GetQos0Frame(bool v5, bool retainFlag)
+    /// <summary>
+    /// Writes the QoS 0 PUBLISH (RETAIN=0, no subscription identifier) for a protocol version. The
+    /// first delivery encodes straight into <paramref name="writer"/>, so a message with one
+    /// subscriber allocates no frame; from the second on, the frame is encoded once and shared by
+    /// the rest of the fan-out.
+    /// </summary>
+    public void WriteQos0(IBufferWriter<byte> writer, bool v5)
     {
-        // Retained-on-subscribe deliveries carry RETAIN=1 and are rare: encode those per call.
-        if (retainFlag)
-        {
-            return MqttEncoder.EncodePublishFrame(this, 0, 0, v5, true, null);
-        }
-
-        ref var slot = ref v5 ? ref _v5Qos0Frame : ref _v3Qos0Frame;
-        var frame = Volatile.Read(ref slot);
+        var frame = GetQos0Frame(v5, onlyIfShared: true);
         if (frame is null)
         {
-            frame = MqttEncoder.EncodePublishFrame(this, 0, 0, v5, false, null);
-            Volatile.Write(ref slot, frame);
+            MqttEncoder.WritePublish(writer, this, 0, 0, v5, false, null);
+            return;
         }
 
+        writer.Write(frame);
+    }
+
+    /// <summary>
+    /// The cached QoS 0 frame for a protocol version, built on first use; with
+    /// <paramref name="onlyIfShared"/>, null for the very first delivery (the caller encodes that one itself).
+    /// </summary>
+    public byte[]? GetQos0Frame(bool v5, bool onlyIfShared = false)
+    {
+        ref var slot = ref v5 ? ref _v5Qos0Frame : ref _v3Qos0Frame;
+        var frame = Volatile.Read(ref slot);
+        if (frame is not null)
+        {
+            return frame;
+        }
+
+        if (onlyIfShared && Interlocked.Increment(ref _qos0Deliveries) == 1)
+        {
+            return null;
+        }
+
+        frame = MqttEncoder.EncodePublishFrame(this, 0, 0, v5, false, null);
+        Volatile.Write(ref slot, frame);
         return frame;
     }
 

@@ -43,6 +43,8 @@ public sealed class SlowSubscriberTests : IAsyncLifetime
         using var http = new HttpClient();
         var metrics = await http.GetStringAsync($"{_host.Endpoint}/metrics", ct);
         Assert.Contains($"trellis_broker_messages_dropped_total {_host.Server.Broker.Metrics.MessagesDropped}", metrics, StringComparison.Ordinal);
+        Assert.Matches("""(?m)^dotnet_gc_collections_total\{generation="0"\} \d+$""", metrics);
+        Assert.Matches(@"(?m)^dotnet_gc_pause_seconds_total \d+(\.\d+)?$", metrics);
     }
 
     private sealed class SmallQueueHost() : TrellisHost(false, b => b.MaxQueuedMessagesPerClient = 100);

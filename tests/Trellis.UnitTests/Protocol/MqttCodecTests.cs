@@ -184,7 +184,24 @@ public sealed class MqttCodecTests
     {
         var message = new MqttMessage { Topic = "a", Payload = new byte[] { 1, 2 } };
 
-        Assert.Same(message.GetQos0Frame(false, false), message.GetQos0Frame(false, false));
-        Assert.Equal(new byte[] { 0x30, 0x05, 0x00, 0x01, (byte)'a', 1, 2 }, message.GetQos0Frame(false, false));
+        Assert.Same(message.GetQos0Frame(false), message.GetQos0Frame(false));
+        Assert.Equal(new byte[] { 0x30, 0x05, 0x00, 0x01, (byte)'a', 1, 2 }, message.GetQos0Frame(false));
+    }
+
+    [Fact]
+    public void Qos0_first_delivery_encodes_in_place_and_later_ones_share_the_cached_frame()
+    {
+        var message = new MqttMessage { Topic = "a", Payload = new byte[] { 1, 2 } };
+        byte[] expected = [0x30, 0x05, 0x00, 0x01, (byte)'a', 1, 2];
+        var first = new ArrayBufferWriter<byte>();
+        var second = new ArrayBufferWriter<byte>();
+
+        message.WriteQos0(first, v5: false);
+        message.WriteQos0(second, v5: false);
+
+        Assert.Equal(expected, first.WrittenSpan.ToArray());
+        Assert.Equal(expected, second.WrittenSpan.ToArray());
+        Assert.Same(message.GetQos0Frame(false), message.GetQos0Frame(false));
+        Assert.Equal(expected, message.GetQos0Frame(false));
     }
 }
