@@ -199,7 +199,7 @@ internal sealed partial class MqttConnection : IDisposable, IThreadPoolWorkItem
 
         if (t_loopWakes is { } loopWakes)
         {
-            // On a loop thread: the writers start when the loop's batch ends (or the set is large).
+            // On a loop thread: the writers start when the loop's batch ends, or once LoopWakeBatch are waiting.
             // Item by item: UnionWith takes an IEnumerable and would box the set's enumerator.
             foreach (var target in targets)
             {

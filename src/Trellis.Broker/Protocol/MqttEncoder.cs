@@ -157,6 +157,12 @@ internal static class MqttEncoder
         return length;
     }
 
+    /// <summary>A frame scratch buffer that grew past this is dropped after use rather than kept by its thread.</summary>
+    private const int MaxScratchBytes = 16 * 1024;
+
+    [ThreadStatic]
+    private static ArrayBufferWriter<byte>? t_frameScratch;
+
     public static byte[] EncodePublishFrame(MqttMessage message, byte qos, ushort packetId, bool v5, bool retain, uint? subscriptionId, bool dup = false, long nowMs = 0)
     {
         // Encoded in a per-thread scratch buffer, then copied once into an array of the exact size.
@@ -171,11 +177,6 @@ internal static class MqttEncoder
 
         return frame;
     }
-
-    private const int MaxScratchBytes = 16 * 1024;
-
-    [ThreadStatic]
-    private static ArrayBufferWriter<byte>? t_frameScratch;
 
     public static void WritePublish(IBufferWriter<byte> writer, MqttMessage message, byte qos, ushort packetId, bool v5, bool retain, uint? subscriptionId, bool dup = false, long nowMs = 0)
     {
