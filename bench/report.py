@@ -24,7 +24,16 @@ telemetry = []
 ingest_steps = defaultdict(list)   # (broker, offered) -> [step per round]
 ingest_summary = defaultdict(list) # broker -> [summary per round]
 sustained = []                     # ingest-sustained summaries
+hops_steps = {}                    # (broker, round, step) -> p2p-hops ladder step (end to end)
+hops_wire = []                     # p2p-hops-wire rows (bench/hops.py)
 for r in rows:
+    if r["scenario"] == "p2p-hops-wire":
+        hops_wire.append(r)
+        continue
+    if r["scenario"] == "p2p-hops":
+        if not r.get("summary"):
+            hops_steps[(r["broker"], r["round"], r["step"])] = r
+        continue
     if r["scenario"] == "ingest-sustained":
         sustained.append(r)
         continue
@@ -219,3 +228,23 @@ for r in sustained:
     heap = r.get("heapMiB") or [None] * len(r["rssMiB"])
     for i in range(5, len(r["rssMiB"]), 6):
         print(f'| {(i + 1) * 5} | {fmt(r["pointsOverTime"][i], 0)} | {fmt(r["rssMiB"][i])} | {fmt(store[i])} | {fmt(heap[i])} |')
+
+if hops_wire:
+    joined = defaultdict(list)  # (broker, offered) -> [(ladder step, wire row)]
+    for w in hops_wire:
+        step = hops_steps.get((w["broker"], w["round"], w["step"]))
+        if step:
+            joined[(w["broker"], step["offered"])].append((step, w))
+    print()
+    print("Point-to-point latency split into hops, from a capture of the loopback interface (p2p-hops; median over rounds, ms):")
+    print()
+    print("| broker | rate | end to end p50 | generator send -> wire | broker p50 / p90 / p99 (packet in -> out) | broker per message while busy (µs) | messages in the broker on arrival (p50) | rest: subscriber side, p50 |")
+    print("|---|---|---|---|---|---|---|---|")
+    for broker, rate in sorted(joined, key=lambda k: (k[1], k[0])):
+        pairs = joined[(broker, rate)]
+        e2e = median(s["p50ms"] for s, _ in pairs)
+        send = median(w["publisherToWireMs"] for _, w in pairs)
+        b50 = median(w["brokerP50Ms"] for _, w in pairs)
+        print(f'| {broker} | {fmt(rate, 0)} | {fmt(e2e, 2)} | {fmt(send, 3)} | {fmt(b50, 2)} / {fmt(median(w["brokerP90Ms"] for _, w in pairs), 2)} / '
+              f'{fmt(median(w["brokerP99Ms"] for _, w in pairs), 2)} | {fmt(median(w["serviceUs"] for _, w in pairs))} | {fmt(median(w["backlogP50"] for _, w in pairs), 0)} | '
+              f'{fmt(e2e - send - b50, 2)} |')

@@ -3,7 +3,8 @@
 # with the same load generator and workloads. Results: bench/results/<timestamp>.jsonl and a
 # markdown table on stdout (paste it into docs/benchmarks.md with the machine details).
 #
-# usage: scripts/bench.sh [scenario ...]   (default: fanin-q0 fanin-q1 fanout p2p p2p-1 p2p-lockstep idle overload shadow provision telemetry ingest)
+# usage: scripts/bench.sh [scenario ...]   (default: fanin-q0 fanin-q1 fanout p2p p2p-1 p2p-lockstep idle overload shadow provision telemetry ingest;
+#        also p2p-hops, a diagnostic that captures loopback traffic to split point-to-point latency into hops)
 #        BENCH_ROUNDS=N (default 3): traffic scenarios run N times, brokers alternating; the report
 #        quotes medians, because single runs on a shared 2-core VM move by 10-30 %.
 #        ingest: INGEST_ROUNDS=N ladder rounds (default BENCH_ROUNDS), INGEST_SUSTAIN=S seconds of the
@@ -13,7 +14,7 @@ set -euo pipefail
 root="$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)"
 cd "$root"
 export DOTNET_NOLOGO=1 DOTNET_CLI_TELEMETRY_OPTOUT=1
-"$root/scripts/install-deps.sh" >/dev/null
+"$root/scripts/install-deps.sh" tcpdump >/dev/null  # tcpdump: the p2p-hops diagnostic
 ulimit -n "$(ulimit -Hn)" 2>/dev/null || true  # 10 000 idle connections need more than the default 1024 descriptors
 
 dotnet build bench/Trellis.LoadGen/Trellis.LoadGen.csproj -c Release --nologo -v quiet -clp:ErrorsOnly
@@ -153,6 +154,29 @@ for scenario in "${scenarios[@]}"; do
     secret=$(grep aws_secret_access_key "$work/data/credentials" | cut -d= -f2 | tr -d ' ')
     run 1 trellis $trellis_port "$trellis_pid" --scenario ingest --publishers 100 --rates 100000 --sustain "${INGEST_SUSTAIN:-600}" --api "http://127.0.0.1:$http" --key-id "$key" --secret "$secret"
     stop_brokers
+    continue
+  fi
+  if [[ $scenario == p2p-hops ]]; then
+    # Point-to-point with the loopback interface captured: bench/hops.py splits each message's latency
+    # into the generator's send path, the broker (packet in -> packet out) and the subscriber side.
+    # A diagnostic: the capture costs both brokers some CPU, so its end-to-end figures are not the p2p ones.
+    for round in $(seq 1 "$rounds"); do
+      start_brokers
+      for b in mosquitto trellis; do
+        if [[ $b == mosquitto ]]; then port=$mosq_port pid=$mosq_pid; else port=$trellis_port pid=$trellis_pid; fi
+        offset=$(python3 -c 'import time; print(time.clock_gettime_ns(time.CLOCK_REALTIME) - time.clock_gettime_ns(time.CLOCK_MONOTONIC))')
+        tcpdump -i lo -s 256 -B 131072 --time-stamp-precision=nano -w "$work/hops.pcap" \
+          "tcp port $port and tcp[tcpflags] & tcp-push != 0" 2> "$work/tcpdump.log" & dump=$!
+        sleep 1
+        $loadgen --name $b --port $port --pid "$pid" --scenario p2p --qos 0 --rates 10000,20000,40000 \
+          | sed -u "s/^{/{\"round\":$round,/; s/\"scenario\":\"p2p\"/\"scenario\":\"p2p-hops\"/" | tee -a "$out"
+        kill -INT $dump; wait $dump || true
+        grep -h "dropped by kernel" "$work/tcpdump.log" || true
+        python3 "$root/bench/hops.py" "$work/hops.pcap" $port "$offset" $b "$round" | tee -a "$out"
+        rm -f "$work/hops.pcap"
+      done
+      stop_brokers
+    done
     continue
   fi
   if [[ $scenario == telemetry ]]; then

@@ -1,9 +1,10 @@
 #!/usr/bin/env bash
 # Installs the Debian packages the test suite and benchmarks need. Idempotent: a package that is
 # already there is not asked for again, so a warm machine spends no time here.
+# usage: install-deps.sh [extra Debian package ...]   (the benchmarks add tcpdump)
 set -euo pipefail
 
-packages=(mosquitto mosquitto-clients openssl python3-boto3 nats-server curl)
+packages=(mosquitto mosquitto-clients openssl python3-boto3 nats-server curl "$@")
 missing=()
 for p in "${packages[@]}"; do
   dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q "install ok installed" || missing+=("$p")

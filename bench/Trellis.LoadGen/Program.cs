@@ -96,6 +96,7 @@ async Task LadderAsync()
             ["rssMiB"] = result.Rss / 1024,
             ["stealPct"] = stealPct,
             ["attempts"] = attempts,
+            ["step"] = run, // the number written into the kept attempt's payloads (bench/hops.py joins on it)
             ["passed"] = result.Passed,
         });
         if (result.Passed)
