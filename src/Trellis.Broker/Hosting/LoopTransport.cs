@@ -52,7 +52,7 @@ internal sealed class LoopTransport : IMqttTransport, IThreadPoolWorkItem
         _loop = loop;
         Fd = socket.SafeHandle.DangerousGetHandle();
         _flushCompleted = OnFlushCompleted;
-        Output = PipeWriter.Create(new SendStream(this), new StreamPipeWriterOptions(minimumBufferSize: ReadSize, leaveOpen: true));
+        Output = new SendWriter(this);
     }
 
     private enum Pass
@@ -339,105 +339,189 @@ internal sealed class LoopTransport : IMqttTransport, IThreadPoolWorkItem
     }
 
     /// <summary>
-    /// The output side: each write is one non-blocking send() from the calling thread; only a full
-    /// send buffer falls back to the runtime's asynchronous send, which waits for room.
+    /// The output side: what the broker writes collects in one buffer, and a flush is one non-blocking
+    /// send() from the flushing thread; only a full send buffer falls back to the runtime's
+    /// asynchronous send, which waits for room. The buffer is rented for a write and returned once it
+    /// is sent, so an idle connection holds none. Single writer, as for any PipeWriter: the broker's
+    /// write loop, which awaits each flush before it writes again.
     /// </summary>
-    private sealed class SendStream(LoopTransport owner) : Stream
+    private sealed class SendWriter(LoopTransport owner) : PipeWriter
     {
-        public override bool CanRead => false;
+        private byte[]? _buffer;
+        private int _written;
+        private bool _completed;
+        private CancellationTokenSource? _pendingFlush;
 
-        public override bool CanSeek => false;
-
-        public override bool CanWrite => true;
-
-        public override long Length => throw new NotSupportedException();
-
-        public override long Position
+        public override void Advance(int bytes)
         {
-            get => throw new NotSupportedException();
-            set => throw new NotSupportedException();
-        }
-
-        public override ValueTask WriteAsync(ReadOnlyMemory<byte> buffer, CancellationToken cancellationToken = default)
-        {
-            var sent = TrySend(buffer.Span);
-            return sent == buffer.Length ? ValueTask.CompletedTask : SendRestAsync(buffer[sent..], cancellationToken);
-        }
-
-        public override Task WriteAsync(byte[] buffer, int offset, int count, CancellationToken cancellationToken) =>
-            WriteAsync(buffer.AsMemory(offset, count), cancellationToken).AsTask();
-
-        public override void Write(byte[] buffer, int offset, int count) => throw new NotSupportedException();
-
-        public override void Flush()
-        {
-        }
-
-        public override Task FlushAsync(CancellationToken cancellationToken) => Task.CompletedTask;
-
-        public override int Read(byte[] buffer, int offset, int count) => throw new NotSupportedException();
-
-        public override long Seek(long offset, SeekOrigin origin) => throw new NotSupportedException();
-
-        public override void SetLength(long value) => throw new NotSupportedException();
-
-        /// <summary>Sends what the socket takes now; returns the number of bytes sent.</summary>
-        private unsafe int TrySend(ReadOnlySpan<byte> data)
-        {
-            var socket = owner._socket;
-            var added = false;
-            var total = 0;
-            try
+            if (bytes < 0 || _buffer is null || _written + bytes > _buffer.Length)
             {
-                socket.SafeHandle.DangerousAddRef(ref added);
-                fixed (byte* start = data)
+                throw new ArgumentOutOfRangeException(nameof(bytes), "advanced past the buffer that was handed out");
+            }
+
+            _written += bytes;
+        }
+
+        public override Memory<byte> GetMemory(int sizeHint = 0) => Reserve(sizeHint).AsMemory(_written);
+
+        public override Span<byte> GetSpan(int sizeHint = 0) => Reserve(sizeHint).AsSpan(_written);
+
+        public override ValueTask<FlushResult> FlushAsync(CancellationToken cancellationToken = default)
+        {
+            if (_written == 0 || _buffer is null)
+            {
+                return new ValueTask<FlushResult>(new FlushResult(false, _completed));
+            }
+
+            var sent = owner.TrySend(_buffer.AsSpan(0, _written));
+            if (sent < _written)
+            {
+                return SendRestAsync(sent, cancellationToken);
+            }
+
+            Release();
+            return new ValueTask<FlushResult>(new FlushResult(false, _completed));
+        }
+
+        public override void CancelPendingFlush() => _pendingFlush?.Cancel();
+
+        public override void Complete(Exception? exception = null)
+        {
+            _completed = true;
+            if (exception is null && _written > 0 && _buffer is not null)
+            {
+                // What was written still goes out if the socket takes it now (a refusing CONNACK).
+                try
                 {
-                    while (total < data.Length)
-                    {
-                        var n = Native.Send(owner.Fd, start + total, data.Length - total);
-                        if (n > 0)
-                        {
-                            total += (int)n;
-                            continue;
-                        }
-
-                        var errno = Marshal.GetLastPInvokeError();
-                        if (errno == Native.EINTR)
-                        {
-                            continue;
-                        }
-
-                        if (errno == Native.EAGAIN)
-                        {
-                            return total;
-                        }
-
-                        throw new IOException($"send failed: errno {errno}", new SocketException(errno));
-                    }
+                    _ = owner.TrySend(_buffer.AsSpan(0, _written));
+                }
+                catch (IOException)
+                {
                 }
             }
-            catch (ObjectDisposedException e)
+
+            Release();
+        }
+
+        public override async ValueTask CompleteAsync(Exception? exception = null)
+        {
+            if (exception is null && _written > 0)
             {
-                throw new IOException("the connection is closed", e);
+                try
+                {
+                    await FlushAsync(CancellationToken.None);
+                }
+                catch (Exception e) when (e is IOException or SocketException or ObjectDisposedException)
+                {
+                }
+            }
+
+            _completed = true;
+            Release();
+        }
+
+        private byte[] Reserve(int sizeHint)
+        {
+            var need = _written + Math.Max(sizeHint, 1);
+            if (_buffer is null)
+            {
+                _buffer = System.Buffers.ArrayPool<byte>.Shared.Rent(Math.Max(need, ReadSize));
+            }
+            else if (need > _buffer.Length)
+            {
+                var larger = System.Buffers.ArrayPool<byte>.Shared.Rent(Math.Max(need, _buffer.Length * 2));
+                _buffer.AsSpan(0, _written).CopyTo(larger);
+                System.Buffers.ArrayPool<byte>.Shared.Return(_buffer);
+                _buffer = larger;
+            }
+
+            return _buffer;
+        }
+
+        private void Release()
+        {
+            _written = 0;
+            if (_buffer is { } buffer)
+            {
+                _buffer = null;
+                System.Buffers.ArrayPool<byte>.Shared.Return(buffer);
+            }
+        }
+
+        private async ValueTask<FlushResult> SendRestAsync(int sent, CancellationToken cancellationToken)
+        {
+            using var pending = CancellationTokenSource.CreateLinkedTokenSource(cancellationToken);
+            _pendingFlush = pending;
+            try
+            {
+                while (sent < _written)
+                {
+                    sent += await owner._socket.SendAsync(_buffer.AsMemory(sent, _written - sent), SocketFlags.None, pending.Token);
+                }
+            }
+            catch (OperationCanceledException) when (!cancellationToken.IsCancellationRequested)
+            {
+                // CancelPendingFlush: what is unsent stays for the next flush.
+                _buffer.AsSpan(sent, _written - sent).CopyTo(_buffer);
+                _written -= sent;
+                return new FlushResult(true, _completed);
             }
             finally
             {
-                if (added)
+                _pendingFlush = null;
+            }
+
+            Release();
+            return new FlushResult(false, _completed);
+        }
+    }
+
+    /// <summary>Sends what the socket takes now, from the calling thread; returns the number of bytes sent.</summary>
+    private unsafe int TrySend(ReadOnlySpan<byte> data)
+    {
+        var added = false;
+        var total = 0;
+        try
+        {
+            _socket.SafeHandle.DangerousAddRef(ref added);
+            fixed (byte* start = data)
+            {
+                while (total < data.Length)
                 {
-                    socket.SafeHandle.DangerousRelease();
+                    var n = Native.Send(Fd, start + total, data.Length - total);
+                    if (n > 0)
+                    {
+                        total += (int)n;
+                        continue;
+                    }
+
+                    var errno = Marshal.GetLastPInvokeError();
+                    if (errno == Native.EINTR)
+                    {
+                        continue;
+                    }
+
+                    if (errno == Native.EAGAIN)
+                    {
+                        return total;
+                    }
+
+                    throw new IOException($"send failed: errno {errno}", new SocketException(errno));
                 }
             }
-
-            return total;
         }
-
-        private async ValueTask SendRestAsync(ReadOnlyMemory<byte> rest, CancellationToken cancellationToken)
+        catch (ObjectDisposedException e)
         {
-            while (!rest.IsEmpty)
+            throw new IOException("the connection is closed", e);
+        }
+        finally
+        {
+            if (added)
             {
-                var n = await owner._socket.SendAsync(rest, SocketFlags.None, cancellationToken);
-                rest = rest[n..];
+                _socket.SafeHandle.DangerousRelease();
             }
         }
+
+        return total;
     }
 }
