@@ -347,9 +347,22 @@ internal sealed class LoopTransport : IMqttTransport, IThreadPoolWorkItem
     /// </summary>
     private sealed class SendWriter(LoopTransport owner) : PipeWriter
     {
+        private const int Idle = 0;
+        private const int Sending = 1;
+        private const int Done = 2;
+
         private byte[]? _buffer;
         private int _written;
-        private bool _completed;
+
+        /// <summary>
+        /// Idle, Sending (a flush owns the buffer) or Done (completed, the buffer returned). A close
+        /// can come while a flush still waits for room (the broker gives a stuck writer 2 s): it
+        /// then cancels that send and leaves the buffer to it, since returning the array to the pool
+        /// under a pending send would let the pool hand it out twice. Whoever moves the state to
+        /// Done returns the buffer.
+        /// </summary>
+        private int _state;
+        private volatile bool _completeRequested;
         private CancellationTokenSource? _pendingFlush;
 
         public override void Advance(int bytes)
@@ -370,24 +383,45 @@ internal sealed class LoopTransport : IMqttTransport, IThreadPoolWorkItem
         {
             if (_written == 0 || _buffer is null)
             {
-                return new ValueTask<FlushResult>(new FlushResult(false, _completed));
+                return new ValueTask<FlushResult>(new FlushResult(false, Volatile.Read(ref _state) == Done));
             }
 
-            var sent = owner.TrySend(_buffer.AsSpan(0, _written));
+            if (Interlocked.CompareExchange(ref _state, Sending, Idle) != Idle)
+            {
+                return new ValueTask<FlushResult>(new FlushResult(false, true)); // completed
+            }
+
+            int sent;
+            try
+            {
+                sent = owner.TrySend(_buffer.AsSpan(0, _written));
+            }
+            catch
+            {
+                EndSend(sentAll: false);
+                throw;
+            }
+
             if (sent < _written)
             {
                 return SendRestAsync(sent, cancellationToken);
             }
 
-            Release();
-            return new ValueTask<FlushResult>(new FlushResult(false, _completed));
+            EndSend(sentAll: true);
+            return new ValueTask<FlushResult>(new FlushResult(false, false));
         }
 
         public override void CancelPendingFlush() => _pendingFlush?.Cancel();
 
         public override void Complete(Exception? exception = null)
         {
-            _completed = true;
+            _completeRequested = true;
+            if (Interlocked.CompareExchange(ref _state, Done, Idle) != Idle)
+            {
+                _pendingFlush?.Cancel(); // a flush is sending: it returns the buffer when it ends
+                return;
+            }
+
             if (exception is null && _written > 0 && _buffer is not null)
             {
                 // What was written still goes out if the socket takes it now (a refusing CONNACK).
@@ -400,24 +434,18 @@ internal sealed class LoopTransport : IMqttTransport, IThreadPoolWorkItem
                 }
             }
 
-            Release();
+            ReturnBuffer();
         }
 
-        public override async ValueTask CompleteAsync(Exception? exception = null)
+        /// <summary>
+        /// Sends what the socket takes now and lets the rest go: a close must not wait for a peer
+        /// that does not read (with the stream writer, a client that sent DISCONNECT while its socket
+        /// was full stayed connected for good, its final flush waiting forever).
+        /// </summary>
+        public override ValueTask CompleteAsync(Exception? exception = null)
         {
-            if (exception is null && _written > 0)
-            {
-                try
-                {
-                    await FlushAsync(CancellationToken.None);
-                }
-                catch (Exception e) when (e is IOException or SocketException or ObjectDisposedException)
-                {
-                }
-            }
-
-            _completed = true;
-            Release();
+            Complete(exception);
+            return ValueTask.CompletedTask;
         }
 
         private byte[] Reserve(int sizeHint)
@@ -438,7 +466,22 @@ internal sealed class LoopTransport : IMqttTransport, IThreadPoolWorkItem
             return _buffer;
         }
 
-        private void Release()
+        /// <summary>Ends a flush: the buffer goes back to the pool once sent (an idle connection holds none), or when a close came meanwhile.</summary>
+        private void EndSend(bool sentAll)
+        {
+            if (sentAll)
+            {
+                ReturnBuffer();
+            }
+
+            Volatile.Write(ref _state, Idle);
+            if (_completeRequested && Interlocked.CompareExchange(ref _state, Done, Idle) == Idle)
+            {
+                ReturnBuffer();
+            }
+        }
+
+        private void ReturnBuffer()
         {
             _written = 0;
             if (_buffer is { } buffer)
@@ -450,29 +493,33 @@ internal sealed class LoopTransport : IMqttTransport, IThreadPoolWorkItem
 
         private async ValueTask<FlushResult> SendRestAsync(int sent, CancellationToken cancellationToken)
         {
+            var buffer = _buffer!;
+            var written = _written;
+            var sentAll = false;
             using var pending = CancellationTokenSource.CreateLinkedTokenSource(cancellationToken);
             _pendingFlush = pending;
             try
             {
-                while (sent < _written)
+                while (sent < written)
                 {
-                    sent += await owner._socket.SendAsync(_buffer.AsMemory(sent, _written - sent), SocketFlags.None, pending.Token);
+                    sent += await owner._socket.SendAsync(buffer.AsMemory(sent, written - sent), SocketFlags.None, pending.Token);
                 }
+
+                sentAll = true;
+                return new FlushResult(false, false);
             }
-            catch (OperationCanceledException) when (!cancellationToken.IsCancellationRequested)
+            catch (OperationCanceledException) when (!cancellationToken.IsCancellationRequested && !_completeRequested)
             {
                 // CancelPendingFlush: what is unsent stays for the next flush.
-                _buffer.AsSpan(sent, _written - sent).CopyTo(_buffer);
-                _written -= sent;
-                return new FlushResult(true, _completed);
+                buffer.AsSpan(sent, written - sent).CopyTo(buffer);
+                _written = written - sent;
+                return new FlushResult(true, false);
             }
             finally
             {
                 _pendingFlush = null;
+                EndSend(sentAll);
             }
-
-            Release();
-            return new FlushResult(false, _completed);
         }
     }
 

@@ -355,8 +355,18 @@ internal sealed partial class MqttConnection : IDisposable, IThreadPoolWorkItem
         }
         else
         {
-            // Graceful close: what was written (a refusing CONNACK, a DISCONNECT) still reaches the client.
-            await _output.CompleteAsync();
+            // Graceful close: what was written (a refusing CONNACK, a DISCONNECT) still reaches the
+            // client, but a peer that does not read cannot hold the connection open: a final flush
+            // still waiting after 2 s (a stream writer waits for room for good) resets the socket.
+            try
+            {
+                await _output.CompleteAsync().AsTask().WaitAsync(TimeSpan.FromSeconds(2), CancellationToken.None);
+            }
+            catch (TimeoutException)
+            {
+                _abortTransport();
+            }
+
             await _input.CompleteAsync();
         }
 

@@ -47,5 +47,53 @@ public sealed class SlowSubscriberTests : IAsyncLifetime
         Assert.Matches(@"(?m)^dotnet_gc_pause_seconds_total \d+(\.\d+)?$", metrics);
     }
 
-    private sealed class SmallQueueHost() : TrellisHost(false, b => b.MaxQueuedMessagesPerClient = 100);
+    /// <summary>On the epoll loop (1) and on the runtime's socket engine (0), whose output is a stream writer.</summary>
+    [Theory]
+    [InlineData(1)]
+    [InlineData(0)]
+    public async Task A_client_that_disconnects_while_its_socket_is_full_is_let_go_and_others_are_served(int mqttThreads)
+    {
+        var ct = TestContext.Current.CancellationToken;
+        await using var host = new SmallQueueHost(mqttThreads);
+        await host.InitializeAsync();
+        var topic = TrellisHost.Unique("full/");
+        var user = host.Server.AccessKeys.AdminAccessKeyId;
+        var stuckId = TrellisHost.Unique("full");
+        using var stuck = await RawMqtt.ConnectAsync(host.MqttPort, ct);
+        await stuck.SendAsync(RawMqtt.Connect(stuckId, user, host.Server.AccessKeys.SecretFor(user)), ct);
+        await stuck.ReadPacketAsync(TimeSpan.FromSeconds(5), ct);
+        await stuck.SendAsync(RawMqtt.Frame(0x82, [0x00, 0x01, 0x00, (byte)topic.Length, .. System.Text.Encoding.UTF8.GetBytes(topic), 0x00]), ct);
+        await stuck.ReadPacketAsync(TimeSpan.FromSeconds(5), ct);
+        using var healthy = ExternalTool.StartBackground("mosquitto_sub", [.. host.AdminArgs(TrellisHost.Unique("ok")), "-t", topic]);
+        await Eventually.TrueAsync(() => host.Server.Broker.ConnectedClientIds().Count(c => host.Server.Broker.SubscriptionsOf(c).Contains(topic)) == 2, TimeSpan.FromSeconds(10), ct);
+        var payload = Path.Combine(host.DataDirectory, "full.bin");
+        await File.WriteAllBytesAsync(payload, new byte[16 * 1024], ct);
+        var auth = $"-h 127.0.0.1 -p {host.MqttPort.ToString(CultureInfo.InvariantCulture)} -u {user} -P '{host.Server.AccessKeys.SecretFor(user)}' -t '{topic}'";
+
+        // 16 MiB fill the socket buffers: the broker's writer for this client waits for room that never comes.
+        var flood = await ExternalTool.RunAsync("bash", ["-c", $"for i in $(seq 1 10); do mosquitto_pub {auth} -f {payload} -q 0 --repeat 100 || exit 1; done"], TimeSpan.FromSeconds(60), cancellationToken: ct);
+        Assert.True(flood.ExitCode == 0, flood.Output);
+        Assert.True(await Eventually.TrueAsync(() => host.Server.Broker.Metrics.MessagesDropped > 0, TimeSpan.FromSeconds(10), ct), "the stuck client's queue never filled");
+
+        // DISCONNECT: a graceful close, whose output the broker completes while a send is still pending.
+        await stuck.SendAsync([0xE0, 0x00], ct);
+        Assert.True(
+            await Eventually.TrueAsync(() => !host.Server.Broker.ConnectedClientIds().Contains(stuckId), TimeSpan.FromSeconds(10), ct),
+            "the client that disconnected with a full socket is still connected");
+
+        // The broker goes on serving: 100 distinct messages reach the healthy subscriber whole.
+        var lines = string.Join('\n', Enumerable.Range(1, 100).Select(i => $"after-{i}"));
+        var after = await ExternalTool.RunAsync("bash", ["-c", $"printf '{lines}\\n' | mosquitto_pub {auth} -q 1 -l"], TimeSpan.FromSeconds(30), cancellationToken: ct);
+        Assert.True(after.ExitCode == 0, after.Output);
+        Assert.True(
+            await Eventually.TrueAsync(() => healthy.Lines.Count(l => l.StartsWith("after-", StringComparison.Ordinal)) == 100, TimeSpan.FromSeconds(20), ct),
+            $"healthy subscriber got {healthy.Lines.Count(l => l.StartsWith("after-", StringComparison.Ordinal))} of the 100 later messages");
+        Assert.Equal(Enumerable.Range(1, 100).Select(i => $"after-{i}"), healthy.Lines.Where(l => l.StartsWith("after-", StringComparison.Ordinal)));
+    }
+
+    private sealed class SmallQueueHost(int mqttThreads = 1) : TrellisHost(false, b =>
+    {
+        b.MaxQueuedMessagesPerClient = 100;
+        b.EventLoops = mqttThreads;
+    });
 }
