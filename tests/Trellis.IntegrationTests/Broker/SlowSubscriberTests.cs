@@ -20,13 +20,8 @@ public sealed class SlowSubscriberTests : IAsyncLifetime
         var user = _host.Server.AccessKeys.AdminAccessKeyId;
 
         // A subscriber that never reads its socket.
-        using var stuck = await RawMqtt.ConnectAsync(_host.MqttPort, ct);
-        await stuck.SendAsync(RawMqtt.Connect(TrellisHost.Unique("stuck"), user, _host.Server.AccessKeys.SecretFor(user)), ct);
-        await stuck.ReadPacketAsync(TimeSpan.FromSeconds(5), ct);
-        await stuck.SendAsync(RawMqtt.Frame(0x82, [0x00, 0x01, 0x00, (byte)topic.Length, .. System.Text.Encoding.UTF8.GetBytes(topic), 0x00]), ct);
-        await stuck.ReadPacketAsync(TimeSpan.FromSeconds(5), ct);
-        using var healthy = ExternalTool.StartBackground("mosquitto_sub", [.. _host.AdminArgs(TrellisHost.Unique("ok")), "-t", topic]);
-        await Eventually.TrueAsync(() => _host.Server.Broker.ConnectedClientIds().Count(c => _host.Server.Broker.SubscriptionsOf(c).Contains(topic)) == 2, TimeSpan.FromSeconds(10), ct);
+        using var stuck = await StuckSubscriberAsync(_host, TrellisHost.Unique("stuck"), topic, ct);
+        using var healthy = await HealthySubscriberAsync(_host, topic, ct);
         var payload = Path.Combine(_host.DataDirectory, "payload.bin");
         await File.WriteAllBytesAsync(payload, new byte[16 * 1024], ct);
 
@@ -59,13 +54,8 @@ public sealed class SlowSubscriberTests : IAsyncLifetime
         var topic = TrellisHost.Unique("full/");
         var user = host.Server.AccessKeys.AdminAccessKeyId;
         var stuckId = TrellisHost.Unique("full");
-        using var stuck = await RawMqtt.ConnectAsync(host.MqttPort, ct);
-        await stuck.SendAsync(RawMqtt.Connect(stuckId, user, host.Server.AccessKeys.SecretFor(user)), ct);
-        await stuck.ReadPacketAsync(TimeSpan.FromSeconds(5), ct);
-        await stuck.SendAsync(RawMqtt.Frame(0x82, [0x00, 0x01, 0x00, (byte)topic.Length, .. System.Text.Encoding.UTF8.GetBytes(topic), 0x00]), ct);
-        await stuck.ReadPacketAsync(TimeSpan.FromSeconds(5), ct);
-        using var healthy = ExternalTool.StartBackground("mosquitto_sub", [.. host.AdminArgs(TrellisHost.Unique("ok")), "-t", topic]);
-        await Eventually.TrueAsync(() => host.Server.Broker.ConnectedClientIds().Count(c => host.Server.Broker.SubscriptionsOf(c).Contains(topic)) == 2, TimeSpan.FromSeconds(10), ct);
+        using var stuck = await StuckSubscriberAsync(host, stuckId, topic, ct);
+        using var healthy = await HealthySubscriberAsync(host, topic, ct);
         var payload = Path.Combine(host.DataDirectory, "full.bin");
         await File.WriteAllBytesAsync(payload, new byte[16 * 1024], ct);
         var auth = $"-h 127.0.0.1 -p {host.MqttPort.ToString(CultureInfo.InvariantCulture)} -u {user} -P '{host.Server.AccessKeys.SecretFor(user)}' -t '{topic}'";
@@ -89,6 +79,26 @@ public sealed class SlowSubscriberTests : IAsyncLifetime
             await Eventually.TrueAsync(() => healthy.Lines.Count(l => l.StartsWith("after-", StringComparison.Ordinal)) == 100, TimeSpan.FromSeconds(20), ct),
             $"healthy subscriber got {healthy.Lines.Count(l => l.StartsWith("after-", StringComparison.Ordinal))} of the 100 later messages");
         Assert.Equal(Enumerable.Range(1, 100).Select(i => $"after-{i}"), healthy.Lines.Where(l => l.StartsWith("after-", StringComparison.Ordinal)));
+    }
+
+    /// <summary>A raw MQTT client, connected and subscribed to <paramref name="topic"/>, that the test never reads from.</summary>
+    private static async Task<RawMqtt> StuckSubscriberAsync(TrellisHost host, string clientId, string topic, CancellationToken ct)
+    {
+        var user = host.Server.AccessKeys.AdminAccessKeyId;
+        var stuck = await RawMqtt.ConnectAsync(host.MqttPort, ct);
+        await stuck.SendAsync(RawMqtt.Connect(clientId, user, host.Server.AccessKeys.SecretFor(user)), ct);
+        await stuck.ReadPacketAsync(TimeSpan.FromSeconds(5), ct);
+        await stuck.SendAsync(RawMqtt.Frame(0x82, [0x00, 0x01, 0x00, (byte)topic.Length, .. System.Text.Encoding.UTF8.GetBytes(topic), 0x00]), ct);
+        await stuck.ReadPacketAsync(TimeSpan.FromSeconds(5), ct);
+        return stuck;
+    }
+
+    /// <summary>mosquitto_sub on <paramref name="topic"/>, once it and the stuck subscriber are both subscribed.</summary>
+    private static async Task<ExternalTool.Background> HealthySubscriberAsync(TrellisHost host, string topic, CancellationToken ct)
+    {
+        var healthy = ExternalTool.StartBackground("mosquitto_sub", [.. host.AdminArgs(TrellisHost.Unique("ok")), "-t", topic]);
+        await Eventually.TrueAsync(() => host.Server.Broker.ConnectedClientIds().Count(c => host.Server.Broker.SubscriptionsOf(c).Contains(topic)) == 2, TimeSpan.FromSeconds(10), ct);
+        return healthy;
     }
 
     private sealed class SmallQueueHost(int mqttThreads = 1) : TrellisHost(false, b =>
