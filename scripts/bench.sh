@@ -172,6 +172,9 @@ for scenario in "${scenarios[@]}"; do
           | sed -u "s/^{/{\"round\":$round,/; s/\"scenario\":\"p2p\"/\"scenario\":\"p2p-hops\"/" | tee -a "$out"
         kill -INT $dump; wait $dump || true
         grep -h "dropped by kernel" "$work/tcpdump.log" || true
+        if [[ ! -s "$work/hops.pcap" ]]; then
+          echo "p2p-hops: tcpdump captured nothing (it needs root or CAP_NET_RAW to capture the loopback interface):"; cat "$work/tcpdump.log"; exit 1
+        fi
         python3 "$root/bench/hops.py" "$work/hops.pcap" $port "$offset" $b "$round" | tee -a "$out"
         rm -f "$work/hops.pcap"
       done
