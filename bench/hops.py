@@ -1,6 +1,6 @@
 """Splits point-to-point latency into hops, from a packet capture on the loopback interface.
 
-usage: hops.py CAPTURE.pcap BROKER_PORT CLOCK_OFFSET_NS BROKER ROUND
+usage: hops.py CAPTURE.pcap BROKER_PORT CLOCK_OFFSET_NS BROKER ROUND [TRACE]
 
 The load generator writes into every payload its send time (the monotonic clock, in ns), the
 publisher's sequence number and the ladder step. Each PUBLISH therefore shows up twice in a capture
@@ -16,7 +16,10 @@ subscriber), with the same 16 leading payload bytes. Pairing them gives, per lad
 - backlogP50: how many messages were in the broker (in, not yet out) when a message arrived.
 
 What remains of the end-to-end latency the generator reports is the subscriber side: from the packet
-out to the generator reading it. One JSON line per step on stdout, scenario "p2p-hops-wire".
+out to the generator reading it. With TRACE (the generator's --trace file: send time, sequence, step
+and read time of every message it counted) that side is measured per message too:
+subscriberP50Ms/subscriberP90Ms, and endToEndP50Ms over the same messages. One JSON line per step on
+stdout, scenario "p2p-hops-wire".
 """
 import json
 import struct
@@ -90,11 +93,19 @@ def main():
         for head in publishes(segment):
             target.setdefault(head[:16], (t, head))
 
+    read_at = {}
+    if len(sys.argv) > 6:
+        for line in open(sys.argv[6]):
+            sent, sequence, _, read = map(int, line.split())
+            read_at[(sent, sequence)] = read
+
     by_step = defaultdict(list)  # step -> [(t_in, t_out, sent)]
+    seq_of = {}
     for key, (t_in, head) in seen_in.items():
         if key in seen_out:
-            sent, _, step = struct.unpack("<qqi", head)
+            sent, sequence, step = struct.unpack("<qqi", head)
             by_step[step].append((t_in, seen_out[key][0], sent))
+            seq_of[(t_in, sent)] = sequence
 
     for step in sorted(s for s in by_step if s > 0):
         hops = sorted(by_step[step])
@@ -108,6 +119,21 @@ def main():
             if delta > 0:
                 backlog.append(depth)
             depth += delta
+        sides = {}
+        if read_at:
+            subscriber_ns, end_to_end_ns = [], []
+            for t_in, t_out, sent in hops:
+                read = read_at.get((sent, seq_of[(t_in, sent)]))
+                if read is not None:
+                    subscriber_ns.append(read + offset - t_out)
+                    end_to_end_ns.append(read - sent)
+            if subscriber_ns:
+                sides = {
+                    "traced": len(subscriber_ns),
+                    "subscriberP50Ms": round(percentile(subscriber_ns, 0.5) / 1e6, 3),
+                    "subscriberP90Ms": round(percentile(subscriber_ns, 0.9) / 1e6, 3),
+                    "endToEndP50Ms": round(percentile(end_to_end_ns, 0.5) / 1e6, 3),
+                }
         print(json.dumps({
             "round": round_,
             "broker": broker,
@@ -120,6 +146,7 @@ def main():
             "brokerP99Ms": round(percentile(broker_ns, 0.99) / 1e6, 3),
             "serviceUs": round(sum(busy) / len(busy) / 1e3, 1) if busy else None,
             "backlogP50": percentile(backlog, 0.5),
+            **sides,
         }))
 
 

@@ -8,6 +8,7 @@ using Trellis.LoadGen;
 //                 [--qos 0|1] [--rates a,b,c] [--seconds 3] [--connections 10000] [--things 1000] [--thing-prefix bench-thing-] [--in-flight 1000]
 //                 [--pairs 500] (p2p; any other number of pairs is reported as scenario p2p-N)
 //                 [--lockstep] (all publishers' messages due at the same instant; reported as SCENARIO-lockstep)
+//                 [--trace FILE] (ladders: one line per counted message: send time, sequence, step, read time; Stopwatch ticks)
 //                 [--max-steal 2] (a ladder step during which the host's steal time exceeded this % is measured again, up to 3 attempts)
 //   provision: --devices N --concurrency C --template T --serial-prefix P --out DIR --ca ca.pem --claim-cert F --claim-key F (port = TLS)
 //   connect:   --auth token|cert --tokens tokens.tsv | --devices-dir DIR --concurrency C --ca ca.pem
@@ -127,6 +128,18 @@ async Task LadderAsync()
         ["rssMiB"] = best.Rss / 1024,
     });
     await cts.CancelAsync();
+    if (options.Trace is { } tracePath)
+    {
+        await Task.Delay(200, CancellationToken.None); // the readers stop on the cancellation
+        await using var trace = new StreamWriter(tracePath);
+        foreach (var s in subscribers)
+        {
+            foreach (var (sentAt, sequence, messageStep, readAt) in s.Trace!)
+            {
+                await trace.WriteLineAsync(string.Create(CultureInfo.InvariantCulture, $"{sentAt} {sequence} {messageStep} {readAt}"));
+            }
+        }
+    }
 }
 
 async Task OverloadAsync()
@@ -327,7 +340,7 @@ async Task<(List<Publisher> Publishers, List<Subscriber> Subscribers, int Expect
     {
         var socket = await MqttWire.OpenAsync(options.Host, options.Port, $"sub-{run}-{i}", ct);
         await MqttWire.SubscribeAsync(socket, topicOf(i), (byte)options.Qos, ct);
-        var subscriber = new Subscriber(socket, 0);
+        var subscriber = new Subscriber(socket, 0) { Trace = options.Trace is null ? null : [] };
         subscribers.Add(subscriber);
         _ = Task.Run(() => subscriber.RunAsync(ct), ct);
     }
@@ -459,7 +472,7 @@ static void Emit(Dictionary<string, object?> values) =>
 
 internal sealed record StepResult(long Sent, long Expected, long Received, double LossPct, double P50, double P99, double Cpu, long Rss, bool Passed);
 
-internal sealed record Args(string Name, string Host, int Port, int Pid, string Scenario, int Qos, double[] Rates, double Seconds, int Connections, int PayloadBytes, int Things, string ThingPrefix, int InFlight, int Pairs, bool Lockstep, double MaxStealPct)
+internal sealed record Args(string Name, string Host, int Port, int Pid, string Scenario, int Qos, double[] Rates, double Seconds, int Connections, int PayloadBytes, int Things, string ThingPrefix, int InFlight, int Pairs, bool Lockstep, double MaxStealPct, string? Trace)
 {
     public static Args Parse(string[] args)
     {
@@ -485,6 +498,7 @@ internal sealed record Args(string Name, string Host, int Port, int Pid, string 
             int.Parse(Get("--in-flight", "1000"), CultureInfo.InvariantCulture),
             int.Parse(Get("--pairs", "500"), CultureInfo.InvariantCulture),
             args.Contains("--lockstep"),
-            double.Parse(Get("--max-steal", "2"), CultureInfo.InvariantCulture));
+            double.Parse(Get("--max-steal", "2"), CultureInfo.InvariantCulture),
+            Get("--trace", "") is { Length: > 0 } trace ? trace : null);
     }
 }

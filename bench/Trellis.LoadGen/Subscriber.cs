@@ -13,6 +13,9 @@ internal sealed class Subscriber(Socket socket, int step) : PublishReader(socket
 
     public int Step { get; set; } = step;
 
+    /// <summary>With --trace: every counted message's send time, sequence number, step and read time.</summary>
+    public List<(long SentAt, long Sequence, int Step, long ReadAt)>? Trace { get; set; }
+
     public void Reset(int newStep)
     {
         Histogram.Clear();
@@ -29,6 +32,7 @@ internal sealed class Subscriber(Socket socket, int step) : PublishReader(socket
         if (messageStep == Step)
         {
             Histogram.Record((now - sentAt) * 1_000_000 / Stopwatch.Frequency);
+            Trace?.Add((sentAt, BinaryPrimitives.ReadInt64LittleEndian(payload[8..]), messageStep, now));
             Interlocked.Increment(ref Received);
         }
     }
