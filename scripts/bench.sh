@@ -206,8 +206,16 @@ for scenario in "${scenarios[@]}"; do
   [[ $scenario == idle || $scenario == overload ]] && n=1
   for round in $(seq 1 "$n"); do
     start_brokers
-    run "$round" mosquitto $mosq_port "$mosq_pid" "${a[@]}"
-    run "$round" trellis $trellis_port "$trellis_pid" "${a[@]}"
+    if [[ $scenario == idle || $scenario == overload ]]; then
+      run "$round" mosquitto $mosq_port "$mosq_pid" "${a[@]}"
+      run "$round" trellis $trellis_port "$trellis_pid" "${a[@]}"
+    elif (( round % 2 )); then
+      # Ladders: one generator connects to both brokers and runs their steps in turns at each rate,
+      # seconds apart, so both see the same host; who goes first alternates by rate and by round.
+      run "$round" mosquitto,trellis $mosq_port,$trellis_port "$mosq_pid,$trellis_pid" "${a[@]}"
+    else
+      run "$round" trellis,mosquitto $trellis_port,$mosq_port "$trellis_pid,$mosq_pid" "${a[@]}"
+    fi
     stop_brokers
   done
 done

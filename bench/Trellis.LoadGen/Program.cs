@@ -4,8 +4,9 @@ using System.Net.Sockets;
 using System.Text.Json;
 using Trellis.LoadGen;
 
-// trellis-loadgen --name NAME --port PORT --pid PID --scenario fanin|fanout|p2p|overload|idle|shadow|shadow-store|provision|connect|telemetry-store|rules|ingest
+// trellis-loadgen --name NAME[,NAME…] --port PORT[,PORT…] --pid PID[,PID…] --scenario fanin|fanout|p2p|overload|idle|shadow|shadow-store|provision|connect|telemetry-store|rules|ingest
 //                 [--qos 0|1] [--rates a,b,c] [--seconds 3] [--connections 10000] [--things 1000] [--thing-prefix bench-thing-] [--in-flight 1000]
+//   several brokers: the ladder scenarios (fanin, fanout, p2p) measure them in turns at each rate
 //                 [--pairs 500] (p2p; any other number of pairs is reported as scenario p2p-N)
 //                 [--lockstep] (all publishers' messages due at the same instant; reported as SCENARIO-lockstep)
 //                 [--trace FILE] (ladders: one line per counted message: send time, sequence, step, read time; Stopwatch ticks)
@@ -56,83 +57,102 @@ return 0;
 
 async Task LadderAsync()
 {
-    var (publishers, subscribers, expectedPerMessage) = await SetUpAsync(options.Scenario);
-    var consecutiveFailures = 0;
-    var best = (Rate: 0.0, P50: (double?)null, P99: (double?)null, Cpu: 0.0, Rss: 0L);
+    // Several brokers (--name a,b --port p,q --pid x,y) climb the ladder together, taking turns at
+    // each rate: their steps at one rate run seconds apart, under the same host conditions, where
+    // one ladder after the other put minutes between them (this VM's steal comes and goes in
+    // phases of minutes). Who goes first alternates from rate to rate.
+    var targets = new List<LadderTarget>();
+    for (var i = 0; i < options.Names.Length; i++)
+    {
+        var (publishers, subscribers, expectedPerMessage) = await SetUpAsync(options.Scenario, options.Ports[i]);
+        targets.Add(new LadderTarget(options.Names[i], new BrokerProcess(options.Pids[i]), publishers, subscribers, expectedPerMessage));
+    }
 
     // Warm-up (JIT, connection buffers) at the lowest rate; not reported.
-    await RunStepAsync(publishers, subscribers, expectedPerMessage, options.Rates[0], -1, TimeSpan.FromSeconds(2));
-    var steal = new HostSteal();
-    var run = 0;
-    foreach (var rate in options.Rates)
+    foreach (var t in targets)
     {
-        // A step during which the hypervisor took more than --max-steal % of the CPU is measured
-        // again (at most twice): the same rule for every broker, so that a busy host does not decide
-        // a comparison. The attempts and the steal of the kept one are reported.
-        StepResult result;
-        double stealPct;
-        var attempts = 0;
-        do
-        {
-            attempts++;
-            steal.SincePreviousPct();
-            result = await RunStepAsync(publishers, subscribers, expectedPerMessage, rate, ++run, TimeSpan.FromSeconds(options.Seconds));
-            stealPct = steal.SincePreviousPct();
-        }
-        while (stealPct > options.MaxStealPct && attempts < 3);
+        await RunStepAsync(t.Process, t.Publishers, t.Subscribers, t.ExpectedPerMessage, options.Rates[0], -1, TimeSpan.FromSeconds(2));
+    }
 
-        Emit(new Dictionary<string, object?>
+    var steal = new HostSteal();
+    for (var r = 0; r < options.Rates.Length && targets.Any(t => t.Failures < 2); r++)
+    {
+        var rate = options.Rates[r];
+        var turn = r % 2 == 0 ? targets : Enumerable.Reverse(targets).ToList();
+        foreach (var t in turn.Where(t => t.Failures < 2))
         {
-            ["broker"] = options.Name,
-            ["scenario"] = scenarioName,
-            ["qos"] = options.Qos,
-            ["offered"] = rate,
-            ["sent"] = result.Sent,
-            ["expected"] = result.Expected,
-            ["received"] = result.Received,
-            ["lossPct"] = result.LossPct,
-            ["p50ms"] = result.P50,
-            ["p99ms"] = result.P99,
-            ["cpuPct"] = result.Cpu,
-            ["rssMiB"] = result.Rss / 1024,
-            ["stealPct"] = stealPct,
-            ["attempts"] = attempts,
-            ["step"] = run, // the number written into the kept attempt's payloads (bench/hops.py joins on it)
-            ["passed"] = result.Passed,
-        });
-        if (result.Passed)
-        {
-            consecutiveFailures = 0;
-            if (rate > best.Rate)
+            // A step during which the hypervisor took more than --max-steal % of the CPU is measured
+            // again (at most twice): the same rule for every broker, so that a busy host does not decide
+            // a comparison. The attempts and the steal of the kept one are reported.
+            StepResult result;
+            double stealPct;
+            var attempts = 0;
+            do
             {
-                best = (rate, (double?)result.P50, (double?)result.P99, result.Cpu, result.Rss);
+                attempts++;
+                steal.SincePreviousPct();
+                result = await RunStepAsync(t.Process, t.Publishers, t.Subscribers, t.ExpectedPerMessage, rate, ++t.Run, TimeSpan.FromSeconds(options.Seconds));
+                stealPct = steal.SincePreviousPct();
             }
-        }
-        else if (++consecutiveFailures >= 2)
-        {
-            break;
+            while (stealPct > options.MaxStealPct && attempts < 3);
+
+            Emit(new Dictionary<string, object?>
+            {
+                ["broker"] = t.Name,
+                ["scenario"] = scenarioName,
+                ["qos"] = options.Qos,
+                ["offered"] = rate,
+                ["sent"] = result.Sent,
+                ["expected"] = result.Expected,
+                ["received"] = result.Received,
+                ["lossPct"] = result.LossPct,
+                ["p50ms"] = result.P50,
+                ["p99ms"] = result.P99,
+                ["cpuPct"] = result.Cpu,
+                ["rssMiB"] = result.Rss / 1024,
+                ["stealPct"] = stealPct,
+                ["attempts"] = attempts,
+                ["step"] = t.Run, // the number written into the kept attempt's payloads (bench/hops.py joins on it)
+                ["passed"] = result.Passed,
+            });
+            if (result.Passed)
+            {
+                t.Failures = 0;
+                if (rate > t.Best.Rate)
+                {
+                    t.Best = (rate, result.P50, result.P99, result.Cpu, result.Rss);
+                }
+            }
+            else
+            {
+                t.Failures++; // two failed steps in a row end this broker's ladder
+            }
         }
     }
 
-    Emit(new Dictionary<string, object?>
+    foreach (var t in targets)
     {
-        ["summary"] = true,
-        ["broker"] = options.Name,
-        ["scenario"] = scenarioName,
-        ["qos"] = options.Qos,
-        ["zeroLossRate"] = best.Rate,
-        ["deliveriesPerSecond"] = best.Rate * expectedPerMessage,
-        ["p50ms"] = best.P50,
-        ["p99ms"] = best.P99,
-        ["cpuPct"] = best.Cpu,
-        ["rssMiB"] = best.Rss / 1024,
-    });
+        Emit(new Dictionary<string, object?>
+        {
+            ["summary"] = true,
+            ["broker"] = t.Name,
+            ["scenario"] = scenarioName,
+            ["qos"] = options.Qos,
+            ["zeroLossRate"] = t.Best.Rate,
+            ["deliveriesPerSecond"] = t.Best.Rate * t.ExpectedPerMessage,
+            ["p50ms"] = t.Best.Rate > 0 ? t.Best.P50 : null,
+            ["p99ms"] = t.Best.Rate > 0 ? t.Best.P99 : null,
+            ["cpuPct"] = t.Best.Cpu,
+            ["rssMiB"] = t.Best.Rss / 1024,
+        });
+    }
+
     await cts.CancelAsync();
     if (options.Trace is { } tracePath)
     {
         await Task.Delay(200, CancellationToken.None); // the readers stop on the cancellation
         await using var trace = new StreamWriter(tracePath);
-        foreach (var s in subscribers)
+        foreach (var s in targets.SelectMany(t => t.Subscribers))
         {
             foreach (var (sentAt, sequence, messageStep, readAt) in s.Trace!)
             {
@@ -144,7 +164,7 @@ async Task LadderAsync()
 
 async Task OverloadAsync()
 {
-    var (publishers, subscribers, expectedPerMessage) = await SetUpAsync("fanin");
+    var (publishers, subscribers, expectedPerMessage) = await SetUpAsync("fanin", options.Port);
     var window = TimeSpan.FromSeconds(options.Seconds);
     foreach (var s in subscribers)
     {
@@ -325,7 +345,7 @@ async Task<(long Sent, long Deltas, long Rejected, double P50, double P99, doubl
     return (total, deltas, rejected, histogram.PercentileMs(0.5), p99, Math.Round(cpu), broker.RssKiB(), deltas >= total && rejected == 0 && p99 < 50 && offeredOk);
 }
 
-async Task<(List<Publisher> Publishers, List<Subscriber> Subscribers, int ExpectedPerMessage)> SetUpAsync(string scenario)
+async Task<(List<Publisher> Publishers, List<Subscriber> Subscribers, int ExpectedPerMessage)> SetUpAsync(string scenario, int port)
 {
     var (pubCount, subCount, topicOf) = scenario switch
     {
@@ -334,11 +354,11 @@ async Task<(List<Publisher> Publishers, List<Subscriber> Subscribers, int Expect
         "p2p" => (options.Pairs, options.Pairs, i => $"bench/p2p/{i}"),
         _ => throw new ArgumentException($"unknown scenario {scenario}"),
     };
-    var run = $"{Environment.ProcessId}-{scenario}";
+    var run = $"{Environment.ProcessId}-{port}-{scenario}";
     var subscribers = new List<Subscriber>();
     for (var i = 0; i < subCount; i++)
     {
-        var socket = await MqttWire.OpenAsync(options.Host, options.Port, $"sub-{run}-{i}", ct);
+        var socket = await MqttWire.OpenAsync(options.Host, port, $"sub-{run}-{i}", ct);
         await MqttWire.SubscribeAsync(socket, topicOf(i), (byte)options.Qos, ct);
         var subscriber = new Subscriber(socket, 0) { Trace = options.Trace is null ? null : [] };
         subscribers.Add(subscriber);
@@ -348,7 +368,7 @@ async Task<(List<Publisher> Publishers, List<Subscriber> Subscribers, int Expect
     var publishers = new List<Publisher>();
     for (var i = 0; i < pubCount; i++)
     {
-        var socket = await MqttWire.OpenAsync(options.Host, options.Port, $"pub-{run}-{i}", ct);
+        var socket = await MqttWire.OpenAsync(options.Host, port, $"pub-{run}-{i}", ct);
         var publisher = new Publisher(socket, topicOf(i), (byte)options.Qos, options.PayloadBytes);
         publishers.Add(publisher);
         if (options.Qos > 0)
@@ -361,21 +381,21 @@ async Task<(List<Publisher> Publishers, List<Subscriber> Subscribers, int Expect
     return (publishers, subscribers, scenario == "fanout" ? subCount : 1);
 }
 
-async Task<StepResult> RunStepAsync(List<Publisher> publishers, List<Subscriber> subscribers, int expectedPerMessage, double rate, int step, TimeSpan duration)
+async Task<StepResult> RunStepAsync(BrokerProcess process, List<Publisher> publishers, List<Subscriber> subscribers, int expectedPerMessage, double rate, int step, TimeSpan duration)
 {
     foreach (var s in subscribers)
     {
         s.Reset(step);
     }
 
-    broker.CpuNanoseconds();
+    process.CpuNanoseconds();
     var started = Stopwatch.GetTimestamp();
     await PaceAsync(publishers, rate, duration, step);
     var sent = publishers.Sum(p => Interlocked.Read(ref p.Sent));
     var expected = sent * expectedPerMessage;
     await WaitForDrainAsync(subscribers, expected, TimeSpan.FromSeconds(3));
     var elapsed = Stopwatch.GetElapsedTime(started).TotalSeconds;
-    var cpu = broker.CpuNanoseconds() / (elapsed * 1e7);
+    var cpu = process.CpuNanoseconds() / (elapsed * 1e7);
     var received = subscribers.Sum(s => Interlocked.Read(ref s.Received));
     var histogram = Merge(subscribers);
     var loss = expected == 0 ? 0 : 100.0 * (expected - received) / expected;
@@ -383,7 +403,7 @@ async Task<StepResult> RunStepAsync(List<Publisher> publishers, List<Subscriber>
 
     // The offered rate must actually have been offered: a generator that fell behind does not pass the step.
     var offeredOk = sent >= rate * duration.TotalSeconds * 0.97;
-    return new StepResult(sent, expected, received, Math.Round(loss, 3), histogram.PercentileMs(0.5), p99, Math.Round(cpu), broker.RssKiB(), received >= expected && p99 < 50 && offeredOk);
+    return new StepResult(sent, expected, received, Math.Round(loss, 3), histogram.PercentileMs(0.5), p99, Math.Round(cpu), process.RssKiB(), received >= expected && p99 < 50 && offeredOk);
 }
 
 // One pacer for all publishers: every millisecond it sends what is due on each connection. A task
@@ -472,8 +492,40 @@ static void Emit(Dictionary<string, object?> values) =>
 
 internal sealed record StepResult(long Sent, long Expected, long Received, double LossPct, double P50, double P99, double Cpu, long Rss, bool Passed);
 
-internal sealed record Args(string Name, string Host, int Port, int Pid, string Scenario, int Qos, double[] Rates, double Seconds, int Connections, int PayloadBytes, int Things, string ThingPrefix, int InFlight, int Pairs, bool Lockstep, double MaxStealPct, string? Trace)
+internal sealed class LadderTarget(string name, BrokerProcess process, List<Publisher> publishers, List<Subscriber> subscribers, int expectedPerMessage)
 {
+    public string Name { get; } = name;
+
+    public BrokerProcess Process { get; } = process;
+
+    public List<Publisher> Publishers { get; } = publishers;
+
+    public List<Subscriber> Subscribers { get; } = subscribers;
+
+    public int ExpectedPerMessage { get; } = expectedPerMessage;
+
+    /// <summary>Steps run so far, the number written into each step's payloads.</summary>
+    public int Run { get; set; }
+
+    /// <summary>Failed steps in a row; two end this broker's ladder.</summary>
+    public int Failures { get; set; }
+
+    public (double Rate, double P50, double P99, double Cpu, long Rss) Best { get; set; }
+}
+
+/// <summary>
+/// Command-line options. --name, --port and --pid may list several brokers (comma-separated), which
+/// ladder scenarios measure in turns; every other scenario uses the first.
+/// </summary>
+internal sealed record Args(string[] Names, string Host, int[] Ports, int[] Pids, string Scenario, int Qos, double[] Rates, double Seconds, int Connections, int PayloadBytes, int Things, string ThingPrefix, int InFlight, int Pairs, bool Lockstep, double MaxStealPct, string? Trace)
+{
+    /// <summary>The first (or only) broker's name, port and process id.</summary>
+    public string Name => Names[0];
+
+    public int Port => Ports[0];
+
+    public int Pid => Pids[0];
+
     public static Args Parse(string[] args)
     {
         string Get(string name, string fallback)
@@ -482,11 +534,22 @@ internal sealed record Args(string Name, string Host, int Port, int Pid, string 
             return i >= 0 && i + 1 < args.Length ? args[i + 1] : fallback;
         }
 
+        int[] Numbers(string name, string fallback) =>
+            Get(name, fallback).Split(',').Select(n => int.Parse(n, CultureInfo.InvariantCulture)).ToArray();
+
+        var names = Get("--name", "broker").Split(',');
+        var ports = Numbers("--port", "1883");
+        var pids = Numbers("--pid", "0");
+        if (ports.Length != names.Length || pids.Length != names.Length)
+        {
+            throw new ArgumentException("--name, --port and --pid must list the same number of brokers");
+        }
+
         return new Args(
-            Get("--name", "broker"),
+            names,
             Get("--host", "127.0.0.1"),
-            int.Parse(Get("--port", "1883"), CultureInfo.InvariantCulture),
-            int.Parse(Get("--pid", "0"), CultureInfo.InvariantCulture),
+            ports,
+            pids,
             Get("--scenario", "fanin"),
             int.Parse(Get("--qos", "0"), CultureInfo.InvariantCulture),
             Get("--rates", "10000,20000,40000,60000,80000,100000,120000,140000,160000,180000,200000,250000,300000").Split(',').Select(r => double.Parse(r, CultureInfo.InvariantCulture)).ToArray(),
