@@ -99,21 +99,19 @@ def main():
             sent, sequence, _, read = map(int, line.split())
             read_at[(sent, sequence)] = read
 
-    by_step = defaultdict(list)  # step -> [(t_in, t_out, sent)]
-    seq_of = {}
+    by_step = defaultdict(list)  # step -> [(t_in, t_out, sent, sequence)]
     for key, (t_in, head) in seen_in.items():
         if key in seen_out:
             sent, sequence, step = struct.unpack("<qqi", head)
-            by_step[step].append((t_in, seen_out[key][0], sent))
-            seq_of[(t_in, sent)] = sequence
+            by_step[step].append((t_in, seen_out[key][0], sent, sequence))
 
     for step in sorted(s for s in by_step if s > 0):
         hops = sorted(by_step[step])
-        broker_ns = [t_out - t_in for t_in, t_out, _ in hops]
-        to_wire = [t_in - offset - sent for t_in, _, sent in hops]
-        outs = sorted(t_out for _, t_out, _ in hops)
+        broker_ns = [t_out - t_in for t_in, t_out, _, _ in hops]
+        to_wire = [t_in - offset - sent for t_in, _, sent, _ in hops]
+        outs = sorted(t_out for _, t_out, _, _ in hops)
         busy = [b - a for a, b in zip(outs, outs[1:]) if b - a < BUSY_GAP_NS]
-        events = sorted([(t_in, 1) for t_in, _, _ in hops] + [(t_out, -1) for _, t_out, _ in hops])
+        events = sorted([(t_in, 1) for t_in, _, _, _ in hops] + [(t_out, -1) for _, t_out, _, _ in hops])
         depth, backlog = 0, []
         for _, delta in events:
             if delta > 0:
@@ -122,8 +120,8 @@ def main():
         sides = {}
         if read_at:
             subscriber_ns, end_to_end_ns = [], []
-            for t_in, t_out, sent in hops:
-                read = read_at.get((sent, seq_of[(t_in, sent)]))
+            for _, t_out, sent, sequence in hops:
+                read = read_at.get((sent, sequence))
                 if read is not None:
                     subscriber_ns.append(read + offset - t_out)
                     end_to_end_ns.append(read - sent)
