@@ -39,10 +39,18 @@ public sealed class BrokerOptions
 
     /// <summary>
     /// Threads that serve plain-TCP MQTT connections, each with its own epoll loop (Linux); 0 uses
-    /// the runtime's socket engine instead (one thread-pool dispatch per socket event).
+    /// the runtime's socket engine instead (one thread-pool dispatch per socket event). Default:
+    /// one per CPU the process may use (<see cref="DefaultEventLoops"/>).
     /// </summary>
     [Range(0, 64)]
-    public int EventLoops { get; set; } = 1;
+    public int EventLoops { get; set; } = DefaultEventLoops;
+
+    /// <summary>
+    /// One event loop per CPU available to the process (its cgroup's quota included), at most 64.
+    /// Connections are spread over the loops as they connect, and a loop sends the deliveries it
+    /// makes itself, so the loops share the routing work without a hand-off between them.
+    /// </summary>
+    public static int DefaultEventLoops => Math.Clamp(Environment.ProcessorCount, 1, 64);
 
     /// <summary>Accept clients without credentials under an allow-all policy (development only).</summary>
     public bool AllowAnonymous { get; set; }

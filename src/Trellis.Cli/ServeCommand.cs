@@ -19,7 +19,7 @@ internal static class ServeCommand
         var hostname = new Option<string[]>("--hostname") { Description = "Host name or IP added to the server certificate (repeatable; env TRELLIS_HOSTNAME, comma-separated)", AllowMultipleArgumentsPerToken = false };
         var anonymous = new Option<bool>("--allow-anonymous") { Description = "Accept MQTT clients without credentials under an allow-all policy (development only; env TRELLIS_ALLOW_ANONYMOUS=1)" };
         var maxPacket = new Option<int?>("--max-packet-bytes") { Description = "Largest MQTT packet accepted (default 131072; env TRELLIS_MAX_PACKET_BYTES)" };
-        var mqttThreads = new Option<int?>("--mqtt-threads") { Description = "Threads serving the plain-TCP MQTT listener, each with its own epoll loop; 0 uses the .NET socket engine (default 1; env TRELLIS_MQTT_THREADS)" };
+        var mqttThreads = new Option<int?>("--mqtt-threads") { Description = "Threads serving the plain-TCP MQTT listener, each with its own epoll loop; 0 uses the .NET socket engine (default: one per CPU; env TRELLIS_MQTT_THREADS)" };
         var storeMemory = new Option<int?>("--store-memory-mb") { Description = "Memory the time-series store may use for its cache and queries, in MiB (default 256; env TRELLIS_STORE_MEMORY_MB)" };
 
         var command = new Command("serve", "Run the Trellis server with its embedded storage in the data folder.")

@@ -27,8 +27,8 @@ public sealed record TrellisServerOptions
     /// <summary>Largest MQTT packet accepted, in bytes.</summary>
     public int MaxPacketBytes { get; init; } = 128 * 1024;
 
-    /// <summary>Threads serving the plain-TCP MQTT listener with their own epoll loops (Linux); 0 = the runtime's socket engine.</summary>
-    public int MqttThreads { get; init; } = 1;
+    /// <summary>Threads serving the plain-TCP MQTT listener with their own epoll loops (Linux; default one per CPU); 0 = the runtime's socket engine.</summary>
+    public int MqttThreads { get; init; } = Trellis.Broker.BrokerOptions.DefaultEventLoops;
 
     /// <summary>Further broker settings for embedding hosts and tests (timeouts, queue sizes).</summary>
     public Action<Trellis.Broker.BrokerOptions>? ConfigureBroker { get; init; }
