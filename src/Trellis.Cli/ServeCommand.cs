@@ -82,7 +82,9 @@ internal static class ServeCommand
         var data = server.Data;
         var http = server.Port("http");
         Console.WriteLine("Trellis is running.");
-        Console.WriteLine($"  MQTT (TCP)          {Describe(server, "mqtt")}");
+        var loops = server.MqttEventLoops;
+        var engine = server.Port("mqtt") == 0 ? string.Empty : loops > 0 ? $", {loops} event loop{(loops == 1 ? string.Empty : "s")}" : ", .NET socket engine";
+        Console.WriteLine($"  MQTT (TCP)          {Describe(server, "mqtt")}{engine}");
         Console.WriteLine($"  MQTT (TLS, X.509)   {Describe(server, "mqtts")}");
         Console.WriteLine($"  MQTT (WebSocket)    {Describe(server, "ws", "/mqtt")}");
         Console.WriteLine($"  Management API      http://127.0.0.1:{http}");

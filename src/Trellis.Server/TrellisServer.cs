@@ -56,6 +56,9 @@ public sealed class TrellisServer : IAsyncDisposable
         ? _app.Services.GetService<MqttSocketListener>()?.Port ?? 0
         : _listeners.TryGetValue(listener, out var options) ? options.IPEndPoint!.Port : 0;
 
+    /// <summary>The epoll loops serving the plain-TCP MQTT listener; 0 when it is off or served by the .NET socket engine.</summary>
+    public int MqttEventLoops => _app.Services.GetService<MqttSocketListener>()?.EventLoops ?? 0;
+
     public static async Task<TrellisServer> StartAsync(TrellisServerOptions options, Action<ILoggingBuilder>? configureLogging = null, CancellationToken cancellationToken = default)
     {
         var mqtt = ListenAddress.Parse(options.Mqtt, "--mqtt");

@@ -27,6 +27,9 @@ public sealed class MqttSocketListener(MqttBroker broker, IPEndPoint endpoint) :
     /// <summary>The bound port (the real one when configured with port 0).</summary>
     public int Port => (_listener?.LocalEndPoint as IPEndPoint)?.Port ?? 0;
 
+    /// <summary>The epoll loops serving the listener's connections; 0 when the .NET socket engine serves them.</summary>
+    public int EventLoops => _loops.Length;
+
     public Task StartAsync(CancellationToken cancellationToken)
     {
         _listener = new Socket(endpoint.AddressFamily, SocketType.Stream, ProtocolType.Tcp);

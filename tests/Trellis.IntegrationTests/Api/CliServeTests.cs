@@ -24,6 +24,10 @@ public sealed partial class CliServeTests : IDisposable
             Assert.True(File.Exists(Path.Combine(_data, "trellis.db")));
             Assert.Contains("aws iot list-things", first.Banner, StringComparison.Ordinal);
 
+            // The plain-TCP listener runs one epoll loop per CPU by default, and says so.
+            var loops = Math.Clamp(Environment.ProcessorCount, 1, 64);
+            Assert.Contains($", {loops} event loop{(loops == 1 ? "" : "s")}", first.Banner, StringComparison.Ordinal);
+
             var subscribe = await ExternalTool.RunAsync("mosquitto_sub", [.. first.Anonymous(clientId), "-c", "-q", "1", "-t", "durable/t", "-E"], Timeout, cancellationToken: Ct);
             Assert.True(subscribe.ExitCode == 0, subscribe.Output);
             for (var i = 1; i <= 3; i++)
