@@ -83,8 +83,8 @@ internal static class ServeCommand
         var http = server.Port("http");
         Console.WriteLine("Trellis is running.");
         var loops = server.MqttEventLoops;
-        var engine = server.Port("mqtt") == 0 ? string.Empty : loops > 0 ? $", {loops} event loop{(loops == 1 ? string.Empty : "s")}" : ", .NET socket engine";
-        Console.WriteLine($"  MQTT (TCP)          {Describe(server, "mqtt")}{engine}");
+        var engine = loops > 0 ? $", {loops} event loop{(loops == 1 ? string.Empty : "s")}" : ", .NET socket engine";
+        Console.WriteLine($"  MQTT (TCP)          {Describe(server, "mqtt", detail: engine)}");
         Console.WriteLine($"  MQTT (TLS, X.509)   {Describe(server, "mqtts")}");
         Console.WriteLine($"  MQTT (WebSocket)    {Describe(server, "ws", "/mqtt")}");
         Console.WriteLine($"  Management API      http://127.0.0.1:{http}");
@@ -98,9 +98,10 @@ internal static class ServeCommand
         Console.Out.Flush();
     }
 
-    private static string Describe(TrellisServer server, string listener, string path = "")
+    /// <summary>"off", or the listener's port with its path and <paramref name="detail"/>.</summary>
+    private static string Describe(TrellisServer server, string listener, string path = "", string detail = "")
     {
         var port = server.Port(listener);
-        return port == 0 ? "off" : $"port {port}{path}";
+        return port == 0 ? "off" : $"port {port}{path}{detail}";
     }
 }
