@@ -35,7 +35,7 @@ public sealed class BrokerMetrics : IDisposable
 
     internal void Sent(int count) => Interlocked.Add(ref _sent, count);
 
-    internal void Dropped() => Interlocked.Increment(ref _dropped);
+    internal void Dropped(int count = 1) => Interlocked.Add(ref _dropped, count);
 
     internal void Denied() => Interlocked.Increment(ref _deniedPublishes);
 

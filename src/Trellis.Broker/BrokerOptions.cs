@@ -17,6 +17,13 @@ public sealed class BrokerOptions
     [Range(1, 65_535)]
     public int MaxInflightPerClient { get; set; } = 100;
 
+    /// <summary>
+    /// QoS 1/2 publishes an MQTT 5 client may have unacknowledged towards the broker (announced in
+    /// CONNACK as Receive Maximum); a client that sends more is disconnected with 0x93.
+    /// </summary>
+    [Range(1, 65_535)]
+    public int ReceiveMaximum { get; set; } = 1024;
+
     /// <summary>Seconds a new connection may take to send CONNECT before it is closed.</summary>
     [Range(1, 3600)]
     public int ConnectTimeoutSeconds { get; set; } = 10;

@@ -26,6 +26,19 @@ public sealed class ClientPrincipal
     /// <summary>AWS's principalIdentifier for lifecycle events: the certificate id, or the user name.</summary>
     public string PrincipalIdentifier { get; init; } = string.Empty;
 
+    /// <summary>The API role of an operator identity (an API access key used on MQTT); null for devices and anonymous clients.</summary>
+    public string? OperatorRole { get; init; }
+
+    /// <summary>Whether this is a person's or service's API key rather than a device.</summary>
+    public bool IsOperator => OperatorRole is not null;
+
+    /// <summary>What a persistent session records as its owner: the kind of identity and its id.</summary>
+    public string SessionOwner =>
+        IsOperator ? "operator:" + PrincipalIdentifier
+        : CertificateId is not null ? "certificate:" + CertificateId
+        : TokenId is not null ? "token:" + TokenId
+        : "anonymous";
+
     /// <summary>Recompiles the policy set for this principal; null for principals whose policy never changes.</summary>
     public Func<CompiledPolicySet>? Recompile { get; init; }
 

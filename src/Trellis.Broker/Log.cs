@@ -52,4 +52,10 @@ internal static partial class Log
 
     [LoggerMessage(1016, LogLevel.Error, "A service request of client {ClientId} failed: {Reason}. The request was acknowledged without a reply; this is a bug, please report it with this log line.")]
     public static partial void ServiceRequestFailed(this ILogger logger, string clientId, string reason);
+
+    [LoggerMessage(1017, LogLevel.Error, "Writing persistent sessions to sessions.db in the data folder failed: {Reason}. Publishers to persistent sessions get no acknowledgement until it works again (they resend); check the disk's free space and the folder's permissions.")]
+    public static partial void JournalFailed(this ILogger logger, string reason);
+
+    [LoggerMessage(1018, LogLevel.Warning, "Dropped {Dropped} stored session messages at start-up: more were queued for a client than Broker:MaxQueuedMessagesPerClient={Limit} now allows. Raise the limit before restarting to keep them.")]
+    public static partial void RestoredOverLimit(this ILogger logger, int dropped, int limit);
 }

@@ -15,14 +15,23 @@ public sealed partial class MqttBroker
         }
 
         var sessions = store.LoadSessions();
+        var journal = store.Journal;
+        var now = NowMs;
         var messages = 0;
+        var dropped = 0;
         foreach (var stored in sessions)
         {
             var session = new Session(stored.ClientId)
             {
                 ExpirySeconds = stored.ExpirySeconds,
                 ProtocolLevel = stored.ProtocolLevel,
-                DisconnectedAtMs = stored.DisconnectedAtMs,
+                Owner = stored.Owner,
+                Stored = true,
+
+                // 0: the session was connected when the server stopped without saving (a crash). Its
+                // expiry counts from the end of its connection (MQTT 5 §3.1.2.11.2), which for a crash
+                // is this restart.
+                DisconnectedAtMs = stored.DisconnectedAtMs == 0 ? now : stored.DisconnectedAtMs,
             };
 
             // Until the client reconnects, Receive checks use the policies of its last principal; we do
@@ -44,14 +53,24 @@ public sealed partial class MqttBroker
                 }
             }
 
+            // The journal holds only what the queue took, so this fits unless the limit was lowered.
             foreach (var outgoing in stored.Messages)
             {
-                session.TryEnqueue(outgoing, int.MaxValue);
-                messages++;
+                if (session.TryEnqueue(outgoing, Options.MaxQueuedMessagesPerClient))
+                {
+                    messages++;
+                }
+                else
+                {
+                    journal.Remove(outgoing.JournalSeq);
+                    dropped++;
+                }
             }
 
-            // The stored rows stay until the client has them all (a crash before then replays them).
-            session.JournalSeq = stored.Messages.Count > 0 ? 1 : 0;
+            if (stored.DisconnectedAtMs == 0)
+            {
+                _ = journal.UpsertAsync(BrokerStore.RowOf(session));
+            }
 
             lock (_sessionsLock)
             {
@@ -59,10 +78,20 @@ public sealed partial class MqttBroker
             }
         }
 
+        if (dropped > 0)
+        {
+            Metrics.Dropped(dropped);
+            Logger.RestoredOverLimit(dropped, Options.MaxQueuedMessagesPerClient);
+        }
+
         Logger.StateRestored(sessions.Count, messages, retained.Count);
     }
 
-    private void Save(BrokerStore store)
+    /// <summary>
+    /// At shutdown: every persistent session's row gets its disconnect time. Their messages are in
+    /// the journal already (each was written before its publisher's acknowledgement).
+    /// </summary>
+    private async Task SaveAsync(BrokerStore store)
     {
         List<Session> persistent;
         lock (_sessionsLock)
@@ -70,15 +99,21 @@ public sealed partial class MqttBroker
             persistent = _sessions.Values.Where(s => s.ExpirySeconds > 0).ToList();
         }
 
+        var now = NowMs;
+        var messages = 0;
         foreach (var session in persistent)
         {
             if (session.Connection is not null)
             {
-                session.DisconnectedAtMs = NowMs;
+                session.DisconnectedAtMs = now;
             }
+
+            messages += session.QueueCount;
+            _ = store.Journal.UpsertAsync(BrokerStore.RowOf(session));
+            session.Stored = true;
         }
 
-        var messages = store.SaveSessions(persistent);
+        await store.Journal.FlushAsync();
         Logger.StateSaved(persistent.Count, messages);
     }
 }

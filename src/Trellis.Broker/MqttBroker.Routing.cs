@@ -17,7 +17,13 @@ public sealed partial class MqttBroker
     /// carries. A client's publish (<paramref name="sender"/> set) was already shown to the
     /// observer by its connection.
     /// </summary>
-    internal int Publish(MqttMessage message, Session? sender, out long stamp)
+    internal int Publish(MqttMessage message, Session? sender, out long stamp) => Publish(message, sender, out stamp, out _);
+
+    /// <summary>
+    /// Routes a message. <paramref name="durable"/> completes once every copy kept for a persistent
+    /// session is on disk (null when none was kept): the publisher's acknowledgement waits for it.
+    /// </summary>
+    internal int Publish(MqttMessage message, Session? sender, out long stamp, out Task? durable)
     {
         if (sender is null)
         {
@@ -31,12 +37,14 @@ public sealed partial class MqttBroker
 
         stamp = Interlocked.Increment(ref _routeStamp);
         var state = new RouteState(this, message, sender, stamp);
-        _index.Match(message.Topic, ref state, static (ref RouteState s, Subscriber subscriber) => s.Deliver(subscriber));
+        _index.Match(message.Topic, ref state, static (ref RouteState s, Subscriber subscriber) => s.Match(subscriber));
+        state.DeliverMerged();
         if (sender?.Connection is { } connection && state.Congested is { } congested)
         {
             connection.CongestedOn = congested;
         }
 
+        durable = state.Durable;
         return state.Matched;
     }
 
@@ -108,6 +116,7 @@ public sealed partial class MqttBroker
     internal void DeliverRetained(Session session, TopicSubscription subscription)
     {
         var delivered = false;
+        uint[]? ids = subscription.SubscriptionIdentifier is { } id ? [id] : null;
         foreach (var (topic, message) in _retained)
         {
             if (!TopicMatcher.Matches(subscription.Filter, topic) || message.IsExpired(NowMs) || !session.CanReceive(topic, Authenticator.PolicyGeneration))
@@ -115,8 +124,8 @@ public sealed partial class MqttBroker
                 continue;
             }
 
-            var qos = Math.Min(message.Qos, subscription.MaxQos);
-            if (session.TryEnqueue(new Outgoing(message, (byte)qos, true, subscription.SubscriptionIdentifier), Options.MaxQueuedMessagesPerClient))
+            var qos = (byte)Math.Min(message.Qos, subscription.MaxQos);
+            if (session.TryEnqueue(new Outgoing(message, qos, true, ids), Options.MaxQueuedMessagesPerClient, JournalFor(session, qos), out _))
             {
                 delivered = true;
             }
@@ -127,6 +136,10 @@ public sealed partial class MqttBroker
             session.Connection?.Wake();
         }
     }
+
+    /// <summary>The journal a delivery of <paramref name="qos"/> to <paramref name="session"/> is kept in: QoS 1/2 to a persistent session.</summary>
+    private Persistence.SessionJournal? JournalFor(Session session, byte qos) =>
+        qos > 0 && session.ExpirySeconds > 0 ? _store?.Journal : null;
 
     private void SetRetained(MqttMessage message)
     {
@@ -186,14 +199,34 @@ public sealed partial class MqttBroker
         session.SignalDrained();
     }
 
-    /// <summary>Per-publish routing state: which message, who sent it, what got congested.</summary>
+    /// <summary>
+    /// Sessions with more than one subscription, gathered while one thread walks the index, so that
+    /// each gets the message once with everything its matching subscriptions ask for.
+    /// </summary>
+    [ThreadStatic]
+    private static MergeBuffer? t_merge;
+
+    private sealed class MergeBuffer
+    {
+        public readonly List<Merge> Items = [];
+        public readonly Dictionary<Session, int> Index = new(ReferenceEqualityComparer.Instance);
+    }
+
+    private record struct Merge(Session Session, byte Qos, bool Retain, uint[]? SubscriptionIds);
+
+    /// <summary>Per-publish routing state: which message, who sent it, what got congested, what must be durable first.</summary>
     private ref struct RouteState(MqttBroker broker, MqttMessage message, Session? sender, long stamp)
     {
         public int Matched;
 
         public Session? Congested;
 
-        public void Deliver(Subscriber subscriber)
+        /// <summary>The journal group of the last copy kept for a persistent session (later groups commit after earlier ones).</summary>
+        public Task? Durable;
+
+        private MergeBuffer? _merge;
+
+        public void Match(Subscriber subscriber)
         {
             var session = subscriber.Session;
             var options = subscriber.Options;
@@ -202,7 +235,59 @@ public sealed partial class MqttBroker
                 return;
             }
 
-            // Overlapping subscriptions of one session deliver the message once.
+            var qos = (byte)Math.Min(message.Qos, options.MaxQos);
+            var retain = options.RetainAsPublished && message.Retain;
+            if (session.SubscriptionCount > 1)
+            {
+                // It may match again: one delivery after the walk, with the highest QoS granted and
+                // every matching Subscription Identifier (MQTT 5 §3.3.4).
+                _merge ??= t_merge ?? new MergeBuffer();
+                t_merge = null;
+                if (_merge.Index.TryGetValue(session, out var at))
+                {
+                    var merged = _merge.Items[at];
+                    _merge.Items[at] = merged with
+                    {
+                        Qos = Math.Max(merged.Qos, qos),
+                        Retain = merged.Retain || retain,
+                        SubscriptionIds = merged.SubscriptionIds is null ? subscriber.SubscriptionIds
+                            : subscriber.SubscriptionIds is null ? merged.SubscriptionIds
+                            : [.. merged.SubscriptionIds, .. subscriber.SubscriptionIds],
+                    };
+                }
+                else
+                {
+                    _merge.Index[session] = _merge.Items.Count;
+                    _merge.Items.Add(new Merge(session, qos, retain, subscriber.SubscriptionIds));
+                }
+
+                return;
+            }
+
+            Deliver(session, qos, retain, subscriber.SubscriptionIds);
+        }
+
+        public void DeliverMerged()
+        {
+            if (_merge is not { } merge)
+            {
+                return;
+            }
+
+            foreach (var item in merge.Items)
+            {
+                Deliver(item.Session, item.Qos, item.Retain, item.SubscriptionIds);
+            }
+
+            merge.Items.Clear();
+            merge.Index.Clear();
+            t_merge = merge;
+            _merge = null;
+        }
+
+        private void Deliver(Session session, byte qos, bool retain, uint[]? subscriptionIds)
+        {
+            // Once per message and session, even if its subscriptions changed during the walk.
             if (Interlocked.Exchange(ref session.RouteStamp, stamp) == stamp)
             {
                 return;
@@ -213,32 +298,34 @@ public sealed partial class MqttBroker
                 return;
             }
 
-            var qos = Math.Min(message.Qos, options.MaxQos);
             var connection = session.Connection;
-            if (connection is null)
+            if (connection is null && qos == 0)
             {
-                // Offline persistent session: keep QoS 1/2 (durably), drop QoS 0 as AWS IoT does.
-                if (qos == 0)
+                // Offline persistent session: keep QoS 1/2, drop QoS 0 as AWS IoT does.
+                return;
+            }
+
+            // A persistent session's QoS 1/2 copy is journaled first, so the publisher's
+            // acknowledgement can wait for it to be on disk, whether the subscriber is online or not.
+            var max = broker.Options.MaxQueuedMessagesPerClient;
+            if (!session.TryEnqueue(new Outgoing(message, qos, retain, subscriptionIds), max, broker.JournalFor(session, qos), out var durable))
+            {
+                if (session.Discarded)
                 {
                     return;
                 }
 
-                broker._store?.Journal(session, message, (byte)qos);
-            }
-
-            var retain = options.RetainAsPublished && message.Retain;
-            if (!session.TryEnqueue(new Outgoing(message, (byte)qos, retain, options.SubscriptionIdentifier), broker.Options.MaxQueuedMessagesPerClient))
-            {
                 broker.Metrics.Dropped();
                 if (!session.OverflowLogged)
                 {
                     session.OverflowLogged = true;
-                    broker.Logger.QueueFull(session.ClientId, broker.Options.MaxQueuedMessagesPerClient, session.Dropped);
+                    broker.Logger.QueueFull(session.ClientId, max, session.Dropped);
                 }
 
                 return;
             }
 
+            Durable = durable ?? Durable;
             Matched++;
             if (connection is not null)
             {

@@ -1,4 +1,5 @@
 using Trellis.Broker.Internal;
+using Trellis.Broker.Persistence;
 using Trellis.Broker.Protocol;
 
 namespace Trellis.Broker;
@@ -7,9 +8,10 @@ public sealed partial class MqttBroker
 {
     /// <summary>
     /// Binds a new connection to its session (MQTT §4.1): resumes it, or starts a new one, and takes
-    /// it over from an older connection with the same client id. Returns "session present".
+    /// it over from an older connection with the same client id. Returns "session present";
+    /// <paramref name="durable"/> completes once a persistent session's row is on disk (the CONNACK waits for it).
     /// </summary>
-    internal bool AttachSession(MqttConnection connection, ConnectPacket connect, ClientPrincipal principal, out Session session)
+    internal bool AttachSession(MqttConnection connection, ConnectPacket connect, ClientPrincipal principal, out Session session, out Task? durable)
     {
         var expiry = connect.IsV5
             ? (uint)Math.Min(connect.SessionExpirySeconds, Options.MaxSessionExpirySeconds)
@@ -25,6 +27,7 @@ public sealed partial class MqttBroker
         MqttConnection? previous;
         bool present;
         Session? discarded = null;
+        var wasStored = false;
         lock (_sessionsLock)
         {
             _sessions.TryGetValue(connect.ClientId, out var existing);
@@ -33,10 +36,16 @@ public sealed partial class MqttBroker
             {
                 session = existing;
                 present = true;
+                wasStored = existing.Stored;
             }
             else
             {
                 discarded = existing;
+                // Nothing of the old session may reach the new one: it takes no more messages, its
+                // subscriptions leave the index below, and its old connection, still closing, must
+                // not write it back.
+                discarded?.Discard();
+
                 session = new Session(connect.ClientId);
                 present = false;
                 _sessions[connect.ClientId] = session;
@@ -45,10 +54,14 @@ public sealed partial class MqttBroker
             session.ExpirySeconds = expiry;
             session.ProtocolLevel = connect.ProtocolLevel;
             session.Principal = principal;
+            session.Owner = principal.SessionOwner;
+            session.DisconnectedAtMs = 0;
             session.ClearReceiveCache();
             session.Connection = connection;
         }
 
+        durable = null;
+        var journal = _store?.Journal;
         if (discarded is not null)
         {
             foreach (var subscription in discarded.GetSubscriptions())
@@ -56,12 +69,22 @@ public sealed partial class MqttBroker
                 RemoveFromIndex(discarded, subscription.Filter);
             }
 
-            _store?.DeleteSession(discarded.ClientId);
+            if (discarded.Stored)
+            {
+                durable = journal?.DeleteSessionAsync(discarded.ClientId);
+            }
         }
 
-        if (expiry > 0)
+        if (expiry > 0 && journal is not null)
         {
-            _store?.UpsertSession(session);
+            session.Stored = true;
+            durable = journal.UpsertAsync(BrokerStore.RowOf(session));
+        }
+        else if (wasStored && journal is not null)
+        {
+            // Resumed with no expiry any more: it ends with this connection, and a crash must not bring it back.
+            session.Stored = false;
+            durable = journal.DeleteSessionAsync(session.ClientId);
         }
 
         if (previous is not null && previous != connection)
@@ -90,15 +113,18 @@ public sealed partial class MqttBroker
         }
 
         var ended = false;
+        var detached = false;
         lock (_sessionsLock)
         {
             if (session.Connection == connection)
             {
                 session.Connection = null;
+                detached = !session.Discarded;
                 session.DisconnectedAtMs = NowMs;
                 if (session.ExpirySeconds == 0 && _sessions.TryGetValue(session.ClientId, out var current) && current == session)
                 {
                     _sessions.Remove(session.ClientId);
+                    session.Discard();
                     ended = true;
                 }
             }
@@ -111,14 +137,15 @@ public sealed partial class MqttBroker
                 RemoveFromIndex(session, subscription.Filter);
             }
 
-            if (session.JournalSeq > 0)
+            if (session.Stored)
             {
-                _store?.DeleteSession(session.ClientId);
+                _ = _store?.Journal.DeleteSessionAsync(session.ClientId);
             }
         }
-        else if (session.ExpirySeconds > 0 && session.Connection is null)
+        else if (detached && session.ExpirySeconds > 0 && _store is not null)
         {
-            _store?.UpsertSession(session);
+            session.Stored = true;
+            _ = _store.Journal.UpsertAsync(BrokerStore.RowOf(session));
         }
 
         if (connect.Will is { } will && !connection.WillDiscarded)
@@ -139,24 +166,29 @@ public sealed partial class MqttBroker
         await Task.CompletedTask;
     }
 
-    /// <summary>After subscriptions change, a persistent session is written down at once.</summary>
-    internal void OnSessionChanged(Session session)
+    /// <summary>After subscriptions change, a persistent session is written down; the SUBACK waits for the returned task.</summary>
+    internal Task? OnSessionChangedAsync(Session session)
     {
-        if (session.ExpirySeconds > 0)
+        if (session.ExpirySeconds > 0 && !session.Discarded && _store is not null)
         {
-            _store?.UpsertSession(session);
+            session.Stored = true;
+            return _store.Journal.UpsertAsync(BrokerStore.RowOf(session));
+        }
+
+        return null;
+    }
+
+    /// <summary>A journaled message the client acknowledged, or that can never be sent to it: its journal entry goes.</summary>
+    internal void ForgetJournaled(long journalSeq)
+    {
+        if (journalSeq > 0)
+        {
+            _store?.Journal.Remove(journalSeq);
         }
     }
 
-    /// <summary>Called after an acknowledgement: once a journaled session has nothing pending, its journal goes.</summary>
-    internal void OnDelivered(Session session)
-    {
-        if (session.JournalSeq > 0 && !session.HasPendingDeliveries)
-        {
-            session.JournalSeq = 0;
-            _store?.ClearJournal(session.ClientId);
-        }
-    }
+    /// <summary>Completes once every journal write asked for so far is durable (null without a store).</summary>
+    internal Task? JournalFlushedAsync() => _store?.Journal.FlushAsync();
 
     private void PublishWill(MqttConnection connection, MqttMessage will)
     {
@@ -249,6 +281,7 @@ public sealed partial class MqttBroker
                     foreach (var session in expired)
                     {
                         _sessions.Remove(session.ClientId);
+                        session.Discard();
                     }
                 }
             }
@@ -262,7 +295,10 @@ public sealed partial class MqttBroker
                         RemoveFromIndex(session, subscription.Filter);
                     }
 
-                    _store?.DeleteSession(session.ClientId);
+                    if (session.Stored)
+                    {
+                        _ = _store?.Journal.DeleteSessionAsync(session.ClientId);
+                    }
                 }
             }
         }

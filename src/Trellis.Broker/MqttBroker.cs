@@ -122,7 +122,7 @@ public sealed partial class MqttBroker : IHostedService, IAsyncDisposable
 
         if (_store is not null)
         {
-            Save(_store);
+            await SaveAsync(_store);
         }
     }
 

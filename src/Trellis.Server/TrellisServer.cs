@@ -4,6 +4,7 @@ using Microsoft.AspNetCore.Hosting;
 using Microsoft.AspNetCore.Http;
 using Microsoft.AspNetCore.Server.Kestrel.Core;
 using Microsoft.AspNetCore.Server.Kestrel.Https;
+using Microsoft.Extensions.Configuration;
 using Microsoft.Extensions.DependencyInjection;
 using Microsoft.Extensions.Hosting;
 using Microsoft.Extensions.Logging;
@@ -59,6 +60,37 @@ public sealed class TrellisServer : IAsyncDisposable
     /// <summary>The epoll loops serving the plain-TCP MQTT listener; 0 when it is off or served by the .NET socket engine.</summary>
     public int MqttEventLoops => _app.Services.GetService<MqttSocketListener>()?.EventLoops ?? 0;
 
+    /// <summary>
+    /// Broker settings: every <see cref="BrokerOptions"/> property can come from an environment
+    /// variable <c>TRELLIS_Broker__Name</c>; the flags and an embedding host's
+    /// <see cref="TrellisServerOptions.ConfigureBroker"/> come after. A value out of range stops start-up naming it.
+    /// </summary>
+    private static BrokerOptions BrokerSettings(TrellisServerOptions options)
+    {
+        var brokerOptions = new BrokerOptions();
+        var environment = new ConfigurationBuilder().AddEnvironmentVariables("TRELLIS_").Build().GetSection("Broker");
+        try
+        {
+            environment.Bind(brokerOptions);
+        }
+        catch (InvalidOperationException e)
+        {
+            throw new ArgumentException($"TRELLIS_Broker__…: {e.Message}", e);
+        }
+
+        brokerOptions.AllowAnonymous = options.AllowAnonymous || brokerOptions.AllowAnonymous;
+        brokerOptions.MaxPacketBytes = options.MaxPacketBytes;
+        brokerOptions.EventLoops = options.MqttThreads;
+        options.ConfigureBroker?.Invoke(brokerOptions);
+        var errors = new List<System.ComponentModel.DataAnnotations.ValidationResult>();
+        if (!System.ComponentModel.DataAnnotations.Validator.TryValidateObject(brokerOptions, new(brokerOptions), errors, validateAllProperties: true))
+        {
+            throw new ArgumentException("Broker setting out of range: " + string.Join("; ", errors.Select(e => $"{string.Join(',', e.MemberNames)} ({e.ErrorMessage})")) + ". Fix the TRELLIS_Broker__… variable or flag.");
+        }
+
+        return brokerOptions;
+    }
+
     public static async Task<TrellisServer> StartAsync(TrellisServerOptions options, Action<ILoggingBuilder>? configureLogging = null, CancellationToken cancellationToken = default)
     {
         var mqtt = ListenAddress.Parse(options.Mqtt, "--mqtt");
@@ -79,8 +111,7 @@ public sealed class TrellisServer : IAsyncDisposable
         var serverCertificate = ca.LoadOrCreateServerCertificate(data.PkiDirectory, hostnames);
         var database = new SqliteDatabase(data.RegistryPath, Schema.Migrations);
         var accessKeys = AccessKeys.LoadOrCreate(data.CredentialsPath);
-        var brokerOptions = new BrokerOptions { AllowAnonymous = options.AllowAnonymous, MaxPacketBytes = options.MaxPacketBytes, EventLoops = options.MqttThreads };
-        options.ConfigureBroker?.Invoke(brokerOptions);
+        var brokerOptions = BrokerSettings(options);
         var registryOptions = new RegistryOptions { Region = brokerOptions.Region, AccountId = brokerOptions.AccountId };
 
         var builder = WebApplication.CreateSlimBuilder();
@@ -107,7 +138,7 @@ public sealed class TrellisServer : IAsyncDisposable
         services.AddSingleton(sp => new ApiUsers(database, accessKeys, time));
         services.AddSingleton(sp => new SigV4Verifier(sp.GetRequiredService<ApiUsers>().SecretFor, time));
         services.AddSingleton(Microsoft.Extensions.Options.Options.Create(brokerOptions));
-        services.AddSingleton<BrokerStore>();
+        services.AddSingleton(sp => new BrokerStore(database, new SqliteDatabase(data.SessionsPath, BrokerStore.SessionMigrations), sp.GetRequiredService<ILogger<BrokerStore>>()));
         services.AddSingleton<IBrokerAuthenticator, RegistryAuthenticator>();
         services.AddSingleton<MqttBroker>();
         services.AddHostedService(sp => sp.GetRequiredService<MqttBroker>());

@@ -17,6 +17,9 @@ public sealed class DataFolder
     /// <summary>Device shadows: a database of its own, so shadow writes never wait for registry writes.</summary>
     public string ShadowsPath => System.IO.Path.Combine(Root, "shadows.db");
 
+    /// <summary>Persistent MQTT sessions and the messages they are owed: a database of its own, written by the broker's group-commit journal.</summary>
+    public string SessionsPath => System.IO.Path.Combine(Root, "sessions.db");
+
     /// <summary>The durable outbox of external rule actions.</summary>
     public string OutboxPath => System.IO.Path.Combine(Root, "outbox.db");
 

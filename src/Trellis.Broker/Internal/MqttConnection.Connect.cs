@@ -67,21 +67,29 @@ internal sealed partial class MqttConnection
         ClientMaxPacketSize = packet.MaximumPacketSize;
         InflightWindow = Math.Min(_broker.Options.MaxInflightPerClient, packet.ReceiveMaximum);
 
-        var sessionPresent = _broker.AttachSession(this, packet, auth.Principal, out var session);
+        var sessionPresent = _broker.AttachSession(this, packet, auth.Principal, out var session, out var durable);
         Session = session;
 
+        // A persistent session's CONNACK waits until the session is on disk: what the client is told
+        // was kept survives a crash. Nothing is delivered before the CONNACK (§3.2.0-1).
+        HoldAcksUntil(durable);
         var options = _broker.Options;
         lock (_controlLock)
         {
-            MqttEncoder.WriteConnAck(Control, v5, sessionPresent, ReasonCode.Success, v5
+            MqttEncoder.WriteConnAck(Acks, v5, sessionPresent, ReasonCode.Success, v5
                 ? new ConnAckProperties
                 {
                     MaximumPacketSize = (uint)options.MaxPacketBytes,
                     TopicAliasMaximum = (ushort)options.TopicAliasMaximum,
+                    ReceiveMaximum = (ushort)options.ReceiveMaximum,
                     AssignedClientIdentifier = assigned,
                     SessionExpiryInterval = packet.SessionExpirySeconds != session.ExpirySeconds ? session.ExpirySeconds : null,
                 }
                 : null);
+            if (durable is null)
+            {
+                _deliveriesOpen = true;
+            }
         }
 
         if (sessionPresent)

@@ -89,6 +89,11 @@ internal sealed partial class MqttConnection
                 return;
             }
 
+            if (_durableWait is { } durable)
+            {
+                await ReleaseHeldAcksAsync(durable);
+            }
+
             if (_pendingRequest is { } request)
             {
                 await CompleteRequestAsync(request);
@@ -172,7 +177,7 @@ internal sealed partial class MqttConnection
 
                 lock (_controlLock)
                 {
-                    MqttEncoder.WritePingResp(Control);
+                    MqttEncoder.WritePingResp(Acks);
                 }
 
                 return true;
@@ -250,6 +255,13 @@ internal sealed partial class MqttConnection
             return true;
         }
 
+        if (packet.Qos > 0 && v5 && !(packet.Qos == 2 && Session!.HasIncomingQos2(packet.PacketId))
+            && _heldQos1 + (_pendingRequest is null ? 0 : 1) + Session!.IncomingQos2Count >= _broker.Options.ReceiveMaximum)
+        {
+            // MQTT 5 §3.3.4: more unacknowledged QoS 1/2 publishes than the Receive Maximum in our CONNACK.
+            return Reject(ReasonCode.ReceiveMaximumExceeded, "CLIENT_ERROR", $"more than Receive Maximum {_broker.Options.ReceiveMaximum} QoS 1/2 publishes unacknowledged");
+        }
+
         if (packet.Qos == 2 && !Session!.BeginIncomingQos2(packet.PacketId))
         {
             // A resend of a QoS 2 message we already routed: acknowledge again, do not deliver twice.
@@ -294,7 +306,14 @@ internal sealed partial class MqttConnection
             return true;
         }
 
-        var matched = _broker.Publish(message, Session);
+        // Copies kept for persistent sessions must be on disk before the acknowledgement.
+        var matched = _broker.Publish(message, Session, out _, out var durable);
+        HoldAcksUntil(durable);
+        if (packet.Qos == 1 && _durableWait is not null)
+        {
+            _heldQos1++;
+        }
+
         if (_broker.HandlerFor(topic) is { } handler)
         {
             // A service request (shadow …): handled off this thread; the read loop waits for it
@@ -368,9 +387,9 @@ internal sealed partial class MqttConnection
         switch (type)
         {
             case PacketType.PubAck:
-                if (session.Acknowledge(ack.PacketId))
+                if (session.Acknowledge(ack.PacketId, out var acknowledged))
                 {
-                    _broker.OnDelivered(session);
+                    _broker.ForgetJournaled(acknowledged);
                     Wake();
                 }
 
@@ -380,7 +399,8 @@ internal sealed partial class MqttConnection
                 {
                     // The client refused the message: the QoS 2 flow ends here (§4.3.3).
                     session.Received(ack.PacketId);
-                    session.Completed(ack.PacketId);
+                    session.Completed(ack.PacketId, out var refused);
+                    _broker.ForgetJournaled(refused);
                     Wake();
                 }
                 else
@@ -395,9 +415,9 @@ internal sealed partial class MqttConnection
                 SendControl(PacketType.PubComp, ack.PacketId, released ? ReasonCode.Success : ReasonCode.PacketIdentifierNotFound);
                 break;
             case PacketType.PubComp:
-                if (session.Completed(ack.PacketId))
+                if (session.Completed(ack.PacketId, out var completed))
                 {
-                    _broker.OnDelivered(session);
+                    _broker.ForgetJournaled(completed);
                     Wake();
                 }
 
@@ -437,9 +457,11 @@ internal sealed partial class MqttConnection
             }
         }
 
+        // A persistent session's SUBACK waits until its subscriptions are on disk.
+        HoldAcksUntil(_broker.OnSessionChangedAsync(Session!));
         lock (_controlLock)
         {
-            MqttEncoder.WriteSubAck(Control, packet.PacketId, codes, v5);
+            MqttEncoder.WriteSubAck(Acks, packet.PacketId, codes, v5);
         }
 
         // Retained messages follow the SUBACK (§3.3.1.3).
@@ -448,7 +470,6 @@ internal sealed partial class MqttConnection
             _broker.DeliverRetained(Session!, subscription);
         }
 
-        _broker.OnSessionChanged(Session!);
         _broker.OnSubscriptionsChanged(this, granted.Select(s => s.Filter).ToList(), subscribed: true);
         return true;
     }
@@ -472,14 +493,14 @@ internal sealed partial class MqttConnection
             }
         }
 
-        lock (_controlLock)
-        {
-            MqttEncoder.WriteUnsubAck(Control, packet.PacketId, codes, v5);
-        }
-
         if (removed.Count > 0)
         {
-            _broker.OnSessionChanged(Session!);
+            HoldAcksUntil(_broker.OnSessionChangedAsync(Session!));
+        }
+
+        lock (_controlLock)
+        {
+            MqttEncoder.WriteUnsubAck(Acks, packet.PacketId, codes, v5);
         }
 
         _broker.OnSubscriptionsChanged(this, removed, subscribed: false);

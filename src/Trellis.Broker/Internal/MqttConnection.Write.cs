@@ -35,10 +35,12 @@ internal sealed partial class MqttConnection
                 }
 
                 var more = false;
-                if (!closeNow && Session is { } session)
+                if (!closeNow && _deliveriesOpen && Session is { } session)
                 {
                     var now = _broker.NowMs;
-                    var taken = session.TakeBatch(batch.AsSpan(0, BatchSize), InflightWindow, now);
+                    List<long>? expired = null;
+                    var taken = session.TakeBatch(batch.AsSpan(0, BatchSize), InflightWindow, now, ref expired);
+                    expired?.ForEach(_broker.ForgetJournaled);
                     for (var i = 0; i < taken; i++)
                     {
                         var (packetId, item, dup) = batch[i];
@@ -118,7 +120,7 @@ internal sealed partial class MqttConnection
             // iot:Receive is checked on delivery too: a policy detached after queueing still applies.
             if (item.Qos > 0)
             {
-                session.Forget(packetId);
+                _broker.ForgetJournaled(session.Forget(packetId));
             }
 
             return;
@@ -129,18 +131,18 @@ internal sealed partial class MqttConnection
             // MQTT 5 §3.1.2.11.4: a packet larger than the client's maximum is discarded for it.
             if (item.Qos > 0)
             {
-                session.Forget(packetId);
+                _broker.ForgetJournaled(session.Forget(packetId));
             }
 
             return;
         }
 
-        if (item.Qos == 0 && item.SubscriptionId is null && !item.Retain && message.Properties?.MessageExpiryInterval is null)
+        if (item.Qos == 0 && item.SubscriptionIds is null && !item.Retain && message.Properties?.MessageExpiryInterval is null)
         {
             message.WriteQos0(_output, v5);
             return;
         }
 
-        MqttEncoder.WritePublish(_output, message, item.Qos, packetId, v5, item.Retain, item.SubscriptionId, dup, now);
+        MqttEncoder.WritePublish(_output, message, item.Qos, packetId, v5, item.Retain, item.SubscriptionIds, dup, now);
     }
 }

@@ -37,6 +37,21 @@ internal sealed partial class MqttConnection : IDisposable, IThreadPoolWorkItem
     private Task? _pendingRequest;
     private (byte Qos, ushort PacketId, byte Reason) _pendingAck;
 
+    /// <summary>
+    /// Acknowledgements (PUBACK, PUBREC, SUBACK, CONNACK …) written while a journal write they vouch
+    /// for is not yet on disk; they move to <see cref="_control"/> once <see cref="_durableWait"/> completes.
+    /// </summary>
+    private ArrayBufferWriter<byte>? _held;
+
+    /// <summary>The latest journal group this read batch's acknowledgements wait for (read loop only).</summary>
+    private Task? _durableWait;
+
+    /// <summary>QoS 1 PUBACKs held back, counted against the Receive Maximum (read loop only).</summary>
+    private int _heldQos1;
+
+    /// <summary>Set once the CONNACK is on its way: the writer sends no PUBLISH before it (§3.2.0-1).</summary>
+    private volatile bool _deliveriesOpen;
+
     public MqttConnection(MqttBroker broker, IDuplexPipe transport, Action abortTransport, X509Certificate2? clientCertificate, bool isTls, string remoteAddress, string listener)
     {
         _broker = broker;
@@ -298,12 +313,47 @@ internal sealed partial class MqttConnection : IDisposable, IThreadPoolWorkItem
 
     private ArrayBufferWriter<byte> Control => _control ??= new ArrayBufferWriter<byte>(64);
 
+    /// <summary>Where the read loop writes its answers: held back while a journal write they vouch for is pending. Under <see cref="_controlLock"/>.</summary>
+    private ArrayBufferWriter<byte> Acks => _durableWait is null ? Control : _held ??= new ArrayBufferWriter<byte>(64);
+
     private void SendControl(PacketType type, ushort packetId, byte reason = 0)
     {
         lock (_controlLock)
         {
-            MqttEncoder.WriteAck(Control, type, packetId, IsV5, reason);
+            MqttEncoder.WriteAck(Acks, type, packetId, IsV5, reason);
         }
+    }
+
+    /// <summary>
+    /// Acknowledgements written from now until the end of this read batch wait for
+    /// <paramref name="durable"/>. Journal groups commit in order, so the latest pending one covers the earlier ones.
+    /// </summary>
+    private void HoldAcksUntil(Task? durable)
+    {
+        if (durable is not null && (_durableWait is null || _durableWait.IsCompleted || !durable.IsCompleted))
+        {
+            _durableWait = durable;
+        }
+    }
+
+    /// <summary>At the end of a read batch: once its journal writes are on disk, its acknowledgements go out.</summary>
+    private async Task ReleaseHeldAcksAsync(Task durable)
+    {
+        await durable.WaitAsync(_cts.Token);
+        lock (_controlLock)
+        {
+            if (_held is { WrittenCount: > 0 })
+            {
+                Control.Write(_held.WrittenSpan);
+                _held.ResetWrittenCount();
+            }
+
+            _durableWait = null;
+            _heldQos1 = 0;
+            _deliveriesOpen = true;
+        }
+
+        Wake();
     }
 
     private async Task ShutdownAsync()

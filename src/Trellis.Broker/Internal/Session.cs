@@ -13,7 +13,8 @@ internal sealed class Session(string clientId)
     private readonly Queue<Outgoing> _queue = new();
     // QoS 1/2 state is created on first use: a QoS 0 or idle session carries none of it.
     private Dictionary<ushort, Inflight>? _inflight;
-    private HashSet<ushort>? _awaitingPubComp;
+    // QoS 2 deliveries the client has received (PUBREC) and not yet completed, with their journal sequence.
+    private Dictionary<ushort, long>? _awaitingPubComp;
     private HashSet<ushort>? _incomingQos2;
     private readonly Dictionary<string, TopicSubscription> _subscriptions = new(StringComparer.Ordinal);
     private Queue<(ushort Id, Outgoing Item)>? _retransmit;
@@ -22,6 +23,8 @@ internal sealed class Session(string clientId)
     private ushort _nextPacketId;
     private long _sendSequence;
     private int _queueCount;
+    private int _subscriptionCount;
+    private bool _discarded;
     private MqttConnection? _connection;
 
     public string ClientId { get; } = clientId;
@@ -36,6 +39,18 @@ internal sealed class Session(string clientId)
     /// <summary>Who the session belongs to; used for Receive checks even while offline.</summary>
     public ClientPrincipal? Principal { get; set; }
 
+    /// <summary>
+    /// The kind of identity that owns the session and its id (<see cref="ClientPrincipal.SessionOwner"/>),
+    /// kept across restarts: an operator key can never resume a device's session.
+    /// </summary>
+    public string? Owner { get; set; }
+
+    /// <summary>True once the session's row has been written to the journal (it must be deleted when the session ends).</summary>
+    public bool Stored { get; set; }
+
+    /// <summary>True once a clean start or expiry replaced or ended the session: it takes no more messages.</summary>
+    public bool Discarded => Volatile.Read(ref _discarded);
+
     public MqttConnection? Connection
     {
         get => Volatile.Read(ref _connection);
@@ -49,8 +64,8 @@ internal sealed class Session(string clientId)
     /// <summary>Set once per overflow episode so the drop is logged once, not per message.</summary>
     public bool OverflowLogged;
 
-    /// <summary>Journal sequence of the newest message written for crash recovery while offline.</summary>
-    public long JournalSeq;
+    /// <summary>How many subscriptions the session holds: with one, a message can match it only once.</summary>
+    public int SubscriptionCount => Volatile.Read(ref _subscriptionCount);
 
     /// <summary>Stamp of the last message routed here, so overlapping subscriptions deliver once.</summary>
     public long RouteStamp;
@@ -88,10 +103,25 @@ internal sealed class Session(string clientId)
         waiter?.TrySetResult();
     }
 
-    public bool TryEnqueue(in Outgoing item, int maxQueued)
+    public bool TryEnqueue(in Outgoing item, int maxQueued) => TryEnqueue(item, maxQueued, null, out _);
+
+    /// <summary>
+    /// Queues a delivery unless the queue is full or the session was discarded. With a
+    /// <paramref name="journal"/>, the message is first appended to it under a new sequence number
+    /// (<paramref name="durable"/> completes when that is on disk): both under this session's lock, so
+    /// no acknowledgement can remove the entry before it is appended, and no append can follow the
+    /// session's deletion from the journal.
+    /// </summary>
+    public bool TryEnqueue(in Outgoing item, int maxQueued, Persistence.SessionJournal? journal, out Task? durable)
     {
+        durable = null;
         lock (_lock)
         {
+            if (_discarded)
+            {
+                return false;
+            }
+
             if (_queue.Count >= maxQueued)
             {
                 Dropped++;
@@ -103,10 +133,29 @@ internal sealed class Session(string clientId)
                 LastProgressMs = Environment.TickCount64;
             }
 
-            _queue.Enqueue(item);
+            if (journal is null)
+            {
+                _queue.Enqueue(item);
+            }
+            else
+            {
+                var kept = item with { JournalSeq = journal.NextSeq() };
+                durable = journal.AppendAsync(ClientId, kept);
+                _queue.Enqueue(kept);
+            }
+
             _queueCount = _queue.Count;
             OverflowLogged = false;
             return true;
+        }
+    }
+
+    /// <summary>Marks the session as replaced or ended; from now on it takes no messages.</summary>
+    public void Discard()
+    {
+        lock (_lock)
+        {
+            _discarded = true;
         }
     }
 
@@ -114,7 +163,8 @@ internal sealed class Session(string clientId)
     /// Takes what may be sent now: first retransmissions after a reconnect, then queued messages
     /// while the QoS 1/2 window has room. QoS &gt; 0 messages get a packet id and enter the window.
     /// </summary>
-    public int TakeBatch(Span<(ushort PacketId, Outgoing Item, bool Dup)> batch, int window, long nowMs)
+    /// <remarks>Expired messages are dropped; those kept in the journal are added to <paramref name="expired"/>.</remarks>
+    public int TakeBatch(Span<(ushort PacketId, Outgoing Item, bool Dup)> batch, int window, long nowMs, ref List<long>? expired)
     {
         var count = 0;
         lock (_lock)
@@ -134,6 +184,11 @@ internal sealed class Session(string clientId)
                 _queue.Dequeue();
                 if (next.Message.IsExpired(nowMs))
                 {
+                    if (next.JournalSeq > 0)
+                    {
+                        (expired ??= []).Add(next.JournalSeq);
+                    }
+
                     continue;
                 }
 
@@ -152,21 +207,28 @@ internal sealed class Session(string clientId)
         }
     }
 
-    /// <summary>PUBACK for a QoS 1 delivery. Returns false when the id was not in flight.</summary>
-    public bool Acknowledge(ushort packetId)
+    /// <summary>PUBACK for a QoS 1 delivery. Returns false when the id was not in flight; <paramref name="journalSeq"/> is the message's journal entry (0: none).</summary>
+    public bool Acknowledge(ushort packetId, out long journalSeq)
     {
         lock (_lock)
         {
-            return _inflight is not null && _inflight.TryGetValue(packetId, out var entry) && entry.Item.Qos == 1 && _inflight.Remove(packetId);
+            journalSeq = 0;
+            if (_inflight is not null && _inflight.TryGetValue(packetId, out var entry) && entry.Item.Qos == 1 && _inflight.Remove(packetId))
+            {
+                journalSeq = entry.Item.JournalSeq;
+                return true;
+            }
+
+            return false;
         }
     }
 
-    /// <summary>Drops an in-flight delivery the client can never take (larger than its maximum packet size).</summary>
-    public void Forget(ushort packetId)
+    /// <summary>Drops an in-flight delivery the client can never take (larger than its maximum packet size, or no longer allowed).</summary>
+    public long Forget(ushort packetId)
     {
         lock (_lock)
         {
-            _inflight?.Remove(packetId);
+            return _inflight is not null && _inflight.Remove(packetId, out var entry) ? entry.Item.JournalSeq : 0;
         }
     }
 
@@ -221,19 +283,21 @@ internal sealed class Session(string clientId)
             if (_inflight is not null && _inflight.TryGetValue(packetId, out var entry) && entry.Item.Qos == 2)
             {
                 _inflight.Remove(packetId);
-                (_awaitingPubComp ??= []).Add(packetId);
+                (_awaitingPubComp ??= [])[packetId] = entry.Item.JournalSeq;
                 return true;
             }
 
-            return _awaitingPubComp?.Contains(packetId) ?? false;
+            return _awaitingPubComp?.ContainsKey(packetId) ?? false;
         }
     }
 
-    public bool Completed(ushort packetId)
+    /// <summary>PUBCOMP: the QoS 2 delivery is over. <paramref name="journalSeq"/> is the message's journal entry (0: none).</summary>
+    public bool Completed(ushort packetId, out long journalSeq)
     {
         lock (_lock)
         {
-            return _awaitingPubComp?.Remove(packetId) ?? false;
+            journalSeq = 0;
+            return _awaitingPubComp is not null && _awaitingPubComp.Remove(packetId, out journalSeq);
         }
     }
 
@@ -243,6 +307,27 @@ internal sealed class Session(string clientId)
         lock (_lock)
         {
             return (_incomingQos2 ??= []).Add(packetId);
+        }
+    }
+
+    /// <summary>Whether an incoming QoS 2 message with this packet id awaits its PUBREL.</summary>
+    public bool HasIncomingQos2(ushort packetId)
+    {
+        lock (_lock)
+        {
+            return _incomingQos2?.Contains(packetId) ?? false;
+        }
+    }
+
+    /// <summary>Incoming QoS 2 messages awaiting their PUBREL (they count against the Receive Maximum).</summary>
+    public int IncomingQos2Count
+    {
+        get
+        {
+            lock (_lock)
+            {
+                return _incomingQos2?.Count ?? 0;
+            }
         }
     }
 
@@ -268,7 +353,7 @@ internal sealed class Session(string clientId)
                 }
             }
 
-            return _awaitingPubComp is null ? [] : [.. _awaitingPubComp];
+            return _awaitingPubComp is null ? [] : [.. _awaitingPubComp.Keys];
         }
     }
 
@@ -289,6 +374,7 @@ internal sealed class Session(string clientId)
         {
             existed = _subscriptions.ContainsKey(subscription.Filter);
             _subscriptions[subscription.Filter] = subscription;
+            _subscriptionCount = _subscriptions.Count;
         }
     }
 
@@ -296,7 +382,9 @@ internal sealed class Session(string clientId)
     {
         lock (_lock)
         {
-            return _subscriptions.Remove(filter);
+            var removed = _subscriptions.Remove(filter);
+            _subscriptionCount = _subscriptions.Count;
+            return removed;
         }
     }
 
@@ -308,17 +396,6 @@ internal sealed class Session(string clientId)
         }
     }
 
-    /// <summary>Everything still owed to the client, in order, for persistence across a restart.</summary>
-    public List<Outgoing> PendingMessages()
-    {
-        lock (_lock)
-        {
-            var pending = _inflight is null ? [] : _inflight.OrderBy(e => e.Value.Sequence).Select(e => e.Value.Item).ToList();
-            pending.AddRange(_queue.Where(o => o.Qos > 0));
-            return pending;
-        }
-    }
-
     private ushort NextPacketId()
     {
         // Skip 0 and ids still in use (§2.2.1).
@@ -326,7 +403,7 @@ internal sealed class Session(string clientId)
         {
             _nextPacketId = (ushort)(_nextPacketId == ushort.MaxValue ? 1 : _nextPacketId + 1);
         }
-        while ((_inflight?.ContainsKey(_nextPacketId) ?? false) || (_awaitingPubComp?.Contains(_nextPacketId) ?? false));
+        while ((_inflight?.ContainsKey(_nextPacketId) ?? false) || (_awaitingPubComp?.ContainsKey(_nextPacketId) ?? false));
 
         return _nextPacketId;
     }

@@ -1,5 +1,7 @@
+using System.Globalization;
 using System.Text.Json;
-using Microsoft.Data.Sqlite;
+using Microsoft.Extensions.Logging;
+using Microsoft.Extensions.Logging.Abstractions;
 using Trellis.Broker.Internal;
 using Trellis.Broker.Protocol;
 using Trellis.Storage;
@@ -7,18 +9,59 @@ using Trellis.Storage;
 namespace Trellis.Broker.Persistence;
 
 /// <summary>
-/// Broker state in the registry database: retained messages (write-through), persistent sessions
-/// (saved at shutdown) and a journal of messages queued to offline sessions (written before the
-/// publisher is acknowledged, so a crash does not lose them).
+/// Broker state on disk: retained messages in the registry database (written through before the
+/// publish is acknowledged), and persistent sessions with the QoS 1/2 messages they are owed in a
+/// database of their own (<c>sessions.db</c>), written by the group-commit <see cref="SessionJournal"/>.
 /// </summary>
-public sealed class BrokerStore(SqliteDatabase database)
+public sealed class BrokerStore : IDisposable
 {
-    private long _journalSeq = -1;
-    private readonly Lock _journalLock = new();
+    /// <summary>Forward-only migrations of sessions.db; append, never edit.</summary>
+    public static IReadOnlyList<string> SessionMigrations { get; } =
+    [
+        """
+        CREATE TABLE sessions (
+            client_id TEXT PRIMARY KEY,
+            protocol_level INTEGER NOT NULL,
+            expiry_seconds INTEGER NOT NULL,
+            disconnected_ms INTEGER NOT NULL,
+            subscriptions TEXT NOT NULL,
+            owner TEXT
+        );
+        CREATE TABLE session_messages (
+            seq INTEGER PRIMARY KEY,
+            client_id TEXT NOT NULL,
+            topic TEXT NOT NULL,
+            qos INTEGER NOT NULL,
+            retain INTEGER NOT NULL,
+            payload BLOB NOT NULL,
+            properties TEXT,
+            sender TEXT NOT NULL,
+            received_ms INTEGER NOT NULL,
+            subscription_ids TEXT
+        );
+        CREATE INDEX session_messages_client ON session_messages(client_id);
+        """,
+    ];
+
+    private readonly SqliteDatabase _registry;
+    private readonly SqliteDatabase _sessions;
+    private readonly ILogger _logger;
+    private SessionJournal? _journal;
+
+    public BrokerStore(SqliteDatabase registry, SqliteDatabase sessions, ILogger<BrokerStore>? logger = null)
+    {
+        _registry = registry;
+        _sessions = sessions;
+        _logger = (ILogger?)logger ?? NullLogger.Instance;
+        MoveSessionsFromRegistry();
+    }
+
+    /// <summary>The session writer, started by <see cref="LoadSessions"/> once the highest sequence in use is known.</summary>
+    internal SessionJournal Journal => _journal ?? throw new InvalidOperationException("LoadSessions must run before the journal is used");
 
     internal void SaveRetained(MqttMessage message)
     {
-        using var connection = database.Open();
+        using var connection = _registry.Open();
         using var command = connection.CreateCommand();
         command.CommandText = """
             INSERT INTO retained_messages(topic, qos, payload, properties, sender, received_ms)
@@ -26,193 +69,140 @@ public sealed class BrokerStore(SqliteDatabase database)
             ON CONFLICT(topic) DO UPDATE SET qos=excluded.qos, payload=excluded.payload, properties=excluded.properties,
                 sender=excluded.sender, received_ms=excluded.received_ms
             """;
-        AddMessage(command, message, message.Qos);
+        command.Parameters.AddWithValue("$topic", message.Topic);
+        command.Parameters.AddWithValue("$qos", (int)message.Qos);
+        command.Parameters.AddWithValue("$payload", StoredMessages.PayloadArray(message.Payload));
+        command.Parameters.AddWithValue("$props", (object?)StoredMessages.PropertiesJson(message) ?? DBNull.Value);
+        command.Parameters.AddWithValue("$sender", message.SenderClientId);
+        command.Parameters.AddWithValue("$ts", message.ReceivedAtMs);
         command.ExecuteNonQuery();
     }
 
-    internal void DeleteRetained(string topic) => Execute("DELETE FROM retained_messages WHERE topic = $c", topic);
+    internal void DeleteRetained(string topic)
+    {
+        using var connection = _registry.Open();
+        using var command = connection.CreateCommand();
+        command.CommandText = "DELETE FROM retained_messages WHERE topic = $c";
+        command.Parameters.AddWithValue("$c", topic);
+        command.ExecuteNonQuery();
+    }
 
     internal List<MqttMessage> LoadRetained()
     {
-        using var connection = database.Open();
+        using var connection = _registry.Open();
         using var command = connection.CreateCommand();
         command.CommandText = "SELECT topic, qos, payload, properties, sender, received_ms FROM retained_messages";
         using var reader = command.ExecuteReader();
         var messages = new List<MqttMessage>();
         while (reader.Read())
         {
-            messages.Add(ReadMessage(reader, 0, retain: true));
+            messages.Add(StoredMessages.Read(reader, 0, retain: true));
         }
 
         return messages;
     }
 
-    /// <summary>Records a QoS 1/2 message for an offline session durably before the publisher is acknowledged.</summary>
-    internal void Journal(Session session, MqttMessage message, byte qos)
-    {
-        using var connection = database.Open();
-        lock (_journalLock)
-        {
-            if (_journalSeq < 0)
-            {
-                using var max = connection.CreateCommand();
-                max.CommandText = "SELECT COALESCE(MAX(seq), 0) FROM session_messages";
-                _journalSeq = (long)max.ExecuteScalar()!;
-            }
+    /// <summary>A snapshot of a session's row for the journal.</summary>
+    internal static SessionRow RowOf(Session session) => new(
+        session.ClientId,
+        session.ProtocolLevel,
+        session.ExpirySeconds,
+        session.DisconnectedAtMs,
+        JsonSerializer.Serialize(session.GetSubscriptions().Select(StoredSubscription.From).ToList(), StoreJsonContext.Default.ListStoredSubscription),
+        session.Owner);
 
-            session.JournalSeq = ++_journalSeq;
-        }
-
-        using var command = connection.CreateCommand();
-        command.CommandText = """
-            INSERT INTO session_messages(client_id, seq, topic, qos, retain, payload, properties, sender, received_ms)
-            VALUES ($client, $seq, $topic, $qos, 0, $payload, $props, $sender, $ts)
-            """;
-        command.Parameters.AddWithValue("$client", session.ClientId);
-        command.Parameters.AddWithValue("$seq", session.JournalSeq);
-        AddMessage(command, message, qos);
-        command.ExecuteNonQuery();
-    }
-
-    /// <summary>Records a persistent session's subscriptions and expiry, so a crash does not lose the session.</summary>
-    internal void UpsertSession(Session session)
-    {
-        using var connection = database.Open();
-        using var command = connection.CreateCommand();
-        AddSession(command, session);
-        command.ExecuteNonQuery();
-    }
-
-    private static void AddSession(SqliteCommand command, Session session)
-    {
-        command.CommandText = """
-            INSERT INTO sessions(client_id, protocol_level, expiry_seconds, disconnected_ms, subscriptions) VALUES ($c, $l, $e, $d, $s)
-            ON CONFLICT(client_id) DO UPDATE SET protocol_level=excluded.protocol_level, expiry_seconds=excluded.expiry_seconds,
-                disconnected_ms=excluded.disconnected_ms, subscriptions=excluded.subscriptions
-            """;
-        command.Parameters.AddWithValue("$c", session.ClientId);
-        command.Parameters.AddWithValue("$l", (int)session.ProtocolLevel);
-        command.Parameters.AddWithValue("$e", (long)session.ExpirySeconds);
-        command.Parameters.AddWithValue("$d", session.DisconnectedAtMs);
-        command.Parameters.AddWithValue("$s", JsonSerializer.Serialize(session.GetSubscriptions().Select(StoredSubscription.From).ToList(), StoreJsonContext.Default.ListStoredSubscription));
-    }
-
-    /// <summary>Forgets a session's journaled messages once they are all delivered and acknowledged.</summary>
-    internal void ClearJournal(string clientId) => Execute("DELETE FROM session_messages WHERE client_id = $c", clientId);
-
-    internal void DeleteSession(string clientId) =>
-        Execute("DELETE FROM sessions WHERE client_id = $c; DELETE FROM session_messages WHERE client_id = $c", clientId);
-
-    /// <summary>One statement (or a short script) with one key parameter, in its own implicit transaction.</summary>
-    private void Execute(string sql, string key)
-    {
-        using var connection = database.Open();
-        using var command = connection.CreateCommand();
-        command.CommandText = sql;
-        command.Parameters.AddWithValue("$c", key);
-        command.ExecuteNonQuery();
-    }
-
-    /// <summary>Replaces the stored sessions with <paramref name="sessions"/> and what they still owe their clients.</summary>
-    internal int SaveSessions(IReadOnlyList<Session> sessions)
-    {
-        using var connection = database.Open();
-        using var transaction = connection.BeginTransaction();
-        using (var clear = connection.CreateCommand())
-        {
-            clear.Transaction = transaction;
-            clear.CommandText = "DELETE FROM sessions; DELETE FROM session_messages;";
-            clear.ExecuteNonQuery();
-        }
-
-        var messages = 0;
-        long seq = 0;
-        foreach (var session in sessions)
-        {
-            using (var insert = connection.CreateCommand())
-            {
-                insert.Transaction = transaction;
-                AddSession(insert, session);
-                insert.ExecuteNonQuery();
-            }
-
-            foreach (var pending in session.PendingMessages())
-            {
-                using var message = connection.CreateCommand();
-                message.Transaction = transaction;
-                message.CommandText = """
-                    INSERT INTO session_messages(client_id, seq, topic, qos, retain, payload, properties, sender, received_ms)
-                    VALUES ($client, $seq, $topic, $qos, $retain, $payload, $props, $sender, $ts)
-                    """;
-                message.Parameters.AddWithValue("$client", session.ClientId);
-                message.Parameters.AddWithValue("$seq", ++seq);
-                message.Parameters.AddWithValue("$retain", pending.Retain ? 1 : 0);
-                AddMessage(message, pending.Message, pending.Qos);
-                message.ExecuteNonQuery();
-                messages++;
-            }
-        }
-
-        transaction.Commit();
-        lock (_journalLock)
-        {
-            _journalSeq = seq;
-        }
-
-        return messages;
-    }
-
+    /// <summary>Reads every stored session with the messages it is owed, then starts the journal writer.</summary>
     internal List<StoredSession> LoadSessions()
     {
-        using var connection = database.Open();
+        using var connection = _sessions.Open();
         var sessions = new Dictionary<string, StoredSession>(StringComparer.Ordinal);
         using (var command = connection.CreateCommand())
         {
-            command.CommandText = "SELECT client_id, protocol_level, expiry_seconds, disconnected_ms, subscriptions FROM sessions";
+            command.CommandText = "SELECT client_id, protocol_level, expiry_seconds, disconnected_ms, subscriptions, owner FROM sessions";
             using var reader = command.ExecuteReader();
             while (reader.Read())
             {
                 var subscriptions = JsonSerializer.Deserialize(reader.GetString(4), StoreJsonContext.Default.ListStoredSubscription) ?? [];
-                sessions[reader.GetString(0)] = new StoredSession(reader.GetString(0), (byte)reader.GetInt32(1), (uint)reader.GetInt64(2), reader.GetInt64(3), subscriptions, []);
+                sessions[reader.GetString(0)] = new StoredSession(
+                    reader.GetString(0), (byte)reader.GetInt32(1), (uint)reader.GetInt64(2), reader.GetInt64(3), reader.IsDBNull(5) ? null : reader.GetString(5), subscriptions, []);
             }
         }
 
+        long lastSeq = 0;
+        var orphans = 0;
         using (var command = connection.CreateCommand())
         {
-            command.CommandText = "SELECT client_id, topic, qos, payload, properties, sender, received_ms, retain FROM session_messages ORDER BY client_id, seq";
+            command.CommandText = "SELECT client_id, topic, qos, payload, properties, sender, received_ms, retain, seq, subscription_ids FROM session_messages ORDER BY seq";
             using var reader = command.ExecuteReader();
             while (reader.Read())
             {
+                var seq = reader.GetInt64(8);
+                lastSeq = Math.Max(lastSeq, seq);
                 if (sessions.TryGetValue(reader.GetString(0), out var session))
                 {
-                    var message = ReadMessage(reader, 1, retain: reader.GetInt32(7) == 1);
-                    session.Messages.Add(new Outgoing(message, message.Qos, message.Retain, null));
+                    var message = StoredMessages.Read(reader, 1, retain: reader.GetInt32(7) == 1);
+                    var ids = reader.IsDBNull(9) ? null : reader.GetString(9).Split(',').Select(s => uint.Parse(s, CultureInfo.InvariantCulture)).ToArray();
+                    session.Messages.Add(new Outgoing(message, message.Qos, message.Retain, ids, seq));
+                }
+                else
+                {
+                    orphans++;
                 }
             }
         }
 
+        if (orphans > 0)
+        {
+            using var command = connection.CreateCommand();
+            command.CommandText = "DELETE FROM session_messages WHERE client_id NOT IN (SELECT client_id FROM sessions)";
+            command.ExecuteNonQuery();
+        }
+
+        _journal ??= new SessionJournal(_sessions, lastSeq, e => _logger.JournalFailed(e.GetType().Name + ": " + e.Message));
         return [.. sessions.Values];
     }
 
-    private static void AddMessage(SqliteCommand command, MqttMessage message, byte qos)
-    {
-        command.Parameters.AddWithValue("$topic", message.Topic);
-        command.Parameters.AddWithValue("$qos", (int)qos);
-        command.Parameters.AddWithValue("$payload", message.Payload.ToArray());
-        command.Parameters.AddWithValue("$props", message.Properties is null ? DBNull.Value : JsonSerializer.Serialize(StoredProperties.From(message.Properties), StoreJsonContext.Default.StoredProperties));
-        command.Parameters.AddWithValue("$sender", message.SenderClientId);
-        command.Parameters.AddWithValue("$ts", message.ReceivedAtMs);
-    }
+    public void Dispose() => _journal?.Dispose();
 
-    // Columns from `first`: topic, qos, payload, properties, sender, received_ms.
-    private static MqttMessage ReadMessage(SqliteDataReader reader, int first, bool retain) => new()
+    /// <summary>
+    /// Before sessions.db existed, sessions lived in the registry database: a data folder from then
+    /// has them moved over once, in one transaction, so an upgrade keeps its sessions and their messages.
+    /// </summary>
+    private void MoveSessionsFromRegistry()
     {
-        Topic = reader.GetString(first),
-        Qos = (byte)reader.GetInt32(first + 1),
-        Payload = (byte[])reader.GetValue(first + 2),
-        Properties = reader.IsDBNull(first + 3) ? null : JsonSerializer.Deserialize(reader.GetString(first + 3), StoreJsonContext.Default.StoredProperties)?.ToProperties(),
-        SenderClientId = reader.GetString(first + 4),
-        ReceivedAtMs = reader.GetInt64(first + 5),
-        Retain = retain,
-    };
+        using var connection = _sessions.Open();
+        using var command = connection.CreateCommand();
+        command.CommandText = "ATTACH DATABASE $path AS registry";
+        command.Parameters.AddWithValue("$path", _registry.Path);
+        command.ExecuteNonQuery();
+        try
+        {
+            command.Parameters.Clear();
+            command.CommandText = "SELECT (SELECT COUNT(*) FROM registry.sessions) + (SELECT COUNT(*) FROM registry.session_messages)";
+            if ((long)command.ExecuteScalar()! == 0)
+            {
+                return;
+            }
+
+            using var transaction = connection.BeginTransaction();
+            command.Transaction = transaction;
+            command.CommandText = """
+                INSERT OR IGNORE INTO sessions(client_id, protocol_level, expiry_seconds, disconnected_ms, subscriptions, owner)
+                    SELECT client_id, protocol_level, expiry_seconds, disconnected_ms, subscriptions, NULL FROM registry.sessions;
+                INSERT INTO session_messages(seq, client_id, topic, qos, retain, payload, properties, sender, received_ms, subscription_ids)
+                    SELECT (SELECT COALESCE(MAX(seq), 0) FROM session_messages) + ROW_NUMBER() OVER (ORDER BY client_id, seq),
+                        client_id, topic, qos, retain, payload, properties, sender, received_ms, NULL FROM registry.session_messages;
+                DELETE FROM registry.sessions;
+                DELETE FROM registry.session_messages;
+                """;
+            command.ExecuteNonQuery();
+            transaction.Commit();
+        }
+        finally
+        {
+            command.Transaction = null;
+            command.CommandText = "DETACH DATABASE registry";
+            command.ExecuteNonQuery();
+        }
+    }
 }

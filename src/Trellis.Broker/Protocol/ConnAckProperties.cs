@@ -9,6 +9,9 @@ internal sealed record ConnAckProperties
 
     public ushort TopicAliasMaximum { get; init; }
 
+    /// <summary>QoS 1/2 publishes the client may have unacknowledged towards the server (§3.2.2.3.3); 0 = not sent (65 535).</summary>
+    public ushort ReceiveMaximum { get; init; }
+
     public string? AssignedClientIdentifier { get; init; }
 
     public ushort? ServerKeepAlive { get; init; }

@@ -36,6 +36,11 @@ internal static class MqttEncoder
                 propLen += 3;
             }
 
+            if (props.ReceiveMaximum is > 0 and < ushort.MaxValue)
+            {
+                propLen += 3;
+            }
+
             if (props.AssignedClientIdentifier is not null)
             {
                 propLen += 3 + Encoding.UTF8.GetByteCount(props.AssignedClientIdentifier);
@@ -77,6 +82,12 @@ internal static class MqttEncoder
             w.Byte(1);
             w.Byte(0x2A); // shared subscription available
             w.Byte(1);
+            if (props.ReceiveMaximum is > 0 and < ushort.MaxValue)
+            {
+                w.Byte(0x21);
+                w.UInt16(props.ReceiveMaximum);
+            }
+
             if (props.TopicAliasMaximum > 0)
             {
                 w.Byte(0x22);
@@ -106,7 +117,7 @@ internal static class MqttEncoder
     }
 
     /// <summary>Size of the PUBLISH properties block content (without its length prefix).</summary>
-    private static int PublishPropertiesLength(PublishProperties? props, uint? subscriptionId, long nowMs, long receivedAtMs, out uint? expiryLeft)
+    private static int PublishPropertiesLength(PublishProperties? props, uint[]? subscriptionIds, long nowMs, long receivedAtMs, out uint? expiryLeft)
     {
         expiryLeft = null;
         var length = 0;
@@ -149,9 +160,13 @@ internal static class MqttEncoder
             }
         }
 
-        if (subscriptionId is { } sid)
+        if (subscriptionIds is not null)
         {
-            length += 1 + VarIntSize((int)sid);
+            // MQTT 5 §3.3.4: one property per matching subscription that has an identifier.
+            foreach (var sid in subscriptionIds)
+            {
+                length += 1 + VarIntSize((int)sid);
+            }
         }
 
         return length;
@@ -163,12 +178,12 @@ internal static class MqttEncoder
     [ThreadStatic]
     private static ArrayBufferWriter<byte>? t_frameScratch;
 
-    public static byte[] EncodePublishFrame(MqttMessage message, byte qos, ushort packetId, bool v5, bool retain, uint? subscriptionId, bool dup = false, long nowMs = 0)
+    public static byte[] EncodePublishFrame(MqttMessage message, byte qos, ushort packetId, bool v5, bool retain, uint[]? subscriptionIds, bool dup = false, long nowMs = 0)
     {
         // Encoded in a per-thread scratch buffer, then copied once into an array of the exact size.
         var buffer = t_frameScratch ??= new ArrayBufferWriter<byte>(256);
         buffer.ResetWrittenCount();
-        WritePublish(buffer, message, qos, packetId, v5, retain, subscriptionId, dup, nowMs);
+        WritePublish(buffer, message, qos, packetId, v5, retain, subscriptionIds, dup, nowMs);
         var frame = buffer.WrittenSpan.ToArray();
         if (buffer.Capacity > MaxScratchBytes)
         {
@@ -178,14 +193,14 @@ internal static class MqttEncoder
         return frame;
     }
 
-    public static void WritePublish(IBufferWriter<byte> writer, MqttMessage message, byte qos, ushort packetId, bool v5, bool retain, uint? subscriptionId, bool dup = false, long nowMs = 0)
+    public static void WritePublish(IBufferWriter<byte> writer, MqttMessage message, byte qos, ushort packetId, bool v5, bool retain, uint[]? subscriptionIds, bool dup = false, long nowMs = 0)
     {
         var topicLength = Encoding.UTF8.GetByteCount(message.Topic);
         var propLen = 0;
         uint? expiryLeft = null;
         if (v5)
         {
-            propLen = PublishPropertiesLength(message.Properties, subscriptionId, nowMs, message.ReceivedAtMs, out expiryLeft);
+            propLen = PublishPropertiesLength(message.Properties, subscriptionIds, nowMs, message.ReceivedAtMs, out expiryLeft);
         }
 
         var remaining = 2 + topicLength + (qos > 0 ? 2 : 0) + (v5 ? VarIntSize(propLen) + propLen : 0) + message.Payload.Length;
@@ -248,10 +263,13 @@ internal static class MqttEncoder
                 }
             }
 
-            if (subscriptionId is { } sid)
+            if (subscriptionIds is not null)
             {
-                w.Byte(0x0B);
-                w.VarInt((int)sid);
+                foreach (var sid in subscriptionIds)
+                {
+                    w.Byte(0x0B);
+                    w.VarInt((int)sid);
+                }
             }
         }
 

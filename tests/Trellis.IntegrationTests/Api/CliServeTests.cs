@@ -1,12 +1,9 @@
-using System.Diagnostics;
-using System.Globalization;
-using System.Text.RegularExpressions;
 using Trellis.IntegrationTests.TestKit;
 
 namespace Trellis.IntegrationTests.Api;
 
 /// <summary><c>trellis serve</c> as a real process: first start, printed ports, kill -9 durability, SIGTERM.</summary>
-public sealed partial class CliServeTests : IDisposable
+public sealed class CliServeTests : IDisposable
 {
     private static readonly TimeSpan Timeout = TimeSpan.FromSeconds(20);
     private readonly string _data = Path.Combine(Path.GetTempPath(), $"trellis-cli-{Guid.NewGuid():N}");
@@ -82,12 +79,6 @@ public sealed partial class CliServeTests : IDisposable
         }
     }
 
-    [GeneratedRegex(@"MQTT \(TCP\)\s+port (\d+)")]
-    private static partial Regex MqttPortPattern();
-
-    [GeneratedRegex(@"Management API\s+http://127\.0\.0\.1:(\d+)")]
-    private static partial Regex HttpPortPattern();
-
     /// <summary>boto3 against a server process (Scripts/iotdata.py), with the credentials of its data folder.</summary>
     private async Task<System.Text.Json.Nodes.JsonArray> IotDataAsync(ServerProcess server, string operations)
     {
@@ -101,104 +92,5 @@ public sealed partial class CliServeTests : IDisposable
         var result = await ExternalTool.RunAsync("python3", [script, $"http://127.0.0.1:{server.HttpPort}", operations], TimeSpan.FromSeconds(60), env, Ct);
         Assert.True(result.ExitCode == 0, "iotdata.py failed: " + result.Output);
         return System.Text.Json.Nodes.JsonNode.Parse(result.Stdout)!.AsArray();
-    }
-
-    private sealed class ServerProcess : IDisposable
-    {
-        private readonly Process _process;
-        private readonly System.Text.StringBuilder _output = new();
-        private readonly Lock _lock = new();
-
-        private ServerProcess(Process process)
-        {
-            _process = process;
-            process.OutputDataReceived += (_, e) => Append(e.Data);
-            process.ErrorDataReceived += (_, e) => Append(e.Data);
-            process.BeginOutputReadLine();
-            process.BeginErrorReadLine();
-        }
-
-        public int MqttPort { get; private set; }
-
-        public int HttpPort { get; private set; }
-
-        public string Banner { get; private set; } = string.Empty;
-
-        public string Output
-        {
-            get
-            {
-                lock (_lock)
-                {
-                    return _output.ToString();
-                }
-            }
-        }
-
-        public static string DllPath() => TrellisCli.DllPath();
-
-        public static async Task<ServerProcess> StartAsync(string data, CancellationToken ct)
-        {
-            var info = new ProcessStartInfo("dotnet")
-            {
-                RedirectStandardOutput = true,
-                RedirectStandardError = true,
-                UseShellExecute = false,
-            };
-            foreach (var arg in new[] { DllPath(), "serve", "--mqtt", "127.0.0.1:0", "--mqtts", "127.0.0.1:0", "--ws", "127.0.0.1:0", "--http", "127.0.0.1:0", "--allow-anonymous" })
-            {
-                info.ArgumentList.Add(arg);
-            }
-
-            // The data folder comes from the environment, as TRELLIS_* variables are documented to work.
-            info.Environment["TRELLIS_DATA"] = data;
-            var server = new ServerProcess(Process.Start(info)!);
-            Assert.True(await Eventually.TrueAsync(() => MqttPortPattern().IsMatch(server.Output) && server.Output.Contains("Try it:", StringComparison.Ordinal), Timeout, ct), "no banner: " + server.Output);
-            server.MqttPort = int.Parse(MqttPortPattern().Match(server.Output).Groups[1].Value, CultureInfo.InvariantCulture);
-            server.HttpPort = int.Parse(HttpPortPattern().Match(server.Output).Groups[1].Value, CultureInfo.InvariantCulture);
-            server.Banner = server.Output;
-            return server;
-        }
-
-        public List<string> Anonymous(string clientId) =>
-            ["-h", "127.0.0.1", "-p", MqttPort.ToString(CultureInfo.InvariantCulture), "-i", clientId];
-
-        public void Kill9()
-        {
-            _process.Kill();
-            _process.WaitForExit(10_000);
-        }
-
-        public async Task<int> TerminateAsync(CancellationToken ct)
-        {
-            using var kill = Process.Start("kill", ["-TERM", _process.Id.ToString(CultureInfo.InvariantCulture)]);
-            await kill.WaitForExitAsync(ct);
-            using var cts = CancellationTokenSource.CreateLinkedTokenSource(ct);
-            cts.CancelAfter(Timeout);
-            await _process.WaitForExitAsync(cts.Token);
-            return _process.ExitCode;
-        }
-
-        public void Dispose()
-        {
-            if (!_process.HasExited)
-            {
-                _process.Kill();
-                _process.WaitForExit(10_000);
-            }
-
-            _process.Dispose();
-        }
-
-        private void Append(string? line)
-        {
-            if (line is not null)
-            {
-                lock (_lock)
-                {
-                    _output.AppendLine(line);
-                }
-            }
-        }
     }
 }

@@ -119,7 +119,7 @@ public sealed class MqttCodecTests
             },
         };
         var writer = new ArrayBufferWriter<byte>();
-        MqttEncoder.WritePublish(writer, message, 1, 42, true, false, 7);
+        MqttEncoder.WritePublish(writer, message, 1, 42, true, false, [7, 300]);
         var frame = writer.WrittenSpan.ToArray();
         Assert.Equal(FrameStatus.Complete, MqttFrame.TryRead(new ReadOnlySequence<byte>(frame), 4096, out var header, out var headerLength, out var remaining));
         Assert.Equal(frame.Length, headerLength + remaining);
