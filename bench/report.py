@@ -10,14 +10,15 @@ import sys
 from collections import defaultdict
 
 rows = [json.loads(l) for l in open(sys.argv[1]) if l.strip().startswith("{")]
-TRAFFIC = ("fanin", "fanout", "p2p", "p2p-1", "p2p-lockstep")
-NAMES = {"fanin": "fan-in", "fanout": "fan-out", "p2p": "point-to-point", "p2p-1": "point-to-point, one pair",
-         "p2p-lockstep": "point-to-point, publishers in lockstep"}
+TRAFFIC = ("fanin", "fanin-persistent", "fanout", "p2p", "p2p-1", "p2p-lockstep")
+NAMES = {"fanin": "fan-in", "fanin-persistent": "fan-in, persistent subscriber", "fanout": "fan-out", "p2p": "point-to-point",
+         "p2p-1": "point-to-point, one pair", "p2p-lockstep": "point-to-point, publishers in lockstep"}
 
 summaries = defaultdict(list)  # (broker, scenario, qos) -> [summary per round]
 steps = defaultdict(list)      # (broker, scenario, qos, offered) -> [step per round]
 shadow_steps = defaultdict(list)  # offered -> [step per round]
 shadow_store = []
+journal = []                       # session-journal (in-process) and journal-metrics (after a persistent run)
 provision_runs = defaultdict(list)  # keys -> [summary per round]
 connect_runs = defaultdict(list)    # (auth, broker) -> [summary per round]
 telemetry = []
@@ -48,6 +49,8 @@ for r in rows:
         connect_runs[(r["auth"], r["broker"])].append(r)
     elif r["scenario"] == "shadow-store":
         shadow_store.append(r)
+    elif r["scenario"] in ("session-journal", "journal-metrics"):
+        journal.append(r)
     elif r["scenario"] == "shadow":
         if not r.get("summary"):
             shadow_steps[r["offered"]].append(r)
@@ -158,6 +161,18 @@ if shadow_store:
         ops = r.get("writesPerSecond", r.get("updatesPerSecond"))
         label = "store: durable writes" if r["part"] == "store" else "service: parse, merge, delta, durable write"
         print(f'| {label} ({r["inFlight"]} in flight) | {fmt(ops, 0)} | {fmt(r["writesPerCommit"])} | {fmt(r["p50ms"], 2)} | {fmt(r["p99ms"], 2)} |')
+
+if journal:
+    print()
+    print("Persistent-session journal (sessions.db):")
+    print()
+    print("| measure | messages | rows written or deleted | rows per message | commits | messages/s | rows per commit | p50 ms | p99 ms |")
+    print("|---|---|---|---|---|---|---|---|---|")
+    for r in journal:
+        if r["scenario"] == "journal-metrics":
+            print(f'| {r["of"]}, round {r["round"]}: whole run | {fmt(r["messages"], 0)} | {fmt(r["rows"], 0)} | {fmt(r["rows"] / max(1, r["messages"]), 3)} | {fmt(r["commits"], 0)} | – | {fmt(r["rows"] / max(1, r["commits"]))} | – | – |')
+        else:
+            print(f'| in-process, every message written, {r["inFlight"]} in flight | – | – | 1 | – | {fmt(r["messagesPerSecond"], 0)} | {fmt(r["rowsPerCommit"])} | {fmt(r["p50ms"], 2)} | {fmt(r["p99ms"], 2)} |')
 
 if provision_runs:
     print()

@@ -3,7 +3,7 @@
 # with the same load generator and workloads. Results: bench/results/<timestamp>.jsonl and a
 # markdown table on stdout (paste it into docs/benchmarks.md with the machine details).
 #
-# usage: scripts/bench.sh [scenario ...]   (default: fanin-q0 fanin-q1 fanout p2p p2p-1 p2p-lockstep idle overload shadow provision telemetry ingest;
+# usage: scripts/bench.sh [scenario ...]   (default: fanin-q0 fanin-q1 fanin-q1-persistent session-journal fanout p2p p2p-1 p2p-lockstep idle overload shadow provision telemetry ingest;
 #        also p2p-hops, a diagnostic that captures loopback traffic to split point-to-point latency into hops)
 #        BENCH_ROUNDS=N (default 3): traffic scenarios run N times, brokers alternating; the report
 #        quotes medians, because single runs on a shared 2-core VM move by 10-30 %.
@@ -41,8 +41,13 @@ pids=()
 cleanup() { for p in "${pids[@]}"; do kill "$p" 2>/dev/null || true; done; rm -rf "$work"; }
 trap cleanup EXIT
 
+# The persistent-session scenario gives Mosquitto its persistence too (a snapshot at autosave and at
+# shutdown: it writes nothing per message).
+sed -e 's/^persistence false/persistence true/' > "$work/mosquitto-persist.conf" < "$work/mosquitto.conf"
+printf "persistence_location %s/\nuser %s\n" "$work" "$(id -un)" >> "$work/mosquitto-persist.conf"
+mosq_conf="$work/mosquitto.conf"
 start_brokers() {
-  mosquitto -c "$work/mosquitto.conf" & mosq_pid=$!
+  mosquitto -c "$mosq_conf" & mosq_pid=$!
   env ${TRELLIS_BENCH_ENV:-} dotnet "$root/artifacts/bin/Trellis.Cli/release/trellis.dll" serve --data "$work/data" --allow-anonymous \
     --mqtt 127.0.0.1:$trellis_port --mqtts off --ws off --http 127.0.0.1:0 --log-level Warning > "$work/trellis.log" 2>&1 & trellis_pid=$!
   pids+=("$mosq_pid" "$trellis_pid")
@@ -52,12 +57,12 @@ start_brokers() {
   done
   echo "brokers did not start"; cat "$work/trellis.log"; exit 1
 }
-stop_brokers() { kill "$mosq_pid" "$trellis_pid" 2>/dev/null || true; wait "$mosq_pid" "$trellis_pid" 2>/dev/null || true; rm -rf "$work/data"; }
+stop_brokers() { kill "$mosq_pid" "$trellis_pid" 2>/dev/null || true; wait "$mosq_pid" "$trellis_pid" 2>/dev/null || true; rm -rf "$work/data" "$work/mosquitto.db"; }
 
 mkdir -p bench/results
 out="bench/results/$(date -u +%Y%m%dT%H%M%SZ).jsonl"
 scenarios=("$@")
-[[ ${#scenarios[@]} -gt 0 ]] || scenarios=(fanin-q0 fanin-q1 fanout p2p p2p-1 p2p-lockstep idle overload shadow provision telemetry ingest)
+[[ ${#scenarios[@]} -gt 0 ]] || scenarios=(fanin-q0 fanin-q1 fanin-q1-persistent session-journal fanout p2p p2p-1 p2p-lockstep idle overload shadow provision telemetry ingest)
 
 rounds=${BENCH_ROUNDS:-3}
 run() { # round broker-name port pid scenario-args...
@@ -185,6 +190,11 @@ for scenario in "${scenarios[@]}"; do
     done
     continue
   fi
+  if [[ $scenario == session-journal ]]; then
+    # The journal alone, every message written (no subscriber acknowledges in time): its worst case.
+    for f in 100 1000; do $loadgen --scenario session-journal --in-flight $f --seconds 5 | tee -a "$out"; done
+    continue
+  fi
   if [[ $scenario == telemetry ]]; then
     $loadgen --scenario telemetry-store --things 10000 --points 10000000 | tee -a "$out"
     $loadgen --scenario rules --messages 1000000 | tee -a "$out"
@@ -193,6 +203,7 @@ for scenario in "${scenarios[@]}"; do
   case $scenario in
     fanin-q0) a=(--scenario fanin --qos 0 --rates 20000,40000,60000,80000,100000,120000,140000,160000,200000,250000,300000,350000,400000,500000) ;;
     fanin-q1) a=(--scenario fanin --qos 1 --rates 10000,20000,40000,60000,80000,100000,120000,140000,160000,200000,250000,300000) ;;
+    fanin-q1-persistent) a=(--scenario fanin --qos 1 --persistent --rates 10000,20000,40000,60000,80000,100000,120000,140000,160000,200000,250000,300000) ;;  # the subscriber's session is persistent: Trellis journals every message before its PUBACK
     fanout)   a=(--scenario fanout --qos 0 --rates 20,50,100,150,200,300,400,500,600,800,1000,1200,1500,2000) ;;
     p2p)      a=(--scenario p2p --qos 0 --rates 10000,20000,40000,60000,80000,100000,120000,150000,200000,250000,300000) ;;
     p2p-1)    a=(--scenario p2p --pairs 1 --qos 0 --rates 1000,5000,10000,20000) ;;  # latency without contention: one publisher, one subscriber
@@ -202,6 +213,8 @@ for scenario in "${scenarios[@]}"; do
     *) echo "unknown scenario $scenario"; exit 2 ;;
   esac
   # A fresh pair of brokers per round; Mosquitto and Trellis take turns on the same workload.
+  mosq_conf="$work/mosquitto.conf"
+  [[ $scenario == *-persistent ]] && mosq_conf="$work/mosquitto-persist.conf"
   n=$rounds
   [[ $scenario == idle || $scenario == overload ]] && n=1
   for round in $(seq 1 "$n"); do
@@ -215,6 +228,12 @@ for scenario in "${scenarios[@]}"; do
       run "$round" mosquitto,trellis $mosq_port,$trellis_port "$mosq_pid,$trellis_pid" "${a[@]}"
     else
       run "$round" trellis,mosquitto $trellis_port,$mosq_port "$trellis_pid,$mosq_pid" "${a[@]}"
+    fi
+    if [[ $scenario == *-persistent ]]; then
+      # What the journal really wrote: a message the subscriber acknowledged before its commit costs no row.
+      curl -s "http://127.0.0.1:$(trellis_http_port)/metrics" | awk -v r="$round" -v s="$scenario" '
+        /^trellis_broker_messages_received_total/ {m=$2} /^trellis_broker_journal_commits_total/ {c=$2} /^trellis_broker_journal_rows_total/ {w=$2}
+        END {printf "{\"round\":%s,\"broker\":\"trellis\",\"scenario\":\"journal-metrics\",\"of\":\"%s\",\"messages\":%s,\"commits\":%s,\"rows\":%s}\n", r, s, m, c, w}' | tee -a "$out"
     fi
     stop_brokers
   done

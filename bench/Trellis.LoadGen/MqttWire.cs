@@ -10,10 +10,11 @@ internal static class MqttWire
     /// <summary>Payload layout: send timestamp (8), sequence (8), padding to the message size.</summary>
     public const int TimestampOffset = 0;
 
-    public static byte[] Connect(string clientId, ushort keepAlive = 120)
+    /// <summary>CONNECT; <paramref name="persistent"/> asks for clean session 0 (the broker keeps the session and its QoS 1 messages).</summary>
+    public static byte[] Connect(string clientId, ushort keepAlive = 120, bool persistent = false)
     {
         var id = Encoding.UTF8.GetBytes(clientId);
-        var body = new List<byte> { 0, 4, (byte)'M', (byte)'Q', (byte)'T', (byte)'T', 4, 0x02, (byte)(keepAlive >> 8), (byte)keepAlive, (byte)(id.Length >> 8), (byte)id.Length };
+        var body = new List<byte> { 0, 4, (byte)'M', (byte)'Q', (byte)'T', (byte)'T', 4, persistent ? (byte)0x00 : (byte)0x02, (byte)(keepAlive >> 8), (byte)keepAlive, (byte)(id.Length >> 8), (byte)id.Length };
         body.AddRange(id);
         return Frame(0x10, [.. body]);
     }
@@ -80,11 +81,11 @@ internal static class MqttWire
         return [.. packet];
     }
 
-    public static async Task<Socket> OpenAsync(string host, int port, string clientId, CancellationToken ct)
+    public static async Task<Socket> OpenAsync(string host, int port, string clientId, CancellationToken ct, bool persistent = false)
     {
         var socket = new Socket(SocketType.Stream, ProtocolType.Tcp) { NoDelay = true };
         await socket.ConnectAsync(host, port, ct);
-        await socket.SendAsync(Connect(clientId), ct);
+        await socket.SendAsync(Connect(clientId, persistent: persistent), ct);
         var connack = new byte[4];
         await ReceiveExactlyAsync(socket, connack, ct);
         if (connack[0] != 0x20 || connack[3] != 0)

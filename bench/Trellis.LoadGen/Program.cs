@@ -9,12 +9,13 @@ using Trellis.LoadGen;
 //   several brokers: the ladder scenarios (fanin, fanout, p2p) measure them in turns at each rate
 //                 [--pairs 500] (p2p; any other number of pairs is reported as scenario p2p-N)
 //                 [--lockstep] (all publishers' messages due at the same instant; reported as SCENARIO-lockstep)
+//                 [--persistent] (subscribers connect with clean session 0; reported as SCENARIO-persistent)
 //                 [--trace FILE] (ladders: one line per counted message: send time, sequence, step, read time; Stopwatch ticks)
 //                 [--max-steal 2] (a ladder step during which the host's steal time exceeded this % is measured again, up to 3 attempts)
 //   provision: --devices N --concurrency C --template T --serial-prefix P --out DIR --ca ca.pem --claim-cert F --claim-key F (port = TLS)
 //   connect:   --auth token|cert --tokens tokens.tsv | --devices-dir DIR --concurrency C --ca ca.pem
 var options = Args.Parse(args);
-var scenarioName = (options.Scenario == "p2p" && options.Pairs != 500 ? $"p2p-{options.Pairs}" : options.Scenario) + (options.Lockstep ? "-lockstep" : "");
+var scenarioName = (options.Scenario == "p2p" && options.Pairs != 500 ? $"p2p-{options.Pairs}" : options.Scenario) + (options.Lockstep ? "-lockstep" : "") + (options.Persistent ? "-persistent" : "");
 var broker = new BrokerProcess(options.Pid);
 using var cts = new CancellationTokenSource(TimeSpan.FromMinutes(30));
 var ct = cts.Token;
@@ -32,6 +33,9 @@ switch (options.Scenario)
         break;
     case "shadow-store":
         await ShadowStoreBench.RunAsync(options.Things, options.InFlight, options.Seconds, Emit);
+        break;
+    case "session-journal":
+        await JournalBench.RunAsync(options.InFlight, options.PayloadBytes, options.Seconds, Emit);
         break;
     case "provision":
         await ProvisioningBench.ProvisionAsync(args, broker, Emit, ct);
@@ -358,7 +362,7 @@ async Task<(List<Publisher> Publishers, List<Subscriber> Subscribers, int Expect
     var subscribers = new List<Subscriber>();
     for (var i = 0; i < subCount; i++)
     {
-        var socket = await MqttWire.OpenAsync(options.Host, port, $"sub-{run}-{i}", ct);
+        var socket = await MqttWire.OpenAsync(options.Host, port, $"sub-{run}-{i}", ct, options.Persistent);
         await MqttWire.SubscribeAsync(socket, topicOf(i), (byte)options.Qos, ct);
         var subscriber = new Subscriber(socket, 0) { Trace = options.Trace is null ? null : [] };
         subscribers.Add(subscriber);
@@ -517,7 +521,7 @@ internal sealed class LadderTarget(string name, BrokerProcess process, List<Publ
 /// Command-line options. --name, --port and --pid may list several brokers (comma-separated), which
 /// ladder scenarios measure in turns; every other scenario uses the first.
 /// </summary>
-internal sealed record Args(string[] Names, string Host, int[] Ports, int[] Pids, string Scenario, int Qos, double[] Rates, double Seconds, int Connections, int PayloadBytes, int Things, string ThingPrefix, int InFlight, int Pairs, bool Lockstep, double MaxStealPct, string? Trace)
+internal sealed record Args(string[] Names, string Host, int[] Ports, int[] Pids, string Scenario, int Qos, double[] Rates, double Seconds, int Connections, int PayloadBytes, int Things, string ThingPrefix, int InFlight, int Pairs, bool Lockstep, double MaxStealPct, string? Trace, bool Persistent)
 {
     /// <summary>The first (or only) broker's name, port and process id.</summary>
     public string Name => Names[0];
@@ -562,6 +566,7 @@ internal sealed record Args(string[] Names, string Host, int[] Ports, int[] Pids
             int.Parse(Get("--pairs", "500"), CultureInfo.InvariantCulture),
             args.Contains("--lockstep"),
             double.Parse(Get("--max-steal", "2"), CultureInfo.InvariantCulture),
-            Get("--trace", "") is { Length: > 0 } trace ? trace : null);
+            Get("--trace", "") is { Length: > 0 } trace ? trace : null,
+            args.Contains("--persistent"));
     }
 }

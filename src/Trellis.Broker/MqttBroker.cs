@@ -65,6 +65,12 @@ public sealed partial class MqttBroker : IHostedService, IAsyncDisposable
 
     public int RetainedCount => _retained.Count;
 
+    /// <summary>Transactions committed by the persistent-session journal.</summary>
+    public long JournalCommits => _store?.JournalIfStarted?.Commits ?? 0;
+
+    /// <summary>Rows the persistent-session journal wrote or deleted.</summary>
+    public long JournalRows => _store?.JournalIfStarted?.Written ?? 0;
+
     /// <summary>Serves one network connection until it closes.</summary>
     public async Task RunConnectionAsync(IDuplexPipe transport, Action abort, X509Certificate2? clientCertificate, bool isTls, string remoteAddress, string listener)
     {

@@ -27,6 +27,8 @@ public static class MetricsEndpoint
             Append(text, "trellis_broker_connections", "gauge", "Open MQTT connections", m.Connections);
             Append(text, "trellis_broker_sessions", "gauge", "MQTT sessions, connected or persisted", broker.SessionCount);
             Append(text, "trellis_broker_retained_messages", "gauge", "Retained messages", broker.RetainedCount);
+            Append(text, "trellis_broker_journal_commits_total", "counter", "Transactions of the persistent-session journal (sessions.db)", broker.JournalCommits);
+            Append(text, "trellis_broker_journal_rows_total", "counter", "Rows the persistent-session journal wrote or deleted (a message acknowledged before its commit costs none)", broker.JournalRows);
             Append(text, "trellis_rules_queued", "gauge", "Messages waiting for the rules engine", rules.QueueLength);
             Append(text, "trellis_rules_held_back_total", "counter", "Client publishes whose acknowledgement waited because the rules queue was full", rules.HeldBack);
             Append(text, "trellis_rules_matched_total", "counter", "Messages that matched at least one rule", rules.Matched);

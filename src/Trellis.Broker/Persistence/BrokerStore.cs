@@ -59,6 +59,8 @@ public sealed class BrokerStore : IDisposable
     /// <summary>The session writer, started by <see cref="LoadSessions"/> once the highest sequence in use is known.</summary>
     internal SessionJournal Journal => _journal ?? throw new InvalidOperationException("LoadSessions must run before the journal is used");
 
+    internal SessionJournal? JournalIfStarted => _journal;
+
     internal void SaveRetained(MqttMessage message)
     {
         using var connection = _registry.Open();
