@@ -89,6 +89,37 @@ public sealed class CrashRecoveryTests : IDisposable
         Assert.Equal(Enumerable.Range(1, 200).Select(i => $"m{i}"), resumed.Stdout.Split('\n', StringSplitOptions.RemoveEmptyEntries));
     }
 
+    [Fact]
+    public async Task A_session_replaced_by_a_clean_start_does_not_come_back_after_kill_9()
+    {
+        var clientId = TrellisHost.Unique("replaced");
+        var topic = TrellisHost.Unique("replaced/");
+        using (var first = await ServerProcess.StartAsync(_data, Ct))
+        {
+            // A persistent session whose connection is still open when a clean start takes the client id over.
+            using var old = await SubscribeAsync(first.MqttPort, clientId, topic, v5: false);
+            using var fresh = await RawMqtt.ConnectAsync(first.MqttPort, Ct);
+            await fresh.SendAsync(RawMqtt.Connect(clientId, null, null, cleanStart: true), Ct);
+            Assert.Equal([0x20, 0x02, 0x00, 0x00], await fresh.ReadPacketAsync(Timeout, Ct));
+            var (_, closed) = await old.ReadUntilClosedAsync(Timeout, Ct);
+            Assert.True(closed, "the old connection was not taken over");
+
+            // The fresh connection's PINGRESP shows the broker has dealt with the old one's close.
+            await fresh.SendAsync([0xC0, 0x00], Ct);
+            Assert.Equal([0xD0, 0x00], await fresh.ReadPacketAsync(Timeout, Ct));
+            await PublishAsync(first, topic, 1);
+            first.Kill9();
+        }
+
+        using var second = await ServerProcess.StartAsync(_data, Ct);
+        using var again = await RawMqtt.ConnectAsync(second.MqttPort, Ct);
+        await again.SendAsync(RawMqtt.Connect(clientId, null, null, cleanStart: false), Ct);
+
+        Assert.Equal([0x20, 0x02, 0x00, 0x00], await again.ReadPacketAsync(Timeout, Ct)); // no session present
+        var (stray, _) = await again.ReadUntilClosedAsync(TimeSpan.FromSeconds(1), Ct);
+        Assert.Empty(stray);
+    }
+
     public void Dispose()
     {
         try
