@@ -52,6 +52,8 @@ public static class AwsResults
         TrellisError.CertificateState => 406,
         TrellisError.LimitExceeded => 410,
         TrellisError.Unauthorized => 401,
+        TrellisError.Throttling => 429,
+        TrellisError.RequestEntityTooLarge => 413,
         TrellisError.AccessDenied => 403,
         TrellisError.MalformedPolicy => 400,
         TrellisError.InvalidRequest => 400,

@@ -138,9 +138,11 @@ public static class TelemetryApi
         }
 
         await store.FlushAsync(TimeSpan.FromSeconds(2));
+
+        // The query runs on a pool thread; the answer waits for it (its slot is held until the engine has stopped).
         try
         {
-            var (columns, rows, truncated) = store.Query(sql.Value!, (int)Math.Clamp(max.Value ?? 10_000, 1, MaxPoints), TimeSpan.FromSeconds(30));
+            var (columns, rows, truncated) = await Task.Run(() => store.Query(sql.Value!, (int)Math.Clamp(max.Value ?? 10_000, 1, int.MaxValue)), request.HttpContext.RequestAborted);
             return AwsResults.Json(new JsonObject
             {
                 ["columns"] = new JsonArray([.. columns.Select(c => (JsonNode)c)]),
@@ -148,13 +150,14 @@ public static class TelemetryApi
                 ["truncated"] = truncated,
             });
         }
-        catch (InvalidOperationException e)
+        catch (TelemetryQueryException e)
         {
-            return AwsResults.Error(new TrellisError.InvalidRequest(e.Message));
-        }
-        catch (DuckDB.NET.Data.DuckDBException e)
-        {
-            return AwsResults.Error(new TrellisError.InvalidRequest($"SQL error: {e.Message}"));
+            return AwsResults.Error(e.Refusal switch
+            {
+                TelemetryQueryRefusal.Throttled => new TrellisError.Throttling(e.Message),
+                TelemetryQueryRefusal.ResultTooLarge => new TrellisError.RequestEntityTooLarge(e.Message),
+                _ => new TrellisError.InvalidRequest(e.Message),
+            });
         }
     }
 
@@ -232,7 +235,7 @@ public static class TelemetryApi
         }
 
         await store.FlushAsync(TimeSpan.FromSeconds(2));
-        var file = Path.Combine(Path.GetTempPath(), $"trellis-export-{Guid.NewGuid():N}.{format}");
+        var file = store.NewExportFile(format);
         var (from, to) = window.Value;
         store.Export(file, format == "parquet", RequestBody.QueryString(request, "thing"), RequestBody.QueryString(request, "measure"), from, to);
         var stream = new FileStream(file, FileMode.Open, FileAccess.Read, FileShare.Read, 65536, FileOptions.DeleteOnClose | FileOptions.Asynchronous);

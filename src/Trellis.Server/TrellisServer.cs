@@ -65,6 +65,30 @@ public sealed class TrellisServer : IAsyncDisposable
     /// variable <c>TRELLIS_Broker__Name</c>; the flags and an embedding host's
     /// <see cref="TrellisServerOptions.ConfigureBroker"/> come after. A value out of range stops start-up naming it.
     /// </summary>
+    /// <summary>Settings of one section from <c>TRELLIS_&lt;Section&gt;__&lt;Name&gt;</c> variables, then <paramref name="configure"/>, validated by their ranges.</summary>
+    internal static T Settings<T>(string section, Action<T>? configure)
+        where T : new()
+    {
+        var settings = new T();
+        try
+        {
+            new ConfigurationBuilder().AddEnvironmentVariables("TRELLIS_").Build().GetSection(section).Bind(settings);
+        }
+        catch (InvalidOperationException e)
+        {
+            throw new ArgumentException($"TRELLIS_{section}__…: {e.Message}", e);
+        }
+
+        configure?.Invoke(settings);
+        var errors = new List<System.ComponentModel.DataAnnotations.ValidationResult>();
+        if (!System.ComponentModel.DataAnnotations.Validator.TryValidateObject(settings, new(settings), errors, validateAllProperties: true))
+        {
+            throw new ArgumentException($"{section} setting out of range: " + string.Join("; ", errors.Select(e => $"{string.Join(',', e.MemberNames)} ({e.ErrorMessage})")) + $". Fix the TRELLIS_{section}__… variable.");
+        }
+
+        return settings;
+    }
+
     private static BrokerOptions BrokerSettings(TrellisServerOptions options)
     {
         var brokerOptions = new BrokerOptions();
@@ -112,6 +136,7 @@ public sealed class TrellisServer : IAsyncDisposable
         var database = new SqliteDatabase(data.RegistryPath, Schema.Migrations);
         var accessKeys = AccessKeys.LoadOrCreate(data.CredentialsPath);
         var brokerOptions = BrokerSettings(options);
+        var telemetryQuery = Settings<Trellis.Telemetry.TelemetryQueryOptions>("TelemetryQuery", options.ConfigureTelemetryQuery);
         var registryOptions = new RegistryOptions { Region = brokerOptions.Region, AccountId = brokerOptions.AccountId };
 
         var builder = WebApplication.CreateSlimBuilder();
@@ -161,7 +186,7 @@ public sealed class TrellisServer : IAsyncDisposable
             options.Provisioning,
             sp.GetRequiredService<ILogger<FleetProvisioningService>>()));
         services.AddHostedService<ClaimSweeper>();
-        services.AddSingleton(sp => new Trellis.Telemetry.TelemetryStore(data.TelemetryPath, sp.GetRequiredService<ILogger<Trellis.Telemetry.TelemetryStore>>(), memoryLimitMiB: Math.Max(16, options.TelemetryMemoryMiB)));
+        services.AddSingleton(sp => new Trellis.Telemetry.TelemetryStore(data.TelemetryPath, sp.GetRequiredService<ILogger<Trellis.Telemetry.TelemetryStore>>(), memoryLimitMiB: Math.Max(16, options.TelemetryMemoryMiB), queryOptions: telemetryQuery));
         services.AddHostedService<TelemetryWriter>();
         services.AddHostedService<TelemetryMaintenance>();
         services.AddSingleton(options.Outbox);

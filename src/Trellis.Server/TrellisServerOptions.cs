@@ -48,6 +48,9 @@ public sealed record TrellisServerOptions
     /// <summary>Memory the time-series store (DuckDB) may hold for its block cache and queries, in MiB; beyond it, it evicts and spills to disk.</summary>
     public int TelemetryMemoryMiB { get; init; } = 256;
 
+    /// <summary>Further limits of the telemetry SQL endpoint for embedding hosts and tests (after TRELLIS_TelemetryQuery__* variables).</summary>
+    public Action<Trellis.Telemetry.TelemetryQueryOptions>? ConfigureTelemetryQuery { get; init; }
+
     /// <summary>Minimum log level: Trace, Debug, Information, Warning, Error.</summary>
     public string LogLevel { get; init; } = "Information";
 }

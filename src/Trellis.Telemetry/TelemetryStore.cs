@@ -29,11 +29,32 @@ public sealed partial class TelemetryStore : IAsyncDisposable
     private readonly TimeProvider _time;
     private readonly HashSet<string> _closed = new(StringComparer.Ordinal);
     private readonly Lock _appendLock = new();
+    private readonly TelemetryQueryOptions _queryOptions;
+    private readonly SemaphoreSlim _queries;
     private long _written;
     private long _pending;
 
-    public TelemetryStore(string path, ILogger<TelemetryStore> logger, int queueCapacity = 1_000_000, int batchSize = 50_000, TimeProvider? time = null, int memoryLimitMiB = 256)
+    public TelemetryStore(string path, ILogger<TelemetryStore> logger, int queueCapacity = 1_000_000, int batchSize = 50_000, TimeProvider? time = null, int memoryLimitMiB = 256, TelemetryQueryOptions? queryOptions = null)
     {
+        _queryOptions = queryOptions ?? new TelemetryQueryOptions();
+        _queries = new SemaphoreSlim(_queryOptions.MaxConcurrent, _queryOptions.MaxConcurrent);
+        var folder = System.IO.Path.GetDirectoryName(System.IO.Path.GetFullPath(path))!;
+        ExportDirectory = System.IO.Path.Combine(folder, "exports");
+        SpillDirectory = System.IO.Path.Combine(folder, "telemetry.tmp");
+        foreach (var directory in new[] { ExportDirectory, SpillDirectory })
+        {
+            Directory.CreateDirectory(directory);
+            foreach (var stale in Directory.EnumerateFiles(ExportDirectory))
+            {
+                File.Delete(stale); // left by a crash while an export was being sent
+            }
+
+            if (!OperatingSystem.IsWindows())
+            {
+                File.SetUnixFileMode(directory, UnixFileMode.UserRead | UnixFileMode.UserWrite | UnixFileMode.UserExecute);
+            }
+        }
+
         Path = path;
         _time = time ?? TimeProvider.System;
         _logger = logger;
@@ -44,10 +65,27 @@ public sealed partial class TelemetryStore : IAsyncDisposable
 
         // DuckDB would otherwise cache up to 80 % of the machine's memory as the store grows; a
         // fixed budget keeps the server's memory flat under sustained ingest (queries spill to disk).
-        using (var limit = _writer.CreateCommand())
+        // The engine is closed to the file system at its root, for every connection: external
+        // access off (no file scans, ATTACH, COPY or extension installs) except the export and
+        // spill folders, no extension autoloading, and the configuration locked so that no query
+        // can undo it.
+        var threads = _queryOptions.EngineThreads > 0 ? _queryOptions.EngineThreads : Math.Max(1, Environment.ProcessorCount / 2);
+        foreach (var setting in new[]
         {
-            limit.CommandText = $"SET memory_limit = '{memoryLimitMiB.ToString(CultureInfo.InvariantCulture)}MB'";
-            limit.ExecuteNonQuery();
+            $"SET memory_limit = '{memoryLimitMiB.ToString(CultureInfo.InvariantCulture)}MB'",
+            $"SET threads = {threads.ToString(CultureInfo.InvariantCulture)}",
+            $"SET temp_directory = '{Quote(SpillDirectory)}'",
+            $"SET max_temp_directory_size = '{_queryOptions.SpillMiB.ToString(CultureInfo.InvariantCulture)}MB'",
+            $"SET allowed_directories = ['{Quote(ExportDirectory + "/")}', '{Quote(SpillDirectory + "/")}']",
+            "SET autoinstall_known_extensions = false",
+            "SET autoload_known_extensions = false",
+            "SET enable_external_access = false",
+            "SET lock_configuration = true",
+        })
+        {
+            using var command = _writer.CreateCommand();
+            command.CommandText = setting;
+            command.ExecuteNonQuery();
         }
         _queue = Channel.CreateBounded<TelemetryPoint>(new BoundedChannelOptions(queueCapacity) { SingleReader = true, FullMode = BoundedChannelFullMode.Wait });
         LoadPartitions();
@@ -60,6 +98,14 @@ public sealed partial class TelemetryStore : IAsyncDisposable
     public static TimeSpan CompactionGrace { get; } = TimeSpan.FromHours(2);
 
     public string Path { get; }
+
+    /// <summary>Where exports are written before they are sent (the only folder besides the spill folder the engine may write).</summary>
+    public string ExportDirectory { get; }
+
+    /// <summary>Where DuckDB spills what does not fit in its memory limit.</summary>
+    public string SpillDirectory { get; }
+
+    private static string Quote(string text) => text.Replace("'", "''", StringComparison.Ordinal);
 
     /// <summary>Points committed to the store since start.</summary>
     public long Written => Interlocked.Read(ref _written);
@@ -199,11 +245,31 @@ public sealed partial class TelemetryStore : IAsyncDisposable
 
     /// <summary>
     /// The analysts' SQL endpoint: one SELECT (DuckDB's dialect) over the view <c>points</c> (time
-    /// ts, thing, measure, value; every day of the store). Anything but a single SELECT, table
-    /// functions (read_csv, glob …) and <c>getenv</c> are refused before the query runs, so the
-    /// endpoint reads the store and nothing else. At most <paramref name="maxRows"/> rows are returned.
+    /// ts, thing, measure, value; every day of the store). The engine cannot touch the file system
+    /// (external access is off and locked at start); the statement must pass
+    /// <see cref="TelemetrySqlGuard"/>; it runs under <see cref="TelemetryQueryOptions"/>' limits:
+    /// at most MaxConcurrent at once, interrupted at its time-out or when the process has grown by
+    /// its memory budget, at most <paramref name="maxRows"/> rows and MaxResultBytes of them.
+    /// Throws <see cref="TelemetryQueryException"/> saying which limit was hit.
     /// </summary>
-    public (List<string> Columns, List<object?[]> Rows, bool Truncated) Query(string sql, int maxRows, TimeSpan timeout)
+    public (List<string> Columns, List<object?[]> Rows, bool Truncated) Query(string sql, int maxRows)
+    {
+        if (!_queries.Wait(0))
+        {
+            throw new TelemetryQueryException(TelemetryQueryRefusal.Throttled, $"{_queryOptions.MaxConcurrent} queries are already running: retry when one has finished (TRELLIS_TelemetryQuery__MaxConcurrent raises the limit).");
+        }
+
+        try
+        {
+            return RunQuery(sql, Math.Clamp(maxRows, 1, _queryOptions.MaxRows));
+        }
+        finally
+        {
+            _queries.Release();
+        }
+    }
+
+    private (List<string> Columns, List<object?[]> Rows, bool Truncated) RunQuery(string sql, int maxRows)
     {
         using var connection = Open();
         using (var check = connection.CreateCommand())
@@ -211,21 +277,9 @@ public sealed partial class TelemetryStore : IAsyncDisposable
             check.CommandText = "SELECT json_serialize_sql(CAST($sql AS VARCHAR))";
             Parameters(check, ("sql", sql));
             var parsed = System.Text.Json.Nodes.JsonNode.Parse((string)check.ExecuteScalar()!)!;
-            if (parsed["error"]?.GetValue<bool>() == true)
+            if (TelemetrySqlGuard.Check(parsed) is { } refusal)
             {
-                throw new InvalidOperationException(parsed["error_message"]?.GetValue<string>() is { } message && message.StartsWith("Only SELECT", StringComparison.Ordinal)
-                    ? "only a SELECT is allowed: the SQL endpoint is read-only"
-                    : $"SQL error: {parsed["error_message"]?.GetValue<string>()}");
-            }
-
-            if (parsed["statements"]?.AsArray().Count != 1)
-            {
-                throw new InvalidOperationException("send one SELECT statement");
-            }
-
-            if (Forbidden(parsed) is { } forbidden)
-            {
-                throw new InvalidOperationException(forbidden);
+                throw new TelemetryQueryException(TelemetryQueryRefusal.Statement, refusal);
             }
         }
 
@@ -237,70 +291,93 @@ public sealed partial class TelemetryStore : IAsyncDisposable
 
         using var command = connection.CreateCommand();
         command.CommandText = sql;
-        using var cancel = new CancellationTokenSource(timeout);
-        using var registration = cancel.Token.Register(command.Cancel);
-        using var reader = command.ExecuteReader();
-        var columns = Enumerable.Range(0, reader.FieldCount).Select(reader.GetName).ToList();
-        var rows = new List<object?[]>();
-        var truncated = false;
-        while (reader.Read())
+
+        // A watchdog interrupts the query at its time-out or when the process has grown by the
+        // query's memory budget (DuckDB's memory_limit covers its buffers, not every allocation).
+        var stopped = 0;
+        var started = System.Diagnostics.Stopwatch.StartNew();
+        var baseline = Environment.WorkingSet;
+        var timeout = TimeSpan.FromSeconds(_queryOptions.TimeoutSeconds);
+        var budget = (long)_queryOptions.MemoryMiB * 1024 * 1024;
+        using var watchdog = new Timer(_ =>
         {
-            if (rows.Count == maxRows)
+            if (Volatile.Read(ref stopped) != 0)
             {
-                truncated = true;
-                break;
+                return;
             }
 
-            var row = new object?[reader.FieldCount];
-            for (var i = 0; i < row.Length; i++)
+            var reason = started.Elapsed >= timeout ? TelemetryQueryRefusal.Timeout
+                : Environment.WorkingSet - baseline > budget ? TelemetryQueryRefusal.Memory
+                : (TelemetryQueryRefusal?)null;
+            if (reason is { } why && Interlocked.CompareExchange(ref stopped, (int)why + 1, 0) == 0)
             {
-                row[i] = reader.IsDBNull(i) ? null : reader.GetValue(i);
+                try
+                {
+                    command.Cancel();
+                }
+                catch (ObjectDisposedException)
+                {
+                }
+            }
+        }, null, 50, 50);
+
+        try
+        {
+            using var reader = command.ExecuteReader();
+            var columns = Enumerable.Range(0, reader.FieldCount).Select(reader.GetName).ToList();
+            var rows = new List<object?[]>();
+            var truncated = false;
+            long bytes = 0;
+            while (reader.Read())
+            {
+                if (rows.Count == maxRows)
+                {
+                    truncated = true;
+                    break;
+                }
+
+                var row = new object?[reader.FieldCount];
+                for (var i = 0; i < row.Length; i++)
+                {
+                    row[i] = reader.IsDBNull(i) ? null : reader.GetValue(i);
+                    bytes += row[i] switch { null => 5, string text => text.Length + 3, _ => 25 };
+                }
+
+                if (bytes > _queryOptions.MaxResultBytes)
+                {
+                    throw new TelemetryQueryException(TelemetryQueryRefusal.ResultTooLarge, $"the answer is larger than {_queryOptions.MaxResultBytes} bytes after {rows.Count} rows: select fewer columns, aggregate, or ask for fewer rows (maxRows).");
+                }
+
+                rows.Add(row);
             }
 
-            rows.Add(row);
+            if (Volatile.Read(ref stopped) != 0)
+            {
+                throw Stopped(stopped);
+            }
+
+            return (columns, rows, truncated);
         }
-
-        return (columns, rows, truncated);
-    }
-
-    /// <summary>Why a parsed statement is refused (a table function or a function that reads the machine), or null.</summary>
-    private static string? Forbidden(System.Text.Json.Nodes.JsonNode? node)
-    {
-        switch (node)
+        catch (Exception e) when (e is DuckDBException or OperationCanceledException && Volatile.Read(ref stopped) != 0)
         {
-            case System.Text.Json.Nodes.JsonObject obj:
-                if (obj["type"]?.GetValueKind() == System.Text.Json.JsonValueKind.String && obj["type"]!.GetValue<string>() == "TABLE_FUNCTION")
-                {
-                    return "table functions (read_csv, read_parquet, glob …) are not allowed: the SQL endpoint reads the store's points only";
-                }
-
-                if (obj["function_name"]?.GetValueKind() == System.Text.Json.JsonValueKind.String && obj["function_name"]!.GetValue<string>() is "getenv" or "current_setting")
-                {
-                    return $"the function {obj["function_name"]!.GetValue<string>()} is not allowed here";
-                }
-
-                foreach (var (_, child) in obj)
-                {
-                    if (Forbidden(child) is { } reason)
-                    {
-                        return reason;
-                    }
-                }
-
-                return null;
-            case System.Text.Json.Nodes.JsonArray array:
-                foreach (var child in array)
-                {
-                    if (Forbidden(child) is { } reason)
-                    {
-                        return reason;
-                    }
-                }
-
-                return null;
-            default:
-                return null;
+            throw Stopped(stopped);
         }
+        catch (DuckDBException e) when (e.Message.Contains("Out of Memory", StringComparison.OrdinalIgnoreCase))
+        {
+            throw new TelemetryQueryException(TelemetryQueryRefusal.Memory, $"the query needs more memory than the store may use ({e.Message.Split('\n')[0]}): aggregate before sorting or joining, or query a shorter range.");
+        }
+        catch (DuckDBException e)
+        {
+            throw new TelemetryQueryException(TelemetryQueryRefusal.Statement, $"SQL error: {e.Message.Split('\n')[0]}");
+        }
+        finally
+        {
+            Interlocked.CompareExchange(ref stopped, -1, 0);
+        }
+
+        TelemetryQueryException Stopped(int why) => (TelemetryQueryRefusal)(why - 1) == TelemetryQueryRefusal.Timeout
+            ? new TelemetryQueryException(TelemetryQueryRefusal.Timeout, $"the query ran longer than {_queryOptions.TimeoutSeconds} s and was stopped: narrow the time range or aggregate more (TRELLIS_TelemetryQuery__TimeoutSeconds).")
+            : new TelemetryQueryException(TelemetryQueryRefusal.Memory, $"the query grew the server by more than {_queryOptions.MemoryMiB} MiB and was stopped: aggregate before sorting or joining, or query a shorter range (TRELLIS_TelemetryQuery__MemoryMiB).");
     }
 
     /// <summary>The latest value of <paramref name="measure"/> for each of <paramref name="things"/> that has one (from memory, no scan).</summary>
@@ -318,6 +395,9 @@ public sealed partial class TelemetryStore : IAsyncDisposable
         return points;
     }
 
+    /// <summary>A fresh file name in <see cref="ExportDirectory"/> for <see cref="Export"/>.</summary>
+    public string NewExportFile(string extension) => System.IO.Path.Combine(ExportDirectory, $"export-{Guid.NewGuid():N}.{extension}");
+
     /// <summary>
     /// Writes the points of [from, to) (optionally of one thing and/or measure) to <paramref name="file"/>
     /// as CSV with a header, or as Parquet (columns time TIMESTAMP, thing, measure, value), for
@@ -325,6 +405,11 @@ public sealed partial class TelemetryStore : IAsyncDisposable
     /// </summary>
     public long Export(string file, bool parquet, string? thing, string? measure, long fromMs, long toMs)
     {
+        if (!System.IO.Path.GetFullPath(file).StartsWith(ExportDirectory + "/", StringComparison.Ordinal))
+        {
+            throw new ArgumentException($"exports are written in {ExportDirectory}, the one folder the engine may write: use NewExportFile.", nameof(file));
+        }
+
         var union = Union(fromMs, toMs) ?? "SELECT CAST(NULL AS TIMESTAMP) AS ts, CAST(NULL AS VARCHAR) AS thing, CAST(NULL AS VARCHAR) AS measure, CAST(NULL AS DOUBLE) AS value WHERE false";
         using var connection = Open();
         using var command = connection.CreateCommand();

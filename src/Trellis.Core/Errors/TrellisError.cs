@@ -25,6 +25,12 @@ public abstract record TrellisError(string Code, string Message)
 
     public sealed record LimitExceeded(string Message) : TrellisError("LimitExceededException", Message);
 
+    /// <summary>Too many requests from one principal or in all: retry later (429).</summary>
+    public sealed record Throttling(string Message) : TrellisError("ThrottlingException", Message);
+
+    /// <summary>A request or an answer larger than its limit (413).</summary>
+    public sealed record RequestEntityTooLarge(string Message) : TrellisError("RequestEntityTooLargeException", Message);
+
     public sealed record Unauthorized(string Message) : TrellisError("UnauthorizedException", Message);
 
     public sealed record AccessDenied(string Message) : TrellisError("AccessDeniedException", Message);

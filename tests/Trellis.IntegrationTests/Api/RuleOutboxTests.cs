@@ -109,11 +109,48 @@ public sealed class RuleOutboxTests(TrellisHost host)
     }
 
     [Fact]
-    public async Task The_kafka_action_queues_for_the_producer_and_delivers_when_a_broker_is_given()
+    public async Task The_kafka_action_keeps_messages_in_order_in_the_outbox_while_the_broker_is_unreachable()
     {
-        // No Kafka broker can be installed here: without TRELLIS_TEST_KAFKA the broker address is a closed
-        // port, and the test proves the path up to the producer (the message waits in the outbox, in order).
-        var bootstrap = Environment.GetEnvironmentVariable("TRELLIS_TEST_KAFKA") is { Length: > 0 } given ? given : $"127.0.0.1:{HttpReceiver.FreePort()}";
+        // A closed port stands for a Kafka broker that is down: the messages wait in the outbox, in order, and the failure is logged.
+        var bootstrap = $"127.0.0.1:{HttpReceiver.FreePort()}";
+        var (rule, _, outbox, target) = await KafkaRuleAsync(bootstrap);
+        Assert.True(await Eventually.TrueAsync(() => outbox.Waiting(target) == 3, Timeout, Ct), $"waiting: {outbox.Waiting(target)}");
+        Assert.True(await Eventually.TrueAsync(() => host.Logs.Contains("is not taking messages"), TimeSpan.FromSeconds(30), Ct), "the failed delivery was not logged");
+        Assert.Equal(200, (await host.IotCallsAsync([("delete_topic_rule", new { ruleName = rule })], Ct))[0]!["status"]!.GetValue<int>());
+    }
+
+    [Fact]
+    public async Task The_kafka_action_delivers_to_a_real_broker()
+    {
+        // Debian has no Kafka package and the machine no other source: this runs where TRELLIS_TEST_KAFKA names a broker.
+        var bootstrap = Environment.GetEnvironmentVariable("TRELLIS_TEST_KAFKA");
+        Assert.SkipWhen(string.IsNullOrEmpty(bootstrap), "TRELLIS_TEST_KAFKA is not set: no Kafka broker to deliver to (set it to host:port of a running broker)");
+        var (_, topic, outbox, target) = await KafkaRuleAsync(bootstrap!);
+        Assert.True(await Eventually.TrueAsync(() => outbox.Waiting(target) == 0, TimeSpan.FromSeconds(60), Ct), "not delivered to Kafka");
+        using var consumer = new Confluent.Kafka.ConsumerBuilder<string, string>(new Confluent.Kafka.ConsumerConfig
+        {
+            BootstrapServers = bootstrap,
+            GroupId = TrellisHost.Unique("g"),
+            AutoOffsetReset = Confluent.Kafka.AutoOffsetReset.Earliest,
+        }).Build();
+        consumer.Subscribe(topic);
+        var values = new List<string>();
+        var deadline = DateTime.UtcNow + Timeout;
+        while (values.Count < 3 && DateTime.UtcNow < deadline)
+        {
+            if (consumer.Consume(TimeSpan.FromSeconds(1)) is { } result)
+            {
+                Assert.Equal("dev", result.Message.Key);
+                values.Add(result.Message.Value);
+            }
+        }
+
+        Assert.Equal(["{\"n\":0}", "{\"n\":1}", "{\"n\":2}"], values);
+    }
+
+    /// <summary>Creates a Kafka rule for <paramref name="bootstrap"/> (and checks a rule without bootstrap.servers is refused), then publishes three messages.</summary>
+    private async Task<(string Rule, string Topic, Trellis.Rules.Outbox Outbox, string Target)> KafkaRuleAsync(string bootstrap)
+    {
         var prefix = TrellisHost.Unique("kafka");
         var rule = TrellisHost.Unique("kafka_");
         var topic = TrellisHost.Unique("trellis-test-");
@@ -149,35 +186,7 @@ public sealed class RuleOutboxTests(TrellisHost host)
 
         await PublishAsync(prefix, 0, 3);
         var outbox = (Trellis.Rules.Outbox)host.Server.Services.GetService(typeof(Trellis.Rules.Outbox))!;
-        var target = "kafka|" + new JsonObject { ["bootstrap.servers"] = bootstrap }.ToJsonString();
-        if (Environment.GetEnvironmentVariable("TRELLIS_TEST_KAFKA") is not { Length: > 0 })
-        {
-            Assert.True(await Eventually.TrueAsync(() => outbox.Waiting(target) == 3, Timeout, Ct), $"waiting: {outbox.Waiting(target)}");
-            Assert.True(await Eventually.TrueAsync(() => host.Logs.Contains("is not taking messages"), TimeSpan.FromSeconds(30), Ct), "the failed delivery was not logged");
-            Assert.Equal(200, (await host.IotCallsAsync([("delete_topic_rule", new { ruleName = rule })], Ct))[0]!["status"]!.GetValue<int>());
-            return;
-        }
-
-        Assert.True(await Eventually.TrueAsync(() => outbox.Waiting(target) == 0, TimeSpan.FromSeconds(60), Ct), "not delivered to Kafka");
-        using var consumer = new Confluent.Kafka.ConsumerBuilder<string, string>(new Confluent.Kafka.ConsumerConfig
-        {
-            BootstrapServers = bootstrap,
-            GroupId = TrellisHost.Unique("g"),
-            AutoOffsetReset = Confluent.Kafka.AutoOffsetReset.Earliest,
-        }).Build();
-        consumer.Subscribe(topic);
-        var values = new List<string>();
-        var deadline = DateTime.UtcNow + Timeout;
-        while (values.Count < 3 && DateTime.UtcNow < deadline)
-        {
-            if (consumer.Consume(TimeSpan.FromSeconds(1)) is { } result)
-            {
-                Assert.Equal("dev", result.Message.Key);
-                values.Add(result.Message.Value);
-            }
-        }
-
-        Assert.Equal(["{\"n\":0}", "{\"n\":1}", "{\"n\":2}"], values);
+        return (rule, topic, outbox, "kafka|" + new JsonObject { ["bootstrap.servers"] = bootstrap }.ToJsonString());
     }
 
     private async Task PublishAsync(string prefix, int from, int count)

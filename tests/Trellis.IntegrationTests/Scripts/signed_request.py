@@ -2,7 +2,7 @@
 for (the /api/... routes), with botocore's own signer.
 
 usage: signed_request.py ENDPOINT METHOD PATH [JSON_BODY]
-Prints {"status": HTTP status, "body": the JSON response or null}.
+Prints {"status": HTTP status, "body": the JSON response or null, "headers": the response headers}.
 Credentials come from AWS_SHARED_CREDENTIALS_FILE / AWS_PROFILE (the server's data folder).
 """
 import json
@@ -23,7 +23,7 @@ prepared = request.prepare()
 http = urllib.request.Request(prepared.url, data=body if body else None, method=method, headers=dict(prepared.headers))
 try:
     with urllib.request.urlopen(http) as response:
-        status, text = response.status, response.read()
+        status, text, headers = response.status, response.read(), dict(response.headers)
 except urllib.error.HTTPError as e:
-    status, text = e.code, e.read()
-print(json.dumps({"status": status, "body": json.loads(text) if text else None}))
+    status, text, headers = e.code, e.read(), dict(e.headers)
+print(json.dumps({"status": status, "body": json.loads(text) if text else None, "headers": headers}))

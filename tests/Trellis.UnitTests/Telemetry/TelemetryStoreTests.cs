@@ -32,6 +32,31 @@ public sealed class TelemetryStoreTests : IAsyncDisposable
     }
 
     [Fact]
+    public void The_engine_itself_cannot_read_files_or_change_its_settings_on_any_connection()
+    {
+        // Past the endpoint's statement checks: a plain connection to the same database instance.
+        using var connection = new DuckDB.NET.Data.DuckDBConnection($"Data Source={_store.Path}");
+        connection.Open();
+        foreach (var sql in new[]
+        {
+            "SELECT * FROM read_csv('/etc/passwd')",
+            "SELECT * FROM '/etc/passwd'",
+            "COPY (SELECT 1) TO '" + Path.Combine(_directory, "out.csv") + "'",
+            "ATTACH '" + Path.Combine(_directory, "other.db") + "'",
+            "SET enable_external_access = true",
+            "SET memory_limit = '100GB'",
+        })
+        {
+            using var command = connection.CreateCommand();
+            command.CommandText = sql;
+            Assert.ThrowsAny<DuckDB.NET.Data.DuckDBException>(() => command.ExecuteNonQuery());
+        }
+
+        Assert.False(File.Exists(Path.Combine(_directory, "out.csv")));
+        Assert.False(File.Exists(Path.Combine(_directory, "other.db")));
+    }
+
+    [Fact]
     public async Task A_finished_day_is_compacted_late_points_still_count_and_retention_drops_what_expired()
     {
         var t0 = Day1.ToUnixTimeMilliseconds();
