@@ -137,6 +137,12 @@ public sealed class TrellisServer : IAsyncDisposable
         var accessKeys = AccessKeys.LoadOrCreate(data.CredentialsPath);
         var brokerOptions = BrokerSettings(options);
         var telemetryQuery = Settings<Trellis.Telemetry.TelemetryQueryOptions>("TelemetryQuery", options.ConfigureTelemetryQuery);
+        var apiLimits = Settings<ApiLimits>("Api", limits =>
+        {
+            // An HTTPS publish carries one MQTT message: the packet limit is its limit too.
+            limits.MaxPublishBodyBytes = Math.Max(limits.MaxPublishBodyBytes, options.MaxPacketBytes);
+            options.ConfigureApi?.Invoke(limits);
+        });
         var registryOptions = new RegistryOptions { Region = brokerOptions.Region, AccountId = brokerOptions.AccountId };
 
         var builder = WebApplication.CreateSlimBuilder();
@@ -153,6 +159,8 @@ public sealed class TrellisServer : IAsyncDisposable
 
         var services = builder.Services;
         services.AddSingleton(time);
+        services.AddSingleton(apiLimits);
+        services.AddSingleton<RequestBodyGate>();
         services.AddSingleton(data);
         services.AddSingleton(ca);
         services.AddSingleton(database);
@@ -224,6 +232,11 @@ public sealed class TrellisServer : IAsyncDisposable
         builder.WebHost.ConfigureKestrel(kestrel =>
         {
             kestrel.AddServerHeader = false;
+
+            // Kestrel answers what it refuses itself with an empty body; its own limits sit above
+            // ours so that the API's checks answer first, with AWS-style errors (see ApiErrorsMiddleware).
+            kestrel.Limits.MaxRequestBodySize = 2L * Math.Max(apiLimits.MaxBodyBytes, apiLimits.MaxPublishBodyBytes);
+            kestrel.Limits.MaxRequestLineSize = Math.Max(kestrel.Limits.MaxRequestLineSize, apiLimits.MaxUriBytes * 4);
             if (mqtts is not null)
             {
                 kestrel.Listen(mqtts, l =>
@@ -263,7 +276,11 @@ public sealed class TrellisServer : IAsyncDisposable
                 kestrel.Listen(ws, l => listeners["ws"] = l);
             }
 
-            kestrel.Listen(http, l => listeners["http"] = l);
+            kestrel.Listen(http, l =>
+            {
+                listeners["http"] = l;
+                l.UseAwsErrorBodies();
+            });
         });
 
         var app = builder.Build();

@@ -51,6 +51,9 @@ public sealed record TrellisServerOptions
     /// <summary>Further limits of the telemetry SQL endpoint for embedding hosts and tests (after TRELLIS_TelemetryQuery__* variables).</summary>
     public Action<Trellis.Telemetry.TelemetryQueryOptions>? ConfigureTelemetryQuery { get; init; }
 
+    /// <summary>Further HTTP API limits for embedding hosts and tests (after TRELLIS_Api__* variables).</summary>
+    public Action<Trellis.Api.ApiLimits>? ConfigureApi { get; init; }
+
     /// <summary>Minimum log level: Trace, Debug, Information, Warning, Error.</summary>
     public string LogLevel { get; init; } = "Information";
 }

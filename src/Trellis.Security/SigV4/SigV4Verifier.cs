@@ -13,7 +13,20 @@ public sealed class SigV4Verifier(Func<string, string?> secretForAccessKey, Time
     /// <summary>AWS allows 15 minutes of clock skew.</summary>
     private static readonly TimeSpan MaxSkew = TimeSpan.FromMinutes(15);
 
+    /// <summary>Every check (headers, then the signature over the hash of <see cref="SigV4Request.Body"/>).</summary>
     public SigV4Result Verify(SigV4Request request, IReadOnlyCollection<string> serviceNames)
+    {
+        var headers = VerifyHeaders(request, serviceNames);
+        return headers.Success ? VerifySignature(request, Hex(SHA256.HashData(request.Body.Span))) : headers;
+    }
+
+    /// <summary>
+    /// What can be checked before a byte of the body is read: the Authorization header's form, the
+    /// service scope, x-amz-date (present, within 15 minutes, matching the credential's date),
+    /// that host is signed, and that the access key is known. A request that fails here is refused
+    /// without reading its body.
+    /// </summary>
+    public SigV4Result VerifyHeaders(SigV4Request request, IReadOnlyCollection<string> serviceNames)
     {
         if (!request.Headers.TryGetValue("authorization", out var authorization) || string.IsNullOrWhiteSpace(authorization))
         {
@@ -80,13 +93,50 @@ public sealed class SigV4Verifier(Func<string, string?> secretForAccessKey, Time
             return SigV4Result.Fail("InvalidSignatureException", "Credential date does not match X-Amz-Date.");
         }
 
+        if (!signedHeaders.Split(';').Contains("host"))
+        {
+            return SigV4Result.Fail("IncompleteSignatureException", "SignedHeaders must include host.");
+        }
+
+        if (secretForAccessKey(accessKey) is null)
+        {
+            return SigV4Result.Fail("UnrecognizedClientException", $"The access key '{accessKey}' is not known to this server.");
+        }
+
+        return SigV4Result.Ok(accessKey);
+    }
+
+    /// <summary>
+    /// The signature over the request with <paramref name="payloadHash"/> (lower-case hex SHA-256)
+    /// as its body's hash; call after <see cref="VerifyHeaders"/> succeeded. Give the hash of the
+    /// body as received, or, before reading it, a signed x-amz-content-sha256 value, and then
+    /// compare that value with the body's hash once read.
+    /// </summary>
+    public SigV4Result VerifySignature(SigV4Request request, string payloadHash)
+    {
+        var authorization = request.Headers["authorization"];
+        string credential = string.Empty, signedHeaders = string.Empty, signature = string.Empty;
+        foreach (var part in authorization["AWS4-HMAC-SHA256 ".Length..].Split(',', StringSplitOptions.TrimEntries | StringSplitOptions.RemoveEmptyEntries))
+        {
+            var eq = part.IndexOf('=', StringComparison.Ordinal);
+            switch (eq <= 0 ? string.Empty : part[..eq])
+            {
+                case "Credential": credential = part[(eq + 1)..]; break;
+                case "SignedHeaders": signedHeaders = part[(eq + 1)..]; break;
+                case "Signature": signature = part[(eq + 1)..]; break;
+            }
+        }
+
+        var scope = credential.Split('/');
+        var (accessKey, region, service) = (scope[0], scope[2], scope[3]);
+        var amzDate = request.Headers["x-amz-date"];
         var secret = secretForAccessKey(accessKey);
         if (secret is null)
         {
             return SigV4Result.Fail("UnrecognizedClientException", $"The access key '{accessKey}' is not known to this server.");
         }
 
-        var expected = Signature(request, signedHeaders, secret, amzDate, region, service);
+        var expected = SignatureWithHash(request, signedHeaders, secret, amzDate, region, service, payloadHash);
         if (!CryptographicOperations.FixedTimeEquals(Encoding.ASCII.GetBytes(expected), Encoding.ASCII.GetBytes(signature)))
         {
             return SigV4Result.Fail("InvalidSignatureException",
@@ -97,10 +147,13 @@ public sealed class SigV4Verifier(Func<string, string?> secretForAccessKey, Time
     }
 
     /// <summary>The SigV4 signature of a request (shared with <see cref="SigV4Signer"/>).</summary>
-    internal static string Signature(SigV4Request request, string signedHeaders, string secret, string amzDate, string region, string service)
+    internal static string Signature(SigV4Request request, string signedHeaders, string secret, string amzDate, string region, string service) =>
+        SignatureWithHash(request, signedHeaders, secret, amzDate, region, service, Hex(SHA256.HashData(request.Body.Span)));
+
+    private static string SignatureWithHash(SigV4Request request, string signedHeaders, string secret, string amzDate, string region, string service, string payloadHash)
     {
         var date = amzDate[..8];
-        var canonical = CanonicalRequest(request, signedHeaders);
+        var canonical = CanonicalRequest(request, signedHeaders, payloadHash);
         var stringToSign = $"AWS4-HMAC-SHA256\n{amzDate}\n{date}/{region}/{service}/aws4_request\n{Hex(SHA256.HashData(Encoding.UTF8.GetBytes(canonical)))}";
         var key = Hmac(Encoding.UTF8.GetBytes("AWS4" + secret), date);
         key = Hmac(key, region);
@@ -109,7 +162,7 @@ public sealed class SigV4Verifier(Func<string, string?> secretForAccessKey, Time
         return Hex(Hmac(key, stringToSign));
     }
 
-    private static string CanonicalRequest(SigV4Request request, string signedHeaders)
+    private static string CanonicalRequest(SigV4Request request, string signedHeaders, string payloadHash)
     {
         var builder = new StringBuilder();
         builder.Append(request.Method).Append('\n');
@@ -122,9 +175,9 @@ public sealed class SigV4Verifier(Func<string, string?> secretForAccessKey, Time
         }
 
         builder.Append('\n').Append(signedHeaders).Append('\n');
-        // Always the hash of the body as received: a declared x-amz-content-sha256 is only a signed
-        // header, and trusting it would let a body be swapped under a valid signature.
-        builder.Append(Hex(SHA256.HashData(request.Body.Span)));
+        // The caller gives the hash of the body as received, or a signed x-amz-content-sha256 that
+        // it then compares with the body's hash: a declared value alone would let a body be swapped.
+        builder.Append(payloadHash);
         return builder.ToString();
     }
 
@@ -177,5 +230,5 @@ public sealed class SigV4Verifier(Func<string, string?> secretForAccessKey, Time
 
     private static byte[] Hmac(byte[] key, string data) => HMACSHA256.HashData(key, Encoding.UTF8.GetBytes(data));
 
-    private static string Hex(byte[] bytes) => Convert.ToHexStringLower(bytes);
+    public static string Hex(byte[] bytes) => Convert.ToHexStringLower(bytes);
 }

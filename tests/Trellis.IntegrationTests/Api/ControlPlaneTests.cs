@@ -64,6 +64,11 @@ public sealed class ControlPlaneTests(TrellisHost host)
         AssertRejected(results, "unknown_key", "UnrecognizedClientException", "AKIAUNKNOWN");
         AssertRejected(results, "expired", "InvalidSignatureException", "Signature expired");
         AssertRejected(results, "unsigned", "MissingAuthenticationTokenException", "Missing Authentication Token");
+        AssertRejected(results, "future", "InvalidSignatureException", "Signature expired");
+        AssertRejected(results, "wrong_service", "InvalidSignatureException", "'s3' is not one of");
+        AssertRejected(results, "credential_date_mismatch", "InvalidSignatureException", "Credential date does not match");
+        AssertRejected(results, "missing_date", "IncompleteSignatureException", "X-Amz-Date header is missing");
+        AssertRejected(results, "host_not_signed", "IncompleteSignatureException", "SignedHeaders must include host");
     }
 
     [Fact]

@@ -18,9 +18,9 @@ good = session.get_credentials().get_frozen_credentials()
 results = {}
 
 
-def send(name, credentials, when=None):
+def send(name, credentials, when=None, service="iot", tamper=None):
     request = botocore.awsrequest.AWSRequest(method="GET", url=endpoint + "/things")
-    signer = botocore.auth.SigV4Auth(credentials, "iot", "eu-west-1")
+    signer = botocore.auth.SigV4Auth(credentials, service, "eu-west-1")
     if when is not None:
         real = botocore.auth.datetime.datetime
 
@@ -41,7 +41,10 @@ def send(name, credentials, when=None):
     else:
         signer.add_auth(request)
     prepared = request.prepare()
-    req = urllib.request.Request(prepared.url, headers=dict(prepared.headers), method="GET")
+    headers = dict(prepared.headers)
+    if tamper is not None:
+        headers = tamper(headers)
+    req = urllib.request.Request(prepared.url, headers=headers, method="GET")
     try:
         with urllib.request.urlopen(req) as response:
             results[name] = [response.status, None, None]
@@ -54,6 +57,29 @@ send("good_any_region", good)
 send("wrong_secret", botocore.credentials.Credentials(good.access_key, "wrong-secret"))
 send("unknown_key", botocore.credentials.Credentials("AKIAUNKNOWN", good.secret_key))
 send("expired", good, datetime.datetime.utcnow() - datetime.timedelta(hours=1))
+send("future", good, datetime.datetime.utcnow() + datetime.timedelta(hours=1))
+send("wrong_service", good, service="s3")
+
+
+def other_credential_date(headers):
+    authorization = headers["Authorization"]
+    date = authorization.split("Credential=")[1].split("/")[1]
+    headers["Authorization"] = authorization.replace("/" + date + "/", "/20200101/")
+    return headers
+
+
+def without_date(headers):
+    return {k: v for k, v in headers.items() if k.lower() != "x-amz-date"}
+
+
+def host_unsigned(headers):
+    headers["Authorization"] = headers["Authorization"].replace("SignedHeaders=host;", "SignedHeaders=")
+    return headers
+
+
+send("credential_date_mismatch", good, tamper=other_credential_date)
+send("missing_date", good, tamper=without_date)
+send("host_not_signed", good, tamper=host_unsigned)
 try:
     with urllib.request.urlopen(endpoint + "/things") as response:
         results["unsigned"] = [response.status, None, None]
