@@ -59,8 +59,22 @@ public sealed class BrokerOptions
     /// </summary>
     public static int DefaultEventLoops => Math.Clamp(Environment.ProcessorCount, 1, 64);
 
+    /// <summary>
+    /// Topic filters one client (session) may hold; a SUBSCRIBE beyond it is refused for the new
+    /// filters (0x97 Quota exceeded on MQTT 5, 0x80 on 3.1.1). AWS IoT allows 50 per connection.
+    /// </summary>
+    [System.ComponentModel.DataAnnotations.Range(1, 10_000_000)]
+    public int MaxSubscriptionsPerClient { get; set; } = 1000;
+
     /// <summary>Accept clients without credentials under an allow-all policy (development only).</summary>
     public bool AllowAnonymous { get; set; }
+
+    /// <summary>
+    /// Let API keys used as MQTT credentials connect with a registered thing's name as client id
+    /// (off: refused with 0x87, so an operator cannot pass for a device or kick one off). Even on,
+    /// an API key never takes over or resumes a session a device holds.
+    /// </summary>
+    public bool OperatorsMayUseThingClientIds { get; set; }
 
     /// <summary>AWS region used in resource ARNs for policy evaluation.</summary>
     public string Region { get; set; } = "us-east-1";

@@ -29,6 +29,9 @@ internal static partial class Log
     [LoggerMessage(1008, LogLevel.Information, "Denied subscription by client {ClientId} to '{Filter}': its policies do not allow iot:Subscribe there")]
     public static partial void SubscribeDenied(this ILogger logger, string clientId, string filter);
 
+    [LoggerMessage(1019, LogLevel.Warning, "Refused subscription by client {ClientId} to '{Filter}': it already holds {Limit} topic filters (Broker:MaxSubscriptionsPerClient). Use wildcards, or raise the limit")]
+    public static partial void SubscriptionQuotaExceeded(this ILogger logger, string clientId, string filter, int limit);
+
     [LoggerMessage(1009, LogLevel.Warning, "Queue of client {ClientId} is full ({Limit} messages): dropping new deliveries until it catches up ({Dropped} dropped so far). Raise Broker:MaxQueuedMessagesPerClient or speed up the subscriber.")]
     public static partial void QueueFull(this ILogger logger, string clientId, int limit, long dropped);
 

@@ -78,6 +78,12 @@ public sealed partial class MqttBroker
             return v5 ? ReasonCode.NotAuthorized : ReasonCode.UnspecifiedError;
         }
 
+        if (session.SubscriptionCount >= Options.MaxSubscriptionsPerClient && !session.HasSubscription(requested.Filter))
+        {
+            Logger.SubscriptionQuotaExceeded(connection.ClientId, requested.Filter, Options.MaxSubscriptionsPerClient);
+            return v5 ? ReasonCode.QuotaExceeded : ReasonCode.UnspecifiedError;
+        }
+
         var maxQos = Math.Min(requested.MaxQos, (byte)2);
         accepted = requested with { MaxQos = (byte)maxQos };
         session.AddSubscription(accepted, out var existed);

@@ -7,6 +7,22 @@ namespace Trellis.Broker;
 public sealed partial class MqttBroker
 {
     /// <summary>
+    /// Why an operator identity (an API key) may not take <paramref name="clientId"/>: its
+    /// session, connected or kept, belongs to a device (a certificate, a device token, or a session
+    /// from before owners were recorded). Null when it may. Operators never take over or resume a
+    /// device's session.
+    /// </summary>
+    internal string? OperatorConflict(string clientId)
+    {
+        lock (_sessionsLock)
+        {
+            return _sessions.TryGetValue(clientId, out var existing) && existing.Owner?.StartsWith("operator:", StringComparison.Ordinal) != true
+                ? $"client id '{clientId}' holds a session of {existing.Owner ?? "a device"}: an API key never takes over or resumes a device's session; use a client id of its own"
+                : null;
+        }
+    }
+
+    /// <summary>
     /// Binds a new connection to its session (MQTT §4.1): resumes it, or starts a new one, and takes
     /// it over from an older connection with the same client id. Returns "session present";
     /// <paramref name="durable"/> completes once a persistent session's row is on disk (the CONNACK waits for it).

@@ -25,12 +25,69 @@ public sealed record ApiUser(string AccessKeyId, string Name, string Role, long 
 
 /// <summary>
 /// Access keys for people and services, each with a role. SigV4 needs the secret itself to check a
-/// signature, so secrets are kept (in the registry database, like the admin key in the data
-/// folder's credentials file); they are returned once, at creation. The data folder's admin key is
-/// always an admin.
+/// signature, so secrets are kept, sealed with the data folder's <c>secrets.key</c>
+/// (<see cref="Trellis.Security.SecretBox"/>): the registry database alone does not give them away.
+/// They are returned once, at creation. The data folder's admin key is always an admin.
 /// </summary>
-public sealed class ApiUsers(SqliteDatabase db, AccessKeys adminKey, TimeProvider time)
+public sealed class ApiUsers
 {
+    private readonly SqliteDatabase db;
+    private readonly AccessKeys adminKey;
+    private readonly TimeProvider time;
+    private readonly Trellis.Security.SecretBox box;
+
+    public ApiUsers(SqliteDatabase db, AccessKeys adminKey, TimeProvider time, Trellis.Security.SecretBox box)
+    {
+        this.db = db;
+        this.adminKey = adminKey;
+        this.time = time;
+        this.box = box;
+        SealPlainSecrets();
+    }
+
+    /// <summary>
+    /// At start: checks that every sealed secret opens with this folder's key (else the server
+    /// stops, naming the key file to restore), and seals the secrets that an earlier version stored
+    /// as plain text.
+    /// </summary>
+    private void SealPlainSecrets()
+    {
+        using var connection = db.Open();
+        var plain = new List<(string Id, string Secret)>();
+        using (var select = connection.CreateCommand())
+        {
+            select.CommandText = "SELECT access_key_id, secret FROM api_users";
+            using var reader = select.ExecuteReader();
+            while (reader.Read())
+            {
+                var (id, stored) = (reader.GetString(0), reader.GetString(1));
+                if (!Trellis.Security.SecretBox.IsSealed(stored))
+                {
+                    plain.Add((id, stored));
+                    continue;
+                }
+
+                try
+                {
+                    box.Open(stored, id);
+                }
+                catch (CryptographicException e)
+                {
+                    throw new InvalidOperationException($"API user {id}'s secret does not open with the data folder's secrets.key: restore the secrets.key that was backed up with this data folder (a new one cannot read the keys sealed under the old one), or delete the API users and create them again.", e);
+                }
+            }
+        }
+
+        foreach (var (id, secret) in plain)
+        {
+            using var update = connection.CreateCommand();
+            update.CommandText = "UPDATE api_users SET secret = $s WHERE access_key_id = $id";
+            update.Parameters.AddWithValue("$s", box.Seal(secret, id));
+            update.Parameters.AddWithValue("$id", id);
+            update.ExecuteNonQuery();
+        }
+    }
+
     private readonly ConcurrentDictionary<string, (string Secret, ApiUser User)> _cache = new(StringComparer.Ordinal);
 
     /// <summary>The secret of a key (the admin key's or a user's), for SigV4 verification.</summary>
@@ -65,7 +122,7 @@ public sealed class ApiUsers(SqliteDatabase db, AccessKeys adminKey, TimeProvide
         using var command = connection.CreateCommand();
         command.CommandText = "INSERT INTO api_users(access_key_id, secret, name, role, created_ms) SELECT $id, $s, $n, $r, $c WHERE NOT EXISTS (SELECT 1 FROM api_users WHERE name = $n)";
         command.Parameters.AddWithValue("$id", id);
-        command.Parameters.AddWithValue("$s", secret);
+        command.Parameters.AddWithValue("$s", box.Seal(secret, id));
         command.Parameters.AddWithValue("$n", name);
         command.Parameters.AddWithValue("$r", role);
         command.Parameters.AddWithValue("$c", user.CreatedMs);
@@ -121,7 +178,7 @@ public sealed class ApiUsers(SqliteDatabase db, AccessKeys adminKey, TimeProvide
             return null;
         }
 
-        var found = (reader.GetString(0), new ApiUser(accessKeyId, reader.GetString(1), reader.GetString(2), reader.GetInt64(3)));
+        var found = (box.Open(reader.GetString(0), accessKeyId), new ApiUser(accessKeyId, reader.GetString(1), reader.GetString(2), reader.GetInt64(3)));
         _cache[accessKeyId] = found;
         return found;
     }

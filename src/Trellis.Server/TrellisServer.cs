@@ -168,7 +168,7 @@ public sealed class TrellisServer : IAsyncDisposable
         services.AddSingleton(registryOptions);
         services.AddSingleton<RegistryService>();
         services.AddSingleton(new AuditLog(database));
-        services.AddSingleton(sp => new ApiUsers(database, accessKeys, time));
+        services.AddSingleton(sp => new ApiUsers(database, accessKeys, time, Trellis.Security.SecretBox.LoadOrCreate(data.SecretsKeyPath)));
         services.AddSingleton(sp => new SigV4Verifier(sp.GetRequiredService<ApiUsers>().SecretFor, time));
         services.AddSingleton(Microsoft.Extensions.Options.Options.Create(brokerOptions));
         services.AddSingleton(sp => new BrokerStore(database, new SqliteDatabase(data.SessionsPath, BrokerStore.SessionMigrations), sp.GetRequiredService<ILogger<BrokerStore>>()));
@@ -188,6 +188,7 @@ public sealed class TrellisServer : IAsyncDisposable
             sp.GetRequiredService<ILogger<ShadowService>>()));
         services.AddSingleton<IMessagePublisher, BrokerMessagePublisher>();
         services.AddSingleton(options.Provisioning);
+        services.AddSingleton(sp => new CertificateRateLimit(options.Provisioning));
         services.AddSingleton(sp => new FleetProvisioningService(
             sp.GetRequiredService<RegistryService>(),
             new HttpClient(new SocketsHttpHandler { PooledConnectionLifetime = TimeSpan.FromMinutes(5) }),
@@ -286,12 +287,13 @@ public sealed class TrellisServer : IAsyncDisposable
         var app = builder.Build();
         var registry = app.Services.GetRequiredService<RegistryService>();
         registryForTls = registry;
+        _ = app.Services.GetRequiredService<ApiUsers>(); // checks the sealed secrets open before anything is served
         var broker = app.Services.GetRequiredService<MqttBroker>();
         app.Lifetime.ApplicationStopping.Register(broker.DisconnectAll);
         var shadows = app.Services.GetRequiredService<ShadowService>();
         broker.AddTopicHandler(new ShadowTopicHandler(shadows));
         broker.SetPublishObserver(new RulesObserver(app.Services.GetRequiredService<RuleEngine>()));
-        broker.AddTopicHandler(new FleetProvisioningTopicHandler(app.Services.GetRequiredService<FleetProvisioningService>(), broker));
+        broker.AddTopicHandler(new FleetProvisioningTopicHandler(app.Services.GetRequiredService<FleetProvisioningService>(), broker, app.Services.GetRequiredService<CertificateRateLimit>()));
         registry.CertificateAutoRegistered += (certificate, caId) => CertificateEvents.PublishRegistered(broker, registryOptions, certificate, caId);
         registry.ThingDeleted += shadows.ForgetThing;
         registry.DeviceTokenDisabled += id => broker.DisconnectWhere(p => p.TokenId == id, $"device token {id} was revoked or expired");

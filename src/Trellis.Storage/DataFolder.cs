@@ -3,11 +3,31 @@ namespace Trellis.Storage;
 /// <summary>Where Trellis keeps its state. Everything lives under one folder so a backup is a copy.</summary>
 public sealed class DataFolder
 {
+    /// <summary>
+    /// Opens (creating) the data folder private to the server's user: the folder and its
+    /// subfolders 0700, every file in it 0600, whatever an earlier version or a copy left; files
+    /// created afterwards are private by the process's umask (<see cref="PrivateFiles"/>).
+    /// </summary>
     public DataFolder(string root)
     {
         Root = System.IO.Path.GetFullPath(root);
-        Directory.CreateDirectory(Root);
-        Directory.CreateDirectory(PkiDirectory);
+        if (OperatingSystem.IsWindows())
+        {
+            Directory.CreateDirectory(Root);
+            Directory.CreateDirectory(PkiDirectory);
+            return;
+        }
+
+        PrivateFiles.Apply();
+        const UnixFileMode Folder = UnixFileMode.UserRead | UnixFileMode.UserWrite | UnixFileMode.UserExecute;
+        const UnixFileMode File = UnixFileMode.UserRead | UnixFileMode.UserWrite;
+        Directory.CreateDirectory(Root, Folder);
+        Directory.CreateDirectory(PkiDirectory, Folder);
+        System.IO.File.SetUnixFileMode(Root, Folder);
+        foreach (var entry in new DirectoryInfo(Root).EnumerateFileSystemInfos("*", new EnumerationOptions { RecurseSubdirectories = true, AttributesToSkip = FileAttributes.ReparsePoint }))
+        {
+            entry.UnixFileMode = entry is DirectoryInfo ? Folder : File;
+        }
     }
 
     public string Root { get; }
@@ -31,6 +51,9 @@ public sealed class DataFolder
 
     /// <summary>The CA certificate devices trust; a copy of pki/ca.pem at the root for convenience.</summary>
     public string CaCertificatePath => System.IO.Path.Combine(Root, "ca.pem");
+
+    /// <summary>The AES-256 key that seals API users' secrets in the registry database (mode 0600; back it up with the folder).</summary>
+    public string SecretsKeyPath => System.IO.Path.Combine(Root, "secrets.key");
 
     /// <summary>An AWS shared-credentials file with the admin key under profile "trellis".</summary>
     public string CredentialsPath => System.IO.Path.Combine(Root, "credentials");

@@ -47,11 +47,22 @@ public sealed class RegistryAuthenticator(RegistryService registry, ApiUsers use
         {
             if (users.Verify(user, request.Password))
             {
-                // An API access key is a person's or service's identity: admin and operator keys
-                // may do anything, viewer keys only watch; still evaluated per operation.
-                return AuthenticationResult.Allow(new ClientPrincipal(users.RoleOf(user) == ApiRoles.Viewer ? ReadOnly : AllowAll, 0)
+                // An API access key is a person's or service's identity, never a device's: admin and
+                // operator keys may publish, subscribe and receive on any topic, viewer keys only
+                // subscribe and receive. None may use a registered thing's name as its client id
+                // (unless Broker:OperatorsMayUseThingClientIds says so), and none takes over or
+                // resumes a device's session (MqttBroker.OperatorConflict).
+                var role = users.RoleOf(user) ?? ApiRoles.Viewer;
+                if (!_options.OperatorsMayUseThingClientIds && registry.DescribeThing(request.ClientId).IsSuccess)
+                {
+                    return AuthenticationResult.Deny(ReasonCode.NotAuthorized,
+                        $"client id '{request.ClientId}' is the name of a registered thing: API keys may not connect as a device; use a client id of your own");
+                }
+
+                return AuthenticationResult.Allow(new ClientPrincipal(role == ApiRoles.Viewer ? ReadOnly : AllowAll, 0)
                 {
                     PrincipalIdentifier = user,
+                    OperatorRole = role,
                 });
             }
 

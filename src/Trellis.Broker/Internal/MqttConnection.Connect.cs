@@ -61,6 +61,12 @@ internal sealed partial class MqttConnection
             return RefuseConnect(v5, ReasonCode.NotAuthorized, "iot:Connect not allowed for this client id");
         }
 
+        if (auth.Principal.IsOperator && _broker.OperatorConflict(packet.ClientId) is { } conflict)
+        {
+            _broker.Logger.ConnectRejected(packet.ClientId, RemoteAddress, conflict);
+            return RefuseConnect(v5, ReasonCode.NotAuthorized, conflict);
+        }
+
         Connect = packet;
         packet.Password = null; // not needed after authentication; do not keep secrets in memory
         Principal = auth.Principal;

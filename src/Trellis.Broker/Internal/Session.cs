@@ -368,6 +368,15 @@ internal sealed class Session(string clientId)
         }
     }
 
+    /// <summary>Whether the session already has a subscription with this exact filter.</summary>
+    public bool HasSubscription(string filter)
+    {
+        lock (_lock)
+        {
+            return _subscriptions.ContainsKey(filter);
+        }
+    }
+
     public void AddSubscription(TopicSubscription subscription, out bool existed)
     {
         lock (_lock)

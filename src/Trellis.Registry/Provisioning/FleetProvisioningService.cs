@@ -26,6 +26,17 @@ public sealed partial class FleetProvisioningService(RegistryService registry, H
         || (topic.StartsWith(TemplatesPrefix, StringComparison.Ordinal) && (topic.EndsWith("/provision/json", StringComparison.Ordinal) || topic.EndsWith("/provision/cbor", StringComparison.Ordinal))
             && topic.AsSpan(TemplatesPrefix.Length).IndexOf('/') == topic.Length - TemplatesPrefix.Length - "/provision/json".Length);
 
+    /// <summary>Whether the request makes a certificate (<c>$aws/certificates/create…</c>), which is rate-limited.</summary>
+    public static bool MakesCertificate(string topic) =>
+        topic.StartsWith(CreatePrefix, StringComparison.Ordinal) || topic.StartsWith(CreateFromCsrPrefix, StringComparison.Ordinal);
+
+    /// <summary>The …/rejected reply for a request refused by the rate limit, in the request's format.</summary>
+    public static (string Topic, byte[] Payload) Throttled(string topic, string message)
+    {
+        var (replyTopic, reply) = Rejected(topic, 429, "ThrottlingException", message);
+        return (replyTopic, topic.EndsWith("/cbor", StringComparison.Ordinal) ? CborJson.Encode(reply) : Encoding.UTF8.GetBytes(reply.ToJsonString()));
+    }
+
     /// <summary>Handles one request; returns the reply's topic (…/accepted or …/rejected) and payload, in the request's format (JSON or CBOR).</summary>
     public async Task<(string Topic, byte[] Payload)> HandleAsync(string topic, ReadOnlyMemory<byte> payload, string clientId, string? claimCertificateId, CancellationToken cancellationToken)
     {

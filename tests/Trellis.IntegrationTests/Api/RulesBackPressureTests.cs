@@ -113,7 +113,14 @@ public sealed class RulesBackPressureTests(TinyRulesQueueHost host)
         var lines = Path.Combine(host.DataDirectory, TrellisHost.Unique("lines") + ".txt");
         await File.WriteAllLinesAsync(lines, Enumerable.Range(1, 300).Select(i => $"{{\"n\":{i},\"blob\":\"{new string('x', 20_000)}\"}}"), Ct);
         var args = string.Join(' ', host.AdminArgs(TrellisHost.Unique("pub")).Concat(["-t", $"{prefix}/dev", "-q", "1", "-l"]).Select(a => "'" + a + "'"));
-        await ExternalTool.RunAsync("sh", ["-c", $"timeout -s KILL 0.6 mosquitto_pub {args} < '{lines}'"], Timeout, cancellationToken: Ct);
+
+        // The publisher is killed (SIGKILL) as soon as one of its publishes is held back, so its
+        // stream is cut short while a message waits for the rules: a signal, not a time window.
+        using (var publisher = ExternalTool.StartBackground("sh", ["-c", $"exec mosquitto_pub {args} < '{lines}'"]))
+        {
+            Assert.True(await Eventually.TrueAsync(() => rules.HeldBack > heldBefore || publisher.HasExited, Timeout, Ct), "the publisher was never held back");
+            Assert.True(rules.HeldBack > heldBefore, "the publisher finished without being held back: the rule is not slow enough here. " + publisher.Stderr);
+        }
 
         // Every message the broker routed to the subscriber is evaluated by the rule, the one that
         // was waiting when its publisher vanished included.
@@ -123,7 +130,6 @@ public sealed class RulesBackPressureTests(TinyRulesQueueHost host)
         await Task.Delay(500, Ct);
         routed = deliveries.Lines.Count;
         Assert.InRange(routed, 1, 299); // the kill cut the stream short, or the test proves nothing
-        Assert.True(rules.HeldBack > heldBefore, "no publish was held back");
         var now = DateTimeOffset.UtcNow.ToUnixTimeMilliseconds();
         var path = string.Create(CultureInfo.InvariantCulture, $"/api/telemetry/measures/n/summary?thing=dev&from={now - 600_000}&to={now + 60_000}");
         System.Text.Json.Nodes.JsonNode? summary = null;
