@@ -17,31 +17,37 @@ public sealed class AuditMiddleware(RequestDelegate next, AuditLog log, TimeProv
 {
     private static readonly HashSet<string> DataPlane = new(StringComparer.Ordinal) { "UpdateThingShadow", "DeleteThingShadow", "Publish" };
 
-    public async Task InvokeAsync(HttpContext context)
+    public Task InvokeAsync(HttpContext context)
     {
-        await next(context);
         var method = context.Request.Method;
         if (HttpMethods.IsGet(method) || HttpMethods.IsHead(method) || HttpMethods.IsOptions(method))
         {
-            return;
+            return next(context);
         }
 
         var operation = context.GetEndpoint()?.Metadata.GetMetadata<IEndpointNameMetadata>()?.EndpointName;
         if (operation is null || operation.StartsWith("List", StringComparison.Ordinal) || DataPlane.Contains(operation))
         {
-            return;
+            return next(context);
         }
 
-        log.Record(new AuditEvent(
-            0,
-            time.GetUtcNow().ToUnixTimeMilliseconds(),
-            context.Items["trellis.accessKeyId"] as string,
-            operation,
-            method,
-            context.Request.Path.Value ?? "/",
-            Target(context),
-            context.Response.StatusCode,
-            context.Response.Headers["x-amzn-ErrorType"].ToString() is { Length: > 0 } error ? error : null));
+        // Recorded as the response starts, before its status reaches the client: a 2xx the client
+        // has seen is in the audit log, across a crash too.
+        context.Response.OnStarting(() =>
+        {
+            log.Record(new AuditEvent(
+                0,
+                time.GetUtcNow().ToUnixTimeMilliseconds(),
+                context.Items["trellis.accessKeyId"] as string,
+                operation,
+                method,
+                context.Request.Path.Value ?? "/",
+                Target(context),
+                context.Response.StatusCode,
+                context.Response.Headers["x-amzn-ErrorType"].ToString() is { Length: > 0 } error ? error : null));
+            return Task.CompletedTask;
+        });
+        return next(context);
     }
 
     /// <summary>The route values (thingName=…, policyName=…) and the principal header, if any.</summary>

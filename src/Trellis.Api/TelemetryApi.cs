@@ -189,6 +189,9 @@ public static class TelemetryApi
         }
 
         store.SetRetention(measure, (int?)days.Value);
+
+        // Applied at once (and again every ten minutes): what the new setting expires is gone when the call returns.
+        await Task.Run(store.ApplyRetention, request.HttpContext.RequestAborted);
         return AwsResults.Empty();
     }
 

@@ -16,7 +16,7 @@ namespace Trellis.Server;
 public static class MetricsEndpoint
 {
     public static IEndpointConventionBuilder MapTrellisMetrics(this IEndpointRouteBuilder app) =>
-        app.MapGet("/metrics", (MqttBroker broker, RuleEngine rules, TelemetryStore telemetry) =>
+        app.MapGet("/metrics", (MqttBroker broker, RuleEngine rules, TelemetryStore telemetry, Trellis.Rules.Outbox outbox) =>
         {
             var m = broker.Metrics;
             var text = new StringBuilder();
@@ -33,6 +33,7 @@ public static class MetricsEndpoint
             Append(text, "trellis_rules_held_back_total", "counter", "Client publishes whose acknowledgement waited because the rules queue was full", rules.HeldBack);
             Append(text, "trellis_rules_matched_total", "counter", "Messages that matched at least one rule", rules.Matched);
             Append(text, "trellis_rules_failed_actions_total", "counter", "Rule actions that failed", rules.FailedActions);
+            Append(text, "trellis_rules_outbox_waiting", "gauge", "Messages in the durable outbox waiting for an external target (HTTP, NATS, Kafka)", outbox.Targets().Sum(outbox.Waiting));
             Append(text, "trellis_telemetry_points_written_total", "counter", "Points committed to the time-series store", telemetry.Written);
             Append(text, "trellis_telemetry_points_queued", "gauge", "Points waiting for the time-series store's writer", telemetry.Pending);
             Append(text, "trellis_telemetry_engine_memory_bytes", "gauge", "Memory held by the time-series store's engine (DuckDB)", telemetry.EngineMemoryBytes());

@@ -90,6 +90,34 @@ public sealed class FleetProvisioningTests(TrellisHost host)
     }
 
     [Fact]
+    public async Task Mosquitto_rr_creates_keys_and_registers_a_thing_with_the_claim_certificate()
+    {
+        // The whole flow with Debian's mosquitto_rr, as a device without AWS's SDK would do it.
+        var (template, _, _) = await CreateFleetTemplateAsync(hook: null);
+        var claim = await CreateClaimAsync();
+        var serial = TrellisHost.Unique("RR");
+        List<string> claimArgs = ["-h", "127.0.0.1", "-p", host.MqttsPort.ToString(CultureInfo.InvariantCulture), "--cafile", host.CaPath, "--cert", claim.CertPath, "--key", claim.KeyPath, "-V", "mqttv5"];
+        var created = await ExternalTool.RunCheckedAsync("mosquitto_rr", [.. claimArgs, "-i", TrellisHost.Unique("rr"), "-t", "$aws/certificates/create/json", "-e", "$aws/certificates/create/json/accepted", "-m", "{}", "-W", "10"], Timeout, cancellationToken: Ct);
+        var keys = JsonNode.Parse(created.Stdout)!;
+        var request = new JsonObject
+        {
+            ["certificateOwnershipToken"] = keys["certificateOwnershipToken"]!.GetValue<string>(),
+            ["parameters"] = new JsonObject { ["SerialNumber"] = serial },
+        };
+        var provision = $"$aws/provisioning-templates/{template}/provision/json";
+        var registered = await ExternalTool.RunCheckedAsync("mosquitto_rr", [.. claimArgs, "-i", TrellisHost.Unique("rr"), "-t", provision, "-e", provision + "/accepted", "-m", request.ToJsonString(), "-W", "10"], Timeout, cancellationToken: Ct);
+        var answer = JsonNode.Parse(registered.Stdout)!;
+        Assert.Equal($"dev-{serial}", answer["thingName"]!.GetValue<string>());
+        Assert.Equal("ACTIVE", await StatusAsync(keys["certificateId"]!.GetValue<string>()));
+
+        // The new certificate connects as the new thing.
+        var dir = Directory.CreateDirectory(Path.Combine(host.DataDirectory, TrellisHost.Unique("rrdev"))).FullName;
+        await File.WriteAllTextAsync(Path.Combine(dir, "cert.pem"), keys["certificatePem"]!.GetValue<string>(), Ct);
+        await File.WriteAllTextAsync(Path.Combine(dir, "key.pem"), keys["privateKey"]!.GetValue<string>(), Ct);
+        await ExternalTool.RunCheckedAsync("mosquitto_pub", ["-h", "127.0.0.1", "-p", host.MqttsPort.ToString(CultureInfo.InvariantCulture), "--cafile", host.CaPath, "--cert", Path.Combine(dir, "cert.pem"), "--key", Path.Combine(dir, "key.pem"), "-i", $"dev-{serial}", "-t", $"devices/dev-{serial}/telemetry", "-m", "{}", "-q", "1"], Timeout, cancellationToken: Ct);
+    }
+
+    [Fact]
     public async Task The_claim_certificate_cannot_use_ordinary_topics_and_replies_reach_only_the_requester()
     {
         var claim = await CreateClaimAsync();

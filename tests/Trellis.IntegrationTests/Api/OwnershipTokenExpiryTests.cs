@@ -56,17 +56,21 @@ public sealed class OwnershipTokenExpiryTests(ShortClaimHost host)
         await using var device = await TrellisDevice.ConnectAsync(options, Ct);
         using var provisioning = new FleetProvisioningClient(device);
         var certificate = await provisioning.CreateKeysAndCertificateAsync(Ct);
-        await Task.Delay(TimeSpan.FromSeconds(2.5), Ct);
+
+        // The token lives 2 s: wait until the sweep (every 0.5 s) has deleted its certificate, the server's own signal that it expired.
+        Assert.True(await Eventually.TrueAsync(() => host.Server.Registry.FindCertificate(certificate.CertificateId) is null, TimeSpan.FromSeconds(20), Ct), "the unprovisioned certificate was not deleted");
 
         var expired = await Assert.ThrowsAsync<ProvisioningRejectedException>(() => provisioning.RegisterThingAsync(template, certificate.OwnershipToken, null, Ct));
         Assert.Equal("InvalidCertificateOwnershipToken", expired.ErrorCode);
         Assert.Contains("expired", expired.Reason, StringComparison.Ordinal);
-        Assert.True(await Eventually.TrueAsync(() => host.Server.Registry.FindCertificate(certificate.CertificateId) is null, TimeSpan.FromSeconds(5), Ct), "the unprovisioned certificate was not deleted");
 
         // A token used in time provisions, and its certificate survives the sweep.
         var inTime = await provisioning.CreateKeysAndCertificateAsync(Ct);
         await provisioning.RegisterThingAsync(template, inTime.OwnershipToken, null, Ct);
-        await Task.Delay(TimeSpan.FromSeconds(3), Ct);
+
+        // Past its token's lifetime and several sweeps (a fresh token made after it has been swept).
+        var marker = await provisioning.CreateKeysAndCertificateAsync(Ct);
+        Assert.True(await Eventually.TrueAsync(() => host.Server.Registry.FindCertificate(marker.CertificateId) is null, TimeSpan.FromSeconds(20), Ct), "the marker certificate was not swept");
         Assert.Equal("ACTIVE", host.Server.Registry.FindCertificate(inTime.CertificateId)?.Status);
     }
 }

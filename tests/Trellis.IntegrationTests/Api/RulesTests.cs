@@ -56,7 +56,7 @@ public sealed class RulesTests(TrellisHost host)
 
         // Disabled, the rule stops; enabled again, it works; deleted, it is gone.
         Assert.Equal(200, (await host.IotCallsAsync([("disable_topic_rule", new { ruleName = rule })], Ct))[0]!["status"]!.GetValue<int>());
-        await ExternalTool.RunAsync("mosquitto_pub", [.. host.AdminArgs(sender), "-t", $"{prefix}/hot-2/telemetry", "-m", "{\"temp\":30}", "-q", "1"], Timeout, cancellationToken: Ct);
+        await ExternalTool.RunCheckedAsync("mosquitto_pub", [.. host.AdminArgs(sender), "-t", $"{prefix}/hot-2/telemetry", "-m", "{\"temp\":30}", "-q", "1"], Timeout, cancellationToken: Ct);
         Assert.False(await alerts.WaitForLineAsync(l => l.Contains("hot-2", StringComparison.Ordinal), TimeSpan.FromMilliseconds(500), Ct), "a disabled rule fired");
         var end = await host.IotCallsAsync([("enable_topic_rule", new { ruleName = rule }), ("delete_topic_rule", new { ruleName = rule }), ("get_topic_rule", new { ruleName = rule })], Ct);
         Assert.Equal(200, end[1]!["status"]!.GetValue<int>());
@@ -99,7 +99,7 @@ public sealed class RulesTests(TrellisHost host)
         var subscriber = TrellisHost.Unique("sub");
         using var watch = ExternalTool.StartBackground("mosquitto_sub", [.. host.AdminArgs(subscriber), "-t", $"{prefix}/#", "-v"]);
         Assert.True(await Eventually.TrueAsync(() => host.Server.Broker.SubscriptionsOf(subscriber).Count > 0, Timeout, Ct), watch.Stderr);
-        await ExternalTool.RunAsync("mosquitto_pub", [.. host.AdminArgs(TrellisHost.Unique("pub")), "-t", $"{prefix}/in", "-m", """{"target":"a/+/b","payload":{"n":1}}"""], Timeout, cancellationToken: Ct);
+        await ExternalTool.RunCheckedAsync("mosquitto_pub", [.. host.AdminArgs(TrellisHost.Unique("pub")), "-t", $"{prefix}/in", "-m", """{"target":"a/+/b","payload":{"n":1}}"""], Timeout, cancellationToken: Ct);
         string? error = null;
         Assert.True(await watch.WaitForLineAsync(l => (error = l).StartsWith($"{prefix}/errors ", StringComparison.Ordinal), Timeout, Ct), "no error report: " + watch.Stderr);
         var report = JsonNode.Parse(error![(error!.IndexOf(' ', StringComparison.Ordinal) + 1)..])!;

@@ -26,7 +26,11 @@ public sealed class MqttFeatureTests(TrellisHost host)
 
         Assert.True(pub.ExitCode == 0, pub.Output);
         Assert.True(await sub.WaitForLineAsync(l => l == $"{topic} once", Timeout, Ct));
-        await Task.Delay(300, Ct);
+
+        // A marker sent after it: the session delivers in order, so a duplicate would come before the marker.
+        var marker = await ExternalTool.RunAsync("mosquitto_pub", [.. host.AdminArgs(TrellisHost.Unique("p"), version), "-t", topic, "-m", "marker", "-q", "2"], Timeout, cancellationToken: Ct);
+        Assert.True(marker.ExitCode == 0, marker.Output);
+        Assert.True(await sub.WaitForLineAsync(l => l == $"{topic} marker", Timeout, Ct));
         Assert.Single(sub.Lines, l => l == $"{topic} once");
     }
 
@@ -34,14 +38,25 @@ public sealed class MqttFeatureTests(TrellisHost host)
     public async Task Retained_message_reaches_later_subscribers_and_empty_payload_clears_it()
     {
         var topic = TrellisHost.Unique("ret/");
-        await ExternalTool.RunAsync("mosquitto_pub", [.. host.AdminArgs(TrellisHost.Unique("p")), "-t", topic, "-m", "kept", "-r", "-q", "1"], Timeout, cancellationToken: Ct);
+        var kept = await ExternalTool.RunAsync("mosquitto_pub", [.. host.AdminArgs(TrellisHost.Unique("p")), "-t", topic, "-m", "kept", "-r", "-q", "1"], Timeout, cancellationToken: Ct);
+        Assert.True(kept.ExitCode == 0, kept.Output);
 
         var first = await ExternalTool.RunAsync("mosquitto_sub", [.. host.AdminArgs(TrellisHost.Unique("s")), "-t", topic, "-C", "1", "-W", "5"], Timeout, cancellationToken: Ct);
-        await ExternalTool.RunAsync("mosquitto_pub", [.. host.AdminArgs(TrellisHost.Unique("p")), "-t", topic, "-n", "-r", "-q", "1"], Timeout, cancellationToken: Ct);
-        var second = await ExternalTool.RunAsync("mosquitto_sub", [.. host.AdminArgs(TrellisHost.Unique("s")), "-t", topic, "-C", "1", "-W", "1"], Timeout, cancellationToken: Ct);
+        Assert.True(first.ExitCode == 0, first.Output);
+        var cleared = await ExternalTool.RunAsync("mosquitto_pub", [.. host.AdminArgs(TrellisHost.Unique("p")), "-t", topic, "-n", "-r", "-q", "1"], Timeout, cancellationToken: Ct);
+        Assert.True(cleared.ExitCode == 0, cleared.Output);
+
+        // The retained message arrives with the SUBACK: with the topic's retained message gone, a
+        // second subscriber that sees a later (non-retained) message first proves nothing was kept.
+        var secondId = TrellisHost.Unique("s");
+        using var second = ExternalTool.StartBackground("mosquitto_sub", [.. host.AdminArgs(secondId), "-t", topic, "-v"]);
+        Assert.True(await Eventually.TrueAsync(() => host.Server.Broker.SubscriptionsOf(secondId).Contains(topic), Timeout, Ct), second.Stderr);
+        var later = await ExternalTool.RunAsync("mosquitto_pub", [.. host.AdminArgs(TrellisHost.Unique("p")), "-t", topic, "-m", "later", "-q", "1"], Timeout, cancellationToken: Ct);
+        Assert.True(later.ExitCode == 0, later.Output);
+        Assert.True(await second.WaitForLineAsync(l => l == $"{topic} later", Timeout, Ct), string.Join('|', second.Lines));
 
         Assert.Equal("kept", first.Stdout.Trim());
-        Assert.Equal(string.Empty, second.Stdout.Trim());
+        Assert.Equal([$"{topic} later"], second.Lines);
     }
 
     [Fact]
@@ -65,8 +80,10 @@ public sealed class MqttFeatureTests(TrellisHost host)
         using var watcher = ExternalTool.StartBackground("mosquitto_sub", [.. host.AdminArgs(TrellisHost.Unique("w")), "-t", willTopic, "-t", willTopic + "/marker", "-v"]);
         await WaitForSubscriptionAsync(willTopic);
 
-        await ExternalTool.RunAsync("mosquitto_pub", [.. host.AdminArgs(TrellisHost.Unique("c")), "-t", "x/z", "-m", "1", "--will-topic", willTopic, "--will-payload", "gone"], Timeout, cancellationToken: Ct);
-        await ExternalTool.RunAsync("mosquitto_pub", [.. host.AdminArgs(TrellisHost.Unique("m")), "-t", willTopic + "/marker", "-m", "done", "-q", "1"], Timeout, cancellationToken: Ct);
+        var clean = await ExternalTool.RunAsync("mosquitto_pub", [.. host.AdminArgs(TrellisHost.Unique("c")), "-t", "x/z", "-m", "1", "--will-topic", willTopic, "--will-payload", "gone"], Timeout, cancellationToken: Ct);
+        Assert.True(clean.ExitCode == 0, clean.Output);
+        var marker = await ExternalTool.RunAsync("mosquitto_pub", [.. host.AdminArgs(TrellisHost.Unique("m")), "-t", willTopic + "/marker", "-m", "done", "-q", "1"], Timeout, cancellationToken: Ct);
+        Assert.True(marker.ExitCode == 0, marker.Output);
 
         Assert.True(await watcher.WaitForLineAsync(l => l.EndsWith(" done", StringComparison.Ordinal), Timeout, Ct));
         Assert.DoesNotContain(watcher.Lines, l => l.EndsWith(" gone", StringComparison.Ordinal));
@@ -82,7 +99,7 @@ public sealed class MqttFeatureTests(TrellisHost host)
 
         for (var i = 0; i < 20; i++)
         {
-            await ExternalTool.RunAsync("mosquitto_pub", [.. host.AdminArgs(TrellisHost.Unique("p")), "-t", topic, "-m", $"m{i}", "-q", "1"], Timeout, cancellationToken: Ct);
+            await ExternalTool.RunCheckedAsync("mosquitto_pub", [.. host.AdminArgs(TrellisHost.Unique("p")), "-t", topic, "-m", $"m{i}", "-q", "1"], Timeout, cancellationToken: Ct);
         }
 
         Assert.True(await Eventually.TrueAsync(() => a.Lines.Count + b.Lines.Count == 20, Timeout, Ct), $"{a.Lines.Count} + {b.Lines.Count} != 20");
@@ -148,7 +165,7 @@ public sealed class MqttFeatureTests(TrellisHost host)
         using var events = ExternalTool.StartBackground("mosquitto_sub", [.. host.AdminArgs(TrellisHost.Unique("ev")), "-t", $"$aws/events/presence/+/{clientId}", "-t", $"$aws/events/subscriptions/+/{clientId}", "-v"]);
         await WaitForSubscriptionAsync($"$aws/events/presence/+/{clientId}");
 
-        await ExternalTool.RunAsync("mosquitto_sub", [.. host.AdminArgs(clientId), "-t", "life/x", "-E"], Timeout, cancellationToken: Ct);
+        await ExternalTool.RunCheckedAsync("mosquitto_sub", [.. host.AdminArgs(clientId), "-t", "life/x", "-E"], Timeout, cancellationToken: Ct);
 
         Assert.True(await events.WaitForLineAsync(l => l.StartsWith($"$aws/events/presence/disconnected/{clientId}", StringComparison.Ordinal), Timeout, Ct));
         var connected = System.Text.Json.JsonDocument.Parse(events.Lines.First(l => l.StartsWith($"$aws/events/presence/connected/{clientId}", StringComparison.Ordinal)).Split(' ', 2)[1]).RootElement;

@@ -27,7 +27,7 @@ public sealed class RestartTests : IAsyncLifetime
         // A persistent session subscribes, then goes offline.
         var subscribe = await ExternalTool.RunAsync("mosquitto_sub", [.. _host.AdminArgs(clientId, version), "-c", .. sessionArgs, "-q", "1", "-t", queueTopic, "-E"], Timeout, cancellationToken: Ct);
         Assert.True(subscribe.ExitCode == 0, subscribe.Output);
-        await ExternalTool.RunAsync("mosquitto_pub", [.. _host.AdminArgs(TrellisHost.Unique("p")), "-t", retainedTopic, "-m", "retained-value", "-r", "-q", "1"], Timeout, cancellationToken: Ct);
+        await ExternalTool.RunCheckedAsync("mosquitto_pub", [.. _host.AdminArgs(TrellisHost.Unique("p")), "-t", retainedTopic, "-m", "retained-value", "-r", "-q", "1"], Timeout, cancellationToken: Ct);
         for (var i = 1; i <= 3; i++)
         {
             var pub = await ExternalTool.RunAsync("mosquitto_pub", [.. _host.AdminArgs(TrellisHost.Unique("p")), "-t", queueTopic, "-m", $"queued-{i}", "-q", "1"], Timeout, cancellationToken: Ct);

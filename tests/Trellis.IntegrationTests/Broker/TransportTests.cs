@@ -41,8 +41,21 @@ public sealed class TransportTests
 
         Signal("STOP", subscriber);
         using var publisher = Start("mosquitto_pub", [.. host.AdminArgs(TrellisHost.Unique("pub")), "-t", topic, "-q", "1", "-f", payload, "--repeat", count.ToString(CultureInfo.InvariantCulture)]);
-        await Task.Delay(TimeSpan.FromSeconds(1), ct);
-        var heldBack = !publisher.HasExited;
+
+        // Held back: the broker stops taking the publisher's messages (its count stands still short
+        // of the whole burst, with the publisher still running), not merely "not done after a while".
+        var metrics = host.Server.Broker.Metrics;
+        long last = -1, stalledSince = Environment.TickCount64;
+        var heldBack = await Eventually.TrueAsync(() =>
+        {
+            var now = metrics.MessagesReceived;
+            if (now != last)
+            {
+                (last, stalledSince) = (now, Environment.TickCount64);
+            }
+
+            return now > 0 && now < count && Environment.TickCount64 - stalledSince > 1000 && !publisher.HasExited;
+        }, TimeSpan.FromSeconds(60), ct);
         Signal("CONT", subscriber);
 
         try

@@ -32,6 +32,14 @@ public static class ExternalTool
         return new Result(process.ExitCode, await stdout, await stderr);
     }
 
+    /// <summary>Runs a peer that must succeed: a non-zero exit or a time-out fails the test with the peer's output.</summary>
+    public static async Task<Result> RunCheckedAsync(string file, IEnumerable<string> args, TimeSpan timeout, IDictionary<string, string>? env = null, CancellationToken cancellationToken = default)
+    {
+        var result = await RunAsync(file, args, timeout, env, cancellationToken);
+        Xunit.Assert.True(result.ExitCode == 0, $"{file} exited with {result.ExitCode}: {result.Output}");
+        return result;
+    }
+
     /// <summary>Starts a long-running peer (mosquitto_sub) whose output lines are collected as they come.</summary>
     public static Background StartBackground(string file, IEnumerable<string> args) => new(Start(file, args, null));
 

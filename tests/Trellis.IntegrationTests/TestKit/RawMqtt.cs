@@ -81,12 +81,18 @@ public sealed class RawMqtt : IDisposable
     public void Dispose() => _client.Dispose();
 
     /// <summary>A CONNECT packet with a user name and password (protocol name and level can be anything).</summary>
-    public static byte[] Connect(string clientId, string? user, string? password, byte level = 4, string protocol = "MQTT", bool cleanStart = true, uint sessionExpiry = 0, ushort? receiveMaximum = null)
+    public static byte[] Connect(string clientId, string? user, string? password, byte level = 4, string protocol = "MQTT", bool cleanStart = true, uint sessionExpiry = 0, ushort? receiveMaximum = null,
+        string? willTopic = null, string? willPayload = null, uint willDelay = 0)
     {
         var body = new List<byte>();
         AddString(body, protocol);
         body.Add(level);
         byte flags = cleanStart ? (byte)0x02 : (byte)0x00;
+        if (willTopic is not null)
+        {
+            flags |= 0x04 | (1 << 3); // will, QoS 1
+        }
+
         if (user is not null)
         {
             flags |= 0x80;
@@ -117,6 +123,19 @@ public sealed class RawMqtt : IDisposable
         }
 
         AddString(body, clientId);
+        if (willTopic is not null)
+        {
+            if (level == 5)
+            {
+                List<byte> willProps = willDelay > 0 ? [0x18, (byte)(willDelay >> 24), (byte)(willDelay >> 16), (byte)(willDelay >> 8), (byte)willDelay] : [];
+                body.Add((byte)willProps.Count);
+                body.AddRange(willProps);
+            }
+
+            AddString(body, willTopic);
+            AddString(body, willPayload ?? string.Empty);
+        }
+
         if (user is not null)
         {
             AddString(body, user);
@@ -169,6 +188,23 @@ public sealed class RawMqtt : IDisposable
 
         body.AddRange(Encoding.UTF8.GetBytes(payload));
         return Frame((byte)(0x30 | (qos << 1)), [.. body]);
+    }
+
+    /// <summary>An MQTT 5 PUBLISH with a Topic Alias (an empty <paramref name="topic"/> uses the alias set before); <paramref name="dup"/> sets the DUP flag.</summary>
+    public static byte[] PublishV5(string topic, string payload, byte qos, ushort packetId, ushort? topicAlias = null, bool dup = false)
+    {
+        var body = new List<byte>();
+        AddString(body, topic);
+        if (qos > 0)
+        {
+            body.AddRange([(byte)(packetId >> 8), (byte)packetId]);
+        }
+
+        List<byte> props = topicAlias is { } alias ? [0x23, (byte)(alias >> 8), (byte)alias] : [];
+        body.Add((byte)props.Count);
+        body.AddRange(props);
+        body.AddRange(Encoding.UTF8.GetBytes(payload));
+        return Frame((byte)(0x30 | (dup ? 0x08 : 0) | (qos << 1)), [.. body]);
     }
 
     /// <summary>PUBACK (0x40), PUBREC (0x50), PUBREL (0x62) or PUBCOMP (0x70) for a packet id.</summary>
