@@ -246,6 +246,11 @@ public sealed partial class MqttBroker
             TaskScheduler.Default);
     }
 
+    private long _sweeps;
+
+    /// <summary>Runs of the once-a-second sweep (timeouts, expired sessions) since start.</summary>
+    public long Sweeps => Interlocked.Read(ref _sweeps);
+
     /// <summary>Once a second: connect, keep-alive and incomplete-packet timeouts; expired sessions.</summary>
     private async Task SweepAsync(CancellationToken cancellationToken)
     {
@@ -317,6 +322,8 @@ public sealed partial class MqttBroker
                     }
                 }
             }
+
+            Interlocked.Increment(ref _sweeps);
         }
     }
 }

@@ -168,6 +168,13 @@ public sealed class ApiUsers
             return cached;
         }
 
+        // Every MQTT connect with a user name asks here first (a device token's user name is its
+        // thing's name): only names in the form of the keys Create makes can be one.
+        if (accessKeyId.Length != 20 || !accessKeyId.StartsWith("TRLS", StringComparison.Ordinal))
+        {
+            return null;
+        }
+
         using var connection = db.Open();
         using var command = connection.CreateCommand();
         command.CommandText = "SELECT secret, name, role, created_ms FROM api_users WHERE access_key_id = $id";

@@ -27,6 +27,7 @@ public static class MetricsEndpoint
             Append(text, "trellis_broker_connections", "gauge", "Open MQTT connections", m.Connections);
             Append(text, "trellis_broker_sessions", "gauge", "MQTT sessions, connected or persisted", broker.SessionCount);
             Append(text, "trellis_broker_retained_messages", "gauge", "Retained messages", broker.RetainedCount);
+            Append(text, "trellis_broker_sweeps_total", "counter", "Runs of the broker's once-a-second sweep (timeouts, expired sessions)", broker.Sweeps);
             Append(text, "trellis_broker_journal_commits_total", "counter", "Transactions of the persistent-session journal (sessions.db)", broker.JournalCommits);
             Append(text, "trellis_broker_journal_rows_total", "counter", "Rows the persistent-session journal wrote or deleted (a message acknowledged before its commit costs none)", broker.JournalRows);
             Append(text, "trellis_rules_queued", "gauge", "Messages waiting for the rules engine", rules.QueueLength);

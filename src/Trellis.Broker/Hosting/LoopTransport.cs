@@ -323,16 +323,10 @@ internal sealed class LoopTransport : IMqttTransport, IThreadPoolWorkItem
 
         if (shutdown)
         {
-            try
-            {
-                _socket.Shutdown(SocketShutdown.Both);
-            }
-            catch (SocketException)
-            {
-            }
-            catch (ObjectDisposedException)
-            {
-            }
+            // FIN, then what the client still sends is read and dropped for a moment, so that it
+            // reads our last packet instead of a reset (see LingeringClose).
+            LingeringClose.Start(_socket);
+            return;
         }
 
         _socket.Dispose();

@@ -59,18 +59,9 @@ internal sealed class SocketTransport : IMqttTransport
     /// <summary>Graceful close after the broker finished: what was written is sent, then FIN.</summary>
     public async ValueTask DisposeAsync()
     {
-        try
-        {
-            _socket.Shutdown(SocketShutdown.Both);
-        }
-        catch (SocketException)
-        {
-        }
-        catch (ObjectDisposedException)
-        {
-        }
-
-        _socket.Dispose();
+        // The receive loop ends first (its pending receive is cancelled by the shutdown below on the
+        // send side only when the client closes too): stop it, then linger (see LingeringClose).
+        LingeringClose.Start(_socket);
         if (_receiving is not null)
         {
             await _receiving;

@@ -28,9 +28,9 @@ public sealed class CrashRecoveryTests : IDisposable
 
         using var second = await ServerProcess.StartAsync(_data, Ct);
 
-        // The expiry sweep runs every second: give it two runs, in which a session wrongly counted as
-        // disconnected since 1970 is dropped, before anything may keep it alive.
-        await Task.Delay(TimeSpan.FromSeconds(2.5), Ct);
+        // Two runs of the expiry sweep (counted in /metrics), in which a session wrongly counted as
+        // disconnected since 1970 would be dropped, before anything may keep it alive.
+        Assert.True(await Eventually.TrueAsync(async () => await SweepsAsync(second) >= 2, Timeout, Ct), "the broker's sweep did not run");
         await PublishAsync(second, topic, 100);
 
         // Back with clean session 0 and no SUBSCRIBE: the session, its subscription and its messages are there.
@@ -118,6 +118,13 @@ public sealed class CrashRecoveryTests : IDisposable
         Assert.Equal([0x20, 0x02, 0x00, 0x00], await again.ReadPacketAsync(Timeout, Ct)); // no session present
         var (stray, _) = await again.ReadUntilClosedAsync(TimeSpan.FromSeconds(1), Ct);
         Assert.Empty(stray);
+    }
+
+    private static async Task<long> SweepsAsync(ServerProcess server)
+    {
+        using var http = new HttpClient();
+        var line = (await http.GetStringAsync(server.Endpoint + "/metrics", Ct)).Split('\n').Single(l => l.StartsWith("trellis_broker_sweeps_total ", StringComparison.Ordinal));
+        return long.Parse(line["trellis_broker_sweeps_total ".Length..], System.Globalization.CultureInfo.InvariantCulture);
     }
 
     public void Dispose()

@@ -79,6 +79,60 @@ public sealed class MqttConformanceTests : IAsyncLifetime
     }
 
     [Fact]
+    public async Task A_client_still_sending_after_exceeding_receive_maximum_reads_the_disconnect()
+    {
+        // Eclipse Paho's test_flow_control2: the client answers each PUBREC with a PUBREL while it
+        // reads, so it is still writing when the broker closes. The broker must let it read the
+        // DISCONNECT (FIN, then drain) rather than reset the connection under it.
+        using var client = await RawMqtt.ConnectAsync(_host.MqttPort, Ct);
+        var user = _host.Server.AccessKeys.AdminAccessKeyId;
+        await client.SendAsync(RawMqtt.Connect(TrellisHost.Unique("rm2"), user, _host.Server.AccessKeys.SecretFor(user), level: 5), Ct);
+        var announced = ReceiveMaximumOf(await client.ReadPacketAsync(Timeout, Ct));
+        var topic = TrellisHost.Unique("rm2/");
+        await client.SendAsync(Enumerable.Range(1, announced + 1).SelectMany(i => RawMqtt.Publish(topic, $"m{i}", 2, (ushort)i, v5: true)).ToArray(), Ct);
+
+        var pubrecs = 0;
+        while (true)
+        {
+            byte[] packet;
+            try
+            {
+                packet = await client.ReadPacketAsync(Timeout, Ct);
+            }
+            catch (IOException e)
+            {
+                Assert.Fail($"the connection was reset after {pubrecs} PUBRECs, before the DISCONNECT was read: {e.Message}");
+                return;
+            }
+
+            if (packet[0] == 0x50)
+            {
+                pubrecs++;
+                var id = (ushort)((packet[2] << 8) | packet[3]);
+                try
+                {
+                    await client.SendAsync(RawMqtt.Ack(0x62, id), Ct);
+                }
+                catch (IOException e)
+                {
+                    Assert.Fail($"writing PUBREL {id} failed: the broker reset the connection instead of closing it gracefully: {e.Message}");
+                }
+
+                continue;
+            }
+
+            if (packet[0] == 0x70)
+            {
+                continue; // PUBCOMP for a PUBREL that arrived before the close
+            }
+
+            Assert.Equal(0xE0, packet[0]);
+            Assert.Equal(0x93, packet[2]);
+            break;
+        }
+    }
+
+    [Fact]
     public async Task A_clean_start_keeps_nothing_of_the_old_session()
     {
         // The sequence of Eclipse Paho's interoperability test_unsubscribe after test_redelivery_on_reconnect.
