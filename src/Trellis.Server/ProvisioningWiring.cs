@@ -20,7 +20,7 @@ internal sealed class FleetProvisioningTopicHandler(FleetProvisioningService pro
     {
         var principal = broker.PrincipalOf(clientId);
         var claim = principal?.CertificateId;
-        if (FleetProvisioningService.MakesCertificate(topic) && limit.Refusal(principal?.SessionOwner ?? "client:" + clientId) is { } refusal)
+        if (FleetProvisioningService.MakesCertificate(topic) && limit.Refusal(principal?.SessionOwner ?? "client:" + clientId, withKeys: !topic.StartsWith("$aws/certificates/create-from-csr/", StringComparison.Ordinal)) is { } refusal)
         {
             var (throttledTopic, throttled) = FleetProvisioningService.Throttled(topic, refusal);
             broker.SendToClient(clientId, throttledTopic, throttled);
@@ -33,55 +33,80 @@ internal sealed class FleetProvisioningTopicHandler(FleetProvisioningService pro
 }
 
 /// <summary>
-/// Token buckets for making certificates: one per principal and one for the server
-/// (<see cref="ProvisioningOptions"/>). A refusal says which limit was hit and when to retry.
+/// Token buckets for making certificates (<see cref="ProvisioningOptions"/>): for key pairs the
+/// server makes and for certificates signed from CSRs, each one per principal and one for the
+/// server. A refusal says which limit was hit.
 /// </summary>
 internal sealed class CertificateRateLimit : IDisposable
 {
-    private readonly ProvisioningOptions _options;
-    private readonly System.Threading.RateLimiting.PartitionedRateLimiter<string> _perPrincipal;
-    private readonly System.Threading.RateLimiting.TokenBucketRateLimiter _total;
+    private readonly Buckets _keys;
+    private readonly Buckets _csr;
 
     public CertificateRateLimit(ProvisioningOptions options)
     {
-        _options = options;
-        _perPrincipal = System.Threading.RateLimiting.PartitionedRateLimiter.Create<string, string>(principal =>
-            System.Threading.RateLimiting.RateLimitPartition.GetTokenBucketLimiter(principal, _ => Bucket(options.CertificatesPerSecondPerPrincipal, options.CertificateBurstPerPrincipal)));
-        _total = new System.Threading.RateLimiting.TokenBucketRateLimiter(Bucket(options.CertificatesPerSecond, options.CertificateBurst));
+        _keys = new Buckets("key pairs made by the server", options.KeysPerSecondPerPrincipal, options.KeyBurstPerPrincipal, options.KeysPerSecond, options.KeyBurst);
+        _csr = new Buckets("certificates signed from CSRs", options.CsrCertificatesPerSecondPerPrincipal, options.CsrCertificateBurstPerPrincipal, options.CsrCertificatesPerSecond, options.CsrCertificateBurst);
     }
 
-    /// <summary>Null when <paramref name="principal"/> may have one more certificate made now, else why not.</summary>
-    public string? Refusal(string principal)
-    {
-        using var mine = _perPrincipal.AttemptAcquire(principal);
-        if (!mine.IsAcquired)
-        {
-            return $"Rate exceeded: at most {_options.CertificatesPerSecondPerPrincipal} certificates per second for one principal (after a burst of {_options.CertificateBurstPerPrincipal}). Retry with backoff.";
-        }
-
-        using var all = _total.AttemptAcquire();
-        return all.IsAcquired ? null
-            : $"Rate exceeded: at most {_options.CertificatesPerSecond} certificates per second for the whole server (after a burst of {_options.CertificateBurst}). Retry with backoff.";
-    }
+    /// <summary>Null when <paramref name="principal"/> may have one more certificate made now (with a server-made key pair when <paramref name="withKeys"/>), else why not.</summary>
+    public string? Refusal(string principal, bool withKeys) => (withKeys ? _keys : _csr).Refusal(principal);
 
     public void Dispose()
     {
-        _perPrincipal.Dispose();
-        _total.Dispose();
+        _keys.Dispose();
+        _csr.Dispose();
     }
 
-    private static System.Threading.RateLimiting.TokenBucketRateLimiterOptions Bucket(double perSecond, int burst)
+    private sealed class Buckets : IDisposable
     {
-        // Whole tokens every period: a rate below one per second refills one token every 1/rate seconds.
-        var period = perSecond >= 1 ? TimeSpan.FromSeconds(1) : TimeSpan.FromSeconds(1 / perSecond);
-        return new()
+        private readonly string _what;
+        private readonly double _perPrincipal;
+        private readonly int _principalBurst;
+        private readonly double _total;
+        private readonly int _totalBurst;
+        private readonly System.Threading.RateLimiting.PartitionedRateLimiter<string> _principals;
+        private readonly System.Threading.RateLimiting.TokenBucketRateLimiter _all;
+
+        public Buckets(string what, double perPrincipal, int principalBurst, double total, int totalBurst)
         {
-            TokenLimit = Math.Max(1, burst),
-            TokensPerPeriod = Math.Max(1, (int)Math.Round(perSecond >= 1 ? perSecond : 1)),
-            ReplenishmentPeriod = period,
-            QueueLimit = 0,
-            AutoReplenishment = true,
-        };
+            (_what, _perPrincipal, _principalBurst, _total, _totalBurst) = (what, perPrincipal, principalBurst, total, totalBurst);
+            _principals = System.Threading.RateLimiting.PartitionedRateLimiter.Create<string, string>(principal =>
+                System.Threading.RateLimiting.RateLimitPartition.GetTokenBucketLimiter(principal, _ => Bucket(perPrincipal, principalBurst)));
+            _all = new System.Threading.RateLimiting.TokenBucketRateLimiter(Bucket(total, totalBurst));
+        }
+
+        public string? Refusal(string principal)
+        {
+            using var mine = _principals.AttemptAcquire(principal);
+            if (!mine.IsAcquired)
+            {
+                return $"Rate exceeded: at most {_perPrincipal} {_what} per second for one principal (after a burst of {_principalBurst}). Retry with backoff.";
+            }
+
+            using var all = _all.AttemptAcquire();
+            return all.IsAcquired ? null
+                : $"Rate exceeded: at most {_total} {_what} per second for the whole server (after a burst of {_totalBurst}). Retry with backoff.";
+        }
+
+        public void Dispose()
+        {
+            _principals.Dispose();
+            _all.Dispose();
+        }
+
+        private static System.Threading.RateLimiting.TokenBucketRateLimiterOptions Bucket(double perSecond, int burst)
+        {
+            // Whole tokens every period: a rate below one per second refills one token every 1/rate seconds.
+            var period = perSecond >= 1 ? TimeSpan.FromSeconds(1) : TimeSpan.FromSeconds(1 / perSecond);
+            return new()
+            {
+                TokenLimit = Math.Max(1, burst),
+                TokensPerPeriod = Math.Max(1, (int)Math.Round(perSecond >= 1 ? perSecond : 1)),
+                ReplenishmentPeriod = period,
+                QueueLimit = 0,
+                AutoReplenishment = true,
+            };
+        }
     }
 }
 

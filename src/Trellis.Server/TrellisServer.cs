@@ -187,6 +187,16 @@ public sealed class TrellisServer : IAsyncDisposable
             time,
             sp.GetRequiredService<ILogger<ShadowService>>()));
         services.AddSingleton<IMessagePublisher, BrokerMessagePublisher>();
+        try
+        {
+            // TRELLIS_Provisioning__<Setting> variables over what the embedding host set.
+            new ConfigurationBuilder().AddEnvironmentVariables("TRELLIS_").Build().GetSection("Provisioning").Bind(options.Provisioning);
+        }
+        catch (InvalidOperationException e)
+        {
+            throw new ArgumentException($"TRELLIS_Provisioning__…: {e.Message}", e);
+        }
+
         services.AddSingleton(options.Provisioning);
         services.AddSingleton(sp => new CertificateRateLimit(options.Provisioning));
         services.AddSingleton(sp => new FleetProvisioningService(

@@ -16,7 +16,7 @@ public sealed class TightProvisioningHost : TrellisHost
 
     protected override TrellisServerOptions Configure(TrellisServerOptions options) => options with
     {
-        Provisioning = new Registry.Provisioning.ProvisioningOptions { CertificatesPerSecondPerPrincipal = 0.1, CertificateBurstPerPrincipal = 3 },
+        Provisioning = new Registry.Provisioning.ProvisioningOptions { KeysPerSecondPerPrincipal = 0.1, KeyBurstPerPrincipal = 3 },
     };
 }
 
@@ -57,7 +57,7 @@ public sealed class ProvisioningLimitsTests(TightProvisioningHost host)
         {
             Assert.Equal(429, t.Body["statusCode"]!.GetValue<int>());
             Assert.Equal("ThrottlingException", t.Body["errorCode"]!.GetValue<string>());
-            Assert.Contains("per second for one principal", t.Body["errorMessage"]!.GetValue<string>(), StringComparison.Ordinal);
+            Assert.Contains("key pairs made by the server per second for one principal", t.Body["errorMessage"]!.GetValue<string>(), StringComparison.Ordinal);
         });
 
         // Three certificates were made for the first claim, not six.
