@@ -13,6 +13,58 @@ public sealed partial class RegistryService
     public Result<NewCertificate> CreateCertificateFromCsr(string? csrPem, bool setAsActive) =>
         CreateCertificateFromCsr(csrPem, setAsActive ? CertificateStatus.Active : CertificateStatus.Inactive);
 
+    /// <summary>How long a provisioning claim certificate is valid (AWS IoT's five minutes).</summary>
+    public static readonly TimeSpan ProvisioningClaimLifetime = TimeSpan.FromMinutes(5);
+
+    /// <summary>
+    /// CreateProvisioningClaim: a short-lived (five minutes) ACTIVE certificate with a new key pair,
+    /// attached to the policy <c>TrellisProvisioningClaim-{template}</c> (made on first use), which
+    /// allows only fleet provisioning with that template: connect, and the
+    /// <c>$aws/certificates/create*</c> and <c>$aws/provisioning-templates/{template}/provision</c>
+    /// topics. For a trusted user (an installer's app) to hand a device at set-up.
+    /// </summary>
+    public Result<(NewCertificate Claim, DateTimeOffset Expiration)> CreateProvisioningClaim(string templateName)
+    {
+        var template = DescribeProvisioningTemplate(templateName);
+        if (!template.IsSuccess)
+        {
+            return template.Error!;
+        }
+
+        if (template.Value!.Type != ProvisioningTemplateType.FleetProvisioning)
+        {
+            return new TrellisError.InvalidRequest($"The provisioning template '{templateName}' is a {template.Value.Type} template; provisioning claims are for FLEET_PROVISIONING templates.");
+        }
+
+        var policy = "TrellisProvisioningClaim-" + templateName;
+        if (GetPolicy(policy) is { IsSuccess: false })
+        {
+            var document = $$"""
+                {"Version":"2012-10-17","Statement":[
+                  {"Effect":"Allow","Action":"iot:Connect","Resource":"*"},
+                  {"Effect":"Allow","Action":["iot:Publish","iot:Receive"],"Resource":["arn:aws:iot:*:*:topic/$aws/certificates/create/*","arn:aws:iot:*:*:topic/$aws/certificates/create-from-csr/*","arn:aws:iot:*:*:topic/$aws/provisioning-templates/{{templateName}}/provision/*"]},
+                  {"Effect":"Allow","Action":"iot:Subscribe","Resource":["arn:aws:iot:*:*:topicfilter/$aws/certificates/create/*","arn:aws:iot:*:*:topicfilter/$aws/certificates/create-from-csr/*","arn:aws:iot:*:*:topicfilter/$aws/provisioning-templates/{{templateName}}/provision/*"]}]}
+                """;
+            var created = CreatePolicy(policy, document);
+            if (!created.IsSuccess && created.Error is not TrellisError.AlreadyExists)
+            {
+                return created.Error!;
+            }
+        }
+
+        var (certificate, publicKey, privateKey) = _ca.IssueWithNewKey(ProvisioningClaimLifetime);
+        using (certificate)
+        {
+            var record = Store(certificate, CertificateStatus.Active);
+            if (AttachPolicy(policy, record.Arn) is { } error)
+            {
+                return error;
+            }
+
+            return (new NewCertificate(record, publicKey, privateKey), new DateTimeOffset(certificate.NotAfter.ToUniversalTime(), TimeSpan.Zero));
+        }
+    }
+
     private NewCertificate CreateKeysAndCertificate(string status)
     {
         var (certificate, publicKey, privateKey) = _ca.IssueWithNewKey();

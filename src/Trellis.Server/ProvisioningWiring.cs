@@ -1,5 +1,8 @@
 using System.Text;
 using System.Text.Json.Nodes;
+using Microsoft.AspNetCore.Builder;
+using Microsoft.AspNetCore.Http;
+using Microsoft.AspNetCore.Routing;
 using Microsoft.Extensions.Hosting;
 using Microsoft.Extensions.Logging;
 using Trellis.Broker;
@@ -155,4 +158,45 @@ internal sealed partial class ClaimSweeper(RegistryService registry, Provisionin
 
     [LoggerMessage(EventId = 5102, Level = LogLevel.Warning, Message = "Sweeping expired ownership tokens failed; the next sweep retries.")]
     private static partial void LogSweepFailed(ILogger logger, Exception exception);
+}
+
+/// <summary>
+/// <c>POST /provisioning-templates/{templateName}/provisioning-claim</c> (CreateProvisioningClaim):
+/// a five-minute claim certificate for provisioning by a trusted user, under the same per-principal
+/// and server-wide limits on server-made key pairs as <c>$aws/certificates/create</c> (the principal
+/// is the calling API key).
+/// </summary>
+internal static class ProvisioningClaimsApi
+{
+    public static IEndpointRouteBuilder MapProvisioningClaims(this IEndpointRouteBuilder app)
+    {
+        app.MapPost("/provisioning-templates/{templateName}/provisioning-claim", (string templateName, HttpContext context, RegistryService registry, CertificateRateLimit limit) =>
+        {
+            if (registry.DescribeProvisioningTemplate(templateName) is { IsSuccess: false } missing)
+            {
+                return Trellis.Api.AwsResults.Error(missing.Error!);
+            }
+
+            if (limit.Refusal("key:" + (context.Items["trellis.accessKeyId"] as string ?? "?"), withKeys: true) is { } refusal)
+            {
+                return Trellis.Api.AwsResults.Error(new Trellis.Core.Errors.TrellisError.Throttling(refusal));
+            }
+
+            var claim = registry.CreateProvisioningClaim(templateName);
+            if (!claim.IsSuccess)
+            {
+                return Trellis.Api.AwsResults.Error(claim.Error!);
+            }
+
+            var (created, expiration) = claim.Value;
+            return Trellis.Api.AwsResults.Json(new JsonObject
+            {
+                ["certificateId"] = created.Certificate.Id,
+                ["certificatePem"] = created.Certificate.Pem,
+                ["keyPair"] = new JsonObject { ["PublicKey"] = created.PublicKeyPem, ["PrivateKey"] = created.PrivateKeyPem },
+                ["expiration"] = expiration.ToUnixTimeMilliseconds() / 1000.0,
+            });
+        }).WithName("CreateProvisioningClaim");
+        return app;
+    }
 }

@@ -344,6 +344,7 @@ public sealed class TrellisServer : IAsyncDisposable
         app.MapCertificatesApi();
         app.MapCaCertificatesApi();
         app.MapProvisioningTemplatesApi();
+        app.MapProvisioningClaims();
         app.MapRulesApi();
         app.MapTelemetryApi();
         app.MapPoliciesApi();

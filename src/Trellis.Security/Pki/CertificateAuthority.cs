@@ -97,11 +97,11 @@ public sealed class CertificateAuthority : IDisposable
     }
 
     /// <summary>A new RSA-2048 key pair and a device certificate for it (CreateKeysAndCertificate).</summary>
-    public (X509Certificate2 Certificate, string PublicKeyPem, string PrivateKeyPem) IssueWithNewKey()
+    public (X509Certificate2 Certificate, string PublicKeyPem, string PrivateKeyPem) IssueWithNewKey(TimeSpan? validity = null)
     {
         using var rsa = RSA.Create(2048);
         var request = new CertificateRequest("CN=AWS IoT Certificate", rsa, HashAlgorithmName.SHA256, RSASignaturePadding.Pkcs1);
-        var certificate = SignDevice(request);
+        var certificate = SignDevice(request, validity);
         return (certificate, rsa.ExportSubjectPublicKeyInfoPem(), rsa.ExportRSAPrivateKeyPem());
     }
 
@@ -127,7 +127,7 @@ public sealed class CertificateAuthority : IDisposable
         return true;
     }
 
-    private X509Certificate2 SignDevice(CertificateRequest request)
+    private X509Certificate2 SignDevice(CertificateRequest request, TimeSpan? validity = null)
     {
         request.CertificateExtensions.Add(new X509BasicConstraintsExtension(false, false, 0, true));
         request.CertificateExtensions.Add(new X509KeyUsageExtension(X509KeyUsageFlags.DigitalSignature | X509KeyUsageFlags.KeyEncipherment, true));
@@ -136,8 +136,8 @@ public sealed class CertificateAuthority : IDisposable
         request.CertificateExtensions.Add(new X509SubjectKeyIdentifierExtension(request.PublicKey, false));
         var now = _time.GetUtcNow();
 
-        // AWS IoT device certificates are valid until 2049-12-31.
-        var notAfter = new DateTimeOffset(2049, 12, 31, 23, 59, 59, TimeSpan.Zero);
+        // AWS IoT device certificates are valid until 2049-12-31; a provisioning claim for minutes.
+        var notAfter = validity is { } lifetime ? now + lifetime : new DateTimeOffset(2049, 12, 31, 23, 59, 59, TimeSpan.Zero);
         var generator = X509SignatureGenerator.CreateForECDsa(_key);
         return request.Create(_certificate.SubjectName, generator, now.AddMinutes(-5), notAfter, RandomSerial());
     }

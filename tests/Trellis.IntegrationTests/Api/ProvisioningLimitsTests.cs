@@ -68,6 +68,44 @@ public sealed class ProvisioningLimitsTests(TightProvisioningHost host)
         Assert.Equal(certificates + 2, (await host.IotCallsAsync([("list_certificates", new { pageSize = 250 })], Ct))[0]!["body"]!["certificates"]!.AsArray().Count);
     }
 
+    [Fact]
+    public async Task A_provisioning_claim_from_the_api_provisions_a_device_with_mosquitto_rr_and_is_rate_limited()
+    {
+        var template = TrellisHost.Unique("claimtpl");
+        var body = """{"Parameters":{"SerialNumber":{"Type":"String"}},"Resources":{"thing":{"Type":"AWS::IoT::Thing","Properties":{"ThingName":{"Fn::Join":["",["pc-",{"Ref":"SerialNumber"}]]}}},"certificate":{"Type":"AWS::IoT::Certificate","Properties":{"CertificateId":{"Ref":"AWS::IoT::Certificate::Id"},"Status":"ACTIVE"}}}}""";
+        var calls = await host.IotCallsAsync([
+            ("create_provisioning_template", new { templateName = template, templateBody = body, provisioningRoleArn = "arn:aws:iam::000000000000:role/p", enabled = true }),
+            ("create_provisioning_claim", new { templateName = template }),
+        ], Ct);
+        Assert.True(calls[0]!["status"]!.GetValue<int>() == 200, calls[0]!.ToJsonString());
+        Assert.True(calls[1]!["status"]!.GetValue<int>() == 200, calls[1]!.ToJsonString());
+        var claim = calls[1]!["body"]!;
+        var expires = DateTimeOffset.FromUnixTimeMilliseconds((long)(claim["expiration"]!.GetValue<double>() * 1000));
+        Assert.InRange(expires - DateTimeOffset.UtcNow, TimeSpan.FromMinutes(4), TimeSpan.FromMinutes(6));
+
+        var dir = Directory.CreateDirectory(Path.Combine(host.DataDirectory, TrellisHost.Unique("pc"))).FullName;
+        var (cert, key) = (Path.Combine(dir, "claim.pem"), Path.Combine(dir, "claim.key"));
+        await File.WriteAllTextAsync(cert, claim["certificatePem"]!.GetValue<string>(), Ct);
+        await File.WriteAllTextAsync(key, claim["keyPair"]!["PrivateKey"]!.GetValue<string>(), Ct);
+        List<string> claimArgs = ["-h", "127.0.0.1", "-p", host.MqttsPort.ToString(System.Globalization.CultureInfo.InvariantCulture), "--cafile", host.CaPath, "--cert", cert, "--key", key, "-V", "mqttv5"];
+
+        // The claim provisions a device with its template, and does nothing else.
+        var keys = JsonNode.Parse((await ExternalTool.RunCheckedAsync("mosquitto_rr", [.. claimArgs, "-i", TrellisHost.Unique("pc"), "-t", "$aws/certificates/create/json", "-e", "$aws/certificates/create/json/accepted", "-m", "{}", "-W", "10"], Timeout, cancellationToken: Ct)).Stdout)!;
+        var serial = TrellisHost.Unique("S");
+        var provision = $"$aws/provisioning-templates/{template}/provision/json";
+        var request = new JsonObject { ["certificateOwnershipToken"] = keys["certificateOwnershipToken"]!.GetValue<string>(), ["parameters"] = new JsonObject { ["SerialNumber"] = serial } };
+        var registered = JsonNode.Parse((await ExternalTool.RunCheckedAsync("mosquitto_rr", [.. claimArgs, "-i", TrellisHost.Unique("pc"), "-t", provision, "-e", provision + "/accepted", "-m", request.ToJsonString(), "-W", "10"], Timeout, cancellationToken: Ct)).Stdout)!;
+        Assert.Equal($"pc-{serial}", registered["thingName"]!.GetValue<string>());
+        var elsewhere = await ExternalTool.RunAsync("mosquitto_pub", [.. claimArgs, "-i", TrellisHost.Unique("pc"), "-t", "devices/x/telemetry", "-m", "x", "-q", "1"], Timeout, cancellationToken: Ct);
+        Assert.True(elsewhere.ExitCode == 0 && elsewhere.Output.Contains("Not authorized", StringComparison.Ordinal), elsewhere.Output);
+
+        // The calling key has the same key-pair budget as a claim certificate (here 3, then one every 10 s).
+        var more = await host.IotCallsAsync([.. Enumerable.Range(0, 3).Select(_ => ("create_provisioning_claim", (object)new { templateName = template }))], Ct);
+        Assert.Equal([200, 200, 429], more.Select(r => r!["status"]!.GetValue<int>()));
+        Assert.Equal("ThrottlingException", more[2]!["error"]!.GetValue<string>());
+        Assert.Equal(404, (await host.IotCallsAsync([("create_provisioning_claim", new { templateName = template + "x" })], Ct))[0]!["status"]!.GetValue<int>());
+    }
+
     [Theory]
     [InlineData("mqttv5", "151")]
     [InlineData("mqttv311", "128")]
