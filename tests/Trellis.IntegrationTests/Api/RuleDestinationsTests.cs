@@ -89,7 +89,10 @@ public sealed class RuleDestinationsTests(TrellisHost host)
         Assert.True(await errors.WaitForLineAsync(l => l.Contains("DISABLED", StringComparison.Ordinal), Timeout, Ct), "no failure report for the disabled destination: " + string.Join('\n', errors.Lines));
         var outbox = (Rules.Outbox)host.Server.Services.GetService(typeof(Rules.Outbox))!;
         var target = "http|" + receiver.Url; // one ordered queue per fixed prefix of the url
-        await Task.Delay(1500, Ct);
+        // The outbox tried the queued message with the destination disabled, and held it (its own log line says so).
+        Assert.True(
+            await Eventually.TrueAsync(() => host.Logs.Entries.Any(e => e.Message.Contains("is not taking messages", StringComparison.Ordinal) && e.Message.Contains("is DISABLED", StringComparison.Ordinal)), Timeout, Ct),
+            "the outbox never tried the queued message against the disabled destination");
         Assert.Equal(1, outbox.Waiting(target));
         Assert.Single(receiver.Received);
         calls = await host.IotCallsAsync(

@@ -57,6 +57,7 @@ public sealed class RulesBackPressureTests(TinyRulesQueueHost host)
 
         var rules = host.Server.Services.GetRequiredService<RuleEngine>();
         var heldBefore = rules.HeldBack;
+        var receivedBefore = host.Server.Broker.Metrics.MessagesReceived;
         var thing = TrellisHost.Unique("dev");
 
         // mosquitto_pub -l sends one message per line of its input, as fast as its in-flight window allows.
@@ -110,6 +111,7 @@ public sealed class RulesBackPressureTests(TinyRulesQueueHost host)
 
         var rules = host.Server.Services.GetRequiredService<RuleEngine>();
         var heldBefore = rules.HeldBack;
+        var receivedBefore = host.Server.Broker.Metrics.MessagesReceived;
         var lines = Path.Combine(host.DataDirectory, TrellisHost.Unique("lines") + ".txt");
         await File.WriteAllLinesAsync(lines, Enumerable.Range(1, 300).Select(i => $"{{\"n\":{i},\"blob\":\"{new string('x', 20_000)}\"}}"), Ct);
         var args = string.Join(' ', host.AdminArgs(TrellisHost.Unique("pub")).Concat(["-t", $"{prefix}/dev", "-q", "1", "-l"]).Select(a => "'" + a + "'"));
@@ -125,10 +127,9 @@ public sealed class RulesBackPressureTests(TinyRulesQueueHost host)
         // Every message the broker routed to the subscriber is evaluated by the rule, the one that
         // was waiting when its publisher vanished included.
         Assert.True(await Eventually.TrueAsync(() => rules.QueueLength == 0, Timeout, Ct), "the rules did not drain");
-        var routed = 0;
-        Assert.True(await Eventually.TrueAsync(() => (routed = deliveries.Lines.Count) > 0 && deliveries.Lines.Count == routed, Timeout, Ct));
-        await Task.Delay(500, Ct);
-        routed = deliveries.Lines.Count;
+        // Every message the broker took from the publisher was routed to the subscriber: wait until it has them all.
+        var routed = (int)(host.Server.Broker.Metrics.MessagesReceived - receivedBefore);
+        Assert.True(await Eventually.TrueAsync(() => deliveries.Lines.Count == routed, Timeout, Ct), $"the subscriber got {deliveries.Lines.Count} of the {routed} messages taken");
         Assert.InRange(routed, 1, 299); // the kill cut the stream short, or the test proves nothing
         var now = DateTimeOffset.UtcNow.ToUnixTimeMilliseconds();
         var path = string.Create(CultureInfo.InvariantCulture, $"/api/telemetry/measures/n/summary?thing=dev&from={now - 600_000}&to={now + 60_000}");
