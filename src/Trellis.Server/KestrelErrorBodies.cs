@@ -81,7 +81,7 @@ internal static class KestrelErrorBodies
     /// <summary>Gathers what is written until a flush, then passes it on (rewritten when it is one of Kestrel's empty refusals).</summary>
     private sealed class RewritingWriter(PipeWriter inner) : PipeWriter, IAsyncDisposable
     {
-        private readonly System.Buffers.ArrayBufferWriter<byte> _pending = new(4096);
+        private System.Buffers.ArrayBufferWriter<byte> _pending = new(4096);
 
         public override void Advance(int bytes) => _pending.Advance(bytes);
 
@@ -128,7 +128,14 @@ internal static class KestrelErrorBodies
                 inner.Write(written);
             }
 
-            _pending.ResetWrittenCount();
+            if (_pending.Capacity > 64 * 1024)
+            {
+                _pending = new System.Buffers.ArrayBufferWriter<byte>(4096); // a large export's chunk is not kept for the connection's life
+            }
+            else
+            {
+                _pending.ResetWrittenCount();
+            }
         }
     }
 }

@@ -26,7 +26,14 @@ public sealed class DataFolder
         System.IO.File.SetUnixFileMode(Root, Folder);
         foreach (var entry in new DirectoryInfo(Root).EnumerateFileSystemInfos("*", new EnumerationOptions { RecurseSubdirectories = true, AttributesToSkip = FileAttributes.ReparsePoint }))
         {
-            entry.UnixFileMode = entry is DirectoryInfo ? Folder : File;
+            try
+            {
+                entry.UnixFileMode = entry is DirectoryInfo ? Folder : File;
+            }
+            catch (Exception e) when (e is UnauthorizedAccessException or IOException)
+            {
+                // Not ours (another user's file left in the folder): it keeps its mode; ours are private.
+            }
         }
     }
 
