@@ -266,6 +266,31 @@ public sealed partial class RegistryService
     /// ARNs of every group whose policies apply to a thing: the groups it is in and all their
     /// ancestors (a policy on a parent group covers the things of its child groups).
     /// </summary>
+    /// <summary>
+    /// A connecting device's thing and the ARNs of its groups and their ancestors, kept in memory
+    /// until the registry's change generation moves (any thing, group, membership, policy or
+    /// attachment change): reconnects read nothing from the database. Only existing things are kept.
+    /// </summary>
+    public (ThingRecord Thing, List<string> GroupArns)? ThingForPolicy(string thingName)
+    {
+        var generation = PolicyGeneration;
+        if (_policyThings.TryGetValue(thingName, out var known) && known.Generation == generation)
+        {
+            return (known.Thing, known.GroupArns);
+        }
+
+        if (DescribeThing(thingName) is not { IsSuccess: true } thing)
+        {
+            return null;
+        }
+
+        var groups = PolicyGroupArnsFor(thingName);
+        _policyThings[thingName] = (generation, thing.Value!, groups);
+        return (thing.Value!, groups);
+    }
+
+    private readonly System.Collections.Concurrent.ConcurrentDictionary<string, (long Generation, ThingRecord Thing, List<string> GroupArns)> _policyThings = new(StringComparer.Ordinal);
+
     public List<string> PolicyGroupArnsFor(string thingName)
     {
         using var connection = _db.Open();

@@ -17,6 +17,9 @@ public sealed partial class RegistryService
     /// <summary>Raised after a token was revoked or expired early (its id).</summary>
     public event Action<string>? DeviceTokenDisabled;
 
+    private readonly System.Collections.Concurrent.ConcurrentDictionary<string, (long Generation, byte[] Salt, byte[] Hash, DeviceTokenRecord Record)> _verifiedTokens = new(StringComparer.Ordinal);
+    private long _tokenGeneration;
+
     public Result<(DeviceTokenRecord Record, string Token)> CreateDeviceToken(string thingName, long? expiresInSeconds, string? description)
     {
         if (expiresInSeconds is <= 0)
@@ -90,28 +93,46 @@ public sealed partial class RegistryService
         }
 
         var id = text[..dot];
-        using var connection = _db.Open();
-        using var command = Command(connection, "SELECT salt, hash FROM device_tokens WHERE id = $id AND thing_name = $t", ("$id", id), ("$t", thingName));
-        byte[] salt, hash;
-        using (var reader = command.ExecuteReader())
+
+        // Tokens verified before are kept in memory (salt, hash, record) until any token is revoked
+        // or expired early, or the registry changes (a deleted thing deletes its tokens): connects
+        // then cost no database read. Only verified tokens are kept, so guesses cannot fill it.
+        var generation = TokenGeneration;
+        if (!_verifiedTokens.TryGetValue(id, out var known) || known.Generation != generation)
         {
-            if (!reader.Read())
+            using var connection = _db.Open();
+            using var command = Command(connection, "SELECT salt, hash FROM device_tokens WHERE id = $id", ("$id", id));
+            byte[] salt, hash;
+            using (var reader = command.ExecuteReader())
+            {
+                if (!reader.Read())
+                {
+                    return null;
+                }
+
+                salt = (byte[])reader[0];
+                hash = (byte[])reader[1];
+            }
+
+            if (!CryptographicOperations.FixedTimeEquals(hash, HashSecret(salt, text[(dot + 1)..])) || ReadDeviceToken(connection, id) is not { } record)
             {
                 return null;
             }
 
-            salt = (byte[])reader[0];
-            hash = (byte[])reader[1];
+            known = (generation, salt, hash, record);
+            _verifiedTokens[id] = known;
         }
-
-        if (!CryptographicOperations.FixedTimeEquals(hash, HashSecret(salt, text[(dot + 1)..])))
+        else if (!CryptographicOperations.FixedTimeEquals(known.Hash, HashSecret(known.Salt, text[(dot + 1)..])))
         {
             return null;
         }
 
-        var token = ReadDeviceToken(connection, id);
-        return token?.StatusAt(NowMs) == "ACTIVE" ? token : null;
+        var token = known.Record;
+        return token.ThingName == thingName && token.StatusAt(NowMs) == "ACTIVE" ? token : null;
     }
+
+    /// <summary>Changes when a token is disabled or anything in the registry changes: cached verifications older than it are read again.</summary>
+    private long TokenGeneration => Volatile.Read(ref _tokenGeneration) + PolicyGeneration;
 
     /// <summary>The token id in a device-token ARN (arn:aws:iot:region:account:devicetoken/ID), or null.</summary>
     public static string? DeviceTokenIdFromArn(string arn)
@@ -133,6 +154,8 @@ public sealed partial class RegistryService
 
             using var update = Command(connection, sql, ("$now", NowMs), ("$id", id));
             update.ExecuteNonQuery();
+            Interlocked.Increment(ref _tokenGeneration);
+            _verifiedTokens.Clear();
         }
 
         DeviceTokenDisabled?.Invoke(id);

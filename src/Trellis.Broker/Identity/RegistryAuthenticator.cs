@@ -130,7 +130,7 @@ public sealed class RegistryAuthenticator(RegistryService registry, ApiUsers use
     private AuthenticationResult AuthenticateToken(ConnectRequest request, DeviceTokenRecord token)
     {
         var generation = registry.PolicyGeneration;
-        ThingRecord? ThingNow() => request.ClientId == token.ThingName && registry.DescribeThing(token.ThingName) is { IsSuccess: true } thing ? thing.Value : null;
+        ThingRecord? ThingNow() => request.ClientId == token.ThingName ? registry.ThingForPolicy(token.ThingName)?.Thing : null;
         var thing = ThingNow();
         var principal = new ClientPrincipal(Compile(token.Arn, null, request.ClientId, thing), generation)
         {
@@ -173,7 +173,7 @@ public sealed class RegistryAuthenticator(RegistryService registry, ApiUsers use
         List<string> targets = [principalArn];
         if (thing is not null)
         {
-            targets.AddRange(registry.PolicyGroupArnsFor(thing.Name));
+            targets.AddRange(registry.ThingForPolicy(thing.Name)?.GroupArns ?? registry.PolicyGroupArnsFor(thing.Name));
         }
 
         return CompiledPolicySet.Compile(registry.PoliciesFor(targets), variables, _options.Region, _options.AccountId);

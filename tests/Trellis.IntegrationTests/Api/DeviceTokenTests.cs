@@ -82,6 +82,51 @@ public sealed class DeviceTokenTests(TrellisHost host)
         Assert.Equal(404, (await SignedAsync("DELETE", "/api/tokens/0000000000000000"))["status"]!.GetValue<int>());
     }
 
+    [Fact]
+    public async Task A_token_remembered_from_earlier_connects_follows_every_registry_change()
+    {
+        // Verified tokens and a connecting thing's groups are kept in memory between connects: each
+        // change below must still take effect at the next connect.
+        var thing = TrellisHost.Unique("tokc");
+        var (policy, groupPolicy, group) = (TrellisHost.Unique("tokcp"), TrellisHost.Unique("tokcg"), TrellisHost.Unique("tokgrp"));
+        await CallAsync(("create_thing", new { thingName = thing }));
+        var created = await SignedAsync("POST", $"/api/things/{thing}/tokens", "{}");
+        var (token, arn, id) = (created["body"]!["token"]!.GetValue<string>(), created["body"]!["tokenArn"]!.GetValue<string>(), created["body"]!["tokenId"]!.GetValue<string>());
+        var onlyA = $$"""{"Version":"2012-10-17","Statement":[{"Effect":"Allow","Action":"iot:Connect","Resource":"*"},{"Effect":"Allow","Action":"iot:Publish","Resource":"arn:aws:iot:*:*:topic/devices/{{thing}}/a"}]}""";
+        var alsoB = $$"""{"Version":"2012-10-17","Statement":[{"Effect":"Allow","Action":"iot:Publish","Resource":"arn:aws:iot:*:*:topic/devices/{{thing}}/b"}]}""";
+        Assert.All(await CallAsync(("create_policy", new { policyName = policy, policyDocument = onlyA }), ("attach_policy", new { policyName = policy, target = arn })), r => Assert.Equal(200, r!["status"]!.GetValue<int>()));
+
+        async Task<ExternalTool.Result> PublishAsync(string topic, string password) =>
+            await ExternalTool.RunAsync("mosquitto_pub", ["-h", "127.0.0.1", "-p", host.MqttPort.ToString(System.Globalization.CultureInfo.InvariantCulture), "-u", thing, "-P", password, "-i", thing, "-V", "mqttv5", "-t", topic, "-m", "x", "-q", "1"], Timeout, cancellationToken: Ct);
+
+        Assert.Contains("Not authorized", (await PublishAsync($"devices/{thing}/b", token)).Output, StringComparison.Ordinal);
+        var allowedA = await PublishAsync($"devices/{thing}/a", token);
+        Assert.True(allowedA.ExitCode == 0 && !allowedA.Output.Contains("Not authorized", StringComparison.Ordinal), allowedA.Output);
+
+        // The thing joins a group whose policy allows b: the next connect has it.
+        var joined = await CallAsync(
+            ("create_thing_group", new { thingGroupName = group }),
+            ("create_policy", new { policyName = groupPolicy, policyDocument = alsoB }),
+            ("add_thing_to_thing_group", new { thingGroupName = group, thingName = thing }));
+        Assert.All(joined, r => Assert.Equal(200, r!["status"]!.GetValue<int>()));
+        var groupArn = joined[0]!["body"]!["thingGroupArn"]!.GetValue<string>();
+        Assert.Equal(200, (await CallAsync(("attach_policy", new { policyName = groupPolicy, target = groupArn })))[0]!["status"]!.GetValue<int>());
+        var allowedB = await PublishAsync($"devices/{thing}/b", token);
+        Assert.True(allowedB.ExitCode == 0 && !allowedB.Output.Contains("Not authorized", StringComparison.Ordinal), allowedB.Output);
+
+        // Expired early: refused at once, though it was verified a moment ago.
+        Assert.Equal(200, (await SignedAsync("POST", $"/api/tokens/{id}/expire"))["status"]!.GetValue<int>());
+        Assert.Contains("Bad user name or password", (await PublishAsync($"devices/{thing}/a", token)).Output, StringComparison.OrdinalIgnoreCase);
+
+        // A second token works, until its thing is deleted (which deletes its tokens).
+        var second = (await SignedAsync("POST", $"/api/things/{thing}/tokens", "{}"))["body"]!["token"]!.GetValue<string>();
+        Assert.Equal(200, (await CallAsync(("attach_policy", new { policyName = policy, target = $"arn:aws:iot:us-east-1:000000000000:devicetoken/{second.Split('.')[0]}" })))[0]!["status"]!.GetValue<int>());
+        var beforeDelete = await PublishAsync($"devices/{thing}/a", second);
+        Assert.True(beforeDelete.ExitCode == 0 && !beforeDelete.Output.Contains("Not authorized", StringComparison.Ordinal), beforeDelete.Output);
+        Assert.Equal(200, (await CallAsync(("remove_thing_from_thing_group", new { thingGroupName = group, thingName = thing }), ("delete_thing", new { thingName = thing })))[1]!["status"]!.GetValue<int>());
+        Assert.Contains("Bad user name or password", (await PublishAsync($"devices/{thing}/a", second)).Output, StringComparison.OrdinalIgnoreCase);
+    }
+
     private Task<JsonNode> SignedAsync(string method, string path, string? body = null) => host.SignedRequestAsync(method, path, body, Ct);
 
     private Task<JsonNode?[]> CallAsync(params (string Call, object Args)[] calls) => host.IotCallsAsync(calls, Ct);
