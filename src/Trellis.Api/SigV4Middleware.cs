@@ -64,9 +64,9 @@ public sealed class SigV4Middleware(RequestDelegate next, SigV4Verifier verifier
 
         // A signed x-amz-content-sha256 lets the signature be checked before the body is read.
         var declared = headers.TryGetValue("x-amz-content-sha256", out var hash) && hash.Length == 64 && hash.All(char.IsAsciiHexDigitLower) ? hash : null;
-        if (declared is not null && !verifier.VerifySignature(request, declared).Success)
+        if (declared is not null && verifier.VerifySignature(request, declared) is { Success: false } refused)
         {
-            await RefuseAsync(context, verifier.VerifySignature(request, declared));
+            await RefuseAsync(context, refused);
             return;
         }
 

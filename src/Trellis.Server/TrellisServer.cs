@@ -61,15 +61,13 @@ public sealed class TrellisServer : IAsyncDisposable
     public int MqttEventLoops => _app.Services.GetService<MqttSocketListener>()?.EventLoops ?? 0;
 
     /// <summary>
-    /// Broker settings: every <see cref="BrokerOptions"/> property can come from an environment
-    /// variable <c>TRELLIS_Broker__Name</c>; the flags and an embedding host's
-    /// <see cref="TrellisServerOptions.ConfigureBroker"/> come after. A value out of range stops start-up naming it.
+    /// Settings of one section: <paramref name="settings"/> as given, then every property that a
+    /// <c>TRELLIS_&lt;Section&gt;__&lt;Name&gt;</c> variable names, then <paramref name="configure"/>
+    /// (flags, an embedding host), validated by their ranges. A value out of range stops start-up naming it.
     /// </summary>
-    /// <summary>Settings of one section from <c>TRELLIS_&lt;Section&gt;__&lt;Name&gt;</c> variables, then <paramref name="configure"/>, validated by their ranges.</summary>
-    internal static T Settings<T>(string section, Action<T>? configure)
-        where T : new()
+    internal static T Settings<T>(string section, T settings, Action<T>? configure)
+        where T : class
     {
-        var settings = new T();
         try
         {
             new ConfigurationBuilder().AddEnvironmentVariables("TRELLIS_").Build().GetSection(section).Bind(settings);
@@ -83,37 +81,19 @@ public sealed class TrellisServer : IAsyncDisposable
         var errors = new List<System.ComponentModel.DataAnnotations.ValidationResult>();
         if (!System.ComponentModel.DataAnnotations.Validator.TryValidateObject(settings, new(settings), errors, validateAllProperties: true))
         {
-            throw new ArgumentException($"{section} setting out of range: " + string.Join("; ", errors.Select(e => $"{string.Join(',', e.MemberNames)} ({e.ErrorMessage})")) + $". Fix the TRELLIS_{section}__… variable.");
+            throw new ArgumentException($"{section} setting out of range: " + string.Join("; ", errors.Select(e => $"{string.Join(',', e.MemberNames)} ({e.ErrorMessage})")) + $". Fix the TRELLIS_{section}__… variable or the flag that sets it.");
         }
 
         return settings;
     }
 
-    private static BrokerOptions BrokerSettings(TrellisServerOptions options)
+    private static BrokerOptions BrokerSettings(TrellisServerOptions options) => Settings("Broker", new BrokerOptions(), broker =>
     {
-        var brokerOptions = new BrokerOptions();
-        var environment = new ConfigurationBuilder().AddEnvironmentVariables("TRELLIS_").Build().GetSection("Broker");
-        try
-        {
-            environment.Bind(brokerOptions);
-        }
-        catch (InvalidOperationException e)
-        {
-            throw new ArgumentException($"TRELLIS_Broker__…: {e.Message}", e);
-        }
-
-        brokerOptions.AllowAnonymous = options.AllowAnonymous || brokerOptions.AllowAnonymous;
-        brokerOptions.MaxPacketBytes = options.MaxPacketBytes;
-        brokerOptions.EventLoops = options.MqttThreads;
-        options.ConfigureBroker?.Invoke(brokerOptions);
-        var errors = new List<System.ComponentModel.DataAnnotations.ValidationResult>();
-        if (!System.ComponentModel.DataAnnotations.Validator.TryValidateObject(brokerOptions, new(brokerOptions), errors, validateAllProperties: true))
-        {
-            throw new ArgumentException("Broker setting out of range: " + string.Join("; ", errors.Select(e => $"{string.Join(',', e.MemberNames)} ({e.ErrorMessage})")) + ". Fix the TRELLIS_Broker__… variable or flag.");
-        }
-
-        return brokerOptions;
-    }
+        broker.AllowAnonymous = options.AllowAnonymous || broker.AllowAnonymous;
+        broker.MaxPacketBytes = options.MaxPacketBytes;
+        broker.EventLoops = options.MqttThreads;
+        options.ConfigureBroker?.Invoke(broker);
+    });
 
     public static async Task<TrellisServer> StartAsync(TrellisServerOptions options, Action<ILoggingBuilder>? configureLogging = null, CancellationToken cancellationToken = default)
     {
@@ -136,8 +116,8 @@ public sealed class TrellisServer : IAsyncDisposable
         var database = new SqliteDatabase(data.RegistryPath, Schema.Migrations);
         var accessKeys = AccessKeys.LoadOrCreate(data.CredentialsPath);
         var brokerOptions = BrokerSettings(options);
-        var telemetryQuery = Settings<Trellis.Telemetry.TelemetryQueryOptions>("TelemetryQuery", options.ConfigureTelemetryQuery);
-        var apiLimits = Settings<ApiLimits>("Api", limits =>
+        var telemetryQuery = Settings("TelemetryQuery", new Trellis.Telemetry.TelemetryQueryOptions(), options.ConfigureTelemetryQuery);
+        var apiLimits = Settings("Api", new ApiLimits(), limits =>
         {
             // An HTTPS publish carries one MQTT message: the packet limit is its limit too.
             limits.MaxPublishBodyBytes = Math.Max(limits.MaxPublishBodyBytes, options.MaxPacketBytes);
@@ -187,16 +167,8 @@ public sealed class TrellisServer : IAsyncDisposable
             time,
             sp.GetRequiredService<ILogger<ShadowService>>()));
         services.AddSingleton<IMessagePublisher, BrokerMessagePublisher>();
-        try
-        {
-            // TRELLIS_Provisioning__<Setting> variables over what the embedding host set.
-            new ConfigurationBuilder().AddEnvironmentVariables("TRELLIS_").Build().GetSection("Provisioning").Bind(options.Provisioning);
-        }
-        catch (InvalidOperationException e)
-        {
-            throw new ArgumentException($"TRELLIS_Provisioning__…: {e.Message}", e);
-        }
-
+        // TRELLIS_Provisioning__<Setting> variables over what the embedding host set.
+        Settings("Provisioning", options.Provisioning, null);
         services.AddSingleton(options.Provisioning);
         services.AddSingleton(sp => new CertificateRateLimit(options.Provisioning));
         services.AddSingleton(sp => new FleetProvisioningService(

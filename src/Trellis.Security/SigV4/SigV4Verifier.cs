@@ -40,24 +40,7 @@ public sealed class SigV4Verifier(Func<string, string?> secretForAccessKey, Time
             return SigV4Result.Fail("IncompleteSignatureException", $"Authorization header must use {Algorithm}.");
         }
 
-        string? credential = null, signedHeaders = null, signature = null;
-        foreach (var part in authorization[(Algorithm.Length + 1)..].Split(',', StringSplitOptions.TrimEntries | StringSplitOptions.RemoveEmptyEntries))
-        {
-            var eq = part.IndexOf('=', StringComparison.Ordinal);
-            if (eq <= 0)
-            {
-                continue;
-            }
-
-            var value = part[(eq + 1)..];
-            switch (part[..eq])
-            {
-                case "Credential": credential = value; break;
-                case "SignedHeaders": signedHeaders = value; break;
-                case "Signature": signature = value; break;
-            }
-        }
-
+        var (credential, signedHeaders, signature) = Parts(authorization);
         if (credential is null || signedHeaders is null || signature is null)
         {
             return SigV4Result.Fail("IncompleteSignatureException", "Authorization header needs Credential, SignedHeaders and Signature.");
@@ -114,20 +97,8 @@ public sealed class SigV4Verifier(Func<string, string?> secretForAccessKey, Time
     /// </summary>
     public SigV4Result VerifySignature(SigV4Request request, string payloadHash)
     {
-        var authorization = request.Headers["authorization"];
-        string credential = string.Empty, signedHeaders = string.Empty, signature = string.Empty;
-        foreach (var part in authorization["AWS4-HMAC-SHA256 ".Length..].Split(',', StringSplitOptions.TrimEntries | StringSplitOptions.RemoveEmptyEntries))
-        {
-            var eq = part.IndexOf('=', StringComparison.Ordinal);
-            switch (eq <= 0 ? string.Empty : part[..eq])
-            {
-                case "Credential": credential = part[(eq + 1)..]; break;
-                case "SignedHeaders": signedHeaders = part[(eq + 1)..]; break;
-                case "Signature": signature = part[(eq + 1)..]; break;
-            }
-        }
-
-        var scope = credential.Split('/');
+        var (credential, signedHeaders, signature) = Parts(request.Headers["authorization"]);
+        var scope = credential!.Split('/');
         var (accessKey, region, service) = (scope[0], scope[2], scope[3]);
         var amzDate = request.Headers["x-amz-date"];
         var secret = secretForAccessKey(accessKey);
@@ -136,14 +107,38 @@ public sealed class SigV4Verifier(Func<string, string?> secretForAccessKey, Time
             return SigV4Result.Fail("UnrecognizedClientException", $"The access key '{accessKey}' is not known to this server.");
         }
 
-        var expected = SignatureWithHash(request, signedHeaders, secret, amzDate, region, service, payloadHash);
-        if (!CryptographicOperations.FixedTimeEquals(Encoding.ASCII.GetBytes(expected), Encoding.ASCII.GetBytes(signature)))
+        var expected = SignatureWithHash(request, signedHeaders!, secret, amzDate, region, service, payloadHash);
+        if (!CryptographicOperations.FixedTimeEquals(Encoding.ASCII.GetBytes(expected), Encoding.ASCII.GetBytes(signature!)))
         {
             return SigV4Result.Fail("InvalidSignatureException",
                 "The request signature we calculated does not match the signature you provided. Check your secret access key and signing method.");
         }
 
         return SigV4Result.Ok(accessKey);
+    }
+
+    /// <summary>Credential, SignedHeaders and Signature of an <c>AWS4-HMAC-SHA256 …</c> Authorization header (null where absent).</summary>
+    private static (string? Credential, string? SignedHeaders, string? Signature) Parts(string authorization)
+    {
+        string? credential = null, signedHeaders = null, signature = null;
+        foreach (var part in authorization["AWS4-HMAC-SHA256 ".Length..].Split(',', StringSplitOptions.TrimEntries | StringSplitOptions.RemoveEmptyEntries))
+        {
+            var eq = part.IndexOf('=', StringComparison.Ordinal);
+            if (eq <= 0)
+            {
+                continue;
+            }
+
+            var value = part[(eq + 1)..];
+            switch (part[..eq])
+            {
+                case "Credential": credential = value; break;
+                case "SignedHeaders": signedHeaders = value; break;
+                case "Signature": signature = value; break;
+            }
+        }
+
+        return (credential, signedHeaders, signature);
     }
 
     /// <summary>The SigV4 signature of a request (shared with <see cref="SigV4Signer"/>).</summary>

@@ -46,10 +46,5 @@ public sealed class ApiUserTests(TrellisHost host)
         Assert.Equal(400, badRole["status"]!.GetValue<int>());
     }
 
-    private async Task<(string KeyId, string Secret)> CreateUserAsync(string name, string role)
-    {
-        var created = await host.SignedRequestAsync("POST", "/api/users", $$"""{"name":"{{name}}","role":"{{role}}"}""", Ct);
-        Assert.Equal(200, created["status"]!.GetValue<int>());
-        return (created["body"]!["accessKeyId"]!.GetValue<string>(), created["body"]!["secretAccessKey"]!.GetValue<string>());
-    }
+    private Task<(string KeyId, string Secret)> CreateUserAsync(string name, string role) => host.CreateApiUserAsync(name, role, Ct);
 }

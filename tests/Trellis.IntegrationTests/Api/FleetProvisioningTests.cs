@@ -351,20 +351,7 @@ public sealed class FleetProvisioningTests(TrellisHost host)
         return (template, group, policy);
     }
 
-    private async Task<(string Id, string CertPath, string KeyPath)> CreateClaimAsync()
-    {
-        var policy = TrellisHost.Unique("claimpol");
-        var created = (await host.IotCallsAsync([("create_keys_and_certificate", new { setAsActive = true })], Ct))[0]!["body"]!;
-        var arn = created["certificateArn"]!.GetValue<string>();
-        var attach = await host.IotCallsAsync([("create_policy", new { policyName = policy, policyDocument = ClaimPolicy }), ("attach_policy", new { policyName = policy, target = arn })], Ct);
-        Assert.All(attach, r => Assert.Equal(200, r!["status"]!.GetValue<int>()));
-        var dir = Directory.CreateDirectory(Path.Combine(host.DataDirectory, TrellisHost.Unique("claim"))).FullName;
-        var cert = Path.Combine(dir, "claim.pem");
-        var key = Path.Combine(dir, "claim.key");
-        await File.WriteAllTextAsync(cert, created["certificatePem"]!.GetValue<string>(), Ct);
-        await File.WriteAllTextAsync(key, created["keyPair"]!["PrivateKey"]!.GetValue<string>(), Ct);
-        return (created["certificateId"]!.GetValue<string>(), cert, key);
-    }
+    private Task<(string Id, string CertPath, string KeyPath)> CreateClaimAsync() => host.CreateClaimAsync(ClaimPolicy, Ct);
 
     private DeviceOptions ClaimOptions((string Id, string CertPath, string KeyPath) claim, string clientId) =>
         DeviceOptions.FromPemFiles("127.0.0.1", host.MqttsPort, clientId, claim.CertPath, claim.KeyPath, host.CaPath);

@@ -143,15 +143,7 @@ public sealed class ProvisioningLimitsTests(TightProvisioningHost host)
 
     private async Task<(string CertPath, string KeyPath)> ClaimAsync()
     {
-        var policy = TrellisHost.Unique("claimpol");
-        var created = (await host.IotCallsAsync([("create_keys_and_certificate", new { setAsActive = true })], Ct))[0]!["body"]!;
-        var attach = await host.IotCallsAsync([("create_policy", new { policyName = policy, policyDocument = ClaimPolicy }), ("attach_policy", new { policyName = policy, target = created["certificateArn"]!.GetValue<string>() })], Ct);
-        Assert.All(attach, r => Assert.Equal(200, r!["status"]!.GetValue<int>()));
-        var dir = Directory.CreateDirectory(Path.Combine(host.DataDirectory, TrellisHost.Unique("claim"))).FullName;
-        var cert = Path.Combine(dir, "claim.pem");
-        var key = Path.Combine(dir, "claim.key");
-        await File.WriteAllTextAsync(cert, created["certificatePem"]!.GetValue<string>(), Ct);
-        await File.WriteAllTextAsync(key, created["keyPair"]!["PrivateKey"]!.GetValue<string>(), Ct);
+        var (_, cert, key) = await host.CreateClaimAsync(ClaimPolicy, Ct);
         return (cert, key);
     }
 }

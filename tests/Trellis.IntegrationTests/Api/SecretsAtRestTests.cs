@@ -101,32 +101,6 @@ public sealed class SecretsAtRestTests : IDisposable
         return copy.ToArray().AsSpan().IndexOf(Encoding.UTF8.GetBytes(text)) >= 0;
     }
 
-    private async Task<JsonNode> SignedAsync(ServerProcess server, string method, string path, string? body, (string KeyId, string Secret)? credentials)
-    {
-        var script = Path.Combine(AppContext.BaseDirectory, "Scripts", "signed_request.py");
-        List<string> args = [script, server.Endpoint, method, path];
-        if (body is not null)
-        {
-            args.Add(body);
-        }
-
-        var env = new Dictionary<string, string>
-        {
-            ["AWS_SHARED_CREDENTIALS_FILE"] = Path.Combine(_data, "credentials"),
-            ["AWS_PROFILE"] = "trellis",
-            ["AWS_DEFAULT_REGION"] = "us-east-1",
-            ["AWS_EC2_METADATA_DISABLED"] = "true",
-        };
-        if (credentials is { } given)
-        {
-            env.Remove("AWS_PROFILE");
-            env["AWS_SHARED_CREDENTIALS_FILE"] = "/dev/null";
-            env["AWS_ACCESS_KEY_ID"] = given.KeyId;
-            env["AWS_SECRET_ACCESS_KEY"] = given.Secret;
-        }
-
-        var result = await ExternalTool.RunAsync("python3", args, TimeSpan.FromSeconds(60), env, Ct);
-        Assert.True(result.ExitCode == 0, "signed_request.py failed: " + result.Output);
-        return JsonNode.Parse(result.Stdout)!;
-    }
+    private static Task<JsonNode> SignedAsync(ServerProcess server, string method, string path, string? body, (string KeyId, string Secret)? credentials) =>
+        server.SignedAsync(method, path, body, Ct, credentials);
 }

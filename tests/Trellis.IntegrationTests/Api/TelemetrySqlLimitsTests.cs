@@ -179,10 +179,5 @@ public sealed class TelemetrySqlLimitsTests(TightSqlHost host)
     private Task<JsonNode> SqlAsync(string statement, (string KeyId, string Secret)? credentials) =>
         host.SignedRequestAsync("POST", "/api/telemetry/sql", new JsonObject { ["sql"] = statement }.ToJsonString(), Ct, credentials);
 
-    private async Task<(string KeyId, string Secret)> ViewerAsync()
-    {
-        var created = await host.SignedRequestAsync("POST", "/api/users", $$"""{"name":"{{TrellisHost.Unique("viewer")}}","role":"viewer"}""", Ct);
-        Assert.Equal(200, created["status"]!.GetValue<int>());
-        return (created["body"]!["accessKeyId"]!.GetValue<string>(), created["body"]!["secretAccessKey"]!.GetValue<string>());
-    }
+    private Task<(string KeyId, string Secret)> ViewerAsync() => host.CreateApiUserAsync(TrellisHost.Unique("viewer"), "viewer", Ct);
 }

@@ -95,10 +95,5 @@ public sealed class OperatorIdentityTests(TrellisHost host)
         "-h", "127.0.0.1", "-p", host.MqttPort.ToString(CultureInfo.InvariantCulture), "-u", key.KeyId, "-P", key.Secret, "-i", clientId, "-V", version,
     ];
 
-    private async Task<(string KeyId, string Secret)> UserAsync(string role)
-    {
-        var created = await host.SignedRequestAsync("POST", "/api/users", $$"""{"name":"{{TrellisHost.Unique(role)}}","role":"{{role}}"}""", Ct);
-        Assert.Equal(200, created["status"]!.GetValue<int>());
-        return (created["body"]!["accessKeyId"]!.GetValue<string>(), created["body"]!["secretAccessKey"]!.GetValue<string>());
-    }
+    private Task<(string KeyId, string Secret)> UserAsync(string role) => host.CreateApiUserAsync(TrellisHost.Unique(role), role, Ct);
 }

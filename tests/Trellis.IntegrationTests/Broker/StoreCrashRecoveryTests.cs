@@ -1,6 +1,4 @@
 using System.Globalization;
-using System.Text.Json;
-using System.Text.Json.Nodes;
 using Trellis.IntegrationTests.TestKit;
 
 namespace Trellis.IntegrationTests.Broker;
@@ -42,11 +40,11 @@ public sealed class StoreCrashRecoveryTests : IDisposable
 
             // An audited operation, five telemetry points through a rule, three messages for a Kafka broker that is down.
             var closedPort = HttpReceiver.FreePort().ToString(CultureInfo.InvariantCulture);
-            var calls = await IotCallsAsync(first, [
+            var calls = await first.IotCallsAsync([
                 ("create_thing", new { thingName = thing }),
                 ("create_topic_rule", new { ruleName = prefix + "_ts", topicRulePayload = new { sql = $"SELECT v FROM '{prefix}/ts/+'", actions = new object[] { new { timestream = new { roleArn = "r", databaseName = "d", tableName = "t", dimensions = new[] { new { name = "thing", value = "${topic(3)}" } } } } } } }),
                 ("create_topic_rule", new { ruleName = prefix + "_kafka", topicRulePayload = new { sql = $"SELECT v FROM '{prefix}/kafka/+'", actions = new object[] { new { kafka = new { destinationArn = "arn:aws:iot:us-east-1:000000000000:ruledestination/vpc/x", topic = "t", clientProperties = new Dictionary<string, string> { ["bootstrap.servers"] = "127.0.0.1:" + closedPort } } } } } }),
-            ]);
+            ], Ct);
             Assert.All(calls, c => Assert.True(c!["status"]!.GetValue<int>() == 200, c.ToJsonString()));
             for (var v = 1; v <= 5; v++)
             {
@@ -86,7 +84,7 @@ public sealed class StoreCrashRecoveryTests : IDisposable
         }
 
         // The audit log, the points and the outbox.
-        var audit = await SignedAsync(second, "GET", "/api/audit?maxResults=200");
+        var audit = await second.SignedAsync("GET", "/api/audit?maxResults=200", null, Ct);
         Assert.Contains(audit["body"]!["events"]!.AsArray(), e => e!["operation"]!.GetValue<string>() == "CreateThing" && e["target"]?.GetValue<string>() == $"thingName={thing}");
         Assert.Equal(5, await PointsAsync(second));
         Assert.Equal(3, await MetricAsync(second, "trellis_rules_outbox_waiting"));
@@ -106,10 +104,10 @@ public sealed class StoreCrashRecoveryTests : IDisposable
     private static Task PublishAsync(ServerProcess server, string topic, string payload, bool retain = false) =>
         ExternalTool.RunCheckedAsync("mosquitto_pub", [.. server.Anonymous("pub" + Guid.NewGuid().ToString("N")[..8]), "-t", topic, "-m", payload, "-q", "1", .. retain ? new[] { "-r" } : []], Timeout, cancellationToken: Ct);
 
-    private async Task<long> PointsAsync(ServerProcess server)
+    private static async Task<long> PointsAsync(ServerProcess server)
     {
         var now = DateTimeOffset.UtcNow.ToUnixTimeMilliseconds();
-        var answer = await SignedAsync(server, "GET", string.Create(CultureInfo.InvariantCulture, $"/api/telemetry/measures/v/summary?thing=dev&from={now - 3_600_000}&to={now + 60_000}"));
+        var answer = await server.SignedAsync("GET", string.Create(CultureInfo.InvariantCulture, $"/api/telemetry/measures/v/summary?thing=dev&from={now - 3_600_000}&to={now + 60_000}"), null, Ct);
         return answer["body"]?["count"]?.GetValue<long>() ?? -1;
     }
 
@@ -118,26 +116,5 @@ public sealed class StoreCrashRecoveryTests : IDisposable
         using var http = new HttpClient();
         var line = (await http.GetStringAsync(server.Endpoint + "/metrics", Ct)).Split('\n').Single(l => l.StartsWith(name + " ", StringComparison.Ordinal));
         return long.Parse(line[(name.Length + 1)..], CultureInfo.InvariantCulture);
-    }
-
-    private Dictionary<string, string> AwsEnvironment => new()
-    {
-        ["AWS_SHARED_CREDENTIALS_FILE"] = Path.Combine(_data, "credentials"),
-        ["AWS_PROFILE"] = "trellis",
-        ["AWS_DEFAULT_REGION"] = "us-east-1",
-        ["AWS_EC2_METADATA_DISABLED"] = "true",
-    };
-
-    private async Task<JsonNode> SignedAsync(ServerProcess server, string method, string path)
-    {
-        var result = await ExternalTool.RunCheckedAsync("python3", [Path.Combine(AppContext.BaseDirectory, "Scripts", "signed_request.py"), server.Endpoint, method, path], Timeout, AwsEnvironment, Ct);
-        return JsonNode.Parse(result.Stdout)!;
-    }
-
-    private async Task<JsonNode?[]> IotCallsAsync(ServerProcess server, (string Call, object Args)[] calls)
-    {
-        var json = JsonSerializer.Serialize(calls.Select(c => new { call = c.Call, args = c.Args }));
-        var result = await ExternalTool.RunCheckedAsync("python3", [Path.Combine(AppContext.BaseDirectory, "Scripts", "iot_calls.py"), server.Endpoint, json], Timeout, AwsEnvironment, Ct);
-        return [.. JsonNode.Parse(result.Stdout)!.AsArray()];
     }
 }

@@ -84,6 +84,48 @@ public sealed partial class ServerProcess : IDisposable
     public List<string> Anonymous(string clientId) =>
         ["-h", "127.0.0.1", "-p", MqttPort.ToString(CultureInfo.InvariantCulture), "-i", clientId];
 
+    /// <summary>One SigV4-signed request with botocore's signer (Scripts/signed_request.py), as the data folder's admin or as <paramref name="credentials"/>.</summary>
+    public async Task<System.Text.Json.Nodes.JsonNode> SignedAsync(string method, string path, string? body, CancellationToken ct, (string KeyId, string Secret)? credentials = null)
+    {
+        List<string> args = [Path.Combine(AppContext.BaseDirectory, "Scripts", "signed_request.py"), Endpoint, method, path];
+        if (body is not null)
+        {
+            args.Add(body);
+        }
+
+        var result = await ExternalTool.RunCheckedAsync("python3", args, Timeout, AwsEnvironment(credentials), ct);
+        return System.Text.Json.Nodes.JsonNode.Parse(result.Stdout)!;
+    }
+
+    /// <summary>boto3 "iot" calls in order (Scripts/iot_calls.py) with the data folder's admin key; one result per call.</summary>
+    public async Task<System.Text.Json.Nodes.JsonNode?[]> IotCallsAsync((string Call, object Args)[] calls, CancellationToken ct)
+    {
+        var json = System.Text.Json.JsonSerializer.Serialize(calls.Select(c => new { call = c.Call, args = c.Args }));
+        var result = await ExternalTool.RunCheckedAsync("python3", [Path.Combine(AppContext.BaseDirectory, "Scripts", "iot_calls.py"), Endpoint, json], Timeout, AwsEnvironment(null), ct);
+        return [.. System.Text.Json.Nodes.JsonNode.Parse(result.Stdout)!.AsArray()];
+    }
+
+    /// <summary>The AWS environment for the data folder's credentials file, or for another key.</summary>
+    private Dictionary<string, string> AwsEnvironment((string KeyId, string Secret)? credentials)
+    {
+        var env = new Dictionary<string, string>
+        {
+            ["AWS_SHARED_CREDENTIALS_FILE"] = Path.Combine(DataDirectory, "credentials"),
+            ["AWS_PROFILE"] = "trellis",
+            ["AWS_DEFAULT_REGION"] = "us-east-1",
+            ["AWS_EC2_METADATA_DISABLED"] = "true",
+        };
+        if (credentials is { } given)
+        {
+            env.Remove("AWS_PROFILE");
+            env["AWS_SHARED_CREDENTIALS_FILE"] = "/dev/null";
+            env["AWS_ACCESS_KEY_ID"] = given.KeyId;
+            env["AWS_SECRET_ACCESS_KEY"] = given.Secret;
+        }
+
+        return env;
+    }
+
     /// <summary>SIGKILL: no shutdown code runs, as in a crash or a power cut of the process.</summary>
     public void Kill9()
     {

@@ -130,6 +130,29 @@ public class TrellisHost : IAsyncLifetime
         return new ProvisionedDevice(thingName, root.GetProperty("certificateId").GetString()!, root.GetProperty("certificateArn").GetString()!, root.GetProperty("cert").GetString()!, root.GetProperty("key").GetString()!);
     }
 
+    /// <summary>An API user with <paramref name="role"/> (POST /api/users as the admin); its key id and secret.</summary>
+    public async Task<(string KeyId, string Secret)> CreateApiUserAsync(string name, string role, CancellationToken cancellationToken)
+    {
+        var created = await SignedRequestAsync("POST", "/api/users", $$"""{"name":"{{name}}","role":"{{role}}"}""", cancellationToken);
+        Assert.Equal(200, created["status"]!.GetValue<int>());
+        return (created["body"]!["accessKeyId"]!.GetValue<string>(), created["body"]!["secretAccessKey"]!.GetValue<string>());
+    }
+
+    /// <summary>An active certificate made with boto3 and <paramref name="policyJson"/> attached, its PEM files written under the data folder: a fleet-provisioning claim.</summary>
+    public async Task<(string Id, string CertPath, string KeyPath)> CreateClaimAsync(string policyJson, CancellationToken cancellationToken)
+    {
+        var policy = Unique("claimpol");
+        var created = (await IotCallsAsync([("create_keys_and_certificate", new { setAsActive = true })], cancellationToken))[0]!["body"]!;
+        var attach = await IotCallsAsync([("create_policy", new { policyName = policy, policyDocument = policyJson }), ("attach_policy", new { policyName = policy, target = created["certificateArn"]!.GetValue<string>() })], cancellationToken);
+        Assert.All(attach, r => Assert.Equal(200, r!["status"]!.GetValue<int>()));
+        var dir = Directory.CreateDirectory(Path.Combine(DataDirectory, Unique("claim"))).FullName;
+        var cert = Path.Combine(dir, "claim.pem");
+        var key = Path.Combine(dir, "claim.key");
+        await File.WriteAllTextAsync(cert, created["certificatePem"]!.GetValue<string>(), cancellationToken);
+        await File.WriteAllTextAsync(key, created["keyPair"]!["PrivateKey"]!.GetValue<string>(), cancellationToken);
+        return (created["certificateId"]!.GetValue<string>(), cert, key);
+    }
+
     /// <summary>mosquitto_* arguments for a TLS connection as <paramref name="device"/>.</summary>
     public List<string> TlsArgs(ProvisionedDevice device, string? clientId = null, string version = "mqttv311") =>
     [
