@@ -27,6 +27,8 @@ ingest_summary = defaultdict(list) # broker -> [summary per round]
 sustained = []                     # ingest-sustained summaries
 hops_steps = {}                    # (broker, round, step) -> p2p-hops ladder step (end to end)
 hops_wire = []                     # p2p-hops-wire rows (bench/hops.py)
+idle_skipped = [r for r in rows if r["scenario"] == "idle" and "skipped" in r]
+rows = [r for r in rows if "skipped" not in r]
 for r in rows:
     if r["scenario"] == "p2p-hops-wire":
         hops_wire.append(r)
@@ -141,6 +143,8 @@ for (broker, scenario, _), runs in summaries.items():
     if scenario == "idle":
         for r in runs:
             print(f'| {fmt(r["connections"])} | {broker} | {fmt(r["rssBeforeMiB"])} | {fmt(r["rssAfterMiB"])} | {fmt(r["kibPerConnection"], 2)} |')
+for r in idle_skipped:
+    print(f'| {fmt(r["connections"])} | (not run) | | | {r["skipped"]} |')
 
 if shadow_steps:
     print()

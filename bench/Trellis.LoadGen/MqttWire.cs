@@ -81,9 +81,15 @@ internal static class MqttWire
         return [.. packet];
     }
 
-    public static async Task<Socket> OpenAsync(string host, int port, string clientId, CancellationToken ct, bool persistent = false)
+    public static async Task<Socket> OpenAsync(string host, int port, string clientId, CancellationToken ct, bool persistent = false, System.Net.IPAddress? source = null)
     {
         var socket = new Socket(SocketType.Stream, ProtocolType.Tcp) { NoDelay = true };
+        if (source is not null)
+        {
+            // One loopback source address gives ~28 000 ephemeral ports: 100 000 connections use several (127.0.0.x).
+            socket.Bind(new System.Net.IPEndPoint(source, 0));
+        }
+
         await socket.ConnectAsync(host, port, ct);
         await socket.SendAsync(Connect(clientId, persistent: persistent), ct);
         var connack = new byte[4];

@@ -72,12 +72,16 @@ public sealed partial class MqttBroker : IHostedService, IAsyncDisposable
     public long JournalRows => _store?.JournalIfStarted?.Written ?? 0;
 
     /// <summary>Serves one network connection until it closes.</summary>
-    public async Task RunConnectionAsync(IDuplexPipe transport, Action abort, X509Certificate2? clientCertificate, bool isTls, string remoteAddress, string listener)
+    public Task RunConnectionAsync(IDuplexPipe transport, Action abort, X509Certificate2? clientCertificate, bool isTls, string remoteAddress, string listener) =>
+        ServeConnectionAsync(new Hosting.HostedTransport(transport, abort), clientCertificate, isTls, remoteAddress, listener);
+
+    /// <summary>Serves one connection until it closes; the transport is disposed (a graceful close) at the end.</summary>
+    internal Task ServeConnectionAsync(Hosting.IConnectionTransport transport, X509Certificate2? clientCertificate, bool isTls, string remoteAddress, string listener)
     {
-        var connection = new MqttConnection(this, transport, abort, clientCertificate, isTls, remoteAddress, listener);
+        var connection = new MqttConnection(this, transport, clientCertificate, isTls, remoteAddress, listener);
         _connections.TryAdd(connection, 0);
         Metrics.ConnectionOpened();
-        await connection.RunAsync();
+        return connection.RunAsync();
     }
 
     public Task StartAsync(CancellationToken cancellationToken)

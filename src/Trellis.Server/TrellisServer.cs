@@ -125,7 +125,10 @@ public sealed class TrellisServer : IAsyncDisposable
         });
         var registryOptions = new RegistryOptions { Region = brokerOptions.Region, AccountId = brokerOptions.AccountId };
 
-        var builder = WebApplication.CreateSlimBuilder();
+        // Trellis reads no appsettings.json: without this the host watches the working directory,
+        // recursively, for a change to one (a repository checkout: thousands of folders, and every
+        // SQLite write in ./data woke the watcher, ~4 % of the CPU in a burst of TLS connects).
+        var builder = WebApplication.CreateSlimBuilder(new WebApplicationOptions { Args = ["--hostBuilder:reloadConfigOnChange=false"] });
         builder.Logging.ClearProviders();
         builder.Logging.AddSimpleConsole(c =>
         {

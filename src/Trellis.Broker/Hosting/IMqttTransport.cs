@@ -2,12 +2,28 @@ using System.IO.Pipelines;
 
 namespace Trellis.Broker.Hosting;
 
+/// <summary>What a connection needs of its transport: the pipes, a hard close, and a graceful one once the broker is done.</summary>
+internal interface IConnectionTransport : IDuplexPipe, IAsyncDisposable
+{
+    /// <summary>Hard close: reset the connection, dropping anything unsent.</summary>
+    void Abort();
+}
+
 /// <summary>A plain-TCP client connection as the listener serves it.</summary>
-internal interface IMqttTransport : IDuplexPipe, IAsyncDisposable
+internal interface IMqttTransport : IConnectionTransport
 {
     /// <summary>Starts reading the socket into <see cref="IDuplexPipe.Input"/>.</summary>
     void Start();
+}
 
-    /// <summary>Hard close: reset the connection, dropping anything unsent.</summary>
-    void Abort();
+/// <summary>A connection whose host (Kestrel, a WebSocket request) owns its life: the broker only reads, writes and aborts.</summary>
+internal sealed class HostedTransport(IDuplexPipe pipe, Action abort) : IConnectionTransport
+{
+    public PipeReader Input => pipe.Input;
+
+    public PipeWriter Output => pipe.Output;
+
+    public void Abort() => abort();
+
+    public ValueTask DisposeAsync() => ValueTask.CompletedTask;
 }

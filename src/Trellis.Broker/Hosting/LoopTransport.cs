@@ -33,7 +33,7 @@ internal sealed class LoopTransport : IMqttTransport, IThreadPoolWorkItem
     private readonly Socket _socket;
     private readonly EventLoop _loop;
     private readonly Pipe _input = new(InputOptions);
-    private readonly Action _flushCompleted;
+    private Action? _flushCompleted; // created on the first pause: most connections never pause
     private ValueTask<FlushResult> _pendingFlush;
 
     /// <summary>
@@ -51,7 +51,6 @@ internal sealed class LoopTransport : IMqttTransport, IThreadPoolWorkItem
         _socket = socket;
         _loop = loop;
         Fd = socket.SafeHandle.DangerousGetHandle();
-        _flushCompleted = OnFlushCompleted;
         Output = new SendWriter(this);
     }
 
@@ -238,7 +237,7 @@ internal sealed class LoopTransport : IMqttTransport, IThreadPoolWorkItem
                 // The broker is not taking data (a congested subscriber, a held publish): stop reading
                 // this socket until it catches up, so TCP slows the sender down.
                 _pendingFlush = flush;
-                flush.ConfigureAwait(false).GetAwaiter().UnsafeOnCompleted(_flushCompleted);
+                flush.ConfigureAwait(false).GetAwaiter().UnsafeOnCompleted(_flushCompleted ??= OnFlushCompleted);
                 return Pass.Paused;
             }
 

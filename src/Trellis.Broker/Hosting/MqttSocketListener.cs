@@ -1,4 +1,3 @@
-using System.Collections.Concurrent;
 using System.Net;
 using System.Net.Sockets;
 using Microsoft.Extensions.Hosting;
@@ -18,11 +17,11 @@ public sealed class MqttSocketListener(MqttBroker broker, IPEndPoint endpoint) :
     /// <summary>128 KiB: far above the loopback and LAN bandwidth-delay product at 500k msg/s.</summary>
     private const int ReceiveBufferBytes = 128 * 1024;
     private readonly CancellationTokenSource _stopping = new();
-    private readonly ConcurrentDictionary<IMqttTransport, byte> _open = new();
     private EventLoop[] _loops = [];
     private int _nextLoop;
     private Socket? _listener;
     private Task? _accepting;
+    private string? _name;
 
     /// <summary>The bound port (the real one when configured with port 0).</summary>
     public int Port => (_listener?.LocalEndPoint as IPEndPoint)?.Port ?? 0;
@@ -99,26 +98,29 @@ public sealed class MqttSocketListener(MqttBroker broker, IPEndPoint endpoint) :
             // Linux): back-pressure then reaches an unthrottled publisher within ~128 KiB instead of
             // tens of MiB, and kernel memory per connection stays bounded.
             socket.ReceiveBufferSize = ReceiveBufferBytes;
-            _ = ServeAsync(socket);
+            Serve(socket);
         }
     }
 
-    private async Task ServeAsync(Socket socket)
+    private void Serve(Socket socket)
     {
         IMqttTransport transport = _loops.Length > 0
             ? new LoopTransport(socket, _loops[(uint)Interlocked.Increment(ref _nextLoop) % (uint)_loops.Length])
             : new SocketTransport(socket);
-        _open.TryAdd(transport, 0);
-        var remote = socket.RemoteEndPoint is IPEndPoint ip ? ip.Address.ToString() : "unknown";
+        string remote;
         try
         {
+            remote = socket.RemoteEndPoint is IPEndPoint ip ? ip.Address.ToString() : "unknown";
             transport.Start();
-            await broker.RunConnectionAsync(transport, transport.Abort, null, isTls: false, remote, $"mqtt:{Port}");
         }
-        finally
+        catch (Exception e) when (e is SocketException or IOException or ObjectDisposedException)
         {
-            _open.TryRemove(transport, out _);
-            await transport.DisposeAsync();
+            // Reset before it was served, or the loop refused it: this connection only, never the accept loop.
+            transport.Abort();
+            return;
         }
+
+        // The connection disposes its transport when it ends (a graceful close); nothing here waits for it.
+        _ = broker.ServeConnectionAsync(transport, null, isTls: false, remote, _name ??= $"mqtt:{Port}");
     }
 }

@@ -5,104 +5,126 @@ namespace Trellis.Broker.Internal;
 
 internal sealed partial class MqttConnection
 {
-    private async Task ReadLoopAsync()
+    /// <summary>
+    /// Serves the connection: reads and handles packets until the client or the broker ends it, then
+    /// shuts down. One method, one state machine for an idle connection's whole life.
+    /// </summary>
+    public async Task RunAsync()
     {
-        var token = _cts.Token;
-        var maxPacket = _broker.Options.MaxPacketBytes;
-        while (true)
+        try
         {
-            var result = await _input.ReadAsync(token);
-            var buffer = result.Buffer;
-            var keepGoing = true;
-            var paused = false;
-            var handled = false;
-            while (keepGoing)
+            var token = _cts.Token;
+            var maxPacket = _broker.Options.MaxPacketBytes;
+            while (true)
             {
-                var status = MqttFrame.TryRead(buffer, maxPacket, out var header, out var headerLength, out var remainingLength);
-                if (status == FrameStatus.Incomplete)
+                // No token: a registration on it would be held by every idle connection; a close
+                // cancels the pending read itself (CancelReads).
+                var result = await _input.ReadAsync();
+                if (result.IsCanceled)
                 {
-                    break;
-                }
-
-                if (status == FrameStatus.TooLarge)
-                {
-                    _broker.Logger.PacketTooLarge(ClientId, RemoteAddress, headerLength + remainingLength, maxPacket);
-                    Reject(ReasonCode.PacketTooLarge, "CLIENT_ERROR", $"packet of {headerLength + (long)remainingLength} bytes exceeds the maximum of {maxPacket}");
+                    _input.AdvanceTo(result.Buffer.Start);
                     return;
                 }
 
-                if (status == FrameStatus.MalformedLength)
+                var buffer = result.Buffer;
+                var keepGoing = true;
+                var paused = false;
+                var handled = false;
+                while (keepGoing)
                 {
-                    Reject(ReasonCode.MalformedPacket, "CLIENT_ERROR", "remaining length longer than 4 bytes");
+                    var status = MqttFrame.TryRead(buffer, maxPacket, out var header, out var headerLength, out var remainingLength);
+                    if (status == FrameStatus.Incomplete)
+                    {
+                        break;
+                    }
+
+                    if (status == FrameStatus.TooLarge)
+                    {
+                        _broker.Logger.PacketTooLarge(ClientId, RemoteAddress, headerLength + remainingLength, maxPacket);
+                        Reject(ReasonCode.PacketTooLarge, "CLIENT_ERROR", $"packet of {headerLength + (long)remainingLength} bytes exceeds the maximum of {maxPacket}");
+                        return;
+                    }
+
+                    if (status == FrameStatus.MalformedLength)
+                    {
+                        Reject(ReasonCode.MalformedPacket, "CLIENT_ERROR", "remaining length longer than 4 bytes");
+                        return;
+                    }
+
+                    var body = buffer.Slice(headerLength, remainingLength);
+                    keepGoing = body.IsSingleSegment
+                        ? HandlePacket(header, body.FirstSpan)
+                        : HandlePacket(header, body.ToArray());
+                    buffer = buffer.Slice(headerLength + remainingLength);
+                    handled = true;
+
+                    // Back-pressure at packet granularity: stop consuming as soon as a subscriber is
+                    // congested, or a service request is being handled; the rest stays in the pipe
+                    // (and then in the socket) until it drains.
+                    if (CongestedOn is not null || _pendingRequest is not null)
+                    {
+                        paused = true;
+                        break;
+                    }
+                }
+
+                // Acks for this batch go out now, on this thread, with the subscribers' deliveries. A
+                // batch that produced nothing to send (QoS 0 publishes) schedules no writer at all.
+                FlushDeferredWakes(wakeSelf: _control is { WrittenCount: > 0 });
+
+                // Keep-alive counts whole packets; one clock read per read batch is enough.
+                if (handled)
+                {
+                    LastActivityMs = _broker.NowMs;
+                }
+
+                PartialSinceMs = buffer.IsEmpty || paused ? 0 : PartialSinceMs == 0 ? _broker.NowMs : PartialSinceMs;
+                if (paused)
+                {
+                    // Examined only what was consumed: the next read returns the rest at once, and the
+                    // pipe keeps its pause threshold. (Marking everything examined would let the
+                    // socket reader keep filling the pipe without bound while we wait.)
+                    _input.AdvanceTo(buffer.Start);
+                }
+                else
+                {
+                    _input.AdvanceTo(buffer.Start, buffer.End);
+                }
+
+                // A peer that closed after sending still gets its buffered packets handled (they may
+                // be acknowledged QoS 0 publishes or a DISCONNECT); stop only when nothing whole is left.
+                if (!keepGoing || result.IsCanceled || (result.IsCompleted && !paused))
+                {
                     return;
                 }
 
-                var body = buffer.Slice(headerLength, remainingLength);
-                keepGoing = body.IsSingleSegment
-                    ? HandlePacket(header, body.FirstSpan)
-                    : HandlePacket(header, body.ToArray());
-                buffer = buffer.Slice(headerLength + remainingLength);
-                handled = true;
-
-                // Back-pressure at packet granularity: stop consuming as soon as a subscriber is
-                // congested, or a service request is being handled; the rest stays in the pipe
-                // (and then in the socket) until it drains.
-                if (CongestedOn is not null || _pendingRequest is not null)
+                if (_durableWait is { } durable)
                 {
-                    paused = true;
-                    break;
+                    await ReleaseHeldAcksAsync(durable);
+                }
+
+                if (_pendingRequest is { } request)
+                {
+                    await CompleteRequestAsync(request);
+                }
+
+                if (Session is not null)
+                {
+                    await _broker.WaitForCongestionAsync(this, token);
                 }
             }
-
-            // Acks for this batch go out now, on this thread, with the subscribers' deliveries. A
-            // batch that produced nothing to send (QoS 0 publishes) schedules no writer at all.
-            if (_control is { WrittenCount: > 0 })
-            {
-                DeferWake(this);
-            }
-
-            FlushDeferredWakes();
-
-            // Keep-alive counts whole packets; one clock read per read batch is enough.
-            if (handled)
-            {
-                LastActivityMs = _broker.NowMs;
-            }
-
-            PartialSinceMs = buffer.IsEmpty || paused ? 0 : PartialSinceMs == 0 ? _broker.NowMs : PartialSinceMs;
-            if (paused)
-            {
-                // Examined only what was consumed: the next read returns the rest at once, and the
-                // pipe keeps its pause threshold. (Marking everything examined would let the
-                // socket reader keep filling the pipe without bound while we wait.)
-                _input.AdvanceTo(buffer.Start);
-            }
-            else
-            {
-                _input.AdvanceTo(buffer.Start, buffer.End);
-            }
-
-            // A peer that closed after sending still gets its buffered packets handled (they may
-            // be acknowledged QoS 0 publishes or a DISCONNECT); stop only when nothing whole is left.
-            if (!keepGoing || result.IsCanceled || (result.IsCompleted && !paused))
-            {
-                return;
-            }
-
-            if (_durableWait is { } durable)
-            {
-                await ReleaseHeldAcksAsync(durable);
-            }
-
-            if (_pendingRequest is { } request)
-            {
-                await CompleteRequestAsync(request);
-            }
-
-            if (Session is not null)
-            {
-                await _broker.WaitForCongestionAsync(this, token);
-            }
+        }
+        catch (OperationCanceledException)
+        {
+        }
+        catch (Exception e)
+        {
+            // A fault closes only this connection (IOException from a reset socket, or a bug).
+            _broker.Logger.ConnectionFault(ClientId, RemoteAddress, e.GetType().Name + ": " + e.Message);
+        }
+        finally
+        {
+            await ShutdownAsync();
         }
     }
 

@@ -68,7 +68,7 @@ internal sealed partial class MqttConnection
 
                 if (closeNow)
                 {
-                    _closeFlushed.TrySetResult();
+                    CloseFlushed.TrySetResult();
                     EndAfterFlush();
                     return;
                 }
@@ -95,11 +95,11 @@ internal sealed partial class MqttConnection
         }
         catch (OperationCanceledException)
         {
-            _closeFlushed.TrySetResult();
+            CloseFlushed.TrySetResult();
         }
         catch (Exception e)
         {
-            _closeFlushed.TrySetResult();
+            CloseFlushed.TrySetResult();
             _broker.Logger.ConnectionFault(ClientId, RemoteAddress, "write: " + e.GetType().Name + ": " + e.Message);
             Abort();
         }

@@ -1,6 +1,7 @@
 using System.Buffers;
 using System.IO.Pipelines;
 using System.Security.Cryptography.X509Certificates;
+using Trellis.Broker.Hosting;
 using Trellis.Broker.Protocol;
 
 namespace Trellis.Broker.Internal;
@@ -15,8 +16,9 @@ internal sealed partial class MqttConnection : IDisposable, IThreadPoolWorkItem
     private readonly MqttBroker _broker;
     private readonly PipeReader _input;
     private readonly PipeWriter _output;
-    private readonly Action _abortTransport;
+    private readonly IConnectionTransport _transport;
     private readonly CancellationTokenSource _cts = new();
+    private readonly Guid _sessionId = Guid.NewGuid();
 
     private readonly Lock _controlLock = new();
     private ArrayBufferWriter<byte>? _control;
@@ -26,7 +28,7 @@ internal sealed partial class MqttConnection : IDisposable, IThreadPoolWorkItem
     private int _closing;
     private bool _closeAfterFlush;
     private Task? _writer;
-    private readonly TaskCompletionSource _closeFlushed = new(TaskCreationOptions.RunContinuationsAsynchronously);
+    private TaskCompletionSource? _closeFlushed;
     private int _writerRunning;
 
     /// <summary>How many <see cref="WriteLoopAsync"/> runs are under way (first line to last, awaits included): 0 or 1, briefly 2 as one stands down.</summary>
@@ -52,12 +54,12 @@ internal sealed partial class MqttConnection : IDisposable, IThreadPoolWorkItem
     /// <summary>Set once the CONNACK is on its way: the writer sends no PUBLISH before it (§3.2.0-1).</summary>
     private volatile bool _deliveriesOpen;
 
-    public MqttConnection(MqttBroker broker, IDuplexPipe transport, Action abortTransport, X509Certificate2? clientCertificate, bool isTls, string remoteAddress, string listener)
+    public MqttConnection(MqttBroker broker, IConnectionTransport transport, X509Certificate2? clientCertificate, bool isTls, string remoteAddress, string listener)
     {
         _broker = broker;
         _input = transport.Input;
         _output = transport.Output;
-        _abortTransport = abortTransport;
+        _transport = transport;
         ClientCertificate = clientCertificate;
         IsTls = isTls;
         RemoteAddress = remoteAddress;
@@ -94,7 +96,8 @@ internal sealed partial class MqttConnection : IDisposable, IThreadPoolWorkItem
 
     public string ClientId => Connect?.ClientId ?? string.Empty;
 
-    public string SessionIdentifier { get; } = Guid.NewGuid().ToString();
+    /// <summary>AWS's sessionIdentifier: one per connection (kept as a Guid, formatted when an event needs it).</summary>
+    public string SessionIdentifier => _sessionId.ToString();
 
     /// <summary>AWS's versionNumber: increments with each connect of this client id.</summary>
     public long VersionNumber { get; set; }
@@ -115,25 +118,9 @@ internal sealed partial class MqttConnection : IDisposable, IThreadPoolWorkItem
 
     public CancellationToken Closed => _cts.Token;
 
-    public async Task RunAsync()
-    {
-        try
-        {
-            await ReadLoopAsync();
-        }
-        catch (OperationCanceledException)
-        {
-        }
-        catch (Exception e)
-        {
-            // A fault closes only this connection (IOException from a reset socket, or a bug).
-            _broker.Logger.ConnectionFault(ClientId, RemoteAddress, e.GetType().Name + ": " + e.Message);
-        }
-        finally
-        {
-            await ShutdownAsync();
-        }
-    }
+    /// <summary>Completed once the writer sent the final packet (or gave up); created only when a close waits for it.</summary>
+    private TaskCompletionSource CloseFlushed =>
+        LazyInitializer.EnsureInitialized(ref _closeFlushed, static () => new TaskCompletionSource(TaskCreationOptions.RunContinuationsAsynchronously));
 
     /// <summary>
     /// Signals that there is something to send. The writer runs on demand on the thread pool and
@@ -204,12 +191,31 @@ internal sealed partial class MqttConnection : IDisposable, IThreadPoolWorkItem
         t_spareWakes = targets;
     }
 
-    /// <summary>Runs the deferred wakes of this read batch: writers start on this thread.</summary>
-    private void FlushDeferredWakes()
+    /// <summary>
+    /// Runs the deferred wakes of this read batch: writers start on this thread. With
+    /// <paramref name="wakeSelf"/>, this connection's own writer too (its acknowledgements); a
+    /// connection that only ever wakes itself (an idle device, a publisher's PUBACKs) needs no set.
+    /// </summary>
+    private void FlushDeferredWakes(bool wakeSelf = false)
     {
+        if (wakeSelf)
+        {
+            Volatile.Write(ref _writeRequested, 1);
+        }
+
         if (_deferredWakes is not { Count: > 0 } targets)
         {
+            if (wakeSelf)
+            {
+                WakeOnThisThread();
+            }
+
             return;
+        }
+
+        if (wakeSelf)
+        {
+            targets.Add(this);
         }
 
         if (t_loopWakes is { } loopWakes)
@@ -231,6 +237,26 @@ internal sealed partial class MqttConnection : IDisposable, IThreadPoolWorkItem
         }
 
         StartWriters(targets);
+    }
+
+    /// <summary>This connection's writer, started as <see cref="FlushDeferredWakes"/> would start it from a set of one.</summary>
+    private void WakeOnThisThread()
+    {
+        if (t_loopWakes is { } loopWakes)
+        {
+            loopWakes.Add(this);
+            if (loopWakes.Count >= LoopWakeBatch)
+            {
+                FlushLoopWakes();
+            }
+
+            return;
+        }
+
+        if (Interlocked.CompareExchange(ref _writerRunning, 1, 0) == 0)
+        {
+            _writer = WriteLoopAsync(inline: true);
+        }
     }
 
     /// <summary>Starts the writers of <paramref name="targets"/> that are not running, then clears the set.</summary>
@@ -300,6 +326,16 @@ internal sealed partial class MqttConnection : IDisposable, IThreadPoolWorkItem
     public void Abort()
     {
         Volatile.Write(ref _hardAbort, true);
+        CancelReads();
+        _transport.Abort();
+    }
+
+    /// <summary>
+    /// Ends the read loop: the token for what waits on it, and the pending read itself (the read
+    /// takes no token, so an idle connection holds no registration on it).
+    /// </summary>
+    private void CancelReads()
+    {
         try
         {
             _cts.Cancel();
@@ -308,7 +344,16 @@ internal sealed partial class MqttConnection : IDisposable, IThreadPoolWorkItem
         {
         }
 
-        _abortTransport();
+        try
+        {
+            _input.CancelPendingRead();
+        }
+        catch (ObjectDisposedException)
+        {
+        }
+        catch (InvalidOperationException)
+        {
+        }
     }
 
     private ArrayBufferWriter<byte> Control => _control ??= new ArrayBufferWriter<byte>(64);
@@ -370,7 +415,7 @@ internal sealed partial class MqttConnection : IDisposable, IThreadPoolWorkItem
         {
             // Let the writer send the final CONNACK or DISCONNECT before the socket goes.
             Wake();
-            await Task.WhenAny(_closeFlushed.Task, Task.Delay(TimeSpan.FromSeconds(2), CancellationToken.None));
+            await Task.WhenAny(CloseFlushed.Task, Task.Delay(TimeSpan.FromSeconds(2), CancellationToken.None));
         }
 
         try
@@ -401,7 +446,7 @@ internal sealed partial class MqttConnection : IDisposable, IThreadPoolWorkItem
 
         if (Volatile.Read(ref _hardAbort))
         {
-            _abortTransport();
+            _transport.Abort();
         }
         else
         {
@@ -414,27 +459,25 @@ internal sealed partial class MqttConnection : IDisposable, IThreadPoolWorkItem
             }
             catch (TimeoutException)
             {
-                _abortTransport();
+                _transport.Abort();
             }
 
             await _input.CompleteAsync();
         }
 
-        await _broker.OnConnectionClosedAsync(this);
-        Dispose();
+        try
+        {
+            await _broker.OnConnectionClosedAsync(this);
+        }
+        finally
+        {
+            Dispose();
+            await _transport.DisposeAsync();
+        }
     }
 
     /// <summary>Ends the read loop after the writer flushed its last packet; the socket closes gracefully.</summary>
-    private void EndAfterFlush()
-    {
-        try
-        {
-            _cts.Cancel();
-        }
-        catch (ObjectDisposedException)
-        {
-        }
-    }
+    private void EndAfterFlush() => CancelReads();
 
     public void Dispose() => _cts.Dispose();
 }

@@ -10,13 +10,14 @@ namespace Trellis.Broker.Internal;
 internal sealed class Session(string clientId)
 {
     private readonly Lock _lock = new();
-    private readonly Queue<Outgoing> _queue = new();
-    // QoS 1/2 state is created on first use: a QoS 0 or idle session carries none of it.
+    // The queue, the subscriptions and the QoS 1/2 state are created on first use: an idle session
+    // (a device that connected and waits) carries none of them.
+    private Queue<Outgoing>? _queue;
     private Dictionary<ushort, Inflight>? _inflight;
     // QoS 2 deliveries the client has received (PUBREC) and not yet completed, with their journal sequence.
     private Dictionary<ushort, long>? _awaitingPubComp;
     private HashSet<ushort>? _incomingQos2;
-    private readonly Dictionary<string, TopicSubscription> _subscriptions = new(StringComparer.Ordinal);
+    private Dictionary<string, TopicSubscription>? _subscriptions;
     private Queue<(ushort Id, Outgoing Item)>? _retransmit;
     private System.Collections.Concurrent.ConcurrentDictionary<string, bool>? _receiveAllowed;
     private int _receiveCacheCount;
@@ -122,29 +123,30 @@ internal sealed class Session(string clientId)
                 return false;
             }
 
-            if (_queue.Count >= maxQueued)
+            var queue = _queue ??= new Queue<Outgoing>();
+            if (queue.Count >= maxQueued)
             {
                 Dropped++;
                 return false;
             }
 
-            if (_queue.Count == 0)
+            if (queue.Count == 0)
             {
                 LastProgressMs = Environment.TickCount64;
             }
 
             if (journal is null)
             {
-                _queue.Enqueue(item);
+                queue.Enqueue(item);
             }
             else
             {
                 var kept = item with { JournalSeq = journal.NextSeq() };
                 durable = journal.AppendAsync(ClientId, kept);
-                _queue.Enqueue(kept);
+                queue.Enqueue(kept);
             }
 
-            _queueCount = _queue.Count;
+            _queueCount = queue.Count;
             OverflowLogged = false;
             return true;
         }
@@ -174,7 +176,7 @@ internal sealed class Session(string clientId)
                 batch[count++] = (again.Id, again.Item, true);
             }
 
-            while (count < batch.Length && _queue.TryPeek(out var next))
+            while (count < batch.Length && _queue is not null && _queue.TryPeek(out var next))
             {
                 if (next.Qos > 0 && (_inflight?.Count ?? 0) + (_awaitingPubComp?.Count ?? 0) >= window)
                 {
@@ -202,7 +204,7 @@ internal sealed class Session(string clientId)
                 batch[count++] = (id, next, false);
             }
 
-            _queueCount = _queue.Count;
+            _queueCount = _queue?.Count ?? 0;
             return count;
         }
     }
@@ -363,7 +365,7 @@ internal sealed class Session(string clientId)
         {
             lock (_lock)
             {
-                return _queue.Count > 0 || _inflight?.Count > 0 || _retransmit?.Count > 0;
+                return _queue?.Count > 0 || _inflight?.Count > 0 || _retransmit?.Count > 0;
             }
         }
     }
@@ -373,7 +375,7 @@ internal sealed class Session(string clientId)
     {
         lock (_lock)
         {
-            return _subscriptions.ContainsKey(filter);
+            return _subscriptions?.ContainsKey(filter) ?? false;
         }
     }
 
@@ -381,9 +383,10 @@ internal sealed class Session(string clientId)
     {
         lock (_lock)
         {
-            existed = _subscriptions.ContainsKey(subscription.Filter);
-            _subscriptions[subscription.Filter] = subscription;
-            _subscriptionCount = _subscriptions.Count;
+            var subscriptions = _subscriptions ??= new Dictionary<string, TopicSubscription>(StringComparer.Ordinal);
+            existed = subscriptions.ContainsKey(subscription.Filter);
+            subscriptions[subscription.Filter] = subscription;
+            _subscriptionCount = subscriptions.Count;
         }
     }
 
@@ -391,8 +394,8 @@ internal sealed class Session(string clientId)
     {
         lock (_lock)
         {
-            var removed = _subscriptions.Remove(filter);
-            _subscriptionCount = _subscriptions.Count;
+            var removed = _subscriptions?.Remove(filter) ?? false;
+            _subscriptionCount = _subscriptions?.Count ?? 0;
             return removed;
         }
     }
@@ -401,7 +404,7 @@ internal sealed class Session(string clientId)
     {
         lock (_lock)
         {
-            return [.. _subscriptions.Values];
+            return _subscriptions is null ? [] : [.. _subscriptions.Values];
         }
     }
 
