@@ -87,6 +87,8 @@ internal static class MqttWire
         if (source is not null)
         {
             // One loopback source address gives ~28 000 ephemeral ports: 100 000 connections use several (127.0.0.x).
+            // IP_BIND_ADDRESS_NO_PORT: the port is chosen at connect, per destination, as without a bind.
+            socket.SetRawSocketOption(0 /* SOL_IP */, 24 /* IP_BIND_ADDRESS_NO_PORT */, BitConverter.GetBytes(1));
             socket.Bind(new System.Net.IPEndPoint(source, 0));
         }
 

@@ -213,7 +213,7 @@ async Task IdleAsync()
     {
         // 20 000 connections per loopback source address (127.0.0.1, .2, …), well inside one address's ephemeral ports.
         var batch = Enumerable.Range(i, Math.Min(200, options.Connections - i))
-            .Select(n => MqttWire.OpenAsync(options.Host, options.Port, prefix + n, ct, source: new System.Net.IPAddress(new byte[] { 127, 0, 0, (byte)(1 + (n / 20_000)) })));
+            .Select(n => MqttWire.OpenAsync(options.Host, options.Port, prefix + n, ct, source: n < 20_000 ? null : new System.Net.IPAddress(new byte[] { 127, 0, 0, (byte)(1 + (n / 20_000)) })));
         sockets.AddRange(await Task.WhenAll(batch));
     }
 
