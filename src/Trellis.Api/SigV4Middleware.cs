@@ -162,6 +162,7 @@ public sealed class SigV4Middleware(RequestDelegate next, SigV4Verifier verifier
 
             context.Request.Body = buffer is null ? Stream.Null : new MemoryStream(buffer, 0, read, writable: false);
             context.Items["trellis.accessKeyId"] = result.AccessKeyId;
+            context.Items["trellis.signingService"] = result.Service;
             await next(context);
         }
         finally

@@ -9,6 +9,7 @@ using Microsoft.Extensions.DependencyInjection;
 using Microsoft.Extensions.Hosting;
 using Microsoft.Extensions.Logging;
 using Trellis.Api;
+using Trellis.Api.Aws;
 using Trellis.Broker;
 using Trellis.Broker.Hosting;
 using Trellis.Broker.Identity;
@@ -150,6 +151,7 @@ public sealed class TrellisServer : IAsyncDisposable
         services.AddSingleton(accessKeys);
         services.AddSingleton(registryOptions);
         services.AddSingleton<RegistryService>();
+        services.AddSingleton<Trellis.Api.Aws.Iot.IIotOperations, Trellis.Api.Aws.Iot.IotOperations>();
         services.AddSingleton(new AuditLog(database));
         services.AddSingleton(sp => new ApiUsers(database, accessKeys, time, Trellis.Security.SecretBox.LoadOrCreate(data.SecretsKeyPath)));
         services.AddSingleton(sp => new SigV4Verifier(sp.GetRequiredService<ApiUsers>().SecretFor, time));
@@ -311,12 +313,10 @@ public sealed class TrellisServer : IAsyncDisposable
         app.MapGet("/health", () => Results.Text("{\"status\":\"ok\"}", "application/json"));
         app.MapTrellisMetrics();
         app.MapMqttWebSocket();
-        app.MapThingsApi();
         app.MapThingGroupsApi();
         app.MapDeviceTokensApi();
         app.MapAuditApi();
         app.MapUsersApi();
-        app.MapCertificatesApi();
         app.MapCaCertificatesApi();
         app.MapProvisioningTemplatesApi();
         app.MapProvisioningClaims();
@@ -325,6 +325,9 @@ public sealed class TrellisServer : IAsyncDisposable
         app.MapPoliciesApi();
         app.MapPrincipalsApi(() => server!.TlsEndpointAddress);
         app.MapDataPlaneApi(brokerOptions.MaxPacketBytes);
+
+        // Last: the model's routes, implemented ones through their handlers, the rest answering 501.
+        app.MapAwsModel();
         app.MapFallback((HttpContext context) =>
             AwsResults.Error("UnknownOperationException", StatusCodes.Status404NotFound, $"No operation at {context.Request.Method} {context.Request.Path}."));
 

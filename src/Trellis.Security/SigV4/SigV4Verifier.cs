@@ -86,7 +86,7 @@ public sealed class SigV4Verifier(Func<string, string?> secretForAccessKey, Time
             return SigV4Result.Fail("UnrecognizedClientException", $"The access key '{accessKey}' is not known to this server.");
         }
 
-        return SigV4Result.Ok(accessKey);
+        return SigV4Result.Ok(accessKey, service);
     }
 
     /// <summary>
@@ -114,7 +114,7 @@ public sealed class SigV4Verifier(Func<string, string?> secretForAccessKey, Time
                 "The request signature we calculated does not match the signature you provided. Check your secret access key and signing method.");
         }
 
-        return SigV4Result.Ok(accessKey);
+        return SigV4Result.Ok(accessKey, service);
     }
 
     /// <summary>Credential, SignedHeaders and Signature of an <c>AWS4-HMAC-SHA256 …</c> Authorization header (null where absent).</summary>

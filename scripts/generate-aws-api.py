@@ -1,0 +1,585 @@
+#!/usr/bin/env python3
+"""Generates the AWS-compatible API surface of Trellis from botocore's service models.
+
+Run by hand when a model changes or an operation is implemented; the output is committed:
+
+    python3 scripts/generate-aws-api.py
+
+Reads the `iot`, `iot-data` and `iot-jobs-data` models installed with boto3 (botocore/data/<service>/
+<version>/service-2.json.gz) and writes, into src/Trellis.Api/Aws/Generated/:
+
+- <Service>.Routes.g.cs: every operation of the model (method, URI template, success code, signing
+  name, whether Trellis implements it) and every error shape with its HTTP status;
+- <Service>.Shapes.g.cs: a record per input and output shape of the implemented operations (and the
+  structures they contain), each input with a binder that reads its members from where the model puts
+  them (URI, query string, headers, body) and checks what the model requires (required members, enum
+  values, lengths, ranges, patterns), each output with a writer that puts its members where they go;
+- <Service>.Operations.g.cs: the interface a handler class implements (one method per implemented
+  operation, typed request in, typed response out) and the invokers the dispatcher calls.
+
+The implemented operations are listed in src/Trellis.Api/Aws/operations.txt, one "<service> <Operation>"
+per line. docs/api.md's coverage table is written from the same route table (between its
+"aws-coverage" markers).
+"""
+import glob
+import gzip
+import json
+import os
+import re
+import sys
+
+import botocore
+
+ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+OUT = os.path.join(ROOT, "src", "Trellis.Api", "Aws", "Generated")
+LIST = os.path.join(ROOT, "src", "Trellis.Api", "Aws", "operations.txt")
+API_DOC = os.path.join(ROOT, "docs", "api.md")
+SERVICES = [("iot", "Iot"), ("iot-data", "IotData"), ("iot-jobs-data", "IotJobsData")]
+# The hand-written data-plane routes live in this file; every other hand-written route is the iot model's.
+DATA_PLANE_FILE = "DataPlaneApi.cs"
+DATA = os.path.join(os.path.dirname(botocore.__file__), "data")
+
+
+def load(service):
+    path = sorted(glob.glob(os.path.join(DATA, service, "*", "service-2.json*")))[-1]
+    opener = gzip.open if path.endswith(".gz") else open
+    with opener(path, "rt", encoding="utf-8") as f:
+        return json.load(f), os.path.relpath(path, DATA)
+
+
+def pascal(name):
+    return name[0].upper() + name[1:]
+
+
+def cs_string(s):
+    return '"' + s.replace("\\", "\\\\").replace('"', '\\"') + '"'
+
+
+def verbatim(s):
+    return '@"' + s.replace('"', '""') + '"'
+
+
+class Gen:
+    def __init__(self, service, cs_name, model, source):
+        self.service = service
+        self.cs = cs_name
+        self.model = model
+        self.shapes = model["shapes"]
+        self.source = source
+        self.ns = f"Trellis.Api.Aws.{cs_name}"
+        self.structs = []      # structure shapes to emit, in order
+        self.inputs = set()    # structures read from a request
+        self.outputs = set()   # structures written to a response
+        self.patterns = {}     # pattern -> field name
+
+    # ---- types -------------------------------------------------------------------------------
+    def cs_type(self, shape_name, nullable=True):
+        s = self.shapes[shape_name]
+        t = s["type"]
+        q = "?" if nullable else ""
+        if t == "string":
+            return "string" + q
+        if t == "integer":
+            return "int" + q
+        if t == "long":
+            return "long" + q
+        if t in ("double", "float"):
+            return "double" + q
+        if t == "boolean":
+            return "bool" + q
+        if t == "timestamp":
+            return "DateTimeOffset" + q
+        if t == "blob":
+            return "byte[]" + q
+        if t == "list":
+            return f"IReadOnlyList<{self.cs_type(s['member']['shape'], False)}>" + q
+        if t == "map":
+            value = self.shapes[s["value"]["shape"]]
+            inner = self.cs_type(s["value"]["shape"], value["type"] == "string")
+            return f"IReadOnlyDictionary<string, {inner}>" + q
+        if t == "structure":
+            return pascal(shape_name) + q
+        raise ValueError(f"unsupported type {t} ({shape_name})")
+
+    def scalar(self, shape_name):
+        t = self.shapes[shape_name]["type"]
+        names = {"string": "String", "integer": "Int", "long": "Long", "double": "Double", "float": "Double",
+                 "boolean": "Bool", "timestamp": "Timestamp"}
+        if t not in names:
+            raise ValueError(f"{shape_name}: a {t} cannot travel in a URI, query string or header")
+        return names[t]
+
+    def parse(self, shape_name, raw, member):
+        kind = self.scalar(shape_name)
+        return raw if kind == "String" else f"r.Parse{kind}({raw}, {cs_string(member)})"
+
+    def collect(self, shape_name, direction):
+        s = self.shapes[shape_name]
+        t = s["type"]
+        if t == "structure":
+            target = self.inputs if direction == "in" else self.outputs
+            if shape_name in target:
+                return
+            target.add(shape_name)
+            if shape_name not in self.structs:
+                self.structs.append(shape_name)
+            for m in s.get("members", {}).values():
+                self.collect(m["shape"], direction)
+        elif t == "list":
+            self.collect(s["member"]["shape"], direction)
+        elif t == "map":
+            self.collect(s["value"]["shape"], direction)
+
+    def pattern_field(self, pattern):
+        if pattern not in self.patterns:
+            self.patterns[pattern] = f"Pattern{len(self.patterns)}"
+        return self.patterns[pattern]
+
+    # ---- reading -----------------------------------------------------------------------------
+    def read_expr(self, shape_name, elem, path):
+        """A C# expression reading a JSON element of this shape (path: C# string expression)."""
+        s = self.shapes[shape_name]
+        t = s["type"]
+        if t == "string":
+            return f"r.ReadString({elem}, {path})"
+        if t == "integer":
+            return f"r.ReadInt({elem}, {path})"
+        if t == "long":
+            return f"r.ReadLong({elem}, {path})"
+        if t in ("double", "float"):
+            return f"r.ReadDouble({elem}, {path})"
+        if t == "boolean":
+            return f"r.ReadBool({elem}, {path})"
+        if t == "timestamp":
+            return f"r.ReadTimestamp({elem}, {path})"
+        if t == "blob":
+            return f"r.ReadBlob({elem}, {path})"
+        if t == "list":
+            item = s["member"]["shape"]
+            return f"r.ReadList({elem}, {path}, static (r, e, p) => {self.read_expr(item, 'e', 'p')}{self.bang(item)})"
+        if t == "map":
+            value = s["value"]["shape"]
+            nullable = self.shapes[value]["type"] == "string"
+            reader = self.read_expr(value, "e", "p") + ("" if nullable else self.bang(value))
+            return f"r.ReadMap({elem}, {path}, static (r, e, p) => {reader})"
+        if t == "structure":
+            return f"r.ReadObject({elem}, {path}, static (r, e, p) => {pascal(shape_name)}.Read(r, e, p))"
+        raise ValueError(t)
+
+    def bang(self, shape_name):
+        """Non-null list items: a null item was reported by the reader; the default stands in for it."""
+        t = self.shapes[shape_name]["type"]
+        if t in ("integer", "long", "double", "float", "boolean"):
+            return " ?? default"
+        if t == "timestamp":
+            return " ?? default"
+        return "!"
+
+    def checks(self, shape_name, value, path, out, indent):
+        """Validation statements for a value of this shape (value: C# expression, may be null)."""
+        s = self.shapes[shape_name]
+        t = s["type"]
+        pad = " " * indent
+        if t == "string":
+            if "min" in s or "max" in s:
+                out.append(f"{pad}r.Length({value}, {path}, {s.get('min', 0)}, {s.get('max', 'int.MaxValue')});")
+            if "enum" in s:
+                out.append(f"{pad}r.Enum({value}, {path}, [{', '.join(cs_string(e) for e in s['enum'])}]);")
+            if "pattern" in s:
+                out.append(f"{pad}r.Pattern({value}, {path}, {self.pattern_field(s['pattern'])});")
+        elif t in ("integer", "long", "double", "float"):
+            if "min" in s or "max" in s:
+                lo = s.get("min", "double.MinValue")
+                hi = s.get("max", "double.MaxValue")
+                out.append(f"{pad}r.Range({value}, {path}, {lo}, {hi});")
+        elif t in ("list", "map"):
+            if "min" in s or "max" in s:
+                out.append(f"{pad}r.Count({value}?.Count, {path}, {s.get('min', 0)}, {s.get('max', 'int.MaxValue')});")
+            inner = s["member"]["shape"] if t == "list" else s["value"]["shape"]
+            sub = []
+            item_path = f'{path} + "[" + i + "]"' if t == "list" else f'{path} + "." + kv.Key'
+            item_value = f"{value}![i]" if t == "list" else "kv.Value"
+            self.checks(inner, item_value, item_path, sub, indent + 4)
+            if sub:
+                if t == "list":
+                    out.append(f"{pad}for (var i = 0; i < ({value}?.Count ?? 0); i++)")
+                else:
+                    out.append(f"{pad}foreach (var kv in {value} ?? System.Collections.Immutable.ImmutableDictionary<string, {self.cs_type(inner, self.shapes[inner]['type'] == 'string')}>.Empty)")
+                out.append(f"{pad}{{")
+                out.extend(sub)
+                out.append(f"{pad}}}")
+
+    # ---- emitting ----------------------------------------------------------------------------
+    def header(self):
+        md = self.model["metadata"]
+        return [
+            "// <auto-generated>",
+            f"// Generated by scripts/generate-aws-api.py from botocore {botocore.__version__}, model {self.source}",
+            f"// ({md.get('serviceFullName')}, API version {md['apiVersion']}). Do not edit: change the generator or",
+            "// src/Trellis.Api/Aws/operations.txt and run it again.",
+            "// </auto-generated>",
+            "#nullable enable",
+            "#pragma warning disable CS1591, CA1707, CA1819, CA1034, CA1062, CA2227, IDE0005, IDE0055, IDE0130, IDE0300, IDE0301, IDE0028, IDE0090, IDE0161",
+            "",
+        ]
+
+    def routes(self, implemented):
+        md = self.model["metadata"]
+        lines = self.header() + [
+            "namespace Trellis.Api.Aws;",
+            "",
+            "public static partial class AwsModel",
+            "{",
+            f"    /// <summary>Every operation of the {md.get('serviceFullName')} model ({self.source}).</summary>",
+            f"    public static readonly AwsRoute[] {self.cs}Routes =",
+            "    [",
+        ]
+        for name in sorted(self.model["operations"]):
+            op = self.model["operations"][name]
+            http = op["http"]
+            code = http.get("responseCode", 200)
+            impl = "true" if name in implemented else "false"
+            lines.append(f"        new({cs_string(self.service)}, {cs_string(md['signingName'])}, {cs_string(name)}, {cs_string(http['method'])}, {cs_string(http['requestUri'])}, {code}, {impl}),")
+        lines += ["    ];", "", f"    /// <summary>The error shapes of the model and their HTTP statuses.</summary>",
+                  f"    public static readonly IReadOnlyDictionary<string, int> {self.cs}Errors = new Dictionary<string, int>(StringComparer.Ordinal)", "    {"]
+        for name in sorted(self.shapes):
+            s = self.shapes[name]
+            if s.get("exception"):
+                lines.append(f"        [{cs_string(name)}] = {s.get('error', {}).get('httpStatusCode', 500)},")
+        lines += ["    };", "}", ""]
+        return lines
+
+    def shapes_file(self, implemented):
+        for name in sorted(implemented):
+            op = self.model["operations"][name]
+            if "input" in op:
+                self.collect(op["input"]["shape"], "in")
+            if "output" in op:
+                self.collect(op["output"]["shape"], "out")
+        lines = self.header() + [
+            "using System.Text.Json;",
+            "using System.Text.RegularExpressions;",
+            "",
+            f"namespace {self.ns};",
+            "",
+        ]
+        body = []
+        for name in self.structs:
+            body += self.struct(name)
+        lines += body
+        lines += [f"internal static class {self.cs}Patterns", "{"]
+        for pattern, field in self.patterns.items():
+            lines.append(f"    /// <summary><c>{pattern.replace('&', '&amp;').replace('<', '&lt;').replace('>', '&gt;')}</c></summary>")
+            lines.append(f"    internal static readonly Regex {field} = new({verbatim('^(?:' + pattern + ')$')}, RegexOptions.CultureInvariant, TimeSpan.FromMilliseconds(100));")
+            lines.append("")
+        if lines[-1] == "":
+            lines.pop()
+        lines += ["}", ""]
+        return lines
+
+    def struct(self, name):
+        s = self.shapes[name]
+        cls = pascal(name)
+        required = set(s.get("required", []))
+        members = s.get("members", {})
+        out = [f"/// <summary>The <c>{name}</c> shape.</summary>", f"public sealed record {cls}", "{"]
+        for mname, m in members.items():
+            # A required member of reference type is non-nullable for the handler: Bind refuses a request without it.
+            reference = self.shapes[m["shape"]]["type"] in ("string", "blob", "list", "map", "structure")
+            is_required = mname in required and name in self.inputs and reference
+            ctype = self.cs_type(m["shape"], not is_required)
+            loc = m.get("location", "payload" if s.get("payload") == mname else "body")
+            where = f"{loc} <c>{m.get('locationName', mname)}</c>"
+            req = ", required" if mname in required else ""
+            out.append(f"    /// <summary>{mname} ({where}{req}).</summary>")
+            out.append(f"    public {ctype} {pascal(mname)} {{ get; init; }}" + (" = null!;" if is_required else ""))
+            out.append("")
+        if out[-1] == "":
+            out.pop()
+        if name in self.inputs:
+            out += ([""] if members else []) + self.binder(name)
+        if name in self.outputs:
+            out += ([""] if members or name in self.inputs else []) + self.writer(name)
+        out += ["}", ""]
+        return out
+
+    def binder(self, name):
+        s = self.shapes[name]
+        cls = pascal(name)
+        members = s.get("members", {})
+        required = s.get("required", [])
+        top = any(op.get("input", {}).get("shape") == name for op in self.model["operations"].values())
+        lines = []
+        pattern_host = f"{self.cs}Patterns"
+        if top:
+            lines += [f"    /// <summary>Binds the request from its URI, query string, headers and body, and checks it against the model.</summary>",
+                      f"    internal static {cls} Bind(AwsRequestReader r)", "    {", "        var body = r.Body;", f"        var value = new {cls}", "        {"]
+            for mname, m in members.items():
+                loc = m.get("location")
+                lname = m.get("locationName", mname)
+                shape = self.shapes[m["shape"]]
+                if loc == "uri":
+                    expr = self.parse(m["shape"], f"r.Uri({cs_string(lname)})", mname)
+                elif loc == "querystring":
+                    if shape["type"] == "list":
+                        if self.shapes[shape["member"]["shape"]]["type"] != "string":
+                            raise ValueError(f"{name}.{mname}: only lists of strings are read from the query string")
+                        expr = f"r.QueryStrings({cs_string(lname)})"
+                    elif shape["type"] == "map":
+                        expr = f"r.QueryMap({cs_string(mname)})"
+                    else:
+                        expr = self.parse(m["shape"], f"r.Query({cs_string(lname)})", mname)
+                elif loc == "header":
+                    expr = self.parse(m["shape"], f"r.Header({cs_string(lname)})", mname)
+                elif loc == "headers":
+                    expr = f"r.Headers({cs_string(lname)})"
+                elif s.get("payload") == mname:
+                    if shape["type"] == "blob":
+                        expr = "r.RawBody()"
+                    else:
+                        expr = self.read_expr(m["shape"], "body", cs_string(mname)) if shape["type"] != "structure" else f"r.ReadObject(body, \"\", static (r, e, p) => {pascal(m['shape'])}.Read(r, e, p))"
+                else:
+                    expr = self.read_expr(m["shape"], f"AwsRequestReader.Member(body, {cs_string(mname)})", cs_string(mname))
+                reference = shape["type"] in ("string", "blob", "list", "map", "structure")
+                lines.append(f"            {pascal(mname)} = {expr}{'!' if mname in required and reference else ''},")
+            lines += ["        };"]
+            lines += [f"        value.Check(r, \"\");", "        return value;", "    }", ""]
+        # nested reading (also used for top-level payload structures)
+        if top and not any(not m.get("location") for m in members.values()):
+            lines += ["    /// <summary>Checks the members against the model: required, enum, length, range, pattern.</summary>",
+                      "    internal void Check(AwsRequestReader r, string p)", "    {"]
+            lines += self.check_lines(name, required, members)
+            lines += ["    }"]
+            return [l.replace(", Pattern", f", {pattern_host}.Pattern") for l in lines]
+        lines += [f"    internal static {cls} Read(AwsRequestReader r, JsonElement e, string p) => new()", "    {"]
+        for mname, m in members.items():
+            if m.get("location"):
+                continue
+            key = m.get("locationName", mname)
+            reference = self.shapes[m["shape"]]["type"] in ("string", "blob", "list", "map", "structure")
+            bang = "!" if mname in required and reference else ""
+            lines.append(f"        {pascal(mname)} = {self.read_expr(m['shape'], f'AwsRequestReader.Member(e, {cs_string(key)})', f'AwsRequestReader.Path(p, {cs_string(mname)})')}{bang},")
+        lines += ["    };", ""]
+        # checks
+        lines += ["    /// <summary>Checks the members against the model: required, enum, length, range, pattern.</summary>",
+                  "    internal void Check(AwsRequestReader r, string p)", "    {"]
+        lines += self.check_lines(name, required, members)
+        lines += ["    }"]
+        return [l.replace(", Pattern", f", {pattern_host}.Pattern") for l in lines]
+
+    def check_lines(self, name, required, members):
+        lines = []
+        for mname in required:
+            if mname in members:
+                lines.append(f"        r.Required({pascal(mname)}, AwsRequestReader.Path(p, {cs_string(mname)}));")
+        for mname, m in members.items():
+            prop = pascal(mname)
+            path = f"AwsRequestReader.Path(p, {cs_string(mname)})"
+            shape = self.shapes[m["shape"]]
+            sub = []
+            self.checks(m["shape"], prop, path, sub, 8)
+            lines += sub
+            if shape["type"] == "structure":
+                lines.append(f"        {prop}?.Check(r, {path});")
+            elif shape["type"] == "list" and self.shapes[shape["member"]["shape"]]["type"] == "structure":
+                lines.append(f"        for (var i = 0; i < ({prop}?.Count ?? 0); i++)")
+                lines.append("        {")
+                lines.append(f"            {prop}![i].Check(r, {path} + \"[\" + i + \"]\");")
+                lines.append("        }")
+            elif shape["type"] == "map" and self.shapes[shape["value"]["shape"]]["type"] == "structure":
+                lines.append(f"        foreach (var kv in {prop} ?? new Dictionary<string, {pascal(shape['value']['shape'])}>())")
+                lines.append("        {")
+                lines.append(f"            kv.Value.Check(r, {path} + \".\" + kv.Key);")
+                lines.append("        }")
+        return lines
+
+    def write_stmt(self, shape_name, value, out, indent, key=None):
+        s = self.shapes[shape_name]
+        t = s["type"]
+        pad = " " * indent
+        name = cs_string(key) if key is not None else None
+
+        def emit(method, arg):
+            # A member: w.WriteString("name", v); an item of a list: w.WriteStringValue(v).
+            out.append(f"{pad}w.{method}({name}, {arg});" if name else f"{pad}w.{method}Value({arg});")
+
+        scalar = {"string": ("WriteString", value), "integer": ("WriteNumber", value), "long": ("WriteNumber", value),
+                  "double": ("WriteNumber", value), "float": ("WriteNumber", value), "boolean": ("WriteBoolean", value),
+                  "timestamp": ("WriteNumber", f"AwsJson.EpochSeconds({value})"), "blob": ("WriteBase64String", value)}
+        if t in scalar:
+            emit(*scalar[t])
+        elif t == "structure":
+            if name:
+                out.append(f"{pad}w.WritePropertyName({name});")
+            out.append(f"{pad}{value}.WriteJson(w);")
+        else:
+            kind = "Array" if t == "list" else "Object"
+            out.append(f"{pad}w.WriteStart{kind}({name or ''});")
+            var = f"item{indent}" if t == "list" else f"kv{indent}"
+            out.append(f"{pad}foreach (var {var} in {value})")
+            out.append(f"{pad}{{")
+            if t == "list":
+                self.write_stmt(s["member"]["shape"], var, out, indent + 4)
+            elif self.shapes[s["value"]["shape"]]["type"] == "string":
+                out.append(f"{pad}    w.WriteString({var}.Key, {var}.Value);")
+            else:
+                out.append(f"{pad}    w.WritePropertyName({var}.Key);")
+                self.write_stmt(s["value"]["shape"], f"{var}.Value", out, indent + 4)
+            out.append(f"{pad}}}")
+            out.append(f"{pad}w.WriteEnd{kind}();")
+
+    def writer(self, name):
+        s = self.shapes[name]
+        members = s.get("members", {})
+        lines = ["    /// <summary>Writes the body members as JSON; members that are null are left out, as AWS does.</summary>",
+                 "    internal void WriteJson(Utf8JsonWriter w)", "    {", "        w.WriteStartObject();"]
+        for mname, m in members.items():
+            if m.get("location") or s.get("payload") == mname:
+                continue
+            prop = pascal(mname)
+            t = self.shapes[m["shape"]]["type"]
+            value = f"{prop}.Value" if t in ("integer", "long", "double", "float", "boolean", "timestamp") else prop
+            lines.append(f"        if ({prop} is not null)")
+            lines.append("        {")
+            self.write_stmt(m["shape"], value, lines, 12, key=m.get("locationName", mname))
+            lines.append("        }")
+            lines.append("")
+        if lines[-1] == "":
+            lines.pop()
+        lines += ["        w.WriteEndObject();", "    }"]
+        headers = [(mname, m) for mname, m in members.items() if m.get("location") == "header"]
+        lines += ["", "    /// <summary>Members that travel as response headers.</summary>", "    internal void WriteHeaders(Microsoft.AspNetCore.Http.IHeaderDictionary h)", "    {"]
+        for mname, m in headers:
+            lines.append(f"        if ({pascal(mname)} is not null)")
+            lines.append("        {")
+            lines.append(f"            h[{cs_string(m.get('locationName', mname))}] = AwsJson.HeaderValue({pascal(mname)});")
+            lines.append("        }")
+        lines += ["    }"]
+        return lines
+
+    def operations_file(self, implemented):
+        lines = self.header() + [
+            "using Microsoft.AspNetCore.Http;",
+            "using Microsoft.Extensions.DependencyInjection;",
+            "",
+            f"namespace {self.ns};",
+            "",
+            f"/// <summary>The operations of the {self.model['metadata'].get('serviceFullName')} model that Trellis implements: one method each, no JSON.</summary>",
+            f"public interface I{self.cs}Operations",
+            "{",
+        ]
+        for name in sorted(implemented):
+            op = self.model["operations"][name]
+            req = pascal(op["input"]["shape"]) if "input" in op else "AwsEmpty"
+            res = pascal(op["output"]["shape"]) if "output" in op else "AwsEmpty"
+            lines.append(f"    Task<{res}> {name}Async({req} request, CancellationToken cancellationToken);")
+            lines.append("")
+        if lines[-1] == "":
+            lines.pop()
+        lines += ["}", "", f"/// <summary>Bind, call, serialise: what the dispatcher runs for each implemented operation.</summary>",
+                  f"internal static class {self.cs}Invokers", "{",
+                  f"    internal static readonly IReadOnlyDictionary<string, Func<HttpContext, AwsRoute, Task>> All = new Dictionary<string, Func<HttpContext, AwsRoute, Task>>(StringComparer.Ordinal)",
+                  "    {"]
+        for name in sorted(implemented):
+            lines.append(f"        [{cs_string(name)}] = {name}Async,")
+        lines += ["    };", ""]
+        for name in sorted(implemented):
+            op = self.model["operations"][name]
+            req = pascal(op["input"]["shape"]) if "input" in op else None
+            res_shape = op["output"]["shape"] if "output" in op else None
+            lines += [f"    private static async Task {name}Async(HttpContext context, AwsRoute route)", "    {",
+                      "        var reader = await AwsRequestReader.CreateAsync(context, route);"]
+            if req:
+                lines += [f"        var request = reader.IsValid ? {req}.Bind(reader) : null;"]
+            lines += ["        if (!reader.IsValid)", "        {", "            await reader.RefuseAsync();", "            return;", "        }", ""]
+            call = f"context.RequestServices.GetRequiredService<I{self.cs}Operations>().{name}Async({'request!' if req else 'AwsEmpty.Instance'}, context.RequestAborted)"
+            payload = None
+            if res_shape:
+                rs = self.shapes[res_shape]
+                payload = rs.get("payload")
+            if res_shape and payload:
+                lines += [f"        var response = await {call};", f"        await AwsResponse.WritePayloadAsync(context, route.SuccessCode, response.{pascal(payload)}, response.WriteHeaders);"]
+            elif res_shape:
+                lines += [f"        var response = await {call};", "        await AwsResponse.WriteAsync(context, route.SuccessCode, response.WriteJson, response.WriteHeaders);"]
+            else:
+                lines += [f"        await {call};", "        await AwsResponse.WriteAsync(context, route.SuccessCode, null, null);"]
+            lines += ["    }", ""]
+        lines.pop()
+        lines += ["}", ""]
+        return lines
+
+
+def hand_written():
+    """Operations still served by hand-written routes (their .WithName("Operation") in src/Trellis.Api), per model."""
+    names = {"iot": set(), "iot-data": set()}
+    for path in glob.glob(os.path.join(ROOT, "src", "Trellis.Api", "*.cs")):
+        with open(path, encoding="utf-8") as f:
+            found = re.findall(r'\.WithName\("([A-Za-z]+)"\)', f.read())
+        names["iot-data" if os.path.basename(path) == DATA_PLANE_FILE else "iot"].update(found)
+    return names
+
+
+def coverage(gens, implemented):
+    manual = hand_written()
+    rows = ["<!-- aws-coverage:begin (generated by scripts/generate-aws-api.py: do not edit by hand) -->", "",
+            "Served: through the model-driven dispatcher (input bound and checked from the model, output",
+            "written from it), or by a hand-written route not moved onto it yet. Not served: the answer is 501",
+            "`NotImplementedException` naming the operation.", ""]
+    for g in gens:
+        ops = g.model["operations"]
+        impl = implemented.get(g.service, set())
+        done = [n for n in ops if n in impl]
+        hand = [n for n in ops if n not in impl and n in manual.get(g.service, set())]
+        rows.append(f"**{g.model['metadata'].get('serviceFullName')}** (`{g.service}`, {g.source}): {len(done) + len(hand)} of {len(ops)} operations served, {len(done)} of them through the dispatcher.")
+        rows.append("")
+        rows.append("| operation | method | path | status |")
+        rows.append("|---|---|---|---|")
+        for n in sorted(ops):
+            http = ops[n]["http"]
+            status = "dispatcher" if n in impl else "hand-written route" if n in hand else "501"
+            rows.append(f"| {n} | {http['method']} | `{http['requestUri']}` | {status} |")
+        rows.append("")
+    rows.append("<!-- aws-coverage:end -->")
+    return "\n".join(rows)
+
+
+def main():
+    implemented = {}
+    with open(LIST, encoding="utf-8") as f:
+        for line in f:
+            line = line.split("#", 1)[0].strip()
+            if line:
+                service, op = line.split()
+                implemented.setdefault(service, set()).add(op)
+    os.makedirs(OUT, exist_ok=True)
+    gens = []
+    for service, cs in SERVICES:
+        model, source = load(service)
+        g = Gen(service, cs, model, source)
+        impl = implemented.get(service, set())
+        unknown = impl - set(model["operations"])
+        if unknown:
+            sys.exit(f"{LIST}: {service} has no operation {', '.join(sorted(unknown))}")
+        files = {f"{cs}.Routes.g.cs": g.routes(impl)}
+        if impl:
+            files[f"{cs}.Shapes.g.cs"] = g.shapes_file(impl)
+            files[f"{cs}.Operations.g.cs"] = g.operations_file(impl)
+        for fname, lines in files.items():
+            with open(os.path.join(OUT, fname), "w", encoding="utf-8") as f:
+                f.write("\n".join(lines).rstrip("\n") + "\n")
+        gens.append(g)
+    with open(API_DOC, encoding="utf-8") as f:
+        doc = f.read()
+    table = coverage(gens, implemented)
+    begin, end = "<!-- aws-coverage:begin", "<!-- aws-coverage:end -->"
+    if begin in doc:
+        doc = doc[:doc.index(begin)] + table + doc[doc.index(end) + len(end):]
+    else:
+        doc = doc.rstrip("\n") + "\n\n## Coverage of AWS's operations\n\n" + table + "\n"
+    with open(API_DOC, "w", encoding="utf-8") as f:
+        f.write(doc)
+    print(f"wrote {OUT} and the coverage table of {os.path.relpath(API_DOC, ROOT)}")
+
+
+if __name__ == "__main__":
+    main()

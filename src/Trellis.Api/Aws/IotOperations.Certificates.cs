@@ -1,0 +1,91 @@
+using System.Globalization;
+using System.Security.Cryptography.X509Certificates;
+using Trellis.Registry;
+
+namespace Trellis.Api.Aws.Iot;
+
+/// <summary>Device certificates: CreateKeysAndCertificate, CreateCertificateFromCsr, DescribeCertificate, ListCertificates, UpdateCertificate, DeleteCertificate.</summary>
+public sealed partial class IotOperations
+{
+    public Task<CreateKeysAndCertificateResponse> CreateKeysAndCertificateAsync(CreateKeysAndCertificateRequest request, CancellationToken cancellationToken)
+    {
+        var created = registry.CreateKeysAndCertificate(request.SetAsActive ?? false);
+        return DoneAsync(new CreateKeysAndCertificateResponse
+        {
+            CertificateArn = created.Certificate.Arn,
+            CertificateId = created.Certificate.Id,
+            CertificatePem = created.Certificate.Pem,
+            KeyPair = new KeyPair { PublicKey = created.PublicKeyPem, PrivateKey = created.PrivateKeyPem },
+        });
+    }
+
+    public Task<CreateCertificateFromCsrResponse> CreateCertificateFromCsrAsync(CreateCertificateFromCsrRequest request, CancellationToken cancellationToken)
+    {
+        var created = Ok(registry.CreateCertificateFromCsr(request.CertificateSigningRequest, request.SetAsActive ?? false));
+        return DoneAsync(new CreateCertificateFromCsrResponse
+        {
+            CertificateArn = created.Certificate.Arn,
+            CertificateId = created.Certificate.Id,
+            CertificatePem = created.Certificate.Pem,
+        });
+    }
+
+    public Task<DescribeCertificateResponse> DescribeCertificateAsync(DescribeCertificateRequest request, CancellationToken cancellationToken)
+    {
+        var c = Ok(registry.DescribeCertificate(request.CertificateId));
+        return DoneAsync(new DescribeCertificateResponse { CertificateDescription = Description(c) });
+    }
+
+    public Task<ListCertificatesResponse> ListCertificatesAsync(ListCertificatesRequest request, CancellationToken cancellationToken)
+    {
+        var page = registry.ListCertificates(request.Marker, request.PageSize, request.AscendingOrder ?? false);
+        return DoneAsync(new ListCertificatesResponse
+        {
+            Certificates = [.. page.Items.Select(c => new Certificate
+            {
+                CertificateArn = c.Arn,
+                CertificateId = c.Id,
+                Status = c.Status,
+                CertificateMode = "DEFAULT",
+                CreationDate = DateTimeOffset.FromUnixTimeMilliseconds(c.CreatedMs),
+            })],
+            NextMarker = page.NextToken,
+        });
+    }
+
+    public Task<AwsEmpty> UpdateCertificateAsync(UpdateCertificateRequest request, CancellationToken cancellationToken)
+    {
+        Ok(registry.UpdateCertificate(request.CertificateId, request.NewStatus));
+        return DoneAsync(AwsEmpty.Instance);
+    }
+
+    public Task<AwsEmpty> DeleteCertificateAsync(DeleteCertificateRequest request, CancellationToken cancellationToken)
+    {
+        Ok(registry.DeleteCertificate(request.CertificateId, request.ForceDelete ?? false));
+        return DoneAsync(AwsEmpty.Instance);
+    }
+
+    private CertificateDescription Description(CertificateRecord c)
+    {
+        using var x509 = X509Certificate2.CreateFromPem(c.Pem);
+        return new CertificateDescription
+        {
+            CertificateArn = c.Arn,
+            CertificateId = c.Id,
+            CaCertificateId = c.CaCertificateId,
+            Status = c.Status,
+            CertificatePem = c.Pem,
+            OwnedBy = registry.Options.AccountId,
+            CreationDate = DateTimeOffset.FromUnixTimeMilliseconds(c.CreatedMs),
+            LastModifiedDate = DateTimeOffset.FromUnixTimeMilliseconds(c.UpdatedMs),
+            CustomerVersion = 1,
+            GenerationId = c.UpdatedMs.ToString(CultureInfo.InvariantCulture),
+            Validity = new CertificateValidity
+            {
+                NotBefore = new DateTimeOffset(x509.NotBefore.ToUniversalTime()),
+                NotAfter = new DateTimeOffset(x509.NotAfter.ToUniversalTime()),
+            },
+            CertificateMode = "DEFAULT",
+        };
+    }
+}

@@ -1,0 +1,27 @@
+using Trellis.Core.Errors;
+using Trellis.Registry;
+
+namespace Trellis.Api.Aws.Iot;
+
+/// <summary>
+/// The AWS IoT control-plane operations served through the model-driven dispatcher. One partial file
+/// per area; each method takes the generated request shape and returns the generated response shape,
+/// and refuses by throwing <see cref="AwsErrorException"/> with the domain's error.
+/// </summary>
+public sealed partial class IotOperations(RegistryService registry) : IIotOperations
+{
+    private static T Ok<T>(Result<T> result) => result.IsSuccess ? result.Value! : throw new AwsErrorException(result.Error!);
+
+    private static void Ok(TrellisError? error)
+    {
+        if (error is not null)
+        {
+            throw new AwsErrorException(error);
+        }
+    }
+
+    private static Task<T> DoneAsync<T>(T value) => Task.FromResult(value);
+
+    private static IReadOnlyDictionary<string, string?> Map(IReadOnlyDictionary<string, string> values) =>
+        values.ToDictionary(v => v.Key, v => (string?)v.Value, StringComparer.Ordinal);
+}
