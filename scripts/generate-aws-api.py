@@ -51,6 +51,36 @@ def pascal(name):
     return name[0].upper() + name[1:]
 
 
+# Java's POSIX classes (ASCII in Java), which .NET's regular expressions do not know, as ranges.
+POSIX = {"Graph": r"\x21-\x7E", "Print": r"\x20-\x7E", "Upper": "A-Z", "Lower": "a-z", "Alpha": "a-zA-Z", "Digit": "0-9",
+         "Alnum": "a-zA-Z0-9", "Punct": r"!-/:-@\[-`{-~", "Cntrl": r"\x00-\x1F\x7F", "Space": r"\t\n\x0B\f\r\x20",
+         "XDigit": "0-9a-fA-F", "Blank": r"\t\x20", "ASCII": r"\x00-\x7F"}
+
+
+def dotnet_pattern(pattern):
+    """A model pattern (Java syntax) as a .NET one: \\p{Graph} and its kin become ranges, in a class or as one."""
+    out, in_class, i = [], False, 0
+    while i < len(pattern):
+        c = pattern[i]
+        if c == "\\":
+            m = re.match(r"\\p\{(\w+)\}", pattern[i:])
+            if m and m.group(1) in POSIX:
+                ranges = POSIX[m.group(1)]
+                out.append(ranges if in_class else "[" + ranges + "]")
+                i += len(m.group(0))
+                continue
+            out.append(pattern[i:i + 2])
+            i += 2
+            continue
+        if c == "[" and not in_class:
+            in_class = True
+        elif c == "]" and in_class:
+            in_class = False
+        out.append(c)
+        i += 1
+    return "".join(out)
+
+
 def cs_string(s):
     return '"' + s.replace("\\", "\\\\").replace('"', '\\"') + '"'
 
@@ -267,10 +297,13 @@ class Gen:
         for name in self.structs:
             body += self.struct(name)
         lines += body
-        lines += [f"internal static class {self.cs}Patterns", "{"]
+        lines += [f"/// <summary>The model's patterns, anchored, each compiled on first use (one that failed would fail only its own operations).</summary>",
+                  f"internal static class {self.cs}Patterns", "{"]
         for pattern, field in self.patterns.items():
+            lines.append(f"    private static Regex? s_{field[0].lower()}{field[1:]};")
+            lines.append("")
             lines.append(f"    /// <summary><c>{pattern.replace('&', '&amp;').replace('<', '&lt;').replace('>', '&gt;')}</c></summary>")
-            lines.append(f"    internal static readonly Regex {field} = new({verbatim('^(?:' + pattern + ')$')}, RegexOptions.CultureInvariant, TimeSpan.FromMilliseconds(100));")
+            lines.append(f"    internal static Regex {field} => s_{field[0].lower()}{field[1:]} ??= new({verbatim('^(?:' + dotnet_pattern(pattern) + ')$')}, RegexOptions.CultureInvariant, TimeSpan.FromMilliseconds(100));")
             lines.append("")
         if lines[-1] == "":
             lines.pop()
@@ -343,7 +376,13 @@ class Gen:
                 reference = shape["type"] in ("string", "blob", "list", "map", "structure")
                 lines.append(f"            {pascal(mname)} = {expr}{'!' if mname in required and reference else ''},")
             lines += ["        };"]
-            lines += [f"        value.Check(r, \"\");", "        return value;", "    }", ""]
+            lines += [f"        value.Check(r, \"\");"]
+            # The audit log's target: the names, ARNs and ids the request acts on, wherever they travel.
+            for mname, m in members.items():
+                shape = self.shapes[m["shape"]]
+                if shape["type"] == "string" and (m.get("location") in ("uri", "header") or re.search(r"(Name|Arn|Id)$|^(target|principal)$", mname)):
+                    lines.append(f"        r.Target({cs_string(mname)}, value.{pascal(mname)});")
+            lines += ["        return value;", "    }", ""]
         # nested reading (also used for top-level payload structures)
         if top and not any(not m.get("location") for m in members.values()):
             lines += ["    /// <summary>Checks the members against the model: required, enum, length, range, pattern.</summary>",

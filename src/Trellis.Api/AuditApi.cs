@@ -50,9 +50,18 @@ public sealed class AuditMiddleware(RequestDelegate next, AuditLog log, TimeProv
         return next(context);
     }
 
-    /// <summary>The route values (thingName=…, policyName=…) and the principal header, if any.</summary>
+    /// <summary>
+    /// What the call acted on: from the dispatcher, the names, ARNs and ids of the bound request
+    /// (including those in the body, such as AddThingToThingGroup's); for the hand-written routes, the
+    /// route values (thingName=…, policyName=…) and the principal header, if any.
+    /// </summary>
     private static string? Target(HttpContext context)
     {
+        if (context.Items[Aws.AwsRequestReader.AuditTargetKey] is string bound)
+        {
+            return bound;
+        }
+
         var parts = context.Request.RouteValues.Select(v => $"{v.Key}={v.Value}").ToList();
         foreach (var header in new[] { "x-amzn-principal", "x-amzn-iot-principal" })
         {

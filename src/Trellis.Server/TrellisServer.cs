@@ -313,7 +313,6 @@ public sealed class TrellisServer : IAsyncDisposable
         app.MapGet("/health", () => Results.Text("{\"status\":\"ok\"}", "application/json"));
         app.MapTrellisMetrics();
         app.MapMqttWebSocket();
-        app.MapThingGroupsApi();
         app.MapDeviceTokensApi();
         app.MapAuditApi();
         app.MapUsersApi();

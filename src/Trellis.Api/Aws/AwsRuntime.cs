@@ -110,6 +110,24 @@ public sealed class AwsRequestReader
 
     public byte[]? RawBody() => _raw.Length == 0 ? null : _raw;
 
+    /// <summary>
+    /// Records a name, ARN or id the request acts on for the audit log (<c>trellis.auditTarget</c>:
+    /// <c>thingGroupName=… thingName=…</c>), whether it came in the URI, a header or the body.
+    /// </summary>
+    public void Target(string member, string? value)
+    {
+        if (string.IsNullOrEmpty(value))
+        {
+            return;
+        }
+
+        var entry = member + "=" + value;
+        _context.Items[AuditTargetKey] = _context.Items[AuditTargetKey] is string earlier ? earlier + " " + entry : entry;
+    }
+
+    /// <summary>Where <see cref="Target"/> leaves the audit target in <see cref="HttpContext.Items"/>.</summary>
+    public const string AuditTargetKey = "trellis.auditTarget";
+
     /// <summary>A member of a JSON object; undefined when absent or null (AWS treats an explicit null as absent).</summary>
     public static JsonElement Member(JsonElement obj, string name) =>
         obj.ValueKind == JsonValueKind.Object && obj.TryGetProperty(name, out var value) && value.ValueKind != JsonValueKind.Null ? value : default;

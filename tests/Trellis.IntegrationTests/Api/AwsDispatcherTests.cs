@@ -35,6 +35,16 @@ public sealed class AwsDispatcherTests(TrellisHost host)
             .Select(File.ReadAllText).ToList();
         var implemented = AwsDispatcher.Routes.Where(r => r.Implemented).ToList();
         Assert.NotEmpty(implemented);
+
+        // Every pattern the generator translated from the models' Java syntax compiles in .NET.
+        var patterns = typeof(AwsRoute).Assembly.GetTypes().Where(t => t.Name.EndsWith("Patterns", StringComparison.Ordinal))
+            .SelectMany(t => t.GetProperties(System.Reflection.BindingFlags.Static | System.Reflection.BindingFlags.NonPublic)).ToList();
+        Assert.NotEmpty(patterns);
+        foreach (var pattern in patterns)
+        {
+            var regex = pattern.GetValue(null) as System.Text.RegularExpressions.Regex;
+            Assert.True(regex is not null, $"{pattern.DeclaringType!.Name}.{pattern.Name} did not compile");
+        }
         foreach (var service in implemented.Select(r => r.Service).Distinct())
         {
             var model = Load(data, service);
@@ -120,6 +130,28 @@ public sealed class AwsDispatcherTests(TrellisHost host)
         // A path no model has is still a 404.
         var unknown = await host.SignedRequestAsync("GET", "/no-such-route", null, Ct);
         Assert.Equal(404, unknown["status"]!.GetValue<int>());
+    }
+
+    [Fact]
+    public async Task The_audit_log_names_targets_that_travel_in_the_body()
+    {
+        // AddThingToThingGroup's path is fixed (/thing-groups/addThingToThingGroup): both names are in the body.
+        var thing = TrellisHost.Unique("audthing");
+        var group = TrellisHost.Unique("audgroup");
+        var results = await host.IotCallsAsync(
+            [
+                ("create_thing", new { thingName = thing }),
+                ("create_thing_group", new { thingGroupName = group }),
+                ("add_thing_to_thing_group", new { thingGroupName = group, thingName = thing }),
+                ("remove_thing_from_thing_group", new { thingGroupName = group, thingName = thing }),
+            ],
+            Ct);
+        Assert.All(results, r => Assert.Equal(200, r!["status"]!.GetValue<int>()));
+
+        var audit = await host.SignedRequestAsync("GET", $"/api/audit?target={group}", null, Ct);
+        var events = audit["body"]!["events"]!.AsArray();
+        Assert.Equal(["CreateThingGroup", "AddThingToThingGroup", "RemoveThingFromThingGroup"], events.Select(e => e!["operation"]!.GetValue<string>()));
+        Assert.Equal($"thingGroupName={group} thingName={thing}", events[1]!["target"]!.GetValue<string>());
     }
 
     private static void AssertInvalid(JsonNode answer, string part, string other)

@@ -14,27 +14,55 @@ namespace Trellis.Api.Aws.Iot;
 /// <summary>The operations of the AWS IoT model that Trellis implements: one method each, no JSON.</summary>
 public interface IIotOperations
 {
+    Task<AddThingToThingGroupResponse> AddThingToThingGroupAsync(AddThingToThingGroupRequest request, CancellationToken cancellationToken);
+
     Task<CreateCertificateFromCsrResponse> CreateCertificateFromCsrAsync(CreateCertificateFromCsrRequest request, CancellationToken cancellationToken);
 
     Task<CreateKeysAndCertificateResponse> CreateKeysAndCertificateAsync(CreateKeysAndCertificateRequest request, CancellationToken cancellationToken);
 
     Task<CreateThingResponse> CreateThingAsync(CreateThingRequest request, CancellationToken cancellationToken);
 
+    Task<CreateThingGroupResponse> CreateThingGroupAsync(CreateThingGroupRequest request, CancellationToken cancellationToken);
+
+    Task<CreateThingTypeResponse> CreateThingTypeAsync(CreateThingTypeRequest request, CancellationToken cancellationToken);
+
     Task<AwsEmpty> DeleteCertificateAsync(DeleteCertificateRequest request, CancellationToken cancellationToken);
 
     Task<DeleteThingResponse> DeleteThingAsync(DeleteThingRequest request, CancellationToken cancellationToken);
+
+    Task<DeleteThingGroupResponse> DeleteThingGroupAsync(DeleteThingGroupRequest request, CancellationToken cancellationToken);
+
+    Task<DeleteThingTypeResponse> DeleteThingTypeAsync(DeleteThingTypeRequest request, CancellationToken cancellationToken);
+
+    Task<DeprecateThingTypeResponse> DeprecateThingTypeAsync(DeprecateThingTypeRequest request, CancellationToken cancellationToken);
 
     Task<DescribeCertificateResponse> DescribeCertificateAsync(DescribeCertificateRequest request, CancellationToken cancellationToken);
 
     Task<DescribeThingResponse> DescribeThingAsync(DescribeThingRequest request, CancellationToken cancellationToken);
 
+    Task<DescribeThingGroupResponse> DescribeThingGroupAsync(DescribeThingGroupRequest request, CancellationToken cancellationToken);
+
+    Task<DescribeThingTypeResponse> DescribeThingTypeAsync(DescribeThingTypeRequest request, CancellationToken cancellationToken);
+
     Task<ListCertificatesResponse> ListCertificatesAsync(ListCertificatesRequest request, CancellationToken cancellationToken);
 
+    Task<ListThingGroupsResponse> ListThingGroupsAsync(ListThingGroupsRequest request, CancellationToken cancellationToken);
+
+    Task<ListThingGroupsForThingResponse> ListThingGroupsForThingAsync(ListThingGroupsForThingRequest request, CancellationToken cancellationToken);
+
+    Task<ListThingTypesResponse> ListThingTypesAsync(ListThingTypesRequest request, CancellationToken cancellationToken);
+
     Task<ListThingsResponse> ListThingsAsync(ListThingsRequest request, CancellationToken cancellationToken);
+
+    Task<ListThingsInThingGroupResponse> ListThingsInThingGroupAsync(ListThingsInThingGroupRequest request, CancellationToken cancellationToken);
+
+    Task<RemoveThingFromThingGroupResponse> RemoveThingFromThingGroupAsync(RemoveThingFromThingGroupRequest request, CancellationToken cancellationToken);
 
     Task<AwsEmpty> UpdateCertificateAsync(UpdateCertificateRequest request, CancellationToken cancellationToken);
 
     Task<UpdateThingResponse> UpdateThingAsync(UpdateThingRequest request, CancellationToken cancellationToken);
+
+    Task<UpdateThingGroupResponse> UpdateThingGroupAsync(UpdateThingGroupRequest request, CancellationToken cancellationToken);
 }
 
 /// <summary>Bind, call, serialise: what the dispatcher runs for each implemented operation.</summary>
@@ -42,18 +70,46 @@ internal static class IotInvokers
 {
     internal static readonly IReadOnlyDictionary<string, Func<HttpContext, AwsRoute, Task>> All = new Dictionary<string, Func<HttpContext, AwsRoute, Task>>(StringComparer.Ordinal)
     {
+        ["AddThingToThingGroup"] = AddThingToThingGroupAsync,
         ["CreateCertificateFromCsr"] = CreateCertificateFromCsrAsync,
         ["CreateKeysAndCertificate"] = CreateKeysAndCertificateAsync,
         ["CreateThing"] = CreateThingAsync,
+        ["CreateThingGroup"] = CreateThingGroupAsync,
+        ["CreateThingType"] = CreateThingTypeAsync,
         ["DeleteCertificate"] = DeleteCertificateAsync,
         ["DeleteThing"] = DeleteThingAsync,
+        ["DeleteThingGroup"] = DeleteThingGroupAsync,
+        ["DeleteThingType"] = DeleteThingTypeAsync,
+        ["DeprecateThingType"] = DeprecateThingTypeAsync,
         ["DescribeCertificate"] = DescribeCertificateAsync,
         ["DescribeThing"] = DescribeThingAsync,
+        ["DescribeThingGroup"] = DescribeThingGroupAsync,
+        ["DescribeThingType"] = DescribeThingTypeAsync,
         ["ListCertificates"] = ListCertificatesAsync,
+        ["ListThingGroups"] = ListThingGroupsAsync,
+        ["ListThingGroupsForThing"] = ListThingGroupsForThingAsync,
+        ["ListThingTypes"] = ListThingTypesAsync,
         ["ListThings"] = ListThingsAsync,
+        ["ListThingsInThingGroup"] = ListThingsInThingGroupAsync,
+        ["RemoveThingFromThingGroup"] = RemoveThingFromThingGroupAsync,
         ["UpdateCertificate"] = UpdateCertificateAsync,
         ["UpdateThing"] = UpdateThingAsync,
+        ["UpdateThingGroup"] = UpdateThingGroupAsync,
     };
+
+    private static async Task AddThingToThingGroupAsync(HttpContext context, AwsRoute route)
+    {
+        var reader = await AwsRequestReader.CreateAsync(context, route);
+        var request = reader.IsValid ? AddThingToThingGroupRequest.Bind(reader) : null;
+        if (!reader.IsValid)
+        {
+            await reader.RefuseAsync();
+            return;
+        }
+
+        var response = await context.RequestServices.GetRequiredService<IIotOperations>().AddThingToThingGroupAsync(request!, context.RequestAborted);
+        await AwsResponse.WriteAsync(context, route.SuccessCode, response.WriteJson, response.WriteHeaders);
+    }
 
     private static async Task CreateCertificateFromCsrAsync(HttpContext context, AwsRoute route)
     {
@@ -97,6 +153,34 @@ internal static class IotInvokers
         await AwsResponse.WriteAsync(context, route.SuccessCode, response.WriteJson, response.WriteHeaders);
     }
 
+    private static async Task CreateThingGroupAsync(HttpContext context, AwsRoute route)
+    {
+        var reader = await AwsRequestReader.CreateAsync(context, route);
+        var request = reader.IsValid ? CreateThingGroupRequest.Bind(reader) : null;
+        if (!reader.IsValid)
+        {
+            await reader.RefuseAsync();
+            return;
+        }
+
+        var response = await context.RequestServices.GetRequiredService<IIotOperations>().CreateThingGroupAsync(request!, context.RequestAborted);
+        await AwsResponse.WriteAsync(context, route.SuccessCode, response.WriteJson, response.WriteHeaders);
+    }
+
+    private static async Task CreateThingTypeAsync(HttpContext context, AwsRoute route)
+    {
+        var reader = await AwsRequestReader.CreateAsync(context, route);
+        var request = reader.IsValid ? CreateThingTypeRequest.Bind(reader) : null;
+        if (!reader.IsValid)
+        {
+            await reader.RefuseAsync();
+            return;
+        }
+
+        var response = await context.RequestServices.GetRequiredService<IIotOperations>().CreateThingTypeAsync(request!, context.RequestAborted);
+        await AwsResponse.WriteAsync(context, route.SuccessCode, response.WriteJson, response.WriteHeaders);
+    }
+
     private static async Task DeleteCertificateAsync(HttpContext context, AwsRoute route)
     {
         var reader = await AwsRequestReader.CreateAsync(context, route);
@@ -122,6 +206,48 @@ internal static class IotInvokers
         }
 
         var response = await context.RequestServices.GetRequiredService<IIotOperations>().DeleteThingAsync(request!, context.RequestAborted);
+        await AwsResponse.WriteAsync(context, route.SuccessCode, response.WriteJson, response.WriteHeaders);
+    }
+
+    private static async Task DeleteThingGroupAsync(HttpContext context, AwsRoute route)
+    {
+        var reader = await AwsRequestReader.CreateAsync(context, route);
+        var request = reader.IsValid ? DeleteThingGroupRequest.Bind(reader) : null;
+        if (!reader.IsValid)
+        {
+            await reader.RefuseAsync();
+            return;
+        }
+
+        var response = await context.RequestServices.GetRequiredService<IIotOperations>().DeleteThingGroupAsync(request!, context.RequestAborted);
+        await AwsResponse.WriteAsync(context, route.SuccessCode, response.WriteJson, response.WriteHeaders);
+    }
+
+    private static async Task DeleteThingTypeAsync(HttpContext context, AwsRoute route)
+    {
+        var reader = await AwsRequestReader.CreateAsync(context, route);
+        var request = reader.IsValid ? DeleteThingTypeRequest.Bind(reader) : null;
+        if (!reader.IsValid)
+        {
+            await reader.RefuseAsync();
+            return;
+        }
+
+        var response = await context.RequestServices.GetRequiredService<IIotOperations>().DeleteThingTypeAsync(request!, context.RequestAborted);
+        await AwsResponse.WriteAsync(context, route.SuccessCode, response.WriteJson, response.WriteHeaders);
+    }
+
+    private static async Task DeprecateThingTypeAsync(HttpContext context, AwsRoute route)
+    {
+        var reader = await AwsRequestReader.CreateAsync(context, route);
+        var request = reader.IsValid ? DeprecateThingTypeRequest.Bind(reader) : null;
+        if (!reader.IsValid)
+        {
+            await reader.RefuseAsync();
+            return;
+        }
+
+        var response = await context.RequestServices.GetRequiredService<IIotOperations>().DeprecateThingTypeAsync(request!, context.RequestAborted);
         await AwsResponse.WriteAsync(context, route.SuccessCode, response.WriteJson, response.WriteHeaders);
     }
 
@@ -153,6 +279,34 @@ internal static class IotInvokers
         await AwsResponse.WriteAsync(context, route.SuccessCode, response.WriteJson, response.WriteHeaders);
     }
 
+    private static async Task DescribeThingGroupAsync(HttpContext context, AwsRoute route)
+    {
+        var reader = await AwsRequestReader.CreateAsync(context, route);
+        var request = reader.IsValid ? DescribeThingGroupRequest.Bind(reader) : null;
+        if (!reader.IsValid)
+        {
+            await reader.RefuseAsync();
+            return;
+        }
+
+        var response = await context.RequestServices.GetRequiredService<IIotOperations>().DescribeThingGroupAsync(request!, context.RequestAborted);
+        await AwsResponse.WriteAsync(context, route.SuccessCode, response.WriteJson, response.WriteHeaders);
+    }
+
+    private static async Task DescribeThingTypeAsync(HttpContext context, AwsRoute route)
+    {
+        var reader = await AwsRequestReader.CreateAsync(context, route);
+        var request = reader.IsValid ? DescribeThingTypeRequest.Bind(reader) : null;
+        if (!reader.IsValid)
+        {
+            await reader.RefuseAsync();
+            return;
+        }
+
+        var response = await context.RequestServices.GetRequiredService<IIotOperations>().DescribeThingTypeAsync(request!, context.RequestAborted);
+        await AwsResponse.WriteAsync(context, route.SuccessCode, response.WriteJson, response.WriteHeaders);
+    }
+
     private static async Task ListCertificatesAsync(HttpContext context, AwsRoute route)
     {
         var reader = await AwsRequestReader.CreateAsync(context, route);
@@ -167,6 +321,48 @@ internal static class IotInvokers
         await AwsResponse.WriteAsync(context, route.SuccessCode, response.WriteJson, response.WriteHeaders);
     }
 
+    private static async Task ListThingGroupsAsync(HttpContext context, AwsRoute route)
+    {
+        var reader = await AwsRequestReader.CreateAsync(context, route);
+        var request = reader.IsValid ? ListThingGroupsRequest.Bind(reader) : null;
+        if (!reader.IsValid)
+        {
+            await reader.RefuseAsync();
+            return;
+        }
+
+        var response = await context.RequestServices.GetRequiredService<IIotOperations>().ListThingGroupsAsync(request!, context.RequestAborted);
+        await AwsResponse.WriteAsync(context, route.SuccessCode, response.WriteJson, response.WriteHeaders);
+    }
+
+    private static async Task ListThingGroupsForThingAsync(HttpContext context, AwsRoute route)
+    {
+        var reader = await AwsRequestReader.CreateAsync(context, route);
+        var request = reader.IsValid ? ListThingGroupsForThingRequest.Bind(reader) : null;
+        if (!reader.IsValid)
+        {
+            await reader.RefuseAsync();
+            return;
+        }
+
+        var response = await context.RequestServices.GetRequiredService<IIotOperations>().ListThingGroupsForThingAsync(request!, context.RequestAborted);
+        await AwsResponse.WriteAsync(context, route.SuccessCode, response.WriteJson, response.WriteHeaders);
+    }
+
+    private static async Task ListThingTypesAsync(HttpContext context, AwsRoute route)
+    {
+        var reader = await AwsRequestReader.CreateAsync(context, route);
+        var request = reader.IsValid ? ListThingTypesRequest.Bind(reader) : null;
+        if (!reader.IsValid)
+        {
+            await reader.RefuseAsync();
+            return;
+        }
+
+        var response = await context.RequestServices.GetRequiredService<IIotOperations>().ListThingTypesAsync(request!, context.RequestAborted);
+        await AwsResponse.WriteAsync(context, route.SuccessCode, response.WriteJson, response.WriteHeaders);
+    }
+
     private static async Task ListThingsAsync(HttpContext context, AwsRoute route)
     {
         var reader = await AwsRequestReader.CreateAsync(context, route);
@@ -178,6 +374,34 @@ internal static class IotInvokers
         }
 
         var response = await context.RequestServices.GetRequiredService<IIotOperations>().ListThingsAsync(request!, context.RequestAborted);
+        await AwsResponse.WriteAsync(context, route.SuccessCode, response.WriteJson, response.WriteHeaders);
+    }
+
+    private static async Task ListThingsInThingGroupAsync(HttpContext context, AwsRoute route)
+    {
+        var reader = await AwsRequestReader.CreateAsync(context, route);
+        var request = reader.IsValid ? ListThingsInThingGroupRequest.Bind(reader) : null;
+        if (!reader.IsValid)
+        {
+            await reader.RefuseAsync();
+            return;
+        }
+
+        var response = await context.RequestServices.GetRequiredService<IIotOperations>().ListThingsInThingGroupAsync(request!, context.RequestAborted);
+        await AwsResponse.WriteAsync(context, route.SuccessCode, response.WriteJson, response.WriteHeaders);
+    }
+
+    private static async Task RemoveThingFromThingGroupAsync(HttpContext context, AwsRoute route)
+    {
+        var reader = await AwsRequestReader.CreateAsync(context, route);
+        var request = reader.IsValid ? RemoveThingFromThingGroupRequest.Bind(reader) : null;
+        if (!reader.IsValid)
+        {
+            await reader.RefuseAsync();
+            return;
+        }
+
+        var response = await context.RequestServices.GetRequiredService<IIotOperations>().RemoveThingFromThingGroupAsync(request!, context.RequestAborted);
         await AwsResponse.WriteAsync(context, route.SuccessCode, response.WriteJson, response.WriteHeaders);
     }
 
@@ -206,6 +430,20 @@ internal static class IotInvokers
         }
 
         var response = await context.RequestServices.GetRequiredService<IIotOperations>().UpdateThingAsync(request!, context.RequestAborted);
+        await AwsResponse.WriteAsync(context, route.SuccessCode, response.WriteJson, response.WriteHeaders);
+    }
+
+    private static async Task UpdateThingGroupAsync(HttpContext context, AwsRoute route)
+    {
+        var reader = await AwsRequestReader.CreateAsync(context, route);
+        var request = reader.IsValid ? UpdateThingGroupRequest.Bind(reader) : null;
+        if (!reader.IsValid)
+        {
+            await reader.RefuseAsync();
+            return;
+        }
+
+        var response = await context.RequestServices.GetRequiredService<IIotOperations>().UpdateThingGroupAsync(request!, context.RequestAborted);
         await AwsResponse.WriteAsync(context, route.SuccessCode, response.WriteJson, response.WriteHeaders);
     }
 }

@@ -11,6 +11,79 @@ using System.Text.RegularExpressions;
 
 namespace Trellis.Api.Aws.Iot;
 
+/// <summary>The <c>AddThingToThingGroupRequest</c> shape.</summary>
+public sealed record AddThingToThingGroupRequest
+{
+    /// <summary>thingGroupName (body <c>thingGroupName</c>).</summary>
+    public string? ThingGroupName { get; init; }
+
+    /// <summary>thingGroupArn (body <c>thingGroupArn</c>).</summary>
+    public string? ThingGroupArn { get; init; }
+
+    /// <summary>thingName (body <c>thingName</c>).</summary>
+    public string? ThingName { get; init; }
+
+    /// <summary>thingArn (body <c>thingArn</c>).</summary>
+    public string? ThingArn { get; init; }
+
+    /// <summary>overrideDynamicGroups (body <c>overrideDynamicGroups</c>).</summary>
+    public bool? OverrideDynamicGroups { get; init; }
+
+    /// <summary>Binds the request from its URI, query string, headers and body, and checks it against the model.</summary>
+    internal static AddThingToThingGroupRequest Bind(AwsRequestReader r)
+    {
+        var body = r.Body;
+        var value = new AddThingToThingGroupRequest
+        {
+            ThingGroupName = r.ReadString(AwsRequestReader.Member(body, "thingGroupName"), "thingGroupName"),
+            ThingGroupArn = r.ReadString(AwsRequestReader.Member(body, "thingGroupArn"), "thingGroupArn"),
+            ThingName = r.ReadString(AwsRequestReader.Member(body, "thingName"), "thingName"),
+            ThingArn = r.ReadString(AwsRequestReader.Member(body, "thingArn"), "thingArn"),
+            OverrideDynamicGroups = r.ReadBool(AwsRequestReader.Member(body, "overrideDynamicGroups"), "overrideDynamicGroups"),
+        };
+        value.Check(r, "");
+        r.Target("thingGroupName", value.ThingGroupName);
+        r.Target("thingGroupArn", value.ThingGroupArn);
+        r.Target("thingName", value.ThingName);
+        r.Target("thingArn", value.ThingArn);
+        return value;
+    }
+
+    internal static AddThingToThingGroupRequest Read(AwsRequestReader r, JsonElement e, string p) => new()
+    {
+        ThingGroupName = r.ReadString(AwsRequestReader.Member(e, "thingGroupName"), AwsRequestReader.Path(p, "thingGroupName")),
+        ThingGroupArn = r.ReadString(AwsRequestReader.Member(e, "thingGroupArn"), AwsRequestReader.Path(p, "thingGroupArn")),
+        ThingName = r.ReadString(AwsRequestReader.Member(e, "thingName"), AwsRequestReader.Path(p, "thingName")),
+        ThingArn = r.ReadString(AwsRequestReader.Member(e, "thingArn"), AwsRequestReader.Path(p, "thingArn")),
+        OverrideDynamicGroups = r.ReadBool(AwsRequestReader.Member(e, "overrideDynamicGroups"), AwsRequestReader.Path(p, "overrideDynamicGroups")),
+    };
+
+    /// <summary>Checks the members against the model: required, enum, length, range, pattern.</summary>
+    internal void Check(AwsRequestReader r, string p)
+    {
+        r.Length(ThingGroupName, AwsRequestReader.Path(p, "thingGroupName"), 1, 128);
+        r.Pattern(ThingGroupName, AwsRequestReader.Path(p, "thingGroupName"), IotPatterns.Pattern0);
+        r.Length(ThingName, AwsRequestReader.Path(p, "thingName"), 1, 128);
+        r.Pattern(ThingName, AwsRequestReader.Path(p, "thingName"), IotPatterns.Pattern0);
+    }
+}
+
+/// <summary>The <c>AddThingToThingGroupResponse</c> shape.</summary>
+public sealed record AddThingToThingGroupResponse
+{
+    /// <summary>Writes the body members as JSON; members that are null are left out, as AWS does.</summary>
+    internal void WriteJson(Utf8JsonWriter w)
+    {
+        w.WriteStartObject();
+        w.WriteEndObject();
+    }
+
+    /// <summary>Members that travel as response headers.</summary>
+    internal void WriteHeaders(Microsoft.AspNetCore.Http.IHeaderDictionary h)
+    {
+    }
+}
+
 /// <summary>The <c>CreateCertificateFromCsrRequest</c> shape.</summary>
 public sealed record CreateCertificateFromCsrRequest
 {
@@ -43,7 +116,7 @@ public sealed record CreateCertificateFromCsrRequest
     {
         r.Required(CertificateSigningRequest, AwsRequestReader.Path(p, "certificateSigningRequest"));
         r.Length(CertificateSigningRequest, AwsRequestReader.Path(p, "certificateSigningRequest"), 1, 4096);
-        r.Pattern(CertificateSigningRequest, AwsRequestReader.Path(p, "certificateSigningRequest"), IotPatterns.Pattern0);
+        r.Pattern(CertificateSigningRequest, AwsRequestReader.Path(p, "certificateSigningRequest"), IotPatterns.Pattern1);
     }
 }
 
@@ -216,6 +289,9 @@ public sealed record CreateThingRequest
             BillingGroupName = r.ReadString(AwsRequestReader.Member(body, "billingGroupName"), "billingGroupName"),
         };
         value.Check(r, "");
+        r.Target("thingName", value.ThingName);
+        r.Target("thingTypeName", value.ThingTypeName);
+        r.Target("billingGroupName", value.BillingGroupName);
         return value;
     }
 
@@ -231,12 +307,12 @@ public sealed record CreateThingRequest
     {
         r.Required(ThingName, AwsRequestReader.Path(p, "thingName"));
         r.Length(ThingName, AwsRequestReader.Path(p, "thingName"), 1, 128);
-        r.Pattern(ThingName, AwsRequestReader.Path(p, "thingName"), IotPatterns.Pattern1);
+        r.Pattern(ThingName, AwsRequestReader.Path(p, "thingName"), IotPatterns.Pattern0);
         r.Length(ThingTypeName, AwsRequestReader.Path(p, "thingTypeName"), 1, 128);
-        r.Pattern(ThingTypeName, AwsRequestReader.Path(p, "thingTypeName"), IotPatterns.Pattern1);
+        r.Pattern(ThingTypeName, AwsRequestReader.Path(p, "thingTypeName"), IotPatterns.Pattern0);
         AttributePayload?.Check(r, AwsRequestReader.Path(p, "attributePayload"));
         r.Length(BillingGroupName, AwsRequestReader.Path(p, "billingGroupName"), 1, 128);
-        r.Pattern(BillingGroupName, AwsRequestReader.Path(p, "billingGroupName"), IotPatterns.Pattern1);
+        r.Pattern(BillingGroupName, AwsRequestReader.Path(p, "billingGroupName"), IotPatterns.Pattern0);
     }
 }
 
@@ -263,6 +339,32 @@ public sealed record AttributePayload
             r.Length(kv.Value, AwsRequestReader.Path(p, "attributes") + "." + kv.Key, 0, 800);
             r.Pattern(kv.Value, AwsRequestReader.Path(p, "attributes") + "." + kv.Key, IotPatterns.Pattern2);
         }
+    }
+
+    /// <summary>Writes the body members as JSON; members that are null are left out, as AWS does.</summary>
+    internal void WriteJson(Utf8JsonWriter w)
+    {
+        w.WriteStartObject();
+        if (Attributes is not null)
+        {
+            w.WriteStartObject("attributes");
+            foreach (var kv12 in Attributes)
+            {
+                w.WriteString(kv12.Key, kv12.Value);
+            }
+            w.WriteEndObject();
+        }
+
+        if (Merge is not null)
+        {
+            w.WriteBoolean("merge", Merge.Value);
+        }
+        w.WriteEndObject();
+    }
+
+    /// <summary>Members that travel as response headers.</summary>
+    internal void WriteHeaders(Microsoft.AspNetCore.Http.IHeaderDictionary h)
+    {
     }
 }
 
@@ -305,6 +407,421 @@ public sealed record CreateThingResponse
     }
 }
 
+/// <summary>The <c>CreateThingGroupRequest</c> shape.</summary>
+public sealed record CreateThingGroupRequest
+{
+    /// <summary>thingGroupName (uri <c>thingGroupName</c>, required).</summary>
+    public string ThingGroupName { get; init; } = null!;
+
+    /// <summary>parentGroupName (body <c>parentGroupName</c>).</summary>
+    public string? ParentGroupName { get; init; }
+
+    /// <summary>thingGroupProperties (body <c>thingGroupProperties</c>).</summary>
+    public ThingGroupProperties? ThingGroupProperties { get; init; }
+
+    /// <summary>tags (body <c>tags</c>).</summary>
+    public IReadOnlyList<Tag>? Tags { get; init; }
+
+    /// <summary>Binds the request from its URI, query string, headers and body, and checks it against the model.</summary>
+    internal static CreateThingGroupRequest Bind(AwsRequestReader r)
+    {
+        var body = r.Body;
+        var value = new CreateThingGroupRequest
+        {
+            ThingGroupName = r.Uri("thingGroupName")!,
+            ParentGroupName = r.ReadString(AwsRequestReader.Member(body, "parentGroupName"), "parentGroupName"),
+            ThingGroupProperties = r.ReadObject(AwsRequestReader.Member(body, "thingGroupProperties"), "thingGroupProperties", static (r, e, p) => ThingGroupProperties.Read(r, e, p)),
+            Tags = r.ReadList(AwsRequestReader.Member(body, "tags"), "tags", static (r, e, p) => r.ReadObject(e, p, static (r, e, p) => Tag.Read(r, e, p))!),
+        };
+        value.Check(r, "");
+        r.Target("thingGroupName", value.ThingGroupName);
+        r.Target("parentGroupName", value.ParentGroupName);
+        return value;
+    }
+
+    internal static CreateThingGroupRequest Read(AwsRequestReader r, JsonElement e, string p) => new()
+    {
+        ParentGroupName = r.ReadString(AwsRequestReader.Member(e, "parentGroupName"), AwsRequestReader.Path(p, "parentGroupName")),
+        ThingGroupProperties = r.ReadObject(AwsRequestReader.Member(e, "thingGroupProperties"), AwsRequestReader.Path(p, "thingGroupProperties"), static (r, e, p) => ThingGroupProperties.Read(r, e, p)),
+        Tags = r.ReadList(AwsRequestReader.Member(e, "tags"), AwsRequestReader.Path(p, "tags"), static (r, e, p) => r.ReadObject(e, p, static (r, e, p) => Tag.Read(r, e, p))!),
+    };
+
+    /// <summary>Checks the members against the model: required, enum, length, range, pattern.</summary>
+    internal void Check(AwsRequestReader r, string p)
+    {
+        r.Required(ThingGroupName, AwsRequestReader.Path(p, "thingGroupName"));
+        r.Length(ThingGroupName, AwsRequestReader.Path(p, "thingGroupName"), 1, 128);
+        r.Pattern(ThingGroupName, AwsRequestReader.Path(p, "thingGroupName"), IotPatterns.Pattern0);
+        r.Length(ParentGroupName, AwsRequestReader.Path(p, "parentGroupName"), 1, 128);
+        r.Pattern(ParentGroupName, AwsRequestReader.Path(p, "parentGroupName"), IotPatterns.Pattern0);
+        ThingGroupProperties?.Check(r, AwsRequestReader.Path(p, "thingGroupProperties"));
+        for (var i = 0; i < (Tags?.Count ?? 0); i++)
+        {
+            Tags![i].Check(r, AwsRequestReader.Path(p, "tags") + "[" + i + "]");
+        }
+    }
+}
+
+/// <summary>The <c>ThingGroupProperties</c> shape.</summary>
+public sealed record ThingGroupProperties
+{
+    /// <summary>thingGroupDescription (body <c>thingGroupDescription</c>).</summary>
+    public string? ThingGroupDescription { get; init; }
+
+    /// <summary>attributePayload (body <c>attributePayload</c>).</summary>
+    public AttributePayload? AttributePayload { get; init; }
+
+    internal static ThingGroupProperties Read(AwsRequestReader r, JsonElement e, string p) => new()
+    {
+        ThingGroupDescription = r.ReadString(AwsRequestReader.Member(e, "thingGroupDescription"), AwsRequestReader.Path(p, "thingGroupDescription")),
+        AttributePayload = r.ReadObject(AwsRequestReader.Member(e, "attributePayload"), AwsRequestReader.Path(p, "attributePayload"), static (r, e, p) => AttributePayload.Read(r, e, p)),
+    };
+
+    /// <summary>Checks the members against the model: required, enum, length, range, pattern.</summary>
+    internal void Check(AwsRequestReader r, string p)
+    {
+        r.Length(ThingGroupDescription, AwsRequestReader.Path(p, "thingGroupDescription"), 0, 2028);
+        r.Pattern(ThingGroupDescription, AwsRequestReader.Path(p, "thingGroupDescription"), IotPatterns.Pattern3);
+        AttributePayload?.Check(r, AwsRequestReader.Path(p, "attributePayload"));
+    }
+
+    /// <summary>Writes the body members as JSON; members that are null are left out, as AWS does.</summary>
+    internal void WriteJson(Utf8JsonWriter w)
+    {
+        w.WriteStartObject();
+        if (ThingGroupDescription is not null)
+        {
+            w.WriteString("thingGroupDescription", ThingGroupDescription);
+        }
+
+        if (AttributePayload is not null)
+        {
+            w.WritePropertyName("attributePayload");
+            AttributePayload.WriteJson(w);
+        }
+        w.WriteEndObject();
+    }
+
+    /// <summary>Members that travel as response headers.</summary>
+    internal void WriteHeaders(Microsoft.AspNetCore.Http.IHeaderDictionary h)
+    {
+    }
+}
+
+/// <summary>The <c>Tag</c> shape.</summary>
+public sealed record Tag
+{
+    /// <summary>Key (body <c>Key</c>, required).</summary>
+    public string Key { get; init; } = null!;
+
+    /// <summary>Value (body <c>Value</c>).</summary>
+    public string? Value { get; init; }
+
+    internal static Tag Read(AwsRequestReader r, JsonElement e, string p) => new()
+    {
+        Key = r.ReadString(AwsRequestReader.Member(e, "Key"), AwsRequestReader.Path(p, "Key"))!,
+        Value = r.ReadString(AwsRequestReader.Member(e, "Value"), AwsRequestReader.Path(p, "Value")),
+    };
+
+    /// <summary>Checks the members against the model: required, enum, length, range, pattern.</summary>
+    internal void Check(AwsRequestReader r, string p)
+    {
+        r.Required(Key, AwsRequestReader.Path(p, "Key"));
+        r.Length(Key, AwsRequestReader.Path(p, "Key"), 1, 128);
+        r.Pattern(Key, AwsRequestReader.Path(p, "Key"), IotPatterns.Pattern4);
+        r.Length(Value, AwsRequestReader.Path(p, "Value"), 0, 256);
+    }
+}
+
+/// <summary>The <c>CreateThingGroupResponse</c> shape.</summary>
+public sealed record CreateThingGroupResponse
+{
+    /// <summary>thingGroupName (body <c>thingGroupName</c>).</summary>
+    public string? ThingGroupName { get; init; }
+
+    /// <summary>thingGroupArn (body <c>thingGroupArn</c>).</summary>
+    public string? ThingGroupArn { get; init; }
+
+    /// <summary>thingGroupId (body <c>thingGroupId</c>).</summary>
+    public string? ThingGroupId { get; init; }
+
+    /// <summary>Writes the body members as JSON; members that are null are left out, as AWS does.</summary>
+    internal void WriteJson(Utf8JsonWriter w)
+    {
+        w.WriteStartObject();
+        if (ThingGroupName is not null)
+        {
+            w.WriteString("thingGroupName", ThingGroupName);
+        }
+
+        if (ThingGroupArn is not null)
+        {
+            w.WriteString("thingGroupArn", ThingGroupArn);
+        }
+
+        if (ThingGroupId is not null)
+        {
+            w.WriteString("thingGroupId", ThingGroupId);
+        }
+        w.WriteEndObject();
+    }
+
+    /// <summary>Members that travel as response headers.</summary>
+    internal void WriteHeaders(Microsoft.AspNetCore.Http.IHeaderDictionary h)
+    {
+    }
+}
+
+/// <summary>The <c>CreateThingTypeRequest</c> shape.</summary>
+public sealed record CreateThingTypeRequest
+{
+    /// <summary>thingTypeName (uri <c>thingTypeName</c>, required).</summary>
+    public string ThingTypeName { get; init; } = null!;
+
+    /// <summary>thingTypeProperties (body <c>thingTypeProperties</c>).</summary>
+    public ThingTypeProperties? ThingTypeProperties { get; init; }
+
+    /// <summary>tags (body <c>tags</c>).</summary>
+    public IReadOnlyList<Tag>? Tags { get; init; }
+
+    /// <summary>Binds the request from its URI, query string, headers and body, and checks it against the model.</summary>
+    internal static CreateThingTypeRequest Bind(AwsRequestReader r)
+    {
+        var body = r.Body;
+        var value = new CreateThingTypeRequest
+        {
+            ThingTypeName = r.Uri("thingTypeName")!,
+            ThingTypeProperties = r.ReadObject(AwsRequestReader.Member(body, "thingTypeProperties"), "thingTypeProperties", static (r, e, p) => ThingTypeProperties.Read(r, e, p)),
+            Tags = r.ReadList(AwsRequestReader.Member(body, "tags"), "tags", static (r, e, p) => r.ReadObject(e, p, static (r, e, p) => Tag.Read(r, e, p))!),
+        };
+        value.Check(r, "");
+        r.Target("thingTypeName", value.ThingTypeName);
+        return value;
+    }
+
+    internal static CreateThingTypeRequest Read(AwsRequestReader r, JsonElement e, string p) => new()
+    {
+        ThingTypeProperties = r.ReadObject(AwsRequestReader.Member(e, "thingTypeProperties"), AwsRequestReader.Path(p, "thingTypeProperties"), static (r, e, p) => ThingTypeProperties.Read(r, e, p)),
+        Tags = r.ReadList(AwsRequestReader.Member(e, "tags"), AwsRequestReader.Path(p, "tags"), static (r, e, p) => r.ReadObject(e, p, static (r, e, p) => Tag.Read(r, e, p))!),
+    };
+
+    /// <summary>Checks the members against the model: required, enum, length, range, pattern.</summary>
+    internal void Check(AwsRequestReader r, string p)
+    {
+        r.Required(ThingTypeName, AwsRequestReader.Path(p, "thingTypeName"));
+        r.Length(ThingTypeName, AwsRequestReader.Path(p, "thingTypeName"), 1, 128);
+        r.Pattern(ThingTypeName, AwsRequestReader.Path(p, "thingTypeName"), IotPatterns.Pattern0);
+        ThingTypeProperties?.Check(r, AwsRequestReader.Path(p, "thingTypeProperties"));
+        for (var i = 0; i < (Tags?.Count ?? 0); i++)
+        {
+            Tags![i].Check(r, AwsRequestReader.Path(p, "tags") + "[" + i + "]");
+        }
+    }
+}
+
+/// <summary>The <c>ThingTypeProperties</c> shape.</summary>
+public sealed record ThingTypeProperties
+{
+    /// <summary>thingTypeDescription (body <c>thingTypeDescription</c>).</summary>
+    public string? ThingTypeDescription { get; init; }
+
+    /// <summary>searchableAttributes (body <c>searchableAttributes</c>).</summary>
+    public IReadOnlyList<string>? SearchableAttributes { get; init; }
+
+    /// <summary>mqtt5Configuration (body <c>mqtt5Configuration</c>).</summary>
+    public Mqtt5Configuration? Mqtt5Configuration { get; init; }
+
+    internal static ThingTypeProperties Read(AwsRequestReader r, JsonElement e, string p) => new()
+    {
+        ThingTypeDescription = r.ReadString(AwsRequestReader.Member(e, "thingTypeDescription"), AwsRequestReader.Path(p, "thingTypeDescription")),
+        SearchableAttributes = r.ReadList(AwsRequestReader.Member(e, "searchableAttributes"), AwsRequestReader.Path(p, "searchableAttributes"), static (r, e, p) => r.ReadString(e, p)!),
+        Mqtt5Configuration = r.ReadObject(AwsRequestReader.Member(e, "mqtt5Configuration"), AwsRequestReader.Path(p, "mqtt5Configuration"), static (r, e, p) => Mqtt5Configuration.Read(r, e, p)),
+    };
+
+    /// <summary>Checks the members against the model: required, enum, length, range, pattern.</summary>
+    internal void Check(AwsRequestReader r, string p)
+    {
+        r.Length(ThingTypeDescription, AwsRequestReader.Path(p, "thingTypeDescription"), 0, 2028);
+        r.Pattern(ThingTypeDescription, AwsRequestReader.Path(p, "thingTypeDescription"), IotPatterns.Pattern3);
+        for (var i = 0; i < (SearchableAttributes?.Count ?? 0); i++)
+        {
+            r.Length(SearchableAttributes![i], AwsRequestReader.Path(p, "searchableAttributes") + "[" + i + "]", 0, 128);
+            r.Pattern(SearchableAttributes![i], AwsRequestReader.Path(p, "searchableAttributes") + "[" + i + "]", IotPatterns.Pattern5);
+        }
+        Mqtt5Configuration?.Check(r, AwsRequestReader.Path(p, "mqtt5Configuration"));
+    }
+
+    /// <summary>Writes the body members as JSON; members that are null are left out, as AWS does.</summary>
+    internal void WriteJson(Utf8JsonWriter w)
+    {
+        w.WriteStartObject();
+        if (ThingTypeDescription is not null)
+        {
+            w.WriteString("thingTypeDescription", ThingTypeDescription);
+        }
+
+        if (SearchableAttributes is not null)
+        {
+            w.WriteStartArray("searchableAttributes");
+            foreach (var item12 in SearchableAttributes)
+            {
+                w.WriteStringValue(item12);
+            }
+            w.WriteEndArray();
+        }
+
+        if (Mqtt5Configuration is not null)
+        {
+            w.WritePropertyName("mqtt5Configuration");
+            Mqtt5Configuration.WriteJson(w);
+        }
+        w.WriteEndObject();
+    }
+
+    /// <summary>Members that travel as response headers.</summary>
+    internal void WriteHeaders(Microsoft.AspNetCore.Http.IHeaderDictionary h)
+    {
+    }
+}
+
+/// <summary>The <c>Mqtt5Configuration</c> shape.</summary>
+public sealed record Mqtt5Configuration
+{
+    /// <summary>propagatingAttributes (body <c>propagatingAttributes</c>).</summary>
+    public IReadOnlyList<PropagatingAttribute>? PropagatingAttributes { get; init; }
+
+    internal static Mqtt5Configuration Read(AwsRequestReader r, JsonElement e, string p) => new()
+    {
+        PropagatingAttributes = r.ReadList(AwsRequestReader.Member(e, "propagatingAttributes"), AwsRequestReader.Path(p, "propagatingAttributes"), static (r, e, p) => r.ReadObject(e, p, static (r, e, p) => PropagatingAttribute.Read(r, e, p))!),
+    };
+
+    /// <summary>Checks the members against the model: required, enum, length, range, pattern.</summary>
+    internal void Check(AwsRequestReader r, string p)
+    {
+        for (var i = 0; i < (PropagatingAttributes?.Count ?? 0); i++)
+        {
+            PropagatingAttributes![i].Check(r, AwsRequestReader.Path(p, "propagatingAttributes") + "[" + i + "]");
+        }
+    }
+
+    /// <summary>Writes the body members as JSON; members that are null are left out, as AWS does.</summary>
+    internal void WriteJson(Utf8JsonWriter w)
+    {
+        w.WriteStartObject();
+        if (PropagatingAttributes is not null)
+        {
+            w.WriteStartArray("propagatingAttributes");
+            foreach (var item12 in PropagatingAttributes)
+            {
+                item12.WriteJson(w);
+            }
+            w.WriteEndArray();
+        }
+        w.WriteEndObject();
+    }
+
+    /// <summary>Members that travel as response headers.</summary>
+    internal void WriteHeaders(Microsoft.AspNetCore.Http.IHeaderDictionary h)
+    {
+    }
+}
+
+/// <summary>The <c>PropagatingAttribute</c> shape.</summary>
+public sealed record PropagatingAttribute
+{
+    /// <summary>userPropertyKey (body <c>userPropertyKey</c>).</summary>
+    public string? UserPropertyKey { get; init; }
+
+    /// <summary>thingAttribute (body <c>thingAttribute</c>).</summary>
+    public string? ThingAttribute { get; init; }
+
+    /// <summary>connectionAttribute (body <c>connectionAttribute</c>).</summary>
+    public string? ConnectionAttribute { get; init; }
+
+    internal static PropagatingAttribute Read(AwsRequestReader r, JsonElement e, string p) => new()
+    {
+        UserPropertyKey = r.ReadString(AwsRequestReader.Member(e, "userPropertyKey"), AwsRequestReader.Path(p, "userPropertyKey")),
+        ThingAttribute = r.ReadString(AwsRequestReader.Member(e, "thingAttribute"), AwsRequestReader.Path(p, "thingAttribute")),
+        ConnectionAttribute = r.ReadString(AwsRequestReader.Member(e, "connectionAttribute"), AwsRequestReader.Path(p, "connectionAttribute")),
+    };
+
+    /// <summary>Checks the members against the model: required, enum, length, range, pattern.</summary>
+    internal void Check(AwsRequestReader r, string p)
+    {
+        r.Length(UserPropertyKey, AwsRequestReader.Path(p, "userPropertyKey"), 0, 128);
+        r.Pattern(UserPropertyKey, AwsRequestReader.Path(p, "userPropertyKey"), IotPatterns.Pattern6);
+        r.Length(ThingAttribute, AwsRequestReader.Path(p, "thingAttribute"), 0, 128);
+        r.Pattern(ThingAttribute, AwsRequestReader.Path(p, "thingAttribute"), IotPatterns.Pattern5);
+        r.Length(ConnectionAttribute, AwsRequestReader.Path(p, "connectionAttribute"), 0, 128);
+        r.Pattern(ConnectionAttribute, AwsRequestReader.Path(p, "connectionAttribute"), IotPatterns.Pattern7);
+    }
+
+    /// <summary>Writes the body members as JSON; members that are null are left out, as AWS does.</summary>
+    internal void WriteJson(Utf8JsonWriter w)
+    {
+        w.WriteStartObject();
+        if (UserPropertyKey is not null)
+        {
+            w.WriteString("userPropertyKey", UserPropertyKey);
+        }
+
+        if (ThingAttribute is not null)
+        {
+            w.WriteString("thingAttribute", ThingAttribute);
+        }
+
+        if (ConnectionAttribute is not null)
+        {
+            w.WriteString("connectionAttribute", ConnectionAttribute);
+        }
+        w.WriteEndObject();
+    }
+
+    /// <summary>Members that travel as response headers.</summary>
+    internal void WriteHeaders(Microsoft.AspNetCore.Http.IHeaderDictionary h)
+    {
+    }
+}
+
+/// <summary>The <c>CreateThingTypeResponse</c> shape.</summary>
+public sealed record CreateThingTypeResponse
+{
+    /// <summary>thingTypeName (body <c>thingTypeName</c>).</summary>
+    public string? ThingTypeName { get; init; }
+
+    /// <summary>thingTypeArn (body <c>thingTypeArn</c>).</summary>
+    public string? ThingTypeArn { get; init; }
+
+    /// <summary>thingTypeId (body <c>thingTypeId</c>).</summary>
+    public string? ThingTypeId { get; init; }
+
+    /// <summary>Writes the body members as JSON; members that are null are left out, as AWS does.</summary>
+    internal void WriteJson(Utf8JsonWriter w)
+    {
+        w.WriteStartObject();
+        if (ThingTypeName is not null)
+        {
+            w.WriteString("thingTypeName", ThingTypeName);
+        }
+
+        if (ThingTypeArn is not null)
+        {
+            w.WriteString("thingTypeArn", ThingTypeArn);
+        }
+
+        if (ThingTypeId is not null)
+        {
+            w.WriteString("thingTypeId", ThingTypeId);
+        }
+        w.WriteEndObject();
+    }
+
+    /// <summary>Members that travel as response headers.</summary>
+    internal void WriteHeaders(Microsoft.AspNetCore.Http.IHeaderDictionary h)
+    {
+    }
+}
+
 /// <summary>The <c>DeleteCertificateRequest</c> shape.</summary>
 public sealed record DeleteCertificateRequest
 {
@@ -324,6 +841,7 @@ public sealed record DeleteCertificateRequest
             ForceDelete = r.ParseBool(r.Query("forceDelete"), "forceDelete"),
         };
         value.Check(r, "");
+        r.Target("certificateId", value.CertificateId);
         return value;
     }
 
@@ -332,7 +850,7 @@ public sealed record DeleteCertificateRequest
     {
         r.Required(CertificateId, AwsRequestReader.Path(p, "certificateId"));
         r.Length(CertificateId, AwsRequestReader.Path(p, "certificateId"), 64, 64);
-        r.Pattern(CertificateId, AwsRequestReader.Path(p, "certificateId"), IotPatterns.Pattern3);
+        r.Pattern(CertificateId, AwsRequestReader.Path(p, "certificateId"), IotPatterns.Pattern8);
     }
 }
 
@@ -355,6 +873,7 @@ public sealed record DeleteThingRequest
             ExpectedVersion = r.ParseLong(r.Query("expectedVersion"), "expectedVersion"),
         };
         value.Check(r, "");
+        r.Target("thingName", value.ThingName);
         return value;
     }
 
@@ -363,12 +882,157 @@ public sealed record DeleteThingRequest
     {
         r.Required(ThingName, AwsRequestReader.Path(p, "thingName"));
         r.Length(ThingName, AwsRequestReader.Path(p, "thingName"), 1, 128);
-        r.Pattern(ThingName, AwsRequestReader.Path(p, "thingName"), IotPatterns.Pattern1);
+        r.Pattern(ThingName, AwsRequestReader.Path(p, "thingName"), IotPatterns.Pattern0);
     }
 }
 
 /// <summary>The <c>DeleteThingResponse</c> shape.</summary>
 public sealed record DeleteThingResponse
+{
+    /// <summary>Writes the body members as JSON; members that are null are left out, as AWS does.</summary>
+    internal void WriteJson(Utf8JsonWriter w)
+    {
+        w.WriteStartObject();
+        w.WriteEndObject();
+    }
+
+    /// <summary>Members that travel as response headers.</summary>
+    internal void WriteHeaders(Microsoft.AspNetCore.Http.IHeaderDictionary h)
+    {
+    }
+}
+
+/// <summary>The <c>DeleteThingGroupRequest</c> shape.</summary>
+public sealed record DeleteThingGroupRequest
+{
+    /// <summary>thingGroupName (uri <c>thingGroupName</c>, required).</summary>
+    public string ThingGroupName { get; init; } = null!;
+
+    /// <summary>expectedVersion (querystring <c>expectedVersion</c>).</summary>
+    public long? ExpectedVersion { get; init; }
+
+    /// <summary>Binds the request from its URI, query string, headers and body, and checks it against the model.</summary>
+    internal static DeleteThingGroupRequest Bind(AwsRequestReader r)
+    {
+        var body = r.Body;
+        var value = new DeleteThingGroupRequest
+        {
+            ThingGroupName = r.Uri("thingGroupName")!,
+            ExpectedVersion = r.ParseLong(r.Query("expectedVersion"), "expectedVersion"),
+        };
+        value.Check(r, "");
+        r.Target("thingGroupName", value.ThingGroupName);
+        return value;
+    }
+
+    /// <summary>Checks the members against the model: required, enum, length, range, pattern.</summary>
+    internal void Check(AwsRequestReader r, string p)
+    {
+        r.Required(ThingGroupName, AwsRequestReader.Path(p, "thingGroupName"));
+        r.Length(ThingGroupName, AwsRequestReader.Path(p, "thingGroupName"), 1, 128);
+        r.Pattern(ThingGroupName, AwsRequestReader.Path(p, "thingGroupName"), IotPatterns.Pattern0);
+    }
+}
+
+/// <summary>The <c>DeleteThingGroupResponse</c> shape.</summary>
+public sealed record DeleteThingGroupResponse
+{
+    /// <summary>Writes the body members as JSON; members that are null are left out, as AWS does.</summary>
+    internal void WriteJson(Utf8JsonWriter w)
+    {
+        w.WriteStartObject();
+        w.WriteEndObject();
+    }
+
+    /// <summary>Members that travel as response headers.</summary>
+    internal void WriteHeaders(Microsoft.AspNetCore.Http.IHeaderDictionary h)
+    {
+    }
+}
+
+/// <summary>The <c>DeleteThingTypeRequest</c> shape.</summary>
+public sealed record DeleteThingTypeRequest
+{
+    /// <summary>thingTypeName (uri <c>thingTypeName</c>, required).</summary>
+    public string ThingTypeName { get; init; } = null!;
+
+    /// <summary>Binds the request from its URI, query string, headers and body, and checks it against the model.</summary>
+    internal static DeleteThingTypeRequest Bind(AwsRequestReader r)
+    {
+        var body = r.Body;
+        var value = new DeleteThingTypeRequest
+        {
+            ThingTypeName = r.Uri("thingTypeName")!,
+        };
+        value.Check(r, "");
+        r.Target("thingTypeName", value.ThingTypeName);
+        return value;
+    }
+
+    /// <summary>Checks the members against the model: required, enum, length, range, pattern.</summary>
+    internal void Check(AwsRequestReader r, string p)
+    {
+        r.Required(ThingTypeName, AwsRequestReader.Path(p, "thingTypeName"));
+        r.Length(ThingTypeName, AwsRequestReader.Path(p, "thingTypeName"), 1, 128);
+        r.Pattern(ThingTypeName, AwsRequestReader.Path(p, "thingTypeName"), IotPatterns.Pattern0);
+    }
+}
+
+/// <summary>The <c>DeleteThingTypeResponse</c> shape.</summary>
+public sealed record DeleteThingTypeResponse
+{
+    /// <summary>Writes the body members as JSON; members that are null are left out, as AWS does.</summary>
+    internal void WriteJson(Utf8JsonWriter w)
+    {
+        w.WriteStartObject();
+        w.WriteEndObject();
+    }
+
+    /// <summary>Members that travel as response headers.</summary>
+    internal void WriteHeaders(Microsoft.AspNetCore.Http.IHeaderDictionary h)
+    {
+    }
+}
+
+/// <summary>The <c>DeprecateThingTypeRequest</c> shape.</summary>
+public sealed record DeprecateThingTypeRequest
+{
+    /// <summary>thingTypeName (uri <c>thingTypeName</c>, required).</summary>
+    public string ThingTypeName { get; init; } = null!;
+
+    /// <summary>undoDeprecate (body <c>undoDeprecate</c>).</summary>
+    public bool? UndoDeprecate { get; init; }
+
+    /// <summary>Binds the request from its URI, query string, headers and body, and checks it against the model.</summary>
+    internal static DeprecateThingTypeRequest Bind(AwsRequestReader r)
+    {
+        var body = r.Body;
+        var value = new DeprecateThingTypeRequest
+        {
+            ThingTypeName = r.Uri("thingTypeName")!,
+            UndoDeprecate = r.ReadBool(AwsRequestReader.Member(body, "undoDeprecate"), "undoDeprecate"),
+        };
+        value.Check(r, "");
+        r.Target("thingTypeName", value.ThingTypeName);
+        return value;
+    }
+
+    internal static DeprecateThingTypeRequest Read(AwsRequestReader r, JsonElement e, string p) => new()
+    {
+        UndoDeprecate = r.ReadBool(AwsRequestReader.Member(e, "undoDeprecate"), AwsRequestReader.Path(p, "undoDeprecate")),
+    };
+
+    /// <summary>Checks the members against the model: required, enum, length, range, pattern.</summary>
+    internal void Check(AwsRequestReader r, string p)
+    {
+        r.Required(ThingTypeName, AwsRequestReader.Path(p, "thingTypeName"));
+        r.Length(ThingTypeName, AwsRequestReader.Path(p, "thingTypeName"), 1, 128);
+        r.Pattern(ThingTypeName, AwsRequestReader.Path(p, "thingTypeName"), IotPatterns.Pattern0);
+    }
+}
+
+/// <summary>The <c>DeprecateThingTypeResponse</c> shape.</summary>
+public sealed record DeprecateThingTypeResponse
 {
     /// <summary>Writes the body members as JSON; members that are null are left out, as AWS does.</summary>
     internal void WriteJson(Utf8JsonWriter w)
@@ -398,6 +1062,7 @@ public sealed record DescribeCertificateRequest
             CertificateId = r.Uri("certificateId")!,
         };
         value.Check(r, "");
+        r.Target("certificateId", value.CertificateId);
         return value;
     }
 
@@ -406,7 +1071,7 @@ public sealed record DescribeCertificateRequest
     {
         r.Required(CertificateId, AwsRequestReader.Path(p, "certificateId"));
         r.Length(CertificateId, AwsRequestReader.Path(p, "certificateId"), 64, 64);
-        r.Pattern(CertificateId, AwsRequestReader.Path(p, "certificateId"), IotPatterns.Pattern3);
+        r.Pattern(CertificateId, AwsRequestReader.Path(p, "certificateId"), IotPatterns.Pattern8);
     }
 }
 
@@ -664,6 +1329,7 @@ public sealed record DescribeThingRequest
             ThingName = r.Uri("thingName")!,
         };
         value.Check(r, "");
+        r.Target("thingName", value.ThingName);
         return value;
     }
 
@@ -672,7 +1338,7 @@ public sealed record DescribeThingRequest
     {
         r.Required(ThingName, AwsRequestReader.Path(p, "thingName"));
         r.Length(ThingName, AwsRequestReader.Path(p, "thingName"), 1, 128);
-        r.Pattern(ThingName, AwsRequestReader.Path(p, "thingName"), IotPatterns.Pattern1);
+        r.Pattern(ThingName, AwsRequestReader.Path(p, "thingName"), IotPatterns.Pattern0);
     }
 }
 
@@ -760,6 +1426,330 @@ public sealed record DescribeThingResponse
     }
 }
 
+/// <summary>The <c>DescribeThingGroupRequest</c> shape.</summary>
+public sealed record DescribeThingGroupRequest
+{
+    /// <summary>thingGroupName (uri <c>thingGroupName</c>, required).</summary>
+    public string ThingGroupName { get; init; } = null!;
+
+    /// <summary>Binds the request from its URI, query string, headers and body, and checks it against the model.</summary>
+    internal static DescribeThingGroupRequest Bind(AwsRequestReader r)
+    {
+        var body = r.Body;
+        var value = new DescribeThingGroupRequest
+        {
+            ThingGroupName = r.Uri("thingGroupName")!,
+        };
+        value.Check(r, "");
+        r.Target("thingGroupName", value.ThingGroupName);
+        return value;
+    }
+
+    /// <summary>Checks the members against the model: required, enum, length, range, pattern.</summary>
+    internal void Check(AwsRequestReader r, string p)
+    {
+        r.Required(ThingGroupName, AwsRequestReader.Path(p, "thingGroupName"));
+        r.Length(ThingGroupName, AwsRequestReader.Path(p, "thingGroupName"), 1, 128);
+        r.Pattern(ThingGroupName, AwsRequestReader.Path(p, "thingGroupName"), IotPatterns.Pattern0);
+    }
+}
+
+/// <summary>The <c>DescribeThingGroupResponse</c> shape.</summary>
+public sealed record DescribeThingGroupResponse
+{
+    /// <summary>thingGroupName (body <c>thingGroupName</c>).</summary>
+    public string? ThingGroupName { get; init; }
+
+    /// <summary>thingGroupId (body <c>thingGroupId</c>).</summary>
+    public string? ThingGroupId { get; init; }
+
+    /// <summary>thingGroupArn (body <c>thingGroupArn</c>).</summary>
+    public string? ThingGroupArn { get; init; }
+
+    /// <summary>version (body <c>version</c>).</summary>
+    public long? Version { get; init; }
+
+    /// <summary>thingGroupProperties (body <c>thingGroupProperties</c>).</summary>
+    public ThingGroupProperties? ThingGroupProperties { get; init; }
+
+    /// <summary>thingGroupMetadata (body <c>thingGroupMetadata</c>).</summary>
+    public ThingGroupMetadata? ThingGroupMetadata { get; init; }
+
+    /// <summary>indexName (body <c>indexName</c>).</summary>
+    public string? IndexName { get; init; }
+
+    /// <summary>queryString (body <c>queryString</c>).</summary>
+    public string? QueryString { get; init; }
+
+    /// <summary>queryVersion (body <c>queryVersion</c>).</summary>
+    public string? QueryVersion { get; init; }
+
+    /// <summary>status (body <c>status</c>).</summary>
+    public string? Status { get; init; }
+
+    /// <summary>Writes the body members as JSON; members that are null are left out, as AWS does.</summary>
+    internal void WriteJson(Utf8JsonWriter w)
+    {
+        w.WriteStartObject();
+        if (ThingGroupName is not null)
+        {
+            w.WriteString("thingGroupName", ThingGroupName);
+        }
+
+        if (ThingGroupId is not null)
+        {
+            w.WriteString("thingGroupId", ThingGroupId);
+        }
+
+        if (ThingGroupArn is not null)
+        {
+            w.WriteString("thingGroupArn", ThingGroupArn);
+        }
+
+        if (Version is not null)
+        {
+            w.WriteNumber("version", Version.Value);
+        }
+
+        if (ThingGroupProperties is not null)
+        {
+            w.WritePropertyName("thingGroupProperties");
+            ThingGroupProperties.WriteJson(w);
+        }
+
+        if (ThingGroupMetadata is not null)
+        {
+            w.WritePropertyName("thingGroupMetadata");
+            ThingGroupMetadata.WriteJson(w);
+        }
+
+        if (IndexName is not null)
+        {
+            w.WriteString("indexName", IndexName);
+        }
+
+        if (QueryString is not null)
+        {
+            w.WriteString("queryString", QueryString);
+        }
+
+        if (QueryVersion is not null)
+        {
+            w.WriteString("queryVersion", QueryVersion);
+        }
+
+        if (Status is not null)
+        {
+            w.WriteString("status", Status);
+        }
+        w.WriteEndObject();
+    }
+
+    /// <summary>Members that travel as response headers.</summary>
+    internal void WriteHeaders(Microsoft.AspNetCore.Http.IHeaderDictionary h)
+    {
+    }
+}
+
+/// <summary>The <c>ThingGroupMetadata</c> shape.</summary>
+public sealed record ThingGroupMetadata
+{
+    /// <summary>parentGroupName (body <c>parentGroupName</c>).</summary>
+    public string? ParentGroupName { get; init; }
+
+    /// <summary>rootToParentThingGroups (body <c>rootToParentThingGroups</c>).</summary>
+    public IReadOnlyList<GroupNameAndArn>? RootToParentThingGroups { get; init; }
+
+    /// <summary>creationDate (body <c>creationDate</c>).</summary>
+    public DateTimeOffset? CreationDate { get; init; }
+
+    /// <summary>Writes the body members as JSON; members that are null are left out, as AWS does.</summary>
+    internal void WriteJson(Utf8JsonWriter w)
+    {
+        w.WriteStartObject();
+        if (ParentGroupName is not null)
+        {
+            w.WriteString("parentGroupName", ParentGroupName);
+        }
+
+        if (RootToParentThingGroups is not null)
+        {
+            w.WriteStartArray("rootToParentThingGroups");
+            foreach (var item12 in RootToParentThingGroups)
+            {
+                item12.WriteJson(w);
+            }
+            w.WriteEndArray();
+        }
+
+        if (CreationDate is not null)
+        {
+            w.WriteNumber("creationDate", AwsJson.EpochSeconds(CreationDate.Value));
+        }
+        w.WriteEndObject();
+    }
+
+    /// <summary>Members that travel as response headers.</summary>
+    internal void WriteHeaders(Microsoft.AspNetCore.Http.IHeaderDictionary h)
+    {
+    }
+}
+
+/// <summary>The <c>GroupNameAndArn</c> shape.</summary>
+public sealed record GroupNameAndArn
+{
+    /// <summary>groupName (body <c>groupName</c>).</summary>
+    public string? GroupName { get; init; }
+
+    /// <summary>groupArn (body <c>groupArn</c>).</summary>
+    public string? GroupArn { get; init; }
+
+    /// <summary>Writes the body members as JSON; members that are null are left out, as AWS does.</summary>
+    internal void WriteJson(Utf8JsonWriter w)
+    {
+        w.WriteStartObject();
+        if (GroupName is not null)
+        {
+            w.WriteString("groupName", GroupName);
+        }
+
+        if (GroupArn is not null)
+        {
+            w.WriteString("groupArn", GroupArn);
+        }
+        w.WriteEndObject();
+    }
+
+    /// <summary>Members that travel as response headers.</summary>
+    internal void WriteHeaders(Microsoft.AspNetCore.Http.IHeaderDictionary h)
+    {
+    }
+}
+
+/// <summary>The <c>DescribeThingTypeRequest</c> shape.</summary>
+public sealed record DescribeThingTypeRequest
+{
+    /// <summary>thingTypeName (uri <c>thingTypeName</c>, required).</summary>
+    public string ThingTypeName { get; init; } = null!;
+
+    /// <summary>Binds the request from its URI, query string, headers and body, and checks it against the model.</summary>
+    internal static DescribeThingTypeRequest Bind(AwsRequestReader r)
+    {
+        var body = r.Body;
+        var value = new DescribeThingTypeRequest
+        {
+            ThingTypeName = r.Uri("thingTypeName")!,
+        };
+        value.Check(r, "");
+        r.Target("thingTypeName", value.ThingTypeName);
+        return value;
+    }
+
+    /// <summary>Checks the members against the model: required, enum, length, range, pattern.</summary>
+    internal void Check(AwsRequestReader r, string p)
+    {
+        r.Required(ThingTypeName, AwsRequestReader.Path(p, "thingTypeName"));
+        r.Length(ThingTypeName, AwsRequestReader.Path(p, "thingTypeName"), 1, 128);
+        r.Pattern(ThingTypeName, AwsRequestReader.Path(p, "thingTypeName"), IotPatterns.Pattern0);
+    }
+}
+
+/// <summary>The <c>DescribeThingTypeResponse</c> shape.</summary>
+public sealed record DescribeThingTypeResponse
+{
+    /// <summary>thingTypeName (body <c>thingTypeName</c>).</summary>
+    public string? ThingTypeName { get; init; }
+
+    /// <summary>thingTypeId (body <c>thingTypeId</c>).</summary>
+    public string? ThingTypeId { get; init; }
+
+    /// <summary>thingTypeArn (body <c>thingTypeArn</c>).</summary>
+    public string? ThingTypeArn { get; init; }
+
+    /// <summary>thingTypeProperties (body <c>thingTypeProperties</c>).</summary>
+    public ThingTypeProperties? ThingTypeProperties { get; init; }
+
+    /// <summary>thingTypeMetadata (body <c>thingTypeMetadata</c>).</summary>
+    public ThingTypeMetadata? ThingTypeMetadata { get; init; }
+
+    /// <summary>Writes the body members as JSON; members that are null are left out, as AWS does.</summary>
+    internal void WriteJson(Utf8JsonWriter w)
+    {
+        w.WriteStartObject();
+        if (ThingTypeName is not null)
+        {
+            w.WriteString("thingTypeName", ThingTypeName);
+        }
+
+        if (ThingTypeId is not null)
+        {
+            w.WriteString("thingTypeId", ThingTypeId);
+        }
+
+        if (ThingTypeArn is not null)
+        {
+            w.WriteString("thingTypeArn", ThingTypeArn);
+        }
+
+        if (ThingTypeProperties is not null)
+        {
+            w.WritePropertyName("thingTypeProperties");
+            ThingTypeProperties.WriteJson(w);
+        }
+
+        if (ThingTypeMetadata is not null)
+        {
+            w.WritePropertyName("thingTypeMetadata");
+            ThingTypeMetadata.WriteJson(w);
+        }
+        w.WriteEndObject();
+    }
+
+    /// <summary>Members that travel as response headers.</summary>
+    internal void WriteHeaders(Microsoft.AspNetCore.Http.IHeaderDictionary h)
+    {
+    }
+}
+
+/// <summary>The <c>ThingTypeMetadata</c> shape.</summary>
+public sealed record ThingTypeMetadata
+{
+    /// <summary>deprecated (body <c>deprecated</c>).</summary>
+    public bool? Deprecated { get; init; }
+
+    /// <summary>deprecationDate (body <c>deprecationDate</c>).</summary>
+    public DateTimeOffset? DeprecationDate { get; init; }
+
+    /// <summary>creationDate (body <c>creationDate</c>).</summary>
+    public DateTimeOffset? CreationDate { get; init; }
+
+    /// <summary>Writes the body members as JSON; members that are null are left out, as AWS does.</summary>
+    internal void WriteJson(Utf8JsonWriter w)
+    {
+        w.WriteStartObject();
+        if (Deprecated is not null)
+        {
+            w.WriteBoolean("deprecated", Deprecated.Value);
+        }
+
+        if (DeprecationDate is not null)
+        {
+            w.WriteNumber("deprecationDate", AwsJson.EpochSeconds(DeprecationDate.Value));
+        }
+
+        if (CreationDate is not null)
+        {
+            w.WriteNumber("creationDate", AwsJson.EpochSeconds(CreationDate.Value));
+        }
+        w.WriteEndObject();
+    }
+
+    /// <summary>Members that travel as response headers.</summary>
+    internal void WriteHeaders(Microsoft.AspNetCore.Http.IHeaderDictionary h)
+    {
+    }
+}
+
 /// <summary>The <c>ListCertificatesRequest</c> shape.</summary>
 public sealed record ListCertificatesRequest
 {
@@ -791,7 +1781,7 @@ public sealed record ListCertificatesRequest
     {
         r.Range(PageSize, AwsRequestReader.Path(p, "pageSize"), 1, 250);
         r.Length(Marker, AwsRequestReader.Path(p, "marker"), 0, 1024);
-        r.Pattern(Marker, AwsRequestReader.Path(p, "marker"), IotPatterns.Pattern4);
+        r.Pattern(Marker, AwsRequestReader.Path(p, "marker"), IotPatterns.Pattern9);
     }
 }
 
@@ -886,6 +1876,281 @@ public sealed record Certificate
     }
 }
 
+/// <summary>The <c>ListThingGroupsRequest</c> shape.</summary>
+public sealed record ListThingGroupsRequest
+{
+    /// <summary>nextToken (querystring <c>nextToken</c>).</summary>
+    public string? NextToken { get; init; }
+
+    /// <summary>maxResults (querystring <c>maxResults</c>).</summary>
+    public int? MaxResults { get; init; }
+
+    /// <summary>parentGroup (querystring <c>parentGroup</c>).</summary>
+    public string? ParentGroup { get; init; }
+
+    /// <summary>namePrefixFilter (querystring <c>namePrefixFilter</c>).</summary>
+    public string? NamePrefixFilter { get; init; }
+
+    /// <summary>recursive (querystring <c>recursive</c>).</summary>
+    public bool? Recursive { get; init; }
+
+    /// <summary>Binds the request from its URI, query string, headers and body, and checks it against the model.</summary>
+    internal static ListThingGroupsRequest Bind(AwsRequestReader r)
+    {
+        var body = r.Body;
+        var value = new ListThingGroupsRequest
+        {
+            NextToken = r.Query("nextToken"),
+            MaxResults = r.ParseInt(r.Query("maxResults"), "maxResults"),
+            ParentGroup = r.Query("parentGroup"),
+            NamePrefixFilter = r.Query("namePrefixFilter"),
+            Recursive = r.ParseBool(r.Query("recursive"), "recursive"),
+        };
+        value.Check(r, "");
+        return value;
+    }
+
+    /// <summary>Checks the members against the model: required, enum, length, range, pattern.</summary>
+    internal void Check(AwsRequestReader r, string p)
+    {
+        r.Range(MaxResults, AwsRequestReader.Path(p, "maxResults"), 1, 250);
+        r.Length(ParentGroup, AwsRequestReader.Path(p, "parentGroup"), 1, 128);
+        r.Pattern(ParentGroup, AwsRequestReader.Path(p, "parentGroup"), IotPatterns.Pattern0);
+        r.Length(NamePrefixFilter, AwsRequestReader.Path(p, "namePrefixFilter"), 1, 128);
+        r.Pattern(NamePrefixFilter, AwsRequestReader.Path(p, "namePrefixFilter"), IotPatterns.Pattern0);
+    }
+}
+
+/// <summary>The <c>ListThingGroupsResponse</c> shape.</summary>
+public sealed record ListThingGroupsResponse
+{
+    /// <summary>thingGroups (body <c>thingGroups</c>).</summary>
+    public IReadOnlyList<GroupNameAndArn>? ThingGroups { get; init; }
+
+    /// <summary>nextToken (body <c>nextToken</c>).</summary>
+    public string? NextToken { get; init; }
+
+    /// <summary>Writes the body members as JSON; members that are null are left out, as AWS does.</summary>
+    internal void WriteJson(Utf8JsonWriter w)
+    {
+        w.WriteStartObject();
+        if (ThingGroups is not null)
+        {
+            w.WriteStartArray("thingGroups");
+            foreach (var item12 in ThingGroups)
+            {
+                item12.WriteJson(w);
+            }
+            w.WriteEndArray();
+        }
+
+        if (NextToken is not null)
+        {
+            w.WriteString("nextToken", NextToken);
+        }
+        w.WriteEndObject();
+    }
+
+    /// <summary>Members that travel as response headers.</summary>
+    internal void WriteHeaders(Microsoft.AspNetCore.Http.IHeaderDictionary h)
+    {
+    }
+}
+
+/// <summary>The <c>ListThingGroupsForThingRequest</c> shape.</summary>
+public sealed record ListThingGroupsForThingRequest
+{
+    /// <summary>thingName (uri <c>thingName</c>, required).</summary>
+    public string ThingName { get; init; } = null!;
+
+    /// <summary>nextToken (querystring <c>nextToken</c>).</summary>
+    public string? NextToken { get; init; }
+
+    /// <summary>maxResults (querystring <c>maxResults</c>).</summary>
+    public int? MaxResults { get; init; }
+
+    /// <summary>Binds the request from its URI, query string, headers and body, and checks it against the model.</summary>
+    internal static ListThingGroupsForThingRequest Bind(AwsRequestReader r)
+    {
+        var body = r.Body;
+        var value = new ListThingGroupsForThingRequest
+        {
+            ThingName = r.Uri("thingName")!,
+            NextToken = r.Query("nextToken"),
+            MaxResults = r.ParseInt(r.Query("maxResults"), "maxResults"),
+        };
+        value.Check(r, "");
+        r.Target("thingName", value.ThingName);
+        return value;
+    }
+
+    /// <summary>Checks the members against the model: required, enum, length, range, pattern.</summary>
+    internal void Check(AwsRequestReader r, string p)
+    {
+        r.Required(ThingName, AwsRequestReader.Path(p, "thingName"));
+        r.Length(ThingName, AwsRequestReader.Path(p, "thingName"), 1, 128);
+        r.Pattern(ThingName, AwsRequestReader.Path(p, "thingName"), IotPatterns.Pattern0);
+        r.Range(MaxResults, AwsRequestReader.Path(p, "maxResults"), 1, 250);
+    }
+}
+
+/// <summary>The <c>ListThingGroupsForThingResponse</c> shape.</summary>
+public sealed record ListThingGroupsForThingResponse
+{
+    /// <summary>thingGroups (body <c>thingGroups</c>).</summary>
+    public IReadOnlyList<GroupNameAndArn>? ThingGroups { get; init; }
+
+    /// <summary>nextToken (body <c>nextToken</c>).</summary>
+    public string? NextToken { get; init; }
+
+    /// <summary>Writes the body members as JSON; members that are null are left out, as AWS does.</summary>
+    internal void WriteJson(Utf8JsonWriter w)
+    {
+        w.WriteStartObject();
+        if (ThingGroups is not null)
+        {
+            w.WriteStartArray("thingGroups");
+            foreach (var item12 in ThingGroups)
+            {
+                item12.WriteJson(w);
+            }
+            w.WriteEndArray();
+        }
+
+        if (NextToken is not null)
+        {
+            w.WriteString("nextToken", NextToken);
+        }
+        w.WriteEndObject();
+    }
+
+    /// <summary>Members that travel as response headers.</summary>
+    internal void WriteHeaders(Microsoft.AspNetCore.Http.IHeaderDictionary h)
+    {
+    }
+}
+
+/// <summary>The <c>ListThingTypesRequest</c> shape.</summary>
+public sealed record ListThingTypesRequest
+{
+    /// <summary>nextToken (querystring <c>nextToken</c>).</summary>
+    public string? NextToken { get; init; }
+
+    /// <summary>maxResults (querystring <c>maxResults</c>).</summary>
+    public int? MaxResults { get; init; }
+
+    /// <summary>thingTypeName (querystring <c>thingTypeName</c>).</summary>
+    public string? ThingTypeName { get; init; }
+
+    /// <summary>Binds the request from its URI, query string, headers and body, and checks it against the model.</summary>
+    internal static ListThingTypesRequest Bind(AwsRequestReader r)
+    {
+        var body = r.Body;
+        var value = new ListThingTypesRequest
+        {
+            NextToken = r.Query("nextToken"),
+            MaxResults = r.ParseInt(r.Query("maxResults"), "maxResults"),
+            ThingTypeName = r.Query("thingTypeName"),
+        };
+        value.Check(r, "");
+        r.Target("thingTypeName", value.ThingTypeName);
+        return value;
+    }
+
+    /// <summary>Checks the members against the model: required, enum, length, range, pattern.</summary>
+    internal void Check(AwsRequestReader r, string p)
+    {
+        r.Range(MaxResults, AwsRequestReader.Path(p, "maxResults"), 1, 250);
+        r.Length(ThingTypeName, AwsRequestReader.Path(p, "thingTypeName"), 1, 128);
+        r.Pattern(ThingTypeName, AwsRequestReader.Path(p, "thingTypeName"), IotPatterns.Pattern0);
+    }
+}
+
+/// <summary>The <c>ListThingTypesResponse</c> shape.</summary>
+public sealed record ListThingTypesResponse
+{
+    /// <summary>thingTypes (body <c>thingTypes</c>).</summary>
+    public IReadOnlyList<ThingTypeDefinition>? ThingTypes { get; init; }
+
+    /// <summary>nextToken (body <c>nextToken</c>).</summary>
+    public string? NextToken { get; init; }
+
+    /// <summary>Writes the body members as JSON; members that are null are left out, as AWS does.</summary>
+    internal void WriteJson(Utf8JsonWriter w)
+    {
+        w.WriteStartObject();
+        if (ThingTypes is not null)
+        {
+            w.WriteStartArray("thingTypes");
+            foreach (var item12 in ThingTypes)
+            {
+                item12.WriteJson(w);
+            }
+            w.WriteEndArray();
+        }
+
+        if (NextToken is not null)
+        {
+            w.WriteString("nextToken", NextToken);
+        }
+        w.WriteEndObject();
+    }
+
+    /// <summary>Members that travel as response headers.</summary>
+    internal void WriteHeaders(Microsoft.AspNetCore.Http.IHeaderDictionary h)
+    {
+    }
+}
+
+/// <summary>The <c>ThingTypeDefinition</c> shape.</summary>
+public sealed record ThingTypeDefinition
+{
+    /// <summary>thingTypeName (body <c>thingTypeName</c>).</summary>
+    public string? ThingTypeName { get; init; }
+
+    /// <summary>thingTypeArn (body <c>thingTypeArn</c>).</summary>
+    public string? ThingTypeArn { get; init; }
+
+    /// <summary>thingTypeProperties (body <c>thingTypeProperties</c>).</summary>
+    public ThingTypeProperties? ThingTypeProperties { get; init; }
+
+    /// <summary>thingTypeMetadata (body <c>thingTypeMetadata</c>).</summary>
+    public ThingTypeMetadata? ThingTypeMetadata { get; init; }
+
+    /// <summary>Writes the body members as JSON; members that are null are left out, as AWS does.</summary>
+    internal void WriteJson(Utf8JsonWriter w)
+    {
+        w.WriteStartObject();
+        if (ThingTypeName is not null)
+        {
+            w.WriteString("thingTypeName", ThingTypeName);
+        }
+
+        if (ThingTypeArn is not null)
+        {
+            w.WriteString("thingTypeArn", ThingTypeArn);
+        }
+
+        if (ThingTypeProperties is not null)
+        {
+            w.WritePropertyName("thingTypeProperties");
+            ThingTypeProperties.WriteJson(w);
+        }
+
+        if (ThingTypeMetadata is not null)
+        {
+            w.WritePropertyName("thingTypeMetadata");
+            ThingTypeMetadata.WriteJson(w);
+        }
+        w.WriteEndObject();
+    }
+
+    /// <summary>Members that travel as response headers.</summary>
+    internal void WriteHeaders(Microsoft.AspNetCore.Http.IHeaderDictionary h)
+    {
+    }
+}
+
 /// <summary>The <c>ListThingsRequest</c> shape.</summary>
 public sealed record ListThingsRequest
 {
@@ -921,6 +2186,8 @@ public sealed record ListThingsRequest
             UsePrefixAttributeValue = r.ParseBool(r.Query("usePrefixAttributeValue"), "usePrefixAttributeValue"),
         };
         value.Check(r, "");
+        r.Target("attributeName", value.AttributeName);
+        r.Target("thingTypeName", value.ThingTypeName);
         return value;
     }
 
@@ -933,7 +2200,7 @@ public sealed record ListThingsRequest
         r.Length(AttributeValue, AwsRequestReader.Path(p, "attributeValue"), 0, 800);
         r.Pattern(AttributeValue, AwsRequestReader.Path(p, "attributeValue"), IotPatterns.Pattern2);
         r.Length(ThingTypeName, AwsRequestReader.Path(p, "thingTypeName"), 1, 128);
-        r.Pattern(ThingTypeName, AwsRequestReader.Path(p, "thingTypeName"), IotPatterns.Pattern1);
+        r.Pattern(ThingTypeName, AwsRequestReader.Path(p, "thingTypeName"), IotPatterns.Pattern0);
     }
 }
 
@@ -1033,6 +2300,151 @@ public sealed record ThingAttribute
     }
 }
 
+/// <summary>The <c>ListThingsInThingGroupRequest</c> shape.</summary>
+public sealed record ListThingsInThingGroupRequest
+{
+    /// <summary>thingGroupName (uri <c>thingGroupName</c>, required).</summary>
+    public string ThingGroupName { get; init; } = null!;
+
+    /// <summary>recursive (querystring <c>recursive</c>).</summary>
+    public bool? Recursive { get; init; }
+
+    /// <summary>nextToken (querystring <c>nextToken</c>).</summary>
+    public string? NextToken { get; init; }
+
+    /// <summary>maxResults (querystring <c>maxResults</c>).</summary>
+    public int? MaxResults { get; init; }
+
+    /// <summary>Binds the request from its URI, query string, headers and body, and checks it against the model.</summary>
+    internal static ListThingsInThingGroupRequest Bind(AwsRequestReader r)
+    {
+        var body = r.Body;
+        var value = new ListThingsInThingGroupRequest
+        {
+            ThingGroupName = r.Uri("thingGroupName")!,
+            Recursive = r.ParseBool(r.Query("recursive"), "recursive"),
+            NextToken = r.Query("nextToken"),
+            MaxResults = r.ParseInt(r.Query("maxResults"), "maxResults"),
+        };
+        value.Check(r, "");
+        r.Target("thingGroupName", value.ThingGroupName);
+        return value;
+    }
+
+    /// <summary>Checks the members against the model: required, enum, length, range, pattern.</summary>
+    internal void Check(AwsRequestReader r, string p)
+    {
+        r.Required(ThingGroupName, AwsRequestReader.Path(p, "thingGroupName"));
+        r.Length(ThingGroupName, AwsRequestReader.Path(p, "thingGroupName"), 1, 128);
+        r.Pattern(ThingGroupName, AwsRequestReader.Path(p, "thingGroupName"), IotPatterns.Pattern0);
+        r.Range(MaxResults, AwsRequestReader.Path(p, "maxResults"), 1, 250);
+    }
+}
+
+/// <summary>The <c>ListThingsInThingGroupResponse</c> shape.</summary>
+public sealed record ListThingsInThingGroupResponse
+{
+    /// <summary>things (body <c>things</c>).</summary>
+    public IReadOnlyList<string>? Things { get; init; }
+
+    /// <summary>nextToken (body <c>nextToken</c>).</summary>
+    public string? NextToken { get; init; }
+
+    /// <summary>Writes the body members as JSON; members that are null are left out, as AWS does.</summary>
+    internal void WriteJson(Utf8JsonWriter w)
+    {
+        w.WriteStartObject();
+        if (Things is not null)
+        {
+            w.WriteStartArray("things");
+            foreach (var item12 in Things)
+            {
+                w.WriteStringValue(item12);
+            }
+            w.WriteEndArray();
+        }
+
+        if (NextToken is not null)
+        {
+            w.WriteString("nextToken", NextToken);
+        }
+        w.WriteEndObject();
+    }
+
+    /// <summary>Members that travel as response headers.</summary>
+    internal void WriteHeaders(Microsoft.AspNetCore.Http.IHeaderDictionary h)
+    {
+    }
+}
+
+/// <summary>The <c>RemoveThingFromThingGroupRequest</c> shape.</summary>
+public sealed record RemoveThingFromThingGroupRequest
+{
+    /// <summary>thingGroupName (body <c>thingGroupName</c>).</summary>
+    public string? ThingGroupName { get; init; }
+
+    /// <summary>thingGroupArn (body <c>thingGroupArn</c>).</summary>
+    public string? ThingGroupArn { get; init; }
+
+    /// <summary>thingName (body <c>thingName</c>).</summary>
+    public string? ThingName { get; init; }
+
+    /// <summary>thingArn (body <c>thingArn</c>).</summary>
+    public string? ThingArn { get; init; }
+
+    /// <summary>Binds the request from its URI, query string, headers and body, and checks it against the model.</summary>
+    internal static RemoveThingFromThingGroupRequest Bind(AwsRequestReader r)
+    {
+        var body = r.Body;
+        var value = new RemoveThingFromThingGroupRequest
+        {
+            ThingGroupName = r.ReadString(AwsRequestReader.Member(body, "thingGroupName"), "thingGroupName"),
+            ThingGroupArn = r.ReadString(AwsRequestReader.Member(body, "thingGroupArn"), "thingGroupArn"),
+            ThingName = r.ReadString(AwsRequestReader.Member(body, "thingName"), "thingName"),
+            ThingArn = r.ReadString(AwsRequestReader.Member(body, "thingArn"), "thingArn"),
+        };
+        value.Check(r, "");
+        r.Target("thingGroupName", value.ThingGroupName);
+        r.Target("thingGroupArn", value.ThingGroupArn);
+        r.Target("thingName", value.ThingName);
+        r.Target("thingArn", value.ThingArn);
+        return value;
+    }
+
+    internal static RemoveThingFromThingGroupRequest Read(AwsRequestReader r, JsonElement e, string p) => new()
+    {
+        ThingGroupName = r.ReadString(AwsRequestReader.Member(e, "thingGroupName"), AwsRequestReader.Path(p, "thingGroupName")),
+        ThingGroupArn = r.ReadString(AwsRequestReader.Member(e, "thingGroupArn"), AwsRequestReader.Path(p, "thingGroupArn")),
+        ThingName = r.ReadString(AwsRequestReader.Member(e, "thingName"), AwsRequestReader.Path(p, "thingName")),
+        ThingArn = r.ReadString(AwsRequestReader.Member(e, "thingArn"), AwsRequestReader.Path(p, "thingArn")),
+    };
+
+    /// <summary>Checks the members against the model: required, enum, length, range, pattern.</summary>
+    internal void Check(AwsRequestReader r, string p)
+    {
+        r.Length(ThingGroupName, AwsRequestReader.Path(p, "thingGroupName"), 1, 128);
+        r.Pattern(ThingGroupName, AwsRequestReader.Path(p, "thingGroupName"), IotPatterns.Pattern0);
+        r.Length(ThingName, AwsRequestReader.Path(p, "thingName"), 1, 128);
+        r.Pattern(ThingName, AwsRequestReader.Path(p, "thingName"), IotPatterns.Pattern0);
+    }
+}
+
+/// <summary>The <c>RemoveThingFromThingGroupResponse</c> shape.</summary>
+public sealed record RemoveThingFromThingGroupResponse
+{
+    /// <summary>Writes the body members as JSON; members that are null are left out, as AWS does.</summary>
+    internal void WriteJson(Utf8JsonWriter w)
+    {
+        w.WriteStartObject();
+        w.WriteEndObject();
+    }
+
+    /// <summary>Members that travel as response headers.</summary>
+    internal void WriteHeaders(Microsoft.AspNetCore.Http.IHeaderDictionary h)
+    {
+    }
+}
+
 /// <summary>The <c>UpdateCertificateRequest</c> shape.</summary>
 public sealed record UpdateCertificateRequest
 {
@@ -1052,6 +2464,7 @@ public sealed record UpdateCertificateRequest
             NewStatus = r.Query("newStatus")!,
         };
         value.Check(r, "");
+        r.Target("certificateId", value.CertificateId);
         return value;
     }
 
@@ -1061,7 +2474,7 @@ public sealed record UpdateCertificateRequest
         r.Required(CertificateId, AwsRequestReader.Path(p, "certificateId"));
         r.Required(NewStatus, AwsRequestReader.Path(p, "newStatus"));
         r.Length(CertificateId, AwsRequestReader.Path(p, "certificateId"), 64, 64);
-        r.Pattern(CertificateId, AwsRequestReader.Path(p, "certificateId"), IotPatterns.Pattern3);
+        r.Pattern(CertificateId, AwsRequestReader.Path(p, "certificateId"), IotPatterns.Pattern8);
         r.Enum(NewStatus, AwsRequestReader.Path(p, "newStatus"), ["ACTIVE", "INACTIVE", "REVOKED", "PENDING_TRANSFER", "REGISTER_INACTIVE", "PENDING_ACTIVATION"]);
     }
 }
@@ -1097,6 +2510,8 @@ public sealed record UpdateThingRequest
             RemoveThingType = r.ReadBool(AwsRequestReader.Member(body, "removeThingType"), "removeThingType"),
         };
         value.Check(r, "");
+        r.Target("thingName", value.ThingName);
+        r.Target("thingTypeName", value.ThingTypeName);
         return value;
     }
 
@@ -1113,9 +2528,9 @@ public sealed record UpdateThingRequest
     {
         r.Required(ThingName, AwsRequestReader.Path(p, "thingName"));
         r.Length(ThingName, AwsRequestReader.Path(p, "thingName"), 1, 128);
-        r.Pattern(ThingName, AwsRequestReader.Path(p, "thingName"), IotPatterns.Pattern1);
+        r.Pattern(ThingName, AwsRequestReader.Path(p, "thingName"), IotPatterns.Pattern0);
         r.Length(ThingTypeName, AwsRequestReader.Path(p, "thingTypeName"), 1, 128);
-        r.Pattern(ThingTypeName, AwsRequestReader.Path(p, "thingTypeName"), IotPatterns.Pattern1);
+        r.Pattern(ThingTypeName, AwsRequestReader.Path(p, "thingTypeName"), IotPatterns.Pattern0);
         AttributePayload?.Check(r, AwsRequestReader.Path(p, "attributePayload"));
     }
 }
@@ -1136,23 +2551,123 @@ public sealed record UpdateThingResponse
     }
 }
 
+/// <summary>The <c>UpdateThingGroupRequest</c> shape.</summary>
+public sealed record UpdateThingGroupRequest
+{
+    /// <summary>thingGroupName (uri <c>thingGroupName</c>, required).</summary>
+    public string ThingGroupName { get; init; } = null!;
+
+    /// <summary>thingGroupProperties (body <c>thingGroupProperties</c>, required).</summary>
+    public ThingGroupProperties ThingGroupProperties { get; init; } = null!;
+
+    /// <summary>expectedVersion (body <c>expectedVersion</c>).</summary>
+    public long? ExpectedVersion { get; init; }
+
+    /// <summary>Binds the request from its URI, query string, headers and body, and checks it against the model.</summary>
+    internal static UpdateThingGroupRequest Bind(AwsRequestReader r)
+    {
+        var body = r.Body;
+        var value = new UpdateThingGroupRequest
+        {
+            ThingGroupName = r.Uri("thingGroupName")!,
+            ThingGroupProperties = r.ReadObject(AwsRequestReader.Member(body, "thingGroupProperties"), "thingGroupProperties", static (r, e, p) => ThingGroupProperties.Read(r, e, p))!,
+            ExpectedVersion = r.ReadLong(AwsRequestReader.Member(body, "expectedVersion"), "expectedVersion"),
+        };
+        value.Check(r, "");
+        r.Target("thingGroupName", value.ThingGroupName);
+        return value;
+    }
+
+    internal static UpdateThingGroupRequest Read(AwsRequestReader r, JsonElement e, string p) => new()
+    {
+        ThingGroupProperties = r.ReadObject(AwsRequestReader.Member(e, "thingGroupProperties"), AwsRequestReader.Path(p, "thingGroupProperties"), static (r, e, p) => ThingGroupProperties.Read(r, e, p))!,
+        ExpectedVersion = r.ReadLong(AwsRequestReader.Member(e, "expectedVersion"), AwsRequestReader.Path(p, "expectedVersion")),
+    };
+
+    /// <summary>Checks the members against the model: required, enum, length, range, pattern.</summary>
+    internal void Check(AwsRequestReader r, string p)
+    {
+        r.Required(ThingGroupName, AwsRequestReader.Path(p, "thingGroupName"));
+        r.Required(ThingGroupProperties, AwsRequestReader.Path(p, "thingGroupProperties"));
+        r.Length(ThingGroupName, AwsRequestReader.Path(p, "thingGroupName"), 1, 128);
+        r.Pattern(ThingGroupName, AwsRequestReader.Path(p, "thingGroupName"), IotPatterns.Pattern0);
+        ThingGroupProperties?.Check(r, AwsRequestReader.Path(p, "thingGroupProperties"));
+    }
+}
+
+/// <summary>The <c>UpdateThingGroupResponse</c> shape.</summary>
+public sealed record UpdateThingGroupResponse
+{
+    /// <summary>version (body <c>version</c>).</summary>
+    public long? Version { get; init; }
+
+    /// <summary>Writes the body members as JSON; members that are null are left out, as AWS does.</summary>
+    internal void WriteJson(Utf8JsonWriter w)
+    {
+        w.WriteStartObject();
+        if (Version is not null)
+        {
+            w.WriteNumber("version", Version.Value);
+        }
+        w.WriteEndObject();
+    }
+
+    /// <summary>Members that travel as response headers.</summary>
+    internal void WriteHeaders(Microsoft.AspNetCore.Http.IHeaderDictionary h)
+    {
+    }
+}
+
+/// <summary>The model's patterns, anchored, each compiled on first use (one that failed would fail only its own operations).</summary>
 internal static class IotPatterns
 {
-    /// <summary><c>[\s\S]*</c></summary>
-    internal static readonly Regex Pattern0 = new(@"^(?:[\s\S]*)$", RegexOptions.CultureInvariant, TimeSpan.FromMilliseconds(100));
+    private static Regex? s_pattern0;
 
     /// <summary><c>[a-zA-Z0-9:_-]+</c></summary>
-    internal static readonly Regex Pattern1 = new(@"^(?:[a-zA-Z0-9:_-]+)$", RegexOptions.CultureInvariant, TimeSpan.FromMilliseconds(100));
+    internal static Regex Pattern0 => s_pattern0 ??= new(@"^(?:[a-zA-Z0-9:_-]+)$", RegexOptions.CultureInvariant, TimeSpan.FromMilliseconds(100));
+
+    private static Regex? s_pattern1;
+
+    /// <summary><c>[\s\S]*</c></summary>
+    internal static Regex Pattern1 => s_pattern1 ??= new(@"^(?:[\s\S]*)$", RegexOptions.CultureInvariant, TimeSpan.FromMilliseconds(100));
+
+    private static Regex? s_pattern2;
 
     /// <summary><c>[a-zA-Z0-9_.,@/:#=\[\]-]*</c></summary>
-    internal static readonly Regex Pattern2 = new(@"^(?:[a-zA-Z0-9_.,@/:#=\[\]-]*)$", RegexOptions.CultureInvariant, TimeSpan.FromMilliseconds(100));
+    internal static Regex Pattern2 => s_pattern2 ??= new(@"^(?:[a-zA-Z0-9_.,@/:#=\[\]-]*)$", RegexOptions.CultureInvariant, TimeSpan.FromMilliseconds(100));
 
-    /// <summary><c>(0x)?[a-fA-F0-9]+</c></summary>
-    internal static readonly Regex Pattern3 = new(@"^(?:(0x)?[a-fA-F0-9]+)$", RegexOptions.CultureInvariant, TimeSpan.FromMilliseconds(100));
+    private static Regex? s_pattern3;
 
-    /// <summary><c>[A-Za-z0-9+/]+={0,2}</c></summary>
-    internal static readonly Regex Pattern4 = new(@"^(?:[A-Za-z0-9+/]+={0,2})$", RegexOptions.CultureInvariant, TimeSpan.FromMilliseconds(100));
+    /// <summary><c>[\p{Graph}\x20]*</c></summary>
+    internal static Regex Pattern3 => s_pattern3 ??= new(@"^(?:[\x21-\x7E\x20]*)$", RegexOptions.CultureInvariant, TimeSpan.FromMilliseconds(100));
+
+    private static Regex? s_pattern4;
+
+    /// <summary><c>^([\p{L}\p{Z}\p{N}_.:/=+\-@]*)$</c></summary>
+    internal static Regex Pattern4 => s_pattern4 ??= new(@"^(?:^([\p{L}\p{Z}\p{N}_.:/=+\-@]*)$)$", RegexOptions.CultureInvariant, TimeSpan.FromMilliseconds(100));
+
+    private static Regex? s_pattern5;
 
     /// <summary><c>[a-zA-Z0-9_.,@/:#-]+</c></summary>
-    internal static readonly Regex Pattern5 = new(@"^(?:[a-zA-Z0-9_.,@/:#-]+)$", RegexOptions.CultureInvariant, TimeSpan.FromMilliseconds(100));
+    internal static Regex Pattern5 => s_pattern5 ??= new(@"^(?:[a-zA-Z0-9_.,@/:#-]+)$", RegexOptions.CultureInvariant, TimeSpan.FromMilliseconds(100));
+
+    private static Regex? s_pattern6;
+
+    /// <summary><c>[a-zA-Z0-9:$.]+</c></summary>
+    internal static Regex Pattern6 => s_pattern6 ??= new(@"^(?:[a-zA-Z0-9:$.]+)$", RegexOptions.CultureInvariant, TimeSpan.FromMilliseconds(100));
+
+    private static Regex? s_pattern7;
+
+    /// <summary><c>[a-zA-Z0-9:.]+</c></summary>
+    internal static Regex Pattern7 => s_pattern7 ??= new(@"^(?:[a-zA-Z0-9:.]+)$", RegexOptions.CultureInvariant, TimeSpan.FromMilliseconds(100));
+
+    private static Regex? s_pattern8;
+
+    /// <summary><c>(0x)?[a-fA-F0-9]+</c></summary>
+    internal static Regex Pattern8 => s_pattern8 ??= new(@"^(?:(0x)?[a-fA-F0-9]+)$", RegexOptions.CultureInvariant, TimeSpan.FromMilliseconds(100));
+
+    private static Regex? s_pattern9;
+
+    /// <summary><c>[A-Za-z0-9+/]+={0,2}</c></summary>
+    internal static Regex Pattern9 => s_pattern9 ??= new(@"^(?:[A-Za-z0-9+/]+={0,2})$", RegexOptions.CultureInvariant, TimeSpan.FromMilliseconds(100));
 }
