@@ -151,6 +151,8 @@ public sealed class TrellisServer : IAsyncDisposable
         services.AddSingleton(accessKeys);
         services.AddSingleton(registryOptions);
         services.AddSingleton<RegistryService>();
+        TrellisServer? server = null;
+        services.AddSingleton(new IotEndpoints(() => server!.TlsEndpointAddress));
         services.AddSingleton<Trellis.Api.Aws.Iot.IIotOperations, Trellis.Api.Aws.Iot.IotOperations>();
         services.AddSingleton(new AuditLog(database));
         services.AddSingleton(sp => new ApiUsers(database, accessKeys, time, Trellis.Security.SecretBox.LoadOrCreate(data.SecretsKeyPath)));
@@ -292,7 +294,6 @@ public sealed class TrellisServer : IAsyncDisposable
             }
         };
 
-        TrellisServer? server = null;
         app.UseWebSockets();
         app.Use(async (context, next) =>
         {
@@ -321,8 +322,6 @@ public sealed class TrellisServer : IAsyncDisposable
         app.MapProvisioningClaims();
         app.MapRulesApi();
         app.MapTelemetryApi();
-        app.MapPoliciesApi();
-        app.MapPrincipalsApi(() => server!.TlsEndpointAddress);
         app.MapDataPlaneApi(brokerOptions.MaxPacketBytes);
 
         // Last: the model's routes, implemented ones through their handlers, the rest answering 501.

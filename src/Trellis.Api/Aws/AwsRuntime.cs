@@ -23,6 +23,13 @@ public sealed record AwsRoute(string Service, string SigningName, string Operati
     public string RoutePattern => Regex.Replace(UriTemplate.Split('?')[0], @"\{([A-Za-z0-9_]+)\+\}", "{**$1}");
 }
 
+/// <summary>Where devices reach this server, for DescribeEndpoint (known once the listeners are bound).</summary>
+public sealed class IotEndpoints(Func<string> tls)
+{
+    /// <summary>The MQTT-over-TLS host, with <c>:port</c> when it is not 8883.</summary>
+    public string Tls => tls();
+}
+
 /// <summary>The input or output of an operation whose model has none.</summary>
 public sealed record AwsEmpty
 {
@@ -89,7 +96,8 @@ public sealed class AwsRequestReader
 
     // ---- locations -------------------------------------------------------------------------
 
-    public string? Uri(string name) => _context.GetRouteValue(name)?.ToString();
+    /// <summary>A URI label. Routing decodes every escape but <c>%2F</c> (a slash inside one segment, as in an ARN sent as a label): that one too.</summary>
+    public string? Uri(string name) => _context.GetRouteValue(name)?.ToString()?.Replace("%2F", "/", StringComparison.OrdinalIgnoreCase);
 
     public string? Query(string name) => _context.Request.Query.TryGetValue(name, out var v) && v.Count > 0 ? v[^1] : null;
 

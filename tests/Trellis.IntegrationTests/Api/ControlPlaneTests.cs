@@ -47,6 +47,14 @@ public sealed class ControlPlaneTests(TrellisHost host)
         Assert.Equal([$"{prefix}thing"], results.GetProperty("principal_things").EnumerateArray().Select(v => v.GetString()));
         AssertOk(results, "legacy_attach_principal_policy");
         Assert.Equal($"localhost:{host.MqttsPort}", results.GetProperty("endpoint").GetString());
+        Assert.False(results.GetProperty("version1_default").GetBoolean());
+        AssertOk(results, "delete_policy_version");
+        Assert.Equal(["2"], results.GetProperty("versions_after_delete").EnumerateArray().Select(v => v.GetString()));
+        AssertOk(results, "detach_principal_policy");
+        Assert.Empty(results.GetProperty("attached_after_detach").EnumerateArray());
+        AssertOk(results, "detach_thing_principal");
+        Assert.Empty(results.GetProperty("principal_things_after_detach").EnumerateArray());
+        Assert.True(results.GetProperty("policies_listed").GetBoolean());
         var all = results.GetProperty("page1").EnumerateArray().Concat(results.GetProperty("pages_rest").EnumerateArray()).Select(v => v.GetString()).ToList();
         Assert.Equal(2, results.GetProperty("page1").GetArrayLength());
         Assert.Equal(Enumerable.Range(0, 5).Select(i => $"{prefix}page{i}"), all);

@@ -16,9 +16,19 @@ public interface IIotOperations
 {
     Task<AddThingToThingGroupResponse> AddThingToThingGroupAsync(AddThingToThingGroupRequest request, CancellationToken cancellationToken);
 
+    Task<AwsEmpty> AttachPolicyAsync(AttachPolicyRequest request, CancellationToken cancellationToken);
+
+    Task<AwsEmpty> AttachPrincipalPolicyAsync(AttachPrincipalPolicyRequest request, CancellationToken cancellationToken);
+
+    Task<AttachThingPrincipalResponse> AttachThingPrincipalAsync(AttachThingPrincipalRequest request, CancellationToken cancellationToken);
+
     Task<CreateCertificateFromCsrResponse> CreateCertificateFromCsrAsync(CreateCertificateFromCsrRequest request, CancellationToken cancellationToken);
 
     Task<CreateKeysAndCertificateResponse> CreateKeysAndCertificateAsync(CreateKeysAndCertificateRequest request, CancellationToken cancellationToken);
+
+    Task<CreatePolicyResponse> CreatePolicyAsync(CreatePolicyRequest request, CancellationToken cancellationToken);
+
+    Task<CreatePolicyVersionResponse> CreatePolicyVersionAsync(CreatePolicyVersionRequest request, CancellationToken cancellationToken);
 
     Task<CreateThingResponse> CreateThingAsync(CreateThingRequest request, CancellationToken cancellationToken);
 
@@ -27,6 +37,10 @@ public interface IIotOperations
     Task<CreateThingTypeResponse> CreateThingTypeAsync(CreateThingTypeRequest request, CancellationToken cancellationToken);
 
     Task<AwsEmpty> DeleteCertificateAsync(DeleteCertificateRequest request, CancellationToken cancellationToken);
+
+    Task<AwsEmpty> DeletePolicyAsync(DeletePolicyRequest request, CancellationToken cancellationToken);
+
+    Task<AwsEmpty> DeletePolicyVersionAsync(DeletePolicyVersionRequest request, CancellationToken cancellationToken);
 
     Task<DeleteThingResponse> DeleteThingAsync(DeleteThingRequest request, CancellationToken cancellationToken);
 
@@ -38,17 +52,41 @@ public interface IIotOperations
 
     Task<DescribeCertificateResponse> DescribeCertificateAsync(DescribeCertificateRequest request, CancellationToken cancellationToken);
 
+    Task<DescribeEndpointResponse> DescribeEndpointAsync(DescribeEndpointRequest request, CancellationToken cancellationToken);
+
     Task<DescribeThingResponse> DescribeThingAsync(DescribeThingRequest request, CancellationToken cancellationToken);
 
     Task<DescribeThingGroupResponse> DescribeThingGroupAsync(DescribeThingGroupRequest request, CancellationToken cancellationToken);
 
     Task<DescribeThingTypeResponse> DescribeThingTypeAsync(DescribeThingTypeRequest request, CancellationToken cancellationToken);
 
+    Task<AwsEmpty> DetachPolicyAsync(DetachPolicyRequest request, CancellationToken cancellationToken);
+
+    Task<AwsEmpty> DetachPrincipalPolicyAsync(DetachPrincipalPolicyRequest request, CancellationToken cancellationToken);
+
+    Task<DetachThingPrincipalResponse> DetachThingPrincipalAsync(DetachThingPrincipalRequest request, CancellationToken cancellationToken);
+
+    Task<GetPolicyResponse> GetPolicyAsync(GetPolicyRequest request, CancellationToken cancellationToken);
+
+    Task<GetPolicyVersionResponse> GetPolicyVersionAsync(GetPolicyVersionRequest request, CancellationToken cancellationToken);
+
+    Task<ListAttachedPoliciesResponse> ListAttachedPoliciesAsync(ListAttachedPoliciesRequest request, CancellationToken cancellationToken);
+
     Task<ListCertificatesResponse> ListCertificatesAsync(ListCertificatesRequest request, CancellationToken cancellationToken);
+
+    Task<ListPoliciesResponse> ListPoliciesAsync(ListPoliciesRequest request, CancellationToken cancellationToken);
+
+    Task<ListPolicyVersionsResponse> ListPolicyVersionsAsync(ListPolicyVersionsRequest request, CancellationToken cancellationToken);
+
+    Task<ListPrincipalThingsResponse> ListPrincipalThingsAsync(ListPrincipalThingsRequest request, CancellationToken cancellationToken);
+
+    Task<ListTargetsForPolicyResponse> ListTargetsForPolicyAsync(ListTargetsForPolicyRequest request, CancellationToken cancellationToken);
 
     Task<ListThingGroupsResponse> ListThingGroupsAsync(ListThingGroupsRequest request, CancellationToken cancellationToken);
 
     Task<ListThingGroupsForThingResponse> ListThingGroupsForThingAsync(ListThingGroupsForThingRequest request, CancellationToken cancellationToken);
+
+    Task<ListThingPrincipalsResponse> ListThingPrincipalsAsync(ListThingPrincipalsRequest request, CancellationToken cancellationToken);
 
     Task<ListThingTypesResponse> ListThingTypesAsync(ListThingTypesRequest request, CancellationToken cancellationToken);
 
@@ -57,6 +95,8 @@ public interface IIotOperations
     Task<ListThingsInThingGroupResponse> ListThingsInThingGroupAsync(ListThingsInThingGroupRequest request, CancellationToken cancellationToken);
 
     Task<RemoveThingFromThingGroupResponse> RemoveThingFromThingGroupAsync(RemoveThingFromThingGroupRequest request, CancellationToken cancellationToken);
+
+    Task<AwsEmpty> SetDefaultPolicyVersionAsync(SetDefaultPolicyVersionRequest request, CancellationToken cancellationToken);
 
     Task<AwsEmpty> UpdateCertificateAsync(UpdateCertificateRequest request, CancellationToken cancellationToken);
 
@@ -71,27 +111,47 @@ internal static class IotInvokers
     internal static readonly IReadOnlyDictionary<string, Func<HttpContext, AwsRoute, Task>> All = new Dictionary<string, Func<HttpContext, AwsRoute, Task>>(StringComparer.Ordinal)
     {
         ["AddThingToThingGroup"] = AddThingToThingGroupAsync,
+        ["AttachPolicy"] = AttachPolicyAsync,
+        ["AttachPrincipalPolicy"] = AttachPrincipalPolicyAsync,
+        ["AttachThingPrincipal"] = AttachThingPrincipalAsync,
         ["CreateCertificateFromCsr"] = CreateCertificateFromCsrAsync,
         ["CreateKeysAndCertificate"] = CreateKeysAndCertificateAsync,
+        ["CreatePolicy"] = CreatePolicyAsync,
+        ["CreatePolicyVersion"] = CreatePolicyVersionAsync,
         ["CreateThing"] = CreateThingAsync,
         ["CreateThingGroup"] = CreateThingGroupAsync,
         ["CreateThingType"] = CreateThingTypeAsync,
         ["DeleteCertificate"] = DeleteCertificateAsync,
+        ["DeletePolicy"] = DeletePolicyAsync,
+        ["DeletePolicyVersion"] = DeletePolicyVersionAsync,
         ["DeleteThing"] = DeleteThingAsync,
         ["DeleteThingGroup"] = DeleteThingGroupAsync,
         ["DeleteThingType"] = DeleteThingTypeAsync,
         ["DeprecateThingType"] = DeprecateThingTypeAsync,
         ["DescribeCertificate"] = DescribeCertificateAsync,
+        ["DescribeEndpoint"] = DescribeEndpointAsync,
         ["DescribeThing"] = DescribeThingAsync,
         ["DescribeThingGroup"] = DescribeThingGroupAsync,
         ["DescribeThingType"] = DescribeThingTypeAsync,
+        ["DetachPolicy"] = DetachPolicyAsync,
+        ["DetachPrincipalPolicy"] = DetachPrincipalPolicyAsync,
+        ["DetachThingPrincipal"] = DetachThingPrincipalAsync,
+        ["GetPolicy"] = GetPolicyAsync,
+        ["GetPolicyVersion"] = GetPolicyVersionAsync,
+        ["ListAttachedPolicies"] = ListAttachedPoliciesAsync,
         ["ListCertificates"] = ListCertificatesAsync,
+        ["ListPolicies"] = ListPoliciesAsync,
+        ["ListPolicyVersions"] = ListPolicyVersionsAsync,
+        ["ListPrincipalThings"] = ListPrincipalThingsAsync,
+        ["ListTargetsForPolicy"] = ListTargetsForPolicyAsync,
         ["ListThingGroups"] = ListThingGroupsAsync,
         ["ListThingGroupsForThing"] = ListThingGroupsForThingAsync,
+        ["ListThingPrincipals"] = ListThingPrincipalsAsync,
         ["ListThingTypes"] = ListThingTypesAsync,
         ["ListThings"] = ListThingsAsync,
         ["ListThingsInThingGroup"] = ListThingsInThingGroupAsync,
         ["RemoveThingFromThingGroup"] = RemoveThingFromThingGroupAsync,
+        ["SetDefaultPolicyVersion"] = SetDefaultPolicyVersionAsync,
         ["UpdateCertificate"] = UpdateCertificateAsync,
         ["UpdateThing"] = UpdateThingAsync,
         ["UpdateThingGroup"] = UpdateThingGroupAsync,
@@ -108,6 +168,48 @@ internal static class IotInvokers
         }
 
         var response = await context.RequestServices.GetRequiredService<IIotOperations>().AddThingToThingGroupAsync(request!, context.RequestAborted);
+        await AwsResponse.WriteAsync(context, route.SuccessCode, response.WriteJson, response.WriteHeaders);
+    }
+
+    private static async Task AttachPolicyAsync(HttpContext context, AwsRoute route)
+    {
+        var reader = await AwsRequestReader.CreateAsync(context, route);
+        var request = reader.IsValid ? AttachPolicyRequest.Bind(reader) : null;
+        if (!reader.IsValid)
+        {
+            await reader.RefuseAsync();
+            return;
+        }
+
+        await context.RequestServices.GetRequiredService<IIotOperations>().AttachPolicyAsync(request!, context.RequestAborted);
+        await AwsResponse.WriteAsync(context, route.SuccessCode, null, null);
+    }
+
+    private static async Task AttachPrincipalPolicyAsync(HttpContext context, AwsRoute route)
+    {
+        var reader = await AwsRequestReader.CreateAsync(context, route);
+        var request = reader.IsValid ? AttachPrincipalPolicyRequest.Bind(reader) : null;
+        if (!reader.IsValid)
+        {
+            await reader.RefuseAsync();
+            return;
+        }
+
+        await context.RequestServices.GetRequiredService<IIotOperations>().AttachPrincipalPolicyAsync(request!, context.RequestAborted);
+        await AwsResponse.WriteAsync(context, route.SuccessCode, null, null);
+    }
+
+    private static async Task AttachThingPrincipalAsync(HttpContext context, AwsRoute route)
+    {
+        var reader = await AwsRequestReader.CreateAsync(context, route);
+        var request = reader.IsValid ? AttachThingPrincipalRequest.Bind(reader) : null;
+        if (!reader.IsValid)
+        {
+            await reader.RefuseAsync();
+            return;
+        }
+
+        var response = await context.RequestServices.GetRequiredService<IIotOperations>().AttachThingPrincipalAsync(request!, context.RequestAborted);
         await AwsResponse.WriteAsync(context, route.SuccessCode, response.WriteJson, response.WriteHeaders);
     }
 
@@ -136,6 +238,34 @@ internal static class IotInvokers
         }
 
         var response = await context.RequestServices.GetRequiredService<IIotOperations>().CreateKeysAndCertificateAsync(request!, context.RequestAborted);
+        await AwsResponse.WriteAsync(context, route.SuccessCode, response.WriteJson, response.WriteHeaders);
+    }
+
+    private static async Task CreatePolicyAsync(HttpContext context, AwsRoute route)
+    {
+        var reader = await AwsRequestReader.CreateAsync(context, route);
+        var request = reader.IsValid ? CreatePolicyRequest.Bind(reader) : null;
+        if (!reader.IsValid)
+        {
+            await reader.RefuseAsync();
+            return;
+        }
+
+        var response = await context.RequestServices.GetRequiredService<IIotOperations>().CreatePolicyAsync(request!, context.RequestAborted);
+        await AwsResponse.WriteAsync(context, route.SuccessCode, response.WriteJson, response.WriteHeaders);
+    }
+
+    private static async Task CreatePolicyVersionAsync(HttpContext context, AwsRoute route)
+    {
+        var reader = await AwsRequestReader.CreateAsync(context, route);
+        var request = reader.IsValid ? CreatePolicyVersionRequest.Bind(reader) : null;
+        if (!reader.IsValid)
+        {
+            await reader.RefuseAsync();
+            return;
+        }
+
+        var response = await context.RequestServices.GetRequiredService<IIotOperations>().CreatePolicyVersionAsync(request!, context.RequestAborted);
         await AwsResponse.WriteAsync(context, route.SuccessCode, response.WriteJson, response.WriteHeaders);
     }
 
@@ -192,6 +322,34 @@ internal static class IotInvokers
         }
 
         await context.RequestServices.GetRequiredService<IIotOperations>().DeleteCertificateAsync(request!, context.RequestAborted);
+        await AwsResponse.WriteAsync(context, route.SuccessCode, null, null);
+    }
+
+    private static async Task DeletePolicyAsync(HttpContext context, AwsRoute route)
+    {
+        var reader = await AwsRequestReader.CreateAsync(context, route);
+        var request = reader.IsValid ? DeletePolicyRequest.Bind(reader) : null;
+        if (!reader.IsValid)
+        {
+            await reader.RefuseAsync();
+            return;
+        }
+
+        await context.RequestServices.GetRequiredService<IIotOperations>().DeletePolicyAsync(request!, context.RequestAborted);
+        await AwsResponse.WriteAsync(context, route.SuccessCode, null, null);
+    }
+
+    private static async Task DeletePolicyVersionAsync(HttpContext context, AwsRoute route)
+    {
+        var reader = await AwsRequestReader.CreateAsync(context, route);
+        var request = reader.IsValid ? DeletePolicyVersionRequest.Bind(reader) : null;
+        if (!reader.IsValid)
+        {
+            await reader.RefuseAsync();
+            return;
+        }
+
+        await context.RequestServices.GetRequiredService<IIotOperations>().DeletePolicyVersionAsync(request!, context.RequestAborted);
         await AwsResponse.WriteAsync(context, route.SuccessCode, null, null);
     }
 
@@ -265,6 +423,20 @@ internal static class IotInvokers
         await AwsResponse.WriteAsync(context, route.SuccessCode, response.WriteJson, response.WriteHeaders);
     }
 
+    private static async Task DescribeEndpointAsync(HttpContext context, AwsRoute route)
+    {
+        var reader = await AwsRequestReader.CreateAsync(context, route);
+        var request = reader.IsValid ? DescribeEndpointRequest.Bind(reader) : null;
+        if (!reader.IsValid)
+        {
+            await reader.RefuseAsync();
+            return;
+        }
+
+        var response = await context.RequestServices.GetRequiredService<IIotOperations>().DescribeEndpointAsync(request!, context.RequestAborted);
+        await AwsResponse.WriteAsync(context, route.SuccessCode, response.WriteJson, response.WriteHeaders);
+    }
+
     private static async Task DescribeThingAsync(HttpContext context, AwsRoute route)
     {
         var reader = await AwsRequestReader.CreateAsync(context, route);
@@ -307,6 +479,90 @@ internal static class IotInvokers
         await AwsResponse.WriteAsync(context, route.SuccessCode, response.WriteJson, response.WriteHeaders);
     }
 
+    private static async Task DetachPolicyAsync(HttpContext context, AwsRoute route)
+    {
+        var reader = await AwsRequestReader.CreateAsync(context, route);
+        var request = reader.IsValid ? DetachPolicyRequest.Bind(reader) : null;
+        if (!reader.IsValid)
+        {
+            await reader.RefuseAsync();
+            return;
+        }
+
+        await context.RequestServices.GetRequiredService<IIotOperations>().DetachPolicyAsync(request!, context.RequestAborted);
+        await AwsResponse.WriteAsync(context, route.SuccessCode, null, null);
+    }
+
+    private static async Task DetachPrincipalPolicyAsync(HttpContext context, AwsRoute route)
+    {
+        var reader = await AwsRequestReader.CreateAsync(context, route);
+        var request = reader.IsValid ? DetachPrincipalPolicyRequest.Bind(reader) : null;
+        if (!reader.IsValid)
+        {
+            await reader.RefuseAsync();
+            return;
+        }
+
+        await context.RequestServices.GetRequiredService<IIotOperations>().DetachPrincipalPolicyAsync(request!, context.RequestAborted);
+        await AwsResponse.WriteAsync(context, route.SuccessCode, null, null);
+    }
+
+    private static async Task DetachThingPrincipalAsync(HttpContext context, AwsRoute route)
+    {
+        var reader = await AwsRequestReader.CreateAsync(context, route);
+        var request = reader.IsValid ? DetachThingPrincipalRequest.Bind(reader) : null;
+        if (!reader.IsValid)
+        {
+            await reader.RefuseAsync();
+            return;
+        }
+
+        var response = await context.RequestServices.GetRequiredService<IIotOperations>().DetachThingPrincipalAsync(request!, context.RequestAborted);
+        await AwsResponse.WriteAsync(context, route.SuccessCode, response.WriteJson, response.WriteHeaders);
+    }
+
+    private static async Task GetPolicyAsync(HttpContext context, AwsRoute route)
+    {
+        var reader = await AwsRequestReader.CreateAsync(context, route);
+        var request = reader.IsValid ? GetPolicyRequest.Bind(reader) : null;
+        if (!reader.IsValid)
+        {
+            await reader.RefuseAsync();
+            return;
+        }
+
+        var response = await context.RequestServices.GetRequiredService<IIotOperations>().GetPolicyAsync(request!, context.RequestAborted);
+        await AwsResponse.WriteAsync(context, route.SuccessCode, response.WriteJson, response.WriteHeaders);
+    }
+
+    private static async Task GetPolicyVersionAsync(HttpContext context, AwsRoute route)
+    {
+        var reader = await AwsRequestReader.CreateAsync(context, route);
+        var request = reader.IsValid ? GetPolicyVersionRequest.Bind(reader) : null;
+        if (!reader.IsValid)
+        {
+            await reader.RefuseAsync();
+            return;
+        }
+
+        var response = await context.RequestServices.GetRequiredService<IIotOperations>().GetPolicyVersionAsync(request!, context.RequestAborted);
+        await AwsResponse.WriteAsync(context, route.SuccessCode, response.WriteJson, response.WriteHeaders);
+    }
+
+    private static async Task ListAttachedPoliciesAsync(HttpContext context, AwsRoute route)
+    {
+        var reader = await AwsRequestReader.CreateAsync(context, route);
+        var request = reader.IsValid ? ListAttachedPoliciesRequest.Bind(reader) : null;
+        if (!reader.IsValid)
+        {
+            await reader.RefuseAsync();
+            return;
+        }
+
+        var response = await context.RequestServices.GetRequiredService<IIotOperations>().ListAttachedPoliciesAsync(request!, context.RequestAborted);
+        await AwsResponse.WriteAsync(context, route.SuccessCode, response.WriteJson, response.WriteHeaders);
+    }
+
     private static async Task ListCertificatesAsync(HttpContext context, AwsRoute route)
     {
         var reader = await AwsRequestReader.CreateAsync(context, route);
@@ -318,6 +574,62 @@ internal static class IotInvokers
         }
 
         var response = await context.RequestServices.GetRequiredService<IIotOperations>().ListCertificatesAsync(request!, context.RequestAborted);
+        await AwsResponse.WriteAsync(context, route.SuccessCode, response.WriteJson, response.WriteHeaders);
+    }
+
+    private static async Task ListPoliciesAsync(HttpContext context, AwsRoute route)
+    {
+        var reader = await AwsRequestReader.CreateAsync(context, route);
+        var request = reader.IsValid ? ListPoliciesRequest.Bind(reader) : null;
+        if (!reader.IsValid)
+        {
+            await reader.RefuseAsync();
+            return;
+        }
+
+        var response = await context.RequestServices.GetRequiredService<IIotOperations>().ListPoliciesAsync(request!, context.RequestAborted);
+        await AwsResponse.WriteAsync(context, route.SuccessCode, response.WriteJson, response.WriteHeaders);
+    }
+
+    private static async Task ListPolicyVersionsAsync(HttpContext context, AwsRoute route)
+    {
+        var reader = await AwsRequestReader.CreateAsync(context, route);
+        var request = reader.IsValid ? ListPolicyVersionsRequest.Bind(reader) : null;
+        if (!reader.IsValid)
+        {
+            await reader.RefuseAsync();
+            return;
+        }
+
+        var response = await context.RequestServices.GetRequiredService<IIotOperations>().ListPolicyVersionsAsync(request!, context.RequestAborted);
+        await AwsResponse.WriteAsync(context, route.SuccessCode, response.WriteJson, response.WriteHeaders);
+    }
+
+    private static async Task ListPrincipalThingsAsync(HttpContext context, AwsRoute route)
+    {
+        var reader = await AwsRequestReader.CreateAsync(context, route);
+        var request = reader.IsValid ? ListPrincipalThingsRequest.Bind(reader) : null;
+        if (!reader.IsValid)
+        {
+            await reader.RefuseAsync();
+            return;
+        }
+
+        var response = await context.RequestServices.GetRequiredService<IIotOperations>().ListPrincipalThingsAsync(request!, context.RequestAborted);
+        await AwsResponse.WriteAsync(context, route.SuccessCode, response.WriteJson, response.WriteHeaders);
+    }
+
+    private static async Task ListTargetsForPolicyAsync(HttpContext context, AwsRoute route)
+    {
+        var reader = await AwsRequestReader.CreateAsync(context, route);
+        var request = reader.IsValid ? ListTargetsForPolicyRequest.Bind(reader) : null;
+        if (!reader.IsValid)
+        {
+            await reader.RefuseAsync();
+            return;
+        }
+
+        var response = await context.RequestServices.GetRequiredService<IIotOperations>().ListTargetsForPolicyAsync(request!, context.RequestAborted);
         await AwsResponse.WriteAsync(context, route.SuccessCode, response.WriteJson, response.WriteHeaders);
     }
 
@@ -346,6 +658,20 @@ internal static class IotInvokers
         }
 
         var response = await context.RequestServices.GetRequiredService<IIotOperations>().ListThingGroupsForThingAsync(request!, context.RequestAborted);
+        await AwsResponse.WriteAsync(context, route.SuccessCode, response.WriteJson, response.WriteHeaders);
+    }
+
+    private static async Task ListThingPrincipalsAsync(HttpContext context, AwsRoute route)
+    {
+        var reader = await AwsRequestReader.CreateAsync(context, route);
+        var request = reader.IsValid ? ListThingPrincipalsRequest.Bind(reader) : null;
+        if (!reader.IsValid)
+        {
+            await reader.RefuseAsync();
+            return;
+        }
+
+        var response = await context.RequestServices.GetRequiredService<IIotOperations>().ListThingPrincipalsAsync(request!, context.RequestAborted);
         await AwsResponse.WriteAsync(context, route.SuccessCode, response.WriteJson, response.WriteHeaders);
     }
 
@@ -403,6 +729,20 @@ internal static class IotInvokers
 
         var response = await context.RequestServices.GetRequiredService<IIotOperations>().RemoveThingFromThingGroupAsync(request!, context.RequestAborted);
         await AwsResponse.WriteAsync(context, route.SuccessCode, response.WriteJson, response.WriteHeaders);
+    }
+
+    private static async Task SetDefaultPolicyVersionAsync(HttpContext context, AwsRoute route)
+    {
+        var reader = await AwsRequestReader.CreateAsync(context, route);
+        var request = reader.IsValid ? SetDefaultPolicyVersionRequest.Bind(reader) : null;
+        if (!reader.IsValid)
+        {
+            await reader.RefuseAsync();
+            return;
+        }
+
+        await context.RequestServices.GetRequiredService<IIotOperations>().SetDefaultPolicyVersionAsync(request!, context.RequestAborted);
+        await AwsResponse.WriteAsync(context, route.SuccessCode, null, null);
     }
 
     private static async Task UpdateCertificateAsync(HttpContext context, AwsRoute route)

@@ -84,6 +84,134 @@ public sealed record AddThingToThingGroupResponse
     }
 }
 
+/// <summary>The <c>AttachPolicyRequest</c> shape.</summary>
+public sealed record AttachPolicyRequest
+{
+    /// <summary>policyName (uri <c>policyName</c>, required).</summary>
+    public string PolicyName { get; init; } = null!;
+
+    /// <summary>target (body <c>target</c>, required).</summary>
+    public string Target { get; init; } = null!;
+
+    /// <summary>Binds the request from its URI, query string, headers and body, and checks it against the model.</summary>
+    internal static AttachPolicyRequest Bind(AwsRequestReader r)
+    {
+        var body = r.Body;
+        var value = new AttachPolicyRequest
+        {
+            PolicyName = r.Uri("policyName")!,
+            Target = r.ReadString(AwsRequestReader.Member(body, "target"), "target")!,
+        };
+        value.Check(r, "");
+        r.Target("policyName", value.PolicyName);
+        r.Target("target", value.Target);
+        return value;
+    }
+
+    internal static AttachPolicyRequest Read(AwsRequestReader r, JsonElement e, string p) => new()
+    {
+        Target = r.ReadString(AwsRequestReader.Member(e, "target"), AwsRequestReader.Path(p, "target"))!,
+    };
+
+    /// <summary>Checks the members against the model: required, enum, length, range, pattern.</summary>
+    internal void Check(AwsRequestReader r, string p)
+    {
+        r.Required(PolicyName, AwsRequestReader.Path(p, "policyName"));
+        r.Required(Target, AwsRequestReader.Path(p, "target"));
+        r.Length(PolicyName, AwsRequestReader.Path(p, "policyName"), 1, 128);
+        r.Pattern(PolicyName, AwsRequestReader.Path(p, "policyName"), IotPatterns.Pattern1);
+    }
+}
+
+/// <summary>The <c>AttachPrincipalPolicyRequest</c> shape.</summary>
+public sealed record AttachPrincipalPolicyRequest
+{
+    /// <summary>policyName (uri <c>policyName</c>, required).</summary>
+    public string PolicyName { get; init; } = null!;
+
+    /// <summary>principal (header <c>x-amzn-iot-principal</c>, required).</summary>
+    public string Principal { get; init; } = null!;
+
+    /// <summary>Binds the request from its URI, query string, headers and body, and checks it against the model.</summary>
+    internal static AttachPrincipalPolicyRequest Bind(AwsRequestReader r)
+    {
+        var body = r.Body;
+        var value = new AttachPrincipalPolicyRequest
+        {
+            PolicyName = r.Uri("policyName")!,
+            Principal = r.Header("x-amzn-iot-principal")!,
+        };
+        value.Check(r, "");
+        r.Target("policyName", value.PolicyName);
+        r.Target("principal", value.Principal);
+        return value;
+    }
+
+    /// <summary>Checks the members against the model: required, enum, length, range, pattern.</summary>
+    internal void Check(AwsRequestReader r, string p)
+    {
+        r.Required(PolicyName, AwsRequestReader.Path(p, "policyName"));
+        r.Required(Principal, AwsRequestReader.Path(p, "principal"));
+        r.Length(PolicyName, AwsRequestReader.Path(p, "policyName"), 1, 128);
+        r.Pattern(PolicyName, AwsRequestReader.Path(p, "policyName"), IotPatterns.Pattern1);
+    }
+}
+
+/// <summary>The <c>AttachThingPrincipalRequest</c> shape.</summary>
+public sealed record AttachThingPrincipalRequest
+{
+    /// <summary>thingName (uri <c>thingName</c>, required).</summary>
+    public string ThingName { get; init; } = null!;
+
+    /// <summary>principal (header <c>x-amzn-principal</c>, required).</summary>
+    public string Principal { get; init; } = null!;
+
+    /// <summary>thingPrincipalType (querystring <c>thingPrincipalType</c>).</summary>
+    public string? ThingPrincipalType { get; init; }
+
+    /// <summary>Binds the request from its URI, query string, headers and body, and checks it against the model.</summary>
+    internal static AttachThingPrincipalRequest Bind(AwsRequestReader r)
+    {
+        var body = r.Body;
+        var value = new AttachThingPrincipalRequest
+        {
+            ThingName = r.Uri("thingName")!,
+            Principal = r.Header("x-amzn-principal")!,
+            ThingPrincipalType = r.Query("thingPrincipalType"),
+        };
+        value.Check(r, "");
+        r.Target("thingName", value.ThingName);
+        r.Target("principal", value.Principal);
+        return value;
+    }
+
+    /// <summary>Checks the members against the model: required, enum, length, range, pattern.</summary>
+    internal void Check(AwsRequestReader r, string p)
+    {
+        r.Required(ThingName, AwsRequestReader.Path(p, "thingName"));
+        r.Required(Principal, AwsRequestReader.Path(p, "principal"));
+        r.Length(ThingName, AwsRequestReader.Path(p, "thingName"), 1, 128);
+        r.Pattern(ThingName, AwsRequestReader.Path(p, "thingName"), IotPatterns.Pattern0);
+        r.Enum(ThingPrincipalType, AwsRequestReader.Path(p, "thingPrincipalType"), ["EXCLUSIVE_THING", "NON_EXCLUSIVE_THING"]);
+    }
+}
+
+/// <summary>The <c>AttachThingPrincipalResponse</c> shape.</summary>
+public sealed record AttachThingPrincipalResponse
+{
+    /// <summary>Writes the body members as JSON; members that are null are left out, as AWS does.</summary>
+    internal void WriteJson(Utf8JsonWriter w)
+    {
+        w.WriteStartObject();
+        w.WriteEndObject();
+    }
+
+    /// <summary>Members that travel as response headers.</summary>
+    internal void WriteHeaders(Microsoft.AspNetCore.Http.IHeaderDictionary h)
+    {
+    }
+}
+
 /// <summary>The <c>CreateCertificateFromCsrRequest</c> shape.</summary>
 public sealed record CreateCertificateFromCsrRequest
 {
@@ -116,7 +244,7 @@ public sealed record CreateCertificateFromCsrRequest
     {
         r.Required(CertificateSigningRequest, AwsRequestReader.Path(p, "certificateSigningRequest"));
         r.Length(CertificateSigningRequest, AwsRequestReader.Path(p, "certificateSigningRequest"), 1, 4096);
-        r.Pattern(CertificateSigningRequest, AwsRequestReader.Path(p, "certificateSigningRequest"), IotPatterns.Pattern1);
+        r.Pattern(CertificateSigningRequest, AwsRequestReader.Path(p, "certificateSigningRequest"), IotPatterns.Pattern2);
     }
 }
 
@@ -262,6 +390,218 @@ public sealed record KeyPair
     }
 }
 
+/// <summary>The <c>CreatePolicyRequest</c> shape.</summary>
+public sealed record CreatePolicyRequest
+{
+    /// <summary>policyName (uri <c>policyName</c>, required).</summary>
+    public string PolicyName { get; init; } = null!;
+
+    /// <summary>policyDocument (body <c>policyDocument</c>, required).</summary>
+    public string PolicyDocument { get; init; } = null!;
+
+    /// <summary>tags (body <c>tags</c>).</summary>
+    public IReadOnlyList<Tag>? Tags { get; init; }
+
+    /// <summary>Binds the request from its URI, query string, headers and body, and checks it against the model.</summary>
+    internal static CreatePolicyRequest Bind(AwsRequestReader r)
+    {
+        var body = r.Body;
+        var value = new CreatePolicyRequest
+        {
+            PolicyName = r.Uri("policyName")!,
+            PolicyDocument = r.ReadString(AwsRequestReader.Member(body, "policyDocument"), "policyDocument")!,
+            Tags = r.ReadList(AwsRequestReader.Member(body, "tags"), "tags", static (r, e, p) => r.ReadObject(e, p, static (r, e, p) => Tag.Read(r, e, p))!),
+        };
+        value.Check(r, "");
+        r.Target("policyName", value.PolicyName);
+        return value;
+    }
+
+    internal static CreatePolicyRequest Read(AwsRequestReader r, JsonElement e, string p) => new()
+    {
+        PolicyDocument = r.ReadString(AwsRequestReader.Member(e, "policyDocument"), AwsRequestReader.Path(p, "policyDocument"))!,
+        Tags = r.ReadList(AwsRequestReader.Member(e, "tags"), AwsRequestReader.Path(p, "tags"), static (r, e, p) => r.ReadObject(e, p, static (r, e, p) => Tag.Read(r, e, p))!),
+    };
+
+    /// <summary>Checks the members against the model: required, enum, length, range, pattern.</summary>
+    internal void Check(AwsRequestReader r, string p)
+    {
+        r.Required(PolicyName, AwsRequestReader.Path(p, "policyName"));
+        r.Required(PolicyDocument, AwsRequestReader.Path(p, "policyDocument"));
+        r.Length(PolicyName, AwsRequestReader.Path(p, "policyName"), 1, 128);
+        r.Pattern(PolicyName, AwsRequestReader.Path(p, "policyName"), IotPatterns.Pattern1);
+        r.Length(PolicyDocument, AwsRequestReader.Path(p, "policyDocument"), 0, 404600);
+        r.Pattern(PolicyDocument, AwsRequestReader.Path(p, "policyDocument"), IotPatterns.Pattern2);
+        for (var i = 0; i < (Tags?.Count ?? 0); i++)
+        {
+            Tags![i].Check(r, AwsRequestReader.Path(p, "tags") + "[" + i + "]");
+        }
+    }
+}
+
+/// <summary>The <c>Tag</c> shape.</summary>
+public sealed record Tag
+{
+    /// <summary>Key (body <c>Key</c>, required).</summary>
+    public string Key { get; init; } = null!;
+
+    /// <summary>Value (body <c>Value</c>).</summary>
+    public string? Value { get; init; }
+
+    internal static Tag Read(AwsRequestReader r, JsonElement e, string p) => new()
+    {
+        Key = r.ReadString(AwsRequestReader.Member(e, "Key"), AwsRequestReader.Path(p, "Key"))!,
+        Value = r.ReadString(AwsRequestReader.Member(e, "Value"), AwsRequestReader.Path(p, "Value")),
+    };
+
+    /// <summary>Checks the members against the model: required, enum, length, range, pattern.</summary>
+    internal void Check(AwsRequestReader r, string p)
+    {
+        r.Required(Key, AwsRequestReader.Path(p, "Key"));
+        r.Length(Key, AwsRequestReader.Path(p, "Key"), 1, 128);
+        r.Pattern(Key, AwsRequestReader.Path(p, "Key"), IotPatterns.Pattern3);
+        r.Length(Value, AwsRequestReader.Path(p, "Value"), 0, 256);
+    }
+}
+
+/// <summary>The <c>CreatePolicyResponse</c> shape.</summary>
+public sealed record CreatePolicyResponse
+{
+    /// <summary>policyName (body <c>policyName</c>).</summary>
+    public string? PolicyName { get; init; }
+
+    /// <summary>policyArn (body <c>policyArn</c>).</summary>
+    public string? PolicyArn { get; init; }
+
+    /// <summary>policyDocument (body <c>policyDocument</c>).</summary>
+    public string? PolicyDocument { get; init; }
+
+    /// <summary>policyVersionId (body <c>policyVersionId</c>).</summary>
+    public string? PolicyVersionId { get; init; }
+
+    /// <summary>Writes the body members as JSON; members that are null are left out, as AWS does.</summary>
+    internal void WriteJson(Utf8JsonWriter w)
+    {
+        w.WriteStartObject();
+        if (PolicyName is not null)
+        {
+            w.WriteString("policyName", PolicyName);
+        }
+
+        if (PolicyArn is not null)
+        {
+            w.WriteString("policyArn", PolicyArn);
+        }
+
+        if (PolicyDocument is not null)
+        {
+            w.WriteString("policyDocument", PolicyDocument);
+        }
+
+        if (PolicyVersionId is not null)
+        {
+            w.WriteString("policyVersionId", PolicyVersionId);
+        }
+        w.WriteEndObject();
+    }
+
+    /// <summary>Members that travel as response headers.</summary>
+    internal void WriteHeaders(Microsoft.AspNetCore.Http.IHeaderDictionary h)
+    {
+    }
+}
+
+/// <summary>The <c>CreatePolicyVersionRequest</c> shape.</summary>
+public sealed record CreatePolicyVersionRequest
+{
+    /// <summary>policyName (uri <c>policyName</c>, required).</summary>
+    public string PolicyName { get; init; } = null!;
+
+    /// <summary>policyDocument (body <c>policyDocument</c>, required).</summary>
+    public string PolicyDocument { get; init; } = null!;
+
+    /// <summary>setAsDefault (querystring <c>setAsDefault</c>).</summary>
+    public bool? SetAsDefault { get; init; }
+
+    /// <summary>Binds the request from its URI, query string, headers and body, and checks it against the model.</summary>
+    internal static CreatePolicyVersionRequest Bind(AwsRequestReader r)
+    {
+        var body = r.Body;
+        var value = new CreatePolicyVersionRequest
+        {
+            PolicyName = r.Uri("policyName")!,
+            PolicyDocument = r.ReadString(AwsRequestReader.Member(body, "policyDocument"), "policyDocument")!,
+            SetAsDefault = r.ParseBool(r.Query("setAsDefault"), "setAsDefault"),
+        };
+        value.Check(r, "");
+        r.Target("policyName", value.PolicyName);
+        return value;
+    }
+
+    internal static CreatePolicyVersionRequest Read(AwsRequestReader r, JsonElement e, string p) => new()
+    {
+        PolicyDocument = r.ReadString(AwsRequestReader.Member(e, "policyDocument"), AwsRequestReader.Path(p, "policyDocument"))!,
+    };
+
+    /// <summary>Checks the members against the model: required, enum, length, range, pattern.</summary>
+    internal void Check(AwsRequestReader r, string p)
+    {
+        r.Required(PolicyName, AwsRequestReader.Path(p, "policyName"));
+        r.Required(PolicyDocument, AwsRequestReader.Path(p, "policyDocument"));
+        r.Length(PolicyName, AwsRequestReader.Path(p, "policyName"), 1, 128);
+        r.Pattern(PolicyName, AwsRequestReader.Path(p, "policyName"), IotPatterns.Pattern1);
+        r.Length(PolicyDocument, AwsRequestReader.Path(p, "policyDocument"), 0, 404600);
+        r.Pattern(PolicyDocument, AwsRequestReader.Path(p, "policyDocument"), IotPatterns.Pattern2);
+    }
+}
+
+/// <summary>The <c>CreatePolicyVersionResponse</c> shape.</summary>
+public sealed record CreatePolicyVersionResponse
+{
+    /// <summary>policyArn (body <c>policyArn</c>).</summary>
+    public string? PolicyArn { get; init; }
+
+    /// <summary>policyDocument (body <c>policyDocument</c>).</summary>
+    public string? PolicyDocument { get; init; }
+
+    /// <summary>policyVersionId (body <c>policyVersionId</c>).</summary>
+    public string? PolicyVersionId { get; init; }
+
+    /// <summary>isDefaultVersion (body <c>isDefaultVersion</c>).</summary>
+    public bool? IsDefaultVersion { get; init; }
+
+    /// <summary>Writes the body members as JSON; members that are null are left out, as AWS does.</summary>
+    internal void WriteJson(Utf8JsonWriter w)
+    {
+        w.WriteStartObject();
+        if (PolicyArn is not null)
+        {
+            w.WriteString("policyArn", PolicyArn);
+        }
+
+        if (PolicyDocument is not null)
+        {
+            w.WriteString("policyDocument", PolicyDocument);
+        }
+
+        if (PolicyVersionId is not null)
+        {
+            w.WriteString("policyVersionId", PolicyVersionId);
+        }
+
+        if (IsDefaultVersion is not null)
+        {
+            w.WriteBoolean("isDefaultVersion", IsDefaultVersion.Value);
+        }
+        w.WriteEndObject();
+    }
+
+    /// <summary>Members that travel as response headers.</summary>
+    internal void WriteHeaders(Microsoft.AspNetCore.Http.IHeaderDictionary h)
+    {
+    }
+}
+
 /// <summary>The <c>CreateThingRequest</c> shape.</summary>
 public sealed record CreateThingRequest
 {
@@ -337,7 +677,7 @@ public sealed record AttributePayload
         foreach (var kv in Attributes ?? System.Collections.Immutable.ImmutableDictionary<string, string?>.Empty)
         {
             r.Length(kv.Value, AwsRequestReader.Path(p, "attributes") + "." + kv.Key, 0, 800);
-            r.Pattern(kv.Value, AwsRequestReader.Path(p, "attributes") + "." + kv.Key, IotPatterns.Pattern2);
+            r.Pattern(kv.Value, AwsRequestReader.Path(p, "attributes") + "." + kv.Key, IotPatterns.Pattern4);
         }
     }
 
@@ -481,7 +821,7 @@ public sealed record ThingGroupProperties
     internal void Check(AwsRequestReader r, string p)
     {
         r.Length(ThingGroupDescription, AwsRequestReader.Path(p, "thingGroupDescription"), 0, 2028);
-        r.Pattern(ThingGroupDescription, AwsRequestReader.Path(p, "thingGroupDescription"), IotPatterns.Pattern3);
+        r.Pattern(ThingGroupDescription, AwsRequestReader.Path(p, "thingGroupDescription"), IotPatterns.Pattern5);
         AttributePayload?.Check(r, AwsRequestReader.Path(p, "attributePayload"));
     }
 
@@ -505,31 +845,6 @@ public sealed record ThingGroupProperties
     /// <summary>Members that travel as response headers.</summary>
     internal void WriteHeaders(Microsoft.AspNetCore.Http.IHeaderDictionary h)
     {
-    }
-}
-
-/// <summary>The <c>Tag</c> shape.</summary>
-public sealed record Tag
-{
-    /// <summary>Key (body <c>Key</c>, required).</summary>
-    public string Key { get; init; } = null!;
-
-    /// <summary>Value (body <c>Value</c>).</summary>
-    public string? Value { get; init; }
-
-    internal static Tag Read(AwsRequestReader r, JsonElement e, string p) => new()
-    {
-        Key = r.ReadString(AwsRequestReader.Member(e, "Key"), AwsRequestReader.Path(p, "Key"))!,
-        Value = r.ReadString(AwsRequestReader.Member(e, "Value"), AwsRequestReader.Path(p, "Value")),
-    };
-
-    /// <summary>Checks the members against the model: required, enum, length, range, pattern.</summary>
-    internal void Check(AwsRequestReader r, string p)
-    {
-        r.Required(Key, AwsRequestReader.Path(p, "Key"));
-        r.Length(Key, AwsRequestReader.Path(p, "Key"), 1, 128);
-        r.Pattern(Key, AwsRequestReader.Path(p, "Key"), IotPatterns.Pattern4);
-        r.Length(Value, AwsRequestReader.Path(p, "Value"), 0, 256);
     }
 }
 
@@ -642,11 +957,11 @@ public sealed record ThingTypeProperties
     internal void Check(AwsRequestReader r, string p)
     {
         r.Length(ThingTypeDescription, AwsRequestReader.Path(p, "thingTypeDescription"), 0, 2028);
-        r.Pattern(ThingTypeDescription, AwsRequestReader.Path(p, "thingTypeDescription"), IotPatterns.Pattern3);
+        r.Pattern(ThingTypeDescription, AwsRequestReader.Path(p, "thingTypeDescription"), IotPatterns.Pattern5);
         for (var i = 0; i < (SearchableAttributes?.Count ?? 0); i++)
         {
             r.Length(SearchableAttributes![i], AwsRequestReader.Path(p, "searchableAttributes") + "[" + i + "]", 0, 128);
-            r.Pattern(SearchableAttributes![i], AwsRequestReader.Path(p, "searchableAttributes") + "[" + i + "]", IotPatterns.Pattern5);
+            r.Pattern(SearchableAttributes![i], AwsRequestReader.Path(p, "searchableAttributes") + "[" + i + "]", IotPatterns.Pattern6);
         }
         Mqtt5Configuration?.Check(r, AwsRequestReader.Path(p, "mqtt5Configuration"));
     }
@@ -749,11 +1064,11 @@ public sealed record PropagatingAttribute
     internal void Check(AwsRequestReader r, string p)
     {
         r.Length(UserPropertyKey, AwsRequestReader.Path(p, "userPropertyKey"), 0, 128);
-        r.Pattern(UserPropertyKey, AwsRequestReader.Path(p, "userPropertyKey"), IotPatterns.Pattern6);
+        r.Pattern(UserPropertyKey, AwsRequestReader.Path(p, "userPropertyKey"), IotPatterns.Pattern7);
         r.Length(ThingAttribute, AwsRequestReader.Path(p, "thingAttribute"), 0, 128);
-        r.Pattern(ThingAttribute, AwsRequestReader.Path(p, "thingAttribute"), IotPatterns.Pattern5);
+        r.Pattern(ThingAttribute, AwsRequestReader.Path(p, "thingAttribute"), IotPatterns.Pattern6);
         r.Length(ConnectionAttribute, AwsRequestReader.Path(p, "connectionAttribute"), 0, 128);
-        r.Pattern(ConnectionAttribute, AwsRequestReader.Path(p, "connectionAttribute"), IotPatterns.Pattern7);
+        r.Pattern(ConnectionAttribute, AwsRequestReader.Path(p, "connectionAttribute"), IotPatterns.Pattern8);
     }
 
     /// <summary>Writes the body members as JSON; members that are null are left out, as AWS does.</summary>
@@ -850,7 +1165,70 @@ public sealed record DeleteCertificateRequest
     {
         r.Required(CertificateId, AwsRequestReader.Path(p, "certificateId"));
         r.Length(CertificateId, AwsRequestReader.Path(p, "certificateId"), 64, 64);
-        r.Pattern(CertificateId, AwsRequestReader.Path(p, "certificateId"), IotPatterns.Pattern8);
+        r.Pattern(CertificateId, AwsRequestReader.Path(p, "certificateId"), IotPatterns.Pattern9);
+    }
+}
+
+/// <summary>The <c>DeletePolicyRequest</c> shape.</summary>
+public sealed record DeletePolicyRequest
+{
+    /// <summary>policyName (uri <c>policyName</c>, required).</summary>
+    public string PolicyName { get; init; } = null!;
+
+    /// <summary>Binds the request from its URI, query string, headers and body, and checks it against the model.</summary>
+    internal static DeletePolicyRequest Bind(AwsRequestReader r)
+    {
+        var body = r.Body;
+        var value = new DeletePolicyRequest
+        {
+            PolicyName = r.Uri("policyName")!,
+        };
+        value.Check(r, "");
+        r.Target("policyName", value.PolicyName);
+        return value;
+    }
+
+    /// <summary>Checks the members against the model: required, enum, length, range, pattern.</summary>
+    internal void Check(AwsRequestReader r, string p)
+    {
+        r.Required(PolicyName, AwsRequestReader.Path(p, "policyName"));
+        r.Length(PolicyName, AwsRequestReader.Path(p, "policyName"), 1, 128);
+        r.Pattern(PolicyName, AwsRequestReader.Path(p, "policyName"), IotPatterns.Pattern1);
+    }
+}
+
+/// <summary>The <c>DeletePolicyVersionRequest</c> shape.</summary>
+public sealed record DeletePolicyVersionRequest
+{
+    /// <summary>policyName (uri <c>policyName</c>, required).</summary>
+    public string PolicyName { get; init; } = null!;
+
+    /// <summary>policyVersionId (uri <c>policyVersionId</c>, required).</summary>
+    public string PolicyVersionId { get; init; } = null!;
+
+    /// <summary>Binds the request from its URI, query string, headers and body, and checks it against the model.</summary>
+    internal static DeletePolicyVersionRequest Bind(AwsRequestReader r)
+    {
+        var body = r.Body;
+        var value = new DeletePolicyVersionRequest
+        {
+            PolicyName = r.Uri("policyName")!,
+            PolicyVersionId = r.Uri("policyVersionId")!,
+        };
+        value.Check(r, "");
+        r.Target("policyName", value.PolicyName);
+        r.Target("policyVersionId", value.PolicyVersionId);
+        return value;
+    }
+
+    /// <summary>Checks the members against the model: required, enum, length, range, pattern.</summary>
+    internal void Check(AwsRequestReader r, string p)
+    {
+        r.Required(PolicyName, AwsRequestReader.Path(p, "policyName"));
+        r.Required(PolicyVersionId, AwsRequestReader.Path(p, "policyVersionId"));
+        r.Length(PolicyName, AwsRequestReader.Path(p, "policyName"), 1, 128);
+        r.Pattern(PolicyName, AwsRequestReader.Path(p, "policyName"), IotPatterns.Pattern1);
+        r.Pattern(PolicyVersionId, AwsRequestReader.Path(p, "policyVersionId"), IotPatterns.Pattern10);
     }
 }
 
@@ -1071,7 +1449,7 @@ public sealed record DescribeCertificateRequest
     {
         r.Required(CertificateId, AwsRequestReader.Path(p, "certificateId"));
         r.Length(CertificateId, AwsRequestReader.Path(p, "certificateId"), 64, 64);
-        r.Pattern(CertificateId, AwsRequestReader.Path(p, "certificateId"), IotPatterns.Pattern8);
+        r.Pattern(CertificateId, AwsRequestReader.Path(p, "certificateId"), IotPatterns.Pattern9);
     }
 }
 
@@ -1304,6 +1682,55 @@ public sealed record CertificateValidity
         if (NotAfter is not null)
         {
             w.WriteNumber("notAfter", AwsJson.EpochSeconds(NotAfter.Value));
+        }
+        w.WriteEndObject();
+    }
+
+    /// <summary>Members that travel as response headers.</summary>
+    internal void WriteHeaders(Microsoft.AspNetCore.Http.IHeaderDictionary h)
+    {
+    }
+}
+
+/// <summary>The <c>DescribeEndpointRequest</c> shape.</summary>
+public sealed record DescribeEndpointRequest
+{
+    /// <summary>endpointType (querystring <c>endpointType</c>).</summary>
+    public string? EndpointType { get; init; }
+
+    /// <summary>Binds the request from its URI, query string, headers and body, and checks it against the model.</summary>
+    internal static DescribeEndpointRequest Bind(AwsRequestReader r)
+    {
+        var body = r.Body;
+        var value = new DescribeEndpointRequest
+        {
+            EndpointType = r.Query("endpointType"),
+        };
+        value.Check(r, "");
+        return value;
+    }
+
+    /// <summary>Checks the members against the model: required, enum, length, range, pattern.</summary>
+    internal void Check(AwsRequestReader r, string p)
+    {
+        r.Length(EndpointType, AwsRequestReader.Path(p, "endpointType"), 0, 128);
+        r.Pattern(EndpointType, AwsRequestReader.Path(p, "endpointType"), IotPatterns.Pattern2);
+    }
+}
+
+/// <summary>The <c>DescribeEndpointResponse</c> shape.</summary>
+public sealed record DescribeEndpointResponse
+{
+    /// <summary>endpointAddress (body <c>endpointAddress</c>).</summary>
+    public string? EndpointAddress { get; init; }
+
+    /// <summary>Writes the body members as JSON; members that are null are left out, as AWS does.</summary>
+    internal void WriteJson(Utf8JsonWriter w)
+    {
+        w.WriteStartObject();
+        if (EndpointAddress is not null)
+        {
+            w.WriteString("endpointAddress", EndpointAddress);
         }
         w.WriteEndObject();
     }
@@ -1750,6 +2177,450 @@ public sealed record ThingTypeMetadata
     }
 }
 
+/// <summary>The <c>DetachPolicyRequest</c> shape.</summary>
+public sealed record DetachPolicyRequest
+{
+    /// <summary>policyName (uri <c>policyName</c>, required).</summary>
+    public string PolicyName { get; init; } = null!;
+
+    /// <summary>target (body <c>target</c>, required).</summary>
+    public string Target { get; init; } = null!;
+
+    /// <summary>Binds the request from its URI, query string, headers and body, and checks it against the model.</summary>
+    internal static DetachPolicyRequest Bind(AwsRequestReader r)
+    {
+        var body = r.Body;
+        var value = new DetachPolicyRequest
+        {
+            PolicyName = r.Uri("policyName")!,
+            Target = r.ReadString(AwsRequestReader.Member(body, "target"), "target")!,
+        };
+        value.Check(r, "");
+        r.Target("policyName", value.PolicyName);
+        r.Target("target", value.Target);
+        return value;
+    }
+
+    internal static DetachPolicyRequest Read(AwsRequestReader r, JsonElement e, string p) => new()
+    {
+        Target = r.ReadString(AwsRequestReader.Member(e, "target"), AwsRequestReader.Path(p, "target"))!,
+    };
+
+    /// <summary>Checks the members against the model: required, enum, length, range, pattern.</summary>
+    internal void Check(AwsRequestReader r, string p)
+    {
+        r.Required(PolicyName, AwsRequestReader.Path(p, "policyName"));
+        r.Required(Target, AwsRequestReader.Path(p, "target"));
+        r.Length(PolicyName, AwsRequestReader.Path(p, "policyName"), 1, 128);
+        r.Pattern(PolicyName, AwsRequestReader.Path(p, "policyName"), IotPatterns.Pattern1);
+    }
+}
+
+/// <summary>The <c>DetachPrincipalPolicyRequest</c> shape.</summary>
+public sealed record DetachPrincipalPolicyRequest
+{
+    /// <summary>policyName (uri <c>policyName</c>, required).</summary>
+    public string PolicyName { get; init; } = null!;
+
+    /// <summary>principal (header <c>x-amzn-iot-principal</c>, required).</summary>
+    public string Principal { get; init; } = null!;
+
+    /// <summary>Binds the request from its URI, query string, headers and body, and checks it against the model.</summary>
+    internal static DetachPrincipalPolicyRequest Bind(AwsRequestReader r)
+    {
+        var body = r.Body;
+        var value = new DetachPrincipalPolicyRequest
+        {
+            PolicyName = r.Uri("policyName")!,
+            Principal = r.Header("x-amzn-iot-principal")!,
+        };
+        value.Check(r, "");
+        r.Target("policyName", value.PolicyName);
+        r.Target("principal", value.Principal);
+        return value;
+    }
+
+    /// <summary>Checks the members against the model: required, enum, length, range, pattern.</summary>
+    internal void Check(AwsRequestReader r, string p)
+    {
+        r.Required(PolicyName, AwsRequestReader.Path(p, "policyName"));
+        r.Required(Principal, AwsRequestReader.Path(p, "principal"));
+        r.Length(PolicyName, AwsRequestReader.Path(p, "policyName"), 1, 128);
+        r.Pattern(PolicyName, AwsRequestReader.Path(p, "policyName"), IotPatterns.Pattern1);
+    }
+}
+
+/// <summary>The <c>DetachThingPrincipalRequest</c> shape.</summary>
+public sealed record DetachThingPrincipalRequest
+{
+    /// <summary>thingName (uri <c>thingName</c>, required).</summary>
+    public string ThingName { get; init; } = null!;
+
+    /// <summary>principal (header <c>x-amzn-principal</c>, required).</summary>
+    public string Principal { get; init; } = null!;
+
+    /// <summary>Binds the request from its URI, query string, headers and body, and checks it against the model.</summary>
+    internal static DetachThingPrincipalRequest Bind(AwsRequestReader r)
+    {
+        var body = r.Body;
+        var value = new DetachThingPrincipalRequest
+        {
+            ThingName = r.Uri("thingName")!,
+            Principal = r.Header("x-amzn-principal")!,
+        };
+        value.Check(r, "");
+        r.Target("thingName", value.ThingName);
+        r.Target("principal", value.Principal);
+        return value;
+    }
+
+    /// <summary>Checks the members against the model: required, enum, length, range, pattern.</summary>
+    internal void Check(AwsRequestReader r, string p)
+    {
+        r.Required(ThingName, AwsRequestReader.Path(p, "thingName"));
+        r.Required(Principal, AwsRequestReader.Path(p, "principal"));
+        r.Length(ThingName, AwsRequestReader.Path(p, "thingName"), 1, 128);
+        r.Pattern(ThingName, AwsRequestReader.Path(p, "thingName"), IotPatterns.Pattern0);
+    }
+}
+
+/// <summary>The <c>DetachThingPrincipalResponse</c> shape.</summary>
+public sealed record DetachThingPrincipalResponse
+{
+    /// <summary>Writes the body members as JSON; members that are null are left out, as AWS does.</summary>
+    internal void WriteJson(Utf8JsonWriter w)
+    {
+        w.WriteStartObject();
+        w.WriteEndObject();
+    }
+
+    /// <summary>Members that travel as response headers.</summary>
+    internal void WriteHeaders(Microsoft.AspNetCore.Http.IHeaderDictionary h)
+    {
+    }
+}
+
+/// <summary>The <c>GetPolicyRequest</c> shape.</summary>
+public sealed record GetPolicyRequest
+{
+    /// <summary>policyName (uri <c>policyName</c>, required).</summary>
+    public string PolicyName { get; init; } = null!;
+
+    /// <summary>Binds the request from its URI, query string, headers and body, and checks it against the model.</summary>
+    internal static GetPolicyRequest Bind(AwsRequestReader r)
+    {
+        var body = r.Body;
+        var value = new GetPolicyRequest
+        {
+            PolicyName = r.Uri("policyName")!,
+        };
+        value.Check(r, "");
+        r.Target("policyName", value.PolicyName);
+        return value;
+    }
+
+    /// <summary>Checks the members against the model: required, enum, length, range, pattern.</summary>
+    internal void Check(AwsRequestReader r, string p)
+    {
+        r.Required(PolicyName, AwsRequestReader.Path(p, "policyName"));
+        r.Length(PolicyName, AwsRequestReader.Path(p, "policyName"), 1, 128);
+        r.Pattern(PolicyName, AwsRequestReader.Path(p, "policyName"), IotPatterns.Pattern1);
+    }
+}
+
+/// <summary>The <c>GetPolicyResponse</c> shape.</summary>
+public sealed record GetPolicyResponse
+{
+    /// <summary>policyName (body <c>policyName</c>).</summary>
+    public string? PolicyName { get; init; }
+
+    /// <summary>policyArn (body <c>policyArn</c>).</summary>
+    public string? PolicyArn { get; init; }
+
+    /// <summary>policyDocument (body <c>policyDocument</c>).</summary>
+    public string? PolicyDocument { get; init; }
+
+    /// <summary>defaultVersionId (body <c>defaultVersionId</c>).</summary>
+    public string? DefaultVersionId { get; init; }
+
+    /// <summary>creationDate (body <c>creationDate</c>).</summary>
+    public DateTimeOffset? CreationDate { get; init; }
+
+    /// <summary>lastModifiedDate (body <c>lastModifiedDate</c>).</summary>
+    public DateTimeOffset? LastModifiedDate { get; init; }
+
+    /// <summary>generationId (body <c>generationId</c>).</summary>
+    public string? GenerationId { get; init; }
+
+    /// <summary>Writes the body members as JSON; members that are null are left out, as AWS does.</summary>
+    internal void WriteJson(Utf8JsonWriter w)
+    {
+        w.WriteStartObject();
+        if (PolicyName is not null)
+        {
+            w.WriteString("policyName", PolicyName);
+        }
+
+        if (PolicyArn is not null)
+        {
+            w.WriteString("policyArn", PolicyArn);
+        }
+
+        if (PolicyDocument is not null)
+        {
+            w.WriteString("policyDocument", PolicyDocument);
+        }
+
+        if (DefaultVersionId is not null)
+        {
+            w.WriteString("defaultVersionId", DefaultVersionId);
+        }
+
+        if (CreationDate is not null)
+        {
+            w.WriteNumber("creationDate", AwsJson.EpochSeconds(CreationDate.Value));
+        }
+
+        if (LastModifiedDate is not null)
+        {
+            w.WriteNumber("lastModifiedDate", AwsJson.EpochSeconds(LastModifiedDate.Value));
+        }
+
+        if (GenerationId is not null)
+        {
+            w.WriteString("generationId", GenerationId);
+        }
+        w.WriteEndObject();
+    }
+
+    /// <summary>Members that travel as response headers.</summary>
+    internal void WriteHeaders(Microsoft.AspNetCore.Http.IHeaderDictionary h)
+    {
+    }
+}
+
+/// <summary>The <c>GetPolicyVersionRequest</c> shape.</summary>
+public sealed record GetPolicyVersionRequest
+{
+    /// <summary>policyName (uri <c>policyName</c>, required).</summary>
+    public string PolicyName { get; init; } = null!;
+
+    /// <summary>policyVersionId (uri <c>policyVersionId</c>, required).</summary>
+    public string PolicyVersionId { get; init; } = null!;
+
+    /// <summary>Binds the request from its URI, query string, headers and body, and checks it against the model.</summary>
+    internal static GetPolicyVersionRequest Bind(AwsRequestReader r)
+    {
+        var body = r.Body;
+        var value = new GetPolicyVersionRequest
+        {
+            PolicyName = r.Uri("policyName")!,
+            PolicyVersionId = r.Uri("policyVersionId")!,
+        };
+        value.Check(r, "");
+        r.Target("policyName", value.PolicyName);
+        r.Target("policyVersionId", value.PolicyVersionId);
+        return value;
+    }
+
+    /// <summary>Checks the members against the model: required, enum, length, range, pattern.</summary>
+    internal void Check(AwsRequestReader r, string p)
+    {
+        r.Required(PolicyName, AwsRequestReader.Path(p, "policyName"));
+        r.Required(PolicyVersionId, AwsRequestReader.Path(p, "policyVersionId"));
+        r.Length(PolicyName, AwsRequestReader.Path(p, "policyName"), 1, 128);
+        r.Pattern(PolicyName, AwsRequestReader.Path(p, "policyName"), IotPatterns.Pattern1);
+        r.Pattern(PolicyVersionId, AwsRequestReader.Path(p, "policyVersionId"), IotPatterns.Pattern10);
+    }
+}
+
+/// <summary>The <c>GetPolicyVersionResponse</c> shape.</summary>
+public sealed record GetPolicyVersionResponse
+{
+    /// <summary>policyArn (body <c>policyArn</c>).</summary>
+    public string? PolicyArn { get; init; }
+
+    /// <summary>policyName (body <c>policyName</c>).</summary>
+    public string? PolicyName { get; init; }
+
+    /// <summary>policyDocument (body <c>policyDocument</c>).</summary>
+    public string? PolicyDocument { get; init; }
+
+    /// <summary>policyVersionId (body <c>policyVersionId</c>).</summary>
+    public string? PolicyVersionId { get; init; }
+
+    /// <summary>isDefaultVersion (body <c>isDefaultVersion</c>).</summary>
+    public bool? IsDefaultVersion { get; init; }
+
+    /// <summary>creationDate (body <c>creationDate</c>).</summary>
+    public DateTimeOffset? CreationDate { get; init; }
+
+    /// <summary>lastModifiedDate (body <c>lastModifiedDate</c>).</summary>
+    public DateTimeOffset? LastModifiedDate { get; init; }
+
+    /// <summary>generationId (body <c>generationId</c>).</summary>
+    public string? GenerationId { get; init; }
+
+    /// <summary>Writes the body members as JSON; members that are null are left out, as AWS does.</summary>
+    internal void WriteJson(Utf8JsonWriter w)
+    {
+        w.WriteStartObject();
+        if (PolicyArn is not null)
+        {
+            w.WriteString("policyArn", PolicyArn);
+        }
+
+        if (PolicyName is not null)
+        {
+            w.WriteString("policyName", PolicyName);
+        }
+
+        if (PolicyDocument is not null)
+        {
+            w.WriteString("policyDocument", PolicyDocument);
+        }
+
+        if (PolicyVersionId is not null)
+        {
+            w.WriteString("policyVersionId", PolicyVersionId);
+        }
+
+        if (IsDefaultVersion is not null)
+        {
+            w.WriteBoolean("isDefaultVersion", IsDefaultVersion.Value);
+        }
+
+        if (CreationDate is not null)
+        {
+            w.WriteNumber("creationDate", AwsJson.EpochSeconds(CreationDate.Value));
+        }
+
+        if (LastModifiedDate is not null)
+        {
+            w.WriteNumber("lastModifiedDate", AwsJson.EpochSeconds(LastModifiedDate.Value));
+        }
+
+        if (GenerationId is not null)
+        {
+            w.WriteString("generationId", GenerationId);
+        }
+        w.WriteEndObject();
+    }
+
+    /// <summary>Members that travel as response headers.</summary>
+    internal void WriteHeaders(Microsoft.AspNetCore.Http.IHeaderDictionary h)
+    {
+    }
+}
+
+/// <summary>The <c>ListAttachedPoliciesRequest</c> shape.</summary>
+public sealed record ListAttachedPoliciesRequest
+{
+    /// <summary>target (uri <c>target</c>, required).</summary>
+    public string Target { get; init; } = null!;
+
+    /// <summary>recursive (querystring <c>recursive</c>).</summary>
+    public bool? Recursive { get; init; }
+
+    /// <summary>marker (querystring <c>marker</c>).</summary>
+    public string? Marker { get; init; }
+
+    /// <summary>pageSize (querystring <c>pageSize</c>).</summary>
+    public int? PageSize { get; init; }
+
+    /// <summary>Binds the request from its URI, query string, headers and body, and checks it against the model.</summary>
+    internal static ListAttachedPoliciesRequest Bind(AwsRequestReader r)
+    {
+        var body = r.Body;
+        var value = new ListAttachedPoliciesRequest
+        {
+            Target = r.Uri("target")!,
+            Recursive = r.ParseBool(r.Query("recursive"), "recursive"),
+            Marker = r.Query("marker"),
+            PageSize = r.ParseInt(r.Query("pageSize"), "pageSize"),
+        };
+        value.Check(r, "");
+        r.Target("target", value.Target);
+        return value;
+    }
+
+    /// <summary>Checks the members against the model: required, enum, length, range, pattern.</summary>
+    internal void Check(AwsRequestReader r, string p)
+    {
+        r.Required(Target, AwsRequestReader.Path(p, "target"));
+        r.Length(Marker, AwsRequestReader.Path(p, "marker"), 0, 1024);
+        r.Pattern(Marker, AwsRequestReader.Path(p, "marker"), IotPatterns.Pattern11);
+        r.Range(PageSize, AwsRequestReader.Path(p, "pageSize"), 1, 250);
+    }
+}
+
+/// <summary>The <c>ListAttachedPoliciesResponse</c> shape.</summary>
+public sealed record ListAttachedPoliciesResponse
+{
+    /// <summary>policies (body <c>policies</c>).</summary>
+    public IReadOnlyList<Policy>? Policies { get; init; }
+
+    /// <summary>nextMarker (body <c>nextMarker</c>).</summary>
+    public string? NextMarker { get; init; }
+
+    /// <summary>Writes the body members as JSON; members that are null are left out, as AWS does.</summary>
+    internal void WriteJson(Utf8JsonWriter w)
+    {
+        w.WriteStartObject();
+        if (Policies is not null)
+        {
+            w.WriteStartArray("policies");
+            foreach (var item12 in Policies)
+            {
+                item12.WriteJson(w);
+            }
+            w.WriteEndArray();
+        }
+
+        if (NextMarker is not null)
+        {
+            w.WriteString("nextMarker", NextMarker);
+        }
+        w.WriteEndObject();
+    }
+
+    /// <summary>Members that travel as response headers.</summary>
+    internal void WriteHeaders(Microsoft.AspNetCore.Http.IHeaderDictionary h)
+    {
+    }
+}
+
+/// <summary>The <c>Policy</c> shape.</summary>
+public sealed record Policy
+{
+    /// <summary>policyName (body <c>policyName</c>).</summary>
+    public string? PolicyName { get; init; }
+
+    /// <summary>policyArn (body <c>policyArn</c>).</summary>
+    public string? PolicyArn { get; init; }
+
+    /// <summary>Writes the body members as JSON; members that are null are left out, as AWS does.</summary>
+    internal void WriteJson(Utf8JsonWriter w)
+    {
+        w.WriteStartObject();
+        if (PolicyName is not null)
+        {
+            w.WriteString("policyName", PolicyName);
+        }
+
+        if (PolicyArn is not null)
+        {
+            w.WriteString("policyArn", PolicyArn);
+        }
+        w.WriteEndObject();
+    }
+
+    /// <summary>Members that travel as response headers.</summary>
+    internal void WriteHeaders(Microsoft.AspNetCore.Http.IHeaderDictionary h)
+    {
+    }
+}
+
 /// <summary>The <c>ListCertificatesRequest</c> shape.</summary>
 public sealed record ListCertificatesRequest
 {
@@ -1781,7 +2652,7 @@ public sealed record ListCertificatesRequest
     {
         r.Range(PageSize, AwsRequestReader.Path(p, "pageSize"), 1, 250);
         r.Length(Marker, AwsRequestReader.Path(p, "marker"), 0, 1024);
-        r.Pattern(Marker, AwsRequestReader.Path(p, "marker"), IotPatterns.Pattern9);
+        r.Pattern(Marker, AwsRequestReader.Path(p, "marker"), IotPatterns.Pattern11);
     }
 }
 
@@ -1866,6 +2737,318 @@ public sealed record Certificate
         if (CreationDate is not null)
         {
             w.WriteNumber("creationDate", AwsJson.EpochSeconds(CreationDate.Value));
+        }
+        w.WriteEndObject();
+    }
+
+    /// <summary>Members that travel as response headers.</summary>
+    internal void WriteHeaders(Microsoft.AspNetCore.Http.IHeaderDictionary h)
+    {
+    }
+}
+
+/// <summary>The <c>ListPoliciesRequest</c> shape.</summary>
+public sealed record ListPoliciesRequest
+{
+    /// <summary>marker (querystring <c>marker</c>).</summary>
+    public string? Marker { get; init; }
+
+    /// <summary>pageSize (querystring <c>pageSize</c>).</summary>
+    public int? PageSize { get; init; }
+
+    /// <summary>ascendingOrder (querystring <c>isAscendingOrder</c>).</summary>
+    public bool? AscendingOrder { get; init; }
+
+    /// <summary>Binds the request from its URI, query string, headers and body, and checks it against the model.</summary>
+    internal static ListPoliciesRequest Bind(AwsRequestReader r)
+    {
+        var body = r.Body;
+        var value = new ListPoliciesRequest
+        {
+            Marker = r.Query("marker"),
+            PageSize = r.ParseInt(r.Query("pageSize"), "pageSize"),
+            AscendingOrder = r.ParseBool(r.Query("isAscendingOrder"), "ascendingOrder"),
+        };
+        value.Check(r, "");
+        return value;
+    }
+
+    /// <summary>Checks the members against the model: required, enum, length, range, pattern.</summary>
+    internal void Check(AwsRequestReader r, string p)
+    {
+        r.Length(Marker, AwsRequestReader.Path(p, "marker"), 0, 1024);
+        r.Pattern(Marker, AwsRequestReader.Path(p, "marker"), IotPatterns.Pattern11);
+        r.Range(PageSize, AwsRequestReader.Path(p, "pageSize"), 1, 250);
+    }
+}
+
+/// <summary>The <c>ListPoliciesResponse</c> shape.</summary>
+public sealed record ListPoliciesResponse
+{
+    /// <summary>policies (body <c>policies</c>).</summary>
+    public IReadOnlyList<Policy>? Policies { get; init; }
+
+    /// <summary>nextMarker (body <c>nextMarker</c>).</summary>
+    public string? NextMarker { get; init; }
+
+    /// <summary>Writes the body members as JSON; members that are null are left out, as AWS does.</summary>
+    internal void WriteJson(Utf8JsonWriter w)
+    {
+        w.WriteStartObject();
+        if (Policies is not null)
+        {
+            w.WriteStartArray("policies");
+            foreach (var item12 in Policies)
+            {
+                item12.WriteJson(w);
+            }
+            w.WriteEndArray();
+        }
+
+        if (NextMarker is not null)
+        {
+            w.WriteString("nextMarker", NextMarker);
+        }
+        w.WriteEndObject();
+    }
+
+    /// <summary>Members that travel as response headers.</summary>
+    internal void WriteHeaders(Microsoft.AspNetCore.Http.IHeaderDictionary h)
+    {
+    }
+}
+
+/// <summary>The <c>ListPolicyVersionsRequest</c> shape.</summary>
+public sealed record ListPolicyVersionsRequest
+{
+    /// <summary>policyName (uri <c>policyName</c>, required).</summary>
+    public string PolicyName { get; init; } = null!;
+
+    /// <summary>Binds the request from its URI, query string, headers and body, and checks it against the model.</summary>
+    internal static ListPolicyVersionsRequest Bind(AwsRequestReader r)
+    {
+        var body = r.Body;
+        var value = new ListPolicyVersionsRequest
+        {
+            PolicyName = r.Uri("policyName")!,
+        };
+        value.Check(r, "");
+        r.Target("policyName", value.PolicyName);
+        return value;
+    }
+
+    /// <summary>Checks the members against the model: required, enum, length, range, pattern.</summary>
+    internal void Check(AwsRequestReader r, string p)
+    {
+        r.Required(PolicyName, AwsRequestReader.Path(p, "policyName"));
+        r.Length(PolicyName, AwsRequestReader.Path(p, "policyName"), 1, 128);
+        r.Pattern(PolicyName, AwsRequestReader.Path(p, "policyName"), IotPatterns.Pattern1);
+    }
+}
+
+/// <summary>The <c>ListPolicyVersionsResponse</c> shape.</summary>
+public sealed record ListPolicyVersionsResponse
+{
+    /// <summary>policyVersions (body <c>policyVersions</c>).</summary>
+    public IReadOnlyList<PolicyVersion>? PolicyVersions { get; init; }
+
+    /// <summary>Writes the body members as JSON; members that are null are left out, as AWS does.</summary>
+    internal void WriteJson(Utf8JsonWriter w)
+    {
+        w.WriteStartObject();
+        if (PolicyVersions is not null)
+        {
+            w.WriteStartArray("policyVersions");
+            foreach (var item12 in PolicyVersions)
+            {
+                item12.WriteJson(w);
+            }
+            w.WriteEndArray();
+        }
+        w.WriteEndObject();
+    }
+
+    /// <summary>Members that travel as response headers.</summary>
+    internal void WriteHeaders(Microsoft.AspNetCore.Http.IHeaderDictionary h)
+    {
+    }
+}
+
+/// <summary>The <c>PolicyVersion</c> shape.</summary>
+public sealed record PolicyVersion
+{
+    /// <summary>versionId (body <c>versionId</c>).</summary>
+    public string? VersionId { get; init; }
+
+    /// <summary>isDefaultVersion (body <c>isDefaultVersion</c>).</summary>
+    public bool? IsDefaultVersion { get; init; }
+
+    /// <summary>createDate (body <c>createDate</c>).</summary>
+    public DateTimeOffset? CreateDate { get; init; }
+
+    /// <summary>Writes the body members as JSON; members that are null are left out, as AWS does.</summary>
+    internal void WriteJson(Utf8JsonWriter w)
+    {
+        w.WriteStartObject();
+        if (VersionId is not null)
+        {
+            w.WriteString("versionId", VersionId);
+        }
+
+        if (IsDefaultVersion is not null)
+        {
+            w.WriteBoolean("isDefaultVersion", IsDefaultVersion.Value);
+        }
+
+        if (CreateDate is not null)
+        {
+            w.WriteNumber("createDate", AwsJson.EpochSeconds(CreateDate.Value));
+        }
+        w.WriteEndObject();
+    }
+
+    /// <summary>Members that travel as response headers.</summary>
+    internal void WriteHeaders(Microsoft.AspNetCore.Http.IHeaderDictionary h)
+    {
+    }
+}
+
+/// <summary>The <c>ListPrincipalThingsRequest</c> shape.</summary>
+public sealed record ListPrincipalThingsRequest
+{
+    /// <summary>nextToken (querystring <c>nextToken</c>).</summary>
+    public string? NextToken { get; init; }
+
+    /// <summary>maxResults (querystring <c>maxResults</c>).</summary>
+    public int? MaxResults { get; init; }
+
+    /// <summary>principal (header <c>x-amzn-principal</c>, required).</summary>
+    public string Principal { get; init; } = null!;
+
+    /// <summary>Binds the request from its URI, query string, headers and body, and checks it against the model.</summary>
+    internal static ListPrincipalThingsRequest Bind(AwsRequestReader r)
+    {
+        var body = r.Body;
+        var value = new ListPrincipalThingsRequest
+        {
+            NextToken = r.Query("nextToken"),
+            MaxResults = r.ParseInt(r.Query("maxResults"), "maxResults"),
+            Principal = r.Header("x-amzn-principal")!,
+        };
+        value.Check(r, "");
+        r.Target("principal", value.Principal);
+        return value;
+    }
+
+    /// <summary>Checks the members against the model: required, enum, length, range, pattern.</summary>
+    internal void Check(AwsRequestReader r, string p)
+    {
+        r.Required(Principal, AwsRequestReader.Path(p, "principal"));
+        r.Range(MaxResults, AwsRequestReader.Path(p, "maxResults"), 1, 250);
+    }
+}
+
+/// <summary>The <c>ListPrincipalThingsResponse</c> shape.</summary>
+public sealed record ListPrincipalThingsResponse
+{
+    /// <summary>things (body <c>things</c>).</summary>
+    public IReadOnlyList<string>? Things { get; init; }
+
+    /// <summary>nextToken (body <c>nextToken</c>).</summary>
+    public string? NextToken { get; init; }
+
+    /// <summary>Writes the body members as JSON; members that are null are left out, as AWS does.</summary>
+    internal void WriteJson(Utf8JsonWriter w)
+    {
+        w.WriteStartObject();
+        if (Things is not null)
+        {
+            w.WriteStartArray("things");
+            foreach (var item12 in Things)
+            {
+                w.WriteStringValue(item12);
+            }
+            w.WriteEndArray();
+        }
+
+        if (NextToken is not null)
+        {
+            w.WriteString("nextToken", NextToken);
+        }
+        w.WriteEndObject();
+    }
+
+    /// <summary>Members that travel as response headers.</summary>
+    internal void WriteHeaders(Microsoft.AspNetCore.Http.IHeaderDictionary h)
+    {
+    }
+}
+
+/// <summary>The <c>ListTargetsForPolicyRequest</c> shape.</summary>
+public sealed record ListTargetsForPolicyRequest
+{
+    /// <summary>policyName (uri <c>policyName</c>, required).</summary>
+    public string PolicyName { get; init; } = null!;
+
+    /// <summary>marker (querystring <c>marker</c>).</summary>
+    public string? Marker { get; init; }
+
+    /// <summary>pageSize (querystring <c>pageSize</c>).</summary>
+    public int? PageSize { get; init; }
+
+    /// <summary>Binds the request from its URI, query string, headers and body, and checks it against the model.</summary>
+    internal static ListTargetsForPolicyRequest Bind(AwsRequestReader r)
+    {
+        var body = r.Body;
+        var value = new ListTargetsForPolicyRequest
+        {
+            PolicyName = r.Uri("policyName")!,
+            Marker = r.Query("marker"),
+            PageSize = r.ParseInt(r.Query("pageSize"), "pageSize"),
+        };
+        value.Check(r, "");
+        r.Target("policyName", value.PolicyName);
+        return value;
+    }
+
+    /// <summary>Checks the members against the model: required, enum, length, range, pattern.</summary>
+    internal void Check(AwsRequestReader r, string p)
+    {
+        r.Required(PolicyName, AwsRequestReader.Path(p, "policyName"));
+        r.Length(PolicyName, AwsRequestReader.Path(p, "policyName"), 1, 128);
+        r.Pattern(PolicyName, AwsRequestReader.Path(p, "policyName"), IotPatterns.Pattern1);
+        r.Length(Marker, AwsRequestReader.Path(p, "marker"), 0, 1024);
+        r.Pattern(Marker, AwsRequestReader.Path(p, "marker"), IotPatterns.Pattern11);
+        r.Range(PageSize, AwsRequestReader.Path(p, "pageSize"), 1, 250);
+    }
+}
+
+/// <summary>The <c>ListTargetsForPolicyResponse</c> shape.</summary>
+public sealed record ListTargetsForPolicyResponse
+{
+    /// <summary>targets (body <c>targets</c>).</summary>
+    public IReadOnlyList<string>? Targets { get; init; }
+
+    /// <summary>nextMarker (body <c>nextMarker</c>).</summary>
+    public string? NextMarker { get; init; }
+
+    /// <summary>Writes the body members as JSON; members that are null are left out, as AWS does.</summary>
+    internal void WriteJson(Utf8JsonWriter w)
+    {
+        w.WriteStartObject();
+        if (Targets is not null)
+        {
+            w.WriteStartArray("targets");
+            foreach (var item12 in Targets)
+            {
+                w.WriteStringValue(item12);
+            }
+            w.WriteEndArray();
+        }
+
+        if (NextMarker is not null)
+        {
+            w.WriteString("nextMarker", NextMarker);
         }
         w.WriteEndObject();
     }
@@ -2013,6 +3196,79 @@ public sealed record ListThingGroupsForThingResponse
             foreach (var item12 in ThingGroups)
             {
                 item12.WriteJson(w);
+            }
+            w.WriteEndArray();
+        }
+
+        if (NextToken is not null)
+        {
+            w.WriteString("nextToken", NextToken);
+        }
+        w.WriteEndObject();
+    }
+
+    /// <summary>Members that travel as response headers.</summary>
+    internal void WriteHeaders(Microsoft.AspNetCore.Http.IHeaderDictionary h)
+    {
+    }
+}
+
+/// <summary>The <c>ListThingPrincipalsRequest</c> shape.</summary>
+public sealed record ListThingPrincipalsRequest
+{
+    /// <summary>nextToken (querystring <c>nextToken</c>).</summary>
+    public string? NextToken { get; init; }
+
+    /// <summary>maxResults (querystring <c>maxResults</c>).</summary>
+    public int? MaxResults { get; init; }
+
+    /// <summary>thingName (uri <c>thingName</c>, required).</summary>
+    public string ThingName { get; init; } = null!;
+
+    /// <summary>Binds the request from its URI, query string, headers and body, and checks it against the model.</summary>
+    internal static ListThingPrincipalsRequest Bind(AwsRequestReader r)
+    {
+        var body = r.Body;
+        var value = new ListThingPrincipalsRequest
+        {
+            NextToken = r.Query("nextToken"),
+            MaxResults = r.ParseInt(r.Query("maxResults"), "maxResults"),
+            ThingName = r.Uri("thingName")!,
+        };
+        value.Check(r, "");
+        r.Target("thingName", value.ThingName);
+        return value;
+    }
+
+    /// <summary>Checks the members against the model: required, enum, length, range, pattern.</summary>
+    internal void Check(AwsRequestReader r, string p)
+    {
+        r.Required(ThingName, AwsRequestReader.Path(p, "thingName"));
+        r.Range(MaxResults, AwsRequestReader.Path(p, "maxResults"), 1, 250);
+        r.Length(ThingName, AwsRequestReader.Path(p, "thingName"), 1, 128);
+        r.Pattern(ThingName, AwsRequestReader.Path(p, "thingName"), IotPatterns.Pattern0);
+    }
+}
+
+/// <summary>The <c>ListThingPrincipalsResponse</c> shape.</summary>
+public sealed record ListThingPrincipalsResponse
+{
+    /// <summary>principals (body <c>principals</c>).</summary>
+    public IReadOnlyList<string>? Principals { get; init; }
+
+    /// <summary>nextToken (body <c>nextToken</c>).</summary>
+    public string? NextToken { get; init; }
+
+    /// <summary>Writes the body members as JSON; members that are null are left out, as AWS does.</summary>
+    internal void WriteJson(Utf8JsonWriter w)
+    {
+        w.WriteStartObject();
+        if (Principals is not null)
+        {
+            w.WriteStartArray("principals");
+            foreach (var item12 in Principals)
+            {
+                w.WriteStringValue(item12);
             }
             w.WriteEndArray();
         }
@@ -2196,9 +3452,9 @@ public sealed record ListThingsRequest
     {
         r.Range(MaxResults, AwsRequestReader.Path(p, "maxResults"), 1, 250);
         r.Length(AttributeName, AwsRequestReader.Path(p, "attributeName"), 0, 128);
-        r.Pattern(AttributeName, AwsRequestReader.Path(p, "attributeName"), IotPatterns.Pattern5);
+        r.Pattern(AttributeName, AwsRequestReader.Path(p, "attributeName"), IotPatterns.Pattern6);
         r.Length(AttributeValue, AwsRequestReader.Path(p, "attributeValue"), 0, 800);
-        r.Pattern(AttributeValue, AwsRequestReader.Path(p, "attributeValue"), IotPatterns.Pattern2);
+        r.Pattern(AttributeValue, AwsRequestReader.Path(p, "attributeValue"), IotPatterns.Pattern4);
         r.Length(ThingTypeName, AwsRequestReader.Path(p, "thingTypeName"), 1, 128);
         r.Pattern(ThingTypeName, AwsRequestReader.Path(p, "thingTypeName"), IotPatterns.Pattern0);
     }
@@ -2445,6 +3701,41 @@ public sealed record RemoveThingFromThingGroupResponse
     }
 }
 
+/// <summary>The <c>SetDefaultPolicyVersionRequest</c> shape.</summary>
+public sealed record SetDefaultPolicyVersionRequest
+{
+    /// <summary>policyName (uri <c>policyName</c>, required).</summary>
+    public string PolicyName { get; init; } = null!;
+
+    /// <summary>policyVersionId (uri <c>policyVersionId</c>, required).</summary>
+    public string PolicyVersionId { get; init; } = null!;
+
+    /// <summary>Binds the request from its URI, query string, headers and body, and checks it against the model.</summary>
+    internal static SetDefaultPolicyVersionRequest Bind(AwsRequestReader r)
+    {
+        var body = r.Body;
+        var value = new SetDefaultPolicyVersionRequest
+        {
+            PolicyName = r.Uri("policyName")!,
+            PolicyVersionId = r.Uri("policyVersionId")!,
+        };
+        value.Check(r, "");
+        r.Target("policyName", value.PolicyName);
+        r.Target("policyVersionId", value.PolicyVersionId);
+        return value;
+    }
+
+    /// <summary>Checks the members against the model: required, enum, length, range, pattern.</summary>
+    internal void Check(AwsRequestReader r, string p)
+    {
+        r.Required(PolicyName, AwsRequestReader.Path(p, "policyName"));
+        r.Required(PolicyVersionId, AwsRequestReader.Path(p, "policyVersionId"));
+        r.Length(PolicyName, AwsRequestReader.Path(p, "policyName"), 1, 128);
+        r.Pattern(PolicyName, AwsRequestReader.Path(p, "policyName"), IotPatterns.Pattern1);
+        r.Pattern(PolicyVersionId, AwsRequestReader.Path(p, "policyVersionId"), IotPatterns.Pattern10);
+    }
+}
+
 /// <summary>The <c>UpdateCertificateRequest</c> shape.</summary>
 public sealed record UpdateCertificateRequest
 {
@@ -2474,7 +3765,7 @@ public sealed record UpdateCertificateRequest
         r.Required(CertificateId, AwsRequestReader.Path(p, "certificateId"));
         r.Required(NewStatus, AwsRequestReader.Path(p, "newStatus"));
         r.Length(CertificateId, AwsRequestReader.Path(p, "certificateId"), 64, 64);
-        r.Pattern(CertificateId, AwsRequestReader.Path(p, "certificateId"), IotPatterns.Pattern8);
+        r.Pattern(CertificateId, AwsRequestReader.Path(p, "certificateId"), IotPatterns.Pattern9);
         r.Enum(NewStatus, AwsRequestReader.Path(p, "newStatus"), ["ACTIVE", "INACTIVE", "REVOKED", "PENDING_TRANSFER", "REGISTER_INACTIVE", "PENDING_ACTIVATION"]);
     }
 }
@@ -2628,46 +3919,56 @@ internal static class IotPatterns
 
     private static Regex? s_pattern1;
 
-    /// <summary><c>[\s\S]*</c></summary>
-    internal static Regex Pattern1 => s_pattern1 ??= new(@"^(?:[\s\S]*)$", RegexOptions.CultureInvariant, TimeSpan.FromMilliseconds(100));
+    /// <summary><c>[\w+=,.@-]+</c></summary>
+    internal static Regex Pattern1 => s_pattern1 ??= new(@"^(?:[\w+=,.@-]+)$", RegexOptions.CultureInvariant, TimeSpan.FromMilliseconds(100));
 
     private static Regex? s_pattern2;
 
-    /// <summary><c>[a-zA-Z0-9_.,@/:#=\[\]-]*</c></summary>
-    internal static Regex Pattern2 => s_pattern2 ??= new(@"^(?:[a-zA-Z0-9_.,@/:#=\[\]-]*)$", RegexOptions.CultureInvariant, TimeSpan.FromMilliseconds(100));
+    /// <summary><c>[\s\S]*</c></summary>
+    internal static Regex Pattern2 => s_pattern2 ??= new(@"^(?:[\s\S]*)$", RegexOptions.CultureInvariant, TimeSpan.FromMilliseconds(100));
 
     private static Regex? s_pattern3;
 
-    /// <summary><c>[\p{Graph}\x20]*</c></summary>
-    internal static Regex Pattern3 => s_pattern3 ??= new(@"^(?:[\x21-\x7E\x20]*)$", RegexOptions.CultureInvariant, TimeSpan.FromMilliseconds(100));
+    /// <summary><c>^([\p{L}\p{Z}\p{N}_.:/=+\-@]*)$</c></summary>
+    internal static Regex Pattern3 => s_pattern3 ??= new(@"^(?:^([\p{L}\p{Z}\p{N}_.:/=+\-@]*)$)$", RegexOptions.CultureInvariant, TimeSpan.FromMilliseconds(100));
 
     private static Regex? s_pattern4;
 
-    /// <summary><c>^([\p{L}\p{Z}\p{N}_.:/=+\-@]*)$</c></summary>
-    internal static Regex Pattern4 => s_pattern4 ??= new(@"^(?:^([\p{L}\p{Z}\p{N}_.:/=+\-@]*)$)$", RegexOptions.CultureInvariant, TimeSpan.FromMilliseconds(100));
+    /// <summary><c>[a-zA-Z0-9_.,@/:#=\[\]-]*</c></summary>
+    internal static Regex Pattern4 => s_pattern4 ??= new(@"^(?:[a-zA-Z0-9_.,@/:#=\[\]-]*)$", RegexOptions.CultureInvariant, TimeSpan.FromMilliseconds(100));
 
     private static Regex? s_pattern5;
 
-    /// <summary><c>[a-zA-Z0-9_.,@/:#-]+</c></summary>
-    internal static Regex Pattern5 => s_pattern5 ??= new(@"^(?:[a-zA-Z0-9_.,@/:#-]+)$", RegexOptions.CultureInvariant, TimeSpan.FromMilliseconds(100));
+    /// <summary><c>[\p{Graph}\x20]*</c></summary>
+    internal static Regex Pattern5 => s_pattern5 ??= new(@"^(?:[\x21-\x7E\x20]*)$", RegexOptions.CultureInvariant, TimeSpan.FromMilliseconds(100));
 
     private static Regex? s_pattern6;
 
-    /// <summary><c>[a-zA-Z0-9:$.]+</c></summary>
-    internal static Regex Pattern6 => s_pattern6 ??= new(@"^(?:[a-zA-Z0-9:$.]+)$", RegexOptions.CultureInvariant, TimeSpan.FromMilliseconds(100));
+    /// <summary><c>[a-zA-Z0-9_.,@/:#-]+</c></summary>
+    internal static Regex Pattern6 => s_pattern6 ??= new(@"^(?:[a-zA-Z0-9_.,@/:#-]+)$", RegexOptions.CultureInvariant, TimeSpan.FromMilliseconds(100));
 
     private static Regex? s_pattern7;
 
-    /// <summary><c>[a-zA-Z0-9:.]+</c></summary>
-    internal static Regex Pattern7 => s_pattern7 ??= new(@"^(?:[a-zA-Z0-9:.]+)$", RegexOptions.CultureInvariant, TimeSpan.FromMilliseconds(100));
+    /// <summary><c>[a-zA-Z0-9:$.]+</c></summary>
+    internal static Regex Pattern7 => s_pattern7 ??= new(@"^(?:[a-zA-Z0-9:$.]+)$", RegexOptions.CultureInvariant, TimeSpan.FromMilliseconds(100));
 
     private static Regex? s_pattern8;
 
-    /// <summary><c>(0x)?[a-fA-F0-9]+</c></summary>
-    internal static Regex Pattern8 => s_pattern8 ??= new(@"^(?:(0x)?[a-fA-F0-9]+)$", RegexOptions.CultureInvariant, TimeSpan.FromMilliseconds(100));
+    /// <summary><c>[a-zA-Z0-9:.]+</c></summary>
+    internal static Regex Pattern8 => s_pattern8 ??= new(@"^(?:[a-zA-Z0-9:.]+)$", RegexOptions.CultureInvariant, TimeSpan.FromMilliseconds(100));
 
     private static Regex? s_pattern9;
 
+    /// <summary><c>(0x)?[a-fA-F0-9]+</c></summary>
+    internal static Regex Pattern9 => s_pattern9 ??= new(@"^(?:(0x)?[a-fA-F0-9]+)$", RegexOptions.CultureInvariant, TimeSpan.FromMilliseconds(100));
+
+    private static Regex? s_pattern10;
+
+    /// <summary><c>[0-9]+</c></summary>
+    internal static Regex Pattern10 => s_pattern10 ??= new(@"^(?:[0-9]+)$", RegexOptions.CultureInvariant, TimeSpan.FromMilliseconds(100));
+
+    private static Regex? s_pattern11;
+
     /// <summary><c>[A-Za-z0-9+/]+={0,2}</c></summary>
-    internal static Regex Pattern9 => s_pattern9 ??= new(@"^(?:[A-Za-z0-9+/]+={0,2})$", RegexOptions.CultureInvariant, TimeSpan.FromMilliseconds(100));
+    internal static Regex Pattern11 => s_pattern11 ??= new(@"^(?:[A-Za-z0-9+/]+={0,2})$", RegexOptions.CultureInvariant, TimeSpan.FromMilliseconds(100));
 }

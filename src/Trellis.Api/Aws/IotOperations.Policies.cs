@@ -1,0 +1,169 @@
+using System.Globalization;
+using Trellis.Core.Errors;
+using Trellis.Registry;
+
+namespace Trellis.Api.Aws.Iot;
+
+/// <summary>Policies, their versions and attachments; thing–principal attachments; DescribeEndpoint.</summary>
+public sealed partial class IotOperations
+{
+    public Task<CreatePolicyResponse> CreatePolicyAsync(CreatePolicyRequest request, CancellationToken cancellationToken)
+    {
+        var version = Ok(registry.CreatePolicy(request.PolicyName, request.PolicyDocument));
+        return DoneAsync(new CreatePolicyResponse
+        {
+            PolicyName = request.PolicyName,
+            PolicyArn = registry.Options.Arn("policy/" + request.PolicyName),
+            PolicyDocument = version.Document,
+            PolicyVersionId = version.VersionId,
+        });
+    }
+
+    public Task<GetPolicyResponse> GetPolicyAsync(GetPolicyRequest request, CancellationToken cancellationToken)
+    {
+        var p = Ok(registry.GetPolicy(request.PolicyName));
+        return DoneAsync(new GetPolicyResponse
+        {
+            PolicyName = p.Name,
+            PolicyArn = p.Arn,
+            PolicyDocument = p.Document,
+            DefaultVersionId = p.DefaultVersionId,
+            CreationDate = DateTimeOffset.FromUnixTimeMilliseconds(p.CreatedMs),
+            LastModifiedDate = DateTimeOffset.FromUnixTimeMilliseconds(p.UpdatedMs),
+            GenerationId = p.UpdatedMs.ToString(CultureInfo.InvariantCulture),
+        });
+    }
+
+    public Task<ListPoliciesResponse> ListPoliciesAsync(ListPoliciesRequest request, CancellationToken cancellationToken)
+    {
+        var page = registry.ListPolicies(request.Marker, request.PageSize, request.AscendingOrder ?? true);
+        return DoneAsync(new ListPoliciesResponse { Policies = Policies(page), NextMarker = page.NextToken });
+    }
+
+    public Task<AwsEmpty> DeletePolicyAsync(DeletePolicyRequest request, CancellationToken cancellationToken)
+    {
+        Ok(registry.DeletePolicy(request.PolicyName));
+        return DoneAsync(AwsEmpty.Instance);
+    }
+
+    public Task<CreatePolicyVersionResponse> CreatePolicyVersionAsync(CreatePolicyVersionRequest request, CancellationToken cancellationToken)
+    {
+        var version = Ok(registry.CreatePolicyVersion(request.PolicyName, request.PolicyDocument, request.SetAsDefault ?? false));
+        return DoneAsync(new CreatePolicyVersionResponse
+        {
+            PolicyArn = registry.Options.Arn("policy/" + request.PolicyName),
+            PolicyDocument = version.Document,
+            PolicyVersionId = version.VersionId,
+            IsDefaultVersion = version.IsDefault,
+        });
+    }
+
+    public Task<ListPolicyVersionsResponse> ListPolicyVersionsAsync(ListPolicyVersionsRequest request, CancellationToken cancellationToken)
+    {
+        var versions = Ok(registry.ListPolicyVersions(request.PolicyName));
+        return DoneAsync(new ListPolicyVersionsResponse
+        {
+            PolicyVersions = [.. versions.Select(v => new PolicyVersion { VersionId = v.VersionId, IsDefaultVersion = v.IsDefault, CreateDate = DateTimeOffset.FromUnixTimeMilliseconds(v.CreatedMs) })],
+        });
+    }
+
+    public Task<GetPolicyVersionResponse> GetPolicyVersionAsync(GetPolicyVersionRequest request, CancellationToken cancellationToken)
+    {
+        var v = Ok(registry.GetPolicyVersion(request.PolicyName, request.PolicyVersionId));
+        return DoneAsync(new GetPolicyVersionResponse
+        {
+            PolicyArn = registry.Options.Arn("policy/" + request.PolicyName),
+            PolicyName = request.PolicyName,
+            PolicyDocument = v.Document,
+            PolicyVersionId = v.VersionId,
+            IsDefaultVersion = v.IsDefault,
+            CreationDate = DateTimeOffset.FromUnixTimeMilliseconds(v.CreatedMs),
+            LastModifiedDate = DateTimeOffset.FromUnixTimeMilliseconds(v.CreatedMs),
+            GenerationId = v.CreatedMs.ToString(CultureInfo.InvariantCulture),
+        });
+    }
+
+    public Task<AwsEmpty> SetDefaultPolicyVersionAsync(SetDefaultPolicyVersionRequest request, CancellationToken cancellationToken)
+    {
+        Ok(registry.SetDefaultPolicyVersion(request.PolicyName, request.PolicyVersionId));
+        return DoneAsync(AwsEmpty.Instance);
+    }
+
+    public Task<AwsEmpty> DeletePolicyVersionAsync(DeletePolicyVersionRequest request, CancellationToken cancellationToken)
+    {
+        Ok(registry.DeletePolicyVersion(request.PolicyName, request.PolicyVersionId));
+        return DoneAsync(AwsEmpty.Instance);
+    }
+
+    public Task<AwsEmpty> AttachPolicyAsync(AttachPolicyRequest request, CancellationToken cancellationToken)
+    {
+        Ok(registry.AttachPolicy(request.PolicyName, request.Target));
+        return DoneAsync(AwsEmpty.Instance);
+    }
+
+    public Task<AwsEmpty> DetachPolicyAsync(DetachPolicyRequest request, CancellationToken cancellationToken)
+    {
+        Ok(registry.DetachPolicy(request.PolicyName, request.Target));
+        return DoneAsync(AwsEmpty.Instance);
+    }
+
+    public Task<ListAttachedPoliciesResponse> ListAttachedPoliciesAsync(ListAttachedPoliciesRequest request, CancellationToken cancellationToken)
+    {
+        var page = Ok(registry.ListAttachedPolicies(request.Target, request.Marker, request.PageSize));
+        return DoneAsync(new ListAttachedPoliciesResponse { Policies = Policies(page), NextMarker = page.NextToken });
+    }
+
+    public Task<ListTargetsForPolicyResponse> ListTargetsForPolicyAsync(ListTargetsForPolicyRequest request, CancellationToken cancellationToken)
+    {
+        var page = Ok(registry.ListTargetsForPolicy(request.PolicyName, request.Marker, request.PageSize));
+        return DoneAsync(new ListTargetsForPolicyResponse { Targets = [.. page.Items], NextMarker = page.NextToken });
+    }
+
+    public Task<AwsEmpty> AttachPrincipalPolicyAsync(AttachPrincipalPolicyRequest request, CancellationToken cancellationToken)
+    {
+        Ok(registry.AttachPolicy(request.PolicyName, request.Principal));
+        return DoneAsync(AwsEmpty.Instance);
+    }
+
+    public Task<AwsEmpty> DetachPrincipalPolicyAsync(DetachPrincipalPolicyRequest request, CancellationToken cancellationToken)
+    {
+        Ok(registry.DetachPolicy(request.PolicyName, request.Principal));
+        return DoneAsync(AwsEmpty.Instance);
+    }
+
+    public Task<AttachThingPrincipalResponse> AttachThingPrincipalAsync(AttachThingPrincipalRequest request, CancellationToken cancellationToken)
+    {
+        Ok(registry.AttachThingPrincipal(request.ThingName, request.Principal, request.ThingPrincipalType == "EXCLUSIVE_THING"));
+        return DoneAsync(new AttachThingPrincipalResponse());
+    }
+
+    public Task<DetachThingPrincipalResponse> DetachThingPrincipalAsync(DetachThingPrincipalRequest request, CancellationToken cancellationToken)
+    {
+        Ok(registry.DetachThingPrincipal(request.ThingName, request.Principal));
+        return DoneAsync(new DetachThingPrincipalResponse());
+    }
+
+    public Task<ListThingPrincipalsResponse> ListThingPrincipalsAsync(ListThingPrincipalsRequest request, CancellationToken cancellationToken)
+    {
+        var page = Ok(registry.ListThingPrincipals(request.ThingName, request.NextToken, request.MaxResults));
+        return DoneAsync(new ListThingPrincipalsResponse { Principals = [.. page.Items], NextToken = page.NextToken });
+    }
+
+    public Task<ListPrincipalThingsResponse> ListPrincipalThingsAsync(ListPrincipalThingsRequest request, CancellationToken cancellationToken)
+    {
+        var page = Ok(registry.ListPrincipalThings(request.Principal, request.NextToken, request.MaxResults));
+        return DoneAsync(new ListPrincipalThingsResponse { Things = [.. page.Items], NextToken = page.NextToken });
+    }
+
+    public Task<DescribeEndpointResponse> DescribeEndpointAsync(DescribeEndpointRequest request, CancellationToken cancellationToken)
+    {
+        if (request.EndpointType is { Length: > 0 } type && type is not ("iot:Data" or "iot:Data-ATS"))
+        {
+            throw new AwsErrorException(new TrellisError.InvalidRequest($"Endpoint type '{type}' is not served here: use iot:Data-ATS (MQTT over TLS)."));
+        }
+
+        return DoneAsync(new DescribeEndpointResponse { EndpointAddress = endpoints.Tls });
+    }
+
+    private static IReadOnlyList<Policy> Policies(Page<PolicyRecord> page) => [.. page.Items.Select(p => new Policy { PolicyName = p.Name, PolicyArn = p.Arn })];
+}
