@@ -41,14 +41,7 @@ public sealed partial class IotOperations
         var page = registry.ListCertificates(request.Marker, request.PageSize, request.AscendingOrder ?? false);
         return DoneAsync(new ListCertificatesResponse
         {
-            Certificates = [.. page.Items.Select(c => new Certificate
-            {
-                CertificateArn = c.Arn,
-                CertificateId = c.Id,
-                Status = c.Status,
-                CertificateMode = "DEFAULT",
-                CreationDate = DateTimeOffset.FromUnixTimeMilliseconds(c.CreatedMs),
-            })],
+            Certificates = Certificates(page),
             NextMarker = page.NextToken,
         });
     }
@@ -80,12 +73,23 @@ public sealed partial class IotOperations
             LastModifiedDate = DateTimeOffset.FromUnixTimeMilliseconds(c.UpdatedMs),
             CustomerVersion = 1,
             GenerationId = c.UpdatedMs.ToString(CultureInfo.InvariantCulture),
-            Validity = new CertificateValidity
-            {
-                NotBefore = new DateTimeOffset(x509.NotBefore.ToUniversalTime()),
-                NotAfter = new DateTimeOffset(x509.NotAfter.ToUniversalTime()),
-            },
+            Validity = Validity(x509),
             CertificateMode = "DEFAULT",
         };
     }
+
+    private static CertificateValidity Validity(X509Certificate2 x509) => new()
+    {
+        NotBefore = new DateTimeOffset(x509.NotBefore.ToUniversalTime()),
+        NotAfter = new DateTimeOffset(x509.NotAfter.ToUniversalTime()),
+    };
+
+    private static IReadOnlyList<Certificate> Certificates(Page<CertificateRecord> page) => [.. page.Items.Select(c => new Certificate
+    {
+        CertificateArn = c.Arn,
+        CertificateId = c.Id,
+        Status = c.Status,
+        CertificateMode = "DEFAULT",
+        CreationDate = DateTimeOffset.FromUnixTimeMilliseconds(c.CreatedMs),
+    })];
 }

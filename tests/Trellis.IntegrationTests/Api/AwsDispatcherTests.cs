@@ -72,7 +72,8 @@ public sealed class AwsDispatcherTests(TrellisHost host)
                 }
 
                 // botocore's parser judges the output: some test calls the operation through boto3 or the AWS CLI.
-                var snake = System.Text.RegularExpressions.Regex.Replace(route.Operation, "(?<=[a-z0-9])([A-Z])", "_$1").ToLowerInvariant();
+                // botocore's xform_name: DeleteCACertificate → delete_ca_certificate.
+                var snake = System.Text.RegularExpressions.Regex.Replace(route.Operation, "(?<=[a-z0-9])(?=[A-Z])|(?<=[A-Z])(?=[A-Z][a-z])", "_").ToLowerInvariant();
                 var kebab = snake.Replace('_', '-');
                 Assert.True(sources.Any(s => s.Contains("." + snake + "(", StringComparison.Ordinal) || s.Contains('"' + snake + '"', StringComparison.Ordinal) || s.Contains('"' + kebab + '"', StringComparison.Ordinal)),
                     $"no boto3 or AWS CLI call of {route.Operation} ({snake}) in the test suites");

@@ -36,6 +36,8 @@ public interface IIotOperations
 
     Task<CreateThingTypeResponse> CreateThingTypeAsync(CreateThingTypeRequest request, CancellationToken cancellationToken);
 
+    Task<DeleteCACertificateResponse> DeleteCACertificateAsync(DeleteCACertificateRequest request, CancellationToken cancellationToken);
+
     Task<AwsEmpty> DeleteCertificateAsync(DeleteCertificateRequest request, CancellationToken cancellationToken);
 
     Task<AwsEmpty> DeletePolicyAsync(DeletePolicyRequest request, CancellationToken cancellationToken);
@@ -49,6 +51,8 @@ public interface IIotOperations
     Task<DeleteThingTypeResponse> DeleteThingTypeAsync(DeleteThingTypeRequest request, CancellationToken cancellationToken);
 
     Task<DeprecateThingTypeResponse> DeprecateThingTypeAsync(DeprecateThingTypeRequest request, CancellationToken cancellationToken);
+
+    Task<DescribeCACertificateResponse> DescribeCACertificateAsync(DescribeCACertificateRequest request, CancellationToken cancellationToken);
 
     Task<DescribeCertificateResponse> DescribeCertificateAsync(DescribeCertificateRequest request, CancellationToken cancellationToken);
 
@@ -70,9 +74,15 @@ public interface IIotOperations
 
     Task<GetPolicyVersionResponse> GetPolicyVersionAsync(GetPolicyVersionRequest request, CancellationToken cancellationToken);
 
+    Task<GetRegistrationCodeResponse> GetRegistrationCodeAsync(GetRegistrationCodeRequest request, CancellationToken cancellationToken);
+
     Task<ListAttachedPoliciesResponse> ListAttachedPoliciesAsync(ListAttachedPoliciesRequest request, CancellationToken cancellationToken);
 
+    Task<ListCACertificatesResponse> ListCACertificatesAsync(ListCACertificatesRequest request, CancellationToken cancellationToken);
+
     Task<ListCertificatesResponse> ListCertificatesAsync(ListCertificatesRequest request, CancellationToken cancellationToken);
+
+    Task<ListCertificatesByCAResponse> ListCertificatesByCAAsync(ListCertificatesByCARequest request, CancellationToken cancellationToken);
 
     Task<ListPoliciesResponse> ListPoliciesAsync(ListPoliciesRequest request, CancellationToken cancellationToken);
 
@@ -94,9 +104,17 @@ public interface IIotOperations
 
     Task<ListThingsInThingGroupResponse> ListThingsInThingGroupAsync(ListThingsInThingGroupRequest request, CancellationToken cancellationToken);
 
+    Task<RegisterCACertificateResponse> RegisterCACertificateAsync(RegisterCACertificateRequest request, CancellationToken cancellationToken);
+
+    Task<RegisterCertificateResponse> RegisterCertificateAsync(RegisterCertificateRequest request, CancellationToken cancellationToken);
+
+    Task<RegisterCertificateWithoutCAResponse> RegisterCertificateWithoutCAAsync(RegisterCertificateWithoutCARequest request, CancellationToken cancellationToken);
+
     Task<RemoveThingFromThingGroupResponse> RemoveThingFromThingGroupAsync(RemoveThingFromThingGroupRequest request, CancellationToken cancellationToken);
 
     Task<AwsEmpty> SetDefaultPolicyVersionAsync(SetDefaultPolicyVersionRequest request, CancellationToken cancellationToken);
+
+    Task<AwsEmpty> UpdateCACertificateAsync(UpdateCACertificateRequest request, CancellationToken cancellationToken);
 
     Task<AwsEmpty> UpdateCertificateAsync(UpdateCertificateRequest request, CancellationToken cancellationToken);
 
@@ -121,6 +139,7 @@ internal static class IotInvokers
         ["CreateThing"] = CreateThingAsync,
         ["CreateThingGroup"] = CreateThingGroupAsync,
         ["CreateThingType"] = CreateThingTypeAsync,
+        ["DeleteCACertificate"] = DeleteCACertificateAsync,
         ["DeleteCertificate"] = DeleteCertificateAsync,
         ["DeletePolicy"] = DeletePolicyAsync,
         ["DeletePolicyVersion"] = DeletePolicyVersionAsync,
@@ -128,6 +147,7 @@ internal static class IotInvokers
         ["DeleteThingGroup"] = DeleteThingGroupAsync,
         ["DeleteThingType"] = DeleteThingTypeAsync,
         ["DeprecateThingType"] = DeprecateThingTypeAsync,
+        ["DescribeCACertificate"] = DescribeCACertificateAsync,
         ["DescribeCertificate"] = DescribeCertificateAsync,
         ["DescribeEndpoint"] = DescribeEndpointAsync,
         ["DescribeThing"] = DescribeThingAsync,
@@ -138,8 +158,11 @@ internal static class IotInvokers
         ["DetachThingPrincipal"] = DetachThingPrincipalAsync,
         ["GetPolicy"] = GetPolicyAsync,
         ["GetPolicyVersion"] = GetPolicyVersionAsync,
+        ["GetRegistrationCode"] = GetRegistrationCodeAsync,
         ["ListAttachedPolicies"] = ListAttachedPoliciesAsync,
+        ["ListCACertificates"] = ListCACertificatesAsync,
         ["ListCertificates"] = ListCertificatesAsync,
+        ["ListCertificatesByCA"] = ListCertificatesByCAAsync,
         ["ListPolicies"] = ListPoliciesAsync,
         ["ListPolicyVersions"] = ListPolicyVersionsAsync,
         ["ListPrincipalThings"] = ListPrincipalThingsAsync,
@@ -150,8 +173,12 @@ internal static class IotInvokers
         ["ListThingTypes"] = ListThingTypesAsync,
         ["ListThings"] = ListThingsAsync,
         ["ListThingsInThingGroup"] = ListThingsInThingGroupAsync,
+        ["RegisterCACertificate"] = RegisterCACertificateAsync,
+        ["RegisterCertificate"] = RegisterCertificateAsync,
+        ["RegisterCertificateWithoutCA"] = RegisterCertificateWithoutCAAsync,
         ["RemoveThingFromThingGroup"] = RemoveThingFromThingGroupAsync,
         ["SetDefaultPolicyVersion"] = SetDefaultPolicyVersionAsync,
+        ["UpdateCACertificate"] = UpdateCACertificateAsync,
         ["UpdateCertificate"] = UpdateCertificateAsync,
         ["UpdateThing"] = UpdateThingAsync,
         ["UpdateThingGroup"] = UpdateThingGroupAsync,
@@ -311,6 +338,20 @@ internal static class IotInvokers
         await AwsResponse.WriteAsync(context, route.SuccessCode, response.WriteJson, response.WriteHeaders);
     }
 
+    private static async Task DeleteCACertificateAsync(HttpContext context, AwsRoute route)
+    {
+        var reader = await AwsRequestReader.CreateAsync(context, route);
+        var request = reader.IsValid ? DeleteCACertificateRequest.Bind(reader) : null;
+        if (!reader.IsValid)
+        {
+            await reader.RefuseAsync();
+            return;
+        }
+
+        var response = await context.RequestServices.GetRequiredService<IIotOperations>().DeleteCACertificateAsync(request!, context.RequestAborted);
+        await AwsResponse.WriteAsync(context, route.SuccessCode, response.WriteJson, response.WriteHeaders);
+    }
+
     private static async Task DeleteCertificateAsync(HttpContext context, AwsRoute route)
     {
         var reader = await AwsRequestReader.CreateAsync(context, route);
@@ -406,6 +447,20 @@ internal static class IotInvokers
         }
 
         var response = await context.RequestServices.GetRequiredService<IIotOperations>().DeprecateThingTypeAsync(request!, context.RequestAborted);
+        await AwsResponse.WriteAsync(context, route.SuccessCode, response.WriteJson, response.WriteHeaders);
+    }
+
+    private static async Task DescribeCACertificateAsync(HttpContext context, AwsRoute route)
+    {
+        var reader = await AwsRequestReader.CreateAsync(context, route);
+        var request = reader.IsValid ? DescribeCACertificateRequest.Bind(reader) : null;
+        if (!reader.IsValid)
+        {
+            await reader.RefuseAsync();
+            return;
+        }
+
+        var response = await context.RequestServices.GetRequiredService<IIotOperations>().DescribeCACertificateAsync(request!, context.RequestAborted);
         await AwsResponse.WriteAsync(context, route.SuccessCode, response.WriteJson, response.WriteHeaders);
     }
 
@@ -549,6 +604,20 @@ internal static class IotInvokers
         await AwsResponse.WriteAsync(context, route.SuccessCode, response.WriteJson, response.WriteHeaders);
     }
 
+    private static async Task GetRegistrationCodeAsync(HttpContext context, AwsRoute route)
+    {
+        var reader = await AwsRequestReader.CreateAsync(context, route);
+        var request = reader.IsValid ? GetRegistrationCodeRequest.Bind(reader) : null;
+        if (!reader.IsValid)
+        {
+            await reader.RefuseAsync();
+            return;
+        }
+
+        var response = await context.RequestServices.GetRequiredService<IIotOperations>().GetRegistrationCodeAsync(request!, context.RequestAborted);
+        await AwsResponse.WriteAsync(context, route.SuccessCode, response.WriteJson, response.WriteHeaders);
+    }
+
     private static async Task ListAttachedPoliciesAsync(HttpContext context, AwsRoute route)
     {
         var reader = await AwsRequestReader.CreateAsync(context, route);
@@ -563,6 +632,20 @@ internal static class IotInvokers
         await AwsResponse.WriteAsync(context, route.SuccessCode, response.WriteJson, response.WriteHeaders);
     }
 
+    private static async Task ListCACertificatesAsync(HttpContext context, AwsRoute route)
+    {
+        var reader = await AwsRequestReader.CreateAsync(context, route);
+        var request = reader.IsValid ? ListCACertificatesRequest.Bind(reader) : null;
+        if (!reader.IsValid)
+        {
+            await reader.RefuseAsync();
+            return;
+        }
+
+        var response = await context.RequestServices.GetRequiredService<IIotOperations>().ListCACertificatesAsync(request!, context.RequestAborted);
+        await AwsResponse.WriteAsync(context, route.SuccessCode, response.WriteJson, response.WriteHeaders);
+    }
+
     private static async Task ListCertificatesAsync(HttpContext context, AwsRoute route)
     {
         var reader = await AwsRequestReader.CreateAsync(context, route);
@@ -574,6 +657,20 @@ internal static class IotInvokers
         }
 
         var response = await context.RequestServices.GetRequiredService<IIotOperations>().ListCertificatesAsync(request!, context.RequestAborted);
+        await AwsResponse.WriteAsync(context, route.SuccessCode, response.WriteJson, response.WriteHeaders);
+    }
+
+    private static async Task ListCertificatesByCAAsync(HttpContext context, AwsRoute route)
+    {
+        var reader = await AwsRequestReader.CreateAsync(context, route);
+        var request = reader.IsValid ? ListCertificatesByCARequest.Bind(reader) : null;
+        if (!reader.IsValid)
+        {
+            await reader.RefuseAsync();
+            return;
+        }
+
+        var response = await context.RequestServices.GetRequiredService<IIotOperations>().ListCertificatesByCAAsync(request!, context.RequestAborted);
         await AwsResponse.WriteAsync(context, route.SuccessCode, response.WriteJson, response.WriteHeaders);
     }
 
@@ -717,6 +814,48 @@ internal static class IotInvokers
         await AwsResponse.WriteAsync(context, route.SuccessCode, response.WriteJson, response.WriteHeaders);
     }
 
+    private static async Task RegisterCACertificateAsync(HttpContext context, AwsRoute route)
+    {
+        var reader = await AwsRequestReader.CreateAsync(context, route);
+        var request = reader.IsValid ? RegisterCACertificateRequest.Bind(reader) : null;
+        if (!reader.IsValid)
+        {
+            await reader.RefuseAsync();
+            return;
+        }
+
+        var response = await context.RequestServices.GetRequiredService<IIotOperations>().RegisterCACertificateAsync(request!, context.RequestAborted);
+        await AwsResponse.WriteAsync(context, route.SuccessCode, response.WriteJson, response.WriteHeaders);
+    }
+
+    private static async Task RegisterCertificateAsync(HttpContext context, AwsRoute route)
+    {
+        var reader = await AwsRequestReader.CreateAsync(context, route);
+        var request = reader.IsValid ? RegisterCertificateRequest.Bind(reader) : null;
+        if (!reader.IsValid)
+        {
+            await reader.RefuseAsync();
+            return;
+        }
+
+        var response = await context.RequestServices.GetRequiredService<IIotOperations>().RegisterCertificateAsync(request!, context.RequestAborted);
+        await AwsResponse.WriteAsync(context, route.SuccessCode, response.WriteJson, response.WriteHeaders);
+    }
+
+    private static async Task RegisterCertificateWithoutCAAsync(HttpContext context, AwsRoute route)
+    {
+        var reader = await AwsRequestReader.CreateAsync(context, route);
+        var request = reader.IsValid ? RegisterCertificateWithoutCARequest.Bind(reader) : null;
+        if (!reader.IsValid)
+        {
+            await reader.RefuseAsync();
+            return;
+        }
+
+        var response = await context.RequestServices.GetRequiredService<IIotOperations>().RegisterCertificateWithoutCAAsync(request!, context.RequestAborted);
+        await AwsResponse.WriteAsync(context, route.SuccessCode, response.WriteJson, response.WriteHeaders);
+    }
+
     private static async Task RemoveThingFromThingGroupAsync(HttpContext context, AwsRoute route)
     {
         var reader = await AwsRequestReader.CreateAsync(context, route);
@@ -742,6 +881,20 @@ internal static class IotInvokers
         }
 
         await context.RequestServices.GetRequiredService<IIotOperations>().SetDefaultPolicyVersionAsync(request!, context.RequestAborted);
+        await AwsResponse.WriteAsync(context, route.SuccessCode, null, null);
+    }
+
+    private static async Task UpdateCACertificateAsync(HttpContext context, AwsRoute route)
+    {
+        var reader = await AwsRequestReader.CreateAsync(context, route);
+        var request = reader.IsValid ? UpdateCACertificateRequest.Bind(reader) : null;
+        if (!reader.IsValid)
+        {
+            await reader.RefuseAsync();
+            return;
+        }
+
+        await context.RequestServices.GetRequiredService<IIotOperations>().UpdateCACertificateAsync(request!, context.RequestAborted);
         await AwsResponse.WriteAsync(context, route.SuccessCode, null, null);
     }
 

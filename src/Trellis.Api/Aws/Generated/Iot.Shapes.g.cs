@@ -1137,6 +1137,50 @@ public sealed record CreateThingTypeResponse
     }
 }
 
+/// <summary>The <c>DeleteCACertificateRequest</c> shape.</summary>
+public sealed record DeleteCACertificateRequest
+{
+    /// <summary>certificateId (uri <c>caCertificateId</c>, required).</summary>
+    public string CertificateId { get; init; } = null!;
+
+    /// <summary>Binds the request from its URI, query string, headers and body, and checks it against the model.</summary>
+    internal static DeleteCACertificateRequest Bind(AwsRequestReader r)
+    {
+        var body = r.Body;
+        var value = new DeleteCACertificateRequest
+        {
+            CertificateId = r.Uri("caCertificateId")!,
+        };
+        value.Check(r, "");
+        r.Target("certificateId", value.CertificateId);
+        return value;
+    }
+
+    /// <summary>Checks the members against the model: required, enum, length, range, pattern.</summary>
+    internal void Check(AwsRequestReader r, string p)
+    {
+        r.Required(CertificateId, AwsRequestReader.Path(p, "certificateId"));
+        r.Length(CertificateId, AwsRequestReader.Path(p, "certificateId"), 64, 64);
+        r.Pattern(CertificateId, AwsRequestReader.Path(p, "certificateId"), IotPatterns.Pattern9);
+    }
+}
+
+/// <summary>The <c>DeleteCACertificateResponse</c> shape.</summary>
+public sealed record DeleteCACertificateResponse
+{
+    /// <summary>Writes the body members as JSON; members that are null are left out, as AWS does.</summary>
+    internal void WriteJson(Utf8JsonWriter w)
+    {
+        w.WriteStartObject();
+        w.WriteEndObject();
+    }
+
+    /// <summary>Members that travel as response headers.</summary>
+    internal void WriteHeaders(Microsoft.AspNetCore.Http.IHeaderDictionary h)
+    {
+    }
+}
+
 /// <summary>The <c>DeleteCertificateRequest</c> shape.</summary>
 public sealed record DeleteCertificateRequest
 {
@@ -1425,6 +1469,266 @@ public sealed record DeprecateThingTypeResponse
     }
 }
 
+/// <summary>The <c>DescribeCACertificateRequest</c> shape.</summary>
+public sealed record DescribeCACertificateRequest
+{
+    /// <summary>certificateId (uri <c>caCertificateId</c>, required).</summary>
+    public string CertificateId { get; init; } = null!;
+
+    /// <summary>Binds the request from its URI, query string, headers and body, and checks it against the model.</summary>
+    internal static DescribeCACertificateRequest Bind(AwsRequestReader r)
+    {
+        var body = r.Body;
+        var value = new DescribeCACertificateRequest
+        {
+            CertificateId = r.Uri("caCertificateId")!,
+        };
+        value.Check(r, "");
+        r.Target("certificateId", value.CertificateId);
+        return value;
+    }
+
+    /// <summary>Checks the members against the model: required, enum, length, range, pattern.</summary>
+    internal void Check(AwsRequestReader r, string p)
+    {
+        r.Required(CertificateId, AwsRequestReader.Path(p, "certificateId"));
+        r.Length(CertificateId, AwsRequestReader.Path(p, "certificateId"), 64, 64);
+        r.Pattern(CertificateId, AwsRequestReader.Path(p, "certificateId"), IotPatterns.Pattern9);
+    }
+}
+
+/// <summary>The <c>DescribeCACertificateResponse</c> shape.</summary>
+public sealed record DescribeCACertificateResponse
+{
+    /// <summary>certificateDescription (body <c>certificateDescription</c>).</summary>
+    public CACertificateDescription? CertificateDescription { get; init; }
+
+    /// <summary>registrationConfig (body <c>registrationConfig</c>).</summary>
+    public RegistrationConfig? RegistrationConfig { get; init; }
+
+    /// <summary>Writes the body members as JSON; members that are null are left out, as AWS does.</summary>
+    internal void WriteJson(Utf8JsonWriter w)
+    {
+        w.WriteStartObject();
+        if (CertificateDescription is not null)
+        {
+            w.WritePropertyName("certificateDescription");
+            CertificateDescription.WriteJson(w);
+        }
+
+        if (RegistrationConfig is not null)
+        {
+            w.WritePropertyName("registrationConfig");
+            RegistrationConfig.WriteJson(w);
+        }
+        w.WriteEndObject();
+    }
+
+    /// <summary>Members that travel as response headers.</summary>
+    internal void WriteHeaders(Microsoft.AspNetCore.Http.IHeaderDictionary h)
+    {
+    }
+}
+
+/// <summary>The <c>CACertificateDescription</c> shape.</summary>
+public sealed record CACertificateDescription
+{
+    /// <summary>certificateArn (body <c>certificateArn</c>).</summary>
+    public string? CertificateArn { get; init; }
+
+    /// <summary>certificateId (body <c>certificateId</c>).</summary>
+    public string? CertificateId { get; init; }
+
+    /// <summary>status (body <c>status</c>).</summary>
+    public string? Status { get; init; }
+
+    /// <summary>certificatePem (body <c>certificatePem</c>).</summary>
+    public string? CertificatePem { get; init; }
+
+    /// <summary>ownedBy (body <c>ownedBy</c>).</summary>
+    public string? OwnedBy { get; init; }
+
+    /// <summary>creationDate (body <c>creationDate</c>).</summary>
+    public DateTimeOffset? CreationDate { get; init; }
+
+    /// <summary>autoRegistrationStatus (body <c>autoRegistrationStatus</c>).</summary>
+    public string? AutoRegistrationStatus { get; init; }
+
+    /// <summary>lastModifiedDate (body <c>lastModifiedDate</c>).</summary>
+    public DateTimeOffset? LastModifiedDate { get; init; }
+
+    /// <summary>customerVersion (body <c>customerVersion</c>).</summary>
+    public int? CustomerVersion { get; init; }
+
+    /// <summary>generationId (body <c>generationId</c>).</summary>
+    public string? GenerationId { get; init; }
+
+    /// <summary>validity (body <c>validity</c>).</summary>
+    public CertificateValidity? Validity { get; init; }
+
+    /// <summary>certificateMode (body <c>certificateMode</c>).</summary>
+    public string? CertificateMode { get; init; }
+
+    /// <summary>Writes the body members as JSON; members that are null are left out, as AWS does.</summary>
+    internal void WriteJson(Utf8JsonWriter w)
+    {
+        w.WriteStartObject();
+        if (CertificateArn is not null)
+        {
+            w.WriteString("certificateArn", CertificateArn);
+        }
+
+        if (CertificateId is not null)
+        {
+            w.WriteString("certificateId", CertificateId);
+        }
+
+        if (Status is not null)
+        {
+            w.WriteString("status", Status);
+        }
+
+        if (CertificatePem is not null)
+        {
+            w.WriteString("certificatePem", CertificatePem);
+        }
+
+        if (OwnedBy is not null)
+        {
+            w.WriteString("ownedBy", OwnedBy);
+        }
+
+        if (CreationDate is not null)
+        {
+            w.WriteNumber("creationDate", AwsJson.EpochSeconds(CreationDate.Value));
+        }
+
+        if (AutoRegistrationStatus is not null)
+        {
+            w.WriteString("autoRegistrationStatus", AutoRegistrationStatus);
+        }
+
+        if (LastModifiedDate is not null)
+        {
+            w.WriteNumber("lastModifiedDate", AwsJson.EpochSeconds(LastModifiedDate.Value));
+        }
+
+        if (CustomerVersion is not null)
+        {
+            w.WriteNumber("customerVersion", CustomerVersion.Value);
+        }
+
+        if (GenerationId is not null)
+        {
+            w.WriteString("generationId", GenerationId);
+        }
+
+        if (Validity is not null)
+        {
+            w.WritePropertyName("validity");
+            Validity.WriteJson(w);
+        }
+
+        if (CertificateMode is not null)
+        {
+            w.WriteString("certificateMode", CertificateMode);
+        }
+        w.WriteEndObject();
+    }
+
+    /// <summary>Members that travel as response headers.</summary>
+    internal void WriteHeaders(Microsoft.AspNetCore.Http.IHeaderDictionary h)
+    {
+    }
+}
+
+/// <summary>The <c>CertificateValidity</c> shape.</summary>
+public sealed record CertificateValidity
+{
+    /// <summary>notBefore (body <c>notBefore</c>).</summary>
+    public DateTimeOffset? NotBefore { get; init; }
+
+    /// <summary>notAfter (body <c>notAfter</c>).</summary>
+    public DateTimeOffset? NotAfter { get; init; }
+
+    /// <summary>Writes the body members as JSON; members that are null are left out, as AWS does.</summary>
+    internal void WriteJson(Utf8JsonWriter w)
+    {
+        w.WriteStartObject();
+        if (NotBefore is not null)
+        {
+            w.WriteNumber("notBefore", AwsJson.EpochSeconds(NotBefore.Value));
+        }
+
+        if (NotAfter is not null)
+        {
+            w.WriteNumber("notAfter", AwsJson.EpochSeconds(NotAfter.Value));
+        }
+        w.WriteEndObject();
+    }
+
+    /// <summary>Members that travel as response headers.</summary>
+    internal void WriteHeaders(Microsoft.AspNetCore.Http.IHeaderDictionary h)
+    {
+    }
+}
+
+/// <summary>The <c>RegistrationConfig</c> shape.</summary>
+public sealed record RegistrationConfig
+{
+    /// <summary>templateBody (body <c>templateBody</c>).</summary>
+    public string? TemplateBody { get; init; }
+
+    /// <summary>roleArn (body <c>roleArn</c>).</summary>
+    public string? RoleArn { get; init; }
+
+    /// <summary>templateName (body <c>templateName</c>).</summary>
+    public string? TemplateName { get; init; }
+
+    internal static RegistrationConfig Read(AwsRequestReader r, JsonElement e, string p) => new()
+    {
+        TemplateBody = r.ReadString(AwsRequestReader.Member(e, "templateBody"), AwsRequestReader.Path(p, "templateBody")),
+        RoleArn = r.ReadString(AwsRequestReader.Member(e, "roleArn"), AwsRequestReader.Path(p, "roleArn")),
+        TemplateName = r.ReadString(AwsRequestReader.Member(e, "templateName"), AwsRequestReader.Path(p, "templateName")),
+    };
+
+    /// <summary>Checks the members against the model: required, enum, length, range, pattern.</summary>
+    internal void Check(AwsRequestReader r, string p)
+    {
+        r.Length(TemplateBody, AwsRequestReader.Path(p, "templateBody"), 0, 10240);
+        r.Pattern(TemplateBody, AwsRequestReader.Path(p, "templateBody"), IotPatterns.Pattern2);
+        r.Length(RoleArn, AwsRequestReader.Path(p, "roleArn"), 20, 2048);
+        r.Length(TemplateName, AwsRequestReader.Path(p, "templateName"), 1, 36);
+        r.Pattern(TemplateName, AwsRequestReader.Path(p, "templateName"), IotPatterns.Pattern11);
+    }
+
+    /// <summary>Writes the body members as JSON; members that are null are left out, as AWS does.</summary>
+    internal void WriteJson(Utf8JsonWriter w)
+    {
+        w.WriteStartObject();
+        if (TemplateBody is not null)
+        {
+            w.WriteString("templateBody", TemplateBody);
+        }
+
+        if (RoleArn is not null)
+        {
+            w.WriteString("roleArn", RoleArn);
+        }
+
+        if (TemplateName is not null)
+        {
+            w.WriteString("templateName", TemplateName);
+        }
+        w.WriteEndObject();
+    }
+
+    /// <summary>Members that travel as response headers.</summary>
+    internal void WriteHeaders(Microsoft.AspNetCore.Http.IHeaderDictionary h)
+    {
+    }
+}
+
 /// <summary>The <c>DescribeCertificateRequest</c> shape.</summary>
 public sealed record DescribeCertificateRequest
 {
@@ -1651,37 +1955,6 @@ public sealed record TransferData
         if (RejectDate is not null)
         {
             w.WriteNumber("rejectDate", AwsJson.EpochSeconds(RejectDate.Value));
-        }
-        w.WriteEndObject();
-    }
-
-    /// <summary>Members that travel as response headers.</summary>
-    internal void WriteHeaders(Microsoft.AspNetCore.Http.IHeaderDictionary h)
-    {
-    }
-}
-
-/// <summary>The <c>CertificateValidity</c> shape.</summary>
-public sealed record CertificateValidity
-{
-    /// <summary>notBefore (body <c>notBefore</c>).</summary>
-    public DateTimeOffset? NotBefore { get; init; }
-
-    /// <summary>notAfter (body <c>notAfter</c>).</summary>
-    public DateTimeOffset? NotAfter { get; init; }
-
-    /// <summary>Writes the body members as JSON; members that are null are left out, as AWS does.</summary>
-    internal void WriteJson(Utf8JsonWriter w)
-    {
-        w.WriteStartObject();
-        if (NotBefore is not null)
-        {
-            w.WriteNumber("notBefore", AwsJson.EpochSeconds(NotBefore.Value));
-        }
-
-        if (NotAfter is not null)
-        {
-            w.WriteNumber("notAfter", AwsJson.EpochSeconds(NotAfter.Value));
         }
         w.WriteEndObject();
     }
@@ -2513,6 +2786,49 @@ public sealed record GetPolicyVersionResponse
     }
 }
 
+/// <summary>The <c>GetRegistrationCodeRequest</c> shape.</summary>
+public sealed record GetRegistrationCodeRequest
+{
+    /// <summary>Binds the request from its URI, query string, headers and body, and checks it against the model.</summary>
+    internal static GetRegistrationCodeRequest Bind(AwsRequestReader r)
+    {
+        var body = r.Body;
+        var value = new GetRegistrationCodeRequest
+        {
+        };
+        value.Check(r, "");
+        return value;
+    }
+
+    /// <summary>Checks the members against the model: required, enum, length, range, pattern.</summary>
+    internal void Check(AwsRequestReader r, string p)
+    {
+    }
+}
+
+/// <summary>The <c>GetRegistrationCodeResponse</c> shape.</summary>
+public sealed record GetRegistrationCodeResponse
+{
+    /// <summary>registrationCode (body <c>registrationCode</c>).</summary>
+    public string? RegistrationCode { get; init; }
+
+    /// <summary>Writes the body members as JSON; members that are null are left out, as AWS does.</summary>
+    internal void WriteJson(Utf8JsonWriter w)
+    {
+        w.WriteStartObject();
+        if (RegistrationCode is not null)
+        {
+            w.WriteString("registrationCode", RegistrationCode);
+        }
+        w.WriteEndObject();
+    }
+
+    /// <summary>Members that travel as response headers.</summary>
+    internal void WriteHeaders(Microsoft.AspNetCore.Http.IHeaderDictionary h)
+    {
+    }
+}
+
 /// <summary>The <c>ListAttachedPoliciesRequest</c> shape.</summary>
 public sealed record ListAttachedPoliciesRequest
 {
@@ -2549,7 +2865,7 @@ public sealed record ListAttachedPoliciesRequest
     {
         r.Required(Target, AwsRequestReader.Path(p, "target"));
         r.Length(Marker, AwsRequestReader.Path(p, "marker"), 0, 1024);
-        r.Pattern(Marker, AwsRequestReader.Path(p, "marker"), IotPatterns.Pattern11);
+        r.Pattern(Marker, AwsRequestReader.Path(p, "marker"), IotPatterns.Pattern12);
         r.Range(PageSize, AwsRequestReader.Path(p, "pageSize"), 1, 250);
     }
 }
@@ -2621,6 +2937,131 @@ public sealed record Policy
     }
 }
 
+/// <summary>The <c>ListCACertificatesRequest</c> shape.</summary>
+public sealed record ListCACertificatesRequest
+{
+    /// <summary>pageSize (querystring <c>pageSize</c>).</summary>
+    public int? PageSize { get; init; }
+
+    /// <summary>marker (querystring <c>marker</c>).</summary>
+    public string? Marker { get; init; }
+
+    /// <summary>ascendingOrder (querystring <c>isAscendingOrder</c>).</summary>
+    public bool? AscendingOrder { get; init; }
+
+    /// <summary>templateName (querystring <c>templateName</c>).</summary>
+    public string? TemplateName { get; init; }
+
+    /// <summary>Binds the request from its URI, query string, headers and body, and checks it against the model.</summary>
+    internal static ListCACertificatesRequest Bind(AwsRequestReader r)
+    {
+        var body = r.Body;
+        var value = new ListCACertificatesRequest
+        {
+            PageSize = r.ParseInt(r.Query("pageSize"), "pageSize"),
+            Marker = r.Query("marker"),
+            AscendingOrder = r.ParseBool(r.Query("isAscendingOrder"), "ascendingOrder"),
+            TemplateName = r.Query("templateName"),
+        };
+        value.Check(r, "");
+        r.Target("templateName", value.TemplateName);
+        return value;
+    }
+
+    /// <summary>Checks the members against the model: required, enum, length, range, pattern.</summary>
+    internal void Check(AwsRequestReader r, string p)
+    {
+        r.Range(PageSize, AwsRequestReader.Path(p, "pageSize"), 1, 250);
+        r.Length(Marker, AwsRequestReader.Path(p, "marker"), 0, 1024);
+        r.Pattern(Marker, AwsRequestReader.Path(p, "marker"), IotPatterns.Pattern12);
+        r.Length(TemplateName, AwsRequestReader.Path(p, "templateName"), 1, 36);
+        r.Pattern(TemplateName, AwsRequestReader.Path(p, "templateName"), IotPatterns.Pattern11);
+    }
+}
+
+/// <summary>The <c>ListCACertificatesResponse</c> shape.</summary>
+public sealed record ListCACertificatesResponse
+{
+    /// <summary>certificates (body <c>certificates</c>).</summary>
+    public IReadOnlyList<CACertificate>? Certificates { get; init; }
+
+    /// <summary>nextMarker (body <c>nextMarker</c>).</summary>
+    public string? NextMarker { get; init; }
+
+    /// <summary>Writes the body members as JSON; members that are null are left out, as AWS does.</summary>
+    internal void WriteJson(Utf8JsonWriter w)
+    {
+        w.WriteStartObject();
+        if (Certificates is not null)
+        {
+            w.WriteStartArray("certificates");
+            foreach (var item12 in Certificates)
+            {
+                item12.WriteJson(w);
+            }
+            w.WriteEndArray();
+        }
+
+        if (NextMarker is not null)
+        {
+            w.WriteString("nextMarker", NextMarker);
+        }
+        w.WriteEndObject();
+    }
+
+    /// <summary>Members that travel as response headers.</summary>
+    internal void WriteHeaders(Microsoft.AspNetCore.Http.IHeaderDictionary h)
+    {
+    }
+}
+
+/// <summary>The <c>CACertificate</c> shape.</summary>
+public sealed record CACertificate
+{
+    /// <summary>certificateArn (body <c>certificateArn</c>).</summary>
+    public string? CertificateArn { get; init; }
+
+    /// <summary>certificateId (body <c>certificateId</c>).</summary>
+    public string? CertificateId { get; init; }
+
+    /// <summary>status (body <c>status</c>).</summary>
+    public string? Status { get; init; }
+
+    /// <summary>creationDate (body <c>creationDate</c>).</summary>
+    public DateTimeOffset? CreationDate { get; init; }
+
+    /// <summary>Writes the body members as JSON; members that are null are left out, as AWS does.</summary>
+    internal void WriteJson(Utf8JsonWriter w)
+    {
+        w.WriteStartObject();
+        if (CertificateArn is not null)
+        {
+            w.WriteString("certificateArn", CertificateArn);
+        }
+
+        if (CertificateId is not null)
+        {
+            w.WriteString("certificateId", CertificateId);
+        }
+
+        if (Status is not null)
+        {
+            w.WriteString("status", Status);
+        }
+
+        if (CreationDate is not null)
+        {
+            w.WriteNumber("creationDate", AwsJson.EpochSeconds(CreationDate.Value));
+        }
+        w.WriteEndObject();
+    }
+
+    /// <summary>Members that travel as response headers.</summary>
+    internal void WriteHeaders(Microsoft.AspNetCore.Http.IHeaderDictionary h)
+    {
+    }
+}
+
 /// <summary>The <c>ListCertificatesRequest</c> shape.</summary>
 public sealed record ListCertificatesRequest
 {
@@ -2652,7 +3093,7 @@ public sealed record ListCertificatesRequest
     {
         r.Range(PageSize, AwsRequestReader.Path(p, "pageSize"), 1, 250);
         r.Length(Marker, AwsRequestReader.Path(p, "marker"), 0, 1024);
-        r.Pattern(Marker, AwsRequestReader.Path(p, "marker"), IotPatterns.Pattern11);
+        r.Pattern(Marker, AwsRequestReader.Path(p, "marker"), IotPatterns.Pattern12);
     }
 }
 
@@ -2747,6 +3188,85 @@ public sealed record Certificate
     }
 }
 
+/// <summary>The <c>ListCertificatesByCARequest</c> shape.</summary>
+public sealed record ListCertificatesByCARequest
+{
+    /// <summary>caCertificateId (uri <c>caCertificateId</c>, required).</summary>
+    public string CaCertificateId { get; init; } = null!;
+
+    /// <summary>pageSize (querystring <c>pageSize</c>).</summary>
+    public int? PageSize { get; init; }
+
+    /// <summary>marker (querystring <c>marker</c>).</summary>
+    public string? Marker { get; init; }
+
+    /// <summary>ascendingOrder (querystring <c>isAscendingOrder</c>).</summary>
+    public bool? AscendingOrder { get; init; }
+
+    /// <summary>Binds the request from its URI, query string, headers and body, and checks it against the model.</summary>
+    internal static ListCertificatesByCARequest Bind(AwsRequestReader r)
+    {
+        var body = r.Body;
+        var value = new ListCertificatesByCARequest
+        {
+            CaCertificateId = r.Uri("caCertificateId")!,
+            PageSize = r.ParseInt(r.Query("pageSize"), "pageSize"),
+            Marker = r.Query("marker"),
+            AscendingOrder = r.ParseBool(r.Query("isAscendingOrder"), "ascendingOrder"),
+        };
+        value.Check(r, "");
+        r.Target("caCertificateId", value.CaCertificateId);
+        return value;
+    }
+
+    /// <summary>Checks the members against the model: required, enum, length, range, pattern.</summary>
+    internal void Check(AwsRequestReader r, string p)
+    {
+        r.Required(CaCertificateId, AwsRequestReader.Path(p, "caCertificateId"));
+        r.Length(CaCertificateId, AwsRequestReader.Path(p, "caCertificateId"), 64, 64);
+        r.Pattern(CaCertificateId, AwsRequestReader.Path(p, "caCertificateId"), IotPatterns.Pattern9);
+        r.Range(PageSize, AwsRequestReader.Path(p, "pageSize"), 1, 250);
+        r.Length(Marker, AwsRequestReader.Path(p, "marker"), 0, 1024);
+        r.Pattern(Marker, AwsRequestReader.Path(p, "marker"), IotPatterns.Pattern12);
+    }
+}
+
+/// <summary>The <c>ListCertificatesByCAResponse</c> shape.</summary>
+public sealed record ListCertificatesByCAResponse
+{
+    /// <summary>certificates (body <c>certificates</c>).</summary>
+    public IReadOnlyList<Certificate>? Certificates { get; init; }
+
+    /// <summary>nextMarker (body <c>nextMarker</c>).</summary>
+    public string? NextMarker { get; init; }
+
+    /// <summary>Writes the body members as JSON; members that are null are left out, as AWS does.</summary>
+    internal void WriteJson(Utf8JsonWriter w)
+    {
+        w.WriteStartObject();
+        if (Certificates is not null)
+        {
+            w.WriteStartArray("certificates");
+            foreach (var item12 in Certificates)
+            {
+                item12.WriteJson(w);
+            }
+            w.WriteEndArray();
+        }
+
+        if (NextMarker is not null)
+        {
+            w.WriteString("nextMarker", NextMarker);
+        }
+        w.WriteEndObject();
+    }
+
+    /// <summary>Members that travel as response headers.</summary>
+    internal void WriteHeaders(Microsoft.AspNetCore.Http.IHeaderDictionary h)
+    {
+    }
+}
+
 /// <summary>The <c>ListPoliciesRequest</c> shape.</summary>
 public sealed record ListPoliciesRequest
 {
@@ -2777,7 +3297,7 @@ public sealed record ListPoliciesRequest
     internal void Check(AwsRequestReader r, string p)
     {
         r.Length(Marker, AwsRequestReader.Path(p, "marker"), 0, 1024);
-        r.Pattern(Marker, AwsRequestReader.Path(p, "marker"), IotPatterns.Pattern11);
+        r.Pattern(Marker, AwsRequestReader.Path(p, "marker"), IotPatterns.Pattern12);
         r.Range(PageSize, AwsRequestReader.Path(p, "pageSize"), 1, 250);
     }
 }
@@ -3018,7 +3538,7 @@ public sealed record ListTargetsForPolicyRequest
         r.Length(PolicyName, AwsRequestReader.Path(p, "policyName"), 1, 128);
         r.Pattern(PolicyName, AwsRequestReader.Path(p, "policyName"), IotPatterns.Pattern1);
         r.Length(Marker, AwsRequestReader.Path(p, "marker"), 0, 1024);
-        r.Pattern(Marker, AwsRequestReader.Path(p, "marker"), IotPatterns.Pattern11);
+        r.Pattern(Marker, AwsRequestReader.Path(p, "marker"), IotPatterns.Pattern12);
         r.Range(PageSize, AwsRequestReader.Path(p, "pageSize"), 1, 250);
     }
 }
@@ -3633,6 +4153,254 @@ public sealed record ListThingsInThingGroupResponse
     }
 }
 
+/// <summary>The <c>RegisterCACertificateRequest</c> shape.</summary>
+public sealed record RegisterCACertificateRequest
+{
+    /// <summary>caCertificate (body <c>caCertificate</c>, required).</summary>
+    public string CaCertificate { get; init; } = null!;
+
+    /// <summary>verificationCertificate (body <c>verificationCertificate</c>).</summary>
+    public string? VerificationCertificate { get; init; }
+
+    /// <summary>setAsActive (querystring <c>setAsActive</c>).</summary>
+    public bool? SetAsActive { get; init; }
+
+    /// <summary>allowAutoRegistration (querystring <c>allowAutoRegistration</c>).</summary>
+    public bool? AllowAutoRegistration { get; init; }
+
+    /// <summary>registrationConfig (body <c>registrationConfig</c>).</summary>
+    public RegistrationConfig? RegistrationConfig { get; init; }
+
+    /// <summary>tags (body <c>tags</c>).</summary>
+    public IReadOnlyList<Tag>? Tags { get; init; }
+
+    /// <summary>certificateMode (body <c>certificateMode</c>).</summary>
+    public string? CertificateMode { get; init; }
+
+    /// <summary>Binds the request from its URI, query string, headers and body, and checks it against the model.</summary>
+    internal static RegisterCACertificateRequest Bind(AwsRequestReader r)
+    {
+        var body = r.Body;
+        var value = new RegisterCACertificateRequest
+        {
+            CaCertificate = r.ReadString(AwsRequestReader.Member(body, "caCertificate"), "caCertificate")!,
+            VerificationCertificate = r.ReadString(AwsRequestReader.Member(body, "verificationCertificate"), "verificationCertificate"),
+            SetAsActive = r.ParseBool(r.Query("setAsActive"), "setAsActive"),
+            AllowAutoRegistration = r.ParseBool(r.Query("allowAutoRegistration"), "allowAutoRegistration"),
+            RegistrationConfig = r.ReadObject(AwsRequestReader.Member(body, "registrationConfig"), "registrationConfig", static (r, e, p) => RegistrationConfig.Read(r, e, p)),
+            Tags = r.ReadList(AwsRequestReader.Member(body, "tags"), "tags", static (r, e, p) => r.ReadObject(e, p, static (r, e, p) => Tag.Read(r, e, p))!),
+            CertificateMode = r.ReadString(AwsRequestReader.Member(body, "certificateMode"), "certificateMode"),
+        };
+        value.Check(r, "");
+        return value;
+    }
+
+    internal static RegisterCACertificateRequest Read(AwsRequestReader r, JsonElement e, string p) => new()
+    {
+        CaCertificate = r.ReadString(AwsRequestReader.Member(e, "caCertificate"), AwsRequestReader.Path(p, "caCertificate"))!,
+        VerificationCertificate = r.ReadString(AwsRequestReader.Member(e, "verificationCertificate"), AwsRequestReader.Path(p, "verificationCertificate")),
+        RegistrationConfig = r.ReadObject(AwsRequestReader.Member(e, "registrationConfig"), AwsRequestReader.Path(p, "registrationConfig"), static (r, e, p) => RegistrationConfig.Read(r, e, p)),
+        Tags = r.ReadList(AwsRequestReader.Member(e, "tags"), AwsRequestReader.Path(p, "tags"), static (r, e, p) => r.ReadObject(e, p, static (r, e, p) => Tag.Read(r, e, p))!),
+        CertificateMode = r.ReadString(AwsRequestReader.Member(e, "certificateMode"), AwsRequestReader.Path(p, "certificateMode")),
+    };
+
+    /// <summary>Checks the members against the model: required, enum, length, range, pattern.</summary>
+    internal void Check(AwsRequestReader r, string p)
+    {
+        r.Required(CaCertificate, AwsRequestReader.Path(p, "caCertificate"));
+        r.Length(CaCertificate, AwsRequestReader.Path(p, "caCertificate"), 1, 65536);
+        r.Pattern(CaCertificate, AwsRequestReader.Path(p, "caCertificate"), IotPatterns.Pattern2);
+        r.Length(VerificationCertificate, AwsRequestReader.Path(p, "verificationCertificate"), 1, 65536);
+        r.Pattern(VerificationCertificate, AwsRequestReader.Path(p, "verificationCertificate"), IotPatterns.Pattern2);
+        RegistrationConfig?.Check(r, AwsRequestReader.Path(p, "registrationConfig"));
+        for (var i = 0; i < (Tags?.Count ?? 0); i++)
+        {
+            Tags![i].Check(r, AwsRequestReader.Path(p, "tags") + "[" + i + "]");
+        }
+        r.Enum(CertificateMode, AwsRequestReader.Path(p, "certificateMode"), ["DEFAULT", "SNI_ONLY"]);
+    }
+}
+
+/// <summary>The <c>RegisterCACertificateResponse</c> shape.</summary>
+public sealed record RegisterCACertificateResponse
+{
+    /// <summary>certificateArn (body <c>certificateArn</c>).</summary>
+    public string? CertificateArn { get; init; }
+
+    /// <summary>certificateId (body <c>certificateId</c>).</summary>
+    public string? CertificateId { get; init; }
+
+    /// <summary>Writes the body members as JSON; members that are null are left out, as AWS does.</summary>
+    internal void WriteJson(Utf8JsonWriter w)
+    {
+        w.WriteStartObject();
+        if (CertificateArn is not null)
+        {
+            w.WriteString("certificateArn", CertificateArn);
+        }
+
+        if (CertificateId is not null)
+        {
+            w.WriteString("certificateId", CertificateId);
+        }
+        w.WriteEndObject();
+    }
+
+    /// <summary>Members that travel as response headers.</summary>
+    internal void WriteHeaders(Microsoft.AspNetCore.Http.IHeaderDictionary h)
+    {
+    }
+}
+
+/// <summary>The <c>RegisterCertificateRequest</c> shape.</summary>
+public sealed record RegisterCertificateRequest
+{
+    /// <summary>certificatePem (body <c>certificatePem</c>, required).</summary>
+    public string CertificatePem { get; init; } = null!;
+
+    /// <summary>caCertificatePem (body <c>caCertificatePem</c>).</summary>
+    public string? CaCertificatePem { get; init; }
+
+    /// <summary>setAsActive (querystring <c>setAsActive</c>).</summary>
+    public bool? SetAsActive { get; init; }
+
+    /// <summary>status (body <c>status</c>).</summary>
+    public string? Status { get; init; }
+
+    /// <summary>Binds the request from its URI, query string, headers and body, and checks it against the model.</summary>
+    internal static RegisterCertificateRequest Bind(AwsRequestReader r)
+    {
+        var body = r.Body;
+        var value = new RegisterCertificateRequest
+        {
+            CertificatePem = r.ReadString(AwsRequestReader.Member(body, "certificatePem"), "certificatePem")!,
+            CaCertificatePem = r.ReadString(AwsRequestReader.Member(body, "caCertificatePem"), "caCertificatePem"),
+            SetAsActive = r.ParseBool(r.Query("setAsActive"), "setAsActive"),
+            Status = r.ReadString(AwsRequestReader.Member(body, "status"), "status"),
+        };
+        value.Check(r, "");
+        return value;
+    }
+
+    internal static RegisterCertificateRequest Read(AwsRequestReader r, JsonElement e, string p) => new()
+    {
+        CertificatePem = r.ReadString(AwsRequestReader.Member(e, "certificatePem"), AwsRequestReader.Path(p, "certificatePem"))!,
+        CaCertificatePem = r.ReadString(AwsRequestReader.Member(e, "caCertificatePem"), AwsRequestReader.Path(p, "caCertificatePem")),
+        Status = r.ReadString(AwsRequestReader.Member(e, "status"), AwsRequestReader.Path(p, "status")),
+    };
+
+    /// <summary>Checks the members against the model: required, enum, length, range, pattern.</summary>
+    internal void Check(AwsRequestReader r, string p)
+    {
+        r.Required(CertificatePem, AwsRequestReader.Path(p, "certificatePem"));
+        r.Length(CertificatePem, AwsRequestReader.Path(p, "certificatePem"), 1, 65536);
+        r.Pattern(CertificatePem, AwsRequestReader.Path(p, "certificatePem"), IotPatterns.Pattern2);
+        r.Length(CaCertificatePem, AwsRequestReader.Path(p, "caCertificatePem"), 1, 65536);
+        r.Pattern(CaCertificatePem, AwsRequestReader.Path(p, "caCertificatePem"), IotPatterns.Pattern2);
+        r.Enum(Status, AwsRequestReader.Path(p, "status"), ["ACTIVE", "INACTIVE", "REVOKED", "PENDING_TRANSFER", "REGISTER_INACTIVE", "PENDING_ACTIVATION"]);
+    }
+}
+
+/// <summary>The <c>RegisterCertificateResponse</c> shape.</summary>
+public sealed record RegisterCertificateResponse
+{
+    /// <summary>certificateArn (body <c>certificateArn</c>).</summary>
+    public string? CertificateArn { get; init; }
+
+    /// <summary>certificateId (body <c>certificateId</c>).</summary>
+    public string? CertificateId { get; init; }
+
+    /// <summary>Writes the body members as JSON; members that are null are left out, as AWS does.</summary>
+    internal void WriteJson(Utf8JsonWriter w)
+    {
+        w.WriteStartObject();
+        if (CertificateArn is not null)
+        {
+            w.WriteString("certificateArn", CertificateArn);
+        }
+
+        if (CertificateId is not null)
+        {
+            w.WriteString("certificateId", CertificateId);
+        }
+        w.WriteEndObject();
+    }
+
+    /// <summary>Members that travel as response headers.</summary>
+    internal void WriteHeaders(Microsoft.AspNetCore.Http.IHeaderDictionary h)
+    {
+    }
+}
+
+/// <summary>The <c>RegisterCertificateWithoutCARequest</c> shape.</summary>
+public sealed record RegisterCertificateWithoutCARequest
+{
+    /// <summary>certificatePem (body <c>certificatePem</c>, required).</summary>
+    public string CertificatePem { get; init; } = null!;
+
+    /// <summary>status (body <c>status</c>).</summary>
+    public string? Status { get; init; }
+
+    /// <summary>Binds the request from its URI, query string, headers and body, and checks it against the model.</summary>
+    internal static RegisterCertificateWithoutCARequest Bind(AwsRequestReader r)
+    {
+        var body = r.Body;
+        var value = new RegisterCertificateWithoutCARequest
+        {
+            CertificatePem = r.ReadString(AwsRequestReader.Member(body, "certificatePem"), "certificatePem")!,
+            Status = r.ReadString(AwsRequestReader.Member(body, "status"), "status"),
+        };
+        value.Check(r, "");
+        return value;
+    }
+
+    internal static RegisterCertificateWithoutCARequest Read(AwsRequestReader r, JsonElement e, string p) => new()
+    {
+        CertificatePem = r.ReadString(AwsRequestReader.Member(e, "certificatePem"), AwsRequestReader.Path(p, "certificatePem"))!,
+        Status = r.ReadString(AwsRequestReader.Member(e, "status"), AwsRequestReader.Path(p, "status")),
+    };
+
+    /// <summary>Checks the members against the model: required, enum, length, range, pattern.</summary>
+    internal void Check(AwsRequestReader r, string p)
+    {
+        r.Required(CertificatePem, AwsRequestReader.Path(p, "certificatePem"));
+        r.Length(CertificatePem, AwsRequestReader.Path(p, "certificatePem"), 1, 65536);
+        r.Pattern(CertificatePem, AwsRequestReader.Path(p, "certificatePem"), IotPatterns.Pattern2);
+        r.Enum(Status, AwsRequestReader.Path(p, "status"), ["ACTIVE", "INACTIVE", "REVOKED", "PENDING_TRANSFER", "REGISTER_INACTIVE", "PENDING_ACTIVATION"]);
+    }
+}
+
+/// <summary>The <c>RegisterCertificateWithoutCAResponse</c> shape.</summary>
+public sealed record RegisterCertificateWithoutCAResponse
+{
+    /// <summary>certificateArn (body <c>certificateArn</c>).</summary>
+    public string? CertificateArn { get; init; }
+
+    /// <summary>certificateId (body <c>certificateId</c>).</summary>
+    public string? CertificateId { get; init; }
+
+    /// <summary>Writes the body members as JSON; members that are null are left out, as AWS does.</summary>
+    internal void WriteJson(Utf8JsonWriter w)
+    {
+        w.WriteStartObject();
+        if (CertificateArn is not null)
+        {
+            w.WriteString("certificateArn", CertificateArn);
+        }
+
+        if (CertificateId is not null)
+        {
+            w.WriteString("certificateId", CertificateId);
+        }
+        w.WriteEndObject();
+    }
+
+    /// <summary>Members that travel as response headers.</summary>
+    internal void WriteHeaders(Microsoft.AspNetCore.Http.IHeaderDictionary h)
+    {
+    }
+}
+
 /// <summary>The <c>RemoveThingFromThingGroupRequest</c> shape.</summary>
 public sealed record RemoveThingFromThingGroupRequest
 {
@@ -3733,6 +4501,59 @@ public sealed record SetDefaultPolicyVersionRequest
         r.Length(PolicyName, AwsRequestReader.Path(p, "policyName"), 1, 128);
         r.Pattern(PolicyName, AwsRequestReader.Path(p, "policyName"), IotPatterns.Pattern1);
         r.Pattern(PolicyVersionId, AwsRequestReader.Path(p, "policyVersionId"), IotPatterns.Pattern10);
+    }
+}
+
+/// <summary>The <c>UpdateCACertificateRequest</c> shape.</summary>
+public sealed record UpdateCACertificateRequest
+{
+    /// <summary>certificateId (uri <c>caCertificateId</c>, required).</summary>
+    public string CertificateId { get; init; } = null!;
+
+    /// <summary>newStatus (querystring <c>newStatus</c>).</summary>
+    public string? NewStatus { get; init; }
+
+    /// <summary>newAutoRegistrationStatus (querystring <c>newAutoRegistrationStatus</c>).</summary>
+    public string? NewAutoRegistrationStatus { get; init; }
+
+    /// <summary>registrationConfig (body <c>registrationConfig</c>).</summary>
+    public RegistrationConfig? RegistrationConfig { get; init; }
+
+    /// <summary>removeAutoRegistration (body <c>removeAutoRegistration</c>).</summary>
+    public bool? RemoveAutoRegistration { get; init; }
+
+    /// <summary>Binds the request from its URI, query string, headers and body, and checks it against the model.</summary>
+    internal static UpdateCACertificateRequest Bind(AwsRequestReader r)
+    {
+        var body = r.Body;
+        var value = new UpdateCACertificateRequest
+        {
+            CertificateId = r.Uri("caCertificateId")!,
+            NewStatus = r.Query("newStatus"),
+            NewAutoRegistrationStatus = r.Query("newAutoRegistrationStatus"),
+            RegistrationConfig = r.ReadObject(AwsRequestReader.Member(body, "registrationConfig"), "registrationConfig", static (r, e, p) => RegistrationConfig.Read(r, e, p)),
+            RemoveAutoRegistration = r.ReadBool(AwsRequestReader.Member(body, "removeAutoRegistration"), "removeAutoRegistration"),
+        };
+        value.Check(r, "");
+        r.Target("certificateId", value.CertificateId);
+        return value;
+    }
+
+    internal static UpdateCACertificateRequest Read(AwsRequestReader r, JsonElement e, string p) => new()
+    {
+        RegistrationConfig = r.ReadObject(AwsRequestReader.Member(e, "registrationConfig"), AwsRequestReader.Path(p, "registrationConfig"), static (r, e, p) => RegistrationConfig.Read(r, e, p)),
+        RemoveAutoRegistration = r.ReadBool(AwsRequestReader.Member(e, "removeAutoRegistration"), AwsRequestReader.Path(p, "removeAutoRegistration")),
+    };
+
+    /// <summary>Checks the members against the model: required, enum, length, range, pattern.</summary>
+    internal void Check(AwsRequestReader r, string p)
+    {
+        r.Required(CertificateId, AwsRequestReader.Path(p, "certificateId"));
+        r.Length(CertificateId, AwsRequestReader.Path(p, "certificateId"), 64, 64);
+        r.Pattern(CertificateId, AwsRequestReader.Path(p, "certificateId"), IotPatterns.Pattern9);
+        r.Enum(NewStatus, AwsRequestReader.Path(p, "newStatus"), ["ACTIVE", "INACTIVE"]);
+        r.Enum(NewAutoRegistrationStatus, AwsRequestReader.Path(p, "newAutoRegistrationStatus"), ["ENABLE", "DISABLE"]);
+        RegistrationConfig?.Check(r, AwsRequestReader.Path(p, "registrationConfig"));
     }
 }
 
@@ -3969,6 +4790,11 @@ internal static class IotPatterns
 
     private static Regex? s_pattern11;
 
+    /// <summary><c>^[0-9A-Za-z_-]+$</c></summary>
+    internal static Regex Pattern11 => s_pattern11 ??= new(@"^(?:^[0-9A-Za-z_-]+$)$", RegexOptions.CultureInvariant, TimeSpan.FromMilliseconds(100));
+
+    private static Regex? s_pattern12;
+
     /// <summary><c>[A-Za-z0-9+/]+={0,2}</c></summary>
-    internal static Regex Pattern11 => s_pattern11 ??= new(@"^(?:[A-Za-z0-9+/]+={0,2})$", RegexOptions.CultureInvariant, TimeSpan.FromMilliseconds(100));
+    internal static Regex Pattern12 => s_pattern12 ??= new(@"^(?:[A-Za-z0-9+/]+={0,2})$", RegexOptions.CultureInvariant, TimeSpan.FromMilliseconds(100));
 }
