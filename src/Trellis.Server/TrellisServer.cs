@@ -317,7 +317,6 @@ public sealed class TrellisServer : IAsyncDisposable
         app.MapDeviceTokensApi();
         app.MapAuditApi();
         app.MapUsersApi();
-        app.MapProvisioningTemplatesApi();
         app.MapProvisioningClaims();
         app.MapRulesApi();
         app.MapTelemetryApi();

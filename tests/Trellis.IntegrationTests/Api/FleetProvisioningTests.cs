@@ -31,6 +31,40 @@ public sealed class FleetProvisioningTests(TrellisHost host)
         """;
 
     [Fact]
+    public async Task Templates_are_managed_and_RegisterThing_applies_a_body_through_boto3()
+    {
+        var template = TrellisHost.Unique("tmpl");
+        var thing = TrellisHost.Unique("reg");
+        const string Body = """{"Parameters": {"Name": {"Type": "String"}}, "Resources": {"thing": {"Type": "AWS::IoT::Thing", "Properties": {"ThingName": {"Ref": "Name"}}}}}""";
+        var results = await host.IotCallsAsync(
+        [
+            ("create_provisioning_template", new { templateName = template, templateBody = Body, enabled = true, provisioningRoleArn = "arn:aws:iam::000000000000:role/p" }),
+            ("update_provisioning_template", new { templateName = template, description = "second look", enabled = false }),
+            ("list_provisioning_templates", new { }),
+            ("create_provisioning_template_version", new { templateName = template, templateBody = Body.Replace("\"Name\"", "\"Thing\"", StringComparison.Ordinal), setAsDefault = false }),
+            ("describe_provisioning_template_version", new { templateName = template, versionId = 2 }),
+            ("delete_provisioning_template_version", new { templateName = template, versionId = 2 }),
+            ("describe_provisioning_template", new { templateName = template }),
+            ("delete_provisioning_template", new { templateName = template }),
+            ("describe_provisioning_template", new { templateName = template }),
+            ("register_thing", new { templateBody = Body, parameters = new { Name = thing } }),
+            ("describe_thing", new { thingName = thing }),
+        ], Ct);
+
+        Assert.All(results[..8], r => Assert.True(r!["status"]!.GetValue<int>() == 200, r.ToJsonString()));
+        var listed = results[2]!["body"]!["templates"]!.AsArray().Single(t => t!["templateName"]!.GetValue<string>() == template)!;
+        Assert.Equal("second look", listed["description"]!.GetValue<string>());
+        Assert.False(listed["enabled"]!.GetValue<bool>());
+        Assert.Equal(2, results[4]!["body"]!["versionId"]!.GetValue<int>());
+        Assert.False(results[4]!["body"]!["isDefaultVersion"]!.GetValue<bool>());
+        Assert.Equal(1, results[6]!["body"]!["defaultVersionId"]!.GetValue<int>());
+        Assert.Equal("ResourceNotFoundException", results[8]!["error"]!.GetValue<string>());
+        Assert.True(results[9]!["status"]!.GetValue<int>() == 200, results[9]!.ToJsonString());
+        Assert.Contains(thing, results[9]!["body"]!["resourceArns"]!["thing"]!.GetValue<string>(), StringComparison.Ordinal);
+        Assert.Equal(thing, results[10]!["body"]!["thingName"]!.GetValue<string>());
+    }
+
+    [Fact]
     public async Task A_device_provisions_itself_by_claim_and_reconnects_with_its_own_certificate()
     {
         var (template, group, _) = await CreateFleetTemplateAsync(hook: null);

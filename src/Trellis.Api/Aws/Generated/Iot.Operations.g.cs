@@ -30,6 +30,10 @@ public interface IIotOperations
 
     Task<CreatePolicyVersionResponse> CreatePolicyVersionAsync(CreatePolicyVersionRequest request, CancellationToken cancellationToken);
 
+    Task<CreateProvisioningTemplateResponse> CreateProvisioningTemplateAsync(CreateProvisioningTemplateRequest request, CancellationToken cancellationToken);
+
+    Task<CreateProvisioningTemplateVersionResponse> CreateProvisioningTemplateVersionAsync(CreateProvisioningTemplateVersionRequest request, CancellationToken cancellationToken);
+
     Task<CreateThingResponse> CreateThingAsync(CreateThingRequest request, CancellationToken cancellationToken);
 
     Task<CreateThingGroupResponse> CreateThingGroupAsync(CreateThingGroupRequest request, CancellationToken cancellationToken);
@@ -44,6 +48,10 @@ public interface IIotOperations
 
     Task<AwsEmpty> DeletePolicyVersionAsync(DeletePolicyVersionRequest request, CancellationToken cancellationToken);
 
+    Task<DeleteProvisioningTemplateResponse> DeleteProvisioningTemplateAsync(DeleteProvisioningTemplateRequest request, CancellationToken cancellationToken);
+
+    Task<DeleteProvisioningTemplateVersionResponse> DeleteProvisioningTemplateVersionAsync(DeleteProvisioningTemplateVersionRequest request, CancellationToken cancellationToken);
+
     Task<DeleteThingResponse> DeleteThingAsync(DeleteThingRequest request, CancellationToken cancellationToken);
 
     Task<DeleteThingGroupResponse> DeleteThingGroupAsync(DeleteThingGroupRequest request, CancellationToken cancellationToken);
@@ -57,6 +65,10 @@ public interface IIotOperations
     Task<DescribeCertificateResponse> DescribeCertificateAsync(DescribeCertificateRequest request, CancellationToken cancellationToken);
 
     Task<DescribeEndpointResponse> DescribeEndpointAsync(DescribeEndpointRequest request, CancellationToken cancellationToken);
+
+    Task<DescribeProvisioningTemplateResponse> DescribeProvisioningTemplateAsync(DescribeProvisioningTemplateRequest request, CancellationToken cancellationToken);
+
+    Task<DescribeProvisioningTemplateVersionResponse> DescribeProvisioningTemplateVersionAsync(DescribeProvisioningTemplateVersionRequest request, CancellationToken cancellationToken);
 
     Task<DescribeThingResponse> DescribeThingAsync(DescribeThingRequest request, CancellationToken cancellationToken);
 
@@ -90,6 +102,10 @@ public interface IIotOperations
 
     Task<ListPrincipalThingsResponse> ListPrincipalThingsAsync(ListPrincipalThingsRequest request, CancellationToken cancellationToken);
 
+    Task<ListProvisioningTemplateVersionsResponse> ListProvisioningTemplateVersionsAsync(ListProvisioningTemplateVersionsRequest request, CancellationToken cancellationToken);
+
+    Task<ListProvisioningTemplatesResponse> ListProvisioningTemplatesAsync(ListProvisioningTemplatesRequest request, CancellationToken cancellationToken);
+
     Task<ListTargetsForPolicyResponse> ListTargetsForPolicyAsync(ListTargetsForPolicyRequest request, CancellationToken cancellationToken);
 
     Task<ListThingGroupsResponse> ListThingGroupsAsync(ListThingGroupsRequest request, CancellationToken cancellationToken);
@@ -110,6 +126,8 @@ public interface IIotOperations
 
     Task<RegisterCertificateWithoutCAResponse> RegisterCertificateWithoutCAAsync(RegisterCertificateWithoutCARequest request, CancellationToken cancellationToken);
 
+    Task<RegisterThingResponse> RegisterThingAsync(RegisterThingRequest request, CancellationToken cancellationToken);
+
     Task<RemoveThingFromThingGroupResponse> RemoveThingFromThingGroupAsync(RemoveThingFromThingGroupRequest request, CancellationToken cancellationToken);
 
     Task<AwsEmpty> SetDefaultPolicyVersionAsync(SetDefaultPolicyVersionRequest request, CancellationToken cancellationToken);
@@ -117,6 +135,8 @@ public interface IIotOperations
     Task<AwsEmpty> UpdateCACertificateAsync(UpdateCACertificateRequest request, CancellationToken cancellationToken);
 
     Task<AwsEmpty> UpdateCertificateAsync(UpdateCertificateRequest request, CancellationToken cancellationToken);
+
+    Task<UpdateProvisioningTemplateResponse> UpdateProvisioningTemplateAsync(UpdateProvisioningTemplateRequest request, CancellationToken cancellationToken);
 
     Task<UpdateThingResponse> UpdateThingAsync(UpdateThingRequest request, CancellationToken cancellationToken);
 
@@ -136,6 +156,8 @@ internal static class IotInvokers
         ["CreateKeysAndCertificate"] = CreateKeysAndCertificateAsync,
         ["CreatePolicy"] = CreatePolicyAsync,
         ["CreatePolicyVersion"] = CreatePolicyVersionAsync,
+        ["CreateProvisioningTemplate"] = CreateProvisioningTemplateAsync,
+        ["CreateProvisioningTemplateVersion"] = CreateProvisioningTemplateVersionAsync,
         ["CreateThing"] = CreateThingAsync,
         ["CreateThingGroup"] = CreateThingGroupAsync,
         ["CreateThingType"] = CreateThingTypeAsync,
@@ -143,6 +165,8 @@ internal static class IotInvokers
         ["DeleteCertificate"] = DeleteCertificateAsync,
         ["DeletePolicy"] = DeletePolicyAsync,
         ["DeletePolicyVersion"] = DeletePolicyVersionAsync,
+        ["DeleteProvisioningTemplate"] = DeleteProvisioningTemplateAsync,
+        ["DeleteProvisioningTemplateVersion"] = DeleteProvisioningTemplateVersionAsync,
         ["DeleteThing"] = DeleteThingAsync,
         ["DeleteThingGroup"] = DeleteThingGroupAsync,
         ["DeleteThingType"] = DeleteThingTypeAsync,
@@ -150,6 +174,8 @@ internal static class IotInvokers
         ["DescribeCACertificate"] = DescribeCACertificateAsync,
         ["DescribeCertificate"] = DescribeCertificateAsync,
         ["DescribeEndpoint"] = DescribeEndpointAsync,
+        ["DescribeProvisioningTemplate"] = DescribeProvisioningTemplateAsync,
+        ["DescribeProvisioningTemplateVersion"] = DescribeProvisioningTemplateVersionAsync,
         ["DescribeThing"] = DescribeThingAsync,
         ["DescribeThingGroup"] = DescribeThingGroupAsync,
         ["DescribeThingType"] = DescribeThingTypeAsync,
@@ -166,6 +192,8 @@ internal static class IotInvokers
         ["ListPolicies"] = ListPoliciesAsync,
         ["ListPolicyVersions"] = ListPolicyVersionsAsync,
         ["ListPrincipalThings"] = ListPrincipalThingsAsync,
+        ["ListProvisioningTemplateVersions"] = ListProvisioningTemplateVersionsAsync,
+        ["ListProvisioningTemplates"] = ListProvisioningTemplatesAsync,
         ["ListTargetsForPolicy"] = ListTargetsForPolicyAsync,
         ["ListThingGroups"] = ListThingGroupsAsync,
         ["ListThingGroupsForThing"] = ListThingGroupsForThingAsync,
@@ -176,10 +204,12 @@ internal static class IotInvokers
         ["RegisterCACertificate"] = RegisterCACertificateAsync,
         ["RegisterCertificate"] = RegisterCertificateAsync,
         ["RegisterCertificateWithoutCA"] = RegisterCertificateWithoutCAAsync,
+        ["RegisterThing"] = RegisterThingAsync,
         ["RemoveThingFromThingGroup"] = RemoveThingFromThingGroupAsync,
         ["SetDefaultPolicyVersion"] = SetDefaultPolicyVersionAsync,
         ["UpdateCACertificate"] = UpdateCACertificateAsync,
         ["UpdateCertificate"] = UpdateCertificateAsync,
+        ["UpdateProvisioningTemplate"] = UpdateProvisioningTemplateAsync,
         ["UpdateThing"] = UpdateThingAsync,
         ["UpdateThingGroup"] = UpdateThingGroupAsync,
     };
@@ -296,6 +326,34 @@ internal static class IotInvokers
         await AwsResponse.WriteAsync(context, route.SuccessCode, response.WriteJson, response.WriteHeaders);
     }
 
+    private static async Task CreateProvisioningTemplateAsync(HttpContext context, AwsRoute route)
+    {
+        var reader = await AwsRequestReader.CreateAsync(context, route);
+        var request = reader.IsValid ? CreateProvisioningTemplateRequest.Bind(reader) : null;
+        if (!reader.IsValid)
+        {
+            await reader.RefuseAsync();
+            return;
+        }
+
+        var response = await context.RequestServices.GetRequiredService<IIotOperations>().CreateProvisioningTemplateAsync(request!, context.RequestAborted);
+        await AwsResponse.WriteAsync(context, route.SuccessCode, response.WriteJson, response.WriteHeaders);
+    }
+
+    private static async Task CreateProvisioningTemplateVersionAsync(HttpContext context, AwsRoute route)
+    {
+        var reader = await AwsRequestReader.CreateAsync(context, route);
+        var request = reader.IsValid ? CreateProvisioningTemplateVersionRequest.Bind(reader) : null;
+        if (!reader.IsValid)
+        {
+            await reader.RefuseAsync();
+            return;
+        }
+
+        var response = await context.RequestServices.GetRequiredService<IIotOperations>().CreateProvisioningTemplateVersionAsync(request!, context.RequestAborted);
+        await AwsResponse.WriteAsync(context, route.SuccessCode, response.WriteJson, response.WriteHeaders);
+    }
+
     private static async Task CreateThingAsync(HttpContext context, AwsRoute route)
     {
         var reader = await AwsRequestReader.CreateAsync(context, route);
@@ -394,6 +452,34 @@ internal static class IotInvokers
         await AwsResponse.WriteAsync(context, route.SuccessCode, null, null);
     }
 
+    private static async Task DeleteProvisioningTemplateAsync(HttpContext context, AwsRoute route)
+    {
+        var reader = await AwsRequestReader.CreateAsync(context, route);
+        var request = reader.IsValid ? DeleteProvisioningTemplateRequest.Bind(reader) : null;
+        if (!reader.IsValid)
+        {
+            await reader.RefuseAsync();
+            return;
+        }
+
+        var response = await context.RequestServices.GetRequiredService<IIotOperations>().DeleteProvisioningTemplateAsync(request!, context.RequestAborted);
+        await AwsResponse.WriteAsync(context, route.SuccessCode, response.WriteJson, response.WriteHeaders);
+    }
+
+    private static async Task DeleteProvisioningTemplateVersionAsync(HttpContext context, AwsRoute route)
+    {
+        var reader = await AwsRequestReader.CreateAsync(context, route);
+        var request = reader.IsValid ? DeleteProvisioningTemplateVersionRequest.Bind(reader) : null;
+        if (!reader.IsValid)
+        {
+            await reader.RefuseAsync();
+            return;
+        }
+
+        var response = await context.RequestServices.GetRequiredService<IIotOperations>().DeleteProvisioningTemplateVersionAsync(request!, context.RequestAborted);
+        await AwsResponse.WriteAsync(context, route.SuccessCode, response.WriteJson, response.WriteHeaders);
+    }
+
     private static async Task DeleteThingAsync(HttpContext context, AwsRoute route)
     {
         var reader = await AwsRequestReader.CreateAsync(context, route);
@@ -489,6 +575,34 @@ internal static class IotInvokers
         }
 
         var response = await context.RequestServices.GetRequiredService<IIotOperations>().DescribeEndpointAsync(request!, context.RequestAborted);
+        await AwsResponse.WriteAsync(context, route.SuccessCode, response.WriteJson, response.WriteHeaders);
+    }
+
+    private static async Task DescribeProvisioningTemplateAsync(HttpContext context, AwsRoute route)
+    {
+        var reader = await AwsRequestReader.CreateAsync(context, route);
+        var request = reader.IsValid ? DescribeProvisioningTemplateRequest.Bind(reader) : null;
+        if (!reader.IsValid)
+        {
+            await reader.RefuseAsync();
+            return;
+        }
+
+        var response = await context.RequestServices.GetRequiredService<IIotOperations>().DescribeProvisioningTemplateAsync(request!, context.RequestAborted);
+        await AwsResponse.WriteAsync(context, route.SuccessCode, response.WriteJson, response.WriteHeaders);
+    }
+
+    private static async Task DescribeProvisioningTemplateVersionAsync(HttpContext context, AwsRoute route)
+    {
+        var reader = await AwsRequestReader.CreateAsync(context, route);
+        var request = reader.IsValid ? DescribeProvisioningTemplateVersionRequest.Bind(reader) : null;
+        if (!reader.IsValid)
+        {
+            await reader.RefuseAsync();
+            return;
+        }
+
+        var response = await context.RequestServices.GetRequiredService<IIotOperations>().DescribeProvisioningTemplateVersionAsync(request!, context.RequestAborted);
         await AwsResponse.WriteAsync(context, route.SuccessCode, response.WriteJson, response.WriteHeaders);
     }
 
@@ -716,6 +830,34 @@ internal static class IotInvokers
         await AwsResponse.WriteAsync(context, route.SuccessCode, response.WriteJson, response.WriteHeaders);
     }
 
+    private static async Task ListProvisioningTemplateVersionsAsync(HttpContext context, AwsRoute route)
+    {
+        var reader = await AwsRequestReader.CreateAsync(context, route);
+        var request = reader.IsValid ? ListProvisioningTemplateVersionsRequest.Bind(reader) : null;
+        if (!reader.IsValid)
+        {
+            await reader.RefuseAsync();
+            return;
+        }
+
+        var response = await context.RequestServices.GetRequiredService<IIotOperations>().ListProvisioningTemplateVersionsAsync(request!, context.RequestAborted);
+        await AwsResponse.WriteAsync(context, route.SuccessCode, response.WriteJson, response.WriteHeaders);
+    }
+
+    private static async Task ListProvisioningTemplatesAsync(HttpContext context, AwsRoute route)
+    {
+        var reader = await AwsRequestReader.CreateAsync(context, route);
+        var request = reader.IsValid ? ListProvisioningTemplatesRequest.Bind(reader) : null;
+        if (!reader.IsValid)
+        {
+            await reader.RefuseAsync();
+            return;
+        }
+
+        var response = await context.RequestServices.GetRequiredService<IIotOperations>().ListProvisioningTemplatesAsync(request!, context.RequestAborted);
+        await AwsResponse.WriteAsync(context, route.SuccessCode, response.WriteJson, response.WriteHeaders);
+    }
+
     private static async Task ListTargetsForPolicyAsync(HttpContext context, AwsRoute route)
     {
         var reader = await AwsRequestReader.CreateAsync(context, route);
@@ -856,6 +998,20 @@ internal static class IotInvokers
         await AwsResponse.WriteAsync(context, route.SuccessCode, response.WriteJson, response.WriteHeaders);
     }
 
+    private static async Task RegisterThingAsync(HttpContext context, AwsRoute route)
+    {
+        var reader = await AwsRequestReader.CreateAsync(context, route);
+        var request = reader.IsValid ? RegisterThingRequest.Bind(reader) : null;
+        if (!reader.IsValid)
+        {
+            await reader.RefuseAsync();
+            return;
+        }
+
+        var response = await context.RequestServices.GetRequiredService<IIotOperations>().RegisterThingAsync(request!, context.RequestAborted);
+        await AwsResponse.WriteAsync(context, route.SuccessCode, response.WriteJson, response.WriteHeaders);
+    }
+
     private static async Task RemoveThingFromThingGroupAsync(HttpContext context, AwsRoute route)
     {
         var reader = await AwsRequestReader.CreateAsync(context, route);
@@ -910,6 +1066,20 @@ internal static class IotInvokers
 
         await context.RequestServices.GetRequiredService<IIotOperations>().UpdateCertificateAsync(request!, context.RequestAborted);
         await AwsResponse.WriteAsync(context, route.SuccessCode, null, null);
+    }
+
+    private static async Task UpdateProvisioningTemplateAsync(HttpContext context, AwsRoute route)
+    {
+        var reader = await AwsRequestReader.CreateAsync(context, route);
+        var request = reader.IsValid ? UpdateProvisioningTemplateRequest.Bind(reader) : null;
+        if (!reader.IsValid)
+        {
+            await reader.RefuseAsync();
+            return;
+        }
+
+        var response = await context.RequestServices.GetRequiredService<IIotOperations>().UpdateProvisioningTemplateAsync(request!, context.RequestAborted);
+        await AwsResponse.WriteAsync(context, route.SuccessCode, response.WriteJson, response.WriteHeaders);
     }
 
     private static async Task UpdateThingAsync(HttpContext context, AwsRoute route)

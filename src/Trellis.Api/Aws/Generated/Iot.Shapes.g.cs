@@ -602,6 +602,264 @@ public sealed record CreatePolicyVersionResponse
     }
 }
 
+/// <summary>The <c>CreateProvisioningTemplateRequest</c> shape.</summary>
+public sealed record CreateProvisioningTemplateRequest
+{
+    /// <summary>templateName (body <c>templateName</c>, required).</summary>
+    public string TemplateName { get; init; } = null!;
+
+    /// <summary>description (body <c>description</c>).</summary>
+    public string? Description { get; init; }
+
+    /// <summary>templateBody (body <c>templateBody</c>, required).</summary>
+    public string TemplateBody { get; init; } = null!;
+
+    /// <summary>enabled (body <c>enabled</c>).</summary>
+    public bool? Enabled { get; init; }
+
+    /// <summary>provisioningRoleArn (body <c>provisioningRoleArn</c>, required).</summary>
+    public string ProvisioningRoleArn { get; init; } = null!;
+
+    /// <summary>preProvisioningHook (body <c>preProvisioningHook</c>).</summary>
+    public ProvisioningHook? PreProvisioningHook { get; init; }
+
+    /// <summary>tags (body <c>tags</c>).</summary>
+    public IReadOnlyList<Tag>? Tags { get; init; }
+
+    /// <summary>type (body <c>type</c>).</summary>
+    public string? Type { get; init; }
+
+    /// <summary>Binds the request from its URI, query string, headers and body, and checks it against the model.</summary>
+    internal static CreateProvisioningTemplateRequest Bind(AwsRequestReader r)
+    {
+        var body = r.Body;
+        var value = new CreateProvisioningTemplateRequest
+        {
+            TemplateName = r.ReadString(AwsRequestReader.Member(body, "templateName"), "templateName")!,
+            Description = r.ReadString(AwsRequestReader.Member(body, "description"), "description"),
+            TemplateBody = r.ReadString(AwsRequestReader.Member(body, "templateBody"), "templateBody")!,
+            Enabled = r.ReadBool(AwsRequestReader.Member(body, "enabled"), "enabled"),
+            ProvisioningRoleArn = r.ReadString(AwsRequestReader.Member(body, "provisioningRoleArn"), "provisioningRoleArn")!,
+            PreProvisioningHook = r.ReadObject(AwsRequestReader.Member(body, "preProvisioningHook"), "preProvisioningHook", static (r, e, p) => ProvisioningHook.Read(r, e, p)),
+            Tags = r.ReadList(AwsRequestReader.Member(body, "tags"), "tags", static (r, e, p) => r.ReadObject(e, p, static (r, e, p) => Tag.Read(r, e, p))!),
+            Type = r.ReadString(AwsRequestReader.Member(body, "type"), "type"),
+        };
+        value.Check(r, "");
+        r.Target("templateName", value.TemplateName);
+        r.Target("provisioningRoleArn", value.ProvisioningRoleArn);
+        return value;
+    }
+
+    internal static CreateProvisioningTemplateRequest Read(AwsRequestReader r, JsonElement e, string p) => new()
+    {
+        TemplateName = r.ReadString(AwsRequestReader.Member(e, "templateName"), AwsRequestReader.Path(p, "templateName"))!,
+        Description = r.ReadString(AwsRequestReader.Member(e, "description"), AwsRequestReader.Path(p, "description")),
+        TemplateBody = r.ReadString(AwsRequestReader.Member(e, "templateBody"), AwsRequestReader.Path(p, "templateBody"))!,
+        Enabled = r.ReadBool(AwsRequestReader.Member(e, "enabled"), AwsRequestReader.Path(p, "enabled")),
+        ProvisioningRoleArn = r.ReadString(AwsRequestReader.Member(e, "provisioningRoleArn"), AwsRequestReader.Path(p, "provisioningRoleArn"))!,
+        PreProvisioningHook = r.ReadObject(AwsRequestReader.Member(e, "preProvisioningHook"), AwsRequestReader.Path(p, "preProvisioningHook"), static (r, e, p) => ProvisioningHook.Read(r, e, p)),
+        Tags = r.ReadList(AwsRequestReader.Member(e, "tags"), AwsRequestReader.Path(p, "tags"), static (r, e, p) => r.ReadObject(e, p, static (r, e, p) => Tag.Read(r, e, p))!),
+        Type = r.ReadString(AwsRequestReader.Member(e, "type"), AwsRequestReader.Path(p, "type")),
+    };
+
+    /// <summary>Checks the members against the model: required, enum, length, range, pattern.</summary>
+    internal void Check(AwsRequestReader r, string p)
+    {
+        r.Required(TemplateName, AwsRequestReader.Path(p, "templateName"));
+        r.Required(TemplateBody, AwsRequestReader.Path(p, "templateBody"));
+        r.Required(ProvisioningRoleArn, AwsRequestReader.Path(p, "provisioningRoleArn"));
+        r.Length(TemplateName, AwsRequestReader.Path(p, "templateName"), 1, 36);
+        r.Pattern(TemplateName, AwsRequestReader.Path(p, "templateName"), IotPatterns.Pattern4);
+        r.Length(Description, AwsRequestReader.Path(p, "description"), 0, 500);
+        r.Pattern(Description, AwsRequestReader.Path(p, "description"), IotPatterns.Pattern5);
+        r.Length(TemplateBody, AwsRequestReader.Path(p, "templateBody"), 0, 10240);
+        r.Pattern(TemplateBody, AwsRequestReader.Path(p, "templateBody"), IotPatterns.Pattern2);
+        r.Length(ProvisioningRoleArn, AwsRequestReader.Path(p, "provisioningRoleArn"), 20, 2048);
+        PreProvisioningHook?.Check(r, AwsRequestReader.Path(p, "preProvisioningHook"));
+        for (var i = 0; i < (Tags?.Count ?? 0); i++)
+        {
+            Tags![i].Check(r, AwsRequestReader.Path(p, "tags") + "[" + i + "]");
+        }
+        r.Enum(Type, AwsRequestReader.Path(p, "type"), ["FLEET_PROVISIONING", "JITP"]);
+    }
+}
+
+/// <summary>The <c>ProvisioningHook</c> shape.</summary>
+public sealed record ProvisioningHook
+{
+    /// <summary>payloadVersion (body <c>payloadVersion</c>).</summary>
+    public string? PayloadVersion { get; init; }
+
+    /// <summary>targetArn (body <c>targetArn</c>, required).</summary>
+    public string TargetArn { get; init; } = null!;
+
+    internal static ProvisioningHook Read(AwsRequestReader r, JsonElement e, string p) => new()
+    {
+        PayloadVersion = r.ReadString(AwsRequestReader.Member(e, "payloadVersion"), AwsRequestReader.Path(p, "payloadVersion")),
+        TargetArn = r.ReadString(AwsRequestReader.Member(e, "targetArn"), AwsRequestReader.Path(p, "targetArn"))!,
+    };
+
+    /// <summary>Checks the members against the model: required, enum, length, range, pattern.</summary>
+    internal void Check(AwsRequestReader r, string p)
+    {
+        r.Required(TargetArn, AwsRequestReader.Path(p, "targetArn"));
+        r.Length(PayloadVersion, AwsRequestReader.Path(p, "payloadVersion"), 10, 32);
+        r.Pattern(PayloadVersion, AwsRequestReader.Path(p, "payloadVersion"), IotPatterns.Pattern6);
+        r.Length(TargetArn, AwsRequestReader.Path(p, "targetArn"), 0, 2048);
+    }
+
+    /// <summary>Writes the body members as JSON; members that are null are left out, as AWS does.</summary>
+    internal void WriteJson(Utf8JsonWriter w)
+    {
+        w.WriteStartObject();
+        if (PayloadVersion is not null)
+        {
+            w.WriteString("payloadVersion", PayloadVersion);
+        }
+
+        if (TargetArn is not null)
+        {
+            w.WriteString("targetArn", TargetArn);
+        }
+        w.WriteEndObject();
+    }
+
+    /// <summary>Members that travel as response headers.</summary>
+    internal void WriteHeaders(Microsoft.AspNetCore.Http.IHeaderDictionary h)
+    {
+    }
+}
+
+/// <summary>The <c>CreateProvisioningTemplateResponse</c> shape.</summary>
+public sealed record CreateProvisioningTemplateResponse
+{
+    /// <summary>templateArn (body <c>templateArn</c>).</summary>
+    public string? TemplateArn { get; init; }
+
+    /// <summary>templateName (body <c>templateName</c>).</summary>
+    public string? TemplateName { get; init; }
+
+    /// <summary>defaultVersionId (body <c>defaultVersionId</c>).</summary>
+    public int? DefaultVersionId { get; init; }
+
+    /// <summary>Writes the body members as JSON; members that are null are left out, as AWS does.</summary>
+    internal void WriteJson(Utf8JsonWriter w)
+    {
+        w.WriteStartObject();
+        if (TemplateArn is not null)
+        {
+            w.WriteString("templateArn", TemplateArn);
+        }
+
+        if (TemplateName is not null)
+        {
+            w.WriteString("templateName", TemplateName);
+        }
+
+        if (DefaultVersionId is not null)
+        {
+            w.WriteNumber("defaultVersionId", DefaultVersionId.Value);
+        }
+        w.WriteEndObject();
+    }
+
+    /// <summary>Members that travel as response headers.</summary>
+    internal void WriteHeaders(Microsoft.AspNetCore.Http.IHeaderDictionary h)
+    {
+    }
+}
+
+/// <summary>The <c>CreateProvisioningTemplateVersionRequest</c> shape.</summary>
+public sealed record CreateProvisioningTemplateVersionRequest
+{
+    /// <summary>templateName (uri <c>templateName</c>, required).</summary>
+    public string TemplateName { get; init; } = null!;
+
+    /// <summary>templateBody (body <c>templateBody</c>, required).</summary>
+    public string TemplateBody { get; init; } = null!;
+
+    /// <summary>setAsDefault (querystring <c>setAsDefault</c>).</summary>
+    public bool? SetAsDefault { get; init; }
+
+    /// <summary>Binds the request from its URI, query string, headers and body, and checks it against the model.</summary>
+    internal static CreateProvisioningTemplateVersionRequest Bind(AwsRequestReader r)
+    {
+        var body = r.Body;
+        var value = new CreateProvisioningTemplateVersionRequest
+        {
+            TemplateName = r.Uri("templateName")!,
+            TemplateBody = r.ReadString(AwsRequestReader.Member(body, "templateBody"), "templateBody")!,
+            SetAsDefault = r.ParseBool(r.Query("setAsDefault"), "setAsDefault"),
+        };
+        value.Check(r, "");
+        r.Target("templateName", value.TemplateName);
+        return value;
+    }
+
+    internal static CreateProvisioningTemplateVersionRequest Read(AwsRequestReader r, JsonElement e, string p) => new()
+    {
+        TemplateBody = r.ReadString(AwsRequestReader.Member(e, "templateBody"), AwsRequestReader.Path(p, "templateBody"))!,
+    };
+
+    /// <summary>Checks the members against the model: required, enum, length, range, pattern.</summary>
+    internal void Check(AwsRequestReader r, string p)
+    {
+        r.Required(TemplateName, AwsRequestReader.Path(p, "templateName"));
+        r.Required(TemplateBody, AwsRequestReader.Path(p, "templateBody"));
+        r.Length(TemplateName, AwsRequestReader.Path(p, "templateName"), 1, 36);
+        r.Pattern(TemplateName, AwsRequestReader.Path(p, "templateName"), IotPatterns.Pattern4);
+        r.Length(TemplateBody, AwsRequestReader.Path(p, "templateBody"), 0, 10240);
+        r.Pattern(TemplateBody, AwsRequestReader.Path(p, "templateBody"), IotPatterns.Pattern2);
+    }
+}
+
+/// <summary>The <c>CreateProvisioningTemplateVersionResponse</c> shape.</summary>
+public sealed record CreateProvisioningTemplateVersionResponse
+{
+    /// <summary>templateArn (body <c>templateArn</c>).</summary>
+    public string? TemplateArn { get; init; }
+
+    /// <summary>templateName (body <c>templateName</c>).</summary>
+    public string? TemplateName { get; init; }
+
+    /// <summary>versionId (body <c>versionId</c>).</summary>
+    public int? VersionId { get; init; }
+
+    /// <summary>isDefaultVersion (body <c>isDefaultVersion</c>).</summary>
+    public bool? IsDefaultVersion { get; init; }
+
+    /// <summary>Writes the body members as JSON; members that are null are left out, as AWS does.</summary>
+    internal void WriteJson(Utf8JsonWriter w)
+    {
+        w.WriteStartObject();
+        if (TemplateArn is not null)
+        {
+            w.WriteString("templateArn", TemplateArn);
+        }
+
+        if (TemplateName is not null)
+        {
+            w.WriteString("templateName", TemplateName);
+        }
+
+        if (VersionId is not null)
+        {
+            w.WriteNumber("versionId", VersionId.Value);
+        }
+
+        if (IsDefaultVersion is not null)
+        {
+            w.WriteBoolean("isDefaultVersion", IsDefaultVersion.Value);
+        }
+        w.WriteEndObject();
+    }
+
+    /// <summary>Members that travel as response headers.</summary>
+    internal void WriteHeaders(Microsoft.AspNetCore.Http.IHeaderDictionary h)
+    {
+    }
+}
+
 /// <summary>The <c>CreateThingRequest</c> shape.</summary>
 public sealed record CreateThingRequest
 {
@@ -677,7 +935,7 @@ public sealed record AttributePayload
         foreach (var kv in Attributes ?? System.Collections.Immutable.ImmutableDictionary<string, string?>.Empty)
         {
             r.Length(kv.Value, AwsRequestReader.Path(p, "attributes") + "." + kv.Key, 0, 800);
-            r.Pattern(kv.Value, AwsRequestReader.Path(p, "attributes") + "." + kv.Key, IotPatterns.Pattern4);
+            r.Pattern(kv.Value, AwsRequestReader.Path(p, "attributes") + "." + kv.Key, IotPatterns.Pattern7);
         }
     }
 
@@ -821,7 +1079,7 @@ public sealed record ThingGroupProperties
     internal void Check(AwsRequestReader r, string p)
     {
         r.Length(ThingGroupDescription, AwsRequestReader.Path(p, "thingGroupDescription"), 0, 2028);
-        r.Pattern(ThingGroupDescription, AwsRequestReader.Path(p, "thingGroupDescription"), IotPatterns.Pattern5);
+        r.Pattern(ThingGroupDescription, AwsRequestReader.Path(p, "thingGroupDescription"), IotPatterns.Pattern8);
         AttributePayload?.Check(r, AwsRequestReader.Path(p, "attributePayload"));
     }
 
@@ -957,11 +1215,11 @@ public sealed record ThingTypeProperties
     internal void Check(AwsRequestReader r, string p)
     {
         r.Length(ThingTypeDescription, AwsRequestReader.Path(p, "thingTypeDescription"), 0, 2028);
-        r.Pattern(ThingTypeDescription, AwsRequestReader.Path(p, "thingTypeDescription"), IotPatterns.Pattern5);
+        r.Pattern(ThingTypeDescription, AwsRequestReader.Path(p, "thingTypeDescription"), IotPatterns.Pattern8);
         for (var i = 0; i < (SearchableAttributes?.Count ?? 0); i++)
         {
             r.Length(SearchableAttributes![i], AwsRequestReader.Path(p, "searchableAttributes") + "[" + i + "]", 0, 128);
-            r.Pattern(SearchableAttributes![i], AwsRequestReader.Path(p, "searchableAttributes") + "[" + i + "]", IotPatterns.Pattern6);
+            r.Pattern(SearchableAttributes![i], AwsRequestReader.Path(p, "searchableAttributes") + "[" + i + "]", IotPatterns.Pattern9);
         }
         Mqtt5Configuration?.Check(r, AwsRequestReader.Path(p, "mqtt5Configuration"));
     }
@@ -1064,11 +1322,11 @@ public sealed record PropagatingAttribute
     internal void Check(AwsRequestReader r, string p)
     {
         r.Length(UserPropertyKey, AwsRequestReader.Path(p, "userPropertyKey"), 0, 128);
-        r.Pattern(UserPropertyKey, AwsRequestReader.Path(p, "userPropertyKey"), IotPatterns.Pattern7);
+        r.Pattern(UserPropertyKey, AwsRequestReader.Path(p, "userPropertyKey"), IotPatterns.Pattern10);
         r.Length(ThingAttribute, AwsRequestReader.Path(p, "thingAttribute"), 0, 128);
-        r.Pattern(ThingAttribute, AwsRequestReader.Path(p, "thingAttribute"), IotPatterns.Pattern6);
+        r.Pattern(ThingAttribute, AwsRequestReader.Path(p, "thingAttribute"), IotPatterns.Pattern9);
         r.Length(ConnectionAttribute, AwsRequestReader.Path(p, "connectionAttribute"), 0, 128);
-        r.Pattern(ConnectionAttribute, AwsRequestReader.Path(p, "connectionAttribute"), IotPatterns.Pattern8);
+        r.Pattern(ConnectionAttribute, AwsRequestReader.Path(p, "connectionAttribute"), IotPatterns.Pattern11);
     }
 
     /// <summary>Writes the body members as JSON; members that are null are left out, as AWS does.</summary>
@@ -1161,7 +1419,7 @@ public sealed record DeleteCACertificateRequest
     {
         r.Required(CertificateId, AwsRequestReader.Path(p, "certificateId"));
         r.Length(CertificateId, AwsRequestReader.Path(p, "certificateId"), 64, 64);
-        r.Pattern(CertificateId, AwsRequestReader.Path(p, "certificateId"), IotPatterns.Pattern9);
+        r.Pattern(CertificateId, AwsRequestReader.Path(p, "certificateId"), IotPatterns.Pattern12);
     }
 }
 
@@ -1209,7 +1467,7 @@ public sealed record DeleteCertificateRequest
     {
         r.Required(CertificateId, AwsRequestReader.Path(p, "certificateId"));
         r.Length(CertificateId, AwsRequestReader.Path(p, "certificateId"), 64, 64);
-        r.Pattern(CertificateId, AwsRequestReader.Path(p, "certificateId"), IotPatterns.Pattern9);
+        r.Pattern(CertificateId, AwsRequestReader.Path(p, "certificateId"), IotPatterns.Pattern12);
     }
 }
 
@@ -1272,7 +1530,100 @@ public sealed record DeletePolicyVersionRequest
         r.Required(PolicyVersionId, AwsRequestReader.Path(p, "policyVersionId"));
         r.Length(PolicyName, AwsRequestReader.Path(p, "policyName"), 1, 128);
         r.Pattern(PolicyName, AwsRequestReader.Path(p, "policyName"), IotPatterns.Pattern1);
-        r.Pattern(PolicyVersionId, AwsRequestReader.Path(p, "policyVersionId"), IotPatterns.Pattern10);
+        r.Pattern(PolicyVersionId, AwsRequestReader.Path(p, "policyVersionId"), IotPatterns.Pattern13);
+    }
+}
+
+/// <summary>The <c>DeleteProvisioningTemplateRequest</c> shape.</summary>
+public sealed record DeleteProvisioningTemplateRequest
+{
+    /// <summary>templateName (uri <c>templateName</c>, required).</summary>
+    public string TemplateName { get; init; } = null!;
+
+    /// <summary>Binds the request from its URI, query string, headers and body, and checks it against the model.</summary>
+    internal static DeleteProvisioningTemplateRequest Bind(AwsRequestReader r)
+    {
+        var body = r.Body;
+        var value = new DeleteProvisioningTemplateRequest
+        {
+            TemplateName = r.Uri("templateName")!,
+        };
+        value.Check(r, "");
+        r.Target("templateName", value.TemplateName);
+        return value;
+    }
+
+    /// <summary>Checks the members against the model: required, enum, length, range, pattern.</summary>
+    internal void Check(AwsRequestReader r, string p)
+    {
+        r.Required(TemplateName, AwsRequestReader.Path(p, "templateName"));
+        r.Length(TemplateName, AwsRequestReader.Path(p, "templateName"), 1, 36);
+        r.Pattern(TemplateName, AwsRequestReader.Path(p, "templateName"), IotPatterns.Pattern4);
+    }
+}
+
+/// <summary>The <c>DeleteProvisioningTemplateResponse</c> shape.</summary>
+public sealed record DeleteProvisioningTemplateResponse
+{
+    /// <summary>Writes the body members as JSON; members that are null are left out, as AWS does.</summary>
+    internal void WriteJson(Utf8JsonWriter w)
+    {
+        w.WriteStartObject();
+        w.WriteEndObject();
+    }
+
+    /// <summary>Members that travel as response headers.</summary>
+    internal void WriteHeaders(Microsoft.AspNetCore.Http.IHeaderDictionary h)
+    {
+    }
+}
+
+/// <summary>The <c>DeleteProvisioningTemplateVersionRequest</c> shape.</summary>
+public sealed record DeleteProvisioningTemplateVersionRequest
+{
+    /// <summary>templateName (uri <c>templateName</c>, required).</summary>
+    public string TemplateName { get; init; } = null!;
+
+    /// <summary>versionId (uri <c>versionId</c>, required).</summary>
+    public int? VersionId { get; init; }
+
+    /// <summary>Binds the request from its URI, query string, headers and body, and checks it against the model.</summary>
+    internal static DeleteProvisioningTemplateVersionRequest Bind(AwsRequestReader r)
+    {
+        var body = r.Body;
+        var value = new DeleteProvisioningTemplateVersionRequest
+        {
+            TemplateName = r.Uri("templateName")!,
+            VersionId = r.ParseInt(r.Uri("versionId"), "versionId"),
+        };
+        value.Check(r, "");
+        r.Target("templateName", value.TemplateName);
+        return value;
+    }
+
+    /// <summary>Checks the members against the model: required, enum, length, range, pattern.</summary>
+    internal void Check(AwsRequestReader r, string p)
+    {
+        r.Required(TemplateName, AwsRequestReader.Path(p, "templateName"));
+        r.Required(VersionId, AwsRequestReader.Path(p, "versionId"));
+        r.Length(TemplateName, AwsRequestReader.Path(p, "templateName"), 1, 36);
+        r.Pattern(TemplateName, AwsRequestReader.Path(p, "templateName"), IotPatterns.Pattern4);
+    }
+}
+
+/// <summary>The <c>DeleteProvisioningTemplateVersionResponse</c> shape.</summary>
+public sealed record DeleteProvisioningTemplateVersionResponse
+{
+    /// <summary>Writes the body members as JSON; members that are null are left out, as AWS does.</summary>
+    internal void WriteJson(Utf8JsonWriter w)
+    {
+        w.WriteStartObject();
+        w.WriteEndObject();
+    }
+
+    /// <summary>Members that travel as response headers.</summary>
+    internal void WriteHeaders(Microsoft.AspNetCore.Http.IHeaderDictionary h)
+    {
     }
 }
 
@@ -1493,7 +1844,7 @@ public sealed record DescribeCACertificateRequest
     {
         r.Required(CertificateId, AwsRequestReader.Path(p, "certificateId"));
         r.Length(CertificateId, AwsRequestReader.Path(p, "certificateId"), 64, 64);
-        r.Pattern(CertificateId, AwsRequestReader.Path(p, "certificateId"), IotPatterns.Pattern9);
+        r.Pattern(CertificateId, AwsRequestReader.Path(p, "certificateId"), IotPatterns.Pattern12);
     }
 }
 
@@ -1699,7 +2050,7 @@ public sealed record RegistrationConfig
         r.Pattern(TemplateBody, AwsRequestReader.Path(p, "templateBody"), IotPatterns.Pattern2);
         r.Length(RoleArn, AwsRequestReader.Path(p, "roleArn"), 20, 2048);
         r.Length(TemplateName, AwsRequestReader.Path(p, "templateName"), 1, 36);
-        r.Pattern(TemplateName, AwsRequestReader.Path(p, "templateName"), IotPatterns.Pattern11);
+        r.Pattern(TemplateName, AwsRequestReader.Path(p, "templateName"), IotPatterns.Pattern4);
     }
 
     /// <summary>Writes the body members as JSON; members that are null are left out, as AWS does.</summary>
@@ -1753,7 +2104,7 @@ public sealed record DescribeCertificateRequest
     {
         r.Required(CertificateId, AwsRequestReader.Path(p, "certificateId"));
         r.Length(CertificateId, AwsRequestReader.Path(p, "certificateId"), 64, 64);
-        r.Pattern(CertificateId, AwsRequestReader.Path(p, "certificateId"), IotPatterns.Pattern9);
+        r.Pattern(CertificateId, AwsRequestReader.Path(p, "certificateId"), IotPatterns.Pattern12);
     }
 }
 
@@ -2004,6 +2355,218 @@ public sealed record DescribeEndpointResponse
         if (EndpointAddress is not null)
         {
             w.WriteString("endpointAddress", EndpointAddress);
+        }
+        w.WriteEndObject();
+    }
+
+    /// <summary>Members that travel as response headers.</summary>
+    internal void WriteHeaders(Microsoft.AspNetCore.Http.IHeaderDictionary h)
+    {
+    }
+}
+
+/// <summary>The <c>DescribeProvisioningTemplateRequest</c> shape.</summary>
+public sealed record DescribeProvisioningTemplateRequest
+{
+    /// <summary>templateName (uri <c>templateName</c>, required).</summary>
+    public string TemplateName { get; init; } = null!;
+
+    /// <summary>Binds the request from its URI, query string, headers and body, and checks it against the model.</summary>
+    internal static DescribeProvisioningTemplateRequest Bind(AwsRequestReader r)
+    {
+        var body = r.Body;
+        var value = new DescribeProvisioningTemplateRequest
+        {
+            TemplateName = r.Uri("templateName")!,
+        };
+        value.Check(r, "");
+        r.Target("templateName", value.TemplateName);
+        return value;
+    }
+
+    /// <summary>Checks the members against the model: required, enum, length, range, pattern.</summary>
+    internal void Check(AwsRequestReader r, string p)
+    {
+        r.Required(TemplateName, AwsRequestReader.Path(p, "templateName"));
+        r.Length(TemplateName, AwsRequestReader.Path(p, "templateName"), 1, 36);
+        r.Pattern(TemplateName, AwsRequestReader.Path(p, "templateName"), IotPatterns.Pattern4);
+    }
+}
+
+/// <summary>The <c>DescribeProvisioningTemplateResponse</c> shape.</summary>
+public sealed record DescribeProvisioningTemplateResponse
+{
+    /// <summary>templateArn (body <c>templateArn</c>).</summary>
+    public string? TemplateArn { get; init; }
+
+    /// <summary>templateName (body <c>templateName</c>).</summary>
+    public string? TemplateName { get; init; }
+
+    /// <summary>description (body <c>description</c>).</summary>
+    public string? Description { get; init; }
+
+    /// <summary>creationDate (body <c>creationDate</c>).</summary>
+    public DateTimeOffset? CreationDate { get; init; }
+
+    /// <summary>lastModifiedDate (body <c>lastModifiedDate</c>).</summary>
+    public DateTimeOffset? LastModifiedDate { get; init; }
+
+    /// <summary>defaultVersionId (body <c>defaultVersionId</c>).</summary>
+    public int? DefaultVersionId { get; init; }
+
+    /// <summary>templateBody (body <c>templateBody</c>).</summary>
+    public string? TemplateBody { get; init; }
+
+    /// <summary>enabled (body <c>enabled</c>).</summary>
+    public bool? Enabled { get; init; }
+
+    /// <summary>provisioningRoleArn (body <c>provisioningRoleArn</c>).</summary>
+    public string? ProvisioningRoleArn { get; init; }
+
+    /// <summary>preProvisioningHook (body <c>preProvisioningHook</c>).</summary>
+    public ProvisioningHook? PreProvisioningHook { get; init; }
+
+    /// <summary>type (body <c>type</c>).</summary>
+    public string? Type { get; init; }
+
+    /// <summary>Writes the body members as JSON; members that are null are left out, as AWS does.</summary>
+    internal void WriteJson(Utf8JsonWriter w)
+    {
+        w.WriteStartObject();
+        if (TemplateArn is not null)
+        {
+            w.WriteString("templateArn", TemplateArn);
+        }
+
+        if (TemplateName is not null)
+        {
+            w.WriteString("templateName", TemplateName);
+        }
+
+        if (Description is not null)
+        {
+            w.WriteString("description", Description);
+        }
+
+        if (CreationDate is not null)
+        {
+            w.WriteNumber("creationDate", AwsJson.EpochSeconds(CreationDate.Value));
+        }
+
+        if (LastModifiedDate is not null)
+        {
+            w.WriteNumber("lastModifiedDate", AwsJson.EpochSeconds(LastModifiedDate.Value));
+        }
+
+        if (DefaultVersionId is not null)
+        {
+            w.WriteNumber("defaultVersionId", DefaultVersionId.Value);
+        }
+
+        if (TemplateBody is not null)
+        {
+            w.WriteString("templateBody", TemplateBody);
+        }
+
+        if (Enabled is not null)
+        {
+            w.WriteBoolean("enabled", Enabled.Value);
+        }
+
+        if (ProvisioningRoleArn is not null)
+        {
+            w.WriteString("provisioningRoleArn", ProvisioningRoleArn);
+        }
+
+        if (PreProvisioningHook is not null)
+        {
+            w.WritePropertyName("preProvisioningHook");
+            PreProvisioningHook.WriteJson(w);
+        }
+
+        if (Type is not null)
+        {
+            w.WriteString("type", Type);
+        }
+        w.WriteEndObject();
+    }
+
+    /// <summary>Members that travel as response headers.</summary>
+    internal void WriteHeaders(Microsoft.AspNetCore.Http.IHeaderDictionary h)
+    {
+    }
+}
+
+/// <summary>The <c>DescribeProvisioningTemplateVersionRequest</c> shape.</summary>
+public sealed record DescribeProvisioningTemplateVersionRequest
+{
+    /// <summary>templateName (uri <c>templateName</c>, required).</summary>
+    public string TemplateName { get; init; } = null!;
+
+    /// <summary>versionId (uri <c>versionId</c>, required).</summary>
+    public int? VersionId { get; init; }
+
+    /// <summary>Binds the request from its URI, query string, headers and body, and checks it against the model.</summary>
+    internal static DescribeProvisioningTemplateVersionRequest Bind(AwsRequestReader r)
+    {
+        var body = r.Body;
+        var value = new DescribeProvisioningTemplateVersionRequest
+        {
+            TemplateName = r.Uri("templateName")!,
+            VersionId = r.ParseInt(r.Uri("versionId"), "versionId"),
+        };
+        value.Check(r, "");
+        r.Target("templateName", value.TemplateName);
+        return value;
+    }
+
+    /// <summary>Checks the members against the model: required, enum, length, range, pattern.</summary>
+    internal void Check(AwsRequestReader r, string p)
+    {
+        r.Required(TemplateName, AwsRequestReader.Path(p, "templateName"));
+        r.Required(VersionId, AwsRequestReader.Path(p, "versionId"));
+        r.Length(TemplateName, AwsRequestReader.Path(p, "templateName"), 1, 36);
+        r.Pattern(TemplateName, AwsRequestReader.Path(p, "templateName"), IotPatterns.Pattern4);
+    }
+}
+
+/// <summary>The <c>DescribeProvisioningTemplateVersionResponse</c> shape.</summary>
+public sealed record DescribeProvisioningTemplateVersionResponse
+{
+    /// <summary>versionId (body <c>versionId</c>).</summary>
+    public int? VersionId { get; init; }
+
+    /// <summary>creationDate (body <c>creationDate</c>).</summary>
+    public DateTimeOffset? CreationDate { get; init; }
+
+    /// <summary>templateBody (body <c>templateBody</c>).</summary>
+    public string? TemplateBody { get; init; }
+
+    /// <summary>isDefaultVersion (body <c>isDefaultVersion</c>).</summary>
+    public bool? IsDefaultVersion { get; init; }
+
+    /// <summary>Writes the body members as JSON; members that are null are left out, as AWS does.</summary>
+    internal void WriteJson(Utf8JsonWriter w)
+    {
+        w.WriteStartObject();
+        if (VersionId is not null)
+        {
+            w.WriteNumber("versionId", VersionId.Value);
+        }
+
+        if (CreationDate is not null)
+        {
+            w.WriteNumber("creationDate", AwsJson.EpochSeconds(CreationDate.Value));
+        }
+
+        if (TemplateBody is not null)
+        {
+            w.WriteString("templateBody", TemplateBody);
+        }
+
+        if (IsDefaultVersion is not null)
+        {
+            w.WriteBoolean("isDefaultVersion", IsDefaultVersion.Value);
         }
         w.WriteEndObject();
     }
@@ -2703,7 +3266,7 @@ public sealed record GetPolicyVersionRequest
         r.Required(PolicyVersionId, AwsRequestReader.Path(p, "policyVersionId"));
         r.Length(PolicyName, AwsRequestReader.Path(p, "policyName"), 1, 128);
         r.Pattern(PolicyName, AwsRequestReader.Path(p, "policyName"), IotPatterns.Pattern1);
-        r.Pattern(PolicyVersionId, AwsRequestReader.Path(p, "policyVersionId"), IotPatterns.Pattern10);
+        r.Pattern(PolicyVersionId, AwsRequestReader.Path(p, "policyVersionId"), IotPatterns.Pattern13);
     }
 }
 
@@ -2865,7 +3428,7 @@ public sealed record ListAttachedPoliciesRequest
     {
         r.Required(Target, AwsRequestReader.Path(p, "target"));
         r.Length(Marker, AwsRequestReader.Path(p, "marker"), 0, 1024);
-        r.Pattern(Marker, AwsRequestReader.Path(p, "marker"), IotPatterns.Pattern12);
+        r.Pattern(Marker, AwsRequestReader.Path(p, "marker"), IotPatterns.Pattern14);
         r.Range(PageSize, AwsRequestReader.Path(p, "pageSize"), 1, 250);
     }
 }
@@ -2973,9 +3536,9 @@ public sealed record ListCACertificatesRequest
     {
         r.Range(PageSize, AwsRequestReader.Path(p, "pageSize"), 1, 250);
         r.Length(Marker, AwsRequestReader.Path(p, "marker"), 0, 1024);
-        r.Pattern(Marker, AwsRequestReader.Path(p, "marker"), IotPatterns.Pattern12);
+        r.Pattern(Marker, AwsRequestReader.Path(p, "marker"), IotPatterns.Pattern14);
         r.Length(TemplateName, AwsRequestReader.Path(p, "templateName"), 1, 36);
-        r.Pattern(TemplateName, AwsRequestReader.Path(p, "templateName"), IotPatterns.Pattern11);
+        r.Pattern(TemplateName, AwsRequestReader.Path(p, "templateName"), IotPatterns.Pattern4);
     }
 }
 
@@ -3093,7 +3656,7 @@ public sealed record ListCertificatesRequest
     {
         r.Range(PageSize, AwsRequestReader.Path(p, "pageSize"), 1, 250);
         r.Length(Marker, AwsRequestReader.Path(p, "marker"), 0, 1024);
-        r.Pattern(Marker, AwsRequestReader.Path(p, "marker"), IotPatterns.Pattern12);
+        r.Pattern(Marker, AwsRequestReader.Path(p, "marker"), IotPatterns.Pattern14);
     }
 }
 
@@ -3224,10 +3787,10 @@ public sealed record ListCertificatesByCARequest
     {
         r.Required(CaCertificateId, AwsRequestReader.Path(p, "caCertificateId"));
         r.Length(CaCertificateId, AwsRequestReader.Path(p, "caCertificateId"), 64, 64);
-        r.Pattern(CaCertificateId, AwsRequestReader.Path(p, "caCertificateId"), IotPatterns.Pattern9);
+        r.Pattern(CaCertificateId, AwsRequestReader.Path(p, "caCertificateId"), IotPatterns.Pattern12);
         r.Range(PageSize, AwsRequestReader.Path(p, "pageSize"), 1, 250);
         r.Length(Marker, AwsRequestReader.Path(p, "marker"), 0, 1024);
-        r.Pattern(Marker, AwsRequestReader.Path(p, "marker"), IotPatterns.Pattern12);
+        r.Pattern(Marker, AwsRequestReader.Path(p, "marker"), IotPatterns.Pattern14);
     }
 }
 
@@ -3297,7 +3860,7 @@ public sealed record ListPoliciesRequest
     internal void Check(AwsRequestReader r, string p)
     {
         r.Length(Marker, AwsRequestReader.Path(p, "marker"), 0, 1024);
-        r.Pattern(Marker, AwsRequestReader.Path(p, "marker"), IotPatterns.Pattern12);
+        r.Pattern(Marker, AwsRequestReader.Path(p, "marker"), IotPatterns.Pattern14);
         r.Range(PageSize, AwsRequestReader.Path(p, "pageSize"), 1, 250);
     }
 }
@@ -3504,6 +4067,254 @@ public sealed record ListPrincipalThingsResponse
     }
 }
 
+/// <summary>The <c>ListProvisioningTemplateVersionsRequest</c> shape.</summary>
+public sealed record ListProvisioningTemplateVersionsRequest
+{
+    /// <summary>templateName (uri <c>templateName</c>, required).</summary>
+    public string TemplateName { get; init; } = null!;
+
+    /// <summary>maxResults (querystring <c>maxResults</c>).</summary>
+    public int? MaxResults { get; init; }
+
+    /// <summary>nextToken (querystring <c>nextToken</c>).</summary>
+    public string? NextToken { get; init; }
+
+    /// <summary>Binds the request from its URI, query string, headers and body, and checks it against the model.</summary>
+    internal static ListProvisioningTemplateVersionsRequest Bind(AwsRequestReader r)
+    {
+        var body = r.Body;
+        var value = new ListProvisioningTemplateVersionsRequest
+        {
+            TemplateName = r.Uri("templateName")!,
+            MaxResults = r.ParseInt(r.Query("maxResults"), "maxResults"),
+            NextToken = r.Query("nextToken"),
+        };
+        value.Check(r, "");
+        r.Target("templateName", value.TemplateName);
+        return value;
+    }
+
+    /// <summary>Checks the members against the model: required, enum, length, range, pattern.</summary>
+    internal void Check(AwsRequestReader r, string p)
+    {
+        r.Required(TemplateName, AwsRequestReader.Path(p, "templateName"));
+        r.Length(TemplateName, AwsRequestReader.Path(p, "templateName"), 1, 36);
+        r.Pattern(TemplateName, AwsRequestReader.Path(p, "templateName"), IotPatterns.Pattern4);
+        r.Range(MaxResults, AwsRequestReader.Path(p, "maxResults"), 1, 250);
+    }
+}
+
+/// <summary>The <c>ListProvisioningTemplateVersionsResponse</c> shape.</summary>
+public sealed record ListProvisioningTemplateVersionsResponse
+{
+    /// <summary>versions (body <c>versions</c>).</summary>
+    public IReadOnlyList<ProvisioningTemplateVersionSummary>? Versions { get; init; }
+
+    /// <summary>nextToken (body <c>nextToken</c>).</summary>
+    public string? NextToken { get; init; }
+
+    /// <summary>Writes the body members as JSON; members that are null are left out, as AWS does.</summary>
+    internal void WriteJson(Utf8JsonWriter w)
+    {
+        w.WriteStartObject();
+        if (Versions is not null)
+        {
+            w.WriteStartArray("versions");
+            foreach (var item12 in Versions)
+            {
+                item12.WriteJson(w);
+            }
+            w.WriteEndArray();
+        }
+
+        if (NextToken is not null)
+        {
+            w.WriteString("nextToken", NextToken);
+        }
+        w.WriteEndObject();
+    }
+
+    /// <summary>Members that travel as response headers.</summary>
+    internal void WriteHeaders(Microsoft.AspNetCore.Http.IHeaderDictionary h)
+    {
+    }
+}
+
+/// <summary>The <c>ProvisioningTemplateVersionSummary</c> shape.</summary>
+public sealed record ProvisioningTemplateVersionSummary
+{
+    /// <summary>versionId (body <c>versionId</c>).</summary>
+    public int? VersionId { get; init; }
+
+    /// <summary>creationDate (body <c>creationDate</c>).</summary>
+    public DateTimeOffset? CreationDate { get; init; }
+
+    /// <summary>isDefaultVersion (body <c>isDefaultVersion</c>).</summary>
+    public bool? IsDefaultVersion { get; init; }
+
+    /// <summary>Writes the body members as JSON; members that are null are left out, as AWS does.</summary>
+    internal void WriteJson(Utf8JsonWriter w)
+    {
+        w.WriteStartObject();
+        if (VersionId is not null)
+        {
+            w.WriteNumber("versionId", VersionId.Value);
+        }
+
+        if (CreationDate is not null)
+        {
+            w.WriteNumber("creationDate", AwsJson.EpochSeconds(CreationDate.Value));
+        }
+
+        if (IsDefaultVersion is not null)
+        {
+            w.WriteBoolean("isDefaultVersion", IsDefaultVersion.Value);
+        }
+        w.WriteEndObject();
+    }
+
+    /// <summary>Members that travel as response headers.</summary>
+    internal void WriteHeaders(Microsoft.AspNetCore.Http.IHeaderDictionary h)
+    {
+    }
+}
+
+/// <summary>The <c>ListProvisioningTemplatesRequest</c> shape.</summary>
+public sealed record ListProvisioningTemplatesRequest
+{
+    /// <summary>maxResults (querystring <c>maxResults</c>).</summary>
+    public int? MaxResults { get; init; }
+
+    /// <summary>nextToken (querystring <c>nextToken</c>).</summary>
+    public string? NextToken { get; init; }
+
+    /// <summary>Binds the request from its URI, query string, headers and body, and checks it against the model.</summary>
+    internal static ListProvisioningTemplatesRequest Bind(AwsRequestReader r)
+    {
+        var body = r.Body;
+        var value = new ListProvisioningTemplatesRequest
+        {
+            MaxResults = r.ParseInt(r.Query("maxResults"), "maxResults"),
+            NextToken = r.Query("nextToken"),
+        };
+        value.Check(r, "");
+        return value;
+    }
+
+    /// <summary>Checks the members against the model: required, enum, length, range, pattern.</summary>
+    internal void Check(AwsRequestReader r, string p)
+    {
+        r.Range(MaxResults, AwsRequestReader.Path(p, "maxResults"), 1, 250);
+    }
+}
+
+/// <summary>The <c>ListProvisioningTemplatesResponse</c> shape.</summary>
+public sealed record ListProvisioningTemplatesResponse
+{
+    /// <summary>templates (body <c>templates</c>).</summary>
+    public IReadOnlyList<ProvisioningTemplateSummary>? Templates { get; init; }
+
+    /// <summary>nextToken (body <c>nextToken</c>).</summary>
+    public string? NextToken { get; init; }
+
+    /// <summary>Writes the body members as JSON; members that are null are left out, as AWS does.</summary>
+    internal void WriteJson(Utf8JsonWriter w)
+    {
+        w.WriteStartObject();
+        if (Templates is not null)
+        {
+            w.WriteStartArray("templates");
+            foreach (var item12 in Templates)
+            {
+                item12.WriteJson(w);
+            }
+            w.WriteEndArray();
+        }
+
+        if (NextToken is not null)
+        {
+            w.WriteString("nextToken", NextToken);
+        }
+        w.WriteEndObject();
+    }
+
+    /// <summary>Members that travel as response headers.</summary>
+    internal void WriteHeaders(Microsoft.AspNetCore.Http.IHeaderDictionary h)
+    {
+    }
+}
+
+/// <summary>The <c>ProvisioningTemplateSummary</c> shape.</summary>
+public sealed record ProvisioningTemplateSummary
+{
+    /// <summary>templateArn (body <c>templateArn</c>).</summary>
+    public string? TemplateArn { get; init; }
+
+    /// <summary>templateName (body <c>templateName</c>).</summary>
+    public string? TemplateName { get; init; }
+
+    /// <summary>description (body <c>description</c>).</summary>
+    public string? Description { get; init; }
+
+    /// <summary>creationDate (body <c>creationDate</c>).</summary>
+    public DateTimeOffset? CreationDate { get; init; }
+
+    /// <summary>lastModifiedDate (body <c>lastModifiedDate</c>).</summary>
+    public DateTimeOffset? LastModifiedDate { get; init; }
+
+    /// <summary>enabled (body <c>enabled</c>).</summary>
+    public bool? Enabled { get; init; }
+
+    /// <summary>type (body <c>type</c>).</summary>
+    public string? Type { get; init; }
+
+    /// <summary>Writes the body members as JSON; members that are null are left out, as AWS does.</summary>
+    internal void WriteJson(Utf8JsonWriter w)
+    {
+        w.WriteStartObject();
+        if (TemplateArn is not null)
+        {
+            w.WriteString("templateArn", TemplateArn);
+        }
+
+        if (TemplateName is not null)
+        {
+            w.WriteString("templateName", TemplateName);
+        }
+
+        if (Description is not null)
+        {
+            w.WriteString("description", Description);
+        }
+
+        if (CreationDate is not null)
+        {
+            w.WriteNumber("creationDate", AwsJson.EpochSeconds(CreationDate.Value));
+        }
+
+        if (LastModifiedDate is not null)
+        {
+            w.WriteNumber("lastModifiedDate", AwsJson.EpochSeconds(LastModifiedDate.Value));
+        }
+
+        if (Enabled is not null)
+        {
+            w.WriteBoolean("enabled", Enabled.Value);
+        }
+
+        if (Type is not null)
+        {
+            w.WriteString("type", Type);
+        }
+        w.WriteEndObject();
+    }
+
+    /// <summary>Members that travel as response headers.</summary>
+    internal void WriteHeaders(Microsoft.AspNetCore.Http.IHeaderDictionary h)
+    {
+    }
+}
+
 /// <summary>The <c>ListTargetsForPolicyRequest</c> shape.</summary>
 public sealed record ListTargetsForPolicyRequest
 {
@@ -3538,7 +4349,7 @@ public sealed record ListTargetsForPolicyRequest
         r.Length(PolicyName, AwsRequestReader.Path(p, "policyName"), 1, 128);
         r.Pattern(PolicyName, AwsRequestReader.Path(p, "policyName"), IotPatterns.Pattern1);
         r.Length(Marker, AwsRequestReader.Path(p, "marker"), 0, 1024);
-        r.Pattern(Marker, AwsRequestReader.Path(p, "marker"), IotPatterns.Pattern12);
+        r.Pattern(Marker, AwsRequestReader.Path(p, "marker"), IotPatterns.Pattern14);
         r.Range(PageSize, AwsRequestReader.Path(p, "pageSize"), 1, 250);
     }
 }
@@ -3972,9 +4783,9 @@ public sealed record ListThingsRequest
     {
         r.Range(MaxResults, AwsRequestReader.Path(p, "maxResults"), 1, 250);
         r.Length(AttributeName, AwsRequestReader.Path(p, "attributeName"), 0, 128);
-        r.Pattern(AttributeName, AwsRequestReader.Path(p, "attributeName"), IotPatterns.Pattern6);
+        r.Pattern(AttributeName, AwsRequestReader.Path(p, "attributeName"), IotPatterns.Pattern9);
         r.Length(AttributeValue, AwsRequestReader.Path(p, "attributeValue"), 0, 800);
-        r.Pattern(AttributeValue, AwsRequestReader.Path(p, "attributeValue"), IotPatterns.Pattern4);
+        r.Pattern(AttributeValue, AwsRequestReader.Path(p, "attributeValue"), IotPatterns.Pattern7);
         r.Length(ThingTypeName, AwsRequestReader.Path(p, "thingTypeName"), 1, 128);
         r.Pattern(ThingTypeName, AwsRequestReader.Path(p, "thingTypeName"), IotPatterns.Pattern0);
     }
@@ -4401,6 +5212,84 @@ public sealed record RegisterCertificateWithoutCAResponse
     }
 }
 
+/// <summary>The <c>RegisterThingRequest</c> shape.</summary>
+public sealed record RegisterThingRequest
+{
+    /// <summary>templateBody (body <c>templateBody</c>, required).</summary>
+    public string TemplateBody { get; init; } = null!;
+
+    /// <summary>parameters (body <c>parameters</c>).</summary>
+    public IReadOnlyDictionary<string, string?>? Parameters { get; init; }
+
+    /// <summary>Binds the request from its URI, query string, headers and body, and checks it against the model.</summary>
+    internal static RegisterThingRequest Bind(AwsRequestReader r)
+    {
+        var body = r.Body;
+        var value = new RegisterThingRequest
+        {
+            TemplateBody = r.ReadString(AwsRequestReader.Member(body, "templateBody"), "templateBody")!,
+            Parameters = r.ReadMap(AwsRequestReader.Member(body, "parameters"), "parameters", static (r, e, p) => r.ReadString(e, p)),
+        };
+        value.Check(r, "");
+        return value;
+    }
+
+    internal static RegisterThingRequest Read(AwsRequestReader r, JsonElement e, string p) => new()
+    {
+        TemplateBody = r.ReadString(AwsRequestReader.Member(e, "templateBody"), AwsRequestReader.Path(p, "templateBody"))!,
+        Parameters = r.ReadMap(AwsRequestReader.Member(e, "parameters"), AwsRequestReader.Path(p, "parameters"), static (r, e, p) => r.ReadString(e, p)),
+    };
+
+    /// <summary>Checks the members against the model: required, enum, length, range, pattern.</summary>
+    internal void Check(AwsRequestReader r, string p)
+    {
+        r.Required(TemplateBody, AwsRequestReader.Path(p, "templateBody"));
+        r.Length(TemplateBody, AwsRequestReader.Path(p, "templateBody"), 0, 10240);
+        r.Pattern(TemplateBody, AwsRequestReader.Path(p, "templateBody"), IotPatterns.Pattern2);
+        foreach (var kv in Parameters ?? System.Collections.Immutable.ImmutableDictionary<string, string?>.Empty)
+        {
+            r.Length(kv.Value, AwsRequestReader.Path(p, "parameters") + "." + kv.Key, 0, 4096);
+            r.Pattern(kv.Value, AwsRequestReader.Path(p, "parameters") + "." + kv.Key, IotPatterns.Pattern2);
+        }
+    }
+}
+
+/// <summary>The <c>RegisterThingResponse</c> shape.</summary>
+public sealed record RegisterThingResponse
+{
+    /// <summary>certificatePem (body <c>certificatePem</c>).</summary>
+    public string? CertificatePem { get; init; }
+
+    /// <summary>resourceArns (body <c>resourceArns</c>).</summary>
+    public IReadOnlyDictionary<string, string?>? ResourceArns { get; init; }
+
+    /// <summary>Writes the body members as JSON; members that are null are left out, as AWS does.</summary>
+    internal void WriteJson(Utf8JsonWriter w)
+    {
+        w.WriteStartObject();
+        if (CertificatePem is not null)
+        {
+            w.WriteString("certificatePem", CertificatePem);
+        }
+
+        if (ResourceArns is not null)
+        {
+            w.WriteStartObject("resourceArns");
+            foreach (var kv12 in ResourceArns)
+            {
+                w.WriteString(kv12.Key, kv12.Value);
+            }
+            w.WriteEndObject();
+        }
+        w.WriteEndObject();
+    }
+
+    /// <summary>Members that travel as response headers.</summary>
+    internal void WriteHeaders(Microsoft.AspNetCore.Http.IHeaderDictionary h)
+    {
+    }
+}
+
 /// <summary>The <c>RemoveThingFromThingGroupRequest</c> shape.</summary>
 public sealed record RemoveThingFromThingGroupRequest
 {
@@ -4500,7 +5389,7 @@ public sealed record SetDefaultPolicyVersionRequest
         r.Required(PolicyVersionId, AwsRequestReader.Path(p, "policyVersionId"));
         r.Length(PolicyName, AwsRequestReader.Path(p, "policyName"), 1, 128);
         r.Pattern(PolicyName, AwsRequestReader.Path(p, "policyName"), IotPatterns.Pattern1);
-        r.Pattern(PolicyVersionId, AwsRequestReader.Path(p, "policyVersionId"), IotPatterns.Pattern10);
+        r.Pattern(PolicyVersionId, AwsRequestReader.Path(p, "policyVersionId"), IotPatterns.Pattern13);
     }
 }
 
@@ -4550,7 +5439,7 @@ public sealed record UpdateCACertificateRequest
     {
         r.Required(CertificateId, AwsRequestReader.Path(p, "certificateId"));
         r.Length(CertificateId, AwsRequestReader.Path(p, "certificateId"), 64, 64);
-        r.Pattern(CertificateId, AwsRequestReader.Path(p, "certificateId"), IotPatterns.Pattern9);
+        r.Pattern(CertificateId, AwsRequestReader.Path(p, "certificateId"), IotPatterns.Pattern12);
         r.Enum(NewStatus, AwsRequestReader.Path(p, "newStatus"), ["ACTIVE", "INACTIVE"]);
         r.Enum(NewAutoRegistrationStatus, AwsRequestReader.Path(p, "newAutoRegistrationStatus"), ["ENABLE", "DISABLE"]);
         RegistrationConfig?.Check(r, AwsRequestReader.Path(p, "registrationConfig"));
@@ -4586,8 +5475,91 @@ public sealed record UpdateCertificateRequest
         r.Required(CertificateId, AwsRequestReader.Path(p, "certificateId"));
         r.Required(NewStatus, AwsRequestReader.Path(p, "newStatus"));
         r.Length(CertificateId, AwsRequestReader.Path(p, "certificateId"), 64, 64);
-        r.Pattern(CertificateId, AwsRequestReader.Path(p, "certificateId"), IotPatterns.Pattern9);
+        r.Pattern(CertificateId, AwsRequestReader.Path(p, "certificateId"), IotPatterns.Pattern12);
         r.Enum(NewStatus, AwsRequestReader.Path(p, "newStatus"), ["ACTIVE", "INACTIVE", "REVOKED", "PENDING_TRANSFER", "REGISTER_INACTIVE", "PENDING_ACTIVATION"]);
+    }
+}
+
+/// <summary>The <c>UpdateProvisioningTemplateRequest</c> shape.</summary>
+public sealed record UpdateProvisioningTemplateRequest
+{
+    /// <summary>templateName (uri <c>templateName</c>, required).</summary>
+    public string TemplateName { get; init; } = null!;
+
+    /// <summary>description (body <c>description</c>).</summary>
+    public string? Description { get; init; }
+
+    /// <summary>enabled (body <c>enabled</c>).</summary>
+    public bool? Enabled { get; init; }
+
+    /// <summary>defaultVersionId (body <c>defaultVersionId</c>).</summary>
+    public int? DefaultVersionId { get; init; }
+
+    /// <summary>provisioningRoleArn (body <c>provisioningRoleArn</c>).</summary>
+    public string? ProvisioningRoleArn { get; init; }
+
+    /// <summary>preProvisioningHook (body <c>preProvisioningHook</c>).</summary>
+    public ProvisioningHook? PreProvisioningHook { get; init; }
+
+    /// <summary>removePreProvisioningHook (body <c>removePreProvisioningHook</c>).</summary>
+    public bool? RemovePreProvisioningHook { get; init; }
+
+    /// <summary>Binds the request from its URI, query string, headers and body, and checks it against the model.</summary>
+    internal static UpdateProvisioningTemplateRequest Bind(AwsRequestReader r)
+    {
+        var body = r.Body;
+        var value = new UpdateProvisioningTemplateRequest
+        {
+            TemplateName = r.Uri("templateName")!,
+            Description = r.ReadString(AwsRequestReader.Member(body, "description"), "description"),
+            Enabled = r.ReadBool(AwsRequestReader.Member(body, "enabled"), "enabled"),
+            DefaultVersionId = r.ReadInt(AwsRequestReader.Member(body, "defaultVersionId"), "defaultVersionId"),
+            ProvisioningRoleArn = r.ReadString(AwsRequestReader.Member(body, "provisioningRoleArn"), "provisioningRoleArn"),
+            PreProvisioningHook = r.ReadObject(AwsRequestReader.Member(body, "preProvisioningHook"), "preProvisioningHook", static (r, e, p) => ProvisioningHook.Read(r, e, p)),
+            RemovePreProvisioningHook = r.ReadBool(AwsRequestReader.Member(body, "removePreProvisioningHook"), "removePreProvisioningHook"),
+        };
+        value.Check(r, "");
+        r.Target("templateName", value.TemplateName);
+        r.Target("provisioningRoleArn", value.ProvisioningRoleArn);
+        return value;
+    }
+
+    internal static UpdateProvisioningTemplateRequest Read(AwsRequestReader r, JsonElement e, string p) => new()
+    {
+        Description = r.ReadString(AwsRequestReader.Member(e, "description"), AwsRequestReader.Path(p, "description")),
+        Enabled = r.ReadBool(AwsRequestReader.Member(e, "enabled"), AwsRequestReader.Path(p, "enabled")),
+        DefaultVersionId = r.ReadInt(AwsRequestReader.Member(e, "defaultVersionId"), AwsRequestReader.Path(p, "defaultVersionId")),
+        ProvisioningRoleArn = r.ReadString(AwsRequestReader.Member(e, "provisioningRoleArn"), AwsRequestReader.Path(p, "provisioningRoleArn")),
+        PreProvisioningHook = r.ReadObject(AwsRequestReader.Member(e, "preProvisioningHook"), AwsRequestReader.Path(p, "preProvisioningHook"), static (r, e, p) => ProvisioningHook.Read(r, e, p)),
+        RemovePreProvisioningHook = r.ReadBool(AwsRequestReader.Member(e, "removePreProvisioningHook"), AwsRequestReader.Path(p, "removePreProvisioningHook")),
+    };
+
+    /// <summary>Checks the members against the model: required, enum, length, range, pattern.</summary>
+    internal void Check(AwsRequestReader r, string p)
+    {
+        r.Required(TemplateName, AwsRequestReader.Path(p, "templateName"));
+        r.Length(TemplateName, AwsRequestReader.Path(p, "templateName"), 1, 36);
+        r.Pattern(TemplateName, AwsRequestReader.Path(p, "templateName"), IotPatterns.Pattern4);
+        r.Length(Description, AwsRequestReader.Path(p, "description"), 0, 500);
+        r.Pattern(Description, AwsRequestReader.Path(p, "description"), IotPatterns.Pattern5);
+        r.Length(ProvisioningRoleArn, AwsRequestReader.Path(p, "provisioningRoleArn"), 20, 2048);
+        PreProvisioningHook?.Check(r, AwsRequestReader.Path(p, "preProvisioningHook"));
+    }
+}
+
+/// <summary>The <c>UpdateProvisioningTemplateResponse</c> shape.</summary>
+public sealed record UpdateProvisioningTemplateResponse
+{
+    /// <summary>Writes the body members as JSON; members that are null are left out, as AWS does.</summary>
+    internal void WriteJson(Utf8JsonWriter w)
+    {
+        w.WriteStartObject();
+        w.WriteEndObject();
+    }
+
+    /// <summary>Members that travel as response headers.</summary>
+    internal void WriteHeaders(Microsoft.AspNetCore.Http.IHeaderDictionary h)
+    {
     }
 }
 
@@ -4755,46 +5727,56 @@ internal static class IotPatterns
 
     private static Regex? s_pattern4;
 
-    /// <summary><c>[a-zA-Z0-9_.,@/:#=\[\]-]*</c></summary>
-    internal static Regex Pattern4 => s_pattern4 ??= new(@"^(?:[a-zA-Z0-9_.,@/:#=\[\]-]*)$", RegexOptions.CultureInvariant, TimeSpan.FromMilliseconds(100));
+    /// <summary><c>^[0-9A-Za-z_-]+$</c></summary>
+    internal static Regex Pattern4 => s_pattern4 ??= new(@"^(?:^[0-9A-Za-z_-]+$)$", RegexOptions.CultureInvariant, TimeSpan.FromMilliseconds(100));
 
     private static Regex? s_pattern5;
 
-    /// <summary><c>[\p{Graph}\x20]*</c></summary>
-    internal static Regex Pattern5 => s_pattern5 ??= new(@"^(?:[\x21-\x7E\x20]*)$", RegexOptions.CultureInvariant, TimeSpan.FromMilliseconds(100));
+    /// <summary><c>[^\p{C}]*</c></summary>
+    internal static Regex Pattern5 => s_pattern5 ??= new(@"^(?:[^\p{C}]*)$", RegexOptions.CultureInvariant, TimeSpan.FromMilliseconds(100));
 
     private static Regex? s_pattern6;
 
-    /// <summary><c>[a-zA-Z0-9_.,@/:#-]+</c></summary>
-    internal static Regex Pattern6 => s_pattern6 ??= new(@"^(?:[a-zA-Z0-9_.,@/:#-]+)$", RegexOptions.CultureInvariant, TimeSpan.FromMilliseconds(100));
+    /// <summary><c>^[0-9-]+$</c></summary>
+    internal static Regex Pattern6 => s_pattern6 ??= new(@"^(?:^[0-9-]+$)$", RegexOptions.CultureInvariant, TimeSpan.FromMilliseconds(100));
 
     private static Regex? s_pattern7;
 
-    /// <summary><c>[a-zA-Z0-9:$.]+</c></summary>
-    internal static Regex Pattern7 => s_pattern7 ??= new(@"^(?:[a-zA-Z0-9:$.]+)$", RegexOptions.CultureInvariant, TimeSpan.FromMilliseconds(100));
+    /// <summary><c>[a-zA-Z0-9_.,@/:#=\[\]-]*</c></summary>
+    internal static Regex Pattern7 => s_pattern7 ??= new(@"^(?:[a-zA-Z0-9_.,@/:#=\[\]-]*)$", RegexOptions.CultureInvariant, TimeSpan.FromMilliseconds(100));
 
     private static Regex? s_pattern8;
 
-    /// <summary><c>[a-zA-Z0-9:.]+</c></summary>
-    internal static Regex Pattern8 => s_pattern8 ??= new(@"^(?:[a-zA-Z0-9:.]+)$", RegexOptions.CultureInvariant, TimeSpan.FromMilliseconds(100));
+    /// <summary><c>[\p{Graph}\x20]*</c></summary>
+    internal static Regex Pattern8 => s_pattern8 ??= new(@"^(?:[\x21-\x7E\x20]*)$", RegexOptions.CultureInvariant, TimeSpan.FromMilliseconds(100));
 
     private static Regex? s_pattern9;
 
-    /// <summary><c>(0x)?[a-fA-F0-9]+</c></summary>
-    internal static Regex Pattern9 => s_pattern9 ??= new(@"^(?:(0x)?[a-fA-F0-9]+)$", RegexOptions.CultureInvariant, TimeSpan.FromMilliseconds(100));
+    /// <summary><c>[a-zA-Z0-9_.,@/:#-]+</c></summary>
+    internal static Regex Pattern9 => s_pattern9 ??= new(@"^(?:[a-zA-Z0-9_.,@/:#-]+)$", RegexOptions.CultureInvariant, TimeSpan.FromMilliseconds(100));
 
     private static Regex? s_pattern10;
 
-    /// <summary><c>[0-9]+</c></summary>
-    internal static Regex Pattern10 => s_pattern10 ??= new(@"^(?:[0-9]+)$", RegexOptions.CultureInvariant, TimeSpan.FromMilliseconds(100));
+    /// <summary><c>[a-zA-Z0-9:$.]+</c></summary>
+    internal static Regex Pattern10 => s_pattern10 ??= new(@"^(?:[a-zA-Z0-9:$.]+)$", RegexOptions.CultureInvariant, TimeSpan.FromMilliseconds(100));
 
     private static Regex? s_pattern11;
 
-    /// <summary><c>^[0-9A-Za-z_-]+$</c></summary>
-    internal static Regex Pattern11 => s_pattern11 ??= new(@"^(?:^[0-9A-Za-z_-]+$)$", RegexOptions.CultureInvariant, TimeSpan.FromMilliseconds(100));
+    /// <summary><c>[a-zA-Z0-9:.]+</c></summary>
+    internal static Regex Pattern11 => s_pattern11 ??= new(@"^(?:[a-zA-Z0-9:.]+)$", RegexOptions.CultureInvariant, TimeSpan.FromMilliseconds(100));
 
     private static Regex? s_pattern12;
 
+    /// <summary><c>(0x)?[a-fA-F0-9]+</c></summary>
+    internal static Regex Pattern12 => s_pattern12 ??= new(@"^(?:(0x)?[a-fA-F0-9]+)$", RegexOptions.CultureInvariant, TimeSpan.FromMilliseconds(100));
+
+    private static Regex? s_pattern13;
+
+    /// <summary><c>[0-9]+</c></summary>
+    internal static Regex Pattern13 => s_pattern13 ??= new(@"^(?:[0-9]+)$", RegexOptions.CultureInvariant, TimeSpan.FromMilliseconds(100));
+
+    private static Regex? s_pattern14;
+
     /// <summary><c>[A-Za-z0-9+/]+={0,2}</c></summary>
-    internal static Regex Pattern12 => s_pattern12 ??= new(@"^(?:[A-Za-z0-9+/]+={0,2})$", RegexOptions.CultureInvariant, TimeSpan.FromMilliseconds(100));
+    internal static Regex Pattern14 => s_pattern14 ??= new(@"^(?:[A-Za-z0-9+/]+={0,2})$", RegexOptions.CultureInvariant, TimeSpan.FromMilliseconds(100));
 }
