@@ -526,8 +526,11 @@ class Gen:
             op = self.model["operations"][name]
             req = pascal(op["input"]["shape"]) if "input" in op else None
             res_shape = op["output"]["shape"] if "output" in op else None
+            # A blob payload member is the whole body, as sent: it is not parsed as JSON.
+            in_shape = self.shapes[op["input"]["shape"]] if "input" in op else {}
+            raw = bool(in_shape.get("payload")) and self.shapes[in_shape["members"][in_shape["payload"]]["shape"]]["type"] == "blob"
             lines += [f"    private static async Task {name}Async(HttpContext context, AwsRoute route)", "    {",
-                      "        var reader = await AwsRequestReader.CreateAsync(context, route);"]
+                      f"        var reader = await AwsRequestReader.CreateAsync(context, route{', rawBody: true' if raw else ''});"]
             if req:
                 lines += [f"        var request = reader.IsValid ? {req}.Bind(reader) : null;"]
             lines += ["        if (!reader.IsValid)", "        {", "            await reader.RefuseAsync();", "            return;", "        }", ""]

@@ -154,6 +154,8 @@ public sealed class TrellisServer : IAsyncDisposable
         TrellisServer? server = null;
         services.AddSingleton(new IotEndpoints(() => server!.TlsEndpointAddress));
         services.AddSingleton<Trellis.Api.Aws.Iot.IIotOperations, Trellis.Api.Aws.Iot.IotOperations>();
+        services.AddSingleton(new Trellis.Api.Aws.IotData.IotDataLimits(brokerOptions.MaxPacketBytes));
+        services.AddSingleton<Trellis.Api.Aws.IotData.IIotDataOperations, Trellis.Api.Aws.IotData.IotDataOperations>();
         services.AddSingleton(new AuditLog(database));
         services.AddSingleton(sp => new ApiUsers(database, accessKeys, time, Trellis.Security.SecretBox.LoadOrCreate(data.SecretsKeyPath)));
         services.AddSingleton(sp => new SigV4Verifier(sp.GetRequiredService<ApiUsers>().SecretFor, time));
@@ -320,7 +322,6 @@ public sealed class TrellisServer : IAsyncDisposable
         app.MapProvisioningClaims();
         app.MapRulesApi();
         app.MapTelemetryApi();
-        app.MapDataPlaneApi(brokerOptions.MaxPacketBytes);
 
         // Last: the model's routes, implemented ones through their handlers, the rest answering 501.
         app.MapAwsModel();

@@ -69,7 +69,7 @@ public static class AwsDispatcher
         }
         catch (AwsErrorException e)
         {
-            await AwsResults.Error(e.Error).ExecuteAsync(context);
+            await (e.Error is { } error ? AwsResults.Error(error) : AwsResults.Error(e.ErrorType, e.Status, e.Message)).ExecuteAsync(context);
         }
     }
 
@@ -83,6 +83,7 @@ public static class AwsDispatcher
     private static Func<HttpContext, AwsRoute, Task>? Invoker(AwsRoute route) => route.Service switch
     {
         "iot" => Iot.IotInvokers.All.GetValueOrDefault(route.Operation),
+        "iot-data" => IotData.IotDataInvokers.All.GetValueOrDefault(route.Operation),
         _ => null,
     };
 }

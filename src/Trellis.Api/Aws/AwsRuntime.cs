@@ -19,8 +19,21 @@ namespace Trellis.Api.Aws;
 /// <param name="Implemented">Whether Trellis serves it through the dispatcher (listed in operations.txt).</param>
 public sealed record AwsRoute(string Service, string SigningName, string Operation, string Method, string UriTemplate, int SuccessCode, bool Implemented)
 {
+    /// <summary>
+    /// Operations whose last label takes slashes as sent, not only as <c>%2F</c> (AWS's own endpoint
+    /// takes a topic either way, and curl users send <c>/topics/a/b</c>).
+    /// </summary>
+    private static readonly HashSet<string> SlashLabels = new(StringComparer.Ordinal) { "iot-data:Publish", "iot-data:GetRetainedMessage" };
+
     /// <summary>The URI template as an ASP.NET route pattern: a greedy <c>{name+}</c> becomes <c>{**name}</c>.</summary>
-    public string RoutePattern => Regex.Replace(UriTemplate.Split('?')[0], @"\{([A-Za-z0-9_]+)\+\}", "{**$1}");
+    public string RoutePattern
+    {
+        get
+        {
+            var pattern = Regex.Replace(UriTemplate.Split('?')[0], @"\{([A-Za-z0-9_]+)\+\}", "{**$1}");
+            return SlashLabels.Contains(Service + ":" + Operation) ? Regex.Replace(pattern, @"\{([A-Za-z0-9_]+)\}$", "{**$1}") : pattern;
+        }
+    }
 }
 
 /// <summary>Where devices reach this server, for DescribeEndpoint (known once the listeners are bound).</summary>
@@ -37,9 +50,31 @@ public sealed record AwsEmpty
 }
 
 /// <summary>A handler's refusal: the dispatcher answers it as AWS does (status from the error catalogue, <c>x-amzn-ErrorType</c>, JSON message).</summary>
-public sealed class AwsErrorException(TrellisError error) : Exception(error.Message)
+public sealed class AwsErrorException : Exception
 {
-    public TrellisError Error { get; } = error;
+    public AwsErrorException(TrellisError error)
+        : base(error?.Message)
+    {
+        ArgumentNullException.ThrowIfNull(error);
+        Error = error;
+        ErrorType = error.Code;
+        Status = AwsResults.StatusFor(error);
+    }
+
+    /// <summary>An error with its own type and status (the shadow service's, which carry AWS's codes).</summary>
+    public AwsErrorException(string errorType, int status, string message)
+        : base(message)
+    {
+        ErrorType = errorType;
+        Status = status;
+    }
+
+    /// <summary>The domain's error, when the refusal came from one (its status comes from the catalogue).</summary>
+    public TrellisError? Error { get; }
+
+    public string ErrorType { get; }
+
+    public int Status { get; }
 }
 
 /// <summary>
@@ -68,13 +103,20 @@ public sealed class AwsRequestReader
     public JsonElement Body => _document?.RootElement ?? default;
 
     /// <summary>Reads the body (already bounded and hash-checked by the SigV4 middleware) and parses it when there is one.</summary>
-    public static async Task<AwsRequestReader> CreateAsync(HttpContext context, AwsRoute route)
+    /// <param name="context">The request.</param>
+    /// <param name="route">The operation it was routed to.</param>
+    /// <param name="rawBody">The operation's payload is the body as sent (a blob: shadow documents, MQTT payloads): do not parse it.</param>
+    public static async Task<AwsRequestReader> CreateAsync(HttpContext context, AwsRoute route, bool rawBody = false)
     {
         ArgumentNullException.ThrowIfNull(route);
         using var buffer = new MemoryStream();
         await context.Request.Body.CopyToAsync(buffer, context.RequestAborted);
         var reader = new AwsRequestReader(context, buffer.ToArray());
-        reader.ParseBody();
+        if (!rawBody)
+        {
+            reader.ParseBody();
+        }
+
         if (reader._document is { } document)
         {
             context.Response.RegisterForDispose(document);

@@ -14,13 +14,13 @@ public static partial class AwsModel
     public static readonly AwsRoute[] IotDataRoutes =
     [
         new("iot-data", "iotdata", "DeleteConnection", "DELETE", "/connections/{clientId}", 200, false),
-        new("iot-data", "iotdata", "DeleteThingShadow", "DELETE", "/things/{thingName}/shadow", 200, false),
+        new("iot-data", "iotdata", "DeleteThingShadow", "DELETE", "/things/{thingName}/shadow", 200, true),
         new("iot-data", "iotdata", "GetRetainedMessage", "GET", "/retainedMessage/{topic}", 200, false),
-        new("iot-data", "iotdata", "GetThingShadow", "GET", "/things/{thingName}/shadow", 200, false),
-        new("iot-data", "iotdata", "ListNamedShadowsForThing", "GET", "/api/things/shadow/ListNamedShadowsForThing/{thingName}", 200, false),
+        new("iot-data", "iotdata", "GetThingShadow", "GET", "/things/{thingName}/shadow", 200, true),
+        new("iot-data", "iotdata", "ListNamedShadowsForThing", "GET", "/api/things/shadow/ListNamedShadowsForThing/{thingName}", 200, true),
         new("iot-data", "iotdata", "ListRetainedMessages", "GET", "/retainedMessage", 200, false),
-        new("iot-data", "iotdata", "Publish", "POST", "/topics/{topic}", 200, false),
-        new("iot-data", "iotdata", "UpdateThingShadow", "POST", "/things/{thingName}/shadow", 200, false),
+        new("iot-data", "iotdata", "Publish", "POST", "/topics/{topic}", 200, true),
+        new("iot-data", "iotdata", "UpdateThingShadow", "POST", "/things/{thingName}/shadow", 200, true),
     ];
 
     /// <summary>The error shapes of the model and their HTTP statuses.</summary>
