@@ -45,17 +45,11 @@ public sealed partial class IotOperations
         });
     }
 
-    public Task<AwsEmpty> UpdateCACertificateAsync(UpdateCACertificateRequest request, CancellationToken cancellationToken)
-    {
-        Ok(registry.UpdateCaCertificate(request.CertificateId, request.NewStatus, request.NewAutoRegistrationStatus, RegistrationConfig(request.RegistrationConfig), request.RemoveAutoRegistration ?? false));
-        return DoneAsync(AwsEmpty.Instance);
-    }
+    public Task<AwsEmpty> UpdateCACertificateAsync(UpdateCACertificateRequest request, CancellationToken cancellationToken) =>
+        EmptyAsync(registry.UpdateCaCertificate(request.CertificateId, request.NewStatus, request.NewAutoRegistrationStatus, RegistrationConfig(request.RegistrationConfig), request.RemoveAutoRegistration ?? false));
 
-    public Task<DeleteCACertificateResponse> DeleteCACertificateAsync(DeleteCACertificateRequest request, CancellationToken cancellationToken)
-    {
-        Ok(registry.DeleteCaCertificate(request.CertificateId));
-        return DoneAsync(new DeleteCACertificateResponse());
-    }
+    public Task<DeleteCACertificateResponse> DeleteCACertificateAsync(DeleteCACertificateRequest request, CancellationToken cancellationToken) =>
+        EmptyAsync<DeleteCACertificateResponse>(registry.DeleteCaCertificate(request.CertificateId));
 
     public Task<ListCACertificatesResponse> ListCACertificatesAsync(ListCACertificatesRequest request, CancellationToken cancellationToken)
     {

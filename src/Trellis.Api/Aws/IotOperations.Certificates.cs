@@ -46,17 +46,11 @@ public sealed partial class IotOperations
         });
     }
 
-    public Task<AwsEmpty> UpdateCertificateAsync(UpdateCertificateRequest request, CancellationToken cancellationToken)
-    {
-        Ok(registry.UpdateCertificate(request.CertificateId, request.NewStatus));
-        return DoneAsync(AwsEmpty.Instance);
-    }
+    public Task<AwsEmpty> UpdateCertificateAsync(UpdateCertificateRequest request, CancellationToken cancellationToken) =>
+        EmptyAsync(registry.UpdateCertificate(request.CertificateId, request.NewStatus));
 
-    public Task<AwsEmpty> DeleteCertificateAsync(DeleteCertificateRequest request, CancellationToken cancellationToken)
-    {
-        Ok(registry.DeleteCertificate(request.CertificateId, request.ForceDelete ?? false));
-        return DoneAsync(AwsEmpty.Instance);
-    }
+    public Task<AwsEmpty> DeleteCertificateAsync(DeleteCertificateRequest request, CancellationToken cancellationToken) =>
+        EmptyAsync(registry.DeleteCertificate(request.CertificateId, request.ForceDelete ?? false));
 
     private CertificateDescription Description(CertificateRecord c)
     {

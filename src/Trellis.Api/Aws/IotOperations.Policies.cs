@@ -40,11 +40,8 @@ public sealed partial class IotOperations
         return DoneAsync(new ListPoliciesResponse { Policies = Policies(page), NextMarker = page.NextToken });
     }
 
-    public Task<AwsEmpty> DeletePolicyAsync(DeletePolicyRequest request, CancellationToken cancellationToken)
-    {
-        Ok(registry.DeletePolicy(request.PolicyName));
-        return DoneAsync(AwsEmpty.Instance);
-    }
+    public Task<AwsEmpty> DeletePolicyAsync(DeletePolicyRequest request, CancellationToken cancellationToken) =>
+        EmptyAsync(registry.DeletePolicy(request.PolicyName));
 
     public Task<CreatePolicyVersionResponse> CreatePolicyVersionAsync(CreatePolicyVersionRequest request, CancellationToken cancellationToken)
     {
@@ -83,29 +80,17 @@ public sealed partial class IotOperations
         });
     }
 
-    public Task<AwsEmpty> SetDefaultPolicyVersionAsync(SetDefaultPolicyVersionRequest request, CancellationToken cancellationToken)
-    {
-        Ok(registry.SetDefaultPolicyVersion(request.PolicyName, request.PolicyVersionId));
-        return DoneAsync(AwsEmpty.Instance);
-    }
+    public Task<AwsEmpty> SetDefaultPolicyVersionAsync(SetDefaultPolicyVersionRequest request, CancellationToken cancellationToken) =>
+        EmptyAsync(registry.SetDefaultPolicyVersion(request.PolicyName, request.PolicyVersionId));
 
-    public Task<AwsEmpty> DeletePolicyVersionAsync(DeletePolicyVersionRequest request, CancellationToken cancellationToken)
-    {
-        Ok(registry.DeletePolicyVersion(request.PolicyName, request.PolicyVersionId));
-        return DoneAsync(AwsEmpty.Instance);
-    }
+    public Task<AwsEmpty> DeletePolicyVersionAsync(DeletePolicyVersionRequest request, CancellationToken cancellationToken) =>
+        EmptyAsync(registry.DeletePolicyVersion(request.PolicyName, request.PolicyVersionId));
 
-    public Task<AwsEmpty> AttachPolicyAsync(AttachPolicyRequest request, CancellationToken cancellationToken)
-    {
-        Ok(registry.AttachPolicy(request.PolicyName, request.Target));
-        return DoneAsync(AwsEmpty.Instance);
-    }
+    public Task<AwsEmpty> AttachPolicyAsync(AttachPolicyRequest request, CancellationToken cancellationToken) =>
+        EmptyAsync(registry.AttachPolicy(request.PolicyName, request.Target));
 
-    public Task<AwsEmpty> DetachPolicyAsync(DetachPolicyRequest request, CancellationToken cancellationToken)
-    {
-        Ok(registry.DetachPolicy(request.PolicyName, request.Target));
-        return DoneAsync(AwsEmpty.Instance);
-    }
+    public Task<AwsEmpty> DetachPolicyAsync(DetachPolicyRequest request, CancellationToken cancellationToken) =>
+        EmptyAsync(registry.DetachPolicy(request.PolicyName, request.Target));
 
     public Task<ListAttachedPoliciesResponse> ListAttachedPoliciesAsync(ListAttachedPoliciesRequest request, CancellationToken cancellationToken)
     {
@@ -119,29 +104,17 @@ public sealed partial class IotOperations
         return DoneAsync(new ListTargetsForPolicyResponse { Targets = [.. page.Items], NextMarker = page.NextToken });
     }
 
-    public Task<AwsEmpty> AttachPrincipalPolicyAsync(AttachPrincipalPolicyRequest request, CancellationToken cancellationToken)
-    {
-        Ok(registry.AttachPolicy(request.PolicyName, request.Principal));
-        return DoneAsync(AwsEmpty.Instance);
-    }
+    public Task<AwsEmpty> AttachPrincipalPolicyAsync(AttachPrincipalPolicyRequest request, CancellationToken cancellationToken) =>
+        EmptyAsync(registry.AttachPolicy(request.PolicyName, request.Principal));
 
-    public Task<AwsEmpty> DetachPrincipalPolicyAsync(DetachPrincipalPolicyRequest request, CancellationToken cancellationToken)
-    {
-        Ok(registry.DetachPolicy(request.PolicyName, request.Principal));
-        return DoneAsync(AwsEmpty.Instance);
-    }
+    public Task<AwsEmpty> DetachPrincipalPolicyAsync(DetachPrincipalPolicyRequest request, CancellationToken cancellationToken) =>
+        EmptyAsync(registry.DetachPolicy(request.PolicyName, request.Principal));
 
-    public Task<AttachThingPrincipalResponse> AttachThingPrincipalAsync(AttachThingPrincipalRequest request, CancellationToken cancellationToken)
-    {
-        Ok(registry.AttachThingPrincipal(request.ThingName, request.Principal, request.ThingPrincipalType == "EXCLUSIVE_THING"));
-        return DoneAsync(new AttachThingPrincipalResponse());
-    }
+    public Task<AttachThingPrincipalResponse> AttachThingPrincipalAsync(AttachThingPrincipalRequest request, CancellationToken cancellationToken) =>
+        EmptyAsync<AttachThingPrincipalResponse>(registry.AttachThingPrincipal(request.ThingName, request.Principal, request.ThingPrincipalType == "EXCLUSIVE_THING"));
 
-    public Task<DetachThingPrincipalResponse> DetachThingPrincipalAsync(DetachThingPrincipalRequest request, CancellationToken cancellationToken)
-    {
-        Ok(registry.DetachThingPrincipal(request.ThingName, request.Principal));
-        return DoneAsync(new DetachThingPrincipalResponse());
-    }
+    public Task<DetachThingPrincipalResponse> DetachThingPrincipalAsync(DetachThingPrincipalRequest request, CancellationToken cancellationToken) =>
+        EmptyAsync<DetachThingPrincipalResponse>(registry.DetachThingPrincipal(request.ThingName, request.Principal));
 
     public Task<ListThingPrincipalsResponse> ListThingPrincipalsAsync(ListThingPrincipalsRequest request, CancellationToken cancellationToken)
     {

@@ -59,11 +59,8 @@ public sealed partial class IotOperations
         return DoneAsync(new UpdateProvisioningTemplateResponse());
     }
 
-    public Task<DeleteProvisioningTemplateResponse> DeleteProvisioningTemplateAsync(DeleteProvisioningTemplateRequest request, CancellationToken cancellationToken)
-    {
-        Ok(registry.DeleteProvisioningTemplate(request.TemplateName));
-        return DoneAsync(new DeleteProvisioningTemplateResponse());
-    }
+    public Task<DeleteProvisioningTemplateResponse> DeleteProvisioningTemplateAsync(DeleteProvisioningTemplateRequest request, CancellationToken cancellationToken) =>
+        EmptyAsync<DeleteProvisioningTemplateResponse>(registry.DeleteProvisioningTemplate(request.TemplateName));
 
     public Task<CreateProvisioningTemplateVersionResponse> CreateProvisioningTemplateVersionAsync(CreateProvisioningTemplateVersionRequest request, CancellationToken cancellationToken)
     {
@@ -99,11 +96,8 @@ public sealed partial class IotOperations
         });
     }
 
-    public Task<DeleteProvisioningTemplateVersionResponse> DeleteProvisioningTemplateVersionAsync(DeleteProvisioningTemplateVersionRequest request, CancellationToken cancellationToken)
-    {
-        Ok(registry.DeleteProvisioningTemplateVersion(request.TemplateName, request.VersionId ?? 0));
-        return DoneAsync(new DeleteProvisioningTemplateVersionResponse());
-    }
+    public Task<DeleteProvisioningTemplateVersionResponse> DeleteProvisioningTemplateVersionAsync(DeleteProvisioningTemplateVersionRequest request, CancellationToken cancellationToken) =>
+        EmptyAsync<DeleteProvisioningTemplateVersionResponse>(registry.DeleteProvisioningTemplateVersion(request.TemplateName, request.VersionId ?? 0));
 
     /// <summary>RegisterThing: applies a template body given inline, with its parameters, on the operator's authority.</summary>
     public Task<RegisterThingResponse> RegisterThingAsync(RegisterThingRequest request, CancellationToken cancellationToken)

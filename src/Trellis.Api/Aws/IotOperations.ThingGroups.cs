@@ -41,17 +41,11 @@ public sealed partial class IotOperations
         });
     }
 
-    public Task<DeprecateThingTypeResponse> DeprecateThingTypeAsync(DeprecateThingTypeRequest request, CancellationToken cancellationToken)
-    {
-        Ok(registry.DeprecateThingType(request.ThingTypeName, request.UndoDeprecate ?? false));
-        return DoneAsync(new DeprecateThingTypeResponse());
-    }
+    public Task<DeprecateThingTypeResponse> DeprecateThingTypeAsync(DeprecateThingTypeRequest request, CancellationToken cancellationToken) =>
+        EmptyAsync<DeprecateThingTypeResponse>(registry.DeprecateThingType(request.ThingTypeName, request.UndoDeprecate ?? false));
 
-    public Task<DeleteThingTypeResponse> DeleteThingTypeAsync(DeleteThingTypeRequest request, CancellationToken cancellationToken)
-    {
-        Ok(registry.DeleteThingType(request.ThingTypeName));
-        return DoneAsync(new DeleteThingTypeResponse());
-    }
+    public Task<DeleteThingTypeResponse> DeleteThingTypeAsync(DeleteThingTypeRequest request, CancellationToken cancellationToken) =>
+        EmptyAsync<DeleteThingTypeResponse>(registry.DeleteThingType(request.ThingTypeName));
 
     public Task<CreateThingGroupResponse> CreateThingGroupAsync(CreateThingGroupRequest request, CancellationToken cancellationToken)
     {
@@ -99,23 +93,14 @@ public sealed partial class IotOperations
         return DoneAsync(new UpdateThingGroupResponse { Version = version });
     }
 
-    public Task<DeleteThingGroupResponse> DeleteThingGroupAsync(DeleteThingGroupRequest request, CancellationToken cancellationToken)
-    {
-        Ok(registry.DeleteThingGroup(request.ThingGroupName, request.ExpectedVersion));
-        return DoneAsync(new DeleteThingGroupResponse());
-    }
+    public Task<DeleteThingGroupResponse> DeleteThingGroupAsync(DeleteThingGroupRequest request, CancellationToken cancellationToken) =>
+        EmptyAsync<DeleteThingGroupResponse>(registry.DeleteThingGroup(request.ThingGroupName, request.ExpectedVersion));
 
-    public Task<AddThingToThingGroupResponse> AddThingToThingGroupAsync(AddThingToThingGroupRequest request, CancellationToken cancellationToken)
-    {
-        Ok(registry.AddThingToThingGroup(request.ThingGroupName, request.ThingGroupArn, request.ThingName, request.ThingArn));
-        return DoneAsync(new AddThingToThingGroupResponse());
-    }
+    public Task<AddThingToThingGroupResponse> AddThingToThingGroupAsync(AddThingToThingGroupRequest request, CancellationToken cancellationToken) =>
+        EmptyAsync<AddThingToThingGroupResponse>(registry.AddThingToThingGroup(request.ThingGroupName, request.ThingGroupArn, request.ThingName, request.ThingArn));
 
-    public Task<RemoveThingFromThingGroupResponse> RemoveThingFromThingGroupAsync(RemoveThingFromThingGroupRequest request, CancellationToken cancellationToken)
-    {
-        Ok(registry.RemoveThingFromThingGroup(request.ThingGroupName, request.ThingGroupArn, request.ThingName, request.ThingArn));
-        return DoneAsync(new RemoveThingFromThingGroupResponse());
-    }
+    public Task<RemoveThingFromThingGroupResponse> RemoveThingFromThingGroupAsync(RemoveThingFromThingGroupRequest request, CancellationToken cancellationToken) =>
+        EmptyAsync<RemoveThingFromThingGroupResponse>(registry.RemoveThingFromThingGroup(request.ThingGroupName, request.ThingGroupArn, request.ThingName, request.ThingArn));
 
     public Task<ListThingsInThingGroupResponse> ListThingsInThingGroupAsync(ListThingsInThingGroupRequest request, CancellationToken cancellationToken)
     {

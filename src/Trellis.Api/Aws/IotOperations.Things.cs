@@ -57,9 +57,6 @@ public sealed partial class IotOperations
         return DoneAsync(new UpdateThingResponse());
     }
 
-    public Task<DeleteThingResponse> DeleteThingAsync(DeleteThingRequest request, CancellationToken cancellationToken)
-    {
-        Ok(registry.DeleteThing(request.ThingName, request.ExpectedVersion));
-        return DoneAsync(new DeleteThingResponse());
-    }
+    public Task<DeleteThingResponse> DeleteThingAsync(DeleteThingRequest request, CancellationToken cancellationToken) =>
+        EmptyAsync<DeleteThingResponse>(registry.DeleteThing(request.ThingName, request.ExpectedVersion));
 }

@@ -22,6 +22,17 @@ public sealed partial class IotOperations(RegistryService registry, IotEndpoints
 
     private static Task<T> DoneAsync<T>(T value) => Task.FromResult(value);
 
+    /// <summary>An operation with no output: done, or the domain's refusal.</summary>
+    private static Task<AwsEmpty> EmptyAsync(TrellisError? error) => EmptyAsync<AwsEmpty>(error);
+
+    /// <summary>An operation whose output shape has no members: done, or the domain's refusal.</summary>
+    private static Task<T> EmptyAsync<T>(TrellisError? error)
+        where T : new()
+    {
+        Ok(error);
+        return DoneAsync(new T());
+    }
+
     private static IReadOnlyDictionary<string, string?> Map(IReadOnlyDictionary<string, string> values) =>
         values.ToDictionary(v => v.Key, v => (string?)v.Value, StringComparer.Ordinal);
 }
