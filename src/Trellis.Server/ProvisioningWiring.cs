@@ -1,8 +1,5 @@
 using System.Text;
 using System.Text.Json.Nodes;
-using Microsoft.AspNetCore.Builder;
-using Microsoft.AspNetCore.Http;
-using Microsoft.AspNetCore.Routing;
 using Microsoft.Extensions.Hosting;
 using Microsoft.Extensions.Logging;
 using Trellis.Broker;
@@ -40,7 +37,7 @@ internal sealed class FleetProvisioningTopicHandler(FleetProvisioningService pro
 /// server makes and for certificates signed from CSRs, each one per principal and one for the
 /// server. A refusal says which limit was hit.
 /// </summary>
-internal sealed class CertificateRateLimit : IDisposable
+internal sealed class CertificateRateLimit : IDisposable, Trellis.Api.Aws.IKeyPairLimit
 {
     private readonly Buckets _keys;
     private readonly Buckets _csr;
@@ -53,6 +50,9 @@ internal sealed class CertificateRateLimit : IDisposable
 
     /// <summary>Null when <paramref name="principal"/> may have one more certificate made now (with a server-made key pair when <paramref name="withKeys"/>), else why not.</summary>
     public string? Refusal(string principal, bool withKeys) => (withKeys ? _keys : _csr).Refusal(principal);
+
+    /// <summary>A key pair the server makes for an API caller (CreateProvisioningClaim).</summary>
+    public string? Refusal(string principal) => Refusal(principal, withKeys: true);
 
     public void Dispose()
     {
@@ -158,45 +158,4 @@ internal sealed partial class ClaimSweeper(RegistryService registry, Provisionin
 
     [LoggerMessage(EventId = 5102, Level = LogLevel.Warning, Message = "Sweeping expired ownership tokens failed; the next sweep retries.")]
     private static partial void LogSweepFailed(ILogger logger, Exception exception);
-}
-
-/// <summary>
-/// <c>POST /provisioning-templates/{templateName}/provisioning-claim</c> (CreateProvisioningClaim):
-/// a five-minute claim certificate for provisioning by a trusted user, under the same per-principal
-/// and server-wide limits on server-made key pairs as <c>$aws/certificates/create</c> (the principal
-/// is the calling API key).
-/// </summary>
-internal static class ProvisioningClaimsApi
-{
-    public static IEndpointRouteBuilder MapProvisioningClaims(this IEndpointRouteBuilder app)
-    {
-        app.MapPost("/provisioning-templates/{templateName}/provisioning-claim", (string templateName, HttpContext context, RegistryService registry, CertificateRateLimit limit) =>
-        {
-            if (registry.DescribeProvisioningTemplate(templateName) is { IsSuccess: false } missing)
-            {
-                return Trellis.Api.AwsResults.Error(missing.Error!);
-            }
-
-            if (limit.Refusal("key:" + (context.Items["trellis.accessKeyId"] as string ?? "?"), withKeys: true) is { } refusal)
-            {
-                return Trellis.Api.AwsResults.Error(new Trellis.Core.Errors.TrellisError.Throttling(refusal));
-            }
-
-            var claim = registry.CreateProvisioningClaim(templateName);
-            if (!claim.IsSuccess)
-            {
-                return Trellis.Api.AwsResults.Error(claim.Error!);
-            }
-
-            var (created, expiration) = claim.Value;
-            return Trellis.Api.AwsResults.Json(new JsonObject
-            {
-                ["certificateId"] = created.Certificate.Id,
-                ["certificatePem"] = created.Certificate.Pem,
-                ["keyPair"] = new JsonObject { ["PublicKey"] = created.PublicKeyPem, ["PrivateKey"] = created.PrivateKeyPem },
-                ["expiration"] = expiration.ToUnixTimeMilliseconds() / 1000.0,
-            });
-        }).WithName("CreateProvisioningClaim");
-        return app;
-    }
 }

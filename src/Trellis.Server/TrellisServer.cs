@@ -180,6 +180,8 @@ public sealed class TrellisServer : IAsyncDisposable
         Settings("Provisioning", options.Provisioning, null);
         services.AddSingleton(options.Provisioning);
         services.AddSingleton(sp => new CertificateRateLimit(options.Provisioning));
+        services.AddSingleton<Trellis.Api.Aws.IKeyPairLimit>(sp => sp.GetRequiredService<CertificateRateLimit>());
+        services.AddHttpContextAccessor();
         services.AddSingleton(sp => new FleetProvisioningService(
             sp.GetRequiredService<RegistryService>(),
             new HttpClient(new SocketsHttpHandler { PooledConnectionLifetime = TimeSpan.FromMinutes(5) }),
@@ -319,7 +321,6 @@ public sealed class TrellisServer : IAsyncDisposable
         app.MapDeviceTokensApi();
         app.MapAuditApi();
         app.MapUsersApi();
-        app.MapProvisioningClaims();
         app.MapRulesApi();
         app.MapTelemetryApi();
 

@@ -43,6 +43,15 @@ public sealed class IotEndpoints(Func<string> tls)
     public string Tls => tls();
 }
 
+/// <summary>
+/// The limit on key pairs the server makes (CreateProvisioningClaim, as <c>$aws/certificates/create</c>):
+/// null when <c>principal</c> may have one more now, else why not.
+/// </summary>
+public interface IKeyPairLimit
+{
+    string? Refusal(string principal);
+}
+
 /// <summary>The input or output of an operation whose model has none.</summary>
 public sealed record AwsEmpty
 {

@@ -127,5 +127,29 @@ public sealed partial class IotOperations
         });
     }
 
+    /// <summary>
+    /// A five-minute claim certificate for provisioning by a trusted user, under the same per-principal
+    /// and server-wide limits on server-made key pairs as <c>$aws/certificates/create</c> (the principal
+    /// is the calling API key).
+    /// </summary>
+    public Task<CreateProvisioningClaimResponse> CreateProvisioningClaimAsync(CreateProvisioningClaimRequest request, CancellationToken cancellationToken)
+    {
+        Ok(registry.DescribeProvisioningTemplate(request.TemplateName));
+        var caller = callers.HttpContext?.Items["trellis.accessKeyId"] as string ?? "?";
+        if (keyPairs.Refusal("key:" + caller) is { } refusal)
+        {
+            throw new AwsErrorException(new TrellisError.Throttling(refusal));
+        }
+
+        var (created, expiration) = Ok(registry.CreateProvisioningClaim(request.TemplateName));
+        return DoneAsync(new CreateProvisioningClaimResponse
+        {
+            CertificateId = created.Certificate.Id,
+            CertificatePem = created.Certificate.Pem,
+            KeyPair = new KeyPair { PublicKey = created.PublicKeyPem, PrivateKey = created.PrivateKeyPem },
+            Expiration = expiration,
+        });
+    }
+
     private static ProvisioningHookConfig? Hook(ProvisioningHook? hook) => hook is null ? null : new ProvisioningHookConfig(hook.TargetArn, hook.PayloadVersion);
 }

@@ -8,7 +8,7 @@ namespace Trellis.Api.Aws.Iot;
 /// per area; each method takes the generated request shape and returns the generated response shape,
 /// and refuses by throwing <see cref="AwsErrorException"/> with the domain's error.
 /// </summary>
-public sealed partial class IotOperations(RegistryService registry, IotEndpoints endpoints) : IIotOperations
+public sealed partial class IotOperations(RegistryService registry, IotEndpoints endpoints, IKeyPairLimit keyPairs, Microsoft.AspNetCore.Http.IHttpContextAccessor callers) : IIotOperations
 {
     private static T Ok<T>(Result<T> result) => result.IsSuccess ? result.Value! : throw new AwsErrorException(result.Error!);
 

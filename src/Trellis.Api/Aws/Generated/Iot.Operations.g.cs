@@ -30,6 +30,8 @@ public interface IIotOperations
 
     Task<CreatePolicyVersionResponse> CreatePolicyVersionAsync(CreatePolicyVersionRequest request, CancellationToken cancellationToken);
 
+    Task<CreateProvisioningClaimResponse> CreateProvisioningClaimAsync(CreateProvisioningClaimRequest request, CancellationToken cancellationToken);
+
     Task<CreateProvisioningTemplateResponse> CreateProvisioningTemplateAsync(CreateProvisioningTemplateRequest request, CancellationToken cancellationToken);
 
     Task<CreateProvisioningTemplateVersionResponse> CreateProvisioningTemplateVersionAsync(CreateProvisioningTemplateVersionRequest request, CancellationToken cancellationToken);
@@ -156,6 +158,7 @@ internal static class IotInvokers
         ["CreateKeysAndCertificate"] = CreateKeysAndCertificateAsync,
         ["CreatePolicy"] = CreatePolicyAsync,
         ["CreatePolicyVersion"] = CreatePolicyVersionAsync,
+        ["CreateProvisioningClaim"] = CreateProvisioningClaimAsync,
         ["CreateProvisioningTemplate"] = CreateProvisioningTemplateAsync,
         ["CreateProvisioningTemplateVersion"] = CreateProvisioningTemplateVersionAsync,
         ["CreateThing"] = CreateThingAsync,
@@ -323,6 +326,20 @@ internal static class IotInvokers
         }
 
         var response = await context.RequestServices.GetRequiredService<IIotOperations>().CreatePolicyVersionAsync(request!, context.RequestAborted);
+        await AwsResponse.WriteAsync(context, route.SuccessCode, response.WriteJson, response.WriteHeaders);
+    }
+
+    private static async Task CreateProvisioningClaimAsync(HttpContext context, AwsRoute route)
+    {
+        var reader = await AwsRequestReader.CreateAsync(context, route);
+        var request = reader.IsValid ? CreateProvisioningClaimRequest.Bind(reader) : null;
+        if (!reader.IsValid)
+        {
+            await reader.RefuseAsync();
+            return;
+        }
+
+        var response = await context.RequestServices.GetRequiredService<IIotOperations>().CreateProvisioningClaimAsync(request!, context.RequestAborted);
         await AwsResponse.WriteAsync(context, route.SuccessCode, response.WriteJson, response.WriteHeaders);
     }
 

@@ -50,7 +50,7 @@ public static partial class AwsModel
         new("iot", "iot", "CreatePackageVersion", "PUT", "/packages/{packageName}/versions/{versionName}", 200, false),
         new("iot", "iot", "CreatePolicy", "POST", "/policies/{policyName}", 200, true),
         new("iot", "iot", "CreatePolicyVersion", "POST", "/policies/{policyName}/version", 200, true),
-        new("iot", "iot", "CreateProvisioningClaim", "POST", "/provisioning-templates/{templateName}/provisioning-claim", 200, false),
+        new("iot", "iot", "CreateProvisioningClaim", "POST", "/provisioning-templates/{templateName}/provisioning-claim", 200, true),
         new("iot", "iot", "CreateProvisioningTemplate", "POST", "/provisioning-templates", 200, true),
         new("iot", "iot", "CreateProvisioningTemplateVersion", "POST", "/provisioning-templates/{templateName}/versions", 200, true),
         new("iot", "iot", "CreateRoleAlias", "POST", "/role-aliases/{roleAlias}", 200, false),

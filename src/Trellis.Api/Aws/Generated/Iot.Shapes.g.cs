@@ -602,6 +602,82 @@ public sealed record CreatePolicyVersionResponse
     }
 }
 
+/// <summary>The <c>CreateProvisioningClaimRequest</c> shape.</summary>
+public sealed record CreateProvisioningClaimRequest
+{
+    /// <summary>templateName (uri <c>templateName</c>, required).</summary>
+    public string TemplateName { get; init; } = null!;
+
+    /// <summary>Binds the request from its URI, query string, headers and body, and checks it against the model.</summary>
+    internal static CreateProvisioningClaimRequest Bind(AwsRequestReader r)
+    {
+        var body = r.Body;
+        var value = new CreateProvisioningClaimRequest
+        {
+            TemplateName = r.Uri("templateName")!,
+        };
+        value.Check(r, "");
+        r.Target("templateName", value.TemplateName);
+        return value;
+    }
+
+    /// <summary>Checks the members against the model: required, enum, length, range, pattern.</summary>
+    internal void Check(AwsRequestReader r, string p)
+    {
+        r.Required(TemplateName, AwsRequestReader.Path(p, "templateName"));
+        r.Length(TemplateName, AwsRequestReader.Path(p, "templateName"), 1, 36);
+        r.Pattern(TemplateName, AwsRequestReader.Path(p, "templateName"), IotPatterns.Pattern4);
+    }
+}
+
+/// <summary>The <c>CreateProvisioningClaimResponse</c> shape.</summary>
+public sealed record CreateProvisioningClaimResponse
+{
+    /// <summary>certificateId (body <c>certificateId</c>).</summary>
+    public string? CertificateId { get; init; }
+
+    /// <summary>certificatePem (body <c>certificatePem</c>).</summary>
+    public string? CertificatePem { get; init; }
+
+    /// <summary>keyPair (body <c>keyPair</c>).</summary>
+    public KeyPair? KeyPair { get; init; }
+
+    /// <summary>expiration (body <c>expiration</c>).</summary>
+    public DateTimeOffset? Expiration { get; init; }
+
+    /// <summary>Writes the body members as JSON; members that are null are left out, as AWS does.</summary>
+    internal void WriteJson(Utf8JsonWriter w)
+    {
+        w.WriteStartObject();
+        if (CertificateId is not null)
+        {
+            w.WriteString("certificateId", CertificateId);
+        }
+
+        if (CertificatePem is not null)
+        {
+            w.WriteString("certificatePem", CertificatePem);
+        }
+
+        if (KeyPair is not null)
+        {
+            w.WritePropertyName("keyPair");
+            KeyPair.WriteJson(w);
+        }
+
+        if (Expiration is not null)
+        {
+            w.WriteNumber("expiration", AwsJson.EpochSeconds(Expiration.Value));
+        }
+        w.WriteEndObject();
+    }
+
+    /// <summary>Members that travel as response headers.</summary>
+    internal void WriteHeaders(Microsoft.AspNetCore.Http.IHeaderDictionary h)
+    {
+    }
+}
+
 /// <summary>The <c>CreateProvisioningTemplateRequest</c> shape.</summary>
 public sealed record CreateProvisioningTemplateRequest
 {
