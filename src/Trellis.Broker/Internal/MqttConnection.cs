@@ -403,74 +403,75 @@ internal sealed partial class MqttConnection : IDisposable, IThreadPoolWorkItem
 
     private async Task ShutdownAsync()
     {
-        Interlocked.Exchange(ref _closing, 1);
-        FlushDeferredWakes();
-        bool flushFirst;
-        lock (_controlLock)
-        {
-            flushFirst = _closeAfterFlush;
-        }
-
-        if (flushFirst)
-        {
-            // Let the writer send the final CONNACK or DISCONNECT before the socket goes.
-            Wake();
-            await Task.WhenAny(CloseFlushed.Task, Task.Delay(TimeSpan.FromSeconds(2), CancellationToken.None));
-        }
-
         try
         {
-            await _cts.CancelAsync();
-        }
-        catch (ObjectDisposedException)
-        {
-        }
-
-        // Take the writer slot for good: a late Wake (a server reply racing the close) can no
-        // longer start a writer on the pipe we are about to complete.
-        Interlocked.Exchange(ref _writerRunning, 1);
-
-        // The writer must be done with the pipe before it is completed. One that another thread has
-        // just started may still be running its first batch before its task is even stored.
-        var deadline = Environment.TickCount64 + 2000;
-        while (Volatile.Read(ref _writerActive) > 0 && Environment.TickCount64 < deadline)
-        {
-            if (_writer is { IsCompleted: false } writer)
+            Interlocked.Exchange(ref _closing, 1);
+            FlushDeferredWakes();
+            bool flushFirst;
+            lock (_controlLock)
             {
-                await Task.WhenAny(writer, Task.Delay(TimeSpan.FromMilliseconds(Math.Max(1, deadline - Environment.TickCount64)), CancellationToken.None));
-                break;
+                flushFirst = _closeAfterFlush;
             }
 
-            await Task.Delay(1, CancellationToken.None);
-        }
+            if (flushFirst)
+            {
+                // Let the writer send the final CONNACK or DISCONNECT before the socket goes.
+                Wake();
+                await Task.WhenAny(CloseFlushed.Task, Task.Delay(TimeSpan.FromSeconds(2), CancellationToken.None));
+            }
 
-        if (Volatile.Read(ref _hardAbort))
-        {
-            _transport.Abort();
-        }
-        else
-        {
-            // Graceful close: what was written (a refusing CONNACK, a DISCONNECT) still reaches the
-            // client, but a peer that does not read cannot hold the connection open: a final flush
-            // still waiting after 2 s (a stream writer waits for room for good) resets the socket.
             try
             {
-                await _output.CompleteAsync().AsTask().WaitAsync(TimeSpan.FromSeconds(2), CancellationToken.None);
+                await _cts.CancelAsync();
             }
-            catch (TimeoutException)
+            catch (ObjectDisposedException)
+            {
+            }
+
+            // Take the writer slot for good: a late Wake (a server reply racing the close) can no
+            // longer start a writer on the pipe we are about to complete.
+            Interlocked.Exchange(ref _writerRunning, 1);
+
+            // The writer must be done with the pipe before it is completed. One that another thread has
+            // just started may still be running its first batch before its task is even stored.
+            var deadline = Environment.TickCount64 + 2000;
+            while (Volatile.Read(ref _writerActive) > 0 && Environment.TickCount64 < deadline)
+            {
+                if (_writer is { IsCompleted: false } writer)
+                {
+                    await Task.WhenAny(writer, Task.Delay(TimeSpan.FromMilliseconds(Math.Max(1, deadline - Environment.TickCount64)), CancellationToken.None));
+                    break;
+                }
+
+                await Task.Delay(1, CancellationToken.None);
+            }
+
+            if (Volatile.Read(ref _hardAbort))
             {
                 _transport.Abort();
             }
+            else
+            {
+                // Graceful close: what was written (a refusing CONNACK, a DISCONNECT) still reaches the
+                // client, but a peer that does not read cannot hold the connection open: a final flush
+                // still waiting after 2 s (a stream writer waits for room for good) resets the socket.
+                try
+                {
+                    await _output.CompleteAsync().AsTask().WaitAsync(TimeSpan.FromSeconds(2), CancellationToken.None);
+                }
+                catch (TimeoutException)
+                {
+                    _transport.Abort();
+                }
 
-            await _input.CompleteAsync();
-        }
+                await _input.CompleteAsync();
+            }
 
-        try
-        {
             await _broker.OnConnectionClosedAsync(this);
         }
         finally
         {
+            // Whatever happened above, the socket is closed (gracefully when it still can be) and not left to the finalizer.
             Dispose();
             await _transport.DisposeAsync();
         }
