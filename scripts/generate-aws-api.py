@@ -35,8 +35,6 @@ OUT = os.path.join(ROOT, "src", "Trellis.Api", "Aws", "Generated")
 LIST = os.path.join(ROOT, "src", "Trellis.Api", "Aws", "operations.txt")
 API_DOC = os.path.join(ROOT, "docs", "api.md")
 SERVICES = [("iot", "Iot"), ("iot-data", "IotData"), ("iot-jobs-data", "IotJobsData")]
-# The hand-written data-plane routes live in this file; every other hand-written route is the iot model's.
-DATA_PLANE_FILE = "DataPlaneApi.cs"
 DATA = os.path.join(os.path.dirname(botocore.__file__), "data")
 
 
@@ -81,6 +79,13 @@ def dotnet_pattern(pattern):
     return "".join(out)
 
 
+# The model's scalar types: the C# type, whether it is a value type, and the suffix of the reader's
+# Read<Name> (JSON) and Parse<Name> (URI, query string, header) methods.
+SCALARS = {"string": ("string", False, "String"), "integer": ("int", True, "Int"), "long": ("long", True, "Long"),
+           "double": ("double", True, "Double"), "float": ("double", True, "Double"), "boolean": ("bool", True, "Bool"),
+           "timestamp": ("DateTimeOffset", True, "Timestamp"), "blob": ("byte[]", False, "Blob")}
+
+
 def cs_string(s):
     return '"' + s.replace("\\", "\\\\").replace('"', '\\"') + '"'
 
@@ -107,20 +112,8 @@ class Gen:
         s = self.shapes[shape_name]
         t = s["type"]
         q = "?" if nullable else ""
-        if t == "string":
-            return "string" + q
-        if t == "integer":
-            return "int" + q
-        if t == "long":
-            return "long" + q
-        if t in ("double", "float"):
-            return "double" + q
-        if t == "boolean":
-            return "bool" + q
-        if t == "timestamp":
-            return "DateTimeOffset" + q
-        if t == "blob":
-            return "byte[]" + q
+        if t in SCALARS:
+            return SCALARS[t][0] + q
         if t == "list":
             return f"IReadOnlyList<{self.cs_type(s['member']['shape'], False)}>" + q
         if t == "map":
@@ -133,11 +126,9 @@ class Gen:
 
     def scalar(self, shape_name):
         t = self.shapes[shape_name]["type"]
-        names = {"string": "String", "integer": "Int", "long": "Long", "double": "Double", "float": "Double",
-                 "boolean": "Bool", "timestamp": "Timestamp"}
-        if t not in names:
+        if t not in SCALARS or t == "blob":
             raise ValueError(f"{shape_name}: a {t} cannot travel in a URI, query string or header")
-        return names[t]
+        return SCALARS[t][2]
 
     def parse(self, shape_name, raw, member):
         kind = self.scalar(shape_name)
@@ -170,20 +161,8 @@ class Gen:
         """A C# expression reading a JSON element of this shape (path: C# string expression)."""
         s = self.shapes[shape_name]
         t = s["type"]
-        if t == "string":
-            return f"r.ReadString({elem}, {path})"
-        if t == "integer":
-            return f"r.ReadInt({elem}, {path})"
-        if t == "long":
-            return f"r.ReadLong({elem}, {path})"
-        if t in ("double", "float"):
-            return f"r.ReadDouble({elem}, {path})"
-        if t == "boolean":
-            return f"r.ReadBool({elem}, {path})"
-        if t == "timestamp":
-            return f"r.ReadTimestamp({elem}, {path})"
-        if t == "blob":
-            return f"r.ReadBlob({elem}, {path})"
+        if t in SCALARS:
+            return f"r.Read{SCALARS[t][2]}({elem}, {path})"
         if t == "list":
             item = s["member"]["shape"]
             return f"r.ReadList({elem}, {path}, static (r, e, p) => {self.read_expr(item, 'e', 'p')}{self.bang(item)})"
@@ -199,11 +178,7 @@ class Gen:
     def bang(self, shape_name):
         """Non-null list items: a null item was reported by the reader; the default stands in for it."""
         t = self.shapes[shape_name]["type"]
-        if t in ("integer", "long", "double", "float", "boolean"):
-            return " ?? default"
-        if t == "timestamp":
-            return " ?? default"
-        return "!"
+        return " ?? default" if t in SCALARS and SCALARS[t][1] else "!"
 
     def checks(self, shape_name, value, path, out, indent):
         """Validation statements for a value of this shape (value: C# expression, may be null)."""
@@ -359,7 +334,7 @@ class Gen:
                             raise ValueError(f"{name}.{mname}: only lists of strings are read from the query string")
                         expr = f"r.QueryStrings({cs_string(lname)})"
                     elif shape["type"] == "map":
-                        expr = f"r.QueryMap({cs_string(mname)})"
+                        expr = "r.QueryMap()"
                     else:
                         expr = self.parse(m["shape"], f"r.Query({cs_string(lname)})", mname)
                 elif loc == "header":
@@ -530,7 +505,7 @@ class Gen:
             in_shape = self.shapes[op["input"]["shape"]] if "input" in op else {}
             raw = bool(in_shape.get("payload")) and self.shapes[in_shape["members"][in_shape["payload"]]["shape"]]["type"] == "blob"
             lines += [f"    private static async Task {name}Async(HttpContext context, AwsRoute route)", "    {",
-                      f"        var reader = await AwsRequestReader.CreateAsync(context, route{', rawBody: true' if raw else ''});"]
+                      f"        var reader = await AwsRequestReader.CreateAsync(context{', rawBody: true' if raw else ''});"]
             if req:
                 lines += [f"        var request = reader.IsValid ? {req}.Bind(reader) : null;"]
             lines += ["        if (!reader.IsValid)", "        {", "            await reader.RefuseAsync();", "            return;", "        }", ""]
@@ -552,13 +527,12 @@ class Gen:
 
 
 def hand_written():
-    """Operations still served by hand-written routes (their .WithName("Operation") in src/Trellis.Api), per model."""
-    names = {"iot": set(), "iot-data": set()}
+    """Operations of the iot model still served by hand-written routes (their .WithName("Operation") in src/Trellis.Api)."""
+    names = set()
     for path in glob.glob(os.path.join(ROOT, "src", "Trellis.Api", "*.cs")):
         with open(path, encoding="utf-8") as f:
-            found = re.findall(r'\.WithName\("([A-Za-z]+)"\)', f.read())
-        names["iot-data" if os.path.basename(path) == DATA_PLANE_FILE else "iot"].update(found)
-    return names
+            names.update(re.findall(r'\.WithName\("([A-Za-z]+)"\)', f.read()))
+    return {"iot": names}
 
 
 def coverage(gens, implemented):

@@ -113,14 +113,24 @@ public sealed class AwsRequestReader
 
     /// <summary>Reads the body (already bounded and hash-checked by the SigV4 middleware) and parses it when there is one.</summary>
     /// <param name="context">The request.</param>
-    /// <param name="route">The operation it was routed to.</param>
     /// <param name="rawBody">The operation's payload is the body as sent (a blob: shadow documents, MQTT payloads): do not parse it.</param>
-    public static async Task<AwsRequestReader> CreateAsync(HttpContext context, AwsRoute route, bool rawBody = false)
+    public static async Task<AwsRequestReader> CreateAsync(HttpContext context, bool rawBody = false)
     {
-        ArgumentNullException.ThrowIfNull(route);
-        using var buffer = new MemoryStream();
-        await context.Request.Body.CopyToAsync(buffer, context.RequestAborted);
-        var reader = new AwsRequestReader(context, buffer.ToArray());
+        ArgumentNullException.ThrowIfNull(context);
+        byte[] raw;
+        if (context.Request.Body is MemoryStream received)
+        {
+            // The SigV4 middleware leaves the verified body in memory: one copy out of its pooled buffer.
+            raw = received.ToArray();
+        }
+        else
+        {
+            using var buffer = new MemoryStream();
+            await context.Request.Body.CopyToAsync(buffer, context.RequestAborted);
+            raw = buffer.ToArray();
+        }
+
+        var reader = new AwsRequestReader(context, raw);
         if (!rawBody)
         {
             reader.ParseBody();
@@ -155,11 +165,9 @@ public sealed class AwsRequestReader
     public IReadOnlyList<string>? QueryStrings(string name) =>
         _context.Request.Query.TryGetValue(name, out var v) && v.Count > 0 ? [.. v.Where(s => s is not null).Select(s => s!)] : null;
 
-    public IReadOnlyDictionary<string, string?>? QueryMap(string path)
-    {
-        _ = path;
-        return _context.Request.Query.ToDictionary(q => q.Key, q => (string?)q.Value.ToString(), StringComparer.Ordinal);
-    }
+    /// <summary>A map member bound to the query string: every parameter of it.</summary>
+    public IReadOnlyDictionary<string, string?> QueryMap() =>
+        _context.Request.Query.ToDictionary(q => q.Key, q => (string?)q.Value.ToString(), StringComparer.Ordinal);
 
     public string? Header(string name) => _context.Request.Headers.TryGetValue(name, out var v) && v.Count > 0 ? v.ToString() : null;
 

@@ -219,7 +219,7 @@ internal static class IotInvokers
 
     private static async Task AddThingToThingGroupAsync(HttpContext context, AwsRoute route)
     {
-        var reader = await AwsRequestReader.CreateAsync(context, route);
+        var reader = await AwsRequestReader.CreateAsync(context);
         var request = reader.IsValid ? AddThingToThingGroupRequest.Bind(reader) : null;
         if (!reader.IsValid)
         {
@@ -233,7 +233,7 @@ internal static class IotInvokers
 
     private static async Task AttachPolicyAsync(HttpContext context, AwsRoute route)
     {
-        var reader = await AwsRequestReader.CreateAsync(context, route);
+        var reader = await AwsRequestReader.CreateAsync(context);
         var request = reader.IsValid ? AttachPolicyRequest.Bind(reader) : null;
         if (!reader.IsValid)
         {
@@ -247,7 +247,7 @@ internal static class IotInvokers
 
     private static async Task AttachPrincipalPolicyAsync(HttpContext context, AwsRoute route)
     {
-        var reader = await AwsRequestReader.CreateAsync(context, route);
+        var reader = await AwsRequestReader.CreateAsync(context);
         var request = reader.IsValid ? AttachPrincipalPolicyRequest.Bind(reader) : null;
         if (!reader.IsValid)
         {
@@ -261,7 +261,7 @@ internal static class IotInvokers
 
     private static async Task AttachThingPrincipalAsync(HttpContext context, AwsRoute route)
     {
-        var reader = await AwsRequestReader.CreateAsync(context, route);
+        var reader = await AwsRequestReader.CreateAsync(context);
         var request = reader.IsValid ? AttachThingPrincipalRequest.Bind(reader) : null;
         if (!reader.IsValid)
         {
@@ -275,7 +275,7 @@ internal static class IotInvokers
 
     private static async Task CreateCertificateFromCsrAsync(HttpContext context, AwsRoute route)
     {
-        var reader = await AwsRequestReader.CreateAsync(context, route);
+        var reader = await AwsRequestReader.CreateAsync(context);
         var request = reader.IsValid ? CreateCertificateFromCsrRequest.Bind(reader) : null;
         if (!reader.IsValid)
         {
@@ -289,7 +289,7 @@ internal static class IotInvokers
 
     private static async Task CreateKeysAndCertificateAsync(HttpContext context, AwsRoute route)
     {
-        var reader = await AwsRequestReader.CreateAsync(context, route);
+        var reader = await AwsRequestReader.CreateAsync(context);
         var request = reader.IsValid ? CreateKeysAndCertificateRequest.Bind(reader) : null;
         if (!reader.IsValid)
         {
@@ -303,7 +303,7 @@ internal static class IotInvokers
 
     private static async Task CreatePolicyAsync(HttpContext context, AwsRoute route)
     {
-        var reader = await AwsRequestReader.CreateAsync(context, route);
+        var reader = await AwsRequestReader.CreateAsync(context);
         var request = reader.IsValid ? CreatePolicyRequest.Bind(reader) : null;
         if (!reader.IsValid)
         {
@@ -317,7 +317,7 @@ internal static class IotInvokers
 
     private static async Task CreatePolicyVersionAsync(HttpContext context, AwsRoute route)
     {
-        var reader = await AwsRequestReader.CreateAsync(context, route);
+        var reader = await AwsRequestReader.CreateAsync(context);
         var request = reader.IsValid ? CreatePolicyVersionRequest.Bind(reader) : null;
         if (!reader.IsValid)
         {
@@ -331,7 +331,7 @@ internal static class IotInvokers
 
     private static async Task CreateProvisioningClaimAsync(HttpContext context, AwsRoute route)
     {
-        var reader = await AwsRequestReader.CreateAsync(context, route);
+        var reader = await AwsRequestReader.CreateAsync(context);
         var request = reader.IsValid ? CreateProvisioningClaimRequest.Bind(reader) : null;
         if (!reader.IsValid)
         {
@@ -345,7 +345,7 @@ internal static class IotInvokers
 
     private static async Task CreateProvisioningTemplateAsync(HttpContext context, AwsRoute route)
     {
-        var reader = await AwsRequestReader.CreateAsync(context, route);
+        var reader = await AwsRequestReader.CreateAsync(context);
         var request = reader.IsValid ? CreateProvisioningTemplateRequest.Bind(reader) : null;
         if (!reader.IsValid)
         {
@@ -359,7 +359,7 @@ internal static class IotInvokers
 
     private static async Task CreateProvisioningTemplateVersionAsync(HttpContext context, AwsRoute route)
     {
-        var reader = await AwsRequestReader.CreateAsync(context, route);
+        var reader = await AwsRequestReader.CreateAsync(context);
         var request = reader.IsValid ? CreateProvisioningTemplateVersionRequest.Bind(reader) : null;
         if (!reader.IsValid)
         {
@@ -373,7 +373,7 @@ internal static class IotInvokers
 
     private static async Task CreateThingAsync(HttpContext context, AwsRoute route)
     {
-        var reader = await AwsRequestReader.CreateAsync(context, route);
+        var reader = await AwsRequestReader.CreateAsync(context);
         var request = reader.IsValid ? CreateThingRequest.Bind(reader) : null;
         if (!reader.IsValid)
         {
@@ -387,7 +387,7 @@ internal static class IotInvokers
 
     private static async Task CreateThingGroupAsync(HttpContext context, AwsRoute route)
     {
-        var reader = await AwsRequestReader.CreateAsync(context, route);
+        var reader = await AwsRequestReader.CreateAsync(context);
         var request = reader.IsValid ? CreateThingGroupRequest.Bind(reader) : null;
         if (!reader.IsValid)
         {
@@ -401,7 +401,7 @@ internal static class IotInvokers
 
     private static async Task CreateThingTypeAsync(HttpContext context, AwsRoute route)
     {
-        var reader = await AwsRequestReader.CreateAsync(context, route);
+        var reader = await AwsRequestReader.CreateAsync(context);
         var request = reader.IsValid ? CreateThingTypeRequest.Bind(reader) : null;
         if (!reader.IsValid)
         {
@@ -415,7 +415,7 @@ internal static class IotInvokers
 
     private static async Task DeleteCACertificateAsync(HttpContext context, AwsRoute route)
     {
-        var reader = await AwsRequestReader.CreateAsync(context, route);
+        var reader = await AwsRequestReader.CreateAsync(context);
         var request = reader.IsValid ? DeleteCACertificateRequest.Bind(reader) : null;
         if (!reader.IsValid)
         {
@@ -429,7 +429,7 @@ internal static class IotInvokers
 
     private static async Task DeleteCertificateAsync(HttpContext context, AwsRoute route)
     {
-        var reader = await AwsRequestReader.CreateAsync(context, route);
+        var reader = await AwsRequestReader.CreateAsync(context);
         var request = reader.IsValid ? DeleteCertificateRequest.Bind(reader) : null;
         if (!reader.IsValid)
         {
@@ -443,7 +443,7 @@ internal static class IotInvokers
 
     private static async Task DeletePolicyAsync(HttpContext context, AwsRoute route)
     {
-        var reader = await AwsRequestReader.CreateAsync(context, route);
+        var reader = await AwsRequestReader.CreateAsync(context);
         var request = reader.IsValid ? DeletePolicyRequest.Bind(reader) : null;
         if (!reader.IsValid)
         {
@@ -457,7 +457,7 @@ internal static class IotInvokers
 
     private static async Task DeletePolicyVersionAsync(HttpContext context, AwsRoute route)
     {
-        var reader = await AwsRequestReader.CreateAsync(context, route);
+        var reader = await AwsRequestReader.CreateAsync(context);
         var request = reader.IsValid ? DeletePolicyVersionRequest.Bind(reader) : null;
         if (!reader.IsValid)
         {
@@ -471,7 +471,7 @@ internal static class IotInvokers
 
     private static async Task DeleteProvisioningTemplateAsync(HttpContext context, AwsRoute route)
     {
-        var reader = await AwsRequestReader.CreateAsync(context, route);
+        var reader = await AwsRequestReader.CreateAsync(context);
         var request = reader.IsValid ? DeleteProvisioningTemplateRequest.Bind(reader) : null;
         if (!reader.IsValid)
         {
@@ -485,7 +485,7 @@ internal static class IotInvokers
 
     private static async Task DeleteProvisioningTemplateVersionAsync(HttpContext context, AwsRoute route)
     {
-        var reader = await AwsRequestReader.CreateAsync(context, route);
+        var reader = await AwsRequestReader.CreateAsync(context);
         var request = reader.IsValid ? DeleteProvisioningTemplateVersionRequest.Bind(reader) : null;
         if (!reader.IsValid)
         {
@@ -499,7 +499,7 @@ internal static class IotInvokers
 
     private static async Task DeleteThingAsync(HttpContext context, AwsRoute route)
     {
-        var reader = await AwsRequestReader.CreateAsync(context, route);
+        var reader = await AwsRequestReader.CreateAsync(context);
         var request = reader.IsValid ? DeleteThingRequest.Bind(reader) : null;
         if (!reader.IsValid)
         {
@@ -513,7 +513,7 @@ internal static class IotInvokers
 
     private static async Task DeleteThingGroupAsync(HttpContext context, AwsRoute route)
     {
-        var reader = await AwsRequestReader.CreateAsync(context, route);
+        var reader = await AwsRequestReader.CreateAsync(context);
         var request = reader.IsValid ? DeleteThingGroupRequest.Bind(reader) : null;
         if (!reader.IsValid)
         {
@@ -527,7 +527,7 @@ internal static class IotInvokers
 
     private static async Task DeleteThingTypeAsync(HttpContext context, AwsRoute route)
     {
-        var reader = await AwsRequestReader.CreateAsync(context, route);
+        var reader = await AwsRequestReader.CreateAsync(context);
         var request = reader.IsValid ? DeleteThingTypeRequest.Bind(reader) : null;
         if (!reader.IsValid)
         {
@@ -541,7 +541,7 @@ internal static class IotInvokers
 
     private static async Task DeprecateThingTypeAsync(HttpContext context, AwsRoute route)
     {
-        var reader = await AwsRequestReader.CreateAsync(context, route);
+        var reader = await AwsRequestReader.CreateAsync(context);
         var request = reader.IsValid ? DeprecateThingTypeRequest.Bind(reader) : null;
         if (!reader.IsValid)
         {
@@ -555,7 +555,7 @@ internal static class IotInvokers
 
     private static async Task DescribeCACertificateAsync(HttpContext context, AwsRoute route)
     {
-        var reader = await AwsRequestReader.CreateAsync(context, route);
+        var reader = await AwsRequestReader.CreateAsync(context);
         var request = reader.IsValid ? DescribeCACertificateRequest.Bind(reader) : null;
         if (!reader.IsValid)
         {
@@ -569,7 +569,7 @@ internal static class IotInvokers
 
     private static async Task DescribeCertificateAsync(HttpContext context, AwsRoute route)
     {
-        var reader = await AwsRequestReader.CreateAsync(context, route);
+        var reader = await AwsRequestReader.CreateAsync(context);
         var request = reader.IsValid ? DescribeCertificateRequest.Bind(reader) : null;
         if (!reader.IsValid)
         {
@@ -583,7 +583,7 @@ internal static class IotInvokers
 
     private static async Task DescribeEndpointAsync(HttpContext context, AwsRoute route)
     {
-        var reader = await AwsRequestReader.CreateAsync(context, route);
+        var reader = await AwsRequestReader.CreateAsync(context);
         var request = reader.IsValid ? DescribeEndpointRequest.Bind(reader) : null;
         if (!reader.IsValid)
         {
@@ -597,7 +597,7 @@ internal static class IotInvokers
 
     private static async Task DescribeProvisioningTemplateAsync(HttpContext context, AwsRoute route)
     {
-        var reader = await AwsRequestReader.CreateAsync(context, route);
+        var reader = await AwsRequestReader.CreateAsync(context);
         var request = reader.IsValid ? DescribeProvisioningTemplateRequest.Bind(reader) : null;
         if (!reader.IsValid)
         {
@@ -611,7 +611,7 @@ internal static class IotInvokers
 
     private static async Task DescribeProvisioningTemplateVersionAsync(HttpContext context, AwsRoute route)
     {
-        var reader = await AwsRequestReader.CreateAsync(context, route);
+        var reader = await AwsRequestReader.CreateAsync(context);
         var request = reader.IsValid ? DescribeProvisioningTemplateVersionRequest.Bind(reader) : null;
         if (!reader.IsValid)
         {
@@ -625,7 +625,7 @@ internal static class IotInvokers
 
     private static async Task DescribeThingAsync(HttpContext context, AwsRoute route)
     {
-        var reader = await AwsRequestReader.CreateAsync(context, route);
+        var reader = await AwsRequestReader.CreateAsync(context);
         var request = reader.IsValid ? DescribeThingRequest.Bind(reader) : null;
         if (!reader.IsValid)
         {
@@ -639,7 +639,7 @@ internal static class IotInvokers
 
     private static async Task DescribeThingGroupAsync(HttpContext context, AwsRoute route)
     {
-        var reader = await AwsRequestReader.CreateAsync(context, route);
+        var reader = await AwsRequestReader.CreateAsync(context);
         var request = reader.IsValid ? DescribeThingGroupRequest.Bind(reader) : null;
         if (!reader.IsValid)
         {
@@ -653,7 +653,7 @@ internal static class IotInvokers
 
     private static async Task DescribeThingTypeAsync(HttpContext context, AwsRoute route)
     {
-        var reader = await AwsRequestReader.CreateAsync(context, route);
+        var reader = await AwsRequestReader.CreateAsync(context);
         var request = reader.IsValid ? DescribeThingTypeRequest.Bind(reader) : null;
         if (!reader.IsValid)
         {
@@ -667,7 +667,7 @@ internal static class IotInvokers
 
     private static async Task DetachPolicyAsync(HttpContext context, AwsRoute route)
     {
-        var reader = await AwsRequestReader.CreateAsync(context, route);
+        var reader = await AwsRequestReader.CreateAsync(context);
         var request = reader.IsValid ? DetachPolicyRequest.Bind(reader) : null;
         if (!reader.IsValid)
         {
@@ -681,7 +681,7 @@ internal static class IotInvokers
 
     private static async Task DetachPrincipalPolicyAsync(HttpContext context, AwsRoute route)
     {
-        var reader = await AwsRequestReader.CreateAsync(context, route);
+        var reader = await AwsRequestReader.CreateAsync(context);
         var request = reader.IsValid ? DetachPrincipalPolicyRequest.Bind(reader) : null;
         if (!reader.IsValid)
         {
@@ -695,7 +695,7 @@ internal static class IotInvokers
 
     private static async Task DetachThingPrincipalAsync(HttpContext context, AwsRoute route)
     {
-        var reader = await AwsRequestReader.CreateAsync(context, route);
+        var reader = await AwsRequestReader.CreateAsync(context);
         var request = reader.IsValid ? DetachThingPrincipalRequest.Bind(reader) : null;
         if (!reader.IsValid)
         {
@@ -709,7 +709,7 @@ internal static class IotInvokers
 
     private static async Task GetPolicyAsync(HttpContext context, AwsRoute route)
     {
-        var reader = await AwsRequestReader.CreateAsync(context, route);
+        var reader = await AwsRequestReader.CreateAsync(context);
         var request = reader.IsValid ? GetPolicyRequest.Bind(reader) : null;
         if (!reader.IsValid)
         {
@@ -723,7 +723,7 @@ internal static class IotInvokers
 
     private static async Task GetPolicyVersionAsync(HttpContext context, AwsRoute route)
     {
-        var reader = await AwsRequestReader.CreateAsync(context, route);
+        var reader = await AwsRequestReader.CreateAsync(context);
         var request = reader.IsValid ? GetPolicyVersionRequest.Bind(reader) : null;
         if (!reader.IsValid)
         {
@@ -737,7 +737,7 @@ internal static class IotInvokers
 
     private static async Task GetRegistrationCodeAsync(HttpContext context, AwsRoute route)
     {
-        var reader = await AwsRequestReader.CreateAsync(context, route);
+        var reader = await AwsRequestReader.CreateAsync(context);
         var request = reader.IsValid ? GetRegistrationCodeRequest.Bind(reader) : null;
         if (!reader.IsValid)
         {
@@ -751,7 +751,7 @@ internal static class IotInvokers
 
     private static async Task ListAttachedPoliciesAsync(HttpContext context, AwsRoute route)
     {
-        var reader = await AwsRequestReader.CreateAsync(context, route);
+        var reader = await AwsRequestReader.CreateAsync(context);
         var request = reader.IsValid ? ListAttachedPoliciesRequest.Bind(reader) : null;
         if (!reader.IsValid)
         {
@@ -765,7 +765,7 @@ internal static class IotInvokers
 
     private static async Task ListCACertificatesAsync(HttpContext context, AwsRoute route)
     {
-        var reader = await AwsRequestReader.CreateAsync(context, route);
+        var reader = await AwsRequestReader.CreateAsync(context);
         var request = reader.IsValid ? ListCACertificatesRequest.Bind(reader) : null;
         if (!reader.IsValid)
         {
@@ -779,7 +779,7 @@ internal static class IotInvokers
 
     private static async Task ListCertificatesAsync(HttpContext context, AwsRoute route)
     {
-        var reader = await AwsRequestReader.CreateAsync(context, route);
+        var reader = await AwsRequestReader.CreateAsync(context);
         var request = reader.IsValid ? ListCertificatesRequest.Bind(reader) : null;
         if (!reader.IsValid)
         {
@@ -793,7 +793,7 @@ internal static class IotInvokers
 
     private static async Task ListCertificatesByCAAsync(HttpContext context, AwsRoute route)
     {
-        var reader = await AwsRequestReader.CreateAsync(context, route);
+        var reader = await AwsRequestReader.CreateAsync(context);
         var request = reader.IsValid ? ListCertificatesByCARequest.Bind(reader) : null;
         if (!reader.IsValid)
         {
@@ -807,7 +807,7 @@ internal static class IotInvokers
 
     private static async Task ListPoliciesAsync(HttpContext context, AwsRoute route)
     {
-        var reader = await AwsRequestReader.CreateAsync(context, route);
+        var reader = await AwsRequestReader.CreateAsync(context);
         var request = reader.IsValid ? ListPoliciesRequest.Bind(reader) : null;
         if (!reader.IsValid)
         {
@@ -821,7 +821,7 @@ internal static class IotInvokers
 
     private static async Task ListPolicyVersionsAsync(HttpContext context, AwsRoute route)
     {
-        var reader = await AwsRequestReader.CreateAsync(context, route);
+        var reader = await AwsRequestReader.CreateAsync(context);
         var request = reader.IsValid ? ListPolicyVersionsRequest.Bind(reader) : null;
         if (!reader.IsValid)
         {
@@ -835,7 +835,7 @@ internal static class IotInvokers
 
     private static async Task ListPrincipalThingsAsync(HttpContext context, AwsRoute route)
     {
-        var reader = await AwsRequestReader.CreateAsync(context, route);
+        var reader = await AwsRequestReader.CreateAsync(context);
         var request = reader.IsValid ? ListPrincipalThingsRequest.Bind(reader) : null;
         if (!reader.IsValid)
         {
@@ -849,7 +849,7 @@ internal static class IotInvokers
 
     private static async Task ListProvisioningTemplateVersionsAsync(HttpContext context, AwsRoute route)
     {
-        var reader = await AwsRequestReader.CreateAsync(context, route);
+        var reader = await AwsRequestReader.CreateAsync(context);
         var request = reader.IsValid ? ListProvisioningTemplateVersionsRequest.Bind(reader) : null;
         if (!reader.IsValid)
         {
@@ -863,7 +863,7 @@ internal static class IotInvokers
 
     private static async Task ListProvisioningTemplatesAsync(HttpContext context, AwsRoute route)
     {
-        var reader = await AwsRequestReader.CreateAsync(context, route);
+        var reader = await AwsRequestReader.CreateAsync(context);
         var request = reader.IsValid ? ListProvisioningTemplatesRequest.Bind(reader) : null;
         if (!reader.IsValid)
         {
@@ -877,7 +877,7 @@ internal static class IotInvokers
 
     private static async Task ListTargetsForPolicyAsync(HttpContext context, AwsRoute route)
     {
-        var reader = await AwsRequestReader.CreateAsync(context, route);
+        var reader = await AwsRequestReader.CreateAsync(context);
         var request = reader.IsValid ? ListTargetsForPolicyRequest.Bind(reader) : null;
         if (!reader.IsValid)
         {
@@ -891,7 +891,7 @@ internal static class IotInvokers
 
     private static async Task ListThingGroupsAsync(HttpContext context, AwsRoute route)
     {
-        var reader = await AwsRequestReader.CreateAsync(context, route);
+        var reader = await AwsRequestReader.CreateAsync(context);
         var request = reader.IsValid ? ListThingGroupsRequest.Bind(reader) : null;
         if (!reader.IsValid)
         {
@@ -905,7 +905,7 @@ internal static class IotInvokers
 
     private static async Task ListThingGroupsForThingAsync(HttpContext context, AwsRoute route)
     {
-        var reader = await AwsRequestReader.CreateAsync(context, route);
+        var reader = await AwsRequestReader.CreateAsync(context);
         var request = reader.IsValid ? ListThingGroupsForThingRequest.Bind(reader) : null;
         if (!reader.IsValid)
         {
@@ -919,7 +919,7 @@ internal static class IotInvokers
 
     private static async Task ListThingPrincipalsAsync(HttpContext context, AwsRoute route)
     {
-        var reader = await AwsRequestReader.CreateAsync(context, route);
+        var reader = await AwsRequestReader.CreateAsync(context);
         var request = reader.IsValid ? ListThingPrincipalsRequest.Bind(reader) : null;
         if (!reader.IsValid)
         {
@@ -933,7 +933,7 @@ internal static class IotInvokers
 
     private static async Task ListThingTypesAsync(HttpContext context, AwsRoute route)
     {
-        var reader = await AwsRequestReader.CreateAsync(context, route);
+        var reader = await AwsRequestReader.CreateAsync(context);
         var request = reader.IsValid ? ListThingTypesRequest.Bind(reader) : null;
         if (!reader.IsValid)
         {
@@ -947,7 +947,7 @@ internal static class IotInvokers
 
     private static async Task ListThingsAsync(HttpContext context, AwsRoute route)
     {
-        var reader = await AwsRequestReader.CreateAsync(context, route);
+        var reader = await AwsRequestReader.CreateAsync(context);
         var request = reader.IsValid ? ListThingsRequest.Bind(reader) : null;
         if (!reader.IsValid)
         {
@@ -961,7 +961,7 @@ internal static class IotInvokers
 
     private static async Task ListThingsInThingGroupAsync(HttpContext context, AwsRoute route)
     {
-        var reader = await AwsRequestReader.CreateAsync(context, route);
+        var reader = await AwsRequestReader.CreateAsync(context);
         var request = reader.IsValid ? ListThingsInThingGroupRequest.Bind(reader) : null;
         if (!reader.IsValid)
         {
@@ -975,7 +975,7 @@ internal static class IotInvokers
 
     private static async Task RegisterCACertificateAsync(HttpContext context, AwsRoute route)
     {
-        var reader = await AwsRequestReader.CreateAsync(context, route);
+        var reader = await AwsRequestReader.CreateAsync(context);
         var request = reader.IsValid ? RegisterCACertificateRequest.Bind(reader) : null;
         if (!reader.IsValid)
         {
@@ -989,7 +989,7 @@ internal static class IotInvokers
 
     private static async Task RegisterCertificateAsync(HttpContext context, AwsRoute route)
     {
-        var reader = await AwsRequestReader.CreateAsync(context, route);
+        var reader = await AwsRequestReader.CreateAsync(context);
         var request = reader.IsValid ? RegisterCertificateRequest.Bind(reader) : null;
         if (!reader.IsValid)
         {
@@ -1003,7 +1003,7 @@ internal static class IotInvokers
 
     private static async Task RegisterCertificateWithoutCAAsync(HttpContext context, AwsRoute route)
     {
-        var reader = await AwsRequestReader.CreateAsync(context, route);
+        var reader = await AwsRequestReader.CreateAsync(context);
         var request = reader.IsValid ? RegisterCertificateWithoutCARequest.Bind(reader) : null;
         if (!reader.IsValid)
         {
@@ -1017,7 +1017,7 @@ internal static class IotInvokers
 
     private static async Task RegisterThingAsync(HttpContext context, AwsRoute route)
     {
-        var reader = await AwsRequestReader.CreateAsync(context, route);
+        var reader = await AwsRequestReader.CreateAsync(context);
         var request = reader.IsValid ? RegisterThingRequest.Bind(reader) : null;
         if (!reader.IsValid)
         {
@@ -1031,7 +1031,7 @@ internal static class IotInvokers
 
     private static async Task RemoveThingFromThingGroupAsync(HttpContext context, AwsRoute route)
     {
-        var reader = await AwsRequestReader.CreateAsync(context, route);
+        var reader = await AwsRequestReader.CreateAsync(context);
         var request = reader.IsValid ? RemoveThingFromThingGroupRequest.Bind(reader) : null;
         if (!reader.IsValid)
         {
@@ -1045,7 +1045,7 @@ internal static class IotInvokers
 
     private static async Task SetDefaultPolicyVersionAsync(HttpContext context, AwsRoute route)
     {
-        var reader = await AwsRequestReader.CreateAsync(context, route);
+        var reader = await AwsRequestReader.CreateAsync(context);
         var request = reader.IsValid ? SetDefaultPolicyVersionRequest.Bind(reader) : null;
         if (!reader.IsValid)
         {
@@ -1059,7 +1059,7 @@ internal static class IotInvokers
 
     private static async Task UpdateCACertificateAsync(HttpContext context, AwsRoute route)
     {
-        var reader = await AwsRequestReader.CreateAsync(context, route);
+        var reader = await AwsRequestReader.CreateAsync(context);
         var request = reader.IsValid ? UpdateCACertificateRequest.Bind(reader) : null;
         if (!reader.IsValid)
         {
@@ -1073,7 +1073,7 @@ internal static class IotInvokers
 
     private static async Task UpdateCertificateAsync(HttpContext context, AwsRoute route)
     {
-        var reader = await AwsRequestReader.CreateAsync(context, route);
+        var reader = await AwsRequestReader.CreateAsync(context);
         var request = reader.IsValid ? UpdateCertificateRequest.Bind(reader) : null;
         if (!reader.IsValid)
         {
@@ -1087,7 +1087,7 @@ internal static class IotInvokers
 
     private static async Task UpdateProvisioningTemplateAsync(HttpContext context, AwsRoute route)
     {
-        var reader = await AwsRequestReader.CreateAsync(context, route);
+        var reader = await AwsRequestReader.CreateAsync(context);
         var request = reader.IsValid ? UpdateProvisioningTemplateRequest.Bind(reader) : null;
         if (!reader.IsValid)
         {
@@ -1101,7 +1101,7 @@ internal static class IotInvokers
 
     private static async Task UpdateThingAsync(HttpContext context, AwsRoute route)
     {
-        var reader = await AwsRequestReader.CreateAsync(context, route);
+        var reader = await AwsRequestReader.CreateAsync(context);
         var request = reader.IsValid ? UpdateThingRequest.Bind(reader) : null;
         if (!reader.IsValid)
         {
@@ -1115,7 +1115,7 @@ internal static class IotInvokers
 
     private static async Task UpdateThingGroupAsync(HttpContext context, AwsRoute route)
     {
-        var reader = await AwsRequestReader.CreateAsync(context, route);
+        var reader = await AwsRequestReader.CreateAsync(context);
         var request = reader.IsValid ? UpdateThingGroupRequest.Bind(reader) : null;
         if (!reader.IsValid)
         {

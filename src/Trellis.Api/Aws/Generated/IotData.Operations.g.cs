@@ -39,7 +39,7 @@ internal static class IotDataInvokers
 
     private static async Task DeleteThingShadowAsync(HttpContext context, AwsRoute route)
     {
-        var reader = await AwsRequestReader.CreateAsync(context, route);
+        var reader = await AwsRequestReader.CreateAsync(context);
         var request = reader.IsValid ? DeleteThingShadowRequest.Bind(reader) : null;
         if (!reader.IsValid)
         {
@@ -53,7 +53,7 @@ internal static class IotDataInvokers
 
     private static async Task GetThingShadowAsync(HttpContext context, AwsRoute route)
     {
-        var reader = await AwsRequestReader.CreateAsync(context, route);
+        var reader = await AwsRequestReader.CreateAsync(context);
         var request = reader.IsValid ? GetThingShadowRequest.Bind(reader) : null;
         if (!reader.IsValid)
         {
@@ -67,7 +67,7 @@ internal static class IotDataInvokers
 
     private static async Task ListNamedShadowsForThingAsync(HttpContext context, AwsRoute route)
     {
-        var reader = await AwsRequestReader.CreateAsync(context, route);
+        var reader = await AwsRequestReader.CreateAsync(context);
         var request = reader.IsValid ? ListNamedShadowsForThingRequest.Bind(reader) : null;
         if (!reader.IsValid)
         {
@@ -81,7 +81,7 @@ internal static class IotDataInvokers
 
     private static async Task PublishAsync(HttpContext context, AwsRoute route)
     {
-        var reader = await AwsRequestReader.CreateAsync(context, route, rawBody: true);
+        var reader = await AwsRequestReader.CreateAsync(context, rawBody: true);
         var request = reader.IsValid ? PublishRequest.Bind(reader) : null;
         if (!reader.IsValid)
         {
@@ -95,7 +95,7 @@ internal static class IotDataInvokers
 
     private static async Task UpdateThingShadowAsync(HttpContext context, AwsRoute route)
     {
-        var reader = await AwsRequestReader.CreateAsync(context, route, rawBody: true);
+        var reader = await AwsRequestReader.CreateAsync(context, rawBody: true);
         var request = reader.IsValid ? UpdateThingShadowRequest.Bind(reader) : null;
         if (!reader.IsValid)
         {
