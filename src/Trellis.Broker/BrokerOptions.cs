@@ -24,7 +24,7 @@ public sealed class BrokerOptions
     [Range(1, 65_535)]
     public int ReceiveMaximum { get; set; } = 1024;
 
-    /// <summary>Seconds a new connection may take to send CONNECT before it is closed.</summary>
+    /// <summary>Seconds a new connection may take to send CONNECT before it is closed (on TLS, also the time its handshake may take).</summary>
     [Range(1, 3600)]
     public int ConnectTimeoutSeconds { get; set; } = 10;
 

@@ -54,9 +54,12 @@ public sealed class TrellisServer : IAsyncDisposable
     public AccessKeys AccessKeys => _app.Services.GetRequiredService<AccessKeys>();
 
     /// <summary>The bound port of a listener ("mqtt", "mqtts", "ws", "http"), or 0 when it is off.</summary>
-    public int Port(string listener) => listener == "mqtt"
-        ? _app.Services.GetService<MqttSocketListener>()?.Port ?? 0
-        : _listeners.TryGetValue(listener, out var options) ? options.IPEndPoint!.Port : 0;
+    public int Port(string listener) => listener switch
+    {
+        "mqtt" => _app.Services.GetService<MqttSocketListener>()?.Port ?? 0,
+        "mqtts" when _app.Services.GetKeyedService<MqttSocketListener>("mqtts") is { } tls => tls.Port,
+        _ => _listeners.TryGetValue(listener, out var options) ? options.IPEndPoint!.Port : 0,
+    };
 
     /// <summary>The epoll loops serving the plain-TCP MQTT listener; 0 when it is off or served by the .NET socket engine.</summary>
     public int MqttEventLoops => _app.Services.GetService<MqttSocketListener>()?.EventLoops ?? 0;
@@ -219,6 +222,21 @@ public sealed class TrellisServer : IAsyncDisposable
             services.AddSingleton(sp => new MqttSocketListener(sp.GetRequiredService<MqttBroker>(), mqtt));
             services.AddHostedService(sp => sp.GetRequiredService<MqttSocketListener>());
         }
+
+        // TLS runs on the broker's loops too, with OpenSSL driven directly (one context, a session
+        // cache, no stream per connection); Kestrel's TLS stays for platforms without them.
+        var ownTls = mqtts is not null && brokerOptions.EventLoops > 0 && TlsServerContext.IsSupported;
+        if (ownTls)
+        {
+            services.AddSingleton(sp =>
+            {
+                var registry = sp.GetRequiredService<RegistryService>();
+                return new TlsServerContext(serverCertificate, ca.Certificate, registry.AcceptsClientCertificate);
+            });
+            services.AddKeyedSingleton("mqtts", (sp, _) => new MqttSocketListener(sp.GetRequiredService<MqttBroker>(), mqtts!, sp.GetRequiredService<TlsServerContext>()));
+            // Not AddHostedService: it keeps one hosted service per type, and the plain listener is one.
+            services.AddSingleton<IHostedService>(sp => sp.GetRequiredKeyedService<MqttSocketListener>("mqtts"));
+        }
         services.Configure<HostOptions>(h => h.ShutdownTimeout = TimeSpan.FromSeconds(10));
 
         var listeners = new Dictionary<string, ListenOptions>();
@@ -231,7 +249,7 @@ public sealed class TrellisServer : IAsyncDisposable
             // ours so that the API's checks answer first, with AWS-style errors (see ApiErrorsMiddleware).
             kestrel.Limits.MaxRequestBodySize = 2L * Math.Max(apiLimits.MaxBodyBytes, apiLimits.MaxPublishBodyBytes);
             kestrel.Limits.MaxRequestLineSize = Math.Max(kestrel.Limits.MaxRequestLineSize, apiLimits.MaxUriBytes * 4);
-            if (mqtts is not null)
+            if (mqtts is not null && !ownTls)
             {
                 kestrel.Listen(mqtts, l =>
                 {

@@ -15,12 +15,14 @@ internal sealed unsafe class EventLoop : IDisposable
 {
     private const int MaxEvents = 256;
     private const ulong WakeToken = 0;
+    private const ulong AcceptToken = ulong.MaxValue;
     private readonly int _epoll;
     private readonly int _wake;
     private readonly Thread _thread;
     private readonly ConcurrentDictionary<ulong, LoopTransport> _transports = new();
     private readonly Lock _fdLock = new();
     private readonly Action<Exception> _onError;
+    private Action? _onAcceptable;
     private long _nextToken;
     private bool _closed;
     private volatile bool _stopping;
@@ -53,6 +55,22 @@ internal sealed unsafe class EventLoop : IDisposable
         {
             _transports.TryRemove(token, out _);
             throw new IOException($"epoll_ctl(ADD) failed: errno {error}");
+        }
+    }
+
+    /// <summary>
+    /// Watches a listening socket: when connections are pending, this loop's thread runs
+    /// <paramref name="onAcceptable"/> to accept them. Every loop may watch the same socket; the
+    /// kernel wakes one of them per arrival (EPOLLEXCLUSIVE), so accepting costs no thread hop.
+    /// Level-triggered: what one call leaves pending raises the next event.
+    /// </summary>
+    public void WatchListener(nint fd, Action onAcceptable)
+    {
+        _onAcceptable = onAcceptable;
+        var error = Native.EpollAdd(_epoll, (int)fd, Native.EPOLLIN | Native.EPOLLEXCLUSIVE, AcceptToken);
+        if (error != 0)
+        {
+            throw new IOException($"epoll_ctl(ADD listener) failed: errno {error}");
         }
     }
 
@@ -115,6 +133,17 @@ internal sealed unsafe class EventLoop : IDisposable
                 if (token == WakeToken)
                 {
                     Native.Drain(_wake); // Dispose: the while condition ends the loop
+                }
+                else if (token == AcceptToken)
+                {
+                    try
+                    {
+                        _onAcceptable?.Invoke();
+                    }
+                    catch (Exception e)
+                    {
+                        _onError(e);
+                    }
                 }
                 else if (_transports.TryGetValue(token, out var transport))
                 {

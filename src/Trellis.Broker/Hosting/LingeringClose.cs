@@ -17,17 +17,77 @@ internal static class LingeringClose
 
     public static void Start(Socket socket)
     {
-        try
+        if (!ShutdownSend(socket))
         {
-            socket.Shutdown(SocketShutdown.Send);
+            socket.Dispose(); // the client is gone already (it reset or hung up first): nothing to drain
+            return;
         }
-        catch (Exception e) when (e is SocketException or ObjectDisposedException)
+
+        // Usually the client has closed already (it sent DISCONNECT and hung up): then what is left
+        // is read here and the socket goes now, without a wait on the runtime's socket engine.
+        if (DrainNow(socket))
         {
             socket.Dispose();
             return;
         }
 
         _ = DrainAsync(socket);
+    }
+
+    private static bool ShutdownSend(Socket socket)
+    {
+        var added = false;
+        try
+        {
+            socket.SafeHandle.DangerousAddRef(ref added);
+            return Native.ShutdownSend(socket.SafeHandle.DangerousGetHandle());
+        }
+        catch (ObjectDisposedException)
+        {
+            return false;
+        }
+        finally
+        {
+            if (added)
+            {
+                socket.SafeHandle.DangerousRelease();
+            }
+        }
+    }
+
+    /// <summary>Reads what is there without waiting; true when the client's end of stream (or an error) came.</summary>
+    private static unsafe bool DrainNow(Socket socket)
+    {
+        var added = false;
+        try
+        {
+            socket.SafeHandle.DangerousAddRef(ref added);
+            var fd = socket.SafeHandle.DangerousGetHandle();
+            var buffer = stackalloc byte[512];
+            for (var i = 0; i < 16; i++)
+            {
+                var n = Native.Recv(fd, buffer, 512);
+                if (n > 0)
+                {
+                    continue;
+                }
+
+                return n == 0 || System.Runtime.InteropServices.Marshal.GetLastPInvokeError() is not (Native.EAGAIN or Native.EINTR);
+            }
+
+            return false; // still sending: drain while it lasts
+        }
+        catch (ObjectDisposedException)
+        {
+            return true;
+        }
+        finally
+        {
+            if (added)
+            {
+                socket.SafeHandle.DangerousRelease();
+            }
+        }
     }
 
     private static async Task DrainAsync(Socket socket)

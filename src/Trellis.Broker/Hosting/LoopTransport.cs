@@ -13,11 +13,16 @@ namespace Trellis.Broker.Hosting;
 /// subscriber's acknowledgements must not wait behind a publisher's stream). Writes go straight to
 /// the socket from whichever thread flushes, and only wait (through the runtime's socket engine) when
 /// the socket's send buffer is full. An idle connection holds no buffer.
+/// With a <see cref="TlsLink"/> the same loop carries TLS: what a receive brings goes through the
+/// connection's OpenSSL session into the input pipe, and a flush encrypts before it sends.
 /// </summary>
 internal sealed class LoopTransport : IMqttTransport, IThreadPoolWorkItem
 {
     /// <summary>Read size per receive call; the pipe's segments are this size.</summary>
     private const int ReadSize = 4096;
+
+    /// <summary>Receive size on a TLS connection: one full record (16 KiB of data plus its framing).</summary>
+    private const int CipherReadSize = 16 * 1024 + 256;
 
     /// <summary>Bytes read before the broker is given them (a flush) and the thread is offered to others.</summary>
     private const int PassBytes = 64 * 1024;
@@ -33,6 +38,7 @@ internal sealed class LoopTransport : IMqttTransport, IThreadPoolWorkItem
     private readonly Socket _socket;
     private readonly EventLoop _loop;
     private readonly Pipe _input = new(InputOptions);
+    private readonly TlsLink? _tls;
     private Action? _flushCompleted; // created on the first pause: most connections never pause
     private ValueTask<FlushResult> _pendingFlush;
 
@@ -46,10 +52,14 @@ internal sealed class LoopTransport : IMqttTransport, IThreadPoolWorkItem
     private volatile bool _peerClosed;
     private volatile bool _closeRequested;
 
-    public LoopTransport(Socket socket, EventLoop loop)
+    [ThreadStatic]
+    private static byte[]? t_cipher;
+
+    public LoopTransport(Socket socket, EventLoop loop, TlsLink? tls = null)
     {
         _socket = socket;
         _loop = loop;
+        _tls = tls;
         Fd = socket.SafeHandle.DangerousGetHandle();
         Output = new SendWriter(this);
     }
@@ -77,7 +87,21 @@ internal sealed class LoopTransport : IMqttTransport, IThreadPoolWorkItem
 
     internal ulong Token { get; set; }
 
-    public void Start() => _loop.Register(this);
+    public void Start()
+    {
+        _tls?.StartDeadline(this);
+        _loop.Register(this);
+    }
+
+    /// <summary>The TLS handshake did not finish in time: the connection goes, as a refused handshake's would.</summary>
+    internal void HandshakeExpired()
+    {
+        if (_tls is { Session.Secured: false } tls)
+        {
+            tls.Failed($"no completed handshake within {tls.HandshakeTimeout.TotalSeconds:0} s (Broker:ConnectTimeoutSeconds)");
+            Abort();
+        }
+    }
 
     /// <summary>Hard close: reset the connection, dropping anything unsent.</summary>
     public void Abort()
@@ -147,6 +171,11 @@ internal sealed class LoopTransport : IMqttTransport, IThreadPoolWorkItem
         }
     }
 
+    /// <summary>
+    /// Reads the socket until it is empty, a receive's worth is left for the pool, or the input
+    /// ends. Plain TCP is received straight into the input pipe; TLS into a per-thread buffer whose
+    /// contents go through the session (<see cref="Decrypt"/>) into the pipe.
+    /// </summary>
     private unsafe Pass ReadPass(bool onLoop)
     {
         if (_closeRequested)
@@ -155,7 +184,8 @@ internal sealed class LoopTransport : IMqttTransport, IThreadPoolWorkItem
         }
 
         var writer = _input.Writer;
-        var read = 0;
+        var received = 0;
+        var delivered = 0;
         var ended = false;
         var more = false;
         var handleAdded = false;
@@ -164,27 +194,36 @@ internal sealed class LoopTransport : IMqttTransport, IThreadPoolWorkItem
             _socket.SafeHandle.DangerousAddRef(ref handleAdded);
             while (true)
             {
-                var memory = writer.GetMemory(ReadSize);
+                var target = _tls is null ? writer.GetMemory(ReadSize) : t_cipher ??= GC.AllocateUninitializedArray<byte>(CipherReadSize, pinned: true);
                 nint n;
-                using (var pin = memory.Pin())
+                using (var pin = target.Pin())
                 {
-                    n = Native.Recv(Fd, (byte*)pin.Pointer, memory.Length);
+                    n = Native.Recv(Fd, (byte*)pin.Pointer, target.Length);
                 }
 
                 if (n > 0)
                 {
-                    writer.Advance((int)n);
-                    read += (int)n;
+                    received += (int)n;
+                    if (_tls is null)
+                    {
+                        writer.Advance((int)n);
+                        delivered += (int)n;
+                    }
+                    else if (!_tls.Session.Feed(target.Span[..(int)n]) || !Decrypt(ref delivered))
+                    {
+                        ended = true;
+                        break;
+                    }
 
                     // A short read emptied the socket; with edge-triggered epoll the next arrival raises a
                     // new event, so there is no need for another call that would only say EAGAIN. Not
                     // after the peer's close was reported: no further event comes for that.
-                    if (n < memory.Length && !_peerClosed)
+                    if (n < target.Length && !_peerClosed)
                     {
                         break;
                     }
 
-                    if (n == memory.Length && (onLoop || read >= PassBytes))
+                    if (n == target.Length && (onLoop || received >= PassBytes))
                     {
                         // More than one receive's worth: let the pool read the rest (from the loop), or
                         // give the broker this much and the pool thread to others (on the pool).
@@ -223,12 +262,30 @@ internal sealed class LoopTransport : IMqttTransport, IThreadPoolWorkItem
             }
         }
 
+        if (ended && _tls is { Session.Secured: false } tls)
+        {
+            // Nobody else owns a connection whose handshake failed: close it here (what OpenSSL had
+            // to say, an alert, went out already), and say why once.
+            tls.Failed(received == 0 ? "the client closed the connection before the handshake" : "the client closed the connection during the handshake");
+            Close(shutdown: true);
+        }
+
+        return Deliver(delivered > 0, ended, more, onLoop);
+    }
+
+    /// <summary>
+    /// The end of a pass: what was written to the input pipe goes to the broker (unless the pool
+    /// continues from the loop), and the pass says what comes next.
+    /// </summary>
+    private Pass Deliver(bool wrote, bool ended, bool more, bool onLoop)
+    {
+        var writer = _input.Writer;
         if (more && onLoop)
         {
             return Pass.More; // the pool thread hands this data to the broker with the rest
         }
 
-        if (read > 0)
+        if (wrote)
         {
             // The broker's read loop runs inside this call (inline reader scheduler).
             var flush = writer.FlushAsync();
@@ -247,6 +304,78 @@ internal sealed class LoopTransport : IMqttTransport, IThreadPoolWorkItem
         }
 
         return ended || _closeRequested ? Pass.Ended : more ? Pass.More : Pass.Empty;
+    }
+
+    /// <summary>
+    /// Runs what was fed through the TLS session: the handshake until it is done (its answers sent
+    /// at once; the broker starts on the connection when it completes), then the plaintext into the
+    /// input pipe. False when the input is over.
+    /// </summary>
+    private bool Decrypt(ref int delivered)
+    {
+        var tls = _tls!;
+        var session = tls.Session;
+        if (!session.Secured)
+        {
+            var step = session.Handshake(out var failure);
+            if (!SendTlsOutput())
+            {
+                step = TlsSession.Step.Failed;
+                failure ??= "the client does not read the handshake";
+            }
+
+            if (step == TlsSession.Step.Failed)
+            {
+                tls.Failed(failure ?? "handshake failed");
+                return false;
+            }
+
+            if (step == TlsSession.Step.More)
+            {
+                return true;
+            }
+
+            tls.Secured(this);
+        }
+
+        var writer = _input.Writer;
+        while (true)
+        {
+            var memory = writer.GetMemory(ReadSize);
+            var n = session.Read(memory.Span, out _);
+            if (n > 0)
+            {
+                writer.Advance(n);
+                delivered += n;
+                continue;
+            }
+
+            // Whatever the session answered on its own (a key update) leaves with the next write.
+            return n == 0;
+        }
+    }
+
+    /// <summary>Sends what the TLS session wrote by itself (a handshake flight, an alert); false if the socket did not take it all.</summary>
+    private bool SendTlsOutput()
+    {
+        var output = _tls!.Session.TakeOutput(out var length);
+        if (output is null)
+        {
+            return true;
+        }
+
+        try
+        {
+            return TrySend(output.AsSpan(0, length)) == length;
+        }
+        catch (IOException)
+        {
+            return false;
+        }
+        finally
+        {
+            System.Buffers.ArrayPool<byte>.Shared.Return(output);
+        }
     }
 
     /// <summary>A paused flush finished, on the thread that let the broker catch up: read on from there.</summary>
@@ -290,9 +419,13 @@ internal sealed class LoopTransport : IMqttTransport, IThreadPoolWorkItem
         var added = false;
         try
         {
-            // Only while the descriptor is certainly still this socket's (closing it removes it anyway).
-            _socket.SafeHandle.DangerousAddRef(ref added);
-            _loop.Forget(Fd);
+            // Only while the descriptor is certainly still this socket's (closing it removes it
+            // anyway; a graceful close whose client had hung up closed it already).
+            if (!_socket.SafeHandle.IsClosed)
+            {
+                _socket.SafeHandle.DangerousAddRef(ref added);
+                _loop.Forget(Fd);
+            }
         }
         catch (ObjectDisposedException)
         {
@@ -318,6 +451,18 @@ internal sealed class LoopTransport : IMqttTransport, IThreadPoolWorkItem
         if (Interlocked.Exchange(ref _readState, 2) == 0)
         {
             EndInput();
+        }
+
+        if (_tls is not null)
+        {
+            if (shutdown && !_peerClosed && !_inputDone && ((SendWriter)Output).Quiet)
+            {
+                // close_notify first, so the client reads a clean end of the TLS stream.
+                _tls.Session.Shutdown();
+                _ = SendTlsOutput();
+            }
+
+            _tls.Dispose();
         }
 
         if (shutdown)
@@ -346,6 +491,9 @@ internal sealed class LoopTransport : IMqttTransport, IThreadPoolWorkItem
 
         private byte[]? _buffer;
         private int _written;
+
+        /// <summary>On a TLS connection: how much of the buffer's start is already encrypted (records a cancelled flush left unsent).</summary>
+        private int _sealed;
 
         /// <summary>
         /// Idle, Sending (a flush owns the buffer) or Done (completed, the buffer returned). A close
@@ -387,6 +535,7 @@ internal sealed class LoopTransport : IMqttTransport, IThreadPoolWorkItem
             int sent;
             try
             {
+                Seal();
                 sent = owner.TrySend(_buffer.AsSpan(0, _written));
             }
             catch
@@ -404,6 +553,9 @@ internal sealed class LoopTransport : IMqttTransport, IThreadPoolWorkItem
             return new ValueTask<FlushResult>(new FlushResult(false, false));
         }
 
+        /// <summary>No flush is sending: a close may write to the socket without cutting into a record.</summary>
+        public bool Quiet => Volatile.Read(ref _state) != Sending;
+
         public override void CancelPendingFlush() => _pendingFlush?.Cancel();
 
         public override void Complete(Exception? exception = null)
@@ -420,6 +572,7 @@ internal sealed class LoopTransport : IMqttTransport, IThreadPoolWorkItem
                 // What was written still goes out if the socket takes it now (a refusing CONNACK).
                 try
                 {
+                    Seal();
                     _ = owner.TrySend(_buffer.AsSpan(0, _written));
                 }
                 catch (IOException)
@@ -459,6 +612,21 @@ internal sealed class LoopTransport : IMqttTransport, IThreadPoolWorkItem
             return _buffer;
         }
 
+        /// <summary>On a TLS connection: the plaintext written since the last seal becomes records, in a buffer that replaces this one.</summary>
+        private void Seal()
+        {
+            if (owner._tls is not { } tls || _buffer is null || _written == _sealed)
+            {
+                return;
+            }
+
+            var records = tls.Session.Encrypt(_buffer, _sealed, _written, out var length);
+            System.Buffers.ArrayPool<byte>.Shared.Return(_buffer);
+            _buffer = records;
+            _written = length;
+            _sealed = length;
+        }
+
         /// <summary>Ends a flush: the buffer goes back to the pool once sent (an idle connection holds none), or when a close came meanwhile.</summary>
         private void EndSend(bool sentAll)
         {
@@ -477,6 +645,7 @@ internal sealed class LoopTransport : IMqttTransport, IThreadPoolWorkItem
         private void ReturnBuffer()
         {
             _written = 0;
+            _sealed = 0;
             if (_buffer is { } buffer)
             {
                 _buffer = null;
@@ -506,6 +675,7 @@ internal sealed class LoopTransport : IMqttTransport, IThreadPoolWorkItem
                 // CancelPendingFlush: what is unsent stays for the next flush.
                 buffer.AsSpan(sent, written - sent).CopyTo(buffer);
                 _written = written - sent;
+                _sealed = owner._tls is null ? 0 : _written; // on TLS these are records already
                 return new FlushResult(true, false);
             }
             finally

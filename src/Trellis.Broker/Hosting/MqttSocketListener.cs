@@ -5,18 +5,28 @@ using Microsoft.Extensions.Hosting;
 namespace Trellis.Broker.Hosting;
 
 /// <summary>
-/// The plain-TCP MQTT listener on raw sockets (TLS and WebSockets go through Kestrel). Owning this
-/// path keeps an idle connection small (see docs/architecture.md, "memory per connection"). On Linux
-/// its connections are served by <see cref="BrokerOptions.EventLoops"/> epoll loops of its own.
+/// An MQTT listener on raw sockets: plain TCP, or TLS when given a <see cref="TlsServerContext"/>
+/// (WebSockets go through Kestrel). Owning this path keeps an idle connection small and a TLS
+/// connect cheap (see docs/architecture.md, "memory per connection" and "TLS"). On Linux its
+/// connections are served by <see cref="BrokerOptions.EventLoops"/> epoll loops of its own; TLS
+/// needs them.
 /// </summary>
-public sealed class MqttSocketListener(MqttBroker broker, IPEndPoint endpoint) : IHostedService, IDisposable
+public sealed class MqttSocketListener(MqttBroker broker, IPEndPoint endpoint, TlsServerContext? tls = null) : IHostedService, IDisposable
 {
     // 10 000 clients may connect at once after a broker restart.
     private const int Backlog = 4096;
 
     /// <summary>128 KiB: far above the loopback and LAN bandwidth-delay product at 500k msg/s.</summary>
     private const int ReceiveBufferBytes = 128 * 1024;
+    /// <summary>Connections one wake-up of a loop accepts before it serves its other events.</summary>
+    private const int AcceptBatch = 64;
+
+    /// <summary>How long accepting pauses when the process is out of descriptors (or memory) for new connections.</summary>
+    private static readonly TimeSpan AcceptPause = TimeSpan.FromMilliseconds(100);
+
     private readonly CancellationTokenSource _stopping = new();
+    private Timer? _resume;
+    private volatile bool _stopped;
     private EventLoop[] _loops = [];
     private int _nextLoop;
     private Socket? _listener;
@@ -41,16 +51,33 @@ public sealed class MqttSocketListener(MqttBroker broker, IPEndPoint endpoint) :
         _listener.Bind(endpoint);
         _listener.Listen(Backlog);
         var loops = Native.EventLoopsSupported ? broker.Options.EventLoops : 0;
+        if (tls is not null && loops == 0)
+        {
+            _listener.Dispose();
+            throw new InvalidOperationException("MQTT over TLS on the broker's own listener needs its event loops (Linux, --mqtt-threads above 0).");
+        }
         _loops = Enumerable.Range(0, loops)
             .Select(i => new EventLoop($"MQTT loop {i}", e => broker.Logger.ConnectionFault("-", "event loop", e.GetType().Name + ": " + e.Message)))
             .ToArray();
-        _accepting = AcceptLoopAsync(_stopping.Token);
+        if (_loops.Length > 0)
+        {
+            // The loops accept themselves: no socket-engine thread, no thread-pool hop per connect.
+            _listener.Blocking = false;
+            Watch();
+        }
+        else
+        {
+            _accepting = AcceptLoopAsync(_stopping.Token);
+        }
+
         return Task.CompletedTask;
     }
 
     public async Task StopAsync(CancellationToken cancellationToken)
     {
+        _stopped = true;
         await _stopping.CancelAsync();
+        Unwatch();
         _listener?.Dispose();
         if (_accepting is not null)
         {
@@ -60,6 +87,8 @@ public sealed class MqttSocketListener(MqttBroker broker, IPEndPoint endpoint) :
 
     public void Dispose()
     {
+        _stopped = true;
+        _resume?.Dispose();
         _listener?.Dispose();
         foreach (var loop in _loops)
         {
@@ -92,18 +121,136 @@ public sealed class MqttSocketListener(MqttBroker broker, IPEndPoint endpoint) :
                 continue;
             }
 
+            Serve(socket);
+        }
+    }
+
+    private void Watch()
+    {
+        var fd = _listener!.SafeHandle.DangerousGetHandle();
+        foreach (var loop in _loops)
+        {
+            loop.WatchListener(fd, AcceptPending);
+        }
+    }
+
+    private void Unwatch()
+    {
+        if (_listener is null || _loops.Length == 0)
+        {
+            return;
+        }
+
+        var added = false;
+        try
+        {
+            _listener.SafeHandle.DangerousAddRef(ref added);
+            var fd = _listener.SafeHandle.DangerousGetHandle();
+            foreach (var loop in _loops)
+            {
+                loop.Forget(fd);
+            }
+        }
+        catch (ObjectDisposedException)
+        {
+        }
+        finally
+        {
+            if (added)
+            {
+                _listener.SafeHandle.DangerousRelease();
+            }
+        }
+    }
+
+    /// <summary>On a loop thread: connections are pending. Accepts a batch and serves each.</summary>
+    private void AcceptPending()
+    {
+        var listener = _listener;
+        if (listener is null || _stopped)
+        {
+            return;
+        }
+
+        var added = false;
+        try
+        {
+            listener.SafeHandle.DangerousAddRef(ref added);
+            var fd = listener.SafeHandle.DangerousGetHandle();
+            for (var i = 0; i < AcceptBatch && !_stopped; i++)
+            {
+                var client = Native.Accept(fd);
+                if (client >= 0)
+                {
+                    Socket socket;
+                    try
+                    {
+                        socket = new Socket(new SafeSocketHandle(client, ownsHandle: true));
+                    }
+                    catch (SocketException)
+                    {
+                        continue; // reset before it could be looked at; the handle closed it
+                    }
+
+                    Serve(socket);
+                    continue;
+                }
+
+                var errno = System.Runtime.InteropServices.Marshal.GetLastPInvokeError();
+                if (errno is Native.EINTR or Native.ECONNABORTED)
+                {
+                    continue;
+                }
+
+                if (errno is Native.EMFILE or Native.ENFILE or Native.ENOBUFS or Native.ENOMEM)
+                {
+                    // Out of descriptors: stop watching for a moment instead of spinning on a socket
+                    // that stays readable, and say what to raise.
+                    broker.Logger.ConnectionFault("-", "listener", $"cannot accept connections on {_name ?? "port " + Port}: {(errno is Native.EMFILE or Native.ENFILE ? "out of file descriptors (raise the limit: ulimit -n)" : "out of memory")}; accepting again in {AcceptPause.TotalMilliseconds:0} ms");
+                    Unwatch();
+                    _resume?.Dispose();
+                    _resume = new Timer(_ => { if (!_stopped) { Watch(); } }, null, AcceptPause, Timeout.InfiniteTimeSpan);
+                }
+
+                return; // EAGAIN: nothing more pending
+            }
+        }
+        catch (ObjectDisposedException)
+        {
+            // stopping
+        }
+        finally
+        {
+            if (added)
+            {
+                listener.SafeHandle.DangerousRelease();
+            }
+        }
+    }
+
+    private void Serve(Socket socket)
+    {
+        try
+        {
             socket.NoDelay = true;
 
             // A fixed receive buffer turns off the kernel's autotuning (up to 32 MiB per socket on
             // Linux): back-pressure then reaches an unthrottled publisher within ~128 KiB instead of
             // tens of MiB, and kernel memory per connection stays bounded.
             socket.ReceiveBufferSize = ReceiveBufferBytes;
-            Serve(socket);
         }
-    }
+        catch (SocketException)
+        {
+            socket.Dispose(); // reset before it was served
+            return;
+        }
 
-    private void Serve(Socket socket)
-    {
+        if (tls is not null)
+        {
+            ServeTls(socket, tls);
+            return;
+        }
+
         IMqttTransport transport = _loops.Length > 0
             ? new LoopTransport(socket, _loops[(uint)Interlocked.Increment(ref _nextLoop) % (uint)_loops.Length])
             : new SocketTransport(socket);
@@ -122,5 +269,37 @@ public sealed class MqttSocketListener(MqttBroker broker, IPEndPoint endpoint) :
 
         // The connection disposes its transport when it ends (a graceful close); nothing here waits for it.
         _ = broker.ServeConnectionAsync(transport, null, isTls: false, remote, _name ??= $"mqtt:{Port}");
+    }
+
+    /// <summary>
+    /// A TLS connection: the loop runs its handshake, and the broker starts on it once the client's
+    /// certificate is known (or not at all: a refused handshake is logged and closed).
+    /// </summary>
+    private void ServeTls(Socket socket, TlsServerContext context)
+    {
+        LoopTransport? transport = null;
+        try
+        {
+            var remote = socket.RemoteEndPoint is IPEndPoint ip ? ip.Address.ToString() : "unknown";
+            var name = _name ??= $"mqtts:{Port}";
+            var link = new TlsLink(
+                new TlsSession(context),
+                TimeSpan.FromSeconds(broker.Options.ConnectTimeoutSeconds),
+                (secured, certificate) => _ = broker.ServeConnectionAsync(secured, certificate, isTls: true, remote, name),
+                reason => broker.Logger.TlsHandshakeFailed(remote, name, reason));
+            transport = new LoopTransport(socket, _loops[(uint)Interlocked.Increment(ref _nextLoop) % (uint)_loops.Length], link);
+            transport.Start();
+        }
+        catch (Exception e) when (e is SocketException or IOException or ObjectDisposedException)
+        {
+            if (transport is null)
+            {
+                socket.Dispose();
+            }
+            else
+            {
+                transport.Abort();
+            }
+        }
     }
 }

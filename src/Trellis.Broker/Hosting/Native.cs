@@ -14,10 +14,17 @@ internal static unsafe partial class Native
     public const uint EPOLLHUP = 0x010;
     public const uint EPOLLRDHUP = 0x2000;
     public const uint EPOLLET = 1u << 31;
+    public const uint EPOLLEXCLUSIVE = 1u << 28;
+    public const int ENFILE = 23;
+    public const int EMFILE = 24;
+    public const int ENOBUFS = 105;
+    public const int ENOMEM = 12;
+    public const int ECONNABORTED = 103;
     public const int MsgDontWait = 0x40;
     public const int MsgNoSignal = 0x4000;
     private const int CloExec = 0x80000;
     private const int EfdNonBlock = 0x800;
+    private const int SockNonBlock = 0x800;
 
     /// <summary>
     /// struct epoll_event is packed on x86-64 (12 bytes, data at offset 4) and naturally aligned
@@ -65,9 +72,15 @@ internal static unsafe partial class Native
 
     public static int Close(int fd) => close(fd);
 
+    /// <summary>Accepts one pending connection as a non-blocking, close-on-exec descriptor; -1 with errno set when none.</summary>
+    public static int Accept(nint listenFd) => accept4((int)listenFd, null, null, SockNonBlock | CloExec);
+
     public static nint Recv(nint fd, byte* buffer, nint length) => recv((int)fd, buffer, length, MsgDontWait);
 
     public static nint Send(nint fd, byte* buffer, nint length) => send((int)fd, buffer, length, MsgDontWait | MsgNoSignal);
+
+    /// <summary>Ends the send side (FIN); false when the connection is gone already (no exception on that common path).</summary>
+    public static bool ShutdownSend(nint fd) => shutdown((int)fd, 1) == 0;
 
     private static int Check(int result, string call) =>
         result >= 0 ? result : throw new IOException($"{call} failed: errno {Marshal.GetLastPInvokeError()}");
@@ -94,7 +107,13 @@ internal static unsafe partial class Native
     private static partial int close(int fd);
 
     [LibraryImport("libc", SetLastError = true)]
+    private static partial int accept4(int fd, void* address, void* addressLength, int flags);
+
+    [LibraryImport("libc", SetLastError = true)]
     private static partial nint recv(int fd, byte* buffer, nint length, int flags);
+
+    [LibraryImport("libc", SetLastError = true)]
+    private static partial int shutdown(int fd, int how);
 
     [LibraryImport("libc", SetLastError = true)]
     private static partial nint send(int fd, byte* buffer, nint length, int flags);

@@ -1,3 +1,4 @@
+using System.Collections.Concurrent;
 using System.Globalization;
 using System.Security.Cryptography.X509Certificates;
 using Microsoft.Extensions.Options;
@@ -16,7 +17,19 @@ namespace Trellis.Broker.Identity;
 /// </summary>
 public sealed class RegistryAuthenticator(RegistryService registry, ApiUsers users, IOptions<BrokerOptions> options) : IBrokerAuthenticator
 {
+    /// <summary>Grants kept at most; past it the cache starts over (a connect then reads the registry again).</summary>
+    private const int MaxCachedGrants = 100_000;
+
     private readonly BrokerOptions _options = options.Value;
+
+    /// <summary>
+    /// What a certificate's connect with a client id was granted, while the registry has not changed
+    /// since (<see cref="RegistryService.PolicyGeneration"/> moves with every write that could change
+    /// it: a certificate's status, attachments, policies, the thing and its groups). A device that
+    /// reconnects then costs a dictionary lookup instead of three registry queries and a policy
+    /// compilation.
+    /// </summary>
+    private readonly ConcurrentDictionary<(string CertificateId, string ClientId), CertificateGrant> _grants = new();
     private CompiledPolicySet? _allowAll;
 
     private CompiledPolicySet? _readOnly;
@@ -91,6 +104,12 @@ public sealed class RegistryAuthenticator(RegistryService registry, ApiUsers use
     private AuthenticationResult AuthenticateCertificate(ConnectRequest request, X509Certificate2 certificate)
     {
         var id = CertificateAuthority.CertificateId(certificate);
+        var generation = registry.PolicyGeneration;
+        if (_grants.TryGetValue((id, request.ClientId), out var grant) && grant.Generation == generation)
+        {
+            return AuthenticationResult.Allow(CertificatePrincipal(grant.Arn, id, certificate, request.ClientId, grant.Thing, grant.Policies, generation));
+        }
+
         var record = registry.FindCertificate(id);
         if (record is null)
         {
@@ -111,17 +130,26 @@ public sealed class RegistryAuthenticator(RegistryService registry, ApiUsers use
                 : $"certificate {id} is {record.Status}; activate it with UpdateCertificate or issue a new one");
         }
 
-        var generation = registry.PolicyGeneration;
         var thing = registry.ThingForConnection(record.Arn, request.ClientId);
-        var principal = new ClientPrincipal(Compile(record.Arn, certificate, request.ClientId, thing), generation)
+        var policies = Compile(record.Arn, certificate, request.ClientId, thing);
+        if (_grants.Count >= MaxCachedGrants)
+        {
+            _grants.Clear();
+        }
+
+        // Read after the generation was taken: a change meanwhile leaves this entry stale, never wrong.
+        _grants[(id, request.ClientId)] = new CertificateGrant(generation, record.Arn, thing, policies);
+        return AuthenticationResult.Allow(CertificatePrincipal(record.Arn, id, certificate, request.ClientId, thing, policies, generation));
+    }
+
+    private ClientPrincipal CertificatePrincipal(string arn, string id, X509Certificate2 certificate, string clientId, ThingRecord? thing, CompiledPolicySet policies, long generation) =>
+        new(policies, generation)
         {
             CertificateId = id,
             ThingName = thing?.Name,
             PrincipalIdentifier = id,
-            Recompile = () => Compile(record.Arn, certificate, request.ClientId, registry.ThingForConnection(record.Arn, request.ClientId)),
+            Recompile = () => Compile(arn, certificate, clientId, registry.ThingForConnection(arn, clientId)),
         };
-        return AuthenticationResult.Allow(principal);
-    }
 
     /// <summary>
     /// A device token: the thing is the connection's thing when the client id is the thing's name
@@ -178,4 +206,6 @@ public sealed class RegistryAuthenticator(RegistryService registry, ApiUsers use
 
         return CompiledPolicySet.Compile(registry.PoliciesFor(targets), variables, _options.Region, _options.AccountId);
     }
+
+    private sealed record CertificateGrant(long Generation, string Arn, ThingRecord? Thing, CompiledPolicySet Policies);
 }

@@ -106,7 +106,7 @@ internal sealed partial class MqttConnection
             }
         }
 
-        Wake();
+        WakeHere();
         _broker.OnConnected(this);
         return true;
     }
@@ -120,7 +120,7 @@ internal sealed partial class MqttConnection
             _closeAfterFlush = true;
         }
 
-        Wake();
+        WakeHere();
         return false;
     }
 }

@@ -10,6 +10,11 @@ internal sealed partial class MqttConnection
 
     private async Task WriteLoopAsync(bool inline)
     {
+        if (_disposed)
+        {
+            return; // queued before the connection ended, run after: there is nothing to write to
+        }
+
         Interlocked.Increment(ref _writerActive);
 
         // Rented per writer run: an idle connection keeps no batch array.

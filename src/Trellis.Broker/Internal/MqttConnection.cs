@@ -18,6 +18,7 @@ internal sealed partial class MqttConnection : IDisposable, IThreadPoolWorkItem
     private readonly PipeWriter _output;
     private readonly IConnectionTransport _transport;
     private readonly CancellationTokenSource _cts = new();
+    private volatile bool _disposed;
     private readonly Guid _sessionId = Guid.NewGuid();
 
     private readonly Lock _controlLock = new();
@@ -136,6 +137,17 @@ internal sealed partial class MqttConnection : IDisposable, IThreadPoolWorkItem
     }
 
     void IThreadPoolWorkItem.Execute() => _writer = WriteLoopAsync(inline: false);
+
+    /// <summary>
+    /// <see cref="Wake"/> from this connection's own read loop: the writer starts on this thread (at
+    /// the end of the event loop's batch there), not on the thread pool. A CONNACK then costs no
+    /// thread hop, which on a connect storm was most of the thread pool's work.
+    /// </summary>
+    private void WakeHere()
+    {
+        Volatile.Write(ref _writeRequested, 1);
+        WakeOnThisThread();
+    }
 
     /// <summary>
     /// Called from another connection's read loop: the wake is deferred to the end of that read
@@ -480,5 +492,9 @@ internal sealed partial class MqttConnection : IDisposable, IThreadPoolWorkItem
     /// <summary>Ends the read loop after the writer flushed its last packet; the socket closes gracefully.</summary>
     private void EndAfterFlush() => CancelReads();
 
-    public void Dispose() => _cts.Dispose();
+    public void Dispose()
+    {
+        _disposed = true;
+        _cts.Dispose();
+    }
 }
