@@ -86,6 +86,13 @@ SCALARS = {"string": ("string", False, "String"), "integer": ("int", True, "Int"
            "timestamp": ("DateTimeOffset", True, "Timestamp"), "blob": ("byte[]", False, "Blob")}
 
 
+# Structures that travel as JSON documents (System.Text.Json.Nodes.JsonObject) instead of records:
+# a rule's Action is a union of two dozen AWS targets, of which Trellis serves a few and adds its own
+# (nats). The rules engine checks each action it is given in full and refuses the ones it does not
+# serve with a message naming them; a typed union would only drop Trellis's own members on the way.
+DOCUMENTS = {"iot": {"Action"}}
+
+
 def cs_string(s):
     return '"' + s.replace("\\", "\\\\").replace('"', '\\"') + '"'
 
@@ -106,6 +113,7 @@ class Gen:
         self.inputs = set()    # structures read from a request
         self.outputs = set()   # structures written to a response
         self.patterns = {}     # pattern -> field name
+        self.documents = DOCUMENTS.get(service, set())
 
     # ---- types -------------------------------------------------------------------------------
     def cs_type(self, shape_name, nullable=True):
@@ -121,7 +129,7 @@ class Gen:
             inner = self.cs_type(s["value"]["shape"], value["type"] == "string")
             return f"IReadOnlyDictionary<string, {inner}>" + q
         if t == "structure":
-            return pascal(shape_name) + q
+            return ("JsonObject" if shape_name in self.documents else pascal(shape_name)) + q
         raise ValueError(f"unsupported type {t} ({shape_name})")
 
     def scalar(self, shape_name):
@@ -137,6 +145,8 @@ class Gen:
     def collect(self, shape_name, direction):
         s = self.shapes[shape_name]
         t = s["type"]
+        if t == "structure" and shape_name in self.documents:
+            return
         if t == "structure":
             target = self.inputs if direction == "in" else self.outputs
             if shape_name in target:
@@ -171,6 +181,8 @@ class Gen:
             nullable = self.shapes[value]["type"] == "string"
             reader = self.read_expr(value, "e", "p") + ("" if nullable else self.bang(value))
             return f"r.ReadMap({elem}, {path}, static (r, e, p) => {reader})"
+        if t == "structure" and shape_name in self.documents:
+            return f"r.ReadDocument({elem}, {path})"
         if t == "structure":
             return f"r.ReadObject({elem}, {path}, static (r, e, p) => {pascal(shape_name)}.Read(r, e, p))"
         raise ValueError(t)
@@ -263,6 +275,7 @@ class Gen:
                 self.collect(op["output"]["shape"], "out")
         lines = self.header() + [
             "using System.Text.Json;",
+            "using System.Text.Json.Nodes;",
             "using System.Text.RegularExpressions;",
             "",
             f"namespace {self.ns};",
@@ -393,8 +406,12 @@ class Gen:
             sub = []
             self.checks(m["shape"], prop, path, sub, 8)
             lines += sub
-            if shape["type"] == "structure":
+            if shape["type"] == "structure" and m["shape"] in self.documents:
+                pass  # checked by whoever it is for (the rules engine)
+            elif shape["type"] == "structure":
                 lines.append(f"        {prop}?.Check(r, {path});")
+            elif shape["type"] == "list" and shape["member"]["shape"] in self.documents:
+                pass
             elif shape["type"] == "list" and self.shapes[shape["member"]["shape"]]["type"] == "structure":
                 lines.append(f"        for (var i = 0; i < ({prop}?.Count ?? 0); i++)")
                 lines.append("        {")
@@ -425,7 +442,7 @@ class Gen:
         elif t == "structure":
             if name:
                 out.append(f"{pad}w.WritePropertyName({name});")
-            out.append(f"{pad}{value}.WriteJson(w);")
+            out.append(f"{pad}{value}.{'WriteTo' if shape_name in self.documents else 'WriteJson'}(w);")
         else:
             kind = "Array" if t == "list" else "Object"
             out.append(f"{pad}w.WriteStart{kind}({name or ''});")
@@ -504,8 +521,11 @@ class Gen:
             # A blob payload member is the whole body, as sent: it is not parsed as JSON.
             in_shape = self.shapes[op["input"]["shape"]] if "input" in op else {}
             raw = bool(in_shape.get("payload")) and self.shapes[in_shape["members"][in_shape["payload"]]["shape"]]["type"] == "blob"
+            # An input with nothing in the body never reads one (ConfirmTopicRuleDestination is unsigned: no body is buffered for it).
+            bodiless = not any(not m.get("location") for m in in_shape.get("members", {}).values())
+            option = ", rawBody: true" if raw else ", readBody: false" if bodiless else ""
             lines += [f"    private static async Task {name}Async(HttpContext context, AwsRoute route)", "    {",
-                      f"        var reader = await AwsRequestReader.CreateAsync(context{', rawBody: true' if raw else ''});"]
+                      f"        var reader = await AwsRequestReader.CreateAsync(context{option});"]
             if req:
                 lines += [f"        var request = reader.IsValid ? {req}.Bind(reader) : null;"]
             lines += ["        if (!reader.IsValid)", "        {", "            await reader.RefuseAsync();", "            return;", "        }", ""]

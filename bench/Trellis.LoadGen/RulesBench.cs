@@ -23,10 +23,11 @@ internal static class RulesBench
             var sink = new CountingSink();
             var engine = new RuleEngine(new SqliteDatabase(Path.Combine(folder, "trellis.db"), Schema.Migrations), new RuleTargets(new NoPublisher(), sink), TimeProvider.System,
                 NullLogger<RuleEngine>.Instance, r => "arn:aws:iot:us-east-1:000000000000:" + r, "000000000000", queueCapacity: messages + 1);
-            var rule = engine.Create("store_bench", System.Text.Json.Nodes.JsonNode.Parse("""
-                {"sql": "SELECT temp, hum FROM 'dt/+/telemetry' WHERE temp > -100",
-                 "actions": [{"timestream": {"roleArn": "r", "databaseName": "d", "tableName": "t", "dimensions": [{"name": "thing", "value": "${topic(2)}"}]}}]}
-                """)!.AsObject());
+            var rule = engine.Create("store_bench", new TopicRuleInput(
+                "SELECT temp, hum FROM 'dt/+/telemetry' WHERE temp > -100",
+                [System.Text.Json.Nodes.JsonNode.Parse("""
+                    {"timestream": {"roleArn": "r", "databaseName": "d", "tableName": "t", "dimensions": [{"name": "thing", "value": "${topic(2)}"}]}}
+                    """)!.AsObject()]));
             if (!rule.IsSuccess)
             {
                 throw new InvalidOperationException(rule.Error!.Message);

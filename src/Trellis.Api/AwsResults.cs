@@ -1,7 +1,3 @@
-using System.Text.Json.Nodes;
-using Microsoft.AspNetCore.Http;
-using Trellis.Core.Errors;
-
 namespace Trellis.Api;
 
 /// <summary>AWS rest-json responses: JSON bodies, and errors as <c>x-amzn-ErrorType</c> plus <c>{"message": …}</c>.</summary>

@@ -1,9 +1,4 @@
 using System.Globalization;
-using System.Text.Json.Nodes;
-using Microsoft.AspNetCore.Builder;
-using Microsoft.AspNetCore.Http;
-using Microsoft.AspNetCore.Routing;
-using Trellis.Core.Errors;
 using Trellis.Registry;
 using Trellis.Telemetry;
 

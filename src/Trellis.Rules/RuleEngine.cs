@@ -185,14 +185,14 @@ public sealed partial class RuleEngine
         }
     }
 
-    public Result<TopicRuleRecord> Create(string name, JsonObject? payload)
+    public Result<TopicRuleRecord> Create(string name, TopicRuleInput input)
     {
         if (!RuleNamePattern().IsMatch(name))
         {
             return new TrellisError.InvalidRequest($"Rule name '{name}' is invalid: use 1-128 characters from a-z A-Z 0-9 _");
         }
 
-        var checkedPayload = Check(payload);
+        var checkedPayload = Check(input);
         if (!checkedPayload.IsSuccess)
         {
             return checkedPayload.Error!;
@@ -217,9 +217,9 @@ public sealed partial class RuleEngine
         }
     }
 
-    public TrellisError? Replace(string name, JsonObject? payload)
+    public TrellisError? Replace(string name, TopicRuleInput input)
     {
-        var checkedPayload = Check(payload);
+        var checkedPayload = Check(input);
         if (!checkedPayload.IsSuccess)
         {
             return checkedPayload.Error;
@@ -359,41 +359,26 @@ public sealed partial class RuleEngine
         return new CompiledRule(record.Name, sql, [.. actions], errorAction);
     }
 
-    /// <summary>Checks a topicRulePayload completely (SQL, actions, error action) before anything is stored.</summary>
-    private Result<RulePayload> Check(JsonObject? payload)
+    /// <summary>Checks a rule completely (SQL, actions, error action) before anything is stored.</summary>
+    private Result<RulePayload> Check(TopicRuleInput input)
     {
-        if (payload is null)
-        {
-            return new TrellisError.InvalidRequest("topicRulePayload is required.");
-        }
-
-        if (payload["sql"] is not JsonValue sqlValue || !sqlValue.TryGetValue<string>(out var sql) || string.IsNullOrWhiteSpace(sql))
+        if (string.IsNullOrWhiteSpace(input.Sql))
         {
             return new TrellisError.InvalidRequest("topicRulePayload.sql is required.");
         }
 
-        if (payload["actions"] is not JsonArray actions)
-        {
-            return new TrellisError.InvalidRequest("topicRulePayload.actions is required: a list of actions (it may be empty).");
-        }
-
-        var version = payload["awsIotSqlVersion"] is JsonValue v && v.TryGetValue<string>(out var given) ? given : "2016-03-23";
+        var version = input.SqlVersion ?? "2016-03-23";
         if (!SqlVersions.Contains(version))
         {
             return new TrellisError.InvalidRequest($"awsIotSqlVersion must be 2016-03-23 (or 2015-10-08, beta), not '{version}'.");
         }
 
-        var record = new TopicRuleRecord("check", string.Empty, sql, string.Empty, payload["description"]?.GetValue<string>(),
-            payload["ruleDisabled"] is JsonValue d && d.TryGetValue<bool>(out var disabled) && disabled, version,
-            (JsonArray)actions.DeepClone(), payload["errorAction"]?.DeepClone() as JsonObject, 0, 0);
-        if (payload["errorAction"] is not null and not JsonObject)
-        {
-            return new TrellisError.InvalidRequest("topicRulePayload.errorAction must be one action object.");
-        }
-
+        var actions = new JsonArray([.. input.Actions.Select(a => a.DeepClone())]);
+        var record = new TopicRuleRecord("check", string.Empty, input.Sql, string.Empty, input.Description, input.Disabled, version,
+            actions, input.ErrorAction?.DeepClone() as JsonObject, 0, 0);
         var compiled = CompileRule(record);
         return compiled.IsSuccess
-            ? new RulePayload(sql, record.Description, record.Disabled, version, record.Actions, record.ErrorAction)
+            ? new RulePayload(input.Sql, record.Description, record.Disabled, version, record.Actions, record.ErrorAction)
             : compiled.Error!;
     }
 

@@ -15,3 +15,16 @@ public sealed record TopicRuleRecord(
     JsonObject? ErrorAction,
     long CreatedMs,
     long UpdatedMs);
+
+/// <summary>
+/// A rule as CreateTopicRule and ReplaceTopicRule give it (AWS's TopicRulePayload). Each action is
+/// one target in AWS's union shape (<c>{"republish": {"topic": …}}</c>), checked in full when the
+/// rule is saved.
+/// </summary>
+public sealed record TopicRuleInput(
+    string Sql,
+    IReadOnlyList<JsonObject> Actions,
+    string? Description = null,
+    bool Disabled = false,
+    string? SqlVersion = null,
+    JsonObject? ErrorAction = null);

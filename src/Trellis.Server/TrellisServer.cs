@@ -339,7 +339,6 @@ public sealed class TrellisServer : IAsyncDisposable
         app.MapDeviceTokensApi();
         app.MapAuditApi();
         app.MapUsersApi();
-        app.MapRulesApi();
         app.MapTelemetryApi();
 
         // Last: the model's routes, implemented ones through their handlers, the rest answering 501.

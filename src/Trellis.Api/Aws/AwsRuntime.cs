@@ -3,9 +3,6 @@ using System.Globalization;
 using System.Text;
 using System.Text.Json;
 using System.Text.RegularExpressions;
-using Microsoft.AspNetCore.Http;
-using Microsoft.AspNetCore.Routing;
-using Trellis.Core.Errors;
 
 namespace Trellis.Api.Aws;
 
@@ -114,11 +111,16 @@ public sealed class AwsRequestReader
     /// <summary>Reads the body (already bounded and hash-checked by the SigV4 middleware) and parses it when there is one.</summary>
     /// <param name="context">The request.</param>
     /// <param name="rawBody">The operation's payload is the body as sent (a blob: shadow documents, MQTT payloads): do not parse it.</param>
-    public static async Task<AwsRequestReader> CreateAsync(HttpContext context, bool rawBody = false)
+    /// <param name="readBody">False when the operation's input has nothing in the body: none is read.</param>
+    public static async Task<AwsRequestReader> CreateAsync(HttpContext context, bool rawBody = false, bool readBody = true)
     {
         ArgumentNullException.ThrowIfNull(context);
         byte[] raw;
-        if (context.Request.Body is MemoryStream received)
+        if (!readBody)
+        {
+            raw = [];
+        }
+        else if (context.Request.Body is MemoryStream received)
         {
             // The SigV4 middleware leaves the verified body in memory: one copy out of its pooled buffer.
             raw = received.ToArray();
@@ -279,6 +281,17 @@ public sealed class AwsRequestReader
         JsonValueKind.String => ParseTimestamp(e.GetString(), path),
         _ => WrongTypeValue<DateTimeOffset>(e, path, "a timestamp (epoch seconds)"),
     };
+
+    /// <summary>A structure the model has that travels on as a JSON document (a rule's action): an object or absent.</summary>
+    public System.Text.Json.Nodes.JsonObject? ReadDocument(JsonElement e, string path)
+    {
+        return e.ValueKind switch
+        {
+            JsonValueKind.Undefined or JsonValueKind.Null => null,
+            JsonValueKind.Object => System.Text.Json.Nodes.JsonObject.Create(e.Clone()),
+            _ => WrongType<System.Text.Json.Nodes.JsonObject>(e, path, "an object"),
+        };
+    }
 
     public byte[]? ReadBlob(JsonElement e, string path)
     {

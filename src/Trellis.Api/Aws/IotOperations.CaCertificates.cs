@@ -1,6 +1,5 @@
 using System.Globalization;
 using System.Security.Cryptography.X509Certificates;
-using Trellis.Core.Errors;
 using Trellis.Registry;
 
 namespace Trellis.Api.Aws.Iot;

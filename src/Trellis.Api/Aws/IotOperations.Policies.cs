@@ -1,5 +1,4 @@
 using System.Globalization;
-using Trellis.Core.Errors;
 using Trellis.Registry;
 
 namespace Trellis.Api.Aws.Iot;

@@ -1,4 +1,3 @@
-using Trellis.Core.Errors;
 using Trellis.Registry;
 using Trellis.Registry.Provisioning;
 

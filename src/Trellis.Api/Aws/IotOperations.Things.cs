@@ -1,5 +1,3 @@
-using Trellis.Core.Errors;
-
 namespace Trellis.Api.Aws.Iot;
 
 /// <summary>Things: CreateThing, DescribeThing, ListThings, UpdateThing, DeleteThing.</summary>

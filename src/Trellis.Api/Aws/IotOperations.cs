@@ -1,4 +1,3 @@
-using Trellis.Core.Errors;
 using Trellis.Registry;
 
 namespace Trellis.Api.Aws.Iot;
@@ -8,7 +7,13 @@ namespace Trellis.Api.Aws.Iot;
 /// per area; each method takes the generated request shape and returns the generated response shape,
 /// and refuses by throwing <see cref="AwsErrorException"/> with the domain's error.
 /// </summary>
-public sealed partial class IotOperations(RegistryService registry, IotEndpoints endpoints, IKeyPairLimit keyPairs, Microsoft.AspNetCore.Http.IHttpContextAccessor callers) : IIotOperations
+public sealed partial class IotOperations(
+    RegistryService registry,
+    IotEndpoints endpoints,
+    IKeyPairLimit keyPairs,
+    Rules.RuleEngine rules,
+    Rules.TopicRuleDestinations destinations,
+    Microsoft.AspNetCore.Http.IHttpContextAccessor callers) : IIotOperations
 {
     private static T Ok<T>(Result<T> result) => result.IsSuccess ? result.Value! : throw new AwsErrorException(result.Error!);
 

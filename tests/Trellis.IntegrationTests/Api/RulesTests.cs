@@ -58,9 +58,27 @@ public sealed class RulesTests(TrellisHost host)
         Assert.Equal(200, (await host.IotCallsAsync([("disable_topic_rule", new { ruleName = rule })], Ct))[0]!["status"]!.GetValue<int>());
         await ExternalTool.RunCheckedAsync("mosquitto_pub", [.. host.AdminArgs(sender), "-t", $"{prefix}/hot-2/telemetry", "-m", "{\"temp\":30}", "-q", "1"], Timeout, cancellationToken: Ct);
         Assert.False(await alerts.WaitForLineAsync(l => l.Contains("hot-2", StringComparison.Ordinal), TimeSpan.FromMilliseconds(500), Ct), "a disabled rule fired");
-        var end = await host.IotCallsAsync([("enable_topic_rule", new { ruleName = rule }), ("delete_topic_rule", new { ruleName = rule }), ("get_topic_rule", new { ruleName = rule })], Ct);
-        Assert.Equal(200, end[1]!["status"]!.GetValue<int>());
-        Assert.Equal(404, end[2]!["status"]!.GetValue<int>());
+        // Replaced, it runs its new SQL from then on (AWS's ReplaceTopicRule: the whole payload).
+        var replacedSql = $"SELECT temp, 'replaced' AS version FROM '{prefix}/+/telemetry' WHERE temp > 40";
+        var replaced = await host.IotCallsAsync(
+        [
+            ("enable_topic_rule", new { ruleName = rule }),
+            ("replace_topic_rule", new
+            {
+                ruleName = rule,
+                topicRulePayload = new { sql = replacedSql, actions = new object[] { new { republish = new { topic = $"{prefix}-alerts/${{topic(2)}}", roleArn = "arn:aws:iam::000000000000:role/r", qos = 1 } } } },
+            }),
+            ("get_topic_rule", new { ruleName = rule }),
+        ], Ct);
+        Assert.True(replaced[1]!["status"]!.GetValue<int>() == 200, replaced[1]!.ToJsonString());
+        Assert.Equal(replacedSql, replaced[2]!["body"]!["rule"]!["sql"]!.GetValue<string>());
+        Assert.False(replaced[2]!["body"]!["rule"]!["ruleDisabled"]!.GetValue<bool>());
+        await ExternalTool.RunCheckedAsync("mosquitto_pub", [.. host.AdminArgs(sender), "-t", $"{prefix}/hot-3/telemetry", "-m", "{\"temp\":45}", "-q", "1"], Timeout, cancellationToken: Ct);
+        Assert.True(await alerts.WaitForLineAsync(l => l.StartsWith($"{prefix}-alerts/hot-3 ", StringComparison.Ordinal) && l.Contains("\"replaced\"", StringComparison.Ordinal), Timeout, Ct), "the replaced rule did not fire: " + alerts.Stderr);
+
+        var end = await host.IotCallsAsync([("delete_topic_rule", new { ruleName = rule }), ("get_topic_rule", new { ruleName = rule })], Ct);
+        Assert.Equal(200, end[0]!["status"]!.GetValue<int>());
+        Assert.Equal(404, end[1]!["status"]!.GetValue<int>());
     }
 
     [Fact]

@@ -22,6 +22,8 @@ public interface IIotOperations
 
     Task<AttachThingPrincipalResponse> AttachThingPrincipalAsync(AttachThingPrincipalRequest request, CancellationToken cancellationToken);
 
+    Task<ConfirmTopicRuleDestinationResponse> ConfirmTopicRuleDestinationAsync(ConfirmTopicRuleDestinationRequest request, CancellationToken cancellationToken);
+
     Task<CreateCertificateFromCsrResponse> CreateCertificateFromCsrAsync(CreateCertificateFromCsrRequest request, CancellationToken cancellationToken);
 
     Task<CreateKeysAndCertificateResponse> CreateKeysAndCertificateAsync(CreateKeysAndCertificateRequest request, CancellationToken cancellationToken);
@@ -42,6 +44,10 @@ public interface IIotOperations
 
     Task<CreateThingTypeResponse> CreateThingTypeAsync(CreateThingTypeRequest request, CancellationToken cancellationToken);
 
+    Task<AwsEmpty> CreateTopicRuleAsync(CreateTopicRuleRequest request, CancellationToken cancellationToken);
+
+    Task<CreateTopicRuleDestinationResponse> CreateTopicRuleDestinationAsync(CreateTopicRuleDestinationRequest request, CancellationToken cancellationToken);
+
     Task<DeleteCACertificateResponse> DeleteCACertificateAsync(DeleteCACertificateRequest request, CancellationToken cancellationToken);
 
     Task<AwsEmpty> DeleteCertificateAsync(DeleteCertificateRequest request, CancellationToken cancellationToken);
@@ -59,6 +65,10 @@ public interface IIotOperations
     Task<DeleteThingGroupResponse> DeleteThingGroupAsync(DeleteThingGroupRequest request, CancellationToken cancellationToken);
 
     Task<DeleteThingTypeResponse> DeleteThingTypeAsync(DeleteThingTypeRequest request, CancellationToken cancellationToken);
+
+    Task<AwsEmpty> DeleteTopicRuleAsync(DeleteTopicRuleRequest request, CancellationToken cancellationToken);
+
+    Task<DeleteTopicRuleDestinationResponse> DeleteTopicRuleDestinationAsync(DeleteTopicRuleDestinationRequest request, CancellationToken cancellationToken);
 
     Task<DeprecateThingTypeResponse> DeprecateThingTypeAsync(DeprecateThingTypeRequest request, CancellationToken cancellationToken);
 
@@ -84,11 +94,19 @@ public interface IIotOperations
 
     Task<DetachThingPrincipalResponse> DetachThingPrincipalAsync(DetachThingPrincipalRequest request, CancellationToken cancellationToken);
 
+    Task<AwsEmpty> DisableTopicRuleAsync(DisableTopicRuleRequest request, CancellationToken cancellationToken);
+
+    Task<AwsEmpty> EnableTopicRuleAsync(EnableTopicRuleRequest request, CancellationToken cancellationToken);
+
     Task<GetPolicyResponse> GetPolicyAsync(GetPolicyRequest request, CancellationToken cancellationToken);
 
     Task<GetPolicyVersionResponse> GetPolicyVersionAsync(GetPolicyVersionRequest request, CancellationToken cancellationToken);
 
     Task<GetRegistrationCodeResponse> GetRegistrationCodeAsync(GetRegistrationCodeRequest request, CancellationToken cancellationToken);
+
+    Task<GetTopicRuleResponse> GetTopicRuleAsync(GetTopicRuleRequest request, CancellationToken cancellationToken);
+
+    Task<GetTopicRuleDestinationResponse> GetTopicRuleDestinationAsync(GetTopicRuleDestinationRequest request, CancellationToken cancellationToken);
 
     Task<ListAttachedPoliciesResponse> ListAttachedPoliciesAsync(ListAttachedPoliciesRequest request, CancellationToken cancellationToken);
 
@@ -122,6 +140,10 @@ public interface IIotOperations
 
     Task<ListThingsInThingGroupResponse> ListThingsInThingGroupAsync(ListThingsInThingGroupRequest request, CancellationToken cancellationToken);
 
+    Task<ListTopicRuleDestinationsResponse> ListTopicRuleDestinationsAsync(ListTopicRuleDestinationsRequest request, CancellationToken cancellationToken);
+
+    Task<ListTopicRulesResponse> ListTopicRulesAsync(ListTopicRulesRequest request, CancellationToken cancellationToken);
+
     Task<RegisterCACertificateResponse> RegisterCACertificateAsync(RegisterCACertificateRequest request, CancellationToken cancellationToken);
 
     Task<RegisterCertificateResponse> RegisterCertificateAsync(RegisterCertificateRequest request, CancellationToken cancellationToken);
@@ -131,6 +153,8 @@ public interface IIotOperations
     Task<RegisterThingResponse> RegisterThingAsync(RegisterThingRequest request, CancellationToken cancellationToken);
 
     Task<RemoveThingFromThingGroupResponse> RemoveThingFromThingGroupAsync(RemoveThingFromThingGroupRequest request, CancellationToken cancellationToken);
+
+    Task<AwsEmpty> ReplaceTopicRuleAsync(ReplaceTopicRuleRequest request, CancellationToken cancellationToken);
 
     Task<AwsEmpty> SetDefaultPolicyVersionAsync(SetDefaultPolicyVersionRequest request, CancellationToken cancellationToken);
 
@@ -143,6 +167,8 @@ public interface IIotOperations
     Task<UpdateThingResponse> UpdateThingAsync(UpdateThingRequest request, CancellationToken cancellationToken);
 
     Task<UpdateThingGroupResponse> UpdateThingGroupAsync(UpdateThingGroupRequest request, CancellationToken cancellationToken);
+
+    Task<UpdateTopicRuleDestinationResponse> UpdateTopicRuleDestinationAsync(UpdateTopicRuleDestinationRequest request, CancellationToken cancellationToken);
 }
 
 /// <summary>Bind, call, serialise: what the dispatcher runs for each implemented operation.</summary>
@@ -154,6 +180,7 @@ internal static class IotInvokers
         ["AttachPolicy"] = AttachPolicyAsync,
         ["AttachPrincipalPolicy"] = AttachPrincipalPolicyAsync,
         ["AttachThingPrincipal"] = AttachThingPrincipalAsync,
+        ["ConfirmTopicRuleDestination"] = ConfirmTopicRuleDestinationAsync,
         ["CreateCertificateFromCsr"] = CreateCertificateFromCsrAsync,
         ["CreateKeysAndCertificate"] = CreateKeysAndCertificateAsync,
         ["CreatePolicy"] = CreatePolicyAsync,
@@ -164,6 +191,8 @@ internal static class IotInvokers
         ["CreateThing"] = CreateThingAsync,
         ["CreateThingGroup"] = CreateThingGroupAsync,
         ["CreateThingType"] = CreateThingTypeAsync,
+        ["CreateTopicRule"] = CreateTopicRuleAsync,
+        ["CreateTopicRuleDestination"] = CreateTopicRuleDestinationAsync,
         ["DeleteCACertificate"] = DeleteCACertificateAsync,
         ["DeleteCertificate"] = DeleteCertificateAsync,
         ["DeletePolicy"] = DeletePolicyAsync,
@@ -173,6 +202,8 @@ internal static class IotInvokers
         ["DeleteThing"] = DeleteThingAsync,
         ["DeleteThingGroup"] = DeleteThingGroupAsync,
         ["DeleteThingType"] = DeleteThingTypeAsync,
+        ["DeleteTopicRule"] = DeleteTopicRuleAsync,
+        ["DeleteTopicRuleDestination"] = DeleteTopicRuleDestinationAsync,
         ["DeprecateThingType"] = DeprecateThingTypeAsync,
         ["DescribeCACertificate"] = DescribeCACertificateAsync,
         ["DescribeCertificate"] = DescribeCertificateAsync,
@@ -185,9 +216,13 @@ internal static class IotInvokers
         ["DetachPolicy"] = DetachPolicyAsync,
         ["DetachPrincipalPolicy"] = DetachPrincipalPolicyAsync,
         ["DetachThingPrincipal"] = DetachThingPrincipalAsync,
+        ["DisableTopicRule"] = DisableTopicRuleAsync,
+        ["EnableTopicRule"] = EnableTopicRuleAsync,
         ["GetPolicy"] = GetPolicyAsync,
         ["GetPolicyVersion"] = GetPolicyVersionAsync,
         ["GetRegistrationCode"] = GetRegistrationCodeAsync,
+        ["GetTopicRule"] = GetTopicRuleAsync,
+        ["GetTopicRuleDestination"] = GetTopicRuleDestinationAsync,
         ["ListAttachedPolicies"] = ListAttachedPoliciesAsync,
         ["ListCACertificates"] = ListCACertificatesAsync,
         ["ListCertificates"] = ListCertificatesAsync,
@@ -204,17 +239,21 @@ internal static class IotInvokers
         ["ListThingTypes"] = ListThingTypesAsync,
         ["ListThings"] = ListThingsAsync,
         ["ListThingsInThingGroup"] = ListThingsInThingGroupAsync,
+        ["ListTopicRuleDestinations"] = ListTopicRuleDestinationsAsync,
+        ["ListTopicRules"] = ListTopicRulesAsync,
         ["RegisterCACertificate"] = RegisterCACertificateAsync,
         ["RegisterCertificate"] = RegisterCertificateAsync,
         ["RegisterCertificateWithoutCA"] = RegisterCertificateWithoutCAAsync,
         ["RegisterThing"] = RegisterThingAsync,
         ["RemoveThingFromThingGroup"] = RemoveThingFromThingGroupAsync,
+        ["ReplaceTopicRule"] = ReplaceTopicRuleAsync,
         ["SetDefaultPolicyVersion"] = SetDefaultPolicyVersionAsync,
         ["UpdateCACertificate"] = UpdateCACertificateAsync,
         ["UpdateCertificate"] = UpdateCertificateAsync,
         ["UpdateProvisioningTemplate"] = UpdateProvisioningTemplateAsync,
         ["UpdateThing"] = UpdateThingAsync,
         ["UpdateThingGroup"] = UpdateThingGroupAsync,
+        ["UpdateTopicRuleDestination"] = UpdateTopicRuleDestinationAsync,
     };
 
     private static async Task AddThingToThingGroupAsync(HttpContext context, AwsRoute route)
@@ -247,7 +286,7 @@ internal static class IotInvokers
 
     private static async Task AttachPrincipalPolicyAsync(HttpContext context, AwsRoute route)
     {
-        var reader = await AwsRequestReader.CreateAsync(context);
+        var reader = await AwsRequestReader.CreateAsync(context, readBody: false);
         var request = reader.IsValid ? AttachPrincipalPolicyRequest.Bind(reader) : null;
         if (!reader.IsValid)
         {
@@ -261,7 +300,7 @@ internal static class IotInvokers
 
     private static async Task AttachThingPrincipalAsync(HttpContext context, AwsRoute route)
     {
-        var reader = await AwsRequestReader.CreateAsync(context);
+        var reader = await AwsRequestReader.CreateAsync(context, readBody: false);
         var request = reader.IsValid ? AttachThingPrincipalRequest.Bind(reader) : null;
         if (!reader.IsValid)
         {
@@ -270,6 +309,20 @@ internal static class IotInvokers
         }
 
         var response = await context.RequestServices.GetRequiredService<IIotOperations>().AttachThingPrincipalAsync(request!, context.RequestAborted);
+        await AwsResponse.WriteAsync(context, route.SuccessCode, response.WriteJson, response.WriteHeaders);
+    }
+
+    private static async Task ConfirmTopicRuleDestinationAsync(HttpContext context, AwsRoute route)
+    {
+        var reader = await AwsRequestReader.CreateAsync(context, readBody: false);
+        var request = reader.IsValid ? ConfirmTopicRuleDestinationRequest.Bind(reader) : null;
+        if (!reader.IsValid)
+        {
+            await reader.RefuseAsync();
+            return;
+        }
+
+        var response = await context.RequestServices.GetRequiredService<IIotOperations>().ConfirmTopicRuleDestinationAsync(request!, context.RequestAborted);
         await AwsResponse.WriteAsync(context, route.SuccessCode, response.WriteJson, response.WriteHeaders);
     }
 
@@ -289,7 +342,7 @@ internal static class IotInvokers
 
     private static async Task CreateKeysAndCertificateAsync(HttpContext context, AwsRoute route)
     {
-        var reader = await AwsRequestReader.CreateAsync(context);
+        var reader = await AwsRequestReader.CreateAsync(context, readBody: false);
         var request = reader.IsValid ? CreateKeysAndCertificateRequest.Bind(reader) : null;
         if (!reader.IsValid)
         {
@@ -331,7 +384,7 @@ internal static class IotInvokers
 
     private static async Task CreateProvisioningClaimAsync(HttpContext context, AwsRoute route)
     {
-        var reader = await AwsRequestReader.CreateAsync(context);
+        var reader = await AwsRequestReader.CreateAsync(context, readBody: false);
         var request = reader.IsValid ? CreateProvisioningClaimRequest.Bind(reader) : null;
         if (!reader.IsValid)
         {
@@ -413,9 +466,37 @@ internal static class IotInvokers
         await AwsResponse.WriteAsync(context, route.SuccessCode, response.WriteJson, response.WriteHeaders);
     }
 
-    private static async Task DeleteCACertificateAsync(HttpContext context, AwsRoute route)
+    private static async Task CreateTopicRuleAsync(HttpContext context, AwsRoute route)
     {
         var reader = await AwsRequestReader.CreateAsync(context);
+        var request = reader.IsValid ? CreateTopicRuleRequest.Bind(reader) : null;
+        if (!reader.IsValid)
+        {
+            await reader.RefuseAsync();
+            return;
+        }
+
+        await context.RequestServices.GetRequiredService<IIotOperations>().CreateTopicRuleAsync(request!, context.RequestAborted);
+        await AwsResponse.WriteAsync(context, route.SuccessCode, null, null);
+    }
+
+    private static async Task CreateTopicRuleDestinationAsync(HttpContext context, AwsRoute route)
+    {
+        var reader = await AwsRequestReader.CreateAsync(context);
+        var request = reader.IsValid ? CreateTopicRuleDestinationRequest.Bind(reader) : null;
+        if (!reader.IsValid)
+        {
+            await reader.RefuseAsync();
+            return;
+        }
+
+        var response = await context.RequestServices.GetRequiredService<IIotOperations>().CreateTopicRuleDestinationAsync(request!, context.RequestAborted);
+        await AwsResponse.WriteAsync(context, route.SuccessCode, response.WriteJson, response.WriteHeaders);
+    }
+
+    private static async Task DeleteCACertificateAsync(HttpContext context, AwsRoute route)
+    {
+        var reader = await AwsRequestReader.CreateAsync(context, readBody: false);
         var request = reader.IsValid ? DeleteCACertificateRequest.Bind(reader) : null;
         if (!reader.IsValid)
         {
@@ -429,7 +510,7 @@ internal static class IotInvokers
 
     private static async Task DeleteCertificateAsync(HttpContext context, AwsRoute route)
     {
-        var reader = await AwsRequestReader.CreateAsync(context);
+        var reader = await AwsRequestReader.CreateAsync(context, readBody: false);
         var request = reader.IsValid ? DeleteCertificateRequest.Bind(reader) : null;
         if (!reader.IsValid)
         {
@@ -443,7 +524,7 @@ internal static class IotInvokers
 
     private static async Task DeletePolicyAsync(HttpContext context, AwsRoute route)
     {
-        var reader = await AwsRequestReader.CreateAsync(context);
+        var reader = await AwsRequestReader.CreateAsync(context, readBody: false);
         var request = reader.IsValid ? DeletePolicyRequest.Bind(reader) : null;
         if (!reader.IsValid)
         {
@@ -457,7 +538,7 @@ internal static class IotInvokers
 
     private static async Task DeletePolicyVersionAsync(HttpContext context, AwsRoute route)
     {
-        var reader = await AwsRequestReader.CreateAsync(context);
+        var reader = await AwsRequestReader.CreateAsync(context, readBody: false);
         var request = reader.IsValid ? DeletePolicyVersionRequest.Bind(reader) : null;
         if (!reader.IsValid)
         {
@@ -471,7 +552,7 @@ internal static class IotInvokers
 
     private static async Task DeleteProvisioningTemplateAsync(HttpContext context, AwsRoute route)
     {
-        var reader = await AwsRequestReader.CreateAsync(context);
+        var reader = await AwsRequestReader.CreateAsync(context, readBody: false);
         var request = reader.IsValid ? DeleteProvisioningTemplateRequest.Bind(reader) : null;
         if (!reader.IsValid)
         {
@@ -485,7 +566,7 @@ internal static class IotInvokers
 
     private static async Task DeleteProvisioningTemplateVersionAsync(HttpContext context, AwsRoute route)
     {
-        var reader = await AwsRequestReader.CreateAsync(context);
+        var reader = await AwsRequestReader.CreateAsync(context, readBody: false);
         var request = reader.IsValid ? DeleteProvisioningTemplateVersionRequest.Bind(reader) : null;
         if (!reader.IsValid)
         {
@@ -499,7 +580,7 @@ internal static class IotInvokers
 
     private static async Task DeleteThingAsync(HttpContext context, AwsRoute route)
     {
-        var reader = await AwsRequestReader.CreateAsync(context);
+        var reader = await AwsRequestReader.CreateAsync(context, readBody: false);
         var request = reader.IsValid ? DeleteThingRequest.Bind(reader) : null;
         if (!reader.IsValid)
         {
@@ -513,7 +594,7 @@ internal static class IotInvokers
 
     private static async Task DeleteThingGroupAsync(HttpContext context, AwsRoute route)
     {
-        var reader = await AwsRequestReader.CreateAsync(context);
+        var reader = await AwsRequestReader.CreateAsync(context, readBody: false);
         var request = reader.IsValid ? DeleteThingGroupRequest.Bind(reader) : null;
         if (!reader.IsValid)
         {
@@ -527,7 +608,7 @@ internal static class IotInvokers
 
     private static async Task DeleteThingTypeAsync(HttpContext context, AwsRoute route)
     {
-        var reader = await AwsRequestReader.CreateAsync(context);
+        var reader = await AwsRequestReader.CreateAsync(context, readBody: false);
         var request = reader.IsValid ? DeleteThingTypeRequest.Bind(reader) : null;
         if (!reader.IsValid)
         {
@@ -536,6 +617,34 @@ internal static class IotInvokers
         }
 
         var response = await context.RequestServices.GetRequiredService<IIotOperations>().DeleteThingTypeAsync(request!, context.RequestAborted);
+        await AwsResponse.WriteAsync(context, route.SuccessCode, response.WriteJson, response.WriteHeaders);
+    }
+
+    private static async Task DeleteTopicRuleAsync(HttpContext context, AwsRoute route)
+    {
+        var reader = await AwsRequestReader.CreateAsync(context, readBody: false);
+        var request = reader.IsValid ? DeleteTopicRuleRequest.Bind(reader) : null;
+        if (!reader.IsValid)
+        {
+            await reader.RefuseAsync();
+            return;
+        }
+
+        await context.RequestServices.GetRequiredService<IIotOperations>().DeleteTopicRuleAsync(request!, context.RequestAborted);
+        await AwsResponse.WriteAsync(context, route.SuccessCode, null, null);
+    }
+
+    private static async Task DeleteTopicRuleDestinationAsync(HttpContext context, AwsRoute route)
+    {
+        var reader = await AwsRequestReader.CreateAsync(context, readBody: false);
+        var request = reader.IsValid ? DeleteTopicRuleDestinationRequest.Bind(reader) : null;
+        if (!reader.IsValid)
+        {
+            await reader.RefuseAsync();
+            return;
+        }
+
+        var response = await context.RequestServices.GetRequiredService<IIotOperations>().DeleteTopicRuleDestinationAsync(request!, context.RequestAborted);
         await AwsResponse.WriteAsync(context, route.SuccessCode, response.WriteJson, response.WriteHeaders);
     }
 
@@ -555,7 +664,7 @@ internal static class IotInvokers
 
     private static async Task DescribeCACertificateAsync(HttpContext context, AwsRoute route)
     {
-        var reader = await AwsRequestReader.CreateAsync(context);
+        var reader = await AwsRequestReader.CreateAsync(context, readBody: false);
         var request = reader.IsValid ? DescribeCACertificateRequest.Bind(reader) : null;
         if (!reader.IsValid)
         {
@@ -569,7 +678,7 @@ internal static class IotInvokers
 
     private static async Task DescribeCertificateAsync(HttpContext context, AwsRoute route)
     {
-        var reader = await AwsRequestReader.CreateAsync(context);
+        var reader = await AwsRequestReader.CreateAsync(context, readBody: false);
         var request = reader.IsValid ? DescribeCertificateRequest.Bind(reader) : null;
         if (!reader.IsValid)
         {
@@ -583,7 +692,7 @@ internal static class IotInvokers
 
     private static async Task DescribeEndpointAsync(HttpContext context, AwsRoute route)
     {
-        var reader = await AwsRequestReader.CreateAsync(context);
+        var reader = await AwsRequestReader.CreateAsync(context, readBody: false);
         var request = reader.IsValid ? DescribeEndpointRequest.Bind(reader) : null;
         if (!reader.IsValid)
         {
@@ -597,7 +706,7 @@ internal static class IotInvokers
 
     private static async Task DescribeProvisioningTemplateAsync(HttpContext context, AwsRoute route)
     {
-        var reader = await AwsRequestReader.CreateAsync(context);
+        var reader = await AwsRequestReader.CreateAsync(context, readBody: false);
         var request = reader.IsValid ? DescribeProvisioningTemplateRequest.Bind(reader) : null;
         if (!reader.IsValid)
         {
@@ -611,7 +720,7 @@ internal static class IotInvokers
 
     private static async Task DescribeProvisioningTemplateVersionAsync(HttpContext context, AwsRoute route)
     {
-        var reader = await AwsRequestReader.CreateAsync(context);
+        var reader = await AwsRequestReader.CreateAsync(context, readBody: false);
         var request = reader.IsValid ? DescribeProvisioningTemplateVersionRequest.Bind(reader) : null;
         if (!reader.IsValid)
         {
@@ -625,7 +734,7 @@ internal static class IotInvokers
 
     private static async Task DescribeThingAsync(HttpContext context, AwsRoute route)
     {
-        var reader = await AwsRequestReader.CreateAsync(context);
+        var reader = await AwsRequestReader.CreateAsync(context, readBody: false);
         var request = reader.IsValid ? DescribeThingRequest.Bind(reader) : null;
         if (!reader.IsValid)
         {
@@ -639,7 +748,7 @@ internal static class IotInvokers
 
     private static async Task DescribeThingGroupAsync(HttpContext context, AwsRoute route)
     {
-        var reader = await AwsRequestReader.CreateAsync(context);
+        var reader = await AwsRequestReader.CreateAsync(context, readBody: false);
         var request = reader.IsValid ? DescribeThingGroupRequest.Bind(reader) : null;
         if (!reader.IsValid)
         {
@@ -653,7 +762,7 @@ internal static class IotInvokers
 
     private static async Task DescribeThingTypeAsync(HttpContext context, AwsRoute route)
     {
-        var reader = await AwsRequestReader.CreateAsync(context);
+        var reader = await AwsRequestReader.CreateAsync(context, readBody: false);
         var request = reader.IsValid ? DescribeThingTypeRequest.Bind(reader) : null;
         if (!reader.IsValid)
         {
@@ -681,7 +790,7 @@ internal static class IotInvokers
 
     private static async Task DetachPrincipalPolicyAsync(HttpContext context, AwsRoute route)
     {
-        var reader = await AwsRequestReader.CreateAsync(context);
+        var reader = await AwsRequestReader.CreateAsync(context, readBody: false);
         var request = reader.IsValid ? DetachPrincipalPolicyRequest.Bind(reader) : null;
         if (!reader.IsValid)
         {
@@ -695,7 +804,7 @@ internal static class IotInvokers
 
     private static async Task DetachThingPrincipalAsync(HttpContext context, AwsRoute route)
     {
-        var reader = await AwsRequestReader.CreateAsync(context);
+        var reader = await AwsRequestReader.CreateAsync(context, readBody: false);
         var request = reader.IsValid ? DetachThingPrincipalRequest.Bind(reader) : null;
         if (!reader.IsValid)
         {
@@ -707,9 +816,37 @@ internal static class IotInvokers
         await AwsResponse.WriteAsync(context, route.SuccessCode, response.WriteJson, response.WriteHeaders);
     }
 
+    private static async Task DisableTopicRuleAsync(HttpContext context, AwsRoute route)
+    {
+        var reader = await AwsRequestReader.CreateAsync(context, readBody: false);
+        var request = reader.IsValid ? DisableTopicRuleRequest.Bind(reader) : null;
+        if (!reader.IsValid)
+        {
+            await reader.RefuseAsync();
+            return;
+        }
+
+        await context.RequestServices.GetRequiredService<IIotOperations>().DisableTopicRuleAsync(request!, context.RequestAborted);
+        await AwsResponse.WriteAsync(context, route.SuccessCode, null, null);
+    }
+
+    private static async Task EnableTopicRuleAsync(HttpContext context, AwsRoute route)
+    {
+        var reader = await AwsRequestReader.CreateAsync(context, readBody: false);
+        var request = reader.IsValid ? EnableTopicRuleRequest.Bind(reader) : null;
+        if (!reader.IsValid)
+        {
+            await reader.RefuseAsync();
+            return;
+        }
+
+        await context.RequestServices.GetRequiredService<IIotOperations>().EnableTopicRuleAsync(request!, context.RequestAborted);
+        await AwsResponse.WriteAsync(context, route.SuccessCode, null, null);
+    }
+
     private static async Task GetPolicyAsync(HttpContext context, AwsRoute route)
     {
-        var reader = await AwsRequestReader.CreateAsync(context);
+        var reader = await AwsRequestReader.CreateAsync(context, readBody: false);
         var request = reader.IsValid ? GetPolicyRequest.Bind(reader) : null;
         if (!reader.IsValid)
         {
@@ -723,7 +860,7 @@ internal static class IotInvokers
 
     private static async Task GetPolicyVersionAsync(HttpContext context, AwsRoute route)
     {
-        var reader = await AwsRequestReader.CreateAsync(context);
+        var reader = await AwsRequestReader.CreateAsync(context, readBody: false);
         var request = reader.IsValid ? GetPolicyVersionRequest.Bind(reader) : null;
         if (!reader.IsValid)
         {
@@ -737,7 +874,7 @@ internal static class IotInvokers
 
     private static async Task GetRegistrationCodeAsync(HttpContext context, AwsRoute route)
     {
-        var reader = await AwsRequestReader.CreateAsync(context);
+        var reader = await AwsRequestReader.CreateAsync(context, readBody: false);
         var request = reader.IsValid ? GetRegistrationCodeRequest.Bind(reader) : null;
         if (!reader.IsValid)
         {
@@ -749,9 +886,37 @@ internal static class IotInvokers
         await AwsResponse.WriteAsync(context, route.SuccessCode, response.WriteJson, response.WriteHeaders);
     }
 
+    private static async Task GetTopicRuleAsync(HttpContext context, AwsRoute route)
+    {
+        var reader = await AwsRequestReader.CreateAsync(context, readBody: false);
+        var request = reader.IsValid ? GetTopicRuleRequest.Bind(reader) : null;
+        if (!reader.IsValid)
+        {
+            await reader.RefuseAsync();
+            return;
+        }
+
+        var response = await context.RequestServices.GetRequiredService<IIotOperations>().GetTopicRuleAsync(request!, context.RequestAborted);
+        await AwsResponse.WriteAsync(context, route.SuccessCode, response.WriteJson, response.WriteHeaders);
+    }
+
+    private static async Task GetTopicRuleDestinationAsync(HttpContext context, AwsRoute route)
+    {
+        var reader = await AwsRequestReader.CreateAsync(context, readBody: false);
+        var request = reader.IsValid ? GetTopicRuleDestinationRequest.Bind(reader) : null;
+        if (!reader.IsValid)
+        {
+            await reader.RefuseAsync();
+            return;
+        }
+
+        var response = await context.RequestServices.GetRequiredService<IIotOperations>().GetTopicRuleDestinationAsync(request!, context.RequestAborted);
+        await AwsResponse.WriteAsync(context, route.SuccessCode, response.WriteJson, response.WriteHeaders);
+    }
+
     private static async Task ListAttachedPoliciesAsync(HttpContext context, AwsRoute route)
     {
-        var reader = await AwsRequestReader.CreateAsync(context);
+        var reader = await AwsRequestReader.CreateAsync(context, readBody: false);
         var request = reader.IsValid ? ListAttachedPoliciesRequest.Bind(reader) : null;
         if (!reader.IsValid)
         {
@@ -765,7 +930,7 @@ internal static class IotInvokers
 
     private static async Task ListCACertificatesAsync(HttpContext context, AwsRoute route)
     {
-        var reader = await AwsRequestReader.CreateAsync(context);
+        var reader = await AwsRequestReader.CreateAsync(context, readBody: false);
         var request = reader.IsValid ? ListCACertificatesRequest.Bind(reader) : null;
         if (!reader.IsValid)
         {
@@ -779,7 +944,7 @@ internal static class IotInvokers
 
     private static async Task ListCertificatesAsync(HttpContext context, AwsRoute route)
     {
-        var reader = await AwsRequestReader.CreateAsync(context);
+        var reader = await AwsRequestReader.CreateAsync(context, readBody: false);
         var request = reader.IsValid ? ListCertificatesRequest.Bind(reader) : null;
         if (!reader.IsValid)
         {
@@ -793,7 +958,7 @@ internal static class IotInvokers
 
     private static async Task ListCertificatesByCAAsync(HttpContext context, AwsRoute route)
     {
-        var reader = await AwsRequestReader.CreateAsync(context);
+        var reader = await AwsRequestReader.CreateAsync(context, readBody: false);
         var request = reader.IsValid ? ListCertificatesByCARequest.Bind(reader) : null;
         if (!reader.IsValid)
         {
@@ -807,7 +972,7 @@ internal static class IotInvokers
 
     private static async Task ListPoliciesAsync(HttpContext context, AwsRoute route)
     {
-        var reader = await AwsRequestReader.CreateAsync(context);
+        var reader = await AwsRequestReader.CreateAsync(context, readBody: false);
         var request = reader.IsValid ? ListPoliciesRequest.Bind(reader) : null;
         if (!reader.IsValid)
         {
@@ -821,7 +986,7 @@ internal static class IotInvokers
 
     private static async Task ListPolicyVersionsAsync(HttpContext context, AwsRoute route)
     {
-        var reader = await AwsRequestReader.CreateAsync(context);
+        var reader = await AwsRequestReader.CreateAsync(context, readBody: false);
         var request = reader.IsValid ? ListPolicyVersionsRequest.Bind(reader) : null;
         if (!reader.IsValid)
         {
@@ -835,7 +1000,7 @@ internal static class IotInvokers
 
     private static async Task ListPrincipalThingsAsync(HttpContext context, AwsRoute route)
     {
-        var reader = await AwsRequestReader.CreateAsync(context);
+        var reader = await AwsRequestReader.CreateAsync(context, readBody: false);
         var request = reader.IsValid ? ListPrincipalThingsRequest.Bind(reader) : null;
         if (!reader.IsValid)
         {
@@ -849,7 +1014,7 @@ internal static class IotInvokers
 
     private static async Task ListProvisioningTemplateVersionsAsync(HttpContext context, AwsRoute route)
     {
-        var reader = await AwsRequestReader.CreateAsync(context);
+        var reader = await AwsRequestReader.CreateAsync(context, readBody: false);
         var request = reader.IsValid ? ListProvisioningTemplateVersionsRequest.Bind(reader) : null;
         if (!reader.IsValid)
         {
@@ -863,7 +1028,7 @@ internal static class IotInvokers
 
     private static async Task ListProvisioningTemplatesAsync(HttpContext context, AwsRoute route)
     {
-        var reader = await AwsRequestReader.CreateAsync(context);
+        var reader = await AwsRequestReader.CreateAsync(context, readBody: false);
         var request = reader.IsValid ? ListProvisioningTemplatesRequest.Bind(reader) : null;
         if (!reader.IsValid)
         {
@@ -877,7 +1042,7 @@ internal static class IotInvokers
 
     private static async Task ListTargetsForPolicyAsync(HttpContext context, AwsRoute route)
     {
-        var reader = await AwsRequestReader.CreateAsync(context);
+        var reader = await AwsRequestReader.CreateAsync(context, readBody: false);
         var request = reader.IsValid ? ListTargetsForPolicyRequest.Bind(reader) : null;
         if (!reader.IsValid)
         {
@@ -891,7 +1056,7 @@ internal static class IotInvokers
 
     private static async Task ListThingGroupsAsync(HttpContext context, AwsRoute route)
     {
-        var reader = await AwsRequestReader.CreateAsync(context);
+        var reader = await AwsRequestReader.CreateAsync(context, readBody: false);
         var request = reader.IsValid ? ListThingGroupsRequest.Bind(reader) : null;
         if (!reader.IsValid)
         {
@@ -905,7 +1070,7 @@ internal static class IotInvokers
 
     private static async Task ListThingGroupsForThingAsync(HttpContext context, AwsRoute route)
     {
-        var reader = await AwsRequestReader.CreateAsync(context);
+        var reader = await AwsRequestReader.CreateAsync(context, readBody: false);
         var request = reader.IsValid ? ListThingGroupsForThingRequest.Bind(reader) : null;
         if (!reader.IsValid)
         {
@@ -919,7 +1084,7 @@ internal static class IotInvokers
 
     private static async Task ListThingPrincipalsAsync(HttpContext context, AwsRoute route)
     {
-        var reader = await AwsRequestReader.CreateAsync(context);
+        var reader = await AwsRequestReader.CreateAsync(context, readBody: false);
         var request = reader.IsValid ? ListThingPrincipalsRequest.Bind(reader) : null;
         if (!reader.IsValid)
         {
@@ -933,7 +1098,7 @@ internal static class IotInvokers
 
     private static async Task ListThingTypesAsync(HttpContext context, AwsRoute route)
     {
-        var reader = await AwsRequestReader.CreateAsync(context);
+        var reader = await AwsRequestReader.CreateAsync(context, readBody: false);
         var request = reader.IsValid ? ListThingTypesRequest.Bind(reader) : null;
         if (!reader.IsValid)
         {
@@ -947,7 +1112,7 @@ internal static class IotInvokers
 
     private static async Task ListThingsAsync(HttpContext context, AwsRoute route)
     {
-        var reader = await AwsRequestReader.CreateAsync(context);
+        var reader = await AwsRequestReader.CreateAsync(context, readBody: false);
         var request = reader.IsValid ? ListThingsRequest.Bind(reader) : null;
         if (!reader.IsValid)
         {
@@ -961,7 +1126,7 @@ internal static class IotInvokers
 
     private static async Task ListThingsInThingGroupAsync(HttpContext context, AwsRoute route)
     {
-        var reader = await AwsRequestReader.CreateAsync(context);
+        var reader = await AwsRequestReader.CreateAsync(context, readBody: false);
         var request = reader.IsValid ? ListThingsInThingGroupRequest.Bind(reader) : null;
         if (!reader.IsValid)
         {
@@ -970,6 +1135,34 @@ internal static class IotInvokers
         }
 
         var response = await context.RequestServices.GetRequiredService<IIotOperations>().ListThingsInThingGroupAsync(request!, context.RequestAborted);
+        await AwsResponse.WriteAsync(context, route.SuccessCode, response.WriteJson, response.WriteHeaders);
+    }
+
+    private static async Task ListTopicRuleDestinationsAsync(HttpContext context, AwsRoute route)
+    {
+        var reader = await AwsRequestReader.CreateAsync(context, readBody: false);
+        var request = reader.IsValid ? ListTopicRuleDestinationsRequest.Bind(reader) : null;
+        if (!reader.IsValid)
+        {
+            await reader.RefuseAsync();
+            return;
+        }
+
+        var response = await context.RequestServices.GetRequiredService<IIotOperations>().ListTopicRuleDestinationsAsync(request!, context.RequestAborted);
+        await AwsResponse.WriteAsync(context, route.SuccessCode, response.WriteJson, response.WriteHeaders);
+    }
+
+    private static async Task ListTopicRulesAsync(HttpContext context, AwsRoute route)
+    {
+        var reader = await AwsRequestReader.CreateAsync(context, readBody: false);
+        var request = reader.IsValid ? ListTopicRulesRequest.Bind(reader) : null;
+        if (!reader.IsValid)
+        {
+            await reader.RefuseAsync();
+            return;
+        }
+
+        var response = await context.RequestServices.GetRequiredService<IIotOperations>().ListTopicRulesAsync(request!, context.RequestAborted);
         await AwsResponse.WriteAsync(context, route.SuccessCode, response.WriteJson, response.WriteHeaders);
     }
 
@@ -1043,9 +1236,23 @@ internal static class IotInvokers
         await AwsResponse.WriteAsync(context, route.SuccessCode, response.WriteJson, response.WriteHeaders);
     }
 
-    private static async Task SetDefaultPolicyVersionAsync(HttpContext context, AwsRoute route)
+    private static async Task ReplaceTopicRuleAsync(HttpContext context, AwsRoute route)
     {
         var reader = await AwsRequestReader.CreateAsync(context);
+        var request = reader.IsValid ? ReplaceTopicRuleRequest.Bind(reader) : null;
+        if (!reader.IsValid)
+        {
+            await reader.RefuseAsync();
+            return;
+        }
+
+        await context.RequestServices.GetRequiredService<IIotOperations>().ReplaceTopicRuleAsync(request!, context.RequestAborted);
+        await AwsResponse.WriteAsync(context, route.SuccessCode, null, null);
+    }
+
+    private static async Task SetDefaultPolicyVersionAsync(HttpContext context, AwsRoute route)
+    {
+        var reader = await AwsRequestReader.CreateAsync(context, readBody: false);
         var request = reader.IsValid ? SetDefaultPolicyVersionRequest.Bind(reader) : null;
         if (!reader.IsValid)
         {
@@ -1073,7 +1280,7 @@ internal static class IotInvokers
 
     private static async Task UpdateCertificateAsync(HttpContext context, AwsRoute route)
     {
-        var reader = await AwsRequestReader.CreateAsync(context);
+        var reader = await AwsRequestReader.CreateAsync(context, readBody: false);
         var request = reader.IsValid ? UpdateCertificateRequest.Bind(reader) : null;
         if (!reader.IsValid)
         {
@@ -1124,6 +1331,20 @@ internal static class IotInvokers
         }
 
         var response = await context.RequestServices.GetRequiredService<IIotOperations>().UpdateThingGroupAsync(request!, context.RequestAborted);
+        await AwsResponse.WriteAsync(context, route.SuccessCode, response.WriteJson, response.WriteHeaders);
+    }
+
+    private static async Task UpdateTopicRuleDestinationAsync(HttpContext context, AwsRoute route)
+    {
+        var reader = await AwsRequestReader.CreateAsync(context);
+        var request = reader.IsValid ? UpdateTopicRuleDestinationRequest.Bind(reader) : null;
+        if (!reader.IsValid)
+        {
+            await reader.RefuseAsync();
+            return;
+        }
+
+        var response = await context.RequestServices.GetRequiredService<IIotOperations>().UpdateTopicRuleDestinationAsync(request!, context.RequestAborted);
         await AwsResponse.WriteAsync(context, route.SuccessCode, response.WriteJson, response.WriteHeaders);
     }
 }

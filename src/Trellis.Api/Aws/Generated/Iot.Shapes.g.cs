@@ -7,6 +7,7 @@
 #pragma warning disable CS1591, CA1707, CA1819, CA1034, CA1062, CA2227, IDE0005, IDE0055, IDE0130, IDE0300, IDE0301, IDE0028, IDE0090, IDE0161
 
 using System.Text.Json;
+using System.Text.Json.Nodes;
 using System.Text.RegularExpressions;
 
 namespace Trellis.Api.Aws.Iot;
@@ -198,6 +199,49 @@ public sealed record AttachThingPrincipalRequest
 
 /// <summary>The <c>AttachThingPrincipalResponse</c> shape.</summary>
 public sealed record AttachThingPrincipalResponse
+{
+    /// <summary>Writes the body members as JSON; members that are null are left out, as AWS does.</summary>
+    internal void WriteJson(Utf8JsonWriter w)
+    {
+        w.WriteStartObject();
+        w.WriteEndObject();
+    }
+
+    /// <summary>Members that travel as response headers.</summary>
+    internal void WriteHeaders(Microsoft.AspNetCore.Http.IHeaderDictionary h)
+    {
+    }
+}
+
+/// <summary>The <c>ConfirmTopicRuleDestinationRequest</c> shape.</summary>
+public sealed record ConfirmTopicRuleDestinationRequest
+{
+    /// <summary>confirmationToken (uri <c>confirmationToken</c>, required).</summary>
+    public string ConfirmationToken { get; init; } = null!;
+
+    /// <summary>Binds the request from its URI, query string, headers and body, and checks it against the model.</summary>
+    internal static ConfirmTopicRuleDestinationRequest Bind(AwsRequestReader r)
+    {
+        var body = r.Body;
+        var value = new ConfirmTopicRuleDestinationRequest
+        {
+            ConfirmationToken = r.Uri("confirmationToken")!,
+        };
+        value.Check(r, "");
+        r.Target("confirmationToken", value.ConfirmationToken);
+        return value;
+    }
+
+    /// <summary>Checks the members against the model: required, enum, length, range, pattern.</summary>
+    internal void Check(AwsRequestReader r, string p)
+    {
+        r.Required(ConfirmationToken, AwsRequestReader.Path(p, "confirmationToken"));
+        r.Length(ConfirmationToken, AwsRequestReader.Path(p, "confirmationToken"), 1, 2048);
+    }
+}
+
+/// <summary>The <c>ConfirmTopicRuleDestinationResponse</c> shape.</summary>
+public sealed record ConfirmTopicRuleDestinationResponse
 {
     /// <summary>Writes the body members as JSON; members that are null are left out, as AWS does.</summary>
     internal void WriteJson(Utf8JsonWriter w)
@@ -1471,6 +1515,372 @@ public sealed record CreateThingTypeResponse
     }
 }
 
+/// <summary>The <c>CreateTopicRuleRequest</c> shape.</summary>
+public sealed record CreateTopicRuleRequest
+{
+    /// <summary>ruleName (uri <c>ruleName</c>, required).</summary>
+    public string RuleName { get; init; } = null!;
+
+    /// <summary>topicRulePayload (payload <c>topicRulePayload</c>, required).</summary>
+    public TopicRulePayload TopicRulePayload { get; init; } = null!;
+
+    /// <summary>tags (header <c>x-amz-tagging</c>).</summary>
+    public string? Tags { get; init; }
+
+    /// <summary>Binds the request from its URI, query string, headers and body, and checks it against the model.</summary>
+    internal static CreateTopicRuleRequest Bind(AwsRequestReader r)
+    {
+        var body = r.Body;
+        var value = new CreateTopicRuleRequest
+        {
+            RuleName = r.Uri("ruleName")!,
+            TopicRulePayload = r.ReadObject(body, "", static (r, e, p) => TopicRulePayload.Read(r, e, p))!,
+            Tags = r.Header("x-amz-tagging"),
+        };
+        value.Check(r, "");
+        r.Target("ruleName", value.RuleName);
+        r.Target("tags", value.Tags);
+        return value;
+    }
+
+    internal static CreateTopicRuleRequest Read(AwsRequestReader r, JsonElement e, string p) => new()
+    {
+        TopicRulePayload = r.ReadObject(AwsRequestReader.Member(e, "topicRulePayload"), AwsRequestReader.Path(p, "topicRulePayload"), static (r, e, p) => TopicRulePayload.Read(r, e, p))!,
+    };
+
+    /// <summary>Checks the members against the model: required, enum, length, range, pattern.</summary>
+    internal void Check(AwsRequestReader r, string p)
+    {
+        r.Required(RuleName, AwsRequestReader.Path(p, "ruleName"));
+        r.Required(TopicRulePayload, AwsRequestReader.Path(p, "topicRulePayload"));
+        r.Length(RuleName, AwsRequestReader.Path(p, "ruleName"), 1, 128);
+        r.Pattern(RuleName, AwsRequestReader.Path(p, "ruleName"), IotPatterns.Pattern12);
+        TopicRulePayload?.Check(r, AwsRequestReader.Path(p, "topicRulePayload"));
+    }
+}
+
+/// <summary>The <c>TopicRulePayload</c> shape.</summary>
+public sealed record TopicRulePayload
+{
+    /// <summary>sql (body <c>sql</c>, required).</summary>
+    public string Sql { get; init; } = null!;
+
+    /// <summary>description (body <c>description</c>).</summary>
+    public string? Description { get; init; }
+
+    /// <summary>actions (body <c>actions</c>, required).</summary>
+    public IReadOnlyList<JsonObject> Actions { get; init; } = null!;
+
+    /// <summary>ruleDisabled (body <c>ruleDisabled</c>).</summary>
+    public bool? RuleDisabled { get; init; }
+
+    /// <summary>awsIotSqlVersion (body <c>awsIotSqlVersion</c>).</summary>
+    public string? AwsIotSqlVersion { get; init; }
+
+    /// <summary>errorAction (body <c>errorAction</c>).</summary>
+    public JsonObject? ErrorAction { get; init; }
+
+    internal static TopicRulePayload Read(AwsRequestReader r, JsonElement e, string p) => new()
+    {
+        Sql = r.ReadString(AwsRequestReader.Member(e, "sql"), AwsRequestReader.Path(p, "sql"))!,
+        Description = r.ReadString(AwsRequestReader.Member(e, "description"), AwsRequestReader.Path(p, "description")),
+        Actions = r.ReadList(AwsRequestReader.Member(e, "actions"), AwsRequestReader.Path(p, "actions"), static (r, e, p) => r.ReadDocument(e, p)!)!,
+        RuleDisabled = r.ReadBool(AwsRequestReader.Member(e, "ruleDisabled"), AwsRequestReader.Path(p, "ruleDisabled")),
+        AwsIotSqlVersion = r.ReadString(AwsRequestReader.Member(e, "awsIotSqlVersion"), AwsRequestReader.Path(p, "awsIotSqlVersion")),
+        ErrorAction = r.ReadDocument(AwsRequestReader.Member(e, "errorAction"), AwsRequestReader.Path(p, "errorAction")),
+    };
+
+    /// <summary>Checks the members against the model: required, enum, length, range, pattern.</summary>
+    internal void Check(AwsRequestReader r, string p)
+    {
+        r.Required(Sql, AwsRequestReader.Path(p, "sql"));
+        r.Required(Actions, AwsRequestReader.Path(p, "actions"));
+        r.Count(Actions?.Count, AwsRequestReader.Path(p, "actions"), 0, 10);
+    }
+}
+
+/// <summary>The <c>CreateTopicRuleDestinationRequest</c> shape.</summary>
+public sealed record CreateTopicRuleDestinationRequest
+{
+    /// <summary>destinationConfiguration (body <c>destinationConfiguration</c>, required).</summary>
+    public TopicRuleDestinationConfiguration DestinationConfiguration { get; init; } = null!;
+
+    /// <summary>Binds the request from its URI, query string, headers and body, and checks it against the model.</summary>
+    internal static CreateTopicRuleDestinationRequest Bind(AwsRequestReader r)
+    {
+        var body = r.Body;
+        var value = new CreateTopicRuleDestinationRequest
+        {
+            DestinationConfiguration = r.ReadObject(AwsRequestReader.Member(body, "destinationConfiguration"), "destinationConfiguration", static (r, e, p) => TopicRuleDestinationConfiguration.Read(r, e, p))!,
+        };
+        value.Check(r, "");
+        return value;
+    }
+
+    internal static CreateTopicRuleDestinationRequest Read(AwsRequestReader r, JsonElement e, string p) => new()
+    {
+        DestinationConfiguration = r.ReadObject(AwsRequestReader.Member(e, "destinationConfiguration"), AwsRequestReader.Path(p, "destinationConfiguration"), static (r, e, p) => TopicRuleDestinationConfiguration.Read(r, e, p))!,
+    };
+
+    /// <summary>Checks the members against the model: required, enum, length, range, pattern.</summary>
+    internal void Check(AwsRequestReader r, string p)
+    {
+        r.Required(DestinationConfiguration, AwsRequestReader.Path(p, "destinationConfiguration"));
+        DestinationConfiguration?.Check(r, AwsRequestReader.Path(p, "destinationConfiguration"));
+    }
+}
+
+/// <summary>The <c>TopicRuleDestinationConfiguration</c> shape.</summary>
+public sealed record TopicRuleDestinationConfiguration
+{
+    /// <summary>httpUrlConfiguration (body <c>httpUrlConfiguration</c>).</summary>
+    public HttpUrlDestinationConfiguration? HttpUrlConfiguration { get; init; }
+
+    /// <summary>vpcConfiguration (body <c>vpcConfiguration</c>).</summary>
+    public VpcDestinationConfiguration? VpcConfiguration { get; init; }
+
+    internal static TopicRuleDestinationConfiguration Read(AwsRequestReader r, JsonElement e, string p) => new()
+    {
+        HttpUrlConfiguration = r.ReadObject(AwsRequestReader.Member(e, "httpUrlConfiguration"), AwsRequestReader.Path(p, "httpUrlConfiguration"), static (r, e, p) => HttpUrlDestinationConfiguration.Read(r, e, p)),
+        VpcConfiguration = r.ReadObject(AwsRequestReader.Member(e, "vpcConfiguration"), AwsRequestReader.Path(p, "vpcConfiguration"), static (r, e, p) => VpcDestinationConfiguration.Read(r, e, p)),
+    };
+
+    /// <summary>Checks the members against the model: required, enum, length, range, pattern.</summary>
+    internal void Check(AwsRequestReader r, string p)
+    {
+        HttpUrlConfiguration?.Check(r, AwsRequestReader.Path(p, "httpUrlConfiguration"));
+        VpcConfiguration?.Check(r, AwsRequestReader.Path(p, "vpcConfiguration"));
+    }
+}
+
+/// <summary>The <c>HttpUrlDestinationConfiguration</c> shape.</summary>
+public sealed record HttpUrlDestinationConfiguration
+{
+    /// <summary>confirmationUrl (body <c>confirmationUrl</c>, required).</summary>
+    public string ConfirmationUrl { get; init; } = null!;
+
+    internal static HttpUrlDestinationConfiguration Read(AwsRequestReader r, JsonElement e, string p) => new()
+    {
+        ConfirmationUrl = r.ReadString(AwsRequestReader.Member(e, "confirmationUrl"), AwsRequestReader.Path(p, "confirmationUrl"))!,
+    };
+
+    /// <summary>Checks the members against the model: required, enum, length, range, pattern.</summary>
+    internal void Check(AwsRequestReader r, string p)
+    {
+        r.Required(ConfirmationUrl, AwsRequestReader.Path(p, "confirmationUrl"));
+        r.Length(ConfirmationUrl, AwsRequestReader.Path(p, "confirmationUrl"), 0, 2000);
+    }
+}
+
+/// <summary>The <c>VpcDestinationConfiguration</c> shape.</summary>
+public sealed record VpcDestinationConfiguration
+{
+    /// <summary>subnetIds (body <c>subnetIds</c>, required).</summary>
+    public IReadOnlyList<string> SubnetIds { get; init; } = null!;
+
+    /// <summary>securityGroups (body <c>securityGroups</c>).</summary>
+    public IReadOnlyList<string>? SecurityGroups { get; init; }
+
+    /// <summary>vpcId (body <c>vpcId</c>, required).</summary>
+    public string VpcId { get; init; } = null!;
+
+    /// <summary>roleArn (body <c>roleArn</c>, required).</summary>
+    public string RoleArn { get; init; } = null!;
+
+    internal static VpcDestinationConfiguration Read(AwsRequestReader r, JsonElement e, string p) => new()
+    {
+        SubnetIds = r.ReadList(AwsRequestReader.Member(e, "subnetIds"), AwsRequestReader.Path(p, "subnetIds"), static (r, e, p) => r.ReadString(e, p)!)!,
+        SecurityGroups = r.ReadList(AwsRequestReader.Member(e, "securityGroups"), AwsRequestReader.Path(p, "securityGroups"), static (r, e, p) => r.ReadString(e, p)!),
+        VpcId = r.ReadString(AwsRequestReader.Member(e, "vpcId"), AwsRequestReader.Path(p, "vpcId"))!,
+        RoleArn = r.ReadString(AwsRequestReader.Member(e, "roleArn"), AwsRequestReader.Path(p, "roleArn"))!,
+    };
+
+    /// <summary>Checks the members against the model: required, enum, length, range, pattern.</summary>
+    internal void Check(AwsRequestReader r, string p)
+    {
+        r.Required(SubnetIds, AwsRequestReader.Path(p, "subnetIds"));
+        r.Required(VpcId, AwsRequestReader.Path(p, "vpcId"));
+        r.Required(RoleArn, AwsRequestReader.Path(p, "roleArn"));
+    }
+}
+
+/// <summary>The <c>CreateTopicRuleDestinationResponse</c> shape.</summary>
+public sealed record CreateTopicRuleDestinationResponse
+{
+    /// <summary>topicRuleDestination (body <c>topicRuleDestination</c>).</summary>
+    public TopicRuleDestination? TopicRuleDestination { get; init; }
+
+    /// <summary>Writes the body members as JSON; members that are null are left out, as AWS does.</summary>
+    internal void WriteJson(Utf8JsonWriter w)
+    {
+        w.WriteStartObject();
+        if (TopicRuleDestination is not null)
+        {
+            w.WritePropertyName("topicRuleDestination");
+            TopicRuleDestination.WriteJson(w);
+        }
+        w.WriteEndObject();
+    }
+
+    /// <summary>Members that travel as response headers.</summary>
+    internal void WriteHeaders(Microsoft.AspNetCore.Http.IHeaderDictionary h)
+    {
+    }
+}
+
+/// <summary>The <c>TopicRuleDestination</c> shape.</summary>
+public sealed record TopicRuleDestination
+{
+    /// <summary>arn (body <c>arn</c>).</summary>
+    public string? Arn { get; init; }
+
+    /// <summary>status (body <c>status</c>).</summary>
+    public string? Status { get; init; }
+
+    /// <summary>createdAt (body <c>createdAt</c>).</summary>
+    public DateTimeOffset? CreatedAt { get; init; }
+
+    /// <summary>lastUpdatedAt (body <c>lastUpdatedAt</c>).</summary>
+    public DateTimeOffset? LastUpdatedAt { get; init; }
+
+    /// <summary>statusReason (body <c>statusReason</c>).</summary>
+    public string? StatusReason { get; init; }
+
+    /// <summary>httpUrlProperties (body <c>httpUrlProperties</c>).</summary>
+    public HttpUrlDestinationProperties? HttpUrlProperties { get; init; }
+
+    /// <summary>vpcProperties (body <c>vpcProperties</c>).</summary>
+    public VpcDestinationProperties? VpcProperties { get; init; }
+
+    /// <summary>Writes the body members as JSON; members that are null are left out, as AWS does.</summary>
+    internal void WriteJson(Utf8JsonWriter w)
+    {
+        w.WriteStartObject();
+        if (Arn is not null)
+        {
+            w.WriteString("arn", Arn);
+        }
+
+        if (Status is not null)
+        {
+            w.WriteString("status", Status);
+        }
+
+        if (CreatedAt is not null)
+        {
+            w.WriteNumber("createdAt", AwsJson.EpochSeconds(CreatedAt.Value));
+        }
+
+        if (LastUpdatedAt is not null)
+        {
+            w.WriteNumber("lastUpdatedAt", AwsJson.EpochSeconds(LastUpdatedAt.Value));
+        }
+
+        if (StatusReason is not null)
+        {
+            w.WriteString("statusReason", StatusReason);
+        }
+
+        if (HttpUrlProperties is not null)
+        {
+            w.WritePropertyName("httpUrlProperties");
+            HttpUrlProperties.WriteJson(w);
+        }
+
+        if (VpcProperties is not null)
+        {
+            w.WritePropertyName("vpcProperties");
+            VpcProperties.WriteJson(w);
+        }
+        w.WriteEndObject();
+    }
+
+    /// <summary>Members that travel as response headers.</summary>
+    internal void WriteHeaders(Microsoft.AspNetCore.Http.IHeaderDictionary h)
+    {
+    }
+}
+
+/// <summary>The <c>HttpUrlDestinationProperties</c> shape.</summary>
+public sealed record HttpUrlDestinationProperties
+{
+    /// <summary>confirmationUrl (body <c>confirmationUrl</c>).</summary>
+    public string? ConfirmationUrl { get; init; }
+
+    /// <summary>Writes the body members as JSON; members that are null are left out, as AWS does.</summary>
+    internal void WriteJson(Utf8JsonWriter w)
+    {
+        w.WriteStartObject();
+        if (ConfirmationUrl is not null)
+        {
+            w.WriteString("confirmationUrl", ConfirmationUrl);
+        }
+        w.WriteEndObject();
+    }
+
+    /// <summary>Members that travel as response headers.</summary>
+    internal void WriteHeaders(Microsoft.AspNetCore.Http.IHeaderDictionary h)
+    {
+    }
+}
+
+/// <summary>The <c>VpcDestinationProperties</c> shape.</summary>
+public sealed record VpcDestinationProperties
+{
+    /// <summary>subnetIds (body <c>subnetIds</c>).</summary>
+    public IReadOnlyList<string>? SubnetIds { get; init; }
+
+    /// <summary>securityGroups (body <c>securityGroups</c>).</summary>
+    public IReadOnlyList<string>? SecurityGroups { get; init; }
+
+    /// <summary>vpcId (body <c>vpcId</c>).</summary>
+    public string? VpcId { get; init; }
+
+    /// <summary>roleArn (body <c>roleArn</c>).</summary>
+    public string? RoleArn { get; init; }
+
+    /// <summary>Writes the body members as JSON; members that are null are left out, as AWS does.</summary>
+    internal void WriteJson(Utf8JsonWriter w)
+    {
+        w.WriteStartObject();
+        if (SubnetIds is not null)
+        {
+            w.WriteStartArray("subnetIds");
+            foreach (var item12 in SubnetIds)
+            {
+                w.WriteStringValue(item12);
+            }
+            w.WriteEndArray();
+        }
+
+        if (SecurityGroups is not null)
+        {
+            w.WriteStartArray("securityGroups");
+            foreach (var item12 in SecurityGroups)
+            {
+                w.WriteStringValue(item12);
+            }
+            w.WriteEndArray();
+        }
+
+        if (VpcId is not null)
+        {
+            w.WriteString("vpcId", VpcId);
+        }
+
+        if (RoleArn is not null)
+        {
+            w.WriteString("roleArn", RoleArn);
+        }
+        w.WriteEndObject();
+    }
+
+    /// <summary>Members that travel as response headers.</summary>
+    internal void WriteHeaders(Microsoft.AspNetCore.Http.IHeaderDictionary h)
+    {
+    }
+}
+
 /// <summary>The <c>DeleteCACertificateRequest</c> shape.</summary>
 public sealed record DeleteCACertificateRequest
 {
@@ -1495,7 +1905,7 @@ public sealed record DeleteCACertificateRequest
     {
         r.Required(CertificateId, AwsRequestReader.Path(p, "certificateId"));
         r.Length(CertificateId, AwsRequestReader.Path(p, "certificateId"), 64, 64);
-        r.Pattern(CertificateId, AwsRequestReader.Path(p, "certificateId"), IotPatterns.Pattern12);
+        r.Pattern(CertificateId, AwsRequestReader.Path(p, "certificateId"), IotPatterns.Pattern13);
     }
 }
 
@@ -1543,7 +1953,7 @@ public sealed record DeleteCertificateRequest
     {
         r.Required(CertificateId, AwsRequestReader.Path(p, "certificateId"));
         r.Length(CertificateId, AwsRequestReader.Path(p, "certificateId"), 64, 64);
-        r.Pattern(CertificateId, AwsRequestReader.Path(p, "certificateId"), IotPatterns.Pattern12);
+        r.Pattern(CertificateId, AwsRequestReader.Path(p, "certificateId"), IotPatterns.Pattern13);
     }
 }
 
@@ -1606,7 +2016,7 @@ public sealed record DeletePolicyVersionRequest
         r.Required(PolicyVersionId, AwsRequestReader.Path(p, "policyVersionId"));
         r.Length(PolicyName, AwsRequestReader.Path(p, "policyName"), 1, 128);
         r.Pattern(PolicyName, AwsRequestReader.Path(p, "policyName"), IotPatterns.Pattern1);
-        r.Pattern(PolicyVersionId, AwsRequestReader.Path(p, "policyVersionId"), IotPatterns.Pattern13);
+        r.Pattern(PolicyVersionId, AwsRequestReader.Path(p, "policyVersionId"), IotPatterns.Pattern14);
     }
 }
 
@@ -1843,6 +2253,76 @@ public sealed record DeleteThingTypeResponse
     }
 }
 
+/// <summary>The <c>DeleteTopicRuleRequest</c> shape.</summary>
+public sealed record DeleteTopicRuleRequest
+{
+    /// <summary>ruleName (uri <c>ruleName</c>, required).</summary>
+    public string RuleName { get; init; } = null!;
+
+    /// <summary>Binds the request from its URI, query string, headers and body, and checks it against the model.</summary>
+    internal static DeleteTopicRuleRequest Bind(AwsRequestReader r)
+    {
+        var body = r.Body;
+        var value = new DeleteTopicRuleRequest
+        {
+            RuleName = r.Uri("ruleName")!,
+        };
+        value.Check(r, "");
+        r.Target("ruleName", value.RuleName);
+        return value;
+    }
+
+    /// <summary>Checks the members against the model: required, enum, length, range, pattern.</summary>
+    internal void Check(AwsRequestReader r, string p)
+    {
+        r.Required(RuleName, AwsRequestReader.Path(p, "ruleName"));
+        r.Length(RuleName, AwsRequestReader.Path(p, "ruleName"), 1, 128);
+        r.Pattern(RuleName, AwsRequestReader.Path(p, "ruleName"), IotPatterns.Pattern12);
+    }
+}
+
+/// <summary>The <c>DeleteTopicRuleDestinationRequest</c> shape.</summary>
+public sealed record DeleteTopicRuleDestinationRequest
+{
+    /// <summary>arn (uri <c>arn</c>, required).</summary>
+    public string Arn { get; init; } = null!;
+
+    /// <summary>Binds the request from its URI, query string, headers and body, and checks it against the model.</summary>
+    internal static DeleteTopicRuleDestinationRequest Bind(AwsRequestReader r)
+    {
+        var body = r.Body;
+        var value = new DeleteTopicRuleDestinationRequest
+        {
+            Arn = r.Uri("arn")!,
+        };
+        value.Check(r, "");
+        r.Target("arn", value.Arn);
+        return value;
+    }
+
+    /// <summary>Checks the members against the model: required, enum, length, range, pattern.</summary>
+    internal void Check(AwsRequestReader r, string p)
+    {
+        r.Required(Arn, AwsRequestReader.Path(p, "arn"));
+    }
+}
+
+/// <summary>The <c>DeleteTopicRuleDestinationResponse</c> shape.</summary>
+public sealed record DeleteTopicRuleDestinationResponse
+{
+    /// <summary>Writes the body members as JSON; members that are null are left out, as AWS does.</summary>
+    internal void WriteJson(Utf8JsonWriter w)
+    {
+        w.WriteStartObject();
+        w.WriteEndObject();
+    }
+
+    /// <summary>Members that travel as response headers.</summary>
+    internal void WriteHeaders(Microsoft.AspNetCore.Http.IHeaderDictionary h)
+    {
+    }
+}
+
 /// <summary>The <c>DeprecateThingTypeRequest</c> shape.</summary>
 public sealed record DeprecateThingTypeRequest
 {
@@ -1920,7 +2400,7 @@ public sealed record DescribeCACertificateRequest
     {
         r.Required(CertificateId, AwsRequestReader.Path(p, "certificateId"));
         r.Length(CertificateId, AwsRequestReader.Path(p, "certificateId"), 64, 64);
-        r.Pattern(CertificateId, AwsRequestReader.Path(p, "certificateId"), IotPatterns.Pattern12);
+        r.Pattern(CertificateId, AwsRequestReader.Path(p, "certificateId"), IotPatterns.Pattern13);
     }
 }
 
@@ -2180,7 +2660,7 @@ public sealed record DescribeCertificateRequest
     {
         r.Required(CertificateId, AwsRequestReader.Path(p, "certificateId"));
         r.Length(CertificateId, AwsRequestReader.Path(p, "certificateId"), 64, 64);
-        r.Pattern(CertificateId, AwsRequestReader.Path(p, "certificateId"), IotPatterns.Pattern12);
+        r.Pattern(CertificateId, AwsRequestReader.Path(p, "certificateId"), IotPatterns.Pattern13);
     }
 }
 
@@ -3212,6 +3692,62 @@ public sealed record DetachThingPrincipalResponse
     }
 }
 
+/// <summary>The <c>DisableTopicRuleRequest</c> shape.</summary>
+public sealed record DisableTopicRuleRequest
+{
+    /// <summary>ruleName (uri <c>ruleName</c>, required).</summary>
+    public string RuleName { get; init; } = null!;
+
+    /// <summary>Binds the request from its URI, query string, headers and body, and checks it against the model.</summary>
+    internal static DisableTopicRuleRequest Bind(AwsRequestReader r)
+    {
+        var body = r.Body;
+        var value = new DisableTopicRuleRequest
+        {
+            RuleName = r.Uri("ruleName")!,
+        };
+        value.Check(r, "");
+        r.Target("ruleName", value.RuleName);
+        return value;
+    }
+
+    /// <summary>Checks the members against the model: required, enum, length, range, pattern.</summary>
+    internal void Check(AwsRequestReader r, string p)
+    {
+        r.Required(RuleName, AwsRequestReader.Path(p, "ruleName"));
+        r.Length(RuleName, AwsRequestReader.Path(p, "ruleName"), 1, 128);
+        r.Pattern(RuleName, AwsRequestReader.Path(p, "ruleName"), IotPatterns.Pattern12);
+    }
+}
+
+/// <summary>The <c>EnableTopicRuleRequest</c> shape.</summary>
+public sealed record EnableTopicRuleRequest
+{
+    /// <summary>ruleName (uri <c>ruleName</c>, required).</summary>
+    public string RuleName { get; init; } = null!;
+
+    /// <summary>Binds the request from its URI, query string, headers and body, and checks it against the model.</summary>
+    internal static EnableTopicRuleRequest Bind(AwsRequestReader r)
+    {
+        var body = r.Body;
+        var value = new EnableTopicRuleRequest
+        {
+            RuleName = r.Uri("ruleName")!,
+        };
+        value.Check(r, "");
+        r.Target("ruleName", value.RuleName);
+        return value;
+    }
+
+    /// <summary>Checks the members against the model: required, enum, length, range, pattern.</summary>
+    internal void Check(AwsRequestReader r, string p)
+    {
+        r.Required(RuleName, AwsRequestReader.Path(p, "ruleName"));
+        r.Length(RuleName, AwsRequestReader.Path(p, "ruleName"), 1, 128);
+        r.Pattern(RuleName, AwsRequestReader.Path(p, "ruleName"), IotPatterns.Pattern12);
+    }
+}
+
 /// <summary>The <c>GetPolicyRequest</c> shape.</summary>
 public sealed record GetPolicyRequest
 {
@@ -3342,7 +3878,7 @@ public sealed record GetPolicyVersionRequest
         r.Required(PolicyVersionId, AwsRequestReader.Path(p, "policyVersionId"));
         r.Length(PolicyName, AwsRequestReader.Path(p, "policyName"), 1, 128);
         r.Pattern(PolicyName, AwsRequestReader.Path(p, "policyName"), IotPatterns.Pattern1);
-        r.Pattern(PolicyVersionId, AwsRequestReader.Path(p, "policyVersionId"), IotPatterns.Pattern13);
+        r.Pattern(PolicyVersionId, AwsRequestReader.Path(p, "policyVersionId"), IotPatterns.Pattern14);
     }
 }
 
@@ -3468,6 +4004,201 @@ public sealed record GetRegistrationCodeResponse
     }
 }
 
+/// <summary>The <c>GetTopicRuleRequest</c> shape.</summary>
+public sealed record GetTopicRuleRequest
+{
+    /// <summary>ruleName (uri <c>ruleName</c>, required).</summary>
+    public string RuleName { get; init; } = null!;
+
+    /// <summary>Binds the request from its URI, query string, headers and body, and checks it against the model.</summary>
+    internal static GetTopicRuleRequest Bind(AwsRequestReader r)
+    {
+        var body = r.Body;
+        var value = new GetTopicRuleRequest
+        {
+            RuleName = r.Uri("ruleName")!,
+        };
+        value.Check(r, "");
+        r.Target("ruleName", value.RuleName);
+        return value;
+    }
+
+    /// <summary>Checks the members against the model: required, enum, length, range, pattern.</summary>
+    internal void Check(AwsRequestReader r, string p)
+    {
+        r.Required(RuleName, AwsRequestReader.Path(p, "ruleName"));
+        r.Length(RuleName, AwsRequestReader.Path(p, "ruleName"), 1, 128);
+        r.Pattern(RuleName, AwsRequestReader.Path(p, "ruleName"), IotPatterns.Pattern12);
+    }
+}
+
+/// <summary>The <c>GetTopicRuleResponse</c> shape.</summary>
+public sealed record GetTopicRuleResponse
+{
+    /// <summary>ruleArn (body <c>ruleArn</c>).</summary>
+    public string? RuleArn { get; init; }
+
+    /// <summary>rule (body <c>rule</c>).</summary>
+    public TopicRule? Rule { get; init; }
+
+    /// <summary>Writes the body members as JSON; members that are null are left out, as AWS does.</summary>
+    internal void WriteJson(Utf8JsonWriter w)
+    {
+        w.WriteStartObject();
+        if (RuleArn is not null)
+        {
+            w.WriteString("ruleArn", RuleArn);
+        }
+
+        if (Rule is not null)
+        {
+            w.WritePropertyName("rule");
+            Rule.WriteJson(w);
+        }
+        w.WriteEndObject();
+    }
+
+    /// <summary>Members that travel as response headers.</summary>
+    internal void WriteHeaders(Microsoft.AspNetCore.Http.IHeaderDictionary h)
+    {
+    }
+}
+
+/// <summary>The <c>TopicRule</c> shape.</summary>
+public sealed record TopicRule
+{
+    /// <summary>ruleName (body <c>ruleName</c>).</summary>
+    public string? RuleName { get; init; }
+
+    /// <summary>sql (body <c>sql</c>).</summary>
+    public string? Sql { get; init; }
+
+    /// <summary>description (body <c>description</c>).</summary>
+    public string? Description { get; init; }
+
+    /// <summary>createdAt (body <c>createdAt</c>).</summary>
+    public DateTimeOffset? CreatedAt { get; init; }
+
+    /// <summary>actions (body <c>actions</c>).</summary>
+    public IReadOnlyList<JsonObject>? Actions { get; init; }
+
+    /// <summary>ruleDisabled (body <c>ruleDisabled</c>).</summary>
+    public bool? RuleDisabled { get; init; }
+
+    /// <summary>awsIotSqlVersion (body <c>awsIotSqlVersion</c>).</summary>
+    public string? AwsIotSqlVersion { get; init; }
+
+    /// <summary>errorAction (body <c>errorAction</c>).</summary>
+    public JsonObject? ErrorAction { get; init; }
+
+    /// <summary>Writes the body members as JSON; members that are null are left out, as AWS does.</summary>
+    internal void WriteJson(Utf8JsonWriter w)
+    {
+        w.WriteStartObject();
+        if (RuleName is not null)
+        {
+            w.WriteString("ruleName", RuleName);
+        }
+
+        if (Sql is not null)
+        {
+            w.WriteString("sql", Sql);
+        }
+
+        if (Description is not null)
+        {
+            w.WriteString("description", Description);
+        }
+
+        if (CreatedAt is not null)
+        {
+            w.WriteNumber("createdAt", AwsJson.EpochSeconds(CreatedAt.Value));
+        }
+
+        if (Actions is not null)
+        {
+            w.WriteStartArray("actions");
+            foreach (var item12 in Actions)
+            {
+                item12.WriteTo(w);
+            }
+            w.WriteEndArray();
+        }
+
+        if (RuleDisabled is not null)
+        {
+            w.WriteBoolean("ruleDisabled", RuleDisabled.Value);
+        }
+
+        if (AwsIotSqlVersion is not null)
+        {
+            w.WriteString("awsIotSqlVersion", AwsIotSqlVersion);
+        }
+
+        if (ErrorAction is not null)
+        {
+            w.WritePropertyName("errorAction");
+            ErrorAction.WriteTo(w);
+        }
+        w.WriteEndObject();
+    }
+
+    /// <summary>Members that travel as response headers.</summary>
+    internal void WriteHeaders(Microsoft.AspNetCore.Http.IHeaderDictionary h)
+    {
+    }
+}
+
+/// <summary>The <c>GetTopicRuleDestinationRequest</c> shape.</summary>
+public sealed record GetTopicRuleDestinationRequest
+{
+    /// <summary>arn (uri <c>arn</c>, required).</summary>
+    public string Arn { get; init; } = null!;
+
+    /// <summary>Binds the request from its URI, query string, headers and body, and checks it against the model.</summary>
+    internal static GetTopicRuleDestinationRequest Bind(AwsRequestReader r)
+    {
+        var body = r.Body;
+        var value = new GetTopicRuleDestinationRequest
+        {
+            Arn = r.Uri("arn")!,
+        };
+        value.Check(r, "");
+        r.Target("arn", value.Arn);
+        return value;
+    }
+
+    /// <summary>Checks the members against the model: required, enum, length, range, pattern.</summary>
+    internal void Check(AwsRequestReader r, string p)
+    {
+        r.Required(Arn, AwsRequestReader.Path(p, "arn"));
+    }
+}
+
+/// <summary>The <c>GetTopicRuleDestinationResponse</c> shape.</summary>
+public sealed record GetTopicRuleDestinationResponse
+{
+    /// <summary>topicRuleDestination (body <c>topicRuleDestination</c>).</summary>
+    public TopicRuleDestination? TopicRuleDestination { get; init; }
+
+    /// <summary>Writes the body members as JSON; members that are null are left out, as AWS does.</summary>
+    internal void WriteJson(Utf8JsonWriter w)
+    {
+        w.WriteStartObject();
+        if (TopicRuleDestination is not null)
+        {
+            w.WritePropertyName("topicRuleDestination");
+            TopicRuleDestination.WriteJson(w);
+        }
+        w.WriteEndObject();
+    }
+
+    /// <summary>Members that travel as response headers.</summary>
+    internal void WriteHeaders(Microsoft.AspNetCore.Http.IHeaderDictionary h)
+    {
+    }
+}
+
 /// <summary>The <c>ListAttachedPoliciesRequest</c> shape.</summary>
 public sealed record ListAttachedPoliciesRequest
 {
@@ -3504,7 +4235,7 @@ public sealed record ListAttachedPoliciesRequest
     {
         r.Required(Target, AwsRequestReader.Path(p, "target"));
         r.Length(Marker, AwsRequestReader.Path(p, "marker"), 0, 1024);
-        r.Pattern(Marker, AwsRequestReader.Path(p, "marker"), IotPatterns.Pattern14);
+        r.Pattern(Marker, AwsRequestReader.Path(p, "marker"), IotPatterns.Pattern15);
         r.Range(PageSize, AwsRequestReader.Path(p, "pageSize"), 1, 250);
     }
 }
@@ -3612,7 +4343,7 @@ public sealed record ListCACertificatesRequest
     {
         r.Range(PageSize, AwsRequestReader.Path(p, "pageSize"), 1, 250);
         r.Length(Marker, AwsRequestReader.Path(p, "marker"), 0, 1024);
-        r.Pattern(Marker, AwsRequestReader.Path(p, "marker"), IotPatterns.Pattern14);
+        r.Pattern(Marker, AwsRequestReader.Path(p, "marker"), IotPatterns.Pattern15);
         r.Length(TemplateName, AwsRequestReader.Path(p, "templateName"), 1, 36);
         r.Pattern(TemplateName, AwsRequestReader.Path(p, "templateName"), IotPatterns.Pattern4);
     }
@@ -3732,7 +4463,7 @@ public sealed record ListCertificatesRequest
     {
         r.Range(PageSize, AwsRequestReader.Path(p, "pageSize"), 1, 250);
         r.Length(Marker, AwsRequestReader.Path(p, "marker"), 0, 1024);
-        r.Pattern(Marker, AwsRequestReader.Path(p, "marker"), IotPatterns.Pattern14);
+        r.Pattern(Marker, AwsRequestReader.Path(p, "marker"), IotPatterns.Pattern15);
     }
 }
 
@@ -3863,10 +4594,10 @@ public sealed record ListCertificatesByCARequest
     {
         r.Required(CaCertificateId, AwsRequestReader.Path(p, "caCertificateId"));
         r.Length(CaCertificateId, AwsRequestReader.Path(p, "caCertificateId"), 64, 64);
-        r.Pattern(CaCertificateId, AwsRequestReader.Path(p, "caCertificateId"), IotPatterns.Pattern12);
+        r.Pattern(CaCertificateId, AwsRequestReader.Path(p, "caCertificateId"), IotPatterns.Pattern13);
         r.Range(PageSize, AwsRequestReader.Path(p, "pageSize"), 1, 250);
         r.Length(Marker, AwsRequestReader.Path(p, "marker"), 0, 1024);
-        r.Pattern(Marker, AwsRequestReader.Path(p, "marker"), IotPatterns.Pattern14);
+        r.Pattern(Marker, AwsRequestReader.Path(p, "marker"), IotPatterns.Pattern15);
     }
 }
 
@@ -3936,7 +4667,7 @@ public sealed record ListPoliciesRequest
     internal void Check(AwsRequestReader r, string p)
     {
         r.Length(Marker, AwsRequestReader.Path(p, "marker"), 0, 1024);
-        r.Pattern(Marker, AwsRequestReader.Path(p, "marker"), IotPatterns.Pattern14);
+        r.Pattern(Marker, AwsRequestReader.Path(p, "marker"), IotPatterns.Pattern15);
         r.Range(PageSize, AwsRequestReader.Path(p, "pageSize"), 1, 250);
     }
 }
@@ -4425,7 +5156,7 @@ public sealed record ListTargetsForPolicyRequest
         r.Length(PolicyName, AwsRequestReader.Path(p, "policyName"), 1, 128);
         r.Pattern(PolicyName, AwsRequestReader.Path(p, "policyName"), IotPatterns.Pattern1);
         r.Length(Marker, AwsRequestReader.Path(p, "marker"), 0, 1024);
-        r.Pattern(Marker, AwsRequestReader.Path(p, "marker"), IotPatterns.Pattern14);
+        r.Pattern(Marker, AwsRequestReader.Path(p, "marker"), IotPatterns.Pattern15);
         r.Range(PageSize, AwsRequestReader.Path(p, "pageSize"), 1, 250);
     }
 }
@@ -5040,6 +5771,352 @@ public sealed record ListThingsInThingGroupResponse
     }
 }
 
+/// <summary>The <c>ListTopicRuleDestinationsRequest</c> shape.</summary>
+public sealed record ListTopicRuleDestinationsRequest
+{
+    /// <summary>maxResults (querystring <c>maxResults</c>).</summary>
+    public int? MaxResults { get; init; }
+
+    /// <summary>nextToken (querystring <c>nextToken</c>).</summary>
+    public string? NextToken { get; init; }
+
+    /// <summary>Binds the request from its URI, query string, headers and body, and checks it against the model.</summary>
+    internal static ListTopicRuleDestinationsRequest Bind(AwsRequestReader r)
+    {
+        var body = r.Body;
+        var value = new ListTopicRuleDestinationsRequest
+        {
+            MaxResults = r.ParseInt(r.Query("maxResults"), "maxResults"),
+            NextToken = r.Query("nextToken"),
+        };
+        value.Check(r, "");
+        return value;
+    }
+
+    /// <summary>Checks the members against the model: required, enum, length, range, pattern.</summary>
+    internal void Check(AwsRequestReader r, string p)
+    {
+        r.Range(MaxResults, AwsRequestReader.Path(p, "maxResults"), 1, 1000);
+    }
+}
+
+/// <summary>The <c>ListTopicRuleDestinationsResponse</c> shape.</summary>
+public sealed record ListTopicRuleDestinationsResponse
+{
+    /// <summary>destinationSummaries (body <c>destinationSummaries</c>).</summary>
+    public IReadOnlyList<TopicRuleDestinationSummary>? DestinationSummaries { get; init; }
+
+    /// <summary>nextToken (body <c>nextToken</c>).</summary>
+    public string? NextToken { get; init; }
+
+    /// <summary>Writes the body members as JSON; members that are null are left out, as AWS does.</summary>
+    internal void WriteJson(Utf8JsonWriter w)
+    {
+        w.WriteStartObject();
+        if (DestinationSummaries is not null)
+        {
+            w.WriteStartArray("destinationSummaries");
+            foreach (var item12 in DestinationSummaries)
+            {
+                item12.WriteJson(w);
+            }
+            w.WriteEndArray();
+        }
+
+        if (NextToken is not null)
+        {
+            w.WriteString("nextToken", NextToken);
+        }
+        w.WriteEndObject();
+    }
+
+    /// <summary>Members that travel as response headers.</summary>
+    internal void WriteHeaders(Microsoft.AspNetCore.Http.IHeaderDictionary h)
+    {
+    }
+}
+
+/// <summary>The <c>TopicRuleDestinationSummary</c> shape.</summary>
+public sealed record TopicRuleDestinationSummary
+{
+    /// <summary>arn (body <c>arn</c>).</summary>
+    public string? Arn { get; init; }
+
+    /// <summary>status (body <c>status</c>).</summary>
+    public string? Status { get; init; }
+
+    /// <summary>createdAt (body <c>createdAt</c>).</summary>
+    public DateTimeOffset? CreatedAt { get; init; }
+
+    /// <summary>lastUpdatedAt (body <c>lastUpdatedAt</c>).</summary>
+    public DateTimeOffset? LastUpdatedAt { get; init; }
+
+    /// <summary>statusReason (body <c>statusReason</c>).</summary>
+    public string? StatusReason { get; init; }
+
+    /// <summary>httpUrlSummary (body <c>httpUrlSummary</c>).</summary>
+    public HttpUrlDestinationSummary? HttpUrlSummary { get; init; }
+
+    /// <summary>vpcDestinationSummary (body <c>vpcDestinationSummary</c>).</summary>
+    public VpcDestinationSummary? VpcDestinationSummary { get; init; }
+
+    /// <summary>Writes the body members as JSON; members that are null are left out, as AWS does.</summary>
+    internal void WriteJson(Utf8JsonWriter w)
+    {
+        w.WriteStartObject();
+        if (Arn is not null)
+        {
+            w.WriteString("arn", Arn);
+        }
+
+        if (Status is not null)
+        {
+            w.WriteString("status", Status);
+        }
+
+        if (CreatedAt is not null)
+        {
+            w.WriteNumber("createdAt", AwsJson.EpochSeconds(CreatedAt.Value));
+        }
+
+        if (LastUpdatedAt is not null)
+        {
+            w.WriteNumber("lastUpdatedAt", AwsJson.EpochSeconds(LastUpdatedAt.Value));
+        }
+
+        if (StatusReason is not null)
+        {
+            w.WriteString("statusReason", StatusReason);
+        }
+
+        if (HttpUrlSummary is not null)
+        {
+            w.WritePropertyName("httpUrlSummary");
+            HttpUrlSummary.WriteJson(w);
+        }
+
+        if (VpcDestinationSummary is not null)
+        {
+            w.WritePropertyName("vpcDestinationSummary");
+            VpcDestinationSummary.WriteJson(w);
+        }
+        w.WriteEndObject();
+    }
+
+    /// <summary>Members that travel as response headers.</summary>
+    internal void WriteHeaders(Microsoft.AspNetCore.Http.IHeaderDictionary h)
+    {
+    }
+}
+
+/// <summary>The <c>HttpUrlDestinationSummary</c> shape.</summary>
+public sealed record HttpUrlDestinationSummary
+{
+    /// <summary>confirmationUrl (body <c>confirmationUrl</c>).</summary>
+    public string? ConfirmationUrl { get; init; }
+
+    /// <summary>Writes the body members as JSON; members that are null are left out, as AWS does.</summary>
+    internal void WriteJson(Utf8JsonWriter w)
+    {
+        w.WriteStartObject();
+        if (ConfirmationUrl is not null)
+        {
+            w.WriteString("confirmationUrl", ConfirmationUrl);
+        }
+        w.WriteEndObject();
+    }
+
+    /// <summary>Members that travel as response headers.</summary>
+    internal void WriteHeaders(Microsoft.AspNetCore.Http.IHeaderDictionary h)
+    {
+    }
+}
+
+/// <summary>The <c>VpcDestinationSummary</c> shape.</summary>
+public sealed record VpcDestinationSummary
+{
+    /// <summary>subnetIds (body <c>subnetIds</c>).</summary>
+    public IReadOnlyList<string>? SubnetIds { get; init; }
+
+    /// <summary>securityGroups (body <c>securityGroups</c>).</summary>
+    public IReadOnlyList<string>? SecurityGroups { get; init; }
+
+    /// <summary>vpcId (body <c>vpcId</c>).</summary>
+    public string? VpcId { get; init; }
+
+    /// <summary>roleArn (body <c>roleArn</c>).</summary>
+    public string? RoleArn { get; init; }
+
+    /// <summary>Writes the body members as JSON; members that are null are left out, as AWS does.</summary>
+    internal void WriteJson(Utf8JsonWriter w)
+    {
+        w.WriteStartObject();
+        if (SubnetIds is not null)
+        {
+            w.WriteStartArray("subnetIds");
+            foreach (var item12 in SubnetIds)
+            {
+                w.WriteStringValue(item12);
+            }
+            w.WriteEndArray();
+        }
+
+        if (SecurityGroups is not null)
+        {
+            w.WriteStartArray("securityGroups");
+            foreach (var item12 in SecurityGroups)
+            {
+                w.WriteStringValue(item12);
+            }
+            w.WriteEndArray();
+        }
+
+        if (VpcId is not null)
+        {
+            w.WriteString("vpcId", VpcId);
+        }
+
+        if (RoleArn is not null)
+        {
+            w.WriteString("roleArn", RoleArn);
+        }
+        w.WriteEndObject();
+    }
+
+    /// <summary>Members that travel as response headers.</summary>
+    internal void WriteHeaders(Microsoft.AspNetCore.Http.IHeaderDictionary h)
+    {
+    }
+}
+
+/// <summary>The <c>ListTopicRulesRequest</c> shape.</summary>
+public sealed record ListTopicRulesRequest
+{
+    /// <summary>topic (querystring <c>topic</c>).</summary>
+    public string? Topic { get; init; }
+
+    /// <summary>maxResults (querystring <c>maxResults</c>).</summary>
+    public int? MaxResults { get; init; }
+
+    /// <summary>nextToken (querystring <c>nextToken</c>).</summary>
+    public string? NextToken { get; init; }
+
+    /// <summary>ruleDisabled (querystring <c>ruleDisabled</c>).</summary>
+    public bool? RuleDisabled { get; init; }
+
+    /// <summary>Binds the request from its URI, query string, headers and body, and checks it against the model.</summary>
+    internal static ListTopicRulesRequest Bind(AwsRequestReader r)
+    {
+        var body = r.Body;
+        var value = new ListTopicRulesRequest
+        {
+            Topic = r.Query("topic"),
+            MaxResults = r.ParseInt(r.Query("maxResults"), "maxResults"),
+            NextToken = r.Query("nextToken"),
+            RuleDisabled = r.ParseBool(r.Query("ruleDisabled"), "ruleDisabled"),
+        };
+        value.Check(r, "");
+        return value;
+    }
+
+    /// <summary>Checks the members against the model: required, enum, length, range, pattern.</summary>
+    internal void Check(AwsRequestReader r, string p)
+    {
+        r.Range(MaxResults, AwsRequestReader.Path(p, "maxResults"), 1, 10000);
+    }
+}
+
+/// <summary>The <c>ListTopicRulesResponse</c> shape.</summary>
+public sealed record ListTopicRulesResponse
+{
+    /// <summary>rules (body <c>rules</c>).</summary>
+    public IReadOnlyList<TopicRuleListItem>? Rules { get; init; }
+
+    /// <summary>nextToken (body <c>nextToken</c>).</summary>
+    public string? NextToken { get; init; }
+
+    /// <summary>Writes the body members as JSON; members that are null are left out, as AWS does.</summary>
+    internal void WriteJson(Utf8JsonWriter w)
+    {
+        w.WriteStartObject();
+        if (Rules is not null)
+        {
+            w.WriteStartArray("rules");
+            foreach (var item12 in Rules)
+            {
+                item12.WriteJson(w);
+            }
+            w.WriteEndArray();
+        }
+
+        if (NextToken is not null)
+        {
+            w.WriteString("nextToken", NextToken);
+        }
+        w.WriteEndObject();
+    }
+
+    /// <summary>Members that travel as response headers.</summary>
+    internal void WriteHeaders(Microsoft.AspNetCore.Http.IHeaderDictionary h)
+    {
+    }
+}
+
+/// <summary>The <c>TopicRuleListItem</c> shape.</summary>
+public sealed record TopicRuleListItem
+{
+    /// <summary>ruleArn (body <c>ruleArn</c>).</summary>
+    public string? RuleArn { get; init; }
+
+    /// <summary>ruleName (body <c>ruleName</c>).</summary>
+    public string? RuleName { get; init; }
+
+    /// <summary>topicPattern (body <c>topicPattern</c>).</summary>
+    public string? TopicPattern { get; init; }
+
+    /// <summary>createdAt (body <c>createdAt</c>).</summary>
+    public DateTimeOffset? CreatedAt { get; init; }
+
+    /// <summary>ruleDisabled (body <c>ruleDisabled</c>).</summary>
+    public bool? RuleDisabled { get; init; }
+
+    /// <summary>Writes the body members as JSON; members that are null are left out, as AWS does.</summary>
+    internal void WriteJson(Utf8JsonWriter w)
+    {
+        w.WriteStartObject();
+        if (RuleArn is not null)
+        {
+            w.WriteString("ruleArn", RuleArn);
+        }
+
+        if (RuleName is not null)
+        {
+            w.WriteString("ruleName", RuleName);
+        }
+
+        if (TopicPattern is not null)
+        {
+            w.WriteString("topicPattern", TopicPattern);
+        }
+
+        if (CreatedAt is not null)
+        {
+            w.WriteNumber("createdAt", AwsJson.EpochSeconds(CreatedAt.Value));
+        }
+
+        if (RuleDisabled is not null)
+        {
+            w.WriteBoolean("ruleDisabled", RuleDisabled.Value);
+        }
+        w.WriteEndObject();
+    }
+
+    /// <summary>Members that travel as response headers.</summary>
+    internal void WriteHeaders(Microsoft.AspNetCore.Http.IHeaderDictionary h)
+    {
+    }
+}
+
 /// <summary>The <c>RegisterCACertificateRequest</c> shape.</summary>
 public sealed record RegisterCACertificateRequest
 {
@@ -5434,6 +6511,45 @@ public sealed record RemoveThingFromThingGroupResponse
     }
 }
 
+/// <summary>The <c>ReplaceTopicRuleRequest</c> shape.</summary>
+public sealed record ReplaceTopicRuleRequest
+{
+    /// <summary>ruleName (uri <c>ruleName</c>, required).</summary>
+    public string RuleName { get; init; } = null!;
+
+    /// <summary>topicRulePayload (payload <c>topicRulePayload</c>, required).</summary>
+    public TopicRulePayload TopicRulePayload { get; init; } = null!;
+
+    /// <summary>Binds the request from its URI, query string, headers and body, and checks it against the model.</summary>
+    internal static ReplaceTopicRuleRequest Bind(AwsRequestReader r)
+    {
+        var body = r.Body;
+        var value = new ReplaceTopicRuleRequest
+        {
+            RuleName = r.Uri("ruleName")!,
+            TopicRulePayload = r.ReadObject(body, "", static (r, e, p) => TopicRulePayload.Read(r, e, p))!,
+        };
+        value.Check(r, "");
+        r.Target("ruleName", value.RuleName);
+        return value;
+    }
+
+    internal static ReplaceTopicRuleRequest Read(AwsRequestReader r, JsonElement e, string p) => new()
+    {
+        TopicRulePayload = r.ReadObject(AwsRequestReader.Member(e, "topicRulePayload"), AwsRequestReader.Path(p, "topicRulePayload"), static (r, e, p) => TopicRulePayload.Read(r, e, p))!,
+    };
+
+    /// <summary>Checks the members against the model: required, enum, length, range, pattern.</summary>
+    internal void Check(AwsRequestReader r, string p)
+    {
+        r.Required(RuleName, AwsRequestReader.Path(p, "ruleName"));
+        r.Required(TopicRulePayload, AwsRequestReader.Path(p, "topicRulePayload"));
+        r.Length(RuleName, AwsRequestReader.Path(p, "ruleName"), 1, 128);
+        r.Pattern(RuleName, AwsRequestReader.Path(p, "ruleName"), IotPatterns.Pattern12);
+        TopicRulePayload?.Check(r, AwsRequestReader.Path(p, "topicRulePayload"));
+    }
+}
+
 /// <summary>The <c>SetDefaultPolicyVersionRequest</c> shape.</summary>
 public sealed record SetDefaultPolicyVersionRequest
 {
@@ -5465,7 +6581,7 @@ public sealed record SetDefaultPolicyVersionRequest
         r.Required(PolicyVersionId, AwsRequestReader.Path(p, "policyVersionId"));
         r.Length(PolicyName, AwsRequestReader.Path(p, "policyName"), 1, 128);
         r.Pattern(PolicyName, AwsRequestReader.Path(p, "policyName"), IotPatterns.Pattern1);
-        r.Pattern(PolicyVersionId, AwsRequestReader.Path(p, "policyVersionId"), IotPatterns.Pattern13);
+        r.Pattern(PolicyVersionId, AwsRequestReader.Path(p, "policyVersionId"), IotPatterns.Pattern14);
     }
 }
 
@@ -5515,7 +6631,7 @@ public sealed record UpdateCACertificateRequest
     {
         r.Required(CertificateId, AwsRequestReader.Path(p, "certificateId"));
         r.Length(CertificateId, AwsRequestReader.Path(p, "certificateId"), 64, 64);
-        r.Pattern(CertificateId, AwsRequestReader.Path(p, "certificateId"), IotPatterns.Pattern12);
+        r.Pattern(CertificateId, AwsRequestReader.Path(p, "certificateId"), IotPatterns.Pattern13);
         r.Enum(NewStatus, AwsRequestReader.Path(p, "newStatus"), ["ACTIVE", "INACTIVE"]);
         r.Enum(NewAutoRegistrationStatus, AwsRequestReader.Path(p, "newAutoRegistrationStatus"), ["ENABLE", "DISABLE"]);
         RegistrationConfig?.Check(r, AwsRequestReader.Path(p, "registrationConfig"));
@@ -5551,7 +6667,7 @@ public sealed record UpdateCertificateRequest
         r.Required(CertificateId, AwsRequestReader.Path(p, "certificateId"));
         r.Required(NewStatus, AwsRequestReader.Path(p, "newStatus"));
         r.Length(CertificateId, AwsRequestReader.Path(p, "certificateId"), 64, 64);
-        r.Pattern(CertificateId, AwsRequestReader.Path(p, "certificateId"), IotPatterns.Pattern12);
+        r.Pattern(CertificateId, AwsRequestReader.Path(p, "certificateId"), IotPatterns.Pattern13);
         r.Enum(NewStatus, AwsRequestReader.Path(p, "newStatus"), ["ACTIVE", "INACTIVE", "REVOKED", "PENDING_TRANSFER", "REGISTER_INACTIVE", "PENDING_ACTIVATION"]);
     }
 }
@@ -5778,6 +6894,59 @@ public sealed record UpdateThingGroupResponse
     }
 }
 
+/// <summary>The <c>UpdateTopicRuleDestinationRequest</c> shape.</summary>
+public sealed record UpdateTopicRuleDestinationRequest
+{
+    /// <summary>arn (body <c>arn</c>, required).</summary>
+    public string Arn { get; init; } = null!;
+
+    /// <summary>status (body <c>status</c>, required).</summary>
+    public string Status { get; init; } = null!;
+
+    /// <summary>Binds the request from its URI, query string, headers and body, and checks it against the model.</summary>
+    internal static UpdateTopicRuleDestinationRequest Bind(AwsRequestReader r)
+    {
+        var body = r.Body;
+        var value = new UpdateTopicRuleDestinationRequest
+        {
+            Arn = r.ReadString(AwsRequestReader.Member(body, "arn"), "arn")!,
+            Status = r.ReadString(AwsRequestReader.Member(body, "status"), "status")!,
+        };
+        value.Check(r, "");
+        return value;
+    }
+
+    internal static UpdateTopicRuleDestinationRequest Read(AwsRequestReader r, JsonElement e, string p) => new()
+    {
+        Arn = r.ReadString(AwsRequestReader.Member(e, "arn"), AwsRequestReader.Path(p, "arn"))!,
+        Status = r.ReadString(AwsRequestReader.Member(e, "status"), AwsRequestReader.Path(p, "status"))!,
+    };
+
+    /// <summary>Checks the members against the model: required, enum, length, range, pattern.</summary>
+    internal void Check(AwsRequestReader r, string p)
+    {
+        r.Required(Arn, AwsRequestReader.Path(p, "arn"));
+        r.Required(Status, AwsRequestReader.Path(p, "status"));
+        r.Enum(Status, AwsRequestReader.Path(p, "status"), ["ENABLED", "IN_PROGRESS", "DISABLED", "ERROR", "DELETING"]);
+    }
+}
+
+/// <summary>The <c>UpdateTopicRuleDestinationResponse</c> shape.</summary>
+public sealed record UpdateTopicRuleDestinationResponse
+{
+    /// <summary>Writes the body members as JSON; members that are null are left out, as AWS does.</summary>
+    internal void WriteJson(Utf8JsonWriter w)
+    {
+        w.WriteStartObject();
+        w.WriteEndObject();
+    }
+
+    /// <summary>Members that travel as response headers.</summary>
+    internal void WriteHeaders(Microsoft.AspNetCore.Http.IHeaderDictionary h)
+    {
+    }
+}
+
 /// <summary>The model's patterns, anchored, each compiled on first use (one that failed would fail only its own operations).</summary>
 internal static class IotPatterns
 {
@@ -5843,16 +7012,21 @@ internal static class IotPatterns
 
     private static Regex? s_pattern12;
 
-    /// <summary><c>(0x)?[a-fA-F0-9]+</c></summary>
-    internal static Regex Pattern12 => s_pattern12 ??= new(@"^(?:(0x)?[a-fA-F0-9]+)$", RegexOptions.CultureInvariant, TimeSpan.FromMilliseconds(100));
+    /// <summary><c>^[a-zA-Z0-9_]+$</c></summary>
+    internal static Regex Pattern12 => s_pattern12 ??= new(@"^(?:^[a-zA-Z0-9_]+$)$", RegexOptions.CultureInvariant, TimeSpan.FromMilliseconds(100));
 
     private static Regex? s_pattern13;
 
-    /// <summary><c>[0-9]+</c></summary>
-    internal static Regex Pattern13 => s_pattern13 ??= new(@"^(?:[0-9]+)$", RegexOptions.CultureInvariant, TimeSpan.FromMilliseconds(100));
+    /// <summary><c>(0x)?[a-fA-F0-9]+</c></summary>
+    internal static Regex Pattern13 => s_pattern13 ??= new(@"^(?:(0x)?[a-fA-F0-9]+)$", RegexOptions.CultureInvariant, TimeSpan.FromMilliseconds(100));
 
     private static Regex? s_pattern14;
 
+    /// <summary><c>[0-9]+</c></summary>
+    internal static Regex Pattern14 => s_pattern14 ??= new(@"^(?:[0-9]+)$", RegexOptions.CultureInvariant, TimeSpan.FromMilliseconds(100));
+
+    private static Regex? s_pattern15;
+
     /// <summary><c>[A-Za-z0-9+/]+={0,2}</c></summary>
-    internal static Regex Pattern14 => s_pattern14 ??= new(@"^(?:[A-Za-z0-9+/]+={0,2})$", RegexOptions.CultureInvariant, TimeSpan.FromMilliseconds(100));
+    internal static Regex Pattern15 => s_pattern15 ??= new(@"^(?:[A-Za-z0-9+/]+={0,2})$", RegexOptions.CultureInvariant, TimeSpan.FromMilliseconds(100));
 }

@@ -39,7 +39,7 @@ internal static class IotDataInvokers
 
     private static async Task DeleteThingShadowAsync(HttpContext context, AwsRoute route)
     {
-        var reader = await AwsRequestReader.CreateAsync(context);
+        var reader = await AwsRequestReader.CreateAsync(context, readBody: false);
         var request = reader.IsValid ? DeleteThingShadowRequest.Bind(reader) : null;
         if (!reader.IsValid)
         {
@@ -53,7 +53,7 @@ internal static class IotDataInvokers
 
     private static async Task GetThingShadowAsync(HttpContext context, AwsRoute route)
     {
-        var reader = await AwsRequestReader.CreateAsync(context);
+        var reader = await AwsRequestReader.CreateAsync(context, readBody: false);
         var request = reader.IsValid ? GetThingShadowRequest.Bind(reader) : null;
         if (!reader.IsValid)
         {
@@ -67,7 +67,7 @@ internal static class IotDataInvokers
 
     private static async Task ListNamedShadowsForThingAsync(HttpContext context, AwsRoute route)
     {
-        var reader = await AwsRequestReader.CreateAsync(context);
+        var reader = await AwsRequestReader.CreateAsync(context, readBody: false);
         var request = reader.IsValid ? ListNamedShadowsForThingRequest.Bind(reader) : null;
         if (!reader.IsValid)
         {

@@ -7,6 +7,7 @@
 #pragma warning disable CS1591, CA1707, CA1819, CA1034, CA1062, CA2227, IDE0005, IDE0055, IDE0130, IDE0300, IDE0301, IDE0028, IDE0090, IDE0161
 
 using System.Text.Json;
+using System.Text.Json.Nodes;
 using System.Text.RegularExpressions;
 
 namespace Trellis.Api.Aws.IotData;
