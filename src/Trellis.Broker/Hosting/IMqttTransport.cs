@@ -7,6 +7,14 @@ internal interface IConnectionTransport : IDuplexPipe, IAsyncDisposable
 {
     /// <summary>Hard close: reset the connection, dropping anything unsent.</summary>
     void Abort();
+
+    /// <summary>
+    /// The client sent DISCONNECT: it reads nothing more (MQTT: it closes the connection next), so
+    /// the close need not wait for what it still has in flight.
+    /// </summary>
+    void PeerDisconnected()
+    {
+    }
 }
 
 /// <summary>A plain-TCP client connection as the listener serves it.</summary>

@@ -51,6 +51,7 @@ internal sealed class LoopTransport : IMqttTransport, IThreadPoolWorkItem
     private bool _inputDone;
     private volatile bool _peerClosed;
     private volatile bool _closeRequested;
+    private volatile bool _peerDisconnected;
 
     [ThreadStatic]
     private static byte[]? t_cipher;
@@ -119,6 +120,8 @@ internal sealed class LoopTransport : IMqttTransport, IThreadPoolWorkItem
 
         Close(shutdown: false);
     }
+
+    public void PeerDisconnected() => _peerDisconnected = true;
 
     /// <summary>Graceful close after the broker finished: what was written is sent, then FIN.</summary>
     public ValueTask DisposeAsync()
@@ -465,10 +468,11 @@ internal sealed class LoopTransport : IMqttTransport, IThreadPoolWorkItem
             _tls.Dispose();
         }
 
-        if (shutdown)
+        if (shutdown && !_peerDisconnected)
         {
             // FIN, then what the client still sends is read and dropped for a moment, so that it
-            // reads our last packet instead of a reset (see LingeringClose).
+            // reads our last packet instead of a reset (see LingeringClose). Not after the client's
+            // own DISCONNECT: it is closing too and reads nothing more from us.
             LingeringClose.Start(_socket);
             return;
         }

@@ -124,6 +124,9 @@ internal static unsafe partial class OpenSsl
     public static partial void SSL_CTX_set_verify(nint ctx, int mode, delegate* unmanaged<int, nint, int> callback);
 
     [LibraryImport(Ssl)]
+    public static partial int SSL_CTX_set_num_tickets(nint ctx, nuint tickets);
+
+    [LibraryImport(Ssl)]
     public static partial int SSL_CTX_set_session_id_context(nint ctx, byte* context, uint length);
 
     [LibraryImport(Ssl)]

@@ -159,6 +159,10 @@ public sealed unsafe class TlsServerContext : IDisposable
         _ = OpenSsl.SSL_CTX_set_options(_ctx, OpenSsl.OpNoTicket | OpenSsl.OpNoRenegotiation);
         _ = OpenSsl.SetSessionCacheMode(_ctx, OpenSsl.SessCacheServer);
         _ = OpenSsl.SetSessionCacheSize(_ctx, SessionCacheSize);
+
+        // One TLS 1.3 ticket per handshake, not OpenSSL's default two: with stateful tickets each one
+        // is a session of its own in the cache, and a device resumes one session at a time.
+        _ = OpenSsl.SSL_CTX_set_num_tickets(_ctx, 1);
         var context = "trellis-mqtts"u8;
         fixed (byte* id = context)
         {

@@ -551,6 +551,7 @@ internal sealed partial class MqttConnection
         WillDiscarded = reason != ReasonCode.DisconnectWithWill;
         ClientInitiated = true;
         DisconnectReason = "CLIENT_INITIATED_DISCONNECT";
+        _transport.PeerDisconnected();
         return false;
     }
 }
