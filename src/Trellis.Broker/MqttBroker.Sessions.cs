@@ -258,7 +258,8 @@ public sealed partial class MqttBroker
         while (await timer.WaitForNextTickAsync(cancellationToken))
         {
             var now = NowMs;
-            foreach (var connection in _connections.Keys)
+            // The dictionary's own enumerator: Keys would copy every connection into a new list each second.
+            foreach (var (connection, _) in _connections)
             {
                 if (connection.Connect is null)
                 {

@@ -6,7 +6,7 @@ namespace Trellis.Broker.Hosting;
 
 /// <summary>
 /// A TCP connection served by an <see cref="EventLoop"/>. When the socket becomes readable, the loop
-/// thread reads it into the input pipe and the pipe's reader (the broker's read loop) runs inline on
+/// thread reads it into the input buffer and its reader (the broker's read loop) runs inline on
 /// that thread: a connection that sends a message at a time costs one <c>recv</c>, no thread hop.
 /// A connection with more to read than one receive takes (a publisher streaming batches) is handed to
 /// the thread pool until its socket is empty, so the loop stays free for the light ones (a
@@ -14,7 +14,7 @@ namespace Trellis.Broker.Hosting;
 /// the socket from whichever thread flushes, and only wait (through the runtime's socket engine) when
 /// the socket's send buffer is full. An idle connection holds no buffer.
 /// With a <see cref="TlsLink"/> the same loop carries TLS: what a receive brings goes through the
-/// connection's OpenSSL session into the input pipe, and a flush encrypts before it sends.
+/// connection's OpenSSL session into the input buffer, and a flush encrypts before it sends.
 /// </summary>
 internal sealed class LoopTransport : IMqttTransport, IThreadPoolWorkItem
 {
@@ -28,23 +28,19 @@ internal sealed class LoopTransport : IMqttTransport, IThreadPoolWorkItem
     private const int PassBytes = 64 * 1024;
 
     // Same back-pressure as SocketTransport: past 256 KiB unread, reading this socket stops.
-    private static readonly PipeOptions InputOptions = new(
-        readerScheduler: PipeScheduler.Inline,
-        pauseWriterThreshold: 256 * 1024,
-        resumeWriterThreshold: 128 * 1024,
-        minimumSegmentSize: ReadSize,
-        useSynchronizationContext: false);
+    private const int PauseBytes = 256 * 1024;
+    private const int ResumeBytes = 128 * 1024;
 
     private readonly Socket _socket;
     private readonly EventLoop _loop;
-    private readonly Pipe _input = new(InputOptions);
+    private readonly InputBuffer _input = new(ReadSize, PauseBytes, ResumeBytes);
     private readonly TlsLink? _tls;
     private Action? _flushCompleted; // created on the first pause: most connections never pause
     private ValueTask<FlushResult> _pendingFlush;
 
     /// <summary>
     /// Who reads: 0 nobody (the loop starts a reader on the next event), 1 a reader owns the input
-    /// pipe's writer, 2 a reader owns it and was asked to look again. Exactly one thread reads at a
+    /// buffer's writer, 2 a reader owns it and was asked to look again. Exactly one thread reads at a
     /// time; ownership moves between the loop and the thread pool with the work.
     /// </summary>
     private int _readState;
@@ -80,7 +76,7 @@ internal sealed class LoopTransport : IMqttTransport, IThreadPoolWorkItem
         Ended,
     }
 
-    public PipeReader Input => _input.Reader;
+    public PipeReader Input => _input;
 
     public PipeWriter Output { get; }
 
@@ -176,7 +172,7 @@ internal sealed class LoopTransport : IMqttTransport, IThreadPoolWorkItem
 
     /// <summary>
     /// Reads the socket until it is empty, a receive's worth is left for the pool, or the input
-    /// ends. Plain TCP is received straight into the input pipe; TLS into a per-thread buffer whose
+    /// ends. Plain TCP is received straight into the input buffer; TLS into a per-thread buffer whose
     /// contents go through the session (<see cref="Decrypt"/>) into the pipe.
     /// </summary>
     private unsafe Pass ReadPass(bool onLoop)
@@ -186,7 +182,7 @@ internal sealed class LoopTransport : IMqttTransport, IThreadPoolWorkItem
             return Pass.Ended;
         }
 
-        var writer = _input.Writer;
+        var writer = _input;
         var received = 0;
         var delivered = 0;
         var ended = false;
@@ -199,9 +195,9 @@ internal sealed class LoopTransport : IMqttTransport, IThreadPoolWorkItem
             {
                 var target = _tls is null ? writer.GetMemory(ReadSize) : t_cipher ??= GC.AllocateUninitializedArray<byte>(CipherReadSize, pinned: true);
                 nint n;
-                using (var pin = target.Pin())
+                fixed (byte* pointer = target.Span)
                 {
-                    n = Native.Recv(Fd, (byte*)pin.Pointer, target.Length);
+                    n = Native.Recv(Fd, pointer, target.Length);
                 }
 
                 if (n > 0)
@@ -277,18 +273,22 @@ internal sealed class LoopTransport : IMqttTransport, IThreadPoolWorkItem
     }
 
     /// <summary>
-    /// The end of a pass: what was written to the input pipe goes to the broker (unless the pool
+    /// The end of a pass: what was written to the input buffer goes to the broker (unless the pool
     /// continues from the loop), and the pass says what comes next.
     /// </summary>
     private Pass Deliver(bool wrote, bool ended, bool more, bool onLoop)
     {
-        var writer = _input.Writer;
+        var writer = _input;
         if (more && onLoop)
         {
             return Pass.More; // the pool thread hands this data to the broker with the rest
         }
 
-        if (wrote)
+        if (!wrote)
+        {
+            writer.ReleaseWriter(); // an idle connection keeps no buffer
+        }
+        else
         {
             // The broker's read loop runs inside this call (inline reader scheduler).
             var flush = writer.FlushAsync();
@@ -312,7 +312,7 @@ internal sealed class LoopTransport : IMqttTransport, IThreadPoolWorkItem
     /// <summary>
     /// Runs what was fed through the TLS session: the handshake until it is done (its answers sent
     /// at once; the broker starts on the connection when it completes), then the plaintext into the
-    /// input pipe. False when the input is over.
+    /// input buffer. False when the input is over.
     /// </summary>
     private bool Decrypt(ref int delivered)
     {
@@ -341,7 +341,7 @@ internal sealed class LoopTransport : IMqttTransport, IThreadPoolWorkItem
             tls.Secured(this);
         }
 
-        var writer = _input.Writer;
+        var writer = _input;
         while (true)
         {
             var memory = writer.GetMemory(ReadSize);
@@ -441,7 +441,7 @@ internal sealed class LoopTransport : IMqttTransport, IThreadPoolWorkItem
             }
         }
 
-        _input.Writer.Complete();
+        _input.CompleteWriter();
     }
 
     private void Close(bool shutdown)

@@ -228,6 +228,9 @@ public sealed class MqttSocketListener(MqttBroker broker, IPEndPoint endpoint, T
         }
     }
 
+    /// <summary>The client's address for logs and limits (the loops' sockets are always IP).</summary>
+    private static string RemoteAddress(Socket socket) => Native.PeerAddress(socket.SafeHandle.DangerousGetHandle()) ?? "unknown";
+
     private void Serve(Socket socket)
     {
         try
@@ -257,7 +260,7 @@ public sealed class MqttSocketListener(MqttBroker broker, IPEndPoint endpoint, T
         string remote;
         try
         {
-            remote = socket.RemoteEndPoint is IPEndPoint ip ? ip.Address.ToString() : "unknown";
+            remote = RemoteAddress(socket);
             transport.Start();
         }
         catch (Exception e) when (e is SocketException or IOException or ObjectDisposedException)
@@ -280,7 +283,7 @@ public sealed class MqttSocketListener(MqttBroker broker, IPEndPoint endpoint, T
         LoopTransport? transport = null;
         try
         {
-            var remote = socket.RemoteEndPoint is IPEndPoint ip ? ip.Address.ToString() : "unknown";
+            var remote = RemoteAddress(socket);
             var name = _name ??= $"mqtts:{Port}";
             var link = new TlsLink(
                 new TlsSession(context),

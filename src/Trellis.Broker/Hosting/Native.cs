@@ -82,6 +82,28 @@ internal static unsafe partial class Native
     /// <summary>Ends the send side (FIN); false when the connection is gone already (no exception on that common path).</summary>
     public static bool ShutdownSend(nint fd) => shutdown((int)fd, 1) == 0;
 
+    /// <summary>
+    /// The peer's IP address as text, or null. Asked of the kernel directly: Socket.RemoteEndPoint
+    /// would keep an endpoint and an address object alive for the connection's lifetime.
+    /// </summary>
+    public static string? PeerAddress(nint fd)
+    {
+        var storage = stackalloc byte[128];
+        var length = 128;
+        if (getpeername((int)fd, storage, &length) != 0)
+        {
+            return null;
+        }
+
+        var family = *(ushort*)storage;
+        return family switch
+        {
+            2 => new System.Net.IPAddress(new ReadOnlySpan<byte>(storage + 4, 4)).ToString(), // AF_INET: sin_addr
+            10 => new System.Net.IPAddress(new ReadOnlySpan<byte>(storage + 8, 16)).ToString(), // AF_INET6: sin6_addr
+            _ => null,
+        };
+    }
+
     private static int Check(int result, string call) =>
         result >= 0 ? result : throw new IOException($"{call} failed: errno {Marshal.GetLastPInvokeError()}");
 
@@ -114,6 +136,9 @@ internal static unsafe partial class Native
 
     [LibraryImport("libc", SetLastError = true)]
     private static partial int shutdown(int fd, int how);
+
+    [LibraryImport("libc", SetLastError = true)]
+    private static partial int getpeername(int fd, byte* address, int* addressLength);
 
     [LibraryImport("libc", SetLastError = true)]
     private static partial nint send(int fd, byte* buffer, nint length, int flags);

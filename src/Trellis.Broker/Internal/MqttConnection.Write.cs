@@ -90,7 +90,16 @@ internal sealed partial class MqttConnection
                     continue;
                 }
 
-                // Nothing left: stand down, unless a Wake slipped in between the check and here.
+                // Nothing left: stand down, unless a Wake slipped in between the check and here. An idle
+                // connection keeps no control buffer (the next acknowledgement makes a new one).
+                lock (_controlLock)
+                {
+                    if (_control is { WrittenCount: 0 })
+                    {
+                        _control = null;
+                    }
+                }
+
                 Volatile.Write(ref _writerRunning, 0);
                 if (Volatile.Read(ref _writeRequested) == 0 || Interlocked.CompareExchange(ref _writerRunning, 1, 0) != 0)
                 {
