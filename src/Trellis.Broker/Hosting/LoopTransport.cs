@@ -173,7 +173,7 @@ internal sealed class LoopTransport : IMqttTransport, IThreadPoolWorkItem
     /// <summary>
     /// Reads the socket until it is empty, a receive's worth is left for the pool, or the input
     /// ends. Plain TCP is received straight into the input buffer; TLS into a per-thread buffer whose
-    /// contents go through the session (<see cref="Decrypt"/>) into the pipe.
+    /// contents go through the session (<see cref="Decrypt"/>) into the input buffer.
     /// </summary>
     private unsafe Pass ReadPass(bool onLoop)
     {
