@@ -57,6 +57,9 @@ public static class AwsResults
         TrellisError.SqlParse => 400,
         TrellisError.RegistrationCodeValidation => 400,
         TrellisError.ResourceRegistrationFailure => 400,
+        TrellisError.InvalidStateTransition => 409,
+        TrellisError.TerminalState => 410,
+        TrellisError.Conflict => 409,
         _ => 500,
     };
 

@@ -197,8 +197,12 @@ public sealed partial class RegistryService
             }
 
             using var insert = Command(connection, "INSERT OR IGNORE INTO thing_group_members(group_name, thing_name) VALUES ($g, $t)", ("$g", group!), ("$t", thing!));
-            insert.ExecuteNonQuery();
-            Changed();
+            if (insert.ExecuteNonQuery() > 0)
+            {
+                Changed();
+                ThingGroupMembershipChanged?.Invoke(thing!, true);
+            }
+
             return null;
         }
     }
@@ -215,8 +219,12 @@ public sealed partial class RegistryService
             }
 
             using var delete = Command(connection, "DELETE FROM thing_group_members WHERE group_name = $g AND thing_name = $t", ("$g", group!), ("$t", thing!));
-            delete.ExecuteNonQuery();
-            Changed();
+            if (delete.ExecuteNonQuery() > 0)
+            {
+                Changed();
+                ThingGroupMembershipChanged?.Invoke(thing!, false);
+            }
+
             return null;
         }
     }

@@ -37,6 +37,9 @@ public sealed partial class RegistryService
     /// <summary>Raised after a thing was deleted (its name).</summary>
     public event Action<string>? ThingDeleted;
 
+    /// <summary>Raised after a thing joined (true) or left (false) a thing group (the thing's name).</summary>
+    public event Action<string, bool>? ThingGroupMembershipChanged;
+
     /// <summary>Moves on whenever anything that affects a connection's policies changes.</summary>
     public long PolicyGeneration => Volatile.Read(ref _generation);
 

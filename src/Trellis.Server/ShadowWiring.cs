@@ -22,12 +22,13 @@ internal sealed class ShadowTopicHandler(ShadowService shadows) : IServerTopicHa
         shadows.HandleMqttAsync(topic, payload, clientId);
 }
 
-/// <summary>HTTP Publish: routes through the broker; a shadow request topic also goes to the shadow service, as over MQTT.</summary>
-internal sealed class BrokerMessagePublisher(MqttBroker broker, ShadowService shadows) : IMessagePublisher
+/// <summary>HTTP Publish: routes through the broker; a shadow or jobs request topic also goes to its service, as over MQTT.</summary>
+internal sealed class BrokerMessagePublisher(MqttBroker broker, ShadowService shadows, Trellis.Jobs.JobService jobs) : IMessagePublisher
 {
     public async Task PublishAsync(string topic, ReadOnlyMemory<byte> payload, byte qos, bool retain)
     {
         broker.PublishFromServer(topic, payload, qos, retain);
         await shadows.HandleMqttAsync(topic, payload, null); // does nothing unless the topic is a shadow request
+        jobs.HandleMqtt(topic, payload, null); // likewise for a jobs request
     }
 }

@@ -179,6 +179,12 @@ public sealed class TrellisServer : IAsyncDisposable
             time,
             sp.GetRequiredService<ILogger<ShadowService>>()));
         services.AddSingleton<IMessagePublisher, BrokerMessagePublisher>();
+        services.AddSingleton<Trellis.Jobs.IJobStore>(_ => new Trellis.Jobs.SqliteJobStore(new SqliteDatabase(data.JobsPath, Trellis.Jobs.SqliteJobStore.Migrations)));
+        services.AddSingleton<Trellis.Jobs.IJobTargets, RegistryJobTargets>();
+        services.AddSingleton<Trellis.Jobs.IJobPublisher, BrokerJobPublisher>();
+        services.AddSingleton<Trellis.Jobs.JobService>();
+        services.AddHostedService<JobsWorker>();
+        services.AddSingleton<Trellis.Api.Aws.IotJobsData.IIotJobsDataOperations, Trellis.Api.Aws.IotJobsData.IotJobsDataOperations>();
         // TRELLIS_Provisioning__<Setting> variables over what the embedding host set.
         Settings("Provisioning", options.Provisioning, null);
         services.AddSingleton(options.Provisioning);
@@ -307,6 +313,20 @@ public sealed class TrellisServer : IAsyncDisposable
         broker.AddTopicHandler(new FleetProvisioningTopicHandler(app.Services.GetRequiredService<FleetProvisioningService>(), broker, app.Services.GetRequiredService<CertificateRateLimit>()));
         registry.CertificateAutoRegistered += (certificate, caId) => CertificateEvents.PublishRegistered(broker, registryOptions, certificate, caId);
         registry.ThingDeleted += shadows.ForgetThing;
+        var jobs = app.Services.GetRequiredService<Trellis.Jobs.JobService>();
+        broker.AddTopicHandler(new JobTopicHandler(jobs));
+        registry.ThingDeleted += jobs.ThingLeftGroup;
+        registry.ThingGroupMembershipChanged += (thing, joined) =>
+        {
+            if (joined)
+            {
+                jobs.ThingJoinedGroup(thing);
+            }
+            else
+            {
+                jobs.ThingLeftGroup(thing);
+            }
+        };
         registry.DeviceTokenDisabled += id => broker.DisconnectWhere(p => p.TokenId == id, $"device token {id} was revoked or expired");
         registry.CertificateStatusChanged += (id, status) =>
         {

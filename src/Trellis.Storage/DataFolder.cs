@@ -50,6 +50,9 @@ public sealed class DataFolder
     /// <summary>The durable outbox of external rule actions.</summary>
     public string OutboxPath => System.IO.Path.Combine(Root, "outbox.db");
 
+    /// <summary>Jobs, their executions and templates.</summary>
+    public string JobsPath => System.IO.Path.Combine(Root, "jobs.db");
+
     /// <summary>The time-series store (DuckDB).</summary>
     public string TelemetryPath => System.IO.Path.Combine(Root, "telemetry.duckdb");
 

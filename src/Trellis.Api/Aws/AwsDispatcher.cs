@@ -80,6 +80,7 @@ public static class AwsDispatcher
     {
         "iot" => Iot.IotInvokers.All.GetValueOrDefault(route.Operation),
         "iot-data" => IotData.IotDataInvokers.All.GetValueOrDefault(route.Operation),
+        "iot-jobs-data" => IotJobsData.IotJobsDataInvokers.All.GetValueOrDefault(route.Operation),
         _ => null,
     };
 }

@@ -13,6 +13,7 @@ public sealed partial class IotOperations(
     IKeyPairLimit keyPairs,
     Rules.RuleEngine rules,
     Rules.TopicRuleDestinations destinations,
+    Jobs.JobService jobs,
     Microsoft.AspNetCore.Http.IHttpContextAccessor callers) : IIotOperations
 {
     private static T Ok<T>(Result<T> result) => result.IsSuccess ? result.Value! : throw new AwsErrorException(result.Error!);

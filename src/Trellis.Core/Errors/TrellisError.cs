@@ -44,4 +44,13 @@ public abstract record TrellisError(string Code, string Message)
 
     /// <summary>A provisioning template could not be applied (RegisterThing).</summary>
     public sealed record ResourceRegistrationFailure(string Message) : TrellisError("ResourceRegistrationFailureException", Message);
+
+    /// <summary>A job or job execution cannot move from its state to the one asked for (409).</summary>
+    public sealed record InvalidStateTransition(string Message) : TrellisError("InvalidStateTransitionException", Message);
+
+    /// <summary>A job execution is in a terminal state and can no longer change (410).</summary>
+    public sealed record TerminalState(string Message) : TrellisError("TerminalStateException", Message);
+
+    /// <summary>A request that conflicts with the resource's current state, such as a stale expected version (409).</summary>
+    public sealed record Conflict(string Message) : TrellisError("ConflictException", Message);
 }

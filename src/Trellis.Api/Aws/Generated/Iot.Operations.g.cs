@@ -22,9 +22,17 @@ public interface IIotOperations
 
     Task<AttachThingPrincipalResponse> AttachThingPrincipalAsync(AttachThingPrincipalRequest request, CancellationToken cancellationToken);
 
+    Task<CancelJobResponse> CancelJobAsync(CancelJobRequest request, CancellationToken cancellationToken);
+
+    Task<AwsEmpty> CancelJobExecutionAsync(CancelJobExecutionRequest request, CancellationToken cancellationToken);
+
     Task<ConfirmTopicRuleDestinationResponse> ConfirmTopicRuleDestinationAsync(ConfirmTopicRuleDestinationRequest request, CancellationToken cancellationToken);
 
     Task<CreateCertificateFromCsrResponse> CreateCertificateFromCsrAsync(CreateCertificateFromCsrRequest request, CancellationToken cancellationToken);
+
+    Task<CreateJobResponse> CreateJobAsync(CreateJobRequest request, CancellationToken cancellationToken);
+
+    Task<CreateJobTemplateResponse> CreateJobTemplateAsync(CreateJobTemplateRequest request, CancellationToken cancellationToken);
 
     Task<CreateKeysAndCertificateResponse> CreateKeysAndCertificateAsync(CreateKeysAndCertificateRequest request, CancellationToken cancellationToken);
 
@@ -52,6 +60,12 @@ public interface IIotOperations
 
     Task<AwsEmpty> DeleteCertificateAsync(DeleteCertificateRequest request, CancellationToken cancellationToken);
 
+    Task<AwsEmpty> DeleteJobAsync(DeleteJobRequest request, CancellationToken cancellationToken);
+
+    Task<AwsEmpty> DeleteJobExecutionAsync(DeleteJobExecutionRequest request, CancellationToken cancellationToken);
+
+    Task<AwsEmpty> DeleteJobTemplateAsync(DeleteJobTemplateRequest request, CancellationToken cancellationToken);
+
     Task<AwsEmpty> DeletePolicyAsync(DeletePolicyRequest request, CancellationToken cancellationToken);
 
     Task<AwsEmpty> DeletePolicyVersionAsync(DeletePolicyVersionRequest request, CancellationToken cancellationToken);
@@ -78,6 +92,12 @@ public interface IIotOperations
 
     Task<DescribeEndpointResponse> DescribeEndpointAsync(DescribeEndpointRequest request, CancellationToken cancellationToken);
 
+    Task<DescribeJobResponse> DescribeJobAsync(DescribeJobRequest request, CancellationToken cancellationToken);
+
+    Task<DescribeJobExecutionResponse> DescribeJobExecutionAsync(DescribeJobExecutionRequest request, CancellationToken cancellationToken);
+
+    Task<DescribeJobTemplateResponse> DescribeJobTemplateAsync(DescribeJobTemplateRequest request, CancellationToken cancellationToken);
+
     Task<DescribeProvisioningTemplateResponse> DescribeProvisioningTemplateAsync(DescribeProvisioningTemplateRequest request, CancellationToken cancellationToken);
 
     Task<DescribeProvisioningTemplateVersionResponse> DescribeProvisioningTemplateVersionAsync(DescribeProvisioningTemplateVersionRequest request, CancellationToken cancellationToken);
@@ -98,6 +118,8 @@ public interface IIotOperations
 
     Task<AwsEmpty> EnableTopicRuleAsync(EnableTopicRuleRequest request, CancellationToken cancellationToken);
 
+    Task<GetJobDocumentResponse> GetJobDocumentAsync(GetJobDocumentRequest request, CancellationToken cancellationToken);
+
     Task<GetPolicyResponse> GetPolicyAsync(GetPolicyRequest request, CancellationToken cancellationToken);
 
     Task<GetPolicyVersionResponse> GetPolicyVersionAsync(GetPolicyVersionRequest request, CancellationToken cancellationToken);
@@ -115,6 +137,14 @@ public interface IIotOperations
     Task<ListCertificatesResponse> ListCertificatesAsync(ListCertificatesRequest request, CancellationToken cancellationToken);
 
     Task<ListCertificatesByCAResponse> ListCertificatesByCAAsync(ListCertificatesByCARequest request, CancellationToken cancellationToken);
+
+    Task<ListJobExecutionsForJobResponse> ListJobExecutionsForJobAsync(ListJobExecutionsForJobRequest request, CancellationToken cancellationToken);
+
+    Task<ListJobExecutionsForThingResponse> ListJobExecutionsForThingAsync(ListJobExecutionsForThingRequest request, CancellationToken cancellationToken);
+
+    Task<ListJobTemplatesResponse> ListJobTemplatesAsync(ListJobTemplatesRequest request, CancellationToken cancellationToken);
+
+    Task<ListJobsResponse> ListJobsAsync(ListJobsRequest request, CancellationToken cancellationToken);
 
     Task<ListPoliciesResponse> ListPoliciesAsync(ListPoliciesRequest request, CancellationToken cancellationToken);
 
@@ -162,6 +192,8 @@ public interface IIotOperations
 
     Task<AwsEmpty> UpdateCertificateAsync(UpdateCertificateRequest request, CancellationToken cancellationToken);
 
+    Task<AwsEmpty> UpdateJobAsync(UpdateJobRequest request, CancellationToken cancellationToken);
+
     Task<UpdateProvisioningTemplateResponse> UpdateProvisioningTemplateAsync(UpdateProvisioningTemplateRequest request, CancellationToken cancellationToken);
 
     Task<UpdateThingResponse> UpdateThingAsync(UpdateThingRequest request, CancellationToken cancellationToken);
@@ -180,8 +212,12 @@ internal static class IotInvokers
         ["AttachPolicy"] = AttachPolicyAsync,
         ["AttachPrincipalPolicy"] = AttachPrincipalPolicyAsync,
         ["AttachThingPrincipal"] = AttachThingPrincipalAsync,
+        ["CancelJob"] = CancelJobAsync,
+        ["CancelJobExecution"] = CancelJobExecutionAsync,
         ["ConfirmTopicRuleDestination"] = ConfirmTopicRuleDestinationAsync,
         ["CreateCertificateFromCsr"] = CreateCertificateFromCsrAsync,
+        ["CreateJob"] = CreateJobAsync,
+        ["CreateJobTemplate"] = CreateJobTemplateAsync,
         ["CreateKeysAndCertificate"] = CreateKeysAndCertificateAsync,
         ["CreatePolicy"] = CreatePolicyAsync,
         ["CreatePolicyVersion"] = CreatePolicyVersionAsync,
@@ -195,6 +231,9 @@ internal static class IotInvokers
         ["CreateTopicRuleDestination"] = CreateTopicRuleDestinationAsync,
         ["DeleteCACertificate"] = DeleteCACertificateAsync,
         ["DeleteCertificate"] = DeleteCertificateAsync,
+        ["DeleteJob"] = DeleteJobAsync,
+        ["DeleteJobExecution"] = DeleteJobExecutionAsync,
+        ["DeleteJobTemplate"] = DeleteJobTemplateAsync,
         ["DeletePolicy"] = DeletePolicyAsync,
         ["DeletePolicyVersion"] = DeletePolicyVersionAsync,
         ["DeleteProvisioningTemplate"] = DeleteProvisioningTemplateAsync,
@@ -208,6 +247,9 @@ internal static class IotInvokers
         ["DescribeCACertificate"] = DescribeCACertificateAsync,
         ["DescribeCertificate"] = DescribeCertificateAsync,
         ["DescribeEndpoint"] = DescribeEndpointAsync,
+        ["DescribeJob"] = DescribeJobAsync,
+        ["DescribeJobExecution"] = DescribeJobExecutionAsync,
+        ["DescribeJobTemplate"] = DescribeJobTemplateAsync,
         ["DescribeProvisioningTemplate"] = DescribeProvisioningTemplateAsync,
         ["DescribeProvisioningTemplateVersion"] = DescribeProvisioningTemplateVersionAsync,
         ["DescribeThing"] = DescribeThingAsync,
@@ -218,6 +260,7 @@ internal static class IotInvokers
         ["DetachThingPrincipal"] = DetachThingPrincipalAsync,
         ["DisableTopicRule"] = DisableTopicRuleAsync,
         ["EnableTopicRule"] = EnableTopicRuleAsync,
+        ["GetJobDocument"] = GetJobDocumentAsync,
         ["GetPolicy"] = GetPolicyAsync,
         ["GetPolicyVersion"] = GetPolicyVersionAsync,
         ["GetRegistrationCode"] = GetRegistrationCodeAsync,
@@ -227,6 +270,10 @@ internal static class IotInvokers
         ["ListCACertificates"] = ListCACertificatesAsync,
         ["ListCertificates"] = ListCertificatesAsync,
         ["ListCertificatesByCA"] = ListCertificatesByCAAsync,
+        ["ListJobExecutionsForJob"] = ListJobExecutionsForJobAsync,
+        ["ListJobExecutionsForThing"] = ListJobExecutionsForThingAsync,
+        ["ListJobTemplates"] = ListJobTemplatesAsync,
+        ["ListJobs"] = ListJobsAsync,
         ["ListPolicies"] = ListPoliciesAsync,
         ["ListPolicyVersions"] = ListPolicyVersionsAsync,
         ["ListPrincipalThings"] = ListPrincipalThingsAsync,
@@ -250,6 +297,7 @@ internal static class IotInvokers
         ["SetDefaultPolicyVersion"] = SetDefaultPolicyVersionAsync,
         ["UpdateCACertificate"] = UpdateCACertificateAsync,
         ["UpdateCertificate"] = UpdateCertificateAsync,
+        ["UpdateJob"] = UpdateJobAsync,
         ["UpdateProvisioningTemplate"] = UpdateProvisioningTemplateAsync,
         ["UpdateThing"] = UpdateThingAsync,
         ["UpdateThingGroup"] = UpdateThingGroupAsync,
@@ -312,6 +360,34 @@ internal static class IotInvokers
         await AwsResponse.WriteAsync(context, route.SuccessCode, response.WriteJson, response.WriteHeaders);
     }
 
+    private static async Task CancelJobAsync(HttpContext context, AwsRoute route)
+    {
+        var reader = await AwsRequestReader.CreateAsync(context);
+        var request = reader.IsValid ? CancelJobRequest.Bind(reader) : null;
+        if (!reader.IsValid)
+        {
+            await reader.RefuseAsync();
+            return;
+        }
+
+        var response = await context.RequestServices.GetRequiredService<IIotOperations>().CancelJobAsync(request!, context.RequestAborted);
+        await AwsResponse.WriteAsync(context, route.SuccessCode, response.WriteJson, response.WriteHeaders);
+    }
+
+    private static async Task CancelJobExecutionAsync(HttpContext context, AwsRoute route)
+    {
+        var reader = await AwsRequestReader.CreateAsync(context);
+        var request = reader.IsValid ? CancelJobExecutionRequest.Bind(reader) : null;
+        if (!reader.IsValid)
+        {
+            await reader.RefuseAsync();
+            return;
+        }
+
+        await context.RequestServices.GetRequiredService<IIotOperations>().CancelJobExecutionAsync(request!, context.RequestAborted);
+        await AwsResponse.WriteAsync(context, route.SuccessCode, null, null);
+    }
+
     private static async Task ConfirmTopicRuleDestinationAsync(HttpContext context, AwsRoute route)
     {
         var reader = await AwsRequestReader.CreateAsync(context, readBody: false);
@@ -337,6 +413,34 @@ internal static class IotInvokers
         }
 
         var response = await context.RequestServices.GetRequiredService<IIotOperations>().CreateCertificateFromCsrAsync(request!, context.RequestAborted);
+        await AwsResponse.WriteAsync(context, route.SuccessCode, response.WriteJson, response.WriteHeaders);
+    }
+
+    private static async Task CreateJobAsync(HttpContext context, AwsRoute route)
+    {
+        var reader = await AwsRequestReader.CreateAsync(context);
+        var request = reader.IsValid ? CreateJobRequest.Bind(reader) : null;
+        if (!reader.IsValid)
+        {
+            await reader.RefuseAsync();
+            return;
+        }
+
+        var response = await context.RequestServices.GetRequiredService<IIotOperations>().CreateJobAsync(request!, context.RequestAborted);
+        await AwsResponse.WriteAsync(context, route.SuccessCode, response.WriteJson, response.WriteHeaders);
+    }
+
+    private static async Task CreateJobTemplateAsync(HttpContext context, AwsRoute route)
+    {
+        var reader = await AwsRequestReader.CreateAsync(context);
+        var request = reader.IsValid ? CreateJobTemplateRequest.Bind(reader) : null;
+        if (!reader.IsValid)
+        {
+            await reader.RefuseAsync();
+            return;
+        }
+
+        var response = await context.RequestServices.GetRequiredService<IIotOperations>().CreateJobTemplateAsync(request!, context.RequestAborted);
         await AwsResponse.WriteAsync(context, route.SuccessCode, response.WriteJson, response.WriteHeaders);
     }
 
@@ -522,6 +626,48 @@ internal static class IotInvokers
         await AwsResponse.WriteAsync(context, route.SuccessCode, null, null);
     }
 
+    private static async Task DeleteJobAsync(HttpContext context, AwsRoute route)
+    {
+        var reader = await AwsRequestReader.CreateAsync(context, readBody: false);
+        var request = reader.IsValid ? DeleteJobRequest.Bind(reader) : null;
+        if (!reader.IsValid)
+        {
+            await reader.RefuseAsync();
+            return;
+        }
+
+        await context.RequestServices.GetRequiredService<IIotOperations>().DeleteJobAsync(request!, context.RequestAborted);
+        await AwsResponse.WriteAsync(context, route.SuccessCode, null, null);
+    }
+
+    private static async Task DeleteJobExecutionAsync(HttpContext context, AwsRoute route)
+    {
+        var reader = await AwsRequestReader.CreateAsync(context, readBody: false);
+        var request = reader.IsValid ? DeleteJobExecutionRequest.Bind(reader) : null;
+        if (!reader.IsValid)
+        {
+            await reader.RefuseAsync();
+            return;
+        }
+
+        await context.RequestServices.GetRequiredService<IIotOperations>().DeleteJobExecutionAsync(request!, context.RequestAborted);
+        await AwsResponse.WriteAsync(context, route.SuccessCode, null, null);
+    }
+
+    private static async Task DeleteJobTemplateAsync(HttpContext context, AwsRoute route)
+    {
+        var reader = await AwsRequestReader.CreateAsync(context, readBody: false);
+        var request = reader.IsValid ? DeleteJobTemplateRequest.Bind(reader) : null;
+        if (!reader.IsValid)
+        {
+            await reader.RefuseAsync();
+            return;
+        }
+
+        await context.RequestServices.GetRequiredService<IIotOperations>().DeleteJobTemplateAsync(request!, context.RequestAborted);
+        await AwsResponse.WriteAsync(context, route.SuccessCode, null, null);
+    }
+
     private static async Task DeletePolicyAsync(HttpContext context, AwsRoute route)
     {
         var reader = await AwsRequestReader.CreateAsync(context, readBody: false);
@@ -704,6 +850,48 @@ internal static class IotInvokers
         await AwsResponse.WriteAsync(context, route.SuccessCode, response.WriteJson, response.WriteHeaders);
     }
 
+    private static async Task DescribeJobAsync(HttpContext context, AwsRoute route)
+    {
+        var reader = await AwsRequestReader.CreateAsync(context, readBody: false);
+        var request = reader.IsValid ? DescribeJobRequest.Bind(reader) : null;
+        if (!reader.IsValid)
+        {
+            await reader.RefuseAsync();
+            return;
+        }
+
+        var response = await context.RequestServices.GetRequiredService<IIotOperations>().DescribeJobAsync(request!, context.RequestAborted);
+        await AwsResponse.WriteAsync(context, route.SuccessCode, response.WriteJson, response.WriteHeaders);
+    }
+
+    private static async Task DescribeJobExecutionAsync(HttpContext context, AwsRoute route)
+    {
+        var reader = await AwsRequestReader.CreateAsync(context, readBody: false);
+        var request = reader.IsValid ? DescribeJobExecutionRequest.Bind(reader) : null;
+        if (!reader.IsValid)
+        {
+            await reader.RefuseAsync();
+            return;
+        }
+
+        var response = await context.RequestServices.GetRequiredService<IIotOperations>().DescribeJobExecutionAsync(request!, context.RequestAborted);
+        await AwsResponse.WriteAsync(context, route.SuccessCode, response.WriteJson, response.WriteHeaders);
+    }
+
+    private static async Task DescribeJobTemplateAsync(HttpContext context, AwsRoute route)
+    {
+        var reader = await AwsRequestReader.CreateAsync(context, readBody: false);
+        var request = reader.IsValid ? DescribeJobTemplateRequest.Bind(reader) : null;
+        if (!reader.IsValid)
+        {
+            await reader.RefuseAsync();
+            return;
+        }
+
+        var response = await context.RequestServices.GetRequiredService<IIotOperations>().DescribeJobTemplateAsync(request!, context.RequestAborted);
+        await AwsResponse.WriteAsync(context, route.SuccessCode, response.WriteJson, response.WriteHeaders);
+    }
+
     private static async Task DescribeProvisioningTemplateAsync(HttpContext context, AwsRoute route)
     {
         var reader = await AwsRequestReader.CreateAsync(context, readBody: false);
@@ -844,6 +1032,20 @@ internal static class IotInvokers
         await AwsResponse.WriteAsync(context, route.SuccessCode, null, null);
     }
 
+    private static async Task GetJobDocumentAsync(HttpContext context, AwsRoute route)
+    {
+        var reader = await AwsRequestReader.CreateAsync(context, readBody: false);
+        var request = reader.IsValid ? GetJobDocumentRequest.Bind(reader) : null;
+        if (!reader.IsValid)
+        {
+            await reader.RefuseAsync();
+            return;
+        }
+
+        var response = await context.RequestServices.GetRequiredService<IIotOperations>().GetJobDocumentAsync(request!, context.RequestAborted);
+        await AwsResponse.WriteAsync(context, route.SuccessCode, response.WriteJson, response.WriteHeaders);
+    }
+
     private static async Task GetPolicyAsync(HttpContext context, AwsRoute route)
     {
         var reader = await AwsRequestReader.CreateAsync(context, readBody: false);
@@ -967,6 +1169,62 @@ internal static class IotInvokers
         }
 
         var response = await context.RequestServices.GetRequiredService<IIotOperations>().ListCertificatesByCAAsync(request!, context.RequestAborted);
+        await AwsResponse.WriteAsync(context, route.SuccessCode, response.WriteJson, response.WriteHeaders);
+    }
+
+    private static async Task ListJobExecutionsForJobAsync(HttpContext context, AwsRoute route)
+    {
+        var reader = await AwsRequestReader.CreateAsync(context, readBody: false);
+        var request = reader.IsValid ? ListJobExecutionsForJobRequest.Bind(reader) : null;
+        if (!reader.IsValid)
+        {
+            await reader.RefuseAsync();
+            return;
+        }
+
+        var response = await context.RequestServices.GetRequiredService<IIotOperations>().ListJobExecutionsForJobAsync(request!, context.RequestAborted);
+        await AwsResponse.WriteAsync(context, route.SuccessCode, response.WriteJson, response.WriteHeaders);
+    }
+
+    private static async Task ListJobExecutionsForThingAsync(HttpContext context, AwsRoute route)
+    {
+        var reader = await AwsRequestReader.CreateAsync(context, readBody: false);
+        var request = reader.IsValid ? ListJobExecutionsForThingRequest.Bind(reader) : null;
+        if (!reader.IsValid)
+        {
+            await reader.RefuseAsync();
+            return;
+        }
+
+        var response = await context.RequestServices.GetRequiredService<IIotOperations>().ListJobExecutionsForThingAsync(request!, context.RequestAborted);
+        await AwsResponse.WriteAsync(context, route.SuccessCode, response.WriteJson, response.WriteHeaders);
+    }
+
+    private static async Task ListJobTemplatesAsync(HttpContext context, AwsRoute route)
+    {
+        var reader = await AwsRequestReader.CreateAsync(context, readBody: false);
+        var request = reader.IsValid ? ListJobTemplatesRequest.Bind(reader) : null;
+        if (!reader.IsValid)
+        {
+            await reader.RefuseAsync();
+            return;
+        }
+
+        var response = await context.RequestServices.GetRequiredService<IIotOperations>().ListJobTemplatesAsync(request!, context.RequestAborted);
+        await AwsResponse.WriteAsync(context, route.SuccessCode, response.WriteJson, response.WriteHeaders);
+    }
+
+    private static async Task ListJobsAsync(HttpContext context, AwsRoute route)
+    {
+        var reader = await AwsRequestReader.CreateAsync(context, readBody: false);
+        var request = reader.IsValid ? ListJobsRequest.Bind(reader) : null;
+        if (!reader.IsValid)
+        {
+            await reader.RefuseAsync();
+            return;
+        }
+
+        var response = await context.RequestServices.GetRequiredService<IIotOperations>().ListJobsAsync(request!, context.RequestAborted);
         await AwsResponse.WriteAsync(context, route.SuccessCode, response.WriteJson, response.WriteHeaders);
     }
 
@@ -1289,6 +1547,20 @@ internal static class IotInvokers
         }
 
         await context.RequestServices.GetRequiredService<IIotOperations>().UpdateCertificateAsync(request!, context.RequestAborted);
+        await AwsResponse.WriteAsync(context, route.SuccessCode, null, null);
+    }
+
+    private static async Task UpdateJobAsync(HttpContext context, AwsRoute route)
+    {
+        var reader = await AwsRequestReader.CreateAsync(context);
+        var request = reader.IsValid ? UpdateJobRequest.Bind(reader) : null;
+        if (!reader.IsValid)
+        {
+            await reader.RefuseAsync();
+            return;
+        }
+
+        await context.RequestServices.GetRequiredService<IIotOperations>().UpdateJobAsync(request!, context.RequestAborted);
         await AwsResponse.WriteAsync(context, route.SuccessCode, null, null);
     }
 

@@ -213,6 +213,154 @@ public sealed record AttachThingPrincipalResponse
     }
 }
 
+/// <summary>The <c>CancelJobRequest</c> shape.</summary>
+public sealed record CancelJobRequest
+{
+    /// <summary>jobId (uri <c>jobId</c>, required).</summary>
+    public string JobId { get; init; } = null!;
+
+    /// <summary>reasonCode (body <c>reasonCode</c>).</summary>
+    public string? ReasonCode { get; init; }
+
+    /// <summary>comment (body <c>comment</c>).</summary>
+    public string? Comment { get; init; }
+
+    /// <summary>force (querystring <c>force</c>).</summary>
+    public bool? Force { get; init; }
+
+    /// <summary>Binds the request from its URI, query string, headers and body, and checks it against the model.</summary>
+    internal static CancelJobRequest Bind(AwsRequestReader r)
+    {
+        var body = r.Body;
+        var value = new CancelJobRequest
+        {
+            JobId = r.Uri("jobId")!,
+            ReasonCode = r.ReadString(AwsRequestReader.Member(body, "reasonCode"), "reasonCode"),
+            Comment = r.ReadString(AwsRequestReader.Member(body, "comment"), "comment"),
+            Force = r.ParseBool(r.Query("force"), "force"),
+        };
+        value.Check(r, "");
+        r.Target("jobId", value.JobId);
+        return value;
+    }
+
+    internal static CancelJobRequest Read(AwsRequestReader r, JsonElement e, string p) => new()
+    {
+        ReasonCode = r.ReadString(AwsRequestReader.Member(e, "reasonCode"), AwsRequestReader.Path(p, "reasonCode")),
+        Comment = r.ReadString(AwsRequestReader.Member(e, "comment"), AwsRequestReader.Path(p, "comment")),
+    };
+
+    /// <summary>Checks the members against the model: required, enum, length, range, pattern.</summary>
+    internal void Check(AwsRequestReader r, string p)
+    {
+        r.Required(JobId, AwsRequestReader.Path(p, "jobId"));
+        r.Length(JobId, AwsRequestReader.Path(p, "jobId"), 1, 64);
+        r.Pattern(JobId, AwsRequestReader.Path(p, "jobId"), IotPatterns.Pattern2);
+        r.Length(ReasonCode, AwsRequestReader.Path(p, "reasonCode"), 0, 128);
+        r.Pattern(ReasonCode, AwsRequestReader.Path(p, "reasonCode"), IotPatterns.Pattern3);
+        r.Length(Comment, AwsRequestReader.Path(p, "comment"), 0, 2028);
+        r.Pattern(Comment, AwsRequestReader.Path(p, "comment"), IotPatterns.Pattern4);
+    }
+}
+
+/// <summary>The <c>CancelJobResponse</c> shape.</summary>
+public sealed record CancelJobResponse
+{
+    /// <summary>jobArn (body <c>jobArn</c>).</summary>
+    public string? JobArn { get; init; }
+
+    /// <summary>jobId (body <c>jobId</c>).</summary>
+    public string? JobId { get; init; }
+
+    /// <summary>description (body <c>description</c>).</summary>
+    public string? Description { get; init; }
+
+    /// <summary>Writes the body members as JSON; members that are null are left out, as AWS does.</summary>
+    internal void WriteJson(Utf8JsonWriter w)
+    {
+        w.WriteStartObject();
+        if (JobArn is not null)
+        {
+            w.WriteString("jobArn", JobArn);
+        }
+
+        if (JobId is not null)
+        {
+            w.WriteString("jobId", JobId);
+        }
+
+        if (Description is not null)
+        {
+            w.WriteString("description", Description);
+        }
+        w.WriteEndObject();
+    }
+
+    /// <summary>Members that travel as response headers.</summary>
+    internal void WriteHeaders(Microsoft.AspNetCore.Http.IHeaderDictionary h)
+    {
+    }
+}
+
+/// <summary>The <c>CancelJobExecutionRequest</c> shape.</summary>
+public sealed record CancelJobExecutionRequest
+{
+    /// <summary>jobId (uri <c>jobId</c>, required).</summary>
+    public string JobId { get; init; } = null!;
+
+    /// <summary>thingName (uri <c>thingName</c>, required).</summary>
+    public string ThingName { get; init; } = null!;
+
+    /// <summary>force (querystring <c>force</c>).</summary>
+    public bool? Force { get; init; }
+
+    /// <summary>expectedVersion (body <c>expectedVersion</c>).</summary>
+    public long? ExpectedVersion { get; init; }
+
+    /// <summary>statusDetails (body <c>statusDetails</c>).</summary>
+    public IReadOnlyDictionary<string, string?>? StatusDetails { get; init; }
+
+    /// <summary>Binds the request from its URI, query string, headers and body, and checks it against the model.</summary>
+    internal static CancelJobExecutionRequest Bind(AwsRequestReader r)
+    {
+        var body = r.Body;
+        var value = new CancelJobExecutionRequest
+        {
+            JobId = r.Uri("jobId")!,
+            ThingName = r.Uri("thingName")!,
+            Force = r.ParseBool(r.Query("force"), "force"),
+            ExpectedVersion = r.ReadLong(AwsRequestReader.Member(body, "expectedVersion"), "expectedVersion"),
+            StatusDetails = r.ReadMap(AwsRequestReader.Member(body, "statusDetails"), "statusDetails", static (r, e, p) => r.ReadString(e, p)),
+        };
+        value.Check(r, "");
+        r.Target("jobId", value.JobId);
+        r.Target("thingName", value.ThingName);
+        return value;
+    }
+
+    internal static CancelJobExecutionRequest Read(AwsRequestReader r, JsonElement e, string p) => new()
+    {
+        ExpectedVersion = r.ReadLong(AwsRequestReader.Member(e, "expectedVersion"), AwsRequestReader.Path(p, "expectedVersion")),
+        StatusDetails = r.ReadMap(AwsRequestReader.Member(e, "statusDetails"), AwsRequestReader.Path(p, "statusDetails"), static (r, e, p) => r.ReadString(e, p)),
+    };
+
+    /// <summary>Checks the members against the model: required, enum, length, range, pattern.</summary>
+    internal void Check(AwsRequestReader r, string p)
+    {
+        r.Required(JobId, AwsRequestReader.Path(p, "jobId"));
+        r.Required(ThingName, AwsRequestReader.Path(p, "thingName"));
+        r.Length(JobId, AwsRequestReader.Path(p, "jobId"), 1, 64);
+        r.Pattern(JobId, AwsRequestReader.Path(p, "jobId"), IotPatterns.Pattern2);
+        r.Length(ThingName, AwsRequestReader.Path(p, "thingName"), 1, 128);
+        r.Pattern(ThingName, AwsRequestReader.Path(p, "thingName"), IotPatterns.Pattern0);
+        foreach (var kv in StatusDetails ?? System.Collections.Immutable.ImmutableDictionary<string, string?>.Empty)
+        {
+            r.Length(kv.Value, AwsRequestReader.Path(p, "statusDetails") + "." + kv.Key, 1, int.MaxValue);
+            r.Pattern(kv.Value, AwsRequestReader.Path(p, "statusDetails") + "." + kv.Key, IotPatterns.Pattern4);
+        }
+    }
+}
+
 /// <summary>The <c>ConfirmTopicRuleDestinationRequest</c> shape.</summary>
 public sealed record ConfirmTopicRuleDestinationRequest
 {
@@ -288,7 +436,7 @@ public sealed record CreateCertificateFromCsrRequest
     {
         r.Required(CertificateSigningRequest, AwsRequestReader.Path(p, "certificateSigningRequest"));
         r.Length(CertificateSigningRequest, AwsRequestReader.Path(p, "certificateSigningRequest"), 1, 4096);
-        r.Pattern(CertificateSigningRequest, AwsRequestReader.Path(p, "certificateSigningRequest"), IotPatterns.Pattern2);
+        r.Pattern(CertificateSigningRequest, AwsRequestReader.Path(p, "certificateSigningRequest"), IotPatterns.Pattern5);
     }
 }
 
@@ -321,6 +469,909 @@ public sealed record CreateCertificateFromCsrResponse
         if (CertificatePem is not null)
         {
             w.WriteString("certificatePem", CertificatePem);
+        }
+        w.WriteEndObject();
+    }
+
+    /// <summary>Members that travel as response headers.</summary>
+    internal void WriteHeaders(Microsoft.AspNetCore.Http.IHeaderDictionary h)
+    {
+    }
+}
+
+/// <summary>The <c>CreateJobRequest</c> shape.</summary>
+public sealed record CreateJobRequest
+{
+    /// <summary>jobId (uri <c>jobId</c>, required).</summary>
+    public string JobId { get; init; } = null!;
+
+    /// <summary>targets (body <c>targets</c>, required).</summary>
+    public IReadOnlyList<string> Targets { get; init; } = null!;
+
+    /// <summary>documentSource (body <c>documentSource</c>).</summary>
+    public string? DocumentSource { get; init; }
+
+    /// <summary>document (body <c>document</c>).</summary>
+    public string? Document { get; init; }
+
+    /// <summary>description (body <c>description</c>).</summary>
+    public string? Description { get; init; }
+
+    /// <summary>presignedUrlConfig (body <c>presignedUrlConfig</c>).</summary>
+    public PresignedUrlConfig? PresignedUrlConfig { get; init; }
+
+    /// <summary>targetSelection (body <c>targetSelection</c>).</summary>
+    public string? TargetSelection { get; init; }
+
+    /// <summary>jobExecutionsRolloutConfig (body <c>jobExecutionsRolloutConfig</c>).</summary>
+    public JobExecutionsRolloutConfig? JobExecutionsRolloutConfig { get; init; }
+
+    /// <summary>abortConfig (body <c>abortConfig</c>).</summary>
+    public AbortConfig? AbortConfig { get; init; }
+
+    /// <summary>timeoutConfig (body <c>timeoutConfig</c>).</summary>
+    public TimeoutConfig? TimeoutConfig { get; init; }
+
+    /// <summary>tags (body <c>tags</c>).</summary>
+    public IReadOnlyList<Tag>? Tags { get; init; }
+
+    /// <summary>namespaceId (body <c>namespaceId</c>).</summary>
+    public string? NamespaceId { get; init; }
+
+    /// <summary>jobTemplateArn (body <c>jobTemplateArn</c>).</summary>
+    public string? JobTemplateArn { get; init; }
+
+    /// <summary>jobExecutionsRetryConfig (body <c>jobExecutionsRetryConfig</c>).</summary>
+    public JobExecutionsRetryConfig? JobExecutionsRetryConfig { get; init; }
+
+    /// <summary>documentParameters (body <c>documentParameters</c>).</summary>
+    public IReadOnlyDictionary<string, string?>? DocumentParameters { get; init; }
+
+    /// <summary>schedulingConfig (body <c>schedulingConfig</c>).</summary>
+    public SchedulingConfig? SchedulingConfig { get; init; }
+
+    /// <summary>destinationPackageVersions (body <c>destinationPackageVersions</c>).</summary>
+    public IReadOnlyList<string>? DestinationPackageVersions { get; init; }
+
+    /// <summary>Binds the request from its URI, query string, headers and body, and checks it against the model.</summary>
+    internal static CreateJobRequest Bind(AwsRequestReader r)
+    {
+        var body = r.Body;
+        var value = new CreateJobRequest
+        {
+            JobId = r.Uri("jobId")!,
+            Targets = r.ReadList(AwsRequestReader.Member(body, "targets"), "targets", static (r, e, p) => r.ReadString(e, p)!)!,
+            DocumentSource = r.ReadString(AwsRequestReader.Member(body, "documentSource"), "documentSource"),
+            Document = r.ReadString(AwsRequestReader.Member(body, "document"), "document"),
+            Description = r.ReadString(AwsRequestReader.Member(body, "description"), "description"),
+            PresignedUrlConfig = r.ReadObject(AwsRequestReader.Member(body, "presignedUrlConfig"), "presignedUrlConfig", static (r, e, p) => PresignedUrlConfig.Read(r, e, p)),
+            TargetSelection = r.ReadString(AwsRequestReader.Member(body, "targetSelection"), "targetSelection"),
+            JobExecutionsRolloutConfig = r.ReadObject(AwsRequestReader.Member(body, "jobExecutionsRolloutConfig"), "jobExecutionsRolloutConfig", static (r, e, p) => JobExecutionsRolloutConfig.Read(r, e, p)),
+            AbortConfig = r.ReadObject(AwsRequestReader.Member(body, "abortConfig"), "abortConfig", static (r, e, p) => AbortConfig.Read(r, e, p)),
+            TimeoutConfig = r.ReadObject(AwsRequestReader.Member(body, "timeoutConfig"), "timeoutConfig", static (r, e, p) => TimeoutConfig.Read(r, e, p)),
+            Tags = r.ReadList(AwsRequestReader.Member(body, "tags"), "tags", static (r, e, p) => r.ReadObject(e, p, static (r, e, p) => Tag.Read(r, e, p))!),
+            NamespaceId = r.ReadString(AwsRequestReader.Member(body, "namespaceId"), "namespaceId"),
+            JobTemplateArn = r.ReadString(AwsRequestReader.Member(body, "jobTemplateArn"), "jobTemplateArn"),
+            JobExecutionsRetryConfig = r.ReadObject(AwsRequestReader.Member(body, "jobExecutionsRetryConfig"), "jobExecutionsRetryConfig", static (r, e, p) => JobExecutionsRetryConfig.Read(r, e, p)),
+            DocumentParameters = r.ReadMap(AwsRequestReader.Member(body, "documentParameters"), "documentParameters", static (r, e, p) => r.ReadString(e, p)),
+            SchedulingConfig = r.ReadObject(AwsRequestReader.Member(body, "schedulingConfig"), "schedulingConfig", static (r, e, p) => SchedulingConfig.Read(r, e, p)),
+            DestinationPackageVersions = r.ReadList(AwsRequestReader.Member(body, "destinationPackageVersions"), "destinationPackageVersions", static (r, e, p) => r.ReadString(e, p)!),
+        };
+        value.Check(r, "");
+        r.Target("jobId", value.JobId);
+        r.Target("namespaceId", value.NamespaceId);
+        r.Target("jobTemplateArn", value.JobTemplateArn);
+        return value;
+    }
+
+    internal static CreateJobRequest Read(AwsRequestReader r, JsonElement e, string p) => new()
+    {
+        Targets = r.ReadList(AwsRequestReader.Member(e, "targets"), AwsRequestReader.Path(p, "targets"), static (r, e, p) => r.ReadString(e, p)!)!,
+        DocumentSource = r.ReadString(AwsRequestReader.Member(e, "documentSource"), AwsRequestReader.Path(p, "documentSource")),
+        Document = r.ReadString(AwsRequestReader.Member(e, "document"), AwsRequestReader.Path(p, "document")),
+        Description = r.ReadString(AwsRequestReader.Member(e, "description"), AwsRequestReader.Path(p, "description")),
+        PresignedUrlConfig = r.ReadObject(AwsRequestReader.Member(e, "presignedUrlConfig"), AwsRequestReader.Path(p, "presignedUrlConfig"), static (r, e, p) => PresignedUrlConfig.Read(r, e, p)),
+        TargetSelection = r.ReadString(AwsRequestReader.Member(e, "targetSelection"), AwsRequestReader.Path(p, "targetSelection")),
+        JobExecutionsRolloutConfig = r.ReadObject(AwsRequestReader.Member(e, "jobExecutionsRolloutConfig"), AwsRequestReader.Path(p, "jobExecutionsRolloutConfig"), static (r, e, p) => JobExecutionsRolloutConfig.Read(r, e, p)),
+        AbortConfig = r.ReadObject(AwsRequestReader.Member(e, "abortConfig"), AwsRequestReader.Path(p, "abortConfig"), static (r, e, p) => AbortConfig.Read(r, e, p)),
+        TimeoutConfig = r.ReadObject(AwsRequestReader.Member(e, "timeoutConfig"), AwsRequestReader.Path(p, "timeoutConfig"), static (r, e, p) => TimeoutConfig.Read(r, e, p)),
+        Tags = r.ReadList(AwsRequestReader.Member(e, "tags"), AwsRequestReader.Path(p, "tags"), static (r, e, p) => r.ReadObject(e, p, static (r, e, p) => Tag.Read(r, e, p))!),
+        NamespaceId = r.ReadString(AwsRequestReader.Member(e, "namespaceId"), AwsRequestReader.Path(p, "namespaceId")),
+        JobTemplateArn = r.ReadString(AwsRequestReader.Member(e, "jobTemplateArn"), AwsRequestReader.Path(p, "jobTemplateArn")),
+        JobExecutionsRetryConfig = r.ReadObject(AwsRequestReader.Member(e, "jobExecutionsRetryConfig"), AwsRequestReader.Path(p, "jobExecutionsRetryConfig"), static (r, e, p) => JobExecutionsRetryConfig.Read(r, e, p)),
+        DocumentParameters = r.ReadMap(AwsRequestReader.Member(e, "documentParameters"), AwsRequestReader.Path(p, "documentParameters"), static (r, e, p) => r.ReadString(e, p)),
+        SchedulingConfig = r.ReadObject(AwsRequestReader.Member(e, "schedulingConfig"), AwsRequestReader.Path(p, "schedulingConfig"), static (r, e, p) => SchedulingConfig.Read(r, e, p)),
+        DestinationPackageVersions = r.ReadList(AwsRequestReader.Member(e, "destinationPackageVersions"), AwsRequestReader.Path(p, "destinationPackageVersions"), static (r, e, p) => r.ReadString(e, p)!),
+    };
+
+    /// <summary>Checks the members against the model: required, enum, length, range, pattern.</summary>
+    internal void Check(AwsRequestReader r, string p)
+    {
+        r.Required(JobId, AwsRequestReader.Path(p, "jobId"));
+        r.Required(Targets, AwsRequestReader.Path(p, "targets"));
+        r.Length(JobId, AwsRequestReader.Path(p, "jobId"), 1, 64);
+        r.Pattern(JobId, AwsRequestReader.Path(p, "jobId"), IotPatterns.Pattern2);
+        r.Count(Targets?.Count, AwsRequestReader.Path(p, "targets"), 1, int.MaxValue);
+        for (var i = 0; i < (Targets?.Count ?? 0); i++)
+        {
+            r.Length(Targets![i], AwsRequestReader.Path(p, "targets") + "[" + i + "]", 0, 2048);
+        }
+        r.Length(DocumentSource, AwsRequestReader.Path(p, "documentSource"), 1, 1350);
+        r.Length(Document, AwsRequestReader.Path(p, "document"), 0, 32768);
+        r.Length(Description, AwsRequestReader.Path(p, "description"), 0, 2028);
+        r.Pattern(Description, AwsRequestReader.Path(p, "description"), IotPatterns.Pattern4);
+        PresignedUrlConfig?.Check(r, AwsRequestReader.Path(p, "presignedUrlConfig"));
+        r.Enum(TargetSelection, AwsRequestReader.Path(p, "targetSelection"), ["CONTINUOUS", "SNAPSHOT"]);
+        JobExecutionsRolloutConfig?.Check(r, AwsRequestReader.Path(p, "jobExecutionsRolloutConfig"));
+        AbortConfig?.Check(r, AwsRequestReader.Path(p, "abortConfig"));
+        TimeoutConfig?.Check(r, AwsRequestReader.Path(p, "timeoutConfig"));
+        for (var i = 0; i < (Tags?.Count ?? 0); i++)
+        {
+            Tags![i].Check(r, AwsRequestReader.Path(p, "tags") + "[" + i + "]");
+        }
+        r.Pattern(NamespaceId, AwsRequestReader.Path(p, "namespaceId"), IotPatterns.Pattern2);
+        r.Length(JobTemplateArn, AwsRequestReader.Path(p, "jobTemplateArn"), 1, 1600);
+        r.Pattern(JobTemplateArn, AwsRequestReader.Path(p, "jobTemplateArn"), IotPatterns.Pattern6);
+        JobExecutionsRetryConfig?.Check(r, AwsRequestReader.Path(p, "jobExecutionsRetryConfig"));
+        foreach (var kv in DocumentParameters ?? System.Collections.Immutable.ImmutableDictionary<string, string?>.Empty)
+        {
+            r.Length(kv.Value, AwsRequestReader.Path(p, "documentParameters") + "." + kv.Key, 1, 30720);
+            r.Pattern(kv.Value, AwsRequestReader.Path(p, "documentParameters") + "." + kv.Key, IotPatterns.Pattern4);
+        }
+        SchedulingConfig?.Check(r, AwsRequestReader.Path(p, "schedulingConfig"));
+        for (var i = 0; i < (DestinationPackageVersions?.Count ?? 0); i++)
+        {
+            r.Length(DestinationPackageVersions![i], AwsRequestReader.Path(p, "destinationPackageVersions") + "[" + i + "]", 1, 1600);
+            r.Pattern(DestinationPackageVersions![i], AwsRequestReader.Path(p, "destinationPackageVersions") + "[" + i + "]", IotPatterns.Pattern6);
+        }
+    }
+}
+
+/// <summary>The <c>PresignedUrlConfig</c> shape.</summary>
+public sealed record PresignedUrlConfig
+{
+    /// <summary>roleArn (body <c>roleArn</c>).</summary>
+    public string? RoleArn { get; init; }
+
+    /// <summary>expiresInSec (body <c>expiresInSec</c>).</summary>
+    public long? ExpiresInSec { get; init; }
+
+    internal static PresignedUrlConfig Read(AwsRequestReader r, JsonElement e, string p) => new()
+    {
+        RoleArn = r.ReadString(AwsRequestReader.Member(e, "roleArn"), AwsRequestReader.Path(p, "roleArn")),
+        ExpiresInSec = r.ReadLong(AwsRequestReader.Member(e, "expiresInSec"), AwsRequestReader.Path(p, "expiresInSec")),
+    };
+
+    /// <summary>Checks the members against the model: required, enum, length, range, pattern.</summary>
+    internal void Check(AwsRequestReader r, string p)
+    {
+        r.Length(RoleArn, AwsRequestReader.Path(p, "roleArn"), 20, 2048);
+        r.Range(ExpiresInSec, AwsRequestReader.Path(p, "expiresInSec"), 60, 3600);
+    }
+
+    /// <summary>Writes the body members as JSON; members that are null are left out, as AWS does.</summary>
+    internal void WriteJson(Utf8JsonWriter w)
+    {
+        w.WriteStartObject();
+        if (RoleArn is not null)
+        {
+            w.WriteString("roleArn", RoleArn);
+        }
+
+        if (ExpiresInSec is not null)
+        {
+            w.WriteNumber("expiresInSec", ExpiresInSec.Value);
+        }
+        w.WriteEndObject();
+    }
+
+    /// <summary>Members that travel as response headers.</summary>
+    internal void WriteHeaders(Microsoft.AspNetCore.Http.IHeaderDictionary h)
+    {
+    }
+}
+
+/// <summary>The <c>JobExecutionsRolloutConfig</c> shape.</summary>
+public sealed record JobExecutionsRolloutConfig
+{
+    /// <summary>maximumPerMinute (body <c>maximumPerMinute</c>).</summary>
+    public int? MaximumPerMinute { get; init; }
+
+    /// <summary>exponentialRate (body <c>exponentialRate</c>).</summary>
+    public ExponentialRolloutRate? ExponentialRate { get; init; }
+
+    internal static JobExecutionsRolloutConfig Read(AwsRequestReader r, JsonElement e, string p) => new()
+    {
+        MaximumPerMinute = r.ReadInt(AwsRequestReader.Member(e, "maximumPerMinute"), AwsRequestReader.Path(p, "maximumPerMinute")),
+        ExponentialRate = r.ReadObject(AwsRequestReader.Member(e, "exponentialRate"), AwsRequestReader.Path(p, "exponentialRate"), static (r, e, p) => ExponentialRolloutRate.Read(r, e, p)),
+    };
+
+    /// <summary>Checks the members against the model: required, enum, length, range, pattern.</summary>
+    internal void Check(AwsRequestReader r, string p)
+    {
+        r.Range(MaximumPerMinute, AwsRequestReader.Path(p, "maximumPerMinute"), 1, double.MaxValue);
+        ExponentialRate?.Check(r, AwsRequestReader.Path(p, "exponentialRate"));
+    }
+
+    /// <summary>Writes the body members as JSON; members that are null are left out, as AWS does.</summary>
+    internal void WriteJson(Utf8JsonWriter w)
+    {
+        w.WriteStartObject();
+        if (MaximumPerMinute is not null)
+        {
+            w.WriteNumber("maximumPerMinute", MaximumPerMinute.Value);
+        }
+
+        if (ExponentialRate is not null)
+        {
+            w.WritePropertyName("exponentialRate");
+            ExponentialRate.WriteJson(w);
+        }
+        w.WriteEndObject();
+    }
+
+    /// <summary>Members that travel as response headers.</summary>
+    internal void WriteHeaders(Microsoft.AspNetCore.Http.IHeaderDictionary h)
+    {
+    }
+}
+
+/// <summary>The <c>ExponentialRolloutRate</c> shape.</summary>
+public sealed record ExponentialRolloutRate
+{
+    /// <summary>baseRatePerMinute (body <c>baseRatePerMinute</c>, required).</summary>
+    public int? BaseRatePerMinute { get; init; }
+
+    /// <summary>incrementFactor (body <c>incrementFactor</c>, required).</summary>
+    public double? IncrementFactor { get; init; }
+
+    /// <summary>rateIncreaseCriteria (body <c>rateIncreaseCriteria</c>, required).</summary>
+    public RateIncreaseCriteria RateIncreaseCriteria { get; init; } = null!;
+
+    internal static ExponentialRolloutRate Read(AwsRequestReader r, JsonElement e, string p) => new()
+    {
+        BaseRatePerMinute = r.ReadInt(AwsRequestReader.Member(e, "baseRatePerMinute"), AwsRequestReader.Path(p, "baseRatePerMinute")),
+        IncrementFactor = r.ReadDouble(AwsRequestReader.Member(e, "incrementFactor"), AwsRequestReader.Path(p, "incrementFactor")),
+        RateIncreaseCriteria = r.ReadObject(AwsRequestReader.Member(e, "rateIncreaseCriteria"), AwsRequestReader.Path(p, "rateIncreaseCriteria"), static (r, e, p) => RateIncreaseCriteria.Read(r, e, p))!,
+    };
+
+    /// <summary>Checks the members against the model: required, enum, length, range, pattern.</summary>
+    internal void Check(AwsRequestReader r, string p)
+    {
+        r.Required(BaseRatePerMinute, AwsRequestReader.Path(p, "baseRatePerMinute"));
+        r.Required(IncrementFactor, AwsRequestReader.Path(p, "incrementFactor"));
+        r.Required(RateIncreaseCriteria, AwsRequestReader.Path(p, "rateIncreaseCriteria"));
+        r.Range(BaseRatePerMinute, AwsRequestReader.Path(p, "baseRatePerMinute"), 1, 1000);
+        r.Range(IncrementFactor, AwsRequestReader.Path(p, "incrementFactor"), 1.1, 5);
+        RateIncreaseCriteria?.Check(r, AwsRequestReader.Path(p, "rateIncreaseCriteria"));
+    }
+
+    /// <summary>Writes the body members as JSON; members that are null are left out, as AWS does.</summary>
+    internal void WriteJson(Utf8JsonWriter w)
+    {
+        w.WriteStartObject();
+        if (BaseRatePerMinute is not null)
+        {
+            w.WriteNumber("baseRatePerMinute", BaseRatePerMinute.Value);
+        }
+
+        if (IncrementFactor is not null)
+        {
+            w.WriteNumber("incrementFactor", IncrementFactor.Value);
+        }
+
+        if (RateIncreaseCriteria is not null)
+        {
+            w.WritePropertyName("rateIncreaseCriteria");
+            RateIncreaseCriteria.WriteJson(w);
+        }
+        w.WriteEndObject();
+    }
+
+    /// <summary>Members that travel as response headers.</summary>
+    internal void WriteHeaders(Microsoft.AspNetCore.Http.IHeaderDictionary h)
+    {
+    }
+}
+
+/// <summary>The <c>RateIncreaseCriteria</c> shape.</summary>
+public sealed record RateIncreaseCriteria
+{
+    /// <summary>numberOfNotifiedThings (body <c>numberOfNotifiedThings</c>).</summary>
+    public int? NumberOfNotifiedThings { get; init; }
+
+    /// <summary>numberOfSucceededThings (body <c>numberOfSucceededThings</c>).</summary>
+    public int? NumberOfSucceededThings { get; init; }
+
+    internal static RateIncreaseCriteria Read(AwsRequestReader r, JsonElement e, string p) => new()
+    {
+        NumberOfNotifiedThings = r.ReadInt(AwsRequestReader.Member(e, "numberOfNotifiedThings"), AwsRequestReader.Path(p, "numberOfNotifiedThings")),
+        NumberOfSucceededThings = r.ReadInt(AwsRequestReader.Member(e, "numberOfSucceededThings"), AwsRequestReader.Path(p, "numberOfSucceededThings")),
+    };
+
+    /// <summary>Checks the members against the model: required, enum, length, range, pattern.</summary>
+    internal void Check(AwsRequestReader r, string p)
+    {
+        r.Range(NumberOfNotifiedThings, AwsRequestReader.Path(p, "numberOfNotifiedThings"), 1, double.MaxValue);
+        r.Range(NumberOfSucceededThings, AwsRequestReader.Path(p, "numberOfSucceededThings"), 1, double.MaxValue);
+    }
+
+    /// <summary>Writes the body members as JSON; members that are null are left out, as AWS does.</summary>
+    internal void WriteJson(Utf8JsonWriter w)
+    {
+        w.WriteStartObject();
+        if (NumberOfNotifiedThings is not null)
+        {
+            w.WriteNumber("numberOfNotifiedThings", NumberOfNotifiedThings.Value);
+        }
+
+        if (NumberOfSucceededThings is not null)
+        {
+            w.WriteNumber("numberOfSucceededThings", NumberOfSucceededThings.Value);
+        }
+        w.WriteEndObject();
+    }
+
+    /// <summary>Members that travel as response headers.</summary>
+    internal void WriteHeaders(Microsoft.AspNetCore.Http.IHeaderDictionary h)
+    {
+    }
+}
+
+/// <summary>The <c>AbortConfig</c> shape.</summary>
+public sealed record AbortConfig
+{
+    /// <summary>criteriaList (body <c>criteriaList</c>, required).</summary>
+    public IReadOnlyList<AbortCriteria> CriteriaList { get; init; } = null!;
+
+    internal static AbortConfig Read(AwsRequestReader r, JsonElement e, string p) => new()
+    {
+        CriteriaList = r.ReadList(AwsRequestReader.Member(e, "criteriaList"), AwsRequestReader.Path(p, "criteriaList"), static (r, e, p) => r.ReadObject(e, p, static (r, e, p) => AbortCriteria.Read(r, e, p))!)!,
+    };
+
+    /// <summary>Checks the members against the model: required, enum, length, range, pattern.</summary>
+    internal void Check(AwsRequestReader r, string p)
+    {
+        r.Required(CriteriaList, AwsRequestReader.Path(p, "criteriaList"));
+        r.Count(CriteriaList?.Count, AwsRequestReader.Path(p, "criteriaList"), 1, int.MaxValue);
+        for (var i = 0; i < (CriteriaList?.Count ?? 0); i++)
+        {
+            CriteriaList![i].Check(r, AwsRequestReader.Path(p, "criteriaList") + "[" + i + "]");
+        }
+    }
+
+    /// <summary>Writes the body members as JSON; members that are null are left out, as AWS does.</summary>
+    internal void WriteJson(Utf8JsonWriter w)
+    {
+        w.WriteStartObject();
+        if (CriteriaList is not null)
+        {
+            w.WriteStartArray("criteriaList");
+            foreach (var item12 in CriteriaList)
+            {
+                item12.WriteJson(w);
+            }
+            w.WriteEndArray();
+        }
+        w.WriteEndObject();
+    }
+
+    /// <summary>Members that travel as response headers.</summary>
+    internal void WriteHeaders(Microsoft.AspNetCore.Http.IHeaderDictionary h)
+    {
+    }
+}
+
+/// <summary>The <c>AbortCriteria</c> shape.</summary>
+public sealed record AbortCriteria
+{
+    /// <summary>failureType (body <c>failureType</c>, required).</summary>
+    public string FailureType { get; init; } = null!;
+
+    /// <summary>action (body <c>action</c>, required).</summary>
+    public string Action { get; init; } = null!;
+
+    /// <summary>thresholdPercentage (body <c>thresholdPercentage</c>, required).</summary>
+    public double? ThresholdPercentage { get; init; }
+
+    /// <summary>minNumberOfExecutedThings (body <c>minNumberOfExecutedThings</c>, required).</summary>
+    public int? MinNumberOfExecutedThings { get; init; }
+
+    internal static AbortCriteria Read(AwsRequestReader r, JsonElement e, string p) => new()
+    {
+        FailureType = r.ReadString(AwsRequestReader.Member(e, "failureType"), AwsRequestReader.Path(p, "failureType"))!,
+        Action = r.ReadString(AwsRequestReader.Member(e, "action"), AwsRequestReader.Path(p, "action"))!,
+        ThresholdPercentage = r.ReadDouble(AwsRequestReader.Member(e, "thresholdPercentage"), AwsRequestReader.Path(p, "thresholdPercentage")),
+        MinNumberOfExecutedThings = r.ReadInt(AwsRequestReader.Member(e, "minNumberOfExecutedThings"), AwsRequestReader.Path(p, "minNumberOfExecutedThings")),
+    };
+
+    /// <summary>Checks the members against the model: required, enum, length, range, pattern.</summary>
+    internal void Check(AwsRequestReader r, string p)
+    {
+        r.Required(FailureType, AwsRequestReader.Path(p, "failureType"));
+        r.Required(Action, AwsRequestReader.Path(p, "action"));
+        r.Required(ThresholdPercentage, AwsRequestReader.Path(p, "thresholdPercentage"));
+        r.Required(MinNumberOfExecutedThings, AwsRequestReader.Path(p, "minNumberOfExecutedThings"));
+        r.Enum(FailureType, AwsRequestReader.Path(p, "failureType"), ["FAILED", "REJECTED", "TIMED_OUT", "ALL"]);
+        r.Enum(Action, AwsRequestReader.Path(p, "action"), ["CANCEL"]);
+        r.Range(ThresholdPercentage, AwsRequestReader.Path(p, "thresholdPercentage"), double.MinValue, 100);
+        r.Range(MinNumberOfExecutedThings, AwsRequestReader.Path(p, "minNumberOfExecutedThings"), 1, double.MaxValue);
+    }
+
+    /// <summary>Writes the body members as JSON; members that are null are left out, as AWS does.</summary>
+    internal void WriteJson(Utf8JsonWriter w)
+    {
+        w.WriteStartObject();
+        if (FailureType is not null)
+        {
+            w.WriteString("failureType", FailureType);
+        }
+
+        if (Action is not null)
+        {
+            w.WriteString("action", Action);
+        }
+
+        if (ThresholdPercentage is not null)
+        {
+            w.WriteNumber("thresholdPercentage", ThresholdPercentage.Value);
+        }
+
+        if (MinNumberOfExecutedThings is not null)
+        {
+            w.WriteNumber("minNumberOfExecutedThings", MinNumberOfExecutedThings.Value);
+        }
+        w.WriteEndObject();
+    }
+
+    /// <summary>Members that travel as response headers.</summary>
+    internal void WriteHeaders(Microsoft.AspNetCore.Http.IHeaderDictionary h)
+    {
+    }
+}
+
+/// <summary>The <c>TimeoutConfig</c> shape.</summary>
+public sealed record TimeoutConfig
+{
+    /// <summary>inProgressTimeoutInMinutes (body <c>inProgressTimeoutInMinutes</c>).</summary>
+    public long? InProgressTimeoutInMinutes { get; init; }
+
+    internal static TimeoutConfig Read(AwsRequestReader r, JsonElement e, string p) => new()
+    {
+        InProgressTimeoutInMinutes = r.ReadLong(AwsRequestReader.Member(e, "inProgressTimeoutInMinutes"), AwsRequestReader.Path(p, "inProgressTimeoutInMinutes")),
+    };
+
+    /// <summary>Checks the members against the model: required, enum, length, range, pattern.</summary>
+    internal void Check(AwsRequestReader r, string p)
+    {
+    }
+
+    /// <summary>Writes the body members as JSON; members that are null are left out, as AWS does.</summary>
+    internal void WriteJson(Utf8JsonWriter w)
+    {
+        w.WriteStartObject();
+        if (InProgressTimeoutInMinutes is not null)
+        {
+            w.WriteNumber("inProgressTimeoutInMinutes", InProgressTimeoutInMinutes.Value);
+        }
+        w.WriteEndObject();
+    }
+
+    /// <summary>Members that travel as response headers.</summary>
+    internal void WriteHeaders(Microsoft.AspNetCore.Http.IHeaderDictionary h)
+    {
+    }
+}
+
+/// <summary>The <c>Tag</c> shape.</summary>
+public sealed record Tag
+{
+    /// <summary>Key (body <c>Key</c>, required).</summary>
+    public string Key { get; init; } = null!;
+
+    /// <summary>Value (body <c>Value</c>).</summary>
+    public string? Value { get; init; }
+
+    internal static Tag Read(AwsRequestReader r, JsonElement e, string p) => new()
+    {
+        Key = r.ReadString(AwsRequestReader.Member(e, "Key"), AwsRequestReader.Path(p, "Key"))!,
+        Value = r.ReadString(AwsRequestReader.Member(e, "Value"), AwsRequestReader.Path(p, "Value")),
+    };
+
+    /// <summary>Checks the members against the model: required, enum, length, range, pattern.</summary>
+    internal void Check(AwsRequestReader r, string p)
+    {
+        r.Required(Key, AwsRequestReader.Path(p, "Key"));
+        r.Length(Key, AwsRequestReader.Path(p, "Key"), 1, 128);
+        r.Pattern(Key, AwsRequestReader.Path(p, "Key"), IotPatterns.Pattern7);
+        r.Length(Value, AwsRequestReader.Path(p, "Value"), 0, 256);
+    }
+}
+
+/// <summary>The <c>JobExecutionsRetryConfig</c> shape.</summary>
+public sealed record JobExecutionsRetryConfig
+{
+    /// <summary>criteriaList (body <c>criteriaList</c>, required).</summary>
+    public IReadOnlyList<RetryCriteria> CriteriaList { get; init; } = null!;
+
+    internal static JobExecutionsRetryConfig Read(AwsRequestReader r, JsonElement e, string p) => new()
+    {
+        CriteriaList = r.ReadList(AwsRequestReader.Member(e, "criteriaList"), AwsRequestReader.Path(p, "criteriaList"), static (r, e, p) => r.ReadObject(e, p, static (r, e, p) => RetryCriteria.Read(r, e, p))!)!,
+    };
+
+    /// <summary>Checks the members against the model: required, enum, length, range, pattern.</summary>
+    internal void Check(AwsRequestReader r, string p)
+    {
+        r.Required(CriteriaList, AwsRequestReader.Path(p, "criteriaList"));
+        r.Count(CriteriaList?.Count, AwsRequestReader.Path(p, "criteriaList"), 1, 2);
+        for (var i = 0; i < (CriteriaList?.Count ?? 0); i++)
+        {
+            CriteriaList![i].Check(r, AwsRequestReader.Path(p, "criteriaList") + "[" + i + "]");
+        }
+    }
+
+    /// <summary>Writes the body members as JSON; members that are null are left out, as AWS does.</summary>
+    internal void WriteJson(Utf8JsonWriter w)
+    {
+        w.WriteStartObject();
+        if (CriteriaList is not null)
+        {
+            w.WriteStartArray("criteriaList");
+            foreach (var item12 in CriteriaList)
+            {
+                item12.WriteJson(w);
+            }
+            w.WriteEndArray();
+        }
+        w.WriteEndObject();
+    }
+
+    /// <summary>Members that travel as response headers.</summary>
+    internal void WriteHeaders(Microsoft.AspNetCore.Http.IHeaderDictionary h)
+    {
+    }
+}
+
+/// <summary>The <c>RetryCriteria</c> shape.</summary>
+public sealed record RetryCriteria
+{
+    /// <summary>failureType (body <c>failureType</c>, required).</summary>
+    public string FailureType { get; init; } = null!;
+
+    /// <summary>numberOfRetries (body <c>numberOfRetries</c>, required).</summary>
+    public int? NumberOfRetries { get; init; }
+
+    internal static RetryCriteria Read(AwsRequestReader r, JsonElement e, string p) => new()
+    {
+        FailureType = r.ReadString(AwsRequestReader.Member(e, "failureType"), AwsRequestReader.Path(p, "failureType"))!,
+        NumberOfRetries = r.ReadInt(AwsRequestReader.Member(e, "numberOfRetries"), AwsRequestReader.Path(p, "numberOfRetries")),
+    };
+
+    /// <summary>Checks the members against the model: required, enum, length, range, pattern.</summary>
+    internal void Check(AwsRequestReader r, string p)
+    {
+        r.Required(FailureType, AwsRequestReader.Path(p, "failureType"));
+        r.Required(NumberOfRetries, AwsRequestReader.Path(p, "numberOfRetries"));
+        r.Enum(FailureType, AwsRequestReader.Path(p, "failureType"), ["FAILED", "TIMED_OUT", "ALL"]);
+        r.Range(NumberOfRetries, AwsRequestReader.Path(p, "numberOfRetries"), 0, 10);
+    }
+
+    /// <summary>Writes the body members as JSON; members that are null are left out, as AWS does.</summary>
+    internal void WriteJson(Utf8JsonWriter w)
+    {
+        w.WriteStartObject();
+        if (FailureType is not null)
+        {
+            w.WriteString("failureType", FailureType);
+        }
+
+        if (NumberOfRetries is not null)
+        {
+            w.WriteNumber("numberOfRetries", NumberOfRetries.Value);
+        }
+        w.WriteEndObject();
+    }
+
+    /// <summary>Members that travel as response headers.</summary>
+    internal void WriteHeaders(Microsoft.AspNetCore.Http.IHeaderDictionary h)
+    {
+    }
+}
+
+/// <summary>The <c>SchedulingConfig</c> shape.</summary>
+public sealed record SchedulingConfig
+{
+    /// <summary>startTime (body <c>startTime</c>).</summary>
+    public string? StartTime { get; init; }
+
+    /// <summary>endTime (body <c>endTime</c>).</summary>
+    public string? EndTime { get; init; }
+
+    /// <summary>endBehavior (body <c>endBehavior</c>).</summary>
+    public string? EndBehavior { get; init; }
+
+    /// <summary>maintenanceWindows (body <c>maintenanceWindows</c>).</summary>
+    public IReadOnlyList<MaintenanceWindow>? MaintenanceWindows { get; init; }
+
+    internal static SchedulingConfig Read(AwsRequestReader r, JsonElement e, string p) => new()
+    {
+        StartTime = r.ReadString(AwsRequestReader.Member(e, "startTime"), AwsRequestReader.Path(p, "startTime")),
+        EndTime = r.ReadString(AwsRequestReader.Member(e, "endTime"), AwsRequestReader.Path(p, "endTime")),
+        EndBehavior = r.ReadString(AwsRequestReader.Member(e, "endBehavior"), AwsRequestReader.Path(p, "endBehavior")),
+        MaintenanceWindows = r.ReadList(AwsRequestReader.Member(e, "maintenanceWindows"), AwsRequestReader.Path(p, "maintenanceWindows"), static (r, e, p) => r.ReadObject(e, p, static (r, e, p) => MaintenanceWindow.Read(r, e, p))!),
+    };
+
+    /// <summary>Checks the members against the model: required, enum, length, range, pattern.</summary>
+    internal void Check(AwsRequestReader r, string p)
+    {
+        r.Length(StartTime, AwsRequestReader.Path(p, "startTime"), 1, 64);
+        r.Length(EndTime, AwsRequestReader.Path(p, "endTime"), 1, 64);
+        r.Enum(EndBehavior, AwsRequestReader.Path(p, "endBehavior"), ["STOP_ROLLOUT", "CANCEL", "FORCE_CANCEL"]);
+        for (var i = 0; i < (MaintenanceWindows?.Count ?? 0); i++)
+        {
+            MaintenanceWindows![i].Check(r, AwsRequestReader.Path(p, "maintenanceWindows") + "[" + i + "]");
+        }
+    }
+
+    /// <summary>Writes the body members as JSON; members that are null are left out, as AWS does.</summary>
+    internal void WriteJson(Utf8JsonWriter w)
+    {
+        w.WriteStartObject();
+        if (StartTime is not null)
+        {
+            w.WriteString("startTime", StartTime);
+        }
+
+        if (EndTime is not null)
+        {
+            w.WriteString("endTime", EndTime);
+        }
+
+        if (EndBehavior is not null)
+        {
+            w.WriteString("endBehavior", EndBehavior);
+        }
+
+        if (MaintenanceWindows is not null)
+        {
+            w.WriteStartArray("maintenanceWindows");
+            foreach (var item12 in MaintenanceWindows)
+            {
+                item12.WriteJson(w);
+            }
+            w.WriteEndArray();
+        }
+        w.WriteEndObject();
+    }
+
+    /// <summary>Members that travel as response headers.</summary>
+    internal void WriteHeaders(Microsoft.AspNetCore.Http.IHeaderDictionary h)
+    {
+    }
+}
+
+/// <summary>The <c>MaintenanceWindow</c> shape.</summary>
+public sealed record MaintenanceWindow
+{
+    /// <summary>startTime (body <c>startTime</c>, required).</summary>
+    public string StartTime { get; init; } = null!;
+
+    /// <summary>durationInMinutes (body <c>durationInMinutes</c>, required).</summary>
+    public int? DurationInMinutes { get; init; }
+
+    internal static MaintenanceWindow Read(AwsRequestReader r, JsonElement e, string p) => new()
+    {
+        StartTime = r.ReadString(AwsRequestReader.Member(e, "startTime"), AwsRequestReader.Path(p, "startTime"))!,
+        DurationInMinutes = r.ReadInt(AwsRequestReader.Member(e, "durationInMinutes"), AwsRequestReader.Path(p, "durationInMinutes")),
+    };
+
+    /// <summary>Checks the members against the model: required, enum, length, range, pattern.</summary>
+    internal void Check(AwsRequestReader r, string p)
+    {
+        r.Required(StartTime, AwsRequestReader.Path(p, "startTime"));
+        r.Required(DurationInMinutes, AwsRequestReader.Path(p, "durationInMinutes"));
+        r.Length(StartTime, AwsRequestReader.Path(p, "startTime"), 1, 256);
+        r.Range(DurationInMinutes, AwsRequestReader.Path(p, "durationInMinutes"), 1, 1430);
+    }
+
+    /// <summary>Writes the body members as JSON; members that are null are left out, as AWS does.</summary>
+    internal void WriteJson(Utf8JsonWriter w)
+    {
+        w.WriteStartObject();
+        if (StartTime is not null)
+        {
+            w.WriteString("startTime", StartTime);
+        }
+
+        if (DurationInMinutes is not null)
+        {
+            w.WriteNumber("durationInMinutes", DurationInMinutes.Value);
+        }
+        w.WriteEndObject();
+    }
+
+    /// <summary>Members that travel as response headers.</summary>
+    internal void WriteHeaders(Microsoft.AspNetCore.Http.IHeaderDictionary h)
+    {
+    }
+}
+
+/// <summary>The <c>CreateJobResponse</c> shape.</summary>
+public sealed record CreateJobResponse
+{
+    /// <summary>jobArn (body <c>jobArn</c>).</summary>
+    public string? JobArn { get; init; }
+
+    /// <summary>jobId (body <c>jobId</c>).</summary>
+    public string? JobId { get; init; }
+
+    /// <summary>description (body <c>description</c>).</summary>
+    public string? Description { get; init; }
+
+    /// <summary>Writes the body members as JSON; members that are null are left out, as AWS does.</summary>
+    internal void WriteJson(Utf8JsonWriter w)
+    {
+        w.WriteStartObject();
+        if (JobArn is not null)
+        {
+            w.WriteString("jobArn", JobArn);
+        }
+
+        if (JobId is not null)
+        {
+            w.WriteString("jobId", JobId);
+        }
+
+        if (Description is not null)
+        {
+            w.WriteString("description", Description);
+        }
+        w.WriteEndObject();
+    }
+
+    /// <summary>Members that travel as response headers.</summary>
+    internal void WriteHeaders(Microsoft.AspNetCore.Http.IHeaderDictionary h)
+    {
+    }
+}
+
+/// <summary>The <c>CreateJobTemplateRequest</c> shape.</summary>
+public sealed record CreateJobTemplateRequest
+{
+    /// <summary>jobTemplateId (uri <c>jobTemplateId</c>, required).</summary>
+    public string JobTemplateId { get; init; } = null!;
+
+    /// <summary>jobArn (body <c>jobArn</c>).</summary>
+    public string? JobArn { get; init; }
+
+    /// <summary>documentSource (body <c>documentSource</c>).</summary>
+    public string? DocumentSource { get; init; }
+
+    /// <summary>document (body <c>document</c>).</summary>
+    public string? Document { get; init; }
+
+    /// <summary>description (body <c>description</c>, required).</summary>
+    public string Description { get; init; } = null!;
+
+    /// <summary>presignedUrlConfig (body <c>presignedUrlConfig</c>).</summary>
+    public PresignedUrlConfig? PresignedUrlConfig { get; init; }
+
+    /// <summary>jobExecutionsRolloutConfig (body <c>jobExecutionsRolloutConfig</c>).</summary>
+    public JobExecutionsRolloutConfig? JobExecutionsRolloutConfig { get; init; }
+
+    /// <summary>abortConfig (body <c>abortConfig</c>).</summary>
+    public AbortConfig? AbortConfig { get; init; }
+
+    /// <summary>timeoutConfig (body <c>timeoutConfig</c>).</summary>
+    public TimeoutConfig? TimeoutConfig { get; init; }
+
+    /// <summary>tags (body <c>tags</c>).</summary>
+    public IReadOnlyList<Tag>? Tags { get; init; }
+
+    /// <summary>jobExecutionsRetryConfig (body <c>jobExecutionsRetryConfig</c>).</summary>
+    public JobExecutionsRetryConfig? JobExecutionsRetryConfig { get; init; }
+
+    /// <summary>maintenanceWindows (body <c>maintenanceWindows</c>).</summary>
+    public IReadOnlyList<MaintenanceWindow>? MaintenanceWindows { get; init; }
+
+    /// <summary>destinationPackageVersions (body <c>destinationPackageVersions</c>).</summary>
+    public IReadOnlyList<string>? DestinationPackageVersions { get; init; }
+
+    /// <summary>Binds the request from its URI, query string, headers and body, and checks it against the model.</summary>
+    internal static CreateJobTemplateRequest Bind(AwsRequestReader r)
+    {
+        var body = r.Body;
+        var value = new CreateJobTemplateRequest
+        {
+            JobTemplateId = r.Uri("jobTemplateId")!,
+            JobArn = r.ReadString(AwsRequestReader.Member(body, "jobArn"), "jobArn"),
+            DocumentSource = r.ReadString(AwsRequestReader.Member(body, "documentSource"), "documentSource"),
+            Document = r.ReadString(AwsRequestReader.Member(body, "document"), "document"),
+            Description = r.ReadString(AwsRequestReader.Member(body, "description"), "description")!,
+            PresignedUrlConfig = r.ReadObject(AwsRequestReader.Member(body, "presignedUrlConfig"), "presignedUrlConfig", static (r, e, p) => PresignedUrlConfig.Read(r, e, p)),
+            JobExecutionsRolloutConfig = r.ReadObject(AwsRequestReader.Member(body, "jobExecutionsRolloutConfig"), "jobExecutionsRolloutConfig", static (r, e, p) => JobExecutionsRolloutConfig.Read(r, e, p)),
+            AbortConfig = r.ReadObject(AwsRequestReader.Member(body, "abortConfig"), "abortConfig", static (r, e, p) => AbortConfig.Read(r, e, p)),
+            TimeoutConfig = r.ReadObject(AwsRequestReader.Member(body, "timeoutConfig"), "timeoutConfig", static (r, e, p) => TimeoutConfig.Read(r, e, p)),
+            Tags = r.ReadList(AwsRequestReader.Member(body, "tags"), "tags", static (r, e, p) => r.ReadObject(e, p, static (r, e, p) => Tag.Read(r, e, p))!),
+            JobExecutionsRetryConfig = r.ReadObject(AwsRequestReader.Member(body, "jobExecutionsRetryConfig"), "jobExecutionsRetryConfig", static (r, e, p) => JobExecutionsRetryConfig.Read(r, e, p)),
+            MaintenanceWindows = r.ReadList(AwsRequestReader.Member(body, "maintenanceWindows"), "maintenanceWindows", static (r, e, p) => r.ReadObject(e, p, static (r, e, p) => MaintenanceWindow.Read(r, e, p))!),
+            DestinationPackageVersions = r.ReadList(AwsRequestReader.Member(body, "destinationPackageVersions"), "destinationPackageVersions", static (r, e, p) => r.ReadString(e, p)!),
+        };
+        value.Check(r, "");
+        r.Target("jobTemplateId", value.JobTemplateId);
+        r.Target("jobArn", value.JobArn);
+        return value;
+    }
+
+    internal static CreateJobTemplateRequest Read(AwsRequestReader r, JsonElement e, string p) => new()
+    {
+        JobArn = r.ReadString(AwsRequestReader.Member(e, "jobArn"), AwsRequestReader.Path(p, "jobArn")),
+        DocumentSource = r.ReadString(AwsRequestReader.Member(e, "documentSource"), AwsRequestReader.Path(p, "documentSource")),
+        Document = r.ReadString(AwsRequestReader.Member(e, "document"), AwsRequestReader.Path(p, "document")),
+        Description = r.ReadString(AwsRequestReader.Member(e, "description"), AwsRequestReader.Path(p, "description"))!,
+        PresignedUrlConfig = r.ReadObject(AwsRequestReader.Member(e, "presignedUrlConfig"), AwsRequestReader.Path(p, "presignedUrlConfig"), static (r, e, p) => PresignedUrlConfig.Read(r, e, p)),
+        JobExecutionsRolloutConfig = r.ReadObject(AwsRequestReader.Member(e, "jobExecutionsRolloutConfig"), AwsRequestReader.Path(p, "jobExecutionsRolloutConfig"), static (r, e, p) => JobExecutionsRolloutConfig.Read(r, e, p)),
+        AbortConfig = r.ReadObject(AwsRequestReader.Member(e, "abortConfig"), AwsRequestReader.Path(p, "abortConfig"), static (r, e, p) => AbortConfig.Read(r, e, p)),
+        TimeoutConfig = r.ReadObject(AwsRequestReader.Member(e, "timeoutConfig"), AwsRequestReader.Path(p, "timeoutConfig"), static (r, e, p) => TimeoutConfig.Read(r, e, p)),
+        Tags = r.ReadList(AwsRequestReader.Member(e, "tags"), AwsRequestReader.Path(p, "tags"), static (r, e, p) => r.ReadObject(e, p, static (r, e, p) => Tag.Read(r, e, p))!),
+        JobExecutionsRetryConfig = r.ReadObject(AwsRequestReader.Member(e, "jobExecutionsRetryConfig"), AwsRequestReader.Path(p, "jobExecutionsRetryConfig"), static (r, e, p) => JobExecutionsRetryConfig.Read(r, e, p)),
+        MaintenanceWindows = r.ReadList(AwsRequestReader.Member(e, "maintenanceWindows"), AwsRequestReader.Path(p, "maintenanceWindows"), static (r, e, p) => r.ReadObject(e, p, static (r, e, p) => MaintenanceWindow.Read(r, e, p))!),
+        DestinationPackageVersions = r.ReadList(AwsRequestReader.Member(e, "destinationPackageVersions"), AwsRequestReader.Path(p, "destinationPackageVersions"), static (r, e, p) => r.ReadString(e, p)!),
+    };
+
+    /// <summary>Checks the members against the model: required, enum, length, range, pattern.</summary>
+    internal void Check(AwsRequestReader r, string p)
+    {
+        r.Required(JobTemplateId, AwsRequestReader.Path(p, "jobTemplateId"));
+        r.Required(Description, AwsRequestReader.Path(p, "description"));
+        r.Length(JobTemplateId, AwsRequestReader.Path(p, "jobTemplateId"), 1, 64);
+        r.Pattern(JobTemplateId, AwsRequestReader.Path(p, "jobTemplateId"), IotPatterns.Pattern2);
+        r.Length(DocumentSource, AwsRequestReader.Path(p, "documentSource"), 1, 1350);
+        r.Length(Document, AwsRequestReader.Path(p, "document"), 0, 32768);
+        r.Length(Description, AwsRequestReader.Path(p, "description"), 0, 2028);
+        r.Pattern(Description, AwsRequestReader.Path(p, "description"), IotPatterns.Pattern4);
+        PresignedUrlConfig?.Check(r, AwsRequestReader.Path(p, "presignedUrlConfig"));
+        JobExecutionsRolloutConfig?.Check(r, AwsRequestReader.Path(p, "jobExecutionsRolloutConfig"));
+        AbortConfig?.Check(r, AwsRequestReader.Path(p, "abortConfig"));
+        TimeoutConfig?.Check(r, AwsRequestReader.Path(p, "timeoutConfig"));
+        for (var i = 0; i < (Tags?.Count ?? 0); i++)
+        {
+            Tags![i].Check(r, AwsRequestReader.Path(p, "tags") + "[" + i + "]");
+        }
+        JobExecutionsRetryConfig?.Check(r, AwsRequestReader.Path(p, "jobExecutionsRetryConfig"));
+        for (var i = 0; i < (MaintenanceWindows?.Count ?? 0); i++)
+        {
+            MaintenanceWindows![i].Check(r, AwsRequestReader.Path(p, "maintenanceWindows") + "[" + i + "]");
+        }
+        for (var i = 0; i < (DestinationPackageVersions?.Count ?? 0); i++)
+        {
+            r.Length(DestinationPackageVersions![i], AwsRequestReader.Path(p, "destinationPackageVersions") + "[" + i + "]", 1, 1600);
+            r.Pattern(DestinationPackageVersions![i], AwsRequestReader.Path(p, "destinationPackageVersions") + "[" + i + "]", IotPatterns.Pattern6);
+        }
+    }
+}
+
+/// <summary>The <c>CreateJobTemplateResponse</c> shape.</summary>
+public sealed record CreateJobTemplateResponse
+{
+    /// <summary>jobTemplateArn (body <c>jobTemplateArn</c>).</summary>
+    public string? JobTemplateArn { get; init; }
+
+    /// <summary>jobTemplateId (body <c>jobTemplateId</c>).</summary>
+    public string? JobTemplateId { get; init; }
+
+    /// <summary>Writes the body members as JSON; members that are null are left out, as AWS does.</summary>
+    internal void WriteJson(Utf8JsonWriter w)
+    {
+        w.WriteStartObject();
+        if (JobTemplateArn is not null)
+        {
+            w.WriteString("jobTemplateArn", JobTemplateArn);
+        }
+
+        if (JobTemplateId is not null)
+        {
+            w.WriteString("jobTemplateId", JobTemplateId);
         }
         w.WriteEndObject();
     }
@@ -475,36 +1526,11 @@ public sealed record CreatePolicyRequest
         r.Length(PolicyName, AwsRequestReader.Path(p, "policyName"), 1, 128);
         r.Pattern(PolicyName, AwsRequestReader.Path(p, "policyName"), IotPatterns.Pattern1);
         r.Length(PolicyDocument, AwsRequestReader.Path(p, "policyDocument"), 0, 404600);
-        r.Pattern(PolicyDocument, AwsRequestReader.Path(p, "policyDocument"), IotPatterns.Pattern2);
+        r.Pattern(PolicyDocument, AwsRequestReader.Path(p, "policyDocument"), IotPatterns.Pattern5);
         for (var i = 0; i < (Tags?.Count ?? 0); i++)
         {
             Tags![i].Check(r, AwsRequestReader.Path(p, "tags") + "[" + i + "]");
         }
-    }
-}
-
-/// <summary>The <c>Tag</c> shape.</summary>
-public sealed record Tag
-{
-    /// <summary>Key (body <c>Key</c>, required).</summary>
-    public string Key { get; init; } = null!;
-
-    /// <summary>Value (body <c>Value</c>).</summary>
-    public string? Value { get; init; }
-
-    internal static Tag Read(AwsRequestReader r, JsonElement e, string p) => new()
-    {
-        Key = r.ReadString(AwsRequestReader.Member(e, "Key"), AwsRequestReader.Path(p, "Key"))!,
-        Value = r.ReadString(AwsRequestReader.Member(e, "Value"), AwsRequestReader.Path(p, "Value")),
-    };
-
-    /// <summary>Checks the members against the model: required, enum, length, range, pattern.</summary>
-    internal void Check(AwsRequestReader r, string p)
-    {
-        r.Required(Key, AwsRequestReader.Path(p, "Key"));
-        r.Length(Key, AwsRequestReader.Path(p, "Key"), 1, 128);
-        r.Pattern(Key, AwsRequestReader.Path(p, "Key"), IotPatterns.Pattern3);
-        r.Length(Value, AwsRequestReader.Path(p, "Value"), 0, 256);
     }
 }
 
@@ -595,7 +1621,7 @@ public sealed record CreatePolicyVersionRequest
         r.Length(PolicyName, AwsRequestReader.Path(p, "policyName"), 1, 128);
         r.Pattern(PolicyName, AwsRequestReader.Path(p, "policyName"), IotPatterns.Pattern1);
         r.Length(PolicyDocument, AwsRequestReader.Path(p, "policyDocument"), 0, 404600);
-        r.Pattern(PolicyDocument, AwsRequestReader.Path(p, "policyDocument"), IotPatterns.Pattern2);
+        r.Pattern(PolicyDocument, AwsRequestReader.Path(p, "policyDocument"), IotPatterns.Pattern5);
     }
 }
 
@@ -670,7 +1696,7 @@ public sealed record CreateProvisioningClaimRequest
     {
         r.Required(TemplateName, AwsRequestReader.Path(p, "templateName"));
         r.Length(TemplateName, AwsRequestReader.Path(p, "templateName"), 1, 36);
-        r.Pattern(TemplateName, AwsRequestReader.Path(p, "templateName"), IotPatterns.Pattern4);
+        r.Pattern(TemplateName, AwsRequestReader.Path(p, "templateName"), IotPatterns.Pattern8);
     }
 }
 
@@ -789,11 +1815,11 @@ public sealed record CreateProvisioningTemplateRequest
         r.Required(TemplateBody, AwsRequestReader.Path(p, "templateBody"));
         r.Required(ProvisioningRoleArn, AwsRequestReader.Path(p, "provisioningRoleArn"));
         r.Length(TemplateName, AwsRequestReader.Path(p, "templateName"), 1, 36);
-        r.Pattern(TemplateName, AwsRequestReader.Path(p, "templateName"), IotPatterns.Pattern4);
+        r.Pattern(TemplateName, AwsRequestReader.Path(p, "templateName"), IotPatterns.Pattern8);
         r.Length(Description, AwsRequestReader.Path(p, "description"), 0, 500);
-        r.Pattern(Description, AwsRequestReader.Path(p, "description"), IotPatterns.Pattern5);
+        r.Pattern(Description, AwsRequestReader.Path(p, "description"), IotPatterns.Pattern9);
         r.Length(TemplateBody, AwsRequestReader.Path(p, "templateBody"), 0, 10240);
-        r.Pattern(TemplateBody, AwsRequestReader.Path(p, "templateBody"), IotPatterns.Pattern2);
+        r.Pattern(TemplateBody, AwsRequestReader.Path(p, "templateBody"), IotPatterns.Pattern5);
         r.Length(ProvisioningRoleArn, AwsRequestReader.Path(p, "provisioningRoleArn"), 20, 2048);
         PreProvisioningHook?.Check(r, AwsRequestReader.Path(p, "preProvisioningHook"));
         for (var i = 0; i < (Tags?.Count ?? 0); i++)
@@ -824,7 +1850,7 @@ public sealed record ProvisioningHook
     {
         r.Required(TargetArn, AwsRequestReader.Path(p, "targetArn"));
         r.Length(PayloadVersion, AwsRequestReader.Path(p, "payloadVersion"), 10, 32);
-        r.Pattern(PayloadVersion, AwsRequestReader.Path(p, "payloadVersion"), IotPatterns.Pattern6);
+        r.Pattern(PayloadVersion, AwsRequestReader.Path(p, "payloadVersion"), IotPatterns.Pattern10);
         r.Length(TargetArn, AwsRequestReader.Path(p, "targetArn"), 0, 2048);
     }
 
@@ -927,9 +1953,9 @@ public sealed record CreateProvisioningTemplateVersionRequest
         r.Required(TemplateName, AwsRequestReader.Path(p, "templateName"));
         r.Required(TemplateBody, AwsRequestReader.Path(p, "templateBody"));
         r.Length(TemplateName, AwsRequestReader.Path(p, "templateName"), 1, 36);
-        r.Pattern(TemplateName, AwsRequestReader.Path(p, "templateName"), IotPatterns.Pattern4);
+        r.Pattern(TemplateName, AwsRequestReader.Path(p, "templateName"), IotPatterns.Pattern8);
         r.Length(TemplateBody, AwsRequestReader.Path(p, "templateBody"), 0, 10240);
-        r.Pattern(TemplateBody, AwsRequestReader.Path(p, "templateBody"), IotPatterns.Pattern2);
+        r.Pattern(TemplateBody, AwsRequestReader.Path(p, "templateBody"), IotPatterns.Pattern5);
     }
 }
 
@@ -1055,7 +2081,7 @@ public sealed record AttributePayload
         foreach (var kv in Attributes ?? System.Collections.Immutable.ImmutableDictionary<string, string?>.Empty)
         {
             r.Length(kv.Value, AwsRequestReader.Path(p, "attributes") + "." + kv.Key, 0, 800);
-            r.Pattern(kv.Value, AwsRequestReader.Path(p, "attributes") + "." + kv.Key, IotPatterns.Pattern7);
+            r.Pattern(kv.Value, AwsRequestReader.Path(p, "attributes") + "." + kv.Key, IotPatterns.Pattern11);
         }
     }
 
@@ -1199,7 +2225,7 @@ public sealed record ThingGroupProperties
     internal void Check(AwsRequestReader r, string p)
     {
         r.Length(ThingGroupDescription, AwsRequestReader.Path(p, "thingGroupDescription"), 0, 2028);
-        r.Pattern(ThingGroupDescription, AwsRequestReader.Path(p, "thingGroupDescription"), IotPatterns.Pattern8);
+        r.Pattern(ThingGroupDescription, AwsRequestReader.Path(p, "thingGroupDescription"), IotPatterns.Pattern12);
         AttributePayload?.Check(r, AwsRequestReader.Path(p, "attributePayload"));
     }
 
@@ -1335,11 +2361,11 @@ public sealed record ThingTypeProperties
     internal void Check(AwsRequestReader r, string p)
     {
         r.Length(ThingTypeDescription, AwsRequestReader.Path(p, "thingTypeDescription"), 0, 2028);
-        r.Pattern(ThingTypeDescription, AwsRequestReader.Path(p, "thingTypeDescription"), IotPatterns.Pattern8);
+        r.Pattern(ThingTypeDescription, AwsRequestReader.Path(p, "thingTypeDescription"), IotPatterns.Pattern12);
         for (var i = 0; i < (SearchableAttributes?.Count ?? 0); i++)
         {
             r.Length(SearchableAttributes![i], AwsRequestReader.Path(p, "searchableAttributes") + "[" + i + "]", 0, 128);
-            r.Pattern(SearchableAttributes![i], AwsRequestReader.Path(p, "searchableAttributes") + "[" + i + "]", IotPatterns.Pattern9);
+            r.Pattern(SearchableAttributes![i], AwsRequestReader.Path(p, "searchableAttributes") + "[" + i + "]", IotPatterns.Pattern13);
         }
         Mqtt5Configuration?.Check(r, AwsRequestReader.Path(p, "mqtt5Configuration"));
     }
@@ -1442,11 +2468,11 @@ public sealed record PropagatingAttribute
     internal void Check(AwsRequestReader r, string p)
     {
         r.Length(UserPropertyKey, AwsRequestReader.Path(p, "userPropertyKey"), 0, 128);
-        r.Pattern(UserPropertyKey, AwsRequestReader.Path(p, "userPropertyKey"), IotPatterns.Pattern10);
+        r.Pattern(UserPropertyKey, AwsRequestReader.Path(p, "userPropertyKey"), IotPatterns.Pattern14);
         r.Length(ThingAttribute, AwsRequestReader.Path(p, "thingAttribute"), 0, 128);
-        r.Pattern(ThingAttribute, AwsRequestReader.Path(p, "thingAttribute"), IotPatterns.Pattern9);
+        r.Pattern(ThingAttribute, AwsRequestReader.Path(p, "thingAttribute"), IotPatterns.Pattern13);
         r.Length(ConnectionAttribute, AwsRequestReader.Path(p, "connectionAttribute"), 0, 128);
-        r.Pattern(ConnectionAttribute, AwsRequestReader.Path(p, "connectionAttribute"), IotPatterns.Pattern11);
+        r.Pattern(ConnectionAttribute, AwsRequestReader.Path(p, "connectionAttribute"), IotPatterns.Pattern15);
     }
 
     /// <summary>Writes the body members as JSON; members that are null are left out, as AWS does.</summary>
@@ -1554,7 +2580,7 @@ public sealed record CreateTopicRuleRequest
         r.Required(RuleName, AwsRequestReader.Path(p, "ruleName"));
         r.Required(TopicRulePayload, AwsRequestReader.Path(p, "topicRulePayload"));
         r.Length(RuleName, AwsRequestReader.Path(p, "ruleName"), 1, 128);
-        r.Pattern(RuleName, AwsRequestReader.Path(p, "ruleName"), IotPatterns.Pattern12);
+        r.Pattern(RuleName, AwsRequestReader.Path(p, "ruleName"), IotPatterns.Pattern16);
         TopicRulePayload?.Check(r, AwsRequestReader.Path(p, "topicRulePayload"));
     }
 }
@@ -1905,7 +2931,7 @@ public sealed record DeleteCACertificateRequest
     {
         r.Required(CertificateId, AwsRequestReader.Path(p, "certificateId"));
         r.Length(CertificateId, AwsRequestReader.Path(p, "certificateId"), 64, 64);
-        r.Pattern(CertificateId, AwsRequestReader.Path(p, "certificateId"), IotPatterns.Pattern13);
+        r.Pattern(CertificateId, AwsRequestReader.Path(p, "certificateId"), IotPatterns.Pattern17);
     }
 }
 
@@ -1953,7 +2979,124 @@ public sealed record DeleteCertificateRequest
     {
         r.Required(CertificateId, AwsRequestReader.Path(p, "certificateId"));
         r.Length(CertificateId, AwsRequestReader.Path(p, "certificateId"), 64, 64);
-        r.Pattern(CertificateId, AwsRequestReader.Path(p, "certificateId"), IotPatterns.Pattern13);
+        r.Pattern(CertificateId, AwsRequestReader.Path(p, "certificateId"), IotPatterns.Pattern17);
+    }
+}
+
+/// <summary>The <c>DeleteJobRequest</c> shape.</summary>
+public sealed record DeleteJobRequest
+{
+    /// <summary>jobId (uri <c>jobId</c>, required).</summary>
+    public string JobId { get; init; } = null!;
+
+    /// <summary>force (querystring <c>force</c>).</summary>
+    public bool? Force { get; init; }
+
+    /// <summary>namespaceId (querystring <c>namespaceId</c>).</summary>
+    public string? NamespaceId { get; init; }
+
+    /// <summary>Binds the request from its URI, query string, headers and body, and checks it against the model.</summary>
+    internal static DeleteJobRequest Bind(AwsRequestReader r)
+    {
+        var body = r.Body;
+        var value = new DeleteJobRequest
+        {
+            JobId = r.Uri("jobId")!,
+            Force = r.ParseBool(r.Query("force"), "force"),
+            NamespaceId = r.Query("namespaceId"),
+        };
+        value.Check(r, "");
+        r.Target("jobId", value.JobId);
+        r.Target("namespaceId", value.NamespaceId);
+        return value;
+    }
+
+    /// <summary>Checks the members against the model: required, enum, length, range, pattern.</summary>
+    internal void Check(AwsRequestReader r, string p)
+    {
+        r.Required(JobId, AwsRequestReader.Path(p, "jobId"));
+        r.Length(JobId, AwsRequestReader.Path(p, "jobId"), 1, 64);
+        r.Pattern(JobId, AwsRequestReader.Path(p, "jobId"), IotPatterns.Pattern2);
+        r.Pattern(NamespaceId, AwsRequestReader.Path(p, "namespaceId"), IotPatterns.Pattern2);
+    }
+}
+
+/// <summary>The <c>DeleteJobExecutionRequest</c> shape.</summary>
+public sealed record DeleteJobExecutionRequest
+{
+    /// <summary>jobId (uri <c>jobId</c>, required).</summary>
+    public string JobId { get; init; } = null!;
+
+    /// <summary>thingName (uri <c>thingName</c>, required).</summary>
+    public string ThingName { get; init; } = null!;
+
+    /// <summary>executionNumber (uri <c>executionNumber</c>, required).</summary>
+    public long? ExecutionNumber { get; init; }
+
+    /// <summary>force (querystring <c>force</c>).</summary>
+    public bool? Force { get; init; }
+
+    /// <summary>namespaceId (querystring <c>namespaceId</c>).</summary>
+    public string? NamespaceId { get; init; }
+
+    /// <summary>Binds the request from its URI, query string, headers and body, and checks it against the model.</summary>
+    internal static DeleteJobExecutionRequest Bind(AwsRequestReader r)
+    {
+        var body = r.Body;
+        var value = new DeleteJobExecutionRequest
+        {
+            JobId = r.Uri("jobId")!,
+            ThingName = r.Uri("thingName")!,
+            ExecutionNumber = r.ParseLong(r.Uri("executionNumber"), "executionNumber"),
+            Force = r.ParseBool(r.Query("force"), "force"),
+            NamespaceId = r.Query("namespaceId"),
+        };
+        value.Check(r, "");
+        r.Target("jobId", value.JobId);
+        r.Target("thingName", value.ThingName);
+        r.Target("namespaceId", value.NamespaceId);
+        return value;
+    }
+
+    /// <summary>Checks the members against the model: required, enum, length, range, pattern.</summary>
+    internal void Check(AwsRequestReader r, string p)
+    {
+        r.Required(JobId, AwsRequestReader.Path(p, "jobId"));
+        r.Required(ThingName, AwsRequestReader.Path(p, "thingName"));
+        r.Required(ExecutionNumber, AwsRequestReader.Path(p, "executionNumber"));
+        r.Length(JobId, AwsRequestReader.Path(p, "jobId"), 1, 64);
+        r.Pattern(JobId, AwsRequestReader.Path(p, "jobId"), IotPatterns.Pattern2);
+        r.Length(ThingName, AwsRequestReader.Path(p, "thingName"), 1, 128);
+        r.Pattern(ThingName, AwsRequestReader.Path(p, "thingName"), IotPatterns.Pattern0);
+        r.Pattern(NamespaceId, AwsRequestReader.Path(p, "namespaceId"), IotPatterns.Pattern2);
+    }
+}
+
+/// <summary>The <c>DeleteJobTemplateRequest</c> shape.</summary>
+public sealed record DeleteJobTemplateRequest
+{
+    /// <summary>jobTemplateId (uri <c>jobTemplateId</c>, required).</summary>
+    public string JobTemplateId { get; init; } = null!;
+
+    /// <summary>Binds the request from its URI, query string, headers and body, and checks it against the model.</summary>
+    internal static DeleteJobTemplateRequest Bind(AwsRequestReader r)
+    {
+        var body = r.Body;
+        var value = new DeleteJobTemplateRequest
+        {
+            JobTemplateId = r.Uri("jobTemplateId")!,
+        };
+        value.Check(r, "");
+        r.Target("jobTemplateId", value.JobTemplateId);
+        return value;
+    }
+
+    /// <summary>Checks the members against the model: required, enum, length, range, pattern.</summary>
+    internal void Check(AwsRequestReader r, string p)
+    {
+        r.Required(JobTemplateId, AwsRequestReader.Path(p, "jobTemplateId"));
+        r.Length(JobTemplateId, AwsRequestReader.Path(p, "jobTemplateId"), 1, 64);
+        r.Pattern(JobTemplateId, AwsRequestReader.Path(p, "jobTemplateId"), IotPatterns.Pattern2);
     }
 }
 
@@ -2016,7 +3159,7 @@ public sealed record DeletePolicyVersionRequest
         r.Required(PolicyVersionId, AwsRequestReader.Path(p, "policyVersionId"));
         r.Length(PolicyName, AwsRequestReader.Path(p, "policyName"), 1, 128);
         r.Pattern(PolicyName, AwsRequestReader.Path(p, "policyName"), IotPatterns.Pattern1);
-        r.Pattern(PolicyVersionId, AwsRequestReader.Path(p, "policyVersionId"), IotPatterns.Pattern14);
+        r.Pattern(PolicyVersionId, AwsRequestReader.Path(p, "policyVersionId"), IotPatterns.Pattern18);
     }
 }
 
@@ -2044,7 +3187,7 @@ public sealed record DeleteProvisioningTemplateRequest
     {
         r.Required(TemplateName, AwsRequestReader.Path(p, "templateName"));
         r.Length(TemplateName, AwsRequestReader.Path(p, "templateName"), 1, 36);
-        r.Pattern(TemplateName, AwsRequestReader.Path(p, "templateName"), IotPatterns.Pattern4);
+        r.Pattern(TemplateName, AwsRequestReader.Path(p, "templateName"), IotPatterns.Pattern8);
     }
 }
 
@@ -2093,7 +3236,7 @@ public sealed record DeleteProvisioningTemplateVersionRequest
         r.Required(TemplateName, AwsRequestReader.Path(p, "templateName"));
         r.Required(VersionId, AwsRequestReader.Path(p, "versionId"));
         r.Length(TemplateName, AwsRequestReader.Path(p, "templateName"), 1, 36);
-        r.Pattern(TemplateName, AwsRequestReader.Path(p, "templateName"), IotPatterns.Pattern4);
+        r.Pattern(TemplateName, AwsRequestReader.Path(p, "templateName"), IotPatterns.Pattern8);
     }
 }
 
@@ -2277,7 +3420,7 @@ public sealed record DeleteTopicRuleRequest
     {
         r.Required(RuleName, AwsRequestReader.Path(p, "ruleName"));
         r.Length(RuleName, AwsRequestReader.Path(p, "ruleName"), 1, 128);
-        r.Pattern(RuleName, AwsRequestReader.Path(p, "ruleName"), IotPatterns.Pattern12);
+        r.Pattern(RuleName, AwsRequestReader.Path(p, "ruleName"), IotPatterns.Pattern16);
     }
 }
 
@@ -2400,7 +3543,7 @@ public sealed record DescribeCACertificateRequest
     {
         r.Required(CertificateId, AwsRequestReader.Path(p, "certificateId"));
         r.Length(CertificateId, AwsRequestReader.Path(p, "certificateId"), 64, 64);
-        r.Pattern(CertificateId, AwsRequestReader.Path(p, "certificateId"), IotPatterns.Pattern13);
+        r.Pattern(CertificateId, AwsRequestReader.Path(p, "certificateId"), IotPatterns.Pattern17);
     }
 }
 
@@ -2603,10 +3746,10 @@ public sealed record RegistrationConfig
     internal void Check(AwsRequestReader r, string p)
     {
         r.Length(TemplateBody, AwsRequestReader.Path(p, "templateBody"), 0, 10240);
-        r.Pattern(TemplateBody, AwsRequestReader.Path(p, "templateBody"), IotPatterns.Pattern2);
+        r.Pattern(TemplateBody, AwsRequestReader.Path(p, "templateBody"), IotPatterns.Pattern5);
         r.Length(RoleArn, AwsRequestReader.Path(p, "roleArn"), 20, 2048);
         r.Length(TemplateName, AwsRequestReader.Path(p, "templateName"), 1, 36);
-        r.Pattern(TemplateName, AwsRequestReader.Path(p, "templateName"), IotPatterns.Pattern4);
+        r.Pattern(TemplateName, AwsRequestReader.Path(p, "templateName"), IotPatterns.Pattern8);
     }
 
     /// <summary>Writes the body members as JSON; members that are null are left out, as AWS does.</summary>
@@ -2660,7 +3803,7 @@ public sealed record DescribeCertificateRequest
     {
         r.Required(CertificateId, AwsRequestReader.Path(p, "certificateId"));
         r.Length(CertificateId, AwsRequestReader.Path(p, "certificateId"), 64, 64);
-        r.Pattern(CertificateId, AwsRequestReader.Path(p, "certificateId"), IotPatterns.Pattern13);
+        r.Pattern(CertificateId, AwsRequestReader.Path(p, "certificateId"), IotPatterns.Pattern17);
     }
 }
 
@@ -2894,7 +4037,7 @@ public sealed record DescribeEndpointRequest
     internal void Check(AwsRequestReader r, string p)
     {
         r.Length(EndpointType, AwsRequestReader.Path(p, "endpointType"), 0, 128);
-        r.Pattern(EndpointType, AwsRequestReader.Path(p, "endpointType"), IotPatterns.Pattern2);
+        r.Pattern(EndpointType, AwsRequestReader.Path(p, "endpointType"), IotPatterns.Pattern5);
     }
 }
 
@@ -2911,6 +4054,785 @@ public sealed record DescribeEndpointResponse
         if (EndpointAddress is not null)
         {
             w.WriteString("endpointAddress", EndpointAddress);
+        }
+        w.WriteEndObject();
+    }
+
+    /// <summary>Members that travel as response headers.</summary>
+    internal void WriteHeaders(Microsoft.AspNetCore.Http.IHeaderDictionary h)
+    {
+    }
+}
+
+/// <summary>The <c>DescribeJobRequest</c> shape.</summary>
+public sealed record DescribeJobRequest
+{
+    /// <summary>jobId (uri <c>jobId</c>, required).</summary>
+    public string JobId { get; init; } = null!;
+
+    /// <summary>beforeSubstitution (querystring <c>beforeSubstitution</c>).</summary>
+    public bool? BeforeSubstitution { get; init; }
+
+    /// <summary>Binds the request from its URI, query string, headers and body, and checks it against the model.</summary>
+    internal static DescribeJobRequest Bind(AwsRequestReader r)
+    {
+        var body = r.Body;
+        var value = new DescribeJobRequest
+        {
+            JobId = r.Uri("jobId")!,
+            BeforeSubstitution = r.ParseBool(r.Query("beforeSubstitution"), "beforeSubstitution"),
+        };
+        value.Check(r, "");
+        r.Target("jobId", value.JobId);
+        return value;
+    }
+
+    /// <summary>Checks the members against the model: required, enum, length, range, pattern.</summary>
+    internal void Check(AwsRequestReader r, string p)
+    {
+        r.Required(JobId, AwsRequestReader.Path(p, "jobId"));
+        r.Length(JobId, AwsRequestReader.Path(p, "jobId"), 1, 64);
+        r.Pattern(JobId, AwsRequestReader.Path(p, "jobId"), IotPatterns.Pattern2);
+    }
+}
+
+/// <summary>The <c>DescribeJobResponse</c> shape.</summary>
+public sealed record DescribeJobResponse
+{
+    /// <summary>documentSource (body <c>documentSource</c>).</summary>
+    public string? DocumentSource { get; init; }
+
+    /// <summary>job (body <c>job</c>).</summary>
+    public Job? Job { get; init; }
+
+    /// <summary>Writes the body members as JSON; members that are null are left out, as AWS does.</summary>
+    internal void WriteJson(Utf8JsonWriter w)
+    {
+        w.WriteStartObject();
+        if (DocumentSource is not null)
+        {
+            w.WriteString("documentSource", DocumentSource);
+        }
+
+        if (Job is not null)
+        {
+            w.WritePropertyName("job");
+            Job.WriteJson(w);
+        }
+        w.WriteEndObject();
+    }
+
+    /// <summary>Members that travel as response headers.</summary>
+    internal void WriteHeaders(Microsoft.AspNetCore.Http.IHeaderDictionary h)
+    {
+    }
+}
+
+/// <summary>The <c>Job</c> shape.</summary>
+public sealed record Job
+{
+    /// <summary>jobArn (body <c>jobArn</c>).</summary>
+    public string? JobArn { get; init; }
+
+    /// <summary>jobId (body <c>jobId</c>).</summary>
+    public string? JobId { get; init; }
+
+    /// <summary>targetSelection (body <c>targetSelection</c>).</summary>
+    public string? TargetSelection { get; init; }
+
+    /// <summary>status (body <c>status</c>).</summary>
+    public string? Status { get; init; }
+
+    /// <summary>forceCanceled (body <c>forceCanceled</c>).</summary>
+    public bool? ForceCanceled { get; init; }
+
+    /// <summary>reasonCode (body <c>reasonCode</c>).</summary>
+    public string? ReasonCode { get; init; }
+
+    /// <summary>comment (body <c>comment</c>).</summary>
+    public string? Comment { get; init; }
+
+    /// <summary>targets (body <c>targets</c>).</summary>
+    public IReadOnlyList<string>? Targets { get; init; }
+
+    /// <summary>description (body <c>description</c>).</summary>
+    public string? Description { get; init; }
+
+    /// <summary>presignedUrlConfig (body <c>presignedUrlConfig</c>).</summary>
+    public PresignedUrlConfig? PresignedUrlConfig { get; init; }
+
+    /// <summary>jobExecutionsRolloutConfig (body <c>jobExecutionsRolloutConfig</c>).</summary>
+    public JobExecutionsRolloutConfig? JobExecutionsRolloutConfig { get; init; }
+
+    /// <summary>abortConfig (body <c>abortConfig</c>).</summary>
+    public AbortConfig? AbortConfig { get; init; }
+
+    /// <summary>createdAt (body <c>createdAt</c>).</summary>
+    public DateTimeOffset? CreatedAt { get; init; }
+
+    /// <summary>lastUpdatedAt (body <c>lastUpdatedAt</c>).</summary>
+    public DateTimeOffset? LastUpdatedAt { get; init; }
+
+    /// <summary>completedAt (body <c>completedAt</c>).</summary>
+    public DateTimeOffset? CompletedAt { get; init; }
+
+    /// <summary>jobProcessDetails (body <c>jobProcessDetails</c>).</summary>
+    public JobProcessDetails? JobProcessDetails { get; init; }
+
+    /// <summary>timeoutConfig (body <c>timeoutConfig</c>).</summary>
+    public TimeoutConfig? TimeoutConfig { get; init; }
+
+    /// <summary>namespaceId (body <c>namespaceId</c>).</summary>
+    public string? NamespaceId { get; init; }
+
+    /// <summary>jobTemplateArn (body <c>jobTemplateArn</c>).</summary>
+    public string? JobTemplateArn { get; init; }
+
+    /// <summary>jobExecutionsRetryConfig (body <c>jobExecutionsRetryConfig</c>).</summary>
+    public JobExecutionsRetryConfig? JobExecutionsRetryConfig { get; init; }
+
+    /// <summary>documentParameters (body <c>documentParameters</c>).</summary>
+    public IReadOnlyDictionary<string, string?>? DocumentParameters { get; init; }
+
+    /// <summary>isConcurrent (body <c>isConcurrent</c>).</summary>
+    public bool? IsConcurrent { get; init; }
+
+    /// <summary>schedulingConfig (body <c>schedulingConfig</c>).</summary>
+    public SchedulingConfig? SchedulingConfig { get; init; }
+
+    /// <summary>scheduledJobRollouts (body <c>scheduledJobRollouts</c>).</summary>
+    public IReadOnlyList<ScheduledJobRollout>? ScheduledJobRollouts { get; init; }
+
+    /// <summary>destinationPackageVersions (body <c>destinationPackageVersions</c>).</summary>
+    public IReadOnlyList<string>? DestinationPackageVersions { get; init; }
+
+    /// <summary>Writes the body members as JSON; members that are null are left out, as AWS does.</summary>
+    internal void WriteJson(Utf8JsonWriter w)
+    {
+        w.WriteStartObject();
+        if (JobArn is not null)
+        {
+            w.WriteString("jobArn", JobArn);
+        }
+
+        if (JobId is not null)
+        {
+            w.WriteString("jobId", JobId);
+        }
+
+        if (TargetSelection is not null)
+        {
+            w.WriteString("targetSelection", TargetSelection);
+        }
+
+        if (Status is not null)
+        {
+            w.WriteString("status", Status);
+        }
+
+        if (ForceCanceled is not null)
+        {
+            w.WriteBoolean("forceCanceled", ForceCanceled.Value);
+        }
+
+        if (ReasonCode is not null)
+        {
+            w.WriteString("reasonCode", ReasonCode);
+        }
+
+        if (Comment is not null)
+        {
+            w.WriteString("comment", Comment);
+        }
+
+        if (Targets is not null)
+        {
+            w.WriteStartArray("targets");
+            foreach (var item12 in Targets)
+            {
+                w.WriteStringValue(item12);
+            }
+            w.WriteEndArray();
+        }
+
+        if (Description is not null)
+        {
+            w.WriteString("description", Description);
+        }
+
+        if (PresignedUrlConfig is not null)
+        {
+            w.WritePropertyName("presignedUrlConfig");
+            PresignedUrlConfig.WriteJson(w);
+        }
+
+        if (JobExecutionsRolloutConfig is not null)
+        {
+            w.WritePropertyName("jobExecutionsRolloutConfig");
+            JobExecutionsRolloutConfig.WriteJson(w);
+        }
+
+        if (AbortConfig is not null)
+        {
+            w.WritePropertyName("abortConfig");
+            AbortConfig.WriteJson(w);
+        }
+
+        if (CreatedAt is not null)
+        {
+            w.WriteNumber("createdAt", AwsJson.EpochSeconds(CreatedAt.Value));
+        }
+
+        if (LastUpdatedAt is not null)
+        {
+            w.WriteNumber("lastUpdatedAt", AwsJson.EpochSeconds(LastUpdatedAt.Value));
+        }
+
+        if (CompletedAt is not null)
+        {
+            w.WriteNumber("completedAt", AwsJson.EpochSeconds(CompletedAt.Value));
+        }
+
+        if (JobProcessDetails is not null)
+        {
+            w.WritePropertyName("jobProcessDetails");
+            JobProcessDetails.WriteJson(w);
+        }
+
+        if (TimeoutConfig is not null)
+        {
+            w.WritePropertyName("timeoutConfig");
+            TimeoutConfig.WriteJson(w);
+        }
+
+        if (NamespaceId is not null)
+        {
+            w.WriteString("namespaceId", NamespaceId);
+        }
+
+        if (JobTemplateArn is not null)
+        {
+            w.WriteString("jobTemplateArn", JobTemplateArn);
+        }
+
+        if (JobExecutionsRetryConfig is not null)
+        {
+            w.WritePropertyName("jobExecutionsRetryConfig");
+            JobExecutionsRetryConfig.WriteJson(w);
+        }
+
+        if (DocumentParameters is not null)
+        {
+            w.WriteStartObject("documentParameters");
+            foreach (var kv12 in DocumentParameters)
+            {
+                w.WriteString(kv12.Key, kv12.Value);
+            }
+            w.WriteEndObject();
+        }
+
+        if (IsConcurrent is not null)
+        {
+            w.WriteBoolean("isConcurrent", IsConcurrent.Value);
+        }
+
+        if (SchedulingConfig is not null)
+        {
+            w.WritePropertyName("schedulingConfig");
+            SchedulingConfig.WriteJson(w);
+        }
+
+        if (ScheduledJobRollouts is not null)
+        {
+            w.WriteStartArray("scheduledJobRollouts");
+            foreach (var item12 in ScheduledJobRollouts)
+            {
+                item12.WriteJson(w);
+            }
+            w.WriteEndArray();
+        }
+
+        if (DestinationPackageVersions is not null)
+        {
+            w.WriteStartArray("destinationPackageVersions");
+            foreach (var item12 in DestinationPackageVersions)
+            {
+                w.WriteStringValue(item12);
+            }
+            w.WriteEndArray();
+        }
+        w.WriteEndObject();
+    }
+
+    /// <summary>Members that travel as response headers.</summary>
+    internal void WriteHeaders(Microsoft.AspNetCore.Http.IHeaderDictionary h)
+    {
+    }
+}
+
+/// <summary>The <c>JobProcessDetails</c> shape.</summary>
+public sealed record JobProcessDetails
+{
+    /// <summary>processingTargets (body <c>processingTargets</c>).</summary>
+    public IReadOnlyList<string>? ProcessingTargets { get; init; }
+
+    /// <summary>numberOfCanceledThings (body <c>numberOfCanceledThings</c>).</summary>
+    public int? NumberOfCanceledThings { get; init; }
+
+    /// <summary>numberOfSucceededThings (body <c>numberOfSucceededThings</c>).</summary>
+    public int? NumberOfSucceededThings { get; init; }
+
+    /// <summary>numberOfFailedThings (body <c>numberOfFailedThings</c>).</summary>
+    public int? NumberOfFailedThings { get; init; }
+
+    /// <summary>numberOfRejectedThings (body <c>numberOfRejectedThings</c>).</summary>
+    public int? NumberOfRejectedThings { get; init; }
+
+    /// <summary>numberOfQueuedThings (body <c>numberOfQueuedThings</c>).</summary>
+    public int? NumberOfQueuedThings { get; init; }
+
+    /// <summary>numberOfInProgressThings (body <c>numberOfInProgressThings</c>).</summary>
+    public int? NumberOfInProgressThings { get; init; }
+
+    /// <summary>numberOfRemovedThings (body <c>numberOfRemovedThings</c>).</summary>
+    public int? NumberOfRemovedThings { get; init; }
+
+    /// <summary>numberOfTimedOutThings (body <c>numberOfTimedOutThings</c>).</summary>
+    public int? NumberOfTimedOutThings { get; init; }
+
+    /// <summary>Writes the body members as JSON; members that are null are left out, as AWS does.</summary>
+    internal void WriteJson(Utf8JsonWriter w)
+    {
+        w.WriteStartObject();
+        if (ProcessingTargets is not null)
+        {
+            w.WriteStartArray("processingTargets");
+            foreach (var item12 in ProcessingTargets)
+            {
+                w.WriteStringValue(item12);
+            }
+            w.WriteEndArray();
+        }
+
+        if (NumberOfCanceledThings is not null)
+        {
+            w.WriteNumber("numberOfCanceledThings", NumberOfCanceledThings.Value);
+        }
+
+        if (NumberOfSucceededThings is not null)
+        {
+            w.WriteNumber("numberOfSucceededThings", NumberOfSucceededThings.Value);
+        }
+
+        if (NumberOfFailedThings is not null)
+        {
+            w.WriteNumber("numberOfFailedThings", NumberOfFailedThings.Value);
+        }
+
+        if (NumberOfRejectedThings is not null)
+        {
+            w.WriteNumber("numberOfRejectedThings", NumberOfRejectedThings.Value);
+        }
+
+        if (NumberOfQueuedThings is not null)
+        {
+            w.WriteNumber("numberOfQueuedThings", NumberOfQueuedThings.Value);
+        }
+
+        if (NumberOfInProgressThings is not null)
+        {
+            w.WriteNumber("numberOfInProgressThings", NumberOfInProgressThings.Value);
+        }
+
+        if (NumberOfRemovedThings is not null)
+        {
+            w.WriteNumber("numberOfRemovedThings", NumberOfRemovedThings.Value);
+        }
+
+        if (NumberOfTimedOutThings is not null)
+        {
+            w.WriteNumber("numberOfTimedOutThings", NumberOfTimedOutThings.Value);
+        }
+        w.WriteEndObject();
+    }
+
+    /// <summary>Members that travel as response headers.</summary>
+    internal void WriteHeaders(Microsoft.AspNetCore.Http.IHeaderDictionary h)
+    {
+    }
+}
+
+/// <summary>The <c>ScheduledJobRollout</c> shape.</summary>
+public sealed record ScheduledJobRollout
+{
+    /// <summary>startTime (body <c>startTime</c>).</summary>
+    public string? StartTime { get; init; }
+
+    /// <summary>Writes the body members as JSON; members that are null are left out, as AWS does.</summary>
+    internal void WriteJson(Utf8JsonWriter w)
+    {
+        w.WriteStartObject();
+        if (StartTime is not null)
+        {
+            w.WriteString("startTime", StartTime);
+        }
+        w.WriteEndObject();
+    }
+
+    /// <summary>Members that travel as response headers.</summary>
+    internal void WriteHeaders(Microsoft.AspNetCore.Http.IHeaderDictionary h)
+    {
+    }
+}
+
+/// <summary>The <c>DescribeJobExecutionRequest</c> shape.</summary>
+public sealed record DescribeJobExecutionRequest
+{
+    /// <summary>jobId (uri <c>jobId</c>, required).</summary>
+    public string JobId { get; init; } = null!;
+
+    /// <summary>thingName (uri <c>thingName</c>, required).</summary>
+    public string ThingName { get; init; } = null!;
+
+    /// <summary>executionNumber (querystring <c>executionNumber</c>).</summary>
+    public long? ExecutionNumber { get; init; }
+
+    /// <summary>Binds the request from its URI, query string, headers and body, and checks it against the model.</summary>
+    internal static DescribeJobExecutionRequest Bind(AwsRequestReader r)
+    {
+        var body = r.Body;
+        var value = new DescribeJobExecutionRequest
+        {
+            JobId = r.Uri("jobId")!,
+            ThingName = r.Uri("thingName")!,
+            ExecutionNumber = r.ParseLong(r.Query("executionNumber"), "executionNumber"),
+        };
+        value.Check(r, "");
+        r.Target("jobId", value.JobId);
+        r.Target("thingName", value.ThingName);
+        return value;
+    }
+
+    /// <summary>Checks the members against the model: required, enum, length, range, pattern.</summary>
+    internal void Check(AwsRequestReader r, string p)
+    {
+        r.Required(JobId, AwsRequestReader.Path(p, "jobId"));
+        r.Required(ThingName, AwsRequestReader.Path(p, "thingName"));
+        r.Length(JobId, AwsRequestReader.Path(p, "jobId"), 1, 64);
+        r.Pattern(JobId, AwsRequestReader.Path(p, "jobId"), IotPatterns.Pattern2);
+        r.Length(ThingName, AwsRequestReader.Path(p, "thingName"), 1, 128);
+        r.Pattern(ThingName, AwsRequestReader.Path(p, "thingName"), IotPatterns.Pattern0);
+    }
+}
+
+/// <summary>The <c>DescribeJobExecutionResponse</c> shape.</summary>
+public sealed record DescribeJobExecutionResponse
+{
+    /// <summary>execution (body <c>execution</c>).</summary>
+    public JobExecution? Execution { get; init; }
+
+    /// <summary>Writes the body members as JSON; members that are null are left out, as AWS does.</summary>
+    internal void WriteJson(Utf8JsonWriter w)
+    {
+        w.WriteStartObject();
+        if (Execution is not null)
+        {
+            w.WritePropertyName("execution");
+            Execution.WriteJson(w);
+        }
+        w.WriteEndObject();
+    }
+
+    /// <summary>Members that travel as response headers.</summary>
+    internal void WriteHeaders(Microsoft.AspNetCore.Http.IHeaderDictionary h)
+    {
+    }
+}
+
+/// <summary>The <c>JobExecution</c> shape.</summary>
+public sealed record JobExecution
+{
+    /// <summary>jobId (body <c>jobId</c>).</summary>
+    public string? JobId { get; init; }
+
+    /// <summary>status (body <c>status</c>).</summary>
+    public string? Status { get; init; }
+
+    /// <summary>forceCanceled (body <c>forceCanceled</c>).</summary>
+    public bool? ForceCanceled { get; init; }
+
+    /// <summary>statusDetails (body <c>statusDetails</c>).</summary>
+    public JobExecutionStatusDetails? StatusDetails { get; init; }
+
+    /// <summary>thingArn (body <c>thingArn</c>).</summary>
+    public string? ThingArn { get; init; }
+
+    /// <summary>queuedAt (body <c>queuedAt</c>).</summary>
+    public DateTimeOffset? QueuedAt { get; init; }
+
+    /// <summary>startedAt (body <c>startedAt</c>).</summary>
+    public DateTimeOffset? StartedAt { get; init; }
+
+    /// <summary>lastUpdatedAt (body <c>lastUpdatedAt</c>).</summary>
+    public DateTimeOffset? LastUpdatedAt { get; init; }
+
+    /// <summary>executionNumber (body <c>executionNumber</c>).</summary>
+    public long? ExecutionNumber { get; init; }
+
+    /// <summary>versionNumber (body <c>versionNumber</c>).</summary>
+    public long? VersionNumber { get; init; }
+
+    /// <summary>approximateSecondsBeforeTimedOut (body <c>approximateSecondsBeforeTimedOut</c>).</summary>
+    public long? ApproximateSecondsBeforeTimedOut { get; init; }
+
+    /// <summary>Writes the body members as JSON; members that are null are left out, as AWS does.</summary>
+    internal void WriteJson(Utf8JsonWriter w)
+    {
+        w.WriteStartObject();
+        if (JobId is not null)
+        {
+            w.WriteString("jobId", JobId);
+        }
+
+        if (Status is not null)
+        {
+            w.WriteString("status", Status);
+        }
+
+        if (ForceCanceled is not null)
+        {
+            w.WriteBoolean("forceCanceled", ForceCanceled.Value);
+        }
+
+        if (StatusDetails is not null)
+        {
+            w.WritePropertyName("statusDetails");
+            StatusDetails.WriteJson(w);
+        }
+
+        if (ThingArn is not null)
+        {
+            w.WriteString("thingArn", ThingArn);
+        }
+
+        if (QueuedAt is not null)
+        {
+            w.WriteNumber("queuedAt", AwsJson.EpochSeconds(QueuedAt.Value));
+        }
+
+        if (StartedAt is not null)
+        {
+            w.WriteNumber("startedAt", AwsJson.EpochSeconds(StartedAt.Value));
+        }
+
+        if (LastUpdatedAt is not null)
+        {
+            w.WriteNumber("lastUpdatedAt", AwsJson.EpochSeconds(LastUpdatedAt.Value));
+        }
+
+        if (ExecutionNumber is not null)
+        {
+            w.WriteNumber("executionNumber", ExecutionNumber.Value);
+        }
+
+        if (VersionNumber is not null)
+        {
+            w.WriteNumber("versionNumber", VersionNumber.Value);
+        }
+
+        if (ApproximateSecondsBeforeTimedOut is not null)
+        {
+            w.WriteNumber("approximateSecondsBeforeTimedOut", ApproximateSecondsBeforeTimedOut.Value);
+        }
+        w.WriteEndObject();
+    }
+
+    /// <summary>Members that travel as response headers.</summary>
+    internal void WriteHeaders(Microsoft.AspNetCore.Http.IHeaderDictionary h)
+    {
+    }
+}
+
+/// <summary>The <c>JobExecutionStatusDetails</c> shape.</summary>
+public sealed record JobExecutionStatusDetails
+{
+    /// <summary>detailsMap (body <c>detailsMap</c>).</summary>
+    public IReadOnlyDictionary<string, string?>? DetailsMap { get; init; }
+
+    /// <summary>Writes the body members as JSON; members that are null are left out, as AWS does.</summary>
+    internal void WriteJson(Utf8JsonWriter w)
+    {
+        w.WriteStartObject();
+        if (DetailsMap is not null)
+        {
+            w.WriteStartObject("detailsMap");
+            foreach (var kv12 in DetailsMap)
+            {
+                w.WriteString(kv12.Key, kv12.Value);
+            }
+            w.WriteEndObject();
+        }
+        w.WriteEndObject();
+    }
+
+    /// <summary>Members that travel as response headers.</summary>
+    internal void WriteHeaders(Microsoft.AspNetCore.Http.IHeaderDictionary h)
+    {
+    }
+}
+
+/// <summary>The <c>DescribeJobTemplateRequest</c> shape.</summary>
+public sealed record DescribeJobTemplateRequest
+{
+    /// <summary>jobTemplateId (uri <c>jobTemplateId</c>, required).</summary>
+    public string JobTemplateId { get; init; } = null!;
+
+    /// <summary>Binds the request from its URI, query string, headers and body, and checks it against the model.</summary>
+    internal static DescribeJobTemplateRequest Bind(AwsRequestReader r)
+    {
+        var body = r.Body;
+        var value = new DescribeJobTemplateRequest
+        {
+            JobTemplateId = r.Uri("jobTemplateId")!,
+        };
+        value.Check(r, "");
+        r.Target("jobTemplateId", value.JobTemplateId);
+        return value;
+    }
+
+    /// <summary>Checks the members against the model: required, enum, length, range, pattern.</summary>
+    internal void Check(AwsRequestReader r, string p)
+    {
+        r.Required(JobTemplateId, AwsRequestReader.Path(p, "jobTemplateId"));
+        r.Length(JobTemplateId, AwsRequestReader.Path(p, "jobTemplateId"), 1, 64);
+        r.Pattern(JobTemplateId, AwsRequestReader.Path(p, "jobTemplateId"), IotPatterns.Pattern2);
+    }
+}
+
+/// <summary>The <c>DescribeJobTemplateResponse</c> shape.</summary>
+public sealed record DescribeJobTemplateResponse
+{
+    /// <summary>jobTemplateArn (body <c>jobTemplateArn</c>).</summary>
+    public string? JobTemplateArn { get; init; }
+
+    /// <summary>jobTemplateId (body <c>jobTemplateId</c>).</summary>
+    public string? JobTemplateId { get; init; }
+
+    /// <summary>description (body <c>description</c>).</summary>
+    public string? Description { get; init; }
+
+    /// <summary>documentSource (body <c>documentSource</c>).</summary>
+    public string? DocumentSource { get; init; }
+
+    /// <summary>document (body <c>document</c>).</summary>
+    public string? Document { get; init; }
+
+    /// <summary>createdAt (body <c>createdAt</c>).</summary>
+    public DateTimeOffset? CreatedAt { get; init; }
+
+    /// <summary>presignedUrlConfig (body <c>presignedUrlConfig</c>).</summary>
+    public PresignedUrlConfig? PresignedUrlConfig { get; init; }
+
+    /// <summary>jobExecutionsRolloutConfig (body <c>jobExecutionsRolloutConfig</c>).</summary>
+    public JobExecutionsRolloutConfig? JobExecutionsRolloutConfig { get; init; }
+
+    /// <summary>abortConfig (body <c>abortConfig</c>).</summary>
+    public AbortConfig? AbortConfig { get; init; }
+
+    /// <summary>timeoutConfig (body <c>timeoutConfig</c>).</summary>
+    public TimeoutConfig? TimeoutConfig { get; init; }
+
+    /// <summary>jobExecutionsRetryConfig (body <c>jobExecutionsRetryConfig</c>).</summary>
+    public JobExecutionsRetryConfig? JobExecutionsRetryConfig { get; init; }
+
+    /// <summary>maintenanceWindows (body <c>maintenanceWindows</c>).</summary>
+    public IReadOnlyList<MaintenanceWindow>? MaintenanceWindows { get; init; }
+
+    /// <summary>destinationPackageVersions (body <c>destinationPackageVersions</c>).</summary>
+    public IReadOnlyList<string>? DestinationPackageVersions { get; init; }
+
+    /// <summary>Writes the body members as JSON; members that are null are left out, as AWS does.</summary>
+    internal void WriteJson(Utf8JsonWriter w)
+    {
+        w.WriteStartObject();
+        if (JobTemplateArn is not null)
+        {
+            w.WriteString("jobTemplateArn", JobTemplateArn);
+        }
+
+        if (JobTemplateId is not null)
+        {
+            w.WriteString("jobTemplateId", JobTemplateId);
+        }
+
+        if (Description is not null)
+        {
+            w.WriteString("description", Description);
+        }
+
+        if (DocumentSource is not null)
+        {
+            w.WriteString("documentSource", DocumentSource);
+        }
+
+        if (Document is not null)
+        {
+            w.WriteString("document", Document);
+        }
+
+        if (CreatedAt is not null)
+        {
+            w.WriteNumber("createdAt", AwsJson.EpochSeconds(CreatedAt.Value));
+        }
+
+        if (PresignedUrlConfig is not null)
+        {
+            w.WritePropertyName("presignedUrlConfig");
+            PresignedUrlConfig.WriteJson(w);
+        }
+
+        if (JobExecutionsRolloutConfig is not null)
+        {
+            w.WritePropertyName("jobExecutionsRolloutConfig");
+            JobExecutionsRolloutConfig.WriteJson(w);
+        }
+
+        if (AbortConfig is not null)
+        {
+            w.WritePropertyName("abortConfig");
+            AbortConfig.WriteJson(w);
+        }
+
+        if (TimeoutConfig is not null)
+        {
+            w.WritePropertyName("timeoutConfig");
+            TimeoutConfig.WriteJson(w);
+        }
+
+        if (JobExecutionsRetryConfig is not null)
+        {
+            w.WritePropertyName("jobExecutionsRetryConfig");
+            JobExecutionsRetryConfig.WriteJson(w);
+        }
+
+        if (MaintenanceWindows is not null)
+        {
+            w.WriteStartArray("maintenanceWindows");
+            foreach (var item12 in MaintenanceWindows)
+            {
+                item12.WriteJson(w);
+            }
+            w.WriteEndArray();
+        }
+
+        if (DestinationPackageVersions is not null)
+        {
+            w.WriteStartArray("destinationPackageVersions");
+            foreach (var item12 in DestinationPackageVersions)
+            {
+                w.WriteStringValue(item12);
+            }
+            w.WriteEndArray();
         }
         w.WriteEndObject();
     }
@@ -2945,7 +4867,7 @@ public sealed record DescribeProvisioningTemplateRequest
     {
         r.Required(TemplateName, AwsRequestReader.Path(p, "templateName"));
         r.Length(TemplateName, AwsRequestReader.Path(p, "templateName"), 1, 36);
-        r.Pattern(TemplateName, AwsRequestReader.Path(p, "templateName"), IotPatterns.Pattern4);
+        r.Pattern(TemplateName, AwsRequestReader.Path(p, "templateName"), IotPatterns.Pattern8);
     }
 }
 
@@ -3082,7 +5004,7 @@ public sealed record DescribeProvisioningTemplateVersionRequest
         r.Required(TemplateName, AwsRequestReader.Path(p, "templateName"));
         r.Required(VersionId, AwsRequestReader.Path(p, "versionId"));
         r.Length(TemplateName, AwsRequestReader.Path(p, "templateName"), 1, 36);
-        r.Pattern(TemplateName, AwsRequestReader.Path(p, "templateName"), IotPatterns.Pattern4);
+        r.Pattern(TemplateName, AwsRequestReader.Path(p, "templateName"), IotPatterns.Pattern8);
     }
 }
 
@@ -3716,7 +5638,7 @@ public sealed record DisableTopicRuleRequest
     {
         r.Required(RuleName, AwsRequestReader.Path(p, "ruleName"));
         r.Length(RuleName, AwsRequestReader.Path(p, "ruleName"), 1, 128);
-        r.Pattern(RuleName, AwsRequestReader.Path(p, "ruleName"), IotPatterns.Pattern12);
+        r.Pattern(RuleName, AwsRequestReader.Path(p, "ruleName"), IotPatterns.Pattern16);
     }
 }
 
@@ -3744,7 +5666,62 @@ public sealed record EnableTopicRuleRequest
     {
         r.Required(RuleName, AwsRequestReader.Path(p, "ruleName"));
         r.Length(RuleName, AwsRequestReader.Path(p, "ruleName"), 1, 128);
-        r.Pattern(RuleName, AwsRequestReader.Path(p, "ruleName"), IotPatterns.Pattern12);
+        r.Pattern(RuleName, AwsRequestReader.Path(p, "ruleName"), IotPatterns.Pattern16);
+    }
+}
+
+/// <summary>The <c>GetJobDocumentRequest</c> shape.</summary>
+public sealed record GetJobDocumentRequest
+{
+    /// <summary>jobId (uri <c>jobId</c>, required).</summary>
+    public string JobId { get; init; } = null!;
+
+    /// <summary>beforeSubstitution (querystring <c>beforeSubstitution</c>).</summary>
+    public bool? BeforeSubstitution { get; init; }
+
+    /// <summary>Binds the request from its URI, query string, headers and body, and checks it against the model.</summary>
+    internal static GetJobDocumentRequest Bind(AwsRequestReader r)
+    {
+        var body = r.Body;
+        var value = new GetJobDocumentRequest
+        {
+            JobId = r.Uri("jobId")!,
+            BeforeSubstitution = r.ParseBool(r.Query("beforeSubstitution"), "beforeSubstitution"),
+        };
+        value.Check(r, "");
+        r.Target("jobId", value.JobId);
+        return value;
+    }
+
+    /// <summary>Checks the members against the model: required, enum, length, range, pattern.</summary>
+    internal void Check(AwsRequestReader r, string p)
+    {
+        r.Required(JobId, AwsRequestReader.Path(p, "jobId"));
+        r.Length(JobId, AwsRequestReader.Path(p, "jobId"), 1, 64);
+        r.Pattern(JobId, AwsRequestReader.Path(p, "jobId"), IotPatterns.Pattern2);
+    }
+}
+
+/// <summary>The <c>GetJobDocumentResponse</c> shape.</summary>
+public sealed record GetJobDocumentResponse
+{
+    /// <summary>document (body <c>document</c>).</summary>
+    public string? Document { get; init; }
+
+    /// <summary>Writes the body members as JSON; members that are null are left out, as AWS does.</summary>
+    internal void WriteJson(Utf8JsonWriter w)
+    {
+        w.WriteStartObject();
+        if (Document is not null)
+        {
+            w.WriteString("document", Document);
+        }
+        w.WriteEndObject();
+    }
+
+    /// <summary>Members that travel as response headers.</summary>
+    internal void WriteHeaders(Microsoft.AspNetCore.Http.IHeaderDictionary h)
+    {
     }
 }
 
@@ -3878,7 +5855,7 @@ public sealed record GetPolicyVersionRequest
         r.Required(PolicyVersionId, AwsRequestReader.Path(p, "policyVersionId"));
         r.Length(PolicyName, AwsRequestReader.Path(p, "policyName"), 1, 128);
         r.Pattern(PolicyName, AwsRequestReader.Path(p, "policyName"), IotPatterns.Pattern1);
-        r.Pattern(PolicyVersionId, AwsRequestReader.Path(p, "policyVersionId"), IotPatterns.Pattern14);
+        r.Pattern(PolicyVersionId, AwsRequestReader.Path(p, "policyVersionId"), IotPatterns.Pattern18);
     }
 }
 
@@ -4028,7 +6005,7 @@ public sealed record GetTopicRuleRequest
     {
         r.Required(RuleName, AwsRequestReader.Path(p, "ruleName"));
         r.Length(RuleName, AwsRequestReader.Path(p, "ruleName"), 1, 128);
-        r.Pattern(RuleName, AwsRequestReader.Path(p, "ruleName"), IotPatterns.Pattern12);
+        r.Pattern(RuleName, AwsRequestReader.Path(p, "ruleName"), IotPatterns.Pattern16);
     }
 }
 
@@ -4235,7 +6212,7 @@ public sealed record ListAttachedPoliciesRequest
     {
         r.Required(Target, AwsRequestReader.Path(p, "target"));
         r.Length(Marker, AwsRequestReader.Path(p, "marker"), 0, 1024);
-        r.Pattern(Marker, AwsRequestReader.Path(p, "marker"), IotPatterns.Pattern15);
+        r.Pattern(Marker, AwsRequestReader.Path(p, "marker"), IotPatterns.Pattern19);
         r.Range(PageSize, AwsRequestReader.Path(p, "pageSize"), 1, 250);
     }
 }
@@ -4343,9 +6320,9 @@ public sealed record ListCACertificatesRequest
     {
         r.Range(PageSize, AwsRequestReader.Path(p, "pageSize"), 1, 250);
         r.Length(Marker, AwsRequestReader.Path(p, "marker"), 0, 1024);
-        r.Pattern(Marker, AwsRequestReader.Path(p, "marker"), IotPatterns.Pattern15);
+        r.Pattern(Marker, AwsRequestReader.Path(p, "marker"), IotPatterns.Pattern19);
         r.Length(TemplateName, AwsRequestReader.Path(p, "templateName"), 1, 36);
-        r.Pattern(TemplateName, AwsRequestReader.Path(p, "templateName"), IotPatterns.Pattern4);
+        r.Pattern(TemplateName, AwsRequestReader.Path(p, "templateName"), IotPatterns.Pattern8);
     }
 }
 
@@ -4463,7 +6440,7 @@ public sealed record ListCertificatesRequest
     {
         r.Range(PageSize, AwsRequestReader.Path(p, "pageSize"), 1, 250);
         r.Length(Marker, AwsRequestReader.Path(p, "marker"), 0, 1024);
-        r.Pattern(Marker, AwsRequestReader.Path(p, "marker"), IotPatterns.Pattern15);
+        r.Pattern(Marker, AwsRequestReader.Path(p, "marker"), IotPatterns.Pattern19);
     }
 }
 
@@ -4594,10 +6571,10 @@ public sealed record ListCertificatesByCARequest
     {
         r.Required(CaCertificateId, AwsRequestReader.Path(p, "caCertificateId"));
         r.Length(CaCertificateId, AwsRequestReader.Path(p, "caCertificateId"), 64, 64);
-        r.Pattern(CaCertificateId, AwsRequestReader.Path(p, "caCertificateId"), IotPatterns.Pattern13);
+        r.Pattern(CaCertificateId, AwsRequestReader.Path(p, "caCertificateId"), IotPatterns.Pattern17);
         r.Range(PageSize, AwsRequestReader.Path(p, "pageSize"), 1, 250);
         r.Length(Marker, AwsRequestReader.Path(p, "marker"), 0, 1024);
-        r.Pattern(Marker, AwsRequestReader.Path(p, "marker"), IotPatterns.Pattern15);
+        r.Pattern(Marker, AwsRequestReader.Path(p, "marker"), IotPatterns.Pattern19);
     }
 }
 
@@ -4627,6 +6604,596 @@ public sealed record ListCertificatesByCAResponse
         if (NextMarker is not null)
         {
             w.WriteString("nextMarker", NextMarker);
+        }
+        w.WriteEndObject();
+    }
+
+    /// <summary>Members that travel as response headers.</summary>
+    internal void WriteHeaders(Microsoft.AspNetCore.Http.IHeaderDictionary h)
+    {
+    }
+}
+
+/// <summary>The <c>ListJobExecutionsForJobRequest</c> shape.</summary>
+public sealed record ListJobExecutionsForJobRequest
+{
+    /// <summary>jobId (uri <c>jobId</c>, required).</summary>
+    public string JobId { get; init; } = null!;
+
+    /// <summary>status (querystring <c>status</c>).</summary>
+    public string? Status { get; init; }
+
+    /// <summary>maxResults (querystring <c>maxResults</c>).</summary>
+    public int? MaxResults { get; init; }
+
+    /// <summary>nextToken (querystring <c>nextToken</c>).</summary>
+    public string? NextToken { get; init; }
+
+    /// <summary>Binds the request from its URI, query string, headers and body, and checks it against the model.</summary>
+    internal static ListJobExecutionsForJobRequest Bind(AwsRequestReader r)
+    {
+        var body = r.Body;
+        var value = new ListJobExecutionsForJobRequest
+        {
+            JobId = r.Uri("jobId")!,
+            Status = r.Query("status"),
+            MaxResults = r.ParseInt(r.Query("maxResults"), "maxResults"),
+            NextToken = r.Query("nextToken"),
+        };
+        value.Check(r, "");
+        r.Target("jobId", value.JobId);
+        return value;
+    }
+
+    /// <summary>Checks the members against the model: required, enum, length, range, pattern.</summary>
+    internal void Check(AwsRequestReader r, string p)
+    {
+        r.Required(JobId, AwsRequestReader.Path(p, "jobId"));
+        r.Length(JobId, AwsRequestReader.Path(p, "jobId"), 1, 64);
+        r.Pattern(JobId, AwsRequestReader.Path(p, "jobId"), IotPatterns.Pattern2);
+        r.Enum(Status, AwsRequestReader.Path(p, "status"), ["QUEUED", "IN_PROGRESS", "SUCCEEDED", "FAILED", "TIMED_OUT", "REJECTED", "REMOVED", "CANCELED"]);
+        r.Range(MaxResults, AwsRequestReader.Path(p, "maxResults"), 1, 250);
+    }
+}
+
+/// <summary>The <c>ListJobExecutionsForJobResponse</c> shape.</summary>
+public sealed record ListJobExecutionsForJobResponse
+{
+    /// <summary>executionSummaries (body <c>executionSummaries</c>).</summary>
+    public IReadOnlyList<JobExecutionSummaryForJob>? ExecutionSummaries { get; init; }
+
+    /// <summary>nextToken (body <c>nextToken</c>).</summary>
+    public string? NextToken { get; init; }
+
+    /// <summary>Writes the body members as JSON; members that are null are left out, as AWS does.</summary>
+    internal void WriteJson(Utf8JsonWriter w)
+    {
+        w.WriteStartObject();
+        if (ExecutionSummaries is not null)
+        {
+            w.WriteStartArray("executionSummaries");
+            foreach (var item12 in ExecutionSummaries)
+            {
+                item12.WriteJson(w);
+            }
+            w.WriteEndArray();
+        }
+
+        if (NextToken is not null)
+        {
+            w.WriteString("nextToken", NextToken);
+        }
+        w.WriteEndObject();
+    }
+
+    /// <summary>Members that travel as response headers.</summary>
+    internal void WriteHeaders(Microsoft.AspNetCore.Http.IHeaderDictionary h)
+    {
+    }
+}
+
+/// <summary>The <c>JobExecutionSummaryForJob</c> shape.</summary>
+public sealed record JobExecutionSummaryForJob
+{
+    /// <summary>thingArn (body <c>thingArn</c>).</summary>
+    public string? ThingArn { get; init; }
+
+    /// <summary>jobExecutionSummary (body <c>jobExecutionSummary</c>).</summary>
+    public JobExecutionSummary? JobExecutionSummary { get; init; }
+
+    /// <summary>Writes the body members as JSON; members that are null are left out, as AWS does.</summary>
+    internal void WriteJson(Utf8JsonWriter w)
+    {
+        w.WriteStartObject();
+        if (ThingArn is not null)
+        {
+            w.WriteString("thingArn", ThingArn);
+        }
+
+        if (JobExecutionSummary is not null)
+        {
+            w.WritePropertyName("jobExecutionSummary");
+            JobExecutionSummary.WriteJson(w);
+        }
+        w.WriteEndObject();
+    }
+
+    /// <summary>Members that travel as response headers.</summary>
+    internal void WriteHeaders(Microsoft.AspNetCore.Http.IHeaderDictionary h)
+    {
+    }
+}
+
+/// <summary>The <c>JobExecutionSummary</c> shape.</summary>
+public sealed record JobExecutionSummary
+{
+    /// <summary>status (body <c>status</c>).</summary>
+    public string? Status { get; init; }
+
+    /// <summary>queuedAt (body <c>queuedAt</c>).</summary>
+    public DateTimeOffset? QueuedAt { get; init; }
+
+    /// <summary>startedAt (body <c>startedAt</c>).</summary>
+    public DateTimeOffset? StartedAt { get; init; }
+
+    /// <summary>lastUpdatedAt (body <c>lastUpdatedAt</c>).</summary>
+    public DateTimeOffset? LastUpdatedAt { get; init; }
+
+    /// <summary>executionNumber (body <c>executionNumber</c>).</summary>
+    public long? ExecutionNumber { get; init; }
+
+    /// <summary>retryAttempt (body <c>retryAttempt</c>).</summary>
+    public int? RetryAttempt { get; init; }
+
+    /// <summary>Writes the body members as JSON; members that are null are left out, as AWS does.</summary>
+    internal void WriteJson(Utf8JsonWriter w)
+    {
+        w.WriteStartObject();
+        if (Status is not null)
+        {
+            w.WriteString("status", Status);
+        }
+
+        if (QueuedAt is not null)
+        {
+            w.WriteNumber("queuedAt", AwsJson.EpochSeconds(QueuedAt.Value));
+        }
+
+        if (StartedAt is not null)
+        {
+            w.WriteNumber("startedAt", AwsJson.EpochSeconds(StartedAt.Value));
+        }
+
+        if (LastUpdatedAt is not null)
+        {
+            w.WriteNumber("lastUpdatedAt", AwsJson.EpochSeconds(LastUpdatedAt.Value));
+        }
+
+        if (ExecutionNumber is not null)
+        {
+            w.WriteNumber("executionNumber", ExecutionNumber.Value);
+        }
+
+        if (RetryAttempt is not null)
+        {
+            w.WriteNumber("retryAttempt", RetryAttempt.Value);
+        }
+        w.WriteEndObject();
+    }
+
+    /// <summary>Members that travel as response headers.</summary>
+    internal void WriteHeaders(Microsoft.AspNetCore.Http.IHeaderDictionary h)
+    {
+    }
+}
+
+/// <summary>The <c>ListJobExecutionsForThingRequest</c> shape.</summary>
+public sealed record ListJobExecutionsForThingRequest
+{
+    /// <summary>thingName (uri <c>thingName</c>, required).</summary>
+    public string ThingName { get; init; } = null!;
+
+    /// <summary>status (querystring <c>status</c>).</summary>
+    public string? Status { get; init; }
+
+    /// <summary>namespaceId (querystring <c>namespaceId</c>).</summary>
+    public string? NamespaceId { get; init; }
+
+    /// <summary>maxResults (querystring <c>maxResults</c>).</summary>
+    public int? MaxResults { get; init; }
+
+    /// <summary>nextToken (querystring <c>nextToken</c>).</summary>
+    public string? NextToken { get; init; }
+
+    /// <summary>jobId (querystring <c>jobId</c>).</summary>
+    public string? JobId { get; init; }
+
+    /// <summary>Binds the request from its URI, query string, headers and body, and checks it against the model.</summary>
+    internal static ListJobExecutionsForThingRequest Bind(AwsRequestReader r)
+    {
+        var body = r.Body;
+        var value = new ListJobExecutionsForThingRequest
+        {
+            ThingName = r.Uri("thingName")!,
+            Status = r.Query("status"),
+            NamespaceId = r.Query("namespaceId"),
+            MaxResults = r.ParseInt(r.Query("maxResults"), "maxResults"),
+            NextToken = r.Query("nextToken"),
+            JobId = r.Query("jobId"),
+        };
+        value.Check(r, "");
+        r.Target("thingName", value.ThingName);
+        r.Target("namespaceId", value.NamespaceId);
+        r.Target("jobId", value.JobId);
+        return value;
+    }
+
+    /// <summary>Checks the members against the model: required, enum, length, range, pattern.</summary>
+    internal void Check(AwsRequestReader r, string p)
+    {
+        r.Required(ThingName, AwsRequestReader.Path(p, "thingName"));
+        r.Length(ThingName, AwsRequestReader.Path(p, "thingName"), 1, 128);
+        r.Pattern(ThingName, AwsRequestReader.Path(p, "thingName"), IotPatterns.Pattern0);
+        r.Enum(Status, AwsRequestReader.Path(p, "status"), ["QUEUED", "IN_PROGRESS", "SUCCEEDED", "FAILED", "TIMED_OUT", "REJECTED", "REMOVED", "CANCELED"]);
+        r.Pattern(NamespaceId, AwsRequestReader.Path(p, "namespaceId"), IotPatterns.Pattern2);
+        r.Range(MaxResults, AwsRequestReader.Path(p, "maxResults"), 1, 250);
+        r.Length(JobId, AwsRequestReader.Path(p, "jobId"), 1, 64);
+        r.Pattern(JobId, AwsRequestReader.Path(p, "jobId"), IotPatterns.Pattern2);
+    }
+}
+
+/// <summary>The <c>ListJobExecutionsForThingResponse</c> shape.</summary>
+public sealed record ListJobExecutionsForThingResponse
+{
+    /// <summary>executionSummaries (body <c>executionSummaries</c>).</summary>
+    public IReadOnlyList<JobExecutionSummaryForThing>? ExecutionSummaries { get; init; }
+
+    /// <summary>nextToken (body <c>nextToken</c>).</summary>
+    public string? NextToken { get; init; }
+
+    /// <summary>Writes the body members as JSON; members that are null are left out, as AWS does.</summary>
+    internal void WriteJson(Utf8JsonWriter w)
+    {
+        w.WriteStartObject();
+        if (ExecutionSummaries is not null)
+        {
+            w.WriteStartArray("executionSummaries");
+            foreach (var item12 in ExecutionSummaries)
+            {
+                item12.WriteJson(w);
+            }
+            w.WriteEndArray();
+        }
+
+        if (NextToken is not null)
+        {
+            w.WriteString("nextToken", NextToken);
+        }
+        w.WriteEndObject();
+    }
+
+    /// <summary>Members that travel as response headers.</summary>
+    internal void WriteHeaders(Microsoft.AspNetCore.Http.IHeaderDictionary h)
+    {
+    }
+}
+
+/// <summary>The <c>JobExecutionSummaryForThing</c> shape.</summary>
+public sealed record JobExecutionSummaryForThing
+{
+    /// <summary>jobId (body <c>jobId</c>).</summary>
+    public string? JobId { get; init; }
+
+    /// <summary>jobExecutionSummary (body <c>jobExecutionSummary</c>).</summary>
+    public JobExecutionSummary? JobExecutionSummary { get; init; }
+
+    /// <summary>Writes the body members as JSON; members that are null are left out, as AWS does.</summary>
+    internal void WriteJson(Utf8JsonWriter w)
+    {
+        w.WriteStartObject();
+        if (JobId is not null)
+        {
+            w.WriteString("jobId", JobId);
+        }
+
+        if (JobExecutionSummary is not null)
+        {
+            w.WritePropertyName("jobExecutionSummary");
+            JobExecutionSummary.WriteJson(w);
+        }
+        w.WriteEndObject();
+    }
+
+    /// <summary>Members that travel as response headers.</summary>
+    internal void WriteHeaders(Microsoft.AspNetCore.Http.IHeaderDictionary h)
+    {
+    }
+}
+
+/// <summary>The <c>ListJobTemplatesRequest</c> shape.</summary>
+public sealed record ListJobTemplatesRequest
+{
+    /// <summary>maxResults (querystring <c>maxResults</c>).</summary>
+    public int? MaxResults { get; init; }
+
+    /// <summary>nextToken (querystring <c>nextToken</c>).</summary>
+    public string? NextToken { get; init; }
+
+    /// <summary>Binds the request from its URI, query string, headers and body, and checks it against the model.</summary>
+    internal static ListJobTemplatesRequest Bind(AwsRequestReader r)
+    {
+        var body = r.Body;
+        var value = new ListJobTemplatesRequest
+        {
+            MaxResults = r.ParseInt(r.Query("maxResults"), "maxResults"),
+            NextToken = r.Query("nextToken"),
+        };
+        value.Check(r, "");
+        return value;
+    }
+
+    /// <summary>Checks the members against the model: required, enum, length, range, pattern.</summary>
+    internal void Check(AwsRequestReader r, string p)
+    {
+        r.Range(MaxResults, AwsRequestReader.Path(p, "maxResults"), 1, 250);
+    }
+}
+
+/// <summary>The <c>ListJobTemplatesResponse</c> shape.</summary>
+public sealed record ListJobTemplatesResponse
+{
+    /// <summary>jobTemplates (body <c>jobTemplates</c>).</summary>
+    public IReadOnlyList<JobTemplateSummary>? JobTemplates { get; init; }
+
+    /// <summary>nextToken (body <c>nextToken</c>).</summary>
+    public string? NextToken { get; init; }
+
+    /// <summary>Writes the body members as JSON; members that are null are left out, as AWS does.</summary>
+    internal void WriteJson(Utf8JsonWriter w)
+    {
+        w.WriteStartObject();
+        if (JobTemplates is not null)
+        {
+            w.WriteStartArray("jobTemplates");
+            foreach (var item12 in JobTemplates)
+            {
+                item12.WriteJson(w);
+            }
+            w.WriteEndArray();
+        }
+
+        if (NextToken is not null)
+        {
+            w.WriteString("nextToken", NextToken);
+        }
+        w.WriteEndObject();
+    }
+
+    /// <summary>Members that travel as response headers.</summary>
+    internal void WriteHeaders(Microsoft.AspNetCore.Http.IHeaderDictionary h)
+    {
+    }
+}
+
+/// <summary>The <c>JobTemplateSummary</c> shape.</summary>
+public sealed record JobTemplateSummary
+{
+    /// <summary>jobTemplateArn (body <c>jobTemplateArn</c>).</summary>
+    public string? JobTemplateArn { get; init; }
+
+    /// <summary>jobTemplateId (body <c>jobTemplateId</c>).</summary>
+    public string? JobTemplateId { get; init; }
+
+    /// <summary>description (body <c>description</c>).</summary>
+    public string? Description { get; init; }
+
+    /// <summary>createdAt (body <c>createdAt</c>).</summary>
+    public DateTimeOffset? CreatedAt { get; init; }
+
+    /// <summary>Writes the body members as JSON; members that are null are left out, as AWS does.</summary>
+    internal void WriteJson(Utf8JsonWriter w)
+    {
+        w.WriteStartObject();
+        if (JobTemplateArn is not null)
+        {
+            w.WriteString("jobTemplateArn", JobTemplateArn);
+        }
+
+        if (JobTemplateId is not null)
+        {
+            w.WriteString("jobTemplateId", JobTemplateId);
+        }
+
+        if (Description is not null)
+        {
+            w.WriteString("description", Description);
+        }
+
+        if (CreatedAt is not null)
+        {
+            w.WriteNumber("createdAt", AwsJson.EpochSeconds(CreatedAt.Value));
+        }
+        w.WriteEndObject();
+    }
+
+    /// <summary>Members that travel as response headers.</summary>
+    internal void WriteHeaders(Microsoft.AspNetCore.Http.IHeaderDictionary h)
+    {
+    }
+}
+
+/// <summary>The <c>ListJobsRequest</c> shape.</summary>
+public sealed record ListJobsRequest
+{
+    /// <summary>status (querystring <c>status</c>).</summary>
+    public string? Status { get; init; }
+
+    /// <summary>targetSelection (querystring <c>targetSelection</c>).</summary>
+    public string? TargetSelection { get; init; }
+
+    /// <summary>maxResults (querystring <c>maxResults</c>).</summary>
+    public int? MaxResults { get; init; }
+
+    /// <summary>nextToken (querystring <c>nextToken</c>).</summary>
+    public string? NextToken { get; init; }
+
+    /// <summary>thingGroupName (querystring <c>thingGroupName</c>).</summary>
+    public string? ThingGroupName { get; init; }
+
+    /// <summary>thingGroupId (querystring <c>thingGroupId</c>).</summary>
+    public string? ThingGroupId { get; init; }
+
+    /// <summary>namespaceId (querystring <c>namespaceId</c>).</summary>
+    public string? NamespaceId { get; init; }
+
+    /// <summary>Binds the request from its URI, query string, headers and body, and checks it against the model.</summary>
+    internal static ListJobsRequest Bind(AwsRequestReader r)
+    {
+        var body = r.Body;
+        var value = new ListJobsRequest
+        {
+            Status = r.Query("status"),
+            TargetSelection = r.Query("targetSelection"),
+            MaxResults = r.ParseInt(r.Query("maxResults"), "maxResults"),
+            NextToken = r.Query("nextToken"),
+            ThingGroupName = r.Query("thingGroupName"),
+            ThingGroupId = r.Query("thingGroupId"),
+            NamespaceId = r.Query("namespaceId"),
+        };
+        value.Check(r, "");
+        r.Target("thingGroupName", value.ThingGroupName);
+        r.Target("thingGroupId", value.ThingGroupId);
+        r.Target("namespaceId", value.NamespaceId);
+        return value;
+    }
+
+    /// <summary>Checks the members against the model: required, enum, length, range, pattern.</summary>
+    internal void Check(AwsRequestReader r, string p)
+    {
+        r.Enum(Status, AwsRequestReader.Path(p, "status"), ["IN_PROGRESS", "CANCELED", "COMPLETED", "DELETION_IN_PROGRESS", "SCHEDULED"]);
+        r.Enum(TargetSelection, AwsRequestReader.Path(p, "targetSelection"), ["CONTINUOUS", "SNAPSHOT"]);
+        r.Range(MaxResults, AwsRequestReader.Path(p, "maxResults"), 1, 250);
+        r.Length(ThingGroupName, AwsRequestReader.Path(p, "thingGroupName"), 1, 128);
+        r.Pattern(ThingGroupName, AwsRequestReader.Path(p, "thingGroupName"), IotPatterns.Pattern0);
+        r.Length(ThingGroupId, AwsRequestReader.Path(p, "thingGroupId"), 1, 128);
+        r.Pattern(ThingGroupId, AwsRequestReader.Path(p, "thingGroupId"), IotPatterns.Pattern20);
+        r.Pattern(NamespaceId, AwsRequestReader.Path(p, "namespaceId"), IotPatterns.Pattern2);
+    }
+}
+
+/// <summary>The <c>ListJobsResponse</c> shape.</summary>
+public sealed record ListJobsResponse
+{
+    /// <summary>jobs (body <c>jobs</c>).</summary>
+    public IReadOnlyList<JobSummary>? Jobs { get; init; }
+
+    /// <summary>nextToken (body <c>nextToken</c>).</summary>
+    public string? NextToken { get; init; }
+
+    /// <summary>Writes the body members as JSON; members that are null are left out, as AWS does.</summary>
+    internal void WriteJson(Utf8JsonWriter w)
+    {
+        w.WriteStartObject();
+        if (Jobs is not null)
+        {
+            w.WriteStartArray("jobs");
+            foreach (var item12 in Jobs)
+            {
+                item12.WriteJson(w);
+            }
+            w.WriteEndArray();
+        }
+
+        if (NextToken is not null)
+        {
+            w.WriteString("nextToken", NextToken);
+        }
+        w.WriteEndObject();
+    }
+
+    /// <summary>Members that travel as response headers.</summary>
+    internal void WriteHeaders(Microsoft.AspNetCore.Http.IHeaderDictionary h)
+    {
+    }
+}
+
+/// <summary>The <c>JobSummary</c> shape.</summary>
+public sealed record JobSummary
+{
+    /// <summary>jobArn (body <c>jobArn</c>).</summary>
+    public string? JobArn { get; init; }
+
+    /// <summary>jobId (body <c>jobId</c>).</summary>
+    public string? JobId { get; init; }
+
+    /// <summary>thingGroupId (body <c>thingGroupId</c>).</summary>
+    public string? ThingGroupId { get; init; }
+
+    /// <summary>targetSelection (body <c>targetSelection</c>).</summary>
+    public string? TargetSelection { get; init; }
+
+    /// <summary>status (body <c>status</c>).</summary>
+    public string? Status { get; init; }
+
+    /// <summary>createdAt (body <c>createdAt</c>).</summary>
+    public DateTimeOffset? CreatedAt { get; init; }
+
+    /// <summary>lastUpdatedAt (body <c>lastUpdatedAt</c>).</summary>
+    public DateTimeOffset? LastUpdatedAt { get; init; }
+
+    /// <summary>completedAt (body <c>completedAt</c>).</summary>
+    public DateTimeOffset? CompletedAt { get; init; }
+
+    /// <summary>isConcurrent (body <c>isConcurrent</c>).</summary>
+    public bool? IsConcurrent { get; init; }
+
+    /// <summary>Writes the body members as JSON; members that are null are left out, as AWS does.</summary>
+    internal void WriteJson(Utf8JsonWriter w)
+    {
+        w.WriteStartObject();
+        if (JobArn is not null)
+        {
+            w.WriteString("jobArn", JobArn);
+        }
+
+        if (JobId is not null)
+        {
+            w.WriteString("jobId", JobId);
+        }
+
+        if (ThingGroupId is not null)
+        {
+            w.WriteString("thingGroupId", ThingGroupId);
+        }
+
+        if (TargetSelection is not null)
+        {
+            w.WriteString("targetSelection", TargetSelection);
+        }
+
+        if (Status is not null)
+        {
+            w.WriteString("status", Status);
+        }
+
+        if (CreatedAt is not null)
+        {
+            w.WriteNumber("createdAt", AwsJson.EpochSeconds(CreatedAt.Value));
+        }
+
+        if (LastUpdatedAt is not null)
+        {
+            w.WriteNumber("lastUpdatedAt", AwsJson.EpochSeconds(LastUpdatedAt.Value));
+        }
+
+        if (CompletedAt is not null)
+        {
+            w.WriteNumber("completedAt", AwsJson.EpochSeconds(CompletedAt.Value));
+        }
+
+        if (IsConcurrent is not null)
+        {
+            w.WriteBoolean("isConcurrent", IsConcurrent.Value);
         }
         w.WriteEndObject();
     }
@@ -4667,7 +7234,7 @@ public sealed record ListPoliciesRequest
     internal void Check(AwsRequestReader r, string p)
     {
         r.Length(Marker, AwsRequestReader.Path(p, "marker"), 0, 1024);
-        r.Pattern(Marker, AwsRequestReader.Path(p, "marker"), IotPatterns.Pattern15);
+        r.Pattern(Marker, AwsRequestReader.Path(p, "marker"), IotPatterns.Pattern19);
         r.Range(PageSize, AwsRequestReader.Path(p, "pageSize"), 1, 250);
     }
 }
@@ -4906,7 +7473,7 @@ public sealed record ListProvisioningTemplateVersionsRequest
     {
         r.Required(TemplateName, AwsRequestReader.Path(p, "templateName"));
         r.Length(TemplateName, AwsRequestReader.Path(p, "templateName"), 1, 36);
-        r.Pattern(TemplateName, AwsRequestReader.Path(p, "templateName"), IotPatterns.Pattern4);
+        r.Pattern(TemplateName, AwsRequestReader.Path(p, "templateName"), IotPatterns.Pattern8);
         r.Range(MaxResults, AwsRequestReader.Path(p, "maxResults"), 1, 250);
     }
 }
@@ -5156,7 +7723,7 @@ public sealed record ListTargetsForPolicyRequest
         r.Length(PolicyName, AwsRequestReader.Path(p, "policyName"), 1, 128);
         r.Pattern(PolicyName, AwsRequestReader.Path(p, "policyName"), IotPatterns.Pattern1);
         r.Length(Marker, AwsRequestReader.Path(p, "marker"), 0, 1024);
-        r.Pattern(Marker, AwsRequestReader.Path(p, "marker"), IotPatterns.Pattern15);
+        r.Pattern(Marker, AwsRequestReader.Path(p, "marker"), IotPatterns.Pattern19);
         r.Range(PageSize, AwsRequestReader.Path(p, "pageSize"), 1, 250);
     }
 }
@@ -5590,9 +8157,9 @@ public sealed record ListThingsRequest
     {
         r.Range(MaxResults, AwsRequestReader.Path(p, "maxResults"), 1, 250);
         r.Length(AttributeName, AwsRequestReader.Path(p, "attributeName"), 0, 128);
-        r.Pattern(AttributeName, AwsRequestReader.Path(p, "attributeName"), IotPatterns.Pattern9);
+        r.Pattern(AttributeName, AwsRequestReader.Path(p, "attributeName"), IotPatterns.Pattern13);
         r.Length(AttributeValue, AwsRequestReader.Path(p, "attributeValue"), 0, 800);
-        r.Pattern(AttributeValue, AwsRequestReader.Path(p, "attributeValue"), IotPatterns.Pattern7);
+        r.Pattern(AttributeValue, AwsRequestReader.Path(p, "attributeValue"), IotPatterns.Pattern11);
         r.Length(ThingTypeName, AwsRequestReader.Path(p, "thingTypeName"), 1, 128);
         r.Pattern(ThingTypeName, AwsRequestReader.Path(p, "thingTypeName"), IotPatterns.Pattern0);
     }
@@ -6173,9 +8740,9 @@ public sealed record RegisterCACertificateRequest
     {
         r.Required(CaCertificate, AwsRequestReader.Path(p, "caCertificate"));
         r.Length(CaCertificate, AwsRequestReader.Path(p, "caCertificate"), 1, 65536);
-        r.Pattern(CaCertificate, AwsRequestReader.Path(p, "caCertificate"), IotPatterns.Pattern2);
+        r.Pattern(CaCertificate, AwsRequestReader.Path(p, "caCertificate"), IotPatterns.Pattern5);
         r.Length(VerificationCertificate, AwsRequestReader.Path(p, "verificationCertificate"), 1, 65536);
-        r.Pattern(VerificationCertificate, AwsRequestReader.Path(p, "verificationCertificate"), IotPatterns.Pattern2);
+        r.Pattern(VerificationCertificate, AwsRequestReader.Path(p, "verificationCertificate"), IotPatterns.Pattern5);
         RegistrationConfig?.Check(r, AwsRequestReader.Path(p, "registrationConfig"));
         for (var i = 0; i < (Tags?.Count ?? 0); i++)
         {
@@ -6258,9 +8825,9 @@ public sealed record RegisterCertificateRequest
     {
         r.Required(CertificatePem, AwsRequestReader.Path(p, "certificatePem"));
         r.Length(CertificatePem, AwsRequestReader.Path(p, "certificatePem"), 1, 65536);
-        r.Pattern(CertificatePem, AwsRequestReader.Path(p, "certificatePem"), IotPatterns.Pattern2);
+        r.Pattern(CertificatePem, AwsRequestReader.Path(p, "certificatePem"), IotPatterns.Pattern5);
         r.Length(CaCertificatePem, AwsRequestReader.Path(p, "caCertificatePem"), 1, 65536);
-        r.Pattern(CaCertificatePem, AwsRequestReader.Path(p, "caCertificatePem"), IotPatterns.Pattern2);
+        r.Pattern(CaCertificatePem, AwsRequestReader.Path(p, "caCertificatePem"), IotPatterns.Pattern5);
         r.Enum(Status, AwsRequestReader.Path(p, "status"), ["ACTIVE", "INACTIVE", "REVOKED", "PENDING_TRANSFER", "REGISTER_INACTIVE", "PENDING_ACTIVATION"]);
     }
 }
@@ -6329,7 +8896,7 @@ public sealed record RegisterCertificateWithoutCARequest
     {
         r.Required(CertificatePem, AwsRequestReader.Path(p, "certificatePem"));
         r.Length(CertificatePem, AwsRequestReader.Path(p, "certificatePem"), 1, 65536);
-        r.Pattern(CertificatePem, AwsRequestReader.Path(p, "certificatePem"), IotPatterns.Pattern2);
+        r.Pattern(CertificatePem, AwsRequestReader.Path(p, "certificatePem"), IotPatterns.Pattern5);
         r.Enum(Status, AwsRequestReader.Path(p, "status"), ["ACTIVE", "INACTIVE", "REVOKED", "PENDING_TRANSFER", "REGISTER_INACTIVE", "PENDING_ACTIVATION"]);
     }
 }
@@ -6398,11 +8965,11 @@ public sealed record RegisterThingRequest
     {
         r.Required(TemplateBody, AwsRequestReader.Path(p, "templateBody"));
         r.Length(TemplateBody, AwsRequestReader.Path(p, "templateBody"), 0, 10240);
-        r.Pattern(TemplateBody, AwsRequestReader.Path(p, "templateBody"), IotPatterns.Pattern2);
+        r.Pattern(TemplateBody, AwsRequestReader.Path(p, "templateBody"), IotPatterns.Pattern5);
         foreach (var kv in Parameters ?? System.Collections.Immutable.ImmutableDictionary<string, string?>.Empty)
         {
             r.Length(kv.Value, AwsRequestReader.Path(p, "parameters") + "." + kv.Key, 0, 4096);
-            r.Pattern(kv.Value, AwsRequestReader.Path(p, "parameters") + "." + kv.Key, IotPatterns.Pattern2);
+            r.Pattern(kv.Value, AwsRequestReader.Path(p, "parameters") + "." + kv.Key, IotPatterns.Pattern5);
         }
     }
 }
@@ -6545,7 +9112,7 @@ public sealed record ReplaceTopicRuleRequest
         r.Required(RuleName, AwsRequestReader.Path(p, "ruleName"));
         r.Required(TopicRulePayload, AwsRequestReader.Path(p, "topicRulePayload"));
         r.Length(RuleName, AwsRequestReader.Path(p, "ruleName"), 1, 128);
-        r.Pattern(RuleName, AwsRequestReader.Path(p, "ruleName"), IotPatterns.Pattern12);
+        r.Pattern(RuleName, AwsRequestReader.Path(p, "ruleName"), IotPatterns.Pattern16);
         TopicRulePayload?.Check(r, AwsRequestReader.Path(p, "topicRulePayload"));
     }
 }
@@ -6581,7 +9148,7 @@ public sealed record SetDefaultPolicyVersionRequest
         r.Required(PolicyVersionId, AwsRequestReader.Path(p, "policyVersionId"));
         r.Length(PolicyName, AwsRequestReader.Path(p, "policyName"), 1, 128);
         r.Pattern(PolicyName, AwsRequestReader.Path(p, "policyName"), IotPatterns.Pattern1);
-        r.Pattern(PolicyVersionId, AwsRequestReader.Path(p, "policyVersionId"), IotPatterns.Pattern14);
+        r.Pattern(PolicyVersionId, AwsRequestReader.Path(p, "policyVersionId"), IotPatterns.Pattern18);
     }
 }
 
@@ -6631,7 +9198,7 @@ public sealed record UpdateCACertificateRequest
     {
         r.Required(CertificateId, AwsRequestReader.Path(p, "certificateId"));
         r.Length(CertificateId, AwsRequestReader.Path(p, "certificateId"), 64, 64);
-        r.Pattern(CertificateId, AwsRequestReader.Path(p, "certificateId"), IotPatterns.Pattern13);
+        r.Pattern(CertificateId, AwsRequestReader.Path(p, "certificateId"), IotPatterns.Pattern17);
         r.Enum(NewStatus, AwsRequestReader.Path(p, "newStatus"), ["ACTIVE", "INACTIVE"]);
         r.Enum(NewAutoRegistrationStatus, AwsRequestReader.Path(p, "newAutoRegistrationStatus"), ["ENABLE", "DISABLE"]);
         RegistrationConfig?.Check(r, AwsRequestReader.Path(p, "registrationConfig"));
@@ -6667,8 +9234,83 @@ public sealed record UpdateCertificateRequest
         r.Required(CertificateId, AwsRequestReader.Path(p, "certificateId"));
         r.Required(NewStatus, AwsRequestReader.Path(p, "newStatus"));
         r.Length(CertificateId, AwsRequestReader.Path(p, "certificateId"), 64, 64);
-        r.Pattern(CertificateId, AwsRequestReader.Path(p, "certificateId"), IotPatterns.Pattern13);
+        r.Pattern(CertificateId, AwsRequestReader.Path(p, "certificateId"), IotPatterns.Pattern17);
         r.Enum(NewStatus, AwsRequestReader.Path(p, "newStatus"), ["ACTIVE", "INACTIVE", "REVOKED", "PENDING_TRANSFER", "REGISTER_INACTIVE", "PENDING_ACTIVATION"]);
+    }
+}
+
+/// <summary>The <c>UpdateJobRequest</c> shape.</summary>
+public sealed record UpdateJobRequest
+{
+    /// <summary>jobId (uri <c>jobId</c>, required).</summary>
+    public string JobId { get; init; } = null!;
+
+    /// <summary>description (body <c>description</c>).</summary>
+    public string? Description { get; init; }
+
+    /// <summary>presignedUrlConfig (body <c>presignedUrlConfig</c>).</summary>
+    public PresignedUrlConfig? PresignedUrlConfig { get; init; }
+
+    /// <summary>jobExecutionsRolloutConfig (body <c>jobExecutionsRolloutConfig</c>).</summary>
+    public JobExecutionsRolloutConfig? JobExecutionsRolloutConfig { get; init; }
+
+    /// <summary>abortConfig (body <c>abortConfig</c>).</summary>
+    public AbortConfig? AbortConfig { get; init; }
+
+    /// <summary>timeoutConfig (body <c>timeoutConfig</c>).</summary>
+    public TimeoutConfig? TimeoutConfig { get; init; }
+
+    /// <summary>namespaceId (querystring <c>namespaceId</c>).</summary>
+    public string? NamespaceId { get; init; }
+
+    /// <summary>jobExecutionsRetryConfig (body <c>jobExecutionsRetryConfig</c>).</summary>
+    public JobExecutionsRetryConfig? JobExecutionsRetryConfig { get; init; }
+
+    /// <summary>Binds the request from its URI, query string, headers and body, and checks it against the model.</summary>
+    internal static UpdateJobRequest Bind(AwsRequestReader r)
+    {
+        var body = r.Body;
+        var value = new UpdateJobRequest
+        {
+            JobId = r.Uri("jobId")!,
+            Description = r.ReadString(AwsRequestReader.Member(body, "description"), "description"),
+            PresignedUrlConfig = r.ReadObject(AwsRequestReader.Member(body, "presignedUrlConfig"), "presignedUrlConfig", static (r, e, p) => PresignedUrlConfig.Read(r, e, p)),
+            JobExecutionsRolloutConfig = r.ReadObject(AwsRequestReader.Member(body, "jobExecutionsRolloutConfig"), "jobExecutionsRolloutConfig", static (r, e, p) => JobExecutionsRolloutConfig.Read(r, e, p)),
+            AbortConfig = r.ReadObject(AwsRequestReader.Member(body, "abortConfig"), "abortConfig", static (r, e, p) => AbortConfig.Read(r, e, p)),
+            TimeoutConfig = r.ReadObject(AwsRequestReader.Member(body, "timeoutConfig"), "timeoutConfig", static (r, e, p) => TimeoutConfig.Read(r, e, p)),
+            NamespaceId = r.Query("namespaceId"),
+            JobExecutionsRetryConfig = r.ReadObject(AwsRequestReader.Member(body, "jobExecutionsRetryConfig"), "jobExecutionsRetryConfig", static (r, e, p) => JobExecutionsRetryConfig.Read(r, e, p)),
+        };
+        value.Check(r, "");
+        r.Target("jobId", value.JobId);
+        r.Target("namespaceId", value.NamespaceId);
+        return value;
+    }
+
+    internal static UpdateJobRequest Read(AwsRequestReader r, JsonElement e, string p) => new()
+    {
+        Description = r.ReadString(AwsRequestReader.Member(e, "description"), AwsRequestReader.Path(p, "description")),
+        PresignedUrlConfig = r.ReadObject(AwsRequestReader.Member(e, "presignedUrlConfig"), AwsRequestReader.Path(p, "presignedUrlConfig"), static (r, e, p) => PresignedUrlConfig.Read(r, e, p)),
+        JobExecutionsRolloutConfig = r.ReadObject(AwsRequestReader.Member(e, "jobExecutionsRolloutConfig"), AwsRequestReader.Path(p, "jobExecutionsRolloutConfig"), static (r, e, p) => JobExecutionsRolloutConfig.Read(r, e, p)),
+        AbortConfig = r.ReadObject(AwsRequestReader.Member(e, "abortConfig"), AwsRequestReader.Path(p, "abortConfig"), static (r, e, p) => AbortConfig.Read(r, e, p)),
+        TimeoutConfig = r.ReadObject(AwsRequestReader.Member(e, "timeoutConfig"), AwsRequestReader.Path(p, "timeoutConfig"), static (r, e, p) => TimeoutConfig.Read(r, e, p)),
+        JobExecutionsRetryConfig = r.ReadObject(AwsRequestReader.Member(e, "jobExecutionsRetryConfig"), AwsRequestReader.Path(p, "jobExecutionsRetryConfig"), static (r, e, p) => JobExecutionsRetryConfig.Read(r, e, p)),
+    };
+
+    /// <summary>Checks the members against the model: required, enum, length, range, pattern.</summary>
+    internal void Check(AwsRequestReader r, string p)
+    {
+        r.Required(JobId, AwsRequestReader.Path(p, "jobId"));
+        r.Length(JobId, AwsRequestReader.Path(p, "jobId"), 1, 64);
+        r.Pattern(JobId, AwsRequestReader.Path(p, "jobId"), IotPatterns.Pattern2);
+        r.Length(Description, AwsRequestReader.Path(p, "description"), 0, 2028);
+        r.Pattern(Description, AwsRequestReader.Path(p, "description"), IotPatterns.Pattern4);
+        PresignedUrlConfig?.Check(r, AwsRequestReader.Path(p, "presignedUrlConfig"));
+        JobExecutionsRolloutConfig?.Check(r, AwsRequestReader.Path(p, "jobExecutionsRolloutConfig"));
+        AbortConfig?.Check(r, AwsRequestReader.Path(p, "abortConfig"));
+        TimeoutConfig?.Check(r, AwsRequestReader.Path(p, "timeoutConfig"));
+        r.Pattern(NamespaceId, AwsRequestReader.Path(p, "namespaceId"), IotPatterns.Pattern2);
+        JobExecutionsRetryConfig?.Check(r, AwsRequestReader.Path(p, "jobExecutionsRetryConfig"));
     }
 }
 
@@ -6731,9 +9373,9 @@ public sealed record UpdateProvisioningTemplateRequest
     {
         r.Required(TemplateName, AwsRequestReader.Path(p, "templateName"));
         r.Length(TemplateName, AwsRequestReader.Path(p, "templateName"), 1, 36);
-        r.Pattern(TemplateName, AwsRequestReader.Path(p, "templateName"), IotPatterns.Pattern4);
+        r.Pattern(TemplateName, AwsRequestReader.Path(p, "templateName"), IotPatterns.Pattern8);
         r.Length(Description, AwsRequestReader.Path(p, "description"), 0, 500);
-        r.Pattern(Description, AwsRequestReader.Path(p, "description"), IotPatterns.Pattern5);
+        r.Pattern(Description, AwsRequestReader.Path(p, "description"), IotPatterns.Pattern9);
         r.Length(ProvisioningRoleArn, AwsRequestReader.Path(p, "provisioningRoleArn"), 20, 2048);
         PreProvisioningHook?.Check(r, AwsRequestReader.Path(p, "preProvisioningHook"));
     }
@@ -6962,71 +9604,96 @@ internal static class IotPatterns
 
     private static Regex? s_pattern2;
 
-    /// <summary><c>[\s\S]*</c></summary>
-    internal static Regex Pattern2 => s_pattern2 ??= new(@"^(?:[\s\S]*)$", RegexOptions.CultureInvariant, TimeSpan.FromMilliseconds(100));
+    /// <summary><c>[a-zA-Z0-9_-]+</c></summary>
+    internal static Regex Pattern2 => s_pattern2 ??= new(@"^(?:[a-zA-Z0-9_-]+)$", RegexOptions.CultureInvariant, TimeSpan.FromMilliseconds(100));
 
     private static Regex? s_pattern3;
 
-    /// <summary><c>^([\p{L}\p{Z}\p{N}_.:/=+\-@]*)$</c></summary>
-    internal static Regex Pattern3 => s_pattern3 ??= new(@"^(?:^([\p{L}\p{Z}\p{N}_.:/=+\-@]*)$)$", RegexOptions.CultureInvariant, TimeSpan.FromMilliseconds(100));
+    /// <summary><c>[\p{Upper}\p{Digit}_]+</c></summary>
+    internal static Regex Pattern3 => s_pattern3 ??= new(@"^(?:[A-Z0-9_]+)$", RegexOptions.CultureInvariant, TimeSpan.FromMilliseconds(100));
 
     private static Regex? s_pattern4;
 
-    /// <summary><c>^[0-9A-Za-z_-]+$</c></summary>
-    internal static Regex Pattern4 => s_pattern4 ??= new(@"^(?:^[0-9A-Za-z_-]+$)$", RegexOptions.CultureInvariant, TimeSpan.FromMilliseconds(100));
+    /// <summary><c>[^\p{C}]+</c></summary>
+    internal static Regex Pattern4 => s_pattern4 ??= new(@"^(?:[^\p{C}]+)$", RegexOptions.CultureInvariant, TimeSpan.FromMilliseconds(100));
 
     private static Regex? s_pattern5;
 
-    /// <summary><c>[^\p{C}]*</c></summary>
-    internal static Regex Pattern5 => s_pattern5 ??= new(@"^(?:[^\p{C}]*)$", RegexOptions.CultureInvariant, TimeSpan.FromMilliseconds(100));
+    /// <summary><c>[\s\S]*</c></summary>
+    internal static Regex Pattern5 => s_pattern5 ??= new(@"^(?:[\s\S]*)$", RegexOptions.CultureInvariant, TimeSpan.FromMilliseconds(100));
 
     private static Regex? s_pattern6;
 
-    /// <summary><c>^[0-9-]+$</c></summary>
-    internal static Regex Pattern6 => s_pattern6 ??= new(@"^(?:^[0-9-]+$)$", RegexOptions.CultureInvariant, TimeSpan.FromMilliseconds(100));
+    /// <summary><c>^arn:[!-~]+$</c></summary>
+    internal static Regex Pattern6 => s_pattern6 ??= new(@"^(?:^arn:[!-~]+$)$", RegexOptions.CultureInvariant, TimeSpan.FromMilliseconds(100));
 
     private static Regex? s_pattern7;
 
-    /// <summary><c>[a-zA-Z0-9_.,@/:#=\[\]-]*</c></summary>
-    internal static Regex Pattern7 => s_pattern7 ??= new(@"^(?:[a-zA-Z0-9_.,@/:#=\[\]-]*)$", RegexOptions.CultureInvariant, TimeSpan.FromMilliseconds(100));
+    /// <summary><c>^([\p{L}\p{Z}\p{N}_.:/=+\-@]*)$</c></summary>
+    internal static Regex Pattern7 => s_pattern7 ??= new(@"^(?:^([\p{L}\p{Z}\p{N}_.:/=+\-@]*)$)$", RegexOptions.CultureInvariant, TimeSpan.FromMilliseconds(100));
 
     private static Regex? s_pattern8;
 
-    /// <summary><c>[\p{Graph}\x20]*</c></summary>
-    internal static Regex Pattern8 => s_pattern8 ??= new(@"^(?:[\x21-\x7E\x20]*)$", RegexOptions.CultureInvariant, TimeSpan.FromMilliseconds(100));
+    /// <summary><c>^[0-9A-Za-z_-]+$</c></summary>
+    internal static Regex Pattern8 => s_pattern8 ??= new(@"^(?:^[0-9A-Za-z_-]+$)$", RegexOptions.CultureInvariant, TimeSpan.FromMilliseconds(100));
 
     private static Regex? s_pattern9;
 
-    /// <summary><c>[a-zA-Z0-9_.,@/:#-]+</c></summary>
-    internal static Regex Pattern9 => s_pattern9 ??= new(@"^(?:[a-zA-Z0-9_.,@/:#-]+)$", RegexOptions.CultureInvariant, TimeSpan.FromMilliseconds(100));
+    /// <summary><c>[^\p{C}]*</c></summary>
+    internal static Regex Pattern9 => s_pattern9 ??= new(@"^(?:[^\p{C}]*)$", RegexOptions.CultureInvariant, TimeSpan.FromMilliseconds(100));
 
     private static Regex? s_pattern10;
 
-    /// <summary><c>[a-zA-Z0-9:$.]+</c></summary>
-    internal static Regex Pattern10 => s_pattern10 ??= new(@"^(?:[a-zA-Z0-9:$.]+)$", RegexOptions.CultureInvariant, TimeSpan.FromMilliseconds(100));
+    /// <summary><c>^[0-9-]+$</c></summary>
+    internal static Regex Pattern10 => s_pattern10 ??= new(@"^(?:^[0-9-]+$)$", RegexOptions.CultureInvariant, TimeSpan.FromMilliseconds(100));
 
     private static Regex? s_pattern11;
 
-    /// <summary><c>[a-zA-Z0-9:.]+</c></summary>
-    internal static Regex Pattern11 => s_pattern11 ??= new(@"^(?:[a-zA-Z0-9:.]+)$", RegexOptions.CultureInvariant, TimeSpan.FromMilliseconds(100));
+    /// <summary><c>[a-zA-Z0-9_.,@/:#=\[\]-]*</c></summary>
+    internal static Regex Pattern11 => s_pattern11 ??= new(@"^(?:[a-zA-Z0-9_.,@/:#=\[\]-]*)$", RegexOptions.CultureInvariant, TimeSpan.FromMilliseconds(100));
 
     private static Regex? s_pattern12;
 
-    /// <summary><c>^[a-zA-Z0-9_]+$</c></summary>
-    internal static Regex Pattern12 => s_pattern12 ??= new(@"^(?:^[a-zA-Z0-9_]+$)$", RegexOptions.CultureInvariant, TimeSpan.FromMilliseconds(100));
+    /// <summary><c>[\p{Graph}\x20]*</c></summary>
+    internal static Regex Pattern12 => s_pattern12 ??= new(@"^(?:[\x21-\x7E\x20]*)$", RegexOptions.CultureInvariant, TimeSpan.FromMilliseconds(100));
 
     private static Regex? s_pattern13;
 
-    /// <summary><c>(0x)?[a-fA-F0-9]+</c></summary>
-    internal static Regex Pattern13 => s_pattern13 ??= new(@"^(?:(0x)?[a-fA-F0-9]+)$", RegexOptions.CultureInvariant, TimeSpan.FromMilliseconds(100));
+    /// <summary><c>[a-zA-Z0-9_.,@/:#-]+</c></summary>
+    internal static Regex Pattern13 => s_pattern13 ??= new(@"^(?:[a-zA-Z0-9_.,@/:#-]+)$", RegexOptions.CultureInvariant, TimeSpan.FromMilliseconds(100));
 
     private static Regex? s_pattern14;
 
-    /// <summary><c>[0-9]+</c></summary>
-    internal static Regex Pattern14 => s_pattern14 ??= new(@"^(?:[0-9]+)$", RegexOptions.CultureInvariant, TimeSpan.FromMilliseconds(100));
+    /// <summary><c>[a-zA-Z0-9:$.]+</c></summary>
+    internal static Regex Pattern14 => s_pattern14 ??= new(@"^(?:[a-zA-Z0-9:$.]+)$", RegexOptions.CultureInvariant, TimeSpan.FromMilliseconds(100));
 
     private static Regex? s_pattern15;
 
+    /// <summary><c>[a-zA-Z0-9:.]+</c></summary>
+    internal static Regex Pattern15 => s_pattern15 ??= new(@"^(?:[a-zA-Z0-9:.]+)$", RegexOptions.CultureInvariant, TimeSpan.FromMilliseconds(100));
+
+    private static Regex? s_pattern16;
+
+    /// <summary><c>^[a-zA-Z0-9_]+$</c></summary>
+    internal static Regex Pattern16 => s_pattern16 ??= new(@"^(?:^[a-zA-Z0-9_]+$)$", RegexOptions.CultureInvariant, TimeSpan.FromMilliseconds(100));
+
+    private static Regex? s_pattern17;
+
+    /// <summary><c>(0x)?[a-fA-F0-9]+</c></summary>
+    internal static Regex Pattern17 => s_pattern17 ??= new(@"^(?:(0x)?[a-fA-F0-9]+)$", RegexOptions.CultureInvariant, TimeSpan.FromMilliseconds(100));
+
+    private static Regex? s_pattern18;
+
+    /// <summary><c>[0-9]+</c></summary>
+    internal static Regex Pattern18 => s_pattern18 ??= new(@"^(?:[0-9]+)$", RegexOptions.CultureInvariant, TimeSpan.FromMilliseconds(100));
+
+    private static Regex? s_pattern19;
+
     /// <summary><c>[A-Za-z0-9+/]+={0,2}</c></summary>
-    internal static Regex Pattern15 => s_pattern15 ??= new(@"^(?:[A-Za-z0-9+/]+={0,2})$", RegexOptions.CultureInvariant, TimeSpan.FromMilliseconds(100));
+    internal static Regex Pattern19 => s_pattern19 ??= new(@"^(?:[A-Za-z0-9+/]+={0,2})$", RegexOptions.CultureInvariant, TimeSpan.FromMilliseconds(100));
+
+    private static Regex? s_pattern20;
+
+    /// <summary><c>[a-zA-Z0-9\-]+</c></summary>
+    internal static Regex Pattern20 => s_pattern20 ??= new(@"^(?:[a-zA-Z0-9\-]+)$", RegexOptions.CultureInvariant, TimeSpan.FromMilliseconds(100));
 }

@@ -13,11 +13,11 @@ public static partial class AwsModel
     /// <summary>Every operation of the AWS IoT Jobs Data Plane model (iot-jobs-data/2017-09-29/service-2.json.gz).</summary>
     public static readonly AwsRoute[] IotJobsDataRoutes =
     [
-        new("iot-jobs-data", "iot-jobs-data", "DescribeJobExecution", "GET", "/things/{thingName}/jobs/{jobId}", 200, false),
-        new("iot-jobs-data", "iot-jobs-data", "GetPendingJobExecutions", "GET", "/things/{thingName}/jobs", 200, false),
+        new("iot-jobs-data", "iot-jobs-data", "DescribeJobExecution", "GET", "/things/{thingName}/jobs/{jobId}", 200, true),
+        new("iot-jobs-data", "iot-jobs-data", "GetPendingJobExecutions", "GET", "/things/{thingName}/jobs", 200, true),
         new("iot-jobs-data", "iot-jobs-data", "StartCommandExecution", "POST", "/command-executions", 200, false),
-        new("iot-jobs-data", "iot-jobs-data", "StartNextPendingJobExecution", "PUT", "/things/{thingName}/jobs/$next", 200, false),
-        new("iot-jobs-data", "iot-jobs-data", "UpdateJobExecution", "POST", "/things/{thingName}/jobs/{jobId}", 200, false),
+        new("iot-jobs-data", "iot-jobs-data", "StartNextPendingJobExecution", "PUT", "/things/{thingName}/jobs/$next", 200, true),
+        new("iot-jobs-data", "iot-jobs-data", "UpdateJobExecution", "POST", "/things/{thingName}/jobs/{jobId}", 200, true),
     ];
 
     /// <summary>The error shapes of the model and their HTTP statuses.</summary>

@@ -1,0 +1,290 @@
+using System.Collections.Concurrent;
+
+namespace Trellis.Jobs;
+
+/// <summary>
+/// The rollout: executions released at the job's rate, scheduled starts and ends, time-outs, and
+/// things that join or leave a CONTINUOUS job's groups. Everything it acts on is read from the store
+/// (release times, deadlines), so after a restart it carries on where it stood.
+/// </summary>
+public sealed partial class JobService
+{
+    /// <summary>Executions released per job per pass, so that device requests are never held long behind a large release.</summary>
+    private const int ReleaseBatch = 500;
+
+    private readonly ConcurrentQueue<(string Thing, bool Joined)> _membership = new();
+
+    /// <summary>A thing joined a group: CONTINUOUS jobs on that group (or an ancestor) will reach it.</summary>
+    public void ThingJoinedGroup(string thing)
+    {
+        _membership.Enqueue((thing, true));
+        Wake();
+    }
+
+    /// <summary>A thing left a group, or was deleted: its QUEUED executions of jobs that no longer target it become REMOVED.</summary>
+    public void ThingLeftGroup(string thing)
+    {
+        _membership.Enqueue((thing, false));
+        Wake();
+    }
+
+    /// <summary>Runs the rollout until <paramref name="cancellationToken"/> is canceled: each pass does what is due and sleeps until the next due time or a change.</summary>
+    public async Task RunAsync(CancellationToken cancellationToken)
+    {
+        while (!cancellationToken.IsCancellationRequested)
+        {
+            var delay = TimeSpan.FromSeconds(1);
+            try
+            {
+                delay = TimeSpan.FromMilliseconds(Math.Clamp(RunDue() - NowMs, 0, 1000));
+            }
+            catch (Exception e) when (e is not OperationCanceledException)
+            {
+                LogRolloutFailed(_logger, e);
+            }
+
+            if (delay > TimeSpan.Zero)
+            {
+                try
+                {
+                    await _work.WaitAsync(delay, cancellationToken);
+                }
+                catch (OperationCanceledException)
+                {
+                    return;
+                }
+            }
+        }
+    }
+
+    /// <summary>One pass: membership changes, time-outs, then each active job's schedule and release. Returns when the next pass is due (epoch ms).</summary>
+    public long RunDue()
+    {
+        var now = NowMs;
+        var due = now + 1000;
+        while (_membership.TryDequeue(out var change))
+        {
+            ApplyMembership(change.Thing, change.Joined);
+        }
+
+        var timeouts = _store.DueTimeouts(now, ReleaseBatch);
+        foreach (var execution in timeouts)
+        {
+            TimeOut(execution, now);
+        }
+
+        if (timeouts.Count == ReleaseBatch)
+        {
+            due = now;
+        }
+        else if (_store.NextTimeoutMs() is { } nextTimeout)
+        {
+            due = Math.Min(due, nextTimeout);
+        }
+
+        foreach (var job in _store.ActiveJobs())
+        {
+            due = Math.Min(due, Advance(job.JobId, now));
+        }
+
+        return due;
+    }
+
+    private void Wake()
+    {
+        if (_work.CurrentCount == 0)
+        {
+            try
+            {
+                _work.Release();
+            }
+            catch (SemaphoreFullException)
+            {
+                // Another caller woke the rollout at the same moment: once is enough.
+            }
+        }
+    }
+
+    private void TimeOut(JobExecutionRecord due, long now)
+    {
+        var notes = new Notes();
+        lock (_gate)
+        {
+            if (_store.GetExecution(due.JobId, due.Thing, due.ExecutionNumber) is not { IsPending: true, TimeoutAtMs: { } at } execution || at > now
+                || _store.GetJob(due.JobId) is not { } job)
+            {
+                return;
+            }
+
+            var snapshot = Snapshot(execution.Thing);
+            var timedOut = Finish(execution, ExecutionStatus.TimedOut, null);
+            _store.Save(null, [timedOut]);
+            AfterTerminal(job, timedOut, notes);
+            NotifyChanges(execution.Thing, snapshot, notes, job);
+        }
+
+        notes.Send(_publisher);
+    }
+
+    /// <summary>Moves one job on: its schedule, then as many executions as its rate allows. Returns when it is next due.</summary>
+    private long Advance(string jobId, long now)
+    {
+        var notes = new Notes();
+        long due;
+        lock (_gate)
+        {
+            due = AdvanceLocked(jobId, now, notes);
+        }
+
+        notes.Send(_publisher);
+        return due;
+    }
+
+    private long AdvanceLocked(string jobId, long now, Notes notes)
+    {
+        if (_store.GetJob(jobId) is not { IsActive: true } job)
+        {
+            return long.MaxValue;
+        }
+
+        var scheduling = job.Settings.Scheduling;
+        if (job.Status == JobStatus.Scheduled)
+        {
+            var start = scheduling?.StartTime?.ToUnixTimeMilliseconds() ?? now;
+            if (start > now)
+            {
+                return start;
+            }
+
+            job = job with { Status = JobStatus.InProgress, UpdatedMs = now };
+            _store.Save(job, []);
+        }
+
+        if (scheduling?.EndTime is { } end && end.ToUnixTimeMilliseconds() <= now)
+        {
+            switch (scheduling.EndBehavior)
+            {
+                case "CANCEL":
+                    CancelLocked(job, "SCHEDULE_ENDED", "The job's scheduled end time passed.", force: false, notes);
+                    return long.MaxValue;
+                case "FORCE_CANCEL":
+                    CancelLocked(job, "SCHEDULE_ENDED", "The job's scheduled end time passed.", force: true, notes);
+                    return long.MaxValue;
+                default:
+                    // STOP_ROLLOUT: things not reached yet are not reached; what runs finishes.
+                    if (_store.PendingTargets(jobId, int.MaxValue) is { Count: > 0 } unreached)
+                    {
+                        _store.Save(job, [], unreached);
+                    }
+
+                    CheckCompleted(job, notes);
+                    return long.MaxValue;
+            }
+        }
+
+        var limit = ReleaseBatch;
+        var rate = CurrentRate(job);
+        if (rate > 0)
+        {
+            var allowed = (int)Math.Floor(rate) - _store.ReachedSince(jobId, now - 60_000);
+            if (allowed <= 0)
+            {
+                return now + Math.Max(100, (long)(60_000 / rate));
+            }
+
+            limit = Math.Min(limit, allowed);
+        }
+
+        var batch = _store.PendingTargets(jobId, limit);
+        if (batch.Count == 0)
+        {
+            CheckCompleted(job, notes);
+            return scheduling?.EndTime?.ToUnixTimeMilliseconds() ?? long.MaxValue;
+        }
+
+        var snapshots = new List<(string Thing, PendingSnapshot Before)>(batch.Count);
+        var executions = new List<JobExecutionRecord>(batch.Count);
+        foreach (var thing in batch)
+        {
+            if (!_targets.ThingExists(thing))
+            {
+                continue; // deleted since it was targeted: nothing to run it
+            }
+
+            snapshots.Add((thing, Snapshot(thing)));
+            executions.Add(new JobExecutionRecord { JobId = jobId, Thing = thing, Status = ExecutionStatus.Queued, QueuedMs = now, UpdatedMs = now });
+        }
+
+        _store.Save(RaiseRate(job), executions, batch);
+        foreach (var (thing, before) in snapshots)
+        {
+            NotifyChanges(thing, before, notes, job);
+        }
+
+        return batch.Count == limit ? now : now + 1000;
+    }
+
+    /// <summary>Things a minute the job may reach now: the exponential rate where there is one (capped by the maximum), else the maximum; 0 for no limit.</summary>
+    private static double CurrentRate(JobRecord job) => job.Settings.Rollout switch
+    {
+        null => 0,
+        { BaseRatePerMinute: not null, MaximumPerMinute: { } max } => Math.Min(job.RatePerMinute, max),
+        { BaseRatePerMinute: not null } => job.RatePerMinute,
+        { MaximumPerMinute: { } max } => max,
+        _ => 0,
+    };
+
+    /// <summary>The job with its exponential rate raised when its criterion (things notified or succeeded since the last raise) is met.</summary>
+    private JobRecord RaiseRate(JobRecord job)
+    {
+        if (job.Settings.Rollout is not { BaseRatePerMinute: not null, IncrementFactor: { } factor } rollout)
+        {
+            return job;
+        }
+
+        var step = rollout.NotifiedThings ?? rollout.SucceededThings ?? int.MaxValue;
+        var measure = rollout.NotifiedThings is not null
+            ? _store.ReachedSince(job.JobId, 0)
+            : _store.CountByStatus(job.JobId).GetValueOrDefault(ExecutionStatus.Succeeded);
+        var rate = job.RatePerMinute;
+        var mark = job.RateMark;
+        while (measure - mark >= step)
+        {
+            rate = rollout.MaximumPerMinute is { } max ? Math.Min(max, rate * factor) : rate * factor;
+            mark += step;
+        }
+
+        return mark == job.RateMark ? job : job with { RatePerMinute = rate, RateMark = mark };
+    }
+
+    private void ApplyMembership(string thing, bool joined)
+    {
+        var notes = new Notes();
+        lock (_gate)
+        {
+            var groups = _targets.ThingExists(thing) ? _targets.GroupArnsOf(thing) : [];
+            var thingArn = _targets.Arn("thing/" + thing);
+            foreach (var job in _store.ActiveJobs().Where(j => j.TargetSelection == "CONTINUOUS"))
+            {
+                var targeted = job.Targets.Any(t => t == thingArn || groups.Contains(t));
+                if (joined && targeted)
+                {
+                    _store.AddPendingTarget(job.JobId, thing);
+                }
+                else if (!joined && !targeted && _store.GetExecution(job.JobId, thing) is { Status: ExecutionStatus.Queued } queued)
+                {
+                    var snapshot = Snapshot(thing);
+                    var removed = Finish(queued, ExecutionStatus.Removed, null);
+                    _store.Save(null, [removed]);
+                    notes.Event($"$aws/events/jobExecution/{job.JobId}/removed", ExecutionEvent(removed, "removed"));
+                    NotifyChanges(thing, snapshot, notes, job);
+                }
+            }
+        }
+
+        notes.Send(_publisher);
+    }
+
+    [Microsoft.Extensions.Logging.LoggerMessage(Level = Microsoft.Extensions.Logging.LogLevel.Error, Message = "A jobs rollout pass failed; it is tried again within a second")]
+    private static partial void LogRolloutFailed(Microsoft.Extensions.Logging.ILogger logger, Exception exception);
+}
