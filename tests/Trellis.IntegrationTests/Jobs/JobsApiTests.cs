@@ -1,0 +1,159 @@
+using System.Text.Json.Nodes;
+using Trellis.IntegrationTests.TestKit;
+
+namespace Trellis.IntegrationTests.Jobs;
+
+/// <summary>AWS IoT Jobs through boto3's "iot" and "iot-jobs-data" clients: shapes, the execution state machine, errors.</summary>
+[Collection(TrellisServerGroup.Name)]
+public sealed class JobsApiTests(TrellisHost host)
+{
+    private static CancellationToken Ct => TestContext.Current.CancellationToken;
+
+    [Fact]
+    public async Task A_job_on_a_nested_group_runs_through_the_execution_state_machine_with_aws_errors()
+    {
+        var (site, floor, a, b, job) = (TrellisHost.Unique("site"), TrellisHost.Unique("floor"), TrellisHost.Unique("a"), TrellisHost.Unique("b"), TrellisHost.Unique("job"));
+        var setup = await CallAsync(
+            ("create_thing_group", new { thingGroupName = site }),
+            ("create_thing_group", new { thingGroupName = floor, parentGroupName = site }),
+            ("create_thing", new { thingName = a }),
+            ("create_thing", new { thingName = b }),
+            ("add_thing_to_thing_group", new { thingGroupName = floor, thingName = a }),
+            ("add_thing_to_thing_group", new { thingGroupName = site, thingName = b }));
+        Assert.All(setup, r => Assert.Equal(200, Status(r)));
+        var siteArn = Arn("thinggroup/" + site);
+
+        var r = await CallAsync(
+            ("create_job", new { jobId = job, targets = new[] { siteArn }, document = """{"operation":"install","version":"${aws:iot:parameter:version}"}""", documentParameters = new { version = "2.1.0" }, description = "firmware 2.1.0", timeoutConfig = new { inProgressTimeoutInMinutes = 30 } }),
+            ("create_job", new { jobId = job, targets = new[] { siteArn }, document = "{}" }),
+            ("create_job", new { jobId = TrellisHost.Unique("j"), targets = new[] { Arn("thing/no-such-thing") }, document = "{}" }),
+            ("create_job", new { jobId = TrellisHost.Unique("j"), targets = new[] { siteArn }, document = "{\"a\":\"" + new string('x', 33_000) + "\"}" }),
+            ("create_job", new { jobId = TrellisHost.Unique("j"), targets = new[] { siteArn }, document = "{not json" }),
+            ("create_job", new { jobId = TrellisHost.Unique("j"), targets = new[] { siteArn }, document = """{"v":"${aws:iot:parameter:missing}"}""" }));
+        Assert.Equal(200, Status(r[0]));
+        Assert.Equal(Arn("job/" + job), Body(r[0])["jobArn"]!.GetValue<string>());
+        Assert.Equal((409, "ResourceAlreadyExistsException"), Error(r[1]));
+        Assert.Equal((404, "ResourceNotFoundException"), Error(r[2]));
+        Assert.Equal((400, "InvalidRequestException"), Error(r[3]));
+        Assert.Equal((400, "InvalidRequestException"), Error(r[4]));
+        Assert.Equal((400, "InvalidRequestException"), Error(r[5]));
+
+        // The rollout releases both things (one through the child group) within a moment.
+        Assert.True(await Eventually.TrueAsync(async () =>
+        {
+            var d = await CallAsync(("describe_job", new { jobId = job }));
+            return Body(d[0])["job"]!["jobProcessDetails"]!["numberOfQueuedThings"]!.GetValue<int>() == 2;
+        }, TimeSpan.FromSeconds(10), Ct), "the rollout did not queue both things");
+
+        r = await CallAsync(
+            ("jobs-data:get_pending_job_executions", new { thingName = a }),
+            ("jobs-data:start_next_pending_job_execution", new { thingName = a, statusDetails = new { step = "download" }, stepTimeoutInMinutes = 10 }),
+            ("jobs-data:update_job_execution", new { thingName = a, jobId = job, status = "IN_PROGRESS", expectedVersion = 1 }),
+            ("jobs-data:update_job_execution", new { thingName = a, jobId = job, status = "QUEUED" }),
+            ("jobs-data:update_job_execution", new { thingName = a, jobId = job, status = "SUCCEEDED", expectedVersion = 2, statusDetails = new { step = "done" }, includeJobExecutionState = true, includeJobDocument = true }),
+            ("jobs-data:update_job_execution", new { thingName = a, jobId = job, status = "IN_PROGRESS" }),
+            ("jobs-data:describe_job_execution", new { thingName = a, jobId = job }),
+            ("jobs-data:describe_job_execution", new { thingName = a, jobId = "no-such-job" }),
+            ("describe_job_execution", new { jobId = job, thingName = a }),
+            ("get_job_document", new { jobId = job }),
+            ("get_job_document", new { jobId = job, beforeSubstitution = true }),
+            ("list_job_executions_for_job", new { jobId = job }),
+            ("list_job_executions_for_thing", new { thingName = a }),
+            ("list_jobs", new { thingGroupName = site }));
+        var queued = Body(r[0])["queuedJobs"]!.AsArray();
+        Assert.Contains(queued, q => q!["jobId"]!.GetValue<string>() == job && q["versionNumber"]!.GetValue<long>() == 1);
+        var started = Body(r[1])["execution"]!;
+        Assert.Equal(("IN_PROGRESS", 2L, "download"), (started["status"]!.GetValue<string>(), started["versionNumber"]!.GetValue<long>(), started["statusDetails"]!["step"]!.GetValue<string>()));
+        Assert.Equal("""{"operation":"install","version":"2.1.0"}""", started["jobDocument"]!.GetValue<string>());
+        Assert.InRange(started["approximateSecondsBeforeTimedOut"]!.GetValue<long>(), 550, 600); // the step time-out, sooner than the job's 30 minutes
+        Assert.Equal((409, "ConflictException"), Error(r[2])); // stale expectedVersion
+        Assert.Equal((400, "InvalidRequestException"), Error(r[3])); // a device cannot set QUEUED
+        Assert.Equal(("SUCCEEDED", 3L), (Body(r[4])["executionState"]!["status"]!.GetValue<string>(), Body(r[4])["executionState"]!["versionNumber"]!.GetValue<long>()));
+        Assert.Contains("2.1.0", Body(r[4])["jobDocument"]!.GetValue<string>(), StringComparison.Ordinal);
+        Assert.Equal((409, "InvalidStateTransitionException"), Error(r[5])); // terminal stays terminal
+        Assert.Equal("SUCCEEDED", Body(r[6])["execution"]!["status"]!.GetValue<string>());
+        Assert.Equal((404, "ResourceNotFoundException"), Error(r[7]));
+        var described = Body(r[8])["execution"]!;
+        Assert.Equal(("SUCCEEDED", "done", Arn("thing/" + a)), (described["status"]!.GetValue<string>(), described["statusDetails"]!["detailsMap"]!["step"]!.GetValue<string>(), described["thingArn"]!.GetValue<string>()));
+        Assert.Equal("""{"operation":"install","version":"2.1.0"}""", Body(r[9])["document"]!.GetValue<string>());
+        Assert.Contains("${aws:iot:parameter:version}", Body(r[10])["document"]!.GetValue<string>(), StringComparison.Ordinal);
+        Assert.Equal(2, Body(r[11])["executionSummaries"]!.AsArray().Count);
+        Assert.Equal(job, Body(r[12])["executionSummaries"]![0]!["jobId"]!.GetValue<string>());
+        Assert.Equal(job, Body(r[13])["jobs"]![0]!["jobId"]!.GetValue<string>());
+
+        // Still running: deleting needs force; canceling cancels what is queued (b) and keeps a's result.
+        r = await CallAsync(
+            ("delete_job", new { jobId = job }),
+            ("cancel_job", new { jobId = job, reasonCode = "BAD_BUILD", comment = "stop the rollout" }),
+            ("describe_job", new { jobId = job }),
+            ("describe_job_execution", new { jobId = job, thingName = b }),
+            ("jobs-data:start_next_pending_job_execution", new { thingName = b }),
+            ("delete_job", new { jobId = job, force = true }),
+            ("describe_job", new { jobId = job }));
+        Assert.Equal((409, "InvalidStateTransitionException"), Error(r[0]));
+        Assert.Equal(200, Status(r[1]));
+        var canceled = Body(r[2])["job"]!;
+        Assert.Equal(("CANCELED", "BAD_BUILD", "stop the rollout"), (canceled["status"]!.GetValue<string>(), canceled["reasonCode"]!.GetValue<string>(), canceled["comment"]!.GetValue<string>()));
+        Assert.Equal((1, 1), (canceled["jobProcessDetails"]!["numberOfSucceededThings"]!.GetValue<int>(), canceled["jobProcessDetails"]!["numberOfCanceledThings"]!.GetValue<int>()));
+        Assert.Equal("CANCELED", Body(r[3])["execution"]!["status"]!.GetValue<string>());
+        Assert.Null(Body(r[4])["execution"]); // nothing pending for b any more
+        Assert.Equal(200, Status(r[5]));
+        Assert.Equal((404, "ResourceNotFoundException"), Error(r[6]));
+    }
+
+    [Fact]
+    public async Task Templates_retries_cancel_and_delete_of_executions_follow_aws()
+    {
+        var (thing, template, job) = (TrellisHost.Unique("t"), TrellisHost.Unique("tpl"), TrellisHost.Unique("job"));
+        var r = await CallAsync(
+            ("create_thing", new { thingName = thing }),
+            ("create_job_template", new { jobTemplateId = template, description = "reboot", document = """{"operation":"reboot"}""", jobExecutionsRetryConfig = new { criteriaList = new[] { new { failureType = "FAILED", numberOfRetries = 1 } } } }),
+            ("create_job_template", new { jobTemplateId = template, description = "again", document = "{}" }),
+            ("describe_job_template", new { jobTemplateId = template }),
+            ("list_job_templates", new { }),
+            ("create_job", new { jobId = job, targets = new[] { Arn("thing/" + thing) }, jobTemplateArn = Arn("jobtemplate/" + template) }),
+            ("create_job", new { jobId = TrellisHost.Unique("j"), targets = new[] { Arn("thing/" + thing) }, jobTemplateArn = Arn("jobtemplate/no-such-template") }));
+        Assert.All(r[..2], x => Assert.Equal(200, Status(x)));
+        Assert.Equal((409, "ConflictException"), Error(r[2]));
+        Assert.Equal(("reboot", 1), (Body(r[3])["description"]!.GetValue<string>(), Body(r[3])["jobExecutionsRetryConfig"]!["criteriaList"]![0]!["numberOfRetries"]!.GetValue<int>()));
+        Assert.Contains(Body(r[4])["jobTemplates"]!.AsArray(), t => t!["jobTemplateId"]!.GetValue<string>() == template);
+        Assert.Equal(200, Status(r[5]));
+        Assert.Equal((404, "ResourceNotFoundException"), Error(r[6]));
+
+        Assert.True(await Eventually.TrueAsync(async () => Body((await CallAsync(("jobs-data:get_pending_job_executions", new { thingName = thing })))[0])["queuedJobs"]!.AsArray().Count == 1, TimeSpan.FromSeconds(10), Ct), "the job was not queued");
+        r = await CallAsync(
+            ("jobs-data:update_job_execution", new { thingName = thing, jobId = job, status = "FAILED", statusDetails = new { reason = "flash error" } }),
+            ("describe_job_execution", new { jobId = job, thingName = thing }),
+            ("describe_job_execution", new { jobId = job, thingName = thing, executionNumber = 1 }),
+            ("cancel_job_execution", new { jobId = job, thingName = thing, expectedVersion = 99 }),
+            ("cancel_job_execution", new { jobId = job, thingName = thing }),
+            ("cancel_job_execution", new { jobId = job, thingName = thing }),
+            ("delete_job_execution", new { jobId = job, thingName = thing, executionNumber = 2 }),
+            ("describe_job_execution", new { jobId = job, thingName = thing }),
+            ("describe_job", new { jobId = job }),
+            ("delete_job_template", new { jobTemplateId = template }),
+            ("describe_job_template", new { jobTemplateId = template }));
+        Assert.Equal(200, Status(r[0]));
+        var retry = Body(r[1])["execution"]!;
+        Assert.Equal(("QUEUED", 2L), (retry["status"]!.GetValue<string>(), retry["executionNumber"]!.GetValue<long>())); // the retry is a new execution
+        Assert.Equal(("FAILED", "flash error"), (Body(r[2])["execution"]!["status"]!.GetValue<string>(), Body(r[2])["execution"]!["statusDetails"]!["detailsMap"]!["reason"]!.GetValue<string>()));
+        Assert.Equal((409, "VersionConflictException"), Error(r[3]));
+        Assert.Equal(200, Status(r[4]));
+        Assert.Equal((409, "InvalidStateTransitionException"), Error(r[5]));
+        Assert.Equal(200, Status(r[6]));
+        Assert.Equal(1L, Body(r[7])["execution"]!["executionNumber"]!.GetValue<long>()); // the first attempt is current again
+        Assert.Equal(Arn("jobtemplate/" + template), Body(r[8])["job"]!["jobTemplateArn"]!.GetValue<string>());
+        Assert.Equal(200, Status(r[9]));
+        Assert.Equal((404, "ResourceNotFoundException"), Error(r[10]));
+    }
+
+    private static string Arn(string resource) => $"arn:aws:iot:us-east-1:000000000000:{resource}";
+
+    private static int Status(JsonNode? result) => result!["status"]!.GetValue<int>();
+
+    private static JsonNode Body(JsonNode? result) => result!["body"] ?? throw new InvalidOperationException("no body: " + result.ToJsonString());
+
+    private static (int, string?) Error(JsonNode? result) => (Status(result), result!["error"]?.GetValue<string>());
+
+    private Task<JsonNode?[]> CallAsync(params (string Call, object Args)[] calls) => host.IotCallsAsync(calls, Ct);
+}
