@@ -182,6 +182,13 @@ public sealed partial class JobService
             }
         }
 
+        // The exponential rate rises as soon as its criterion is met, even while the window is full.
+        if (RaiseRate(job) is var raised && raised != job)
+        {
+            job = raised;
+            _store.Save(job, []);
+        }
+
         var limit = ReleaseBatch;
         var rate = CurrentRate(job);
         if (rate > 0)
@@ -215,7 +222,7 @@ public sealed partial class JobService
             executions.Add(new JobExecutionRecord { JobId = jobId, Thing = thing, Status = ExecutionStatus.Queued, QueuedMs = now, UpdatedMs = now });
         }
 
-        _store.Save(RaiseRate(job), executions, batch);
+        _store.Save(job, executions, batch);
         foreach (var (thing, before) in snapshots)
         {
             NotifyChanges(thing, before, notes, job);
