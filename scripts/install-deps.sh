@@ -37,4 +37,15 @@ if ! python3 -c 'import boto3' 2>/dev/null; then
   echo "install-deps: boto3 is missing for $(command -v python3); trying pip, else use Debian's python3-boto3 via /usr/bin/python3 first on PATH"
   python3 -m pip install --quiet boto3 || { echo "install-deps: cannot install boto3 for $(command -v python3)"; exit 1; }
 fi
+# AWS's own device SDKs for Node.js (tests/device-sdks), run unmodified by the integration tests.
+if ! command -v npm >/dev/null; then
+  echo "install-deps: installing Node.js and npm (Debian packages nodejs, npm)"
+  $SUDO apt-get install -y -qq --no-install-recommends nodejs npm >/dev/null
+fi
+sdks="$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)/tests/device-sdks"
+if [[ ! -d "$sdks/node_modules" || "$sdks/package-lock.json" -nt "$sdks/node_modules" ]]; then
+  echo "install-deps: installing the device SDKs in tests/device-sdks (npm ci)"
+  (cd "$sdks" && npm ci --no-audit --no-fund --loglevel=error >/dev/null) || { echo "install-deps: npm ci failed in $sdks"; exit 1; }
+  touch "$sdks/node_modules"
+fi
 echo "install-deps: ok"

@@ -147,6 +147,88 @@ public sealed class JobsApiTests(TrellisHost host)
         Assert.Equal((404, "ResourceNotFoundException"), Error(r[10]));
     }
 
+    [Fact]
+    public async Task A_continuous_job_reaches_things_that_join_its_group_later_and_removes_those_that_leave()
+    {
+        var (site, floor, early, late, job) = (TrellisHost.Unique("site"), TrellisHost.Unique("floor"), TrellisHost.Unique("early"), TrellisHost.Unique("late"), TrellisHost.Unique("job"));
+        var r = await CallAsync(
+            ("create_thing_group", new { thingGroupName = site }),
+            ("create_thing_group", new { thingGroupName = floor, parentGroupName = site }),
+            ("create_thing", new { thingName = early }),
+            ("create_thing", new { thingName = late }),
+            ("add_thing_to_thing_group", new { thingGroupName = site, thingName = early }),
+            ("create_job", new { jobId = job, targets = new[] { Arn("thinggroup/" + site) }, document = """{"operation":"configure"}""", targetSelection = "CONTINUOUS" }),
+            ("add_thing_to_thing_group", new { thingGroupName = floor, thingName = late }));
+        Assert.All(r, x => Assert.Equal(200, Status(x)));
+
+        // The thing that joined a child group after the job was created gets it too.
+        Assert.True(await Eventually.TrueAsync(async () => await StatusOfAsync(job, late) == "QUEUED", TimeSpan.FromSeconds(10), Ct), "the late thing was not reached");
+        Assert.Equal("QUEUED", await StatusOfAsync(job, early));
+
+        // Leaving the group removes a queued execution; a CONTINUOUS job stays IN_PROGRESS with nothing pending.
+        r = await CallAsync(
+            ("remove_thing_from_thing_group", new { thingGroupName = floor, thingName = late }),
+            ("jobs-data:update_job_execution", new { thingName = early, jobId = job, status = "SUCCEEDED" }));
+        Assert.All(r, x => Assert.Equal(200, Status(x)));
+        Assert.True(await Eventually.TrueAsync(async () => await StatusOfAsync(job, late) == "REMOVED", TimeSpan.FromSeconds(10), Ct), "the thing that left was not removed");
+        var described = Body((await CallAsync(("describe_job", new { jobId = job })))[0])["job"]!;
+        Assert.Equal(("IN_PROGRESS", 1, 1), (described["status"]!.GetValue<string>(), described["jobProcessDetails"]!["numberOfSucceededThings"]!.GetValue<int>(), described["jobProcessDetails"]!["numberOfRemovedThings"]!.GetValue<int>()));
+        Assert.Equal(200, Status((await CallAsync(("cancel_job", new { jobId = job })))[0]));
+    }
+
+    [Fact]
+    public async Task A_scheduled_job_waits_for_its_start_time()
+    {
+        var (thing, job) = (TrellisHost.Unique("t"), TrellisHost.Unique("job"));
+        var start = DateTimeOffset.UtcNow.AddDays(1).ToString("yyyy-MM-dd'T'HH:mm", System.Globalization.CultureInfo.InvariantCulture);
+        var r = await CallAsync(
+            ("create_thing", new { thingName = thing }),
+            ("create_job", new { jobId = job, targets = new[] { Arn("thing/" + thing) }, document = "{}", schedulingConfig = new { startTime = start, endBehavior = "CANCEL" } }),
+            ("create_job", new { jobId = TrellisHost.Unique("j"), targets = new[] { Arn("thing/" + thing) }, document = "{}", schedulingConfig = new { startTime = "tomorrow" } }),
+            ("describe_job", new { jobId = job }),
+            ("jobs-data:get_pending_job_executions", new { thingName = thing }));
+        Assert.Equal(200, Status(r[1]));
+        Assert.Equal((400, "InvalidRequestException"), Error(r[2]));
+        Assert.Equal(("SCHEDULED", start), (Body(r[3])["job"]!["status"]!.GetValue<string>(), Body(r[3])["job"]!["schedulingConfig"]!["startTime"]!.GetValue<string>()));
+        Assert.Empty(Body(r[4])["queuedJobs"]!.AsArray());
+        Assert.Equal(200, Status((await CallAsync(("cancel_job", new { jobId = job })))[0]));
+    }
+
+    [Fact]
+    public async Task The_aws_cli_creates_and_follows_a_job_and_answers_as_the_device()
+    {
+        var (thing, job) = (TrellisHost.Unique("t"), TrellisHost.Unique("job"));
+        Assert.Equal(200, Status((await CallAsync(("create_thing", new { thingName = thing })))[0]));
+        var created = await AwsAsync("iot", "create-job", "--job-id", job, "--targets", Arn("thing/" + thing), "--document", """{"operation":"reboot"}""",
+            "--job-executions-rollout-config", "maximumPerMinute=50", "--abort-config", "criteriaList=[{failureType=FAILED,action=CANCEL,thresholdPercentage=50,minNumberOfExecutedThings=1}]");
+        Assert.Equal(job, created["jobId"]!.GetValue<string>());
+        Assert.True(await Eventually.TrueAsync(async () => await StatusOfAsync(job, thing) == "QUEUED", TimeSpan.FromSeconds(10), Ct), "the job was not queued");
+        var pending = await AwsAsync("iot-jobs-data", "get-pending-job-executions", "--thing-name", thing);
+        Assert.Equal(job, pending["queuedJobs"]![0]!["jobId"]!.GetValue<string>());
+        var updated = await AwsAsync("iot-jobs-data", "update-job-execution", "--thing-name", thing, "--job-id", job, "--status", "FAILED", "--include-job-execution-state");
+        Assert.Equal("FAILED", updated["executionState"]!["status"]!.GetValue<string>());
+
+        // One failure of one executed thing is 100 %: the abort rule cancels the job.
+        var described = await AwsAsync("iot", "describe-job", "--job-id", job);
+        Assert.Equal(("CANCELED", 50), (described["job"]!["status"]!.GetValue<string>(), described["job"]!["jobExecutionsRolloutConfig"]!["maximumPerMinute"]!.GetValue<int>()));
+        var executions = await AwsAsync("iot", "list-job-executions-for-thing", "--thing-name", thing);
+        Assert.Equal("FAILED", executions["executionSummaries"]![0]!["jobExecutionSummary"]!["status"]!.GetValue<string>());
+    }
+
+    /// <summary>One AWS CLI command against the server, its JSON output.</summary>
+    private async Task<JsonNode> AwsAsync(params string[] args)
+    {
+        var result = await ExternalTool.RunAsync("aws", [.. args, "--endpoint-url", host.Endpoint, "--output", "json"], TimeSpan.FromSeconds(60), host.AwsEnvironment, Ct);
+        Assert.True(result.ExitCode == 0, $"aws {string.Join(' ', args)}: {result.Output}");
+        return JsonNode.Parse(result.Stdout)!;
+    }
+
+    private async Task<string?> StatusOfAsync(string job, string thing)
+    {
+        var r = await CallAsync(("describe_job_execution", new { jobId = job, thingName = thing }));
+        return r[0]!["body"]?["execution"]?["status"]?.GetValue<string>();
+    }
+
     private static string Arn(string resource) => $"arn:aws:iot:us-east-1:000000000000:{resource}";
 
     private static int Status(JsonNode? result) => result!["status"]!.GetValue<int>();

@@ -9,14 +9,6 @@ public sealed class JobsMqttTests(TrellisHost host)
 {
     private static readonly TimeSpan Timeout = TimeSpan.FromSeconds(20);
 
-    /// <summary>A device may use only its own jobs topics.</summary>
-    private const string JobsPolicy = """
-        {"Version":"2012-10-17","Statement":[
-          {"Effect":"Allow","Action":"iot:Connect","Resource":"arn:aws:iot:*:*:client/${iot:Connection.Thing.ThingName}"},
-          {"Effect":"Allow","Action":["iot:Publish","iot:Receive"],"Resource":"arn:aws:iot:*:*:topic/$aws/things/${iot:Connection.Thing.ThingName}/jobs/*"},
-          {"Effect":"Allow","Action":"iot:Subscribe","Resource":"arn:aws:iot:*:*:topicfilter/$aws/things/${iot:Connection.Thing.ThingName}/jobs/*"}]}
-        """;
-
     private static CancellationToken Ct => TestContext.Current.CancellationToken;
 
     [Fact]
@@ -25,8 +17,8 @@ public sealed class JobsMqttTests(TrellisHost host)
         var thing = TrellisHost.Unique("dev");
         var other = TrellisHost.Unique("dev");
         var job = TrellisHost.Unique("job");
-        var device = await host.ProvisionAsync(thing, TrellisHost.Unique("jobs"), JobsPolicy, Ct);
-        var intruder = await host.ProvisionAsync(other, TrellisHost.Unique("jobs"), JobsPolicy, Ct);
+        var device = await host.ProvisionAsync(thing, TrellisHost.Unique("jobs"), Policies.OwnJobs, Ct);
+        var intruder = await host.ProvisionAsync(other, TrellisHost.Unique("jobs"), Policies.OwnJobs, Ct);
         var prefix = $"$aws/things/{thing}/jobs";
 
         using var notifyNext = ExternalTool.StartBackground("mosquitto_sub", [.. host.AdminArgs(TrellisHost.Unique("op")), "-t", $"{prefix}/notify-next", "-t", $"{prefix}/notify", "-q", "1", "-v"]);
