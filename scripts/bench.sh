@@ -4,7 +4,8 @@
 # markdown table on stdout (paste it into docs/benchmarks.md with the machine details).
 #
 # usage: scripts/bench.sh [scenario ...]   (default: fanin-q0 fanin-q1 fanin-q1-persistent session-journal fanout p2p p2p-1 p2p-lockstep idle overload shadow provision telemetry ingest;
-#        also p2p-hops, a diagnostic that captures loopback traffic to split point-to-point latency into hops)
+#        also jobs (JOBS_THINGS=N, default 10000: CreateJob on a group and notify-next to every device),
+#        and p2p-hops, a diagnostic that captures loopback traffic to split point-to-point latency into hops)
 #        BENCH_ROUNDS=N (default 3): traffic scenarios run N times, brokers alternating; the report
 #        quotes medians, because single runs on a shared 2-core VM move by 10-30 %.
 #        ingest: INGEST_ROUNDS=N ladder rounds (default BENCH_ROUNDS), INGEST_SUSTAIN=S seconds of the
@@ -86,6 +87,19 @@ shadow_bench() {
   stop_brokers
   $loadgen --scenario shadow-store --things 10000 --in-flight 512 --seconds 5 | tee -a "$out"
 }
+# Jobs: 10 000 things in one group, each connected and subscribed to its notify-next; one CreateJob
+# on the group. No other broker runs AWS IoT Jobs, so the figures stand against issue 18's targets.
+jobs_bench() {
+  start_brokers
+  local http key secret
+  http=$(trellis_http_port)
+  python3 "$root/bench/create_things.py" "http://127.0.0.1:$http" "$work/data/credentials" "${JOBS_THINGS:-10000}" job-dev- job-fleet
+  key=$(grep aws_access_key_id "$work/data/credentials" | cut -d= -f2 | tr -d ' ')
+  secret=$(grep aws_secret_access_key "$work/data/credentials" | cut -d= -f2 | tr -d ' ')
+  run 1 trellis $trellis_port "$trellis_pid" --scenario jobs --things "${JOBS_THINGS:-10000}" --thing-prefix job-dev- --group job-fleet \
+    --api "http://127.0.0.1:$http" --key-id "$key" --secret "$secret"
+  stop_brokers
+}
 trellis_http_port() { # the banner is printed once start-up is complete
   for _ in $(seq 1 100); do
     grep -qE 'Management API +http' "$work/trellis.log" && break
@@ -164,6 +178,7 @@ idle_bench() {
 
 for scenario in "${scenarios[@]}"; do
   if [[ $scenario == shadow ]]; then shadow_bench; continue; fi
+  if [[ $scenario == jobs ]]; then jobs_bench; continue; fi
   if [[ $scenario == provision ]]; then provision_bench; continue; fi
   if [[ $scenario == ingest ]]; then
     # MQTT publish -> store rule -> queryable points; Mosquitto gets the same publishers and stores nothing.

@@ -46,6 +46,9 @@ switch (options.Scenario)
     case "ingest":
         await IngestBench.RunAsync(args, options.Name, options.Host, options.Port, broker, options.Rates, options.Seconds, Emit, ct);
         break;
+    case "jobs":
+        await JobsBench.RunAsync(args, options.Host, options.Port, broker, Emit, ct);
+        break;
     case "rules":
         await RulesBench.RunAsync(int.Parse(args.SkipWhile(a => a != "--messages").Skip(1).FirstOrDefault() ?? "1000000", CultureInfo.InvariantCulture), Emit);
         break;

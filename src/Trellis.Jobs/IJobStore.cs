@@ -41,6 +41,9 @@ public interface IJobStore
     /// <summary>The latest execution of each job on a thing that is QUEUED or IN_PROGRESS, in queue order.</summary>
     IReadOnlyList<JobExecutionRecord> PendingExecutions(string thing);
 
+    /// <summary>The pending executions of many things at once (as <see cref="PendingExecutions(string)"/>); things with none are left out.</summary>
+    IReadOnlyDictionary<string, List<JobExecutionRecord>> PendingExecutions(IReadOnlyCollection<string> things);
+
     /// <summary>A job's executions (the latest per thing) in thing order after <paramref name="after"/>.</summary>
     IReadOnlyList<JobExecutionRecord> ExecutionsOfJob(string jobId, string? status, string? after, int limit);
 

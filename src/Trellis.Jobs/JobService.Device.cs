@@ -56,7 +56,7 @@ public sealed partial class JobService
             result = new DeviceJobResult { Execution = started, Document = job.Document };
         }
 
-        notes.Send(_publisher);
+        Post(notes);
         return result;
     }
 
@@ -151,7 +151,7 @@ public sealed partial class JobService
             };
         }
 
-        notes.Send(_publisher);
+        Post(notes);
         Wake();
         return result;
     }

@@ -1,3 +1,4 @@
+using System.Text.Json;
 using System.Text.Json.Nodes;
 
 namespace Trellis.Jobs;
@@ -21,35 +22,56 @@ public sealed partial class JobService
     /// Sends <c>jobs/notify</c> when the thing's list of pending jobs changed and <c>jobs/notify-next</c>
     /// when its next execution changed, as AWS IoT does.
     /// </summary>
-    private void NotifyChanges(string thing, PendingSnapshot before, Notes notes, JobRecord? known = null)
+    private void NotifyChanges(string thing, PendingSnapshot before, Notes notes, JobRecord? known = null) =>
+        Announce(thing, before, _store.PendingExecutions(thing), notes, known);
+
+    /// <summary>What <see cref="NotifyChanges"/> sends, given the thing's pending executions after the change.</summary>
+    private void Announce(string thing, PendingSnapshot before, IReadOnlyList<JobExecutionRecord> pending, Notes notes, JobRecord? known)
     {
-        var pending = _store.PendingExecutions(thing);
         var after = Snapshot(pending);
         var timestamp = NowMs / 1000;
         if (after.Jobs != before.Jobs)
         {
-            var jobs = new JsonObject();
-            foreach (var status in new[] { ExecutionStatus.InProgress, ExecutionStatus.Queued })
+            notes.Reply(JobTopics.Notify(thing), () => Json(w =>
             {
-                var list = pending.Where(e => e.Status == status).Take(15).Select(e => (JsonNode?)Summary(e)).ToArray();
-                if (list.Length > 0)
+                w.WriteStartObject();
+                w.WriteNumber("timestamp", timestamp);
+                w.WriteStartObject("jobs");
+                foreach (var status in new[] { ExecutionStatus.InProgress, ExecutionStatus.Queued })
                 {
-                    jobs[status] = new JsonArray(list);
-                }
-            }
+                    if (pending.Any(e => e.Status == status))
+                    {
+                        w.WriteStartArray(status);
+                        foreach (var e in pending.Where(e => e.Status == status).Take(15))
+                        {
+                            WriteSummary(w, e);
+                        }
 
-            notes.Reply(JobTopics.Notify(thing), new JsonObject { ["timestamp"] = timestamp, ["jobs"] = jobs });
+                        w.WriteEndArray();
+                    }
+                }
+
+                w.WriteEndObject();
+                w.WriteEndObject();
+            }));
         }
 
         if (after.Next != before.Next)
         {
-            var body = new JsonObject { ["timestamp"] = timestamp };
-            if (Next(pending) is { } next && (next.JobId == known?.JobId ? known : _store.GetJob(next.JobId)) is { } job)
+            var next = Next(pending);
+            var job = next is null ? null : next.JobId == known?.JobId ? known : _store.GetJob(next.JobId);
+            notes.Reply(JobTopics.NotifyNext(thing), () => Json(w =>
             {
-                body["execution"] = ExecutionData(next, job.Document);
-            }
+                w.WriteStartObject();
+                w.WriteNumber("timestamp", timestamp);
+                if (next is not null && job is not null)
+                {
+                    w.WritePropertyName("execution");
+                    WriteExecutionData(w, next, job.Document);
+                }
 
-            notes.Reply(JobTopics.NotifyNext(thing), body);
+                w.WriteEndObject();
+            }));
         }
     }
 
@@ -180,46 +202,74 @@ public sealed partial class JobService
     }
 
     /// <summary>AWS's JobExecutionSummary, as notify and get send it.</summary>
-    private static JsonObject Summary(JobExecutionRecord e)
+    private static JsonObject Summary(JobExecutionRecord e) => JsonNode.Parse(Json(w => WriteSummary(w, e)))!.AsObject();
+
+    private static void WriteSummary(Utf8JsonWriter w, JobExecutionRecord e)
     {
-        var summary = new JsonObject { ["jobId"] = e.JobId, ["queuedAt"] = e.QueuedMs / 1000 };
+        w.WriteStartObject();
+        w.WriteString("jobId", e.JobId);
+        w.WriteNumber("queuedAt", e.QueuedMs / 1000);
         if (e.StartedMs is { } started)
         {
-            summary["startedAt"] = started / 1000;
+            w.WriteNumber("startedAt", started / 1000);
         }
 
-        summary["lastUpdatedAt"] = e.UpdatedMs / 1000;
-        summary["versionNumber"] = e.Version;
-        summary["executionNumber"] = e.ExecutionNumber;
-        return summary;
+        w.WriteNumber("lastUpdatedAt", e.UpdatedMs / 1000);
+        w.WriteNumber("versionNumber", e.Version);
+        w.WriteNumber("executionNumber", e.ExecutionNumber);
+        w.WriteEndObject();
     }
 
     /// <summary>AWS's JobExecutionData (device side); the document as JSON when <paramref name="document"/> is given.</summary>
-    private JsonObject ExecutionData(JobExecutionRecord e, string? document)
+    private JsonObject ExecutionData(JobExecutionRecord e, string? document) => JsonNode.Parse(Json(w => WriteExecutionData(w, e, document)))!.AsObject();
+
+    private void WriteExecutionData(Utf8JsonWriter w, JobExecutionRecord e, string? document)
     {
-        var data = new JsonObject { ["jobId"] = e.JobId, ["thingName"] = e.Thing };
+        w.WriteStartObject();
+        w.WriteString("jobId", e.JobId);
+        w.WriteString("thingName", e.Thing);
         if (document is not null)
         {
-            data["jobDocument"] = JsonNode.Parse(document);
+            // Checked to be a JSON object when the job was created.
+            w.WritePropertyName("jobDocument");
+            w.WriteRawValue(document, skipInputValidation: true);
         }
 
-        data["status"] = e.Status;
-        data["statusDetails"] = Details(e.StatusDetails);
-        data["queuedAt"] = e.QueuedMs / 1000;
+        w.WriteString("status", e.Status);
+        w.WriteStartObject("statusDetails");
+        foreach (var (key, value) in e.StatusDetails)
+        {
+            w.WriteString(key, value);
+        }
+
+        w.WriteEndObject();
+        w.WriteNumber("queuedAt", e.QueuedMs / 1000);
         if (e.StartedMs is { } started)
         {
-            data["startedAt"] = started / 1000;
+            w.WriteNumber("startedAt", started / 1000);
         }
 
-        data["lastUpdatedAt"] = e.UpdatedMs / 1000;
+        w.WriteNumber("lastUpdatedAt", e.UpdatedMs / 1000);
         if (SecondsBeforeTimeout(e) is { } seconds)
         {
-            data["approximateSecondsBeforeTimedOut"] = seconds;
+            w.WriteNumber("approximateSecondsBeforeTimedOut", seconds);
         }
 
-        data["versionNumber"] = e.Version;
-        data["executionNumber"] = e.ExecutionNumber;
-        return data;
+        w.WriteNumber("versionNumber", e.Version);
+        w.WriteNumber("executionNumber", e.ExecutionNumber);
+        w.WriteEndObject();
+    }
+
+    /// <summary>The UTF-8 JSON a writer callback produces.</summary>
+    private static byte[] Json(Action<Utf8JsonWriter> write)
+    {
+        var buffer = new System.Buffers.ArrayBufferWriter<byte>(256);
+        using (var w = new Utf8JsonWriter(buffer))
+        {
+            write(w);
+        }
+
+        return buffer.WrittenSpan.ToArray();
     }
 
     public long? SecondsBeforeTimeout(JobExecutionRecord execution) =>
@@ -291,28 +341,33 @@ public sealed partial class JobService
     public static string Pascal(string status) =>
         string.Concat(status.Split('_').Select(p => p[0] + p[1..].ToLowerInvariant()));
 
-    /// <summary>Replies and events gathered under the lock and sent after it, so that no publish ever waits for the store.</summary>
+    /// <summary>
+    /// Replies and events gathered under the lock and sent after it, in order, by the sender thread
+    /// (<see cref="Post"/>): no publish ever waits for the store, and the JSON of a large release is
+    /// written on the other core while the next part of the release is stored.
+    /// </summary>
     private sealed class Notes
     {
-        private readonly List<(string Topic, byte[] Payload, string? Requester, bool IsEvent)> _items = [];
+        private readonly List<(string Topic, Func<byte[]> Payload, bool IsEvent)> _items = [];
 
-        public void Reply(string topic, JsonObject body, string? requester = null) =>
-            _items.Add((topic, System.Text.Encoding.UTF8.GetBytes(body.ToJsonString()), requester, false));
+        public bool IsEmpty => _items.Count == 0;
 
-        public void Event(string topic, JsonObject body) =>
-            _items.Add((topic, System.Text.Encoding.UTF8.GetBytes(body.ToJsonString()), null, true));
+        /// <summary>A notification to a thing's subscribers; <paramref name="payload"/> runs on the sender thread, so it must read only what it captured.</summary>
+        public void Reply(string topic, Func<byte[]> payload) => _items.Add((topic, payload, false));
+
+        public void Event(string topic, JsonObject body) => _items.Add((topic, () => System.Text.Encoding.UTF8.GetBytes(body.ToJsonString()), true));
 
         public void Send(IJobPublisher publisher)
         {
-            foreach (var (topic, payload, requester, isEvent) in _items)
+            foreach (var (topic, payload, isEvent) in _items)
             {
                 if (isEvent)
                 {
-                    publisher.Publish(topic, payload);
+                    publisher.Publish(topic, payload());
                 }
                 else
                 {
-                    publisher.Reply(topic, payload, requester);
+                    publisher.Reply(topic, payload(), null);
                 }
             }
         }

@@ -21,7 +21,7 @@ public sealed partial class JobService
         Wake();
     }
 
-    /// <summary>A thing left a group, or was deleted: its QUEUED executions of jobs that no longer target it become REMOVED.</summary>
+    /// <summary>A thing left a group, or was deleted: its QUEUED executions of jobs that no longer target it (any pending one, when deleted) become REMOVED.</summary>
     public void ThingLeftGroup(string thing)
     {
         _membership.Enqueue((thing, false));
@@ -123,7 +123,7 @@ public sealed partial class JobService
             NotifyChanges(execution.Thing, snapshot, notes, job);
         }
 
-        notes.Send(_publisher);
+        Post(notes);
     }
 
     /// <summary>Moves one job on: its schedule, then as many executions as its rate allows. Returns when it is next due.</summary>
@@ -136,7 +136,7 @@ public sealed partial class JobService
             due = AdvanceLocked(jobId, now, notes);
         }
 
-        notes.Send(_publisher);
+        Post(notes);
         return due;
     }
 
@@ -209,23 +209,22 @@ public sealed partial class JobService
             return scheduling?.EndTime?.ToUnixTimeMilliseconds() ?? long.MaxValue;
         }
 
-        var snapshots = new List<(string Thing, PendingSnapshot Before)>(batch.Count);
+        // One read of what the batch's things already have pending; what they have after is that plus the new execution.
+        var pending = _store.PendingExecutions(batch);
+        var changes = new List<(string Thing, PendingSnapshot Before, List<JobExecutionRecord> After)>(batch.Count);
         var executions = new List<JobExecutionRecord>(batch.Count);
         foreach (var thing in batch)
         {
-            if (!_targets.ThingExists(thing))
-            {
-                continue; // deleted since it was targeted: nothing to run it
-            }
-
-            snapshots.Add((thing, Snapshot(thing)));
-            executions.Add(new JobExecutionRecord { JobId = jobId, Thing = thing, Status = ExecutionStatus.Queued, QueuedMs = now, UpdatedMs = now });
+            var had = pending.GetValueOrDefault(thing) ?? [];
+            var execution = new JobExecutionRecord { JobId = jobId, Thing = thing, Status = ExecutionStatus.Queued, QueuedMs = now, UpdatedMs = now };
+            executions.Add(execution);
+            changes.Add((thing, Snapshot(had), [.. had, execution]));
         }
 
         _store.Save(job, executions, batch);
-        foreach (var (thing, before) in snapshots)
+        foreach (var (thing, before, after) in changes)
         {
-            NotifyChanges(thing, before, notes, job);
+            Announce(thing, before, after, notes, job);
         }
 
         return batch.Count == limit ? now : now + 1000;
@@ -269,16 +268,23 @@ public sealed partial class JobService
         var notes = new Notes();
         lock (_gate)
         {
-            var groups = _targets.ThingExists(thing) ? _targets.GroupArnsOf(thing) : [];
+            var exists = _targets.ThingExists(thing);
+            var groups = exists ? _targets.GroupArnsOf(thing) : [];
             var thingArn = _targets.Arn("thing/" + thing);
-            foreach (var job in _store.ActiveJobs().Where(j => j.TargetSelection == "CONTINUOUS"))
+            foreach (var job in _store.ActiveJobs().Where(j => j.TargetSelection == "CONTINUOUS" || !exists))
             {
-                var targeted = job.Targets.Any(t => t == thingArn || groups.Contains(t));
+                // A deleted thing is no one's target any more: its unreached place in any rollout goes too.
+                var targeted = exists && job.Targets.Any(t => t == thingArn || groups.Contains(t));
+                if (!exists)
+                {
+                    _store.Save(job, [], [thing]);
+                }
+
                 if (joined && targeted)
                 {
                     _store.AddPendingTarget(job.JobId, thing);
                 }
-                else if (!joined && !targeted && _store.GetExecution(job.JobId, thing) is { Status: ExecutionStatus.Queued } queued)
+                else if (!joined && !targeted && _store.GetExecution(job.JobId, thing) is { } queued && (queued.Status == ExecutionStatus.Queued || (!exists && queued.IsPending)))
                 {
                     var snapshot = Snapshot(thing);
                     var removed = Finish(queued, ExecutionStatus.Removed, null);
@@ -289,7 +295,7 @@ public sealed partial class JobService
             }
         }
 
-        notes.Send(_publisher);
+        Post(notes);
     }
 
     [Microsoft.Extensions.Logging.LoggerMessage(Level = Microsoft.Extensions.Logging.LogLevel.Error, Message = "A jobs rollout pass failed; it is tried again within a second")]

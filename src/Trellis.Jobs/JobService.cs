@@ -27,6 +27,8 @@ public sealed partial class JobService : IDisposable
     private readonly ILogger _logger;
     private readonly Lock _gate = new();
     private readonly SemaphoreSlim _work = new(0, 1);
+    private readonly System.Collections.Concurrent.BlockingCollection<Notes> _outgoing = [];
+    private readonly Thread _sender;
 
     public JobService(IJobStore store, IJobTargets targets, IJobPublisher publisher, TimeProvider time, ILogger<JobService> logger)
     {
@@ -35,11 +37,43 @@ public sealed partial class JobService : IDisposable
         _publisher = publisher;
         _time = time;
         _logger = logger;
+        _sender = new Thread(SendLoop) { IsBackground = true, Name = "jobs-sender" };
+        _sender.Start();
     }
 
     private long NowMs => _time.GetUtcNow().ToUnixTimeMilliseconds();
 
-    public void Dispose() => _work.Dispose();
+    public void Dispose()
+    {
+        _outgoing.CompleteAdding();
+        _sender.Join(TimeSpan.FromSeconds(5));
+        _work.Dispose();
+        _outgoing.Dispose();
+    }
+
+    /// <summary>Hands what a change announces to the sender thread, which publishes everything in the order it was posted.</summary>
+    private void Post(Notes notes)
+    {
+        if (!notes.IsEmpty && !_outgoing.IsAddingCompleted)
+        {
+            _outgoing.Add(notes);
+        }
+    }
+
+    private void SendLoop()
+    {
+        foreach (var notes in _outgoing.GetConsumingEnumerable())
+        {
+            try
+            {
+                notes.Send(_publisher);
+            }
+            catch (Exception e)
+            {
+                LogSendFailed(_logger, e);
+            }
+        }
+    }
 
     public Result<JobRecord> CreateJob(NewJob request)
     {
@@ -194,7 +228,7 @@ public sealed partial class JobService : IDisposable
             canceled = CancelLocked(job, reasonCode, comment, force, notes);
         }
 
-        notes.Send(_publisher);
+        Post(notes);
         return canceled;
     }
 
@@ -226,7 +260,7 @@ public sealed partial class JobService : IDisposable
             notes.Event($"$aws/events/job/{jobId}/deleted", JobEvent(job, "deleted"));
         }
 
-        notes.Send(_publisher);
+        Post(notes);
         return null;
     }
 
@@ -286,7 +320,7 @@ public sealed partial class JobService : IDisposable
             NotifyChanges(thing, snapshot, notes);
         }
 
-        notes.Send(_publisher);
+        Post(notes);
         return null;
     }
 
@@ -312,7 +346,7 @@ public sealed partial class JobService : IDisposable
             notes.Event($"$aws/events/jobExecution/{jobId}/deleted", ExecutionEvent(execution, "deleted"));
         }
 
-        notes.Send(_publisher);
+        Post(notes);
         Wake();
         return null;
     }
@@ -447,6 +481,9 @@ public sealed partial class JobService : IDisposable
             return "\uffff"; // an unreadable token: an empty page, not an error
         }
     }
+
+    [LoggerMessage(Level = LogLevel.Error, Message = "Publishing a job notification or event failed; the next ones are still sent")]
+    private static partial void LogSendFailed(ILogger logger, Exception exception);
 
     [LoggerMessage(Level = LogLevel.Information, Message = "Job {JobId} created for {Things} things ({Selection})")]
     private static partial void LogJobCreated(ILogger logger, string jobId, int things, string selection);

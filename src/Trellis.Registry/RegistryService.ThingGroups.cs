@@ -254,6 +254,25 @@ public sealed partial class RegistryService
         return PageOfKeys(things, nextToken, maxResults);
     }
 
+    /// <summary>Every thing in a group and its descendant groups, in name order, in one read (a job's targets); null when the group does not exist.</summary>
+    public List<string>? AllThingsInThingGroup(string name)
+    {
+        using var connection = _db.Open();
+        if (ReadThingGroup(connection, name) is null)
+        {
+            return null;
+        }
+
+        using var command = Command(connection, """
+            WITH RECURSIVE tree(name) AS (
+                SELECT $g
+                UNION
+                SELECT g.name FROM thing_groups g JOIN tree t ON g.parent = t.name)
+            SELECT DISTINCT m.thing_name FROM thing_group_members m JOIN tree t ON m.group_name = t.name ORDER BY m.thing_name
+            """, ("$g", name));
+        return ReadAll(command, r => r.GetString(0));
+    }
+
     /// <summary>The groups a thing is directly in, in name order.</summary>
     public Result<Page<ThingGroupRecord>> ListThingGroupsForThing(string thingName, string? nextToken, int? maxResults)
     {

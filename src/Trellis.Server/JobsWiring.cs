@@ -12,24 +12,7 @@ internal sealed class RegistryJobTargets(RegistryService registry) : IJobTargets
 
     public bool GroupExists(string group) => registry.DescribeThingGroup(group).IsSuccess;
 
-    public IReadOnlyCollection<string> ThingsInGroup(string group)
-    {
-        var things = new List<string>();
-        string? next = null;
-        do
-        {
-            var page = registry.ListThingsInThingGroup(group, recursive: true, next, 250);
-            if (!page.IsSuccess)
-            {
-                break;
-            }
-
-            things.AddRange(page.Value!.Items);
-            next = page.Value.NextToken;
-        }
-        while (next is not null);
-        return things;
-    }
+    public IReadOnlyCollection<string> ThingsInGroup(string group) => registry.AllThingsInThingGroup(group) ?? [];
 
     public IReadOnlyCollection<string> GroupArnsOf(string thing) => registry.PolicyGroupArnsFor(thing).ToHashSet(StringComparer.Ordinal);
 
