@@ -144,14 +144,20 @@ public sealed partial class JobService : IDisposable
             UpdatedMs = now,
             RatePerMinute = settings.Rollout?.BaseRatePerMinute ?? 0,
         };
+        var notes = new Notes();
         lock (_gate)
         {
             if (!_store.InsertJob(job, things))
             {
                 return new TrellisError.AlreadyExists($"A job with id '{request.JobId}' already exists.", request.JobId, job.Arn);
             }
+
+            // The first part of the rollout goes out before CreateJob answers: a device that asks
+            // right after sees its job; the rest follows from the rollout loop.
+            AdvanceLocked(job.JobId, now, notes);
         }
 
+        Post(notes);
         LogJobCreated(_logger, job.JobId, things.Count, selection);
         Wake();
         return job;

@@ -15,26 +15,45 @@ public sealed class QuickstartTests : IAsyncLifetime
     [Fact]
     public async Task Readme_quick_start_provisions_a_device_that_sends_its_first_message()
     {
+        var result = await RunBlocksAsync(("README.md", "quickstart"));
+        Assert.True(result.ExitCode == 0, result.Output);
+        Assert.Equal("first message", result.Stdout.Trim().Split('\n')[^1]);
+    }
+
+    [Fact]
+    public async Task Jobs_first_job_runs_after_the_quick_start_as_written()
+    {
+        var result = await RunBlocksAsync(("README.md", "quickstart"), ("docs/jobs.md", "jobs-quickstart"));
+        Assert.True(result.ExitCode == 0, result.Output);
+        var lines = result.Stdout.Trim().Split('\n');
+        Assert.Equal("COMPLETED", lines[^1]);
+        Assert.Contains(lines, l => l.Contains("\"status\":\"IN_PROGRESS\"", StringComparison.Ordinal) && l.Contains("\"blink\"", StringComparison.Ordinal));
+    }
+
+    /// <summary>Runs the marked shell blocks of the given documents, in order, as one script against the test server.</summary>
+    private async Task<ExternalTool.Result> RunBlocksAsync(params (string Document, string Marker)[] blocks)
+    {
         var ct = TestContext.Current.CancellationToken;
-        var readme = await File.ReadAllTextAsync(Path.Combine(RepositoryRoot(), "README.md"), ct);
-        var begin = readme.IndexOf("<!-- quickstart:begin -->", StringComparison.Ordinal);
-        var end = readme.IndexOf("<!-- quickstart:end -->", StringComparison.Ordinal);
-        Assert.True(begin > 0 && end > begin, "README.md has no quickstart block");
-        var script = string.Join('\n', readme[begin..end].Split('\n').Where(l => !l.StartsWith("```", StringComparison.Ordinal) && !l.StartsWith("<!--", StringComparison.Ordinal)));
-        var workDir = Path.Combine(_host.DataDirectory, "quickstart");
+        var script = new System.Text.StringBuilder();
+        foreach (var (document, marker) in blocks)
+        {
+            var text = await File.ReadAllTextAsync(Path.Combine(RepositoryRoot(), document), ct);
+            var begin = text.IndexOf($"<!-- {marker}:begin -->", StringComparison.Ordinal);
+            var end = text.IndexOf($"<!-- {marker}:end -->", StringComparison.Ordinal);
+            Assert.True(begin > 0 && end > begin, $"{document} has no {marker} block");
+            script.AppendJoin('\n', text[begin..end].Split('\n').Where(l => !l.StartsWith("```", StringComparison.Ordinal) && !l.StartsWith("<!--", StringComparison.Ordinal))).Append('\n');
+        }
+
+        var workDir = Path.Combine(_host.DataDirectory, "quickstart-" + Guid.NewGuid().ToString("N")[..8]);
         Directory.CreateDirectory(workDir);
         File.CreateSymbolicLink(Path.Combine(workDir, "data"), _host.DataDirectory);
         var scriptPath = Path.Combine(workDir, "quickstart.sh");
         await File.WriteAllTextAsync(scriptPath, "set -euo pipefail\ncd " + workDir + "\n" + script, ct);
-
-        var result = await ExternalTool.RunAsync("bash", [scriptPath], TimeSpan.FromSeconds(90), new Dictionary<string, string>
+        return await ExternalTool.RunAsync("bash", [scriptPath], TimeSpan.FromSeconds(90), new Dictionary<string, string>
         {
             ["TRELLIS_API"] = _host.Endpoint,
             ["TRELLIS_MQTTS_PORT"] = _host.MqttsPort.ToString(CultureInfo.InvariantCulture),
         }, ct);
-
-        Assert.True(result.ExitCode == 0, result.Output);
-        Assert.Equal("first message", result.Stdout.Trim().Split('\n')[^1]);
     }
 
     private static string RepositoryRoot()
