@@ -56,7 +56,7 @@ public interface IJobStore
     /// <summary>How many of a job's things stand in each status (the latest execution per thing).</summary>
     IReadOnlyDictionary<string, int> CountByStatus(string jobId);
 
-    /// <summary>Executions of a job first queued at or after <paramref name="sinceMs"/> (first attempts only): what the rollout rate counts.</summary>
+    /// <summary>Executions of a job first queued after <paramref name="sinceMs"/> (first attempts only): what the rollout rate counts.</summary>
     int ReachedSince(string jobId, long sinceMs);
 
     /// <summary>Executions whose time-out is due at <paramref name="nowMs"/>.</summary>

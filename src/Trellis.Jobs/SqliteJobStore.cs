@@ -330,7 +330,7 @@ public sealed class SqliteJobStore(SqliteDatabase db) : IJobStore
     public int ReachedSince(string jobId, long sinceMs)
     {
         using var connection = db.Open();
-        using var command = Command(connection, "SELECT COUNT(*) FROM job_executions WHERE job_id = $j AND execution_number = 1 AND queued_ms >= $since", ("$j", jobId), ("$since", sinceMs));
+        using var command = Command(connection, "SELECT COUNT(*) FROM job_executions WHERE job_id = $j AND execution_number = 1 AND queued_ms > $since", ("$j", jobId), ("$since", sinceMs));
         return Convert.ToInt32(command.ExecuteScalar(), System.Globalization.CultureInfo.InvariantCulture);
     }
 

@@ -121,12 +121,12 @@ public sealed class AwsDispatcherTests(TrellisHost host)
     [Fact]
     public async Task An_operation_of_the_model_that_trellis_does_not_serve_answers_501_naming_it()
     {
-        // ListJobs (GET /jobs) is in the iot model; Trellis has no jobs yet.
-        var answer = await host.SignedRequestAsync("GET", "/jobs", null, Ct);
+        // ListAuditTasks (GET /audit/tasks, Device Defender's audit) is in the iot model; Trellis does not serve it.
+        var answer = await host.SignedRequestAsync("GET", "/audit/tasks", null, Ct);
 
         Assert.Equal(501, answer["status"]!.GetValue<int>());
         Assert.Equal("NotImplementedException", answer["headers"]!["x-amzn-ErrorType"]!.GetValue<string>());
-        Assert.Contains("ListJobs", answer["body"]!["message"]!.GetValue<string>(), StringComparison.Ordinal);
+        Assert.Contains("ListAuditTasks", answer["body"]!["message"]!.GetValue<string>(), StringComparison.Ordinal);
 
         // A path no model has is still a 404.
         var unknown = await host.SignedRequestAsync("GET", "/no-such-route", null, Ct);

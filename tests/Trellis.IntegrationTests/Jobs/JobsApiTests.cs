@@ -81,6 +81,16 @@ public sealed class JobsApiTests(TrellisHost host)
         Assert.Equal(job, Body(r[12])["executionSummaries"]![0]!["jobId"]!.GetValue<string>());
         Assert.Equal(job, Body(r[13])["jobs"]![0]!["jobId"]!.GetValue<string>());
 
+        // Settings change while the job runs.
+        r = await CallAsync(
+            ("update_job", new { jobId = job, description = "firmware 2.1.0 (slower)", jobExecutionsRolloutConfig = new { maximumPerMinute = 5 }, timeoutConfig = new { inProgressTimeoutInMinutes = 60 } }),
+            ("update_job", new { jobId = "no-such-job", description = "x" }),
+            ("describe_job", new { jobId = job }));
+        Assert.Equal(200, Status(r[0]));
+        Assert.Equal((404, "ResourceNotFoundException"), Error(r[1]));
+        var updatedJob = Body(r[2])["job"]!;
+        Assert.Equal(("firmware 2.1.0 (slower)", 5, 60), (updatedJob["description"]!.GetValue<string>(), updatedJob["jobExecutionsRolloutConfig"]!["maximumPerMinute"]!.GetValue<int>(), updatedJob["timeoutConfig"]!["inProgressTimeoutInMinutes"]!.GetValue<int>()));
+
         // Still running: deleting needs force; canceling cancels what is queued (b) and keeps a's result.
         r = await CallAsync(
             ("delete_job", new { jobId = job }),
