@@ -15,7 +15,9 @@ public sealed class SqliteJobStore(SqliteDatabase db) : IJobStore
     /// <summary>
     /// Forward-only migrations of jobs.db; append, never edit. Executions and unreached targets are
     /// clustered on their keys (WITHOUT ROWID): a release of 500 things writes two b-trees per
-    /// execution and one per target instead of four and three.
+    /// execution and one per target instead of four and three. <c>job_counts</c> holds how many of a
+    /// job's current executions stand in each status, kept in the transaction that changes them, so
+    /// the abort and completion checks after every device update read a few rows, not the whole job.
     /// </summary>
     public static IReadOnlyList<string> Migrations { get; } =
     [
@@ -72,6 +74,16 @@ public sealed class SqliteJobStore(SqliteDatabase db) : IJobStore
             settings TEXT NOT NULL,
             created_ms INTEGER NOT NULL
         );
+        """,
+        """
+        CREATE TABLE job_counts (
+            job_id TEXT NOT NULL,
+            status TEXT NOT NULL,
+            n INTEGER NOT NULL,
+            PRIMARY KEY (job_id, status)
+        ) WITHOUT ROWID;
+        INSERT INTO job_counts (job_id, status, n)
+        SELECT job_id, status, COUNT(*) FROM job_executions WHERE current = 1 GROUP BY job_id, status;
         """,
     ];
 
@@ -136,7 +148,7 @@ public sealed class SqliteJobStore(SqliteDatabase db) : IJobStore
     {
         using var connection = db.Open();
         using var transaction = connection.BeginTransaction();
-        foreach (var table in new[] { "job_executions", "job_targets_pending", "jobs" })
+        foreach (var table in new[] { "job_executions", "job_targets_pending", "job_counts", "jobs" })
         {
             using var delete = Command(connection, $"DELETE FROM {table} WHERE job_id = $id", ("$id", jobId));
             delete.ExecuteNonQuery();
@@ -189,6 +201,8 @@ public sealed class SqliteJobStore(SqliteDatabase db) : IJobStore
 
         if (executions.Count > 0)
         {
+            var counts = new Dictionary<(string Job, string Status), long>();
+            using var current = Command(connection, "SELECT status FROM job_executions WHERE job_id = $j AND thing = $t AND current = 1", ("$j", ""), ("$t", ""));
             using var older = Command(connection, "UPDATE job_executions SET current = 0 WHERE job_id = $j AND thing = $t AND execution_number < $n AND current = 1",
                 ("$j", ""), ("$t", ""), ("$n", 0L));
             using var upsert = Command(connection, $"""
@@ -202,6 +216,15 @@ public sealed class SqliteJobStore(SqliteDatabase db) : IJobStore
                 ("$started", null), ("$updated", 0L), ("$timeout", null), ("$force", 0L), ("$retry", 0L));
             foreach (var e in executions)
             {
+                // The thing's current execution (this one, or the one a retry replaces) leaves its status's count.
+                current.Parameters["$j"].Value = e.JobId;
+                current.Parameters["$t"].Value = e.Thing;
+                if (current.ExecuteScalar() is string was)
+                {
+                    counts[(e.JobId, was)] = counts.GetValueOrDefault((e.JobId, was)) - 1;
+                }
+
+                counts[(e.JobId, e.Status)] = counts.GetValueOrDefault((e.JobId, e.Status)) + 1;
                 if (e.ExecutionNumber > 1)
                 {
                     older.Parameters["$j"].Value = e.JobId;
@@ -225,6 +248,8 @@ public sealed class SqliteJobStore(SqliteDatabase db) : IJobStore
                 p["$retry"].Value = (long)e.RetryAttempt;
                 upsert.ExecuteNonQuery();
             }
+
+            AddCounts(connection, counts);
         }
 
         if (reached is { Count: > 0 } && (job?.JobId ?? executions.FirstOrDefault()?.JobId) is { } jobId)
@@ -316,7 +341,7 @@ public sealed class SqliteJobStore(SqliteDatabase db) : IJobStore
     public IReadOnlyDictionary<string, int> CountByStatus(string jobId)
     {
         using var connection = db.Open();
-        using var command = Command(connection, "SELECT status, COUNT(*) FROM job_executions WHERE job_id = $j AND current = 1 GROUP BY status", ("$j", jobId));
+        using var command = Command(connection, "SELECT status, n FROM job_counts WHERE job_id = $j AND n > 0", ("$j", jobId));
         var counts = new Dictionary<string, int>(StringComparer.Ordinal);
         using var reader = command.ExecuteReader();
         while (reader.Read())
@@ -353,6 +378,15 @@ public sealed class SqliteJobStore(SqliteDatabase db) : IJobStore
     {
         using var connection = db.Open();
         using var transaction = connection.BeginTransaction();
+        var counts = new Dictionary<(string Job, string Status), long>();
+        using (var was = Command(connection, "SELECT status FROM job_executions WHERE job_id = $j AND thing = $t AND current = 1", ("$j", jobId), ("$t", thing)))
+        {
+            if (was.ExecuteScalar() is string status)
+            {
+                counts[(jobId, status)] = -1;
+            }
+        }
+
         using (var delete = Command(connection, "DELETE FROM job_executions WHERE job_id = $j AND thing = $t AND execution_number = $n", ("$j", jobId), ("$t", thing), ("$n", executionNumber)))
         {
             delete.ExecuteNonQuery();
@@ -367,7 +401,29 @@ public sealed class SqliteJobStore(SqliteDatabase db) : IJobStore
             current.ExecuteNonQuery();
         }
 
+        using (var now = Command(connection, "SELECT status FROM job_executions WHERE job_id = $j AND thing = $t AND current = 1", ("$j", jobId), ("$t", thing)))
+        {
+            if (now.ExecuteScalar() is string status)
+            {
+                counts[(jobId, status)] = counts.GetValueOrDefault((jobId, status)) + 1;
+            }
+        }
+
+        AddCounts(connection, counts);
         transaction.Commit();
+    }
+
+    private static void AddCounts(SqliteConnection connection, Dictionary<(string Job, string Status), long> counts)
+    {
+        using var add = Command(connection, "INSERT INTO job_counts (job_id, status, n) VALUES ($j, $s, $n) ON CONFLICT (job_id, status) DO UPDATE SET n = n + excluded.n",
+            ("$j", ""), ("$s", ""), ("$n", 0L));
+        foreach (var ((job, status), n) in counts.Where(c => c.Value != 0))
+        {
+            add.Parameters["$j"].Value = job;
+            add.Parameters["$s"].Value = status;
+            add.Parameters["$n"].Value = n;
+            add.ExecuteNonQuery();
+        }
     }
 
     public bool InsertTemplate(JobTemplateRecord template)
