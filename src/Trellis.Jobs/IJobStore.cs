@@ -31,7 +31,8 @@ public interface IJobStore
 
     /// <summary>
     /// One unit of work: the job (when given) and every execution in <paramref name="executions"/>
-    /// written, and the things in <paramref name="reached"/> taken off the unreached targets.
+    /// written, and the things in <paramref name="reached"/> taken off the unreached targets (a thing
+    /// in <paramref name="reached"/> has no execution of the job before this one).
     /// </summary>
     void Save(JobRecord? job, IReadOnlyCollection<JobExecutionRecord> executions, IReadOnlyCollection<string>? reached = null);
 
