@@ -54,6 +54,7 @@ internal static partial class ManageCommands
         yield return CaCertificates();
         yield return TopicRules();
         yield return RuleDestinations();
+        yield return Jobs();
         yield return Query();
         yield return Export();
         yield return Audit();
