@@ -20,9 +20,10 @@ public sealed class SigV4Middleware(RequestDelegate next, SigV4Verifier verifier
 
     /// <summary>
     /// Paths served without a signature: health checks, Prometheus metrics, MQTT over WebSockets,
-    /// and the enableUrl of topic rule destinations (whose token is the credential).
+    /// the enableUrl of topic rule destinations (whose token is the credential), and firmware
+    /// downloads (a pre-signed link is the credential, checked by the download route).
     /// </summary>
-    private static readonly string[] Anonymous = ["/health", "/metrics", "/mqtt", "/confirmdestination"];
+    private static readonly string[] Anonymous = ["/health", "/metrics", "/mqtt", "/confirmdestination", "/firmware"];
 
     public async Task InvokeAsync(HttpContext context)
     {
@@ -66,6 +67,34 @@ public sealed class SigV4Middleware(RequestDelegate next, SigV4Verifier verifier
         if (declared is not null && verifier.VerifySignature(request, declared) is { Success: false } refused)
         {
             await RefuseAsync(context, refused);
+            return;
+        }
+
+        if (ApiLimits.IsStreamedUpload(context.Request))
+        {
+            // An image of hundreds of megabytes is never buffered: the signature is checked now over
+            // the declared SHA-256, and the handler checks the bytes against it as it stores them.
+            if (declared is null)
+            {
+                await RefuseAsync(context, SigV4Result.Fail("InvalidSignatureException", "A firmware upload must sign its body's SHA-256 in x-amz-content-sha256 (lower-case hex)."));
+                return;
+            }
+
+            if (context.Request.ContentLength > limits.MaxFirmwareBytes)
+            {
+                await AwsResults.Error(new Core.Errors.TrellisError.RequestEntityTooLarge($"The image is {context.Request.ContentLength} bytes; at most {limits.MaxFirmwareBytes} are taken (TRELLIS_Api__MaxFirmwareBytes).")).ExecuteAsync(context);
+                return;
+            }
+
+            if (context.Features.Get<IHttpMaxRequestBodySizeFeature>() is { IsReadOnly: false } size)
+            {
+                size.MaxRequestBodySize = limits.MaxFirmwareBytes;
+            }
+
+            context.Items["trellis.accessKeyId"] = result.AccessKeyId;
+            context.Items["trellis.signingService"] = result.Service;
+            context.Items["trellis.payloadSha256"] = declared;
+            await next(context);
             return;
         }
 
@@ -205,6 +234,14 @@ public sealed class ApiLimits
     public int MaxUriBytes { get; set; } = 8192;
 
     public TimeSpan BodyQueueTimeout { get; set; } = TimeSpan.FromSeconds(5);
+
+    /// <summary>The largest firmware image an upload may stream (PUT /api/firmware/{name}); it is written to disk as it arrives, never held in memory.</summary>
+    [System.ComponentModel.DataAnnotations.Range(1024, 64L * 1024 * 1024 * 1024)]
+    public long MaxFirmwareBytes { get; set; } = 2L * 1024 * 1024 * 1024;
+
+    /// <summary>Requests whose body is streamed to their handler instead of read here (firmware uploads).</summary>
+    public static bool IsStreamedUpload(HttpRequest request) =>
+        HttpMethods.IsPut(request.Method) && request.Path.StartsWithSegments("/api/firmware", StringComparison.Ordinal);
 
     public int BodyLimitFor(string path) => path.StartsWith("/topics/", StringComparison.Ordinal) ? MaxPublishBodyBytes : MaxBodyBytes;
 }

@@ -93,6 +93,45 @@ internal sealed class ApiClient(Uri endpoint, string accessKeyId, string secret)
         return new ApiAnswer(status, new JsonObject { ["file"] = Path.GetFullPath(file), ["bytes"] = new FileInfo(file).Length }, null, null);
     }
 
+    /// <summary>
+    /// A signed PUT whose body is a file, streamed (never read whole into memory): its SHA-256 is
+    /// computed first and signed, and the server checks the bytes against it.
+    /// </summary>
+    public async Task<ApiAnswer> UploadAsync(string path, string? query, string file, CancellationToken cancellationToken)
+    {
+        string hash;
+        await using (var read = File.OpenRead(file))
+        {
+            hash = Convert.ToHexStringLower(await System.Security.Cryptography.SHA256.HashDataAsync(read, cancellationToken));
+        }
+
+        var host = endpoint.IsDefaultPort ? endpoint.Host : $"{endpoint.Host}:{endpoint.Port}";
+        var headers = SigV4Signer.SignPayloadHash("PUT", host, path, query ?? string.Empty, hash, accessKeyId, secret, "us-east-1", "iot", DateTimeOffset.UtcNow);
+        await using var content = File.OpenRead(file);
+        using var request = new HttpRequestMessage(HttpMethod.Put, path + (string.IsNullOrEmpty(query) ? string.Empty : "?" + query)) { Content = new StreamContent(content, 1 << 16) };
+        request.Content.Headers.ContentType = new MediaTypeHeaderValue("application/octet-stream");
+        request.Content.Headers.ContentLength = content.Length;
+        foreach (var (name, value) in headers)
+        {
+            request.Headers.TryAddWithoutValidation(name, value);
+        }
+
+        using var response = await _http.SendAsync(request, cancellationToken);
+        var text = await response.Content.ReadAsStringAsync(cancellationToken);
+        JsonNode? json = null;
+        try
+        {
+            json = text.Length == 0 ? null : JsonNode.Parse(text);
+        }
+        catch (System.Text.Json.JsonException)
+        {
+        }
+
+        var status = (int)response.StatusCode;
+        var errorType = response.Headers.TryGetValues("x-amzn-ErrorType", out var types) ? types.FirstOrDefault() : null;
+        return new ApiAnswer(status, json, errorType ?? (status >= 400 ? $"HTTP {status}" : null), json?["message"]?.GetValue<string>());
+    }
+
     public static string Segment(string value) => Uri.EscapeDataString(value);
 
     public void Dispose() => _http.Dispose();

@@ -55,6 +55,7 @@ internal static partial class ManageCommands
         yield return TopicRules();
         yield return RuleDestinations();
         yield return Jobs();
+        yield return Firmware();
         yield return Query();
         yield return Export();
         yield return Audit();

@@ -47,13 +47,13 @@ public sealed partial class JobService
 
             if (next.Status == ExecutionStatus.InProgress)
             {
-                return new DeviceJobResult { Execution = next, Document = job.Document };
+                return new DeviceJobResult { Execution = next, Document = DeviceDocument(job) };
             }
 
             var started = Start(next, job, statusDetails, stepTimeoutInMinutes);
             _store.Save(null, [started]);
             NotifyChanges(thing, Snapshot(pending), notes, job);
-            result = new DeviceJobResult { Execution = started, Document = job.Document };
+            result = new DeviceJobResult { Execution = started, Document = DeviceDocument(job) };
         }
 
         Post(notes);
@@ -82,7 +82,7 @@ public sealed partial class JobService
             return new JobDeviceError("ResourceNotFound", $"No execution of job '{jobId}' on thing '{thing}'{(executionNumber is { } n ? $" with number {n}" : string.Empty)}.");
         }
 
-        return new DeviceJobResult { Execution = execution, Document = includeJobDocument ? _store.GetJob(execution.JobId)?.Document : null };
+        return new DeviceJobResult { Execution = execution, Document = includeJobDocument && _store.GetJob(execution.JobId) is { } job ? DeviceDocument(job) : null };
     }
 
     /// <summary>
@@ -147,7 +147,7 @@ public sealed partial class JobService
             result = new DeviceJobResult
             {
                 Execution = update.IncludeJobExecutionState ? updated : null,
-                Document = update.IncludeJobDocument ? job.Document : null,
+                Document = update.IncludeJobDocument ? DeviceDocument(job) : null,
             };
         }
 

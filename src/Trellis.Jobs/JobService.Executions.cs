@@ -67,7 +67,7 @@ public sealed partial class JobService
                 if (next is not null && job is not null)
                 {
                     w.WritePropertyName("execution");
-                    WriteExecutionData(w, next, job.Document);
+                    WriteExecutionData(w, next, DeviceDocument(job));
                 }
 
                 w.WriteEndObject();

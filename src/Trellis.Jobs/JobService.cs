@@ -25,13 +25,15 @@ public sealed partial class JobService : IDisposable
     private readonly IJobPublisher _publisher;
     private readonly TimeProvider _time;
     private readonly ILogger _logger;
+    private readonly IJobDocumentLinks? _links;
     private readonly Lock _gate = new();
     private readonly SemaphoreSlim _work = new(0, 1);
     private readonly System.Collections.Concurrent.BlockingCollection<Notes> _outgoing = [];
     private readonly Thread _sender;
 
-    public JobService(IJobStore store, IJobTargets targets, IJobPublisher publisher, TimeProvider time, ILogger<JobService> logger)
+    public JobService(IJobStore store, IJobTargets targets, IJobPublisher publisher, TimeProvider time, ILogger<JobService> logger, IJobDocumentLinks? links = null)
     {
+        _links = links;
         _store = store;
         _targets = targets;
         _publisher = publisher;
@@ -42,6 +44,9 @@ public sealed partial class JobService : IDisposable
     }
 
     private long NowMs => _time.GetUtcNow().ToUnixTimeMilliseconds();
+
+    /// <summary>A job's document as a device gets it: download links filled in, valid for the job's presignedUrlConfig.expiresInSec.</summary>
+    private string DeviceDocument(JobRecord job) => _links?.Resolve(job.Document, job.Settings.PresignedUrl?.ExpiresInSec) ?? job.Document;
 
     public void Dispose()
     {
@@ -111,6 +116,11 @@ public sealed partial class JobService : IDisposable
         if (missing is not null)
         {
             return new TrellisError.InvalidRequest($"The document uses ${{aws:iot:parameter:{missing}}} but documentParameters gives no value for '{missing}'.");
+        }
+
+        if (_links?.MissingReference(substituted) is { } firmware)
+        {
+            return new TrellisError.NotFound($"The document links firmware '{firmware}', which does not exist: upload it first (PUT /api/firmware/{firmware} or trellis firmware upload).");
         }
 
         var selection = request.TargetSelection ?? "SNAPSHOT";

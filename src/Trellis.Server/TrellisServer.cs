@@ -182,6 +182,11 @@ public sealed class TrellisServer : IAsyncDisposable
         services.AddSingleton<Trellis.Jobs.IJobStore>(_ => new Trellis.Jobs.SqliteJobStore(new SqliteDatabase(data.JobsPath, Trellis.Jobs.SqliteJobStore.Migrations)));
         services.AddSingleton<Trellis.Jobs.IJobTargets, RegistryJobTargets>();
         services.AddSingleton<Trellis.Jobs.IJobPublisher, BrokerJobPublisher>();
+        services.AddSingleton<Trellis.Jobs.Firmware.IFirmwareStore>(_ => new Trellis.Jobs.Firmware.FileFirmwareStore(
+            new SqliteDatabase(data.JobsPath, Trellis.Jobs.SqliteJobStore.Migrations), data.FirmwareDirectory, time));
+        services.AddSingleton(sp => new Trellis.Jobs.Firmware.PresignedUrls(
+            LoadOrCreateKey(data.PresignKeyPath), () => server!.HttpEndpointAddress, sp.GetRequiredService<Trellis.Jobs.Firmware.IFirmwareStore>(), time));
+        services.AddSingleton<Trellis.Jobs.IJobDocumentLinks>(sp => sp.GetRequiredService<Trellis.Jobs.Firmware.PresignedUrls>());
         services.AddSingleton<Trellis.Jobs.JobService>();
         services.AddHostedService<JobsWorker>();
         services.AddSingleton<Trellis.Api.Aws.IotJobsData.IIotJobsDataOperations, Trellis.Api.Aws.IotJobsData.IotJobsDataOperations>();
@@ -360,6 +365,7 @@ public sealed class TrellisServer : IAsyncDisposable
         app.MapAuditApi();
         app.MapUsersApi();
         app.MapTelemetryApi();
+        app.MapFirmwareApi();
 
         // Last: the model's routes, implemented ones through their handlers, the rest answering 501.
         app.MapAwsModel();
@@ -385,6 +391,34 @@ public sealed class TrellisServer : IAsyncDisposable
             var port = Port("mqtts");
             return port == 8883 ? host : $"{host}:{port}";
         }
+    }
+
+    /// <summary>The management API's base URL as devices reach it (firmware download links).</summary>
+    public string HttpEndpointAddress => $"http://{(Hostnames.Count > 3 ? Hostnames[3] : "localhost")}:{Port("http").ToString(System.Globalization.CultureInfo.InvariantCulture)}";
+
+    /// <summary>32 random bytes kept in <paramref name="path"/>, made on first start.</summary>
+    private static byte[] LoadOrCreateKey(string path)
+    {
+        if (File.Exists(path))
+        {
+            var key = File.ReadAllBytes(path);
+            if (key.Length == 32)
+            {
+                return key;
+            }
+
+            throw new InvalidOperationException($"{path} should hold 32 bytes, not {key.Length}: restore it from a backup, or delete it to make a new one (download links already handed out then stop working).");
+        }
+
+        // Private like every file of the data folder: the server's file-creation mask is 077.
+        var fresh = System.Security.Cryptography.RandomNumberGenerator.GetBytes(32);
+        using (var file = new FileStream(path, FileMode.CreateNew, FileAccess.Write))
+        {
+            file.Write(fresh);
+            file.Flush(flushToDisk: true);
+        }
+
+        return fresh;
     }
 
     public Task WaitForShutdownAsync(CancellationToken cancellationToken = default) => _app.WaitForShutdownAsync(cancellationToken);

@@ -53,6 +53,12 @@ public sealed class DataFolder
     /// <summary>Jobs, their executions and templates.</summary>
     public string JobsPath => System.IO.Path.Combine(Root, "jobs.db");
 
+    /// <summary>Firmware images, one file per SHA-256.</summary>
+    public string FirmwareDirectory => System.IO.Path.Combine(Root, "firmware");
+
+    /// <summary>The key that signs firmware download links (32 random bytes).</summary>
+    public string PresignKeyPath => System.IO.Path.Combine(Root, "presign.key");
+
     /// <summary>The time-series store (DuckDB).</summary>
     public string TelemetryPath => System.IO.Path.Combine(Root, "telemetry.duckdb");
 

@@ -145,7 +145,7 @@ public sealed class SigV4Verifier(Func<string, string?> secretForAccessKey, Time
     internal static string Signature(SigV4Request request, string signedHeaders, string secret, string amzDate, string region, string service) =>
         SignatureWithHash(request, signedHeaders, secret, amzDate, region, service, Hex(SHA256.HashData(request.Body.Span)));
 
-    private static string SignatureWithHash(SigV4Request request, string signedHeaders, string secret, string amzDate, string region, string service, string payloadHash)
+    internal static string SignatureWithHash(SigV4Request request, string signedHeaders, string secret, string amzDate, string region, string service, string payloadHash)
     {
         var date = amzDate[..8];
         var canonical = CanonicalRequest(request, signedHeaders, payloadHash);

@@ -1,0 +1,160 @@
+using System.Security.Cryptography;
+using System.Text.RegularExpressions;
+using Trellis.Core.Errors;
+using Trellis.Storage;
+using static Trellis.Storage.SqliteCommands;
+
+namespace Trellis.Jobs.Firmware;
+
+/// <summary>
+/// Images as files named by their SHA-256 under <c>data/firmware/</c>, names in jobs.db. An upload
+/// is written to a temporary file while it is hashed, flushed to disk, then renamed into place and
+/// only then recorded: a crash leaves either the whole image or nothing.
+/// </summary>
+public sealed partial class FileFirmwareStore(SqliteDatabase db, string directory, TimeProvider time) : IFirmwareStore
+{
+    /// <summary>jobs.db's migration that adds the firmware table (appended to <see cref="SqliteJobStore.Migrations"/>).</summary>
+    internal const string Migration = """
+        CREATE TABLE firmware (
+            name TEXT PRIMARY KEY,
+            sha256 TEXT NOT NULL,
+            size INTEGER NOT NULL,
+            description TEXT,
+            created_ms INTEGER NOT NULL
+        ) WITHOUT ROWID;
+        CREATE INDEX firmware_sha256 ON firmware (sha256);
+        """;
+
+    public static bool IsValidName(string name) => NamePattern().IsMatch(name);
+
+    public async Task<Result<FirmwareRecord>> AddAsync(string name, Stream content, string? expectedSha256, string? description, long maxBytes, CancellationToken cancellationToken)
+    {
+        ArgumentNullException.ThrowIfNull(content);
+        if (!IsValidName(name))
+        {
+            return new TrellisError.InvalidRequest($"'{name}' is not a firmware name: 1 to 128 letters, digits, '.', '_' or '-', not starting with '.'.");
+        }
+
+        if (Get(name) is not null)
+        {
+            return new TrellisError.AlreadyExists($"Firmware '{name}' exists already: upload the new image under a new name (e.g. with its version).", name);
+        }
+
+        Directory.CreateDirectory(directory);
+        var temporary = Path.Combine(directory, $".upload-{Guid.NewGuid():N}");
+        try
+        {
+            long size = 0;
+            string sha256;
+            using (var hash = IncrementalHash.CreateHash(HashAlgorithmName.SHA256))
+            {
+                await using (var file = new FileStream(temporary, FileMode.CreateNew, FileAccess.Write, FileShare.None, 1 << 16, FileOptions.Asynchronous))
+                {
+                    var buffer = new byte[1 << 16];
+                    int read;
+                    while ((read = await content.ReadAsync(buffer, cancellationToken)) > 0)
+                    {
+                        size += read;
+                        if (size > maxBytes)
+                        {
+                            return new TrellisError.RequestEntityTooLarge($"The image is larger than {maxBytes} bytes, the most Trellis takes (TRELLIS_Api__MaxFirmwareBytes).");
+                        }
+
+                        hash.AppendData(buffer, 0, read);
+                        await file.WriteAsync(buffer.AsMemory(0, read), cancellationToken);
+                    }
+
+                    await file.FlushAsync(cancellationToken);
+                    file.Flush(flushToDisk: true);
+                }
+
+                sha256 = Convert.ToHexStringLower(hash.GetHashAndReset());
+            }
+
+            if (expectedSha256 is not null && !string.Equals(expectedSha256, sha256, StringComparison.OrdinalIgnoreCase))
+            {
+                return new TrellisError.InvalidRequest($"The image's SHA-256 is {sha256}, not the {expectedSha256} the request declared: it was cut or changed on the way. Nothing was kept.");
+            }
+
+            var target = Path.Combine(directory, sha256);
+            if (File.Exists(target))
+            {
+                File.Delete(temporary); // the same bytes are stored already
+            }
+            else
+            {
+                File.Move(temporary, target);
+            }
+
+            var record = new FirmwareRecord(name, sha256, size, description, time.GetUtcNow().ToUnixTimeMilliseconds());
+            using var connection = db.Open();
+            using var insert = Command(connection, "INSERT INTO firmware (name, sha256, size, description, created_ms) VALUES ($n, $h, $s, $d, $c) ON CONFLICT DO NOTHING",
+                ("$n", name), ("$h", sha256), ("$s", size), ("$d", description), ("$c", record.CreatedMs));
+            return await insert.ExecuteNonQueryAsync(cancellationToken) > 0 ? record : new TrellisError.AlreadyExists($"Firmware '{name}' exists already.", name);
+        }
+        finally
+        {
+            if (File.Exists(temporary))
+            {
+                File.Delete(temporary);
+            }
+        }
+    }
+
+    public FirmwareRecord? Get(string name)
+    {
+        using var connection = db.Open();
+        using var command = Command(connection, "SELECT name, sha256, size, description, created_ms FROM firmware WHERE name = $n", ("$n", name));
+        return Read(command).FirstOrDefault();
+    }
+
+    public IReadOnlyList<FirmwareRecord> List(string? after, int limit)
+    {
+        using var connection = db.Open();
+        using var command = Command(connection, "SELECT name, sha256, size, description, created_ms FROM firmware WHERE name > $a ORDER BY name LIMIT $l", ("$a", after ?? string.Empty), ("$l", limit));
+        return Read(command);
+    }
+
+    public bool Delete(string name)
+    {
+        if (Get(name) is not { } firmware)
+        {
+            return false;
+        }
+
+        using var connection = db.Open();
+        using (var delete = Command(connection, "DELETE FROM firmware WHERE name = $n", ("$n", name)))
+        {
+            delete.ExecuteNonQuery();
+        }
+
+        using var others = Command(connection, "SELECT COUNT(*) FROM firmware WHERE sha256 = $h", ("$h", firmware.Sha256));
+        if ((long)others.ExecuteScalar()! == 0)
+        {
+            File.Delete(PathOf(firmware));
+        }
+
+        return true;
+    }
+
+    public string PathOf(FirmwareRecord firmware)
+    {
+        ArgumentNullException.ThrowIfNull(firmware);
+        return Path.Combine(directory, firmware.Sha256);
+    }
+
+    private static List<FirmwareRecord> Read(Microsoft.Data.Sqlite.SqliteCommand command)
+    {
+        var list = new List<FirmwareRecord>();
+        using var reader = command.ExecuteReader();
+        while (reader.Read())
+        {
+            list.Add(new FirmwareRecord(reader.GetString(0), reader.GetString(1), reader.GetInt64(2), reader.IsDBNull(3) ? null : reader.GetString(3), reader.GetInt64(4)));
+        }
+
+        return list;
+    }
+
+    [GeneratedRegex("^[A-Za-z0-9_-][A-Za-z0-9._-]{0,127}$", RegexOptions.CultureInvariant)]
+    private static partial Regex NamePattern();
+}

@@ -1,0 +1,27 @@
+using Trellis.Core.Errors;
+
+namespace Trellis.Jobs.Firmware;
+
+/// <summary>
+/// Firmware images: bytes stored once per SHA-256 (content-addressed), names pointing at them.
+/// <see cref="FileFirmwareStore"/> keeps the bytes in the data folder and the names in jobs.db.
+/// </summary>
+public interface IFirmwareStore
+{
+    /// <summary>
+    /// Stores an image streamed from <paramref name="content"/> (never whole in memory). Refused,
+    /// with nothing kept, when it is larger than <paramref name="maxBytes"/>, when its SHA-256 is not
+    /// <paramref name="expectedSha256"/> (when given), or when the name is taken.
+    /// </summary>
+    Task<Result<FirmwareRecord>> AddAsync(string name, Stream content, string? expectedSha256, string? description, long maxBytes, CancellationToken cancellationToken);
+
+    FirmwareRecord? Get(string name);
+
+    IReadOnlyList<FirmwareRecord> List(string? after, int limit);
+
+    /// <summary>Removes a name; the bytes go too when no other name points at them.</summary>
+    bool Delete(string name);
+
+    /// <summary>The file holding an image's bytes.</summary>
+    string PathOf(FirmwareRecord firmware);
+}
