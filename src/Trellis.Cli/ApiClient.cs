@@ -41,19 +41,7 @@ internal sealed class ApiClient(Uri endpoint, string accessKeyId, string secret)
         }
 
         using var response = await _http.SendAsync(request, cancellationToken);
-        var text = await response.Content.ReadAsStringAsync(cancellationToken);
-        JsonNode? json = null;
-        try
-        {
-            json = text.Length == 0 ? null : JsonNode.Parse(text);
-        }
-        catch (System.Text.Json.JsonException)
-        {
-        }
-
-        var status = (int)response.StatusCode;
-        var errorType = response.Headers.TryGetValues("x-amzn-ErrorType", out var types) ? types.FirstOrDefault() : null;
-        return new ApiAnswer(status, json, errorType ?? (status >= 400 ? $"HTTP {status}" : null), json?["message"]?.GetValue<string>());
+        return await AnswerAsync(response, cancellationToken);
     }
 
     /// <summary>A signed GET whose successful answer is a file: streamed to <paramref name="file"/>.</summary>
@@ -117,6 +105,14 @@ internal sealed class ApiClient(Uri endpoint, string accessKeyId, string secret)
         }
 
         using var response = await _http.SendAsync(request, cancellationToken);
+        return await AnswerAsync(response, cancellationToken);
+    }
+
+    public static string Segment(string value) => Uri.EscapeDataString(value);
+
+    /// <summary>The API's answer: status, JSON body (when there is one) and, on failure, AWS's error type and message.</summary>
+    private static async Task<ApiAnswer> AnswerAsync(HttpResponseMessage response, CancellationToken cancellationToken)
+    {
         var text = await response.Content.ReadAsStringAsync(cancellationToken);
         JsonNode? json = null;
         try
@@ -131,8 +127,6 @@ internal sealed class ApiClient(Uri endpoint, string accessKeyId, string secret)
         var errorType = response.Headers.TryGetValues("x-amzn-ErrorType", out var types) ? types.FirstOrDefault() : null;
         return new ApiAnswer(status, json, errorType ?? (status >= 400 ? $"HTTP {status}" : null), json?["message"]?.GetValue<string>());
     }
-
-    public static string Segment(string value) => Uri.EscapeDataString(value);
 
     public void Dispose() => _http.Dispose();
 }
