@@ -13,6 +13,32 @@ internal static partial class ManageCommands
     /// <summary>The states an execution ends in, as jobProcessDetails names their counts.</summary>
     private static readonly string[] Finished = ["Succeeded", "Failed", "Rejected", "TimedOut", "Canceled", "Removed"];
 
+    /// <summary>
+    /// The job document of an over-the-air update, in AWS's OTA form (<c>afr_ota.files[]</c>, the
+    /// file's signature under <c>sig-sha256-ecdsa</c>, a pre-signed HTTPS link as
+    /// <c>update_data_url</c>) with Trellis's additions: the image's SHA-256 and version.
+    /// </summary>
+    private static JsonObject OtaDocument(JsonNode firmware, string? version)
+    {
+        var file = new JsonObject
+        {
+            ["filepath"] = Text(firmware["name"]),
+            ["filesize"] = firmware["size"]!.GetValue<long>(),
+            ["fileid"] = 0,
+            ["certfile"] = "code-signing.pem",
+            ["update_data_url"] = Text(firmware["placeholder"]),
+            ["auth_scheme"] = "aws.s3.presigned",
+            ["sig-sha256-ecdsa"] = Text(firmware["signature"]),
+            ["sha256"] = Text(firmware["sha256"]),
+        };
+        if (version is not null)
+        {
+            file["version"] = version;
+        }
+
+        return new JsonObject { ["afr_ota"] = new JsonObject { ["protocols"] = new JsonArray("HTTP"), ["files"] = new JsonArray(file) } };
+    }
+
     private static Command Jobs()
     {
         var jobId = new Argument<string>("job-id") { Description = "Job id (letters, digits, - and _)" };
@@ -27,8 +53,10 @@ internal static partial class ManageCommands
         var abortMin = new Option<int?>("--abort-min") { Description = "… once at least this many things have executed (default 10)" };
         var timeout = new Option<long?>("--timeout-minutes") { Description = "An execution still IN_PROGRESS this long after it started is TIMED_OUT" };
         var description = new Option<string?>("--description") { Description = "What the job does" };
+        var firmware = new Option<string?>("--firmware") { Description = "An over-the-air update to a signed firmware image: the job document (AWS's afr_ota form) is made from it" };
+        var version = new Option<string?>("--version") { Description = "With --firmware: the version the image brings, reported by devices once it runs" };
 
-        var create = new Command("create", "Create a job on things and groups.") { jobId, things, groups, document, documentFile, template, continuous, perMinute, abortPercent, abortMin, timeout, description };
+        var create = new Command("create", "Create a job on things and groups.") { jobId, things, groups, document, documentFile, template, firmware, version, continuous, perMinute, abortPercent, abortMin, timeout, description };
         create.SetAction(async (r, ct) =>
         {
             var text = r.GetValue(document);
@@ -42,9 +70,9 @@ internal static partial class ManageCommands
                 text = await File.ReadAllTextAsync(file.FullName, ct);
             }
 
-            if (text is null && r.GetValue(template) is null)
+            if (text is null && r.GetValue(template) is null && r.GetValue(firmware) is null)
             {
-                return Usage("give the job document with --document or --document-file, or a --template");
+                return Usage("give the job document with --document or --document-file, a --firmware image, or a --template");
             }
 
             var thingNames = r.GetValue(things) ?? [];
@@ -67,6 +95,22 @@ internal static partial class ManageCommands
                     }
 
                     targets.Add(found.Body![kind == "things" ? "thingArn" : "thingGroupArn"]!.GetValue<string>());
+                }
+
+                if (r.GetValue(firmware) is { } image)
+                {
+                    var described = await api.SendAsync(HttpMethod.Get, "/api/firmware/" + ApiClient.Segment(image), null, null, ct);
+                    if (!described.Ok)
+                    {
+                        return described;
+                    }
+
+                    if (described.Body!["signature"] is null)
+                    {
+                        return new ApiAnswer(400, null, "InvalidRequestException", $"Firmware '{image}' is not signed: devices refuse unsigned images. Sign it with: trellis firmware sign {image}");
+                    }
+
+                    text = OtaDocument(described.Body!, r.GetValue(version)).ToJsonString();
                 }
 
                 var body = new JsonObject { ["targets"] = targets, ["targetSelection"] = r.GetValue(continuous) ? "CONTINUOUS" : "SNAPSHOT" };

@@ -1,7 +1,4 @@
 using System.Buffers;
-using System.Collections.Concurrent;
-using System.Text;
-using System.Text.Json;
 using System.Text.Json.Nodes;
 
 namespace Trellis.Device;
@@ -17,7 +14,7 @@ public sealed class ShadowClient
 {
     private readonly TrellisDevice _device;
     private readonly string _prefix;
-    private readonly ConcurrentDictionary<string, TaskCompletionSource<JsonObject>> _pending = new(StringComparer.Ordinal);
+    private readonly PendingReplies _replies;
     private readonly Lock _subscribeLock = new();
     private Func<JsonObject, JsonObject?>? _onDelta;
     private Task? _subscribed;
@@ -25,6 +22,7 @@ public sealed class ShadowClient
     internal ShadowClient(TrellisDevice device, string? name)
     {
         _device = device;
+        _replies = new PendingReplies(device);
         Name = name;
         _prefix = name is null ? $"$aws/things/{device.ThingName}/shadow" : $"$aws/things/{device.ThingName}/shadow/name/{name}";
     }
@@ -164,38 +162,12 @@ public sealed class ShadowClient
     private async Task<JsonObject> RequestAsync(string operation, JsonObject request, CancellationToken cancellationToken)
     {
         await EnsureSubscribedAsync(cancellationToken);
-        var token = Guid.NewGuid().ToString("N");
-        request["clientToken"] = token;
-        var reply = new TaskCompletionSource<JsonObject>(TaskCreationOptions.RunContinuationsAsynchronously);
-        _pending[token] = reply;
-        try
-        {
-            await _device.PublishAsync($"{_prefix}/{operation}", Encoding.UTF8.GetBytes(request.ToJsonString()), 1, cancellationToken);
-            return await reply.Task.WaitAsync(_device.Options.RequestTimeout, cancellationToken);
-        }
-        catch (TimeoutException e)
-        {
-            throw new TimeoutException($"no reply to shadow {operation} on '{_prefix}' within {_device.Options.RequestTimeout.TotalSeconds} s: is the device allowed to receive on {_prefix}/{operation}/accepted?", e);
-        }
-        finally
-        {
-            _pending.TryRemove(token, out _);
-        }
+        return await _replies.RequestAsync($"{_prefix}/{operation}", request, cancellationToken);
     }
 
     private void OnMessage(string topic, ReadOnlySequence<byte> payload)
     {
-        JsonObject? body;
-        try
-        {
-            body = JsonNode.Parse(payload.ToArray()) as JsonObject;
-        }
-        catch (JsonException)
-        {
-            return;
-        }
-
-        if (body is null)
+        if (PendingReplies.Parse(payload) is not { } body)
         {
             return;
         }
@@ -216,19 +188,7 @@ public sealed class ShadowClient
             return;
         }
 
-        if (body["clientToken"] is not JsonValue tokenValue || !tokenValue.TryGetValue<string>(out var token) || !_pending.TryRemove(token, out var waiter))
-        {
-            return;
-        }
-
-        if (topic.EndsWith("/rejected", StringComparison.Ordinal))
-        {
-            waiter.TrySetException(new ShadowRejectedException(body["code"]?.GetValue<int>() ?? 0, body["message"]?.GetValue<string>() ?? "rejected"));
-        }
-        else
-        {
-            waiter.TrySetResult(body);
-        }
+        _replies.Complete(topic, body, reply => new ShadowRejectedException(reply["code"]?.GetValue<int>() ?? 0, reply["message"]?.GetValue<string>() ?? "rejected"));
     }
 
     private async Task HandleDeltaAsync(JsonObject delta, long version)

@@ -25,6 +25,8 @@ public sealed class TrellisDevice : IAsyncDisposable
     private readonly IMqttClient _client;
     private readonly ConcurrentDictionary<string, Action<string, ReadOnlySequence<byte>>> _routes = new(StringComparer.Ordinal);
     private readonly ConcurrentDictionary<string, ShadowClient> _shadows = new(StringComparer.Ordinal);
+    private readonly ConcurrentDictionary<string, Action<string, ReadOnlySequence<byte>>> _prefixRoutes = new(StringComparer.Ordinal);
+    private JobsClient? _jobs;
 
     private TrellisDevice(IMqttClient client, DeviceOptions options)
     {
@@ -32,9 +34,20 @@ public sealed class TrellisDevice : IAsyncDisposable
         Options = options;
         _client.ApplicationMessageReceivedAsync += e =>
         {
-            if (_routes.TryGetValue(e.ApplicationMessage.Topic, out var route))
+            var topic = e.ApplicationMessage.Topic;
+            if (_routes.TryGetValue(topic, out var route))
             {
-                route(e.ApplicationMessage.Topic, e.ApplicationMessage.Payload);
+                route(topic, e.ApplicationMessage.Payload);
+                return Task.CompletedTask;
+            }
+
+            foreach (var (prefix, handler) in _prefixRoutes)
+            {
+                if (topic.StartsWith(prefix, StringComparison.Ordinal))
+                {
+                    handler(topic, e.ApplicationMessage.Payload);
+                    break;
+                }
             }
 
             return Task.CompletedTask;
@@ -84,6 +97,9 @@ public sealed class TrellisDevice : IAsyncDisposable
     public ShadowClient Shadow(string? name = null) =>
         _shadows.GetOrAdd(name ?? string.Empty, n => new ShadowClient(this, n.Length == 0 ? null : n));
 
+    /// <summary>The device side of jobs (<c>$aws/things/{thing}/jobs/…</c>): next pending job, start, updates, notifications.</summary>
+    public JobsClient Jobs() => _jobs ??= new JobsClient(this);
+
     /// <summary>Publishes a message (telemetry, events) at QoS 0 or 1; with QoS 1 it completes on the broker's PUBACK.</summary>
     public async Task PublishAsync(string topic, ReadOnlyMemory<byte> payload, int qos = 1, CancellationToken cancellationToken = default)
     {
@@ -125,7 +141,24 @@ public sealed class TrellisDevice : IAsyncDisposable
             builder.WithTopicFilter(topic, MqttQualityOfServiceLevel.AtLeastOnce);
         }
 
-        var result = await _client.SubscribeAsync(builder.Build(), cancellationToken);
+        EnsureGranted(await _client.SubscribeAsync(builder.Build(), cancellationToken));
+    }
+
+    /// <summary>Subscribes to topic filters (QoS 1) and routes every message whose topic starts with <paramref name="prefix"/> to <paramref name="handler"/>.</summary>
+    internal async Task SubscribeFiltersAsync(IReadOnlyList<string> filters, string prefix, Action<string, ReadOnlySequence<byte>> handler, CancellationToken cancellationToken)
+    {
+        _prefixRoutes[prefix] = handler;
+        var builder = new MqttClientSubscribeOptionsBuilder();
+        foreach (var filter in filters)
+        {
+            builder.WithTopicFilter(filter, MqttQualityOfServiceLevel.AtLeastOnce);
+        }
+
+        EnsureGranted(await _client.SubscribeAsync(builder.Build(), cancellationToken));
+    }
+
+    private static void EnsureGranted(MqttClientSubscribeResult result)
+    {
         foreach (var item in result.Items)
         {
             if (item.ResultCode > MqttClientSubscribeResultCode.GrantedQoS2)
@@ -135,7 +168,7 @@ public sealed class TrellisDevice : IAsyncDisposable
         }
     }
 
-    private static bool ValidateServer(X509Certificate certificate, SslPolicyErrors errors, X509Certificate2 ca)
+    internal static bool ValidateServer(X509Certificate certificate, SslPolicyErrors errors, X509Certificate2 ca)
     {
         if ((errors & (SslPolicyErrors.RemoteCertificateNameMismatch | SslPolicyErrors.RemoteCertificateNotAvailable)) != 0)
         {

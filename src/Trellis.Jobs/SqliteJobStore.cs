@@ -86,6 +86,7 @@ public sealed class SqliteJobStore(SqliteDatabase db) : IJobStore
         SELECT job_id, status, COUNT(*) FROM job_executions WHERE current = 1 GROUP BY job_id, status;
         """,
         Firmware.FileFirmwareStore.Migration,
+        Firmware.FileFirmwareStore.SigningAndDeltasMigration,
     ];
 
     private const string JobColumns = "job_id, arn, status, target_selection, targets, document, source_document, description, settings, reason_code, comment, force_canceled, created_ms, updated_ms, completed_ms, rate_per_minute, rate_mark";

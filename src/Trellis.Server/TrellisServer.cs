@@ -187,6 +187,7 @@ public sealed class TrellisServer : IAsyncDisposable
         services.AddSingleton(sp => new Trellis.Jobs.Firmware.PresignedUrls(
             LoadOrCreateKey(data.PresignKeyPath), () => server!.HttpEndpointAddress, sp.GetRequiredService<Trellis.Jobs.Firmware.IFirmwareStore>(), time));
         services.AddSingleton<Trellis.Jobs.IJobDocumentLinks>(sp => sp.GetRequiredService<Trellis.Jobs.Firmware.PresignedUrls>());
+        services.AddSingleton(_ => Trellis.Jobs.Firmware.CodeSigner.LoadOrCreate(data.Root, time));
         services.AddSingleton<Trellis.Jobs.JobService>();
         services.AddHostedService<JobsWorker>();
         services.AddSingleton<Trellis.Api.Aws.IotJobsData.IIotJobsDataOperations, Trellis.Api.Aws.IotJobsData.IotJobsDataOperations>();

@@ -25,6 +25,22 @@ public sealed partial class FileFirmwareStore(SqliteDatabase db, string director
         CREATE INDEX firmware_sha256 ON firmware (sha256);
         """;
 
+    /// <summary>jobs.db's migration that adds signatures and delta images.</summary>
+    internal const string SigningAndDeltasMigration = """
+        ALTER TABLE firmware ADD COLUMN signature TEXT;
+        ALTER TABLE firmware ADD COLUMN signer_certificate TEXT;
+        CREATE TABLE firmware_deltas (
+            from_sha256 TEXT NOT NULL,
+            to_sha256 TEXT NOT NULL,
+            size INTEGER NOT NULL,
+            created_ms INTEGER NOT NULL,
+            PRIMARY KEY (from_sha256, to_sha256)
+        ) WITHOUT ROWID;
+        CREATE INDEX firmware_deltas_to ON firmware_deltas (to_sha256);
+        """;
+
+    private const string Columns = "name, sha256, size, description, created_ms, signature, signer_certificate";
+
     public static bool IsValidName(string name) => NamePattern().IsMatch(name);
 
     public async Task<Result<FirmwareRecord>> AddAsync(string name, Stream content, string? expectedSha256, string? description, long maxBytes, CancellationToken cancellationToken)
@@ -104,14 +120,14 @@ public sealed partial class FileFirmwareStore(SqliteDatabase db, string director
     public FirmwareRecord? Get(string name)
     {
         using var connection = db.Open();
-        using var command = Command(connection, "SELECT name, sha256, size, description, created_ms FROM firmware WHERE name = $n", ("$n", name));
+        using var command = Command(connection, $"SELECT {Columns} FROM firmware WHERE name = $n", ("$n", name));
         return Read(command).FirstOrDefault();
     }
 
     public IReadOnlyList<FirmwareRecord> List(string? after, int limit)
     {
         using var connection = db.Open();
-        using var command = Command(connection, "SELECT name, sha256, size, description, created_ms FROM firmware WHERE name > $a ORDER BY name LIMIT $l", ("$a", after ?? string.Empty), ("$l", limit));
+        using var command = Command(connection, $"SELECT {Columns} FROM firmware WHERE name > $a ORDER BY name LIMIT $l", ("$a", after ?? string.Empty), ("$l", limit));
         return Read(command);
     }
 
@@ -132,9 +148,91 @@ public sealed partial class FileFirmwareStore(SqliteDatabase db, string director
         if ((long)others.ExecuteScalar()! == 0)
         {
             File.Delete(PathOf(firmware));
+            using var deltas = Command(connection, "DELETE FROM firmware_deltas WHERE from_sha256 = $h OR to_sha256 = $h RETURNING from_sha256, to_sha256, size, created_ms", ("$h", firmware.Sha256));
+            foreach (var delta in ReadDeltas(deltas))
+            {
+                File.Delete(PathOf(delta));
+            }
         }
 
         return true;
+    }
+
+    public bool SetSignature(string name, string signature, string signerCertificate)
+    {
+        using var connection = db.Open();
+        using var update = Command(connection, "UPDATE firmware SET signature = $s, signer_certificate = $c WHERE name = $n", ("$n", name), ("$s", signature), ("$c", signerCertificate));
+        return update.ExecuteNonQuery() > 0;
+    }
+
+    public async Task<Result<FirmwareDeltaRecord>> AddDeltaAsync(FirmwareRecord from, FirmwareRecord to, CancellationToken cancellationToken)
+    {
+        ArgumentNullException.ThrowIfNull(from);
+        ArgumentNullException.ThrowIfNull(to);
+        if (from.Size > FirmwareDelta.MaxImageBytes || to.Size > FirmwareDelta.MaxImageBytes)
+        {
+            return new TrellisError.InvalidRequest($"Delta images are made for images up to {FirmwareDelta.MaxImageBytes >> 20} MiB (both sit in memory while the patch is computed); devices download the full image instead.");
+        }
+
+        if (from.Sha256 == to.Sha256)
+        {
+            return new TrellisError.InvalidRequest($"'{from.Name}' and '{to.Name}' are the same bytes: there is nothing to patch.");
+        }
+
+        var oldBytes = await File.ReadAllBytesAsync(PathOf(from), cancellationToken);
+        var newBytes = await File.ReadAllBytesAsync(PathOf(to), cancellationToken);
+        var patch = await Task.Run(() => FirmwareDelta.Create(oldBytes, newBytes), cancellationToken);
+        var delta = new FirmwareDeltaRecord(from.Sha256, to.Sha256, patch.Length, time.GetUtcNow().ToUnixTimeMilliseconds());
+        var target = PathOf(delta);
+        Directory.CreateDirectory(Path.GetDirectoryName(target)!);
+        var temporary = target + ".tmp";
+        await using (var file = new FileStream(temporary, FileMode.Create, FileAccess.Write, FileShare.None, 1 << 16, FileOptions.Asynchronous))
+        {
+            await file.WriteAsync(patch, cancellationToken);
+            await file.FlushAsync(cancellationToken);
+            file.Flush(flushToDisk: true);
+        }
+
+        File.Move(temporary, target, overwrite: true);
+        using var connection = db.Open();
+        using var insert = Command(connection, """
+            INSERT INTO firmware_deltas (from_sha256, to_sha256, size, created_ms) VALUES ($f, $t, $s, $c)
+            ON CONFLICT (from_sha256, to_sha256) DO UPDATE SET size = excluded.size, created_ms = excluded.created_ms
+            """, ("$f", delta.FromSha256), ("$t", delta.ToSha256), ("$s", delta.Size), ("$c", delta.CreatedMs));
+        await insert.ExecuteNonQueryAsync(cancellationToken);
+        return delta;
+    }
+
+    public FirmwareDeltaRecord? GetDelta(string fromSha256, string toSha256)
+    {
+        using var connection = db.Open();
+        using var command = Command(connection, "SELECT from_sha256, to_sha256, size, created_ms FROM firmware_deltas WHERE from_sha256 = $f AND to_sha256 = $t", ("$f", fromSha256), ("$t", toSha256));
+        return ReadDeltas(command).FirstOrDefault();
+    }
+
+    public IReadOnlyList<FirmwareDeltaRecord> DeltasTo(string toSha256)
+    {
+        using var connection = db.Open();
+        using var command = Command(connection, "SELECT from_sha256, to_sha256, size, created_ms FROM firmware_deltas WHERE to_sha256 = $t ORDER BY from_sha256", ("$t", toSha256));
+        return ReadDeltas(command);
+    }
+
+    public string PathOf(FirmwareDeltaRecord delta)
+    {
+        ArgumentNullException.ThrowIfNull(delta);
+        return Path.Combine(directory, "deltas", $"{delta.FromSha256}-{delta.ToSha256}.zst");
+    }
+
+    private static List<FirmwareDeltaRecord> ReadDeltas(Microsoft.Data.Sqlite.SqliteCommand command)
+    {
+        var list = new List<FirmwareDeltaRecord>();
+        using var reader = command.ExecuteReader();
+        while (reader.Read())
+        {
+            list.Add(new FirmwareDeltaRecord(reader.GetString(0), reader.GetString(1), reader.GetInt64(2), reader.GetInt64(3)));
+        }
+
+        return list;
     }
 
     public string PathOf(FirmwareRecord firmware)
@@ -149,7 +247,8 @@ public sealed partial class FileFirmwareStore(SqliteDatabase db, string director
         using var reader = command.ExecuteReader();
         while (reader.Read())
         {
-            list.Add(new FirmwareRecord(reader.GetString(0), reader.GetString(1), reader.GetInt64(2), reader.IsDBNull(3) ? null : reader.GetString(3), reader.GetInt64(4)));
+            list.Add(new FirmwareRecord(reader.GetString(0), reader.GetString(1), reader.GetInt64(2), reader.IsDBNull(3) ? null : reader.GetString(3), reader.GetInt64(4),
+                reader.IsDBNull(5) ? null : reader.GetString(5), reader.IsDBNull(6) ? null : reader.GetString(6)));
         }
 
         return list;

@@ -24,4 +24,21 @@ public interface IFirmwareStore
 
     /// <summary>The file holding an image's bytes.</summary>
     string PathOf(FirmwareRecord firmware);
+
+    /// <summary>Records an image's signature (base64 DER) and its signer's certificate; false when the name is unknown.</summary>
+    bool SetSignature(string name, string signature, string signerCertificate);
+
+    /// <summary>
+    /// Makes and stores the patch from <paramref name="from"/>'s bytes to <paramref name="to"/>'s
+    /// (replacing one made before); refused when either image is over <see cref="FirmwareDelta.MaxImageBytes"/>.
+    /// </summary>
+    Task<Result<FirmwareDeltaRecord>> AddDeltaAsync(FirmwareRecord from, FirmwareRecord to, CancellationToken cancellationToken);
+
+    FirmwareDeltaRecord? GetDelta(string fromSha256, string toSha256);
+
+    /// <summary>The patches stored towards the image whose SHA-256 is <paramref name="toSha256"/>.</summary>
+    IReadOnlyList<FirmwareDeltaRecord> DeltasTo(string toSha256);
+
+    /// <summary>The file holding a patch.</summary>
+    string PathOf(FirmwareDeltaRecord delta);
 }

@@ -30,6 +30,17 @@ public sealed class QuickstartTests : IAsyncLifetime
         Assert.Contains(lines, l => l.Contains("\"status\":\"IN_PROGRESS\"", StringComparison.Ordinal) && l.Contains("\"blink\"", StringComparison.Ordinal));
     }
 
+    [Fact]
+    public async Task Ota_doc_uploads_signs_checks_with_openssl_makes_a_delta_zstd_rebuilds_and_an_update_job_is_made()
+    {
+        var result = await RunBlocksAsync(("README.md", "quickstart"), ("docs/ota.md", "ota-upload"), ("docs/ota.md", "ota-sign"),
+            ("docs/ota.md", "ota-sign-elsewhere"), ("docs/ota.md", "ota-delta"), ("docs/ota.md", "ota-job"));
+        Assert.True(result.ExitCode == 0, result.Output);
+        Assert.Contains("Verified OK", result.Output, StringComparison.Ordinal);
+        Assert.Contains("\nsame\n", result.Stdout, StringComparison.Ordinal);
+        Assert.True(result.Stdout.Contains("sig-sha256-ecdsa", StringComparison.Ordinal), result.Output);
+    }
+
     /// <summary>Runs the marked shell blocks of the given documents, in order, as one script against the test server.</summary>
     private async Task<ExternalTool.Result> RunBlocksAsync(params (string Document, string Marker)[] blocks)
     {
@@ -47,11 +58,13 @@ public sealed class QuickstartTests : IAsyncLifetime
         var workDir = Path.Combine(_host.DataDirectory, "quickstart-" + Guid.NewGuid().ToString("N")[..8]);
         Directory.CreateDirectory(workDir);
         File.CreateSymbolicLink(Path.Combine(workDir, "data"), _host.DataDirectory);
+        File.CreateSymbolicLink(Path.Combine(workDir, "trellis"), Path.Combine(RepositoryRoot(), "trellis")); // docs run ./trellis from the repository root
         var scriptPath = Path.Combine(workDir, "quickstart.sh");
         await File.WriteAllTextAsync(scriptPath, "set -euo pipefail\ncd " + workDir + "\n" + script, ct);
         return await ExternalTool.RunAsync("bash", [scriptPath], TimeSpan.FromSeconds(90), new Dictionary<string, string>
         {
             ["TRELLIS_API"] = _host.Endpoint,
+            ["TRELLIS_ENDPOINT"] = _host.Endpoint,
             ["TRELLIS_MQTTS_PORT"] = _host.MqttsPort.ToString(CultureInfo.InvariantCulture),
         }, ct);
     }
