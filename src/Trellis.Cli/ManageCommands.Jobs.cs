@@ -18,7 +18,7 @@ internal static partial class ManageCommands
     /// file's signature under <c>sig-sha256-ecdsa</c>, a pre-signed HTTPS link as
     /// <c>update_data_url</c>) with Trellis's additions: the image's SHA-256 and version.
     /// </summary>
-    private static JsonObject OtaDocument(JsonNode firmware, string? version)
+    private static JsonObject OtaDocument(JsonNode firmware, string? version, string? stream)
     {
         var file = new JsonObject
         {
@@ -26,8 +26,6 @@ internal static partial class ManageCommands
             ["filesize"] = firmware["size"]!.GetValue<long>(),
             ["fileid"] = 0,
             ["certfile"] = "code-signing.pem",
-            ["update_data_url"] = Text(firmware["placeholder"]),
-            ["auth_scheme"] = "aws.s3.presigned",
             ["sig-sha256-ecdsa"] = Text(firmware["signature"]),
             ["sha256"] = Text(firmware["sha256"]),
         };
@@ -36,6 +34,13 @@ internal static partial class ManageCommands
             file["version"] = version;
         }
 
+        if (stream is not null)
+        {
+            return new JsonObject { ["afr_ota"] = new JsonObject { ["protocols"] = new JsonArray("MQTT"), ["streamname"] = stream, ["files"] = new JsonArray(file) } };
+        }
+
+        file["update_data_url"] = Text(firmware["placeholder"]);
+        file["auth_scheme"] = "aws.s3.presigned";
         return new JsonObject { ["afr_ota"] = new JsonObject { ["protocols"] = new JsonArray("HTTP"), ["files"] = new JsonArray(file) } };
     }
 
@@ -55,8 +60,10 @@ internal static partial class ManageCommands
         var description = new Option<string?>("--description") { Description = "What the job does" };
         var firmware = new Option<string?>("--firmware") { Description = "An over-the-air update to a signed firmware image: the job document (AWS's afr_ota form) is made from it" };
         var version = new Option<string?>("--version") { Description = "With --firmware: the version the image brings, reported by devices once it runs" };
+        var protocol = new Option<string>("--protocol") { Description = "With --firmware: how devices fetch the image: HTTP (a pre-signed HTTPS link, default) or MQTT (blocks from a stream named after the job)", DefaultValueFactory = _ => "HTTP" };
+        protocol.AcceptOnlyFromAmong("HTTP", "MQTT");
 
-        var create = new Command("create", "Create a job on things and groups.") { jobId, things, groups, document, documentFile, template, firmware, version, continuous, perMinute, abortPercent, abortMin, timeout, description };
+        var create = new Command("create", "Create a job on things and groups.") { jobId, things, groups, document, documentFile, template, firmware, version, protocol, continuous, perMinute, abortPercent, abortMin, timeout, description };
         create.SetAction(async (r, ct) =>
         {
             var text = r.GetValue(document);
@@ -110,7 +117,21 @@ internal static partial class ManageCommands
                         return new ApiAnswer(400, null, "InvalidRequestException", $"Firmware '{image}' is not signed: devices refuse unsigned images. Sign it with: trellis firmware sign {image}");
                     }
 
-                    text = OtaDocument(described.Body!, r.GetValue(version)).ToJsonString();
+                    string? stream = null;
+                    if (r.GetValue(protocol) == "MQTT")
+                    {
+                        // A stream named after the job serves the image in blocks over MQTT (AWS's MQTT file delivery).
+                        stream = r.GetValue(jobId)!;
+                        var files = new JsonArray(new JsonObject { ["fileId"] = 0, ["s3Location"] = new JsonObject { ["bucket"] = "trellis-firmware", ["key"] = image } });
+                        var made = await api.SendAsync(HttpMethod.Post, "/streams/" + ApiClient.Segment(stream), null,
+                            new JsonObject { ["files"] = files, ["roleArn"] = "arn:aws:iam::000000000000:role/trellis-streams", ["description"] = $"firmware {image} for job {stream}" }, ct);
+                        if (!made.Ok)
+                        {
+                            return made;
+                        }
+                    }
+
+                    text = OtaDocument(described.Body!, r.GetValue(version), stream).ToJsonString();
                 }
 
                 var body = new JsonObject { ["targets"] = targets, ["targetSelection"] = r.GetValue(continuous) ? "CONTINUOUS" : "SNAPSHOT" };

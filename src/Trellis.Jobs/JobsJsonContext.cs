@@ -6,4 +6,5 @@ namespace Trellis.Jobs;
 [JsonSerializable(typeof(JobSettings))]
 [JsonSerializable(typeof(IReadOnlyList<string>))]
 [JsonSerializable(typeof(Dictionary<string, string>))]
+[JsonSerializable(typeof(IReadOnlyList<Firmware.StreamFileRecord>))]
 internal sealed partial class JobsJsonContext : JsonSerializerContext;

@@ -87,6 +87,7 @@ public sealed class SqliteJobStore(SqliteDatabase db) : IJobStore
         """,
         Firmware.FileFirmwareStore.Migration,
         Firmware.FileFirmwareStore.SigningAndDeltasMigration,
+        Firmware.FileFirmwareStore.StreamsMigration,
     ];
 
     private const string JobColumns = "job_id, arn, status, target_selection, targets, document, source_document, description, settings, reason_code, comment, force_canceled, created_ms, updated_ms, completed_ms, rate_per_minute, rate_mark";

@@ -39,6 +39,18 @@ internal sealed class JobTopicHandler(JobService jobs) : IServerTopicHandler
     }
 }
 
+/// <summary>Hands MQTT publishes on <c>$aws/things/{thing}/streams/{id}/get|describe/{json|cbor}</c> to the file streams.</summary>
+internal sealed class StreamTopicHandler(Trellis.Jobs.Firmware.FileStreams streams) : IServerTopicHandler
+{
+    public bool Handles(string topic) => Trellis.Jobs.Firmware.FileStreams.IsRequest(topic);
+
+    public Task HandleAsync(string topic, ReadOnlyMemory<byte> payload, string clientId)
+    {
+        streams.HandleMqtt(topic, payload, clientId);
+        return Task.CompletedTask;
+    }
+}
+
 /// <summary>Runs the jobs rollout (release at each job's rate, schedules, time-outs) for the life of the server.</summary>
 internal sealed class JobsWorker(JobService jobs) : BackgroundService
 {

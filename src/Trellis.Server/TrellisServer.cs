@@ -188,6 +188,8 @@ public sealed class TrellisServer : IAsyncDisposable
             LoadOrCreateKey(data.PresignKeyPath), () => server!.HttpEndpointAddress, sp.GetRequiredService<Trellis.Jobs.Firmware.IFirmwareStore>(), time));
         services.AddSingleton<Trellis.Jobs.IJobDocumentLinks>(sp => sp.GetRequiredService<Trellis.Jobs.Firmware.PresignedUrls>());
         services.AddSingleton(_ => Trellis.Jobs.Firmware.CodeSigner.LoadOrCreate(data.Root, time));
+        services.AddSingleton(sp => new Trellis.Jobs.Firmware.FileStreams(
+            sp.GetRequiredService<Trellis.Jobs.Firmware.IFirmwareStore>(), sp.GetRequiredService<Trellis.Jobs.IJobTargets>(), sp.GetRequiredService<Trellis.Jobs.IJobPublisher>(), time));
         services.AddSingleton<Trellis.Jobs.JobService>();
         services.AddHostedService<JobsWorker>();
         services.AddSingleton<Trellis.Api.Aws.IotJobsData.IIotJobsDataOperations, Trellis.Api.Aws.IotJobsData.IotJobsDataOperations>();
@@ -321,6 +323,7 @@ public sealed class TrellisServer : IAsyncDisposable
         registry.ThingDeleted += shadows.ForgetThing;
         var jobs = app.Services.GetRequiredService<Trellis.Jobs.JobService>();
         broker.AddTopicHandler(new JobTopicHandler(jobs));
+        broker.AddTopicHandler(new StreamTopicHandler(app.Services.GetRequiredService<Trellis.Jobs.Firmware.FileStreams>()));
         registry.ThingDeleted += jobs.ThingLeftGroup;
         registry.ThingGroupMembershipChanged += (thing, joined) =>
         {

@@ -14,6 +14,7 @@ public sealed partial class IotOperations(
     Rules.RuleEngine rules,
     Rules.TopicRuleDestinations destinations,
     Jobs.JobService jobs,
+    Jobs.Firmware.FileStreams streams,
     Microsoft.AspNetCore.Http.IHttpContextAccessor callers) : IIotOperations
 {
     private static T Ok<T>(Result<T> result) => result.IsSuccess ? result.Value! : throw new AwsErrorException(result.Error!);

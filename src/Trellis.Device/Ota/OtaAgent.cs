@@ -135,10 +135,12 @@ public sealed class OtaAgent : IDisposable
     private async Task HandleAsync(JobExecution execution, CancellationToken cancellationToken)
     {
         var jobId = execution.JobId;
-        if (execution.Document?["afr_ota"]?["files"] is not JsonArray { Count: > 0 } files || files[0] is not JsonObject file
-            || file["update_data_url"]?.GetValue<string>() is not { } url)
+        var ota = execution.Document?["afr_ota"];
+        var url = ota?["files"]?[0]?["update_data_url"]?.GetValue<string>();
+        var streamName = ota?["streamname"]?.GetValue<string>();
+        if (ota?["files"] is not JsonArray { Count: > 0 } files || files[0] is not JsonObject file || (url is null && streamName is null))
         {
-            await FinishAsync(jobId, "REJECTED", "not an OTA job: the OTA agent runs documents with afr_ota.files[0].update_data_url", cancellationToken);
+            await FinishAsync(jobId, "REJECTED", "not an OTA job: the OTA agent runs documents with afr_ota.files[0].update_data_url or afr_ota.streamname", cancellationToken);
             return;
         }
 
@@ -154,10 +156,13 @@ public sealed class OtaAgent : IDisposable
 
         Log?.Invoke($"{jobId}: update to {version ?? "(no version)"}");
         var image = Path.Combine(_options.StateDirectory, jobId + ".img");
-        var fromDelta = await TryDeltaAsync(jobId, url, image, cancellationToken);
+        Func<Task<string?>> download = url is not null
+            ? () => DownloadAsync(jobId, url, image, size, cancellationToken)
+            : () => StreamAsync(jobId, streamName!, file["fileid"]?.GetValue<int>() ?? 0, image, size, cancellationToken);
+        var fromDelta = url is not null && await TryDeltaAsync(jobId, url, image, cancellationToken);
         if (!fromDelta)
         {
-            var downloaded = await DownloadAsync(jobId, url, image, size, cancellationToken);
+            var downloaded = await download();
             if (downloaded is not null)
             {
                 await FinishAsync(jobId, "FAILED", downloaded, cancellationToken);
@@ -171,7 +176,7 @@ public sealed class OtaAgent : IDisposable
             Log?.Invoke($"{jobId}: the image rebuilt from the delta failed its check ({refusal}); downloading the full image");
             File.Delete(image);
             fromDelta = false;
-            var downloaded = await DownloadAsync(jobId, url, image, size, cancellationToken);
+            var downloaded = await download();
             refusal = downloaded ?? Verify(image, sha256, signature, out actual);
         }
 
@@ -345,6 +350,32 @@ public sealed class OtaAgent : IDisposable
         }
 
         return $"the download did not complete in {_options.MaxDownloadAttempts} attempts";
+    }
+
+    /// <summary>Fetches the image in blocks from an AWS IoT stream over MQTT (for devices without HTTPS), resuming a partial file.</summary>
+    private async Task<string?> StreamAsync(string jobId, string streamId, int fileId, string image, long? size, CancellationToken cancellationToken)
+    {
+        if (size is not { } total)
+        {
+            return "the job document gives no filesize: a stream download needs it";
+        }
+
+        var partial = image + ".part";
+        var reported = -1L;
+        var failed = await new StreamDownloader(_device, streamId, fileId, total).DownloadAsync(partial, async have =>
+        {
+            if (have * 10 / total > reported)
+            {
+                reported = have * 10 / total;
+                await ProgressAsync(jobId, Details(("step", "downloading"), ("progress", $"{reported * 10}%"), ("protocol", "MQTT")), cancellationToken);
+            }
+        }, _options.MaxDownloadAttempts, cancellationToken);
+        if (failed is null)
+        {
+            File.Move(partial, image, overwrite: true);
+        }
+
+        return failed;
     }
 
     private string? Verify(string image, string? expectedSha256, string signature, out string actual)

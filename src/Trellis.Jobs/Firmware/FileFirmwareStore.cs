@@ -39,6 +39,22 @@ public sealed partial class FileFirmwareStore(SqliteDatabase db, string director
         CREATE INDEX firmware_deltas_to ON firmware_deltas (to_sha256);
         """;
 
+    /// <summary>jobs.db's migration that adds AWS IoT streams (files served in blocks over MQTT).</summary>
+    internal const string StreamsMigration = """
+        CREATE TABLE streams (
+            stream_id TEXT PRIMARY KEY,
+            arn TEXT NOT NULL,
+            description TEXT,
+            files TEXT NOT NULL,
+            role_arn TEXT,
+            version INTEGER NOT NULL,
+            created_ms INTEGER NOT NULL,
+            updated_ms INTEGER NOT NULL
+        ) WITHOUT ROWID;
+        """;
+
+    private const string StreamColumns = "stream_id, arn, description, files, role_arn, version, created_ms, updated_ms";
+
     private const string Columns = "name, sha256, size, description, created_ms, signature, signer_certificate";
 
     public static bool IsValidName(string name) => NamePattern().IsMatch(name);
@@ -221,6 +237,56 @@ public sealed partial class FileFirmwareStore(SqliteDatabase db, string director
     {
         ArgumentNullException.ThrowIfNull(delta);
         return Path.Combine(directory, "deltas", $"{delta.FromSha256}-{delta.ToSha256}.zst");
+    }
+
+    public bool SaveStream(StreamRecord stream, bool create)
+    {
+        ArgumentNullException.ThrowIfNull(stream);
+        var files = System.Text.Json.JsonSerializer.Serialize(stream.Files, JobsJsonContext.Default.IReadOnlyListStreamFileRecord);
+        using var connection = db.Open();
+        using var save = create
+            ? Command(connection, $"INSERT INTO streams ({StreamColumns}) VALUES ($id, $arn, $d, $f, $r, $v, $c, $u) ON CONFLICT DO NOTHING",
+                ("$id", stream.StreamId), ("$arn", stream.Arn), ("$d", stream.Description), ("$f", files), ("$r", stream.RoleArn), ("$v", stream.Version), ("$c", stream.CreatedMs), ("$u", stream.UpdatedMs))
+            : Command(connection, "UPDATE streams SET description = $d, files = $f, role_arn = $r, version = $v, updated_ms = $u WHERE stream_id = $id",
+                ("$id", stream.StreamId), ("$d", stream.Description), ("$f", files), ("$r", stream.RoleArn), ("$v", stream.Version), ("$u", stream.UpdatedMs));
+        return save.ExecuteNonQuery() > 0;
+    }
+
+    public StreamRecord? GetStream(string streamId)
+    {
+        using var connection = db.Open();
+        using var command = Command(connection, $"SELECT {StreamColumns} FROM streams WHERE stream_id = $id", ("$id", streamId));
+        return ReadStreams(command).FirstOrDefault();
+    }
+
+    public IReadOnlyList<StreamRecord> ListStreams(string? after, int limit, bool ascending)
+    {
+        using var connection = db.Open();
+        using var command = ascending || after is null
+            ? Command(connection, $"SELECT {StreamColumns} FROM streams WHERE stream_id > $a ORDER BY stream_id {(ascending ? "ASC" : "DESC")} LIMIT $l", ("$a", ascending ? after ?? string.Empty : string.Empty), ("$l", limit))
+            : Command(connection, $"SELECT {StreamColumns} FROM streams WHERE stream_id < $a ORDER BY stream_id DESC LIMIT $l", ("$a", after), ("$l", limit));
+        return ReadStreams(command);
+    }
+
+    public bool DeleteStream(string streamId)
+    {
+        using var connection = db.Open();
+        using var delete = Command(connection, "DELETE FROM streams WHERE stream_id = $id", ("$id", streamId));
+        return delete.ExecuteNonQuery() > 0;
+    }
+
+    private static List<StreamRecord> ReadStreams(Microsoft.Data.Sqlite.SqliteCommand command)
+    {
+        var list = new List<StreamRecord>();
+        using var reader = command.ExecuteReader();
+        while (reader.Read())
+        {
+            var files = System.Text.Json.JsonSerializer.Deserialize(reader.GetString(3), JobsJsonContext.Default.IReadOnlyListStreamFileRecord) ?? [];
+            list.Add(new StreamRecord(reader.GetString(0), reader.GetString(1), reader.IsDBNull(2) ? null : reader.GetString(2), files,
+                reader.IsDBNull(4) ? null : reader.GetString(4), reader.GetInt32(5), reader.GetInt64(6), reader.GetInt64(7)));
+        }
+
+        return list;
     }
 
     private static List<FirmwareDeltaRecord> ReadDeltas(Microsoft.Data.Sqlite.SqliteCommand command)

@@ -41,4 +41,13 @@ public interface IFirmwareStore
 
     /// <summary>The file holding a patch.</summary>
     string PathOf(FirmwareDeltaRecord delta);
+
+    /// <summary>Stores a stream; with <paramref name="create"/>, false when the id is taken; without, false when it does not exist.</summary>
+    bool SaveStream(StreamRecord stream, bool create);
+
+    StreamRecord? GetStream(string streamId);
+
+    IReadOnlyList<StreamRecord> ListStreams(string? after, int limit, bool ascending);
+
+    bool DeleteStream(string streamId);
 }

@@ -34,11 +34,12 @@ public sealed class QuickstartTests : IAsyncLifetime
     public async Task Ota_doc_uploads_signs_checks_with_openssl_makes_a_delta_zstd_rebuilds_and_an_update_job_is_made()
     {
         var result = await RunBlocksAsync(("README.md", "quickstart"), ("docs/ota.md", "ota-upload"), ("docs/ota.md", "ota-sign"),
-            ("docs/ota.md", "ota-sign-elsewhere"), ("docs/ota.md", "ota-delta"), ("docs/ota.md", "ota-job"));
+            ("docs/ota.md", "ota-sign-elsewhere"), ("docs/ota.md", "ota-delta"), ("docs/ota.md", "ota-job"), ("docs/ota.md", "ota-stream"));
         Assert.True(result.ExitCode == 0, result.Output);
         Assert.Contains("Verified OK", result.Output, StringComparison.Ordinal);
         Assert.Contains("\nsame\n", result.Stdout, StringComparison.Ordinal);
         Assert.True(result.Stdout.Contains("sig-sha256-ecdsa", StringComparison.Ordinal), result.Output);
+        Assert.Contains("\"streamVersion\": 1", result.Stdout, StringComparison.Ordinal);
     }
 
     /// <summary>Runs the marked shell blocks of the given documents, in order, as one script against the test server.</summary>

@@ -213,6 +213,40 @@ public sealed class OtaAgentTests(TrellisHost host)
         Assert.Equal("FAILED", (await ExecutionAsync(jobs[2], thing))["status"]!.GetValue<string>());
     }
 
+    [Fact]
+    public async Task A_device_without_https_fetches_its_update_in_blocks_from_a_stream_over_mqtt()
+    {
+        var dir = Directory.CreateDirectory(Path.Combine(host.DataDirectory, TrellisHost.Unique("ota"))).FullName;
+        var image = RandomNumberGenerator.GetBytes(150_001);
+        var imagePath = Path.Combine(dir, "fw.bin");
+        await File.WriteAllBytesAsync(imagePath, image, Ct);
+        var name = TrellisHost.Unique("sensor") + ".bin";
+        await CliAsync("firmware", "upload", name, imagePath, "--sign");
+
+        var thing = TrellisHost.Unique("sensor");
+        var device = await host.ProvisionAsync(thing, TrellisHost.Unique("ota"), Policies.OwnJobsAndStreams, Ct);
+        using var signer = X509Certificate2.CreateFromPem(await CliAsync("firmware", "signer"));
+        var job = TrellisHost.Unique("ota");
+        await CliAsync("jobs", "create", job, "--thing", thing, "--firmware", name, "--version", "5.0.0", "--protocol", "MQTT");
+        var stream = (await host.IotCallsAsync([("describe_stream", new { streamId = job })], Ct))[0]!["body"]!["streamInfo"]!;
+        Assert.Equal(name, stream["files"]![0]!["s3Location"]!["key"]!.GetValue<string>());
+
+        var installed = new TaskCompletionSource<byte[]>(TaskCreationOptions.RunContinuationsAsynchronously);
+        await using var client = await TrellisDevice.ConnectAsync(DeviceOptions.FromPemFiles("localhost", host.MqttsPort, thing, device.CertPath, device.KeyPath, host.CaPath), Ct);
+        using var agent = new OtaAgent(client, new OtaOptions
+        {
+            StateDirectory = Path.Combine(dir, "agent"),
+            SignerCertificate = signer,
+            CurrentVersion = "4.0.0",
+            InstallAsync = async (update, ct) => installed.TrySetResult(await File.ReadAllBytesAsync(update.ImagePath, ct)),
+        });
+        await agent.StartAsync(Ct);
+        Assert.Equal(image, await installed.Task.WaitAsync(Timeout, Ct));
+        var execution = await ExecutionAsync(job, thing);
+        Assert.Equal("IN_PROGRESS", execution["status"]!.GetValue<string>());
+        Assert.True(await Eventually.TrueAsync(async () => (await ExecutionAsync(job, thing))["statusDetails"]?["detailsMap"]?["step"]?.GetValue<string>() == "awaiting-restart", Timeout, Ct));
+    }
+
     /// <summary>A 'realistic' pair: v2 is v1 with scattered small edits, an insertion and a changed tail, as a rebuild with a fix looks.</summary>
     private static (byte[] V1, byte[] V2) ImagePair(int size)
     {

@@ -46,6 +46,8 @@ public interface IIotOperations
 
     Task<CreateProvisioningTemplateVersionResponse> CreateProvisioningTemplateVersionAsync(CreateProvisioningTemplateVersionRequest request, CancellationToken cancellationToken);
 
+    Task<CreateStreamResponse> CreateStreamAsync(CreateStreamRequest request, CancellationToken cancellationToken);
+
     Task<CreateThingResponse> CreateThingAsync(CreateThingRequest request, CancellationToken cancellationToken);
 
     Task<CreateThingGroupResponse> CreateThingGroupAsync(CreateThingGroupRequest request, CancellationToken cancellationToken);
@@ -74,6 +76,8 @@ public interface IIotOperations
 
     Task<DeleteProvisioningTemplateVersionResponse> DeleteProvisioningTemplateVersionAsync(DeleteProvisioningTemplateVersionRequest request, CancellationToken cancellationToken);
 
+    Task<DeleteStreamResponse> DeleteStreamAsync(DeleteStreamRequest request, CancellationToken cancellationToken);
+
     Task<DeleteThingResponse> DeleteThingAsync(DeleteThingRequest request, CancellationToken cancellationToken);
 
     Task<DeleteThingGroupResponse> DeleteThingGroupAsync(DeleteThingGroupRequest request, CancellationToken cancellationToken);
@@ -101,6 +105,8 @@ public interface IIotOperations
     Task<DescribeProvisioningTemplateResponse> DescribeProvisioningTemplateAsync(DescribeProvisioningTemplateRequest request, CancellationToken cancellationToken);
 
     Task<DescribeProvisioningTemplateVersionResponse> DescribeProvisioningTemplateVersionAsync(DescribeProvisioningTemplateVersionRequest request, CancellationToken cancellationToken);
+
+    Task<DescribeStreamResponse> DescribeStreamAsync(DescribeStreamRequest request, CancellationToken cancellationToken);
 
     Task<DescribeThingResponse> DescribeThingAsync(DescribeThingRequest request, CancellationToken cancellationToken);
 
@@ -156,6 +162,8 @@ public interface IIotOperations
 
     Task<ListProvisioningTemplatesResponse> ListProvisioningTemplatesAsync(ListProvisioningTemplatesRequest request, CancellationToken cancellationToken);
 
+    Task<ListStreamsResponse> ListStreamsAsync(ListStreamsRequest request, CancellationToken cancellationToken);
+
     Task<ListTargetsForPolicyResponse> ListTargetsForPolicyAsync(ListTargetsForPolicyRequest request, CancellationToken cancellationToken);
 
     Task<ListThingGroupsResponse> ListThingGroupsAsync(ListThingGroupsRequest request, CancellationToken cancellationToken);
@@ -196,6 +204,8 @@ public interface IIotOperations
 
     Task<UpdateProvisioningTemplateResponse> UpdateProvisioningTemplateAsync(UpdateProvisioningTemplateRequest request, CancellationToken cancellationToken);
 
+    Task<UpdateStreamResponse> UpdateStreamAsync(UpdateStreamRequest request, CancellationToken cancellationToken);
+
     Task<UpdateThingResponse> UpdateThingAsync(UpdateThingRequest request, CancellationToken cancellationToken);
 
     Task<UpdateThingGroupResponse> UpdateThingGroupAsync(UpdateThingGroupRequest request, CancellationToken cancellationToken);
@@ -224,6 +234,7 @@ internal static class IotInvokers
         ["CreateProvisioningClaim"] = CreateProvisioningClaimAsync,
         ["CreateProvisioningTemplate"] = CreateProvisioningTemplateAsync,
         ["CreateProvisioningTemplateVersion"] = CreateProvisioningTemplateVersionAsync,
+        ["CreateStream"] = CreateStreamAsync,
         ["CreateThing"] = CreateThingAsync,
         ["CreateThingGroup"] = CreateThingGroupAsync,
         ["CreateThingType"] = CreateThingTypeAsync,
@@ -238,6 +249,7 @@ internal static class IotInvokers
         ["DeletePolicyVersion"] = DeletePolicyVersionAsync,
         ["DeleteProvisioningTemplate"] = DeleteProvisioningTemplateAsync,
         ["DeleteProvisioningTemplateVersion"] = DeleteProvisioningTemplateVersionAsync,
+        ["DeleteStream"] = DeleteStreamAsync,
         ["DeleteThing"] = DeleteThingAsync,
         ["DeleteThingGroup"] = DeleteThingGroupAsync,
         ["DeleteThingType"] = DeleteThingTypeAsync,
@@ -252,6 +264,7 @@ internal static class IotInvokers
         ["DescribeJobTemplate"] = DescribeJobTemplateAsync,
         ["DescribeProvisioningTemplate"] = DescribeProvisioningTemplateAsync,
         ["DescribeProvisioningTemplateVersion"] = DescribeProvisioningTemplateVersionAsync,
+        ["DescribeStream"] = DescribeStreamAsync,
         ["DescribeThing"] = DescribeThingAsync,
         ["DescribeThingGroup"] = DescribeThingGroupAsync,
         ["DescribeThingType"] = DescribeThingTypeAsync,
@@ -279,6 +292,7 @@ internal static class IotInvokers
         ["ListPrincipalThings"] = ListPrincipalThingsAsync,
         ["ListProvisioningTemplateVersions"] = ListProvisioningTemplateVersionsAsync,
         ["ListProvisioningTemplates"] = ListProvisioningTemplatesAsync,
+        ["ListStreams"] = ListStreamsAsync,
         ["ListTargetsForPolicy"] = ListTargetsForPolicyAsync,
         ["ListThingGroups"] = ListThingGroupsAsync,
         ["ListThingGroupsForThing"] = ListThingGroupsForThingAsync,
@@ -299,6 +313,7 @@ internal static class IotInvokers
         ["UpdateCertificate"] = UpdateCertificateAsync,
         ["UpdateJob"] = UpdateJobAsync,
         ["UpdateProvisioningTemplate"] = UpdateProvisioningTemplateAsync,
+        ["UpdateStream"] = UpdateStreamAsync,
         ["UpdateThing"] = UpdateThingAsync,
         ["UpdateThingGroup"] = UpdateThingGroupAsync,
         ["UpdateTopicRuleDestination"] = UpdateTopicRuleDestinationAsync,
@@ -528,6 +543,20 @@ internal static class IotInvokers
         await AwsResponse.WriteAsync(context, route.SuccessCode, response.WriteJson, response.WriteHeaders);
     }
 
+    private static async Task CreateStreamAsync(HttpContext context, AwsRoute route)
+    {
+        var reader = await AwsRequestReader.CreateAsync(context);
+        var request = reader.IsValid ? CreateStreamRequest.Bind(reader) : null;
+        if (!reader.IsValid)
+        {
+            await reader.RefuseAsync();
+            return;
+        }
+
+        var response = await context.RequestServices.GetRequiredService<IIotOperations>().CreateStreamAsync(request!, context.RequestAborted);
+        await AwsResponse.WriteAsync(context, route.SuccessCode, response.WriteJson, response.WriteHeaders);
+    }
+
     private static async Task CreateThingAsync(HttpContext context, AwsRoute route)
     {
         var reader = await AwsRequestReader.CreateAsync(context);
@@ -724,6 +753,20 @@ internal static class IotInvokers
         await AwsResponse.WriteAsync(context, route.SuccessCode, response.WriteJson, response.WriteHeaders);
     }
 
+    private static async Task DeleteStreamAsync(HttpContext context, AwsRoute route)
+    {
+        var reader = await AwsRequestReader.CreateAsync(context, readBody: false);
+        var request = reader.IsValid ? DeleteStreamRequest.Bind(reader) : null;
+        if (!reader.IsValid)
+        {
+            await reader.RefuseAsync();
+            return;
+        }
+
+        var response = await context.RequestServices.GetRequiredService<IIotOperations>().DeleteStreamAsync(request!, context.RequestAborted);
+        await AwsResponse.WriteAsync(context, route.SuccessCode, response.WriteJson, response.WriteHeaders);
+    }
+
     private static async Task DeleteThingAsync(HttpContext context, AwsRoute route)
     {
         var reader = await AwsRequestReader.CreateAsync(context, readBody: false);
@@ -917,6 +960,20 @@ internal static class IotInvokers
         }
 
         var response = await context.RequestServices.GetRequiredService<IIotOperations>().DescribeProvisioningTemplateVersionAsync(request!, context.RequestAborted);
+        await AwsResponse.WriteAsync(context, route.SuccessCode, response.WriteJson, response.WriteHeaders);
+    }
+
+    private static async Task DescribeStreamAsync(HttpContext context, AwsRoute route)
+    {
+        var reader = await AwsRequestReader.CreateAsync(context, readBody: false);
+        var request = reader.IsValid ? DescribeStreamRequest.Bind(reader) : null;
+        if (!reader.IsValid)
+        {
+            await reader.RefuseAsync();
+            return;
+        }
+
+        var response = await context.RequestServices.GetRequiredService<IIotOperations>().DescribeStreamAsync(request!, context.RequestAborted);
         await AwsResponse.WriteAsync(context, route.SuccessCode, response.WriteJson, response.WriteHeaders);
     }
 
@@ -1298,6 +1355,20 @@ internal static class IotInvokers
         await AwsResponse.WriteAsync(context, route.SuccessCode, response.WriteJson, response.WriteHeaders);
     }
 
+    private static async Task ListStreamsAsync(HttpContext context, AwsRoute route)
+    {
+        var reader = await AwsRequestReader.CreateAsync(context, readBody: false);
+        var request = reader.IsValid ? ListStreamsRequest.Bind(reader) : null;
+        if (!reader.IsValid)
+        {
+            await reader.RefuseAsync();
+            return;
+        }
+
+        var response = await context.RequestServices.GetRequiredService<IIotOperations>().ListStreamsAsync(request!, context.RequestAborted);
+        await AwsResponse.WriteAsync(context, route.SuccessCode, response.WriteJson, response.WriteHeaders);
+    }
+
     private static async Task ListTargetsForPolicyAsync(HttpContext context, AwsRoute route)
     {
         var reader = await AwsRequestReader.CreateAsync(context, readBody: false);
@@ -1575,6 +1646,20 @@ internal static class IotInvokers
         }
 
         var response = await context.RequestServices.GetRequiredService<IIotOperations>().UpdateProvisioningTemplateAsync(request!, context.RequestAborted);
+        await AwsResponse.WriteAsync(context, route.SuccessCode, response.WriteJson, response.WriteHeaders);
+    }
+
+    private static async Task UpdateStreamAsync(HttpContext context, AwsRoute route)
+    {
+        var reader = await AwsRequestReader.CreateAsync(context);
+        var request = reader.IsValid ? UpdateStreamRequest.Bind(reader) : null;
+        if (!reader.IsValid)
+        {
+            await reader.RefuseAsync();
+            return;
+        }
+
+        var response = await context.RequestServices.GetRequiredService<IIotOperations>().UpdateStreamAsync(request!, context.RequestAborted);
         await AwsResponse.WriteAsync(context, route.SuccessCode, response.WriteJson, response.WriteHeaders);
     }
 

@@ -2006,6 +2006,218 @@ public sealed record CreateProvisioningTemplateVersionResponse
     }
 }
 
+/// <summary>The <c>CreateStreamRequest</c> shape.</summary>
+public sealed record CreateStreamRequest
+{
+    /// <summary>streamId (uri <c>streamId</c>, required).</summary>
+    public string StreamId { get; init; } = null!;
+
+    /// <summary>description (body <c>description</c>).</summary>
+    public string? Description { get; init; }
+
+    /// <summary>files (body <c>files</c>, required).</summary>
+    public IReadOnlyList<StreamFile> Files { get; init; } = null!;
+
+    /// <summary>roleArn (body <c>roleArn</c>, required).</summary>
+    public string RoleArn { get; init; } = null!;
+
+    /// <summary>tags (body <c>tags</c>).</summary>
+    public IReadOnlyList<Tag>? Tags { get; init; }
+
+    /// <summary>Binds the request from its URI, query string, headers and body, and checks it against the model.</summary>
+    internal static CreateStreamRequest Bind(AwsRequestReader r)
+    {
+        var body = r.Body;
+        var value = new CreateStreamRequest
+        {
+            StreamId = r.Uri("streamId")!,
+            Description = r.ReadString(AwsRequestReader.Member(body, "description"), "description"),
+            Files = r.ReadList(AwsRequestReader.Member(body, "files"), "files", static (r, e, p) => r.ReadObject(e, p, static (r, e, p) => StreamFile.Read(r, e, p))!)!,
+            RoleArn = r.ReadString(AwsRequestReader.Member(body, "roleArn"), "roleArn")!,
+            Tags = r.ReadList(AwsRequestReader.Member(body, "tags"), "tags", static (r, e, p) => r.ReadObject(e, p, static (r, e, p) => Tag.Read(r, e, p))!),
+        };
+        value.Check(r, "");
+        r.Target("streamId", value.StreamId);
+        r.Target("roleArn", value.RoleArn);
+        return value;
+    }
+
+    internal static CreateStreamRequest Read(AwsRequestReader r, JsonElement e, string p) => new()
+    {
+        Description = r.ReadString(AwsRequestReader.Member(e, "description"), AwsRequestReader.Path(p, "description")),
+        Files = r.ReadList(AwsRequestReader.Member(e, "files"), AwsRequestReader.Path(p, "files"), static (r, e, p) => r.ReadObject(e, p, static (r, e, p) => StreamFile.Read(r, e, p))!)!,
+        RoleArn = r.ReadString(AwsRequestReader.Member(e, "roleArn"), AwsRequestReader.Path(p, "roleArn"))!,
+        Tags = r.ReadList(AwsRequestReader.Member(e, "tags"), AwsRequestReader.Path(p, "tags"), static (r, e, p) => r.ReadObject(e, p, static (r, e, p) => Tag.Read(r, e, p))!),
+    };
+
+    /// <summary>Checks the members against the model: required, enum, length, range, pattern.</summary>
+    internal void Check(AwsRequestReader r, string p)
+    {
+        r.Required(StreamId, AwsRequestReader.Path(p, "streamId"));
+        r.Required(Files, AwsRequestReader.Path(p, "files"));
+        r.Required(RoleArn, AwsRequestReader.Path(p, "roleArn"));
+        r.Length(StreamId, AwsRequestReader.Path(p, "streamId"), 1, 128);
+        r.Pattern(StreamId, AwsRequestReader.Path(p, "streamId"), IotPatterns.Pattern2);
+        r.Length(Description, AwsRequestReader.Path(p, "description"), 0, 2028);
+        r.Pattern(Description, AwsRequestReader.Path(p, "description"), IotPatterns.Pattern4);
+        r.Count(Files?.Count, AwsRequestReader.Path(p, "files"), 1, 50);
+        for (var i = 0; i < (Files?.Count ?? 0); i++)
+        {
+            Files![i].Check(r, AwsRequestReader.Path(p, "files") + "[" + i + "]");
+        }
+        r.Length(RoleArn, AwsRequestReader.Path(p, "roleArn"), 20, 2048);
+        for (var i = 0; i < (Tags?.Count ?? 0); i++)
+        {
+            Tags![i].Check(r, AwsRequestReader.Path(p, "tags") + "[" + i + "]");
+        }
+    }
+}
+
+/// <summary>The <c>StreamFile</c> shape.</summary>
+public sealed record StreamFile
+{
+    /// <summary>fileId (body <c>fileId</c>).</summary>
+    public int? FileId { get; init; }
+
+    /// <summary>s3Location (body <c>s3Location</c>).</summary>
+    public S3Location? S3Location { get; init; }
+
+    internal static StreamFile Read(AwsRequestReader r, JsonElement e, string p) => new()
+    {
+        FileId = r.ReadInt(AwsRequestReader.Member(e, "fileId"), AwsRequestReader.Path(p, "fileId")),
+        S3Location = r.ReadObject(AwsRequestReader.Member(e, "s3Location"), AwsRequestReader.Path(p, "s3Location"), static (r, e, p) => S3Location.Read(r, e, p)),
+    };
+
+    /// <summary>Checks the members against the model: required, enum, length, range, pattern.</summary>
+    internal void Check(AwsRequestReader r, string p)
+    {
+        r.Range(FileId, AwsRequestReader.Path(p, "fileId"), 0, 255);
+        S3Location?.Check(r, AwsRequestReader.Path(p, "s3Location"));
+    }
+
+    /// <summary>Writes the body members as JSON; members that are null are left out, as AWS does.</summary>
+    internal void WriteJson(Utf8JsonWriter w)
+    {
+        w.WriteStartObject();
+        if (FileId is not null)
+        {
+            w.WriteNumber("fileId", FileId.Value);
+        }
+
+        if (S3Location is not null)
+        {
+            w.WritePropertyName("s3Location");
+            S3Location.WriteJson(w);
+        }
+        w.WriteEndObject();
+    }
+
+    /// <summary>Members that travel as response headers.</summary>
+    internal void WriteHeaders(Microsoft.AspNetCore.Http.IHeaderDictionary h)
+    {
+    }
+}
+
+/// <summary>The <c>S3Location</c> shape.</summary>
+public sealed record S3Location
+{
+    /// <summary>bucket (body <c>bucket</c>).</summary>
+    public string? Bucket { get; init; }
+
+    /// <summary>key (body <c>key</c>).</summary>
+    public string? Key { get; init; }
+
+    /// <summary>version (body <c>version</c>).</summary>
+    public string? Version { get; init; }
+
+    internal static S3Location Read(AwsRequestReader r, JsonElement e, string p) => new()
+    {
+        Bucket = r.ReadString(AwsRequestReader.Member(e, "bucket"), AwsRequestReader.Path(p, "bucket")),
+        Key = r.ReadString(AwsRequestReader.Member(e, "key"), AwsRequestReader.Path(p, "key")),
+        Version = r.ReadString(AwsRequestReader.Member(e, "version"), AwsRequestReader.Path(p, "version")),
+    };
+
+    /// <summary>Checks the members against the model: required, enum, length, range, pattern.</summary>
+    internal void Check(AwsRequestReader r, string p)
+    {
+        r.Length(Bucket, AwsRequestReader.Path(p, "bucket"), 1, int.MaxValue);
+        r.Length(Key, AwsRequestReader.Path(p, "key"), 1, int.MaxValue);
+    }
+
+    /// <summary>Writes the body members as JSON; members that are null are left out, as AWS does.</summary>
+    internal void WriteJson(Utf8JsonWriter w)
+    {
+        w.WriteStartObject();
+        if (Bucket is not null)
+        {
+            w.WriteString("bucket", Bucket);
+        }
+
+        if (Key is not null)
+        {
+            w.WriteString("key", Key);
+        }
+
+        if (Version is not null)
+        {
+            w.WriteString("version", Version);
+        }
+        w.WriteEndObject();
+    }
+
+    /// <summary>Members that travel as response headers.</summary>
+    internal void WriteHeaders(Microsoft.AspNetCore.Http.IHeaderDictionary h)
+    {
+    }
+}
+
+/// <summary>The <c>CreateStreamResponse</c> shape.</summary>
+public sealed record CreateStreamResponse
+{
+    /// <summary>streamId (body <c>streamId</c>).</summary>
+    public string? StreamId { get; init; }
+
+    /// <summary>streamArn (body <c>streamArn</c>).</summary>
+    public string? StreamArn { get; init; }
+
+    /// <summary>description (body <c>description</c>).</summary>
+    public string? Description { get; init; }
+
+    /// <summary>streamVersion (body <c>streamVersion</c>).</summary>
+    public int? StreamVersion { get; init; }
+
+    /// <summary>Writes the body members as JSON; members that are null are left out, as AWS does.</summary>
+    internal void WriteJson(Utf8JsonWriter w)
+    {
+        w.WriteStartObject();
+        if (StreamId is not null)
+        {
+            w.WriteString("streamId", StreamId);
+        }
+
+        if (StreamArn is not null)
+        {
+            w.WriteString("streamArn", StreamArn);
+        }
+
+        if (Description is not null)
+        {
+            w.WriteString("description", Description);
+        }
+
+        if (StreamVersion is not null)
+        {
+            w.WriteNumber("streamVersion", StreamVersion.Value);
+        }
+        w.WriteEndObject();
+    }
+
+    /// <summary>Members that travel as response headers.</summary>
+    internal void WriteHeaders(Microsoft.AspNetCore.Http.IHeaderDictionary h)
+    {
+    }
+}
+
 /// <summary>The <c>CreateThingRequest</c> shape.</summary>
 public sealed record CreateThingRequest
 {
@@ -3242,6 +3454,50 @@ public sealed record DeleteProvisioningTemplateVersionRequest
 
 /// <summary>The <c>DeleteProvisioningTemplateVersionResponse</c> shape.</summary>
 public sealed record DeleteProvisioningTemplateVersionResponse
+{
+    /// <summary>Writes the body members as JSON; members that are null are left out, as AWS does.</summary>
+    internal void WriteJson(Utf8JsonWriter w)
+    {
+        w.WriteStartObject();
+        w.WriteEndObject();
+    }
+
+    /// <summary>Members that travel as response headers.</summary>
+    internal void WriteHeaders(Microsoft.AspNetCore.Http.IHeaderDictionary h)
+    {
+    }
+}
+
+/// <summary>The <c>DeleteStreamRequest</c> shape.</summary>
+public sealed record DeleteStreamRequest
+{
+    /// <summary>streamId (uri <c>streamId</c>, required).</summary>
+    public string StreamId { get; init; } = null!;
+
+    /// <summary>Binds the request from its URI, query string, headers and body, and checks it against the model.</summary>
+    internal static DeleteStreamRequest Bind(AwsRequestReader r)
+    {
+        var body = r.Body;
+        var value = new DeleteStreamRequest
+        {
+            StreamId = r.Uri("streamId")!,
+        };
+        value.Check(r, "");
+        r.Target("streamId", value.StreamId);
+        return value;
+    }
+
+    /// <summary>Checks the members against the model: required, enum, length, range, pattern.</summary>
+    internal void Check(AwsRequestReader r, string p)
+    {
+        r.Required(StreamId, AwsRequestReader.Path(p, "streamId"));
+        r.Length(StreamId, AwsRequestReader.Path(p, "streamId"), 1, 128);
+        r.Pattern(StreamId, AwsRequestReader.Path(p, "streamId"), IotPatterns.Pattern2);
+    }
+}
+
+/// <summary>The <c>DeleteStreamResponse</c> shape.</summary>
+public sealed record DeleteStreamResponse
 {
     /// <summary>Writes the body members as JSON; members that are null are left out, as AWS does.</summary>
     internal void WriteJson(Utf8JsonWriter w)
@@ -5045,6 +5301,142 @@ public sealed record DescribeProvisioningTemplateVersionResponse
         if (IsDefaultVersion is not null)
         {
             w.WriteBoolean("isDefaultVersion", IsDefaultVersion.Value);
+        }
+        w.WriteEndObject();
+    }
+
+    /// <summary>Members that travel as response headers.</summary>
+    internal void WriteHeaders(Microsoft.AspNetCore.Http.IHeaderDictionary h)
+    {
+    }
+}
+
+/// <summary>The <c>DescribeStreamRequest</c> shape.</summary>
+public sealed record DescribeStreamRequest
+{
+    /// <summary>streamId (uri <c>streamId</c>, required).</summary>
+    public string StreamId { get; init; } = null!;
+
+    /// <summary>Binds the request from its URI, query string, headers and body, and checks it against the model.</summary>
+    internal static DescribeStreamRequest Bind(AwsRequestReader r)
+    {
+        var body = r.Body;
+        var value = new DescribeStreamRequest
+        {
+            StreamId = r.Uri("streamId")!,
+        };
+        value.Check(r, "");
+        r.Target("streamId", value.StreamId);
+        return value;
+    }
+
+    /// <summary>Checks the members against the model: required, enum, length, range, pattern.</summary>
+    internal void Check(AwsRequestReader r, string p)
+    {
+        r.Required(StreamId, AwsRequestReader.Path(p, "streamId"));
+        r.Length(StreamId, AwsRequestReader.Path(p, "streamId"), 1, 128);
+        r.Pattern(StreamId, AwsRequestReader.Path(p, "streamId"), IotPatterns.Pattern2);
+    }
+}
+
+/// <summary>The <c>DescribeStreamResponse</c> shape.</summary>
+public sealed record DescribeStreamResponse
+{
+    /// <summary>streamInfo (body <c>streamInfo</c>).</summary>
+    public StreamInfo? StreamInfo { get; init; }
+
+    /// <summary>Writes the body members as JSON; members that are null are left out, as AWS does.</summary>
+    internal void WriteJson(Utf8JsonWriter w)
+    {
+        w.WriteStartObject();
+        if (StreamInfo is not null)
+        {
+            w.WritePropertyName("streamInfo");
+            StreamInfo.WriteJson(w);
+        }
+        w.WriteEndObject();
+    }
+
+    /// <summary>Members that travel as response headers.</summary>
+    internal void WriteHeaders(Microsoft.AspNetCore.Http.IHeaderDictionary h)
+    {
+    }
+}
+
+/// <summary>The <c>StreamInfo</c> shape.</summary>
+public sealed record StreamInfo
+{
+    /// <summary>streamId (body <c>streamId</c>).</summary>
+    public string? StreamId { get; init; }
+
+    /// <summary>streamArn (body <c>streamArn</c>).</summary>
+    public string? StreamArn { get; init; }
+
+    /// <summary>streamVersion (body <c>streamVersion</c>).</summary>
+    public int? StreamVersion { get; init; }
+
+    /// <summary>description (body <c>description</c>).</summary>
+    public string? Description { get; init; }
+
+    /// <summary>files (body <c>files</c>).</summary>
+    public IReadOnlyList<StreamFile>? Files { get; init; }
+
+    /// <summary>createdAt (body <c>createdAt</c>).</summary>
+    public DateTimeOffset? CreatedAt { get; init; }
+
+    /// <summary>lastUpdatedAt (body <c>lastUpdatedAt</c>).</summary>
+    public DateTimeOffset? LastUpdatedAt { get; init; }
+
+    /// <summary>roleArn (body <c>roleArn</c>).</summary>
+    public string? RoleArn { get; init; }
+
+    /// <summary>Writes the body members as JSON; members that are null are left out, as AWS does.</summary>
+    internal void WriteJson(Utf8JsonWriter w)
+    {
+        w.WriteStartObject();
+        if (StreamId is not null)
+        {
+            w.WriteString("streamId", StreamId);
+        }
+
+        if (StreamArn is not null)
+        {
+            w.WriteString("streamArn", StreamArn);
+        }
+
+        if (StreamVersion is not null)
+        {
+            w.WriteNumber("streamVersion", StreamVersion.Value);
+        }
+
+        if (Description is not null)
+        {
+            w.WriteString("description", Description);
+        }
+
+        if (Files is not null)
+        {
+            w.WriteStartArray("files");
+            foreach (var item12 in Files)
+            {
+                item12.WriteJson(w);
+            }
+            w.WriteEndArray();
+        }
+
+        if (CreatedAt is not null)
+        {
+            w.WriteNumber("createdAt", AwsJson.EpochSeconds(CreatedAt.Value));
+        }
+
+        if (LastUpdatedAt is not null)
+        {
+            w.WriteNumber("lastUpdatedAt", AwsJson.EpochSeconds(LastUpdatedAt.Value));
+        }
+
+        if (RoleArn is not null)
+        {
+            w.WriteString("roleArn", RoleArn);
         }
         w.WriteEndObject();
     }
@@ -7689,6 +8081,122 @@ public sealed record ProvisioningTemplateSummary
     }
 }
 
+/// <summary>The <c>ListStreamsRequest</c> shape.</summary>
+public sealed record ListStreamsRequest
+{
+    /// <summary>maxResults (querystring <c>maxResults</c>).</summary>
+    public int? MaxResults { get; init; }
+
+    /// <summary>nextToken (querystring <c>nextToken</c>).</summary>
+    public string? NextToken { get; init; }
+
+    /// <summary>ascendingOrder (querystring <c>isAscendingOrder</c>).</summary>
+    public bool? AscendingOrder { get; init; }
+
+    /// <summary>Binds the request from its URI, query string, headers and body, and checks it against the model.</summary>
+    internal static ListStreamsRequest Bind(AwsRequestReader r)
+    {
+        var body = r.Body;
+        var value = new ListStreamsRequest
+        {
+            MaxResults = r.ParseInt(r.Query("maxResults"), "maxResults"),
+            NextToken = r.Query("nextToken"),
+            AscendingOrder = r.ParseBool(r.Query("isAscendingOrder"), "ascendingOrder"),
+        };
+        value.Check(r, "");
+        return value;
+    }
+
+    /// <summary>Checks the members against the model: required, enum, length, range, pattern.</summary>
+    internal void Check(AwsRequestReader r, string p)
+    {
+        r.Range(MaxResults, AwsRequestReader.Path(p, "maxResults"), 1, 250);
+    }
+}
+
+/// <summary>The <c>ListStreamsResponse</c> shape.</summary>
+public sealed record ListStreamsResponse
+{
+    /// <summary>streams (body <c>streams</c>).</summary>
+    public IReadOnlyList<StreamSummary>? Streams { get; init; }
+
+    /// <summary>nextToken (body <c>nextToken</c>).</summary>
+    public string? NextToken { get; init; }
+
+    /// <summary>Writes the body members as JSON; members that are null are left out, as AWS does.</summary>
+    internal void WriteJson(Utf8JsonWriter w)
+    {
+        w.WriteStartObject();
+        if (Streams is not null)
+        {
+            w.WriteStartArray("streams");
+            foreach (var item12 in Streams)
+            {
+                item12.WriteJson(w);
+            }
+            w.WriteEndArray();
+        }
+
+        if (NextToken is not null)
+        {
+            w.WriteString("nextToken", NextToken);
+        }
+        w.WriteEndObject();
+    }
+
+    /// <summary>Members that travel as response headers.</summary>
+    internal void WriteHeaders(Microsoft.AspNetCore.Http.IHeaderDictionary h)
+    {
+    }
+}
+
+/// <summary>The <c>StreamSummary</c> shape.</summary>
+public sealed record StreamSummary
+{
+    /// <summary>streamId (body <c>streamId</c>).</summary>
+    public string? StreamId { get; init; }
+
+    /// <summary>streamArn (body <c>streamArn</c>).</summary>
+    public string? StreamArn { get; init; }
+
+    /// <summary>streamVersion (body <c>streamVersion</c>).</summary>
+    public int? StreamVersion { get; init; }
+
+    /// <summary>description (body <c>description</c>).</summary>
+    public string? Description { get; init; }
+
+    /// <summary>Writes the body members as JSON; members that are null are left out, as AWS does.</summary>
+    internal void WriteJson(Utf8JsonWriter w)
+    {
+        w.WriteStartObject();
+        if (StreamId is not null)
+        {
+            w.WriteString("streamId", StreamId);
+        }
+
+        if (StreamArn is not null)
+        {
+            w.WriteString("streamArn", StreamArn);
+        }
+
+        if (StreamVersion is not null)
+        {
+            w.WriteNumber("streamVersion", StreamVersion.Value);
+        }
+
+        if (Description is not null)
+        {
+            w.WriteString("description", Description);
+        }
+        w.WriteEndObject();
+    }
+
+    /// <summary>Members that travel as response headers.</summary>
+    internal void WriteHeaders(Microsoft.AspNetCore.Http.IHeaderDictionary h)
+    {
+    }
+}
+
 /// <summary>The <c>ListTargetsForPolicyRequest</c> shape.</summary>
 public sealed record ListTargetsForPolicyRequest
 {
@@ -9388,6 +9896,109 @@ public sealed record UpdateProvisioningTemplateResponse
     internal void WriteJson(Utf8JsonWriter w)
     {
         w.WriteStartObject();
+        w.WriteEndObject();
+    }
+
+    /// <summary>Members that travel as response headers.</summary>
+    internal void WriteHeaders(Microsoft.AspNetCore.Http.IHeaderDictionary h)
+    {
+    }
+}
+
+/// <summary>The <c>UpdateStreamRequest</c> shape.</summary>
+public sealed record UpdateStreamRequest
+{
+    /// <summary>streamId (uri <c>streamId</c>, required).</summary>
+    public string StreamId { get; init; } = null!;
+
+    /// <summary>description (body <c>description</c>).</summary>
+    public string? Description { get; init; }
+
+    /// <summary>files (body <c>files</c>).</summary>
+    public IReadOnlyList<StreamFile>? Files { get; init; }
+
+    /// <summary>roleArn (body <c>roleArn</c>).</summary>
+    public string? RoleArn { get; init; }
+
+    /// <summary>Binds the request from its URI, query string, headers and body, and checks it against the model.</summary>
+    internal static UpdateStreamRequest Bind(AwsRequestReader r)
+    {
+        var body = r.Body;
+        var value = new UpdateStreamRequest
+        {
+            StreamId = r.Uri("streamId")!,
+            Description = r.ReadString(AwsRequestReader.Member(body, "description"), "description"),
+            Files = r.ReadList(AwsRequestReader.Member(body, "files"), "files", static (r, e, p) => r.ReadObject(e, p, static (r, e, p) => StreamFile.Read(r, e, p))!),
+            RoleArn = r.ReadString(AwsRequestReader.Member(body, "roleArn"), "roleArn"),
+        };
+        value.Check(r, "");
+        r.Target("streamId", value.StreamId);
+        r.Target("roleArn", value.RoleArn);
+        return value;
+    }
+
+    internal static UpdateStreamRequest Read(AwsRequestReader r, JsonElement e, string p) => new()
+    {
+        Description = r.ReadString(AwsRequestReader.Member(e, "description"), AwsRequestReader.Path(p, "description")),
+        Files = r.ReadList(AwsRequestReader.Member(e, "files"), AwsRequestReader.Path(p, "files"), static (r, e, p) => r.ReadObject(e, p, static (r, e, p) => StreamFile.Read(r, e, p))!),
+        RoleArn = r.ReadString(AwsRequestReader.Member(e, "roleArn"), AwsRequestReader.Path(p, "roleArn")),
+    };
+
+    /// <summary>Checks the members against the model: required, enum, length, range, pattern.</summary>
+    internal void Check(AwsRequestReader r, string p)
+    {
+        r.Required(StreamId, AwsRequestReader.Path(p, "streamId"));
+        r.Length(StreamId, AwsRequestReader.Path(p, "streamId"), 1, 128);
+        r.Pattern(StreamId, AwsRequestReader.Path(p, "streamId"), IotPatterns.Pattern2);
+        r.Length(Description, AwsRequestReader.Path(p, "description"), 0, 2028);
+        r.Pattern(Description, AwsRequestReader.Path(p, "description"), IotPatterns.Pattern4);
+        r.Count(Files?.Count, AwsRequestReader.Path(p, "files"), 1, 50);
+        for (var i = 0; i < (Files?.Count ?? 0); i++)
+        {
+            Files![i].Check(r, AwsRequestReader.Path(p, "files") + "[" + i + "]");
+        }
+        r.Length(RoleArn, AwsRequestReader.Path(p, "roleArn"), 20, 2048);
+    }
+}
+
+/// <summary>The <c>UpdateStreamResponse</c> shape.</summary>
+public sealed record UpdateStreamResponse
+{
+    /// <summary>streamId (body <c>streamId</c>).</summary>
+    public string? StreamId { get; init; }
+
+    /// <summary>streamArn (body <c>streamArn</c>).</summary>
+    public string? StreamArn { get; init; }
+
+    /// <summary>description (body <c>description</c>).</summary>
+    public string? Description { get; init; }
+
+    /// <summary>streamVersion (body <c>streamVersion</c>).</summary>
+    public int? StreamVersion { get; init; }
+
+    /// <summary>Writes the body members as JSON; members that are null are left out, as AWS does.</summary>
+    internal void WriteJson(Utf8JsonWriter w)
+    {
+        w.WriteStartObject();
+        if (StreamId is not null)
+        {
+            w.WriteString("streamId", StreamId);
+        }
+
+        if (StreamArn is not null)
+        {
+            w.WriteString("streamArn", StreamArn);
+        }
+
+        if (Description is not null)
+        {
+            w.WriteString("description", Description);
+        }
+
+        if (StreamVersion is not null)
+        {
+            w.WriteNumber("streamVersion", StreamVersion.Value);
+        }
         w.WriteEndObject();
     }
 
