@@ -5,6 +5,8 @@
 #
 # usage: scripts/bench.sh [scenario ...]   (default: fanin-q0 fanin-q1 fanin-q1-persistent session-journal fanout p2p p2p-1 p2p-lockstep idle overload shadow provision telemetry ingest;
 #        also jobs (JOBS_THINGS=N, default 10000: CreateJob on a group and notify-next to every device),
+#        ota (HTTPS range downloads against nginx, then a whole update job on OTA_THINGS=N devices, default 10000),
+#        delta (a delta image between Trellis's own assemblies at DELTA_FROM=commit, default a89db30, and HEAD),
 #        and p2p-hops, a diagnostic that captures loopback traffic to split point-to-point latency into hops)
 #        BENCH_ROUNDS=N (default 3): traffic scenarios run N times, brokers alternating; the report
 #        quotes medians, because single runs on a shared 2-core VM move by 10-30 %.
@@ -17,7 +19,7 @@ set -euo pipefail
 root="$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)"
 cd "$root"
 export DOTNET_NOLOGO=1 DOTNET_CLI_TELEMETRY_OPTOUT=1
-"$root/scripts/install-deps.sh" tcpdump >/dev/null  # tcpdump: the p2p-hops diagnostic
+"$root/scripts/install-deps.sh" tcpdump nginx-light >/dev/null  # tcpdump: the p2p-hops diagnostic; nginx: the ota baseline
 # 100 000 idle connections need as many descriptors in the broker and in the load generator: raise
 # the hard limit where this user may (root with CAP_SYS_RESOURCE), then the soft one to it.
 ulimit -Hn 1048576 2>/dev/null || true
@@ -100,6 +102,97 @@ jobs_bench() {
     --api "http://127.0.0.1:$http" --key-id "$key" --secret "$secret"
   stop_brokers
 }
+# Firmware updates. (1) HTTPS range downloads of a 64 MiB image: Trellis's pre-signed link against
+# Debian's nginx serving the same file with the same certificate (one process: master_process off,
+# so its pid's CPU is all of its work; compare MB per CPU-second). (2) A whole update job on
+# OTA_THINGS devices (default 10 000): notify-next, start-next, a 1 MiB HTTPS download, SUCCEEDED.
+ota_bench() {
+  local https_port=22443 nginx_port=22444 trellis_cli="dotnet $root/artifacts/bin/Trellis.Cli/release/trellis.dll"
+  for round in $(seq 1 "$rounds"); do
+    env ${TRELLIS_BENCH_ENV:-} dotnet "$root/artifacts/bin/Trellis.Cli/release/trellis.dll" serve --data "$work/data" --allow-anonymous \
+      --mqtt 127.0.0.1:$trellis_port --mqtts off --ws off --http 127.0.0.1:0 --https 127.0.0.1:$https_port --log-level Warning > "$work/trellis.log" 2>&1 & trellis_pid=$!
+    pids+=("$trellis_pid")
+    local http; http=$(trellis_http_port)
+    mkdir -p "$work/www"
+    head -c $((64 << 20)) /dev/urandom > "$work/www/fw.bin"
+    $trellis_cli firmware upload fw.bin "$work/www/fw.bin" --endpoint "http://127.0.0.1:$http" --data "$work/data" > /dev/null
+    local url; url=$($trellis_cli firmware url fw.bin --expires-in 3600 --endpoint "http://127.0.0.1:$http" --data "$work/data")
+    cat > "$work/nginx.conf" <<CONF
+daemon off;
+master_process off;
+error_log $work/nginx-error.log;
+pid $work/nginx.pid;
+events { worker_connections 1024; }
+http {
+  access_log off;
+  sendfile on;
+  server {
+    listen 127.0.0.1:$nginx_port ssl;
+    ssl_certificate $work/data/pki/server.pem;
+    ssl_certificate_key $work/data/pki/server.key;
+    root $work/www;
+  }
+}
+CONF
+    nginx -c "$work/nginx.conf" & local nginx_pid=$!
+    pids+=("$nginx_pid")
+    sleep 1
+    local size=$((64 << 20))
+    run "$round" trellis 0 "$trellis_pid" --scenario ota --part download --url "$url" --ca "$work/data/ca.pem" --size $size --connections 16 --seconds 15
+    run "$round" nginx 0 "$nginx_pid" --scenario ota --part download --url "https://localhost:$nginx_port/fw.bin" --ca "$work/data/ca.pem" --size $size --connections 16 --seconds 15
+    kill "$nginx_pid" 2>/dev/null || true; wait "$nginx_pid" 2>/dev/null || true
+    if [[ $round == 1 ]]; then
+      python3 "$root/bench/create_things.py" "http://127.0.0.1:$http" "$work/data/credentials" "${OTA_THINGS:-10000}" ota-dev- ota-fleet
+      head -c 1048576 /dev/urandom > "$work/www/fleet.bin"
+      $trellis_cli firmware upload fleet.bin "$work/www/fleet.bin" --endpoint "http://127.0.0.1:$http" --data "$work/data" > /dev/null
+      local key secret
+      key=$(grep aws_access_key_id "$work/data/credentials" | cut -d= -f2 | tr -d ' ')
+      secret=$(grep aws_secret_access_key "$work/data/credentials" | cut -d= -f2 | tr -d ' ')
+      run 1 trellis $trellis_port "$trellis_pid" --scenario ota --part fleet --things "${OTA_THINGS:-10000}" --thing-prefix ota-dev- --group ota-fleet \
+        --firmware fleet.bin --size 1048576 --ca "$work/data/ca.pem" --concurrency 64 --api "http://127.0.0.1:$http" --key-id "$key" --secret "$secret"
+    fi
+    kill "$trellis_pid" 2>/dev/null || true; wait "$trellis_pid" 2>/dev/null || true
+    rm -rf "$work/data" "$work/www"
+  done
+}
+# Delta images on a real pair: Trellis's own assemblies (Trellis*.dll, trellis.dll) built at
+# DELTA_FROM (default a89db30, the start of the firmware work) and at HEAD, each tarred as one
+# "image". Trellis makes the patch; Debian's zstd checks it rebuilds HEAD's image and makes its own
+# --patch-from patch at -19 as the baseline; plain zstd -19 of the new image shows what compression
+# alone gives.
+delta_bench() {
+  local old=${DELTA_FROM:-a89db30} tree="$work/old-tree" trellis_cli="dotnet $root/artifacts/bin/Trellis.Cli/release/trellis.dll"
+  git -C "$root" worktree add --detach "$tree" "$old" > /dev/null 2>&1
+  dotnet build "$tree/src/Trellis.Cli/Trellis.Cli.csproj" -c Release --nologo -v quiet -clp:ErrorsOnly
+  image() { (cd "$1" && tar --sort=name --mtime=2026-01-01 --owner=0 --group=0 -cf "$2" Trellis*.dll trellis.dll); }
+  image "$tree/artifacts/bin/Trellis.Cli/release" "$work/old.tar"
+  image "$root/artifacts/bin/Trellis.Cli/release" "$work/new.tar"
+  git -C "$root" worktree remove --force "$tree"
+  dotnet "$root/artifacts/bin/Trellis.Cli/release/trellis.dll" serve --data "$work/data" --mqtt off --mqtts off --ws off --http 127.0.0.1:0 --log-level Warning > "$work/trellis.log" 2>&1 & trellis_pid=$!
+  pids+=("$trellis_pid")
+  local http; http=$(trellis_http_port)
+  local cli=(--endpoint "http://127.0.0.1:$http" --data "$work/data")
+  $trellis_cli firmware upload old.tar "$work/old.tar" "${cli[@]}" > /dev/null
+  $trellis_cli firmware upload new.tar "$work/new.tar" "${cli[@]}" > /dev/null
+  local started ended made
+  started=$(date +%s%N)
+  made=$($trellis_cli firmware delta new.tar --from old.tar --output json "${cli[@]}")
+  ended=$(date +%s%N)
+  local url; url=$($trellis_cli firmware url new.tar "${cli[@]}")
+  curl -s -o "$work/trellis.patch" "$url&from=$(sha256sum "$work/old.tar" | cut -d' ' -f1)"
+  zstd -q -d -f --patch-from="$work/old.tar" "$work/trellis.patch" -o "$work/rebuilt.tar"
+  cmp -s "$work/rebuilt.tar" "$work/new.tar" || { echo "the patch does not rebuild the new image" >&2; exit 1; }
+  zstd -q -19 -f --patch-from="$work/old.tar" "$work/new.tar" -o "$work/cli.patch"
+  zstd -q -19 -f "$work/new.tar" -o "$work/new.tar.zst"
+  python3 - "$made" "$(stat -c %s "$work/old.tar")" "$(stat -c %s "$work/new.tar")" "$(stat -c %s "$work/cli.patch")" "$(stat -c %s "$work/new.tar.zst")" $(( (ended - started) / 1000000 )) "$old" "$(git -C "$root" rev-parse --short HEAD)" <<'PY' | tee -a "$out"
+import json, sys
+made = json.loads(sys.argv[1])
+print(json.dumps({"scenario": "firmware-delta", "from": sys.argv[7], "to": sys.argv[8], "oldBytes": int(sys.argv[2]), "newBytes": int(sys.argv[3]),
+                  "trellisPatchBytes": made["size"], "saving": made["saving"], "zstdPatchFromBytes": int(sys.argv[4]), "zstd19FullBytes": int(sys.argv[5]),
+                  "makeMs": int(sys.argv[6]), "rebuiltByZstdCli": True}))
+PY
+  kill "$trellis_pid" 2>/dev/null || true; wait "$trellis_pid" 2>/dev/null || true
+}
 trellis_http_port() { # the banner is printed once start-up is complete
   for _ in $(seq 1 100); do
     grep -qE 'Management API +http' "$work/trellis.log" && break
@@ -179,6 +272,8 @@ idle_bench() {
 for scenario in "${scenarios[@]}"; do
   if [[ $scenario == shadow ]]; then shadow_bench; continue; fi
   if [[ $scenario == jobs ]]; then jobs_bench; continue; fi
+  if [[ $scenario == ota ]]; then ota_bench; continue; fi
+  if [[ $scenario == delta ]]; then delta_bench; continue; fi
   if [[ $scenario == provision ]]; then provision_bench; continue; fi
   if [[ $scenario == ingest ]]; then
     # MQTT publish -> store rule -> queryable points; Mosquitto gets the same publishers and stores nothing.

@@ -84,7 +84,7 @@ internal static class JobsBench
         await Task.WhenAll(reading);
     }
 
-    private static async Task<JsonNode> SendAsync(HttpClient http, string api, string method, string path, string body, string keyId, string secret, CancellationToken ct)
+    internal static async Task<JsonNode> SendAsync(HttpClient http, string api, string method, string path, string body, string keyId, string secret, CancellationToken ct)
     {
         var endpoint = new Uri(api);
         var bytes = Encoding.UTF8.GetBytes(body);

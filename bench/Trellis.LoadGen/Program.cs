@@ -49,6 +49,9 @@ switch (options.Scenario)
     case "jobs":
         await JobsBench.RunAsync(args, options.Host, options.Port, broker, Emit, ct);
         break;
+    case "ota":
+        await OtaBench.RunAsync(args, options.Names[0], options.Host, options.Port, broker, Emit, ct);
+        break;
     case "rules":
         await RulesBench.RunAsync(int.Parse(args.SkipWhile(a => a != "--messages").Skip(1).FirstOrDefault() ?? "1000000", CultureInfo.InvariantCulture), Emit);
         break;

@@ -15,6 +15,7 @@ internal static class ServeCommand
         var mqtts = Flag("--mqtts", "TRELLIS_MQTTS", defaults.Mqtts, "MQTT over TLS with device certificates, HOST:PORT");
         var ws = Flag("--ws", "TRELLIS_WS", defaults.WebSocket, "MQTT over WebSockets at /mqtt, HOST:PORT");
         var http = Flag("--http", "TRELLIS_HTTP", defaults.Http, "Management API, HOST:PORT");
+        var https = Flag("--https", "TRELLIS_HTTPS", defaults.Https, "Management API and firmware downloads over TLS, HOST:PORT (download links use it when on)");
         var logLevel = Flag("--log-level", "TRELLIS_LOG_LEVEL", defaults.LogLevel, "Trace, Debug, Information, Warning or Error");
         var hostname = new Option<string[]>("--hostname") { Description = "Host name or IP added to the server certificate (repeatable; env TRELLIS_HOSTNAME, comma-separated)", AllowMultipleArgumentsPerToken = false };
         var anonymous = new Option<bool>("--allow-anonymous") { Description = "Accept MQTT clients without credentials under an allow-all policy (development only; env TRELLIS_ALLOW_ANONYMOUS=1)" };
@@ -24,7 +25,7 @@ internal static class ServeCommand
 
         var command = new Command("serve", "Run the Trellis server with its embedded storage in the data folder.")
         {
-            data, mqtt, mqtts, ws, http, hostname, anonymous, maxPacket, mqttThreads, storeMemory, logLevel,
+            data, mqtt, mqtts, ws, http, https, hostname, anonymous, maxPacket, mqttThreads, storeMemory, logLevel,
         };
         command.SetAction(async (parse, cancellationToken) =>
         {
@@ -38,6 +39,7 @@ internal static class ServeCommand
                 Mqtts = parse.GetValue(mqtts)!,
                 WebSocket = parse.GetValue(ws)!,
                 Http = parse.GetValue(http)!,
+                Https = parse.GetValue(https)!,
                 Hostnames = hostnames,
                 AllowAnonymous = parse.GetValue(anonymous) || Environment.GetEnvironmentVariable("TRELLIS_ALLOW_ANONYMOUS") is "1" or "true",
                 MaxPacketBytes = parse.GetValue(maxPacket)
@@ -87,7 +89,7 @@ internal static class ServeCommand
         Console.WriteLine($"  MQTT (TCP)          {Describe(server, "mqtt", detail: engine)}");
         Console.WriteLine($"  MQTT (TLS, X.509)   {Describe(server, "mqtts")}");
         Console.WriteLine($"  MQTT (WebSocket)    {Describe(server, "ws", "/mqtt")}");
-        Console.WriteLine($"  Management API      http://127.0.0.1:{http}");
+        Console.WriteLine($"  Management API      http://127.0.0.1:{http}{(server.Port("https") > 0 ? $", https://localhost:{server.Port("https")}" : string.Empty)}");
         Console.WriteLine($"  Data folder         {data.Root}");
         Console.WriteLine($"  Device CA           {data.CaCertificatePath}");
         Console.WriteLine($"  Admin credentials   {data.CredentialsPath} (profile trellis)");

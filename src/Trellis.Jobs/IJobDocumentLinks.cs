@@ -1,3 +1,5 @@
+using Trellis.Core.Errors;
+
 namespace Trellis.Jobs;
 
 /// <summary>
@@ -11,4 +13,10 @@ public interface IJobDocumentLinks
 
     /// <summary>The first firmware name a placeholder names that does not exist, or null.</summary>
     string? MissingReference(string document);
+
+    /// <summary>
+    /// The text of a job document given by <c>documentSource</c> (AWS: an S3 URL): its last path
+    /// segment names a file uploaded to the firmware store; the bucket is not used.
+    /// </summary>
+    Result<string> ReadDocument(string documentSource, int maxBytes);
 }

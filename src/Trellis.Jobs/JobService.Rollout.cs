@@ -9,6 +9,9 @@ namespace Trellis.Jobs;
 /// </summary>
 public sealed partial class JobService
 {
+    /// <summary>Maintenance windows' cron expressions, parsed once (they were checked when the job was created).</summary>
+    private static readonly System.Collections.Concurrent.ConcurrentDictionary<string, AwsCron> Crons = new(StringComparer.Ordinal);
+
     /// <summary>Executions released per job per pass, so that device requests are never held long behind a large release.</summary>
     private const int ReleaseBatch = 500;
 
@@ -105,6 +108,28 @@ public sealed partial class JobService
         }
     }
 
+    /// <summary>Null while a window is open at <paramref name="now"/>; else when the next one opens (long.MaxValue: none within a year).</summary>
+    private static long? ClosedUntil(IReadOnlyList<MaintenanceWindowSettings> windows, long now)
+    {
+        var at = DateTimeOffset.FromUnixTimeMilliseconds(now);
+        var next = long.MaxValue;
+        foreach (var window in windows)
+        {
+            var cron = Crons.GetOrAdd(window.StartTime, s => AwsCron.Parse(s).Value!);
+            if (cron.OpenAt(at, TimeSpan.FromMinutes(window.DurationInMinutes)) is not null)
+            {
+                return null;
+            }
+
+            if (cron.Next(at, TimeSpan.FromDays(366)) is { } opens)
+            {
+                next = Math.Min(next, opens.ToUnixTimeMilliseconds());
+            }
+        }
+
+        return next;
+    }
+
     private void TimeOut(JobExecutionRecord due, long now)
     {
         var notes = new Notes();
@@ -180,6 +205,12 @@ public sealed partial class JobService
                     CheckCompleted(job, notes);
                     return long.MaxValue;
             }
+        }
+
+        // Maintenance windows: outside every window no thing is reached; the rollout waits for the next one.
+        if (scheduling?.MaintenanceWindows is { Count: > 0 } windows && ClosedUntil(windows, now) is { } opens)
+        {
+            return Math.Min(opens, scheduling.EndTime?.ToUnixTimeMilliseconds() ?? long.MaxValue);
         }
 
         // The exponential rate rises as soon as its criterion is met, even while the window is full.

@@ -11,7 +11,13 @@ public sealed partial class JobService
         ArgumentNullException.ThrowIfNull(settings);
         if (documentSource is not null)
         {
-            return new TrellisError.InvalidRequest("documentSource (a document in S3) is not supported: pass the document inline with 'document'.");
+            var read = ReadSource(documentSource);
+            if (!read.IsSuccess)
+            {
+                return read.Error!;
+            }
+
+            document = read.Value;
         }
 
         if (jobArn is not null)

@@ -97,9 +97,20 @@ public sealed partial class JobService : IDisposable
             settings = Merge(settings, template.Settings) with { TemplateArn = template.Arn };
         }
 
-        if (request.DocumentSource is not null)
+        if (request.DocumentSource is { } source)
         {
-            return new TrellisError.InvalidRequest("documentSource (a document in S3) is not supported: pass the document inline with 'document', or a job template.");
+            if (document is not null && request.TemplateArn is null)
+            {
+                return new TrellisError.InvalidRequest("Give the job document either inline ('document') or as 'documentSource', not both.");
+            }
+
+            var read = ReadSource(source);
+            if (!read.IsSuccess)
+            {
+                return read.Error!;
+            }
+
+            document = read.Value;
         }
 
         if (document is null)
@@ -386,6 +397,11 @@ public sealed partial class JobService : IDisposable
         return result;
     }
 
+    /// <summary>A document given by <c>documentSource</c>: a file of the firmware store named by the URL's last segment.</summary>
+    private Result<string> ReadSource(string source) => _links is null
+        ? new TrellisError.InvalidRequest("documentSource needs the firmware store, which this server does not have: pass the document inline.")
+        : _links.ReadDocument(source, MaxDocumentBytes);
+
     private static TrellisError? ValidateDocument(string document)
     {
         if (Encoding.UTF8.GetByteCount(document) > MaxDocumentBytes)
@@ -432,6 +448,19 @@ public sealed partial class JobService : IDisposable
             if (scheduling.EndBehavior is { } behavior && behavior is not ("STOP_ROLLOUT" or "CANCEL" or "FORCE_CANCEL"))
             {
                 return new TrellisError.InvalidRequest($"schedulingConfig.endBehavior '{behavior}' is not one of STOP_ROLLOUT, CANCEL, FORCE_CANCEL.");
+            }
+
+            foreach (var window in scheduling.MaintenanceWindows ?? [])
+            {
+                if (window.DurationInMinutes is < 30 or > 1430)
+                {
+                    return new TrellisError.InvalidRequest($"maintenanceWindows durationInMinutes {window.DurationInMinutes} is outside 30-1430.");
+                }
+
+                if (AwsCron.Parse(window.StartTime).Error is { } invalid)
+                {
+                    return invalid;
+                }
             }
         }
 

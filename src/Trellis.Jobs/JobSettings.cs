@@ -40,7 +40,13 @@ public sealed record AbortRule(string FailureType, string Action, double Thresho
 /// <summary>Retries an execution that ended as <see cref="FailureType"/> (FAILED, TIMED_OUT or ALL) up to <see cref="NumberOfRetries"/> times.</summary>
 public sealed record RetryRule(string FailureType, int NumberOfRetries);
 
-/// <summary>When the rollout starts and ends (UTC, AWS's <c>yyyy-MM-dd'T'HH:mm</c>), and what ending does.</summary>
-public sealed record SchedulingSettings(DateTimeOffset? StartTime, DateTimeOffset? EndTime, string? EndBehavior);
+/// <summary>
+/// When the rollout starts and ends (UTC, AWS's <c>yyyy-MM-dd'T'HH:mm</c>), what ending does, and
+/// the maintenance windows outside which no thing is reached (executions already out carry on).
+/// </summary>
+public sealed record SchedulingSettings(DateTimeOffset? StartTime, DateTimeOffset? EndTime, string? EndBehavior, IReadOnlyList<MaintenanceWindowSettings>? MaintenanceWindows = null);
+
+/// <summary>A recurring window: it opens when the cron expression <paramref name="StartTime"/> (AWS's <c>cron(…)</c>, UTC) fires and lasts <paramref name="DurationInMinutes"/>.</summary>
+public sealed record MaintenanceWindowSettings(string StartTime, int DurationInMinutes);
 
 public sealed record PresignedUrlSettings(string? RoleArn, long? ExpiresInSec);

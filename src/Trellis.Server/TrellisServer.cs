@@ -53,7 +53,7 @@ public sealed class TrellisServer : IAsyncDisposable
 
     public AccessKeys AccessKeys => _app.Services.GetRequiredService<AccessKeys>();
 
-    /// <summary>The bound port of a listener ("mqtt", "mqtts", "ws", "http"), or 0 when it is off.</summary>
+    /// <summary>The bound port of a listener ("mqtt", "mqtts", "ws", "http", "https"), or 0 when it is off.</summary>
     public int Port(string listener) => listener switch
     {
         "mqtt" => _app.Services.GetService<MqttSocketListener>()?.Port ?? 0,
@@ -105,6 +105,7 @@ public sealed class TrellisServer : IAsyncDisposable
         var mqtts = ListenAddress.Parse(options.Mqtts, "--mqtts");
         var ws = ListenAddress.Parse(options.WebSocket, "--ws");
         var http = ListenAddress.Parse(options.Http, "--http") ?? throw new ArgumentException("--http cannot be off: the management API is required.");
+        var https = ListenAddress.Parse(options.Https, "--https");
         if (options.MqttThreads is < 0 or > 64)
         {
             throw new ArgumentException($"--mqtt-threads must be between 0 (the .NET socket engine) and 64, not {options.MqttThreads}.");
@@ -185,7 +186,7 @@ public sealed class TrellisServer : IAsyncDisposable
         services.AddSingleton<Trellis.Jobs.Firmware.IFirmwareStore>(_ => new Trellis.Jobs.Firmware.FileFirmwareStore(
             new SqliteDatabase(data.JobsPath, Trellis.Jobs.SqliteJobStore.Migrations), data.FirmwareDirectory, time));
         services.AddSingleton(sp => new Trellis.Jobs.Firmware.PresignedUrls(
-            LoadOrCreateKey(data.PresignKeyPath), () => server!.HttpEndpointAddress, sp.GetRequiredService<Trellis.Jobs.Firmware.IFirmwareStore>(), time));
+            LoadOrCreateKey(data.PresignKeyPath), () => server!.DownloadEndpointAddress, sp.GetRequiredService<Trellis.Jobs.Firmware.IFirmwareStore>(), time));
         services.AddSingleton<Trellis.Jobs.IJobDocumentLinks>(sp => sp.GetRequiredService<Trellis.Jobs.Firmware.PresignedUrls>());
         services.AddSingleton(_ => Trellis.Jobs.Firmware.CodeSigner.LoadOrCreate(data.Root, time));
         services.AddSingleton(sp => new Trellis.Jobs.Firmware.FileStreams(
@@ -307,6 +308,18 @@ public sealed class TrellisServer : IAsyncDisposable
                 listeners["http"] = l;
                 l.UseAwsErrorBodies();
             });
+
+            if (https is not null)
+            {
+                // The API over TLS with the server certificate (signed by the data folder's CA): what
+                // devices download firmware from when it is on, and operators may point clients at.
+                kestrel.Listen(https, l =>
+                {
+                    listeners["https"] = l;
+                    l.UseHttps(serverCertificate);
+                    l.UseAwsErrorBodies();
+                });
+            }
         });
 
         var app = builder.Build();
@@ -398,6 +411,11 @@ public sealed class TrellisServer : IAsyncDisposable
     }
 
     /// <summary>The management API's base URL as devices reach it (firmware download links).</summary>
+    /// <summary>Where devices download firmware: the HTTPS listener when it is on, else the API's.</summary>
+    public string DownloadEndpointAddress => Port("https") > 0
+        ? $"https://{(Hostnames.Count > 3 ? Hostnames[3] : "localhost")}:{Port("https").ToString(System.Globalization.CultureInfo.InvariantCulture)}"
+        : HttpEndpointAddress;
+
     public string HttpEndpointAddress => $"http://{(Hostnames.Count > 3 ? Hostnames[3] : "localhost")}:{Port("http").ToString(System.Globalization.CultureInfo.InvariantCulture)}";
 
     /// <summary>32 random bytes kept in <paramref name="path"/>, made on first start.</summary>

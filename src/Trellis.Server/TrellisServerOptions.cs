@@ -18,6 +18,9 @@ public sealed record TrellisServerOptions
     /// <summary>Management API (AWS IoT control-plane routes), HOST:PORT.</summary>
     public string Http { get; init; } = "0.0.0.0:8080";
 
+    /// <summary>The same API and firmware downloads over TLS with the server certificate, HOST:PORT ("off", the default, disables it); download links then use it.</summary>
+    public string Https { get; init; } = "off";
+
     /// <summary>Extra host names or IP addresses for the server certificate (localhost and 127.0.0.1 are always in it).</summary>
     public IReadOnlyList<string> Hostnames { get; init; } = [];
 

@@ -8,11 +8,6 @@ public sealed partial class IotOperations
 {
     public Task<CreateJobResponse> CreateJobAsync(CreateJobRequest request, CancellationToken cancellationToken)
     {
-        if (request.SchedulingConfig?.MaintenanceWindows is { Count: > 0 })
-        {
-            throw new AwsErrorException(new TrellisError.InvalidRequest("schedulingConfig.maintenanceWindows is not supported yet: schedule the job with startTime and endTime."));
-        }
-
         var job = Ok(jobs.CreateJob(new NewJob
         {
             JobId = request.JobId,
@@ -60,6 +55,7 @@ public sealed partial class IotOperations
                     StartTime = scheduling.StartTime?.ToString("yyyy-MM-dd'T'HH:mm", CultureInfo.InvariantCulture),
                     EndTime = scheduling.EndTime?.ToString("yyyy-MM-dd'T'HH:mm", CultureInfo.InvariantCulture),
                     EndBehavior = scheduling.EndBehavior,
+                    MaintenanceWindows = Windows(scheduling.MaintenanceWindows),
                 } : null,
                 DocumentParameters = settings.DocumentParameters?.ToDictionary(p => p.Key, p => (string?)p.Value, StringComparer.Ordinal),
                 JobTemplateArn = settings.TemplateArn,
@@ -176,13 +172,13 @@ public sealed partial class IotOperations
 
     public Task<CreateJobTemplateResponse> CreateJobTemplateAsync(CreateJobTemplateRequest request, CancellationToken cancellationToken)
     {
-        if (request.MaintenanceWindows is { Count: > 0 })
+        var settings = Settings(request.JobExecutionsRolloutConfig, request.AbortConfig, request.TimeoutConfig, request.JobExecutionsRetryConfig, request.PresignedUrlConfig);
+        if (request.MaintenanceWindows is { Count: > 0 } windows)
         {
-            throw new AwsErrorException(new TrellisError.InvalidRequest("maintenanceWindows is not supported yet."));
+            settings = settings with { Scheduling = new SchedulingSettings(null, null, null, Windows(windows)) };
         }
 
-        var template = Ok(jobs.CreateTemplate(request.JobTemplateId, request.Description, request.Document, request.DocumentSource, request.JobArn,
-            Settings(request.JobExecutionsRolloutConfig, request.AbortConfig, request.TimeoutConfig, request.JobExecutionsRetryConfig, request.PresignedUrlConfig)));
+        var template = Ok(jobs.CreateTemplate(request.JobTemplateId, request.Description, request.Document, request.DocumentSource, request.JobArn, settings));
         return DoneAsync(new CreateJobTemplateResponse { JobTemplateArn = template.Arn, JobTemplateId = template.TemplateId });
     }
 
@@ -202,6 +198,7 @@ public sealed partial class IotOperations
             AbortConfig = settings.Abort.Count > 0 ? Abort(settings.Abort) : null,
             TimeoutConfig = settings.InProgressTimeoutMinutes is { } minutes ? new TimeoutConfig { InProgressTimeoutInMinutes = minutes } : null,
             JobExecutionsRetryConfig = settings.Retry.Count > 0 ? Retry(settings.Retry) : null,
+            MaintenanceWindows = Windows(settings.Scheduling?.MaintenanceWindows),
         });
     }
 
@@ -244,7 +241,13 @@ public sealed partial class IotOperations
     };
 
     private static SchedulingSettings? Scheduling(SchedulingConfig? config) => config is null ? null : new SchedulingSettings(
-        When(config.StartTime, "startTime"), When(config.EndTime, "endTime"), config.EndBehavior);
+        When(config.StartTime, "startTime"), When(config.EndTime, "endTime"), config.EndBehavior, config.MaintenanceWindows is { Count: > 0 } windows ? Windows(windows) : null);
+
+    private static List<MaintenanceWindowSettings> Windows(IReadOnlyList<MaintenanceWindow> windows) =>
+        [.. windows.Select(w => new MaintenanceWindowSettings(w.StartTime, w.DurationInMinutes ?? 0))];
+
+    private static List<MaintenanceWindow>? Windows(IReadOnlyList<MaintenanceWindowSettings>? windows) =>
+        windows is null ? null : [.. windows.Select(w => new MaintenanceWindow { StartTime = w.StartTime, DurationInMinutes = w.DurationInMinutes })];
 
     /// <summary>AWS's schedule times: <c>yyyy-MM-dd'T'HH:mm</c> in UTC (seconds and an offset are accepted too).</summary>
     private static DateTimeOffset? When(string? value, string member) =>

@@ -2,6 +2,7 @@ using System.Globalization;
 using System.Security.Cryptography;
 using System.Text;
 using System.Text.RegularExpressions;
+using Trellis.Core.Errors;
 
 namespace Trellis.Jobs.Firmware;
 
@@ -52,6 +53,24 @@ public sealed partial class PresignedUrls(byte[] key, Func<string> baseUrl, IFir
 
         var seconds = Math.Clamp(expiresInSec ?? DefaultExpiresInSec, 60, DefaultExpiresInSec);
         return Placeholder().Replace(document, m => firmware.Get(m.Groups[1].Value) is { } image ? For(image, seconds) : m.Value);
+    }
+
+    public Result<string> ReadDocument(string documentSource, int maxBytes)
+    {
+        ArgumentNullException.ThrowIfNull(documentSource);
+        var name = documentSource.TrimEnd('/');
+        name = Uri.UnescapeDataString(name[(name.LastIndexOf('/') + 1)..]);
+        if (firmware.Get(name) is not { } file)
+        {
+            return new TrellisError.NotFound($"documentSource '{documentSource}': no file '{name}' is stored. Upload the document with trellis firmware upload {name} FILE (the bucket in the URL is not used).");
+        }
+
+        if (file.Size > maxBytes)
+        {
+            return new TrellisError.InvalidRequest($"documentSource '{documentSource}' is {file.Size} bytes; a job document is at most {maxBytes}.");
+        }
+
+        return File.ReadAllText(firmware.PathOf(file), System.Text.Encoding.UTF8);
     }
 
     public string? MissingReference(string document)

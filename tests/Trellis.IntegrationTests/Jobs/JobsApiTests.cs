@@ -112,6 +112,43 @@ public sealed class JobsApiTests(TrellisHost host)
     }
 
     [Fact]
+    public async Task A_document_source_names_a_stored_file_and_an_unknown_one_is_refused()
+    {
+        var (thing, job, doc) = (TrellisHost.Unique("ds"), TrellisHost.Unique("job"), TrellisHost.Unique("doc") + ".json");
+        var path = Path.Combine(host.DataDirectory, doc);
+        await File.WriteAllTextAsync(path, """{"operation":"reboot","delaySeconds":5}""", Ct);
+        Assert.Equal(0, (await TrellisCli.RunAsync(host, ["firmware", "upload", doc, path], Ct)).ExitCode);
+        var r = await CallAsync(
+            ("create_thing", new { thingName = thing }),
+            ("create_job", new { jobId = job, targets = new[] { Arn("thing/" + thing) }, documentSource = $"https://s3.amazonaws.com/ops-documents/{doc}" }),
+            ("create_job", new { jobId = TrellisHost.Unique("job"), targets = new[] { Arn("thing/" + thing) }, documentSource = "https://s3.amazonaws.com/ops-documents/missing.json" }),
+            ("get_job_document", new { jobId = job }));
+        Assert.Equal([200, 200, 404, 200], r.Select(Status));
+        Assert.Equal(5, JsonNode.Parse(r[3]!["body"]!["document"]!.GetValue<string>())!["delaySeconds"]!.GetValue<int>());
+    }
+
+    [Fact]
+    public async Task Maintenance_windows_hold_a_jobs_rollout_outside_them_and_are_described_back()
+    {
+        // A window that opened half an hour ago and lasts an hour: things are reached now. One that
+        // opens in twelve hours: nothing is reached yet. A cron Trellis cannot run is refused by name.
+        var (thing, open, closed) = (TrellisHost.Unique("mw"), TrellisHost.Unique("job"), TrellisHost.Unique("job"));
+        var now = DateTimeOffset.UtcNow;
+        string Cron(DateTimeOffset at) => $"cron({at.Minute} {at.Hour} * * ? *)";
+        var r = await CallAsync(
+            ("create_thing", new { thingName = thing }),
+            ("create_job", new { jobId = open, targets = new[] { Arn("thing/" + thing) }, document = "{}", schedulingConfig = new { maintenanceWindows = new[] { new { startTime = Cron(now.AddMinutes(-30)), durationInMinutes = 60 } } } }),
+            ("create_job", new { jobId = closed, targets = new[] { Arn("thing/" + thing) }, document = "{}", schedulingConfig = new { maintenanceWindows = new[] { new { startTime = Cron(now.AddHours(12)), durationInMinutes = 30 } } } }),
+            ("create_job", new { jobId = TrellisHost.Unique("job"), targets = new[] { Arn("thing/" + thing) }, document = "{}", schedulingConfig = new { maintenanceWindows = new[] { new { startTime = "cron(0 2 L * ? *)", durationInMinutes = 60 } } } }),
+            ("describe_job", new { jobId = closed }),
+            ("list_job_executions_for_thing", new { thingName = thing }));
+        Assert.Equal([200, 200, 200, 400], r.Take(4).Select(Status));
+        Assert.Contains("L, W or #", r[3]!["body"]?["message"]?.GetValue<string>() ?? r[3]!.ToJsonString(), StringComparison.Ordinal);
+        Assert.Equal(Cron(now.AddHours(12)), r[4]!["body"]!["job"]!["schedulingConfig"]!["maintenanceWindows"]![0]!["startTime"]!.GetValue<string>());
+        Assert.Equal([open], r[5]!["body"]!["executionSummaries"]!.AsArray().Select(e => e!["jobId"]!.GetValue<string>()));
+    }
+
+    [Fact]
     public async Task Templates_retries_cancel_and_delete_of_executions_follow_aws()
     {
         var (thing, template, job) = (TrellisHost.Unique("t"), TrellisHost.Unique("tpl"), TrellisHost.Unique("job"));

@@ -140,6 +140,48 @@ public sealed class JobServiceTests : IDisposable
     [InlineData("devices/lamp/jobs/get")]
     public void Other_topics_are_not_job_requests(string topic) => Assert.False(JobTopics.TryParse(topic, out _, out _, out _));
 
+    [Fact]
+    public void Maintenance_windows_hold_the_rollout_until_one_opens_and_bad_windows_are_refused()
+    {
+        _registry.Group("fleet", 5);
+        var windows = new SchedulingSettings(null, null, null, [new MaintenanceWindowSettings("cron(0 13 ? * FRI *)", 30)]);
+        Assert.True(_jobs.CreateJob(Job("night", settings: new JobSettings { Scheduling = windows })).IsSuccess);
+        Assert.Equal(0, Queued("night")); // Friday 12:00 UTC: the window opens at 13:00
+        _time.Advance(TimeSpan.FromMinutes(59));
+        _jobs.RunDue();
+        Assert.Equal(0, Queued("night"));
+        _time.Advance(TimeSpan.FromMinutes(1));
+        _jobs.RunDue();
+        Assert.Equal(5, Queued("night"));
+
+        var lastDay = _jobs.CreateJob(Job("bad", settings: new JobSettings { Scheduling = new SchedulingSettings(null, null, null, [new MaintenanceWindowSettings("cron(0 2 L * ? *)", 60)]) }));
+        Assert.Contains("L, W or #", lastDay.Error!.Message, StringComparison.Ordinal);
+        var short_ = _jobs.CreateJob(Job("bad", settings: new JobSettings { Scheduling = new SchedulingSettings(null, null, null, [new MaintenanceWindowSettings("cron(0 2 * * ? *)", 10)]) }));
+        Assert.Contains("30-1430", short_.Error!.Message, StringComparison.Ordinal);
+    }
+
+    [Theory]
+    [InlineData("cron(0 13 ? * FRI *)", "2026-12-04T12:00", "2026-12-04T13:00")]
+    [InlineData("cron(0 13 ? * FRI *)", "2026-12-04T13:00", "2026-12-11T13:00")]
+    [InlineData("cron(15/30 * * * ? *)", "2026-12-04T12:20", "2026-12-04T12:45")]
+    [InlineData("cron(0 2 1 JAN,JUL ? *)", "2026-12-04T12:00", "2027-01-01T02:00")]
+    [InlineData("cron(30 22 ? * 2-6 2027)", "2026-12-04T12:00", "2027-01-01T22:30")]
+    public void Aws_cron_finds_the_next_window_start(string cron, string now, string next)
+    {
+        var parsed = AwsCron.Parse(cron);
+        Assert.True(parsed.IsSuccess, parsed.Error?.Message);
+        var at = DateTimeOffset.Parse(now + "Z", System.Globalization.CultureInfo.InvariantCulture);
+        Assert.Equal(DateTimeOffset.Parse(next + "Z", System.Globalization.CultureInfo.InvariantCulture), parsed.Value!.Next(at, TimeSpan.FromDays(400)));
+    }
+
+    [Theory]
+    [InlineData("0 13 ? * FRI *")]
+    [InlineData("cron(0 13 ? * FRI)")]
+    [InlineData("cron(61 13 ? * FRI *)")]
+    [InlineData("cron(0 13 ? * 5#2 *)")]
+    [InlineData("cron(0 13 ? FOO * *)")]
+    public void Aws_cron_refuses_what_it_cannot_run(string cron) => Assert.False(AwsCron.Parse(cron).IsSuccess);
+
     public void Dispose()
     {
         _jobs.Dispose();
