@@ -228,6 +228,9 @@ public sealed partial class MqttBroker : IHostedService, IAsyncDisposable
         return found;
     }
 
+    /// <summary>Whether a message on <paramref name="topic"/> would reach anyone: a subscriber or the observer (the rules engine).</summary>
+    public bool IsWanted(string topic) => HasSubscribers(topic) || (_observer?.Wants(topic) ?? false);
+
     /// <summary>Sets the observer of every routed message (the rules engine).</summary>
     public void SetPublishObserver(IPublishObserver observer) => _observer = observer;
 

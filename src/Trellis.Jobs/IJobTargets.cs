@@ -25,4 +25,7 @@ public interface IJobPublisher
 
     /// <summary>A job or job-execution event on <c>$aws/events/…</c>, routed like any message (rules see it).</summary>
     void Publish(string topic, byte[] payload);
+
+    /// <summary>Whether a notification on <paramref name="topic"/> would reach anyone; when not, it is neither built nor sent.</summary>
+    bool Wanted(string topic) => true;
 }

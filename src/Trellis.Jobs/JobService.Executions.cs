@@ -365,8 +365,9 @@ public sealed partial class JobService
                 {
                     publisher.Publish(topic, payload());
                 }
-                else
+                else if (publisher.Wanted(topic))
                 {
+                    // Most fleets subscribe to notify-next only: a notify nobody would receive is not even built.
                     publisher.Reply(topic, payload(), null);
                 }
             }

@@ -25,6 +25,8 @@ internal sealed class BrokerJobPublisher(MqttBroker broker) : IJobPublisher
     public void Reply(string topic, byte[] payload, string? requesterClientId) => broker.PublishReply(topic, payload, requesterClientId);
 
     public void Publish(string topic, byte[] payload) => broker.PublishFromServer(topic, payload, qos: 1, origin: "jobs");
+
+    public bool Wanted(string topic) => broker.IsWanted(topic);
 }
 
 /// <summary>Hands MQTT publishes on <c>$aws/things/{thing}/jobs/…</c> to the jobs service.</summary>
