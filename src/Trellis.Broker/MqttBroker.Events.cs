@@ -14,8 +14,12 @@ public sealed partial class MqttBroker
         connection.VersionNumber = Interlocked.Increment(ref _eventVersion);
         var principal = connection.Principal!;
         Logger.ClientConnected(connection.ClientId, connection.RemoteAddress, connection.Listener, connection.IsV5 ? "5.0" : "3.1.1", principal.PrincipalIdentifier);
+        _connectivity?.Connected(connection.ClientId, principal, connection.VersionNumber, NowMs);
         PublishEvent($"$aws/events/presence/connected/{connection.ClientId}", connection, "connected", w => { });
     }
+
+    /// <summary>Sets the observer of connects and disconnects (the thing connectivity the API and the index show).</summary>
+    public void SetConnectivityObserver(IConnectivityObserver observer) => _connectivity = observer;
 
     internal void OnSubscriptionsChanged(MqttConnection connection, List<string> filters, bool subscribed)
     {
@@ -37,18 +41,21 @@ public sealed partial class MqttBroker
         });
     }
 
-    private void PublishDisconnectedEvent(MqttConnection connection) =>
+    private void PublishDisconnectedEvent(MqttConnection connection)
+    {
+        _connectivity?.Disconnected(connection.ClientId, connection.Principal, connection.VersionNumber, connection.DisconnectReason, NowMs);
         PublishEvent($"$aws/events/presence/disconnected/{connection.ClientId}", connection, "disconnected", w =>
         {
             w.WriteBoolean("clientInitiatedDisconnect", connection.ClientInitiated);
             w.WriteString("disconnectReason", connection.DisconnectReason);
         });
+    }
 
     private void PublishEvent(string topic, MqttConnection connection, string eventType, Action<Utf8JsonWriter> extra)
     {
         // Wildcards at the first level never match '$' topics (MQTT §4.7.2): with no '$' filter
         // subscribed, nobody can receive the event, so it is not built (no garbage per connect).
-        if (_index.DollarCount == 0)
+        if (_index.DollarCount == 0 && !(_observer?.Wants(topic) ?? false))
         {
             return;
         }

@@ -31,6 +31,7 @@ public sealed partial class MqttBroker : IHostedService, IAsyncDisposable
     private long _eventVersion;
     private IServerTopicHandler[] _handlers = [];
     private IPublishObserver? _observer;
+    private IConnectivityObserver? _connectivity;
 
     public MqttBroker(IOptions<BrokerOptions> options, IBrokerAuthenticator authenticator, ILogger<MqttBroker> logger, TimeProvider time, BrokerStore? store = null)
     {
@@ -266,7 +267,7 @@ public sealed partial class MqttBroker : IHostedService, IAsyncDisposable
             if (connection.Principal is { } principal && predicate(principal))
             {
                 Logger.PrincipalRevoked(connection.ClientId, reason);
-                connection.Close(ReasonCode.NotAuthorized, "AUTHORIZATION_FAILURE", reason);
+                connection.Close(ReasonCode.NotAuthorized, "FORBIDDEN_ACCESS", reason);
                 count++;
             }
         }

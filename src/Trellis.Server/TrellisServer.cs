@@ -189,6 +189,7 @@ public sealed class TrellisServer : IAsyncDisposable
             LoadOrCreateKey(data.PresignKeyPath), () => server!.DownloadEndpointAddress, sp.GetRequiredService<Trellis.Jobs.Firmware.IFirmwareStore>(), time));
         services.AddSingleton<Trellis.Jobs.IJobDocumentLinks>(sp => sp.GetRequiredService<Trellis.Jobs.Firmware.PresignedUrls>());
         services.AddSingleton(_ => Trellis.Jobs.Firmware.CodeSigner.LoadOrCreate(data.Root, time));
+        services.AddSingleton(sp => new ThingConnectivity(database, sp.GetRequiredService<RegistryService>().ThingExists, time, sp.GetRequiredService<ILogger<ThingConnectivity>>()));
         services.AddSingleton(sp => new Trellis.Jobs.Firmware.FileStreams(
             sp.GetRequiredService<Trellis.Jobs.Firmware.IFirmwareStore>(), sp.GetRequiredService<Trellis.Jobs.IJobTargets>(), sp.GetRequiredService<Trellis.Jobs.IJobPublisher>(), time));
         services.AddSingleton<Trellis.Jobs.JobService>();
@@ -334,6 +335,9 @@ public sealed class TrellisServer : IAsyncDisposable
         broker.AddTopicHandler(new FleetProvisioningTopicHandler(app.Services.GetRequiredService<FleetProvisioningService>(), broker, app.Services.GetRequiredService<CertificateRateLimit>()));
         registry.CertificateAutoRegistered += (certificate, caId) => CertificateEvents.PublishRegistered(broker, registryOptions, certificate, caId);
         registry.ThingDeleted += shadows.ForgetThing;
+        var connectivity = app.Services.GetRequiredService<ThingConnectivity>();
+        broker.SetConnectivityObserver(new ConnectivityObserver(connectivity));
+        registry.ThingDeleted += connectivity.Forget;
         var jobs = app.Services.GetRequiredService<Trellis.Jobs.JobService>();
         broker.AddTopicHandler(new JobTopicHandler(jobs));
         broker.AddTopicHandler(new StreamTopicHandler(app.Services.GetRequiredService<Trellis.Jobs.Firmware.FileStreams>()));

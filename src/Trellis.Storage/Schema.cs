@@ -210,5 +210,13 @@ public static class Schema
         );
         CREATE INDEX topic_rule_destinations_token ON topic_rule_destinations(token_hash);
         """,
+        """
+        CREATE TABLE thing_connectivity (
+            thing TEXT PRIMARY KEY,
+            connected INTEGER NOT NULL,
+            timestamp_ms INTEGER NOT NULL,
+            disconnect_reason TEXT
+        ) WITHOUT ROWID;
+        """,
     ];
 }

@@ -15,6 +15,24 @@ public sealed partial class IotOperations
         return DoneAsync(new CreateThingResponse { ThingName = thing.Name, ThingArn = thing.Arn, ThingId = thing.Id });
     }
 
+    /// <summary>Whether the thing is online now, since when, and why it last went (AWS: GetThingConnectivityData).</summary>
+    public Task<GetThingConnectivityDataResponse> GetThingConnectivityDataAsync(GetThingConnectivityDataRequest request, CancellationToken cancellationToken)
+    {
+        if (!registry.ThingExists(request.ThingName))
+        {
+            throw new AwsErrorException(new TrellisError.NotFound($"Thing '{request.ThingName}' does not exist."));
+        }
+
+        var state = connectivity.Get(request.ThingName);
+        return DoneAsync(new GetThingConnectivityDataResponse
+        {
+            ThingName = request.ThingName,
+            Connected = state?.Connected ?? false,
+            Timestamp = state is null ? null : Time(state.TimestampMs),
+            DisconnectReason = state is null ? "NONE" : state.DisconnectReason,
+        });
+    }
+
     public Task<DescribeThingResponse> DescribeThingAsync(DescribeThingRequest request, CancellationToken cancellationToken)
     {
         var thing = Ok(registry.DescribeThing(request.ThingName));

@@ -113,7 +113,7 @@ internal sealed partial class MqttConnection
 
     private bool RefuseConnect(bool v5, byte reason, string? message)
     {
-        DisconnectReason = "AUTHORIZATION_FAILURE";
+        DisconnectReason = "FORBIDDEN_ACCESS";
         lock (_controlLock)
         {
             MqttEncoder.WriteConnAck(Control, v5, false, reason, v5 && message is not null ? new ConnAckProperties { ReasonString = message, MaximumPacketSize = (uint)_broker.Options.MaxPacketBytes } : null);

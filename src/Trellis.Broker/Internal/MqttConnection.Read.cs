@@ -260,7 +260,7 @@ internal sealed partial class MqttConnection
             if (!v5)
             {
                 // MQTT 3.1.1 has no negative PUBACK: close the connection, as AWS IoT does.
-                DisconnectReason = "AUTHORIZATION_FAILURE";
+                DisconnectReason = "FORBIDDEN_ACCESS";
                 Abort();
                 return false;
             }

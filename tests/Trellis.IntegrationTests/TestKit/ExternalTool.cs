@@ -146,6 +146,9 @@ public static class ExternalTool
 
         public bool HasExited => _process.HasExited;
 
+        /// <summary>The process id (to stop or signal the peer, e.g. SIGSTOP to make a client go silent).</summary>
+        public int Id => _process.Id;
+
         public int ExitCode => _process.ExitCode;
 
         /// <summary>Waits until a line satisfies <paramref name="predicate"/>; false at the deadline.</summary>

@@ -132,6 +132,8 @@ public interface IIotOperations
 
     Task<GetRegistrationCodeResponse> GetRegistrationCodeAsync(GetRegistrationCodeRequest request, CancellationToken cancellationToken);
 
+    Task<GetThingConnectivityDataResponse> GetThingConnectivityDataAsync(GetThingConnectivityDataRequest request, CancellationToken cancellationToken);
+
     Task<GetTopicRuleResponse> GetTopicRuleAsync(GetTopicRuleRequest request, CancellationToken cancellationToken);
 
     Task<GetTopicRuleDestinationResponse> GetTopicRuleDestinationAsync(GetTopicRuleDestinationRequest request, CancellationToken cancellationToken);
@@ -277,6 +279,7 @@ internal static class IotInvokers
         ["GetPolicy"] = GetPolicyAsync,
         ["GetPolicyVersion"] = GetPolicyVersionAsync,
         ["GetRegistrationCode"] = GetRegistrationCodeAsync,
+        ["GetThingConnectivityData"] = GetThingConnectivityDataAsync,
         ["GetTopicRule"] = GetTopicRuleAsync,
         ["GetTopicRuleDestination"] = GetTopicRuleDestinationAsync,
         ["ListAttachedPolicies"] = ListAttachedPoliciesAsync,
@@ -1142,6 +1145,20 @@ internal static class IotInvokers
         }
 
         var response = await context.RequestServices.GetRequiredService<IIotOperations>().GetRegistrationCodeAsync(request!, context.RequestAborted);
+        await AwsResponse.WriteAsync(context, route.SuccessCode, response.WriteJson, response.WriteHeaders);
+    }
+
+    private static async Task GetThingConnectivityDataAsync(HttpContext context, AwsRoute route)
+    {
+        var reader = await AwsRequestReader.CreateAsync(context, readBody: false);
+        var request = reader.IsValid ? GetThingConnectivityDataRequest.Bind(reader) : null;
+        if (!reader.IsValid)
+        {
+            await reader.RefuseAsync();
+            return;
+        }
+
+        var response = await context.RequestServices.GetRequiredService<IIotOperations>().GetThingConnectivityDataAsync(request!, context.RequestAborted);
         await AwsResponse.WriteAsync(context, route.SuccessCode, response.WriteJson, response.WriteHeaders);
     }
 

@@ -159,7 +159,7 @@ public static partial class AwsModel
         new("iot", "iot", "GetPolicyVersion", "GET", "/policies/{policyName}/version/{policyVersionId}", 200, true),
         new("iot", "iot", "GetRegistrationCode", "GET", "/registrationcode", 200, true),
         new("iot", "iot", "GetStatistics", "POST", "/indices/statistics", 200, false),
-        new("iot", "iot", "GetThingConnectivityData", "POST", "/things/{thingName}/connectivity-data", 200, false),
+        new("iot", "iot", "GetThingConnectivityData", "POST", "/things/{thingName}/connectivity-data", 200, true),
         new("iot", "iot", "GetTopicRule", "GET", "/rules/{ruleName}", 200, true),
         new("iot", "iot", "GetTopicRuleDestination", "GET", "/destinations/{arn+}", 200, true),
         new("iot", "iot", "GetV2LoggingOptions", "GET", "/v2LoggingOptions", 200, false),

@@ -6373,6 +6373,81 @@ public sealed record GetRegistrationCodeResponse
     }
 }
 
+/// <summary>The <c>GetThingConnectivityDataRequest</c> shape.</summary>
+public sealed record GetThingConnectivityDataRequest
+{
+    /// <summary>thingName (uri <c>thingName</c>, required).</summary>
+    public string ThingName { get; init; } = null!;
+
+    /// <summary>Binds the request from its URI, query string, headers and body, and checks it against the model.</summary>
+    internal static GetThingConnectivityDataRequest Bind(AwsRequestReader r)
+    {
+        var body = r.Body;
+        var value = new GetThingConnectivityDataRequest
+        {
+            ThingName = r.Uri("thingName")!,
+        };
+        value.Check(r, "");
+        r.Target("thingName", value.ThingName);
+        return value;
+    }
+
+    /// <summary>Checks the members against the model: required, enum, length, range, pattern.</summary>
+    internal void Check(AwsRequestReader r, string p)
+    {
+        r.Required(ThingName, AwsRequestReader.Path(p, "thingName"));
+        r.Length(ThingName, AwsRequestReader.Path(p, "thingName"), 1, 128);
+        r.Pattern(ThingName, AwsRequestReader.Path(p, "thingName"), IotPatterns.Pattern0);
+    }
+}
+
+/// <summary>The <c>GetThingConnectivityDataResponse</c> shape.</summary>
+public sealed record GetThingConnectivityDataResponse
+{
+    /// <summary>thingName (body <c>thingName</c>).</summary>
+    public string? ThingName { get; init; }
+
+    /// <summary>connected (body <c>connected</c>).</summary>
+    public bool? Connected { get; init; }
+
+    /// <summary>timestamp (body <c>timestamp</c>).</summary>
+    public DateTimeOffset? Timestamp { get; init; }
+
+    /// <summary>disconnectReason (body <c>disconnectReason</c>).</summary>
+    public string? DisconnectReason { get; init; }
+
+    /// <summary>Writes the body members as JSON; members that are null are left out, as AWS does.</summary>
+    internal void WriteJson(Utf8JsonWriter w)
+    {
+        w.WriteStartObject();
+        if (ThingName is not null)
+        {
+            w.WriteString("thingName", ThingName);
+        }
+
+        if (Connected is not null)
+        {
+            w.WriteBoolean("connected", Connected.Value);
+        }
+
+        if (Timestamp is not null)
+        {
+            w.WriteNumber("timestamp", AwsJson.EpochSeconds(Timestamp.Value));
+        }
+
+        if (DisconnectReason is not null)
+        {
+            w.WriteString("disconnectReason", DisconnectReason);
+        }
+        w.WriteEndObject();
+    }
+
+    /// <summary>Members that travel as response headers.</summary>
+    internal void WriteHeaders(Microsoft.AspNetCore.Http.IHeaderDictionary h)
+    {
+    }
+}
+
 /// <summary>The <c>GetTopicRuleRequest</c> shape.</summary>
 public sealed record GetTopicRuleRequest
 {

@@ -1,0 +1,77 @@
+using System.Diagnostics;
+using System.Text.Json.Nodes;
+using Trellis.IntegrationTests.TestKit;
+
+namespace Trellis.IntegrationTests.Broker;
+
+/// <summary>
+/// Thing connectivity (AWS GetThingConnectivityData through boto3): online from the CONNACK,
+/// offline at a clean disconnect or 1.5 × keep-alive after a client goes silent (a mosquitto
+/// client stopped with SIGSTOP), with AWS's reasons and presence events; after kill -9 and a
+/// restart, things that were online are offline with SERVER_ERROR.
+/// </summary>
+public sealed class ConnectivityTests : IDisposable
+{
+    private static readonly TimeSpan Timeout = TimeSpan.FromSeconds(30);
+    private readonly string _data = Path.Combine(Path.GetTempPath(), "trellis-connectivity-" + Guid.NewGuid().ToString("N")[..8]);
+
+    private static CancellationToken Ct => TestContext.Current.CancellationToken;
+
+    [Fact]
+    public async Task A_thing_is_online_until_it_leaves_or_its_keep_alive_lapses_and_offline_after_a_crash()
+    {
+        var (silent, polite, other) = ("sensor-silent", "sensor-polite", "sensor-crash");
+        using (var server = await ServerProcess.StartAsync(_data, Ct))
+        {
+            var setup = await server.IotCallsAsync([
+                ("create_thing", new { thingName = silent }),
+                ("create_thing", new { thingName = polite }),
+                ("create_thing", new { thingName = other }),
+                ("get_thing_connectivity_data", new { thingName = silent }),
+                ("get_thing_connectivity_data", new { thingName = "no-such-thing" }),
+            ], Ct);
+            Assert.Equal((false, "NONE"), (setup[3]!["body"]!["connected"]!.GetValue<bool>(), setup[3]!["body"]!["disconnectReason"]!.GetValue<string>()));
+            Assert.Equal(404, setup[4]!["status"]!.GetValue<int>());
+
+            using var presence = ExternalTool.StartBackground("mosquitto_sub", [.. server.Anonymous("watcher"), "-t", "$aws/events/presence/+/+", "-v"]);
+            using var device = ExternalTool.StartBackground("mosquitto_sub", [.. server.Anonymous(silent), "-t", "devices/silent", "-k", "5"]);
+            using var survivor = ExternalTool.StartBackground("mosquitto_sub", [.. server.Anonymous(other), "-t", "devices/other", "-k", "60"]);
+            Assert.True(await Eventually.TrueAsync(async () => await ConnectedAsync(server, silent) && await ConnectedAsync(server, other), Timeout, Ct), "not online after connecting");
+            var online = await StateAsync(server, silent);
+            Assert.True(online["timestamp"] is not null);
+
+            // Silent: stopped, it sends no PINGREQ; the server must close it 7.5 s after its last packet (+1 s).
+            var stopped = Stopwatch.StartNew();
+            await ExternalTool.RunCheckedAsync("kill", ["-STOP", device.Id.ToString(System.Globalization.CultureInfo.InvariantCulture)], Timeout, cancellationToken: Ct);
+            Assert.True(await Eventually.TrueAsync(async () => !await ConnectedAsync(server, silent), Timeout, Ct));
+            Assert.True(stopped.Elapsed < TimeSpan.FromSeconds(8.5 + 0.5), $"offline after {stopped.Elapsed.TotalSeconds:0.0} s");
+            Assert.Equal("MQTT_KEEP_ALIVE_TIMEOUT", (await StateAsync(server, silent))["disconnectReason"]!.GetValue<string>());
+            await ExternalTool.RunAsync("kill", ["-CONT", device.Id.ToString(System.Globalization.CultureInfo.InvariantCulture)], Timeout, cancellationToken: Ct);
+
+            // Polite: publishes and disconnects.
+            await ExternalTool.RunCheckedAsync("mosquitto_pub", [.. server.Anonymous(polite), "-t", "devices/polite", "-m", "hi"], Timeout, cancellationToken: Ct);
+            Assert.True(await Eventually.TrueAsync(async () => (await StateAsync(server, polite))["disconnectReason"]?.GetValue<string>() == "CLIENT_INITIATED_DISCONNECT", Timeout, Ct));
+            Assert.True(await presence.WaitForLineAsync(l => l.StartsWith($"$aws/events/presence/disconnected/{silent} ", StringComparison.Ordinal) && l.Contains("MQTT_KEEP_ALIVE_TIMEOUT", StringComparison.Ordinal), Timeout, Ct), string.Join('\n', presence.Lines));
+
+            server.Kill9(); // 'other' is still connected
+        }
+
+        using var restarted = await ServerProcess.StartAsync(_data, Ct);
+        var after = await StateAsync(restarted, other);
+        Assert.Equal((false, "SERVER_ERROR"), (after["connected"]!.GetValue<bool>(), after["disconnectReason"]!.GetValue<string>()));
+        Assert.Equal("MQTT_KEEP_ALIVE_TIMEOUT", (await StateAsync(restarted, silent))["disconnectReason"]!.GetValue<string>());
+    }
+
+    public void Dispose()
+    {
+        if (Directory.Exists(_data))
+        {
+            Directory.Delete(_data, recursive: true);
+        }
+    }
+
+    private static async Task<bool> ConnectedAsync(ServerProcess server, string thing) => (await StateAsync(server, thing))["connected"]!.GetValue<bool>();
+
+    private static async Task<JsonNode> StateAsync(ServerProcess server, string thing) =>
+        (await server.IotCallsAsync([("get_thing_connectivity_data", new { thingName = thing })], Ct))[0]!["body"]!;
+}
