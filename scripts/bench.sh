@@ -6,6 +6,7 @@
 # usage: scripts/bench.sh [scenario ...]   (default: fanin-q0 fanin-q1 fanin-q1-persistent session-journal fanout p2p p2p-1 p2p-lockstep idle overload shadow provision telemetry ingest;
 #        also jobs (JOBS_THINGS=N, default 10000: CreateJob on a group and notify-next to every device),
 #        ota (HTTPS range downloads against nginx, then a whole update job on OTA_THINGS=N devices, default 10000),
+#        presence (PRESENCE_CONNECTIONS=N silent clients, default 10000: offline within 1.5 × keep-alive + 1 s),
 #        delta (a delta image between Trellis's own assemblies at DELTA_FROM=commit, default a89db30, and HEAD),
 #        and p2p-hops, a diagnostic that captures loopback traffic to split point-to-point latency into hops)
 #        BENCH_ROUNDS=N (default 3): traffic scenarios run N times, brokers alternating; the report
@@ -274,6 +275,15 @@ for scenario in "${scenarios[@]}"; do
   if [[ $scenario == jobs ]]; then jobs_bench; continue; fi
   if [[ $scenario == ota ]]; then ota_bench; continue; fi
   if [[ $scenario == delta ]]; then delta_bench; continue; fi
+  if [[ $scenario == presence ]]; then
+    # 10 000 clients (PRESENCE_CONNECTIONS) with a 10 s keep-alive that go silent at once: each must be offline within 1.5 × 10 s + 1 s.
+    for round in $(seq 1 "$rounds"); do
+      start_brokers
+      run "$round" trellis $trellis_port "$trellis_pid" --scenario presence --connections "${PRESENCE_CONNECTIONS:-10000}" --keepalive 10
+      stop_brokers
+    done
+    continue
+  fi
   if [[ $scenario == provision ]]; then provision_bench; continue; fi
   if [[ $scenario == ingest ]]; then
     # MQTT publish -> store rule -> queryable points; Mosquitto gets the same publishers and stores nothing.

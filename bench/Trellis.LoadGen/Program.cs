@@ -49,6 +49,9 @@ switch (options.Scenario)
     case "jobs":
         await JobsBench.RunAsync(args, options.Host, options.Port, broker, Emit, ct);
         break;
+    case "presence":
+        await PresenceBench.RunAsync(args, options.Host, options.Port, broker, Emit, ct);
+        break;
     case "ota":
         await OtaBench.RunAsync(args, options.Names[0], options.Host, options.Port, broker, Emit, ct);
         break;

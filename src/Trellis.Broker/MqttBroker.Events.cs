@@ -15,6 +15,7 @@ public sealed partial class MqttBroker
         var principal = connection.Principal!;
         Logger.ClientConnected(connection.ClientId, connection.RemoteAddress, connection.Listener, connection.IsV5 ? "5.0" : "3.1.1", principal.PrincipalIdentifier);
         _connectivity?.Connected(connection.ClientId, principal, connection.VersionNumber, NowMs);
+        WatchKeepAlive(connection);
         PublishEvent($"$aws/events/presence/connected/{connection.ClientId}", connection, "connected", w => { });
     }
 

@@ -251,7 +251,65 @@ public sealed partial class MqttBroker
     /// <summary>Runs of the once-a-second sweep (timeouts, expired sessions) since start.</summary>
     public long Sweeps => Interlocked.Read(ref _sweeps);
 
-    /// <summary>Once a second: connect, keep-alive and incomplete-packet timeouts; expired sessions.</summary>
+    /// <summary>Starts watching a connected client's keep-alive (called once its CONNACK is sent).</summary>
+    internal void WatchKeepAlive(MqttConnection connection)
+    {
+        var keepAlive = connection.Connect?.KeepAliveSeconds ?? 0;
+        if (keepAlive > 0)
+        {
+            lock (_keepAliveLock)
+            {
+                _keepAlives.Enqueue(connection, connection.LastActivityMs + (keepAlive * 1500L));
+            }
+        }
+    }
+
+    /// <summary>
+    /// MQTT §3.1.2.10: a client is closed 1.5 × its keep-alive after its last packet. Each connected
+    /// client sits in a queue by that deadline; every 50 ms the due ones are checked against their
+    /// latest activity, closed if it is really past, else put back at their new deadline. A silent
+    /// client is closed at most ~50 ms late, whatever the number of clients, and a client that
+    /// keeps talking costs one queue operation per keep-alive period.
+    /// </summary>
+    private async Task WatchKeepAlivesAsync(CancellationToken cancellationToken)
+    {
+        using var timer = new PeriodicTimer(TimeSpan.FromMilliseconds(50), _time);
+        var due = new List<MqttConnection>();
+        while (await timer.WaitForNextTickAsync(cancellationToken))
+        {
+            var now = NowMs;
+            due.Clear();
+            lock (_keepAliveLock)
+            {
+                while (_keepAlives.TryPeek(out var connection, out var deadline) && deadline < now)
+                {
+                    _keepAlives.Dequeue();
+                    if (!_connections.ContainsKey(connection))
+                    {
+                        continue; // gone already
+                    }
+
+                    var actual = connection.LastActivityMs + (connection.Connect!.KeepAliveSeconds * 1500L);
+                    if (actual < now)
+                    {
+                        due.Add(connection);
+                    }
+                    else
+                    {
+                        _keepAlives.Enqueue(connection, actual);
+                    }
+                }
+            }
+
+            foreach (var connection in due)
+            {
+                Logger.TimedOut(connection.ClientId, connection.RemoteAddress, $"keep-alive of {connection.Connect!.KeepAliveSeconds} s expired");
+                connection.Close(ReasonCode.KeepAliveTimeout, "MQTT_KEEP_ALIVE_TIMEOUT");
+            }
+        }
+    }
+
+    /// <summary>Once a second: connect and incomplete-packet timeouts; expired sessions.</summary>
     private async Task SweepAsync(CancellationToken cancellationToken)
     {
         using var timer = new PeriodicTimer(TimeSpan.FromSeconds(1), _time);
@@ -272,18 +330,28 @@ public sealed partial class MqttBroker
                     continue;
                 }
 
-                var keepAlive = connection.Connect.KeepAliveSeconds;
-
-                // MQTT §3.1.2.10: close after 1.5 × keep-alive without a packet.
-                if (keepAlive > 0 && now - connection.LastActivityMs > keepAlive * 1500L)
-                {
-                    Logger.TimedOut(connection.ClientId, connection.RemoteAddress, $"keep-alive of {keepAlive} s expired");
-                    connection.Close(ReasonCode.KeepAliveTimeout, "MQTT_KEEP_ALIVE_TIMEOUT");
-                }
-                else if (connection.PartialSinceMs > 0 && now - connection.PartialSinceMs > Options.IncompletePacketTimeoutSeconds * 1000L)
+                // Keep-alives are watched by their own deadlines (WatchKeepAlivesAsync), not this sweep.
+                if (connection.PartialSinceMs > 0 && now - connection.PartialSinceMs > Options.IncompletePacketTimeoutSeconds * 1000L)
                 {
                     Logger.TimedOut(connection.ClientId, connection.RemoteAddress, $"a packet stayed incomplete for {Options.IncompletePacketTimeoutSeconds} s");
                     connection.Close(ReasonCode.MalformedPacket, "CLIENT_ERROR", "incomplete packet");
+                }
+            }
+
+            // Closed clients stay in the keep-alive queue until their deadline: when they outnumber
+            // the live ones (churn with long keep-alives), the queue is rebuilt from the live ones.
+            lock (_keepAliveLock)
+            {
+                if (_keepAlives.Count > 1024 && _keepAlives.Count > 2 * _connections.Count)
+                {
+                    _keepAlives.Clear();
+                    foreach (var (connection, _) in _connections)
+                    {
+                        if (connection.Connect is { KeepAliveSeconds: > 0 } connect)
+                        {
+                            _keepAlives.Enqueue(connection, connection.LastActivityMs + (connect.KeepAliveSeconds * 1500L));
+                        }
+                    }
                 }
             }
 

@@ -18,6 +18,8 @@ namespace Trellis.Broker;
 public sealed partial class MqttBroker : IHostedService, IAsyncDisposable
 {
     private readonly ConcurrentDictionary<MqttConnection, byte> _connections = new();
+    private readonly PriorityQueue<MqttConnection, long> _keepAlives = new();
+    private readonly Lock _keepAliveLock = new();
     private readonly Dictionary<string, Session> _sessions = new(StringComparer.Ordinal);
     private readonly Lock _sessionsLock = new();
     private readonly SubscriptionIndex _index = new();
@@ -27,6 +29,7 @@ public sealed partial class MqttBroker : IHostedService, IAsyncDisposable
     private readonly TimeProvider _time;
     private readonly CancellationTokenSource _stopping = new();
     private Task? _sweeper;
+    private Task? _keepAliveWatcher;
     private long _routeStamp;
     private long _eventVersion;
     private IServerTopicHandler[] _handlers = [];
@@ -93,6 +96,7 @@ public sealed partial class MqttBroker : IHostedService, IAsyncDisposable
         }
 
         _sweeper = SweepAsync(_stopping.Token);
+        _keepAliveWatcher = WatchKeepAlivesAsync(_stopping.Token);
         return Task.CompletedTask;
     }
 
@@ -120,11 +124,14 @@ public sealed partial class MqttBroker : IHostedService, IAsyncDisposable
             await Task.Delay(20, CancellationToken.None);
         }
 
-        if (_sweeper is not null)
+        foreach (var task in new[] { _sweeper, _keepAliveWatcher })
         {
             try
             {
-                await _sweeper;
+                if (task is not null)
+                {
+                    await task;
+                }
             }
             catch (OperationCanceledException)
             {
