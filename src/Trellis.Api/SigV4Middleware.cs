@@ -23,7 +23,7 @@ public sealed class SigV4Middleware(RequestDelegate next, SigV4Verifier verifier
     /// the enableUrl of topic rule destinations (whose token is the credential), and firmware
     /// downloads (a pre-signed link is the credential, checked by the download route).
     /// </summary>
-    private static readonly string[] Anonymous = ["/health", "/metrics", "/mqtt", "/confirmdestination", "/firmware"];
+    private static readonly string[] Anonymous = ["/health", "/healthz", "/readyz", "/metrics", "/mqtt", "/confirmdestination", "/firmware"];
 
     public async Task InvokeAsync(HttpContext context)
     {

@@ -68,6 +68,15 @@ public sealed partial class RegistryService
         return ReadThing(connection, name) is { } thing ? thing : NotFoundThing(name);
     }
 
+    /// <summary>How many things are registered.</summary>
+    public long CountThings()
+    {
+        using var connection = _db.Open();
+        using var command = connection.CreateCommand();
+        command.CommandText = "SELECT COUNT(*) FROM things";
+        return (long)command.ExecuteScalar()!;
+    }
+
     /// <summary>Whether a thing is registered (one indexed point read).</summary>
     public bool ThingExists(string name)
     {

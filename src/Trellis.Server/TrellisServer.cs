@@ -189,6 +189,7 @@ public sealed class TrellisServer : IAsyncDisposable
             LoadOrCreateKey(data.PresignKeyPath), () => server!.DownloadEndpointAddress, sp.GetRequiredService<Trellis.Jobs.Firmware.IFirmwareStore>(), time));
         services.AddSingleton<Trellis.Jobs.IJobDocumentLinks>(sp => sp.GetRequiredService<Trellis.Jobs.Firmware.PresignedUrls>());
         services.AddSingleton(_ => Trellis.Jobs.Firmware.CodeSigner.LoadOrCreate(data.Root, time));
+        services.AddSingleton<MessageRates>();
         services.AddSingleton(sp => new ThingConnectivity(database, sp.GetRequiredService<RegistryService>().ThingExists, time, sp.GetRequiredService<ILogger<ThingConnectivity>>()));
         services.AddSingleton(sp => new Trellis.Jobs.Firmware.FileStreams(
             sp.GetRequiredService<Trellis.Jobs.Firmware.IFirmwareStore>(), sp.GetRequiredService<Trellis.Jobs.IJobTargets>(), sp.GetRequiredService<Trellis.Jobs.IJobPublisher>(), time));
@@ -336,6 +337,7 @@ public sealed class TrellisServer : IAsyncDisposable
         registry.CertificateAutoRegistered += (certificate, caId) => CertificateEvents.PublishRegistered(broker, registryOptions, certificate, caId);
         registry.ThingDeleted += shadows.ForgetThing;
         var connectivity = app.Services.GetRequiredService<ThingConnectivity>();
+        _ = app.Services.GetRequiredService<MessageRates>(); // sampling from start, so the first summary has a rate
         broker.SetConnectivityObserver(new ConnectivityObserver(connectivity));
         registry.ThingDeleted += connectivity.Forget;
         var jobs = app.Services.GetRequiredService<Trellis.Jobs.JobService>();
@@ -380,6 +382,7 @@ public sealed class TrellisServer : IAsyncDisposable
         app.UseMiddleware<AuditMiddleware>();
         app.UseMiddleware<RoleMiddleware>();
         app.MapGet("/health", () => Results.Text("{\"status\":\"ok\"}", "application/json"));
+        app.MapOperations(() => server!.BoundListeners());
         app.MapTrellisMetrics();
         app.MapMqttWebSocket();
         app.MapDeviceTokensApi();
@@ -415,6 +418,12 @@ public sealed class TrellisServer : IAsyncDisposable
     }
 
     /// <summary>The management API's base URL as devices reach it (firmware download links).</summary>
+    /// <summary>The listeners that are on, with the ports they are bound to (a listener that cannot bind stops start-up).</summary>
+    internal IReadOnlyDictionary<string, int> BoundListeners() =>
+        ListenerNames.Where(name => Port(name) > 0).ToDictionary(name => name, Port, StringComparer.Ordinal);
+
+    private static readonly string[] ListenerNames = ["mqtt", "mqtts", "ws", "http", "https"];
+
     /// <summary>Where devices download firmware: the HTTPS listener when it is on, else the API's.</summary>
     public string DownloadEndpointAddress => Port("https") > 0
         ? $"https://{(Hostnames.Count > 3 ? Hostnames[3] : "localhost")}:{Port("https").ToString(System.Globalization.CultureInfo.InvariantCulture)}"

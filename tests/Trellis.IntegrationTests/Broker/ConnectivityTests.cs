@@ -46,12 +46,22 @@ public sealed class ConnectivityTests : IDisposable
             Assert.True(await Eventually.TrueAsync(async () => !await ConnectedAsync(server, silent), Timeout, Ct));
             Assert.True(stopped.Elapsed < TimeSpan.FromSeconds(8.5 + 0.5), $"offline after {stopped.Elapsed.TotalSeconds:0.0} s");
             Assert.Equal("MQTT_KEEP_ALIVE_TIMEOUT", (await StateAsync(server, silent))["disconnectReason"]!.GetValue<string>());
-            await ExternalTool.RunAsync("kill", ["-CONT", device.Id.ToString(System.Globalization.CultureInfo.InvariantCulture)], Timeout, cancellationToken: Ct);
+            await ExternalTool.RunAsync("kill", ["-KILL", device.Id.ToString(System.Globalization.CultureInfo.InvariantCulture)], Timeout, cancellationToken: Ct);
 
             // Polite: publishes and disconnects.
             await ExternalTool.RunCheckedAsync("mosquitto_pub", [.. server.Anonymous(polite), "-t", "devices/polite", "-m", "hi"], Timeout, cancellationToken: Ct);
             Assert.True(await Eventually.TrueAsync(async () => (await StateAsync(server, polite))["disconnectReason"]?.GetValue<string>() == "CLIENT_INITIATED_DISCONNECT", Timeout, Ct));
             Assert.True(await presence.WaitForLineAsync(l => l.StartsWith($"$aws/events/presence/disconnected/{silent} ", StringComparison.Ordinal) && l.Contains("MQTT_KEEP_ALIVE_TIMEOUT", StringComparison.Ordinal), Timeout, Ct), string.Join('\n', presence.Lines));
+
+            // The fleet at a glance (SigV4) and the probes (unsigned, for orchestrators).
+            var summary = (await server.SignedAsync("GET", "/api/fleet/summary", null, Ct))["body"]!;
+            Assert.Equal((3L, 1), (summary["things"]!.GetValue<long>(), summary["online"]!.GetValue<int>()));
+            Assert.True(summary["storageBytes"]!.GetValue<long>() > 0);
+            var ready = await ExternalTool.RunCheckedAsync("curl", ["-s", "-w", "\n%{http_code}", server.Endpoint + "/readyz"], Timeout, cancellationToken: Ct);
+            Assert.EndsWith("\n200", ready.Stdout, StringComparison.Ordinal);
+            Assert.Equal("ok", JsonNode.Parse(ready.Stdout[..ready.Stdout.LastIndexOf('\n')])!["checks"]!["registry"]!.GetValue<string>());
+            Assert.Equal("200", (await ExternalTool.RunCheckedAsync("curl", ["-s", "-o", "/dev/null", "-w", "%{http_code}", server.Endpoint + "/healthz"], Timeout, cancellationToken: Ct)).Stdout);
+            Assert.Equal("403", (await ExternalTool.RunCheckedAsync("curl", ["-s", "-o", "/dev/null", "-w", "%{http_code}", server.Endpoint + "/api/fleet/summary"], Timeout, cancellationToken: Ct)).Stdout);
 
             server.Kill9(); // 'other' is still connected
         }
