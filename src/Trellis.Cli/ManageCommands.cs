@@ -55,6 +55,7 @@ internal static partial class ManageCommands
         yield return TopicRules();
         yield return RuleDestinations();
         yield return Jobs();
+        yield return Fleet();
         yield return Firmware();
         yield return Query();
         yield return Export();
@@ -67,6 +68,13 @@ internal static partial class ManageCommands
         root.Options.Add(Data);
         root.Options.Add(Profile);
         root.Options.Add(Output);
+    }
+
+    private static Command Fleet()
+    {
+        var summary = new Command("summary", "The fleet at a glance: things, online now, MQTT connections, messages/s in and out, running jobs, storage.");
+        summary.SetAction((r, ct) => RunAsync(r, api => api.SendAsync(HttpMethod.Get, "/api/fleet/summary", null, null, ct), Fields));
+        return Group("fleet", "The fleet as a whole (docs/monitoring.md).", [summary]);
     }
 
     private static Command Things()
@@ -110,8 +118,26 @@ internal static partial class ManageCommands
             return RunAsync(r, api => api.SendAsync(HttpMethod.Post, "/things/" + ApiClient.Segment(r.GetValue(name)!), null, body, ct), Fields);
         });
 
-        var describe = new Command("describe", "Show a thing.") { name };
-        describe.SetAction((r, ct) => RunAsync(r, api => api.SendAsync(HttpMethod.Get, "/things/" + ApiClient.Segment(r.GetValue(name)!), null, null, ct), Fields));
+        var describe = new Command("describe", "Show a thing, with its connectivity (online, since when, why it last went).") { name };
+        describe.SetAction((r, ct) => RunAsync(r, async api =>
+        {
+            var path = "/things/" + ApiClient.Segment(r.GetValue(name)!);
+            var thing = await api.SendAsync(HttpMethod.Get, path, null, null, ct);
+            if (!thing.Ok || thing.Body is not JsonObject described)
+            {
+                return thing;
+            }
+
+            var connectivity = await api.SendAsync(HttpMethod.Post, path + "/connectivity-data", null, null, ct);
+            if (connectivity.Ok && connectivity.Body is { } state)
+            {
+                described["connected"] = state["connected"]?.DeepClone();
+                described["connectivityTimestamp"] = state["timestamp"]?.DeepClone();
+                described["disconnectReason"] = state["disconnectReason"]?.DeepClone();
+            }
+
+            return thing;
+        }, Fields));
 
         var delete = new Command("delete", "Delete a thing.") { name };
         delete.SetAction((r, ct) => RunAsync(r, api => api.SendAsync(HttpMethod.Delete, "/things/" + ApiClient.Segment(r.GetValue(name)!), null, null, ct), _ => AnsiConsole.MarkupLine("[green]deleted[/]")));

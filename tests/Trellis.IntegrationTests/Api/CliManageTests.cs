@@ -23,6 +23,10 @@ public sealed class CliManageTests(TrellisHost host)
         var describe = await TrellisCli.RunAsync(host, ["things", "describe", thing, "--output", "json"], Ct);
         Assert.Equal(0, describe.ExitCode);
         Assert.Equal("lyon", JsonNode.Parse(describe.Stdout)!["attributes"]!["site"]!.GetValue<string>());
+        Assert.Equal((false, "NONE"), (JsonNode.Parse(describe.Stdout)!["connected"]!.GetValue<bool>(), JsonNode.Parse(describe.Stdout)!["disconnectReason"]!.GetValue<string>()));
+        var fleet = await TrellisCli.RunAsync(host, ["fleet", "summary", "--output", "json"], Ct);
+        Assert.True(fleet.ExitCode == 0, fleet.Output);
+        Assert.True(JsonNode.Parse(fleet.Stdout)!["things"]!.GetValue<long>() >= 1);
 
         var missing = await TrellisCli.RunAsync(host, ["things", "describe", "no-such-thing"], Ct);
         Assert.Equal(1, missing.ExitCode);

@@ -138,8 +138,8 @@ public sealed class TelemetrySqlLimitsTests(TightSqlHost host)
         Assert.True(throttled is not null, "no second query was throttled while the first ran");
         Assert.Equal("ThrottlingException", throttled!["headers"]!["x-amzn-ErrorType"]!.GetValue<string>());
 
-        // The slot is free again once the engine has stopped.
-        Assert.Equal(200, (await SqlAsync("SELECT 1 AS one", null))["status"]!.GetValue<int>());
+        // The slot is free again once the engine has stopped (on a loaded machine that can trail the answer by a moment).
+        Assert.True(await Eventually.TrueAsync(async () => (await SqlAsync("SELECT 1 AS one", null))["status"]!.GetValue<int>() == 200, TimeSpan.FromSeconds(5), TestContext.Current.CancellationToken), "the query slot stayed taken after the time-out");
     }
 
     [Fact]
