@@ -72,6 +72,29 @@ public sealed class ConnectivityTests : IDisposable
         Assert.Equal("MQTT_KEEP_ALIVE_TIMEOUT", (await StateAsync(restarted, silent))["disconnectReason"]!.GetValue<string>());
     }
 
+    [Fact]
+    public async Task A_rule_on_presence_events_fires_when_no_client_subscribes_to_a_dollar_topic()
+    {
+        using var server = await ServerProcess.StartAsync(_data, Ct);
+        var rule = await server.IotCallsAsync([("create_topic_rule", new
+        {
+            ruleName = "presence_log",
+            topicRulePayload = new
+            {
+                sql = "SELECT clientId, eventType, disconnectReason FROM '$aws/events/presence/+/+'",
+                actions = new object[] { new { republish = new { topic = "presence/log", roleArn = "r", qos = 1 } } },
+            },
+        })], Ct);
+        Assert.True(rule[0]!["status"]!.GetValue<int>() == 200, rule[0]!.ToJsonString());
+
+        // The only subscriber listens on an ordinary topic: the events exist for the rule alone.
+        using var log = ExternalTool.StartBackground("mosquitto_sub", [.. server.Anonymous("log-reader"), "-t", "presence/log", "-q", "1"]);
+        await Task.Delay(500, Ct);
+        await ExternalTool.RunCheckedAsync("mosquitto_pub", [.. server.Anonymous("visitor"), "-t", "hello", "-m", "x"], Timeout, cancellationToken: Ct);
+        Assert.True(await log.WaitForLineAsync(l => l.Contains("\"visitor\"", StringComparison.Ordinal) && l.Contains("CLIENT_INITIATED_DISCONNECT", StringComparison.Ordinal), Timeout, Ct), "no disconnected event reached the rule: " + string.Join('\n', log.Lines));
+        Assert.Contains(log.Lines, l => l.Contains("\"visitor\"", StringComparison.Ordinal) && l.Contains("\"connected\"", StringComparison.Ordinal));
+    }
+
     public void Dispose()
     {
         if (Directory.Exists(_data))
