@@ -254,15 +254,17 @@ public sealed partial class MqttBroker
     /// <summary>Starts watching a connected client's keep-alive (called once its CONNACK is sent).</summary>
     internal void WatchKeepAlive(MqttConnection connection)
     {
-        var keepAlive = connection.Connect?.KeepAliveSeconds ?? 0;
-        if (keepAlive > 0)
+        if (connection.Connect is { KeepAliveSeconds: > 0 })
         {
             lock (_keepAliveLock)
             {
-                _keepAlives.Enqueue(connection, connection.LastActivityMs + (keepAlive * 1500L));
+                _keepAlives.Enqueue(connection, KeepAliveDeadline(connection));
             }
         }
     }
+
+    /// <summary>MQTT §3.1.2.10: 1.5 × the keep-alive after the client's last packet (epoch ms).</summary>
+    private static long KeepAliveDeadline(MqttConnection connection) => connection.LastActivityMs + (connection.Connect!.KeepAliveSeconds * 1500L);
 
     /// <summary>
     /// MQTT §3.1.2.10: a client is closed 1.5 × its keep-alive after its last packet. Each connected
@@ -289,7 +291,7 @@ public sealed partial class MqttBroker
                         continue; // gone already
                     }
 
-                    var actual = connection.LastActivityMs + (connection.Connect!.KeepAliveSeconds * 1500L);
+                    var actual = KeepAliveDeadline(connection);
                     if (actual < now)
                     {
                         due.Add(connection);
@@ -347,9 +349,9 @@ public sealed partial class MqttBroker
                     _keepAlives.Clear();
                     foreach (var (connection, _) in _connections)
                     {
-                        if (connection.Connect is { KeepAliveSeconds: > 0 } connect)
+                        if (connection.Connect is { KeepAliveSeconds: > 0 })
                         {
-                            _keepAlives.Enqueue(connection, connection.LastActivityMs + (connect.KeepAliveSeconds * 1500L));
+                            _keepAlives.Enqueue(connection, KeepAliveDeadline(connection));
                         }
                     }
                 }

@@ -411,13 +411,11 @@ public sealed class TrellisServer : IAsyncDisposable
     {
         get
         {
-            var host = Hostnames.Count > 3 ? Hostnames[3] : "localhost";
             var port = Port("mqtts");
-            return port == 8883 ? host : $"{host}:{port}";
+            return port == 8883 ? PublicHost : $"{PublicHost}:{port}";
         }
     }
 
-    /// <summary>The management API's base URL as devices reach it (firmware download links).</summary>
     /// <summary>The listeners that are on, with the ports they are bound to (a listener that cannot bind stops start-up).</summary>
     internal IReadOnlyDictionary<string, int> BoundListeners() =>
         ListenerNames.Where(name => Port(name) > 0).ToDictionary(name => name, Port, StringComparer.Ordinal);
@@ -426,10 +424,14 @@ public sealed class TrellisServer : IAsyncDisposable
 
     /// <summary>Where devices download firmware: the HTTPS listener when it is on, else the API's.</summary>
     public string DownloadEndpointAddress => Port("https") > 0
-        ? $"https://{(Hostnames.Count > 3 ? Hostnames[3] : "localhost")}:{Port("https").ToString(System.Globalization.CultureInfo.InvariantCulture)}"
+        ? $"https://{PublicHost}:{Port("https").ToString(System.Globalization.CultureInfo.InvariantCulture)}"
         : HttpEndpointAddress;
 
-    public string HttpEndpointAddress => $"http://{(Hostnames.Count > 3 ? Hostnames[3] : "localhost")}:{Port("http").ToString(System.Globalization.CultureInfo.InvariantCulture)}";
+    /// <summary>The management API's base URL as devices reach it.</summary>
+    public string HttpEndpointAddress => $"http://{PublicHost}:{Port("http").ToString(System.Globalization.CultureInfo.InvariantCulture)}";
+
+    /// <summary>The host name devices dial: the first --hostname given (after the three always in the certificate), else localhost.</summary>
+    private string PublicHost => Hostnames.Count > 3 ? Hostnames[3] : "localhost";
 
     /// <summary>32 random bytes kept in <paramref name="path"/>, made on first start.</summary>
     private static byte[] LoadOrCreateKey(string path)

@@ -284,7 +284,7 @@ public sealed class OtaAgent : IDisposable
     private async Task<string?> DownloadAsync(string jobId, string url, string image, long? size, CancellationToken cancellationToken)
     {
         var partial = image + ".part";
-        var reported = -1L;
+        var progress = DownloadProgress(jobId, null, cancellationToken);
         for (var attempt = 1; attempt <= _options.MaxDownloadAttempts; attempt++)
         {
             try
@@ -329,11 +329,7 @@ public sealed class OtaAgent : IDisposable
                     while ((read = await source.ReadAsync(buffer, cancellationToken)) > 0)
                     {
                         await target.WriteAsync(buffer.AsMemory(0, read), cancellationToken);
-                        if (total > 0 && target.Length * 10 / total > reported)
-                        {
-                            reported = target.Length * 10 / total;
-                            await ProgressAsync(jobId, Details(("step", "downloading"), ("progress", $"{reported * 10}%")), cancellationToken);
-                        }
+                        await progress(target.Length, total);
                     }
 
                     await target.FlushAsync(cancellationToken);
@@ -361,15 +357,8 @@ public sealed class OtaAgent : IDisposable
         }
 
         var partial = image + ".part";
-        var reported = -1L;
-        var failed = await new StreamDownloader(_device, streamId, fileId, total).DownloadAsync(partial, async have =>
-        {
-            if (have * 10 / total > reported)
-            {
-                reported = have * 10 / total;
-                await ProgressAsync(jobId, Details(("step", "downloading"), ("progress", $"{reported * 10}%"), ("protocol", "MQTT")), cancellationToken);
-            }
-        }, _options.MaxDownloadAttempts, cancellationToken);
+        var progress = DownloadProgress(jobId, "MQTT", cancellationToken);
+        var failed = await new StreamDownloader(_device, streamId, fileId, total).DownloadAsync(partial, have => progress(have, total), _options.MaxDownloadAttempts, cancellationToken);
         if (failed is null)
         {
             File.Move(partial, image, overwrite: true);
@@ -410,6 +399,22 @@ public sealed class OtaAgent : IDisposable
 
         var format = bytes.Length == 64 ? DSASignatureFormat.IeeeP1363FixedFieldConcatenation : DSASignatureFormat.Rfc3279DerSequence;
         return key.VerifyHash(hash, bytes, format) ? null : "the image's signature does not verify with the signer certificate; nothing was installed";
+    }
+
+    /// <summary>Reports a download's progress in statusDetails once per tenth of the file (have, total), not once per buffer.</summary>
+    private Func<long, long, Task> DownloadProgress(string jobId, string? protocol, CancellationToken cancellationToken)
+    {
+        var reported = -1L;
+        return (have, total) =>
+        {
+            if (total <= 0 || have * 10 / total <= reported)
+            {
+                return Task.CompletedTask;
+            }
+
+            reported = have * 10 / total;
+            return ProgressAsync(jobId, Details(("step", "downloading"), ("progress", $"{reported * 10}%"), ("protocol", protocol)), cancellationToken);
+        };
     }
 
     private Task ProgressAsync(string jobId, JsonObject details, CancellationToken cancellationToken) =>

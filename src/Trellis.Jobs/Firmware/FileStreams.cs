@@ -123,13 +123,14 @@ public sealed class FileStreams(IFirmwareStore firmware, IJobTargets targets, IJ
             return true;
         }
 
-        if (GetError(stream, request) is { } refusal)
+        var planned = Plan(stream, request);
+        if (planned.Refusal is { } refusal)
         {
             Reject(prefix, format, cbor, clientId, request, refusal.Code, refusal.Message, stream.Version);
             return true;
         }
 
-        SendBlocks(prefix + "data/" + format, cbor, clientId, stream, request);
+        SendBlocks(prefix + "data/" + format, cbor, clientId, request.ClientToken, planned.Get!);
         return true;
     }
 
@@ -177,36 +178,39 @@ public sealed class FileStreams(IFirmwareStore firmware, IJobTargets targets, IJ
         return null;
     }
 
-    private (string Code, string Message)? GetError(StreamRecord stream, StreamRequest request)
+    /// <summary>What a get request will send (the file's image, the block size, the blocks), or why it is refused.</summary>
+    private (BlockGet? Get, (string Code, string Message)? Refusal) Plan(StreamRecord stream, StreamRequest request)
     {
         if (request.Version is { } version && version != stream.Version)
         {
-            return ("VersionMismatch", $"The stream is at version {stream.Version}, not {version}: describe it again.");
+            return (null, ("VersionMismatch", $"The stream is at version {stream.Version}, not {version}: describe it again."));
         }
 
         if (request.FileId is not { } fileId || stream.Files.FirstOrDefault(f => f.FileId == fileId) is not { } file)
         {
-            return ("ResourceNotFound", $"The stream has no file with id {request.FileId?.ToString(System.Globalization.CultureInfo.InvariantCulture) ?? "(none given: 'f' is required)"}.");
+            return (null, ("ResourceNotFound", $"The stream has no file with id {request.FileId?.ToString(System.Globalization.CultureInfo.InvariantCulture) ?? "(none given: 'f' is required)"}."));
         }
 
         if (request.BlockSize is not { } blockSize || blockSize is < MinBlockSize or > MaxBlockSize)
         {
-            return ("BlockSizeOutOfBounds", $"'l' (the block size) must be {MinBlockSize} to {MaxBlockSize} bytes.");
+            return (null, ("BlockSizeOutOfBounds", $"'l' (the block size) must be {MinBlockSize} to {MaxBlockSize} bytes."));
         }
 
         if (firmware.Get(file.Key) is not { } image)
         {
-            return ("ResourceNotFound", $"The image behind file {fileId} ('{file.Key}') is no longer stored.");
+            return (null, ("ResourceNotFound", $"The image behind file {fileId} ('{file.Key}') is no longer stored."));
         }
 
         var blocks = Blocks(request).ToList();
         if (blocks.Count == 0 || blocks.Count > MaxBlocksPerRequest || (long)blocks.Count * blockSize > MaxBytesPerRequest)
         {
-            return ("InvalidRequest", $"Ask for 1 to {MaxBlocksPerRequest} blocks and at most {MaxBytesPerRequest} bytes in one request ('n', or the bits set in 'b').");
+            return (null, ("InvalidRequest", $"Ask for 1 to {MaxBlocksPerRequest} blocks and at most {MaxBytesPerRequest} bytes in one request ('n', or the bits set in 'b')."));
         }
 
         var count = (image.Size + blockSize - 1) / blockSize;
-        return blocks[0] >= count || request.Offset < 0 ? ("OffsetOutOfBounds", $"Block {blocks[0]} is past the end of file {fileId}, which has {count} blocks of {blockSize} bytes.") : null;
+        return blocks[0] >= count || request.Offset < 0
+            ? (null, ("OffsetOutOfBounds", $"Block {blocks[0]} is past the end of file {fileId}, which has {count} blocks of {blockSize} bytes."))
+            : (new BlockGet(fileId, image, blockSize, blocks), null);
     }
 
     /// <summary>The blocks asked for: those whose bit is set in the bitmap (bit i of byte i/8, least significant first, counted from 'o'), else 'n' blocks from 'o'.</summary>
@@ -233,14 +237,12 @@ public sealed class FileStreams(IFirmwareStore firmware, IJobTargets targets, IJ
         }
     }
 
-    private void SendBlocks(string topic, bool cbor, string? clientId, StreamRecord stream, StreamRequest request)
+    private void SendBlocks(string topic, bool cbor, string? clientId, string? clientToken, BlockGet get)
     {
-        var file = stream.Files.First(f => f.FileId == request.FileId);
-        var image = firmware.Get(file.Key)!;
-        var blockSize = request.BlockSize!.Value;
+        var (fileId, image, blockSize, blocks) = get;
         var buffer = new byte[blockSize];
         using var handle = File.OpenHandle(firmware.PathOf(image));
-        foreach (var block in Blocks(request))
+        foreach (var block in blocks)
         {
             var at = block * blockSize;
             if (at >= image.Size)
@@ -254,15 +256,15 @@ public sealed class FileStreams(IFirmwareStore firmware, IJobTargets targets, IJ
             if (cbor)
             {
                 var writer = new CborWriter();
-                writer.WriteStartMap(request.ClientToken is null ? 4 : 5);
-                if (request.ClientToken is { } token)
+                writer.WriteStartMap(clientToken is null ? 4 : 5);
+                if (clientToken is { } token)
                 {
                     writer.WriteTextString("c");
                     writer.WriteTextString(token);
                 }
 
                 writer.WriteTextString("f");
-                writer.WriteInt32(file.FileId);
+                writer.WriteInt32(fileId);
                 writer.WriteTextString("l");
                 writer.WriteInt32(read);
                 writer.WriteTextString("i");
@@ -276,8 +278,8 @@ public sealed class FileStreams(IFirmwareStore firmware, IJobTargets targets, IJ
             {
                 message = JsonSerializer.SerializeToUtf8Bytes(new JsonObject
                 {
-                    ["c"] = request.ClientToken,
-                    ["f"] = file.FileId,
+                    ["c"] = clientToken,
+                    ["f"] = fileId,
                     ["l"] = read,
                     ["i"] = block,
                     ["p"] = Convert.ToBase64String(data),
@@ -430,6 +432,9 @@ public sealed class FileStreams(IFirmwareStore firmware, IJobTargets targets, IJ
     }
 
     private static TrellisError.NotFound NotFound(string streamId) => new($"Stream '{streamId}' does not exist.");
+
+    /// <summary>A get request checked: the file's id and image, the block size, the blocks to send.</summary>
+    private sealed record BlockGet(int FileId, FirmwareRecord Image, int BlockSize, List<long> Blocks);
 
     private sealed record StreamRequest
     {
