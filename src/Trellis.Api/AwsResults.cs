@@ -60,6 +60,9 @@ public static class AwsResults
         TrellisError.InvalidStateTransition => 409,
         TrellisError.TerminalState => 410,
         TrellisError.Conflict => 409,
+        TrellisError.InvalidQuery => 400,
+        TrellisError.IndexNotReady => 400,
+        TrellisError.InvalidAggregation => 400,
         _ => 500,
     };
 

@@ -14,14 +14,9 @@ public sealed partial class RegistryService
 
     public Result<ThingGroupRecord> CreateThingGroup(string name, string? parent, string? description, IReadOnlyDictionary<string, string>? attributes)
     {
-        if (!TypeOrGroupNamePattern().IsMatch(name))
+        if (ValidateNewGroup(name, attributes) is { } invalid)
         {
-            return new TrellisError.InvalidRequest($"Thing group name '{name}' is invalid: use 1-128 characters from a-z A-Z 0-9 : _ -");
-        }
-
-        if (ValidateAttributes(attributes) is { } badAttributes)
-        {
-            return badAttributes;
+            return invalid;
         }
 
         lock (_writeLock)
@@ -42,6 +37,11 @@ public sealed partial class RegistryService
                 if (ReadThingGroup(connection, parent) is not { } parentGroup)
                 {
                     return NotFoundThingGroup(parent);
+                }
+
+                if (parentGroup.IsDynamic)
+                {
+                    return new TrellisError.InvalidRequest($"Thing group '{parent}' is dynamic: dynamic groups cannot have child groups.");
                 }
 
                 if (parentGroup.Ancestors.Count + 2 > MaxGroupDepth)
@@ -168,10 +168,21 @@ public sealed partial class RegistryService
                 }
             }
 
-            using var delete = Command(connection, "DELETE FROM policy_targets WHERE target = $t; DELETE FROM thing_groups WHERE name = $n", ("$t", group.Arn), ("$n", name));
+            List<string> members;
+            using (var select = Command(connection, "SELECT thing_name FROM thing_group_members WHERE group_name = $n", ("$n", name)))
+            {
+                members = ReadAll(select, r => r.GetString(0));
+            }
+
+            using var delete = Command(connection, "DELETE FROM policy_targets WHERE target = $t; DELETE FROM thing_group_members WHERE group_name = $n; DELETE FROM thing_groups WHERE name = $n", ("$t", group.Arn), ("$n", name));
             delete.ExecuteNonQuery();
             _targetPolicies.Remove(group.Arn);
             Changed();
+            foreach (var member in members)
+            {
+                ThingChanged?.Invoke(member);
+            }
+
             return null;
         }
     }
@@ -188,7 +199,13 @@ public sealed partial class RegistryService
                 return resolved;
             }
 
-            using (var count = Command(connection, "SELECT COUNT(*) FROM thing_group_members WHERE thing_name = $t AND group_name <> $g", ("$t", thing!), ("$g", group!)))
+            if (ReadThingGroup(connection, group!)!.IsDynamic)
+            {
+                return new TrellisError.InvalidRequest($"Thing group '{group}' is dynamic: its members are the things its query matches, and cannot be added by hand.");
+            }
+
+            // Dynamic memberships do not count against the limit (AWS counts them separately).
+            using (var count = Command(connection, "SELECT COUNT(*) FROM thing_group_members m JOIN thing_groups g ON g.name = m.group_name WHERE m.thing_name = $t AND m.group_name <> $g AND g.query_string IS NULL", ("$t", thing!), ("$g", group!)))
             {
                 if ((long)count.ExecuteScalar()! >= MaxGroupsPerThing)
                 {
@@ -201,6 +218,7 @@ public sealed partial class RegistryService
             {
                 Changed();
                 ThingGroupMembershipChanged?.Invoke(thing!, true);
+                ThingChanged?.Invoke(thing!);
             }
 
             return null;
@@ -218,11 +236,17 @@ public sealed partial class RegistryService
                 return resolved;
             }
 
+            if (ReadThingGroup(connection, group!)!.IsDynamic)
+            {
+                return new TrellisError.InvalidRequest($"Thing group '{group}' is dynamic: its members are the things its query matches, and cannot be removed by hand.");
+            }
+
             using var delete = Command(connection, "DELETE FROM thing_group_members WHERE group_name = $g AND thing_name = $t", ("$g", group!), ("$t", thing!));
             if (delete.ExecuteNonQuery() > 0)
             {
                 Changed();
                 ThingGroupMembershipChanged?.Invoke(thing!, false);
+                ThingChanged?.Invoke(thing!);
             }
 
             return null;
@@ -383,9 +407,9 @@ public sealed partial class RegistryService
     private ThingGroupRecord? ReadThingGroup(SqliteConnection connection, string name)
     {
         string id, attributesJson;
-        string? parent, description;
+        string? parent, description, queryString, queryVersion, indexName;
         long version, created;
-        using (var command = Command(connection, "SELECT id, parent, description, attributes, version, created_ms FROM thing_groups WHERE name = $n", ("$n", name)))
+        using (var command = Command(connection, "SELECT id, parent, description, attributes, version, created_ms, query_string, query_version, index_name FROM thing_groups WHERE name = $n", ("$n", name)))
         using (var reader = command.ExecuteReader())
         {
             if (!reader.Read())
@@ -399,6 +423,9 @@ public sealed partial class RegistryService
             attributesJson = reader.GetString(3);
             version = reader.GetInt64(4);
             created = reader.GetInt64(5);
+            queryString = reader.IsDBNull(6) ? null : reader.GetString(6);
+            queryVersion = reader.IsDBNull(7) ? null : reader.GetString(7);
+            indexName = reader.IsDBNull(8) ? null : reader.GetString(8);
         }
 
         // Ancestors from the root down: walk up the parents (at most 7 levels).
@@ -411,8 +438,14 @@ public sealed partial class RegistryService
         }
 
         var attributes = JsonSerializer.Deserialize(attributesJson, RegistryJsonContext.Default.IReadOnlyDictionaryStringString) ?? new Dictionary<string, string>();
-        return new ThingGroupRecord(name, id, ThingGroupArn(name), parent, description, attributes, version, created, ancestors);
+        return new ThingGroupRecord(name, id, ThingGroupArn(name), parent, description, attributes, version, created, ancestors, queryString, queryVersion, indexName);
     }
+
+    /// <summary>A new group's name and attributes, checked as AWS checks them.</summary>
+    private static TrellisError? ValidateNewGroup(string name, IReadOnlyDictionary<string, string>? attributes) =>
+        TypeOrGroupNamePattern().IsMatch(name)
+            ? ValidateAttributes(attributes)
+            : new TrellisError.InvalidRequest($"Thing group name '{name}' is invalid: use 1-128 characters from a-z A-Z 0-9 : _ -");
 
     private static TrellisError NotFoundThingGroup(string name) => new TrellisError.NotFound($"Thing group {name} cannot be found.");
 }

@@ -58,6 +58,7 @@ public sealed partial class RegistryService
                 "INSERT INTO things(name, id, type_name, attributes, version, created_ms) VALUES ($n, $id, $t, $a, 1, $ts)",
                 ("$n", name), ("$id", id), ("$t", typeName), ("$a", JsonSerializer.Serialize(attributes ?? new Dictionary<string, string>(), RegistryJsonContext.Default.IReadOnlyDictionaryStringString)), ("$ts", NowMs));
             insert.ExecuteNonQuery();
+            ThingChanged?.Invoke(name);
             return ReadThing(connection, name)!;
         }
     }
@@ -171,6 +172,7 @@ public sealed partial class RegistryService
                 ("$a", JsonSerializer.Serialize<IReadOnlyDictionary<string, string>>(merged, RegistryJsonContext.Default.IReadOnlyDictionaryStringString)), ("$t", newType), ("$n", name));
             update.ExecuteNonQuery();
             Changed();
+            ThingChanged?.Invoke(name);
             return ReadThing(connection, name)!;
         }
     }
@@ -195,6 +197,7 @@ public sealed partial class RegistryService
             delete.ExecuteNonQuery();
             Changed();
             ThingDeleted?.Invoke(name);
+            ThingChanged?.Invoke(name);
             return null;
         }
     }

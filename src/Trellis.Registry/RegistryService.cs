@@ -40,6 +40,13 @@ public sealed partial class RegistryService
     /// <summary>Raised after a thing joined (true) or left (false) a thing group (the thing's name).</summary>
     public event Action<string, bool>? ThingGroupMembershipChanged;
 
+    /// <summary>
+    /// Raised after anything the fleet index shows of a thing changed: created, updated, deleted,
+    /// or its group memberships (the thing's name). Raised under the registry's write lock: handlers
+    /// only take note.
+    /// </summary>
+    public event Action<string>? ThingChanged;
+
     /// <summary>Moves on whenever anything that affects a connection's policies changes.</summary>
     public long PolicyGeneration => Volatile.Read(ref _generation);
 

@@ -191,6 +191,10 @@ public sealed class TrellisServer : IAsyncDisposable
         services.AddSingleton(_ => Trellis.Jobs.Firmware.CodeSigner.LoadOrCreate(data.Root, time));
         services.AddSingleton<MessageRates>();
         services.AddSingleton(sp => new ThingConnectivity(database, sp.GetRequiredService<RegistryService>().ThingExists, time, sp.GetRequiredService<ILogger<ThingConnectivity>>()));
+        services.AddSingleton(sp => new Trellis.Fleet.FleetIndex(
+            sp.GetRequiredService<RegistryService>(), sp.GetRequiredService<ShadowService>(), sp.GetRequiredService<ShadowStore>(), sp.GetRequiredService<ThingConnectivity>(),
+            data.IndexDirectory, sp.GetRequiredService<ILogger<Trellis.Fleet.FleetIndex>>()));
+        services.AddSingleton<Trellis.Fleet.DynamicGroups>();
         services.AddSingleton(sp => new Trellis.Jobs.Firmware.FileStreams(
             sp.GetRequiredService<Trellis.Jobs.Firmware.IFirmwareStore>(), sp.GetRequiredService<Trellis.Jobs.IJobTargets>(), sp.GetRequiredService<Trellis.Jobs.IJobPublisher>(), time));
         services.AddSingleton<Trellis.Jobs.JobService>();
@@ -340,6 +344,7 @@ public sealed class TrellisServer : IAsyncDisposable
         _ = app.Services.GetRequiredService<MessageRates>(); // sampling from start, so the first summary has a rate
         broker.SetConnectivityObserver(new ConnectivityObserver(connectivity));
         registry.ThingDeleted += connectivity.Forget;
+        _ = app.Services.GetRequiredService<Trellis.Fleet.DynamicGroups>(); // the fleet index follows the stores from start (and builds itself when on)
         var jobs = app.Services.GetRequiredService<Trellis.Jobs.JobService>();
         broker.AddTopicHandler(new JobTopicHandler(jobs));
         broker.AddTopicHandler(new StreamTopicHandler(app.Services.GetRequiredService<Trellis.Jobs.Firmware.FileStreams>()));

@@ -54,6 +54,13 @@ public sealed partial class ShadowService(
 
     public ShadowOptions Options => options;
 
+    /// <summary>
+    /// Raised after a shadow's new document was committed (an update, or a delete: then the
+    /// document does not exist). Raised while the shadow's gate is held, in commit order per shadow:
+    /// handlers only take note.
+    /// </summary>
+    public event Action<ShadowKey, ShadowDocument>? Changed;
+
     /// <summary>Updates accepted since start.</summary>
     public long AcceptedUpdates => Interlocked.Read(ref _updates);
 
@@ -180,6 +187,7 @@ public sealed partial class ShadowService(
             }
 
             entry.Document = next;
+            Changed?.Invoke(key, next);
         }
         finally
         {
@@ -260,6 +268,7 @@ public sealed partial class ShadowService(
             }
 
             entry.Document = deleted;
+            Changed?.Invoke(key, deleted);
         }
         finally
         {

@@ -73,6 +73,19 @@ public sealed class ShadowStore : IAsyncDisposable
         return ShadowDocument.FromStorage(reader.IsDBNull(2) ? null : reader.GetString(2), reader.GetInt64(0), reader.GetInt64(1) != 0);
     }
 
+    /// <summary>Every shadow that exists (not deleted), in thing and name order (the fleet index's rebuild).</summary>
+    public IEnumerable<(ShadowKey Key, ShadowDocument Document)> All()
+    {
+        using var connection = _db.Open();
+        using var command = connection.CreateCommand();
+        command.CommandText = "SELECT thing, name, version, document FROM shadows WHERE deleted = 0 ORDER BY thing, name";
+        using var reader = command.ExecuteReader();
+        while (reader.Read())
+        {
+            yield return (new ShadowKey(reader.GetString(0), reader.GetString(1)), ShadowDocument.FromStorage(reader.IsDBNull(3) ? null : reader.GetString(3), reader.GetInt64(2), deleted: false));
+        }
+    }
+
     /// <summary>Named shadows of a thing that exist (not deleted), in name order, after <paramref name="after"/>.</summary>
     public List<string> ListNamed(string thing, string? after, int limit)
     {

@@ -60,6 +60,9 @@ public sealed class DataFolder
     public string PresignKeyPath => System.IO.Path.Combine(Root, "presign.key");
 
     /// <summary>The time-series store (DuckDB).</summary>
+    /// <summary>The fleet index (Lucene), rebuilt from the stores at start-up.</summary>
+    public string IndexDirectory => System.IO.Path.Combine(Root, "index");
+
     public string TelemetryPath => System.IO.Path.Combine(Root, "telemetry.duckdb");
 
     /// <summary>CA and server key material (mode 0600 files).</summary>

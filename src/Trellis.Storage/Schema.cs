@@ -218,5 +218,15 @@ public static class Schema
             disconnect_reason TEXT
         ) WITHOUT ROWID;
         """,
+        """
+        ALTER TABLE thing_groups ADD COLUMN query_string TEXT;
+        ALTER TABLE thing_groups ADD COLUMN query_version TEXT;
+        ALTER TABLE thing_groups ADD COLUMN index_name TEXT;
+        CREATE TABLE fleet_indexing (
+            name TEXT PRIMARY KEY,
+            configuration TEXT NOT NULL,
+            updated_ms INTEGER NOT NULL
+        );
+        """,
     ];
 }

@@ -75,7 +75,10 @@ public sealed partial class IotOperations
                 RootToParentThingGroups = [.. group.Ancestors.Select(NameAndArn)],
                 CreationDate = DateTimeOffset.FromUnixTimeMilliseconds(group.CreatedMs),
             },
-            Status = "ACTIVE",
+            IndexName = group.IndexName,
+            QueryString = group.QueryString,
+            QueryVersion = group.QueryVersion,
+            Status = group.IsDynamic ? dynamicGroups.StatusOf(group) : null,
         });
     }
 

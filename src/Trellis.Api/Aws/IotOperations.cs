@@ -15,7 +15,9 @@ public sealed partial class IotOperations(
     Rules.TopicRuleDestinations destinations,
     Jobs.JobService jobs,
     Jobs.Firmware.FileStreams streams,
-    ThingConnectivity connectivity,
+    Trellis.Registry.ThingConnectivity connectivity,
+    Fleet.FleetIndex index,
+    Fleet.DynamicGroups dynamicGroups,
     Microsoft.AspNetCore.Http.IHttpContextAccessor callers) : IIotOperations
 {
     private static T Ok<T>(Result<T> result) => result.IsSuccess ? result.Value! : throw new AwsErrorException(result.Error!);

@@ -51,6 +51,15 @@ public abstract record TrellisError(string Code, string Message)
     /// <summary>A job execution is in a terminal state and can no longer change (410).</summary>
     public sealed record TerminalState(string Message) : TrellisError("TerminalStateException", Message);
 
+    /// <summary>A fleet-index query that does not parse; the message gives the position (400).</summary>
+    public sealed record InvalidQuery(string Message) : TrellisError("InvalidQueryException", Message);
+
+    /// <summary>The fleet index is being built or rebuilt and cannot answer yet (400).</summary>
+    public sealed record IndexNotReady(string Message) : TrellisError("IndexNotReadyException", Message);
+
+    /// <summary>An aggregation over a field that cannot be aggregated that way (400).</summary>
+    public sealed record InvalidAggregation(string Message) : TrellisError("InvalidAggregationException", Message);
+
     /// <summary>A request that conflicts with the resource's current state, such as a stale expected version (409).</summary>
     public sealed record Conflict(string Message) : TrellisError("ConflictException", Message);
 }

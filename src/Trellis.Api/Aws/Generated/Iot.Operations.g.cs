@@ -30,6 +30,8 @@ public interface IIotOperations
 
     Task<CreateCertificateFromCsrResponse> CreateCertificateFromCsrAsync(CreateCertificateFromCsrRequest request, CancellationToken cancellationToken);
 
+    Task<CreateDynamicThingGroupResponse> CreateDynamicThingGroupAsync(CreateDynamicThingGroupRequest request, CancellationToken cancellationToken);
+
     Task<CreateJobResponse> CreateJobAsync(CreateJobRequest request, CancellationToken cancellationToken);
 
     Task<CreateJobTemplateResponse> CreateJobTemplateAsync(CreateJobTemplateRequest request, CancellationToken cancellationToken);
@@ -61,6 +63,8 @@ public interface IIotOperations
     Task<DeleteCACertificateResponse> DeleteCACertificateAsync(DeleteCACertificateRequest request, CancellationToken cancellationToken);
 
     Task<AwsEmpty> DeleteCertificateAsync(DeleteCertificateRequest request, CancellationToken cancellationToken);
+
+    Task<DeleteDynamicThingGroupResponse> DeleteDynamicThingGroupAsync(DeleteDynamicThingGroupRequest request, CancellationToken cancellationToken);
 
     Task<AwsEmpty> DeleteJobAsync(DeleteJobRequest request, CancellationToken cancellationToken);
 
@@ -96,6 +100,8 @@ public interface IIotOperations
 
     Task<DescribeEndpointResponse> DescribeEndpointAsync(DescribeEndpointRequest request, CancellationToken cancellationToken);
 
+    Task<DescribeIndexResponse> DescribeIndexAsync(DescribeIndexRequest request, CancellationToken cancellationToken);
+
     Task<DescribeJobResponse> DescribeJobAsync(DescribeJobRequest request, CancellationToken cancellationToken);
 
     Task<DescribeJobExecutionResponse> DescribeJobExecutionAsync(DescribeJobExecutionRequest request, CancellationToken cancellationToken);
@@ -124,13 +130,23 @@ public interface IIotOperations
 
     Task<AwsEmpty> EnableTopicRuleAsync(EnableTopicRuleRequest request, CancellationToken cancellationToken);
 
+    Task<GetBucketsAggregationResponse> GetBucketsAggregationAsync(GetBucketsAggregationRequest request, CancellationToken cancellationToken);
+
+    Task<GetCardinalityResponse> GetCardinalityAsync(GetCardinalityRequest request, CancellationToken cancellationToken);
+
+    Task<GetIndexingConfigurationResponse> GetIndexingConfigurationAsync(GetIndexingConfigurationRequest request, CancellationToken cancellationToken);
+
     Task<GetJobDocumentResponse> GetJobDocumentAsync(GetJobDocumentRequest request, CancellationToken cancellationToken);
+
+    Task<GetPercentilesResponse> GetPercentilesAsync(GetPercentilesRequest request, CancellationToken cancellationToken);
 
     Task<GetPolicyResponse> GetPolicyAsync(GetPolicyRequest request, CancellationToken cancellationToken);
 
     Task<GetPolicyVersionResponse> GetPolicyVersionAsync(GetPolicyVersionRequest request, CancellationToken cancellationToken);
 
     Task<GetRegistrationCodeResponse> GetRegistrationCodeAsync(GetRegistrationCodeRequest request, CancellationToken cancellationToken);
+
+    Task<GetStatisticsResponse> GetStatisticsAsync(GetStatisticsRequest request, CancellationToken cancellationToken);
 
     Task<GetThingConnectivityDataResponse> GetThingConnectivityDataAsync(GetThingConnectivityDataRequest request, CancellationToken cancellationToken);
 
@@ -145,6 +161,8 @@ public interface IIotOperations
     Task<ListCertificatesResponse> ListCertificatesAsync(ListCertificatesRequest request, CancellationToken cancellationToken);
 
     Task<ListCertificatesByCAResponse> ListCertificatesByCAAsync(ListCertificatesByCARequest request, CancellationToken cancellationToken);
+
+    Task<ListIndicesResponse> ListIndicesAsync(ListIndicesRequest request, CancellationToken cancellationToken);
 
     Task<ListJobExecutionsForJobResponse> ListJobExecutionsForJobAsync(ListJobExecutionsForJobRequest request, CancellationToken cancellationToken);
 
@@ -196,11 +214,17 @@ public interface IIotOperations
 
     Task<AwsEmpty> ReplaceTopicRuleAsync(ReplaceTopicRuleRequest request, CancellationToken cancellationToken);
 
+    Task<SearchIndexResponse> SearchIndexAsync(SearchIndexRequest request, CancellationToken cancellationToken);
+
     Task<AwsEmpty> SetDefaultPolicyVersionAsync(SetDefaultPolicyVersionRequest request, CancellationToken cancellationToken);
 
     Task<AwsEmpty> UpdateCACertificateAsync(UpdateCACertificateRequest request, CancellationToken cancellationToken);
 
     Task<AwsEmpty> UpdateCertificateAsync(UpdateCertificateRequest request, CancellationToken cancellationToken);
+
+    Task<UpdateDynamicThingGroupResponse> UpdateDynamicThingGroupAsync(UpdateDynamicThingGroupRequest request, CancellationToken cancellationToken);
+
+    Task<UpdateIndexingConfigurationResponse> UpdateIndexingConfigurationAsync(UpdateIndexingConfigurationRequest request, CancellationToken cancellationToken);
 
     Task<AwsEmpty> UpdateJobAsync(UpdateJobRequest request, CancellationToken cancellationToken);
 
@@ -228,6 +252,7 @@ internal static class IotInvokers
         ["CancelJobExecution"] = CancelJobExecutionAsync,
         ["ConfirmTopicRuleDestination"] = ConfirmTopicRuleDestinationAsync,
         ["CreateCertificateFromCsr"] = CreateCertificateFromCsrAsync,
+        ["CreateDynamicThingGroup"] = CreateDynamicThingGroupAsync,
         ["CreateJob"] = CreateJobAsync,
         ["CreateJobTemplate"] = CreateJobTemplateAsync,
         ["CreateKeysAndCertificate"] = CreateKeysAndCertificateAsync,
@@ -244,6 +269,7 @@ internal static class IotInvokers
         ["CreateTopicRuleDestination"] = CreateTopicRuleDestinationAsync,
         ["DeleteCACertificate"] = DeleteCACertificateAsync,
         ["DeleteCertificate"] = DeleteCertificateAsync,
+        ["DeleteDynamicThingGroup"] = DeleteDynamicThingGroupAsync,
         ["DeleteJob"] = DeleteJobAsync,
         ["DeleteJobExecution"] = DeleteJobExecutionAsync,
         ["DeleteJobTemplate"] = DeleteJobTemplateAsync,
@@ -261,6 +287,7 @@ internal static class IotInvokers
         ["DescribeCACertificate"] = DescribeCACertificateAsync,
         ["DescribeCertificate"] = DescribeCertificateAsync,
         ["DescribeEndpoint"] = DescribeEndpointAsync,
+        ["DescribeIndex"] = DescribeIndexAsync,
         ["DescribeJob"] = DescribeJobAsync,
         ["DescribeJobExecution"] = DescribeJobExecutionAsync,
         ["DescribeJobTemplate"] = DescribeJobTemplateAsync,
@@ -275,10 +302,15 @@ internal static class IotInvokers
         ["DetachThingPrincipal"] = DetachThingPrincipalAsync,
         ["DisableTopicRule"] = DisableTopicRuleAsync,
         ["EnableTopicRule"] = EnableTopicRuleAsync,
+        ["GetBucketsAggregation"] = GetBucketsAggregationAsync,
+        ["GetCardinality"] = GetCardinalityAsync,
+        ["GetIndexingConfiguration"] = GetIndexingConfigurationAsync,
         ["GetJobDocument"] = GetJobDocumentAsync,
+        ["GetPercentiles"] = GetPercentilesAsync,
         ["GetPolicy"] = GetPolicyAsync,
         ["GetPolicyVersion"] = GetPolicyVersionAsync,
         ["GetRegistrationCode"] = GetRegistrationCodeAsync,
+        ["GetStatistics"] = GetStatisticsAsync,
         ["GetThingConnectivityData"] = GetThingConnectivityDataAsync,
         ["GetTopicRule"] = GetTopicRuleAsync,
         ["GetTopicRuleDestination"] = GetTopicRuleDestinationAsync,
@@ -286,6 +318,7 @@ internal static class IotInvokers
         ["ListCACertificates"] = ListCACertificatesAsync,
         ["ListCertificates"] = ListCertificatesAsync,
         ["ListCertificatesByCA"] = ListCertificatesByCAAsync,
+        ["ListIndices"] = ListIndicesAsync,
         ["ListJobExecutionsForJob"] = ListJobExecutionsForJobAsync,
         ["ListJobExecutionsForThing"] = ListJobExecutionsForThingAsync,
         ["ListJobTemplates"] = ListJobTemplatesAsync,
@@ -311,9 +344,12 @@ internal static class IotInvokers
         ["RegisterThing"] = RegisterThingAsync,
         ["RemoveThingFromThingGroup"] = RemoveThingFromThingGroupAsync,
         ["ReplaceTopicRule"] = ReplaceTopicRuleAsync,
+        ["SearchIndex"] = SearchIndexAsync,
         ["SetDefaultPolicyVersion"] = SetDefaultPolicyVersionAsync,
         ["UpdateCACertificate"] = UpdateCACertificateAsync,
         ["UpdateCertificate"] = UpdateCertificateAsync,
+        ["UpdateDynamicThingGroup"] = UpdateDynamicThingGroupAsync,
+        ["UpdateIndexingConfiguration"] = UpdateIndexingConfigurationAsync,
         ["UpdateJob"] = UpdateJobAsync,
         ["UpdateProvisioningTemplate"] = UpdateProvisioningTemplateAsync,
         ["UpdateStream"] = UpdateStreamAsync,
@@ -431,6 +467,20 @@ internal static class IotInvokers
         }
 
         var response = await context.RequestServices.GetRequiredService<IIotOperations>().CreateCertificateFromCsrAsync(request!, context.RequestAborted);
+        await AwsResponse.WriteAsync(context, route.SuccessCode, response.WriteJson, response.WriteHeaders);
+    }
+
+    private static async Task CreateDynamicThingGroupAsync(HttpContext context, AwsRoute route)
+    {
+        var reader = await AwsRequestReader.CreateAsync(context);
+        var request = reader.IsValid ? CreateDynamicThingGroupRequest.Bind(reader) : null;
+        if (!reader.IsValid)
+        {
+            await reader.RefuseAsync();
+            return;
+        }
+
+        var response = await context.RequestServices.GetRequiredService<IIotOperations>().CreateDynamicThingGroupAsync(request!, context.RequestAborted);
         await AwsResponse.WriteAsync(context, route.SuccessCode, response.WriteJson, response.WriteHeaders);
     }
 
@@ -656,6 +706,20 @@ internal static class IotInvokers
 
         await context.RequestServices.GetRequiredService<IIotOperations>().DeleteCertificateAsync(request!, context.RequestAborted);
         await AwsResponse.WriteAsync(context, route.SuccessCode, null, null);
+    }
+
+    private static async Task DeleteDynamicThingGroupAsync(HttpContext context, AwsRoute route)
+    {
+        var reader = await AwsRequestReader.CreateAsync(context, readBody: false);
+        var request = reader.IsValid ? DeleteDynamicThingGroupRequest.Bind(reader) : null;
+        if (!reader.IsValid)
+        {
+            await reader.RefuseAsync();
+            return;
+        }
+
+        var response = await context.RequestServices.GetRequiredService<IIotOperations>().DeleteDynamicThingGroupAsync(request!, context.RequestAborted);
+        await AwsResponse.WriteAsync(context, route.SuccessCode, response.WriteJson, response.WriteHeaders);
     }
 
     private static async Task DeleteJobAsync(HttpContext context, AwsRoute route)
@@ -896,6 +960,20 @@ internal static class IotInvokers
         await AwsResponse.WriteAsync(context, route.SuccessCode, response.WriteJson, response.WriteHeaders);
     }
 
+    private static async Task DescribeIndexAsync(HttpContext context, AwsRoute route)
+    {
+        var reader = await AwsRequestReader.CreateAsync(context, readBody: false);
+        var request = reader.IsValid ? DescribeIndexRequest.Bind(reader) : null;
+        if (!reader.IsValid)
+        {
+            await reader.RefuseAsync();
+            return;
+        }
+
+        var response = await context.RequestServices.GetRequiredService<IIotOperations>().DescribeIndexAsync(request!, context.RequestAborted);
+        await AwsResponse.WriteAsync(context, route.SuccessCode, response.WriteJson, response.WriteHeaders);
+    }
+
     private static async Task DescribeJobAsync(HttpContext context, AwsRoute route)
     {
         var reader = await AwsRequestReader.CreateAsync(context, readBody: false);
@@ -1092,6 +1170,48 @@ internal static class IotInvokers
         await AwsResponse.WriteAsync(context, route.SuccessCode, null, null);
     }
 
+    private static async Task GetBucketsAggregationAsync(HttpContext context, AwsRoute route)
+    {
+        var reader = await AwsRequestReader.CreateAsync(context);
+        var request = reader.IsValid ? GetBucketsAggregationRequest.Bind(reader) : null;
+        if (!reader.IsValid)
+        {
+            await reader.RefuseAsync();
+            return;
+        }
+
+        var response = await context.RequestServices.GetRequiredService<IIotOperations>().GetBucketsAggregationAsync(request!, context.RequestAborted);
+        await AwsResponse.WriteAsync(context, route.SuccessCode, response.WriteJson, response.WriteHeaders);
+    }
+
+    private static async Task GetCardinalityAsync(HttpContext context, AwsRoute route)
+    {
+        var reader = await AwsRequestReader.CreateAsync(context);
+        var request = reader.IsValid ? GetCardinalityRequest.Bind(reader) : null;
+        if (!reader.IsValid)
+        {
+            await reader.RefuseAsync();
+            return;
+        }
+
+        var response = await context.RequestServices.GetRequiredService<IIotOperations>().GetCardinalityAsync(request!, context.RequestAborted);
+        await AwsResponse.WriteAsync(context, route.SuccessCode, response.WriteJson, response.WriteHeaders);
+    }
+
+    private static async Task GetIndexingConfigurationAsync(HttpContext context, AwsRoute route)
+    {
+        var reader = await AwsRequestReader.CreateAsync(context, readBody: false);
+        var request = reader.IsValid ? GetIndexingConfigurationRequest.Bind(reader) : null;
+        if (!reader.IsValid)
+        {
+            await reader.RefuseAsync();
+            return;
+        }
+
+        var response = await context.RequestServices.GetRequiredService<IIotOperations>().GetIndexingConfigurationAsync(request!, context.RequestAborted);
+        await AwsResponse.WriteAsync(context, route.SuccessCode, response.WriteJson, response.WriteHeaders);
+    }
+
     private static async Task GetJobDocumentAsync(HttpContext context, AwsRoute route)
     {
         var reader = await AwsRequestReader.CreateAsync(context, readBody: false);
@@ -1103,6 +1223,20 @@ internal static class IotInvokers
         }
 
         var response = await context.RequestServices.GetRequiredService<IIotOperations>().GetJobDocumentAsync(request!, context.RequestAborted);
+        await AwsResponse.WriteAsync(context, route.SuccessCode, response.WriteJson, response.WriteHeaders);
+    }
+
+    private static async Task GetPercentilesAsync(HttpContext context, AwsRoute route)
+    {
+        var reader = await AwsRequestReader.CreateAsync(context);
+        var request = reader.IsValid ? GetPercentilesRequest.Bind(reader) : null;
+        if (!reader.IsValid)
+        {
+            await reader.RefuseAsync();
+            return;
+        }
+
+        var response = await context.RequestServices.GetRequiredService<IIotOperations>().GetPercentilesAsync(request!, context.RequestAborted);
         await AwsResponse.WriteAsync(context, route.SuccessCode, response.WriteJson, response.WriteHeaders);
     }
 
@@ -1145,6 +1279,20 @@ internal static class IotInvokers
         }
 
         var response = await context.RequestServices.GetRequiredService<IIotOperations>().GetRegistrationCodeAsync(request!, context.RequestAborted);
+        await AwsResponse.WriteAsync(context, route.SuccessCode, response.WriteJson, response.WriteHeaders);
+    }
+
+    private static async Task GetStatisticsAsync(HttpContext context, AwsRoute route)
+    {
+        var reader = await AwsRequestReader.CreateAsync(context);
+        var request = reader.IsValid ? GetStatisticsRequest.Bind(reader) : null;
+        if (!reader.IsValid)
+        {
+            await reader.RefuseAsync();
+            return;
+        }
+
+        var response = await context.RequestServices.GetRequiredService<IIotOperations>().GetStatisticsAsync(request!, context.RequestAborted);
         await AwsResponse.WriteAsync(context, route.SuccessCode, response.WriteJson, response.WriteHeaders);
     }
 
@@ -1243,6 +1391,20 @@ internal static class IotInvokers
         }
 
         var response = await context.RequestServices.GetRequiredService<IIotOperations>().ListCertificatesByCAAsync(request!, context.RequestAborted);
+        await AwsResponse.WriteAsync(context, route.SuccessCode, response.WriteJson, response.WriteHeaders);
+    }
+
+    private static async Task ListIndicesAsync(HttpContext context, AwsRoute route)
+    {
+        var reader = await AwsRequestReader.CreateAsync(context, readBody: false);
+        var request = reader.IsValid ? ListIndicesRequest.Bind(reader) : null;
+        if (!reader.IsValid)
+        {
+            await reader.RefuseAsync();
+            return;
+        }
+
+        var response = await context.RequestServices.GetRequiredService<IIotOperations>().ListIndicesAsync(request!, context.RequestAborted);
         await AwsResponse.WriteAsync(context, route.SuccessCode, response.WriteJson, response.WriteHeaders);
     }
 
@@ -1596,6 +1758,20 @@ internal static class IotInvokers
         await AwsResponse.WriteAsync(context, route.SuccessCode, null, null);
     }
 
+    private static async Task SearchIndexAsync(HttpContext context, AwsRoute route)
+    {
+        var reader = await AwsRequestReader.CreateAsync(context);
+        var request = reader.IsValid ? SearchIndexRequest.Bind(reader) : null;
+        if (!reader.IsValid)
+        {
+            await reader.RefuseAsync();
+            return;
+        }
+
+        var response = await context.RequestServices.GetRequiredService<IIotOperations>().SearchIndexAsync(request!, context.RequestAborted);
+        await AwsResponse.WriteAsync(context, route.SuccessCode, response.WriteJson, response.WriteHeaders);
+    }
+
     private static async Task SetDefaultPolicyVersionAsync(HttpContext context, AwsRoute route)
     {
         var reader = await AwsRequestReader.CreateAsync(context, readBody: false);
@@ -1636,6 +1812,34 @@ internal static class IotInvokers
 
         await context.RequestServices.GetRequiredService<IIotOperations>().UpdateCertificateAsync(request!, context.RequestAborted);
         await AwsResponse.WriteAsync(context, route.SuccessCode, null, null);
+    }
+
+    private static async Task UpdateDynamicThingGroupAsync(HttpContext context, AwsRoute route)
+    {
+        var reader = await AwsRequestReader.CreateAsync(context);
+        var request = reader.IsValid ? UpdateDynamicThingGroupRequest.Bind(reader) : null;
+        if (!reader.IsValid)
+        {
+            await reader.RefuseAsync();
+            return;
+        }
+
+        var response = await context.RequestServices.GetRequiredService<IIotOperations>().UpdateDynamicThingGroupAsync(request!, context.RequestAborted);
+        await AwsResponse.WriteAsync(context, route.SuccessCode, response.WriteJson, response.WriteHeaders);
+    }
+
+    private static async Task UpdateIndexingConfigurationAsync(HttpContext context, AwsRoute route)
+    {
+        var reader = await AwsRequestReader.CreateAsync(context);
+        var request = reader.IsValid ? UpdateIndexingConfigurationRequest.Bind(reader) : null;
+        if (!reader.IsValid)
+        {
+            await reader.RefuseAsync();
+            return;
+        }
+
+        var response = await context.RequestServices.GetRequiredService<IIotOperations>().UpdateIndexingConfigurationAsync(request!, context.RequestAborted);
+        await AwsResponse.WriteAsync(context, route.SuccessCode, response.WriteJson, response.WriteHeaders);
     }
 
     private static async Task UpdateJobAsync(HttpContext context, AwsRoute route)

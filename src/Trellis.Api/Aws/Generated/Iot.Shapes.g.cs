@@ -479,6 +479,259 @@ public sealed record CreateCertificateFromCsrResponse
     }
 }
 
+/// <summary>The <c>CreateDynamicThingGroupRequest</c> shape.</summary>
+public sealed record CreateDynamicThingGroupRequest
+{
+    /// <summary>thingGroupName (uri <c>thingGroupName</c>, required).</summary>
+    public string ThingGroupName { get; init; } = null!;
+
+    /// <summary>thingGroupProperties (body <c>thingGroupProperties</c>).</summary>
+    public ThingGroupProperties? ThingGroupProperties { get; init; }
+
+    /// <summary>indexName (body <c>indexName</c>).</summary>
+    public string? IndexName { get; init; }
+
+    /// <summary>queryString (body <c>queryString</c>, required).</summary>
+    public string QueryString { get; init; } = null!;
+
+    /// <summary>queryVersion (body <c>queryVersion</c>).</summary>
+    public string? QueryVersion { get; init; }
+
+    /// <summary>tags (body <c>tags</c>).</summary>
+    public IReadOnlyList<Tag>? Tags { get; init; }
+
+    /// <summary>Binds the request from its URI, query string, headers and body, and checks it against the model.</summary>
+    internal static CreateDynamicThingGroupRequest Bind(AwsRequestReader r)
+    {
+        var body = r.Body;
+        var value = new CreateDynamicThingGroupRequest
+        {
+            ThingGroupName = r.Uri("thingGroupName")!,
+            ThingGroupProperties = r.ReadObject(AwsRequestReader.Member(body, "thingGroupProperties"), "thingGroupProperties", static (r, e, p) => ThingGroupProperties.Read(r, e, p)),
+            IndexName = r.ReadString(AwsRequestReader.Member(body, "indexName"), "indexName"),
+            QueryString = r.ReadString(AwsRequestReader.Member(body, "queryString"), "queryString")!,
+            QueryVersion = r.ReadString(AwsRequestReader.Member(body, "queryVersion"), "queryVersion"),
+            Tags = r.ReadList(AwsRequestReader.Member(body, "tags"), "tags", static (r, e, p) => r.ReadObject(e, p, static (r, e, p) => Tag.Read(r, e, p))!),
+        };
+        value.Check(r, "");
+        r.Target("thingGroupName", value.ThingGroupName);
+        r.Target("indexName", value.IndexName);
+        return value;
+    }
+
+    internal static CreateDynamicThingGroupRequest Read(AwsRequestReader r, JsonElement e, string p) => new()
+    {
+        ThingGroupProperties = r.ReadObject(AwsRequestReader.Member(e, "thingGroupProperties"), AwsRequestReader.Path(p, "thingGroupProperties"), static (r, e, p) => ThingGroupProperties.Read(r, e, p)),
+        IndexName = r.ReadString(AwsRequestReader.Member(e, "indexName"), AwsRequestReader.Path(p, "indexName")),
+        QueryString = r.ReadString(AwsRequestReader.Member(e, "queryString"), AwsRequestReader.Path(p, "queryString"))!,
+        QueryVersion = r.ReadString(AwsRequestReader.Member(e, "queryVersion"), AwsRequestReader.Path(p, "queryVersion")),
+        Tags = r.ReadList(AwsRequestReader.Member(e, "tags"), AwsRequestReader.Path(p, "tags"), static (r, e, p) => r.ReadObject(e, p, static (r, e, p) => Tag.Read(r, e, p))!),
+    };
+
+    /// <summary>Checks the members against the model: required, enum, length, range, pattern.</summary>
+    internal void Check(AwsRequestReader r, string p)
+    {
+        r.Required(ThingGroupName, AwsRequestReader.Path(p, "thingGroupName"));
+        r.Required(QueryString, AwsRequestReader.Path(p, "queryString"));
+        r.Length(ThingGroupName, AwsRequestReader.Path(p, "thingGroupName"), 1, 128);
+        r.Pattern(ThingGroupName, AwsRequestReader.Path(p, "thingGroupName"), IotPatterns.Pattern0);
+        ThingGroupProperties?.Check(r, AwsRequestReader.Path(p, "thingGroupProperties"));
+        r.Length(IndexName, AwsRequestReader.Path(p, "indexName"), 1, 128);
+        r.Pattern(IndexName, AwsRequestReader.Path(p, "indexName"), IotPatterns.Pattern0);
+        r.Length(QueryString, AwsRequestReader.Path(p, "queryString"), 1, int.MaxValue);
+        for (var i = 0; i < (Tags?.Count ?? 0); i++)
+        {
+            Tags![i].Check(r, AwsRequestReader.Path(p, "tags") + "[" + i + "]");
+        }
+    }
+}
+
+/// <summary>The <c>ThingGroupProperties</c> shape.</summary>
+public sealed record ThingGroupProperties
+{
+    /// <summary>thingGroupDescription (body <c>thingGroupDescription</c>).</summary>
+    public string? ThingGroupDescription { get; init; }
+
+    /// <summary>attributePayload (body <c>attributePayload</c>).</summary>
+    public AttributePayload? AttributePayload { get; init; }
+
+    internal static ThingGroupProperties Read(AwsRequestReader r, JsonElement e, string p) => new()
+    {
+        ThingGroupDescription = r.ReadString(AwsRequestReader.Member(e, "thingGroupDescription"), AwsRequestReader.Path(p, "thingGroupDescription")),
+        AttributePayload = r.ReadObject(AwsRequestReader.Member(e, "attributePayload"), AwsRequestReader.Path(p, "attributePayload"), static (r, e, p) => AttributePayload.Read(r, e, p)),
+    };
+
+    /// <summary>Checks the members against the model: required, enum, length, range, pattern.</summary>
+    internal void Check(AwsRequestReader r, string p)
+    {
+        r.Length(ThingGroupDescription, AwsRequestReader.Path(p, "thingGroupDescription"), 0, 2028);
+        r.Pattern(ThingGroupDescription, AwsRequestReader.Path(p, "thingGroupDescription"), IotPatterns.Pattern6);
+        AttributePayload?.Check(r, AwsRequestReader.Path(p, "attributePayload"));
+    }
+
+    /// <summary>Writes the body members as JSON; members that are null are left out, as AWS does.</summary>
+    internal void WriteJson(Utf8JsonWriter w)
+    {
+        w.WriteStartObject();
+        if (ThingGroupDescription is not null)
+        {
+            w.WriteString("thingGroupDescription", ThingGroupDescription);
+        }
+
+        if (AttributePayload is not null)
+        {
+            w.WritePropertyName("attributePayload");
+            AttributePayload.WriteJson(w);
+        }
+        w.WriteEndObject();
+    }
+
+    /// <summary>Members that travel as response headers.</summary>
+    internal void WriteHeaders(Microsoft.AspNetCore.Http.IHeaderDictionary h)
+    {
+    }
+}
+
+/// <summary>The <c>AttributePayload</c> shape.</summary>
+public sealed record AttributePayload
+{
+    /// <summary>attributes (body <c>attributes</c>).</summary>
+    public IReadOnlyDictionary<string, string?>? Attributes { get; init; }
+
+    /// <summary>merge (body <c>merge</c>).</summary>
+    public bool? Merge { get; init; }
+
+    internal static AttributePayload Read(AwsRequestReader r, JsonElement e, string p) => new()
+    {
+        Attributes = r.ReadMap(AwsRequestReader.Member(e, "attributes"), AwsRequestReader.Path(p, "attributes"), static (r, e, p) => r.ReadString(e, p)),
+        Merge = r.ReadBool(AwsRequestReader.Member(e, "merge"), AwsRequestReader.Path(p, "merge")),
+    };
+
+    /// <summary>Checks the members against the model: required, enum, length, range, pattern.</summary>
+    internal void Check(AwsRequestReader r, string p)
+    {
+        foreach (var kv in Attributes ?? System.Collections.Immutable.ImmutableDictionary<string, string?>.Empty)
+        {
+            r.Length(kv.Value, AwsRequestReader.Path(p, "attributes") + "." + kv.Key, 0, 800);
+            r.Pattern(kv.Value, AwsRequestReader.Path(p, "attributes") + "." + kv.Key, IotPatterns.Pattern7);
+        }
+    }
+
+    /// <summary>Writes the body members as JSON; members that are null are left out, as AWS does.</summary>
+    internal void WriteJson(Utf8JsonWriter w)
+    {
+        w.WriteStartObject();
+        if (Attributes is not null)
+        {
+            w.WriteStartObject("attributes");
+            foreach (var kv12 in Attributes)
+            {
+                w.WriteString(kv12.Key, kv12.Value);
+            }
+            w.WriteEndObject();
+        }
+
+        if (Merge is not null)
+        {
+            w.WriteBoolean("merge", Merge.Value);
+        }
+        w.WriteEndObject();
+    }
+
+    /// <summary>Members that travel as response headers.</summary>
+    internal void WriteHeaders(Microsoft.AspNetCore.Http.IHeaderDictionary h)
+    {
+    }
+}
+
+/// <summary>The <c>Tag</c> shape.</summary>
+public sealed record Tag
+{
+    /// <summary>Key (body <c>Key</c>, required).</summary>
+    public string Key { get; init; } = null!;
+
+    /// <summary>Value (body <c>Value</c>).</summary>
+    public string? Value { get; init; }
+
+    internal static Tag Read(AwsRequestReader r, JsonElement e, string p) => new()
+    {
+        Key = r.ReadString(AwsRequestReader.Member(e, "Key"), AwsRequestReader.Path(p, "Key"))!,
+        Value = r.ReadString(AwsRequestReader.Member(e, "Value"), AwsRequestReader.Path(p, "Value")),
+    };
+
+    /// <summary>Checks the members against the model: required, enum, length, range, pattern.</summary>
+    internal void Check(AwsRequestReader r, string p)
+    {
+        r.Required(Key, AwsRequestReader.Path(p, "Key"));
+        r.Length(Key, AwsRequestReader.Path(p, "Key"), 1, 128);
+        r.Pattern(Key, AwsRequestReader.Path(p, "Key"), IotPatterns.Pattern8);
+        r.Length(Value, AwsRequestReader.Path(p, "Value"), 0, 256);
+    }
+}
+
+/// <summary>The <c>CreateDynamicThingGroupResponse</c> shape.</summary>
+public sealed record CreateDynamicThingGroupResponse
+{
+    /// <summary>thingGroupName (body <c>thingGroupName</c>).</summary>
+    public string? ThingGroupName { get; init; }
+
+    /// <summary>thingGroupArn (body <c>thingGroupArn</c>).</summary>
+    public string? ThingGroupArn { get; init; }
+
+    /// <summary>thingGroupId (body <c>thingGroupId</c>).</summary>
+    public string? ThingGroupId { get; init; }
+
+    /// <summary>indexName (body <c>indexName</c>).</summary>
+    public string? IndexName { get; init; }
+
+    /// <summary>queryString (body <c>queryString</c>).</summary>
+    public string? QueryString { get; init; }
+
+    /// <summary>queryVersion (body <c>queryVersion</c>).</summary>
+    public string? QueryVersion { get; init; }
+
+    /// <summary>Writes the body members as JSON; members that are null are left out, as AWS does.</summary>
+    internal void WriteJson(Utf8JsonWriter w)
+    {
+        w.WriteStartObject();
+        if (ThingGroupName is not null)
+        {
+            w.WriteString("thingGroupName", ThingGroupName);
+        }
+
+        if (ThingGroupArn is not null)
+        {
+            w.WriteString("thingGroupArn", ThingGroupArn);
+        }
+
+        if (ThingGroupId is not null)
+        {
+            w.WriteString("thingGroupId", ThingGroupId);
+        }
+
+        if (IndexName is not null)
+        {
+            w.WriteString("indexName", IndexName);
+        }
+
+        if (QueryString is not null)
+        {
+            w.WriteString("queryString", QueryString);
+        }
+
+        if (QueryVersion is not null)
+        {
+            w.WriteString("queryVersion", QueryVersion);
+        }
+        w.WriteEndObject();
+    }
+
+    /// <summary>Members that travel as response headers.</summary>
+    internal void WriteHeaders(Microsoft.AspNetCore.Http.IHeaderDictionary h)
+    {
+    }
+}
+
 /// <summary>The <c>CreateJobRequest</c> shape.</summary>
 public sealed record CreateJobRequest
 {
@@ -611,7 +864,7 @@ public sealed record CreateJobRequest
         }
         r.Pattern(NamespaceId, AwsRequestReader.Path(p, "namespaceId"), IotPatterns.Pattern2);
         r.Length(JobTemplateArn, AwsRequestReader.Path(p, "jobTemplateArn"), 1, 1600);
-        r.Pattern(JobTemplateArn, AwsRequestReader.Path(p, "jobTemplateArn"), IotPatterns.Pattern6);
+        r.Pattern(JobTemplateArn, AwsRequestReader.Path(p, "jobTemplateArn"), IotPatterns.Pattern9);
         JobExecutionsRetryConfig?.Check(r, AwsRequestReader.Path(p, "jobExecutionsRetryConfig"));
         foreach (var kv in DocumentParameters ?? System.Collections.Immutable.ImmutableDictionary<string, string?>.Empty)
         {
@@ -622,7 +875,7 @@ public sealed record CreateJobRequest
         for (var i = 0; i < (DestinationPackageVersions?.Count ?? 0); i++)
         {
             r.Length(DestinationPackageVersions![i], AwsRequestReader.Path(p, "destinationPackageVersions") + "[" + i + "]", 1, 1600);
-            r.Pattern(DestinationPackageVersions![i], AwsRequestReader.Path(p, "destinationPackageVersions") + "[" + i + "]", IotPatterns.Pattern6);
+            r.Pattern(DestinationPackageVersions![i], AwsRequestReader.Path(p, "destinationPackageVersions") + "[" + i + "]", IotPatterns.Pattern9);
         }
     }
 }
@@ -960,31 +1213,6 @@ public sealed record TimeoutConfig
     /// <summary>Members that travel as response headers.</summary>
     internal void WriteHeaders(Microsoft.AspNetCore.Http.IHeaderDictionary h)
     {
-    }
-}
-
-/// <summary>The <c>Tag</c> shape.</summary>
-public sealed record Tag
-{
-    /// <summary>Key (body <c>Key</c>, required).</summary>
-    public string Key { get; init; } = null!;
-
-    /// <summary>Value (body <c>Value</c>).</summary>
-    public string? Value { get; init; }
-
-    internal static Tag Read(AwsRequestReader r, JsonElement e, string p) => new()
-    {
-        Key = r.ReadString(AwsRequestReader.Member(e, "Key"), AwsRequestReader.Path(p, "Key"))!,
-        Value = r.ReadString(AwsRequestReader.Member(e, "Value"), AwsRequestReader.Path(p, "Value")),
-    };
-
-    /// <summary>Checks the members against the model: required, enum, length, range, pattern.</summary>
-    internal void Check(AwsRequestReader r, string p)
-    {
-        r.Required(Key, AwsRequestReader.Path(p, "Key"));
-        r.Length(Key, AwsRequestReader.Path(p, "Key"), 1, 128);
-        r.Pattern(Key, AwsRequestReader.Path(p, "Key"), IotPatterns.Pattern7);
-        r.Length(Value, AwsRequestReader.Path(p, "Value"), 0, 256);
     }
 }
 
@@ -1346,7 +1574,7 @@ public sealed record CreateJobTemplateRequest
         for (var i = 0; i < (DestinationPackageVersions?.Count ?? 0); i++)
         {
             r.Length(DestinationPackageVersions![i], AwsRequestReader.Path(p, "destinationPackageVersions") + "[" + i + "]", 1, 1600);
-            r.Pattern(DestinationPackageVersions![i], AwsRequestReader.Path(p, "destinationPackageVersions") + "[" + i + "]", IotPatterns.Pattern6);
+            r.Pattern(DestinationPackageVersions![i], AwsRequestReader.Path(p, "destinationPackageVersions") + "[" + i + "]", IotPatterns.Pattern9);
         }
     }
 }
@@ -1696,7 +1924,7 @@ public sealed record CreateProvisioningClaimRequest
     {
         r.Required(TemplateName, AwsRequestReader.Path(p, "templateName"));
         r.Length(TemplateName, AwsRequestReader.Path(p, "templateName"), 1, 36);
-        r.Pattern(TemplateName, AwsRequestReader.Path(p, "templateName"), IotPatterns.Pattern8);
+        r.Pattern(TemplateName, AwsRequestReader.Path(p, "templateName"), IotPatterns.Pattern10);
     }
 }
 
@@ -1815,9 +2043,9 @@ public sealed record CreateProvisioningTemplateRequest
         r.Required(TemplateBody, AwsRequestReader.Path(p, "templateBody"));
         r.Required(ProvisioningRoleArn, AwsRequestReader.Path(p, "provisioningRoleArn"));
         r.Length(TemplateName, AwsRequestReader.Path(p, "templateName"), 1, 36);
-        r.Pattern(TemplateName, AwsRequestReader.Path(p, "templateName"), IotPatterns.Pattern8);
+        r.Pattern(TemplateName, AwsRequestReader.Path(p, "templateName"), IotPatterns.Pattern10);
         r.Length(Description, AwsRequestReader.Path(p, "description"), 0, 500);
-        r.Pattern(Description, AwsRequestReader.Path(p, "description"), IotPatterns.Pattern9);
+        r.Pattern(Description, AwsRequestReader.Path(p, "description"), IotPatterns.Pattern11);
         r.Length(TemplateBody, AwsRequestReader.Path(p, "templateBody"), 0, 10240);
         r.Pattern(TemplateBody, AwsRequestReader.Path(p, "templateBody"), IotPatterns.Pattern5);
         r.Length(ProvisioningRoleArn, AwsRequestReader.Path(p, "provisioningRoleArn"), 20, 2048);
@@ -1850,7 +2078,7 @@ public sealed record ProvisioningHook
     {
         r.Required(TargetArn, AwsRequestReader.Path(p, "targetArn"));
         r.Length(PayloadVersion, AwsRequestReader.Path(p, "payloadVersion"), 10, 32);
-        r.Pattern(PayloadVersion, AwsRequestReader.Path(p, "payloadVersion"), IotPatterns.Pattern10);
+        r.Pattern(PayloadVersion, AwsRequestReader.Path(p, "payloadVersion"), IotPatterns.Pattern12);
         r.Length(TargetArn, AwsRequestReader.Path(p, "targetArn"), 0, 2048);
     }
 
@@ -1953,7 +2181,7 @@ public sealed record CreateProvisioningTemplateVersionRequest
         r.Required(TemplateName, AwsRequestReader.Path(p, "templateName"));
         r.Required(TemplateBody, AwsRequestReader.Path(p, "templateBody"));
         r.Length(TemplateName, AwsRequestReader.Path(p, "templateName"), 1, 36);
-        r.Pattern(TemplateName, AwsRequestReader.Path(p, "templateName"), IotPatterns.Pattern8);
+        r.Pattern(TemplateName, AwsRequestReader.Path(p, "templateName"), IotPatterns.Pattern10);
         r.Length(TemplateBody, AwsRequestReader.Path(p, "templateBody"), 0, 10240);
         r.Pattern(TemplateBody, AwsRequestReader.Path(p, "templateBody"), IotPatterns.Pattern5);
     }
@@ -2272,58 +2500,6 @@ public sealed record CreateThingRequest
     }
 }
 
-/// <summary>The <c>AttributePayload</c> shape.</summary>
-public sealed record AttributePayload
-{
-    /// <summary>attributes (body <c>attributes</c>).</summary>
-    public IReadOnlyDictionary<string, string?>? Attributes { get; init; }
-
-    /// <summary>merge (body <c>merge</c>).</summary>
-    public bool? Merge { get; init; }
-
-    internal static AttributePayload Read(AwsRequestReader r, JsonElement e, string p) => new()
-    {
-        Attributes = r.ReadMap(AwsRequestReader.Member(e, "attributes"), AwsRequestReader.Path(p, "attributes"), static (r, e, p) => r.ReadString(e, p)),
-        Merge = r.ReadBool(AwsRequestReader.Member(e, "merge"), AwsRequestReader.Path(p, "merge")),
-    };
-
-    /// <summary>Checks the members against the model: required, enum, length, range, pattern.</summary>
-    internal void Check(AwsRequestReader r, string p)
-    {
-        foreach (var kv in Attributes ?? System.Collections.Immutable.ImmutableDictionary<string, string?>.Empty)
-        {
-            r.Length(kv.Value, AwsRequestReader.Path(p, "attributes") + "." + kv.Key, 0, 800);
-            r.Pattern(kv.Value, AwsRequestReader.Path(p, "attributes") + "." + kv.Key, IotPatterns.Pattern11);
-        }
-    }
-
-    /// <summary>Writes the body members as JSON; members that are null are left out, as AWS does.</summary>
-    internal void WriteJson(Utf8JsonWriter w)
-    {
-        w.WriteStartObject();
-        if (Attributes is not null)
-        {
-            w.WriteStartObject("attributes");
-            foreach (var kv12 in Attributes)
-            {
-                w.WriteString(kv12.Key, kv12.Value);
-            }
-            w.WriteEndObject();
-        }
-
-        if (Merge is not null)
-        {
-            w.WriteBoolean("merge", Merge.Value);
-        }
-        w.WriteEndObject();
-    }
-
-    /// <summary>Members that travel as response headers.</summary>
-    internal void WriteHeaders(Microsoft.AspNetCore.Http.IHeaderDictionary h)
-    {
-    }
-}
-
 /// <summary>The <c>CreateThingResponse</c> shape.</summary>
 public sealed record CreateThingResponse
 {
@@ -2415,52 +2591,6 @@ public sealed record CreateThingGroupRequest
         {
             Tags![i].Check(r, AwsRequestReader.Path(p, "tags") + "[" + i + "]");
         }
-    }
-}
-
-/// <summary>The <c>ThingGroupProperties</c> shape.</summary>
-public sealed record ThingGroupProperties
-{
-    /// <summary>thingGroupDescription (body <c>thingGroupDescription</c>).</summary>
-    public string? ThingGroupDescription { get; init; }
-
-    /// <summary>attributePayload (body <c>attributePayload</c>).</summary>
-    public AttributePayload? AttributePayload { get; init; }
-
-    internal static ThingGroupProperties Read(AwsRequestReader r, JsonElement e, string p) => new()
-    {
-        ThingGroupDescription = r.ReadString(AwsRequestReader.Member(e, "thingGroupDescription"), AwsRequestReader.Path(p, "thingGroupDescription")),
-        AttributePayload = r.ReadObject(AwsRequestReader.Member(e, "attributePayload"), AwsRequestReader.Path(p, "attributePayload"), static (r, e, p) => AttributePayload.Read(r, e, p)),
-    };
-
-    /// <summary>Checks the members against the model: required, enum, length, range, pattern.</summary>
-    internal void Check(AwsRequestReader r, string p)
-    {
-        r.Length(ThingGroupDescription, AwsRequestReader.Path(p, "thingGroupDescription"), 0, 2028);
-        r.Pattern(ThingGroupDescription, AwsRequestReader.Path(p, "thingGroupDescription"), IotPatterns.Pattern12);
-        AttributePayload?.Check(r, AwsRequestReader.Path(p, "attributePayload"));
-    }
-
-    /// <summary>Writes the body members as JSON; members that are null are left out, as AWS does.</summary>
-    internal void WriteJson(Utf8JsonWriter w)
-    {
-        w.WriteStartObject();
-        if (ThingGroupDescription is not null)
-        {
-            w.WriteString("thingGroupDescription", ThingGroupDescription);
-        }
-
-        if (AttributePayload is not null)
-        {
-            w.WritePropertyName("attributePayload");
-            AttributePayload.WriteJson(w);
-        }
-        w.WriteEndObject();
-    }
-
-    /// <summary>Members that travel as response headers.</summary>
-    internal void WriteHeaders(Microsoft.AspNetCore.Http.IHeaderDictionary h)
-    {
     }
 }
 
@@ -2573,7 +2703,7 @@ public sealed record ThingTypeProperties
     internal void Check(AwsRequestReader r, string p)
     {
         r.Length(ThingTypeDescription, AwsRequestReader.Path(p, "thingTypeDescription"), 0, 2028);
-        r.Pattern(ThingTypeDescription, AwsRequestReader.Path(p, "thingTypeDescription"), IotPatterns.Pattern12);
+        r.Pattern(ThingTypeDescription, AwsRequestReader.Path(p, "thingTypeDescription"), IotPatterns.Pattern6);
         for (var i = 0; i < (SearchableAttributes?.Count ?? 0); i++)
         {
             r.Length(SearchableAttributes![i], AwsRequestReader.Path(p, "searchableAttributes") + "[" + i + "]", 0, 128);
@@ -3195,6 +3325,54 @@ public sealed record DeleteCertificateRequest
     }
 }
 
+/// <summary>The <c>DeleteDynamicThingGroupRequest</c> shape.</summary>
+public sealed record DeleteDynamicThingGroupRequest
+{
+    /// <summary>thingGroupName (uri <c>thingGroupName</c>, required).</summary>
+    public string ThingGroupName { get; init; } = null!;
+
+    /// <summary>expectedVersion (querystring <c>expectedVersion</c>).</summary>
+    public long? ExpectedVersion { get; init; }
+
+    /// <summary>Binds the request from its URI, query string, headers and body, and checks it against the model.</summary>
+    internal static DeleteDynamicThingGroupRequest Bind(AwsRequestReader r)
+    {
+        var body = r.Body;
+        var value = new DeleteDynamicThingGroupRequest
+        {
+            ThingGroupName = r.Uri("thingGroupName")!,
+            ExpectedVersion = r.ParseLong(r.Query("expectedVersion"), "expectedVersion"),
+        };
+        value.Check(r, "");
+        r.Target("thingGroupName", value.ThingGroupName);
+        return value;
+    }
+
+    /// <summary>Checks the members against the model: required, enum, length, range, pattern.</summary>
+    internal void Check(AwsRequestReader r, string p)
+    {
+        r.Required(ThingGroupName, AwsRequestReader.Path(p, "thingGroupName"));
+        r.Length(ThingGroupName, AwsRequestReader.Path(p, "thingGroupName"), 1, 128);
+        r.Pattern(ThingGroupName, AwsRequestReader.Path(p, "thingGroupName"), IotPatterns.Pattern0);
+    }
+}
+
+/// <summary>The <c>DeleteDynamicThingGroupResponse</c> shape.</summary>
+public sealed record DeleteDynamicThingGroupResponse
+{
+    /// <summary>Writes the body members as JSON; members that are null are left out, as AWS does.</summary>
+    internal void WriteJson(Utf8JsonWriter w)
+    {
+        w.WriteStartObject();
+        w.WriteEndObject();
+    }
+
+    /// <summary>Members that travel as response headers.</summary>
+    internal void WriteHeaders(Microsoft.AspNetCore.Http.IHeaderDictionary h)
+    {
+    }
+}
+
 /// <summary>The <c>DeleteJobRequest</c> shape.</summary>
 public sealed record DeleteJobRequest
 {
@@ -3399,7 +3577,7 @@ public sealed record DeleteProvisioningTemplateRequest
     {
         r.Required(TemplateName, AwsRequestReader.Path(p, "templateName"));
         r.Length(TemplateName, AwsRequestReader.Path(p, "templateName"), 1, 36);
-        r.Pattern(TemplateName, AwsRequestReader.Path(p, "templateName"), IotPatterns.Pattern8);
+        r.Pattern(TemplateName, AwsRequestReader.Path(p, "templateName"), IotPatterns.Pattern10);
     }
 }
 
@@ -3448,7 +3626,7 @@ public sealed record DeleteProvisioningTemplateVersionRequest
         r.Required(TemplateName, AwsRequestReader.Path(p, "templateName"));
         r.Required(VersionId, AwsRequestReader.Path(p, "versionId"));
         r.Length(TemplateName, AwsRequestReader.Path(p, "templateName"), 1, 36);
-        r.Pattern(TemplateName, AwsRequestReader.Path(p, "templateName"), IotPatterns.Pattern8);
+        r.Pattern(TemplateName, AwsRequestReader.Path(p, "templateName"), IotPatterns.Pattern10);
     }
 }
 
@@ -4005,7 +4183,7 @@ public sealed record RegistrationConfig
         r.Pattern(TemplateBody, AwsRequestReader.Path(p, "templateBody"), IotPatterns.Pattern5);
         r.Length(RoleArn, AwsRequestReader.Path(p, "roleArn"), 20, 2048);
         r.Length(TemplateName, AwsRequestReader.Path(p, "templateName"), 1, 36);
-        r.Pattern(TemplateName, AwsRequestReader.Path(p, "templateName"), IotPatterns.Pattern8);
+        r.Pattern(TemplateName, AwsRequestReader.Path(p, "templateName"), IotPatterns.Pattern10);
     }
 
     /// <summary>Writes the body members as JSON; members that are null are left out, as AWS does.</summary>
@@ -4310,6 +4488,73 @@ public sealed record DescribeEndpointResponse
         if (EndpointAddress is not null)
         {
             w.WriteString("endpointAddress", EndpointAddress);
+        }
+        w.WriteEndObject();
+    }
+
+    /// <summary>Members that travel as response headers.</summary>
+    internal void WriteHeaders(Microsoft.AspNetCore.Http.IHeaderDictionary h)
+    {
+    }
+}
+
+/// <summary>The <c>DescribeIndexRequest</c> shape.</summary>
+public sealed record DescribeIndexRequest
+{
+    /// <summary>indexName (uri <c>indexName</c>, required).</summary>
+    public string IndexName { get; init; } = null!;
+
+    /// <summary>Binds the request from its URI, query string, headers and body, and checks it against the model.</summary>
+    internal static DescribeIndexRequest Bind(AwsRequestReader r)
+    {
+        var body = r.Body;
+        var value = new DescribeIndexRequest
+        {
+            IndexName = r.Uri("indexName")!,
+        };
+        value.Check(r, "");
+        r.Target("indexName", value.IndexName);
+        return value;
+    }
+
+    /// <summary>Checks the members against the model: required, enum, length, range, pattern.</summary>
+    internal void Check(AwsRequestReader r, string p)
+    {
+        r.Required(IndexName, AwsRequestReader.Path(p, "indexName"));
+        r.Length(IndexName, AwsRequestReader.Path(p, "indexName"), 1, 128);
+        r.Pattern(IndexName, AwsRequestReader.Path(p, "indexName"), IotPatterns.Pattern0);
+    }
+}
+
+/// <summary>The <c>DescribeIndexResponse</c> shape.</summary>
+public sealed record DescribeIndexResponse
+{
+    /// <summary>indexName (body <c>indexName</c>).</summary>
+    public string? IndexName { get; init; }
+
+    /// <summary>indexStatus (body <c>indexStatus</c>).</summary>
+    public string? IndexStatus { get; init; }
+
+    /// <summary>schema (body <c>schema</c>).</summary>
+    public string? Schema { get; init; }
+
+    /// <summary>Writes the body members as JSON; members that are null are left out, as AWS does.</summary>
+    internal void WriteJson(Utf8JsonWriter w)
+    {
+        w.WriteStartObject();
+        if (IndexName is not null)
+        {
+            w.WriteString("indexName", IndexName);
+        }
+
+        if (IndexStatus is not null)
+        {
+            w.WriteString("indexStatus", IndexStatus);
+        }
+
+        if (Schema is not null)
+        {
+            w.WriteString("schema", Schema);
         }
         w.WriteEndObject();
     }
@@ -5123,7 +5368,7 @@ public sealed record DescribeProvisioningTemplateRequest
     {
         r.Required(TemplateName, AwsRequestReader.Path(p, "templateName"));
         r.Length(TemplateName, AwsRequestReader.Path(p, "templateName"), 1, 36);
-        r.Pattern(TemplateName, AwsRequestReader.Path(p, "templateName"), IotPatterns.Pattern8);
+        r.Pattern(TemplateName, AwsRequestReader.Path(p, "templateName"), IotPatterns.Pattern10);
     }
 }
 
@@ -5260,7 +5505,7 @@ public sealed record DescribeProvisioningTemplateVersionRequest
         r.Required(TemplateName, AwsRequestReader.Path(p, "templateName"));
         r.Required(VersionId, AwsRequestReader.Path(p, "versionId"));
         r.Length(TemplateName, AwsRequestReader.Path(p, "templateName"), 1, 36);
-        r.Pattern(TemplateName, AwsRequestReader.Path(p, "templateName"), IotPatterns.Pattern8);
+        r.Pattern(TemplateName, AwsRequestReader.Path(p, "templateName"), IotPatterns.Pattern10);
     }
 }
 
@@ -6062,6 +6307,623 @@ public sealed record EnableTopicRuleRequest
     }
 }
 
+/// <summary>The <c>GetBucketsAggregationRequest</c> shape.</summary>
+public sealed record GetBucketsAggregationRequest
+{
+    /// <summary>indexName (body <c>indexName</c>).</summary>
+    public string? IndexName { get; init; }
+
+    /// <summary>queryString (body <c>queryString</c>, required).</summary>
+    public string QueryString { get; init; } = null!;
+
+    /// <summary>aggregationField (body <c>aggregationField</c>, required).</summary>
+    public string AggregationField { get; init; } = null!;
+
+    /// <summary>queryVersion (body <c>queryVersion</c>).</summary>
+    public string? QueryVersion { get; init; }
+
+    /// <summary>bucketsAggregationType (body <c>bucketsAggregationType</c>, required).</summary>
+    public BucketsAggregationType BucketsAggregationType { get; init; } = null!;
+
+    /// <summary>Binds the request from its URI, query string, headers and body, and checks it against the model.</summary>
+    internal static GetBucketsAggregationRequest Bind(AwsRequestReader r)
+    {
+        var body = r.Body;
+        var value = new GetBucketsAggregationRequest
+        {
+            IndexName = r.ReadString(AwsRequestReader.Member(body, "indexName"), "indexName"),
+            QueryString = r.ReadString(AwsRequestReader.Member(body, "queryString"), "queryString")!,
+            AggregationField = r.ReadString(AwsRequestReader.Member(body, "aggregationField"), "aggregationField")!,
+            QueryVersion = r.ReadString(AwsRequestReader.Member(body, "queryVersion"), "queryVersion"),
+            BucketsAggregationType = r.ReadObject(AwsRequestReader.Member(body, "bucketsAggregationType"), "bucketsAggregationType", static (r, e, p) => BucketsAggregationType.Read(r, e, p))!,
+        };
+        value.Check(r, "");
+        r.Target("indexName", value.IndexName);
+        return value;
+    }
+
+    internal static GetBucketsAggregationRequest Read(AwsRequestReader r, JsonElement e, string p) => new()
+    {
+        IndexName = r.ReadString(AwsRequestReader.Member(e, "indexName"), AwsRequestReader.Path(p, "indexName")),
+        QueryString = r.ReadString(AwsRequestReader.Member(e, "queryString"), AwsRequestReader.Path(p, "queryString"))!,
+        AggregationField = r.ReadString(AwsRequestReader.Member(e, "aggregationField"), AwsRequestReader.Path(p, "aggregationField"))!,
+        QueryVersion = r.ReadString(AwsRequestReader.Member(e, "queryVersion"), AwsRequestReader.Path(p, "queryVersion")),
+        BucketsAggregationType = r.ReadObject(AwsRequestReader.Member(e, "bucketsAggregationType"), AwsRequestReader.Path(p, "bucketsAggregationType"), static (r, e, p) => BucketsAggregationType.Read(r, e, p))!,
+    };
+
+    /// <summary>Checks the members against the model: required, enum, length, range, pattern.</summary>
+    internal void Check(AwsRequestReader r, string p)
+    {
+        r.Required(QueryString, AwsRequestReader.Path(p, "queryString"));
+        r.Required(AggregationField, AwsRequestReader.Path(p, "aggregationField"));
+        r.Required(BucketsAggregationType, AwsRequestReader.Path(p, "bucketsAggregationType"));
+        r.Length(IndexName, AwsRequestReader.Path(p, "indexName"), 1, 128);
+        r.Pattern(IndexName, AwsRequestReader.Path(p, "indexName"), IotPatterns.Pattern0);
+        r.Length(QueryString, AwsRequestReader.Path(p, "queryString"), 1, int.MaxValue);
+        r.Length(AggregationField, AwsRequestReader.Path(p, "aggregationField"), 1, int.MaxValue);
+        BucketsAggregationType?.Check(r, AwsRequestReader.Path(p, "bucketsAggregationType"));
+    }
+}
+
+/// <summary>The <c>BucketsAggregationType</c> shape.</summary>
+public sealed record BucketsAggregationType
+{
+    /// <summary>termsAggregation (body <c>termsAggregation</c>).</summary>
+    public TermsAggregation? TermsAggregation { get; init; }
+
+    internal static BucketsAggregationType Read(AwsRequestReader r, JsonElement e, string p) => new()
+    {
+        TermsAggregation = r.ReadObject(AwsRequestReader.Member(e, "termsAggregation"), AwsRequestReader.Path(p, "termsAggregation"), static (r, e, p) => TermsAggregation.Read(r, e, p)),
+    };
+
+    /// <summary>Checks the members against the model: required, enum, length, range, pattern.</summary>
+    internal void Check(AwsRequestReader r, string p)
+    {
+        TermsAggregation?.Check(r, AwsRequestReader.Path(p, "termsAggregation"));
+    }
+}
+
+/// <summary>The <c>TermsAggregation</c> shape.</summary>
+public sealed record TermsAggregation
+{
+    /// <summary>maxBuckets (body <c>maxBuckets</c>).</summary>
+    public int? MaxBuckets { get; init; }
+
+    internal static TermsAggregation Read(AwsRequestReader r, JsonElement e, string p) => new()
+    {
+        MaxBuckets = r.ReadInt(AwsRequestReader.Member(e, "maxBuckets"), AwsRequestReader.Path(p, "maxBuckets")),
+    };
+
+    /// <summary>Checks the members against the model: required, enum, length, range, pattern.</summary>
+    internal void Check(AwsRequestReader r, string p)
+    {
+        r.Range(MaxBuckets, AwsRequestReader.Path(p, "maxBuckets"), 1, 10000);
+    }
+}
+
+/// <summary>The <c>GetBucketsAggregationResponse</c> shape.</summary>
+public sealed record GetBucketsAggregationResponse
+{
+    /// <summary>totalCount (body <c>totalCount</c>).</summary>
+    public int? TotalCount { get; init; }
+
+    /// <summary>buckets (body <c>buckets</c>).</summary>
+    public IReadOnlyList<Bucket>? Buckets { get; init; }
+
+    /// <summary>Writes the body members as JSON; members that are null are left out, as AWS does.</summary>
+    internal void WriteJson(Utf8JsonWriter w)
+    {
+        w.WriteStartObject();
+        if (TotalCount is not null)
+        {
+            w.WriteNumber("totalCount", TotalCount.Value);
+        }
+
+        if (Buckets is not null)
+        {
+            w.WriteStartArray("buckets");
+            foreach (var item12 in Buckets)
+            {
+                item12.WriteJson(w);
+            }
+            w.WriteEndArray();
+        }
+        w.WriteEndObject();
+    }
+
+    /// <summary>Members that travel as response headers.</summary>
+    internal void WriteHeaders(Microsoft.AspNetCore.Http.IHeaderDictionary h)
+    {
+    }
+}
+
+/// <summary>The <c>Bucket</c> shape.</summary>
+public sealed record Bucket
+{
+    /// <summary>keyValue (body <c>keyValue</c>).</summary>
+    public string? KeyValue { get; init; }
+
+    /// <summary>count (body <c>count</c>).</summary>
+    public int? Count { get; init; }
+
+    /// <summary>Writes the body members as JSON; members that are null are left out, as AWS does.</summary>
+    internal void WriteJson(Utf8JsonWriter w)
+    {
+        w.WriteStartObject();
+        if (KeyValue is not null)
+        {
+            w.WriteString("keyValue", KeyValue);
+        }
+
+        if (Count is not null)
+        {
+            w.WriteNumber("count", Count.Value);
+        }
+        w.WriteEndObject();
+    }
+
+    /// <summary>Members that travel as response headers.</summary>
+    internal void WriteHeaders(Microsoft.AspNetCore.Http.IHeaderDictionary h)
+    {
+    }
+}
+
+/// <summary>The <c>GetCardinalityRequest</c> shape.</summary>
+public sealed record GetCardinalityRequest
+{
+    /// <summary>indexName (body <c>indexName</c>).</summary>
+    public string? IndexName { get; init; }
+
+    /// <summary>queryString (body <c>queryString</c>, required).</summary>
+    public string QueryString { get; init; } = null!;
+
+    /// <summary>aggregationField (body <c>aggregationField</c>).</summary>
+    public string? AggregationField { get; init; }
+
+    /// <summary>queryVersion (body <c>queryVersion</c>).</summary>
+    public string? QueryVersion { get; init; }
+
+    /// <summary>Binds the request from its URI, query string, headers and body, and checks it against the model.</summary>
+    internal static GetCardinalityRequest Bind(AwsRequestReader r)
+    {
+        var body = r.Body;
+        var value = new GetCardinalityRequest
+        {
+            IndexName = r.ReadString(AwsRequestReader.Member(body, "indexName"), "indexName"),
+            QueryString = r.ReadString(AwsRequestReader.Member(body, "queryString"), "queryString")!,
+            AggregationField = r.ReadString(AwsRequestReader.Member(body, "aggregationField"), "aggregationField"),
+            QueryVersion = r.ReadString(AwsRequestReader.Member(body, "queryVersion"), "queryVersion"),
+        };
+        value.Check(r, "");
+        r.Target("indexName", value.IndexName);
+        return value;
+    }
+
+    internal static GetCardinalityRequest Read(AwsRequestReader r, JsonElement e, string p) => new()
+    {
+        IndexName = r.ReadString(AwsRequestReader.Member(e, "indexName"), AwsRequestReader.Path(p, "indexName")),
+        QueryString = r.ReadString(AwsRequestReader.Member(e, "queryString"), AwsRequestReader.Path(p, "queryString"))!,
+        AggregationField = r.ReadString(AwsRequestReader.Member(e, "aggregationField"), AwsRequestReader.Path(p, "aggregationField")),
+        QueryVersion = r.ReadString(AwsRequestReader.Member(e, "queryVersion"), AwsRequestReader.Path(p, "queryVersion")),
+    };
+
+    /// <summary>Checks the members against the model: required, enum, length, range, pattern.</summary>
+    internal void Check(AwsRequestReader r, string p)
+    {
+        r.Required(QueryString, AwsRequestReader.Path(p, "queryString"));
+        r.Length(IndexName, AwsRequestReader.Path(p, "indexName"), 1, 128);
+        r.Pattern(IndexName, AwsRequestReader.Path(p, "indexName"), IotPatterns.Pattern0);
+        r.Length(QueryString, AwsRequestReader.Path(p, "queryString"), 1, int.MaxValue);
+        r.Length(AggregationField, AwsRequestReader.Path(p, "aggregationField"), 1, int.MaxValue);
+    }
+}
+
+/// <summary>The <c>GetCardinalityResponse</c> shape.</summary>
+public sealed record GetCardinalityResponse
+{
+    /// <summary>cardinality (body <c>cardinality</c>).</summary>
+    public int? Cardinality { get; init; }
+
+    /// <summary>Writes the body members as JSON; members that are null are left out, as AWS does.</summary>
+    internal void WriteJson(Utf8JsonWriter w)
+    {
+        w.WriteStartObject();
+        if (Cardinality is not null)
+        {
+            w.WriteNumber("cardinality", Cardinality.Value);
+        }
+        w.WriteEndObject();
+    }
+
+    /// <summary>Members that travel as response headers.</summary>
+    internal void WriteHeaders(Microsoft.AspNetCore.Http.IHeaderDictionary h)
+    {
+    }
+}
+
+/// <summary>The <c>GetIndexingConfigurationRequest</c> shape.</summary>
+public sealed record GetIndexingConfigurationRequest
+{
+    /// <summary>Binds the request from its URI, query string, headers and body, and checks it against the model.</summary>
+    internal static GetIndexingConfigurationRequest Bind(AwsRequestReader r)
+    {
+        var body = r.Body;
+        var value = new GetIndexingConfigurationRequest
+        {
+        };
+        value.Check(r, "");
+        return value;
+    }
+
+    /// <summary>Checks the members against the model: required, enum, length, range, pattern.</summary>
+    internal void Check(AwsRequestReader r, string p)
+    {
+    }
+}
+
+/// <summary>The <c>GetIndexingConfigurationResponse</c> shape.</summary>
+public sealed record GetIndexingConfigurationResponse
+{
+    /// <summary>thingIndexingConfiguration (body <c>thingIndexingConfiguration</c>).</summary>
+    public ThingIndexingConfiguration? ThingIndexingConfiguration { get; init; }
+
+    /// <summary>thingGroupIndexingConfiguration (body <c>thingGroupIndexingConfiguration</c>).</summary>
+    public ThingGroupIndexingConfiguration? ThingGroupIndexingConfiguration { get; init; }
+
+    /// <summary>Writes the body members as JSON; members that are null are left out, as AWS does.</summary>
+    internal void WriteJson(Utf8JsonWriter w)
+    {
+        w.WriteStartObject();
+        if (ThingIndexingConfiguration is not null)
+        {
+            w.WritePropertyName("thingIndexingConfiguration");
+            ThingIndexingConfiguration.WriteJson(w);
+        }
+
+        if (ThingGroupIndexingConfiguration is not null)
+        {
+            w.WritePropertyName("thingGroupIndexingConfiguration");
+            ThingGroupIndexingConfiguration.WriteJson(w);
+        }
+        w.WriteEndObject();
+    }
+
+    /// <summary>Members that travel as response headers.</summary>
+    internal void WriteHeaders(Microsoft.AspNetCore.Http.IHeaderDictionary h)
+    {
+    }
+}
+
+/// <summary>The <c>ThingIndexingConfiguration</c> shape.</summary>
+public sealed record ThingIndexingConfiguration
+{
+    /// <summary>thingIndexingMode (body <c>thingIndexingMode</c>, required).</summary>
+    public string ThingIndexingMode { get; init; } = null!;
+
+    /// <summary>thingConnectivityIndexingMode (body <c>thingConnectivityIndexingMode</c>).</summary>
+    public string? ThingConnectivityIndexingMode { get; init; }
+
+    /// <summary>deviceDefenderIndexingMode (body <c>deviceDefenderIndexingMode</c>).</summary>
+    public string? DeviceDefenderIndexingMode { get; init; }
+
+    /// <summary>namedShadowIndexingMode (body <c>namedShadowIndexingMode</c>).</summary>
+    public string? NamedShadowIndexingMode { get; init; }
+
+    /// <summary>managedFields (body <c>managedFields</c>).</summary>
+    public IReadOnlyList<Field>? ManagedFields { get; init; }
+
+    /// <summary>customFields (body <c>customFields</c>).</summary>
+    public IReadOnlyList<Field>? CustomFields { get; init; }
+
+    /// <summary>filter (body <c>filter</c>).</summary>
+    public IndexingFilter? Filter { get; init; }
+
+    internal static ThingIndexingConfiguration Read(AwsRequestReader r, JsonElement e, string p) => new()
+    {
+        ThingIndexingMode = r.ReadString(AwsRequestReader.Member(e, "thingIndexingMode"), AwsRequestReader.Path(p, "thingIndexingMode"))!,
+        ThingConnectivityIndexingMode = r.ReadString(AwsRequestReader.Member(e, "thingConnectivityIndexingMode"), AwsRequestReader.Path(p, "thingConnectivityIndexingMode")),
+        DeviceDefenderIndexingMode = r.ReadString(AwsRequestReader.Member(e, "deviceDefenderIndexingMode"), AwsRequestReader.Path(p, "deviceDefenderIndexingMode")),
+        NamedShadowIndexingMode = r.ReadString(AwsRequestReader.Member(e, "namedShadowIndexingMode"), AwsRequestReader.Path(p, "namedShadowIndexingMode")),
+        ManagedFields = r.ReadList(AwsRequestReader.Member(e, "managedFields"), AwsRequestReader.Path(p, "managedFields"), static (r, e, p) => r.ReadObject(e, p, static (r, e, p) => Field.Read(r, e, p))!),
+        CustomFields = r.ReadList(AwsRequestReader.Member(e, "customFields"), AwsRequestReader.Path(p, "customFields"), static (r, e, p) => r.ReadObject(e, p, static (r, e, p) => Field.Read(r, e, p))!),
+        Filter = r.ReadObject(AwsRequestReader.Member(e, "filter"), AwsRequestReader.Path(p, "filter"), static (r, e, p) => IndexingFilter.Read(r, e, p)),
+    };
+
+    /// <summary>Checks the members against the model: required, enum, length, range, pattern.</summary>
+    internal void Check(AwsRequestReader r, string p)
+    {
+        r.Required(ThingIndexingMode, AwsRequestReader.Path(p, "thingIndexingMode"));
+        r.Enum(ThingIndexingMode, AwsRequestReader.Path(p, "thingIndexingMode"), ["OFF", "REGISTRY", "REGISTRY_AND_SHADOW"]);
+        r.Enum(ThingConnectivityIndexingMode, AwsRequestReader.Path(p, "thingConnectivityIndexingMode"), ["OFF", "STATUS"]);
+        r.Enum(DeviceDefenderIndexingMode, AwsRequestReader.Path(p, "deviceDefenderIndexingMode"), ["OFF", "VIOLATIONS"]);
+        r.Enum(NamedShadowIndexingMode, AwsRequestReader.Path(p, "namedShadowIndexingMode"), ["OFF", "ON"]);
+        for (var i = 0; i < (ManagedFields?.Count ?? 0); i++)
+        {
+            ManagedFields![i].Check(r, AwsRequestReader.Path(p, "managedFields") + "[" + i + "]");
+        }
+        for (var i = 0; i < (CustomFields?.Count ?? 0); i++)
+        {
+            CustomFields![i].Check(r, AwsRequestReader.Path(p, "customFields") + "[" + i + "]");
+        }
+        Filter?.Check(r, AwsRequestReader.Path(p, "filter"));
+    }
+
+    /// <summary>Writes the body members as JSON; members that are null are left out, as AWS does.</summary>
+    internal void WriteJson(Utf8JsonWriter w)
+    {
+        w.WriteStartObject();
+        if (ThingIndexingMode is not null)
+        {
+            w.WriteString("thingIndexingMode", ThingIndexingMode);
+        }
+
+        if (ThingConnectivityIndexingMode is not null)
+        {
+            w.WriteString("thingConnectivityIndexingMode", ThingConnectivityIndexingMode);
+        }
+
+        if (DeviceDefenderIndexingMode is not null)
+        {
+            w.WriteString("deviceDefenderIndexingMode", DeviceDefenderIndexingMode);
+        }
+
+        if (NamedShadowIndexingMode is not null)
+        {
+            w.WriteString("namedShadowIndexingMode", NamedShadowIndexingMode);
+        }
+
+        if (ManagedFields is not null)
+        {
+            w.WriteStartArray("managedFields");
+            foreach (var item12 in ManagedFields)
+            {
+                item12.WriteJson(w);
+            }
+            w.WriteEndArray();
+        }
+
+        if (CustomFields is not null)
+        {
+            w.WriteStartArray("customFields");
+            foreach (var item12 in CustomFields)
+            {
+                item12.WriteJson(w);
+            }
+            w.WriteEndArray();
+        }
+
+        if (Filter is not null)
+        {
+            w.WritePropertyName("filter");
+            Filter.WriteJson(w);
+        }
+        w.WriteEndObject();
+    }
+
+    /// <summary>Members that travel as response headers.</summary>
+    internal void WriteHeaders(Microsoft.AspNetCore.Http.IHeaderDictionary h)
+    {
+    }
+}
+
+/// <summary>The <c>Field</c> shape.</summary>
+public sealed record Field
+{
+    /// <summary>name (body <c>name</c>).</summary>
+    public string? Name { get; init; }
+
+    /// <summary>type (body <c>type</c>).</summary>
+    public string? Type { get; init; }
+
+    internal static Field Read(AwsRequestReader r, JsonElement e, string p) => new()
+    {
+        Name = r.ReadString(AwsRequestReader.Member(e, "name"), AwsRequestReader.Path(p, "name")),
+        Type = r.ReadString(AwsRequestReader.Member(e, "type"), AwsRequestReader.Path(p, "type")),
+    };
+
+    /// <summary>Checks the members against the model: required, enum, length, range, pattern.</summary>
+    internal void Check(AwsRequestReader r, string p)
+    {
+        r.Enum(Type, AwsRequestReader.Path(p, "type"), ["Number", "String", "Boolean"]);
+    }
+
+    /// <summary>Writes the body members as JSON; members that are null are left out, as AWS does.</summary>
+    internal void WriteJson(Utf8JsonWriter w)
+    {
+        w.WriteStartObject();
+        if (Name is not null)
+        {
+            w.WriteString("name", Name);
+        }
+
+        if (Type is not null)
+        {
+            w.WriteString("type", Type);
+        }
+        w.WriteEndObject();
+    }
+
+    /// <summary>Members that travel as response headers.</summary>
+    internal void WriteHeaders(Microsoft.AspNetCore.Http.IHeaderDictionary h)
+    {
+    }
+}
+
+/// <summary>The <c>IndexingFilter</c> shape.</summary>
+public sealed record IndexingFilter
+{
+    /// <summary>namedShadowNames (body <c>namedShadowNames</c>).</summary>
+    public IReadOnlyList<string>? NamedShadowNames { get; init; }
+
+    /// <summary>geoLocations (body <c>geoLocations</c>).</summary>
+    public IReadOnlyList<GeoLocationTarget>? GeoLocations { get; init; }
+
+    internal static IndexingFilter Read(AwsRequestReader r, JsonElement e, string p) => new()
+    {
+        NamedShadowNames = r.ReadList(AwsRequestReader.Member(e, "namedShadowNames"), AwsRequestReader.Path(p, "namedShadowNames"), static (r, e, p) => r.ReadString(e, p)!),
+        GeoLocations = r.ReadList(AwsRequestReader.Member(e, "geoLocations"), AwsRequestReader.Path(p, "geoLocations"), static (r, e, p) => r.ReadObject(e, p, static (r, e, p) => GeoLocationTarget.Read(r, e, p))!),
+    };
+
+    /// <summary>Checks the members against the model: required, enum, length, range, pattern.</summary>
+    internal void Check(AwsRequestReader r, string p)
+    {
+        for (var i = 0; i < (NamedShadowNames?.Count ?? 0); i++)
+        {
+            r.Length(NamedShadowNames![i], AwsRequestReader.Path(p, "namedShadowNames") + "[" + i + "]", 1, 64);
+            r.Pattern(NamedShadowNames![i], AwsRequestReader.Path(p, "namedShadowNames") + "[" + i + "]", IotPatterns.Pattern19);
+        }
+        for (var i = 0; i < (GeoLocations?.Count ?? 0); i++)
+        {
+            GeoLocations![i].Check(r, AwsRequestReader.Path(p, "geoLocations") + "[" + i + "]");
+        }
+    }
+
+    /// <summary>Writes the body members as JSON; members that are null are left out, as AWS does.</summary>
+    internal void WriteJson(Utf8JsonWriter w)
+    {
+        w.WriteStartObject();
+        if (NamedShadowNames is not null)
+        {
+            w.WriteStartArray("namedShadowNames");
+            foreach (var item12 in NamedShadowNames)
+            {
+                w.WriteStringValue(item12);
+            }
+            w.WriteEndArray();
+        }
+
+        if (GeoLocations is not null)
+        {
+            w.WriteStartArray("geoLocations");
+            foreach (var item12 in GeoLocations)
+            {
+                item12.WriteJson(w);
+            }
+            w.WriteEndArray();
+        }
+        w.WriteEndObject();
+    }
+
+    /// <summary>Members that travel as response headers.</summary>
+    internal void WriteHeaders(Microsoft.AspNetCore.Http.IHeaderDictionary h)
+    {
+    }
+}
+
+/// <summary>The <c>GeoLocationTarget</c> shape.</summary>
+public sealed record GeoLocationTarget
+{
+    /// <summary>name (body <c>name</c>).</summary>
+    public string? Name { get; init; }
+
+    /// <summary>order (body <c>order</c>).</summary>
+    public string? Order { get; init; }
+
+    internal static GeoLocationTarget Read(AwsRequestReader r, JsonElement e, string p) => new()
+    {
+        Name = r.ReadString(AwsRequestReader.Member(e, "name"), AwsRequestReader.Path(p, "name")),
+        Order = r.ReadString(AwsRequestReader.Member(e, "order"), AwsRequestReader.Path(p, "order")),
+    };
+
+    /// <summary>Checks the members against the model: required, enum, length, range, pattern.</summary>
+    internal void Check(AwsRequestReader r, string p)
+    {
+        r.Enum(Order, AwsRequestReader.Path(p, "order"), ["LatLon", "LonLat"]);
+    }
+
+    /// <summary>Writes the body members as JSON; members that are null are left out, as AWS does.</summary>
+    internal void WriteJson(Utf8JsonWriter w)
+    {
+        w.WriteStartObject();
+        if (Name is not null)
+        {
+            w.WriteString("name", Name);
+        }
+
+        if (Order is not null)
+        {
+            w.WriteString("order", Order);
+        }
+        w.WriteEndObject();
+    }
+
+    /// <summary>Members that travel as response headers.</summary>
+    internal void WriteHeaders(Microsoft.AspNetCore.Http.IHeaderDictionary h)
+    {
+    }
+}
+
+/// <summary>The <c>ThingGroupIndexingConfiguration</c> shape.</summary>
+public sealed record ThingGroupIndexingConfiguration
+{
+    /// <summary>thingGroupIndexingMode (body <c>thingGroupIndexingMode</c>, required).</summary>
+    public string ThingGroupIndexingMode { get; init; } = null!;
+
+    /// <summary>managedFields (body <c>managedFields</c>).</summary>
+    public IReadOnlyList<Field>? ManagedFields { get; init; }
+
+    /// <summary>customFields (body <c>customFields</c>).</summary>
+    public IReadOnlyList<Field>? CustomFields { get; init; }
+
+    internal static ThingGroupIndexingConfiguration Read(AwsRequestReader r, JsonElement e, string p) => new()
+    {
+        ThingGroupIndexingMode = r.ReadString(AwsRequestReader.Member(e, "thingGroupIndexingMode"), AwsRequestReader.Path(p, "thingGroupIndexingMode"))!,
+        ManagedFields = r.ReadList(AwsRequestReader.Member(e, "managedFields"), AwsRequestReader.Path(p, "managedFields"), static (r, e, p) => r.ReadObject(e, p, static (r, e, p) => Field.Read(r, e, p))!),
+        CustomFields = r.ReadList(AwsRequestReader.Member(e, "customFields"), AwsRequestReader.Path(p, "customFields"), static (r, e, p) => r.ReadObject(e, p, static (r, e, p) => Field.Read(r, e, p))!),
+    };
+
+    /// <summary>Checks the members against the model: required, enum, length, range, pattern.</summary>
+    internal void Check(AwsRequestReader r, string p)
+    {
+        r.Required(ThingGroupIndexingMode, AwsRequestReader.Path(p, "thingGroupIndexingMode"));
+        r.Enum(ThingGroupIndexingMode, AwsRequestReader.Path(p, "thingGroupIndexingMode"), ["OFF", "ON"]);
+        for (var i = 0; i < (ManagedFields?.Count ?? 0); i++)
+        {
+            ManagedFields![i].Check(r, AwsRequestReader.Path(p, "managedFields") + "[" + i + "]");
+        }
+        for (var i = 0; i < (CustomFields?.Count ?? 0); i++)
+        {
+            CustomFields![i].Check(r, AwsRequestReader.Path(p, "customFields") + "[" + i + "]");
+        }
+    }
+
+    /// <summary>Writes the body members as JSON; members that are null are left out, as AWS does.</summary>
+    internal void WriteJson(Utf8JsonWriter w)
+    {
+        w.WriteStartObject();
+        if (ThingGroupIndexingMode is not null)
+        {
+            w.WriteString("thingGroupIndexingMode", ThingGroupIndexingMode);
+        }
+
+        if (ManagedFields is not null)
+        {
+            w.WriteStartArray("managedFields");
+            foreach (var item12 in ManagedFields)
+            {
+                item12.WriteJson(w);
+            }
+            w.WriteEndArray();
+        }
+
+        if (CustomFields is not null)
+        {
+            w.WriteStartArray("customFields");
+            foreach (var item12 in CustomFields)
+            {
+                item12.WriteJson(w);
+            }
+            w.WriteEndArray();
+        }
+        w.WriteEndObject();
+    }
+
+    /// <summary>Members that travel as response headers.</summary>
+    internal void WriteHeaders(Microsoft.AspNetCore.Http.IHeaderDictionary h)
+    {
+    }
+}
+
 /// <summary>The <c>GetJobDocumentRequest</c> shape.</summary>
 public sealed record GetJobDocumentRequest
 {
@@ -6107,6 +6969,124 @@ public sealed record GetJobDocumentResponse
         if (Document is not null)
         {
             w.WriteString("document", Document);
+        }
+        w.WriteEndObject();
+    }
+
+    /// <summary>Members that travel as response headers.</summary>
+    internal void WriteHeaders(Microsoft.AspNetCore.Http.IHeaderDictionary h)
+    {
+    }
+}
+
+/// <summary>The <c>GetPercentilesRequest</c> shape.</summary>
+public sealed record GetPercentilesRequest
+{
+    /// <summary>indexName (body <c>indexName</c>).</summary>
+    public string? IndexName { get; init; }
+
+    /// <summary>queryString (body <c>queryString</c>, required).</summary>
+    public string QueryString { get; init; } = null!;
+
+    /// <summary>aggregationField (body <c>aggregationField</c>).</summary>
+    public string? AggregationField { get; init; }
+
+    /// <summary>queryVersion (body <c>queryVersion</c>).</summary>
+    public string? QueryVersion { get; init; }
+
+    /// <summary>percents (body <c>percents</c>).</summary>
+    public IReadOnlyList<double>? Percents { get; init; }
+
+    /// <summary>Binds the request from its URI, query string, headers and body, and checks it against the model.</summary>
+    internal static GetPercentilesRequest Bind(AwsRequestReader r)
+    {
+        var body = r.Body;
+        var value = new GetPercentilesRequest
+        {
+            IndexName = r.ReadString(AwsRequestReader.Member(body, "indexName"), "indexName"),
+            QueryString = r.ReadString(AwsRequestReader.Member(body, "queryString"), "queryString")!,
+            AggregationField = r.ReadString(AwsRequestReader.Member(body, "aggregationField"), "aggregationField"),
+            QueryVersion = r.ReadString(AwsRequestReader.Member(body, "queryVersion"), "queryVersion"),
+            Percents = r.ReadList(AwsRequestReader.Member(body, "percents"), "percents", static (r, e, p) => r.ReadDouble(e, p) ?? default),
+        };
+        value.Check(r, "");
+        r.Target("indexName", value.IndexName);
+        return value;
+    }
+
+    internal static GetPercentilesRequest Read(AwsRequestReader r, JsonElement e, string p) => new()
+    {
+        IndexName = r.ReadString(AwsRequestReader.Member(e, "indexName"), AwsRequestReader.Path(p, "indexName")),
+        QueryString = r.ReadString(AwsRequestReader.Member(e, "queryString"), AwsRequestReader.Path(p, "queryString"))!,
+        AggregationField = r.ReadString(AwsRequestReader.Member(e, "aggregationField"), AwsRequestReader.Path(p, "aggregationField")),
+        QueryVersion = r.ReadString(AwsRequestReader.Member(e, "queryVersion"), AwsRequestReader.Path(p, "queryVersion")),
+        Percents = r.ReadList(AwsRequestReader.Member(e, "percents"), AwsRequestReader.Path(p, "percents"), static (r, e, p) => r.ReadDouble(e, p) ?? default),
+    };
+
+    /// <summary>Checks the members against the model: required, enum, length, range, pattern.</summary>
+    internal void Check(AwsRequestReader r, string p)
+    {
+        r.Required(QueryString, AwsRequestReader.Path(p, "queryString"));
+        r.Length(IndexName, AwsRequestReader.Path(p, "indexName"), 1, 128);
+        r.Pattern(IndexName, AwsRequestReader.Path(p, "indexName"), IotPatterns.Pattern0);
+        r.Length(QueryString, AwsRequestReader.Path(p, "queryString"), 1, int.MaxValue);
+        r.Length(AggregationField, AwsRequestReader.Path(p, "aggregationField"), 1, int.MaxValue);
+        for (var i = 0; i < (Percents?.Count ?? 0); i++)
+        {
+            r.Range(Percents![i], AwsRequestReader.Path(p, "percents") + "[" + i + "]", 0, 100);
+        }
+    }
+}
+
+/// <summary>The <c>GetPercentilesResponse</c> shape.</summary>
+public sealed record GetPercentilesResponse
+{
+    /// <summary>percentiles (body <c>percentiles</c>).</summary>
+    public IReadOnlyList<PercentPair>? Percentiles { get; init; }
+
+    /// <summary>Writes the body members as JSON; members that are null are left out, as AWS does.</summary>
+    internal void WriteJson(Utf8JsonWriter w)
+    {
+        w.WriteStartObject();
+        if (Percentiles is not null)
+        {
+            w.WriteStartArray("percentiles");
+            foreach (var item12 in Percentiles)
+            {
+                item12.WriteJson(w);
+            }
+            w.WriteEndArray();
+        }
+        w.WriteEndObject();
+    }
+
+    /// <summary>Members that travel as response headers.</summary>
+    internal void WriteHeaders(Microsoft.AspNetCore.Http.IHeaderDictionary h)
+    {
+    }
+}
+
+/// <summary>The <c>PercentPair</c> shape.</summary>
+public sealed record PercentPair
+{
+    /// <summary>percent (body <c>percent</c>).</summary>
+    public double? Percent { get; init; }
+
+    /// <summary>value (body <c>value</c>).</summary>
+    public double? Value { get; init; }
+
+    /// <summary>Writes the body members as JSON; members that are null are left out, as AWS does.</summary>
+    internal void WriteJson(Utf8JsonWriter w)
+    {
+        w.WriteStartObject();
+        if (Percent is not null)
+        {
+            w.WriteNumber("percent", Percent.Value);
+        }
+
+        if (Value is not null)
+        {
+            w.WriteNumber("value", Value.Value);
         }
         w.WriteEndObject();
     }
@@ -6363,6 +7343,159 @@ public sealed record GetRegistrationCodeResponse
         if (RegistrationCode is not null)
         {
             w.WriteString("registrationCode", RegistrationCode);
+        }
+        w.WriteEndObject();
+    }
+
+    /// <summary>Members that travel as response headers.</summary>
+    internal void WriteHeaders(Microsoft.AspNetCore.Http.IHeaderDictionary h)
+    {
+    }
+}
+
+/// <summary>The <c>GetStatisticsRequest</c> shape.</summary>
+public sealed record GetStatisticsRequest
+{
+    /// <summary>indexName (body <c>indexName</c>).</summary>
+    public string? IndexName { get; init; }
+
+    /// <summary>queryString (body <c>queryString</c>, required).</summary>
+    public string QueryString { get; init; } = null!;
+
+    /// <summary>aggregationField (body <c>aggregationField</c>).</summary>
+    public string? AggregationField { get; init; }
+
+    /// <summary>queryVersion (body <c>queryVersion</c>).</summary>
+    public string? QueryVersion { get; init; }
+
+    /// <summary>Binds the request from its URI, query string, headers and body, and checks it against the model.</summary>
+    internal static GetStatisticsRequest Bind(AwsRequestReader r)
+    {
+        var body = r.Body;
+        var value = new GetStatisticsRequest
+        {
+            IndexName = r.ReadString(AwsRequestReader.Member(body, "indexName"), "indexName"),
+            QueryString = r.ReadString(AwsRequestReader.Member(body, "queryString"), "queryString")!,
+            AggregationField = r.ReadString(AwsRequestReader.Member(body, "aggregationField"), "aggregationField"),
+            QueryVersion = r.ReadString(AwsRequestReader.Member(body, "queryVersion"), "queryVersion"),
+        };
+        value.Check(r, "");
+        r.Target("indexName", value.IndexName);
+        return value;
+    }
+
+    internal static GetStatisticsRequest Read(AwsRequestReader r, JsonElement e, string p) => new()
+    {
+        IndexName = r.ReadString(AwsRequestReader.Member(e, "indexName"), AwsRequestReader.Path(p, "indexName")),
+        QueryString = r.ReadString(AwsRequestReader.Member(e, "queryString"), AwsRequestReader.Path(p, "queryString"))!,
+        AggregationField = r.ReadString(AwsRequestReader.Member(e, "aggregationField"), AwsRequestReader.Path(p, "aggregationField")),
+        QueryVersion = r.ReadString(AwsRequestReader.Member(e, "queryVersion"), AwsRequestReader.Path(p, "queryVersion")),
+    };
+
+    /// <summary>Checks the members against the model: required, enum, length, range, pattern.</summary>
+    internal void Check(AwsRequestReader r, string p)
+    {
+        r.Required(QueryString, AwsRequestReader.Path(p, "queryString"));
+        r.Length(IndexName, AwsRequestReader.Path(p, "indexName"), 1, 128);
+        r.Pattern(IndexName, AwsRequestReader.Path(p, "indexName"), IotPatterns.Pattern0);
+        r.Length(QueryString, AwsRequestReader.Path(p, "queryString"), 1, int.MaxValue);
+        r.Length(AggregationField, AwsRequestReader.Path(p, "aggregationField"), 1, int.MaxValue);
+    }
+}
+
+/// <summary>The <c>GetStatisticsResponse</c> shape.</summary>
+public sealed record GetStatisticsResponse
+{
+    /// <summary>statistics (body <c>statistics</c>).</summary>
+    public Statistics? Statistics { get; init; }
+
+    /// <summary>Writes the body members as JSON; members that are null are left out, as AWS does.</summary>
+    internal void WriteJson(Utf8JsonWriter w)
+    {
+        w.WriteStartObject();
+        if (Statistics is not null)
+        {
+            w.WritePropertyName("statistics");
+            Statistics.WriteJson(w);
+        }
+        w.WriteEndObject();
+    }
+
+    /// <summary>Members that travel as response headers.</summary>
+    internal void WriteHeaders(Microsoft.AspNetCore.Http.IHeaderDictionary h)
+    {
+    }
+}
+
+/// <summary>The <c>Statistics</c> shape.</summary>
+public sealed record Statistics
+{
+    /// <summary>count (body <c>count</c>).</summary>
+    public int? Count { get; init; }
+
+    /// <summary>average (body <c>average</c>).</summary>
+    public double? Average { get; init; }
+
+    /// <summary>sum (body <c>sum</c>).</summary>
+    public double? Sum { get; init; }
+
+    /// <summary>minimum (body <c>minimum</c>).</summary>
+    public double? Minimum { get; init; }
+
+    /// <summary>maximum (body <c>maximum</c>).</summary>
+    public double? Maximum { get; init; }
+
+    /// <summary>sumOfSquares (body <c>sumOfSquares</c>).</summary>
+    public double? SumOfSquares { get; init; }
+
+    /// <summary>variance (body <c>variance</c>).</summary>
+    public double? Variance { get; init; }
+
+    /// <summary>stdDeviation (body <c>stdDeviation</c>).</summary>
+    public double? StdDeviation { get; init; }
+
+    /// <summary>Writes the body members as JSON; members that are null are left out, as AWS does.</summary>
+    internal void WriteJson(Utf8JsonWriter w)
+    {
+        w.WriteStartObject();
+        if (Count is not null)
+        {
+            w.WriteNumber("count", Count.Value);
+        }
+
+        if (Average is not null)
+        {
+            w.WriteNumber("average", Average.Value);
+        }
+
+        if (Sum is not null)
+        {
+            w.WriteNumber("sum", Sum.Value);
+        }
+
+        if (Minimum is not null)
+        {
+            w.WriteNumber("minimum", Minimum.Value);
+        }
+
+        if (Maximum is not null)
+        {
+            w.WriteNumber("maximum", Maximum.Value);
+        }
+
+        if (SumOfSquares is not null)
+        {
+            w.WriteNumber("sumOfSquares", SumOfSquares.Value);
+        }
+
+        if (Variance is not null)
+        {
+            w.WriteNumber("variance", Variance.Value);
+        }
+
+        if (StdDeviation is not null)
+        {
+            w.WriteNumber("stdDeviation", StdDeviation.Value);
         }
         w.WriteEndObject();
     }
@@ -6679,7 +7812,7 @@ public sealed record ListAttachedPoliciesRequest
     {
         r.Required(Target, AwsRequestReader.Path(p, "target"));
         r.Length(Marker, AwsRequestReader.Path(p, "marker"), 0, 1024);
-        r.Pattern(Marker, AwsRequestReader.Path(p, "marker"), IotPatterns.Pattern19);
+        r.Pattern(Marker, AwsRequestReader.Path(p, "marker"), IotPatterns.Pattern20);
         r.Range(PageSize, AwsRequestReader.Path(p, "pageSize"), 1, 250);
     }
 }
@@ -6787,9 +7920,9 @@ public sealed record ListCACertificatesRequest
     {
         r.Range(PageSize, AwsRequestReader.Path(p, "pageSize"), 1, 250);
         r.Length(Marker, AwsRequestReader.Path(p, "marker"), 0, 1024);
-        r.Pattern(Marker, AwsRequestReader.Path(p, "marker"), IotPatterns.Pattern19);
+        r.Pattern(Marker, AwsRequestReader.Path(p, "marker"), IotPatterns.Pattern20);
         r.Length(TemplateName, AwsRequestReader.Path(p, "templateName"), 1, 36);
-        r.Pattern(TemplateName, AwsRequestReader.Path(p, "templateName"), IotPatterns.Pattern8);
+        r.Pattern(TemplateName, AwsRequestReader.Path(p, "templateName"), IotPatterns.Pattern10);
     }
 }
 
@@ -6907,7 +8040,7 @@ public sealed record ListCertificatesRequest
     {
         r.Range(PageSize, AwsRequestReader.Path(p, "pageSize"), 1, 250);
         r.Length(Marker, AwsRequestReader.Path(p, "marker"), 0, 1024);
-        r.Pattern(Marker, AwsRequestReader.Path(p, "marker"), IotPatterns.Pattern19);
+        r.Pattern(Marker, AwsRequestReader.Path(p, "marker"), IotPatterns.Pattern20);
     }
 }
 
@@ -7041,7 +8174,7 @@ public sealed record ListCertificatesByCARequest
         r.Pattern(CaCertificateId, AwsRequestReader.Path(p, "caCertificateId"), IotPatterns.Pattern17);
         r.Range(PageSize, AwsRequestReader.Path(p, "pageSize"), 1, 250);
         r.Length(Marker, AwsRequestReader.Path(p, "marker"), 0, 1024);
-        r.Pattern(Marker, AwsRequestReader.Path(p, "marker"), IotPatterns.Pattern19);
+        r.Pattern(Marker, AwsRequestReader.Path(p, "marker"), IotPatterns.Pattern20);
     }
 }
 
@@ -7071,6 +8204,71 @@ public sealed record ListCertificatesByCAResponse
         if (NextMarker is not null)
         {
             w.WriteString("nextMarker", NextMarker);
+        }
+        w.WriteEndObject();
+    }
+
+    /// <summary>Members that travel as response headers.</summary>
+    internal void WriteHeaders(Microsoft.AspNetCore.Http.IHeaderDictionary h)
+    {
+    }
+}
+
+/// <summary>The <c>ListIndicesRequest</c> shape.</summary>
+public sealed record ListIndicesRequest
+{
+    /// <summary>nextToken (querystring <c>nextToken</c>).</summary>
+    public string? NextToken { get; init; }
+
+    /// <summary>maxResults (querystring <c>maxResults</c>).</summary>
+    public int? MaxResults { get; init; }
+
+    /// <summary>Binds the request from its URI, query string, headers and body, and checks it against the model.</summary>
+    internal static ListIndicesRequest Bind(AwsRequestReader r)
+    {
+        var body = r.Body;
+        var value = new ListIndicesRequest
+        {
+            NextToken = r.Query("nextToken"),
+            MaxResults = r.ParseInt(r.Query("maxResults"), "maxResults"),
+        };
+        value.Check(r, "");
+        return value;
+    }
+
+    /// <summary>Checks the members against the model: required, enum, length, range, pattern.</summary>
+    internal void Check(AwsRequestReader r, string p)
+    {
+        r.Range(MaxResults, AwsRequestReader.Path(p, "maxResults"), 1, 500);
+    }
+}
+
+/// <summary>The <c>ListIndicesResponse</c> shape.</summary>
+public sealed record ListIndicesResponse
+{
+    /// <summary>indexNames (body <c>indexNames</c>).</summary>
+    public IReadOnlyList<string>? IndexNames { get; init; }
+
+    /// <summary>nextToken (body <c>nextToken</c>).</summary>
+    public string? NextToken { get; init; }
+
+    /// <summary>Writes the body members as JSON; members that are null are left out, as AWS does.</summary>
+    internal void WriteJson(Utf8JsonWriter w)
+    {
+        w.WriteStartObject();
+        if (IndexNames is not null)
+        {
+            w.WriteStartArray("indexNames");
+            foreach (var item12 in IndexNames)
+            {
+                w.WriteStringValue(item12);
+            }
+            w.WriteEndArray();
+        }
+
+        if (NextToken is not null)
+        {
+            w.WriteString("nextToken", NextToken);
         }
         w.WriteEndObject();
     }
@@ -7543,7 +8741,7 @@ public sealed record ListJobsRequest
         r.Length(ThingGroupName, AwsRequestReader.Path(p, "thingGroupName"), 1, 128);
         r.Pattern(ThingGroupName, AwsRequestReader.Path(p, "thingGroupName"), IotPatterns.Pattern0);
         r.Length(ThingGroupId, AwsRequestReader.Path(p, "thingGroupId"), 1, 128);
-        r.Pattern(ThingGroupId, AwsRequestReader.Path(p, "thingGroupId"), IotPatterns.Pattern20);
+        r.Pattern(ThingGroupId, AwsRequestReader.Path(p, "thingGroupId"), IotPatterns.Pattern21);
         r.Pattern(NamespaceId, AwsRequestReader.Path(p, "namespaceId"), IotPatterns.Pattern2);
     }
 }
@@ -7701,7 +8899,7 @@ public sealed record ListPoliciesRequest
     internal void Check(AwsRequestReader r, string p)
     {
         r.Length(Marker, AwsRequestReader.Path(p, "marker"), 0, 1024);
-        r.Pattern(Marker, AwsRequestReader.Path(p, "marker"), IotPatterns.Pattern19);
+        r.Pattern(Marker, AwsRequestReader.Path(p, "marker"), IotPatterns.Pattern20);
         r.Range(PageSize, AwsRequestReader.Path(p, "pageSize"), 1, 250);
     }
 }
@@ -7940,7 +9138,7 @@ public sealed record ListProvisioningTemplateVersionsRequest
     {
         r.Required(TemplateName, AwsRequestReader.Path(p, "templateName"));
         r.Length(TemplateName, AwsRequestReader.Path(p, "templateName"), 1, 36);
-        r.Pattern(TemplateName, AwsRequestReader.Path(p, "templateName"), IotPatterns.Pattern8);
+        r.Pattern(TemplateName, AwsRequestReader.Path(p, "templateName"), IotPatterns.Pattern10);
         r.Range(MaxResults, AwsRequestReader.Path(p, "maxResults"), 1, 250);
     }
 }
@@ -8306,7 +9504,7 @@ public sealed record ListTargetsForPolicyRequest
         r.Length(PolicyName, AwsRequestReader.Path(p, "policyName"), 1, 128);
         r.Pattern(PolicyName, AwsRequestReader.Path(p, "policyName"), IotPatterns.Pattern1);
         r.Length(Marker, AwsRequestReader.Path(p, "marker"), 0, 1024);
-        r.Pattern(Marker, AwsRequestReader.Path(p, "marker"), IotPatterns.Pattern19);
+        r.Pattern(Marker, AwsRequestReader.Path(p, "marker"), IotPatterns.Pattern20);
         r.Range(PageSize, AwsRequestReader.Path(p, "pageSize"), 1, 250);
     }
 }
@@ -8742,7 +9940,7 @@ public sealed record ListThingsRequest
         r.Length(AttributeName, AwsRequestReader.Path(p, "attributeName"), 0, 128);
         r.Pattern(AttributeName, AwsRequestReader.Path(p, "attributeName"), IotPatterns.Pattern13);
         r.Length(AttributeValue, AwsRequestReader.Path(p, "attributeValue"), 0, 800);
-        r.Pattern(AttributeValue, AwsRequestReader.Path(p, "attributeValue"), IotPatterns.Pattern11);
+        r.Pattern(AttributeValue, AwsRequestReader.Path(p, "attributeValue"), IotPatterns.Pattern7);
         r.Length(ThingTypeName, AwsRequestReader.Path(p, "thingTypeName"), 1, 128);
         r.Pattern(ThingTypeName, AwsRequestReader.Path(p, "thingTypeName"), IotPatterns.Pattern0);
     }
@@ -9700,6 +10898,304 @@ public sealed record ReplaceTopicRuleRequest
     }
 }
 
+/// <summary>The <c>SearchIndexRequest</c> shape.</summary>
+public sealed record SearchIndexRequest
+{
+    /// <summary>indexName (body <c>indexName</c>).</summary>
+    public string? IndexName { get; init; }
+
+    /// <summary>queryString (body <c>queryString</c>, required).</summary>
+    public string QueryString { get; init; } = null!;
+
+    /// <summary>nextToken (body <c>nextToken</c>).</summary>
+    public string? NextToken { get; init; }
+
+    /// <summary>maxResults (body <c>maxResults</c>).</summary>
+    public int? MaxResults { get; init; }
+
+    /// <summary>queryVersion (body <c>queryVersion</c>).</summary>
+    public string? QueryVersion { get; init; }
+
+    /// <summary>Binds the request from its URI, query string, headers and body, and checks it against the model.</summary>
+    internal static SearchIndexRequest Bind(AwsRequestReader r)
+    {
+        var body = r.Body;
+        var value = new SearchIndexRequest
+        {
+            IndexName = r.ReadString(AwsRequestReader.Member(body, "indexName"), "indexName"),
+            QueryString = r.ReadString(AwsRequestReader.Member(body, "queryString"), "queryString")!,
+            NextToken = r.ReadString(AwsRequestReader.Member(body, "nextToken"), "nextToken"),
+            MaxResults = r.ReadInt(AwsRequestReader.Member(body, "maxResults"), "maxResults"),
+            QueryVersion = r.ReadString(AwsRequestReader.Member(body, "queryVersion"), "queryVersion"),
+        };
+        value.Check(r, "");
+        r.Target("indexName", value.IndexName);
+        return value;
+    }
+
+    internal static SearchIndexRequest Read(AwsRequestReader r, JsonElement e, string p) => new()
+    {
+        IndexName = r.ReadString(AwsRequestReader.Member(e, "indexName"), AwsRequestReader.Path(p, "indexName")),
+        QueryString = r.ReadString(AwsRequestReader.Member(e, "queryString"), AwsRequestReader.Path(p, "queryString"))!,
+        NextToken = r.ReadString(AwsRequestReader.Member(e, "nextToken"), AwsRequestReader.Path(p, "nextToken")),
+        MaxResults = r.ReadInt(AwsRequestReader.Member(e, "maxResults"), AwsRequestReader.Path(p, "maxResults")),
+        QueryVersion = r.ReadString(AwsRequestReader.Member(e, "queryVersion"), AwsRequestReader.Path(p, "queryVersion")),
+    };
+
+    /// <summary>Checks the members against the model: required, enum, length, range, pattern.</summary>
+    internal void Check(AwsRequestReader r, string p)
+    {
+        r.Required(QueryString, AwsRequestReader.Path(p, "queryString"));
+        r.Length(IndexName, AwsRequestReader.Path(p, "indexName"), 1, 128);
+        r.Pattern(IndexName, AwsRequestReader.Path(p, "indexName"), IotPatterns.Pattern0);
+        r.Length(QueryString, AwsRequestReader.Path(p, "queryString"), 1, int.MaxValue);
+        r.Range(MaxResults, AwsRequestReader.Path(p, "maxResults"), 1, double.MaxValue);
+    }
+}
+
+/// <summary>The <c>SearchIndexResponse</c> shape.</summary>
+public sealed record SearchIndexResponse
+{
+    /// <summary>nextToken (body <c>nextToken</c>).</summary>
+    public string? NextToken { get; init; }
+
+    /// <summary>things (body <c>things</c>).</summary>
+    public IReadOnlyList<ThingDocument>? Things { get; init; }
+
+    /// <summary>thingGroups (body <c>thingGroups</c>).</summary>
+    public IReadOnlyList<ThingGroupDocument>? ThingGroups { get; init; }
+
+    /// <summary>Writes the body members as JSON; members that are null are left out, as AWS does.</summary>
+    internal void WriteJson(Utf8JsonWriter w)
+    {
+        w.WriteStartObject();
+        if (NextToken is not null)
+        {
+            w.WriteString("nextToken", NextToken);
+        }
+
+        if (Things is not null)
+        {
+            w.WriteStartArray("things");
+            foreach (var item12 in Things)
+            {
+                item12.WriteJson(w);
+            }
+            w.WriteEndArray();
+        }
+
+        if (ThingGroups is not null)
+        {
+            w.WriteStartArray("thingGroups");
+            foreach (var item12 in ThingGroups)
+            {
+                item12.WriteJson(w);
+            }
+            w.WriteEndArray();
+        }
+        w.WriteEndObject();
+    }
+
+    /// <summary>Members that travel as response headers.</summary>
+    internal void WriteHeaders(Microsoft.AspNetCore.Http.IHeaderDictionary h)
+    {
+    }
+}
+
+/// <summary>The <c>ThingDocument</c> shape.</summary>
+public sealed record ThingDocument
+{
+    /// <summary>thingName (body <c>thingName</c>).</summary>
+    public string? ThingName { get; init; }
+
+    /// <summary>thingId (body <c>thingId</c>).</summary>
+    public string? ThingId { get; init; }
+
+    /// <summary>thingTypeName (body <c>thingTypeName</c>).</summary>
+    public string? ThingTypeName { get; init; }
+
+    /// <summary>thingGroupNames (body <c>thingGroupNames</c>).</summary>
+    public IReadOnlyList<string>? ThingGroupNames { get; init; }
+
+    /// <summary>attributes (body <c>attributes</c>).</summary>
+    public IReadOnlyDictionary<string, string?>? Attributes { get; init; }
+
+    /// <summary>shadow (body <c>shadow</c>).</summary>
+    public string? Shadow { get; init; }
+
+    /// <summary>deviceDefender (body <c>deviceDefender</c>).</summary>
+    public string? DeviceDefender { get; init; }
+
+    /// <summary>connectivity (body <c>connectivity</c>).</summary>
+    public ThingConnectivity? Connectivity { get; init; }
+
+    /// <summary>Writes the body members as JSON; members that are null are left out, as AWS does.</summary>
+    internal void WriteJson(Utf8JsonWriter w)
+    {
+        w.WriteStartObject();
+        if (ThingName is not null)
+        {
+            w.WriteString("thingName", ThingName);
+        }
+
+        if (ThingId is not null)
+        {
+            w.WriteString("thingId", ThingId);
+        }
+
+        if (ThingTypeName is not null)
+        {
+            w.WriteString("thingTypeName", ThingTypeName);
+        }
+
+        if (ThingGroupNames is not null)
+        {
+            w.WriteStartArray("thingGroupNames");
+            foreach (var item12 in ThingGroupNames)
+            {
+                w.WriteStringValue(item12);
+            }
+            w.WriteEndArray();
+        }
+
+        if (Attributes is not null)
+        {
+            w.WriteStartObject("attributes");
+            foreach (var kv12 in Attributes)
+            {
+                w.WriteString(kv12.Key, kv12.Value);
+            }
+            w.WriteEndObject();
+        }
+
+        if (Shadow is not null)
+        {
+            w.WriteString("shadow", Shadow);
+        }
+
+        if (DeviceDefender is not null)
+        {
+            w.WriteString("deviceDefender", DeviceDefender);
+        }
+
+        if (Connectivity is not null)
+        {
+            w.WritePropertyName("connectivity");
+            Connectivity.WriteJson(w);
+        }
+        w.WriteEndObject();
+    }
+
+    /// <summary>Members that travel as response headers.</summary>
+    internal void WriteHeaders(Microsoft.AspNetCore.Http.IHeaderDictionary h)
+    {
+    }
+}
+
+/// <summary>The <c>ThingConnectivity</c> shape.</summary>
+public sealed record ThingConnectivity
+{
+    /// <summary>connected (body <c>connected</c>).</summary>
+    public bool? Connected { get; init; }
+
+    /// <summary>timestamp (body <c>timestamp</c>).</summary>
+    public long? Timestamp { get; init; }
+
+    /// <summary>disconnectReason (body <c>disconnectReason</c>).</summary>
+    public string? DisconnectReason { get; init; }
+
+    /// <summary>Writes the body members as JSON; members that are null are left out, as AWS does.</summary>
+    internal void WriteJson(Utf8JsonWriter w)
+    {
+        w.WriteStartObject();
+        if (Connected is not null)
+        {
+            w.WriteBoolean("connected", Connected.Value);
+        }
+
+        if (Timestamp is not null)
+        {
+            w.WriteNumber("timestamp", Timestamp.Value);
+        }
+
+        if (DisconnectReason is not null)
+        {
+            w.WriteString("disconnectReason", DisconnectReason);
+        }
+        w.WriteEndObject();
+    }
+
+    /// <summary>Members that travel as response headers.</summary>
+    internal void WriteHeaders(Microsoft.AspNetCore.Http.IHeaderDictionary h)
+    {
+    }
+}
+
+/// <summary>The <c>ThingGroupDocument</c> shape.</summary>
+public sealed record ThingGroupDocument
+{
+    /// <summary>thingGroupName (body <c>thingGroupName</c>).</summary>
+    public string? ThingGroupName { get; init; }
+
+    /// <summary>thingGroupId (body <c>thingGroupId</c>).</summary>
+    public string? ThingGroupId { get; init; }
+
+    /// <summary>thingGroupDescription (body <c>thingGroupDescription</c>).</summary>
+    public string? ThingGroupDescription { get; init; }
+
+    /// <summary>attributes (body <c>attributes</c>).</summary>
+    public IReadOnlyDictionary<string, string?>? Attributes { get; init; }
+
+    /// <summary>parentGroupNames (body <c>parentGroupNames</c>).</summary>
+    public IReadOnlyList<string>? ParentGroupNames { get; init; }
+
+    /// <summary>Writes the body members as JSON; members that are null are left out, as AWS does.</summary>
+    internal void WriteJson(Utf8JsonWriter w)
+    {
+        w.WriteStartObject();
+        if (ThingGroupName is not null)
+        {
+            w.WriteString("thingGroupName", ThingGroupName);
+        }
+
+        if (ThingGroupId is not null)
+        {
+            w.WriteString("thingGroupId", ThingGroupId);
+        }
+
+        if (ThingGroupDescription is not null)
+        {
+            w.WriteString("thingGroupDescription", ThingGroupDescription);
+        }
+
+        if (Attributes is not null)
+        {
+            w.WriteStartObject("attributes");
+            foreach (var kv12 in Attributes)
+            {
+                w.WriteString(kv12.Key, kv12.Value);
+            }
+            w.WriteEndObject();
+        }
+
+        if (ParentGroupNames is not null)
+        {
+            w.WriteStartArray("parentGroupNames");
+            foreach (var item12 in ParentGroupNames)
+            {
+                w.WriteStringValue(item12);
+            }
+            w.WriteEndArray();
+        }
+        w.WriteEndObject();
+    }
+
+    /// <summary>Members that travel as response headers.</summary>
+    internal void WriteHeaders(Microsoft.AspNetCore.Http.IHeaderDictionary h)
+    {
+    }
+}
+
 /// <summary>The <c>SetDefaultPolicyVersionRequest</c> shape.</summary>
 public sealed record SetDefaultPolicyVersionRequest
 {
@@ -9819,6 +11315,144 @@ public sealed record UpdateCertificateRequest
         r.Length(CertificateId, AwsRequestReader.Path(p, "certificateId"), 64, 64);
         r.Pattern(CertificateId, AwsRequestReader.Path(p, "certificateId"), IotPatterns.Pattern17);
         r.Enum(NewStatus, AwsRequestReader.Path(p, "newStatus"), ["ACTIVE", "INACTIVE", "REVOKED", "PENDING_TRANSFER", "REGISTER_INACTIVE", "PENDING_ACTIVATION"]);
+    }
+}
+
+/// <summary>The <c>UpdateDynamicThingGroupRequest</c> shape.</summary>
+public sealed record UpdateDynamicThingGroupRequest
+{
+    /// <summary>thingGroupName (uri <c>thingGroupName</c>, required).</summary>
+    public string ThingGroupName { get; init; } = null!;
+
+    /// <summary>thingGroupProperties (body <c>thingGroupProperties</c>, required).</summary>
+    public ThingGroupProperties ThingGroupProperties { get; init; } = null!;
+
+    /// <summary>expectedVersion (body <c>expectedVersion</c>).</summary>
+    public long? ExpectedVersion { get; init; }
+
+    /// <summary>indexName (body <c>indexName</c>).</summary>
+    public string? IndexName { get; init; }
+
+    /// <summary>queryString (body <c>queryString</c>).</summary>
+    public string? QueryString { get; init; }
+
+    /// <summary>queryVersion (body <c>queryVersion</c>).</summary>
+    public string? QueryVersion { get; init; }
+
+    /// <summary>Binds the request from its URI, query string, headers and body, and checks it against the model.</summary>
+    internal static UpdateDynamicThingGroupRequest Bind(AwsRequestReader r)
+    {
+        var body = r.Body;
+        var value = new UpdateDynamicThingGroupRequest
+        {
+            ThingGroupName = r.Uri("thingGroupName")!,
+            ThingGroupProperties = r.ReadObject(AwsRequestReader.Member(body, "thingGroupProperties"), "thingGroupProperties", static (r, e, p) => ThingGroupProperties.Read(r, e, p))!,
+            ExpectedVersion = r.ReadLong(AwsRequestReader.Member(body, "expectedVersion"), "expectedVersion"),
+            IndexName = r.ReadString(AwsRequestReader.Member(body, "indexName"), "indexName"),
+            QueryString = r.ReadString(AwsRequestReader.Member(body, "queryString"), "queryString"),
+            QueryVersion = r.ReadString(AwsRequestReader.Member(body, "queryVersion"), "queryVersion"),
+        };
+        value.Check(r, "");
+        r.Target("thingGroupName", value.ThingGroupName);
+        r.Target("indexName", value.IndexName);
+        return value;
+    }
+
+    internal static UpdateDynamicThingGroupRequest Read(AwsRequestReader r, JsonElement e, string p) => new()
+    {
+        ThingGroupProperties = r.ReadObject(AwsRequestReader.Member(e, "thingGroupProperties"), AwsRequestReader.Path(p, "thingGroupProperties"), static (r, e, p) => ThingGroupProperties.Read(r, e, p))!,
+        ExpectedVersion = r.ReadLong(AwsRequestReader.Member(e, "expectedVersion"), AwsRequestReader.Path(p, "expectedVersion")),
+        IndexName = r.ReadString(AwsRequestReader.Member(e, "indexName"), AwsRequestReader.Path(p, "indexName")),
+        QueryString = r.ReadString(AwsRequestReader.Member(e, "queryString"), AwsRequestReader.Path(p, "queryString")),
+        QueryVersion = r.ReadString(AwsRequestReader.Member(e, "queryVersion"), AwsRequestReader.Path(p, "queryVersion")),
+    };
+
+    /// <summary>Checks the members against the model: required, enum, length, range, pattern.</summary>
+    internal void Check(AwsRequestReader r, string p)
+    {
+        r.Required(ThingGroupName, AwsRequestReader.Path(p, "thingGroupName"));
+        r.Required(ThingGroupProperties, AwsRequestReader.Path(p, "thingGroupProperties"));
+        r.Length(ThingGroupName, AwsRequestReader.Path(p, "thingGroupName"), 1, 128);
+        r.Pattern(ThingGroupName, AwsRequestReader.Path(p, "thingGroupName"), IotPatterns.Pattern0);
+        ThingGroupProperties?.Check(r, AwsRequestReader.Path(p, "thingGroupProperties"));
+        r.Length(IndexName, AwsRequestReader.Path(p, "indexName"), 1, 128);
+        r.Pattern(IndexName, AwsRequestReader.Path(p, "indexName"), IotPatterns.Pattern0);
+        r.Length(QueryString, AwsRequestReader.Path(p, "queryString"), 1, int.MaxValue);
+    }
+}
+
+/// <summary>The <c>UpdateDynamicThingGroupResponse</c> shape.</summary>
+public sealed record UpdateDynamicThingGroupResponse
+{
+    /// <summary>version (body <c>version</c>).</summary>
+    public long? Version { get; init; }
+
+    /// <summary>Writes the body members as JSON; members that are null are left out, as AWS does.</summary>
+    internal void WriteJson(Utf8JsonWriter w)
+    {
+        w.WriteStartObject();
+        if (Version is not null)
+        {
+            w.WriteNumber("version", Version.Value);
+        }
+        w.WriteEndObject();
+    }
+
+    /// <summary>Members that travel as response headers.</summary>
+    internal void WriteHeaders(Microsoft.AspNetCore.Http.IHeaderDictionary h)
+    {
+    }
+}
+
+/// <summary>The <c>UpdateIndexingConfigurationRequest</c> shape.</summary>
+public sealed record UpdateIndexingConfigurationRequest
+{
+    /// <summary>thingIndexingConfiguration (body <c>thingIndexingConfiguration</c>).</summary>
+    public ThingIndexingConfiguration? ThingIndexingConfiguration { get; init; }
+
+    /// <summary>thingGroupIndexingConfiguration (body <c>thingGroupIndexingConfiguration</c>).</summary>
+    public ThingGroupIndexingConfiguration? ThingGroupIndexingConfiguration { get; init; }
+
+    /// <summary>Binds the request from its URI, query string, headers and body, and checks it against the model.</summary>
+    internal static UpdateIndexingConfigurationRequest Bind(AwsRequestReader r)
+    {
+        var body = r.Body;
+        var value = new UpdateIndexingConfigurationRequest
+        {
+            ThingIndexingConfiguration = r.ReadObject(AwsRequestReader.Member(body, "thingIndexingConfiguration"), "thingIndexingConfiguration", static (r, e, p) => ThingIndexingConfiguration.Read(r, e, p)),
+            ThingGroupIndexingConfiguration = r.ReadObject(AwsRequestReader.Member(body, "thingGroupIndexingConfiguration"), "thingGroupIndexingConfiguration", static (r, e, p) => ThingGroupIndexingConfiguration.Read(r, e, p)),
+        };
+        value.Check(r, "");
+        return value;
+    }
+
+    internal static UpdateIndexingConfigurationRequest Read(AwsRequestReader r, JsonElement e, string p) => new()
+    {
+        ThingIndexingConfiguration = r.ReadObject(AwsRequestReader.Member(e, "thingIndexingConfiguration"), AwsRequestReader.Path(p, "thingIndexingConfiguration"), static (r, e, p) => ThingIndexingConfiguration.Read(r, e, p)),
+        ThingGroupIndexingConfiguration = r.ReadObject(AwsRequestReader.Member(e, "thingGroupIndexingConfiguration"), AwsRequestReader.Path(p, "thingGroupIndexingConfiguration"), static (r, e, p) => ThingGroupIndexingConfiguration.Read(r, e, p)),
+    };
+
+    /// <summary>Checks the members against the model: required, enum, length, range, pattern.</summary>
+    internal void Check(AwsRequestReader r, string p)
+    {
+        ThingIndexingConfiguration?.Check(r, AwsRequestReader.Path(p, "thingIndexingConfiguration"));
+        ThingGroupIndexingConfiguration?.Check(r, AwsRequestReader.Path(p, "thingGroupIndexingConfiguration"));
+    }
+}
+
+/// <summary>The <c>UpdateIndexingConfigurationResponse</c> shape.</summary>
+public sealed record UpdateIndexingConfigurationResponse
+{
+    /// <summary>Writes the body members as JSON; members that are null are left out, as AWS does.</summary>
+    internal void WriteJson(Utf8JsonWriter w)
+    {
+        w.WriteStartObject();
+        w.WriteEndObject();
+    }
+
+    /// <summary>Members that travel as response headers.</summary>
+    internal void WriteHeaders(Microsoft.AspNetCore.Http.IHeaderDictionary h)
+    {
     }
 }
 
@@ -9956,9 +11590,9 @@ public sealed record UpdateProvisioningTemplateRequest
     {
         r.Required(TemplateName, AwsRequestReader.Path(p, "templateName"));
         r.Length(TemplateName, AwsRequestReader.Path(p, "templateName"), 1, 36);
-        r.Pattern(TemplateName, AwsRequestReader.Path(p, "templateName"), IotPatterns.Pattern8);
+        r.Pattern(TemplateName, AwsRequestReader.Path(p, "templateName"), IotPatterns.Pattern10);
         r.Length(Description, AwsRequestReader.Path(p, "description"), 0, 500);
-        r.Pattern(Description, AwsRequestReader.Path(p, "description"), IotPatterns.Pattern9);
+        r.Pattern(Description, AwsRequestReader.Path(p, "description"), IotPatterns.Pattern11);
         r.Length(ProvisioningRoleArn, AwsRequestReader.Path(p, "provisioningRoleArn"), 20, 2048);
         PreProvisioningHook?.Check(r, AwsRequestReader.Path(p, "preProvisioningHook"));
     }
@@ -10310,38 +11944,38 @@ internal static class IotPatterns
 
     private static Regex? s_pattern6;
 
-    /// <summary><c>^arn:[!-~]+$</c></summary>
-    internal static Regex Pattern6 => s_pattern6 ??= new(@"^(?:^arn:[!-~]+$)$", RegexOptions.CultureInvariant, TimeSpan.FromMilliseconds(100));
+    /// <summary><c>[\p{Graph}\x20]*</c></summary>
+    internal static Regex Pattern6 => s_pattern6 ??= new(@"^(?:[\x21-\x7E\x20]*)$", RegexOptions.CultureInvariant, TimeSpan.FromMilliseconds(100));
 
     private static Regex? s_pattern7;
 
-    /// <summary><c>^([\p{L}\p{Z}\p{N}_.:/=+\-@]*)$</c></summary>
-    internal static Regex Pattern7 => s_pattern7 ??= new(@"^(?:^([\p{L}\p{Z}\p{N}_.:/=+\-@]*)$)$", RegexOptions.CultureInvariant, TimeSpan.FromMilliseconds(100));
+    /// <summary><c>[a-zA-Z0-9_.,@/:#=\[\]-]*</c></summary>
+    internal static Regex Pattern7 => s_pattern7 ??= new(@"^(?:[a-zA-Z0-9_.,@/:#=\[\]-]*)$", RegexOptions.CultureInvariant, TimeSpan.FromMilliseconds(100));
 
     private static Regex? s_pattern8;
 
-    /// <summary><c>^[0-9A-Za-z_-]+$</c></summary>
-    internal static Regex Pattern8 => s_pattern8 ??= new(@"^(?:^[0-9A-Za-z_-]+$)$", RegexOptions.CultureInvariant, TimeSpan.FromMilliseconds(100));
+    /// <summary><c>^([\p{L}\p{Z}\p{N}_.:/=+\-@]*)$</c></summary>
+    internal static Regex Pattern8 => s_pattern8 ??= new(@"^(?:^([\p{L}\p{Z}\p{N}_.:/=+\-@]*)$)$", RegexOptions.CultureInvariant, TimeSpan.FromMilliseconds(100));
 
     private static Regex? s_pattern9;
 
-    /// <summary><c>[^\p{C}]*</c></summary>
-    internal static Regex Pattern9 => s_pattern9 ??= new(@"^(?:[^\p{C}]*)$", RegexOptions.CultureInvariant, TimeSpan.FromMilliseconds(100));
+    /// <summary><c>^arn:[!-~]+$</c></summary>
+    internal static Regex Pattern9 => s_pattern9 ??= new(@"^(?:^arn:[!-~]+$)$", RegexOptions.CultureInvariant, TimeSpan.FromMilliseconds(100));
 
     private static Regex? s_pattern10;
 
-    /// <summary><c>^[0-9-]+$</c></summary>
-    internal static Regex Pattern10 => s_pattern10 ??= new(@"^(?:^[0-9-]+$)$", RegexOptions.CultureInvariant, TimeSpan.FromMilliseconds(100));
+    /// <summary><c>^[0-9A-Za-z_-]+$</c></summary>
+    internal static Regex Pattern10 => s_pattern10 ??= new(@"^(?:^[0-9A-Za-z_-]+$)$", RegexOptions.CultureInvariant, TimeSpan.FromMilliseconds(100));
 
     private static Regex? s_pattern11;
 
-    /// <summary><c>[a-zA-Z0-9_.,@/:#=\[\]-]*</c></summary>
-    internal static Regex Pattern11 => s_pattern11 ??= new(@"^(?:[a-zA-Z0-9_.,@/:#=\[\]-]*)$", RegexOptions.CultureInvariant, TimeSpan.FromMilliseconds(100));
+    /// <summary><c>[^\p{C}]*</c></summary>
+    internal static Regex Pattern11 => s_pattern11 ??= new(@"^(?:[^\p{C}]*)$", RegexOptions.CultureInvariant, TimeSpan.FromMilliseconds(100));
 
     private static Regex? s_pattern12;
 
-    /// <summary><c>[\p{Graph}\x20]*</c></summary>
-    internal static Regex Pattern12 => s_pattern12 ??= new(@"^(?:[\x21-\x7E\x20]*)$", RegexOptions.CultureInvariant, TimeSpan.FromMilliseconds(100));
+    /// <summary><c>^[0-9-]+$</c></summary>
+    internal static Regex Pattern12 => s_pattern12 ??= new(@"^(?:^[0-9-]+$)$", RegexOptions.CultureInvariant, TimeSpan.FromMilliseconds(100));
 
     private static Regex? s_pattern13;
 
@@ -10375,11 +12009,16 @@ internal static class IotPatterns
 
     private static Regex? s_pattern19;
 
-    /// <summary><c>[A-Za-z0-9+/]+={0,2}</c></summary>
-    internal static Regex Pattern19 => s_pattern19 ??= new(@"^(?:[A-Za-z0-9+/]+={0,2})$", RegexOptions.CultureInvariant, TimeSpan.FromMilliseconds(100));
+    /// <summary><c>[$a-zA-Z0-9:_-]+</c></summary>
+    internal static Regex Pattern19 => s_pattern19 ??= new(@"^(?:[$a-zA-Z0-9:_-]+)$", RegexOptions.CultureInvariant, TimeSpan.FromMilliseconds(100));
 
     private static Regex? s_pattern20;
 
+    /// <summary><c>[A-Za-z0-9+/]+={0,2}</c></summary>
+    internal static Regex Pattern20 => s_pattern20 ??= new(@"^(?:[A-Za-z0-9+/]+={0,2})$", RegexOptions.CultureInvariant, TimeSpan.FromMilliseconds(100));
+
+    private static Regex? s_pattern21;
+
     /// <summary><c>[a-zA-Z0-9\-]+</c></summary>
-    internal static Regex Pattern20 => s_pattern20 ??= new(@"^(?:[a-zA-Z0-9\-]+)$", RegexOptions.CultureInvariant, TimeSpan.FromMilliseconds(100));
+    internal static Regex Pattern21 => s_pattern21 ??= new(@"^(?:[a-zA-Z0-9\-]+)$", RegexOptions.CultureInvariant, TimeSpan.FromMilliseconds(100));
 }
