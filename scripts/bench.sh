@@ -7,6 +7,8 @@
 #        also jobs (JOBS_THINGS=N, default 10000: CreateJob on a group and notify-next to every device),
 #        ota (HTTPS range downloads against nginx, then a whole update job on OTA_THINGS=N devices, default 10000),
 #        presence (PRESENCE_CONNECTIONS=N silent clients, default 10000: offline within 1.5 × keep-alive + 1 s),
+#        index (INDEX_THINGS=N, default 100000: SearchIndex and aggregation latency beside ListThings' SQLite
+#        filter, and index freshness under INDEX_RATE shadow updates per second, default 5000),
 #        delta (a delta image between Trellis's own assemblies at DELTA_FROM=commit, default a89db30, and HEAD),
 #        and p2p-hops, a diagnostic that captures loopback traffic to split point-to-point latency into hops)
 #        BENCH_ROUNDS=N (default 3): traffic scenarios run N times, brokers alternating; the report
@@ -282,6 +284,18 @@ for scenario in "${scenarios[@]}"; do
       run "$round" trellis $trellis_port "$trellis_pid" --scenario presence --connections "${PRESENCE_CONNECTIONS:-10000}" --keepalive 10
       stop_brokers
     done
+    continue
+  fi
+  if [[ $scenario == index ]]; then
+    # The fleet index has no counterpart in Mosquitto: the baseline is the registry's own attribute filter (SQLite).
+    start_brokers
+    http=$(trellis_http_port)
+    key=$(grep aws_access_key_id "$work/data/credentials" | cut -d= -f2 | tr -d ' ')
+    secret=$(grep aws_secret_access_key "$work/data/credentials" | cut -d= -f2 | tr -d ' ')
+    run 1 trellis $trellis_port "$trellis_pid" --scenario index --things "${INDEX_THINGS:-100000}" --rate "${INDEX_RATE:-5000}" \
+      --api "http://127.0.0.1:$http" --key-id "$key" --secret "$secret"
+    du -sh "$work/data/index" "$work/data/trellis.db" "$work/data/shadows.db" | sed 's/^/# /'
+    stop_brokers
     continue
   fi
   if [[ $scenario == provision ]]; then provision_bench; continue; fi

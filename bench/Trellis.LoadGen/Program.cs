@@ -49,6 +49,9 @@ switch (options.Scenario)
     case "jobs":
         await JobsBench.RunAsync(args, options.Host, options.Port, broker, Emit, ct);
         break;
+    case "index":
+        await IndexBench.RunAsync(args, options.Host, options.Port, broker, Emit, ct);
+        break;
     case "presence":
         await PresenceBench.RunAsync(args, options.Host, options.Port, broker, Emit, ct);
         break;

@@ -74,7 +74,55 @@ internal static partial class ManageCommands
     {
         var summary = new Command("summary", "The fleet at a glance: things, online now, MQTT connections, messages/s in and out, running jobs, storage.");
         summary.SetAction((r, ct) => RunAsync(r, api => api.SendAsync(HttpMethod.Get, "/api/fleet/summary", null, null, ct), Fields));
-        return Group("fleet", "The fleet as a whole (docs/monitoring.md).", [summary]);
+
+        var mode = new Option<string?>("--mode") { Description = "OFF, REGISTRY or REGISTRY_AND_SHADOW (without it: show the configuration)" };
+        mode.AcceptOnlyFromAmong("OFF", "REGISTRY", "REGISTRY_AND_SHADOW");
+        var connectivity = new Option<bool>("--connectivity") { Description = "Index connectivity (connected, timestamp, disconnectReason)" };
+        var named = new Option<string[]>("--named-shadow") { Description = "Index this named shadow too (repeatable, up to 10)" };
+        var indexing = new Command("indexing", "Show or set what the fleet index holds (AWS's UpdateIndexingConfiguration).") { mode, connectivity, named };
+        indexing.SetAction((r, ct) =>
+        {
+            if (r.GetValue(mode) is not { } thingMode)
+            {
+                return RunAsync(r, api => api.SendAsync(HttpMethod.Get, "/indexing/config", null, null, ct), body => Fields(body["thingIndexingConfiguration"] ?? body));
+            }
+
+            var shadows = r.GetValue(named) ?? [];
+            var configuration = new JsonObject
+            {
+                ["thingIndexingMode"] = thingMode,
+                ["thingConnectivityIndexingMode"] = r.GetValue(connectivity) ? "STATUS" : "OFF",
+                ["namedShadowIndexingMode"] = shadows.Length > 0 ? "ON" : "OFF",
+            };
+            if (shadows.Length > 0)
+            {
+                configuration["filter"] = new JsonObject { ["namedShadowNames"] = new JsonArray([.. shadows.Select(n => (JsonNode)n)]) };
+            }
+
+            return RunAsync(r, api => api.SendAsync(HttpMethod.Post, "/indexing/config", null, new JsonObject { ["thingIndexingConfiguration"] = configuration }, ct),
+                _ => AnsiConsole.MarkupLine("[green]indexing set[/] (the index is rebuilt in the background: trellis fleet search answers once it is ACTIVE)"));
+        });
+
+        var queryString = new Argument<string>("query") { Description = "AWS fleet-index query, e.g. 'shadow.reported.temp>30 AND connectivity.connected:true'" };
+        var max = new Option<int?>("--max") { Description = "At most this many (1-100, default 100)" };
+        var search = new Command("search", "Find things with the fleet index (docs/monitoring.md, query syntax).") { queryString, max };
+        search.SetAction((r, ct) => RunAsync(r,
+            api => api.SendAsync(HttpMethod.Post, "/indices/search", null, WithoutNulls(new JsonObject { ["queryString"] = r.GetValue(queryString), ["maxResults"] = r.GetValue(max) }), ct),
+            body => Table(new JsonArray([.. (body["things"]?.AsArray() ?? []).Select(t => (JsonNode)new JsonObject
+            {
+                ["thingName"] = t?["thingName"]?.DeepClone(),
+                ["thingTypeName"] = t?["thingTypeName"]?.DeepClone(),
+                ["connected"] = t?["connectivity"]?["connected"]?.DeepClone(),
+                ["groups"] = string.Join(",", t?["thingGroupNames"]?.AsArray().Select(g => g?.GetValue<string>()) ?? []),
+            })]), "thingName", "thingTypeName", "connected", "groups")));
+
+        var field = new Option<string?>("--field") { Description = "Field to aggregate (a number for statistics), e.g. shadow.reported.temp" };
+        var statsQuery = new Argument<string>("query") { Description = "AWS fleet-index query ('*' for the whole fleet)" };
+        var stats = new Command("stats", "Count, average, sum, minimum, maximum and standard deviation of a field over the things a query finds (AWS's GetStatistics).") { statsQuery, field };
+        stats.SetAction((r, ct) => RunAsync(r,
+            api => api.SendAsync(HttpMethod.Post, "/indices/statistics", null, WithoutNulls(new JsonObject { ["queryString"] = r.GetValue(statsQuery), ["aggregationField"] = r.GetValue(field) }), ct),
+            body => Fields(body["statistics"] ?? body)));
+        return Group("fleet", "The fleet as a whole: summary, the fleet index and search (docs/monitoring.md).", [summary, indexing, search, stats]);
     }
 
     private static Command Things()
@@ -270,6 +318,11 @@ internal static partial class ManageCommands
         var list = new Command("list", "List thing groups.");
         list.SetAction((r, ct) => RunAsync(r, api => api.SendAsync(HttpMethod.Get, "/thing-groups", null, null, ct), body => Table(body["thingGroups"], "groupName", "groupArn")));
 
+        var query = new Option<string>("--query") { Description = "Fleet-index query whose matches are the members (docs/monitoring.md)", Required = true };
+        var createDynamic = new Command("create-dynamic", "Create a dynamic thing group: its members are the things the query matches, as they change (fleet indexing must be on).") { name, query };
+        createDynamic.SetAction((r, ct) => RunAsync(r,
+            api => api.SendAsync(HttpMethod.Post, "/dynamic-thing-groups/" + ApiClient.Segment(r.GetValue(name)!), null, new JsonObject { ["queryString"] = r.GetValue(query) }, ct), Fields));
+
         var create = new Command("create", "Create a thing group.") { name, parent };
         create.SetAction((r, ct) =>
         {
@@ -305,7 +358,7 @@ internal static partial class ManageCommands
         delete.SetAction((r, ct) => RunAsync(r, api => api.SendAsync(HttpMethod.Delete, "/thing-groups/" + ApiClient.Segment(r.GetValue(name)!), null, null, ct),
             _ => AnsiConsole.MarkupLine("[green]deleted[/]")));
 
-        return new Command("groups", "Thing groups.") { list, create, describe, things, add, remove, delete };
+        return new Command("groups", "Thing groups, static and dynamic.") { list, create, createDynamic, describe, things, add, remove, delete };
     }
 
     private static Command Tokens()
@@ -451,6 +504,17 @@ internal static partial class ManageCommands
     }
 
     /// <summary>One object as field / value rows.</summary>
+    /// <summary>The object without its null members (AWS's models take an absent member, not a null one).</summary>
+    private static JsonObject WithoutNulls(JsonObject body)
+    {
+        foreach (var key in body.Where(p => p.Value is null).Select(p => p.Key).ToList())
+        {
+            body.Remove(key);
+        }
+
+        return body;
+    }
+
     private static void Fields(JsonNode body)
     {
         var table = new Table().Border(TableBorder.Rounded).AddColumn("field").AddColumn("value");

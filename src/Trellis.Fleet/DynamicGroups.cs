@@ -18,6 +18,7 @@ public sealed partial class DynamicGroups
     private readonly FleetIndex _index;
     private readonly ILogger _logger;
     private readonly Lock _lock = new();
+    // Both by group id: a group deleted by DeleteThingGroup and created again under its name starts afresh.
     private readonly Dictionary<string, (string QueryString, Query Query)> _queries = new(StringComparer.Ordinal);
     private readonly Dictionary<string, HashSet<string>> _members = new(StringComparer.Ordinal);
 
@@ -74,13 +75,14 @@ public sealed partial class DynamicGroups
             return new TrellisError.InvalidRequest($"Thing group '{name}' is static: use DeleteThingGroup.");
         }
 
+        var group = _registry.DescribeThingGroup(name);
         var error = _registry.DeleteThingGroup(name, expectedVersion);
-        if (error is null)
+        if (error is null && group.IsSuccess)
         {
             lock (_lock)
             {
-                _queries.Remove(name);
-                _members.Remove(name);
+                _queries.Remove(group.Value!.Id);
+                _members.Remove(group.Value!.Id);
             }
         }
 
@@ -118,7 +120,7 @@ public sealed partial class DynamicGroups
     {
         if (QueryOf(group) is { } query && _index.Matching(query, null) is { } matching)
         {
-            Apply(group.Name, matching, among: null);
+            Apply(group, matching, among: null);
         }
     }
 
@@ -129,7 +131,7 @@ public sealed partial class DynamicGroups
         {
             if (QueryOf(group) is { } query && _index.Matching(query, things) is { } matching)
             {
-                Apply(group.Name, matching, things);
+                Apply(group, matching, things);
             }
         }
     }
@@ -138,7 +140,7 @@ public sealed partial class DynamicGroups
     {
         lock (_lock)
         {
-            if (_queries.TryGetValue(group.Name, out var known) && known.QueryString == group.QueryString)
+            if (_queries.TryGetValue(group.Id, out var known) && known.QueryString == group.QueryString)
             {
                 return known.Query;
             }
@@ -153,30 +155,31 @@ public sealed partial class DynamicGroups
 
         lock (_lock)
         {
-            _queries[group.Name] = (group.QueryString!, parsed.Value!);
+            _queries[group.Id] = (group.QueryString!, parsed.Value!);
         }
 
         return parsed.Value;
     }
 
     /// <summary>Makes the group's members among <paramref name="among"/> (all things when null) exactly <paramref name="matching"/>.</summary>
-    private void Apply(string group, HashSet<string> matching, IReadOnlyCollection<string>? among)
+    private void Apply(ThingGroupRecord group, HashSet<string> matching, IReadOnlyCollection<string>? among)
     {
-        List<string> add, remove;
         lock (_lock)
         {
-            if (!_members.TryGetValue(group, out var members))
+            List<string> add, remove;
+            if (!_members.TryGetValue(group.Id, out var members))
             {
-                _members[group] = members = _registry.MembersOf(group);
+                _members[group.Id] = members = _registry.MembersOf(group.Name);
             }
 
             add = [.. matching.Where(t => !members.Contains(t))];
             remove = [.. (among ?? (IEnumerable<string>)members).Where(t => members.Contains(t) && !matching.Contains(t))];
             members.UnionWith(add);
             members.ExceptWith(remove);
-        }
 
-        _registry.SetDynamicMembers(group, add, remove);
+            // Under the lock: a request thread (create, update) and the indexer thread write in turn.
+            _registry.SetDynamicMembers(group.Name, add, remove);
+        }
     }
 
     private static partial class Log

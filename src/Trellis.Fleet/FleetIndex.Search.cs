@@ -51,8 +51,9 @@ public sealed partial class FleetIndex
         {
             var filter = after is null ? null : TermRangeFilter.NewStringRange(ThingDocument.IdField, after, null, false, false);
             var hits = searcher.Search(parsed.Value!, filter, size + 1, ByName);
-            var things = hits.ScoreDocs.Take(size).Select(hit => ThingDocument.FromLucene(searcher.Doc(hit.Doc))!).ToList();
-            var next = hits.ScoreDocs.Length > size ? Convert.ToBase64String(Encoding.UTF8.GetBytes(things[^1].Thing.Name)) : null;
+            var names = hits.ScoreDocs.Take(size).Select(hit => NameOf(searcher, hit.Doc)).ToList();
+            var things = names.Select(n => _documents.GetValueOrDefault(n)).OfType<ThingDocument>().ToList();
+            var next = hits.ScoreDocs.Length > size ? Convert.ToBase64String(Encoding.UTF8.GetBytes(names[^1])) : null;
             return (Result<SearchPage>)(new SearchPage(things, next));
         });
     }
@@ -196,6 +197,16 @@ public sealed partial class FleetIndex
 
     /// <summary>Parses an AWS query; the fields it names are not checked (an unknown field matches nothing, as in AWS).</summary>
     public static Result<Query> Parse(string query) => FleetQuery.Parse(query, out _);
+
+    /// <summary>A document's thing name, from the sorted doc values of its id.</summary>
+    private static string NameOf(IndexSearcher searcher, int doc)
+    {
+        var leaves = searcher.IndexReader.Leaves;
+        var leaf = leaves[ReaderUtil.SubIndex(doc, leaves)];
+        var scratch = new BytesRef();
+        leaf.AtomicReader.GetSortedDocValues(ThingDocument.IdField).Get(doc - leaf.DocBase, scratch);
+        return scratch.Utf8ToString();
+    }
 
     private static long Count(IndexSearcher searcher, Query query)
     {

@@ -14,21 +14,18 @@ public sealed record IndexedShadow(long Version, string StorageJson);
 /// <summary>
 /// Everything the index holds of one thing, and how it becomes a Lucene document. Every scalar
 /// value is indexed three ways: a lower-cased term (matching ignores case), a numeric trie term
-/// when it reads as a number (ranges and comparisons), and doc values (aggregations). The parts
-/// are stored as JSON, so a change to one part (a shadow) rebuilds the document without reading
-/// the others from their stores.
+/// when it reads as a number (ranges and comparisons), and doc values (aggregations). Nothing is
+/// stored in Lucene: the index keeps each thing's parts in memory, so a change to one part (a
+/// shadow) rebuilds the document without reading the others.
 /// </summary>
 public sealed class ThingDocument
 {
     public const string IdField = "_id";
-    private const string RegistryPart = "_reg";
-    private const string ShadowsPart = "_shadows";
-    private const string ConnectivityPart = "_conn";
 
     /// <summary>Numeric terms every 8 bits: 8 terms per value instead of Lucene's default 16.</summary>
     public const int PrecisionStep = 8;
 
-    private static readonly FieldType NumberType = Frozen(new FieldType(DoubleField.TYPE_NOT_STORED) { NumericPrecisionStep = PrecisionStep });
+    internal static readonly FieldType NumberType = Frozen(new FieldType(DoubleField.TYPE_NOT_STORED) { NumericPrecisionStep = PrecisionStep });
 
     public required ThingRecord Thing { get; init; }
 
@@ -39,13 +36,17 @@ public sealed class ThingDocument
 
     public ConnectivityRecord? Connectivity { get; init; }
 
-    /// <summary>The Lucene document: the fields searched and aggregated, and the stored parts.</summary>
-    public Document ToLucene()
+    /// <summary>
+    /// The Lucene document: the fields searched and aggregated. With a <paramref name="pool"/>,
+    /// its fields come from the pool (give them back with <see cref="FieldPool.Return"/> once the
+    /// writer has taken the document).
+    /// </summary>
+    public Document ToLucene(FieldPool? pool = null)
     {
-        var writer = new FieldWriter();
+        var writer = new FieldWriter(pool ?? new FieldPool());
         var thing = Thing;
-        writer.Document.Add(new StringField(IdField, thing.Name, Field.Store.YES));
-        writer.Document.Add(new SortedDocValuesField(IdField, new BytesRef(thing.Name)));
+        writer.Document.Add(writer.Pool.Term(IdField, thing.Name));
+        writer.Document.Add(writer.Pool.Sorted(IdField, thing.Name));
         writer.Add("thingName", thing.Name);
         writer.Add("thingId", thing.Id);
         if (thing.TypeName is not null)
@@ -90,63 +91,7 @@ public sealed class ThingDocument
             }
         }
 
-        writer.Document.Add(new StoredField(RegistryPart, new JsonObject
-        {
-            ["name"] = thing.Name,
-            ["id"] = thing.Id,
-            ["arn"] = thing.Arn,
-            ["type"] = thing.TypeName,
-            ["version"] = thing.Version,
-            ["attributes"] = new JsonObject([.. thing.Attributes.Select(a => KeyValuePair.Create(a.Key, (JsonNode?)a.Value))]),
-            ["groups"] = new JsonArray([.. Groups.Select(g => (JsonNode)g)]),
-        }.ToJsonString()));
-        if (Shadows.Count > 0)
-        {
-            writer.Document.Add(new StoredField(ShadowsPart, new JsonObject([.. Shadows.Select(s => KeyValuePair.Create(s.Key, (JsonNode?)new JsonObject { ["v"] = s.Value.Version, ["d"] = s.Value.StorageJson }))]).ToJsonString()));
-        }
-
-        if (Connectivity is { } stored)
-        {
-            writer.Document.Add(new StoredField(ConnectivityPart, new JsonObject { ["c"] = stored.Connected, ["t"] = stored.TimestampMs, ["r"] = stored.DisconnectReason }.ToJsonString()));
-        }
-
         return writer.Document;
-    }
-
-    /// <summary>Reads back the parts a document stores (null when it stores none).</summary>
-    public static ThingDocument? FromLucene(Document? document, string? arnForName = null)
-    {
-        if (document?.Get(RegistryPart) is not { } registryJson || JsonNode.Parse(registryJson) is not JsonObject registry)
-        {
-            return null;
-        }
-
-        var attributes = (registry["attributes"] as JsonObject ?? []).ToDictionary(a => a.Key, a => a.Value!.GetValue<string>(), StringComparer.Ordinal);
-        var thing = new ThingRecord(
-            registry["name"]!.GetValue<string>(), registry["id"]!.GetValue<string>(), registry["arn"]?.GetValue<string>() ?? arnForName ?? string.Empty,
-            registry["type"]?.GetValue<string>(), attributes, registry["version"]!.GetValue<long>());
-        var shadows = new Dictionary<string, IndexedShadow>(StringComparer.Ordinal);
-        if (document.Get(ShadowsPart) is { } shadowsJson && JsonNode.Parse(shadowsJson) is JsonObject parts)
-        {
-            foreach (var (name, part) in parts)
-            {
-                shadows[name] = new IndexedShadow(part!["v"]!.GetValue<long>(), part["d"]!.GetValue<string>());
-            }
-        }
-
-        ConnectivityRecord? connectivity = null;
-        if (document.Get(ConnectivityPart) is { } connectivityJson && JsonNode.Parse(connectivityJson) is JsonObject c)
-        {
-            connectivity = new ConnectivityRecord(thing.Name, c["c"]!.GetValue<bool>(), c["t"]!.GetValue<long>(), c["r"]?.GetValue<string>());
-        }
-
-        return new ThingDocument
-        {
-            Thing = thing,
-            Groups = [.. (registry["groups"] as JsonArray ?? []).Select(g => g!.GetValue<string>())],
-            Shadows = shadows,
-            Connectivity = connectivity,
-        };
     }
 
     /// <summary>
@@ -195,18 +140,20 @@ public sealed class ThingDocument
     }
 
     /// <summary>Adds values to a document, with one numeric doc value per field (the first).</summary>
-    private sealed class FieldWriter
+    private sealed class FieldWriter(FieldPool pool)
     {
         private readonly HashSet<string> _numericValues = new(StringComparer.Ordinal);
+
+        public FieldPool Pool => pool;
 
         public Document Document { get; } = [];
 
         public void Add(string field, string value)
         {
             var lower = value.ToLowerInvariant();
-            Document.Add(new StringField(field, lower, Field.Store.NO));
-            Document.Add(new StringField(FleetQuery.AllField, lower, Field.Store.NO));
-            Document.Add(new SortedSetDocValuesField(FleetQuery.ValuesField(field), new BytesRef(value)));
+            Document.Add(pool.Term(field, lower));
+            Document.Add(pool.Term(FleetQuery.AllField, lower));
+            Document.Add(pool.SortedSet(FleetQuery.ValuesField(field), value));
             if (FleetQuery.TryNumber(value, out var number))
             {
                 AddNumber(field, number);
@@ -262,11 +209,124 @@ public sealed class ThingDocument
         private void AddNumber(string field, double number)
         {
             var numeric = FleetQuery.NumericField(field);
-            Document.Add(new DoubleField(numeric, number, NumberType));
+            Document.Add(pool.Number(numeric, number));
             if (_numericValues.Add(numeric))
             {
-                Document.Add(new DoubleDocValuesField(numeric, number));
+                Document.Add(pool.DoubleValues(numeric, number));
             }
         }
+    }
+}
+
+/// <summary>
+/// Lucene fields kept for reuse by one indexing thread: a field reused across documents reuses its
+/// token stream too, where a new field allocates one (with its attributes) per value; that was most
+/// of the indexer's allocations. Not thread-safe; one pool per writer thread.
+/// </summary>
+public sealed class FieldPool
+{
+    private const int MaxPooled = 200_000;
+    private readonly Dictionary<(int Kind, string Name), Stack<Field>> _free = [];
+    private int _pooled;
+
+    public Field Term(string name, string value)
+    {
+        if (Take(0, name) is { } field)
+        {
+            field.SetStringValue(value);
+            return field;
+        }
+
+        return new StringField(name, value, Field.Store.NO);
+    }
+
+    public Field Sorted(string name, string value)
+    {
+        if (Take(1, name) is { } field)
+        {
+            field.SetBytesValue(new BytesRef(value));
+            return field;
+        }
+
+        return new SortedDocValuesField(name, new BytesRef(value));
+    }
+
+    public Field SortedSet(string name, string value)
+    {
+        if (Take(2, name) is { } field)
+        {
+            field.SetBytesValue(new BytesRef(value));
+            return field;
+        }
+
+        return new SortedSetDocValuesField(name, new BytesRef(value));
+    }
+
+    public Field Number(string name, double value)
+    {
+        if (Take(3, name) is { } field)
+        {
+            field.SetDoubleValue(value);
+            return field;
+        }
+
+        return new DoubleField(name, value, ThingDocument.NumberType);
+    }
+
+    public Field DoubleValues(string name, double value)
+    {
+        if (Take(4, name) is { } field)
+        {
+            field.SetDoubleValue(value);
+            return field;
+        }
+
+        return new DoubleDocValuesField(name, value);
+    }
+
+    /// <summary>Takes back the fields of a document the writer has consumed.</summary>
+    public void Return(Document document)
+    {
+        ArgumentNullException.ThrowIfNull(document);
+        foreach (var indexable in document.Fields)
+        {
+            if (_pooled >= MaxPooled || indexable is not Field field)
+            {
+                continue;
+            }
+
+            var kind = field switch
+            {
+                StringField => 0,
+                SortedDocValuesField => 1,
+                SortedSetDocValuesField => 2,
+                DoubleField => 3,
+                DoubleDocValuesField => 4,
+                _ => -1,
+            };
+            if (kind < 0)
+            {
+                continue;
+            }
+
+            if (!_free.TryGetValue((kind, field.Name), out var stack))
+            {
+                _free[(kind, field.Name)] = stack = new Stack<Field>();
+            }
+
+            stack.Push(field);
+            _pooled++;
+        }
+    }
+
+    private Field? Take(int kind, string name)
+    {
+        if (_free.TryGetValue((kind, name), out var stack) && stack.TryPop(out var field))
+        {
+            _pooled--;
+            return field;
+        }
+
+        return null;
     }
 }

@@ -205,6 +205,22 @@ public sealed class FleetIndexTests : IDisposable
         }, Timeout, Ct), "the CONTINUOUS job did not reach the thing that joined the dynamic group");
         Assert.Equal(["boiler-3"], await SearchAsync(server, "thingGroupNames:hot"));
 
+        // The same through the trellis command: search, statistics, a dynamic group, the configuration.
+        var search = await CliAsync(server, ["fleet", "search", "thingGroupNames:hot", "--output", "json"]);
+        Assert.True(search.ExitCode == 0, search.Output);
+        Assert.Equal(["boiler-3"], Names(JsonNode.Parse(search.Stdout)!));
+        var stats = await CliAsync(server, ["fleet", "stats", "shadow.reported.temp:*", "--field", "shadow.reported.temp", "--output", "json"]);
+        Assert.True(stats.ExitCode == 0, stats.Output);
+        var statistics = JsonNode.Parse(stats.Stdout)!["statistics"]!;
+        Assert.Equal((3, 80.0), (statistics["count"]!.GetValue<int>(), statistics["maximum"]!.GetValue<double>()));
+        Assert.Equal(0, (await CliAsync(server, ["groups", "create-dynamic", "cold", "--query", "shadow.reported.temp<22"])).ExitCode);
+        Assert.True(await Eventually.TrueAsync(async () => (await CliAsync(server, ["groups", "things", "cold"])).Stdout.Trim() == "boiler-2", Timeout, Ct));
+        var bad = await CliAsync(server, ["fleet", "search", "shadow.reported.temp:[1 TO"]);
+        Assert.Equal(1, bad.ExitCode);
+        Assert.Contains("InvalidQueryException", bad.Stderr, StringComparison.Ordinal);
+        Assert.Contains("REGISTRY_AND_SHADOW", (await CliAsync(server, ["fleet", "indexing", "--output", "json"])).Stdout, StringComparison.Ordinal);
+        Assert.Equal(0, (await CliAsync(server, ["groups", "delete", "cold"])).ExitCode);
+
         // A new query rebuilds the membership; deleting the group lets indexing be turned off.
         var changed = await server.IotCallsAsync([
             ("update_dynamic_thing_group", new { thingGroupName = "hot", thingGroupProperties = new { thingGroupDescription = "warm" }, queryString = "shadow.reported.temp>=20" }),
@@ -225,6 +241,9 @@ public sealed class FleetIndexTests : IDisposable
             Directory.Delete(_data, recursive: true);
         }
     }
+
+    private static Task<ExternalTool.Result> CliAsync(ServerProcess server, string[] args) =>
+        ExternalTool.RunAsync("dotnet", [TrellisCli.DllPath(), .. args, "--endpoint", server.Endpoint, "--data", server.DataDirectory], TimeSpan.FromSeconds(60), new Dictionary<string, string> { ["AWS_PROFILE"] = "trellis" }, Ct);
 
     private static async Task<List<string>> SearchAsync(ServerProcess server, string query)
     {
