@@ -195,6 +195,14 @@ public sealed class TrellisServer : IAsyncDisposable
             sp.GetRequiredService<RegistryService>(), sp.GetRequiredService<ShadowService>(), sp.GetRequiredService<ShadowStore>(), sp.GetRequiredService<ThingConnectivity>(),
             data.IndexDirectory, sp.GetRequiredService<ILogger<Trellis.Fleet.FleetIndex>>()));
         services.AddSingleton<Trellis.Fleet.DynamicGroups>();
+        services.AddSingleton(sp =>
+        {
+            var telemetry = sp.GetRequiredService<Trellis.Telemetry.TelemetryStore>();
+            return new Trellis.Fleet.FleetMetrics(
+                database, sp.GetRequiredService<Trellis.Fleet.FleetIndex>(),
+                (at, series, measure, value) => telemetry.WriteAsync(new Trellis.Telemetry.TelemetryPoint(at, series, measure, value)),
+                time, sp.GetRequiredService<ILogger<Trellis.Fleet.FleetMetrics>>(), registryOptions.Arn);
+        });
         services.AddSingleton(sp => new Trellis.Jobs.Firmware.FileStreams(
             sp.GetRequiredService<Trellis.Jobs.Firmware.IFirmwareStore>(), sp.GetRequiredService<Trellis.Jobs.IJobTargets>(), sp.GetRequiredService<Trellis.Jobs.IJobPublisher>(), time));
         services.AddSingleton<Trellis.Jobs.JobService>();
@@ -345,6 +353,7 @@ public sealed class TrellisServer : IAsyncDisposable
         broker.SetConnectivityObserver(new ConnectivityObserver(connectivity));
         registry.ThingDeleted += connectivity.Forget;
         _ = app.Services.GetRequiredService<Trellis.Fleet.DynamicGroups>(); // the fleet index follows the stores from start (and builds itself when on)
+        _ = app.Services.GetRequiredService<Trellis.Fleet.FleetMetrics>(); // and the fleet metrics are computed from start
         var jobs = app.Services.GetRequiredService<Trellis.Jobs.JobService>();
         broker.AddTopicHandler(new JobTopicHandler(jobs));
         broker.AddTopicHandler(new StreamTopicHandler(app.Services.GetRequiredService<Trellis.Jobs.Firmware.FileStreams>()));

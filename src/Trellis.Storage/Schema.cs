@@ -228,5 +228,14 @@ public static class Schema
             updated_ms INTEGER NOT NULL
         );
         """,
+        """
+        CREATE TABLE fleet_metrics (
+            name TEXT PRIMARY KEY,
+            definition TEXT NOT NULL,
+            version INTEGER NOT NULL,
+            created_ms INTEGER NOT NULL,
+            updated_ms INTEGER NOT NULL
+        );
+        """,
     ];
 }

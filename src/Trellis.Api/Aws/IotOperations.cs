@@ -18,6 +18,7 @@ public sealed partial class IotOperations(
     Trellis.Registry.ThingConnectivity connectivity,
     Fleet.FleetIndex index,
     Fleet.DynamicGroups dynamicGroups,
+    Fleet.FleetMetrics fleetMetrics,
     Microsoft.AspNetCore.Http.IHttpContextAccessor callers) : IIotOperations
 {
     private static T Ok<T>(Result<T> result) => result.IsSuccess ? result.Value! : throw new AwsErrorException(result.Error!);

@@ -234,12 +234,81 @@ public sealed class FleetIndexTests : IDisposable
         Assert.Equal([200, 200, 404], changed[2..].Select(r => r!["status"]!.GetValue<int>()));
     }
 
+    [Fact]
+    public async Task Fleet_metrics_write_their_values_to_the_time_series_store_and_follow_updates()
+    {
+        using var server = await ServerProcess.StartAsync(_data, Ct);
+        var setup = await server.IotCallsAsync([
+            ("create_fleet_metric", new { metricName = "too-early", queryString = "*", aggregationType = new { name = "Statistics" }, period = 60, aggregationField = "shadow.reported.temp" }),
+            ("update_indexing_configuration", Indexing()),
+            ("create_thing", new { thingName = "tank-1", attributePayload = new { attributes = new { site = "north" } } }),
+            ("create_thing", new { thingName = "tank-2", attributePayload = new { attributes = new { site = "north" } } }),
+            ("create_thing", new { thingName = "tank-3", attributePayload = new { attributes = new { site = "south" } } }),
+            ("data:update_thing_shadow", new { thingName = "tank-1", payload = new { state = new { reported = new { level = 10 } } } }),
+            ("data:update_thing_shadow", new { thingName = "tank-2", payload = new { state = new { reported = new { level = 30 } } } }),
+            ("data:update_thing_shadow", new { thingName = "tank-3", payload = new { state = new { reported = new { level = 90 } } } }),
+        ], Ct);
+        Assert.Equal("InvalidRequestException", setup[0]!["error"]!.GetValue<string>());
+        Assert.All(setup[1..], r => Assert.True(r!["status"]!.GetValue<int>() == 200, r.ToJsonString()));
+        Assert.True(await Eventually.TrueAsync(async () => (await SearchAsync(server, "shadow.reported.level:*")).Count == 3, Timeout, Ct));
+
+        var created = await server.IotCallsAsync([
+            ("create_fleet_metric", new { metricName = "north-level", queryString = "attributes.site:north", aggregationType = new { name = "Statistics", values = new[] { "count", "average", "maximum" } }, period = 60, aggregationField = "shadow.reported.level", unit = "Percent" }),
+            ("create_fleet_metric", new { metricName = "level-p", queryString = "*", aggregationType = new { name = "Percentiles", values = new[] { "50" } }, period = 300, aggregationField = "shadow.reported.level" }),
+            ("create_fleet_metric", new { metricName = "sites", queryString = "*", aggregationType = new { name = "Cardinality" }, period = 60, aggregationField = "attributes.site" }),
+            ("create_fleet_metric", new { metricName = "north-level", queryString = "*", aggregationType = new { name = "Cardinality" }, period = 60, aggregationField = "attributes.site" }),
+            ("create_fleet_metric", new { metricName = "odd-period", queryString = "*", aggregationType = new { name = "Cardinality" }, period = 90, aggregationField = "attributes.site" }),
+            ("create_fleet_metric", new { metricName = "bad-query", queryString = "attributes.site:(", aggregationType = new { name = "Cardinality" }, period = 60, aggregationField = "attributes.site" }),
+            ("create_fleet_metric", new { metricName = "bad-value", queryString = "*", aggregationType = new { name = "Statistics", values = new[] { "median" } }, period = 60, aggregationField = "attributes.site" }),
+            ("describe_fleet_metric", new { metricName = "north-level" }),
+            ("list_fleet_metrics", new { }),
+        ], Ct);
+        Assert.All(created[..3], r => Assert.True(r!["status"]!.GetValue<int>() == 200, r.ToJsonString()));
+        Assert.Equal("arn:aws:iot:us-east-1:000000000000:fleetmetric/north-level", created[0]!["body"]!["metricArn"]!.GetValue<string>());
+        Assert.Equal(
+            ["ResourceAlreadyExistsException", "InvalidRequestException", "InvalidQueryException", "InvalidAggregationException"],
+            created[3..7].Select(r => r!["error"]!.GetValue<string>()));
+        var described = created[7]!["body"]!;
+        Assert.Equal(("Statistics", 60, "Percent", 1L), (described["aggregationType"]!["name"]!.GetValue<string>(), described["period"]!.GetValue<int>(), described["unit"]!.GetValue<string>(), described["version"]!.GetValue<long>()));
+        Assert.Equal(["level-p", "north-level", "sites"], created[8]!["body"]!["fleetMetrics"]!.AsArray().Select(m => m!["metricName"]!.GetValue<string>()));
+
+        // The first values are computed at once and land in the time-series store.
+        Assert.True(await Eventually.TrueAsync(async () => await LatestAsync(server, "north-level", "average") == 20, Timeout, Ct), "no average for north-level");
+        Assert.Equal(30, await LatestAsync(server, "north-level", "maximum"));
+        Assert.Equal(2, await LatestAsync(server, "north-level", "count"));
+        Assert.Null(await LatestAsync(server, "north-level", "sum"));
+        Assert.True(await Eventually.TrueAsync(async () => await LatestAsync(server, "level-p", "p50") == 30, Timeout, Ct));
+        Assert.True(await Eventually.TrueAsync(async () => await LatestAsync(server, "sites", "cardinality") == 2, Timeout, Ct));
+
+        // An update recomputes at once; a delete stops it.
+        var updated = await server.IotCallsAsync([
+            ("update_fleet_metric", new { metricName = "north-level", indexName = "AWS_Things", queryString = "attributes.site:south", expectedVersion = 1 }),
+            ("update_fleet_metric", new { metricName = "north-level", indexName = "AWS_Things", queryString = "*", expectedVersion = 1 }),
+            ("describe_fleet_metric", new { metricName = "north-level" }),
+            ("delete_fleet_metric", new { metricName = "sites" }),
+            ("describe_fleet_metric", new { metricName = "sites" }),
+        ], Ct);
+        Assert.Equal(200, updated[0]!["status"]!.GetValue<int>());
+        Assert.Equal("VersionConflictException", updated[1]!["error"]!.GetValue<string>());
+        Assert.Equal(2L, updated[2]!["body"]!["version"]!.GetValue<long>());
+        Assert.Equal(404, updated[4]!["status"]!.GetValue<int>());
+        Assert.True(await Eventually.TrueAsync(async () => await LatestAsync(server, "north-level", "average") == 90, Timeout, Ct), "the update was not computed");
+    }
+
     public void Dispose()
     {
         if (Directory.Exists(_data))
         {
             Directory.Delete(_data, recursive: true);
         }
+    }
+
+    /// <summary>The latest value of a fleet metric's measure in the time-series store (series fleet.NAME), or null.</summary>
+    private static async Task<double?> LatestAsync(ServerProcess server, string metric, string measure)
+    {
+        var answer = await server.SignedAsync("GET", $"/api/telemetry/things/fleet.{metric}/{measure}", null, Ct);
+        var points = answer["body"]?["points"]?.AsArray();
+        return points is { Count: > 0 } ? points[^1]!["v"]!.GetValue<double>() : null;
     }
 
     private static Task<ExternalTool.Result> CliAsync(ServerProcess server, string[] args) =>

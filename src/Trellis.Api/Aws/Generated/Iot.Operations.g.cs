@@ -32,6 +32,8 @@ public interface IIotOperations
 
     Task<CreateDynamicThingGroupResponse> CreateDynamicThingGroupAsync(CreateDynamicThingGroupRequest request, CancellationToken cancellationToken);
 
+    Task<CreateFleetMetricResponse> CreateFleetMetricAsync(CreateFleetMetricRequest request, CancellationToken cancellationToken);
+
     Task<CreateJobResponse> CreateJobAsync(CreateJobRequest request, CancellationToken cancellationToken);
 
     Task<CreateJobTemplateResponse> CreateJobTemplateAsync(CreateJobTemplateRequest request, CancellationToken cancellationToken);
@@ -66,6 +68,8 @@ public interface IIotOperations
 
     Task<DeleteDynamicThingGroupResponse> DeleteDynamicThingGroupAsync(DeleteDynamicThingGroupRequest request, CancellationToken cancellationToken);
 
+    Task<AwsEmpty> DeleteFleetMetricAsync(DeleteFleetMetricRequest request, CancellationToken cancellationToken);
+
     Task<AwsEmpty> DeleteJobAsync(DeleteJobRequest request, CancellationToken cancellationToken);
 
     Task<AwsEmpty> DeleteJobExecutionAsync(DeleteJobExecutionRequest request, CancellationToken cancellationToken);
@@ -99,6 +103,8 @@ public interface IIotOperations
     Task<DescribeCertificateResponse> DescribeCertificateAsync(DescribeCertificateRequest request, CancellationToken cancellationToken);
 
     Task<DescribeEndpointResponse> DescribeEndpointAsync(DescribeEndpointRequest request, CancellationToken cancellationToken);
+
+    Task<DescribeFleetMetricResponse> DescribeFleetMetricAsync(DescribeFleetMetricRequest request, CancellationToken cancellationToken);
 
     Task<DescribeIndexResponse> DescribeIndexAsync(DescribeIndexRequest request, CancellationToken cancellationToken);
 
@@ -162,6 +168,8 @@ public interface IIotOperations
 
     Task<ListCertificatesByCAResponse> ListCertificatesByCAAsync(ListCertificatesByCARequest request, CancellationToken cancellationToken);
 
+    Task<ListFleetMetricsResponse> ListFleetMetricsAsync(ListFleetMetricsRequest request, CancellationToken cancellationToken);
+
     Task<ListIndicesResponse> ListIndicesAsync(ListIndicesRequest request, CancellationToken cancellationToken);
 
     Task<ListJobExecutionsForJobResponse> ListJobExecutionsForJobAsync(ListJobExecutionsForJobRequest request, CancellationToken cancellationToken);
@@ -224,6 +232,8 @@ public interface IIotOperations
 
     Task<UpdateDynamicThingGroupResponse> UpdateDynamicThingGroupAsync(UpdateDynamicThingGroupRequest request, CancellationToken cancellationToken);
 
+    Task<AwsEmpty> UpdateFleetMetricAsync(UpdateFleetMetricRequest request, CancellationToken cancellationToken);
+
     Task<UpdateIndexingConfigurationResponse> UpdateIndexingConfigurationAsync(UpdateIndexingConfigurationRequest request, CancellationToken cancellationToken);
 
     Task<AwsEmpty> UpdateJobAsync(UpdateJobRequest request, CancellationToken cancellationToken);
@@ -253,6 +263,7 @@ internal static class IotInvokers
         ["ConfirmTopicRuleDestination"] = ConfirmTopicRuleDestinationAsync,
         ["CreateCertificateFromCsr"] = CreateCertificateFromCsrAsync,
         ["CreateDynamicThingGroup"] = CreateDynamicThingGroupAsync,
+        ["CreateFleetMetric"] = CreateFleetMetricAsync,
         ["CreateJob"] = CreateJobAsync,
         ["CreateJobTemplate"] = CreateJobTemplateAsync,
         ["CreateKeysAndCertificate"] = CreateKeysAndCertificateAsync,
@@ -270,6 +281,7 @@ internal static class IotInvokers
         ["DeleteCACertificate"] = DeleteCACertificateAsync,
         ["DeleteCertificate"] = DeleteCertificateAsync,
         ["DeleteDynamicThingGroup"] = DeleteDynamicThingGroupAsync,
+        ["DeleteFleetMetric"] = DeleteFleetMetricAsync,
         ["DeleteJob"] = DeleteJobAsync,
         ["DeleteJobExecution"] = DeleteJobExecutionAsync,
         ["DeleteJobTemplate"] = DeleteJobTemplateAsync,
@@ -287,6 +299,7 @@ internal static class IotInvokers
         ["DescribeCACertificate"] = DescribeCACertificateAsync,
         ["DescribeCertificate"] = DescribeCertificateAsync,
         ["DescribeEndpoint"] = DescribeEndpointAsync,
+        ["DescribeFleetMetric"] = DescribeFleetMetricAsync,
         ["DescribeIndex"] = DescribeIndexAsync,
         ["DescribeJob"] = DescribeJobAsync,
         ["DescribeJobExecution"] = DescribeJobExecutionAsync,
@@ -318,6 +331,7 @@ internal static class IotInvokers
         ["ListCACertificates"] = ListCACertificatesAsync,
         ["ListCertificates"] = ListCertificatesAsync,
         ["ListCertificatesByCA"] = ListCertificatesByCAAsync,
+        ["ListFleetMetrics"] = ListFleetMetricsAsync,
         ["ListIndices"] = ListIndicesAsync,
         ["ListJobExecutionsForJob"] = ListJobExecutionsForJobAsync,
         ["ListJobExecutionsForThing"] = ListJobExecutionsForThingAsync,
@@ -349,6 +363,7 @@ internal static class IotInvokers
         ["UpdateCACertificate"] = UpdateCACertificateAsync,
         ["UpdateCertificate"] = UpdateCertificateAsync,
         ["UpdateDynamicThingGroup"] = UpdateDynamicThingGroupAsync,
+        ["UpdateFleetMetric"] = UpdateFleetMetricAsync,
         ["UpdateIndexingConfiguration"] = UpdateIndexingConfigurationAsync,
         ["UpdateJob"] = UpdateJobAsync,
         ["UpdateProvisioningTemplate"] = UpdateProvisioningTemplateAsync,
@@ -481,6 +496,20 @@ internal static class IotInvokers
         }
 
         var response = await context.RequestServices.GetRequiredService<IIotOperations>().CreateDynamicThingGroupAsync(request!, context.RequestAborted);
+        await AwsResponse.WriteAsync(context, route.SuccessCode, response.WriteJson, response.WriteHeaders);
+    }
+
+    private static async Task CreateFleetMetricAsync(HttpContext context, AwsRoute route)
+    {
+        var reader = await AwsRequestReader.CreateAsync(context);
+        var request = reader.IsValid ? CreateFleetMetricRequest.Bind(reader) : null;
+        if (!reader.IsValid)
+        {
+            await reader.RefuseAsync();
+            return;
+        }
+
+        var response = await context.RequestServices.GetRequiredService<IIotOperations>().CreateFleetMetricAsync(request!, context.RequestAborted);
         await AwsResponse.WriteAsync(context, route.SuccessCode, response.WriteJson, response.WriteHeaders);
     }
 
@@ -722,6 +751,20 @@ internal static class IotInvokers
         await AwsResponse.WriteAsync(context, route.SuccessCode, response.WriteJson, response.WriteHeaders);
     }
 
+    private static async Task DeleteFleetMetricAsync(HttpContext context, AwsRoute route)
+    {
+        var reader = await AwsRequestReader.CreateAsync(context, readBody: false);
+        var request = reader.IsValid ? DeleteFleetMetricRequest.Bind(reader) : null;
+        if (!reader.IsValid)
+        {
+            await reader.RefuseAsync();
+            return;
+        }
+
+        await context.RequestServices.GetRequiredService<IIotOperations>().DeleteFleetMetricAsync(request!, context.RequestAborted);
+        await AwsResponse.WriteAsync(context, route.SuccessCode, null, null);
+    }
+
     private static async Task DeleteJobAsync(HttpContext context, AwsRoute route)
     {
         var reader = await AwsRequestReader.CreateAsync(context, readBody: false);
@@ -957,6 +1000,20 @@ internal static class IotInvokers
         }
 
         var response = await context.RequestServices.GetRequiredService<IIotOperations>().DescribeEndpointAsync(request!, context.RequestAborted);
+        await AwsResponse.WriteAsync(context, route.SuccessCode, response.WriteJson, response.WriteHeaders);
+    }
+
+    private static async Task DescribeFleetMetricAsync(HttpContext context, AwsRoute route)
+    {
+        var reader = await AwsRequestReader.CreateAsync(context, readBody: false);
+        var request = reader.IsValid ? DescribeFleetMetricRequest.Bind(reader) : null;
+        if (!reader.IsValid)
+        {
+            await reader.RefuseAsync();
+            return;
+        }
+
+        var response = await context.RequestServices.GetRequiredService<IIotOperations>().DescribeFleetMetricAsync(request!, context.RequestAborted);
         await AwsResponse.WriteAsync(context, route.SuccessCode, response.WriteJson, response.WriteHeaders);
     }
 
@@ -1394,6 +1451,20 @@ internal static class IotInvokers
         await AwsResponse.WriteAsync(context, route.SuccessCode, response.WriteJson, response.WriteHeaders);
     }
 
+    private static async Task ListFleetMetricsAsync(HttpContext context, AwsRoute route)
+    {
+        var reader = await AwsRequestReader.CreateAsync(context, readBody: false);
+        var request = reader.IsValid ? ListFleetMetricsRequest.Bind(reader) : null;
+        if (!reader.IsValid)
+        {
+            await reader.RefuseAsync();
+            return;
+        }
+
+        var response = await context.RequestServices.GetRequiredService<IIotOperations>().ListFleetMetricsAsync(request!, context.RequestAborted);
+        await AwsResponse.WriteAsync(context, route.SuccessCode, response.WriteJson, response.WriteHeaders);
+    }
+
     private static async Task ListIndicesAsync(HttpContext context, AwsRoute route)
     {
         var reader = await AwsRequestReader.CreateAsync(context, readBody: false);
@@ -1826,6 +1897,20 @@ internal static class IotInvokers
 
         var response = await context.RequestServices.GetRequiredService<IIotOperations>().UpdateDynamicThingGroupAsync(request!, context.RequestAborted);
         await AwsResponse.WriteAsync(context, route.SuccessCode, response.WriteJson, response.WriteHeaders);
+    }
+
+    private static async Task UpdateFleetMetricAsync(HttpContext context, AwsRoute route)
+    {
+        var reader = await AwsRequestReader.CreateAsync(context);
+        var request = reader.IsValid ? UpdateFleetMetricRequest.Bind(reader) : null;
+        if (!reader.IsValid)
+        {
+            await reader.RefuseAsync();
+            return;
+        }
+
+        await context.RequestServices.GetRequiredService<IIotOperations>().UpdateFleetMetricAsync(request!, context.RequestAborted);
+        await AwsResponse.WriteAsync(context, route.SuccessCode, null, null);
     }
 
     private static async Task UpdateIndexingConfigurationAsync(HttpContext context, AwsRoute route)

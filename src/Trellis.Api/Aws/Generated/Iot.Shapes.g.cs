@@ -732,6 +732,186 @@ public sealed record CreateDynamicThingGroupResponse
     }
 }
 
+/// <summary>The <c>CreateFleetMetricRequest</c> shape.</summary>
+public sealed record CreateFleetMetricRequest
+{
+    /// <summary>metricName (uri <c>metricName</c>, required).</summary>
+    public string MetricName { get; init; } = null!;
+
+    /// <summary>queryString (body <c>queryString</c>, required).</summary>
+    public string QueryString { get; init; } = null!;
+
+    /// <summary>aggregationType (body <c>aggregationType</c>, required).</summary>
+    public AggregationType AggregationType { get; init; } = null!;
+
+    /// <summary>period (body <c>period</c>, required).</summary>
+    public int? Period { get; init; }
+
+    /// <summary>aggregationField (body <c>aggregationField</c>, required).</summary>
+    public string AggregationField { get; init; } = null!;
+
+    /// <summary>description (body <c>description</c>).</summary>
+    public string? Description { get; init; }
+
+    /// <summary>queryVersion (body <c>queryVersion</c>).</summary>
+    public string? QueryVersion { get; init; }
+
+    /// <summary>indexName (body <c>indexName</c>).</summary>
+    public string? IndexName { get; init; }
+
+    /// <summary>unit (body <c>unit</c>).</summary>
+    public string? Unit { get; init; }
+
+    /// <summary>tags (body <c>tags</c>).</summary>
+    public IReadOnlyList<Tag>? Tags { get; init; }
+
+    /// <summary>Binds the request from its URI, query string, headers and body, and checks it against the model.</summary>
+    internal static CreateFleetMetricRequest Bind(AwsRequestReader r)
+    {
+        var body = r.Body;
+        var value = new CreateFleetMetricRequest
+        {
+            MetricName = r.Uri("metricName")!,
+            QueryString = r.ReadString(AwsRequestReader.Member(body, "queryString"), "queryString")!,
+            AggregationType = r.ReadObject(AwsRequestReader.Member(body, "aggregationType"), "aggregationType", static (r, e, p) => AggregationType.Read(r, e, p))!,
+            Period = r.ReadInt(AwsRequestReader.Member(body, "period"), "period"),
+            AggregationField = r.ReadString(AwsRequestReader.Member(body, "aggregationField"), "aggregationField")!,
+            Description = r.ReadString(AwsRequestReader.Member(body, "description"), "description"),
+            QueryVersion = r.ReadString(AwsRequestReader.Member(body, "queryVersion"), "queryVersion"),
+            IndexName = r.ReadString(AwsRequestReader.Member(body, "indexName"), "indexName"),
+            Unit = r.ReadString(AwsRequestReader.Member(body, "unit"), "unit"),
+            Tags = r.ReadList(AwsRequestReader.Member(body, "tags"), "tags", static (r, e, p) => r.ReadObject(e, p, static (r, e, p) => Tag.Read(r, e, p))!),
+        };
+        value.Check(r, "");
+        r.Target("metricName", value.MetricName);
+        r.Target("indexName", value.IndexName);
+        return value;
+    }
+
+    internal static CreateFleetMetricRequest Read(AwsRequestReader r, JsonElement e, string p) => new()
+    {
+        QueryString = r.ReadString(AwsRequestReader.Member(e, "queryString"), AwsRequestReader.Path(p, "queryString"))!,
+        AggregationType = r.ReadObject(AwsRequestReader.Member(e, "aggregationType"), AwsRequestReader.Path(p, "aggregationType"), static (r, e, p) => AggregationType.Read(r, e, p))!,
+        Period = r.ReadInt(AwsRequestReader.Member(e, "period"), AwsRequestReader.Path(p, "period")),
+        AggregationField = r.ReadString(AwsRequestReader.Member(e, "aggregationField"), AwsRequestReader.Path(p, "aggregationField"))!,
+        Description = r.ReadString(AwsRequestReader.Member(e, "description"), AwsRequestReader.Path(p, "description")),
+        QueryVersion = r.ReadString(AwsRequestReader.Member(e, "queryVersion"), AwsRequestReader.Path(p, "queryVersion")),
+        IndexName = r.ReadString(AwsRequestReader.Member(e, "indexName"), AwsRequestReader.Path(p, "indexName")),
+        Unit = r.ReadString(AwsRequestReader.Member(e, "unit"), AwsRequestReader.Path(p, "unit")),
+        Tags = r.ReadList(AwsRequestReader.Member(e, "tags"), AwsRequestReader.Path(p, "tags"), static (r, e, p) => r.ReadObject(e, p, static (r, e, p) => Tag.Read(r, e, p))!),
+    };
+
+    /// <summary>Checks the members against the model: required, enum, length, range, pattern.</summary>
+    internal void Check(AwsRequestReader r, string p)
+    {
+        r.Required(MetricName, AwsRequestReader.Path(p, "metricName"));
+        r.Required(QueryString, AwsRequestReader.Path(p, "queryString"));
+        r.Required(AggregationType, AwsRequestReader.Path(p, "aggregationType"));
+        r.Required(Period, AwsRequestReader.Path(p, "period"));
+        r.Required(AggregationField, AwsRequestReader.Path(p, "aggregationField"));
+        r.Length(MetricName, AwsRequestReader.Path(p, "metricName"), 1, 128);
+        r.Pattern(MetricName, AwsRequestReader.Path(p, "metricName"), IotPatterns.Pattern9);
+        r.Length(QueryString, AwsRequestReader.Path(p, "queryString"), 1, int.MaxValue);
+        AggregationType?.Check(r, AwsRequestReader.Path(p, "aggregationType"));
+        r.Range(Period, AwsRequestReader.Path(p, "period"), 60, 86400);
+        r.Length(AggregationField, AwsRequestReader.Path(p, "aggregationField"), 1, int.MaxValue);
+        r.Length(Description, AwsRequestReader.Path(p, "description"), 0, 1024);
+        r.Pattern(Description, AwsRequestReader.Path(p, "description"), IotPatterns.Pattern6);
+        r.Length(IndexName, AwsRequestReader.Path(p, "indexName"), 1, 128);
+        r.Pattern(IndexName, AwsRequestReader.Path(p, "indexName"), IotPatterns.Pattern0);
+        r.Enum(Unit, AwsRequestReader.Path(p, "unit"), ["Seconds", "Microseconds", "Milliseconds", "Bytes", "Kilobytes", "Megabytes", "Gigabytes", "Terabytes", "Bits", "Kilobits", "Megabits", "Gigabits", "Terabits", "Percent", "Count", "Bytes/Second", "Kilobytes/Second", "Megabytes/Second", "Gigabytes/Second", "Terabytes/Second", "Bits/Second", "Kilobits/Second", "Megabits/Second", "Gigabits/Second", "Terabits/Second", "Count/Second", "None"]);
+        for (var i = 0; i < (Tags?.Count ?? 0); i++)
+        {
+            Tags![i].Check(r, AwsRequestReader.Path(p, "tags") + "[" + i + "]");
+        }
+    }
+}
+
+/// <summary>The <c>AggregationType</c> shape.</summary>
+public sealed record AggregationType
+{
+    /// <summary>name (body <c>name</c>, required).</summary>
+    public string Name { get; init; } = null!;
+
+    /// <summary>values (body <c>values</c>).</summary>
+    public IReadOnlyList<string>? Values { get; init; }
+
+    internal static AggregationType Read(AwsRequestReader r, JsonElement e, string p) => new()
+    {
+        Name = r.ReadString(AwsRequestReader.Member(e, "name"), AwsRequestReader.Path(p, "name"))!,
+        Values = r.ReadList(AwsRequestReader.Member(e, "values"), AwsRequestReader.Path(p, "values"), static (r, e, p) => r.ReadString(e, p)!),
+    };
+
+    /// <summary>Checks the members against the model: required, enum, length, range, pattern.</summary>
+    internal void Check(AwsRequestReader r, string p)
+    {
+        r.Required(Name, AwsRequestReader.Path(p, "name"));
+        r.Enum(Name, AwsRequestReader.Path(p, "name"), ["Statistics", "Percentiles", "Cardinality"]);
+        for (var i = 0; i < (Values?.Count ?? 0); i++)
+        {
+            r.Length(Values![i], AwsRequestReader.Path(p, "values") + "[" + i + "]", 1, 12);
+            r.Pattern(Values![i], AwsRequestReader.Path(p, "values") + "[" + i + "]", IotPatterns.Pattern10);
+        }
+    }
+
+    /// <summary>Writes the body members as JSON; members that are null are left out, as AWS does.</summary>
+    internal void WriteJson(Utf8JsonWriter w)
+    {
+        w.WriteStartObject();
+        if (Name is not null)
+        {
+            w.WriteString("name", Name);
+        }
+
+        if (Values is not null)
+        {
+            w.WriteStartArray("values");
+            foreach (var item12 in Values)
+            {
+                w.WriteStringValue(item12);
+            }
+            w.WriteEndArray();
+        }
+        w.WriteEndObject();
+    }
+
+    /// <summary>Members that travel as response headers.</summary>
+    internal void WriteHeaders(Microsoft.AspNetCore.Http.IHeaderDictionary h)
+    {
+    }
+}
+
+/// <summary>The <c>CreateFleetMetricResponse</c> shape.</summary>
+public sealed record CreateFleetMetricResponse
+{
+    /// <summary>metricName (body <c>metricName</c>).</summary>
+    public string? MetricName { get; init; }
+
+    /// <summary>metricArn (body <c>metricArn</c>).</summary>
+    public string? MetricArn { get; init; }
+
+    /// <summary>Writes the body members as JSON; members that are null are left out, as AWS does.</summary>
+    internal void WriteJson(Utf8JsonWriter w)
+    {
+        w.WriteStartObject();
+        if (MetricName is not null)
+        {
+            w.WriteString("metricName", MetricName);
+        }
+
+        if (MetricArn is not null)
+        {
+            w.WriteString("metricArn", MetricArn);
+        }
+        w.WriteEndObject();
+    }
+
+    /// <summary>Members that travel as response headers.</summary>
+    internal void WriteHeaders(Microsoft.AspNetCore.Http.IHeaderDictionary h)
+    {
+    }
+}
+
 /// <summary>The <c>CreateJobRequest</c> shape.</summary>
 public sealed record CreateJobRequest
 {
@@ -864,7 +1044,7 @@ public sealed record CreateJobRequest
         }
         r.Pattern(NamespaceId, AwsRequestReader.Path(p, "namespaceId"), IotPatterns.Pattern2);
         r.Length(JobTemplateArn, AwsRequestReader.Path(p, "jobTemplateArn"), 1, 1600);
-        r.Pattern(JobTemplateArn, AwsRequestReader.Path(p, "jobTemplateArn"), IotPatterns.Pattern9);
+        r.Pattern(JobTemplateArn, AwsRequestReader.Path(p, "jobTemplateArn"), IotPatterns.Pattern11);
         JobExecutionsRetryConfig?.Check(r, AwsRequestReader.Path(p, "jobExecutionsRetryConfig"));
         foreach (var kv in DocumentParameters ?? System.Collections.Immutable.ImmutableDictionary<string, string?>.Empty)
         {
@@ -875,7 +1055,7 @@ public sealed record CreateJobRequest
         for (var i = 0; i < (DestinationPackageVersions?.Count ?? 0); i++)
         {
             r.Length(DestinationPackageVersions![i], AwsRequestReader.Path(p, "destinationPackageVersions") + "[" + i + "]", 1, 1600);
-            r.Pattern(DestinationPackageVersions![i], AwsRequestReader.Path(p, "destinationPackageVersions") + "[" + i + "]", IotPatterns.Pattern9);
+            r.Pattern(DestinationPackageVersions![i], AwsRequestReader.Path(p, "destinationPackageVersions") + "[" + i + "]", IotPatterns.Pattern11);
         }
     }
 }
@@ -1574,7 +1754,7 @@ public sealed record CreateJobTemplateRequest
         for (var i = 0; i < (DestinationPackageVersions?.Count ?? 0); i++)
         {
             r.Length(DestinationPackageVersions![i], AwsRequestReader.Path(p, "destinationPackageVersions") + "[" + i + "]", 1, 1600);
-            r.Pattern(DestinationPackageVersions![i], AwsRequestReader.Path(p, "destinationPackageVersions") + "[" + i + "]", IotPatterns.Pattern9);
+            r.Pattern(DestinationPackageVersions![i], AwsRequestReader.Path(p, "destinationPackageVersions") + "[" + i + "]", IotPatterns.Pattern11);
         }
     }
 }
@@ -1924,7 +2104,7 @@ public sealed record CreateProvisioningClaimRequest
     {
         r.Required(TemplateName, AwsRequestReader.Path(p, "templateName"));
         r.Length(TemplateName, AwsRequestReader.Path(p, "templateName"), 1, 36);
-        r.Pattern(TemplateName, AwsRequestReader.Path(p, "templateName"), IotPatterns.Pattern10);
+        r.Pattern(TemplateName, AwsRequestReader.Path(p, "templateName"), IotPatterns.Pattern12);
     }
 }
 
@@ -2043,9 +2223,9 @@ public sealed record CreateProvisioningTemplateRequest
         r.Required(TemplateBody, AwsRequestReader.Path(p, "templateBody"));
         r.Required(ProvisioningRoleArn, AwsRequestReader.Path(p, "provisioningRoleArn"));
         r.Length(TemplateName, AwsRequestReader.Path(p, "templateName"), 1, 36);
-        r.Pattern(TemplateName, AwsRequestReader.Path(p, "templateName"), IotPatterns.Pattern10);
+        r.Pattern(TemplateName, AwsRequestReader.Path(p, "templateName"), IotPatterns.Pattern12);
         r.Length(Description, AwsRequestReader.Path(p, "description"), 0, 500);
-        r.Pattern(Description, AwsRequestReader.Path(p, "description"), IotPatterns.Pattern11);
+        r.Pattern(Description, AwsRequestReader.Path(p, "description"), IotPatterns.Pattern13);
         r.Length(TemplateBody, AwsRequestReader.Path(p, "templateBody"), 0, 10240);
         r.Pattern(TemplateBody, AwsRequestReader.Path(p, "templateBody"), IotPatterns.Pattern5);
         r.Length(ProvisioningRoleArn, AwsRequestReader.Path(p, "provisioningRoleArn"), 20, 2048);
@@ -2078,7 +2258,7 @@ public sealed record ProvisioningHook
     {
         r.Required(TargetArn, AwsRequestReader.Path(p, "targetArn"));
         r.Length(PayloadVersion, AwsRequestReader.Path(p, "payloadVersion"), 10, 32);
-        r.Pattern(PayloadVersion, AwsRequestReader.Path(p, "payloadVersion"), IotPatterns.Pattern12);
+        r.Pattern(PayloadVersion, AwsRequestReader.Path(p, "payloadVersion"), IotPatterns.Pattern14);
         r.Length(TargetArn, AwsRequestReader.Path(p, "targetArn"), 0, 2048);
     }
 
@@ -2181,7 +2361,7 @@ public sealed record CreateProvisioningTemplateVersionRequest
         r.Required(TemplateName, AwsRequestReader.Path(p, "templateName"));
         r.Required(TemplateBody, AwsRequestReader.Path(p, "templateBody"));
         r.Length(TemplateName, AwsRequestReader.Path(p, "templateName"), 1, 36);
-        r.Pattern(TemplateName, AwsRequestReader.Path(p, "templateName"), IotPatterns.Pattern10);
+        r.Pattern(TemplateName, AwsRequestReader.Path(p, "templateName"), IotPatterns.Pattern12);
         r.Length(TemplateBody, AwsRequestReader.Path(p, "templateBody"), 0, 10240);
         r.Pattern(TemplateBody, AwsRequestReader.Path(p, "templateBody"), IotPatterns.Pattern5);
     }
@@ -2707,7 +2887,7 @@ public sealed record ThingTypeProperties
         for (var i = 0; i < (SearchableAttributes?.Count ?? 0); i++)
         {
             r.Length(SearchableAttributes![i], AwsRequestReader.Path(p, "searchableAttributes") + "[" + i + "]", 0, 128);
-            r.Pattern(SearchableAttributes![i], AwsRequestReader.Path(p, "searchableAttributes") + "[" + i + "]", IotPatterns.Pattern13);
+            r.Pattern(SearchableAttributes![i], AwsRequestReader.Path(p, "searchableAttributes") + "[" + i + "]", IotPatterns.Pattern15);
         }
         Mqtt5Configuration?.Check(r, AwsRequestReader.Path(p, "mqtt5Configuration"));
     }
@@ -2810,11 +2990,11 @@ public sealed record PropagatingAttribute
     internal void Check(AwsRequestReader r, string p)
     {
         r.Length(UserPropertyKey, AwsRequestReader.Path(p, "userPropertyKey"), 0, 128);
-        r.Pattern(UserPropertyKey, AwsRequestReader.Path(p, "userPropertyKey"), IotPatterns.Pattern14);
+        r.Pattern(UserPropertyKey, AwsRequestReader.Path(p, "userPropertyKey"), IotPatterns.Pattern16);
         r.Length(ThingAttribute, AwsRequestReader.Path(p, "thingAttribute"), 0, 128);
-        r.Pattern(ThingAttribute, AwsRequestReader.Path(p, "thingAttribute"), IotPatterns.Pattern13);
+        r.Pattern(ThingAttribute, AwsRequestReader.Path(p, "thingAttribute"), IotPatterns.Pattern15);
         r.Length(ConnectionAttribute, AwsRequestReader.Path(p, "connectionAttribute"), 0, 128);
-        r.Pattern(ConnectionAttribute, AwsRequestReader.Path(p, "connectionAttribute"), IotPatterns.Pattern15);
+        r.Pattern(ConnectionAttribute, AwsRequestReader.Path(p, "connectionAttribute"), IotPatterns.Pattern17);
     }
 
     /// <summary>Writes the body members as JSON; members that are null are left out, as AWS does.</summary>
@@ -2922,7 +3102,7 @@ public sealed record CreateTopicRuleRequest
         r.Required(RuleName, AwsRequestReader.Path(p, "ruleName"));
         r.Required(TopicRulePayload, AwsRequestReader.Path(p, "topicRulePayload"));
         r.Length(RuleName, AwsRequestReader.Path(p, "ruleName"), 1, 128);
-        r.Pattern(RuleName, AwsRequestReader.Path(p, "ruleName"), IotPatterns.Pattern16);
+        r.Pattern(RuleName, AwsRequestReader.Path(p, "ruleName"), IotPatterns.Pattern18);
         TopicRulePayload?.Check(r, AwsRequestReader.Path(p, "topicRulePayload"));
     }
 }
@@ -3273,7 +3453,7 @@ public sealed record DeleteCACertificateRequest
     {
         r.Required(CertificateId, AwsRequestReader.Path(p, "certificateId"));
         r.Length(CertificateId, AwsRequestReader.Path(p, "certificateId"), 64, 64);
-        r.Pattern(CertificateId, AwsRequestReader.Path(p, "certificateId"), IotPatterns.Pattern17);
+        r.Pattern(CertificateId, AwsRequestReader.Path(p, "certificateId"), IotPatterns.Pattern19);
     }
 }
 
@@ -3321,7 +3501,7 @@ public sealed record DeleteCertificateRequest
     {
         r.Required(CertificateId, AwsRequestReader.Path(p, "certificateId"));
         r.Length(CertificateId, AwsRequestReader.Path(p, "certificateId"), 64, 64);
-        r.Pattern(CertificateId, AwsRequestReader.Path(p, "certificateId"), IotPatterns.Pattern17);
+        r.Pattern(CertificateId, AwsRequestReader.Path(p, "certificateId"), IotPatterns.Pattern19);
     }
 }
 
@@ -3370,6 +3550,38 @@ public sealed record DeleteDynamicThingGroupResponse
     /// <summary>Members that travel as response headers.</summary>
     internal void WriteHeaders(Microsoft.AspNetCore.Http.IHeaderDictionary h)
     {
+    }
+}
+
+/// <summary>The <c>DeleteFleetMetricRequest</c> shape.</summary>
+public sealed record DeleteFleetMetricRequest
+{
+    /// <summary>metricName (uri <c>metricName</c>, required).</summary>
+    public string MetricName { get; init; } = null!;
+
+    /// <summary>expectedVersion (querystring <c>expectedVersion</c>).</summary>
+    public long? ExpectedVersion { get; init; }
+
+    /// <summary>Binds the request from its URI, query string, headers and body, and checks it against the model.</summary>
+    internal static DeleteFleetMetricRequest Bind(AwsRequestReader r)
+    {
+        var body = r.Body;
+        var value = new DeleteFleetMetricRequest
+        {
+            MetricName = r.Uri("metricName")!,
+            ExpectedVersion = r.ParseLong(r.Query("expectedVersion"), "expectedVersion"),
+        };
+        value.Check(r, "");
+        r.Target("metricName", value.MetricName);
+        return value;
+    }
+
+    /// <summary>Checks the members against the model: required, enum, length, range, pattern.</summary>
+    internal void Check(AwsRequestReader r, string p)
+    {
+        r.Required(MetricName, AwsRequestReader.Path(p, "metricName"));
+        r.Length(MetricName, AwsRequestReader.Path(p, "metricName"), 1, 128);
+        r.Pattern(MetricName, AwsRequestReader.Path(p, "metricName"), IotPatterns.Pattern9);
     }
 }
 
@@ -3549,7 +3761,7 @@ public sealed record DeletePolicyVersionRequest
         r.Required(PolicyVersionId, AwsRequestReader.Path(p, "policyVersionId"));
         r.Length(PolicyName, AwsRequestReader.Path(p, "policyName"), 1, 128);
         r.Pattern(PolicyName, AwsRequestReader.Path(p, "policyName"), IotPatterns.Pattern1);
-        r.Pattern(PolicyVersionId, AwsRequestReader.Path(p, "policyVersionId"), IotPatterns.Pattern18);
+        r.Pattern(PolicyVersionId, AwsRequestReader.Path(p, "policyVersionId"), IotPatterns.Pattern20);
     }
 }
 
@@ -3577,7 +3789,7 @@ public sealed record DeleteProvisioningTemplateRequest
     {
         r.Required(TemplateName, AwsRequestReader.Path(p, "templateName"));
         r.Length(TemplateName, AwsRequestReader.Path(p, "templateName"), 1, 36);
-        r.Pattern(TemplateName, AwsRequestReader.Path(p, "templateName"), IotPatterns.Pattern10);
+        r.Pattern(TemplateName, AwsRequestReader.Path(p, "templateName"), IotPatterns.Pattern12);
     }
 }
 
@@ -3626,7 +3838,7 @@ public sealed record DeleteProvisioningTemplateVersionRequest
         r.Required(TemplateName, AwsRequestReader.Path(p, "templateName"));
         r.Required(VersionId, AwsRequestReader.Path(p, "versionId"));
         r.Length(TemplateName, AwsRequestReader.Path(p, "templateName"), 1, 36);
-        r.Pattern(TemplateName, AwsRequestReader.Path(p, "templateName"), IotPatterns.Pattern10);
+        r.Pattern(TemplateName, AwsRequestReader.Path(p, "templateName"), IotPatterns.Pattern12);
     }
 }
 
@@ -3854,7 +4066,7 @@ public sealed record DeleteTopicRuleRequest
     {
         r.Required(RuleName, AwsRequestReader.Path(p, "ruleName"));
         r.Length(RuleName, AwsRequestReader.Path(p, "ruleName"), 1, 128);
-        r.Pattern(RuleName, AwsRequestReader.Path(p, "ruleName"), IotPatterns.Pattern16);
+        r.Pattern(RuleName, AwsRequestReader.Path(p, "ruleName"), IotPatterns.Pattern18);
     }
 }
 
@@ -3977,7 +4189,7 @@ public sealed record DescribeCACertificateRequest
     {
         r.Required(CertificateId, AwsRequestReader.Path(p, "certificateId"));
         r.Length(CertificateId, AwsRequestReader.Path(p, "certificateId"), 64, 64);
-        r.Pattern(CertificateId, AwsRequestReader.Path(p, "certificateId"), IotPatterns.Pattern17);
+        r.Pattern(CertificateId, AwsRequestReader.Path(p, "certificateId"), IotPatterns.Pattern19);
     }
 }
 
@@ -4183,7 +4395,7 @@ public sealed record RegistrationConfig
         r.Pattern(TemplateBody, AwsRequestReader.Path(p, "templateBody"), IotPatterns.Pattern5);
         r.Length(RoleArn, AwsRequestReader.Path(p, "roleArn"), 20, 2048);
         r.Length(TemplateName, AwsRequestReader.Path(p, "templateName"), 1, 36);
-        r.Pattern(TemplateName, AwsRequestReader.Path(p, "templateName"), IotPatterns.Pattern10);
+        r.Pattern(TemplateName, AwsRequestReader.Path(p, "templateName"), IotPatterns.Pattern12);
     }
 
     /// <summary>Writes the body members as JSON; members that are null are left out, as AWS does.</summary>
@@ -4237,7 +4449,7 @@ public sealed record DescribeCertificateRequest
     {
         r.Required(CertificateId, AwsRequestReader.Path(p, "certificateId"));
         r.Length(CertificateId, AwsRequestReader.Path(p, "certificateId"), 64, 64);
-        r.Pattern(CertificateId, AwsRequestReader.Path(p, "certificateId"), IotPatterns.Pattern17);
+        r.Pattern(CertificateId, AwsRequestReader.Path(p, "certificateId"), IotPatterns.Pattern19);
     }
 }
 
@@ -4488,6 +4700,154 @@ public sealed record DescribeEndpointResponse
         if (EndpointAddress is not null)
         {
             w.WriteString("endpointAddress", EndpointAddress);
+        }
+        w.WriteEndObject();
+    }
+
+    /// <summary>Members that travel as response headers.</summary>
+    internal void WriteHeaders(Microsoft.AspNetCore.Http.IHeaderDictionary h)
+    {
+    }
+}
+
+/// <summary>The <c>DescribeFleetMetricRequest</c> shape.</summary>
+public sealed record DescribeFleetMetricRequest
+{
+    /// <summary>metricName (uri <c>metricName</c>, required).</summary>
+    public string MetricName { get; init; } = null!;
+
+    /// <summary>Binds the request from its URI, query string, headers and body, and checks it against the model.</summary>
+    internal static DescribeFleetMetricRequest Bind(AwsRequestReader r)
+    {
+        var body = r.Body;
+        var value = new DescribeFleetMetricRequest
+        {
+            MetricName = r.Uri("metricName")!,
+        };
+        value.Check(r, "");
+        r.Target("metricName", value.MetricName);
+        return value;
+    }
+
+    /// <summary>Checks the members against the model: required, enum, length, range, pattern.</summary>
+    internal void Check(AwsRequestReader r, string p)
+    {
+        r.Required(MetricName, AwsRequestReader.Path(p, "metricName"));
+        r.Length(MetricName, AwsRequestReader.Path(p, "metricName"), 1, 128);
+        r.Pattern(MetricName, AwsRequestReader.Path(p, "metricName"), IotPatterns.Pattern9);
+    }
+}
+
+/// <summary>The <c>DescribeFleetMetricResponse</c> shape.</summary>
+public sealed record DescribeFleetMetricResponse
+{
+    /// <summary>metricName (body <c>metricName</c>).</summary>
+    public string? MetricName { get; init; }
+
+    /// <summary>queryString (body <c>queryString</c>).</summary>
+    public string? QueryString { get; init; }
+
+    /// <summary>aggregationType (body <c>aggregationType</c>).</summary>
+    public AggregationType? AggregationType { get; init; }
+
+    /// <summary>period (body <c>period</c>).</summary>
+    public int? Period { get; init; }
+
+    /// <summary>aggregationField (body <c>aggregationField</c>).</summary>
+    public string? AggregationField { get; init; }
+
+    /// <summary>description (body <c>description</c>).</summary>
+    public string? Description { get; init; }
+
+    /// <summary>queryVersion (body <c>queryVersion</c>).</summary>
+    public string? QueryVersion { get; init; }
+
+    /// <summary>indexName (body <c>indexName</c>).</summary>
+    public string? IndexName { get; init; }
+
+    /// <summary>creationDate (body <c>creationDate</c>).</summary>
+    public DateTimeOffset? CreationDate { get; init; }
+
+    /// <summary>lastModifiedDate (body <c>lastModifiedDate</c>).</summary>
+    public DateTimeOffset? LastModifiedDate { get; init; }
+
+    /// <summary>unit (body <c>unit</c>).</summary>
+    public string? Unit { get; init; }
+
+    /// <summary>version (body <c>version</c>).</summary>
+    public long? Version { get; init; }
+
+    /// <summary>metricArn (body <c>metricArn</c>).</summary>
+    public string? MetricArn { get; init; }
+
+    /// <summary>Writes the body members as JSON; members that are null are left out, as AWS does.</summary>
+    internal void WriteJson(Utf8JsonWriter w)
+    {
+        w.WriteStartObject();
+        if (MetricName is not null)
+        {
+            w.WriteString("metricName", MetricName);
+        }
+
+        if (QueryString is not null)
+        {
+            w.WriteString("queryString", QueryString);
+        }
+
+        if (AggregationType is not null)
+        {
+            w.WritePropertyName("aggregationType");
+            AggregationType.WriteJson(w);
+        }
+
+        if (Period is not null)
+        {
+            w.WriteNumber("period", Period.Value);
+        }
+
+        if (AggregationField is not null)
+        {
+            w.WriteString("aggregationField", AggregationField);
+        }
+
+        if (Description is not null)
+        {
+            w.WriteString("description", Description);
+        }
+
+        if (QueryVersion is not null)
+        {
+            w.WriteString("queryVersion", QueryVersion);
+        }
+
+        if (IndexName is not null)
+        {
+            w.WriteString("indexName", IndexName);
+        }
+
+        if (CreationDate is not null)
+        {
+            w.WriteNumber("creationDate", AwsJson.EpochSeconds(CreationDate.Value));
+        }
+
+        if (LastModifiedDate is not null)
+        {
+            w.WriteNumber("lastModifiedDate", AwsJson.EpochSeconds(LastModifiedDate.Value));
+        }
+
+        if (Unit is not null)
+        {
+            w.WriteString("unit", Unit);
+        }
+
+        if (Version is not null)
+        {
+            w.WriteNumber("version", Version.Value);
+        }
+
+        if (MetricArn is not null)
+        {
+            w.WriteString("metricArn", MetricArn);
         }
         w.WriteEndObject();
     }
@@ -5368,7 +5728,7 @@ public sealed record DescribeProvisioningTemplateRequest
     {
         r.Required(TemplateName, AwsRequestReader.Path(p, "templateName"));
         r.Length(TemplateName, AwsRequestReader.Path(p, "templateName"), 1, 36);
-        r.Pattern(TemplateName, AwsRequestReader.Path(p, "templateName"), IotPatterns.Pattern10);
+        r.Pattern(TemplateName, AwsRequestReader.Path(p, "templateName"), IotPatterns.Pattern12);
     }
 }
 
@@ -5505,7 +5865,7 @@ public sealed record DescribeProvisioningTemplateVersionRequest
         r.Required(TemplateName, AwsRequestReader.Path(p, "templateName"));
         r.Required(VersionId, AwsRequestReader.Path(p, "versionId"));
         r.Length(TemplateName, AwsRequestReader.Path(p, "templateName"), 1, 36);
-        r.Pattern(TemplateName, AwsRequestReader.Path(p, "templateName"), IotPatterns.Pattern10);
+        r.Pattern(TemplateName, AwsRequestReader.Path(p, "templateName"), IotPatterns.Pattern12);
     }
 }
 
@@ -6275,7 +6635,7 @@ public sealed record DisableTopicRuleRequest
     {
         r.Required(RuleName, AwsRequestReader.Path(p, "ruleName"));
         r.Length(RuleName, AwsRequestReader.Path(p, "ruleName"), 1, 128);
-        r.Pattern(RuleName, AwsRequestReader.Path(p, "ruleName"), IotPatterns.Pattern16);
+        r.Pattern(RuleName, AwsRequestReader.Path(p, "ruleName"), IotPatterns.Pattern18);
     }
 }
 
@@ -6303,7 +6663,7 @@ public sealed record EnableTopicRuleRequest
     {
         r.Required(RuleName, AwsRequestReader.Path(p, "ruleName"));
         r.Length(RuleName, AwsRequestReader.Path(p, "ruleName"), 1, 128);
-        r.Pattern(RuleName, AwsRequestReader.Path(p, "ruleName"), IotPatterns.Pattern16);
+        r.Pattern(RuleName, AwsRequestReader.Path(p, "ruleName"), IotPatterns.Pattern18);
     }
 }
 
@@ -6770,7 +7130,7 @@ public sealed record IndexingFilter
         for (var i = 0; i < (NamedShadowNames?.Count ?? 0); i++)
         {
             r.Length(NamedShadowNames![i], AwsRequestReader.Path(p, "namedShadowNames") + "[" + i + "]", 1, 64);
-            r.Pattern(NamedShadowNames![i], AwsRequestReader.Path(p, "namedShadowNames") + "[" + i + "]", IotPatterns.Pattern19);
+            r.Pattern(NamedShadowNames![i], AwsRequestReader.Path(p, "namedShadowNames") + "[" + i + "]", IotPatterns.Pattern21);
         }
         for (var i = 0; i < (GeoLocations?.Count ?? 0); i++)
         {
@@ -7227,7 +7587,7 @@ public sealed record GetPolicyVersionRequest
         r.Required(PolicyVersionId, AwsRequestReader.Path(p, "policyVersionId"));
         r.Length(PolicyName, AwsRequestReader.Path(p, "policyName"), 1, 128);
         r.Pattern(PolicyName, AwsRequestReader.Path(p, "policyName"), IotPatterns.Pattern1);
-        r.Pattern(PolicyVersionId, AwsRequestReader.Path(p, "policyVersionId"), IotPatterns.Pattern18);
+        r.Pattern(PolicyVersionId, AwsRequestReader.Path(p, "policyVersionId"), IotPatterns.Pattern20);
     }
 }
 
@@ -7605,7 +7965,7 @@ public sealed record GetTopicRuleRequest
     {
         r.Required(RuleName, AwsRequestReader.Path(p, "ruleName"));
         r.Length(RuleName, AwsRequestReader.Path(p, "ruleName"), 1, 128);
-        r.Pattern(RuleName, AwsRequestReader.Path(p, "ruleName"), IotPatterns.Pattern16);
+        r.Pattern(RuleName, AwsRequestReader.Path(p, "ruleName"), IotPatterns.Pattern18);
     }
 }
 
@@ -7812,7 +8172,7 @@ public sealed record ListAttachedPoliciesRequest
     {
         r.Required(Target, AwsRequestReader.Path(p, "target"));
         r.Length(Marker, AwsRequestReader.Path(p, "marker"), 0, 1024);
-        r.Pattern(Marker, AwsRequestReader.Path(p, "marker"), IotPatterns.Pattern20);
+        r.Pattern(Marker, AwsRequestReader.Path(p, "marker"), IotPatterns.Pattern22);
         r.Range(PageSize, AwsRequestReader.Path(p, "pageSize"), 1, 250);
     }
 }
@@ -7920,9 +8280,9 @@ public sealed record ListCACertificatesRequest
     {
         r.Range(PageSize, AwsRequestReader.Path(p, "pageSize"), 1, 250);
         r.Length(Marker, AwsRequestReader.Path(p, "marker"), 0, 1024);
-        r.Pattern(Marker, AwsRequestReader.Path(p, "marker"), IotPatterns.Pattern20);
+        r.Pattern(Marker, AwsRequestReader.Path(p, "marker"), IotPatterns.Pattern22);
         r.Length(TemplateName, AwsRequestReader.Path(p, "templateName"), 1, 36);
-        r.Pattern(TemplateName, AwsRequestReader.Path(p, "templateName"), IotPatterns.Pattern10);
+        r.Pattern(TemplateName, AwsRequestReader.Path(p, "templateName"), IotPatterns.Pattern12);
     }
 }
 
@@ -8040,7 +8400,7 @@ public sealed record ListCertificatesRequest
     {
         r.Range(PageSize, AwsRequestReader.Path(p, "pageSize"), 1, 250);
         r.Length(Marker, AwsRequestReader.Path(p, "marker"), 0, 1024);
-        r.Pattern(Marker, AwsRequestReader.Path(p, "marker"), IotPatterns.Pattern20);
+        r.Pattern(Marker, AwsRequestReader.Path(p, "marker"), IotPatterns.Pattern22);
     }
 }
 
@@ -8171,10 +8531,10 @@ public sealed record ListCertificatesByCARequest
     {
         r.Required(CaCertificateId, AwsRequestReader.Path(p, "caCertificateId"));
         r.Length(CaCertificateId, AwsRequestReader.Path(p, "caCertificateId"), 64, 64);
-        r.Pattern(CaCertificateId, AwsRequestReader.Path(p, "caCertificateId"), IotPatterns.Pattern17);
+        r.Pattern(CaCertificateId, AwsRequestReader.Path(p, "caCertificateId"), IotPatterns.Pattern19);
         r.Range(PageSize, AwsRequestReader.Path(p, "pageSize"), 1, 250);
         r.Length(Marker, AwsRequestReader.Path(p, "marker"), 0, 1024);
-        r.Pattern(Marker, AwsRequestReader.Path(p, "marker"), IotPatterns.Pattern20);
+        r.Pattern(Marker, AwsRequestReader.Path(p, "marker"), IotPatterns.Pattern22);
     }
 }
 
@@ -8204,6 +8564,102 @@ public sealed record ListCertificatesByCAResponse
         if (NextMarker is not null)
         {
             w.WriteString("nextMarker", NextMarker);
+        }
+        w.WriteEndObject();
+    }
+
+    /// <summary>Members that travel as response headers.</summary>
+    internal void WriteHeaders(Microsoft.AspNetCore.Http.IHeaderDictionary h)
+    {
+    }
+}
+
+/// <summary>The <c>ListFleetMetricsRequest</c> shape.</summary>
+public sealed record ListFleetMetricsRequest
+{
+    /// <summary>nextToken (querystring <c>nextToken</c>).</summary>
+    public string? NextToken { get; init; }
+
+    /// <summary>maxResults (querystring <c>maxResults</c>).</summary>
+    public int? MaxResults { get; init; }
+
+    /// <summary>Binds the request from its URI, query string, headers and body, and checks it against the model.</summary>
+    internal static ListFleetMetricsRequest Bind(AwsRequestReader r)
+    {
+        var body = r.Body;
+        var value = new ListFleetMetricsRequest
+        {
+            NextToken = r.Query("nextToken"),
+            MaxResults = r.ParseInt(r.Query("maxResults"), "maxResults"),
+        };
+        value.Check(r, "");
+        return value;
+    }
+
+    /// <summary>Checks the members against the model: required, enum, length, range, pattern.</summary>
+    internal void Check(AwsRequestReader r, string p)
+    {
+        r.Range(MaxResults, AwsRequestReader.Path(p, "maxResults"), 1, 250);
+    }
+}
+
+/// <summary>The <c>ListFleetMetricsResponse</c> shape.</summary>
+public sealed record ListFleetMetricsResponse
+{
+    /// <summary>fleetMetrics (body <c>fleetMetrics</c>).</summary>
+    public IReadOnlyList<FleetMetricNameAndArn>? FleetMetrics { get; init; }
+
+    /// <summary>nextToken (body <c>nextToken</c>).</summary>
+    public string? NextToken { get; init; }
+
+    /// <summary>Writes the body members as JSON; members that are null are left out, as AWS does.</summary>
+    internal void WriteJson(Utf8JsonWriter w)
+    {
+        w.WriteStartObject();
+        if (FleetMetrics is not null)
+        {
+            w.WriteStartArray("fleetMetrics");
+            foreach (var item12 in FleetMetrics)
+            {
+                item12.WriteJson(w);
+            }
+            w.WriteEndArray();
+        }
+
+        if (NextToken is not null)
+        {
+            w.WriteString("nextToken", NextToken);
+        }
+        w.WriteEndObject();
+    }
+
+    /// <summary>Members that travel as response headers.</summary>
+    internal void WriteHeaders(Microsoft.AspNetCore.Http.IHeaderDictionary h)
+    {
+    }
+}
+
+/// <summary>The <c>FleetMetricNameAndArn</c> shape.</summary>
+public sealed record FleetMetricNameAndArn
+{
+    /// <summary>metricName (body <c>metricName</c>).</summary>
+    public string? MetricName { get; init; }
+
+    /// <summary>metricArn (body <c>metricArn</c>).</summary>
+    public string? MetricArn { get; init; }
+
+    /// <summary>Writes the body members as JSON; members that are null are left out, as AWS does.</summary>
+    internal void WriteJson(Utf8JsonWriter w)
+    {
+        w.WriteStartObject();
+        if (MetricName is not null)
+        {
+            w.WriteString("metricName", MetricName);
+        }
+
+        if (MetricArn is not null)
+        {
+            w.WriteString("metricArn", MetricArn);
         }
         w.WriteEndObject();
     }
@@ -8741,7 +9197,7 @@ public sealed record ListJobsRequest
         r.Length(ThingGroupName, AwsRequestReader.Path(p, "thingGroupName"), 1, 128);
         r.Pattern(ThingGroupName, AwsRequestReader.Path(p, "thingGroupName"), IotPatterns.Pattern0);
         r.Length(ThingGroupId, AwsRequestReader.Path(p, "thingGroupId"), 1, 128);
-        r.Pattern(ThingGroupId, AwsRequestReader.Path(p, "thingGroupId"), IotPatterns.Pattern21);
+        r.Pattern(ThingGroupId, AwsRequestReader.Path(p, "thingGroupId"), IotPatterns.Pattern23);
         r.Pattern(NamespaceId, AwsRequestReader.Path(p, "namespaceId"), IotPatterns.Pattern2);
     }
 }
@@ -8899,7 +9355,7 @@ public sealed record ListPoliciesRequest
     internal void Check(AwsRequestReader r, string p)
     {
         r.Length(Marker, AwsRequestReader.Path(p, "marker"), 0, 1024);
-        r.Pattern(Marker, AwsRequestReader.Path(p, "marker"), IotPatterns.Pattern20);
+        r.Pattern(Marker, AwsRequestReader.Path(p, "marker"), IotPatterns.Pattern22);
         r.Range(PageSize, AwsRequestReader.Path(p, "pageSize"), 1, 250);
     }
 }
@@ -9138,7 +9594,7 @@ public sealed record ListProvisioningTemplateVersionsRequest
     {
         r.Required(TemplateName, AwsRequestReader.Path(p, "templateName"));
         r.Length(TemplateName, AwsRequestReader.Path(p, "templateName"), 1, 36);
-        r.Pattern(TemplateName, AwsRequestReader.Path(p, "templateName"), IotPatterns.Pattern10);
+        r.Pattern(TemplateName, AwsRequestReader.Path(p, "templateName"), IotPatterns.Pattern12);
         r.Range(MaxResults, AwsRequestReader.Path(p, "maxResults"), 1, 250);
     }
 }
@@ -9504,7 +9960,7 @@ public sealed record ListTargetsForPolicyRequest
         r.Length(PolicyName, AwsRequestReader.Path(p, "policyName"), 1, 128);
         r.Pattern(PolicyName, AwsRequestReader.Path(p, "policyName"), IotPatterns.Pattern1);
         r.Length(Marker, AwsRequestReader.Path(p, "marker"), 0, 1024);
-        r.Pattern(Marker, AwsRequestReader.Path(p, "marker"), IotPatterns.Pattern20);
+        r.Pattern(Marker, AwsRequestReader.Path(p, "marker"), IotPatterns.Pattern22);
         r.Range(PageSize, AwsRequestReader.Path(p, "pageSize"), 1, 250);
     }
 }
@@ -9938,7 +10394,7 @@ public sealed record ListThingsRequest
     {
         r.Range(MaxResults, AwsRequestReader.Path(p, "maxResults"), 1, 250);
         r.Length(AttributeName, AwsRequestReader.Path(p, "attributeName"), 0, 128);
-        r.Pattern(AttributeName, AwsRequestReader.Path(p, "attributeName"), IotPatterns.Pattern13);
+        r.Pattern(AttributeName, AwsRequestReader.Path(p, "attributeName"), IotPatterns.Pattern15);
         r.Length(AttributeValue, AwsRequestReader.Path(p, "attributeValue"), 0, 800);
         r.Pattern(AttributeValue, AwsRequestReader.Path(p, "attributeValue"), IotPatterns.Pattern7);
         r.Length(ThingTypeName, AwsRequestReader.Path(p, "thingTypeName"), 1, 128);
@@ -10893,7 +11349,7 @@ public sealed record ReplaceTopicRuleRequest
         r.Required(RuleName, AwsRequestReader.Path(p, "ruleName"));
         r.Required(TopicRulePayload, AwsRequestReader.Path(p, "topicRulePayload"));
         r.Length(RuleName, AwsRequestReader.Path(p, "ruleName"), 1, 128);
-        r.Pattern(RuleName, AwsRequestReader.Path(p, "ruleName"), IotPatterns.Pattern16);
+        r.Pattern(RuleName, AwsRequestReader.Path(p, "ruleName"), IotPatterns.Pattern18);
         TopicRulePayload?.Check(r, AwsRequestReader.Path(p, "topicRulePayload"));
     }
 }
@@ -11227,7 +11683,7 @@ public sealed record SetDefaultPolicyVersionRequest
         r.Required(PolicyVersionId, AwsRequestReader.Path(p, "policyVersionId"));
         r.Length(PolicyName, AwsRequestReader.Path(p, "policyName"), 1, 128);
         r.Pattern(PolicyName, AwsRequestReader.Path(p, "policyName"), IotPatterns.Pattern1);
-        r.Pattern(PolicyVersionId, AwsRequestReader.Path(p, "policyVersionId"), IotPatterns.Pattern18);
+        r.Pattern(PolicyVersionId, AwsRequestReader.Path(p, "policyVersionId"), IotPatterns.Pattern20);
     }
 }
 
@@ -11277,7 +11733,7 @@ public sealed record UpdateCACertificateRequest
     {
         r.Required(CertificateId, AwsRequestReader.Path(p, "certificateId"));
         r.Length(CertificateId, AwsRequestReader.Path(p, "certificateId"), 64, 64);
-        r.Pattern(CertificateId, AwsRequestReader.Path(p, "certificateId"), IotPatterns.Pattern17);
+        r.Pattern(CertificateId, AwsRequestReader.Path(p, "certificateId"), IotPatterns.Pattern19);
         r.Enum(NewStatus, AwsRequestReader.Path(p, "newStatus"), ["ACTIVE", "INACTIVE"]);
         r.Enum(NewAutoRegistrationStatus, AwsRequestReader.Path(p, "newAutoRegistrationStatus"), ["ENABLE", "DISABLE"]);
         RegistrationConfig?.Check(r, AwsRequestReader.Path(p, "registrationConfig"));
@@ -11313,7 +11769,7 @@ public sealed record UpdateCertificateRequest
         r.Required(CertificateId, AwsRequestReader.Path(p, "certificateId"));
         r.Required(NewStatus, AwsRequestReader.Path(p, "newStatus"));
         r.Length(CertificateId, AwsRequestReader.Path(p, "certificateId"), 64, 64);
-        r.Pattern(CertificateId, AwsRequestReader.Path(p, "certificateId"), IotPatterns.Pattern17);
+        r.Pattern(CertificateId, AwsRequestReader.Path(p, "certificateId"), IotPatterns.Pattern19);
         r.Enum(NewStatus, AwsRequestReader.Path(p, "newStatus"), ["ACTIVE", "INACTIVE", "REVOKED", "PENDING_TRANSFER", "REGISTER_INACTIVE", "PENDING_ACTIVATION"]);
     }
 }
@@ -11401,6 +11857,94 @@ public sealed record UpdateDynamicThingGroupResponse
     /// <summary>Members that travel as response headers.</summary>
     internal void WriteHeaders(Microsoft.AspNetCore.Http.IHeaderDictionary h)
     {
+    }
+}
+
+/// <summary>The <c>UpdateFleetMetricRequest</c> shape.</summary>
+public sealed record UpdateFleetMetricRequest
+{
+    /// <summary>metricName (uri <c>metricName</c>, required).</summary>
+    public string MetricName { get; init; } = null!;
+
+    /// <summary>queryString (body <c>queryString</c>).</summary>
+    public string? QueryString { get; init; }
+
+    /// <summary>aggregationType (body <c>aggregationType</c>).</summary>
+    public AggregationType? AggregationType { get; init; }
+
+    /// <summary>period (body <c>period</c>).</summary>
+    public int? Period { get; init; }
+
+    /// <summary>aggregationField (body <c>aggregationField</c>).</summary>
+    public string? AggregationField { get; init; }
+
+    /// <summary>description (body <c>description</c>).</summary>
+    public string? Description { get; init; }
+
+    /// <summary>queryVersion (body <c>queryVersion</c>).</summary>
+    public string? QueryVersion { get; init; }
+
+    /// <summary>indexName (body <c>indexName</c>, required).</summary>
+    public string IndexName { get; init; } = null!;
+
+    /// <summary>unit (body <c>unit</c>).</summary>
+    public string? Unit { get; init; }
+
+    /// <summary>expectedVersion (body <c>expectedVersion</c>).</summary>
+    public long? ExpectedVersion { get; init; }
+
+    /// <summary>Binds the request from its URI, query string, headers and body, and checks it against the model.</summary>
+    internal static UpdateFleetMetricRequest Bind(AwsRequestReader r)
+    {
+        var body = r.Body;
+        var value = new UpdateFleetMetricRequest
+        {
+            MetricName = r.Uri("metricName")!,
+            QueryString = r.ReadString(AwsRequestReader.Member(body, "queryString"), "queryString"),
+            AggregationType = r.ReadObject(AwsRequestReader.Member(body, "aggregationType"), "aggregationType", static (r, e, p) => AggregationType.Read(r, e, p)),
+            Period = r.ReadInt(AwsRequestReader.Member(body, "period"), "period"),
+            AggregationField = r.ReadString(AwsRequestReader.Member(body, "aggregationField"), "aggregationField"),
+            Description = r.ReadString(AwsRequestReader.Member(body, "description"), "description"),
+            QueryVersion = r.ReadString(AwsRequestReader.Member(body, "queryVersion"), "queryVersion"),
+            IndexName = r.ReadString(AwsRequestReader.Member(body, "indexName"), "indexName")!,
+            Unit = r.ReadString(AwsRequestReader.Member(body, "unit"), "unit"),
+            ExpectedVersion = r.ReadLong(AwsRequestReader.Member(body, "expectedVersion"), "expectedVersion"),
+        };
+        value.Check(r, "");
+        r.Target("metricName", value.MetricName);
+        r.Target("indexName", value.IndexName);
+        return value;
+    }
+
+    internal static UpdateFleetMetricRequest Read(AwsRequestReader r, JsonElement e, string p) => new()
+    {
+        QueryString = r.ReadString(AwsRequestReader.Member(e, "queryString"), AwsRequestReader.Path(p, "queryString")),
+        AggregationType = r.ReadObject(AwsRequestReader.Member(e, "aggregationType"), AwsRequestReader.Path(p, "aggregationType"), static (r, e, p) => AggregationType.Read(r, e, p)),
+        Period = r.ReadInt(AwsRequestReader.Member(e, "period"), AwsRequestReader.Path(p, "period")),
+        AggregationField = r.ReadString(AwsRequestReader.Member(e, "aggregationField"), AwsRequestReader.Path(p, "aggregationField")),
+        Description = r.ReadString(AwsRequestReader.Member(e, "description"), AwsRequestReader.Path(p, "description")),
+        QueryVersion = r.ReadString(AwsRequestReader.Member(e, "queryVersion"), AwsRequestReader.Path(p, "queryVersion")),
+        IndexName = r.ReadString(AwsRequestReader.Member(e, "indexName"), AwsRequestReader.Path(p, "indexName"))!,
+        Unit = r.ReadString(AwsRequestReader.Member(e, "unit"), AwsRequestReader.Path(p, "unit")),
+        ExpectedVersion = r.ReadLong(AwsRequestReader.Member(e, "expectedVersion"), AwsRequestReader.Path(p, "expectedVersion")),
+    };
+
+    /// <summary>Checks the members against the model: required, enum, length, range, pattern.</summary>
+    internal void Check(AwsRequestReader r, string p)
+    {
+        r.Required(MetricName, AwsRequestReader.Path(p, "metricName"));
+        r.Required(IndexName, AwsRequestReader.Path(p, "indexName"));
+        r.Length(MetricName, AwsRequestReader.Path(p, "metricName"), 1, 128);
+        r.Pattern(MetricName, AwsRequestReader.Path(p, "metricName"), IotPatterns.Pattern9);
+        r.Length(QueryString, AwsRequestReader.Path(p, "queryString"), 1, int.MaxValue);
+        AggregationType?.Check(r, AwsRequestReader.Path(p, "aggregationType"));
+        r.Range(Period, AwsRequestReader.Path(p, "period"), 60, 86400);
+        r.Length(AggregationField, AwsRequestReader.Path(p, "aggregationField"), 1, int.MaxValue);
+        r.Length(Description, AwsRequestReader.Path(p, "description"), 0, 1024);
+        r.Pattern(Description, AwsRequestReader.Path(p, "description"), IotPatterns.Pattern6);
+        r.Length(IndexName, AwsRequestReader.Path(p, "indexName"), 1, 128);
+        r.Pattern(IndexName, AwsRequestReader.Path(p, "indexName"), IotPatterns.Pattern0);
+        r.Enum(Unit, AwsRequestReader.Path(p, "unit"), ["Seconds", "Microseconds", "Milliseconds", "Bytes", "Kilobytes", "Megabytes", "Gigabytes", "Terabytes", "Bits", "Kilobits", "Megabits", "Gigabits", "Terabits", "Percent", "Count", "Bytes/Second", "Kilobytes/Second", "Megabytes/Second", "Gigabytes/Second", "Terabytes/Second", "Bits/Second", "Kilobits/Second", "Megabits/Second", "Gigabits/Second", "Terabits/Second", "Count/Second", "None"]);
     }
 }
 
@@ -11590,9 +12134,9 @@ public sealed record UpdateProvisioningTemplateRequest
     {
         r.Required(TemplateName, AwsRequestReader.Path(p, "templateName"));
         r.Length(TemplateName, AwsRequestReader.Path(p, "templateName"), 1, 36);
-        r.Pattern(TemplateName, AwsRequestReader.Path(p, "templateName"), IotPatterns.Pattern10);
+        r.Pattern(TemplateName, AwsRequestReader.Path(p, "templateName"), IotPatterns.Pattern12);
         r.Length(Description, AwsRequestReader.Path(p, "description"), 0, 500);
-        r.Pattern(Description, AwsRequestReader.Path(p, "description"), IotPatterns.Pattern11);
+        r.Pattern(Description, AwsRequestReader.Path(p, "description"), IotPatterns.Pattern13);
         r.Length(ProvisioningRoleArn, AwsRequestReader.Path(p, "provisioningRoleArn"), 20, 2048);
         PreProvisioningHook?.Check(r, AwsRequestReader.Path(p, "preProvisioningHook"));
     }
@@ -11959,66 +12503,76 @@ internal static class IotPatterns
 
     private static Regex? s_pattern9;
 
-    /// <summary><c>^arn:[!-~]+$</c></summary>
-    internal static Regex Pattern9 => s_pattern9 ??= new(@"^(?:^arn:[!-~]+$)$", RegexOptions.CultureInvariant, TimeSpan.FromMilliseconds(100));
+    /// <summary><c>[a-zA-Z0-9_\-\.]+</c></summary>
+    internal static Regex Pattern9 => s_pattern9 ??= new(@"^(?:[a-zA-Z0-9_\-\.]+)$", RegexOptions.CultureInvariant, TimeSpan.FromMilliseconds(100));
 
     private static Regex? s_pattern10;
 
-    /// <summary><c>^[0-9A-Za-z_-]+$</c></summary>
-    internal static Regex Pattern10 => s_pattern10 ??= new(@"^(?:^[0-9A-Za-z_-]+$)$", RegexOptions.CultureInvariant, TimeSpan.FromMilliseconds(100));
+    /// <summary><c>[a-zA-Z0-9]+</c></summary>
+    internal static Regex Pattern10 => s_pattern10 ??= new(@"^(?:[a-zA-Z0-9]+)$", RegexOptions.CultureInvariant, TimeSpan.FromMilliseconds(100));
 
     private static Regex? s_pattern11;
 
-    /// <summary><c>[^\p{C}]*</c></summary>
-    internal static Regex Pattern11 => s_pattern11 ??= new(@"^(?:[^\p{C}]*)$", RegexOptions.CultureInvariant, TimeSpan.FromMilliseconds(100));
+    /// <summary><c>^arn:[!-~]+$</c></summary>
+    internal static Regex Pattern11 => s_pattern11 ??= new(@"^(?:^arn:[!-~]+$)$", RegexOptions.CultureInvariant, TimeSpan.FromMilliseconds(100));
 
     private static Regex? s_pattern12;
 
-    /// <summary><c>^[0-9-]+$</c></summary>
-    internal static Regex Pattern12 => s_pattern12 ??= new(@"^(?:^[0-9-]+$)$", RegexOptions.CultureInvariant, TimeSpan.FromMilliseconds(100));
+    /// <summary><c>^[0-9A-Za-z_-]+$</c></summary>
+    internal static Regex Pattern12 => s_pattern12 ??= new(@"^(?:^[0-9A-Za-z_-]+$)$", RegexOptions.CultureInvariant, TimeSpan.FromMilliseconds(100));
 
     private static Regex? s_pattern13;
 
-    /// <summary><c>[a-zA-Z0-9_.,@/:#-]+</c></summary>
-    internal static Regex Pattern13 => s_pattern13 ??= new(@"^(?:[a-zA-Z0-9_.,@/:#-]+)$", RegexOptions.CultureInvariant, TimeSpan.FromMilliseconds(100));
+    /// <summary><c>[^\p{C}]*</c></summary>
+    internal static Regex Pattern13 => s_pattern13 ??= new(@"^(?:[^\p{C}]*)$", RegexOptions.CultureInvariant, TimeSpan.FromMilliseconds(100));
 
     private static Regex? s_pattern14;
 
-    /// <summary><c>[a-zA-Z0-9:$.]+</c></summary>
-    internal static Regex Pattern14 => s_pattern14 ??= new(@"^(?:[a-zA-Z0-9:$.]+)$", RegexOptions.CultureInvariant, TimeSpan.FromMilliseconds(100));
+    /// <summary><c>^[0-9-]+$</c></summary>
+    internal static Regex Pattern14 => s_pattern14 ??= new(@"^(?:^[0-9-]+$)$", RegexOptions.CultureInvariant, TimeSpan.FromMilliseconds(100));
 
     private static Regex? s_pattern15;
 
-    /// <summary><c>[a-zA-Z0-9:.]+</c></summary>
-    internal static Regex Pattern15 => s_pattern15 ??= new(@"^(?:[a-zA-Z0-9:.]+)$", RegexOptions.CultureInvariant, TimeSpan.FromMilliseconds(100));
+    /// <summary><c>[a-zA-Z0-9_.,@/:#-]+</c></summary>
+    internal static Regex Pattern15 => s_pattern15 ??= new(@"^(?:[a-zA-Z0-9_.,@/:#-]+)$", RegexOptions.CultureInvariant, TimeSpan.FromMilliseconds(100));
 
     private static Regex? s_pattern16;
 
-    /// <summary><c>^[a-zA-Z0-9_]+$</c></summary>
-    internal static Regex Pattern16 => s_pattern16 ??= new(@"^(?:^[a-zA-Z0-9_]+$)$", RegexOptions.CultureInvariant, TimeSpan.FromMilliseconds(100));
+    /// <summary><c>[a-zA-Z0-9:$.]+</c></summary>
+    internal static Regex Pattern16 => s_pattern16 ??= new(@"^(?:[a-zA-Z0-9:$.]+)$", RegexOptions.CultureInvariant, TimeSpan.FromMilliseconds(100));
 
     private static Regex? s_pattern17;
 
-    /// <summary><c>(0x)?[a-fA-F0-9]+</c></summary>
-    internal static Regex Pattern17 => s_pattern17 ??= new(@"^(?:(0x)?[a-fA-F0-9]+)$", RegexOptions.CultureInvariant, TimeSpan.FromMilliseconds(100));
+    /// <summary><c>[a-zA-Z0-9:.]+</c></summary>
+    internal static Regex Pattern17 => s_pattern17 ??= new(@"^(?:[a-zA-Z0-9:.]+)$", RegexOptions.CultureInvariant, TimeSpan.FromMilliseconds(100));
 
     private static Regex? s_pattern18;
 
-    /// <summary><c>[0-9]+</c></summary>
-    internal static Regex Pattern18 => s_pattern18 ??= new(@"^(?:[0-9]+)$", RegexOptions.CultureInvariant, TimeSpan.FromMilliseconds(100));
+    /// <summary><c>^[a-zA-Z0-9_]+$</c></summary>
+    internal static Regex Pattern18 => s_pattern18 ??= new(@"^(?:^[a-zA-Z0-9_]+$)$", RegexOptions.CultureInvariant, TimeSpan.FromMilliseconds(100));
 
     private static Regex? s_pattern19;
 
-    /// <summary><c>[$a-zA-Z0-9:_-]+</c></summary>
-    internal static Regex Pattern19 => s_pattern19 ??= new(@"^(?:[$a-zA-Z0-9:_-]+)$", RegexOptions.CultureInvariant, TimeSpan.FromMilliseconds(100));
+    /// <summary><c>(0x)?[a-fA-F0-9]+</c></summary>
+    internal static Regex Pattern19 => s_pattern19 ??= new(@"^(?:(0x)?[a-fA-F0-9]+)$", RegexOptions.CultureInvariant, TimeSpan.FromMilliseconds(100));
 
     private static Regex? s_pattern20;
 
-    /// <summary><c>[A-Za-z0-9+/]+={0,2}</c></summary>
-    internal static Regex Pattern20 => s_pattern20 ??= new(@"^(?:[A-Za-z0-9+/]+={0,2})$", RegexOptions.CultureInvariant, TimeSpan.FromMilliseconds(100));
+    /// <summary><c>[0-9]+</c></summary>
+    internal static Regex Pattern20 => s_pattern20 ??= new(@"^(?:[0-9]+)$", RegexOptions.CultureInvariant, TimeSpan.FromMilliseconds(100));
 
     private static Regex? s_pattern21;
 
+    /// <summary><c>[$a-zA-Z0-9:_-]+</c></summary>
+    internal static Regex Pattern21 => s_pattern21 ??= new(@"^(?:[$a-zA-Z0-9:_-]+)$", RegexOptions.CultureInvariant, TimeSpan.FromMilliseconds(100));
+
+    private static Regex? s_pattern22;
+
+    /// <summary><c>[A-Za-z0-9+/]+={0,2}</c></summary>
+    internal static Regex Pattern22 => s_pattern22 ??= new(@"^(?:[A-Za-z0-9+/]+={0,2})$", RegexOptions.CultureInvariant, TimeSpan.FromMilliseconds(100));
+
+    private static Regex? s_pattern23;
+
     /// <summary><c>[a-zA-Z0-9\-]+</c></summary>
-    internal static Regex Pattern21 => s_pattern21 ??= new(@"^(?:[a-zA-Z0-9\-]+)$", RegexOptions.CultureInvariant, TimeSpan.FromMilliseconds(100));
+    internal static Regex Pattern23 => s_pattern23 ??= new(@"^(?:[a-zA-Z0-9\-]+)$", RegexOptions.CultureInvariant, TimeSpan.FromMilliseconds(100));
 }
