@@ -60,6 +60,7 @@ internal static class IndexBench
         var indexedAfter = clock.Elapsed.TotalSeconds;
 
         // 3. Freshness under load: RATE updates per second in the background, a probe every 100 ms.
+        var metricsBefore = await api.MetricsAsync(ct);
         using var load = CancellationTokenSource.CreateLinkedTokenSource(ct);
         var round = 1;
         var background = Task.Run(async () =>
@@ -152,6 +153,12 @@ internal static class IndexBench
         {
         }
 
+        var metricsAfter = await api.MetricsAsync(ct);
+        var lagBuckets = metricsAfter.Where(m => m.Key.StartsWith("trellis_fleet_index_lag_seconds_bucket", StringComparison.Ordinal))
+            .ToDictionary(m => m.Key["trellis_fleet_index_lag_seconds_bucket".Length..], m => m.Value - metricsBefore.GetValueOrDefault(m.Key));
+        var gcPause = metricsAfter.GetValueOrDefault("dotnet_gc_pause_seconds_total") - metricsBefore.GetValueOrDefault("dotnet_gc_pause_seconds_total");
+        var gen2 = metricsAfter.GetValueOrDefault("dotnet_gc_collections_total{generation=\"2\"}") - metricsBefore.GetValueOrDefault("dotnet_gc_collections_total{generation=\"2\"}");
+
         // 4. Search latency on the settled index, and the registry's SQLite attribute filter beside it.
         var queries = new (string Name, string Path, Func<int, string> Body)[]
         {
@@ -192,6 +199,9 @@ internal static class IndexBench
             ["acceptedToSearchableP50Ms"] = Math.Round(Percentile(afterAccept, 0.50), 1),
             ["acceptedToSearchableP99Ms"] = Math.Round(Percentile(afterAccept, 0.99), 1),
             ["latencyMs"] = results,
+            ["serverLagBucketsDuringFreshness"] = lagBuckets,
+            ["gcPauseSecondsDuringFreshness"] = Math.Round(gcPause, 3),
+            ["gen2CollectionsDuringFreshness"] = gen2,
             ["rssMiB"] = broker.RssKiB() / 1024,
         });
     }
@@ -255,6 +265,23 @@ internal static class IndexBench
             }
 
             return JsonNode.Parse(text.Length == 0 ? "{}" : text)!;
+        }
+
+        /// <summary>The server's /metrics (unsigned) as name{labels} → value.</summary>
+        public async Task<Dictionary<string, double>> MetricsAsync(CancellationToken ct)
+        {
+            var text = await _http.GetStringAsync(new Uri(_endpoint, "/metrics"), ct);
+            var values = new Dictionary<string, double>(StringComparer.Ordinal);
+            foreach (var line in text.Split('\n'))
+            {
+                var space = line.LastIndexOf(' ');
+                if (line.Length > 0 && line[0] != '#' && space > 0 && double.TryParse(line[(space + 1)..], CultureInfo.InvariantCulture, out var value))
+                {
+                    values[line[..space]] = value;
+                }
+            }
+
+            return values;
         }
 
         public void Dispose() => _http.Dispose();

@@ -52,7 +52,7 @@ public sealed partial class FleetIndex
             var filter = after is null ? null : TermRangeFilter.NewStringRange(ThingDocument.IdField, after, null, false, false);
             var hits = searcher.Search(parsed.Value!, filter, size + 1, ByName);
             var names = hits.ScoreDocs.Take(size).Select(hit => NameOf(searcher, hit.Doc)).ToList();
-            var things = names.Select(n => _documents.GetValueOrDefault(n)).OfType<ThingDocument>().ToList();
+            var things = names.Select(Found).OfType<ThingDocument>().ToList();
             var next = hits.ScoreDocs.Length > size ? Convert.ToBase64String(Encoding.UTF8.GetBytes(names[^1])) : null;
             return (Result<SearchPage>)(new SearchPage(things, next));
         });

@@ -96,6 +96,24 @@ public sealed partial class FleetIndex : IDisposable
     /// <summary>ACTIVE, BUILDING (first build) or REBUILDING (after a configuration change).</summary>
     public string Status => _status;
 
+    /// <summary>From a change in a store to its thing's document being searchable, per change (seconds).</summary>
+    public LagHistogram Lag { get; } = new();
+
+    /// <summary>Things whose changes wait for the indexer.</summary>
+    public int Pending
+    {
+        get
+        {
+            lock (_pendingLock)
+            {
+                return _pending.Count;
+            }
+        }
+    }
+
+    /// <summary>Things in the index.</summary>
+    public int Documents => _documents.Count;
+
     /// <summary>Thing changes indexed since start.</summary>
     public long IndexedChanges => Interlocked.Read(ref _indexedChanges);
 
@@ -232,7 +250,7 @@ public sealed partial class FleetIndex : IDisposable
     private void IndexLoop()
     {
         var lastRefresh = Stopwatch.StartNew();
-        var unrefreshed = new HashSet<string>(StringComparer.Ordinal);
+        var unrefreshed = new Dictionary<string, long>(StringComparer.Ordinal); // thing → when its change was first noted
         while (!_stopping.IsCancellationRequested)
         {
             var wait = unrefreshed.Count > 0 ? Math.Max(1, (int)(RefreshInterval - lastRefresh.Elapsed).TotalMilliseconds) : Timeout.Infinite;
@@ -270,14 +288,23 @@ public sealed partial class FleetIndex : IDisposable
                 if (batch.Count > 0 && _writer is not null && _configuration.Enabled)
                 {
                     Apply(batch);
-                    unrefreshed.UnionWith(batch.Keys);
+                    foreach (var (name, change) in batch)
+                    {
+                        unrefreshed.TryAdd(name, change.NotedAt);
+                    }
                 }
 
                 if (unrefreshed.Count > 0 && lastRefresh.Elapsed >= RefreshInterval)
                 {
                     _searchers!.MaybeRefreshBlocking();
                     lastRefresh.Restart();
-                    var done = unrefreshed.ToList();
+                    var searchable = Stopwatch.GetTimestamp();
+                    foreach (var noted in unrefreshed.Values)
+                    {
+                        Lag.Record(Stopwatch.GetElapsedTime(noted, searchable).TotalSeconds);
+                    }
+
+                    var done = unrefreshed.Keys.ToList();
                     unrefreshed.Clear();
                     Indexed?.Invoke(done);
                 }
@@ -424,7 +451,10 @@ public sealed partial class FleetIndex : IDisposable
         }
     }
 
-    /// <summary>A thing's connectivity when the index holds it: a thing that never connected is offline.</summary>
+    /// <summary>A thing's indexed parts, with its connectivity now.</summary>
+    private ThingDocument? Found(string name) =>
+        _documents.TryGetValue(name, out var document) ? new ThingDocument { Thing = document.Thing, Groups = document.Groups, Shadows = document.Shadows, Connectivity = ConnectivityOf(name, _configuration) } : null;
+
     private ConnectivityRecord? ConnectivityOf(string thing, IndexingConfiguration configuration) =>
         configuration.Connectivity ? _connectivity.Get(thing) ?? new ConnectivityRecord(thing, false, 0, null) : null;
 
@@ -450,6 +480,9 @@ public sealed partial class FleetIndex : IDisposable
     /// <summary>What changed of one thing since it was last indexed.</summary>
     private sealed class PendingChange
     {
+        /// <summary>When the first of these changes was noted (Stopwatch timestamp).</summary>
+        public long NotedAt { get; } = Stopwatch.GetTimestamp();
+
         public bool Registry { get; set; }
 
         public bool Connectivity { get; set; }

@@ -16,7 +16,7 @@ namespace Trellis.Server;
 public static class MetricsEndpoint
 {
     public static IEndpointConventionBuilder MapTrellisMetrics(this IEndpointRouteBuilder app) =>
-        app.MapGet("/metrics", (MqttBroker broker, RuleEngine rules, TelemetryStore telemetry, Trellis.Rules.Outbox outbox) =>
+        app.MapGet("/metrics", (MqttBroker broker, RuleEngine rules, TelemetryStore telemetry, Trellis.Rules.Outbox outbox, Trellis.Fleet.FleetIndex index) =>
         {
             var m = broker.Metrics;
             var text = new StringBuilder();
@@ -38,6 +38,17 @@ public static class MetricsEndpoint
             Append(text, "trellis_telemetry_points_written_total", "counter", "Points committed to the time-series store", telemetry.Written);
             Append(text, "trellis_telemetry_points_queued", "gauge", "Points waiting for the time-series store's writer", telemetry.Pending);
             Append(text, "trellis_telemetry_engine_memory_bytes", "gauge", "Memory held by the time-series store's engine (DuckDB)", telemetry.EngineMemoryBytes());
+            Append(text, "trellis_fleet_index_documents", "gauge", "Things in the fleet index (0 while indexing is off)", index.Documents);
+            Append(text, "trellis_fleet_index_pending", "gauge", "Things whose changes wait for the fleet indexer", index.Pending);
+            Append(text, "trellis_fleet_index_changes_total", "counter", "Thing changes the fleet index applied", index.IndexedChanges);
+            var (buckets, sum, count) = index.Lag.Snapshot();
+            text.Append("# HELP trellis_fleet_index_lag_seconds From a change in the registry, a shadow or connectivity to its thing being searchable\n# TYPE trellis_fleet_index_lag_seconds histogram\n");
+            foreach (var (bound, cumulative) in buckets)
+            {
+                text.Append(CultureInfo.InvariantCulture, $"trellis_fleet_index_lag_seconds_bucket{{le=\"{bound}\"}} {cumulative}\n");
+            }
+
+            text.Append(CultureInfo.InvariantCulture, $"trellis_fleet_index_lag_seconds_sum {sum:0.######}\ntrellis_fleet_index_lag_seconds_count {count}\n");
             var gc = GC.GetGCMemoryInfo();
             Append(text, "dotnet_gc_heap_bytes", "gauge", "Managed heap size after the last garbage collection", gc.HeapSizeBytes);
             Append(text, "dotnet_gc_allocated_bytes_total", "counter", "Bytes allocated on the managed heap since start", GC.GetTotalAllocatedBytes());
