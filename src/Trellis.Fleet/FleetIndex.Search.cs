@@ -146,8 +146,8 @@ public sealed partial class FleetIndex
         }
 
         return WithSearcher(indexName, searcher => field is null
-            ? (Result<long>)(Count(searcher, parsed.Value!))
-            : (Result<long>)(Terms(searcher, parsed.Value!, field).Count));
+            ? (Result<long>)Count(searcher, parsed.Value!)
+            : (Result<long>)DistinctValues(searcher, parsed.Value!, field));
     }
 
     /// <summary>AWS's GetPercentiles over a numeric field (linear interpolation between ranks).</summary>
@@ -289,6 +289,70 @@ public sealed partial class FleetIndex
         }
 
         return counts;
+    }
+
+    /// <summary>
+    /// How many distinct values a field has in the matching things: per segment, which ordinals
+    /// occur; across segments, a 64-bit hash of each value's bytes (no string per value, which made
+    /// this the slowest aggregation over 100 000 distinct serials). Two distinct values whose hashes
+    /// collide count once: about one chance in 10^9 at a million values.
+    /// </summary>
+    private static long DistinctValues(IndexSearcher searcher, Query query, string field)
+    {
+        var valuesField = FleetQuery.ValuesField(field);
+        var segments = new List<(SortedSetDocValues Values, System.Collections.BitArray Seen)>();
+        searcher.Search(query, new DocCollector(context =>
+        {
+            var docValues = context.AtomicReader.GetSortedSetDocValues(valuesField);
+            if (docValues is null)
+            {
+                return null;
+            }
+
+            var seen = new System.Collections.BitArray((int)docValues.ValueCount);
+            segments.Add((docValues, seen));
+            return doc =>
+            {
+                docValues.SetDocument(doc);
+                long ordinal;
+                while ((ordinal = docValues.NextOrd()) != SortedSetDocValues.NO_MORE_ORDS)
+                {
+                    seen[(int)ordinal] = true;
+                }
+            };
+        }));
+
+        if (segments.Count == 1)
+        {
+            return segments[0].Seen.Cast<bool>().LongCount(b => b);
+        }
+
+        var hashes = new HashSet<ulong>();
+        var scratch = new BytesRef();
+        foreach (var (values, seen) in segments)
+        {
+            for (var ordinal = 0; ordinal < seen.Length; ordinal++)
+            {
+                if (seen[ordinal])
+                {
+                    values.LookupOrd(ordinal, scratch);
+                    hashes.Add(Fnv1a(scratch.Bytes.AsSpan(scratch.Offset, scratch.Length)));
+                }
+            }
+        }
+
+        return hashes.Count;
+    }
+
+    private static ulong Fnv1a(ReadOnlySpan<byte> bytes)
+    {
+        var hash = 14695981039346656037UL;
+        foreach (var b in bytes)
+        {
+            hash = (hash ^ b) * 1099511628211UL;
+        }
+
+        return hash;
     }
 
     private static double Interpolate(List<double> sorted, double percent)

@@ -117,8 +117,7 @@ public sealed partial class IotOperations
     public Task<CreateDynamicThingGroupResponse> CreateDynamicThingGroupAsync(CreateDynamicThingGroupRequest request, CancellationToken cancellationToken)
     {
         var properties = request.ThingGroupProperties;
-        var attributes = properties?.AttributePayload?.Attributes?.Where(a => !string.IsNullOrEmpty(a.Value)).ToDictionary(a => a.Key, a => a.Value!, StringComparer.Ordinal);
-        var group = Ok(dynamicGroups.Create(request.ThingGroupName, properties?.ThingGroupDescription, attributes, request.QueryString, request.QueryVersion, request.IndexName));
+        var group = Ok(dynamicGroups.Create(request.ThingGroupName, properties?.ThingGroupDescription, GroupAttributes(properties), request.QueryString, request.QueryVersion, request.IndexName));
         return DoneAsync(new CreateDynamicThingGroupResponse
         {
             ThingGroupName = group.Name,

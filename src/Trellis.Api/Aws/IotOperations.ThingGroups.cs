@@ -50,7 +50,7 @@ public sealed partial class IotOperations
     public Task<CreateThingGroupResponse> CreateThingGroupAsync(CreateThingGroupRequest request, CancellationToken cancellationToken)
     {
         var properties = request.ThingGroupProperties;
-        var attributes = properties?.AttributePayload?.Attributes?.Where(a => !string.IsNullOrEmpty(a.Value)).ToDictionary(a => a.Key, a => a.Value!, StringComparer.Ordinal);
+        var attributes = GroupAttributes(properties);
         var group = Ok(registry.CreateThingGroup(request.ThingGroupName, request.ParentGroupName, properties?.ThingGroupDescription, attributes));
         return DoneAsync(new CreateThingGroupResponse { ThingGroupName = group.Name, ThingGroupArn = group.Arn, ThingGroupId = group.Id });
     }
@@ -126,6 +126,10 @@ public sealed partial class IotOperations
         DeprecationDate = type.DeprecatedMs is { } ms ? DateTimeOffset.FromUnixTimeMilliseconds(ms) : null,
         CreationDate = DateTimeOffset.FromUnixTimeMilliseconds(type.CreatedMs),
     };
+
+    /// <summary>A new group's attributes: the non-empty ones of the payload (AWS drops empty values).</summary>
+    private static Dictionary<string, string>? GroupAttributes(ThingGroupProperties? properties) =>
+        properties?.AttributePayload?.Attributes?.Where(a => !string.IsNullOrEmpty(a.Value)).ToDictionary(a => a.Key, a => a.Value!, StringComparer.Ordinal);
 
     private GroupNameAndArn NameAndArn(string group) => new() { GroupName = group, GroupArn = registry.Options.Arn("thinggroup/" + group) };
 }
