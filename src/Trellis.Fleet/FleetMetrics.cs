@@ -112,7 +112,13 @@ public sealed partial class FleetMetrics : IAsyncDisposable
     public Page<FleetMetric> List(string? nextToken, int? maxResults)
     {
         var size = Math.Clamp(maxResults ?? 100, 1, 250);
-        var after = nextToken is null ? string.Empty : Encoding.UTF8.GetString(Convert.FromBase64String(nextToken));
+        var after = string.Empty;
+        if (!string.IsNullOrEmpty(nextToken))
+        {
+            var bytes = new byte[nextToken.Length];
+            after = Convert.TryFromBase64String(nextToken, bytes, out var length) ? Encoding.UTF8.GetString(bytes, 0, length) : "\uFFFF"; // not ours: an empty page
+        }
+
         using var connection = _db.Open();
         using var command = SqliteCommands.Command(connection, "SELECT definition, version, created_ms, updated_ms FROM fleet_metrics WHERE name > $a ORDER BY name LIMIT $l", ("$a", after), ("$l", size + 1));
         var metrics = new List<FleetMetric>();
@@ -269,7 +275,7 @@ public sealed partial class FleetMetrics : IAsyncDisposable
     private async Task ComputeDueAsync(CancellationToken cancellationToken)
     {
         var now = _time.GetUtcNow().ToUnixTimeMilliseconds();
-        foreach (var metric in List(null, 250).Items)
+        foreach (var metric in All())
         {
             lock (_lock)
             {
@@ -326,6 +332,23 @@ public sealed partial class FleetMetrics : IAsyncDisposable
         }
 
         return values;
+    }
+
+    /// <summary>Every metric, a page at a time.</summary>
+    private IEnumerable<FleetMetric> All()
+    {
+        string? token = null;
+        do
+        {
+            var page = List(token, 250);
+            foreach (var metric in page.Items)
+            {
+                yield return metric;
+            }
+
+            token = page.NextToken;
+        }
+        while (token is not null);
     }
 
     private static FleetMetric? Read(Microsoft.Data.Sqlite.SqliteConnection connection, string name)
