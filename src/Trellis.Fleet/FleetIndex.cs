@@ -154,27 +154,6 @@ public sealed partial class FleetIndex : IDisposable
         return null;
     }
 
-    /// <summary>Waits until every change noted so far is searchable (tests, the freshness benchmark).</summary>
-    public async Task WaitIdleAsync(TimeSpan timeout)
-    {
-        var deadline = Stopwatch.StartNew();
-        while (deadline.Elapsed < timeout)
-        {
-            bool idle;
-            lock (_pendingLock)
-            {
-                idle = _pending.Count == 0 && _rebuilds.IsEmpty && !_busy;
-            }
-
-            if (idle)
-            {
-                return;
-            }
-
-            await Task.Delay(10);
-        }
-    }
-
     /// <summary>Runs a search on the current searcher; refuses while the index is off or (re)building.</summary>
     public Result<T> WithSearcher<T>(string? indexName, Func<IndexSearcher, Result<T>> search)
     {
@@ -225,8 +204,6 @@ public sealed partial class FleetIndex : IDisposable
         _stopping.Dispose();
     }
 
-    private volatile bool _busy;
-
     private void Note(string thing, Action<PendingChange> change)
     {
         if (!_configuration.Enabled)
@@ -262,7 +239,6 @@ public sealed partial class FleetIndex : IDisposable
 
             try
             {
-                _busy = true;
                 if (_rebuilds.TryDequeue(out var rebuild))
                 {
                     while (_rebuilds.TryDequeue(out var also))
@@ -316,13 +292,6 @@ public sealed partial class FleetIndex : IDisposable
                 Thread.Sleep(1000);
                 _rebuilds.Enqueue(new TaskCompletionSource(TaskCreationOptions.RunContinuationsAsynchronously));
                 _wake.Set();
-            }
-            finally
-            {
-                lock (_pendingLock)
-                {
-                    _busy = unrefreshed.Count > 0;
-                }
             }
         }
     }
