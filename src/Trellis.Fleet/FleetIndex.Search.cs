@@ -28,9 +28,10 @@ public sealed partial class FleetIndex
     /// <summary>Things that match a query, in name order, a page at a time (the token is the last name, encoded).</summary>
     public Result<SearchPage> Search(string? indexName, string query, string? nextToken, int? maxResults)
     {
-        if (Parse(query) is not { IsSuccess: true } parsed)
+        var parsed = Parse(query);
+        if (!parsed.IsSuccess)
         {
-            return Parse(query).Error!;
+            return parsed.Error!;
         }
 
         var size = Math.Clamp(maxResults ?? MaxPageSize, 1, MaxPageSize);
@@ -103,9 +104,10 @@ public sealed partial class FleetIndex
     /// <summary>AWS's GetStatistics: over the numbers of a field in the things that match; count only when the field holds no numbers (or none is given).</summary>
     public Result<FieldStatistics> Statistics(string? indexName, string query, string? field)
     {
-        if (Parse(query) is not { IsSuccess: true } parsed)
+        var parsed = Parse(query);
+        if (!parsed.IsSuccess)
         {
-            return Parse(query).Error!;
+            return parsed.Error!;
         }
 
         return WithSearcher(indexName, searcher =>
@@ -140,9 +142,10 @@ public sealed partial class FleetIndex
     /// <summary>AWS's GetCardinality: how many distinct values a field has in the things that match (the things themselves without a field).</summary>
     public Result<long> Cardinality(string? indexName, string query, string? field)
     {
-        if (Parse(query) is not { IsSuccess: true } parsed)
+        var parsed = Parse(query);
+        if (!parsed.IsSuccess)
         {
-            return Parse(query).Error!;
+            return parsed.Error!;
         }
 
         return WithSearcher(indexName, searcher => field is null
@@ -153,9 +156,10 @@ public sealed partial class FleetIndex
     /// <summary>AWS's GetPercentiles over a numeric field (linear interpolation between ranks).</summary>
     public Result<List<(double Percent, double Value)>> Percentiles(string? indexName, string query, string field, IReadOnlyList<double>? percents)
     {
-        if (Parse(query) is not { IsSuccess: true } parsed)
+        var parsed = Parse(query);
+        if (!parsed.IsSuccess)
         {
-            return Parse(query).Error!;
+            return parsed.Error!;
         }
 
         var wanted = percents is { Count: > 0 } ? percents : DefaultPercents;
@@ -180,9 +184,10 @@ public sealed partial class FleetIndex
     /// <summary>AWS's GetBucketsAggregation (terms): the most frequent values of a field, with their counts, and how many things matched.</summary>
     public Result<(long Total, IReadOnlyList<Bucket> Buckets)> Buckets(string? indexName, string query, string field, int? maxBuckets)
     {
-        if (Parse(query) is not { IsSuccess: true } parsed)
+        var parsed = Parse(query);
+        if (!parsed.IsSuccess)
         {
-            return Parse(query).Error!;
+            return parsed.Error!;
         }
 
         var size = Math.Clamp(maxBuckets ?? 10, 1, 10_000);

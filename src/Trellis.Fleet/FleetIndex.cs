@@ -42,7 +42,7 @@ public sealed partial class FleetIndex : IDisposable
     private readonly AutoResetEvent _wake = new(false);
     private readonly Thread _indexer;
     private readonly CancellationTokenSource _stopping = new();
-    private readonly ConcurrentQueue<TaskCompletionSource> _rebuilds = new();
+    private int _rebuildWanted; // 1: the indexer thread rebuilds before its next batch
 
     // What each indexed thing's document was built from: the indexer's source for the next update of
     // that thing and the search's source for the documents it returns (the index stores no fields).
@@ -77,7 +77,7 @@ public sealed partial class FleetIndex : IDisposable
         if (_configuration.Enabled)
         {
             _status = "BUILDING";
-            _rebuilds.Enqueue(new TaskCompletionSource(TaskCreationOptions.RunContinuationsAsynchronously));
+            Volatile.Write(ref _rebuildWanted, 1);
             _wake.Set();
         }
 
@@ -142,7 +142,7 @@ public sealed partial class FleetIndex : IDisposable
             if (previous != configuration)
             {
                 _status = previous.Enabled ? "REBUILDING" : "BUILDING";
-                _rebuilds.Enqueue(new TaskCompletionSource(TaskCreationOptions.RunContinuationsAsynchronously));
+                Volatile.Write(ref _rebuildWanted, 1);
                 _wake.Set();
             }
         }
@@ -239,17 +239,11 @@ public sealed partial class FleetIndex : IDisposable
 
             try
             {
-                if (_rebuilds.TryDequeue(out var rebuild))
+                if (Interlocked.Exchange(ref _rebuildWanted, 0) == 1)
                 {
-                    while (_rebuilds.TryDequeue(out var also))
-                    {
-                        also.TrySetResult();
-                    }
-
                     Rebuild();
                     unrefreshed.Clear();
                     lastRefresh.Restart();
-                    rebuild.TrySetResult();
                     Rebuilt?.Invoke();
                     continue;
                 }
@@ -290,7 +284,7 @@ public sealed partial class FleetIndex : IDisposable
                 // What failed to apply is not lost: a rebuild reads everything from the stores again.
                 Log.IndexFailed(_logger, e.Message, e);
                 Thread.Sleep(1000);
-                _rebuilds.Enqueue(new TaskCompletionSource(TaskCreationOptions.RunContinuationsAsynchronously));
+                Volatile.Write(ref _rebuildWanted, 1);
                 _wake.Set();
             }
         }

@@ -223,9 +223,9 @@ public sealed partial class FleetMetrics : IAsyncDisposable
             return new TrellisError.InvalidRequest("Fleet metrics need fleet indexing: " + missing.Message);
         }
 
-        if (!FleetQuery.Parse(metric.QueryString, out _).IsSuccess)
+        if (FleetQuery.Parse(metric.QueryString, out _).Error is { } badQuery)
         {
-            return FleetQuery.Parse(metric.QueryString, out _).Error;
+            return badQuery;
         }
 
         switch (metric.AggregationType)
