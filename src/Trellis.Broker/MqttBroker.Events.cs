@@ -15,12 +15,18 @@ public sealed partial class MqttBroker
         var principal = connection.Principal!;
         Logger.ClientConnected(connection.ClientId, connection.RemoteAddress, connection.Listener, connection.IsV5 ? "5.0" : "3.1.1", principal.PrincipalIdentifier);
         _connectivity?.Connected(connection.ClientId, principal, connection.VersionNumber, NowMs);
+        connection.Activity?.Connected(NowMs);
         WatchKeepAlive(connection);
         PublishEvent($"$aws/events/presence/connected/{connection.ClientId}", connection, "connected", w => { });
     }
 
     /// <summary>Sets the observer of connects and disconnects (the thing connectivity the API and the index show).</summary>
     public void SetConnectivityObserver(IConnectivityObserver observer) => _connectivity = observer;
+
+    /// <summary>Sets where each client's activity is counted (Device Defender's cloud-side metrics); null turns counting off.</summary>
+    public void SetDeviceActivity(Trellis.Core.Monitoring.IDeviceActivityTable? table) => Activity = table;
+
+    internal Trellis.Core.Monitoring.IDeviceActivityTable? Activity { get; private set; }
 
     internal void OnSubscriptionsChanged(MqttConnection connection, List<string> filters, bool subscribed)
     {
@@ -44,6 +50,7 @@ public sealed partial class MqttBroker
 
     private void PublishDisconnectedEvent(MqttConnection connection)
     {
+        connection.Activity?.Disconnected(NowMs);
         _connectivity?.Disconnected(connection.ClientId, connection.Principal, connection.VersionNumber, connection.DisconnectReason, NowMs);
         PublishEvent($"$aws/events/presence/disconnected/{connection.ClientId}", connection, "disconnected", w =>
         {

@@ -75,6 +75,7 @@ public sealed partial class MqttBroker
         if (!connection.Principal!.Policy.CanSubscribe(requested.Filter))
         {
             Logger.SubscribeDenied(connection.ClientId, requested.Filter);
+            connection.Activity?.AuthorizationFailed(NowMs);
             return v5 ? ReasonCode.NotAuthorized : ReasonCode.UnspecifiedError;
         }
 

@@ -21,11 +21,12 @@ internal static class ServeCommand
         var anonymous = new Option<bool>("--allow-anonymous") { Description = "Accept MQTT clients without credentials under an allow-all policy (development only; env TRELLIS_ALLOW_ANONYMOUS=1)" };
         var maxPacket = new Option<int?>("--max-packet-bytes") { Description = "Largest MQTT packet accepted (default 131072; env TRELLIS_MAX_PACKET_BYTES)" };
         var mqttThreads = new Option<int?>("--mqtt-threads") { Description = "Threads serving the plain-TCP MQTT listener, each with its own epoll loop; 0 uses the .NET socket engine (default: one per CPU; env TRELLIS_MQTT_THREADS)" };
+        var defender = Flag("--device-defender", "TRELLIS_DEVICE_DEFENDER", "on", "Count each client's messages, connects and refusals for Device Defender's cloud-side metrics: on or off");
         var storeMemory = new Option<int?>("--store-memory-mb") { Description = "Memory the time-series store may use for its cache and queries, in MiB (default 256; env TRELLIS_STORE_MEMORY_MB)" };
 
         var command = new Command("serve", "Run the Trellis server with its embedded storage in the data folder.")
         {
-            data, mqtt, mqtts, ws, http, https, hostname, anonymous, maxPacket, mqttThreads, storeMemory, logLevel,
+            data, mqtt, mqtts, ws, http, https, hostname, anonymous, maxPacket, mqttThreads, storeMemory, defender, logLevel,
         };
         command.SetAction(async (parse, cancellationToken) =>
         {
@@ -49,6 +50,12 @@ internal static class ServeCommand
                 TelemetryMemoryMiB = parse.GetValue(storeMemory)
                     ?? (int.TryParse(Environment.GetEnvironmentVariable("TRELLIS_STORE_MEMORY_MB"), NumberStyles.None, CultureInfo.InvariantCulture, out var mb) ? mb : defaults.TelemetryMemoryMiB),
                 LogLevel = parse.GetValue(logLevel)!,
+                DeviceDefender = parse.GetValue(defender) switch
+                {
+                    "on" => true,
+                    "off" => false,
+                    var other => throw new ArgumentException($"--device-defender is on or off, not '{other}'."),
+                },
             };
 
             TrellisServer server;

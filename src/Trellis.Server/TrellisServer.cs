@@ -203,6 +203,8 @@ public sealed class TrellisServer : IAsyncDisposable
                 (at, series, measure, value) => telemetry.WriteAsync(new Trellis.Telemetry.TelemetryPoint(at, series, measure, value)),
                 time, sp.GetRequiredService<ILogger<Trellis.Fleet.FleetMetrics>>(), registryOptions.Arn);
         });
+        services.AddSingleton(sp => new Trellis.Fleet.Defender.Defender(
+            database, sp.GetRequiredService<RegistryService>(), time, sp.GetRequiredService<ILogger<Trellis.Fleet.Defender.Defender>>(), registryOptions.Arn));
         services.AddSingleton(sp => new Trellis.Jobs.Firmware.FileStreams(
             sp.GetRequiredService<Trellis.Jobs.Firmware.IFirmwareStore>(), sp.GetRequiredService<Trellis.Jobs.IJobTargets>(), sp.GetRequiredService<Trellis.Jobs.IJobPublisher>(), time));
         services.AddSingleton<Trellis.Jobs.JobService>();
@@ -354,6 +356,13 @@ public sealed class TrellisServer : IAsyncDisposable
         registry.ThingDeleted += connectivity.Forget;
         _ = app.Services.GetRequiredService<Trellis.Fleet.DynamicGroups>(); // the fleet index follows the stores from start (and builds itself when on)
         _ = app.Services.GetRequiredService<Trellis.Fleet.FleetMetrics>(); // and the fleet metrics are computed from start
+        var defender = app.Services.GetRequiredService<Trellis.Fleet.Defender.Defender>();
+        if (options.DeviceDefender)
+        {
+            broker.SetDeviceActivity(defender.Activity);
+        }
+
+        broker.AddTopicHandler(new DefenderTopicHandler(defender, broker));
         var jobs = app.Services.GetRequiredService<Trellis.Jobs.JobService>();
         broker.AddTopicHandler(new JobTopicHandler(jobs));
         broker.AddTopicHandler(new StreamTopicHandler(app.Services.GetRequiredService<Trellis.Jobs.Firmware.FileStreams>()));

@@ -57,6 +57,9 @@ public sealed record TrellisServerOptions
     /// <summary>Further HTTP API limits for embedding hosts and tests (after TRELLIS_Api__* variables).</summary>
     public Action<Trellis.Api.ApiLimits>? ConfigureApi { get; init; }
 
+    /// <summary>Count each client's activity for Device Defender's cloud-side metrics (on by default; off leaves only device-side reports).</summary>
+    public bool DeviceDefender { get; init; } = true;
+
     /// <summary>Minimum log level: Trace, Debug, Information, Warning, Error.</summary>
     public string LogLevel { get; init; } = "Information";
 }

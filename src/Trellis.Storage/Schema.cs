@@ -237,5 +237,46 @@ public static class Schema
             updated_ms INTEGER NOT NULL
         );
         """,
+        """
+        CREATE TABLE security_profiles (
+            name TEXT PRIMARY KEY,
+            definition TEXT NOT NULL,
+            version INTEGER NOT NULL,
+            created_ms INTEGER NOT NULL,
+            updated_ms INTEGER NOT NULL
+        );
+        CREATE TABLE security_profile_targets (
+            profile TEXT NOT NULL,
+            target_arn TEXT NOT NULL,
+            PRIMARY KEY (profile, target_arn)
+        );
+        CREATE INDEX security_profile_targets_target ON security_profile_targets(target_arn);
+        CREATE TABLE defender_violations (
+            violation_id TEXT PRIMARY KEY,
+            thing TEXT NOT NULL,
+            profile TEXT NOT NULL,
+            behavior_name TEXT NOT NULL,
+            behavior TEXT NOT NULL,
+            last_value TEXT,
+            start_ms INTEGER NOT NULL,
+            last_ms INTEGER NOT NULL,
+            verification_state TEXT,
+            verification_description TEXT
+        );
+        CREATE TABLE defender_violation_events (
+            id TEXT PRIMARY KEY,
+            violation_id TEXT NOT NULL,
+            thing TEXT NOT NULL,
+            profile TEXT NOT NULL,
+            behavior TEXT NOT NULL,
+            value TEXT,
+            event_type TEXT NOT NULL,
+            at_ms INTEGER NOT NULL,
+            verification_state TEXT,
+            verification_description TEXT
+        );
+        CREATE INDEX defender_violation_events_time ON defender_violation_events(at_ms);
+        CREATE INDEX defender_violation_events_violation ON defender_violation_events(violation_id);
+        """,
     ];
 }

@@ -19,6 +19,7 @@ public sealed partial class IotOperations(
     Fleet.FleetIndex index,
     Fleet.DynamicGroups dynamicGroups,
     Fleet.FleetMetrics fleetMetrics,
+    Fleet.Defender.Defender defender,
     Microsoft.AspNetCore.Http.IHttpContextAccessor callers) : IIotOperations
 {
     private static T Ok<T>(Result<T> result) => result.IsSuccess ? result.Value! : throw new AwsErrorException(result.Error!);

@@ -48,16 +48,20 @@ internal sealed partial class MqttConnection
             return RefuseConnect(v5, ReasonCode.BadAuthenticationMethod, $"authentication method '{packet.AuthenticationMethod}' is not supported");
         }
 
+        Activity = _broker.Activity?.For(packet.ClientId);
+        Activity?.ConnectionAttempted(RemoteAddress, _broker.NowMs);
         var auth = _broker.Authenticator.Authenticate(new ConnectRequest(packet.ClientId, packet.UserName, packet.Password, ClientCertificate, IsTls, RemoteAddress));
         if (auth.Principal is null)
         {
             _broker.Logger.ConnectRejected(packet.ClientId, RemoteAddress, auth.Message ?? "not authorized");
+            Activity?.AuthorizationFailed(_broker.NowMs);
             return RefuseConnect(v5, auth.ReasonCode, auth.Message);
         }
 
         if (!auth.Principal.Policy.CanConnect(packet.ClientId))
         {
             _broker.Logger.ConnectRejected(packet.ClientId, RemoteAddress, "policy does not allow iot:Connect for this client id");
+            Activity?.AuthorizationFailed(_broker.NowMs);
             return RefuseConnect(v5, ReasonCode.NotAuthorized, "iot:Connect not allowed for this client id");
         }
 

@@ -253,9 +253,11 @@ internal sealed partial class MqttConnection
         }
 
         _broker.Metrics.Received();
+        Activity?.MessageSent(packet.Payload.Length, _broker.NowMs);
         if (!IsPublishAllowed(topic, packet.Retain))
         {
             _broker.Metrics.Denied();
+            Activity?.AuthorizationFailed(_broker.NowMs);
             _broker.Logger.PublishDenied(ClientId, topic);
             if (!v5)
             {

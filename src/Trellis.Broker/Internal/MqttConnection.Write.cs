@@ -58,6 +58,7 @@ internal sealed partial class MqttConnection
                     if (taken > 0)
                     {
                         _broker.Metrics.Sent(taken);
+                        Activity?.MessagesDelivered(taken);
                         MqttBroker.OnQueueDrained(session);
                     }
                 }

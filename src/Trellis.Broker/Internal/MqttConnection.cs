@@ -93,6 +93,9 @@ internal sealed partial class MqttConnection : IDisposable, IThreadPoolWorkItem
 
     public ClientPrincipal? Principal { get; private set; }
 
+    /// <summary>Where this client's activity is counted, from its CONNECT on; null when counting is off.</summary>
+    public Trellis.Core.Monitoring.DeviceActivity? Activity { get; private set; }
+
     public bool IsV5 => Connect?.IsV5 ?? false;
 
     public string ClientId => Connect?.ClientId ?? string.Empty;

@@ -20,6 +20,8 @@ public interface IIotOperations
 
     Task<AwsEmpty> AttachPrincipalPolicyAsync(AttachPrincipalPolicyRequest request, CancellationToken cancellationToken);
 
+    Task<AttachSecurityProfileResponse> AttachSecurityProfileAsync(AttachSecurityProfileRequest request, CancellationToken cancellationToken);
+
     Task<AttachThingPrincipalResponse> AttachThingPrincipalAsync(AttachThingPrincipalRequest request, CancellationToken cancellationToken);
 
     Task<CancelJobResponse> CancelJobAsync(CancelJobRequest request, CancellationToken cancellationToken);
@@ -49,6 +51,8 @@ public interface IIotOperations
     Task<CreateProvisioningTemplateResponse> CreateProvisioningTemplateAsync(CreateProvisioningTemplateRequest request, CancellationToken cancellationToken);
 
     Task<CreateProvisioningTemplateVersionResponse> CreateProvisioningTemplateVersionAsync(CreateProvisioningTemplateVersionRequest request, CancellationToken cancellationToken);
+
+    Task<CreateSecurityProfileResponse> CreateSecurityProfileAsync(CreateSecurityProfileRequest request, CancellationToken cancellationToken);
 
     Task<CreateStreamResponse> CreateStreamAsync(CreateStreamRequest request, CancellationToken cancellationToken);
 
@@ -84,6 +88,8 @@ public interface IIotOperations
 
     Task<DeleteProvisioningTemplateVersionResponse> DeleteProvisioningTemplateVersionAsync(DeleteProvisioningTemplateVersionRequest request, CancellationToken cancellationToken);
 
+    Task<DeleteSecurityProfileResponse> DeleteSecurityProfileAsync(DeleteSecurityProfileRequest request, CancellationToken cancellationToken);
+
     Task<DeleteStreamResponse> DeleteStreamAsync(DeleteStreamRequest request, CancellationToken cancellationToken);
 
     Task<DeleteThingResponse> DeleteThingAsync(DeleteThingRequest request, CancellationToken cancellationToken);
@@ -118,6 +124,8 @@ public interface IIotOperations
 
     Task<DescribeProvisioningTemplateVersionResponse> DescribeProvisioningTemplateVersionAsync(DescribeProvisioningTemplateVersionRequest request, CancellationToken cancellationToken);
 
+    Task<DescribeSecurityProfileResponse> DescribeSecurityProfileAsync(DescribeSecurityProfileRequest request, CancellationToken cancellationToken);
+
     Task<DescribeStreamResponse> DescribeStreamAsync(DescribeStreamRequest request, CancellationToken cancellationToken);
 
     Task<DescribeThingResponse> DescribeThingAsync(DescribeThingRequest request, CancellationToken cancellationToken);
@@ -129,6 +137,8 @@ public interface IIotOperations
     Task<AwsEmpty> DetachPolicyAsync(DetachPolicyRequest request, CancellationToken cancellationToken);
 
     Task<AwsEmpty> DetachPrincipalPolicyAsync(DetachPrincipalPolicyRequest request, CancellationToken cancellationToken);
+
+    Task<DetachSecurityProfileResponse> DetachSecurityProfileAsync(DetachSecurityProfileRequest request, CancellationToken cancellationToken);
 
     Task<DetachThingPrincipalResponse> DetachThingPrincipalAsync(DetachThingPrincipalRequest request, CancellationToken cancellationToken);
 
@@ -160,6 +170,8 @@ public interface IIotOperations
 
     Task<GetTopicRuleDestinationResponse> GetTopicRuleDestinationAsync(GetTopicRuleDestinationRequest request, CancellationToken cancellationToken);
 
+    Task<ListActiveViolationsResponse> ListActiveViolationsAsync(ListActiveViolationsRequest request, CancellationToken cancellationToken);
+
     Task<ListAttachedPoliciesResponse> ListAttachedPoliciesAsync(ListAttachedPoliciesRequest request, CancellationToken cancellationToken);
 
     Task<ListCACertificatesResponse> ListCACertificatesAsync(ListCACertificatesRequest request, CancellationToken cancellationToken);
@@ -190,9 +202,15 @@ public interface IIotOperations
 
     Task<ListProvisioningTemplatesResponse> ListProvisioningTemplatesAsync(ListProvisioningTemplatesRequest request, CancellationToken cancellationToken);
 
+    Task<ListSecurityProfilesResponse> ListSecurityProfilesAsync(ListSecurityProfilesRequest request, CancellationToken cancellationToken);
+
+    Task<ListSecurityProfilesForTargetResponse> ListSecurityProfilesForTargetAsync(ListSecurityProfilesForTargetRequest request, CancellationToken cancellationToken);
+
     Task<ListStreamsResponse> ListStreamsAsync(ListStreamsRequest request, CancellationToken cancellationToken);
 
     Task<ListTargetsForPolicyResponse> ListTargetsForPolicyAsync(ListTargetsForPolicyRequest request, CancellationToken cancellationToken);
+
+    Task<ListTargetsForSecurityProfileResponse> ListTargetsForSecurityProfileAsync(ListTargetsForSecurityProfileRequest request, CancellationToken cancellationToken);
 
     Task<ListThingGroupsResponse> ListThingGroupsAsync(ListThingGroupsRequest request, CancellationToken cancellationToken);
 
@@ -209,6 +227,10 @@ public interface IIotOperations
     Task<ListTopicRuleDestinationsResponse> ListTopicRuleDestinationsAsync(ListTopicRuleDestinationsRequest request, CancellationToken cancellationToken);
 
     Task<ListTopicRulesResponse> ListTopicRulesAsync(ListTopicRulesRequest request, CancellationToken cancellationToken);
+
+    Task<ListViolationEventsResponse> ListViolationEventsAsync(ListViolationEventsRequest request, CancellationToken cancellationToken);
+
+    Task<PutVerificationStateOnViolationResponse> PutVerificationStateOnViolationAsync(PutVerificationStateOnViolationRequest request, CancellationToken cancellationToken);
 
     Task<RegisterCACertificateResponse> RegisterCACertificateAsync(RegisterCACertificateRequest request, CancellationToken cancellationToken);
 
@@ -240,6 +262,8 @@ public interface IIotOperations
 
     Task<UpdateProvisioningTemplateResponse> UpdateProvisioningTemplateAsync(UpdateProvisioningTemplateRequest request, CancellationToken cancellationToken);
 
+    Task<UpdateSecurityProfileResponse> UpdateSecurityProfileAsync(UpdateSecurityProfileRequest request, CancellationToken cancellationToken);
+
     Task<UpdateStreamResponse> UpdateStreamAsync(UpdateStreamRequest request, CancellationToken cancellationToken);
 
     Task<UpdateThingResponse> UpdateThingAsync(UpdateThingRequest request, CancellationToken cancellationToken);
@@ -247,6 +271,8 @@ public interface IIotOperations
     Task<UpdateThingGroupResponse> UpdateThingGroupAsync(UpdateThingGroupRequest request, CancellationToken cancellationToken);
 
     Task<UpdateTopicRuleDestinationResponse> UpdateTopicRuleDestinationAsync(UpdateTopicRuleDestinationRequest request, CancellationToken cancellationToken);
+
+    Task<ValidateSecurityProfileBehaviorsResponse> ValidateSecurityProfileBehaviorsAsync(ValidateSecurityProfileBehaviorsRequest request, CancellationToken cancellationToken);
 }
 
 /// <summary>Bind, call, serialise: what the dispatcher runs for each implemented operation.</summary>
@@ -257,6 +283,7 @@ internal static class IotInvokers
         ["AddThingToThingGroup"] = AddThingToThingGroupAsync,
         ["AttachPolicy"] = AttachPolicyAsync,
         ["AttachPrincipalPolicy"] = AttachPrincipalPolicyAsync,
+        ["AttachSecurityProfile"] = AttachSecurityProfileAsync,
         ["AttachThingPrincipal"] = AttachThingPrincipalAsync,
         ["CancelJob"] = CancelJobAsync,
         ["CancelJobExecution"] = CancelJobExecutionAsync,
@@ -272,6 +299,7 @@ internal static class IotInvokers
         ["CreateProvisioningClaim"] = CreateProvisioningClaimAsync,
         ["CreateProvisioningTemplate"] = CreateProvisioningTemplateAsync,
         ["CreateProvisioningTemplateVersion"] = CreateProvisioningTemplateVersionAsync,
+        ["CreateSecurityProfile"] = CreateSecurityProfileAsync,
         ["CreateStream"] = CreateStreamAsync,
         ["CreateThing"] = CreateThingAsync,
         ["CreateThingGroup"] = CreateThingGroupAsync,
@@ -289,6 +317,7 @@ internal static class IotInvokers
         ["DeletePolicyVersion"] = DeletePolicyVersionAsync,
         ["DeleteProvisioningTemplate"] = DeleteProvisioningTemplateAsync,
         ["DeleteProvisioningTemplateVersion"] = DeleteProvisioningTemplateVersionAsync,
+        ["DeleteSecurityProfile"] = DeleteSecurityProfileAsync,
         ["DeleteStream"] = DeleteStreamAsync,
         ["DeleteThing"] = DeleteThingAsync,
         ["DeleteThingGroup"] = DeleteThingGroupAsync,
@@ -306,12 +335,14 @@ internal static class IotInvokers
         ["DescribeJobTemplate"] = DescribeJobTemplateAsync,
         ["DescribeProvisioningTemplate"] = DescribeProvisioningTemplateAsync,
         ["DescribeProvisioningTemplateVersion"] = DescribeProvisioningTemplateVersionAsync,
+        ["DescribeSecurityProfile"] = DescribeSecurityProfileAsync,
         ["DescribeStream"] = DescribeStreamAsync,
         ["DescribeThing"] = DescribeThingAsync,
         ["DescribeThingGroup"] = DescribeThingGroupAsync,
         ["DescribeThingType"] = DescribeThingTypeAsync,
         ["DetachPolicy"] = DetachPolicyAsync,
         ["DetachPrincipalPolicy"] = DetachPrincipalPolicyAsync,
+        ["DetachSecurityProfile"] = DetachSecurityProfileAsync,
         ["DetachThingPrincipal"] = DetachThingPrincipalAsync,
         ["DisableTopicRule"] = DisableTopicRuleAsync,
         ["EnableTopicRule"] = EnableTopicRuleAsync,
@@ -327,6 +358,7 @@ internal static class IotInvokers
         ["GetThingConnectivityData"] = GetThingConnectivityDataAsync,
         ["GetTopicRule"] = GetTopicRuleAsync,
         ["GetTopicRuleDestination"] = GetTopicRuleDestinationAsync,
+        ["ListActiveViolations"] = ListActiveViolationsAsync,
         ["ListAttachedPolicies"] = ListAttachedPoliciesAsync,
         ["ListCACertificates"] = ListCACertificatesAsync,
         ["ListCertificates"] = ListCertificatesAsync,
@@ -342,8 +374,11 @@ internal static class IotInvokers
         ["ListPrincipalThings"] = ListPrincipalThingsAsync,
         ["ListProvisioningTemplateVersions"] = ListProvisioningTemplateVersionsAsync,
         ["ListProvisioningTemplates"] = ListProvisioningTemplatesAsync,
+        ["ListSecurityProfiles"] = ListSecurityProfilesAsync,
+        ["ListSecurityProfilesForTarget"] = ListSecurityProfilesForTargetAsync,
         ["ListStreams"] = ListStreamsAsync,
         ["ListTargetsForPolicy"] = ListTargetsForPolicyAsync,
+        ["ListTargetsForSecurityProfile"] = ListTargetsForSecurityProfileAsync,
         ["ListThingGroups"] = ListThingGroupsAsync,
         ["ListThingGroupsForThing"] = ListThingGroupsForThingAsync,
         ["ListThingPrincipals"] = ListThingPrincipalsAsync,
@@ -352,6 +387,8 @@ internal static class IotInvokers
         ["ListThingsInThingGroup"] = ListThingsInThingGroupAsync,
         ["ListTopicRuleDestinations"] = ListTopicRuleDestinationsAsync,
         ["ListTopicRules"] = ListTopicRulesAsync,
+        ["ListViolationEvents"] = ListViolationEventsAsync,
+        ["PutVerificationStateOnViolation"] = PutVerificationStateOnViolationAsync,
         ["RegisterCACertificate"] = RegisterCACertificateAsync,
         ["RegisterCertificate"] = RegisterCertificateAsync,
         ["RegisterCertificateWithoutCA"] = RegisterCertificateWithoutCAAsync,
@@ -367,10 +404,12 @@ internal static class IotInvokers
         ["UpdateIndexingConfiguration"] = UpdateIndexingConfigurationAsync,
         ["UpdateJob"] = UpdateJobAsync,
         ["UpdateProvisioningTemplate"] = UpdateProvisioningTemplateAsync,
+        ["UpdateSecurityProfile"] = UpdateSecurityProfileAsync,
         ["UpdateStream"] = UpdateStreamAsync,
         ["UpdateThing"] = UpdateThingAsync,
         ["UpdateThingGroup"] = UpdateThingGroupAsync,
         ["UpdateTopicRuleDestination"] = UpdateTopicRuleDestinationAsync,
+        ["ValidateSecurityProfileBehaviors"] = ValidateSecurityProfileBehaviorsAsync,
     };
 
     private static async Task AddThingToThingGroupAsync(HttpContext context, AwsRoute route)
@@ -413,6 +452,20 @@ internal static class IotInvokers
 
         await context.RequestServices.GetRequiredService<IIotOperations>().AttachPrincipalPolicyAsync(request!, context.RequestAborted);
         await AwsResponse.WriteAsync(context, route.SuccessCode, null, null);
+    }
+
+    private static async Task AttachSecurityProfileAsync(HttpContext context, AwsRoute route)
+    {
+        var reader = await AwsRequestReader.CreateAsync(context, readBody: false);
+        var request = reader.IsValid ? AttachSecurityProfileRequest.Bind(reader) : null;
+        if (!reader.IsValid)
+        {
+            await reader.RefuseAsync();
+            return;
+        }
+
+        var response = await context.RequestServices.GetRequiredService<IIotOperations>().AttachSecurityProfileAsync(request!, context.RequestAborted);
+        await AwsResponse.WriteAsync(context, route.SuccessCode, response.WriteJson, response.WriteHeaders);
     }
 
     private static async Task AttachThingPrincipalAsync(HttpContext context, AwsRoute route)
@@ -622,6 +675,20 @@ internal static class IotInvokers
         }
 
         var response = await context.RequestServices.GetRequiredService<IIotOperations>().CreateProvisioningTemplateVersionAsync(request!, context.RequestAborted);
+        await AwsResponse.WriteAsync(context, route.SuccessCode, response.WriteJson, response.WriteHeaders);
+    }
+
+    private static async Task CreateSecurityProfileAsync(HttpContext context, AwsRoute route)
+    {
+        var reader = await AwsRequestReader.CreateAsync(context);
+        var request = reader.IsValid ? CreateSecurityProfileRequest.Bind(reader) : null;
+        if (!reader.IsValid)
+        {
+            await reader.RefuseAsync();
+            return;
+        }
+
+        var response = await context.RequestServices.GetRequiredService<IIotOperations>().CreateSecurityProfileAsync(request!, context.RequestAborted);
         await AwsResponse.WriteAsync(context, route.SuccessCode, response.WriteJson, response.WriteHeaders);
     }
 
@@ -863,6 +930,20 @@ internal static class IotInvokers
         await AwsResponse.WriteAsync(context, route.SuccessCode, response.WriteJson, response.WriteHeaders);
     }
 
+    private static async Task DeleteSecurityProfileAsync(HttpContext context, AwsRoute route)
+    {
+        var reader = await AwsRequestReader.CreateAsync(context, readBody: false);
+        var request = reader.IsValid ? DeleteSecurityProfileRequest.Bind(reader) : null;
+        if (!reader.IsValid)
+        {
+            await reader.RefuseAsync();
+            return;
+        }
+
+        var response = await context.RequestServices.GetRequiredService<IIotOperations>().DeleteSecurityProfileAsync(request!, context.RequestAborted);
+        await AwsResponse.WriteAsync(context, route.SuccessCode, response.WriteJson, response.WriteHeaders);
+    }
+
     private static async Task DeleteStreamAsync(HttpContext context, AwsRoute route)
     {
         var reader = await AwsRequestReader.CreateAsync(context, readBody: false);
@@ -1101,6 +1182,20 @@ internal static class IotInvokers
         await AwsResponse.WriteAsync(context, route.SuccessCode, response.WriteJson, response.WriteHeaders);
     }
 
+    private static async Task DescribeSecurityProfileAsync(HttpContext context, AwsRoute route)
+    {
+        var reader = await AwsRequestReader.CreateAsync(context, readBody: false);
+        var request = reader.IsValid ? DescribeSecurityProfileRequest.Bind(reader) : null;
+        if (!reader.IsValid)
+        {
+            await reader.RefuseAsync();
+            return;
+        }
+
+        var response = await context.RequestServices.GetRequiredService<IIotOperations>().DescribeSecurityProfileAsync(request!, context.RequestAborted);
+        await AwsResponse.WriteAsync(context, route.SuccessCode, response.WriteJson, response.WriteHeaders);
+    }
+
     private static async Task DescribeStreamAsync(HttpContext context, AwsRoute route)
     {
         var reader = await AwsRequestReader.CreateAsync(context, readBody: false);
@@ -1183,6 +1278,20 @@ internal static class IotInvokers
 
         await context.RequestServices.GetRequiredService<IIotOperations>().DetachPrincipalPolicyAsync(request!, context.RequestAborted);
         await AwsResponse.WriteAsync(context, route.SuccessCode, null, null);
+    }
+
+    private static async Task DetachSecurityProfileAsync(HttpContext context, AwsRoute route)
+    {
+        var reader = await AwsRequestReader.CreateAsync(context, readBody: false);
+        var request = reader.IsValid ? DetachSecurityProfileRequest.Bind(reader) : null;
+        if (!reader.IsValid)
+        {
+            await reader.RefuseAsync();
+            return;
+        }
+
+        var response = await context.RequestServices.GetRequiredService<IIotOperations>().DetachSecurityProfileAsync(request!, context.RequestAborted);
+        await AwsResponse.WriteAsync(context, route.SuccessCode, response.WriteJson, response.WriteHeaders);
     }
 
     private static async Task DetachThingPrincipalAsync(HttpContext context, AwsRoute route)
@@ -1392,6 +1501,20 @@ internal static class IotInvokers
         }
 
         var response = await context.RequestServices.GetRequiredService<IIotOperations>().GetTopicRuleDestinationAsync(request!, context.RequestAborted);
+        await AwsResponse.WriteAsync(context, route.SuccessCode, response.WriteJson, response.WriteHeaders);
+    }
+
+    private static async Task ListActiveViolationsAsync(HttpContext context, AwsRoute route)
+    {
+        var reader = await AwsRequestReader.CreateAsync(context, readBody: false);
+        var request = reader.IsValid ? ListActiveViolationsRequest.Bind(reader) : null;
+        if (!reader.IsValid)
+        {
+            await reader.RefuseAsync();
+            return;
+        }
+
+        var response = await context.RequestServices.GetRequiredService<IIotOperations>().ListActiveViolationsAsync(request!, context.RequestAborted);
         await AwsResponse.WriteAsync(context, route.SuccessCode, response.WriteJson, response.WriteHeaders);
     }
 
@@ -1605,6 +1728,34 @@ internal static class IotInvokers
         await AwsResponse.WriteAsync(context, route.SuccessCode, response.WriteJson, response.WriteHeaders);
     }
 
+    private static async Task ListSecurityProfilesAsync(HttpContext context, AwsRoute route)
+    {
+        var reader = await AwsRequestReader.CreateAsync(context, readBody: false);
+        var request = reader.IsValid ? ListSecurityProfilesRequest.Bind(reader) : null;
+        if (!reader.IsValid)
+        {
+            await reader.RefuseAsync();
+            return;
+        }
+
+        var response = await context.RequestServices.GetRequiredService<IIotOperations>().ListSecurityProfilesAsync(request!, context.RequestAborted);
+        await AwsResponse.WriteAsync(context, route.SuccessCode, response.WriteJson, response.WriteHeaders);
+    }
+
+    private static async Task ListSecurityProfilesForTargetAsync(HttpContext context, AwsRoute route)
+    {
+        var reader = await AwsRequestReader.CreateAsync(context, readBody: false);
+        var request = reader.IsValid ? ListSecurityProfilesForTargetRequest.Bind(reader) : null;
+        if (!reader.IsValid)
+        {
+            await reader.RefuseAsync();
+            return;
+        }
+
+        var response = await context.RequestServices.GetRequiredService<IIotOperations>().ListSecurityProfilesForTargetAsync(request!, context.RequestAborted);
+        await AwsResponse.WriteAsync(context, route.SuccessCode, response.WriteJson, response.WriteHeaders);
+    }
+
     private static async Task ListStreamsAsync(HttpContext context, AwsRoute route)
     {
         var reader = await AwsRequestReader.CreateAsync(context, readBody: false);
@@ -1630,6 +1781,20 @@ internal static class IotInvokers
         }
 
         var response = await context.RequestServices.GetRequiredService<IIotOperations>().ListTargetsForPolicyAsync(request!, context.RequestAborted);
+        await AwsResponse.WriteAsync(context, route.SuccessCode, response.WriteJson, response.WriteHeaders);
+    }
+
+    private static async Task ListTargetsForSecurityProfileAsync(HttpContext context, AwsRoute route)
+    {
+        var reader = await AwsRequestReader.CreateAsync(context, readBody: false);
+        var request = reader.IsValid ? ListTargetsForSecurityProfileRequest.Bind(reader) : null;
+        if (!reader.IsValid)
+        {
+            await reader.RefuseAsync();
+            return;
+        }
+
+        var response = await context.RequestServices.GetRequiredService<IIotOperations>().ListTargetsForSecurityProfileAsync(request!, context.RequestAborted);
         await AwsResponse.WriteAsync(context, route.SuccessCode, response.WriteJson, response.WriteHeaders);
     }
 
@@ -1742,6 +1907,34 @@ internal static class IotInvokers
         }
 
         var response = await context.RequestServices.GetRequiredService<IIotOperations>().ListTopicRulesAsync(request!, context.RequestAborted);
+        await AwsResponse.WriteAsync(context, route.SuccessCode, response.WriteJson, response.WriteHeaders);
+    }
+
+    private static async Task ListViolationEventsAsync(HttpContext context, AwsRoute route)
+    {
+        var reader = await AwsRequestReader.CreateAsync(context, readBody: false);
+        var request = reader.IsValid ? ListViolationEventsRequest.Bind(reader) : null;
+        if (!reader.IsValid)
+        {
+            await reader.RefuseAsync();
+            return;
+        }
+
+        var response = await context.RequestServices.GetRequiredService<IIotOperations>().ListViolationEventsAsync(request!, context.RequestAborted);
+        await AwsResponse.WriteAsync(context, route.SuccessCode, response.WriteJson, response.WriteHeaders);
+    }
+
+    private static async Task PutVerificationStateOnViolationAsync(HttpContext context, AwsRoute route)
+    {
+        var reader = await AwsRequestReader.CreateAsync(context);
+        var request = reader.IsValid ? PutVerificationStateOnViolationRequest.Bind(reader) : null;
+        if (!reader.IsValid)
+        {
+            await reader.RefuseAsync();
+            return;
+        }
+
+        var response = await context.RequestServices.GetRequiredService<IIotOperations>().PutVerificationStateOnViolationAsync(request!, context.RequestAborted);
         await AwsResponse.WriteAsync(context, route.SuccessCode, response.WriteJson, response.WriteHeaders);
     }
 
@@ -1955,6 +2148,20 @@ internal static class IotInvokers
         await AwsResponse.WriteAsync(context, route.SuccessCode, response.WriteJson, response.WriteHeaders);
     }
 
+    private static async Task UpdateSecurityProfileAsync(HttpContext context, AwsRoute route)
+    {
+        var reader = await AwsRequestReader.CreateAsync(context);
+        var request = reader.IsValid ? UpdateSecurityProfileRequest.Bind(reader) : null;
+        if (!reader.IsValid)
+        {
+            await reader.RefuseAsync();
+            return;
+        }
+
+        var response = await context.RequestServices.GetRequiredService<IIotOperations>().UpdateSecurityProfileAsync(request!, context.RequestAborted);
+        await AwsResponse.WriteAsync(context, route.SuccessCode, response.WriteJson, response.WriteHeaders);
+    }
+
     private static async Task UpdateStreamAsync(HttpContext context, AwsRoute route)
     {
         var reader = await AwsRequestReader.CreateAsync(context);
@@ -2008,6 +2215,20 @@ internal static class IotInvokers
         }
 
         var response = await context.RequestServices.GetRequiredService<IIotOperations>().UpdateTopicRuleDestinationAsync(request!, context.RequestAborted);
+        await AwsResponse.WriteAsync(context, route.SuccessCode, response.WriteJson, response.WriteHeaders);
+    }
+
+    private static async Task ValidateSecurityProfileBehaviorsAsync(HttpContext context, AwsRoute route)
+    {
+        var reader = await AwsRequestReader.CreateAsync(context);
+        var request = reader.IsValid ? ValidateSecurityProfileBehaviorsRequest.Bind(reader) : null;
+        if (!reader.IsValid)
+        {
+            await reader.RefuseAsync();
+            return;
+        }
+
+        var response = await context.RequestServices.GetRequiredService<IIotOperations>().ValidateSecurityProfileBehaviorsAsync(request!, context.RequestAborted);
         await AwsResponse.WriteAsync(context, route.SuccessCode, response.WriteJson, response.WriteHeaders);
     }
 }

@@ -158,6 +158,56 @@ public sealed record AttachPrincipalPolicyRequest
     }
 }
 
+/// <summary>The <c>AttachSecurityProfileRequest</c> shape.</summary>
+public sealed record AttachSecurityProfileRequest
+{
+    /// <summary>securityProfileName (uri <c>securityProfileName</c>, required).</summary>
+    public string SecurityProfileName { get; init; } = null!;
+
+    /// <summary>securityProfileTargetArn (querystring <c>securityProfileTargetArn</c>, required).</summary>
+    public string SecurityProfileTargetArn { get; init; } = null!;
+
+    /// <summary>Binds the request from its URI, query string, headers and body, and checks it against the model.</summary>
+    internal static AttachSecurityProfileRequest Bind(AwsRequestReader r)
+    {
+        var body = r.Body;
+        var value = new AttachSecurityProfileRequest
+        {
+            SecurityProfileName = r.Uri("securityProfileName")!,
+            SecurityProfileTargetArn = r.Query("securityProfileTargetArn")!,
+        };
+        value.Check(r, "");
+        r.Target("securityProfileName", value.SecurityProfileName);
+        r.Target("securityProfileTargetArn", value.SecurityProfileTargetArn);
+        return value;
+    }
+
+    /// <summary>Checks the members against the model: required, enum, length, range, pattern.</summary>
+    internal void Check(AwsRequestReader r, string p)
+    {
+        r.Required(SecurityProfileName, AwsRequestReader.Path(p, "securityProfileName"));
+        r.Required(SecurityProfileTargetArn, AwsRequestReader.Path(p, "securityProfileTargetArn"));
+        r.Length(SecurityProfileName, AwsRequestReader.Path(p, "securityProfileName"), 1, 128);
+        r.Pattern(SecurityProfileName, AwsRequestReader.Path(p, "securityProfileName"), IotPatterns.Pattern0);
+    }
+}
+
+/// <summary>The <c>AttachSecurityProfileResponse</c> shape.</summary>
+public sealed record AttachSecurityProfileResponse
+{
+    /// <summary>Writes the body members as JSON; members that are null are left out, as AWS does.</summary>
+    internal void WriteJson(Utf8JsonWriter w)
+    {
+        w.WriteStartObject();
+        w.WriteEndObject();
+    }
+
+    /// <summary>Members that travel as response headers.</summary>
+    internal void WriteHeaders(Microsoft.AspNetCore.Http.IHeaderDictionary h)
+    {
+    }
+}
+
 /// <summary>The <c>AttachThingPrincipalRequest</c> shape.</summary>
 public sealed record AttachThingPrincipalRequest
 {
@@ -2414,6 +2464,673 @@ public sealed record CreateProvisioningTemplateVersionResponse
     }
 }
 
+/// <summary>The <c>CreateSecurityProfileRequest</c> shape.</summary>
+public sealed record CreateSecurityProfileRequest
+{
+    /// <summary>securityProfileName (uri <c>securityProfileName</c>, required).</summary>
+    public string SecurityProfileName { get; init; } = null!;
+
+    /// <summary>securityProfileDescription (body <c>securityProfileDescription</c>).</summary>
+    public string? SecurityProfileDescription { get; init; }
+
+    /// <summary>behaviors (body <c>behaviors</c>).</summary>
+    public IReadOnlyList<Behavior>? Behaviors { get; init; }
+
+    /// <summary>alertTargets (body <c>alertTargets</c>).</summary>
+    public IReadOnlyDictionary<string, AlertTarget>? AlertTargets { get; init; }
+
+    /// <summary>additionalMetricsToRetain (body <c>additionalMetricsToRetain</c>).</summary>
+    public IReadOnlyList<string>? AdditionalMetricsToRetain { get; init; }
+
+    /// <summary>additionalMetricsToRetainV2 (body <c>additionalMetricsToRetainV2</c>).</summary>
+    public IReadOnlyList<MetricToRetain>? AdditionalMetricsToRetainV2 { get; init; }
+
+    /// <summary>tags (body <c>tags</c>).</summary>
+    public IReadOnlyList<Tag>? Tags { get; init; }
+
+    /// <summary>metricsExportConfig (body <c>metricsExportConfig</c>).</summary>
+    public MetricsExportConfig? MetricsExportConfig { get; init; }
+
+    /// <summary>Binds the request from its URI, query string, headers and body, and checks it against the model.</summary>
+    internal static CreateSecurityProfileRequest Bind(AwsRequestReader r)
+    {
+        var body = r.Body;
+        var value = new CreateSecurityProfileRequest
+        {
+            SecurityProfileName = r.Uri("securityProfileName")!,
+            SecurityProfileDescription = r.ReadString(AwsRequestReader.Member(body, "securityProfileDescription"), "securityProfileDescription"),
+            Behaviors = r.ReadList(AwsRequestReader.Member(body, "behaviors"), "behaviors", static (r, e, p) => r.ReadObject(e, p, static (r, e, p) => Behavior.Read(r, e, p))!),
+            AlertTargets = r.ReadMap(AwsRequestReader.Member(body, "alertTargets"), "alertTargets", static (r, e, p) => r.ReadObject(e, p, static (r, e, p) => AlertTarget.Read(r, e, p))!),
+            AdditionalMetricsToRetain = r.ReadList(AwsRequestReader.Member(body, "additionalMetricsToRetain"), "additionalMetricsToRetain", static (r, e, p) => r.ReadString(e, p)!),
+            AdditionalMetricsToRetainV2 = r.ReadList(AwsRequestReader.Member(body, "additionalMetricsToRetainV2"), "additionalMetricsToRetainV2", static (r, e, p) => r.ReadObject(e, p, static (r, e, p) => MetricToRetain.Read(r, e, p))!),
+            Tags = r.ReadList(AwsRequestReader.Member(body, "tags"), "tags", static (r, e, p) => r.ReadObject(e, p, static (r, e, p) => Tag.Read(r, e, p))!),
+            MetricsExportConfig = r.ReadObject(AwsRequestReader.Member(body, "metricsExportConfig"), "metricsExportConfig", static (r, e, p) => MetricsExportConfig.Read(r, e, p)),
+        };
+        value.Check(r, "");
+        r.Target("securityProfileName", value.SecurityProfileName);
+        return value;
+    }
+
+    internal static CreateSecurityProfileRequest Read(AwsRequestReader r, JsonElement e, string p) => new()
+    {
+        SecurityProfileDescription = r.ReadString(AwsRequestReader.Member(e, "securityProfileDescription"), AwsRequestReader.Path(p, "securityProfileDescription")),
+        Behaviors = r.ReadList(AwsRequestReader.Member(e, "behaviors"), AwsRequestReader.Path(p, "behaviors"), static (r, e, p) => r.ReadObject(e, p, static (r, e, p) => Behavior.Read(r, e, p))!),
+        AlertTargets = r.ReadMap(AwsRequestReader.Member(e, "alertTargets"), AwsRequestReader.Path(p, "alertTargets"), static (r, e, p) => r.ReadObject(e, p, static (r, e, p) => AlertTarget.Read(r, e, p))!),
+        AdditionalMetricsToRetain = r.ReadList(AwsRequestReader.Member(e, "additionalMetricsToRetain"), AwsRequestReader.Path(p, "additionalMetricsToRetain"), static (r, e, p) => r.ReadString(e, p)!),
+        AdditionalMetricsToRetainV2 = r.ReadList(AwsRequestReader.Member(e, "additionalMetricsToRetainV2"), AwsRequestReader.Path(p, "additionalMetricsToRetainV2"), static (r, e, p) => r.ReadObject(e, p, static (r, e, p) => MetricToRetain.Read(r, e, p))!),
+        Tags = r.ReadList(AwsRequestReader.Member(e, "tags"), AwsRequestReader.Path(p, "tags"), static (r, e, p) => r.ReadObject(e, p, static (r, e, p) => Tag.Read(r, e, p))!),
+        MetricsExportConfig = r.ReadObject(AwsRequestReader.Member(e, "metricsExportConfig"), AwsRequestReader.Path(p, "metricsExportConfig"), static (r, e, p) => MetricsExportConfig.Read(r, e, p)),
+    };
+
+    /// <summary>Checks the members against the model: required, enum, length, range, pattern.</summary>
+    internal void Check(AwsRequestReader r, string p)
+    {
+        r.Required(SecurityProfileName, AwsRequestReader.Path(p, "securityProfileName"));
+        r.Length(SecurityProfileName, AwsRequestReader.Path(p, "securityProfileName"), 1, 128);
+        r.Pattern(SecurityProfileName, AwsRequestReader.Path(p, "securityProfileName"), IotPatterns.Pattern0);
+        r.Length(SecurityProfileDescription, AwsRequestReader.Path(p, "securityProfileDescription"), 0, 1000);
+        r.Pattern(SecurityProfileDescription, AwsRequestReader.Path(p, "securityProfileDescription"), IotPatterns.Pattern6);
+        r.Count(Behaviors?.Count, AwsRequestReader.Path(p, "behaviors"), 0, 100);
+        for (var i = 0; i < (Behaviors?.Count ?? 0); i++)
+        {
+            Behaviors![i].Check(r, AwsRequestReader.Path(p, "behaviors") + "[" + i + "]");
+        }
+        foreach (var kv in AlertTargets ?? new Dictionary<string, AlertTarget>())
+        {
+            kv.Value.Check(r, AwsRequestReader.Path(p, "alertTargets") + "." + kv.Key);
+        }
+        for (var i = 0; i < (AdditionalMetricsToRetainV2?.Count ?? 0); i++)
+        {
+            AdditionalMetricsToRetainV2![i].Check(r, AwsRequestReader.Path(p, "additionalMetricsToRetainV2") + "[" + i + "]");
+        }
+        for (var i = 0; i < (Tags?.Count ?? 0); i++)
+        {
+            Tags![i].Check(r, AwsRequestReader.Path(p, "tags") + "[" + i + "]");
+        }
+        MetricsExportConfig?.Check(r, AwsRequestReader.Path(p, "metricsExportConfig"));
+    }
+}
+
+/// <summary>The <c>Behavior</c> shape.</summary>
+public sealed record Behavior
+{
+    /// <summary>name (body <c>name</c>, required).</summary>
+    public string Name { get; init; } = null!;
+
+    /// <summary>metric (body <c>metric</c>).</summary>
+    public string? Metric { get; init; }
+
+    /// <summary>metricDimension (body <c>metricDimension</c>).</summary>
+    public MetricDimension? MetricDimension { get; init; }
+
+    /// <summary>criteria (body <c>criteria</c>).</summary>
+    public BehaviorCriteria? Criteria { get; init; }
+
+    /// <summary>suppressAlerts (body <c>suppressAlerts</c>).</summary>
+    public bool? SuppressAlerts { get; init; }
+
+    /// <summary>exportMetric (body <c>exportMetric</c>).</summary>
+    public bool? ExportMetric { get; init; }
+
+    internal static Behavior Read(AwsRequestReader r, JsonElement e, string p) => new()
+    {
+        Name = r.ReadString(AwsRequestReader.Member(e, "name"), AwsRequestReader.Path(p, "name"))!,
+        Metric = r.ReadString(AwsRequestReader.Member(e, "metric"), AwsRequestReader.Path(p, "metric")),
+        MetricDimension = r.ReadObject(AwsRequestReader.Member(e, "metricDimension"), AwsRequestReader.Path(p, "metricDimension"), static (r, e, p) => MetricDimension.Read(r, e, p)),
+        Criteria = r.ReadObject(AwsRequestReader.Member(e, "criteria"), AwsRequestReader.Path(p, "criteria"), static (r, e, p) => BehaviorCriteria.Read(r, e, p)),
+        SuppressAlerts = r.ReadBool(AwsRequestReader.Member(e, "suppressAlerts"), AwsRequestReader.Path(p, "suppressAlerts")),
+        ExportMetric = r.ReadBool(AwsRequestReader.Member(e, "exportMetric"), AwsRequestReader.Path(p, "exportMetric")),
+    };
+
+    /// <summary>Checks the members against the model: required, enum, length, range, pattern.</summary>
+    internal void Check(AwsRequestReader r, string p)
+    {
+        r.Required(Name, AwsRequestReader.Path(p, "name"));
+        r.Length(Name, AwsRequestReader.Path(p, "name"), 1, 128);
+        r.Pattern(Name, AwsRequestReader.Path(p, "name"), IotPatterns.Pattern0);
+        MetricDimension?.Check(r, AwsRequestReader.Path(p, "metricDimension"));
+        Criteria?.Check(r, AwsRequestReader.Path(p, "criteria"));
+    }
+
+    /// <summary>Writes the body members as JSON; members that are null are left out, as AWS does.</summary>
+    internal void WriteJson(Utf8JsonWriter w)
+    {
+        w.WriteStartObject();
+        if (Name is not null)
+        {
+            w.WriteString("name", Name);
+        }
+
+        if (Metric is not null)
+        {
+            w.WriteString("metric", Metric);
+        }
+
+        if (MetricDimension is not null)
+        {
+            w.WritePropertyName("metricDimension");
+            MetricDimension.WriteJson(w);
+        }
+
+        if (Criteria is not null)
+        {
+            w.WritePropertyName("criteria");
+            Criteria.WriteJson(w);
+        }
+
+        if (SuppressAlerts is not null)
+        {
+            w.WriteBoolean("suppressAlerts", SuppressAlerts.Value);
+        }
+
+        if (ExportMetric is not null)
+        {
+            w.WriteBoolean("exportMetric", ExportMetric.Value);
+        }
+        w.WriteEndObject();
+    }
+
+    /// <summary>Members that travel as response headers.</summary>
+    internal void WriteHeaders(Microsoft.AspNetCore.Http.IHeaderDictionary h)
+    {
+    }
+}
+
+/// <summary>The <c>MetricDimension</c> shape.</summary>
+public sealed record MetricDimension
+{
+    /// <summary>dimensionName (body <c>dimensionName</c>, required).</summary>
+    public string DimensionName { get; init; } = null!;
+
+    /// <summary>operator (body <c>operator</c>).</summary>
+    public string? Operator { get; init; }
+
+    internal static MetricDimension Read(AwsRequestReader r, JsonElement e, string p) => new()
+    {
+        DimensionName = r.ReadString(AwsRequestReader.Member(e, "dimensionName"), AwsRequestReader.Path(p, "dimensionName"))!,
+        Operator = r.ReadString(AwsRequestReader.Member(e, "operator"), AwsRequestReader.Path(p, "operator")),
+    };
+
+    /// <summary>Checks the members against the model: required, enum, length, range, pattern.</summary>
+    internal void Check(AwsRequestReader r, string p)
+    {
+        r.Required(DimensionName, AwsRequestReader.Path(p, "dimensionName"));
+        r.Length(DimensionName, AwsRequestReader.Path(p, "dimensionName"), 1, 128);
+        r.Pattern(DimensionName, AwsRequestReader.Path(p, "dimensionName"), IotPatterns.Pattern0);
+        r.Enum(Operator, AwsRequestReader.Path(p, "operator"), ["IN", "NOT_IN"]);
+    }
+
+    /// <summary>Writes the body members as JSON; members that are null are left out, as AWS does.</summary>
+    internal void WriteJson(Utf8JsonWriter w)
+    {
+        w.WriteStartObject();
+        if (DimensionName is not null)
+        {
+            w.WriteString("dimensionName", DimensionName);
+        }
+
+        if (Operator is not null)
+        {
+            w.WriteString("operator", Operator);
+        }
+        w.WriteEndObject();
+    }
+
+    /// <summary>Members that travel as response headers.</summary>
+    internal void WriteHeaders(Microsoft.AspNetCore.Http.IHeaderDictionary h)
+    {
+    }
+}
+
+/// <summary>The <c>BehaviorCriteria</c> shape.</summary>
+public sealed record BehaviorCriteria
+{
+    /// <summary>comparisonOperator (body <c>comparisonOperator</c>).</summary>
+    public string? ComparisonOperator { get; init; }
+
+    /// <summary>value (body <c>value</c>).</summary>
+    public MetricValue? Value { get; init; }
+
+    /// <summary>durationSeconds (body <c>durationSeconds</c>).</summary>
+    public int? DurationSeconds { get; init; }
+
+    /// <summary>consecutiveDatapointsToAlarm (body <c>consecutiveDatapointsToAlarm</c>).</summary>
+    public int? ConsecutiveDatapointsToAlarm { get; init; }
+
+    /// <summary>consecutiveDatapointsToClear (body <c>consecutiveDatapointsToClear</c>).</summary>
+    public int? ConsecutiveDatapointsToClear { get; init; }
+
+    /// <summary>statisticalThreshold (body <c>statisticalThreshold</c>).</summary>
+    public StatisticalThreshold? StatisticalThreshold { get; init; }
+
+    /// <summary>mlDetectionConfig (body <c>mlDetectionConfig</c>).</summary>
+    public MachineLearningDetectionConfig? MlDetectionConfig { get; init; }
+
+    internal static BehaviorCriteria Read(AwsRequestReader r, JsonElement e, string p) => new()
+    {
+        ComparisonOperator = r.ReadString(AwsRequestReader.Member(e, "comparisonOperator"), AwsRequestReader.Path(p, "comparisonOperator")),
+        Value = r.ReadObject(AwsRequestReader.Member(e, "value"), AwsRequestReader.Path(p, "value"), static (r, e, p) => MetricValue.Read(r, e, p)),
+        DurationSeconds = r.ReadInt(AwsRequestReader.Member(e, "durationSeconds"), AwsRequestReader.Path(p, "durationSeconds")),
+        ConsecutiveDatapointsToAlarm = r.ReadInt(AwsRequestReader.Member(e, "consecutiveDatapointsToAlarm"), AwsRequestReader.Path(p, "consecutiveDatapointsToAlarm")),
+        ConsecutiveDatapointsToClear = r.ReadInt(AwsRequestReader.Member(e, "consecutiveDatapointsToClear"), AwsRequestReader.Path(p, "consecutiveDatapointsToClear")),
+        StatisticalThreshold = r.ReadObject(AwsRequestReader.Member(e, "statisticalThreshold"), AwsRequestReader.Path(p, "statisticalThreshold"), static (r, e, p) => StatisticalThreshold.Read(r, e, p)),
+        MlDetectionConfig = r.ReadObject(AwsRequestReader.Member(e, "mlDetectionConfig"), AwsRequestReader.Path(p, "mlDetectionConfig"), static (r, e, p) => MachineLearningDetectionConfig.Read(r, e, p)),
+    };
+
+    /// <summary>Checks the members against the model: required, enum, length, range, pattern.</summary>
+    internal void Check(AwsRequestReader r, string p)
+    {
+        r.Enum(ComparisonOperator, AwsRequestReader.Path(p, "comparisonOperator"), ["less-than", "less-than-equals", "greater-than", "greater-than-equals", "in-cidr-set", "not-in-cidr-set", "in-port-set", "not-in-port-set", "in-set", "not-in-set"]);
+        Value?.Check(r, AwsRequestReader.Path(p, "value"));
+        r.Range(ConsecutiveDatapointsToAlarm, AwsRequestReader.Path(p, "consecutiveDatapointsToAlarm"), 1, 10);
+        r.Range(ConsecutiveDatapointsToClear, AwsRequestReader.Path(p, "consecutiveDatapointsToClear"), 1, 10);
+        StatisticalThreshold?.Check(r, AwsRequestReader.Path(p, "statisticalThreshold"));
+        MlDetectionConfig?.Check(r, AwsRequestReader.Path(p, "mlDetectionConfig"));
+    }
+
+    /// <summary>Writes the body members as JSON; members that are null are left out, as AWS does.</summary>
+    internal void WriteJson(Utf8JsonWriter w)
+    {
+        w.WriteStartObject();
+        if (ComparisonOperator is not null)
+        {
+            w.WriteString("comparisonOperator", ComparisonOperator);
+        }
+
+        if (Value is not null)
+        {
+            w.WritePropertyName("value");
+            Value.WriteJson(w);
+        }
+
+        if (DurationSeconds is not null)
+        {
+            w.WriteNumber("durationSeconds", DurationSeconds.Value);
+        }
+
+        if (ConsecutiveDatapointsToAlarm is not null)
+        {
+            w.WriteNumber("consecutiveDatapointsToAlarm", ConsecutiveDatapointsToAlarm.Value);
+        }
+
+        if (ConsecutiveDatapointsToClear is not null)
+        {
+            w.WriteNumber("consecutiveDatapointsToClear", ConsecutiveDatapointsToClear.Value);
+        }
+
+        if (StatisticalThreshold is not null)
+        {
+            w.WritePropertyName("statisticalThreshold");
+            StatisticalThreshold.WriteJson(w);
+        }
+
+        if (MlDetectionConfig is not null)
+        {
+            w.WritePropertyName("mlDetectionConfig");
+            MlDetectionConfig.WriteJson(w);
+        }
+        w.WriteEndObject();
+    }
+
+    /// <summary>Members that travel as response headers.</summary>
+    internal void WriteHeaders(Microsoft.AspNetCore.Http.IHeaderDictionary h)
+    {
+    }
+}
+
+/// <summary>The <c>MetricValue</c> shape.</summary>
+public sealed record MetricValue
+{
+    /// <summary>count (body <c>count</c>).</summary>
+    public long? Count { get; init; }
+
+    /// <summary>cidrs (body <c>cidrs</c>).</summary>
+    public IReadOnlyList<string>? Cidrs { get; init; }
+
+    /// <summary>ports (body <c>ports</c>).</summary>
+    public IReadOnlyList<int>? Ports { get; init; }
+
+    /// <summary>number (body <c>number</c>).</summary>
+    public double? Number { get; init; }
+
+    /// <summary>numbers (body <c>numbers</c>).</summary>
+    public IReadOnlyList<double>? Numbers { get; init; }
+
+    /// <summary>strings (body <c>strings</c>).</summary>
+    public IReadOnlyList<string>? Strings { get; init; }
+
+    internal static MetricValue Read(AwsRequestReader r, JsonElement e, string p) => new()
+    {
+        Count = r.ReadLong(AwsRequestReader.Member(e, "count"), AwsRequestReader.Path(p, "count")),
+        Cidrs = r.ReadList(AwsRequestReader.Member(e, "cidrs"), AwsRequestReader.Path(p, "cidrs"), static (r, e, p) => r.ReadString(e, p)!),
+        Ports = r.ReadList(AwsRequestReader.Member(e, "ports"), AwsRequestReader.Path(p, "ports"), static (r, e, p) => r.ReadInt(e, p) ?? default),
+        Number = r.ReadDouble(AwsRequestReader.Member(e, "number"), AwsRequestReader.Path(p, "number")),
+        Numbers = r.ReadList(AwsRequestReader.Member(e, "numbers"), AwsRequestReader.Path(p, "numbers"), static (r, e, p) => r.ReadDouble(e, p) ?? default),
+        Strings = r.ReadList(AwsRequestReader.Member(e, "strings"), AwsRequestReader.Path(p, "strings"), static (r, e, p) => r.ReadString(e, p)!),
+    };
+
+    /// <summary>Checks the members against the model: required, enum, length, range, pattern.</summary>
+    internal void Check(AwsRequestReader r, string p)
+    {
+        r.Range(Count, AwsRequestReader.Path(p, "count"), 0, double.MaxValue);
+        for (var i = 0; i < (Cidrs?.Count ?? 0); i++)
+        {
+            r.Length(Cidrs![i], AwsRequestReader.Path(p, "cidrs") + "[" + i + "]", 2, 43);
+            r.Pattern(Cidrs![i], AwsRequestReader.Path(p, "cidrs") + "[" + i + "]", IotPatterns.Pattern15);
+        }
+        for (var i = 0; i < (Ports?.Count ?? 0); i++)
+        {
+            r.Range(Ports![i], AwsRequestReader.Path(p, "ports") + "[" + i + "]", 0, 65535);
+        }
+    }
+
+    /// <summary>Writes the body members as JSON; members that are null are left out, as AWS does.</summary>
+    internal void WriteJson(Utf8JsonWriter w)
+    {
+        w.WriteStartObject();
+        if (Count is not null)
+        {
+            w.WriteNumber("count", Count.Value);
+        }
+
+        if (Cidrs is not null)
+        {
+            w.WriteStartArray("cidrs");
+            foreach (var item12 in Cidrs)
+            {
+                w.WriteStringValue(item12);
+            }
+            w.WriteEndArray();
+        }
+
+        if (Ports is not null)
+        {
+            w.WriteStartArray("ports");
+            foreach (var item12 in Ports)
+            {
+                w.WriteNumberValue(item12);
+            }
+            w.WriteEndArray();
+        }
+
+        if (Number is not null)
+        {
+            w.WriteNumber("number", Number.Value);
+        }
+
+        if (Numbers is not null)
+        {
+            w.WriteStartArray("numbers");
+            foreach (var item12 in Numbers)
+            {
+                w.WriteNumberValue(item12);
+            }
+            w.WriteEndArray();
+        }
+
+        if (Strings is not null)
+        {
+            w.WriteStartArray("strings");
+            foreach (var item12 in Strings)
+            {
+                w.WriteStringValue(item12);
+            }
+            w.WriteEndArray();
+        }
+        w.WriteEndObject();
+    }
+
+    /// <summary>Members that travel as response headers.</summary>
+    internal void WriteHeaders(Microsoft.AspNetCore.Http.IHeaderDictionary h)
+    {
+    }
+}
+
+/// <summary>The <c>StatisticalThreshold</c> shape.</summary>
+public sealed record StatisticalThreshold
+{
+    /// <summary>statistic (body <c>statistic</c>).</summary>
+    public string? Statistic { get; init; }
+
+    internal static StatisticalThreshold Read(AwsRequestReader r, JsonElement e, string p) => new()
+    {
+        Statistic = r.ReadString(AwsRequestReader.Member(e, "statistic"), AwsRequestReader.Path(p, "statistic")),
+    };
+
+    /// <summary>Checks the members against the model: required, enum, length, range, pattern.</summary>
+    internal void Check(AwsRequestReader r, string p)
+    {
+        r.Pattern(Statistic, AwsRequestReader.Path(p, "statistic"), IotPatterns.Pattern16);
+    }
+
+    /// <summary>Writes the body members as JSON; members that are null are left out, as AWS does.</summary>
+    internal void WriteJson(Utf8JsonWriter w)
+    {
+        w.WriteStartObject();
+        if (Statistic is not null)
+        {
+            w.WriteString("statistic", Statistic);
+        }
+        w.WriteEndObject();
+    }
+
+    /// <summary>Members that travel as response headers.</summary>
+    internal void WriteHeaders(Microsoft.AspNetCore.Http.IHeaderDictionary h)
+    {
+    }
+}
+
+/// <summary>The <c>MachineLearningDetectionConfig</c> shape.</summary>
+public sealed record MachineLearningDetectionConfig
+{
+    /// <summary>confidenceLevel (body <c>confidenceLevel</c>, required).</summary>
+    public string ConfidenceLevel { get; init; } = null!;
+
+    internal static MachineLearningDetectionConfig Read(AwsRequestReader r, JsonElement e, string p) => new()
+    {
+        ConfidenceLevel = r.ReadString(AwsRequestReader.Member(e, "confidenceLevel"), AwsRequestReader.Path(p, "confidenceLevel"))!,
+    };
+
+    /// <summary>Checks the members against the model: required, enum, length, range, pattern.</summary>
+    internal void Check(AwsRequestReader r, string p)
+    {
+        r.Required(ConfidenceLevel, AwsRequestReader.Path(p, "confidenceLevel"));
+        r.Enum(ConfidenceLevel, AwsRequestReader.Path(p, "confidenceLevel"), ["LOW", "MEDIUM", "HIGH"]);
+    }
+
+    /// <summary>Writes the body members as JSON; members that are null are left out, as AWS does.</summary>
+    internal void WriteJson(Utf8JsonWriter w)
+    {
+        w.WriteStartObject();
+        if (ConfidenceLevel is not null)
+        {
+            w.WriteString("confidenceLevel", ConfidenceLevel);
+        }
+        w.WriteEndObject();
+    }
+
+    /// <summary>Members that travel as response headers.</summary>
+    internal void WriteHeaders(Microsoft.AspNetCore.Http.IHeaderDictionary h)
+    {
+    }
+}
+
+/// <summary>The <c>AlertTarget</c> shape.</summary>
+public sealed record AlertTarget
+{
+    /// <summary>alertTargetArn (body <c>alertTargetArn</c>, required).</summary>
+    public string AlertTargetArn { get; init; } = null!;
+
+    /// <summary>roleArn (body <c>roleArn</c>, required).</summary>
+    public string RoleArn { get; init; } = null!;
+
+    internal static AlertTarget Read(AwsRequestReader r, JsonElement e, string p) => new()
+    {
+        AlertTargetArn = r.ReadString(AwsRequestReader.Member(e, "alertTargetArn"), AwsRequestReader.Path(p, "alertTargetArn"))!,
+        RoleArn = r.ReadString(AwsRequestReader.Member(e, "roleArn"), AwsRequestReader.Path(p, "roleArn"))!,
+    };
+
+    /// <summary>Checks the members against the model: required, enum, length, range, pattern.</summary>
+    internal void Check(AwsRequestReader r, string p)
+    {
+        r.Required(AlertTargetArn, AwsRequestReader.Path(p, "alertTargetArn"));
+        r.Required(RoleArn, AwsRequestReader.Path(p, "roleArn"));
+        r.Length(RoleArn, AwsRequestReader.Path(p, "roleArn"), 20, 2048);
+    }
+
+    /// <summary>Writes the body members as JSON; members that are null are left out, as AWS does.</summary>
+    internal void WriteJson(Utf8JsonWriter w)
+    {
+        w.WriteStartObject();
+        if (AlertTargetArn is not null)
+        {
+            w.WriteString("alertTargetArn", AlertTargetArn);
+        }
+
+        if (RoleArn is not null)
+        {
+            w.WriteString("roleArn", RoleArn);
+        }
+        w.WriteEndObject();
+    }
+
+    /// <summary>Members that travel as response headers.</summary>
+    internal void WriteHeaders(Microsoft.AspNetCore.Http.IHeaderDictionary h)
+    {
+    }
+}
+
+/// <summary>The <c>MetricToRetain</c> shape.</summary>
+public sealed record MetricToRetain
+{
+    /// <summary>metric (body <c>metric</c>, required).</summary>
+    public string Metric { get; init; } = null!;
+
+    /// <summary>metricDimension (body <c>metricDimension</c>).</summary>
+    public MetricDimension? MetricDimension { get; init; }
+
+    /// <summary>exportMetric (body <c>exportMetric</c>).</summary>
+    public bool? ExportMetric { get; init; }
+
+    internal static MetricToRetain Read(AwsRequestReader r, JsonElement e, string p) => new()
+    {
+        Metric = r.ReadString(AwsRequestReader.Member(e, "metric"), AwsRequestReader.Path(p, "metric"))!,
+        MetricDimension = r.ReadObject(AwsRequestReader.Member(e, "metricDimension"), AwsRequestReader.Path(p, "metricDimension"), static (r, e, p) => MetricDimension.Read(r, e, p)),
+        ExportMetric = r.ReadBool(AwsRequestReader.Member(e, "exportMetric"), AwsRequestReader.Path(p, "exportMetric")),
+    };
+
+    /// <summary>Checks the members against the model: required, enum, length, range, pattern.</summary>
+    internal void Check(AwsRequestReader r, string p)
+    {
+        r.Required(Metric, AwsRequestReader.Path(p, "metric"));
+        MetricDimension?.Check(r, AwsRequestReader.Path(p, "metricDimension"));
+    }
+
+    /// <summary>Writes the body members as JSON; members that are null are left out, as AWS does.</summary>
+    internal void WriteJson(Utf8JsonWriter w)
+    {
+        w.WriteStartObject();
+        if (Metric is not null)
+        {
+            w.WriteString("metric", Metric);
+        }
+
+        if (MetricDimension is not null)
+        {
+            w.WritePropertyName("metricDimension");
+            MetricDimension.WriteJson(w);
+        }
+
+        if (ExportMetric is not null)
+        {
+            w.WriteBoolean("exportMetric", ExportMetric.Value);
+        }
+        w.WriteEndObject();
+    }
+
+    /// <summary>Members that travel as response headers.</summary>
+    internal void WriteHeaders(Microsoft.AspNetCore.Http.IHeaderDictionary h)
+    {
+    }
+}
+
+/// <summary>The <c>MetricsExportConfig</c> shape.</summary>
+public sealed record MetricsExportConfig
+{
+    /// <summary>mqttTopic (body <c>mqttTopic</c>, required).</summary>
+    public string MqttTopic { get; init; } = null!;
+
+    /// <summary>roleArn (body <c>roleArn</c>, required).</summary>
+    public string RoleArn { get; init; } = null!;
+
+    internal static MetricsExportConfig Read(AwsRequestReader r, JsonElement e, string p) => new()
+    {
+        MqttTopic = r.ReadString(AwsRequestReader.Member(e, "mqttTopic"), AwsRequestReader.Path(p, "mqttTopic"))!,
+        RoleArn = r.ReadString(AwsRequestReader.Member(e, "roleArn"), AwsRequestReader.Path(p, "roleArn"))!,
+    };
+
+    /// <summary>Checks the members against the model: required, enum, length, range, pattern.</summary>
+    internal void Check(AwsRequestReader r, string p)
+    {
+        r.Required(MqttTopic, AwsRequestReader.Path(p, "mqttTopic"));
+        r.Required(RoleArn, AwsRequestReader.Path(p, "roleArn"));
+        r.Length(MqttTopic, AwsRequestReader.Path(p, "mqttTopic"), 1, 512);
+        r.Length(RoleArn, AwsRequestReader.Path(p, "roleArn"), 20, 2048);
+    }
+
+    /// <summary>Writes the body members as JSON; members that are null are left out, as AWS does.</summary>
+    internal void WriteJson(Utf8JsonWriter w)
+    {
+        w.WriteStartObject();
+        if (MqttTopic is not null)
+        {
+            w.WriteString("mqttTopic", MqttTopic);
+        }
+
+        if (RoleArn is not null)
+        {
+            w.WriteString("roleArn", RoleArn);
+        }
+        w.WriteEndObject();
+    }
+
+    /// <summary>Members that travel as response headers.</summary>
+    internal void WriteHeaders(Microsoft.AspNetCore.Http.IHeaderDictionary h)
+    {
+    }
+}
+
+/// <summary>The <c>CreateSecurityProfileResponse</c> shape.</summary>
+public sealed record CreateSecurityProfileResponse
+{
+    /// <summary>securityProfileName (body <c>securityProfileName</c>).</summary>
+    public string? SecurityProfileName { get; init; }
+
+    /// <summary>securityProfileArn (body <c>securityProfileArn</c>).</summary>
+    public string? SecurityProfileArn { get; init; }
+
+    /// <summary>Writes the body members as JSON; members that are null are left out, as AWS does.</summary>
+    internal void WriteJson(Utf8JsonWriter w)
+    {
+        w.WriteStartObject();
+        if (SecurityProfileName is not null)
+        {
+            w.WriteString("securityProfileName", SecurityProfileName);
+        }
+
+        if (SecurityProfileArn is not null)
+        {
+            w.WriteString("securityProfileArn", SecurityProfileArn);
+        }
+        w.WriteEndObject();
+    }
+
+    /// <summary>Members that travel as response headers.</summary>
+    internal void WriteHeaders(Microsoft.AspNetCore.Http.IHeaderDictionary h)
+    {
+    }
+}
+
 /// <summary>The <c>CreateStreamRequest</c> shape.</summary>
 public sealed record CreateStreamRequest
 {
@@ -2887,7 +3604,7 @@ public sealed record ThingTypeProperties
         for (var i = 0; i < (SearchableAttributes?.Count ?? 0); i++)
         {
             r.Length(SearchableAttributes![i], AwsRequestReader.Path(p, "searchableAttributes") + "[" + i + "]", 0, 128);
-            r.Pattern(SearchableAttributes![i], AwsRequestReader.Path(p, "searchableAttributes") + "[" + i + "]", IotPatterns.Pattern15);
+            r.Pattern(SearchableAttributes![i], AwsRequestReader.Path(p, "searchableAttributes") + "[" + i + "]", IotPatterns.Pattern17);
         }
         Mqtt5Configuration?.Check(r, AwsRequestReader.Path(p, "mqtt5Configuration"));
     }
@@ -2990,11 +3707,11 @@ public sealed record PropagatingAttribute
     internal void Check(AwsRequestReader r, string p)
     {
         r.Length(UserPropertyKey, AwsRequestReader.Path(p, "userPropertyKey"), 0, 128);
-        r.Pattern(UserPropertyKey, AwsRequestReader.Path(p, "userPropertyKey"), IotPatterns.Pattern16);
+        r.Pattern(UserPropertyKey, AwsRequestReader.Path(p, "userPropertyKey"), IotPatterns.Pattern18);
         r.Length(ThingAttribute, AwsRequestReader.Path(p, "thingAttribute"), 0, 128);
-        r.Pattern(ThingAttribute, AwsRequestReader.Path(p, "thingAttribute"), IotPatterns.Pattern15);
+        r.Pattern(ThingAttribute, AwsRequestReader.Path(p, "thingAttribute"), IotPatterns.Pattern17);
         r.Length(ConnectionAttribute, AwsRequestReader.Path(p, "connectionAttribute"), 0, 128);
-        r.Pattern(ConnectionAttribute, AwsRequestReader.Path(p, "connectionAttribute"), IotPatterns.Pattern17);
+        r.Pattern(ConnectionAttribute, AwsRequestReader.Path(p, "connectionAttribute"), IotPatterns.Pattern19);
     }
 
     /// <summary>Writes the body members as JSON; members that are null are left out, as AWS does.</summary>
@@ -3102,7 +3819,7 @@ public sealed record CreateTopicRuleRequest
         r.Required(RuleName, AwsRequestReader.Path(p, "ruleName"));
         r.Required(TopicRulePayload, AwsRequestReader.Path(p, "topicRulePayload"));
         r.Length(RuleName, AwsRequestReader.Path(p, "ruleName"), 1, 128);
-        r.Pattern(RuleName, AwsRequestReader.Path(p, "ruleName"), IotPatterns.Pattern18);
+        r.Pattern(RuleName, AwsRequestReader.Path(p, "ruleName"), IotPatterns.Pattern20);
         TopicRulePayload?.Check(r, AwsRequestReader.Path(p, "topicRulePayload"));
     }
 }
@@ -3453,7 +4170,7 @@ public sealed record DeleteCACertificateRequest
     {
         r.Required(CertificateId, AwsRequestReader.Path(p, "certificateId"));
         r.Length(CertificateId, AwsRequestReader.Path(p, "certificateId"), 64, 64);
-        r.Pattern(CertificateId, AwsRequestReader.Path(p, "certificateId"), IotPatterns.Pattern19);
+        r.Pattern(CertificateId, AwsRequestReader.Path(p, "certificateId"), IotPatterns.Pattern21);
     }
 }
 
@@ -3501,7 +4218,7 @@ public sealed record DeleteCertificateRequest
     {
         r.Required(CertificateId, AwsRequestReader.Path(p, "certificateId"));
         r.Length(CertificateId, AwsRequestReader.Path(p, "certificateId"), 64, 64);
-        r.Pattern(CertificateId, AwsRequestReader.Path(p, "certificateId"), IotPatterns.Pattern19);
+        r.Pattern(CertificateId, AwsRequestReader.Path(p, "certificateId"), IotPatterns.Pattern21);
     }
 }
 
@@ -3761,7 +4478,7 @@ public sealed record DeletePolicyVersionRequest
         r.Required(PolicyVersionId, AwsRequestReader.Path(p, "policyVersionId"));
         r.Length(PolicyName, AwsRequestReader.Path(p, "policyName"), 1, 128);
         r.Pattern(PolicyName, AwsRequestReader.Path(p, "policyName"), IotPatterns.Pattern1);
-        r.Pattern(PolicyVersionId, AwsRequestReader.Path(p, "policyVersionId"), IotPatterns.Pattern20);
+        r.Pattern(PolicyVersionId, AwsRequestReader.Path(p, "policyVersionId"), IotPatterns.Pattern22);
     }
 }
 
@@ -3844,6 +4561,54 @@ public sealed record DeleteProvisioningTemplateVersionRequest
 
 /// <summary>The <c>DeleteProvisioningTemplateVersionResponse</c> shape.</summary>
 public sealed record DeleteProvisioningTemplateVersionResponse
+{
+    /// <summary>Writes the body members as JSON; members that are null are left out, as AWS does.</summary>
+    internal void WriteJson(Utf8JsonWriter w)
+    {
+        w.WriteStartObject();
+        w.WriteEndObject();
+    }
+
+    /// <summary>Members that travel as response headers.</summary>
+    internal void WriteHeaders(Microsoft.AspNetCore.Http.IHeaderDictionary h)
+    {
+    }
+}
+
+/// <summary>The <c>DeleteSecurityProfileRequest</c> shape.</summary>
+public sealed record DeleteSecurityProfileRequest
+{
+    /// <summary>securityProfileName (uri <c>securityProfileName</c>, required).</summary>
+    public string SecurityProfileName { get; init; } = null!;
+
+    /// <summary>expectedVersion (querystring <c>expectedVersion</c>).</summary>
+    public long? ExpectedVersion { get; init; }
+
+    /// <summary>Binds the request from its URI, query string, headers and body, and checks it against the model.</summary>
+    internal static DeleteSecurityProfileRequest Bind(AwsRequestReader r)
+    {
+        var body = r.Body;
+        var value = new DeleteSecurityProfileRequest
+        {
+            SecurityProfileName = r.Uri("securityProfileName")!,
+            ExpectedVersion = r.ParseLong(r.Query("expectedVersion"), "expectedVersion"),
+        };
+        value.Check(r, "");
+        r.Target("securityProfileName", value.SecurityProfileName);
+        return value;
+    }
+
+    /// <summary>Checks the members against the model: required, enum, length, range, pattern.</summary>
+    internal void Check(AwsRequestReader r, string p)
+    {
+        r.Required(SecurityProfileName, AwsRequestReader.Path(p, "securityProfileName"));
+        r.Length(SecurityProfileName, AwsRequestReader.Path(p, "securityProfileName"), 1, 128);
+        r.Pattern(SecurityProfileName, AwsRequestReader.Path(p, "securityProfileName"), IotPatterns.Pattern0);
+    }
+}
+
+/// <summary>The <c>DeleteSecurityProfileResponse</c> shape.</summary>
+public sealed record DeleteSecurityProfileResponse
 {
     /// <summary>Writes the body members as JSON; members that are null are left out, as AWS does.</summary>
     internal void WriteJson(Utf8JsonWriter w)
@@ -4066,7 +4831,7 @@ public sealed record DeleteTopicRuleRequest
     {
         r.Required(RuleName, AwsRequestReader.Path(p, "ruleName"));
         r.Length(RuleName, AwsRequestReader.Path(p, "ruleName"), 1, 128);
-        r.Pattern(RuleName, AwsRequestReader.Path(p, "ruleName"), IotPatterns.Pattern18);
+        r.Pattern(RuleName, AwsRequestReader.Path(p, "ruleName"), IotPatterns.Pattern20);
     }
 }
 
@@ -4189,7 +4954,7 @@ public sealed record DescribeCACertificateRequest
     {
         r.Required(CertificateId, AwsRequestReader.Path(p, "certificateId"));
         r.Length(CertificateId, AwsRequestReader.Path(p, "certificateId"), 64, 64);
-        r.Pattern(CertificateId, AwsRequestReader.Path(p, "certificateId"), IotPatterns.Pattern19);
+        r.Pattern(CertificateId, AwsRequestReader.Path(p, "certificateId"), IotPatterns.Pattern21);
     }
 }
 
@@ -4449,7 +5214,7 @@ public sealed record DescribeCertificateRequest
     {
         r.Required(CertificateId, AwsRequestReader.Path(p, "certificateId"));
         r.Length(CertificateId, AwsRequestReader.Path(p, "certificateId"), 64, 64);
-        r.Pattern(CertificateId, AwsRequestReader.Path(p, "certificateId"), IotPatterns.Pattern19);
+        r.Pattern(CertificateId, AwsRequestReader.Path(p, "certificateId"), IotPatterns.Pattern21);
     }
 }
 
@@ -5916,6 +6681,159 @@ public sealed record DescribeProvisioningTemplateVersionResponse
     }
 }
 
+/// <summary>The <c>DescribeSecurityProfileRequest</c> shape.</summary>
+public sealed record DescribeSecurityProfileRequest
+{
+    /// <summary>securityProfileName (uri <c>securityProfileName</c>, required).</summary>
+    public string SecurityProfileName { get; init; } = null!;
+
+    /// <summary>Binds the request from its URI, query string, headers and body, and checks it against the model.</summary>
+    internal static DescribeSecurityProfileRequest Bind(AwsRequestReader r)
+    {
+        var body = r.Body;
+        var value = new DescribeSecurityProfileRequest
+        {
+            SecurityProfileName = r.Uri("securityProfileName")!,
+        };
+        value.Check(r, "");
+        r.Target("securityProfileName", value.SecurityProfileName);
+        return value;
+    }
+
+    /// <summary>Checks the members against the model: required, enum, length, range, pattern.</summary>
+    internal void Check(AwsRequestReader r, string p)
+    {
+        r.Required(SecurityProfileName, AwsRequestReader.Path(p, "securityProfileName"));
+        r.Length(SecurityProfileName, AwsRequestReader.Path(p, "securityProfileName"), 1, 128);
+        r.Pattern(SecurityProfileName, AwsRequestReader.Path(p, "securityProfileName"), IotPatterns.Pattern0);
+    }
+}
+
+/// <summary>The <c>DescribeSecurityProfileResponse</c> shape.</summary>
+public sealed record DescribeSecurityProfileResponse
+{
+    /// <summary>securityProfileName (body <c>securityProfileName</c>).</summary>
+    public string? SecurityProfileName { get; init; }
+
+    /// <summary>securityProfileArn (body <c>securityProfileArn</c>).</summary>
+    public string? SecurityProfileArn { get; init; }
+
+    /// <summary>securityProfileDescription (body <c>securityProfileDescription</c>).</summary>
+    public string? SecurityProfileDescription { get; init; }
+
+    /// <summary>behaviors (body <c>behaviors</c>).</summary>
+    public IReadOnlyList<Behavior>? Behaviors { get; init; }
+
+    /// <summary>alertTargets (body <c>alertTargets</c>).</summary>
+    public IReadOnlyDictionary<string, AlertTarget>? AlertTargets { get; init; }
+
+    /// <summary>additionalMetricsToRetain (body <c>additionalMetricsToRetain</c>).</summary>
+    public IReadOnlyList<string>? AdditionalMetricsToRetain { get; init; }
+
+    /// <summary>additionalMetricsToRetainV2 (body <c>additionalMetricsToRetainV2</c>).</summary>
+    public IReadOnlyList<MetricToRetain>? AdditionalMetricsToRetainV2 { get; init; }
+
+    /// <summary>version (body <c>version</c>).</summary>
+    public long? Version { get; init; }
+
+    /// <summary>creationDate (body <c>creationDate</c>).</summary>
+    public DateTimeOffset? CreationDate { get; init; }
+
+    /// <summary>lastModifiedDate (body <c>lastModifiedDate</c>).</summary>
+    public DateTimeOffset? LastModifiedDate { get; init; }
+
+    /// <summary>metricsExportConfig (body <c>metricsExportConfig</c>).</summary>
+    public MetricsExportConfig? MetricsExportConfig { get; init; }
+
+    /// <summary>Writes the body members as JSON; members that are null are left out, as AWS does.</summary>
+    internal void WriteJson(Utf8JsonWriter w)
+    {
+        w.WriteStartObject();
+        if (SecurityProfileName is not null)
+        {
+            w.WriteString("securityProfileName", SecurityProfileName);
+        }
+
+        if (SecurityProfileArn is not null)
+        {
+            w.WriteString("securityProfileArn", SecurityProfileArn);
+        }
+
+        if (SecurityProfileDescription is not null)
+        {
+            w.WriteString("securityProfileDescription", SecurityProfileDescription);
+        }
+
+        if (Behaviors is not null)
+        {
+            w.WriteStartArray("behaviors");
+            foreach (var item12 in Behaviors)
+            {
+                item12.WriteJson(w);
+            }
+            w.WriteEndArray();
+        }
+
+        if (AlertTargets is not null)
+        {
+            w.WriteStartObject("alertTargets");
+            foreach (var kv12 in AlertTargets)
+            {
+                w.WritePropertyName(kv12.Key);
+                kv12.Value.WriteJson(w);
+            }
+            w.WriteEndObject();
+        }
+
+        if (AdditionalMetricsToRetain is not null)
+        {
+            w.WriteStartArray("additionalMetricsToRetain");
+            foreach (var item12 in AdditionalMetricsToRetain)
+            {
+                w.WriteStringValue(item12);
+            }
+            w.WriteEndArray();
+        }
+
+        if (AdditionalMetricsToRetainV2 is not null)
+        {
+            w.WriteStartArray("additionalMetricsToRetainV2");
+            foreach (var item12 in AdditionalMetricsToRetainV2)
+            {
+                item12.WriteJson(w);
+            }
+            w.WriteEndArray();
+        }
+
+        if (Version is not null)
+        {
+            w.WriteNumber("version", Version.Value);
+        }
+
+        if (CreationDate is not null)
+        {
+            w.WriteNumber("creationDate", AwsJson.EpochSeconds(CreationDate.Value));
+        }
+
+        if (LastModifiedDate is not null)
+        {
+            w.WriteNumber("lastModifiedDate", AwsJson.EpochSeconds(LastModifiedDate.Value));
+        }
+
+        if (MetricsExportConfig is not null)
+        {
+            w.WritePropertyName("metricsExportConfig");
+            MetricsExportConfig.WriteJson(w);
+        }
+        w.WriteEndObject();
+    }
+
+    /// <summary>Members that travel as response headers.</summary>
+    internal void WriteHeaders(Microsoft.AspNetCore.Http.IHeaderDictionary h)
+    {
+    }
+}
+
 /// <summary>The <c>DescribeStreamRequest</c> shape.</summary>
 public sealed record DescribeStreamRequest
 {
@@ -6561,6 +7479,56 @@ public sealed record DetachPrincipalPolicyRequest
     }
 }
 
+/// <summary>The <c>DetachSecurityProfileRequest</c> shape.</summary>
+public sealed record DetachSecurityProfileRequest
+{
+    /// <summary>securityProfileName (uri <c>securityProfileName</c>, required).</summary>
+    public string SecurityProfileName { get; init; } = null!;
+
+    /// <summary>securityProfileTargetArn (querystring <c>securityProfileTargetArn</c>, required).</summary>
+    public string SecurityProfileTargetArn { get; init; } = null!;
+
+    /// <summary>Binds the request from its URI, query string, headers and body, and checks it against the model.</summary>
+    internal static DetachSecurityProfileRequest Bind(AwsRequestReader r)
+    {
+        var body = r.Body;
+        var value = new DetachSecurityProfileRequest
+        {
+            SecurityProfileName = r.Uri("securityProfileName")!,
+            SecurityProfileTargetArn = r.Query("securityProfileTargetArn")!,
+        };
+        value.Check(r, "");
+        r.Target("securityProfileName", value.SecurityProfileName);
+        r.Target("securityProfileTargetArn", value.SecurityProfileTargetArn);
+        return value;
+    }
+
+    /// <summary>Checks the members against the model: required, enum, length, range, pattern.</summary>
+    internal void Check(AwsRequestReader r, string p)
+    {
+        r.Required(SecurityProfileName, AwsRequestReader.Path(p, "securityProfileName"));
+        r.Required(SecurityProfileTargetArn, AwsRequestReader.Path(p, "securityProfileTargetArn"));
+        r.Length(SecurityProfileName, AwsRequestReader.Path(p, "securityProfileName"), 1, 128);
+        r.Pattern(SecurityProfileName, AwsRequestReader.Path(p, "securityProfileName"), IotPatterns.Pattern0);
+    }
+}
+
+/// <summary>The <c>DetachSecurityProfileResponse</c> shape.</summary>
+public sealed record DetachSecurityProfileResponse
+{
+    /// <summary>Writes the body members as JSON; members that are null are left out, as AWS does.</summary>
+    internal void WriteJson(Utf8JsonWriter w)
+    {
+        w.WriteStartObject();
+        w.WriteEndObject();
+    }
+
+    /// <summary>Members that travel as response headers.</summary>
+    internal void WriteHeaders(Microsoft.AspNetCore.Http.IHeaderDictionary h)
+    {
+    }
+}
+
 /// <summary>The <c>DetachThingPrincipalRequest</c> shape.</summary>
 public sealed record DetachThingPrincipalRequest
 {
@@ -6635,7 +7603,7 @@ public sealed record DisableTopicRuleRequest
     {
         r.Required(RuleName, AwsRequestReader.Path(p, "ruleName"));
         r.Length(RuleName, AwsRequestReader.Path(p, "ruleName"), 1, 128);
-        r.Pattern(RuleName, AwsRequestReader.Path(p, "ruleName"), IotPatterns.Pattern18);
+        r.Pattern(RuleName, AwsRequestReader.Path(p, "ruleName"), IotPatterns.Pattern20);
     }
 }
 
@@ -6663,7 +7631,7 @@ public sealed record EnableTopicRuleRequest
     {
         r.Required(RuleName, AwsRequestReader.Path(p, "ruleName"));
         r.Length(RuleName, AwsRequestReader.Path(p, "ruleName"), 1, 128);
-        r.Pattern(RuleName, AwsRequestReader.Path(p, "ruleName"), IotPatterns.Pattern18);
+        r.Pattern(RuleName, AwsRequestReader.Path(p, "ruleName"), IotPatterns.Pattern20);
     }
 }
 
@@ -7130,7 +8098,7 @@ public sealed record IndexingFilter
         for (var i = 0; i < (NamedShadowNames?.Count ?? 0); i++)
         {
             r.Length(NamedShadowNames![i], AwsRequestReader.Path(p, "namedShadowNames") + "[" + i + "]", 1, 64);
-            r.Pattern(NamedShadowNames![i], AwsRequestReader.Path(p, "namedShadowNames") + "[" + i + "]", IotPatterns.Pattern21);
+            r.Pattern(NamedShadowNames![i], AwsRequestReader.Path(p, "namedShadowNames") + "[" + i + "]", IotPatterns.Pattern23);
         }
         for (var i = 0; i < (GeoLocations?.Count ?? 0); i++)
         {
@@ -7587,7 +8555,7 @@ public sealed record GetPolicyVersionRequest
         r.Required(PolicyVersionId, AwsRequestReader.Path(p, "policyVersionId"));
         r.Length(PolicyName, AwsRequestReader.Path(p, "policyName"), 1, 128);
         r.Pattern(PolicyName, AwsRequestReader.Path(p, "policyName"), IotPatterns.Pattern1);
-        r.Pattern(PolicyVersionId, AwsRequestReader.Path(p, "policyVersionId"), IotPatterns.Pattern20);
+        r.Pattern(PolicyVersionId, AwsRequestReader.Path(p, "policyVersionId"), IotPatterns.Pattern22);
     }
 }
 
@@ -7965,7 +8933,7 @@ public sealed record GetTopicRuleRequest
     {
         r.Required(RuleName, AwsRequestReader.Path(p, "ruleName"));
         r.Length(RuleName, AwsRequestReader.Path(p, "ruleName"), 1, 128);
-        r.Pattern(RuleName, AwsRequestReader.Path(p, "ruleName"), IotPatterns.Pattern18);
+        r.Pattern(RuleName, AwsRequestReader.Path(p, "ruleName"), IotPatterns.Pattern20);
     }
 }
 
@@ -8136,6 +9104,219 @@ public sealed record GetTopicRuleDestinationResponse
     }
 }
 
+/// <summary>The <c>ListActiveViolationsRequest</c> shape.</summary>
+public sealed record ListActiveViolationsRequest
+{
+    /// <summary>thingName (querystring <c>thingName</c>).</summary>
+    public string? ThingName { get; init; }
+
+    /// <summary>securityProfileName (querystring <c>securityProfileName</c>).</summary>
+    public string? SecurityProfileName { get; init; }
+
+    /// <summary>behaviorCriteriaType (querystring <c>behaviorCriteriaType</c>).</summary>
+    public string? BehaviorCriteriaType { get; init; }
+
+    /// <summary>listSuppressedAlerts (querystring <c>listSuppressedAlerts</c>).</summary>
+    public bool? ListSuppressedAlerts { get; init; }
+
+    /// <summary>verificationState (querystring <c>verificationState</c>).</summary>
+    public string? VerificationState { get; init; }
+
+    /// <summary>nextToken (querystring <c>nextToken</c>).</summary>
+    public string? NextToken { get; init; }
+
+    /// <summary>maxResults (querystring <c>maxResults</c>).</summary>
+    public int? MaxResults { get; init; }
+
+    /// <summary>Binds the request from its URI, query string, headers and body, and checks it against the model.</summary>
+    internal static ListActiveViolationsRequest Bind(AwsRequestReader r)
+    {
+        var body = r.Body;
+        var value = new ListActiveViolationsRequest
+        {
+            ThingName = r.Query("thingName"),
+            SecurityProfileName = r.Query("securityProfileName"),
+            BehaviorCriteriaType = r.Query("behaviorCriteriaType"),
+            ListSuppressedAlerts = r.ParseBool(r.Query("listSuppressedAlerts"), "listSuppressedAlerts"),
+            VerificationState = r.Query("verificationState"),
+            NextToken = r.Query("nextToken"),
+            MaxResults = r.ParseInt(r.Query("maxResults"), "maxResults"),
+        };
+        value.Check(r, "");
+        r.Target("thingName", value.ThingName);
+        r.Target("securityProfileName", value.SecurityProfileName);
+        return value;
+    }
+
+    /// <summary>Checks the members against the model: required, enum, length, range, pattern.</summary>
+    internal void Check(AwsRequestReader r, string p)
+    {
+        r.Length(ThingName, AwsRequestReader.Path(p, "thingName"), 1, 128);
+        r.Length(SecurityProfileName, AwsRequestReader.Path(p, "securityProfileName"), 1, 128);
+        r.Pattern(SecurityProfileName, AwsRequestReader.Path(p, "securityProfileName"), IotPatterns.Pattern0);
+        r.Enum(BehaviorCriteriaType, AwsRequestReader.Path(p, "behaviorCriteriaType"), ["STATIC", "STATISTICAL", "MACHINE_LEARNING"]);
+        r.Enum(VerificationState, AwsRequestReader.Path(p, "verificationState"), ["FALSE_POSITIVE", "BENIGN_POSITIVE", "TRUE_POSITIVE", "UNKNOWN"]);
+        r.Range(MaxResults, AwsRequestReader.Path(p, "maxResults"), 1, 250);
+    }
+}
+
+/// <summary>The <c>ListActiveViolationsResponse</c> shape.</summary>
+public sealed record ListActiveViolationsResponse
+{
+    /// <summary>activeViolations (body <c>activeViolations</c>).</summary>
+    public IReadOnlyList<ActiveViolation>? ActiveViolations { get; init; }
+
+    /// <summary>nextToken (body <c>nextToken</c>).</summary>
+    public string? NextToken { get; init; }
+
+    /// <summary>Writes the body members as JSON; members that are null are left out, as AWS does.</summary>
+    internal void WriteJson(Utf8JsonWriter w)
+    {
+        w.WriteStartObject();
+        if (ActiveViolations is not null)
+        {
+            w.WriteStartArray("activeViolations");
+            foreach (var item12 in ActiveViolations)
+            {
+                item12.WriteJson(w);
+            }
+            w.WriteEndArray();
+        }
+
+        if (NextToken is not null)
+        {
+            w.WriteString("nextToken", NextToken);
+        }
+        w.WriteEndObject();
+    }
+
+    /// <summary>Members that travel as response headers.</summary>
+    internal void WriteHeaders(Microsoft.AspNetCore.Http.IHeaderDictionary h)
+    {
+    }
+}
+
+/// <summary>The <c>ActiveViolation</c> shape.</summary>
+public sealed record ActiveViolation
+{
+    /// <summary>violationId (body <c>violationId</c>).</summary>
+    public string? ViolationId { get; init; }
+
+    /// <summary>thingName (body <c>thingName</c>).</summary>
+    public string? ThingName { get; init; }
+
+    /// <summary>securityProfileName (body <c>securityProfileName</c>).</summary>
+    public string? SecurityProfileName { get; init; }
+
+    /// <summary>behavior (body <c>behavior</c>).</summary>
+    public Behavior? Behavior { get; init; }
+
+    /// <summary>lastViolationValue (body <c>lastViolationValue</c>).</summary>
+    public MetricValue? LastViolationValue { get; init; }
+
+    /// <summary>violationEventAdditionalInfo (body <c>violationEventAdditionalInfo</c>).</summary>
+    public ViolationEventAdditionalInfo? ViolationEventAdditionalInfo { get; init; }
+
+    /// <summary>verificationState (body <c>verificationState</c>).</summary>
+    public string? VerificationState { get; init; }
+
+    /// <summary>verificationStateDescription (body <c>verificationStateDescription</c>).</summary>
+    public string? VerificationStateDescription { get; init; }
+
+    /// <summary>lastViolationTime (body <c>lastViolationTime</c>).</summary>
+    public DateTimeOffset? LastViolationTime { get; init; }
+
+    /// <summary>violationStartTime (body <c>violationStartTime</c>).</summary>
+    public DateTimeOffset? ViolationStartTime { get; init; }
+
+    /// <summary>Writes the body members as JSON; members that are null are left out, as AWS does.</summary>
+    internal void WriteJson(Utf8JsonWriter w)
+    {
+        w.WriteStartObject();
+        if (ViolationId is not null)
+        {
+            w.WriteString("violationId", ViolationId);
+        }
+
+        if (ThingName is not null)
+        {
+            w.WriteString("thingName", ThingName);
+        }
+
+        if (SecurityProfileName is not null)
+        {
+            w.WriteString("securityProfileName", SecurityProfileName);
+        }
+
+        if (Behavior is not null)
+        {
+            w.WritePropertyName("behavior");
+            Behavior.WriteJson(w);
+        }
+
+        if (LastViolationValue is not null)
+        {
+            w.WritePropertyName("lastViolationValue");
+            LastViolationValue.WriteJson(w);
+        }
+
+        if (ViolationEventAdditionalInfo is not null)
+        {
+            w.WritePropertyName("violationEventAdditionalInfo");
+            ViolationEventAdditionalInfo.WriteJson(w);
+        }
+
+        if (VerificationState is not null)
+        {
+            w.WriteString("verificationState", VerificationState);
+        }
+
+        if (VerificationStateDescription is not null)
+        {
+            w.WriteString("verificationStateDescription", VerificationStateDescription);
+        }
+
+        if (LastViolationTime is not null)
+        {
+            w.WriteNumber("lastViolationTime", AwsJson.EpochSeconds(LastViolationTime.Value));
+        }
+
+        if (ViolationStartTime is not null)
+        {
+            w.WriteNumber("violationStartTime", AwsJson.EpochSeconds(ViolationStartTime.Value));
+        }
+        w.WriteEndObject();
+    }
+
+    /// <summary>Members that travel as response headers.</summary>
+    internal void WriteHeaders(Microsoft.AspNetCore.Http.IHeaderDictionary h)
+    {
+    }
+}
+
+/// <summary>The <c>ViolationEventAdditionalInfo</c> shape.</summary>
+public sealed record ViolationEventAdditionalInfo
+{
+    /// <summary>confidenceLevel (body <c>confidenceLevel</c>).</summary>
+    public string? ConfidenceLevel { get; init; }
+
+    /// <summary>Writes the body members as JSON; members that are null are left out, as AWS does.</summary>
+    internal void WriteJson(Utf8JsonWriter w)
+    {
+        w.WriteStartObject();
+        if (ConfidenceLevel is not null)
+        {
+            w.WriteString("confidenceLevel", ConfidenceLevel);
+        }
+        w.WriteEndObject();
+    }
+
+    /// <summary>Members that travel as response headers.</summary>
+    internal void WriteHeaders(Microsoft.AspNetCore.Http.IHeaderDictionary h)
+    {
+    }
+}
+
 /// <summary>The <c>ListAttachedPoliciesRequest</c> shape.</summary>
 public sealed record ListAttachedPoliciesRequest
 {
@@ -8172,7 +9353,7 @@ public sealed record ListAttachedPoliciesRequest
     {
         r.Required(Target, AwsRequestReader.Path(p, "target"));
         r.Length(Marker, AwsRequestReader.Path(p, "marker"), 0, 1024);
-        r.Pattern(Marker, AwsRequestReader.Path(p, "marker"), IotPatterns.Pattern22);
+        r.Pattern(Marker, AwsRequestReader.Path(p, "marker"), IotPatterns.Pattern24);
         r.Range(PageSize, AwsRequestReader.Path(p, "pageSize"), 1, 250);
     }
 }
@@ -8280,7 +9461,7 @@ public sealed record ListCACertificatesRequest
     {
         r.Range(PageSize, AwsRequestReader.Path(p, "pageSize"), 1, 250);
         r.Length(Marker, AwsRequestReader.Path(p, "marker"), 0, 1024);
-        r.Pattern(Marker, AwsRequestReader.Path(p, "marker"), IotPatterns.Pattern22);
+        r.Pattern(Marker, AwsRequestReader.Path(p, "marker"), IotPatterns.Pattern24);
         r.Length(TemplateName, AwsRequestReader.Path(p, "templateName"), 1, 36);
         r.Pattern(TemplateName, AwsRequestReader.Path(p, "templateName"), IotPatterns.Pattern12);
     }
@@ -8400,7 +9581,7 @@ public sealed record ListCertificatesRequest
     {
         r.Range(PageSize, AwsRequestReader.Path(p, "pageSize"), 1, 250);
         r.Length(Marker, AwsRequestReader.Path(p, "marker"), 0, 1024);
-        r.Pattern(Marker, AwsRequestReader.Path(p, "marker"), IotPatterns.Pattern22);
+        r.Pattern(Marker, AwsRequestReader.Path(p, "marker"), IotPatterns.Pattern24);
     }
 }
 
@@ -8531,10 +9712,10 @@ public sealed record ListCertificatesByCARequest
     {
         r.Required(CaCertificateId, AwsRequestReader.Path(p, "caCertificateId"));
         r.Length(CaCertificateId, AwsRequestReader.Path(p, "caCertificateId"), 64, 64);
-        r.Pattern(CaCertificateId, AwsRequestReader.Path(p, "caCertificateId"), IotPatterns.Pattern19);
+        r.Pattern(CaCertificateId, AwsRequestReader.Path(p, "caCertificateId"), IotPatterns.Pattern21);
         r.Range(PageSize, AwsRequestReader.Path(p, "pageSize"), 1, 250);
         r.Length(Marker, AwsRequestReader.Path(p, "marker"), 0, 1024);
-        r.Pattern(Marker, AwsRequestReader.Path(p, "marker"), IotPatterns.Pattern22);
+        r.Pattern(Marker, AwsRequestReader.Path(p, "marker"), IotPatterns.Pattern24);
     }
 }
 
@@ -9197,7 +10378,7 @@ public sealed record ListJobsRequest
         r.Length(ThingGroupName, AwsRequestReader.Path(p, "thingGroupName"), 1, 128);
         r.Pattern(ThingGroupName, AwsRequestReader.Path(p, "thingGroupName"), IotPatterns.Pattern0);
         r.Length(ThingGroupId, AwsRequestReader.Path(p, "thingGroupId"), 1, 128);
-        r.Pattern(ThingGroupId, AwsRequestReader.Path(p, "thingGroupId"), IotPatterns.Pattern23);
+        r.Pattern(ThingGroupId, AwsRequestReader.Path(p, "thingGroupId"), IotPatterns.Pattern25);
         r.Pattern(NamespaceId, AwsRequestReader.Path(p, "namespaceId"), IotPatterns.Pattern2);
     }
 }
@@ -9355,7 +10536,7 @@ public sealed record ListPoliciesRequest
     internal void Check(AwsRequestReader r, string p)
     {
         r.Length(Marker, AwsRequestReader.Path(p, "marker"), 0, 1024);
-        r.Pattern(Marker, AwsRequestReader.Path(p, "marker"), IotPatterns.Pattern22);
+        r.Pattern(Marker, AwsRequestReader.Path(p, "marker"), IotPatterns.Pattern24);
         r.Range(PageSize, AwsRequestReader.Path(p, "pageSize"), 1, 250);
     }
 }
@@ -9810,6 +10991,247 @@ public sealed record ProvisioningTemplateSummary
     }
 }
 
+/// <summary>The <c>ListSecurityProfilesRequest</c> shape.</summary>
+public sealed record ListSecurityProfilesRequest
+{
+    /// <summary>nextToken (querystring <c>nextToken</c>).</summary>
+    public string? NextToken { get; init; }
+
+    /// <summary>maxResults (querystring <c>maxResults</c>).</summary>
+    public int? MaxResults { get; init; }
+
+    /// <summary>dimensionName (querystring <c>dimensionName</c>).</summary>
+    public string? DimensionName { get; init; }
+
+    /// <summary>metricName (querystring <c>metricName</c>).</summary>
+    public string? MetricName { get; init; }
+
+    /// <summary>Binds the request from its URI, query string, headers and body, and checks it against the model.</summary>
+    internal static ListSecurityProfilesRequest Bind(AwsRequestReader r)
+    {
+        var body = r.Body;
+        var value = new ListSecurityProfilesRequest
+        {
+            NextToken = r.Query("nextToken"),
+            MaxResults = r.ParseInt(r.Query("maxResults"), "maxResults"),
+            DimensionName = r.Query("dimensionName"),
+            MetricName = r.Query("metricName"),
+        };
+        value.Check(r, "");
+        r.Target("dimensionName", value.DimensionName);
+        r.Target("metricName", value.MetricName);
+        return value;
+    }
+
+    /// <summary>Checks the members against the model: required, enum, length, range, pattern.</summary>
+    internal void Check(AwsRequestReader r, string p)
+    {
+        r.Range(MaxResults, AwsRequestReader.Path(p, "maxResults"), 1, 250);
+        r.Length(DimensionName, AwsRequestReader.Path(p, "dimensionName"), 1, 128);
+        r.Pattern(DimensionName, AwsRequestReader.Path(p, "dimensionName"), IotPatterns.Pattern0);
+        r.Length(MetricName, AwsRequestReader.Path(p, "metricName"), 1, 128);
+        r.Pattern(MetricName, AwsRequestReader.Path(p, "metricName"), IotPatterns.Pattern0);
+    }
+}
+
+/// <summary>The <c>ListSecurityProfilesResponse</c> shape.</summary>
+public sealed record ListSecurityProfilesResponse
+{
+    /// <summary>securityProfileIdentifiers (body <c>securityProfileIdentifiers</c>).</summary>
+    public IReadOnlyList<SecurityProfileIdentifier>? SecurityProfileIdentifiers { get; init; }
+
+    /// <summary>nextToken (body <c>nextToken</c>).</summary>
+    public string? NextToken { get; init; }
+
+    /// <summary>Writes the body members as JSON; members that are null are left out, as AWS does.</summary>
+    internal void WriteJson(Utf8JsonWriter w)
+    {
+        w.WriteStartObject();
+        if (SecurityProfileIdentifiers is not null)
+        {
+            w.WriteStartArray("securityProfileIdentifiers");
+            foreach (var item12 in SecurityProfileIdentifiers)
+            {
+                item12.WriteJson(w);
+            }
+            w.WriteEndArray();
+        }
+
+        if (NextToken is not null)
+        {
+            w.WriteString("nextToken", NextToken);
+        }
+        w.WriteEndObject();
+    }
+
+    /// <summary>Members that travel as response headers.</summary>
+    internal void WriteHeaders(Microsoft.AspNetCore.Http.IHeaderDictionary h)
+    {
+    }
+}
+
+/// <summary>The <c>SecurityProfileIdentifier</c> shape.</summary>
+public sealed record SecurityProfileIdentifier
+{
+    /// <summary>name (body <c>name</c>, required).</summary>
+    public string? Name { get; init; }
+
+    /// <summary>arn (body <c>arn</c>, required).</summary>
+    public string? Arn { get; init; }
+
+    /// <summary>Writes the body members as JSON; members that are null are left out, as AWS does.</summary>
+    internal void WriteJson(Utf8JsonWriter w)
+    {
+        w.WriteStartObject();
+        if (Name is not null)
+        {
+            w.WriteString("name", Name);
+        }
+
+        if (Arn is not null)
+        {
+            w.WriteString("arn", Arn);
+        }
+        w.WriteEndObject();
+    }
+
+    /// <summary>Members that travel as response headers.</summary>
+    internal void WriteHeaders(Microsoft.AspNetCore.Http.IHeaderDictionary h)
+    {
+    }
+}
+
+/// <summary>The <c>ListSecurityProfilesForTargetRequest</c> shape.</summary>
+public sealed record ListSecurityProfilesForTargetRequest
+{
+    /// <summary>nextToken (querystring <c>nextToken</c>).</summary>
+    public string? NextToken { get; init; }
+
+    /// <summary>maxResults (querystring <c>maxResults</c>).</summary>
+    public int? MaxResults { get; init; }
+
+    /// <summary>recursive (querystring <c>recursive</c>).</summary>
+    public bool? Recursive { get; init; }
+
+    /// <summary>securityProfileTargetArn (querystring <c>securityProfileTargetArn</c>, required).</summary>
+    public string SecurityProfileTargetArn { get; init; } = null!;
+
+    /// <summary>Binds the request from its URI, query string, headers and body, and checks it against the model.</summary>
+    internal static ListSecurityProfilesForTargetRequest Bind(AwsRequestReader r)
+    {
+        var body = r.Body;
+        var value = new ListSecurityProfilesForTargetRequest
+        {
+            NextToken = r.Query("nextToken"),
+            MaxResults = r.ParseInt(r.Query("maxResults"), "maxResults"),
+            Recursive = r.ParseBool(r.Query("recursive"), "recursive"),
+            SecurityProfileTargetArn = r.Query("securityProfileTargetArn")!,
+        };
+        value.Check(r, "");
+        r.Target("securityProfileTargetArn", value.SecurityProfileTargetArn);
+        return value;
+    }
+
+    /// <summary>Checks the members against the model: required, enum, length, range, pattern.</summary>
+    internal void Check(AwsRequestReader r, string p)
+    {
+        r.Required(SecurityProfileTargetArn, AwsRequestReader.Path(p, "securityProfileTargetArn"));
+        r.Range(MaxResults, AwsRequestReader.Path(p, "maxResults"), 1, 250);
+    }
+}
+
+/// <summary>The <c>ListSecurityProfilesForTargetResponse</c> shape.</summary>
+public sealed record ListSecurityProfilesForTargetResponse
+{
+    /// <summary>securityProfileTargetMappings (body <c>securityProfileTargetMappings</c>).</summary>
+    public IReadOnlyList<SecurityProfileTargetMapping>? SecurityProfileTargetMappings { get; init; }
+
+    /// <summary>nextToken (body <c>nextToken</c>).</summary>
+    public string? NextToken { get; init; }
+
+    /// <summary>Writes the body members as JSON; members that are null are left out, as AWS does.</summary>
+    internal void WriteJson(Utf8JsonWriter w)
+    {
+        w.WriteStartObject();
+        if (SecurityProfileTargetMappings is not null)
+        {
+            w.WriteStartArray("securityProfileTargetMappings");
+            foreach (var item12 in SecurityProfileTargetMappings)
+            {
+                item12.WriteJson(w);
+            }
+            w.WriteEndArray();
+        }
+
+        if (NextToken is not null)
+        {
+            w.WriteString("nextToken", NextToken);
+        }
+        w.WriteEndObject();
+    }
+
+    /// <summary>Members that travel as response headers.</summary>
+    internal void WriteHeaders(Microsoft.AspNetCore.Http.IHeaderDictionary h)
+    {
+    }
+}
+
+/// <summary>The <c>SecurityProfileTargetMapping</c> shape.</summary>
+public sealed record SecurityProfileTargetMapping
+{
+    /// <summary>securityProfileIdentifier (body <c>securityProfileIdentifier</c>).</summary>
+    public SecurityProfileIdentifier? SecurityProfileIdentifier { get; init; }
+
+    /// <summary>target (body <c>target</c>).</summary>
+    public SecurityProfileTarget? Target { get; init; }
+
+    /// <summary>Writes the body members as JSON; members that are null are left out, as AWS does.</summary>
+    internal void WriteJson(Utf8JsonWriter w)
+    {
+        w.WriteStartObject();
+        if (SecurityProfileIdentifier is not null)
+        {
+            w.WritePropertyName("securityProfileIdentifier");
+            SecurityProfileIdentifier.WriteJson(w);
+        }
+
+        if (Target is not null)
+        {
+            w.WritePropertyName("target");
+            Target.WriteJson(w);
+        }
+        w.WriteEndObject();
+    }
+
+    /// <summary>Members that travel as response headers.</summary>
+    internal void WriteHeaders(Microsoft.AspNetCore.Http.IHeaderDictionary h)
+    {
+    }
+}
+
+/// <summary>The <c>SecurityProfileTarget</c> shape.</summary>
+public sealed record SecurityProfileTarget
+{
+    /// <summary>arn (body <c>arn</c>, required).</summary>
+    public string? Arn { get; init; }
+
+    /// <summary>Writes the body members as JSON; members that are null are left out, as AWS does.</summary>
+    internal void WriteJson(Utf8JsonWriter w)
+    {
+        w.WriteStartObject();
+        if (Arn is not null)
+        {
+            w.WriteString("arn", Arn);
+        }
+        w.WriteEndObject();
+    }
+
+    /// <summary>Members that travel as response headers.</summary>
+    internal void WriteHeaders(Microsoft.AspNetCore.Http.IHeaderDictionary h)
+    {
+    }
+}
+
 /// <summary>The <c>ListStreamsRequest</c> shape.</summary>
 public sealed record ListStreamsRequest
 {
@@ -9960,7 +11382,7 @@ public sealed record ListTargetsForPolicyRequest
         r.Length(PolicyName, AwsRequestReader.Path(p, "policyName"), 1, 128);
         r.Pattern(PolicyName, AwsRequestReader.Path(p, "policyName"), IotPatterns.Pattern1);
         r.Length(Marker, AwsRequestReader.Path(p, "marker"), 0, 1024);
-        r.Pattern(Marker, AwsRequestReader.Path(p, "marker"), IotPatterns.Pattern22);
+        r.Pattern(Marker, AwsRequestReader.Path(p, "marker"), IotPatterns.Pattern24);
         r.Range(PageSize, AwsRequestReader.Path(p, "pageSize"), 1, 250);
     }
 }
@@ -9991,6 +11413,79 @@ public sealed record ListTargetsForPolicyResponse
         if (NextMarker is not null)
         {
             w.WriteString("nextMarker", NextMarker);
+        }
+        w.WriteEndObject();
+    }
+
+    /// <summary>Members that travel as response headers.</summary>
+    internal void WriteHeaders(Microsoft.AspNetCore.Http.IHeaderDictionary h)
+    {
+    }
+}
+
+/// <summary>The <c>ListTargetsForSecurityProfileRequest</c> shape.</summary>
+public sealed record ListTargetsForSecurityProfileRequest
+{
+    /// <summary>securityProfileName (uri <c>securityProfileName</c>, required).</summary>
+    public string SecurityProfileName { get; init; } = null!;
+
+    /// <summary>nextToken (querystring <c>nextToken</c>).</summary>
+    public string? NextToken { get; init; }
+
+    /// <summary>maxResults (querystring <c>maxResults</c>).</summary>
+    public int? MaxResults { get; init; }
+
+    /// <summary>Binds the request from its URI, query string, headers and body, and checks it against the model.</summary>
+    internal static ListTargetsForSecurityProfileRequest Bind(AwsRequestReader r)
+    {
+        var body = r.Body;
+        var value = new ListTargetsForSecurityProfileRequest
+        {
+            SecurityProfileName = r.Uri("securityProfileName")!,
+            NextToken = r.Query("nextToken"),
+            MaxResults = r.ParseInt(r.Query("maxResults"), "maxResults"),
+        };
+        value.Check(r, "");
+        r.Target("securityProfileName", value.SecurityProfileName);
+        return value;
+    }
+
+    /// <summary>Checks the members against the model: required, enum, length, range, pattern.</summary>
+    internal void Check(AwsRequestReader r, string p)
+    {
+        r.Required(SecurityProfileName, AwsRequestReader.Path(p, "securityProfileName"));
+        r.Length(SecurityProfileName, AwsRequestReader.Path(p, "securityProfileName"), 1, 128);
+        r.Pattern(SecurityProfileName, AwsRequestReader.Path(p, "securityProfileName"), IotPatterns.Pattern0);
+        r.Range(MaxResults, AwsRequestReader.Path(p, "maxResults"), 1, 250);
+    }
+}
+
+/// <summary>The <c>ListTargetsForSecurityProfileResponse</c> shape.</summary>
+public sealed record ListTargetsForSecurityProfileResponse
+{
+    /// <summary>securityProfileTargets (body <c>securityProfileTargets</c>).</summary>
+    public IReadOnlyList<SecurityProfileTarget>? SecurityProfileTargets { get; init; }
+
+    /// <summary>nextToken (body <c>nextToken</c>).</summary>
+    public string? NextToken { get; init; }
+
+    /// <summary>Writes the body members as JSON; members that are null are left out, as AWS does.</summary>
+    internal void WriteJson(Utf8JsonWriter w)
+    {
+        w.WriteStartObject();
+        if (SecurityProfileTargets is not null)
+        {
+            w.WriteStartArray("securityProfileTargets");
+            foreach (var item12 in SecurityProfileTargets)
+            {
+                item12.WriteJson(w);
+            }
+            w.WriteEndArray();
+        }
+
+        if (NextToken is not null)
+        {
+            w.WriteString("nextToken", NextToken);
         }
         w.WriteEndObject();
     }
@@ -10394,7 +11889,7 @@ public sealed record ListThingsRequest
     {
         r.Range(MaxResults, AwsRequestReader.Path(p, "maxResults"), 1, 250);
         r.Length(AttributeName, AwsRequestReader.Path(p, "attributeName"), 0, 128);
-        r.Pattern(AttributeName, AwsRequestReader.Path(p, "attributeName"), IotPatterns.Pattern15);
+        r.Pattern(AttributeName, AwsRequestReader.Path(p, "attributeName"), IotPatterns.Pattern17);
         r.Length(AttributeValue, AwsRequestReader.Path(p, "attributeValue"), 0, 800);
         r.Pattern(AttributeValue, AwsRequestReader.Path(p, "attributeValue"), IotPatterns.Pattern7);
         r.Length(ThingTypeName, AwsRequestReader.Path(p, "thingTypeName"), 1, 128);
@@ -10921,6 +12416,268 @@ public sealed record TopicRuleListItem
     }
 }
 
+/// <summary>The <c>ListViolationEventsRequest</c> shape.</summary>
+public sealed record ListViolationEventsRequest
+{
+    /// <summary>startTime (querystring <c>startTime</c>, required).</summary>
+    public DateTimeOffset? StartTime { get; init; }
+
+    /// <summary>endTime (querystring <c>endTime</c>, required).</summary>
+    public DateTimeOffset? EndTime { get; init; }
+
+    /// <summary>thingName (querystring <c>thingName</c>).</summary>
+    public string? ThingName { get; init; }
+
+    /// <summary>securityProfileName (querystring <c>securityProfileName</c>).</summary>
+    public string? SecurityProfileName { get; init; }
+
+    /// <summary>behaviorCriteriaType (querystring <c>behaviorCriteriaType</c>).</summary>
+    public string? BehaviorCriteriaType { get; init; }
+
+    /// <summary>listSuppressedAlerts (querystring <c>listSuppressedAlerts</c>).</summary>
+    public bool? ListSuppressedAlerts { get; init; }
+
+    /// <summary>verificationState (querystring <c>verificationState</c>).</summary>
+    public string? VerificationState { get; init; }
+
+    /// <summary>nextToken (querystring <c>nextToken</c>).</summary>
+    public string? NextToken { get; init; }
+
+    /// <summary>maxResults (querystring <c>maxResults</c>).</summary>
+    public int? MaxResults { get; init; }
+
+    /// <summary>Binds the request from its URI, query string, headers and body, and checks it against the model.</summary>
+    internal static ListViolationEventsRequest Bind(AwsRequestReader r)
+    {
+        var body = r.Body;
+        var value = new ListViolationEventsRequest
+        {
+            StartTime = r.ParseTimestamp(r.Query("startTime"), "startTime"),
+            EndTime = r.ParseTimestamp(r.Query("endTime"), "endTime"),
+            ThingName = r.Query("thingName"),
+            SecurityProfileName = r.Query("securityProfileName"),
+            BehaviorCriteriaType = r.Query("behaviorCriteriaType"),
+            ListSuppressedAlerts = r.ParseBool(r.Query("listSuppressedAlerts"), "listSuppressedAlerts"),
+            VerificationState = r.Query("verificationState"),
+            NextToken = r.Query("nextToken"),
+            MaxResults = r.ParseInt(r.Query("maxResults"), "maxResults"),
+        };
+        value.Check(r, "");
+        r.Target("thingName", value.ThingName);
+        r.Target("securityProfileName", value.SecurityProfileName);
+        return value;
+    }
+
+    /// <summary>Checks the members against the model: required, enum, length, range, pattern.</summary>
+    internal void Check(AwsRequestReader r, string p)
+    {
+        r.Required(StartTime, AwsRequestReader.Path(p, "startTime"));
+        r.Required(EndTime, AwsRequestReader.Path(p, "endTime"));
+        r.Length(ThingName, AwsRequestReader.Path(p, "thingName"), 1, 128);
+        r.Length(SecurityProfileName, AwsRequestReader.Path(p, "securityProfileName"), 1, 128);
+        r.Pattern(SecurityProfileName, AwsRequestReader.Path(p, "securityProfileName"), IotPatterns.Pattern0);
+        r.Enum(BehaviorCriteriaType, AwsRequestReader.Path(p, "behaviorCriteriaType"), ["STATIC", "STATISTICAL", "MACHINE_LEARNING"]);
+        r.Enum(VerificationState, AwsRequestReader.Path(p, "verificationState"), ["FALSE_POSITIVE", "BENIGN_POSITIVE", "TRUE_POSITIVE", "UNKNOWN"]);
+        r.Range(MaxResults, AwsRequestReader.Path(p, "maxResults"), 1, 250);
+    }
+}
+
+/// <summary>The <c>ListViolationEventsResponse</c> shape.</summary>
+public sealed record ListViolationEventsResponse
+{
+    /// <summary>violationEvents (body <c>violationEvents</c>).</summary>
+    public IReadOnlyList<ViolationEvent>? ViolationEvents { get; init; }
+
+    /// <summary>nextToken (body <c>nextToken</c>).</summary>
+    public string? NextToken { get; init; }
+
+    /// <summary>Writes the body members as JSON; members that are null are left out, as AWS does.</summary>
+    internal void WriteJson(Utf8JsonWriter w)
+    {
+        w.WriteStartObject();
+        if (ViolationEvents is not null)
+        {
+            w.WriteStartArray("violationEvents");
+            foreach (var item12 in ViolationEvents)
+            {
+                item12.WriteJson(w);
+            }
+            w.WriteEndArray();
+        }
+
+        if (NextToken is not null)
+        {
+            w.WriteString("nextToken", NextToken);
+        }
+        w.WriteEndObject();
+    }
+
+    /// <summary>Members that travel as response headers.</summary>
+    internal void WriteHeaders(Microsoft.AspNetCore.Http.IHeaderDictionary h)
+    {
+    }
+}
+
+/// <summary>The <c>ViolationEvent</c> shape.</summary>
+public sealed record ViolationEvent
+{
+    /// <summary>violationId (body <c>violationId</c>).</summary>
+    public string? ViolationId { get; init; }
+
+    /// <summary>thingName (body <c>thingName</c>).</summary>
+    public string? ThingName { get; init; }
+
+    /// <summary>securityProfileName (body <c>securityProfileName</c>).</summary>
+    public string? SecurityProfileName { get; init; }
+
+    /// <summary>behavior (body <c>behavior</c>).</summary>
+    public Behavior? Behavior { get; init; }
+
+    /// <summary>metricValue (body <c>metricValue</c>).</summary>
+    public MetricValue? MetricValue { get; init; }
+
+    /// <summary>violationEventAdditionalInfo (body <c>violationEventAdditionalInfo</c>).</summary>
+    public ViolationEventAdditionalInfo? ViolationEventAdditionalInfo { get; init; }
+
+    /// <summary>violationEventType (body <c>violationEventType</c>).</summary>
+    public string? ViolationEventType { get; init; }
+
+    /// <summary>verificationState (body <c>verificationState</c>).</summary>
+    public string? VerificationState { get; init; }
+
+    /// <summary>verificationStateDescription (body <c>verificationStateDescription</c>).</summary>
+    public string? VerificationStateDescription { get; init; }
+
+    /// <summary>violationEventTime (body <c>violationEventTime</c>).</summary>
+    public DateTimeOffset? ViolationEventTime { get; init; }
+
+    /// <summary>Writes the body members as JSON; members that are null are left out, as AWS does.</summary>
+    internal void WriteJson(Utf8JsonWriter w)
+    {
+        w.WriteStartObject();
+        if (ViolationId is not null)
+        {
+            w.WriteString("violationId", ViolationId);
+        }
+
+        if (ThingName is not null)
+        {
+            w.WriteString("thingName", ThingName);
+        }
+
+        if (SecurityProfileName is not null)
+        {
+            w.WriteString("securityProfileName", SecurityProfileName);
+        }
+
+        if (Behavior is not null)
+        {
+            w.WritePropertyName("behavior");
+            Behavior.WriteJson(w);
+        }
+
+        if (MetricValue is not null)
+        {
+            w.WritePropertyName("metricValue");
+            MetricValue.WriteJson(w);
+        }
+
+        if (ViolationEventAdditionalInfo is not null)
+        {
+            w.WritePropertyName("violationEventAdditionalInfo");
+            ViolationEventAdditionalInfo.WriteJson(w);
+        }
+
+        if (ViolationEventType is not null)
+        {
+            w.WriteString("violationEventType", ViolationEventType);
+        }
+
+        if (VerificationState is not null)
+        {
+            w.WriteString("verificationState", VerificationState);
+        }
+
+        if (VerificationStateDescription is not null)
+        {
+            w.WriteString("verificationStateDescription", VerificationStateDescription);
+        }
+
+        if (ViolationEventTime is not null)
+        {
+            w.WriteNumber("violationEventTime", AwsJson.EpochSeconds(ViolationEventTime.Value));
+        }
+        w.WriteEndObject();
+    }
+
+    /// <summary>Members that travel as response headers.</summary>
+    internal void WriteHeaders(Microsoft.AspNetCore.Http.IHeaderDictionary h)
+    {
+    }
+}
+
+/// <summary>The <c>PutVerificationStateOnViolationRequest</c> shape.</summary>
+public sealed record PutVerificationStateOnViolationRequest
+{
+    /// <summary>violationId (uri <c>violationId</c>, required).</summary>
+    public string ViolationId { get; init; } = null!;
+
+    /// <summary>verificationState (body <c>verificationState</c>, required).</summary>
+    public string VerificationState { get; init; } = null!;
+
+    /// <summary>verificationStateDescription (body <c>verificationStateDescription</c>).</summary>
+    public string? VerificationStateDescription { get; init; }
+
+    /// <summary>Binds the request from its URI, query string, headers and body, and checks it against the model.</summary>
+    internal static PutVerificationStateOnViolationRequest Bind(AwsRequestReader r)
+    {
+        var body = r.Body;
+        var value = new PutVerificationStateOnViolationRequest
+        {
+            ViolationId = r.Uri("violationId")!,
+            VerificationState = r.ReadString(AwsRequestReader.Member(body, "verificationState"), "verificationState")!,
+            VerificationStateDescription = r.ReadString(AwsRequestReader.Member(body, "verificationStateDescription"), "verificationStateDescription"),
+        };
+        value.Check(r, "");
+        r.Target("violationId", value.ViolationId);
+        return value;
+    }
+
+    internal static PutVerificationStateOnViolationRequest Read(AwsRequestReader r, JsonElement e, string p) => new()
+    {
+        VerificationState = r.ReadString(AwsRequestReader.Member(e, "verificationState"), AwsRequestReader.Path(p, "verificationState"))!,
+        VerificationStateDescription = r.ReadString(AwsRequestReader.Member(e, "verificationStateDescription"), AwsRequestReader.Path(p, "verificationStateDescription")),
+    };
+
+    /// <summary>Checks the members against the model: required, enum, length, range, pattern.</summary>
+    internal void Check(AwsRequestReader r, string p)
+    {
+        r.Required(ViolationId, AwsRequestReader.Path(p, "violationId"));
+        r.Required(VerificationState, AwsRequestReader.Path(p, "verificationState"));
+        r.Length(ViolationId, AwsRequestReader.Path(p, "violationId"), 1, 128);
+        r.Pattern(ViolationId, AwsRequestReader.Path(p, "violationId"), IotPatterns.Pattern25);
+        r.Enum(VerificationState, AwsRequestReader.Path(p, "verificationState"), ["FALSE_POSITIVE", "BENIGN_POSITIVE", "TRUE_POSITIVE", "UNKNOWN"]);
+        r.Length(VerificationStateDescription, AwsRequestReader.Path(p, "verificationStateDescription"), 0, 1000);
+        r.Pattern(VerificationStateDescription, AwsRequestReader.Path(p, "verificationStateDescription"), IotPatterns.Pattern26);
+    }
+}
+
+/// <summary>The <c>PutVerificationStateOnViolationResponse</c> shape.</summary>
+public sealed record PutVerificationStateOnViolationResponse
+{
+    /// <summary>Writes the body members as JSON; members that are null are left out, as AWS does.</summary>
+    internal void WriteJson(Utf8JsonWriter w)
+    {
+        w.WriteStartObject();
+        w.WriteEndObject();
+    }
+
+    /// <summary>Members that travel as response headers.</summary>
+    internal void WriteHeaders(Microsoft.AspNetCore.Http.IHeaderDictionary h)
+    {
+    }
+}
+
 /// <summary>The <c>RegisterCACertificateRequest</c> shape.</summary>
 public sealed record RegisterCACertificateRequest
 {
@@ -11349,7 +13106,7 @@ public sealed record ReplaceTopicRuleRequest
         r.Required(RuleName, AwsRequestReader.Path(p, "ruleName"));
         r.Required(TopicRulePayload, AwsRequestReader.Path(p, "topicRulePayload"));
         r.Length(RuleName, AwsRequestReader.Path(p, "ruleName"), 1, 128);
-        r.Pattern(RuleName, AwsRequestReader.Path(p, "ruleName"), IotPatterns.Pattern18);
+        r.Pattern(RuleName, AwsRequestReader.Path(p, "ruleName"), IotPatterns.Pattern20);
         TopicRulePayload?.Check(r, AwsRequestReader.Path(p, "topicRulePayload"));
     }
 }
@@ -11683,7 +13440,7 @@ public sealed record SetDefaultPolicyVersionRequest
         r.Required(PolicyVersionId, AwsRequestReader.Path(p, "policyVersionId"));
         r.Length(PolicyName, AwsRequestReader.Path(p, "policyName"), 1, 128);
         r.Pattern(PolicyName, AwsRequestReader.Path(p, "policyName"), IotPatterns.Pattern1);
-        r.Pattern(PolicyVersionId, AwsRequestReader.Path(p, "policyVersionId"), IotPatterns.Pattern20);
+        r.Pattern(PolicyVersionId, AwsRequestReader.Path(p, "policyVersionId"), IotPatterns.Pattern22);
     }
 }
 
@@ -11733,7 +13490,7 @@ public sealed record UpdateCACertificateRequest
     {
         r.Required(CertificateId, AwsRequestReader.Path(p, "certificateId"));
         r.Length(CertificateId, AwsRequestReader.Path(p, "certificateId"), 64, 64);
-        r.Pattern(CertificateId, AwsRequestReader.Path(p, "certificateId"), IotPatterns.Pattern19);
+        r.Pattern(CertificateId, AwsRequestReader.Path(p, "certificateId"), IotPatterns.Pattern21);
         r.Enum(NewStatus, AwsRequestReader.Path(p, "newStatus"), ["ACTIVE", "INACTIVE"]);
         r.Enum(NewAutoRegistrationStatus, AwsRequestReader.Path(p, "newAutoRegistrationStatus"), ["ENABLE", "DISABLE"]);
         RegistrationConfig?.Check(r, AwsRequestReader.Path(p, "registrationConfig"));
@@ -11769,7 +13526,7 @@ public sealed record UpdateCertificateRequest
         r.Required(CertificateId, AwsRequestReader.Path(p, "certificateId"));
         r.Required(NewStatus, AwsRequestReader.Path(p, "newStatus"));
         r.Length(CertificateId, AwsRequestReader.Path(p, "certificateId"), 64, 64);
-        r.Pattern(CertificateId, AwsRequestReader.Path(p, "certificateId"), IotPatterns.Pattern19);
+        r.Pattern(CertificateId, AwsRequestReader.Path(p, "certificateId"), IotPatterns.Pattern21);
         r.Enum(NewStatus, AwsRequestReader.Path(p, "newStatus"), ["ACTIVE", "INACTIVE", "REVOKED", "PENDING_TRANSFER", "REGISTER_INACTIVE", "PENDING_ACTIVATION"]);
     }
 }
@@ -12158,6 +13915,233 @@ public sealed record UpdateProvisioningTemplateResponse
     }
 }
 
+/// <summary>The <c>UpdateSecurityProfileRequest</c> shape.</summary>
+public sealed record UpdateSecurityProfileRequest
+{
+    /// <summary>securityProfileName (uri <c>securityProfileName</c>, required).</summary>
+    public string SecurityProfileName { get; init; } = null!;
+
+    /// <summary>securityProfileDescription (body <c>securityProfileDescription</c>).</summary>
+    public string? SecurityProfileDescription { get; init; }
+
+    /// <summary>behaviors (body <c>behaviors</c>).</summary>
+    public IReadOnlyList<Behavior>? Behaviors { get; init; }
+
+    /// <summary>alertTargets (body <c>alertTargets</c>).</summary>
+    public IReadOnlyDictionary<string, AlertTarget>? AlertTargets { get; init; }
+
+    /// <summary>additionalMetricsToRetain (body <c>additionalMetricsToRetain</c>).</summary>
+    public IReadOnlyList<string>? AdditionalMetricsToRetain { get; init; }
+
+    /// <summary>additionalMetricsToRetainV2 (body <c>additionalMetricsToRetainV2</c>).</summary>
+    public IReadOnlyList<MetricToRetain>? AdditionalMetricsToRetainV2 { get; init; }
+
+    /// <summary>deleteBehaviors (body <c>deleteBehaviors</c>).</summary>
+    public bool? DeleteBehaviors { get; init; }
+
+    /// <summary>deleteAlertTargets (body <c>deleteAlertTargets</c>).</summary>
+    public bool? DeleteAlertTargets { get; init; }
+
+    /// <summary>deleteAdditionalMetricsToRetain (body <c>deleteAdditionalMetricsToRetain</c>).</summary>
+    public bool? DeleteAdditionalMetricsToRetain { get; init; }
+
+    /// <summary>expectedVersion (querystring <c>expectedVersion</c>).</summary>
+    public long? ExpectedVersion { get; init; }
+
+    /// <summary>metricsExportConfig (body <c>metricsExportConfig</c>).</summary>
+    public MetricsExportConfig? MetricsExportConfig { get; init; }
+
+    /// <summary>deleteMetricsExportConfig (body <c>deleteMetricsExportConfig</c>).</summary>
+    public bool? DeleteMetricsExportConfig { get; init; }
+
+    /// <summary>Binds the request from its URI, query string, headers and body, and checks it against the model.</summary>
+    internal static UpdateSecurityProfileRequest Bind(AwsRequestReader r)
+    {
+        var body = r.Body;
+        var value = new UpdateSecurityProfileRequest
+        {
+            SecurityProfileName = r.Uri("securityProfileName")!,
+            SecurityProfileDescription = r.ReadString(AwsRequestReader.Member(body, "securityProfileDescription"), "securityProfileDescription"),
+            Behaviors = r.ReadList(AwsRequestReader.Member(body, "behaviors"), "behaviors", static (r, e, p) => r.ReadObject(e, p, static (r, e, p) => Behavior.Read(r, e, p))!),
+            AlertTargets = r.ReadMap(AwsRequestReader.Member(body, "alertTargets"), "alertTargets", static (r, e, p) => r.ReadObject(e, p, static (r, e, p) => AlertTarget.Read(r, e, p))!),
+            AdditionalMetricsToRetain = r.ReadList(AwsRequestReader.Member(body, "additionalMetricsToRetain"), "additionalMetricsToRetain", static (r, e, p) => r.ReadString(e, p)!),
+            AdditionalMetricsToRetainV2 = r.ReadList(AwsRequestReader.Member(body, "additionalMetricsToRetainV2"), "additionalMetricsToRetainV2", static (r, e, p) => r.ReadObject(e, p, static (r, e, p) => MetricToRetain.Read(r, e, p))!),
+            DeleteBehaviors = r.ReadBool(AwsRequestReader.Member(body, "deleteBehaviors"), "deleteBehaviors"),
+            DeleteAlertTargets = r.ReadBool(AwsRequestReader.Member(body, "deleteAlertTargets"), "deleteAlertTargets"),
+            DeleteAdditionalMetricsToRetain = r.ReadBool(AwsRequestReader.Member(body, "deleteAdditionalMetricsToRetain"), "deleteAdditionalMetricsToRetain"),
+            ExpectedVersion = r.ParseLong(r.Query("expectedVersion"), "expectedVersion"),
+            MetricsExportConfig = r.ReadObject(AwsRequestReader.Member(body, "metricsExportConfig"), "metricsExportConfig", static (r, e, p) => MetricsExportConfig.Read(r, e, p)),
+            DeleteMetricsExportConfig = r.ReadBool(AwsRequestReader.Member(body, "deleteMetricsExportConfig"), "deleteMetricsExportConfig"),
+        };
+        value.Check(r, "");
+        r.Target("securityProfileName", value.SecurityProfileName);
+        return value;
+    }
+
+    internal static UpdateSecurityProfileRequest Read(AwsRequestReader r, JsonElement e, string p) => new()
+    {
+        SecurityProfileDescription = r.ReadString(AwsRequestReader.Member(e, "securityProfileDescription"), AwsRequestReader.Path(p, "securityProfileDescription")),
+        Behaviors = r.ReadList(AwsRequestReader.Member(e, "behaviors"), AwsRequestReader.Path(p, "behaviors"), static (r, e, p) => r.ReadObject(e, p, static (r, e, p) => Behavior.Read(r, e, p))!),
+        AlertTargets = r.ReadMap(AwsRequestReader.Member(e, "alertTargets"), AwsRequestReader.Path(p, "alertTargets"), static (r, e, p) => r.ReadObject(e, p, static (r, e, p) => AlertTarget.Read(r, e, p))!),
+        AdditionalMetricsToRetain = r.ReadList(AwsRequestReader.Member(e, "additionalMetricsToRetain"), AwsRequestReader.Path(p, "additionalMetricsToRetain"), static (r, e, p) => r.ReadString(e, p)!),
+        AdditionalMetricsToRetainV2 = r.ReadList(AwsRequestReader.Member(e, "additionalMetricsToRetainV2"), AwsRequestReader.Path(p, "additionalMetricsToRetainV2"), static (r, e, p) => r.ReadObject(e, p, static (r, e, p) => MetricToRetain.Read(r, e, p))!),
+        DeleteBehaviors = r.ReadBool(AwsRequestReader.Member(e, "deleteBehaviors"), AwsRequestReader.Path(p, "deleteBehaviors")),
+        DeleteAlertTargets = r.ReadBool(AwsRequestReader.Member(e, "deleteAlertTargets"), AwsRequestReader.Path(p, "deleteAlertTargets")),
+        DeleteAdditionalMetricsToRetain = r.ReadBool(AwsRequestReader.Member(e, "deleteAdditionalMetricsToRetain"), AwsRequestReader.Path(p, "deleteAdditionalMetricsToRetain")),
+        MetricsExportConfig = r.ReadObject(AwsRequestReader.Member(e, "metricsExportConfig"), AwsRequestReader.Path(p, "metricsExportConfig"), static (r, e, p) => MetricsExportConfig.Read(r, e, p)),
+        DeleteMetricsExportConfig = r.ReadBool(AwsRequestReader.Member(e, "deleteMetricsExportConfig"), AwsRequestReader.Path(p, "deleteMetricsExportConfig")),
+    };
+
+    /// <summary>Checks the members against the model: required, enum, length, range, pattern.</summary>
+    internal void Check(AwsRequestReader r, string p)
+    {
+        r.Required(SecurityProfileName, AwsRequestReader.Path(p, "securityProfileName"));
+        r.Length(SecurityProfileName, AwsRequestReader.Path(p, "securityProfileName"), 1, 128);
+        r.Pattern(SecurityProfileName, AwsRequestReader.Path(p, "securityProfileName"), IotPatterns.Pattern0);
+        r.Length(SecurityProfileDescription, AwsRequestReader.Path(p, "securityProfileDescription"), 0, 1000);
+        r.Pattern(SecurityProfileDescription, AwsRequestReader.Path(p, "securityProfileDescription"), IotPatterns.Pattern6);
+        r.Count(Behaviors?.Count, AwsRequestReader.Path(p, "behaviors"), 0, 100);
+        for (var i = 0; i < (Behaviors?.Count ?? 0); i++)
+        {
+            Behaviors![i].Check(r, AwsRequestReader.Path(p, "behaviors") + "[" + i + "]");
+        }
+        foreach (var kv in AlertTargets ?? new Dictionary<string, AlertTarget>())
+        {
+            kv.Value.Check(r, AwsRequestReader.Path(p, "alertTargets") + "." + kv.Key);
+        }
+        for (var i = 0; i < (AdditionalMetricsToRetainV2?.Count ?? 0); i++)
+        {
+            AdditionalMetricsToRetainV2![i].Check(r, AwsRequestReader.Path(p, "additionalMetricsToRetainV2") + "[" + i + "]");
+        }
+        MetricsExportConfig?.Check(r, AwsRequestReader.Path(p, "metricsExportConfig"));
+    }
+}
+
+/// <summary>The <c>UpdateSecurityProfileResponse</c> shape.</summary>
+public sealed record UpdateSecurityProfileResponse
+{
+    /// <summary>securityProfileName (body <c>securityProfileName</c>).</summary>
+    public string? SecurityProfileName { get; init; }
+
+    /// <summary>securityProfileArn (body <c>securityProfileArn</c>).</summary>
+    public string? SecurityProfileArn { get; init; }
+
+    /// <summary>securityProfileDescription (body <c>securityProfileDescription</c>).</summary>
+    public string? SecurityProfileDescription { get; init; }
+
+    /// <summary>behaviors (body <c>behaviors</c>).</summary>
+    public IReadOnlyList<Behavior>? Behaviors { get; init; }
+
+    /// <summary>alertTargets (body <c>alertTargets</c>).</summary>
+    public IReadOnlyDictionary<string, AlertTarget>? AlertTargets { get; init; }
+
+    /// <summary>additionalMetricsToRetain (body <c>additionalMetricsToRetain</c>).</summary>
+    public IReadOnlyList<string>? AdditionalMetricsToRetain { get; init; }
+
+    /// <summary>additionalMetricsToRetainV2 (body <c>additionalMetricsToRetainV2</c>).</summary>
+    public IReadOnlyList<MetricToRetain>? AdditionalMetricsToRetainV2 { get; init; }
+
+    /// <summary>version (body <c>version</c>).</summary>
+    public long? Version { get; init; }
+
+    /// <summary>creationDate (body <c>creationDate</c>).</summary>
+    public DateTimeOffset? CreationDate { get; init; }
+
+    /// <summary>lastModifiedDate (body <c>lastModifiedDate</c>).</summary>
+    public DateTimeOffset? LastModifiedDate { get; init; }
+
+    /// <summary>metricsExportConfig (body <c>metricsExportConfig</c>).</summary>
+    public MetricsExportConfig? MetricsExportConfig { get; init; }
+
+    /// <summary>Writes the body members as JSON; members that are null are left out, as AWS does.</summary>
+    internal void WriteJson(Utf8JsonWriter w)
+    {
+        w.WriteStartObject();
+        if (SecurityProfileName is not null)
+        {
+            w.WriteString("securityProfileName", SecurityProfileName);
+        }
+
+        if (SecurityProfileArn is not null)
+        {
+            w.WriteString("securityProfileArn", SecurityProfileArn);
+        }
+
+        if (SecurityProfileDescription is not null)
+        {
+            w.WriteString("securityProfileDescription", SecurityProfileDescription);
+        }
+
+        if (Behaviors is not null)
+        {
+            w.WriteStartArray("behaviors");
+            foreach (var item12 in Behaviors)
+            {
+                item12.WriteJson(w);
+            }
+            w.WriteEndArray();
+        }
+
+        if (AlertTargets is not null)
+        {
+            w.WriteStartObject("alertTargets");
+            foreach (var kv12 in AlertTargets)
+            {
+                w.WritePropertyName(kv12.Key);
+                kv12.Value.WriteJson(w);
+            }
+            w.WriteEndObject();
+        }
+
+        if (AdditionalMetricsToRetain is not null)
+        {
+            w.WriteStartArray("additionalMetricsToRetain");
+            foreach (var item12 in AdditionalMetricsToRetain)
+            {
+                w.WriteStringValue(item12);
+            }
+            w.WriteEndArray();
+        }
+
+        if (AdditionalMetricsToRetainV2 is not null)
+        {
+            w.WriteStartArray("additionalMetricsToRetainV2");
+            foreach (var item12 in AdditionalMetricsToRetainV2)
+            {
+                item12.WriteJson(w);
+            }
+            w.WriteEndArray();
+        }
+
+        if (Version is not null)
+        {
+            w.WriteNumber("version", Version.Value);
+        }
+
+        if (CreationDate is not null)
+        {
+            w.WriteNumber("creationDate", AwsJson.EpochSeconds(CreationDate.Value));
+        }
+
+        if (LastModifiedDate is not null)
+        {
+            w.WriteNumber("lastModifiedDate", AwsJson.EpochSeconds(LastModifiedDate.Value));
+        }
+
+        if (MetricsExportConfig is not null)
+        {
+            w.WritePropertyName("metricsExportConfig");
+            MetricsExportConfig.WriteJson(w);
+        }
+        w.WriteEndObject();
+    }
+
+    /// <summary>Members that travel as response headers.</summary>
+    internal void WriteHeaders(Microsoft.AspNetCore.Http.IHeaderDictionary h)
+    {
+    }
+}
+
 /// <summary>The <c>UpdateStreamRequest</c> shape.</summary>
 public sealed record UpdateStreamRequest
 {
@@ -12453,6 +14437,100 @@ public sealed record UpdateTopicRuleDestinationResponse
     }
 }
 
+/// <summary>The <c>ValidateSecurityProfileBehaviorsRequest</c> shape.</summary>
+public sealed record ValidateSecurityProfileBehaviorsRequest
+{
+    /// <summary>behaviors (body <c>behaviors</c>, required).</summary>
+    public IReadOnlyList<Behavior> Behaviors { get; init; } = null!;
+
+    /// <summary>Binds the request from its URI, query string, headers and body, and checks it against the model.</summary>
+    internal static ValidateSecurityProfileBehaviorsRequest Bind(AwsRequestReader r)
+    {
+        var body = r.Body;
+        var value = new ValidateSecurityProfileBehaviorsRequest
+        {
+            Behaviors = r.ReadList(AwsRequestReader.Member(body, "behaviors"), "behaviors", static (r, e, p) => r.ReadObject(e, p, static (r, e, p) => Behavior.Read(r, e, p))!)!,
+        };
+        value.Check(r, "");
+        return value;
+    }
+
+    internal static ValidateSecurityProfileBehaviorsRequest Read(AwsRequestReader r, JsonElement e, string p) => new()
+    {
+        Behaviors = r.ReadList(AwsRequestReader.Member(e, "behaviors"), AwsRequestReader.Path(p, "behaviors"), static (r, e, p) => r.ReadObject(e, p, static (r, e, p) => Behavior.Read(r, e, p))!)!,
+    };
+
+    /// <summary>Checks the members against the model: required, enum, length, range, pattern.</summary>
+    internal void Check(AwsRequestReader r, string p)
+    {
+        r.Required(Behaviors, AwsRequestReader.Path(p, "behaviors"));
+        r.Count(Behaviors?.Count, AwsRequestReader.Path(p, "behaviors"), 0, 100);
+        for (var i = 0; i < (Behaviors?.Count ?? 0); i++)
+        {
+            Behaviors![i].Check(r, AwsRequestReader.Path(p, "behaviors") + "[" + i + "]");
+        }
+    }
+}
+
+/// <summary>The <c>ValidateSecurityProfileBehaviorsResponse</c> shape.</summary>
+public sealed record ValidateSecurityProfileBehaviorsResponse
+{
+    /// <summary>valid (body <c>valid</c>).</summary>
+    public bool? Valid { get; init; }
+
+    /// <summary>validationErrors (body <c>validationErrors</c>).</summary>
+    public IReadOnlyList<ValidationError>? ValidationErrors { get; init; }
+
+    /// <summary>Writes the body members as JSON; members that are null are left out, as AWS does.</summary>
+    internal void WriteJson(Utf8JsonWriter w)
+    {
+        w.WriteStartObject();
+        if (Valid is not null)
+        {
+            w.WriteBoolean("valid", Valid.Value);
+        }
+
+        if (ValidationErrors is not null)
+        {
+            w.WriteStartArray("validationErrors");
+            foreach (var item12 in ValidationErrors)
+            {
+                item12.WriteJson(w);
+            }
+            w.WriteEndArray();
+        }
+        w.WriteEndObject();
+    }
+
+    /// <summary>Members that travel as response headers.</summary>
+    internal void WriteHeaders(Microsoft.AspNetCore.Http.IHeaderDictionary h)
+    {
+    }
+}
+
+/// <summary>The <c>ValidationError</c> shape.</summary>
+public sealed record ValidationError
+{
+    /// <summary>errorMessage (body <c>errorMessage</c>).</summary>
+    public string? ErrorMessage { get; init; }
+
+    /// <summary>Writes the body members as JSON; members that are null are left out, as AWS does.</summary>
+    internal void WriteJson(Utf8JsonWriter w)
+    {
+        w.WriteStartObject();
+        if (ErrorMessage is not null)
+        {
+            w.WriteString("errorMessage", ErrorMessage);
+        }
+        w.WriteEndObject();
+    }
+
+    /// <summary>Members that travel as response headers.</summary>
+    internal void WriteHeaders(Microsoft.AspNetCore.Http.IHeaderDictionary h)
+    {
+    }
+}
+
 /// <summary>The model's patterns, anchored, each compiled on first use (one that failed would fail only its own operations).</summary>
 internal static class IotPatterns
 {
@@ -12533,46 +14611,61 @@ internal static class IotPatterns
 
     private static Regex? s_pattern15;
 
-    /// <summary><c>[a-zA-Z0-9_.,@/:#-]+</c></summary>
-    internal static Regex Pattern15 => s_pattern15 ??= new(@"^(?:[a-zA-Z0-9_.,@/:#-]+)$", RegexOptions.CultureInvariant, TimeSpan.FromMilliseconds(100));
+    /// <summary><c>[a-fA-F0-9:\.\/]+</c></summary>
+    internal static Regex Pattern15 => s_pattern15 ??= new(@"^(?:[a-fA-F0-9:\.\/]+)$", RegexOptions.CultureInvariant, TimeSpan.FromMilliseconds(100));
 
     private static Regex? s_pattern16;
 
-    /// <summary><c>[a-zA-Z0-9:$.]+</c></summary>
-    internal static Regex Pattern16 => s_pattern16 ??= new(@"^(?:[a-zA-Z0-9:$.]+)$", RegexOptions.CultureInvariant, TimeSpan.FromMilliseconds(100));
+    /// <summary><c>(p0|p0\.1|p0\.01|p1|p10|p50|p90|p99|p99\.9|p99\.99|p100)</c></summary>
+    internal static Regex Pattern16 => s_pattern16 ??= new(@"^(?:(p0|p0\.1|p0\.01|p1|p10|p50|p90|p99|p99\.9|p99\.99|p100))$", RegexOptions.CultureInvariant, TimeSpan.FromMilliseconds(100));
 
     private static Regex? s_pattern17;
 
-    /// <summary><c>[a-zA-Z0-9:.]+</c></summary>
-    internal static Regex Pattern17 => s_pattern17 ??= new(@"^(?:[a-zA-Z0-9:.]+)$", RegexOptions.CultureInvariant, TimeSpan.FromMilliseconds(100));
+    /// <summary><c>[a-zA-Z0-9_.,@/:#-]+</c></summary>
+    internal static Regex Pattern17 => s_pattern17 ??= new(@"^(?:[a-zA-Z0-9_.,@/:#-]+)$", RegexOptions.CultureInvariant, TimeSpan.FromMilliseconds(100));
 
     private static Regex? s_pattern18;
 
-    /// <summary><c>^[a-zA-Z0-9_]+$</c></summary>
-    internal static Regex Pattern18 => s_pattern18 ??= new(@"^(?:^[a-zA-Z0-9_]+$)$", RegexOptions.CultureInvariant, TimeSpan.FromMilliseconds(100));
+    /// <summary><c>[a-zA-Z0-9:$.]+</c></summary>
+    internal static Regex Pattern18 => s_pattern18 ??= new(@"^(?:[a-zA-Z0-9:$.]+)$", RegexOptions.CultureInvariant, TimeSpan.FromMilliseconds(100));
 
     private static Regex? s_pattern19;
 
-    /// <summary><c>(0x)?[a-fA-F0-9]+</c></summary>
-    internal static Regex Pattern19 => s_pattern19 ??= new(@"^(?:(0x)?[a-fA-F0-9]+)$", RegexOptions.CultureInvariant, TimeSpan.FromMilliseconds(100));
+    /// <summary><c>[a-zA-Z0-9:.]+</c></summary>
+    internal static Regex Pattern19 => s_pattern19 ??= new(@"^(?:[a-zA-Z0-9:.]+)$", RegexOptions.CultureInvariant, TimeSpan.FromMilliseconds(100));
 
     private static Regex? s_pattern20;
 
-    /// <summary><c>[0-9]+</c></summary>
-    internal static Regex Pattern20 => s_pattern20 ??= new(@"^(?:[0-9]+)$", RegexOptions.CultureInvariant, TimeSpan.FromMilliseconds(100));
+    /// <summary><c>^[a-zA-Z0-9_]+$</c></summary>
+    internal static Regex Pattern20 => s_pattern20 ??= new(@"^(?:^[a-zA-Z0-9_]+$)$", RegexOptions.CultureInvariant, TimeSpan.FromMilliseconds(100));
 
     private static Regex? s_pattern21;
 
-    /// <summary><c>[$a-zA-Z0-9:_-]+</c></summary>
-    internal static Regex Pattern21 => s_pattern21 ??= new(@"^(?:[$a-zA-Z0-9:_-]+)$", RegexOptions.CultureInvariant, TimeSpan.FromMilliseconds(100));
+    /// <summary><c>(0x)?[a-fA-F0-9]+</c></summary>
+    internal static Regex Pattern21 => s_pattern21 ??= new(@"^(?:(0x)?[a-fA-F0-9]+)$", RegexOptions.CultureInvariant, TimeSpan.FromMilliseconds(100));
 
     private static Regex? s_pattern22;
 
-    /// <summary><c>[A-Za-z0-9+/]+={0,2}</c></summary>
-    internal static Regex Pattern22 => s_pattern22 ??= new(@"^(?:[A-Za-z0-9+/]+={0,2})$", RegexOptions.CultureInvariant, TimeSpan.FromMilliseconds(100));
+    /// <summary><c>[0-9]+</c></summary>
+    internal static Regex Pattern22 => s_pattern22 ??= new(@"^(?:[0-9]+)$", RegexOptions.CultureInvariant, TimeSpan.FromMilliseconds(100));
 
     private static Regex? s_pattern23;
 
+    /// <summary><c>[$a-zA-Z0-9:_-]+</c></summary>
+    internal static Regex Pattern23 => s_pattern23 ??= new(@"^(?:[$a-zA-Z0-9:_-]+)$", RegexOptions.CultureInvariant, TimeSpan.FromMilliseconds(100));
+
+    private static Regex? s_pattern24;
+
+    /// <summary><c>[A-Za-z0-9+/]+={0,2}</c></summary>
+    internal static Regex Pattern24 => s_pattern24 ??= new(@"^(?:[A-Za-z0-9+/]+={0,2})$", RegexOptions.CultureInvariant, TimeSpan.FromMilliseconds(100));
+
+    private static Regex? s_pattern25;
+
     /// <summary><c>[a-zA-Z0-9\-]+</c></summary>
-    internal static Regex Pattern23 => s_pattern23 ??= new(@"^(?:[a-zA-Z0-9\-]+)$", RegexOptions.CultureInvariant, TimeSpan.FromMilliseconds(100));
+    internal static Regex Pattern25 => s_pattern25 ??= new(@"^(?:[a-zA-Z0-9\-]+)$", RegexOptions.CultureInvariant, TimeSpan.FromMilliseconds(100));
+
+    private static Regex? s_pattern26;
+
+    /// <summary><c>[^\p{Cntrl}]*</c></summary>
+    internal static Regex Pattern26 => s_pattern26 ??= new(@"^(?:[^\x00-\x1F\x7F]*)$", RegexOptions.CultureInvariant, TimeSpan.FromMilliseconds(100));
 }
