@@ -17,6 +17,9 @@ public sealed class RoleMiddleware(RequestDelegate next, ApiUsers users)
         "RegisterCACertificate", "UpdateCACertificate", "DeleteCACertificate", "GetRegistrationCode", "RegisterCertificateWithoutCA",
     };
 
+    /// <summary>A webhook target is a way out of the network, an email one reads mail: only admins name them.</summary>
+    private static readonly HashSet<string> NotificationOperations = new(StringComparer.Ordinal) { "PutNotificationTarget", "DeleteNotificationTarget", "TestNotificationTarget" };
+
     public async Task InvokeAsync(HttpContext context)
     {
         var operation = context.GetEndpoint()?.Metadata.GetMetadata<IEndpointNameMetadata>()?.EndpointName;
@@ -37,6 +40,10 @@ public sealed class RoleMiddleware(RequestDelegate next, ApiUsers users)
         else if (CaOperations.Contains(operation) && role != ApiRoles.Admin)
         {
             why = "only admin keys manage trusted CAs";
+        }
+        else if (NotificationOperations.Contains(operation) && role != ApiRoles.Admin)
+        {
+            why = "only admin keys manage notification targets";
         }
         else if (!read && role == ApiRoles.Viewer)
         {

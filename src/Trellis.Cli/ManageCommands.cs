@@ -56,6 +56,8 @@ internal static partial class ManageCommands
         yield return RuleDestinations();
         yield return Jobs();
         yield return Fleet();
+        yield return Alarms();
+        yield return Notify();
         yield return Firmware();
         yield return Query();
         yield return Export();

@@ -48,9 +48,11 @@ internal static class OperationsEndpoints
 
             return Results.Json(new JsonObject { ["status"] = ready ? "ready" : "not ready", ["checks"] = checks }, statusCode: ready ? 200 : 503);
         });
-        app.MapGet("/api/fleet/summary", (RegistryService registry, ThingConnectivity connectivity, MessageRates rates, Trellis.Jobs.JobService jobs, Trellis.Storage.DataFolder data) =>
+        app.MapGet("/api/fleet/summary", (RegistryService registry, ThingConnectivity connectivity, MessageRates rates, Trellis.Jobs.JobService jobs, Trellis.Storage.DataFolder data,
+            Trellis.Rules.Alarms.AlarmEngine alarms, Trellis.Fleet.Defender.Defender defender) =>
         {
             var (inPerSecond, outPerSecond) = rates.Current;
+            var open = alarms.OpenBySeverity();
             return Results.Json(new JsonObject
             {
                 ["things"] = registry.CountThings(),
@@ -58,6 +60,9 @@ internal static class OperationsEndpoints
                 ["connections"] = rates.Connections,
                 ["messagesInPerSecond"] = Math.Round(inPerSecond, 1),
                 ["messagesOutPerSecond"] = Math.Round(outPerSecond, 1),
+                ["activeAlarms"] = open.Values.Sum(),
+                ["activeAlarmsBySeverity"] = new JsonObject(open.Select(p => KeyValuePair.Create(p.Key, (JsonNode?)p.Value))),
+                ["activeViolations"] = defender.ActiveCount(),
                 ["runningJobs"] = jobs.ListJobs("IN_PROGRESS", null, null, null, 250) is { IsSuccess: true } running ? running.Value.Jobs.Count : 0,
                 ["storageBytes"] = Directory.EnumerateFiles(data.Root, "*", SearchOption.AllDirectories).Sum(f => new FileInfo(f).Length),
             });

@@ -39,7 +39,7 @@ internal sealed class TelemetryMaintenance(Trellis.Telemetry.TelemetryStore stor
 }
 
 /// <summary>Delivers the rules' outbox for the life of the server.</summary>
-internal sealed class OutboxWorker(Outbox outbox, RuleEngine rules, TopicRuleDestinations destinations, Microsoft.Extensions.Logging.ILogger<OutboxDispatcher> logger) : BackgroundService
+internal sealed class OutboxWorker(Outbox outbox, RuleEngine rules, TopicRuleDestinations destinations, Trellis.Rules.Notifications.Notifier notifier, Trellis.Rules.Notifications.SmtpOptions smtp, Microsoft.Extensions.Logging.ILogger<OutboxDispatcher> logger) : BackgroundService
 {
     protected override async Task ExecuteAsync(CancellationToken stoppingToken)
     {
@@ -47,9 +47,11 @@ internal sealed class OutboxWorker(Outbox outbox, RuleEngine rules, TopicRuleDes
         await using var dispatcher = new OutboxDispatcher(outbox, target => target.Split('|')[0] switch
         {
             "http" => new HttpConnector(http, destinations.Refusal),
+            Trellis.Rules.Notifications.Notifier.HttpTarget => new HttpConnector(http), // an admin named the URL: no topic rule destination needed
+            Trellis.Rules.Notifications.Notifier.SmtpTarget => new Trellis.Rules.Notifications.SmtpConnector(smtp),
             "kafka" => new KafkaConnector(System.Text.Json.Nodes.JsonNode.Parse(target[6..])!.AsObject().ToDictionary(p => p.Key, p => p.Value!.GetValue<string>())),
             _ => new NatsConnector(target.Split('|')[1], target.EndsWith("|js", StringComparison.Ordinal)),
-        }, rules.ReportExpiredAsync, logger);
+        }, (entry, reason) => entry.Rule.StartsWith("notification:", StringComparison.Ordinal) ? notifier.ReportExpiredAsync(entry, reason) : rules.ReportExpiredAsync(entry, reason), logger);
         dispatcher.Start(stoppingToken);
         try
         {
@@ -61,13 +63,24 @@ internal sealed class OutboxWorker(Outbox outbox, RuleEngine rules, TopicRuleDes
     }
 }
 
-/// <summary>The broker hands every routed message the rules want to the engine's queue.</summary>
-internal sealed class RulesObserver(RuleEngine rules) : IPublishObserver
+/// <summary>
+/// The broker hands every routed message the rules want to the engine's queue, and those the alarm
+/// models watch to the alarms (which never refuse: a refused message comes back through
+/// <see cref="ObserveAsync"/> for the rules alone, so the alarms see it once).
+/// </summary>
+internal sealed class RulesObserver(RuleEngine rules, Trellis.Rules.Alarms.AlarmEngine alarms) : IPublishObserver
 {
-    public bool Wants(string topic) => rules.Wants(topic);
+    public bool Wants(string topic) => rules.Wants(topic) || alarms.Wants(topic);
 
-    public bool TryObserve(in PublishedMessage message, bool mayRefuse) =>
-        rules.TryEnqueue(message.Topic, message.Payload, message.ClientId, message.Principal, message.Origin, mayRefuse);
+    public bool TryObserve(in PublishedMessage message, bool mayRefuse)
+    {
+        if (alarms.Wants(message.Topic))
+        {
+            alarms.Enqueue(message.Topic, message.Payload, message.ClientId, message.Principal);
+        }
+
+        return !rules.Wants(message.Topic) || rules.TryEnqueue(message.Topic, message.Payload, message.ClientId, message.Principal, message.Origin, mayRefuse);
+    }
 
     public ValueTask ObserveAsync(PublishedMessage message, CancellationToken cancellationToken) =>
         rules.EnqueueAsync(message.Topic, message.Payload, message.ClientId, message.Principal, message.Origin, cancellationToken);

@@ -228,6 +228,12 @@ public sealed class TrellisServer : IAsyncDisposable
         services.AddSingleton(options.Outbox);
         services.AddSingleton(sp => new Outbox(new SqliteDatabase(data.OutboxPath, Outbox.Migrations), options.Outbox, time));
         services.AddHostedService<OutboxWorker>();
+        var smtp = Settings("Smtp", new Trellis.Rules.Notifications.SmtpOptions(), options.ConfigureSmtp);
+        services.AddSingleton(smtp);
+        services.AddSingleton(sp => new Trellis.Rules.Notifications.Notifier(
+            database, sp.GetRequiredService<Outbox>(), (topic, payload) => sp.GetRequiredService<MqttBroker>().PublishFromServer(topic, payload, qos: 1, origin: "notifications"),
+            smtp.IsConfigured, time, sp.GetRequiredService<ILogger<Trellis.Rules.Notifications.Notifier>>()));
+        services.AddSingleton(sp => new Trellis.Rules.Alarms.AlarmEngine(database, time, sp.GetRequiredService<ILogger<Trellis.Rules.Alarms.AlarmEngine>>(), registryOptions.AccountId));
         services.AddSingleton(sp => new TopicRuleDestinations(
             database,
             new HttpClient { Timeout = TimeSpan.FromSeconds(10) },
@@ -346,7 +352,8 @@ public sealed class TrellisServer : IAsyncDisposable
         app.Lifetime.ApplicationStopping.Register(broker.DisconnectAll);
         var shadows = app.Services.GetRequiredService<ShadowService>();
         broker.AddTopicHandler(new ShadowTopicHandler(shadows));
-        broker.SetPublishObserver(new RulesObserver(app.Services.GetRequiredService<RuleEngine>()));
+        var alarms = app.Services.GetRequiredService<Trellis.Rules.Alarms.AlarmEngine>();
+        broker.SetPublishObserver(new RulesObserver(app.Services.GetRequiredService<RuleEngine>(), alarms));
         broker.AddTopicHandler(new FleetProvisioningTopicHandler(app.Services.GetRequiredService<FleetProvisioningService>(), broker, app.Services.GetRequiredService<CertificateRateLimit>()));
         registry.CertificateAutoRegistered += (certificate, caId) => CertificateEvents.PublishRegistered(broker, registryOptions, certificate, caId);
         registry.ThingDeleted += shadows.ForgetThing;
@@ -363,6 +370,7 @@ public sealed class TrellisServer : IAsyncDisposable
         }
 
         broker.AddTopicHandler(new DefenderTopicHandler(defender, broker));
+        Notifications.Wire(app.Services.GetRequiredService<Trellis.Rules.Notifications.Notifier>(), defender, alarms, connectivity);
         var jobs = app.Services.GetRequiredService<Trellis.Jobs.JobService>();
         broker.AddTopicHandler(new JobTopicHandler(jobs));
         broker.AddTopicHandler(new StreamTopicHandler(app.Services.GetRequiredService<Trellis.Jobs.Firmware.FileStreams>()));
@@ -413,6 +421,7 @@ public sealed class TrellisServer : IAsyncDisposable
         app.MapUsersApi();
         app.MapTelemetryApi();
         app.MapFirmwareApi();
+        app.MapAlarmsApi();
 
         // Last: the model's routes, implemented ones through their handlers, the rest answering 501.
         app.MapAwsModel();

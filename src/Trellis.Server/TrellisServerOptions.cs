@@ -54,6 +54,9 @@ public sealed record TrellisServerOptions
     /// <summary>Further limits of the telemetry SQL endpoint for embedding hosts and tests (after TRELLIS_TelemetryQuery__* variables).</summary>
     public Action<Trellis.Telemetry.TelemetryQueryOptions>? ConfigureTelemetryQuery { get; init; }
 
+    /// <summary>The SMTP server for email notifications, for embedding hosts and tests (after TRELLIS_Smtp__* variables).</summary>
+    public Action<Trellis.Rules.Notifications.SmtpOptions>? ConfigureSmtp { get; init; }
+
     /// <summary>Further HTTP API limits for embedding hosts and tests (after TRELLIS_Api__* variables).</summary>
     public Action<Trellis.Api.ApiLimits>? ConfigureApi { get; init; }
 

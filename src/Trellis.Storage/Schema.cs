@@ -278,5 +278,44 @@ public static class Schema
         CREATE INDEX defender_violation_events_time ON defender_violation_events(at_ms);
         CREATE INDEX defender_violation_events_violation ON defender_violation_events(violation_id);
         """,
+        """
+        CREATE TABLE alarm_models (
+            name TEXT PRIMARY KEY,
+            definition TEXT NOT NULL,
+            version INTEGER NOT NULL,
+            created_ms INTEGER NOT NULL,
+            updated_ms INTEGER NOT NULL
+        );
+        CREATE TABLE alarms (
+            id TEXT PRIMARY KEY,
+            model TEXT NOT NULL,
+            thing TEXT NOT NULL,
+            severity TEXT NOT NULL,
+            state TEXT NOT NULL,
+            details TEXT,
+            started_ms INTEGER NOT NULL,
+            updated_ms INTEGER NOT NULL,
+            cleared_ms INTEGER
+        );
+        CREATE UNIQUE INDEX alarms_open ON alarms(model, thing) WHERE state <> 'CLEARED';
+        CREATE INDEX alarms_state ON alarms(state, started_ms);
+        CREATE TABLE alarm_history (
+            alarm_id TEXT NOT NULL,
+            step INTEGER NOT NULL,
+            state TEXT NOT NULL,
+            at_ms INTEGER NOT NULL,
+            actor TEXT NOT NULL,
+            comment TEXT,
+            PRIMARY KEY (alarm_id, step)
+        );
+        """,
+        """
+        CREATE TABLE notification_targets (
+            name TEXT PRIMARY KEY,
+            definition TEXT NOT NULL,
+            created_ms INTEGER NOT NULL,
+            updated_ms INTEGER NOT NULL
+        );
+        """,
     ];
 }

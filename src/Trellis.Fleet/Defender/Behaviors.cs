@@ -271,6 +271,9 @@ public static class DefenderMetrics
         return values[Math.Clamp(rank - 1, 0, values.Count - 1)];
     }
 
+    /// <summary>A metric value as AWS writes it (count, cidrs, ports, number …), for notifications.</summary>
+    public static System.Text.Json.Nodes.JsonNode? ToJson(MetricValue value) => System.Text.Json.JsonSerializer.SerializeToNode(value, DefenderJson.Default.MetricValue);
+
     public static TrellisError? Check(IReadOnlyList<Behavior> behaviors)
     {
         var errors = Validate(behaviors);

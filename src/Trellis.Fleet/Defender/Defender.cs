@@ -94,7 +94,15 @@ public sealed partial class Defender : IAsyncDisposable
 
     private long _datapoints;
 
-    private void ProfilesChanged() => _reload = true;
+    /// <summary>A profile or its targets changed: recompiled at once, so a new behavior counts from this moment.</summary>
+    private void ProfilesChanged()
+    {
+        lock (_stateLock)
+        {
+            _reload = true;
+            Reload();
+        }
+    }
 
     private void Forget(string thing) => _things.TryRemove(thing, out _);
 
@@ -345,7 +353,6 @@ public sealed partial class Defender : IAsyncDisposable
     private void CloseCountWindow(CompiledProfile profile, CompiledBehavior behavior, IReadOnlyList<DeviceActivity> activities, long now, List<ViolationEvent> events)
     {
         var windowStart = behavior.WindowEndMs - behavior.DurationMs;
-        var first = behavior.WindowEndMs == 0;
         behavior.NextWindow(now);
         var datapoints = new List<(string Thing, long Value)>();
         foreach (var activity in activities)
@@ -353,11 +360,6 @@ public sealed partial class Defender : IAsyncDisposable
             var total = behavior.Read(activity);
             var had = behavior.Baselines.TryGetValue(activity.ClientId, out var baseline);
             behavior.Baselines[activity.ClientId] = total;
-            if (first)
-            {
-                continue; // the first window starts now: no partial datapoint
-            }
-
             if (!had && activity.CreatedMs < windowStart)
             {
                 continue; // seen for the first time though older than the window (a reload): from now on
@@ -405,9 +407,8 @@ public sealed partial class Defender : IAsyncDisposable
 
         if (behavior.Statistic is not null && now >= behavior.WindowEndMs)
         {
-            var first = behavior.WindowEndMs == 0;
             behavior.NextWindow(now);
-            if (!first && DefenderMetrics.Percentile([.. behavior.Window.Values.Select(v => (double)v)], behavior.Percent) is { } threshold)
+            if (DefenderMetrics.Percentile([.. behavior.Window.Values.Select(v => (double)v)], behavior.Percent) is { } threshold)
             {
                 foreach (var (thing, value) in behavior.Window)
                 {
@@ -598,6 +599,8 @@ public sealed partial class Defender : IAsyncDisposable
         }
 
         _reload = false;
+        var now = Now;
+        var activities = Activity.Snapshot();
         var old = _profiles.SelectMany(p => p.Behaviors).ToDictionary(b => (b.Profile, b.Json));
         var profiles = new List<CompiledProfile>();
         using var connection = _db.Open();
@@ -625,7 +628,19 @@ public sealed partial class Defender : IAsyncDisposable
                 var behaviors = definition.Behaviors.Where(b => b.Metric is not null && b.Criteria is not null).Select(b =>
                 {
                     var compiled = new CompiledBehavior(definition.Name, b);
-                    return old.TryGetValue((definition.Name, compiled.Json), out var kept) ? kept : compiled;
+                    if (old.TryGetValue((definition.Name, compiled.Json), out var kept))
+                    {
+                        return kept;
+                    }
+
+                    // A new behavior's first window starts now, from what each client has done so far.
+                    compiled.NextWindow(now);
+                    foreach (var activity in activities)
+                    {
+                        compiled.Baselines[activity.ClientId] = compiled.Read(activity);
+                    }
+
+                    return compiled;
                 }).ToList();
                 profiles.Add(new CompiledProfile(definition.Name, behaviors, profileTargets,
                     profileTargets.Contains(AllRegisteredThings), profileTargets.Contains(AllUnregisteredThings)));
@@ -743,7 +758,7 @@ public sealed partial class Defender : IAsyncDisposable
 
         public Func<DeviceActivity, long> Read { get; }
 
-        /// <summary>When the current window ends (0 before the first tick).</summary>
+        /// <summary>When the current window ends.</summary>
         public long WindowEndMs { get; set; }
 
         /// <summary>Moves on to the next window: durationSeconds after the last one ended (or after now, the first time or after a stall).</summary>

@@ -68,6 +68,21 @@ public sealed class CompiledSql
         return SqlCompiler.Project(_items, context);
     }
 
+    /// <summary>The WHERE test alone: true or false, or null when it says neither (a member the message lacks); true when there is no WHERE.</summary>
+    public bool? Condition(RuleContext context) => _where is null ? true : SqlValues.Bool(_where(context));
+
+    /// <summary>The SELECT output for a message whose condition already held (a JSON document, raw bytes, or null).</summary>
+    public object? Project(RuleContext context)
+    {
+        if (_value is not null)
+        {
+            var value = _value(context);
+            return SqlValues.IsUndefined(value) ? null : value is byte[] bytes ? bytes : SqlValues.ToNode(value);
+        }
+
+        return _items.Length == 1 && _items[0].Star && context.Payload is byte[] raw ? raw : SqlCompiler.Project(_items, context);
+    }
+
     /// <summary>Evaluates one expression (a substitution template's <c>${…}</c>) as text; null when Undefined.</summary>
     public static Func<RuleContext, string?> CompileTemplateExpression(string expression)
     {

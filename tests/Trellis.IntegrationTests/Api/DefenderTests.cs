@@ -41,8 +41,8 @@ public sealed class DefenderTests : IDisposable
         const string group = "arn:aws:iot:us-east-1:000000000000:thinggroup/cams";
         var behaviors = new[]
         {
-            Behavior("chatty", "aws:num-messages-sent", "less-than", new { count = 5 }, duration: 2),
-            Behavior("denied", "aws:num-authorization-failures", "less-than", new { count = 1 }, duration: 2),
+            Behavior("chatty", "aws:num-messages-sent", "less-than", new { count = 5 }, duration: 2, toClear: 3),
+            Behavior("denied", "aws:num-authorization-failures", "less-than", new { count = 1 }, duration: 2, toClear: 3),
             Behavior("big", "aws:message-byte-size", "less-than-equals", new { count = 100 }),
             Behavior("private-net", "aws:source-ip-address", "in-cidr-set", new { cidrs = new[] { "10.0.0.0/8" } }),
             Behavior("ports", "aws:listening-tcp-ports", "in-port-set", new { ports = new[] { 443, 8883 } }),
@@ -91,13 +91,6 @@ public sealed class DefenderTests : IDisposable
         Assert.Contains("comparisonOperator", refused[7]!["body"]!["validationErrors"]![0]!["errorMessage"]!.GetValue<string>(), StringComparison.Ordinal);
         Assert.Equal(404, refused[8]!["status"]!.GetValue<int>());
 
-        // cam-1 sends 20 messages, one of 200 bytes; cam-2 fails to authenticate. Both come from 127.0.0.1.
-        var port = server.MqttPort.ToString(CultureInfo.InvariantCulture);
-        await ExternalTool.RunCheckedAsync("mosquitto_pub", [.. server.Anonymous("cam-1"), "-t", "cams/1/frames", "-m", "x", "--repeat", "20", "-q", "1"], Timeout, cancellationToken: Ct);
-        await ExternalTool.RunCheckedAsync("mosquitto_pub", [.. server.Anonymous("cam-1"), "-t", "cams/1/frames", "-m", new string('x', 200), "-q", "1"], Timeout, cancellationToken: Ct);
-        var denied = await ExternalTool.RunAsync("mosquitto_pub", ["-h", "127.0.0.1", "-p", port, "-i", "cam-2", "-u", "nobody", "-P", "wrong", "-t", "x", "-m", "x"], Timeout, cancellationToken: Ct);
-        Assert.NotEqual(0, denied.ExitCode);
-
         // Device-side reports: the replies say accepted or rejected, in the report's format.
         using var replies = ExternalTool.StartBackground("mosquitto_sub", [.. server.Anonymous("cam-1-replies"), "-t", "$aws/things/cam-1/defender/metrics/#", "-v"]);
         await Task.Delay(500, Ct);
@@ -123,6 +116,13 @@ public sealed class DefenderTests : IDisposable
         Assert.Contains("\"ErrorCode\":\"InvalidPayload\"", lines[1], StringComparison.Ordinal);
         Assert.Contains("not valid JSON", lines[2], StringComparison.Ordinal);
         Assert.Contains("\"ErrorCode\":\"MissingHeader\"", lines[3], StringComparison.Ordinal);
+
+        // Then cam-1 sends 20 messages, one of 200 bytes; cam-2 fails to authenticate. Both come from 127.0.0.1.
+        var port = server.MqttPort.ToString(CultureInfo.InvariantCulture);
+        await ExternalTool.RunCheckedAsync("mosquitto_pub", [.. server.Anonymous("cam-1"), "-t", "cams/1/frames", "-m", "x", "--repeat", "20", "-q", "1"], Timeout, cancellationToken: Ct);
+        await ExternalTool.RunCheckedAsync("mosquitto_pub", [.. server.Anonymous("cam-1"), "-t", "cams/1/frames", "-m", new string('x', 200), "-q", "1"], Timeout, cancellationToken: Ct);
+        var denied = await ExternalTool.RunAsync("mosquitto_pub", ["-h", "127.0.0.1", "-p", port, "-i", "cam-2", "-u", "nobody", "-P", "wrong", "-t", "x", "-m", "x"], Timeout, cancellationToken: Ct);
+        Assert.NotEqual(0, denied.ExitCode);
 
         // Every behavior that was broken has an active violation, with the value that broke it.
         Assert.True(await Eventually.TrueAsync(async () => (await ActiveAsync(server)).Count >= 6, Timeout, Ct), string.Join(", ", await ActiveAsync(server)));

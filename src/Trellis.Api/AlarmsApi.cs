@@ -1,0 +1,175 @@
+using Trellis.Rules.Alarms;
+using Trellis.Rules.Notifications;
+
+namespace Trellis.Api;
+
+/// <summary>
+/// Alarms on telemetry and notification targets (SigV4, like every route): <c>/api/alarm-models</c>,
+/// <c>/api/alarms</c> with acknowledge and clear, and <c>/api/notifications/targets</c>. AWS keeps these
+/// in other services (IoT Events, SNS); Trellis serves them from the same process.
+/// </summary>
+public static class AlarmsApi
+{
+    public static IEndpointRouteBuilder MapAlarmsApi(this IEndpointRouteBuilder app)
+    {
+        app.MapPut("/api/alarm-models/{name}", PutModelAsync).WithName("PutAlarmModel");
+        app.MapGet("/api/alarm-models", (AlarmEngine alarms) => AwsResults.Json(new JsonObject
+        {
+            ["alarmModels"] = new JsonArray([.. alarms.ListModels().Select(m => (JsonNode)Describe(m))]),
+        })).WithName("ListAlarmModels");
+        app.MapGet("/api/alarm-models/{name}", (string name, AlarmEngine alarms) => Answer(alarms.DescribeModel(name), Describe)).WithName("DescribeAlarmModel");
+        app.MapDelete("/api/alarm-models/{name}", (string name, HttpContext context, AlarmEngine alarms) =>
+            AwsResults.Done(alarms.DeleteModel(name, Actor(context)))).WithName("DeleteAlarmModel");
+
+        app.MapGet("/api/alarms", (HttpRequest request, AlarmEngine alarms) =>
+        {
+            var states = request.Query["state"].SelectMany(s => (s ?? string.Empty).Split(',', StringSplitOptions.RemoveEmptyEntries)).ToList();
+            var bad = states.FirstOrDefault(s => s is not (AlarmEngine.Active or AlarmEngine.Acknowledged or AlarmEngine.Cleared));
+            var size = RequestBody.QueryInt(request, "maxResults");
+            if (bad is not null || !size.IsSuccess)
+            {
+                return AwsResults.Error(size.Error ?? new TrellisError.InvalidRequest($"state '{bad}' is not ACTIVE, ACKNOWLEDGED or CLEARED."));
+            }
+
+            var (items, next) = alarms.List(states, RequestBody.QueryString(request, "thing"), RequestBody.QueryString(request, "model"),
+                RequestBody.QueryString(request, "severity"), RequestBody.QueryString(request, "nextToken"), size.Value);
+            return AwsResults.Json(AwsResults.WithNext(new JsonObject { ["alarms"] = new JsonArray([.. items.Select(a => (JsonNode)Describe(a))]) }, next));
+        }).WithName("ListAlarms");
+        app.MapGet("/api/alarms/{id}", (string id, AlarmEngine alarms) => Answer(alarms.Get(id), Describe)).WithName("DescribeAlarm");
+        app.MapPost("/api/alarms/{id}/acknowledge", (string id, HttpContext context, AlarmEngine alarms) =>
+            StepAsync(context, comment => alarms.Acknowledge(id, Actor(context), comment))).WithName("AcknowledgeAlarm");
+        app.MapPost("/api/alarms/{id}/clear", (string id, HttpContext context, AlarmEngine alarms) =>
+            StepAsync(context, comment => alarms.Clear(id, Actor(context), comment))).WithName("ClearAlarm");
+
+        app.MapPut("/api/notifications/targets/{name}", PutTargetAsync).WithName("PutNotificationTarget");
+        app.MapGet("/api/notifications/targets", (Notifier notifier) => AwsResults.Json(new JsonObject
+        {
+            ["targets"] = new JsonArray([.. notifier.List().Select(t => (JsonNode)Notifier.ToJson(t))]),
+        })).WithName("ListNotificationTargets");
+        app.MapGet("/api/notifications/targets/{name}", (string name, Notifier notifier) => Answer(notifier.Describe(name), Notifier.ToJson)).WithName("DescribeNotificationTarget");
+        app.MapDelete("/api/notifications/targets/{name}", (string name, Notifier notifier) => AwsResults.Done(notifier.Delete(name))).WithName("DeleteNotificationTarget");
+        app.MapPost("/api/notifications/targets/{name}/test", (string name, Notifier notifier) => AwsResults.Done(notifier.Test(name))).WithName("TestNotificationTarget");
+        return app;
+    }
+
+    private static async Task<IResult> PutModelAsync(string name, HttpRequest request, AlarmEngine alarms)
+    {
+        var body = await RequestBody.ReadObjectAsync(request, request.HttpContext.RequestAborted);
+        if ((body.IsSuccess ? Unknown(body.Value!, "sql", "severity", "thing", "description", "clearOnNormal") : body.Error) is { } refused)
+        {
+            return AwsResults.Error(refused);
+        }
+
+        var b = body.Value!;
+        var sql = RequestBody.RequiredString(b, "sql");
+        var severity = RequestBody.OptionalString(b, "severity");
+        var thing = RequestBody.OptionalString(b, "thing");
+        var description = RequestBody.OptionalString(b, "description");
+        var clear = b["clearOnNormal"] is null ? true : b["clearOnNormal"] is JsonValue v && v.TryGetValue<bool>(out var flag) ? flag : (bool?)null;
+        if (!sql.IsSuccess || !severity.IsSuccess || !thing.IsSuccess || !description.IsSuccess || clear is null)
+        {
+            return AwsResults.Error(sql.Error ?? severity.Error ?? thing.Error ?? description.Error ?? new TrellisError.InvalidRequest("'clearOnNormal' must be true or false."));
+        }
+
+        return Answer(alarms.PutModel(new AlarmModel(name, sql.Value!, severity.Value ?? "MAJOR", thing.Value, description.Value, clear.Value, 0, 0, 0)), Describe);
+    }
+
+    private static async Task<IResult> PutTargetAsync(string name, HttpRequest request, Notifier notifier)
+    {
+        var body = await RequestBody.ReadObjectAsync(request, request.HttpContext.RequestAborted);
+        if ((body.IsSuccess ? Unknown(body.Value!, "type", "topic", "url", "to", "events", "minSeverity") : body.Error) is { } refused)
+        {
+            return AwsResults.Error(refused);
+        }
+
+        var b = body.Value!;
+        var type = RequestBody.RequiredString(b, "type");
+        var topic = RequestBody.OptionalString(b, "topic");
+        var url = RequestBody.OptionalString(b, "url");
+        var min = RequestBody.OptionalString(b, "minSeverity");
+        var to = Strings(b, "to");
+        var events = Strings(b, "events");
+        if (!type.IsSuccess || !topic.IsSuccess || !url.IsSuccess || !min.IsSuccess || !to.IsSuccess || !events.IsSuccess)
+        {
+            return AwsResults.Error(type.Error ?? topic.Error ?? url.Error ?? min.Error ?? to.Error ?? events.Error!);
+        }
+
+        return Answer(notifier.Put(new NotificationTarget(name, type.Value!, topic.Value, url.Value, to.Value, events.Value ?? [], min.Value, 0, 0)), Notifier.ToJson);
+    }
+
+    private static async Task<IResult> StepAsync(HttpContext context, Func<string?, Result<Alarm>> step)
+    {
+        var body = await RequestBody.ReadObjectAsync(context.Request, context.RequestAborted);
+        if ((body.IsSuccess ? Unknown(body.Value!, "comment") : body.Error) is { } refused)
+        {
+            return AwsResults.Error(refused);
+        }
+
+        var comment = RequestBody.OptionalString(body.Value!, "comment");
+        return comment.IsSuccess ? Answer(step(comment.Value), Describe) : AwsResults.Error(comment.Error!);
+    }
+
+    /// <summary>Who acts: the API user (its name when it has one) behind the signing key.</summary>
+    private static string Actor(HttpContext context)
+    {
+        var key = context.Items["trellis.accessKeyId"] as string ?? "unknown";
+        var name = (context.RequestServices.GetService(typeof(Trellis.Registry.ApiUsers)) as Trellis.Registry.ApiUsers)?.List().FirstOrDefault(u => u.AccessKeyId == key)?.Name;
+        return string.IsNullOrEmpty(name) ? key : $"{name} ({key})";
+    }
+
+    private static TrellisError? Unknown(JsonObject body, params string[] known) =>
+        body.Select(p => p.Key).FirstOrDefault(k => !known.Contains(k, StringComparer.Ordinal)) is { } unknown
+            ? new TrellisError.InvalidRequest($"Unknown member '{unknown}'; known members are {string.Join(", ", known)}.")
+            : null;
+
+    private static Result<List<string>?> Strings(JsonObject body, string name)
+    {
+        if (body[name] is null)
+        {
+            return (List<string>?)null;
+        }
+
+        if (body[name] is JsonArray array && array.All(e => e is JsonValue v && v.TryGetValue<string>(out _)))
+        {
+            return array.Select(e => e!.GetValue<string>()).ToList();
+        }
+
+        return new TrellisError.InvalidRequest($"'{name}' must be a list of strings.");
+    }
+
+    private static IResult Answer<T>(Result<T> result, Func<T, JsonObject> describe) =>
+        result.IsSuccess ? AwsResults.Json(describe(result.Value!)) : AwsResults.Error(result.Error!);
+
+    private static JsonObject Describe(AlarmModel m) => new()
+    {
+        ["name"] = m.Name,
+        ["sql"] = m.Sql,
+        ["severity"] = m.Severity,
+        ["thing"] = m.ThingExpression ?? "clientid()",
+        ["description"] = m.Description,
+        ["clearOnNormal"] = m.ClearOnNormal,
+        ["version"] = m.Version,
+        ["creationDate"] = AwsResults.Timestamp(m.CreatedMs),
+        ["lastModifiedDate"] = AwsResults.Timestamp(m.UpdatedMs),
+    };
+
+    private static JsonObject Describe(Alarm a) => new()
+    {
+        ["id"] = a.Id,
+        ["model"] = a.Model,
+        ["thingName"] = a.Thing,
+        ["severity"] = a.Severity,
+        ["state"] = a.State,
+        ["details"] = a.Details?.DeepClone(),
+        ["startedAt"] = AwsResults.Timestamp(a.StartedMs),
+        ["updatedAt"] = AwsResults.Timestamp(a.UpdatedMs),
+        ["clearedAt"] = a.ClearedMs is { } cleared ? AwsResults.Timestamp(cleared) : null,
+        ["history"] = new JsonArray([.. a.History.Select(s => (JsonNode)new JsonObject
+        {
+            ["state"] = s.State,
+            ["at"] = AwsResults.Timestamp(s.AtMs),
+            ["by"] = s.Actor,
+            ["comment"] = s.Comment,
+        })]),
+    };
+}
