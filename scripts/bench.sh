@@ -7,6 +7,7 @@
 #        also jobs (JOBS_THINGS=N, default 10000: CreateJob on a group and notify-next to every device),
 #        ota (HTTPS range downloads against nginx, then a whole update job on OTA_THINGS=N devices, default 10000),
 #        presence (PRESENCE_CONNECTIONS=N silent clients, default 10000: offline within 1.5 × keep-alive + 1 s),
+#        defender (the QoS 1 fan-in ladder with Device Defender's accounting off and on, in turns),
 #        index (INDEX_THINGS=N, default 100000: SearchIndex and aggregation latency beside ListThings' SQLite
 #        filter, and index freshness under INDEX_RATE shadow updates per second, default 5000),
 #        delta (a delta image between Trellis's own assemblies at DELTA_FROM=commit, default a89db30, and HEAD),
@@ -258,6 +259,45 @@ CONF
 }
 
 # Idle connections at each size in IDLE_CONNECTIONS, a fresh pair of brokers per size.
+# Device Defender's accounting: two Trellis servers take turns on the QoS 1 fan-in ladder, one with
+# --device-defender off and one with it on and a security profile on every client (each message counted,
+# every window evaluated). Issue 19's figure: the zero-loss rate with it on within 5 % of off.
+defender_bench() {
+  for round in $(seq 1 "$rounds"); do
+    local pids_here=() ports=(22883 22884) modes=(off on)
+    for i in 0 1; do
+      env ${TRELLIS_BENCH_ENV:-} dotnet "$root/artifacts/bin/Trellis.Cli/release/trellis.dll" serve --data "$work/data-${modes[$i]}" --allow-anonymous \
+        --mqtt 127.0.0.1:${ports[$i]} --mqtts off --ws off --http 127.0.0.1:0 --log-level Warning --device-defender "${modes[$i]}" > "$work/trellis-${modes[$i]}.log" 2>&1 &
+      pids_here+=($!)
+    done
+    pids+=("${pids_here[@]}")
+    for _ in $(seq 1 100); do grep -qE 'Management API +http' "$work/trellis-on.log" && grep -qE 'Management API +http' "$work/trellis-off.log" && break; sleep 0.1; done
+    local http; http=$(grep -oE 'Management API +http://127.0.0.1:[0-9]+' "$work/trellis-on.log" | grep -oE '[0-9]+$')
+    python3 - "http://127.0.0.1:$http" "$work/data-on/credentials" <<'PY'
+import sys, boto3
+import configparser
+c = configparser.ConfigParser(); c.read(sys.argv[2]); k = c["trellis"]
+iot = boto3.client("iot", endpoint_url=sys.argv[1], region_name="us-east-1", aws_access_key_id=k["aws_access_key_id"], aws_secret_access_key=k["aws_secret_access_key"])
+def b(name, metric, op, count, duration=None):
+    criteria = {"comparisonOperator": op, "value": {"count": count}}
+    if duration: criteria["durationSeconds"] = duration
+    return {"name": name, "metric": metric, "criteria": criteria}
+iot.create_security_profile(securityProfileName="bench", behaviors=[
+    b("sent", "aws:num-messages-sent", "less-than", 10**9, 5), b("received", "aws:num-messages-received", "less-than", 10**9, 5),
+    b("authz", "aws:num-authorization-failures", "less-than", 1000, 5), b("connects", "aws:num-connection-attempts", "less-than", 1000, 5),
+    b("size", "aws:message-byte-size", "less-than-equals", 1 << 20)])
+iot.attach_security_profile(securityProfileName="bench", securityProfileTargetArn="arn:aws:iot:us-east-1:000000000000:all/unregistered-things")
+PY
+    local a=(--scenario fanin --qos 1 --rates 50000,100000,200000,250000,300000,350000,400000,450000,500000,600000,700000)
+    if (( round % 2 )); then
+      run "$round" trellis-defender-off,trellis-defender-on 22883,22884 "${pids_here[0]},${pids_here[1]}" "${a[@]}"
+    else
+      run "$round" trellis-defender-on,trellis-defender-off 22884,22883 "${pids_here[1]},${pids_here[0]}" "${a[@]}"
+    fi
+    kill "${pids_here[@]}" 2>/dev/null || true; wait "${pids_here[@]}" 2>/dev/null || true
+    rm -rf "$work/data-on" "$work/data-off"
+  done
+}
 idle_bench() {
   local limit; limit=$(ulimit -n)
   for n in ${IDLE_CONNECTIONS:-10000 100000}; do
@@ -274,6 +314,7 @@ idle_bench() {
 
 for scenario in "${scenarios[@]}"; do
   if [[ $scenario == shadow ]]; then shadow_bench; continue; fi
+  if [[ $scenario == defender ]]; then defender_bench; continue; fi
   if [[ $scenario == jobs ]]; then jobs_bench; continue; fi
   if [[ $scenario == ota ]]; then ota_bench; continue; fi
   if [[ $scenario == delta ]]; then delta_bench; continue; fi

@@ -4,7 +4,7 @@
 # usage: install-deps.sh [extra Debian package ...]   (the benchmarks add tcpdump)
 set -euo pipefail
 
-packages=(mosquitto mosquitto-clients openssl python3-boto3 nats-server curl zstd python3-aiosmtpd "$@")
+packages=(mosquitto mosquitto-clients openssl python3-boto3 nats-server curl zstd python3-aiosmtpd prometheus "$@")
 missing=()
 for p in "${packages[@]}"; do
   dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q "install ok installed" || missing+=("$p")
@@ -21,6 +21,10 @@ if ((${#missing[@]})); then
   # their own on free ports, and the system one would take Trellis's default port.
   if [[ " ${missing[*]} " == *" mosquitto "* ]] && command -v systemctl >/dev/null; then
     $SUDO systemctl disable --now mosquitto >/dev/null 2>&1 || true
+  fi
+  # And for prometheus: only its promtool is used (checking /metrics); its server would take 9090.
+  if [[ " ${missing[*]} " == *" prometheus "* ]] && command -v systemctl >/dev/null; then
+    $SUDO systemctl disable --now prometheus prometheus-node-exporter >/dev/null 2>&1 || true
   fi
   # The same for nats-server: the tests start their own on a free port.
   if [[ " ${missing[*]} " == *" nats-server "* ]] && command -v systemctl >/dev/null; then

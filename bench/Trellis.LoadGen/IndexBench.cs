@@ -156,8 +156,8 @@ internal static class IndexBench
         var metricsAfter = await api.MetricsAsync(ct);
         var lagBuckets = metricsAfter.Where(m => m.Key.StartsWith("trellis_fleet_index_lag_seconds_bucket", StringComparison.Ordinal))
             .ToDictionary(m => m.Key["trellis_fleet_index_lag_seconds_bucket".Length..], m => m.Value - metricsBefore.GetValueOrDefault(m.Key));
-        var gcPause = metricsAfter.GetValueOrDefault("dotnet_gc_pause_seconds_total") - metricsBefore.GetValueOrDefault("dotnet_gc_pause_seconds_total");
-        var gen2 = metricsAfter.GetValueOrDefault("dotnet_gc_collections_total{generation=\"2\"}") - metricsBefore.GetValueOrDefault("dotnet_gc_collections_total{generation=\"2\"}");
+        var gcPause = metricsAfter.GetValueOrDefault("dotnet_gc_pause_time_seconds_total") - metricsBefore.GetValueOrDefault("dotnet_gc_pause_time_seconds_total");
+        var gen2 = metricsAfter.GetValueOrDefault("dotnet_gc_collections_total{gc_heap_generation=\"gen2\"}") - metricsBefore.GetValueOrDefault("dotnet_gc_collections_total{gc_heap_generation=\"gen2\"}");
 
         // 4. Search latency on the settled index, and the registry's SQLite attribute filter beside it.
         var queries = new (string Name, string Path, Func<int, string> Body)[]
@@ -270,18 +270,7 @@ internal static class IndexBench
         /// <summary>The server's /metrics (unsigned) as name{labels} → value.</summary>
         public async Task<Dictionary<string, double>> MetricsAsync(CancellationToken ct)
         {
-            var text = await _http.GetStringAsync(new Uri(_endpoint, "/metrics"), ct);
-            var values = new Dictionary<string, double>(StringComparer.Ordinal);
-            foreach (var line in text.Split('\n'))
-            {
-                var space = line.LastIndexOf(' ');
-                if (line.Length > 0 && line[0] != '#' && space > 0 && double.TryParse(line[(space + 1)..], CultureInfo.InvariantCulture, out var value))
-                {
-                    values[line[..space]] = value;
-                }
-            }
-
-            return values;
+            return PrometheusSamples.Parse(await _http.GetStringAsync(new Uri(_endpoint, "/metrics"), ct));
         }
 
         public void Dispose() => _http.Dispose();

@@ -148,7 +148,7 @@ internal static class IngestBench
                 ["rssMiB"] = broker.RssKiB() / 1024,
                 ["points"] = api.Length > 0 ? await CountAsync(http, api, keyId, secret, ct) - stored : null,
                 ["storeMiB"] = metrics.GetValueOrDefault("trellis_telemetry_engine_memory_bytes") / 1_048_576,
-                ["heapMiB"] = metrics.GetValueOrDefault("dotnet_gc_heap_bytes") / 1_048_576,
+                ["heapMiB"] = metrics.Where(m => m.Key.StartsWith("dotnet_gc_last_collection_heap_size_bytes", StringComparison.Ordinal)).Sum(m => m.Value) / 1_048_576,
             });
         }
 
@@ -171,15 +171,8 @@ internal static class IngestBench
     }
 
     /// <summary>The server's Prometheus gauges and counters (no signature needed).</summary>
-    private static async Task<Dictionary<string, long>> MetricsAsync(HttpClient http, string api, CancellationToken ct)
-    {
-        var text = await http.GetStringAsync(api.TrimEnd('/') + "/metrics", ct);
-        return text.Split('\n')
-            .Where(l => l.Length > 0 && l[0] != '#')
-            .Select(l => l.Split(' '))
-            .Where(p => p.Length == 2 && long.TryParse(p[1], System.Globalization.CultureInfo.InvariantCulture, out _))
-            .ToDictionary(p => p[0], p => long.Parse(p[1], System.Globalization.CultureInfo.InvariantCulture));
-    }
+    private static async Task<Dictionary<string, double>> MetricsAsync(HttpClient http, string api, CancellationToken ct) =>
+        PrometheusSamples.Parse(await http.GetStringAsync(api.TrimEnd('/') + "/metrics", ct));
 
     /// <summary>One pacer for all publishers, every millisecond, in batches (as the traffic scenarios do).</summary>
     private static async Task<long> PaceAsync(List<Socket> sockets, List<byte[]> frames, double rate, TimeSpan duration, CancellationToken ct)

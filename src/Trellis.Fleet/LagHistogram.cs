@@ -8,8 +8,15 @@ public sealed class LagHistogram
     private readonly long[] _counts = new long[Bounds.Count + 1];
     private long _sumMicroseconds;
 
+    private static readonly System.Diagnostics.Metrics.Meter Meter = new("Trellis.Fleet");
+
+    /// <summary>The same durations for OpenTelemetry (exported as <c>trellis_fleet_index_lag_seconds</c> with <see cref="Bounds"/> as its buckets).</summary>
+    private static readonly System.Diagnostics.Metrics.Histogram<double> Instrument =
+        Meter.CreateHistogram<double>("trellis.fleet.index.lag", "s", "From a change in the registry, a shadow or connectivity to its thing being searchable");
+
     public void Record(double seconds)
     {
+        Instrument.Record(seconds);
         var bucket = 0;
         while (bucket < Bounds.Count && seconds > Bounds[bucket])
         {

@@ -1,8 +1,7 @@
-using System.Globalization;
-using System.Text;
+using System.Diagnostics.Metrics;
 using Microsoft.AspNetCore.Builder;
-using Microsoft.AspNetCore.Http;
-using Microsoft.AspNetCore.Routing;
+using Microsoft.Extensions.DependencyInjection;
+using OpenTelemetry.Metrics;
 using Trellis.Broker;
 using Trellis.Rules;
 using Trellis.Telemetry;
@@ -10,62 +9,92 @@ using Trellis.Telemetry;
 namespace Trellis.Server;
 
 /// <summary>
-/// <c>GET /metrics</c> in the Prometheus text format, so a scraper needs no SigV4. The same
-/// counters are published on the <c>Trellis.Broker</c> meter for OpenTelemetry.
+/// Trellis's metrics through System.Diagnostics.Metrics, exported by OpenTelemetry: scraped by
+/// Prometheus at <c>GET /metrics</c> (no SigV4), and pushed over OTLP when
+/// <c>OTEL_EXPORTER_OTLP_ENDPOINT</c> is set. The meters: <c>Trellis.Broker</c> (the broker's own
+/// counters), <c>Trellis.Fleet</c> (index lag), <c>Trellis.Server</c> (below: what the stores and
+/// engines hold), and the runtime's <c>System.Runtime</c> (GC, memory, threads).
 /// </summary>
 public static class MetricsEndpoint
 {
-    public static IEndpointConventionBuilder MapTrellisMetrics(this IEndpointRouteBuilder app) =>
-        app.MapGet("/metrics", (MqttBroker broker, RuleEngine rules, TelemetryStore telemetry, Trellis.Rules.Outbox outbox, Trellis.Fleet.FleetIndex index) =>
+    public const string ServerMeter = "Trellis.Server";
+
+    /// <summary>Registers the meters and the exporters: Prometheus always, OTLP when its endpoint is configured.</summary>
+    public static void AddTrellisMetrics(this IServiceCollection services)
+    {
+        var otlp = Environment.GetEnvironmentVariable("OTEL_EXPORTER_OTLP_ENDPOINT") is { Length: > 0 }
+            || Environment.GetEnvironmentVariable("OTEL_EXPORTER_OTLP_METRICS_ENDPOINT") is { Length: > 0 };
+        services.AddSingleton<ServerMetrics>();
+        services.AddOpenTelemetry().WithMetrics(metrics =>
         {
-            var m = broker.Metrics;
-            var text = new StringBuilder();
-            Append(text, "trellis_broker_messages_received_total", "counter", "PUBLISH packets received from clients", m.MessagesReceived);
-            Append(text, "trellis_broker_messages_sent_total", "counter", "PUBLISH packets written to clients", m.MessagesSent);
-            Append(text, "trellis_broker_messages_dropped_total", "counter", "Deliveries dropped because a client's queue was full", m.MessagesDropped);
-            Append(text, "trellis_broker_publishes_denied_total", "counter", "PUBLISH packets refused by policy", m.DeniedPublishes);
-            Append(text, "trellis_broker_connections", "gauge", "Open MQTT connections", m.Connections);
-            Append(text, "trellis_broker_sessions", "gauge", "MQTT sessions, connected or persisted", broker.SessionCount);
-            Append(text, "trellis_broker_retained_messages", "gauge", "Retained messages", broker.RetainedCount);
-            Append(text, "trellis_broker_sweeps_total", "counter", "Runs of the broker's once-a-second sweep (timeouts, expired sessions)", broker.Sweeps);
-            Append(text, "trellis_broker_journal_commits_total", "counter", "Transactions of the persistent-session journal (sessions.db)", broker.JournalCommits);
-            Append(text, "trellis_broker_journal_rows_total", "counter", "Rows the persistent-session journal wrote or deleted (a message acknowledged before its commit costs none)", broker.JournalRows);
-            Append(text, "trellis_rules_queued", "gauge", "Messages waiting for the rules engine", rules.QueueLength);
-            Append(text, "trellis_rules_held_back_total", "counter", "Client publishes whose acknowledgement waited because the rules queue was full", rules.HeldBack);
-            Append(text, "trellis_rules_matched_total", "counter", "Messages that matched at least one rule", rules.Matched);
-            Append(text, "trellis_rules_failed_actions_total", "counter", "Rule actions that failed", rules.FailedActions);
-            Append(text, "trellis_rules_outbox_waiting", "gauge", "Messages in the durable outbox waiting for an external target (HTTP, NATS, Kafka)", outbox.Targets().Sum(outbox.Waiting));
-            Append(text, "trellis_telemetry_points_written_total", "counter", "Points committed to the time-series store", telemetry.Written);
-            Append(text, "trellis_telemetry_points_queued", "gauge", "Points waiting for the time-series store's writer", telemetry.Pending);
-            Append(text, "trellis_telemetry_engine_memory_bytes", "gauge", "Memory held by the time-series store's engine (DuckDB)", telemetry.EngineMemoryBytes());
-            Append(text, "trellis_fleet_index_documents", "gauge", "Things in the fleet index (0 while indexing is off)", index.Documents);
-            Append(text, "trellis_fleet_index_pending", "gauge", "Things whose changes wait for the fleet indexer", index.Pending);
-            Append(text, "trellis_fleet_index_changes_total", "counter", "Thing changes the fleet index applied", index.IndexedChanges);
-            var (buckets, sum, count) = index.Lag.Snapshot();
-            text.Append("# HELP trellis_fleet_index_lag_seconds From a change in the registry, a shadow or connectivity to its thing being searchable\n# TYPE trellis_fleet_index_lag_seconds histogram\n");
-            foreach (var (bound, cumulative) in buckets)
+            metrics.AddMeter("Trellis.Broker", "Trellis.Fleet", ServerMeter, "System.Runtime")
+                .AddView("trellis.fleet.index.lag", new ExplicitBucketHistogramConfiguration { Boundaries = [.. Trellis.Fleet.LagHistogram.Bounds] })
+                .AddView(instrument => instrument.Meter.Name == "System.Runtime" && instrument.Name.EndsWith(".count", StringComparison.Ordinal)
+                    ? new MetricStreamConfiguration { Name = RuntimeName(instrument.Name) }
+                    : null)
+                .AddPrometheusExporter(o => o.DisableTotalNameSuffixForCounters = false);
+            if (otlp)
             {
-                text.Append(CultureInfo.InvariantCulture, $"trellis_fleet_index_lag_seconds_bucket{{le=\"{bound}\"}} {cumulative}\n");
+                // Protocol, headers and interval from the standard OTEL_EXPORTER_OTLP_* and OTEL_METRIC_EXPORT_INTERVAL variables.
+                metrics.AddOtlpExporter();
             }
-
-            text.Append(CultureInfo.InvariantCulture, $"trellis_fleet_index_lag_seconds_sum {sum:0.######}\ntrellis_fleet_index_lag_seconds_count {count}\n");
-            var gc = GC.GetGCMemoryInfo();
-            Append(text, "dotnet_gc_heap_bytes", "gauge", "Managed heap size after the last garbage collection", gc.HeapSizeBytes);
-            Append(text, "dotnet_gc_allocated_bytes_total", "counter", "Bytes allocated on the managed heap since start", GC.GetTotalAllocatedBytes());
-            text.Append("# HELP dotnet_gc_collections_total Garbage collections since start, by generation\n# TYPE dotnet_gc_collections_total counter\n");
-            for (var generation = 0; generation <= GC.MaxGeneration; generation++)
-            {
-                text.Append(CultureInfo.InvariantCulture, $"dotnet_gc_collections_total{{generation=\"{generation}\"}} {GC.CollectionCount(generation)}\n");
-            }
-
-            AppendSeconds(text, "dotnet_gc_pause_seconds_total", "counter", "Time the runtime was paused for garbage collection since start", GC.GetTotalPauseDuration());
-            Append(text, "process_working_set_bytes", "gauge", "Resident memory of the process", Environment.WorkingSet);
-            return Results.Text(text.ToString(), "text/plain; version=0.0.4");
         });
+    }
 
-    private static void AppendSeconds(StringBuilder text, string name, string type, string help, TimeSpan value) =>
-        text.Append(CultureInfo.InvariantCulture, $"# HELP {name} {help}\n# TYPE {name} {type}\n{name} {value.TotalSeconds:0.######}\n");
+    /// <summary>
+    /// The runtime's gauges named <c>….count</c> become <c>…_count</c> in Prometheus, which its lint
+    /// reserves for histograms and summaries: they are exported under plural names instead.
+    /// </summary>
+    private static string RuntimeName(string name) => name switch
+    {
+        "dotnet.assembly.count" => "dotnet.assemblies",
+        "dotnet.process.cpu.count" => "dotnet.process.cpus",
+        "dotnet.thread_pool.thread.count" => "dotnet.thread_pool.threads",
+        "dotnet.timer.count" => "dotnet.timers",
+        _ => name[..^".count".Length] + ".number",
+    };
 
-    private static void Append(StringBuilder text, string name, string type, string help, long value) =>
-        text.Append(CultureInfo.InvariantCulture, $"# HELP {name} {help}\n# TYPE {name} {type}\n{name} {value}\n");
+    public static IEndpointConventionBuilder MapTrellisMetrics(this Microsoft.AspNetCore.Builder.WebApplication app)
+    {
+        _ = app.Services.GetRequiredService<ServerMetrics>(); // its instruments exist before the first scrape
+        return app.MapPrometheusScrapingEndpoint("/metrics");
+    }
+}
+
+/// <summary>The <c>Trellis.Server</c> meter: observable instruments over what the broker, rules, stores and monitoring hold.</summary>
+internal sealed class ServerMetrics : IDisposable
+{
+    private readonly Meter _meter = new(MetricsEndpoint.ServerMeter);
+
+    public ServerMetrics(MqttBroker broker, RuleEngine rules, TelemetryStore telemetry, Outbox outbox, Trellis.Fleet.FleetIndex index,
+        Trellis.Fleet.Defender.Defender defender, Trellis.Rules.Alarms.AlarmEngine alarms, Trellis.Rules.Notifications.Notifier notifier)
+    {
+        Gauge("trellis.broker.sessions", () => broker.SessionCount, "MQTT sessions, connected or persisted");
+        Gauge("trellis.broker.retained_messages", () => broker.RetainedCount, "Retained messages");
+        Counter("trellis.broker.sweeps", () => broker.Sweeps, "Runs of the broker's once-a-second sweep (timeouts, expired sessions)");
+        Counter("trellis.broker.journal.commits", () => broker.JournalCommits, "Transactions of the persistent-session journal (sessions.db)");
+        Counter("trellis.broker.journal.rows", () => broker.JournalRows, "Rows the persistent-session journal wrote or deleted (a message acknowledged before its commit costs none)");
+        Gauge("trellis.rules.queued", () => rules.QueueLength, "Messages waiting for the rules engine");
+        Counter("trellis.rules.held_back", () => rules.HeldBack, "Client publishes whose acknowledgement waited because the rules queue was full");
+        Counter("trellis.rules.matched", () => rules.Matched, "Messages that matched at least one rule");
+        Counter("trellis.rules.failed_actions", () => rules.FailedActions, "Rule actions that failed");
+        Gauge("trellis.rules.outbox.waiting", () => outbox.Targets().Sum(outbox.Waiting), "Messages in the durable outbox waiting for an external target (HTTP, NATS, Kafka, notifications)");
+        Counter("trellis.telemetry.points_written", () => telemetry.Written, "Points committed to the time-series store");
+        Gauge("trellis.telemetry.points_queued", () => telemetry.Pending, "Points waiting for the time-series store's writer");
+        _meter.CreateObservableGauge("trellis.telemetry.engine.memory", telemetry.EngineMemoryBytes, "By", "Memory held by the time-series store's engine (DuckDB)");
+        Gauge("trellis.fleet.index.documents", () => index.Documents, "Things in the fleet index (0 while indexing is off)");
+        Gauge("trellis.fleet.index.pending", () => index.Pending, "Things whose changes wait for the fleet indexer");
+        Counter("trellis.fleet.index.changes", () => index.IndexedChanges, "Thing changes the fleet index applied");
+        Counter("trellis.defender.datapoints", () => defender.Datapoints, "Device Defender datapoints evaluated");
+        Gauge("trellis.defender.clients", () => defender.Activity.Count, "Client ids whose activity Device Defender counts");
+        Counter("trellis.alarms.evaluated", () => alarms.Evaluated, "Messages the alarm models evaluated");
+        Counter("trellis.alarms.dropped", () => alarms.Dropped, "Messages the alarms skipped because their queue was full");
+        Counter("trellis.notifications.sent", () => notifier.Sent, "Notifications handed to a target (published, or queued in the outbox)");
+    }
+
+    public void Dispose() => _meter.Dispose();
+
+    private void Gauge(string name, Func<long> value, string description) => _meter.CreateObservableGauge(name, value, description: description);
+
+    private void Counter(string name, Func<long> value, string description) => _meter.CreateObservableCounter(name, value, description: description);
 }

@@ -190,6 +190,7 @@ public sealed class TrellisServer : IAsyncDisposable
         services.AddSingleton<Trellis.Jobs.IJobDocumentLinks>(sp => sp.GetRequiredService<Trellis.Jobs.Firmware.PresignedUrls>());
         services.AddSingleton(_ => Trellis.Jobs.Firmware.CodeSigner.LoadOrCreate(data.Root, time));
         services.AddSingleton<MessageRates>();
+        services.AddTrellisMetrics();
         services.AddSingleton(sp => new ThingConnectivity(database, sp.GetRequiredService<RegistryService>().ThingExists, time, sp.GetRequiredService<ILogger<ThingConnectivity>>()));
         services.AddSingleton(sp => new Trellis.Fleet.FleetIndex(
             sp.GetRequiredService<RegistryService>(), sp.GetRequiredService<ShadowService>(), sp.GetRequiredService<ShadowStore>(), sp.GetRequiredService<ThingConnectivity>(),

@@ -253,7 +253,7 @@ internal sealed partial class MqttConnection
         }
 
         _broker.Metrics.Received();
-        Activity?.MessageSent(packet.Payload.Length, _broker.NowMs);
+        Activity?.MessageSent(packet.Payload.Length);
         if (!IsPublishAllowed(topic, packet.Retain))
         {
             _broker.Metrics.Denied();

@@ -49,7 +49,8 @@ public sealed class DeviceActivity(string clientId, long createdMs)
     /// <summary>When anything was last counted (Unix ms): idle entries are forgotten.</summary>
     public long LastActiveMs => Volatile.Read(ref _lastActiveMs);
 
-    public void MessageSent(int payloadBytes, long nowMs)
+    /// <summary>On the publisher's packet path: one atomic add, and a compare for the sizes. No clock is read (an entry with an open connection is never idle).</summary>
+    public void MessageSent(int payloadBytes)
     {
         Interlocked.Increment(ref _messagesSent);
         if (payloadBytes > Volatile.Read(ref _largest))
@@ -61,8 +62,6 @@ public sealed class DeviceActivity(string clientId, long createdMs)
         {
             Lower(ref _smallest, payloadBytes);
         }
-
-        Touch(nowMs);
     }
 
     public void MessagesDelivered(int count) => Interlocked.Add(ref _messagesReceived, count);

@@ -80,8 +80,8 @@ public sealed class RulesBackPressureTests(TinyRulesQueueHost host)
 
         // The same counters reach Prometheus scrapers.
         using var http = new HttpClient();
-        var metrics = (await http.GetStringAsync($"{host.Endpoint}/metrics", Ct)).Split('\n');
-        long Metric(string name) => long.Parse(metrics.Single(l => l.StartsWith(name + " ", StringComparison.Ordinal))[(name.Length + 1)..], CultureInfo.InvariantCulture);
+        var metrics = await http.GetStringAsync($"{host.Endpoint}/metrics", Ct);
+        long Metric(string name) => (long)(PrometheusText.Value(metrics, name) ?? -1);
         Assert.True(Metric("trellis_rules_held_back_total") >= rules.HeldBack);
         Assert.True(Metric("trellis_telemetry_points_written_total") >= messages);
         Assert.True(Metric("trellis_telemetry_engine_memory_bytes") > 0);

@@ -77,7 +77,7 @@ public sealed class CrashRecoveryTests : IDisposable
             await PublishAsync(first, topic, 300);
             using var http = new HttpClient();
             var metrics = await http.GetStringAsync($"{first.Endpoint}/metrics", Ct);
-            Assert.Contains("trellis_broker_messages_dropped_total 100\n", metrics, StringComparison.Ordinal);
+            Assert.Equal(100, PrometheusText.Value(metrics, "trellis_broker_messages_dropped_total"));
             first.Kill9();
         }
 
@@ -123,8 +123,7 @@ public sealed class CrashRecoveryTests : IDisposable
     private static async Task<long> SweepsAsync(ServerProcess server)
     {
         using var http = new HttpClient();
-        var line = (await http.GetStringAsync(server.Endpoint + "/metrics", Ct)).Split('\n').Single(l => l.StartsWith("trellis_broker_sweeps_total ", StringComparison.Ordinal));
-        return long.Parse(line["trellis_broker_sweeps_total ".Length..], System.Globalization.CultureInfo.InvariantCulture);
+        return (long)(PrometheusText.Value(await http.GetStringAsync(server.Endpoint + "/metrics", Ct), "trellis_broker_sweeps_total") ?? -1);
     }
 
     public void Dispose()

@@ -114,7 +114,6 @@ public sealed class StoreCrashRecoveryTests : IDisposable
     private static async Task<long> MetricAsync(ServerProcess server, string name)
     {
         using var http = new HttpClient();
-        var line = (await http.GetStringAsync(server.Endpoint + "/metrics", Ct)).Split('\n').Single(l => l.StartsWith(name + " ", StringComparison.Ordinal));
-        return long.Parse(line[(name.Length + 1)..], CultureInfo.InvariantCulture);
+        return (long)(PrometheusText.Value(await http.GetStringAsync(server.Endpoint + "/metrics", Ct), name) ?? -1);
     }
 }
