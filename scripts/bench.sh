@@ -288,7 +288,7 @@ iot.create_security_profile(securityProfileName="bench", behaviors=[
     b("size", "aws:message-byte-size", "less-than-equals", 1 << 20)])
 iot.attach_security_profile(securityProfileName="bench", securityProfileTargetArn="arn:aws:iot:us-east-1:000000000000:all/unregistered-things")
 PY
-    local a=(--scenario fanin --qos 1 --rates 50000,100000,200000,250000,300000,350000,400000,450000,500000,600000,700000)
+    local a=(--scenario fanin --qos 1 --rates 100000,300000,350000,400000,425000,450000,475000,500000,550000,600000)
     if (( round % 2 )); then
       run "$round" trellis-defender-off,trellis-defender-on 22883,22884 "${pids_here[0]},${pids_here[1]}" "${a[@]}"
     else

@@ -32,6 +32,7 @@ public sealed partial class RegistryService
                 ("$a", JsonSerializer.Serialize(attributes ?? new Dictionary<string, string>(), RegistryJsonContext.Default.IReadOnlyDictionaryStringString)), ("$ts", NowMs),
                 ("$q", queryString), ("$qv", queryVersion ?? "2017-09-30"), ("$i", indexName));
             insert.ExecuteNonQuery();
+            _dynamicGroups = null;
             return ReadThingGroup(connection, name)!;
         }
     }
@@ -65,17 +66,31 @@ public sealed partial class RegistryService
             using var update = Command(connection, "UPDATE thing_groups SET query_string = COALESCE($q, query_string), query_version = COALESCE($qv, query_version) WHERE name = $n",
                 ("$q", queryString), ("$qv", queryVersion), ("$n", name));
             update.ExecuteNonQuery();
+            _dynamicGroups = null;
             return updated;
         }
     }
 
-    /// <summary>Every dynamic group, in name order.</summary>
+    /// <summary>
+    /// Every dynamic group, in name order. Read once and kept until a group is created, changed or
+    /// deleted: the fleet index asks at each refresh, up to ten times a second.
+    /// </summary>
     public List<ThingGroupRecord> DynamicThingGroups()
     {
+        if (Volatile.Read(ref _dynamicGroups) is { } known)
+        {
+            return [.. known];
+        }
+
         using var connection = _db.Open();
         using var command = Command(connection, "SELECT name FROM thing_groups WHERE query_string IS NOT NULL ORDER BY name");
-        return [.. ReadAll(command, r => r.GetString(0)).Select(n => ReadThingGroup(connection, n)).OfType<ThingGroupRecord>()];
+        List<ThingGroupRecord> groups = [.. ReadAll(command, r => r.GetString(0)).Select(n => ReadThingGroup(connection, n)).OfType<ThingGroupRecord>()];
+        Volatile.Write(ref _dynamicGroups, groups);
+        return [.. groups];
     }
+
+    /// <summary>The dynamic groups as last read; null once a group changed.</summary>
+    private List<ThingGroupRecord>? _dynamicGroups;
 
     /// <summary>The things in a group right now (no descendants).</summary>
     public HashSet<string> MembersOf(string group)

@@ -140,6 +140,7 @@ public sealed partial class RegistryService
             using var update = Command(connection, "UPDATE thing_groups SET description = $d, attributes = $a, version = version + 1 WHERE name = $n",
                 ("$d", description ?? group.Description), ("$a", JsonSerializer.Serialize<IReadOnlyDictionary<string, string>>(merged, RegistryJsonContext.Default.IReadOnlyDictionaryStringString)), ("$n", name));
             update.ExecuteNonQuery();
+            _dynamicGroups = null;
             return group.Version + 1;
         }
     }
@@ -176,6 +177,7 @@ public sealed partial class RegistryService
 
             using var delete = Command(connection, "DELETE FROM policy_targets WHERE target = $t; DELETE FROM thing_group_members WHERE group_name = $n; DELETE FROM thing_groups WHERE name = $n", ("$t", group.Arn), ("$n", name));
             delete.ExecuteNonQuery();
+            _dynamicGroups = null;
             _targetPolicies.Remove(group.Arn);
             Changed();
             foreach (var member in members)

@@ -310,27 +310,29 @@ public sealed partial class AlarmEngine : IAsyncDisposable
 
             lock (_lock)
             {
+                // Most messages change nothing (no alarm, or one still on within the second): no database then.
                 var key = (model.Model.Name, thing);
                 var open = _open.TryGetValue(key, out var found) ? found : ((string Id, long DetailsWrittenMs)?)null;
-                using var connection = _db.Open();
                 if (holds && open is null)
                 {
-                    var details = model.Sql.Project(context) as JsonNode;
+                    using var connection = _db.Open();
+                    var details = (model.Sql.Project(context) as JsonNode)?.ToJsonString();
                     var id = Guid.NewGuid().ToString("N");
-                    using (var insert = SqliteCommands.Command(connection, """
-                        INSERT INTO alarms(id, model, thing, severity, state, details, started_ms, updated_ms) VALUES ($id, $m, $t, $s, 'ACTIVE', $d, $at, $at)
-                        """, ("$id", id), ("$m", model.Model.Name), ("$t", thing), ("$s", model.Model.Severity), ("$d", details?.ToJsonString()), ("$at", message.AtMs)))
+                    steps.Add(Step(connection, id, Active, EngineActor, "condition met", transaction =>
                     {
+                        using var insert = SqliteCommands.Command(connection, """
+                            INSERT INTO alarms(id, model, thing, severity, state, details, started_ms, updated_ms) VALUES ($id, $m, $t, $s, 'ACTIVE', $d, $at, $at)
+                            """, ("$id", id), ("$m", model.Model.Name), ("$t", thing), ("$s", model.Model.Severity), ("$d", details), ("$at", message.AtMs));
+                        insert.Transaction = transaction;
                         insert.ExecuteNonQuery();
-                    }
-
-                    steps.Add(Step(connection, id, Active, EngineActor, "condition met", insertOnly: true));
+                    }));
                     _open[key] = (id, message.AtMs);
                     Log.Raised(_logger, model.Model.Name, thing, model.Model.Severity, id);
                 }
                 else if (holds && open is { } still && message.AtMs - still.DetailsWrittenMs >= 1000)
                 {
                     // The latest values of an alarm that is still on, written at most once a second.
+                    using var connection = _db.Open();
                     using var update = SqliteCommands.Command(connection, "UPDATE alarms SET details = $d WHERE id = $id",
                         ("$d", (model.Sql.Project(context) as JsonNode)?.ToJsonString()), ("$id", still.Id));
                     update.ExecuteNonQuery();
@@ -338,6 +340,7 @@ public sealed partial class AlarmEngine : IAsyncDisposable
                 }
                 else if (!holds && open is { } ended && model.Model.ClearOnNormal)
                 {
+                    using var connection = _db.Open();
                     steps.Add(Step(connection, ended.Id, Cleared, EngineActor, "condition no longer met"));
                     _open.Remove(key);
                 }
@@ -347,12 +350,19 @@ public sealed partial class AlarmEngine : IAsyncDisposable
         Notify(steps);
     }
 
-    /// <summary>Moves an alarm to <paramref name="state"/> and appends the step to its history; returns both.</summary>
-    private (Alarm, AlarmStep) Step(SqliteConnection connection, string id, string state, string actor, string? comment, bool insertOnly = false)
+    /// <summary>
+    /// Moves an alarm to <paramref name="state"/> and appends the step to its history in one
+    /// transaction (with <paramref name="create"/>, which inserts a new alarm, in place of the move); returns both.
+    /// </summary>
+    private (Alarm, AlarmStep) Step(SqliteConnection connection, string id, string state, string actor, string? comment, Action<SqliteTransaction>? create = null)
     {
         var now = _time.GetUtcNow().ToUnixTimeMilliseconds();
         using var transaction = connection.BeginTransaction();
-        if (!insertOnly)
+        if (create is not null)
+        {
+            create(transaction);
+        }
+        else
         {
             using var update = SqliteCommands.Command(connection, "UPDATE alarms SET state = $s, updated_ms = $at, cleared_ms = CASE WHEN $s = 'CLEARED' THEN $at ELSE cleared_ms END WHERE id = $id",
                 ("$s", state), ("$at", now), ("$id", id));
