@@ -211,6 +211,22 @@ public sealed class DefenderTests : IDisposable
 
         // Silent, it falls back within the fleet (two windows to clear).
         Assert.True(await Eventually.TrueAsync(async () => (await ActiveAsync(server)).Count == 0, Timeout, Ct), "the violation did not clear once the client stopped");
+
+        // Updates follow the version; a detached profile is no longer attached.
+        const string all = "arn:aws:iot:us-east-1:000000000000:all/unregistered-things";
+        var changed = await server.IotCallsAsync([
+            ("update_security_profile", new { securityProfileName = "fleet-norm", securityProfileDescription = "p99 now", expectedVersion = 1, behaviors = new[] { Behavior("rate", "aws:num-messages-sent", "less-than-equals", duration: 2, statistic: "p99") } }),
+            ("update_security_profile", new { securityProfileName = "fleet-norm", securityProfileDescription = "stale", expectedVersion = 1 }),
+            ("update_security_profile", new { securityProfileName = "fleet-norm", deleteBehaviors = true, behaviors = new[] { Behavior("rate", "aws:num-messages-sent", "less-than", new { count = 1 }, duration: 2) } }),
+            ("detach_security_profile", new { securityProfileName = "fleet-norm", securityProfileTargetArn = all }),
+            ("detach_security_profile", new { securityProfileName = "fleet-norm", securityProfileTargetArn = all }),
+            ("list_targets_for_security_profile", new { securityProfileName = "fleet-norm" }),
+        ], Ct);
+        Assert.Equal((2L, "p99 now", "p99"), (changed[0]!["body"]!["version"]!.GetValue<long>(), changed[0]!["body"]!["securityProfileDescription"]!.GetValue<string>(),
+            changed[0]!["body"]!["behaviors"]![0]!["criteria"]!["statisticalThreshold"]!["statistic"]!.GetValue<string>()));
+        Assert.Equal(["VersionConflictException", "InvalidRequestException"], changed[1..3].Select(r => r!["error"]!.GetValue<string>()));
+        Assert.Equal([200, 404], changed[3..5].Select(r => r!["status"]!.GetValue<int>()));
+        Assert.Empty(changed[5]!["body"]!["securityProfileTargets"]!.AsArray());
     }
 
     public void Dispose()
