@@ -54,8 +54,8 @@ public static class AlarmsApi
 
     private static async Task<IResult> PutModelAsync(string name, HttpRequest request, AlarmEngine alarms)
     {
-        var body = await RequestBody.ReadObjectAsync(request, request.HttpContext.RequestAborted);
-        if ((body.IsSuccess ? Unknown(body.Value!, "sql", "severity", "thing", "description", "clearOnNormal") : body.Error) is { } refused)
+        var body = await ReadAsync(request, "sql", "severity", "thing", "description", "clearOnNormal");
+        if (body.Error is { } refused)
         {
             return AwsResults.Error(refused);
         }
@@ -76,8 +76,8 @@ public static class AlarmsApi
 
     private static async Task<IResult> PutTargetAsync(string name, HttpRequest request, Notifier notifier)
     {
-        var body = await RequestBody.ReadObjectAsync(request, request.HttpContext.RequestAborted);
-        if ((body.IsSuccess ? Unknown(body.Value!, "type", "topic", "url", "to", "events", "minSeverity") : body.Error) is { } refused)
+        var body = await ReadAsync(request, "type", "topic", "url", "to", "events", "minSeverity");
+        if (body.Error is { } refused)
         {
             return AwsResults.Error(refused);
         }
@@ -99,13 +99,8 @@ public static class AlarmsApi
 
     private static async Task<IResult> StepAsync(HttpContext context, Func<string?, Result<Alarm>> step)
     {
-        var body = await RequestBody.ReadObjectAsync(context.Request, context.RequestAborted);
-        if ((body.IsSuccess ? Unknown(body.Value!, "comment") : body.Error) is { } refused)
-        {
-            return AwsResults.Error(refused);
-        }
-
-        var comment = RequestBody.OptionalString(body.Value!, "comment");
+        var body = await ReadAsync(context.Request, "comment");
+        var comment = body.IsSuccess ? RequestBody.OptionalString(body.Value!, "comment") : (Result<string?>)body.Error!;
         return comment.IsSuccess ? Answer(step(comment.Value), Describe) : AwsResults.Error(comment.Error!);
     }
 
@@ -117,10 +112,17 @@ public static class AlarmsApi
         return string.IsNullOrEmpty(name) ? key : $"{name} ({key})";
     }
 
-    private static TrellisError? Unknown(JsonObject body, params string[] known) =>
-        body.Select(p => p.Key).FirstOrDefault(k => !known.Contains(k, StringComparer.Ordinal)) is { } unknown
-            ? new TrellisError.InvalidRequest($"Unknown member '{unknown}'; known members are {string.Join(", ", known)}.")
-            : null;
+    /// <summary>The body as a JSON object with only the <paramref name="known"/> members, or why not.</summary>
+    private static async Task<Result<JsonObject>> ReadAsync(HttpRequest request, params string[] known)
+    {
+        var body = await RequestBody.ReadObjectAsync(request, request.HttpContext.RequestAborted);
+        if (body.IsSuccess && body.Value!.Select(p => p.Key).FirstOrDefault(k => !known.Contains(k, StringComparer.Ordinal)) is { } unknown)
+        {
+            return new TrellisError.InvalidRequest($"Unknown member '{unknown}'; known members are {string.Join(", ", known)}.");
+        }
+
+        return body;
+    }
 
     private static Result<List<string>?> Strings(JsonObject body, string name)
     {
