@@ -294,18 +294,25 @@ public sealed partial class Defender : IAsyncDisposable
         lock (_stateLock)
         {
             Reload();
-            var activities = Activity.Snapshot();
+
+            // Only what some behavior reads is read: with no profile attached (the default) a tick
+            // walks no client at all, however many are connected.
+            var kinds = _profiles.SelectMany(p => p.Behaviors).ToList();
+            var wantSizes = kinds.Any(b => b.Kind == MetricKind.MessageSize);
+            var wantAddresses = kinds.Any(b => b.Kind == MetricKind.SourceAddress);
+            var windowEnds = kinds.Any(b => b.Kind == MetricKind.WindowCount && now >= b.WindowEndMs);
+            List<DeviceActivity> activities = wantSizes || wantAddresses || windowEnds ? Activity.Snapshot() : [];
             var sizes = new Dictionary<string, (int Largest, int Smallest)>(StringComparer.Ordinal);
             var addresses = new List<(string Thing, string Address)>();
             foreach (var activity in activities)
             {
-                if (activity.TakeMessageSizes() is { } size)
+                if (wantSizes && activity.TakeMessageSizes() is { } size)
                 {
                     sizes[activity.ClientId] = size;
                 }
 
-                var version = activity.AddressVersion;
-                if (_addressVersions.GetValueOrDefault(activity.ClientId) != version && activity.SourceAddress is { } address)
+                var version = wantAddresses ? activity.AddressVersion : 0; // read before the address: a newer connect is seen next tick
+                if (wantAddresses && _addressVersions.GetValueOrDefault(activity.ClientId) != version && activity.SourceAddress is { } address)
                 {
                     _addressVersions[activity.ClientId] = version;
                     addresses.Add((activity.ClientId, address));
@@ -638,6 +645,14 @@ public sealed partial class Defender : IAsyncDisposable
                     foreach (var activity in activities)
                     {
                         compiled.Baselines[activity.ClientId] = compiled.Read(activity);
+                        if (compiled.Kind == MetricKind.MessageSize)
+                        {
+                            activity.TakeMessageSizes(); // sizes from before the behavior existed are not its datapoints
+                        }
+                        else if (compiled.Kind == MetricKind.SourceAddress)
+                        {
+                            _addressVersions[activity.ClientId] = activity.AddressVersion; // nor are connections made before it
+                        }
                     }
 
                     return compiled;
