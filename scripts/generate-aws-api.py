@@ -303,7 +303,7 @@ class Gen:
         cls = pascal(name)
         required = set(s.get("required", []))
         members = s.get("members", {})
-        out = [f"/// <summary>The <c>{name}</c> shape.</summary>", f"public sealed record {cls}", "{"]
+        out = [f"/// <summary>The <c>{name}</c> shape.</summary>", f"public sealed partial record {cls}", "{"]
         for mname, m in members.items():
             # A required member of reference type is non-nullable for the handler: Bind refuses a request without it.
             reference = self.shapes[m["shape"]]["type"] in ("string", "blob", "list", "map", "structure")

@@ -54,54 +54,24 @@ public static class AlarmsApi
 
     private static async Task<IResult> PutModelAsync(string name, HttpRequest request, AlarmEngine alarms)
     {
-        var body = await ReadAsync(request, "sql", "severity", "thing", "description", "clearOnNormal");
-        if (body.Error is { } refused)
-        {
-            return AwsResults.Error(refused);
-        }
-
-        var b = body.Value!;
-        var sql = RequestBody.RequiredString(b, "sql");
-        var severity = RequestBody.OptionalString(b, "severity");
-        var thing = RequestBody.OptionalString(b, "thing");
-        var description = RequestBody.OptionalString(b, "description");
-        var clear = b["clearOnNormal"] is null ? true : b["clearOnNormal"] is JsonValue v && v.TryGetValue<bool>(out var flag) ? flag : (bool?)null;
-        if (!sql.IsSuccess || !severity.IsSuccess || !thing.IsSuccess || !description.IsSuccess || clear is null)
-        {
-            return AwsResults.Error(sql.Error ?? severity.Error ?? thing.Error ?? description.Error ?? new TrellisError.InvalidRequest("'clearOnNormal' must be true or false."));
-        }
-
-        return Answer(alarms.PutModel(new AlarmModel(name, sql.Value!, severity.Value ?? "MAJOR", thing.Value, description.Value, clear.Value, 0, 0, 0)), Describe);
+        var body = await RequestBody.ReadAsync<AlarmModelBody>(request);
+        return body.Value is { } m
+            ? Answer(alarms.PutModel(new AlarmModel(name, m.Sql, m.Severity ?? "MAJOR", m.Thing, m.Description, m.ClearOnNormal ?? true, 0, 0, 0)), Describe)
+            : AwsResults.Error(body.Error!);
     }
 
     private static async Task<IResult> PutTargetAsync(string name, HttpRequest request, Notifier notifier)
     {
-        var body = await ReadAsync(request, "type", "topic", "url", "to", "events", "minSeverity");
-        if (body.Error is { } refused)
-        {
-            return AwsResults.Error(refused);
-        }
-
-        var b = body.Value!;
-        var type = RequestBody.RequiredString(b, "type");
-        var topic = RequestBody.OptionalString(b, "topic");
-        var url = RequestBody.OptionalString(b, "url");
-        var min = RequestBody.OptionalString(b, "minSeverity");
-        var to = Strings(b, "to");
-        var events = Strings(b, "events");
-        if (!type.IsSuccess || !topic.IsSuccess || !url.IsSuccess || !min.IsSuccess || !to.IsSuccess || !events.IsSuccess)
-        {
-            return AwsResults.Error(type.Error ?? topic.Error ?? url.Error ?? min.Error ?? to.Error ?? events.Error!);
-        }
-
-        return Answer(notifier.Put(new NotificationTarget(name, type.Value!, topic.Value, url.Value, to.Value, events.Value ?? [], min.Value, 0, 0)), Notifier.ToJson);
+        var body = await RequestBody.ReadAsync<NotificationTargetBody>(request);
+        return body.Value is { } t
+            ? Answer(notifier.Put(new NotificationTarget(name, t.Type, t.Topic, t.Url, t.To, t.Events ?? [], t.MinSeverity, 0, 0)), Notifier.ToJson)
+            : AwsResults.Error(body.Error!);
     }
 
     private static async Task<IResult> StepAsync(HttpContext context, Func<string?, Result<Alarm>> step)
     {
-        var body = await ReadAsync(context.Request, "comment");
-        var comment = body.IsSuccess ? RequestBody.OptionalString(body.Value!, "comment") : (Result<string?>)body.Error!;
-        return comment.IsSuccess ? Answer(step(comment.Value), Describe) : AwsResults.Error(comment.Error!);
+        var body = await RequestBody.ReadAsync<CommentBody>(context.Request);
+        return body.Value is { } c ? Answer(step(c.Comment), Describe) : AwsResults.Error(body.Error!);
     }
 
     /// <summary>Who acts: the API user (its name when it has one) behind the signing key.</summary>
@@ -110,33 +80,6 @@ public static class AlarmsApi
         var key = context.Items["trellis.accessKeyId"] as string ?? "unknown";
         var name = (context.RequestServices.GetService(typeof(Trellis.Registry.ApiUsers)) as Trellis.Registry.ApiUsers)?.List().FirstOrDefault(u => u.AccessKeyId == key)?.Name;
         return string.IsNullOrEmpty(name) ? key : $"{name} ({key})";
-    }
-
-    /// <summary>The body as a JSON object with only the <paramref name="known"/> members, or why not.</summary>
-    private static async Task<Result<JsonObject>> ReadAsync(HttpRequest request, params string[] known)
-    {
-        var body = await RequestBody.ReadObjectAsync(request, request.HttpContext.RequestAborted);
-        if (body.IsSuccess && body.Value!.Select(p => p.Key).FirstOrDefault(k => !known.Contains(k, StringComparer.Ordinal)) is { } unknown)
-        {
-            return new TrellisError.InvalidRequest($"Unknown member '{unknown}'; known members are {string.Join(", ", known)}.");
-        }
-
-        return body;
-    }
-
-    private static Result<List<string>?> Strings(JsonObject body, string name)
-    {
-        if (body[name] is null)
-        {
-            return (List<string>?)null;
-        }
-
-        if (body[name] is JsonArray array && array.All(e => e is JsonValue v && v.TryGetValue<string>(out _)))
-        {
-            return array.Select(e => e!.GetValue<string>()).ToList();
-        }
-
-        return new TrellisError.InvalidRequest($"'{name}' must be a list of strings.");
     }
 
     private static IResult Answer<T>(Result<T> result, Func<T, JsonObject> describe) =>

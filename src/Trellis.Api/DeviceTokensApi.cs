@@ -25,20 +25,13 @@ public static class DeviceTokensApi
 
     private static async Task<IResult> CreateAsync(string thingName, HttpRequest request, RegistryService registry, TimeProvider time)
     {
-        var body = await RequestBody.ReadObjectAsync(request, request.HttpContext.RequestAborted);
-        if (!body.IsSuccess)
+        var body = await RequestBody.ReadAsync<DeviceTokenBody>(request);
+        if (body.Value is not { } input)
         {
             return AwsResults.Error(body.Error!);
         }
 
-        var expires = RequestBody.OptionalLong(body.Value!, "expiresInSeconds");
-        var description = RequestBody.OptionalString(body.Value!, "description");
-        if (!expires.IsSuccess || !description.IsSuccess)
-        {
-            return AwsResults.Error(expires.Error ?? description.Error!);
-        }
-
-        var result = registry.CreateDeviceToken(thingName, expires.Value, description.Value);
+        var result = registry.CreateDeviceToken(thingName, input.ExpiresInSeconds, input.Description);
         if (!result.IsSuccess)
         {
             return AwsResults.Error(result.Error!);

@@ -75,17 +75,7 @@ public static class TelemetryApi
             ["thing"] = thing,
             ["measure"] = measure,
             ["bucketSeconds"] = seconds,
-            ["buckets"] = new JsonArray([.. buckets.Select(b => (JsonNode)new JsonObject
-            {
-                ["t"] = b.StartMs,
-                ["avg"] = b.Avg,
-                ["min"] = b.Min,
-                ["max"] = b.Max,
-                ["sum"] = b.Sum,
-                ["count"] = b.Count,
-                ["first"] = b.First,
-                ["last"] = b.Last,
-            })]),
+            ["buckets"] = System.Text.Json.JsonSerializer.SerializeToNode(buckets, ApiJson.Default.IReadOnlyListTelemetryBucket),
         });
     }
 
@@ -119,17 +109,10 @@ public static class TelemetryApi
     /// <summary>Body <c>{"sql": "SELECT …", "maxRows": N}</c>: a read-only query over the view <c>points</c>.</summary>
     private static async Task<IResult> SqlAsync(HttpRequest request, TelemetryStore store)
     {
-        var body = await RequestBody.ReadObjectAsync(request, request.HttpContext.RequestAborted);
-        if (!body.IsSuccess)
+        var body = await RequestBody.ReadAsync<TelemetrySqlBody>(request);
+        if (body.Value is not { } input)
         {
             return AwsResults.Error(body.Error!);
-        }
-
-        var sql = RequestBody.RequiredString(body.Value!, "sql");
-        var max = RequestBody.OptionalLong(body.Value!, "maxRows");
-        if (!sql.IsSuccess || !max.IsSuccess)
-        {
-            return AwsResults.Error(sql.Error ?? max.Error!);
         }
 
         await store.FlushAsync(TimeSpan.FromSeconds(2));
@@ -137,7 +120,7 @@ public static class TelemetryApi
         // The query runs on a pool thread; the answer waits for it (its slot is held until the engine has stopped).
         try
         {
-            var (columns, rows, truncated) = await Task.Run(() => store.Query(sql.Value!, (int)Math.Clamp(max.Value ?? 10_000, 1, int.MaxValue)), request.HttpContext.RequestAborted);
+            var (columns, rows, truncated) = await Task.Run(() => store.Query(input.Sql, (int)Math.Clamp(input.MaxRows ?? 10_000, 1, int.MaxValue)), request.HttpContext.RequestAborted);
             return AwsResults.Json(new JsonObject
             {
                 ["columns"] = new JsonArray([.. columns.Select(c => (JsonNode)c)]),

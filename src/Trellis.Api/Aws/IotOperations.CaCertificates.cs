@@ -1,5 +1,3 @@
-using System.Globalization;
-using System.Security.Cryptography.X509Certificates;
 using Trellis.Registry;
 
 namespace Trellis.Api.Aws.Iot;
@@ -20,23 +18,11 @@ public sealed partial class IotOperations
     public Task<DescribeCACertificateResponse> DescribeCACertificateAsync(DescribeCACertificateRequest request, CancellationToken cancellationToken)
     {
         var c = Ok(registry.DescribeCaCertificate(request.CertificateId));
-        using var x509 = X509Certificate2.CreateFromPem(c.Pem);
         return DoneAsync(new DescribeCACertificateResponse
         {
-            CertificateDescription = new CACertificateDescription
+            CertificateDescription = CertificateView<CACertificateDescription>(c.Arn, c.Id, c.Status, c.Pem, (c.CreatedMs, c.UpdatedMs), c.Mode) with
             {
-                CertificateArn = c.Arn,
-                CertificateId = c.Id,
-                Status = c.Status,
-                CertificatePem = c.Pem,
-                OwnedBy = registry.Options.AccountId,
-                CreationDate = DateTimeOffset.FromUnixTimeMilliseconds(c.CreatedMs),
                 AutoRegistrationStatus = c.AutoRegistrationStatus,
-                LastModifiedDate = DateTimeOffset.FromUnixTimeMilliseconds(c.UpdatedMs),
-                CustomerVersion = 1,
-                GenerationId = c.UpdatedMs.ToString(CultureInfo.InvariantCulture),
-                Validity = Validity(x509),
-                CertificateMode = c.Mode,
             },
             RegistrationConfig = c.RegistrationConfig is { } config
                 ? new RegistrationConfig { TemplateBody = config.TemplateBody, RoleArn = config.RoleArn, TemplateName = config.TemplateName }

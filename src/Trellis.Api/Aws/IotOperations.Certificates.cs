@@ -52,23 +52,27 @@ public sealed partial class IotOperations
     public Task<AwsEmpty> DeleteCertificateAsync(DeleteCertificateRequest request, CancellationToken cancellationToken) =>
         EmptyAsync(registry.DeleteCertificate(request.CertificateId, request.ForceDelete ?? false));
 
-    private CertificateDescription Description(CertificateRecord c)
+    private CertificateDescription Description(CertificateRecord c) =>
+        CertificateView<CertificateDescription>(c.Arn, c.Id, c.Status, c.Pem, (c.CreatedMs, c.UpdatedMs), "DEFAULT") with { CaCertificateId = c.CaCertificateId };
+
+    /// <summary>The members a device certificate's and a CA certificate's descriptions share.</summary>
+    private T CertificateView<T>(string arn, string id, string status, string pem, (long Created, long Updated) times, string mode)
+        where T : ICertificateView, new()
     {
-        using var x509 = X509Certificate2.CreateFromPem(c.Pem);
-        return new CertificateDescription
+        using var x509 = X509Certificate2.CreateFromPem(pem);
+        return new T
         {
-            CertificateArn = c.Arn,
-            CertificateId = c.Id,
-            CaCertificateId = c.CaCertificateId,
-            Status = c.Status,
-            CertificatePem = c.Pem,
+            CertificateArn = arn,
+            CertificateId = id,
+            Status = status,
+            CertificatePem = pem,
             OwnedBy = registry.Options.AccountId,
-            CreationDate = DateTimeOffset.FromUnixTimeMilliseconds(c.CreatedMs),
-            LastModifiedDate = DateTimeOffset.FromUnixTimeMilliseconds(c.UpdatedMs),
+            CreationDate = DateTimeOffset.FromUnixTimeMilliseconds(times.Created),
+            LastModifiedDate = DateTimeOffset.FromUnixTimeMilliseconds(times.Updated),
             CustomerVersion = 1,
-            GenerationId = c.UpdatedMs.ToString(CultureInfo.InvariantCulture),
+            GenerationId = times.Updated.ToString(CultureInfo.InvariantCulture),
             Validity = Validity(x509),
-            CertificateMode = "DEFAULT",
+            CertificateMode = mode,
         };
     }
 

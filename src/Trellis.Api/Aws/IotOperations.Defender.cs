@@ -17,18 +17,7 @@ public sealed partial class IotOperations
     public Task<DescribeSecurityProfileResponse> DescribeSecurityProfileAsync(DescribeSecurityProfileRequest request, CancellationToken cancellationToken)
     {
         var p = Ok(defender.DescribeProfile(request.SecurityProfileName));
-        return DoneAsync(new DescribeSecurityProfileResponse
-        {
-            SecurityProfileName = p.Name,
-            SecurityProfileArn = defender.ProfileArn(p.Name),
-            SecurityProfileDescription = p.Description,
-            Behaviors = [.. p.Behaviors.Select(ToAws)],
-            AlertTargets = AlertTargets(p.AlertTargets),
-            AdditionalMetricsToRetainV2 = p.AdditionalMetricsToRetain?.Select(m => new MetricToRetain { Metric = m }).ToList(),
-            Version = p.Version,
-            CreationDate = DateTimeOffset.FromUnixTimeMilliseconds(p.CreatedMs),
-            LastModifiedDate = DateTimeOffset.FromUnixTimeMilliseconds(p.UpdatedMs),
-        });
+        return DoneAsync(ProfileView<DescribeSecurityProfileResponse>(p));
     }
 
     public Task<UpdateSecurityProfileResponse> UpdateSecurityProfileAsync(UpdateSecurityProfileRequest request, CancellationToken cancellationToken)
@@ -40,7 +29,12 @@ public sealed partial class IotOperations
             AlertTargets(request.AlertTargets),
             Retained(request.AdditionalMetricsToRetain, request.AdditionalMetricsToRetainV2),
             request.DeleteBehaviors == true, request.DeleteAlertTargets == true, request.DeleteAdditionalMetricsToRetain == true), request.ExpectedVersion));
-        return DoneAsync(new UpdateSecurityProfileResponse
+        return DoneAsync(ProfileView<UpdateSecurityProfileResponse>(p));
+    }
+
+    /// <summary>A profile as Describe and Update both answer it.</summary>
+    private T ProfileView<T>(D.SecurityProfileDefinition p)
+        where T : ISecurityProfileView, new() => new()
         {
             SecurityProfileName = p.Name,
             SecurityProfileArn = defender.ProfileArn(p.Name),
@@ -51,8 +45,7 @@ public sealed partial class IotOperations
             Version = p.Version,
             CreationDate = DateTimeOffset.FromUnixTimeMilliseconds(p.CreatedMs),
             LastModifiedDate = DateTimeOffset.FromUnixTimeMilliseconds(p.UpdatedMs),
-        });
-    }
+        };
 
     public Task<DeleteSecurityProfileResponse> DeleteSecurityProfileAsync(DeleteSecurityProfileRequest request, CancellationToken cancellationToken) =>
         EmptyAsync<DeleteSecurityProfileResponse>(defender.DeleteProfile(request.SecurityProfileName, request.ExpectedVersion));

@@ -34,12 +34,8 @@ public sealed partial class IotOperations
         var settings = job.Settings;
         return DoneAsync(new DescribeJobResponse
         {
-            Job = new Job
+            Job = JobView<Job>(job) with
             {
-                JobArn = job.Arn,
-                JobId = job.JobId,
-                TargetSelection = job.TargetSelection,
-                Status = job.Status,
                 ForceCanceled = job.ForceCanceled,
                 ReasonCode = job.ReasonCode,
                 Comment = job.Comment,
@@ -59,10 +55,6 @@ public sealed partial class IotOperations
                 } : null,
                 DocumentParameters = settings.DocumentParameters?.ToDictionary(p => p.Key, p => (string?)p.Value, StringComparer.Ordinal),
                 JobTemplateArn = settings.TemplateArn,
-                CreatedAt = Time(job.CreatedMs),
-                LastUpdatedAt = Time(job.UpdatedMs),
-                CompletedAt = job.CompletedMs is { } completed ? Time(completed) : null,
-                IsConcurrent = false,
                 JobProcessDetails = new JobProcessDetails
                 {
                     ProcessingTargets = job.IsActive ? job.Targets : [],
@@ -84,20 +76,24 @@ public sealed partial class IotOperations
         var (page, next) = Ok(jobs.ListJobs(request.Status, request.TargetSelection, request.ThingGroupName, request.NextToken, request.MaxResults));
         return DoneAsync(new ListJobsResponse
         {
-            Jobs = [.. page.Select(j => new JobSummary
-            {
-                JobArn = j.Arn,
-                JobId = j.JobId,
-                TargetSelection = j.TargetSelection,
-                Status = j.Status,
-                CreatedAt = Time(j.CreatedMs),
-                LastUpdatedAt = Time(j.UpdatedMs),
-                CompletedAt = j.CompletedMs is { } completed ? Time(completed) : null,
-                IsConcurrent = false,
-            })],
+            Jobs = [.. page.Select(JobView<JobSummary>)],
             NextToken = next,
         });
     }
+
+    /// <summary>A job's members that Describe and List both answer.</summary>
+    private static T JobView<T>(JobRecord job)
+        where T : IJobView, new() => new()
+        {
+            JobArn = job.Arn,
+            JobId = job.JobId,
+            TargetSelection = job.TargetSelection,
+            Status = job.Status,
+            CreatedAt = Time(job.CreatedMs),
+            LastUpdatedAt = Time(job.UpdatedMs),
+            CompletedAt = job.CompletedMs is { } completed ? Time(completed) : null,
+            IsConcurrent = false,
+        };
 
     public Task<AwsEmpty> UpdateJobAsync(UpdateJobRequest request, CancellationToken cancellationToken) =>
         EmptyAsync(jobs.UpdateJob(request.JobId, request.Description,

@@ -16,19 +16,12 @@ public sealed partial class IotOperations
     public Task<DescribeProvisioningTemplateResponse> DescribeProvisioningTemplateAsync(DescribeProvisioningTemplateRequest request, CancellationToken cancellationToken)
     {
         var t = Ok(registry.DescribeProvisioningTemplate(request.TemplateName));
-        return DoneAsync(new DescribeProvisioningTemplateResponse
+        return DoneAsync(TemplateView<DescribeProvisioningTemplateResponse>(t) with
         {
-            TemplateArn = t.Arn,
-            TemplateName = t.Name,
-            Description = t.Description,
-            CreationDate = DateTimeOffset.FromUnixTimeMilliseconds(t.CreatedMs),
-            LastModifiedDate = DateTimeOffset.FromUnixTimeMilliseconds(t.UpdatedMs),
             DefaultVersionId = t.DefaultVersion,
             TemplateBody = t.Body,
-            Enabled = t.Enabled,
             ProvisioningRoleArn = t.RoleArn,
             PreProvisioningHook = t.Hook is { } hook ? new ProvisioningHook { TargetArn = hook.TargetArn, PayloadVersion = hook.PayloadVersion ?? "2020-04-01" } : null,
-            Type = t.Type,
         });
     }
 
@@ -37,19 +30,23 @@ public sealed partial class IotOperations
         var page = registry.ListProvisioningTemplates(request.NextToken, request.MaxResults);
         return DoneAsync(new ListProvisioningTemplatesResponse
         {
-            Templates = [.. page.Items.Select(t => new ProvisioningTemplateSummary
-            {
-                TemplateArn = t.Arn,
-                TemplateName = t.Name,
-                Description = t.Description,
-                CreationDate = DateTimeOffset.FromUnixTimeMilliseconds(t.CreatedMs),
-                LastModifiedDate = DateTimeOffset.FromUnixTimeMilliseconds(t.UpdatedMs),
-                Enabled = t.Enabled,
-                Type = t.Type,
-            })],
+            Templates = [.. page.Items.Select(TemplateView<ProvisioningTemplateSummary>)],
             NextToken = page.NextToken,
         });
     }
+
+    /// <summary>A template's members that Describe and List both answer.</summary>
+    private static T TemplateView<T>(ProvisioningTemplateRecord t)
+        where T : IProvisioningTemplateView, new() => new()
+        {
+            TemplateArn = t.Arn,
+            TemplateName = t.Name,
+            Description = t.Description,
+            CreationDate = DateTimeOffset.FromUnixTimeMilliseconds(t.CreatedMs),
+            LastModifiedDate = DateTimeOffset.FromUnixTimeMilliseconds(t.UpdatedMs),
+            Enabled = t.Enabled,
+            Type = t.Type,
+        };
 
     public Task<UpdateProvisioningTemplateResponse> UpdateProvisioningTemplateAsync(UpdateProvisioningTemplateRequest request, CancellationToken cancellationToken)
     {

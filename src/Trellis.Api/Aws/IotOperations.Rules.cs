@@ -104,7 +104,6 @@ public sealed partial class IotOperations
     public Task<ConfirmTopicRuleDestinationResponse> ConfirmTopicRuleDestinationAsync(ConfirmTopicRuleDestinationRequest request, CancellationToken cancellationToken) =>
         EmptyAsync<ConfirmTopicRuleDestinationResponse>(destinations.Confirm(request.ConfirmationToken));
 
-    private static DateTimeOffset Time(long unixMs) => DateTimeOffset.FromUnixTimeMilliseconds(unixMs);
 
     private static TopicRuleInput Input(TopicRulePayload payload) =>
         new(payload.Sql, payload.Actions, payload.Description, payload.RuleDisabled ?? false, payload.AwsIotSqlVersion, payload.ErrorAction);

@@ -8,13 +8,13 @@ public sealed partial class IotOperations
     public Task<CreateStreamResponse> CreateStreamAsync(CreateStreamRequest request, CancellationToken cancellationToken)
     {
         var stream = Ok(streams.Create(request.StreamId, request.Description, Files(request.Files), request.RoleArn));
-        return DoneAsync(new CreateStreamResponse { StreamId = stream.StreamId, StreamArn = stream.Arn, Description = stream.Description, StreamVersion = stream.Version });
+        return DoneAsync(StreamView<CreateStreamResponse>(stream));
     }
 
     public Task<UpdateStreamResponse> UpdateStreamAsync(UpdateStreamRequest request, CancellationToken cancellationToken)
     {
         var stream = Ok(streams.Update(request.StreamId, request.Description, request.Files is null ? null : Files(request.Files), request.RoleArn));
-        return DoneAsync(new UpdateStreamResponse { StreamId = stream.StreamId, StreamArn = stream.Arn, Description = stream.Description, StreamVersion = stream.Version });
+        return DoneAsync(StreamView<UpdateStreamResponse>(stream));
     }
 
     public Task<DescribeStreamResponse> DescribeStreamAsync(DescribeStreamRequest request, CancellationToken cancellationToken)
@@ -22,12 +22,8 @@ public sealed partial class IotOperations
         var stream = Ok(streams.Describe(request.StreamId));
         return DoneAsync(new DescribeStreamResponse
         {
-            StreamInfo = new StreamInfo
+            StreamInfo = StreamView<StreamInfo>(stream) with
             {
-                StreamId = stream.StreamId,
-                StreamArn = stream.Arn,
-                StreamVersion = stream.Version,
-                Description = stream.Description,
                 Files = [.. stream.Files.Select(f => new StreamFile { FileId = f.FileId, S3Location = new S3Location { Bucket = f.Bucket, Key = f.Key, Version = f.S3Version } })],
                 CreatedAt = Time(stream.CreatedMs),
                 LastUpdatedAt = Time(stream.UpdatedMs),
@@ -41,7 +37,7 @@ public sealed partial class IotOperations
         var (page, next) = streams.List(request.NextToken, request.MaxResults, request.AscendingOrder ?? true);
         return DoneAsync(new ListStreamsResponse
         {
-            Streams = [.. page.Select(s => new StreamSummary { StreamId = s.StreamId, StreamArn = s.Arn, StreamVersion = s.Version, Description = s.Description })],
+            Streams = [.. page.Select(StreamView<StreamSummary>)],
             NextToken = next,
         });
     }
@@ -51,4 +47,14 @@ public sealed partial class IotOperations
 
     private static List<StreamFileRecord> Files(IReadOnlyList<StreamFile> files) =>
         [.. files.Select(f => new StreamFileRecord(f.FileId ?? 0, f.S3Location?.Bucket ?? string.Empty, f.S3Location?.Key ?? string.Empty, f.S3Location?.Version))];
+
+    /// <summary>A stream's members that Create, Update, Describe and List all answer.</summary>
+    private static T StreamView<T>(StreamRecord stream)
+        where T : IStreamView, new() => new()
+        {
+            StreamId = stream.StreamId,
+            StreamArn = stream.Arn,
+            StreamVersion = stream.Version,
+            Description = stream.Description,
+        };
 }

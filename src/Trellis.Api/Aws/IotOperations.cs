@@ -34,6 +34,9 @@ public sealed partial class IotOperations(
 
     private static Task<T> DoneAsync<T>(T value) => Task.FromResult(value);
 
+    /// <summary>A domain time (Unix milliseconds) as the shapes' timestamp.</summary>
+    private static DateTimeOffset Time(long unixMs) => DateTimeOffset.FromUnixTimeMilliseconds(unixMs);
+
     /// <summary>An operation with no output: done, or the domain's refusal.</summary>
     private static Task<AwsEmpty> EmptyAsync(TrellisError? error) => EmptyAsync<AwsEmpty>(error);
 

@@ -80,6 +80,25 @@ public sealed class DeviceTokenTests(TrellisHost host)
         var badExpiry = await SignedAsync("POST", $"/api/things/{thing}/tokens", """{"expiresInSeconds":-5}""");
         Assert.Equal(400, badExpiry["status"]!.GetValue<int>());
         Assert.Equal(404, (await SignedAsync("DELETE", "/api/tokens/0000000000000000"))["status"]!.GetValue<int>());
+
+        // The body is bound to a record: each kind of bad member is named, and nothing is created.
+        var bodies = new (string Body, string Says)[]
+        {
+            ("""{"expiresInSeconds":"60"}""", "'expiresInSeconds' must be an integer"),
+            ("""{"description":7}""", "'description' must be a string"),
+            ("""{"expires":60}""", "Unknown member 'expires'; known members are expiresInSeconds, description"),
+            ("""[1,2]""", "not a JSON object"),
+            ("""{"description":""", "not valid JSON"),
+        };
+        foreach (var (body, says) in bodies)
+        {
+            var refused = await SignedAsync("POST", $"/api/things/{thing}/tokens", body);
+            Assert.Equal(400, refused["status"]!.GetValue<int>());
+            Assert.Equal("InvalidRequestException", refused["headers"]!["x-amzn-ErrorType"]!.GetValue<string>().Split(':')[0]);
+            Assert.Contains(says, refused["body"]!["message"]!.GetValue<string>(), StringComparison.Ordinal);
+        }
+
+        Assert.Single((await SignedAsync("GET", $"/api/things/{thing}/tokens"))["body"]!["tokens"]!.AsArray());
     }
 
     [Fact]

@@ -13,7 +13,7 @@ using System.Text.RegularExpressions;
 namespace Trellis.Api.Aws.Iot;
 
 /// <summary>The <c>AddThingToThingGroupRequest</c> shape.</summary>
-public sealed record AddThingToThingGroupRequest
+public sealed partial record AddThingToThingGroupRequest
 {
     /// <summary>thingGroupName (body <c>thingGroupName</c>).</summary>
     public string? ThingGroupName { get; init; }
@@ -70,7 +70,7 @@ public sealed record AddThingToThingGroupRequest
 }
 
 /// <summary>The <c>AddThingToThingGroupResponse</c> shape.</summary>
-public sealed record AddThingToThingGroupResponse
+public sealed partial record AddThingToThingGroupResponse
 {
     /// <summary>Writes the body members as JSON; members that are null are left out, as AWS does.</summary>
     internal void WriteJson(Utf8JsonWriter w)
@@ -86,7 +86,7 @@ public sealed record AddThingToThingGroupResponse
 }
 
 /// <summary>The <c>AttachPolicyRequest</c> shape.</summary>
-public sealed record AttachPolicyRequest
+public sealed partial record AttachPolicyRequest
 {
     /// <summary>policyName (uri <c>policyName</c>, required).</summary>
     public string PolicyName { get; init; } = null!;
@@ -125,7 +125,7 @@ public sealed record AttachPolicyRequest
 }
 
 /// <summary>The <c>AttachPrincipalPolicyRequest</c> shape.</summary>
-public sealed record AttachPrincipalPolicyRequest
+public sealed partial record AttachPrincipalPolicyRequest
 {
     /// <summary>policyName (uri <c>policyName</c>, required).</summary>
     public string PolicyName { get; init; } = null!;
@@ -159,7 +159,7 @@ public sealed record AttachPrincipalPolicyRequest
 }
 
 /// <summary>The <c>AttachSecurityProfileRequest</c> shape.</summary>
-public sealed record AttachSecurityProfileRequest
+public sealed partial record AttachSecurityProfileRequest
 {
     /// <summary>securityProfileName (uri <c>securityProfileName</c>, required).</summary>
     public string SecurityProfileName { get; init; } = null!;
@@ -193,7 +193,7 @@ public sealed record AttachSecurityProfileRequest
 }
 
 /// <summary>The <c>AttachSecurityProfileResponse</c> shape.</summary>
-public sealed record AttachSecurityProfileResponse
+public sealed partial record AttachSecurityProfileResponse
 {
     /// <summary>Writes the body members as JSON; members that are null are left out, as AWS does.</summary>
     internal void WriteJson(Utf8JsonWriter w)
@@ -209,7 +209,7 @@ public sealed record AttachSecurityProfileResponse
 }
 
 /// <summary>The <c>AttachThingPrincipalRequest</c> shape.</summary>
-public sealed record AttachThingPrincipalRequest
+public sealed partial record AttachThingPrincipalRequest
 {
     /// <summary>thingName (uri <c>thingName</c>, required).</summary>
     public string ThingName { get; init; } = null!;
@@ -248,7 +248,7 @@ public sealed record AttachThingPrincipalRequest
 }
 
 /// <summary>The <c>AttachThingPrincipalResponse</c> shape.</summary>
-public sealed record AttachThingPrincipalResponse
+public sealed partial record AttachThingPrincipalResponse
 {
     /// <summary>Writes the body members as JSON; members that are null are left out, as AWS does.</summary>
     internal void WriteJson(Utf8JsonWriter w)
@@ -264,7 +264,7 @@ public sealed record AttachThingPrincipalResponse
 }
 
 /// <summary>The <c>CancelJobRequest</c> shape.</summary>
-public sealed record CancelJobRequest
+public sealed partial record CancelJobRequest
 {
     /// <summary>jobId (uri <c>jobId</c>, required).</summary>
     public string JobId { get; init; } = null!;
@@ -314,7 +314,7 @@ public sealed record CancelJobRequest
 }
 
 /// <summary>The <c>CancelJobResponse</c> shape.</summary>
-public sealed record CancelJobResponse
+public sealed partial record CancelJobResponse
 {
     /// <summary>jobArn (body <c>jobArn</c>).</summary>
     public string? JobArn { get; init; }
@@ -353,7 +353,7 @@ public sealed record CancelJobResponse
 }
 
 /// <summary>The <c>CancelJobExecutionRequest</c> shape.</summary>
-public sealed record CancelJobExecutionRequest
+public sealed partial record CancelJobExecutionRequest
 {
     /// <summary>jobId (uri <c>jobId</c>, required).</summary>
     public string JobId { get; init; } = null!;
@@ -412,7 +412,7 @@ public sealed record CancelJobExecutionRequest
 }
 
 /// <summary>The <c>ConfirmTopicRuleDestinationRequest</c> shape.</summary>
-public sealed record ConfirmTopicRuleDestinationRequest
+public sealed partial record ConfirmTopicRuleDestinationRequest
 {
     /// <summary>confirmationToken (uri <c>confirmationToken</c>, required).</summary>
     public string ConfirmationToken { get; init; } = null!;
@@ -439,7 +439,7 @@ public sealed record ConfirmTopicRuleDestinationRequest
 }
 
 /// <summary>The <c>ConfirmTopicRuleDestinationResponse</c> shape.</summary>
-public sealed record ConfirmTopicRuleDestinationResponse
+public sealed partial record ConfirmTopicRuleDestinationResponse
 {
     /// <summary>Writes the body members as JSON; members that are null are left out, as AWS does.</summary>
     internal void WriteJson(Utf8JsonWriter w)
@@ -455,7 +455,7 @@ public sealed record ConfirmTopicRuleDestinationResponse
 }
 
 /// <summary>The <c>CreateCertificateFromCsrRequest</c> shape.</summary>
-public sealed record CreateCertificateFromCsrRequest
+public sealed partial record CreateCertificateFromCsrRequest
 {
     /// <summary>certificateSigningRequest (body <c>certificateSigningRequest</c>, required).</summary>
     public string CertificateSigningRequest { get; init; } = null!;
@@ -491,7 +491,7 @@ public sealed record CreateCertificateFromCsrRequest
 }
 
 /// <summary>The <c>CreateCertificateFromCsrResponse</c> shape.</summary>
-public sealed record CreateCertificateFromCsrResponse
+public sealed partial record CreateCertificateFromCsrResponse
 {
     /// <summary>certificateArn (body <c>certificateArn</c>).</summary>
     public string? CertificateArn { get; init; }
@@ -530,7 +530,7 @@ public sealed record CreateCertificateFromCsrResponse
 }
 
 /// <summary>The <c>CreateDynamicThingGroupRequest</c> shape.</summary>
-public sealed record CreateDynamicThingGroupRequest
+public sealed partial record CreateDynamicThingGroupRequest
 {
     /// <summary>thingGroupName (uri <c>thingGroupName</c>, required).</summary>
     public string ThingGroupName { get; init; } = null!;
@@ -597,7 +597,7 @@ public sealed record CreateDynamicThingGroupRequest
 }
 
 /// <summary>The <c>ThingGroupProperties</c> shape.</summary>
-public sealed record ThingGroupProperties
+public sealed partial record ThingGroupProperties
 {
     /// <summary>thingGroupDescription (body <c>thingGroupDescription</c>).</summary>
     public string? ThingGroupDescription { get; init; }
@@ -643,7 +643,7 @@ public sealed record ThingGroupProperties
 }
 
 /// <summary>The <c>AttributePayload</c> shape.</summary>
-public sealed record AttributePayload
+public sealed partial record AttributePayload
 {
     /// <summary>attributes (body <c>attributes</c>).</summary>
     public IReadOnlyDictionary<string, string?>? Attributes { get; init; }
@@ -695,7 +695,7 @@ public sealed record AttributePayload
 }
 
 /// <summary>The <c>Tag</c> shape.</summary>
-public sealed record Tag
+public sealed partial record Tag
 {
     /// <summary>Key (body <c>Key</c>, required).</summary>
     public string Key { get; init; } = null!;
@@ -720,7 +720,7 @@ public sealed record Tag
 }
 
 /// <summary>The <c>CreateDynamicThingGroupResponse</c> shape.</summary>
-public sealed record CreateDynamicThingGroupResponse
+public sealed partial record CreateDynamicThingGroupResponse
 {
     /// <summary>thingGroupName (body <c>thingGroupName</c>).</summary>
     public string? ThingGroupName { get; init; }
@@ -783,7 +783,7 @@ public sealed record CreateDynamicThingGroupResponse
 }
 
 /// <summary>The <c>CreateFleetMetricRequest</c> shape.</summary>
-public sealed record CreateFleetMetricRequest
+public sealed partial record CreateFleetMetricRequest
 {
     /// <summary>metricName (uri <c>metricName</c>, required).</summary>
     public string MetricName { get; init; } = null!;
@@ -878,7 +878,7 @@ public sealed record CreateFleetMetricRequest
 }
 
 /// <summary>The <c>AggregationType</c> shape.</summary>
-public sealed record AggregationType
+public sealed partial record AggregationType
 {
     /// <summary>name (body <c>name</c>, required).</summary>
     public string Name { get; init; } = null!;
@@ -932,7 +932,7 @@ public sealed record AggregationType
 }
 
 /// <summary>The <c>CreateFleetMetricResponse</c> shape.</summary>
-public sealed record CreateFleetMetricResponse
+public sealed partial record CreateFleetMetricResponse
 {
     /// <summary>metricName (body <c>metricName</c>).</summary>
     public string? MetricName { get; init; }
@@ -963,7 +963,7 @@ public sealed record CreateFleetMetricResponse
 }
 
 /// <summary>The <c>CreateJobRequest</c> shape.</summary>
-public sealed record CreateJobRequest
+public sealed partial record CreateJobRequest
 {
     /// <summary>jobId (uri <c>jobId</c>, required).</summary>
     public string JobId { get; init; } = null!;
@@ -1111,7 +1111,7 @@ public sealed record CreateJobRequest
 }
 
 /// <summary>The <c>PresignedUrlConfig</c> shape.</summary>
-public sealed record PresignedUrlConfig
+public sealed partial record PresignedUrlConfig
 {
     /// <summary>roleArn (body <c>roleArn</c>).</summary>
     public string? RoleArn { get; init; }
@@ -1155,7 +1155,7 @@ public sealed record PresignedUrlConfig
 }
 
 /// <summary>The <c>JobExecutionsRolloutConfig</c> shape.</summary>
-public sealed record JobExecutionsRolloutConfig
+public sealed partial record JobExecutionsRolloutConfig
 {
     /// <summary>maximumPerMinute (body <c>maximumPerMinute</c>).</summary>
     public int? MaximumPerMinute { get; init; }
@@ -1200,7 +1200,7 @@ public sealed record JobExecutionsRolloutConfig
 }
 
 /// <summary>The <c>ExponentialRolloutRate</c> shape.</summary>
-public sealed record ExponentialRolloutRate
+public sealed partial record ExponentialRolloutRate
 {
     /// <summary>baseRatePerMinute (body <c>baseRatePerMinute</c>, required).</summary>
     public int? BaseRatePerMinute { get; init; }
@@ -1258,7 +1258,7 @@ public sealed record ExponentialRolloutRate
 }
 
 /// <summary>The <c>RateIncreaseCriteria</c> shape.</summary>
-public sealed record RateIncreaseCriteria
+public sealed partial record RateIncreaseCriteria
 {
     /// <summary>numberOfNotifiedThings (body <c>numberOfNotifiedThings</c>).</summary>
     public int? NumberOfNotifiedThings { get; init; }
@@ -1302,7 +1302,7 @@ public sealed record RateIncreaseCriteria
 }
 
 /// <summary>The <c>AbortConfig</c> shape.</summary>
-public sealed record AbortConfig
+public sealed partial record AbortConfig
 {
     /// <summary>criteriaList (body <c>criteriaList</c>, required).</summary>
     public IReadOnlyList<AbortCriteria> CriteriaList { get; init; } = null!;
@@ -1346,7 +1346,7 @@ public sealed record AbortConfig
 }
 
 /// <summary>The <c>AbortCriteria</c> shape.</summary>
-public sealed record AbortCriteria
+public sealed partial record AbortCriteria
 {
     /// <summary>failureType (body <c>failureType</c>, required).</summary>
     public string FailureType { get; init; } = null!;
@@ -1414,7 +1414,7 @@ public sealed record AbortCriteria
 }
 
 /// <summary>The <c>TimeoutConfig</c> shape.</summary>
-public sealed record TimeoutConfig
+public sealed partial record TimeoutConfig
 {
     /// <summary>inProgressTimeoutInMinutes (body <c>inProgressTimeoutInMinutes</c>).</summary>
     public long? InProgressTimeoutInMinutes { get; init; }
@@ -1447,7 +1447,7 @@ public sealed record TimeoutConfig
 }
 
 /// <summary>The <c>JobExecutionsRetryConfig</c> shape.</summary>
-public sealed record JobExecutionsRetryConfig
+public sealed partial record JobExecutionsRetryConfig
 {
     /// <summary>criteriaList (body <c>criteriaList</c>, required).</summary>
     public IReadOnlyList<RetryCriteria> CriteriaList { get; init; } = null!;
@@ -1491,7 +1491,7 @@ public sealed record JobExecutionsRetryConfig
 }
 
 /// <summary>The <c>RetryCriteria</c> shape.</summary>
-public sealed record RetryCriteria
+public sealed partial record RetryCriteria
 {
     /// <summary>failureType (body <c>failureType</c>, required).</summary>
     public string FailureType { get; init; } = null!;
@@ -1537,7 +1537,7 @@ public sealed record RetryCriteria
 }
 
 /// <summary>The <c>SchedulingConfig</c> shape.</summary>
-public sealed record SchedulingConfig
+public sealed partial record SchedulingConfig
 {
     /// <summary>startTime (body <c>startTime</c>).</summary>
     public string? StartTime { get; init; }
@@ -1609,7 +1609,7 @@ public sealed record SchedulingConfig
 }
 
 /// <summary>The <c>MaintenanceWindow</c> shape.</summary>
-public sealed record MaintenanceWindow
+public sealed partial record MaintenanceWindow
 {
     /// <summary>startTime (body <c>startTime</c>, required).</summary>
     public string StartTime { get; init; } = null!;
@@ -1655,7 +1655,7 @@ public sealed record MaintenanceWindow
 }
 
 /// <summary>The <c>CreateJobResponse</c> shape.</summary>
-public sealed record CreateJobResponse
+public sealed partial record CreateJobResponse
 {
     /// <summary>jobArn (body <c>jobArn</c>).</summary>
     public string? JobArn { get; init; }
@@ -1694,7 +1694,7 @@ public sealed record CreateJobResponse
 }
 
 /// <summary>The <c>CreateJobTemplateRequest</c> shape.</summary>
-public sealed record CreateJobTemplateRequest
+public sealed partial record CreateJobTemplateRequest
 {
     /// <summary>jobTemplateId (uri <c>jobTemplateId</c>, required).</summary>
     public string JobTemplateId { get; init; } = null!;
@@ -1810,7 +1810,7 @@ public sealed record CreateJobTemplateRequest
 }
 
 /// <summary>The <c>CreateJobTemplateResponse</c> shape.</summary>
-public sealed record CreateJobTemplateResponse
+public sealed partial record CreateJobTemplateResponse
 {
     /// <summary>jobTemplateArn (body <c>jobTemplateArn</c>).</summary>
     public string? JobTemplateArn { get; init; }
@@ -1841,7 +1841,7 @@ public sealed record CreateJobTemplateResponse
 }
 
 /// <summary>The <c>CreateKeysAndCertificateRequest</c> shape.</summary>
-public sealed record CreateKeysAndCertificateRequest
+public sealed partial record CreateKeysAndCertificateRequest
 {
     /// <summary>setAsActive (querystring <c>setAsActive</c>).</summary>
     public bool? SetAsActive { get; init; }
@@ -1865,7 +1865,7 @@ public sealed record CreateKeysAndCertificateRequest
 }
 
 /// <summary>The <c>CreateKeysAndCertificateResponse</c> shape.</summary>
-public sealed record CreateKeysAndCertificateResponse
+public sealed partial record CreateKeysAndCertificateResponse
 {
     /// <summary>certificateArn (body <c>certificateArn</c>).</summary>
     public string? CertificateArn { get; init; }
@@ -1913,7 +1913,7 @@ public sealed record CreateKeysAndCertificateResponse
 }
 
 /// <summary>The <c>KeyPair</c> shape.</summary>
-public sealed record KeyPair
+public sealed partial record KeyPair
 {
     /// <summary>PublicKey (body <c>PublicKey</c>).</summary>
     public string? PublicKey { get; init; }
@@ -1944,7 +1944,7 @@ public sealed record KeyPair
 }
 
 /// <summary>The <c>CreatePolicyRequest</c> shape.</summary>
-public sealed record CreatePolicyRequest
+public sealed partial record CreatePolicyRequest
 {
     /// <summary>policyName (uri <c>policyName</c>, required).</summary>
     public string PolicyName { get; init; } = null!;
@@ -1993,7 +1993,7 @@ public sealed record CreatePolicyRequest
 }
 
 /// <summary>The <c>CreatePolicyResponse</c> shape.</summary>
-public sealed record CreatePolicyResponse
+public sealed partial record CreatePolicyResponse
 {
     /// <summary>policyName (body <c>policyName</c>).</summary>
     public string? PolicyName { get; init; }
@@ -2040,7 +2040,7 @@ public sealed record CreatePolicyResponse
 }
 
 /// <summary>The <c>CreatePolicyVersionRequest</c> shape.</summary>
-public sealed record CreatePolicyVersionRequest
+public sealed partial record CreatePolicyVersionRequest
 {
     /// <summary>policyName (uri <c>policyName</c>, required).</summary>
     public string PolicyName { get; init; } = null!;
@@ -2084,7 +2084,7 @@ public sealed record CreatePolicyVersionRequest
 }
 
 /// <summary>The <c>CreatePolicyVersionResponse</c> shape.</summary>
-public sealed record CreatePolicyVersionResponse
+public sealed partial record CreatePolicyVersionResponse
 {
     /// <summary>policyArn (body <c>policyArn</c>).</summary>
     public string? PolicyArn { get; init; }
@@ -2131,7 +2131,7 @@ public sealed record CreatePolicyVersionResponse
 }
 
 /// <summary>The <c>CreateProvisioningClaimRequest</c> shape.</summary>
-public sealed record CreateProvisioningClaimRequest
+public sealed partial record CreateProvisioningClaimRequest
 {
     /// <summary>templateName (uri <c>templateName</c>, required).</summary>
     public string TemplateName { get; init; } = null!;
@@ -2159,7 +2159,7 @@ public sealed record CreateProvisioningClaimRequest
 }
 
 /// <summary>The <c>CreateProvisioningClaimResponse</c> shape.</summary>
-public sealed record CreateProvisioningClaimResponse
+public sealed partial record CreateProvisioningClaimResponse
 {
     /// <summary>certificateId (body <c>certificateId</c>).</summary>
     public string? CertificateId { get; init; }
@@ -2207,7 +2207,7 @@ public sealed record CreateProvisioningClaimResponse
 }
 
 /// <summary>The <c>CreateProvisioningTemplateRequest</c> shape.</summary>
-public sealed record CreateProvisioningTemplateRequest
+public sealed partial record CreateProvisioningTemplateRequest
 {
     /// <summary>templateName (body <c>templateName</c>, required).</summary>
     public string TemplateName { get; init; } = null!;
@@ -2289,7 +2289,7 @@ public sealed record CreateProvisioningTemplateRequest
 }
 
 /// <summary>The <c>ProvisioningHook</c> shape.</summary>
-public sealed record ProvisioningHook
+public sealed partial record ProvisioningHook
 {
     /// <summary>payloadVersion (body <c>payloadVersion</c>).</summary>
     public string? PayloadVersion { get; init; }
@@ -2335,7 +2335,7 @@ public sealed record ProvisioningHook
 }
 
 /// <summary>The <c>CreateProvisioningTemplateResponse</c> shape.</summary>
-public sealed record CreateProvisioningTemplateResponse
+public sealed partial record CreateProvisioningTemplateResponse
 {
     /// <summary>templateArn (body <c>templateArn</c>).</summary>
     public string? TemplateArn { get; init; }
@@ -2374,7 +2374,7 @@ public sealed record CreateProvisioningTemplateResponse
 }
 
 /// <summary>The <c>CreateProvisioningTemplateVersionRequest</c> shape.</summary>
-public sealed record CreateProvisioningTemplateVersionRequest
+public sealed partial record CreateProvisioningTemplateVersionRequest
 {
     /// <summary>templateName (uri <c>templateName</c>, required).</summary>
     public string TemplateName { get; init; } = null!;
@@ -2418,7 +2418,7 @@ public sealed record CreateProvisioningTemplateVersionRequest
 }
 
 /// <summary>The <c>CreateProvisioningTemplateVersionResponse</c> shape.</summary>
-public sealed record CreateProvisioningTemplateVersionResponse
+public sealed partial record CreateProvisioningTemplateVersionResponse
 {
     /// <summary>templateArn (body <c>templateArn</c>).</summary>
     public string? TemplateArn { get; init; }
@@ -2465,7 +2465,7 @@ public sealed record CreateProvisioningTemplateVersionResponse
 }
 
 /// <summary>The <c>CreateSecurityProfileRequest</c> shape.</summary>
-public sealed record CreateSecurityProfileRequest
+public sealed partial record CreateSecurityProfileRequest
 {
     /// <summary>securityProfileName (uri <c>securityProfileName</c>, required).</summary>
     public string SecurityProfileName { get; init; } = null!;
@@ -2552,7 +2552,7 @@ public sealed record CreateSecurityProfileRequest
 }
 
 /// <summary>The <c>Behavior</c> shape.</summary>
-public sealed record Behavior
+public sealed partial record Behavior
 {
     /// <summary>name (body <c>name</c>, required).</summary>
     public string Name { get; init; } = null!;
@@ -2637,7 +2637,7 @@ public sealed record Behavior
 }
 
 /// <summary>The <c>MetricDimension</c> shape.</summary>
-public sealed record MetricDimension
+public sealed partial record MetricDimension
 {
     /// <summary>dimensionName (body <c>dimensionName</c>, required).</summary>
     public string DimensionName { get; init; } = null!;
@@ -2683,7 +2683,7 @@ public sealed record MetricDimension
 }
 
 /// <summary>The <c>BehaviorCriteria</c> shape.</summary>
-public sealed record BehaviorCriteria
+public sealed partial record BehaviorCriteria
 {
     /// <summary>comparisonOperator (body <c>comparisonOperator</c>).</summary>
     public string? ComparisonOperator { get; init; }
@@ -2779,7 +2779,7 @@ public sealed record BehaviorCriteria
 }
 
 /// <summary>The <c>MetricValue</c> shape.</summary>
-public sealed record MetricValue
+public sealed partial record MetricValue
 {
     /// <summary>count (body <c>count</c>).</summary>
     public long? Count { get; init; }
@@ -2887,7 +2887,7 @@ public sealed record MetricValue
 }
 
 /// <summary>The <c>StatisticalThreshold</c> shape.</summary>
-public sealed record StatisticalThreshold
+public sealed partial record StatisticalThreshold
 {
     /// <summary>statistic (body <c>statistic</c>).</summary>
     public string? Statistic { get; init; }
@@ -2921,7 +2921,7 @@ public sealed record StatisticalThreshold
 }
 
 /// <summary>The <c>MachineLearningDetectionConfig</c> shape.</summary>
-public sealed record MachineLearningDetectionConfig
+public sealed partial record MachineLearningDetectionConfig
 {
     /// <summary>confidenceLevel (body <c>confidenceLevel</c>, required).</summary>
     public string ConfidenceLevel { get; init; } = null!;
@@ -2956,7 +2956,7 @@ public sealed record MachineLearningDetectionConfig
 }
 
 /// <summary>The <c>AlertTarget</c> shape.</summary>
-public sealed record AlertTarget
+public sealed partial record AlertTarget
 {
     /// <summary>alertTargetArn (body <c>alertTargetArn</c>, required).</summary>
     public string AlertTargetArn { get; init; } = null!;
@@ -3001,7 +3001,7 @@ public sealed record AlertTarget
 }
 
 /// <summary>The <c>MetricToRetain</c> shape.</summary>
-public sealed record MetricToRetain
+public sealed partial record MetricToRetain
 {
     /// <summary>metric (body <c>metric</c>, required).</summary>
     public string Metric { get; init; } = null!;
@@ -3055,7 +3055,7 @@ public sealed record MetricToRetain
 }
 
 /// <summary>The <c>MetricsExportConfig</c> shape.</summary>
-public sealed record MetricsExportConfig
+public sealed partial record MetricsExportConfig
 {
     /// <summary>mqttTopic (body <c>mqttTopic</c>, required).</summary>
     public string MqttTopic { get; init; } = null!;
@@ -3101,7 +3101,7 @@ public sealed record MetricsExportConfig
 }
 
 /// <summary>The <c>CreateSecurityProfileResponse</c> shape.</summary>
-public sealed record CreateSecurityProfileResponse
+public sealed partial record CreateSecurityProfileResponse
 {
     /// <summary>securityProfileName (body <c>securityProfileName</c>).</summary>
     public string? SecurityProfileName { get; init; }
@@ -3132,7 +3132,7 @@ public sealed record CreateSecurityProfileResponse
 }
 
 /// <summary>The <c>CreateStreamRequest</c> shape.</summary>
-public sealed record CreateStreamRequest
+public sealed partial record CreateStreamRequest
 {
     /// <summary>streamId (uri <c>streamId</c>, required).</summary>
     public string StreamId { get; init; } = null!;
@@ -3199,7 +3199,7 @@ public sealed record CreateStreamRequest
 }
 
 /// <summary>The <c>StreamFile</c> shape.</summary>
-public sealed record StreamFile
+public sealed partial record StreamFile
 {
     /// <summary>fileId (body <c>fileId</c>).</summary>
     public int? FileId { get; init; }
@@ -3244,7 +3244,7 @@ public sealed record StreamFile
 }
 
 /// <summary>The <c>S3Location</c> shape.</summary>
-public sealed record S3Location
+public sealed partial record S3Location
 {
     /// <summary>bucket (body <c>bucket</c>).</summary>
     public string? Bucket { get; init; }
@@ -3297,7 +3297,7 @@ public sealed record S3Location
 }
 
 /// <summary>The <c>CreateStreamResponse</c> shape.</summary>
-public sealed record CreateStreamResponse
+public sealed partial record CreateStreamResponse
 {
     /// <summary>streamId (body <c>streamId</c>).</summary>
     public string? StreamId { get; init; }
@@ -3344,7 +3344,7 @@ public sealed record CreateStreamResponse
 }
 
 /// <summary>The <c>CreateThingRequest</c> shape.</summary>
-public sealed record CreateThingRequest
+public sealed partial record CreateThingRequest
 {
     /// <summary>thingName (uri <c>thingName</c>, required).</summary>
     public string ThingName { get; init; } = null!;
@@ -3398,7 +3398,7 @@ public sealed record CreateThingRequest
 }
 
 /// <summary>The <c>CreateThingResponse</c> shape.</summary>
-public sealed record CreateThingResponse
+public sealed partial record CreateThingResponse
 {
     /// <summary>thingName (body <c>thingName</c>).</summary>
     public string? ThingName { get; init; }
@@ -3437,7 +3437,7 @@ public sealed record CreateThingResponse
 }
 
 /// <summary>The <c>CreateThingGroupRequest</c> shape.</summary>
-public sealed record CreateThingGroupRequest
+public sealed partial record CreateThingGroupRequest
 {
     /// <summary>thingGroupName (uri <c>thingGroupName</c>, required).</summary>
     public string ThingGroupName { get; init; } = null!;
@@ -3492,7 +3492,7 @@ public sealed record CreateThingGroupRequest
 }
 
 /// <summary>The <c>CreateThingGroupResponse</c> shape.</summary>
-public sealed record CreateThingGroupResponse
+public sealed partial record CreateThingGroupResponse
 {
     /// <summary>thingGroupName (body <c>thingGroupName</c>).</summary>
     public string? ThingGroupName { get; init; }
@@ -3531,7 +3531,7 @@ public sealed record CreateThingGroupResponse
 }
 
 /// <summary>The <c>CreateThingTypeRequest</c> shape.</summary>
-public sealed record CreateThingTypeRequest
+public sealed partial record CreateThingTypeRequest
 {
     /// <summary>thingTypeName (uri <c>thingTypeName</c>, required).</summary>
     public string ThingTypeName { get; init; } = null!;
@@ -3578,7 +3578,7 @@ public sealed record CreateThingTypeRequest
 }
 
 /// <summary>The <c>ThingTypeProperties</c> shape.</summary>
-public sealed record ThingTypeProperties
+public sealed partial record ThingTypeProperties
 {
     /// <summary>thingTypeDescription (body <c>thingTypeDescription</c>).</summary>
     public string? ThingTypeDescription { get; init; }
@@ -3643,7 +3643,7 @@ public sealed record ThingTypeProperties
 }
 
 /// <summary>The <c>Mqtt5Configuration</c> shape.</summary>
-public sealed record Mqtt5Configuration
+public sealed partial record Mqtt5Configuration
 {
     /// <summary>propagatingAttributes (body <c>propagatingAttributes</c>).</summary>
     public IReadOnlyList<PropagatingAttribute>? PropagatingAttributes { get; init; }
@@ -3685,7 +3685,7 @@ public sealed record Mqtt5Configuration
 }
 
 /// <summary>The <c>PropagatingAttribute</c> shape.</summary>
-public sealed record PropagatingAttribute
+public sealed partial record PropagatingAttribute
 {
     /// <summary>userPropertyKey (body <c>userPropertyKey</c>).</summary>
     public string? UserPropertyKey { get; init; }
@@ -3742,7 +3742,7 @@ public sealed record PropagatingAttribute
 }
 
 /// <summary>The <c>CreateThingTypeResponse</c> shape.</summary>
-public sealed record CreateThingTypeResponse
+public sealed partial record CreateThingTypeResponse
 {
     /// <summary>thingTypeName (body <c>thingTypeName</c>).</summary>
     public string? ThingTypeName { get; init; }
@@ -3781,7 +3781,7 @@ public sealed record CreateThingTypeResponse
 }
 
 /// <summary>The <c>CreateTopicRuleRequest</c> shape.</summary>
-public sealed record CreateTopicRuleRequest
+public sealed partial record CreateTopicRuleRequest
 {
     /// <summary>ruleName (uri <c>ruleName</c>, required).</summary>
     public string RuleName { get; init; } = null!;
@@ -3825,7 +3825,7 @@ public sealed record CreateTopicRuleRequest
 }
 
 /// <summary>The <c>TopicRulePayload</c> shape.</summary>
-public sealed record TopicRulePayload
+public sealed partial record TopicRulePayload
 {
     /// <summary>sql (body <c>sql</c>, required).</summary>
     public string Sql { get; init; } = null!;
@@ -3865,7 +3865,7 @@ public sealed record TopicRulePayload
 }
 
 /// <summary>The <c>CreateTopicRuleDestinationRequest</c> shape.</summary>
-public sealed record CreateTopicRuleDestinationRequest
+public sealed partial record CreateTopicRuleDestinationRequest
 {
     /// <summary>destinationConfiguration (body <c>destinationConfiguration</c>, required).</summary>
     public TopicRuleDestinationConfiguration DestinationConfiguration { get; init; } = null!;
@@ -3896,7 +3896,7 @@ public sealed record CreateTopicRuleDestinationRequest
 }
 
 /// <summary>The <c>TopicRuleDestinationConfiguration</c> shape.</summary>
-public sealed record TopicRuleDestinationConfiguration
+public sealed partial record TopicRuleDestinationConfiguration
 {
     /// <summary>httpUrlConfiguration (body <c>httpUrlConfiguration</c>).</summary>
     public HttpUrlDestinationConfiguration? HttpUrlConfiguration { get; init; }
@@ -3919,7 +3919,7 @@ public sealed record TopicRuleDestinationConfiguration
 }
 
 /// <summary>The <c>HttpUrlDestinationConfiguration</c> shape.</summary>
-public sealed record HttpUrlDestinationConfiguration
+public sealed partial record HttpUrlDestinationConfiguration
 {
     /// <summary>confirmationUrl (body <c>confirmationUrl</c>, required).</summary>
     public string ConfirmationUrl { get; init; } = null!;
@@ -3938,7 +3938,7 @@ public sealed record HttpUrlDestinationConfiguration
 }
 
 /// <summary>The <c>VpcDestinationConfiguration</c> shape.</summary>
-public sealed record VpcDestinationConfiguration
+public sealed partial record VpcDestinationConfiguration
 {
     /// <summary>subnetIds (body <c>subnetIds</c>, required).</summary>
     public IReadOnlyList<string> SubnetIds { get; init; } = null!;
@@ -3970,7 +3970,7 @@ public sealed record VpcDestinationConfiguration
 }
 
 /// <summary>The <c>CreateTopicRuleDestinationResponse</c> shape.</summary>
-public sealed record CreateTopicRuleDestinationResponse
+public sealed partial record CreateTopicRuleDestinationResponse
 {
     /// <summary>topicRuleDestination (body <c>topicRuleDestination</c>).</summary>
     public TopicRuleDestination? TopicRuleDestination { get; init; }
@@ -3994,7 +3994,7 @@ public sealed record CreateTopicRuleDestinationResponse
 }
 
 /// <summary>The <c>TopicRuleDestination</c> shape.</summary>
-public sealed record TopicRuleDestination
+public sealed partial record TopicRuleDestination
 {
     /// <summary>arn (body <c>arn</c>).</summary>
     public string? Arn { get; init; }
@@ -4067,7 +4067,7 @@ public sealed record TopicRuleDestination
 }
 
 /// <summary>The <c>HttpUrlDestinationProperties</c> shape.</summary>
-public sealed record HttpUrlDestinationProperties
+public sealed partial record HttpUrlDestinationProperties
 {
     /// <summary>confirmationUrl (body <c>confirmationUrl</c>).</summary>
     public string? ConfirmationUrl { get; init; }
@@ -4090,7 +4090,7 @@ public sealed record HttpUrlDestinationProperties
 }
 
 /// <summary>The <c>VpcDestinationProperties</c> shape.</summary>
-public sealed record VpcDestinationProperties
+public sealed partial record VpcDestinationProperties
 {
     /// <summary>subnetIds (body <c>subnetIds</c>).</summary>
     public IReadOnlyList<string>? SubnetIds { get; init; }
@@ -4147,7 +4147,7 @@ public sealed record VpcDestinationProperties
 }
 
 /// <summary>The <c>DeleteCACertificateRequest</c> shape.</summary>
-public sealed record DeleteCACertificateRequest
+public sealed partial record DeleteCACertificateRequest
 {
     /// <summary>certificateId (uri <c>caCertificateId</c>, required).</summary>
     public string CertificateId { get; init; } = null!;
@@ -4175,7 +4175,7 @@ public sealed record DeleteCACertificateRequest
 }
 
 /// <summary>The <c>DeleteCACertificateResponse</c> shape.</summary>
-public sealed record DeleteCACertificateResponse
+public sealed partial record DeleteCACertificateResponse
 {
     /// <summary>Writes the body members as JSON; members that are null are left out, as AWS does.</summary>
     internal void WriteJson(Utf8JsonWriter w)
@@ -4191,7 +4191,7 @@ public sealed record DeleteCACertificateResponse
 }
 
 /// <summary>The <c>DeleteCertificateRequest</c> shape.</summary>
-public sealed record DeleteCertificateRequest
+public sealed partial record DeleteCertificateRequest
 {
     /// <summary>certificateId (uri <c>certificateId</c>, required).</summary>
     public string CertificateId { get; init; } = null!;
@@ -4223,7 +4223,7 @@ public sealed record DeleteCertificateRequest
 }
 
 /// <summary>The <c>DeleteDynamicThingGroupRequest</c> shape.</summary>
-public sealed record DeleteDynamicThingGroupRequest
+public sealed partial record DeleteDynamicThingGroupRequest
 {
     /// <summary>thingGroupName (uri <c>thingGroupName</c>, required).</summary>
     public string ThingGroupName { get; init; } = null!;
@@ -4255,7 +4255,7 @@ public sealed record DeleteDynamicThingGroupRequest
 }
 
 /// <summary>The <c>DeleteDynamicThingGroupResponse</c> shape.</summary>
-public sealed record DeleteDynamicThingGroupResponse
+public sealed partial record DeleteDynamicThingGroupResponse
 {
     /// <summary>Writes the body members as JSON; members that are null are left out, as AWS does.</summary>
     internal void WriteJson(Utf8JsonWriter w)
@@ -4271,7 +4271,7 @@ public sealed record DeleteDynamicThingGroupResponse
 }
 
 /// <summary>The <c>DeleteFleetMetricRequest</c> shape.</summary>
-public sealed record DeleteFleetMetricRequest
+public sealed partial record DeleteFleetMetricRequest
 {
     /// <summary>metricName (uri <c>metricName</c>, required).</summary>
     public string MetricName { get; init; } = null!;
@@ -4303,7 +4303,7 @@ public sealed record DeleteFleetMetricRequest
 }
 
 /// <summary>The <c>DeleteJobRequest</c> shape.</summary>
-public sealed record DeleteJobRequest
+public sealed partial record DeleteJobRequest
 {
     /// <summary>jobId (uri <c>jobId</c>, required).</summary>
     public string JobId { get; init; } = null!;
@@ -4341,7 +4341,7 @@ public sealed record DeleteJobRequest
 }
 
 /// <summary>The <c>DeleteJobExecutionRequest</c> shape.</summary>
-public sealed record DeleteJobExecutionRequest
+public sealed partial record DeleteJobExecutionRequest
 {
     /// <summary>jobId (uri <c>jobId</c>, required).</summary>
     public string JobId { get; init; } = null!;
@@ -4392,7 +4392,7 @@ public sealed record DeleteJobExecutionRequest
 }
 
 /// <summary>The <c>DeleteJobTemplateRequest</c> shape.</summary>
-public sealed record DeleteJobTemplateRequest
+public sealed partial record DeleteJobTemplateRequest
 {
     /// <summary>jobTemplateId (uri <c>jobTemplateId</c>, required).</summary>
     public string JobTemplateId { get; init; } = null!;
@@ -4420,7 +4420,7 @@ public sealed record DeleteJobTemplateRequest
 }
 
 /// <summary>The <c>DeletePolicyRequest</c> shape.</summary>
-public sealed record DeletePolicyRequest
+public sealed partial record DeletePolicyRequest
 {
     /// <summary>policyName (uri <c>policyName</c>, required).</summary>
     public string PolicyName { get; init; } = null!;
@@ -4448,7 +4448,7 @@ public sealed record DeletePolicyRequest
 }
 
 /// <summary>The <c>DeletePolicyVersionRequest</c> shape.</summary>
-public sealed record DeletePolicyVersionRequest
+public sealed partial record DeletePolicyVersionRequest
 {
     /// <summary>policyName (uri <c>policyName</c>, required).</summary>
     public string PolicyName { get; init; } = null!;
@@ -4483,7 +4483,7 @@ public sealed record DeletePolicyVersionRequest
 }
 
 /// <summary>The <c>DeleteProvisioningTemplateRequest</c> shape.</summary>
-public sealed record DeleteProvisioningTemplateRequest
+public sealed partial record DeleteProvisioningTemplateRequest
 {
     /// <summary>templateName (uri <c>templateName</c>, required).</summary>
     public string TemplateName { get; init; } = null!;
@@ -4511,7 +4511,7 @@ public sealed record DeleteProvisioningTemplateRequest
 }
 
 /// <summary>The <c>DeleteProvisioningTemplateResponse</c> shape.</summary>
-public sealed record DeleteProvisioningTemplateResponse
+public sealed partial record DeleteProvisioningTemplateResponse
 {
     /// <summary>Writes the body members as JSON; members that are null are left out, as AWS does.</summary>
     internal void WriteJson(Utf8JsonWriter w)
@@ -4527,7 +4527,7 @@ public sealed record DeleteProvisioningTemplateResponse
 }
 
 /// <summary>The <c>DeleteProvisioningTemplateVersionRequest</c> shape.</summary>
-public sealed record DeleteProvisioningTemplateVersionRequest
+public sealed partial record DeleteProvisioningTemplateVersionRequest
 {
     /// <summary>templateName (uri <c>templateName</c>, required).</summary>
     public string TemplateName { get; init; } = null!;
@@ -4560,7 +4560,7 @@ public sealed record DeleteProvisioningTemplateVersionRequest
 }
 
 /// <summary>The <c>DeleteProvisioningTemplateVersionResponse</c> shape.</summary>
-public sealed record DeleteProvisioningTemplateVersionResponse
+public sealed partial record DeleteProvisioningTemplateVersionResponse
 {
     /// <summary>Writes the body members as JSON; members that are null are left out, as AWS does.</summary>
     internal void WriteJson(Utf8JsonWriter w)
@@ -4576,7 +4576,7 @@ public sealed record DeleteProvisioningTemplateVersionResponse
 }
 
 /// <summary>The <c>DeleteSecurityProfileRequest</c> shape.</summary>
-public sealed record DeleteSecurityProfileRequest
+public sealed partial record DeleteSecurityProfileRequest
 {
     /// <summary>securityProfileName (uri <c>securityProfileName</c>, required).</summary>
     public string SecurityProfileName { get; init; } = null!;
@@ -4608,7 +4608,7 @@ public sealed record DeleteSecurityProfileRequest
 }
 
 /// <summary>The <c>DeleteSecurityProfileResponse</c> shape.</summary>
-public sealed record DeleteSecurityProfileResponse
+public sealed partial record DeleteSecurityProfileResponse
 {
     /// <summary>Writes the body members as JSON; members that are null are left out, as AWS does.</summary>
     internal void WriteJson(Utf8JsonWriter w)
@@ -4624,7 +4624,7 @@ public sealed record DeleteSecurityProfileResponse
 }
 
 /// <summary>The <c>DeleteStreamRequest</c> shape.</summary>
-public sealed record DeleteStreamRequest
+public sealed partial record DeleteStreamRequest
 {
     /// <summary>streamId (uri <c>streamId</c>, required).</summary>
     public string StreamId { get; init; } = null!;
@@ -4652,7 +4652,7 @@ public sealed record DeleteStreamRequest
 }
 
 /// <summary>The <c>DeleteStreamResponse</c> shape.</summary>
-public sealed record DeleteStreamResponse
+public sealed partial record DeleteStreamResponse
 {
     /// <summary>Writes the body members as JSON; members that are null are left out, as AWS does.</summary>
     internal void WriteJson(Utf8JsonWriter w)
@@ -4668,7 +4668,7 @@ public sealed record DeleteStreamResponse
 }
 
 /// <summary>The <c>DeleteThingRequest</c> shape.</summary>
-public sealed record DeleteThingRequest
+public sealed partial record DeleteThingRequest
 {
     /// <summary>thingName (uri <c>thingName</c>, required).</summary>
     public string ThingName { get; init; } = null!;
@@ -4700,7 +4700,7 @@ public sealed record DeleteThingRequest
 }
 
 /// <summary>The <c>DeleteThingResponse</c> shape.</summary>
-public sealed record DeleteThingResponse
+public sealed partial record DeleteThingResponse
 {
     /// <summary>Writes the body members as JSON; members that are null are left out, as AWS does.</summary>
     internal void WriteJson(Utf8JsonWriter w)
@@ -4716,7 +4716,7 @@ public sealed record DeleteThingResponse
 }
 
 /// <summary>The <c>DeleteThingGroupRequest</c> shape.</summary>
-public sealed record DeleteThingGroupRequest
+public sealed partial record DeleteThingGroupRequest
 {
     /// <summary>thingGroupName (uri <c>thingGroupName</c>, required).</summary>
     public string ThingGroupName { get; init; } = null!;
@@ -4748,7 +4748,7 @@ public sealed record DeleteThingGroupRequest
 }
 
 /// <summary>The <c>DeleteThingGroupResponse</c> shape.</summary>
-public sealed record DeleteThingGroupResponse
+public sealed partial record DeleteThingGroupResponse
 {
     /// <summary>Writes the body members as JSON; members that are null are left out, as AWS does.</summary>
     internal void WriteJson(Utf8JsonWriter w)
@@ -4764,7 +4764,7 @@ public sealed record DeleteThingGroupResponse
 }
 
 /// <summary>The <c>DeleteThingTypeRequest</c> shape.</summary>
-public sealed record DeleteThingTypeRequest
+public sealed partial record DeleteThingTypeRequest
 {
     /// <summary>thingTypeName (uri <c>thingTypeName</c>, required).</summary>
     public string ThingTypeName { get; init; } = null!;
@@ -4792,7 +4792,7 @@ public sealed record DeleteThingTypeRequest
 }
 
 /// <summary>The <c>DeleteThingTypeResponse</c> shape.</summary>
-public sealed record DeleteThingTypeResponse
+public sealed partial record DeleteThingTypeResponse
 {
     /// <summary>Writes the body members as JSON; members that are null are left out, as AWS does.</summary>
     internal void WriteJson(Utf8JsonWriter w)
@@ -4808,7 +4808,7 @@ public sealed record DeleteThingTypeResponse
 }
 
 /// <summary>The <c>DeleteTopicRuleRequest</c> shape.</summary>
-public sealed record DeleteTopicRuleRequest
+public sealed partial record DeleteTopicRuleRequest
 {
     /// <summary>ruleName (uri <c>ruleName</c>, required).</summary>
     public string RuleName { get; init; } = null!;
@@ -4836,7 +4836,7 @@ public sealed record DeleteTopicRuleRequest
 }
 
 /// <summary>The <c>DeleteTopicRuleDestinationRequest</c> shape.</summary>
-public sealed record DeleteTopicRuleDestinationRequest
+public sealed partial record DeleteTopicRuleDestinationRequest
 {
     /// <summary>arn (uri <c>arn</c>, required).</summary>
     public string Arn { get; init; } = null!;
@@ -4862,7 +4862,7 @@ public sealed record DeleteTopicRuleDestinationRequest
 }
 
 /// <summary>The <c>DeleteTopicRuleDestinationResponse</c> shape.</summary>
-public sealed record DeleteTopicRuleDestinationResponse
+public sealed partial record DeleteTopicRuleDestinationResponse
 {
     /// <summary>Writes the body members as JSON; members that are null are left out, as AWS does.</summary>
     internal void WriteJson(Utf8JsonWriter w)
@@ -4878,7 +4878,7 @@ public sealed record DeleteTopicRuleDestinationResponse
 }
 
 /// <summary>The <c>DeprecateThingTypeRequest</c> shape.</summary>
-public sealed record DeprecateThingTypeRequest
+public sealed partial record DeprecateThingTypeRequest
 {
     /// <summary>thingTypeName (uri <c>thingTypeName</c>, required).</summary>
     public string ThingTypeName { get; init; } = null!;
@@ -4915,7 +4915,7 @@ public sealed record DeprecateThingTypeRequest
 }
 
 /// <summary>The <c>DeprecateThingTypeResponse</c> shape.</summary>
-public sealed record DeprecateThingTypeResponse
+public sealed partial record DeprecateThingTypeResponse
 {
     /// <summary>Writes the body members as JSON; members that are null are left out, as AWS does.</summary>
     internal void WriteJson(Utf8JsonWriter w)
@@ -4931,7 +4931,7 @@ public sealed record DeprecateThingTypeResponse
 }
 
 /// <summary>The <c>DescribeCACertificateRequest</c> shape.</summary>
-public sealed record DescribeCACertificateRequest
+public sealed partial record DescribeCACertificateRequest
 {
     /// <summary>certificateId (uri <c>caCertificateId</c>, required).</summary>
     public string CertificateId { get; init; } = null!;
@@ -4959,7 +4959,7 @@ public sealed record DescribeCACertificateRequest
 }
 
 /// <summary>The <c>DescribeCACertificateResponse</c> shape.</summary>
-public sealed record DescribeCACertificateResponse
+public sealed partial record DescribeCACertificateResponse
 {
     /// <summary>certificateDescription (body <c>certificateDescription</c>).</summary>
     public CACertificateDescription? CertificateDescription { get; init; }
@@ -4992,7 +4992,7 @@ public sealed record DescribeCACertificateResponse
 }
 
 /// <summary>The <c>CACertificateDescription</c> shape.</summary>
-public sealed record CACertificateDescription
+public sealed partial record CACertificateDescription
 {
     /// <summary>certificateArn (body <c>certificateArn</c>).</summary>
     public string? CertificateArn { get; init; }
@@ -5104,7 +5104,7 @@ public sealed record CACertificateDescription
 }
 
 /// <summary>The <c>CertificateValidity</c> shape.</summary>
-public sealed record CertificateValidity
+public sealed partial record CertificateValidity
 {
     /// <summary>notBefore (body <c>notBefore</c>).</summary>
     public DateTimeOffset? NotBefore { get; init; }
@@ -5135,7 +5135,7 @@ public sealed record CertificateValidity
 }
 
 /// <summary>The <c>RegistrationConfig</c> shape.</summary>
-public sealed record RegistrationConfig
+public sealed partial record RegistrationConfig
 {
     /// <summary>templateBody (body <c>templateBody</c>).</summary>
     public string? TemplateBody { get; init; }
@@ -5191,7 +5191,7 @@ public sealed record RegistrationConfig
 }
 
 /// <summary>The <c>DescribeCertificateRequest</c> shape.</summary>
-public sealed record DescribeCertificateRequest
+public sealed partial record DescribeCertificateRequest
 {
     /// <summary>certificateId (uri <c>certificateId</c>, required).</summary>
     public string CertificateId { get; init; } = null!;
@@ -5219,7 +5219,7 @@ public sealed record DescribeCertificateRequest
 }
 
 /// <summary>The <c>DescribeCertificateResponse</c> shape.</summary>
-public sealed record DescribeCertificateResponse
+public sealed partial record DescribeCertificateResponse
 {
     /// <summary>certificateDescription (body <c>certificateDescription</c>).</summary>
     public CertificateDescription? CertificateDescription { get; init; }
@@ -5243,7 +5243,7 @@ public sealed record DescribeCertificateResponse
 }
 
 /// <summary>The <c>CertificateDescription</c> shape.</summary>
-public sealed record CertificateDescription
+public sealed partial record CertificateDescription
 {
     /// <summary>certificateArn (body <c>certificateArn</c>).</summary>
     public string? CertificateArn { get; init; }
@@ -5372,7 +5372,7 @@ public sealed record CertificateDescription
 }
 
 /// <summary>The <c>TransferData</c> shape.</summary>
-public sealed record TransferData
+public sealed partial record TransferData
 {
     /// <summary>transferMessage (body <c>transferMessage</c>).</summary>
     public string? TransferMessage { get; init; }
@@ -5427,7 +5427,7 @@ public sealed record TransferData
 }
 
 /// <summary>The <c>DescribeEndpointRequest</c> shape.</summary>
-public sealed record DescribeEndpointRequest
+public sealed partial record DescribeEndpointRequest
 {
     /// <summary>endpointType (querystring <c>endpointType</c>).</summary>
     public string? EndpointType { get; init; }
@@ -5453,7 +5453,7 @@ public sealed record DescribeEndpointRequest
 }
 
 /// <summary>The <c>DescribeEndpointResponse</c> shape.</summary>
-public sealed record DescribeEndpointResponse
+public sealed partial record DescribeEndpointResponse
 {
     /// <summary>endpointAddress (body <c>endpointAddress</c>).</summary>
     public string? EndpointAddress { get; init; }
@@ -5476,7 +5476,7 @@ public sealed record DescribeEndpointResponse
 }
 
 /// <summary>The <c>DescribeFleetMetricRequest</c> shape.</summary>
-public sealed record DescribeFleetMetricRequest
+public sealed partial record DescribeFleetMetricRequest
 {
     /// <summary>metricName (uri <c>metricName</c>, required).</summary>
     public string MetricName { get; init; } = null!;
@@ -5504,7 +5504,7 @@ public sealed record DescribeFleetMetricRequest
 }
 
 /// <summary>The <c>DescribeFleetMetricResponse</c> shape.</summary>
-public sealed record DescribeFleetMetricResponse
+public sealed partial record DescribeFleetMetricResponse
 {
     /// <summary>metricName (body <c>metricName</c>).</summary>
     public string? MetricName { get; init; }
@@ -5624,7 +5624,7 @@ public sealed record DescribeFleetMetricResponse
 }
 
 /// <summary>The <c>DescribeIndexRequest</c> shape.</summary>
-public sealed record DescribeIndexRequest
+public sealed partial record DescribeIndexRequest
 {
     /// <summary>indexName (uri <c>indexName</c>, required).</summary>
     public string IndexName { get; init; } = null!;
@@ -5652,7 +5652,7 @@ public sealed record DescribeIndexRequest
 }
 
 /// <summary>The <c>DescribeIndexResponse</c> shape.</summary>
-public sealed record DescribeIndexResponse
+public sealed partial record DescribeIndexResponse
 {
     /// <summary>indexName (body <c>indexName</c>).</summary>
     public string? IndexName { get; init; }
@@ -5691,7 +5691,7 @@ public sealed record DescribeIndexResponse
 }
 
 /// <summary>The <c>DescribeJobRequest</c> shape.</summary>
-public sealed record DescribeJobRequest
+public sealed partial record DescribeJobRequest
 {
     /// <summary>jobId (uri <c>jobId</c>, required).</summary>
     public string JobId { get; init; } = null!;
@@ -5723,7 +5723,7 @@ public sealed record DescribeJobRequest
 }
 
 /// <summary>The <c>DescribeJobResponse</c> shape.</summary>
-public sealed record DescribeJobResponse
+public sealed partial record DescribeJobResponse
 {
     /// <summary>documentSource (body <c>documentSource</c>).</summary>
     public string? DocumentSource { get; init; }
@@ -5755,7 +5755,7 @@ public sealed record DescribeJobResponse
 }
 
 /// <summary>The <c>Job</c> shape.</summary>
-public sealed record Job
+public sealed partial record Job
 {
     /// <summary>jobArn (body <c>jobArn</c>).</summary>
     public string? JobArn { get; init; }
@@ -5997,7 +5997,7 @@ public sealed record Job
 }
 
 /// <summary>The <c>JobProcessDetails</c> shape.</summary>
-public sealed record JobProcessDetails
+public sealed partial record JobProcessDetails
 {
     /// <summary>processingTargets (body <c>processingTargets</c>).</summary>
     public IReadOnlyList<string>? ProcessingTargets { get; init; }
@@ -6089,7 +6089,7 @@ public sealed record JobProcessDetails
 }
 
 /// <summary>The <c>ScheduledJobRollout</c> shape.</summary>
-public sealed record ScheduledJobRollout
+public sealed partial record ScheduledJobRollout
 {
     /// <summary>startTime (body <c>startTime</c>).</summary>
     public string? StartTime { get; init; }
@@ -6112,7 +6112,7 @@ public sealed record ScheduledJobRollout
 }
 
 /// <summary>The <c>DescribeJobExecutionRequest</c> shape.</summary>
-public sealed record DescribeJobExecutionRequest
+public sealed partial record DescribeJobExecutionRequest
 {
     /// <summary>jobId (uri <c>jobId</c>, required).</summary>
     public string JobId { get; init; } = null!;
@@ -6152,7 +6152,7 @@ public sealed record DescribeJobExecutionRequest
 }
 
 /// <summary>The <c>DescribeJobExecutionResponse</c> shape.</summary>
-public sealed record DescribeJobExecutionResponse
+public sealed partial record DescribeJobExecutionResponse
 {
     /// <summary>execution (body <c>execution</c>).</summary>
     public JobExecution? Execution { get; init; }
@@ -6176,7 +6176,7 @@ public sealed record DescribeJobExecutionResponse
 }
 
 /// <summary>The <c>JobExecution</c> shape.</summary>
-public sealed record JobExecution
+public sealed partial record JobExecution
 {
     /// <summary>jobId (body <c>jobId</c>).</summary>
     public string? JobId { get; init; }
@@ -6280,7 +6280,7 @@ public sealed record JobExecution
 }
 
 /// <summary>The <c>JobExecutionStatusDetails</c> shape.</summary>
-public sealed record JobExecutionStatusDetails
+public sealed partial record JobExecutionStatusDetails
 {
     /// <summary>detailsMap (body <c>detailsMap</c>).</summary>
     public IReadOnlyDictionary<string, string?>? DetailsMap { get; init; }
@@ -6308,7 +6308,7 @@ public sealed record JobExecutionStatusDetails
 }
 
 /// <summary>The <c>DescribeJobTemplateRequest</c> shape.</summary>
-public sealed record DescribeJobTemplateRequest
+public sealed partial record DescribeJobTemplateRequest
 {
     /// <summary>jobTemplateId (uri <c>jobTemplateId</c>, required).</summary>
     public string JobTemplateId { get; init; } = null!;
@@ -6336,7 +6336,7 @@ public sealed record DescribeJobTemplateRequest
 }
 
 /// <summary>The <c>DescribeJobTemplateResponse</c> shape.</summary>
-public sealed record DescribeJobTemplateResponse
+public sealed partial record DescribeJobTemplateResponse
 {
     /// <summary>jobTemplateArn (body <c>jobTemplateArn</c>).</summary>
     public string? JobTemplateArn { get; init; }
@@ -6470,7 +6470,7 @@ public sealed record DescribeJobTemplateResponse
 }
 
 /// <summary>The <c>DescribeProvisioningTemplateRequest</c> shape.</summary>
-public sealed record DescribeProvisioningTemplateRequest
+public sealed partial record DescribeProvisioningTemplateRequest
 {
     /// <summary>templateName (uri <c>templateName</c>, required).</summary>
     public string TemplateName { get; init; } = null!;
@@ -6498,7 +6498,7 @@ public sealed record DescribeProvisioningTemplateRequest
 }
 
 /// <summary>The <c>DescribeProvisioningTemplateResponse</c> shape.</summary>
-public sealed record DescribeProvisioningTemplateResponse
+public sealed partial record DescribeProvisioningTemplateResponse
 {
     /// <summary>templateArn (body <c>templateArn</c>).</summary>
     public string? TemplateArn { get; init; }
@@ -6602,7 +6602,7 @@ public sealed record DescribeProvisioningTemplateResponse
 }
 
 /// <summary>The <c>DescribeProvisioningTemplateVersionRequest</c> shape.</summary>
-public sealed record DescribeProvisioningTemplateVersionRequest
+public sealed partial record DescribeProvisioningTemplateVersionRequest
 {
     /// <summary>templateName (uri <c>templateName</c>, required).</summary>
     public string TemplateName { get; init; } = null!;
@@ -6635,7 +6635,7 @@ public sealed record DescribeProvisioningTemplateVersionRequest
 }
 
 /// <summary>The <c>DescribeProvisioningTemplateVersionResponse</c> shape.</summary>
-public sealed record DescribeProvisioningTemplateVersionResponse
+public sealed partial record DescribeProvisioningTemplateVersionResponse
 {
     /// <summary>versionId (body <c>versionId</c>).</summary>
     public int? VersionId { get; init; }
@@ -6682,7 +6682,7 @@ public sealed record DescribeProvisioningTemplateVersionResponse
 }
 
 /// <summary>The <c>DescribeSecurityProfileRequest</c> shape.</summary>
-public sealed record DescribeSecurityProfileRequest
+public sealed partial record DescribeSecurityProfileRequest
 {
     /// <summary>securityProfileName (uri <c>securityProfileName</c>, required).</summary>
     public string SecurityProfileName { get; init; } = null!;
@@ -6710,7 +6710,7 @@ public sealed record DescribeSecurityProfileRequest
 }
 
 /// <summary>The <c>DescribeSecurityProfileResponse</c> shape.</summary>
-public sealed record DescribeSecurityProfileResponse
+public sealed partial record DescribeSecurityProfileResponse
 {
     /// <summary>securityProfileName (body <c>securityProfileName</c>).</summary>
     public string? SecurityProfileName { get; init; }
@@ -6835,7 +6835,7 @@ public sealed record DescribeSecurityProfileResponse
 }
 
 /// <summary>The <c>DescribeStreamRequest</c> shape.</summary>
-public sealed record DescribeStreamRequest
+public sealed partial record DescribeStreamRequest
 {
     /// <summary>streamId (uri <c>streamId</c>, required).</summary>
     public string StreamId { get; init; } = null!;
@@ -6863,7 +6863,7 @@ public sealed record DescribeStreamRequest
 }
 
 /// <summary>The <c>DescribeStreamResponse</c> shape.</summary>
-public sealed record DescribeStreamResponse
+public sealed partial record DescribeStreamResponse
 {
     /// <summary>streamInfo (body <c>streamInfo</c>).</summary>
     public StreamInfo? StreamInfo { get; init; }
@@ -6887,7 +6887,7 @@ public sealed record DescribeStreamResponse
 }
 
 /// <summary>The <c>StreamInfo</c> shape.</summary>
-public sealed record StreamInfo
+public sealed partial record StreamInfo
 {
     /// <summary>streamId (body <c>streamId</c>).</summary>
     public string? StreamId { get; init; }
@@ -6971,7 +6971,7 @@ public sealed record StreamInfo
 }
 
 /// <summary>The <c>DescribeThingRequest</c> shape.</summary>
-public sealed record DescribeThingRequest
+public sealed partial record DescribeThingRequest
 {
     /// <summary>thingName (uri <c>thingName</c>, required).</summary>
     public string ThingName { get; init; } = null!;
@@ -6999,7 +6999,7 @@ public sealed record DescribeThingRequest
 }
 
 /// <summary>The <c>DescribeThingResponse</c> shape.</summary>
-public sealed record DescribeThingResponse
+public sealed partial record DescribeThingResponse
 {
     /// <summary>defaultClientId (body <c>defaultClientId</c>).</summary>
     public string? DefaultClientId { get; init; }
@@ -7083,7 +7083,7 @@ public sealed record DescribeThingResponse
 }
 
 /// <summary>The <c>DescribeThingGroupRequest</c> shape.</summary>
-public sealed record DescribeThingGroupRequest
+public sealed partial record DescribeThingGroupRequest
 {
     /// <summary>thingGroupName (uri <c>thingGroupName</c>, required).</summary>
     public string ThingGroupName { get; init; } = null!;
@@ -7111,7 +7111,7 @@ public sealed record DescribeThingGroupRequest
 }
 
 /// <summary>The <c>DescribeThingGroupResponse</c> shape.</summary>
-public sealed record DescribeThingGroupResponse
+public sealed partial record DescribeThingGroupResponse
 {
     /// <summary>thingGroupName (body <c>thingGroupName</c>).</summary>
     public string? ThingGroupName { get; init; }
@@ -7208,7 +7208,7 @@ public sealed record DescribeThingGroupResponse
 }
 
 /// <summary>The <c>ThingGroupMetadata</c> shape.</summary>
-public sealed record ThingGroupMetadata
+public sealed partial record ThingGroupMetadata
 {
     /// <summary>parentGroupName (body <c>parentGroupName</c>).</summary>
     public string? ParentGroupName { get; init; }
@@ -7252,7 +7252,7 @@ public sealed record ThingGroupMetadata
 }
 
 /// <summary>The <c>GroupNameAndArn</c> shape.</summary>
-public sealed record GroupNameAndArn
+public sealed partial record GroupNameAndArn
 {
     /// <summary>groupName (body <c>groupName</c>).</summary>
     public string? GroupName { get; init; }
@@ -7283,7 +7283,7 @@ public sealed record GroupNameAndArn
 }
 
 /// <summary>The <c>DescribeThingTypeRequest</c> shape.</summary>
-public sealed record DescribeThingTypeRequest
+public sealed partial record DescribeThingTypeRequest
 {
     /// <summary>thingTypeName (uri <c>thingTypeName</c>, required).</summary>
     public string ThingTypeName { get; init; } = null!;
@@ -7311,7 +7311,7 @@ public sealed record DescribeThingTypeRequest
 }
 
 /// <summary>The <c>DescribeThingTypeResponse</c> shape.</summary>
-public sealed record DescribeThingTypeResponse
+public sealed partial record DescribeThingTypeResponse
 {
     /// <summary>thingTypeName (body <c>thingTypeName</c>).</summary>
     public string? ThingTypeName { get; init; }
@@ -7368,7 +7368,7 @@ public sealed record DescribeThingTypeResponse
 }
 
 /// <summary>The <c>ThingTypeMetadata</c> shape.</summary>
-public sealed record ThingTypeMetadata
+public sealed partial record ThingTypeMetadata
 {
     /// <summary>deprecated (body <c>deprecated</c>).</summary>
     public bool? Deprecated { get; init; }
@@ -7407,7 +7407,7 @@ public sealed record ThingTypeMetadata
 }
 
 /// <summary>The <c>DetachPolicyRequest</c> shape.</summary>
-public sealed record DetachPolicyRequest
+public sealed partial record DetachPolicyRequest
 {
     /// <summary>policyName (uri <c>policyName</c>, required).</summary>
     public string PolicyName { get; init; } = null!;
@@ -7446,7 +7446,7 @@ public sealed record DetachPolicyRequest
 }
 
 /// <summary>The <c>DetachPrincipalPolicyRequest</c> shape.</summary>
-public sealed record DetachPrincipalPolicyRequest
+public sealed partial record DetachPrincipalPolicyRequest
 {
     /// <summary>policyName (uri <c>policyName</c>, required).</summary>
     public string PolicyName { get; init; } = null!;
@@ -7480,7 +7480,7 @@ public sealed record DetachPrincipalPolicyRequest
 }
 
 /// <summary>The <c>DetachSecurityProfileRequest</c> shape.</summary>
-public sealed record DetachSecurityProfileRequest
+public sealed partial record DetachSecurityProfileRequest
 {
     /// <summary>securityProfileName (uri <c>securityProfileName</c>, required).</summary>
     public string SecurityProfileName { get; init; } = null!;
@@ -7514,7 +7514,7 @@ public sealed record DetachSecurityProfileRequest
 }
 
 /// <summary>The <c>DetachSecurityProfileResponse</c> shape.</summary>
-public sealed record DetachSecurityProfileResponse
+public sealed partial record DetachSecurityProfileResponse
 {
     /// <summary>Writes the body members as JSON; members that are null are left out, as AWS does.</summary>
     internal void WriteJson(Utf8JsonWriter w)
@@ -7530,7 +7530,7 @@ public sealed record DetachSecurityProfileResponse
 }
 
 /// <summary>The <c>DetachThingPrincipalRequest</c> shape.</summary>
-public sealed record DetachThingPrincipalRequest
+public sealed partial record DetachThingPrincipalRequest
 {
     /// <summary>thingName (uri <c>thingName</c>, required).</summary>
     public string ThingName { get; init; } = null!;
@@ -7564,7 +7564,7 @@ public sealed record DetachThingPrincipalRequest
 }
 
 /// <summary>The <c>DetachThingPrincipalResponse</c> shape.</summary>
-public sealed record DetachThingPrincipalResponse
+public sealed partial record DetachThingPrincipalResponse
 {
     /// <summary>Writes the body members as JSON; members that are null are left out, as AWS does.</summary>
     internal void WriteJson(Utf8JsonWriter w)
@@ -7580,7 +7580,7 @@ public sealed record DetachThingPrincipalResponse
 }
 
 /// <summary>The <c>DisableTopicRuleRequest</c> shape.</summary>
-public sealed record DisableTopicRuleRequest
+public sealed partial record DisableTopicRuleRequest
 {
     /// <summary>ruleName (uri <c>ruleName</c>, required).</summary>
     public string RuleName { get; init; } = null!;
@@ -7608,7 +7608,7 @@ public sealed record DisableTopicRuleRequest
 }
 
 /// <summary>The <c>EnableTopicRuleRequest</c> shape.</summary>
-public sealed record EnableTopicRuleRequest
+public sealed partial record EnableTopicRuleRequest
 {
     /// <summary>ruleName (uri <c>ruleName</c>, required).</summary>
     public string RuleName { get; init; } = null!;
@@ -7636,7 +7636,7 @@ public sealed record EnableTopicRuleRequest
 }
 
 /// <summary>The <c>GetBucketsAggregationRequest</c> shape.</summary>
-public sealed record GetBucketsAggregationRequest
+public sealed partial record GetBucketsAggregationRequest
 {
     /// <summary>indexName (body <c>indexName</c>).</summary>
     public string? IndexName { get; init; }
@@ -7694,7 +7694,7 @@ public sealed record GetBucketsAggregationRequest
 }
 
 /// <summary>The <c>BucketsAggregationType</c> shape.</summary>
-public sealed record BucketsAggregationType
+public sealed partial record BucketsAggregationType
 {
     /// <summary>termsAggregation (body <c>termsAggregation</c>).</summary>
     public TermsAggregation? TermsAggregation { get; init; }
@@ -7712,7 +7712,7 @@ public sealed record BucketsAggregationType
 }
 
 /// <summary>The <c>TermsAggregation</c> shape.</summary>
-public sealed record TermsAggregation
+public sealed partial record TermsAggregation
 {
     /// <summary>maxBuckets (body <c>maxBuckets</c>).</summary>
     public int? MaxBuckets { get; init; }
@@ -7730,7 +7730,7 @@ public sealed record TermsAggregation
 }
 
 /// <summary>The <c>GetBucketsAggregationResponse</c> shape.</summary>
-public sealed record GetBucketsAggregationResponse
+public sealed partial record GetBucketsAggregationResponse
 {
     /// <summary>totalCount (body <c>totalCount</c>).</summary>
     public int? TotalCount { get; init; }
@@ -7766,7 +7766,7 @@ public sealed record GetBucketsAggregationResponse
 }
 
 /// <summary>The <c>Bucket</c> shape.</summary>
-public sealed record Bucket
+public sealed partial record Bucket
 {
     /// <summary>keyValue (body <c>keyValue</c>).</summary>
     public string? KeyValue { get; init; }
@@ -7797,7 +7797,7 @@ public sealed record Bucket
 }
 
 /// <summary>The <c>GetCardinalityRequest</c> shape.</summary>
-public sealed record GetCardinalityRequest
+public sealed partial record GetCardinalityRequest
 {
     /// <summary>indexName (body <c>indexName</c>).</summary>
     public string? IndexName { get; init; }
@@ -7847,7 +7847,7 @@ public sealed record GetCardinalityRequest
 }
 
 /// <summary>The <c>GetCardinalityResponse</c> shape.</summary>
-public sealed record GetCardinalityResponse
+public sealed partial record GetCardinalityResponse
 {
     /// <summary>cardinality (body <c>cardinality</c>).</summary>
     public int? Cardinality { get; init; }
@@ -7870,7 +7870,7 @@ public sealed record GetCardinalityResponse
 }
 
 /// <summary>The <c>GetIndexingConfigurationRequest</c> shape.</summary>
-public sealed record GetIndexingConfigurationRequest
+public sealed partial record GetIndexingConfigurationRequest
 {
     /// <summary>Binds the request from its URI, query string, headers and body, and checks it against the model.</summary>
     internal static GetIndexingConfigurationRequest Bind(AwsRequestReader r)
@@ -7890,7 +7890,7 @@ public sealed record GetIndexingConfigurationRequest
 }
 
 /// <summary>The <c>GetIndexingConfigurationResponse</c> shape.</summary>
-public sealed record GetIndexingConfigurationResponse
+public sealed partial record GetIndexingConfigurationResponse
 {
     /// <summary>thingIndexingConfiguration (body <c>thingIndexingConfiguration</c>).</summary>
     public ThingIndexingConfiguration? ThingIndexingConfiguration { get; init; }
@@ -7923,7 +7923,7 @@ public sealed record GetIndexingConfigurationResponse
 }
 
 /// <summary>The <c>ThingIndexingConfiguration</c> shape.</summary>
-public sealed record ThingIndexingConfiguration
+public sealed partial record ThingIndexingConfiguration
 {
     /// <summary>thingIndexingMode (body <c>thingIndexingMode</c>, required).</summary>
     public string ThingIndexingMode { get; init; } = null!;
@@ -8035,7 +8035,7 @@ public sealed record ThingIndexingConfiguration
 }
 
 /// <summary>The <c>Field</c> shape.</summary>
-public sealed record Field
+public sealed partial record Field
 {
     /// <summary>name (body <c>name</c>).</summary>
     public string? Name { get; init; }
@@ -8078,7 +8078,7 @@ public sealed record Field
 }
 
 /// <summary>The <c>IndexingFilter</c> shape.</summary>
-public sealed record IndexingFilter
+public sealed partial record IndexingFilter
 {
     /// <summary>namedShadowNames (body <c>namedShadowNames</c>).</summary>
     public IReadOnlyList<string>? NamedShadowNames { get; init; }
@@ -8139,7 +8139,7 @@ public sealed record IndexingFilter
 }
 
 /// <summary>The <c>GeoLocationTarget</c> shape.</summary>
-public sealed record GeoLocationTarget
+public sealed partial record GeoLocationTarget
 {
     /// <summary>name (body <c>name</c>).</summary>
     public string? Name { get; init; }
@@ -8182,7 +8182,7 @@ public sealed record GeoLocationTarget
 }
 
 /// <summary>The <c>ThingGroupIndexingConfiguration</c> shape.</summary>
-public sealed record ThingGroupIndexingConfiguration
+public sealed partial record ThingGroupIndexingConfiguration
 {
     /// <summary>thingGroupIndexingMode (body <c>thingGroupIndexingMode</c>, required).</summary>
     public string ThingGroupIndexingMode { get; init; } = null!;
@@ -8253,7 +8253,7 @@ public sealed record ThingGroupIndexingConfiguration
 }
 
 /// <summary>The <c>GetJobDocumentRequest</c> shape.</summary>
-public sealed record GetJobDocumentRequest
+public sealed partial record GetJobDocumentRequest
 {
     /// <summary>jobId (uri <c>jobId</c>, required).</summary>
     public string JobId { get; init; } = null!;
@@ -8285,7 +8285,7 @@ public sealed record GetJobDocumentRequest
 }
 
 /// <summary>The <c>GetJobDocumentResponse</c> shape.</summary>
-public sealed record GetJobDocumentResponse
+public sealed partial record GetJobDocumentResponse
 {
     /// <summary>document (body <c>document</c>).</summary>
     public string? Document { get; init; }
@@ -8308,7 +8308,7 @@ public sealed record GetJobDocumentResponse
 }
 
 /// <summary>The <c>GetPercentilesRequest</c> shape.</summary>
-public sealed record GetPercentilesRequest
+public sealed partial record GetPercentilesRequest
 {
     /// <summary>indexName (body <c>indexName</c>).</summary>
     public string? IndexName { get; init; }
@@ -8367,7 +8367,7 @@ public sealed record GetPercentilesRequest
 }
 
 /// <summary>The <c>GetPercentilesResponse</c> shape.</summary>
-public sealed record GetPercentilesResponse
+public sealed partial record GetPercentilesResponse
 {
     /// <summary>percentiles (body <c>percentiles</c>).</summary>
     public IReadOnlyList<PercentPair>? Percentiles { get; init; }
@@ -8395,7 +8395,7 @@ public sealed record GetPercentilesResponse
 }
 
 /// <summary>The <c>PercentPair</c> shape.</summary>
-public sealed record PercentPair
+public sealed partial record PercentPair
 {
     /// <summary>percent (body <c>percent</c>).</summary>
     public double? Percent { get; init; }
@@ -8426,7 +8426,7 @@ public sealed record PercentPair
 }
 
 /// <summary>The <c>GetPolicyRequest</c> shape.</summary>
-public sealed record GetPolicyRequest
+public sealed partial record GetPolicyRequest
 {
     /// <summary>policyName (uri <c>policyName</c>, required).</summary>
     public string PolicyName { get; init; } = null!;
@@ -8454,7 +8454,7 @@ public sealed record GetPolicyRequest
 }
 
 /// <summary>The <c>GetPolicyResponse</c> shape.</summary>
-public sealed record GetPolicyResponse
+public sealed partial record GetPolicyResponse
 {
     /// <summary>policyName (body <c>policyName</c>).</summary>
     public string? PolicyName { get; init; }
@@ -8525,7 +8525,7 @@ public sealed record GetPolicyResponse
 }
 
 /// <summary>The <c>GetPolicyVersionRequest</c> shape.</summary>
-public sealed record GetPolicyVersionRequest
+public sealed partial record GetPolicyVersionRequest
 {
     /// <summary>policyName (uri <c>policyName</c>, required).</summary>
     public string PolicyName { get; init; } = null!;
@@ -8560,7 +8560,7 @@ public sealed record GetPolicyVersionRequest
 }
 
 /// <summary>The <c>GetPolicyVersionResponse</c> shape.</summary>
-public sealed record GetPolicyVersionResponse
+public sealed partial record GetPolicyVersionResponse
 {
     /// <summary>policyArn (body <c>policyArn</c>).</summary>
     public string? PolicyArn { get; init; }
@@ -8639,7 +8639,7 @@ public sealed record GetPolicyVersionResponse
 }
 
 /// <summary>The <c>GetRegistrationCodeRequest</c> shape.</summary>
-public sealed record GetRegistrationCodeRequest
+public sealed partial record GetRegistrationCodeRequest
 {
     /// <summary>Binds the request from its URI, query string, headers and body, and checks it against the model.</summary>
     internal static GetRegistrationCodeRequest Bind(AwsRequestReader r)
@@ -8659,7 +8659,7 @@ public sealed record GetRegistrationCodeRequest
 }
 
 /// <summary>The <c>GetRegistrationCodeResponse</c> shape.</summary>
-public sealed record GetRegistrationCodeResponse
+public sealed partial record GetRegistrationCodeResponse
 {
     /// <summary>registrationCode (body <c>registrationCode</c>).</summary>
     public string? RegistrationCode { get; init; }
@@ -8682,7 +8682,7 @@ public sealed record GetRegistrationCodeResponse
 }
 
 /// <summary>The <c>GetStatisticsRequest</c> shape.</summary>
-public sealed record GetStatisticsRequest
+public sealed partial record GetStatisticsRequest
 {
     /// <summary>indexName (body <c>indexName</c>).</summary>
     public string? IndexName { get; init; }
@@ -8732,7 +8732,7 @@ public sealed record GetStatisticsRequest
 }
 
 /// <summary>The <c>GetStatisticsResponse</c> shape.</summary>
-public sealed record GetStatisticsResponse
+public sealed partial record GetStatisticsResponse
 {
     /// <summary>statistics (body <c>statistics</c>).</summary>
     public Statistics? Statistics { get; init; }
@@ -8756,7 +8756,7 @@ public sealed record GetStatisticsResponse
 }
 
 /// <summary>The <c>Statistics</c> shape.</summary>
-public sealed record Statistics
+public sealed partial record Statistics
 {
     /// <summary>count (body <c>count</c>).</summary>
     public int? Count { get; init; }
@@ -8835,7 +8835,7 @@ public sealed record Statistics
 }
 
 /// <summary>The <c>GetThingConnectivityDataRequest</c> shape.</summary>
-public sealed record GetThingConnectivityDataRequest
+public sealed partial record GetThingConnectivityDataRequest
 {
     /// <summary>thingName (uri <c>thingName</c>, required).</summary>
     public string ThingName { get; init; } = null!;
@@ -8863,7 +8863,7 @@ public sealed record GetThingConnectivityDataRequest
 }
 
 /// <summary>The <c>GetThingConnectivityDataResponse</c> shape.</summary>
-public sealed record GetThingConnectivityDataResponse
+public sealed partial record GetThingConnectivityDataResponse
 {
     /// <summary>thingName (body <c>thingName</c>).</summary>
     public string? ThingName { get; init; }
@@ -8910,7 +8910,7 @@ public sealed record GetThingConnectivityDataResponse
 }
 
 /// <summary>The <c>GetTopicRuleRequest</c> shape.</summary>
-public sealed record GetTopicRuleRequest
+public sealed partial record GetTopicRuleRequest
 {
     /// <summary>ruleName (uri <c>ruleName</c>, required).</summary>
     public string RuleName { get; init; } = null!;
@@ -8938,7 +8938,7 @@ public sealed record GetTopicRuleRequest
 }
 
 /// <summary>The <c>GetTopicRuleResponse</c> shape.</summary>
-public sealed record GetTopicRuleResponse
+public sealed partial record GetTopicRuleResponse
 {
     /// <summary>ruleArn (body <c>ruleArn</c>).</summary>
     public string? RuleArn { get; init; }
@@ -8970,7 +8970,7 @@ public sealed record GetTopicRuleResponse
 }
 
 /// <summary>The <c>TopicRule</c> shape.</summary>
-public sealed record TopicRule
+public sealed partial record TopicRule
 {
     /// <summary>ruleName (body <c>ruleName</c>).</summary>
     public string? RuleName { get; init; }
@@ -9055,7 +9055,7 @@ public sealed record TopicRule
 }
 
 /// <summary>The <c>GetTopicRuleDestinationRequest</c> shape.</summary>
-public sealed record GetTopicRuleDestinationRequest
+public sealed partial record GetTopicRuleDestinationRequest
 {
     /// <summary>arn (uri <c>arn</c>, required).</summary>
     public string Arn { get; init; } = null!;
@@ -9081,7 +9081,7 @@ public sealed record GetTopicRuleDestinationRequest
 }
 
 /// <summary>The <c>GetTopicRuleDestinationResponse</c> shape.</summary>
-public sealed record GetTopicRuleDestinationResponse
+public sealed partial record GetTopicRuleDestinationResponse
 {
     /// <summary>topicRuleDestination (body <c>topicRuleDestination</c>).</summary>
     public TopicRuleDestination? TopicRuleDestination { get; init; }
@@ -9105,7 +9105,7 @@ public sealed record GetTopicRuleDestinationResponse
 }
 
 /// <summary>The <c>ListActiveViolationsRequest</c> shape.</summary>
-public sealed record ListActiveViolationsRequest
+public sealed partial record ListActiveViolationsRequest
 {
     /// <summary>thingName (querystring <c>thingName</c>).</summary>
     public string? ThingName { get; init; }
@@ -9161,7 +9161,7 @@ public sealed record ListActiveViolationsRequest
 }
 
 /// <summary>The <c>ListActiveViolationsResponse</c> shape.</summary>
-public sealed record ListActiveViolationsResponse
+public sealed partial record ListActiveViolationsResponse
 {
     /// <summary>activeViolations (body <c>activeViolations</c>).</summary>
     public IReadOnlyList<ActiveViolation>? ActiveViolations { get; init; }
@@ -9197,7 +9197,7 @@ public sealed record ListActiveViolationsResponse
 }
 
 /// <summary>The <c>ActiveViolation</c> shape.</summary>
-public sealed record ActiveViolation
+public sealed partial record ActiveViolation
 {
     /// <summary>violationId (body <c>violationId</c>).</summary>
     public string? ViolationId { get; init; }
@@ -9295,7 +9295,7 @@ public sealed record ActiveViolation
 }
 
 /// <summary>The <c>ViolationEventAdditionalInfo</c> shape.</summary>
-public sealed record ViolationEventAdditionalInfo
+public sealed partial record ViolationEventAdditionalInfo
 {
     /// <summary>confidenceLevel (body <c>confidenceLevel</c>).</summary>
     public string? ConfidenceLevel { get; init; }
@@ -9318,7 +9318,7 @@ public sealed record ViolationEventAdditionalInfo
 }
 
 /// <summary>The <c>ListAttachedPoliciesRequest</c> shape.</summary>
-public sealed record ListAttachedPoliciesRequest
+public sealed partial record ListAttachedPoliciesRequest
 {
     /// <summary>target (uri <c>target</c>, required).</summary>
     public string Target { get; init; } = null!;
@@ -9359,7 +9359,7 @@ public sealed record ListAttachedPoliciesRequest
 }
 
 /// <summary>The <c>ListAttachedPoliciesResponse</c> shape.</summary>
-public sealed record ListAttachedPoliciesResponse
+public sealed partial record ListAttachedPoliciesResponse
 {
     /// <summary>policies (body <c>policies</c>).</summary>
     public IReadOnlyList<Policy>? Policies { get; init; }
@@ -9395,7 +9395,7 @@ public sealed record ListAttachedPoliciesResponse
 }
 
 /// <summary>The <c>Policy</c> shape.</summary>
-public sealed record Policy
+public sealed partial record Policy
 {
     /// <summary>policyName (body <c>policyName</c>).</summary>
     public string? PolicyName { get; init; }
@@ -9426,7 +9426,7 @@ public sealed record Policy
 }
 
 /// <summary>The <c>ListCACertificatesRequest</c> shape.</summary>
-public sealed record ListCACertificatesRequest
+public sealed partial record ListCACertificatesRequest
 {
     /// <summary>pageSize (querystring <c>pageSize</c>).</summary>
     public int? PageSize { get; init; }
@@ -9468,7 +9468,7 @@ public sealed record ListCACertificatesRequest
 }
 
 /// <summary>The <c>ListCACertificatesResponse</c> shape.</summary>
-public sealed record ListCACertificatesResponse
+public sealed partial record ListCACertificatesResponse
 {
     /// <summary>certificates (body <c>certificates</c>).</summary>
     public IReadOnlyList<CACertificate>? Certificates { get; init; }
@@ -9504,7 +9504,7 @@ public sealed record ListCACertificatesResponse
 }
 
 /// <summary>The <c>CACertificate</c> shape.</summary>
-public sealed record CACertificate
+public sealed partial record CACertificate
 {
     /// <summary>certificateArn (body <c>certificateArn</c>).</summary>
     public string? CertificateArn { get; init; }
@@ -9551,7 +9551,7 @@ public sealed record CACertificate
 }
 
 /// <summary>The <c>ListCertificatesRequest</c> shape.</summary>
-public sealed record ListCertificatesRequest
+public sealed partial record ListCertificatesRequest
 {
     /// <summary>pageSize (querystring <c>pageSize</c>).</summary>
     public int? PageSize { get; init; }
@@ -9586,7 +9586,7 @@ public sealed record ListCertificatesRequest
 }
 
 /// <summary>The <c>ListCertificatesResponse</c> shape.</summary>
-public sealed record ListCertificatesResponse
+public sealed partial record ListCertificatesResponse
 {
     /// <summary>certificates (body <c>certificates</c>).</summary>
     public IReadOnlyList<Certificate>? Certificates { get; init; }
@@ -9622,7 +9622,7 @@ public sealed record ListCertificatesResponse
 }
 
 /// <summary>The <c>Certificate</c> shape.</summary>
-public sealed record Certificate
+public sealed partial record Certificate
 {
     /// <summary>certificateArn (body <c>certificateArn</c>).</summary>
     public string? CertificateArn { get; init; }
@@ -9677,7 +9677,7 @@ public sealed record Certificate
 }
 
 /// <summary>The <c>ListCertificatesByCARequest</c> shape.</summary>
-public sealed record ListCertificatesByCARequest
+public sealed partial record ListCertificatesByCARequest
 {
     /// <summary>caCertificateId (uri <c>caCertificateId</c>, required).</summary>
     public string CaCertificateId { get; init; } = null!;
@@ -9720,7 +9720,7 @@ public sealed record ListCertificatesByCARequest
 }
 
 /// <summary>The <c>ListCertificatesByCAResponse</c> shape.</summary>
-public sealed record ListCertificatesByCAResponse
+public sealed partial record ListCertificatesByCAResponse
 {
     /// <summary>certificates (body <c>certificates</c>).</summary>
     public IReadOnlyList<Certificate>? Certificates { get; init; }
@@ -9756,7 +9756,7 @@ public sealed record ListCertificatesByCAResponse
 }
 
 /// <summary>The <c>ListFleetMetricsRequest</c> shape.</summary>
-public sealed record ListFleetMetricsRequest
+public sealed partial record ListFleetMetricsRequest
 {
     /// <summary>nextToken (querystring <c>nextToken</c>).</summary>
     public string? NextToken { get; init; }
@@ -9785,7 +9785,7 @@ public sealed record ListFleetMetricsRequest
 }
 
 /// <summary>The <c>ListFleetMetricsResponse</c> shape.</summary>
-public sealed record ListFleetMetricsResponse
+public sealed partial record ListFleetMetricsResponse
 {
     /// <summary>fleetMetrics (body <c>fleetMetrics</c>).</summary>
     public IReadOnlyList<FleetMetricNameAndArn>? FleetMetrics { get; init; }
@@ -9821,7 +9821,7 @@ public sealed record ListFleetMetricsResponse
 }
 
 /// <summary>The <c>FleetMetricNameAndArn</c> shape.</summary>
-public sealed record FleetMetricNameAndArn
+public sealed partial record FleetMetricNameAndArn
 {
     /// <summary>metricName (body <c>metricName</c>).</summary>
     public string? MetricName { get; init; }
@@ -9852,7 +9852,7 @@ public sealed record FleetMetricNameAndArn
 }
 
 /// <summary>The <c>ListIndicesRequest</c> shape.</summary>
-public sealed record ListIndicesRequest
+public sealed partial record ListIndicesRequest
 {
     /// <summary>nextToken (querystring <c>nextToken</c>).</summary>
     public string? NextToken { get; init; }
@@ -9881,7 +9881,7 @@ public sealed record ListIndicesRequest
 }
 
 /// <summary>The <c>ListIndicesResponse</c> shape.</summary>
-public sealed record ListIndicesResponse
+public sealed partial record ListIndicesResponse
 {
     /// <summary>indexNames (body <c>indexNames</c>).</summary>
     public IReadOnlyList<string>? IndexNames { get; init; }
@@ -9917,7 +9917,7 @@ public sealed record ListIndicesResponse
 }
 
 /// <summary>The <c>ListJobExecutionsForJobRequest</c> shape.</summary>
-public sealed record ListJobExecutionsForJobRequest
+public sealed partial record ListJobExecutionsForJobRequest
 {
     /// <summary>jobId (uri <c>jobId</c>, required).</summary>
     public string JobId { get; init; } = null!;
@@ -9959,7 +9959,7 @@ public sealed record ListJobExecutionsForJobRequest
 }
 
 /// <summary>The <c>ListJobExecutionsForJobResponse</c> shape.</summary>
-public sealed record ListJobExecutionsForJobResponse
+public sealed partial record ListJobExecutionsForJobResponse
 {
     /// <summary>executionSummaries (body <c>executionSummaries</c>).</summary>
     public IReadOnlyList<JobExecutionSummaryForJob>? ExecutionSummaries { get; init; }
@@ -9995,7 +9995,7 @@ public sealed record ListJobExecutionsForJobResponse
 }
 
 /// <summary>The <c>JobExecutionSummaryForJob</c> shape.</summary>
-public sealed record JobExecutionSummaryForJob
+public sealed partial record JobExecutionSummaryForJob
 {
     /// <summary>thingArn (body <c>thingArn</c>).</summary>
     public string? ThingArn { get; init; }
@@ -10027,7 +10027,7 @@ public sealed record JobExecutionSummaryForJob
 }
 
 /// <summary>The <c>JobExecutionSummary</c> shape.</summary>
-public sealed record JobExecutionSummary
+public sealed partial record JobExecutionSummary
 {
     /// <summary>status (body <c>status</c>).</summary>
     public string? Status { get; init; }
@@ -10090,7 +10090,7 @@ public sealed record JobExecutionSummary
 }
 
 /// <summary>The <c>ListJobExecutionsForThingRequest</c> shape.</summary>
-public sealed record ListJobExecutionsForThingRequest
+public sealed partial record ListJobExecutionsForThingRequest
 {
     /// <summary>thingName (uri <c>thingName</c>, required).</summary>
     public string ThingName { get; init; } = null!;
@@ -10145,7 +10145,7 @@ public sealed record ListJobExecutionsForThingRequest
 }
 
 /// <summary>The <c>ListJobExecutionsForThingResponse</c> shape.</summary>
-public sealed record ListJobExecutionsForThingResponse
+public sealed partial record ListJobExecutionsForThingResponse
 {
     /// <summary>executionSummaries (body <c>executionSummaries</c>).</summary>
     public IReadOnlyList<JobExecutionSummaryForThing>? ExecutionSummaries { get; init; }
@@ -10181,7 +10181,7 @@ public sealed record ListJobExecutionsForThingResponse
 }
 
 /// <summary>The <c>JobExecutionSummaryForThing</c> shape.</summary>
-public sealed record JobExecutionSummaryForThing
+public sealed partial record JobExecutionSummaryForThing
 {
     /// <summary>jobId (body <c>jobId</c>).</summary>
     public string? JobId { get; init; }
@@ -10213,7 +10213,7 @@ public sealed record JobExecutionSummaryForThing
 }
 
 /// <summary>The <c>ListJobTemplatesRequest</c> shape.</summary>
-public sealed record ListJobTemplatesRequest
+public sealed partial record ListJobTemplatesRequest
 {
     /// <summary>maxResults (querystring <c>maxResults</c>).</summary>
     public int? MaxResults { get; init; }
@@ -10242,7 +10242,7 @@ public sealed record ListJobTemplatesRequest
 }
 
 /// <summary>The <c>ListJobTemplatesResponse</c> shape.</summary>
-public sealed record ListJobTemplatesResponse
+public sealed partial record ListJobTemplatesResponse
 {
     /// <summary>jobTemplates (body <c>jobTemplates</c>).</summary>
     public IReadOnlyList<JobTemplateSummary>? JobTemplates { get; init; }
@@ -10278,7 +10278,7 @@ public sealed record ListJobTemplatesResponse
 }
 
 /// <summary>The <c>JobTemplateSummary</c> shape.</summary>
-public sealed record JobTemplateSummary
+public sealed partial record JobTemplateSummary
 {
     /// <summary>jobTemplateArn (body <c>jobTemplateArn</c>).</summary>
     public string? JobTemplateArn { get; init; }
@@ -10325,7 +10325,7 @@ public sealed record JobTemplateSummary
 }
 
 /// <summary>The <c>ListJobsRequest</c> shape.</summary>
-public sealed record ListJobsRequest
+public sealed partial record ListJobsRequest
 {
     /// <summary>status (querystring <c>status</c>).</summary>
     public string? Status { get; init; }
@@ -10384,7 +10384,7 @@ public sealed record ListJobsRequest
 }
 
 /// <summary>The <c>ListJobsResponse</c> shape.</summary>
-public sealed record ListJobsResponse
+public sealed partial record ListJobsResponse
 {
     /// <summary>jobs (body <c>jobs</c>).</summary>
     public IReadOnlyList<JobSummary>? Jobs { get; init; }
@@ -10420,7 +10420,7 @@ public sealed record ListJobsResponse
 }
 
 /// <summary>The <c>JobSummary</c> shape.</summary>
-public sealed record JobSummary
+public sealed partial record JobSummary
 {
     /// <summary>jobArn (body <c>jobArn</c>).</summary>
     public string? JobArn { get; init; }
@@ -10507,7 +10507,7 @@ public sealed record JobSummary
 }
 
 /// <summary>The <c>ListPoliciesRequest</c> shape.</summary>
-public sealed record ListPoliciesRequest
+public sealed partial record ListPoliciesRequest
 {
     /// <summary>marker (querystring <c>marker</c>).</summary>
     public string? Marker { get; init; }
@@ -10542,7 +10542,7 @@ public sealed record ListPoliciesRequest
 }
 
 /// <summary>The <c>ListPoliciesResponse</c> shape.</summary>
-public sealed record ListPoliciesResponse
+public sealed partial record ListPoliciesResponse
 {
     /// <summary>policies (body <c>policies</c>).</summary>
     public IReadOnlyList<Policy>? Policies { get; init; }
@@ -10578,7 +10578,7 @@ public sealed record ListPoliciesResponse
 }
 
 /// <summary>The <c>ListPolicyVersionsRequest</c> shape.</summary>
-public sealed record ListPolicyVersionsRequest
+public sealed partial record ListPolicyVersionsRequest
 {
     /// <summary>policyName (uri <c>policyName</c>, required).</summary>
     public string PolicyName { get; init; } = null!;
@@ -10606,7 +10606,7 @@ public sealed record ListPolicyVersionsRequest
 }
 
 /// <summary>The <c>ListPolicyVersionsResponse</c> shape.</summary>
-public sealed record ListPolicyVersionsResponse
+public sealed partial record ListPolicyVersionsResponse
 {
     /// <summary>policyVersions (body <c>policyVersions</c>).</summary>
     public IReadOnlyList<PolicyVersion>? PolicyVersions { get; init; }
@@ -10634,7 +10634,7 @@ public sealed record ListPolicyVersionsResponse
 }
 
 /// <summary>The <c>PolicyVersion</c> shape.</summary>
-public sealed record PolicyVersion
+public sealed partial record PolicyVersion
 {
     /// <summary>versionId (body <c>versionId</c>).</summary>
     public string? VersionId { get; init; }
@@ -10673,7 +10673,7 @@ public sealed record PolicyVersion
 }
 
 /// <summary>The <c>ListPrincipalThingsRequest</c> shape.</summary>
-public sealed record ListPrincipalThingsRequest
+public sealed partial record ListPrincipalThingsRequest
 {
     /// <summary>nextToken (querystring <c>nextToken</c>).</summary>
     public string? NextToken { get; init; }
@@ -10708,7 +10708,7 @@ public sealed record ListPrincipalThingsRequest
 }
 
 /// <summary>The <c>ListPrincipalThingsResponse</c> shape.</summary>
-public sealed record ListPrincipalThingsResponse
+public sealed partial record ListPrincipalThingsResponse
 {
     /// <summary>things (body <c>things</c>).</summary>
     public IReadOnlyList<string>? Things { get; init; }
@@ -10744,7 +10744,7 @@ public sealed record ListPrincipalThingsResponse
 }
 
 /// <summary>The <c>ListProvisioningTemplateVersionsRequest</c> shape.</summary>
-public sealed record ListProvisioningTemplateVersionsRequest
+public sealed partial record ListProvisioningTemplateVersionsRequest
 {
     /// <summary>templateName (uri <c>templateName</c>, required).</summary>
     public string TemplateName { get; init; } = null!;
@@ -10781,7 +10781,7 @@ public sealed record ListProvisioningTemplateVersionsRequest
 }
 
 /// <summary>The <c>ListProvisioningTemplateVersionsResponse</c> shape.</summary>
-public sealed record ListProvisioningTemplateVersionsResponse
+public sealed partial record ListProvisioningTemplateVersionsResponse
 {
     /// <summary>versions (body <c>versions</c>).</summary>
     public IReadOnlyList<ProvisioningTemplateVersionSummary>? Versions { get; init; }
@@ -10817,7 +10817,7 @@ public sealed record ListProvisioningTemplateVersionsResponse
 }
 
 /// <summary>The <c>ProvisioningTemplateVersionSummary</c> shape.</summary>
-public sealed record ProvisioningTemplateVersionSummary
+public sealed partial record ProvisioningTemplateVersionSummary
 {
     /// <summary>versionId (body <c>versionId</c>).</summary>
     public int? VersionId { get; init; }
@@ -10856,7 +10856,7 @@ public sealed record ProvisioningTemplateVersionSummary
 }
 
 /// <summary>The <c>ListProvisioningTemplatesRequest</c> shape.</summary>
-public sealed record ListProvisioningTemplatesRequest
+public sealed partial record ListProvisioningTemplatesRequest
 {
     /// <summary>maxResults (querystring <c>maxResults</c>).</summary>
     public int? MaxResults { get; init; }
@@ -10885,7 +10885,7 @@ public sealed record ListProvisioningTemplatesRequest
 }
 
 /// <summary>The <c>ListProvisioningTemplatesResponse</c> shape.</summary>
-public sealed record ListProvisioningTemplatesResponse
+public sealed partial record ListProvisioningTemplatesResponse
 {
     /// <summary>templates (body <c>templates</c>).</summary>
     public IReadOnlyList<ProvisioningTemplateSummary>? Templates { get; init; }
@@ -10921,7 +10921,7 @@ public sealed record ListProvisioningTemplatesResponse
 }
 
 /// <summary>The <c>ProvisioningTemplateSummary</c> shape.</summary>
-public sealed record ProvisioningTemplateSummary
+public sealed partial record ProvisioningTemplateSummary
 {
     /// <summary>templateArn (body <c>templateArn</c>).</summary>
     public string? TemplateArn { get; init; }
@@ -10992,7 +10992,7 @@ public sealed record ProvisioningTemplateSummary
 }
 
 /// <summary>The <c>ListSecurityProfilesRequest</c> shape.</summary>
-public sealed record ListSecurityProfilesRequest
+public sealed partial record ListSecurityProfilesRequest
 {
     /// <summary>nextToken (querystring <c>nextToken</c>).</summary>
     public string? NextToken { get; init; }
@@ -11035,7 +11035,7 @@ public sealed record ListSecurityProfilesRequest
 }
 
 /// <summary>The <c>ListSecurityProfilesResponse</c> shape.</summary>
-public sealed record ListSecurityProfilesResponse
+public sealed partial record ListSecurityProfilesResponse
 {
     /// <summary>securityProfileIdentifiers (body <c>securityProfileIdentifiers</c>).</summary>
     public IReadOnlyList<SecurityProfileIdentifier>? SecurityProfileIdentifiers { get; init; }
@@ -11071,7 +11071,7 @@ public sealed record ListSecurityProfilesResponse
 }
 
 /// <summary>The <c>SecurityProfileIdentifier</c> shape.</summary>
-public sealed record SecurityProfileIdentifier
+public sealed partial record SecurityProfileIdentifier
 {
     /// <summary>name (body <c>name</c>, required).</summary>
     public string? Name { get; init; }
@@ -11102,7 +11102,7 @@ public sealed record SecurityProfileIdentifier
 }
 
 /// <summary>The <c>ListSecurityProfilesForTargetRequest</c> shape.</summary>
-public sealed record ListSecurityProfilesForTargetRequest
+public sealed partial record ListSecurityProfilesForTargetRequest
 {
     /// <summary>nextToken (querystring <c>nextToken</c>).</summary>
     public string? NextToken { get; init; }
@@ -11141,7 +11141,7 @@ public sealed record ListSecurityProfilesForTargetRequest
 }
 
 /// <summary>The <c>ListSecurityProfilesForTargetResponse</c> shape.</summary>
-public sealed record ListSecurityProfilesForTargetResponse
+public sealed partial record ListSecurityProfilesForTargetResponse
 {
     /// <summary>securityProfileTargetMappings (body <c>securityProfileTargetMappings</c>).</summary>
     public IReadOnlyList<SecurityProfileTargetMapping>? SecurityProfileTargetMappings { get; init; }
@@ -11177,7 +11177,7 @@ public sealed record ListSecurityProfilesForTargetResponse
 }
 
 /// <summary>The <c>SecurityProfileTargetMapping</c> shape.</summary>
-public sealed record SecurityProfileTargetMapping
+public sealed partial record SecurityProfileTargetMapping
 {
     /// <summary>securityProfileIdentifier (body <c>securityProfileIdentifier</c>).</summary>
     public SecurityProfileIdentifier? SecurityProfileIdentifier { get; init; }
@@ -11210,7 +11210,7 @@ public sealed record SecurityProfileTargetMapping
 }
 
 /// <summary>The <c>SecurityProfileTarget</c> shape.</summary>
-public sealed record SecurityProfileTarget
+public sealed partial record SecurityProfileTarget
 {
     /// <summary>arn (body <c>arn</c>, required).</summary>
     public string? Arn { get; init; }
@@ -11233,7 +11233,7 @@ public sealed record SecurityProfileTarget
 }
 
 /// <summary>The <c>ListStreamsRequest</c> shape.</summary>
-public sealed record ListStreamsRequest
+public sealed partial record ListStreamsRequest
 {
     /// <summary>maxResults (querystring <c>maxResults</c>).</summary>
     public int? MaxResults { get; init; }
@@ -11266,7 +11266,7 @@ public sealed record ListStreamsRequest
 }
 
 /// <summary>The <c>ListStreamsResponse</c> shape.</summary>
-public sealed record ListStreamsResponse
+public sealed partial record ListStreamsResponse
 {
     /// <summary>streams (body <c>streams</c>).</summary>
     public IReadOnlyList<StreamSummary>? Streams { get; init; }
@@ -11302,7 +11302,7 @@ public sealed record ListStreamsResponse
 }
 
 /// <summary>The <c>StreamSummary</c> shape.</summary>
-public sealed record StreamSummary
+public sealed partial record StreamSummary
 {
     /// <summary>streamId (body <c>streamId</c>).</summary>
     public string? StreamId { get; init; }
@@ -11349,7 +11349,7 @@ public sealed record StreamSummary
 }
 
 /// <summary>The <c>ListTargetsForPolicyRequest</c> shape.</summary>
-public sealed record ListTargetsForPolicyRequest
+public sealed partial record ListTargetsForPolicyRequest
 {
     /// <summary>policyName (uri <c>policyName</c>, required).</summary>
     public string PolicyName { get; init; } = null!;
@@ -11388,7 +11388,7 @@ public sealed record ListTargetsForPolicyRequest
 }
 
 /// <summary>The <c>ListTargetsForPolicyResponse</c> shape.</summary>
-public sealed record ListTargetsForPolicyResponse
+public sealed partial record ListTargetsForPolicyResponse
 {
     /// <summary>targets (body <c>targets</c>).</summary>
     public IReadOnlyList<string>? Targets { get; init; }
@@ -11424,7 +11424,7 @@ public sealed record ListTargetsForPolicyResponse
 }
 
 /// <summary>The <c>ListTargetsForSecurityProfileRequest</c> shape.</summary>
-public sealed record ListTargetsForSecurityProfileRequest
+public sealed partial record ListTargetsForSecurityProfileRequest
 {
     /// <summary>securityProfileName (uri <c>securityProfileName</c>, required).</summary>
     public string SecurityProfileName { get; init; } = null!;
@@ -11461,7 +11461,7 @@ public sealed record ListTargetsForSecurityProfileRequest
 }
 
 /// <summary>The <c>ListTargetsForSecurityProfileResponse</c> shape.</summary>
-public sealed record ListTargetsForSecurityProfileResponse
+public sealed partial record ListTargetsForSecurityProfileResponse
 {
     /// <summary>securityProfileTargets (body <c>securityProfileTargets</c>).</summary>
     public IReadOnlyList<SecurityProfileTarget>? SecurityProfileTargets { get; init; }
@@ -11497,7 +11497,7 @@ public sealed record ListTargetsForSecurityProfileResponse
 }
 
 /// <summary>The <c>ListThingGroupsRequest</c> shape.</summary>
-public sealed record ListThingGroupsRequest
+public sealed partial record ListThingGroupsRequest
 {
     /// <summary>nextToken (querystring <c>nextToken</c>).</summary>
     public string? NextToken { get; init; }
@@ -11542,7 +11542,7 @@ public sealed record ListThingGroupsRequest
 }
 
 /// <summary>The <c>ListThingGroupsResponse</c> shape.</summary>
-public sealed record ListThingGroupsResponse
+public sealed partial record ListThingGroupsResponse
 {
     /// <summary>thingGroups (body <c>thingGroups</c>).</summary>
     public IReadOnlyList<GroupNameAndArn>? ThingGroups { get; init; }
@@ -11578,7 +11578,7 @@ public sealed record ListThingGroupsResponse
 }
 
 /// <summary>The <c>ListThingGroupsForThingRequest</c> shape.</summary>
-public sealed record ListThingGroupsForThingRequest
+public sealed partial record ListThingGroupsForThingRequest
 {
     /// <summary>thingName (uri <c>thingName</c>, required).</summary>
     public string ThingName { get; init; } = null!;
@@ -11615,7 +11615,7 @@ public sealed record ListThingGroupsForThingRequest
 }
 
 /// <summary>The <c>ListThingGroupsForThingResponse</c> shape.</summary>
-public sealed record ListThingGroupsForThingResponse
+public sealed partial record ListThingGroupsForThingResponse
 {
     /// <summary>thingGroups (body <c>thingGroups</c>).</summary>
     public IReadOnlyList<GroupNameAndArn>? ThingGroups { get; init; }
@@ -11651,7 +11651,7 @@ public sealed record ListThingGroupsForThingResponse
 }
 
 /// <summary>The <c>ListThingPrincipalsRequest</c> shape.</summary>
-public sealed record ListThingPrincipalsRequest
+public sealed partial record ListThingPrincipalsRequest
 {
     /// <summary>nextToken (querystring <c>nextToken</c>).</summary>
     public string? NextToken { get; init; }
@@ -11688,7 +11688,7 @@ public sealed record ListThingPrincipalsRequest
 }
 
 /// <summary>The <c>ListThingPrincipalsResponse</c> shape.</summary>
-public sealed record ListThingPrincipalsResponse
+public sealed partial record ListThingPrincipalsResponse
 {
     /// <summary>principals (body <c>principals</c>).</summary>
     public IReadOnlyList<string>? Principals { get; init; }
@@ -11724,7 +11724,7 @@ public sealed record ListThingPrincipalsResponse
 }
 
 /// <summary>The <c>ListThingTypesRequest</c> shape.</summary>
-public sealed record ListThingTypesRequest
+public sealed partial record ListThingTypesRequest
 {
     /// <summary>nextToken (querystring <c>nextToken</c>).</summary>
     public string? NextToken { get; init; }
@@ -11760,7 +11760,7 @@ public sealed record ListThingTypesRequest
 }
 
 /// <summary>The <c>ListThingTypesResponse</c> shape.</summary>
-public sealed record ListThingTypesResponse
+public sealed partial record ListThingTypesResponse
 {
     /// <summary>thingTypes (body <c>thingTypes</c>).</summary>
     public IReadOnlyList<ThingTypeDefinition>? ThingTypes { get; init; }
@@ -11796,7 +11796,7 @@ public sealed record ListThingTypesResponse
 }
 
 /// <summary>The <c>ThingTypeDefinition</c> shape.</summary>
-public sealed record ThingTypeDefinition
+public sealed partial record ThingTypeDefinition
 {
     /// <summary>thingTypeName (body <c>thingTypeName</c>).</summary>
     public string? ThingTypeName { get; init; }
@@ -11845,7 +11845,7 @@ public sealed record ThingTypeDefinition
 }
 
 /// <summary>The <c>ListThingsRequest</c> shape.</summary>
-public sealed record ListThingsRequest
+public sealed partial record ListThingsRequest
 {
     /// <summary>nextToken (querystring <c>nextToken</c>).</summary>
     public string? NextToken { get; init; }
@@ -11898,7 +11898,7 @@ public sealed record ListThingsRequest
 }
 
 /// <summary>The <c>ListThingsResponse</c> shape.</summary>
-public sealed record ListThingsResponse
+public sealed partial record ListThingsResponse
 {
     /// <summary>things (body <c>things</c>).</summary>
     public IReadOnlyList<ThingAttribute>? Things { get; init; }
@@ -11934,7 +11934,7 @@ public sealed record ListThingsResponse
 }
 
 /// <summary>The <c>ThingAttribute</c> shape.</summary>
-public sealed record ThingAttribute
+public sealed partial record ThingAttribute
 {
     /// <summary>thingName (body <c>thingName</c>).</summary>
     public string? ThingName { get; init; }
@@ -11994,7 +11994,7 @@ public sealed record ThingAttribute
 }
 
 /// <summary>The <c>ListThingsInThingGroupRequest</c> shape.</summary>
-public sealed record ListThingsInThingGroupRequest
+public sealed partial record ListThingsInThingGroupRequest
 {
     /// <summary>thingGroupName (uri <c>thingGroupName</c>, required).</summary>
     public string ThingGroupName { get; init; } = null!;
@@ -12035,7 +12035,7 @@ public sealed record ListThingsInThingGroupRequest
 }
 
 /// <summary>The <c>ListThingsInThingGroupResponse</c> shape.</summary>
-public sealed record ListThingsInThingGroupResponse
+public sealed partial record ListThingsInThingGroupResponse
 {
     /// <summary>things (body <c>things</c>).</summary>
     public IReadOnlyList<string>? Things { get; init; }
@@ -12071,7 +12071,7 @@ public sealed record ListThingsInThingGroupResponse
 }
 
 /// <summary>The <c>ListTopicRuleDestinationsRequest</c> shape.</summary>
-public sealed record ListTopicRuleDestinationsRequest
+public sealed partial record ListTopicRuleDestinationsRequest
 {
     /// <summary>maxResults (querystring <c>maxResults</c>).</summary>
     public int? MaxResults { get; init; }
@@ -12100,7 +12100,7 @@ public sealed record ListTopicRuleDestinationsRequest
 }
 
 /// <summary>The <c>ListTopicRuleDestinationsResponse</c> shape.</summary>
-public sealed record ListTopicRuleDestinationsResponse
+public sealed partial record ListTopicRuleDestinationsResponse
 {
     /// <summary>destinationSummaries (body <c>destinationSummaries</c>).</summary>
     public IReadOnlyList<TopicRuleDestinationSummary>? DestinationSummaries { get; init; }
@@ -12136,7 +12136,7 @@ public sealed record ListTopicRuleDestinationsResponse
 }
 
 /// <summary>The <c>TopicRuleDestinationSummary</c> shape.</summary>
-public sealed record TopicRuleDestinationSummary
+public sealed partial record TopicRuleDestinationSummary
 {
     /// <summary>arn (body <c>arn</c>).</summary>
     public string? Arn { get; init; }
@@ -12209,7 +12209,7 @@ public sealed record TopicRuleDestinationSummary
 }
 
 /// <summary>The <c>HttpUrlDestinationSummary</c> shape.</summary>
-public sealed record HttpUrlDestinationSummary
+public sealed partial record HttpUrlDestinationSummary
 {
     /// <summary>confirmationUrl (body <c>confirmationUrl</c>).</summary>
     public string? ConfirmationUrl { get; init; }
@@ -12232,7 +12232,7 @@ public sealed record HttpUrlDestinationSummary
 }
 
 /// <summary>The <c>VpcDestinationSummary</c> shape.</summary>
-public sealed record VpcDestinationSummary
+public sealed partial record VpcDestinationSummary
 {
     /// <summary>subnetIds (body <c>subnetIds</c>).</summary>
     public IReadOnlyList<string>? SubnetIds { get; init; }
@@ -12289,7 +12289,7 @@ public sealed record VpcDestinationSummary
 }
 
 /// <summary>The <c>ListTopicRulesRequest</c> shape.</summary>
-public sealed record ListTopicRulesRequest
+public sealed partial record ListTopicRulesRequest
 {
     /// <summary>topic (querystring <c>topic</c>).</summary>
     public string? Topic { get; init; }
@@ -12326,7 +12326,7 @@ public sealed record ListTopicRulesRequest
 }
 
 /// <summary>The <c>ListTopicRulesResponse</c> shape.</summary>
-public sealed record ListTopicRulesResponse
+public sealed partial record ListTopicRulesResponse
 {
     /// <summary>rules (body <c>rules</c>).</summary>
     public IReadOnlyList<TopicRuleListItem>? Rules { get; init; }
@@ -12362,7 +12362,7 @@ public sealed record ListTopicRulesResponse
 }
 
 /// <summary>The <c>TopicRuleListItem</c> shape.</summary>
-public sealed record TopicRuleListItem
+public sealed partial record TopicRuleListItem
 {
     /// <summary>ruleArn (body <c>ruleArn</c>).</summary>
     public string? RuleArn { get; init; }
@@ -12417,7 +12417,7 @@ public sealed record TopicRuleListItem
 }
 
 /// <summary>The <c>ListViolationEventsRequest</c> shape.</summary>
-public sealed record ListViolationEventsRequest
+public sealed partial record ListViolationEventsRequest
 {
     /// <summary>startTime (querystring <c>startTime</c>, required).</summary>
     public DateTimeOffset? StartTime { get; init; }
@@ -12483,7 +12483,7 @@ public sealed record ListViolationEventsRequest
 }
 
 /// <summary>The <c>ListViolationEventsResponse</c> shape.</summary>
-public sealed record ListViolationEventsResponse
+public sealed partial record ListViolationEventsResponse
 {
     /// <summary>violationEvents (body <c>violationEvents</c>).</summary>
     public IReadOnlyList<ViolationEvent>? ViolationEvents { get; init; }
@@ -12519,7 +12519,7 @@ public sealed record ListViolationEventsResponse
 }
 
 /// <summary>The <c>ViolationEvent</c> shape.</summary>
-public sealed record ViolationEvent
+public sealed partial record ViolationEvent
 {
     /// <summary>violationId (body <c>violationId</c>).</summary>
     public string? ViolationId { get; init; }
@@ -12617,7 +12617,7 @@ public sealed record ViolationEvent
 }
 
 /// <summary>The <c>PutVerificationStateOnViolationRequest</c> shape.</summary>
-public sealed record PutVerificationStateOnViolationRequest
+public sealed partial record PutVerificationStateOnViolationRequest
 {
     /// <summary>violationId (uri <c>violationId</c>, required).</summary>
     public string ViolationId { get; init; } = null!;
@@ -12663,7 +12663,7 @@ public sealed record PutVerificationStateOnViolationRequest
 }
 
 /// <summary>The <c>PutVerificationStateOnViolationResponse</c> shape.</summary>
-public sealed record PutVerificationStateOnViolationResponse
+public sealed partial record PutVerificationStateOnViolationResponse
 {
     /// <summary>Writes the body members as JSON; members that are null are left out, as AWS does.</summary>
     internal void WriteJson(Utf8JsonWriter w)
@@ -12679,7 +12679,7 @@ public sealed record PutVerificationStateOnViolationResponse
 }
 
 /// <summary>The <c>RegisterCACertificateRequest</c> shape.</summary>
-public sealed record RegisterCACertificateRequest
+public sealed partial record RegisterCACertificateRequest
 {
     /// <summary>caCertificate (body <c>caCertificate</c>, required).</summary>
     public string CaCertificate { get; init; } = null!;
@@ -12747,7 +12747,7 @@ public sealed record RegisterCACertificateRequest
 }
 
 /// <summary>The <c>RegisterCACertificateResponse</c> shape.</summary>
-public sealed record RegisterCACertificateResponse
+public sealed partial record RegisterCACertificateResponse
 {
     /// <summary>certificateArn (body <c>certificateArn</c>).</summary>
     public string? CertificateArn { get; init; }
@@ -12778,7 +12778,7 @@ public sealed record RegisterCACertificateResponse
 }
 
 /// <summary>The <c>RegisterCertificateRequest</c> shape.</summary>
-public sealed record RegisterCertificateRequest
+public sealed partial record RegisterCertificateRequest
 {
     /// <summary>certificatePem (body <c>certificatePem</c>, required).</summary>
     public string CertificatePem { get; init; } = null!;
@@ -12827,7 +12827,7 @@ public sealed record RegisterCertificateRequest
 }
 
 /// <summary>The <c>RegisterCertificateResponse</c> shape.</summary>
-public sealed record RegisterCertificateResponse
+public sealed partial record RegisterCertificateResponse
 {
     /// <summary>certificateArn (body <c>certificateArn</c>).</summary>
     public string? CertificateArn { get; init; }
@@ -12858,7 +12858,7 @@ public sealed record RegisterCertificateResponse
 }
 
 /// <summary>The <c>RegisterCertificateWithoutCARequest</c> shape.</summary>
-public sealed record RegisterCertificateWithoutCARequest
+public sealed partial record RegisterCertificateWithoutCARequest
 {
     /// <summary>certificatePem (body <c>certificatePem</c>, required).</summary>
     public string CertificatePem { get; init; } = null!;
@@ -12896,7 +12896,7 @@ public sealed record RegisterCertificateWithoutCARequest
 }
 
 /// <summary>The <c>RegisterCertificateWithoutCAResponse</c> shape.</summary>
-public sealed record RegisterCertificateWithoutCAResponse
+public sealed partial record RegisterCertificateWithoutCAResponse
 {
     /// <summary>certificateArn (body <c>certificateArn</c>).</summary>
     public string? CertificateArn { get; init; }
@@ -12927,7 +12927,7 @@ public sealed record RegisterCertificateWithoutCAResponse
 }
 
 /// <summary>The <c>RegisterThingRequest</c> shape.</summary>
-public sealed record RegisterThingRequest
+public sealed partial record RegisterThingRequest
 {
     /// <summary>templateBody (body <c>templateBody</c>, required).</summary>
     public string TemplateBody { get; init; } = null!;
@@ -12969,7 +12969,7 @@ public sealed record RegisterThingRequest
 }
 
 /// <summary>The <c>RegisterThingResponse</c> shape.</summary>
-public sealed record RegisterThingResponse
+public sealed partial record RegisterThingResponse
 {
     /// <summary>certificatePem (body <c>certificatePem</c>).</summary>
     public string? CertificatePem { get; init; }
@@ -13005,7 +13005,7 @@ public sealed record RegisterThingResponse
 }
 
 /// <summary>The <c>RemoveThingFromThingGroupRequest</c> shape.</summary>
-public sealed record RemoveThingFromThingGroupRequest
+public sealed partial record RemoveThingFromThingGroupRequest
 {
     /// <summary>thingGroupName (body <c>thingGroupName</c>).</summary>
     public string? ThingGroupName { get; init; }
@@ -13057,7 +13057,7 @@ public sealed record RemoveThingFromThingGroupRequest
 }
 
 /// <summary>The <c>RemoveThingFromThingGroupResponse</c> shape.</summary>
-public sealed record RemoveThingFromThingGroupResponse
+public sealed partial record RemoveThingFromThingGroupResponse
 {
     /// <summary>Writes the body members as JSON; members that are null are left out, as AWS does.</summary>
     internal void WriteJson(Utf8JsonWriter w)
@@ -13073,7 +13073,7 @@ public sealed record RemoveThingFromThingGroupResponse
 }
 
 /// <summary>The <c>ReplaceTopicRuleRequest</c> shape.</summary>
-public sealed record ReplaceTopicRuleRequest
+public sealed partial record ReplaceTopicRuleRequest
 {
     /// <summary>ruleName (uri <c>ruleName</c>, required).</summary>
     public string RuleName { get; init; } = null!;
@@ -13112,7 +13112,7 @@ public sealed record ReplaceTopicRuleRequest
 }
 
 /// <summary>The <c>SearchIndexRequest</c> shape.</summary>
-public sealed record SearchIndexRequest
+public sealed partial record SearchIndexRequest
 {
     /// <summary>indexName (body <c>indexName</c>).</summary>
     public string? IndexName { get; init; }
@@ -13167,7 +13167,7 @@ public sealed record SearchIndexRequest
 }
 
 /// <summary>The <c>SearchIndexResponse</c> shape.</summary>
-public sealed record SearchIndexResponse
+public sealed partial record SearchIndexResponse
 {
     /// <summary>nextToken (body <c>nextToken</c>).</summary>
     public string? NextToken { get; init; }
@@ -13216,7 +13216,7 @@ public sealed record SearchIndexResponse
 }
 
 /// <summary>The <c>ThingDocument</c> shape.</summary>
-public sealed record ThingDocument
+public sealed partial record ThingDocument
 {
     /// <summary>thingName (body <c>thingName</c>).</summary>
     public string? ThingName { get; init; }
@@ -13306,7 +13306,7 @@ public sealed record ThingDocument
 }
 
 /// <summary>The <c>ThingConnectivity</c> shape.</summary>
-public sealed record ThingConnectivity
+public sealed partial record ThingConnectivity
 {
     /// <summary>connected (body <c>connected</c>).</summary>
     public bool? Connected { get; init; }
@@ -13345,7 +13345,7 @@ public sealed record ThingConnectivity
 }
 
 /// <summary>The <c>ThingGroupDocument</c> shape.</summary>
-public sealed record ThingGroupDocument
+public sealed partial record ThingGroupDocument
 {
     /// <summary>thingGroupName (body <c>thingGroupName</c>).</summary>
     public string? ThingGroupName { get; init; }
@@ -13410,7 +13410,7 @@ public sealed record ThingGroupDocument
 }
 
 /// <summary>The <c>SetDefaultPolicyVersionRequest</c> shape.</summary>
-public sealed record SetDefaultPolicyVersionRequest
+public sealed partial record SetDefaultPolicyVersionRequest
 {
     /// <summary>policyName (uri <c>policyName</c>, required).</summary>
     public string PolicyName { get; init; } = null!;
@@ -13445,7 +13445,7 @@ public sealed record SetDefaultPolicyVersionRequest
 }
 
 /// <summary>The <c>UpdateCACertificateRequest</c> shape.</summary>
-public sealed record UpdateCACertificateRequest
+public sealed partial record UpdateCACertificateRequest
 {
     /// <summary>certificateId (uri <c>caCertificateId</c>, required).</summary>
     public string CertificateId { get; init; } = null!;
@@ -13498,7 +13498,7 @@ public sealed record UpdateCACertificateRequest
 }
 
 /// <summary>The <c>UpdateCertificateRequest</c> shape.</summary>
-public sealed record UpdateCertificateRequest
+public sealed partial record UpdateCertificateRequest
 {
     /// <summary>certificateId (uri <c>certificateId</c>, required).</summary>
     public string CertificateId { get; init; } = null!;
@@ -13532,7 +13532,7 @@ public sealed record UpdateCertificateRequest
 }
 
 /// <summary>The <c>UpdateDynamicThingGroupRequest</c> shape.</summary>
-public sealed record UpdateDynamicThingGroupRequest
+public sealed partial record UpdateDynamicThingGroupRequest
 {
     /// <summary>thingGroupName (uri <c>thingGroupName</c>, required).</summary>
     public string ThingGroupName { get; init; } = null!;
@@ -13595,7 +13595,7 @@ public sealed record UpdateDynamicThingGroupRequest
 }
 
 /// <summary>The <c>UpdateDynamicThingGroupResponse</c> shape.</summary>
-public sealed record UpdateDynamicThingGroupResponse
+public sealed partial record UpdateDynamicThingGroupResponse
 {
     /// <summary>version (body <c>version</c>).</summary>
     public long? Version { get; init; }
@@ -13618,7 +13618,7 @@ public sealed record UpdateDynamicThingGroupResponse
 }
 
 /// <summary>The <c>UpdateFleetMetricRequest</c> shape.</summary>
-public sealed record UpdateFleetMetricRequest
+public sealed partial record UpdateFleetMetricRequest
 {
     /// <summary>metricName (uri <c>metricName</c>, required).</summary>
     public string MetricName { get; init; } = null!;
@@ -13706,7 +13706,7 @@ public sealed record UpdateFleetMetricRequest
 }
 
 /// <summary>The <c>UpdateIndexingConfigurationRequest</c> shape.</summary>
-public sealed record UpdateIndexingConfigurationRequest
+public sealed partial record UpdateIndexingConfigurationRequest
 {
     /// <summary>thingIndexingConfiguration (body <c>thingIndexingConfiguration</c>).</summary>
     public ThingIndexingConfiguration? ThingIndexingConfiguration { get; init; }
@@ -13742,7 +13742,7 @@ public sealed record UpdateIndexingConfigurationRequest
 }
 
 /// <summary>The <c>UpdateIndexingConfigurationResponse</c> shape.</summary>
-public sealed record UpdateIndexingConfigurationResponse
+public sealed partial record UpdateIndexingConfigurationResponse
 {
     /// <summary>Writes the body members as JSON; members that are null are left out, as AWS does.</summary>
     internal void WriteJson(Utf8JsonWriter w)
@@ -13758,7 +13758,7 @@ public sealed record UpdateIndexingConfigurationResponse
 }
 
 /// <summary>The <c>UpdateJobRequest</c> shape.</summary>
-public sealed record UpdateJobRequest
+public sealed partial record UpdateJobRequest
 {
     /// <summary>jobId (uri <c>jobId</c>, required).</summary>
     public string JobId { get; init; } = null!;
@@ -13833,7 +13833,7 @@ public sealed record UpdateJobRequest
 }
 
 /// <summary>The <c>UpdateProvisioningTemplateRequest</c> shape.</summary>
-public sealed record UpdateProvisioningTemplateRequest
+public sealed partial record UpdateProvisioningTemplateRequest
 {
     /// <summary>templateName (uri <c>templateName</c>, required).</summary>
     public string TemplateName { get; init; } = null!;
@@ -13900,7 +13900,7 @@ public sealed record UpdateProvisioningTemplateRequest
 }
 
 /// <summary>The <c>UpdateProvisioningTemplateResponse</c> shape.</summary>
-public sealed record UpdateProvisioningTemplateResponse
+public sealed partial record UpdateProvisioningTemplateResponse
 {
     /// <summary>Writes the body members as JSON; members that are null are left out, as AWS does.</summary>
     internal void WriteJson(Utf8JsonWriter w)
@@ -13916,7 +13916,7 @@ public sealed record UpdateProvisioningTemplateResponse
 }
 
 /// <summary>The <c>UpdateSecurityProfileRequest</c> shape.</summary>
-public sealed record UpdateSecurityProfileRequest
+public sealed partial record UpdateSecurityProfileRequest
 {
     /// <summary>securityProfileName (uri <c>securityProfileName</c>, required).</summary>
     public string SecurityProfileName { get; init; } = null!;
@@ -14018,7 +14018,7 @@ public sealed record UpdateSecurityProfileRequest
 }
 
 /// <summary>The <c>UpdateSecurityProfileResponse</c> shape.</summary>
-public sealed record UpdateSecurityProfileResponse
+public sealed partial record UpdateSecurityProfileResponse
 {
     /// <summary>securityProfileName (body <c>securityProfileName</c>).</summary>
     public string? SecurityProfileName { get; init; }
@@ -14143,7 +14143,7 @@ public sealed record UpdateSecurityProfileResponse
 }
 
 /// <summary>The <c>UpdateStreamRequest</c> shape.</summary>
-public sealed record UpdateStreamRequest
+public sealed partial record UpdateStreamRequest
 {
     /// <summary>streamId (uri <c>streamId</c>, required).</summary>
     public string StreamId { get; init; } = null!;
@@ -14199,7 +14199,7 @@ public sealed record UpdateStreamRequest
 }
 
 /// <summary>The <c>UpdateStreamResponse</c> shape.</summary>
-public sealed record UpdateStreamResponse
+public sealed partial record UpdateStreamResponse
 {
     /// <summary>streamId (body <c>streamId</c>).</summary>
     public string? StreamId { get; init; }
@@ -14246,7 +14246,7 @@ public sealed record UpdateStreamResponse
 }
 
 /// <summary>The <c>UpdateThingRequest</c> shape.</summary>
-public sealed record UpdateThingRequest
+public sealed partial record UpdateThingRequest
 {
     /// <summary>thingName (uri <c>thingName</c>, required).</summary>
     public string ThingName { get; init; } = null!;
@@ -14302,7 +14302,7 @@ public sealed record UpdateThingRequest
 }
 
 /// <summary>The <c>UpdateThingResponse</c> shape.</summary>
-public sealed record UpdateThingResponse
+public sealed partial record UpdateThingResponse
 {
     /// <summary>Writes the body members as JSON; members that are null are left out, as AWS does.</summary>
     internal void WriteJson(Utf8JsonWriter w)
@@ -14318,7 +14318,7 @@ public sealed record UpdateThingResponse
 }
 
 /// <summary>The <c>UpdateThingGroupRequest</c> shape.</summary>
-public sealed record UpdateThingGroupRequest
+public sealed partial record UpdateThingGroupRequest
 {
     /// <summary>thingGroupName (uri <c>thingGroupName</c>, required).</summary>
     public string ThingGroupName { get; init; } = null!;
@@ -14362,7 +14362,7 @@ public sealed record UpdateThingGroupRequest
 }
 
 /// <summary>The <c>UpdateThingGroupResponse</c> shape.</summary>
-public sealed record UpdateThingGroupResponse
+public sealed partial record UpdateThingGroupResponse
 {
     /// <summary>version (body <c>version</c>).</summary>
     public long? Version { get; init; }
@@ -14385,7 +14385,7 @@ public sealed record UpdateThingGroupResponse
 }
 
 /// <summary>The <c>UpdateTopicRuleDestinationRequest</c> shape.</summary>
-public sealed record UpdateTopicRuleDestinationRequest
+public sealed partial record UpdateTopicRuleDestinationRequest
 {
     /// <summary>arn (body <c>arn</c>, required).</summary>
     public string Arn { get; init; } = null!;
@@ -14422,7 +14422,7 @@ public sealed record UpdateTopicRuleDestinationRequest
 }
 
 /// <summary>The <c>UpdateTopicRuleDestinationResponse</c> shape.</summary>
-public sealed record UpdateTopicRuleDestinationResponse
+public sealed partial record UpdateTopicRuleDestinationResponse
 {
     /// <summary>Writes the body members as JSON; members that are null are left out, as AWS does.</summary>
     internal void WriteJson(Utf8JsonWriter w)
@@ -14438,7 +14438,7 @@ public sealed record UpdateTopicRuleDestinationResponse
 }
 
 /// <summary>The <c>ValidateSecurityProfileBehaviorsRequest</c> shape.</summary>
-public sealed record ValidateSecurityProfileBehaviorsRequest
+public sealed partial record ValidateSecurityProfileBehaviorsRequest
 {
     /// <summary>behaviors (body <c>behaviors</c>, required).</summary>
     public IReadOnlyList<Behavior> Behaviors { get; init; } = null!;
@@ -14473,7 +14473,7 @@ public sealed record ValidateSecurityProfileBehaviorsRequest
 }
 
 /// <summary>The <c>ValidateSecurityProfileBehaviorsResponse</c> shape.</summary>
-public sealed record ValidateSecurityProfileBehaviorsResponse
+public sealed partial record ValidateSecurityProfileBehaviorsResponse
 {
     /// <summary>valid (body <c>valid</c>).</summary>
     public bool? Valid { get; init; }
@@ -14509,7 +14509,7 @@ public sealed record ValidateSecurityProfileBehaviorsResponse
 }
 
 /// <summary>The <c>ValidationError</c> shape.</summary>
-public sealed record ValidationError
+public sealed partial record ValidationError
 {
     /// <summary>errorMessage (body <c>errorMessage</c>).</summary>
     public string? ErrorMessage { get; init; }

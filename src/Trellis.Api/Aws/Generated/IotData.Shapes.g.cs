@@ -13,7 +13,7 @@ using System.Text.RegularExpressions;
 namespace Trellis.Api.Aws.IotData;
 
 /// <summary>The <c>DeleteThingShadowRequest</c> shape.</summary>
-public sealed record DeleteThingShadowRequest
+public sealed partial record DeleteThingShadowRequest
 {
     /// <summary>thingName (uri <c>thingName</c>, required).</summary>
     public string ThingName { get; init; } = null!;
@@ -48,7 +48,7 @@ public sealed record DeleteThingShadowRequest
 }
 
 /// <summary>The <c>DeleteThingShadowResponse</c> shape.</summary>
-public sealed record DeleteThingShadowResponse
+public sealed partial record DeleteThingShadowResponse
 {
     /// <summary>payload (payload <c>payload</c>, required).</summary>
     public byte[]? Payload { get; init; }
@@ -67,7 +67,7 @@ public sealed record DeleteThingShadowResponse
 }
 
 /// <summary>The <c>GetThingShadowRequest</c> shape.</summary>
-public sealed record GetThingShadowRequest
+public sealed partial record GetThingShadowRequest
 {
     /// <summary>thingName (uri <c>thingName</c>, required).</summary>
     public string ThingName { get; init; } = null!;
@@ -102,7 +102,7 @@ public sealed record GetThingShadowRequest
 }
 
 /// <summary>The <c>GetThingShadowResponse</c> shape.</summary>
-public sealed record GetThingShadowResponse
+public sealed partial record GetThingShadowResponse
 {
     /// <summary>payload (payload <c>payload</c>).</summary>
     public byte[]? Payload { get; init; }
@@ -121,7 +121,7 @@ public sealed record GetThingShadowResponse
 }
 
 /// <summary>The <c>ListNamedShadowsForThingRequest</c> shape.</summary>
-public sealed record ListNamedShadowsForThingRequest
+public sealed partial record ListNamedShadowsForThingRequest
 {
     /// <summary>thingName (uri <c>thingName</c>, required).</summary>
     public string ThingName { get; init; } = null!;
@@ -158,7 +158,7 @@ public sealed record ListNamedShadowsForThingRequest
 }
 
 /// <summary>The <c>ListNamedShadowsForThingResponse</c> shape.</summary>
-public sealed record ListNamedShadowsForThingResponse
+public sealed partial record ListNamedShadowsForThingResponse
 {
     /// <summary>results (body <c>results</c>).</summary>
     public IReadOnlyList<string>? Results { get; init; }
@@ -202,7 +202,7 @@ public sealed record ListNamedShadowsForThingResponse
 }
 
 /// <summary>The <c>PublishRequest</c> shape.</summary>
-public sealed record PublishRequest
+public sealed partial record PublishRequest
 {
     /// <summary>topic (uri <c>topic</c>, required).</summary>
     public string Topic { get; init; } = null!;
@@ -274,7 +274,7 @@ public sealed record PublishRequest
 }
 
 /// <summary>The <c>UpdateThingShadowRequest</c> shape.</summary>
-public sealed record UpdateThingShadowRequest
+public sealed partial record UpdateThingShadowRequest
 {
     /// <summary>thingName (uri <c>thingName</c>, required).</summary>
     public string ThingName { get; init; } = null!;
@@ -319,7 +319,7 @@ public sealed record UpdateThingShadowRequest
 }
 
 /// <summary>The <c>UpdateThingShadowResponse</c> shape.</summary>
-public sealed record UpdateThingShadowResponse
+public sealed partial record UpdateThingShadowResponse
 {
     /// <summary>payload (payload <c>payload</c>).</summary>
     public byte[]? Payload { get; init; }

@@ -13,7 +13,7 @@ using System.Text.RegularExpressions;
 namespace Trellis.Api.Aws.IotJobsData;
 
 /// <summary>The <c>DescribeJobExecutionRequest</c> shape.</summary>
-public sealed record DescribeJobExecutionRequest
+public sealed partial record DescribeJobExecutionRequest
 {
     /// <summary>jobId (uri <c>jobId</c>, required).</summary>
     public string JobId { get; init; } = null!;
@@ -56,7 +56,7 @@ public sealed record DescribeJobExecutionRequest
 }
 
 /// <summary>The <c>DescribeJobExecutionResponse</c> shape.</summary>
-public sealed record DescribeJobExecutionResponse
+public sealed partial record DescribeJobExecutionResponse
 {
     /// <summary>execution (body <c>execution</c>).</summary>
     public JobExecution? Execution { get; init; }
@@ -80,7 +80,7 @@ public sealed record DescribeJobExecutionResponse
 }
 
 /// <summary>The <c>JobExecution</c> shape.</summary>
-public sealed record JobExecution
+public sealed partial record JobExecution
 {
     /// <summary>jobId (body <c>jobId</c>).</summary>
     public string? JobId { get; init; }
@@ -188,7 +188,7 @@ public sealed record JobExecution
 }
 
 /// <summary>The <c>GetPendingJobExecutionsRequest</c> shape.</summary>
-public sealed record GetPendingJobExecutionsRequest
+public sealed partial record GetPendingJobExecutionsRequest
 {
     /// <summary>thingName (uri <c>thingName</c>, required).</summary>
     public string ThingName { get; init; } = null!;
@@ -216,7 +216,7 @@ public sealed record GetPendingJobExecutionsRequest
 }
 
 /// <summary>The <c>GetPendingJobExecutionsResponse</c> shape.</summary>
-public sealed record GetPendingJobExecutionsResponse
+public sealed partial record GetPendingJobExecutionsResponse
 {
     /// <summary>inProgressJobs (body <c>inProgressJobs</c>).</summary>
     public IReadOnlyList<JobExecutionSummary>? InProgressJobs { get; init; }
@@ -257,7 +257,7 @@ public sealed record GetPendingJobExecutionsResponse
 }
 
 /// <summary>The <c>JobExecutionSummary</c> shape.</summary>
-public sealed record JobExecutionSummary
+public sealed partial record JobExecutionSummary
 {
     /// <summary>jobId (body <c>jobId</c>).</summary>
     public string? JobId { get; init; }
@@ -320,7 +320,7 @@ public sealed record JobExecutionSummary
 }
 
 /// <summary>The <c>StartNextPendingJobExecutionRequest</c> shape.</summary>
-public sealed record StartNextPendingJobExecutionRequest
+public sealed partial record StartNextPendingJobExecutionRequest
 {
     /// <summary>thingName (uri <c>thingName</c>, required).</summary>
     public string ThingName { get; init; } = null!;
@@ -367,7 +367,7 @@ public sealed record StartNextPendingJobExecutionRequest
 }
 
 /// <summary>The <c>StartNextPendingJobExecutionResponse</c> shape.</summary>
-public sealed record StartNextPendingJobExecutionResponse
+public sealed partial record StartNextPendingJobExecutionResponse
 {
     /// <summary>execution (body <c>execution</c>).</summary>
     public JobExecution? Execution { get; init; }
@@ -391,7 +391,7 @@ public sealed record StartNextPendingJobExecutionResponse
 }
 
 /// <summary>The <c>UpdateJobExecutionRequest</c> shape.</summary>
-public sealed record UpdateJobExecutionRequest
+public sealed partial record UpdateJobExecutionRequest
 {
     /// <summary>jobId (uri <c>jobId</c>, required).</summary>
     public string JobId { get; init; } = null!;
@@ -473,7 +473,7 @@ public sealed record UpdateJobExecutionRequest
 }
 
 /// <summary>The <c>UpdateJobExecutionResponse</c> shape.</summary>
-public sealed record UpdateJobExecutionResponse
+public sealed partial record UpdateJobExecutionResponse
 {
     /// <summary>executionState (body <c>executionState</c>).</summary>
     public JobExecutionState? ExecutionState { get; init; }
@@ -505,7 +505,7 @@ public sealed record UpdateJobExecutionResponse
 }
 
 /// <summary>The <c>JobExecutionState</c> shape.</summary>
-public sealed record JobExecutionState
+public sealed partial record JobExecutionState
 {
     /// <summary>status (body <c>status</c>).</summary>
     public string? Status { get; init; }
