@@ -26,6 +26,19 @@ public interface IJobStore
 
     int PendingTargetCount(string jobId);
 
+    /// <summary>The next things the rollout reaches, oldest first, with the place of the last one (what <see cref="Release"/> takes).</summary>
+    (IReadOnlyList<string> Things, long Through) NextTargets(string jobId, int limit);
+
+    /// <summary>The pending executions (as <see cref="PendingExecutions(string)"/>) of the job's unreached things up to <paramref name="through"/>; things with none are left out.</summary>
+    IReadOnlyDictionary<string, List<JobExecutionRecord>> PendingExecutionsOfTargets(string jobId, long through);
+
+    /// <summary>
+    /// One unit of work, set-based: the job written, an execution shaped as <paramref name="queued"/>
+    /// (its thing ignored) created for each unreached thing up to <paramref name="through"/>, and those
+    /// things taken off the unreached targets. Returns how many executions were created.
+    /// </summary>
+    int Release(JobRecord job, long through, JobExecutionRecord queued);
+
     /// <summary>Adds a thing the rollout will reach (a CONTINUOUS job's group gained it); false when it is already a target.</summary>
     bool AddPendingTarget(string jobId, string thing);
 
@@ -41,9 +54,6 @@ public interface IJobStore
 
     /// <summary>The latest execution of each job on a thing that is QUEUED or IN_PROGRESS, in queue order.</summary>
     IReadOnlyList<JobExecutionRecord> PendingExecutions(string thing);
-
-    /// <summary>The pending executions of many things at once (as <see cref="PendingExecutions(string)"/>); things with none are left out.</summary>
-    IReadOnlyDictionary<string, List<JobExecutionRecord>> PendingExecutions(IReadOnlyCollection<string> things);
 
     /// <summary>A job's executions (the latest per thing) in thing order after <paramref name="after"/>.</summary>
     IReadOnlyList<JobExecutionRecord> ExecutionsOfJob(string jobId, string? status, string? after, int limit);

@@ -233,29 +233,22 @@ public sealed partial class JobService
             limit = Math.Min(limit, allowed);
         }
 
-        var batch = _store.PendingTargets(jobId, limit);
+        var (batch, through) = _store.NextTargets(jobId, limit);
         if (batch.Count == 0)
         {
             CheckCompleted(job, notes);
             return scheduling?.EndTime?.ToUnixTimeMilliseconds() ?? long.MaxValue;
         }
 
-        // One read of what the batch's things already have pending; what they have after is that plus the new execution.
-        var pending = _store.PendingExecutions(batch);
-        var changes = new List<(string Thing, PendingSnapshot Before, List<JobExecutionRecord> After)>(batch.Count);
-        var executions = new List<JobExecutionRecord>(batch.Count);
+        // One read of what the batch's things already have pending; what they have after is that plus
+        // the new execution, which the store creates for the whole batch in one statement.
+        var pending = _store.PendingExecutionsOfTargets(jobId, through);
+        var queued = new JobExecutionRecord { JobId = jobId, Thing = string.Empty, Status = ExecutionStatus.Queued, QueuedMs = now, UpdatedMs = now };
+        _store.Release(job, through, queued);
         foreach (var thing in batch)
         {
             var had = pending.GetValueOrDefault(thing) ?? [];
-            var execution = new JobExecutionRecord { JobId = jobId, Thing = thing, Status = ExecutionStatus.Queued, QueuedMs = now, UpdatedMs = now };
-            executions.Add(execution);
-            changes.Add((thing, Snapshot(had), [.. had, execution]));
-        }
-
-        _store.Save(job, executions, batch);
-        foreach (var (thing, before, after) in changes)
-        {
-            Announce(thing, before, after, notes, job);
+            Announce(thing, Snapshot(had), [.. had, queued with { Thing = thing }], notes, job);
         }
 
         return batch.Count == limit ? now : now + 1000;

@@ -181,6 +181,68 @@ public sealed class SqliteJobStore(SqliteDatabase db) : IJobStore
         return Convert.ToInt32(command.ExecuteScalar(), System.Globalization.CultureInfo.InvariantCulture);
     }
 
+    public (IReadOnlyList<string> Things, long Through) NextTargets(string jobId, int limit)
+    {
+        using var connection = db.Open();
+        using var command = Command(connection, "SELECT thing, seq FROM job_targets_pending WHERE job_id = $id ORDER BY seq LIMIT $limit", ("$id", jobId), ("$limit", limit));
+        var things = new List<string>();
+        var through = long.MinValue;
+        using var reader = command.ExecuteReader();
+        while (reader.Read())
+        {
+            things.Add(reader.GetString(0));
+            through = reader.GetInt64(1);
+        }
+
+        return (things, through);
+    }
+
+    public IReadOnlyDictionary<string, List<JobExecutionRecord>> PendingExecutionsOfTargets(string jobId, long through)
+    {
+        var pending = new Dictionary<string, List<JobExecutionRecord>>(StringComparer.Ordinal);
+        using var connection = db.Open();
+        using var command = Command(connection, $"""
+            SELECT {string.Join(", ", ExecutionColumns.Split(", ").Select(c => "e." + c))} FROM job_targets_pending p
+            JOIN job_executions e ON e.thing = p.thing AND e.current = 1 AND e.status IN ('{ExecutionStatus.Queued}', '{ExecutionStatus.InProgress}')
+            WHERE p.job_id = $j AND p.seq <= $through
+            ORDER BY e.queued_ms, e.job_id
+            """, ("$j", jobId), ("$through", through));
+        foreach (var execution in ReadExecutions(command))
+        {
+            (pending.TryGetValue(execution.Thing, out var list) ? list : pending[execution.Thing] = []).Add(execution);
+        }
+
+        return pending;
+    }
+
+    public int Release(JobRecord job, long through, JobExecutionRecord queued)
+    {
+        using var connection = db.Open();
+        using var transaction = connection.BeginTransaction();
+        WriteJob(connection, job, insert: false);
+        int created;
+        using (var insert = Command(connection, $"""
+            INSERT INTO job_executions ({ExecutionColumns}, current)
+            SELECT job_id, thing, $n, $status, $details, $version, $queued, NULL, $updated, $timeout, 0, $retry, 1
+            FROM job_targets_pending WHERE job_id = $j AND seq <= $through
+            ORDER BY seq
+            ON CONFLICT (job_id, thing, execution_number) DO NOTHING
+            """, ("$j", job.JobId), ("$through", through), ("$n", queued.ExecutionNumber), ("$status", queued.Status), ("$details", "{}"), ("$version", queued.Version),
+            ("$queued", queued.QueuedMs), ("$updated", queued.UpdatedMs), ("$timeout", queued.TimeoutAtMs), ("$retry", (long)queued.RetryAttempt)))
+        {
+            created = insert.ExecuteNonQuery();
+        }
+
+        using (var delete = Command(connection, "DELETE FROM job_targets_pending WHERE job_id = $j AND seq <= $through", ("$j", job.JobId), ("$through", through)))
+        {
+            delete.ExecuteNonQuery();
+        }
+
+        AddCounts(connection, new Dictionary<(string Job, string Status), long> { [(job.JobId, queued.Status)] = created });
+        transaction.Commit();
+        return created;
+    }
+
     public bool AddPendingTarget(string jobId, string thing)
     {
         using var connection = db.Open();
@@ -288,27 +350,6 @@ public sealed class SqliteJobStore(SqliteDatabase db) : IJobStore
             ORDER BY queued_ms, job_id
             """, ("$t", thing));
         return ReadExecutions(command);
-    }
-
-    public IReadOnlyDictionary<string, List<JobExecutionRecord>> PendingExecutions(IReadOnlyCollection<string> things)
-    {
-        var pending = new Dictionary<string, List<JobExecutionRecord>>(StringComparer.Ordinal);
-        using var connection = db.Open();
-        foreach (var chunk in things.Chunk(500))
-        {
-            var names = string.Join(", ", chunk.Select((_, i) => "$t" + i.ToString(System.Globalization.CultureInfo.InvariantCulture)));
-            using var command = Command(connection, $"""
-                SELECT {ExecutionColumns} FROM job_executions
-                WHERE thing IN ({names}) AND current = 1 AND status IN ('{ExecutionStatus.Queued}', '{ExecutionStatus.InProgress}')
-                ORDER BY queued_ms, job_id
-                """, [.. chunk.Select((t, i) => ("$t" + i.ToString(System.Globalization.CultureInfo.InvariantCulture), (object?)t))]);
-            foreach (var execution in ReadExecutions(command))
-            {
-                (pending.TryGetValue(execution.Thing, out var list) ? list : pending[execution.Thing] = []).Add(execution);
-            }
-        }
-
-        return pending;
     }
 
     public IReadOnlyList<JobExecutionRecord> ExecutionsOfJob(string jobId, string? status, string? after, int limit)
