@@ -92,6 +92,19 @@ SCALARS = {"string": ("string", False, "String"), "integer": ("int", True, "Int"
 # serve with a message naming them; a typed union would only drop Trellis's own members on the way.
 DOCUMENTS = {"iot": {"Action"}}
 
+# Output shapes in which AWS's model gives one resource's members more than once. The generator
+# declares an interface over the members they all share (same name and type, in the first shape's
+# order) and puts it on each, so a handler fills those members in one place (the *View<T> helpers
+# of Aws/IotOperations.*.cs) and the shared set follows the model when it changes.
+VIEWS = {"iot": {
+    "ICertificateView": ("a device certificate's and a CA certificate's descriptions", ["CertificateDescription", "CACertificateDescription"]),
+    "IJobView": ("DescribeJob's job and ListJobs' summaries", ["Job", "JobSummary"]),
+    "IProvisioningTemplateView": ("DescribeProvisioningTemplate and ListProvisioningTemplates' summaries", ["DescribeProvisioningTemplateResponse", "ProvisioningTemplateSummary"]),
+    "ISecurityProfileView": ("DescribeSecurityProfile and UpdateSecurityProfile", ["DescribeSecurityProfileResponse", "UpdateSecurityProfileResponse"]),
+    "IViolationView": ("an active violation and a violation event", ["ActiveViolation", "ViolationEvent"]),
+    "IStreamView": ("CreateStream, UpdateStream, DescribeStream's stream info and ListStreams' summaries", ["StreamInfo", "StreamSummary", "CreateStreamResponse", "UpdateStreamResponse"]),
+}}
+
 
 def cs_string(s):
     return '"' + s.replace("\\", "\\\\").replace('"', '\\"') + '"'
@@ -114,6 +127,7 @@ class Gen:
         self.outputs = set()   # structures written to a response
         self.patterns = {}     # pattern -> field name
         self.documents = DOCUMENTS.get(service, set())
+        self.views = VIEWS.get(service, {})
 
     # ---- types -------------------------------------------------------------------------------
     def cs_type(self, shape_name, nullable=True):
@@ -285,6 +299,8 @@ class Gen:
         for name in self.structs:
             body += self.struct(name)
         lines += body
+        for view in sorted(self.views):
+            lines += self.view(view)
         lines += [f"/// <summary>The model's patterns, anchored, each compiled on first use (one that failed would fail only its own operations).</summary>",
                   f"internal static class {self.cs}Patterns", "{"]
         for pattern, field in self.patterns.items():
@@ -303,7 +319,8 @@ class Gen:
         cls = pascal(name)
         required = set(s.get("required", []))
         members = s.get("members", {})
-        out = [f"/// <summary>The <c>{name}</c> shape.</summary>", f"public sealed partial record {cls}", "{"]
+        views = [v for v, (_, shapes) in sorted(self.views.items()) if name in shapes]
+        out = [f"/// <summary>The <c>{name}</c> shape.</summary>", f"public sealed partial record {cls}" + (" : " + ", ".join(views) if views else ""), "{"]
         for mname, m in members.items():
             # A required member of reference type is non-nullable for the handler: Bind refuses a request without it.
             reference = self.shapes[m["shape"]]["type"] in ("string", "blob", "list", "map", "structure")
@@ -322,6 +339,19 @@ class Gen:
         if name in self.outputs:
             out += ([""] if members or name in self.inputs else []) + self.writer(name)
         out += ["}", ""]
+        return out
+
+    def view(self, view):
+        what, shapes = self.views[view]
+        missing = [n for n in shapes if n not in self.structs]
+        if missing:
+            sys.exit(f"VIEWS: {view} names {', '.join(missing)}, which no implemented operation uses")
+        first = self.shapes[shapes[0]].get("members", {})
+        shared = [m for m in first if all(m in self.shapes[n].get("members", {}) and self.cs_type(self.shapes[n]["members"][m]["shape"]) == self.cs_type(first[m]["shape"]) for n in shapes)]
+        out = [f"/// <summary>The members {what} share ({', '.join(f'<c>{n}</c>' for n in shapes)}).</summary>", f"public interface {view}", "{"]
+        for m in shared:
+            out += [f"    /// <summary>{m}.</summary>", f"    {self.cs_type(first[m]['shape'])} {pascal(m)} {{ get; init; }}", ""]
+        out[-1:] = ["}", ""]
         return out
 
     def binder(self, name):

@@ -426,8 +426,10 @@ public sealed class TrellisServer : IAsyncDisposable
 
         // Last: the model's routes, implemented ones through their handlers, the rest answering 501.
         app.MapAwsModel();
-        app.MapFallback((HttpContext context) =>
-            AwsResults.Error("UnknownOperationException", StatusCodes.Status404NotFound, $"No operation at {context.Request.Method} {context.Request.Path}."));
+        // A RequestDelegate, not a lambda the request delegate generator rewrites: its rewrite loses
+        // the fallback's last place in the route order, and the 501 routes above must come first.
+        app.MapFallback(context =>
+            AwsResults.Error("UnknownOperationException", StatusCodes.Status404NotFound, $"No operation at {context.Request.Method} {context.Request.Path}.").ExecuteAsync(context));
 
         await app.StartAsync(cancellationToken);
         server = new TrellisServer(app, listeners, data, hostnames);

@@ -111,15 +111,9 @@ public sealed partial class IotOperations
             request.ListSuppressedAlerts == true, request.VerificationState, request.NextToken, request.MaxResults);
         return DoneAsync(new ListActiveViolationsResponse
         {
-            ActiveViolations = [.. page.Items.Select(v => new ActiveViolation
+            ActiveViolations = [.. page.Items.Select(v => ViolationView<ActiveViolation>(v.ViolationId, v.ThingName, v.Profile, v.Behavior, (v.VerificationState, v.VerificationDescription)) with
             {
-                ViolationId = v.ViolationId,
-                ThingName = v.ThingName,
-                SecurityProfileName = v.Profile,
-                Behavior = ToAws(v.Behavior),
                 LastViolationValue = ToAws(v.LastValue),
-                VerificationState = v.VerificationState,
-                VerificationStateDescription = v.VerificationDescription,
                 LastViolationTime = DateTimeOffset.FromUnixTimeMilliseconds(v.LastMs),
                 ViolationStartTime = DateTimeOffset.FromUnixTimeMilliseconds(v.StartMs),
             })],
@@ -138,21 +132,27 @@ public sealed partial class IotOperations
             MachineLearningRefused(request.BehaviorCriteriaType), request.ListSuppressedAlerts == true, request.VerificationState, request.NextToken, request.MaxResults);
         return DoneAsync(new ListViolationEventsResponse
         {
-            ViolationEvents = [.. page.Items.Select(e => new ViolationEvent
+            ViolationEvents = [.. page.Items.Select(e => ViolationView<ViolationEvent>(e.ViolationId, e.ThingName, e.Profile, e.Behavior, (e.VerificationState, e.VerificationDescription)) with
             {
-                ViolationId = e.ViolationId,
-                ThingName = e.ThingName,
-                SecurityProfileName = e.Profile,
-                Behavior = ToAws(e.Behavior),
                 MetricValue = ToAws(e.Value),
                 ViolationEventType = e.Type,
-                VerificationState = e.VerificationState,
-                VerificationStateDescription = e.VerificationDescription,
                 ViolationEventTime = DateTimeOffset.FromUnixTimeMilliseconds(e.AtMs),
             })],
             NextToken = page.NextToken,
         });
     }
+
+    /// <summary>The members an active violation and a violation event share.</summary>
+    private static T ViolationView<T>(string violationId, string thing, string profile, D.Behavior behavior, (string? State, string? Description) verification)
+        where T : IViolationView, new() => new()
+        {
+            ViolationId = violationId,
+            ThingName = thing,
+            SecurityProfileName = profile,
+            Behavior = ToAws(behavior),
+            VerificationState = verification.State,
+            VerificationStateDescription = verification.Description,
+        };
 
     public Task<PutVerificationStateOnViolationResponse> PutVerificationStateOnViolationAsync(PutVerificationStateOnViolationRequest request, CancellationToken cancellationToken) =>
         EmptyAsync<PutVerificationStateOnViolationResponse>(defender.SetVerificationState(request.ViolationId, request.VerificationState, request.VerificationStateDescription));

@@ -124,7 +124,7 @@ public sealed class AwsDispatcherTests(TrellisHost host)
         // ListAuditTasks (GET /audit/tasks, Device Defender's audit) is in the iot model; Trellis does not serve it.
         var answer = await host.SignedRequestAsync("GET", "/audit/tasks", null, Ct);
 
-        Assert.Equal(501, answer["status"]!.GetValue<int>());
+        Assert.True(answer["status"]!.GetValue<int>() == 501, answer.ToJsonString());
         Assert.Equal("NotImplementedException", answer["headers"]!["x-amzn-ErrorType"]!.GetValue<string>());
         Assert.Contains("ListAuditTasks", answer["body"]!["message"]!.GetValue<string>(), StringComparison.Ordinal);
 

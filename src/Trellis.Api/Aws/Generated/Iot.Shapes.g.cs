@@ -3297,7 +3297,7 @@ public sealed partial record S3Location
 }
 
 /// <summary>The <c>CreateStreamResponse</c> shape.</summary>
-public sealed partial record CreateStreamResponse
+public sealed partial record CreateStreamResponse : IStreamView
 {
     /// <summary>streamId (body <c>streamId</c>).</summary>
     public string? StreamId { get; init; }
@@ -4992,7 +4992,7 @@ public sealed partial record DescribeCACertificateResponse
 }
 
 /// <summary>The <c>CACertificateDescription</c> shape.</summary>
-public sealed partial record CACertificateDescription
+public sealed partial record CACertificateDescription : ICertificateView
 {
     /// <summary>certificateArn (body <c>certificateArn</c>).</summary>
     public string? CertificateArn { get; init; }
@@ -5243,7 +5243,7 @@ public sealed partial record DescribeCertificateResponse
 }
 
 /// <summary>The <c>CertificateDescription</c> shape.</summary>
-public sealed partial record CertificateDescription
+public sealed partial record CertificateDescription : ICertificateView
 {
     /// <summary>certificateArn (body <c>certificateArn</c>).</summary>
     public string? CertificateArn { get; init; }
@@ -5755,7 +5755,7 @@ public sealed partial record DescribeJobResponse
 }
 
 /// <summary>The <c>Job</c> shape.</summary>
-public sealed partial record Job
+public sealed partial record Job : IJobView
 {
     /// <summary>jobArn (body <c>jobArn</c>).</summary>
     public string? JobArn { get; init; }
@@ -6498,7 +6498,7 @@ public sealed partial record DescribeProvisioningTemplateRequest
 }
 
 /// <summary>The <c>DescribeProvisioningTemplateResponse</c> shape.</summary>
-public sealed partial record DescribeProvisioningTemplateResponse
+public sealed partial record DescribeProvisioningTemplateResponse : IProvisioningTemplateView
 {
     /// <summary>templateArn (body <c>templateArn</c>).</summary>
     public string? TemplateArn { get; init; }
@@ -6710,7 +6710,7 @@ public sealed partial record DescribeSecurityProfileRequest
 }
 
 /// <summary>The <c>DescribeSecurityProfileResponse</c> shape.</summary>
-public sealed partial record DescribeSecurityProfileResponse
+public sealed partial record DescribeSecurityProfileResponse : ISecurityProfileView
 {
     /// <summary>securityProfileName (body <c>securityProfileName</c>).</summary>
     public string? SecurityProfileName { get; init; }
@@ -6887,7 +6887,7 @@ public sealed partial record DescribeStreamResponse
 }
 
 /// <summary>The <c>StreamInfo</c> shape.</summary>
-public sealed partial record StreamInfo
+public sealed partial record StreamInfo : IStreamView
 {
     /// <summary>streamId (body <c>streamId</c>).</summary>
     public string? StreamId { get; init; }
@@ -9197,7 +9197,7 @@ public sealed partial record ListActiveViolationsResponse
 }
 
 /// <summary>The <c>ActiveViolation</c> shape.</summary>
-public sealed partial record ActiveViolation
+public sealed partial record ActiveViolation : IViolationView
 {
     /// <summary>violationId (body <c>violationId</c>).</summary>
     public string? ViolationId { get; init; }
@@ -10420,7 +10420,7 @@ public sealed partial record ListJobsResponse
 }
 
 /// <summary>The <c>JobSummary</c> shape.</summary>
-public sealed partial record JobSummary
+public sealed partial record JobSummary : IJobView
 {
     /// <summary>jobArn (body <c>jobArn</c>).</summary>
     public string? JobArn { get; init; }
@@ -10921,7 +10921,7 @@ public sealed partial record ListProvisioningTemplatesResponse
 }
 
 /// <summary>The <c>ProvisioningTemplateSummary</c> shape.</summary>
-public sealed partial record ProvisioningTemplateSummary
+public sealed partial record ProvisioningTemplateSummary : IProvisioningTemplateView
 {
     /// <summary>templateArn (body <c>templateArn</c>).</summary>
     public string? TemplateArn { get; init; }
@@ -11302,7 +11302,7 @@ public sealed partial record ListStreamsResponse
 }
 
 /// <summary>The <c>StreamSummary</c> shape.</summary>
-public sealed partial record StreamSummary
+public sealed partial record StreamSummary : IStreamView
 {
     /// <summary>streamId (body <c>streamId</c>).</summary>
     public string? StreamId { get; init; }
@@ -12519,7 +12519,7 @@ public sealed partial record ListViolationEventsResponse
 }
 
 /// <summary>The <c>ViolationEvent</c> shape.</summary>
-public sealed partial record ViolationEvent
+public sealed partial record ViolationEvent : IViolationView
 {
     /// <summary>violationId (body <c>violationId</c>).</summary>
     public string? ViolationId { get; init; }
@@ -14018,7 +14018,7 @@ public sealed partial record UpdateSecurityProfileRequest
 }
 
 /// <summary>The <c>UpdateSecurityProfileResponse</c> shape.</summary>
-public sealed partial record UpdateSecurityProfileResponse
+public sealed partial record UpdateSecurityProfileResponse : ISecurityProfileView
 {
     /// <summary>securityProfileName (body <c>securityProfileName</c>).</summary>
     public string? SecurityProfileName { get; init; }
@@ -14199,7 +14199,7 @@ public sealed partial record UpdateStreamRequest
 }
 
 /// <summary>The <c>UpdateStreamResponse</c> shape.</summary>
-public sealed partial record UpdateStreamResponse
+public sealed partial record UpdateStreamResponse : IStreamView
 {
     /// <summary>streamId (body <c>streamId</c>).</summary>
     public string? StreamId { get; init; }
@@ -14529,6 +14529,174 @@ public sealed partial record ValidationError
     internal void WriteHeaders(Microsoft.AspNetCore.Http.IHeaderDictionary h)
     {
     }
+}
+
+/// <summary>The members a device certificate's and a CA certificate's descriptions share (<c>CertificateDescription</c>, <c>CACertificateDescription</c>).</summary>
+public interface ICertificateView
+{
+    /// <summary>certificateArn.</summary>
+    string? CertificateArn { get; init; }
+
+    /// <summary>certificateId.</summary>
+    string? CertificateId { get; init; }
+
+    /// <summary>status.</summary>
+    string? Status { get; init; }
+
+    /// <summary>certificatePem.</summary>
+    string? CertificatePem { get; init; }
+
+    /// <summary>ownedBy.</summary>
+    string? OwnedBy { get; init; }
+
+    /// <summary>creationDate.</summary>
+    DateTimeOffset? CreationDate { get; init; }
+
+    /// <summary>lastModifiedDate.</summary>
+    DateTimeOffset? LastModifiedDate { get; init; }
+
+    /// <summary>customerVersion.</summary>
+    int? CustomerVersion { get; init; }
+
+    /// <summary>generationId.</summary>
+    string? GenerationId { get; init; }
+
+    /// <summary>validity.</summary>
+    CertificateValidity? Validity { get; init; }
+
+    /// <summary>certificateMode.</summary>
+    string? CertificateMode { get; init; }
+}
+
+/// <summary>The members DescribeJob's job and ListJobs' summaries share (<c>Job</c>, <c>JobSummary</c>).</summary>
+public interface IJobView
+{
+    /// <summary>jobArn.</summary>
+    string? JobArn { get; init; }
+
+    /// <summary>jobId.</summary>
+    string? JobId { get; init; }
+
+    /// <summary>targetSelection.</summary>
+    string? TargetSelection { get; init; }
+
+    /// <summary>status.</summary>
+    string? Status { get; init; }
+
+    /// <summary>createdAt.</summary>
+    DateTimeOffset? CreatedAt { get; init; }
+
+    /// <summary>lastUpdatedAt.</summary>
+    DateTimeOffset? LastUpdatedAt { get; init; }
+
+    /// <summary>completedAt.</summary>
+    DateTimeOffset? CompletedAt { get; init; }
+
+    /// <summary>isConcurrent.</summary>
+    bool? IsConcurrent { get; init; }
+}
+
+/// <summary>The members DescribeProvisioningTemplate and ListProvisioningTemplates' summaries share (<c>DescribeProvisioningTemplateResponse</c>, <c>ProvisioningTemplateSummary</c>).</summary>
+public interface IProvisioningTemplateView
+{
+    /// <summary>templateArn.</summary>
+    string? TemplateArn { get; init; }
+
+    /// <summary>templateName.</summary>
+    string? TemplateName { get; init; }
+
+    /// <summary>description.</summary>
+    string? Description { get; init; }
+
+    /// <summary>creationDate.</summary>
+    DateTimeOffset? CreationDate { get; init; }
+
+    /// <summary>lastModifiedDate.</summary>
+    DateTimeOffset? LastModifiedDate { get; init; }
+
+    /// <summary>enabled.</summary>
+    bool? Enabled { get; init; }
+
+    /// <summary>type.</summary>
+    string? Type { get; init; }
+}
+
+/// <summary>The members DescribeSecurityProfile and UpdateSecurityProfile share (<c>DescribeSecurityProfileResponse</c>, <c>UpdateSecurityProfileResponse</c>).</summary>
+public interface ISecurityProfileView
+{
+    /// <summary>securityProfileName.</summary>
+    string? SecurityProfileName { get; init; }
+
+    /// <summary>securityProfileArn.</summary>
+    string? SecurityProfileArn { get; init; }
+
+    /// <summary>securityProfileDescription.</summary>
+    string? SecurityProfileDescription { get; init; }
+
+    /// <summary>behaviors.</summary>
+    IReadOnlyList<Behavior>? Behaviors { get; init; }
+
+    /// <summary>alertTargets.</summary>
+    IReadOnlyDictionary<string, AlertTarget>? AlertTargets { get; init; }
+
+    /// <summary>additionalMetricsToRetain.</summary>
+    IReadOnlyList<string>? AdditionalMetricsToRetain { get; init; }
+
+    /// <summary>additionalMetricsToRetainV2.</summary>
+    IReadOnlyList<MetricToRetain>? AdditionalMetricsToRetainV2 { get; init; }
+
+    /// <summary>version.</summary>
+    long? Version { get; init; }
+
+    /// <summary>creationDate.</summary>
+    DateTimeOffset? CreationDate { get; init; }
+
+    /// <summary>lastModifiedDate.</summary>
+    DateTimeOffset? LastModifiedDate { get; init; }
+
+    /// <summary>metricsExportConfig.</summary>
+    MetricsExportConfig? MetricsExportConfig { get; init; }
+}
+
+/// <summary>The members CreateStream, UpdateStream, DescribeStream's stream info and ListStreams' summaries share (<c>StreamInfo</c>, <c>StreamSummary</c>, <c>CreateStreamResponse</c>, <c>UpdateStreamResponse</c>).</summary>
+public interface IStreamView
+{
+    /// <summary>streamId.</summary>
+    string? StreamId { get; init; }
+
+    /// <summary>streamArn.</summary>
+    string? StreamArn { get; init; }
+
+    /// <summary>streamVersion.</summary>
+    int? StreamVersion { get; init; }
+
+    /// <summary>description.</summary>
+    string? Description { get; init; }
+}
+
+/// <summary>The members an active violation and a violation event share (<c>ActiveViolation</c>, <c>ViolationEvent</c>).</summary>
+public interface IViolationView
+{
+    /// <summary>violationId.</summary>
+    string? ViolationId { get; init; }
+
+    /// <summary>thingName.</summary>
+    string? ThingName { get; init; }
+
+    /// <summary>securityProfileName.</summary>
+    string? SecurityProfileName { get; init; }
+
+    /// <summary>behavior.</summary>
+    Behavior? Behavior { get; init; }
+
+    /// <summary>violationEventAdditionalInfo.</summary>
+    ViolationEventAdditionalInfo? ViolationEventAdditionalInfo { get; init; }
+
+    /// <summary>verificationState.</summary>
+    string? VerificationState { get; init; }
+
+    /// <summary>verificationStateDescription.</summary>
+    string? VerificationStateDescription { get; init; }
 }
 
 /// <summary>The model's patterns, anchored, each compiled on first use (one that failed would fail only its own operations).</summary>
