@@ -14,6 +14,7 @@ internal static class ServeCommand
         var mqtt = Flag("--mqtt", "TRELLIS_MQTT", defaults.Mqtt, "MQTT over TCP, HOST:PORT (port 0 = any free port, 'off' disables)");
         var mqtts = Flag("--mqtts", "TRELLIS_MQTTS", defaults.Mqtts, "MQTT over TLS with device certificates, HOST:PORT");
         var ws = Flag("--ws", "TRELLIS_WS", defaults.WebSocket, "MQTT over WebSockets at /mqtt, HOST:PORT");
+        var coap = Flag("--coap", "TRELLIS_COAP", defaults.Coap, "CoAP over UDP for constrained devices, HOST:PORT");
         var http = Flag("--http", "TRELLIS_HTTP", defaults.Http, "Management API, HOST:PORT");
         var https = Flag("--https", "TRELLIS_HTTPS", defaults.Https, "Management API and firmware downloads over TLS, HOST:PORT (download links use it when on)");
         var logLevel = Flag("--log-level", "TRELLIS_LOG_LEVEL", defaults.LogLevel, "Trace, Debug, Information, Warning or Error");
@@ -26,7 +27,7 @@ internal static class ServeCommand
 
         var command = new Command("serve", "Run the Trellis server with its embedded storage in the data folder.")
         {
-            data, mqtt, mqtts, ws, http, https, hostname, anonymous, maxPacket, mqttThreads, storeMemory, defender, logLevel,
+            data, mqtt, mqtts, ws, coap, http, https, hostname, anonymous, maxPacket, mqttThreads, storeMemory, defender, logLevel,
         };
         command.SetAction(async (parse, cancellationToken) =>
         {
@@ -39,6 +40,7 @@ internal static class ServeCommand
                 Mqtt = parse.GetValue(mqtt)!,
                 Mqtts = parse.GetValue(mqtts)!,
                 WebSocket = parse.GetValue(ws)!,
+                Coap = parse.GetValue(coap)!,
                 Http = parse.GetValue(http)!,
                 Https = parse.GetValue(https)!,
                 Hostnames = hostnames,
@@ -96,6 +98,7 @@ internal static class ServeCommand
         Console.WriteLine($"  MQTT (TCP)          {Describe(server, "mqtt", detail: engine)}");
         Console.WriteLine($"  MQTT (TLS, X.509)   {Describe(server, "mqtts")}");
         Console.WriteLine($"  MQTT (WebSocket)    {Describe(server, "ws", "/mqtt")}");
+        Console.WriteLine($"  CoAP (UDP)          {Describe(server, "coap", detail: " (docs/coap.md)")}");
         Console.WriteLine($"  Management API      http://127.0.0.1:{http}{(server.Port("https") > 0 ? $", https://localhost:{server.Port("https")}" : string.Empty)}");
         Console.WriteLine($"  Data folder         {data.Root}");
         Console.WriteLine($"  Device CA           {data.CaCertificatePath}");

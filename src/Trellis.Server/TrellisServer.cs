@@ -57,6 +57,7 @@ public sealed class TrellisServer : IAsyncDisposable
     public int Port(string listener) => listener switch
     {
         "mqtt" => _app.Services.GetService<MqttSocketListener>()?.Port ?? 0,
+        "coap" => _app.Services.GetService<CoapWorker>()?.Port ?? 0,
         "mqtts" when _app.Services.GetKeyedService<MqttSocketListener>("mqtts") is { } tls => tls.Port,
         _ => _listeners.TryGetValue(listener, out var options) ? options.IPEndPoint!.Port : 0,
     };
@@ -106,6 +107,7 @@ public sealed class TrellisServer : IAsyncDisposable
         var ws = ListenAddress.Parse(options.WebSocket, "--ws");
         var http = ListenAddress.Parse(options.Http, "--http") ?? throw new ArgumentException("--http cannot be off: the management API is required.");
         var https = ListenAddress.Parse(options.Https, "--https");
+        var coap = ListenAddress.Parse(options.Coap, "--coap");
         if (options.MqttThreads is < 0 or > 64)
         {
             throw new ArgumentException($"--mqtt-threads must be between 0 (the .NET socket engine) and 64, not {options.MqttThreads}.");
@@ -275,6 +277,13 @@ public sealed class TrellisServer : IAsyncDisposable
             // Not AddHostedService: it keeps one hosted service per type, and the plain listener is one.
             services.AddSingleton<IHostedService>(sp => sp.GetRequiredKeyedService<MqttSocketListener>("mqtts"));
         }
+        if (coap is not null)
+        {
+            services.AddSingleton<CoapResources>();
+            services.AddSingleton(sp => new CoapWorker(coap, sp.GetRequiredService<CoapResources>(), sp.GetRequiredService<ILogger<Trellis.Coap.CoapEndpoint>>()));
+            services.AddHostedService(sp => sp.GetRequiredService<CoapWorker>());
+        }
+
         services.Configure<HostOptions>(h => h.ShutdownTimeout = TimeSpan.FromSeconds(10));
 
         var listeners = new Dictionary<string, ListenOptions>();
@@ -455,7 +464,7 @@ public sealed class TrellisServer : IAsyncDisposable
     internal IReadOnlyDictionary<string, int> BoundListeners() =>
         ListenerNames.Where(name => Port(name) > 0).ToDictionary(name => name, Port, StringComparer.Ordinal);
 
-    private static readonly string[] ListenerNames = ["mqtt", "mqtts", "ws", "http", "https"];
+    private static readonly string[] ListenerNames = ["mqtt", "mqtts", "ws", "coap", "http", "https"];
 
     /// <summary>Where devices download firmware: the HTTPS listener when it is on, else the API's.</summary>
     public string DownloadEndpointAddress => Port("https") > 0

@@ -15,6 +15,9 @@ public sealed record TrellisServerOptions
     /// <summary>MQTT over WebSockets at path /mqtt, HOST:PORT ("off" disables it).</summary>
     public string WebSocket { get; init; } = "0.0.0.0:8083";
 
+    /// <summary>CoAP over UDP for constrained devices, HOST:PORT ("off" disables it).</summary>
+    public string Coap { get; init; } = "0.0.0.0:5683";
+
     /// <summary>Management API (AWS IoT control-plane routes), HOST:PORT.</summary>
     public string Http { get; init; } = "0.0.0.0:8080";
 

@@ -60,7 +60,7 @@ public sealed partial class ServerProcess : IDisposable
             RedirectStandardError = true,
             UseShellExecute = false,
         };
-        foreach (var arg in new[] { DllPath(), "serve", "--mqtt", "127.0.0.1:0", "--mqtts", "127.0.0.1:0", "--ws", "127.0.0.1:0", "--http", "127.0.0.1:0", "--allow-anonymous" }.Concat(extraArgs))
+        foreach (var arg in new[] { DllPath(), "serve", "--mqtt", "127.0.0.1:0", "--mqtts", "127.0.0.1:0", "--ws", "127.0.0.1:0", "--coap", "127.0.0.1:0", "--http", "127.0.0.1:0", "--allow-anonymous" }.Concat(extraArgs))
         {
             info.ArgumentList.Add(arg);
         }

@@ -69,6 +69,7 @@ public class TrellisHost : IAsyncLifetime
                 Mqtt = "127.0.0.1:0",
                 Mqtts = "127.0.0.1:0",
                 WebSocket = "127.0.0.1:0",
+                Coap = "127.0.0.1:0",
                 Http = "127.0.0.1:0",
                 AllowAnonymous = AllowAnonymous,
                 ConfigureBroker = b =>

@@ -1,0 +1,312 @@
+using System.Collections.Concurrent;
+using System.Net;
+using System.Net.Sockets;
+using Microsoft.Extensions.Logging;
+
+namespace Trellis.Coap;
+
+/// <summary>
+/// A CoAP endpoint on one UDP socket (RFC 7252): decodes each datagram, rejects what is malformed
+/// (a Reset for a confirmable message, silence otherwise, as §4.2 and §4.3 say), answers a
+/// retransmitted request from its cached response within EXCHANGE_LIFETIME instead of running it
+/// twice, refuses critical options it does not understand (4.02), and hands every other request
+/// to the <see cref="ICoapHandler"/>. A confirmable request gets a piggybacked answer in its ACK, a
+/// non-confirmable one a NON answer.
+/// </summary>
+public sealed partial class CoapEndpoint : IAsyncDisposable
+{
+    /// <summary>RFC 7252 §4.8.2: how long a confirmable message id stays a duplicate.</summary>
+    public static readonly TimeSpan ExchangeLifetime = TimeSpan.FromSeconds(247);
+
+    /// <summary>RFC 7252 §4.8.2: how long a non-confirmable message id stays a duplicate.</summary>
+    public static readonly TimeSpan NonLifetime = TimeSpan.FromSeconds(145);
+
+    private readonly Socket _socket;
+    private readonly ICoapHandler _handler;
+    private readonly ILogger _logger;
+    private readonly TimeProvider _time;
+    private readonly int _maxExchanges;
+    private readonly ConcurrentDictionary<(IPEndPoint Remote, ushort MessageId), Exchange> _exchanges = new();
+    private readonly CancellationTokenSource _stop = new();
+    private int _nextMessageId = Random.Shared.Next(ushort.MaxValue);
+    private Task? _loop;
+
+    private CoapEndpoint(Socket socket, ICoapHandler handler, ILogger logger, TimeProvider time, int maxExchanges)
+    {
+        _socket = socket;
+        _handler = handler;
+        _logger = logger;
+        _time = time;
+        _maxExchanges = maxExchanges;
+    }
+
+    public IPEndPoint LocalEndPoint => (IPEndPoint)_socket.LocalEndPoint!;
+
+    /// <summary>Requests answered from the duplicate cache instead of being run again.</summary>
+    public long Duplicates => Interlocked.Read(ref _duplicates);
+
+    private long _duplicates;
+
+    /// <summary>Binds the socket (a port in use fails here, with the socket's error) and starts receiving.</summary>
+    public static CoapEndpoint Start(IPEndPoint at, ICoapHandler handler, ILogger logger, TimeProvider? time = null, int maxExchanges = 100_000)
+    {
+        ArgumentNullException.ThrowIfNull(at);
+        var socket = new Socket(at.AddressFamily, SocketType.Dgram, ProtocolType.Udp) { ExclusiveAddressUse = true };
+        try
+        {
+            socket.Bind(at);
+        }
+        catch
+        {
+            socket.Dispose();
+            throw;
+        }
+
+        var endpoint = new CoapEndpoint(socket, handler, logger, time ?? TimeProvider.System, maxExchanges);
+        endpoint._loop = Task.WhenAll(Task.Run(endpoint.ReceiveLoopAsync), Task.Run(endpoint.SweepLoopAsync));
+        return endpoint;
+    }
+
+    public async ValueTask DisposeAsync()
+    {
+        await _stop.CancelAsync();
+        _socket.Dispose();
+        if (_loop is not null)
+        {
+            await _loop.ConfigureAwait(false);
+        }
+
+        _stop.Dispose();
+    }
+
+    private async Task ReceiveLoopAsync()
+    {
+        var buffer = GC.AllocateUninitializedArray<byte>(65_536);
+        EndPoint any = _socket.AddressFamily == AddressFamily.InterNetworkV6 ? new IPEndPoint(IPAddress.IPv6Any, 0) : new IPEndPoint(IPAddress.Any, 0);
+        while (!_stop.IsCancellationRequested)
+        {
+            SocketReceiveFromResult received;
+            try
+            {
+                received = await _socket.ReceiveFromAsync(buffer, SocketFlags.None, any, _stop.Token);
+            }
+            catch (OperationCanceledException)
+            {
+                return;
+            }
+            catch (ObjectDisposedException)
+            {
+                return;
+            }
+            catch (SocketException e)
+            {
+                // An ICMP error for an earlier answer (the peer went away): nothing to do for this one.
+                LogReceiveFailed(_logger, e.SocketErrorCode);
+                continue;
+            }
+
+            try
+            {
+                Receive(buffer.AsSpan(0, received.ReceivedBytes), (IPEndPoint)received.RemoteEndPoint);
+            }
+            catch (Exception e) when (e is not OutOfMemoryException)
+            {
+                LogDatagramFailed(_logger, received.RemoteEndPoint, e);
+            }
+        }
+    }
+
+    private void Receive(ReadOnlySpan<byte> datagram, IPEndPoint remote)
+    {
+        var error = CoapCodec.TryDecode(datagram, out var message, out var type, out var messageId);
+        if (error != CoapFormatError.None)
+        {
+            LogMalformed(_logger, remote, error);
+            if (error is not (CoapFormatError.Truncated or CoapFormatError.UnknownVersion) && type == CoapType.Confirmable)
+            {
+                Send(Reset(messageId), remote);
+            }
+
+            return;
+        }
+
+        if (message!.Code == CoapCode.Empty)
+        {
+            // A CoAP ping (an Empty CON) is answered with a Reset (§4.3); Empty ACKs and Resets for
+            // messages this endpoint sent are for the observe and separate-response paths.
+            if (message.Type == CoapType.Confirmable)
+            {
+                Send(Reset(message.MessageId), remote);
+            }
+
+            return;
+        }
+
+        if (!message.Code.IsRequest || message.Type is CoapType.Acknowledgement or CoapType.Reset)
+        {
+            // A response this endpoint did not ask for: reject a confirmable one, ignore the rest (§4.2, §4.3).
+            if (message.Type == CoapType.Confirmable)
+            {
+                Send(Reset(message.MessageId), remote);
+            }
+
+            return;
+        }
+
+        var key = (remote, message.MessageId);
+        var now = _time.GetTimestamp();
+        if (_exchanges.TryGetValue(key, out var seen) && !seen.Expired(now, _time))
+        {
+            Interlocked.Increment(ref _duplicates);
+            if (message.Type == CoapType.Confirmable && seen.Response is { } answer)
+            {
+                Send(answer, remote); // the same answer again; a request still running is answered once it ends
+            }
+
+            return;
+        }
+
+        if (_exchanges.Count >= _maxExchanges)
+        {
+            Send(Answer(message, CoapResponse.Text(CoapCode.ServiceUnavailable, "Too many exchanges in flight; try again later.")), remote);
+            return;
+        }
+
+        var exchange = new Exchange(now, message.Type == CoapType.Confirmable ? ExchangeLifetime : NonLifetime);
+        _exchanges[key] = exchange;
+        if (Refusal(message) is { } refused)
+        {
+            Complete(exchange, message, refused, remote);
+            return;
+        }
+
+        _ = RunAsync(exchange, message, remote);
+    }
+
+    private async Task RunAsync(Exchange exchange, CoapMessage message, IPEndPoint remote)
+    {
+        CoapResponse response;
+        try
+        {
+            response = await _handler.HandleAsync(new CoapRequest(message, remote), _stop.Token);
+        }
+        catch (OperationCanceledException) when (_stop.IsCancellationRequested)
+        {
+            return;
+        }
+        catch (Exception e)
+        {
+            LogHandlerFailed(_logger, message.Code, message.Path, remote, e);
+            response = CoapResponse.Text(CoapCode.InternalServerError, "The server failed to handle this request; it is logged.");
+        }
+
+        Complete(exchange, message, response, remote);
+    }
+
+    private void Complete(Exchange exchange, CoapMessage request, CoapResponse response, IPEndPoint remote)
+    {
+        var bytes = Answer(request, response);
+        exchange.Response = bytes;
+        Send(bytes, remote);
+    }
+
+    /// <summary>The options RFC 7252 §5.4.1 and §5.4.5 say to refuse: an unknown critical one, or a critical one repeated that may not be.</summary>
+    private static CoapResponse? Refusal(CoapMessage message)
+    {
+        var seen = new HashSet<ushort>();
+        foreach (var option in message.Options)
+        {
+            if (option.Number is CoapOption.ProxyUri or CoapOption.ProxyScheme)
+            {
+                return CoapResponse.Text(CoapCode.Of(5, 5), "This endpoint is not a proxy.");
+            }
+
+            var known = Supported(option.Number);
+            var supernumerary = known && CoapOption.Repeatable(option.Number) == false && !seen.Add(option.Number);
+            if ((!known || supernumerary) && CoapOption.IsCritical(option.Number))
+            {
+                return CoapResponse.Text(CoapCode.BadOption, supernumerary
+                    ? $"Critical option {option.Number} appears more than once; it may appear once."
+                    : $"Critical option {option.Number} is not supported here.");
+            }
+        }
+
+        return null;
+    }
+
+    /// <summary>Options the resources act on. Block-wise transfers (Block1, Block2) are refused as unknown critical options until they are served.</summary>
+    private static bool Supported(ushort number) => number is not (CoapOption.Block1 or CoapOption.Block2) && CoapOption.Repeatable(number) is not null;
+
+    private byte[] Answer(CoapMessage request, CoapResponse response)
+    {
+        var piggybacked = request.Type == CoapType.Confirmable;
+        var reply = request.Reply(response.Code, piggybacked ? CoapType.Acknowledgement : CoapType.NonConfirmable,
+            piggybacked ? request.MessageId : NextMessageId(), response.Payload, [.. response.Options ?? []]);
+        return CoapCodec.Encode(reply);
+    }
+
+    private ushort NextMessageId() => (ushort)Interlocked.Increment(ref _nextMessageId);
+
+    private static byte[] Reset(ushort messageId) => CoapCodec.Encode(new CoapMessage { Type = CoapType.Reset, Code = CoapCode.Empty, MessageId = messageId });
+
+    private void Send(byte[] datagram, IPEndPoint remote)
+    {
+        try
+        {
+            _socket.SendTo(datagram, SocketFlags.None, remote);
+        }
+        catch (SocketException e)
+        {
+            LogSendFailed(_logger, remote, e.SocketErrorCode);
+        }
+        catch (ObjectDisposedException)
+        {
+            // Stopping.
+        }
+    }
+
+    private async Task SweepLoopAsync()
+    {
+        using var timer = new PeriodicTimer(TimeSpan.FromSeconds(5), _time);
+        try
+        {
+            while (await timer.WaitForNextTickAsync(_stop.Token))
+            {
+                var now = _time.GetTimestamp();
+                foreach (var (key, exchange) in _exchanges)
+                {
+                    if (exchange.Expired(now, _time))
+                    {
+                        _exchanges.TryRemove(key, out _);
+                    }
+                }
+            }
+        }
+        catch (OperationCanceledException)
+        {
+        }
+    }
+
+    /// <summary>A request seen from one source with one message id, and the answer once there is one.</summary>
+    private sealed class Exchange(long startedAt, TimeSpan lifetime)
+    {
+        public byte[]? Response { get; set; }
+
+        public bool Expired(long now, TimeProvider time) => time.GetElapsedTime(startedAt, now) > lifetime;
+    }
+
+    [LoggerMessage(Level = LogLevel.Debug, Message = "CoAP: a malformed datagram from {Remote} ({Error}): a confirmable one gets a Reset, the rest is dropped")]
+    private static partial void LogMalformed(ILogger logger, IPEndPoint remote, CoapFormatError error);
+
+    [LoggerMessage(Level = LogLevel.Debug, Message = "CoAP: receiving failed ({Error}); the endpoint goes on")]
+    private static partial void LogReceiveFailed(ILogger logger, SocketError error);
+
+    [LoggerMessage(Level = LogLevel.Debug, Message = "CoAP: sending to {Remote} failed ({Error})")]
+    private static partial void LogSendFailed(ILogger logger, IPEndPoint remote, SocketError error);
+
+    [LoggerMessage(Level = LogLevel.Error, Message = "CoAP: a datagram from {Remote} could not be handled; the endpoint goes on")]
+    private static partial void LogDatagramFailed(ILogger logger, EndPoint remote, Exception exception);
+
+    [LoggerMessage(Level = LogLevel.Error, Message = "CoAP: {Code} /{Path} from {Remote} failed; answered 5.00")]
+    private static partial void LogHandlerFailed(ILogger logger, CoapCode code, string path, IPEndPoint remote, Exception exception);
+}

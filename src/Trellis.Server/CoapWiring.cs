@@ -1,0 +1,199 @@
+using System.Net;
+using System.Text;
+using System.Text.Json.Nodes;
+using Microsoft.Extensions.Hosting;
+using Microsoft.Extensions.Logging;
+using Trellis.Api;
+using Trellis.Broker;
+using Trellis.Coap;
+using Trellis.Shadows;
+
+namespace Trellis.Server;
+
+/// <summary>
+/// The CoAP resources (docs/coap.md): <c>POST /topics/{topic…}</c> publishes, <c>GET|POST|DELETE
+/// /things/{thing}/shadow[?name=…]</c> are the shadow's get, update and delete, and
+/// <c>/.well-known/core</c> lists what the caller may use. A device names itself in the query
+/// (<c>thing=NAME&amp;token=TOKEN</c>, its device token, as MQTT's user name and password); plain
+/// CoAP without them only with <c>--allow-anonymous</c>. Every request is checked against the
+/// device's policies on the MQTT topic it stands for, exactly as the broker checks that topic.
+/// </summary>
+internal sealed class CoapResources(IBrokerAuthenticator authenticator, ShadowService shadows, IMessagePublisher publisher) : ICoapHandler
+{
+    /// <summary>AWS IoT's limit on a topic name, in UTF-8 bytes.</summary>
+    private const int MaxTopicBytes = 256;
+
+    public async ValueTask<CoapResponse> HandleAsync(CoapRequest request, CancellationToken cancellationToken)
+    {
+        var message = request.Message;
+        var segments = message.All(CoapOption.UriPath).Select(o => o.AsText()).ToArray();
+        var (principal, clientId, refusal) = Identify(message, request.Remote);
+        if (segments is [".well-known", "core"])
+        {
+            return message.Code == CoapCode.Get ? Discovery(principal, clientId) : CoapResponse.Text(CoapCode.MethodNotAllowed, "Discovery answers GET only.");
+        }
+
+        if (refusal is not null)
+        {
+            return refusal;
+        }
+
+        return segments switch
+        {
+            ["topics", .. var topic] when topic.Length > 0 => await TopicAsync(message, string.Join('/', topic), principal!),
+            ["things", var thing, "shadow"] => await ShadowAsync(message, thing, principal!, clientId!),
+            _ => CoapResponse.Text(CoapCode.NotFound, $"No resource at /{string.Join('/', segments)}: see /.well-known/core."),
+        };
+    }
+
+    /// <summary>
+    /// The caller's principal from <c>thing</c> and <c>token</c> in the query, or the anonymous one
+    /// where the server allows it. A refusal to a caller that proved nothing carries no payload, so
+    /// that it is never larger than the request (RFC 7252 §11.3).
+    /// </summary>
+    private (ClientPrincipal? Principal, string? ClientId, CoapResponse? Refusal) Identify(CoapMessage message, IPEndPoint remote)
+    {
+        var query = message.Query;
+        query.TryGetValue("thing", out var thing);
+        query.TryGetValue("token", out var token);
+        if ((thing is null) != (token is null))
+        {
+            return (null, null, CoapResponse.Text(CoapCode.BadRequest, "Give both thing=NAME and token=TOKEN in the query, or neither."));
+        }
+
+        var clientId = thing ?? $"coap:{remote}";
+        var verdict = authenticator.Authenticate(new ConnectRequest(clientId, thing, token is null ? null : Encoding.UTF8.GetBytes(token), null, false, remote.Address.ToString()));
+        if (verdict.Principal is not { } principal)
+        {
+            return (null, null, new CoapResponse(CoapCode.Unauthorized));
+        }
+
+        if (principal.IsOperator)
+        {
+            return (null, null, CoapResponse.Text(CoapCode.Forbidden, "An API key is not a device: use the thing's name and one of its device tokens."));
+        }
+
+        if (!principal.Policy.CanConnect(clientId))
+        {
+            return (null, null, CoapResponse.Text(CoapCode.Forbidden, $"No policy attached to this token allows iot:Connect for client id '{clientId}'."));
+        }
+
+        return (principal, clientId, null);
+    }
+
+    private static CoapResponse Discovery(ClientPrincipal? principal, string? thing)
+    {
+        if (principal is null)
+        {
+            return new CoapResponse(CoapCode.Content, default, [CoapOption.Of(CoapOption.ContentFormat, CoapContentFormat.LinkFormat)]);
+        }
+
+        var links = new List<string> { "</topics>;rt=\"trellis.publish\";ct=42" };
+        if (thing is not null && principal.Policy.CanPublish($"$aws/things/{thing}/shadow/get"))
+        {
+            links.Add($"</things/{thing}/shadow>;rt=\"aws.shadow\";ct=50");
+        }
+
+        return new CoapResponse(CoapCode.Content, Encoding.UTF8.GetBytes(string.Join(',', links)), [CoapOption.Of(CoapOption.ContentFormat, CoapContentFormat.LinkFormat)]);
+    }
+
+    private async Task<CoapResponse> TopicAsync(CoapMessage message, string topic, ClientPrincipal principal)
+    {
+        if (message.Code != CoapCode.Post)
+        {
+            return CoapResponse.Text(CoapCode.MethodNotAllowed, "POST publishes to a topic; observing a topic is not served yet.");
+        }
+
+        if (topic.Contains('+', StringComparison.Ordinal) || topic.Contains('#', StringComparison.Ordinal) || Encoding.UTF8.GetByteCount(topic) > MaxTopicBytes)
+        {
+            return CoapResponse.Text(CoapCode.BadRequest, $"'{topic}' is not a topic one can publish to: no wildcards, at most {MaxTopicBytes} bytes.");
+        }
+
+        var query = message.Query;
+        var qos = query.GetValueOrDefault("qos", "0");
+        var retain = query.GetValueOrDefault("retain", "false");
+        if (qos is not ("0" or "1") || retain is not ("true" or "false"))
+        {
+            return CoapResponse.Text(CoapCode.BadRequest, "qos is 0 or 1, retain is true or false.");
+        }
+
+        if (!principal.Policy.CanPublish(topic) || (retain == "true" && !principal.Policy.CanRetainPublish(topic)))
+        {
+            return CoapResponse.Text(CoapCode.Forbidden, $"No policy attached to this device allows iot:{(retain == "true" ? "RetainPublish" : "Publish")} on '{topic}'.");
+        }
+
+        // Answered once routed (and, at QoS 1, as durable as the broker makes a PUBACKed message).
+        await publisher.PublishAsync(topic, message.Payload, qos == "1" ? (byte)1 : (byte)0, retain == "true");
+        return new CoapResponse(CoapCode.Changed);
+    }
+
+    private async Task<CoapResponse> ShadowAsync(CoapMessage message, string thing, ClientPrincipal principal, string clientId)
+    {
+        var name = message.Query.GetValueOrDefault("name");
+        var operation = message.Code == CoapCode.Get ? "get"
+            : message.Code == CoapCode.Post || message.Code == CoapCode.Put ? "update"
+            : message.Code == CoapCode.Delete ? "delete"
+            : null;
+        if (operation is null)
+        {
+            return CoapResponse.Text(CoapCode.MethodNotAllowed, "A shadow answers GET, POST (update) and DELETE.");
+        }
+
+        var topic = $"$aws/things/{thing}/shadow{(name is null ? string.Empty : "/name/" + name)}/{operation}";
+        if (!principal.Policy.CanPublish(topic))
+        {
+            return CoapResponse.Text(CoapCode.Forbidden, $"No policy attached to this device allows iot:Publish on '{topic}', which this request stands for.");
+        }
+
+        var key = new ShadowKey(thing, name ?? string.Empty);
+        var result = operation switch
+        {
+            "get" => await shadows.GetAsync(key, ReadOnlyMemory<byte>.Empty),
+            "update" when message.Payload.Length > shadows.Options.MaxDocumentBytes => ShadowResult.Fail(ShadowError.TooLarge),
+            "update" => await shadows.UpdateAsync(key, message.Payload, clientId),
+            _ => await shadows.DeleteAsync(key, ReadOnlyMemory<byte>.Empty, clientId),
+        };
+        var json = CoapOption.Of(CoapOption.ContentFormat, CoapContentFormat.Json);
+        if (result.Error is { } error)
+        {
+            var body = new JsonObject { ["code"] = error.Code, ["message"] = error.Message }.ToJsonString();
+            return new CoapResponse(CoapCode.Of(error.Code / 100, error.Code % 100), Encoding.UTF8.GetBytes(body), [json]);
+        }
+
+        var code = operation switch { "get" => CoapCode.Content, "update" => CoapCode.Changed, _ => CoapCode.Deleted };
+        return new CoapResponse(code, result.Document, [json]);
+    }
+}
+
+/// <summary>Runs the CoAP endpoint for the life of the server; a port it cannot bind stops start-up.</summary>
+internal sealed class CoapWorker(IPEndPoint at, CoapResources resources, ILogger<CoapEndpoint> logger) : IHostedService, IAsyncDisposable
+{
+    private CoapEndpoint? _endpoint;
+
+    public int Port => _endpoint?.LocalEndPoint.Port ?? 0;
+
+    public Task StartAsync(CancellationToken cancellationToken)
+    {
+        try
+        {
+            _endpoint = CoapEndpoint.Start(at, resources, logger);
+        }
+        catch (System.Net.Sockets.SocketException e) when (e.SocketErrorCode == System.Net.Sockets.SocketError.AddressAlreadyInUse)
+        {
+            throw new InvalidOperationException($"UDP port {at} is in use by another program: give CoAP another with --coap HOST:PORT, or turn it off with --coap off.", e);
+        }
+
+        return Task.CompletedTask;
+    }
+
+    public async Task StopAsync(CancellationToken cancellationToken)
+    {
+        if (_endpoint is { } endpoint)
+        {
+            _endpoint = null;
+            await endpoint.DisposeAsync();
+        }
+    }
+
+    public async ValueTask DisposeAsync() => await StopAsync(CancellationToken.None);
+}

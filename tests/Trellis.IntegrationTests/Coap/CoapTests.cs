@@ -1,0 +1,162 @@
+using System.Net;
+using System.Net.Sockets;
+using System.Text.Json.Nodes;
+using Trellis.IntegrationTests.TestKit;
+
+namespace Trellis.IntegrationTests.Coap;
+
+/// <summary>CoAP devices: libcoap's coap-client against the server's CoAP endpoint, MQTT and boto3 on the other side; raw datagrams for what no client sends.</summary>
+[Collection(TrellisServerGroup.Name)]
+public sealed class CoapTests(TrellisHost host)
+{
+    private static readonly TimeSpan Timeout = TimeSpan.FromSeconds(20);
+
+    private static CancellationToken Ct => TestContext.Current.CancellationToken;
+
+    private const string DevicePolicy = """
+        {"Version":"2012-10-17","Statement":[
+          {"Effect":"Allow","Action":"iot:Connect","Resource":"arn:aws:iot:*:*:client/${iot:Connection.Thing.ThingName}"},
+          {"Effect":"Allow","Action":"iot:Publish","Resource":["arn:aws:iot:*:*:topic/devices/${iot:Connection.Thing.ThingName}/*","arn:aws:iot:*:*:topic/$aws/things/${iot:Connection.Thing.ThingName}/shadow/*"]}]}
+        """;
+
+    [Fact]
+    public async Task A_device_publishes_and_keeps_its_shadow_over_coap_under_its_own_policies()
+    {
+        var (thing, token) = await DeviceAsync("coap");
+        string Uri(string path, string query = "") => $"coap://127.0.0.1:{host.Server.Port("coap")}/{path}?thing={thing}&token={token}{query}";
+
+        // Published over CoAP, received over MQTT.
+        var watcher = TrellisHost.Unique("coapw");
+        using var sub = ExternalTool.StartBackground("mosquitto_sub", [.. host.AdminArgs(watcher), "-t", $"devices/{thing}/#", "-q", "1", "-v"]);
+        Assert.True(await Eventually.TrueAsync(() => host.Server.Broker.SubscriptionsOf(watcher).Count > 0, Timeout, Ct), "watcher did not subscribe: " + sub.Stderr);
+        var published = await CoapAsync("-m", "post", "-e", "21.5", Uri($"topics/devices/{thing}/temp", "&qos=1"));
+        Assert.True(published.ExitCode == 0, published.Output);
+        Assert.True(await sub.WaitForLineAsync(l => l == $"devices/{thing}/temp 21.5", Timeout, Ct), "not received over MQTT: " + string.Join('|', sub.Lines));
+
+        // Its policy holds: another device's topic, a wildcard, a wrong token, an unknown resource.
+        Assert.Contains("4.03", (await CoapAsync("-m", "post", "-e", "x", Uri("topics/devices/someone-else/temp"))).Output, StringComparison.Ordinal);
+        Assert.Contains("4.00", (await CoapAsync("-m", "post", "-e", "x", Uri($"topics/devices/{thing}/%2B"))).Output, StringComparison.Ordinal);
+        var wrongToken = $"coap://127.0.0.1:{host.Server.Port("coap")}/topics/devices/{thing}/temp?thing={thing}&token={token.Split('.')[0]}.wrong";
+        Assert.Contains("4.01", (await CoapAsync("-m", "post", "-e", "x", wrongToken)).Output, StringComparison.Ordinal);
+        Assert.Contains("4.04", (await CoapAsync(Uri("nothing/here"))).Output, StringComparison.Ordinal);
+
+        // The shadow: update, read back over CoAP and through boto3's iot-data, delete.
+        var updated = await CoapAsync("-m", "post", "-t", "50", "-e", """{"state":{"reported":{"temp":21.5}}}""", Uri($"things/{thing}/shadow"));
+        Assert.True(updated.ExitCode == 0 && updated.Output.Contains("\"version\":1", StringComparison.Ordinal), updated.Output);
+        var read = await CoapAsync(Uri($"things/{thing}/shadow"));
+        Assert.Equal(21.5, JsonNode.Parse(read.Output.Trim())!["state"]!["reported"]!["temp"]!.GetValue<double>());
+        var viaAws = await host.IotCallsAsync([("data:get_thing_shadow", new { thingName = thing })], Ct);
+        Assert.Equal(21.5, viaAws[0]!["body"]!["payload"]!["state"]!["reported"]!["temp"]!.GetValue<double>());
+        var stale = await CoapAsync("-m", "post", "-t", "50", "-e", """{"state":{"reported":{"temp":1}},"version":7}""", Uri($"things/{thing}/shadow"));
+        Assert.Contains("4.09", stale.Output, StringComparison.Ordinal);
+        Assert.True((await CoapAsync("-m", "delete", Uri($"things/{thing}/shadow"))).ExitCode == 0);
+        Assert.Contains("4.04", (await CoapAsync(Uri($"things/{thing}/shadow"))).Output, StringComparison.Ordinal);
+
+        // Another thing's shadow is out of its policy.
+        Assert.Contains("4.03", (await CoapAsync(Uri("things/someone-else/shadow"))).Output, StringComparison.Ordinal);
+
+        // Discovery lists what this device may use.
+        var links = await CoapAsync(Uri(".well-known/core"));
+        Assert.Contains($"</things/{thing}/shadow>", links.Output, StringComparison.Ordinal);
+    }
+
+    [Fact]
+    public async Task Malformed_and_repeated_datagrams_get_the_rfcs_answers_and_a_repeat_is_not_run_twice()
+    {
+        var (thing, token) = await DeviceAsync("coapraw");
+        using var udp = new UdpClient(AddressFamily.InterNetwork);
+        udp.Connect(IPAddress.Loopback, host.Server.Port("coap"));
+
+        // A token length of 9: a format error; a confirmable one gets a Reset with its message id.
+        Assert.Equal("70000102", Convert.ToHexString(await ExchangeAsync(udp, "49010102")));
+
+        // Three bytes: not even a header, so no answer; a ping (an Empty CON) right after still gets its Reset.
+        await udp.SendAsync(Convert.FromHexString("400100"), Ct);
+        Assert.Equal("70000103", Convert.ToHexString(await ExchangeAsync(udp, "40000103")));
+
+        // An unknown critical option (2049): 4.02 in the ACK, with the request's token.
+        var badOption = await ExchangeAsync(udp, Hex(1, 0x0104, [0xAB], [(2049, [1])], []));
+        Assert.Equal("61820104AB", Convert.ToHexString(badOption.AsSpan(0, 5)));
+
+        // One CON publish sent twice with the same message id: the same answer twice, one message.
+        var watcher = TrellisHost.Unique("coaprw");
+        using var sub = ExternalTool.StartBackground("mosquitto_sub", [.. host.AdminArgs(watcher), "-t", $"devices/{thing}/#", "-q", "1"]);
+        Assert.True(await Eventually.TrueAsync(() => host.Server.Broker.SubscriptionsOf(watcher).Count > 0, Timeout, Ct), "watcher did not subscribe: " + sub.Stderr);
+        var path = new List<(int, byte[])> { (11, "topics"u8.ToArray()), (11, "devices"u8.ToArray()), (11, System.Text.Encoding.UTF8.GetBytes(thing)), (11, "once"u8.ToArray()) };
+        path.Add((15, System.Text.Encoding.UTF8.GetBytes("thing=" + thing)));
+        path.Add((15, System.Text.Encoding.UTF8.GetBytes("token=" + token)));
+        var publish = Hex(2, 0x0200, [0x01, 0x02], path, "first"u8.ToArray());
+        var answer = await ExchangeAsync(udp, publish);
+        var again = await ExchangeAsync(udp, publish);
+        Assert.Equal("624402000102", Convert.ToHexString(answer)[..12]); // ACK with a 2-byte token, 2.04, the same message id and token
+        Assert.Equal(answer, again);
+        var marker = await ExternalTool.RunAsync("mosquitto_pub", [.. host.AdminArgs(TrellisHost.Unique("coapm")), "-t", $"devices/{thing}/marker", "-m", "marker", "-q", "1"], Timeout, cancellationToken: Ct);
+        Assert.True(marker.ExitCode == 0, marker.Output);
+        Assert.True(await sub.WaitForLineAsync(l => l == "marker", Timeout, Ct), "marker not received: " + string.Join('|', sub.Lines));
+        Assert.Equal(["first", "marker"], sub.Lines.ToArray());
+    }
+
+    private async Task<(string Thing, string Token)> DeviceAsync(string prefix)
+    {
+        var thing = TrellisHost.Unique(prefix);
+        var policy = TrellisHost.Unique(prefix + "pol");
+        await host.IotCallsAsync([("create_thing", new { thingName = thing })], Ct);
+        var created = await host.SignedRequestAsync("POST", $"/api/things/{thing}/tokens", "{}", Ct);
+        var token = created["body"]!["token"]!.GetValue<string>();
+        var arn = created["body"]!["tokenArn"]!.GetValue<string>();
+        var attached = await host.IotCallsAsync([("create_policy", new { policyName = policy, policyDocument = DevicePolicy }), ("attach_policy", new { policyName = policy, target = arn })], Ct);
+        Assert.All(attached, r => Assert.Equal(200, r!["status"]!.GetValue<int>()));
+        return (thing, token);
+    }
+
+    private static Task<ExternalTool.Result> CoapAsync(params string[] args) =>
+        ExternalTool.RunAsync("coap-client-notls", ["-B", "5", .. args], Timeout, cancellationToken: Ct);
+
+    /// <summary>A CON request written by hand (RFC 7252 §3): method code, message id, token, options (sorted by number) and payload, as hex.</summary>
+    private static string Hex(byte code, int messageId, byte[] token, IEnumerable<(int Number, byte[] Value)> options, byte[] payload)
+    {
+        var bytes = new List<byte> { (byte)(0x40 | token.Length), code, (byte)(messageId >> 8), (byte)messageId };
+        bytes.AddRange(token);
+        var last = 0;
+        foreach (var (number, value) in options.OrderBy(o => o.Number))
+        {
+            var delta = number - last;
+            last = number;
+            var deltaNibble = delta < 13 ? delta : delta < 269 ? 13 : 14;
+            var lengthNibble = value.Length < 13 ? value.Length : 13;
+            bytes.Add((byte)((deltaNibble << 4) | lengthNibble));
+            if (deltaNibble == 13)
+            {
+                bytes.Add((byte)(delta - 13));
+            }
+            else if (deltaNibble == 14)
+            {
+                bytes.Add((byte)((delta - 269) >> 8));
+                bytes.Add((byte)(delta - 269));
+            }
+
+            if (lengthNibble == 13)
+            {
+                bytes.Add((byte)(value.Length - 13));
+            }
+
+            bytes.AddRange(value);
+        }
+
+        if (payload.Length > 0)
+        {
+            bytes.Add(0xFF);
+            bytes.AddRange(payload);
+        }
+
+        return Convert.ToHexString(bytes.ToArray());
+    }
+
+    private static async Task<byte[]> ExchangeAsync(UdpClient udp, string hex)
+    {
+        await udp.SendAsync(Convert.FromHexString(hex), Ct);
+        using var wait = CancellationTokenSource.CreateLinkedTokenSource(Ct);
+        wait.CancelAfter(TimeSpan.FromSeconds(5));
+        return (await udp.ReceiveAsync(wait.Token)).Buffer;
+    }
+}
