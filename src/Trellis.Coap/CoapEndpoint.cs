@@ -27,12 +27,22 @@ public sealed partial class CoapEndpoint : IAsyncDisposable
     private readonly TimeProvider _time;
     private readonly int _maxExchanges;
     private readonly ConcurrentDictionary<(IPEndPoint Remote, ushort MessageId), Exchange> _exchanges = new();
+    private readonly ConcurrentDictionary<(IPEndPoint Remote, string Request), Upload> _uploads = new();
+    private readonly int _maxBodyBytes;
+    private long _uploadBytes;
+
+    /// <summary>What all block-wise uploads under way may hold together; past it a new block is answered 5.03.</summary>
+    private const long MaxUploadBytesInFlight = 64L << 20;
+
+    /// <summary>The block size the endpoint answers in when the client names none (RFC 7959: 1024 is the largest).</summary>
+    private const int PreferredBlockExponent = 6;
     private readonly CancellationTokenSource _stop = new();
     private int _nextMessageId = Random.Shared.Next(ushort.MaxValue);
     private Task? _loop;
 
-    private CoapEndpoint(Socket socket, ICoapHandler handler, ILogger logger, TimeProvider time, int maxExchanges)
+    private CoapEndpoint(Socket socket, ICoapHandler handler, ILogger logger, TimeProvider time, int maxExchanges, int maxBodyBytes)
     {
+        _maxBodyBytes = maxBodyBytes;
         _socket = socket;
         _handler = handler;
         _logger = logger;
@@ -47,8 +57,11 @@ public sealed partial class CoapEndpoint : IAsyncDisposable
 
     private long _duplicates;
 
-    /// <summary>Binds the socket (a port in use fails here, with the socket's error) and starts receiving.</summary>
-    public static CoapEndpoint Start(IPEndPoint at, ICoapHandler handler, ILogger logger, TimeProvider? time = null, int maxExchanges = 100_000)
+    /// <summary>
+    /// Binds the socket (a port in use fails here, with the socket's error) and starts receiving.
+    /// <paramref name="maxBodyBytes"/> bounds a request body assembled from Block1 blocks (4.13 past it).
+    /// </summary>
+    public static CoapEndpoint Start(IPEndPoint at, ICoapHandler handler, ILogger logger, TimeProvider? time = null, int maxExchanges = 100_000, int maxBodyBytes = 1 << 20)
     {
         ArgumentNullException.ThrowIfNull(at);
         var socket = new Socket(at.AddressFamily, SocketType.Dgram, ProtocolType.Udp) { ExclusiveAddressUse = true };
@@ -62,7 +75,7 @@ public sealed partial class CoapEndpoint : IAsyncDisposable
             throw;
         }
 
-        var endpoint = new CoapEndpoint(socket, handler, logger, time ?? TimeProvider.System, maxExchanges);
+        var endpoint = new CoapEndpoint(socket, handler, logger, time ?? TimeProvider.System, maxExchanges, maxBodyBytes);
         endpoint._loop = Task.WhenAll(Task.Run(endpoint.ReceiveLoopAsync), Task.Run(endpoint.SweepLoopAsync));
         return endpoint;
     }
@@ -180,15 +193,132 @@ public sealed partial class CoapEndpoint : IAsyncDisposable
             return;
         }
 
-        _ = RunAsync(exchange, message, remote);
+        CoapBlock? block2 = null;
+        if (message.First(CoapOption.Block2) is { } option)
+        {
+            block2 = option.Value.Length <= 3 ? CoapBlock.FromValue(option.AsValue()!.Value) : null;
+            if (block2 is not { IsValid: true })
+            {
+                Complete(exchange, message, CoapResponse.Text(CoapCode.BadRequest, "Block2: a block number up to 2^20 and a size exponent of 0-6 (7 is reserved)."), remote);
+                return;
+            }
+        }
+
+        var (whole, early, echo) = Block1(message, remote);
+        if (early is not null)
+        {
+            Complete(exchange, message, early, remote);
+            return;
+        }
+
+        _ = RunAsync(exchange, message, whole!, remote, block2, echo);
     }
 
-    private async Task RunAsync(Exchange exchange, CoapMessage message, IPEndPoint remote)
+    /// <summary>
+    /// RFC 7959 §2.5: the blocks of an upload are kept (per source and request) until the last one,
+    /// which runs the request with the whole body. Answers 2.31 Continue to each other block, 4.08
+    /// to a block that does not follow the one before, 4.13 past the largest body (with Size1).
+    /// </summary>
+    private (CoapMessage? Whole, CoapResponse? Answer, CoapOption? Echo) Block1(CoapMessage message, IPEndPoint remote)
+    {
+        if (message.First(CoapOption.Block1) is not { } option)
+        {
+            return (message, null, null);
+        }
+
+        var block = option.Value.Length <= 3 ? CoapBlock.FromValue(option.AsValue()!.Value) : default(CoapBlock?);
+        if (block is not { IsValid: true } b)
+        {
+            return (null, CoapResponse.Text(CoapCode.BadRequest, "Block1: a block number up to 2^20 and a size exponent of 0-6 (7 is reserved)."), null);
+        }
+
+        var key = (remote, UploadKey(message));
+        var tooLarge = new CoapResponse(CoapCode.RequestEntityTooLarge, System.Text.Encoding.UTF8.GetBytes($"A body is at most {_maxBodyBytes} bytes here."),
+            [CoapOption.Of(CoapOption.ContentFormat, CoapContentFormat.TextPlain), CoapOption.Of(CoapOption.Size1, (uint)_maxBodyBytes)]);
+        if (b.Number == 0)
+        {
+            var announced = message.First(CoapOption.Size1)?.AsValue();
+            if (announced > _maxBodyBytes)
+            {
+                return (null, tooLarge, null);
+            }
+
+            if (_handler.Admit(new CoapRequest(message, remote), announced) is { } refused)
+            {
+                return (null, refused, null);
+            }
+
+            Forget(key);
+            _uploads[key] = new Upload(_time.GetTimestamp());
+        }
+
+        if (!_uploads.TryGetValue(key, out var upload) || upload.Body.Length != b.Offset)
+        {
+            Forget(key);
+            return (null, CoapResponse.Text(CoapCode.RequestEntityIncomplete, $"Block {b.Number} does not follow the blocks received: send the body again from block 0."), null);
+        }
+
+        if (b.More && message.Payload.Length != b.Size)
+        {
+            Forget(key);
+            return (null, CoapResponse.Text(CoapCode.BadRequest, $"Block {b.Number} carries {message.Payload.Length} bytes; every block but the last carries its size, {b.Size}."), null);
+        }
+
+        if (upload.Body.Length + message.Payload.Length > _maxBodyBytes)
+        {
+            Forget(key);
+            return (null, tooLarge, null);
+        }
+
+        if (Interlocked.Add(ref _uploadBytes, message.Payload.Length) > MaxUploadBytesInFlight)
+        {
+            Interlocked.Add(ref _uploadBytes, -message.Payload.Length);
+            return (null, CoapResponse.Text(CoapCode.ServiceUnavailable, "Too many uploads under way; try again later."), null);
+        }
+
+        upload.Body.Write(message.Payload.Span);
+        upload.Held += message.Payload.Length;
+        var echo = b.ToOption(CoapOption.Block1);
+        if (b.More)
+        {
+            return (null, new CoapResponse(CoapCode.Continue, default, [echo]), null);
+        }
+
+        Forget(key);
+        var whole = new CoapMessage
+        {
+            Type = message.Type,
+            Code = message.Code,
+            MessageId = message.MessageId,
+            Token = message.Token,
+            Options = [.. message.Options.Where(o => o.Number is not (CoapOption.Block1 or CoapOption.Size1))],
+            Payload = upload.Body.ToArray(),
+        };
+        return (whole, null, echo);
+    }
+
+    /// <summary>What identifies one upload from a source: method, path and query (RFC 7959 §2.4).</summary>
+    private static string UploadKey(CoapMessage message) =>
+        message.Code + " " + string.Join('&', message.Options.Where(o => o.Number is CoapOption.UriPath or CoapOption.UriQuery).Select(o => o.Number + "=" + o.AsText()));
+
+    private void Forget((IPEndPoint, string) key)
+    {
+        if (_uploads.TryRemove(key, out var upload))
+        {
+            Interlocked.Add(ref _uploadBytes, -upload.Held);
+        }
+    }
+
+    private async Task RunAsync(Exchange exchange, CoapMessage message, CoapMessage whole, IPEndPoint remote, CoapBlock? block2, CoapOption? echo)
     {
         CoapResponse response;
         try
         {
-            response = await _handler.HandleAsync(new CoapRequest(message, remote), _stop.Token);
+            response = Blocks(await _handler.HandleAsync(new CoapRequest(whole, remote, block2), _stop.Token), block2);
+            if (echo is { } block1)
+            {
+                response = response with { Options = [.. response.Options ?? [], block1] };
+            }
         }
         catch (OperationCanceledException) when (_stop.IsCancellationRequested)
         {
@@ -208,6 +338,44 @@ public sealed partial class CoapEndpoint : IAsyncDisposable
         var bytes = Answer(request, response);
         exchange.Response = bytes;
         Send(bytes, remote);
+    }
+
+    /// <summary>
+    /// RFC 7959 §2.4: a successful answer larger than a block (or any answer to a request that named
+    /// a block) goes in the requested block, with Block2 and, on the first, Size2. A resource that
+    /// already answered just the block (<see cref="CoapResponse.Size"/>) only gets the options.
+    /// </summary>
+    private static CoapResponse Blocks(CoapResponse response, CoapBlock? requested)
+    {
+        if (response.Code.Class != 2)
+        {
+            return response;
+        }
+
+        var exponent = requested?.SizeExponent ?? PreferredBlockExponent;
+        var number = requested?.Number ?? 0;
+        var size = 1 << (exponent + 4);
+        var offset = (long)number * size;
+        var total = response.Size ?? response.Payload.Length;
+        if (requested is null && total <= size)
+        {
+            return response;
+        }
+
+        if (offset >= total && !(offset == 0 && total == 0))
+        {
+            return CoapResponse.Text(CoapCode.BadOption, $"Block {number} of {size} bytes starts past the end of this {total}-byte representation.");
+        }
+
+        var payload = response.Size is null ? response.Payload.Slice((int)offset, (int)Math.Min(size, total - offset)) : response.Payload;
+        var more = offset + payload.Length < total;
+        List<CoapOption> options = [.. response.Options ?? [], new CoapBlock((uint)number, more, exponent).ToOption(CoapOption.Block2)];
+        if (number == 0)
+        {
+            options.Add(CoapOption.Of(CoapOption.Size2, (uint)Math.Min(total, uint.MaxValue)));
+        }
+
+        return response with { Payload = payload, Options = options, Size = null };
     }
 
     /// <summary>The options RFC 7252 §5.4.1 and §5.4.5 say to refuse: an unknown critical one, or a critical one repeated that may not be.</summary>
@@ -234,8 +402,8 @@ public sealed partial class CoapEndpoint : IAsyncDisposable
         return null;
     }
 
-    /// <summary>Options the resources act on. Block-wise transfers (Block1, Block2) are refused as unknown critical options until they are served.</summary>
-    private static bool Supported(ushort number) => number is not (CoapOption.Block1 or CoapOption.Block2) && CoapOption.Repeatable(number) is not null;
+    /// <summary>Options the endpoint and its resources act on.</summary>
+    private static bool Supported(ushort number) => CoapOption.Repeatable(number) is not null;
 
     private byte[] Answer(CoapMessage request, CoapResponse response)
     {
@@ -280,11 +448,30 @@ public sealed partial class CoapEndpoint : IAsyncDisposable
                         _exchanges.TryRemove(key, out _);
                     }
                 }
+
+                // An upload whose next block has not come within EXCHANGE_LIFETIME is abandoned.
+                foreach (var (key, upload) in _uploads)
+                {
+                    if (_time.GetElapsedTime(upload.StartedAt, now) > ExchangeLifetime)
+                    {
+                        Forget(key);
+                    }
+                }
             }
         }
         catch (OperationCanceledException)
         {
         }
+    }
+
+    /// <summary>The blocks of one upload received so far.</summary>
+    private sealed class Upload(long startedAt)
+    {
+        public MemoryStream Body { get; } = new();
+
+        public long Held { get; set; }
+
+        public long StartedAt => startedAt;
     }
 
     /// <summary>A request seen from one source with one message id, and the answer once there is one.</summary>

@@ -18,8 +18,17 @@ namespace Trellis.Server;
 /// CoAP without them only with <c>--allow-anonymous</c>. Every request is checked against the
 /// device's policies on the MQTT topic it stands for, exactly as the broker checks that topic.
 /// </summary>
-internal sealed class CoapResources(IBrokerAuthenticator authenticator, ShadowService shadows, IMessagePublisher publisher) : ICoapHandler
+internal sealed class CoapResources(
+    IBrokerAuthenticator authenticator,
+    ShadowService shadows,
+    IMessagePublisher publisher,
+    Microsoft.Extensions.Options.IOptions<BrokerOptions> broker,
+    Trellis.Jobs.Firmware.FileStreams streams,
+    Trellis.Jobs.Firmware.IFirmwareStore firmware) : ICoapHandler
 {
+    /// <summary>The largest body a CoAP request may assemble from blocks: the largest message a device may publish.</summary>
+    public int MaxBodyBytes => broker.Value.MaxPacketBytes;
+
     /// <summary>AWS IoT's limit on a topic name, in UTF-8 bytes.</summary>
     private const int MaxTopicBytes = 256;
 
@@ -42,8 +51,76 @@ internal sealed class CoapResources(IBrokerAuthenticator authenticator, ShadowSe
         {
             ["topics", .. var topic] when topic.Length > 0 => await TopicAsync(message, string.Join('/', topic), principal!),
             ["things", var thing, "shadow"] => await ShadowAsync(message, thing, principal!, clientId!),
+            ["things", var thing, "streams", var stream, var file] => await StreamFileAsync(request, thing, stream, file, principal!),
             _ => CoapResponse.Text(CoapCode.NotFound, $"No resource at /{string.Join('/', segments)}: see /.well-known/core."),
         };
+    }
+
+    /// <summary>The first block of an upload: the caller must be who it says, and the whole must fit where it goes.</summary>
+    public CoapResponse? Admit(CoapRequest firstBlock, long? announcedSize)
+    {
+        var message = firstBlock.Message;
+        var (principal, _, refusal) = Identify(message, firstBlock.Remote);
+        if (refusal is not null)
+        {
+            return refusal;
+        }
+
+        var segments = message.All(CoapOption.UriPath).Select(o => o.AsText()).ToArray();
+        return segments switch
+        {
+            ["topics", .. var topic] when topic.Length > 0 && message.Code == CoapCode.Post =>
+                principal!.Policy.CanPublish(string.Join('/', topic)) ? null : CoapResponse.Text(CoapCode.Forbidden, $"No policy attached to this device allows iot:Publish on '{string.Join('/', topic)}'."),
+            ["things", _, "shadow"] when announcedSize > shadows.Options.MaxDocumentBytes =>
+                new CoapResponse(CoapCode.RequestEntityTooLarge, default, [CoapOption.Of(CoapOption.Size1, (uint)shadows.Options.MaxDocumentBytes)]),
+            ["things", _, "shadow"] => null,
+            _ => CoapResponse.Text(CoapCode.NotFound, "Block-wise uploads go to /topics/… (POST) or a shadow (POST)."),
+        };
+    }
+
+    /// <summary>
+    /// A file of a stream (CreateStream), in Block2 blocks read from the image on disk: what AWS's
+    /// MQTT file streams give a constrained device, checked as the MQTT stream request it stands for.
+    /// </summary>
+    private async Task<CoapResponse> StreamFileAsync(CoapRequest request, string thing, string streamId, string file, ClientPrincipal principal)
+    {
+        if (request.Message.Code != CoapCode.Get)
+        {
+            return CoapResponse.Text(CoapCode.MethodNotAllowed, "A stream's file answers GET.");
+        }
+
+        var topic = $"$aws/things/{thing}/streams/{streamId}/get/json";
+        if (!principal.Policy.CanPublish(topic))
+        {
+            return CoapResponse.Text(CoapCode.Forbidden, $"No policy attached to this device allows iot:Publish on '{topic}', which this request stands for.");
+        }
+
+        if (!int.TryParse(file, System.Globalization.NumberStyles.None, System.Globalization.CultureInfo.InvariantCulture, out var fileId)
+            || streams.Describe(streamId).Value is not { } stream || stream.Files.FirstOrDefault(f => f.FileId == fileId) is not { } entry
+            || firmware.Get(entry.Key) is not { } image)
+        {
+            return CoapResponse.Text(CoapCode.NotFound, $"Stream '{streamId}' has no file {file}, or its image is no longer stored.");
+        }
+
+        var block = request.Block2 ?? new CoapBlock(0, false, 6);
+        var offset = Math.Min(block.Offset, image.Size);
+        var buffer = new byte[(int)Math.Min(block.Size, image.Size - offset)];
+        using (var handle = File.OpenHandle(firmware.PathOf(image)))
+        {
+            var read = 0;
+            while (read < buffer.Length)
+            {
+                var n = await RandomAccess.ReadAsync(handle, buffer.AsMemory(read), offset + read);
+                if (n == 0)
+                {
+                    break;
+                }
+
+                read += n;
+            }
+        }
+
+        return new CoapResponse(CoapCode.Content, buffer, [CoapOption.Of(CoapOption.ContentFormat, CoapContentFormat.OctetStream)], image.Size);
     }
 
     /// <summary>
@@ -107,6 +184,11 @@ internal sealed class CoapResources(IBrokerAuthenticator authenticator, ShadowSe
         if (topic.Contains('+', StringComparison.Ordinal) || topic.Contains('#', StringComparison.Ordinal) || Encoding.UTF8.GetByteCount(topic) > MaxTopicBytes)
         {
             return CoapResponse.Text(CoapCode.BadRequest, $"'{topic}' is not a topic one can publish to: no wildcards, at most {MaxTopicBytes} bytes.");
+        }
+
+        if (message.Payload.Length > MaxBodyBytes)
+        {
+            return new CoapResponse(CoapCode.RequestEntityTooLarge, default, [CoapOption.Of(CoapOption.Size1, (uint)MaxBodyBytes)]);
         }
 
         var query = message.Query;
@@ -176,7 +258,7 @@ internal sealed class CoapWorker(IPEndPoint at, CoapResources resources, ILogger
     {
         try
         {
-            _endpoint = CoapEndpoint.Start(at, resources, logger);
+            _endpoint = CoapEndpoint.Start(at, resources, logger, maxBodyBytes: resources.MaxBodyBytes);
         }
         catch (System.Net.Sockets.SocketException e) when (e.SocketErrorCode == System.Net.Sockets.SocketError.AddressAlreadyInUse)
         {

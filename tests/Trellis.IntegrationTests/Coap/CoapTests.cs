@@ -78,6 +78,13 @@ public sealed class CoapTests(TrellisHost host)
         var badOption = await ExchangeAsync(udp, Hex(1, 0x0104, [0xAB], [(2049, [1])], []));
         Assert.Equal("61820104AB", Convert.ToHexString(badOption.AsSpan(0, 5)));
 
+        // Block-wise mistakes (RFC 7959): a size exponent of 7 is 4.00; a block that follows none is 4.08.
+        var identity = new List<(int, byte[])> { (15, System.Text.Encoding.UTF8.GetBytes("thing=" + thing)), (15, System.Text.Encoding.UTF8.GetBytes("token=" + token)) };
+        var szx7 = await ExchangeAsync(udp, Hex(1, 0x0105, [0xAC], [(11, "things"u8.ToArray()), (11, System.Text.Encoding.UTF8.GetBytes(thing)), (11, "shadow"u8.ToArray()), (23, [0x07]), .. identity], []));
+        Assert.Equal("61800105AC", Convert.ToHexString(szx7.AsSpan(0, 5)));
+        var orphan = await ExchangeAsync(udp, Hex(2, 0x0106, [0xAD], [(11, "topics"u8.ToArray()), (11, "devices"u8.ToArray()), (11, System.Text.Encoding.UTF8.GetBytes(thing)), (11, "x"u8.ToArray()), (27, [0x1A]), .. identity], new byte[64]));
+        Assert.Equal("61880106AD", Convert.ToHexString(orphan.AsSpan(0, 5)));
+
         // One CON publish sent twice with the same message id: the same answer twice, one message.
         var watcher = TrellisHost.Unique("coaprw");
         using var sub = ExternalTool.StartBackground("mosquitto_sub", [.. host.AdminArgs(watcher), "-t", $"devices/{thing}/#", "-q", "1"]);

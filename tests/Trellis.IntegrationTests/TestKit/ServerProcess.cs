@@ -31,6 +31,9 @@ public sealed partial class ServerProcess : IDisposable
 
     public int HttpPort { get; private set; }
 
+    /// <summary>The CoAP endpoint's UDP port (0 when it is off).</summary>
+    public int CoapPort { get; private set; }
+
     public string Endpoint => $"http://127.0.0.1:{HttpPort.ToString(CultureInfo.InvariantCulture)}";
 
     public string Banner { get; private set; } = string.Empty;
@@ -76,6 +79,7 @@ public sealed partial class ServerProcess : IDisposable
         Assert.True(started && !server._process.HasExited, "no banner: " + server.Output);
         server.MqttPort = int.Parse(MqttPortPattern().Match(server.Output).Groups[1].Value, CultureInfo.InvariantCulture);
         server.HttpPort = int.Parse(HttpPortPattern().Match(server.Output).Groups[1].Value, CultureInfo.InvariantCulture);
+        server.CoapPort = CoapPortPattern().Match(server.Output) is { Success: true } coap ? int.Parse(coap.Groups[1].Value, CultureInfo.InvariantCulture) : 0;
         server.Banner = server.Output;
         return server;
     }
@@ -159,6 +163,9 @@ public sealed partial class ServerProcess : IDisposable
 
     [GeneratedRegex(@"Management API\s+http://127\.0\.0\.1:(\d+)")]
     private static partial Regex HttpPortPattern();
+
+    [GeneratedRegex(@"CoAP \(UDP\)\s+port (\d+)")]
+    private static partial Regex CoapPortPattern();
 
     private void Append(string? line)
     {
