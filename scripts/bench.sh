@@ -6,6 +6,7 @@
 # usage: scripts/bench.sh [scenario ...]   (default: fanin-q0 fanin-q1 fanin-q1-persistent session-journal fanout p2p p2p-1 p2p-lockstep idle overload shadow provision telemetry ingest;
 #        also jobs (JOBS_THINGS=N, default 10000: CreateJob on a group and notify-next to every device),
 #        ota (HTTPS range downloads against nginx, then a whole update job on OTA_THINGS=N devices, default 10000),
+#        coap (CON and NON requests from 1 000 simulated devices at COAP_RATES against libcoap's coap-server),
 #        presence (PRESENCE_CONNECTIONS=N silent clients, default 10000: offline within 1.5 × keep-alive + 1 s),
 #        defender (the QoS 1 fan-in ladder with Device Defender's accounting off and on, in turns),
 #        index (INDEX_THINGS=N, default 100000: SearchIndex and aggregation latency beside ListThings' SQLite
@@ -298,6 +299,28 @@ PY
     rm -rf "$work/data-on" "$work/data-off"
   done
 }
+# CoAP: 1 000 simulated devices (one UDP socket each) send 64-byte CON, then NON, requests at a
+# ladder of rates (COAP_RATES) to Trellis (POST /topics/bench/{i}, anonymous) and to libcoap's
+# coap-server (PUT /example_data), the baseline; a step passes with every request answered and
+# p99 <= 10 ms. Each server runs alone on the machine while it is measured.
+coap_bench() {
+  local coap_port=25683 libcoap_port=25684 rates=${COAP_RATES:-2000,5000,10000,20000,30000,40000,60000} lib_pid
+  for round in $(seq 1 "$rounds"); do
+    for type in con non; do
+      env ${TRELLIS_BENCH_ENV:-} dotnet "$root/artifacts/bin/Trellis.Cli/release/trellis.dll" serve --data "$work/data" --allow-anonymous \
+        --mqtt 127.0.0.1:$trellis_port --mqtts off --ws off --http 127.0.0.1:0 --coap 127.0.0.1:$coap_port --log-level Warning > "$work/trellis.log" 2>&1 & trellis_pid=$!
+      pids+=("$trellis_pid")
+      trellis_http_port >/dev/null
+      run "$round" trellis $coap_port "$trellis_pid" --scenario coap --coap-type $type --rates "$rates" --seconds 5 --coap-path 'topics/bench/{i}'
+      kill "$trellis_pid"; wait "$trellis_pid" 2>/dev/null || true; rm -rf "$work/data"
+      coap-server-notls -A 127.0.0.1 -p $libcoap_port > "$work/libcoap.log" 2>&1 & lib_pid=$!
+      pids+=("$lib_pid")
+      sleep 0.5
+      run "$round" libcoap $libcoap_port "$lib_pid" --scenario coap --coap-type $type --rates "$rates" --seconds 5 --coap-method put --coap-path example_data
+      kill "$lib_pid"; wait "$lib_pid" 2>/dev/null || true
+    done
+  done
+}
 idle_bench() {
   local limit; limit=$(ulimit -n)
   for n in ${IDLE_CONNECTIONS:-10000 100000}; do
@@ -317,6 +340,7 @@ for scenario in "${scenarios[@]}"; do
   if [[ $scenario == defender ]]; then defender_bench; continue; fi
   if [[ $scenario == jobs ]]; then jobs_bench; continue; fi
   if [[ $scenario == ota ]]; then ota_bench; continue; fi
+  if [[ $scenario == coap ]]; then coap_bench; continue; fi
   if [[ $scenario == delta ]]; then delta_bench; continue; fi
   if [[ $scenario == presence ]]; then
     # 10 000 clients (PRESENCE_CONNECTIONS) with a 10 s keep-alive that go silent at once: each must be offline within 1.5 × 10 s + 1 s.

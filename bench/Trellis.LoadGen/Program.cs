@@ -4,7 +4,7 @@ using System.Net.Sockets;
 using System.Text.Json;
 using Trellis.LoadGen;
 
-// trellis-loadgen --name NAME[,NAME…] --port PORT[,PORT…] --pid PID[,PID…] --scenario fanin|fanout|p2p|overload|idle|shadow|shadow-store|provision|connect|telemetry-store|rules|ingest
+// trellis-loadgen --name NAME[,NAME…] --port PORT[,PORT…] --pid PID[,PID…] --scenario fanin|fanout|p2p|overload|idle|shadow|shadow-store|provision|connect|telemetry-store|rules|ingest|coap
 //                 [--qos 0|1] [--rates a,b,c] [--seconds 3] [--connections 10000] [--things 1000] [--thing-prefix bench-thing-] [--in-flight 1000]
 //   several brokers: the ladder scenarios (fanin, fanout, p2p) measure them in turns at each rate
 //                 [--pairs 500] (p2p; any other number of pairs is reported as scenario p2p-N)
@@ -54,6 +54,9 @@ switch (options.Scenario)
         break;
     case "presence":
         await PresenceBench.RunAsync(args, options.Host, options.Port, broker, Emit, ct);
+        break;
+    case "coap":
+        await CoapBench.RunAsync(args, options.Names[0], options.Host, options.Port, broker, options.Rates, options.Seconds, Emit, ct);
         break;
     case "ota":
         await OtaBench.RunAsync(args, options.Names[0], options.Host, options.Port, broker, Emit, ct);

@@ -27,7 +27,19 @@ public sealed partial class CoapEndpoint : IAsyncDisposable
     private readonly TimeProvider _time;
     private readonly int _maxExchanges;
     private readonly ConcurrentDictionary<(IPEndPoint Remote, ushort MessageId), Exchange> _exchanges = new();
+
+    /// <summary>The exchanges in the order they began: the sweep and the size bound take the oldest first.</summary>
+    private readonly ConcurrentQueue<((IPEndPoint Remote, ushort MessageId) Key, Exchange Exchange)> _exchangeOrder = new();
     private readonly ConcurrentDictionary<(IPEndPoint Remote, string Request), Upload> _uploads = new();
+    private readonly ConcurrentDictionary<ushort, Notification> _notifications = new();
+
+    /// <summary>RFC 7252 §4.8: the first retransmission of a confirmable notification after 2-3 s, doubling, at most 4 times.</summary>
+    private static readonly TimeSpan AckTimeout = TimeSpan.FromSeconds(2);
+    private const double AckRandomFactor = 1.5;
+    private const int MaxRetransmit = 4;
+
+    /// <summary>Notifications kept to match a Reset or an ACK against; past it, a NON one is not tracked.</summary>
+    private const int MaxTrackedNotifications = 100_000;
     private readonly int _maxBodyBytes;
     private long _uploadBytes;
 
@@ -57,11 +69,16 @@ public sealed partial class CoapEndpoint : IAsyncDisposable
 
     private long _duplicates;
 
+    /// <summary>Exchanges forgotten before EXCHANGE_LIFETIME because more than the bound were remembered.</summary>
+    public long ForgottenEarly => Interlocked.Read(ref _forgottenEarly);
+
+    private long _forgottenEarly;
+
     /// <summary>
     /// Binds the socket (a port in use fails here, with the socket's error) and starts receiving.
     /// <paramref name="maxBodyBytes"/> bounds a request body assembled from Block1 blocks (4.13 past it).
     /// </summary>
-    public static CoapEndpoint Start(IPEndPoint at, ICoapHandler handler, ILogger logger, TimeProvider? time = null, int maxExchanges = 100_000, int maxBodyBytes = 1 << 20)
+    public static CoapEndpoint Start(IPEndPoint at, ICoapHandler handler, ILogger logger, TimeProvider? time = null, int maxExchanges = 262_144, int maxBodyBytes = 1 << 20)
     {
         ArgumentNullException.ThrowIfNull(at);
         var socket = new Socket(at.AddressFamily, SocketType.Dgram, ProtocolType.Udp) { ExclusiveAddressUse = true };
@@ -76,7 +93,7 @@ public sealed partial class CoapEndpoint : IAsyncDisposable
         }
 
         var endpoint = new CoapEndpoint(socket, handler, logger, time ?? TimeProvider.System, maxExchanges, maxBodyBytes);
-        endpoint._loop = Task.WhenAll(Task.Run(endpoint.ReceiveLoopAsync), Task.Run(endpoint.SweepLoopAsync));
+        endpoint._loop = Task.WhenAll(Task.Run(endpoint.ReceiveLoopAsync), Task.Run(endpoint.SweepLoopAsync), Task.Run(endpoint.RetransmitLoopAsync));
         return endpoint;
     }
 
@@ -129,6 +146,91 @@ public sealed partial class CoapEndpoint : IAsyncDisposable
         }
     }
 
+    /// <summary>
+    /// Raised when a client answers a notification with a Reset, or leaves a confirmable one
+    /// unacknowledged through every retransmission (RFC 7641 §3.6, §4.5): its observation ends.
+    /// </summary>
+    public event Action<IPEndPoint, byte[]>? ObservationEnded;
+
+    /// <summary>
+    /// Sends a notification of an observation (RFC 7641 §4.2): the registration's token, the
+    /// Observe sequence number, a new message id. A confirmable one is retransmitted until it is
+    /// acknowledged (ACK_TIMEOUT, ACK_RANDOM_FACTOR, MAX_RETRANSMIT of RFC 7252 §4.8).
+    /// </summary>
+    public void Notify(IPEndPoint remote, byte[] token, uint sequence, CoapResponse response, bool confirmable)
+    {
+        ArgumentNullException.ThrowIfNull(remote);
+        ArgumentNullException.ThrowIfNull(response);
+        var messageId = NextMessageId();
+        var bytes = CoapCodec.Encode(new CoapMessage
+        {
+            Type = confirmable ? CoapType.Confirmable : CoapType.NonConfirmable,
+            Code = response.Code,
+            MessageId = messageId,
+            Token = token,
+            Options = [.. (response.Options ?? []).Append(CoapOption.Of(CoapOption.Observe, sequence & 0xFFFFFF)).OrderBy(o => o.Number)],
+            Payload = response.Payload,
+        });
+        if (confirmable || _notifications.Count < MaxTrackedNotifications)
+        {
+            var timeout = AckTimeout * (1 + (Random.Shared.NextDouble() * (AckRandomFactor - 1)));
+            _notifications[messageId] = new Notification(remote, token, bytes, confirmable, _time.GetTimestamp(), timeout);
+        }
+
+        Send(bytes, remote);
+    }
+
+    /// <summary>An ACK or a Reset from a client, for a notification this endpoint sent.</summary>
+    private void Answered(CoapMessage message, IPEndPoint remote)
+    {
+        if (_notifications.TryGetValue(message.MessageId, out var sent) && sent.Remote.Equals(remote) && _notifications.TryRemove(message.MessageId, out _)
+            && message.Type == CoapType.Reset)
+        {
+            ObservationEnded?.Invoke(remote, sent.Token);
+        }
+    }
+
+    private async Task RetransmitLoopAsync()
+    {
+        using var timer = new PeriodicTimer(TimeSpan.FromMilliseconds(250), _time);
+        try
+        {
+            while (await timer.WaitForNextTickAsync(_stop.Token))
+            {
+                var now = _time.GetTimestamp();
+                foreach (var (messageId, sent) in _notifications)
+                {
+                    var waited = _time.GetElapsedTime(sent.SentAt, now);
+                    if (!sent.Confirmable)
+                    {
+                        if (waited > NonLifetime)
+                        {
+                            _notifications.TryRemove(messageId, out _);
+                        }
+                    }
+                    else if (waited >= sent.Timeout)
+                    {
+                        if (sent.Attempts >= MaxRetransmit)
+                        {
+                            _notifications.TryRemove(messageId, out _);
+                            ObservationEnded?.Invoke(sent.Remote, sent.Token);
+                        }
+                        else
+                        {
+                            sent.Attempts++;
+                            sent.SentAt = now;
+                            sent.Timeout *= 2;
+                            Send(sent.Bytes, sent.Remote);
+                        }
+                    }
+                }
+            }
+        }
+        catch (OperationCanceledException)
+        {
+        }
+    }
+
     private void Receive(ReadOnlySpan<byte> datagram, IPEndPoint remote)
     {
         var error = CoapCodec.TryDecode(datagram, out var message, out var type, out var messageId);
@@ -145,11 +247,15 @@ public sealed partial class CoapEndpoint : IAsyncDisposable
 
         if (message!.Code == CoapCode.Empty)
         {
-            // A CoAP ping (an Empty CON) is answered with a Reset (§4.3); Empty ACKs and Resets for
-            // messages this endpoint sent are for the observe and separate-response paths.
+            // A CoAP ping (an Empty CON) is answered with a Reset (§4.3); an Empty ACK or Reset
+            // answers a notification this endpoint sent.
             if (message.Type == CoapType.Confirmable)
             {
                 Send(Reset(message.MessageId), remote);
+            }
+            else
+            {
+                Answered(message, remote);
             }
 
             return;
@@ -179,14 +285,18 @@ public sealed partial class CoapEndpoint : IAsyncDisposable
             return;
         }
 
-        if (_exchanges.Count >= _maxExchanges)
-        {
-            Send(Answer(message, CoapResponse.Text(CoapCode.ServiceUnavailable, "Too many exchanges in flight; try again later.")), remote);
-            return;
-        }
-
         var exchange = new Exchange(now, message.Type == CoapType.Confirmable ? ExchangeLifetime : NonLifetime);
         _exchanges[key] = exchange;
+        _exchangeOrder.Enqueue((key, exchange));
+        while (_exchanges.Count > _maxExchanges && _exchangeOrder.TryDequeue(out var oldest))
+        {
+            // Under a load that outgrows the bound, the oldest exchanges are forgotten before their
+            // lifetime ends: a retransmission that old would run again. Counted, never refused.
+            if (_exchanges.TryRemove(new KeyValuePair<(IPEndPoint, ushort), Exchange>(oldest.Key, oldest.Exchange)))
+            {
+                Interlocked.Increment(ref _forgottenEarly);
+            }
+        }
         if (Refusal(message) is { } refused)
         {
             Complete(exchange, message, refused, remote);
@@ -441,12 +551,9 @@ public sealed partial class CoapEndpoint : IAsyncDisposable
             while (await timer.WaitForNextTickAsync(_stop.Token))
             {
                 var now = _time.GetTimestamp();
-                foreach (var (key, exchange) in _exchanges)
+                while (_exchangeOrder.TryPeek(out var head) && head.Exchange.Expired(now, _time) && _exchangeOrder.TryDequeue(out head))
                 {
-                    if (exchange.Expired(now, _time))
-                    {
-                        _exchanges.TryRemove(key, out _);
-                    }
+                    _exchanges.TryRemove(new KeyValuePair<(IPEndPoint, ushort), Exchange>(head.Key, head.Exchange));
                 }
 
                 // An upload whose next block has not come within EXCHANGE_LIFETIME is abandoned.
@@ -462,6 +569,24 @@ public sealed partial class CoapEndpoint : IAsyncDisposable
         catch (OperationCanceledException)
         {
         }
+    }
+
+    /// <summary>A notification sent and not yet acknowledged (a CON) or still open to a Reset (a NON).</summary>
+    private sealed class Notification(IPEndPoint remote, byte[] token, byte[] bytes, bool confirmable, long sentAt, TimeSpan timeout)
+    {
+        public IPEndPoint Remote => remote;
+
+        public byte[] Token => token;
+
+        public byte[] Bytes => bytes;
+
+        public bool Confirmable => confirmable;
+
+        public long SentAt { get; set; } = sentAt;
+
+        public TimeSpan Timeout { get; set; } = timeout;
+
+        public int Attempts { get; set; }
     }
 
     /// <summary>The blocks of one upload received so far.</summary>

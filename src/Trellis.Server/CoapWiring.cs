@@ -24,7 +24,8 @@ internal sealed class CoapResources(
     IMessagePublisher publisher,
     Microsoft.Extensions.Options.IOptions<BrokerOptions> broker,
     Trellis.Jobs.Firmware.FileStreams streams,
-    Trellis.Jobs.Firmware.IFirmwareStore firmware) : ICoapHandler
+    Trellis.Jobs.Firmware.IFirmwareStore firmware,
+    CoapObservations observations) : ICoapHandler
 {
     /// <summary>The largest body a CoAP request may assemble from blocks: the largest message a device may publish.</summary>
     public int MaxBodyBytes => broker.Value.MaxPacketBytes;
@@ -49,8 +50,9 @@ internal sealed class CoapResources(
 
         return segments switch
         {
+            ["topics", .. var topic] when topic.Length > 0 && message.Code == CoapCode.Get => Observe(request, string.Join('/', topic), principal!),
             ["topics", .. var topic] when topic.Length > 0 => await TopicAsync(message, string.Join('/', topic), principal!),
-            ["things", var thing, "shadow"] => await ShadowAsync(message, thing, principal!, clientId!),
+            ["things", var thing, "shadow"] => await ShadowAsync(request, thing, principal!, clientId!),
             ["things", var thing, "streams", var stream, var file] => await StreamFileAsync(request, thing, stream, file, principal!),
             _ => CoapResponse.Text(CoapCode.NotFound, $"No resource at /{string.Join('/', segments)}: see /.well-known/core."),
         };
@@ -174,11 +176,34 @@ internal sealed class CoapResources(
         return new CoapResponse(CoapCode.Content, Encoding.UTF8.GetBytes(string.Join(',', links)), [CoapOption.Of(CoapOption.ContentFormat, CoapContentFormat.LinkFormat)]);
     }
 
+    /// <summary>GET with Observe 0 on a topic filter: each message the same MQTT subscription would get, as a notification; Observe 1 ends it.</summary>
+    private CoapResponse Observe(CoapRequest request, string filter, ClientPrincipal principal)
+    {
+        var message = request.Message;
+        switch (message.First(CoapOption.Observe)?.AsValue())
+        {
+            case 1:
+                observations.Deregister(request.Remote, message.Token);
+                return new CoapResponse(CoapCode.Content);
+            case 0:
+                if (!principal.Policy.CanSubscribe(filter))
+                {
+                    return CoapResponse.Text(CoapCode.Forbidden, $"No policy attached to this device allows iot:Subscribe on '{filter}'.");
+                }
+
+                return observations.Register(request.Remote, message.Token, filter, principal, isDelta: false, out var sequence)
+                    ? new CoapResponse(CoapCode.Content, default, [CoapOption.Of(CoapOption.Observe, sequence)])
+                    : CoapResponse.Text(CoapCode.ServiceUnavailable, $"This source holds {CoapObservations.MaxPerSource} observations (or the server its limit): end one first.");
+            default:
+                return CoapResponse.Text(CoapCode.MethodNotAllowed, "GET on a topic observes it (Observe 0) or stops (Observe 1); POST publishes.");
+        }
+    }
+
     private async Task<CoapResponse> TopicAsync(CoapMessage message, string topic, ClientPrincipal principal)
     {
         if (message.Code != CoapCode.Post)
         {
-            return CoapResponse.Text(CoapCode.MethodNotAllowed, "POST publishes to a topic; observing a topic is not served yet.");
+            return CoapResponse.Text(CoapCode.MethodNotAllowed, "POST publishes to a topic; GET with Observe observes it.");
         }
 
         if (topic.Contains('+', StringComparison.Ordinal) || topic.Contains('#', StringComparison.Ordinal) || Encoding.UTF8.GetByteCount(topic) > MaxTopicBytes)
@@ -209,8 +234,9 @@ internal sealed class CoapResources(
         return new CoapResponse(CoapCode.Changed);
     }
 
-    private async Task<CoapResponse> ShadowAsync(CoapMessage message, string thing, ClientPrincipal principal, string clientId)
+    private async Task<CoapResponse> ShadowAsync(CoapRequest request, string thing, ClientPrincipal principal, string clientId)
     {
+        var message = request.Message;
         var name = message.Query.GetValueOrDefault("name");
         var operation = message.Code == CoapCode.Get ? "get"
             : message.Code == CoapCode.Post || message.Code == CoapCode.Put ? "update"
@@ -243,12 +269,27 @@ internal sealed class CoapResources(
         }
 
         var code = operation switch { "get" => CoapCode.Content, "update" => CoapCode.Changed, _ => CoapCode.Deleted };
+        var observe = operation == "get" ? message.First(CoapOption.Observe)?.AsValue() : null;
+        if (observe == 1)
+        {
+            observations.Deregister(request.Remote, message.Token);
+        }
+        else if (observe == 0)
+        {
+            // Observing a shadow is observing its deltas, as a subscription to …/update/delta would.
+            var delta = $"$aws/things/{thing}/shadow{(name is null ? string.Empty : "/name/" + name)}/update/delta";
+            if (principal.Policy.CanSubscribe(delta) && observations.Register(request.Remote, message.Token, delta, principal, isDelta: true, out var sequence))
+            {
+                return new CoapResponse(code, result.Document, [json, CoapOption.Of(CoapOption.Observe, sequence)]);
+            }
+        }
+
         return new CoapResponse(code, result.Document, [json]);
     }
 }
 
 /// <summary>Runs the CoAP endpoint for the life of the server; a port it cannot bind stops start-up.</summary>
-internal sealed class CoapWorker(IPEndPoint at, CoapResources resources, ILogger<CoapEndpoint> logger) : IHostedService, IAsyncDisposable
+internal sealed class CoapWorker(IPEndPoint at, CoapResources resources, CoapObservations observations, ILogger<CoapEndpoint> logger) : IHostedService, IAsyncDisposable
 {
     private CoapEndpoint? _endpoint;
 
@@ -259,6 +300,7 @@ internal sealed class CoapWorker(IPEndPoint at, CoapResources resources, ILogger
         try
         {
             _endpoint = CoapEndpoint.Start(at, resources, logger, maxBodyBytes: resources.MaxBodyBytes);
+            observations.Attach(_endpoint);
         }
         catch (System.Net.Sockets.SocketException e) when (e.SocketErrorCode == System.Net.Sockets.SocketError.AddressAlreadyInUse)
         {

@@ -68,15 +68,20 @@ internal sealed class OutboxWorker(Outbox outbox, RuleEngine rules, TopicRuleDes
 /// models watch to the alarms (which never refuse: a refused message comes back through
 /// <see cref="ObserveAsync"/> for the rules alone, so the alarms see it once).
 /// </summary>
-internal sealed class RulesObserver(RuleEngine rules, Trellis.Rules.Alarms.AlarmEngine alarms) : IPublishObserver
+internal sealed class RulesObserver(RuleEngine rules, Trellis.Rules.Alarms.AlarmEngine alarms, CoapObservations? coap = null) : IPublishObserver
 {
-    public bool Wants(string topic) => rules.Wants(topic) || alarms.Wants(topic);
+    public bool Wants(string topic) => rules.Wants(topic) || alarms.Wants(topic) || (coap?.Wants(topic) ?? false);
 
     public bool TryObserve(in PublishedMessage message, bool mayRefuse)
     {
         if (alarms.Wants(message.Topic))
         {
             alarms.Enqueue(message.Topic, message.Payload, message.ClientId, message.Principal);
+        }
+
+        if (coap?.Wants(message.Topic) == true)
+        {
+            coap.Offer(message);
         }
 
         return !rules.Wants(message.Topic) || rules.TryEnqueue(message.Topic, message.Payload, message.ClientId, message.Principal, message.Origin, mayRefuse);

@@ -279,8 +279,10 @@ public sealed class TrellisServer : IAsyncDisposable
         }
         if (coap is not null)
         {
+            services.AddSingleton(sp => new CoapObservations(time));
+            services.AddHostedService<CoapObservationsWorker>();
             services.AddSingleton<CoapResources>();
-            services.AddSingleton(sp => new CoapWorker(coap, sp.GetRequiredService<CoapResources>(), sp.GetRequiredService<ILogger<Trellis.Coap.CoapEndpoint>>()));
+            services.AddSingleton(sp => new CoapWorker(coap, sp.GetRequiredService<CoapResources>(), sp.GetRequiredService<CoapObservations>(), sp.GetRequiredService<ILogger<Trellis.Coap.CoapEndpoint>>()));
             services.AddHostedService(sp => sp.GetRequiredService<CoapWorker>());
         }
 
@@ -363,7 +365,7 @@ public sealed class TrellisServer : IAsyncDisposable
         var shadows = app.Services.GetRequiredService<ShadowService>();
         broker.AddTopicHandler(new ShadowTopicHandler(shadows));
         var alarms = app.Services.GetRequiredService<Trellis.Rules.Alarms.AlarmEngine>();
-        broker.SetPublishObserver(new RulesObserver(app.Services.GetRequiredService<RuleEngine>(), alarms));
+        broker.SetPublishObserver(new RulesObserver(app.Services.GetRequiredService<RuleEngine>(), alarms, app.Services.GetService<CoapObservations>()));
         broker.AddTopicHandler(new FleetProvisioningTopicHandler(app.Services.GetRequiredService<FleetProvisioningService>(), broker, app.Services.GetRequiredService<CertificateRateLimit>()));
         registry.CertificateAutoRegistered += (certificate, caId) => CertificateEvents.PublishRegistered(broker, registryOptions, certificate, caId);
         registry.ThingDeleted += shadows.ForgetThing;

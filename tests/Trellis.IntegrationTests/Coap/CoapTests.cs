@@ -1,5 +1,6 @@
 using System.Net;
 using System.Net.Sockets;
+using Microsoft.Extensions.DependencyInjection;
 using System.Text.Json.Nodes;
 using Trellis.IntegrationTests.TestKit;
 
@@ -16,7 +17,9 @@ public sealed class CoapTests(TrellisHost host)
     private const string DevicePolicy = """
         {"Version":"2012-10-17","Statement":[
           {"Effect":"Allow","Action":"iot:Connect","Resource":"arn:aws:iot:*:*:client/${iot:Connection.Thing.ThingName}"},
-          {"Effect":"Allow","Action":"iot:Publish","Resource":["arn:aws:iot:*:*:topic/devices/${iot:Connection.Thing.ThingName}/*","arn:aws:iot:*:*:topic/$aws/things/${iot:Connection.Thing.ThingName}/shadow/*"]}]}
+          {"Effect":"Allow","Action":["iot:Publish","iot:Receive"],"Resource":["arn:aws:iot:*:*:topic/devices/${iot:Connection.Thing.ThingName}/*","arn:aws:iot:*:*:topic/$aws/things/${iot:Connection.Thing.ThingName}/shadow/*"]},
+          {"Effect":"Allow","Action":"iot:Subscribe","Resource":["arn:aws:iot:*:*:topicfilter/devices/${iot:Connection.Thing.ThingName}/*","arn:aws:iot:*:*:topicfilter/$aws/things/${iot:Connection.Thing.ThingName}/shadow/*"]},
+          {"Effect":"Deny","Action":"iot:Receive","Resource":"arn:aws:iot:*:*:topic/devices/${iot:Connection.Thing.ThingName}/secret"}]}
         """;
 
     [Fact]
@@ -58,6 +61,61 @@ public sealed class CoapTests(TrellisHost host)
         // Discovery lists what this device may use.
         var links = await CoapAsync(Uri(".well-known/core"));
         Assert.Contains($"</things/{thing}/shadow>", links.Output, StringComparison.Ordinal);
+    }
+
+    [Fact]
+    public async Task An_observer_is_notified_of_messages_on_its_filter_and_of_its_shadows_deltas_until_it_resets()
+    {
+        var (thing, token) = await DeviceAsync("coapobs");
+        string Uri(string path) => $"coap://127.0.0.1:{host.Server.Port("coap")}/{path}?thing={thing}&token={token}";
+        var observations = host.Server.Services.GetRequiredService<Trellis.Server.CoapObservations>();
+        var before = observations.Count;
+
+        var reported = await host.IotCallsAsync([("data:update_thing_shadow", new { thingName = thing, payload = new { state = new { reported = new { temp = 21 } } } })], Ct);
+        Assert.Equal(200, reported[0]!["status"]!.GetValue<int>());
+
+        // Two observations: a topic filter and the shadow (its deltas). coap-client keeps each open for
+        // its duration and appends each notification's payload to its output file, with no separator.
+        var topicsOut = Path.Combine(Path.GetTempPath(), $"{thing}-topics.out");
+        var shadowOut = Path.Combine(Path.GetTempPath(), $"{thing}-shadow.out");
+        string Received(string file) => File.Exists(file) ? File.ReadAllText(file) : string.Empty;
+        using var topics = ExternalTool.StartBackground("coap-client-notls", ["-s", "20", "-B", "20", "-o", topicsOut, Uri($"topics/devices/{thing}/%2B")]);
+        using var shadow = ExternalTool.StartBackground("coap-client-notls", ["-s", "20", "-B", "20", "-o", shadowOut, Uri($"things/{thing}/shadow")]);
+        Assert.True(await Eventually.TrueAsync(() => observations.Count >= before + 2, Timeout, Ct), $"{observations.Count - before} of the 2 observations registered: " + topics.Stderr + shadow.Stderr);
+
+        // Messages from an MQTT publisher: on the filter, outside it, one its policy denies it to receive, and a last one.
+        foreach (var (topic, text) in new[] { ($"devices/{thing}/temp", "21.5"), ($"devices/{thing}/a/b", "deeper"), ($"devices/{thing}/secret", "hidden"), ($"devices/{thing}/end", "done") })
+        {
+            var pub = await ExternalTool.RunAsync("mosquitto_pub", [.. host.AdminArgs(TrellisHost.Unique("coapop")), "-t", topic, "-m", text, "-q", "1"], Timeout, cancellationToken: Ct);
+            Assert.True(pub.ExitCode == 0, pub.Output);
+        }
+
+        Assert.True(await Eventually.TrueAsync(() => Received(topicsOut).EndsWith("done", StringComparison.Ordinal), Timeout, Ct), "notifications: " + Received(topicsOut) + topics.Stderr);
+        Assert.Equal("21.5done", Received(topicsOut)); // not "deeper" (outside the filter), not "hidden" (its policy denies iot:Receive there)
+
+        // The shadow's observer gets the delta that boto3's update makes.
+        var update = await host.IotCallsAsync([("data:update_thing_shadow", new { thingName = thing, payload = new { state = new { desired = new { temp = 19 } } } })], Ct);
+        Assert.Equal(200, update[0]!["status"]!.GetValue<int>());
+        Assert.True(await Eventually.TrueAsync(() => Received(shadowOut).Contains("\"state\":{\"temp\":19}", StringComparison.Ordinal), Timeout, Ct), "shadow notifications: " + Received(shadowOut) + shadow.Stderr);
+        File.Delete(topicsOut);
+        File.Delete(shadowOut);
+
+        // A Reset in answer to a notification ends the observation (raw datagrams: no client sends one on purpose).
+        using var udp = new UdpClient(AddressFamily.InterNetwork);
+        udp.Connect(IPAddress.Loopback, host.Server.Port("coap"));
+        var identity = new List<(int, byte[])> { (15, System.Text.Encoding.UTF8.GetBytes("thing=" + thing)), (15, System.Text.Encoding.UTF8.GetBytes("token=" + token)) };
+        var registered = await ExchangeAsync(udp, Hex(1, 0x0301, [0xEE], [(6, []), (11, "topics"u8.ToArray()), (11, "devices"u8.ToArray()), (11, System.Text.Encoding.UTF8.GetBytes(thing)), (11, "raw"u8.ToArray()), .. identity], []));
+        Assert.Equal("61450301EE", Convert.ToHexString(registered.AsSpan(0, 5))); // ACK, 2.05, its message id and token
+        var held = observations.Count;
+        var ping = await ExternalTool.RunAsync("mosquitto_pub", [.. host.AdminArgs(TrellisHost.Unique("coapop")), "-t", $"devices/{thing}/raw", "-m", "ping", "-q", "1"], Timeout, cancellationToken: Ct);
+        Assert.True(ping.ExitCode == 0, ping.Output);
+        using var wait = CancellationTokenSource.CreateLinkedTokenSource(Ct);
+        wait.CancelAfter(Timeout);
+        var notification = (await udp.ReceiveAsync(wait.Token)).Buffer;
+        Assert.Equal("5145", Convert.ToHexString(notification.AsSpan(0, 2))); // NON, 2.05
+        Assert.Equal(0xEE, notification[4]);
+        await udp.SendAsync(new byte[] { 0x70, 0x00, notification[2], notification[3] }, Ct);
+        Assert.True(await Eventually.TrueAsync(() => observations.Count == held - 1, Timeout, Ct), "the Reset did not end the observation");
     }
 
     [Fact]

@@ -1,0 +1,158 @@
+using System.Collections.Concurrent;
+using System.Net;
+using System.Threading.Channels;
+using Microsoft.Extensions.Hosting;
+using Trellis.Broker;
+using Trellis.Coap;
+using Trellis.Core.Topics;
+
+namespace Trellis.Server;
+
+/// <summary>
+/// CoAP observations (RFC 7641): a device that sends <c>GET /topics/{filter…}</c> or <c>GET
+/// /things/{thing}/shadow</c> with Observe 0 is notified of each message on the filter, or each
+/// delta of the shadow, as the same MQTT subscription would be: its policies must allow
+/// <c>iot:Subscribe</c> on the filter and <c>iot:Receive</c> on each message's topic. Notifications
+/// are non-confirmable, except one in every 16 and at least one a day, which are confirmable so that
+/// a client that has gone away is found and dropped. A Reset to a notification, a GET with
+/// Observe 1, or a confirmable notification never acknowledged ends the observation.
+/// </summary>
+internal sealed class CoapObservations
+{
+    /// <summary>Observations one source address may hold; a further registration is answered without Observe.</summary>
+    public const int MaxPerSource = 32;
+
+    /// <summary>Observations in all.</summary>
+    public const int MaxTotal = 100_000;
+
+    private const int ConfirmableEvery = 16;
+    private static readonly TimeSpan ConfirmableAtLeastEvery = TimeSpan.FromHours(24);
+
+    private readonly ConcurrentDictionary<(IPEndPoint Remote, string Token), Observation> _all = new();
+    private readonly Channel<PublishedMessage> _queue = Channel.CreateBounded<PublishedMessage>(new BoundedChannelOptions(10_000) { FullMode = BoundedChannelFullMode.DropWrite, SingleReader = true });
+    private readonly TimeProvider _time;
+    private CoapEndpoint? _endpoint;
+
+    public CoapObservations(TimeProvider time) => _time = time;
+
+    public int Count => _all.Count;
+
+    /// <summary>Messages dropped because the notification queue was full.</summary>
+    public long Dropped => Interlocked.Read(ref _dropped);
+
+    private long _dropped;
+
+    /// <summary>Connects the registry to the endpoint that sends its notifications.</summary>
+    public void Attach(CoapEndpoint endpoint)
+    {
+        _endpoint = endpoint;
+        endpoint.ObservationEnded += (remote, token) => _all.TryRemove((remote, Convert.ToHexString(token)), out _);
+    }
+
+    /// <summary>Registers (or, with the same token, renews) an observation; false when the source or the server holds too many.</summary>
+    public bool Register(IPEndPoint remote, byte[] token, string filter, ClientPrincipal principal, bool isDelta, out uint sequence)
+    {
+        var key = (remote, Convert.ToHexString(token));
+        sequence = 0;
+        if (!_all.ContainsKey(key) && (_all.Count >= MaxTotal || _all.Keys.Count(k => k.Remote.Address.Equals(remote.Address)) >= MaxPerSource))
+        {
+            return false;
+        }
+
+        var observation = new Observation(remote, token, filter, principal, isDelta, _time.GetTimestamp());
+        _all[key] = observation;
+        sequence = observation.Sequence;
+        return true;
+    }
+
+    public void Deregister(IPEndPoint remote, byte[] token) => _all.TryRemove((remote, Convert.ToHexString(token)), out _);
+
+    /// <summary>Cheap and on the publisher's thread: whether any observation's filter matches.</summary>
+    public bool Wants(string topic)
+    {
+        if (_all.IsEmpty || topic.StartsWith("$aws/rules/", StringComparison.Ordinal))
+        {
+            return false;
+        }
+
+        foreach (var (_, observation) in _all)
+        {
+            if (TopicMatcher.Matches(observation.Filter, topic))
+            {
+                return true;
+            }
+        }
+
+        return false;
+    }
+
+    /// <summary>Hands a routed message over to the notifier; when its queue is full the message is counted and not notified (observations are best effort, as QoS 0).</summary>
+    public void Offer(in PublishedMessage message)
+    {
+        if (!_queue.Writer.TryWrite(message))
+        {
+            Interlocked.Increment(ref _dropped);
+        }
+    }
+
+    public async Task RunAsync(CancellationToken cancellationToken)
+    {
+        try
+        {
+            await foreach (var message in _queue.Reader.ReadAllAsync(cancellationToken))
+            {
+                if (_endpoint is not { } endpoint)
+                {
+                    continue;
+                }
+
+                foreach (var (_, o) in _all)
+                {
+                    if (!TopicMatcher.Matches(o.Filter, message.Topic) || !o.Principal.Policy.CanReceive(message.Topic))
+                    {
+                        continue;
+                    }
+
+                    var now = _time.GetTimestamp();
+                    var confirmable = ++o.SinceConfirmable >= ConfirmableEvery || _time.GetElapsedTime(o.LastConfirmable, now) >= ConfirmableAtLeastEvery;
+                    if (confirmable)
+                    {
+                        o.SinceConfirmable = 0;
+                        o.LastConfirmable = now;
+                    }
+
+                    var options = o.IsDelta ? [CoapOption.Of(CoapOption.ContentFormat, CoapContentFormat.Json)] : Array.Empty<CoapOption>();
+                    endpoint.Notify(o.Remote, o.Token, ++o.Sequence, new CoapResponse(CoapCode.Content, message.Payload, options), confirmable);
+                }
+            }
+        }
+        catch (OperationCanceledException)
+        {
+        }
+    }
+
+    private sealed class Observation(IPEndPoint remote, byte[] token, string filter, ClientPrincipal principal, bool isDelta, long registeredAt)
+    {
+        public IPEndPoint Remote => remote;
+
+        public byte[] Token => token;
+
+        public string Filter => filter;
+
+        public ClientPrincipal Principal => principal;
+
+        public bool IsDelta => isDelta;
+
+        public uint Sequence { get; set; }
+
+        public int SinceConfirmable { get; set; }
+
+        public long LastConfirmable { get; set; } = registeredAt;
+    }
+}
+
+/// <summary>Sends the notifications of CoAP observations for the life of the server.</summary>
+internal sealed class CoapObservationsWorker(CoapObservations observations) : BackgroundService
+{
+    protected override Task ExecuteAsync(CancellationToken stoppingToken) => observations.RunAsync(stoppingToken);
+}
