@@ -12,6 +12,10 @@ public readonly record struct CoapBlock(uint Number, bool More, int SizeExponent
 
     public static CoapBlock FromValue(uint value) => new(value >> 4, ((value >> 3) & 1) == 1, (int)(value & 7));
 
+    /// <summary>A Block1 or Block2 option's value (at most 3 bytes), or null when it is longer or not valid.</summary>
+    public static CoapBlock? Read(CoapOption option) =>
+        option.Value.Length <= 3 && FromValue(option.AsValue()!.Value) is { IsValid: true } block ? block : null;
+
     public uint Value => (Number << 4) | (More ? 8u : 0u) | (uint)SizeExponent;
 
     public CoapOption ToOption(ushort number) => CoapOption.Of(number, Value);

@@ -306,8 +306,8 @@ public sealed partial class CoapEndpoint : IAsyncDisposable
         CoapBlock? block2 = null;
         if (message.First(CoapOption.Block2) is { } option)
         {
-            block2 = option.Value.Length <= 3 ? CoapBlock.FromValue(option.AsValue()!.Value) : null;
-            if (block2 is not { IsValid: true })
+            block2 = CoapBlock.Read(option);
+            if (block2 is null)
             {
                 Complete(exchange, message, CoapResponse.Text(CoapCode.BadRequest, "Block2: a block number up to 2^20 and a size exponent of 0-6 (7 is reserved)."), remote);
                 return;
@@ -336,8 +336,7 @@ public sealed partial class CoapEndpoint : IAsyncDisposable
             return (message, null, null);
         }
 
-        var block = option.Value.Length <= 3 ? CoapBlock.FromValue(option.AsValue()!.Value) : default(CoapBlock?);
-        if (block is not { IsValid: true } b)
+        if (CoapBlock.Read(option) is not { } b)
         {
             return (null, CoapResponse.Text(CoapCode.BadRequest, "Block1: a block number up to 2^20 and a size exponent of 0-6 (7 is reserved)."), null);
         }

@@ -24,7 +24,6 @@ internal sealed class CoapResources(
     IMessagePublisher publisher,
     Microsoft.Extensions.Options.IOptions<BrokerOptions> broker,
     Trellis.Jobs.Firmware.FileStreams streams,
-    Trellis.Jobs.Firmware.IFirmwareStore firmware,
     CoapObservations observations) : ICoapHandler
 {
     /// <summary>The largest body a CoAP request may assemble from blocks: the largest message a device may publish.</summary>
@@ -71,8 +70,7 @@ internal sealed class CoapResources(
         var segments = message.All(CoapOption.UriPath).Select(o => o.AsText()).ToArray();
         return segments switch
         {
-            ["topics", .. var topic] when topic.Length > 0 && message.Code == CoapCode.Post =>
-                principal!.Policy.CanPublish(string.Join('/', topic)) ? null : CoapResponse.Text(CoapCode.Forbidden, $"No policy attached to this device allows iot:Publish on '{string.Join('/', topic)}'."),
+            ["topics", .. var topic] when topic.Length > 0 && message.Code == CoapCode.Post => Publishing(message, string.Join('/', topic), principal!).Refusal,
             ["things", _, "shadow"] when announcedSize > shadows.Options.MaxDocumentBytes =>
                 new CoapResponse(CoapCode.RequestEntityTooLarge, default, [CoapOption.Of(CoapOption.Size1, (uint)shadows.Options.MaxDocumentBytes)]),
             ["things", _, "shadow"] => null,
@@ -98,31 +96,15 @@ internal sealed class CoapResources(
         }
 
         if (!int.TryParse(file, System.Globalization.NumberStyles.None, System.Globalization.CultureInfo.InvariantCulture, out var fileId)
-            || streams.Describe(streamId).Value is not { } stream || stream.Files.FirstOrDefault(f => f.FileId == fileId) is not { } entry
-            || firmware.Get(entry.Key) is not { } image)
+            || streams.ImageOf(streamId, fileId) is not { } image)
         {
             return CoapResponse.Text(CoapCode.NotFound, $"Stream '{streamId}' has no file {file}, or its image is no longer stored.");
         }
 
         var block = request.Block2 ?? new CoapBlock(0, false, 6);
-        var offset = Math.Min(block.Offset, image.Size);
-        var buffer = new byte[(int)Math.Min(block.Size, image.Size - offset)];
-        using (var handle = File.OpenHandle(firmware.PathOf(image)))
-        {
-            var read = 0;
-            while (read < buffer.Length)
-            {
-                var n = await RandomAccess.ReadAsync(handle, buffer.AsMemory(read), offset + read);
-                if (n == 0)
-                {
-                    break;
-                }
-
-                read += n;
-            }
-        }
-
-        return new CoapResponse(CoapCode.Content, buffer, [CoapOption.Of(CoapOption.ContentFormat, CoapContentFormat.OctetStream)], image.Size);
+        var buffer = new byte[block.Size];
+        var read = await streams.ReadAsync(image, block.Offset, buffer);
+        return new CoapResponse(CoapCode.Content, buffer.AsMemory(0, read), [CoapOption.Of(CoapOption.ContentFormat, CoapContentFormat.OctetStream)], image.Size);
     }
 
     /// <summary>
@@ -206,9 +188,10 @@ internal sealed class CoapResources(
             return CoapResponse.Text(CoapCode.MethodNotAllowed, "POST publishes to a topic; GET with Observe observes it.");
         }
 
-        if (topic.Contains('+', StringComparison.Ordinal) || topic.Contains('#', StringComparison.Ordinal) || Encoding.UTF8.GetByteCount(topic) > MaxTopicBytes)
+        var (refusal, qos, retain) = Publishing(message, topic, principal);
+        if (refusal is not null)
         {
-            return CoapResponse.Text(CoapCode.BadRequest, $"'{topic}' is not a topic one can publish to: no wildcards, at most {MaxTopicBytes} bytes.");
+            return refusal;
         }
 
         if (message.Payload.Length > MaxBodyBytes)
@@ -216,22 +199,36 @@ internal sealed class CoapResources(
             return new CoapResponse(CoapCode.RequestEntityTooLarge, default, [CoapOption.Of(CoapOption.Size1, (uint)MaxBodyBytes)]);
         }
 
+        // Answered once routed (and, at QoS 1, as durable as the broker makes a PUBACKed message).
+        await publisher.PublishAsync(topic, message.Payload, qos, retain);
+        return new CoapResponse(CoapCode.Changed);
+    }
+
+    /// <summary>
+    /// A publish's topic, its <c>qos</c> and <c>retain</c>, and the device's right to it: checked for
+    /// the request, and for a block-wise one already at its first block, before any of it is kept.
+    /// </summary>
+    private static (CoapResponse? Refusal, byte Qos, bool Retain) Publishing(CoapMessage message, string topic, ClientPrincipal principal)
+    {
+        if (topic.Contains('+', StringComparison.Ordinal) || topic.Contains('#', StringComparison.Ordinal) || Encoding.UTF8.GetByteCount(topic) > MaxTopicBytes)
+        {
+            return (CoapResponse.Text(CoapCode.BadRequest, $"'{topic}' is not a topic one can publish to: no wildcards, at most {MaxTopicBytes} bytes."), 0, false);
+        }
+
         var query = message.Query;
         var qos = query.GetValueOrDefault("qos", "0");
         var retain = query.GetValueOrDefault("retain", "false");
         if (qos is not ("0" or "1") || retain is not ("true" or "false"))
         {
-            return CoapResponse.Text(CoapCode.BadRequest, "qos is 0 or 1, retain is true or false.");
+            return (CoapResponse.Text(CoapCode.BadRequest, "qos is 0 or 1, retain is true or false."), 0, false);
         }
 
         if (!principal.Policy.CanPublish(topic) || (retain == "true" && !principal.Policy.CanRetainPublish(topic)))
         {
-            return CoapResponse.Text(CoapCode.Forbidden, $"No policy attached to this device allows iot:{(retain == "true" ? "RetainPublish" : "Publish")} on '{topic}'.");
+            return (CoapResponse.Text(CoapCode.Forbidden, $"No policy attached to this device allows iot:{(retain == "true" ? "RetainPublish" : "Publish")} on '{topic}'."), 0, false);
         }
 
-        // Answered once routed (and, at QoS 1, as durable as the broker makes a PUBACKed message).
-        await publisher.PublishAsync(topic, message.Payload, qos == "1" ? (byte)1 : (byte)0, retain == "true");
-        return new CoapResponse(CoapCode.Changed);
+        return (null, qos == "1" ? (byte)1 : (byte)0, retain == "true");
     }
 
     private async Task<CoapResponse> ShadowAsync(CoapRequest request, string thing, ClientPrincipal principal, string clientId)

@@ -66,6 +66,30 @@ public sealed class FileStreams(IFirmwareStore firmware, IJobTargets targets, IJ
 
     public Result<StreamRecord> Describe(string streamId) => firmware.GetStream(streamId) is { } stream ? stream : NotFound(streamId);
 
+    /// <summary>The image behind a stream's file, for the other doors that serve it (CoAP); null when the stream, the file or the image is gone.</summary>
+    public FirmwareRecord? ImageOf(string streamId, int fileId) =>
+        firmware.GetStream(streamId)?.Files.FirstOrDefault(f => f.FileId == fileId) is { } file ? firmware.Get(file.Key) : null;
+
+    /// <summary>Reads the image from <paramref name="offset"/> into <paramref name="buffer"/>, to its end at most; returns the bytes read (0 past the end).</summary>
+    public async Task<int> ReadAsync(FirmwareRecord image, long offset, Memory<byte> buffer)
+    {
+        ArgumentNullException.ThrowIfNull(image);
+        if (offset >= image.Size)
+        {
+            return 0;
+        }
+
+        using var handle = File.OpenHandle(firmware.PathOf(image));
+        var wanted = (int)Math.Min(buffer.Length, image.Size - offset);
+        var read = 0;
+        while (read < wanted && await RandomAccess.ReadAsync(handle, buffer[read..wanted], offset + read) is > 0 and var n)
+        {
+            read += n;
+        }
+
+        return read;
+    }
+
     public (IReadOnlyList<StreamRecord> Page, string? NextToken) List(string? nextToken, int? maxResults, bool ascending)
     {
         var size = Math.Clamp(maxResults ?? 100, 1, 250);
