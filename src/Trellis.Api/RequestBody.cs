@@ -106,17 +106,6 @@ public static class RequestBody
         : node is JsonValue value && value.TryGetValue<string>(out var s) ? s
         : Wrong(name, "a string");
 
-    public static Result<string> RequiredString(JsonObject body, string name)
-    {
-        var value = OptionalString(body, name);
-        if (!value.IsSuccess)
-        {
-            return value.Error!;
-        }
-
-        return value.Value is { Length: > 0 } s ? s : new TrellisError.InvalidRequest($"'{name}' is required.");
-    }
-
     public static Result<long?> OptionalLong(JsonObject body, string name) =>
         Member(body, name) is not { } node ? (long?)null
         : node is JsonValue value && value.TryGetValue<long>(out var l) ? l

@@ -279,14 +279,12 @@ public sealed class SqliteJobStore(SqliteDatabase db) : IJobStore
                     force_canceled = excluded.force_canceled
                 """, ("$j", ""), ("$t", ""), ("$n", 0L), ("$status", ""), ("$details", ""), ("$version", 0L), ("$queued", 0L),
                 ("$started", null), ("$updated", 0L), ("$timeout", null), ("$force", 0L), ("$retry", 0L));
-            // A thing the rollout reaches now has no execution of the job yet: nothing to look up.
-            var fresh = reached is { Count: > 0 } ? reached.ToHashSet(StringComparer.Ordinal) : null;
             foreach (var e in executions)
             {
                 // The thing's current execution (this one, or the one a retry replaces) leaves its status's count.
                 current.Parameters["$j"].Value = e.JobId;
                 current.Parameters["$t"].Value = e.Thing;
-                if (fresh?.Contains(e.Thing) != true && current.ExecuteScalar() is string was)
+                if (current.ExecuteScalar() is string was)
                 {
                     counts[(e.JobId, was)] = counts.GetValueOrDefault((e.JobId, was)) - 1;
                 }
