@@ -14,7 +14,7 @@ public sealed record NotificationTargetBody(string Type, string? Topic = null, s
 public sealed record CommentBody(string? Comment = null);
 
 /// <summary>POST /api/things/{thing}/tokens.</summary>
-public sealed record DeviceTokenBody(long? ExpiresInSeconds = null, string? Description = null);
+public sealed record DeviceTokenBody(long? ExpiresInSeconds = null, string? Description = null, bool DtlsPsk = false);
 
 /// <summary>POST /api/telemetry/sql.</summary>
 public sealed record TelemetrySqlBody(string Sql, long? MaxRows = null);

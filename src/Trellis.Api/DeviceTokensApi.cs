@@ -4,7 +4,7 @@ namespace Trellis.Api;
 
 /// <summary>
 /// Device tokens for constrained devices (user name = thing name, password = token on the plain
-/// TCP and WebSocket listeners). AWS has no equivalent, so the routes live under <c>/api/</c>;
+/// TCP and WebSocket listeners; with <c>dtlsPsk</c>, also the thing's DTLS pre-shared key on CoAP). AWS has no equivalent, so the routes live under <c>/api/</c>;
 /// they are SigV4-signed like every other route.
 /// </summary>
 public static class DeviceTokensApi
@@ -31,7 +31,7 @@ public static class DeviceTokensApi
             return AwsResults.Error(body.Error!);
         }
 
-        var result = registry.CreateDeviceToken(thingName, input.ExpiresInSeconds, input.Description);
+        var result = registry.CreateDeviceToken(thingName, input.ExpiresInSeconds, input.Description, input.DtlsPsk);
         if (!result.IsSuccess)
         {
             return AwsResults.Error(result.Error!);
@@ -64,6 +64,11 @@ public static class DeviceTokensApi
         if (token.ExpiresMs is { } expires)
         {
             body["expirationDate"] = AwsResults.Timestamp(expires);
+        }
+
+        if (token.DtlsPsk)
+        {
+            body["dtlsPsk"] = true;
         }
 
         if (token.Description is not null)

@@ -369,8 +369,9 @@ internal static partial class ManageCommands
         var id = new Argument<string>("token-id") { Description = "Token id" };
         var expires = new Option<long?>("--expires-in") { Description = "Seconds until the token expires (default: never)" };
         var description = new Option<string?>("--description") { Description = "What the token is for" };
+        var psk = new Option<bool>("--dtls-psk") { Description = "Also make the token the thing's DTLS pre-shared key on CoAP (identity = thing name); kept sealed, not only hashed" };
 
-        var create = new Command("create", "Create a device token for a thing; it is shown once.") { thing, expires, description };
+        var create = new Command("create", "Create a device token for a thing; it is shown once.") { thing, expires, description, psk };
         create.SetAction((r, ct) =>
         {
             var body = new JsonObject();
@@ -382,6 +383,11 @@ internal static partial class ManageCommands
             if (r.GetValue(description) is { } text)
             {
                 body["description"] = text;
+            }
+
+            if (r.GetValue(psk))
+            {
+                body["dtlsPsk"] = true;
             }
 
             return RunAsync(r, api => api.SendAsync(HttpMethod.Post, $"/api/things/{ApiClient.Segment(r.GetValue(thing)!)}/tokens", null, body, ct), body =>

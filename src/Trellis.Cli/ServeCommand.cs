@@ -15,6 +15,7 @@ internal static class ServeCommand
         var mqtts = Flag("--mqtts", "TRELLIS_MQTTS", defaults.Mqtts, "MQTT over TLS with device certificates, HOST:PORT");
         var ws = Flag("--ws", "TRELLIS_WS", defaults.WebSocket, "MQTT over WebSockets at /mqtt, HOST:PORT");
         var coap = Flag("--coap", "TRELLIS_COAP", defaults.Coap, "CoAP over UDP for constrained devices, HOST:PORT");
+        var coaps = Flag("--coaps", "TRELLIS_COAPS", defaults.Coaps, "CoAP over DTLS 1.2 (a thing's pre-shared key or its certificate), HOST:PORT");
         var http = Flag("--http", "TRELLIS_HTTP", defaults.Http, "Management API, HOST:PORT");
         var https = Flag("--https", "TRELLIS_HTTPS", defaults.Https, "Management API and firmware downloads over TLS, HOST:PORT (download links use it when on)");
         var logLevel = Flag("--log-level", "TRELLIS_LOG_LEVEL", defaults.LogLevel, "Trace, Debug, Information, Warning or Error");
@@ -27,7 +28,7 @@ internal static class ServeCommand
 
         var command = new Command("serve", "Run the Trellis server with its embedded storage in the data folder.")
         {
-            data, mqtt, mqtts, ws, coap, http, https, hostname, anonymous, maxPacket, mqttThreads, storeMemory, defender, logLevel,
+            data, mqtt, mqtts, ws, coap, coaps, http, https, hostname, anonymous, maxPacket, mqttThreads, storeMemory, defender, logLevel,
         };
         command.SetAction(async (parse, cancellationToken) =>
         {
@@ -41,6 +42,7 @@ internal static class ServeCommand
                 Mqtts = parse.GetValue(mqtts)!,
                 WebSocket = parse.GetValue(ws)!,
                 Coap = parse.GetValue(coap)!,
+                Coaps = parse.GetValue(coaps)!,
                 Http = parse.GetValue(http)!,
                 Https = parse.GetValue(https)!,
                 Hostnames = hostnames,
@@ -99,6 +101,7 @@ internal static class ServeCommand
         Console.WriteLine($"  MQTT (TLS, X.509)   {Describe(server, "mqtts")}");
         Console.WriteLine($"  MQTT (WebSocket)    {Describe(server, "ws", "/mqtt")}");
         Console.WriteLine($"  CoAP (UDP)          {Describe(server, "coap", detail: " (docs/coap.md)")}");
+        Console.WriteLine($"  CoAP (DTLS)         {Describe(server, "coaps", detail: " (PSK or X.509)")}");
         Console.WriteLine($"  Management API      http://127.0.0.1:{http}{(server.Port("https") > 0 ? $", https://localhost:{server.Port("https")}" : string.Empty)}");
         Console.WriteLine($"  Data folder         {data.Root}");
         Console.WriteLine($"  Device CA           {data.CaCertificatePath}");

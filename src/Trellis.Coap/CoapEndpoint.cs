@@ -51,6 +51,7 @@ public sealed partial class CoapEndpoint : IAsyncDisposable
     private readonly CancellationTokenSource _stop = new();
     private int _nextMessageId = Random.Shared.Next(ushort.MaxValue);
     private Task? _loop;
+    private Dtls.DtlsSessions? _dtls;
 
     private CoapEndpoint(Socket socket, ICoapHandler handler, ILogger logger, TimeProvider time, int maxExchanges, int maxBodyBytes)
     {
@@ -74,11 +75,18 @@ public sealed partial class CoapEndpoint : IAsyncDisposable
 
     private long _forgottenEarly;
 
+    /// <summary>The DTLS sessions' counters, on a CoAPS endpoint.</summary>
+    public (int Sessions, long Handshakes, long Resumptions, long Failed, long Dropped)? DtlsCounters =>
+        _dtls is { } d ? (d.Sessions, d.Handshakes, d.Resumptions, d.FailedHandshakes, d.Dropped) : null;
+
     /// <summary>
     /// Binds the socket (a port in use fails here, with the socket's error) and starts receiving.
     /// <paramref name="maxBodyBytes"/> bounds a request body assembled from Block1 blocks (4.13 past it).
+    /// With <paramref name="dtls"/>, every datagram travels in a DTLS session (CoAPS, RFC 7252 §9.1)
+    /// and each request carries the identity its session proved.
     /// </summary>
-    public static CoapEndpoint Start(IPEndPoint at, ICoapHandler handler, ILogger logger, TimeProvider? time = null, int maxExchanges = 262_144, int maxBodyBytes = 1 << 20)
+    public static CoapEndpoint Start(IPEndPoint at, ICoapHandler handler, ILogger logger, TimeProvider? time = null, int maxExchanges = 262_144, int maxBodyBytes = 1 << 20,
+        Dtls.CoapDtlsOptions? dtls = null)
     {
         ArgumentNullException.ThrowIfNull(at);
         var socket = new Socket(at.AddressFamily, SocketType.Dgram, ProtocolType.Udp) { ExclusiveAddressUse = true };
@@ -93,6 +101,12 @@ public sealed partial class CoapEndpoint : IAsyncDisposable
         }
 
         var endpoint = new CoapEndpoint(socket, handler, logger, time ?? TimeProvider.System, maxExchanges, maxBodyBytes);
+        if (dtls is not null)
+        {
+            endpoint._dtls = new Dtls.DtlsSessions(socket, dtls, logger, endpoint.Receive);
+            endpoint._dtls.SessionEnded += remote => endpoint.SessionEnded?.Invoke(remote);
+        }
+
         endpoint._loop = Task.WhenAll(Task.Run(endpoint.ReceiveLoopAsync), Task.Run(endpoint.SweepLoopAsync), Task.Run(endpoint.RetransmitLoopAsync));
         return endpoint;
     }
@@ -137,7 +151,14 @@ public sealed partial class CoapEndpoint : IAsyncDisposable
 
             try
             {
-                Receive(buffer.AsSpan(0, received.ReceivedBytes), (IPEndPoint)received.RemoteEndPoint);
+                if (_dtls is { } dtls)
+                {
+                    dtls.Receive(buffer, received.ReceivedBytes, (IPEndPoint)received.RemoteEndPoint);
+                }
+                else
+                {
+                    Receive(buffer.AsSpan(0, received.ReceivedBytes), (IPEndPoint)received.RemoteEndPoint, null);
+                }
             }
             catch (Exception e) when (e is not OutOfMemoryException)
             {
@@ -151,6 +172,9 @@ public sealed partial class CoapEndpoint : IAsyncDisposable
     /// unacknowledged through every retransmission (RFC 7641 §3.6, §4.5): its observation ends.
     /// </summary>
     public event Action<IPEndPoint, byte[]>? ObservationEnded;
+
+    /// <summary>Raised when a DTLS session ends (closed, failed or idle): what the source observed ends with it.</summary>
+    public event Action<IPEndPoint>? SessionEnded;
 
     /// <summary>
     /// Sends a notification of an observation (RFC 7641 §4.2): the registration's token, the
@@ -231,7 +255,7 @@ public sealed partial class CoapEndpoint : IAsyncDisposable
         }
     }
 
-    private void Receive(ReadOnlySpan<byte> datagram, IPEndPoint remote)
+    private void Receive(ReadOnlySpan<byte> datagram, IPEndPoint remote, CoapPeer? peer)
     {
         var error = CoapCodec.TryDecode(datagram, out var message, out var type, out var messageId);
         if (error != CoapFormatError.None)
@@ -314,14 +338,14 @@ public sealed partial class CoapEndpoint : IAsyncDisposable
             }
         }
 
-        var (whole, early, echo) = Block1(message, remote);
+        var (whole, early, echo) = Block1(message, remote, peer);
         if (early is not null)
         {
             Complete(exchange, message, early, remote);
             return;
         }
 
-        _ = RunAsync(exchange, message, whole!, remote, block2, echo);
+        _ = RunAsync(exchange, message, new CoapRequest(whole!, remote, block2, peer), echo);
     }
 
     /// <summary>
@@ -329,7 +353,7 @@ public sealed partial class CoapEndpoint : IAsyncDisposable
     /// which runs the request with the whole body. Answers 2.31 Continue to each other block, 4.08
     /// to a block that does not follow the one before, 4.13 past the largest body (with Size1).
     /// </summary>
-    private (CoapMessage? Whole, CoapResponse? Answer, CoapOption? Echo) Block1(CoapMessage message, IPEndPoint remote)
+    private (CoapMessage? Whole, CoapResponse? Answer, CoapOption? Echo) Block1(CoapMessage message, IPEndPoint remote, CoapPeer? peer)
     {
         if (message.First(CoapOption.Block1) is not { } option)
         {
@@ -352,7 +376,7 @@ public sealed partial class CoapEndpoint : IAsyncDisposable
                 return (null, tooLarge, null);
             }
 
-            if (_handler.Admit(new CoapRequest(message, remote), announced) is { } refused)
+            if (_handler.Admit(new CoapRequest(message, remote, Peer: peer), announced) is { } refused)
             {
                 return (null, refused, null);
             }
@@ -418,12 +442,13 @@ public sealed partial class CoapEndpoint : IAsyncDisposable
         }
     }
 
-    private async Task RunAsync(Exchange exchange, CoapMessage message, CoapMessage whole, IPEndPoint remote, CoapBlock? block2, CoapOption? echo)
+    private async Task RunAsync(Exchange exchange, CoapMessage message, CoapRequest request, CoapOption? echo)
     {
+        var remote = request.Remote;
         CoapResponse response;
         try
         {
-            response = Blocks(await _handler.HandleAsync(new CoapRequest(whole, remote, block2), _stop.Token), block2);
+            response = Blocks(await _handler.HandleAsync(request, _stop.Token), request.Block2);
             if (echo is { } block1)
             {
                 response = response with { Options = [.. response.Options ?? [], block1] };
@@ -528,6 +553,12 @@ public sealed partial class CoapEndpoint : IAsyncDisposable
 
     private void Send(byte[] datagram, IPEndPoint remote)
     {
+        if (_dtls is { } dtls)
+        {
+            dtls.Send(datagram, remote);
+            return;
+        }
+
         try
         {
             _socket.SendTo(datagram, SocketFlags.None, remote);
@@ -549,6 +580,7 @@ public sealed partial class CoapEndpoint : IAsyncDisposable
         {
             while (await timer.WaitForNextTickAsync(_stop.Token))
             {
+                _dtls?.Sweep();
                 var now = _time.GetTimestamp();
                 while (_exchangeOrder.TryPeek(out var head) && head.Exchange.Expired(now, _time) && _exchangeOrder.TryDequeue(out head))
                 {

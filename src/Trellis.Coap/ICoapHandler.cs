@@ -5,9 +5,16 @@ namespace Trellis.Coap;
 /// <summary>
 /// One request the endpoint has accepted: decoded, deduplicated, its critical options understood,
 /// and a block-wise upload (Block1) reassembled into <see cref="CoapMessage.Payload"/>.
-/// <paramref name="Block2"/> is the block of the answer the client asked for, if it asked.
+/// <paramref name="Block2"/> is the block of the answer the client asked for, if it asked;
+/// <paramref name="Peer"/> is who the DTLS handshake proved the source to be (null on plain CoAP).
 /// </summary>
-public sealed record CoapRequest(CoapMessage Message, IPEndPoint Remote, CoapBlock? Block2 = null);
+public sealed record CoapRequest(CoapMessage Message, IPEndPoint Remote, CoapBlock? Block2 = null, CoapPeer? Peer = null);
+
+/// <summary>
+/// The identity a DTLS session proved: a pre-shared key's identity with what
+/// <see cref="Dtls.CoapDtlsOptions.PskOf"/> returned beside the key, or the client's certificate.
+/// </summary>
+public sealed record CoapPeer(string? PskIdentity, object? PskCredential, System.Security.Cryptography.X509Certificates.X509Certificate2? Certificate);
 
 /// <summary>
 /// What a resource answers; the endpoint adds the token, the type and the message id, and cuts a

@@ -20,8 +20,18 @@ public sealed partial class RegistryService
     private readonly System.Collections.Concurrent.ConcurrentDictionary<string, (long Generation, byte[] Salt, byte[] Hash, DeviceTokenRecord Record)> _verifiedTokens = new(StringComparer.Ordinal);
     private long _tokenGeneration;
 
-    public Result<(DeviceTokenRecord Record, string Token)> CreateDeviceToken(string thingName, long? expiresInSeconds, string? description)
+    /// <summary>
+    /// Creates a token for a thing; with <paramref name="dtlsPsk"/> it is also the thing's DTLS
+    /// pre-shared key on CoAP (PSK identity = the thing's name, key = the token), kept sealed so that
+    /// the handshake can use it. The newest active such token of a thing is its key.
+    /// </summary>
+    public Result<(DeviceTokenRecord Record, string Token)> CreateDeviceToken(string thingName, long? expiresInSeconds, string? description, bool dtlsPsk = false)
     {
+        if (dtlsPsk && _secrets is null)
+        {
+            return new TrellisError.InvalidRequest("This server keeps no sealed secrets (no secrets.key): a DTLS pre-shared key cannot be stored.");
+        }
+
         if (expiresInSeconds is <= 0)
         {
             return new TrellisError.InvalidRequest("expiresInSeconds must be positive.");
@@ -45,9 +55,10 @@ public sealed partial class RegistryService
 
             var now = NowMs;
             using var insert = Command(connection,
-                "INSERT INTO device_tokens(id, thing_name, salt, hash, description, created_ms, expires_ms) VALUES ($id, $t, $s, $h, $d, $c, $e)",
+                "INSERT INTO device_tokens(id, thing_name, salt, hash, description, created_ms, expires_ms, sealed_token) VALUES ($id, $t, $s, $h, $d, $c, $e, $k)",
                 ("$id", id), ("$t", thingName), ("$s", salt), ("$h", HashSecret(salt, secret)), ("$d", description), ("$c", now),
-                ("$e", expiresInSeconds is { } seconds ? now + (seconds * 1000) : null));
+                ("$e", expiresInSeconds is { } seconds ? now + (seconds * 1000) : null),
+                ("$k", dtlsPsk ? _secrets!.Seal($"{id}.{secret}", "devicetoken/" + id) : null));
             insert.ExecuteNonQuery();
             return (ReadDeviceToken(connection, id)!, $"{id}.{secret}");
         }
@@ -68,7 +79,7 @@ public sealed partial class RegistryService
             return NotFoundThing(thingName);
         }
 
-        using var command = Command(connection, "SELECT id, thing_name, description, created_ms, expires_ms, revoked_ms FROM device_tokens WHERE thing_name = $t ORDER BY created_ms, id", ("$t", thingName));
+        using var command = Command(connection, "SELECT id, thing_name, description, created_ms, expires_ms, revoked_ms, sealed_token IS NOT NULL FROM device_tokens WHERE thing_name = $t ORDER BY created_ms, id", ("$t", thingName));
         return ReadAll(command, MapDeviceToken);
     }
 
@@ -131,6 +142,37 @@ public sealed partial class RegistryService
         return token.ThingName == thingName && token.StatusAt(NowMs) == "ACTIVE" ? token : null;
     }
 
+    /// <summary>
+    /// The DTLS pre-shared key of a thing (the PSK identity is its name): the newest of its active
+    /// tokens created as a PSK, or null. The key is the token itself, so a device that completes the
+    /// handshake with it is then checked exactly as a device that sent the token in CONNECT.
+    /// </summary>
+    public (DeviceTokenRecord Record, string Token)? DtlsPskOf(string thingName)
+    {
+        if (_secrets is null)
+        {
+            return null;
+        }
+
+        using var connection = _db.Open();
+        using var command = Command(connection,
+            "SELECT id, sealed_token FROM device_tokens WHERE thing_name = $t AND sealed_token IS NOT NULL AND revoked_ms IS NULL AND (expires_ms IS NULL OR expires_ms > $now) ORDER BY created_ms DESC, id DESC LIMIT 1",
+            ("$t", thingName), ("$now", NowMs));
+        string id, sealedToken;
+        using (var reader = command.ExecuteReader())
+        {
+            if (!reader.Read())
+            {
+                return null;
+            }
+
+            id = reader.GetString(0);
+            sealedToken = reader.GetString(1);
+        }
+
+        return ReadDeviceToken(connection, id) is { } record ? (record, _secrets.Open(sealedToken, "devicetoken/" + id)) : null;
+    }
+
     /// <summary>Changes when a token is disabled or anything in the registry changes: cached verifications older than it are read again.</summary>
     private long TokenGeneration => Volatile.Read(ref _tokenGeneration) + PolicyGeneration;
 
@@ -164,7 +206,7 @@ public sealed partial class RegistryService
 
     private DeviceTokenRecord? ReadDeviceToken(SqliteConnection connection, string id)
     {
-        using var command = Command(connection, "SELECT id, thing_name, description, created_ms, expires_ms, revoked_ms FROM device_tokens WHERE id = $id", ("$id", id));
+        using var command = Command(connection, "SELECT id, thing_name, description, created_ms, expires_ms, revoked_ms, sealed_token IS NOT NULL FROM device_tokens WHERE id = $id", ("$id", id));
         return ReadAll(command, MapDeviceToken).FirstOrDefault();
     }
 
@@ -175,7 +217,8 @@ public sealed partial class RegistryService
         r.IsDBNull(2) ? null : r.GetString(2),
         r.GetInt64(3),
         r.IsDBNull(4) ? null : r.GetInt64(4),
-        r.IsDBNull(5) ? null : r.GetInt64(5));
+        r.IsDBNull(5) ? null : r.GetInt64(5),
+        r.GetBoolean(6));
 
     private static byte[] HashSecret(byte[] salt, string secret) => HMACSHA256.HashData(salt, Encoding.UTF8.GetBytes(secret));
 

@@ -20,8 +20,12 @@ public sealed partial class RegistryService
     private readonly Dictionary<string, HashSet<string>> _targetPolicies = new(StringComparer.Ordinal);
     private long _generation = 1;
 
-    public RegistryService(SqliteDatabase db, CertificateAuthority ca, RegistryOptions options, TimeProvider time)
+    private readonly Trellis.Security.SecretBox? _secrets;
+
+    /// <summary>The registry; <paramref name="secrets"/> seals the device tokens that are also DTLS pre-shared keys (without it none can be created).</summary>
+    public RegistryService(SqliteDatabase db, CertificateAuthority ca, RegistryOptions options, TimeProvider time, Trellis.Security.SecretBox? secrets = null)
     {
+        _secrets = secrets;
         _db = db;
         _ca = ca;
         Options = options;

@@ -28,10 +28,11 @@ internal sealed class CoapObservations
     private const int ConfirmableEvery = 16;
     private static readonly TimeSpan ConfirmableAtLeastEvery = TimeSpan.FromHours(24);
 
-    private readonly ConcurrentDictionary<(IPEndPoint Remote, string Token), Observation> _all = new();
+    private readonly ConcurrentDictionary<(bool Secure, IPEndPoint Remote, string Token), Observation> _all = new();
     private readonly Channel<PublishedMessage> _queue = Channel.CreateBounded<PublishedMessage>(new BoundedChannelOptions(10_000) { FullMode = BoundedChannelFullMode.DropWrite, SingleReader = true });
     private readonly TimeProvider _time;
-    private CoapEndpoint? _endpoint;
+    private CoapEndpoint? _plain;
+    private CoapEndpoint? _secure;
 
     public CoapObservations(TimeProvider time) => _time = time;
 
@@ -42,30 +43,52 @@ internal sealed class CoapObservations
 
     private long _dropped;
 
-    /// <summary>Connects the registry to the endpoint that sends its notifications.</summary>
-    public void Attach(CoapEndpoint endpoint)
+    /// <summary>Connects the registry to an endpoint that sends notifications: the plain one or the DTLS one (<paramref name="secure"/>).</summary>
+    public void Attach(CoapEndpoint endpoint, bool secure)
     {
-        _endpoint = endpoint;
-        endpoint.ObservationEnded += (remote, token) => _all.TryRemove((remote, Convert.ToHexString(token)), out _);
+        if (secure)
+        {
+            _secure = endpoint;
+        }
+        else
+        {
+            _plain = endpoint;
+        }
+
+        endpoint.ObservationEnded += (remote, token) => _all.TryRemove((secure, remote, Convert.ToHexString(token)), out _);
+
+        // A DTLS session that ends takes its observations with it: notifications could not reach it.
+        endpoint.SessionEnded += remote =>
+        {
+            foreach (var key in _all.Keys)
+            {
+                if (key.Secure == secure && key.Remote.Equals(remote))
+                {
+                    _all.TryRemove(key, out _);
+                }
+            }
+        };
     }
 
     /// <summary>Registers (or, with the same token, renews) an observation; false when the source or the server holds too many.</summary>
-    public bool Register(IPEndPoint remote, byte[] token, string filter, ClientPrincipal principal, bool isDelta, out uint sequence)
+    public bool Register(CoapRequest request, string filter, ClientPrincipal principal, bool isDelta, out uint sequence)
     {
-        var key = (remote, Convert.ToHexString(token));
+        var remote = request.Remote;
+        var token = request.Message.Token;
+        var key = (request.Peer is not null, remote, Convert.ToHexString(token));
         sequence = 0;
         if (!_all.ContainsKey(key) && (_all.Count >= MaxTotal || _all.Keys.Count(k => k.Remote.Address.Equals(remote.Address)) >= MaxPerSource))
         {
             return false;
         }
 
-        var observation = new Observation(remote, token, filter, principal, isDelta, _time.GetTimestamp());
+        var observation = new Observation(request.Peer is not null, remote, token, filter, principal, isDelta, _time.GetTimestamp());
         _all[key] = observation;
         sequence = observation.Sequence;
         return true;
     }
 
-    public void Deregister(IPEndPoint remote, byte[] token) => _all.TryRemove((remote, Convert.ToHexString(token)), out _);
+    public void Deregister(CoapRequest request) => _all.TryRemove((request.Peer is not null, request.Remote, Convert.ToHexString(request.Message.Token)), out _);
 
     /// <summary>Cheap and on the publisher's thread: whether any observation's filter matches.</summary>
     public bool Wants(string topic)
@@ -101,14 +124,9 @@ internal sealed class CoapObservations
         {
             await foreach (var message in _queue.Reader.ReadAllAsync(cancellationToken))
             {
-                if (_endpoint is not { } endpoint)
-                {
-                    continue;
-                }
-
                 foreach (var (_, o) in _all)
                 {
-                    if (!TopicMatcher.Matches(o.Filter, message.Topic) || !o.Principal.Policy.CanReceive(message.Topic))
+                    if ((o.Secure ? _secure : _plain) is not { } endpoint || !TopicMatcher.Matches(o.Filter, message.Topic) || !o.Principal.Policy.CanReceive(message.Topic))
                     {
                         continue;
                     }
@@ -131,8 +149,10 @@ internal sealed class CoapObservations
         }
     }
 
-    private sealed class Observation(IPEndPoint remote, byte[] token, string filter, ClientPrincipal principal, bool isDelta, long registeredAt)
+    private sealed class Observation(bool secure, IPEndPoint remote, byte[] token, string filter, ClientPrincipal principal, bool isDelta, long registeredAt)
     {
+        public bool Secure => secure;
+
         public IPEndPoint Remote => remote;
 
         public byte[] Token => token;

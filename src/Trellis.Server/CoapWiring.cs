@@ -20,6 +20,7 @@ namespace Trellis.Server;
 /// </summary>
 internal sealed class CoapResources(
     IBrokerAuthenticator authenticator,
+    Trellis.Registry.RegistryService registry,
     ShadowService shadows,
     IMessagePublisher publisher,
     Microsoft.Extensions.Options.IOptions<BrokerOptions> broker,
@@ -36,7 +37,7 @@ internal sealed class CoapResources(
     {
         var message = request.Message;
         var segments = message.All(CoapOption.UriPath).Select(o => o.AsText()).ToArray();
-        var (principal, clientId, refusal) = Identify(message, request.Remote);
+        var (principal, clientId, refusal) = Identify(request);
         if (segments is [".well-known", "core"])
         {
             return message.Code == CoapCode.Get ? Discovery(principal, clientId) : CoapResponse.Text(CoapCode.MethodNotAllowed, "Discovery answers GET only.");
@@ -61,7 +62,7 @@ internal sealed class CoapResources(
     public CoapResponse? Admit(CoapRequest firstBlock, long? announcedSize)
     {
         var message = firstBlock.Message;
-        var (principal, _, refusal) = Identify(message, firstBlock.Remote);
+        var (principal, _, refusal) = Identify(firstBlock);
         if (refusal is not null)
         {
             return refusal;
@@ -112,18 +113,51 @@ internal sealed class CoapResources(
     /// where the server allows it. A refusal to a caller that proved nothing carries no payload, so
     /// that it is never larger than the request (RFC 7252 §11.3).
     /// </summary>
-    private (ClientPrincipal? Principal, string? ClientId, CoapResponse? Refusal) Identify(CoapMessage message, IPEndPoint remote)
+    private (ClientPrincipal? Principal, string? ClientId, CoapResponse? Refusal) Identify(CoapRequest request)
     {
+        var (message, remote) = (request.Message, request.Remote);
         var query = message.Query;
         query.TryGetValue("thing", out var thing);
         query.TryGetValue("token", out var token);
-        if ((thing is null) != (token is null))
+        string clientId;
+        ConnectRequest connect;
+        if (request.Peer is { } peer)
         {
-            return (null, null, CoapResponse.Text(CoapCode.BadRequest, "Give both thing=NAME and token=TOKEN in the query, or neither."));
+            // CoAPS: the session is the identity, checked again on every request (a token revoked or
+            // a certificate deactivated since the handshake is refused at once).
+            if (token is not null)
+            {
+                return (null, null, CoapResponse.Text(CoapCode.BadRequest, "Over DTLS the session proves who the device is: leave token= out of the query."));
+            }
+
+            if (peer.Certificate is { } certificate)
+            {
+                clientId = thing ?? CertificateClientId(certificate);
+                connect = new ConnectRequest(clientId, null, null, certificate, true, remote.Address.ToString());
+            }
+            else
+            {
+                if (thing is not null && thing != peer.PskIdentity)
+                {
+                    return (null, null, CoapResponse.Text(CoapCode.Forbidden, $"This DTLS session is thing '{peer.PskIdentity}' (its PSK identity), not '{thing}'."));
+                }
+
+                clientId = peer.PskIdentity!;
+                connect = new ConnectRequest(clientId, clientId, Encoding.UTF8.GetBytes(peer.PskCredential as string ?? string.Empty), null, false, remote.Address.ToString());
+            }
+        }
+        else
+        {
+            if ((thing is null) != (token is null))
+            {
+                return (null, null, CoapResponse.Text(CoapCode.BadRequest, "Give both thing=NAME and token=TOKEN in the query, or neither."));
+            }
+
+            clientId = thing ?? $"coap:{remote}";
+            connect = new ConnectRequest(clientId, thing, token is null ? null : Encoding.UTF8.GetBytes(token), null, false, remote.Address.ToString());
         }
 
-        var clientId = thing ?? $"coap:{remote}";
-        var verdict = authenticator.Authenticate(new ConnectRequest(clientId, thing, token is null ? null : Encoding.UTF8.GetBytes(token), null, false, remote.Address.ToString()));
+        var verdict = authenticator.Authenticate(connect);
         if (verdict.Principal is not { } principal)
         {
             return (null, null, new CoapResponse(CoapCode.Unauthorized));
@@ -141,6 +175,37 @@ internal sealed class CoapResources(
 
         return (principal, clientId, null);
     }
+
+    /// <summary>
+    /// The client id of a CoAPS device that proved a certificate and named no thing: the thing the
+    /// certificate is attached to when there is exactly one (so that policies written for
+    /// <c>${iot:Connection.Thing.ThingName}</c> apply), else the certificate's id.
+    /// </summary>
+    private string CertificateClientId(System.Security.Cryptography.X509Certificates.X509Certificate2 certificate)
+    {
+        var id = Trellis.Security.Pki.CertificateAuthority.CertificateId(certificate);
+        var generation = registry.PolicyGeneration;
+        if (_certificateClientIds.TryGetValue(id, out var known) && known.Generation == generation)
+        {
+            return known.ClientId;
+        }
+
+        var clientId = id;
+        if (registry.FindCertificate(id) is { } record && registry.ListPrincipalThings(record.Arn, null, 2) is { IsSuccess: true } things && things.Value!.Items.Count == 1)
+        {
+            clientId = things.Value.Items[0];
+        }
+
+        if (_certificateClientIds.Count > 100_000)
+        {
+            _certificateClientIds.Clear();
+        }
+
+        _certificateClientIds[id] = (generation, clientId);
+        return clientId;
+    }
+
+    private readonly System.Collections.Concurrent.ConcurrentDictionary<string, (long Generation, string ClientId)> _certificateClientIds = new(StringComparer.Ordinal);
 
     private static CoapResponse Discovery(ClientPrincipal? principal, string? thing)
     {
@@ -165,7 +230,7 @@ internal sealed class CoapResources(
         switch (message.First(CoapOption.Observe)?.AsValue())
         {
             case 1:
-                observations.Deregister(request.Remote, message.Token);
+                observations.Deregister(request);
                 return new CoapResponse(CoapCode.Content);
             case 0:
                 if (!principal.Policy.CanSubscribe(filter))
@@ -173,7 +238,7 @@ internal sealed class CoapResources(
                     return CoapResponse.Text(CoapCode.Forbidden, $"No policy attached to this device allows iot:Subscribe on '{filter}'.");
                 }
 
-                return observations.Register(request.Remote, message.Token, filter, principal, isDelta: false, out var sequence)
+                return observations.Register(request, filter, principal, isDelta: false, out var sequence)
                     ? new CoapResponse(CoapCode.Content, default, [CoapOption.Of(CoapOption.Observe, sequence)])
                     : CoapResponse.Text(CoapCode.ServiceUnavailable, $"This source holds {CoapObservations.MaxPerSource} observations (or the server its limit): end one first.");
             default:
@@ -269,13 +334,13 @@ internal sealed class CoapResources(
         var observe = operation == "get" ? message.First(CoapOption.Observe)?.AsValue() : null;
         if (observe == 1)
         {
-            observations.Deregister(request.Remote, message.Token);
+            observations.Deregister(request);
         }
         else if (observe == 0)
         {
             // Observing a shadow is observing its deltas, as a subscription to …/update/delta would.
             var delta = $"$aws/things/{thing}/shadow{(name is null ? string.Empty : "/name/" + name)}/update/delta";
-            if (principal.Policy.CanSubscribe(delta) && observations.Register(request.Remote, message.Token, delta, principal, isDelta: true, out var sequence))
+            if (principal.Policy.CanSubscribe(delta) && observations.Register(request, delta, principal, isDelta: true, out var sequence))
             {
                 return new CoapResponse(code, result.Document, [json, CoapOption.Of(CoapOption.Observe, sequence)]);
             }
@@ -285,35 +350,82 @@ internal sealed class CoapResources(
     }
 }
 
-/// <summary>Runs the CoAP endpoint for the life of the server; a port it cannot bind stops start-up.</summary>
-internal sealed class CoapWorker(IPEndPoint at, CoapResources resources, CoapObservations observations, ILogger<CoapEndpoint> logger) : IHostedService, IAsyncDisposable
+/// <summary>The DTLS side of CoAP: where its keys and certificates come from.</summary>
+internal static class CoapWiring
+{
+    /// <summary>
+    /// PSK mode: the identity is a thing's name, the key its newest device token created with
+    /// <c>dtlsPsk</c>. Certificate mode: the server's certificate (issued by Trellis's CA, sent with
+    /// it), and a client certificate is let through as the MQTT TLS listener lets it through, its
+    /// status and policies then decided on each request.
+    /// </summary>
+    public static Trellis.Coap.Dtls.CoapDtlsOptions DtlsOptions(Trellis.Registry.RegistryService registry, System.Security.Cryptography.X509Certificates.X509Certificate2 serverCertificate,
+        System.Security.Cryptography.X509Certificates.X509Certificate2 ca) => new()
+        {
+            Certificate = serverCertificate,
+            Chain = [ca],
+            PskOf = identity => registry.DtlsPskOf(identity) is { } psk ? (Encoding.UTF8.GetBytes(psk.Token), psk.Token) : null,
+            CheckClientCertificate = certificate => registry.AcceptsClientCertificate(certificate)
+                ? null
+                : $"certificate {Trellis.Security.Pki.CertificateAuthority.CertificateId(certificate)} ('{certificate.Subject}') is outside its validity, or neither issued by Trellis's CA or a registered CA nor registered itself: issue one with CreateKeysAndCertificate or register it (RegisterCertificate, RegisterCACertificate)",
+        };
+}
+
+/// <summary>Runs the CoAP endpoints (plain and DTLS) for the life of the server; a port it cannot bind stops start-up.</summary>
+internal sealed class CoapWorker(IPEndPoint? at, (IPEndPoint At, Trellis.Coap.Dtls.CoapDtlsOptions Options)? secure, CoapResources resources, CoapObservations observations, ILogger<CoapEndpoint> logger)
+    : IHostedService, IAsyncDisposable
 {
     private CoapEndpoint? _endpoint;
+    private CoapEndpoint? _secure;
 
     public int Port => _endpoint?.LocalEndPoint.Port ?? 0;
 
+    public int SecurePort => _secure?.LocalEndPoint.Port ?? 0;
+
+    /// <summary>The DTLS endpoint, while it runs (its counters).</summary>
+    public CoapEndpoint? Secure => _secure;
+
     public Task StartAsync(CancellationToken cancellationToken)
     {
-        try
+        if (at is not null)
         {
-            _endpoint = CoapEndpoint.Start(at, resources, logger, maxBodyBytes: resources.MaxBodyBytes);
-            observations.Attach(_endpoint);
+            _endpoint = Bind(at, "--coap", null);
+            observations.Attach(_endpoint, secure: false);
         }
-        catch (System.Net.Sockets.SocketException e) when (e.SocketErrorCode == System.Net.Sockets.SocketError.AddressAlreadyInUse)
+
+        if (secure is { } s)
         {
-            throw new InvalidOperationException($"UDP port {at} is in use by another program: give CoAP another with --coap HOST:PORT, or turn it off with --coap off.", e);
+            _secure = Bind(s.At, "--coaps", s.Options);
+            observations.Attach(_secure, secure: true);
         }
 
         return Task.CompletedTask;
     }
 
+    private CoapEndpoint Bind(IPEndPoint where, string flag, Trellis.Coap.Dtls.CoapDtlsOptions? dtls)
+    {
+        try
+        {
+            return CoapEndpoint.Start(where, resources, logger, maxBodyBytes: resources.MaxBodyBytes, dtls: dtls);
+        }
+        catch (System.Net.Sockets.SocketException e) when (e.SocketErrorCode == System.Net.Sockets.SocketError.AddressAlreadyInUse)
+        {
+            throw new InvalidOperationException($"UDP port {where} is in use by another program: give CoAP another with {flag} HOST:PORT, or turn it off with {flag} off.", e);
+        }
+    }
+
     public async Task StopAsync(CancellationToken cancellationToken)
     {
-        if (_endpoint is { } endpoint)
+        foreach (var endpoint in new[] { _endpoint, _secure })
         {
-            _endpoint = null;
-            await endpoint.DisposeAsync();
+            if (endpoint is not null)
+            {
+                await endpoint.DisposeAsync();
+            }
         }
+
+        _endpoint = null;
+        _secure = null;
     }
 
     public async ValueTask DisposeAsync() => await StopAsync(CancellationToken.None);

@@ -58,6 +58,7 @@ public sealed class TrellisServer : IAsyncDisposable
     {
         "mqtt" => _app.Services.GetService<MqttSocketListener>()?.Port ?? 0,
         "coap" => _app.Services.GetService<CoapWorker>()?.Port ?? 0,
+        "coaps" => _app.Services.GetService<CoapWorker>()?.SecurePort ?? 0,
         "mqtts" when _app.Services.GetKeyedService<MqttSocketListener>("mqtts") is { } tls => tls.Port,
         _ => _listeners.TryGetValue(listener, out var options) ? options.IPEndPoint!.Port : 0,
     };
@@ -108,6 +109,7 @@ public sealed class TrellisServer : IAsyncDisposable
         var http = ListenAddress.Parse(options.Http, "--http") ?? throw new ArgumentException("--http cannot be off: the management API is required.");
         var https = ListenAddress.Parse(options.Https, "--https");
         var coap = ListenAddress.Parse(options.Coap, "--coap");
+        var coaps = ListenAddress.Parse(options.Coaps, "--coaps");
         if (options.MqttThreads is < 0 or > 64)
         {
             throw new ArgumentException($"--mqtt-threads must be between 0 (the .NET socket engine) and 64, not {options.MqttThreads}.");
@@ -163,7 +165,8 @@ public sealed class TrellisServer : IAsyncDisposable
         services.AddSingleton(new Trellis.Api.Aws.IotData.IotDataLimits(brokerOptions.MaxPacketBytes));
         services.AddSingleton<Trellis.Api.Aws.IotData.IIotDataOperations, Trellis.Api.Aws.IotData.IotDataOperations>();
         services.AddSingleton(new AuditLog(database));
-        services.AddSingleton(sp => new ApiUsers(database, accessKeys, time, Trellis.Security.SecretBox.LoadOrCreate(data.SecretsKeyPath)));
+        services.AddSingleton(_ => Trellis.Security.SecretBox.LoadOrCreate(data.SecretsKeyPath));
+        services.AddSingleton(sp => new ApiUsers(database, accessKeys, time, sp.GetRequiredService<Trellis.Security.SecretBox>()));
         services.AddSingleton(sp => new SigV4Verifier(sp.GetRequiredService<ApiUsers>().SecretFor, time));
         services.AddSingleton(Microsoft.Extensions.Options.Options.Create(brokerOptions));
         services.AddSingleton(sp => new BrokerStore(database, new SqliteDatabase(data.SessionsPath, BrokerStore.SessionMigrations), sp.GetRequiredService<ILogger<BrokerStore>>()));
@@ -277,12 +280,13 @@ public sealed class TrellisServer : IAsyncDisposable
             // Not AddHostedService: it keeps one hosted service per type, and the plain listener is one.
             services.AddSingleton<IHostedService>(sp => sp.GetRequiredKeyedService<MqttSocketListener>("mqtts"));
         }
-        if (coap is not null)
+        if (coap is not null || coaps is not null)
         {
             services.AddSingleton(sp => new CoapObservations(time));
             services.AddHostedService<CoapObservationsWorker>();
             services.AddSingleton<CoapResources>();
-            services.AddSingleton(sp => new CoapWorker(coap, sp.GetRequiredService<CoapResources>(), sp.GetRequiredService<CoapObservations>(), sp.GetRequiredService<ILogger<Trellis.Coap.CoapEndpoint>>()));
+            services.AddSingleton(sp => new CoapWorker(coap, coaps is null ? null : (coaps, CoapWiring.DtlsOptions(sp.GetRequiredService<RegistryService>(), serverCertificate, ca.Certificate)),
+                sp.GetRequiredService<CoapResources>(), sp.GetRequiredService<CoapObservations>(), sp.GetRequiredService<ILogger<Trellis.Coap.CoapEndpoint>>()));
             services.AddHostedService(sp => sp.GetRequiredService<CoapWorker>());
         }
 
@@ -466,7 +470,7 @@ public sealed class TrellisServer : IAsyncDisposable
     internal IReadOnlyDictionary<string, int> BoundListeners() =>
         ListenerNames.Where(name => Port(name) > 0).ToDictionary(name => name, Port, StringComparer.Ordinal);
 
-    private static readonly string[] ListenerNames = ["mqtt", "mqtts", "ws", "coap", "http", "https"];
+    private static readonly string[] ListenerNames = ["mqtt", "mqtts", "ws", "coap", "coaps", "http", "https"];
 
     /// <summary>Where devices download firmware: the HTTPS listener when it is on, else the API's.</summary>
     public string DownloadEndpointAddress => Port("https") > 0

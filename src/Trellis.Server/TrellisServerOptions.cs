@@ -18,6 +18,9 @@ public sealed record TrellisServerOptions
     /// <summary>CoAP over UDP for constrained devices, HOST:PORT ("off" disables it).</summary>
     public string Coap { get; init; } = "0.0.0.0:5683";
 
+    /// <summary>CoAP over DTLS 1.2 (a thing's pre-shared key or its certificate), HOST:PORT ("off" disables it).</summary>
+    public string Coaps { get; init; } = "0.0.0.0:5684";
+
     /// <summary>Management API (AWS IoT control-plane routes), HOST:PORT.</summary>
     public string Http { get; init; } = "0.0.0.0:8080";
 

@@ -317,5 +317,8 @@ public static class Schema
             updated_ms INTEGER NOT NULL
         );
         """,
+        """
+        ALTER TABLE device_tokens ADD COLUMN sealed_token TEXT;
+        """,
     ];
 }

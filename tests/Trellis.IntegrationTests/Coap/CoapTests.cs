@@ -14,7 +14,8 @@ public sealed class CoapTests(TrellisHost host)
 
     private static CancellationToken Ct => TestContext.Current.CancellationToken;
 
-    private const string DevicePolicy = """
+    /// <summary>A CoAP device's policy: its own topics and shadow, with its thing name as its client id.</summary>
+    internal const string DevicePolicy = """
         {"Version":"2012-10-17","Statement":[
           {"Effect":"Allow","Action":"iot:Connect","Resource":"arn:aws:iot:*:*:client/${iot:Connection.Thing.ThingName}"},
           {"Effect":"Allow","Action":["iot:Publish","iot:Receive"],"Resource":["arn:aws:iot:*:*:topic/devices/${iot:Connection.Thing.ThingName}/*","arn:aws:iot:*:*:topic/$aws/things/${iot:Connection.Thing.ThingName}/shadow/*"]},

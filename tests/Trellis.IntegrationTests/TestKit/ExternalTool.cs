@@ -11,9 +11,21 @@ public static class ExternalTool
         public string Output => Stdout + Stderr;
     }
 
-    public static async Task<Result> RunAsync(string file, IEnumerable<string> args, TimeSpan timeout, IDictionary<string, string>? env = null, CancellationToken cancellationToken = default)
+    public static Task<Result> RunAsync(string file, IEnumerable<string> args, TimeSpan timeout, IDictionary<string, string>? env = null, CancellationToken cancellationToken = default) =>
+        RunAsync(file, args, timeout, env, closeInput: false, cancellationToken);
+
+    /// <summary>Runs a peer with an empty standard input, for peers that read it until it ends (openssl s_client).</summary>
+    public static Task<Result> RunWithoutInputAsync(string file, IEnumerable<string> args, TimeSpan timeout, CancellationToken cancellationToken) =>
+        RunAsync(file, args, timeout, null, closeInput: true, cancellationToken);
+
+    private static async Task<Result> RunAsync(string file, IEnumerable<string> args, TimeSpan timeout, IDictionary<string, string>? env, bool closeInput, CancellationToken cancellationToken)
     {
         using var process = Start(file, args, env);
+        if (closeInput)
+        {
+            process.StandardInput.Close();
+        }
+
         var stdout = process.StandardOutput.ReadToEndAsync(cancellationToken);
         var stderr = process.StandardError.ReadToEndAsync(cancellationToken);
         using var cts = CancellationTokenSource.CreateLinkedTokenSource(cancellationToken);

@@ -34,6 +34,9 @@ public sealed partial class ServerProcess : IDisposable
     /// <summary>The CoAP endpoint's UDP port (0 when it is off).</summary>
     public int CoapPort { get; private set; }
 
+    /// <summary>The CoAP-over-DTLS port, from the banner.</summary>
+    public int CoapsPort { get; private set; }
+
     public string Endpoint => $"http://127.0.0.1:{HttpPort.ToString(CultureInfo.InvariantCulture)}";
 
     public string Banner { get; private set; } = string.Empty;
@@ -63,7 +66,7 @@ public sealed partial class ServerProcess : IDisposable
             RedirectStandardError = true,
             UseShellExecute = false,
         };
-        foreach (var arg in new[] { DllPath(), "serve", "--mqtt", "127.0.0.1:0", "--mqtts", "127.0.0.1:0", "--ws", "127.0.0.1:0", "--coap", "127.0.0.1:0", "--http", "127.0.0.1:0", "--allow-anonymous" }.Concat(extraArgs))
+        foreach (var arg in new[] { DllPath(), "serve", "--mqtt", "127.0.0.1:0", "--mqtts", "127.0.0.1:0", "--ws", "127.0.0.1:0", "--coap", "127.0.0.1:0", "--coaps", "127.0.0.1:0", "--http", "127.0.0.1:0", "--allow-anonymous" }.Concat(extraArgs))
         {
             info.ArgumentList.Add(arg);
         }
@@ -80,6 +83,7 @@ public sealed partial class ServerProcess : IDisposable
         server.MqttPort = int.Parse(MqttPortPattern().Match(server.Output).Groups[1].Value, CultureInfo.InvariantCulture);
         server.HttpPort = int.Parse(HttpPortPattern().Match(server.Output).Groups[1].Value, CultureInfo.InvariantCulture);
         server.CoapPort = CoapPortPattern().Match(server.Output) is { Success: true } coap ? int.Parse(coap.Groups[1].Value, CultureInfo.InvariantCulture) : 0;
+        server.CoapsPort = CoapsPortPattern().Match(server.Output) is { Success: true } coaps ? int.Parse(coaps.Groups[1].Value, CultureInfo.InvariantCulture) : 0;
         server.Banner = server.Output;
         return server;
     }
@@ -166,6 +170,9 @@ public sealed partial class ServerProcess : IDisposable
 
     [GeneratedRegex(@"CoAP \(UDP\)\s+port (\d+)")]
     private static partial Regex CoapPortPattern();
+
+    [GeneratedRegex(@"CoAP \(DTLS\)\s+port (\d+)")]
+    private static partial Regex CoapsPortPattern();
 
     private void Append(string? line)
     {

@@ -70,6 +70,7 @@ public class TrellisHost : IAsyncLifetime
                 Mqtts = "127.0.0.1:0",
                 WebSocket = "127.0.0.1:0",
                 Coap = "127.0.0.1:0",
+                Coaps = "127.0.0.1:0",
                 Http = "127.0.0.1:0",
                 AllowAnonymous = AllowAnonymous,
                 ConfigureBroker = b =>
