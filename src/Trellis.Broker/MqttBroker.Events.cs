@@ -20,6 +20,37 @@ public sealed partial class MqttBroker
         PublishEvent($"$aws/events/presence/connected/{connection.ClientId}", connection, "connected", w => { });
     }
 
+    /// <summary>
+    /// A device served by another protocol (CoAP) came online: the same connectivity record and
+    /// presence event as an MQTT connect. Returns the event's version number, for its disconnect.
+    /// </summary>
+    public long DeviceConnected(string clientId, ClientPrincipal principal, string remoteAddress, string sessionIdentifier)
+    {
+        ArgumentNullException.ThrowIfNull(principal);
+        var version = Interlocked.Increment(ref _eventVersion);
+        _connectivity?.Connected(clientId, principal, version, NowMs);
+        PublishEvent($"$aws/events/presence/connected/{clientId}", new EventSource(clientId, sessionIdentifier, principal.PrincipalIdentifier, remoteAddress, version), "connected", w => { });
+        return version;
+    }
+
+    /// <summary>A device served by another protocol went offline (<paramref name="reason"/> in AWS's words).</summary>
+    public void DeviceDisconnected(string clientId, ClientPrincipal principal, string remoteAddress, string sessionIdentifier, long version, string reason, bool clientInitiated)
+    {
+        ArgumentNullException.ThrowIfNull(principal);
+        _connectivity?.Disconnected(clientId, principal, version, reason, NowMs);
+        PublishEvent($"$aws/events/presence/disconnected/{clientId}", new EventSource(clientId, sessionIdentifier, principal.PrincipalIdentifier, remoteAddress, version), "disconnected", w =>
+        {
+            w.WriteBoolean("clientInitiatedDisconnect", clientInitiated);
+            w.WriteString("disconnectReason", reason);
+        });
+    }
+
+    /// <summary>Who a lifecycle event is about.</summary>
+    private readonly record struct EventSource(string ClientId, string SessionIdentifier, string PrincipalIdentifier, string RemoteAddress, long VersionNumber)
+    {
+        public static EventSource Of(MqttConnection c) => new(c.ClientId, c.SessionIdentifier, c.Principal?.PrincipalIdentifier ?? string.Empty, c.RemoteAddress, c.VersionNumber);
+    }
+
     /// <summary>Sets the observer of connects and disconnects (the thing connectivity the API and the index show).</summary>
     public void SetConnectivityObserver(IConnectivityObserver observer) => _connectivity = observer;
 
@@ -59,7 +90,10 @@ public sealed partial class MqttBroker
         });
     }
 
-    private void PublishEvent(string topic, MqttConnection connection, string eventType, Action<Utf8JsonWriter> extra)
+    private void PublishEvent(string topic, MqttConnection connection, string eventType, Action<Utf8JsonWriter> extra) =>
+        PublishEvent(topic, EventSource.Of(connection), eventType, extra);
+
+    private void PublishEvent(string topic, EventSource source, string eventType, Action<Utf8JsonWriter> extra)
     {
         // Wildcards at the first level never match '$' topics (MQTT §4.7.2): with no '$' filter
         // subscribed, nobody can receive the event, so it is not built (no garbage per connect).
@@ -72,15 +106,15 @@ public sealed partial class MqttBroker
         using (var w = new Utf8JsonWriter(buffer))
         {
             w.WriteStartObject();
-            w.WriteString("clientId", connection.ClientId);
+            w.WriteString("clientId", source.ClientId);
             w.WriteNumber("timestamp", NowMs);
             w.WriteString("eventType", eventType);
-            w.WriteString("sessionIdentifier", connection.SessionIdentifier);
-            w.WriteString("principalIdentifier", connection.Principal?.PrincipalIdentifier ?? string.Empty);
+            w.WriteString("sessionIdentifier", source.SessionIdentifier);
+            w.WriteString("principalIdentifier", source.PrincipalIdentifier);
             if (eventType is "connected" or "disconnected")
             {
-                w.WriteString("ipAddress", connection.RemoteAddress);
-                w.WriteNumber("versionNumber", connection.VersionNumber);
+                w.WriteString("ipAddress", source.RemoteAddress);
+                w.WriteNumber("versionNumber", source.VersionNumber);
             }
 
             extra(w);

@@ -24,11 +24,12 @@ internal static class ServeCommand
         var maxPacket = new Option<int?>("--max-packet-bytes") { Description = "Largest MQTT packet accepted (default 131072; env TRELLIS_MAX_PACKET_BYTES)" };
         var mqttThreads = new Option<int?>("--mqtt-threads") { Description = "Threads serving the plain-TCP MQTT listener, each with its own epoll loop; 0 uses the .NET socket engine (default: one per CPU; env TRELLIS_MQTT_THREADS)" };
         var defender = Flag("--device-defender", "TRELLIS_DEVICE_DEFENDER", "on", "Count each client's messages, connects and refusals for Device Defender's cloud-side metrics: on or off");
+        var coapIdle = new Option<int?>("--coap-idle") { Description = "Seconds a CoAP device stays online after its last request unless it observes something (default 300; env TRELLIS_COAP_IDLE)" };
         var storeMemory = new Option<int?>("--store-memory-mb") { Description = "Memory the time-series store may use for its cache and queries, in MiB (default 256; env TRELLIS_STORE_MEMORY_MB)" };
 
         var command = new Command("serve", "Run the Trellis server with its embedded storage in the data folder.")
         {
-            data, mqtt, mqtts, ws, coap, coaps, http, https, hostname, anonymous, maxPacket, mqttThreads, storeMemory, defender, logLevel,
+            data, mqtt, mqtts, ws, coap, coaps, coapIdle, http, https, hostname, anonymous, maxPacket, mqttThreads, storeMemory, defender, logLevel,
         };
         command.SetAction(async (parse, cancellationToken) =>
         {
@@ -51,6 +52,8 @@ internal static class ServeCommand
                     ?? (int.TryParse(Environment.GetEnvironmentVariable("TRELLIS_MAX_PACKET_BYTES"), NumberStyles.None, CultureInfo.InvariantCulture, out var m) ? m : defaults.MaxPacketBytes),
                 MqttThreads = parse.GetValue(mqttThreads)
                     ?? (int.TryParse(Environment.GetEnvironmentVariable("TRELLIS_MQTT_THREADS"), NumberStyles.None, CultureInfo.InvariantCulture, out var t) ? t : defaults.MqttThreads),
+                CoapIdleSeconds = parse.GetValue(coapIdle)
+                    ?? (int.TryParse(Environment.GetEnvironmentVariable("TRELLIS_COAP_IDLE"), NumberStyles.None, CultureInfo.InvariantCulture, out var idle) ? idle : defaults.CoapIdleSeconds),
                 TelemetryMemoryMiB = parse.GetValue(storeMemory)
                     ?? (int.TryParse(Environment.GetEnvironmentVariable("TRELLIS_STORE_MEMORY_MB"), NumberStyles.None, CultureInfo.InvariantCulture, out var mb) ? mb : defaults.TelemetryMemoryMiB),
                 LogLevel = parse.GetValue(logLevel)!,

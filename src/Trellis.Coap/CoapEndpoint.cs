@@ -104,7 +104,7 @@ public sealed partial class CoapEndpoint : IAsyncDisposable
         if (dtls is not null)
         {
             endpoint._dtls = new Dtls.DtlsSessions(socket, dtls, logger, endpoint.Receive);
-            endpoint._dtls.SessionEnded += remote => endpoint.SessionEnded?.Invoke(remote);
+            endpoint._dtls.SessionEnded += (remote, closedByClient) => endpoint.SessionEnded?.Invoke(remote, closedByClient);
         }
 
         endpoint._loop = Task.WhenAll(Task.Run(endpoint.ReceiveLoopAsync), Task.Run(endpoint.SweepLoopAsync), Task.Run(endpoint.RetransmitLoopAsync));
@@ -173,8 +173,8 @@ public sealed partial class CoapEndpoint : IAsyncDisposable
     /// </summary>
     public event Action<IPEndPoint, byte[]>? ObservationEnded;
 
-    /// <summary>Raised when a DTLS session ends (closed, failed or idle): what the source observed ends with it.</summary>
-    public event Action<IPEndPoint>? SessionEnded;
+    /// <summary>Raised when a DTLS session ends, closed by the client (true) or failed or idle (false): what the source observed ends with it.</summary>
+    public event Action<IPEndPoint, bool>? SessionEnded;
 
     /// <summary>
     /// Sends a notification of an observation (RFC 7641 §4.2): the registration's token, the

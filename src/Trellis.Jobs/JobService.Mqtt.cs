@@ -10,9 +10,25 @@ public sealed partial class JobService
     /// <summary>Answers one device request; false when the topic is not a jobs request.</summary>
     public bool HandleMqtt(string topic, ReadOnlyMemory<byte> payload, string? clientId)
     {
-        if (!JobTopics.TryParse(topic, out var thing, out var jobId, out var operation))
+        if (Answer(topic, payload) is not { } answer)
         {
             return false;
+        }
+
+        _publisher.Reply($"{topic}/{(answer.Accepted ? "accepted" : "rejected")}", Encoding.UTF8.GetBytes(answer.Body.ToJsonString()), clientId);
+        return true;
+    }
+
+    /// <summary>
+    /// The answer to one device request on a jobs topic, as the MQTT API words it: the body that
+    /// goes to <c>…/accepted</c>, or to <c>…/rejected</c> (with its <c>code</c>); null when the topic
+    /// is not a jobs request. CoAP's jobs resources answer with the same bodies.
+    /// </summary>
+    public (bool Accepted, JsonObject Body)? Answer(string topic, ReadOnlyMemory<byte> payload)
+    {
+        if (!JobTopics.TryParse(topic, out var thing, out var jobId, out var operation))
+        {
+            return null;
         }
 
         string? clientToken = null;
@@ -87,8 +103,7 @@ public sealed partial class JobService
             body["clientToken"] = clientToken;
         }
 
-        _publisher.Reply($"{topic}/{(result.Error is null ? "accepted" : "rejected")}", Encoding.UTF8.GetBytes(body.ToJsonString()), clientId);
-        return true;
+        return (result.Error is null, body);
     }
 
     private static JsonObject UpdateAnswer(DeviceJobResult result, long timestamp)

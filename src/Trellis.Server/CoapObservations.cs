@@ -58,7 +58,7 @@ internal sealed class CoapObservations
         endpoint.ObservationEnded += (remote, token) => _all.TryRemove((secure, remote, Convert.ToHexString(token)), out _);
 
         // A DTLS session that ends takes its observations with it: notifications could not reach it.
-        endpoint.SessionEnded += remote =>
+        endpoint.SessionEnded += (remote, byClient) =>
         {
             foreach (var key in _all.Keys)
             {
@@ -71,7 +71,7 @@ internal sealed class CoapObservations
     }
 
     /// <summary>Registers (or, with the same token, renews) an observation; false when the source or the server holds too many.</summary>
-    public bool Register(CoapRequest request, string filter, ClientPrincipal principal, bool isDelta, out uint sequence)
+    public bool Register(CoapRequest request, string filter, ClientPrincipal principal, bool json, out uint sequence)
     {
         var remote = request.Remote;
         var token = request.Message.Token;
@@ -82,11 +82,14 @@ internal sealed class CoapObservations
             return false;
         }
 
-        var observation = new Observation(request.Peer is not null, remote, token, filter, principal, isDelta, _time.GetTimestamp());
+        var observation = new Observation(request.Peer is not null, remote, token, filter, principal, json, _time.GetTimestamp());
         _all[key] = observation;
         sequence = observation.Sequence;
         return true;
     }
+
+    /// <summary>The sources holding an observation now (plain or DTLS), for presence.</summary>
+    public HashSet<(bool Secure, IPEndPoint Remote)> Observers() => [.. _all.Keys.Select(k => (k.Secure, k.Remote))];
 
     public void Deregister(CoapRequest request) => _all.TryRemove((request.Peer is not null, request.Remote, Convert.ToHexString(request.Message.Token)), out _);
 
@@ -139,7 +142,7 @@ internal sealed class CoapObservations
                         o.LastConfirmable = now;
                     }
 
-                    var options = o.IsDelta ? [CoapOption.Of(CoapOption.ContentFormat, CoapContentFormat.Json)] : Array.Empty<CoapOption>();
+                    var options = o.IsJson ? [CoapOption.Of(CoapOption.ContentFormat, CoapContentFormat.Json)] : Array.Empty<CoapOption>();
                     endpoint.Notify(o.Remote, o.Token, ++o.Sequence, new CoapResponse(CoapCode.Content, message.Payload, options), confirmable);
                 }
             }
@@ -149,7 +152,7 @@ internal sealed class CoapObservations
         }
     }
 
-    private sealed class Observation(bool secure, IPEndPoint remote, byte[] token, string filter, ClientPrincipal principal, bool isDelta, long registeredAt)
+    private sealed class Observation(bool secure, IPEndPoint remote, byte[] token, string filter, ClientPrincipal principal, bool json, long registeredAt)
     {
         public bool Secure => secure;
 
@@ -161,7 +164,7 @@ internal sealed class CoapObservations
 
         public ClientPrincipal Principal => principal;
 
-        public bool IsDelta => isDelta;
+        public bool IsJson => json;
 
         public uint Sequence { get; set; }
 

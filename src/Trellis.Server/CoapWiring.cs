@@ -25,7 +25,9 @@ internal sealed class CoapResources(
     IMessagePublisher publisher,
     Microsoft.Extensions.Options.IOptions<BrokerOptions> broker,
     Trellis.Jobs.Firmware.FileStreams streams,
-    CoapObservations observations) : ICoapHandler
+    CoapObservations observations,
+    Trellis.Jobs.JobService jobs,
+    CoapPresence presence) : ICoapHandler
 {
     /// <summary>The largest body a CoAP request may assemble from blocks: the largest message a device may publish.</summary>
     public int MaxBodyBytes => broker.Value.MaxPacketBytes;
@@ -48,12 +50,15 @@ internal sealed class CoapResources(
             return refusal;
         }
 
+        presence.Seen(clientId!, principal!, request.Remote, request.Peer is not null);
         return segments switch
         {
             ["topics", .. var topic] when topic.Length > 0 && message.Code == CoapCode.Get => Observe(request, string.Join('/', topic), principal!),
             ["topics", .. var topic] when topic.Length > 0 => await TopicAsync(message, string.Join('/', topic), principal!),
             ["things", var thing, "shadow"] => await ShadowAsync(request, thing, principal!, clientId!),
             ["things", var thing, "streams", var stream, var file] => await StreamFileAsync(request, thing, stream, file, principal!),
+            ["things", var thing, "jobs"] => Jobs(request, thing, null, principal!),
+            ["things", var thing, "jobs", var jobId] => Jobs(request, thing, jobId, principal!),
             _ => CoapResponse.Text(CoapCode.NotFound, $"No resource at /{string.Join('/', segments)}: see /.well-known/core."),
         };
     }
@@ -217,7 +222,13 @@ internal sealed class CoapResources(
         var links = new List<string> { "</topics>;rt=\"trellis.publish\";ct=42" };
         if (thing is not null && principal.Policy.CanPublish($"$aws/things/{thing}/shadow/get"))
         {
-            links.Add($"</things/{thing}/shadow>;rt=\"aws.shadow\";ct=50");
+            links.Add($"</things/{thing}/shadow>;rt=\"aws.shadow\";ct=50;obs");
+        }
+
+        if (thing is not null && principal.Policy.CanPublish($"$aws/things/{thing}/jobs/$next/get"))
+        {
+            links.Add($"</things/{thing}/jobs>;rt=\"aws.jobs\";ct=50");
+            links.Add($"</things/{thing}/jobs/$next>;rt=\"aws.jobs.next\";ct=50;obs");
         }
 
         return new CoapResponse(CoapCode.Content, Encoding.UTF8.GetBytes(string.Join(',', links)), [CoapOption.Of(CoapOption.ContentFormat, CoapContentFormat.LinkFormat)]);
@@ -238,7 +249,7 @@ internal sealed class CoapResources(
                     return CoapResponse.Text(CoapCode.Forbidden, $"No policy attached to this device allows iot:Subscribe on '{filter}'.");
                 }
 
-                return observations.Register(request, filter, principal, isDelta: false, out var sequence)
+                return observations.Register(request, filter, principal, json: false, out var sequence)
                     ? new CoapResponse(CoapCode.Content, default, [CoapOption.Of(CoapOption.Observe, sequence)])
                     : CoapResponse.Text(CoapCode.ServiceUnavailable, $"This source holds {CoapObservations.MaxPerSource} observations (or the server its limit): end one first.");
             default:
@@ -296,6 +307,76 @@ internal sealed class CoapResources(
         return (null, qos == "1" ? (byte)1 : (byte)0, retain == "true");
     }
 
+    /// <summary>
+    /// The device side of jobs (docs/jobs.md), each request standing for the MQTT request topic it
+    /// names and answered with the body MQTT's <c>…/accepted</c> or <c>…/rejected</c> would carry:
+    /// <c>GET /things/{t}/jobs</c> (pending executions), <c>GET …/jobs/$next</c> (the next one; with
+    /// Observe, each notify-next), <c>POST …/jobs/$next</c> (start it), <c>GET …/jobs/{id}</c>,
+    /// <c>PUT|POST …/jobs/{id}</c> (update its status).
+    /// </summary>
+    private CoapResponse Jobs(CoapRequest request, string thing, string? jobId, ClientPrincipal principal)
+    {
+        var message = request.Message;
+        var read = message.Code == CoapCode.Get;
+        var write = message.Code == CoapCode.Post || message.Code == CoapCode.Put;
+        var topic = (jobId, read, write) switch
+        {
+            (null, true, _) => $"$aws/things/{thing}/jobs/get",
+            ("$next", true, _) => $"$aws/things/{thing}/jobs/$next/get",
+            ("$next", _, true) => $"$aws/things/{thing}/jobs/start-next",
+            (not null and not "$next", true, _) => $"$aws/things/{thing}/jobs/{jobId}/get",
+            (not null and not "$next", _, true) => $"$aws/things/{thing}/jobs/{jobId}/update",
+            _ => null,
+        };
+        if (topic is null)
+        {
+            return CoapResponse.Text(CoapCode.MethodNotAllowed, "/jobs answers GET; /jobs/$next GET (Observe for notify-next) and POST (start it); /jobs/{jobId} GET and PUT (update).");
+        }
+
+        if (!principal.Policy.CanPublish(topic))
+        {
+            return CoapResponse.Text(CoapCode.Forbidden, $"No policy attached to this device allows iot:Publish on '{topic}', which this request stands for.");
+        }
+
+        if (message.Payload.Length > MaxBodyBytes)
+        {
+            return new CoapResponse(CoapCode.RequestEntityTooLarge, default, [CoapOption.Of(CoapOption.Size1, (uint)MaxBodyBytes)]);
+        }
+
+        var (accepted, body) = jobs.Answer(topic, message.Payload)!.Value;
+        var json = CoapOption.Of(CoapOption.ContentFormat, CoapContentFormat.Json);
+        var payload = Encoding.UTF8.GetBytes(body.ToJsonString());
+        if (!accepted)
+        {
+            var code = body["code"]?.GetValue<string>() switch
+            {
+                "InvalidRequest" or "InvalidJson" => CoapCode.BadRequest,
+                "ResourceNotFound" => CoapCode.NotFound,
+                "VersionMismatch" or "InvalidStateTransition" or "TerminalStateReached" => CoapCode.Conflict,
+                "RequestThrottled" => CoapCode.ServiceUnavailable,
+                _ => CoapCode.InternalServerError,
+            };
+            return new CoapResponse(code, payload, [json]);
+        }
+
+        List<CoapOption> options = [json];
+        if (jobId == "$next" && read)
+        {
+            var observe = message.First(CoapOption.Observe)?.AsValue();
+            var next = $"$aws/things/{thing}/jobs/notify-next";
+            if (observe == 1)
+            {
+                observations.Deregister(request);
+            }
+            else if (observe == 0 && principal.Policy.CanSubscribe(next) && observations.Register(request, next, principal, json: true, out var sequence))
+            {
+                options.Add(CoapOption.Of(CoapOption.Observe, sequence));
+            }
+        }
+
+        return new CoapResponse(write ? CoapCode.Changed : CoapCode.Content, payload, options);
+    }
+
     private async Task<CoapResponse> ShadowAsync(CoapRequest request, string thing, ClientPrincipal principal, string clientId)
     {
         var message = request.Message;
@@ -340,7 +421,7 @@ internal sealed class CoapResources(
         {
             // Observing a shadow is observing its deltas, as a subscription to …/update/delta would.
             var delta = $"$aws/things/{thing}/shadow{(name is null ? string.Empty : "/name/" + name)}/update/delta";
-            if (principal.Policy.CanSubscribe(delta) && observations.Register(request, delta, principal, isDelta: true, out var sequence))
+            if (principal.Policy.CanSubscribe(delta) && observations.Register(request, delta, principal, json: true, out var sequence))
             {
                 return new CoapResponse(code, result.Document, [json, CoapOption.Of(CoapOption.Observe, sequence)]);
             }
@@ -372,7 +453,8 @@ internal static class CoapWiring
 }
 
 /// <summary>Runs the CoAP endpoints (plain and DTLS) for the life of the server; a port it cannot bind stops start-up.</summary>
-internal sealed class CoapWorker(IPEndPoint? at, (IPEndPoint At, Trellis.Coap.Dtls.CoapDtlsOptions Options)? secure, CoapResources resources, CoapObservations observations, ILogger<CoapEndpoint> logger)
+internal sealed class CoapWorker(IPEndPoint? at, (IPEndPoint At, Trellis.Coap.Dtls.CoapDtlsOptions Options)? secure, CoapResources resources, CoapObservations observations, CoapPresence presence,
+    ILogger<CoapEndpoint> logger)
     : IHostedService, IAsyncDisposable
 {
     private CoapEndpoint? _endpoint;
@@ -397,6 +479,7 @@ internal sealed class CoapWorker(IPEndPoint? at, (IPEndPoint At, Trellis.Coap.Dt
         {
             _secure = Bind(s.At, "--coaps", s.Options);
             observations.Attach(_secure, secure: true);
+            _secure.SessionEnded += presence.SessionEnded;
         }
 
         return Task.CompletedTask;

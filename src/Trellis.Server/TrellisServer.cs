@@ -110,6 +110,11 @@ public sealed class TrellisServer : IAsyncDisposable
         var https = ListenAddress.Parse(options.Https, "--https");
         var coap = ListenAddress.Parse(options.Coap, "--coap");
         var coaps = ListenAddress.Parse(options.Coaps, "--coaps");
+        if (options.CoapIdleSeconds is < 1 or > 86_400)
+        {
+            throw new ArgumentException($"--coap-idle must be between 1 and 86400 seconds, not {options.CoapIdleSeconds}.");
+        }
+
         if (options.MqttThreads is < 0 or > 64)
         {
             throw new ArgumentException($"--mqtt-threads must be between 0 (the .NET socket engine) and 64, not {options.MqttThreads}.");
@@ -285,8 +290,10 @@ public sealed class TrellisServer : IAsyncDisposable
             services.AddSingleton(sp => new CoapObservations(time));
             services.AddHostedService<CoapObservationsWorker>();
             services.AddSingleton<CoapResources>();
+            services.AddSingleton(sp => new CoapPresence(sp.GetRequiredService<MqttBroker>(), sp.GetRequiredService<CoapObservations>(), TimeSpan.FromSeconds(options.CoapIdleSeconds)));
+            services.AddHostedService<CoapPresenceWorker>();
             services.AddSingleton(sp => new CoapWorker(coap, coaps is null ? null : (coaps, CoapWiring.DtlsOptions(sp.GetRequiredService<RegistryService>(), serverCertificate, ca.Certificate)),
-                sp.GetRequiredService<CoapResources>(), sp.GetRequiredService<CoapObservations>(), sp.GetRequiredService<ILogger<Trellis.Coap.CoapEndpoint>>()));
+                sp.GetRequiredService<CoapResources>(), sp.GetRequiredService<CoapObservations>(), sp.GetRequiredService<CoapPresence>(), sp.GetRequiredService<ILogger<Trellis.Coap.CoapEndpoint>>()));
             services.AddHostedService(sp => sp.GetRequiredService<CoapWorker>());
         }
 

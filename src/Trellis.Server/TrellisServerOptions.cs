@@ -21,6 +21,9 @@ public sealed record TrellisServerOptions
     /// <summary>CoAP over DTLS 1.2 (a thing's pre-shared key or its certificate), HOST:PORT ("off" disables it).</summary>
     public string Coaps { get; init; } = "0.0.0.0:5684";
 
+    /// <summary>Seconds a CoAP device stays online after its last request, unless it observes something (docs/coap.md).</summary>
+    public int CoapIdleSeconds { get; init; } = 300;
+
     /// <summary>Management API (AWS IoT control-plane routes), HOST:PORT.</summary>
     public string Http { get; init; } = "0.0.0.0:8080";
 

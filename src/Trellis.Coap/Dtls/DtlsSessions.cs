@@ -118,7 +118,7 @@ internal sealed partial class DtlsSessions
 
         if (peer is not null)
         {
-            Forget(peer);
+            Forget(peer, closedByClient: true); // the device started over
         }
 
         var fresh = new Peer(this, remote);
@@ -146,7 +146,7 @@ internal sealed partial class DtlsSessions
         catch (IOException e)
         {
             LogSendFailed(_logger, remote, e.Message);
-            Forget(peer);
+            Forget(peer, closedByClient: false);
         }
     }
 
@@ -160,7 +160,7 @@ internal sealed partial class DtlsSessions
         {
             if (now - peer.LastActive > (peer.Transport is null ? 2 * handshake : idle))
             {
-                Forget(peer);
+                Forget(peer, closedByClient: false);
             }
         }
 
@@ -180,8 +180,8 @@ internal sealed partial class DtlsSessions
         }
     }
 
-    /// <summary>Raised when a session ends (closed by the client, failed, idle): the endpoint ends what it held for the source.</summary>
-    public event Action<IPEndPoint>? SessionEnded;
+    /// <summary>Raised when an established session ends: closed by the client (true), or failed or idle (false).</summary>
+    public event Action<IPEndPoint, bool>? SessionEnded;
 
     public Kept? Resumable(byte[]? sessionId) =>
         sessionId is { Length: > 0 } && _resumable.TryGetValue(Convert.ToHexString(sessionId), out var kept) ? kept : null;
@@ -226,7 +226,7 @@ internal sealed partial class DtlsSessions
                 LogHandshakeFailed(_logger, peer.Remote, reason);
             }
 
-            Forget(peer);
+            Forget(peer, closedByClient: false);
         }
         finally
         {
@@ -248,14 +248,15 @@ internal sealed partial class DtlsSessions
         }
         catch (Exception e) when (e is IOException or TlsFatalAlert or TlsFatalAlertReceived)
         {
+            // After the client's close_notify the record layer reads on and finds the session closed.
             LogSessionFailed(_logger, peer.Remote, e.Message);
-            Forget(peer);
+            Forget(peer, closedByClient: peer.Closed && e is not TlsFatalAlert);
             return;
         }
 
         if (peer.Closed)
         {
-            Forget(peer);
+            Forget(peer, closedByClient: true); // its close_notify
             return;
         }
 
@@ -265,14 +266,14 @@ internal sealed partial class DtlsSessions
         }
     }
 
-    private void Forget(Peer peer)
+    private void Forget(Peer peer, bool closedByClient)
     {
         if (_peers.TryRemove(new KeyValuePair<IPEndPoint, Peer>(peer.Remote, peer)))
         {
             peer.Close();
             if (peer.Transport is not null)
             {
-                SessionEnded?.Invoke(peer.Remote);
+                SessionEnded?.Invoke(peer.Remote, closedByClient);
             }
         }
     }

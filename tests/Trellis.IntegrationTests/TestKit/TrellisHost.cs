@@ -71,6 +71,7 @@ public class TrellisHost : IAsyncLifetime
                 WebSocket = "127.0.0.1:0",
                 Coap = "127.0.0.1:0",
                 Coaps = "127.0.0.1:0",
+                CoapIdleSeconds = 3,
                 Http = "127.0.0.1:0",
                 AllowAnonymous = AllowAnonymous,
                 ConfigureBroker = b =>
