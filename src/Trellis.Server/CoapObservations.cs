@@ -19,7 +19,10 @@ namespace Trellis.Server;
 /// </summary>
 internal sealed class CoapObservations
 {
-    /// <summary>Observations one source address may hold; a further registration is answered without Observe.</summary>
+    /// <summary>
+    /// Observations one source (address and port: one device, even behind a carrier's NAT) may hold;
+    /// a further registration is answered 5.03 (a topic) or without Observe (a shadow, a job).
+    /// </summary>
     public const int MaxPerSource = 32;
 
     /// <summary>Observations in all.</summary>
@@ -29,6 +32,10 @@ internal sealed class CoapObservations
     private static readonly TimeSpan ConfirmableAtLeastEvery = TimeSpan.FromHours(24);
 
     private readonly ConcurrentDictionary<(bool Secure, IPEndPoint Remote, string Token), Observation> _all = new();
+
+    /// <summary>How many observations each source holds; changed only under <see cref="_gate"/>.</summary>
+    private readonly Dictionary<(bool Secure, IPEndPoint Remote), int> _perSource = [];
+    private readonly Lock _gate = new();
     private readonly Channel<PublishedMessage> _queue = Channel.CreateBounded<PublishedMessage>(new BoundedChannelOptions(10_000) { FullMode = BoundedChannelFullMode.DropWrite, SingleReader = true });
     private readonly TimeProvider _time;
     private CoapEndpoint? _plain;
@@ -55,7 +62,7 @@ internal sealed class CoapObservations
             _plain = endpoint;
         }
 
-        endpoint.ObservationEnded += (remote, token) => _all.TryRemove((secure, remote, Convert.ToHexString(token)), out _);
+        endpoint.ObservationEnded += (remote, token) => Remove((secure, remote, Convert.ToHexString(token)));
 
         // A DTLS session that ends takes its observations with it: notifications could not reach it.
         endpoint.SessionEnded += (remote, byClient) =>
@@ -64,7 +71,7 @@ internal sealed class CoapObservations
             {
                 if (key.Secure == secure && key.Remote.Equals(remote))
                 {
-                    _all.TryRemove(key, out _);
+                    Remove(key);
                 }
             }
         };
@@ -77,21 +84,50 @@ internal sealed class CoapObservations
         var token = request.Message.Token;
         var key = (request.Peer is not null, remote, Convert.ToHexString(token));
         sequence = 0;
-        if (!_all.ContainsKey(key) && (_all.Count >= MaxTotal || _all.Keys.Count(k => k.Remote.Address.Equals(remote.Address)) >= MaxPerSource))
+        var observation = new Observation(request.Peer is not null, remote, token, filter, principal, json, _time.GetTimestamp());
+        lock (_gate)
         {
-            return false;
+            if (!_all.ContainsKey(key))
+            {
+                var source = (key.Item1, remote);
+                var held = _perSource.GetValueOrDefault(source);
+                if (_all.Count >= MaxTotal || held >= MaxPerSource)
+                {
+                    return false;
+                }
+
+                _perSource[source] = held + 1;
+            }
+
+            _all[key] = observation;
         }
 
-        var observation = new Observation(request.Peer is not null, remote, token, filter, principal, json, _time.GetTimestamp());
-        _all[key] = observation;
-        sequence = observation.Sequence;
         return true;
+    }
+
+    private void Remove((bool Secure, IPEndPoint Remote, string Token) key)
+    {
+        lock (_gate)
+        {
+            if (_all.TryRemove(key, out _))
+            {
+                var source = (key.Secure, key.Remote);
+                if (_perSource.TryGetValue(source, out var held) && held > 1)
+                {
+                    _perSource[source] = held - 1;
+                }
+                else
+                {
+                    _perSource.Remove(source);
+                }
+            }
+        }
     }
 
     /// <summary>The sources holding an observation now (plain or DTLS), for presence.</summary>
     public HashSet<(bool Secure, IPEndPoint Remote)> Observers() => [.. _all.Keys.Select(k => (k.Secure, k.Remote))];
 
-    public void Deregister(CoapRequest request) => _all.TryRemove((request.Peer is not null, request.Remote, Convert.ToHexString(request.Message.Token)), out _);
+    public void Deregister(CoapRequest request) => Remove((request.Peer is not null, request.Remote, Convert.ToHexString(request.Message.Token)));
 
     /// <summary>Cheap and on the publisher's thread: whether any observation's filter matches.</summary>
     public bool Wants(string topic)

@@ -137,6 +137,13 @@ public sealed class CoapTests(TrellisHost host)
         var badOption = await ExchangeAsync(udp, Hex(1, 0x0104, [0xAB], [(2049, [1])], []));
         Assert.Equal("61820104AB", Convert.ToHexString(badOption.AsSpan(0, 5)));
 
+        // A critical option that may appear once (Uri-Host) given twice: 4.02. A payload marker with no
+        // payload, and an option whose length nibble is the reserved 15: format errors, answered with a Reset.
+        var twice = await ExchangeAsync(udp, Hex(1, 0x0107, [0xAE], [(3, "a"u8.ToArray()), (3, "b"u8.ToArray())], []));
+        Assert.Equal("61820107AE", Convert.ToHexString(twice.AsSpan(0, 5)));
+        Assert.Equal("70000108", Convert.ToHexString(await ExchangeAsync(udp, "40010108FF")));
+        Assert.Equal("70000109", Convert.ToHexString(await ExchangeAsync(udp, "40010109BF")));
+
         // Block-wise mistakes (RFC 7959): a size exponent of 7 is 4.00; a block that follows none is 4.08.
         var identity = new List<(int, byte[])> { (15, System.Text.Encoding.UTF8.GetBytes("thing=" + thing)), (15, System.Text.Encoding.UTF8.GetBytes("token=" + token)) };
         var szx7 = await ExchangeAsync(udp, Hex(1, 0x0105, [0xAC], [(11, "things"u8.ToArray()), (11, System.Text.Encoding.UTF8.GetBytes(thing)), (11, "shadow"u8.ToArray()), (23, [0x07]), .. identity], []));
@@ -160,6 +167,67 @@ public sealed class CoapTests(TrellisHost host)
         Assert.True(marker.ExitCode == 0, marker.Output);
         Assert.True(await sub.WaitForLineAsync(l => l == "marker", Timeout, Ct), "marker not received: " + string.Join('|', sub.Lines));
         Assert.Equal(["first", "marker"], sub.Lines.ToArray());
+    }
+
+    [Fact]
+    public async Task An_observe_storm_from_one_source_is_held_to_its_share_and_others_are_still_served()
+    {
+        var (thing, token) = await DeviceAsync("coapstorm");
+        var observations = host.Server.Services.GetRequiredService<Trellis.Server.CoapObservations>();
+        var before = observations.Count;
+        using var udp = new UdpClient(AddressFamily.InterNetwork);
+        udp.Connect(IPAddress.Loopback, host.Server.Port("coap"));
+        var identity = new List<(int, byte[])> { (15, System.Text.Encoding.UTF8.GetBytes("thing=" + thing)), (15, System.Text.Encoding.UTF8.GetBytes("token=" + token)) };
+        List<(int, byte[])> Observe(int i) => [(6, []), (11, "topics"u8.ToArray()), (11, "devices"u8.ToArray()), (11, System.Text.Encoding.UTF8.GetBytes(thing)), (11, System.Text.Encoding.UTF8.GetBytes("s" + i)), .. identity];
+
+        // 300 registrations, each with its own token, as fast as one socket sends them; what UDP loses
+        // in the burst is sent again with the same message id, as a CoAP client retransmits (the
+        // endpoint answers a repeat from its cache, so nothing registers twice).
+        var answers = new Dictionary<int, string>();
+        for (var round = 0; round < 5 && answers.Count < 300; round++)
+        {
+            for (var i = 0; i < 300; i++)
+            {
+                if (!answers.ContainsKey(0x3000 + i))
+                {
+                    await udp.SendAsync(Convert.FromHexString(Hex(1, 0x3000 + i, [(byte)(i >> 8), (byte)i], Observe(i), [])), Ct);
+                }
+            }
+
+            using var quiet = CancellationTokenSource.CreateLinkedTokenSource(Ct);
+            try
+            {
+                while (answers.Count < 300)
+                {
+                    quiet.CancelAfter(TimeSpan.FromSeconds(2));
+                    var answer = (await udp.ReceiveAsync(quiet.Token)).Buffer;
+                    answers[(answer[2] << 8) | answer[3]] = $"{answer[1] >> 5}.{answer[1] & 31:D2}";
+                }
+            }
+            catch (OperationCanceledException)
+            {
+            }
+        }
+
+        var codes = answers.Values.GroupBy(c => c).ToDictionary(g => g.Key, g => g.Count());
+        // Its share (32) was registered and every other one refused with 5.03; none was lost silently.
+        Assert.Equal(Trellis.Server.CoapObservations.MaxPerSource, codes.GetValueOrDefault("2.05"));
+        Assert.Equal(300 - Trellis.Server.CoapObservations.MaxPerSource, codes.GetValueOrDefault("5.03"));
+        Assert.Equal(before + Trellis.Server.CoapObservations.MaxPerSource, observations.Count);
+
+        // Another source (libcoap's client) still registers and is answered.
+        var other = await CoapAsync("-s", "1", "-B", "2", $"coap://127.0.0.1:{host.Server.Port("coap")}/topics/devices/{thing}/other?thing={thing}&token={token}");
+        Assert.DoesNotContain("5.03", other.Output, StringComparison.Ordinal);
+        Assert.True(other.ExitCode == 0, other.Output);
+
+        // Its own observations end one by one as it deregisters (GET with Observe 1).
+        for (var i = 0; i < Trellis.Server.CoapObservations.MaxPerSource; i++)
+        {
+            List<(int, byte[])> stop = [(6, [1]), .. Observe(i).Skip(1)];
+            await ExchangeAsync(udp, Hex(1, 0x3400 + i, [(byte)(i >> 8), (byte)i], stop, []));
+        }
+
+        Assert.True(await Eventually.TrueAsync(() => observations.Count <= before + 1, Timeout, Ct), $"{observations.Count - before} observations left");
     }
 
     private async Task<(string Thing, string Token)> DeviceAsync(string prefix)
