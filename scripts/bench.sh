@@ -7,6 +7,7 @@
 #        also jobs (JOBS_THINGS=N, default 10000: CreateJob on a group and notify-next to every device),
 #        ota (HTTPS range downloads against nginx, then a whole update job on OTA_THINGS=N devices, default 10000),
 #        coap (CON and NON requests from 1 000 simulated devices at COAP_RATES against libcoap's coap-server),
+#        coaps (the same over DTLS 1.2 with pre-shared keys: handshakes/s, memory per session, resumption, COAPS_RATES; against coap-server-openssl),
 #        presence (PRESENCE_CONNECTIONS=N silent clients, default 10000: offline within 1.5 × keep-alive + 1 s),
 #        defender (the QoS 1 fan-in ladder with Device Defender's accounting off and on, in turns),
 #        index (INDEX_THINGS=N, default 100000: SearchIndex and aggregation latency beside ListThings' SQLite
@@ -321,6 +322,30 @@ coap_bench() {
     done
   done
 }
+# CoAP over DTLS 1.2 with pre-shared keys: 1 000 registered things, each with a PSK token, complete
+# their handshakes (16 at a time; rate, server CPU and memory per session), resume them from new
+# ports, then climb the same ladder (COAPS_RATES) with every request in its session. libcoap's
+# coap-server-openssl (one key for every identity) is the baseline, measured the same way.
+coaps_bench() {
+  local coaps_port=25684 lib_port=25685 rates=${COAPS_RATES:-1000,2000,3000,5000,10000,20000} lib_pid http
+  for round in $(seq 1 "$rounds"); do
+    for type in con non; do
+      env ${TRELLIS_BENCH_ENV:-} dotnet "$root/artifacts/bin/Trellis.Cli/release/trellis.dll" serve --data "$work/data" \
+        --mqtt 127.0.0.1:$trellis_port --mqtts off --ws off --http 127.0.0.1:0 --coap off --coaps 127.0.0.1:$coaps_port --log-level Warning > "$work/trellis.log" 2>&1 & trellis_pid=$!
+      pids+=("$trellis_pid")
+      http=$(trellis_http_port)
+      python3 "$root/bench/create_psk_devices.py" "http://127.0.0.1:$http" "$work/data/credentials" "${COAPS_DEVICES:-1000}" "$work/psk.tsv"
+      run "$round" trellis $coaps_port "$trellis_pid" --scenario coap --psk-file "$work/psk.tsv" --coap-type $type --rates "$rates" --seconds 5 --coap-path 'topics/bench/{i}'
+      kill "$trellis_pid"; wait "$trellis_pid" 2>/dev/null || true; rm -rf "$work/data"
+      coap-server-openssl -A 127.0.0.1 -p $lib_port -k libcoap-bench-key > "$work/libcoap.log" 2>&1 & lib_pid=$!
+      pids+=("$lib_pid")
+      sleep 0.5
+      awk -F'\t' '{ print $1 "\tlibcoap-bench-key" }' "$work/psk.tsv" > "$work/psk-libcoap.tsv"
+      run "$round" libcoap $((lib_port + 1)) "$lib_pid" --scenario coap --psk-file "$work/psk-libcoap.tsv" --coap-type $type --rates "$rates" --seconds 5 --coap-method put --coap-path example_data
+      kill "$lib_pid"; wait "$lib_pid" 2>/dev/null || true
+    done
+  done
+}
 idle_bench() {
   local limit; limit=$(ulimit -n)
   for n in ${IDLE_CONNECTIONS:-10000 100000}; do
@@ -341,6 +366,7 @@ for scenario in "${scenarios[@]}"; do
   if [[ $scenario == jobs ]]; then jobs_bench; continue; fi
   if [[ $scenario == ota ]]; then ota_bench; continue; fi
   if [[ $scenario == coap ]]; then coap_bench; continue; fi
+  if [[ $scenario == coaps ]]; then coaps_bench; continue; fi
   if [[ $scenario == delta ]]; then delta_bench; continue; fi
   if [[ $scenario == presence ]]; then
     # 10 000 clients (PRESENCE_CONNECTIONS) with a 10 s keep-alive that go silent at once: each must be offline within 1.5 × 10 s + 1 s.

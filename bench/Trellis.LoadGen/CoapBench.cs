@@ -4,6 +4,7 @@ using System.Globalization;
 using System.Net;
 using System.Net.Sockets;
 using System.Text;
+using Org.BouncyCastle.Tls;
 
 namespace Trellis.LoadGen;
 
@@ -13,7 +14,10 @@ namespace Trellis.LoadGen;
 /// NON), and the time from each request to its answer (the piggybacked ACK, or the NON answer)
 /// gives p50 and p99. A step passes with no request unanswered and p99 ≤ 10 ms. The same ladder
 /// runs against any CoAP server: Trellis (POST /topics/…) and libcoap's coap-server (PUT
-/// /example_data) as the baseline.
+/// /example_data) as the baseline. With <c>--psk-file FILE</c> (lines of identity TAB key) each
+/// device first completes a DTLS 1.2 PSK handshake (BouncyCastle's client; the handshakes' rate
+/// and the server's memory per session are reported, then the rate of resumed handshakes), and
+/// every request and answer travels in its session.
 /// </summary>
 internal static class CoapBench
 {
@@ -24,13 +28,28 @@ internal static class CoapBench
         var method = Get(args, "--coap-method", "post") == "put" ? (byte)3 : (byte)2;
         var path = Get(args, "--coap-path", "topics/bench/{i}");
         var confirmable = Get(args, "--coap-type", "con") == "con";
-        var scenario = confirmable ? "coap-con" : "coap-non";
+        var pskFile = Get(args, "--psk-file", string.Empty);
+        var scenario = (pskFile.Length > 0 ? "coaps-" : "coap-") + (confirmable ? "con" : "non");
+        var step = new Step(0, [], []);
 
-        var sockets = new Socket[devices];
-        for (var i = 0; i < devices; i++)
+        var sockets = new Socket[pskFile.Length > 0 ? 0 : devices];
+        for (var i = 0; i < sockets.Length; i++)
         {
             sockets[i] = new Socket(AddressFamily.InterNetwork, SocketType.Dgram, ProtocolType.Udp);
             await sockets[i].ConnectAsync(IPAddress.Parse(host), port, ct);
+        }
+
+        DtlsDevice[] secure = [];
+        using var reading = new CancellationTokenSource();
+        if (pskFile.Length > 0)
+        {
+            var psks = (await File.ReadAllLinesAsync(pskFile, ct)).Select(l => l.Split('\t')).Take(devices).ToArray();
+            devices = psks.Length;
+            secure = await HandshakesAsync(name, psks, new IPEndPoint(IPAddress.Parse(host), port), server, int.Parse(Get(args, "--handshake-concurrency", "16"), CultureInfo.InvariantCulture), emit, reading.Token);
+            foreach (var device in secure)
+            {
+                device.Received = answer => Note(answer.Span, Stopwatch.GetTimestamp(), Volatile.Read(ref step));
+            }
         }
 
         var requests = Enumerable.Range(0, devices).Select(i => Request(method, path.Replace("{i}", i.ToString(CultureInfo.InvariantCulture), StringComparison.Ordinal), confirmable, payloadBytes)).ToArray();
@@ -47,7 +66,9 @@ internal static class CoapBench
             using var stop = new CancellationTokenSource();
             stepBase += 10_000_000; // tokens of this step only: a late answer to an earlier step is not counted here
             var first = stepBase;
-            var readers = sockets.Select(s => Task.Run(() => ReadAsync(s, first, sent, answered, stop.Token))).ToArray();
+            var current = new Step(first, sent, answered);
+            Volatile.Write(ref step, current);
+            var readers = sockets.Select(s => Task.Run(() => ReadAsync(s, current, stop.Token))).ToArray();
             server.CpuNanoseconds();
             var started = Stopwatch.GetTimestamp();
             var next = 0;
@@ -61,7 +82,14 @@ internal static class CoapBench
                     BinaryPrimitives.WriteUInt16BigEndian(datagram.AsSpan(2), ++messageIds[device]);
                     BinaryPrimitives.WriteInt32BigEndian(datagram.AsSpan(4), first + next);
                     sent[next] = Stopwatch.GetTimestamp();
-                    await sockets[device].SendAsync(datagram, SocketFlags.None, ct);
+                    if (secure.Length > 0)
+                    {
+                        secure[device].Send(datagram);
+                    }
+                    else
+                    {
+                        await sockets[device].SendAsync(datagram, SocketFlags.None, ct);
+                    }
                 }
 
                 await Task.Delay(1, ct);
@@ -108,10 +136,124 @@ internal static class CoapBench
         {
             socket.Dispose();
         }
+
+        await reading.CancelAsync();
+        foreach (var device in secure)
+        {
+            device.Dispose();
+        }
     }
 
-    /// <summary>Notes each answer's latency by the request's number, carried in its 4-byte token.</summary>
-    private static async Task ReadAsync(Socket socket, int first, long[] sent, long[] answered, CancellationToken ct)
+    /// <summary>
+    /// Every device's DTLS handshake, CONCURRENCY at a time (each blocking on a thread of its own,
+    /// as a device would): full handshakes with the server's RSS before and after (its memory per
+    /// session), then each device again from a new port, resuming its session (abbreviated handshakes).
+    /// </summary>
+    private static async Task<DtlsDevice[]> HandshakesAsync(string name, string[][] psks, IPEndPoint at, BrokerProcess server, int concurrency, Action<Dictionary<string, object?>> emit, CancellationToken ct)
+    {
+        DtlsDevice[] Devices(DtlsDevice[]? earlier) => [.. psks.Select((p, i) => new DtlsDevice(at, p[0], System.Text.Encoding.UTF8.GetBytes(p[1])) { Session = earlier?[i].Session })];
+        (double Seconds, int Failed) Run(DtlsDevice[] devices)
+        {
+            foreach (var device in devices)
+            {
+                _ = Task.Run(() => device.ReadAsync(ct), ct);
+            }
+
+            var next = -1;
+            var failed = 0;
+            var started = Stopwatch.GetTimestamp();
+            var threads = Enumerable.Range(0, concurrency).Select(_ => new Thread(() =>
+            {
+                int i;
+                while ((i = Interlocked.Increment(ref next)) < devices.Length)
+                {
+                    try
+                    {
+                        devices[i].Handshake();
+                    }
+                    catch (Exception e) when (e is IOException or TlsFatalAlert or TlsFatalAlertReceived or InvalidOperationException)
+                    {
+                        Interlocked.Increment(ref failed);
+                    }
+                }
+            })).ToArray();
+            foreach (var thread in threads)
+            {
+                thread.Start();
+            }
+
+            foreach (var thread in threads)
+            {
+                thread.Join();
+            }
+
+            return (Stopwatch.GetElapsedTime(started).TotalSeconds, failed);
+        }
+
+        await Task.Delay(500, ct);
+        var rssBefore = server.RssKiB();
+        server.CpuNanoseconds();
+        var full = Devices(null);
+        var (seconds, failed) = Run(full);
+        var cpu = server.CpuNanoseconds() / 1e9;
+        await Task.Delay(1000, ct);
+        var rssAfter = server.RssKiB();
+        emit(new Dictionary<string, object?>
+        {
+            ["scenario"] = "coaps-handshake",
+            ["broker"] = name,
+            ["devices"] = psks.Length,
+            ["concurrency"] = concurrency,
+            ["cipherSuite"] = full.FirstOrDefault(d => d.CipherSuite != 0)?.CipherSuite,
+            ["failed"] = failed,
+            ["handshakesPerSecond"] = Math.Round((psks.Length - failed) / seconds),
+            ["serverCpuMsPerHandshake"] = Math.Round(cpu * 1000 / Math.Max(1, psks.Length - failed), 3),
+            ["serverRssBeforeKiB"] = rssBefore,
+            ["serverRssAfterKiB"] = rssAfter,
+            ["serverBytesPerSession"] = Math.Round((rssAfter - rssBefore) * 1024.0 / Math.Max(1, psks.Length - failed)),
+        });
+
+        // Resumption: the same devices from new ports (a new session each), offering the sessions just made.
+        server.CpuNanoseconds();
+        var resumed = Devices(full);
+        var (resumedSeconds, resumedFailed) = Run(resumed);
+        cpu = server.CpuNanoseconds() / 1e9;
+        emit(new Dictionary<string, object?>
+        {
+            ["scenario"] = "coaps-resumption",
+            ["broker"] = name,
+            ["devices"] = psks.Length,
+            ["concurrency"] = concurrency,
+            ["resumed"] = resumed.Count(d => d.Resumed),
+            ["failed"] = resumedFailed,
+            ["handshakesPerSecond"] = Math.Round((psks.Length - resumedFailed) / resumedSeconds),
+            ["serverCpuMsPerHandshake"] = Math.Round(cpu * 1000 / Math.Max(1, psks.Length - resumedFailed), 3),
+        });
+        foreach (var device in full)
+        {
+            device.Dispose();
+        }
+
+        return resumed;
+    }
+
+    /// <summary>The requests of one ladder step: numbered from FIRST (in each request's token), when each was sent and how long its answer took.</summary>
+    private sealed record Step(int First, long[] Sent, long[] Answered);
+
+    /// <summary>Notes an answer's latency by the request's number, carried in its 4-byte token.</summary>
+    private static void Note(ReadOnlySpan<byte> answer, long now, Step step)
+    {
+        if (answer.Length >= 8 && (answer[0] & 0x0F) == 4 && answer[1] >> 5 == 2)
+        {
+            var seq = BinaryPrimitives.ReadInt32BigEndian(answer[4..]) - step.First;
+            if (seq >= 0 && seq < step.Sent.Length && step.Answered[seq] == 0)
+            {
+                step.Answered[seq] = now - step.Sent[seq];
+            }
+        }
+    }
+
+    private static async Task ReadAsync(Socket socket, Step step, CancellationToken ct)
     {
         var buffer = new byte[2048];
         try
@@ -119,15 +261,7 @@ internal static class CoapBench
             while (true)
             {
                 var n = await socket.ReceiveAsync(buffer, SocketFlags.None, ct);
-                var now = Stopwatch.GetTimestamp();
-                if (n >= 8 && (buffer[0] & 0x0F) == 4 && buffer[1] >> 5 == 2)
-                {
-                    var seq = BinaryPrimitives.ReadInt32BigEndian(buffer.AsSpan(4)) - first;
-                    if (seq >= 0 && seq < sent.Length && answered[seq] == 0)
-                    {
-                        answered[seq] = now - sent[seq];
-                    }
-                }
+                Note(buffer.AsSpan(0, n), Stopwatch.GetTimestamp(), step);
             }
         }
         catch (OperationCanceledException)
