@@ -103,6 +103,7 @@ VIEWS = {"iot": {
     "ISecurityProfileView": ("DescribeSecurityProfile and UpdateSecurityProfile", ["DescribeSecurityProfileResponse", "UpdateSecurityProfileResponse"]),
     "IViolationView": ("an active violation and a violation event", ["ActiveViolation", "ViolationEvent"]),
     "IStreamView": ("CreateStream, UpdateStream, DescribeStream's stream info and ListStreams' summaries", ["StreamInfo", "StreamSummary", "CreateStreamResponse", "UpdateStreamResponse"]),
+    "IPolicyView": ("GetPolicy and GetPolicyVersion", ["GetPolicyResponse", "GetPolicyVersionResponse"]),
 }}
 
 

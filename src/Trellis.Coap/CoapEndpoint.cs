@@ -179,13 +179,20 @@ public sealed partial class CoapEndpoint : IAsyncDisposable
     /// <summary>
     /// Sends a notification of an observation (RFC 7641 §4.2): the registration's token, the
     /// Observe sequence number, a new message id. A confirmable one is retransmitted until it is
-    /// acknowledged (ACK_TIMEOUT, ACK_RANDOM_FACTOR, MAX_RETRANSMIT of RFC 7252 §4.8).
+    /// acknowledged (ACK_TIMEOUT, ACK_RANDOM_FACTOR, MAX_RETRANSMIT of RFC 7252 §4.8), and it is
+    /// the only confirmable message outstanding to its client (NSTART = 1, §4.7): while one is, a
+    /// notification asked to be confirmable goes as non-confirmable. Returns whether it went as a CON.
     /// </summary>
-    public void Notify(IPEndPoint remote, byte[] token, uint sequence, CoapResponse response, bool confirmable)
+    public bool Notify(IPEndPoint remote, byte[] token, uint sequence, CoapResponse response, bool confirmable)
     {
         ArgumentNullException.ThrowIfNull(remote);
         ArgumentNullException.ThrowIfNull(response);
         var messageId = NextMessageId();
+        if (confirmable && !_outstanding.TryAdd(remote, messageId))
+        {
+            confirmable = false;
+        }
+
         var bytes = CoapCodec.Encode(new CoapMessage
         {
             Type = confirmable ? CoapType.Confirmable : CoapType.NonConfirmable,
@@ -202,17 +209,24 @@ public sealed partial class CoapEndpoint : IAsyncDisposable
         }
 
         Send(bytes, remote);
+        return confirmable;
     }
 
     /// <summary>An ACK or a Reset from a client, for a notification this endpoint sent.</summary>
     private void Answered(CoapMessage message, IPEndPoint remote)
     {
-        if (_notifications.TryGetValue(message.MessageId, out var sent) && sent.Remote.Equals(remote) && _notifications.TryRemove(message.MessageId, out _)
-            && message.Type == CoapType.Reset)
+        if (_notifications.TryGetValue(message.MessageId, out var sent) && sent.Remote.Equals(remote) && _notifications.TryRemove(message.MessageId, out _))
         {
-            ObservationEnded?.Invoke(remote, sent.Token);
+            _outstanding.TryRemove(new KeyValuePair<IPEndPoint, ushort>(remote, message.MessageId));
+            if (message.Type == CoapType.Reset)
+            {
+                ObservationEnded?.Invoke(remote, sent.Token);
+            }
         }
     }
+
+    /// <summary>The confirmable message outstanding to each client, if any (NSTART = 1).</summary>
+    private readonly ConcurrentDictionary<IPEndPoint, ushort> _outstanding = new();
 
     private async Task RetransmitLoopAsync()
     {
@@ -237,6 +251,7 @@ public sealed partial class CoapEndpoint : IAsyncDisposable
                         if (sent.Attempts >= MaxRetransmit)
                         {
                             _notifications.TryRemove(messageId, out _);
+                            _outstanding.TryRemove(new KeyValuePair<IPEndPoint, ushort>(sent.Remote, messageId));
                             ObservationEnded?.Invoke(sent.Remote, sent.Token);
                         }
                         else

@@ -172,14 +172,13 @@ internal sealed class CoapObservations
 
                     var now = _time.GetTimestamp();
                     var confirmable = ++o.SinceConfirmable >= ConfirmableEvery || _time.GetElapsedTime(o.LastConfirmable, now) >= ConfirmableAtLeastEvery;
-                    if (confirmable)
+                    var options = o.IsJson ? [CoapOption.Of(CoapOption.ContentFormat, CoapContentFormat.Json)] : Array.Empty<CoapOption>();
+                    if (endpoint.Notify(o.Remote, o.Token, ++o.Sequence, new CoapResponse(CoapCode.Content, message.Payload, options), confirmable))
                     {
+                        // Counted from a CON that went: one held back behind another outstanding CON is asked for again next time.
                         o.SinceConfirmable = 0;
                         o.LastConfirmable = now;
                     }
-
-                    var options = o.IsJson ? [CoapOption.Of(CoapOption.ContentFormat, CoapContentFormat.Json)] : Array.Empty<CoapOption>();
-                    endpoint.Notify(o.Remote, o.Token, ++o.Sequence, new CoapResponse(CoapCode.Content, message.Payload, options), confirmable);
                 }
             }
         }

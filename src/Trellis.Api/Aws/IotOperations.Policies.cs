@@ -21,16 +21,7 @@ public sealed partial class IotOperations
     public Task<GetPolicyResponse> GetPolicyAsync(GetPolicyRequest request, CancellationToken cancellationToken)
     {
         var p = Ok(registry.GetPolicy(request.PolicyName));
-        return DoneAsync(new GetPolicyResponse
-        {
-            PolicyName = p.Name,
-            PolicyArn = p.Arn,
-            PolicyDocument = p.Document,
-            DefaultVersionId = p.DefaultVersionId,
-            CreationDate = DateTimeOffset.FromUnixTimeMilliseconds(p.CreatedMs),
-            LastModifiedDate = DateTimeOffset.FromUnixTimeMilliseconds(p.UpdatedMs),
-            GenerationId = p.UpdatedMs.ToString(CultureInfo.InvariantCulture),
-        });
+        return DoneAsync(PolicyView<GetPolicyResponse>(p.Name, p.Document, p.CreatedMs, p.UpdatedMs) with { DefaultVersionId = p.DefaultVersionId });
     }
 
     public Task<ListPoliciesResponse> ListPoliciesAsync(ListPoliciesRequest request, CancellationToken cancellationToken)
@@ -66,18 +57,20 @@ public sealed partial class IotOperations
     public Task<GetPolicyVersionResponse> GetPolicyVersionAsync(GetPolicyVersionRequest request, CancellationToken cancellationToken)
     {
         var v = Ok(registry.GetPolicyVersion(request.PolicyName, request.PolicyVersionId));
-        return DoneAsync(new GetPolicyVersionResponse
-        {
-            PolicyArn = registry.Options.Arn("policy/" + request.PolicyName),
-            PolicyName = request.PolicyName,
-            PolicyDocument = v.Document,
-            PolicyVersionId = v.VersionId,
-            IsDefaultVersion = v.IsDefault,
-            CreationDate = DateTimeOffset.FromUnixTimeMilliseconds(v.CreatedMs),
-            LastModifiedDate = DateTimeOffset.FromUnixTimeMilliseconds(v.CreatedMs),
-            GenerationId = v.CreatedMs.ToString(CultureInfo.InvariantCulture),
-        });
+        return DoneAsync(PolicyView<GetPolicyVersionResponse>(request.PolicyName, v.Document, v.CreatedMs, v.CreatedMs) with { PolicyVersionId = v.VersionId, IsDefaultVersion = v.IsDefault });
     }
+
+    /// <summary>A policy's members that GetPolicy and GetPolicyVersion both answer; the generation id is the last change's time.</summary>
+    private T PolicyView<T>(string name, string document, long createdMs, long modifiedMs)
+        where T : IPolicyView, new() => new()
+        {
+            PolicyName = name,
+            PolicyArn = registry.Options.Arn("policy/" + name),
+            PolicyDocument = document,
+            CreationDate = DateTimeOffset.FromUnixTimeMilliseconds(createdMs),
+            LastModifiedDate = DateTimeOffset.FromUnixTimeMilliseconds(modifiedMs),
+            GenerationId = modifiedMs.ToString(CultureInfo.InvariantCulture),
+        };
 
     public Task<AwsEmpty> SetDefaultPolicyVersionAsync(SetDefaultPolicyVersionRequest request, CancellationToken cancellationToken) =>
         EmptyAsync(registry.SetDefaultPolicyVersion(request.PolicyName, request.PolicyVersionId));

@@ -48,6 +48,17 @@ public sealed class ControlPlaneTests(TrellisHost host)
         AssertOk(results, "legacy_attach_principal_policy");
         Assert.Equal($"localhost:{host.MqttsPort}", results.GetProperty("endpoint").GetString());
         Assert.False(results.GetProperty("version1_default").GetBoolean());
+        var (current, version2) = (results.GetProperty("policy_shapes")[0], results.GetProperty("policy_shapes")[1]);
+        foreach (var shape in new[] { current, version2 })
+        {
+            Assert.EndsWith(":policy/" + shape.GetProperty("policyName").GetString(), shape.GetProperty("policyArn").GetString(), StringComparison.Ordinal);
+            Assert.True(shape.GetProperty("document").GetBoolean() && shape.GetProperty("dates").GetBoolean(), shape.ToString());
+            Assert.False(string.IsNullOrEmpty(shape.GetProperty("generationId").GetString()));
+        }
+
+        Assert.Equal("2", current.GetProperty("defaultVersionId").GetString());
+        Assert.Equal("2", version2.GetProperty("policyVersionId").GetString());
+        Assert.True(version2.GetProperty("isDefaultVersion").GetBoolean());
         AssertOk(results, "delete_policy_version");
         Assert.Equal(["2"], results.GetProperty("versions_after_delete").EnumerateArray().Select(v => v.GetString()));
         AssertOk(results, "detach_principal_policy");

@@ -63,6 +63,9 @@ case("list_principal_things", lambda: results.__setitem__("principal_things", io
 case("legacy_attach_principal_policy", lambda: iot.attach_principal_policy(policyName=policy, principal=cert["certificateArn"]))
 case("describe_endpoint", lambda: results.__setitem__("endpoint", iot.describe_endpoint(endpointType="iot:Data-ATS")["endpointAddress"]))
 case("get_policy_version", lambda: results.__setitem__("version1_default", iot.get_policy_version(policyName=policy, policyVersionId="1")["isDefaultVersion"]))
+case("get_policy_shapes", lambda: results.__setitem__("policy_shapes", [
+    {k: v for k, v in r.items() if k in ("policyName", "policyArn", "policyVersionId", "defaultVersionId", "isDefaultVersion", "generationId")} | {"document": "policyDocument" in r, "dates": "creationDate" in r and "lastModifiedDate" in r}
+    for r in (iot.get_policy(policyName=policy), iot.get_policy_version(policyName=policy, policyVersionId="2"))]))
 case("delete_policy_version", lambda: iot.delete_policy_version(policyName=policy, policyVersionId="1"))
 case("list_versions_after_delete", lambda: results.__setitem__("versions_after_delete", [v["versionId"] for v in iot.list_policy_versions(policyName=policy)["policyVersions"]]))
 case("detach_principal_policy", lambda: iot.detach_principal_policy(policyName=policy, principal=cert["certificateArn"]))

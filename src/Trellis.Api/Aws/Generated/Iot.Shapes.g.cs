@@ -8454,7 +8454,7 @@ public sealed partial record GetPolicyRequest
 }
 
 /// <summary>The <c>GetPolicyResponse</c> shape.</summary>
-public sealed partial record GetPolicyResponse
+public sealed partial record GetPolicyResponse : IPolicyView
 {
     /// <summary>policyName (body <c>policyName</c>).</summary>
     public string? PolicyName { get; init; }
@@ -8560,7 +8560,7 @@ public sealed partial record GetPolicyVersionRequest
 }
 
 /// <summary>The <c>GetPolicyVersionResponse</c> shape.</summary>
-public sealed partial record GetPolicyVersionResponse
+public sealed partial record GetPolicyVersionResponse : IPolicyView
 {
     /// <summary>policyArn (body <c>policyArn</c>).</summary>
     public string? PolicyArn { get; init; }
@@ -14594,6 +14594,28 @@ public interface IJobView
 
     /// <summary>isConcurrent.</summary>
     bool? IsConcurrent { get; init; }
+}
+
+/// <summary>The members GetPolicy and GetPolicyVersion share (<c>GetPolicyResponse</c>, <c>GetPolicyVersionResponse</c>).</summary>
+public interface IPolicyView
+{
+    /// <summary>policyName.</summary>
+    string? PolicyName { get; init; }
+
+    /// <summary>policyArn.</summary>
+    string? PolicyArn { get; init; }
+
+    /// <summary>policyDocument.</summary>
+    string? PolicyDocument { get; init; }
+
+    /// <summary>creationDate.</summary>
+    DateTimeOffset? CreationDate { get; init; }
+
+    /// <summary>lastModifiedDate.</summary>
+    DateTimeOffset? LastModifiedDate { get; init; }
+
+    /// <summary>generationId.</summary>
+    string? GenerationId { get; init; }
 }
 
 /// <summary>The members DescribeProvisioningTemplate and ListProvisioningTemplates' summaries share (<c>DescribeProvisioningTemplateResponse</c>, <c>ProvisioningTemplateSummary</c>).</summary>
