@@ -104,6 +104,7 @@ VIEWS = {"iot": {
     "IViolationView": ("an active violation and a violation event", ["ActiveViolation", "ViolationEvent"]),
     "IStreamView": ("CreateStream, UpdateStream, DescribeStream's stream info and ListStreams' summaries", ["StreamInfo", "StreamSummary", "CreateStreamResponse", "UpdateStreamResponse"]),
     "IPolicyView": ("GetPolicy and GetPolicyVersion", ["GetPolicyResponse", "GetPolicyVersionResponse"]),
+    "IThingView": ("CreateThing and DescribeThing", ["CreateThingResponse", "DescribeThingResponse"]),
 }}
 
 

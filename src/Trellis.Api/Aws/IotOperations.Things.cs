@@ -12,7 +12,7 @@ public sealed partial class IotOperations
         }
 
         var thing = Ok(registry.CreateThing(request.ThingName, request.ThingTypeName, attributes?.ToDictionary(a => a.Key, a => a.Value!, StringComparer.Ordinal)));
-        return DoneAsync(new CreateThingResponse { ThingName = thing.Name, ThingArn = thing.Arn, ThingId = thing.Id });
+        return DoneAsync(ThingView<CreateThingResponse>(thing));
     }
 
     /// <summary>Whether the thing is online now, since when, and why it last went (AWS: GetThingConnectivityData).</summary>
@@ -36,17 +36,18 @@ public sealed partial class IotOperations
     public Task<DescribeThingResponse> DescribeThingAsync(DescribeThingRequest request, CancellationToken cancellationToken)
     {
         var thing = Ok(registry.DescribeThing(request.ThingName));
-        return DoneAsync(new DescribeThingResponse
+        return DoneAsync(ThingView<DescribeThingResponse>(thing) with
         {
             DefaultClientId = thing.Name,
-            ThingName = thing.Name,
-            ThingId = thing.Id,
-            ThingArn = thing.Arn,
             ThingTypeName = thing.TypeName,
             Attributes = Map(thing.Attributes),
             Version = thing.Version,
         });
     }
+
+    /// <summary>What CreateThing and DescribeThing both answer of a thing.</summary>
+    private static T ThingView<T>(Trellis.Registry.ThingRecord thing)
+        where T : IThingView, new() => new() { ThingName = thing.Name, ThingArn = thing.Arn, ThingId = thing.Id };
 
     public Task<ListThingsResponse> ListThingsAsync(ListThingsRequest request, CancellationToken cancellationToken)
     {

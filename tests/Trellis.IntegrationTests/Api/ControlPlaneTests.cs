@@ -48,6 +48,15 @@ public sealed class ControlPlaneTests(TrellisHost host)
         AssertOk(results, "legacy_attach_principal_policy");
         Assert.Equal($"localhost:{host.MqttsPort}", results.GetProperty("endpoint").GetString());
         Assert.False(results.GetProperty("version1_default").GetBoolean());
+        var (created, described) = (results.GetProperty("thing_shapes")[0], results.GetProperty("thing_shapes")[1]);
+        foreach (var member in new[] { "thingName", "thingArn", "thingId" })
+        {
+            Assert.False(string.IsNullOrEmpty(created.GetProperty(member).GetString()), member);
+            Assert.Equal(created.GetProperty(member).GetString(), described.GetProperty(member).GetString());
+        }
+
+        Assert.Equal(described.GetProperty("thingName").GetString(), described.GetProperty("defaultClientId").GetString());
+        Assert.Equal(1, described.GetProperty("version").GetInt64());
         var (current, version2) = (results.GetProperty("policy_shapes")[0], results.GetProperty("policy_shapes")[1]);
         foreach (var shape in new[] { current, version2 })
         {

@@ -31,6 +31,9 @@ case("create_thing", lambda: iot.create_thing(thingName=thing))
 case("create_thing_again_same", lambda: iot.create_thing(thingName=thing))
 case("create_thing_again_different", lambda: iot.create_thing(thingName=thing, attributePayload={"attributes": {"a": "1"}}))
 case("create_thing_bad_name", lambda: iot.create_thing(thingName="bad name!"))
+case("get_thing_shapes", lambda: results.__setitem__("thing_shapes", [
+    {k: v for k, v in r.items() if k in ("thingName", "thingArn", "thingId", "defaultClientId", "version")}
+    for r in (iot.create_thing(thingName=thing), iot.describe_thing(thingName=thing))]))
 case("describe_unknown_thing", lambda: iot.describe_thing(thingName=prefix + "nope"))
 case("update_thing_wrong_version", lambda: iot.update_thing(thingName=thing, expectedVersion=99, attributePayload={"attributes": {"a": "1"}}))
 case("update_unknown_thing", lambda: iot.update_thing(thingName=prefix + "nope", attributePayload={"attributes": {"a": "1"}}))

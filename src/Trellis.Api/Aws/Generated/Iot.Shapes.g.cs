@@ -3398,7 +3398,7 @@ public sealed partial record CreateThingRequest
 }
 
 /// <summary>The <c>CreateThingResponse</c> shape.</summary>
-public sealed partial record CreateThingResponse
+public sealed partial record CreateThingResponse : IThingView
 {
     /// <summary>thingName (body <c>thingName</c>).</summary>
     public string? ThingName { get; init; }
@@ -6999,7 +6999,7 @@ public sealed partial record DescribeThingRequest
 }
 
 /// <summary>The <c>DescribeThingResponse</c> shape.</summary>
-public sealed partial record DescribeThingResponse
+public sealed partial record DescribeThingResponse : IThingView
 {
     /// <summary>defaultClientId (body <c>defaultClientId</c>).</summary>
     public string? DefaultClientId { get; init; }
@@ -14694,6 +14694,19 @@ public interface IStreamView
 
     /// <summary>description.</summary>
     string? Description { get; init; }
+}
+
+/// <summary>The members CreateThing and DescribeThing share (<c>CreateThingResponse</c>, <c>DescribeThingResponse</c>).</summary>
+public interface IThingView
+{
+    /// <summary>thingName.</summary>
+    string? ThingName { get; init; }
+
+    /// <summary>thingArn.</summary>
+    string? ThingArn { get; init; }
+
+    /// <summary>thingId.</summary>
+    string? ThingId { get; init; }
 }
 
 /// <summary>The members an active violation and a violation event share (<c>ActiveViolation</c>, <c>ViolationEvent</c>).</summary>
