@@ -28,14 +28,11 @@ internal sealed partial class DtlsSessions
     private readonly Socket _socket;
     private readonly ILogger _logger;
     private readonly DeliverPlaintext _deliver;
-    private readonly BcTlsCrypto _crypto = new(new SecureRandom());
-    private readonly DtlsVerifier _verifier;
+    private readonly Lazy<Machinery> _machinery;
     private readonly ConcurrentDictionary<IPEndPoint, Peer> _peers = new();
     private readonly ConcurrentDictionary<string, Kept> _resumable = new(StringComparer.Ordinal);
     private readonly ConcurrentQueue<(string Id, Kept Kept)> _resumableOrder = new();
     private readonly ConcurrentDictionary<(IPAddress, string), long> _loggedRefusals = new();
-    private readonly AsymmetricKeyParameter _serverKey;
-    private readonly Certificate _serverChain;
 
     /// <summary>Where a record is decrypted: the receiving thread's, or a handshake thread's while it reads what came early.</summary>
     [ThreadStatic]
@@ -52,11 +49,43 @@ internal sealed partial class DtlsSessions
         Options = options;
         _logger = logger;
         _deliver = deliver;
-        _verifier = new DtlsVerifier(_crypto);
-        using var key = (System.Security.Cryptography.AsymmetricAlgorithm?)options.Certificate.GetECDsaPrivateKey() ?? options.Certificate.GetRSAPrivateKey()
-            ?? throw new ArgumentException("The DTLS certificate has no ECDSA or RSA private key.", nameof(options));
-        _serverKey = PrivateKeyFactory.CreateKey(key.ExportPkcs8PrivateKey());
-        _serverChain = new Certificate([.. new[] { options.Certificate }.Concat(options.Chain).Select(c => _crypto.CreateCertificate(c.RawData))]);
+        if (!options.Certificate.HasPrivateKey)
+        {
+            throw new ArgumentException("The DTLS certificate has no private key.", nameof(options));
+        }
+
+        // BouncyCastle (its code, the cookie key, the server's key and chain) is loaded at the first
+        // ClientHello: a server whose devices never use DTLS does not carry it (~5 MiB at start).
+        _machinery = new Lazy<Machinery>(() => Machinery.Create(options), LazyThreadSafetyMode.ExecutionAndPublication);
+    }
+
+    /// <summary>BouncyCastle's crypto provider, the cookie verifier and the server's credentials.</summary>
+    private sealed class Machinery
+    {
+        private Machinery(BcTlsCrypto crypto, AsymmetricKeyParameter key, Certificate chain)
+        {
+            Crypto = crypto;
+            Verifier = new DtlsVerifier(crypto);
+            Key = key;
+            Chain = chain;
+        }
+
+        public BcTlsCrypto Crypto { get; }
+
+        public DtlsVerifier Verifier { get; }
+
+        public AsymmetricKeyParameter Key { get; }
+
+        public Certificate Chain { get; }
+
+        public static Machinery Create(CoapDtlsOptions options)
+        {
+            var crypto = new BcTlsCrypto(new SecureRandom());
+            using var key = (System.Security.Cryptography.AsymmetricAlgorithm?)options.Certificate.GetECDsaPrivateKey() ?? options.Certificate.GetRSAPrivateKey()
+                ?? throw new InvalidOperationException("The DTLS certificate has no ECDSA or RSA private key.");
+            return new Machinery(crypto, PrivateKeyFactory.CreateKey(key.ExportPkcs8PrivateKey()),
+                new Certificate([.. new[] { options.Certificate }.Concat(options.Chain).Select(c => crypto.CreateCertificate(c.RawData))]));
+        }
     }
 
     public CoapDtlsOptions Options { get; }
@@ -74,7 +103,7 @@ internal sealed partial class DtlsSessions
     /// <summary>Datagrams dropped: not DTLS, no session and not a ClientHello, a verified ClientHello past the handshake or session bound.</summary>
     public long Dropped => Interlocked.Read(ref _dropped);
 
-    public (AsymmetricKeyParameter Key, Certificate Chain) ServerCredentials() => (_serverKey, _serverChain);
+    public (AsymmetricKeyParameter Key, Certificate Chain) ServerCredentials() => (_machinery.Value.Key, _machinery.Value.Chain);
 
     /// <summary>One datagram from <paramref name="remote"/>; called on the endpoint's receiving thread only.</summary>
     public void Receive(byte[] buffer, int length, IPEndPoint remote)
@@ -104,7 +133,7 @@ internal sealed partial class DtlsSessions
         // the ClientHello: no amplification) and nothing is kept. With the cookie, the source has
         // shown it receives at its address: it gets a handshake (replacing a session it had, as a
         // device that rebooted starts over, RFC 6347 §4.2.8).
-        var request = _verifier.VerifyRequest(remote.Serialize().Buffer.ToArray(), buffer, 0, length, new Sender(this, remote));
+        var request = _machinery.Value.Verifier.VerifyRequest(remote.Serialize().Buffer.ToArray(), buffer, 0, length, new Sender(this, remote));
         if (request is null)
         {
             return;
@@ -196,7 +225,7 @@ internal sealed partial class DtlsSessions
 
     private void Handshake(Peer peer, DtlsRequest request)
     {
-        var server = new CoapDtlsServer(_crypto, this);
+        var server = new CoapDtlsServer(_machinery.Value.Crypto, this);
         try
         {
             var transport = new DtlsServerProtocol().Accept(server, peer, request);
