@@ -10,5 +10,6 @@ foreach (var command in ManageCommands.Create())
 }
 
 root.Subcommands.Add(ProvisionCommand.Create());
+root.Subcommands.Add(GatewayCommand.Create());
 
 return await root.Parse(args).InvokeAsync();

@@ -9,7 +9,8 @@ namespace Trellis.Cli;
 /// <c>trellis provision --thing NAME --out DIR</c>: a ready device folder. Creates the thing, an
 /// active certificate and key, attaches a policy (the given one, or a per-thing default that
 /// allows the device its own <c>devices/{thing}/…</c> topics and its shadow), and writes the
-/// certificate, the key (mode 0600), the server's CA and a sample mosquitto command.
+/// certificate, the key (mode 0600), the server's CA, <c>device.json</c> (the thing's name and the
+/// endpoint) and a sample mosquitto command.
 /// </summary>
 internal static class ProvisionCommand
 {
@@ -103,6 +104,10 @@ internal static class ProvisionCommand
 
             """);
         await File.WriteAllTextAsync(Path.Combine(folder, "connect.sh"), sample, ct);
+
+        // What the device needs besides its files: its name and where to connect (`trellis gateway --identity` reads it).
+        var device = new JsonObject { ["thingName"] = name, ["host"] = host, ["port"] = int.Parse(port, CultureInfo.InvariantCulture) };
+        await File.WriteAllTextAsync(Path.Combine(folder, "device.json"), device.ToJsonString() + "\n", ct);
         if (!OperatingSystem.IsWindows())
         {
             File.SetUnixFileMode(Path.Combine(folder, "connect.sh"), UnixFileMode.UserRead | UnixFileMode.UserWrite | UnixFileMode.UserExecute | UnixFileMode.GroupRead | UnixFileMode.OtherRead);

@@ -37,7 +37,7 @@ public sealed class ModbusDeviceTests
     [Fact]
     public async Task The_register_map_reads_and_writes_a_real_device_and_mbpoll_agrees()
     {
-        var port = FreePort();
+        var port = HttpReceiver.FreePort();
         using var device = ExternalTool.StartBackground("/usr/bin/python3", [Path.Combine(AppContext.BaseDirectory, "Scripts", "modbus_server.py"), port.ToString(CultureInfo.InvariantCulture)]);
         var map = RegisterMap.Parse(Map.Replace("PORT", port.ToString(CultureInfo.InvariantCulture), StringComparison.Ordinal), "test map");
         var press = map.Devices[0];
@@ -124,12 +124,5 @@ public sealed class ModbusDeviceTests
         Assert.True(result.ExitCode == 0, result.Output);
         var line = result.Stdout.Split('\n').Single(l => l.StartsWith('['));
         return line[(line.IndexOf(':', StringComparison.Ordinal) + 1)..].Trim();
-    }
-
-    private static int FreePort()
-    {
-        using var probe = new TcpListener(IPAddress.Loopback, 0);
-        probe.Start();
-        return ((IPEndPoint)probe.LocalEndpoint).Port;
     }
 }

@@ -1,0 +1,90 @@
+using System.Globalization;
+using System.Text.Json.Nodes;
+using Trellis.IntegrationTests.TestKit;
+
+namespace Trellis.IntegrationTests.Gateway;
+
+/// <summary>
+/// <c>trellis gateway</c> end to end: a Modbus device (pymodbus) behind the gateway, the gateway on
+/// its own certificate (made by <c>trellis provision</c>) connected to a real Trellis server, the
+/// leaf's values read with mosquitto_sub, its desired shadow set with boto3 and the register read
+/// back with mbpoll.
+/// </summary>
+[Collection(TrellisServerGroup.Name)]
+public sealed class GatewayModbusTests(TrellisHost host)
+{
+    private static readonly TimeSpan Timeout = TimeSpan.FromSeconds(30);
+
+    private static CancellationToken Ct => TestContext.Current.CancellationToken;
+
+    private const string GatewayPolicy = """
+        {"Version":"2012-10-17","Statement":[
+          {"Effect":"Allow","Action":"iot:Connect","Resource":"arn:aws:iot:*:*:client/${iot:Connection.Thing.ThingName}"},
+          {"Effect":"Allow","Action":["iot:Publish","iot:Receive"],"Resource":["arn:aws:iot:*:*:topic/devices/*","arn:aws:iot:*:*:topic/$aws/things/*/shadow/*"]},
+          {"Effect":"Allow","Action":"iot:Subscribe","Resource":"arn:aws:iot:*:*:topicfilter/$aws/things/*/shadow/*"}]}
+        """;
+
+    [Fact]
+    public async Task A_modbus_device_behind_the_gateway_reports_its_registers_and_takes_its_desired_setpoint()
+    {
+        var gateway = TrellisHost.Unique("gw");
+        var leaf = TrellisHost.Unique("press");
+        var policy = TrellisHost.Unique("gwpol");
+        var setup = await host.IotCallsAsync([("create_thing", new { thingName = leaf }), ("create_policy", new { policyName = policy, policyDocument = GatewayPolicy })], Ct);
+        Assert.All(setup, r => Assert.Equal(200, r!["status"]!.GetValue<int>()));
+        var folder = Path.Combine(host.DataDirectory, "gateways", gateway);
+        var provision = await TrellisCli.RunAsync(host, ["provision", "--thing", gateway, "--out", folder, "--policy", policy], Ct);
+        Assert.True(provision.ExitCode == 0, provision.Output);
+
+        var port = HttpReceiver.FreePort();
+        using var device = ExternalTool.StartBackground("/usr/bin/python3", [Path.Combine(AppContext.BaseDirectory, "Scripts", "modbus_server.py"), port.ToString(CultureInfo.InvariantCulture)]);
+        var map = Path.Combine(folder, "modbus.json");
+        await File.WriteAllTextAsync(map, $$"""
+            {"devices": [{"thing": "{{leaf}}", "host": "127.0.0.1", "port": {{port}}, "intervalMs": 300, "points": [
+              {"name": "temperature", "table": "holding", "address": 0, "type": "float32"},
+              {"name": "speed", "table": "input", "address": 0, "scale": 0.1},
+              {"name": "setpoint", "table": "holding", "address": 10, "type": "float32", "writable": true}]}]}
+            """, Ct);
+
+        var watcher = TrellisHost.Unique("gww");
+        using var telemetry = ExternalTool.StartBackground("mosquitto_sub", [.. host.AdminArgs(watcher), "-t", $"devices/{leaf}/telemetry", "-q", "1"]);
+        Assert.True(await Eventually.TrueAsync(() => host.Server.Broker.SubscriptionsOf(watcher).Count > 0, Timeout, Ct), telemetry.Stderr);
+        using var run = ExternalTool.StartBackground("dotnet", [TrellisCli.DllPath(), "gateway", "--identity", folder, "--modbus", map]);
+
+        // Polled values arrive upstream as the leaf's telemetry.
+        Assert.True(await telemetry.WaitForLineAsync(l => l.Contains("\"temperature\":21.5", StringComparison.Ordinal), Timeout, Ct),
+            "no telemetry: " + string.Join('|', telemetry.Lines) + run.Stderr + string.Join('|', run.Lines) + device.Stderr);
+        var values = JsonNode.Parse(telemetry.Lines.Last(l => l.Contains("temperature", StringComparison.Ordinal)))!;
+        Assert.Equal(123.4, values["speed"]!.GetValue<double>(), 6);
+
+        // The leaf's desired setpoint, set through boto3, reaches the register and is reported.
+        var desired = await host.IotCallsAsync([("data:update_thing_shadow", new { thingName = leaf, payload = new { state = new { desired = new { setpoint = 42.25 } } } })], Ct);
+        Assert.Equal(200, desired[0]!["status"]!.GetValue<int>());
+        Assert.True(await Eventually.TrueAsync(async () => await MbpollAsync(port) == "42.25", Timeout, Ct), "the setpoint was not written: " + string.Join('|', run.Lines) + run.Stderr);
+        Assert.True(await Eventually.TrueAsync(async () =>
+        {
+            var shadow = await host.IotCallsAsync([("data:get_thing_shadow", new { thingName = leaf })], Ct);
+            return shadow[0]!["body"]!["payload"]!["state"]!["reported"]?["setpoint"]?.GetValue<double>() == 42.25;
+        }, Timeout, Ct), "the written setpoint was not reported");
+        Assert.True(await telemetry.WaitForLineAsync(l => l.Contains("\"setpoint\":42.25", StringComparison.Ordinal), Timeout, Ct), "the new setpoint was not polled");
+    }
+
+    [Fact]
+    public async Task A_malformed_register_map_stops_the_gateway_at_start_naming_its_line()
+    {
+        var folder = Directory.CreateTempSubdirectory("gwmap").FullName;
+        var map = Path.Combine(folder, "modbus.json");
+        await File.WriteAllTextAsync(map, "{\"devices\": [{\"thing\": \"t\", \"host\": \"h\",\n\"points\": [{\"name\": \"a\", \"table\": \"holding\", \"address\": 0, \"type\": \"flaot32\"}]}]}", Ct);
+        var result = await ExternalTool.RunAsync("dotnet", [TrellisCli.DllPath(), "gateway", "--identity", folder, "--modbus", map], Timeout, cancellationToken: Ct);
+        Assert.Equal(2, result.ExitCode);
+        Assert.Contains($"{map}, line 2: type \"flaot32\"", result.Stderr, StringComparison.Ordinal);
+        Directory.Delete(folder, recursive: true);
+    }
+
+    private static async Task<string> MbpollAsync(int port)
+    {
+        var result = await ExternalTool.RunAsync("mbpoll", ["-m", "tcp", "-a", "1", "-1", "-p", port.ToString(CultureInfo.InvariantCulture), "-r", "11", "-c", "1", "-t", "4:float", "-B", "127.0.0.1"], Timeout, cancellationToken: Ct);
+        var line = result.Stdout.Split('\n').FirstOrDefault(l => l.StartsWith('['));
+        return line is null ? string.Empty : line[(line.IndexOf(':', StringComparison.Ordinal) + 1)..].Trim();
+    }
+}
