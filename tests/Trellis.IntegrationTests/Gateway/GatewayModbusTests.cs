@@ -30,7 +30,19 @@ public sealed class GatewayModbusTests(TrellisHost host)
         var gateway = TrellisHost.Unique("gw");
         var leaf = TrellisHost.Unique("press");
         var policy = TrellisHost.Unique("gwpol");
-        var setup = await host.IotCallsAsync([("create_thing", new { thingName = leaf }), ("create_policy", new { policyName = policy, policyDocument = GatewayPolicy })], Ct);
+        var setup = await host.IotCallsAsync([
+            ("create_thing", new { thingName = leaf }),
+            ("create_policy", new { policyName = policy, policyDocument = GatewayPolicy }),
+            ("create_topic_rule", new
+            {
+                ruleName = leaf.Replace("-", "_", StringComparison.Ordinal) + "_store",
+                topicRulePayload = new
+                {
+                    sql = $"SELECT temperature, speed FROM 'devices/{leaf}/telemetry'",
+                    actions = new object[] { new { timestream = new { roleArn = "r", databaseName = "trellis", tableName = "t", dimensions = new[] { new { name = "thing", value = "${topic(2)}" } } } } },
+                },
+            }),
+        ], Ct);
         Assert.All(setup, r => Assert.Equal(200, r!["status"]!.GetValue<int>()));
         var folder = Path.Combine(host.DataDirectory, "gateways", gateway);
         var provision = await TrellisCli.RunAsync(host, ["provision", "--thing", gateway, "--out", folder, "--policy", policy], Ct);
@@ -56,6 +68,15 @@ public sealed class GatewayModbusTests(TrellisHost host)
             "no telemetry: " + string.Join('|', telemetry.Lines) + run.Stderr + string.Join('|', run.Lines) + device.Stderr);
         var values = JsonNode.Parse(telemetry.Lines.Last(l => l.Contains("temperature", StringComparison.Ordinal)))!;
         Assert.Equal(123.4, values["speed"]!.GetValue<double>(), 6);
+
+        // Into the time-series store through a topic rule, as any device's telemetry.
+        var from = DateTimeOffset.UtcNow.AddMinutes(-5).ToUnixTimeMilliseconds().ToString(CultureInfo.InvariantCulture);
+        var to = DateTimeOffset.UtcNow.AddMinutes(5).ToUnixTimeMilliseconds().ToString(CultureInfo.InvariantCulture);
+        Assert.True(await Eventually.TrueAsync(async () =>
+        {
+            var stored = await host.SignedRequestAsync("GET", $"/api/telemetry/things/{leaf}/temperature?from={from}&to={to}", null, Ct);
+            return stored["body"]?["points"]?.AsArray().Any(p => p!["v"]!.GetValue<double>() == 21.5) == true;
+        }, Timeout, Ct), "the leaf's temperature did not reach the time-series store");
 
         // The leaf's desired setpoint, set through boto3, reaches the register and is reported.
         var desired = await host.IotCallsAsync([("data:update_thing_shadow", new { thingName = leaf, payload = new { state = new { desired = new { setpoint = 42.25 } } } })], Ct);
