@@ -154,23 +154,20 @@ public sealed partial class RegistryService
             return null;
         }
 
+        // One read: the record's columns (as ReadDeviceToken reads them) and the sealed token after them.
         using var connection = _db.Open();
         using var command = Command(connection,
-            "SELECT id, sealed_token FROM device_tokens WHERE thing_name = $t AND sealed_token IS NOT NULL AND revoked_ms IS NULL AND (expires_ms IS NULL OR expires_ms > $now) ORDER BY created_ms DESC, id DESC LIMIT 1",
+            "SELECT id, thing_name, description, created_ms, expires_ms, revoked_ms, sealed_token IS NOT NULL, sealed_token FROM device_tokens "
+            + "WHERE thing_name = $t AND sealed_token IS NOT NULL AND revoked_ms IS NULL AND (expires_ms IS NULL OR expires_ms > $now) ORDER BY created_ms DESC, id DESC LIMIT 1",
             ("$t", thingName), ("$now", NowMs));
-        string id, sealedToken;
-        using (var reader = command.ExecuteReader())
+        using var reader = command.ExecuteReader();
+        if (!reader.Read())
         {
-            if (!reader.Read())
-            {
-                return null;
-            }
-
-            id = reader.GetString(0);
-            sealedToken = reader.GetString(1);
+            return null;
         }
 
-        return ReadDeviceToken(connection, id) is { } record ? (record, _secrets.Open(sealedToken, "devicetoken/" + id)) : null;
+        var record = MapDeviceToken(reader);
+        return (record, _secrets.Open(reader.GetString(7), "devicetoken/" + record.Id));
     }
 
     /// <summary>Changes when a token is disabled or anything in the registry changes: cached verifications older than it are read again.</summary>

@@ -67,6 +67,11 @@ internal sealed class CoapObservations
         // A DTLS session that ends takes its observations with it: notifications could not reach it.
         endpoint.SessionEnded += (remote, byClient) =>
         {
+            if (!Observes(secure, remote))
+            {
+                return;
+            }
+
             foreach (var key in _all.Keys)
             {
                 if (key.Secure == secure && key.Remote.Equals(remote))
@@ -124,8 +129,14 @@ internal sealed class CoapObservations
         }
     }
 
-    /// <summary>The sources holding an observation now (plain or DTLS), for presence.</summary>
-    public HashSet<(bool Secure, IPEndPoint Remote)> Observers() => [.. _all.Keys.Select(k => (k.Secure, k.Remote))];
+    /// <summary>Whether a source (plain or DTLS) holds an observation now: the per-source count says so.</summary>
+    public bool Observes(bool secure, IPEndPoint remote)
+    {
+        lock (_gate)
+        {
+            return _perSource.ContainsKey((secure, remote));
+        }
+    }
 
     public void Deregister(CoapRequest request) => Remove((request.Peer is not null, request.Remote, Convert.ToHexString(request.Message.Token)));
 

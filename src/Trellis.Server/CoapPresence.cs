@@ -57,10 +57,9 @@ internal sealed class CoapPresence(MqttBroker broker, CoapObservations observati
     public void Sweep()
     {
         var now = Environment.TickCount64;
-        HashSet<(bool, IPEndPoint)>? observing = null;
         foreach (var (clientId, session) in _online)
         {
-            if (now - session.LastSeen > idle.TotalMilliseconds && !(observing ??= observations.Observers()).Contains((session.Secure, session.Remote)))
+            if (now - session.LastSeen > idle.TotalMilliseconds && !observations.Observes(session.Secure, session.Remote))
             {
                 Offline(clientId, session, "MQTT_KEEP_ALIVE_TIMEOUT", clientInitiated: false);
             }

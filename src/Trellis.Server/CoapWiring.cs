@@ -78,7 +78,7 @@ internal sealed class CoapResources(
         {
             ["topics", .. var topic] when topic.Length > 0 && message.Code == CoapCode.Post => Publishing(message, string.Join('/', topic), principal!).Refusal,
             ["things", _, "shadow"] when announcedSize > shadows.Options.MaxDocumentBytes =>
-                new CoapResponse(CoapCode.RequestEntityTooLarge, default, [CoapOption.Of(CoapOption.Size1, (uint)shadows.Options.MaxDocumentBytes)]),
+                TooLarge(shadows.Options.MaxDocumentBytes),
             ["things", _, "shadow"] => null,
             _ => CoapResponse.Text(CoapCode.NotFound, "Block-wise uploads go to /topics/… (POST) or a shadow (POST)."),
         };
@@ -272,7 +272,7 @@ internal sealed class CoapResources(
 
         if (message.Payload.Length > MaxBodyBytes)
         {
-            return new CoapResponse(CoapCode.RequestEntityTooLarge, default, [CoapOption.Of(CoapOption.Size1, (uint)MaxBodyBytes)]);
+            return TooLarge(MaxBodyBytes);
         }
 
         // Answered once routed (and, at QoS 1, as durable as the broker makes a PUBACKed message).
@@ -340,7 +340,7 @@ internal sealed class CoapResources(
 
         if (message.Payload.Length > MaxBodyBytes)
         {
-            return new CoapResponse(CoapCode.RequestEntityTooLarge, default, [CoapOption.Of(CoapOption.Size1, (uint)MaxBodyBytes)]);
+            return TooLarge(MaxBodyBytes);
         }
 
         var (accepted, body) = jobs.Answer(topic, message.Payload)!.Value;
@@ -359,22 +359,8 @@ internal sealed class CoapResources(
             return new CoapResponse(code, payload, [json]);
         }
 
-        List<CoapOption> options = [json];
-        if (jobId == "$next" && read)
-        {
-            var observe = message.First(CoapOption.Observe)?.AsValue();
-            var next = $"$aws/things/{thing}/jobs/notify-next";
-            if (observe == 1)
-            {
-                observations.Deregister(request);
-            }
-            else if (observe == 0 && principal.Policy.CanSubscribe(next) && observations.Register(request, next, principal, json: true, out var sequence))
-            {
-                options.Add(CoapOption.Of(CoapOption.Observe, sequence));
-            }
-        }
-
-        return new CoapResponse(write ? CoapCode.Changed : CoapCode.Content, payload, options);
+        var observing = jobId == "$next" && read ? Follow(request, $"$aws/things/{thing}/jobs/notify-next", principal) : null;
+        return new CoapResponse(write ? CoapCode.Changed : CoapCode.Content, payload, observing is { } observe ? [json, observe] : [json]);
     }
 
     private async Task<CoapResponse> ShadowAsync(CoapRequest request, string thing, ClientPrincipal principal, string clientId)
@@ -412,23 +398,34 @@ internal sealed class CoapResources(
         }
 
         var code = operation switch { "get" => CoapCode.Content, "update" => CoapCode.Changed, _ => CoapCode.Deleted };
-        var observe = operation == "get" ? message.First(CoapOption.Observe)?.AsValue() : null;
-        if (observe == 1)
-        {
-            observations.Deregister(request);
-        }
-        else if (observe == 0)
-        {
-            // Observing a shadow is observing its deltas, as a subscription to …/update/delta would.
-            var delta = $"$aws/things/{thing}/shadow{(name is null ? string.Empty : "/name/" + name)}/update/delta";
-            if (principal.Policy.CanSubscribe(delta) && observations.Register(request, delta, principal, json: true, out var sequence))
-            {
-                return new CoapResponse(code, result.Document, [json, CoapOption.Of(CoapOption.Observe, sequence)]);
-            }
-        }
 
-        return new CoapResponse(code, result.Document, [json]);
+        // Observing a shadow is observing its deltas, as a subscription to …/update/delta would.
+        var observing = operation == "get" ? Follow(request, $"$aws/things/{thing}/shadow{(name is null ? string.Empty : "/name/" + name)}/update/delta", principal) : null;
+        return new CoapResponse(code, result.Document, observing is { } observe ? [json, observe] : [json]);
     }
+
+    /// <summary>
+    /// Observe on a GET whose answer is a JSON document (a shadow, a thing's next job): Observe 1
+    /// ends the source's observation; Observe 0 registers one on <paramref name="topic"/> when the
+    /// policies allow iot:Subscribe there and the source has room, and gives the Observe option to
+    /// answer with. Otherwise the GET is answered once, without Observe (RFC 7641 §4.1).
+    /// </summary>
+    private CoapOption? Follow(CoapRequest request, string topic, ClientPrincipal principal)
+    {
+        switch (request.Message.First(CoapOption.Observe)?.AsValue())
+        {
+            case 1:
+                observations.Deregister(request);
+                return null;
+            case 0 when principal.Policy.CanSubscribe(topic) && observations.Register(request, topic, principal, json: true, out var sequence):
+                return CoapOption.Of(CoapOption.Observe, sequence);
+            default:
+                return null;
+        }
+    }
+
+    /// <summary>4.13 with Size1 naming the largest body the resource takes (RFC 7959 §4).</summary>
+    private static CoapResponse TooLarge(int maxBytes) => new(CoapCode.RequestEntityTooLarge, default, [CoapOption.Of(CoapOption.Size1, (uint)maxBytes)]);
 }
 
 /// <summary>The DTLS side of CoAP: where its keys and certificates come from.</summary>
