@@ -21,7 +21,7 @@ public sealed class CoapDeviceLifecycleTests(TrellisHost host)
     [Fact]
     public async Task A_coap_device_takes_its_next_job_reports_progress_and_is_notified_of_the_next_one()
     {
-        var (thing, token, thingArn) = await DeviceAsync("coapjob", JobsPolicy);
+        var (thing, thingArn, token, _, _) = await CoapDevice.CreateAsync(host, "coapjob", JobsPolicy, psk: false, Ct);
         string Uri(string path) => $"coap://127.0.0.1:{host.Server.Port("coap")}/{path}?thing={thing}&token={token}";
         var jobId = TrellisHost.Unique("cjob");
         var created = await host.IotCallsAsync([("create_job", new { jobId, targets = new[] { thingArn }, document = """{"operation":"blink","times":3}""" })], Ct);
@@ -69,7 +69,7 @@ public sealed class CoapDeviceLifecycleTests(TrellisHost host)
     [Fact]
     public async Task A_coap_device_is_online_while_it_talks_and_goes_offline_when_its_session_closes_or_it_falls_silent()
     {
-        var (thing, token, _) = await DeviceAsync("coappres", CoapTests.DevicePolicy);
+        var (thing, _, token, _, policy) = await CoapDevice.CreateAsync(host, "coappres", CoapTests.DevicePolicy, psk: false, Ct);
         var watcher = TrellisHost.Unique("presw");
         using var events = ExternalTool.StartBackground("mosquitto_sub", [.. host.AdminArgs(watcher), "-t", $"$aws/events/presence/+/{thing}", "-q", "1"]);
         Assert.True(await Eventually.TrueAsync(() => host.Server.Broker.SubscriptionsOf(watcher).Count > 0, Timeout, Ct), events.Stderr);
@@ -87,27 +87,12 @@ public sealed class CoapDeviceLifecycleTests(TrellisHost host)
             !(await host.IotCallsAsync([("get_thing_connectivity_data", new { thingName = thing })], Ct))[0]!["body"]!["connected"]!.GetValue<bool>(), Timeout, Ct));
 
         // CoAPS: online for the session; the client's close_notify takes it offline at once.
-        var psk = await host.SignedRequestAsync("POST", $"/api/things/{thing}/tokens", """{"dtlsPsk":true}""", Ct);
-        var attached = await host.IotCallsAsync([("attach_policy", new { policyName = _policy!, target = psk["body"]!["tokenArn"]!.GetValue<string>() })], Ct);
-        Assert.Equal(200, attached[0]!["status"]!.GetValue<int>());
-        var secure = await ExternalTool.RunAsync("coap-client-openssl", ["-B", "5", "-u", thing, "-k", psk["body"]!["token"]!.GetValue<string>(), "-m", "post", "-e", "1", $"coaps://127.0.0.1:{host.Server.Port("coaps")}/topics/devices/{thing}/up"], Timeout, cancellationToken: Ct);
+        var (psk, _) = await CoapDevice.TokenAsync(host, thing, policy, psk: true, Ct);
+        var secure = await ExternalTool.RunAsync("coap-client-openssl", ["-B", "5", "-u", thing, "-k", psk, "-m", "post", "-e", "1", $"coaps://127.0.0.1:{host.Server.Port("coaps")}/topics/devices/{thing}/up"], Timeout, cancellationToken: Ct);
         Assert.True(secure.ExitCode == 0, secure.Output);
         Assert.True(await events.WaitForLineAsync(l => l.Contains("CLIENT_INITIATED_DISCONNECT", StringComparison.Ordinal), Timeout, Ct), string.Join('|', events.Lines));
         Assert.Equal(4, events.Lines.Count);
         Assert.Equal("connected", Event(2)!["eventType"]!.GetValue<string>());
-    }
-
-    private string? _policy;
-
-    private async Task<(string Thing, string Token, string ThingArn)> DeviceAsync(string prefix, string document)
-    {
-        var thing = TrellisHost.Unique(prefix);
-        _policy = TrellisHost.Unique(prefix + "pol");
-        var made = await host.IotCallsAsync([("create_thing", new { thingName = thing }), ("create_policy", new { policyName = _policy, policyDocument = document })], Ct);
-        var created = await host.SignedRequestAsync("POST", $"/api/things/{thing}/tokens", "{}", Ct);
-        var attached = await host.IotCallsAsync([("attach_policy", new { policyName = _policy, target = created["body"]!["tokenArn"]!.GetValue<string>() })], Ct);
-        Assert.Equal(200, attached[0]!["status"]!.GetValue<int>());
-        return (thing, created["body"]!["token"]!.GetValue<string>(), made[0]!["body"]!["thingArn"]!.GetValue<string>());
     }
 
     private static Task<ExternalTool.Result> CoapAsync(params string[] args) =>

@@ -25,15 +25,8 @@ public sealed class CoapDtlsTests(TrellisHost host)
     [Fact]
     public async Task A_device_with_its_pre_shared_key_publishes_observes_and_resumes_its_session_and_a_wrong_or_revoked_key_gets_nothing()
     {
-        var thing = TrellisHost.Unique("dtlspsk");
-        await host.IotCallsAsync([("create_thing", new { thingName = thing })], Ct);
-        var plain = await host.SignedRequestAsync("POST", $"/api/things/{thing}/tokens", "{}", Ct);
-        var created = await host.SignedRequestAsync("POST", $"/api/things/{thing}/tokens", """{"dtlsPsk":true}""", Ct);
-        Assert.True(created["body"]!["dtlsPsk"]!.GetValue<bool>());
-        var token = created["body"]!["token"]!.GetValue<string>();
-        var policy = TrellisHost.Unique("dtlspol");
-        var attached = await host.IotCallsAsync([("create_policy", new { policyName = policy, policyDocument = CoapTests.DevicePolicy }), ("attach_policy", new { policyName = policy, target = created["body"]!["tokenArn"]!.GetValue<string>() })], Ct);
-        Assert.All(attached, r => Assert.Equal(200, r!["status"]!.GetValue<int>()));
+        var (thing, _, token, tokenId, _) = await CoapDevice.CreateAsync(host, "dtlspsk", CoapTests.DevicePolicy, psk: true, Ct);
+        var plain = (await host.SignedRequestAsync("POST", $"/api/things/{thing}/tokens", "{}", Ct))["body"]!["token"]!.GetValue<string>();
 
         // Published at QoS 1 over CoAPS, received over MQTT.
         var watcher = TrellisHost.Unique("dtlsw");
@@ -76,12 +69,12 @@ public sealed class CoapDtlsTests(TrellisHost host)
         // A wrong key, a token that is not a PSK, an unknown identity: no session, nothing published.
         var failedBefore = Endpoint.DtlsCounters!.Value.Failed;
         var wrong = await CoapsAsync(["-B", "3", "-u", thing, "-k", token + "x", "-m", "post", "-e", "wrong-key", Coaps($"topics/devices/{thing}/temp")]);
-        var notPsk = await CoapsAsync(["-B", "3", "-u", thing, "-k", plain["body"]!["token"]!.GetValue<string>(), "-m", "post", "-e", "not-psk", Coaps($"topics/devices/{thing}/temp")]);
+        var notPsk = await CoapsAsync(["-B", "3", "-u", thing, "-k", plain, "-m", "post", "-e", "not-psk", Coaps($"topics/devices/{thing}/temp")]);
         var unknown = await CoapsAsync(["-B", "3", "-u", "nobody-" + thing, "-k", token, "-m", "post", "-e", "unknown", Coaps($"topics/devices/{thing}/temp")]);
         Assert.Contains("unknown psk identity", unknown.Output, StringComparison.OrdinalIgnoreCase);
 
         // Revoked: the next full handshake is refused, and a session still open is refused per request.
-        var revoked = await host.SignedRequestAsync("DELETE", $"/api/tokens/{created["body"]!["tokenId"]!.GetValue<string>()}", null, Ct);
+        var revoked = await host.SignedRequestAsync("DELETE", $"/api/tokens/{tokenId}", null, Ct);
         Assert.Equal(200, revoked["status"]!.GetValue<int>());
         var afterRevoke = await CoapsAsync(["-B", "3", "-u", thing, "-k", token, "-m", "post", "-e", "revoked", Coaps($"topics/devices/{thing}/temp")]);
         Assert.Contains("unknown psk identity", afterRevoke.Output, StringComparison.OrdinalIgnoreCase);
@@ -191,12 +184,8 @@ public sealed class CoapDtlsTests(TrellisHost host)
         Assert.True(after.Dropped >= counters.Dropped + 1_000, $"dropped {after.Dropped - counters.Dropped} of 2 000 (UDP may lose some before they arrive)");
 
         // The endpoint still serves a real device.
-        var thing = TrellisHost.Unique("dtlsok");
-        await host.IotCallsAsync([("create_thing", new { thingName = thing })], Ct);
-        var created = await host.SignedRequestAsync("POST", $"/api/things/{thing}/tokens", """{"dtlsPsk":true}""", Ct);
-        var policy = TrellisHost.Unique("dtlsokp");
-        await host.IotCallsAsync([("create_policy", new { policyName = policy, policyDocument = CoapTests.DevicePolicy }), ("attach_policy", new { policyName = policy, target = created["body"]!["tokenArn"]!.GetValue<string>() })], Ct);
-        var read = await CoapsAsync(["-u", thing, "-k", created["body"]!["token"]!.GetValue<string>(), "-m", "post", "-e", """{"state":{"reported":{"ok":true}}}""", Coaps($"things/{thing}/shadow")]);
+        var device = await CoapDevice.CreateAsync(host, "dtlsok", CoapTests.DevicePolicy, psk: true, Ct);
+        var read = await CoapsAsync(["-u", device.Thing, "-k", device.Token, "-m", "post", "-e", """{"state":{"reported":{"ok":true}}}""", Coaps($"things/{device.Thing}/shadow")]);
         Assert.True(JsonNode.Parse(read.Stdout.Trim())!["state"]!["reported"]!["ok"]!.GetValue<bool>(), read.Output);
     }
 

@@ -232,15 +232,8 @@ public sealed class CoapTests(TrellisHost host)
 
     private async Task<(string Thing, string Token)> DeviceAsync(string prefix)
     {
-        var thing = TrellisHost.Unique(prefix);
-        var policy = TrellisHost.Unique(prefix + "pol");
-        await host.IotCallsAsync([("create_thing", new { thingName = thing })], Ct);
-        var created = await host.SignedRequestAsync("POST", $"/api/things/{thing}/tokens", "{}", Ct);
-        var token = created["body"]!["token"]!.GetValue<string>();
-        var arn = created["body"]!["tokenArn"]!.GetValue<string>();
-        var attached = await host.IotCallsAsync([("create_policy", new { policyName = policy, policyDocument = DevicePolicy }), ("attach_policy", new { policyName = policy, target = arn })], Ct);
-        Assert.All(attached, r => Assert.Equal(200, r!["status"]!.GetValue<int>()));
-        return (thing, token);
+        var device = await CoapDevice.CreateAsync(host, prefix, DevicePolicy, psk: false, Ct);
+        return (device.Thing, device.Token);
     }
 
     private static Task<ExternalTool.Result> CoapAsync(params string[] args) =>
