@@ -11,6 +11,7 @@ public sealed class BrokerMetrics : IDisposable
     private long _dropped;
     private long _connections;
     private long _deniedPublishes;
+    private long _repeatedPublishes;
 
     public BrokerMetrics()
     {
@@ -18,6 +19,7 @@ public sealed class BrokerMetrics : IDisposable
         _meter.CreateObservableCounter("trellis.broker.messages.sent", () => Volatile.Read(ref _sent), description: "PUBLISH packets written to clients");
         _meter.CreateObservableCounter("trellis.broker.messages.dropped", () => Volatile.Read(ref _dropped), description: "Deliveries dropped because a client's queue was full");
         _meter.CreateObservableCounter("trellis.broker.publishes.denied", () => Volatile.Read(ref _deniedPublishes), description: "PUBLISH packets refused by policy");
+        _meter.CreateObservableCounter("trellis.broker.publishes.repeated", () => Volatile.Read(ref _repeatedPublishes), description: "Numbered PUBLISH packets (user property trellis-seq) recognised as repeats and not routed again");
         _meter.CreateObservableUpDownCounter("trellis.broker.connections", () => Volatile.Read(ref _connections), description: "Open MQTT connections");
     }
 
@@ -31,6 +33,8 @@ public sealed class BrokerMetrics : IDisposable
 
     public long DeniedPublishes => Volatile.Read(ref _deniedPublishes);
 
+    public long RepeatedPublishes => Volatile.Read(ref _repeatedPublishes);
+
     internal void Received() => Interlocked.Increment(ref _received);
 
     internal void Sent(int count) => Interlocked.Add(ref _sent, count);
@@ -38,6 +42,8 @@ public sealed class BrokerMetrics : IDisposable
     internal void Dropped(int count = 1) => Interlocked.Add(ref _dropped, count);
 
     internal void Denied() => Interlocked.Increment(ref _deniedPublishes);
+
+    internal void Repeated() => Interlocked.Increment(ref _repeatedPublishes);
 
     internal void ConnectionOpened() => Interlocked.Increment(ref _connections);
 

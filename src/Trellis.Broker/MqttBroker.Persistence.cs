@@ -8,6 +8,11 @@ public sealed partial class MqttBroker
 {
     private void Restore(BrokerStore store)
     {
+        foreach (var (client, stream, mark, seen) in store.LoadPublishStreams())
+        {
+            Sequences.Restore(client, stream, mark, seen);
+        }
+
         var retained = store.LoadRetained();
         foreach (var message in retained)
         {
@@ -114,6 +119,7 @@ public sealed partial class MqttBroker
         }
 
         await store.Journal.FlushAsync();
+        store.SavePublishStreams(Sequences.Snapshot());
         Logger.StateSaved(persistent.Count, messages);
     }
 }

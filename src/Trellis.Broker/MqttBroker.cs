@@ -52,6 +52,8 @@ public sealed partial class MqttBroker : IHostedService, IAsyncDisposable
 
     public BrokerMetrics Metrics { get; }
 
+    internal PublishSequences Sequences { get; } = new();
+
     internal ILogger Logger { get; }
 
     internal long NowMs => _time.GetUtcNow().ToUnixTimeMilliseconds();

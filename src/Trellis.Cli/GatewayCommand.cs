@@ -2,53 +2,143 @@ using System.CommandLine;
 using System.Text.Json.Nodes;
 using Microsoft.Extensions.Logging;
 using Trellis.Device;
+using Trellis.Gateway;
+using Trellis.Gateway.Forwarding;
+using Trellis.Gateway.Local;
 using Trellis.Gateway.Modbus;
 
 namespace Trellis.Cli;
 
 /// <summary>
-/// <c>trellis gateway --identity DIR --modbus FILE</c> (docs/gateway.md): connects upstream with the
-/// gateway's own certificate (a folder <c>trellis provision</c> wrote) and bridges Modbus devices
-/// to their leaf things: polled values up as telemetry, desired shadow state down to registers.
+/// <c>trellis gateway --identity DIR --data DIR --mqtt H:P [--modbus FILE]</c> (docs/gateway.md):
+/// connects upstream with the gateway's own certificate (a folder <c>trellis provision</c> wrote),
+/// serves leaf devices on a local MQTT listener and polls Modbus devices for theirs, and forwards
+/// everything through its disk queue. <c>trellis gateway add-leaf</c> lets a leaf in.
 /// </summary>
 internal static class GatewayCommand
 {
     public static Command Create()
     {
         var identity = new Option<string>("--identity") { Description = "The gateway's device folder, as `trellis provision --thing NAME --out DIR` writes it", Required = true };
-        var modbus = new Option<string>("--modbus") { Description = "Register map (JSON) of the Modbus devices to poll (docs/gateway.md)", Required = true };
+        var data = new Option<string>("--data") { Description = "The gateway's own data folder: its disk queue and its leaves (made private to this user)", Required = true };
+        var mqtt = new Option<string>("--mqtt") { Description = "HOST:PORT of the local MQTT listener for leaf devices, or off", Required = true };
+        var modbus = new Option<string?>("--modbus") { Description = "Register map (JSON) of the Modbus devices to poll (docs/gateway.md)" };
+        var maxMb = new Option<long>("--queue-max-mb") { Description = "Megabytes of messages the disk queue may hold", DefaultValueFactory = _ => 1024 };
+        var whenFull = new Option<string>("--queue-full") { Description = "When the queue is full: drop-oldest (count and delete the oldest) or hold (leaves wait for their PUBACK)", DefaultValueFactory = _ => "drop-oldest" };
+        var fsync = new Option<string>("--fsync") { Description = "always (each commit is fsynced: survives a power cut) or os (survives a crash of the gateway, not of the machine)", DefaultValueFactory = _ => "always" };
         var logLevel = new Option<string>("--log-level") { Description = "Trace, Debug, Information, Warning or Error", DefaultValueFactory = _ => "Information" };
-        var command = new Command("gateway", "Run an edge gateway: Modbus devices polled for their leaf things, over the gateway's own certificate.") { identity, modbus, logLevel };
+        var command = new Command("gateway", "Run an edge gateway: leaf devices on a local MQTT listener and Modbus devices, forwarded upstream through a disk queue that loses nothing.")
+        {
+            identity, data, mqtt, modbus, maxMb, whenFull, fsync, logLevel,
+        };
+        command.Subcommands.Add(AddLeaf());
         command.SetAction(async (parse, ct) =>
         {
-            RegisterMap map;
-            DeviceOptions options;
+            EdgeGatewayOptions options;
             try
             {
-                map = RegisterMap.Load(parse.GetValue(modbus)!);
-                options = Identity(parse.GetValue(identity)!);
+                var full = parse.GetValue(whenFull) switch
+                {
+                    "drop-oldest" => QueueFullPolicy.DropOldest,
+                    "hold" => QueueFullPolicy.Hold,
+                    var other => throw new InvalidOperationException($"--queue-full {other}: say drop-oldest or hold"),
+                };
+                var sync = parse.GetValue(fsync) switch
+                {
+                    "always" => true,
+                    "os" => false,
+                    var other => throw new InvalidOperationException($"--fsync {other}: say always or os"),
+                };
+                var map = parse.GetValue(modbus) is { } file ? RegisterMap.Load(file) : null;
+                options = new EdgeGatewayOptions
+                {
+                    Identity = Identity(parse.GetValue(identity)!),
+                    DataDirectory = parse.GetValue(data)!,
+                    Mqtt = parse.GetValue(mqtt) is "off" ? null : Endpoint(parse.GetValue(mqtt)!),
+                    Modbus = map,
+                    Queue = new ForwardStoreOptions { MaxBytes = parse.GetValue(maxMb) * 1024 * 1024, WhenFull = full, FsyncEveryCommit = sync },
+                };
             }
-            catch (Exception e) when (e is RegisterMapException or IOException or InvalidOperationException or System.Security.Cryptography.CryptographicException)
+            catch (Exception e) when (e is RegisterMapException or IOException or InvalidOperationException or FormatException or System.Security.Cryptography.CryptographicException)
             {
                 await Console.Error.WriteLineAsync("trellis gateway: " + e.Message);
                 return 2;
             }
 
             using var logs = LoggerFactory.Create(b => b.AddSimpleConsole(o => o.SingleLine = true).SetMinimumLevel(Enum.Parse<LogLevel>(parse.GetValue(logLevel)!, ignoreCase: true)));
-            var logger = logs.CreateLogger("Trellis.Gateway");
-            await using var upstream = await TrellisDevice.ConnectAsync(options, ct);
-            Console.WriteLine($"Trellis gateway {options.ThingName} is connected to {options.Host}:{options.Port}; polling {map.Devices.Count} Modbus device(s) for {string.Join(", ", map.Devices.Select(d => d.Thing))}.");
+            EdgeGateway gateway;
             try
             {
-                await new ModbusBridge(map, upstream, logger).RunAsync(ct);
+                gateway = new EdgeGateway(options, logs);
             }
-            catch (OperationCanceledException) when (ct.IsCancellationRequested)
+            catch (Exception e) when (e is InvalidOperationException or IOException or UnauthorizedAccessException or Microsoft.Data.Sqlite.SqliteException)
             {
+                await Console.Error.WriteLineAsync($"trellis gateway: the data folder {options.DataDirectory} cannot be used: {e.Message}");
+                return 2;
+            }
+
+            await using (gateway)
+            {
+                try
+                {
+                    await gateway.RunAsync(
+                        () => Console.WriteLine(
+                            $"Trellis gateway {options.Identity.ThingName}: " +
+                            (options.Mqtt is null ? "no local MQTT listener" : $"leaves on MQTT port {gateway.MqttPort} ({gateway.LeafCount} leaves)") +
+                            (options.Modbus is { } map ? $", {map.Devices.Count} Modbus device(s)" : string.Empty) +
+                            $"; upstream {options.Identity.Host}:{options.Identity.Port}; {gateway.Queue.Count} message(s) queued in {options.DataDirectory}."),
+                        ct);
+                }
+                catch (System.Net.Sockets.SocketException e) when (e.SocketErrorCode == System.Net.Sockets.SocketError.AddressAlreadyInUse)
+                {
+                    await Console.Error.WriteLineAsync($"trellis gateway: --mqtt {parse.GetValue(mqtt)} is in use by another program; choose another port.");
+                    return 2;
+                }
             }
 
             return 0;
         });
         return command;
+    }
+
+    private static Command AddLeaf()
+    {
+        var data = new Option<string>("--data") { Description = "The gateway's data folder", Required = true };
+        var thing = new Option<string>("--thing") { Description = "The leaf's thing name (its client id and user name on the gateway)", Required = true };
+        var command = new Command("add-leaf", "Let a leaf device connect to the gateway's local listener; prints its password (shown once).") { data, thing };
+        command.SetAction(async (parse, ct) =>
+        {
+            string password;
+            try
+            {
+                password = LeafRegistry.Add(parse.GetValue(data)!, parse.GetValue(thing)!);
+            }
+            catch (Exception e) when (e is ArgumentException or InvalidOperationException or IOException or UnauthorizedAccessException)
+            {
+                await Console.Error.WriteLineAsync("trellis gateway add-leaf: " + e.Message);
+                return 2;
+            }
+
+            Console.WriteLine($"Leaf {parse.GetValue(thing)} added; restart the gateway to let it in. It connects with client id and user name {parse.GetValue(thing)} and this password (shown once):");
+            Console.WriteLine(password);
+            return 0;
+        });
+        return command;
+    }
+
+    private static System.Net.IPEndPoint Endpoint(string value)
+    {
+        var colon = value.LastIndexOf(':');
+        if (colon <= 0 || !int.TryParse(value.AsSpan(colon + 1), out var port) || port is < 0 or > 65535)
+        {
+            throw new FormatException($"--mqtt {value}: give HOST:PORT, such as 0.0.0.0:1883, or off");
+        }
+
+        var host = value[..colon].Trim('[', ']');
+        var address = host is "localhost" ? System.Net.IPAddress.Loopback
+            : System.Net.IPAddress.TryParse(host, out var parsed) ? parsed
+            : throw new FormatException($"--mqtt {value}: {host} is not an IP address");
+        return new System.Net.IPEndPoint(address, port);
     }
 
     /// <summary>The gateway's identity from its device folder: device.json (thing, host, port), the certificate, its key and the CA.</summary>

@@ -168,7 +168,7 @@ public sealed class TrellisDevice : IAsyncDisposable
         }
     }
 
-    internal static bool ValidateServer(X509Certificate certificate, SslPolicyErrors errors, X509Certificate2 ca)
+    public static bool ValidateServer(X509Certificate certificate, SslPolicyErrors errors, X509Certificate2 ca)
     {
         if ((errors & (SslPolicyErrors.RemoteCertificateNameMismatch | SslPolicyErrors.RemoteCertificateNotAvailable)) != 0)
         {

@@ -143,6 +143,18 @@ internal sealed partial class MqttConnection
         catch (Exception e)
         {
             _broker.Logger.ServiceRequestFailed(ClientId, e.GetType().Name + ": " + e.Message);
+            if (FindNotTaken(e) is { } notTaken && _pendingAck.Qos > 0)
+            {
+                // The message was not taken: never acknowledge it as if it were.
+                if (!IsV5)
+                {
+                    DisconnectReason = "SERVER_ERROR";
+                    Abort();
+                    return;
+                }
+
+                _pendingAck = (_pendingAck.Qos, _pendingAck.PacketId, notTaken.ReasonCode);
+            }
         }
 
         var (qos, packetId, reason) = _pendingAck;
@@ -154,6 +166,13 @@ internal sealed partial class MqttConnection
         SendControl(qos == 1 ? PacketType.PubAck : PacketType.PubRec, packetId, reason);
         Wake();
     }
+
+    private static PublishNotTakenException? FindNotTaken(Exception e) => e switch
+    {
+        PublishNotTakenException n => n,
+        AggregateException a => a.InnerExceptions.Select(FindNotTaken).FirstOrDefault(n => n is not null),
+        _ => null,
+    };
 
     /// <summary>Handles one packet. Returns false when the connection must end.</summary>
     private bool HandlePacket(byte header, ReadOnlySpan<byte> body)
@@ -290,6 +309,15 @@ internal sealed partial class MqttConnection
         {
             // A resend of a QoS 2 message we already routed: acknowledge again, do not deliver twice.
             SendControl(PacketType.PubRec, packet.PacketId);
+            return true;
+        }
+
+        if (packet.Qos > 0 && v5 && _broker.Sequences.IsRepeat(ClientId, packet.Properties?.UserProperties))
+        {
+            // A numbered message this client sent before (a gateway resending its queue after a
+            // crash): acknowledged again, not routed twice.
+            _broker.Metrics.Repeated();
+            SendControl(packet.Qos == 1 ? PacketType.PubAck : PacketType.PubRec, packet.PacketId);
             return true;
         }
 

@@ -41,6 +41,14 @@ public sealed class BrokerStore : IDisposable
         );
         CREATE INDEX session_messages_client ON session_messages(client_id);
         """,
+        """
+        CREATE TABLE publish_streams (
+            client_id TEXT PRIMARY KEY,
+            stream TEXT NOT NULL,
+            mark INTEGER NOT NULL,
+            seen BLOB NOT NULL
+        );
+        """,
     ];
 
     private readonly SqliteDatabase _registry;
@@ -165,6 +173,42 @@ public sealed class BrokerStore : IDisposable
     }
 
     public void Dispose() => _journal?.Dispose();
+
+    /// <summary>The idempotent-publish windows (see <see cref="PublishSequences"/>) saved at the last shutdown.</summary>
+    internal List<(string ClientId, string Stream, long Mark, byte[] Seen)> LoadPublishStreams()
+    {
+        using var connection = _sessions.Open();
+        using var command = connection.CreateCommand();
+        command.CommandText = "SELECT client_id, stream, mark, seen FROM publish_streams";
+        using var reader = command.ExecuteReader();
+        var list = new List<(string, string, long, byte[])>();
+        while (reader.Read())
+        {
+            list.Add((reader.GetString(0), reader.GetString(1), reader.GetInt64(2), (byte[])reader[3]));
+        }
+
+        return list;
+    }
+
+    internal void SavePublishStreams(IEnumerable<(string ClientId, string Stream, long Mark, byte[] Seen)> windows)
+    {
+        using var connection = _sessions.Open();
+        using var transaction = connection.BeginTransaction();
+        using var command = connection.CreateCommand();
+        command.Transaction = transaction;
+        command.CommandText = "INSERT OR REPLACE INTO publish_streams (client_id, stream, mark, seen) VALUES ($c, $s, $m, $b)";
+        var c = command.Parameters.Add("$c", Microsoft.Data.Sqlite.SqliteType.Text);
+        var st = command.Parameters.Add("$s", Microsoft.Data.Sqlite.SqliteType.Text);
+        var m = command.Parameters.Add("$m", Microsoft.Data.Sqlite.SqliteType.Integer);
+        var b = command.Parameters.Add("$b", Microsoft.Data.Sqlite.SqliteType.Blob);
+        foreach (var w in windows)
+        {
+            (c.Value, st.Value, m.Value, b.Value) = (w.ClientId, w.Stream, w.Mark, w.Seen);
+            command.ExecuteNonQuery();
+        }
+
+        transaction.Commit();
+    }
 
     /// <summary>
     /// Before sessions.db existed, sessions lived in the registry database: a data folder from then

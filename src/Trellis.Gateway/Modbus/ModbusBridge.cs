@@ -1,55 +1,52 @@
-using System.Buffers;
 using System.Text;
 using System.Text.Json.Nodes;
 using Microsoft.Extensions.Logging;
-using MQTTnet;
-using Trellis.Device;
 
 namespace Trellis.Gateway.Modbus;
 
 /// <summary>
-/// Polls every device of a register map and publishes each leaf thing's values upstream as one
-/// JSON message on <c>devices/{thing}/telemetry</c> (QoS 1, under the gateway's policy), and
+/// Polls every device of a register map and sends each leaf thing's values upstream (through the
+/// gateway's disk queue) as one JSON message on <c>devices/{thing}/telemetry</c>, and
 /// writes a leaf's desired shadow state to its writable points: a delta on
 /// <c>$aws/things/{thing}/shadow/update/delta</c> naming a writable point is written to the device
 /// and then reported. A device that stops answering is logged once when it fails and once when it
 /// answers again; polling goes on.
 /// </summary>
-public sealed partial class ModbusBridge(RegisterMap map, TrellisDevice upstream, ILogger logger)
+public sealed partial class ModbusBridge(RegisterMap map, ModbusBridge.Publisher publish, ILogger logger)
 {
+    private readonly Dictionary<string, ModbusTcpClient> _clients = map.Devices.ToDictionary(d => d.Thing, d => new ModbusTcpClient(d.Host, d.Port, d.Timeout), StringComparer.Ordinal);
+
+    /// <summary>Sends a leaf's message upstream (through the gateway's disk queue): leaf, topic, payload.</summary>
+    public delegate Task Publisher(string leaf, string topic, byte[] payload, CancellationToken cancellationToken);
+
     /// <summary>The topic a leaf's polled values go to.</summary>
     public static string TelemetryTopic(string thing) => $"devices/{thing}/telemetry";
 
+    /// <summary>The shadow delta topics of leaves with writable points: the gateway subscribes to them upstream.</summary>
+    public IEnumerable<string> DeltaTopics => map.Devices.Where(d => d.Points.Any(p => p.Writable)).Select(d => DeltaTopic(d.Thing));
+
     public async Task RunAsync(CancellationToken ct)
     {
-        ArgumentNullException.ThrowIfNull(map);
-        var clients = map.Devices.ToDictionary(d => d.Thing, d => new ModbusTcpClient(d.Host, d.Port, d.Timeout), StringComparer.Ordinal);
         try
         {
-            var writable = map.Devices.Where(d => d.Points.Any(p => p.Writable)).ToDictionary(d => $"$aws/things/{d.Thing}/shadow/update/delta", StringComparer.Ordinal);
-            if (writable.Count > 0)
-            {
-                upstream.Mqtt.ApplicationMessageReceivedAsync += e =>
-                    writable.TryGetValue(e.ApplicationMessage.Topic, out var device) ? ApplyAsync(device, clients[device.Thing], e.ApplicationMessage.Payload.ToArray(), ct) : Task.CompletedTask;
-                var subscribe = new MqttClientSubscribeOptionsBuilder();
-                foreach (var topic in writable.Keys)
-                {
-                    subscribe.WithTopicFilter(topic, MQTTnet.Protocol.MqttQualityOfServiceLevel.AtLeastOnce);
-                }
-
-                await upstream.Mqtt.SubscribeAsync(subscribe.Build(), ct);
-            }
-
-            await Task.WhenAll(map.Devices.Select(d => PollAsync(d, clients[d.Thing], ct)));
+            await Task.WhenAll(map.Devices.Select(d => PollAsync(d, _clients[d.Thing], ct)));
         }
         finally
         {
-            foreach (var client in clients.Values)
+            foreach (var client in _clients.Values)
             {
                 await client.DisposeAsync();
             }
         }
     }
+
+    /// <summary>A message from upstream: a shadow delta of a Modbus leaf is written to its device.</summary>
+    public Task OnDownstreamAsync(string topic, byte[] payload, CancellationToken ct) =>
+        map.Devices.FirstOrDefault(d => DeltaTopic(d.Thing) == topic) is { } device
+            ? ApplyAsync(device, _clients[device.Thing], payload, ct)
+            : Task.CompletedTask;
+
+    private static string DeltaTopic(string thing) => $"$aws/things/{thing}/shadow/update/delta";
 
     private async Task PollAsync(ModbusDevice device, ModbusTcpClient client, CancellationToken ct)
     {
@@ -66,14 +63,14 @@ public sealed partial class ModbusBridge(RegisterMap map, TrellisDevice upstream
                     body[name] = value;
                 }
 
-                await upstream.PublishAsync(TelemetryTopic(device.Thing), Encoding.UTF8.GetBytes(body.ToJsonString()), 1, ct);
+                await publish(device.Thing, TelemetryTopic(device.Thing), Encoding.UTF8.GetBytes(body.ToJsonString()), ct);
                 if (failing is not null)
                 {
                     LogRecovered(logger, device.Thing, device.Host, device.Port);
                     failing = null;
                 }
             }
-            catch (Exception e) when (e is IOException or TimeoutException or System.Net.Sockets.SocketException or InvalidOperationException && !ct.IsCancellationRequested)
+            catch (Exception e) when (e is IOException or TimeoutException or System.Net.Sockets.SocketException or InvalidOperationException or Forwarding.QueueFullException && !ct.IsCancellationRequested)
             {
                 if (failing != e.Message)
                 {
@@ -127,7 +124,7 @@ public sealed partial class ModbusBridge(RegisterMap map, TrellisDevice upstream
         if (reported.Count > 0)
         {
             var update = new JsonObject { ["state"] = new JsonObject { ["reported"] = reported } };
-            await upstream.PublishAsync($"$aws/things/{device.Thing}/shadow/update", Encoding.UTF8.GetBytes(update.ToJsonString()), 1, ct);
+            await publish(device.Thing, $"$aws/things/{device.Thing}/shadow/update", Encoding.UTF8.GetBytes(update.ToJsonString()), ct);
         }
     }
 

@@ -61,7 +61,7 @@ public sealed class GatewayModbusTests(TrellisHost host)
         var watcher = TrellisHost.Unique("gww");
         using var telemetry = ExternalTool.StartBackground("mosquitto_sub", [.. host.AdminArgs(watcher), "-t", $"devices/{leaf}/telemetry", "-q", "1"]);
         Assert.True(await Eventually.TrueAsync(() => host.Server.Broker.SubscriptionsOf(watcher).Count > 0, Timeout, Ct), telemetry.Stderr);
-        using var run = ExternalTool.StartBackground("dotnet", [TrellisCli.DllPath(), "gateway", "--identity", folder, "--modbus", map]);
+        using var run = ExternalTool.StartBackground("dotnet", [TrellisCli.DllPath(), "gateway", "--identity", folder, "--data", Path.Combine(folder, "data"), "--mqtt", "off", "--modbus", map]);
 
         // Polled values arrive upstream as the leaf's telemetry.
         Assert.True(await telemetry.WaitForLineAsync(l => l.Contains("\"temperature\":21.5", StringComparison.Ordinal), Timeout, Ct),
@@ -96,7 +96,7 @@ public sealed class GatewayModbusTests(TrellisHost host)
         var folder = Directory.CreateTempSubdirectory("gwmap").FullName;
         var map = Path.Combine(folder, "modbus.json");
         await File.WriteAllTextAsync(map, "{\"devices\": [{\"thing\": \"t\", \"host\": \"h\",\n\"points\": [{\"name\": \"a\", \"table\": \"holding\", \"address\": 0, \"type\": \"flaot32\"}]}]}", Ct);
-        var result = await ExternalTool.RunAsync("dotnet", [TrellisCli.DllPath(), "gateway", "--identity", folder, "--modbus", map], Timeout, cancellationToken: Ct);
+        var result = await ExternalTool.RunAsync("dotnet", [TrellisCli.DllPath(), "gateway", "--identity", folder, "--data", Path.Combine(folder, "data"), "--mqtt", "off", "--modbus", map], Timeout, cancellationToken: Ct);
         Assert.Equal(2, result.ExitCode);
         Assert.Contains($"{map}, line 2: type \"flaot32\"", result.Stderr, StringComparison.Ordinal);
         Directory.Delete(folder, recursive: true);

@@ -66,7 +66,19 @@ public sealed partial class ServerProcess : IDisposable
             RedirectStandardError = true,
             UseShellExecute = false,
         };
-        foreach (var arg in new[] { DllPath(), "serve", "--mqtt", "127.0.0.1:0", "--mqtts", "127.0.0.1:0", "--ws", "127.0.0.1:0", "--coap", "127.0.0.1:0", "--coaps", "127.0.0.1:0", "--http", "127.0.0.1:0", "--allow-anonymous" }.Concat(extraArgs))
+        info.ArgumentList.Add(DllPath());
+        info.ArgumentList.Add("serve");
+        foreach (var listener in new[] { "--mqtt", "--mqtts", "--ws", "--coap", "--coaps", "--http" })
+        {
+            // A listener given in extraArgs (a fixed port, to restart on it) replaces the free-port default.
+            if (!extraArgs.Contains(listener))
+            {
+                info.ArgumentList.Add(listener);
+                info.ArgumentList.Add("127.0.0.1:0");
+            }
+        }
+
+        foreach (var arg in extraArgs.Prepend("--allow-anonymous"))
         {
             info.ArgumentList.Add(arg);
         }

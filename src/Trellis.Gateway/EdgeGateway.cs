@@ -1,0 +1,151 @@
+using System.Net;
+using Microsoft.Extensions.Logging;
+using Microsoft.Extensions.Options;
+using Trellis.Broker;
+using Trellis.Broker.Hosting;
+using Trellis.Device;
+using Trellis.Gateway.Forwarding;
+using Trellis.Gateway.Local;
+using Trellis.Gateway.Modbus;
+
+namespace Trellis.Gateway;
+
+/// <summary>What <c>trellis gateway</c> runs with.</summary>
+public sealed class EdgeGatewayOptions
+{
+    /// <summary>The gateway's identity upstream (its certificate, key, CA and the server's address).</summary>
+    public required DeviceOptions Identity { get; init; }
+
+    /// <summary>The gateway's own data folder: the disk queue and the leaves.</summary>
+    public required string DataDirectory { get; init; }
+
+    /// <summary>The local MQTT listener for leaves; null for none.</summary>
+    public IPEndPoint? Mqtt { get; init; }
+
+    public RegisterMap? Modbus { get; init; }
+
+    public ForwardStoreOptions Queue { get; init; } = new();
+}
+
+/// <summary>
+/// The edge gateway (docs/gateway.md): leaves publish to its local MQTT listener (Trellis's own
+/// broker, embedded) and Modbus devices are polled for theirs; every leaf message is on disk before
+/// the leaf's PUBACK, then forwarded upstream in order and removed on the upstream PUBACK. Messages
+/// upstream sends for the leaves (their shadows and jobs) come down through the gateway's upstream
+/// subscriptions and are published to them locally.
+/// </summary>
+public sealed partial class EdgeGateway : IAsyncDisposable
+{
+    private readonly EdgeGatewayOptions _options;
+    private readonly ILogger _logger;
+    private readonly ForwardStore _queue;
+    private readonly MqttBroker? _broker;
+    private readonly MqttSocketListener? _listener;
+    private readonly Upstream _upstream;
+    private readonly ModbusBridge? _modbus;
+    private readonly LeafRegistry _leaves;
+
+    public EdgeGateway(EdgeGatewayOptions options, ILoggerFactory logs)
+    {
+        ArgumentNullException.ThrowIfNull(options);
+        ArgumentNullException.ThrowIfNull(logs);
+        _options = options;
+        _logger = logs.CreateLogger("Trellis.Gateway");
+        GatewayFiles.CreatePrivateDirectory(options.DataDirectory);
+        _leaves = LeafRegistry.Load(options.DataDirectory);
+        _queue = new ForwardStore(Path.Combine(options.DataDirectory, "queue.db"), options.Queue);
+        _upstream = new Upstream(options.Identity, _queue, _logger);
+        if (options.Mqtt is { } endpoint)
+        {
+            var brokerOptions = new BrokerOptions { EventLoops = 1, MaxSubscriptionsPerClient = 100 };
+            _broker = new MqttBroker(Options.Create(brokerOptions), new LeafAuthenticator(_leaves), logs.CreateLogger<MqttBroker>(), TimeProvider.System);
+            _broker.SetPublishObserver(new QueueObserver(_queue, _logger));
+            _listener = new MqttSocketListener(_broker, endpoint);
+            foreach (var leaf in _leaves.Leaves)
+            {
+                _upstream.Filters.Add($"$aws/things/{leaf.Thing}/#");
+            }
+        }
+
+        if (options.Modbus is { } map)
+        {
+            _modbus = new ModbusBridge(map, (leaf, topic, payload, ct) => _queue.AppendAsync(topic, payload, leaf, DateTimeOffset.UtcNow.ToUnixTimeMilliseconds(), ct), _logger);
+            _upstream.Filters.AddRange(_modbus.DeltaTopics.Where(t => !_upstream.Filters.Contains($"$aws/things/{t.Split('/')[2]}/#")));
+        }
+
+        _upstream.Downstream = OnDownstreamAsync;
+    }
+
+    /// <summary>The local MQTT listener's port (0 when there is none or it has not started).</summary>
+    public int MqttPort => _listener?.Port ?? 0;
+
+    public ForwardStore Queue => _queue;
+
+    public Upstream Upstream => _upstream;
+
+    public int LeafCount => _leaves.Leaves.Count;
+
+    /// <summary>Serves until <paramref name="ct"/> is cancelled.</summary>
+    public async Task RunAsync(Action? started, CancellationToken ct)
+    {
+        if (_broker is not null)
+        {
+            await _broker.StartAsync(ct);
+            await _listener!.StartAsync(ct);
+        }
+
+        started?.Invoke();
+        var tasks = new List<Task> { _upstream.RunAsync(ct) };
+        if (_modbus is not null)
+        {
+            tasks.Add(_modbus.RunAsync(ct));
+        }
+
+        try
+        {
+            await Task.WhenAll(tasks);
+        }
+        catch (OperationCanceledException) when (ct.IsCancellationRequested)
+        {
+        }
+        finally
+        {
+            if (_broker is not null)
+            {
+                await _listener!.StopAsync(CancellationToken.None);
+                await _broker.StopAsync(CancellationToken.None);
+            }
+        }
+    }
+
+    public async ValueTask DisposeAsync()
+    {
+        await _upstream.DisposeAsync();
+        _listener?.Dispose();
+        if (_broker is not null)
+        {
+            await _broker.DisposeAsync();
+        }
+
+        _queue.Dispose();
+    }
+
+    private async Task OnDownstreamAsync(string topic, byte[] payload)
+    {
+        _broker?.PublishFromServer(topic, payload, qos: 1, origin: "upstream");
+        if (_modbus is not null)
+        {
+            try
+            {
+                await _modbus.OnDownstreamAsync(topic, payload, CancellationToken.None);
+            }
+            catch (Exception e) when (e is IOException or TimeoutException or QueueFullException or ObjectDisposedException)
+            {
+                LogDownstreamFailed(_logger, topic, e.Message);
+            }
+        }
+    }
+
+    [LoggerMessage(Level = LogLevel.Warning, Message = "A message from upstream on {Topic} could not be applied: {Reason}")]
+    private static partial void LogDownstreamFailed(ILogger logger, string topic, string reason);
+}
