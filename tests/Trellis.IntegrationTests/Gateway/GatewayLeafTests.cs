@@ -1,0 +1,127 @@
+using System.Globalization;
+using System.Security.Cryptography.X509Certificates;
+using Trellis.IntegrationTests.TestKit;
+using Trellis.Security.Pki;
+
+namespace Trellis.IntegrationTests.Gateway;
+
+/// <summary>
+/// Leaf devices behind <c>trellis gateway</c>, played by Debian's mosquitto clients on the gateway's
+/// local listener, against a real Trellis server upstream: their telemetry goes up, their shadow
+/// requests are answered, desired state and jobs come down, strangers are refused, and an upstream
+/// that refuses the gateway's certificate costs nothing but time.
+/// </summary>
+[Collection(TrellisServerGroup.Name)]
+public sealed class GatewayLeafTests(TrellisHost host)
+{
+    private static readonly TimeSpan Timeout = TimeSpan.FromSeconds(30);
+
+    private static CancellationToken Ct => TestContext.Current.CancellationToken;
+
+    private const string GatewayPolicy = """
+        {"Version":"2012-10-17","Statement":[
+          {"Effect":"Allow","Action":"iot:Connect","Resource":"arn:aws:iot:*:*:client/${iot:Connection.Thing.ThingName}"},
+          {"Effect":"Allow","Action":["iot:Publish","iot:Receive"],"Resource":["arn:aws:iot:*:*:topic/devices/*","arn:aws:iot:*:*:topic/$aws/things/*"]},
+          {"Effect":"Allow","Action":"iot:Subscribe","Resource":"arn:aws:iot:*:*:topicfilter/$aws/things/*"}]}
+        """;
+
+    private sealed record Gateway(string Identity, string Data, int Port, string Leaf, string Password, string OtherLeaf, string OtherPassword)
+    {
+        public List<string> Leaf1(string? password = null) =>
+            ["-h", "127.0.0.1", "-p", Port.ToString(CultureInfo.InvariantCulture), "-i", Leaf, "-u", Leaf, "-P", password ?? Password];
+    }
+
+    [Fact]
+    public async Task A_leaf_sends_telemetry_up_and_gets_its_shadow_and_jobs_down_through_the_gateway()
+    {
+        var gateway = await SetUpAsync();
+        using var run = StartGateway(gateway);
+        Assert.True(await run.WaitForLineAsync(l => l.Contains("Connected upstream", StringComparison.Ordinal), Timeout, Ct), string.Join('\n', run.Lines) + run.Stderr);
+
+        // Telemetry: mosquitto_pub on the gateway, seen upstream.
+        var watcher = TrellisHost.Unique("gwwatch");
+        using var upstream = ExternalTool.StartBackground("mosquitto_sub", [.. host.AdminArgs(watcher), "-t", $"devices/{gateway.Leaf}/#", "-q", "1", "-v"]);
+        Assert.True(await Eventually.TrueAsync(() => host.Server.Broker.SubscriptionsOf(watcher).Count > 0, Timeout, Ct), upstream.Stderr);
+        var published = await ExternalTool.RunAsync("mosquitto_pub", [.. gateway.Leaf1(), "-t", $"devices/{gateway.Leaf}/telemetry", "-m", """{"temperature":20.5}""", "-q", "1"], Timeout, cancellationToken: Ct);
+        Assert.True(published.ExitCode == 0, published.Output);
+        Assert.True(await upstream.WaitForLineAsync(l => l == $$"""devices/{{gateway.Leaf}}/telemetry {"temperature":20.5}""", Timeout, Ct), string.Join('|', upstream.Lines));
+
+        // Shadow request and answer: mosquitto_rr through the gateway.
+        var answer = await ExternalTool.RunAsync("mosquitto_rr", [.. gateway.Leaf1(), "-t", $"$aws/things/{gateway.Leaf}/shadow/update", "-e", $"$aws/things/{gateway.Leaf}/shadow/update/accepted", "-m", """{"state":{"reported":{"mode":"eco"}}}""", "-q", "1", "-W", "20"], Timeout, cancellationToken: Ct);
+        Assert.True(answer.ExitCode == 0, answer.Output);
+        Assert.Contains("\"mode\":\"eco\"", answer.Stdout, StringComparison.Ordinal);
+
+        // Desired state and a job, set upstream with boto3, reach a leaf subscribed on the gateway.
+        using var down = ExternalTool.StartBackground("mosquitto_sub", [.. gateway.Leaf1(), "-c", "-t", $"$aws/things/{gateway.Leaf}/shadow/update/delta", "-t", $"$aws/things/{gateway.Leaf}/jobs/notify-next", "-q", "1", "-v"]);
+        var job = TrellisHost.Unique("gwjob");
+        Assert.True(await Eventually.TrueAsync(async () =>
+        {
+            var set = await host.IotCallsAsync([("data:update_thing_shadow", new { thingName = gateway.Leaf, payload = new { state = new { desired = new { mode = "boost" + DateTime.UtcNow.Ticks } } } })], Ct);
+            return set[0]!["status"]!.GetValue<int>() == 200 && await down.WaitForLineAsync(l => l.Contains("/shadow/update/delta", StringComparison.Ordinal), TimeSpan.FromSeconds(2), Ct);
+        }, Timeout, Ct), "no delta reached the leaf: " + string.Join('|', down.Lines) + down.Stderr);
+        var created = await host.IotCallsAsync([("create_job", new { jobId = job, targets = new[] { $"arn:aws:iot:us-east-1:000000000000:thing/{gateway.Leaf}" }, document = """{"operation":"reboot"}""" })], Ct);
+        Assert.Equal(200, created[0]!["status"]!.GetValue<int>());
+        Assert.True(await down.WaitForLineAsync(l => l.Contains("/jobs/notify-next", StringComparison.Ordinal) && l.Contains(job, StringComparison.Ordinal), Timeout, Ct), "the job did not reach the leaf: " + string.Join('|', down.Lines));
+
+        // Strangers: a wrong password, and a leaf publishing on another leaf's topic.
+        var wrong = await ExternalTool.RunAsync("mosquitto_pub", [.. gateway.Leaf1("not-the-password"), "-t", $"devices/{gateway.Leaf}/telemetry", "-m", "x", "-q", "1"], Timeout, cancellationToken: Ct);
+        Assert.NotEqual(0, wrong.ExitCode);
+        Assert.Contains("bad user name or password", wrong.Stderr, StringComparison.OrdinalIgnoreCase);
+        var foreign = await ExternalTool.RunAsync("mosquitto_pub", [.. gateway.Leaf1(), "-V", "mqttv5", "-t", $"devices/{gateway.OtherLeaf}/telemetry", "-m", "x", "-q", "1"], Timeout, cancellationToken: Ct);
+        // MQTT 5: a PUBACK with 0x87, which mosquitto_pub reports (and exits 0: it was answered, not hung).
+        Assert.True(foreign.ExitCode == 0, foreign.Output);
+        Assert.Contains("not authorized", foreign.Stderr, StringComparison.OrdinalIgnoreCase);
+    }
+
+    [Fact]
+    public async Task While_upstream_refuses_the_gateway_certificate_leaves_are_acknowledged_and_their_messages_wait()
+    {
+        var gateway = await SetUpAsync();
+        var certificateId = CertificateAuthority.CertificateId(X509CertificateLoader.LoadCertificateFromFile(Directory.GetFiles(gateway.Identity, "*.cert.pem").Single()));
+        var inactive = await host.IotCallsAsync([("update_certificate", new { certificateId, newStatus = "INACTIVE" })], Ct);
+        Assert.Equal(200, inactive[0]!["status"]!.GetValue<int>());
+        using var run = StartGateway(gateway);
+        Assert.True(await run.WaitForLineAsync(l => l.Contains("is not reachable", StringComparison.Ordinal), Timeout, Ct), string.Join('\n', run.Lines) + run.Stderr);
+        Assert.Contains(run.Lines, l => l.Contains("check its certificate's status", StringComparison.Ordinal) || l.Contains("TLS handshake failed", StringComparison.Ordinal));
+
+        var published = await ExternalTool.RunAsync("mosquitto_pub", [.. gateway.Leaf1(), "-t", $"devices/{gateway.Leaf}/telemetry", "-m", """{"queued":true}""", "-q", "1"], Timeout, cancellationToken: Ct);
+        Assert.True(published.ExitCode == 0, published.Output);
+
+        var watcher = TrellisHost.Unique("gwwatch");
+        using var upstream = ExternalTool.StartBackground("mosquitto_sub", [.. host.AdminArgs(watcher), "-t", $"devices/{gateway.Leaf}/#", "-q", "1", "-v"]);
+        Assert.True(await Eventually.TrueAsync(() => host.Server.Broker.SubscriptionsOf(watcher).Count > 0, Timeout, Ct), upstream.Stderr);
+        var active = await host.IotCallsAsync([("update_certificate", new { certificateId, newStatus = "ACTIVE" })], Ct);
+        Assert.Equal(200, active[0]!["status"]!.GetValue<int>());
+        Assert.True(await upstream.WaitForLineAsync(l => l.Contains("\"queued\":true", StringComparison.Ordinal), TimeSpan.FromSeconds(45), Ct), "the queued message was not forwarded: " + string.Join('\n', run.Lines));
+    }
+
+    private static ExternalTool.Background StartGateway(Gateway gateway) =>
+        ExternalTool.StartBackground("dotnet", [TrellisCli.DllPath(), "gateway", "--identity", gateway.Identity, "--data", gateway.Data, "--mqtt", $"127.0.0.1:{gateway.Port}"]);
+
+    private async Task<Gateway> SetUpAsync()
+    {
+        var name = TrellisHost.Unique("gwl");
+        var leaf = TrellisHost.Unique("leaf");
+        var other = TrellisHost.Unique("leaf");
+        var policy = TrellisHost.Unique("gwlpol");
+        var setup = await host.IotCallsAsync([
+            ("create_thing", new { thingName = leaf }),
+            ("create_thing", new { thingName = other }),
+            ("create_policy", new { policyName = policy, policyDocument = GatewayPolicy }),
+        ], Ct);
+        Assert.All(setup, r => Assert.Equal(200, r!["status"]!.GetValue<int>()));
+        var folder = Path.Combine(host.DataDirectory, "gateways", name);
+        var provision = await TrellisCli.RunAsync(host, ["provision", "--thing", name, "--out", Path.Combine(folder, "identity"), "--policy", policy], Ct);
+        Assert.True(provision.ExitCode == 0, provision.Output);
+        var data = Path.Combine(folder, "data");
+        var passwords = new List<string>();
+        foreach (var thing in new[] { leaf, other })
+        {
+            var added = await ExternalTool.RunAsync("dotnet", [TrellisCli.DllPath(), "gateway", "add-leaf", "--data", data, "--thing", thing], Timeout, cancellationToken: Ct);
+            Assert.True(added.ExitCode == 0, added.Output);
+            passwords.Add(added.Stdout.Trim().Split('\n')[^1]);
+        }
+
+        return new Gateway(Path.Combine(folder, "identity"), data, HttpReceiver.FreePort(), leaf, passwords[0], other, passwords[1]);
+    }
+}
