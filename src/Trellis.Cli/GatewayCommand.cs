@@ -6,6 +6,7 @@ using Trellis.Gateway;
 using Trellis.Gateway.Forwarding;
 using Trellis.Gateway.Local;
 using Trellis.Gateway.Modbus;
+using Trellis.Gateway.Rules;
 
 namespace Trellis.Cli;
 
@@ -23,13 +24,14 @@ internal static class GatewayCommand
         var data = new Option<string>("--data") { Description = "The gateway's own data folder: its disk queue and its leaves (made private to this user)", Required = true };
         var mqtt = new Option<string>("--mqtt") { Description = "HOST:PORT of the local MQTT listener for leaf devices, or off", Required = true };
         var modbus = new Option<string?>("--modbus") { Description = "Register map (JSON) of the Modbus devices to poll (docs/gateway.md)" };
+        var rules = new Option<string?>("--rules") { Description = "Local rules (JSON): the server's SQL run on the gateway, per message or per time window (docs/gateway.md)" };
         var maxMb = new Option<long>("--queue-max-mb") { Description = "Megabytes of messages the disk queue may hold", DefaultValueFactory = _ => 1024 };
         var whenFull = new Option<string>("--queue-full") { Description = "When the queue is full: drop-oldest (count and delete the oldest) or hold (leaves wait for their PUBACK)", DefaultValueFactory = _ => "drop-oldest" };
         var fsync = new Option<string>("--fsync") { Description = "always (each commit is fsynced: survives a power cut) or os (survives a crash of the gateway, not of the machine)", DefaultValueFactory = _ => "always" };
         var logLevel = new Option<string>("--log-level") { Description = "Trace, Debug, Information, Warning or Error", DefaultValueFactory = _ => "Information" };
         var command = new Command("gateway", "Run an edge gateway: leaf devices on a local MQTT listener and Modbus devices, forwarded upstream through a disk queue that loses nothing.")
         {
-            identity, data, mqtt, modbus, maxMb, whenFull, fsync, logLevel,
+            identity, data, mqtt, modbus, rules, maxMb, whenFull, fsync, logLevel,
         };
         command.Subcommands.Add(AddLeaf());
         command.SetAction(async (parse, ct) =>
@@ -56,6 +58,7 @@ internal static class GatewayCommand
                     DataDirectory = parse.GetValue(data)!,
                     Mqtt = parse.GetValue(mqtt) is "off" ? null : Endpoint(parse.GetValue(mqtt)!),
                     Modbus = map,
+                    RulesFile = parse.GetValue(rules),
                     Queue = new ForwardStoreOptions { MaxBytes = parse.GetValue(maxMb) * 1024 * 1024, WhenFull = full, FsyncEveryCommit = sync },
                 };
             }
@@ -70,6 +73,11 @@ internal static class GatewayCommand
             try
             {
                 gateway = new EdgeGateway(options, logs);
+            }
+            catch (EdgeRulesException e)
+            {
+                await Console.Error.WriteLineAsync("trellis gateway: " + e.Message);
+                return 2;
             }
             catch (Exception e) when (e is InvalidOperationException or IOException or UnauthorizedAccessException or Microsoft.Data.Sqlite.SqliteException)
             {
@@ -86,6 +94,7 @@ internal static class GatewayCommand
                             $"Trellis gateway {options.Identity.ThingName}: " +
                             (options.Mqtt is null ? "no local MQTT listener" : $"leaves on MQTT port {gateway.MqttPort} ({gateway.LeafCount} leaves)") +
                             (options.Modbus is { } map ? $", {map.Devices.Count} Modbus device(s)" : string.Empty) +
+                            (gateway.RuleCount > 0 ? $", {gateway.RuleCount} local rule(s)" : string.Empty) +
                             $"; upstream {options.Identity.Host}:{options.Identity.Port}; {gateway.Queue.Count} message(s) queued in {options.DataDirectory}."),
                         ct);
                 }

@@ -7,6 +7,7 @@ using Trellis.Device;
 using Trellis.Gateway.Forwarding;
 using Trellis.Gateway.Local;
 using Trellis.Gateway.Modbus;
+using Trellis.Gateway.Rules;
 
 namespace Trellis.Gateway;
 
@@ -23,6 +24,9 @@ public sealed class EdgeGatewayOptions
     public IPEndPoint? Mqtt { get; init; }
 
     public RegisterMap? Modbus { get; init; }
+
+    /// <summary>Local rules (a rules file, docs/gateway.md); null for none.</summary>
+    public string? RulesFile { get; init; }
 
     public ForwardStoreOptions Queue { get; init; } = new();
 }
@@ -44,6 +48,7 @@ public sealed partial class EdgeGateway : IAsyncDisposable
     private readonly Upstream _upstream;
     private readonly ModbusBridge? _modbus;
     private readonly LeafRegistry _leaves;
+    private readonly EdgeRules? _rules;
 
     public EdgeGateway(EdgeGatewayOptions options, ILoggerFactory logs)
     {
@@ -55,11 +60,12 @@ public sealed partial class EdgeGateway : IAsyncDisposable
         _leaves = LeafRegistry.Load(options.DataDirectory);
         _queue = new ForwardStore(Path.Combine(options.DataDirectory, "queue.db"), options.Queue);
         _upstream = new Upstream(options.Identity, _queue, _logger);
+        _rules = options.RulesFile is { } rules ? EdgeRules.Load(rules, _logger) : null;
         if (options.Mqtt is { } endpoint)
         {
             var brokerOptions = new BrokerOptions { EventLoops = 1, MaxSubscriptionsPerClient = 100 };
             _broker = new MqttBroker(Options.Create(brokerOptions), new LeafAuthenticator(_leaves), logs.CreateLogger<MqttBroker>(), TimeProvider.System);
-            _broker.SetPublishObserver(new QueueObserver(_queue, _logger));
+            _broker.SetPublishObserver(new QueueObserver(_queue, _rules, _logger));
             _listener = new MqttSocketListener(_broker, endpoint);
             foreach (var leaf in _leaves.Leaves)
             {
@@ -69,7 +75,9 @@ public sealed partial class EdgeGateway : IAsyncDisposable
 
         if (options.Modbus is { } map)
         {
-            _modbus = new ModbusBridge(map, (leaf, topic, payload, ct) => _queue.AppendAsync(topic, payload, leaf, DateTimeOffset.UtcNow.ToUnixTimeMilliseconds(), ct), _logger);
+            _modbus = new ModbusBridge(map, (leaf, topic, payload, ct) => _rules is null
+                ? _queue.AppendAsync(topic, payload, leaf, DateTimeOffset.UtcNow.ToUnixTimeMilliseconds(), ct)
+                : _rules.TakeAsync(_queue, topic, payload, leaf, DateTimeOffset.UtcNow.ToUnixTimeMilliseconds(), ct), _logger);
             _upstream.Filters.AddRange(_modbus.DeltaTopics.Where(t => !_upstream.Filters.Contains($"$aws/things/{t.Split('/')[2]}/#")));
         }
 
@@ -85,6 +93,8 @@ public sealed partial class EdgeGateway : IAsyncDisposable
 
     public int LeafCount => _leaves.Leaves.Count;
 
+    public int RuleCount => _rules?.Rules.Count ?? 0;
+
     /// <summary>Serves until <paramref name="ct"/> is cancelled.</summary>
     public async Task RunAsync(Action? started, CancellationToken ct)
     {
@@ -99,6 +109,11 @@ public sealed partial class EdgeGateway : IAsyncDisposable
         if (_modbus is not null)
         {
             tasks.Add(_modbus.RunAsync(ct));
+        }
+
+        if (_rules is not null)
+        {
+            tasks.Add(_rules.RunAsync(_queue, ct));
         }
 
         try

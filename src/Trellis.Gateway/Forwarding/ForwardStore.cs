@@ -51,6 +51,7 @@ public sealed class ForwardStore : IDisposable
             received_ms INTEGER NOT NULL
         );
         CREATE TABLE IF NOT EXISTS meta (key TEXT PRIMARY KEY, value TEXT NOT NULL);
+        CREATE TABLE IF NOT EXISTS windows (key TEXT PRIMARY KEY, state TEXT NOT NULL);
         """;
 
     private readonly ForwardStoreOptions _options;
@@ -60,6 +61,8 @@ public sealed class ForwardStore : IDisposable
     private readonly Thread _thread;
     private readonly ManualResetEventSlim _work = new(false, spinCount: 0);
     private List<Pending> _appends = [];
+    private Dictionary<string, string> _windows = new(StringComparer.Ordinal);
+    private string[] _windowKeys = [];
     private List<long> _removes = [];
     private TaskCompletionSource _room = NewSignal();
     private TaskCompletionSource _appended = NewSignal();
@@ -90,6 +93,7 @@ public sealed class ForwardStore : IDisposable
         _lastSeq = Scalar(_writer, "SELECT seq FROM sqlite_sequence WHERE name = 'messages'") is long last ? last : 0;
         _count = (long)Scalar(_writer, "SELECT COUNT(*) FROM messages")!;
         _bytes = (long)Scalar(_writer, "SELECT COALESCE(SUM(length(topic) + length(payload)), 0) FROM messages")!;
+        LoadWindows();
         _thread = new Thread(WriteLoop) { IsBackground = true, Name = "gateway-queue" };
         _thread.Start();
     }
@@ -152,6 +156,30 @@ public sealed class ForwardStore : IDisposable
         await durable.ConfigureAwait(false);
     }
 
+    /// <summary>
+    /// Changes the state of an open window (a local rule's aggregate) in the same group commit as
+    /// the messages around it: <paramref name="update"/> gets the old state (null for a new window)
+    /// and returns the new one; it runs on the writer thread, in order with every other operation.
+    /// </summary>
+    public Task UpdateWindowAsync(string key, Func<string?, string> update) =>
+        EnqueueAsync(new Pending(string.Empty, [], string.Empty, 0, new TaskCompletionSource(TaskCreationOptions.RunContinuationsAsynchronously)) { WindowKey = key, Update = update });
+
+    /// <summary>
+    /// Closes a window: its state is deleted and, in the same transaction, the message
+    /// <paramref name="close"/> makes of it (if any) is appended to the queue.
+    /// </summary>
+    public Task CloseWindowAsync(string key, Func<string, (string Topic, byte[] Payload, string Leaf)?> close) =>
+        EnqueueAsync(new Pending(string.Empty, [], string.Empty, 0, new TaskCompletionSource(TaskCreationOptions.RunContinuationsAsynchronously)) { WindowKey = key, Close = close });
+
+    /// <summary>The keys of the windows open now.</summary>
+    public IReadOnlyList<string> WindowKeys()
+    {
+        lock (_lock)
+        {
+            return _windowKeys;
+        }
+    }
+
     /// <summary>Up to <paramref name="max"/> messages after <paramref name="afterSeq"/>, in order.</summary>
     public List<QueuedMessage> ReadAfter(long afterSeq, int max)
     {
@@ -169,6 +197,18 @@ public sealed class ForwardStore : IDisposable
         }
 
         return list;
+    }
+
+    private Task EnqueueAsync(Pending pending)
+    {
+        lock (_lock)
+        {
+            ObjectDisposedException.ThrowIf(_stopping, this);
+            _appends.Add(pending);
+        }
+
+        _work.Set();
+        return pending.Done.Task;
     }
 
     /// <summary>A task that completes when messages after the current ones have been committed.</summary>
@@ -249,7 +289,8 @@ public sealed class ForwardStore : IDisposable
 
     private void Commit(List<Pending> appends, List<long> removes)
     {
-        long added = 0, removed = 0, removedCount = 0, dropped = 0, droppedBytes = 0, lastSeq = 0;
+        Dictionary<Pending, Exception>? failed = null;
+        long added = 0, inserted = 0, removed = 0, removedCount = 0, dropped = 0, droppedBytes = 0, lastSeq = 0;
         try
         {
             using var transaction = _writer.BeginTransaction();
@@ -263,15 +304,59 @@ public sealed class ForwardStore : IDisposable
                 var p = insert.Parameters.Add("$p", SqliteType.Blob);
                 var l = insert.Parameters.Add("$l", SqliteType.Text);
                 var r = insert.Parameters.Add("$r", SqliteType.Integer);
+                void Insert(string topic, byte[] payload, string leaf, long receivedMs)
+                {
+                    t.Value = topic;
+                    p.Value = payload;
+                    l.Value = leaf;
+                    r.Value = receivedMs;
+                    lastSeq = (long)insert.ExecuteScalar()!;
+                    added += topic.Length + payload.Length;
+                    inserted++;
+                }
+
+                var changed = new HashSet<string>(StringComparer.Ordinal);
                 foreach (var a in appends)
                 {
-                    t.Value = a.Topic;
-                    p.Value = a.Payload;
-                    l.Value = a.Leaf;
-                    r.Value = a.ReceivedMs;
-                    lastSeq = (long)insert.ExecuteScalar()!;
-                    added += a.Topic.Length + a.Payload.Length;
+                    if (a.Update is { } update)
+                    {
+                        try
+                        {
+                            _windows[a.WindowKey!] = update(_windows.GetValueOrDefault(a.WindowKey!));
+                            changed.Add(a.WindowKey!);
+                        }
+                        catch (Exception e) when (e is not OutOfMemoryException)
+                        {
+                            (failed ??= []).Add(a, e); // a caller's mistake fails its own operation only
+                        }
+                    }
+                    else if (a.Close is { } close)
+                    {
+                        if (_windows.TryGetValue(a.WindowKey!, out var state))
+                        {
+                            try
+                            {
+                                var output = close(state);
+                                _windows.Remove(a.WindowKey!);
+                                changed.Add(a.WindowKey!);
+                                if (output is { } message)
+                                {
+                                    Insert(message.Topic, message.Payload, message.Leaf, DateTimeOffset.UtcNow.ToUnixTimeMilliseconds());
+                                }
+                            }
+                            catch (Exception e) when (e is not OutOfMemoryException and not SqliteException)
+                            {
+                                (failed ??= []).Add(a, e);
+                            }
+                        }
+                    }
+                    else
+                    {
+                        Insert(a.Topic, a.Payload, a.Leaf, a.ReceivedMs);
+                    }
                 }
+
+                SaveWindows(transaction, changed);
 
                 // Policy drop-oldest: delete from the front until the queue fits again.
                 var over = Interlocked.Read(ref _bytes) - removed + added - _options.MaxBytes;
@@ -299,6 +384,7 @@ public sealed class ForwardStore : IDisposable
         catch (SqliteException e)
         {
             // The disk is full or failing: nothing of this group is acknowledged; removals are retried.
+            LoadWindows();
             lock (_lock)
             {
                 _pendingBytes -= appends.Sum(a => (long)(a.Topic.Length + a.Payload.Length));
@@ -317,9 +403,10 @@ public sealed class ForwardStore : IDisposable
         TaskCompletionSource room, appended;
         lock (_lock)
         {
-            _pendingBytes -= added;
+            _pendingBytes -= appends.Sum(a => (long)(a.Topic.Length + a.Payload.Length));
             _bytes += added - removed - droppedBytes;
-            _count += appends.Count - removedCount - dropped;
+            _count += inserted - removedCount - dropped;
+            _windowKeys = [.. _windows.Keys];
             _dropped += dropped;
             if (lastSeq > 0)
             {
@@ -333,7 +420,7 @@ public sealed class ForwardStore : IDisposable
                 _room = NewSignal();
             }
 
-            if (appends.Count > 0)
+            if (inserted > 0)
             {
                 _appended = NewSignal();
             }
@@ -341,7 +428,14 @@ public sealed class ForwardStore : IDisposable
 
         foreach (var a in appends)
         {
-            a.Done.TrySetResult();
+            if (failed is not null && failed.TryGetValue(a, out var error))
+            {
+                a.Done.TrySetException(error);
+            }
+            else
+            {
+                a.Done.TrySetResult();
+            }
         }
 
         if (removed > 0 || dropped > 0)
@@ -349,7 +443,7 @@ public sealed class ForwardStore : IDisposable
             room.TrySetResult();
         }
 
-        if (appends.Count > 0)
+        if (inserted > 0)
         {
             appended.TrySetResult();
         }
@@ -407,7 +501,64 @@ public sealed class ForwardStore : IDisposable
 
     private static TaskCompletionSource NewSignal() => new(TaskCreationOptions.RunContinuationsAsynchronously);
 
-    private sealed record Pending(string Topic, byte[] Payload, string Leaf, long ReceivedMs, TaskCompletionSource Done);
+    private void LoadWindows()
+    {
+        var windows = new Dictionary<string, string>(StringComparer.Ordinal);
+        using var command = _writer.CreateCommand();
+        command.CommandText = "SELECT key, state FROM windows";
+        using (var reader = command.ExecuteReader())
+        {
+            while (reader.Read())
+            {
+                windows[reader.GetString(0)] = reader.GetString(1);
+            }
+        }
+
+        _windows = windows;
+        lock (_lock)
+        {
+            _windowKeys = [.. windows.Keys];
+        }
+    }
+
+    private void SaveWindows(SqliteTransaction transaction, HashSet<string> changed)
+    {
+        if (changed.Count == 0)
+        {
+            return;
+        }
+
+        using var upsert = _writer.CreateCommand();
+        upsert.Transaction = transaction;
+        var key = upsert.Parameters.Add("$k", SqliteType.Text);
+        var state = upsert.Parameters.Add("$s", SqliteType.Text);
+        foreach (var k in changed)
+        {
+            key.Value = k;
+            if (_windows.TryGetValue(k, out var value))
+            {
+                upsert.CommandText = "INSERT OR REPLACE INTO windows (key, state) VALUES ($k, $s)";
+                state.Value = value;
+            }
+            else
+            {
+                upsert.CommandText = "DELETE FROM windows WHERE key = $k";
+                state.Value = DBNull.Value;
+            }
+
+            upsert.ExecuteNonQuery();
+        }
+    }
+
+    /// <summary>One operation for the writer: a message to append, or a window to update or close.</summary>
+    private sealed record Pending(string Topic, byte[] Payload, string Leaf, long ReceivedMs, TaskCompletionSource Done)
+    {
+        public string? WindowKey { get; init; }
+
+        public Func<string?, string>? Update { get; init; }
+
+        public Func<string, (string Topic, byte[] Payload, string Leaf)?>? Close { get; init; }
+    }
 }
 
 /// <summary>The queue could not take a message (larger than the queue, or the disk failed).</summary>

@@ -1,6 +1,7 @@
 using Microsoft.Extensions.Logging;
 using Trellis.Broker;
 using Trellis.Gateway.Forwarding;
+using Trellis.Gateway.Rules;
 
 namespace Trellis.Gateway.Local;
 
@@ -11,7 +12,7 @@ namespace Trellis.Gateway.Local;
 /// promises nothing). Messages the gateway itself publishes locally (from upstream) are not
 /// sent back up.
 /// </summary>
-internal sealed partial class QueueObserver(ForwardStore queue, ILogger logger) : IPublishObserver
+internal sealed partial class QueueObserver(ForwardStore queue, EdgeRules? rules, ILogger logger) : IPublishObserver
 {
     public bool Wants(string topic) => true;
 
@@ -35,7 +36,7 @@ internal sealed partial class QueueObserver(ForwardStore queue, ILogger logger) 
     {
         try
         {
-            await queue.AppendAsync(message.Topic, message.Payload.ToArray(), message.ClientId!, message.ReceivedAtMs, cancellationToken);
+            await TakeAsync(message, cancellationToken);
         }
         catch (QueueFullException e)
         {
@@ -48,13 +49,18 @@ internal sealed partial class QueueObserver(ForwardStore queue, ILogger logger) 
     {
         try
         {
-            await queue.AppendAsync(message.Topic, message.Payload.ToArray(), message.ClientId!, message.ReceivedAtMs, CancellationToken.None);
+            await TakeAsync(message, CancellationToken.None);
         }
         catch (Exception e) when (e is QueueFullException or ObjectDisposedException)
         {
             LogNotQueued(logger, message.ClientId!, message.Topic, e.Message);
         }
     }
+
+    /// <summary>Through the local rules when there are any, else straight into the queue.</summary>
+    private Task TakeAsync(PublishedMessage message, CancellationToken ct) => rules is null
+        ? queue.AppendAsync(message.Topic, message.Payload.ToArray(), message.ClientId!, message.ReceivedAtMs, ct)
+        : rules.TakeAsync(queue, message.Topic, message.Payload.ToArray(), message.ClientId!, message.ReceivedAtMs, ct);
 
     [LoggerMessage(Level = LogLevel.Warning, Message = "A message of leaf {Leaf} on {Topic} was not queued: {Reason}. Free disk space or raise --queue-max-mb")]
     private static partial void LogNotQueued(ILogger logger, string leaf, string topic, string reason);

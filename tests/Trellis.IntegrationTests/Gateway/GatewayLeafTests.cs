@@ -95,8 +95,53 @@ public sealed class GatewayLeafTests(TrellisHost host)
         Assert.True(await upstream.WaitForLineAsync(l => l.Contains("\"queued\":true", StringComparison.Ordinal), TimeSpan.FromSeconds(45), Ct), "the queued message was not forwarded: " + string.Join('\n', run.Lines));
     }
 
-    private static ExternalTool.Background StartGateway(Gateway gateway) =>
-        ExternalTool.StartBackground("dotnet", [TrellisCli.DllPath(), "gateway", "--identity", gateway.Identity, "--data", gateway.Data, "--mqtt", $"127.0.0.1:{gateway.Port}"]);
+    [Fact]
+    public async Task A_local_rule_sends_window_averages_upstream_instead_of_raw_samples()
+    {
+        var gateway = await SetUpAsync();
+        var rules = Path.Combine(gateway.Data, "..", "rules.json");
+        await File.WriteAllTextAsync(rules, """
+            {"rules": [{"name": "one-second", "sql": "SELECT temperature FROM 'devices/+/telemetry' WHERE temperature > -50",
+                        "topic": "devices/${topic(2)}/summary", "windowSeconds": 1, "functions": ["avg", "max"]}]}
+            """, Ct);
+        var watcher = TrellisHost.Unique("gwwatch");
+        using var upstream = ExternalTool.StartBackground("mosquitto_sub", [.. host.AdminArgs(watcher), "-t", $"devices/{gateway.Leaf}/#", "-q", "1", "-v"]);
+        Assert.True(await Eventually.TrueAsync(() => host.Server.Broker.SubscriptionsOf(watcher).Count > 0, Timeout, Ct), upstream.Stderr);
+        using var run = StartGateway(gateway, "--rules", rules);
+        Assert.True(await run.WaitForLineAsync(l => l.Contains("1 local rule(s)", StringComparison.Ordinal), Timeout, Ct), string.Join('\n', run.Lines) + run.Stderr);
+
+        // 40 samples, 0…39, and one the rule filters out: averages arrive, raw samples do not.
+        var samples = string.Join('\n', Enumerable.Range(0, 40).Select(i => $$"""{"temperature":{{i}}}""").Append("""{"temperature":-99}""")) + "\n";
+        var input = Path.Combine(gateway.Data, "..", "samples.txt");
+        await File.WriteAllTextAsync(input, samples, Ct);
+        var published = await ExternalTool.RunAsync("sh", ["-c", $"mosquitto_pub {string.Join(' ', gateway.Leaf1())} -t devices/{gateway.Leaf}/telemetry -q 1 -l < {input}"], Timeout, cancellationToken: Ct);
+        Assert.True(published.ExitCode == 0, published.Output);
+        List<System.Text.Json.Nodes.JsonNode> summaries = [];
+        Assert.True(await Eventually.TrueAsync(() =>
+        {
+            summaries = [.. upstream.Lines.Where(l => l.StartsWith($"devices/{gateway.Leaf}/summary ", StringComparison.Ordinal)).Select(l => System.Text.Json.Nodes.JsonNode.Parse(l[(l.IndexOf(' ', StringComparison.Ordinal) + 1)..])!)];
+            return summaries.Sum(m => m["count"]!.GetValue<long>()) >= 40;
+        }, Timeout, Ct), "no window summaries: " + string.Join('|', upstream.Lines) + string.Join('\n', run.Lines));
+        Assert.Equal(40, summaries.Sum(m => m["count"]!.GetValue<long>()));
+        Assert.Equal(19.5, summaries.Sum(m => m["temperature_avg"]!.GetValue<double>() * m["count"]!.GetValue<long>()) / 40, 6);
+        Assert.Equal(39, summaries.Max(m => m["temperature_max"]!.GetValue<double>()));
+        Assert.DoesNotContain(upstream.Lines, l => l.StartsWith($"devices/{gateway.Leaf}/telemetry ", StringComparison.Ordinal));
+    }
+
+    [Fact]
+    public async Task A_rules_file_with_a_syntax_error_stops_the_gateway_at_start_naming_the_rule()
+    {
+        var gateway = await SetUpAsync();
+        var rules = Path.Combine(gateway.Data, "..", "bad-rules.json");
+        await File.WriteAllTextAsync(rules, """{"rules": [{"name": "broken", "sql": "SELECT temperature FROM"}]}""", Ct);
+        var result = await ExternalTool.RunAsync("dotnet", [TrellisCli.DllPath(), "gateway", "--identity", gateway.Identity, "--data", gateway.Data, "--mqtt", $"127.0.0.1:{gateway.Port}", "--rules", rules], Timeout, cancellationToken: Ct);
+        Assert.Equal(2, result.ExitCode);
+        Assert.Contains("rule broken:", result.Stderr, StringComparison.Ordinal);
+        Assert.Contains("line 1", result.Stderr, StringComparison.Ordinal);
+    }
+
+    private static ExternalTool.Background StartGateway(Gateway gateway, params string[] extra) =>
+        ExternalTool.StartBackground("dotnet", [TrellisCli.DllPath(), "gateway", "--identity", gateway.Identity, "--data", gateway.Data, "--mqtt", $"127.0.0.1:{gateway.Port}", .. extra]);
 
     private async Task<Gateway> SetUpAsync()
     {
