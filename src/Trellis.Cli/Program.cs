@@ -11,5 +11,6 @@ foreach (var command in ManageCommands.Create())
 
 root.Subcommands.Add(ProvisionCommand.Create());
 root.Subcommands.Add(GatewayCommand.Create());
+root.Subcommands.Add(SimulateCommand.Create());
 
 return await root.Parse(args).InvokeAsync();

@@ -1,0 +1,231 @@
+using System.CommandLine;
+using System.Globalization;
+using System.Security.Cryptography.X509Certificates;
+using System.Text.Json.Nodes;
+using Spectre.Console;
+using Trellis.Device;
+using Trellis.Simulator;
+
+namespace Trellis.Cli;
+
+/// <summary>
+/// <c>trellis simulate --profile smart-city|industrial|healthcare --devices N --seconds S</c>
+/// (docs/simulator.md): sets up the profile's fleet provisioning once (device and claim policies, a
+/// thing group, a provisioning template and a claim certificate, through the API), provisions each
+/// device by claim on its first start (identities kept in the state folder), and runs the fleet
+/// with a live view and a summary at the end.
+/// </summary>
+internal static class SimulateCommand
+{
+    private const string DevicePolicy = """
+        {"Version":"2012-10-17","Statement":[
+          {"Effect":"Allow","Action":"iot:Connect","Resource":"arn:aws:iot:*:*:client/${iot:Connection.Thing.ThingName}"},
+          {"Effect":"Allow","Action":["iot:Publish","iot:Receive"],"Resource":["arn:aws:iot:*:*:topic/devices/${iot:Connection.Thing.ThingName}/*","arn:aws:iot:*:*:topic/$aws/things/${iot:Connection.Thing.ThingName}/*"]},
+          {"Effect":"Allow","Action":"iot:Subscribe","Resource":["arn:aws:iot:*:*:topicfilter/devices/${iot:Connection.Thing.ThingName}/*","arn:aws:iot:*:*:topicfilter/$aws/things/${iot:Connection.Thing.ThingName}/*"]}]}
+        """;
+
+    private const string ClaimPolicy = """
+        {"Version":"2012-10-17","Statement":[
+          {"Effect":"Allow","Action":"iot:Connect","Resource":"*"},
+          {"Effect":"Allow","Action":["iot:Publish","iot:Receive"],"Resource":["arn:aws:iot:*:*:topic/$aws/certificates/create-from-csr/*","arn:aws:iot:*:*:topic/$aws/provisioning-templates/trellis-sim-*/provision/*"]},
+          {"Effect":"Allow","Action":"iot:Subscribe","Resource":["arn:aws:iot:*:*:topicfilter/$aws/certificates/create-from-csr/*","arn:aws:iot:*:*:topicfilter/$aws/provisioning-templates/trellis-sim-*/provision/*"]}]}
+        """;
+
+    public static Command Create()
+    {
+        var profile = new Option<string>("--profile") { Description = "smart-city, industrial or healthcare", Required = true };
+        profile.AcceptOnlyFromAmong(Profiles.Names);
+        var devices = new Option<int>("--devices") { Description = "How many devices", DefaultValueFactory = _ => 200 };
+        var seconds = new Option<int>("--seconds") { Description = "How long to run (0: until Ctrl-C)", DefaultValueFactory = _ => 60 };
+        var interval = new Option<int?>("--interval-ms") { Description = "Sampling interval of every device (default: the profile's, per kind of device; a shadow's desired samplingIntervalMs overrides it)" };
+        var state = new Option<string?>("--state") { Description = "Folder for the fleet's claim and device identities (default ./simulate-PROFILE)" };
+        var command = new Command("simulate", "Run a simulated fleet (smart city, industrial, healthcare), provisioned by claim, against a Trellis server.") { profile, devices, seconds, interval, state };
+        command.SetAction((parse, ct) => ManageCommands.RunStepsAsync(parse, api => RunAsync(
+            api, parse.GetValue(profile)!, parse.GetValue(devices), parse.GetValue(seconds), parse.GetValue(interval),
+            Path.GetFullPath(parse.GetValue(state) ?? "simulate-" + parse.GetValue(profile)), parse.GetValue(ManageCommands.DataOption)!, ct)));
+        return command;
+    }
+
+    private static async Task<ApiAnswer> RunAsync(ApiClient api, string profile, int count, int seconds, int? intervalMs, string stateDirectory, string dataDirectory, CancellationToken ct)
+    {
+        if (count is < 1 or > 100_000 || seconds < 0 || intervalMs is < 100)
+        {
+            return new ApiAnswer(400, null, "InvalidRequestException", "--devices must be 1…100000, --seconds 0 or more, --interval-ms at least 100");
+        }
+
+        Directory.CreateDirectory(stateDirectory);
+        var template = "trellis-sim-" + profile;
+        var claimFailure = await SetUpAsync(api, profile, template, stateDirectory, dataDirectory, ct);
+        if (claimFailure is not null)
+        {
+            return claimFailure;
+        }
+
+        var endpoint = await api.SendAsync(HttpMethod.Get, "/endpoint", "endpointType=iot%3AData-ATS", null, ct);
+        var address = endpoint.Body?["endpointAddress"]?.GetValue<string>() ?? "localhost:8883";
+        var colon = address.LastIndexOf(':');
+        var claim = DeviceOptions.FromPemFiles(colon > 0 ? address[..colon] : address, colon > 0 ? int.Parse(address[(colon + 1)..], CultureInfo.InvariantCulture) : 8883,
+            "claim", Path.Combine(stateDirectory, "claim.cert.pem"), Path.Combine(stateDirectory, "claim.private.key"), Path.Combine(stateDirectory, "ca.pem"));
+        claim = new DeviceOptions
+        {
+            Host = claim.Host,
+            Port = claim.Port,
+            ThingName = claim.ThingName,
+            ClientId = "trellis-sim-claim-" + Guid.NewGuid().ToString("N")[..8],
+            Certificate = claim.Certificate,
+            CaCertificate = claim.CaCertificate,
+        };
+
+        var fleet = new List<(SimulatedDevice, DeviceOptions)>(count);
+        await using (var provisioner = new ClaimProvisioner(claim, template, stateDirectory))
+        {
+            var started = DateTime.UtcNow;
+            for (var i = 0; i < count; i++)
+            {
+                var identity = await provisioner.IdentityAsync(i.ToString("D5", CultureInfo.InvariantCulture), ct);
+                fleet.Add((Profiles.Create(profile, i, identity.ThingName, intervalMs), identity));
+                if ((i + 1) % 500 == 0)
+                {
+                    await Console.Error.WriteLineAsync($"trellis simulate: {i + 1} of {count} devices have their identity ({provisioner.Provisioned} provisioned by claim now)");
+                }
+            }
+
+            await Console.Error.WriteLineAsync($"trellis simulate: {count} devices ready ({provisioner.Provisioned} provisioned by claim in {(DateTime.UtcNow - started).TotalSeconds:F1} s, {count - provisioner.Provisioned} from {stateDirectory}); running for {(seconds == 0 ? "ever (Ctrl-C stops)" : seconds + " s")}.");
+        }
+
+        var simulator = new FleetSimulator(fleet);
+        using var run = CancellationTokenSource.CreateLinkedTokenSource(ct);
+        if (seconds > 0)
+        {
+            run.CancelAfter(TimeSpan.FromSeconds(seconds));
+        }
+
+        var begin = DateTime.UtcNow;
+        var running = simulator.RunAsync(run.Token);
+        await ShowAsync(simulator.Stats, running, count);
+        var elapsed = Math.Max(0.001, (DateTime.UtcNow - begin).TotalSeconds);
+        var stats = simulator.Stats;
+        var summary = new JsonObject
+        {
+            ["profile"] = profile,
+            ["devices"] = count,
+            ["seconds"] = Math.Round(elapsed, 1),
+            ["peakConnected"] = stats.PeakConnected,
+            ["messages"] = stats.Messages,
+            ["messagesPerSecond"] = Math.Round(stats.Messages / elapsed, 1),
+            ["shadowUpdatesApplied"] = stats.ShadowUpdates,
+            ["jobsCompleted"] = stats.JobsCompleted,
+            ["reconnects"] = stats.Reconnects,
+            ["errors"] = stats.Errors,
+        };
+        if (stats.ErrorKinds.OrderByDescending(e => e.Value).FirstOrDefault() is { Key: { } error } top)
+        {
+            summary["mostCommonError"] = $"{error} ({top.Value}×)";
+        }
+
+        return new ApiAnswer(200, summary, null, null);
+    }
+
+    /// <summary>A live table on a terminal; a line every 5 s otherwise (CI, a pipe).</summary>
+    private static async Task ShowAsync(FleetStats stats, Task running, int count)
+    {
+        var last = (Messages: 0L, At: DateTime.UtcNow);
+        string Rate()
+        {
+            var now = DateTime.UtcNow;
+            var messages = stats.Messages;
+            var rate = (messages - last.Messages) / Math.Max(0.001, (now - last.At).TotalSeconds);
+            last = (messages, now);
+            return rate.ToString("F0", CultureInfo.InvariantCulture);
+        }
+
+        if (Console.IsOutputRedirected || !AnsiConsole.Profile.Capabilities.Interactive)
+        {
+            while (await Task.WhenAny(running, Task.Delay(5000)) != running)
+            {
+                await Console.Error.WriteLineAsync($"trellis simulate: {stats.Connected}/{count} connected, {stats.Messages} messages ({Rate()}/s), {stats.ShadowUpdates} shadow updates, {stats.JobsCompleted} jobs, {stats.Errors} errors");
+            }
+
+            await running;
+            return;
+        }
+
+        var table = new Table().AddColumns("connected", "messages", "messages/s", "shadow updates", "jobs", "reconnects", "errors");
+        table.AddRow("0", "0", "0", "0", "0", "0", "0");
+        await AnsiConsole.Live(table).StartAsync(async context =>
+        {
+            while (await Task.WhenAny(running, Task.Delay(1000)) != running)
+            {
+                table.UpdateCell(0, 0, $"{stats.Connected}/{count}").UpdateCell(0, 1, stats.Messages.ToString(CultureInfo.InvariantCulture)).UpdateCell(0, 2, Rate())
+                    .UpdateCell(0, 3, stats.ShadowUpdates.ToString(CultureInfo.InvariantCulture)).UpdateCell(0, 4, stats.JobsCompleted.ToString(CultureInfo.InvariantCulture))
+                    .UpdateCell(0, 5, stats.Reconnects.ToString(CultureInfo.InvariantCulture)).UpdateCell(0, 6, stats.Errors.ToString(CultureInfo.InvariantCulture));
+                context.Refresh();
+            }
+        });
+        await running;
+    }
+
+    /// <summary>The profile's policies, group, template and claim certificate (each created once); null when all is there.</summary>
+    private static async Task<ApiAnswer?> SetUpAsync(ApiClient api, string profile, string template, string stateDirectory, string dataDirectory, CancellationToken ct)
+    {
+        var group = "sim-" + profile;
+        var body = """
+            {"Parameters": {"SerialNumber": {"Type": "String"}, "AWS::IoT::Certificate::Id": {"Type": "String"}},
+             "Resources": {
+              "thing": {"Type": "AWS::IoT::Thing", "OverrideSettings": {"ThingGroups": "MERGE"},
+                "Properties": {"ThingName": {"Fn::Join": ["", ["sim-PROFILE-", {"Ref": "SerialNumber"}]]}, "AttributePayload": {"serial": {"Ref": "SerialNumber"}, "profile": "PROFILE"}, "ThingGroups": ["GROUP"]}},
+              "certificate": {"Type": "AWS::IoT::Certificate", "Properties": {"CertificateId": {"Ref": "AWS::IoT::Certificate::Id"}, "Status": "Active"}},
+              "policy": {"Type": "AWS::IoT::Policy", "Properties": {"PolicyName": "trellis-sim-device"}}}}
+            """.Replace("PROFILE", profile, StringComparison.Ordinal).Replace("GROUP", group, StringComparison.Ordinal);
+        foreach (var (method, path, json) in new (HttpMethod, string, JsonNode?)[]
+        {
+            (HttpMethod.Post, "/policies/trellis-sim-device", new JsonObject { ["policyDocument"] = DevicePolicy }),
+            (HttpMethod.Post, "/policies/trellis-sim-claim", new JsonObject { ["policyDocument"] = ClaimPolicy }),
+            (HttpMethod.Post, "/thing-groups/" + group, new JsonObject()),
+            (HttpMethod.Post, "/provisioning-templates", new JsonObject { ["templateName"] = template, ["templateBody"] = body, ["enabled"] = true, ["provisioningRoleArn"] = "arn:aws:iam::000000000000:role/trellis-sim" }),
+        })
+        {
+            var answer = await api.SendAsync(method, path, null, json, ct);
+            if (!answer.Ok && answer.ErrorType is not ("ResourceAlreadyExistsException" or "ResourceAlreadyExists"))
+            {
+                return answer;
+            }
+        }
+
+        var certificatePath = Path.Combine(stateDirectory, "claim.cert.pem");
+        if (File.Exists(certificatePath))
+        {
+            return null;
+        }
+
+        var caSource = Path.Combine(dataDirectory, "ca.pem");
+        if (!File.Exists(caSource))
+        {
+            return new ApiAnswer(400, null, "InvalidRequestException", $"{caSource} is missing: point --data at the server's data folder (its ca.pem is what the devices trust)");
+        }
+
+        var certificate = await api.SendAsync(HttpMethod.Post, "/keys-and-certificate", "setAsActive=true", new JsonObject(), ct);
+        if (!certificate.Ok)
+        {
+            return certificate;
+        }
+
+        var attach = await api.SendAsync(HttpMethod.Put, "/target-policies/trellis-sim-claim", null, new JsonObject { ["target"] = certificate.Body!["certificateArn"]!.GetValue<string>() }, ct);
+        if (!attach.Ok)
+        {
+            return attach;
+        }
+
+        File.Copy(caSource, Path.Combine(stateDirectory, "ca.pem"), overwrite: true);
+        var keyPath = Path.Combine(stateDirectory, "claim.private.key");
+        await File.WriteAllTextAsync(keyPath, certificate.Body["keyPair"]!["PrivateKey"]!.GetValue<string>(), ct);
+        if (!OperatingSystem.IsWindows())
+        {
+            File.SetUnixFileMode(keyPath, UnixFileMode.UserRead | UnixFileMode.UserWrite);
+        }
+
+        await File.WriteAllTextAsync(certificatePath, certificate.Body["certificatePem"]!.GetValue<string>(), ct);
+        _ = X509Certificate2.CreateFromPemFile(certificatePath, keyPath); // written whole and readable
+        return null;
+    }
+}
