@@ -70,14 +70,5 @@ public sealed class QuickstartTests : IAsyncLifetime
         }, ct);
     }
 
-    private static string RepositoryRoot()
-    {
-        var dir = new DirectoryInfo(AppContext.BaseDirectory);
-        while (dir is not null && !File.Exists(Path.Combine(dir.FullName, "Trellis.slnx")))
-        {
-            dir = dir.Parent;
-        }
-
-        return dir?.FullName ?? throw new InvalidOperationException("repository root (Trellis.slnx) not found above " + AppContext.BaseDirectory);
-    }
+    private static string RepositoryRoot() => TrellisCli.RepositoryRoot();
 }

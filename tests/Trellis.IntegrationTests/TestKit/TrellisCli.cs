@@ -3,7 +3,8 @@ namespace Trellis.IntegrationTests.TestKit;
 /// <summary>The built <c>trellis</c> command (artifacts/bin/Trellis.Cli/release/trellis.dll).</summary>
 public static class TrellisCli
 {
-    public static string DllPath()
+    /// <summary>The repository's root: the folder above the tests that holds Trellis.slnx.</summary>
+    public static string RepositoryRoot()
     {
         var dir = new DirectoryInfo(AppContext.BaseDirectory);
         while (dir is not null && !File.Exists(Path.Combine(dir.FullName, "Trellis.slnx")))
@@ -11,7 +12,12 @@ public static class TrellisCli
             dir = dir.Parent;
         }
 
-        var dll = Path.Combine(dir!.FullName, "artifacts", "bin", "Trellis.Cli", "release", "trellis.dll");
+        return dir?.FullName ?? throw new InvalidOperationException("repository root (Trellis.slnx) not found above " + AppContext.BaseDirectory);
+    }
+
+    public static string DllPath()
+    {
+        var dll = Path.Combine(RepositoryRoot(), "artifacts", "bin", "Trellis.Cli", "release", "trellis.dll");
         Assert.True(File.Exists(dll), $"{dll} is missing: build Trellis.slnx -c Release first");
         return dll;
     }
