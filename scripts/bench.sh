@@ -12,6 +12,9 @@
 #        defender (the QoS 1 fan-in ladder with Device Defender's accounting off and on, in turns),
 #        index (INDEX_THINGS=N, default 100000: SearchIndex and aggregation latency beside ListThings' SQLite
 #        filter, and index freshness under INDEX_RATE shadow updates per second, default 5000),
+#        gateway (an edge gateway's leaf throughput with --fsync always and os, and Mosquitto as a bridge;
+#        then GATEWAY_OUTAGE seconds of upstream outage, default 300, at GATEWAY_OUTAGE_RATE msg/s, and the drain),
+#        simulate (trellis simulate's industrial fleet at SIM_DEVICES sizes, default "1000 5000 10000", SIM_SECONDS each, default 60),
 #        delta (a delta image between Trellis's own assemblies at DELTA_FROM=commit, default a89db30, and HEAD),
 #        and p2p-hops, a diagnostic that captures loopback traffic to split point-to-point latency into hops)
 #        BENCH_ROUNDS=N (default 3): traffic scenarios run N times, brokers alternating; the report
@@ -360,6 +363,121 @@ idle_bench() {
   done
 }
 
+# Edge gateway (issue 21): 20 leaves publish QoS 1 to a gateway's local listener, which forwards to a
+# Trellis server upstream over TLS with the gateway's certificate; the upstream
+# counts arrivals (its received-messages counter). Trellis's gateway with --fsync always (each commit fsynced) and --fsync os, then
+# Mosquitto as a bridge (persistence on, same certificate). Then an outage: upstream stopped for
+# GATEWAY_OUTAGE seconds (default 300) while the leaves offer GATEWAY_OUTAGE_RATE msg/s (default
+# 1000), and the drain once it is back.
+gateway_bench() {
+  local up_mqtt=23883 up_mqtts=23884 leaf_port=23885 gw="$work/gw" http up_pid gw_pid mq_pid acked
+  local outage=${GATEWAY_OUTAGE:-300} rate=${GATEWAY_OUTAGE_RATE:-1000} dll="$root/artifacts/bin/Trellis.Cli/release/trellis.dll"
+  start_upstream() {
+    env ${TRELLIS_BENCH_ENV:-} dotnet "$dll" serve --data "$work/up" --mqtt 127.0.0.1:$up_mqtt --mqtts 127.0.0.1:$up_mqtts --ws off \
+      --http 127.0.0.1:0 --coap off --coaps off --allow-anonymous --log-level Warning > "$work/trellis.log" 2>&1 & up_pid=$!
+    pids+=("$up_pid"); http=$(trellis_http_port)
+  }
+  leaves_in() { # data folder -> leaves.tsv beside it
+    : > "$1.tsv"
+    for i in $(seq -w 0 19); do
+      echo "gwbench-leaf-$i $(dotnet "$dll" gateway add-leaf --data "$1" --thing "gwbench-leaf-$i" | tail -1)" >> "$1.tsv"
+    done
+  }
+  start_gateway() { # data folder, fsync
+    dotnet "$dll" gateway --identity "$gw/identity" --data "$1" --mqtt 127.0.0.1:$leaf_port --fsync "$2" --log-level Warning > "$work/gateway.log" 2>&1 & gw_pid=$!
+    pids+=("$gw_pid")
+    for _ in $(seq 1 100); do grep -q "Trellis gateway" "$work/gateway.log" && break; sleep 0.1; done
+    sleep 1
+  }
+  start_bridge() {
+    mkdir -p "$work/mq"
+    cat > "$work/bridge.conf" <<CONF
+user root
+listener $leaf_port 127.0.0.1
+allow_anonymous true
+persistence true
+persistence_location $work/mq/
+max_queued_messages 0
+log_dest none
+connection upstream
+address localhost:$up_mqtts
+remote_clientid gw-bench
+bridge_cafile $gw/identity/ca.pem
+bridge_certfile $gw/identity/gw-bench.cert.pem
+bridge_keyfile $gw/identity/gw-bench.private.key
+bridge_protocol_version mqttv311
+cleansession false
+restart_timeout 1 15
+notifications false
+topic devices/# out 1
+CONF
+    mosquitto -c "$work/bridge.conf" & mq_pid=$!
+    pids+=("$mq_pid"); sleep 2
+  }
+  rm -rf "$work/up" "$gw"; mkdir -p "$gw"
+  start_upstream
+  cat > "$gw/policy.json" <<'JSON'
+{"Version":"2012-10-17","Statement":[
+  {"Effect":"Allow","Action":"iot:Connect","Resource":"arn:aws:iot:*:*:client/${iot:Connection.Thing.ThingName}"},
+  {"Effect":"Allow","Action":["iot:Publish","iot:Receive"],"Resource":["arn:aws:iot:*:*:topic/devices/*","arn:aws:iot:*:*:topic/$aws/things/*"]},
+  {"Effect":"Allow","Action":"iot:Subscribe","Resource":"arn:aws:iot:*:*:topicfilter/$aws/things/*"}]}
+JSON
+  dotnet "$dll" policies create gwbench "$gw/policy.json" --endpoint "http://127.0.0.1:$http" --data "$work/up" > /dev/null
+  dotnet "$dll" provision --thing gw-bench --out "$gw/identity" --policy gwbench --endpoint "http://127.0.0.1:$http" --data "$work/up" > /dev/null
+  for round in $(seq 1 "$rounds"); do
+    for fsync in always os; do
+      rm -rf "$gw/data"; leaves_in "$gw/data"; start_gateway "$gw/data" $fsync
+      run "$round" "trellis-fsync-$fsync" $leaf_port "$gw_pid" --scenario gateway --phase throughput --leaf-port $leaf_port --upstream-metrics "http://127.0.0.1:$http/metrics" --credentials "$gw/data.tsv" --seconds 10
+      kill "$gw_pid"; wait "$gw_pid" 2>/dev/null || true
+    done
+    rm -rf "$work/mq"; start_bridge
+    run "$round" mosquitto-bridge $leaf_port "$mq_pid" --scenario gateway --phase throughput --leaf-port $leaf_port --upstream-metrics "http://127.0.0.1:$http/metrics" --leaves 20 --seconds 10
+    kill "$mq_pid"; wait "$mq_pid" 2>/dev/null || true
+  done
+  for broker in trellis mosquitto-bridge; do
+    if [[ $broker == trellis ]]; then rm -rf "$gw/data"; leaves_in "$gw/data"; start_gateway "$gw/data" always; pid=$gw_pid; creds=(--credentials "$gw/data.tsv")
+    else rm -rf "$work/mq"; start_bridge; pid=$mq_pid; creds=(--leaves 20); fi
+    kill "$up_pid"; wait "$up_pid" 2>/dev/null || true
+    run 1 "$broker" $leaf_port "$pid" --scenario gateway --phase outage --leaf-port $leaf_port "${creds[@]}" --seconds "$outage" --rate "$rate"
+    acked=$(tail -1 "$out" | python3 -c 'import json,sys; print(json.load(sys.stdin)["acknowledged"])')
+    start_upstream
+    run 1 "$broker" $leaf_port "$pid" --scenario gateway --phase drain --upstream-metrics "http://127.0.0.1:$http/metrics" --expect "$acked" --timeout 60
+    kill "$pid"; wait "$pid" 2>/dev/null || true
+  done
+  kill "$up_pid"; wait "$up_pid" 2>/dev/null || true
+}
+
+# Fleet simulator (issue 21): `trellis simulate --profile industrial` with SIM_DEVICES devices (a
+# list, default "1000 5000 10000"; identities are provisioned by claim once and kept between sizes)
+# against a local `trellis serve`, SIM_SECONDS each (default 60). Reports what the simulator
+# achieved (peak connected, messages/s, errors) and what the server spent (CPU % of 200 and RSS at
+# the end); the simulator and the server share the two cores.
+simulate_bench() {
+  local up_mqtts=23884 http sim="$work/sim" dll="$root/artifacts/bin/Trellis.Cli/release/trellis.dll" up_pid summary
+  rm -rf "$work/up" "$sim"
+  env ${TRELLIS_BENCH_ENV:-} dotnet "$dll" serve --data "$work/up" --mqtt off --mqtts 127.0.0.1:$up_mqtts --ws off \
+    --http 127.0.0.1:0 --coap off --coaps off --log-level Warning > "$work/trellis.log" 2>&1 & up_pid=$!
+  pids+=("$up_pid"); http=$(trellis_http_port)
+  for n in ${SIM_DEVICES:-1000 5000 10000}; do
+    # Provision (and connect once) outside the measured run.
+    dotnet "$dll" simulate --profile industrial --devices "$n" --seconds 5 --state "$sim" --endpoint "http://127.0.0.1:$http" --data "$work/up" --output json > /dev/null 2> "$work/sim-provision.log"
+    local cpu0 cpu1 t0 t1
+    cpu0=$(awk '{print $14 + $15}' "/proc/$up_pid/stat"); t0=$(date +%s.%N)
+    summary=$(dotnet "$dll" simulate --profile industrial --devices "$n" --seconds "${SIM_SECONDS:-60}" --state "$sim" --endpoint "http://127.0.0.1:$http" --data "$work/up" --output json 2> "$work/sim.log")
+    cpu1=$(awk '{print $14 + $15}' "/proc/$up_pid/stat"); t1=$(date +%s.%N)
+    python3 - "$n" "$cpu0" "$cpu1" "$t0" "$t1" "$(grep VmRSS "/proc/$up_pid/status" | awk '{print $2}')" "$summary" <<'PY' | tee -a "$out"
+import json, os, sys
+n, cpu0, cpu1, t0, t1, rss, summary = sys.argv[1:]
+s = json.loads(summary)
+hz = os.sysconf("SC_CLK_TCK")
+print(json.dumps({"scenario": "simulate", "profile": s["profile"], "devices": int(n), "seconds": s["seconds"], "peakConnected": s["peakConnected"],
+                  "messagesPerSecond": s["messagesPerSecond"], "errors": s["errors"], "reconnects": s["reconnects"],
+                  "serverCpuPercent": round(100 * (int(cpu1) - int(cpu0)) / hz / (float(t1) - float(t0)), 1), "serverRssMiB": round(int(rss) / 1024)}))
+PY
+  done
+  kill "$up_pid"; wait "$up_pid" 2>/dev/null || true
+}
+
 for scenario in "${scenarios[@]}"; do
   if [[ $scenario == shadow ]]; then shadow_bench; continue; fi
   if [[ $scenario == defender ]]; then defender_bench; continue; fi
@@ -367,6 +485,8 @@ for scenario in "${scenarios[@]}"; do
   if [[ $scenario == ota ]]; then ota_bench; continue; fi
   if [[ $scenario == coap ]]; then coap_bench; continue; fi
   if [[ $scenario == coaps ]]; then coaps_bench; continue; fi
+  if [[ $scenario == gateway ]]; then gateway_bench; continue; fi
+  if [[ $scenario == simulate ]]; then simulate_bench; continue; fi
   if [[ $scenario == delta ]]; then delta_bench; continue; fi
   if [[ $scenario == presence ]]; then
     # 10 000 clients (PRESENCE_CONNECTIONS) with a 10 s keep-alive that go silent at once: each must be offline within 1.5 × 10 s + 1 s.

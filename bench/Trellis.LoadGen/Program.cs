@@ -64,6 +64,9 @@ switch (options.Scenario)
     case "rules":
         await RulesBench.RunAsync(int.Parse(args.SkipWhile(a => a != "--messages").Skip(1).FirstOrDefault() ?? "1000000", CultureInfo.InvariantCulture), Emit);
         break;
+    case "gateway":
+        await GatewayBench.RunAsync(args, options.Names[0], Emit, ct);
+        break;
     case "telemetry-store":
         await TelemetryStoreBench.RunAsync(options.Things, long.Parse(args.SkipWhile(a => a != "--points").Skip(1).FirstOrDefault() ?? "10000000", CultureInfo.InvariantCulture), Emit);
         break;

@@ -98,9 +98,9 @@ internal static class GatewayCommand
                             $"; upstream {options.Identity.Host}:{options.Identity.Port}; {gateway.Queue.Count} message(s) queued in {options.DataDirectory}."),
                         ct);
                 }
-                catch (System.Net.Sockets.SocketException e) when (e.SocketErrorCode == System.Net.Sockets.SocketError.AddressAlreadyInUse)
+                catch (InvalidOperationException e) when (e.InnerException is System.Net.Sockets.SocketException)
                 {
-                    await Console.Error.WriteLineAsync($"trellis gateway: --mqtt {parse.GetValue(mqtt)} is in use by another program; choose another port.");
+                    await Console.Error.WriteLineAsync("trellis gateway: " + e.Message);
                     return 2;
                 }
             }

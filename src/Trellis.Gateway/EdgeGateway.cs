@@ -66,7 +66,7 @@ public sealed partial class EdgeGateway : IAsyncDisposable
             var brokerOptions = new BrokerOptions { EventLoops = 1, MaxSubscriptionsPerClient = 100 };
             _broker = new MqttBroker(Options.Create(brokerOptions), new LeafAuthenticator(_leaves), logs.CreateLogger<MqttBroker>(), TimeProvider.System);
             _broker.SetPublishObserver(new QueueObserver(_queue, _rules, _logger));
-            _listener = new MqttSocketListener(_broker, endpoint);
+            _listener = new MqttSocketListener(_broker, endpoint, flag: "--mqtt");
             foreach (var leaf in _leaves.Leaves)
             {
                 _upstream.Filters.Add($"$aws/things/{leaf.Thing}/#");

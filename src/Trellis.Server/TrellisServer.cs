@@ -267,7 +267,7 @@ public sealed class TrellisServer : IAsyncDisposable
         if (mqtt is not null)
         {
             // Plain TCP runs on the broker's own socket listener; TLS and WebSockets on Kestrel.
-            services.AddSingleton(sp => new MqttSocketListener(sp.GetRequiredService<MqttBroker>(), mqtt));
+            services.AddSingleton(sp => new MqttSocketListener(sp.GetRequiredService<MqttBroker>(), mqtt, flag: "--mqtt"));
             services.AddHostedService(sp => sp.GetRequiredService<MqttSocketListener>());
         }
 
@@ -281,7 +281,7 @@ public sealed class TrellisServer : IAsyncDisposable
                 var registry = sp.GetRequiredService<RegistryService>();
                 return new TlsServerContext(serverCertificate, ca.Certificate, registry.AcceptsClientCertificate);
             });
-            services.AddKeyedSingleton("mqtts", (sp, _) => new MqttSocketListener(sp.GetRequiredService<MqttBroker>(), mqtts!, sp.GetRequiredService<TlsServerContext>()));
+            services.AddKeyedSingleton("mqtts", (sp, _) => new MqttSocketListener(sp.GetRequiredService<MqttBroker>(), mqtts!, sp.GetRequiredService<TlsServerContext>(), "--mqtts"));
             // Not AddHostedService: it keeps one hosted service per type, and the plain listener is one.
             services.AddSingleton<IHostedService>(sp => sp.GetRequiredKeyedService<MqttSocketListener>("mqtts"));
         }

@@ -11,7 +11,7 @@ namespace Trellis.Broker.Hosting;
 /// connections are served by <see cref="BrokerOptions.EventLoops"/> epoll loops of its own; TLS
 /// needs them.
 /// </summary>
-public sealed class MqttSocketListener(MqttBroker broker, IPEndPoint endpoint, TlsServerContext? tls = null) : IHostedService, IDisposable
+public sealed class MqttSocketListener(MqttBroker broker, IPEndPoint endpoint, TlsServerContext? tls = null, string? flag = null) : IHostedService, IDisposable
 {
     // 10 000 clients may connect at once after a broker restart.
     private const int Backlog = 4096;
@@ -47,8 +47,19 @@ public sealed class MqttSocketListener(MqttBroker broker, IPEndPoint endpoint, T
             _listener.DualMode = true;
         }
 
-        _listener.SetSocketOption(SocketOptionLevel.Socket, SocketOptionName.ReuseAddress, true);
-        _listener.Bind(endpoint);
+        // No ReuseAddress: on Linux .NET maps it to SO_REUSEPORT as well, which let a second process
+        // bind the same port and take a share of the connections. .NET already sets SO_REUSEADDR
+        // on Unix listeners, so a restart still binds while old connections sit in TIME_WAIT.
+        try
+        {
+            _listener.Bind(endpoint);
+        }
+        catch (SocketException e) when (e.SocketErrorCode == SocketError.AddressAlreadyInUse)
+        {
+            _listener.Dispose();
+            throw new InvalidOperationException($"TCP port {endpoint} is in use by another program (another trellis serve or MQTT broker?): give {flag ?? "the listener"} another HOST:PORT, or stop that program.", e);
+        }
+
         _listener.Listen(Backlog);
         var loops = Native.EventLoopsSupported ? broker.Options.EventLoops : 0;
         if (tls is not null && loops == 0)
