@@ -36,110 +36,110 @@ internal static class GatewayBench
         switch (phase)
         {
             case "throughput":
-            {
-                await using var watcher = await WatchAsync(metrics, ct);
-                var acked = 0L;
-                var clock = Stopwatch.StartNew();
-                var deadline = TimeSpan.FromSeconds(seconds);
-                var window = int.Parse(Get("--in-flight", "32"), CultureInfo.InvariantCulture);
-                await Task.WhenAll(credentials.Select(async leaf =>
                 {
-                    using var client = await ConnectLeafAsync(leafPort, leaf.Thing, leaf.Password, ct);
-                    var payload = new byte[64];
-                    var inflight = new Queue<Task<MqttClientPublishResult>>();
-                    while (clock.Elapsed < deadline)
+                    await using var watcher = await WatchAsync(metrics, ct);
+                    var acked = 0L;
+                    var clock = Stopwatch.StartNew();
+                    var deadline = TimeSpan.FromSeconds(seconds);
+                    var window = int.Parse(Get("--in-flight", "32"), CultureInfo.InvariantCulture);
+                    await Task.WhenAll(credentials.Select(async leaf =>
                     {
-                        inflight.Enqueue(client.PublishAsync(Message($"devices/{leaf.Thing}/telemetry", payload), ct));
-                        if (inflight.Count >= window && (await inflight.Dequeue()).IsSuccess)
-                        {
-                            Interlocked.Increment(ref acked);
-                        }
-                    }
-
-                    while (inflight.Count > 0)
-                    {
-                        if ((await inflight.Dequeue()).IsSuccess)
-                        {
-                            Interlocked.Increment(ref acked);
-                        }
-                    }
-                }));
-                var publishSeconds = clock.Elapsed.TotalSeconds;
-                var arrived = await watcher.WaitForAsync(acked, TimeSpan.FromSeconds(120), ct);
-                emit(new Dictionary<string, object?>
-                {
-                    ["scenario"] = "gateway-throughput",
-                    ["broker"] = name,
-                    ["leaves"] = credentials.Count,
-                    ["acknowledged"] = acked,
-                    ["acknowledgedPerSecond"] = Math.Round(acked / publishSeconds),
-                    ["arrived"] = arrived,
-                    ["forwardedPerSecond"] = Math.Round(arrived / Math.Max(0.001, watcher.LastArrival.TotalSeconds)),
-                });
-                break;
-            }
-
-            case "outage":
-            {
-                var rate = double.Parse(Get("--rate", "1000"), CultureInfo.InvariantCulture);
-                var perLeaf = rate / credentials.Count;
-                var acked = 0L;
-                var clock = Stopwatch.StartNew();
-                await Task.WhenAll(credentials.Select(async leaf =>
-                {
-                    using var client = await ConnectLeafAsync(leafPort, leaf.Thing, leaf.Password, ct);
-                    var payload = new byte[64];
-                    var sent = 0L;
-                    var inflight = new Queue<Task<MqttClientPublishResult>>();
-                    while (clock.Elapsed.TotalSeconds < seconds)
-                    {
-                        var due = (long)(clock.Elapsed.TotalSeconds * perLeaf);
-                        for (; sent < due; sent++)
+                        using var client = await ConnectLeafAsync(leafPort, leaf.Thing, leaf.Password, ct);
+                        var payload = new byte[64];
+                        var inflight = new Queue<Task<MqttClientPublishResult>>();
+                        while (clock.Elapsed < deadline)
                         {
                             inflight.Enqueue(client.PublishAsync(Message($"devices/{leaf.Thing}/telemetry", payload), ct));
+                            if (inflight.Count >= window && (await inflight.Dequeue()).IsSuccess)
+                            {
+                                Interlocked.Increment(ref acked);
+                            }
                         }
 
-                        while (inflight.Count > 0 && inflight.Peek().IsCompleted)
+                        while (inflight.Count > 0)
                         {
                             if ((await inflight.Dequeue()).IsSuccess)
                             {
                                 Interlocked.Increment(ref acked);
                             }
                         }
-
-                        await Task.Delay(5, ct);
-                    }
-
-                    while (inflight.Count > 0)
+                    }));
+                    var publishSeconds = clock.Elapsed.TotalSeconds;
+                    var arrived = await watcher.WaitForAsync(acked, TimeSpan.FromSeconds(120), ct);
+                    emit(new Dictionary<string, object?>
                     {
-                        if ((await inflight.Dequeue()).IsSuccess)
+                        ["scenario"] = "gateway-throughput",
+                        ["broker"] = name,
+                        ["leaves"] = credentials.Count,
+                        ["acknowledged"] = acked,
+                        ["acknowledgedPerSecond"] = Math.Round(acked / publishSeconds),
+                        ["arrived"] = arrived,
+                        ["forwardedPerSecond"] = Math.Round(arrived / Math.Max(0.001, watcher.LastArrival.TotalSeconds)),
+                    });
+                    break;
+                }
+
+            case "outage":
+                {
+                    var rate = double.Parse(Get("--rate", "1000"), CultureInfo.InvariantCulture);
+                    var perLeaf = rate / credentials.Count;
+                    var acked = 0L;
+                    var clock = Stopwatch.StartNew();
+                    await Task.WhenAll(credentials.Select(async leaf =>
+                    {
+                        using var client = await ConnectLeafAsync(leafPort, leaf.Thing, leaf.Password, ct);
+                        var payload = new byte[64];
+                        var sent = 0L;
+                        var inflight = new Queue<Task<MqttClientPublishResult>>();
+                        while (clock.Elapsed.TotalSeconds < seconds)
                         {
-                            Interlocked.Increment(ref acked);
+                            var due = (long)(clock.Elapsed.TotalSeconds * perLeaf);
+                            for (; sent < due; sent++)
+                            {
+                                inflight.Enqueue(client.PublishAsync(Message($"devices/{leaf.Thing}/telemetry", payload), ct));
+                            }
+
+                            while (inflight.Count > 0 && inflight.Peek().IsCompleted)
+                            {
+                                if ((await inflight.Dequeue()).IsSuccess)
+                                {
+                                    Interlocked.Increment(ref acked);
+                                }
+                            }
+
+                            await Task.Delay(5, ct);
                         }
-                    }
-                }));
-                emit(new Dictionary<string, object?> { ["scenario"] = "gateway-outage", ["broker"] = name, ["seconds"] = seconds, ["offeredPerSecond"] = rate, ["acknowledged"] = acked });
-                break;
-            }
+
+                        while (inflight.Count > 0)
+                        {
+                            if ((await inflight.Dequeue()).IsSuccess)
+                            {
+                                Interlocked.Increment(ref acked);
+                            }
+                        }
+                    }));
+                    emit(new Dictionary<string, object?> { ["scenario"] = "gateway-outage", ["broker"] = name, ["seconds"] = seconds, ["offeredPerSecond"] = rate, ["acknowledged"] = acked });
+                    break;
+                }
 
             case "drain":
-            {
-                var expect = long.Parse(Get("--expect", "0"), CultureInfo.InvariantCulture);
-                await using var watcher = await WatchAsync(metrics, ct);
-                var arrived = await watcher.WaitForAsync(expect, TimeSpan.FromSeconds(double.Parse(Get("--timeout", "900"), CultureInfo.InvariantCulture)), ct);
-                var span = (watcher.LastArrival - watcher.FirstArrival).TotalSeconds;
-                emit(new Dictionary<string, object?>
                 {
-                    ["scenario"] = "gateway-drain",
-                    ["broker"] = name,
-                    ["expected"] = expect,
-                    ["arrived"] = arrived,
-                    ["firstArrivalSeconds"] = Math.Round(watcher.FirstArrival.TotalSeconds, 2),
-                    ["drainSeconds"] = Math.Round(span, 2),
-                    ["drainPerSecond"] = Math.Round(arrived / Math.Max(0.001, span)),
-                });
-                break;
-            }
+                    var expect = long.Parse(Get("--expect", "0"), CultureInfo.InvariantCulture);
+                    await using var watcher = await WatchAsync(metrics, ct);
+                    var arrived = await watcher.WaitForAsync(expect, TimeSpan.FromSeconds(double.Parse(Get("--timeout", "900"), CultureInfo.InvariantCulture)), ct);
+                    var span = (watcher.LastArrival - watcher.FirstArrival).TotalSeconds;
+                    emit(new Dictionary<string, object?>
+                    {
+                        ["scenario"] = "gateway-drain",
+                        ["broker"] = name,
+                        ["expected"] = expect,
+                        ["arrived"] = arrived,
+                        ["firstArrivalSeconds"] = Math.Round(watcher.FirstArrival.TotalSeconds, 2),
+                        ["drainSeconds"] = Math.Round(span, 2),
+                        ["drainPerSecond"] = Math.Round(arrived / Math.Max(0.001, span)),
+                    });
+                    break;
+                }
 
             default:
                 throw new ArgumentException($"--phase {phase}: throughput, outage or drain");
