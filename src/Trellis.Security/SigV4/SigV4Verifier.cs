@@ -108,7 +108,17 @@ public sealed class SigV4Verifier(Func<string, string?> secretForAccessKey, Time
         }
 
         var expected = SignatureWithHash(request, signedHeaders!, secret, amzDate, region, service, payloadHash);
-        if (!CryptographicOperations.FixedTimeEquals(Encoding.ASCII.GetBytes(expected), Encoding.ASCII.GetBytes(signature!)))
+        var matches = CryptographicOperations.FixedTimeEquals(Encoding.ASCII.GetBytes(expected), Encoding.ASCII.GetBytes(signature!));
+        if (!matches && QueryAsSent(request.RawQuery) != CanonicalQuery(request.RawQuery))
+        {
+            // botocore and curl sign a query string that is already in the URL as sent (only
+            // sorted), so `?state=ACTIVE,CLEARED` is signed with a bare comma: accept that form too.
+            // It still covers every byte of the query, so nothing unsigned gets through.
+            expected = SignatureWithHash(request, signedHeaders!, secret, amzDate, region, service, payloadHash, queryAsSent: true);
+            matches = CryptographicOperations.FixedTimeEquals(Encoding.ASCII.GetBytes(expected), Encoding.ASCII.GetBytes(signature!));
+        }
+
+        if (!matches)
         {
             return SigV4Result.Fail("InvalidSignatureException",
                 "The request signature we calculated does not match the signature you provided. Check your secret access key and signing method.");
@@ -145,10 +155,10 @@ public sealed class SigV4Verifier(Func<string, string?> secretForAccessKey, Time
     internal static string Signature(SigV4Request request, string signedHeaders, string secret, string amzDate, string region, string service) =>
         SignatureWithHash(request, signedHeaders, secret, amzDate, region, service, Hex(SHA256.HashData(request.Body.Span)));
 
-    internal static string SignatureWithHash(SigV4Request request, string signedHeaders, string secret, string amzDate, string region, string service, string payloadHash)
+    internal static string SignatureWithHash(SigV4Request request, string signedHeaders, string secret, string amzDate, string region, string service, string payloadHash, bool queryAsSent = false)
     {
         var date = amzDate[..8];
-        var canonical = CanonicalRequest(request, signedHeaders, payloadHash);
+        var canonical = CanonicalRequest(request, signedHeaders, payloadHash, queryAsSent);
         var stringToSign = $"AWS4-HMAC-SHA256\n{amzDate}\n{date}/{region}/{service}/aws4_request\n{Hex(SHA256.HashData(Encoding.UTF8.GetBytes(canonical)))}";
         var key = Hmac(Encoding.UTF8.GetBytes("AWS4" + secret), date);
         key = Hmac(key, region);
@@ -157,12 +167,12 @@ public sealed class SigV4Verifier(Func<string, string?> secretForAccessKey, Time
         return Hex(Hmac(key, stringToSign));
     }
 
-    private static string CanonicalRequest(SigV4Request request, string signedHeaders, string payloadHash)
+    private static string CanonicalRequest(SigV4Request request, string signedHeaders, string payloadHash, bool queryAsSent)
     {
         var builder = new StringBuilder();
         builder.Append(request.Method).Append('\n');
         builder.Append(CanonicalPath(request.RawPath)).Append('\n');
-        builder.Append(CanonicalQuery(request.RawQuery)).Append('\n');
+        builder.Append(queryAsSent ? QueryAsSent(request.RawQuery) : CanonicalQuery(request.RawQuery)).Append('\n');
         foreach (var name in signedHeaders.Split(';'))
         {
             request.Headers.TryGetValue(name, out var value);
@@ -199,6 +209,15 @@ public sealed class SigV4Verifier(Func<string, string?> secretForAccessKey, Time
             .ThenBy(p => p.Value, StringComparer.Ordinal);
         return string.Join('&', pairs.Select(p => p.Key + "=" + p.Value));
     }
+
+    /// <summary>The query's pairs as they came on the wire, only sorted (how botocore and curl sign a query already in the URL).</summary>
+    private static string QueryAsSent(string rawQuery) =>
+        string.Join('&', (rawQuery ?? string.Empty).TrimStart('?').Split('&', StringSplitOptions.RemoveEmptyEntries)
+            .Select(p => p.IndexOf('=', StringComparison.Ordinal) < 0 ? p + "=" : p)
+            .Select(p => (Key: p[..p.IndexOf('=', StringComparison.Ordinal)], Value: p[(p.IndexOf('=', StringComparison.Ordinal) + 1)..]))
+            .OrderBy(p => p.Key, StringComparer.Ordinal)
+            .ThenBy(p => p.Value, StringComparer.Ordinal)
+            .Select(p => p.Key + "=" + p.Value));
 
     /// <summary>RFC 3986 encoding as SigV4 wants it: unreserved characters stay, everything else is %XX (upper case).</summary>
     private static string Encode(string value)

@@ -46,5 +46,28 @@ public sealed class ApiUserTests(TrellisHost host)
         Assert.Equal(400, badRole["status"]!.GetValue<int>());
     }
 
+    [Fact]
+    public async Task Curl_signs_a_query_with_bare_commas_and_it_verifies_while_a_changed_query_does_not()
+    {
+        var key = await CreateUserAsync(TrellisHost.Unique("curl"), "viewer");
+        async Task<(int Status, string Body)> CurlAsync(string pathAndQuery, string signedWith)
+        {
+            var result = await ExternalTool.RunAsync("curl",
+                ["-s", "-w", "\n%{http_code}", "--aws-sigv4", "aws:amz:us-east-1:iot", "-u", signedWith, host.Endpoint + pathAndQuery],
+                TimeSpan.FromSeconds(30), null, Ct);
+            var lines = result.Stdout.TrimEnd().Split('\n');
+            return (int.Parse(lines[^1], System.Globalization.CultureInfo.InvariantCulture), string.Join('\n', lines[..^1]));
+        }
+
+        // curl (and botocore, for a query already in the URL) sign the query as sent, commas and all.
+        var bare = await CurlAsync("/api/alarms?state=ACTIVE,CLEARED", $"{key.KeyId}:{key.Secret}");
+        Assert.True(bare.Status == 200, bare.Body);
+        var encoded = await CurlAsync("/api/alarms?state=ACTIVE%2CCLEARED", $"{key.KeyId}:{key.Secret}");
+        Assert.True(encoded.Status == 200, encoded.Body);
+        var wrongSecret = await CurlAsync("/api/alarms?state=ACTIVE,CLEARED", $"{key.KeyId}:not-the-secret");
+        Assert.Equal(403, wrongSecret.Status);
+        Assert.Contains("signature", wrongSecret.Body, StringComparison.OrdinalIgnoreCase);
+    }
+
     private Task<(string KeyId, string Secret)> CreateUserAsync(string name, string role) => host.CreateApiUserAsync(name, role, Ct);
 }
