@@ -49,6 +49,7 @@ public sealed partial class EdgeGateway : IAsyncDisposable
     private readonly ModbusBridge? _modbus;
     private readonly LeafRegistry _leaves;
     private readonly EdgeRules? _rules;
+    private readonly LeafLink? _link;
 
     public EdgeGateway(EdgeGatewayOptions options, ILoggerFactory logs)
     {
@@ -67,6 +68,8 @@ public sealed partial class EdgeGateway : IAsyncDisposable
             _broker = new MqttBroker(Options.Create(brokerOptions), new LeafAuthenticator(_leaves), logs.CreateLogger<MqttBroker>(), TimeProvider.System);
             _broker.SetPublishObserver(new QueueObserver(_queue, _rules, _logger));
             _listener = new MqttSocketListener(_broker, endpoint, flag: "--mqtt");
+            _link = new LeafLink(options.Identity.ThingName, _leaves, _upstream, _logger);
+            _broker.SetConnectivityObserver(_link);
             foreach (var leaf in _leaves.Leaves)
             {
                 _upstream.Filters.Add($"$aws/things/{leaf.Thing}/#");
@@ -78,10 +81,14 @@ public sealed partial class EdgeGateway : IAsyncDisposable
             _modbus = new ModbusBridge(map, (leaf, topic, payload, ct) => _rules is null
                 ? _queue.AppendAsync(topic, payload, leaf, DateTimeOffset.UtcNow.ToUnixTimeMilliseconds(), ct)
                 : _rules.TakeAsync(_queue, topic, payload, leaf, DateTimeOffset.UtcNow.ToUnixTimeMilliseconds(), ct), _logger);
+            _link ??= new LeafLink(options.Identity.ThingName, _leaves, _upstream, _logger);
+            _link.AddPolled(_modbus.Things);
+            _modbus.Reachability = _link.Reachable;
             _upstream.Filters.AddRange(_modbus.DeltaTopics.Where(t => !_upstream.Filters.Contains($"$aws/things/{t.Split('/')[2]}/#")));
         }
 
         _upstream.Downstream = OnDownstreamAsync;
+        _upstream.Connected = _link is null ? null : _link.OnUpstreamConnectedAsync;
     }
 
     /// <summary>The local MQTT listener's port (0 when there is none or it has not started).</summary>
@@ -94,6 +101,9 @@ public sealed partial class EdgeGateway : IAsyncDisposable
     public int LeafCount => _leaves.Leaves.Count;
 
     public int RuleCount => _rules?.Rules.Count ?? 0;
+
+    /// <summary>The leaves as things upstream (null without a local listener).</summary>
+    public LeafLink? Leaves => _link;
 
     /// <summary>Serves until <paramref name="ct"/> is cancelled.</summary>
     public async Task RunAsync(Action? started, CancellationToken ct)
@@ -114,6 +124,11 @@ public sealed partial class EdgeGateway : IAsyncDisposable
         if (_rules is not null)
         {
             tasks.Add(_rules.RunAsync(_queue, ct));
+        }
+
+        if (_link is not null)
+        {
+            tasks.Add(_link.RunAsync(ct));
         }
 
         try
@@ -147,6 +162,11 @@ public sealed partial class EdgeGateway : IAsyncDisposable
 
     private async Task OnDownstreamAsync(string topic, byte[] payload)
     {
+        if (_link is not null && _link.TryTakeReply(topic, payload))
+        {
+            return;
+        }
+
         _broker?.PublishFromServer(topic, payload, qos: 1, origin: "upstream");
         if (_modbus is not null)
         {

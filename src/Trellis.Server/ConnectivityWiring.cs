@@ -3,8 +3,8 @@ using Trellis.Registry;
 
 namespace Trellis.Server;
 
-/// <summary>Hands the broker's connects and disconnects to the things' connectivity.</summary>
-internal sealed class ConnectivityObserver(ThingConnectivity connectivity) : IConnectivityObserver
+/// <summary>Hands the broker's connects and disconnects to the things' connectivity (a gateway's disconnect takes its leaves offline too).</summary>
+internal sealed class ConnectivityObserver(ThingConnectivity connectivity, GatewayLeaves gatewayLeaves) : IConnectivityObserver
 {
     public void Connected(string clientId, ClientPrincipal principal, long version, long timestampMs)
     {
@@ -20,6 +20,10 @@ internal sealed class ConnectivityObserver(ThingConnectivity connectivity) : ICo
         if (version > 0 && principal is not { IsOperator: true })
         {
             connectivity.Record(clientId, principal?.ThingName, version, connected: false, disconnectReason, timestampMs);
+            if (principal?.ThingName is { } thing)
+            {
+                gatewayLeaves.GatewayDisconnected(thing, disconnectReason, timestampMs);
+            }
         }
     }
 }

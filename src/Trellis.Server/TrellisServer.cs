@@ -382,7 +382,9 @@ public sealed class TrellisServer : IAsyncDisposable
         registry.ThingDeleted += shadows.ForgetThing;
         var connectivity = app.Services.GetRequiredService<ThingConnectivity>();
         _ = app.Services.GetRequiredService<MessageRates>(); // sampling from start, so the first summary has a rate
-        broker.SetConnectivityObserver(new ConnectivityObserver(connectivity));
+        var gatewayLeaves = new GatewayLeaves(registry, connectivity, broker, app.Services.GetRequiredService<ILogger<GatewayLeaves>>());
+        broker.AddTopicHandler(gatewayLeaves);
+        broker.SetConnectivityObserver(new ConnectivityObserver(connectivity, gatewayLeaves));
         registry.ThingDeleted += connectivity.Forget;
         _ = app.Services.GetRequiredService<Trellis.Fleet.DynamicGroups>(); // the fleet index follows the stores from start (and builds itself when on)
         _ = app.Services.GetRequiredService<Trellis.Fleet.FleetMetrics>(); // and the fleet metrics are computed from start

@@ -33,6 +33,15 @@ public sealed partial class Upstream(DeviceOptions identity, ForwardStore queue,
 
     public bool IsConnected => _client.IsConnected;
 
+    /// <summary>
+    /// Run after each connect, before the queue is forwarded (for at most <see cref="ConnectedGrace"/>,
+    /// then forwarding starts beside it): the leaves' registration.
+    /// </summary>
+    public Func<CancellationToken, Task>? Connected { get; set; }
+
+    /// <summary>How long forwarding waits for <see cref="Connected"/> after a connect.</summary>
+    public static readonly TimeSpan ConnectedGrace = TimeSpan.FromSeconds(5);
+
     /// <summary>Messages upstream acknowledged.</summary>
     public long Forwarded => Interlocked.Read(ref _forwarded);
 
@@ -53,6 +62,14 @@ public sealed partial class Upstream(DeviceOptions identity, ForwardStore queue,
                 await ConnectAsync(ct);
                 backoff = TimeSpan.FromSeconds(1);
                 _lastFailure = null;
+                if (Connected is { } connected)
+                {
+                    // Leaves registered first, so their things exist when their messages arrive; a
+                    // registration that hangs (a policy without iot:Receive) does not stop the queue.
+                    var hook = connected(ct);
+                    await Task.WhenAny(hook, Task.Delay(ConnectedGrace, ct));
+                }
+
                 await ForwardAsync(ct);
             }
             catch (Exception e) when (!ct.IsCancellationRequested && e is not OutOfMemoryException)
@@ -76,6 +93,21 @@ public sealed partial class Upstream(DeviceOptions identity, ForwardStore queue,
                 await Task.Delay(backoff, ct).ConfigureAwait(ConfigureAwaitOptions.SuppressThrowing);
                 backoff = TimeSpan.FromTicks(Math.Min(backoff.Ticks * 2, TimeSpan.FromSeconds(15).Ticks));
             }
+        }
+    }
+
+    /// <summary>Publishes one message straight upstream at QoS 1 (not through the queue); a refusal is an <see cref="InvalidOperationException"/>.</summary>
+    public async Task PublishAsync(string topic, byte[] payload, CancellationToken ct)
+    {
+        var message = new MqttApplicationMessageBuilder()
+            .WithTopic(topic)
+            .WithPayload(payload)
+            .WithQualityOfServiceLevel(MqttQualityOfServiceLevel.AtLeastOnce)
+            .Build();
+        var result = await _client.PublishAsync(message, ct);
+        if (result.ReasonCode is not (MqttClientPublishReasonCode.Success or MqttClientPublishReasonCode.NoMatchingSubscribers))
+        {
+            throw new InvalidOperationException($"upstream answered {result.ReasonCode} on {topic}");
         }
     }
 

@@ -20,6 +20,11 @@ public sealed partial class ModbusBridge(RegisterMap map, ModbusBridge.Publisher
     public delegate Task Publisher(string leaf, string topic, byte[] payload, CancellationToken cancellationToken);
 
     /// <summary>The topic a leaf's polled values go to.</summary>
+    /// <summary>Told when a device starts or stops answering its polls (the leaf's presence upstream).</summary>
+    public Action<string, bool>? Reachability { get; set; }
+
+    public IEnumerable<string> Things => map.Devices.Select(d => d.Thing);
+
     public static string TelemetryTopic(string thing) => $"devices/{thing}/telemetry";
 
     /// <summary>The shadow delta topics of leaves with writable points: the gateway subscribes to them upstream.</summary>
@@ -52,6 +57,7 @@ public sealed partial class ModbusBridge(RegisterMap map, ModbusBridge.Publisher
     {
         using var timer = new PeriodicTimer(device.Interval);
         string? failing = null;
+        bool? answering = null;
         do
         {
             try
@@ -69,6 +75,12 @@ public sealed partial class ModbusBridge(RegisterMap map, ModbusBridge.Publisher
                     LogRecovered(logger, device.Thing, device.Host, device.Port);
                     failing = null;
                 }
+
+                if (answering != true)
+                {
+                    answering = true;
+                    Reachability?.Invoke(device.Thing, true);
+                }
             }
             catch (Exception e) when (e is IOException or TimeoutException or System.Net.Sockets.SocketException or InvalidOperationException or Forwarding.QueueFullException && !ct.IsCancellationRequested)
             {
@@ -76,6 +88,12 @@ public sealed partial class ModbusBridge(RegisterMap map, ModbusBridge.Publisher
                 {
                     LogPollFailed(logger, device.Thing, device.Host, device.Port, e.Message);
                     failing = e.Message;
+                }
+
+                if (answering != false)
+                {
+                    answering = false;
+                    Reachability?.Invoke(device.Thing, false);
                 }
             }
         }

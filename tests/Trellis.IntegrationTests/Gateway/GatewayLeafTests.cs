@@ -21,7 +21,8 @@ public sealed class GatewayLeafTests(TrellisHost host)
     private const string GatewayPolicy = """
         {"Version":"2012-10-17","Statement":[
           {"Effect":"Allow","Action":"iot:Connect","Resource":"arn:aws:iot:*:*:client/${iot:Connection.Thing.ThingName}"},
-          {"Effect":"Allow","Action":["iot:Publish","iot:Receive"],"Resource":["arn:aws:iot:*:*:topic/devices/*","arn:aws:iot:*:*:topic/$aws/things/*"]},
+          {"Effect":"Allow","Action":["iot:Publish","iot:Receive"],"Resource":["arn:aws:iot:*:*:topic/devices/*","arn:aws:iot:*:*:topic/$aws/things/*",
+            "arn:aws:iot:*:*:topic/$trellis/gateways/${iot:Connection.Thing.ThingName}/*"]},
           {"Effect":"Allow","Action":"iot:Subscribe","Resource":"arn:aws:iot:*:*:topicfilter/$aws/things/*"}]}
         """;
 
@@ -71,6 +72,54 @@ public sealed class GatewayLeafTests(TrellisHost host)
         // MQTT 5: a PUBACK with 0x87, which mosquitto_pub reports (and exits 0: it was answered, not hung).
         Assert.True(foreign.ExitCode == 0, foreign.Output);
         Assert.Contains("not authorized", foreign.Stderr, StringComparison.OrdinalIgnoreCase);
+    }
+
+    [Fact]
+    public async Task Leaves_become_things_upstream_and_are_online_exactly_while_connected_through_a_connected_gateway()
+    {
+        // The leaf things do not exist upstream: the gateway registers them. A third "leaf" is a
+        // device with its own certificate, which no gateway may take over.
+        var direct = TrellisHost.Unique("direct");
+        await host.ProvisionAsync(direct, TrellisHost.Unique("directpol"), GatewayPolicy, Ct);
+        var gateway = await SetUpAsync(createLeaves: false, extraLeaves: [direct]);
+        var gatewayThing = Path.GetFileName(Path.GetDirectoryName(gateway.Identity))!;
+        using (var run = StartGateway(gateway))
+        {
+            Assert.True(await run.WaitForLineAsync(l => l.Contains("2 of 3 leaves registered upstream", StringComparison.Ordinal), Timeout, Ct), string.Join('\n', run.Lines) + run.Stderr);
+            Assert.Contains(run.Lines, l => l.Contains($"Upstream refused leaf {direct}", StringComparison.Ordinal) && l.Contains("principals of its own", StringComparison.Ordinal));
+            var described = await host.IotCallsAsync([("describe_thing", new { thingName = gateway.Leaf }), ("describe_thing", new { thingName = direct })], Ct);
+            Assert.Equal(200, described[0]!["status"]!.GetValue<int>());
+            Assert.Equal(gatewayThing, described[0]!["body"]!["attributes"]!["gateway"]!.GetValue<string>());
+            Assert.Null(described[1]!["body"]!["attributes"]!["gateway"]);
+
+            // Online upstream while its mosquitto_sub is connected to the gateway; offline once it leaves.
+            Assert.False(await ConnectedAsync(gateway.Leaf));
+            using (var leaf = ExternalTool.StartBackground("mosquitto_sub", [.. gateway.Leaf1(), "-t", $"devices/{gateway.Leaf}/commands", "-q", "1"]))
+            {
+                Assert.True(await Eventually.TrueAsync(() => ConnectedAsync(gateway.Leaf), Timeout, Ct), "the leaf never showed online upstream: " + string.Join('\n', run.Lines) + leaf.Stderr);
+            }
+
+            Assert.True(await Eventually.TrueAsync(async () => !await ConnectedAsync(gateway.Leaf), Timeout, Ct), "the leaf stayed online upstream after it disconnected");
+
+            // Connected again, then the gateway itself goes (kill -9): the server takes its leaves offline.
+            using var again = ExternalTool.StartBackground("mosquitto_sub", [.. gateway.Leaf1(), "-t", $"devices/{gateway.Leaf}/commands", "-q", "1"]);
+            Assert.True(await Eventually.TrueAsync(() => ConnectedAsync(gateway.Leaf), Timeout, Ct), "the leaf did not show online again");
+            run.Dispose(); // SIGKILL
+            Assert.True(await Eventually.TrueAsync(async () => !await ConnectedAsync(gateway.Leaf), TimeSpan.FromSeconds(90), Ct), "the leaf stayed online after its gateway died");
+        }
+
+        // Another gateway may not claim the first one's leaf.
+        var thief = await SetUpAsync(createLeaves: false, leafNames: [gateway.Leaf, TrellisHost.Unique("leaf")]);
+        using var thiefRun = StartGateway(thief);
+        Assert.True(await thiefRun.WaitForLineAsync(l => l.Contains($"Upstream refused leaf {gateway.Leaf}", StringComparison.Ordinal) && l.Contains("is a leaf of gateway " + gatewayThing, StringComparison.Ordinal), Timeout, Ct),
+            string.Join('\n', thiefRun.Lines) + thiefRun.Stderr);
+    }
+
+    private async Task<bool> ConnectedAsync(string thing)
+    {
+        var data = await host.IotCallsAsync([("get_thing_connectivity_data", new { thingName = thing })], Ct);
+        Assert.True(data[0]!["status"]!.GetValue<int>() == 200, data[0]!.ToJsonString());
+        return data[0]!["body"]!["connected"]?.GetValue<bool>() == true;
     }
 
     [Fact]
@@ -143,24 +192,27 @@ public sealed class GatewayLeafTests(TrellisHost host)
     private static ExternalTool.Background StartGateway(Gateway gateway, params string[] extra) =>
         ExternalTool.StartBackground("dotnet", [TrellisCli.DllPath(), "gateway", "--identity", gateway.Identity, "--data", gateway.Data, "--mqtt", $"127.0.0.1:{gateway.Port}", .. extra]);
 
-    private async Task<Gateway> SetUpAsync()
+    private async Task<Gateway> SetUpAsync(bool createLeaves = true, string[]? extraLeaves = null, string[]? leafNames = null)
     {
         var name = TrellisHost.Unique("gwl");
-        var leaf = TrellisHost.Unique("leaf");
-        var other = TrellisHost.Unique("leaf");
+        var leaf = leafNames?[0] ?? TrellisHost.Unique("leaf");
+        var other = leafNames?[1] ?? TrellisHost.Unique("leaf");
         var policy = TrellisHost.Unique("gwlpol");
-        var setup = await host.IotCallsAsync([
-            ("create_thing", new { thingName = leaf }),
-            ("create_thing", new { thingName = other }),
-            ("create_policy", new { policyName = policy, policyDocument = GatewayPolicy }),
-        ], Ct);
+        List<(string, object)> calls = [("create_policy", new { policyName = policy, policyDocument = GatewayPolicy })];
+        if (createLeaves)
+        {
+            calls.Add(("create_thing", new { thingName = leaf }));
+            calls.Add(("create_thing", new { thingName = other }));
+        }
+
+        var setup = await host.IotCallsAsync([.. calls], Ct);
         Assert.All(setup, r => Assert.Equal(200, r!["status"]!.GetValue<int>()));
         var folder = Path.Combine(host.DataDirectory, "gateways", name);
         var provision = await TrellisCli.RunAsync(host, ["provision", "--thing", name, "--out", Path.Combine(folder, "identity"), "--policy", policy], Ct);
         Assert.True(provision.ExitCode == 0, provision.Output);
         var data = Path.Combine(folder, "data");
         var passwords = new List<string>();
-        foreach (var thing in new[] { leaf, other })
+        foreach (var thing in new[] { leaf, other }.Concat(extraLeaves ?? []))
         {
             var added = await ExternalTool.RunAsync("dotnet", [TrellisCli.DllPath(), "gateway", "add-leaf", "--data", data, "--thing", thing], Timeout, cancellationToken: Ct);
             Assert.True(added.ExitCode == 0, added.Output);

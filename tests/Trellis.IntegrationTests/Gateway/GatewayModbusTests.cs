@@ -20,7 +20,8 @@ public sealed class GatewayModbusTests(TrellisHost host)
     private const string GatewayPolicy = """
         {"Version":"2012-10-17","Statement":[
           {"Effect":"Allow","Action":"iot:Connect","Resource":"arn:aws:iot:*:*:client/${iot:Connection.Thing.ThingName}"},
-          {"Effect":"Allow","Action":["iot:Publish","iot:Receive"],"Resource":["arn:aws:iot:*:*:topic/devices/*","arn:aws:iot:*:*:topic/$aws/things/*/shadow/*"]},
+          {"Effect":"Allow","Action":["iot:Publish","iot:Receive"],"Resource":["arn:aws:iot:*:*:topic/devices/*","arn:aws:iot:*:*:topic/$aws/things/*/shadow/*",
+            "arn:aws:iot:*:*:topic/$trellis/gateways/${iot:Connection.Thing.ThingName}/*"]},
           {"Effect":"Allow","Action":"iot:Subscribe","Resource":"arn:aws:iot:*:*:topicfilter/$aws/things/*/shadow/*"}]}
         """;
 
@@ -88,6 +89,19 @@ public sealed class GatewayModbusTests(TrellisHost host)
             return shadow[0]!["body"]!["payload"]!["state"]!["reported"]?["setpoint"]?.GetValue<double>() == 42.25;
         }, Timeout, Ct), "the written setpoint was not reported");
         Assert.True(await telemetry.WaitForLineAsync(l => l.Contains("\"setpoint\":42.25", StringComparison.Ordinal), Timeout, Ct), "the new setpoint was not polled");
+
+        // The polled device is the gateway's leaf upstream, online while it answers.
+        var thing = await host.IotCallsAsync([("describe_thing", new { thingName = leaf })], Ct);
+        Assert.Equal(gateway, thing[0]!["body"]!["attributes"]!["gateway"]?.GetValue<string>());
+        Assert.True(await Eventually.TrueAsync(() => ConnectedAsync(leaf), Timeout, Ct), "the Modbus leaf is not online upstream: " + string.Join('|', run.Lines));
+        device.Dispose(); // the PLC goes away
+        Assert.True(await Eventually.TrueAsync(async () => !await ConnectedAsync(leaf), Timeout, Ct), "the Modbus leaf stayed online after its device stopped answering");
+    }
+
+    private async Task<bool> ConnectedAsync(string thing)
+    {
+        var data = await host.IotCallsAsync([("get_thing_connectivity_data", new { thingName = thing })], Ct);
+        return data[0]!["body"]?["connected"]?.GetValue<bool>() == true;
     }
 
     [Fact]
