@@ -20,7 +20,10 @@ internal static class GatewayCommand
 {
     public static Command Create()
     {
-        var identity = new Option<string>("--identity") { Description = "The gateway's device folder, as `trellis provision --thing NAME --out DIR` writes it", Required = true };
+        var identity = new Option<string>("--identity") { Description = "The gateway's device folder, as `trellis provision --thing NAME --out DIR` writes it (with --claim: written on first start)", Required = true };
+        var claim = new Option<string?>("--claim") { Description = "A claim's device folder (`trellis provision` of the claim thing): when --identity has no identity yet, the gateway provisions itself by claim (fleet provisioning) on first start" };
+        var template = new Option<string?>("--template") { Description = "With --claim: the provisioning template the gateway registers itself through" };
+        var serial = new Option<string?>("--serial") { Description = "With --claim: the serial number given to the template as SerialNumber (default: this machine's host name)" };
         var data = new Option<string>("--data") { Description = "The gateway's own data folder: its disk queue and its leaves (made private to this user)", Required = true };
         var mqtt = new Option<string>("--mqtt") { Description = "HOST:PORT of the local MQTT listener for leaf devices, or off", Required = true };
         var modbus = new Option<string?>("--modbus") { Description = "Register map (JSON) of the Modbus devices to poll (docs/gateway.md)" };
@@ -31,11 +34,21 @@ internal static class GatewayCommand
         var logLevel = new Option<string>("--log-level") { Description = "Trace, Debug, Information, Warning or Error", DefaultValueFactory = _ => "Information" };
         var command = new Command("gateway", "Run an edge gateway: leaf devices on a local MQTT listener and Modbus devices, forwarded upstream through a disk queue that loses nothing.")
         {
-            identity, data, mqtt, modbus, rules, maxMb, whenFull, fsync, logLevel,
+            identity, claim, template, serial, data, mqtt, modbus, rules, maxMb, whenFull, fsync, logLevel,
         };
         command.Subcommands.Add(AddLeaf());
         command.SetAction(async (parse, ct) =>
         {
+            using var logs = LoggerFactory.Create(b => b.AddSimpleConsole(o => o.SingleLine = true).SetMinimumLevel(Enum.Parse<LogLevel>(parse.GetValue(logLevel)!, ignoreCase: true)));
+            var identityFolder = parse.GetValue(identity)!;
+            if (!File.Exists(Path.Combine(identityFolder, "device.json")) && parse.GetValue(claim) is { } claimFolder)
+            {
+                if (await FirstStartAsync(claimFolder, parse.GetValue(template), parse.GetValue(serial) ?? Environment.MachineName, identityFolder, logs, ct) is { } failed)
+                {
+                    return failed;
+                }
+            }
+
             EdgeGatewayOptions options;
             try
             {
@@ -68,7 +81,6 @@ internal static class GatewayCommand
                 return 2;
             }
 
-            using var logs = LoggerFactory.Create(b => b.AddSimpleConsole(o => o.SingleLine = true).SetMinimumLevel(Enum.Parse<LogLevel>(parse.GetValue(logLevel)!, ignoreCase: true)));
             EdgeGateway gateway;
             try
             {
@@ -108,6 +120,47 @@ internal static class GatewayCommand
             return 0;
         });
         return command;
+    }
+
+    /// <summary>Fleet provisioning by claim into the identity folder; null when done, else the exit code.</summary>
+    private static async Task<int?> FirstStartAsync(string claimFolder, string? template, string serial, string identityFolder, ILoggerFactory logs, CancellationToken ct)
+    {
+        if (template is null)
+        {
+            await Console.Error.WriteLineAsync("trellis gateway: --claim needs --template NAME, the provisioning template the gateway registers itself through (docs/gateway.md)");
+            return 2;
+        }
+
+        DeviceOptions claim;
+        try
+        {
+            claim = Identity(claimFolder);
+        }
+        catch (Exception e) when (e is IOException or InvalidOperationException or System.Security.Cryptography.CryptographicException)
+        {
+            await Console.Error.WriteLineAsync("trellis gateway: --claim " + claimFolder + ": " + e.Message);
+            return 2;
+        }
+
+        try
+        {
+            await GatewayClaim.ProvisionAsync(claim, template, serial, identityFolder, logs.CreateLogger("Trellis.Gateway"), ct);
+            return null;
+        }
+        catch (ProvisioningRejectedException e)
+        {
+            await Console.Error.WriteLineAsync($"trellis gateway: fleet provisioning through template {template} was refused ({e.StatusCode} {e.ErrorCode}: {e.Reason}). Check that the template exists and is enabled, that it makes a thing from SerialNumber and attaches a policy, and that the claim's policy allows its topics (docs/provisioning.md)");
+            return 2;
+        }
+        catch (InvalidOperationException e)
+        {
+            await Console.Error.WriteLineAsync($"trellis gateway: fleet provisioning through template {template} was refused: {e.Message} (the claim's policy, docs/provisioning.md)");
+            return 2;
+        }
+        catch (OperationCanceledException) when (ct.IsCancellationRequested)
+        {
+            return 130;
+        }
     }
 
     private static Command AddLeaf()

@@ -39,6 +39,31 @@ public sealed class FleetProvisioningClient(TrellisDevice claimConnection) : IDi
     public async Task<ProvisionedCertificate> CreateCertificateFromCsrAsync(string csrPem, CancellationToken cancellationToken = default) =>
         Certificate(await RequestAsync("$aws/certificates/create-from-csr/json", Encoding.UTF8.GetBytes(new JsonObject { ["certificateSigningRequest"] = csrPem }.ToJsonString()), cancellationToken));
 
+    /// <summary>
+    /// The whole first-boot step with a key made here: an EC P-256 key, a certificate from its CSR,
+    /// then RegisterThing. Returns the thing, its certificate and the private key (PEM); the key
+    /// never leaves this process. The server's rate limit (429) is waited out and tried again.
+    /// </summary>
+    public async Task<(RegisteredThing Thing, string CertificatePem, string PrivateKeyPem)> ProvisionWithNewKeyAsync(
+        string templateName, string commonName, IReadOnlyDictionary<string, string>? parameters = null, CancellationToken cancellationToken = default)
+    {
+        using var key = System.Security.Cryptography.ECDsa.Create(System.Security.Cryptography.ECCurve.NamedCurves.nistP256);
+        var csr = new System.Security.Cryptography.X509Certificates.CertificateRequest("CN=" + commonName, key, System.Security.Cryptography.HashAlgorithmName.SHA256).CreateSigningRequestPem();
+        while (true)
+        {
+            try
+            {
+                var certificate = await CreateCertificateFromCsrAsync(csr, cancellationToken);
+                var thing = await RegisterThingAsync(templateName, certificate.OwnershipToken, parameters, cancellationToken);
+                return (thing, certificate.CertificatePem, key.ExportPkcs8PrivateKeyPem());
+            }
+            catch (ProvisioningRejectedException e) when (e.StatusCode == 429 || e.ErrorCode is "ThrottlingException")
+            {
+                await Task.Delay(TimeSpan.FromMilliseconds(500), cancellationToken); // the server's provisioning rate limit
+            }
+        }
+    }
+
     /// <summary>Registers the thing through <paramref name="templateName"/>; the template decides the thing, its groups and policies.</summary>
     public async Task<RegisteredThing> RegisterThingAsync(string templateName, string ownershipToken, IReadOnlyDictionary<string, string>? parameters = null, CancellationToken cancellationToken = default)
     {

@@ -1,4 +1,3 @@
-using System.Security.Cryptography;
 using System.Security.Cryptography.X509Certificates;
 using System.Text.Json.Nodes;
 using Trellis.Device;
@@ -34,28 +33,11 @@ public sealed class ClaimProvisioner(DeviceOptions claim, string template, strin
             return Options(thing, X509Certificate2.CreateFromPemFile(certificatePath, keyPath));
         }
 
-        using var key = ECDsa.Create(ECCurve.NamedCurves.nistP256);
-        var csr = new CertificateRequest("CN=" + serial, key, HashAlgorithmName.SHA256).CreateSigningRequestPem();
-        ProvisionedCertificate certificate;
-        RegisteredThing registered;
-        while (true)
-        {
-            var client = await ClientAsync(ct);
-            try
-            {
-                certificate = await client.CreateCertificateFromCsrAsync(csr, ct);
-                registered = await client.RegisterThingAsync(template, certificate.OwnershipToken, new Dictionary<string, string> { ["SerialNumber"] = serial }, ct);
-                break;
-            }
-            catch (ProvisioningRejectedException e) when (e.StatusCode == 429 || e.ErrorCode is "ThrottlingException")
-            {
-                await Task.Delay(TimeSpan.FromMilliseconds(500), ct); // the server's provisioning rate limit: wait and go on
-            }
-        }
-
+        var client = await ClientAsync(ct);
+        var (registered, certificatePem, keyPem) = await client.ProvisionWithNewKeyAsync(template, serial, new Dictionary<string, string> { ["SerialNumber"] = serial }, ct);
         Directory.CreateDirectory(folder);
-        await File.WriteAllTextAsync(certificatePath, certificate.CertificatePem, ct);
-        await File.WriteAllTextAsync(keyPath, key.ExportPkcs8PrivateKeyPem(), ct);
+        await File.WriteAllTextAsync(certificatePath, certificatePem, ct);
+        await File.WriteAllTextAsync(keyPath, keyPem, ct);
         if (!OperatingSystem.IsWindows())
         {
             File.SetUnixFileMode(keyPath, UnixFileMode.UserRead | UnixFileMode.UserWrite);
@@ -63,7 +45,7 @@ public sealed class ClaimProvisioner(DeviceOptions claim, string template, strin
 
         await File.WriteAllTextAsync(description, new JsonObject { ["thingName"] = registered.ThingName }.ToJsonString(), ct);
         Provisioned++;
-        return Options(registered.ThingName!, X509Certificate2.CreateFromPem(certificate.CertificatePem, key.ExportPkcs8PrivateKeyPem()));
+        return Options(registered.ThingName!, X509Certificate2.CreateFromPem(certificatePem, keyPem));
     }
 
     public async ValueTask DisposeAsync()

@@ -115,6 +115,73 @@ public sealed class GatewayLeafTests(TrellisHost host)
             string.Join('\n', thiefRun.Lines) + thiefRun.Stderr);
     }
 
+    [Fact]
+    [System.Runtime.Versioning.UnsupportedOSPlatform("windows")]
+    public async Task A_gateway_with_only_a_claim_provisions_itself_on_first_start_and_keeps_that_identity()
+    {
+        var template = TrellisHost.Unique("gwtpl");
+        var gatewayPolicy = TrellisHost.Unique("gwlpol");
+        var claimPolicy = TrellisHost.Unique("gwclaimpol");
+        var serial = TrellisHost.Unique("sn");
+        var claimTopics = $"\"arn:aws:iot:*:*:topic/$aws/certificates/create-from-csr/*\",\"arn:aws:iot:*:*:topic/$aws/provisioning-templates/{template}/provision/*\"";
+        var claimJson = $$"""
+            {"Version":"2012-10-17","Statement":[
+              {"Effect":"Allow","Action":"iot:Connect","Resource":"*"},
+              {"Effect":"Allow","Action":["iot:Publish","iot:Receive"],"Resource":[{{claimTopics}}]},
+              {"Effect":"Allow","Action":"iot:Subscribe","Resource":[{{claimTopics.Replace(":topic/", ":topicfilter/", StringComparison.Ordinal)}}]}]}
+            """;
+        var body = """
+            {"Parameters": {"SerialNumber": {"Type": "String"}, "AWS::IoT::Certificate::Id": {"Type": "String"}},
+             "Resources": {
+              "thing": {"Type": "AWS::IoT::Thing", "Properties": {"ThingName": {"Fn::Join": ["", ["gw-", {"Ref": "SerialNumber"}]]}}},
+              "certificate": {"Type": "AWS::IoT::Certificate", "Properties": {"CertificateId": {"Ref": "AWS::IoT::Certificate::Id"}, "Status": "Active"}},
+              "policy": {"Type": "AWS::IoT::Policy", "Properties": {"PolicyName": "GATEWAY_POLICY"}}}}
+            """.Replace("GATEWAY_POLICY", gatewayPolicy, StringComparison.Ordinal);
+        var setup = await host.IotCallsAsync([
+            ("create_policy", new { policyName = gatewayPolicy, policyDocument = GatewayPolicy }),
+            ("create_policy", new { policyName = claimPolicy, policyDocument = claimJson }),
+            ("create_provisioning_template", new { templateName = template, templateBody = body, enabled = true, provisioningRoleArn = "arn:aws:iam::000000000000:role/p" }),
+        ], Ct);
+        Assert.All(setup, r => Assert.True(r!["status"]!.GetValue<int>() == 200, r.ToJsonString()));
+        var folder = Path.Combine(host.DataDirectory, "gateways", TrellisHost.Unique("gwclaim"));
+        var claimThing = TrellisHost.Unique("claim");
+        var provision = await TrellisCli.RunAsync(host, ["provision", "--thing", claimThing, "--out", Path.Combine(folder, "claim"), "--policy", claimPolicy], Ct);
+        Assert.True(provision.ExitCode == 0, provision.Output);
+        var data = Path.Combine(folder, "data");
+        var leaf = TrellisHost.Unique("leaf");
+        var added = await ExternalTool.RunAsync("dotnet", [TrellisCli.DllPath(), "gateway", "add-leaf", "--data", data, "--thing", leaf], Timeout, cancellationToken: Ct);
+        Assert.True(added.ExitCode == 0, added.Output);
+        var identity = Path.Combine(folder, "identity");
+        var port = HttpReceiver.FreePort().ToString(CultureInfo.InvariantCulture);
+        List<string> run = [TrellisCli.DllPath(), "gateway", "--identity", identity, "--data", data, "--mqtt", $"127.0.0.1:{port}"];
+
+        // A template that does not exist: a clear refusal, exit 2, nothing written.
+        var wrong = await ExternalTool.RunAsync("dotnet", [.. run, "--claim", Path.Combine(folder, "claim"), "--template", "no-such-template", "--serial", serial], Timeout, cancellationToken: Ct);
+        Assert.True(wrong.ExitCode == 2, wrong.Output);
+        Assert.Contains("template no-such-template was refused", wrong.Stderr, StringComparison.Ordinal);
+        Assert.False(File.Exists(Path.Combine(identity, "device.json")));
+
+        using (var first = ExternalTool.StartBackground("dotnet", [.. run, "--claim", Path.Combine(folder, "claim"), "--template", template, "--serial", serial]))
+        {
+            Assert.True(await first.WaitForLineAsync(l => l.Contains("1 of 1 leaves registered upstream", StringComparison.Ordinal), Timeout, Ct), string.Join('\n', first.Lines) + first.Stderr);
+            Assert.Contains(first.Lines, l => l.Contains($"Provisioned by claim as thing gw-{serial}", StringComparison.Ordinal));
+        }
+
+        var written = System.Text.Json.Nodes.JsonNode.Parse(await File.ReadAllTextAsync(Path.Combine(identity, "device.json"), Ct))!;
+        Assert.Equal($"gw-{serial}", written["thingName"]!.GetValue<string>());
+        Assert.Equal(UnixFileMode.UserRead | UnixFileMode.UserWrite, File.GetUnixFileMode(Path.Combine(identity, $"gw-{serial}.private.key")));
+        var thing = await host.IotCallsAsync([("describe_thing", new { thingName = $"gw-{serial}" }), ("describe_thing", new { thingName = leaf }), ("list_thing_principals", new { thingName = $"gw-{serial}" })], Ct);
+        Assert.All(thing, r => Assert.True(r!["status"]!.GetValue<int>() == 200, r.ToJsonString()));
+        Assert.Equal($"gw-{serial}", thing[1]!["body"]!["attributes"]!["gateway"]!.GetValue<string>());
+        Assert.Single(thing[2]!["body"]!["principals"]!.AsArray());
+
+        // The next start uses the identity it wrote (the claim may be gone) and provisions nothing.
+        Directory.Delete(Path.Combine(folder, "claim"), recursive: true);
+        using var second = ExternalTool.StartBackground("dotnet", [.. run, "--claim", Path.Combine(folder, "claim"), "--template", template, "--serial", serial]);
+        Assert.True(await second.WaitForLineAsync(l => l.Contains("Connected upstream", StringComparison.Ordinal), Timeout, Ct), string.Join('\n', second.Lines) + second.Stderr);
+        Assert.DoesNotContain(second.Lines, l => l.Contains("Provisioned by claim", StringComparison.Ordinal));
+    }
+
     private async Task<bool> ConnectedAsync(string thing)
     {
         var data = await host.IotCallsAsync([("get_thing_connectivity_data", new { thingName = thing })], Ct);
