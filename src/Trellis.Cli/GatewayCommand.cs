@@ -26,6 +26,7 @@ internal static class GatewayCommand
         var serial = new Option<string?>("--serial") { Description = "With --claim: the serial number given to the template as SerialNumber (default: this machine's host name)" };
         var data = new Option<string>("--data") { Description = "The gateway's own data folder: its disk queue and its leaves (made private to this user)", Required = true };
         var mqtt = new Option<string>("--mqtt") { Description = "HOST:PORT of the local MQTT listener for leaf devices, or off", Required = true };
+        var coap = new Option<string>("--coap") { Description = "HOST:PORT of the local CoAP listener for constrained leaves (POST /topics/…?thing=LEAF&token=PASSWORD), or off", DefaultValueFactory = _ => "off" };
         var modbus = new Option<string?>("--modbus") { Description = "Register map (JSON) of the Modbus devices to poll (docs/gateway.md)" };
         var rules = new Option<string?>("--rules") { Description = "Local rules (JSON): the server's SQL run on the gateway, per message or per time window (docs/gateway.md)" };
         var maxMb = new Option<long>("--queue-max-mb") { Description = "Megabytes of messages the disk queue may hold", DefaultValueFactory = _ => 1024 };
@@ -34,7 +35,7 @@ internal static class GatewayCommand
         var logLevel = new Option<string>("--log-level") { Description = "Trace, Debug, Information, Warning or Error", DefaultValueFactory = _ => "Information" };
         var command = new Command("gateway", "Run an edge gateway: leaf devices on a local MQTT listener and Modbus devices, forwarded upstream through a disk queue that loses nothing.")
         {
-            identity, claim, template, serial, data, mqtt, modbus, rules, maxMb, whenFull, fsync, logLevel,
+            identity, claim, template, serial, data, mqtt, coap, modbus, rules, maxMb, whenFull, fsync, logLevel,
         };
         command.Subcommands.Add(AddLeaf());
         command.SetAction(async (parse, ct) =>
@@ -69,7 +70,8 @@ internal static class GatewayCommand
                 {
                     Identity = Identity(parse.GetValue(identity)!),
                     DataDirectory = parse.GetValue(data)!,
-                    Mqtt = parse.GetValue(mqtt) is "off" ? null : Endpoint(parse.GetValue(mqtt)!),
+                    Mqtt = parse.GetValue(mqtt) is "off" ? null : Endpoint(parse.GetValue(mqtt)!, "--mqtt"),
+                    Coap = parse.GetValue(coap) is "off" ? null : Endpoint(parse.GetValue(coap)!, "--coap"),
                     Modbus = map,
                     RulesFile = parse.GetValue(rules),
                     Queue = new ForwardStoreOptions { MaxBytes = parse.GetValue(maxMb) * 1024 * 1024, WhenFull = full, FsyncEveryCommit = sync },
@@ -105,6 +107,7 @@ internal static class GatewayCommand
                         () => Console.WriteLine(
                             $"Trellis gateway {options.Identity.ThingName}: " +
                             (options.Mqtt is null ? "no local MQTT listener" : $"leaves on MQTT port {gateway.MqttPort} ({gateway.LeafCount} leaves)") +
+                            (options.Coap is null ? string.Empty : $", CoAP port {gateway.CoapPort}") +
                             (options.Modbus is { } map ? $", {map.Devices.Count} Modbus device(s)" : string.Empty) +
                             (gateway.RuleCount > 0 ? $", {gateway.RuleCount} local rule(s)" : string.Empty) +
                             $"; upstream {options.Identity.Host}:{options.Identity.Port}; {gateway.Queue.Count} message(s) queued in {options.DataDirectory}."),
@@ -188,18 +191,18 @@ internal static class GatewayCommand
         return command;
     }
 
-    private static System.Net.IPEndPoint Endpoint(string value)
+    private static System.Net.IPEndPoint Endpoint(string value, string flag)
     {
         var colon = value.LastIndexOf(':');
         if (colon <= 0 || !int.TryParse(value.AsSpan(colon + 1), out var port) || port is < 0 or > 65535)
         {
-            throw new FormatException($"--mqtt {value}: give HOST:PORT, such as 0.0.0.0:1883, or off");
+            throw new FormatException($"{flag} {value}: give HOST:PORT, such as 0.0.0.0:{(flag == "--coap" ? 5683 : 1883)}, or off");
         }
 
         var host = value[..colon].Trim('[', ']');
         var address = host is "localhost" ? System.Net.IPAddress.Loopback
             : System.Net.IPAddress.TryParse(host, out var parsed) ? parsed
-            : throw new FormatException($"--mqtt {value}: {host} is not an IP address");
+            : throw new FormatException($"{flag} {value}: {host} is not an IP address");
         return new System.Net.IPEndPoint(address, port);
     }
 

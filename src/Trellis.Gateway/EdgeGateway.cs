@@ -3,6 +3,7 @@ using Microsoft.Extensions.Logging;
 using Microsoft.Extensions.Options;
 using Trellis.Broker;
 using Trellis.Broker.Hosting;
+using Trellis.Coap;
 using Trellis.Device;
 using Trellis.Gateway.Forwarding;
 using Trellis.Gateway.Local;
@@ -22,6 +23,9 @@ public sealed class EdgeGatewayOptions
 
     /// <summary>The local MQTT listener for leaves; null for none.</summary>
     public IPEndPoint? Mqtt { get; init; }
+
+    /// <summary>The local CoAP listener for constrained leaves; null for none.</summary>
+    public IPEndPoint? Coap { get; init; }
 
     public RegisterMap? Modbus { get; init; }
 
@@ -50,6 +54,8 @@ public sealed partial class EdgeGateway : IAsyncDisposable
     private readonly LeafRegistry _leaves;
     private readonly EdgeRules? _rules;
     private readonly LeafLink? _link;
+    private readonly LeafCoapHandler? _coap;
+    private CoapEndpoint? _coapEndpoint;
 
     public EdgeGateway(EdgeGatewayOptions options, ILoggerFactory logs)
     {
@@ -78,18 +84,25 @@ public sealed partial class EdgeGateway : IAsyncDisposable
 
         if (options.Modbus is { } map)
         {
-            _modbus = new ModbusBridge(map, (leaf, topic, payload, ct) => _rules is null
-                ? _queue.AppendAsync(topic, payload, leaf, DateTimeOffset.UtcNow.ToUnixTimeMilliseconds(), ct)
-                : _rules.TakeAsync(_queue, topic, payload, leaf, DateTimeOffset.UtcNow.ToUnixTimeMilliseconds(), ct), _logger);
+            _modbus = new ModbusBridge(map, TakeAsync, _logger);
             _link ??= new LeafLink(options.Identity.ThingName, _leaves, _upstream, _logger);
             _link.AddPolled(_modbus.Things);
             _modbus.Reachability = _link.Reachable;
             _upstream.Filters.AddRange(_modbus.DeltaTopics.Where(t => !_upstream.Filters.Contains($"$aws/things/{t.Split('/')[2]}/#")));
         }
 
+        if (options.Coap is not null)
+        {
+            _link ??= new LeafLink(options.Identity.ThingName, _leaves, _upstream, _logger);
+            _coap = new LeafCoapHandler(_leaves, new LeafAuthenticator(_leaves), TakeAsync, _broker, _link);
+        }
+
         _upstream.Downstream = OnDownstreamAsync;
         _upstream.Connected = _link is null ? null : _link.OnUpstreamConnectedAsync;
     }
+
+    /// <summary>The local CoAP listener's port (0 when there is none or it has not started).</summary>
+    public int CoapPort => _coapEndpoint?.LocalEndPoint.Port ?? 0;
 
     /// <summary>The local MQTT listener's port (0 when there is none or it has not started).</summary>
     public int MqttPort => _listener?.Port ?? 0;
@@ -114,6 +127,18 @@ public sealed partial class EdgeGateway : IAsyncDisposable
             await _listener!.StartAsync(ct);
         }
 
+        if (_coap is not null)
+        {
+            try
+            {
+                _coapEndpoint = CoapEndpoint.Start(_options.Coap!, _coap, _logger, maxBodyBytes: _coap.MaxBodyBytes);
+            }
+            catch (System.Net.Sockets.SocketException e)
+            {
+                throw new InvalidOperationException($"UDP port {_options.Coap} cannot be used ({e.Message}): give --coap another HOST:PORT", e);
+            }
+        }
+
         started?.Invoke();
         var tasks = new List<Task> { _upstream.RunAsync(ct) };
         if (_modbus is not null)
@@ -131,6 +156,11 @@ public sealed partial class EdgeGateway : IAsyncDisposable
             tasks.Add(_link.RunAsync(ct));
         }
 
+        if (_coap is not null)
+        {
+            tasks.Add(_coap.RunAsync(ct));
+        }
+
         try
         {
             await Task.WhenAll(tasks);
@@ -140,6 +170,12 @@ public sealed partial class EdgeGateway : IAsyncDisposable
         }
         finally
         {
+            if (_coapEndpoint is not null)
+            {
+                await _coapEndpoint.DisposeAsync();
+                _coapEndpoint = null;
+            }
+
             if (_broker is not null)
             {
                 await _listener!.StopAsync(CancellationToken.None);
@@ -147,6 +183,11 @@ public sealed partial class EdgeGateway : IAsyncDisposable
             }
         }
     }
+
+    /// <summary>A leaf's message from Modbus or CoAP into the queue: through the local rules when there are any.</summary>
+    private Task TakeAsync(string leaf, string topic, byte[] payload, CancellationToken ct) => _rules is null
+        ? _queue.AppendAsync(topic, payload, leaf, DateTimeOffset.UtcNow.ToUnixTimeMilliseconds(), ct)
+        : _rules.TakeAsync(_queue, topic, payload, leaf, DateTimeOffset.UtcNow.ToUnixTimeMilliseconds(), ct);
 
     public async ValueTask DisposeAsync()
     {

@@ -182,6 +182,35 @@ public sealed class GatewayLeafTests(TrellisHost host)
         Assert.DoesNotContain(second.Lines, l => l.Contains("Provisioned by claim", StringComparison.Ordinal));
     }
 
+    [Fact]
+    public async Task A_constrained_leaf_posts_over_coap_to_the_gateway_and_its_message_goes_upstream()
+    {
+        var gateway = await SetUpAsync();
+        var coapPort = HttpReceiver.FreePort();
+        var watcher = TrellisHost.Unique("gwwatch");
+        using var upstream = ExternalTool.StartBackground("mosquitto_sub", [.. host.AdminArgs(watcher), "-t", $"devices/{gateway.Leaf}/#", "-q", "1", "-v"]);
+        Assert.True(await Eventually.TrueAsync(() => host.Server.Broker.SubscriptionsOf(watcher).Count > 0, Timeout, Ct), upstream.Stderr);
+        using var run = StartGateway(gateway, "--coap", $"127.0.0.1:{coapPort}");
+        Assert.True(await run.WaitForLineAsync(l => l.Contains("leaves registered upstream", StringComparison.Ordinal), Timeout, Ct), string.Join('\n', run.Lines) + run.Stderr);
+        Assert.Contains(run.Lines, l => l.Contains($"CoAP port {coapPort}", StringComparison.Ordinal));
+        string Uri(string path, string? token = null) => $"coap://127.0.0.1:{coapPort}/{path}?thing={gateway.Leaf}&token={token ?? gateway.Password}";
+        Task<ExternalTool.Result> CoapAsync(params string[] args) => ExternalTool.RunAsync("coap-client-notls", ["-B", "5", .. args], Timeout, cancellationToken: Ct);
+
+        // libcoap's client POSTs as the leaf: 2.04 once queued, then seen upstream, and the leaf is online there.
+        var posted = await CoapAsync("-m", "post", "-e", """{"pm25":7}""", Uri($"topics/devices/{gateway.Leaf}/telemetry"));
+        Assert.True(posted.ExitCode == 0, posted.Output);
+        Assert.DoesNotContain("4.", posted.Output, StringComparison.Ordinal);
+        Assert.True(await upstream.WaitForLineAsync(l => l == $$"""devices/{{gateway.Leaf}}/telemetry {"pm25":7}""", Timeout, Ct), string.Join('|', upstream.Lines) + string.Join('\n', run.Lines));
+        Assert.True(await Eventually.TrueAsync(() => ConnectedAsync(gateway.Leaf), Timeout, Ct), "the CoAP leaf is not online upstream");
+
+        // Refusals: a wrong password (4.01), another leaf's topic (4.03), a wildcard (4.00), an unknown resource (4.04).
+        Assert.Contains("4.01", (await CoapAsync("-m", "post", "-e", "x", Uri($"topics/devices/{gateway.Leaf}/telemetry", "wrong"))).Output, StringComparison.Ordinal);
+        Assert.Contains("4.03", (await CoapAsync("-m", "post", "-e", "x", Uri($"topics/devices/{gateway.OtherLeaf}/telemetry"))).Output, StringComparison.Ordinal);
+        Assert.Contains("4.00", (await CoapAsync("-m", "post", "-e", "x", Uri($"topics/devices/{gateway.Leaf}/%2B"))).Output, StringComparison.Ordinal);
+        Assert.Contains("4.04", (await CoapAsync(Uri("nothing-here"))).Output, StringComparison.Ordinal);
+        Assert.DoesNotContain(upstream.Lines, l => l.EndsWith(" x", StringComparison.Ordinal));
+    }
+
     private async Task<bool> ConnectedAsync(string thing)
     {
         var data = await host.IotCallsAsync([("get_thing_connectivity_data", new { thingName = thing })], Ct);
