@@ -93,7 +93,22 @@ internal static class SimulateCommand
             await Console.Error.WriteLineAsync($"trellis simulate: {count} devices ready ({provisioner.Provisioned} provisioned by claim in {(DateTime.UtcNow - started).TotalSeconds:F1} s, {count - provisioner.Provisioned} from {stateDirectory}); running for {(seconds == 0 ? "ever (Ctrl-C stops)" : seconds + " s")}.");
         }
 
-        var simulator = new FleetSimulator(fleet);
+        // Firmware jobs run through the device SDK's OTA agent, which verifies images against the
+        // server's code-signing certificate (a team that signs elsewhere signs with its own; the
+        // simulated devices trust the server's).
+        OtaSetup? ota = null;
+        var signer = await api.SendAsync(HttpMethod.Get, "/api/code-signing/certificate", null, null, ct);
+        if (signer.Body?["certificatePem"]?.GetValue<string>() is { } signerPem)
+        {
+            ota = new OtaSetup(System.Security.Cryptography.X509Certificates.X509Certificate2.CreateFromPem(signerPem), Path.Combine(stateDirectory, "ota"));
+        }
+        else
+        {
+            await Console.Error.WriteLineAsync("trellis simulate: the server's code-signing certificate could not be read, so firmware jobs are run as plain jobs: " + signer.Body?.ToJsonString());
+        }
+
+        using var signerCertificate = ota?.Signer;
+        var simulator = new FleetSimulator(fleet, ota);
         using var run = CancellationTokenSource.CreateLinkedTokenSource(ct);
         if (seconds > 0)
         {

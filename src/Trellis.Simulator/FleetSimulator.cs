@@ -60,13 +60,21 @@ public sealed class FleetStats
 }
 
 /// <summary>
+/// Firmware updates in a simulated fleet: the signer certificate the devices verify images against,
+/// and the folder where each device keeps its OTA agent's state and the version it runs.
+/// </summary>
+public sealed record OtaSetup(System.Security.Cryptography.X509Certificates.X509Certificate2 Signer, string StateDirectory);
+
+/// <summary>
 /// Runs a fleet: each device connects with its own certificate (through the device SDK), reports
 /// its state, follows its shadow's desired state, publishes its samples on
 /// <c>devices/{thing}/telemetry</c> at QoS 1 at its sampling interval, and runs the jobs sent to it
-/// (started, then SUCCEEDED). Intermittent devices drop off now and then and come back. A device
+/// (started, then SUCCEEDED; a firmware job through the device SDK's OTA agent: downloaded,
+/// verified, "installed", the device restarts, reports the new version and the job SUCCEEDED).
+/// Intermittent devices drop off now and then and come back. A device
 /// whose connection fails retries with back-off; errors are counted, never fatal to the fleet.
 /// </summary>
-public sealed class FleetSimulator(IReadOnlyList<(SimulatedDevice Device, DeviceOptions Identity)> fleet)
+public sealed class FleetSimulator(IReadOnlyList<(SimulatedDevice Device, DeviceOptions Identity)> fleet, OtaSetup? ota = null)
 {
     private static readonly SemaphoreSlim Connecting = new(32, 32);
 
@@ -77,6 +85,11 @@ public sealed class FleetSimulator(IReadOnlyList<(SimulatedDevice Device, Device
     private async Task RunDeviceAsync(SimulatedDevice device, DeviceOptions identity, CancellationToken ct)
     {
         var random = new Random(device.Thing.GetHashCode(StringComparison.Ordinal));
+        if (ota is not null && File.Exists(VersionFile(device)))
+        {
+            device.Firmware = (await File.ReadAllTextAsync(VersionFile(device), ct)).Trim();
+        }
+
         var backoff = TimeSpan.FromSeconds(1);
         var first = true;
         while (!ct.IsCancellationRequested)
@@ -128,6 +141,8 @@ public sealed class FleetSimulator(IReadOnlyList<(SimulatedDevice Device, Device
         }
     }
 
+    private string VersionFile(SimulatedDevice device) => Path.Combine(ota!.StateDirectory, device.Thing, "firmware-version");
+
     /// <summary>One connected stretch; returns how long to stay away when an intermittent device drops off.</summary>
     private async Task<TimeSpan> RunConnectedAsync(SimulatedDevice device, TrellisDevice connection, Random random, CancellationToken ct)
     {
@@ -143,6 +158,30 @@ public sealed class FleetSimulator(IReadOnlyList<(SimulatedDevice Device, Device
 
         var jobs = connection.Jobs();
         var running = 0;
+        var restart = 0;
+        using var agent = ota is null ? null : new Trellis.Device.Ota.OtaAgent(connection, new Trellis.Device.Ota.OtaOptions
+        {
+            StateDirectory = Path.Combine(ota.StateDirectory, device.Thing),
+            SignerCertificate = ota.Signer,
+            CurrentVersion = device.Firmware,
+            InstallAsync = async (update, token) =>
+            {
+                // "Flashing": the new version is what boots after the restart.
+                await File.WriteAllTextAsync(VersionFile(device), update.Version ?? device.Firmware, token);
+                Volatile.Write(ref restart, 1);
+            },
+        });
+        if (agent is not null)
+        {
+            agent.Finished += (_, status, _) =>
+            {
+                if (status == "SUCCEEDED")
+                {
+                    Stats.JobDone();
+                }
+            };
+        }
+
         jobs.NextChanged += async next =>
         {
             if (next is null || Interlocked.Exchange(ref running, 1) == 1)
@@ -152,7 +191,11 @@ public sealed class FleetSimulator(IReadOnlyList<(SimulatedDevice Device, Device
 
             try
             {
-                if (await jobs.StartNextAsync(new JsonObject { ["step"] = "applying" }, cancellationToken: ct) is { } job)
+                if (agent is not null && Trellis.Device.Ota.OtaAgent.IsOtaJob(next))
+                {
+                    await agent.RunAsync(ct);
+                }
+                else if (await jobs.StartNextAsync(new JsonObject { ["step"] = "applying" }, cancellationToken: ct) is { } job)
                 {
                     await Task.Delay(TimeSpan.FromSeconds(1), ct);
                     await jobs.UpdateAsync(job.JobId, "SUCCEEDED", new JsonObject { ["result"] = "simulated" }, cancellationToken: ct);
@@ -169,6 +212,10 @@ public sealed class FleetSimulator(IReadOnlyList<(SimulatedDevice Device, Device
             }
         };
         await jobs.StartAsync(ct);
+        if (agent is not null)
+        {
+            await agent.SettleAsync(ct); // an update installed before the restart: SUCCEEDED now that it runs
+        }
 
         // Devices start spread over their first interval, not all at once.
         await Task.Delay(random.Next(0, device.IntervalMs), ct);
@@ -179,6 +226,13 @@ public sealed class FleetSimulator(IReadOnlyList<(SimulatedDevice Device, Device
             sample["timestamp"] = DateTimeOffset.UtcNow.ToUnixTimeMilliseconds();
             await connection.PublishAsync(topic, Encoding.UTF8.GetBytes(sample.ToJsonString()), 1, ct);
             Stats.Sent();
+            if (Volatile.Read(ref restart) == 1)
+            {
+                // Restart into the new firmware: it boots, reconnects and reports the version.
+                device.Firmware = (await File.ReadAllTextAsync(VersionFile(device), ct)).Trim();
+                return TimeSpan.FromSeconds(1);
+            }
+
             if (device.Intermittent && random.NextDouble() < 0.01)
             {
                 return TimeSpan.FromSeconds(random.Next(5, 20));

@@ -25,7 +25,10 @@ public abstract class SimulatedDevice(string thing, Random random, int intervalM
     public abstract JsonObject Sample(DateTimeOffset now);
 
     /// <summary>What the device reports when it comes online.</summary>
-    public virtual JsonObject Reported() => new() { ["kind"] = Kind, ["samplingIntervalMs"] = IntervalMs, ["firmware"] = "1.0.0" };
+    /// <summary>The firmware version the device runs (changed by an OTA update).</summary>
+    public string Firmware { get; set; } = "1.0.0";
+
+    public virtual JsonObject Reported() => new() { ["kind"] = Kind, ["samplingIntervalMs"] = IntervalMs, ["firmware"] = Firmware };
 
     /// <summary>Applies a shadow delta; returns the state to report back (what it applied).</summary>
     public virtual JsonObject Apply(JsonObject delta)

@@ -83,6 +83,27 @@ public sealed class OtaAgent : IDisposable
         await RunAsync(cancellationToken);
     }
 
+    /// <summary>
+    /// Only settles an update installed before a restart (SUCCEEDED, or FAILED and rolled back),
+    /// for an application that hands the agent its OTA jobs itself (<see cref="RunAsync"/>) instead of
+    /// letting <see cref="StartAsync"/> take every job. The jobs client must be started.
+    /// </summary>
+    public async Task SettleAsync(CancellationToken cancellationToken = default)
+    {
+        await _busy.WaitAsync(cancellationToken);
+        try
+        {
+            await SettleInstalledAsync(cancellationToken);
+        }
+        finally
+        {
+            _busy.Release();
+        }
+    }
+
+    /// <summary>True when <paramref name="execution"/>'s document is one the agent runs (an <c>afr_ota</c> document).</summary>
+    public static bool IsOtaJob(JobExecution? execution) => execution?.Document?["afr_ota"] is JsonObject;
+
     /// <summary>Takes pending jobs one after another until none is left (or one awaits a restart).</summary>
     public async Task RunAsync(CancellationToken cancellationToken = default)
     {

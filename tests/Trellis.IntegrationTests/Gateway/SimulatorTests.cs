@@ -6,7 +6,8 @@ namespace Trellis.IntegrationTests.Gateway;
 /// <summary>
 /// <c>trellis simulate</c> against a real server: a smart-city fleet provisions itself by claim,
 /// publishes, follows a street light's desired schedule from its shadow (set with boto3), runs a
-/// job created with boto3, and a second run reuses the identities it kept.
+/// job created with boto3 and a firmware update through the OTA agent, and a second run reuses the
+/// identities it kept.
 /// </summary>
 [Collection(TrellisServerGroup.Name)]
 public sealed class SimulatorTests(TrellisHost host)
@@ -22,7 +23,7 @@ public sealed class SimulatorTests(TrellisHost host)
         string[] Args(int seconds) =>
             [TrellisCli.DllPath(), "simulate", "--profile", "smart-city", "--devices", "8", "--seconds", seconds.ToString(System.Globalization.CultureInfo.InvariantCulture), "--interval-ms", "500",
              "--state", state, "--endpoint", host.Endpoint, "--data", host.DataDirectory, "--output", "json"];
-        using var run = ExternalTool.StartBackground("dotnet", Args(14));
+        using var run = ExternalTool.StartBackground("dotnet", Args(24));
         Assert.True(await Eventually.TrueAsync(() => run.Stderr.Contains("8 devices ready (8 provisioned by claim", StringComparison.Ordinal), Timeout, Ct), run.Stderr);
 
         // Device 2 of the smart-city fleet is a street light: give it a schedule and a job.
@@ -50,13 +51,31 @@ public sealed class SimulatorTests(TrellisHost host)
             return execution[0]!["body"]?["execution"]?["status"]?.GetValue<string>() == "SUCCEEDED";
         }, Timeout, Ct), "the job did not succeed on the simulated device");
 
+        // A firmware job: the device SDK's OTA agent downloads and verifies the signed image,
+        // "installs" it, restarts, and reports SUCCEEDED and the new version.
+        var image = Path.Combine(state, "..", TrellisHost.Unique("light") + ".bin");
+        await File.WriteAllBytesAsync(image, System.Security.Cryptography.RandomNumberGenerator.GetBytes(64 * 1024), Ct);
+        var firmware = Path.GetFileName(image);
+        var upload = await TrellisCli.RunAsync(host, ["firmware", "upload", firmware, image, "--sign"], Ct);
+        Assert.True(upload.ExitCode == 0, upload.Output);
+        var otaJob = TrellisHost.Unique("simota");
+        var created = await TrellisCli.RunAsync(host, ["jobs", "create", otaJob, "--thing", Light, "--firmware", firmware, "--version", "2.0.0"], Ct);
+        Assert.True(created.ExitCode == 0, created.Output);
+        Assert.True(await Eventually.TrueAsync(async () =>
+        {
+            var execution = await host.IotCallsAsync([("describe_job_execution", new { jobId = otaJob, thingName = Light })], Ct);
+            return execution[0]!["body"]?["execution"]?["status"]?.GetValue<string>() == "SUCCEEDED";
+        }, Timeout, Ct), "the firmware job did not succeed on the simulated device: " + run.Stderr);
+        var after = await host.IotCallsAsync([("data:get_thing_shadow", new { thingName = Light })], Ct);
+        Assert.Equal("2.0.0", after[0]!["body"]!["payload"]!["state"]!["reported"]!["firmware"]!.GetValue<string>());
+
         Assert.True(await run.WaitForExitAsync(Timeout, Ct), run.Stderr);
         Assert.True(run.ExitCode == 0, run.Stderr);
         var summary = JsonNode.Parse(string.Join('\n', run.Lines))!;
         Assert.Equal(8, summary["peakConnected"]!.GetValue<long>());
         Assert.True(summary["messages"]!.GetValue<long>() >= 8 * 5, summary.ToJsonString());
         Assert.True(summary["shadowUpdatesApplied"]!.GetValue<long>() >= 1, summary.ToJsonString());
-        Assert.Equal(1, summary["jobsCompleted"]!.GetValue<long>());
+        Assert.Equal(2, summary["jobsCompleted"]!.GetValue<long>());
         Assert.True(summary["errors"]!.GetValue<long>() == 0, summary.ToJsonString());
 
         // Telemetry reached the broker under the devices' own names; the things are in the fleet's group.
