@@ -39,18 +39,25 @@ internal static class SimulateCommand
         var seconds = new Option<int>("--seconds") { Description = "How long to run (0: until Ctrl-C)", DefaultValueFactory = _ => 60 };
         var interval = new Option<int?>("--interval-ms") { Description = "Sampling interval of every device (default: the profile's, per kind of device; a shadow's desired samplingIntervalMs overrides it)" };
         var state = new Option<string?>("--state") { Description = "Folder for the fleet's claim and device identities (default ./simulate-PROFILE)" };
-        var command = new Command("simulate", "Run a simulated fleet (smart city, industrial, healthcare), provisioned by claim, against a Trellis server.") { profile, devices, seconds, interval, state };
+        var plc = new Option<string?>("--plc") { Description = "industrial: also play the line's PLC on Modbus TCP at HOST:PORT, for `trellis gateway --modbus STATE/plc-modbus.json` to poll" };
+        var command = new Command("simulate", "Run a simulated fleet (smart city, industrial, healthcare), provisioned by claim, against a Trellis server.") { profile, devices, seconds, interval, state, plc };
         command.SetAction((parse, ct) => ManageCommands.RunStepsAsync(parse, api => RunAsync(
             api, parse.GetValue(profile)!, parse.GetValue(devices), parse.GetValue(seconds), parse.GetValue(interval),
-            Path.GetFullPath(parse.GetValue(state) ?? "simulate-" + parse.GetValue(profile)), parse.GetValue(ManageCommands.DataOption)!, ct)));
+            Path.GetFullPath(parse.GetValue(state) ?? "simulate-" + parse.GetValue(profile)), parse.GetValue(ManageCommands.DataOption)!, parse.GetValue(plc), ct)));
         return command;
     }
 
-    private static async Task<ApiAnswer> RunAsync(ApiClient api, string profile, int count, int seconds, int? intervalMs, string stateDirectory, string dataDirectory, CancellationToken ct)
+    private static async Task<ApiAnswer> RunAsync(ApiClient api, string profile, int count, int seconds, int? intervalMs, string stateDirectory, string dataDirectory, string? plcAt, CancellationToken ct)
     {
         if (count is < 1 or > 100_000 || seconds < 0 || intervalMs is < 100)
         {
             return new ApiAnswer(400, null, "InvalidRequestException", "--devices must be 1…100000, --seconds 0 or more, --interval-ms at least 100");
+        }
+
+        System.Net.IPEndPoint? plcEndpoint = null;
+        if (plcAt is not null && (profile != "industrial" || !System.Net.IPEndPoint.TryParse(plcAt, out plcEndpoint)))
+        {
+            return new ApiAnswer(400, null, "InvalidRequestException", $"--plc {plcAt}: give the industrial profile and an IP HOST:PORT, such as 127.0.0.1:1502");
         }
 
         Directory.CreateDirectory(stateDirectory);
@@ -108,6 +115,24 @@ internal static class SimulateCommand
         }
 
         using var signerCertificate = ota?.Signer;
+        await using var line = plcEndpoint is null ? null : new SimulatedPlc(plcEndpoint);
+        if (line is not null)
+        {
+            try
+            {
+                line.Start();
+            }
+            catch (System.Net.Sockets.SocketException e)
+            {
+                return new ApiAnswer(400, null, "InvalidRequestException", $"--plc {plcAt}: the port cannot be used ({e.Message}); give another HOST:PORT");
+            }
+
+            var mapFile = Path.Combine(stateDirectory, "plc-modbus.json");
+            var host = plcEndpoint!.Address.Equals(System.Net.IPAddress.Any) ? "127.0.0.1" : plcEndpoint.Address.ToString();
+            await File.WriteAllTextAsync(mapFile, line.RegisterMap(host).ToJsonString(new System.Text.Json.JsonSerializerOptions { WriteIndented = true }) + "\n", ct);
+            await Console.Error.WriteLineAsync($"trellis simulate: the line's PLC answers Modbus TCP on {line.LocalEndPoint} (unit 1); poll it with `trellis gateway --modbus {mapFile}` (leaf {SimulatedPlc.Thing})");
+        }
+
         var simulator = new FleetSimulator(fleet, ota);
         using var run = CancellationTokenSource.CreateLinkedTokenSource(ct);
         if (seconds > 0)
@@ -136,6 +161,11 @@ internal static class SimulateCommand
         if (stats.ErrorKinds.OrderByDescending(e => e.Value).FirstOrDefault() is { Key: { } error } top)
         {
             summary["mostCommonError"] = $"{error} ({top.Value}×)";
+        }
+
+        if (line is not null)
+        {
+            summary["plcRequests"] = line.Requests;
         }
 
         return new ApiAnswer(200, summary, null, null);

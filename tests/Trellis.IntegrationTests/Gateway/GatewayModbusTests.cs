@@ -98,6 +98,50 @@ public sealed class GatewayModbusTests(TrellisHost host)
         Assert.True(await Eventually.TrueAsync(async () => !await ConnectedAsync(leaf), Timeout, Ct), "the Modbus leaf stayed online after its device stopped answering");
     }
 
+    [Fact]
+    public async Task The_simulated_line_PLC_is_polled_by_a_real_gateway_and_takes_its_setpoint_from_the_shadow()
+    {
+        var state = Path.Combine(host.DataDirectory, TrellisHost.Unique("plcsim"));
+        var port = HttpReceiver.FreePort();
+        using var simulate = ExternalTool.StartBackground("dotnet", [TrellisCli.DllPath(), "simulate", "--profile", "industrial", "--devices", "1", "--seconds", "25", "--interval-ms", "1000",
+            "--state", state, "--plc", $"127.0.0.1:{port}", "--endpoint", host.Endpoint, "--data", host.DataDirectory, "--output", "json"]);
+        Assert.True(await Eventually.TrueAsync(() => simulate.Stderr.Contains("the line's PLC answers Modbus TCP", StringComparison.Ordinal), Timeout, Ct), simulate.Stderr);
+
+        // mbpoll reads the setpoint the PLC starts with, in the layout its register map states.
+        Assert.Equal("185", await MbpollAsync(port));
+        var map = JsonNode.Parse(await File.ReadAllTextAsync(Path.Combine(state, "plc-modbus.json"), Ct))!;
+        Assert.Equal(port, map["devices"]![0]!["port"]!.GetValue<int>());
+        const string Plc = "sim-industrial-plc";
+
+        // A real gateway polls it with that map; the line's values arrive upstream as the leaf's telemetry.
+        var gateway = TrellisHost.Unique("gwplc");
+        var policy = TrellisHost.Unique("gwpol");
+        var created = await host.IotCallsAsync([("create_policy", new { policyName = policy, policyDocument = GatewayPolicy })], Ct);
+        Assert.Equal(200, created[0]!["status"]!.GetValue<int>());
+        var folder = Path.Combine(host.DataDirectory, "gateways", gateway);
+        var provision = await TrellisCli.RunAsync(host, ["provision", "--thing", gateway, "--out", folder, "--policy", policy], Ct);
+        Assert.True(provision.ExitCode == 0, provision.Output);
+        var watcher = TrellisHost.Unique("gww");
+        using var telemetry = ExternalTool.StartBackground("mosquitto_sub", [.. host.AdminArgs(watcher), "-t", $"devices/{Plc}/telemetry", "-q", "1"]);
+        Assert.True(await Eventually.TrueAsync(() => host.Server.Broker.SubscriptionsOf(watcher).Count > 0, Timeout, Ct), telemetry.Stderr);
+        using var run = ExternalTool.StartBackground("dotnet", [TrellisCli.DllPath(), "gateway", "--identity", folder, "--data", Path.Combine(folder, "data"), "--mqtt", "off", "--modbus", Path.Combine(state, "plc-modbus.json")]);
+        Assert.True(await telemetry.WaitForLineAsync(l => l.Contains("\"partsCount\"", StringComparison.Ordinal) && l.Contains("\"lineSpeed\"", StringComparison.Ordinal), Timeout, Ct),
+            "no PLC telemetry: " + string.Join('|', run.Lines) + run.Stderr);
+        var sample = JsonNode.Parse(telemetry.Lines[^1])!;
+        Assert.InRange(sample["temperature"]!.GetValue<double>(), 150, 220);
+        Assert.InRange(sample["lineSpeed"]!.GetValue<double>(), 0, 130);
+
+        // The leaf's desired setpoint reaches the PLC's register.
+        var desired = await host.IotCallsAsync([("data:update_thing_shadow", new { thingName = Plc, payload = new { state = new { desired = new { setpoint = 200.5 } } } })], Ct);
+        Assert.Equal(200, desired[0]!["status"]!.GetValue<int>());
+        Assert.True(await Eventually.TrueAsync(async () => await MbpollAsync(port) == "200.5", Timeout, Ct), "the setpoint did not reach the PLC: " + string.Join('|', run.Lines));
+        run.Dispose();
+
+        Assert.True(await simulate.WaitForExitAsync(TimeSpan.FromSeconds(60), Ct), simulate.Stderr);
+        var summary = JsonNode.Parse(string.Join('\n', simulate.Lines))!;
+        Assert.True(summary["plcRequests"]!.GetValue<long>() > 3, summary.ToJsonString());
+    }
+
     private async Task<bool> ConnectedAsync(string thing)
     {
         var data = await host.IotCallsAsync([("get_thing_connectivity_data", new { thingName = thing })], Ct);
