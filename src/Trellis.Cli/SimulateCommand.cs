@@ -40,19 +40,27 @@ internal static class SimulateCommand
         var interval = new Option<int?>("--interval-ms") { Description = "Sampling interval of every device (default: the profile's, per kind of device; a shadow's desired samplingIntervalMs overrides it)" };
         var state = new Option<string?>("--state") { Description = "Folder for the fleet's claim and device identities (default ./simulate-PROFILE)" };
         var plc = new Option<string?>("--plc") { Description = "industrial: also play the line's PLC on Modbus TCP at HOST:PORT, for `trellis gateway --modbus STATE/plc-modbus.json` to poll" };
-        var command = new Command("simulate", "Run a simulated fleet (smart city, industrial, healthcare), provisioned by claim, against a Trellis server.") { profile, devices, seconds, interval, state, plc };
+        var coapDevices = new Option<int>("--coap-devices") { Description = "How many of the devices talk CoAP (plain UDP, a device token each) instead of MQTT", DefaultValueFactory = _ => 0 };
+        var coap = new Option<string?>("--coap") { Description = "The server's CoAP endpoint HOST:PORT for --coap-devices (default: the MQTT endpoint's host, port 5683)" };
+        var command = new Command("simulate", "Run a simulated fleet (smart city, industrial, healthcare), provisioned by claim, against a Trellis server.") { profile, devices, seconds, interval, state, plc, coapDevices, coap };
         command.SetAction((parse, ct) => ManageCommands.RunStepsAsync(parse, api => RunAsync(
             api, parse.GetValue(profile)!, parse.GetValue(devices), parse.GetValue(seconds), parse.GetValue(interval),
-            Path.GetFullPath(parse.GetValue(state) ?? "simulate-" + parse.GetValue(profile)), parse.GetValue(ManageCommands.DataOption)!, parse.GetValue(plc), ct)));
+            Path.GetFullPath(parse.GetValue(state) ?? "simulate-" + parse.GetValue(profile)), parse.GetValue(ManageCommands.DataOption)!,
+            new Extras(parse.GetValue(plc), parse.GetValue(coapDevices), parse.GetValue(coap)), ct)));
         return command;
     }
 
-    private static async Task<ApiAnswer> RunAsync(ApiClient api, string profile, int count, int seconds, int? intervalMs, string stateDirectory, string dataDirectory, string? plcAt, CancellationToken ct)
+    /// <summary>The options beyond the fleet itself: the PLC, and how many devices use CoAP where.</summary>
+    private sealed record Extras(string? Plc, int CoapDevices, string? Coap);
+
+    private static async Task<ApiAnswer> RunAsync(ApiClient api, string profile, int count, int seconds, int? intervalMs, string stateDirectory, string dataDirectory, Extras extras, CancellationToken ct)
     {
-        if (count is < 1 or > 100_000 || seconds < 0 || intervalMs is < 100)
+        if (count is < 1 or > 100_000 || seconds < 0 || intervalMs is < 100 || extras.CoapDevices < 0 || extras.CoapDevices > count)
         {
-            return new ApiAnswer(400, null, "InvalidRequestException", "--devices must be 1…100000, --seconds 0 or more, --interval-ms at least 100");
+            return new ApiAnswer(400, null, "InvalidRequestException", "--devices must be 1…100000, --seconds 0 or more, --interval-ms at least 100, --coap-devices 0…--devices");
         }
+
+        var plcAt = extras.Plc;
 
         System.Net.IPEndPoint? plcEndpoint = null;
         if (plcAt is not null && (profile != "industrial" || !System.Net.IPEndPoint.TryParse(plcAt, out plcEndpoint)))
@@ -84,6 +92,7 @@ internal static class SimulateCommand
         };
 
         var fleet = new List<(SimulatedDevice, DeviceOptions)>(count);
+        var coapTokens = new Dictionary<string, string>(StringComparer.Ordinal);
         await using (var provisioner = new ClaimProvisioner(claim, template, stateDirectory))
         {
             var started = DateTime.UtcNow;
@@ -94,6 +103,15 @@ internal static class SimulateCommand
                 if ((i + 1) % 500 == 0)
                 {
                     await Console.Error.WriteLineAsync($"trellis simulate: {i + 1} of {count} devices have their identity ({provisioner.Provisioned} provisioned by claim now)");
+                }
+            }
+
+            if (extras.CoapDevices > 0)
+            {
+                var failed = await CoapTokensAsync(api, fleet.Skip(count - extras.CoapDevices).Select(d => d.Item1.Thing), stateDirectory, coapTokens, ct);
+                if (failed is not null)
+                {
+                    return failed;
                 }
             }
 
@@ -133,7 +151,21 @@ internal static class SimulateCommand
             await Console.Error.WriteLineAsync($"trellis simulate: the line's PLC answers Modbus TCP on {line.LocalEndPoint} (unit 1); poll it with `trellis gateway --modbus {mapFile}` (leaf {SimulatedPlc.Thing})");
         }
 
-        var simulator = new FleetSimulator(fleet, ota);
+        CoapSetup? coapSetup = null;
+        if (extras.CoapDevices > 0)
+        {
+            var coapAt = extras.Coap ?? (claim.Host is "localhost" ? "127.0.0.1" : claim.Host) + ":5683";
+            if (!System.Net.IPEndPoint.TryParse(coapAt, out var coapEndpoint))
+            {
+                var addresses = await System.Net.Dns.GetHostAddressesAsync(coapAt[..coapAt.LastIndexOf(':')], ct);
+                coapEndpoint = new System.Net.IPEndPoint(addresses[0], int.Parse(coapAt[(coapAt.LastIndexOf(':') + 1)..], CultureInfo.InvariantCulture));
+            }
+
+            coapSetup = new CoapSetup(coapEndpoint, coapTokens);
+            await Console.Error.WriteLineAsync($"trellis simulate: {extras.CoapDevices} of the devices talk CoAP to {coapEndpoint}, the others MQTT");
+        }
+
+        var simulator = new FleetSimulator(fleet, ota, coapSetup);
         using var run = CancellationTokenSource.CreateLinkedTokenSource(ct);
         if (seconds > 0)
         {
@@ -169,6 +201,46 @@ internal static class SimulateCommand
         }
 
         return new ApiAnswer(200, summary, null, null);
+    }
+
+    /// <summary>
+    /// A device token for each CoAP device (kept in STATE/devices/THING.token, 0600, so a second run
+    /// reuses it), with the fleet's device policy attached, as an installer would give a constrained
+    /// device that has no TLS.
+    /// </summary>
+    private static async Task<ApiAnswer?> CoapTokensAsync(ApiClient api, IEnumerable<string> things, string stateDirectory, Dictionary<string, string> tokens, CancellationToken ct)
+    {
+        foreach (var thing in things)
+        {
+            var file = Path.Combine(stateDirectory, "devices", thing + ".token");
+            if (File.Exists(file))
+            {
+                tokens[thing] = (await File.ReadAllTextAsync(file, ct)).Trim();
+                continue;
+            }
+
+            var made = await api.SendAsync(HttpMethod.Post, $"/api/things/{ApiClient.Segment(thing)}/tokens", null, new JsonObject { ["description"] = "trellis simulate (CoAP)" }, ct);
+            if (made.Body?["token"]?.GetValue<string>() is not { } token || made.Body["tokenArn"]?.GetValue<string>() is not { } arn)
+            {
+                return made;
+            }
+
+            var attached = await api.SendAsync(HttpMethod.Put, "/target-policies/trellis-sim-device", null, new JsonObject { ["target"] = arn }, ct);
+            if (attached.Status != 200)
+            {
+                return attached;
+            }
+
+            await File.WriteAllTextAsync(file, token, ct);
+            if (!OperatingSystem.IsWindows())
+            {
+                File.SetUnixFileMode(file, UnixFileMode.UserRead | UnixFileMode.UserWrite);
+            }
+
+            tokens[thing] = token;
+        }
+
+        return null;
     }
 
     /// <summary>A live table on a terminal; a line every 5 s otherwise (CI, a pipe).</summary>

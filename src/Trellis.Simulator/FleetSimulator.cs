@@ -66,6 +66,12 @@ public sealed class FleetStats
 public sealed record OtaSetup(System.Security.Cryptography.X509Certificates.X509Certificate2 Signer, string StateDirectory);
 
 /// <summary>
+/// Devices of the fleet that talk CoAP instead of MQTT: the server's plain CoAP endpoint and each
+/// such device's token (its thing name → token).
+/// </summary>
+public sealed record CoapSetup(System.Net.IPEndPoint Server, IReadOnlyDictionary<string, string> Tokens);
+
+/// <summary>
 /// Runs a fleet: each device connects with its own certificate (through the device SDK), reports
 /// its state, follows its shadow's desired state, publishes its samples on
 /// <c>devices/{thing}/telemetry</c> at QoS 1 at its sampling interval, and runs the jobs sent to it
@@ -74,13 +80,94 @@ public sealed record OtaSetup(System.Security.Cryptography.X509Certificates.X509
 /// Intermittent devices drop off now and then and come back. A device
 /// whose connection fails retries with back-off; errors are counted, never fatal to the fleet.
 /// </summary>
-public sealed class FleetSimulator(IReadOnlyList<(SimulatedDevice Device, DeviceOptions Identity)> fleet, OtaSetup? ota = null)
+public sealed class FleetSimulator(IReadOnlyList<(SimulatedDevice Device, DeviceOptions Identity)> fleet, OtaSetup? ota = null, CoapSetup? coap = null)
 {
     private static readonly SemaphoreSlim Connecting = new(32, 32);
 
     public FleetStats Stats { get; } = new();
 
-    public Task RunAsync(CancellationToken ct) => Task.WhenAll(fleet.Select(d => RunDeviceAsync(d.Device, d.Identity, ct)));
+    public Task RunAsync(CancellationToken ct) => Task.WhenAll(fleet.Select(d => coap is not null && coap.Tokens.TryGetValue(d.Device.Thing, out var token)
+        ? RunCoapDeviceAsync(d.Device, token, ct)
+        : RunDeviceAsync(d.Device, d.Identity, ct)));
+
+    /// <summary>
+    /// A constrained device on CoAP: it reports its shadow, POSTs its samples to
+    /// <c>/topics/devices/{thing}/telemetry</c> (confirmable, at QoS 1), and every tenth sample reads
+    /// its shadow to follow a desired <c>samplingIntervalMs</c> (polling: no connection to keep).
+    /// </summary>
+    private async Task RunCoapDeviceAsync(SimulatedDevice device, string token, CancellationToken ct)
+    {
+        var random = new Random(device.Thing.GetHashCode(StringComparison.Ordinal));
+        using var link = new CoapLink(coap!.Server, device.Thing, token);
+        var shadowPath = $"things/{device.Thing}/shadow";
+        var topicPath = $"topics/devices/{device.Thing}/telemetry";
+        var backoff = TimeSpan.FromSeconds(1);
+        var online = false;
+        try
+        {
+            while (!ct.IsCancellationRequested)
+            {
+                try
+                {
+                    await ExpectAsync(link.RequestAsync(Trellis.Coap.CoapCode.Post, shadowPath, Json(new JsonObject { ["state"] = new JsonObject { ["reported"] = device.Reported() } }), ct), "report its shadow");
+                    if (!online)
+                    {
+                        Stats.Online();
+                        online = true;
+                    }
+
+                    await Task.Delay(random.Next(0, device.IntervalMs), ct);
+                    for (var n = 1; !ct.IsCancellationRequested; n++)
+                    {
+                        var sample = device.Sample(DateTimeOffset.UtcNow);
+                        sample["timestamp"] = DateTimeOffset.UtcNow.ToUnixTimeMilliseconds();
+                        await ExpectAsync(link.RequestAsync(Trellis.Coap.CoapCode.Post, topicPath, Json(sample), ct, ("qos", "1")), "publish");
+                        Stats.Sent();
+                        if (n % 10 == 0)
+                        {
+                            var shadow = await link.RequestAsync(Trellis.Coap.CoapCode.Get, shadowPath, ReadOnlyMemory<byte>.Empty, ct);
+                            if (shadow.Success && JsonNode.Parse(shadow.Payload.Span)?["state"]?["delta"] is JsonObject delta)
+                            {
+                                var applied = device.Apply(delta);
+                                Stats.ShadowApplied();
+                                await ExpectAsync(link.RequestAsync(Trellis.Coap.CoapCode.Post, shadowPath, Json(new JsonObject { ["state"] = new JsonObject { ["reported"] = applied } }), ct), "report its shadow");
+                            }
+                        }
+
+                        backoff = TimeSpan.FromSeconds(1);
+                        await Task.Delay(device.IntervalMs, ct);
+                    }
+                }
+                catch (OperationCanceledException) when (ct.IsCancellationRequested)
+                {
+                }
+                catch (Exception e) when (e is not OutOfMemoryException)
+                {
+                    Stats.Failed(e);
+                    await Task.Delay(backoff, ct).ConfigureAwait(ConfigureAwaitOptions.SuppressThrowing);
+                    backoff = TimeSpan.FromTicks(Math.Min(backoff.Ticks * 2, TimeSpan.FromSeconds(30).Ticks));
+                }
+            }
+        }
+        finally
+        {
+            if (online)
+            {
+                Stats.Offline();
+            }
+        }
+
+        static byte[] Json(JsonObject body) => Encoding.UTF8.GetBytes(body.ToJsonString());
+
+        static async Task ExpectAsync(Task<CoapAnswer> request, string what)
+        {
+            var answer = await request;
+            if (!answer.Success)
+            {
+                throw new IOException($"CoAP {what}: {answer}");
+            }
+        }
+    }
 
     private async Task RunDeviceAsync(SimulatedDevice device, DeviceOptions identity, CancellationToken ct)
     {

@@ -87,4 +87,34 @@ public sealed class SimulatorTests(TrellisHost host)
         Assert.True(again.ExitCode == 0, again.Output);
         Assert.Contains("8 devices ready (0 provisioned by claim", again.Stderr, StringComparison.Ordinal);
     }
+
+    [Fact]
+    public async Task Devices_on_coap_publish_report_and_follow_their_shadow_beside_mqtt_ones()
+    {
+        var state = Path.Combine(host.DataDirectory, TrellisHost.Unique("simcoap"));
+        var watcher = TrellisHost.Unique("simwatch");
+        using var telemetry = ExternalTool.StartBackground("mosquitto_sub", [.. host.AdminArgs(watcher), "-t", "devices/sim-industrial-00002/telemetry", "-q", "1"]);
+        Assert.True(await Eventually.TrueAsync(() => host.Server.Broker.SubscriptionsOf(watcher).Count > 0, Timeout, Ct), telemetry.Stderr);
+        using var run = ExternalTool.StartBackground("dotnet", [TrellisCli.DllPath(), "simulate", "--profile", "industrial", "--devices", "3", "--coap-devices", "2",
+            "--coap", $"127.0.0.1:{host.Server.Port("coap")}", "--seconds", "14", "--interval-ms", "300", "--state", state,
+            "--endpoint", host.Endpoint, "--data", host.DataDirectory, "--output", "json"]);
+        Assert.True(await Eventually.TrueAsync(() => run.Stderr.Contains("2 of the devices talk CoAP", StringComparison.Ordinal), Timeout, Ct), run.Stderr);
+
+        // Device 2 talks CoAP: its samples reach MQTT subscribers, and it follows a desired interval.
+        Assert.True(await telemetry.WaitForLineAsync(l => l.Contains("\"vibrationRms\"", StringComparison.Ordinal), Timeout, Ct), "no CoAP telemetry: " + run.Stderr);
+        var desired = await host.IotCallsAsync([("data:update_thing_shadow", new { thingName = "sim-industrial-00002", payload = new { state = new { desired = new { samplingIntervalMs = 400 } } } })], Ct);
+        Assert.Equal(200, desired[0]!["status"]!.GetValue<int>());
+        Assert.True(await Eventually.TrueAsync(async () =>
+        {
+            var shadow = await host.IotCallsAsync([("data:get_thing_shadow", new { thingName = "sim-industrial-00002" })], Ct);
+            return shadow[0]!["body"]!["payload"]!["state"]!["reported"]?["samplingIntervalMs"]?.GetValue<int>() == 400;
+        }, Timeout, Ct), "the CoAP device did not follow its desired sampling interval: " + run.Stderr);
+
+        Assert.True(await run.WaitForExitAsync(Timeout, Ct), run.Stderr);
+        Assert.True(run.ExitCode == 0, run.Stderr);
+        var summary = JsonNode.Parse(string.Join('\n', run.Lines))!;
+        Assert.True(summary["errors"]!.GetValue<long>() == 0, summary.ToJsonString());
+        Assert.Equal(3, summary["peakConnected"]!.GetValue<long>());
+        Assert.True(File.Exists(Path.Combine(state, "devices", "sim-industrial-00002.token")));
+    }
 }
