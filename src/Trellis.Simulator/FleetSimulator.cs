@@ -143,9 +143,7 @@ public sealed class FleetSimulator(IReadOnlyList<(SimulatedDevice Device, Device
                 }
                 catch (Exception e) when (e is not OutOfMemoryException)
                 {
-                    Stats.Failed(e);
-                    await Task.Delay(backoff, ct).ConfigureAwait(ConfigureAwaitOptions.SuppressThrowing);
-                    backoff = TimeSpan.FromTicks(Math.Min(backoff.Ticks * 2, TimeSpan.FromSeconds(30).Ticks));
+                    backoff = await FailedAsync(e, backoff, ct);
                 }
             }
         }
@@ -210,9 +208,7 @@ public sealed class FleetSimulator(IReadOnlyList<(SimulatedDevice Device, Device
             }
             catch (Exception e) when (e is not OutOfMemoryException)
             {
-                Stats.Failed(e);
-                await Task.Delay(backoff, ct).ConfigureAwait(ConfigureAwaitOptions.SuppressThrowing);
-                backoff = TimeSpan.FromTicks(Math.Min(backoff.Ticks * 2, TimeSpan.FromSeconds(30).Ticks));
+                backoff = await FailedAsync(e, backoff, ct);
             }
             finally
             {
@@ -226,6 +222,14 @@ public sealed class FleetSimulator(IReadOnlyList<(SimulatedDevice Device, Device
             // Out of range for a while (intermittent devices): then the connection comes back.
             await Task.Delay(offline, ct).ConfigureAwait(ConfigureAwaitOptions.SuppressThrowing);
         }
+    }
+
+    /// <summary>Counts a device's failure, waits <paramref name="backoff"/> and returns the next one (doubling, at most 30 s).</summary>
+    private async Task<TimeSpan> FailedAsync(Exception e, TimeSpan backoff, CancellationToken ct)
+    {
+        Stats.Failed(e);
+        await Task.Delay(backoff, ct).ConfigureAwait(ConfigureAwaitOptions.SuppressThrowing);
+        return TimeSpan.FromTicks(Math.Min(backoff.Ticks * 2, TimeSpan.FromSeconds(30).Ticks));
     }
 
     private string VersionFile(SimulatedDevice device) => Path.Combine(ota!.StateDirectory, device.Thing, "firmware-version");
