@@ -140,7 +140,7 @@ public sealed partial class EdgeGateway : IAsyncDisposable
         }
 
         started?.Invoke();
-        var tasks = new List<Task> { _upstream.RunAsync(ct) };
+        var tasks = new List<Task> { _upstream.RunAsync(ct), WatchDropsAsync(ct) };
         if (_modbus is not null)
         {
             tasks.Add(_modbus.RunAsync(ct));
@@ -183,6 +183,31 @@ public sealed partial class EdgeGateway : IAsyncDisposable
             }
         }
     }
+
+    /// <summary>Says in the log when a full queue dropped its oldest messages (drop-oldest), with the count.</summary>
+    private async Task WatchDropsAsync(CancellationToken ct)
+    {
+        var reported = _queue.Dropped;
+        using var timer = new PeriodicTimer(TimeSpan.FromSeconds(2));
+        try
+        {
+            while (await timer.WaitForNextTickAsync(ct))
+            {
+                var now = _queue.Dropped;
+                if (now != reported)
+                {
+                    LogDropped(_logger, now - reported, now, _options.Queue.MaxBytes / (1024 * 1024));
+                    reported = now;
+                }
+            }
+        }
+        catch (OperationCanceledException) when (ct.IsCancellationRequested)
+        {
+        }
+    }
+
+    [LoggerMessage(Level = LogLevel.Warning, Message = "The disk queue is full: {Count} oldest message(s) dropped to make room ({Total} since start). Raise --queue-max-mb ({MaxMb} now), or give --queue-full hold to slow the leaves down instead")]
+    private static partial void LogDropped(ILogger logger, long count, long total, long maxMb);
 
     /// <summary>A leaf's message from Modbus or CoAP into the queue: through the local rules when there are any.</summary>
     private Task TakeAsync(string leaf, string topic, byte[] payload, CancellationToken ct) => _rules is null

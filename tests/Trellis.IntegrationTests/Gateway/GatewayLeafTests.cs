@@ -211,6 +211,37 @@ public sealed class GatewayLeafTests(TrellisHost host)
         Assert.DoesNotContain(upstream.Lines, l => l.EndsWith(" x", StringComparison.Ordinal));
     }
 
+    [Fact]
+    public async Task A_full_queue_drops_the_oldest_counts_them_and_forwards_the_newest_in_order()
+    {
+        // Upstream refuses the gateway's certificate, so nothing drains while the leaf fills a 1 MB queue.
+        var gateway = await SetUpAsync();
+        var certificateId = CertificateAuthority.CertificateId(X509CertificateLoader.LoadCertificateFromFile(Directory.GetFiles(gateway.Identity, "*.cert.pem").Single()));
+        var inactive = await host.IotCallsAsync([("update_certificate", new { certificateId, newStatus = "INACTIVE" })], Ct);
+        Assert.Equal(200, inactive[0]!["status"]!.GetValue<int>());
+        using var run = StartGateway(gateway, "--queue-max-mb", "1");
+        Assert.True(await run.WaitForLineAsync(l => l.Contains("is not reachable", StringComparison.Ordinal), Timeout, Ct), string.Join('\n', run.Lines) + run.Stderr);
+
+        // 40 messages of 64 KB, numbered: every one is acknowledged (the newest data wins).
+        var payload = Path.Combine(gateway.Data, "..", "big.txt");
+        var script = $"for i in $(seq 10 49); do printf $i > {payload}; head -c 65000 /dev/zero | tr '\\0' x >> {payload}; "
+            + $"mosquitto_pub {string.Join(' ', gateway.Leaf1())} -t devices/{gateway.Leaf}/bulk -q 1 -f {payload} || exit 1; done";
+        var published = await ExternalTool.RunAsync("sh", ["-c", script], TimeSpan.FromSeconds(90), cancellationToken: Ct);
+        Assert.True(published.ExitCode == 0, published.Output);
+        Assert.True(await run.WaitForLineAsync(l => l.Contains("oldest message(s) dropped", StringComparison.Ordinal), Timeout, Ct), string.Join('\n', run.Lines));
+
+        var watcher = TrellisHost.Unique("gwwatch");
+        using var upstream = ExternalTool.StartBackground("mosquitto_sub", [.. host.AdminArgs(watcher), "-t", $"devices/{gateway.Leaf}/bulk", "-q", "1"]);
+        Assert.True(await Eventually.TrueAsync(() => host.Server.Broker.SubscriptionsOf(watcher).Count > 0, Timeout, Ct), upstream.Stderr);
+        var active = await host.IotCallsAsync([("update_certificate", new { certificateId, newStatus = "ACTIVE" })], Ct);
+        Assert.Equal(200, active[0]!["status"]!.GetValue<int>());
+        Assert.True(await Eventually.TrueAsync(() => upstream.Lines.Any(l => l.StartsWith("49", StringComparison.Ordinal)), TimeSpan.FromSeconds(45), Ct), "the newest message was not forwarded: " + string.Join('\n', run.Lines));
+        var numbers = upstream.Lines.Select(l => int.Parse(l[..2], CultureInfo.InvariantCulture)).ToList();
+        Assert.InRange(numbers.Count, 5, 20); // about 1 MB of 64 KB messages
+        Assert.Equal(numbers.Order(), numbers); // in order
+        Assert.Equal(Enumerable.Range(50 - numbers.Count, numbers.Count), numbers); // the newest, none missing among them
+    }
+
     private async Task<bool> ConnectedAsync(string thing)
     {
         var data = await host.IotCallsAsync([("get_thing_connectivity_data", new { thingName = thing })], Ct);

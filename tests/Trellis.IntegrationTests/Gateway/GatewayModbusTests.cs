@@ -142,6 +142,50 @@ public sealed class GatewayModbusTests(TrellisHost host)
         Assert.True(summary["plcRequests"]!.GetValue<long>() > 3, summary.ToJsonString());
     }
 
+    [Fact]
+    public async Task A_device_that_answers_with_exceptions_or_not_at_all_is_logged_once_and_the_others_go_on()
+    {
+        var gateway = TrellisHost.Unique("gwbad");
+        var (good, refusing, silent) = (TrellisHost.Unique("good"), TrellisHost.Unique("refusing"), TrellisHost.Unique("silent"));
+        var policy = TrellisHost.Unique("gwpol");
+        var created = await host.IotCallsAsync([("create_policy", new { policyName = policy, policyDocument = GatewayPolicy })], Ct);
+        Assert.Equal(200, created[0]!["status"]!.GetValue<int>());
+        var folder = Path.Combine(host.DataDirectory, "gateways", gateway);
+        var provision = await TrellisCli.RunAsync(host, ["provision", "--thing", gateway, "--out", folder, "--policy", policy], Ct);
+        Assert.True(provision.ExitCode == 0, provision.Output);
+
+        // pymodbus answers the good device and, for an address it does not have, exception 2; a
+        // listener that accepts and never answers stands for a device that hangs.
+        var port = HttpReceiver.FreePort();
+        using var device = ExternalTool.StartBackground("/usr/bin/python3", [Path.Combine(AppContext.BaseDirectory, "Scripts", "modbus_server.py"), port.ToString(CultureInfo.InvariantCulture)]);
+        using var hanging = new System.Net.Sockets.TcpListener(System.Net.IPAddress.Loopback, 0);
+        hanging.Start();
+        var hangingPort = ((System.Net.IPEndPoint)hanging.LocalEndpoint).Port;
+        var map = Path.Combine(folder, "modbus.json");
+        await File.WriteAllTextAsync(map, $$"""
+            {"devices": [
+              {"thing": "{{good}}", "host": "127.0.0.1", "port": {{port}}, "intervalMs": 300, "points": [{"name": "temperature", "table": "holding", "address": 0, "type": "float32"}]},
+              {"thing": "{{refusing}}", "host": "127.0.0.1", "port": {{port}}, "intervalMs": 300, "points": [{"name": "missing", "table": "holding", "address": 150}]},
+              {"thing": "{{silent}}", "host": "127.0.0.1", "port": {{hangingPort}}, "intervalMs": 300, "timeoutMs": 300, "points": [{"name": "x", "table": "input", "address": 0}]}]}
+            """, Ct);
+        var watcher = TrellisHost.Unique("gww");
+        using var telemetry = ExternalTool.StartBackground("mosquitto_sub", [.. host.AdminArgs(watcher), "-t", $"devices/{good}/telemetry", "-q", "1"]);
+        Assert.True(await Eventually.TrueAsync(() => host.Server.Broker.SubscriptionsOf(watcher).Count > 0, Timeout, Ct), telemetry.Stderr);
+        using var run = ExternalTool.StartBackground("dotnet", [TrellisCli.DllPath(), "gateway", "--identity", folder, "--data", Path.Combine(folder, "data"), "--mqtt", "off", "--modbus", map]);
+
+        Assert.True(await run.WaitForLineAsync(l => l.Contains($"Modbus device of {refusing}", StringComparison.Ordinal) && l.Contains("illegal data address", StringComparison.Ordinal), Timeout, Ct),
+            string.Join('\n', run.Lines) + run.Stderr);
+        Assert.True(await run.WaitForLineAsync(l => l.Contains($"Modbus device of {silent}", StringComparison.Ordinal) && l.Contains("did not answer", StringComparison.Ordinal), Timeout, Ct),
+            string.Join('\n', run.Lines) + run.Stderr);
+
+        // The good device's values keep arriving while the other two keep failing; each failure is logged once.
+        var before = telemetry.Lines.Count;
+        Assert.True(await Eventually.TrueAsync(() => telemetry.Lines.Count >= before + 5, Timeout, Ct), "the good device stopped: " + string.Join('\n', run.Lines));
+        Assert.Contains("\"temperature\":21.5", telemetry.Lines[^1], StringComparison.Ordinal);
+        Assert.Single(run.Lines, l => l.Contains($"Modbus device of {refusing}", StringComparison.Ordinal));
+        Assert.Single(run.Lines, l => l.Contains($"Modbus device of {silent}", StringComparison.Ordinal));
+    }
+
     private async Task<bool> ConnectedAsync(string thing)
     {
         var data = await host.IotCallsAsync([("get_thing_connectivity_data", new { thingName = thing })], Ct);
