@@ -114,13 +114,7 @@ public sealed class GatewayModbusTests(TrellisHost host)
         const string Plc = "sim-industrial-plc";
 
         // A real gateway polls it with that map; the line's values arrive upstream as the leaf's telemetry.
-        var gateway = TrellisHost.Unique("gwplc");
-        var policy = TrellisHost.Unique("gwpol");
-        var created = await host.IotCallsAsync([("create_policy", new { policyName = policy, policyDocument = GatewayPolicy })], Ct);
-        Assert.Equal(200, created[0]!["status"]!.GetValue<int>());
-        var folder = Path.Combine(host.DataDirectory, "gateways", gateway);
-        var provision = await TrellisCli.RunAsync(host, ["provision", "--thing", gateway, "--out", folder, "--policy", policy], Ct);
-        Assert.True(provision.ExitCode == 0, provision.Output);
+        var (_, folder) = await ProvisionGatewayAsync("gwplc");
         var watcher = TrellisHost.Unique("gww");
         using var telemetry = ExternalTool.StartBackground("mosquitto_sub", [.. host.AdminArgs(watcher), "-t", $"devices/{Plc}/telemetry", "-q", "1"]);
         Assert.True(await Eventually.TrueAsync(() => host.Server.Broker.SubscriptionsOf(watcher).Count > 0, Timeout, Ct), telemetry.Stderr);
@@ -145,14 +139,8 @@ public sealed class GatewayModbusTests(TrellisHost host)
     [Fact]
     public async Task A_device_that_answers_with_exceptions_or_not_at_all_is_logged_once_and_the_others_go_on()
     {
-        var gateway = TrellisHost.Unique("gwbad");
         var (good, refusing, silent) = (TrellisHost.Unique("good"), TrellisHost.Unique("refusing"), TrellisHost.Unique("silent"));
-        var policy = TrellisHost.Unique("gwpol");
-        var created = await host.IotCallsAsync([("create_policy", new { policyName = policy, policyDocument = GatewayPolicy })], Ct);
-        Assert.Equal(200, created[0]!["status"]!.GetValue<int>());
-        var folder = Path.Combine(host.DataDirectory, "gateways", gateway);
-        var provision = await TrellisCli.RunAsync(host, ["provision", "--thing", gateway, "--out", folder, "--policy", policy], Ct);
-        Assert.True(provision.ExitCode == 0, provision.Output);
+        var (_, folder) = await ProvisionGatewayAsync("gwbad");
 
         // pymodbus answers the good device and, for an address it does not have, exception 2; a
         // listener that accepts and never answers stands for a device that hangs.
@@ -184,6 +172,19 @@ public sealed class GatewayModbusTests(TrellisHost host)
         Assert.Contains("\"temperature\":21.5", telemetry.Lines[^1], StringComparison.Ordinal);
         Assert.Single(run.Lines, l => l.Contains($"Modbus device of {refusing}", StringComparison.Ordinal));
         Assert.Single(run.Lines, l => l.Contains($"Modbus device of {silent}", StringComparison.Ordinal));
+    }
+
+    /// <summary>A gateway thing with the gateway policy and its device folder (from `trellis provision`).</summary>
+    private async Task<(string Thing, string Folder)> ProvisionGatewayAsync(string prefix)
+    {
+        var gateway = TrellisHost.Unique(prefix);
+        var policy = TrellisHost.Unique("gwpol");
+        var created = await host.IotCallsAsync([("create_policy", new { policyName = policy, policyDocument = GatewayPolicy })], Ct);
+        Assert.Equal(200, created[0]!["status"]!.GetValue<int>());
+        var folder = Path.Combine(host.DataDirectory, "gateways", gateway);
+        var provision = await TrellisCli.RunAsync(host, ["provision", "--thing", gateway, "--out", folder, "--policy", policy], Ct);
+        Assert.True(provision.ExitCode == 0, provision.Output);
+        return (gateway, folder);
     }
 
     private async Task<bool> ConnectedAsync(string thing)
