@@ -21,7 +21,7 @@ public sealed partial class RegistryService
             return new TrellisError.InvalidRequest($"Policy name '{name}' is invalid: 1-128 characters from letters, digits and + = , . @ _ -");
         }
 
-        if (ParseDocument(document) is { Error: { } error })
+        if (ParseNewDocument(document) is { Error: { } error })
         {
             return error;
         }
@@ -45,7 +45,7 @@ public sealed partial class RegistryService
             }
 
             transaction.Commit();
-            _policies[name] = ParseDocument(document).Value!;
+            _policies[name] = ParseDocument(document).Value!.Named(name);
             Changed();
             return new PolicyVersionRecord(name, "1", document!, true, now);
         }
@@ -109,7 +109,7 @@ public sealed partial class RegistryService
 
     public Result<PolicyVersionRecord> CreatePolicyVersion(string name, string? document, bool setAsDefault)
     {
-        if (ParseDocument(document) is { Error: { } error })
+        if (ParseNewDocument(document) is { Error: { } error })
         {
             return error;
         }
@@ -150,7 +150,7 @@ public sealed partial class RegistryService
             transaction.Commit();
             if (setAsDefault)
             {
-                _policies[name] = ParseDocument(document).Value!;
+                _policies[name] = ParseDocument(document).Value!.Named(name);
                 Changed();
             }
 
@@ -170,7 +170,7 @@ public sealed partial class RegistryService
 
             using var update = Command(connection, "UPDATE policies SET default_version = $v, updated_ms = $ts WHERE name = $n", ("$v", long.Parse(version.VersionId, CultureInfo.InvariantCulture)), ("$ts", NowMs), ("$n", name));
             update.ExecuteNonQuery();
-            _policies[name] = ParseDocument(version.Document).Value!;
+            _policies[name] = ParseDocument(version.Document).Value!.Named(name);
             Changed();
             return null;
         }
@@ -235,6 +235,18 @@ public sealed partial class RegistryService
         }
 
         return PolicyDocument.TryParse(document, out var parsed, out var error) ? parsed! : new TrellisError.MalformedPolicy(error);
+    }
+
+    /// <summary>A new document (CreatePolicy, CreatePolicyVersion): parsed, and every iot: action one AWS IoT defines.</summary>
+    private static Result<PolicyDocument> ParseNewDocument(string? document)
+    {
+        var parsed = ParseDocument(document);
+        if (parsed.Value is { } valid && IotActionNames.FirstUnknown(valid) is { } unknown)
+        {
+            return new TrellisError.MalformedPolicy($"Action {unknown} is not an AWS IoT action (did you mean {IotActionNames.Closest(unknown)}?). Actions of other services, such as greengrass:*, are accepted as they are.");
+        }
+
+        return parsed;
     }
 
     private PolicyRecord? ReadPolicy(SqliteConnection connection, string name)

@@ -87,7 +87,7 @@ public sealed partial class RegistryService
             {
                 if (PolicyDocument.TryParse(reader.GetString(1), out var document, out _))
                 {
-                    _policies[reader.GetString(0)] = document!;
+                    _policies[reader.GetString(0)] = document!.Named(reader.GetString(0));
                 }
             }
         }

@@ -60,7 +60,7 @@ internal sealed partial class MqttConnection
 
         if (!auth.Principal.Policy.CanConnect(packet.ClientId))
         {
-            _broker.Logger.ConnectRejected(packet.ClientId, RemoteAddress, "policy does not allow iot:Connect for this client id");
+            _broker.Logger.ConnectRejected(packet.ClientId, RemoteAddress, auth.Principal.Policy.ExplainConnect(packet.ClientId));
             Activity?.AuthorizationFailed(_broker.NowMs);
             return RefuseConnect(v5, ReasonCode.NotAuthorized, "iot:Connect not allowed for this client id");
         }

@@ -16,13 +16,15 @@ public sealed class CompiledPolicySet
     ];
 
     private readonly Rule[] _rules;
+    private readonly string[] _policyNames;
     private readonly string _clientPrefix;
     private readonly string _topicPrefix;
     private readonly string _topicFilterPrefix;
 
-    private CompiledPolicySet(Rule[] rules, string arnPrefix)
+    private CompiledPolicySet(Rule[] rules, string arnPrefix, string[]? policyNames = null)
     {
         _rules = rules;
+        _policyNames = policyNames ?? [];
         _clientPrefix = arnPrefix + "client/";
         _topicPrefix = arnPrefix + "topic/";
         _topicFilterPrefix = arnPrefix + "topicfilter/";
@@ -33,15 +35,17 @@ public sealed class CompiledPolicySet
 
     /// <summary>The allow-all set used for anonymous clients in development mode (still evaluated per operation).</summary>
     public static CompiledPolicySet AllowAll(string region, string account) =>
-        new([new Rule(true, IotActions.Connect | IotActions.Publish | IotActions.Subscribe | IotActions.Receive | IotActions.RetainPublish, ["*"])], ArnPrefix(region, account));
+        new([new Rule(true, IotActions.Connect | IotActions.Publish | IotActions.Subscribe | IotActions.Receive | IotActions.RetainPublish, ["*"], null)], ArnPrefix(region, account), ["allow-all (anonymous)"]);
 
     public static string ArnPrefix(string region, string account) => $"arn:aws:iot:{region}:{account}:";
 
     public static CompiledPolicySet Compile(IEnumerable<PolicyDocument> documents, PolicyVariables variables, string region, string account)
     {
         var rules = new List<Rule>();
+        var names = new List<string>();
         foreach (var document in documents)
         {
+            names.Add(document.Name ?? "(unnamed)");
             foreach (var statement in document.Statements)
             {
                 var mask = IotActions.None;
@@ -72,14 +76,36 @@ public sealed class CompiledPolicySet
 
                 if (resources.Count > 0)
                 {
-                    rules.Add(new Rule(statement.Allow, mask, [.. resources]));
+                    rules.Add(new Rule(statement.Allow, mask, [.. resources], document.Name));
                 }
             }
         }
 
         // Deny rules first: the first matching deny ends the check.
         rules.Sort((a, b) => a.Allow.CompareTo(b.Allow));
-        return new CompiledPolicySet([.. rules], ArnPrefix(region, account));
+        return new CompiledPolicySet([.. rules], ArnPrefix(region, account), [.. names]);
+    }
+
+    /// <summary>Why <see cref="CanConnect"/> is false for <paramref name="clientId"/>, in words an operator can act on.</summary>
+    public string ExplainConnect(string clientId)
+    {
+        if (_policyNames.Length == 0)
+        {
+            return "no policy is attached to this principal (its certificate or token, or its thing's groups): attach one that allows iot:Connect (trellis policies attach)";
+        }
+
+        foreach (var rule in _rules)
+        {
+            if (!rule.Allow && (rule.Actions & IotActions.Connect) != 0 && rule.Resources.Any(p => Glob.Match(p, _clientPrefix, clientId)))
+            {
+                return $"policy {rule.Policy ?? "(unnamed)"} explicitly denies iot:Connect for client id '{clientId}'";
+            }
+        }
+
+        var names = string.Join(", ", _policyNames);
+        return _policyNames.Length == 1
+            ? $"policy {names} does not allow iot:Connect for client id '{clientId}' (a device policy usually allows client/${{iot:Connection.Thing.ThingName}}: connect with the thing's name as client id)"
+            : $"none of the policies in effect ({names}) allows iot:Connect for client id '{clientId}' (a device policy usually allows client/${{iot:Connection.Thing.ThingName}}: connect with the thing's name as client id)";
     }
 
     public bool CanConnect(ReadOnlySpan<char> clientId) => Evaluate(IotActions.Connect, _clientPrefix, clientId);
@@ -126,5 +152,5 @@ public sealed class CompiledPolicySet
         return allowed;
     }
 
-    private sealed record Rule(bool Allow, IotActions Actions, string[] Resources);
+    private sealed record Rule(bool Allow, IotActions Actions, string[] Resources, string? Policy);
 }

@@ -9,6 +9,12 @@ public sealed class PolicyDocument
 
     public IReadOnlyList<PolicyStatement> Statements { get; }
 
+    /// <summary>The policy's name, when the document came from the registry (for refusal messages).</summary>
+    public string? Name { get; private init; }
+
+    /// <summary>The same document under <paramref name="name"/>.</summary>
+    public PolicyDocument Named(string name) => new(Statements) { Name = name };
+
     /// <summary>Parses a document; on failure <paramref name="error"/> says what is wrong and where.</summary>
     public static bool TryParse(string json, out PolicyDocument? document, out string error)
     {
@@ -108,9 +114,13 @@ public sealed class PolicyDocument
 
         foreach (var action in actions)
         {
-            if (action != "*" && !action.StartsWith("iot:", StringComparison.Ordinal))
+            // Actions of other services (greengrass:*) are kept and never match an iot: check:
+            // policies written for AWS carry them. Which iot: actions exist is checked when a policy
+            // is written (IotActionNames), not here, so that stored policies always load.
+            var colon = action.IndexOf(':', StringComparison.Ordinal);
+            if (action != "*" && (colon <= 0 || colon == action.Length - 1 || !action[..colon].All(c => char.IsAsciiLetterLower(c) || char.IsAsciiDigit(c) || c == '-')))
             {
-                error = $"Statement[{index}]: action '{action}' is not an iot: action.";
+                error = $"Statement[{index}]: action '{action}' is not SERVICE:ACTION, such as iot:Connect.";
                 return false;
             }
         }

@@ -100,7 +100,7 @@ public sealed class PolicyTests
     [InlineData("[]")]
     [InlineData("""{"Statement":[]}""")]
     [InlineData("""{"Statement":[{"Effect":"Maybe","Action":"iot:Publish","Resource":"*"}]}""")]
-    [InlineData("""{"Statement":[{"Effect":"Allow","Action":"s3:GetObject","Resource":"*"}]}""")]
+    [InlineData("""{"Statement":[{"Effect":"Allow","Action":"Connect","Resource":"*"}]}""")]
     [InlineData("""{"Statement":[{"Effect":"Allow","Action":"iot:Publish","Resource":"topic/x"}]}""")]
     [InlineData("""{"Statement":[{"Effect":"Allow","Action":"iot:Publish"}]}""")]
     [InlineData("""{"Statement":[{"Effect":"Allow","Action":"iot:Publish","Resource":"*","Condition":{}}]}""")]
@@ -108,6 +108,25 @@ public sealed class PolicyTests
     {
         Assert.False(PolicyDocument.TryParse(json, out _, out var error));
         Assert.NotEmpty(error);
+    }
+
+    [Fact]
+    public void Actions_of_other_services_are_accepted_and_allow_nothing_here()
+    {
+        var policy = Compile("""{"Version":"2012-10-17","Statement":[{"Effect":"Allow","Action":["greengrass:*","s3:GetObject"],"Resource":"*"}]}""");
+        Assert.False(policy.CanConnect("dev1"));
+        Assert.False(policy.CanPublish("devices/dev1/x"));
+        Assert.Contains("does not allow iot:Connect for client id 'dev1'", policy.ExplainConnect("dev1"), StringComparison.Ordinal);
+    }
+
+    [Fact]
+    public void An_unknown_iot_action_is_found_and_the_nearest_defined_one_suggested()
+    {
+        Assert.True(PolicyDocument.TryParse("""{"Version":"2012-10-17","Statement":[{"Effect":"Allow","Action":["iot:Publish","iot:Subscrbe"],"Resource":"*"}]}""", out var document, out _));
+        Assert.Equal("iot:Subscrbe", IotActionNames.FirstUnknown(document!));
+        Assert.Equal("iot:Subscribe", IotActionNames.Closest("iot:Subscrbe"));
+        Assert.True(PolicyDocument.TryParse("""{"Version":"2012-10-17","Statement":[{"Effect":"Allow","Action":["iot:*","iot:Get*","iot:Describe?obExecution"],"Resource":"*"}]}""", out var patterns, out _));
+        Assert.Null(IotActionNames.FirstUnknown(patterns!));
     }
 
     [Fact]
