@@ -12,6 +12,7 @@ public sealed class BrokerMetrics : IDisposable
     private long _connections;
     private long _deniedPublishes;
     private long _repeatedPublishes;
+    private readonly Counter<long> _tlsRefused;
 
     public BrokerMetrics()
     {
@@ -20,6 +21,7 @@ public sealed class BrokerMetrics : IDisposable
         _meter.CreateObservableCounter("trellis.broker.messages.dropped", () => Volatile.Read(ref _dropped), description: "Deliveries dropped because a client's queue was full");
         _meter.CreateObservableCounter("trellis.broker.publishes.denied", () => Volatile.Read(ref _deniedPublishes), description: "PUBLISH packets refused by policy");
         _meter.CreateObservableCounter("trellis.broker.publishes.repeated", () => Volatile.Read(ref _repeatedPublishes), description: "Numbered PUBLISH packets (user property trellis-seq) recognised as repeats and not routed again");
+        _tlsRefused = _meter.CreateCounter<long>("trellis.broker.tls.refused", description: "TLS handshakes refused, by kind (no-certificate, unknown-ca, expired, not-yet-valid, server-not-trusted, not-tls, timeout, closed, other)");
         _meter.CreateObservableUpDownCounter("trellis.broker.connections", () => Volatile.Read(ref _connections), description: "Open MQTT connections");
     }
 
@@ -44,6 +46,9 @@ public sealed class BrokerMetrics : IDisposable
     internal void Denied() => Interlocked.Increment(ref _deniedPublishes);
 
     internal void Repeated() => Interlocked.Increment(ref _repeatedPublishes);
+
+    /// <summary>One refused TLS handshake of <paramref name="kind"/>.</summary>
+    public void TlsRefused(string kind) => _tlsRefused.Add(1, new KeyValuePair<string, object?>("reason", kind));
 
     internal void ConnectionOpened() => Interlocked.Increment(ref _connections);
 

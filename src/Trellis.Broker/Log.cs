@@ -64,4 +64,7 @@ internal static partial class Log
 
     [LoggerMessage(1019, LogLevel.Debug, "TLS handshake with {Remote} ({Listener}) failed: {Reason}")]
     public static partial void TlsHandshakeFailed(this ILogger logger, string remote, string listener, string reason);
+
+    [LoggerMessage(1020, LogLevel.Warning, "TLS handshake from {Source} on {Listener} refused: {Advice} ({Reason}). Logged once per source and cause every 10 minutes; all are counted in trellis_broker_tls_refused_total")]
+    public static partial void TlsRefused(this ILogger logger, string source, string listener, string reason, string advice);
 }

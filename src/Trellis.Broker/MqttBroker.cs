@@ -52,6 +52,11 @@ public sealed partial class MqttBroker : IHostedService, IAsyncDisposable
 
     public BrokerMetrics Metrics { get; }
 
+    /// <summary>Refused TLS handshakes: counted, and logged once per source and cause.</summary>
+    public Hosting.TlsRefusals TlsRefusals => _tlsRefusals ??= new Hosting.TlsRefusals(Logger, Metrics, _time);
+
+    private Hosting.TlsRefusals? _tlsRefusals;
+
     internal PublishSequences Sequences { get; } = new();
 
     internal ILogger Logger { get; }

@@ -300,7 +300,7 @@ public sealed class MqttSocketListener(MqttBroker broker, IPEndPoint endpoint, T
                 new TlsSession(context),
                 TimeSpan.FromSeconds(broker.Options.ConnectTimeoutSeconds),
                 (secured, certificate) => _ = broker.ServeConnectionAsync(secured, certificate, isTls: true, remote, name),
-                reason => broker.Logger.TlsHandshakeFailed(remote, name, reason));
+                reason => broker.TlsRefusals.Refused(remote, name, reason));
             transport = new LoopTransport(socket, _loops[(uint)Interlocked.Increment(ref _nextLoop) % (uint)_loops.Length], link);
             transport.Start();
         }

@@ -32,6 +32,13 @@ internal static partial class MqttDecoder
         error = default;
         try
         {
+            if (flags == 6 && body.Length >= 1 && body[0] <= 4)
+            {
+                // 0x16 0x03 0x0N: a TLS record (handshake, version 3.N) read as an MQTT fixed header.
+                throw new MqttProtocolException(ReasonCode.MalformedPacket,
+                    "this is a TLS ClientHello, not an MQTT CONNECT: the client speaks TLS to the plain MQTT port; connect it to the TLS port (--mqtts, 8883 by default) or turn TLS off in the client");
+            }
+
             if (flags != 0)
             {
                 throw new MqttProtocolException(ReasonCode.MalformedPacket, "CONNECT fixed-header flags must be 0");
