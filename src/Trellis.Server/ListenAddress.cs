@@ -38,4 +38,37 @@ public static class ListenAddress
 
         return new IPEndPoint(address, port);
     }
+
+    /// <summary>
+    /// Throws an <see cref="InvalidOperationException"/> naming the first listener whose port is in
+    /// use (port 0, "any free port", is never in use). Each port is bound exclusively and released.
+    /// </summary>
+    public static void EnsureFree(IEnumerable<(IPEndPoint? At, string Flag, bool Udp)> listeners)
+    {
+        foreach (var (at, flag, udp) in listeners)
+        {
+            if (at is null || at.Port == 0)
+            {
+                continue;
+            }
+
+            using var socket = new System.Net.Sockets.Socket(at.AddressFamily,
+                udp ? System.Net.Sockets.SocketType.Dgram : System.Net.Sockets.SocketType.Stream,
+                udp ? System.Net.Sockets.ProtocolType.Udp : System.Net.Sockets.ProtocolType.Tcp)
+            { ExclusiveAddressUse = true };
+            try
+            {
+                socket.Bind(at);
+            }
+            catch (System.Net.Sockets.SocketException e) when (e.SocketErrorCode is System.Net.Sockets.SocketError.AddressAlreadyInUse or System.Net.Sockets.SocketError.AccessDenied)
+            {
+                var what = e.SocketErrorCode == System.Net.Sockets.SocketError.AccessDenied ? "may not be used by this user (ports under 1024 need privileges)" : "is in use by another program (another trellis serve or broker?)";
+                throw new InvalidOperationException($"{(udp ? "UDP" : "TCP")} port {at} {what}: give {flag} another HOST:PORT, or stop that program.", e);
+            }
+            catch (System.Net.Sockets.SocketException e) when (e.SocketErrorCode == System.Net.Sockets.SocketError.AddressNotAvailable)
+            {
+                throw new InvalidOperationException($"{flag} {at}: this machine has no address {at.Address}: give an address of one of its interfaces, or 0.0.0.0.", e);
+            }
+        }
+    }
 }

@@ -120,6 +120,10 @@ public sealed class TrellisServer : IAsyncDisposable
             throw new ArgumentException($"--mqtt-threads must be between 0 (the .NET socket engine) and 64, not {options.MqttThreads}.");
         }
 
+        // Every port is tried before anything starts, so a port in use ends the start with one line
+        // naming it and the flag to change (the listeners' own binds stay exclusive).
+        ListenAddress.EnsureFree([(mqtt, "--mqtt", false), (mqtts, "--mqtts", false), (ws, "--ws", false), (http, "--http", false), (https, "--https", false), (coap, "--coap", true), (coaps, "--coaps", true)]);
+
         var data = new DataFolder(options.DataDirectory);
         var time = TimeProvider.System;
         var ca = CertificateAuthority.LoadOrCreate(data.PkiDirectory, time);

@@ -26,6 +26,8 @@ public sealed class ListenerPortTests
             Assert.Equal(1, second.ExitCode);
             Assert.Contains($"trellis: cannot start: TCP port 127.0.0.1:{port} is in use by another program", second.Stderr, StringComparison.Ordinal);
             Assert.Contains("give --mqtt another HOST:PORT", second.Stderr, StringComparison.Ordinal);
+            Assert.DoesNotContain("   at ", second.Output, StringComparison.Ordinal); // one line, no stack trace
+            Assert.DoesNotContain("Hosting failed to start", second.Output, StringComparison.Ordinal);
 
             // Every connect still reaches the first server.
             for (var i = 0; i < 10; i++)
