@@ -99,9 +99,15 @@ public static class AuditApi
             return AwsResults.Error(max.Error ?? new Core.Errors.TrellisError.InvalidRequest("failed must be true or false."));
         }
 
+        var order = q["order"].ToString();
+        if (order is not ("" or "oldest" or "newest"))
+        {
+            return AwsResults.Error("InvalidRequestException", 400, $"order must be oldest (the default) or newest, not '{order}'.");
+        }
+
         var after = long.TryParse(q["nextToken"], NumberStyles.None, CultureInfo.InvariantCulture, out var token) ? token : 0;
         var page = log.List(
-            new AuditQuery(Time("since"), Time("until"), Text("operation"), Text("accessKeyId"), Text("target"), failed),
+            new AuditQuery(Time("since"), Time("until"), Text("operation"), Text("accessKeyId"), Text("target"), failed, NewestFirst: order == "newest"),
             after,
             max.Value ?? 100);
         var events = new JsonArray();

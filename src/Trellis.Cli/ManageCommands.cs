@@ -259,8 +259,9 @@ internal static partial class ManageCommands
             return await RunAsync(r, api => api.SendAsync(HttpMethod.Post, r.GetValue(withoutCa) ? "/certificate/register-no-ca" : "/certificate/register", null, body, ct), Fields);
         });
 
-        var delete = new Command("delete", "Delete a certificate that is not ACTIVE and attached to no thing.") { id };
-        delete.SetAction((r, ct) => RunAsync(r, api => api.SendAsync(HttpMethod.Delete, "/certificates/" + ApiClient.Segment(r.GetValue(id)!), null, null, ct),
+        var force = new Option<bool>("--force") { Description = "Delete it even with policies attached (AWS's forceDelete)" };
+        var delete = new Command("delete", "Delete a certificate that is not ACTIVE and attached to no thing.") { id, force };
+        delete.SetAction((r, ct) => RunAsync(r, api => api.SendAsync(HttpMethod.Delete, "/certificates/" + ApiClient.Segment(r.GetValue(id)!), r.GetValue(force) ? "forceDelete=true" : null, null, ct),
             _ => AnsiConsole.MarkupLine("[green]deleted[/]")));
 
         var commands = new List<Command> { list, describe, register, delete };
@@ -413,11 +414,11 @@ internal static partial class ManageCommands
         var target = new Option<string?>("--target") { Description = "Only targets containing this text" };
         var since = new Option<string?>("--since") { Description = "From this time (ISO 8601)" };
         var failed = new Option<bool>("--failed") { Description = "Only calls that failed" };
-        var max = new Option<int?>("--max") { Description = "At most this many" };
-        var audit = new Command("audit", "Who changed what: the audit log of management calls.") { operation, target, since, failed, max };
+        var max = new Option<int?>("--max") { Description = "At most this many (the newest)" };
+        var audit = new Command("audit", "Who changed what: the audit log of management calls, newest first.") { operation, target, since, failed, max };
         audit.SetAction((r, ct) => RunAsync(r,
             api => api.SendAsync(HttpMethod.Get, "/api/audit", Query(("operation", r.GetValue(operation)), ("target", r.GetValue(target)), ("since", r.GetValue(since)),
-                ("failed", r.GetValue(failed) ? "true" : null), ("maxResults", r.GetValue(max)?.ToString(System.Globalization.CultureInfo.InvariantCulture))), null, ct),
+                ("failed", r.GetValue(failed) ? "true" : null), ("maxResults", r.GetValue(max)?.ToString(System.Globalization.CultureInfo.InvariantCulture)), ("order", "newest")), null, ct),
             body => Table(body["events"], "time", "accessKeyId", "operation", "target", "status", "errorType")));
         return audit;
     }
@@ -460,10 +461,19 @@ internal static partial class ManageCommands
         var body = answer.Body ?? new JsonObject();
         if (parse.GetValue(Output) == "json" && body["file"] is null)
         {
-            Console.WriteLine(body.ToJsonString(new JsonSerializerOptions { WriteIndented = true }));
+            Console.WriteLine(body.ToJsonString(JsonOutput));
+        }
+        else if (parse.GetValue(Output) == "csv" && body["file"] is null)
+        {
+            Csv(body);
         }
         else
         {
+            if (Console.IsOutputRedirected)
+            {
+                AnsiConsole.Profile.Width = 4096; // a pipe or a file: never wrap an ARN or an id
+            }
+
             print(body);
         }
 
@@ -526,18 +536,70 @@ internal static partial class ManageCommands
     private static void Fields(JsonNode body)
     {
         var table = new Table().Border(TableBorder.Rounded).AddColumn("field").AddColumn("value");
+        var secrets = new List<(string Key, string Value)>();
         foreach (var (key, value) in body.AsObject())
         {
+            if (Secret(key, value))
+            {
+                secrets.Add((key, Text(value)));
+                continue;
+            }
+
             table.AddRow(Markup.Escape(key), Markup.Escape(Text(value)));
         }
 
         AnsiConsole.Write(table);
+
+        // One-time secrets and key material on lines of their own, never wrapped inside a table.
+        foreach (var (key, value) in secrets)
+        {
+            Console.WriteLine($"{key} (shown once, copy it whole):");
+            Console.WriteLine(value);
+        }
+    }
+
+    /// <summary>Members that must be copied whole: one-time secrets, tokens and PEM blocks.</summary>
+    private static bool Secret(string key, JsonNode? value) =>
+        key is "secretAccessKey" or "token" or "certificateOwnershipToken" or "privateKey" or "PrivateKey" or "keyPair" or "password"
+        || (value is JsonValue v && v.TryGetValue<string>(out var s) && s.StartsWith("-----BEGIN ", StringComparison.Ordinal));
+
+    /// <summary>What --output json prints: indented, with ' + &lt; &gt; &amp; and non-ASCII text as they are.</summary>
+    private static readonly JsonSerializerOptions JsonOutput = new() { WriteIndented = true, Encoder = System.Text.Encodings.Web.JavaScriptEncoder.UnsafeRelaxedJsonEscaping };
+
+    private static readonly JsonSerializerOptions JsonCompact = new() { Encoder = System.Text.Encodings.Web.JavaScriptEncoder.UnsafeRelaxedJsonEscaping };
+
+    /// <summary>
+    /// --output csv (RFC 4180): a list (the answer's one array of objects) as a header and a row per
+    /// item with every member any item has; a single object as field,value rows.
+    /// </summary>
+    private static void Csv(JsonNode body)
+    {
+        static string Cell(string text) => text.IndexOfAny([',', '"', '\n', '\r']) >= 0 ? "\"" + text.Replace("\"", "\"\"", StringComparison.Ordinal) + "\"" : text;
+        var lists = body is JsonObject o ? o.Where(p => p.Value is JsonArray).ToList() : [];
+        if (lists.Count == 1 && lists[0].Value!.AsArray().All(i => i is JsonObject))
+        {
+            var items = lists[0].Value!.AsArray();
+            var columns = items.SelectMany(i => i!.AsObject().Select(p => p.Key)).Distinct().ToList();
+            Console.WriteLine(string.Join(',', columns.Select(Cell)));
+            foreach (var item in items)
+            {
+                Console.WriteLine(string.Join(',', columns.Select(c => Cell(Text(item![c])))));
+            }
+
+            return;
+        }
+
+        Console.WriteLine("field,value");
+        foreach (var (key, value) in body.AsObject())
+        {
+            Console.WriteLine(Cell(key) + "," + Cell(Text(value)));
+        }
     }
 
     private static string Text(JsonNode? node) => node switch
     {
         null => string.Empty,
         JsonValue v when v.TryGetValue<string>(out var s) => s,
-        _ => node.ToJsonString(),
+        _ => node.ToJsonString(JsonCompact),
     };
 }

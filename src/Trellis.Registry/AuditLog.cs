@@ -7,7 +7,7 @@ namespace Trellis.Registry;
 public sealed record AuditEvent(long Sequence, long TimeMs, string? AccessKeyId, string Operation, string Method, string Path, string? Target, int Status, string? ErrorType);
 
 /// <summary>What to list from the audit log; every field narrows the result.</summary>
-public sealed record AuditQuery(long? SinceMs = null, long? UntilMs = null, string? Operation = null, string? AccessKeyId = null, string? Target = null, bool? Failed = null);
+public sealed record AuditQuery(long? SinceMs = null, long? UntilMs = null, string? Operation = null, string? AccessKeyId = null, string? Target = null, bool? Failed = null, bool NewestFirst = false);
 
 /// <summary>
 /// The audit log: every management call that changes something (when, which access key, which
@@ -31,14 +31,18 @@ public sealed class AuditLog(SqliteDatabase db)
         command.ExecuteNonQuery();
     }
 
-    /// <summary>Events matching <paramref name="query"/>, oldest first, after sequence <paramref name="after"/>.</summary>
+    /// <summary>
+    /// Events matching <paramref name="query"/>, oldest first after sequence <paramref name="after"/>,
+    /// or with <see cref="AuditQuery.NewestFirst"/> newest first before it (0: from the newest).
+    /// </summary>
     public Page<AuditEvent> List(AuditQuery query, long after, int maxResults)
     {
         var size = Math.Clamp(maxResults, 1, 1000);
         using var connection = db.Open();
         using var command = connection.CreateCommand();
-        var sql = "SELECT seq, time_ms, access_key, operation, method, path, target, status, error_type FROM audit_log WHERE seq > $after";
-        command.Parameters.AddWithValue("$after", after);
+        var sql = "SELECT seq, time_ms, access_key, operation, method, path, target, status, error_type FROM audit_log WHERE "
+            + (query.NewestFirst ? "seq < $after" : "seq > $after");
+        command.Parameters.AddWithValue("$after", query.NewestFirst && after == 0 ? long.MaxValue : after);
         void Filter(string clause, string name, object? value)
         {
             if (value is not null)
@@ -58,7 +62,7 @@ public sealed class AuditLog(SqliteDatabase db)
             sql += failed ? " AND status >= 400" : " AND status < 400";
         }
 
-        command.CommandText = sql + " ORDER BY seq LIMIT $limit";
+        command.CommandText = sql + (query.NewestFirst ? " ORDER BY seq DESC LIMIT $limit" : " ORDER BY seq LIMIT $limit");
         command.Parameters.AddWithValue("$limit", size + 1);
         var events = new List<AuditEvent>();
         using (var reader = command.ExecuteReader())

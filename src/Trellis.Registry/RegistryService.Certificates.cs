@@ -217,7 +217,7 @@ public sealed partial class RegistryService
             var policies = _targetPolicies.TryGetValue(certificate.Arn, out var attached) ? attached.ToList() : [];
             if (policies.Count > 0 && !forceDelete)
             {
-                return new TrellisError.DeleteConflict($"Certificate {id} has policies attached ({string.Join(", ", policies)}): detach them or use forceDelete.");
+                return new TrellisError.DeleteConflict($"Certificate {id} has policies attached ({string.Join(", ", policies)}): detach them or use forceDelete (trellis certs delete --force).");
             }
 
             using var transaction = connection.BeginTransaction();

@@ -54,6 +54,57 @@ public sealed class CliManageTests(TrellisHost host)
     }
 
     [Fact]
+    public async Task Output_copies_whole_csv_and_json_say_what_the_api_said_and_usage_errors_exit_2()
+    {
+        var thing = TrellisHost.Unique("clicsv");
+        Assert.Equal(0, (await TrellisCli.RunAsync(host, ["things", "create", thing], Ct)).ExitCode);
+
+        // CSV: a header, then a row per thing.
+        var csv = (await TrellisCli.RunAsync(host, ["things", "list", "--output", "csv"], Ct)).Stdout.Split('\n', StringSplitOptions.RemoveEmptyEntries);
+        Assert.StartsWith("thingName,", csv[0], StringComparison.Ordinal);
+        Assert.Contains(csv, l => l.StartsWith($"{thing},arn:aws:iot:", StringComparison.Ordinal));
+
+        // A table in a pipe never wraps an ARN; a one-time secret stands on a line of its own.
+        var described = await TrellisCli.RunAsync(host, ["things", "describe", thing], Ct);
+        Assert.Contains($"arn:aws:iot:us-east-1:000000000000:thing/{thing}", described.Stdout, StringComparison.Ordinal);
+        var lines = (await TrellisCli.RunAsync(host, ["tokens", "create", thing], Ct)).Stdout.Split('\n');
+        var at = Array.FindIndex(lines, l => l.StartsWith("token (shown once", StringComparison.Ordinal));
+        Assert.True(at >= 0, string.Join('\n', lines));
+        Assert.NotNull(host.Server.Registry.VerifyDeviceToken(thing, System.Text.Encoding.UTF8.GetBytes(lines[at + 1].Trim())));
+
+        // JSON as the API said it: quotes and plus signs are not escaped.
+        var rule = TrellisHost.Unique("clijson_");
+        Assert.Equal(0, (await TrellisCli.RunAsync(host, ["rules", "create", rule, "--sql", "SELECT a + 1 AS b FROM 'clijson/+'", "--action", """{"republish": {"topic": "clijson-out"}}"""], Ct)).ExitCode);
+        var json = (await TrellisCli.RunAsync(host, ["rules", "describe", rule, "--output", "json"], Ct)).Stdout;
+        Assert.Contains("\"SELECT a + 1 AS b FROM 'clijson/+'\"", json, StringComparison.Ordinal);
+
+        // The audit log, newest first: the last change is the first line.
+        var audit = JsonNode.Parse((await TrellisCli.RunAsync(host, ["audit", "--max", "2", "--output", "json"], Ct)).Stdout)!["events"]!.AsArray();
+        Assert.Equal(2, audit.Count);
+        Assert.Contains(rule, audit[0]!["target"]!.GetValue<string>(), StringComparison.Ordinal);
+        Assert.True(string.CompareOrdinal(audit[0]!["time"]!.GetValue<string>(), audit[1]!["time"]!.GetValue<string>()) >= 0);
+
+        // Usage errors: exit 2, in words.
+        var badMax = await TrellisCli.RunAsync(host, ["audit", "--max", "abc"], Ct);
+        Assert.Equal(2, badMax.ExitCode);
+        Assert.Contains("a whole number", badMax.Stderr, StringComparison.Ordinal);
+        Assert.DoesNotContain("System.", badMax.Stderr, StringComparison.Ordinal);
+        Assert.Equal(2, (await TrellisCli.RunAsync(host, ["things"], Ct)).ExitCode);
+
+        // certs delete --force is AWS's forceDelete: a certificate with a policy attached goes only with it.
+        var made = await host.IotCallsAsync([("create_keys_and_certificate", new { setAsActive = false })], Ct);
+        var (id, arn) = (made[0]!["body"]!["certificateId"]!.GetValue<string>(), made[0]!["body"]!["certificateArn"]!.GetValue<string>());
+        var policy = TrellisHost.Unique("clipol");
+        var attached = await host.IotCallsAsync([("create_policy", new { policyName = policy, policyDocument = Policies.PerThing }), ("attach_policy", new { policyName = policy, target = arn })], Ct);
+        Assert.All(attached, r => Assert.Equal(200, r!["status"]!.GetValue<int>()));
+        var refused = await TrellisCli.RunAsync(host, ["certs", "delete", id], Ct);
+        Assert.Equal(1, refused.ExitCode);
+        Assert.Contains("trellis certs delete --force", refused.Stderr, StringComparison.Ordinal);
+        var forced = await TrellisCli.RunAsync(host, ["certs", "delete", id, "--force"], Ct);
+        Assert.True(forced.ExitCode == 0, forced.Output);
+    }
+
+    [Fact]
     public async Task Rules_and_destinations_commands_manage_topic_rules()
     {
         var rule = TrellisHost.Unique("cli_");
