@@ -28,16 +28,38 @@ internal static class ProvisionCommand
         var thing = new Option<string>("--thing") { Description = "Thing name (created if it does not exist)", Required = true };
         var output = new Option<string>("--out") { Description = "Folder to write the device files to", Required = true };
         var policy = new Option<string?>("--policy") { Description = $"Policy to attach (default: {DefaultPolicyName}, created on first use)" };
-        var command = new Command("provision", "Create a thing with its certificate and policy, and write a ready device folder.") { thing, output, policy };
+        var force = new Option<bool>("--force") { Description = "Replace the identity a folder already holds (a new key and certificate; the old certificate stays until you deactivate it)" };
+        var command = new Command("provision", "Create a thing with its certificate and policy, and write a ready device folder.") { thing, output, policy, force };
         command.SetAction((parse, ct) => ManageCommands.RunStepsAsync(parse, api =>
-            ProvisionOneAsync(api, parse.GetValue(thing)!, parse.GetValue(policy), Path.GetFullPath(parse.GetValue(output)!), parse.GetValue(ManageCommands.DataOption)!, ct)));
+            ProvisionOneAsync(api, parse.GetValue(thing)!, parse.GetValue(policy), Path.GetFullPath(parse.GetValue(output)!), parse.GetValue(ManageCommands.DataOption)!, ct, parse.GetValue(force))));
         command.Subcommands.Add(Bulk());
         return command;
     }
 
     /// <summary>Provisions one device into <paramref name="folder"/>; returns the summary, or the first API failure.</summary>
-    internal static async Task<ApiAnswer> ProvisionOneAsync(ApiClient api, string name, string? policy, string folder, string dataDirectory, CancellationToken ct)
+    internal static async Task<ApiAnswer> ProvisionOneAsync(ApiClient api, string name, string? policy, string folder, string dataDirectory, CancellationToken ct, bool force = true)
     {
+        // A folder that already holds an identity keeps it unless told otherwise: replacing the key
+        // silently would leave a second active certificate behind and break the device.
+        if (!force && (File.Exists(Path.Combine(folder, "device.json")) || Directory.Exists(folder) && Directory.EnumerateFiles(folder, "*.private.key").Any()))
+        {
+            return new ApiAnswer(409, null, "ResourceAlreadyExistsException",
+                $"{folder} already holds a device identity (device.json, a private key): give another --out, or --force to make a new key and certificate there (then deactivate the old certificate with trellis certs deactivate ID)");
+        }
+
+        // The policy must exist before anything is made, so a typo leaves nothing behind.
+        if (policy is not null)
+        {
+            var found = await api.SendAsync(HttpMethod.Get, "/policies/" + ApiClient.Segment(policy), null, null, ct);
+            if (!found.Ok)
+            {
+                return found.ErrorType == "ResourceNotFoundException"
+                    ? new ApiAnswer(404, null, "ResourceNotFoundException", $"policy {policy} does not exist: create it first (trellis policies create {policy} FILE), or leave --policy out for the default device policy; nothing was created")
+                    : found;
+            }
+        }
+
+        var thingCreated = !(await api.SendAsync(HttpMethod.Get, "/things/" + ApiClient.Segment(name), null, null, ct)).Ok;
         var thingAnswer = await api.SendAsync(HttpMethod.Post, "/things/" + ApiClient.Segment(name), null, new JsonObject(), ct);
         if (!thingAnswer.Ok && thingAnswer.ErrorType != "ResourceAlreadyExistsException")
         {
@@ -61,16 +83,22 @@ internal static class ProvisionCommand
         }
 
         var arn = certificate.Body!["certificateArn"]!.GetValue<string>();
+        var certificateId = certificate.Body["certificateId"]!.GetValue<string>();
         var attach = await api.SendAsync(HttpMethod.Put, "/target-policies/" + ApiClient.Segment(policyName), null, new JsonObject { ["target"] = arn }, ct);
-        if (!attach.Ok)
-        {
-            return attach;
-        }
-
-        var principal = await api.SendAsync(HttpMethod.Put, $"/things/{ApiClient.Segment(name)}/principals", null, null, new Dictionary<string, string> { ["x-amzn-principal"] = arn }, ct);
+        var principal = attach.Ok
+            ? await api.SendAsync(HttpMethod.Put, $"/things/{ApiClient.Segment(name)}/principals", null, null, new Dictionary<string, string> { ["x-amzn-principal"] = arn }, ct)
+            : attach;
         if (!principal.Ok)
         {
-            return principal;
+            // Undo what this run made: the certificate (its key is not kept anywhere) and a new thing.
+            await api.SendAsync(HttpMethod.Put, "/certificates/" + ApiClient.Segment(certificateId), "newStatus=INACTIVE", null, ct);
+            await api.SendAsync(HttpMethod.Delete, "/certificates/" + ApiClient.Segment(certificateId), "forceDelete=true", null, ct);
+            if (thingCreated)
+            {
+                await api.SendAsync(HttpMethod.Delete, "/things/" + ApiClient.Segment(name), null, null, ct);
+            }
+
+            return principal with { Message = principal.Message + " (nothing was left behind: the new certificate" + (thingCreated ? " and thing were" : " was") + " deleted again)" };
         }
 
         var endpoint = await api.SendAsync(HttpMethod.Get, "/endpoint", "endpointType=iot%3AData-ATS", null, ct);

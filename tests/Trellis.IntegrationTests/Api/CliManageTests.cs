@@ -105,6 +105,36 @@ public sealed class CliManageTests(TrellisHost host)
     }
 
     [Fact]
+    public async Task Provision_leaves_nothing_behind_on_a_missing_policy_and_never_silently_replaces_a_folders_key()
+    {
+        var thing = TrellisHost.Unique("cliprov");
+        var folder = Path.Combine(host.DataDirectory, TrellisHost.Unique("cliprov"));
+        async Task<string?> NewestCertificateAsync() => (await host.IotCallsAsync([("list_certificates", new { pageSize = 1, ascendingOrder = false })], Ct))[0]!["body"]!["certificates"]!.AsArray().FirstOrDefault()?["certificateId"]?.GetValue<string>();
+        async Task<int> PrincipalsAsync() => (await host.IotCallsAsync([("list_thing_principals", new { thingName = thing })], Ct))[0]!["body"]!["principals"]!.AsArray().Count;
+        var newest = await NewestCertificateAsync();
+
+        var missing = await TrellisCli.RunAsync(host, ["provision", "--thing", thing, "--out", folder, "--policy", "no-such-policy"], Ct);
+        Assert.Equal(1, missing.ExitCode);
+        Assert.Contains("policy no-such-policy does not exist", missing.Stderr, StringComparison.Ordinal);
+        Assert.Equal(404, (await host.IotCallsAsync([("describe_thing", new { thingName = thing })], Ct))[0]!["status"]!.GetValue<int>());
+        Assert.Equal(newest, await NewestCertificateAsync()); // no certificate was made
+        Assert.False(Directory.Exists(folder));
+
+        Assert.Equal(0, (await TrellisCli.RunAsync(host, ["provision", "--thing", thing, "--out", folder], Ct)).ExitCode);
+        var key = await File.ReadAllTextAsync(Path.Combine(folder, thing + ".private.key"), Ct);
+        var again = await TrellisCli.RunAsync(host, ["provision", "--thing", thing, "--out", folder], Ct);
+        Assert.Equal(1, again.ExitCode);
+        Assert.Contains("already holds a device identity", again.Stderr, StringComparison.Ordinal);
+        Assert.Equal(key, await File.ReadAllTextAsync(Path.Combine(folder, thing + ".private.key"), Ct));
+        Assert.Equal(1, await PrincipalsAsync()); // no second certificate
+
+        var forced = await TrellisCli.RunAsync(host, ["provision", "--thing", thing, "--out", folder, "--force"], Ct);
+        Assert.True(forced.ExitCode == 0, forced.Output);
+        Assert.NotEqual(key, await File.ReadAllTextAsync(Path.Combine(folder, thing + ".private.key"), Ct));
+        Assert.Equal(2, await PrincipalsAsync());
+    }
+
+    [Fact]
     public async Task Rules_and_destinations_commands_manage_topic_rules()
     {
         var rule = TrellisHost.Unique("cli_");
