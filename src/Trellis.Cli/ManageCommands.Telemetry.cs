@@ -51,7 +51,7 @@ internal static partial class ManageCommands
                 }
 
                 AnsiConsole.Write(table);
-            });
+            }, printsCsv: true);
         });
         return query;
     }

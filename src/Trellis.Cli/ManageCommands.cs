@@ -427,7 +427,7 @@ internal static partial class ManageCommands
     public static Task<int> RunStepsAsync(ParseResult parse, Func<ApiClient, Task<ApiAnswer>> steps) => RunAsync(parse, steps, Fields);
 
     /// <summary>Resolves credentials, calls the API, prints the answer; returns the exit code.</summary>
-    private static async Task<int> RunAsync(ParseResult parse, Func<ApiClient, Task<ApiAnswer>> call, Action<JsonNode> print)
+    private static async Task<int> RunAsync(ParseResult parse, Func<ApiClient, Task<ApiAnswer>> call, Action<JsonNode> print, bool printsCsv = false)
     {
         if (!Uri.TryCreate(parse.GetValue(Endpoint), UriKind.Absolute, out var endpoint))
         {
@@ -463,7 +463,7 @@ internal static partial class ManageCommands
         {
             Console.WriteLine(body.ToJsonString(JsonOutput));
         }
-        else if (parse.GetValue(Output) == "csv" && body["file"] is null)
+        else if (parse.GetValue(Output) == "csv" && body["file"] is null && !printsCsv)
         {
             Csv(body);
         }

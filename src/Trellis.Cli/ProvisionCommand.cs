@@ -188,7 +188,9 @@ internal static class ProvisionCommand
             Directory.CreateDirectory(root);
             var journal = Path.Combine(root, ".provisioned");
             var done = File.Exists(journal) ? new HashSet<string>(await File.ReadAllLinesAsync(journal, ct), StringComparer.Ordinal) : new HashSet<string>(StringComparer.Ordinal);
-            var interactive = parse.GetValue(ManageCommands.OutputOption) == "table";
+            // A live bar on a terminal only; in a pipe or a log, a plain line at every tenth and at the end
+            // (Spectre's bar without a terminal stops drawing before it is full).
+            var interactive = parse.GetValue(ManageCommands.OutputOption) == "table" && !Console.IsOutputRedirected && !Console.IsErrorRedirected;
             return await ManageCommands.RunStepsAsync(parse, async api =>
             {
                 var (provisioned, skipped) = (0, 0);
@@ -228,7 +230,15 @@ internal static class ProvisionCommand
                 }
                 else
                 {
-                    await RunAsync(null);
+                    var (count, step) = (0, Math.Max(1, rows.Count / 10));
+                    await RunAsync(n =>
+                    {
+                        count += n;
+                        if (count % step == 0 || count == rows.Count)
+                        {
+                            Console.Error.WriteLine($"trellis provision bulk: {count} of {rows.Count} devices ({100 * count / Math.Max(1, rows.Count)} %)");
+                        }
+                    });
                 }
 
                 return failure ?? new ApiAnswer(200, new JsonObject { ["provisioned"] = provisioned, ["skipped"] = skipped, ["folder"] = root }, null, null);

@@ -307,5 +307,10 @@ public sealed class CliManageTests(TrellisHost host)
             Assert.True(File.Exists(Path.Combine(folder, name, name + ".cert.pem")), name);
             Assert.Single(host.Server.Registry.ListThingPrincipals(name, null, null).Value!.Items);
         }
+
+        // Without a terminal the progress is plain lines, and the last says the run is complete.
+        var third = await TrellisCli.RunAsync(host, ["provision", "bulk", "--csv", csv, "--out", folder], Ct);
+        Assert.True(third.ExitCode == 0, third.Output);
+        Assert.Contains("5 of 5 devices (100 %)", third.Stderr, StringComparison.Ordinal);
     }
 }

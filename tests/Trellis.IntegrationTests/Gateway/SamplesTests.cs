@@ -48,7 +48,14 @@ public sealed class SamplesTests(TrellisHost host)
         Assert.True(models.Contains("heart-rhythm") || models.Contains("low-spo2"), "no alarm from the healthcare fleet: " + alarms.ToJsonString());
         var from = DateTimeOffset.UtcNow.AddMinutes(-5).ToUnixTimeMilliseconds();
         var to = DateTimeOffset.UtcNow.AddMinutes(1).ToUnixTimeMilliseconds();
-        var stored = await host.SignedRequestAsync("GET", $"/api/telemetry/things/sim-healthcare-00000/heartRate?from={from}&to={to}", null, Ct);
-        Assert.True(stored["body"]!["points"]!.AsArray().Count > 10, stored.ToJsonString());
+        // Wearables drop out of range at random (5–20 s), so count the fleet's heart rates, not one device's.
+        var points = 0;
+        for (var i = 0; i < 8; i++)
+        {
+            var stored = await host.SignedRequestAsync("GET", $"/api/telemetry/things/sim-healthcare-{i:D5}/heartRate?from={from}&to={to}", null, Ct);
+            points += stored["body"]?["points"]?.AsArray().Count ?? 0;
+        }
+
+        Assert.True(points > 40, $"{points} heart rates stored for the 8 wearables");
     }
 }
