@@ -1,4 +1,3 @@
-using System.Net.Http.Json;
 using System.Security.Cryptography;
 using System.Text;
 using System.Text.Json.Nodes;
@@ -238,7 +237,9 @@ public sealed partial class TopicRuleDestinations
         string? failure;
         try
         {
-            using var response = await _http.PostAsJsonAsync(destination.ConfirmationUrl, message);
+            // A body of known length, sent with Content-Length: some receivers refuse chunked requests.
+            using var content = new StringContent(message.ToJsonString(), System.Text.Encoding.UTF8, "application/json");
+            using var response = await _http.PostAsync(destination.ConfirmationUrl, content);
             failure = response.IsSuccessStatusCode ? null : $"the confirmation message to {destination.ConfirmationUrl} was answered with HTTP {(int)response.StatusCode}";
         }
         catch (Exception e) when (e is HttpRequestException or TaskCanceledException)

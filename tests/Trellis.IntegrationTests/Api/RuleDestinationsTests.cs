@@ -29,6 +29,7 @@ public sealed class RuleDestinationsTests(TrellisHost host)
         // The owner got AWS's confirmation message.
         Assert.True(await Eventually.TrueAsync(() => receiver.Confirmations.Count == 1, Timeout, Ct), "no confirmation message");
         var confirmation = receiver.Confirmations[0];
+        Assert.Equal(receiver.ConfirmationLengths[0].Actual, receiver.ConfirmationLengths[0].Declared); // Content-Length, not chunked
         Assert.Equal(arn, confirmation["arn"]!.GetValue<string>());
         var token = confirmation["confirmationToken"]!.GetValue<string>();
         Assert.Equal($"{host.Endpoint}/confirmdestination/{token}", confirmation["enableUrl"]!.GetValue<string>());

@@ -40,6 +40,9 @@ public sealed class HttpReceiver : IDisposable
     /// <summary>Confirmation messages received (arn, confirmationToken, enableUrl, messageType).</summary>
     public List<JsonObject> Confirmations { get; } = [];
 
+    /// <summary>The Content-Length of each confirmation request (-1: none, a chunked body), and its body's length in bytes.</summary>
+    public List<(long Declared, int Actual)> ConfirmationLengths { get; } = [];
+
     /// <summary>Status codes of the enableUrl GETs made.</summary>
     public List<int> EnableAnswers { get; } = [];
 
@@ -73,6 +76,7 @@ public sealed class HttpReceiver : IDisposable
             {
                 lock (Confirmations)
                 {
+                    ConfirmationLengths.Add((context.Request.ContentLength64, Encoding.UTF8.GetByteCount(body)));
                     Confirmations.Add(json);
                 }
 
