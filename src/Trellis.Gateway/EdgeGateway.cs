@@ -67,6 +67,11 @@ public sealed partial class EdgeGateway : IAsyncDisposable
         _leaves = LeafRegistry.Load(options.DataDirectory);
         _queue = new ForwardStore(Path.Combine(options.DataDirectory, "queue.db"), options.Queue);
         _upstream = new Upstream(options.Identity, _queue, _logger);
+
+        // The leaves as things upstream: whichever way leaves reach this gateway (MQTT, Modbus, CoAP).
+        _link = options.Mqtt is not null || options.Modbus is not null || options.Coap is not null
+            ? new LeafLink(options.Identity.ThingName, _leaves, _upstream, _logger)
+            : null;
         _rules = options.RulesFile is { } rules ? EdgeRules.Load(rules, _logger) : null;
         if (options.Mqtt is { } endpoint)
         {
@@ -74,8 +79,7 @@ public sealed partial class EdgeGateway : IAsyncDisposable
             _broker = new MqttBroker(Options.Create(brokerOptions), new LeafAuthenticator(_leaves), logs.CreateLogger<MqttBroker>(), TimeProvider.System);
             _broker.SetPublishObserver(new QueueObserver(_queue, _rules, _logger));
             _listener = new MqttSocketListener(_broker, endpoint, flag: "--mqtt");
-            _link = new LeafLink(options.Identity.ThingName, _leaves, _upstream, _logger);
-            _broker.SetConnectivityObserver(_link);
+            _broker.SetConnectivityObserver(_link!);
             foreach (var leaf in _leaves.Leaves)
             {
                 _upstream.Filters.Add($"$aws/things/{leaf.Thing}/#");
@@ -85,16 +89,14 @@ public sealed partial class EdgeGateway : IAsyncDisposable
         if (options.Modbus is { } map)
         {
             _modbus = new ModbusBridge(map, TakeAsync, _logger);
-            _link ??= new LeafLink(options.Identity.ThingName, _leaves, _upstream, _logger);
-            _link.AddPolled(_modbus.Things);
+            _link!.AddPolled(_modbus.Things);
             _modbus.Reachability = _link.Reachable;
             _upstream.Filters.AddRange(_modbus.DeltaTopics.Where(t => !_upstream.Filters.Contains($"$aws/things/{t.Split('/')[2]}/#")));
         }
 
         if (options.Coap is not null)
         {
-            _link ??= new LeafLink(options.Identity.ThingName, _leaves, _upstream, _logger);
-            _coap = new LeafCoapHandler(_leaves, new LeafAuthenticator(_leaves), TakeAsync, _broker, _link);
+            _coap = new LeafCoapHandler(_leaves, new LeafAuthenticator(_leaves), TakeAsync, _broker, _link!);
         }
 
         _upstream.Downstream = OnDownstreamAsync;
@@ -115,7 +117,7 @@ public sealed partial class EdgeGateway : IAsyncDisposable
 
     public int RuleCount => _rules?.Rules.Count ?? 0;
 
-    /// <summary>The leaves as things upstream (null without a local listener).</summary>
+    /// <summary>The leaves as things upstream (null for a gateway with no listener and no Modbus devices).</summary>
     public LeafLink? Leaves => _link;
 
     /// <summary>Serves until <paramref name="ct"/> is cancelled.</summary>

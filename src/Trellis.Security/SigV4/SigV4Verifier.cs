@@ -109,7 +109,7 @@ public sealed class SigV4Verifier(Func<string, string?> secretForAccessKey, Time
 
         var expected = SignatureWithHash(request, signedHeaders!, secret, amzDate, region, service, payloadHash);
         var matches = CryptographicOperations.FixedTimeEquals(Encoding.ASCII.GetBytes(expected), Encoding.ASCII.GetBytes(signature!));
-        if (!matches && QueryAsSent(request.RawQuery) != CanonicalQuery(request.RawQuery))
+        if (!matches && CanonicalQuery(request.RawQuery, asSent: true) != CanonicalQuery(request.RawQuery, asSent: false))
         {
             // botocore and curl sign a query string that is already in the URL as sent (only
             // sorted), so `?state=ACTIVE,CLEARED` is signed with a bare comma: accept that form too.
@@ -172,7 +172,7 @@ public sealed class SigV4Verifier(Func<string, string?> secretForAccessKey, Time
         var builder = new StringBuilder();
         builder.Append(request.Method).Append('\n');
         builder.Append(CanonicalPath(request.RawPath)).Append('\n');
-        builder.Append(queryAsSent ? QueryAsSent(request.RawQuery) : CanonicalQuery(request.RawQuery)).Append('\n');
+        builder.Append(CanonicalQuery(request.RawQuery, queryAsSent)).Append('\n');
         foreach (var name in signedHeaders.Split(';'))
         {
             request.Headers.TryGetValue(name, out var value);
@@ -190,7 +190,12 @@ public sealed class SigV4Verifier(Func<string, string?> secretForAccessKey, Time
     private static string CanonicalPath(string rawPath) =>
         string.IsNullOrEmpty(rawPath) ? "/" : string.Join('/', rawPath.Split('/').Select(s => Encode(s)));
 
-    private static string CanonicalQuery(string rawQuery)
+    /// <summary>
+    /// The query's pairs, sorted: each name and value decoded and encoded again as SigV4 says, or
+    /// with <paramref name="asSent"/> kept as they came on the wire (how botocore and curl sign a
+    /// query already in the URL).
+    /// </summary>
+    private static string CanonicalQuery(string rawQuery, bool asSent)
     {
         if (string.IsNullOrEmpty(rawQuery))
         {
@@ -201,23 +206,14 @@ public sealed class SigV4Verifier(Func<string, string?> secretForAccessKey, Time
             .Select(p =>
             {
                 var eq = p.IndexOf('=', StringComparison.Ordinal);
-                var key = Uri.UnescapeDataString((eq < 0 ? p : p[..eq]).Replace('+', ' '));
-                var value = eq < 0 ? string.Empty : Uri.UnescapeDataString(p[(eq + 1)..].Replace('+', ' '));
-                return (Key: Encode(key), Value: Encode(value));
+                var (key, value) = (eq < 0 ? p : p[..eq], eq < 0 ? string.Empty : p[(eq + 1)..]);
+                return asSent ? (Key: key, Value: value)
+                    : (Key: Encode(Uri.UnescapeDataString(key.Replace('+', ' '))), Value: Encode(Uri.UnescapeDataString(value.Replace('+', ' '))));
             })
             .OrderBy(p => p.Key, StringComparer.Ordinal)
             .ThenBy(p => p.Value, StringComparer.Ordinal);
         return string.Join('&', pairs.Select(p => p.Key + "=" + p.Value));
     }
-
-    /// <summary>The query's pairs as they came on the wire, only sorted (how botocore and curl sign a query already in the URL).</summary>
-    private static string QueryAsSent(string rawQuery) =>
-        string.Join('&', (rawQuery ?? string.Empty).TrimStart('?').Split('&', StringSplitOptions.RemoveEmptyEntries)
-            .Select(p => p.IndexOf('=', StringComparison.Ordinal) < 0 ? p + "=" : p)
-            .Select(p => (Key: p[..p.IndexOf('=', StringComparison.Ordinal)], Value: p[(p.IndexOf('=', StringComparison.Ordinal) + 1)..]))
-            .OrderBy(p => p.Key, StringComparer.Ordinal)
-            .ThenBy(p => p.Value, StringComparer.Ordinal)
-            .Select(p => p.Key + "=" + p.Value));
 
     /// <summary>RFC 3986 encoding as SigV4 wants it: unreserved characters stay, everything else is %XX (upper case).</summary>
     private static string Encode(string value)
