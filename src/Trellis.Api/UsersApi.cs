@@ -9,7 +9,7 @@ namespace Trellis.Api;
 /// </summary>
 public sealed class RoleMiddleware(RequestDelegate next, ApiUsers users)
 {
-    private static readonly HashSet<string> UserOperations = new(StringComparer.Ordinal) { "CreateApiUser", "ListApiUsers", "DeleteApiUser" };
+    private static readonly HashSet<string> UserOperations = new(StringComparer.Ordinal) { "CreateApiUser", "ListApiUsers", "DeleteApiUser", "RotateApiUserKey" };
 
     /// <summary>Trusting a CA lets anything it signs in: only admins change which CAs are trusted.</summary>
     private static readonly HashSet<string> CaOperations = new(StringComparer.Ordinal)
@@ -72,6 +72,11 @@ public static class UsersApi
             ["users"] = new JsonArray([.. users.List().Select(u => (JsonNode?)Describe(u))]),
         })).WithName("ListApiUsers");
         app.MapDelete("/api/users/{accessKeyId}", (string accessKeyId, ApiUsers users) => AwsResults.Done(users.Delete(accessKeyId))).WithName("DeleteApiUser");
+        app.MapPost("/api/users/{accessKeyId}/rotate", (string accessKeyId, ApiUsers users) =>
+        {
+            var rotated = users.Rotate(accessKeyId);
+            return rotated.IsSuccess ? AwsResults.Json(WithSecret(rotated.Value)) : AwsResults.Error(rotated.Error!);
+        }).WithName("RotateApiUserKey");
         return app;
     }
 
@@ -91,10 +96,15 @@ public static class UsersApi
             return AwsResults.Error(result.Error!);
         }
 
-        // The only time the secret is shown.
-        var answer = Describe(result.Value.User);
-        answer["secretAccessKey"] = result.Value.Secret;
-        return AwsResults.Json(answer);
+        return AwsResults.Json(WithSecret(result.Value));
+    }
+
+    /// <summary>A user with its new secret: the only time the secret is shown.</summary>
+    private static JsonObject WithSecret((ApiUser User, string Secret) created)
+    {
+        var answer = Describe(created.User);
+        answer["secretAccessKey"] = created.Secret;
+        return answer;
     }
 
     private static JsonObject Describe(ApiUser user) => new()

@@ -62,6 +62,7 @@ internal static partial class ManageCommands
         yield return Query();
         yield return Export();
         yield return Audit();
+        yield return Users();
     }
 
     public static void AddGlobalOptions(RootCommand root)

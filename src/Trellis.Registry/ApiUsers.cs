@@ -114,9 +114,7 @@ public sealed class ApiUsers
             return new TrellisError.InvalidRequest($"role must be {ApiRoles.Admin}, {ApiRoles.Operator} or {ApiRoles.Viewer}.");
         }
 
-        const string Alphabet = "ABCDEFGHIJKLMNOPQRSTUVWXYZ234567";
-        var id = "TRLS" + RandomNumberGenerator.GetString(Alphabet, 16);
-        var secret = Convert.ToBase64String(RandomNumberGenerator.GetBytes(30));
+        var (id, secret) = NewKey();
         var user = new ApiUser(id, name, role, time.GetUtcNow().ToUnixTimeMilliseconds());
         using var connection = db.Open();
         using var command = connection.CreateCommand();
@@ -149,6 +147,9 @@ public sealed class ApiUsers
         return users;
     }
 
+    /// <summary>A key stopped working (its user was deleted, or the key rotated): connections made with it are to be dropped.</summary>
+    public event Action<string>? KeyRevoked;
+
     /// <summary>Deletes a user; its key stops working at once.</summary>
     public TrellisError? Delete(string accessKeyId)
     {
@@ -158,7 +159,54 @@ public sealed class ApiUsers
         command.Parameters.AddWithValue("$id", accessKeyId);
         var deleted = command.ExecuteNonQuery() > 0;
         _cache.TryRemove(accessKeyId, out _);
+        if (deleted)
+        {
+            KeyRevoked?.Invoke(accessKeyId);
+        }
+
         return deleted ? null : new TrellisError.NotFound($"API user with access key {accessKeyId} cannot be found.");
+    }
+
+    /// <summary>
+    /// Gives a user a new access key and secret, keeping its name, role and creation date; the old
+    /// key stops working at once (requests signed with it get UnrecognizedClientException, its MQTT
+    /// connections are dropped). The data folder's own admin key lives in its credentials file and
+    /// is not rotated here.
+    /// </summary>
+    public Result<(ApiUser User, string Secret)> Rotate(string accessKeyId)
+    {
+        if (accessKeyId == adminKey.AdminAccessKeyId)
+        {
+            return new TrellisError.InvalidRequest($"{accessKeyId} is the data folder's own admin key (data/credentials), not an API user: create an admin user and use it instead, then keep the credentials file for recovery.");
+        }
+
+        var (id, secret) = NewKey();
+        using var connection = db.Open();
+        using var command = connection.CreateCommand();
+        command.CommandText = "UPDATE api_users SET access_key_id = $new, secret = $s WHERE access_key_id = $old RETURNING name, role, created_ms";
+        command.Parameters.AddWithValue("$new", id);
+        command.Parameters.AddWithValue("$s", box.Seal(secret, id));
+        command.Parameters.AddWithValue("$old", accessKeyId);
+        ApiUser user;
+        using (var reader = command.ExecuteReader())
+        {
+            if (!reader.Read())
+            {
+                return new TrellisError.NotFound($"API user with access key {accessKeyId} cannot be found.");
+            }
+
+            user = new ApiUser(id, reader.GetString(0), reader.GetString(1), reader.GetInt64(2));
+        }
+
+        _cache.TryRemove(accessKeyId, out _);
+        KeyRevoked?.Invoke(accessKeyId);
+        return (user, secret);
+    }
+
+    private static (string Id, string Secret) NewKey()
+    {
+        const string Alphabet = "ABCDEFGHIJKLMNOPQRSTUVWXYZ234567";
+        return ("TRLS" + RandomNumberGenerator.GetString(Alphabet, 16), Convert.ToBase64String(RandomNumberGenerator.GetBytes(30)));
     }
 
     private (string Secret, ApiUser User)? Find(string accessKeyId)

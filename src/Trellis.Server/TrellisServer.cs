@@ -415,6 +415,7 @@ public sealed class TrellisServer : IAsyncDisposable
                 jobs.ThingLeftGroup(thing);
             }
         };
+        app.Services.GetRequiredService<ApiUsers>().KeyRevoked += id => broker.DisconnectWhere(p => p.IsOperator && p.PrincipalIdentifier == id, $"API key {id} was deleted or rotated");
         registry.DeviceTokenDisabled += id => broker.DisconnectWhere(p => p.TokenId == id, $"device token {id} was revoked or expired");
         registry.CertificateStatusChanged += (id, status) =>
         {
