@@ -1,5 +1,4 @@
 using System.CommandLine;
-using System.Text.Json.Nodes;
 using Microsoft.Extensions.Logging;
 using Trellis.Device;
 using Trellis.Gateway;
@@ -68,7 +67,7 @@ internal static class GatewayCommand
                 var map = parse.GetValue(modbus) is { } file ? RegisterMap.Load(file) : null;
                 options = new EdgeGatewayOptions
                 {
-                    Identity = Identity(parse.GetValue(identity)!),
+                    Identity = DeviceOptions.FromFolder(parse.GetValue(identity)!),
                     DataDirectory = parse.GetValue(data)!,
                     Mqtt = parse.GetValue(mqtt) is "off" ? null : Endpoint(parse.GetValue(mqtt)!, "--mqtt"),
                     Coap = parse.GetValue(coap) is "off" ? null : Endpoint(parse.GetValue(coap)!, "--coap"),
@@ -137,7 +136,7 @@ internal static class GatewayCommand
         DeviceOptions claim;
         try
         {
-            claim = Identity(claimFolder);
+            claim = DeviceOptions.FromFolder(claimFolder);
         }
         catch (Exception e) when (e is IOException or InvalidOperationException or System.Security.Cryptography.CryptographicException)
         {
@@ -204,20 +203,5 @@ internal static class GatewayCommand
             : System.Net.IPAddress.TryParse(host, out var parsed) ? parsed
             : throw new FormatException($"{flag} {value}: {host} is not an IP address");
         return new System.Net.IPEndPoint(address, port);
-    }
-
-    /// <summary>The gateway's identity from its device folder: device.json (thing, host, port), the certificate, its key and the CA.</summary>
-    private static DeviceOptions Identity(string folder)
-    {
-        var description = Path.Combine(folder, "device.json");
-        if (!File.Exists(description))
-        {
-            throw new InvalidOperationException($"{description} is missing: make the folder with `trellis provision --thing NAME --out {folder}`.");
-        }
-
-        var device = JsonNode.Parse(File.ReadAllText(description)) as JsonObject ?? throw new InvalidOperationException($"{description} is not a JSON object.");
-        var thing = device["thingName"]?.GetValue<string>() ?? throw new InvalidOperationException($"{description} names no thingName.");
-        return DeviceOptions.FromPemFiles(device["host"]?.GetValue<string>() ?? "localhost", device["port"]?.GetValue<int>() ?? 8883, thing,
-            Path.Combine(folder, thing + ".cert.pem"), Path.Combine(folder, thing + ".private.key"), Path.Combine(folder, "ca.pem"));
     }
 }

@@ -25,6 +25,8 @@ internal static partial class ManageCommands
 
     public static Option<string> OutputOption => Output;
 
+    public static Option<string?> ProfileOption => Profile;
+
     private static readonly Option<string> Data = new("--data")
     {
         Description = "Data folder whose 'credentials' file to use (env TRELLIS_DATA; default ./data)",

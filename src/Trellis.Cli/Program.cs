@@ -10,6 +10,11 @@ foreach (var command in ManageCommands.Create())
 }
 
 root.Subcommands.Add(ProvisionCommand.Create());
+foreach (var command in MqttCommands.Create())
+{
+    root.Subcommands.Add(command);
+}
+
 root.Subcommands.Add(GatewayCommand.Create());
 root.Subcommands.Add(SimulateCommand.Create());
 

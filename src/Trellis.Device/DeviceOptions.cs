@@ -41,4 +41,24 @@ public sealed class DeviceOptions
         Certificate = X509Certificate2.CreateFromPemFile(certificatePath, privateKeyPath),
         CaCertificate = X509CertificateLoader.LoadCertificateFromFile(caPath),
     };
+
+    /// <summary>
+    /// Loads a device folder as <c>trellis provision --thing NAME --out DIR</c> writes it:
+    /// <c>device.json</c> (thing name, host, port), <c>NAME.cert.pem</c>, <c>NAME.private.key</c> and <c>ca.pem</c>.
+    /// </summary>
+    /// <exception cref="InvalidOperationException">The folder is not a device folder; the message says how to make one.</exception>
+    public static DeviceOptions FromFolder(string folder)
+    {
+        var description = Path.Combine(folder, "device.json");
+        if (!File.Exists(description))
+        {
+            throw new InvalidOperationException($"{description} is missing: make the folder with `trellis provision --thing NAME --out {folder}`.");
+        }
+
+        var device = System.Text.Json.Nodes.JsonNode.Parse(File.ReadAllText(description)) as System.Text.Json.Nodes.JsonObject
+            ?? throw new InvalidOperationException($"{description} is not a JSON object.");
+        var thing = device["thingName"]?.GetValue<string>() ?? throw new InvalidOperationException($"{description} names no thingName.");
+        return FromPemFiles(device["host"]?.GetValue<string>() ?? "localhost", device["port"]?.GetValue<int>() ?? 8883, thing,
+            Path.Combine(folder, thing + ".cert.pem"), Path.Combine(folder, thing + ".private.key"), Path.Combine(folder, "ca.pem"));
+    }
 }
