@@ -19,6 +19,9 @@ public sealed record DeviceTokenBody(long? ExpiresInSeconds = null, string? Desc
 /// <summary>POST /api/telemetry/sql.</summary>
 public sealed record TelemetrySqlBody(string Sql, long? MaxRows = null);
 
+/// <summary>POST /api/outbox/retry and …/purge: a target (as listed, raw or display form) and/or a rule.</summary>
+public sealed record OutboxBody(string? Target = null, string? Rule = null);
+
 /// <summary>
 /// The bodies of Trellis's own <c>/api/</c> routes, bound by System.Text.Json's source generator: member
 /// names as written (camelCase), unknown members, missing required members, nulls where a value is
@@ -36,5 +39,6 @@ public sealed record TelemetrySqlBody(string Sql, long? MaxRows = null);
 [JsonSerializable(typeof(CommentBody))]
 [JsonSerializable(typeof(DeviceTokenBody))]
 [JsonSerializable(typeof(TelemetrySqlBody))]
+[JsonSerializable(typeof(OutboxBody))]
 [JsonSerializable(typeof(IReadOnlyList<TelemetryBucket>))]
 public sealed partial class ApiJson : JsonSerializerContext;

@@ -56,6 +56,7 @@ internal static partial class ManageCommands
         yield return CaCertificates();
         yield return TopicRules();
         yield return RuleDestinations();
+        yield return Outbox();
         yield return Jobs();
         yield return Fleet();
         yield return Alarms();

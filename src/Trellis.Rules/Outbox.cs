@@ -6,6 +6,13 @@ namespace Trellis.Rules;
 /// <summary>One message waiting in the outbox for an external target.</summary>
 public sealed record OutboxEntry(long Id, string Target, string Rule, string Address, string? Headers, byte[] Payload, string Topic, string? ClientId, long CreatedMs);
 
+/// <summary>
+/// What waits for one target: how many messages, since when, for which rules, and how delivery
+/// last went (the dispatcher's last error and when it tries next).
+/// </summary>
+public sealed record OutboxTargetState(string Target, string Display, long Depth, long? OldestMs, IReadOnlyList<string> Rules,
+    string? LastError, long? LastFailureMs, long? NextAttemptMs, long Delivered);
+
 /// <summary>Bounds of the outbox. The defaults keep a day of backlog per target, up to a million messages.</summary>
 public sealed class OutboxOptions
 {
@@ -148,6 +155,120 @@ public sealed class Outbox
             {
                 _counts[entry.Target] = Math.Max(0, _counts.GetValueOrDefault(entry.Target) - 1);
             }
+        }
+    }
+
+    private readonly System.Collections.Concurrent.ConcurrentDictionary<string, (string? Error, long? FailedMs, long? NextMs, long Delivered)> _delivery = new(StringComparer.Ordinal);
+
+    /// <summary>Raised when an operator asks for a target to be tried now (its back-off is cut short).</summary>
+    public event Action<string>? RetryRequested;
+
+    /// <summary>The dispatcher's report: a batch failed with <paramref name="error"/>; the next attempt is at <paramref name="nextMs"/>.</summary>
+    public void RecordFailure(string target, string error, long nextMs) =>
+        _delivery.AddOrUpdate(target, _ => (error, _time.GetUtcNow().ToUnixTimeMilliseconds(), nextMs, 0),
+            (_, d) => (error, _time.GetUtcNow().ToUnixTimeMilliseconds(), nextMs, d.Delivered));
+
+    /// <summary>The dispatcher's report: <paramref name="count"/> messages were delivered (the last error stays on record until then).</summary>
+    public void RecordDelivered(string target, int count) =>
+        _delivery.AddOrUpdate(target, _ => (null, null, null, count), (_, d) => (null, d.FailedMs, null, d.Delivered + count));
+
+    /// <summary>Every target with messages waiting, or with a delivery on record since start.</summary>
+    public List<OutboxTargetState> States()
+    {
+        using var connection = _db.Open();
+        var rows = new Dictionary<string, (long Depth, long? Oldest, List<string> Rules)>(StringComparer.Ordinal);
+        using (var command = connection.CreateCommand())
+        {
+            // Per target and rule: the target's index makes this a walk over what waits, once.
+            command.CommandText = "SELECT target, rule, COUNT(*), MIN(created_ms) FROM outbox GROUP BY target, rule";
+            using var reader = command.ExecuteReader();
+            while (reader.Read())
+            {
+                var target = reader.GetString(0);
+                var row = rows.TryGetValue(target, out var r) ? r : (0, null, []);
+                row.Rules.Add(reader.GetString(1));
+                var oldest = reader.GetInt64(3);
+                rows[target] = (row.Depth + reader.GetInt64(2), row.Oldest is { } o ? Math.Min(o, oldest) : oldest, row.Rules);
+            }
+        }
+
+        return [.. rows.Keys.Union(_delivery.Keys).Order(StringComparer.Ordinal).Select(target =>
+        {
+            var row = rows.TryGetValue(target, out var r) ? r : (0, null, []);
+            var delivery = _delivery.TryGetValue(target, out var d) ? d : default;
+            return new OutboxTargetState(target, Display(target), row.Depth, row.Oldest, row.Rules, row.Depth == 0 ? null : delivery.Error,
+                delivery.FailedMs, row.Depth == 0 ? null : delivery.NextMs, delivery.Delivered);
+        })];
+    }
+
+    /// <summary>
+    /// A target as people read it: its kind and where it goes (<c>http https://host</c>, <c>nats
+    /// nats://host:4222 (JetStream)</c>, <c>kafka broker:9092</c>); a Kafka target's settings can
+    /// hold a SASL password, which never leaves the server.
+    /// </summary>
+    public static string Display(string target)
+    {
+        var parts = target.Split('|');
+        return parts[0] switch
+        {
+            "http" => "http " + parts[1],
+            "nats" => $"nats {parts[1]}{(parts.Length > 2 && parts[2] == "js" ? " (JetStream)" : string.Empty)}",
+            "kafka" => "kafka " + (System.Text.Json.Nodes.JsonNode.Parse(target[6..])?["bootstrap.servers"]?.GetValue<string>() ?? "?"),
+            _ => target,
+        };
+    }
+
+    /// <summary>The stored target a display name, or a stored target itself, stands for; null when nothing matches.</summary>
+    public string? Resolve(string targetOrDisplay)
+    {
+        var known = States();
+        return known.FirstOrDefault(t => t.Target == targetOrDisplay)?.Target ?? known.FirstOrDefault(t => t.Display == targetOrDisplay)?.Target;
+    }
+
+    /// <summary>Asks the dispatcher to try <paramref name="target"/> now instead of at the end of its back-off.</summary>
+    public void RetryNow(string target) => RetryRequested?.Invoke(target);
+
+    /// <summary>
+    /// Discards what waits for a target (all of it, or one rule's), or everything a rule left
+    /// (<paramref name="target"/> null); returns how many messages were discarded.
+    /// </summary>
+    public long Purge(string? target, string? rule)
+    {
+        ArgumentOutOfRangeException.ThrowIfEqual(target is null && rule is null, true);
+        lock (_writeLock)
+        {
+            using var connection = _db.Open();
+            using var transaction = connection.BeginTransaction();
+            var counted = new List<(string Target, long Count)>();
+            using (var count = connection.CreateCommand())
+            {
+                count.Transaction = transaction;
+                count.CommandText = "SELECT target, COUNT(*) FROM outbox WHERE ($t IS NULL OR target = $t) AND ($r IS NULL OR rule = $r) GROUP BY target";
+                count.Parameters.AddWithValue("$t", (object?)target ?? DBNull.Value);
+                count.Parameters.AddWithValue("$r", (object?)rule ?? DBNull.Value);
+                using var reader = count.ExecuteReader();
+                while (reader.Read())
+                {
+                    counted.Add((reader.GetString(0), reader.GetInt64(1)));
+                }
+            }
+
+            using (var delete = connection.CreateCommand())
+            {
+                delete.Transaction = transaction;
+                delete.CommandText = "DELETE FROM outbox WHERE ($t IS NULL OR target = $t) AND ($r IS NULL OR rule = $r)";
+                delete.Parameters.AddWithValue("$t", (object?)target ?? DBNull.Value);
+                delete.Parameters.AddWithValue("$r", (object?)rule ?? DBNull.Value);
+                delete.ExecuteNonQuery();
+            }
+
+            transaction.Commit();
+            foreach (var (t, n) in counted)
+            {
+                _counts[t] = Math.Max(0, _counts.GetValueOrDefault(t) - n);
+            }
+
+            return counted.Sum(c => c.Count);
         }
     }
 

@@ -14,6 +14,7 @@ public sealed partial class OutboxDispatcher(Outbox outbox, Func<string, IConnec
     private const int BatchSize = 100;
     private readonly ConcurrentDictionary<string, (SemaphoreSlim Signal, Task Loop)> _loops = new(StringComparer.Ordinal);
     private readonly ConcurrentDictionary<string, IConnector> _connectors = new(StringComparer.Ordinal);
+    private readonly ConcurrentDictionary<string, CancellationTokenSource> _backoffs = new(StringComparer.Ordinal);
     private CancellationToken _stopping;
     private long _delivered;
     private long _expired;
@@ -27,6 +28,7 @@ public sealed partial class OutboxDispatcher(Outbox outbox, Func<string, IConnec
     {
         _stopping = stopping;
         outbox.Enqueued += Wake;
+        outbox.RetryRequested += CutBackoff;
         foreach (var target in outbox.Targets())
         {
             Wake(target);
@@ -36,6 +38,7 @@ public sealed partial class OutboxDispatcher(Outbox outbox, Func<string, IConnec
     public async ValueTask DisposeAsync()
     {
         outbox.Enqueued -= Wake;
+        outbox.RetryRequested -= CutBackoff;
         try
         {
             await Task.WhenAll(_loops.Values.Select(l => l.Loop));
@@ -63,9 +66,45 @@ public sealed partial class OutboxDispatcher(Outbox outbox, Func<string, IConnec
         }
     }
 
+    /// <summary>An operator's "retry now": the target's pause ends at once (its loop then tries the oldest message).</summary>
+    private void CutBackoff(string target)
+    {
+        if (_backoffs.TryGetValue(target, out var pause))
+        {
+            try
+            {
+                pause.Cancel();
+            }
+            catch (ObjectDisposedException)
+            {
+                // the pause had just ended
+            }
+        }
+    }
+
+    /// <summary>Waits out a back-off unless an operator asks for a retry first.</summary>
+    private async Task PauseAsync(string target, string display, TimeSpan backoff)
+    {
+        using var pause = CancellationTokenSource.CreateLinkedTokenSource(_stopping);
+        _backoffs[target] = pause;
+        try
+        {
+            await Task.Delay(backoff, pause.Token);
+        }
+        catch (OperationCanceledException) when (!_stopping.IsCancellationRequested)
+        {
+            LogRetryNow(logger, display);
+        }
+        finally
+        {
+            _backoffs.TryRemove(new KeyValuePair<string, CancellationTokenSource>(target, pause));
+        }
+    }
+
     private async Task RunAsync(string target, SemaphoreSlim signal)
     {
         var connector = _connectors.GetOrAdd(target, connectorFor);
+        var display = Outbox.Display(target);
         var backoff = TimeSpan.Zero;
         while (!_stopping.IsCancellationRequested)
         {
@@ -104,6 +143,11 @@ public sealed partial class OutboxDispatcher(Outbox outbox, Func<string, IConnec
                 }
 
                 Interlocked.Add(ref _delivered, delivered);
+                if (delivered > 0)
+                {
+                    outbox.RecordDelivered(target, delivered);
+                }
+
                 if (error is null)
                 {
                     backoff = TimeSpan.Zero;
@@ -111,8 +155,9 @@ public sealed partial class OutboxDispatcher(Outbox outbox, Func<string, IConnec
                 }
 
                 backoff = backoff == TimeSpan.Zero ? TimeSpan.FromSeconds(1) : TimeSpan.FromTicks(Math.Min(backoff.Ticks * 2, outbox.Options.MaxBackoff.Ticks));
-                LogDeliveryFailed(logger, target, error, outbox.Waiting(target), backoff.TotalSeconds);
-                await Task.Delay(backoff, _stopping);
+                outbox.RecordFailure(target, error, DateTimeOffset.UtcNow.Add(backoff).ToUnixTimeMilliseconds());
+                LogDeliveryFailed(logger, display, error, outbox.Waiting(target), backoff.TotalSeconds);
+                await PauseAsync(target, display, backoff);
             }
             catch (OperationCanceledException) when (_stopping.IsCancellationRequested)
             {
@@ -120,12 +165,15 @@ public sealed partial class OutboxDispatcher(Outbox outbox, Func<string, IConnec
             }
             catch (Exception e) when (e is Microsoft.Data.Sqlite.SqliteException or InvalidOperationException)
             {
-                LogDeliveryFailed(logger, target, e.Message, outbox.Waiting(target), 5);
+                LogDeliveryFailed(logger, display, e.Message, outbox.Waiting(target), 5);
                 await Task.Delay(TimeSpan.FromSeconds(5), _stopping);
             }
         }
     }
 
-    [LoggerMessage(EventId = 6101, Level = LogLevel.Warning, Message = "Rule target {Target} is not taking messages ({Error}); {Waiting} wait in the outbox, in order. Retrying in {Seconds} s.")]
+    [LoggerMessage(EventId = 6101, Level = LogLevel.Warning, Message = "Rule target {Target} is not taking messages ({Error}); {Waiting} wait in the outbox, in order. Retrying in {Seconds} s (`trellis outbox retry` tries now, `trellis outbox purge` discards them).")]
     private static partial void LogDeliveryFailed(ILogger logger, string target, string error, long waiting, double seconds);
+
+    [LoggerMessage(EventId = 6102, Level = LogLevel.Information, Message = "Outbox target {Target}: retrying now, as asked.")]
+    private static partial void LogRetryNow(ILogger logger, string target);
 }

@@ -233,7 +233,25 @@ public sealed partial class RuleEngine
     public TrellisError? SetDisabled(string name, bool disabled) =>
         Update(name, "UPDATE topic_rules SET disabled = $x, updated_ms = $t WHERE name = $n", ("$x", disabled ? 1 : 0));
 
-    public TrellisError? Delete(string name) => Update(name, "DELETE FROM topic_rules WHERE name = $n");
+    /// <summary>
+    /// Deletes a rule, and with it what it left waiting in the outbox: a deleted rule's messages are
+    /// not delivered (disable the rule instead to stop new matches and let the outbox drain). The
+    /// count is logged.
+    /// </summary>
+    public TrellisError? Delete(string name)
+    {
+        if (Update(name, "DELETE FROM topic_rules WHERE name = $n") is { } error)
+        {
+            return error;
+        }
+
+        if (_targets.Outbox?.Purge(null, name) is > 0 and var discarded)
+        {
+            LogPendingDiscarded(_logger, name, discarded);
+        }
+
+        return null;
+    }
 
     public Result<TopicRuleRecord> Get(string name)
     {
@@ -558,6 +576,9 @@ public sealed partial class RuleEngine
 
     [LoggerMessage(EventId = 6003, Level = LogLevel.Error, Message = "Rule {Rule} in the database does not compile and is skipped: {Error}. Replace it with ReplaceTopicRule.")]
     private static partial void LogUncompilable(ILogger logger, string rule, string error);
+
+    [LoggerMessage(EventId = 6004, Level = LogLevel.Warning, Message = "Rule {Rule} was deleted: the {Count} message(s) it had waiting in the outbox were discarded.")]
+    private static partial void LogPendingDiscarded(ILogger logger, string rule, long count);
 
     private sealed record CompiledRule(string Name, CompiledSql Sql, IRuleAction[] Actions, IRuleAction? ErrorAction);
 

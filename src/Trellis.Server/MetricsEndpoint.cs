@@ -79,6 +79,13 @@ internal sealed class ServerMetrics : IDisposable
         Counter("trellis.rules.matched", () => rules.Matched, "Messages that matched at least one rule");
         Counter("trellis.rules.failed_actions", () => rules.FailedActions, "Rule actions that failed");
         Gauge("trellis.rules.outbox.waiting", () => outbox.Targets().Sum(outbox.Waiting), "Messages in the durable outbox waiting for an external target (HTTP, NATS, Kafka, notifications)");
+        _meter.CreateObservableGauge("trellis.rules.outbox.depth",
+            () => outbox.States().Where(t => t.Depth > 0).Select(t => new Measurement<long>(t.Depth, new KeyValuePair<string, object?>("target", t.Display))),
+            description: "Messages waiting in the durable outbox, per target");
+        _meter.CreateObservableGauge("trellis.rules.outbox.oldest_age",
+            () => outbox.States().Where(t => t.OldestMs is not null).Select(t => new Measurement<double>(
+                Math.Max(0, DateTimeOffset.UtcNow.ToUnixTimeMilliseconds() - t.OldestMs!.Value) / 1000.0, new KeyValuePair<string, object?>("target", t.Display))),
+            unit: "s", description: "Age of the oldest message waiting in the durable outbox, per target (it expires to the rule's errorAction at the outbox's maximum age)");
         Counter("trellis.telemetry.points_written", () => telemetry.Written, "Points committed to the time-series store");
         Gauge("trellis.telemetry.points_queued", () => telemetry.Pending, "Points waiting for the time-series store's writer");
         _meter.CreateObservableGauge("trellis.telemetry.engine.memory", telemetry.EngineMemoryBytes, "By", "Memory held by the time-series store's engine (DuckDB)");

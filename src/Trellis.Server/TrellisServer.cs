@@ -452,6 +452,7 @@ public sealed class TrellisServer : IAsyncDisposable
         app.MapTelemetryApi();
         app.MapFirmwareApi();
         app.MapAlarmsApi();
+        app.MapOutboxApi();
 
         // Last: the model's routes, implemented ones through their handlers, the rest answering 501.
         app.MapAwsModel();
