@@ -12,9 +12,55 @@ internal sealed record ApiAnswer(int Status, JsonNode? Body, string? ErrorType, 
 }
 
 /// <summary>SigV4-signed calls to a Trellis endpoint, as boto3 makes them (signing name <c>iot</c>).</summary>
-internal sealed class ApiClient(Uri endpoint, string accessKeyId, string secret) : IDisposable
+internal sealed class ApiClient(Uri endpoint, string accessKeyId, string secret, IEnumerable<string>? caBundles = null) : IDisposable
 {
-    private readonly HttpClient _http = new() { BaseAddress = endpoint, Timeout = TimeSpan.FromSeconds(30) };
+    private readonly HttpClient _http = new(Handler(caBundles ?? [])) { BaseAddress = endpoint, Timeout = TimeSpan.FromSeconds(30) };
+
+    /// <summary>
+    /// Over HTTPS the server's certificate must chain to the system's roots or, when given, to
+    /// one of <paramref name="caBundles"/> (the data folder's <c>ca.pem</c>, which signs Trellis's server certificate; AWS_CA_BUNDLE), and name the host.
+    /// </summary>
+    private static SocketsHttpHandler Handler(IEnumerable<string> caBundles)
+    {
+        var handler = new SocketsHttpHandler();
+        var roots = new System.Security.Cryptography.X509Certificates.X509Certificate2Collection();
+        foreach (var bundle in caBundles.Where(File.Exists))
+        {
+            roots.ImportFromPemFile(bundle);
+        }
+
+        if (roots.Count > 0)
+        {
+            handler.SslOptions.RemoteCertificateValidationCallback = (_, certificate, presented, errors) =>
+            {
+                if (errors == System.Net.Security.SslPolicyErrors.None)
+                {
+                    return true; // the system's roots know it
+                }
+
+                if (errors != System.Net.Security.SslPolicyErrors.RemoteCertificateChainErrors || certificate is null)
+                {
+                    return false; // a name mismatch or no certificate is never forgiven
+                }
+
+                using var chain = new System.Security.Cryptography.X509Certificates.X509Chain();
+                chain.ChainPolicy.TrustMode = System.Security.Cryptography.X509Certificates.X509ChainTrustMode.CustomRootTrust;
+                chain.ChainPolicy.RevocationMode = System.Security.Cryptography.X509Certificates.X509RevocationMode.NoCheck;
+                chain.ChainPolicy.CustomTrustStore.AddRange(roots);
+                if (presented is not null)
+                {
+                    foreach (var element in presented.ChainElements)
+                    {
+                        chain.ChainPolicy.ExtraStore.Add(element.Certificate); // intermediates the server sent
+                    }
+                }
+
+                return chain.Build(certificate as System.Security.Cryptography.X509Certificates.X509Certificate2 ?? System.Security.Cryptography.X509Certificates.X509CertificateLoader.LoadCertificate(certificate.GetRawCertData()));
+            };
+        }
+
+        return handler;
+    }
 
     public Uri Endpoint => endpoint;
 

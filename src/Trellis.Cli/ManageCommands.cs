@@ -444,11 +444,23 @@ internal static partial class ManageCommands
             return 3;
         }
 
-        using var api = new ApiClient(endpoint, credentials.AccessKeyId, credentials.Secret);
+        // Over HTTPS the server may chain to the data folder's CA or to AWS_CA_BUNDLE (as the AWS CLI and boto3 read it).
+        List<string> caBundles = [Path.Combine(parse.GetValue(Data)!, "ca.pem")];
+        if (Environment.GetEnvironmentVariable("AWS_CA_BUNDLE") is { Length: > 0 } bundle)
+        {
+            caBundles.Add(bundle);
+        }
+
+        using var api = new ApiClient(endpoint, credentials.AccessKeyId, credentials.Secret, caBundles);
         ApiAnswer answer;
         try
         {
             answer = await call(api);
+        }
+        catch (HttpRequestException e) when (e.HttpRequestError == HttpRequestError.SecureConnectionError)
+        {
+            await Console.Error.WriteLineAsync($"trellis: {endpoint}'s TLS certificate is not trusted ({e.InnerException?.Message ?? e.Message}). Trellis's server certificate chains to the data folder's ca.pem: point --data at that folder, or set AWS_CA_BUNDLE to the CA file.");
+            return 3;
         }
         catch (Exception e) when (e is HttpRequestException or SocketException or TaskCanceledException)
         {

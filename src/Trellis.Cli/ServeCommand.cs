@@ -16,8 +16,8 @@ internal static class ServeCommand
         var ws = Flag("--ws", "TRELLIS_WS", defaults.WebSocket, "MQTT over WebSockets at /mqtt, HOST:PORT");
         var coap = Flag("--coap", "TRELLIS_COAP", defaults.Coap, "CoAP over UDP for constrained devices, HOST:PORT");
         var coaps = Flag("--coaps", "TRELLIS_COAPS", defaults.Coaps, "CoAP over DTLS 1.2 (a thing's pre-shared key or its certificate), HOST:PORT");
-        var http = Flag("--http", "TRELLIS_HTTP", defaults.Http, "Management API, HOST:PORT");
-        var https = Flag("--https", "TRELLIS_HTTPS", defaults.Https, "Management API and firmware downloads over TLS, HOST:PORT (download links use it when on)");
+        var http = Flag("--http", "TRELLIS_HTTP", defaults.Http, "Management API, HOST:PORT ('off' with --https on: TLS only)");
+        var https = Flag("--https", "TRELLIS_HTTPS", defaults.Https, "Management API and firmware downloads over TLS with the server certificate (clients trust data/ca.pem), HOST:PORT (download links use it when on)");
         var logLevel = Flag("--log-level", "TRELLIS_LOG_LEVEL", defaults.LogLevel, "Trace, Debug, Information, Warning or Error");
         var hostname = new Option<string[]>("--hostname") { Description = "Host name or IP added to the server certificate (repeatable; env TRELLIS_HOSTNAME, comma-separated)", AllowMultipleArgumentsPerToken = false };
         var anonymous = new Option<bool>("--allow-anonymous") { Description = "Accept MQTT clients without credentials under an allow-all policy (development only; env TRELLIS_ALLOW_ANONYMOUS=1)" };
@@ -97,6 +97,7 @@ internal static class ServeCommand
     {
         var data = server.Data;
         var http = server.Port("http");
+        var https = server.Port("https");
         Console.WriteLine("Trellis is running.");
         var loops = server.MqttEventLoops;
         var engine = loops > 0 ? $", {loops} event loop{(loops == 1 ? string.Empty : "s")}" : ", .NET socket engine";
@@ -105,14 +106,28 @@ internal static class ServeCommand
         Console.WriteLine($"  MQTT (WebSocket)    {Describe(server, "ws", "/mqtt")}");
         Console.WriteLine($"  CoAP (UDP)          {Describe(server, "coap", detail: " (docs/coap.md)")}");
         Console.WriteLine($"  CoAP (DTLS)         {Describe(server, "coaps", detail: " (PSK or X.509)")}");
-        Console.WriteLine($"  Management API      http://127.0.0.1:{http}{(server.Port("https") > 0 ? $", https://localhost:{server.Port("https")}" : string.Empty)}");
+        var api = new List<string>();
+        if (http > 0)
+        {
+            api.Add($"http://127.0.0.1:{http}");
+        }
+
+        if (https > 0)
+        {
+            api.Add($"https://localhost:{https} (certificate from the Device CA)");
+        }
+
+        Console.WriteLine($"  Management API      {string.Join(", ", api)}");
         Console.WriteLine($"  Data folder         {data.Root}");
         Console.WriteLine($"  Device CA           {data.CaCertificatePath}");
         Console.WriteLine($"  Admin credentials   {data.CredentialsPath} (profile trellis)");
         Console.WriteLine();
         Console.WriteLine("Try it:");
-        Console.WriteLine($"  AWS_SHARED_CREDENTIALS_FILE={data.CredentialsPath} AWS_PROFILE=trellis aws iot list-things --endpoint-url http://127.0.0.1:{http} --region us-east-1");
-        Console.WriteLine($"  python3 -c \"import boto3; print(boto3.Session(profile_name='trellis').client('iot', endpoint_url='http://127.0.0.1:{http}', region_name='us-east-1').list_things())\"");
+        var (url, awsCa, botoCa) = http > 0
+            ? ($"http://127.0.0.1:{http}", string.Empty, string.Empty)
+            : ($"https://localhost:{https}", $" --ca-bundle {data.CaCertificatePath}", $", verify='{data.CaCertificatePath}'");
+        Console.WriteLine($"  AWS_SHARED_CREDENTIALS_FILE={data.CredentialsPath} AWS_PROFILE=trellis aws iot list-things --endpoint-url {url}{awsCa} --region us-east-1");
+        Console.WriteLine($"  python3 -c \"import boto3; print(boto3.Session(profile_name='trellis').client('iot', endpoint_url='{url}', region_name='us-east-1'{botoCa}).list_things())\"");
         Console.Out.Flush();
     }
 

@@ -106,8 +106,13 @@ public sealed class TrellisServer : IAsyncDisposable
         var mqtt = ListenAddress.Parse(options.Mqtt, "--mqtt");
         var mqtts = ListenAddress.Parse(options.Mqtts, "--mqtts");
         var ws = ListenAddress.Parse(options.WebSocket, "--ws");
-        var http = ListenAddress.Parse(options.Http, "--http") ?? throw new ArgumentException("--http cannot be off: the management API is required.");
+        var http = ListenAddress.Parse(options.Http, "--http");
         var https = ListenAddress.Parse(options.Https, "--https");
+        if (http is null && https is null)
+        {
+            throw new ArgumentException("--http and --https cannot both be off: the management API needs one (e.g. --https 0.0.0.0:8443 --http off).");
+        }
+
         var coap = ListenAddress.Parse(options.Coap, "--coap");
         var coaps = ListenAddress.Parse(options.Coaps, "--coaps");
         if (options.CoapIdleSeconds is < 1 or > 86_400)
@@ -169,7 +174,7 @@ public sealed class TrellisServer : IAsyncDisposable
         services.AddSingleton(registryOptions);
         services.AddSingleton<RegistryService>();
         TrellisServer? server = null;
-        services.AddSingleton(new IotEndpoints(() => server!.TlsEndpointAddress));
+        services.AddSingleton(new IotEndpoints(() => server!.TlsEndpointAddress, () => server!.ApiEndpointAddress));
         services.AddSingleton<Trellis.Api.Aws.Iot.IIotOperations, Trellis.Api.Aws.Iot.IotOperations>();
         services.AddSingleton(new Trellis.Api.Aws.IotData.IotDataLimits(brokerOptions.MaxPacketBytes));
         services.AddSingleton<Trellis.Api.Aws.IotData.IIotDataOperations, Trellis.Api.Aws.IotData.IotDataOperations>();
@@ -352,11 +357,14 @@ public sealed class TrellisServer : IAsyncDisposable
                 kestrel.Listen(ws, l => listeners["ws"] = l);
             }
 
-            kestrel.Listen(http, l =>
+            if (http is not null)
             {
-                listeners["http"] = l;
-                l.UseAwsErrorBodies();
-            });
+                kestrel.Listen(http, l =>
+                {
+                    listeners["http"] = l;
+                    l.UseAwsErrorBodies();
+                });
+            }
 
             if (https is not null)
             {
@@ -492,8 +500,15 @@ public sealed class TrellisServer : IAsyncDisposable
         ? $"https://{PublicHost}:{Port("https").ToString(System.Globalization.CultureInfo.InvariantCulture)}"
         : HttpEndpointAddress;
 
-    /// <summary>The management API's base URL as devices reach it.</summary>
-    public string HttpEndpointAddress => $"http://{PublicHost}:{Port("http").ToString(System.Globalization.CultureInfo.InvariantCulture)}";
+    /// <summary>The management API's base URL as devices reach it (the HTTPS one when plain HTTP is off).</summary>
+    public string HttpEndpointAddress => Port("http") > 0
+        ? $"http://{PublicHost}:{Port("http").ToString(System.Globalization.CultureInfo.InvariantCulture)}"
+        : $"https://{PublicHost}:{Port("https").ToString(System.Globalization.CultureInfo.InvariantCulture)}";
+
+    /// <summary>DescribeEndpoint's iot:Jobs answer: <c>host:port</c> of the HTTPS listener (SDKs add https://), else the plain HTTP URL.</summary>
+    public string ApiEndpointAddress => Port("https") > 0
+        ? $"{PublicHost}:{Port("https").ToString(System.Globalization.CultureInfo.InvariantCulture)}"
+        : HttpEndpointAddress;
 
     /// <summary>The host name devices dial: the first --hostname given (after the three always in the certificate), else localhost.</summary>
     private string PublicHost => Hostnames.Count > 3 ? Hostnames[3] : "localhost";

@@ -34,10 +34,16 @@ public sealed record AwsRoute(string Service, string SigningName, string Operati
 }
 
 /// <summary>Where devices reach this server, for DescribeEndpoint (known once the listeners are bound).</summary>
-public sealed class IotEndpoints(Func<string> tls)
+public sealed class IotEndpoints(Func<string> tls, Func<string>? api = null)
 {
     /// <summary>The MQTT-over-TLS host, with <c>:port</c> when it is not 8883.</summary>
     public string Tls => tls();
+
+    /// <summary>
+    /// The HTTP API devices and SDKs use for the jobs and shadow data planes: <c>host:port</c> of the
+    /// HTTPS listener when it is on (AWS's SDKs put <c>https://</c> in front), else the plain URL.
+    /// </summary>
+    public string Api => api?.Invoke() ?? tls();
 }
 
 /// <summary>

@@ -122,12 +122,13 @@ public sealed partial class IotOperations
 
     public Task<DescribeEndpointResponse> DescribeEndpointAsync(DescribeEndpointRequest request, CancellationToken cancellationToken)
     {
-        if (request.EndpointType is { Length: > 0 } type && type is not ("iot:Data" or "iot:Data-ATS"))
+        return request.EndpointType switch
         {
-            throw new AwsErrorException(new TrellisError.InvalidRequest($"Endpoint type '{type}' is not served here: use iot:Data-ATS (MQTT over TLS)."));
-        }
-
-        return DoneAsync(new DescribeEndpointResponse { EndpointAddress = endpoints.Tls });
+            null or "" or "iot:Data" or "iot:Data-ATS" => DoneAsync(new DescribeEndpointResponse { EndpointAddress = endpoints.Tls }),
+            "iot:Jobs" => DoneAsync(new DescribeEndpointResponse { EndpointAddress = endpoints.Api }),
+            var type => throw new AwsErrorException(new TrellisError.InvalidRequest(
+                $"Endpoint type '{type}' is not served here: iot:Data-ATS is MQTT over TLS, iot:Jobs the HTTP API (jobs and shadow data planes); there is no credentials provider.")),
+        };
     }
 
     private static IReadOnlyList<Policy> Policies(Page<PolicyRecord> page) => [.. page.Items.Select(p => new Policy { PolicyName = p.Name, PolicyArn = p.Arn })];

@@ -31,13 +31,19 @@ public sealed partial class ServerProcess : IDisposable
 
     public int HttpPort { get; private set; }
 
+    /// <summary>The HTTPS API's port (0 when it is off).</summary>
+    public int HttpsPort { get; private set; }
+
     /// <summary>The CoAP endpoint's UDP port (0 when it is off).</summary>
     public int CoapPort { get; private set; }
 
     /// <summary>The CoAP-over-DTLS port, from the banner.</summary>
     public int CoapsPort { get; private set; }
 
-    public string Endpoint => $"http://127.0.0.1:{HttpPort.ToString(CultureInfo.InvariantCulture)}";
+    public string Endpoint => HttpPort > 0 ? $"http://127.0.0.1:{HttpPort.ToString(CultureInfo.InvariantCulture)}" : HttpsEndpoint;
+
+    /// <summary>The HTTPS API, by the name in the server certificate.</summary>
+    public string HttpsEndpoint => $"https://localhost:{HttpsPort.ToString(CultureInfo.InvariantCulture)}";
 
     public string Banner { get; private set; } = string.Empty;
 
@@ -93,7 +99,8 @@ public sealed partial class ServerProcess : IDisposable
         var started = await Eventually.TrueAsync(() => server._process.HasExited || (MqttPortPattern().IsMatch(server.Output) && server.Output.Contains("Try it:", StringComparison.Ordinal)), Timeout, ct);
         Assert.True(started && !server._process.HasExited, "no banner: " + server.Output);
         server.MqttPort = int.Parse(MqttPortPattern().Match(server.Output).Groups[1].Value, CultureInfo.InvariantCulture);
-        server.HttpPort = int.Parse(HttpPortPattern().Match(server.Output).Groups[1].Value, CultureInfo.InvariantCulture);
+        server.HttpPort = HttpPortPattern().Match(server.Output) is { Success: true } http ? int.Parse(http.Groups[1].Value, CultureInfo.InvariantCulture) : 0;
+        server.HttpsPort = HttpsPortPattern().Match(server.Output) is { Success: true } https ? int.Parse(https.Groups[1].Value, CultureInfo.InvariantCulture) : 0;
         server.CoapPort = CoapPortPattern().Match(server.Output) is { Success: true } coap ? int.Parse(coap.Groups[1].Value, CultureInfo.InvariantCulture) : 0;
         server.CoapsPort = CoapsPortPattern().Match(server.Output) is { Success: true } coaps ? int.Parse(coaps.Groups[1].Value, CultureInfo.InvariantCulture) : 0;
         server.Banner = server.Output;
@@ -126,7 +133,7 @@ public sealed partial class ServerProcess : IDisposable
     }
 
     /// <summary>The AWS environment for the data folder's credentials file, or for another key.</summary>
-    private Dictionary<string, string> AwsEnvironment((string KeyId, string Secret)? credentials)
+    public Dictionary<string, string> AwsEnvironment((string KeyId, string Secret)? credentials)
     {
         var env = new Dictionary<string, string>
         {
@@ -179,6 +186,9 @@ public sealed partial class ServerProcess : IDisposable
 
     [GeneratedRegex(@"Management API\s+http://127\.0\.0\.1:(\d+)")]
     private static partial Regex HttpPortPattern();
+
+    [GeneratedRegex(@"https://localhost:(\d+)")]
+    private static partial Regex HttpsPortPattern();
 
     [GeneratedRegex(@"CoAP \(UDP\)\s+port (\d+)")]
     private static partial Regex CoapPortPattern();
