@@ -38,7 +38,7 @@ internal static partial class ManageCommands
 
     private static readonly Option<string> Output = new("--output")
     {
-        Description = "table (default) or json",
+        Description = "table (default), json or csv",
         DefaultValueFactory = _ => "table",
         Recursive = true,
     };
