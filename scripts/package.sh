@@ -15,7 +15,7 @@ publish="$root/artifacts/publish/linux-x64"
 echo "package: publishing a self-contained ReadyToRun build to $publish" >&2
 rm -rf "$publish"
 dotnet publish src/Trellis.Cli/Trellis.Cli.csproj -c Release -r linux-x64 --self-contained \
-  -p:PublishReadyToRun=true -p:DebugType=none -p:GenerateDocumentationFile=false \
+  -p:PublishReadyToRun=true -p:DebugType=none -p:PublishDocumentationFiles=false \
   -o "$publish" --nologo -v quiet -clp:ErrorsOnly
 # Native libraries built for other systems (Alpine, CentOS, macOS, Windows) are not loaded here.
 find "$publish" -maxdepth 1 \( -name 'alpine-*.so' -o -name 'centos*-*.so' -o -name '*.dylib' -o -name '*.dll.so' \) -delete
