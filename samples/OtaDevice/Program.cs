@@ -6,7 +6,7 @@
 // the restart the agent reports SUCCEEDED when the self-test passes, or rolls back and reports
 // FAILED (start with --fail-self-test to see that).
 //
-// usage: dotnet run --project samples/OtaDevice -- HOST PORT THING CERT.pem KEY.pem CA.pem SIGNER.pem FOLDER [--fail-self-test]
+// usage: dotnet run --project samples/OtaDevice -- HOST PORT THING CERT.pem KEY.pem CA.pem SIGNER.pem FOLDER [--fail-self-test] [--seconds N]
 //   SIGNER.pem: trellis firmware signer > signer.pem
 using System.Security.Cryptography.X509Certificates;
 using Trellis.Device;
@@ -14,7 +14,7 @@ using Trellis.Device.Ota;
 
 if (args.Length < 8)
 {
-    Console.Error.WriteLine("usage: OtaDevice HOST PORT THING CERT.pem KEY.pem CA.pem SIGNER.pem FOLDER [--fail-self-test]");
+    Console.Error.WriteLine("usage: OtaDevice HOST PORT THING CERT.pem KEY.pem CA.pem SIGNER.pem FOLDER [--fail-self-test] [--seconds N]");
     return 2;
 }
 
@@ -29,6 +29,10 @@ Console.CancelKeyPress += (_, e) =>
     e.Cancel = true;
     stop.Cancel();
 };
+if (Array.IndexOf(args, "--seconds") is var at and > 0 && at + 1 < args.Length)
+{
+    stop.CancelAfter(TimeSpan.FromSeconds(int.Parse(args[at + 1], System.Globalization.CultureInfo.InvariantCulture))); // else: until Ctrl-C
+}
 
 while (!stop.IsCancellationRequested)
 {

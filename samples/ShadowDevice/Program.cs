@@ -1,13 +1,13 @@
 // A lamp that keeps its shadow in sync: it reports its state at start, and whenever an
 // application sets a desired "color" or "on", it applies the change and reports it back.
 //
-// usage: dotnet run --project samples/ShadowDevice -- HOST PORT THING CERT.pem KEY.pem CA.pem
+// usage: dotnet run --project samples/ShadowDevice -- HOST PORT THING CERT.pem KEY.pem CA.pem [SECONDS]
 using System.Text.Json.Nodes;
 using Trellis.Device;
 
-if (args.Length != 6)
+if (args.Length is not (6 or 7))
 {
-    Console.Error.WriteLine("usage: ShadowDevice HOST PORT THING CERT.pem KEY.pem CA.pem");
+    Console.Error.WriteLine("usage: ShadowDevice HOST PORT THING CERT.pem KEY.pem CA.pem [SECONDS]");
     return 2;
 }
 
@@ -44,6 +44,11 @@ Console.CancelKeyPress += (_, e) =>
     e.Cancel = true;
     stop.Cancel();
 };
+if (args.Length == 7)
+{
+    stop.CancelAfter(TimeSpan.FromSeconds(int.Parse(args[6], System.Globalization.CultureInfo.InvariantCulture)));
+}
+
 Console.WriteLine("waiting for desired changes (Ctrl-C to stop)");
 try
 {
