@@ -531,7 +531,7 @@ internal static partial class ManageCommands
 
         foreach (var item in items?.AsArray() ?? [])
         {
-            table.AddRow(columns.Select(c => Markup.Escape(Text(item?[c]))).ToArray());
+            table.AddRow(columns.Select(c => Markup.Escape(Cell(c, item?[c]))).ToArray());
         }
 
         AnsiConsole.Write(table);
@@ -561,7 +561,7 @@ internal static partial class ManageCommands
                 continue;
             }
 
-            table.AddRow(Markup.Escape(key), Markup.Escape(Text(value)));
+            table.AddRow(Markup.Escape(key), Markup.Escape(Cell(key, value)));
         }
 
         AnsiConsole.Write(table);
@@ -611,6 +611,16 @@ internal static partial class ManageCommands
             Console.WriteLine(Cell(key) + "," + Cell(Text(value)));
         }
     }
+
+    /// <summary>
+    /// A table cell: AWS's timestamps (epoch seconds in members such as <c>creationDate</c>,
+    /// <c>lastModifiedDate</c>, <c>nextAttempt</c>) as ISO 8601 UTC for people; JSON and CSV keep the API's numbers.
+    /// </summary>
+    private static string Cell(string key, JsonNode? node) =>
+        node is JsonValue v && v.TryGetValue<double>(out var seconds) && seconds > 1e9 && seconds < 1e11
+            && (key.EndsWith("Date", StringComparison.Ordinal) || key is "timestamp" or "lastFailure" or "nextAttempt" or "expiration")
+            ? DateTimeOffset.FromUnixTimeMilliseconds((long)(seconds * 1000)).UtcDateTime.ToString("yyyy-MM-ddTHH:mm:ssZ", System.Globalization.CultureInfo.InvariantCulture)
+            : Text(node);
 
     private static string Text(JsonNode? node) => node switch
     {
