@@ -42,6 +42,28 @@ public sealed class SigV4Middleware(RequestDelegate next, SigV4Verifier verifier
             return;
         }
 
+        // A console request (ConsoleMiddleware checked its session and CSRF token): it acts as the
+        // session's key, within the same body limit as a signed request.
+        if (context.Items["trellis.sessionKey"] is string sessionKey)
+        {
+            var sessionLimit = limits.BodyLimitFor(path);
+            if (context.Request.ContentLength > sessionLimit)
+            {
+                await AwsResults.Error(new Core.Errors.TrellisError.RequestEntityTooLarge($"The body is {context.Request.ContentLength} bytes; {path} takes at most {sessionLimit}.")).ExecuteAsync(context);
+                return;
+            }
+
+            if (context.Features.Get<IHttpMaxRequestBodySizeFeature>() is { IsReadOnly: false } sessionSize)
+            {
+                sessionSize.MaxRequestBodySize = sessionLimit;
+            }
+
+            context.Items["trellis.accessKeyId"] = sessionKey;
+            context.Items["trellis.signingService"] = context.Request.Headers["X-Trellis-Service"].ToString() is { Length: > 0 } service && Services.Contains(service) ? service : "iot";
+            await next(context);
+            return;
+        }
+
         var headers = new Dictionary<string, string>(StringComparer.OrdinalIgnoreCase);
         foreach (var (name, values) in context.Request.Headers)
         {

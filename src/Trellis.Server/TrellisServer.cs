@@ -181,6 +181,7 @@ public sealed class TrellisServer : IAsyncDisposable
         services.AddSingleton(new AuditLog(database));
         services.AddSingleton(_ => Trellis.Security.SecretBox.LoadOrCreate(data.SecretsKeyPath));
         services.AddSingleton(sp => new ApiUsers(database, accessKeys, time, sp.GetRequiredService<Trellis.Security.SecretBox>()));
+        services.AddSingleton(new Trellis.Api.Console.ConsoleSessions(time));
         services.AddSingleton(sp => new SigV4Verifier(sp.GetRequiredService<ApiUsers>().SecretFor, time));
         services.AddSingleton(Microsoft.Extensions.Options.Options.Create(brokerOptions));
         services.AddSingleton(sp => new BrokerStore(database, new SqliteDatabase(data.SessionsPath, BrokerStore.SessionMigrations), sp.GetRequiredService<ILogger<BrokerStore>>()));
@@ -423,7 +424,11 @@ public sealed class TrellisServer : IAsyncDisposable
                 jobs.ThingLeftGroup(thing);
             }
         };
-        app.Services.GetRequiredService<ApiUsers>().KeyRevoked += id => broker.DisconnectWhere(p => p.IsOperator && p.PrincipalIdentifier == id, $"API key {id} was deleted or rotated");
+        app.Services.GetRequiredService<ApiUsers>().KeyRevoked += id =>
+        {
+            broker.DisconnectWhere(p => p.IsOperator && p.PrincipalIdentifier == id, $"API key {id} was deleted or rotated");
+            app.Services.GetRequiredService<Trellis.Api.Console.ConsoleSessions>().RemoveKey(id);
+        };
         registry.DeviceTokenDisabled += id => broker.DisconnectWhere(p => p.TokenId == id, $"device token {id} was revoked or expired");
         registry.CertificateStatusChanged += (id, status) =>
         {
@@ -447,6 +452,7 @@ public sealed class TrellisServer : IAsyncDisposable
 
             await next(context);
         });
+        app.UseMiddleware<Trellis.Api.Console.ConsoleMiddleware>();
         app.UseMiddleware<SigV4Middleware>();
         app.UseMiddleware<AuditMiddleware>();
         app.UseMiddleware<RoleMiddleware>();
