@@ -4,7 +4,7 @@
 # usage: install-deps.sh [extra Debian package ...]   (the benchmarks add tcpdump)
 set -euo pipefail
 
-packages=(mosquitto mosquitto-clients openssl python3-boto3 nats-server curl zstd python3-aiosmtpd prometheus libcoap3-bin python3-pymodbus python3-serial python3-serial-asyncio mbpoll python3-paho-mqtt libmosquitto-dev gcc make "$@")
+packages=(mosquitto mosquitto-clients openssl python3-boto3 nats-server curl zstd python3-aiosmtpd prometheus libcoap3-bin python3-pymodbus python3-serial python3-serial-asyncio mbpoll python3-paho-mqtt libmosquitto-dev gcc make chromium "$@")
 missing=()
 for p in "${packages[@]}"; do
   dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q "install ok installed" || missing+=("$p")

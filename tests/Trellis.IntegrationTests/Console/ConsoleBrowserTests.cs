@@ -1,0 +1,132 @@
+using Microsoft.Playwright;
+using Trellis.IntegrationTests.TestKit;
+
+namespace Trellis.IntegrationTests.Console;
+
+/// <summary>
+/// The web console in a real browser: Debian's Chromium (/usr/bin/chromium) driven by Playwright.
+/// An operator signs in, creates a thing, sees a device's hostile shadow value as plain text, edits
+/// the desired state and a mosquitto_sub device receives the delta, meets a version conflict, and
+/// signs out; a viewer gets no button that changes anything; a form forged on another page changes
+/// nothing. Screenshots of the pages go to artifacts/console-screenshots (docs/console.md shows them).
+/// </summary>
+[Collection(TrellisServerGroup.Name)]
+public sealed class ConsoleBrowserTests(TrellisHost host)
+{
+    private const string AnyClientPolicy = """{"Version":"2012-10-17","Statement":[{"Effect":"Allow","Action":["iot:Connect","iot:Publish","iot:Subscribe","iot:Receive"],"Resource":"*"}]}""";
+    private static readonly TimeSpan Timeout = TimeSpan.FromSeconds(30);
+
+    private static CancellationToken Ct => TestContext.Current.CancellationToken;
+
+    private static string Screenshots => Directory.CreateDirectory(Path.Combine(TrellisCli.RepositoryRoot(), "artifacts", "console-screenshots")).FullName;
+
+    private static async Task<(IPlaywright Playwright, IBrowser Browser)> LaunchAsync()
+    {
+        Assert.True(File.Exists("/usr/bin/chromium"), "Debian's chromium is missing: run scripts/install-deps.sh");
+        var playwright = await Playwright.CreateAsync();
+        var browser = await playwright.Chromium.LaunchAsync(new() { ExecutablePath = "/usr/bin/chromium", Headless = true, Args = ["--no-sandbox"] });
+        return (playwright, browser);
+    }
+
+    private async Task<IPage> SignInAsync(IBrowser browser, string key, string secret)
+    {
+        var page = await browser.NewPageAsync(new() { ViewportSize = new() { Width = 1280, Height = 800 } });
+        page.SetDefaultTimeout(20_000);
+        await page.GotoAsync(host.Endpoint + "/");
+        await page.FillAsync("#key", key);
+        await page.FillAsync("#secret", secret);
+        await page.ClickAsync("button[type=submit]");
+        await page.Locator(".card[data-field=things] .value").WaitForAsync();
+        return page;
+    }
+
+    [Fact]
+    public async Task An_operator_signs_in_creates_a_thing_sees_its_shadow_as_text_edits_desired_and_signs_out()
+    {
+        var (playwright, browser) = await LaunchAsync();
+        using var _ = playwright;
+        await using var __ = browser;
+        var operatorKey = await host.CreateApiUserAsync(TrellisHost.Unique("consoleop"), "operator", Ct);
+        var page = await SignInAsync(browser, operatorKey.KeyId, operatorKey.Secret);
+        Assert.Contains("(operator)", await page.InnerTextAsync("#who"), StringComparison.Ordinal);
+        await page.ScreenshotAsync(new() { Path = Path.Combine(Screenshots, "overview.png") });
+
+        // Create a thing from the Things page.
+        var created = TrellisHost.Unique("uithing");
+        await page.ClickAsync("nav >> text=Things");
+        await page.FillAsync("input[name=name]", created);
+        await page.ClickAsync("text=Create thing");
+        await page.Locator($"a:text-is('{created}')").WaitForAsync();
+        Assert.True(host.Server.Registry.DescribeThing(created).IsSuccess);
+        await page.ScreenshotAsync(new() { Path = Path.Combine(Screenshots, "things.png") });
+
+        // A device whose shadow holds a hostile string; it waits for deltas with mosquitto_sub.
+        var thing = TrellisHost.Unique("uidevice");
+        var device = await host.ProvisionAsync(thing, thing + "-policy", AnyClientPolicy, Ct);
+        var hostile = "<img src=x onerror=window.pwned=1>";
+        var reported = await host.IotCallsAsync([("data:update_thing_shadow", new { thingName = thing, payload = new { state = new { reported = new { note = hostile, color = "blue" } } } })], Ct);
+        Assert.Equal(200, reported[0]!["status"]!.GetValue<int>());
+        using var deltas = ExternalTool.StartBackground("mosquitto_sub", [.. host.TlsArgs(device), "-t", $"$aws/things/{thing}/shadow/update/delta", "-q", "1"]);
+        Assert.True(await Eventually.TrueAsync(() => host.Server.Broker.SubscriptionsOf(thing).Count > 0, Timeout, Ct), deltas.Stderr);
+
+        await page.GotoAsync($"{host.Endpoint}/#/things/{thing}");
+        var reportedText = await page.Locator("pre[data-part=reported]").InnerTextAsync();
+        Assert.Contains(hostile, reportedText, StringComparison.Ordinal);
+        Assert.Equal(0, await page.Locator("pre img").CountAsync());
+        Assert.Null(await page.EvaluateAsync<int?>("() => window.pwned"));
+
+        // Desired state from the editor reaches the device as a delta.
+        await page.FillAsync("textarea", """{"color": "red"}""");
+        await page.ClickAsync("text=Update desired");
+        Assert.True(await deltas.WaitForLineAsync(l => l.Contains("\"color\":\"red\"", StringComparison.Ordinal), Timeout, Ct), string.Join('\n', deltas.Lines));
+        await page.Locator("pre[data-part=delta]").Filter(new() { HasText = "red" }).WaitForAsync();
+        await page.ScreenshotAsync(new() { Path = Path.Combine(Screenshots, "thing.png"), FullPage = true });
+
+        // The device writes meanwhile: the editor's version is stale and the page says so.
+        var meanwhile = await host.IotCallsAsync([("data:update_thing_shadow", new { thingName = thing, payload = new { state = new { reported = new { color = "red" } } } })], Ct);
+        Assert.Equal(200, meanwhile[0]!["status"]!.GetValue<int>());
+        await page.FillAsync("textarea", """{"color": "green"}""");
+        await page.ClickAsync("text=Update desired");
+        await page.Locator("text=The shadow changed meanwhile").WaitForAsync();
+
+        // Signed out: the sign-in form, the cookie gone, and the API closed to the page.
+        await page.ClickAsync("#signout");
+        await page.Locator("#key").WaitForAsync();
+        Assert.DoesNotContain(await page.Context.CookiesAsync(), c => c.Name == "trellis_session");
+        var after = await page.APIRequest.GetAsync(host.Endpoint + "/things");
+        Assert.Equal(403, after.Status); // no session and no signature: SigV4's MissingAuthenticationTokenException
+    }
+
+    [Fact]
+    public async Task A_viewer_sees_no_buttons_that_change_anything_and_a_forged_form_changes_nothing()
+    {
+        var (playwright, browser) = await LaunchAsync();
+        using var _ = playwright;
+        await using var __ = browser;
+        var thing = TrellisHost.Unique("uiview");
+        Assert.Equal(200, (await host.IotCallsAsync([("create_thing", new { thingName = thing })], Ct))[0]!["status"]!.GetValue<int>());
+        var viewerKey = await host.CreateApiUserAsync(TrellisHost.Unique("consoleviewer"), "viewer", Ct);
+        var page = await SignInAsync(browser, viewerKey.KeyId, viewerKey.Secret);
+
+        await page.ClickAsync("nav >> text=Things");
+        await page.Locator($"a:text-is('{thing}')").WaitForAsync();
+        Assert.Equal(0, await page.Locator("text=Create thing").CountAsync());
+        Assert.Equal(0, await page.Locator("button:text-is('Delete')").CountAsync());
+        await page.ClickAsync($"a:text-is('{thing}')");
+        await page.Locator("pre[data-part=desired]").WaitForAsync();
+        Assert.Equal(0, await page.Locator("text=Update desired").CountAsync());
+
+        // The viewer's own session cannot change anything even when asked directly.
+        var direct = await page.EvaluateAsync<int>("async name => (await fetch('/things/' + name, {method: 'DELETE', headers: {'X-Trellis-Csrf': 'guess'}})).status", thing);
+        Assert.Equal(403, direct);
+
+        // An operator is signed in; a page elsewhere posts a form at the API: nothing is made.
+        var operatorKey = await host.CreateApiUserAsync(TrellisHost.Unique("consoleop2"), "operator", Ct);
+        var operatorPage = await SignInAsync(browser, operatorKey.KeyId, operatorKey.Secret);
+        var forged = TrellisHost.Unique("forged");
+        await operatorPage.SetContentAsync($"<form id=f method=post action='{host.Endpoint}/things/{forged}'><input name=x value=1></form>");
+        await operatorPage.EvalOnSelectorAsync("#f", "f => f.submit()");
+        await operatorPage.WaitForLoadStateAsync();
+        Assert.False(host.Server.Registry.DescribeThing(forged).IsSuccess);
+    }
+}
