@@ -14,14 +14,9 @@ namespace Trellis.Cli;
 /// </summary>
 internal static class ProvisionCommand
 {
-    public const string DefaultPolicyName = "TrellisDefaultDevicePolicy";
+    public const string DefaultPolicyName = Trellis.Registry.DefaultDevicePolicy.Name;
 
-    private const string DefaultPolicy = """
-        {"Version":"2012-10-17","Statement":[
-          {"Effect":"Allow","Action":"iot:Connect","Resource":"arn:aws:iot:*:*:client/${iot:Connection.Thing.ThingName}"},
-          {"Effect":"Allow","Action":["iot:Publish","iot:Receive"],"Resource":["arn:aws:iot:*:*:topic/devices/${iot:Connection.Thing.ThingName}/*","arn:aws:iot:*:*:topic/$aws/things/${iot:Connection.Thing.ThingName}/shadow/*","arn:aws:iot:*:*:topic/$aws/things/${iot:Connection.Thing.ThingName}/jobs/*","arn:aws:iot:*:*:topic/$aws/things/${iot:Connection.Thing.ThingName}/streams/*"]},
-          {"Effect":"Allow","Action":"iot:Subscribe","Resource":["arn:aws:iot:*:*:topicfilter/devices/${iot:Connection.Thing.ThingName}/*","arn:aws:iot:*:*:topicfilter/$aws/things/${iot:Connection.Thing.ThingName}/shadow/*","arn:aws:iot:*:*:topicfilter/$aws/things/${iot:Connection.Thing.ThingName}/jobs/*","arn:aws:iot:*:*:topicfilter/$aws/things/${iot:Connection.Thing.ThingName}/streams/*"]}]}
-        """;
+    private const string DefaultPolicy = Trellis.Registry.DefaultDevicePolicy.Document;
 
     public static Command Create()
     {

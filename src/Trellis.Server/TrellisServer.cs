@@ -182,6 +182,7 @@ public sealed class TrellisServer : IAsyncDisposable
         services.AddSingleton(_ => Trellis.Security.SecretBox.LoadOrCreate(data.SecretsKeyPath));
         services.AddSingleton(sp => new ApiUsers(database, accessKeys, time, sp.GetRequiredService<Trellis.Security.SecretBox>()));
         services.AddSingleton(new Trellis.Api.Console.ConsoleSessions(time));
+        services.AddSingleton(new Trellis.Api.Console.DeviceBundleSource(data.CaCertificatePath));
         services.AddSingleton(sp => new SigV4Verifier(sp.GetRequiredService<ApiUsers>().SecretFor, time));
         services.AddSingleton(Microsoft.Extensions.Options.Options.Create(brokerOptions));
         services.AddSingleton(sp => new BrokerStore(database, new SqliteDatabase(data.SessionsPath, BrokerStore.SessionMigrations), sp.GetRequiredService<ILogger<BrokerStore>>()));
@@ -467,6 +468,7 @@ public sealed class TrellisServer : IAsyncDisposable
         app.MapFirmwareApi();
         app.MapAlarmsApi();
         app.MapOutboxApi();
+        Trellis.Api.Console.DeviceBundles.MapDeviceBundles(app);
 
         // Last: the model's routes, implemented ones through their handlers, the rest answering 501.
         app.MapAwsModel();

@@ -60,6 +60,24 @@ public sealed class ConsoleBrowserTests(TrellisHost host)
         Assert.True(host.Server.Registry.DescribeThing(created).IsSuccess);
         await page.ScreenshotAsync(new() { Path = Path.Combine(Screenshots, "things.png") });
 
+        // Its device bundle, downloaded from its page, connects it with mosquitto; the page shows it online.
+        await page.ClickAsync($"a:text-is('{created}')");
+        var download = await page.RunAndWaitForDownloadAsync(() => page.ClickAsync("text=Download a device bundle"));
+        var zip = Path.Combine(host.DataDirectory, created + "-bundle.zip");
+        await download.SaveAsAsync(zip);
+        var unpacked = Path.Combine(host.DataDirectory, created + "-bundle");
+        await System.IO.Compression.ZipFile.ExtractToDirectoryAsync(zip, unpacked, Ct);
+        var files = Path.Combine(unpacked, created);
+        var hello = await ExternalTool.RunAsync("sh", [Path.Combine(files, "connect.sh")], Timeout, cancellationToken: Ct);
+        Assert.True(hello.ExitCode == 0 && hello.Stdout.Contains($"hello from {created}", StringComparison.Ordinal), hello.Output);
+        using (var online = ExternalTool.StartBackground("mosquitto_sub", ["-h", "localhost", "-p", host.MqttsPort.ToString(System.Globalization.CultureInfo.InvariantCulture),
+            "--cafile", Path.Combine(files, "ca.pem"), "--cert", Path.Combine(files, created + ".cert.pem"), "--key", Path.Combine(files, created + ".private.key"), "-i", created, "-t", $"devices/{created}/#"]))
+        {
+            Assert.True(await Eventually.TrueAsync(() => host.Server.Broker.SubscriptionsOf(created).Count > 0, Timeout, Ct), online.Stderr);
+            await page.ReloadAsync();
+            await page.Locator("td[data-field=connected]").Filter(new() { HasTextRegex = new System.Text.RegularExpressions.Regex("^yes") }).WaitForAsync();
+        }
+
         // A device whose shadow holds a hostile string; it waits for deltas with mosquitto_sub.
         var thing = TrellisHost.Unique("uidevice");
         var device = await host.ProvisionAsync(thing, thing + "-policy", AnyClientPolicy, Ct);

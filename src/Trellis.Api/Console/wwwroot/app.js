@@ -141,6 +141,21 @@ async function thing(name) {
       el("tr", {}, el("th", {}, "Type"), el("td", {}, described.thingTypeName ?? "")),
       ...Object.entries(described.attributes ?? {}).map(([k, v]) => el("tr", {}, el("th", {}, k), el("td", {}, v))))));
   } catch (e) { message.textContent = e.message; return; }
+  if (canChange()) {
+    const note = el("p", { role: "status" });
+    info.append(el("p", {}, el("button", { type: "button", class: "secondary", onclick: async () => {
+      note.className = ""; note.textContent = "";
+      try {
+        const response = await fetch(`/api/things/${encodeURIComponent(name)}/bundle`, { method: "POST", headers: { "X-Trellis-Csrf": session.csrfToken }, credentials: "same-origin" });
+        if (!response.ok) throw new Error((await response.json().catch(() => ({}))).message || `${response.status} ${response.statusText}`);
+        const link = el("a", { href: URL.createObjectURL(await response.blob()), download: `${name}-bundle.zip` });
+        document.body.append(link);
+        link.click();
+        link.remove();
+        note.textContent = `Downloaded ${name}-bundle.zip: a new certificate and its key (kept nowhere else), ca.pem and connect.sh. Unzip it on the device and run ${name}/connect.sh.`;
+      } catch (e) { note.className = "error"; note.textContent = e.message; }
+    } }, "Download a device bundle")), note);
+  }
 
   let shadow = { state: {}, version: undefined };
   try { shadow = await api("GET", `/things/${encodeURIComponent(name)}/shadow`, undefined, "iotdata"); }
