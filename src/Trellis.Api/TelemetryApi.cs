@@ -11,6 +11,15 @@ public static class TelemetryApi
 
     public static IEndpointRouteBuilder MapTelemetryApi(this IEndpointRouteBuilder app)
     {
+        app.MapGet("/api/telemetry/things/{thing}", async (string thing, TelemetryStore store) =>
+        {
+            await store.FlushAsync(TimeSpan.FromSeconds(2));
+            return AwsResults.Json(new JsonObject
+            {
+                ["thing"] = thing,
+                ["measures"] = new JsonArray([.. store.LatestOf(thing).Select(p => (JsonNode)new JsonObject { ["measure"] = p.Measure, ["t"] = p.TimestampMs, ["v"] = p.Value })]),
+            });
+        }).WithName("ListThingTelemetry");
         app.MapGet("/api/telemetry/things/{thing}/{measure}", RangeAsync).WithName("GetTelemetry");
         app.MapGet("/api/telemetry/things/{thing}/{measure}/downsample", (string thing, string measure, HttpRequest request, TelemetryStore store) => DownsampleAsync(thing, measure, request, store))
             .WithName("DownsampleTelemetry");

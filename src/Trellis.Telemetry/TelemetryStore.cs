@@ -395,6 +395,10 @@ public sealed partial class TelemetryStore : IAsyncDisposable
         return points;
     }
 
+    /// <summary>Every measure of <paramref name="thing"/> with its latest value (from memory; a walk over the latest values of every thing).</summary>
+    public List<TelemetryPoint> LatestOf(string thing) =>
+        [.. _latest.Where(p => p.Key.Thing == thing).Select(p => new TelemetryPoint(p.Value.TimestampMs, thing, p.Key.Measure, p.Value.Value)).OrderBy(p => p.Measure, StringComparer.Ordinal)];
+
     /// <summary>A fresh file name in <see cref="ExportDirectory"/> for <see cref="Export"/>.</summary>
     public string NewExportFile(string extension) => System.IO.Path.Combine(ExportDirectory, $"export-{Guid.NewGuid():N}.{extension}");
 

@@ -87,7 +87,26 @@ public sealed class ConsoleBrowserTests(TrellisHost host)
         using var deltas = ExternalTool.StartBackground("mosquitto_sub", [.. host.TlsArgs(device), "-t", $"$aws/things/{thing}/shadow/update/delta", "-q", "1"]);
         Assert.True(await Eventually.TrueAsync(() => host.Server.Broker.SubscriptionsOf(thing).Count > 0, Timeout, Ct), deltas.Stderr);
 
+        // Its telemetry, stored by a rule, is charted and follows new readings.
+        var rule = TrellisHost.Unique("uitele_");
+        const string StoreRule = """
+            {"sql": "SELECT temp FROM 'uitele/THING/telemetry'", "actions": [{"timestream": {"roleArn": "arn:aws:iam::000000000000:role/any", "databaseName": "trellis", "tableName": "telemetry", "dimensions": [{"name": "thing", "value": "${topic(2)}"}]}}]}
+            """;
+        var stored = await host.SignedRequestAsync("POST", $"/rules/{rule}", StoreRule.Replace("THING", thing, StringComparison.Ordinal), Ct);
+        Assert.True(stored["status"]!.GetValue<int>() == 200, stored.ToJsonString());
+        async Task ReadingAsync(double temp)
+        {
+            var sent = await ExternalTool.RunAsync("mosquitto_pub", [.. host.AdminArgs(TrellisHost.Unique("uipub")), "-t", $"uitele/{thing}/telemetry", "-m", "{\"temp\": " + temp.ToString(System.Globalization.CultureInfo.InvariantCulture) + "}", "-q", "1"], Timeout, cancellationToken: Ct);
+            Assert.True(sent.ExitCode == 0, sent.Output);
+        }
+
+        await ReadingAsync(20.5);
         await page.GotoAsync($"{host.Endpoint}/#/things/{thing}");
+        await page.Locator("svg[data-measure=temp] circle").First.WaitForAsync();
+        await page.Locator("figcaption").Filter(new() { HasText = "temp: 20.5" }).WaitForAsync();
+        await ReadingAsync(27.25);
+        await page.Locator("figcaption").Filter(new() { HasText = "temp: 27.25" }).WaitForAsync(new() { Timeout = 20_000 });
+
         var reportedText = await page.Locator("pre[data-part=reported]").InnerTextAsync();
         Assert.Contains(hostile, reportedText, StringComparison.Ordinal);
         Assert.Equal(0, await page.Locator("pre img").CountAsync());

@@ -126,11 +126,77 @@ async function things() {
   try { await load(); } catch (e) { message.textContent = e.message; }
 }
 
+const SVG = "http://www.w3.org/2000/svg";
+const RANGES = { hour: [3600, 60], day: [86400, 900], week: [604800, 3600] };
+
+/** A line chart of one measure's per-bucket averages as SVG (drawn here: no chart library). */
+function chart(measure, buckets, seconds) {
+  const width = 560, height = 160, pad = 28;
+  const svg = document.createElementNS(SVG, "svg");
+  svg.setAttribute("viewBox", `0 0 ${width} ${height}`);
+  svg.setAttribute("role", "img");
+  svg.setAttribute("data-measure", measure);
+  const points = buckets.filter((b) => b.avg !== null && b.avg !== undefined);
+  svg.setAttribute("data-points", String(points.length));
+  svg.setAttribute("aria-label", `${measure}: ${points.length} points over the last ${seconds / 3600} h`);
+  const text = (x, y, value, anchor = "start") => {
+    const t = document.createElementNS(SVG, "text");
+    t.setAttribute("x", x); t.setAttribute("y", y); t.setAttribute("text-anchor", anchor); t.setAttribute("class", "axis");
+    t.textContent = value;
+    svg.append(t);
+  };
+  if (points.length === 0) { text(width / 2, height / 2, "no points in this range", "middle"); return svg; }
+  const now = Date.now(), from = now - seconds * 1000;
+  let low = Math.min(...points.map((p) => p.min ?? p.avg)), high = Math.max(...points.map((p) => p.max ?? p.avg));
+  if (low === high) { low -= 1; high += 1; }
+  const x = (t) => pad + ((t - from) / (now - from)) * (width - 2 * pad);
+  const y = (v) => height - pad - ((v - low) / (high - low)) * (height - 2 * pad);
+  const line = document.createElementNS(SVG, "polyline");
+  line.setAttribute("points", points.map((p) => `${x(p.t).toFixed(1)},${y(p.avg).toFixed(1)}`).join(" "));
+  line.setAttribute("class", "line");
+  svg.append(line);
+  for (const p of points.slice(-120)) { // a dot per bucket, so that one reading shows too
+    const dot = document.createElementNS(SVG, "circle");
+    dot.setAttribute("cx", x(p.t).toFixed(1)); dot.setAttribute("cy", y(p.avg).toFixed(1)); dot.setAttribute("r", "2.5"); dot.setAttribute("class", "dot");
+    svg.append(dot);
+  }
+  text(4, pad, String(+high.toPrecision(4)));
+  text(4, height - pad, String(+low.toPrecision(4)));
+  text(pad, height - 6, new Date(from).toLocaleTimeString());
+  text(width - pad, height - 6, new Date(now).toLocaleTimeString(), "end");
+  return svg;
+}
+
+/** The thing's measures from the time-series store, charted over a range, redrawn every 5 s. */
+async function telemetry(name, section) {
+  let range = "hour";
+  const charts = el("div", { class: "charts" });
+  const picker = el("div", { class: "inline", role: "group", "aria-label": "Chart range" },
+    ...Object.keys(RANGES).map((r) => el("button", { type: "button", class: "secondary", "data-range": r, onclick: () => { range = r; draw(); } }, `Last ${r}`)));
+  section.replaceChildren(el("h2", {}, "Telemetry"), picker, charts);
+  const draw = async () => {
+    const [seconds, bucket] = RANGES[range];
+    try {
+      const latest = await api("GET", `/api/telemetry/things/${encodeURIComponent(name)}`);
+      if (!latest.measures.length) { charts.replaceChildren(el("p", { class: "empty" }, "No telemetry stored for this thing (a rule with the timestream action stores it: docs/telemetry.md).")); return; }
+      const from = Date.now() - seconds * 1000;
+      const drawn = await Promise.all(latest.measures.slice(0, 8).map(async (m) => {
+        const data = await api("GET", `/api/telemetry/things/${encodeURIComponent(name)}/${encodeURIComponent(m.measure)}/downsample?from=${from}&bucketSeconds=${bucket}`);
+        return el("figure", {}, el("figcaption", {}, `${m.measure}: ${+m.v.toPrecision(6)} at ${new Date(m.t).toLocaleTimeString()}`), chart(m.measure, data.buckets, seconds));
+      }));
+      charts.replaceChildren(...drawn);
+    } catch (e) { charts.replaceChildren(el("p", { class: "error" }, e.message)); }
+  };
+  await draw();
+  if (section.isConnected) timer = setInterval(draw, 5000); // not when the page was left meanwhile
+}
+
 async function thing(name) {
   const message = el("p", { class: "error", role: "alert" });
   const info = el("div");
   const shadowView = el("div", { class: "columns" });
-  show(el("h1", {}, name), message, info, el("h2", {}, "Shadow"), shadowView);
+  const telemetrySection = el("section");
+  show(el("h1", {}, name), message, info, el("h2", {}, "Shadow"), shadowView, telemetrySection);
   try {
     const [described, connectivity] = await Promise.all([
       api("GET", `/things/${encodeURIComponent(name)}`),
@@ -164,6 +230,7 @@ async function thing(name) {
   const editor = el("textarea", { "aria-label": "Desired state (JSON)" }, JSON.stringify(shadow.state?.desired ?? {}, null, 2));
   const result = el("p", { role: "status" });
   shadowView.replaceChildren(part("Desired", shadow.state?.desired), part("Reported", shadow.state?.reported), part("Delta", shadow.state?.delta));
+  telemetry(name, telemetrySection);
   if (!canChange()) return;
   shadowView.after(el("form", { onsubmit: async (event) => {
       event.preventDefault();
