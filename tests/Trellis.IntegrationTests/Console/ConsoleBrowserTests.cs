@@ -126,6 +126,23 @@ public sealed class ConsoleBrowserTests(TrellisHost host)
         await page.ClickAsync("text=Update desired");
         await page.Locator("text=The shadow changed meanwhile").WaitForAsync();
 
+        // A rule with a mistake in its SQL: the page says where; corrected, it is made and can be disabled.
+        var uiRule = TrellisHost.Unique("uirule_");
+        await page.ClickAsync("nav >> text=Rules");
+        await page.FillAsync("input[name=rule]", uiRule);
+        await page.FillAsync("textarea[name=sql]", "SELECT temp\nFROM 'plant/+/telemetry'\nWHERE temp >");
+        await page.ClickAsync("text=Create rule");
+        var refusal = await page.Locator("[data-field=rule-result].error").InnerTextAsync();
+        Assert.Matches("line 3, column \\d+", refusal);
+        Assert.False(((Trellis.Rules.RuleEngine)host.Server.Services.GetService(typeof(Trellis.Rules.RuleEngine))!).Get(uiRule).IsSuccess);
+        await page.FillAsync("textarea[name=sql]", "SELECT temp\nFROM 'plant/+/telemetry'\nWHERE temp > 30");
+        await page.ClickAsync("text=Create rule");
+        await page.Locator($"td:text-is('{uiRule}')").WaitForAsync();
+        await page.Locator($"tr:has(td:text-is('{uiRule}')) >> text=Disable").ClickAsync();
+        await page.Locator($"tr:has(td:text-is('{uiRule}')) >> td:text-is('disabled')").WaitForAsync();
+        Assert.True(((Trellis.Rules.RuleEngine)host.Server.Services.GetService(typeof(Trellis.Rules.RuleEngine))!).Get(uiRule).Value!.Disabled);
+        await page.ScreenshotAsync(new() { Path = Path.Combine(Screenshots, "rules.png"), FullPage = true });
+
         // Signed out: the sign-in form, the cookie gone, and the API closed to the page.
         await page.ClickAsync("#signout");
         await page.Locator("#key").WaitForAsync();

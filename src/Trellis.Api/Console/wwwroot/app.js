@@ -249,6 +249,40 @@ async function thing(name) {
     } }, el("h2", {}, "Edit desired state"), editor, el("p", {}, el("button", { type: "submit" }, "Update desired")), result));
 }
 
+async function rules() {
+  const list = el("tbody");
+  const message = el("p", { class: "error", role: "alert" });
+  const load = async () => {
+    const answer = await api("GET", "/rules?maxResults=1000");
+    const items = answer.rules ?? [];
+    list.replaceChildren(...(items.length ? items.map((r) => el("tr", {},
+      el("td", {}, r.ruleName), el("td", {}, r.topicPattern ?? ""), el("td", {}, r.ruleDisabled ? "disabled" : "enabled"),
+      el("td", {}, canChange() ? el("button", { type: "button", class: "secondary", onclick: async () => {
+        try { await api("POST", `/rules/${encodeURIComponent(r.ruleName)}/${r.ruleDisabled ? "enable" : "disable"}`); await load(); } catch (e) { message.textContent = e.message; }
+      } }, r.ruleDisabled ? "Enable" : "Disable") : "")))
+      : [el("tr", {}, el("td", { colspan: 4, class: "empty" }, "No rules yet."))]));
+  };
+  const form = canChange() ? el("form", { onsubmit: async (event) => {
+      event.preventDefault();
+      result.className = ""; result.textContent = "";
+      let actions;
+      try { actions = JSON.parse(form.actions.value); } catch (e) { result.className = "error"; result.textContent = `The actions are not JSON: ${e.message}`; return; }
+      try {
+        await api("POST", `/rules/${encodeURIComponent(form.rule.value.trim())}`, { sql: form.sql.value, actions: Array.isArray(actions) ? actions : [actions] });
+        result.className = "ok"; result.textContent = `Rule ${form.rule.value.trim()} created.`;
+        await load();
+      } catch (e) { result.className = "error"; result.textContent = e.message; } // a SQL mistake names its line and column
+    } },
+    el("h2", {}, "New rule"),
+    el("p", {}, el("input", { name: "rule", placeholder: "rule_name", "aria-label": "Rule name", required: true, pattern: "[a-zA-Z0-9_]+" })),
+    el("textarea", { name: "sql", "aria-label": "Rule SQL", spellcheck: "false" }, "SELECT temp, topic(2) AS device\nFROM 'plant/+/telemetry'\nWHERE temp > 30"),
+    el("textarea", { name: "actions", "aria-label": "Actions (JSON)", spellcheck: "false" }, JSON.stringify([{ republish: { topic: "alerts/${topic(2)}", roleArn: "arn:aws:iam::000000000000:role/any" } }], null, 2)),
+    el("p", {}, el("button", { type: "submit" }, "Create rule"))) : "";
+  const result = el("p", { role: "status", "data-field": "rule-result" });
+  show(el("h1", {}, "Rules"), message, el("table", {}, el("thead", {}, el("tr", {}, el("th", {}, "Name"), el("th", {}, "Topic"), el("th", {}, "State"), el("th", {}, ""))), list), form, result);
+  try { await load(); } catch (e) { message.textContent = e.message; }
+}
+
 async function render() {
   if (!session) {
     try { session = await api("GET", "/console/session"); } catch { session = null; }
@@ -260,6 +294,7 @@ async function render() {
   document.getElementById("who").textContent = `${session.name} (${session.role})`;
   const route = decodeURIComponent(location.hash.replace(/^#\/?/, ""));
   if (route === "things") await things();
+  else if (route === "rules") await rules();
   else if (route.startsWith("things/")) await thing(route.slice("things/".length));
   else await overview();
 }
