@@ -25,6 +25,10 @@ public sealed class SigV4Middleware(RequestDelegate next, SigV4Verifier verifier
     /// </summary>
     private static readonly string[] Anonymous = ["/health", "/healthz", "/readyz", "/metrics", "/mqtt", "/confirmdestination", "/firmware"];
 
+    /// <summary>True for the paths served without a signature (health, metrics, /mqtt, destination confirmation, firmware downloads).</summary>
+    public static bool IsAnonymous(string path) =>
+        Anonymous.Any(p => path.Equals(p, StringComparison.Ordinal) || path.StartsWith(p + "/", StringComparison.Ordinal));
+
     public async Task InvokeAsync(HttpContext context)
     {
         var path = context.Request.Path.Value ?? "/";
@@ -36,7 +40,7 @@ public sealed class SigV4Middleware(RequestDelegate next, SigV4Verifier verifier
             return;
         }
 
-        if (Anonymous.Any(p => path.Equals(p, StringComparison.Ordinal) || path.StartsWith(p + "/", StringComparison.Ordinal)))
+        if (IsAnonymous(path))
         {
             await next(context);
             return;

@@ -35,8 +35,9 @@ public sealed class ConsoleMiddleware(RequestDelegate next, ConsoleSessions sess
             return;
         }
 
-        // A console request: the session cookie and no signature of its own.
-        if (context.Request.Cookies.TryGetValue(ConsoleSessions.Cookie, out var id) && !context.Request.Headers.ContainsKey("Authorization")
+        // A console request: the session cookie and no signature of its own, on a path that needs
+        // one (a stale cookie never stands in the way of a health probe or a firmware download).
+        if (!SigV4Middleware.IsAnonymous(path) && context.Request.Cookies.TryGetValue(ConsoleSessions.Cookie, out var id) && !context.Request.Headers.ContainsKey("Authorization")
             && !context.Request.Query.ContainsKey("X-Amz-Signature"))
         {
             if (sessions.Find(id) is not { } session || users.RoleOf(session.AccessKeyId) is null)
@@ -133,6 +134,14 @@ public sealed class ConsoleMiddleware(RequestDelegate next, ConsoleSessions sess
         var secret = body.IsSuccess ? body.Value!["secretAccessKey"] is JsonValue s && s.TryGetValue<string>(out var ss) ? ss : null : null;
         if (key is null || secret is null || !users.Verify(key, System.Text.Encoding.UTF8.GetBytes(secret)))
         {
+            if (Failures.Count > 10_000)
+            {
+                foreach (var old in Failures.Where(f => now - f.Value.Since > TimeSpan.FromMinutes(1)).Select(f => f.Key).ToList())
+                {
+                    Failures.TryRemove(old, out _); // the table of failing sources stays bounded
+                }
+            }
+
             Failures.AddOrUpdate(source, _ => (1, now), (_, f) => now - f.Since > TimeSpan.FromMinutes(1) ? (1, now) : (f.Failures + 1, f.Since));
             await Task.Delay(TimeSpan.FromMilliseconds(250), context.RequestAborted);
             await AwsResults.Error("UnrecognizedClientException", StatusCodes.Status401Unauthorized, "Unknown access key id or wrong secret: use an API user's key (trellis users create) or the data folder's admin key.").ExecuteAsync(context);

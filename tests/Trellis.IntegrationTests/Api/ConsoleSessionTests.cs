@@ -106,6 +106,9 @@ public sealed class ConsoleSessionTests(TrellisHost host)
         Assert.Equal(200, rotated["status"]!.GetValue<int>());
         Assert.Equal(HttpStatusCode.Unauthorized, await SendAsync(viewerClient, HttpMethod.Get, "/things", null));
 
+        // A stale session cookie never stands in the way of the unsigned paths.
+        Assert.Equal(HttpStatusCode.OK, await SendAsync(viewerClient, HttpMethod.Get, "/healthz", null));
+
         // Signing out needs the token too, and ends the session.
         Assert.Equal(HttpStatusCode.Forbidden, await SendAsync(client, HttpMethod.Delete, "/console/session", null));
         Assert.Equal(HttpStatusCode.OK, await SendAsync(client, HttpMethod.Delete, "/console/session", csrf));
