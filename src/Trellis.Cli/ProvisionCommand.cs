@@ -1,5 +1,4 @@
 using System.CommandLine;
-using System.Globalization;
 using System.Text.Json.Nodes;
 using Spectre.Console;
 
@@ -98,7 +97,7 @@ internal static class ProvisionCommand
 
         var endpoint = await api.SendAsync(HttpMethod.Get, "/endpoint", "endpointType=iot%3AData-ATS", null, ct);
         var address = endpoint.Body?["endpointAddress"]?.GetValue<string>() ?? "localhost";
-        var (host, port) = address.Contains(':', StringComparison.Ordinal) ? (address[..address.LastIndexOf(':')], address[(address.LastIndexOf(':') + 1)..]) : (address, "8883");
+        var (host, port) = Trellis.Registry.DeviceFolderFiles.Endpoint(address);
 
         Directory.CreateDirectory(folder);
         var certPath = Path.Combine(folder, name + ".cert.pem");
@@ -118,19 +117,8 @@ internal static class ProvisionCommand
             File.Copy(caSource, caPath, overwrite: true);
         }
 
-        var sample = string.Create(CultureInfo.InvariantCulture, $"""
-            #!/bin/sh
-            # {name}: publish one message on its own topic and read it back, over TLS with its certificate.
-            cd "$(dirname "$0")"
-            mosquitto_rr -h {host} -p {port} --cafile ca.pem --cert {name}.cert.pem --key {name}.private.key -i {name} \
-              -t devices/{name}/hello -e devices/{name}/hello -m 'hello from {name}' -W 10
-
-            """);
-        await File.WriteAllTextAsync(Path.Combine(folder, "connect.sh"), sample, ct);
-
-        // What the device needs besides its files: its name and where to connect (`trellis gateway --identity` reads it).
-        var device = new JsonObject { ["thingName"] = name, ["host"] = host, ["port"] = int.Parse(port, CultureInfo.InvariantCulture) };
-        await File.WriteAllTextAsync(Path.Combine(folder, "device.json"), device.ToJsonString() + "\n", ct);
+        await File.WriteAllTextAsync(Path.Combine(folder, "connect.sh"), Trellis.Registry.DeviceFolderFiles.ConnectScript(name, host, port), ct);
+        await File.WriteAllTextAsync(Path.Combine(folder, "device.json"), Trellis.Registry.DeviceFolderFiles.DeviceJson(name, host, port), ct);
         if (!OperatingSystem.IsWindows())
         {
             File.SetUnixFileMode(Path.Combine(folder, "connect.sh"), UnixFileMode.UserRead | UnixFileMode.UserWrite | UnixFileMode.UserExecute | UnixFileMode.GroupRead | UnixFileMode.OtherRead);

@@ -1,4 +1,3 @@
-using System.Globalization;
 using System.IO.Compression;
 using Trellis.Api.Aws;
 using Trellis.Registry;
@@ -47,9 +46,7 @@ public static class DeviceBundles
             return AwsResults.Error(failed);
         }
 
-        var address = endpoints.Tls;
-        var colon = address.LastIndexOf(':');
-        var (host, port) = colon > 0 ? (address[..colon], address[(colon + 1)..]) : (address, "8883");
+        var (host, port) = DeviceFolderFiles.Endpoint(endpoints.Tls);
         using var zip = new MemoryStream();
         using (var archive = new ZipArchive(zip, ZipArchiveMode.Create, leaveOpen: true))
         {
@@ -64,15 +61,8 @@ public static class DeviceBundles
             Add($"{thing}.cert.pem", certificate.Pem, 0x1A4); // 0644
             Add($"{thing}.private.key", created.PrivateKeyPem!, 0x180); // 0600
             Add("ca.pem", File.ReadAllText(source.CaPath), 0x1A4);
-            Add("device.json", new JsonObject { ["thingName"] = thing, ["host"] = host, ["port"] = int.Parse(port, CultureInfo.InvariantCulture) }.ToJsonString() + "\n", 0x1A4);
-            Add("connect.sh", string.Create(CultureInfo.InvariantCulture, $"""
-                #!/bin/sh
-                # {thing}: publish one message on its own topic and read it back, over TLS with its certificate.
-                cd "$(dirname "$0")"
-                mosquitto_rr -h {host} -p {port} --cafile ca.pem --cert {thing}.cert.pem --key {thing}.private.key -i {thing} \
-                  -t devices/{thing}/hello -e devices/{thing}/hello -m 'hello from {thing}' -W 10
-
-                """), 0x1ED); // 0755
+            Add("device.json", DeviceFolderFiles.DeviceJson(thing, host, port), 0x1A4);
+            Add("connect.sh", DeviceFolderFiles.ConnectScript(thing, host, port), 0x1ED); // 0755
         }
 
         return Results.File(zip.ToArray(), "application/zip", $"{thing}-bundle.zip");
