@@ -84,7 +84,10 @@ if [ "$1" = purge ]; then
 fi
 exit 0
 POSTRM
-chmod 0755 "$stage/DEBIAN/postinst" "$stage/DEBIAN/prerm" "$stage/DEBIAN/postrm"
+# Whatever the umask or the clone's modes were, the package installs files everyone may read and
+# run (the service user must load the program) and only root may change; dpkg-deb checks DEBIAN too.
+chmod -R u=rwX,go=rX "$stage"
+chmod 0755 "$stage/DEBIAN/postinst" "$stage/DEBIAN/prerm" "$stage/DEBIAN/postrm" "$stage/usr/lib/trellis/trellis"
 
 deb="$root/artifacts/package/trellis_${version}_amd64.deb"
 rm -f "$root"/artifacts/package/trellis_*_amd64.deb
