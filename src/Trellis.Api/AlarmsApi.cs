@@ -33,7 +33,7 @@ public static class AlarmsApi
 
             var (items, next) = alarms.List(states, RequestBody.QueryString(request, "thing"), RequestBody.QueryString(request, "model"),
                 RequestBody.QueryString(request, "severity"), RequestBody.QueryString(request, "nextToken"), size.Value);
-            return AwsResults.Json(AwsResults.WithNext(new JsonObject { ["alarms"] = new JsonArray([.. items.Select(a => (JsonNode)Describe(a))]) }, next));
+            return AwsResults.Json(AwsResults.WithNext(new JsonObject { ["alarms"] = new JsonArray([.. items.Select(a => (JsonNode)WithoutHistory(Describe(a)))]) }, next));
         }).WithName("ListAlarms");
         app.MapGet("/api/alarms/{id}", (string id, AlarmEngine alarms) => Answer(alarms.Get(id), Describe)).WithName("DescribeAlarm");
         app.MapPost("/api/alarms/{id}/acknowledge", (string id, HttpContext context, AlarmEngine alarms) =>
@@ -97,6 +97,13 @@ public static class AlarmsApi
         ["creationDate"] = AwsResults.Timestamp(m.CreatedMs),
         ["lastModifiedDate"] = AwsResults.Timestamp(m.UpdatedMs),
     };
+
+    /// <summary>A listed alarm: its history is read only for one alarm (GET /api/alarms/{id}), so a list does not pretend it is empty.</summary>
+    private static JsonObject WithoutHistory(JsonObject alarm)
+    {
+        alarm.Remove("history");
+        return alarm;
+    }
 
     private static JsonObject Describe(Alarm a) => new()
     {

@@ -22,6 +22,9 @@ public sealed record TelemetrySqlBody(string Sql, long? MaxRows = null);
 /// <summary>POST /api/outbox/retry and …/purge: a target (as listed, raw or display form) and/or a rule.</summary>
 public sealed record OutboxBody(string? Target = null, string? Rule = null);
 
+/// <summary>POST /api/rules/test: a rule's SQL, a topic and a sample payload (text: JSON or not).</summary>
+public sealed record RuleTestBody(string Sql, string Topic, string Payload, string? ClientId = null);
+
 /// <summary>
 /// The bodies of Trellis's own <c>/api/</c> routes, bound by System.Text.Json's source generator: member
 /// names as written (camelCase), unknown members, missing required members, nulls where a value is
@@ -40,5 +43,6 @@ public sealed record OutboxBody(string? Target = null, string? Rule = null);
 [JsonSerializable(typeof(DeviceTokenBody))]
 [JsonSerializable(typeof(TelemetrySqlBody))]
 [JsonSerializable(typeof(OutboxBody))]
+[JsonSerializable(typeof(RuleTestBody))]
 [JsonSerializable(typeof(IReadOnlyList<TelemetryBucket>))]
 public sealed partial class ApiJson : JsonSerializerContext;

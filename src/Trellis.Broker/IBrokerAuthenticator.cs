@@ -20,7 +20,15 @@ public interface IBrokerAuthenticator
 }
 
 /// <summary>What the broker knows about a connecting client.</summary>
-public sealed record ConnectRequest(string ClientId, string? UserName, byte[]? Password, X509Certificate2? ClientCertificate, bool IsTls, string RemoteAddress);
+public sealed record ConnectRequest(string ClientId, string? UserName, byte[]? Password, X509Certificate2? ClientCertificate, bool IsTls, string RemoteAddress)
+{
+    /// <summary>
+    /// An API user's access key id that the host verified before the connection began (the web
+    /// console's session cookie on <c>/console/mqtt</c>): the client acts as that user, whatever
+    /// user name and password its CONNECT carries.
+    /// </summary>
+    public string? VerifiedUser { get; init; }
+}
 
 /// <summary>The verdict: a principal, or an MQTT 5 CONNACK reason code and a message for the log.</summary>
 public sealed record AuthenticationResult(ClientPrincipal? Principal, byte ReasonCode, string? Message)

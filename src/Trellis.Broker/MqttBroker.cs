@@ -82,9 +82,12 @@ public sealed partial class MqttBroker : IHostedService, IAsyncDisposable
     /// <summary>Rows the persistent-session journal wrote or deleted.</summary>
     public long JournalRows => _store?.JournalIfStarted?.Written ?? 0;
 
-    /// <summary>Serves one network connection until it closes.</summary>
-    public Task RunConnectionAsync(IDuplexPipe transport, Action abort, X509Certificate2? clientCertificate, bool isTls, string remoteAddress, string listener) =>
-        ServeConnectionAsync(new Hosting.HostedTransport(transport, abort), clientCertificate, isTls, remoteAddress, listener);
+    /// <summary>
+    /// Serves one network connection until it closes. <paramref name="verifiedUser"/> is an API user
+    /// the host has verified already (the web console's session), or null.
+    /// </summary>
+    public Task RunConnectionAsync(IDuplexPipe transport, Action abort, X509Certificate2? clientCertificate, bool isTls, string remoteAddress, string listener, string? verifiedUser = null) =>
+        ServeConnectionAsync(new Hosting.HostedTransport(transport, abort, verifiedUser), clientCertificate, isTls, remoteAddress, listener);
 
     /// <summary>Serves one connection until it closes; the transport is disposed (a graceful close) at the end.</summary>
     internal Task ServeConnectionAsync(Hosting.IConnectionTransport transport, X509Certificate2? clientCertificate, bool isTls, string remoteAddress, string listener)

@@ -468,6 +468,7 @@ public sealed class TrellisServer : IAsyncDisposable
         app.MapFirmwareApi();
         app.MapAlarmsApi();
         app.MapOutboxApi();
+        app.MapRuleTestApi();
         Trellis.Api.Console.DeviceBundles.MapDeviceBundles(app);
 
         // Last: the model's routes, implemented ones through their handlers, the rest answering 501.

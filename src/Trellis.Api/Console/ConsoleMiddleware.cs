@@ -15,6 +15,9 @@ public sealed class ConsoleMiddleware(RequestDelegate next, ConsoleSessions sess
 {
     public const string CsrfHeader = "X-Trellis-Csrf";
 
+    /// <summary>MQTT over WebSockets as the signed-in user (the console's MQTT client and live views).</summary>
+    public const string MqttPath = "/console/mqtt";
+
     /// <summary>The console's files: name → (content type, bytes), read once from the assembly's resources.</summary>
     private static readonly Dictionary<string, (string Type, byte[] Bytes)> Files = LoadFiles();
 
@@ -23,7 +26,7 @@ public sealed class ConsoleMiddleware(RequestDelegate next, ConsoleSessions sess
     public async Task InvokeAsync(HttpContext context)
     {
         var path = context.Request.Path.Value ?? "/";
-        if (HttpMethods.IsGet(context.Request.Method) && (path is "/" or "/console" or "/console/" || path.StartsWith("/console/", StringComparison.Ordinal) && path != "/console/session"))
+        if (HttpMethods.IsGet(context.Request.Method) && (path is "/" or "/console" or "/console/" || path.StartsWith("/console/", StringComparison.Ordinal) && path is not "/console/session" and not MqttPath))
         {
             await ServeFileAsync(context, path is "/" or "/console" or "/console/" ? "index.html" : path["/console/".Length..]);
             return;
@@ -52,11 +55,25 @@ public sealed class ConsoleMiddleware(RequestDelegate next, ConsoleSessions sess
                 return;
             }
 
+            // The console's MQTT client (a WebSocket): only from a page of this origin, so a page
+            // elsewhere cannot open one with the operator's cookie (cross-site WebSocket hijacking).
+            if (path == MqttPath && !SameOrigin(context))
+            {
+                await AwsResults.Error("AccessDeniedException", StatusCodes.Status403Forbidden, "The console's MQTT WebSocket opens only from the console's own pages (the Origin header must be this server).").ExecuteAsync(context);
+                return;
+            }
+
             context.Items["trellis.sessionKey"] = session.AccessKeyId;
         }
 
         await next(context);
     }
+
+    private static bool SameOrigin(HttpContext context) =>
+        context.Request.Headers.Origin.ToString() is { Length: > 0 } origin
+        && Uri.TryCreate(origin, UriKind.Absolute, out var uri)
+        && string.Equals(uri.Authority, context.Request.Host.Value, StringComparison.OrdinalIgnoreCase)
+        && string.Equals(uri.Scheme, context.Request.Scheme, StringComparison.OrdinalIgnoreCase);
 
     private static bool CsrfMatches(HttpContext context, ConsoleSession session) =>
         context.Request.Headers[CsrfHeader].ToString() is { Length: > 0 } given

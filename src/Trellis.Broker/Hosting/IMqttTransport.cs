@@ -15,6 +15,12 @@ internal interface IConnectionTransport : IDuplexPipe, IAsyncDisposable
     void PeerDisconnected()
     {
     }
+
+    /// <summary>
+    /// An API user the host has already verified (the web console's session on its WebSocket), who
+    /// connects without a user name and password of its own; null for every other connection.
+    /// </summary>
+    string? VerifiedUser => null;
 }
 
 /// <summary>A plain-TCP client connection as the listener serves it.</summary>
@@ -25,8 +31,10 @@ internal interface IMqttTransport : IConnectionTransport
 }
 
 /// <summary>A connection whose host (Kestrel, a WebSocket request) owns its life: the broker only reads, writes and aborts.</summary>
-internal sealed class HostedTransport(IDuplexPipe pipe, Action abort) : IConnectionTransport
+internal sealed class HostedTransport(IDuplexPipe pipe, Action abort, string? verifiedUser = null) : IConnectionTransport
 {
+    public string? VerifiedUser => verifiedUser;
+
     public PipeReader Input => pipe.Input;
 
     public PipeWriter Output => pipe.Output;

@@ -10,10 +10,17 @@ namespace Trellis.Broker.Hosting;
 /// <summary>MQTT over WebSockets (MQTT 5 §6): binary frames, subprotocol "mqtt".</summary>
 public static class MqttWebSocketEndpoint
 {
-    public static IEndpointConventionBuilder MapMqttWebSocket(this IEndpointRouteBuilder endpoints, string path = "/mqtt") =>
-        endpoints.Map(path, HandleAsync);
+    public static IEndpointConventionBuilder MapMqttWebSocket(this IEndpointRouteBuilder endpoints, string path = "/mqtt")
+    {
+        // The web console's MQTT client: the request was authenticated ahead of this endpoint (its
+        // session cookie and origin, or a SigV4 signature), and the client acts as that API user.
+        endpoints.Map("/console/mqtt", context => context.Items["trellis.accessKeyId"] is string user
+            ? HandleAsync(context, user)
+            : Results.Json(new { message = "Sign in to the console first: /console/mqtt serves the signed-in user." }, statusCode: StatusCodes.Status401Unauthorized).ExecuteAsync(context));
+        return endpoints.Map(path, context => HandleAsync(context, null));
+    }
 
-    private static async Task HandleAsync(HttpContext context)
+    private static async Task HandleAsync(HttpContext context, string? verifiedUser)
     {
         if (!context.WebSockets.IsWebSocketRequest)
         {
@@ -29,7 +36,7 @@ public static class MqttWebSocketEndpoint
         var transport = new StreamPipe(PipeReader.Create(stream), PipeWriter.Create(stream));
         var broker = context.RequestServices.GetRequiredService<MqttBroker>();
         var remote = context.Connection.RemoteIpAddress?.ToString() ?? "unknown";
-        await broker.RunConnectionAsync(transport, context.Abort, context.Connection.ClientCertificate, context.Request.IsHttps, remote, $"ws:{context.Connection.LocalPort}");
+        await broker.RunConnectionAsync(transport, context.Abort, context.Connection.ClientCertificate, context.Request.IsHttps, remote, $"ws:{context.Connection.LocalPort}", verifiedUser);
         if (socket.State == WebSocketState.Open)
         {
             try

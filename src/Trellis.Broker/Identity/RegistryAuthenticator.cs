@@ -56,9 +56,14 @@ public sealed class RegistryAuthenticator(RegistryService registry, ApiUsers use
             return AuthenticationResult.Deny(ReasonCode.NotAuthorized, "the TLS listener needs a client certificate issued by the Trellis CA or a registered CA");
         }
 
-        if (request.UserName is { } user)
+        if (request.VerifiedUser is { } verified && users.RoleOf(verified) is null)
         {
-            if (users.Verify(user, request.Password))
+            return AuthenticationResult.Deny(ReasonCode.NotAuthorized, $"API key '{verified}' of the console session was deleted or rotated: sign in again");
+        }
+
+        if ((request.VerifiedUser ?? request.UserName) is { } user)
+        {
+            if (request.VerifiedUser is not null ? users.RoleOf(user) is not null : users.Verify(user, request.Password))
             {
                 // An API access key is a person's or service's identity, never a device's: admin and
                 // operator keys may publish, subscribe and receive on any topic, viewer keys only

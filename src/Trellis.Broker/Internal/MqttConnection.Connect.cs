@@ -50,7 +50,7 @@ internal sealed partial class MqttConnection
 
         Activity = _broker.Activity?.For(packet.ClientId);
         Activity?.ConnectionAttempted(RemoteAddress, _broker.NowMs);
-        var auth = _broker.Authenticator.Authenticate(new ConnectRequest(packet.ClientId, packet.UserName, packet.Password, ClientCertificate, IsTls, RemoteAddress));
+        var auth = _broker.Authenticator.Authenticate(new ConnectRequest(packet.ClientId, packet.UserName, packet.Password, ClientCertificate, IsTls, RemoteAddress) { VerifiedUser = _transport.VerifiedUser });
         if (auth.Principal is null)
         {
             _broker.Logger.ConnectRejected(packet.ClientId, RemoteAddress, auth.Message ?? "not authorized");

@@ -1,0 +1,256 @@
+using System.Text.RegularExpressions;
+using Microsoft.Playwright;
+using Trellis.IntegrationTests.TestKit;
+
+namespace Trellis.IntegrationTests.Console;
+
+/// <summary>
+/// The console's pages beyond things and rules, in Debian's Chromium: groups, policies (a mistake
+/// in a document pointed out), certificates (revoked from the page), the MQTT client (messages
+/// from mosquitto_pub seen in the page, the page's publish seen by mosquitto_sub, a viewer refused
+/// by the broker), a thing's live messages, the rule test box, a job created and canceled,
+/// alarms acknowledged with a comment, and the audit log filtered. Each step asserts on what the
+/// page shows and on the server's state.
+/// </summary>
+[Collection(TrellisServerGroup.Name)]
+public sealed class ConsolePagesTests(TrellisHost host)
+{
+    private static readonly TimeSpan Timeout = TimeSpan.FromSeconds(30);
+
+    private static CancellationToken Ct => TestContext.Current.CancellationToken;
+
+    private static string Screenshots => Directory.CreateDirectory(Path.Combine(TrellisCli.RepositoryRoot(), "artifacts", "console-screenshots")).FullName;
+
+    private async Task<(IPlaywright Playwright, IBrowser Browser, IPage Page)> SignInAsync(string role, Func<IDialog, Task>? dialogs = null)
+    {
+        Assert.True(File.Exists("/usr/bin/chromium"), "Debian's chromium is missing: run scripts/install-deps.sh");
+        var playwright = await Playwright.CreateAsync();
+        var browser = await playwright.Chromium.LaunchAsync(new() { ExecutablePath = "/usr/bin/chromium", Headless = true, Args = ["--no-sandbox"] });
+        var key = await host.CreateApiUserAsync(TrellisHost.Unique("pages" + role), role, Ct);
+        var page = await browser.NewPageAsync(new() { ViewportSize = new() { Width = 1280, Height = 800 } });
+        page.SetDefaultTimeout(20_000);
+        var respond = dialogs ?? (d => d.AcceptAsync());
+        page.Dialog += (_, dialog) => _ = respond(dialog); // confirm() and prompt() are answered, not dismissed
+        await page.GotoAsync(host.Endpoint + "/");
+        await page.FillAsync("#key", key.KeyId);
+        await page.FillAsync("#secret", key.Secret);
+        await page.ClickAsync("button[type=submit]");
+        await page.Locator(".card[data-field=things] .value").WaitForAsync();
+        return (playwright, browser, page);
+    }
+
+    private async Task PublishAsync(string topic, string payload)
+    {
+        var sent = await ExternalTool.RunAsync("mosquitto_pub", [.. host.AdminArgs(TrellisHost.Unique("pagespub")), "-t", topic, "-m", payload, "-q", "1"], Timeout, cancellationToken: Ct);
+        Assert.True(sent.ExitCode == 0, sent.Output);
+    }
+
+    [Fact]
+    public async Task Groups_policies_and_certificates_are_managed_from_their_pages()
+    {
+        var (playwright, browser, page) = await SignInAsync("operator");
+        using var _ = playwright;
+        await using var __ = browser;
+        var thing = TrellisHost.Unique("pgthing");
+        var made = await host.IotCallsAsync([("create_thing", new { thingName = thing }), ("create_keys_and_certificate", new { setAsActive = true })], Ct);
+        Assert.Equal(200, made[0]!["status"]!.GetValue<int>());
+        var certificateId = made[1]!["body"]!["certificateId"]!.GetValue<string>();
+
+        // A group made on its page, the thing added from the group's page.
+        var group = TrellisHost.Unique("pggroup");
+        await page.ClickAsync("nav >> text=Groups");
+        await page.FillAsync("input[name=name]", group);
+        await page.ClickAsync("text=Create group");
+        await page.ClickAsync($"a:text-is('{group}')");
+        await page.FillAsync("input[name=thing]", thing);
+        await page.ClickAsync("text=Add thing");
+        await page.Locator($"td >> a:text-is('{thing}')").WaitForAsync();
+        Assert.Contains(thing, host.Server.Registry.AllThingsInThingGroup(group)!);
+
+        // A policy with an action AWS IoT does not define is refused, and the page says which.
+        var policy = TrellisHost.Unique("pgpolicy");
+        await page.ClickAsync("nav >> text=Policies");
+        await page.FillAsync("input[name=name]", policy);
+        await page.FillAsync("textarea[name=document]", """{"Version":"2012-10-17","Statement":[{"Effect":"Allow","Action":"iot:Conect","Resource":"*"}]}""");
+        await page.ClickAsync("text=Create policy");
+        await page.Locator("p.error").Filter(new() { HasText = "iot:Conect" }).WaitForAsync();
+        await page.FillAsync("textarea[name=document]", """{"Version":"2012-10-17","Statement":[{"Effect":"Allow","Action":"iot:Connect","Resource":"*"}]}""");
+        await page.ClickAsync("text=Create policy");
+        await page.ClickAsync($"a:text-is('{policy}')");
+        await page.FillAsync("textarea[name=document]", """{"Version":"2012-10-17","Statement":[{"Effect":"Allow","Action":["iot:Connect","iot:Publish"],"Resource":"*"}]}""");
+        await page.ClickAsync("text=Save as new default version");
+        await page.Locator("[data-field=policy-result].ok").Filter(new() { HasText = "Version 2" }).WaitForAsync();
+        var described = await host.IotCallsAsync([("get_policy", new { policyName = policy })], Ct);
+        Assert.Equal("2", described[0]!["body"]!["defaultVersionId"]!.GetValue<string>());
+        Assert.Contains("iot:Publish", described[0]!["body"]!["policyDocument"]!.GetValue<string>(), StringComparison.Ordinal);
+        await page.ScreenshotAsync(new() { Path = Path.Combine(Screenshots, "policy.png"), FullPage = true });
+
+        // A certificate revoked from the certificates page.
+        await page.ClickAsync("nav >> text=Certificates");
+        var row = page.Locator($"tr:has(code:text-is('{certificateId}'))");
+        await row.Locator("text=Revoke").ClickAsync();
+        await row.Locator("[data-field=certificate-status]:text-is('REVOKED')").WaitForAsync();
+        Assert.Equal(Trellis.Registry.CertificateStatus.Revoked, host.Server.Registry.DescribeCertificate(certificateId).Value!.Status);
+        await page.ScreenshotAsync(new() { Path = Path.Combine(Screenshots, "certificates.png") });
+    }
+
+    [Fact]
+    public async Task The_mqtt_client_subscribes_and_publishes_as_the_signed_in_user_and_a_thing_page_shows_its_messages_live()
+    {
+        var (playwright, browser, page) = await SignInAsync("operator");
+        using var _ = playwright;
+        await using var __ = browser;
+        var prefix = TrellisHost.Unique("pgmqtt");
+
+        await page.ClickAsync("nav >> text=MQTT client");
+        await page.Locator("[data-field=mqtt-state].ok").WaitForAsync();
+        await page.FillAsync("input[name=filter]", $"{prefix}/#");
+        await page.ClickAsync("button:text-is('Subscribe')");
+        await page.Locator("[data-list=subscriptions] code").Filter(new() { HasText = $"{prefix}/#" }).WaitForAsync();
+        await PublishAsync($"{prefix}/in", "<b>bold?</b> 42");
+        await page.Locator("[data-list=messages] li").Filter(new() { HasText = "<b>bold?</b> 42" }).WaitForAsync();
+        Assert.Equal(0, await page.Locator("[data-list=messages] b").CountAsync()); // shown as text
+
+        using (var sub = ExternalTool.StartBackground("mosquitto_sub", [.. host.AdminArgs(TrellisHost.Unique("pgsub")), "-t", $"{prefix}/out", "-q", "1", "-C", "1"]))
+        {
+            Assert.True(await Eventually.TrueAsync(() => host.Server.Broker.HasSubscribers($"{prefix}/out"), Timeout, Ct), sub.Stderr);
+            await page.FillAsync("input[name=topic]", $"{prefix}/out");
+            await page.FillAsync("textarea[name=payload]", """{"from":"console"}""");
+            await page.SelectOptionAsync("select[name=qos] >> nth=1", "1");
+            await page.ClickAsync("form >> button:text-is('Publish')");
+            Assert.True(await sub.WaitForLineAsync(l => l.Contains("\"from\":\"console\"", StringComparison.Ordinal), Timeout, Ct), string.Join('\n', sub.Lines) + sub.Stderr);
+        }
+
+        await page.ScreenshotAsync(new() { Path = Path.Combine(Screenshots, "mqtt.png") });
+
+        // A thing's page follows the messages on its topics.
+        var thing = TrellisHost.Unique("pglive");
+        Assert.Equal(200, (await host.IotCallsAsync([("create_thing", new { thingName = thing })], Ct))[0]!["status"]!.GetValue<int>());
+        await page.GotoAsync($"{host.Endpoint}/#/things/{thing}");
+        await page.Locator("[data-field=live]:text-is('live')").WaitForAsync();
+        await PublishAsync($"site/{thing}/telemetry", """{"temp": 21}""");
+        await page.Locator("[data-list=recent] li").Filter(new() { HasText = $"site/{thing}/telemetry" }).WaitForAsync();
+    }
+
+    [Fact]
+    public async Task A_viewer_subscribes_but_the_broker_refuses_its_publish_and_the_mqtt_socket_opens_only_from_the_console()
+    {
+        var (playwright, browser, page) = await SignInAsync("viewer");
+        using var _ = playwright;
+        await using var __ = browser;
+        var prefix = TrellisHost.Unique("pgview");
+        await page.ClickAsync("nav >> text=MQTT client");
+        await page.Locator("[data-field=mqtt-state].ok").WaitForAsync();
+        Assert.Equal(0, await page.Locator("button:text-is('Publish')").CountAsync());
+        await page.FillAsync("input[name=filter]", $"{prefix}/#");
+        await page.ClickAsync("button:text-is('Subscribe')");
+        await page.Locator("[data-list=subscriptions] code").WaitForAsync();
+        await PublishAsync($"{prefix}/x", "seen by a viewer");
+        await page.Locator("[data-list=messages] li").Filter(new() { HasText = "seen by a viewer" }).WaitForAsync();
+
+        // The page's own client asked to publish at QoS 1: the broker says no (0x87) and nothing is delivered.
+        var refusal = await page.EvaluateAsync<string>("""
+            async topic => {
+              const { MqttClient } = await import('/console/mqtt.js');
+              const client = new MqttClient(() => {});
+              await client.connect('viewer-probe-' + Date.now());
+              try { await client.publish(topic, 'x', 1); return 'published'; } catch (e) { return e.message; } finally { client.close(); }
+            }
+            """, $"{prefix}/forbidden");
+        Assert.Contains("not authorized (0x87)", refusal, StringComparison.Ordinal);
+
+        // The MQTT socket opens only from the console's own origin, and only with a session.
+        var cookie = (await page.Context.CookiesAsync()).Single(c => c.Name == "trellis_session");
+        using var http = new HttpClient();
+        foreach (var (origin, withCookie, expected) in new[] { ("http://evil.example", true, 403), (host.Endpoint, false, 403) })
+        {
+            using var request = new HttpRequestMessage(HttpMethod.Get, host.Endpoint + "/console/mqtt");
+            request.Headers.Add("Connection", "Upgrade");
+            request.Headers.Add("Upgrade", "websocket");
+            request.Headers.Add("Sec-WebSocket-Version", "13");
+            request.Headers.Add("Sec-WebSocket-Key", Convert.ToBase64String(Guid.NewGuid().ToByteArray()));
+            request.Headers.Add("Sec-WebSocket-Protocol", "mqtt");
+            request.Headers.Add("Origin", origin);
+            if (withCookie)
+            {
+                request.Headers.Add("Cookie", $"trellis_session={cookie.Value}");
+            }
+
+            using var response = await http.SendAsync(request, Ct);
+            Assert.Equal(expected, (int)response.StatusCode);
+        }
+    }
+
+    [Fact]
+    public async Task Rules_are_tested_jobs_run_and_cancel_alarms_are_acknowledged_and_the_audit_log_filters()
+    {
+        var comment = "on it: " + TrellisHost.Unique("c");
+        var (playwright, browser, page) = await SignInAsync("operator", d => d.Type == "prompt" ? d.AcceptAsync(comment) : d.AcceptAsync());
+        using var _ = playwright;
+        await using var __ = browser;
+
+        // The rule test box runs the SQL on a sample message.
+        await page.ClickAsync("nav >> text=Rules");
+        await page.FillAsync("textarea[name=sql]", "SELECT temp * 2 AS double, topic(2) AS device\nFROM 'plant/+/telemetry'\nWHERE temp > 30");
+        await page.FillAsync("input[name=topic]", "plant/boiler-9/telemetry");
+        await page.FillAsync("textarea[name=payload]", """{"temp": 35.5}""");
+        await page.ClickAsync("button:text-is('Test')");
+        var tested = page.Locator("[data-field=rule-test]");
+        await tested.Filter(new() { HasText = "\"double\": 71" }).WaitForAsync();
+        Assert.Contains("\"device\": \"boiler-9\"", await tested.InnerTextAsync(), StringComparison.Ordinal);
+        await page.FillAsync("textarea[name=payload]", """{"temp": 20}""");
+        await page.ClickAsync("button:text-is('Test')");
+        await tested.Filter(new() { HasText = "WHERE is false" }).WaitForAsync();
+
+        // A job on two things with a rollout, watched and canceled.
+        var things = new[] { TrellisHost.Unique("pgjob"), TrellisHost.Unique("pgjob") };
+        Assert.All(await host.IotCallsAsync([.. things.Select(t => ("create_thing", (object)new { thingName = t }))], Ct), r => Assert.Equal(200, r!["status"]!.GetValue<int>()));
+        var jobId = TrellisHost.Unique("pgjob");
+        await page.ClickAsync("nav >> text=Jobs");
+        await page.FillAsync("input[name=jobId]", jobId);
+        await page.FillAsync("input[name=things]", string.Join(", ", things));
+        await page.FillAsync("input[name=perMinute]", "60");
+        await page.FillAsync("textarea[name=document]", """{"operation":"blink","times":3}""");
+        await page.ClickAsync("button:text-is('Create job')");
+        await page.Locator("h1").Filter(new() { HasText = jobId }).WaitForAsync();
+        await page.Locator("[data-field=job-status]:text-is('IN_PROGRESS')").WaitForAsync();
+        await page.Locator("[data-field=numberOfQueuedThings] .value:text-is('2')").WaitForAsync();
+        await page.ScreenshotAsync(new() { Path = Path.Combine(Screenshots, "job.png") });
+        await page.ClickAsync("button:text-is('Cancel job')");
+        await page.Locator("[data-field=job-status]").Filter(new() { HasTextRegex = new Regex("^CANCEL") }).WaitForAsync();
+        var job = await host.IotCallsAsync([("describe_job", new { jobId })], Ct);
+        Assert.StartsWith("CANCEL", job[0]!["body"]!["job"]!["status"]!.GetValue<string>(), StringComparison.Ordinal);
+
+        // An alarm raised by a message, acknowledged from the page with a comment.
+        var model = TrellisHost.Unique("pgalarm");
+        var boiler = TrellisHost.Unique("pgboiler");
+        var put = await host.SignedRequestAsync("PUT", $"/api/alarm-models/{model}",
+            $$"""{"sql": "SELECT temperature FROM '{{model}}/+/telemetry' WHERE temperature > 80", "severity": "CRITICAL", "thing": "topic(2)"}""", Ct);
+        Assert.True(put["status"]!.GetValue<int>() == 200, put.ToJsonString());
+        await PublishAsync($"{model}/{boiler}/telemetry", """{"temperature": 95}""");
+        await page.ClickAsync("nav >> text=Alarms");
+        var alarm = page.Locator($"tr:has(a:text-is('{boiler}'))");
+        await alarm.Locator("[data-field=alarm-state]:text-is('ACTIVE')").WaitForAsync();
+        await alarm.Locator("button:text-is('Acknowledge')").ClickAsync();
+        await alarm.Locator("[data-field=alarm-state]:text-is('ACKNOWLEDGED')").WaitForAsync();
+        await alarm.Locator("summary:text-is('History')").ClickAsync();
+        await alarm.Locator("[data-list=history] li").Filter(new() { HasText = comment }).WaitForAsync();
+        var alarms = await host.SignedRequestAsync("GET", $"/api/alarms?thing={boiler}", null, Ct);
+        var id = alarms["body"]!["alarms"]![0]!["id"]!.GetValue<string>();
+        var described = await host.SignedRequestAsync("GET", $"/api/alarms/{id}", null, Ct);
+        Assert.Equal("ACKNOWLEDGED", described["body"]!["state"]!.GetValue<string>());
+        Assert.Contains(described["body"]!["history"]!.AsArray(), h => h!["comment"]?.GetValue<string>() == comment);
+        await page.ScreenshotAsync(new() { Path = Path.Combine(Screenshots, "alarms.png") });
+
+        // The audit log, filtered by operation: the job's creation is there, with its target.
+        await page.ClickAsync("nav >> text=Audit log");
+        await page.FillAsync("input[name=operation]", "CreateJob");
+        await page.ClickAsync("button:text-is('Filter')");
+        await page.Locator("[data-table=audit] td").Filter(new() { HasText = jobId }).First.WaitForAsync();
+        var rows = await page.Locator("[data-table=audit] tbody tr").AllInnerTextsAsync();
+        Assert.True(rows.Count(r => r.Contains(jobId, StringComparison.Ordinal)) == 1, string.Join('\n', rows));
+        var operations = await page.Locator("[data-table=audit] tbody tr td:nth-child(3)").AllInnerTextsAsync();
+        Assert.All(operations, o => Assert.Equal("CreateJob", o));
+        await page.ScreenshotAsync(new() { Path = Path.Combine(Screenshots, "audit.png") });
+    }
+}
