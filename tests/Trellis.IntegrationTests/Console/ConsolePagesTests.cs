@@ -253,4 +253,49 @@ public sealed class ConsolePagesTests(TrellisHost host)
         Assert.All(operations, o => Assert.Equal("CreateJob", o));
         await page.ScreenshotAsync(new() { Path = Path.Combine(Screenshots, "audit.png") });
     }
+    [Fact]
+    public async Task The_console_is_used_from_the_keyboard_and_fits_a_phone_width()
+    {
+        Assert.True(File.Exists("/usr/bin/chromium"), "Debian's chromium is missing: run scripts/install-deps.sh");
+        using var playwright = await Playwright.CreateAsync();
+        await using var browser = await playwright.Chromium.LaunchAsync(new() { ExecutablePath = "/usr/bin/chromium", Headless = true, Args = ["--no-sandbox"] });
+        var key = await host.CreateApiUserAsync(TrellisHost.Unique("pagesphone"), "operator", Ct);
+        var page = await browser.NewPageAsync(new() { ViewportSize = new() { Width = 390, Height = 844 }, IsMobile = true, HasTouch = true });
+        page.SetDefaultTimeout(20_000);
+
+        // Signed in without a mouse: the key field has focus, Tab moves on, Enter submits.
+        await page.GotoAsync(host.Endpoint + "/");
+        await page.Keyboard.TypeAsync(key.KeyId);
+        await page.Keyboard.PressAsync("Tab");
+        await page.Keyboard.TypeAsync(key.Secret);
+        await page.Keyboard.PressAsync("Enter");
+        await page.Locator(".card[data-field=things] .value").WaitForAsync();
+
+        // Tab reaches the navigation in order; Enter on "Things" opens it.
+        string? focused = null;
+        for (var i = 0; i < 10 && focused != "Things"; i++)
+        {
+            await page.Keyboard.PressAsync("Tab");
+            focused = await page.EvaluateAsync<string?>("() => document.activeElement?.textContent");
+        }
+
+        Assert.Equal("Things", focused);
+        await page.Keyboard.PressAsync("Enter");
+        await page.Locator("h1:text-is('Things')").WaitForAsync();
+
+        // Every page fits the phone's width: wide tables scroll inside themselves, the page does not.
+        foreach (var (route, title) in new[] { ("things", "Things"), ("groups", "Thing groups"), ("types", "Thing types"), ("policies", "Policies"), ("certificates", "Certificates"),
+            ("provisioning", "Provisioning templates"), ("rules", "Rules"), ("jobs", "Jobs"), ("alarms", "Alarms"), ("mqtt", "MQTT client"), ("audit", "Audit log") })
+        {
+            await page.GotoAsync($"{host.Endpoint}/#/{route}");
+            await page.Locator($"h1:text-is('{title}')").WaitForAsync();
+            await page.WaitForLoadStateAsync(LoadState.NetworkIdle);
+            var (scroll, width) = (await page.EvaluateAsync<int>("() => document.documentElement.scrollWidth"), await page.EvaluateAsync<int>("() => window.innerWidth"));
+            Assert.True(scroll <= width, $"#/{route} is {scroll} px wide on a {width} px screen");
+        }
+
+        await page.GotoAsync($"{host.Endpoint}/#/things");
+        await page.Locator("h1:text-is('Things')").WaitForAsync();
+        await page.ScreenshotAsync(new() { Path = Path.Combine(Screenshots, "phone.png") });
+    }
 }

@@ -659,7 +659,10 @@ async function jobs() {
     body.replaceChildren(table(["Job", "Status", "Targets", "Created", ""], items.map((j) => [
       el("a", { href: `#/jobs/${encodeURIComponent(j.jobId)}` }, j.jobId), el("span", { "data-field": "job-status" }, j.status), j.targetSelection ?? "", when(j.createdAt),
       canChange() && j.status === "IN_PROGRESS" ? action("Cancel", message, () => api("PUT", `/jobs/${encodeURIComponent(j.jobId)}/cancel`, { comment: "canceled from the console" }), reload, "danger") : ""]),
-      "No jobs yet."));
+      "No jobs yet."),
+      el("h2", {}, "Firmware images"),
+      table(["Image", "Size", "Signed", "SHA-256", "Uploaded"], images.map((i) => [i.name, `${(i.size / 1024).toFixed(1)} KiB`, i.signature ? "yes" : el("span", { class: "error" }, "no: trellis firmware sign"),
+        el("code", {}, `${i.sha256.slice(0, 16)}…`), when(i.createdAt)]), "No firmware images (trellis firmware upload, docs/ota.md)."));
     if (!canChange()) return;
     const signed = images.filter((i) => i.signature);
     const form = el("form", { onsubmit: async (event) => {
