@@ -46,7 +46,7 @@ public sealed class ConsolePagesTests(TrellisHost host)
     }
 
     [Fact]
-    public async Task Groups_policies_and_certificates_are_managed_from_their_pages()
+    public async Task Groups_types_shadows_provisioning_policies_and_certificates_are_managed_from_their_pages()
     {
         var (playwright, browser, page) = await SignInAsync("operator");
         using var _ = playwright;
@@ -66,6 +66,54 @@ public sealed class ConsolePagesTests(TrellisHost host)
         await page.ClickAsync("text=Add thing");
         await page.Locator($"td >> a:text-is('{thing}')").WaitForAsync();
         Assert.Contains(thing, host.Server.Registry.AllThingsInThingGroup(group)!);
+
+        // From the things page: a second thing selected and added to the group.
+        var second = TrellisHost.Unique("pgthing");
+        Assert.Equal(200, (await host.IotCallsAsync([("create_thing", new { thingName = second })], Ct))[0]!["status"]!.GetValue<int>());
+        await page.ClickAsync("nav >> text=Things");
+        await page.FillAsync("input[name=query]", second);
+        await page.CheckAsync($"input[data-thing='{second}']");
+        await page.SelectOptionAsync("select[aria-label='Thing group']", group);
+        await page.ClickAsync("button:text-is('Add to group')");
+        await page.Locator("[role=status]").Filter(new() { HasText = $"Added 1 thing to {group}" }).WaitForAsync();
+        Assert.Contains(second, host.Server.Registry.AllThingsInThingGroup(group)!);
+
+        // A thing type made on its page, then deprecated.
+        var type = TrellisHost.Unique("pgtype");
+        await page.ClickAsync("nav >> text=Types");
+        await page.FillAsync("input[name=name]", type);
+        await page.FillAsync("input[name=attributes]", "floor, room");
+        await page.ClickAsync("text=Create type");
+        var typeRow = page.Locator($"tr:has(td:text-is('{type}'))");
+        await typeRow.Locator("td:text-is('floor, room')").WaitForAsync();
+        await typeRow.Locator("button:text-is('Deprecate')").ClickAsync();
+        await typeRow.Locator("td:text-is('deprecated')").WaitForAsync();
+
+        // A named shadow shows on its own tab of the thing's page.
+        var named = await host.IotCallsAsync([("data:update_thing_shadow", new { thingName = thing, shadowName = "config", payload = new { state = new { desired = new { interval = 30 } } } })], Ct);
+        Assert.Equal(200, named[0]!["status"]!.GetValue<int>());
+        await page.GotoAsync($"{host.Endpoint}/#/things/{thing}");
+        await page.ClickAsync("[role=tab]:text-is('config')");
+        await page.Locator("pre[data-part=desired]").Filter(new() { HasText = "\"interval\": 30" }).WaitForAsync();
+        await page.Locator("h2:text-is('Edit desired state of config')").WaitForAsync();
+        await page.Locator($"a:text-is('{group}')").WaitForAsync(); // its groups
+
+        // A claim certificate for a fleet-provisioning template, downloaded from the provisioning page.
+        var template = TrellisHost.Unique("pgtemplate");
+        var created = await host.IotCallsAsync([("create_provisioning_template", new
+        {
+            templateName = template, enabled = true, provisioningRoleArn = "arn:aws:iam::000000000000:role/p",
+            templateBody = """{"Parameters": {"Name": {"Type": "String"}}, "Resources": {"thing": {"Type": "AWS::IoT::Thing", "Properties": {"ThingName": {"Ref": "Name"}}}}}""",
+        })], Ct);
+        Assert.True(created[0]!["status"]!.GetValue<int>() == 200, created[0]!.ToJsonString());
+        await page.ClickAsync("nav >> text=Provisioning");
+        var templateRow = page.Locator($"tr:has(summary:text-is('{template}'))");
+        var claim = await page.RunAndWaitForDownloadAsync(() => templateRow.Locator("button:text-is('Claim certificate')").ClickAsync());
+        Assert.Equal($"{template}-claim.cert.pem", claim.SuggestedFilename);
+        var pem = await File.ReadAllTextAsync(await claim.PathAsync(), Ct);
+        Assert.StartsWith("-----BEGIN CERTIFICATE-----", pem, StringComparison.Ordinal);
+        await templateRow.Locator("summary").ClickAsync();
+        await templateRow.Locator("pre").Filter(new() { HasText = "AWS::IoT::Thing" }).WaitForAsync();
 
         // A policy with an action AWS IoT does not define is refused, and the page says which.
         var policy = TrellisHost.Unique("pgpolicy");
