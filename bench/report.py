@@ -137,14 +137,14 @@ for (broker, scenario, _), runs in summaries.items():
         for r in runs:
             print(f'| {broker} | {fmt(r["acceptedPerSecond"], 0)} | {fmt(r["deliveredPerSecond"], 0)} | {fmt(r["lossPct"], 3)} | {fmt(r["cpuPct"], 0)} | {fmt(r["rssMiB"])} |')
 print()
-print("| idle connections | broker | RSS before MiB | RSS after MiB | KiB per connection | KiB per connection past the first tenth |")
-print("|---|---|---|---|---|---|")
+print("| idle connections | broker | RSS before MiB | RSS after MiB | KiB per connection | KiB per connection past the first tenth | RSS 15 s later MiB | KiB per connection 15 s later |")
+print("|---|---|---|---|---|---|---|---|")
 for (broker, scenario, _), runs in summaries.items():
     if scenario == "idle":
         for r in runs:
-            print(f'| {fmt(r["connections"])} | {broker} | {fmt(r["rssBeforeMiB"])} | {fmt(r["rssAfterMiB"])} | {fmt(r["kibPerConnection"], 2)} | {fmt(r.get("marginalKibPerConnection"), 2)} |')
+            print(f'| {fmt(r["connections"])} | {broker} | {fmt(r["rssBeforeMiB"])} | {fmt(r["rssAfterMiB"])} | {fmt(r["kibPerConnection"], 2)} | {fmt(r.get("marginalKibPerConnection"), 2)} | {fmt(r.get("rssSettledMiB"))} | {fmt(r.get("kibPerConnectionSettled"), 2)} |')
 for r in idle_skipped:
-    print(f'| {fmt(r["connections"])} | (not run) | | | {r["skipped"]} | |')
+    print(f'| {fmt(r["connections"])} | (not run) | | | {r["skipped"]} | | | |')
 
 if shadow_steps:
     print()

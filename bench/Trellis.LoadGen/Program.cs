@@ -248,6 +248,11 @@ async Task IdleAsync()
 
     await Task.Delay(TimeSpan.FromSeconds(3), ct);
     var after = broker.RssKiB();
+
+    // And once the server has settled (the JIT's tier-up done, the heap compacted after the burst
+    // where the broker does that): what the connections cost while they stay idle.
+    await Task.Delay(TimeSpan.FromSeconds(12), ct);
+    var settled = broker.RssKiB();
     Emit(new Dictionary<string, object?>
     {
         ["summary"] = true,
@@ -258,6 +263,8 @@ async Task IdleAsync()
         ["rssAfterMiB"] = after / 1024,
         ["kibPerConnection"] = Math.Round((after - before) / (double)sockets.Count, 2),
         ["marginalKibPerConnection"] = Math.Round((after - atWarmup) / (double)(sockets.Count - warmup), 2),
+        ["rssSettledMiB"] = settled / 1024,
+        ["kibPerConnectionSettled"] = Math.Round((settled - before) / (double)sockets.Count, 2),
     });
     foreach (var socket in sockets)
     {

@@ -311,13 +311,15 @@ public sealed partial class MqttBroker
         }
     }
 
-    /// <summary>Once a second: connect and incomplete-packet timeouts; expired sessions.</summary>
+    /// <summary>Once a second: connect and incomplete-packet timeouts; expired sessions; the heap settled after a burst.</summary>
     private async Task SweepAsync(CancellationToken cancellationToken)
     {
         using var timer = new PeriodicTimer(TimeSpan.FromSeconds(1), _time);
+        var settler = new HeapSettler(Options.SettleHeapQuietSeconds, Logger);
         while (await timer.WaitForNextTickAsync(cancellationToken))
         {
             var now = NowMs;
+            settler.Tick(_connections.Count, now);
             // The dictionary's own enumerator: Keys would copy every connection into a new list each second.
             foreach (var (connection, _) in _connections)
             {

@@ -31,8 +31,12 @@ internal sealed class LoopTransport : IMqttTransport, IThreadPoolWorkItem
     private const int PauseBytes = 256 * 1024;
     private const int ResumeBytes = 128 * 1024;
 
-    private readonly Socket _socket;
+    /// <summary>Guards the one-time creation of a transport's <see cref="Socket"/> (rare: see <see cref="Socket"/>).</summary>
+    private static readonly Lock SocketCreation = new();
+
+    private readonly SafeSocketHandle _handle;
     private readonly EventLoop _loop;
+    private Socket? _socket;
     private readonly InputBuffer _input = new(ReadSize, PauseBytes, ResumeBytes);
     private readonly TlsLink? _tls;
     private Action? _flushCompleted; // created on the first pause: most connections never pause
@@ -52,13 +56,55 @@ internal sealed class LoopTransport : IMqttTransport, IThreadPoolWorkItem
     [ThreadStatic]
     private static byte[]? t_cipher;
 
-    public LoopTransport(Socket socket, EventLoop loop, TlsLink? tls = null)
+    /// <summary>
+    /// Serves an accepted descriptor on <paramref name="loop"/> (through <paramref name="tls"/> when
+    /// given). The loops read and write the descriptor themselves, so no
+    /// <see cref="System.Net.Sockets.Socket"/> is made for it (with its two end points, ~260 bytes per
+    /// idle connection) until one is needed.
+    /// </summary>
+    public LoopTransport(SafeSocketHandle handle, EventLoop loop, TlsLink? tls = null)
     {
-        _socket = socket;
+        _handle = handle;
         _loop = loop;
         _tls = tls;
-        Fd = socket.SafeHandle.DangerousGetHandle();
+        Fd = handle.DangerousGetHandle();
         Output = new SendWriter(this);
+    }
+
+    /// <summary>
+    /// The runtime's socket over the descriptor, made the first time it is needed: to wait through
+    /// a full send buffer, or for a lingering close. It takes over the handle (disposing it closes it).
+    /// </summary>
+    private Socket Socket
+    {
+        get
+        {
+            if (Volatile.Read(ref _socket) is { } made)
+            {
+                return made;
+            }
+
+            lock (SocketCreation)
+            {
+                return _socket ??= new Socket(_handle);
+            }
+        }
+    }
+
+    /// <summary>Closes the descriptor: through the socket when one was made, else the handle itself.</summary>
+    private void DisposeSocket()
+    {
+        lock (SocketCreation)
+        {
+            if (_socket is { } socket)
+            {
+                socket.Dispose();
+            }
+            else
+            {
+                _handle.Dispose();
+            }
+        }
     }
 
     private enum Pass
@@ -103,15 +149,21 @@ internal sealed class LoopTransport : IMqttTransport, IThreadPoolWorkItem
     /// <summary>Hard close: reset the connection, dropping anything unsent.</summary>
     public void Abort()
     {
+        var added = false;
         try
         {
-            _socket.LingerState = new LingerOption(true, 0);
+            _handle.DangerousAddRef(ref added);
+            Native.SetResetOnClose(Fd);
         }
         catch (ObjectDisposedException)
         {
         }
-        catch (SocketException)
+        finally
         {
+            if (added)
+            {
+                _handle.DangerousRelease();
+            }
         }
 
         Close(shutdown: false);
@@ -190,7 +242,7 @@ internal sealed class LoopTransport : IMqttTransport, IThreadPoolWorkItem
         var handleAdded = false;
         try
         {
-            _socket.SafeHandle.DangerousAddRef(ref handleAdded);
+            _handle.DangerousAddRef(ref handleAdded);
             while (true)
             {
                 var target = _tls is null ? writer.GetMemory(ReadSize) : t_cipher ??= GC.AllocateUninitializedArray<byte>(CipherReadSize, pinned: true);
@@ -257,7 +309,7 @@ internal sealed class LoopTransport : IMqttTransport, IThreadPoolWorkItem
         {
             if (handleAdded)
             {
-                _socket.SafeHandle.DangerousRelease();
+                _handle.DangerousRelease();
             }
         }
 
@@ -424,9 +476,9 @@ internal sealed class LoopTransport : IMqttTransport, IThreadPoolWorkItem
         {
             // Only while the descriptor is certainly still this socket's (closing it removes it
             // anyway; a graceful close whose client had hung up closed it already).
-            if (!_socket.SafeHandle.IsClosed)
+            if (!_handle.IsClosed)
             {
-                _socket.SafeHandle.DangerousAddRef(ref added);
+                _handle.DangerousAddRef(ref added);
                 _loop.Forget(Fd);
             }
         }
@@ -437,7 +489,7 @@ internal sealed class LoopTransport : IMqttTransport, IThreadPoolWorkItem
         {
             if (added)
             {
-                _socket.SafeHandle.DangerousRelease();
+                _handle.DangerousRelease();
             }
         }
 
@@ -473,11 +525,22 @@ internal sealed class LoopTransport : IMqttTransport, IThreadPoolWorkItem
             // FIN, then what the client still sends is read and dropped for a moment, so that it
             // reads our last packet instead of a reset (see LingeringClose). Not after the client's
             // own DISCONNECT: it is closing too and reads nothing more from us.
-            LingeringClose.Start(_socket);
+            Socket lingering;
+            try
+            {
+                lingering = Socket;
+            }
+            catch (Exception e) when (e is SocketException or ObjectDisposedException)
+            {
+                DisposeSocket(); // reset already: nothing to linger for
+                return;
+            }
+
+            LingeringClose.Start(lingering);
             return;
         }
 
-        _socket.Dispose();
+        DisposeSocket();
     }
 
     /// <summary>
@@ -668,7 +731,7 @@ internal sealed class LoopTransport : IMqttTransport, IThreadPoolWorkItem
             {
                 while (sent < written)
                 {
-                    sent += await owner._socket.SendAsync(buffer.AsMemory(sent, written - sent), SocketFlags.None, pending.Token);
+                    sent += await owner.Socket.SendAsync(buffer.AsMemory(sent, written - sent), SocketFlags.None, pending.Token);
                 }
 
                 sentAll = true;
@@ -697,7 +760,7 @@ internal sealed class LoopTransport : IMqttTransport, IThreadPoolWorkItem
         var total = 0;
         try
         {
-            _socket.SafeHandle.DangerousAddRef(ref added);
+            _handle.DangerousAddRef(ref added);
             fixed (byte* start = data)
             {
                 while (total < data.Length)
@@ -732,7 +795,7 @@ internal sealed class LoopTransport : IMqttTransport, IThreadPoolWorkItem
         {
             if (added)
             {
-                _socket.SafeHandle.DangerousRelease();
+                _handle.DangerousRelease();
             }
         }
 

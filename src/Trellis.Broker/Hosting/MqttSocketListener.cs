@@ -193,17 +193,7 @@ public sealed class MqttSocketListener(MqttBroker broker, IPEndPoint endpoint, T
                 var client = Native.Accept(fd);
                 if (client >= 0)
                 {
-                    Socket socket;
-                    try
-                    {
-                        socket = new Socket(new SafeSocketHandle(client, ownsHandle: true));
-                    }
-                    catch (SocketException)
-                    {
-                        continue; // reset before it could be looked at; the handle closed it
-                    }
-
-                    Serve(socket);
+                    ServeOnLoop(new SafeSocketHandle(client, ownsHandle: true));
                     continue;
                 }
 
@@ -242,6 +232,48 @@ public sealed class MqttSocketListener(MqttBroker broker, IPEndPoint endpoint, T
     /// <summary>The client's address for logs and limits (the loops' sockets are always IP).</summary>
     private static string RemoteAddress(Socket socket) => Native.PeerAddress(socket.SafeHandle.DangerousGetHandle()) ?? "unknown";
 
+    /// <summary>
+    /// A connection accepted by an event loop: served on the loops from its descriptor alone (no
+    /// <see cref="Socket"/> object until one is needed; see <see cref="LoopTransport"/>).
+    /// </summary>
+    private void ServeOnLoop(SafeSocketHandle handle)
+    {
+        var fd = handle.DangerousGetHandle();
+
+        // A fixed receive buffer turns off the kernel's autotuning (up to 32 MiB per socket on
+        // Linux): back-pressure then reaches an unthrottled publisher within ~128 KiB instead of
+        // tens of MiB, and kernel memory per connection stays bounded.
+        if (!Native.SetOption(fd, Native.IpProtoTcp, Native.TcpNoDelay, 1) || !Native.SetOption(fd, Native.SolSocket, Native.SoRcvBuf, ReceiveBufferBytes))
+        {
+            handle.Dispose(); // reset before it was served
+            return;
+        }
+
+        if (tls is not null)
+        {
+            ServeTls(handle, tls);
+            return;
+        }
+
+        var transport = new LoopTransport(handle, _loops[(uint)Interlocked.Increment(ref _nextLoop) % (uint)_loops.Length]);
+        string remote;
+        try
+        {
+            remote = Native.PeerAddress(fd) ?? "unknown";
+            transport.Start();
+        }
+        catch (Exception e) when (e is SocketException or IOException or ObjectDisposedException)
+        {
+            // Reset before it was served, or the loop refused it: this connection only, never the accept loop.
+            transport.Abort();
+            return;
+        }
+
+        // The connection disposes its transport when it ends (a graceful close); nothing here waits for it.
+        _ = broker.ServeConnectionAsync(transport, null, isTls: false, remote, _name ??= $"mqtt:{Port}");
+    }
+
+    /// <summary>A connection accepted by the runtime's socket engine (no event loops: Broker:EventLoops = 0; plain MQTT only, since TLS needs the loops).</summary>
     private void Serve(Socket socket)
     {
         try
@@ -259,15 +291,7 @@ public sealed class MqttSocketListener(MqttBroker broker, IPEndPoint endpoint, T
             return;
         }
 
-        if (tls is not null)
-        {
-            ServeTls(socket, tls);
-            return;
-        }
-
-        IMqttTransport transport = _loops.Length > 0
-            ? new LoopTransport(socket, _loops[(uint)Interlocked.Increment(ref _nextLoop) % (uint)_loops.Length])
-            : new SocketTransport(socket);
+        IMqttTransport transport = new SocketTransport(socket);
         string remote;
         try
         {
@@ -289,12 +313,12 @@ public sealed class MqttSocketListener(MqttBroker broker, IPEndPoint endpoint, T
     /// A TLS connection: the loop runs its handshake, and the broker starts on it once the client's
     /// certificate is known (or not at all: a refused handshake is logged and closed).
     /// </summary>
-    private void ServeTls(Socket socket, TlsServerContext context)
+    private void ServeTls(SafeSocketHandle socket, TlsServerContext context)
     {
         LoopTransport? transport = null;
         try
         {
-            var remote = RemoteAddress(socket);
+            var remote = Native.PeerAddress(socket.DangerousGetHandle()) ?? "unknown";
             var name = _name ??= $"mqtts:{Port}";
             var link = new TlsLink(
                 new TlsSession(context),

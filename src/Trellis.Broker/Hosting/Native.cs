@@ -82,6 +82,22 @@ internal static unsafe partial class Native
     /// <summary>Ends the send side (FIN); false when the connection is gone already (no exception on that common path).</summary>
     public static bool ShutdownSend(nint fd) => shutdown((int)fd, 1) == 0;
 
+    /// <summary>setsockopt with an int value; false (errno set) when the socket refused it.</summary>
+    public static bool SetOption(nint fd, int level, int name, int value) => setsockopt((int)fd, level, name, &value, sizeof(int)) == 0;
+
+    /// <summary>A hard close from now on: close() resets the connection, dropping anything unsent (SO_LINGER 0).</summary>
+    public static bool SetResetOnClose(nint fd)
+    {
+        var linger = stackalloc int[2] { 1, 0 }; // struct linger { int l_onoff; int l_linger; }
+        return setsockopt((int)fd, SolSocket, SoLinger, linger, 2 * sizeof(int)) == 0;
+    }
+
+    public const int SolSocket = 1;
+    public const int SoLinger = 13;
+    public const int SoRcvBuf = 8;
+    public const int IpProtoTcp = 6;
+    public const int TcpNoDelay = 1;
+
     /// <summary>
     /// The peer's IP address as text, or null. Asked of the kernel directly: Socket.RemoteEndPoint
     /// would keep an endpoint and an address object alive for the connection's lifetime.
@@ -142,4 +158,7 @@ internal static unsafe partial class Native
 
     [LibraryImport("libc", SetLastError = true)]
     private static partial nint send(int fd, byte* buffer, nint length, int flags);
+
+    [LibraryImport("libc", SetLastError = true)]
+    private static partial int setsockopt(int fd, int level, int name, void* value, int length);
 }

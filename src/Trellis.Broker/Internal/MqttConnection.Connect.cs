@@ -84,7 +84,7 @@ internal sealed partial class MqttConnection
         // was kept survives a crash. Nothing is delivered before the CONNACK (§3.2.0-1).
         HoldAcksUntil(durable);
         var options = _broker.Options;
-        lock (_controlLock)
+        lock (Gate)
         {
             MqttEncoder.WriteConnAck(Acks, v5, sessionPresent, ReasonCode.Success, v5
                 ? new ConnAckProperties
@@ -118,7 +118,7 @@ internal sealed partial class MqttConnection
     private bool RefuseConnect(bool v5, byte reason, string? message)
     {
         DisconnectReason = "FORBIDDEN_ACCESS";
-        lock (_controlLock)
+        lock (Gate)
         {
             MqttEncoder.WriteConnAck(Control, v5, false, reason, v5 && message is not null ? new ConnAckProperties { ReasonString = message, MaximumPacketSize = (uint)_broker.Options.MaxPacketBytes } : null);
             _closeAfterFlush = true;

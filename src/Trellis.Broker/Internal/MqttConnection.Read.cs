@@ -216,7 +216,7 @@ internal sealed partial class MqttConnection
                     return Reject(ReasonCode.MalformedPacket, "CLIENT_ERROR", "malformed PINGREQ");
                 }
 
-                lock (_controlLock)
+                lock (Gate)
                 {
                     MqttEncoder.WritePingResp(Acks);
                 }
@@ -511,7 +511,7 @@ internal sealed partial class MqttConnection
 
         // A persistent session's SUBACK waits until its subscriptions are on disk.
         HoldAcksUntil(_broker.OnSessionChangedAsync(Session!));
-        lock (_controlLock)
+        lock (Gate)
         {
             MqttEncoder.WriteSubAck(Acks, packet.PacketId, codes, v5);
         }
@@ -550,7 +550,7 @@ internal sealed partial class MqttConnection
             HoldAcksUntil(_broker.OnSessionChangedAsync(Session!));
         }
 
-        lock (_controlLock)
+        lock (Gate)
         {
             MqttEncoder.WriteUnsubAck(Acks, packet.PacketId, codes, v5);
         }

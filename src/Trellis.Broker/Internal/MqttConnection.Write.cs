@@ -27,7 +27,7 @@ internal sealed partial class MqttConnection
                 Volatile.Write(ref _writeRequested, 0);
                 var wrote = false;
                 bool closeNow;
-                lock (_controlLock)
+                lock (Gate)
                 {
                     if (_control is { WrittenCount: > 0 })
                     {
@@ -93,7 +93,7 @@ internal sealed partial class MqttConnection
 
                 // Nothing left: stand down, unless a Wake slipped in between the check and here. An idle
                 // connection keeps no control buffer (the next acknowledgement makes a new one).
-                lock (_controlLock)
+                lock (Gate)
                 {
                     if (_control is { WrittenCount: 0 })
                     {

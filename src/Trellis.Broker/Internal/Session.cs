@@ -5,11 +5,16 @@ namespace Trellis.Broker.Internal;
 /// <summary>
 /// MQTT session state (MQTT 5 §4.1): subscriptions, the outbound queue, QoS 1/2 in flight both
 /// ways. Outlives its connection when the session is persistent. All mutable state is guarded by
-/// <see cref="_lock"/>; the connection's writer loop is the only consumer of the queue.
+/// <see cref="Gate"/>; the connection's writer loop is the only consumer of the queue.
 /// </summary>
 internal sealed class Session(string clientId)
 {
-    private readonly Lock _lock = new();
+    /// <summary>
+    /// The monitor this object's state is guarded by: the object itself (internal, never handed to
+    /// code that could lock it too), so that each connection carries no lock object of its own
+    /// (40 bytes each; a thin lock in the object header costs nothing until contended).
+    /// </summary>
+    private object Gate => this;
     // The queue, the subscriptions and the QoS 1/2 state are created on first use: an idle session
     // (a device that connected and waits) carries none of them.
     private Queue<Outgoing>? _queue;
@@ -85,7 +90,7 @@ internal sealed class Session(string clientId)
     /// <summary>A task that completes when the writer takes from the queue next.</summary>
     public Task WaitDrainedAsync()
     {
-        lock (_lock)
+        lock (Gate)
         {
             _drained ??= new TaskCompletionSource(TaskCreationOptions.RunContinuationsAsynchronously);
             return _drained.Task;
@@ -95,7 +100,7 @@ internal sealed class Session(string clientId)
     public void SignalDrained()
     {
         TaskCompletionSource? waiter;
-        lock (_lock)
+        lock (Gate)
         {
             waiter = _drained;
             _drained = null;
@@ -116,7 +121,7 @@ internal sealed class Session(string clientId)
     public bool TryEnqueue(in Outgoing item, int maxQueued, Persistence.SessionJournal? journal, out Task? durable)
     {
         durable = null;
-        lock (_lock)
+        lock (Gate)
         {
             if (_discarded)
             {
@@ -155,7 +160,7 @@ internal sealed class Session(string clientId)
     /// <summary>Marks the session as replaced or ended; from now on it takes no messages.</summary>
     public void Discard()
     {
-        lock (_lock)
+        lock (Gate)
         {
             _discarded = true;
         }
@@ -169,7 +174,7 @@ internal sealed class Session(string clientId)
     public int TakeBatch(Span<(ushort PacketId, Outgoing Item, bool Dup)> batch, int window, long nowMs, ref List<long>? expired)
     {
         var count = 0;
-        lock (_lock)
+        lock (Gate)
         {
             while (count < batch.Length && _retransmit is not null && _retransmit.TryDequeue(out var again))
             {
@@ -212,7 +217,7 @@ internal sealed class Session(string clientId)
     /// <summary>PUBACK for a QoS 1 delivery. Returns false when the id was not in flight; <paramref name="journalSeq"/> is the message's journal entry (0: none).</summary>
     public bool Acknowledge(ushort packetId, out long journalSeq)
     {
-        lock (_lock)
+        lock (Gate)
         {
             journalSeq = 0;
             if (_inflight is not null && _inflight.TryGetValue(packetId, out var entry) && entry.Item.Qos == 1 && _inflight.Remove(packetId))
@@ -228,7 +233,7 @@ internal sealed class Session(string clientId)
     /// <summary>Drops an in-flight delivery the client can never take (larger than its maximum packet size, or no longer allowed).</summary>
     public long Forget(ushort packetId)
     {
-        lock (_lock)
+        lock (Gate)
         {
             return _inflight is not null && _inflight.Remove(packetId, out var entry) ? entry.Item.JournalSeq : 0;
         }
@@ -280,7 +285,7 @@ internal sealed class Session(string clientId)
     /// <summary>PUBREC for a QoS 2 delivery: the message is now the client's; a PUBREL follows.</summary>
     public bool Received(ushort packetId)
     {
-        lock (_lock)
+        lock (Gate)
         {
             if (_inflight is not null && _inflight.TryGetValue(packetId, out var entry) && entry.Item.Qos == 2)
             {
@@ -296,7 +301,7 @@ internal sealed class Session(string clientId)
     /// <summary>PUBCOMP: the QoS 2 delivery is over. <paramref name="journalSeq"/> is the message's journal entry (0: none).</summary>
     public bool Completed(ushort packetId, out long journalSeq)
     {
-        lock (_lock)
+        lock (Gate)
         {
             journalSeq = 0;
             return _awaitingPubComp is not null && _awaitingPubComp.Remove(packetId, out journalSeq);
@@ -306,7 +311,7 @@ internal sealed class Session(string clientId)
     /// <summary>Incoming QoS 2: true the first time a packet id is seen (route it), false for a resend.</summary>
     public bool BeginIncomingQos2(ushort packetId)
     {
-        lock (_lock)
+        lock (Gate)
         {
             return (_incomingQos2 ??= []).Add(packetId);
         }
@@ -315,7 +320,7 @@ internal sealed class Session(string clientId)
     /// <summary>Whether an incoming QoS 2 message with this packet id awaits its PUBREL.</summary>
     public bool HasIncomingQos2(ushort packetId)
     {
-        lock (_lock)
+        lock (Gate)
         {
             return _incomingQos2?.Contains(packetId) ?? false;
         }
@@ -326,7 +331,7 @@ internal sealed class Session(string clientId)
     {
         get
         {
-            lock (_lock)
+            lock (Gate)
             {
                 return _incomingQos2?.Count ?? 0;
             }
@@ -335,7 +340,7 @@ internal sealed class Session(string clientId)
 
     public bool ReleaseIncomingQos2(ushort packetId)
     {
-        lock (_lock)
+        lock (Gate)
         {
             return _incomingQos2?.Remove(packetId) ?? false;
         }
@@ -344,7 +349,7 @@ internal sealed class Session(string clientId)
     /// <summary>On reconnect to an existing session: resend unacknowledged messages with DUP, and PUBRELs (§4.4).</summary>
     public IReadOnlyList<ushort> PrepareResume()
     {
-        lock (_lock)
+        lock (Gate)
         {
             _retransmit?.Clear();
             if (_inflight is not null)
@@ -363,7 +368,7 @@ internal sealed class Session(string clientId)
     {
         get
         {
-            lock (_lock)
+            lock (Gate)
             {
                 return _queue?.Count > 0 || _inflight?.Count > 0 || _retransmit?.Count > 0;
             }
@@ -373,7 +378,7 @@ internal sealed class Session(string clientId)
     /// <summary>Whether the session already has a subscription with this exact filter.</summary>
     public bool HasSubscription(string filter)
     {
-        lock (_lock)
+        lock (Gate)
         {
             return _subscriptions?.ContainsKey(filter) ?? false;
         }
@@ -381,7 +386,7 @@ internal sealed class Session(string clientId)
 
     public void AddSubscription(TopicSubscription subscription, out bool existed)
     {
-        lock (_lock)
+        lock (Gate)
         {
             var subscriptions = _subscriptions ??= new Dictionary<string, TopicSubscription>(StringComparer.Ordinal);
             existed = subscriptions.ContainsKey(subscription.Filter);
@@ -392,7 +397,7 @@ internal sealed class Session(string clientId)
 
     public bool RemoveSubscription(string filter)
     {
-        lock (_lock)
+        lock (Gate)
         {
             var removed = _subscriptions?.Remove(filter) ?? false;
             _subscriptionCount = _subscriptions?.Count ?? 0;
@@ -402,7 +407,7 @@ internal sealed class Session(string clientId)
 
     public TopicSubscription[] GetSubscriptions()
     {
-        lock (_lock)
+        lock (Gate)
         {
             return _subscriptions is null ? [] : [.. _subscriptions.Values];
         }
