@@ -39,6 +39,13 @@ public sealed class ConsolePagesTests(TrellisHost host)
         return (playwright, browser, page);
     }
 
+    /// <summary>Opens a page from the navigation and waits for it, so that what follows never acts on the page before.</summary>
+    private static async Task OpenAsync(IPage page, string link, string title)
+    {
+        await page.ClickAsync($"nav >> a:text-is('{link}')");
+        await page.Locator($"h1:text-is('{title}')").WaitForAsync();
+    }
+
     private async Task PublishAsync(string topic, string payload)
     {
         var sent = await ExternalTool.RunAsync("mosquitto_pub", [.. host.AdminArgs(TrellisHost.Unique("pagespub")), "-t", topic, "-m", payload, "-q", "1"], Timeout, cancellationToken: Ct);
@@ -58,7 +65,7 @@ public sealed class ConsolePagesTests(TrellisHost host)
 
         // A group made on its page, the thing added from the group's page.
         var group = TrellisHost.Unique("pggroup");
-        await page.ClickAsync("nav >> text=Groups");
+        await OpenAsync(page, "Groups", "Thing groups");
         await page.FillAsync("input[name=name]", group);
         await page.ClickAsync("text=Create group");
         await page.ClickAsync($"a:text-is('{group}')");
@@ -70,7 +77,7 @@ public sealed class ConsolePagesTests(TrellisHost host)
         // From the things page: a second thing selected and added to the group.
         var second = TrellisHost.Unique("pgthing");
         Assert.Equal(200, (await host.IotCallsAsync([("create_thing", new { thingName = second })], Ct))[0]!["status"]!.GetValue<int>());
-        await page.ClickAsync("nav >> text=Things");
+        await OpenAsync(page, "Things", "Things");
         await page.FillAsync("input[name=query]", second);
         await page.CheckAsync($"input[data-thing='{second}']");
         await page.SelectOptionAsync("select[aria-label='Thing group']", group);
@@ -80,7 +87,7 @@ public sealed class ConsolePagesTests(TrellisHost host)
 
         // A thing type made on its page, then deprecated.
         var type = TrellisHost.Unique("pgtype");
-        await page.ClickAsync("nav >> text=Types");
+        await OpenAsync(page, "Types", "Thing types");
         await page.FillAsync("input[name=name]", type);
         await page.FillAsync("input[name=attributes]", "floor, room");
         await page.ClickAsync("text=Create type");
@@ -106,7 +113,7 @@ public sealed class ConsolePagesTests(TrellisHost host)
             templateBody = """{"Parameters": {"Name": {"Type": "String"}}, "Resources": {"thing": {"Type": "AWS::IoT::Thing", "Properties": {"ThingName": {"Ref": "Name"}}}}}""",
         })], Ct);
         Assert.True(created[0]!["status"]!.GetValue<int>() == 200, created[0]!.ToJsonString());
-        await page.ClickAsync("nav >> text=Provisioning");
+        await OpenAsync(page, "Provisioning", "Provisioning templates");
         var templateRow = page.Locator($"tr:has(summary:text-is('{template}'))");
         var claim = await page.RunAndWaitForDownloadAsync(() => templateRow.Locator("button:text-is('Claim certificate')").ClickAsync());
         Assert.Equal($"{template}-claim.cert.pem", claim.SuggestedFilename);
@@ -117,7 +124,7 @@ public sealed class ConsolePagesTests(TrellisHost host)
 
         // A policy with an action AWS IoT does not define is refused, and the page says which.
         var policy = TrellisHost.Unique("pgpolicy");
-        await page.ClickAsync("nav >> text=Policies");
+        await OpenAsync(page, "Policies", "Policies");
         await page.FillAsync("input[name=name]", policy);
         await page.FillAsync("textarea[name=document]", """{"Version":"2012-10-17","Statement":[{"Effect":"Allow","Action":"iot:Conect","Resource":"*"}]}""");
         await page.ClickAsync("text=Create policy");
@@ -134,7 +141,7 @@ public sealed class ConsolePagesTests(TrellisHost host)
         await page.ScreenshotAsync(new() { Path = Path.Combine(Screenshots, "policy.png"), FullPage = true });
 
         // A certificate revoked from the certificates page.
-        await page.ClickAsync("nav >> text=Certificates");
+        await OpenAsync(page, "Certificates", "Certificates");
         var row = page.Locator($"tr:has(code:text-is('{certificateId}'))");
         await row.Locator("text=Revoke").ClickAsync();
         await row.Locator("[data-field=certificate-status]:text-is('REVOKED')").WaitForAsync();
@@ -150,7 +157,7 @@ public sealed class ConsolePagesTests(TrellisHost host)
         await using var __ = browser;
         var prefix = TrellisHost.Unique("pgmqtt");
 
-        await page.ClickAsync("nav >> text=MQTT client");
+        await OpenAsync(page, "MQTT client", "MQTT client");
         await page.Locator("[data-field=mqtt-state].ok").WaitForAsync();
         await page.FillAsync("input[name=filter]", $"{prefix}/#");
         await page.ClickAsync("button:text-is('Subscribe')");
@@ -187,7 +194,7 @@ public sealed class ConsolePagesTests(TrellisHost host)
         using var _ = playwright;
         await using var __ = browser;
         var prefix = TrellisHost.Unique("pgview");
-        await page.ClickAsync("nav >> text=MQTT client");
+        await OpenAsync(page, "MQTT client", "MQTT client");
         await page.Locator("[data-field=mqtt-state].ok").WaitForAsync();
         Assert.Equal(0, await page.Locator("button:text-is('Publish')").CountAsync());
         await page.FillAsync("input[name=filter]", $"{prefix}/#");
@@ -238,7 +245,7 @@ public sealed class ConsolePagesTests(TrellisHost host)
         await using var __ = browser;
 
         // The rule test box runs the SQL on a sample message.
-        await page.ClickAsync("nav >> text=Rules");
+        await OpenAsync(page, "Rules", "Rules");
         await page.FillAsync("textarea[name=sql]", "SELECT temp * 2 AS double, topic(2) AS device\nFROM 'plant/+/telemetry'\nWHERE temp > 30");
         await page.FillAsync("input[name=topic]", "plant/boiler-9/telemetry");
         await page.FillAsync("textarea[name=payload]", """{"temp": 35.5}""");
@@ -254,7 +261,7 @@ public sealed class ConsolePagesTests(TrellisHost host)
         var things = new[] { TrellisHost.Unique("pgjob"), TrellisHost.Unique("pgjob") };
         Assert.All(await host.IotCallsAsync([.. things.Select(t => ("create_thing", (object)new { thingName = t }))], Ct), r => Assert.Equal(200, r!["status"]!.GetValue<int>()));
         var jobId = TrellisHost.Unique("pgjob");
-        await page.ClickAsync("nav >> text=Jobs");
+        await OpenAsync(page, "Jobs", "Jobs");
         await page.FillAsync("input[name=jobId]", jobId);
         await page.FillAsync("input[name=things]", string.Join(", ", things));
         await page.FillAsync("input[name=perMinute]", "60");
@@ -276,7 +283,7 @@ public sealed class ConsolePagesTests(TrellisHost host)
             $$"""{"sql": "SELECT temperature FROM '{{model}}/+/telemetry' WHERE temperature > 80", "severity": "CRITICAL", "thing": "topic(2)"}""", Ct);
         Assert.True(put["status"]!.GetValue<int>() == 200, put.ToJsonString());
         await PublishAsync($"{model}/{boiler}/telemetry", """{"temperature": 95}""");
-        await page.ClickAsync("nav >> text=Alarms");
+        await OpenAsync(page, "Alarms", "Alarms");
         var alarm = page.Locator($"tr:has(a:text-is('{boiler}'))");
         await alarm.Locator("[data-field=alarm-state]:text-is('ACTIVE')").WaitForAsync();
         await alarm.Locator("button:text-is('Acknowledge')").ClickAsync();
@@ -291,7 +298,7 @@ public sealed class ConsolePagesTests(TrellisHost host)
         await page.ScreenshotAsync(new() { Path = Path.Combine(Screenshots, "alarms.png") });
 
         // The audit log, filtered by operation: the job's creation is there, with its target.
-        await page.ClickAsync("nav >> text=Audit log");
+        await OpenAsync(page, "Audit log", "Audit log");
         await page.FillAsync("input[name=operation]", "CreateJob");
         await page.ClickAsync("button:text-is('Filter')");
         await page.Locator("[data-table=audit] td").Filter(new() { HasText = jobId }).First.WaitForAsync();
@@ -313,6 +320,7 @@ public sealed class ConsolePagesTests(TrellisHost host)
 
         // Signed in without a mouse: the key field has focus, Tab moves on, Enter submits.
         await page.GotoAsync(host.Endpoint + "/");
+        await page.Locator("#key:focus").WaitForAsync(); // the sign-in form focuses its first field
         await page.Keyboard.TypeAsync(key.KeyId);
         await page.Keyboard.PressAsync("Tab");
         await page.Keyboard.TypeAsync(key.Secret);

@@ -50,12 +50,24 @@ function show(...nodes) {
   main.replaceChildren(...nodes);
 }
 
-/** Opens the page's MQTT connection as the signed-in user (closed by the next show()). */
-async function openLive(onMessage, onState) {
+/**
+ * Opens the page's MQTT connection as the signed-in user (closed by the next show()). `anchor` is
+ * an element of the page: when it has left the document (the user moved on while the page was
+ * still loading) nothing is opened, and a connection that completes after that is closed.
+ */
+async function openLive(anchor, onMessage, onState) {
+  if (!anchor.isConnected) throw new Error("the page was left");
   const client = new MqttClient(onMessage, onState);
+  if (live) live.close();
   live = client;
   await client.connect(`console-${(session.name || "user").replace(/[^A-Za-z0-9_-]/g, "")}-${Math.random().toString(36).slice(2, 10)}`);
+  if (!anchor.isConnected) { client.close(); throw new Error("the page was left"); }
   return client;
+}
+
+/** Repeats `run` every `ms` while `anchor` is on the page (the next show() stops it). */
+function every(anchor, run, ms) {
+  if (anchor.isConnected) timer = setInterval(run, ms);
 }
 
 /** A table with a header row; rows are arrays of cells; an empty list shows `empty`. */
@@ -65,14 +77,19 @@ function table(headers, rows, empty, attributes = {}) {
       : [el("tr", {}, el("td", { colspan: headers.length, class: "empty" }, empty))]));
 }
 
-/** Every page of a List operation (AWS's nextToken), up to `limit` items. */
+/** The operations that page with marker and pageSize (AWS's older style) instead of nextToken and maxResults. */
+const MARKER_PAGED = /^\/(policies|certificates|cacertificates)(\?|$)/;
+
+/** Every page of a List operation, up to `limit` items. */
 async function listAll(path, field, limit = 2000, service) {
   const items = [];
+  const marker = MARKER_PAGED.test(path);
   let token;
   do {
-    const page = await api("GET", `${path}${path.includes("?") ? "&" : "?"}maxResults=250${token ? `&nextToken=${encodeURIComponent(token)}` : ""}`, undefined, service);
+    const paging = marker ? `pageSize=250${token ? `&marker=${encodeURIComponent(token)}` : ""}` : `maxResults=250${token ? `&nextToken=${encodeURIComponent(token)}` : ""}`;
+    const page = await api("GET", `${path}${path.includes("?") ? "&" : "?"}${paging}`, undefined, service);
     items.push(...(page[field] ?? []));
-    token = page.nextToken;
+    token = marker ? page.nextMarker : page.nextToken;
   } while (token && items.length < limit);
   return items;
 }
@@ -127,7 +144,7 @@ async function overview() {
     } catch (e) { error.textContent = e.message; }
   };
   await refresh();
-  timer = setInterval(refresh, 2000);
+  every(cards, refresh, 2000);
 }
 
 const PAGE = 50;
@@ -281,7 +298,7 @@ async function telemetry(name, section) {
     } catch (e) { charts.replaceChildren(el("p", { class: "error" }, e.message)); }
   };
   await draw();
-  if (section.isConnected) timer = setInterval(draw, 5000); // not when the page was left meanwhile
+  every(section, draw, 5000); // not when the page was left meanwhile
   return draw;
 }
 
@@ -405,7 +422,7 @@ async function thing(name) {
   // Messages on the thing's topics, live over MQTT as the signed-in user; a message redraws the charts.
   let pending;
   try {
-    const client = await openLive((topic, payload) => {
+    const client = await openLive(recent, (topic, payload) => {
       recent.prepend(el("li", {}, el("time", {}, msgTime(Date.now())), " ", el("code", {}, topic), " ", el("span", { class: "payload" }, payloadText(payload))));
       while (recent.children.length > 50) recent.lastChild.remove();
       if (redraw && !topic.startsWith("$aws/")) { clearTimeout(pending); pending = setTimeout(redraw, 500); }
@@ -717,7 +734,7 @@ async function job(id) {
           e.jobExecutionSummary?.status ?? "", when(e.jobExecutionSummary?.queuedAt), when(e.jobExecutionSummary?.lastUpdatedAt)]), "No executions yet."));
     };
     await draw();
-    timer = setInterval(() => draw().catch((e) => { message.textContent = e.message; }), 2000);
+    every(body, () => draw().catch((e) => { message.textContent = e.message; }), 2000);
   });
 }
 
@@ -757,7 +774,7 @@ async function alarms() {
     for (const details of body.querySelectorAll("details[data-alarm]")) if (open.has(details.dataset.alarm)) details.open = true; // kept open across refreshes
   }, el("div", { class: "inline" }, state));
   state.addEventListener("change", reload);
-  timer = setInterval(reload, 5000);
+  every(state, reload, 5000);
 }
 
 async function audit() {
@@ -805,7 +822,7 @@ async function mqttPage() {
     state, message, subscribe, el("h2", {}, "Subscriptions"), subscriptions, publish, el("h2", {}, "Messages"), messages);
   let client;
   try {
-    client = await openLive((topic, payload, retained) => {
+    client = await openLive(messages, (topic, payload, retained) => {
       messages.prepend(el("li", {}, el("time", {}, msgTime(Date.now())), " ", el("code", {}, topic), retained ? " (retained) " : " ", el("span", { class: "payload" }, payloadText(payload))));
       while (messages.children.length > 200) messages.lastChild.remove();
     }, (text, ok) => { state.textContent = ok ? "Connected." : `Not connected: ${text}`; state.className = ok ? "ok" : "error"; });
