@@ -77,11 +77,10 @@ public sealed class BrokerOptions
     public bool OperatorsMayUseThingClientIds { get; set; }
 
     /// <summary>
-    /// After a burst of connects or disconnects, once the connection count has held still for
-    /// <see cref="SettleHeapQuietSeconds"/> and the managed heap's committed memory has grown by a
-    /// quarter (and at least 16 MiB) since the last settle, compact the heap once and give its free
-    /// room back to the system (a blocking full collection: a few tens of milliseconds at 10 000
-    /// connections, proportionally more at more). At most once a minute; 0 turns it off.
+    /// After a burst of connects or disconnects, once the connection count has held still this many
+    /// seconds and differs from the count at the last settle by a quarter (at least 1 000), compact
+    /// the heap once and give its free room back to the system (a blocking full collection: tens of
+    /// milliseconds per 10 000 connections). At most once every 10 s; 0 turns it off.
     /// </summary>
     [Range(0, 3600)]
     public int SettleHeapQuietSeconds { get; set; } = 2;

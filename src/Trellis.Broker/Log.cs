@@ -68,6 +68,6 @@ internal static partial class Log
     [LoggerMessage(1020, LogLevel.Warning, "TLS handshake from {Source} on {Listener} refused: {Advice} ({Reason}). Logged once per source and cause every 10 minutes; all are counted in trellis_broker_tls_refused_total")]
     public static partial void TlsRefused(this ILogger logger, string source, string listener, string reason, string advice);
 
-    [LoggerMessage(1021, LogLevel.Information, "Connections held at {Connections} after a burst: compacted the heap, committed memory {BeforeMiB} -> {AfterMiB} MiB in {Milliseconds} ms (Broker:SettleHeapQuietSeconds=0 turns this off)")]
+    [LoggerMessage(1021, LogLevel.Information, "Connections held at {Connections} after a burst: compacted the heap in {Milliseconds} ms, resident memory {BeforeMiB} -> {AfterMiB} MiB (Broker:SettleHeapQuietSeconds=0 turns this off)")]
     public static partial void HeapSettled(this ILogger logger, int connections, long beforeMiB, long afterMiB, long milliseconds);
 }
