@@ -64,6 +64,10 @@ public sealed class ConsoleMiddleware(RequestDelegate next, ConsoleSessions sess
             }
 
             context.Items["trellis.sessionKey"] = session.AccessKeyId;
+            if (path == MqttPath)
+            {
+                context.Items["trellis.sessionEnded"] = sessions.Ended(session); // the socket closes when the session ends
+            }
         }
 
         await next(context);

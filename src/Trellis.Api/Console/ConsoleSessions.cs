@@ -22,6 +22,9 @@ public sealed class ConsoleSessions(TimeProvider time)
 
     private readonly ConcurrentDictionary<string, ConsoleSession> _sessions = new(StringComparer.Ordinal);
 
+    /// <summary>Per session that holds a long-lived connection (the console's MQTT socket): cancelled when the session ends.</summary>
+    private readonly ConcurrentDictionary<string, CancellationTokenSource> _ended = new(StringComparer.Ordinal);
+
     public ConsoleSession Create(string accessKeyId)
     {
         Sweep();
@@ -42,7 +45,7 @@ public sealed class ConsoleSessions(TimeProvider time)
         var now = time.GetUtcNow();
         if (now - session.LastUsed > IdleTimeout || now - session.Created > MaxAge)
         {
-            _sessions.TryRemove(id, out _);
+            Remove(id);
             return null;
         }
 
@@ -51,15 +54,44 @@ public sealed class ConsoleSessions(TimeProvider time)
         return used;
     }
 
-    public void Remove(string id) => _sessions.TryRemove(id, out _);
+    /// <summary>
+    /// Cancelled when the session ends: signed out, its key deleted or rotated, or its
+    /// <see cref="MaxAge"/> reached (a connection that outlives requests does not extend it).
+    /// </summary>
+    public CancellationToken Ended(ConsoleSession session)
+    {
+        var source = _ended.GetOrAdd(session.Id, _ => new CancellationTokenSource(Remaining(session), time));
+        if (!_sessions.ContainsKey(session.Id))
+        {
+            source.Cancel(); // ended meanwhile
+        }
+
+        return source.Token;
+    }
+
+    public void Remove(string id)
+    {
+        _sessions.TryRemove(id, out _);
+        if (_ended.TryRemove(id, out var ended))
+        {
+            ended.Cancel();
+            ended.Dispose();
+        }
+    }
 
     /// <summary>Ends every session of a key (deleted or rotated).</summary>
     public void RemoveKey(string accessKeyId)
     {
         foreach (var session in _sessions.Values.Where(s => s.AccessKeyId == accessKeyId))
         {
-            _sessions.TryRemove(session.Id, out _);
+            Remove(session.Id);
         }
+    }
+
+    private TimeSpan Remaining(ConsoleSession session)
+    {
+        var left = session.Created + MaxAge - time.GetUtcNow();
+        return left > TimeSpan.Zero ? left : TimeSpan.Zero;
     }
 
     private void Sweep()
@@ -67,7 +99,7 @@ public sealed class ConsoleSessions(TimeProvider time)
         var now = time.GetUtcNow();
         foreach (var session in _sessions.Values.Where(s => now - s.LastUsed > IdleTimeout || now - s.Created > MaxAge))
         {
-            _sessions.TryRemove(session.Id, out _);
+            Remove(session.Id);
         }
     }
 

@@ -35,6 +35,9 @@ public static class MqttWebSocketEndpoint
         await using var stream = WebSocketStream.Create(socket, WebSocketMessageType.Binary, ownsWebSocket: false);
         var transport = new StreamPipe(PipeReader.Create(stream), PipeWriter.Create(stream));
         var broker = context.RequestServices.GetRequiredService<MqttBroker>();
+
+        // A console session's socket ends with the session (sign-out, its key rotated or deleted, its maximum age).
+        using var ended = context.Items["trellis.sessionEnded"] is CancellationToken sessionEnded ? sessionEnded.Register(context.Abort) : default;
         var remote = context.Connection.RemoteIpAddress?.ToString() ?? "unknown";
         await broker.RunConnectionAsync(transport, context.Abort, context.Connection.ClientCertificate, context.Request.IsHttps, remote, $"ws:{context.Connection.LocalPort}", verifiedUser);
         if (socket.State == WebSocketState.Open)

@@ -27,8 +27,9 @@ public sealed class ConsolePagesTests(TrellisHost host)
         var playwright = await Playwright.CreateAsync();
         var browser = await playwright.Chromium.LaunchAsync(new() { ExecutablePath = "/usr/bin/chromium", Headless = true, Args = ["--no-sandbox"] });
         var key = await host.CreateApiUserAsync(TrellisHost.Unique("pages" + role), role, Ct);
-        var page = await browser.NewPageAsync(new() { ViewportSize = new() { Width = 1280, Height = 800 } });
-        page.SetDefaultTimeout(20_000);
+        var context = await browser.NewContextAsync(new() { ViewportSize = new() { Width = 1280, Height = 800 } });
+        context.SetDefaultTimeout(20_000);
+        var page = await context.NewPageAsync();
         var respond = dialogs ?? (d => d.AcceptAsync());
         page.Dialog += (_, dialog) => _ = respond(dialog); // confirm() and prompt() are answered, not dismissed
         await page.GotoAsync(host.Endpoint + "/");
@@ -234,6 +235,15 @@ public sealed class ConsolePagesTests(TrellisHost host)
             using var response = await http.SendAsync(request, Ct);
             Assert.Equal(expected, (int)response.StatusCode);
         }
+
+        // Signing out in one tab ends the session's MQTT socket in another.
+        var other = await page.Context.NewPageAsync();
+        await other.GotoAsync($"{host.Endpoint}/#/mqtt");
+        await other.Locator("[data-field=mqtt-state].ok").WaitForAsync();
+        Assert.Contains(host.Server.Broker.ConnectedClientIds(), c => c.StartsWith("console-", StringComparison.Ordinal));
+        await page.ClickAsync("#signout");
+        await other.Locator("[data-field=mqtt-state].error").Filter(new() { HasText = "Not connected" }).WaitForAsync();
+        Assert.True(await Eventually.TrueAsync(() => !host.Server.Broker.ConnectedClientIds().Any(c => c.StartsWith("console-", StringComparison.Ordinal)), Timeout, Ct));
     }
 
     [Fact]
