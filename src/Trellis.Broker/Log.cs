@@ -62,7 +62,7 @@ internal static partial class Log
     [LoggerMessage(1018, LogLevel.Warning, "Dropped {Dropped} stored session messages at start-up: more were queued for a client than Broker:MaxQueuedMessagesPerClient={Limit} now allows. Raise the limit before restarting to keep them.")]
     public static partial void RestoredOverLimit(this ILogger logger, int dropped, int limit);
 
-    [LoggerMessage(1019, LogLevel.Debug, "TLS handshake with {Remote} ({Listener}) failed: {Reason}")]
+    [LoggerMessage(1022, LogLevel.Debug, "TLS handshake with {Remote} ({Listener}) failed: {Reason}")]
     public static partial void TlsHandshakeFailed(this ILogger logger, string remote, string listener, string reason);
 
     [LoggerMessage(1020, LogLevel.Warning, "TLS handshake from {Source} on {Listener} refused: {Advice} ({Reason}). Logged once per source and cause every 10 minutes; all are counted in trellis_broker_tls_refused_total")]
