@@ -49,7 +49,9 @@ public sealed class ConsoleMiddleware(RequestDelegate next, ConsoleSessions sess
                 return;
             }
 
-            if (!HttpMethods.IsGet(context.Request.Method) && !HttpMethods.IsHead(context.Request.Method) && !CsrfMatches(context, session))
+            // The MQTT socket's upgrade (GET, or CONNECT for WebSockets over HTTP/2) is checked by its origin below instead.
+            var mqttUpgrade = path == MqttPath && (HttpMethods.IsGet(context.Request.Method) || HttpMethods.IsConnect(context.Request.Method));
+            if (!mqttUpgrade && !HttpMethods.IsGet(context.Request.Method) && !HttpMethods.IsHead(context.Request.Method) && !CsrfMatches(context, session))
             {
                 await AwsResults.Error("AccessDeniedException", StatusCodes.Status403Forbidden, $"A change through a console session must carry the session's {CsrfHeader} header.").ExecuteAsync(context);
                 return;

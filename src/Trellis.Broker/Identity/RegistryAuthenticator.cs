@@ -51,7 +51,7 @@ public sealed class RegistryAuthenticator(RegistryService registry, ApiUsers use
             return AuthenticateCertificate(request, certificate);
         }
 
-        if (request.IsTls)
+        if (request.IsTls && request.VerifiedUser is null) // the console's socket over HTTPS is a signed-in user, not a device
         {
             return AuthenticationResult.Deny(ReasonCode.NotAuthorized, "the TLS listener needs a client certificate issued by the Trellis CA or a registered CA");
         }

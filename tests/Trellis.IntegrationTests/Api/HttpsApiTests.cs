@@ -63,6 +63,23 @@ public sealed class HttpsApiTests
             var untrusted = await ExternalTool.RunAsync("dotnet", [ServerProcess.DllPath(), "things", "list", "--endpoint", endpoint, "--data", elsewhere], Timeout, env, ct);
             Assert.Equal(3, untrusted.ExitCode);
             Assert.Contains("TLS certificate is not trusted", untrusted.Stderr, StringComparison.Ordinal);
+
+            // The web console over HTTPS: signed in, its MQTT client connects over wss as that user.
+            var credentials = (await File.ReadAllLinesAsync(Path.Combine(data, "credentials"), ct)).Select(l => l.Split('=', 2, StringSplitOptions.TrimEntries)).Where(p => p.Length == 2).ToDictionary(p => p[0], p => p[1]);
+            using var playwright = await Microsoft.Playwright.Playwright.CreateAsync();
+            await using var browser = await playwright.Chromium.LaunchAsync(new() { ExecutablePath = "/usr/bin/chromium", Headless = true, Args = ["--no-sandbox"] });
+            var context = await browser.NewContextAsync(new() { IgnoreHTTPSErrors = true }); // the page's trust is not under test here; the socket's sign-in is
+            context.SetDefaultTimeout(20_000);
+            var page = await context.NewPageAsync();
+            await page.GotoAsync(endpoint + "/");
+            await page.FillAsync("#key", credentials["aws_access_key_id"]);
+            await page.FillAsync("#secret", credentials["aws_secret_access_key"]);
+            await page.ClickAsync("button[type=submit]");
+            await page.Locator(".card[data-field=things] .value").WaitForAsync();
+            await page.GotoAsync(endpoint + "/#/mqtt");
+            var state = page.Locator("[data-field=mqtt-state]");
+            await state.Filter(new() { HasTextRegex = new System.Text.RegularExpressions.Regex("^(Connected|Not connected)") }).WaitForAsync();
+            Assert.True(await state.InnerTextAsync() == "Connected.", await state.InnerTextAsync() + "\n" + server.Output);
         }
         finally
         {
