@@ -155,7 +155,7 @@ async function things() {
   const status = el("p", { class: "muted", role: "status" });
   const query = el("input", { type: "search", name: "query", "aria-label": "Search things" });
   const pager = el("div", { class: "inline" });
-  let indexed = false, all = [], start = 0, tokens = [undefined], pageIndex = 0, shown = [];
+  let indexed = false, all = [], start = 0, tokens = [undefined], pageIndex = 0;
   try { indexed = (await api("GET", "/indexing/config")).thingIndexingConfiguration?.thingIndexingMode !== "OFF"; } catch { indexed = false; }
   query.placeholder = indexed ? "Fleet index query, e.g. connectivity.connected:true AND attributes.floor:3" : "Filter by name";
 
@@ -163,7 +163,6 @@ async function things() {
   const groupPicker = el("select", { "aria-label": "Thing group" }, el("option", { value: "" }, "Add selected to group…"), groups.map((g) => el("option", { value: g.groupName }, g.groupName)));
 
   const draw = async (rows, connectivity) => {
-    shown = rows;
     body.replaceChildren(table(["", "Name", "Connected", "Type", "Attributes", ""], rows.map((t) => [
       canChange() ? el("input", { type: "checkbox", "aria-label": `Select ${t.thingName}`, "data-thing": t.thingName }) : "",
       el("a", { href: `#/things/${encodeURIComponent(t.thingName)}` }, t.thingName),
