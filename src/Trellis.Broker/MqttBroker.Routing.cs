@@ -173,7 +173,7 @@ public sealed partial class MqttBroker
     /// for <see cref="StallTimeoutMs"/> is marked stalled: publishers stop waiting for it and its
     /// overflow is dropped and counted, so one stuck client never stalls the others for long.
     /// </summary>
-    internal async ValueTask WaitForCongestionAsync(MqttConnection connection, CancellationToken cancellationToken)
+    internal async ValueTask WaitForCongestionAsync(MqttConnection connection)
     {
         var session = connection.CongestedOn;
         if (session is null)
@@ -192,7 +192,7 @@ public sealed partial class MqttBroker
             }
 
             var drained = session.WaitDrainedAsync();
-            await Task.WhenAny(drained, Task.Delay(50, cancellationToken));
+            await Task.WhenAny(drained, Task.Delay(50, connection.Closed));
         }
     }
 

@@ -122,8 +122,7 @@ public sealed partial class MqttBroker
 
         Metrics.ConnectionClosed();
         var session = connection.Session;
-        var connect = connection.Connect;
-        if (session is null || connect is null)
+        if (session is null || !connection.IsConnected)
         {
             return;
         }
@@ -164,9 +163,9 @@ public sealed partial class MqttBroker
             _ = _store.Journal.UpsertAsync(BrokerStore.RowOf(session));
         }
 
-        if (connect.Will is { } will && !connection.WillDiscarded)
+        if (connection.Will is { } will && !connection.WillDiscarded)
         {
-            var delay = Math.Min(connect.WillDelaySeconds, session.ExpirySeconds);
+            var delay = Math.Min(connection.WillDelaySeconds, session.ExpirySeconds);
             if (delay == 0 || ended || connection.TakenOver)
             {
                 PublishWill(connection, will);
@@ -254,7 +253,7 @@ public sealed partial class MqttBroker
     /// <summary>Starts watching a connected client's keep-alive (called once its CONNACK is sent).</summary>
     internal void WatchKeepAlive(MqttConnection connection)
     {
-        if (connection.Connect is { KeepAliveSeconds: > 0 })
+        if (connection is { IsConnected: true, KeepAliveSeconds: > 0 })
         {
             lock (_keepAliveLock)
             {
@@ -264,7 +263,7 @@ public sealed partial class MqttBroker
     }
 
     /// <summary>MQTT §3.1.2.10: 1.5 × the keep-alive after the client's last packet (epoch ms).</summary>
-    private static long KeepAliveDeadline(MqttConnection connection) => connection.LastActivityMs + (connection.Connect!.KeepAliveSeconds * 1500L);
+    private static long KeepAliveDeadline(MqttConnection connection) => connection.LastActivityMs + (connection.KeepAliveSeconds * 1500L);
 
     /// <summary>
     /// MQTT §3.1.2.10: a client is closed 1.5 × its keep-alive after its last packet. Each connected
@@ -305,7 +304,7 @@ public sealed partial class MqttBroker
 
             foreach (var connection in due)
             {
-                Logger.TimedOut(connection.ClientId, connection.RemoteAddress, $"keep-alive of {connection.Connect!.KeepAliveSeconds} s expired");
+                Logger.TimedOut(connection.ClientId, connection.RemoteAddress, $"keep-alive of {connection.KeepAliveSeconds} s expired");
                 connection.Close(ReasonCode.KeepAliveTimeout, "MQTT_KEEP_ALIVE_TIMEOUT");
             }
         }
@@ -323,7 +322,7 @@ public sealed partial class MqttBroker
             // The dictionary's own enumerator: Keys would copy every connection into a new list each second.
             foreach (var (connection, _) in _connections)
             {
-                if (connection.Connect is null)
+                if (!connection.IsConnected)
                 {
                     if (now - connection.OpenedAtMs > Options.ConnectTimeoutSeconds * 1000L)
                     {
@@ -351,7 +350,7 @@ public sealed partial class MqttBroker
                     _keepAlives.Clear();
                     foreach (var (connection, _) in _connections)
                     {
-                        if (connection.Connect is { KeepAliveSeconds: > 0 })
+                        if (connection is { IsConnected: true, KeepAliveSeconds: > 0 })
                         {
                             _keepAlives.Enqueue(connection, KeepAliveDeadline(connection));
                         }

@@ -21,7 +21,9 @@ public sealed partial class ThingConnectivity : IDisposable
     private readonly Func<string, bool> _thingExists;
     private readonly ILogger _logger;
     private readonly ConcurrentDictionary<string, ConnectivityRecord> _things = new(StringComparer.Ordinal);
-    private readonly ConcurrentDictionary<string, long> _versions = new(StringComparer.Ordinal);
+
+    /// <summary>The latest connect's version per connected client id; touched by the writer thread only.</summary>
+    private readonly Dictionary<string, long> _versions = new(StringComparer.Ordinal);
     private readonly BlockingCollection<Change> _changes = [];
     private readonly Thread _writer;
 
@@ -167,10 +169,13 @@ public sealed partial class ThingConnectivity : IDisposable
                 continue;
             }
 
-            _versions[change.ClientId] = change.Version;
-            if (!change.Connected)
+            if (change.Connected)
             {
-                _versions.TryRemove(change.ClientId, out _);
+                _versions[change.ClientId] = change.Version;
+            }
+            else
+            {
+                _versions.Remove(change.ClientId);
             }
 
             var thing = change.PrincipalThing ?? (_things.ContainsKey(change.ClientId) || _thingExists(change.ClientId) ? change.ClientId : null);

@@ -43,10 +43,22 @@ internal sealed class InputBuffer(int minimumRent, int pauseThreshold, int resum
     private bool _writerCompleted;
     private bool _cancelRead;
 
-    private ManualResetValueTaskSourceCore<ReadResult> _read; // inline continuations: the reader runs in the flush
     private bool _readPending;
-    private ManualResetValueTaskSourceCore<FlushResult> _flush = new() { RunContinuationsAsynchronously = true };
     private bool _flushPending;
+
+    /// <summary>The reader to call back when data arrives (<see cref="TryReadOrNotify"/>), instead of a pending read.</summary>
+    private IInputListener? _listener;
+
+    /// <summary>What a pending read or a paused flush completes, made on first use: a reader called back never needs it.</summary>
+    private Waiters? _waiters;
+
+    private sealed class Waiters
+    {
+        public ManualResetValueTaskSourceCore<ReadResult> Read; // inline continuations: the reader runs in the flush
+        public ManualResetValueTaskSourceCore<FlushResult> Flush = new() { RunContinuationsAsynchronously = true };
+    }
+
+    private Waiters Wait => LazyInitializer.EnsureInitialized(ref _waiters);
 
     // ---- writer side (the loop or the pool thread that owns the socket's input) ----
 
@@ -89,6 +101,7 @@ internal sealed class InputBuffer(int minimumRent, int pauseThreshold, int resum
     {
         bool wakeReader;
         ReadResult result = default;
+        IInputListener? listener = null;
         lock (Gate)
         {
             _committed = _tail;
@@ -100,13 +113,10 @@ internal sealed class InputBuffer(int minimumRent, int pauseThreshold, int resum
                 return new ValueTask<FlushResult>(new FlushResult(isCanceled: false, isCompleted: true));
             }
 
-            wakeReader = _committed > _examined && TakePendingRead(out result);
+            wakeReader = _committed > _examined && TakePendingRead(out result, out listener);
         }
 
-        if (wakeReader)
-        {
-            _read.SetResult(result);
-        }
+        Wake(wakeReader, result, listener);
 
         lock (Gate)
         {
@@ -120,9 +130,10 @@ internal sealed class InputBuffer(int minimumRent, int pauseThreshold, int resum
                 return new ValueTask<FlushResult>(default(FlushResult));
             }
 
-            _flush.Reset();
+            var wait = Wait;
+            wait.Flush.Reset();
             _flushPending = true;
-            return new ValueTask<FlushResult>(this, _flush.Version);
+            return new ValueTask<FlushResult>(this, wait.Flush.Version);
         }
     }
 
@@ -141,18 +152,16 @@ internal sealed class InputBuffer(int minimumRent, int pauseThreshold, int resum
     {
         bool wakeReader;
         ReadResult result;
+        IInputListener? listener;
         lock (Gate)
         {
             _writerCompleted = true;
             _writerHolding = false;
             _tail = _committed;
-            wakeReader = TakePendingRead(out result);
+            wakeReader = TakePendingRead(out result, out listener);
         }
 
-        if (wakeReader)
-        {
-            _read.SetResult(result);
-        }
+        Wake(wakeReader, result, listener);
     }
 
     // ---- reader side (the broker's read loop) ----
@@ -162,7 +171,7 @@ internal sealed class InputBuffer(int minimumRent, int pauseThreshold, int resum
         lock (Gate)
         {
             ObjectDisposedException.ThrowIf(_readerCompleted, this);
-            if (_readPending)
+            if (_readPending || _listener is not null)
             {
                 throw new InvalidOperationException("a read is already pending");
             }
@@ -172,9 +181,38 @@ internal sealed class InputBuffer(int minimumRent, int pauseThreshold, int resum
                 return new ValueTask<ReadResult>(TakeResult());
             }
 
-            _read.Reset();
+            var wait = Wait;
+            wait.Read.Reset();
             _readPending = true;
-            return new ValueTask<ReadResult>(this, _read.Version);
+            return new ValueTask<ReadResult>(this, wait.Read.Version);
+        }
+    }
+
+    /// <summary>
+    /// A read without a pending task: true with the result when there is something to read (as
+    /// <see cref="ReadAsync"/> would return at once); otherwise false, and <paramref name="listener"/>
+    /// is called once, on the writer's thread, when there is (new data, the end, a canceled read).
+    /// The listener then reads again. A reader waiting this way holds nothing but the reference.
+    /// </summary>
+    public bool TryReadOrNotify(out ReadResult result, IInputListener listener)
+    {
+        lock (Gate)
+        {
+            ObjectDisposedException.ThrowIf(_readerCompleted, this);
+            if (_readPending || _listener is not null)
+            {
+                throw new InvalidOperationException("a read is already pending");
+            }
+
+            if (_cancelRead || _writerCompleted || _committed > _examined)
+            {
+                result = TakeResult();
+                return true;
+            }
+
+            _listener = listener;
+            result = default;
+            return false;
         }
     }
 
@@ -221,7 +259,7 @@ internal sealed class InputBuffer(int minimumRent, int pauseThreshold, int resum
 
         if (resumeWriter)
         {
-            _flush.SetResult(default);
+            _waiters!.Flush.SetResult(default);
         }
     }
 
@@ -229,16 +267,14 @@ internal sealed class InputBuffer(int minimumRent, int pauseThreshold, int resum
     {
         bool wakeReader;
         ReadResult result;
+        IInputListener? listener;
         lock (Gate)
         {
             _cancelRead = true;
-            wakeReader = TakePendingRead(out result);
+            wakeReader = TakePendingRead(out result, out listener);
         }
 
-        if (wakeReader)
-        {
-            _read.SetResult(result);
-        }
+        Wake(wakeReader, result, listener);
     }
 
     public override void Complete(Exception? exception = null)
@@ -252,6 +288,7 @@ internal sealed class InputBuffer(int minimumRent, int pauseThreshold, int resum
             }
 
             _readerCompleted = true;
+            _listener = null;
             ReaderLetGo();
             resumeWriter = _flushPending;
             _flushPending = false;
@@ -262,32 +299,48 @@ internal sealed class InputBuffer(int minimumRent, int pauseThreshold, int resum
 
         if (resumeWriter)
         {
-            _flush.SetResult(new FlushResult(isCanceled: false, isCompleted: true));
+            _waiters!.Flush.SetResult(new FlushResult(isCanceled: false, isCompleted: true));
         }
     }
 
     // ---- value-task sources ----
 
-    ReadResult IValueTaskSource<ReadResult>.GetResult(short token) => _read.GetResult(token);
+    ReadResult IValueTaskSource<ReadResult>.GetResult(short token) => _waiters!.Read.GetResult(token);
 
-    ValueTaskSourceStatus IValueTaskSource<ReadResult>.GetStatus(short token) => _read.GetStatus(token);
+    ValueTaskSourceStatus IValueTaskSource<ReadResult>.GetStatus(short token) => _waiters!.Read.GetStatus(token);
 
     void IValueTaskSource<ReadResult>.OnCompleted(Action<object?> continuation, object? state, short token, ValueTaskSourceOnCompletedFlags flags) =>
-        _read.OnCompleted(continuation, state, token, flags & ~ValueTaskSourceOnCompletedFlags.UseSchedulingContext);
+        _waiters!.Read.OnCompleted(continuation, state, token, flags & ~ValueTaskSourceOnCompletedFlags.UseSchedulingContext);
 
-    FlushResult IValueTaskSource<FlushResult>.GetResult(short token) => _flush.GetResult(token);
+    FlushResult IValueTaskSource<FlushResult>.GetResult(short token) => _waiters!.Flush.GetResult(token);
 
-    ValueTaskSourceStatus IValueTaskSource<FlushResult>.GetStatus(short token) => _flush.GetStatus(token);
+    ValueTaskSourceStatus IValueTaskSource<FlushResult>.GetStatus(short token) => _waiters!.Flush.GetStatus(token);
 
     void IValueTaskSource<FlushResult>.OnCompleted(Action<object?> continuation, object? state, short token, ValueTaskSourceOnCompletedFlags flags) =>
-        _flush.OnCompleted(continuation, state, token, flags & ~ValueTaskSourceOnCompletedFlags.UseSchedulingContext);
+        _waiters!.Flush.OnCompleted(continuation, state, token, flags & ~ValueTaskSourceOnCompletedFlags.UseSchedulingContext);
+
+    /// <summary>Outside the lock: completes the pending read taken under it, or calls back the listener taken under it.</summary>
+    private void Wake(bool wakeReader, ReadResult result, IInputListener? listener)
+    {
+        if (wakeReader)
+        {
+            _waiters!.Read.SetResult(result);
+        }
+
+        listener?.OnInput();
+    }
 
     // ---- under the lock ----
 
-    /// <summary>A waiting reader's result, taken to be set once the lock is released; false when no read waits.</summary>
-    private bool TakePendingRead(out ReadResult result)
+    /// <summary>
+    /// A waiting reader's result, taken to be set once the lock is released (false when no read
+    /// waits), or the listener to call then (which reads for itself).
+    /// </summary>
+    private bool TakePendingRead(out ReadResult result, out IInputListener? listener)
     {
         result = default;
+        listener = _listener;
+        _listener = null;
         if (!_readPending)
         {
             return false;
@@ -374,4 +427,11 @@ internal sealed class InputBuffer(int minimumRent, int pauseThreshold, int resum
             _array = null;
         }
     }
+}
+
+/// <summary>A reader that <see cref="InputBuffer"/> calls back when there is something to read.</summary>
+internal interface IInputListener
+{
+    /// <summary>Called once per <see cref="InputBuffer.TryReadOrNotify"/> that found nothing, outside the buffer's lock.</summary>
+    void OnInput();
 }

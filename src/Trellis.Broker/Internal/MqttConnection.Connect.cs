@@ -71,8 +71,13 @@ internal sealed partial class MqttConnection
             return RefuseConnect(v5, ReasonCode.NotAuthorized, conflict);
         }
 
-        Connect = packet;
-        packet.Password = null; // not needed after authentication; do not keep secrets in memory
+        // What is kept of the CONNECT (not its user name or password: no secrets stay in memory).
+        KeepAliveSeconds = packet.KeepAliveSeconds;
+        Will = packet.Will;
+        WillDelaySeconds = packet.WillDelaySeconds;
+        _v5 = v5;
+        Volatile.Write(ref _clientId, packet.ClientId);
+        packet.Password = null;
         Principal = auth.Principal;
         ClientMaxPacketSize = packet.MaximumPacketSize;
         InflightWindow = Math.Min(_broker.Options.MaxInflightPerClient, packet.ReceiveMaximum);

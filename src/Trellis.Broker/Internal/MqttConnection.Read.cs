@@ -1,4 +1,6 @@
 using System.Buffers;
+using System.IO.Pipelines;
+using Trellis.Broker.Hosting;
 using Trellis.Broker.Protocol;
 
 namespace Trellis.Broker.Internal;
@@ -6,111 +8,40 @@ namespace Trellis.Broker.Internal;
 internal sealed partial class MqttConnection
 {
     /// <summary>
-    /// Serves the connection: reads and handles packets until the client or the broker ends it, then
-    /// shuts down. One method, one state machine for an idle connection's whole life.
+    /// Serves the connection until it ends. Over the event loops' own transport the connection is
+    /// called back when input arrives (<see cref="IInputListener"/>), so an idle connection holds no
+    /// suspended read loop (its state machine was 192 bytes a connection); over other transports
+    /// (Kestrel's WebSockets and TLS) it awaits its pipe.
     /// </summary>
-    public async Task RunAsync()
+    public Task RunAsync()
+    {
+        if (_input is InputBuffer)
+        {
+            Pump();
+            return Task.CompletedTask;
+        }
+
+        return ReadLoopAsync();
+    }
+
+    private async Task ReadLoopAsync()
     {
         try
         {
-            var token = _cts.Token;
-            var maxPacket = _broker.Options.MaxPacketBytes;
             while (true)
             {
                 // No token: a registration on it would be held by every idle connection; a close
                 // cancels the pending read itself (CancelReads).
                 var result = await _input.ReadAsync();
-                if (result.IsCanceled)
-                {
-                    _input.AdvanceTo(result.Buffer.Start);
-                    return;
-                }
-
-                var buffer = result.Buffer;
-                var keepGoing = true;
-                var paused = false;
-                var handled = false;
-                while (keepGoing)
-                {
-                    var status = MqttFrame.TryRead(buffer, maxPacket, out var header, out var headerLength, out var remainingLength);
-                    if (status == FrameStatus.Incomplete)
-                    {
-                        break;
-                    }
-
-                    if (status == FrameStatus.TooLarge)
-                    {
-                        _broker.Logger.PacketTooLarge(ClientId, RemoteAddress, headerLength + remainingLength, maxPacket);
-                        Reject(ReasonCode.PacketTooLarge, "CLIENT_ERROR", $"packet of {headerLength + (long)remainingLength} bytes exceeds the maximum of {maxPacket}");
-                        return;
-                    }
-
-                    if (status == FrameStatus.MalformedLength)
-                    {
-                        Reject(ReasonCode.MalformedPacket, "CLIENT_ERROR", "remaining length longer than 4 bytes");
-                        return;
-                    }
-
-                    var body = buffer.Slice(headerLength, remainingLength);
-                    keepGoing = body.IsSingleSegment
-                        ? HandlePacket(header, body.FirstSpan)
-                        : HandlePacket(header, body.ToArray());
-                    buffer = buffer.Slice(headerLength + remainingLength);
-                    handled = true;
-
-                    // Back-pressure at packet granularity: stop consuming as soon as a subscriber is
-                    // congested, or a service request is being handled; the rest stays in the pipe
-                    // (and then in the socket) until it drains.
-                    if (CongestedOn is not null || _pendingRequest is not null)
-                    {
-                        paused = true;
-                        break;
-                    }
-                }
-
-                // Acks for this batch go out now, on this thread, with the subscribers' deliveries. A
-                // batch that produced nothing to send (QoS 0 publishes) schedules no writer at all.
-                FlushDeferredWakes(wakeSelf: _control is { WrittenCount: > 0 });
-
-                // Keep-alive counts whole packets; one clock read per read batch is enough.
-                if (handled)
-                {
-                    LastActivityMs = _broker.NowMs;
-                }
-
-                PartialSinceMs = buffer.IsEmpty || paused ? 0 : PartialSinceMs == 0 ? _broker.NowMs : PartialSinceMs;
-                if (paused)
-                {
-                    // Examined only what was consumed: the next read returns the rest at once, and the
-                    // pipe keeps its pause threshold. (Marking everything examined would let the
-                    // socket reader keep filling the pipe without bound while we wait.)
-                    _input.AdvanceTo(buffer.Start);
-                }
-                else
-                {
-                    _input.AdvanceTo(buffer.Start, buffer.End);
-                }
-
-                // A peer that closed after sending still gets its buffered packets handled (they may
-                // be acknowledged QoS 0 publishes or a DISCONNECT); stop only when nothing whole is left.
-                if (!keepGoing || result.IsCanceled || (result.IsCompleted && !paused))
+                var step = HandleRead(result);
+                if (step == ReadStep.Stop)
                 {
                     return;
                 }
 
-                if (_durableWait is { } durable)
+                if (step == ReadStep.Await)
                 {
-                    await ReleaseHeldAcksAsync(durable);
-                }
-
-                if (_pendingRequest is { } request)
-                {
-                    await CompleteRequestAsync(request);
-                }
-
-                if (Session is not null)
-                {
-                    await _broker.WaitForCongestionAsync(this, token);
+                    await AwaitHeldWorkAsync();
                 }
             }
         }
@@ -128,15 +59,200 @@ internal sealed partial class MqttConnection
         }
     }
 
+    void IInputListener.OnInput() => Pump();
+
+    /// <summary>
+    /// Handles what the input buffer holds, then asks to be called back (<see cref="IInputListener.OnInput"/>)
+    /// when there is more; hands over to <see cref="AwaitHeldWorkThenPumpAsync"/> when a batch left
+    /// something to wait for. Exactly one of these runs at a time, and one of them ends the connection.
+    /// </summary>
+    private void Pump()
+    {
+        var input = (InputBuffer)_input;
+        try
+        {
+            while (true)
+            {
+                if (!input.TryReadOrNotify(out var result, this))
+                {
+                    return; // called back when there is input
+                }
+
+                var step = HandleRead(result);
+                if (step == ReadStep.Stop)
+                {
+                    break;
+                }
+
+                if (step == ReadStep.Await)
+                {
+                    _ = AwaitHeldWorkThenPumpAsync();
+                    return;
+                }
+            }
+        }
+        catch (OperationCanceledException)
+        {
+        }
+        catch (ObjectDisposedException) when (_disposed)
+        {
+        }
+        catch (Exception e)
+        {
+            _broker.Logger.ConnectionFault(ClientId, RemoteAddress, e.GetType().Name + ": " + e.Message);
+        }
+
+        _ = ShutdownAsync();
+    }
+
+    private async Task AwaitHeldWorkThenPumpAsync()
+    {
+        try
+        {
+            await AwaitHeldWorkAsync();
+        }
+        catch (OperationCanceledException)
+        {
+            await ShutdownAsync();
+            return;
+        }
+        catch (Exception e)
+        {
+            _broker.Logger.ConnectionFault(ClientId, RemoteAddress, e.GetType().Name + ": " + e.Message);
+            await ShutdownAsync();
+            return;
+        }
+
+        Pump();
+    }
+
+    private enum ReadStep
+    {
+        /// <summary>Read on.</summary>
+        Next,
+
+        /// <summary>Wait for <see cref="AwaitHeldWorkAsync"/> before reading on.</summary>
+        Await,
+
+        /// <summary>The connection ends.</summary>
+        Stop,
+    }
+
+    /// <summary>Handles the whole packets of one read and hands the rest back to the input.</summary>
+    private ReadStep HandleRead(in ReadResult result)
+    {
+        if (result.IsCanceled)
+        {
+            _input.AdvanceTo(result.Buffer.Start);
+            return ReadStep.Stop;
+        }
+
+        var maxPacket = _broker.Options.MaxPacketBytes;
+        var buffer = result.Buffer;
+        var keepGoing = true;
+        var paused = false;
+        var handled = false;
+        while (keepGoing)
+        {
+            var status = MqttFrame.TryRead(buffer, maxPacket, out var header, out var headerLength, out var remainingLength);
+            if (status == FrameStatus.Incomplete)
+            {
+                break;
+            }
+
+            if (status == FrameStatus.TooLarge)
+            {
+                _broker.Logger.PacketTooLarge(ClientId, RemoteAddress, headerLength + remainingLength, maxPacket);
+                Reject(ReasonCode.PacketTooLarge, "CLIENT_ERROR", $"packet of {headerLength + (long)remainingLength} bytes exceeds the maximum of {maxPacket}");
+                return ReadStep.Stop;
+            }
+
+            if (status == FrameStatus.MalformedLength)
+            {
+                Reject(ReasonCode.MalformedPacket, "CLIENT_ERROR", "remaining length longer than 4 bytes");
+                return ReadStep.Stop;
+            }
+
+            var body = buffer.Slice(headerLength, remainingLength);
+            keepGoing = body.IsSingleSegment
+                ? HandlePacket(header, body.FirstSpan)
+                : HandlePacket(header, body.ToArray());
+            buffer = buffer.Slice(headerLength + remainingLength);
+            handled = true;
+
+            // Back-pressure at packet granularity: stop consuming as soon as a subscriber is
+            // congested, or a service request is being handled; the rest stays in the input
+            // (and then in the socket) until it drains.
+            if (CongestedOn is not null || _pendingRequest is not null)
+            {
+                paused = true;
+                break;
+            }
+        }
+
+        // Acks for this batch go out now, on this thread, with the subscribers' deliveries. A
+        // batch that produced nothing to send (QoS 0 publishes) schedules no writer at all.
+        FlushDeferredWakes(wakeSelf: _control is { WrittenCount: > 0 });
+
+        // Keep-alive counts whole packets; one clock read per read batch is enough.
+        if (handled)
+        {
+            LastActivityMs = _broker.NowMs;
+        }
+
+        PartialSinceMs = buffer.IsEmpty || paused ? 0 : PartialSinceMs == 0 ? _broker.NowMs : PartialSinceMs;
+        if (paused)
+        {
+            // Examined only what was consumed: the next read returns the rest at once, and the
+            // input keeps its pause threshold. (Marking everything examined would let the
+            // socket reader keep filling the input without bound while we wait.)
+            _input.AdvanceTo(buffer.Start);
+        }
+        else
+        {
+            _input.AdvanceTo(buffer.Start, buffer.End);
+        }
+
+        // A peer that closed after sending still gets its buffered packets handled (they may
+        // be acknowledged QoS 0 publishes or a DISCONNECT); stop only when nothing whole is left.
+        if (!keepGoing || (result.IsCompleted && !paused))
+        {
+            return ReadStep.Stop;
+        }
+
+        return _durableWait is not null || _pendingRequest is not null || (Session is not null && CongestedOn is not null)
+            ? ReadStep.Await
+            : ReadStep.Next;
+    }
+
+    /// <summary>What a read batch left to wait for: its journal writes, a service request, a congested subscriber.</summary>
+    private async Task AwaitHeldWorkAsync()
+    {
+        if (_durableWait is { } durable)
+        {
+            await ReleaseHeldAcksAsync(durable);
+        }
+
+        if (_pendingRequest is { } request)
+        {
+            await CompleteRequestAsync(request);
+        }
+
+        if (Session is not null)
+        {
+            await _broker.WaitForCongestionAsync(this);
+        }
+    }
+
     /// <summary>Waits for a service request of this client (or for the rules to take its message), then sends its acknowledgement.</summary>
     private async Task CompleteRequestAsync(Task request)
     {
         _pendingRequest = null;
         try
         {
-            await request.WaitAsync(_cts.Token);
+            await request.WaitAsync(Closed);
         }
-        catch (OperationCanceledException) when (_cts.IsCancellationRequested)
+        catch (OperationCanceledException) when (Closed.IsCancellationRequested)
         {
             return; // the connection is closing: no acknowledgement (the request itself still completes)
         }
@@ -179,7 +295,7 @@ internal sealed partial class MqttConnection
     {
         var type = (PacketType)(header >> 4);
         var flags = (byte)(header & 0x0F);
-        if (Connect is null)
+        if (!IsConnected)
         {
             if (type != PacketType.Connect)
             {

@@ -1,4 +1,5 @@
 using System.Buffers;
+using System.IO.Pipelines;
 using Trellis.Broker.Protocol;
 
 namespace Trellis.Broker.Internal;
@@ -7,6 +8,22 @@ internal sealed partial class MqttConnection
 {
     /// <summary>Messages encoded per flush: bounds latency while keeping syscalls few.</summary>
     private const int BatchSize = 256;
+
+    /// <summary>
+    /// Flushes the output; a flush that has to wait (a full socket buffer) is cancelled when the
+    /// connection closes. The token is asked for only then, so most connections never make one.
+    /// </summary>
+    private ValueTask<FlushResult> FlushOutputAsync()
+    {
+        var flush = _output.FlushAsync();
+        return flush.IsCompleted ? flush : WaitForFlushAsync(flush);
+    }
+
+    private async ValueTask<FlushResult> WaitForFlushAsync(ValueTask<FlushResult> flush)
+    {
+        using var cancel = Closed.UnsafeRegister(static output => ((PipeWriter)output!).CancelPendingFlush(), _output);
+        return await flush;
+    }
 
     private async Task WriteLoopAsync(bool inline)
     {
@@ -19,7 +36,6 @@ internal sealed partial class MqttConnection
 
         // Rented per writer run: an idle connection keeps no batch array.
         var batch = ArrayPool<(ushort PacketId, Outgoing Item, bool Dup)>.Shared.Rent(BatchSize);
-        var token = _cts.Token;
         try
         {
             while (true)
@@ -65,7 +81,7 @@ internal sealed partial class MqttConnection
 
                 if (wrote)
                 {
-                    var flush = await _output.FlushAsync(token);
+                    var flush = await FlushOutputAsync();
                     if (flush.IsCompleted || flush.IsCanceled)
                     {
                         return;

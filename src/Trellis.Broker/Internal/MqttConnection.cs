@@ -11,13 +11,15 @@ namespace Trellis.Broker.Internal;
 /// loop that is the only code touching the output pipe. Control packets (acks, SUBACK, PINGRESP)
 /// are encoded into <see cref="_control"/> by the reader and written by the writer.
 /// </summary>
-internal sealed partial class MqttConnection : IDisposable, IThreadPoolWorkItem
+internal sealed partial class MqttConnection : IDisposable, IThreadPoolWorkItem, IInputListener
 {
     private readonly MqttBroker _broker;
     private readonly PipeReader _input;
     private readonly PipeWriter _output;
     private readonly IConnectionTransport _transport;
-    private readonly CancellationTokenSource _cts = new();
+
+    /// <summary>Cancelled when the connection closes; made on first need (most connections never wait on it), <see cref="ClosedSource"/> once closed.</summary>
+    private CancellationTokenSource? _cts;
     private volatile bool _disposed;
     private readonly Guid _sessionId = Guid.NewGuid();
 
@@ -92,7 +94,20 @@ internal sealed partial class MqttConnection : IDisposable, IThreadPoolWorkItem
     /// <summary>When a partial packet started waiting for its remaining bytes (0 = none pending).</summary>
     public long PartialSinceMs;
 
-    public ConnectPacket? Connect { get; private set; }
+    /// <summary>The accepted CONNECT's client id; null until then. The packet itself is not kept (only what is needed later).</summary>
+    private string? _clientId;
+    private bool _v5;
+
+    /// <summary>True once a CONNECT was accepted.</summary>
+    public bool IsConnected => Volatile.Read(ref _clientId) is not null;
+
+    /// <summary>The keep-alive of the accepted CONNECT (0 = none).</summary>
+    public ushort KeepAliveSeconds { get; private set; }
+
+    /// <summary>The will of the accepted CONNECT, if it gave one.</summary>
+    public MqttMessage? Will { get; private set; }
+
+    public uint WillDelaySeconds { get; private set; }
 
     public Session? Session { get; private set; }
 
@@ -101,9 +116,9 @@ internal sealed partial class MqttConnection : IDisposable, IThreadPoolWorkItem
     /// <summary>Where this client's activity is counted, from its CONNECT on; null when counting is off.</summary>
     public Trellis.Core.Monitoring.DeviceActivity? Activity { get; private set; }
 
-    public bool IsV5 => Connect?.IsV5 ?? false;
+    public bool IsV5 => _v5;
 
-    public string ClientId => Connect?.ClientId ?? string.Empty;
+    public string ClientId => _clientId ?? string.Empty;
 
     /// <summary>AWS's sessionIdentifier: one per connection (kept as a Guid, formatted when an event needs it).</summary>
     public string SessionIdentifier => _sessionId.ToString();
@@ -125,7 +140,47 @@ internal sealed partial class MqttConnection : IDisposable, IThreadPoolWorkItem
 
     public uint ClientMaxPacketSize { get; private set; }
 
-    public CancellationToken Closed => _cts.Token;
+    /// <summary>Cancelled when the connection closes.</summary>
+    public CancellationToken Closed
+    {
+        get
+        {
+            var cts = Volatile.Read(ref _cts);
+            if (cts is null)
+            {
+                var made = new CancellationTokenSource();
+                cts = Interlocked.CompareExchange(ref _cts, made, null) ?? made;
+                if (cts != made)
+                {
+                    made.Dispose();
+                }
+            }
+
+            return cts.Token;
+        }
+    }
+
+    /// <summary>What <see cref="_cts"/> becomes once the connection is closed: a token asked for later is already cancelled.</summary>
+    private static readonly CancellationTokenSource ClosedSource = MakeCancelled();
+
+    private static CancellationTokenSource MakeCancelled()
+    {
+        var cts = new CancellationTokenSource();
+        cts.Cancel();
+        return cts;
+    }
+
+    /// <summary>Cancels <see cref="Closed"/> (once; later calls do nothing).</summary>
+    private void CancelClosed()
+    {
+        var cts = Interlocked.Exchange(ref _cts, ClosedSource);
+        if (cts is not null && cts != ClosedSource)
+        {
+            // Not disposed: waits registered on its token may still be unregistering (a source without
+            // a timer or wait handle holds nothing that needs disposing).
+            cts.Cancel();
+        }
+    }
 
     /// <summary>Completed once the writer sent the final packet (or gave up); created only when a close waits for it.</summary>
     private TaskCompletionSource CloseFlushed =>
@@ -356,14 +411,7 @@ internal sealed partial class MqttConnection : IDisposable, IThreadPoolWorkItem
     /// </summary>
     private void CancelReads()
     {
-        try
-        {
-            _cts.Cancel();
-        }
-        catch (ObjectDisposedException)
-        {
-        }
-
+        CancelClosed();
         try
         {
             _input.CancelPendingRead();
@@ -404,7 +452,11 @@ internal sealed partial class MqttConnection : IDisposable, IThreadPoolWorkItem
     /// <summary>At the end of a read batch: once its journal writes are on disk, its acknowledgements go out.</summary>
     private async Task ReleaseHeldAcksAsync(Task durable)
     {
-        await durable.WaitAsync(_cts.Token);
+        if (!durable.IsCompleted)
+        {
+            await durable.WaitAsync(Closed);
+        }
+
         lock (Gate)
         {
             if (_held is { WrittenCount: > 0 })
@@ -440,13 +492,7 @@ internal sealed partial class MqttConnection : IDisposable, IThreadPoolWorkItem
                 await Task.WhenAny(CloseFlushed.Task, Task.Delay(TimeSpan.FromSeconds(2), CancellationToken.None));
             }
 
-            try
-            {
-                await _cts.CancelAsync();
-            }
-            catch (ObjectDisposedException)
-            {
-            }
+            CancelClosed();
 
             // Take the writer slot for good: a late Wake (a server reply racing the close) can no
             // longer start a writer on the pipe we are about to complete.
@@ -503,6 +549,6 @@ internal sealed partial class MqttConnection : IDisposable, IThreadPoolWorkItem
     public void Dispose()
     {
         _disposed = true;
-        _cts.Dispose();
+        CancelClosed();
     }
 }
