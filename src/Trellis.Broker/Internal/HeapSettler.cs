@@ -48,6 +48,7 @@ internal sealed class HeapSettler(int quietSeconds, ILogger logger)
         var started = Environment.TickCount64;
         GCSettings.LargeObjectHeapCompactionMode = GCLargeObjectHeapCompactionMode.CompactOnce;
         GC.Collect(GC.MaxGeneration, GCCollectionMode.Aggressive, blocking: true, compacting: true);
+        Hosting.Native.TrimNativeHeap();
         var took = Environment.TickCount64 - started;
         _settledCount = connections;
         _settledAtMs = nowMs;
