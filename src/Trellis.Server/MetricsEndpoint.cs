@@ -28,10 +28,7 @@ public static class MetricsEndpoint
         services.AddOpenTelemetry().WithMetrics(metrics =>
         {
             metrics.AddMeter("Trellis.Broker", "Trellis.Fleet", ServerMeter, "System.Runtime")
-                .AddView("trellis.fleet.index.lag", new ExplicitBucketHistogramConfiguration { Boundaries = [.. Trellis.Fleet.LagHistogram.Bounds] })
-                .AddView(instrument => instrument.Meter.Name == "System.Runtime" && instrument.Name.EndsWith(".count", StringComparison.Ordinal)
-                    ? new MetricStreamConfiguration { Name = RuntimeName(instrument.Name) }
-                    : null)
+                .AddView(StreamOf)
                 .AddPrometheusExporter(o => o.DisableTotalNameSuffixForCounters = false);
             if (otlp)
             {
@@ -39,6 +36,30 @@ public static class MetricsEndpoint
                 metrics.AddOtlpExporter();
             }
         });
+    }
+
+    /// <summary>
+    /// Most series Trellis exports have no attribute or a handful of values (an outbox target, a TLS
+    /// refusal's reason, a GC generation). OpenTelemetry's default of 2,000 points per metric made it
+    /// hold 50 arrays of 144 KB (7 MB) from start; past this many, new combinations are summed into
+    /// OpenTelemetry's overflow series rather than lost.
+    /// </summary>
+    internal const int SeriesPerMetric = 200;
+
+    /// <summary>
+    /// One view for every instrument (two views matching one instrument would export it twice): the
+    /// series limit, the fleet-index lag's buckets, and plural names for the runtime's counts.
+    /// </summary>
+    private static MetricStreamConfiguration StreamOf(Instrument instrument)
+    {
+        if (instrument.Name == "trellis.fleet.index.lag")
+        {
+            return new ExplicitBucketHistogramConfiguration { Boundaries = [.. Trellis.Fleet.LagHistogram.Bounds], CardinalityLimit = SeriesPerMetric };
+        }
+
+        return instrument.Meter.Name == "System.Runtime" && instrument.Name.EndsWith(".count", StringComparison.Ordinal)
+            ? new MetricStreamConfiguration { Name = RuntimeName(instrument.Name), CardinalityLimit = SeriesPerMetric }
+            : new MetricStreamConfiguration { CardinalityLimit = SeriesPerMetric };
     }
 
     /// <summary>
