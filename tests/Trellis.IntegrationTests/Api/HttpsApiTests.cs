@@ -66,16 +66,13 @@ public sealed class HttpsApiTests
 
             // The web console over HTTPS: signed in, its MQTT client connects over wss as that user.
             var credentials = (await File.ReadAllLinesAsync(Path.Combine(data, "credentials"), ct)).Select(l => l.Split('=', 2, StringSplitOptions.TrimEntries)).Where(p => p.Length == 2).ToDictionary(p => p[0], p => p[1]);
-            using var playwright = await Microsoft.Playwright.Playwright.CreateAsync();
-            await using var browser = await playwright.Chromium.LaunchAsync(new() { ExecutablePath = "/usr/bin/chromium", Headless = true, Args = ["--no-sandbox"] });
+            var (playwright, launched) = await Chromium.LaunchAsync();
+            using var _ = playwright;
+            await using var browser = launched;
             var context = await browser.NewContextAsync(new() { IgnoreHTTPSErrors = true }); // the page's trust is not under test here; the socket's sign-in is
             context.SetDefaultTimeout(20_000);
             var page = await context.NewPageAsync();
-            await page.GotoAsync(endpoint + "/");
-            await page.FillAsync("#key", credentials["aws_access_key_id"]);
-            await page.FillAsync("#secret", credentials["aws_secret_access_key"]);
-            await page.ClickAsync("button[type=submit]");
-            await page.Locator(".card[data-field=things] .value").WaitForAsync();
+            await Chromium.SignInAsync(page, endpoint, credentials["aws_access_key_id"], credentials["aws_secret_access_key"]);
             await page.GotoAsync(endpoint + "/#/mqtt");
             var state = page.Locator("[data-field=mqtt-state]");
             await state.Filter(new() { HasTextRegex = new System.Text.RegularExpressions.Regex("^(Connected|Not connected)") }).WaitForAsync();

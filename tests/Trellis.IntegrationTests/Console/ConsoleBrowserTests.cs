@@ -20,23 +20,13 @@ public sealed class ConsoleBrowserTests(TrellisHost host)
 
     private static string Screenshots => Directory.CreateDirectory(Path.Combine(TrellisCli.RepositoryRoot(), "artifacts", "console-screenshots")).FullName;
 
-    private static async Task<(IPlaywright Playwright, IBrowser Browser)> LaunchAsync()
-    {
-        Assert.True(File.Exists("/usr/bin/chromium"), "Debian's chromium is missing: run scripts/install-deps.sh");
-        var playwright = await Playwright.CreateAsync();
-        var browser = await playwright.Chromium.LaunchAsync(new() { ExecutablePath = "/usr/bin/chromium", Headless = true, Args = ["--no-sandbox"] });
-        return (playwright, browser);
-    }
+    private static Task<(IPlaywright Playwright, IBrowser Browser)> LaunchAsync() => Chromium.LaunchAsync();
 
     private async Task<IPage> SignInAsync(IBrowser browser, string key, string secret)
     {
         var page = await browser.NewPageAsync(new() { ViewportSize = new() { Width = 1280, Height = 800 } });
         page.SetDefaultTimeout(20_000);
-        await page.GotoAsync(host.Endpoint + "/");
-        await page.FillAsync("#key", key);
-        await page.FillAsync("#secret", secret);
-        await page.ClickAsync("button[type=submit]");
-        await page.Locator(".card[data-field=things] .value").WaitForAsync();
+        await Chromium.SignInAsync(page, host.Endpoint, key, secret);
         return page;
     }
 

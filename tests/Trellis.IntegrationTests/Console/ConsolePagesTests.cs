@@ -23,20 +23,14 @@ public sealed class ConsolePagesTests(TrellisHost host)
 
     private async Task<(IPlaywright Playwright, IBrowser Browser, IPage Page)> SignInAsync(string role, Func<IDialog, Task>? dialogs = null)
     {
-        Assert.True(File.Exists("/usr/bin/chromium"), "Debian's chromium is missing: run scripts/install-deps.sh");
-        var playwright = await Playwright.CreateAsync();
-        var browser = await playwright.Chromium.LaunchAsync(new() { ExecutablePath = "/usr/bin/chromium", Headless = true, Args = ["--no-sandbox"] });
+        var (playwright, browser) = await Chromium.LaunchAsync();
         var key = await host.CreateApiUserAsync(TrellisHost.Unique("pages" + role), role, Ct);
         var context = await browser.NewContextAsync(new() { ViewportSize = new() { Width = 1280, Height = 800 } });
         context.SetDefaultTimeout(20_000);
         var page = await context.NewPageAsync();
         var respond = dialogs ?? (d => d.AcceptAsync());
         page.Dialog += (_, dialog) => _ = respond(dialog); // confirm() and prompt() are answered, not dismissed
-        await page.GotoAsync(host.Endpoint + "/");
-        await page.FillAsync("#key", key.KeyId);
-        await page.FillAsync("#secret", key.Secret);
-        await page.ClickAsync("button[type=submit]");
-        await page.Locator(".card[data-field=things] .value").WaitForAsync();
+        await Chromium.SignInAsync(page, host.Endpoint, key.KeyId, key.Secret);
         return (playwright, browser, page);
     }
 
@@ -321,9 +315,9 @@ public sealed class ConsolePagesTests(TrellisHost host)
     [Fact]
     public async Task The_console_is_used_from_the_keyboard_and_fits_a_phone_width()
     {
-        Assert.True(File.Exists("/usr/bin/chromium"), "Debian's chromium is missing: run scripts/install-deps.sh");
-        using var playwright = await Playwright.CreateAsync();
-        await using var browser = await playwright.Chromium.LaunchAsync(new() { ExecutablePath = "/usr/bin/chromium", Headless = true, Args = ["--no-sandbox"] });
+        var (playwright, launched) = await Chromium.LaunchAsync();
+        using var _ = playwright;
+        await using var browser = launched;
         var key = await host.CreateApiUserAsync(TrellisHost.Unique("pagesphone"), "operator", Ct);
         var page = await browser.NewPageAsync(new() { ViewportSize = new() { Width = 390, Height = 844 }, IsMobile = true, HasTouch = true });
         page.SetDefaultTimeout(20_000);
