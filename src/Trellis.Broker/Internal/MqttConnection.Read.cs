@@ -63,8 +63,8 @@ internal sealed partial class MqttConnection
 
     /// <summary>
     /// Handles what the input buffer holds, then asks to be called back (<see cref="IInputListener.OnInput"/>)
-    /// when there is more; hands over to <see cref="AwaitHeldWorkThenPumpAsync"/> when a batch left
-    /// something to wait for. Exactly one of these runs at a time, and one of them ends the connection.
+    /// when there is more; hands over to <see cref="PumpAfterAsync"/> when a batch left something to
+    /// wait for that is not done yet. Exactly one of these runs at a time, and one of them ends the connection.
     /// </summary>
     private void Pump()
     {
@@ -86,8 +86,15 @@ internal sealed partial class MqttConnection
 
                 if (step == ReadStep.Await)
                 {
-                    _ = AwaitHeldWorkThenPumpAsync();
-                    return;
+                    // Usually pending (a journal commit, a service request): continue when it is done.
+                    // Done already, read on here; recursing through the continuation would grow the
+                    // stack by a frame per batch for as long as the waits keep completing at once.
+                    var held = AwaitHeldWorkAsync();
+                    if (!held.IsCompletedSuccessfully)
+                    {
+                        _ = PumpAfterAsync(held);
+                        return;
+                    }
                 }
             }
         }
@@ -96,6 +103,7 @@ internal sealed partial class MqttConnection
         }
         catch (ObjectDisposedException) when (_disposed)
         {
+            return; // shut down already
         }
         catch (Exception e)
         {
@@ -105,11 +113,11 @@ internal sealed partial class MqttConnection
         _ = ShutdownAsync();
     }
 
-    private async Task AwaitHeldWorkThenPumpAsync()
+    private async Task PumpAfterAsync(Task held)
     {
         try
         {
-            await AwaitHeldWorkAsync();
+            await held;
         }
         catch (OperationCanceledException)
         {
