@@ -95,4 +95,24 @@ public sealed class TelemetryStoreTests : IAsyncDisposable
         Assert.Equal(0, _store.Summary(null, "hum", t0, t0 + 86_400_000).Count);
         Assert.Equal(new Dictionary<string, int> { ["*"] = 1, ["temp"] = 1 }, _store.Retention());
     }
+
+    [Fact]
+    public async Task A_thing_s_latest_values_are_its_own_measures_by_name_each_with_its_newest_point()
+    {
+        var t0 = Day1.ToUnixTimeMilliseconds();
+        await _store.WriteAsync(new TelemetryPoint(t0 + 2_000, "pump-1", "temp", 21), Ct);
+        await _store.WriteAsync(new TelemetryPoint(t0 + 1_000, "pump-1", "temp", 20), Ct); // older: not the latest
+        await _store.WriteAsync(new TelemetryPoint(t0 + 1_000, "pump-1", "flow", 3), Ct);
+        await _store.WriteAsync(new TelemetryPoint(t0 + 1_000, "pump-10", "pressure", 7), Ct);
+        await _store.WriteAsync(new TelemetryPoint(t0 + 3_000, "pump-1", "rpm", 1500), Ct);
+        await _store.FlushAsync(TimeSpan.FromSeconds(10));
+        await _store.WriteAsync(new TelemetryPoint(t0 + 4_000, "pump-1", "flow", 4), Ct);
+        await _store.FlushAsync(TimeSpan.FromSeconds(10));
+
+        Assert.Equal(
+            [new TelemetryPoint(t0 + 4_000, "pump-1", "flow", 4), new TelemetryPoint(t0 + 3_000, "pump-1", "rpm", 1500), new TelemetryPoint(t0 + 2_000, "pump-1", "temp", 21)],
+            _store.LatestOf("pump-1"));
+        Assert.Equal([new TelemetryPoint(t0 + 1_000, "pump-10", "pressure", 7)], _store.LatestOf("pump-10"));
+        Assert.Empty(_store.LatestOf("pump-2"));
+    }
 }
