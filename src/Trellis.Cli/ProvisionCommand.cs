@@ -103,11 +103,7 @@ internal static class ProvisionCommand
         var certPath = Path.Combine(folder, name + ".cert.pem");
         var keyPath = Path.Combine(folder, name + ".private.key");
         await File.WriteAllTextAsync(certPath, certificate.Body["certificatePem"]!.GetValue<string>(), ct);
-        await File.WriteAllTextAsync(keyPath, certificate.Body["keyPair"]!["PrivateKey"]!.GetValue<string>(), ct);
-        if (!OperatingSystem.IsWindows())
-        {
-            File.SetUnixFileMode(keyPath, UnixFileMode.UserRead | UnixFileMode.UserWrite);
-        }
+        await Trellis.Device.IdentityFiles.WritePrivateKeyAsync(keyPath, certificate.Body["keyPair"]!["PrivateKey"]!.GetValue<string>(), ct);
 
         var caSource = Path.Combine(dataDirectory, "ca.pem");
         var caPath = Path.Combine(folder, "ca.pem");

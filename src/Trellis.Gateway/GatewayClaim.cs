@@ -55,12 +55,7 @@ public static partial class GatewayClaim
     private static async Task WriteAsync(string folder, string thing, DeviceOptions claim, string certificatePem, string keyPem, CancellationToken ct)
     {
         GatewayFiles.CreatePrivateDirectory(folder);
-        var key = Path.Combine(folder, thing + ".private.key");
-        await File.WriteAllTextAsync(key, keyPem, ct);
-        if (!OperatingSystem.IsWindows())
-        {
-            File.SetUnixFileMode(key, UnixFileMode.UserRead | UnixFileMode.UserWrite);
-        }
+        await IdentityFiles.WritePrivateKeyAsync(Path.Combine(folder, thing + ".private.key"), keyPem, ct);
 
         await File.WriteAllTextAsync(Path.Combine(folder, thing + ".cert.pem"), certificatePem, ct);
         await File.WriteAllTextAsync(Path.Combine(folder, "ca.pem"), claim.CaCertificate.ExportCertificatePem(), ct);

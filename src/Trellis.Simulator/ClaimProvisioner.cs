@@ -37,11 +37,7 @@ public sealed class ClaimProvisioner(DeviceOptions claim, string template, strin
         var (registered, certificatePem, keyPem) = await client.ProvisionWithNewKeyAsync(template, serial, new Dictionary<string, string> { ["SerialNumber"] = serial }, ct);
         Directory.CreateDirectory(folder);
         await File.WriteAllTextAsync(certificatePath, certificatePem, ct);
-        await File.WriteAllTextAsync(keyPath, keyPem, ct);
-        if (!OperatingSystem.IsWindows())
-        {
-            File.SetUnixFileMode(keyPath, UnixFileMode.UserRead | UnixFileMode.UserWrite);
-        }
+        await IdentityFiles.WritePrivateKeyAsync(keyPath, keyPem, ct);
 
         await File.WriteAllTextAsync(description, new JsonObject { ["thingName"] = registered.ThingName }.ToJsonString(), ct);
         Provisioned++;
