@@ -183,8 +183,14 @@ public sealed partial class MqttBroker
 
         connection.CongestedOn = null;
         var depth = BackPressureDepth;
+        var closed = connection.Closed;
         while (session.QueueCount > depth && !session.Stalled && session.Connection is not null)
         {
+            if (closed.IsCancellationRequested)
+            {
+                return; // the publisher is closing: nothing more of it to hold back (its delay below would no longer wait)
+            }
+
             if (Environment.TickCount64 - Volatile.Read(ref session.LastProgressMs) > StallTimeoutMs)
             {
                 session.Stalled = true;
@@ -192,7 +198,7 @@ public sealed partial class MqttBroker
             }
 
             var drained = session.WaitDrainedAsync();
-            await Task.WhenAny(drained, Task.Delay(50, connection.Closed));
+            await Task.WhenAny(drained, Task.Delay(50, closed));
         }
     }
 

@@ -452,9 +452,9 @@ internal sealed partial class MqttConnection : IDisposable, IThreadPoolWorkItem,
     /// <summary>At the end of a read batch: once its journal writes are on disk, its acknowledgements go out.</summary>
     private async Task ReleaseHeldAcksAsync(Task durable)
     {
-        if (!durable.IsCompleted)
+        if (!durable.IsCompletedSuccessfully)
         {
-            await durable.WaitAsync(Closed);
+            await durable.WaitAsync(Closed); // a failed journal write throws here: nothing it vouches for is acknowledged
         }
 
         lock (Gate)
