@@ -103,7 +103,7 @@ internal static class ProvisionCommand
         var certPath = Path.Combine(folder, name + ".cert.pem");
         var keyPath = Path.Combine(folder, name + ".private.key");
         await File.WriteAllTextAsync(certPath, certificate.Body["certificatePem"]!.GetValue<string>(), ct);
-        await Trellis.Device.IdentityFiles.WritePrivateKeyAsync(keyPath, certificate.Body["keyPair"]!["PrivateKey"]!.GetValue<string>(), ct);
+        Trellis.Device.IdentityFiles.WritePrivate(keyPath, certificate.Body["keyPair"]!["PrivateKey"]!.GetValue<string>());
 
         var caSource = Path.Combine(dataDirectory, "ca.pem");
         var caPath = Path.Combine(folder, "ca.pem");

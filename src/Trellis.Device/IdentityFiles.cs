@@ -2,15 +2,16 @@ using System.Text;
 
 namespace Trellis.Device;
 
-/// <summary>The files of a device identity on disk (a `trellis provision` folder, a gateway's identity, the simulator's devices).</summary>
+/// <summary>The files of a device identity on disk (a `trellis provision` folder, a gateway's identity and its leaves, the simulator's devices).</summary>
 public static class IdentityFiles
 {
     /// <summary>
-    /// Writes a private key readable by its owner only (0600) from its first byte: the file is made
-    /// with that mode (then moved over any key already there), never written under the process's
-    /// umask and narrowed afterwards, when another local user could have opened it in between.
+    /// Writes a file readable by its owner only (0600) from its first byte (a private key, a gateway's
+    /// leaf passwords): the file is made with that mode, then moved over any file already there,
+    /// never written under the process's umask and narrowed afterwards, when another local user
+    /// could have opened it in between.
     /// </summary>
-    public static async Task WritePrivateKeyAsync(string path, string pem, CancellationToken cancellationToken = default)
+    public static void WritePrivate(string path, string text)
     {
         var temporary = $"{path}.{Guid.NewGuid():N}.tmp";
         var options = new FileStreamOptions { Mode = FileMode.CreateNew, Access = FileAccess.Write };
@@ -21,9 +22,9 @@ public static class IdentityFiles
 
         try
         {
-            await using (var stream = new FileStream(temporary, options))
+            using (var stream = new FileStream(temporary, options))
             {
-                await stream.WriteAsync(Encoding.ASCII.GetBytes(pem), cancellationToken);
+                stream.Write(Encoding.UTF8.GetBytes(text));
             }
 
             File.Move(temporary, path, overwrite: true);

@@ -55,7 +55,7 @@ public static partial class GatewayClaim
     private static async Task WriteAsync(string folder, string thing, DeviceOptions claim, string certificatePem, string keyPem, CancellationToken ct)
     {
         GatewayFiles.CreatePrivateDirectory(folder);
-        await IdentityFiles.WritePrivateKeyAsync(Path.Combine(folder, thing + ".private.key"), keyPem, ct);
+        IdentityFiles.WritePrivate(Path.Combine(folder, thing + ".private.key"), keyPem);
 
         await File.WriteAllTextAsync(Path.Combine(folder, thing + ".cert.pem"), certificatePem, ct);
         await File.WriteAllTextAsync(Path.Combine(folder, "ca.pem"), claim.CaCertificate.ExportCertificatePem(), ct);

@@ -37,7 +37,7 @@ public sealed class ClaimProvisioner(DeviceOptions claim, string template, strin
         var (registered, certificatePem, keyPem) = await client.ProvisionWithNewKeyAsync(template, serial, new Dictionary<string, string> { ["SerialNumber"] = serial }, ct);
         Directory.CreateDirectory(folder);
         await File.WriteAllTextAsync(certificatePath, certificatePem, ct);
-        await IdentityFiles.WritePrivateKeyAsync(keyPath, keyPem, ct);
+        IdentityFiles.WritePrivate(keyPath, keyPem);
 
         await File.WriteAllTextAsync(description, new JsonObject { ["thingName"] = registered.ThingName }.ToJsonString(), ct);
         Provisioned++;

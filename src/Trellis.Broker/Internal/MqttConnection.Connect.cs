@@ -77,7 +77,6 @@ internal sealed partial class MqttConnection
         WillDelaySeconds = packet.WillDelaySeconds;
         _v5 = v5;
         Volatile.Write(ref _clientId, packet.ClientId);
-        packet.Password = null;
         Principal = auth.Principal;
         ClientMaxPacketSize = packet.MaximumPacketSize;
         InflightWindow = Math.Min(_broker.Options.MaxInflightPerClient, packet.ReceiveMaximum);

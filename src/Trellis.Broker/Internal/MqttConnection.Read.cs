@@ -10,8 +10,8 @@ internal sealed partial class MqttConnection
     /// <summary>
     /// Serves the connection until it ends. Over the event loops' own transport the connection is
     /// called back when input arrives (<see cref="IInputListener"/>), so an idle connection holds no
-    /// suspended read loop (its state machine was 192 bytes a connection); over other transports
-    /// (Kestrel's WebSockets and TLS) it awaits its pipe.
+    /// suspended read loop (its state machine was 192 bytes a connection); over the others
+    /// (WebSockets through Kestrel, the runtime's socket engine with --mqtt-threads 0) it awaits its pipe.
     /// </summary>
     public Task RunAsync()
     {
@@ -50,14 +50,16 @@ internal sealed partial class MqttConnection
         }
         catch (Exception e)
         {
-            // A fault closes only this connection (IOException from a reset socket, or a bug).
-            _broker.Logger.ConnectionFault(ClientId, RemoteAddress, e.GetType().Name + ": " + e.Message);
+            LogFault(e);
         }
         finally
         {
             await ShutdownAsync();
         }
     }
+
+    /// <summary>A fault closes only this connection (IOException from a reset socket, or a bug).</summary>
+    private void LogFault(Exception e) => _broker.Logger.ConnectionFault(ClientId, RemoteAddress, e.GetType().Name + ": " + e.Message);
 
     void IInputListener.OnInput() => Pump();
 
@@ -107,7 +109,7 @@ internal sealed partial class MqttConnection
         }
         catch (Exception e)
         {
-            _broker.Logger.ConnectionFault(ClientId, RemoteAddress, e.GetType().Name + ": " + e.Message);
+            LogFault(e);
         }
 
         _ = ShutdownAsync();
@@ -126,7 +128,7 @@ internal sealed partial class MqttConnection
         }
         catch (Exception e)
         {
-            _broker.Logger.ConnectionFault(ClientId, RemoteAddress, e.GetType().Name + ": " + e.Message);
+            LogFault(e);
             await ShutdownAsync();
             return;
         }

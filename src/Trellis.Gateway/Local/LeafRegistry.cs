@@ -69,7 +69,7 @@ public sealed class LeafRegistry
             array.Add(new JsonObject { ["thing"] = leaf.Thing, ["salt"] = Convert.ToBase64String(leaf.Salt), ["hash"] = Convert.ToBase64String(leaf.Hash) });
         }
 
-        GatewayFiles.WritePrivate(PathIn(dataDirectory), new JsonObject { ["leaves"] = array }.ToJsonString() + "\n");
+        Trellis.Device.IdentityFiles.WritePrivate(PathIn(dataDirectory), new JsonObject { ["leaves"] = array }.ToJsonString() + "\n");
         return password;
     }
 

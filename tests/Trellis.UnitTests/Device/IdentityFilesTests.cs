@@ -17,7 +17,7 @@ public sealed class IdentityFilesTests : IDisposable
         await File.WriteAllTextAsync(path, "old key", TestContext.Current.CancellationToken);
         File.SetUnixFileMode(path, UnixFileMode.UserRead | UnixFileMode.UserWrite | UnixFileMode.GroupRead | UnixFileMode.OtherRead);
 
-        await IdentityFiles.WritePrivateKeyAsync(path, "-----BEGIN PRIVATE KEY-----\nAAAA\n-----END PRIVATE KEY-----\n", TestContext.Current.CancellationToken);
+        IdentityFiles.WritePrivate(path, "-----BEGIN PRIVATE KEY-----\nAAAA\n-----END PRIVATE KEY-----\n");
 
         Assert.Equal(UnixFileMode.UserRead | UnixFileMode.UserWrite, File.GetUnixFileMode(path));
         Assert.Equal("-----BEGIN PRIVATE KEY-----\nAAAA\n-----END PRIVATE KEY-----\n", await File.ReadAllTextAsync(path, TestContext.Current.CancellationToken));
