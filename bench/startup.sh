@@ -14,14 +14,16 @@ rounds="${STARTUP_ROUNDS:-3}"
 export DOTNET_NOLOGO=1 DOTNET_CLI_TELEMETRY_OPTOUT=1
 
 dotnet build src/Trellis.Cli/Trellis.Cli.csproj -c Release --nologo -v quiet -clp:ErrorsOnly >&2
-[[ -x artifacts/publish/linux-x64/trellis && -z "$(find src -newer artifacts/publish/linux-x64/trellis -name '*.cs' -print -quit)" ]] || scripts/package.sh --publish-only >&2
+# (a Native AOT publish there, from PACKAGE_FORM=aot, has no System.Private.CoreLib.dll: made again as ReadyToRun)
+[[ -x artifacts/publish/linux-x64/trellis && -f artifacts/publish/linux-x64/System.Private.CoreLib.dll
+  && -z "$(find src -newer artifacts/publish/linux-x64/trellis -name '*.cs' -print -quit)" ]] || PACKAGE_FORM=r2r scripts/package.sh --publish-only >&2
 declare -A command=(
   [jit]="dotnet $root/artifacts/bin/Trellis.Cli/release/trellis.dll"
   [r2r]="$root/artifacts/publish/linux-x64/trellis"
 )
 forms=(jit r2r)
 if [[ "${STARTUP_AOT:-0}" == 1 ]]; then
-  dotnet publish src/Trellis.Cli/Trellis.Cli.csproj -c Release -r linux-x64 --self-contained -p:PublishAot=true -p:TreatWarningsAsErrors=false \
+  dotnet publish src/Trellis.Cli/Trellis.Cli.csproj -c Release -r linux-x64 --self-contained -p:PublishAot=true \
     -o artifacts/publish/aot --nologo -v quiet -clp:ErrorsOnly >&2
   command[aot]="$root/artifacts/publish/aot/trellis"
   forms+=(aot)

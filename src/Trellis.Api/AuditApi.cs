@@ -128,7 +128,7 @@ public static class AuditApi
                 item["errorType"] = e.ErrorType;
             }
 
-            events.Add(item);
+            events.Add((JsonNode)item);
         }
 
         var body = new JsonObject { ["events"] = events };

@@ -101,7 +101,7 @@ internal static partial class ManageCommands
                         return found;
                     }
 
-                    targets.Add(found.Body![kind == "things" ? "thingArn" : "thingGroupArn"]!.GetValue<string>());
+                    targets.Add((JsonNode?)JsonValue.Create(found.Body![kind == "things" ? "thingArn" : "thingGroupArn"]!.GetValue<string>()));
                 }
 
                 if (r.GetValue(firmware) is { } image)
@@ -300,7 +300,7 @@ internal static partial class ManageCommands
                 row[name] = value?.DeepClone();
             }
 
-            rows.Add(row);
+            rows.Add((JsonNode)row);
         }
 
         return rows;

@@ -1,7 +1,7 @@
 using System.Text.Json.Nodes;
 using Microsoft.AspNetCore.Builder;
-using Microsoft.AspNetCore.Http;
 using Microsoft.AspNetCore.Routing;
+using Trellis.Api;
 using Trellis.Broker;
 using Trellis.Registry;
 
@@ -17,7 +17,7 @@ internal static class OperationsEndpoints
 {
     public static void MapOperations(this IEndpointRouteBuilder app, Func<IReadOnlyDictionary<string, int>> listeners)
     {
-        app.MapGet("/healthz", () => Results.Json(new JsonObject { ["status"] = "alive" }));
+        app.MapGet("/healthz", () => AwsResults.Json(new JsonObject { ["status"] = "alive" }));
         app.MapGet("/readyz", (RegistryService registry, Trellis.Jobs.Firmware.IFirmwareStore jobsDb, Trellis.Telemetry.TelemetryStore telemetry) =>
         {
             var checks = new JsonObject();
@@ -46,14 +46,14 @@ internal static class OperationsEndpoints
                 ready = false;
             }
 
-            return Results.Json(new JsonObject { ["status"] = ready ? "ready" : "not ready", ["checks"] = checks }, statusCode: ready ? 200 : 503);
+            return AwsResults.Json(new JsonObject { ["status"] = ready ? "ready" : "not ready", ["checks"] = checks }, ready ? 200 : 503);
         });
         app.MapGet("/api/fleet/summary", (RegistryService registry, ThingConnectivity connectivity, MessageRates rates, Trellis.Jobs.JobService jobs, Trellis.Storage.DataFolder data,
             Trellis.Rules.Alarms.AlarmEngine alarms, Trellis.Fleet.Defender.Defender defender) =>
         {
             var (inPerSecond, outPerSecond) = rates.Current;
             var open = alarms.OpenBySeverity();
-            return Results.Json(new JsonObject
+            return AwsResults.Json(new JsonObject
             {
                 ["things"] = registry.CountThings(),
                 ["online"] = connectivity.OnlineCount,

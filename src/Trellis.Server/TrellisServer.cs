@@ -71,12 +71,19 @@ public sealed class TrellisServer : IAsyncDisposable
     /// <c>TRELLIS_&lt;Section&gt;__&lt;Name&gt;</c> variable names, then <paramref name="configure"/>
     /// (flags, an embedding host), validated by their ranges. A value out of range stops start-up naming it.
     /// </summary>
-    internal static T Settings<T>(string section, T settings, Action<T>? configure)
+    /// <remarks>
+    /// <paramref name="bind"/> is <c>(c, s) =&gt; c.Bind(s)</c> at each call: there the type is known, so
+    /// the configuration binding generator writes the binding at build time (no reflection, which a
+    /// Native AOT build would not have).
+    /// </remarks>
+    [System.Diagnostics.CodeAnalysis.UnconditionalSuppressMessage("Trimming", "IL2026", Justification = "The validator reads T's public properties and their range attributes, which DynamicallyAccessedMembers keeps.")]
+    internal static T Settings<[System.Diagnostics.CodeAnalysis.DynamicallyAccessedMembers(System.Diagnostics.CodeAnalysis.DynamicallyAccessedMemberTypes.PublicProperties)] T>(
+        string section, T settings, Action<IConfiguration, T> bind, Action<T>? configure)
         where T : class
     {
         try
         {
-            new ConfigurationBuilder().AddEnvironmentVariables("TRELLIS_").Build().GetSection(section).Bind(settings);
+            bind(new ConfigurationBuilder().AddEnvironmentVariables("TRELLIS_").Build().GetSection(section), settings);
         }
         catch (InvalidOperationException e)
         {
@@ -93,7 +100,7 @@ public sealed class TrellisServer : IAsyncDisposable
         return settings;
     }
 
-    private static BrokerOptions BrokerSettings(TrellisServerOptions options) => Settings("Broker", new BrokerOptions(), broker =>
+    private static BrokerOptions BrokerSettings(TrellisServerOptions options) => Settings("Broker", new BrokerOptions(), static (c, s) => c.Bind(s), broker =>
     {
         broker.AllowAnonymous = options.AllowAnonymous || broker.AllowAnonymous;
         broker.MaxPacketBytes = options.MaxPacketBytes;
@@ -139,8 +146,8 @@ public sealed class TrellisServer : IAsyncDisposable
         var database = new SqliteDatabase(data.RegistryPath, Schema.Migrations);
         var accessKeys = AccessKeys.LoadOrCreate(data.CredentialsPath);
         var brokerOptions = BrokerSettings(options);
-        var telemetryQuery = Settings("TelemetryQuery", new Trellis.Telemetry.TelemetryQueryOptions(), options.ConfigureTelemetryQuery);
-        var apiLimits = Settings("Api", new ApiLimits(), limits =>
+        var telemetryQuery = Settings("TelemetryQuery", new Trellis.Telemetry.TelemetryQueryOptions(), static (c, s) => c.Bind(s), options.ConfigureTelemetryQuery);
+        var apiLimits = Settings("Api", new ApiLimits(), static (c, s) => c.Bind(s), limits =>
         {
             // An HTTPS publish carries one MQTT message: the packet limit is its limit too.
             limits.MaxPublishBodyBytes = Math.Max(limits.MaxPublishBodyBytes, options.MaxPacketBytes);
@@ -233,7 +240,7 @@ public sealed class TrellisServer : IAsyncDisposable
         services.AddHostedService<JobsWorker>();
         services.AddSingleton<Trellis.Api.Aws.IotJobsData.IIotJobsDataOperations, Trellis.Api.Aws.IotJobsData.IotJobsDataOperations>();
         // TRELLIS_Provisioning__<Setting> variables over what the embedding host set.
-        Settings("Provisioning", options.Provisioning, null);
+        Settings("Provisioning", options.Provisioning, static (c, s) => c.Bind(s), null);
         services.AddSingleton(options.Provisioning);
         services.AddSingleton(sp => new CertificateRateLimit(options.Provisioning));
         services.AddSingleton<Trellis.Api.Aws.IKeyPairLimit>(sp => sp.GetRequiredService<CertificateRateLimit>());
@@ -250,7 +257,7 @@ public sealed class TrellisServer : IAsyncDisposable
         services.AddSingleton(options.Outbox);
         services.AddSingleton(sp => new Outbox(new SqliteDatabase(data.OutboxPath, Outbox.Migrations), options.Outbox, time));
         services.AddHostedService<OutboxWorker>();
-        var smtp = Settings("Smtp", new Trellis.Rules.Notifications.SmtpOptions(), options.ConfigureSmtp);
+        var smtp = Settings("Smtp", new Trellis.Rules.Notifications.SmtpOptions(), static (c, s) => c.Bind(s), options.ConfigureSmtp);
         services.AddSingleton(smtp);
         services.AddSingleton(sp => new Trellis.Rules.Notifications.Notifier(
             database, sp.GetRequiredService<Outbox>(), (topic, payload) => sp.GetRequiredService<MqttBroker>().PublishFromServer(topic, payload, qos: 1, origin: "notifications"),
@@ -446,8 +453,7 @@ public sealed class TrellisServer : IAsyncDisposable
             if (listeners.TryGetValue("ws", out var wsListener) && context.Connection.LocalPort == wsListener.IPEndPoint!.Port
                 && !context.Request.Path.StartsWithSegments("/mqtt", StringComparison.Ordinal))
             {
-                context.Response.StatusCode = StatusCodes.Status404NotFound;
-                await context.Response.WriteAsJsonAsync(new { message = "This port serves MQTT over WebSockets at /mqtt only; the management API is on the --http port." });
+                await MqttWebSocketEndpoint.MessageAsync(context, StatusCodes.Status404NotFound, "This port serves MQTT over WebSockets at /mqtt only; the management API is on the --http port.");
                 return;
             }
 

@@ -16,16 +16,23 @@ public static class MqttWebSocketEndpoint
         // session cookie and origin, or a SigV4 signature), and the client acts as that API user.
         endpoints.Map("/console/mqtt", context => context.Items["trellis.accessKeyId"] is string user
             ? HandleAsync(context, user)
-            : Results.Json(new { message = "Sign in to the console first: /console/mqtt serves the signed-in user." }, statusCode: StatusCodes.Status401Unauthorized).ExecuteAsync(context));
+            : MessageAsync(context, StatusCodes.Status401Unauthorized, "Sign in to the console first: /console/mqtt serves the signed-in user."));
         return endpoints.Map(path, context => HandleAsync(context, null));
+    }
+
+    /// <summary>An error answer as the API writes them: <c>{"message": …}</c>.</summary>
+    public static Task MessageAsync(HttpContext context, int status, string message)
+    {
+        context.Response.StatusCode = status;
+        context.Response.ContentType = "application/json; charset=utf-8";
+        return context.Response.WriteAsync(new System.Text.Json.Nodes.JsonObject { ["message"] = message }.ToJsonString());
     }
 
     private static async Task HandleAsync(HttpContext context, string? verifiedUser)
     {
         if (!context.WebSockets.IsWebSocketRequest)
         {
-            context.Response.StatusCode = StatusCodes.Status426UpgradeRequired;
-            await context.Response.WriteAsJsonAsync(new { message = "MQTT over WebSockets: connect with a WebSocket client using subprotocol 'mqtt'." });
+            await MessageAsync(context, StatusCodes.Status426UpgradeRequired, "MQTT over WebSockets: connect with a WebSocket client using subprotocol 'mqtt'.");
             return;
         }
 

@@ -505,7 +505,11 @@ public sealed class OtaAgent : IDisposable
         var json = new JsonObject { ["jobId"] = state.JobId, ["version"] = state.Version, ["previousVersion"] = state.PreviousVersion, ["sha256"] = state.Sha256 };
         using (var file = new FileStream(path + ".tmp", FileMode.Create, FileAccess.Write))
         {
-            JsonSerializer.Serialize(file, json);
+            using (var writer = new Utf8JsonWriter(file))
+            {
+                json.WriteTo(writer);
+            }
+
             file.Flush(flushToDisk: true);
         }
 

@@ -66,7 +66,7 @@ public sealed class LeafRegistry
         var array = new JsonArray();
         foreach (var leaf in registry._leaves.Values.OrderBy(l => l.Thing, StringComparer.Ordinal))
         {
-            array.Add(new JsonObject { ["thing"] = leaf.Thing, ["salt"] = Convert.ToBase64String(leaf.Salt), ["hash"] = Convert.ToBase64String(leaf.Hash) });
+            array.Add((JsonNode)new JsonObject { ["thing"] = leaf.Thing, ["salt"] = Convert.ToBase64String(leaf.Salt), ["hash"] = Convert.ToBase64String(leaf.Hash) });
         }
 
         Trellis.Device.IdentityFiles.WritePrivate(PathIn(dataDirectory), new JsonObject { ["leaves"] = array }.ToJsonString() + "\n");

@@ -1,4 +1,5 @@
 using System.Formats.Cbor;
+using System.Text;
 using System.Text.Json;
 using System.Text.Json.Nodes;
 using Trellis.Core.Errors;
@@ -300,14 +301,14 @@ public sealed class FileStreams(IFirmwareStore firmware, IJobTargets targets, IJ
             }
             else
             {
-                message = JsonSerializer.SerializeToUtf8Bytes(new JsonObject
+                message = Encoding.UTF8.GetBytes(new JsonObject
                 {
                     ["c"] = clientToken,
                     ["f"] = fileId,
                     ["l"] = read,
                     ["i"] = block,
                     ["p"] = Convert.ToBase64String(data),
-                });
+                }.ToJsonString());
             }
 
             publisher.Reply(topic, message, clientId);
@@ -342,20 +343,20 @@ public sealed class FileStreams(IFirmwareStore firmware, IJobTargets targets, IJ
         }
         else
         {
-            payload = JsonSerializer.SerializeToUtf8Bytes(new JsonObject { ["o"] = code, ["m"] = message, ["c"] = request.ClientToken, ["s"] = version });
+            payload = Encoding.UTF8.GetBytes(new JsonObject { ["o"] = code, ["m"] = message, ["c"] = request.ClientToken, ["s"] = version }.ToJsonString());
         }
 
         publisher.Reply(prefix + "rejected/" + format, payload, clientId);
     }
 
     private static byte[] DescriptionJson(string? token, StreamRecord stream, List<(int FileId, long Size)> files) =>
-        JsonSerializer.SerializeToUtf8Bytes(new JsonObject
+        Encoding.UTF8.GetBytes(new JsonObject
         {
             ["c"] = token,
             ["s"] = stream.Version,
             ["d"] = stream.Description,
             ["r"] = new JsonArray([.. files.Select(f => (JsonNode)new JsonObject { ["f"] = f.FileId, ["z"] = f.Size })]),
-        });
+        }.ToJsonString());
 
     private static byte[] DescriptionCbor(string? token, StreamRecord stream, List<(int FileId, long Size)> files)
     {

@@ -1,4 +1,3 @@
-using System.Net.Http.Json;
 using System.Text;
 using System.Text.Json;
 using System.Text.Json.Nodes;
@@ -229,7 +228,13 @@ public sealed partial class FleetProvisioningService(RegistryService registry, H
                 return ($"The pre-provisioning hook answered HTTP {(int)response.StatusCode}; the device was not provisioned.", []);
             }
 
-            answer = await response.Content.ReadFromJsonAsync<JsonObject>(timeout.Token);
+            await using var stream = await response.Content.ReadAsStreamAsync(timeout.Token);
+            answer = await JsonNode.ParseAsync(stream, cancellationToken: timeout.Token) switch
+            {
+                null => null,
+                JsonObject body => body,
+                _ => throw new JsonException("the answer is not a JSON object"),
+            };
         }
         catch (Exception e) when (e is HttpRequestException or JsonException or NotSupportedException || (e is OperationCanceledException && !cancellationToken.IsCancellationRequested))
         {

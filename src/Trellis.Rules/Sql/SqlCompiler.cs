@@ -101,7 +101,7 @@ internal static class SqlCompiler
 
                 if (value is null)
                 {
-                    results.Add(Project(items, inner));
+                    results.Add((JsonNode)Project(items, inner));
                 }
                 else if (value(inner) is var result && !SqlValues.IsUndefined(result))
                 {

@@ -168,5 +168,5 @@ public sealed class AlarmsTests : IDisposable
         [.. receivers.Lines.Skip(1).Select(l => JsonNode.Parse(l)!).Where(r => r["kind"]?.GetValue<string>() == kind)];
 
     private static Task<ExternalTool.Result> CliAsync(ServerProcess server, string[] args) =>
-        ExternalTool.RunAsync("dotnet", [TrellisCli.DllPath(), .. args, "--endpoint", server.Endpoint, "--data", server.DataDirectory], TimeSpan.FromSeconds(60), new Dictionary<string, string> { ["AWS_PROFILE"] = "trellis" }, Ct);
+        ExternalTool.RunAsync(TrellisCli.FileName, [.. TrellisCli.Leading, .. args, "--endpoint", server.Endpoint, "--data", server.DataDirectory], TimeSpan.FromSeconds(60), new Dictionary<string, string> { ["AWS_PROFILE"] = "trellis" }, Ct);
 }

@@ -48,7 +48,7 @@ public sealed class CliManageTests(TrellisHost host)
         Assert.Equal(0, audit.ExitCode);
         Assert.Contains("CreateThing", JsonNode.Parse(audit.Stdout)!["events"]!.AsArray().Select(e => e!["operation"]!.GetValue<string>()));
 
-        var unreachable = await ExternalTool.RunAsync("dotnet", [TrellisCli.DllPath(), "things", "list", "--endpoint", "http://127.0.0.1:1", "--data", host.DataDirectory], TimeSpan.FromSeconds(60), cancellationToken: Ct);
+        var unreachable = await ExternalTool.RunAsync(TrellisCli.FileName, [.. TrellisCli.Leading, "things", "list", "--endpoint", "http://127.0.0.1:1", "--data", host.DataDirectory], TimeSpan.FromSeconds(60), cancellationToken: Ct);
         Assert.Equal(3, unreachable.ExitCode);
         Assert.Contains("cannot reach", unreachable.Stderr, StringComparison.Ordinal);
     }

@@ -22,8 +22,8 @@ public sealed class CliMqttTests(TrellisHost host)
         var mqtt = "127.0.0.1:" + host.MqttPort.ToString(CultureInfo.InvariantCulture);
 
         // The admin key watches the device's topics; the device publishes from its folder (its endpoint from device.json).
-        using var watching = ExternalTool.StartBackground("dotnet",
-            [TrellisCli.DllPath(), "sub", "-t", $"devices/{thing}/#", "-v", "-C", "2", "--mqtt", mqtt, "--data", host.DataDirectory, "--profile", "trellis"]);
+        using var watching = ExternalTool.StartBackground(TrellisCli.FileName,
+            [.. TrellisCli.Leading, "sub", "-t", $"devices/{thing}/#", "-v", "-C", "2", "--mqtt", mqtt, "--data", host.DataDirectory, "--profile", "trellis"]);
         Assert.True(await Eventually.TrueAsync(() => watching.Stderr.Contains("subscribed to", StringComparison.Ordinal), Timeout, Ct), watching.Stderr);
         var pub = await TrellisCli.RunAsync(host, ["pub", "--device", folder, "-t", $"devices/{thing}/temp", "-m", "21.5", "--repeat", "2"], Ct);
         Assert.True(pub.ExitCode == 0, pub.Output);
@@ -54,10 +54,10 @@ public sealed class CliMqttTests(TrellisHost host)
         // A viewer key may subscribe but not publish; nothing arrives in time: exit 4.
         var viewer = await host.CreateApiUserAsync(TrellisHost.Unique("clipubv"), "viewer", Ct);
         var asViewer = new Dictionary<string, string> { ["AWS_ACCESS_KEY_ID"] = viewer.KeyId, ["AWS_SECRET_ACCESS_KEY"] = viewer.Secret };
-        var viewerPub = await ExternalTool.RunAsync("dotnet", [TrellisCli.DllPath(), "pub", "-t", $"devices/{thing}/temp", "-m", "x", "--mqtt", mqtt], Timeout, asViewer, Ct);
+        var viewerPub = await ExternalTool.RunAsync(TrellisCli.FileName, [.. TrellisCli.Leading, "pub", "-t", $"devices/{thing}/temp", "-m", "x", "--mqtt", mqtt], Timeout, asViewer, Ct);
         Assert.Equal(1, viewerPub.ExitCode);
         Assert.Contains("NotAuthorized", viewerPub.Stderr, StringComparison.Ordinal);
-        var quiet = await ExternalTool.RunAsync("dotnet", [TrellisCli.DllPath(), "sub", "-t", $"devices/{thing}/nothing", "-W", "1", "--mqtt", mqtt], Timeout, asViewer, Ct);
+        var quiet = await ExternalTool.RunAsync(TrellisCli.FileName, [.. TrellisCli.Leading, "sub", "-t", $"devices/{thing}/nothing", "-W", "1", "--mqtt", mqtt], Timeout, asViewer, Ct);
         Assert.True(quiet.ExitCode == 4, quiet.Output);
         Assert.Contains("ran out after 0 message(s)", quiet.Stderr, StringComparison.Ordinal);
 

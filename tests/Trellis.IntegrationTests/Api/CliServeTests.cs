@@ -58,8 +58,7 @@ public sealed class CliServeTests : IDisposable
     [Fact]
     public async Task Bad_listen_address_stops_start_up_with_a_message()
     {
-        var dll = ServerProcess.DllPath();
-        var result = await ExternalTool.RunAsync("dotnet", [dll, "serve", "--data", _data, "--mqtt", "not-an-address"], Timeout, cancellationToken: Ct);
+        var result = await ExternalTool.RunAsync(TrellisCli.FileName, [.. TrellisCli.Leading, "serve", "--data", _data, "--mqtt", "not-an-address"], Timeout, cancellationToken: Ct);
 
         Assert.Equal(1, result.ExitCode);
         Assert.Contains("--mqtt", result.Stderr, StringComparison.Ordinal);

@@ -44,7 +44,7 @@ public sealed class CliUsersTests(TrellisHost host)
         Assert.Equal(200, renewed[0]!["status"]!.GetValue<int>());
 
         // Only admins manage users; the refusal is the API's, exit 1.
-        var asOperator = await ExternalTool.RunAsync("dotnet", [TrellisCli.DllPath(), "users", "list", "--endpoint", host.Endpoint],
+        var asOperator = await ExternalTool.RunAsync(TrellisCli.FileName, [.. TrellisCli.Leading, "users", "list", "--endpoint", host.Endpoint],
             Timeout, new Dictionary<string, string> { ["AWS_ACCESS_KEY_ID"] = second.KeyId, ["AWS_SECRET_ACCESS_KEY"] = second.Secret }, Ct);
         Assert.Equal(1, asOperator.ExitCode);
         Assert.Contains("AccessDeniedException", asOperator.Stderr, StringComparison.Ordinal);

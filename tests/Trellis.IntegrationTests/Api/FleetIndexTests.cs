@@ -312,7 +312,7 @@ public sealed class FleetIndexTests : IDisposable
     }
 
     private static Task<ExternalTool.Result> CliAsync(ServerProcess server, string[] args) =>
-        ExternalTool.RunAsync("dotnet", [TrellisCli.DllPath(), .. args, "--endpoint", server.Endpoint, "--data", server.DataDirectory], TimeSpan.FromSeconds(60), new Dictionary<string, string> { ["AWS_PROFILE"] = "trellis" }, Ct);
+        ExternalTool.RunAsync(TrellisCli.FileName, [.. TrellisCli.Leading, .. args, "--endpoint", server.Endpoint, "--data", server.DataDirectory], TimeSpan.FromSeconds(60), new Dictionary<string, string> { ["AWS_PROFILE"] = "trellis" }, Ct);
 
     private static async Task<List<string>> SearchAsync(ServerProcess server, string query)
     {

@@ -55,12 +55,12 @@ public sealed class HttpsApiTests
             Assert.Equal("over-tls", JsonNode.Parse(aws.Stdout)!["thingName"]!.GetValue<string>());
 
             // trellis trusts the data folder's ca.pem; given another folder's credentials only, it says why it stops.
-            var listed = await ExternalTool.RunAsync("dotnet", [ServerProcess.DllPath(), "things", "list", "--endpoint", endpoint, "--data", data, "--output", "json"], Timeout, env, ct);
+            var listed = await ExternalTool.RunAsync(TrellisCli.FileName, [.. TrellisCli.Leading, "things", "list", "--endpoint", endpoint, "--data", data, "--output", "json"], Timeout, env, ct);
             Assert.True(listed.ExitCode == 0, listed.Output);
             Assert.Contains("over-tls", listed.Stdout, StringComparison.Ordinal);
             var elsewhere = Directory.CreateDirectory(Path.Combine(data, "elsewhere")).FullName;
             File.Copy(Path.Combine(data, "credentials"), Path.Combine(elsewhere, "credentials"));
-            var untrusted = await ExternalTool.RunAsync("dotnet", [ServerProcess.DllPath(), "things", "list", "--endpoint", endpoint, "--data", elsewhere], Timeout, env, ct);
+            var untrusted = await ExternalTool.RunAsync(TrellisCli.FileName, [.. TrellisCli.Leading, "things", "list", "--endpoint", endpoint, "--data", elsewhere], Timeout, env, ct);
             Assert.Equal(3, untrusted.ExitCode);
             Assert.Contains("TLS certificate is not trusted", untrusted.Stderr, StringComparison.Ordinal);
 

@@ -64,7 +64,7 @@ public sealed class SecretsAtRestTests : IDisposable
 
         // Without the folder's secrets.key the sealed secrets do not open: the server refuses to start and says why.
         File.Delete(Path.Combine(_data, "secrets.key"));
-        var withoutKey = await ExternalTool.RunAsync("dotnet", [ServerProcess.DllPath(), "serve", "--data", _data, "--mqtt", "127.0.0.1:0", "--mqtts", "off", "--ws", "off", "--coap", "off", "--coaps", "off", "--http", "127.0.0.1:0"], TimeSpan.FromSeconds(60), cancellationToken: Ct);
+        var withoutKey = await ExternalTool.RunAsync(TrellisCli.FileName, [.. TrellisCli.Leading, "serve", "--data", _data, "--mqtt", "127.0.0.1:0", "--mqtts", "off", "--ws", "off", "--coap", "off", "--coaps", "off", "--http", "127.0.0.1:0"], TimeSpan.FromSeconds(60), cancellationToken: Ct);
         Assert.True(withoutKey.ExitCode is not (0 or -1), withoutKey.Output);
         Assert.Contains("secrets.key", withoutKey.Output, StringComparison.Ordinal);
     }

@@ -21,7 +21,7 @@ public sealed class ListenerPortTests
         var first = await ServerProcess.StartAsync(Path.Combine(root, "a"), Ct, null, "--mqtt", $"127.0.0.1:{port}");
         try
         {
-            var second = await ExternalTool.RunAsync("dotnet", [TrellisCli.DllPath(), "serve", "--mqtt", $"127.0.0.1:{port}", "--mqtts", "off", "--ws", "off", "--coap", "off", "--coaps", "off", "--http", "127.0.0.1:0"],
+            var second = await ExternalTool.RunAsync(TrellisCli.FileName, [.. TrellisCli.Leading, "serve", "--mqtt", $"127.0.0.1:{port}", "--mqtts", "off", "--ws", "off", "--coap", "off", "--coaps", "off", "--http", "127.0.0.1:0"],
                 Timeout, new Dictionary<string, string> { ["TRELLIS_DATA"] = Path.Combine(root, "b") }, Ct);
             Assert.Equal(1, second.ExitCode);
             Assert.Contains($"trellis: cannot start: TCP port 127.0.0.1:{port} is in use by another program", second.Stderr, StringComparison.Ordinal);

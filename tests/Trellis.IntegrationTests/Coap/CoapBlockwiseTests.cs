@@ -60,7 +60,7 @@ public sealed class CoapBlockwiseTests : IDisposable
         var image = RandomNumberGenerator.GetBytes(1024 * 1024);
         var imagePath = Path.Combine(_work, "image.bin");
         await File.WriteAllBytesAsync(imagePath, image, Ct);
-        var firmware = await ExternalTool.RunAsync("dotnet", [TrellisCli.DllPath(), "firmware", "upload", "lamp-2.1.0", imagePath, "--endpoint", server.Endpoint, "--data", Path.Combine(_work, "data")],
+        var firmware = await ExternalTool.RunAsync(TrellisCli.FileName, [.. TrellisCli.Leading, "firmware", "upload", "lamp-2.1.0", imagePath, "--endpoint", server.Endpoint, "--data", Path.Combine(_work, "data")],
             Timeout, new Dictionary<string, string> { ["AWS_PROFILE"] = "trellis" }, Ct);
         Assert.True(firmware.ExitCode == 0, firmware.Output);
         var stream = await server.IotCallsAsync([("create_stream", new { streamId = "lamp", files = new[] { new { fileId = 0, s3Location = new { bucket = "firmware", key = "lamp-2.1.0" } } }, roleArn = "arn:aws:iam::000000000000:role/ota" })], Ct);

@@ -149,19 +149,19 @@ public sealed class GatewayLeafTests(TrellisHost host)
         Assert.True(provision.ExitCode == 0, provision.Output);
         var data = Path.Combine(folder, "data");
         var leaf = TrellisHost.Unique("leaf");
-        var added = await ExternalTool.RunAsync("dotnet", [TrellisCli.DllPath(), "gateway", "add-leaf", "--data", data, "--thing", leaf], Timeout, cancellationToken: Ct);
+        var added = await ExternalTool.RunAsync(TrellisCli.FileName, [.. TrellisCli.Leading, "gateway", "add-leaf", "--data", data, "--thing", leaf], Timeout, cancellationToken: Ct);
         Assert.True(added.ExitCode == 0, added.Output);
         var identity = Path.Combine(folder, "identity");
         var port = HttpReceiver.FreePort().ToString(CultureInfo.InvariantCulture);
-        List<string> run = [TrellisCli.DllPath(), "gateway", "--identity", identity, "--data", data, "--mqtt", $"127.0.0.1:{port}"];
+        List<string> run = [.. TrellisCli.Leading, "gateway", "--identity", identity, "--data", data, "--mqtt", $"127.0.0.1:{port}"];
 
         // A template that does not exist: a clear refusal, exit 2, nothing written.
-        var wrong = await ExternalTool.RunAsync("dotnet", [.. run, "--claim", Path.Combine(folder, "claim"), "--template", "no-such-template", "--serial", serial], Timeout, cancellationToken: Ct);
+        var wrong = await ExternalTool.RunAsync(TrellisCli.FileName, [.. run, "--claim", Path.Combine(folder, "claim"), "--template", "no-such-template", "--serial", serial], Timeout, cancellationToken: Ct);
         Assert.True(wrong.ExitCode == 2, wrong.Output);
         Assert.Contains("template no-such-template was refused", wrong.Stderr, StringComparison.Ordinal);
         Assert.False(File.Exists(Path.Combine(identity, "device.json")));
 
-        using (var first = ExternalTool.StartBackground("dotnet", [.. run, "--claim", Path.Combine(folder, "claim"), "--template", template, "--serial", serial]))
+        using (var first = ExternalTool.StartBackground(TrellisCli.FileName, [.. run, "--claim", Path.Combine(folder, "claim"), "--template", template, "--serial", serial]))
         {
             Assert.True(await first.WaitForLineAsync(l => l.Contains("1 of 1 leaves registered upstream", StringComparison.Ordinal), Timeout, Ct), string.Join('\n', first.Lines) + first.Stderr);
             Assert.Contains(first.Lines, l => l.Contains($"Provisioned by claim as thing gw-{serial}", StringComparison.Ordinal));
@@ -177,7 +177,7 @@ public sealed class GatewayLeafTests(TrellisHost host)
 
         // The next start uses the identity it wrote (the claim may be gone) and provisions nothing.
         Directory.Delete(Path.Combine(folder, "claim"), recursive: true);
-        using var second = ExternalTool.StartBackground("dotnet", [.. run, "--claim", Path.Combine(folder, "claim"), "--template", template, "--serial", serial]);
+        using var second = ExternalTool.StartBackground(TrellisCli.FileName, [.. run, "--claim", Path.Combine(folder, "claim"), "--template", template, "--serial", serial]);
         Assert.True(await second.WaitForLineAsync(l => l.Contains("Connected upstream", StringComparison.Ordinal), Timeout, Ct), string.Join('\n', second.Lines) + second.Stderr);
         Assert.DoesNotContain(second.Lines, l => l.Contains("Provisioned by claim", StringComparison.Ordinal));
     }
@@ -310,14 +310,14 @@ public sealed class GatewayLeafTests(TrellisHost host)
         var gateway = await SetUpAsync();
         var rules = Path.Combine(gateway.Data, "..", "bad-rules.json");
         await File.WriteAllTextAsync(rules, """{"rules": [{"name": "broken", "sql": "SELECT temperature FROM"}]}""", Ct);
-        var result = await ExternalTool.RunAsync("dotnet", [TrellisCli.DllPath(), "gateway", "--identity", gateway.Identity, "--data", gateway.Data, "--mqtt", $"127.0.0.1:{gateway.Port}", "--rules", rules], Timeout, cancellationToken: Ct);
+        var result = await ExternalTool.RunAsync(TrellisCli.FileName, [.. TrellisCli.Leading, "gateway", "--identity", gateway.Identity, "--data", gateway.Data, "--mqtt", $"127.0.0.1:{gateway.Port}", "--rules", rules], Timeout, cancellationToken: Ct);
         Assert.Equal(2, result.ExitCode);
         Assert.Contains("rule broken:", result.Stderr, StringComparison.Ordinal);
         Assert.Contains("line 1", result.Stderr, StringComparison.Ordinal);
     }
 
     private static ExternalTool.Background StartGateway(Gateway gateway, params string[] extra) =>
-        ExternalTool.StartBackground("dotnet", [TrellisCli.DllPath(), "gateway", "--identity", gateway.Identity, "--data", gateway.Data, "--mqtt", $"127.0.0.1:{gateway.Port}", .. extra]);
+        ExternalTool.StartBackground(TrellisCli.FileName, [.. TrellisCli.Leading, "gateway", "--identity", gateway.Identity, "--data", gateway.Data, "--mqtt", $"127.0.0.1:{gateway.Port}", .. extra]);
 
     private async Task<Gateway> SetUpAsync(bool createLeaves = true, string[]? extraLeaves = null, string[]? leafNames = null)
     {
@@ -341,7 +341,7 @@ public sealed class GatewayLeafTests(TrellisHost host)
         var passwords = new List<string>();
         foreach (var thing in new[] { leaf, other }.Concat(extraLeaves ?? []))
         {
-            var added = await ExternalTool.RunAsync("dotnet", [TrellisCli.DllPath(), "gateway", "add-leaf", "--data", data, "--thing", thing], Timeout, cancellationToken: Ct);
+            var added = await ExternalTool.RunAsync(TrellisCli.FileName, [.. TrellisCli.Leading, "gateway", "add-leaf", "--data", data, "--thing", thing], Timeout, cancellationToken: Ct);
             Assert.True(added.ExitCode == 0, added.Output);
             passwords.Add(added.Stdout.Trim().Split('\n')[^1]);
         }

@@ -62,13 +62,13 @@ public sealed class GatewayStoreAndForwardTests
 
             var identity = Path.Combine(root, "gw-identity");
             var data = Path.Combine(root, "gw-data");
-            var provision = await ExternalTool.RunAsync("dotnet", [TrellisCli.DllPath(), "provision", "--thing", "sf-gateway", "--out", identity, "--policy", "gateway", "--endpoint", upstream.Endpoint, "--data", serverData],
+            var provision = await ExternalTool.RunAsync(TrellisCli.FileName, [.. TrellisCli.Leading, "provision", "--thing", "sf-gateway", "--out", identity, "--policy", "gateway", "--endpoint", upstream.Endpoint, "--data", serverData],
                 Timeout, new Dictionary<string, string> { ["AWS_PROFILE"] = "trellis" }, Ct);
             Assert.True(provision.ExitCode == 0, provision.Output);
             var passwords = new Dictionary<string, string>();
             foreach (var thing in things)
             {
-                var added = await ExternalTool.RunAsync("dotnet", [TrellisCli.DllPath(), "gateway", "add-leaf", "--data", data, "--thing", thing], Timeout, cancellationToken: Ct);
+                var added = await ExternalTool.RunAsync(TrellisCli.FileName, [.. TrellisCli.Leading, "gateway", "add-leaf", "--data", data, "--thing", thing], Timeout, cancellationToken: Ct);
                 Assert.True(added.ExitCode == 0, added.Output);
                 passwords[thing] = added.Stdout.Trim().Split('\n')[^1];
             }
@@ -79,7 +79,7 @@ public sealed class GatewayStoreAndForwardTests
 
             ExternalTool.Background StartGateway()
             {
-                var process = ExternalTool.StartBackground("dotnet", [TrellisCli.DllPath(), "gateway", "--identity", identity, "--data", data, "--mqtt", $"127.0.0.1:{local}"]);
+                var process = ExternalTool.StartBackground(TrellisCli.FileName, [.. TrellisCli.Leading, "gateway", "--identity", identity, "--data", data, "--mqtt", $"127.0.0.1:{local}"]);
                 gatewayProcesses.Add(process);
                 return process;
             }

@@ -39,7 +39,7 @@ public sealed class SamplesTests(TrellisHost host)
         Assert.Superset(new HashSet<string> { "city_store", "city_parking_full", "plant_store", "care_store", "care_battery_low" }, names.ToHashSet());
 
         var state = Path.Combine(host.DataDirectory, TrellisHost.Unique("care"));
-        var run = await ExternalTool.RunAsync("dotnet", [TrellisCli.DllPath(), "simulate", "--profile", "healthcare", "--devices", "8", "--seconds", "8", "--interval-ms", "100", "--state", state, "--output", "json"], Timeout, Environment, Ct);
+        var run = await ExternalTool.RunAsync(TrellisCli.FileName, [.. TrellisCli.Leading, "simulate", "--profile", "healthcare", "--devices", "8", "--seconds", "8", "--interval-ms", "100", "--state", state, "--output", "json"], Timeout, Environment, Ct);
         Assert.True(run.ExitCode == 0, run.Output);
         // An alarm clears on the next normal reading (the models keep clearOnNormal), so by the end of the
         // run most are CLEARED: what matters is that the fleet raised them.

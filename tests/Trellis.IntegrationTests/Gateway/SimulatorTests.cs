@@ -21,9 +21,9 @@ public sealed class SimulatorTests(TrellisHost host)
     {
         var state = Path.Combine(host.DataDirectory, TrellisHost.Unique("sim"));
         string[] Args(int seconds) =>
-            [TrellisCli.DllPath(), "simulate", "--profile", "smart-city", "--devices", "8", "--seconds", seconds.ToString(System.Globalization.CultureInfo.InvariantCulture), "--interval-ms", "500",
+            [.. TrellisCli.Leading, "simulate", "--profile", "smart-city", "--devices", "8", "--seconds", seconds.ToString(System.Globalization.CultureInfo.InvariantCulture), "--interval-ms", "500",
              "--state", state, "--endpoint", host.Endpoint, "--data", host.DataDirectory, "--output", "json"];
-        using var run = ExternalTool.StartBackground("dotnet", Args(24));
+        using var run = ExternalTool.StartBackground(TrellisCli.FileName, Args(24));
         Assert.True(await Eventually.TrueAsync(() => run.Stderr.Contains("8 devices ready (8 provisioned by claim", StringComparison.Ordinal), Timeout, Ct), run.Stderr);
 
         // Device 2 of the smart-city fleet is a street light: give it a schedule and a job.
@@ -83,7 +83,7 @@ public sealed class SimulatorTests(TrellisHost host)
         Assert.Contains(Light, group[0]!["body"]!["things"]!.AsArray().Select(t => t!.GetValue<string>()));
 
         // A second run keeps the identities it made: nothing is provisioned again.
-        var again = await ExternalTool.RunAsync("dotnet", Args(2), Timeout, cancellationToken: Ct);
+        var again = await ExternalTool.RunAsync(TrellisCli.FileName, Args(2), Timeout, cancellationToken: Ct);
         Assert.True(again.ExitCode == 0, again.Output);
         Assert.Contains("8 devices ready (0 provisioned by claim", again.Stderr, StringComparison.Ordinal);
     }
@@ -95,7 +95,7 @@ public sealed class SimulatorTests(TrellisHost host)
         var watcher = TrellisHost.Unique("simwatch");
         using var telemetry = ExternalTool.StartBackground("mosquitto_sub", [.. host.AdminArgs(watcher), "-t", "devices/sim-industrial-00002/telemetry", "-q", "1"]);
         Assert.True(await Eventually.TrueAsync(() => host.Server.Broker.SubscriptionsOf(watcher).Count > 0, Timeout, Ct), telemetry.Stderr);
-        using var run = ExternalTool.StartBackground("dotnet", [TrellisCli.DllPath(), "simulate", "--profile", "industrial", "--devices", "3", "--coap-devices", "2",
+        using var run = ExternalTool.StartBackground(TrellisCli.FileName, [.. TrellisCli.Leading, "simulate", "--profile", "industrial", "--devices", "3", "--coap-devices", "2",
             "--coap", $"127.0.0.1:{host.Server.Port("coap")}", "--seconds", "14", "--interval-ms", "300", "--state", state,
             "--endpoint", host.Endpoint, "--data", host.DataDirectory, "--output", "json"]);
         Assert.True(await Eventually.TrueAsync(() => run.Stderr.Contains("2 of the devices talk CoAP", StringComparison.Ordinal), Timeout, Ct), run.Stderr);

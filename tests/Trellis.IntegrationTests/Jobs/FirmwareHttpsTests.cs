@@ -23,9 +23,9 @@ public sealed partial class FirmwareHttpsTests
             var image = RandomNumberGenerator.GetBytes(2_000_000);
             var path = Path.Combine(data, "fw.bin");
             await File.WriteAllBytesAsync(path, image, ct);
-            string[] cli = [ServerProcess.DllPath(), "--endpoint", server.Endpoint, "--data", data];
-            await ExternalTool.RunCheckedAsync("dotnet", [cli[0], "firmware", "upload", "fw.bin", path, .. cli[1..]], Timeout, cancellationToken: ct);
-            var url = (await ExternalTool.RunCheckedAsync("dotnet", [cli[0], "firmware", "url", "fw.bin", .. cli[1..]], Timeout, cancellationToken: ct)).Stdout.Trim();
+            string[] at = ["--endpoint", server.Endpoint, "--data", data];
+            await ExternalTool.RunCheckedAsync(TrellisCli.FileName, [.. TrellisCli.Leading, "firmware", "upload", "fw.bin", path, .. at], Timeout, cancellationToken: ct);
+            var url = (await ExternalTool.RunCheckedAsync(TrellisCli.FileName, [.. TrellisCli.Leading, "firmware", "url", "fw.bin", .. at], Timeout, cancellationToken: ct)).Stdout.Trim();
             Assert.StartsWith($"https://localhost:{httpsPort.Groups[1].Value}/firmware/fw.bin?", url, StringComparison.Ordinal);
 
             var part = Path.Combine(data, "part.bin");

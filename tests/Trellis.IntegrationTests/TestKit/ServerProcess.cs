@@ -58,21 +58,23 @@ public sealed partial class ServerProcess : IDisposable
         }
     }
 
-    public static string DllPath() => TrellisCli.DllPath();
-
     /// <summary>
     /// Starts the server on <paramref name="data"/> (given through TRELLIS_DATA, as documented) and
     /// waits for its banner. <paramref name="environment"/> adds variables such as TRELLIS_Broker__….
     /// </summary>
     public static async Task<ServerProcess> StartAsync(string data, CancellationToken ct, IDictionary<string, string>? environment = null, params string[] extraArgs)
     {
-        var info = new ProcessStartInfo("dotnet")
+        var info = new ProcessStartInfo(TrellisCli.FileName)
         {
             RedirectStandardOutput = true,
             RedirectStandardError = true,
             UseShellExecute = false,
         };
-        info.ArgumentList.Add(DllPath());
+        foreach (var leading in TrellisCli.Leading)
+        {
+            info.ArgumentList.Add(leading);
+        }
+
         info.ArgumentList.Add("serve");
         foreach (var listener in new[] { "--mqtt", "--mqtts", "--ws", "--coap", "--coaps", "--http" })
         {
