@@ -48,6 +48,51 @@ public sealed class ConsolePagesTests(TrellisHost host)
     }
 
     [Fact]
+    public async Task A_search_typed_while_the_things_page_is_still_loading_is_what_stays_shown()
+    {
+        var (playwright, browser, page) = await SignInAsync("operator");
+        using var _ = playwright;
+        await using var __ = browser;
+        var searched = TrellisHost.Unique("racething");
+        var made = await host.IotCallsAsync([("create_thing", new { thingName = TrellisHost.Unique("raceother") }), ("create_thing", new { thingName = searched })], Ct);
+        Assert.All(made, m => Assert.Equal(200, m!["status"]!.GetValue<int>()));
+
+        // The first, unfiltered drawing waits on its rows' connectivity; those answers are held until
+        // the search typed meanwhile has drawn its row, then let through.
+        var release = new TaskCompletionSource();
+        int held = 0, finished = 0;
+        bool Unfiltered(string url) => url.Contains("/connectivity-data", StringComparison.Ordinal) && !url.Contains(searched, StringComparison.Ordinal);
+        await page.RouteAsync("**/connectivity-data", async route =>
+        {
+            if (Unfiltered(route.Request.Url))
+            {
+                Interlocked.Increment(ref held);
+                await release.Task;
+            }
+
+            await route.ContinueAsync();
+        });
+        page.RequestFinished += (_, request) =>
+        {
+            if (Unfiltered(request.Url))
+            {
+                Interlocked.Increment(ref finished);
+            }
+        };
+
+        await OpenAsync(page, "Things", "Things");
+        Assert.True(await Eventually.TrueAsync(() => Volatile.Read(ref held) > 0, Timeout, Ct), "the things page asked for no connectivity");
+        await page.FillAsync("input[name=query]", searched);
+        await page.Locator($"input[data-thing='{searched}']").WaitForAsync();
+
+        release.SetResult();
+        Assert.True(await Eventually.TrueAsync(() => Volatile.Read(ref finished) >= Volatile.Read(ref held), Timeout, Ct), $"{finished} of {held} held answers arrived");
+        await page.WaitForTimeoutAsync(500); // the late answers reach the page's script
+        Assert.Equal(1, await page.Locator("input[data-thing]").CountAsync());
+        Assert.Equal(1, await page.Locator($"input[data-thing='{searched}']").CountAsync());
+    }
+
+    [Fact]
     public async Task Groups_types_shadows_provisioning_policies_and_certificates_are_managed_from_their_pages()
     {
         var (playwright, browser, page) = await SignInAsync("operator");

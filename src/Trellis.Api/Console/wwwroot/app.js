@@ -187,10 +187,15 @@ async function things() {
     el("button", { type: "button", class: "secondary", disabled: !hasNext, onclick: () => move(1) }, "Next"),
     el("span", { class: "muted" }, total));
 
+  // Only the latest drawing shows: one started before the search box changed (the first load's,
+  // waiting on its rows' connectivity) must not replace the search's rows when it ends later.
+  let drawing = 0;
   const drawPage = async () => {
+    const mine = ++drawing;
     message.textContent = "";
     if (indexed && query.value.trim()) {
       const found = await api("POST", "/indices/search", { indexName: "AWS_Things", queryString: query.value.trim(), maxResults: PAGE, nextToken: tokens[pageIndex] });
+      if (mine !== drawing) return;
       if (found.nextToken) tokens[pageIndex + 1] = found.nextToken;
       const rows = (found.things ?? []).map((t) => ({ ...t, attributes: t.attributes ?? {} }));
       await draw(rows, (t) => t.connectivity?.connected);
@@ -200,7 +205,9 @@ async function things() {
     const filter = indexed ? "" : query.value.toLowerCase();
     const matching = all.filter((t) => t.thingName.toLowerCase().includes(filter));
     const rows = matching.slice(start, start + PAGE);
-    await draw(rows, await connected(rows));
+    const connectivity = await connected(rows);
+    if (mine !== drawing) return;
+    await draw(rows, connectivity);
     pageButtons(start > 0, start + PAGE < matching.length, matching.length ? `${start + 1}–${start + rows.length} of ${matching.length}` : "");
   };
   const move = async (step) => {
