@@ -172,6 +172,9 @@ public sealed class ConsolePagesTests(TrellisHost host)
         await page.FillAsync("textarea[name=document]", """{"Version":"2012-10-17","Statement":[{"Effect":"Allow","Action":"iot:Connect","Resource":"*"}]}""");
         await page.ClickAsync("text=Create policy");
         await page.ClickAsync($"a:text-is('{policy}')");
+        // The list page has a document box too: fill the policy page's only once it has drawn (the
+        // hash change that replaces the list comes a moment after the click).
+        await page.Locator("p").Filter(new() { HasText = "Default version 1; versions 1." }).WaitForAsync();
         await page.FillAsync("textarea[name=document]", """{"Version":"2012-10-17","Statement":[{"Effect":"Allow","Action":["iot:Connect","iot:Publish"],"Resource":"*"}]}""");
         await page.ClickAsync("text=Save as new default version");
         await page.Locator("[data-field=policy-result].ok").Filter(new() { HasText = "Version 2" }).WaitForAsync();
