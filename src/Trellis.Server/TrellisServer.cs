@@ -363,7 +363,11 @@ public sealed class TrellisServer : IAsyncDisposable
 
             if (ws is not null)
             {
-                kestrel.Listen(ws, l => listeners["ws"] = l);
+                kestrel.Listen(ws, l =>
+                {
+                    listeners["ws"] = l;
+                    l.UseAwsErrorBodies(); // Kestrel's own refusals of a malformed upgrade request
+                });
             }
 
             if (http is not null)
@@ -453,7 +457,7 @@ public sealed class TrellisServer : IAsyncDisposable
             if (listeners.TryGetValue("ws", out var wsListener) && context.Connection.LocalPort == wsListener.IPEndPoint!.Port
                 && !context.Request.Path.StartsWithSegments("/mqtt", StringComparison.Ordinal))
             {
-                await MqttWebSocketEndpoint.MessageAsync(context, StatusCodes.Status404NotFound, "This port serves MQTT over WebSockets at /mqtt only; the management API is on the --http port.");
+                await MqttWebSocketEndpoint.MessageAsync(context, StatusCodes.Status404NotFound, "UnknownOperationException", "This port serves MQTT over WebSockets at /mqtt only; the management API is on the --http port.");
                 return;
             }
 

@@ -16,15 +16,16 @@ public static class MqttWebSocketEndpoint
         // session cookie and origin, or a SigV4 signature), and the client acts as that API user.
         endpoints.Map("/console/mqtt", context => context.Items["trellis.accessKeyId"] is string user
             ? HandleAsync(context, user)
-            : MessageAsync(context, StatusCodes.Status401Unauthorized, "Sign in to the console first: /console/mqtt serves the signed-in user."));
+            : MessageAsync(context, StatusCodes.Status401Unauthorized, "UnauthorizedException", "Sign in to the console first: /console/mqtt serves the signed-in user."));
         return endpoints.Map(path, context => HandleAsync(context, null));
     }
 
-    /// <summary>An error answer as the API writes them: <c>{"message": …}</c>.</summary>
-    public static Task MessageAsync(HttpContext context, int status, string message)
+    /// <summary>An error answer as the API writes them: <c>x-amzn-ErrorType</c> and <c>{"message": …}</c>.</summary>
+    public static Task MessageAsync(HttpContext context, int status, string errorType, string message)
     {
         context.Response.StatusCode = status;
         context.Response.ContentType = "application/json; charset=utf-8";
+        context.Response.Headers["x-amzn-ErrorType"] = errorType;
         return context.Response.WriteAsync(new System.Text.Json.Nodes.JsonObject { ["message"] = message }.ToJsonString());
     }
 
@@ -32,7 +33,7 @@ public static class MqttWebSocketEndpoint
     {
         if (!context.WebSockets.IsWebSocketRequest)
         {
-            await MessageAsync(context, StatusCodes.Status426UpgradeRequired, "MQTT over WebSockets: connect with a WebSocket client using subprotocol 'mqtt'.");
+            await MessageAsync(context, StatusCodes.Status426UpgradeRequired, "InvalidRequestException", "MQTT over WebSockets: connect with a WebSocket client using subprotocol 'mqtt'.");
             return;
         }
 

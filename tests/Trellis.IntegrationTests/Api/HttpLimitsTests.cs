@@ -102,6 +102,35 @@ public sealed class HttpLimitsTests(OneBodyHost host)
         Assert.Equal(200, (int)health.StatusCode);
     }
 
+    [Fact]
+    public async Task The_websocket_ports_own_answers_carry_aws_error_json()
+    {
+        // The WebSocket listener's own refusals: a path other than /mqtt, and /mqtt without an upgrade.
+        using var http = new HttpClient();
+        foreach (var (path, status, type, text) in new[]
+        {
+            ("/things", 404, "UnknownOperationException", "--http port"),
+            ("/mqtt", 426, "InvalidRequestException", "subprotocol 'mqtt'"),
+        })
+        {
+            using var answer = await http.GetAsync($"http://127.0.0.1:{host.WsPort}{path}", Ct);
+            Assert.Equal(status, (int)answer.StatusCode);
+            Assert.Equal(type, answer.Headers.GetValues("x-amzn-ErrorType").Single());
+            Assert.Contains(text, JsonDocument.Parse(await answer.Content.ReadAsStringAsync(Ct)).RootElement.GetProperty("message").GetString(), StringComparison.Ordinal);
+        }
+
+        // Kestrel's own refusal on that port: a NUL in a header of the upgrade request.
+        using var client = new System.Net.Sockets.TcpClient();
+        await client.ConnectAsync("127.0.0.1", host.WsPort, Ct);
+        var stream = client.GetStream();
+        await stream.WriteAsync(System.Text.Encoding.Latin1.GetBytes("GET /mqtt HTTP/1.1\r\nHost: x\r\nUpgrade: websocket\r\nX-A: a\0b\r\n\r\n"), Ct);
+        using var reader = new StreamReader(stream, System.Text.Encoding.UTF8);
+        var refusal = await reader.ReadToEndAsync(Ct);
+        Assert.StartsWith("HTTP/1.1 400 ", refusal, StringComparison.Ordinal);
+        Assert.Contains("x-amzn-ErrorType: InvalidRequestException\r\n", refusal, StringComparison.Ordinal);
+        Assert.Contains("malformed", JsonDocument.Parse(refusal[(refusal.IndexOf("\r\n\r\n", StringComparison.Ordinal) + 4)..]).RootElement.GetProperty("message").GetString(), StringComparison.Ordinal);
+    }
+
     private async Task<JsonElement> RunAsync(string scenario)
     {
         var script = Path.Combine(AppContext.BaseDirectory, "Scripts", "http_limits.py");
