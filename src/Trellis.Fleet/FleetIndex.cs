@@ -228,6 +228,7 @@ public sealed partial class FleetIndex : IDisposable
     {
         var lastRefresh = Stopwatch.StartNew();
         var unrefreshed = new Dictionary<string, long>(StringComparer.Ordinal); // thing → when its change was first noted
+        var failures = 0;
         while (!_stopping.IsCancellationRequested)
         {
             var wait = unrefreshed.Count > 0 ? Math.Max(1, (int)(RefreshInterval - lastRefresh.Elapsed).TotalMilliseconds) : Timeout.Infinite;
@@ -245,6 +246,7 @@ public sealed partial class FleetIndex : IDisposable
                     unrefreshed.Clear();
                     lastRefresh.Restart();
                     Rebuilt?.Invoke();
+                    failures = 0;
                     continue;
                 }
 
@@ -279,14 +281,25 @@ public sealed partial class FleetIndex : IDisposable
                     Indexed?.Invoke(done);
                 }
             }
-            catch (Exception e) when (e is IOException or InvalidOperationException or ObjectDisposedException or UnauthorizedAccessException)
+            catch (Exception e) when (!_stopping.IsCancellationRequested)
             {
-                // What failed to apply is not lost: a rebuild reads everything from the stores again.
-                Log.IndexFailed(_logger, e.Message, e);
-                Thread.Sleep(1000);
+                // Whatever failed (a full disk, a document Lucene refuses, a store's error), the
+                // broker keeps serving and what failed to apply is not lost: a rebuild reads
+                // everything from the stores again, after a pause that doubles while it keeps failing.
+                failures++;
+                var pause = TimeSpan.FromSeconds(Math.Min(60, 1 << Math.Min(failures - 1, 6)));
+                Log.IndexFailed(_logger, e.GetType().Name, e.Message, pause.TotalSeconds, e);
+                _stopping.Token.WaitHandle.WaitOne(pause);
                 Volatile.Write(ref _rebuildWanted, 1);
                 _wake.Set();
+                continue;
             }
+            catch (Exception) when (_stopping.IsCancellationRequested)
+            {
+                break; // the writer was closed under a long rebuild: the server is stopping
+            }
+
+            failures = 0;
         }
     }
 
@@ -459,7 +472,7 @@ public sealed partial class FleetIndex : IDisposable
         [LoggerMessage(Level = LogLevel.Information, Message = "Fleet index built: {Things} things in {Milliseconds} ms")]
         public static partial void Rebuilt(ILogger logger, int things, long milliseconds);
 
-        [LoggerMessage(Level = LogLevel.Error, Message = "Fleet index update failed ({Reason}); rebuilding it from the stores in 1 s. Searches answer from the last good state meanwhile.")]
-        public static partial void IndexFailed(ILogger logger, string reason, Exception exception);
+        [LoggerMessage(Level = LogLevel.Error, Message = "Fleet index update failed ({Kind}: {Reason}); rebuilding it from the stores in {Seconds} s. Searches answer from the last good state meanwhile; if this repeats, check the index folder's disk and permissions.")]
+        public static partial void IndexFailed(ILogger logger, string kind, string reason, double seconds, Exception exception);
     }
 }

@@ -1,7 +1,9 @@
 using System.Globalization;
+using System.Text;
 using System.Text.Json;
 using System.Text.Json.Nodes;
 using Lucene.Net.Documents;
+using Lucene.Net.Index;
 using Lucene.Net.Util;
 using Trellis.Registry;
 using Trellis.Shadows;
@@ -139,6 +141,12 @@ public sealed class ThingDocument
         return type;
     }
 
+    /// <summary>
+    /// Longest value indexed, in UTF-8 bytes: Lucene's limit for one term and one doc value. A
+    /// shadow value that long is possible only where an embedding host raised the shadow size limit.
+    /// </summary>
+    internal static readonly int MaxTermBytes = IndexWriter.MAX_TERM_LENGTH;
+
     /// <summary>Adds values to a document, with one numeric doc value per field (the first).</summary>
     private sealed class FieldWriter(FieldPool pool)
     {
@@ -151,6 +159,11 @@ public sealed class ThingDocument
         public void Add(string field, string value)
         {
             var lower = value.ToLowerInvariant();
+            if (value.Length > MaxTermBytes / 3 && (Encoding.UTF8.GetByteCount(value) > MaxTermBytes || Encoding.UTF8.GetByteCount(lower) > MaxTermBytes))
+            {
+                return; // Lucene refuses the whole document for one such term; the value alone stays unsearchable
+            }
+
             Document.Add(pool.Term(field, lower));
             Document.Add(pool.Term(FleetQuery.AllField, lower));
             Document.Add(pool.SortedSet(FleetQuery.ValuesField(field), value));
