@@ -1,8 +1,8 @@
 #!/usr/bin/env bash
 # Start-up time and resident memory of `trellis serve` in its build forms, on this machine:
 #   jit  the framework-dependent build `./trellis` runs from a clone (dotnet artifacts/bin/…/trellis.dll)
-#   r2r  the self-contained ReadyToRun publish that scripts/package.sh makes (artifacts/publish/linux-x64/trellis)
-#   aot  Native AOT, only with STARTUP_AOT=1 (see docs/benchmarks.md for why it is not shipped)
+#   r2r  the self-contained ReadyToRun publish that PACKAGE_FORM=r2r scripts/package.sh makes (artifacts/publish/linux-x64/trellis)
+#   aot  Native AOT, the package's default form, only with STARTUP_AOT=1 (built into artifacts/publish/aot: minutes)
 # For each form, STARTUP_ROUNDS times (default 3): a first start on an empty data folder (CA, keys,
 # databases made) and a restart on that folder. Start-up is the time from exec to the banner's
 # "Trellis is running." (every listener bound, every store open); RSS is VmRSS 8 s later.
@@ -14,7 +14,7 @@ rounds="${STARTUP_ROUNDS:-3}"
 export DOTNET_NOLOGO=1 DOTNET_CLI_TELEMETRY_OPTOUT=1
 
 dotnet build src/Trellis.Cli/Trellis.Cli.csproj -c Release --nologo -v quiet -clp:ErrorsOnly >&2
-# (a Native AOT publish there, from PACKAGE_FORM=aot, has no System.Private.CoreLib.dll: made again as ReadyToRun)
+# (a Native AOT publish there, scripts/package.sh's default, has no System.Private.CoreLib.dll: made again as ReadyToRun)
 [[ -x artifacts/publish/linux-x64/trellis && -f artifacts/publish/linux-x64/System.Private.CoreLib.dll
   && -z "$(find src -newer artifacts/publish/linux-x64/trellis -name '*.cs' -print -quit)" ]] || PACKAGE_FORM=r2r scripts/package.sh --publish-only >&2
 declare -A command=(
