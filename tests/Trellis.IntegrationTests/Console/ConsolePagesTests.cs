@@ -41,6 +41,18 @@ public sealed class ConsolePagesTests(TrellisHost host)
         await page.Locator($"h1:text-is('{title}')").WaitForAsync();
     }
 
+    /// <summary>Makes an alarm model and raises its alarm on a new boiler with one hot reading; returns the boiler's name.</summary>
+    private async Task<string> RaiseAlarmAsync(string prefix)
+    {
+        var model = TrellisHost.Unique(prefix + "alarm");
+        var boiler = TrellisHost.Unique(prefix + "boiler");
+        var put = await host.SignedRequestAsync("PUT", $"/api/alarm-models/{model}",
+            $$"""{"sql": "SELECT temperature FROM '{{model}}/+/telemetry' WHERE temperature > 80", "severity": "CRITICAL", "thing": "topic(2)"}""", Ct);
+        Assert.True(put["status"]!.GetValue<int>() == 200, put.ToJsonString());
+        await PublishAsync($"{model}/{boiler}/telemetry", """{"temperature": 95}""");
+        return boiler;
+    }
+
     private async Task PublishAsync(string topic, string payload)
     {
         var sent = await ExternalTool.RunAsync("mosquitto_pub", [.. host.AdminArgs(TrellisHost.Unique("pagespub")), "-t", topic, "-m", payload, "-q", "1"], Timeout, cancellationToken: Ct);
@@ -90,6 +102,56 @@ public sealed class ConsolePagesTests(TrellisHost host)
         await page.WaitForTimeoutAsync(500); // the late answers reach the page's script
         Assert.Equal(1, await page.Locator("input[data-thing]").CountAsync());
         Assert.Equal(1, await page.Locator($"input[data-thing='{searched}']").CountAsync());
+    }
+
+    [Fact]
+    public async Task A_filter_chosen_while_the_alarms_page_refreshes_is_what_stays_shown()
+    {
+        var boiler = await RaiseAlarmAsync("race");
+        Assert.True(await Eventually.TrueAsync(async () => (await host.SignedRequestAsync("GET", $"/api/alarms?thing={boiler}", null, Ct))["body"]!["alarms"]!.AsArray().Count == 1, Timeout, Ct), "the alarm was not raised");
+
+        var (playwright, browser, page) = await SignInAsync("viewer");
+        using var _ = playwright;
+        await using var __ = browser;
+
+        // The page refreshes every 5 s. Once it has drawn, the next refresh (active and acknowledged
+        // alarms: the boiler's among them) is held until the cleared ones, chosen meanwhile, have
+        // drawn, then let through.
+        var release = new TaskCompletionSource();
+        var holding = 0;
+        int held = 0, finished = 0;
+        static bool Default(string url) => url.Contains("/api/alarms?state=ACTIVE,ACKNOWLEDGED", StringComparison.Ordinal) || url.Contains("/api/alarms?state=ACTIVE%2CACKNOWLEDGED", StringComparison.Ordinal);
+        await page.RouteAsync(new Regex(@"/api/alarms\?"), async route =>
+        {
+            if (Volatile.Read(ref holding) == 1 && Default(route.Request.Url))
+            {
+                Interlocked.Increment(ref held);
+                await release.Task;
+            }
+
+            await route.ContinueAsync();
+        });
+        page.RequestFinished += (_, request) =>
+        {
+            if (Volatile.Read(ref holding) == 1 && Default(request.Url))
+            {
+                Interlocked.Increment(ref finished);
+            }
+        };
+
+        await OpenAsync(page, "Alarms", "Alarms");
+        var row = page.Locator($"[data-table=alarms] a:text-is('{boiler}')");
+        await row.WaitForAsync();
+        Volatile.Write(ref holding, 1);
+        Assert.True(await Eventually.TrueAsync(() => Volatile.Read(ref held) > 0, TimeSpan.FromSeconds(15), Ct), "the alarms page did not refresh");
+        await page.SelectOptionAsync("select[aria-label='Alarm state']", "CLEARED");
+        await row.WaitForAsync(new() { State = WaitForSelectorState.Detached }); // the cleared alarms' drawing
+
+        release.SetResult();
+        Assert.True(await Eventually.TrueAsync(() => Volatile.Read(ref finished) >= 1, Timeout, Ct), "the held answer did not arrive");
+        await page.WaitForTimeoutAsync(500); // the late answer reaches the page's script
+        Assert.Equal("CLEARED", await page.InputValueAsync("select[aria-label='Alarm state']"));
+        Assert.Equal(0, await page.Locator($"[data-table=alarms] a:text-is('{boiler}')").CountAsync());
     }
 
     [Fact]
@@ -329,12 +391,7 @@ public sealed class ConsolePagesTests(TrellisHost host)
         Assert.StartsWith("CANCEL", job[0]!["body"]!["job"]!["status"]!.GetValue<string>(), StringComparison.Ordinal);
 
         // An alarm raised by a message, acknowledged from the page with a comment.
-        var model = TrellisHost.Unique("pgalarm");
-        var boiler = TrellisHost.Unique("pgboiler");
-        var put = await host.SignedRequestAsync("PUT", $"/api/alarm-models/{model}",
-            $$"""{"sql": "SELECT temperature FROM '{{model}}/+/telemetry' WHERE temperature > 80", "severity": "CRITICAL", "thing": "topic(2)"}""", Ct);
-        Assert.True(put["status"]!.GetValue<int>() == 200, put.ToJsonString());
-        await PublishAsync($"{model}/{boiler}/telemetry", """{"temperature": 95}""");
+        var boiler = await RaiseAlarmAsync("pg");
         await OpenAsync(page, "Alarms", "Alarms");
         var alarm = page.Locator($"tr:has(a:text-is('{boiler}'))");
         await alarm.Locator("[data-field=alarm-state]:text-is('ACTIVE')").WaitForAsync();

@@ -746,11 +746,16 @@ async function job(id) {
 
 async function alarms() {
   const state = el("select", { "aria-label": "Alarm state" }, ["ACTIVE,ACKNOWLEDGED", "ACTIVE", "ACKNOWLEDGED", "CLEARED"].map((s) => el("option", { value: s }, s.replace(",", " and ").toLowerCase())));
+  // Only the latest drawing shows: a refresh still waiting when the filter changed must not put the
+  // old filter's alarms back when it ends after the new one's.
+  let drawing = 0;
   const reload = await page("Alarms", async (body, message, reload) => {
+    const mine = ++drawing;
     const [items, violations] = await Promise.all([
       api("GET", `/api/alarms?state=${state.value}&maxResults=250`).then((a) => a.alarms ?? []),
       api("GET", "/active-violations?maxResults=250").then((v) => v.activeViolations ?? []).catch(() => []),
     ]);
+    if (mine !== drawing) return;
     const step = (a, verb) => action(verb === "acknowledge" ? "Acknowledge" : "Clear", message, async () => {
       const comment = prompt(`Comment (optional) on ${verb === "acknowledge" ? "acknowledging" : "clearing"} ${a.model} of ${a.thingName}:`) ?? undefined;
       await api("POST", `/api/alarms/${encodeURIComponent(a.id)}/${verb}`, comment ? { comment } : {});
