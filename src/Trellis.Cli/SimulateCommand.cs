@@ -231,11 +231,7 @@ internal static class SimulateCommand
                 return attached;
             }
 
-            await File.WriteAllTextAsync(file, token, ct);
-            if (!OperatingSystem.IsWindows())
-            {
-                File.SetUnixFileMode(file, UnixFileMode.UserRead | UnixFileMode.UserWrite);
-            }
+            Trellis.Device.IdentityFiles.WritePrivate(file, token);
 
             tokens[thing] = token;
         }
@@ -335,11 +331,7 @@ internal static class SimulateCommand
 
         File.Copy(caSource, Path.Combine(stateDirectory, "ca.pem"), overwrite: true);
         var keyPath = Path.Combine(stateDirectory, "claim.private.key");
-        await File.WriteAllTextAsync(keyPath, certificate.Body["keyPair"]!["PrivateKey"]!.GetValue<string>(), ct);
-        if (!OperatingSystem.IsWindows())
-        {
-            File.SetUnixFileMode(keyPath, UnixFileMode.UserRead | UnixFileMode.UserWrite);
-        }
+        Trellis.Device.IdentityFiles.WritePrivate(keyPath, certificate.Body["keyPair"]!["PrivateKey"]!.GetValue<string>());
 
         await File.WriteAllTextAsync(certificatePath, certificate.Body["certificatePem"]!.GetValue<string>(), ct);
         _ = X509Certificate2.CreateFromPemFile(certificatePath, keyPath); // written whole and readable

@@ -1,5 +1,3 @@
-using System.Text;
-
 namespace Trellis.Device;
 
 /// <summary>The files of a device identity on disk (a `trellis provision` folder, a gateway's identity and its leaves, the simulator's devices).</summary>
@@ -11,28 +9,5 @@ public static class IdentityFiles
     /// never written under the process's umask and narrowed afterwards, when another local user
     /// could have opened it in between.
     /// </summary>
-    public static void WritePrivate(string path, string text)
-    {
-        var temporary = $"{path}.{Guid.NewGuid():N}.tmp";
-        var options = new FileStreamOptions { Mode = FileMode.CreateNew, Access = FileAccess.Write };
-        if (!OperatingSystem.IsWindows())
-        {
-            options.UnixCreateMode = UnixFileMode.UserRead | UnixFileMode.UserWrite;
-        }
-
-        try
-        {
-            using (var stream = new FileStream(temporary, options))
-            {
-                stream.Write(Encoding.UTF8.GetBytes(text));
-            }
-
-            File.Move(temporary, path, overwrite: true);
-        }
-        catch
-        {
-            File.Delete(temporary);
-            throw;
-        }
-    }
+    public static void WritePrivate(string path, string text) => OwnerOnlyFile.Write(path, text);
 }

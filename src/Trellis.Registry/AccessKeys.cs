@@ -34,7 +34,7 @@ public sealed class AccessKeys
         const string Alphabet = "ABCDEFGHIJKLMNOPQRSTUVWXYZ234567";
         var newId = "TRLS" + RandomNumberGenerator.GetString(Alphabet, 16);
         var newSecret = Convert.ToBase64String(RandomNumberGenerator.GetBytes(30));
-        File.WriteAllText(path, $"""
+        Trellis.Device.OwnerOnlyFile.Write(path, $"""
             # Trellis admin API key. Use it with boto3 or the AWS CLI:
             #   AWS_SHARED_CREDENTIALS_FILE={path} AWS_PROFILE={Profile} aws iot list-things --endpoint-url http://127.0.0.1:8080
             [{Profile}]
@@ -42,11 +42,6 @@ public sealed class AccessKeys
             aws_secret_access_key = {newSecret}
 
             """);
-        if (!OperatingSystem.IsWindows())
-        {
-            File.SetUnixFileMode(path, UnixFileMode.UserRead | UnixFileMode.UserWrite);
-        }
-
         return new AccessKeys(newId, newSecret);
     }
 

@@ -197,12 +197,5 @@ public sealed class CertificateAuthority : IDisposable
     private static X509Certificate2 Exportable(X509Certificate2 certificate) =>
         X509CertificateLoader.LoadPkcs12(certificate.Export(X509ContentType.Pkcs12), null);
 
-    private static void WriteSecret(string path, string content)
-    {
-        File.WriteAllText(path, content + "\n");
-        if (!OperatingSystem.IsWindows())
-        {
-            File.SetUnixFileMode(path, UnixFileMode.UserRead | UnixFileMode.UserWrite);
-        }
-    }
+    private static void WriteSecret(string path, string content) => Trellis.Device.OwnerOnlyFile.Write(path, content + "\n");
 }
