@@ -24,6 +24,9 @@
 #        TRELLIS_BENCH_ENV="NAME=VALUE …": extra environment for the Trellis process (runtime experiments).
 #        idle: IDLE_CONNECTIONS="N …" (default "10000 100000"); a size above the descriptor limit is
 #        reported as skipped with the limit, not measured.
+#        TRELLIS_BENCH_COMMAND=PROGRAM: the trellis that serves (default: the framework-dependent build,
+#        `dotnet …/trellis.dll`); artifacts/publish/linux-x64/trellis after `scripts/package.sh --publish-only`
+#        measures the package's form (Native AOT). The delta, gateway and simulate scenarios keep the default.
 set -euo pipefail
 root="$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)"
 cd "$root"
@@ -36,6 +39,7 @@ ulimit -n "$(ulimit -Hn)" 2>/dev/null || true
 
 dotnet build bench/Trellis.LoadGen/Trellis.LoadGen.csproj -c Release --nologo -v quiet -clp:ErrorsOnly
 dotnet build src/Trellis.Cli/Trellis.Cli.csproj -c Release --nologo -v quiet -clp:ErrorsOnly
+read -r -a trellis <<<"${TRELLIS_BENCH_COMMAND:-dotnet $root/artifacts/bin/Trellis.Cli/release/trellis.dll}"
 # The generator reads its sockets on the runtime's socket thread (inline completions) and stamps a
 # message's arrival there: handing every read to the thread pool first added 0.1-0.45 ms of the
 # generator's own queueing to each point-to-point message (measured with p2p-hops and --trace).
@@ -65,7 +69,7 @@ printf "persistence_location %s/\nuser %s\n" "$work" "$(id -un)" >> "$work/mosqu
 mosq_conf="$work/mosquitto.conf"
 start_brokers() {
   mosquitto -c "$mosq_conf" & mosq_pid=$!
-  env ${TRELLIS_BENCH_ENV:-} dotnet "$root/artifacts/bin/Trellis.Cli/release/trellis.dll" serve --data "$work/data" --allow-anonymous \
+  env ${TRELLIS_BENCH_ENV:-} "${trellis[@]}" serve --data "$work/data" --allow-anonymous \
     --mqtt 127.0.0.1:$trellis_port --mqtts off --ws off --http 127.0.0.1:0 --log-level Warning > "$work/trellis.log" 2>&1 & trellis_pid=$!
   pids+=("$mosq_pid" "$trellis_pid")
   for _ in $(seq 1 100); do
@@ -118,7 +122,7 @@ jobs_bench() {
 ota_bench() {
   local https_port=22443 nginx_port=22444 trellis_cli="dotnet $root/artifacts/bin/Trellis.Cli/release/trellis.dll"
   for round in $(seq 1 "$rounds"); do
-    env ${TRELLIS_BENCH_ENV:-} dotnet "$root/artifacts/bin/Trellis.Cli/release/trellis.dll" serve --data "$work/data" --allow-anonymous \
+    env ${TRELLIS_BENCH_ENV:-} "${trellis[@]}" serve --data "$work/data" --allow-anonymous \
       --mqtt 127.0.0.1:$trellis_port --mqtts off --ws off --http 127.0.0.1:0 --https 127.0.0.1:$https_port --log-level Warning > "$work/trellis.log" 2>&1 & trellis_pid=$!
     pids+=("$trellis_pid")
     local http; http=$(trellis_http_port)
@@ -222,7 +226,7 @@ provision_bench() {
     env ${TRELLIS_BENCH_ENV:-} TRELLIS_Provisioning__KeysPerSecondPerPrincipal=1000 TRELLIS_Provisioning__KeyBurstPerPrincipal=1000 \
       TRELLIS_Provisioning__KeysPerSecond=1000 TRELLIS_Provisioning__KeyBurst=1000 TRELLIS_Provisioning__CsrCertificatesPerSecondPerPrincipal=10000 \
       TRELLIS_Provisioning__CsrCertificateBurstPerPrincipal=10000 TRELLIS_Provisioning__CsrCertificatesPerSecond=10000 TRELLIS_Provisioning__CsrCertificateBurst=10000 \
-      dotnet "$root/artifacts/bin/Trellis.Cli/release/trellis.dll" serve --data "$work/data" \
+      "${trellis[@]}" serve --data "$work/data" \
       --mqtt 127.0.0.1:$trellis_port --mqtts 127.0.0.1:$tls_port --ws off --http 127.0.0.1:0 --log-level Warning > "$work/trellis.log" 2>&1 & trellis_pid=$!
     pids+=("$trellis_pid")
     local http; http=$(trellis_http_port)
@@ -271,7 +275,7 @@ defender_bench() {
   for round in $(seq 1 "$rounds"); do
     local pids_here=() ports=(22883 22884) modes=(off on)
     for i in 0 1; do
-      env ${TRELLIS_BENCH_ENV:-} dotnet "$root/artifacts/bin/Trellis.Cli/release/trellis.dll" serve --data "$work/data-${modes[$i]}" --allow-anonymous \
+      env ${TRELLIS_BENCH_ENV:-} "${trellis[@]}" serve --data "$work/data-${modes[$i]}" --allow-anonymous \
         --mqtt 127.0.0.1:${ports[$i]} --mqtts off --ws off --http 127.0.0.1:0 --log-level Warning --device-defender "${modes[$i]}" > "$work/trellis-${modes[$i]}.log" 2>&1 &
       pids_here+=($!)
     done
@@ -311,7 +315,7 @@ coap_bench() {
   local coap_port=25683 libcoap_port=25684 rates=${COAP_RATES:-2000,5000,10000,20000,30000,40000,60000} lib_pid
   for round in $(seq 1 "$rounds"); do
     for type in con non; do
-      env ${TRELLIS_BENCH_ENV:-} dotnet "$root/artifacts/bin/Trellis.Cli/release/trellis.dll" serve --data "$work/data" --allow-anonymous \
+      env ${TRELLIS_BENCH_ENV:-} "${trellis[@]}" serve --data "$work/data" --allow-anonymous \
         --mqtt 127.0.0.1:$trellis_port --mqtts off --ws off --http 127.0.0.1:0 --coap 127.0.0.1:$coap_port --log-level Warning > "$work/trellis.log" 2>&1 & trellis_pid=$!
       pids+=("$trellis_pid")
       trellis_http_port >/dev/null
@@ -333,7 +337,7 @@ coaps_bench() {
   local coaps_port=25684 lib_port=25685 rates=${COAPS_RATES:-1000,2000,3000,5000,10000,20000} lib_pid http
   for round in $(seq 1 "$rounds"); do
     for type in con non; do
-      env ${TRELLIS_BENCH_ENV:-} dotnet "$root/artifacts/bin/Trellis.Cli/release/trellis.dll" serve --data "$work/data" \
+      env ${TRELLIS_BENCH_ENV:-} "${trellis[@]}" serve --data "$work/data" \
         --mqtt 127.0.0.1:$trellis_port --mqtts off --ws off --http 127.0.0.1:0 --coap off --coaps 127.0.0.1:$coaps_port --log-level Warning > "$work/trellis.log" 2>&1 & trellis_pid=$!
       pids+=("$trellis_pid")
       http=$(trellis_http_port)
