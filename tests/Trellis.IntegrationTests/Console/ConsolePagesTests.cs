@@ -71,34 +71,15 @@ public sealed class ConsolePagesTests(TrellisHost host)
 
         // The first, unfiltered drawing waits on its rows' connectivity; those answers are held until
         // the search typed meanwhile has drawn its row, then let through.
-        var release = new TaskCompletionSource();
-        int held = 0, finished = 0;
-        bool Unfiltered(string url) => url.Contains("/connectivity-data", StringComparison.Ordinal) && !url.Contains(searched, StringComparison.Ordinal);
-        await page.RouteAsync("**/connectivity-data", async route =>
-        {
-            if (Unfiltered(route.Request.Url))
-            {
-                Interlocked.Increment(ref held);
-                await release.Task;
-            }
-
-            await route.ContinueAsync();
-        });
-        page.RequestFinished += (_, request) =>
-        {
-            if (Unfiltered(request.Url))
-            {
-                Interlocked.Increment(ref finished);
-            }
-        };
+        var held = await HeldRequests.OnAsync(page, new Regex("/connectivity-data"), url => !url.Contains(searched, StringComparison.Ordinal));
 
         await OpenAsync(page, "Things", "Things");
-        Assert.True(await Eventually.TrueAsync(() => Volatile.Read(ref held) > 0, Timeout, Ct), "the things page asked for no connectivity");
+        Assert.True(await Eventually.TrueAsync(() => held.Held > 0, Timeout, Ct), "the things page asked for no connectivity");
         await page.FillAsync("input[name=query]", searched);
         await page.Locator($"input[data-thing='{searched}']").WaitForAsync();
 
-        release.SetResult();
-        Assert.True(await Eventually.TrueAsync(() => Volatile.Read(ref finished) >= Volatile.Read(ref held), Timeout, Ct), $"{finished} of {held} held answers arrived");
+        held.Release();
+        Assert.True(await Eventually.TrueAsync(() => held.Finished >= held.Held, Timeout, Ct), $"{held.Finished} of {held.Held} held answers arrived");
         await page.WaitForTimeoutAsync(500); // the late answers reach the page's script
         Assert.Equal(1, await page.Locator("input[data-thing]").CountAsync());
         Assert.Equal(1, await page.Locator($"input[data-thing='{searched}']").CountAsync());
@@ -117,38 +98,18 @@ public sealed class ConsolePagesTests(TrellisHost host)
         // The page refreshes every 5 s. Once it has drawn, the next refresh (active and acknowledged
         // alarms: the boiler's among them) is held until the cleared ones, chosen meanwhile, have
         // drawn, then let through.
-        var release = new TaskCompletionSource();
-        var holding = 0;
-        int held = 0, finished = 0;
-        static bool Default(string url) => url.Contains("/api/alarms?state=ACTIVE,ACKNOWLEDGED", StringComparison.Ordinal) || url.Contains("/api/alarms?state=ACTIVE%2CACKNOWLEDGED", StringComparison.Ordinal);
-        await page.RouteAsync(new Regex(@"/api/alarms\?"), async route =>
-        {
-            if (Volatile.Read(ref holding) == 1 && Default(route.Request.Url))
-            {
-                Interlocked.Increment(ref held);
-                await release.Task;
-            }
-
-            await route.ContinueAsync();
-        });
-        page.RequestFinished += (_, request) =>
-        {
-            if (Volatile.Read(ref holding) == 1 && Default(request.Url))
-            {
-                Interlocked.Increment(ref finished);
-            }
-        };
+        var held = await HeldRequests.OnAsync(page, new Regex(@"/api/alarms\?state=ACTIVE(,|%2C)ACKNOWLEDGED"), _ => true, holding: false);
 
         await OpenAsync(page, "Alarms", "Alarms");
         var row = page.Locator($"[data-table=alarms] a:text-is('{boiler}')");
         await row.WaitForAsync();
-        Volatile.Write(ref holding, 1);
-        Assert.True(await Eventually.TrueAsync(() => Volatile.Read(ref held) > 0, TimeSpan.FromSeconds(15), Ct), "the alarms page did not refresh");
+        held.Start();
+        Assert.True(await Eventually.TrueAsync(() => held.Held > 0, TimeSpan.FromSeconds(15), Ct), "the alarms page did not refresh");
         await page.SelectOptionAsync("select[aria-label='Alarm state']", "CLEARED");
         await row.WaitForAsync(new() { State = WaitForSelectorState.Detached }); // the cleared alarms' drawing
 
-        release.SetResult();
-        Assert.True(await Eventually.TrueAsync(() => Volatile.Read(ref finished) >= 1, Timeout, Ct), "the held answer did not arrive");
+        held.Release();
+        Assert.True(await Eventually.TrueAsync(() => held.Finished >= 1, Timeout, Ct), "the held answer did not arrive");
         await page.WaitForTimeoutAsync(500); // the late answer reaches the page's script
         Assert.Equal("CLEARED", await page.InputValueAsync("select[aria-label='Alarm state']"));
         Assert.Equal(0, await page.Locator($"[data-table=alarms] a:text-is('{boiler}')").CountAsync());
@@ -462,5 +423,50 @@ public sealed class ConsolePagesTests(TrellisHost host)
         await page.GotoAsync($"{host.Endpoint}/#/things");
         await page.Locator("h1:text-is('Things')").WaitForAsync();
         await page.ScreenshotAsync(new() { Path = Path.Combine(Screenshots, "phone.png") });
+    }
+
+    /// <summary>
+    /// Holds the page's requests whose URL matches (while holding) until released, and counts those
+    /// held and those finished after: how a test makes an earlier answer arrive after a later one.
+    /// </summary>
+    private sealed class HeldRequests
+    {
+        private readonly TaskCompletionSource _release = new(TaskCreationOptions.RunContinuationsAsynchronously);
+        private int _holding;
+        private int _held;
+        private int _finished;
+
+        public int Held => Volatile.Read(ref _held);
+
+        public int Finished => Volatile.Read(ref _finished);
+
+        public static async Task<HeldRequests> OnAsync(IPage page, Regex url, Func<string, bool> matches, bool holding = true)
+        {
+            var held = new HeldRequests { _holding = holding ? 1 : 0 };
+            bool Holds(string address) => Volatile.Read(ref held._holding) == 1 && url.IsMatch(address) && matches(address);
+            await page.RouteAsync(url, async route =>
+            {
+                if (Holds(route.Request.Url))
+                {
+                    Interlocked.Increment(ref held._held);
+                    await held._release.Task;
+                }
+
+                await route.ContinueAsync();
+            });
+            page.RequestFinished += (_, request) =>
+            {
+                if (Holds(request.Url))
+                {
+                    Interlocked.Increment(ref held._finished);
+                }
+            };
+            return held;
+        }
+
+        /// <summary>Holds matching requests from now on.</summary>
+        public void Start() => Volatile.Write(ref _holding, 1);
+
+        public void Release() => _release.SetResult();
     }
 }
