@@ -78,16 +78,34 @@ internal static class KestrelErrorBodies
         public PipeWriter Output { get; } = output;
     }
 
-    /// <summary>Gathers what is written until a flush, then passes it on (rewritten when it is one of Kestrel's empty refusals).</summary>
+    /// <summary>
+    /// Gathers what is written until a flush, then passes it on (rewritten when it is one of
+    /// Kestrel's empty refusals). Once the connection has switched protocols (a WebSocket's
+    /// <c>101</c>), no HTTP answer can follow on it: from then on writes go straight to the
+    /// transport, so MQTT over WebSocket is neither gathered nor copied.
+    /// </summary>
     private sealed class RewritingWriter(PipeWriter inner) : PipeWriter, IAsyncDisposable
     {
-        private System.Buffers.ArrayBufferWriter<byte> _pending = new(4096);
+        private System.Buffers.ArrayBufferWriter<byte>? _pending;
+        private bool _switched;
 
-        public override void Advance(int bytes) => _pending.Advance(bytes);
+        private System.Buffers.ArrayBufferWriter<byte> Pending => _pending ??= new(4096);
 
-        public override Memory<byte> GetMemory(int sizeHint = 0) => _pending.GetMemory(sizeHint);
+        public override void Advance(int bytes)
+        {
+            if (_switched)
+            {
+                inner.Advance(bytes);
+            }
+            else
+            {
+                Pending.Advance(bytes);
+            }
+        }
 
-        public override Span<byte> GetSpan(int sizeHint = 0) => _pending.GetSpan(sizeHint);
+        public override Memory<byte> GetMemory(int sizeHint = 0) => _switched ? inner.GetMemory(sizeHint) : Pending.GetMemory(sizeHint);
+
+        public override Span<byte> GetSpan(int sizeHint = 0) => _switched ? inner.GetSpan(sizeHint) : Pending.GetSpan(sizeHint);
 
         public override void CancelPendingFlush() => inner.CancelPendingFlush();
 
@@ -113,7 +131,7 @@ internal static class KestrelErrorBodies
 
         private void Pass()
         {
-            if (_pending.WrittenCount == 0)
+            if (_switched || _pending is null || _pending.WrittenCount == 0)
             {
                 return;
             }
@@ -126,11 +144,12 @@ internal static class KestrelErrorBodies
             else
             {
                 inner.Write(written);
+                _switched = written.StartsWith("HTTP/1.1 101 "u8);
             }
 
-            if (_pending.Capacity > 64 * 1024)
+            if (_switched || _pending.Capacity > 64 * 1024)
             {
-                _pending = new System.Buffers.ArrayBufferWriter<byte>(4096); // a large export's chunk is not kept for the connection's life
+                _pending = null; // nothing more to gather, or a large export's chunk is not kept for the connection's life
             }
             else
             {
