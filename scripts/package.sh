@@ -24,13 +24,17 @@ case "$form" in
   *) echo "package: PACKAGE_FORM is aot (the default) or r2r, not '$form'" >&2; exit 2 ;;
 esac
 echo "package: publishing a self-contained $what build to $publish" >&2
-rm -rf "$publish"
+# Built beside the folder and moved into place whole: `./trellis` (which runs this build when it is
+# newest) never starts a half-written program while a build is under way, as in scripts/test.sh.
+rm -rf "$publish.new"
 dotnet publish src/Trellis.Cli/Trellis.Cli.csproj -c Release -r linux-x64 --self-contained \
   "${compile[@]}" -p:DebugType=none -p:PublishDocumentationFiles=false \
-  -o "$publish" --nologo -v quiet -clp:ErrorsOnly
+  -o "$publish.new" --nologo -v quiet -clp:ErrorsOnly
 # Native libraries built for other systems (Alpine, CentOS, macOS, Windows) are not loaded here.
-find "$publish" -maxdepth 1 \( -name 'alpine-*.so' -o -name 'centos*-*.so' -o -name '*.dylib' -o -name '*.dll.so' \) -delete
-touch "$publish/trellis" # ./trellis uses this build while no source is newer
+find "$publish.new" -maxdepth 1 \( -name 'alpine-*.so' -o -name 'centos*-*.so' -o -name '*.dylib' -o -name '*.dll.so' \) -delete
+touch "$publish.new/trellis" # ./trellis uses this build while no source is newer
+rm -rf "$publish"
+mv "$publish.new" "$publish"
 [[ "${1:-}" == "--publish-only" ]] && exit 0
 
 version="0.1.$(git rev-list --count HEAD 2>/dev/null || echo 0)"
