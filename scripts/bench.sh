@@ -39,7 +39,8 @@ ulimit -n "$(ulimit -Hn)" 2>/dev/null || true
 
 dotnet build bench/Trellis.LoadGen/Trellis.LoadGen.csproj -c Release --nologo -v quiet -clp:ErrorsOnly
 dotnet build src/Trellis.Cli/Trellis.Cli.csproj -c Release --nologo -v quiet -clp:ErrorsOnly
-read -r -a trellis <<<"${TRELLIS_BENCH_COMMAND:-dotnet $root/artifacts/bin/Trellis.Cli/release/trellis.dll}"
+trellis_dll="$root/artifacts/bin/Trellis.Cli/release/trellis.dll" # the framework-dependent build: management commands, and the server by default
+read -r -a trellis <<<"${TRELLIS_BENCH_COMMAND:-dotnet $trellis_dll}"
 # The generator reads its sockets on the runtime's socket thread (inline completions) and stamps a
 # message's arrival there: handing every read to the thread pool first added 0.1-0.45 ms of the
 # generator's own queueing to each point-to-point message (measured with p2p-hops and --trace).
@@ -120,7 +121,7 @@ jobs_bench() {
 # so its pid's CPU is all of its work; compare MB per CPU-second). (2) A whole update job on
 # OTA_THINGS devices (default 10 000): notify-next, start-next, a 1 MiB HTTPS download, SUCCEEDED.
 ota_bench() {
-  local https_port=22443 nginx_port=22444 trellis_cli="dotnet $root/artifacts/bin/Trellis.Cli/release/trellis.dll"
+  local https_port=22443 nginx_port=22444 trellis_cli="dotnet $trellis_dll"
   for round in $(seq 1 "$rounds"); do
     env ${TRELLIS_BENCH_ENV:-} "${trellis[@]}" serve --data "$work/data" --allow-anonymous \
       --mqtt 127.0.0.1:$trellis_port --mqtts off --ws off --http 127.0.0.1:0 --https 127.0.0.1:$https_port --log-level Warning > "$work/trellis.log" 2>&1 & trellis_pid=$!
@@ -174,14 +175,14 @@ CONF
 # --patch-from patch at -19 as the baseline; plain zstd -19 of the new image shows what compression
 # alone gives.
 delta_bench() {
-  local old=${DELTA_FROM:-a89db30} tree="$work/old-tree" trellis_cli="dotnet $root/artifacts/bin/Trellis.Cli/release/trellis.dll"
+  local old=${DELTA_FROM:-a89db30} tree="$work/old-tree" trellis_cli="dotnet $trellis_dll"
   git -C "$root" worktree add --detach "$tree" "$old" > /dev/null 2>&1
   dotnet build "$tree/src/Trellis.Cli/Trellis.Cli.csproj" -c Release --nologo -v quiet -clp:ErrorsOnly
   image() { (cd "$1" && tar --sort=name --mtime=2026-01-01 --owner=0 --group=0 -cf "$2" Trellis*.dll trellis.dll); }
   image "$tree/artifacts/bin/Trellis.Cli/release" "$work/old.tar"
   image "$root/artifacts/bin/Trellis.Cli/release" "$work/new.tar"
   git -C "$root" worktree remove --force "$tree"
-  dotnet "$root/artifacts/bin/Trellis.Cli/release/trellis.dll" serve --data "$work/data" --mqtt off --mqtts off --ws off --http 127.0.0.1:0 --log-level Warning > "$work/trellis.log" 2>&1 & trellis_pid=$!
+  dotnet "$trellis_dll" serve --data "$work/data" --mqtt off --mqtts off --ws off --http 127.0.0.1:0 --log-level Warning > "$work/trellis.log" 2>&1 & trellis_pid=$!
   pids+=("$trellis_pid")
   local http; http=$(trellis_http_port)
   local cli=(--endpoint "http://127.0.0.1:$http" --data "$work/data")
@@ -375,7 +376,7 @@ idle_bench() {
 # 1000), and the drain once it is back.
 gateway_bench() {
   local up_mqtt=23883 up_mqtts=23884 leaf_port=23885 gw="$work/gw" http up_pid gw_pid mq_pid acked
-  local outage=${GATEWAY_OUTAGE:-300} rate=${GATEWAY_OUTAGE_RATE:-1000} dll="$root/artifacts/bin/Trellis.Cli/release/trellis.dll"
+  local outage=${GATEWAY_OUTAGE:-300} rate=${GATEWAY_OUTAGE_RATE:-1000} dll="$trellis_dll"
   start_upstream() {
     env ${TRELLIS_BENCH_ENV:-} dotnet "$dll" serve --data "$work/up" --mqtt 127.0.0.1:$up_mqtt --mqtts 127.0.0.1:$up_mqtts --ws off \
       --http 127.0.0.1:0 --coap off --coaps off --allow-anonymous --log-level Warning > "$work/trellis.log" 2>&1 & up_pid=$!
@@ -457,7 +458,7 @@ JSON
 # achieved (peak connected, messages/s, errors) and what the server spent (CPU % of 200 and RSS at
 # the end); the simulator and the server share the two cores.
 simulate_bench() {
-  local up_mqtts=23884 http sim="$work/sim" dll="$root/artifacts/bin/Trellis.Cli/release/trellis.dll" up_pid summary
+  local up_mqtts=23884 http sim="$work/sim" dll="$trellis_dll" up_pid summary
   rm -rf "$work/up" "$sim"
   env ${TRELLIS_BENCH_ENV:-} dotnet "$dll" serve --data "$work/up" --mqtt off --mqtts 127.0.0.1:$up_mqtts --ws off \
     --http 127.0.0.1:0 --coap off --coaps off --log-level Warning > "$work/trellis.log" 2>&1 & up_pid=$!
