@@ -5,7 +5,7 @@ namespace Trellis.Broker;
 /// <summary>Broker counters, exported through the <c>Trellis.Broker</c> meter and readable as a snapshot.</summary>
 public sealed class BrokerMetrics : IDisposable
 {
-    private readonly Meter _meter = new("Trellis.Broker");
+    private readonly Meter _meter;
     private long _received;
     private long _sent;
     private long _dropped;
@@ -14,8 +14,15 @@ public sealed class BrokerMetrics : IDisposable
     private long _repeatedPublishes;
     private readonly Counter<long> _tlsRefused;
 
-    public BrokerMetrics()
+    /// <summary>
+    /// The meter comes from the server's <paramref name="meters"/> when there is one, so that it
+    /// belongs to that server: a process that hosts two servers (an embedding program, the tests)
+    /// exports each one's counters from its own <c>/metrics</c>, and one server's end does not end
+    /// the other's series.
+    /// </summary>
+    public BrokerMetrics(IMeterFactory? meters = null)
     {
+        _meter = meters?.Create("Trellis.Broker") ?? new Meter("Trellis.Broker");
         _meter.CreateObservableCounter("trellis.broker.messages.received", () => Volatile.Read(ref _received), description: "PUBLISH packets received from clients");
         _meter.CreateObservableCounter("trellis.broker.messages.sent", () => Volatile.Read(ref _sent), description: "PUBLISH packets written to clients");
         _meter.CreateObservableCounter("trellis.broker.messages.dropped", () => Volatile.Read(ref _dropped), description: "Deliveries dropped because a client's queue was full");

@@ -36,14 +36,15 @@ public sealed partial class MqttBroker : IHostedService, IAsyncDisposable
     private IPublishObserver? _observer;
     private IConnectivityObserver? _connectivity;
 
-    public MqttBroker(IOptions<BrokerOptions> options, IBrokerAuthenticator authenticator, ILogger<MqttBroker> logger, TimeProvider time, BrokerStore? store = null)
+    public MqttBroker(IOptions<BrokerOptions> options, IBrokerAuthenticator authenticator, ILogger<MqttBroker> logger, TimeProvider time, BrokerStore? store = null,
+        System.Diagnostics.Metrics.IMeterFactory? meters = null)
     {
         Options = options.Value;
         Authenticator = authenticator;
         Logger = logger;
         _time = time;
         _store = store;
-        Metrics = new BrokerMetrics();
+        Metrics = new BrokerMetrics(meters);
     }
 
     public BrokerOptions Options { get; }

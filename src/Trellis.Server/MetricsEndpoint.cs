@@ -24,12 +24,17 @@ public static class MetricsEndpoint
     {
         var otlp = Environment.GetEnvironmentVariable("OTEL_EXPORTER_OTLP_ENDPOINT") is { Length: > 0 }
             || Environment.GetEnvironmentVariable("OTEL_EXPORTER_OTLP_METRICS_ENDPOINT") is { Length: > 0 };
+        services.AddMetrics();
         services.AddSingleton<ServerMetrics>();
         services.AddOpenTelemetry().WithMetrics(metrics =>
         {
             metrics.AddMeter("Trellis.Broker", "Trellis.Fleet", ServerMeter, "System.Runtime")
-                .AddView(StreamOf)
                 .AddPrometheusExporter(o => o.DisableTotalNameSuffixForCounters = false);
+            ((IDeferredMeterProviderBuilder)metrics).Configure((provider, builder) =>
+            {
+                var own = provider.GetRequiredService<IMeterFactory>();
+                builder.AddView(instrument => StreamOf(instrument, own));
+            });
             if (otlp)
             {
                 // Protocol, headers and interval from the standard OTEL_EXPORTER_OTLP_* and OTEL_METRIC_EXPORT_INTERVAL variables.
@@ -49,9 +54,17 @@ public static class MetricsEndpoint
     /// <summary>
     /// One view for every instrument (two views matching one instrument would export it twice): the
     /// series limit, the fleet-index lag's buckets, and plural names for the runtime's counts.
+    /// Instruments of another server in the same process (its meters come from its own
+    /// <paramref name="own"/> factory) are dropped: OpenTelemetry matches meters by name, and would
+    /// otherwise merge both servers' counters into one series and end it when either server stops.
     /// </summary>
-    private static MetricStreamConfiguration StreamOf(Instrument instrument)
+    private static MetricStreamConfiguration StreamOf(Instrument instrument, IMeterFactory own)
     {
+        if (instrument.Meter.Scope is IMeterFactory owner && !ReferenceEquals(owner, own))
+        {
+            return MetricStreamConfiguration.Drop;
+        }
+
         if (instrument.Name == "trellis.fleet.index.lag")
         {
             return new ExplicitBucketHistogramConfiguration { Boundaries = [.. Trellis.Fleet.LagHistogram.Bounds], CardinalityLimit = SeriesPerMetric };
@@ -85,11 +98,12 @@ public static class MetricsEndpoint
 /// <summary>The <c>Trellis.Server</c> meter: observable instruments over what the broker, rules, stores and monitoring hold.</summary>
 internal sealed class ServerMetrics : IDisposable
 {
-    private readonly Meter _meter = new(MetricsEndpoint.ServerMeter);
+    private readonly Meter _meter;
 
-    public ServerMetrics(MqttBroker broker, RuleEngine rules, TelemetryStore telemetry, Outbox outbox, Trellis.Fleet.FleetIndex index,
+    public ServerMetrics(IMeterFactory meters, MqttBroker broker, RuleEngine rules, TelemetryStore telemetry, Outbox outbox, Trellis.Fleet.FleetIndex index,
         Trellis.Fleet.Defender.Defender defender, Trellis.Rules.Alarms.AlarmEngine alarms, Trellis.Rules.Notifications.Notifier notifier)
     {
+        _meter = meters.Create(MetricsEndpoint.ServerMeter);
         Gauge("trellis.broker.sessions", () => broker.SessionCount, "MQTT sessions, connected or persisted");
         Gauge("trellis.broker.retained_messages", () => broker.RetainedCount, "Retained messages");
         Counter("trellis.broker.sweeps", () => broker.Sweeps, "Runs of the broker's once-a-second sweep (timeouts, expired sessions)");
