@@ -13,6 +13,15 @@ public sealed class BrokerOptions
     [Range(1, 10_000_000)]
     public int MaxQueuedMessagesPerClient { get; set; } = 10_000;
 
+    /// <summary>
+    /// Seconds a subscriber whose queue is past the back-pressure depth may take nothing from it
+    /// while publishers to it wait; after that it is marked stalled, publishers go on and its queue
+    /// fills up to <see cref="MaxQueuedMessagesPerClient"/> (then drops and counts), so one stuck
+    /// client never holds the others back for long.
+    /// </summary>
+    [Range(1, 3600)]
+    public int SubscriberStallSeconds { get; set; } = 2;
+
     /// <summary>QoS 1/2 messages in flight to one client at once (further capped by the client's Receive Maximum).</summary>
     [Range(1, 65_535)]
     public int MaxInflightPerClient { get; set; } = 100;

@@ -170,7 +170,7 @@ public sealed partial class MqttBroker
     /// <see cref="BackPressureDepth"/> stops reading (its read loop breaks right after that packet)
     /// and waits here until the subscriber drains, so TCP flow control slows the publisher instead
     /// of the broker accepting what it cannot deliver. A subscriber whose writer has taken nothing
-    /// for <see cref="StallTimeoutMs"/> is marked stalled: publishers stop waiting for it and its
+    /// for <see cref="BrokerOptions.SubscriberStallSeconds"/> is marked stalled: publishers stop waiting for it and its
     /// overflow is dropped and counted, so one stuck client never stalls the others for long.
     /// </summary>
     internal async ValueTask WaitForCongestionAsync(MqttConnection connection)
@@ -183,6 +183,7 @@ public sealed partial class MqttBroker
 
         connection.CongestedOn = null;
         var depth = BackPressureDepth;
+        var stallMs = Options.SubscriberStallSeconds * 1000L;
         var closed = connection.Closed;
         while (session.QueueCount > depth && !session.Stalled && session.Connection is not null)
         {
@@ -191,7 +192,7 @@ public sealed partial class MqttBroker
                 return; // the publisher is closing: nothing more of it to hold back (its delay below would no longer wait)
             }
 
-            if (Environment.TickCount64 - Volatile.Read(ref session.LastProgressMs) > StallTimeoutMs)
+            if (Environment.TickCount64 - Volatile.Read(ref session.LastProgressMs) > stallMs)
             {
                 session.Stalled = true;
                 return;
@@ -201,9 +202,6 @@ public sealed partial class MqttBroker
             await Task.WhenAny(drained, Task.Delay(50, closed));
         }
     }
-
-    /// <summary>A subscriber that takes nothing from its queue for this long no longer holds publishers back.</summary>
-    private const long StallTimeoutMs = 2000;
 
     internal static void OnQueueDrained(Session session)
     {

@@ -139,5 +139,7 @@ public sealed class TransportTests
         kill.WaitForExit();
     }
 
-    private sealed class ThreadsHost(int threads) : TrellisHost(false, b => b.EventLoops = threads);
+    // The stopped subscriber is never judged stalled while the test looks (on a loaded machine its
+    // 1 s still stretch could otherwise outlast the default 2 s stall and let the publisher go on).
+    private sealed class ThreadsHost(int threads) : TrellisHost(false, b => (b.EventLoops, b.SubscriberStallSeconds) = (threads, 120));
 }
