@@ -41,8 +41,10 @@ public sealed class DefenderTests : IDisposable
         const string group = "arn:aws:iot:us-east-1:000000000000:thinggroup/cams";
         var behaviors = new[]
         {
-            Behavior("chatty", "aws:num-messages-sent", "less-than", new { count = 5 }, duration: 2, toClear: 3),
-            Behavior("denied", "aws:num-authorization-failures", "less-than", new { count = 1 }, duration: 2, toClear: 3),
+            // Five quiet windows to clear (10 s): both must still be active when the last of the six
+            // violations below is raised, however slowly a loaded machine runs the clients between.
+            Behavior("chatty", "aws:num-messages-sent", "less-than", new { count = 5 }, duration: 2, toClear: 5),
+            Behavior("denied", "aws:num-authorization-failures", "less-than", new { count = 1 }, duration: 2, toClear: 5),
             Behavior("big", "aws:message-byte-size", "less-than-equals", new { count = 100 }),
             Behavior("private-net", "aws:source-ip-address", "in-cidr-set", new { cidrs = new[] { "10.0.0.0/8" } }),
             Behavior("ports", "aws:listening-tcp-ports", "in-port-set", new { ports = new[] { 443, 8883 } }),
