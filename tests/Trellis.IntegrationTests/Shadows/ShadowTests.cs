@@ -281,12 +281,14 @@ public sealed class ShadowTests(TrellisHost host)
         await client.SubscribeAsync($"{prefix}/update/+", MqttQualityOfServiceLevel.AtLeastOnce, Ct);
 
         // A burst of 40 updates on one connection, well within a second.
+        var burst = System.Diagnostics.Stopwatch.StartNew();
         for (var i = 0; i < 40; i++)
         {
             await client.PublishStringAsync($"{prefix}/update", "{\"state\":{\"reported\":{\"n\":" + i + "}}}", MqttQualityOfServiceLevel.AtMostOnce, cancellationToken: Ct);
         }
 
         Assert.True(await Eventually.TrueAsync(() => Count(r => r.Topic.EndsWith("/accepted", StringComparison.Ordinal) || r.Topic.EndsWith("/rejected", StringComparison.Ordinal)) >= 40, Timeout, Ct));
+        var took = burst.Elapsed; // from the first send to the last reply: the server handled the burst within it
         var accepted = Count(r => r.Topic.EndsWith("/accepted", StringComparison.Ordinal));
         List<JsonNode> rejected;
         lock (replies)
@@ -294,7 +296,9 @@ public sealed class ShadowTests(TrellisHost host)
             rejected = [.. replies.Where(r => r.Topic.EndsWith("/rejected", StringComparison.Ordinal)).Select(r => r.Body)];
         }
 
-        Assert.InRange(accepted, 20, 30); // a bucket of 20, refilled at 20/s while the burst runs
+        // A bucket of 20, refilled at 20/s while the burst runs: 20 to 30 when it takes half a second,
+        // more only as far as a loaded machine stretched the burst.
+        Assert.InRange(accepted, 20, Math.Max(30, 21 + (int)(20 * took.TotalSeconds)));
         Assert.Equal(40 - accepted, rejected.Count);
         Assert.All(rejected, r => Assert.Equal((429, "Too Many Requests"), (r["code"]!.GetValue<int>(), r["message"]!.GetValue<string>())));
 
