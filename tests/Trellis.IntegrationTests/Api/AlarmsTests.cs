@@ -126,7 +126,7 @@ public sealed class AlarmsTests : IDisposable
         Assert.True(await Eventually.TrueAsync(() => alerts.Lines.Count(l => l.Contains("\"kind\":\"alarms\"", StringComparison.Ordinal)) == 5, Timeout, Ct), string.Join("\n", alerts.Lines));
         var mqttSteps = alerts.Lines.Where(l => l.Contains("\"kind\":\"alarms\"", StringComparison.Ordinal)).Select(l => JsonNode.Parse(l)!["subject"]!.GetValue<string>()).ToList();
         Assert.All(steps.Zip(mqttSteps), p => Assert.EndsWith(p.First, p.Second.Split(" (by")[0], StringComparison.Ordinal));
-        Assert.True(await Eventually.TrueAsync(() => Received(receivers, "http").Count(r => r["status"]!.GetValue<int>() == 200) == 5, Timeout, Ct), string.Join("\n", receivers.Lines));
+        Assert.True(await Eventually.TrueAsync(() => Received(receivers, "http").Count(r => r["status"]!.GetValue<int>() == 200) == 5, Timeout, Ct), string.Join("\n", receivers.Lines) + "\nserver:\n" + server.Output);
         var hooks = Received(receivers, "http");
         Assert.Equal([503, 503], hooks.Take(2).Select(r => r["status"]!.GetValue<int>()));
         var delivered = hooks.Where(r => r["status"]!.GetValue<int>() == 200).Select(r => JsonNode.Parse(r["body"]!.GetValue<string>())!).ToList();
