@@ -170,8 +170,9 @@ public sealed partial class MqttBroker
     /// <see cref="BackPressureDepth"/> stops reading (its read loop breaks right after that packet)
     /// and waits here until the subscriber drains, so TCP flow control slows the publisher instead
     /// of the broker accepting what it cannot deliver. A subscriber whose writer has taken nothing
-    /// for <see cref="BrokerOptions.SubscriberStallSeconds"/> is marked stalled: publishers stop waiting for it and its
-    /// overflow is dropped and counted, so one stuck client never stalls the others for long.
+    /// for <see cref="BrokerOptions.SubscriberStallSeconds"/> is marked stalled: publishers stop
+    /// waiting for it and its queue fills to its limit, past which messages are dropped and counted,
+    /// so one stuck client never stalls the others for long.
     /// </summary>
     internal async ValueTask WaitForCongestionAsync(MqttConnection connection)
     {

@@ -54,9 +54,9 @@ public static class MetricsEndpoint
     /// <summary>
     /// One view for every instrument (two views matching one instrument would export it twice): the
     /// series limit, the fleet-index lag's buckets, and plural names for the runtime's counts.
-    /// Instruments of another server in the same process (its meters come from its own
-    /// <paramref name="own"/> factory) are dropped: OpenTelemetry matches meters by name, and would
-    /// otherwise merge both servers' counters into one series and end it when either server stops.
+    /// Instruments whose meter another server in the same process made (with its factory, not
+    /// <paramref name="own"/>) are dropped: OpenTelemetry matches meters by name, and would otherwise
+    /// merge both servers' counters into one series and end it when either server stops.
     /// </summary>
     private static MetricStreamConfiguration StreamOf(Instrument instrument, IMeterFactory own)
     {
