@@ -9,7 +9,7 @@ namespace Trellis.IntegrationTests.TestKit;
 /// Collections run two at a time (xunit.runner.json); the suite's wall time is the busier lane's,
 /// so the longest collections start first and the short ones fill in around them. PackageTests goes
 /// last: it waits for the package build that scripts/test.sh started in the background, and a
-/// waiting test would hold one of the two lanes. Every other collection keeps xunit's order.
+/// waiting test would hold one of the two lanes. The rest follow in a fixed order, by their ids.
 /// </summary>
 public sealed class LongestFirstOrderer : ITestCollectionOrderer
 {
