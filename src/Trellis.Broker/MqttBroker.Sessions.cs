@@ -44,10 +44,12 @@ public sealed partial class MqttBroker
         bool present;
         Session? discarded = null;
         var wasStored = false;
+        var previousEnded = true;
         lock (_sessionsLock)
         {
             _sessions.TryGetValue(connect.ClientId, out var existing);
             previous = existing?.Connection;
+            previousEnded = existing is null || connect.CleanStart || existing.ExpirySeconds == 0;
             if (existing is not null && !connect.CleanStart)
             {
                 session = existing;
@@ -106,6 +108,7 @@ public sealed partial class MqttBroker
         if (previous is not null && previous != connection)
         {
             // AWS IoT and MQTT §3.1.4: one connection per client id; the newer one wins.
+            previous.TakeoverEndedSession = previousEnded;
             previous.TakenOver = true;
             previous.Close(ReasonCode.SessionTakenOver, "DUPLICATE_CLIENTID", "another connection took over this client id");
         }
@@ -166,7 +169,16 @@ public sealed partial class MqttBroker
         if (connection.Will is { } will && !connection.WillDiscarded)
         {
             var delay = Math.Min(connection.WillDelaySeconds, session.ExpirySeconds);
-            if (delay == 0 || ended || connection.TakenOver)
+            if (connection.TakenOver)
+            {
+                // Taken over: the will goes now if the session ended with it, and never if the
+                // newer connection carries the session on (it came back within any delay).
+                if (connection.TakeoverEndedSession)
+                {
+                    PublishWill(connection, will);
+                }
+            }
+            else if (delay == 0 || ended)
             {
                 PublishWill(connection, will);
             }

@@ -133,6 +133,14 @@ internal sealed partial class MqttConnection : IDisposable, IThreadPoolWorkItem,
 
     public bool TakenOver { get; set; }
 
+    /// <summary>
+    /// Set with <see cref="TakenOver"/>: the newer connection did not continue this one's session
+    /// (it started clean, or this session had no expiry), so the session ended and the will is due now.
+    /// When the session goes on, the newer connection came back within any will delay and the will is
+    /// never sent (MQTT 5 §3.1.2.5 and §3.1.4).
+    /// </summary>
+    public bool TakeoverEndedSession { get; set; }
+
     /// <summary>True when the will must not be published (clean DISCONNECT).</summary>
     public bool WillDiscarded { get; private set; }
 

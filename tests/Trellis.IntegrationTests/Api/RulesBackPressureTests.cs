@@ -114,7 +114,8 @@ public sealed class RulesBackPressureTests(TinyRulesQueueHost host)
         var receivedBefore = host.Server.Broker.Metrics.MessagesReceived;
         var lines = Path.Combine(host.DataDirectory, TrellisHost.Unique("lines") + ".txt");
         await File.WriteAllLinesAsync(lines, Enumerable.Range(1, 300).Select(i => $"{{\"n\":{i},\"blob\":\"{new string('x', 20_000)}\"}}"), Ct);
-        var args = string.Join(' ', host.AdminArgs(TrellisHost.Unique("pub")).Concat(["-t", $"{prefix}/dev", "-q", "1", "-l"]).Select(a => "'" + a + "'"));
+        var publisherId = TrellisHost.Unique("pub");
+        var args = string.Join(' ', host.AdminArgs(publisherId).Concat(["-t", $"{prefix}/dev", "-q", "1", "-l"]).Select(a => "'" + a + "'"));
 
         // The publisher is killed (SIGKILL) as soon as one of its publishes is held back, so its
         // stream is cut short while a message waits for the rules: a signal, not a time window.
@@ -123,6 +124,11 @@ public sealed class RulesBackPressureTests(TinyRulesQueueHost host)
             Assert.True(await Eventually.TrueAsync(() => rules.HeldBack > heldBefore || publisher.HasExited, Timeout, Ct), "the publisher was never held back");
             Assert.True(rules.HeldBack > heldBefore, "the publisher finished without being held back: the rule is not slow enough here. " + publisher.Stderr);
         }
+
+        // The killed publisher's last packets may still be in the server's socket buffer: the broker
+        // reads them after the kill, so the count of messages taken is only final once it has seen
+        // the connection end.
+        Assert.True(await Eventually.TrueAsync(() => !host.Server.Broker.ConnectedClientIds().Contains(publisherId), Timeout, Ct), "the broker never saw the killed publisher's connection end");
 
         // Every message the broker routed to the subscriber is evaluated by the rule, the one that
         // was waiting when its publisher vanished included.

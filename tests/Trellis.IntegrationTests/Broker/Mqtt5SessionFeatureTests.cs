@@ -49,9 +49,7 @@ public sealed class Mqtt5SessionFeatureTests(TrellisHost host)
     public async Task A_will_waits_its_delay_and_a_reconnect_within_it_cancels_it()
     {
         var willTopic = TrellisHost.Unique("willdelay/");
-        var watcherId = TrellisHost.Unique("w");
-        using var watcher = ExternalTool.StartBackground("mosquitto_sub", [.. host.AdminArgs(watcherId), "-t", willTopic + "/#", "-v"]);
-        Assert.True(await Eventually.TrueAsync(() => host.Server.Broker.SubscriptionsOf(watcherId).Count > 0, Timeout, Ct), watcher.Stderr);
+        using var watcher = await WatchAsync(willTopic + "/#");
 
         // Dies without DISCONNECT: the will comes, but only after its 2 s delay.
         var dying = await ConnectAsync(TrellisHost.Unique("dying"), cleanStart: true, 30, will: (willTopic + "/late", "gone", 2));
@@ -69,6 +67,36 @@ public sealed class Mqtt5SessionFeatureTests(TrellisHost host)
         await ExternalTool.RunCheckedAsync("mosquitto_pub", [.. host.AdminArgs(TrellisHost.Unique("p")), "-t", willTopic + "/marker", "-m", "m", "-q", "1"], Timeout, cancellationToken: Ct);
         Assert.True(await watcher.WaitForLineAsync(l => l == $"{willTopic}/marker m", Timeout, Ct));
         Assert.DoesNotContain(watcher.Lines, l => l.StartsWith($"{willTopic}/cancelled", StringComparison.Ordinal));
+    }
+
+    [Fact]
+    public async Task A_takeover_that_carries_the_session_on_sends_no_will_and_one_that_starts_clean_sends_it_at_once()
+    {
+        var willTopic = TrellisHost.Unique("takeoverwill/");
+        using var watcher = await WatchAsync(willTopic + "/#");
+
+        // The old connection is still open when the new one arrives: the broker takes it over
+        // (DISCONNECT 0x8E) instead of seeing it drop. The session goes on, so the will (2 s delay) never comes.
+        var carried = TrellisHost.Unique("carried");
+        using (var old = await ConnectAsync(carried, cleanStart: true, 30, will: (willTopic + "/carried", "gone", 2)))
+        {
+            using var newer = await ConnectAsync(carried, cleanStart: false, 30, expectPresent: true);
+            var disconnect = await old.ReadPacketAsync(Timeout, Ct);
+            Assert.Equal((0xE0, 0x8E), (disconnect[0], disconnect[2]));
+            await Task.Delay(TimeSpan.FromSeconds(3), Ct); // past the will's 2 s delay: the time is the feature under test
+        }
+
+        // A takeover that starts clean ends the old session: its will goes at once, without its 30 s delay.
+        var restarted = TrellisHost.Unique("restarted");
+        using (var old = await ConnectAsync(restarted, cleanStart: true, 60, will: (willTopic + "/restarted", "gone", 30)))
+        {
+            using var newer = await ConnectAsync(restarted, cleanStart: true, 60, expectPresent: false);
+            Assert.True(await watcher.WaitForLineAsync(l => l == $"{willTopic}/restarted gone", Timeout, Ct), string.Join('|', watcher.Lines));
+        }
+
+        await ExternalTool.RunCheckedAsync("mosquitto_pub", [.. host.AdminArgs(TrellisHost.Unique("p")), "-t", willTopic + "/marker", "-m", "m", "-q", "1"], Timeout, cancellationToken: Ct);
+        Assert.True(await watcher.WaitForLineAsync(l => l == $"{willTopic}/marker m", Timeout, Ct));
+        Assert.DoesNotContain(watcher.Lines, l => l.StartsWith($"{willTopic}/carried", StringComparison.Ordinal));
     }
 
     [Fact]
@@ -177,6 +205,20 @@ public sealed class Mqtt5SessionFeatureTests(TrellisHost host)
         }
 
         return client;
+    }
+
+    /// <summary>A mosquitto_sub on <paramref name="filter"/> (printing topic and payload), returned once the broker holds its subscription.</summary>
+    private async Task<ExternalTool.Background> WatchAsync(string filter)
+    {
+        var watcherId = TrellisHost.Unique("w");
+        var watcher = ExternalTool.StartBackground("mosquitto_sub", [.. host.AdminArgs(watcherId), "-t", filter, "-v"]);
+        if (!await Eventually.TrueAsync(() => host.Server.Broker.SubscriptionsOf(watcherId).Count > 0, Timeout, Ct))
+        {
+            watcher.Dispose();
+            Assert.Fail("mosquitto_sub never subscribed: " + watcher.Stderr);
+        }
+
+        return watcher;
     }
 
     private static async Task SubscribeAsync(RawMqtt client, string topic, byte qos)
