@@ -63,8 +63,7 @@ public sealed class AlarmsTests : IDisposable
         Assert.Equal("topic(2)", created[3]["body"]!["thing"]!.GetValue<string>());
 
         // A registered thing comes and goes: presence notifications.
-        using var alerts = ExternalTool.StartBackground("mosquitto_sub", [.. server.Anonymous("ops-console"), "-t", "ops/alerts", "-q", "1"]);
-        await Task.Delay(500, Ct);
+        using var alerts = await ExternalTool.StartSubscriberAsync([.. server.Anonymous("ops-console"), "-t", "ops/alerts", "-q", "1"], Timeout, Ct);
         await server.IotCallsAsync([("create_thing", new { thingName = "b1" })], Ct);
         await ExternalTool.RunCheckedAsync("mosquitto_pub", [.. server.Anonymous("b1"), "-t", "boilers/b1/status", "-m", "up", "-q", "1"], Timeout, cancellationToken: Ct);
         Assert.True(await alerts.WaitForLineAsync(l => l.Contains("b1 is offline (CLIENT_INITIATED_DISCONNECT)", StringComparison.Ordinal), Timeout, Ct), "no presence notification: " + string.Join("\n", alerts.Lines));

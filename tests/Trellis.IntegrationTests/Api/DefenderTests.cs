@@ -94,8 +94,7 @@ public sealed class DefenderTests : IDisposable
         Assert.Equal(404, refused[8]!["status"]!.GetValue<int>());
 
         // Device-side reports: the replies say accepted or rejected, in the report's format.
-        using var replies = ExternalTool.StartBackground("mosquitto_sub", [.. server.Anonymous("cam-1-replies"), "-t", "$aws/things/cam-1/defender/metrics/#", "-v"]);
-        await Task.Delay(500, Ct);
+        using var replies = await ExternalTool.StartSubscriberAsync([.. server.Anonymous("cam-1-replies"), "-t", "$aws/things/cam-1/defender/metrics/#", "-v"], Timeout, Ct);
         var report = new JsonObject
         {
             ["header"] = new JsonObject { ["report_id"] = 1530304554, ["version"] = "1.0" },
@@ -138,13 +137,12 @@ public sealed class DefenderTests : IDisposable
 
         // A CBOR report that listens only where allowed clears the port violation; cam-1's quiet
         // windows clear the message count, and cam-2's its authorization failures.
-        using var cborReplies = ExternalTool.StartBackground("mosquitto_sub", [.. server.Anonymous("cam-1-cbor"), "-t", "$aws/things/cam-1/defender/metrics/cbor/accepted", "-C", "1", "-F", "%t %x"]);
-        await Task.Delay(500, Ct);
+        using var cborReplies = await ExternalTool.StartSubscriberAsync([.. server.Anonymous("cam-1-cbor"), "-t", "$aws/things/cam-1/defender/metrics/cbor/accepted", "-C", "1", "-F", "%t %x"], Timeout, Ct);
         var cbor = Path.Combine(_data, "report.cbor");
         await File.WriteAllBytesAsync(cbor, CborReport(reportId: 1530304600, port: 8883), Ct);
         await ExternalTool.RunCheckedAsync("mosquitto_pub", [.. server.Anonymous("cam-1-agent"), "-t", "$aws/things/cam-1/defender/metrics/cbor", "-f", cbor, "-q", "1"], Timeout, cancellationToken: Ct);
-        Assert.True(await Eventually.TrueAsync(() => cborReplies.Lines.Any(l => l.Contains("cbor/accepted", StringComparison.Ordinal)), Timeout, Ct), string.Join("\n", cborReplies.Lines));
-        var cborReply = CborMap(Convert.FromHexString(cborReplies.Lines.First(l => l.Contains("cbor/accepted", StringComparison.Ordinal)).Trim().Split(' ')[1]));
+        Assert.True(await Eventually.TrueAsync(() => cborReplies.Lines.Any(l => l.StartsWith("$aws/things/cam-1/defender/metrics/cbor/accepted ", StringComparison.Ordinal)), Timeout, Ct), string.Join("\n", cborReplies.Lines));
+        var cborReply = CborMap(Convert.FromHexString(cborReplies.Lines.First(l => l.StartsWith("$aws/things/cam-1/defender/metrics/cbor/accepted ", StringComparison.Ordinal)).Trim().Split(' ')[1]));
         Assert.Equal(("ACCEPTED", "1530304600"), (cborReply["status"], cborReply["reportId"]));
         Assert.True(await Eventually.TrueAsync(async () =>
         {

@@ -88,8 +88,7 @@ public sealed class ConnectivityTests : IDisposable
         Assert.True(rule[0]!["status"]!.GetValue<int>() == 200, rule[0]!.ToJsonString());
 
         // The only subscriber listens on an ordinary topic: the events exist for the rule alone.
-        using var log = ExternalTool.StartBackground("mosquitto_sub", [.. server.Anonymous("log-reader"), "-t", "presence/log", "-q", "1"]);
-        await Task.Delay(500, Ct);
+        using var log = await ExternalTool.StartSubscriberAsync([.. server.Anonymous("log-reader"), "-t", "presence/log", "-q", "1"], Timeout, Ct);
         await ExternalTool.RunCheckedAsync("mosquitto_pub", [.. server.Anonymous("visitor"), "-t", "hello", "-m", "x"], Timeout, cancellationToken: Ct);
         Assert.True(await log.WaitForLineAsync(l => l.Contains("\"visitor\"", StringComparison.Ordinal) && l.Contains("CLIENT_INITIATED_DISCONNECT", StringComparison.Ordinal), Timeout, Ct), "no disconnected event reached the rule: " + string.Join('\n', log.Lines));
         Assert.Contains(log.Lines, l => l.Contains("\"visitor\"", StringComparison.Ordinal) && l.Contains("\"connected\"", StringComparison.Ordinal));

@@ -52,6 +52,30 @@ public static class ExternalTool
         return result;
     }
 
+    /// <summary>
+    /// Starts mosquitto_sub with <paramref name="args"/> and its debug output (-d), and returns once its
+    /// SUBACK has granted every filter: the subscription is in place before the test goes on (for a
+    /// server in another process, whose broker the test cannot ask). Its lines hold the debug lines
+    /// ("Client … received PUBLISH (…, 'topic', …)") beside the messages: match messages by how they start.
+    /// </summary>
+    public static async Task<Background> StartSubscriberAsync(IEnumerable<string> args, TimeSpan timeout, CancellationToken cancellationToken)
+    {
+        // stdbuf: mosquitto_sub flushes its messages, not its debug lines, which a pipe would hold back.
+        var subscriber = StartBackground("stdbuf", ["-oL", "mosquitto_sub", "-d", .. args]);
+        await subscriber.WaitForLineAsync(l => l.StartsWith("Subscribed (mid:", StringComparison.Ordinal), timeout, cancellationToken);
+
+        // "Subscribed (mid: 1): 1, 1": a granted QoS per filter; 128 and up is a refusal.
+        var granted = subscriber.Lines.FirstOrDefault(l => l.StartsWith("Subscribed (mid:", StringComparison.Ordinal));
+        var codes = granted?[(granted.IndexOf("): ", StringComparison.Ordinal) + 3)..].Split(", ").Select(c => int.Parse(c, System.Globalization.CultureInfo.InvariantCulture)).ToList();
+        if (codes is null || codes.Any(c => c >= 128))
+        {
+            subscriber.Dispose();
+            Xunit.Assert.Fail($"mosquitto_sub {(codes is null ? "never got its SUBACK" : "was refused: " + granted)}\n{string.Join('\n', subscriber.Lines)}\n{subscriber.Stderr}");
+        }
+
+        return subscriber;
+    }
+
     /// <summary>Starts a long-running peer (mosquitto_sub) whose output lines are collected as they come.</summary>
     public static Background StartBackground(string file, IEnumerable<string> args) => new(Start(file, args, null));
 
