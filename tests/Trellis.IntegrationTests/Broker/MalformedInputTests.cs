@@ -176,9 +176,12 @@ public sealed class MalformedInputTests(TrellisHost host) : IAsyncLifetime
         var user = host.Server.AccessKeys.AdminAccessKeyId;
         var connect = RawMqtt.Connect(TrellisHost.Unique("ka"), user, host.Server.AccessKeys.SecretFor(user));
         connect[11] = 1; // keep-alive 1 s (bytes 10-11 of this CONNECT)
-        await raw.SendAsync(connect, CancellationToken);
-        await raw.ReadPacketAsync(Timeout, CancellationToken);
+
+        // Timed from before the CONNECT: the server's clock starts no earlier, so a test thread slow
+        // to read the CONNACK cannot make a correct close look early.
         var started = DateTime.UtcNow;
+        await raw.SendAsync(connect, CancellationToken);
+        Assert.Equal(0x20, (await raw.ReadPacketAsync(Timeout, CancellationToken))[0]);
 
         var (_, closed) = await raw.ReadUntilClosedAsync(TimeSpan.FromSeconds(8), CancellationToken);
 
