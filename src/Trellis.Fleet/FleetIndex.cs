@@ -55,8 +55,10 @@ public sealed partial class FleetIndex : IDisposable
     private volatile IndexingConfiguration _configuration;
     private long _indexedChanges;
 
-    public FleetIndex(RegistryService registry, ShadowService shadows, ShadowStore shadowStore, ThingConnectivity connectivity, string path, ILogger<FleetIndex> logger)
+    public FleetIndex(RegistryService registry, ShadowService shadows, ShadowStore shadowStore, ThingConnectivity connectivity, string path, ILogger<FleetIndex> logger,
+        System.Diagnostics.Metrics.IMeterFactory? meters = null)
     {
+        Lag = new LagHistogram(meters);
         ArgumentNullException.ThrowIfNull(registry);
         ArgumentNullException.ThrowIfNull(shadows);
         ArgumentNullException.ThrowIfNull(connectivity);
@@ -97,7 +99,7 @@ public sealed partial class FleetIndex : IDisposable
     public string Status => _status;
 
     /// <summary>From a change in a store to its thing's document being searchable, per change (seconds).</summary>
-    public LagHistogram Lag { get; } = new();
+    public LagHistogram Lag { get; }
 
     /// <summary>Things whose changes wait for the indexer.</summary>
     public int Pending

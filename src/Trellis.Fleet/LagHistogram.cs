@@ -8,15 +8,22 @@ public sealed class LagHistogram
     private readonly long[] _counts = new long[Bounds.Count + 1];
     private long _sumMicroseconds;
 
-    private static readonly System.Diagnostics.Metrics.Meter Meter = new("Trellis.Fleet");
-
     /// <summary>The same durations for OpenTelemetry (exported as <c>trellis_fleet_index_lag_seconds</c> with <see cref="Bounds"/> as its buckets).</summary>
-    private static readonly System.Diagnostics.Metrics.Histogram<double> Instrument =
-        Meter.CreateHistogram<double>("trellis.fleet.index.lag", "s", "From a change in the registry, a shadow or connectivity to its thing being searchable");
+    private readonly System.Diagnostics.Metrics.Histogram<double> _instrument;
+
+    /// <summary>
+    /// <paramref name="meters"/>: the server's meter factory, so that each server in a process exports
+    /// its own index's lag (without one, a meter of this histogram's own).
+    /// </summary>
+    public LagHistogram(System.Diagnostics.Metrics.IMeterFactory? meters = null)
+    {
+        var meter = meters?.Create(new System.Diagnostics.Metrics.MeterOptions("Trellis.Fleet")) ?? new System.Diagnostics.Metrics.Meter("Trellis.Fleet");
+        _instrument = meter.CreateHistogram<double>("trellis.fleet.index.lag", "s", "From a change in the registry, a shadow or connectivity to its thing being searchable");
+    }
 
     public void Record(double seconds)
     {
-        Instrument.Record(seconds);
+        _instrument.Record(seconds);
         var bucket = 0;
         while (bucket < Bounds.Count && seconds > Bounds[bucket])
         {

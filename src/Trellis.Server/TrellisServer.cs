@@ -222,7 +222,7 @@ public sealed class TrellisServer : IAsyncDisposable
         services.AddSingleton(sp => new ThingConnectivity(database, sp.GetRequiredService<RegistryService>().ThingExists, time, sp.GetRequiredService<ILogger<ThingConnectivity>>()));
         services.AddSingleton(sp => new Trellis.Fleet.FleetIndex(
             sp.GetRequiredService<RegistryService>(), sp.GetRequiredService<ShadowService>(), sp.GetRequiredService<ShadowStore>(), sp.GetRequiredService<ThingConnectivity>(),
-            data.IndexDirectory, sp.GetRequiredService<ILogger<Trellis.Fleet.FleetIndex>>()));
+            data.IndexDirectory, sp.GetRequiredService<ILogger<Trellis.Fleet.FleetIndex>>(), sp.GetRequiredService<System.Diagnostics.Metrics.IMeterFactory>()));
         services.AddSingleton<Trellis.Fleet.DynamicGroups>();
         services.AddSingleton(sp =>
         {
