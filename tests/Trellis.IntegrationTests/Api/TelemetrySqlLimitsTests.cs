@@ -1,8 +1,5 @@
-using System.Globalization;
-using System.Net.Http.Headers;
 using System.Text.Json.Nodes;
 using Trellis.IntegrationTests.TestKit;
-using Trellis.Security.SigV4;
 using Trellis.Server;
 using Trellis.Telemetry;
 
@@ -201,18 +198,7 @@ public sealed class TelemetrySqlLimitsTests(TightSqlHost host)
     /// <summary>"SELECT 1" signed in-process with the admin key: its status and <c>x-amzn-ErrorType</c>.</summary>
     private async Task<(int Status, string? ErrorType)> ProbeAsync(HttpClient http)
     {
-        const string path = "/api/telemetry/sql";
-        var body = """{"sql":"SELECT 1 AS one"}"""u8.ToArray();
-        var keyId = host.Server.AccessKeys.AdminAccessKeyId;
-        var headers = SigV4Signer.Sign("POST", $"127.0.0.1:{host.HttpPort.ToString(CultureInfo.InvariantCulture)}", path, string.Empty, body,
-            keyId, host.Server.AccessKeys.SecretFor(keyId)!, "us-east-1", "iot", DateTimeOffset.UtcNow);
-        using var request = new HttpRequestMessage(HttpMethod.Post, host.Endpoint + path) { Content = new ByteArrayContent(body) };
-        request.Content.Headers.ContentType = new MediaTypeHeaderValue("application/json");
-        foreach (var (header, value) in headers)
-        {
-            request.Headers.TryAddWithoutValidation(header, value);
-        }
-
+        using var request = host.AdminSignedRequest(HttpMethod.Post, "/api/telemetry/sql", """{"sql":"SELECT 1 AS one"}"""u8.ToArray(), "application/json");
         using var response = await http.SendAsync(request, Ct);
         return ((int)response.StatusCode, response.Headers.TryGetValues("x-amzn-ErrorType", out var types) ? types.First() : null);
     }

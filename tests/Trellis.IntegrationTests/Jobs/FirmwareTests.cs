@@ -1,10 +1,8 @@
 using System.Globalization;
-using System.Net.Http.Headers;
 using System.Security.Cryptography;
 using System.Text;
 using System.Text.Json.Nodes;
 using Trellis.IntegrationTests.TestKit;
-using Trellis.Security.SigV4;
 
 namespace Trellis.IntegrationTests.Jobs;
 
@@ -95,18 +93,8 @@ public sealed class FirmwareTests(TrellisHost host)
     /// <summary>A signed PUT of <paramref name="body"/> declaring <paramref name="sha256"/> (or no hash at all).</summary>
     private async Task<int> PutAsync(string name, byte[] body, string? sha256)
     {
-        var secret = host.Server.AccessKeys.SecretFor(host.Server.AccessKeys.AdminAccessKeyId)!;
-        var path = "/api/firmware/" + name;
-        var headers = SigV4Signer.SignPayloadHash("PUT", $"127.0.0.1:{host.HttpPort.ToString(CultureInfo.InvariantCulture)}", path, string.Empty,
-            sha256 ?? "UNSIGNED-PAYLOAD", host.Server.AccessKeys.AdminAccessKeyId, secret, "us-east-1", "iot", DateTimeOffset.UtcNow);
         using var http = new HttpClient();
-        using var request = new HttpRequestMessage(HttpMethod.Put, host.Endpoint + path) { Content = new ByteArrayContent(body) };
-        request.Content.Headers.ContentType = new MediaTypeHeaderValue("application/octet-stream");
-        foreach (var (header, value) in headers)
-        {
-            request.Headers.TryAddWithoutValidation(header, value);
-        }
-
+        using var request = host.AdminSignedRequest(HttpMethod.Put, "/api/firmware/" + name, body, "application/octet-stream", sha256 ?? "UNSIGNED-PAYLOAD");
         using var response = await http.SendAsync(request, Ct);
         return (int)response.StatusCode;
     }

@@ -88,6 +88,26 @@ public class TrellisHost : IAsyncLifetime
             });
     }
 
+    /// <summary>
+    /// A request signed in-process with the admin key (the server's own SigV4 signer), for a test that
+    /// needs more than signed_request.py gives: many requests fast, a streamed body's declared hash
+    /// (<paramref name="payloadHash"/>, e.g. UNSIGNED-PAYLOAD; by default the body's SHA-256).
+    /// </summary>
+    public HttpRequestMessage AdminSignedRequest(HttpMethod method, string path, byte[] body, string contentType, string? payloadHash = null)
+    {
+        var keyId = Server.AccessKeys.AdminAccessKeyId;
+        var headers = Trellis.Security.SigV4.SigV4Signer.SignPayloadHash(method.Method, $"127.0.0.1:{HttpPort.ToString(System.Globalization.CultureInfo.InvariantCulture)}", path, string.Empty,
+            payloadHash ?? Convert.ToHexStringLower(System.Security.Cryptography.SHA256.HashData(body)), keyId, Server.AccessKeys.SecretFor(keyId)!, "us-east-1", "iot", DateTimeOffset.UtcNow);
+        var request = new HttpRequestMessage(method, Endpoint + path) { Content = new ByteArrayContent(body) };
+        request.Content.Headers.ContentType = new System.Net.Http.Headers.MediaTypeHeaderValue(contentType);
+        foreach (var (header, value) in headers)
+        {
+            request.Headers.TryAddWithoutValidation(header, value);
+        }
+
+        return request;
+    }
+
     /// <summary>Further server options for a derived host (short timeouts for a test).</summary>
     protected virtual TrellisServerOptions Configure(TrellisServerOptions options) => options;
 
