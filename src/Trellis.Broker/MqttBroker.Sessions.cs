@@ -44,7 +44,7 @@ public sealed partial class MqttBroker
         bool present;
         Session? discarded = null;
         var wasStored = false;
-        var previousEnded = true;
+        bool previousEnded;
         lock (_sessionsLock)
         {
             _sessions.TryGetValue(connect.ClientId, out var existing);
