@@ -115,7 +115,7 @@ public sealed class ByoCaTests(TrellisHost host)
         var (cert, key) = await ca.IssueAsync(thing, $"/CN={thing}", Ct);
         var admin = TrellisHost.Unique("events");
         using var events = ExternalTool.StartBackground("mosquitto_sub", [.. host.AdminArgs(admin), "-t", $"$aws/events/certificates/registered/{caId}", "-q", "1"]);
-        Assert.True(await Eventually.TrueAsync(() => host.Server.Broker.SubscriptionsOf(admin).Count > 0, Timeout, Ct), events.Stderr);
+        await host.WaitSubscribedAsync(admin, events);
 
         List<string> args = ["-h", "127.0.0.1", "-p", host.MqttsPort.ToString(CultureInfo.InvariantCulture), "--cafile", host.CaPath, "--cert", cert, "--key", key, "-i", thing, "-t", "x", "-m", "x"];
         var refused = await ExternalTool.RunAsync("mosquitto_pub", [.. args, "-V", "mqttv5"], Timeout, cancellationToken: Ct);

@@ -31,7 +31,7 @@ public sealed class CliUsersTests(TrellisHost host)
         var watcher = TrellisHost.Unique("cliuserwatch");
         using var watching = ExternalTool.StartBackground("mosquitto_sub",
             ["-h", "127.0.0.1", "-p", host.MqttPort.ToString(CultureInfo.InvariantCulture), "-u", first.KeyId, "-P", first.Secret, "-i", watcher, "-t", "cliusers/#", "-V", "mqttv5"]);
-        Assert.True(await Eventually.TrueAsync(() => host.Server.Broker.SubscriptionsOf(watcher).Count > 0, Timeout, Ct), watching.Stderr);
+        await host.WaitSubscribedAsync(watcher, watching);
 
         var rotated = await TrellisCli.RunAsync(host, ["users", "rotate", name], Ct); // by name
         Assert.True(rotated.ExitCode == 0, rotated.Output);

@@ -43,7 +43,7 @@ public sealed class DeviceTokenTests(TrellisHost host)
         var denied = await ExternalTool.RunAsync("mosquitto_pub", [.. args, "-V", "mqttv5", "-t", "devices/someone-else/x", "-m", "x", "-q", "1"], Timeout, cancellationToken: Ct);
         Assert.Contains("Not authorized", denied.Output, StringComparison.Ordinal);
         using var sub = ExternalTool.StartBackground("mosquitto_sub", [.. args, "-V", "mqttv5", "-t", $"devices/{thing}/in", "-q", "1"]);
-        Assert.True(await Eventually.TrueAsync(() => host.Server.Broker.SubscriptionsOf(thing).Count > 0, Timeout, Ct), "token client did not subscribe: " + sub.Stderr);
+        await host.WaitSubscribedAsync(thing, sub);
         var pub = await ExternalTool.RunAsync("mosquitto_pub", [.. host.AdminArgs(TrellisHost.Unique("op")), "-t", $"devices/{thing}/in", "-m", "hello", "-q", "1"], Timeout, cancellationToken: Ct);
         Assert.True(pub.ExitCode == 0, pub.Output);
         Assert.True(await sub.WaitForLineAsync(l => l == "hello", Timeout, Ct), "not received: " + sub.Stderr);

@@ -164,7 +164,7 @@ public sealed class FleetProvisioningTests(TrellisHost host)
         // Another holder of the same claim certificate listens on the reply topic: it must not see a private key meant for someone else.
         var eavesdropper = TrellisHost.Unique("eve");
         using var listening = ExternalTool.StartBackground("mosquitto_sub", [.. claimArgs, "-i", eavesdropper, "-t", "$aws/certificates/create/json/accepted", "-q", "1"]);
-        Assert.True(await Eventually.TrueAsync(() => host.Server.Broker.SubscriptionsOf(eavesdropper).Count > 0, Timeout, Ct), listening.Stderr);
+        await host.WaitSubscribedAsync(eavesdropper, listening);
         var reply = await ExternalTool.RunAsync("mosquitto_rr", [.. claimArgs, "-i", TrellisHost.Unique("req"), "-t", "$aws/certificates/create/json", "-e", "$aws/certificates/create/json/accepted", "-m", "", "-W", "10"], Timeout, cancellationToken: Ct);
         Assert.True(reply.ExitCode == 0, reply.Output);
         Assert.Contains("PRIVATE KEY", JsonNode.Parse(reply.Stdout)!["privateKey"]!.GetValue<string>(), StringComparison.Ordinal);

@@ -105,7 +105,7 @@ public sealed class OutboxExpiryTests(ShortClaimHost host)
         receiver.Dispose();
         var subscriber = TrellisHost.Unique("sub");
         using var errors = ExternalTool.StartBackground("mosquitto_sub", [.. host.AdminArgs(subscriber), "-t", $"{prefix}/errors"]);
-        Assert.True(await Eventually.TrueAsync(() => host.Server.Broker.SubscriptionsOf(subscriber).Count > 0, TimeSpan.FromSeconds(10), Ct), errors.Stderr);
+        await host.WaitSubscribedAsync(subscriber, errors);
 
         var pub = await ExternalTool.RunAsync("mosquitto_pub", [.. host.AdminArgs(TrellisHost.Unique("pub")), "-t", $"{prefix}/in", "-m", "{\"n\":7}", "-q", "1"], TimeSpan.FromSeconds(10), cancellationToken: Ct);
         Assert.True(pub.ExitCode == 0, pub.Output);

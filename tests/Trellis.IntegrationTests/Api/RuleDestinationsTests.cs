@@ -58,7 +58,7 @@ public sealed class RuleDestinationsTests(TrellisHost host)
 
         var subscriber = TrellisHost.Unique("sub");
         using var errors = ExternalTool.StartBackground("mosquitto_sub", [.. host.AdminArgs(subscriber), "-t", $"{prefix}-errors"]);
-        Assert.True(await Eventually.TrueAsync(() => host.Server.Broker.SubscriptionsOf(subscriber).Count > 0, Timeout, Ct), errors.Stderr);
+        await host.WaitSubscribedAsync(subscriber, errors);
         await PublishAsync($"{prefix}/a", 1);
         string? line = null;
         Assert.True(await errors.WaitForLineAsync(l => (line = l).Contains("failures", StringComparison.Ordinal), Timeout, Ct), "no failure report: " + errors.Stderr);

@@ -107,7 +107,7 @@ public sealed class RulesBackPressureTests(TinyRulesQueueHost host)
 
         var subscriber = TrellisHost.Unique("sub");
         using var deliveries = ExternalTool.StartBackground("mosquitto_sub", [.. host.AdminArgs(subscriber), "-t", $"{prefix}/+", "-q", "1", "-F", "%t"]);
-        Assert.True(await Eventually.TrueAsync(() => host.Server.Broker.SubscriptionsOf(subscriber).Count > 0, Timeout, Ct), deliveries.Stderr);
+        await host.WaitSubscribedAsync(subscriber, deliveries);
 
         var rules = host.Server.Services.GetRequiredService<RuleEngine>();
         var heldBefore = rules.HeldBack;

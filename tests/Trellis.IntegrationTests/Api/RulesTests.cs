@@ -37,7 +37,7 @@ public sealed class RulesTests(TrellisHost host)
 
         var subscriber = TrellisHost.Unique("sub");
         using var alerts = ExternalTool.StartBackground("mosquitto_sub", [.. host.AdminArgs(subscriber), "-t", $"{prefix}-alerts/#", "-v", "-q", "1"]);
-        Assert.True(await Eventually.TrueAsync(() => host.Server.Broker.SubscriptionsOf(subscriber).Count > 0, Timeout, Ct), alerts.Stderr);
+        await host.WaitSubscribedAsync(subscriber, alerts);
         var sender = TrellisHost.Unique("pub");
         foreach (var (device, temp) in new[] { ("cold-1", 10), ("hot-1", 25) })
         {
@@ -116,7 +116,7 @@ public sealed class RulesTests(TrellisHost host)
         Assert.All(setup, r => Assert.Equal(200, r!["status"]!.GetValue<int>()));
         var subscriber = TrellisHost.Unique("sub");
         using var watch = ExternalTool.StartBackground("mosquitto_sub", [.. host.AdminArgs(subscriber), "-t", $"{prefix}/#", "-v"]);
-        Assert.True(await Eventually.TrueAsync(() => host.Server.Broker.SubscriptionsOf(subscriber).Count > 0, Timeout, Ct), watch.Stderr);
+        await host.WaitSubscribedAsync(subscriber, watch);
         await ExternalTool.RunCheckedAsync("mosquitto_pub", [.. host.AdminArgs(TrellisHost.Unique("pub")), "-t", $"{prefix}/in", "-m", """{"target":"a/+/b","payload":{"n":1}}"""], Timeout, cancellationToken: Ct);
         string? error = null;
         Assert.True(await watch.WaitForLineAsync(l => (error = l).StartsWith($"{prefix}/errors ", StringComparison.Ordinal), Timeout, Ct), "no error report: " + watch.Stderr);
@@ -139,7 +139,7 @@ public sealed class RulesTests(TrellisHost host)
         Assert.Equal(200, created[0]!["status"]!.GetValue<int>());
         var subscriber = TrellisHost.Unique("sub");
         using var watch = ExternalTool.StartBackground("mosquitto_sub", [.. host.AdminArgs(subscriber), "-t", $"{prefix}/#", "-t", "$aws/rules/#", "-v"]);
-        Assert.True(await Eventually.TrueAsync(() => host.Server.Broker.SubscriptionsOf(subscriber).Count > 1, Timeout, Ct), watch.Stderr);
+        await host.WaitSubscribedAsync(subscriber, watch, filters: 2);
 
         // Not JSON: SELECT * passes the bytes through unchanged.
         var pub = await ExternalTool.RunAsync("mosquitto_pub", [.. host.AdminArgs(TrellisHost.Unique("pub")), "-t", $"$aws/rules/{rule}/line-3", "-m", "raw,not,json", "-q", "1"], Timeout, cancellationToken: Ct);

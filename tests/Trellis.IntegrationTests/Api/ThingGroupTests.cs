@@ -121,7 +121,7 @@ public sealed class ThingGroupTests(TrellisHost host)
         Assert.Contains(":thinggroup/" + root, Body(setup[5])["targets"]![0]!.GetValue<string>(), StringComparison.Ordinal);
 
         using var sub = ExternalTool.StartBackground("mosquitto_sub", [.. host.TlsArgs(device, version: "mqttv5"), "-t", topic, "-q", "1"]);
-        Assert.True(await Eventually.TrueAsync(() => host.Server.Broker.SubscriptionsOf(device.ThingName).Count > 0, Timeout, Ct), "subscription under the group policy was refused: " + sub.Stderr);
+        await host.WaitSubscribedAsync(device.ThingName, sub);
         await PublishAsync(topic, "one");
         Assert.True(await sub.WaitForLineAsync(l => l == "one", Timeout, Ct), "not received under the group policy: " + string.Join('|', sub.Lines) + sub.Stderr);
 

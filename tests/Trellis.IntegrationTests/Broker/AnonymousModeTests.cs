@@ -17,7 +17,7 @@ public sealed class AnonymousModeTests : IAsyncLifetime
         var ct = TestContext.Current.CancellationToken;
         var port = _host.MqttPort.ToString(System.Globalization.CultureInfo.InvariantCulture);
         using var sub = ExternalTool.StartBackground("mosquitto_sub", ["-h", "127.0.0.1", "-p", port, "-t", "anon/t", "-V", "mqttv5"]);
-        await Eventually.TrueAsync(() => _host.Server.Broker.ConnectedClientIds().Any(c => _host.Server.Broker.SubscriptionsOf(c).Contains("anon/t")), TimeSpan.FromSeconds(10), ct);
+        await _host.WaitSubscribersAsync("anon/t", peer: sub);
 
         var pub = await ExternalTool.RunAsync("mosquitto_pub", ["-h", "127.0.0.1", "-p", port, "-t", "anon/t", "-m", "hi", "-q", "1"], TimeSpan.FromSeconds(10), cancellationToken: ct);
 

@@ -19,7 +19,7 @@ public sealed class DeviceIdentityTests(TrellisHost host)
 
         // The device subscribes to its own topics; an operator publishes to it.
         using var deviceSub = ExternalTool.StartBackground("mosquitto_sub", [.. host.TlsArgs(device, version: version), "-t", $"devices/{device.ThingName}/#", "-q", "1", "-v"]);
-        await WaitSubscribedAsync(device.ThingName, ct);
+        await host.WaitSubscribedAsync(device.ThingName, deviceSub);
         var pub = await ExternalTool.RunAsync("mosquitto_pub", [.. host.AdminArgs(TrellisHost.Unique("op")), "-t", topic, "-m", "21.5", "-q", "1"], Timeout, cancellationToken: ct);
         Assert.True(pub.ExitCode == 0, pub.Output);
         Assert.True(await deviceSub.WaitForLineAsync(l => l == $"{topic} 21.5", Timeout, ct), "device did not receive: " + string.Join('|', deviceSub.Lines) + deviceSub.Stderr);
@@ -27,7 +27,7 @@ public sealed class DeviceIdentityTests(TrellisHost host)
         // The device publishes; an operator subscription sees it.
         var operatorId = TrellisHost.Unique("op");
         using var operatorSub = ExternalTool.StartBackground("mosquitto_sub", [.. host.AdminArgs(operatorId), "-t", topic + "/out", "-v"]);
-        await WaitSubscribedAsync(operatorId, ct);
+        await host.WaitSubscribedAsync(operatorId, operatorSub);
         deviceSub.Dispose();
         var devicePub = await ExternalTool.RunAsync("mosquitto_pub", [.. host.TlsArgs(device, version: version), "-t", topic + "/out", "-m", "hello", "-q", "1"], Timeout, cancellationToken: ct);
         Assert.True(devicePub.ExitCode == 0, devicePub.Output);
@@ -42,7 +42,7 @@ public sealed class DeviceIdentityTests(TrellisHost host)
         var forbidden = $"other/{device.ThingName}";
         var watcherId = TrellisHost.Unique("op");
         using var watcher = ExternalTool.StartBackground("mosquitto_sub", [.. host.AdminArgs(watcherId), "-t", forbidden, "-t", $"devices/{device.ThingName}/marker", "-v"]);
-        await WaitSubscribedAsync(watcherId, 2, ct);
+        await host.WaitSubscribedAsync(watcherId, watcher, filters: 2);
 
         var denied = await ExternalTool.RunAsync("mosquitto_pub", [.. host.TlsArgs(device, version: "mqttv5"), "-t", forbidden, "-m", "x", "-q", "1"], Timeout, cancellationToken: ct);
         var marker = await ExternalTool.RunAsync("mosquitto_pub", [.. host.TlsArgs(device, version: "mqttv5"), "-t", $"devices/{device.ThingName}/marker", "-m", "m", "-q", "1"], Timeout, cancellationToken: ct);
@@ -62,7 +62,7 @@ public sealed class DeviceIdentityTests(TrellisHost host)
         var forbidden = $"other/{device.ThingName}";
         var watcherId = TrellisHost.Unique("op");
         using var watcher = ExternalTool.StartBackground("mosquitto_sub", [.. host.AdminArgs(watcherId), "-t", forbidden, "-t", $"devices/{device.ThingName}/marker", "-v"]);
-        await WaitSubscribedAsync(watcherId, 2, ct);
+        await host.WaitSubscribedAsync(watcherId, watcher, filters: 2);
 
         var denied = await ExternalTool.RunAsync("mosquitto_pub", [.. host.TlsArgs(device), "-t", forbidden, "-m", "x", "-q", "1"], Timeout, cancellationToken: ct);
         var marker = await ExternalTool.RunAsync("mosquitto_pub", [.. host.TlsArgs(device), "-t", $"devices/{device.ThingName}/marker", "-m", "m", "-q", "1"], Timeout, cancellationToken: ct);
@@ -95,7 +95,7 @@ public sealed class DeviceIdentityTests(TrellisHost host)
         var first = await host.ProvisionAsync(TrellisHost.Unique("dev"), policy, Policies.PerThing, ct);
         var second = await host.ProvisionAsync(TrellisHost.Unique("dev"), policy, Policies.PerThing, ct);
         using var firstSub = ExternalTool.StartBackground("mosquitto_sub", [.. host.TlsArgs(first, version: "mqttv5"), "-t", $"devices/{first.ThingName}/#", "-v"]);
-        await WaitSubscribedAsync(first.ThingName, ct);
+        await host.WaitSubscribedAsync(first.ThingName, firstSub);
 
         var read = await ExternalTool.RunAsync("mosquitto_sub", [.. host.TlsArgs(second, version: "mqttv5"), "-t", $"devices/{first.ThingName}/#", "-C", "1", "-W", "5"], Timeout, cancellationToken: ct);
         var write = await ExternalTool.RunAsync("mosquitto_pub", [.. host.TlsArgs(second, version: "mqttv5"), "-t", $"devices/{first.ThingName}/cmd", "-m", "intrusion", "-q", "1"], Timeout, cancellationToken: ct);
@@ -116,7 +116,7 @@ public sealed class DeviceIdentityTests(TrellisHost host)
         var ct = TestContext.Current.CancellationToken;
         var device = await host.ProvisionAsync(TrellisHost.Unique("dev"), TrellisHost.Unique("pol"), Policies.PerThing, ct);
         using var sub = ExternalTool.StartBackground("mosquitto_sub", [.. host.TlsArgs(device, version: "mqttv5"), "-t", $"devices/{device.ThingName}/#"]);
-        await WaitSubscribedAsync(device.ThingName, ct);
+        await host.WaitSubscribedAsync(device.ThingName, sub);
 
         var revoke = await ExternalTool.RunAsync("aws", ["iot", "update-certificate", "--certificate-id", device.CertificateId, "--new-status", "REVOKED", "--endpoint-url", host.Endpoint], Timeout, host.AwsEnvironment, ct);
         Assert.True(revoke.ExitCode == 0, revoke.Output);
@@ -137,7 +137,7 @@ public sealed class DeviceIdentityTests(TrellisHost host)
         var device = await host.ProvisionAsync(TrellisHost.Unique("dev"), policy, Policies.PerThing, ct);
         var topic = $"devices/{device.ThingName}/cmd";
         using var sub = ExternalTool.StartBackground("mosquitto_sub", [.. host.TlsArgs(device, version: "mqttv5"), "-t", $"devices/{device.ThingName}/#", "-v"]);
-        await WaitSubscribedAsync(device.ThingName, ct);
+        await host.WaitSubscribedAsync(device.ThingName, sub);
         await ExternalTool.RunCheckedAsync("mosquitto_pub", [.. host.AdminArgs(TrellisHost.Unique("op")), "-t", topic, "-m", "before", "-q", "1"], Timeout, cancellationToken: ct);
         Assert.True(await sub.WaitForLineAsync(l => l.EndsWith(" before", StringComparison.Ordinal), Timeout, ct));
 
@@ -147,11 +147,4 @@ public sealed class DeviceIdentityTests(TrellisHost host)
 
         Assert.False(await sub.WaitForLineAsync(l => l.EndsWith(" after", StringComparison.Ordinal), TimeSpan.FromSeconds(1), ct));
     }
-
-    private async Task WaitSubscribedAsync(string clientId, CancellationToken ct) => await WaitSubscribedAsync(clientId, 1, ct);
-
-    private async Task WaitSubscribedAsync(string clientId, int filters, CancellationToken ct) =>
-        Assert.True(
-            await Eventually.TrueAsync(() => host.Server.Broker.ConnectedClientIds().Contains(clientId) && host.Server.Broker.SubscriptionsOf(clientId).Count >= filters, Timeout, ct),
-            $"{clientId} did not connect and subscribe");
 }

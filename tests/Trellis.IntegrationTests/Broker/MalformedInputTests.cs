@@ -19,7 +19,7 @@ public sealed class MalformedInputTests(TrellisHost host) : IAsyncLifetime
     {
         var canary = TrellisHost.Unique("canary");
         _canary = ExternalTool.StartBackground("mosquitto_sub", [.. host.AdminArgs(canary), "-t", _canaryTopic, "-q", "1"]);
-        Assert.True(await Eventually.TrueAsync(() => host.Server.Broker.SubscriptionsOf(canary).Contains(_canaryTopic), Timeout), "the canary subscriber did not subscribe: " + _canary.Stderr);
+        await host.WaitSubscribedAsync(canary, _canary, _canaryTopic);
     }
 
     public ValueTask DisposeAsync()

@@ -124,7 +124,7 @@ public sealed class Mqtt5SessionFeatureTests(TrellisHost host)
         var topic = TrellisHost.Unique("alias/");
         var subscriberId = TrellisHost.Unique("s");
         using var subscriber = ExternalTool.StartBackground("mosquitto_sub", [.. host.AdminArgs(subscriberId), "-t", topic, "-v"]);
-        Assert.True(await Eventually.TrueAsync(() => host.Server.Broker.SubscriptionsOf(subscriberId).Count > 0, Timeout, Ct), subscriber.Stderr);
+        await host.WaitSubscribedAsync(subscriberId, subscriber);
 
         using var publisher = await ConnectAsync(TrellisHost.Unique("p"), cleanStart: true, 0);
         await publisher.SendAsync(RawMqtt.PublishV5(topic, "with-topic", 1, 1, topicAlias: 1), Ct);
@@ -147,7 +147,7 @@ public sealed class Mqtt5SessionFeatureTests(TrellisHost host)
         var topic = TrellisHost.Unique("q2dup/");
         var subscriberId = TrellisHost.Unique("s");
         using var subscriber = ExternalTool.StartBackground("mosquitto_sub", [.. host.AdminArgs(subscriberId), "-t", topic, "-q", "2", "-v"]);
-        Assert.True(await Eventually.TrueAsync(() => host.Server.Broker.SubscriptionsOf(subscriberId).Count > 0, Timeout, Ct), subscriber.Stderr);
+        await host.WaitSubscribedAsync(subscriberId, subscriber);
 
         var publisherId = TrellisHost.Unique("p");
         using (var publisher = await ConnectAsync(publisherId, cleanStart: true, 60))
@@ -212,10 +212,14 @@ public sealed class Mqtt5SessionFeatureTests(TrellisHost host)
     {
         var watcherId = TrellisHost.Unique("w");
         var watcher = ExternalTool.StartBackground("mosquitto_sub", [.. host.AdminArgs(watcherId), "-t", filter, "-v"]);
-        if (!await Eventually.TrueAsync(() => host.Server.Broker.SubscriptionsOf(watcherId).Count > 0, Timeout, Ct))
+        try
+        {
+            await host.WaitSubscribedAsync(watcherId, watcher);
+        }
+        catch
         {
             watcher.Dispose();
-            Assert.Fail("mosquitto_sub never subscribed: " + watcher.Stderr);
+            throw;
         }
 
         return watcher;

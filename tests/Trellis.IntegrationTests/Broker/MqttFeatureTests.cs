@@ -20,7 +20,7 @@ public sealed class MqttFeatureTests(TrellisHost host)
     {
         var topic = TrellisHost.Unique("q2/");
         using var sub = ExternalTool.StartBackground("mosquitto_sub", [.. host.AdminArgs(TrellisHost.Unique("s"), version), "-t", topic, "-q", "2", "-v"]);
-        await WaitForSubscriptionAsync(topic);
+        await host.WaitSubscribersAsync(topic);
 
         var pub = await ExternalTool.RunAsync("mosquitto_pub", [.. host.AdminArgs(TrellisHost.Unique("p"), version), "-t", topic, "-m", "once", "-q", "2"], Timeout, cancellationToken: Ct);
 
@@ -50,7 +50,7 @@ public sealed class MqttFeatureTests(TrellisHost host)
         // second subscriber that sees a later (non-retained) message first proves nothing was kept.
         var secondId = TrellisHost.Unique("s");
         using var second = ExternalTool.StartBackground("mosquitto_sub", [.. host.AdminArgs(secondId), "-t", topic, "-v"]);
-        Assert.True(await Eventually.TrueAsync(() => host.Server.Broker.SubscriptionsOf(secondId).Contains(topic), Timeout, Ct), second.Stderr);
+        await host.WaitSubscribedAsync(secondId, second, topic);
         var later = await ExternalTool.RunAsync("mosquitto_pub", [.. host.AdminArgs(TrellisHost.Unique("p")), "-t", topic, "-m", "later", "-q", "1"], Timeout, cancellationToken: Ct);
         Assert.True(later.ExitCode == 0, later.Output);
         Assert.True(await second.WaitForLineAsync(l => l == $"{topic} later", Timeout, Ct), string.Join('|', second.Lines));
@@ -64,9 +64,9 @@ public sealed class MqttFeatureTests(TrellisHost host)
     {
         var willTopic = TrellisHost.Unique("will/");
         using var watcher = ExternalTool.StartBackground("mosquitto_sub", [.. host.AdminArgs(TrellisHost.Unique("w")), "-t", willTopic, "-v"]);
-        await WaitForSubscriptionAsync(willTopic);
+        await host.WaitSubscribersAsync(willTopic);
         var dying = ExternalTool.StartBackground("mosquitto_sub", [.. host.AdminArgs(TrellisHost.Unique("d")), "-t", "x/y", "--will-topic", willTopic, "--will-payload", "gone", "--will-qos", "1"]);
-        await WaitForSubscriptionAsync("x/y");
+        await host.WaitSubscribersAsync("x/y");
 
         dying.Dispose();
 
@@ -78,7 +78,7 @@ public sealed class MqttFeatureTests(TrellisHost host)
     {
         var willTopic = TrellisHost.Unique("will/");
         using var watcher = ExternalTool.StartBackground("mosquitto_sub", [.. host.AdminArgs(TrellisHost.Unique("w")), "-t", willTopic, "-t", willTopic + "/marker", "-v"]);
-        await WaitForSubscriptionAsync(willTopic);
+        await host.WaitSubscribersAsync(willTopic);
 
         var clean = await ExternalTool.RunAsync("mosquitto_pub", [.. host.AdminArgs(TrellisHost.Unique("c")), "-t", "x/z", "-m", "1", "--will-topic", willTopic, "--will-payload", "gone"], Timeout, cancellationToken: Ct);
         Assert.True(clean.ExitCode == 0, clean.Output);
@@ -95,7 +95,7 @@ public sealed class MqttFeatureTests(TrellisHost host)
         var topic = TrellisHost.Unique("shared/");
         using var a = ExternalTool.StartBackground("mosquitto_sub", [.. host.AdminArgs(TrellisHost.Unique("a"), "mqttv5"), "-t", $"$share/workers/{topic}", "-q", "1"]);
         using var b = ExternalTool.StartBackground("mosquitto_sub", [.. host.AdminArgs(TrellisHost.Unique("b"), "mqttv5"), "-t", $"$share/workers/{topic}", "-q", "1"]);
-        await Eventually.TrueAsync(() => host.Server.Broker.ConnectedClientIds().Count(c => host.Server.Broker.SubscriptionsOf(c).Contains($"$share/workers/{topic}")) == 2, Timeout, Ct);
+        await host.WaitSubscribersAsync($"$share/workers/{topic}", clients: 2);
 
         for (var i = 0; i < 20; i++)
         {
@@ -113,7 +113,7 @@ public sealed class MqttFeatureTests(TrellisHost host)
     {
         var clientId = TrellisHost.Unique("same");
         using var first = ExternalTool.StartBackground("mosquitto_sub", [.. host.AdminArgs(clientId, "mqttv5"), "-t", "t/first", "-q", "1"]);
-        await WaitForSubscriptionAsync("t/first");
+        await host.WaitSubscribersAsync("t/first");
         using var second = ExternalTool.StartBackground("mosquitto_sub", [.. host.AdminArgs(clientId, "mqttv5"), "-t", "t/second", "-q", "1"]);
 
         Assert.True(await Eventually.TrueAsync(() => host.Logs.Contains($"Client {clientId} disconnected: DUPLICATE_CLIENTID"), Timeout, Ct));
@@ -163,7 +163,7 @@ public sealed class MqttFeatureTests(TrellisHost host)
     {
         var clientId = TrellisHost.Unique("life");
         using var events = ExternalTool.StartBackground("mosquitto_sub", [.. host.AdminArgs(TrellisHost.Unique("ev")), "-t", $"$aws/events/presence/+/{clientId}", "-t", $"$aws/events/subscriptions/+/{clientId}", "-v"]);
-        await WaitForSubscriptionAsync($"$aws/events/presence/+/{clientId}");
+        await host.WaitSubscribersAsync($"$aws/events/presence/+/{clientId}");
 
         await ExternalTool.RunCheckedAsync("mosquitto_sub", [.. host.AdminArgs(clientId), "-t", "life/x", "-E"], Timeout, cancellationToken: Ct);
 
@@ -182,9 +182,4 @@ public sealed class MqttFeatureTests(TrellisHost host)
         Assert.True(disconnected.GetProperty("clientInitiatedDisconnect").GetBoolean());
         Assert.Equal(connected.GetProperty("sessionIdentifier").GetString(), disconnected.GetProperty("sessionIdentifier").GetString());
     }
-
-    private async Task WaitForSubscriptionAsync(string filter) =>
-        Assert.True(
-            await Eventually.TrueAsync(() => host.Server.Broker.ConnectedClientIds().Any(c => host.Server.Broker.SubscriptionsOf(c).Contains(filter)), Timeout, Ct),
-            $"no client subscribed to {filter}");
 }

@@ -24,7 +24,7 @@ public sealed class OperatorIdentityTests(TrellisHost host)
         var device = await host.ProvisionAsync(thing, thing + "-policy", AnyClientPolicy, Ct);
         var topic = $"cmd/{thing}";
         using var connected = ExternalTool.StartBackground("mosquitto_sub", [.. host.TlsArgs(device), "-t", topic, "-q", "1"]);
-        Assert.True(await SubscribedAsync(thing, topic), connected.Stderr);
+        await host.WaitSubscribedAsync(thing, connected, topic);
 
         foreach (var role in new[] { "viewer", "operator" })
         {
@@ -74,7 +74,7 @@ public sealed class OperatorIdentityTests(TrellisHost host)
         var topic = TrellisHost.Unique("opv/");
         var watcher = TrellisHost.Unique("watch");
         using var watching = ExternalTool.StartBackground("mosquitto_sub", [.. KeyArgs(viewer, watcher), "-t", topic, "-q", "1"]);
-        Assert.True(await SubscribedAsync(watcher, topic), watching.Stderr);
+        await host.WaitSubscribedAsync(watcher, watching, topic);
 
         // MQTT 5: the refusal is a PUBACK with 0x87, which mosquitto_pub reports (and still exits 0).
         var refused = await ExternalTool.RunAsync("mosquitto_pub", [.. KeyArgs(viewer, TrellisHost.Unique("vp"), "mqttv5"), "-t", topic, "-m", "from-viewer", "-q", "1"], Timeout, cancellationToken: Ct);
@@ -85,10 +85,6 @@ public sealed class OperatorIdentityTests(TrellisHost host)
         Assert.True(await watching.WaitForLineAsync(l => l.EndsWith("from-operator", StringComparison.Ordinal), Timeout, Ct), string.Join('\n', watching.Lines));
         Assert.DoesNotContain(watching.Lines, l => l.EndsWith("from-viewer", StringComparison.Ordinal));
     }
-
-    /// <summary>Waits until the broker holds <paramref name="topic"/> among <paramref name="clientId"/>'s subscriptions (its SUBACK is on the way).</summary>
-    private Task<bool> SubscribedAsync(string clientId, string topic) =>
-        Eventually.TrueAsync(() => host.Server.Broker.SubscriptionsOf(clientId).Contains(topic), Timeout, Ct);
 
     private List<string> KeyArgs((string KeyId, string Secret) key, string clientId, string version = "mqttv311") =>
     [

@@ -41,7 +41,7 @@ public sealed class PolicyEffectTests(TrellisHost host)
 
         // Receive: a wildcard subscription allowed by the policy does not deliver what iot:Receive denies.
         using var watching = ExternalTool.StartBackground("mosquitto_sub", [.. host.TlsArgs(device), "-t", $"devices/{device.ThingName}/+", "-q", "1", "-v"]);
-        Assert.True(await Eventually.TrueAsync(() => host.Server.Broker.SubscriptionsOf(device.ThingName).Count > 0, Timeout, Ct), watching.Stderr);
+        await host.WaitSubscribedAsync(device.ThingName, watching);
         await ExternalTool.RunCheckedAsync("mosquitto_pub", [.. host.AdminArgs(TrellisHost.Unique("op")), "-t", secret, "-m", "hidden", "-q", "1"], Timeout, cancellationToken: Ct);
         await ExternalTool.RunCheckedAsync("mosquitto_pub", [.. host.AdminArgs(TrellisHost.Unique("op")), "-t", open, "-m", "after", "-q", "1"], Timeout, cancellationToken: Ct);
         Assert.True(await watching.WaitForLineAsync(l => l == $"{open} after", Timeout, Ct), string.Join('|', watching.Lines));
@@ -63,7 +63,7 @@ public sealed class PolicyEffectTests(TrellisHost host)
         Assert.Equal("on", kept.Stdout.Trim());
         var otherId = TrellisHost.Unique("r");
         using var watcher = ExternalTool.StartBackground("mosquitto_sub", [.. host.AdminArgs(otherId), "-t", other, "-v"]);
-        Assert.True(await Eventually.TrueAsync(() => host.Server.Broker.SubscriptionsOf(otherId).Count > 0, Timeout, Ct), watcher.Stderr);
+        await host.WaitSubscribedAsync(otherId, watcher);
         await ExternalTool.RunCheckedAsync("mosquitto_pub", [.. host.AdminArgs(TrellisHost.Unique("op")), "-t", other, "-m", "live", "-q", "1"], Timeout, cancellationToken: Ct);
         Assert.True(await watcher.WaitForLineAsync(l => l == $"{other} live", Timeout, Ct), string.Join('|', watcher.Lines));
         Assert.Equal([$"{other} live"], watcher.Lines);

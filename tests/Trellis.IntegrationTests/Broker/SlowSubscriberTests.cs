@@ -97,7 +97,16 @@ public sealed class SlowSubscriberTests : IAsyncLifetime
     private static async Task<ExternalTool.Background> HealthySubscriberAsync(TrellisHost host, string topic, CancellationToken ct)
     {
         var healthy = ExternalTool.StartBackground("mosquitto_sub", [.. host.AdminArgs(TrellisHost.Unique("ok")), "-t", topic]);
-        await Eventually.TrueAsync(() => host.Server.Broker.ConnectedClientIds().Count(c => host.Server.Broker.SubscriptionsOf(c).Contains(topic)) == 2, TimeSpan.FromSeconds(10), ct);
+        try
+        {
+            await host.WaitSubscribersAsync(topic, clients: 2, peer: healthy);
+        }
+        catch
+        {
+            healthy.Dispose();
+            throw;
+        }
+
         return healthy;
     }
 

@@ -26,7 +26,7 @@ public sealed class TlsListenerTests(TrellisHost host)
         // To the device: it reads over TLS what an operator published on the plain port.
         using (var deviceSub = ExternalTool.StartBackground("mosquitto_sub", [.. host.TlsArgs(device), "-t", $"devices/{device.ThingName}/in", "-q", "1", "-C", "1"]))
         {
-            await WaitSubscribedAsync(device.ThingName, ct);
+            await host.WaitSubscribedAsync(device.ThingName, deviceSub);
             var pub = await ExternalTool.RunAsync("mosquitto_pub", [.. host.AdminArgs(TrellisHost.Unique("op")), "-t", $"devices/{device.ThingName}/in", "-f", file, "-q", "1"], Timeout, cancellationToken: ct);
             Assert.True(pub.ExitCode == 0, pub.Output);
             Assert.True(await deviceSub.WaitForLineAsync(l => l.Length >= payload.Length, Timeout, ct), "the device got no whole message: " + deviceSub.Stderr);
@@ -36,7 +36,7 @@ public sealed class TlsListenerTests(TrellisHost host)
         // From the device: it publishes over TLS, an operator reads it on the plain port.
         var operatorId = TrellisHost.Unique("op");
         using var operatorSub = ExternalTool.StartBackground("mosquitto_sub", [.. host.AdminArgs(operatorId), "-t", $"devices/{device.ThingName}/out", "-q", "1", "-C", "1"]);
-        await WaitSubscribedAsync(operatorId, ct);
+        await host.WaitSubscribedAsync(operatorId, operatorSub);
         var devicePub = await ExternalTool.RunAsync("mosquitto_pub", [.. host.TlsArgs(device), "-t", $"devices/{device.ThingName}/out", "-f", file, "-q", "1"], Timeout, cancellationToken: ct);
         Assert.True(devicePub.ExitCode == 0, devicePub.Output);
         Assert.True(await operatorSub.WaitForLineAsync(l => l.Length >= payload.Length, Timeout, ct), "the operator got no whole message: " + operatorSub.Stderr);
@@ -144,9 +144,4 @@ public sealed class TlsListenerTests(TrellisHost host)
 
         return total;
     }
-
-    private async Task WaitSubscribedAsync(string clientId, CancellationToken ct) =>
-        Assert.True(
-            await Eventually.TrueAsync(() => host.Server.Broker.ConnectedClientIds().Contains(clientId) && host.Server.Broker.SubscriptionsOf(clientId).Count >= 1, Timeout, ct),
-            $"{clientId} did not connect and subscribe");
 }

@@ -37,7 +37,7 @@ public sealed class TransportTests
             }
         };
         subscriber.BeginOutputReadLine();
-        await SubscribedAsync(host, topic, ct);
+        await host.WaitSubscribersAsync(topic);
 
         Signal("STOP", subscriber);
         using var publisher = Start("mosquitto_pub", [.. host.AdminArgs(TrellisHost.Unique("pub")), "-t", topic, "-q", "1", "-f", payload, "--repeat", count.ToString(CultureInfo.InvariantCulture)]);
@@ -90,7 +90,7 @@ public sealed class TransportTests
         var topic = TrellisHost.Unique("fin/");
         const int attempts = 20;
         using var subscriber = ExternalTool.StartBackground("mosquitto_sub", [.. host.AdminArgs(TrellisHost.Unique("sub")), "-t", topic, "-C", attempts.ToString(CultureInfo.InvariantCulture)]);
-        await SubscribedAsync(host, topic, ct);
+        await host.WaitSubscribersAsync(topic, peer: subscriber);
         for (var i = 0; i < attempts; i++)
         {
             using var raw = await RawMqtt.ConnectAsync(host.MqttPort, ct);
@@ -118,9 +118,6 @@ public sealed class TransportTests
         await host.InitializeAsync();
         return host;
     }
-
-    private static Task SubscribedAsync(TrellisHost host, string topic, CancellationToken ct) =>
-        Eventually.TrueAsync(() => host.Server.Broker.ConnectedClientIds().Any(c => host.Server.Broker.SubscriptionsOf(c).Contains(topic)), TimeSpan.FromSeconds(10), ct);
 
     private static Process Start(string tool, IEnumerable<string> args)
     {

@@ -72,7 +72,7 @@ public sealed class CoapDeviceLifecycleTests(TrellisHost host)
         var (thing, _, token, _, policy) = await CoapDevice.CreateAsync(host, "coappres", CoapTests.DevicePolicy, psk: false, Ct);
         var watcher = TrellisHost.Unique("presw");
         using var events = ExternalTool.StartBackground("mosquitto_sub", [.. host.AdminArgs(watcher), "-t", $"$aws/events/presence/+/{thing}", "-q", "1"]);
-        Assert.True(await Eventually.TrueAsync(() => host.Server.Broker.SubscriptionsOf(watcher).Count > 0, Timeout, Ct), events.Stderr);
+        await host.WaitSubscribedAsync(watcher, events);
         JsonNode? Event(int index) => events.Lines.Count > index ? JsonNode.Parse(events.Lines[index]) : null;
 
         // Plain CoAP: online at its first request, offline after the idle time (3 s for the tests) with no observation.

@@ -31,7 +31,7 @@ public sealed class CoapDtlsTests(TrellisHost host)
         // Published at QoS 1 over CoAPS, received over MQTT.
         var watcher = TrellisHost.Unique("dtlsw");
         using var sub = ExternalTool.StartBackground("mosquitto_sub", [.. host.AdminArgs(watcher), "-t", $"devices/{thing}/#", "-q", "1", "-v"]);
-        Assert.True(await Eventually.TrueAsync(() => host.Server.Broker.SubscriptionsOf(watcher).Count > 0, Timeout, Ct), "watcher did not subscribe: " + sub.Stderr);
+        await host.WaitSubscribedAsync(watcher, sub);
         var published = await CoapsAsync(["-u", thing, "-k", token, "-m", "post", "-e", "21.5", Coaps($"topics/devices/{thing}/temp?qos=1")]);
         Assert.True(published.ExitCode == 0 && !published.Output.Contains("DTLS", StringComparison.Ordinal), published.Output);
         Assert.True(await sub.WaitForLineAsync(l => l == $"devices/{thing}/temp 21.5", Timeout, Ct), "not received over MQTT: " + string.Join('|', sub.Lines));

@@ -32,7 +32,7 @@ public sealed class CoapTests(TrellisHost host)
         // Published over CoAP, received over MQTT.
         var watcher = TrellisHost.Unique("coapw");
         using var sub = ExternalTool.StartBackground("mosquitto_sub", [.. host.AdminArgs(watcher), "-t", $"devices/{thing}/#", "-q", "1", "-v"]);
-        Assert.True(await Eventually.TrueAsync(() => host.Server.Broker.SubscriptionsOf(watcher).Count > 0, Timeout, Ct), "watcher did not subscribe: " + sub.Stderr);
+        await host.WaitSubscribedAsync(watcher, sub);
         var published = await CoapAsync("-m", "post", "-e", "21.5", Uri($"topics/devices/{thing}/temp", "&qos=1"));
         Assert.True(published.ExitCode == 0, published.Output);
         Assert.True(await sub.WaitForLineAsync(l => l == $"devices/{thing}/temp 21.5", Timeout, Ct), "not received over MQTT: " + string.Join('|', sub.Lines));
@@ -154,7 +154,7 @@ public sealed class CoapTests(TrellisHost host)
         // One CON publish sent twice with the same message id: the same answer twice, one message.
         var watcher = TrellisHost.Unique("coaprw");
         using var sub = ExternalTool.StartBackground("mosquitto_sub", [.. host.AdminArgs(watcher), "-t", $"devices/{thing}/#", "-q", "1"]);
-        Assert.True(await Eventually.TrueAsync(() => host.Server.Broker.SubscriptionsOf(watcher).Count > 0, Timeout, Ct), "watcher did not subscribe: " + sub.Stderr);
+        await host.WaitSubscribedAsync(watcher, sub);
         var path = new List<(int, byte[])> { (11, "topics"u8.ToArray()), (11, "devices"u8.ToArray()), (11, System.Text.Encoding.UTF8.GetBytes(thing)), (11, "once"u8.ToArray()) };
         path.Add((15, System.Text.Encoding.UTF8.GetBytes("thing=" + thing)));
         path.Add((15, System.Text.Encoding.UTF8.GetBytes("token=" + token)));

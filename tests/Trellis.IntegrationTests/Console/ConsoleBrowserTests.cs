@@ -63,7 +63,7 @@ public sealed class ConsoleBrowserTests(TrellisHost host)
         using (var online = ExternalTool.StartBackground("mosquitto_sub", ["-h", "localhost", "-p", host.MqttsPort.ToString(System.Globalization.CultureInfo.InvariantCulture),
             "--cafile", Path.Combine(files, "ca.pem"), "--cert", Path.Combine(files, created + ".cert.pem"), "--key", Path.Combine(files, created + ".private.key"), "-i", created, "-t", $"devices/{created}/#"]))
         {
-            Assert.True(await Eventually.TrueAsync(() => host.Server.Broker.SubscriptionsOf(created).Count > 0, Timeout, Ct), online.Stderr);
+            await host.WaitSubscribedAsync(created, online);
             await page.ReloadAsync();
             await page.Locator("td[data-field=connected]").Filter(new() { HasTextRegex = new System.Text.RegularExpressions.Regex("^yes") }).WaitForAsync();
         }
@@ -75,7 +75,7 @@ public sealed class ConsoleBrowserTests(TrellisHost host)
         var reported = await host.IotCallsAsync([("data:update_thing_shadow", new { thingName = thing, payload = new { state = new { reported = new { note = hostile, color = "blue" } } } })], Ct);
         Assert.Equal(200, reported[0]!["status"]!.GetValue<int>());
         using var deltas = ExternalTool.StartBackground("mosquitto_sub", [.. host.TlsArgs(device), "-t", $"$aws/things/{thing}/shadow/update/delta", "-q", "1"]);
-        Assert.True(await Eventually.TrueAsync(() => host.Server.Broker.SubscriptionsOf(thing).Count > 0, Timeout, Ct), deltas.Stderr);
+        await host.WaitSubscribedAsync(thing, deltas);
 
         // Its telemetry, stored by a rule, is charted and follows new readings.
         var rule = TrellisHost.Unique("uitele_");

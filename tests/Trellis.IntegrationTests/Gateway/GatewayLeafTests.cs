@@ -42,7 +42,7 @@ public sealed class GatewayLeafTests(TrellisHost host)
         // Telemetry: mosquitto_pub on the gateway, seen upstream.
         var watcher = TrellisHost.Unique("gwwatch");
         using var upstream = ExternalTool.StartBackground("mosquitto_sub", [.. host.AdminArgs(watcher), "-t", $"devices/{gateway.Leaf}/#", "-q", "1", "-v"]);
-        Assert.True(await Eventually.TrueAsync(() => host.Server.Broker.SubscriptionsOf(watcher).Count > 0, Timeout, Ct), upstream.Stderr);
+        await host.WaitSubscribedAsync(watcher, upstream);
         var published = await ExternalTool.RunAsync("mosquitto_pub", [.. gateway.Leaf1(), "-t", $"devices/{gateway.Leaf}/telemetry", "-m", """{"temperature":20.5}""", "-q", "1"], Timeout, cancellationToken: Ct);
         Assert.True(published.ExitCode == 0, published.Output);
         Assert.True(await upstream.WaitForLineAsync(l => l == $$"""devices/{{gateway.Leaf}}/telemetry {"temperature":20.5}""", Timeout, Ct), string.Join('|', upstream.Lines));
@@ -189,7 +189,7 @@ public sealed class GatewayLeafTests(TrellisHost host)
         var coapPort = HttpReceiver.FreePort();
         var watcher = TrellisHost.Unique("gwwatch");
         using var upstream = ExternalTool.StartBackground("mosquitto_sub", [.. host.AdminArgs(watcher), "-t", $"devices/{gateway.Leaf}/#", "-q", "1", "-v"]);
-        Assert.True(await Eventually.TrueAsync(() => host.Server.Broker.SubscriptionsOf(watcher).Count > 0, Timeout, Ct), upstream.Stderr);
+        await host.WaitSubscribedAsync(watcher, upstream);
         using var run = StartGateway(gateway, "--coap", $"127.0.0.1:{coapPort}");
         Assert.True(await run.WaitForLineAsync(l => l.Contains("leaves registered upstream", StringComparison.Ordinal), Timeout, Ct), string.Join('\n', run.Lines) + run.Stderr);
         Assert.Contains(run.Lines, l => l.Contains($"CoAP port {coapPort}", StringComparison.Ordinal));
@@ -232,7 +232,7 @@ public sealed class GatewayLeafTests(TrellisHost host)
 
         var watcher = TrellisHost.Unique("gwwatch");
         using var upstream = ExternalTool.StartBackground("mosquitto_sub", [.. host.AdminArgs(watcher), "-t", $"devices/{gateway.Leaf}/bulk", "-q", "1"]);
-        Assert.True(await Eventually.TrueAsync(() => host.Server.Broker.SubscriptionsOf(watcher).Count > 0, Timeout, Ct), upstream.Stderr);
+        await host.WaitSubscribedAsync(watcher, upstream);
         var active = await host.IotCallsAsync([("update_certificate", new { certificateId, newStatus = "ACTIVE" })], Ct);
         Assert.Equal(200, active[0]!["status"]!.GetValue<int>());
         Assert.True(await Eventually.TrueAsync(() => upstream.Lines.Any(l => l.StartsWith("49", StringComparison.Ordinal)), TimeSpan.FromSeconds(45), Ct), "the newest message was not forwarded: " + string.Join('\n', run.Lines));
@@ -265,7 +265,7 @@ public sealed class GatewayLeafTests(TrellisHost host)
 
         var watcher = TrellisHost.Unique("gwwatch");
         using var upstream = ExternalTool.StartBackground("mosquitto_sub", [.. host.AdminArgs(watcher), "-t", $"devices/{gateway.Leaf}/#", "-q", "1", "-v"]);
-        Assert.True(await Eventually.TrueAsync(() => host.Server.Broker.SubscriptionsOf(watcher).Count > 0, Timeout, Ct), upstream.Stderr);
+        await host.WaitSubscribedAsync(watcher, upstream);
         var active = await host.IotCallsAsync([("update_certificate", new { certificateId, newStatus = "ACTIVE" })], Ct);
         Assert.Equal(200, active[0]!["status"]!.GetValue<int>());
         Assert.True(await upstream.WaitForLineAsync(l => l.Contains("\"queued\":true", StringComparison.Ordinal), TimeSpan.FromSeconds(45), Ct), "the queued message was not forwarded: " + string.Join('\n', run.Lines));
@@ -282,7 +282,7 @@ public sealed class GatewayLeafTests(TrellisHost host)
             """, Ct);
         var watcher = TrellisHost.Unique("gwwatch");
         using var upstream = ExternalTool.StartBackground("mosquitto_sub", [.. host.AdminArgs(watcher), "-t", $"devices/{gateway.Leaf}/#", "-q", "1", "-v"]);
-        Assert.True(await Eventually.TrueAsync(() => host.Server.Broker.SubscriptionsOf(watcher).Count > 0, Timeout, Ct), upstream.Stderr);
+        await host.WaitSubscribedAsync(watcher, upstream);
         using var run = StartGateway(gateway, "--rules", rules);
         Assert.True(await run.WaitForLineAsync(l => l.Contains("1 local rule(s)", StringComparison.Ordinal), Timeout, Ct), string.Join('\n', run.Lines) + run.Stderr);
 

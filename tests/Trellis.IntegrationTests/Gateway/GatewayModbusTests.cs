@@ -61,7 +61,7 @@ public sealed class GatewayModbusTests(TrellisHost host)
 
         var watcher = TrellisHost.Unique("gww");
         using var telemetry = ExternalTool.StartBackground("mosquitto_sub", [.. host.AdminArgs(watcher), "-t", $"devices/{leaf}/telemetry", "-q", "1"]);
-        Assert.True(await Eventually.TrueAsync(() => host.Server.Broker.SubscriptionsOf(watcher).Count > 0, Timeout, Ct), telemetry.Stderr);
+        await host.WaitSubscribedAsync(watcher, telemetry);
         using var run = ExternalTool.StartBackground(TrellisCli.FileName, [.. TrellisCli.Leading, "gateway", "--identity", folder, "--data", Path.Combine(folder, "data"), "--mqtt", "off", "--modbus", map]);
 
         // Polled values arrive upstream as the leaf's telemetry.
@@ -117,7 +117,7 @@ public sealed class GatewayModbusTests(TrellisHost host)
         var (_, folder) = await ProvisionGatewayAsync("gwplc");
         var watcher = TrellisHost.Unique("gww");
         using var telemetry = ExternalTool.StartBackground("mosquitto_sub", [.. host.AdminArgs(watcher), "-t", $"devices/{Plc}/telemetry", "-q", "1"]);
-        Assert.True(await Eventually.TrueAsync(() => host.Server.Broker.SubscriptionsOf(watcher).Count > 0, Timeout, Ct), telemetry.Stderr);
+        await host.WaitSubscribedAsync(watcher, telemetry);
         using var run = ExternalTool.StartBackground(TrellisCli.FileName, [.. TrellisCli.Leading, "gateway", "--identity", folder, "--data", Path.Combine(folder, "data"), "--mqtt", "off", "--modbus", Path.Combine(state, "plc-modbus.json")]);
         Assert.True(await telemetry.WaitForLineAsync(l => l.Contains("\"partsCount\"", StringComparison.Ordinal) && l.Contains("\"lineSpeed\"", StringComparison.Ordinal), Timeout, Ct),
             "no PLC telemetry: " + string.Join('|', run.Lines) + run.Stderr);
@@ -158,7 +158,7 @@ public sealed class GatewayModbusTests(TrellisHost host)
             """, Ct);
         var watcher = TrellisHost.Unique("gww");
         using var telemetry = ExternalTool.StartBackground("mosquitto_sub", [.. host.AdminArgs(watcher), "-t", $"devices/{good}/telemetry", "-q", "1"]);
-        Assert.True(await Eventually.TrueAsync(() => host.Server.Broker.SubscriptionsOf(watcher).Count > 0, Timeout, Ct), telemetry.Stderr);
+        await host.WaitSubscribedAsync(watcher, telemetry);
         using var run = ExternalTool.StartBackground(TrellisCli.FileName, [.. TrellisCli.Leading, "gateway", "--identity", folder, "--data", Path.Combine(folder, "data"), "--mqtt", "off", "--modbus", map]);
 
         Assert.True(await run.WaitForLineAsync(l => l.Contains($"Modbus device of {refusing}", StringComparison.Ordinal) && l.Contains("illegal data address", StringComparison.Ordinal), Timeout, Ct),

@@ -94,7 +94,7 @@ public sealed class SimulatorTests(TrellisHost host)
         var state = Path.Combine(host.DataDirectory, TrellisHost.Unique("simcoap"));
         var watcher = TrellisHost.Unique("simwatch");
         using var telemetry = ExternalTool.StartBackground("mosquitto_sub", [.. host.AdminArgs(watcher), "-t", "devices/sim-industrial-00002/telemetry", "-q", "1"]);
-        Assert.True(await Eventually.TrueAsync(() => host.Server.Broker.SubscriptionsOf(watcher).Count > 0, Timeout, Ct), telemetry.Stderr);
+        await host.WaitSubscribedAsync(watcher, telemetry);
         using var run = ExternalTool.StartBackground(TrellisCli.FileName, [.. TrellisCli.Leading, "simulate", "--profile", "industrial", "--devices", "3", "--coap-devices", "2",
             "--coap", $"127.0.0.1:{host.Server.Port("coap")}", "--seconds", "14", "--interval-ms", "300", "--state", state,
             "--endpoint", host.Endpoint, "--data", host.DataDirectory, "--output", "json"]);

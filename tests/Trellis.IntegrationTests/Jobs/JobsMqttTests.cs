@@ -25,7 +25,8 @@ public sealed class JobsMqttTests(TrellisHost host)
         using var notifyNext = ExternalTool.StartBackground("mosquitto_sub", [.. host.AdminArgs(notifyId), "-t", $"{prefix}/notify-next", "-t", $"{prefix}/notify", "-q", "1", "-v"]);
         using var events = ExternalTool.StartBackground("mosquitto_sub", [.. host.AdminArgs(eventsId), "-t", $"$aws/events/jobExecution/{job}/#", "-t", $"$aws/events/job/{job}/#", "-q", "1", "-v"]);
         // Both subscriptions in place before the job exists.
-        Assert.True(await Eventually.TrueAsync(() => host.Server.Broker.SubscriptionsOf(notifyId).Count == 2 && host.Server.Broker.SubscriptionsOf(eventsId).Count == 2, Timeout, Ct), notifyNext.Stderr + events.Stderr);
+        await host.WaitSubscribedAsync(notifyId, notifyNext, filters: 2);
+        await host.WaitSubscribedAsync(eventsId, events, filters: 2);
 
         var created = await host.IotCallsAsync([("create_job", new { jobId = job, targets = new[] { $"arn:aws:iot:us-east-1:000000000000:thing/{thing}" }, document = """{"operation":"blink","times":3}""" })], Ct);
         Assert.Equal(200, created[0]!["status"]!.GetValue<int>());

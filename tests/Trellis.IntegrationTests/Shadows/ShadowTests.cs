@@ -364,7 +364,7 @@ public sealed class ShadowTests(TrellisHost host)
         var topic = $"telemetry/{thing}";
         var subscriber = TrellisHost.Unique("op");
         using var sub = ExternalTool.StartBackground("mosquitto_sub", [.. host.AdminArgs(subscriber), "-t", topic, "-v", "-q", "1"]);
-        Assert.True(await Eventually.TrueAsync(() => host.Server.Broker.SubscriptionsOf(subscriber).Contains(topic), TimeSpan.FromSeconds(20), Ct), sub.Stderr);
+        await host.WaitSubscribedAsync(subscriber, sub, topic);
         var results = await IotDataAsync(
             new { op = "create_thing", thing },
             new { op = "publish", topic, payload = "21.5", qos = 1 },

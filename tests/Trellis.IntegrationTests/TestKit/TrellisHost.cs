@@ -108,6 +108,48 @@ public class TrellisHost : IAsyncLifetime
         return request;
     }
 
+    /// <summary>
+    /// Waits until <paramref name="clientId"/> is connected and its session holds <paramref name="filter"/>
+    /// (without one: at least <paramref name="filters"/> filters). The broker records a subscription
+    /// before its SUBACK, so a subscriber is ready once this returns. Fails the test after 30 s, saying
+    /// what the broker holds and what <paramref name="peer"/> (the subscribing tool) printed.
+    /// </summary>
+    public async Task WaitSubscribedAsync(string clientId, ExternalTool.Background? peer = null, string? filter = null, int filters = 1)
+    {
+        var broker = Server.Broker;
+        bool Ready()
+        {
+            var held = broker.SubscriptionsOf(clientId);
+            return (filter is null ? held.Count >= filters : held.Contains(filter)) && broker.ConnectedClientIds().Contains(clientId);
+        }
+
+        if (!await Eventually.TrueAsync(Ready, SubscribeTimeout, Xunit.TestContext.Current.CancellationToken))
+        {
+            Xunit.Assert.Fail($"{clientId} did not subscribe to {filter ?? $"{filters} filter(s)"} within {SubscribeTimeout.TotalSeconds} s "
+                + $"(connected: {broker.ConnectedClientIds().Contains(clientId)}; its session holds [{string.Join(", ", broker.SubscriptionsOf(clientId))}])"
+                + PeerReport(peer));
+        }
+    }
+
+    /// <summary>
+    /// Waits until <paramref name="clients"/> live connections hold <paramref name="filter"/>, for
+    /// subscribers whose client ids the test does not choose; fails the test after 30 s.
+    /// </summary>
+    public async Task WaitSubscribersAsync(string filter, int clients = 1, ExternalTool.Background? peer = null)
+    {
+        var broker = Server.Broker;
+        int Holding() => broker.ConnectedClientIds().Count(c => broker.SubscriptionsOf(c).Contains(filter));
+        if (!await Eventually.TrueAsync(() => Holding() >= clients, SubscribeTimeout, Xunit.TestContext.Current.CancellationToken))
+        {
+            Xunit.Assert.Fail($"{Holding()} of {clients} subscriber(s) to {filter} are connected after {SubscribeTimeout.TotalSeconds} s" + PeerReport(peer));
+        }
+    }
+
+    private static readonly TimeSpan SubscribeTimeout = TimeSpan.FromSeconds(30);
+
+    private static string PeerReport(ExternalTool.Background? peer) =>
+        peer is null ? string.Empty : $"; the subscriber {(peer.HasExited ? $"exited with {peer.ExitCode}" : "is still running")} and printed:\n{string.Join('\n', peer.Lines)}\n{peer.Stderr}";
+
     /// <summary>Further server options for a derived host (short timeouts for a test).</summary>
     protected virtual TrellisServerOptions Configure(TrellisServerOptions options) => options;
 
