@@ -58,10 +58,10 @@ public sealed partial class FleetIndex : IDisposable
     public FleetIndex(RegistryService registry, ShadowService shadows, ShadowStore shadowStore, ThingConnectivity connectivity, string path, ILogger<FleetIndex> logger,
         System.Diagnostics.Metrics.IMeterFactory? meters = null)
     {
-        Lag = new LagHistogram(meters);
         ArgumentNullException.ThrowIfNull(registry);
         ArgumentNullException.ThrowIfNull(shadows);
         ArgumentNullException.ThrowIfNull(connectivity);
+        Lag = new LagHistogram(meters);
         _registry = registry;
         _shadowStore = shadowStore;
         _connectivity = connectivity;
