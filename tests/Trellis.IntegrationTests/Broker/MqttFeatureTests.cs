@@ -20,7 +20,7 @@ public sealed class MqttFeatureTests(TrellisHost host)
     {
         var topic = TrellisHost.Unique("q2/");
         using var sub = ExternalTool.StartBackground("mosquitto_sub", [.. host.AdminArgs(TrellisHost.Unique("s"), version), "-t", topic, "-q", "2", "-v"]);
-        await host.WaitSubscribersAsync(topic);
+        await host.WaitSubscribersAsync(topic, peer: sub);
 
         var pub = await ExternalTool.RunAsync("mosquitto_pub", [.. host.AdminArgs(TrellisHost.Unique("p"), version), "-t", topic, "-m", "once", "-q", "2"], Timeout, cancellationToken: Ct);
 
@@ -64,9 +64,10 @@ public sealed class MqttFeatureTests(TrellisHost host)
     {
         var willTopic = TrellisHost.Unique("will/");
         using var watcher = ExternalTool.StartBackground("mosquitto_sub", [.. host.AdminArgs(TrellisHost.Unique("w")), "-t", willTopic, "-v"]);
-        await host.WaitSubscribersAsync(willTopic);
-        var dying = ExternalTool.StartBackground("mosquitto_sub", [.. host.AdminArgs(TrellisHost.Unique("d")), "-t", "x/y", "--will-topic", willTopic, "--will-payload", "gone", "--will-qos", "1"]);
-        await host.WaitSubscribersAsync("x/y");
+        await host.WaitSubscribersAsync(willTopic, peer: watcher);
+        var dyingId = TrellisHost.Unique("d");
+        var dying = ExternalTool.StartBackground("mosquitto_sub", [.. host.AdminArgs(dyingId), "-t", "x/y", "--will-topic", willTopic, "--will-payload", "gone", "--will-qos", "1"]);
+        await host.WaitSubscribedAsync(dyingId, dying, "x/y");
 
         dying.Dispose();
 
@@ -78,7 +79,7 @@ public sealed class MqttFeatureTests(TrellisHost host)
     {
         var willTopic = TrellisHost.Unique("will/");
         using var watcher = ExternalTool.StartBackground("mosquitto_sub", [.. host.AdminArgs(TrellisHost.Unique("w")), "-t", willTopic, "-t", willTopic + "/marker", "-v"]);
-        await host.WaitSubscribersAsync(willTopic);
+        await host.WaitSubscribersAsync(willTopic, peer: watcher);
 
         var clean = await ExternalTool.RunAsync("mosquitto_pub", [.. host.AdminArgs(TrellisHost.Unique("c")), "-t", "x/z", "-m", "1", "--will-topic", willTopic, "--will-payload", "gone"], Timeout, cancellationToken: Ct);
         Assert.True(clean.ExitCode == 0, clean.Output);
@@ -113,7 +114,7 @@ public sealed class MqttFeatureTests(TrellisHost host)
     {
         var clientId = TrellisHost.Unique("same");
         using var first = ExternalTool.StartBackground("mosquitto_sub", [.. host.AdminArgs(clientId, "mqttv5"), "-t", "t/first", "-q", "1"]);
-        await host.WaitSubscribersAsync("t/first");
+        await host.WaitSubscribedAsync(clientId, first, "t/first");
         using var second = ExternalTool.StartBackground("mosquitto_sub", [.. host.AdminArgs(clientId, "mqttv5"), "-t", "t/second", "-q", "1"]);
 
         Assert.True(await Eventually.TrueAsync(() => host.Logs.Contains($"Client {clientId} disconnected: DUPLICATE_CLIENTID"), Timeout, Ct));
@@ -163,7 +164,7 @@ public sealed class MqttFeatureTests(TrellisHost host)
     {
         var clientId = TrellisHost.Unique("life");
         using var events = ExternalTool.StartBackground("mosquitto_sub", [.. host.AdminArgs(TrellisHost.Unique("ev")), "-t", $"$aws/events/presence/+/{clientId}", "-t", $"$aws/events/subscriptions/+/{clientId}", "-v"]);
-        await host.WaitSubscribersAsync($"$aws/events/presence/+/{clientId}");
+        await host.WaitSubscribersAsync($"$aws/events/presence/+/{clientId}", peer: events);
 
         await ExternalTool.RunCheckedAsync("mosquitto_sub", [.. host.AdminArgs(clientId), "-t", "life/x", "-E"], Timeout, cancellationToken: Ct);
 
